@@ -1,0 +1,1 @@
+"""GhostPay: pay AI agents on Solana."""

@@ -1,0 +1,1 @@
+"""The built on-chain program (ghostpay.so), shipped as package data."""

@@ -1,0 +1,157 @@
+/* The Agent account: layout, argument parsing, validation, serialization.
+ *
+ * Fixed-size fields come first (discovery filters them with memcmp at the
+ * offsets the IDL header gives); the variable tail follows in borsh. The
+ * struct below mirrors the fixed part; the static asserts tie it to the IDL. */
+#pragma once
+
+#include "../sdk/anchor.h"
+#include "../sdk/text.h"
+#include "../sdk/token.h"
+
+typedef struct {
+    uint64_t discriminator;
+    SolPubkey owner;
+    uint8_t x402_enabled;
+    uint8_t is_active;
+    uint8_t agent_type;
+    uint8_t bump;
+    uint32_t reputation_score;
+    uint64_t x402_price_per_call;
+    SolPubkey x402_payment_address;
+    uint64_t total_jobs_completed;
+    uint64_t total_earnings;
+    uint64_t x402_total_payments;
+    uint64_t x402_total_calls;
+    int64_t last_payment_at;
+    int64_t created_at;
+    int64_t updated_at;
+    uint32_t open_work_orders;
+} AgentFixed;
+
+_Static_assert(offsetof(AgentFixed, owner) == GP_AGENT_OFFSET_OWNER, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, x402_enabled) == GP_AGENT_OFFSET_X402_ENABLED, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, is_active) == GP_AGENT_OFFSET_IS_ACTIVE, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, agent_type) == GP_AGENT_OFFSET_AGENT_TYPE, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, bump) == GP_AGENT_OFFSET_BUMP, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, reputation_score) == GP_AGENT_OFFSET_REPUTATION_SCORE, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, x402_price_per_call) == GP_AGENT_OFFSET_X402_PRICE_PER_CALL, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, x402_payment_address) == GP_AGENT_OFFSET_X402_PAYMENT_ADDRESS, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, total_jobs_completed) == GP_AGENT_OFFSET_TOTAL_JOBS_COMPLETED, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, total_earnings) == GP_AGENT_OFFSET_TOTAL_EARNINGS, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, x402_total_payments) == GP_AGENT_OFFSET_X402_TOTAL_PAYMENTS, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, x402_total_calls) == GP_AGENT_OFFSET_X402_TOTAL_CALLS, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, last_payment_at) == GP_AGENT_OFFSET_LAST_PAYMENT_AT, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, created_at) == GP_AGENT_OFFSET_CREATED_AT, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, updated_at) == GP_AGENT_OFFSET_UPDATED_AT, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, open_work_orders) == GP_AGENT_OFFSET_OPEN_WORK_ORDERS, "Agent layout drifted from the IDL");
+
+/* The variable tail starts right after the fixed fields. */
+#define AGENT_TAIL_OFFSET GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS
+#define AGENT_TAIL_CAPACITY (GP_AGENT_SPACE - AGENT_TAIL_OFFSET)
+
+typedef struct {
+    const SolPubkey *payment_address;
+    uint64_t price_per_call;
+    uint32_t token_count;
+    const SolPubkey *tokens; /* token_count contiguous keys */
+    GpSlice service_endpoint;
+} X402Config;
+
+/* The variable-size fields, as slices into instruction data or account data. */
+typedef struct {
+    uint32_t token_count;
+    const SolPubkey *tokens;
+    GpSlice agent_id;
+    GpSlice name;
+    GpSlice description;
+    GpSlice metadata_uri;
+    GpSlice service_endpoint;
+    uint32_t capability_count;
+    GpSlice capabilities[GP_MAX_CAPABILITIES];
+} AgentTail;
+
+static inline AgentFixed *agent_fixed(const SolAccountInfo *account) { return (AgentFixed *)account->data; }
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+static uint64_t parse_capabilities(BorshReader *r, AgentTail *tail) {
+    uint32_t count = borsh_read_u32(r);
+    if (r->ok && count > GP_MAX_CAPABILITIES) return gp_fail(GP_ERR_TOO_MANY_CAPABILITIES);
+    tail->capability_count = count;
+    for (uint32_t i = 0; i < count && r->ok; i++) tail->capabilities[i] = borsh_read_bytes(r);
+    return 0;
+}
+
+static void parse_x402_config(BorshReader *r, X402Config *config) {
+    config->payment_address = borsh_read_pubkey(r);
+    config->price_per_call = borsh_read_u64(r);
+    config->token_count = borsh_read_u32(r);
+    config->tokens = (const SolPubkey *)borsh_take(r, (uint64_t)config->token_count * SOL_PUBKEY_BYTES);
+    config->service_endpoint = borsh_read_bytes(r);
+}
+
+/* ---- validation --------------------------------------------------------------- */
+
+static uint64_t require_text(GpSlice s, uint64_t min_len, uint64_t max_len, uint64_t error) {
+    return (s.len < min_len || s.len > max_len || !text_is_utf8(s)) ? gp_fail(error) : 0;
+}
+
+static uint64_t validate_profile(const AgentTail *tail) {
+    TRY(require_text(tail->name, 1, GP_MAX_NAME_LEN, GP_ERR_NAME_INVALID));
+    TRY(require_text(tail->description, 0, GP_MAX_DESCRIPTION_LEN, GP_ERR_DESCRIPTION_TOO_LONG));
+    TRY(require_text(tail->metadata_uri, 0, GP_MAX_METADATA_URI_LEN, GP_ERR_METADATA_URI_TOO_LONG));
+    for (uint32_t i = 0; i < tail->capability_count; i++)
+        TRY(require_text(tail->capabilities[i], 1, GP_MAX_CAPABILITY_LEN, GP_ERR_CAPABILITY_INVALID));
+    return 0;
+}
+
+static uint64_t validate_price(uint64_t price) {
+    return (price < GP_MIN_PRICE_PER_CALL || price > GP_MAX_PRICE_PER_CALL) ? gp_fail(GP_ERR_PRICE_OUT_OF_RANGE) : 0;
+}
+
+static uint64_t validate_endpoint(GpSlice endpoint) {
+    if (endpoint.len > GP_MAX_ENDPOINT_LEN) return gp_fail(GP_ERR_ENDPOINT_TOO_LONG);
+    return text_is_http_url(endpoint) ? 0 : gp_fail(GP_ERR_INVALID_ENDPOINT);
+}
+
+/* 1-10 distinct, non-default keys, each passed (in order) as `mints[i]` and
+ * each an initialized SPL Token or Token-2022 mint. */
+static uint64_t validate_tokens(uint32_t count, const SolPubkey *tokens, const SolAccountInfo *mints,
+                                uint64_t mint_count) {
+    if (count == 0) return gp_fail(GP_ERR_NO_ACCEPTED_TOKENS);
+    if (count > GP_MAX_ACCEPTED_TOKENS) return gp_fail(GP_ERR_TOO_MANY_ACCEPTED_TOKENS);
+    if (mint_count != count) return gp_fail(GP_ERR_MINT_ACCOUNT_MISMATCH);
+    for (uint32_t i = 0; i < count; i++) {
+        if (sol_pubkey_is_default(&tokens[i])) return gp_fail(GP_ERR_DEFAULT_TOKEN_NOT_ALLOWED);
+        for (uint32_t j = 0; j < i; j++)
+            if (sol_pubkey_eq(&tokens[i], &tokens[j])) return gp_fail(GP_ERR_DUPLICATE_TOKEN);
+        if (!sol_pubkey_eq(mints[i].key, &tokens[i])) return gp_fail(GP_ERR_MINT_ACCOUNT_MISMATCH);
+        if (!token_is_mint(&mints[i])) return gp_fail(GP_ERR_NOT_A_MINT);
+    }
+    return 0;
+}
+
+static uint64_t validate_x402_config(const X402Config *config, const SolAccountInfo *mints, uint64_t mint_count) {
+    if (sol_pubkey_is_default(config->payment_address)) return gp_fail(GP_ERR_INVALID_PAYMENT_ADDRESS);
+    TRY(validate_price(config->price_per_call));
+    TRY(validate_tokens(config->token_count, config->tokens, mints, mint_count));
+    return validate_endpoint(config->service_endpoint);
+}
+
+/* ---- serialization ------------------------------------------------------------ */
+
+/* Writes the tail in IDL field order; it always fits because every field was
+ * validated against the limits AGENT_SPACE is computed from. */
+static void write_agent_tail(uint8_t *account_data, const AgentTail *tail) {
+    BorshWriter w = borsh_writer(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
+    borsh_write_u32(&w, tail->token_count);
+    borsh_write_raw(&w, tail->tokens, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
+    borsh_write_bytes(&w, tail->agent_id);
+    borsh_write_bytes(&w, tail->name);
+    borsh_write_bytes(&w, tail->description);
+    borsh_write_bytes(&w, tail->metadata_uri);
+    borsh_write_bytes(&w, tail->service_endpoint);
+    borsh_write_u32(&w, tail->capability_count);
+    for (uint32_t i = 0; i < tail->capability_count; i++) borsh_write_bytes(&w, tail->capabilities[i]);
+}

@@ -1,0 +1,107 @@
+"""LiteSVM harness: the real Agave runtime in-process, with GhostPay loaded.
+
+Transactions are built with the generated bindings; results expose logs,
+compute units, decoded events (anchorpy's EventParser) and the error name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from anchorpy import EventParser
+from anchorpy.coder.coder import Coder
+from anchorpy.error import _LangErrorCode
+from solders.account import Account
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+from ghostpay import artifacts
+from ghostpay.program_id import PROGRAM_ID
+
+TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
+MINT_LEN = 82
+LAMPORTS_PER_SOL = 1_000_000_000
+
+ERROR_NAMES: dict[int, str] = {int(code): code.name for code in _LangErrorCode}
+ERROR_NAMES.update({e["code"]: e["name"] for e in artifacts.idl_dict()["errors"]})
+
+
+@dataclass
+class TxResult:
+    ok: bool
+    logs: list[str]
+    compute_units: int
+    error: str | None = None  # program error name, or the runtime error text
+    events: list[Any] = field(default_factory=list)
+
+    def event(self, name: str) -> Any:
+        matches = [e for e in self.events if e.name == name]
+        assert len(matches) == 1, f"expected one {name} event, got {[e.name for e in self.events]}"
+        return matches[0].data
+
+
+def error_name(err: Any) -> str:
+    """`InstructionErrorCustom(n)` -> the IDL / Anchor name; anything else -> its text."""
+    text = str(err)
+    custom = getattr(getattr(err, "err", None), "code", None)
+    if custom is None and "Custom(" in text:
+        custom = int(text.split("Custom(")[1].split(")")[0])
+    return ERROR_NAMES.get(custom, text) if custom is not None else text
+
+
+class Chain:
+    """A LiteSVM instance with the GhostPay program at its IDL address."""
+
+    def __init__(self, program_so: bytes | None = None, program_id: Pubkey = PROGRAM_ID) -> None:
+        self.svm = LiteSVM()
+        self.program_id = program_id
+        self.svm.add_program(program_id, program_so if program_so is not None else artifacts.program_bytes())
+        self._event_parser = EventParser(program_id, Coder(artifacts.idl()))
+
+    def funded_keypair(self, sol: int = 10) -> Keypair:
+        keypair = Keypair()
+        self.svm.airdrop(keypair.pubkey(), sol * LAMPORTS_PER_SOL)
+        return keypair
+
+    def balance(self, key: Pubkey) -> int:
+        return self.svm.get_balance(key) or 0
+
+    def balances(self, keys: Iterable[Pubkey]) -> dict[Pubkey, int]:
+        return {k: self.balance(k) for k in keys}
+
+    def account(self, key: Pubkey) -> Account | None:
+        return self.svm.get_account(key)
+
+    def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        """Sign with `signers` (the first pays the fee) and execute."""
+        message = Message.new_with_blockhash(list(instructions), signers[0].pubkey(), self.svm.latest_blockhash())
+        tx = Transaction(list(signers), message, self.svm.latest_blockhash())
+        result = self.svm.send_transaction(tx)
+        self.svm.expire_blockhash()  # lets an identical transaction be sent again
+        if isinstance(result, FailedTransactionMetadata):
+            meta = result.meta()
+            return TxResult(False, list(meta.logs()), meta.compute_units_consumed(), error_name(result.err()))
+        logs = list(result.logs())
+        events: list[Any] = []
+        self._event_parser.parse_logs(logs, events.append)
+        return TxResult(True, logs, result.compute_units_consumed(), events=events)
+
+    def create_mint(self, decimals: int = 6, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+        """An initialized mint written straight into the ledger (no authority)."""
+        mint = Keypair().pubkey()
+        data = bytearray(MINT_LEN)
+        data[44] = decimals
+        data[45] = 1  # is_initialized
+        self.set_account(mint, bytes(data), owner=token_program)
+        return mint
+
+    def set_account(self, key: Pubkey, data: bytes, owner: Pubkey, lamports: int | None = None) -> None:
+        lamports = self.svm.minimum_balance_for_rent_exemption(len(data)) if lamports is None else lamports
+        self.svm.set_account(key, Account(lamports=lamports, data=data, owner=owner, executable=False))
