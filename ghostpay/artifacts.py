@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anchorpy import Idl
+if TYPE_CHECKING:
+    from anchorpy import Idl
 
 PROGRAM_SO = files("ghostpay") / "program" / "ghostpay.so"
 IDL_JSON = files("ghostpay") / "idl.json"
@@ -27,4 +28,6 @@ def idl_dict() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def idl() -> Idl:
     """The Anchor IDL parsed by anchorpy (for Program, Coder and EventParser)."""
+    from anchorpy import Idl  # imported here so the artifacts need no dependencies
+
     return Idl.from_json(IDL_JSON.read_text())

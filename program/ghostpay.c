@@ -11,7 +11,6 @@ static uint64_t dispatch(const GpInput *in) {
     BorshReader args = borsh_reader(in->data + GP_DISCRIMINATOR_BYTES, in->data_len - GP_DISCRIMINATOR_BYTES);
     switch (discriminator) {
     case GP_IX_REGISTER_AGENT:
-        sol_log_("Instruction: RegisterAgent", 26);
         return register_agent(in, &args);
     default:
         return gp_fail(GP_ERR_INSTRUCTION_FALLBACK_NOT_FOUND);

@@ -31,7 +31,7 @@ static inline BorshReader borsh_reader(const uint8_t *data, uint64_t len) {
 }
 
 /* Returns a pointer to `n` readable bytes, or NULL (and ok = false) when fewer remain. */
-static const uint8_t *borsh_take(BorshReader *r, uint64_t n) {
+static inline const uint8_t *borsh_take(BorshReader *r, uint64_t n) {
     if (!r->ok || n > r->len - r->pos) {
         r->ok = false;
         return NULL;
@@ -41,19 +41,25 @@ static const uint8_t *borsh_take(BorshReader *r, uint64_t n) {
     return p;
 }
 
-static uint64_t borsh_read_le(BorshReader *r, uint64_t width) {
-    const uint8_t *p = borsh_take(r, width);
-    uint64_t value = 0;
-    if (p)
-        for (uint64_t i = 0; i < width; i++) value |= (uint64_t)p[i] << (8 * i);
-    return value;
+/* SBPF loads and stores need no alignment, so integers are read and written
+ * with one plain load or store instead of byte loops. */
+static inline uint8_t borsh_read_u8(BorshReader *r) {
+    const uint8_t *p = borsh_take(r, 1);
+    return p ? *p : 0;
 }
-
-static inline uint8_t borsh_read_u8(BorshReader *r) { return (uint8_t)borsh_read_le(r, 1); }
-static inline uint16_t borsh_read_u16(BorshReader *r) { return (uint16_t)borsh_read_le(r, 2); }
-static inline uint32_t borsh_read_u32(BorshReader *r) { return (uint32_t)borsh_read_le(r, 4); }
-static inline uint64_t borsh_read_u64(BorshReader *r) { return borsh_read_le(r, 8); }
-static inline int64_t borsh_read_i64(BorshReader *r) { return (int64_t)borsh_read_le(r, 8); }
+static inline uint16_t borsh_read_u16(BorshReader *r) {
+    const uint8_t *p = borsh_take(r, 2);
+    return p ? *(const uint16_t *)p : 0;
+}
+static inline uint32_t borsh_read_u32(BorshReader *r) {
+    const uint8_t *p = borsh_take(r, 4);
+    return p ? *(const uint32_t *)p : 0;
+}
+static inline uint64_t borsh_read_u64(BorshReader *r) {
+    const uint8_t *p = borsh_take(r, 8);
+    return p ? *(const uint64_t *)p : 0;
+}
+static inline int64_t borsh_read_i64(BorshReader *r) { return (int64_t)borsh_read_u64(r); }
 
 /* Borsh bools are exactly 0 or 1; anything else is malformed. */
 static bool borsh_read_bool(BorshReader *r) {
@@ -85,30 +91,36 @@ static inline BorshWriter borsh_writer(uint8_t *data, uint64_t capacity) {
     return (BorshWriter){.data = data, .capacity = capacity, .pos = 0, .ok = true};
 }
 
-static void borsh_write_raw(BorshWriter *w, const void *src, uint64_t n) {
+/* Returns where `n` bytes may be written, or NULL (and ok = false) past capacity. */
+static inline uint8_t *borsh_reserve(BorshWriter *w, uint64_t n) {
     if (!w->ok || n > w->capacity - w->pos) {
         w->ok = false;
-        return;
+        return NULL;
     }
-    if (n) sol_memcpy_(w->data + w->pos, src, n);
+    uint8_t *p = w->data + w->pos;
     w->pos += n;
+    return p;
 }
 
-/* Integers are stored byte by byte: cheaper than a memcpy syscall for 1-8 bytes. */
-static void borsh_write_le(BorshWriter *w, uint64_t value, uint64_t width) {
-    if (!w->ok || width > w->capacity - w->pos) {
-        w->ok = false;
-        return;
-    }
-    for (uint64_t i = 0; i < width; i++) w->data[w->pos + i] = (uint8_t)(value >> (8 * i));
-    w->pos += width;
+static inline void borsh_write_u8(BorshWriter *w, uint8_t v) {
+    uint8_t *p = borsh_reserve(w, 1);
+    if (p) *p = v;
+}
+static inline void borsh_write_bool(BorshWriter *w, bool v) { borsh_write_u8(w, v ? 1 : 0); }
+static inline void borsh_write_u32(BorshWriter *w, uint32_t v) {
+    uint8_t *p = borsh_reserve(w, 4);
+    if (p) *(uint32_t *)p = v;
+}
+static inline void borsh_write_u64(BorshWriter *w, uint64_t v) {
+    uint8_t *p = borsh_reserve(w, 8);
+    if (p) *(uint64_t *)p = v;
+}
+static inline void borsh_write_i64(BorshWriter *w, int64_t v) { borsh_write_u64(w, (uint64_t)v); }
+static void borsh_write_raw(BorshWriter *w, const void *src, uint64_t n) {
+    uint8_t *p = borsh_reserve(w, n);
+    if (p && n) sol_memcpy_(p, src, n);
 }
 
-static inline void borsh_write_u8(BorshWriter *w, uint8_t v) { borsh_write_le(w, v, 1); }
-static inline void borsh_write_bool(BorshWriter *w, bool v) { borsh_write_le(w, v ? 1 : 0, 1); }
-static inline void borsh_write_u32(BorshWriter *w, uint32_t v) { borsh_write_le(w, v, 4); }
-static inline void borsh_write_u64(BorshWriter *w, uint64_t v) { borsh_write_le(w, v, 8); }
-static inline void borsh_write_i64(BorshWriter *w, int64_t v) { borsh_write_le(w, (uint64_t)v, 8); }
 static inline void borsh_write_pubkey(BorshWriter *w, const SolPubkey *k) { borsh_write_raw(w, k->x, SOL_PUBKEY_BYTES); }
 
 static void borsh_write_bytes(BorshWriter *w, GpSlice s) {

@@ -29,34 +29,35 @@ static inline uint64_t align_up_8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u;
 static void gp_deserialize(const uint8_t *input, GpInput *out) {
     uint64_t total = *(const uint64_t *)input;
     input += sizeof(uint64_t);
-    out->account_count = 0;
+    out->account_count = total < GP_MAX_ACCOUNTS ? total : GP_MAX_ACCOUNTS;
     for (uint64_t i = 0; i < total; i++) {
+        /* Accounts past GP_MAX_ACCOUNTS are parsed only to find the instruction data. */
+        SolAccountInfo skipped;
+        SolAccountInfo *info = i < GP_MAX_ACCOUNTS ? &out->accounts[i] : &skipped;
         uint8_t dup = *input++;
-        SolAccountInfo info;
-        if (dup == SOL_NON_DUP_MARKER) {
-            info.is_signer = *input++;
-            info.is_writable = *input++;
-            info.executable = *input++;
-            input += SOL_ACCOUNT_HEADER_PADDING;
-            info.key = (SolPubkey *)input;
-            input += SOL_PUBKEY_BYTES;
-            info.owner = (SolPubkey *)input;
-            input += SOL_PUBKEY_BYTES;
-            info.lamports = (uint64_t *)input;
-            input += sizeof(uint64_t);
-            info.data_len = *(const uint64_t *)input;
-            input += sizeof(uint64_t);
-            info.data = (uint8_t *)input;
-            input += info.data_len + SOL_MAX_PERMITTED_DATA_INCREASE;
-            input = (const uint8_t *)align_up_8((uint64_t)input);
-            info.rent_epoch = *(const uint64_t *)input;
-            input += sizeof(uint64_t);
-        } else {
+        if (dup != SOL_NON_DUP_MARKER) {
             input += SOL_DUPLICATE_PADDING;
             /* The runtime only marks an account as a duplicate of an earlier one. */
-            info = out->accounts[dup < GP_MAX_ACCOUNTS ? dup : 0];
+            if (dup < GP_MAX_ACCOUNTS) *info = out->accounts[dup];
+            continue;
         }
-        if (out->account_count < GP_MAX_ACCOUNTS) out->accounts[out->account_count++] = info;
+        info->is_signer = *input++;
+        info->is_writable = *input++;
+        info->executable = *input++;
+        input += SOL_ACCOUNT_HEADER_PADDING;
+        info->key = (SolPubkey *)input;
+        input += SOL_PUBKEY_BYTES;
+        info->owner = (SolPubkey *)input;
+        input += SOL_PUBKEY_BYTES;
+        info->lamports = (uint64_t *)input;
+        input += sizeof(uint64_t);
+        info->data_len = *(const uint64_t *)input;
+        input += sizeof(uint64_t);
+        info->data = (uint8_t *)input;
+        input += info->data_len + SOL_MAX_PERMITTED_DATA_INCREASE;
+        input = (const uint8_t *)align_up_8((uint64_t)input);
+        info->rent_epoch = *(const uint64_t *)input;
+        input += sizeof(uint64_t);
     }
     out->data_len = *(const uint64_t *)input;
     input += sizeof(uint64_t);

@@ -28,6 +28,10 @@ static bool text_is_utf8(GpSlice s) {
             }
         }
         uint8_t lead = s.ptr[i];
+        if (lead < 0x80) {
+            i++;
+            continue;
+        }
         uint64_t n = utf8_sequence_len(lead);
         if (n == 0 || n > s.len - i) return false;
         for (uint64_t k = 1; k < n; k++)
@@ -41,17 +45,21 @@ static bool text_is_utf8(GpSlice s) {
     return true;
 }
 
-static bool text_starts_with(GpSlice s, const char *prefix) {
-    uint64_t n = sol_strlen(prefix);
-    if (s.len < n) return false;
-    for (uint64_t i = 0; i < n; i++)
+static bool text_has_prefix(GpSlice s, const char *prefix, uint64_t prefix_len) {
+    if (s.len < prefix_len) return false;
+    for (uint64_t i = 0; i < prefix_len; i++)
         if (s.ptr[i] != (uint8_t)prefix[i]) return false;
     return true;
 }
 
+#define HTTPS_SCHEME "https://"
+#define HTTP_SCHEME "http://"
+
 /* An http(s) URL with a non-empty remainder and no spaces or control characters. */
 static bool text_is_http_url(GpSlice s) {
-    uint64_t scheme = text_starts_with(s, "https://") ? 8 : text_starts_with(s, "http://") ? 7 : 0;
+    uint64_t scheme = text_has_prefix(s, HTTPS_SCHEME, sizeof HTTPS_SCHEME - 1)  ? sizeof HTTPS_SCHEME - 1
+                      : text_has_prefix(s, HTTP_SCHEME, sizeof HTTP_SCHEME - 1) ? sizeof HTTP_SCHEME - 1
+                                                                                 : 0;
     if (scheme == 0 || s.len == scheme) return false;
     for (uint64_t i = scheme; i < s.len; i++)
         if (s.ptr[i] <= 0x20 || s.ptr[i] == 0x7f) return false;
