@@ -1,1 +1,3 @@
 """GhostPay: pay AI agents on Solana."""
+
+__version__ = "0.1.0"

@@ -11,7 +11,7 @@ from ghostpay.accounts import Agent
 from ghostpay.instructions import register_agent
 from ghostpay.pda import agent_address
 from ghostpay.types import X402Config
-from tests.harness import Chain
+from ghostpay.svm import InProcessChain as Chain
 
 AGENT_SPACE = 1848
 
@@ -50,7 +50,7 @@ def test_register_agent_creates_the_account_and_emits_the_event(chain: Chain) ->
     assert agent.x402_enabled and agent.is_active
     assert agent.x402_price_per_call == 10_000 and agent.x402_accepted_tokens == [mint]
     assert agent.x402_service_endpoint == "https://agent.example.com/translate"
-    assert agent.created_at == agent.updated_at == chain.svm.get_clock().unix_timestamp
+    assert agent.created_at == agent.updated_at == chain.svm.get_clock().unix_timestamp > 1_700_000_000
 
     event = result.event("AgentRegistered")
     assert (event.agent, event.owner, event.agent_id, event.x402_price_per_call) == (

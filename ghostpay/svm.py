@@ -1,11 +1,18 @@
-"""LiteSVM harness: the real Agave runtime in-process, with GhostPay loaded.
+"""An in-process chain: LiteSVM (the real Agave runtime) with GhostPay loaded.
 
-Transactions are built with the generated bindings; results expose logs,
-compute units, decoded events (anchorpy's EventParser) and the error name.
+Used by the tests, the benchmarks and `ghost demo`. Results expose logs,
+compute units, events decoded with anchorpy's EventParser, and the program
+error by its IDL / Anchor name.
+
+    >>> chain = InProcessChain()
+    >>> payer = chain.funded_keypair()
+    >>> chain.balance(payer.pubkey())
+    10000000000
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -13,6 +20,7 @@ from anchorpy import EventParser
 from anchorpy.coder.coder import Coder
 from anchorpy.error import _LangErrorCode
 from solders.account import Account
+from solders.clock import Clock
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -35,6 +43,8 @@ ERROR_NAMES.update({e["code"]: e["name"] for e in artifacts.idl_dict()["errors"]
 
 @dataclass
 class TxResult:
+    """What one transaction did."""
+
     ok: bool
     logs: list[str]
     compute_units: int
@@ -56,7 +66,7 @@ def error_name(err: Any) -> str:
     return ERROR_NAMES.get(custom, text) if custom is not None else text
 
 
-class Chain:
+class InProcessChain:
     """A LiteSVM instance with the GhostPay program at its IDL address."""
 
     def __init__(self, program_so: bytes | None = None, program_id: Pubkey = PROGRAM_ID) -> None:
@@ -64,6 +74,13 @@ class Chain:
         self.program_id = program_id
         self.svm.add_program(program_id, program_so if program_so is not None else artifacts.program_bytes())
         self._event_parser = EventParser(program_id, Coder(artifacts.idl()))
+        self.set_unix_timestamp(int(time.time()))  # block time is wall-clock time, as on a validator
+
+    def set_unix_timestamp(self, unix_timestamp: int) -> None:
+        """Move the clock sysvar's block time (slots and epochs stay)."""
+        clock = self.svm.get_clock()
+        self.svm.set_clock(Clock(clock.slot, clock.epoch_start_timestamp, clock.epoch,
+                                 clock.leader_schedule_epoch, unix_timestamp))
 
     def funded_keypair(self, sol: int = 10) -> Keypair:
         keypair = Keypair()

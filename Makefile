@@ -1,0 +1,27 @@
+# The two commands of the README are `make demo` and `make test`; both set up first.
+.PHONY: setup demo test codegen program check bench
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	.venv/bin/ghost demo
+
+test: setup
+	.venv/bin/pytest
+
+# Regenerate the C header and the Python bindings from idl/ghostpay.json.
+codegen: setup
+	.venv/bin/python -m tools.codegen
+
+# Rebuild ghostpay/program/ghostpay.so from program/.
+program: setup
+	.venv/bin/python -m tools.build_program
+
+# Fail if anything generated or built is stale.
+check: setup
+	.venv/bin/python -m tools.codegen --check
+	.venv/bin/python -m tools.build_program --check
+
+bench: setup
+	.venv/bin/python -m bench.compute_units

@@ -1,0 +1,1 @@
+"""The `ghost` command line."""

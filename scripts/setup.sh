@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Prepare a fresh machine: clang-19 + llvm-19 (to rebuild the on-chain program)
+# and .venv with ghostpay and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v clang-19 >/dev/null 2>&1; then
+    echo "setup: installing clang-19 and llvm-19 from Debian" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang-19 llvm-19 >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    python3 -m venv .venv
+fi
+echo "setup: installing ghostpay[dev] into .venv" >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
