@@ -21,7 +21,10 @@ from rich.console import Console
 from rich.table import Table
 from solders.keypair import Keypair
 
-from ghostpay.agent_instructions import AgentProfile, build_register_agent
+from solders.instruction import Instruction
+
+from ghostpay import instructions as ix
+from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.pda import agent_address
 from ghostpay.svm import InProcessChain
 from ghostpay.types import X402Config
@@ -63,6 +66,32 @@ def register_cu(chain: InProcessChain, owner: Keypair, token_count: int | None) 
     return result.compute_units
 
 
+def x402_config(chain: InProcessChain, owner: Keypair, price: int = 10_000) -> X402Config:
+    return X402Config(payment_address=owner.pubkey(), price_per_call=price, accepted_tokens=[chain.create_mint()],
+                      service_endpoint="https://agents.example.com/translate")
+
+
+def update_instructions(chain: InProcessChain, owner: Keypair) -> list[tuple[str, Instruction]]:
+    """One of each owner-only instruction, in an order that keeps every one valid."""
+    agent, _ = agent_address(owner.pubkey(), "translator")
+    accounts = {"agent": agent, "owner": owner.pubkey()}
+    config = x402_config(chain, owner, price=20_000)
+    new_mint = chain.create_mint()
+    return [
+        ("update_agent", ix.update_agent({"agent_type": None, "name": "Translator Pro", "description": None,
+                                          "metadata_uri": None, "capabilities": None}, accounts)),
+        ("configure_x402", ix.configure_x402({"config": config}, accounts,
+                                             remaining_accounts=mint_accounts(config.accepted_tokens))),
+        ("set_x402_price", ix.set_x402_price({"price_per_call": 30_000}, accounts)),
+        ("set_x402_tokens", ix.set_x402_tokens({"accepted_tokens": [new_mint]}, accounts,
+                                               remaining_accounts=mint_accounts([new_mint]))),
+        ("set_x402_endpoint", ix.set_x402_endpoint({"service_endpoint": "https://agents.example.com/v2"}, accounts)),
+        ("disable_x402", ix.disable_x402(accounts)),
+        ("set_agent_active", ix.set_agent_active({"is_active": False}, accounts)),
+        ("close_agent", ix.close_agent(accounts)),
+    ]
+
+
 def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
     chain = InProcessChain()
     rows = []
@@ -74,6 +103,14 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
     samples = [register_cu(chain, chain.funded_keypair(), 1) for _ in range(MEAN_SAMPLES)]
     rows.append(Row("register_agent", f"x402, 1 token, mean of {MEAN_SAMPLES} random owners",
                     round(statistics.mean(samples))))
+    owner = chain.funded_keypair()
+    register_cu(chain, owner, 1)
+    for name, instruction in update_instructions(chain, owner):
+        progress(name)
+        result = chain.send([instruction], [owner])
+        if not result.ok:
+            raise RuntimeError(f"{name} failed: {result.error}")
+        rows.append(Row(name, "owner update", result.compute_units))
     return rows
 
 

@@ -175,6 +175,26 @@ class AgentAlreadyRegistered(ProgramError):
     msg = "This owner already registered an agent with this ID"
 
 
+class X402NotEnabled(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6018, "x402 is not enabled for this agent; use configure_x402 first"
+        )
+
+    code = 6018
+    name = "X402NotEnabled"
+    msg = "x402 is not enabled for this agent; use configure_x402 first"
+
+
+class AgentHasOpenWorkOrders(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6019, "The agent has open work orders and cannot be closed")
+
+    code = 6019
+    name = "AgentHasOpenWorkOrders"
+    msg = "The agent has open work orders and cannot be closed"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -194,6 +214,8 @@ CustomError = typing.Union[
     InvalidEndpoint,
     Unauthorized,
     AgentAlreadyRegistered,
+    X402NotEnabled,
+    AgentHasOpenWorkOrders,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -214,6 +236,8 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6015: InvalidEndpoint(),
     6016: Unauthorized(),
     6017: AgentAlreadyRegistered(),
+    6018: X402NotEnabled(),
+    6019: AgentHasOpenWorkOrders(),
 }
 
 

@@ -7,3 +7,13 @@ from . import agent
 from .agent import Agent, AgentJSON
 from . import agent_registered
 from .agent_registered import AgentRegistered, AgentRegisteredJSON
+from . import agent_updated
+from .agent_updated import AgentUpdated, AgentUpdatedJSON
+from . import x402_configured
+from .x402_configured import X402Configured, X402ConfiguredJSON
+from . import x402_disabled
+from .x402_disabled import X402Disabled, X402DisabledJSON
+from . import agent_status_changed
+from .agent_status_changed import AgentStatusChanged, AgentStatusChangedJSON
+from . import agent_closed
+from .agent_closed import AgentClosed, AgentClosedJSON

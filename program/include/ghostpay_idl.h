@@ -10,12 +10,25 @@
 
 /* Instruction discriminators: sha256("global:<name>")[:8] as a little-endian u64. */
 #define GP_IX_REGISTER_AGENT 0x1eaf7102c3429d87ULL
+#define GP_IX_UPDATE_AGENT 0xa4668b7709b20255ULL
+#define GP_IX_CONFIGURE_X402 0xf884a0f2e10881e5ULL
+#define GP_IX_SET_X402_PRICE 0xd7598c21e0a70511ULL
+#define GP_IX_SET_X402_TOKENS 0x7f2ea494ca18dcd8ULL
+#define GP_IX_SET_X402_ENDPOINT 0x88ec6beb35b28ef3ULL
+#define GP_IX_DISABLE_X402 0xcaecb8bb97b0116cULL
+#define GP_IX_SET_AGENT_ACTIVE 0xddf645fe69faa859ULL
+#define GP_IX_CLOSE_AGENT 0xed571e9d9168b934ULL
 
 /* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */
 #define GP_ACCOUNT_AGENT 0x0756c59b9370a62fULL
 
 /* Event discriminators: sha256("event:<Name>")[:8] as a little-endian u64. */
 #define GP_EVENT_AGENT_REGISTERED 0x55bd64e836d94ebfULL
+#define GP_EVENT_AGENT_UPDATED 0xa6d2fa7bfaa2b3d2ULL
+#define GP_EVENT_X402_CONFIGURED 0x3130fbc63b730cc0ULL
+#define GP_EVENT_X402_DISABLED 0x3e2e09002bde12bfULL
+#define GP_EVENT_AGENT_STATUS_CHANGED 0xb2891ccd9e494ad2ULL
+#define GP_EVENT_AGENT_CLOSED 0xa5c9bcdc3bcf8548ULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
@@ -85,6 +98,8 @@ enum gp_error_code {
     GP_ERR_INVALID_ENDPOINT = 6015,
     GP_ERR_UNAUTHORIZED = 6016,
     GP_ERR_AGENT_ALREADY_REGISTERED = 6017,
+    GP_ERR_X402_NOT_ENABLED = 6018,
+    GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS = 6019,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -94,7 +109,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 32u
+#define GP_ERROR_COUNT 34u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -128,4 +143,6 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6015, "InvalidEndpoint", "Service endpoint must be an http:// or https:// URL"},
     {6016, "Unauthorized", "Only the agent's owner may change it"},
     {6017, "AgentAlreadyRegistered", "This owner already registered an agent with this ID"},
+    {6018, "X402NotEnabled", "x402 is not enabled for this agent; use configure_x402 first"},
+    {6019, "AgentHasOpenWorkOrders", "The agent has open work orders and cannot be closed"},
 };

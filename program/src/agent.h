@@ -141,10 +141,11 @@ static uint64_t validate_x402_config(const X402Config *config, const SolAccountI
 
 /* ---- serialization ------------------------------------------------------------ */
 
-/* Writes the tail in IDL field order; it always fits because every field was
- * validated against the limits AGENT_SPACE is computed from. */
-static void write_agent_tail(uint8_t *account_data, const AgentTail *tail) {
-    BorshWriter w = borsh_writer(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
+/* Writes the tail in IDL field order to `out` (AGENT_TAIL_CAPACITY bytes); it
+ * always fits because every field was validated against the limits AGENT_SPACE
+ * is computed from. */
+static uint64_t write_agent_tail(uint8_t *out, const AgentTail *tail) {
+    BorshWriter w = borsh_writer(out, AGENT_TAIL_CAPACITY);
     borsh_write_u32(&w, tail->token_count);
     borsh_write_raw(&w, tail->tokens, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
     borsh_write_bytes(&w, tail->agent_id);
@@ -154,4 +155,50 @@ static void write_agent_tail(uint8_t *account_data, const AgentTail *tail) {
     borsh_write_bytes(&w, tail->service_endpoint);
     borsh_write_u32(&w, tail->capability_count);
     for (uint32_t i = 0; i < tail->capability_count; i++) borsh_write_bytes(&w, tail->capabilities[i]);
+    return w.pos;
+}
+
+/* Reads the tail of an existing agent; the program wrote it, but it is still
+ * read with bounds checks. */
+static uint64_t read_agent_tail(const uint8_t *account_data, AgentTail *tail) {
+    BorshReader r = borsh_reader(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
+    tail->token_count = borsh_read_u32(&r);
+    tail->tokens = (const SolPubkey *)borsh_take(&r, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
+    tail->agent_id = borsh_read_bytes(&r);
+    tail->name = borsh_read_bytes(&r);
+    tail->description = borsh_read_bytes(&r);
+    tail->metadata_uri = borsh_read_bytes(&r);
+    tail->service_endpoint = borsh_read_bytes(&r);
+    tail->capability_count = borsh_read_u32(&r);
+    if (tail->capability_count > GP_MAX_CAPABILITIES) r.ok = false;
+    for (uint32_t i = 0; i < tail->capability_count && r.ok; i++) tail->capabilities[i] = borsh_read_bytes(&r);
+    return r.ok ? 0 : gp_fail_account(GP_ERR_ACCOUNT_DID_NOT_DESERIALIZE, "agent");
+}
+
+/* Rewrites the tail, whose slices may point into the account itself: it is
+ * serialized into scratch space first, then copied over, and the bytes a
+ * longer old tail used are zeroed. */
+static void rewrite_agent_tail(uint8_t *account_data, const AgentTail *tail) {
+    uint8_t scratch[AGENT_TAIL_CAPACITY];
+    uint64_t len = write_agent_tail(scratch, tail);
+    sol_memcpy_(account_data + AGENT_TAIL_OFFSET, scratch, len);
+    sol_memset_(account_data + AGENT_TAIL_OFFSET + len, 0, AGENT_TAIL_CAPACITY - len);
+}
+
+/* Accounts of every owner-only instruction: agent (writable), owner (signer). */
+enum { OWNED_AGENT_AGENT, OWNED_AGENT_OWNER, OWNED_AGENT_MINTS };
+
+/* The agent, checked by owner program, size and discriminator (no PDA
+ * re-derivation: only this program can write that discriminator into an
+ * account it owns), signed for by its owner. */
+static uint64_t load_owned_agent(const GpInput *in, const SolAccountInfo **agent_out) {
+    if (in->account_count < OWNED_AGENT_MINTS) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[OWNED_AGENT_AGENT];
+    const SolAccountInfo *owner = &in->accounts[OWNED_AGENT_OWNER];
+    TRY(gp_require_signer(owner, "owner"));
+    TRY(gp_require_writable(agent, "agent"));
+    TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
+    if (!sol_pubkey_eq(&agent_fixed(agent)->owner, owner->key)) return gp_fail_account(GP_ERR_UNAUTHORIZED, "owner");
+    *agent_out = agent;
+    return 0;
 }

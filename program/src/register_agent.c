@@ -93,7 +93,7 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
         fixed->x402_price_per_call = args.x402.price_per_call;
         fixed->x402_payment_address = *args.x402.payment_address;
     }
-    write_agent_tail(agent->data, tail);
+    write_agent_tail(agent->data + AGENT_TAIL_OFFSET, tail);
     emit_agent_registered(agent, fixed, tail);
     return 0;
 }

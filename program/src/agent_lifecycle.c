@@ -1,0 +1,49 @@
+/* set_agent_active(is_active) and close_agent().
+ * Accounts: agent (writable), owner (signer; writable for close_agent). */
+#pragma once
+
+#include "agent.h"
+
+static uint64_t set_agent_active(const GpInput *in, BorshReader *r) {
+    bool is_active = borsh_read_bool(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_owned_agent(in, &agent));
+    AgentFixed *fixed = agent_fixed(agent);
+    fixed->is_active = is_active;
+    fixed->updated_at = gp_unix_timestamp();
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_AGENT_STATUS_CHANGED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_bool(&event.w, is_active);
+    borsh_write_i64(&event.w, fixed->updated_at);
+    gp_event_emit(&event);
+    return 0;
+}
+
+static uint64_t close_agent(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_owned_agent(in, &agent));
+    const SolAccountInfo *owner = &in->accounts[OWNED_AGENT_OWNER];
+    TRY(gp_require_writable(owner, "owner"));
+    if (agent_fixed(agent)->open_work_orders != 0) return gp_fail(GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS);
+
+    uint64_t refund = *agent->lamports;
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_AGENT_CLOSED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_pubkey(&event.w, owner->key);
+    borsh_write_u64(&event.w, refund);
+    borsh_write_i64(&event.w, gp_unix_timestamp());
+
+    /* Closing the Anchor way: move every lamport out, wipe the data (so a
+     * revived account cannot pass the discriminator check) and give it back
+     * to the System Program. */
+    *owner->lamports += refund;
+    *agent->lamports = 0;
+    sol_memset_(agent->data, 0, agent->data_len);
+    *agent->owner = SYSTEM_PROGRAM_ID;
+    gp_event_emit(&event);
+    return 0;
+}

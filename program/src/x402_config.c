@@ -1,0 +1,125 @@
+/* The x402 pricing instructions: configure_x402, set_x402_price,
+ * set_x402_tokens, set_x402_endpoint, disable_x402.
+ * Accounts: agent (writable), owner (signer), then the accepted mints for the
+ * instructions that set tokens. */
+#pragma once
+
+#include "agent.h"
+
+static void emit_x402_configured(const SolAccountInfo *agent, uint64_t old_price, const AgentTail *tail) {
+    const AgentFixed *fixed = agent_fixed(agent);
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_X402_CONFIGURED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_u64(&event.w, old_price);
+    borsh_write_u64(&event.w, fixed->x402_price_per_call);
+    borsh_write_pubkey(&event.w, &fixed->x402_payment_address);
+    borsh_write_u32(&event.w, tail->token_count);
+    borsh_write_raw(&event.w, tail->tokens, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
+    borsh_write_bytes(&event.w, tail->service_endpoint);
+    borsh_write_i64(&event.w, fixed->updated_at);
+    gp_event_emit(&event);
+}
+
+static inline const SolAccountInfo *mint_accounts(const GpInput *in) { return &in->accounts[OWNED_AGENT_MINTS]; }
+static inline uint64_t mint_account_count(const GpInput *in) { return in->account_count - OWNED_AGENT_MINTS; }
+
+static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
+    X402Config config;
+    parse_x402_config(r, &config);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_owned_agent(in, &agent));
+    TRY(validate_x402_config(&config, mint_accounts(in), mint_account_count(in)));
+
+    AgentTail tail;
+    TRY(read_agent_tail(agent->data, &tail));
+    tail.token_count = config.token_count;
+    tail.tokens = config.tokens;
+    tail.service_endpoint = config.service_endpoint;
+    rewrite_agent_tail(agent->data, &tail);
+
+    AgentFixed *fixed = agent_fixed(agent);
+    uint64_t old_price = fixed->x402_price_per_call;
+    fixed->x402_enabled = 1;
+    fixed->x402_price_per_call = config.price_per_call;
+    fixed->x402_payment_address = *config.payment_address;
+    fixed->updated_at = gp_unix_timestamp();
+    /* The new tokens and endpoint are read from the instruction data, not the rewritten account. */
+    emit_x402_configured(agent, old_price, &tail);
+    return 0;
+}
+
+/* The agent for the set_x402_* instructions: owned, and with x402 enabled. */
+static uint64_t load_x402_agent(const GpInput *in, const SolAccountInfo **agent) {
+    TRY(load_owned_agent(in, agent));
+    return agent_fixed(*agent)->x402_enabled ? 0 : gp_fail(GP_ERR_X402_NOT_ENABLED);
+}
+
+static uint64_t set_x402_price(const GpInput *in, BorshReader *r) {
+    uint64_t price = borsh_read_u64(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_x402_agent(in, &agent));
+    TRY(validate_price(price));
+    AgentTail tail;
+    TRY(read_agent_tail(agent->data, &tail));
+    AgentFixed *fixed = agent_fixed(agent);
+    uint64_t old_price = fixed->x402_price_per_call;
+    fixed->x402_price_per_call = price;
+    fixed->updated_at = gp_unix_timestamp();
+    emit_x402_configured(agent, old_price, &tail);
+    return 0;
+}
+
+static uint64_t set_x402_tokens(const GpInput *in, BorshReader *r) {
+    uint32_t count = borsh_read_u32(r);
+    const SolPubkey *tokens = (const SolPubkey *)borsh_take(r, (uint64_t)count * SOL_PUBKEY_BYTES);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_x402_agent(in, &agent));
+    TRY(validate_tokens(count, tokens, mint_accounts(in), mint_account_count(in)));
+    AgentTail tail;
+    TRY(read_agent_tail(agent->data, &tail));
+    tail.token_count = count;
+    tail.tokens = tokens;
+    rewrite_agent_tail(agent->data, &tail);
+    AgentFixed *fixed = agent_fixed(agent);
+    fixed->updated_at = gp_unix_timestamp();
+    /* tail.service_endpoint moved with the rewrite: read the account again for the event. */
+    TRY(read_agent_tail(agent->data, &tail));
+    emit_x402_configured(agent, fixed->x402_price_per_call, &tail);
+    return 0;
+}
+
+static uint64_t set_x402_endpoint(const GpInput *in, BorshReader *r) {
+    GpSlice endpoint = borsh_read_bytes(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_x402_agent(in, &agent));
+    TRY(validate_endpoint(endpoint));
+    AgentTail tail;
+    TRY(read_agent_tail(agent->data, &tail));
+    tail.service_endpoint = endpoint;
+    rewrite_agent_tail(agent->data, &tail);
+    AgentFixed *fixed = agent_fixed(agent);
+    fixed->updated_at = gp_unix_timestamp();
+    /* tokens precede the endpoint and did not move; the endpoint comes from the instruction. */
+    emit_x402_configured(agent, fixed->x402_price_per_call, &tail);
+    return 0;
+}
+
+static uint64_t disable_x402(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    const SolAccountInfo *agent;
+    TRY(load_x402_agent(in, &agent));
+    AgentFixed *fixed = agent_fixed(agent);
+    fixed->x402_enabled = 0;
+    fixed->updated_at = gp_unix_timestamp();
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_X402_DISABLED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_i64(&event.w, fixed->updated_at);
+    gp_event_emit(&event);
+    return 0;
+}
