@@ -117,6 +117,19 @@ static uint64_t gp_require_program_account(const SolAccountInfo *a, const SolPub
     return 0;
 }
 
+/* Closes a program-owned account the way Anchor does: every lamport to
+ * `destination`, data wiped and shrunk to 0 bytes (so the address can be
+ * created again, and a revived account cannot pass a discriminator check),
+ * owner back to the System Program. The runtime reads the new length from the
+ * serialized input, right before the data. */
+static void gp_close_account(const SolAccountInfo *account, const SolAccountInfo *destination) {
+    *destination->lamports += *account->lamports;
+    *account->lamports = 0;
+    sol_memset_(account->data, 0, account->data_len);
+    *(uint64_t *)(account->data - sizeof(uint64_t)) = 0;
+    *account->owner = SYSTEM_PROGRAM_ID;
+}
+
 /* ---- sysvars ---------------------------------------------------------------- */
 
 static int64_t gp_unix_timestamp(void) {

@@ -37,13 +37,7 @@ static uint64_t close_agent(const GpInput *in, BorshReader *r) {
     borsh_write_u64(&event.w, refund);
     borsh_write_i64(&event.w, gp_unix_timestamp());
 
-    /* Closing the Anchor way: move every lamport out, wipe the data (so a
-     * revived account cannot pass the discriminator check) and give it back
-     * to the System Program. */
-    *owner->lamports += refund;
-    *agent->lamports = 0;
-    sol_memset_(agent->data, 0, agent->data_len);
-    *agent->owner = SYSTEM_PROGRAM_ID;
+    gp_close_account(agent, owner);
     gp_event_emit(&event);
     return 0;
 }

@@ -1,0 +1,247 @@
+"""A client that knows nothing but idl/ghostpay.json: anchorpy's dynamic `Program` builds
+every instruction, LiteSVM runs them, and anchorpy's coders decode the Agent account and
+every event. This is what a third-party Anchor client sees, without our generated bindings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anchorpy import Context, EventParser, Idl, Program, Provider, Wallet
+from solana.rpc.async_api import AsyncClient
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from ghostpay import instructions as generated
+from ghostpay.svm import TOKEN_2022_PROGRAM_ID
+from ghostpay.svm import InProcessChain as Chain
+from ghostpay.types import X402Config
+
+IDL_PATH = Path(__file__).resolve().parents[1] / "idl" / "ghostpay.json"
+SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
+AGENT_SPACE = 1848
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    idl_json = IDL_PATH.read_text()
+    address = Pubkey.from_string(json.loads(idl_json)["address"])
+    # An RPC client that is never used: instructions are only built, then sent through LiteSVM.
+    provider = Provider(AsyncClient("http://127.0.0.1:1"), Wallet(Keypair()))
+    return Program(Idl.from_json(idl_json), address, provider)
+
+
+class Client:
+    """Sends anchorpy-built instructions through LiteSVM and decodes with anchorpy alone."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.chain = Chain(program_id=program.program_id)
+        self.parser = EventParser(program.program_id, program.coder)
+        self.payer = self.chain.funded_keypair()
+
+    def ix(self, name: str, *args: Any, accounts: dict[str, Pubkey], mints: list[Pubkey] = ()) -> Instruction:
+        remaining = [AccountMeta(m, is_signer=False, is_writable=False) for m in mints]
+        return self.program.instruction[name](*args, ctx=Context(accounts=accounts, remaining_accounts=remaining))
+
+    def send(self, ix: Instruction, *signers: Keypair):
+        return self.chain.send([ix], [self.payer, *signers])
+
+    def events(self, logs: list[str]) -> list[Any]:
+        events: list[Any] = []
+        self.parser.parse_logs(logs, events.append)
+        return events
+
+    def agent(self, address: Pubkey) -> Any:
+        account = self.chain.account(address)
+        assert account is not None and account.owner == self.program.program_id
+        return self.program.coder.accounts.decode(bytes(account.data))
+
+    def agent_address(self, owner: Pubkey, agent_id: str) -> Pubkey:
+        return Pubkey.find_program_address([b"agent", bytes(owner), agent_id.encode()], self.program.program_id)[0]
+
+
+def only_event(client: Client, result, name: str) -> Any:
+    assert result.ok, (result.error, result.logs)
+    events = client.events(result.logs)
+    assert [e.name for e in events] == [name]
+    return events[0].data
+
+
+def x402(payment: Pubkey, price: int, tokens: list[Pubkey], endpoint: str) -> dict[str, Any]:
+    """X402Config as a dict: anchorpy encodes a dataclass with dataclasses.asdict, which deep-copies
+    and so cannot handle solders Pubkeys; a plain dict is encoded as is."""
+    return {"payment_address": payment, "price_per_call": price, "accepted_tokens": tokens,
+            "service_endpoint": endpoint}
+
+
+def test_idl_describes_nine_instructions(program: Program) -> None:
+    assert list(program.instruction) == ["register_agent", "update_agent", "configure_x402", "set_x402_price",
+                                         "set_x402_tokens", "set_x402_endpoint", "disable_x402", "set_agent_active",
+                                         "close_agent"]
+    assert program.program_id == Chain().program_id
+
+
+def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
+    client = Client(program)
+    chain = client.chain
+    owner = chain.funded_keypair()
+    mint_a, mint_b = chain.create_mint(), chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID)
+    agent = client.agent_address(owner.pubkey(), "dyn")
+    accts = {"agent": agent, "owner": owner.pubkey()}
+    t0 = chain.svm.get_clock().unix_timestamp
+
+    # register_agent, without x402 (system_program comes from the IDL's fixed address)
+    result = client.send(client.ix("register_agent", "dyn", 4, "Dynamic", "made by anchorpy", "https://m.example",
+                                   ["a", "b"], None, accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}), owner)
+    event = only_event(client, result, "AgentRegistered")
+    assert (event.agent, event.owner, event.agent_id, event.name, event.agent_type, event.x402_enabled,
+            event.x402_price_per_call, event.timestamp) == (agent, owner.pubkey(), "dyn", "Dynamic", 4, False, 0, t0)
+    state = client.agent(agent)
+    assert (state.owner, state.agent_id, state.name, state.description, state.metadata_uri, state.capabilities) == (
+        owner.pubkey(), "dyn", "Dynamic", "made by anchorpy", "https://m.example", ["a", "b"])
+    assert state.is_active and not state.x402_enabled and state.created_at == state.updated_at == t0
+    assert state.open_work_orders == 0 and state.reputation_score == 0
+
+    # update_agent: Some / None
+    chain.set_unix_timestamp(t1 := t0 + 10)
+    result = client.send(client.ix("update_agent", 5, None, "new description", None, ["c"], accounts=accts), owner)
+    event = only_event(client, result, "AgentUpdated")
+    assert (event.agent, event.owner, event.agent_type, event.name, event.timestamp) == (
+        agent, owner.pubkey(), 5, "Dynamic", t1)
+    state = client.agent(agent)
+    assert (state.agent_type, state.name, state.description, state.metadata_uri, state.capabilities) == (
+        5, "Dynamic", "new description", "https://m.example", ["c"])
+    assert state.updated_at == t1 and state.created_at == t0
+
+    # configure_x402 (struct argument, mints as remaining accounts)
+    chain.set_unix_timestamp(t2 := t0 + 20)
+    config = x402(owner.pubkey(), 2_000, [mint_a, mint_b], "https://dyn.example/call")
+    result = client.send(client.ix("configure_x402", config, accounts=accts, mints=[mint_a, mint_b]), owner)
+    event = only_event(client, result, "X402Configured")
+    assert (event.agent, event.old_price, event.new_price, event.payment_address, event.accepted_tokens,
+            event.service_endpoint, event.timestamp) == (agent, 0, 2_000, owner.pubkey(), [mint_a, mint_b],
+                                                         "https://dyn.example/call", t2)
+    state = client.agent(agent)
+    assert state.x402_enabled and (state.x402_price_per_call, state.x402_payment_address,
+                                   state.x402_accepted_tokens, state.x402_service_endpoint) == (
+        2_000, owner.pubkey(), [mint_a, mint_b], "https://dyn.example/call")
+
+    # set_x402_price
+    result = client.send(client.ix("set_x402_price", 3_000, accounts=accts), owner)
+    event = only_event(client, result, "X402Configured")
+    assert (event.old_price, event.new_price, event.accepted_tokens) == (2_000, 3_000, [mint_a, mint_b])
+    assert client.agent(agent).x402_price_per_call == 3_000
+
+    # set_x402_tokens
+    result = client.send(client.ix("set_x402_tokens", [mint_b], accounts=accts, mints=[mint_b]), owner)
+    event = only_event(client, result, "X402Configured")
+    assert (event.old_price, event.new_price, event.accepted_tokens) == (3_000, 3_000, [mint_b])
+    assert client.agent(agent).x402_accepted_tokens == [mint_b]
+
+    # set_x402_endpoint
+    result = client.send(client.ix("set_x402_endpoint", "http://other.example", accounts=accts), owner)
+    event = only_event(client, result, "X402Configured")
+    assert (event.service_endpoint, event.new_price, event.payment_address) == (
+        "http://other.example", 3_000, owner.pubkey())
+    assert client.agent(agent).x402_service_endpoint == "http://other.example"
+
+    # disable_x402
+    chain.set_unix_timestamp(t3 := t0 + 30)
+    result = client.send(client.ix("disable_x402", accounts=accts), owner)
+    event = only_event(client, result, "X402Disabled")
+    assert (event.agent, event.timestamp) == (agent, t3)
+    assert not client.agent(agent).x402_enabled
+
+    # set_agent_active
+    chain.set_unix_timestamp(t4 := t0 + 40)
+    result = client.send(client.ix("set_agent_active", False, accounts=accts), owner)
+    event = only_event(client, result, "AgentStatusChanged")
+    assert (event.agent, event.is_active, event.timestamp) == (agent, False, t4)
+    state = client.agent(agent)
+    assert not state.is_active and state.updated_at == t4 and state.name == "Dynamic"
+
+    # close_agent
+    rent = chain.account(agent).lamports
+    owner_before = chain.balance(owner.pubkey())
+    chain.set_unix_timestamp(t5 := t0 + 50)
+    result = client.send(client.ix("close_agent", accounts=accts), owner)
+    event = only_event(client, result, "AgentClosed")
+    assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (agent, owner.pubkey(), rent, t5)
+    assert rent == chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE)
+    assert chain.balance(owner.pubkey()) == owner_before + rent
+    closed = chain.account(agent)
+    assert closed is None or closed.lamports == 0
+
+
+def test_register_with_x402_struct(program: Program) -> None:
+    client = Client(program)
+    owner = client.chain.funded_keypair()
+    mint = client.chain.create_mint()
+    agent = client.agent_address(owner.pubkey(), "paid")
+    config = x402(owner.pubkey(), 1_000_000_000_000, [mint], "https://paid.example")
+    ix = client.ix("register_agent", "paid", 0, "Paid", "", "", [], config,
+                   accounts={"agent": agent, "owner": owner.pubkey(), "system_program": SYSTEM_PROGRAM_ID},
+                   mints=[mint])
+    event = only_event(client, client.send(ix, owner), "AgentRegistered")
+    assert event.x402_enabled and event.x402_price_per_call == 1_000_000_000_000
+    state = client.agent(agent)
+    assert (state.x402_accepted_tokens, state.x402_service_endpoint, state.x402_payment_address) == (
+        [mint], "https://paid.example", owner.pubkey())
+
+
+def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> None:
+    """Same IDL, two encoders: anchorpy's dynamic Program and our generated client must agree byte for byte."""
+    client = Client(program)
+    owner, agent, mint = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
+    accts = {"agent": agent, "owner": owner}
+    config = X402Config(owner, 5_000, [mint], "https://x.example")
+    config_dict = x402(owner, 5_000, [mint], "https://x.example")
+    mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
+    pairs = [
+        (client.ix("register_agent", "id", 1, "N", "d", "u", ["c"], config_dict,
+                   accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}, mints=[mint]),
+         generated.register_agent(dict(agent_id="id", agent_type=1, name="N", description="d", metadata_uri="u",
+                                       capabilities=["c"], x402=config), accts, remaining_accounts=mints)),
+        (client.ix("update_agent", None, "N", None, "u", [], accounts=accts),
+         generated.update_agent(dict(agent_type=None, name="N", description=None, metadata_uri="u",
+                                     capabilities=[]), accts)),
+        (client.ix("configure_x402", config_dict, accounts=accts, mints=[mint]),
+         generated.configure_x402({"config": config}, accts, remaining_accounts=mints)),
+        (client.ix("set_x402_price", 7_777, accounts=accts), generated.set_x402_price({"price_per_call": 7_777}, accts)),
+        (client.ix("set_x402_tokens", [mint], accounts=accts, mints=[mint]),
+         generated.set_x402_tokens({"accepted_tokens": [mint]}, accts, remaining_accounts=mints)),
+        (client.ix("set_x402_endpoint", "https://e", accounts=accts),
+         generated.set_x402_endpoint({"service_endpoint": "https://e"}, accts)),
+        (client.ix("disable_x402", accounts=accts), generated.disable_x402(accts)),
+        (client.ix("set_agent_active", True, accounts=accts), generated.set_agent_active({"is_active": True}, accts)),
+        (client.ix("close_agent", accounts=accts), generated.close_agent(accts)),
+    ]
+    assert len(pairs) == len(program.instruction)
+    for dynamic, static in pairs:
+        assert dynamic.program_id == static.program_id == program.program_id
+        assert bytes(dynamic.data) == bytes(static.data)
+        assert list(dynamic.accounts) == list(static.accounts)
+
+
+def test_program_errors_are_named_in_the_idl(program: Program) -> None:
+    """A refusal seen by the dynamic client: its custom code maps to the IDL's error name."""
+    client = Client(program)
+    chain = client.chain
+    owner, intruder = chain.funded_keypair(), chain.funded_keypair()
+    agent = client.agent_address(owner.pubkey(), "mine")
+    assert client.send(client.ix("register_agent", "mine", 0, "Mine", "", "", [], None,
+                                 accounts={"agent": agent, "owner": owner.pubkey(),
+                                           "system_program": SYSTEM_PROGRAM_ID}), owner).ok
+    before = chain.account(agent)
+
+    result = client.send(client.ix("set_agent_active", False, accounts={"agent": agent, "owner": intruder.pubkey()}),
+                         intruder)
+
+    assert result.error == "Unauthorized" and not client.events(result.logs)
+    codes = {e.name: e.code for e in program.idl.errors}
+    assert any(f"Error Number: {codes['Unauthorized']}." in line for line in result.logs)
+    assert chain.account(agent) == before and client.agent(agent).is_active
