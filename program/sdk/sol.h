@@ -113,9 +113,3 @@ static inline bool sol_pubkey_is_default(const SolPubkey *key) {
     const uint64_t *x = (const uint64_t *)key->x;
     return (x[0] | x[1] | x[2] | x[3]) == 0;
 }
-
-static inline uint64_t sol_strlen(const char *s) {
-    uint64_t n = 0;
-    while (s[n]) n++;
-    return n;
-}
