@@ -111,7 +111,24 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
         if not result.ok:
             raise RuntimeError(f"{name} failed: {result.error}")
         rows.append(Row(name, "owner update", result.compute_units))
+    progress("configure_x402 with 10 tokens")
+    rows.append(Row("configure_x402", "10 tokens", configure_ten_tokens_cu(chain)))
     return rows
+
+
+def configure_ten_tokens_cu(chain: InProcessChain) -> int:
+    """configure_x402 at the token limit: ten mint accounts to check and a longer event."""
+    owner = chain.funded_keypair()
+    register_cu(chain, owner, 1)
+    agent, _ = agent_address(owner.pubkey(), "translator")
+    tokens = [chain.create_mint() for _ in range(10)]
+    config = X402Config(payment_address=owner.pubkey(), price_per_call=20_000, accepted_tokens=tokens,
+                        service_endpoint="https://agents.example.com/translate")
+    result = chain.send([ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
+                                           remaining_accounts=mint_accounts(tokens))], [owner])
+    if not result.ok:
+        raise RuntimeError(f"configure_x402 with 10 tokens failed: {result.error}")
+    return result.compute_units
 
 
 def main() -> int:

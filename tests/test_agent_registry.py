@@ -248,8 +248,13 @@ BAD_ENDPOINTS = {
     "DEL": ("https://a\x7f", "InvalidEndpoint"),
     "empty": ("", "InvalidEndpoint"),
     "no scheme": ("agent.example.com", "InvalidEndpoint"),
+    "tab inside an 8-byte word": ("https://aaaaaaa\tbbbbbbbb", "InvalidEndpoint"),
+    "non-ASCII (IRIs are percent-encoded)": ("https://ex\u00e4mple.com", "InvalidEndpoint"),
+    "upper-case scheme": ("HTTPS://x", "InvalidEndpoint"),
+    "one slash": ("https:/x", "InvalidEndpoint"),
 }
-GOOD_ENDPOINTS = ["https://" + "a" * 248, "http://x", "http://127.0.0.1:8080/call?x=1"]
+GOOD_ENDPOINTS = ["https://" + "a" * 248, "http://x", "http://127.0.0.1:8080/call?x=1", "https://x",
+                  "https://ex%C3%A4mple.com/~a!$&'()*+,;=:@"]
 
 BAD_PRICES = [0, 999, 1_000_000_000_001, 2**64 - 1]
 GOOD_PRICES = [1_000, 1_000_000_000_000]
@@ -465,6 +470,52 @@ def test_update_agent_to_maximum_sizes_and_back(world: World) -> None:
     agent = world.state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == ("x", "", "", ["y"])
     assert agent.x402_service_endpoint == ENDPOINT and agent.x402_accepted_tokens == [world.mint]
+
+
+def test_random_updates_keep_the_account_exactly_serialized(world: World) -> None:
+    """Updates splice fields in place (growing and shrinking the tail); after each one the
+    account must decode to the expected profile and hold zeros after the serialized tail."""
+    import random
+
+    rng = random.Random(402)
+    accts = accounts(world.agent, world.owner.pubkey())
+    mints = [world.mint] + [world.chain.create_mint() for _ in range(3)]
+    expected = dict(name=PROFILE.name, description=PROFILE.description, metadata_uri=PROFILE.metadata_uri,
+                    capabilities=PROFILE.capabilities, x402_accepted_tokens=[world.mint],
+                    x402_service_endpoint=ENDPOINT)
+
+    def text(limit: int, minimum: int = 0) -> str:
+        return "".join(rng.choice("ab\u00e9") for _ in range(rng.randint(minimum, limit // 2)))
+
+    for step in range(40):
+        kind = rng.choice(["profile", "tokens", "endpoint", "configure"])
+        if kind == "profile":
+            changes = {field: rng.choice([None, value]) for field, value in (
+                ("name", text(64, 1)), ("description", text(200)), ("metadata_uri", text(100)),
+                ("capabilities", [text(32, 1) for _ in range(rng.randint(0, 8))]))}
+            instruction = update_agent(dict(agent_type=None, **changes), accts)
+            expected.update({k: v for k, v in changes.items() if v is not None})
+        elif kind == "tokens":
+            tokens = rng.sample(mints, rng.randint(1, len(mints)))
+            instruction = set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts(tokens))
+            expected["x402_accepted_tokens"] = tokens
+        elif kind == "endpoint":
+            endpoint = "https://" + "e" * rng.randint(1, 120)
+            instruction = set_x402_endpoint({"service_endpoint": endpoint}, accts)
+            expected["x402_service_endpoint"] = endpoint
+        else:
+            tokens = rng.sample(mints, rng.randint(1, len(mints)))
+            endpoint = "http://" + "c" * rng.randint(1, 120)
+            instruction = configure_x402({"config": X402Config(world.owner.pubkey(), 5_000, tokens, endpoint)}, accts,
+                                         remaining_accounts=mint_accounts(tokens))
+            expected.update(x402_accepted_tokens=tokens, x402_service_endpoint=endpoint)
+        ok(world, [instruction])
+
+        data = bytes(world.chain.account(world.agent).data)
+        agent = Agent.decode(data)
+        assert {field: getattr(agent, field) for field in expected} == expected, f"step {step} ({kind})"
+        serialized_len = 8 + len(Agent.layout.build(Agent.layout.parse(data[8:])))
+        assert data[serialized_len:] == bytes(AGENT_SPACE - serialized_len), f"step {step} ({kind}) left bytes behind"
 
 
 def test_agent_at_full_capacity_can_be_updated(world: World) -> None:

@@ -150,11 +150,14 @@ class EndpointTooLong(ProgramError):
 
 class InvalidEndpoint(ProgramError):
     def __init__(self) -> None:
-        super().__init__(6015, "Service endpoint must be an http:// or https:// URL")
+        super().__init__(
+            6015,
+            "Service endpoint must be an http:// or https:// URL of printable ASCII",
+        )
 
     code = 6015
     name = "InvalidEndpoint"
-    msg = "Service endpoint must be an http:// or https:// URL"
+    msg = "Service endpoint must be an http:// or https:// URL of printable ASCII"
 
 
 class Unauthorized(ProgramError):

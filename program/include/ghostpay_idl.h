@@ -140,7 +140,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6012, "NotAMint", "Accepted token is not a mint owned by SPL Token or Token-2022"},
     {6013, "InvalidPaymentAddress", "x402 payment address must not be the default public key"},
     {6014, "EndpointTooLong", "Service endpoint exceeds 256 bytes"},
-    {6015, "InvalidEndpoint", "Service endpoint must be an http:// or https:// URL"},
+    {6015, "InvalidEndpoint", "Service endpoint must be an http:// or https:// URL of printable ASCII"},
     {6016, "Unauthorized", "Only the agent's owner may change it"},
     {6017, "AgentAlreadyRegistered", "This owner already registered an agent with this ID"},
     {6018, "X402NotEnabled", "x402 is not enabled for this agent; use configure_x402 first"},

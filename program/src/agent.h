@@ -69,6 +69,7 @@ typedef struct {
     GpSlice service_endpoint;
     uint32_t capability_count;
     GpSlice capabilities[GP_MAX_CAPABILITIES];
+    const uint8_t *end; /* set by read_agent_tail: the byte after the tail in the account */
 } AgentTail;
 
 static inline AgentFixed *agent_fixed(const SolAccountInfo *account) { return (AgentFixed *)account->data; }
@@ -172,17 +173,48 @@ static uint64_t read_agent_tail(const uint8_t *account_data, AgentTail *tail) {
     tail->capability_count = borsh_read_u32(&r);
     if (tail->capability_count > GP_MAX_CAPABILITIES) r.ok = false;
     for (uint32_t i = 0; i < tail->capability_count && r.ok; i++) tail->capabilities[i] = borsh_read_bytes(&r);
+    tail->end = account_data + AGENT_TAIL_OFFSET + r.pos;
     return r.ok ? 0 : gp_fail_account(GP_ERR_ACCOUNT_DID_NOT_DESERIALIZE, "agent");
 }
 
-/* Rewrites the tail, whose slices may point into the account itself: it is
- * serialized into scratch space first, then copied over, and the bytes a
- * longer old tail used are zeroed. */
-static void rewrite_agent_tail(uint8_t *account_data, const AgentTail *tail) {
-    uint8_t scratch[AGENT_TAIL_CAPACITY];
-    uint64_t len = write_agent_tail(scratch, tail);
-    sol_memcpy_(account_data + AGENT_TAIL_OFFSET, scratch, len);
-    sol_memset_(account_data + AGENT_TAIL_OFFSET + len, 0, AGENT_TAIL_CAPACITY - len);
+/* A borsh-serialized field inside instruction or account data: from its
+ * length prefix to its last byte. Instruction arguments are serialized exactly
+ * as the account stores them, so a changed field is copied over verbatim. */
+typedef struct {
+    const uint8_t *start;
+    uint64_t len;
+} BorshSpan;
+
+static inline BorshSpan span_of_bytes(GpSlice s) {
+    return (BorshSpan){s.ptr - BORSH_LEN_PREFIX, BORSH_LEN_PREFIX + s.len};
+}
+
+static inline BorshSpan span_of_keys(const SolPubkey *keys, uint32_t count) {
+    return (BorshSpan){(const uint8_t *)keys - BORSH_LEN_PREFIX,
+                       BORSH_LEN_PREFIX + (uint64_t)count * SOL_PUBKEY_BYTES};
+}
+
+/* The capabilities vector of a tail read from an account: the last field, up to tail->end. */
+static inline BorshSpan agent_capabilities_span(const AgentTail *tail) {
+    const uint8_t *start = tail->service_endpoint.ptr + tail->service_endpoint.len;
+    return (BorshSpan){start, (uint64_t)(tail->end - start)};
+}
+
+/* Replaces the field at `old` (a span of the account's tail) with
+ * `replacement`, moving the rest of the tail and zeroing what a shorter tail
+ * frees: a few memmove syscalls instead of re-serializing the whole tail.
+ * Splice fields last-first, so spans of earlier fields stay valid. The result
+ * fits: every field is within the limits AGENT_SPACE is computed from. */
+static void splice_agent_tail(AgentTail *tail, BorshSpan old, BorshSpan replacement) {
+    /* Spans of a tail read from the writable account data. */
+    uint8_t *at = (uint8_t *)old.start;
+    uint8_t *old_field_end = at + old.len;
+    uint8_t *old_tail_end = (uint8_t *)tail->end;
+    if (replacement.len != old.len) sol_memmove_(at + replacement.len, old_field_end, (uint64_t)(old_tail_end - old_field_end));
+    sol_memcpy_(at, replacement.start, replacement.len);
+    uint8_t *new_tail_end = old_tail_end - old.len + replacement.len;
+    if (new_tail_end < old_tail_end) sol_memset_(new_tail_end, 0, (uint64_t)(old_tail_end - new_tail_end));
+    tail->end = new_tail_end;
 }
 
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */

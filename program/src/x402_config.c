@@ -34,10 +34,14 @@ static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
 
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
+    /* The endpoint follows the tokens: splice it first. */
+    splice_agent_tail(&tail, span_of_bytes(tail.service_endpoint), span_of_bytes(config.service_endpoint));
+    splice_agent_tail(&tail, span_of_keys(tail.tokens, tail.token_count),
+                      span_of_keys(config.tokens, config.token_count));
+    /* The event reads the new tokens and endpoint from the instruction data. */
     tail.token_count = config.token_count;
     tail.tokens = config.tokens;
     tail.service_endpoint = config.service_endpoint;
-    rewrite_agent_tail(agent->data, &tail);
 
     AgentFixed *fixed = agent_fixed(agent);
     uint64_t old_price = fixed->x402_price_per_call;
@@ -45,7 +49,6 @@ static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
     fixed->x402_price_per_call = config.price_per_call;
     fixed->x402_payment_address = *config.payment_address;
     fixed->updated_at = gp_unix_timestamp();
-    /* The new tokens and endpoint are read from the instruction data, not the rewritten account. */
     emit_x402_configured(agent, old_price, &tail);
     return 0;
 }
@@ -81,13 +84,15 @@ static uint64_t set_x402_tokens(const GpInput *in, BorshReader *r) {
     TRY(validate_tokens(count, tokens, mint_accounts(in), mint_account_count(in)));
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
+    BorshSpan old_tokens = span_of_keys(tail.tokens, tail.token_count);
+    BorshSpan new_tokens = span_of_keys(tokens, count);
+    splice_agent_tail(&tail, old_tokens, new_tokens);
+    /* The endpoint moved with the splice; the event reads the new tokens from the instruction data. */
+    tail.service_endpoint.ptr += new_tokens.len - old_tokens.len;
     tail.token_count = count;
     tail.tokens = tokens;
-    rewrite_agent_tail(agent->data, &tail);
     AgentFixed *fixed = agent_fixed(agent);
     fixed->updated_at = gp_unix_timestamp();
-    /* tail.service_endpoint moved with the rewrite: read the account again for the event. */
-    TRY(read_agent_tail(agent->data, &tail));
     emit_x402_configured(agent, fixed->x402_price_per_call, &tail);
     return 0;
 }
@@ -100,11 +105,11 @@ static uint64_t set_x402_endpoint(const GpInput *in, BorshReader *r) {
     TRY(validate_endpoint(endpoint));
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
+    splice_agent_tail(&tail, span_of_bytes(tail.service_endpoint), span_of_bytes(endpoint));
     tail.service_endpoint = endpoint;
-    rewrite_agent_tail(agent->data, &tail);
     AgentFixed *fixed = agent_fixed(agent);
     fixed->updated_at = gp_unix_timestamp();
-    /* tokens precede the endpoint and did not move; the endpoint comes from the instruction. */
+    /* The tokens precede the endpoint and did not move; the endpoint comes from the instruction. */
     emit_x402_configured(agent, fixed->x402_price_per_call, &tail);
     return 0;
 }
