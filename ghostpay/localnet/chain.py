@@ -1,0 +1,440 @@
+"""The localnet's chain: LiteSVM plus what a validator adds around the runtime.
+
+LiteSVM executes transactions; this wrapper gives it a validator's life: slots
+and blockhashes that advance (`advance_slot`, driven every ~400 ms by the
+server), blockhashes that stay valid for 150 slots, duplicate-signature
+rejection, a faucet for `requestAirdrop`, an account index (LiteSVM cannot list
+accounts) for `getProgramAccounts`, transaction status metas in the RPC's shape,
+and the ledger that makes all of it survive a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import based58
+from solders.account import Account
+from solders.clock import Clock
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message, MessageV0
+from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
+
+from ghostpay.localnet import programs
+from ghostpay.localnet.ledger import Ledger, StoredAccount
+
+MAX_PROCESSING_AGE = 150  # slots a blockhash stays valid, as on mainnet
+SLOT_SECONDS = 0.4
+LAMPORTS_PER_SIGNATURE = 5000
+FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
+COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+U64_MAX = 2**64 - 1
+# Accounts LiteSVM creates itself: indexed for getProgramAccounts, never persisted.
+PRELOADED = [
+    programs.TOKEN_PROGRAM_ID, programs.TOKEN_2022_PROGRAM_ID, programs.MEMO_PROGRAM_ID,
+    programs.MEMO_V1_PROGRAM_ID, programs.ASSOCIATED_TOKEN_PROGRAM_ID,
+    *(Pubkey.from_string(s) for s in (
+        "SysvarC1ock11111111111111111111111111111111", "SysvarRent111111111111111111111111111111111",
+        "SysvarRecentB1ockHashes11111111111111111111", "SysvarEpochSchedu1e111111111111111111111111",
+        "SysvarS1otHashes111111111111111111111111111", "SysvarStakeHistory1111111111111111111111111",
+        "SysvarFees111111111111111111111111111111111", "SysvarEpochRewards1111111111111111111111111",
+        "SysvarLastRestartS1ot1111111111111111111111")),
+]
+
+
+class ProgramLoadError(Exception):
+    """The program file is not a loadable SBF ELF."""
+
+
+class ChainListener(Protocol):
+    """What the pub-sub layer hears from the chain."""
+
+    def on_transaction(self, slot: int, signature: str, err: Any, logs: list[str], mentions: set[str]) -> None: ...
+
+    def on_accounts(self, slot: int, accounts: list[tuple[Pubkey, Account | None]]) -> None: ...
+
+    def on_slot(self, slot: int, parent: int) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What sending or simulating one transaction did, in the RPC's JSON terms."""
+
+    signature: str
+    err: Any  # the UI JSON of the TransactionError, or None
+    logs: list[str]
+    units: int
+    return_data: dict[str, Any] | None = None
+    inner_instructions: list[dict[str, Any]] | None = None
+    committed: bool = False  # recorded in a block (possibly as a failed transaction)
+
+
+def error_json(err: Any) -> Any:
+    """A solders TransactionError as the RPC's JSON (e.g. {"InstructionError": [0, {"Custom": 1}]})."""
+    if err is None:
+        return None
+    result = RpcSimulateTransactionResult(err=err, logs=None, accounts=None, units_consumed=None, return_data=None)
+    return json.loads(result.to_json())["err"]
+
+
+def is_live(account: Account | None) -> bool:
+    return account is not None and account.lamports > 0
+
+
+def token_amount(raw: int, decimals: int) -> dict[str, Any]:
+    """A `UiTokenAmount`."""
+    ui = raw / 10**decimals
+    text = str(raw) if decimals == 0 else f"{raw / 10**decimals:.{decimals}f}".rstrip("0").rstrip(".")
+    return {"amount": str(raw), "decimals": decimals, "uiAmount": ui, "uiAmountString": text}
+
+
+def is_token_account(account: Account | None) -> bool:
+    if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 165:
+        return False
+    return len(account.data) == 165 or account.data[165] == 2  # Token-2022: AccountType::Account
+
+
+def is_mint(account: Account | None) -> bool:
+    if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 82:
+        return False
+    return account.data[45] == 1 and (len(account.data) == 82 or (len(account.data) > 165 and account.data[165] == 1))
+
+
+def compute_unit_price_fee(message: Message | MessageV0) -> int:
+    """The priority fee of `message` (micro-lamports per CU times the CU limit)."""
+    keys = message.account_keys
+    price, limit, others = 0, None, 0
+    for ix in message.instructions:
+        if keys[ix.program_id_index] != COMPUTE_BUDGET_PROGRAM_ID:
+            others += 1
+            continue
+        data = bytes(ix.data)
+        if data[:1] == b"\x02" and len(data) >= 5:
+            limit = struct.unpack_from("<I", data, 1)[0]
+        elif data[:1] == b"\x03" and len(data) >= 9:
+            price = struct.unpack_from("<Q", data, 1)[0]
+    limit = min(limit if limit is not None else 200_000 * others, 1_400_000)
+    return (price * limit + 999_999) // 1_000_000
+
+
+def fee_for_message(message: Message | MessageV0) -> int:
+    return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + compute_unit_price_fee(message)
+
+
+class Chain:
+    """LiteSVM with GhostPay and the SPL programs, a slot clock, an account index and a ledger."""
+
+    def __init__(self, ledger: Ledger, program_so: bytes, program_id: Pubkey, cache_dir: Path) -> None:
+        self.ledger = ledger
+        self.program_id = program_id
+        self.listeners: list[ChainListener] = []
+        # Blockhash age is checked here (150 slots), duplicates too: LiteSVM's own checks are stricter.
+        self.svm = LiteSVM().with_blockhash_check(False).with_transaction_history(0)
+        self.schedule = self.svm.get_epoch_schedule()
+        self.owner_of: dict[Pubkey, Pubkey] = {}
+        self.by_owner: dict[Pubkey, set[Pubkey]] = {}
+        self.processed: set[bytes] = set(ledger.signatures())
+        self.transaction_count = len(self.processed)
+
+        for stored in ledger.accounts():
+            key = Pubkey(stored.pubkey)
+            account = Account(stored.lamports, stored.data, Pubkey(stored.owner), stored.executable, stored.rent_epoch)
+            self.svm.set_account(key, account)
+            self._index(key, account)
+        ata = programs.associated_token_program(cache_dir)
+        if ata is not None:
+            self.svm.add_program(programs.ASSOCIATED_TOKEN_PROGRAM_ID, ata)
+        try:
+            self.svm.add_program(program_id, program_so)
+        except BaseException as exc:  # LiteSVM panics (pyo3 PanicException) on a bad ELF
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise ProgramLoadError(f"cannot load the program: {exc}") from None
+        for key in (*PRELOADED, program_id):
+            self._index(key, self.svm.get_account(key))
+
+        state = ledger.get_state("chain")
+        if state is None:
+            faucet = Keypair()
+            state = {"genesis_hash": str(Hash(os.urandom(32))), "faucet": str(faucet), "slot": 0,
+                     "time_offset": 0, "blockhashes": [[str(self.svm.latest_blockhash()), 0]]}
+        self.genesis_hash: str = state["genesis_hash"]
+        self.faucet = Keypair.from_base58_string(state["faucet"])
+        self.slot: int = state["slot"]
+        self.time_offset: int = state["time_offset"]
+        self.blockhashes: OrderedDict[str, int] = OrderedDict((h, s) for h, s in state["blockhashes"])
+        if not is_live(self.svm.get_account(self.faucet.pubkey())):
+            self.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
+        self._set_clock()
+        self._save_state()
+        ledger.commit()
+
+    # -- time ----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The block time of the current slot: wall-clock time unless the clock was moved."""
+        return int(time.time()) + self.time_offset
+
+    @property
+    def blockhash(self) -> str:
+        return next(reversed(self.blockhashes))
+
+    def last_valid_block_height(self, blockhash: str | None = None) -> int:
+        return self.blockhashes[blockhash or self.blockhash] + MAX_PROCESSING_AGE
+
+    def is_blockhash_valid(self, blockhash: str) -> bool:
+        slot = self.blockhashes.get(blockhash)
+        return slot is not None and self.slot <= slot + MAX_PROCESSING_AGE
+
+    def epoch_info(self) -> dict[str, int]:
+        epoch, index = self.schedule.get_epoch_and_slot_index(self.slot)
+        return {"absoluteSlot": self.slot, "blockHeight": self.slot, "epoch": epoch, "slotIndex": index,
+                "slotsInEpoch": self.schedule.get_slots_in_epoch(epoch), "transactionCount": self.transaction_count}
+
+    def _set_clock(self) -> None:
+        epoch, _ = self.schedule.get_epoch_and_slot_index(self.slot)
+        clock = self.svm.get_clock()
+        self.svm.set_clock(Clock(self.slot, clock.epoch_start_timestamp, epoch, epoch + 1, self.now()))
+
+    def _save_state(self) -> None:
+        self.ledger.set_state("chain", {
+            "genesis_hash": self.genesis_hash, "faucet": str(self.faucet), "slot": self.slot,
+            "time_offset": self.time_offset, "blockhashes": [[h, s] for h, s in self.blockhashes.items()]})
+
+    def advance_slot(self, to_slot: int | None = None) -> None:
+        """Close the current slot and open the next (or `to_slot`) with a fresh blockhash."""
+        parent = self.slot
+        self.ledger.put_block(parent, self.blockhash, self.now())
+        self.slot = parent + 1 if to_slot is None else max(to_slot, parent + 1)
+        self.svm.expire_blockhash()
+        self.blockhashes[str(self.svm.latest_blockhash())] = self.slot
+        while len(self.blockhashes) > MAX_PROCESSING_AGE + 1:
+            self.blockhashes.popitem(last=False)
+        self._set_clock()
+        self._save_state()
+        for listener in self.listeners:
+            listener.on_slot(self.slot, parent)
+
+    def move_clock(self, unix_timestamp: int | None = None, slot: int | None = None) -> None:
+        """Time travel: set the block time and/or jump forward to `slot`."""
+        if unix_timestamp is not None:
+            self.time_offset = unix_timestamp - int(time.time())
+        if slot is not None and slot > self.slot:
+            self.advance_slot(slot)
+        self._set_clock()
+        self._save_state()
+
+    def block_time(self, slot: int) -> int | None:
+        return self.now() if slot == self.slot else self.ledger.block_time(slot)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def account(self, key: Pubkey) -> Account | None:
+        account = self.svm.get_account(key)
+        return account if is_live(account) else None
+
+    def program_accounts(self, owner: Pubkey) -> list[tuple[Pubkey, Account]]:
+        found = []
+        for key in self.by_owner.get(owner, ()):
+            account = self.svm.get_account(key)
+            if is_live(account):
+                found.append((key, account))
+        return found
+
+    def _index(self, key: Pubkey, account: Account | None) -> None:
+        old = self.owner_of.pop(key, None)
+        if old is not None:
+            self.by_owner[old].discard(key)
+        if is_live(account):
+            self.owner_of[key] = account.owner
+            self.by_owner.setdefault(account.owner, set()).add(key)
+
+    def _record_account(self, key: Pubkey, account: Account | None) -> None:
+        """Index `account` and write it to the ledger (programs and sysvars are reloaded, not stored)."""
+        self._index(key, account)
+        if not is_live(account):
+            self.ledger.delete_account(bytes(key))
+        elif not account.executable and account.owner != programs.SYSVAR_OWNER:
+            self.ledger.put_account(StoredAccount(bytes(key), account.lamports, bytes(account.owner),
+                                                  account.executable, account.rent_epoch, account.data))
+
+    def set_account(self, key: Pubkey, account: Account) -> None:
+        """Write an account directly (the cheat codes), indexed, persisted and notified."""
+        self.svm.set_account(key, account)
+        self._record_account(key, account)
+        live = account if is_live(account) else None
+        for listener in self.listeners:
+            listener.on_accounts(self.slot, [(key, live)])
+
+    def mint_decimals(self, mint: Pubkey) -> int:
+        account = self.svm.get_account(mint)
+        return account.data[44] if account is not None and len(account.data) >= 82 else 0
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def account_keys(self, message: Message | MessageV0) -> tuple[list[Pubkey], list[Pubkey], list[Pubkey]]:
+        """The static keys and the writable / read-only keys loaded from address lookup tables."""
+        writable: list[Pubkey] = []
+        readonly: list[Pubkey] = []
+        if isinstance(message, MessageV0):
+            for lookup in message.address_table_lookups:
+                table = self.svm.get_account(lookup.account_key)
+                data = table.data if table is not None else b""
+                addresses = [Pubkey(data[i:i + 32]) for i in range(56, len(data) - 31, 32)]
+                writable += [addresses[i] for i in lookup.writable_indexes if i < len(addresses)]
+                readonly += [addresses[i] for i in lookup.readonly_indexes if i < len(addresses)]
+        return list(message.account_keys), writable, readonly
+
+    def _token_balances(self, keys: list[Pubkey], accounts: list[Account | None]) -> list[dict[str, Any]]:
+        balances = []
+        for index, account in enumerate(accounts):
+            if is_token_account(account):
+                data = account.data
+                mint = Pubkey(data[0:32])
+                balances.append({
+                    "accountIndex": index, "mint": str(mint), "owner": str(Pubkey(data[32:64])),
+                    "programId": str(account.owner),
+                    "uiTokenAmount": token_amount(struct.unpack_from("<Q", data, 64)[0], self.mint_decimals(mint)),
+                })
+        return balances
+
+    @staticmethod
+    def _inner_instructions(meta: TransactionMetadata) -> list[dict[str, Any]]:
+        inner = []
+        for index, instructions in enumerate(meta.inner_instructions()):
+            if instructions:
+                inner.append({"index": index, "instructions": [{
+                    "programIdIndex": ix.instruction().program_id_index,
+                    "accounts": list(ix.instruction().accounts),
+                    "data": based58.b58encode(bytes(ix.instruction().data)).decode(),
+                    "stackHeight": ix.stack_height(),
+                } for ix in instructions]})
+        return inner
+
+    @staticmethod
+    def _return_data(meta: TransactionMetadata) -> dict[str, Any] | None:
+        data = meta.return_data()
+        if data is None or (not data.data and data.program_id == Pubkey.default()):
+            return None
+        return {"programId": str(data.program_id), "data": [base64.b64encode(bytes(data.data)).decode(), "base64"]}
+
+    def _outcome(self, signature: str, result: TransactionMetadata | FailedTransactionMetadata) -> Outcome:
+        if isinstance(result, FailedTransactionMetadata):
+            meta, err = result.meta(), error_json(result.err())
+        else:
+            meta, err = result, None
+        return Outcome(signature, err, list(meta.logs()), meta.compute_units_consumed(),
+                       self._return_data(meta), self._inner_instructions(meta))
+
+    def precheck(self, tx: VersionedTransaction) -> Any:
+        """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None."""
+        if bytes(tx.signatures[0]) in self.processed:
+            return "AlreadyProcessed"
+        if not tx.uses_durable_nonce() and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+            return "BlockhashNotFound"
+        return None
+
+    def process(self, tx: VersionedTransaction, preflight: bool = True) -> Outcome:
+        """Execute `tx`. With `preflight`, a failing transaction is rolled back and not recorded
+        (the validator rejects it in simulation); without, it lands like any failed transaction."""
+        signature = str(tx.signatures[0])
+        early = self.precheck(tx)
+        if early is not None:
+            return Outcome(signature, early, [], 0)
+        message = tx.message
+        static, writable, readonly = self.account_keys(message)
+        keys = static + writable + readonly
+        before = [self.svm.get_account(k) for k in keys]
+        result = self.svm.send_transaction(tx)
+        outcome = self._outcome(signature, result)
+        after = [self.svm.get_account(k) for k in keys]
+        charged = after[0] != before[0]  # failed transactions that land still pay the fee
+        if outcome.err is not None and (preflight or not charged):
+            for key, account in zip(keys, before):
+                if account != self.svm.get_account(key):
+                    self.svm.set_account(key, account or Account(0, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
+            return outcome
+        outcome.committed = True
+        changed = []
+        for key, old, new in zip(keys, before, after):
+            if old != new:
+                self._record_account(key, new)
+                changed.append((key, new if is_live(new) else None))
+        meta: dict[str, Any] = {
+            "err": outcome.err, "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
+            "fee": fee_for_message(message),
+            "preBalances": [a.lamports if a else 0 for a in before],
+            "postBalances": [a.lamports if a else 0 for a in after],
+            "innerInstructions": outcome.inner_instructions, "logMessages": outcome.logs,
+            "preTokenBalances": self._token_balances(keys, before),
+            "postTokenBalances": self._token_balances(keys, after),
+            "rewards": [], "loadedAddresses": {"writable": [str(k) for k in writable],
+                                               "readonly": [str(k) for k in readonly]},
+            "computeUnitsConsumed": outcome.units,
+        }
+        if outcome.return_data is not None:
+            meta["returnData"] = outcome.return_data
+        raw_signature = bytes(tx.signatures[0])
+        self.processed.add(raw_signature)
+        self.transaction_count += 1
+        self.ledger.put_transaction(raw_signature, self.slot, self.now(), bytes(tx), meta,
+                                    [bytes(k) for k in dict.fromkeys(keys)])
+        mentions = {str(k) for k in keys}
+        for listener in self.listeners:
+            listener.on_accounts(self.slot, changed)
+            listener.on_transaction(self.slot, signature, outcome.err, outcome.logs, mentions)
+        return outcome
+
+    def simulate(self, tx: VersionedTransaction, sig_verify: bool, replace_blockhash: bool,
+                 ) -> tuple[Outcome, dict[Pubkey, Account | None]]:
+        """Run `tx` without committing it; returns the outcome and the post-state of its accounts."""
+        signature = str(tx.signatures[0])
+        if not replace_blockhash:
+            early = self.precheck(tx)
+            if early is not None:
+                return Outcome(signature, early, [], 0), {}
+        self.svm.with_sigverify(sig_verify)
+        try:
+            result = self.svm.simulate_transaction(tx)
+        finally:
+            self.svm.with_sigverify(True)
+        if isinstance(result, FailedTransactionMetadata):
+            return self._outcome(signature, result), {}
+        post = {key: (account if is_live(account) else None) for key, account in result.post_accounts()}
+        return self._outcome(signature, result.meta()), post
+
+    def airdrop(self, to: Pubkey, lamports: int) -> Outcome:
+        """A real transfer from the faucet, like the validator's faucet sends."""
+        def build() -> VersionedTransaction:
+            blockhash = Hash.from_string(self.blockhash)
+            message = Message.new_with_blockhash(
+                [transfer(TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=to, lamports=lamports))],
+                self.faucet.pubkey(), blockhash)
+            return VersionedTransaction(message, [self.faucet])
+
+        tx = build()
+        if bytes(tx.signatures[0]) in self.processed:  # the same airdrop twice in one slot
+            self.advance_slot()
+            tx = build()
+        return self.process(tx, preflight=True)
+
+    def status(self, signature: Signature) -> tuple[int, Any] | None:
+        """(slot, err) of a processed transaction."""
+        if bytes(signature) not in self.processed:
+            return None
+        stored = self.ledger.transaction(bytes(signature))
+        return (stored.slot, stored.meta["err"]) if stored else None

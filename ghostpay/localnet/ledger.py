@@ -1,0 +1,149 @@
+"""The localnet's ledger: one SQLite database (WAL mode) in the ledger directory.
+
+It holds every account the chain has touched, every processed transaction with
+its slot, block time, raw bytes and status meta, an address -> signature index
+for `getSignaturesForAddress`, the slots produced and the chain state (slot,
+recent blockhashes, genesis hash, clock offset). The chain writes into an open
+SQLite transaction and the server commits before it answers, so a transaction
+the client saw confirmed is on disk even if the process is killed next.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    pubkey BLOB PRIMARY KEY, lamports INTEGER NOT NULL, owner BLOB NOT NULL,
+    executable INTEGER NOT NULL, rent_epoch INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS transactions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, signature BLOB UNIQUE NOT NULL, slot INTEGER NOT NULL,
+    block_time INTEGER NOT NULL, raw BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS address_signatures (
+    address BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (address, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    slot INTEGER PRIMARY KEY, blockhash TEXT NOT NULL, block_time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+LEDGER_FILE = "ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class StoredAccount:
+    """An account row: the fields of `solders.account.Account`, in raw bytes."""
+
+    pubkey: bytes
+    lamports: int
+    owner: bytes
+    executable: bool
+    rent_epoch: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredTransaction:
+    """A processed transaction as stored: `meta` is the RPC-shaped status meta."""
+
+    seq: int
+    signature: bytes
+    slot: int
+    block_time: int
+    raw: bytes
+    meta: dict[str, Any]
+
+
+class Ledger:
+    """The SQLite ledger of one localnet. Not thread-safe: use it from the server's loop."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / LEDGER_FILE
+        self.db = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill; WAL fsyncs at checkpoints
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def put_account(self, account: StoredAccount) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+            (account.pubkey, account.lamports, account.owner, int(account.executable),
+             account.rent_epoch, account.data),
+        )
+
+    def delete_account(self, pubkey: bytes) -> None:
+        self.db.execute("DELETE FROM accounts WHERE pubkey = ?", (pubkey,))
+
+    def accounts(self) -> Iterator[StoredAccount]:
+        for row in self.db.execute("SELECT pubkey, lamports, owner, executable, rent_epoch, data FROM accounts"):
+            yield StoredAccount(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def put_transaction(self, signature: bytes, slot: int, block_time: int, raw: bytes,
+                        meta: dict[str, Any], addresses: list[bytes]) -> None:
+        cursor = self.db.execute(
+            "INSERT INTO transactions (signature, slot, block_time, raw, meta) VALUES (?, ?, ?, ?, ?)",
+            (signature, slot, block_time, raw, json.dumps(meta, separators=(",", ":"))),
+        )
+        seq = cursor.lastrowid
+        self.db.executemany("INSERT OR IGNORE INTO address_signatures VALUES (?, ?)",
+                            [(address, seq) for address in addresses])
+
+    def transaction(self, signature: bytes) -> StoredTransaction | None:
+        row = self.db.execute(
+            "SELECT seq, signature, slot, block_time, raw, meta FROM transactions WHERE signature = ?",
+            (signature,),
+        ).fetchone()
+        return StoredTransaction(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
+
+    def signatures(self) -> Iterator[bytes]:
+        for (signature,) in self.db.execute("SELECT signature FROM transactions"):
+            yield signature
+
+    def transaction_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+
+    def signatures_for_address(self, address: bytes, limit: int, before_seq: int | None,
+                               until_seq: int | None) -> list[StoredTransaction]:
+        """Newest first: the transactions that mention `address`, strictly between `until` and `before`."""
+        rows = self.db.execute(
+            "SELECT t.seq, t.signature, t.slot, t.block_time, t.raw, t.meta FROM address_signatures a "
+            "JOIN transactions t ON t.seq = a.seq WHERE a.address = ? AND a.seq < ? AND a.seq > ? "
+            "ORDER BY a.seq DESC LIMIT ?",
+            (address, before_seq if before_seq is not None else 2**62,
+             until_seq if until_seq is not None else -1, limit),
+        )
+        return [StoredTransaction(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # -- blocks ------------------------------------------------------------------------------
+
+    def put_block(self, slot: int, blockhash: str, block_time: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (slot, blockhash, block_time))
+
+    def block_time(self, slot: int) -> int | None:
+        row = self.db.execute("SELECT block_time FROM blocks WHERE slot = ?", (slot,)).fetchone()
+        return int(row[0]) if row else None
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()

@@ -1,0 +1,465 @@
+"""The HTTP JSON-RPC methods: Solana's names, parameters, JSON shapes and error codes.
+
+`Rpc.handle` takes one decoded JSON-RPC request object and returns the response
+object; `Rpc.handle_body` takes a raw HTTP body (single or batch request).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from solders.hash import Hash
+from solders.message import Message, MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+from ghostpay.localnet import encoding as enc
+from ghostpay.localnet.chain import Chain, fee_for_message, is_mint, is_token_account, token_amount
+from ghostpay.localnet.errors import (
+    BLOCK_NOT_AVAILABLE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+    SEND_TRANSACTION_PREFLIGHT_FAILURE, TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
+    UNSUPPORTED_TRANSACTION_VERSION, RpcError, describe_transaction_error, invalid_params)
+from ghostpay.localnet.programs import TOKEN_PROGRAMS
+
+SOLANA_CORE_VERSION = "2.1.21"  # the Agave line solders 0.26's LiteSVM runs
+FEATURE_SET = 1_416_569_292
+COMMITMENTS = ("processed", "confirmed", "finalized", "recent", "single", "singleGossip", "root", "max")
+MAX_MULTIPLE_ACCOUNTS = 100
+MAX_SIGNATURE_STATUSES = 256
+MAX_SIGNATURES_FOR_ADDRESS = 1000
+
+Handler = Callable[[list[Any]], Any]
+
+
+def param(params: list[Any], index: int, default: Any = None) -> Any:
+    return params[index] if len(params) > index and params[index] is not None else default
+
+
+def config(params: list[Any], index: int) -> dict[str, Any]:
+    """The optional config object at `index`, with its commitment checked."""
+    cfg = param(params, index, {})
+    if not isinstance(cfg, dict):
+        raise invalid_params("invalid type: expected a config object")
+    commitment = cfg.get("commitment")
+    if commitment is not None and commitment not in COMMITMENTS:
+        raise invalid_params(f"unknown variant `{commitment}`, expected one of `processed`, `confirmed`, `finalized`")
+    return cfg
+
+
+def pubkey(value: Any) -> Pubkey:
+    if not isinstance(value, str):
+        raise invalid_params("invalid type: expected a base-58 public key string")
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
+
+
+def signature(value: Any) -> Signature:
+    if not isinstance(value, str):
+        raise invalid_params("invalid type: expected a base-58 signature string")
+    try:
+        return Signature.from_string(value)
+    except ValueError:
+        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
+
+
+def required(params: list[Any], count: int) -> None:
+    if len(params) < count:
+        raise invalid_params(f"`params` should have at least {count} argument(s)")
+
+
+def account_encoding(cfg: dict[str, Any], default: str = "binary") -> str:
+    encoding = cfg.get("encoding", default)
+    if encoding not in enc.ACCOUNT_ENCODINGS:
+        raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base58`, `base64`, "
+                             "`jsonParsed`, `base64+zstd`")
+    if encoding == "base64+zstd":
+        raise invalid_params("base64+zstd encoding is not supported by this localnet; use base64")
+    return encoding
+
+
+def data_slice(cfg: dict[str, Any]) -> dict[str, int] | None:
+    sliced = cfg.get("dataSlice")
+    if sliced is None:
+        return None
+    if not isinstance(sliced, dict) or not isinstance(sliced.get("offset"), int) or \
+            not isinstance(sliced.get("length"), int):
+        raise invalid_params("dataSlice needs integer `offset` and `length`")
+    return sliced
+
+
+class Rpc:
+    """Solana's JSON-RPC over a `Chain`. Cheat codes add themselves to `methods`."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.methods: dict[str, Handler] = {
+            name[len("rpc_"):]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
+        }
+
+    # -- framing -------------------------------------------------------------------------
+
+    def handle_body(self, body: bytes) -> Any:
+        """The response (object or list) for an HTTP body; None when nothing is to be sent."""
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
+        if isinstance(request, list):
+            if not request:
+                return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"},
+                        "id": None}
+            return [self.handle(item) for item in request]
+        return self.handle(request)
+
+    def handle(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
+                not isinstance(request.get("method"), str) or \
+                not isinstance(request.get("id", 0), (int, str, type(None))):
+            request_id = request.get("id") if isinstance(request, dict) else None
+            return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"},
+                    "id": request_id if isinstance(request_id, (int, str)) else None}
+        request_id = request.get("id")
+        handler = self.methods.get(request["method"])
+        if handler is None:
+            return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
+                    "id": request_id}
+        params = request.get("params", [])
+        if not isinstance(params, list):
+            error = invalid_params("invalid type: map, expected a sequence").to_json()
+            return {"jsonrpc": "2.0", "error": error, "id": request_id}
+        try:
+            return {"jsonrpc": "2.0", "result": handler(params), "id": request_id}
+        except RpcError as exc:
+            return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
+        except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever one request does
+            return {"jsonrpc": "2.0", "error": {"code": INTERNAL_ERROR, "message": f"Internal error: {exc}"},
+                    "id": request_id}
+
+    def context(self) -> dict[str, Any]:
+        return {"slot": self.chain.slot, "apiVersion": SOLANA_CORE_VERSION}
+
+    def with_context(self, value: Any) -> dict[str, Any]:
+        return {"context": self.context(), "value": value}
+
+    def ui_account(self, account: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+        return enc.encode_account(account, account_encoding(cfg), data_slice(cfg), self.chain.mint_decimals)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def rpc_getAccountInfo(self, params: list[Any]) -> Any:
+        required(params, 1)
+        key, cfg = pubkey(params[0]), config(params, 1)
+        account = self.chain.account(key)
+        return self.with_context(None if account is None else self.ui_account(account, cfg))
+
+    def rpc_getMultipleAccounts(self, params: list[Any]) -> Any:
+        required(params, 1)
+        if not isinstance(params[0], list):
+            raise invalid_params("invalid type: expected an array of public keys")
+        if len(params[0]) > MAX_MULTIPLE_ACCOUNTS:
+            raise invalid_params(f"Too many inputs provided; max {MAX_MULTIPLE_ACCOUNTS}")
+        keys, cfg = [pubkey(k) for k in params[0]], config(params, 1)
+        accounts = [self.chain.account(k) for k in keys]
+        return self.with_context([None if a is None else self.ui_account(a, cfg) for a in accounts])
+
+    def rpc_getBalance(self, params: list[Any]) -> Any:
+        required(params, 1)
+        key = pubkey(params[0])
+        config(params, 1)
+        account = self.chain.account(key)
+        return self.with_context(account.lamports if account else 0)
+
+    @staticmethod
+    def _filters(cfg: dict[str, Any]) -> list[Callable[[bytes], bool]]:
+        filters = cfg.get("filters") or []
+        if not isinstance(filters, list) or len(filters) > 4:
+            raise invalid_params("Too many filters provided; max 4" if isinstance(filters, list)
+                                 else "filters must be an array")
+        checks: list[Callable[[bytes], bool]] = []
+        for spec in filters:
+            if isinstance(spec, dict) and isinstance(spec.get("dataSize"), int):
+                size = spec["dataSize"]
+                checks.append(lambda data, size=size: len(data) == size)
+            elif isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
+                memcmp = spec["memcmp"]
+                offset = memcmp.get("offset")
+                if not isinstance(offset, int) or offset < 0:
+                    raise invalid_params("memcmp needs an integer `offset`")
+                wanted = enc.decode_wire(memcmp.get("bytes"), memcmp.get("encoding", "base58"), "memcmp bytes")
+                if len(wanted) > 128:
+                    raise invalid_params("encoded binary data should be less than 129 bytes")
+                end = offset + len(wanted)
+                checks.append(lambda data, o=offset, e=end, w=wanted: data[o:e] == w)
+            else:
+                raise invalid_params(f"unsupported filter: {json.dumps(spec)}")
+        return checks
+
+    def rpc_getProgramAccounts(self, params: list[Any]) -> Any:
+        required(params, 1)
+        owner, cfg = pubkey(params[0]), config(params, 1)
+        checks = self._filters(cfg)
+        account_encoding(cfg)
+        value = [{"pubkey": str(key), "account": self.ui_account(account, cfg)}
+                 for key, account in self.chain.program_accounts(owner)
+                 if all(check(account.data) for check in checks)]
+        return self.with_context(value) if cfg.get("withContext") else value
+
+    def rpc_getMinimumBalanceForRentExemption(self, params: list[Any]) -> Any:
+        size = param(params, 0, 0)
+        if not isinstance(size, int) or size < 0:
+            raise invalid_params("invalid type: expected usize")
+        return self.chain.svm.minimum_balance_for_rent_exemption(size)
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def rpc_getTokenAccountsByOwner(self, params: list[Any]) -> Any:
+        required(params, 2)
+        owner, selector, cfg = pubkey(params[0]), params[1], config(params, 2)
+        if not isinstance(selector, dict) or not ({"mint", "programId"} & selector.keys()):
+            raise invalid_params("Invalid params: expected `mint` or `programId`")
+        mint = pubkey(selector["mint"]) if "mint" in selector else None
+        token_programs = [pubkey(selector["programId"])] if "programId" in selector else list(TOKEN_PROGRAMS)
+        if token_programs[0] not in TOKEN_PROGRAMS:
+            raise RpcError(INVALID_PARAMS, f"Invalid param: unrecognized Token program id")
+        value = []
+        for program in token_programs:
+            for key, account in self.chain.program_accounts(program):
+                data = account.data
+                if is_token_account(account) and data[32:64] == bytes(owner) and \
+                        (mint is None or data[0:32] == bytes(mint)):
+                    value.append({"pubkey": str(key), "account": self.ui_account(account, cfg)})
+        return self.with_context(value)
+
+    def rpc_getTokenAccountBalance(self, params: list[Any]) -> Any:
+        required(params, 1)
+        key = pubkey(params[0])
+        config(params, 1)
+        account = self.chain.account(key)
+        if not is_token_account(account):
+            raise RpcError(INVALID_PARAMS, "Invalid param: not a Token account")
+        amount = int.from_bytes(account.data[64:72], "little")
+        return self.with_context(token_amount(amount, self.chain.mint_decimals(Pubkey(account.data[0:32]))))
+
+    def rpc_getTokenSupply(self, params: list[Any]) -> Any:
+        required(params, 1)
+        key = pubkey(params[0])
+        config(params, 1)
+        account = self.chain.account(key)
+        if not is_mint(account):
+            raise RpcError(INVALID_PARAMS, "Invalid param: not a Token mint")
+        return self.with_context(token_amount(int.from_bytes(account.data[36:44], "little"), account.data[44]))
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def rpc_getSignaturesForAddress(self, params: list[Any]) -> Any:
+        required(params, 1)
+        address, cfg = pubkey(params[0]), config(params, 1)
+        limit = cfg.get("limit") or MAX_SIGNATURES_FOR_ADDRESS
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_SIGNATURES_FOR_ADDRESS:
+            raise invalid_params("Invalid limit; max 1000")
+        bounds = []
+        for name in ("before", "until"):
+            sig = cfg.get(name)
+            stored = self.chain.ledger.transaction(bytes(signature(sig))) if sig is not None else None
+            bounds.append(stored.seq if stored else None)
+        rows = self.chain.ledger.signatures_for_address(bytes(address), limit, bounds[0], bounds[1])
+        return [{"signature": str(Signature(row.signature)), "slot": row.slot, "err": row.meta["err"],
+                 "memo": None, "blockTime": row.block_time, "confirmationStatus": "finalized"} for row in rows]
+
+    def rpc_getSignatureStatuses(self, params: list[Any]) -> Any:
+        required(params, 1)
+        if not isinstance(params[0], list):
+            raise invalid_params("invalid type: expected an array of signatures")
+        if len(params[0]) > MAX_SIGNATURE_STATUSES:
+            raise invalid_params(f"Too many inputs provided; max {MAX_SIGNATURE_STATUSES}")
+        config(params, 1)
+        value = []
+        for sig in params[0]:
+            status = self.chain.status(signature(sig))
+            value.append(None if status is None else {
+                "slot": status[0], "confirmations": None, "err": status[1],
+                "status": {"Ok": None} if status[1] is None else {"Err": status[1]},
+                "confirmationStatus": "finalized"})
+        return self.with_context(value)
+
+    def rpc_getTransaction(self, params: list[Any]) -> Any:
+        required(params, 1)
+        sig = signature(params[0])
+        cfg = {"encoding": params[1]} if isinstance(param(params, 1), str) else config(params, 1)
+        encoding = cfg.get("encoding", "json")
+        if encoding not in ("json", "jsonParsed", "base64", "base58"):
+            raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base64`, `base58`, "
+                                 "`json`, `jsonParsed`")
+        stored = self.chain.ledger.transaction(bytes(sig))
+        if stored is None:
+            return None
+        max_version = cfg.get("maxSupportedTransactionVersion")
+        version: Any = "legacy" if stored.raw[1 + 64 * stored.raw[0]] < 0x80 else 0
+        if version == 0 and max_version is None:
+            raise RpcError(UNSUPPORTED_TRANSACTION_VERSION,
+                           "Transaction version (0) is not supported by the requesting client. Please try the "
+                           "request again with the following configuration parameter: "
+                           "\"maxSupportedTransactionVersion\": 0")
+        result: dict[str, Any] = {"slot": stored.slot, "transaction": enc.encode_transaction(stored.raw, encoding),
+                                  "meta": stored.meta, "blockTime": stored.block_time}
+        if max_version is not None:
+            result["version"] = version
+        return result
+
+    def rpc_getLatestBlockhash(self, params: list[Any]) -> Any:
+        config(params, 0)
+        chain = self.chain
+        return self.with_context({"blockhash": chain.blockhash,
+                                  "lastValidBlockHeight": chain.last_valid_block_height()})
+
+    def rpc_isBlockhashValid(self, params: list[Any]) -> Any:
+        required(params, 1)
+        config(params, 1)
+        if not isinstance(params[0], str):
+            raise invalid_params("invalid type: expected a blockhash string")
+        try:
+            Hash.from_string(params[0])
+        except ValueError:
+            raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
+        return self.with_context(self.chain.is_blockhash_valid(params[0]))
+
+    def rpc_getFeeForMessage(self, params: list[Any]) -> Any:
+        required(params, 1)
+        config(params, 1)
+        raw = enc.decode_wire(params[0], "base64", "message")
+        try:
+            message: Message | MessageV0 = MessageV0.from_bytes(raw[1:]) if raw[:1] == b"\x80" \
+                else Message.from_bytes(raw)
+        except Exception as exc:  # noqa: BLE001
+            raise invalid_params(f"invalid message: {exc}") from None
+        valid = self.chain.is_blockhash_valid(str(message.recent_blockhash))
+        return self.with_context(fee_for_message(message) if valid else None)
+
+    @staticmethod
+    def _simulation_value(outcome: Any, accounts: Any = None, inner: bool = False,
+                          replacement: Any = None) -> dict[str, Any]:
+        value = {"err": outcome.err, "logs": outcome.logs, "accounts": accounts, "unitsConsumed": outcome.units,
+                 "returnData": outcome.return_data,
+                 "innerInstructions": outcome.inner_instructions if inner else None,
+                 "replacementBlockhash": replacement}
+        return value
+
+    def rpc_sendTransaction(self, params: list[Any]) -> Any:
+        required(params, 1)
+        cfg = config(params, 1)
+        if cfg.get("preflightCommitment") not in (None, *COMMITMENTS):
+            raise invalid_params(f"unknown variant `{cfg['preflightCommitment']}`")
+        tx = enc.decode_transaction(params[0], cfg.get("encoding", "base58"))
+        preflight = not cfg.get("skipPreflight", False)
+        outcome = self.chain.process(tx, preflight=preflight)
+        if preflight and outcome.err == "SignatureFailure":
+            raise RpcError(TRANSACTION_SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
+        if preflight and outcome.err is not None:
+            raise RpcError(SEND_TRANSACTION_PREFLIGHT_FAILURE,
+                           f"Transaction simulation failed: {describe_transaction_error(outcome.err)}",
+                           self._simulation_value(outcome))
+        return outcome.signature
+
+    def rpc_simulateTransaction(self, params: list[Any]) -> Any:
+        required(params, 1)
+        cfg = config(params, 1)
+        tx = enc.decode_transaction(params[0], cfg.get("encoding", "base58"))
+        sig_verify, replace = bool(cfg.get("sigVerify", False)), bool(cfg.get("replaceRecentBlockhash", False))
+        if sig_verify and replace:
+            raise invalid_params("sigVerify may not be used with replaceRecentBlockhash")
+        wanted = cfg.get("accounts")
+        addresses: list[Pubkey] = []
+        accounts_cfg: dict[str, Any] = {}
+        if wanted is not None:
+            if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
+                raise invalid_params("accounts needs an `addresses` array")
+            addresses = [pubkey(a) for a in wanted["addresses"]]
+            accounts_cfg = {"encoding": wanted.get("encoding", "base64")}
+            account_encoding(accounts_cfg)
+        outcome, post = self.chain.simulate(tx, sig_verify, replace)
+        accounts = None
+        if wanted is not None:
+            accounts = []
+            for key in addresses:
+                account = post[key] if key in post else self.chain.account(key)
+                accounts.append(None if account is None else self.ui_account(account, accounts_cfg))
+        replacement = {"blockhash": self.chain.blockhash,
+                       "lastValidBlockHeight": self.chain.last_valid_block_height()} if replace else None
+        return self.with_context(self._simulation_value(outcome, accounts, bool(cfg.get("innerInstructions")),
+                                                        replacement))
+
+    def rpc_requestAirdrop(self, params: list[Any]) -> Any:
+        required(params, 2)
+        key, lamports = pubkey(params[0]), params[1]
+        config(params, 2)
+        if not isinstance(lamports, int) or lamports <= 0:
+            raise invalid_params("invalid type: expected u64 lamports")
+        outcome = self.chain.airdrop(key, lamports)
+        if outcome.err is not None:
+            raise RpcError(INTERNAL_ERROR, f"airdrop failed: {describe_transaction_error(outcome.err)}")
+        return outcome.signature
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def rpc_getSlot(self, params: list[Any]) -> Any:
+        config(params, 0)
+        return self.chain.slot
+
+    def rpc_getBlockHeight(self, params: list[Any]) -> Any:
+        config(params, 0)
+        return self.chain.slot
+
+    def rpc_getEpochInfo(self, params: list[Any]) -> Any:
+        config(params, 0)
+        return self.chain.epoch_info()
+
+    def rpc_getEpochSchedule(self, params: list[Any]) -> Any:
+        schedule = self.chain.schedule
+        return {"firstNormalEpoch": schedule.first_normal_epoch, "firstNormalSlot": schedule.first_normal_slot,
+                "leaderScheduleSlotOffset": schedule.leader_schedule_slot_offset,
+                "slotsPerEpoch": schedule.slots_per_epoch, "warmup": schedule.warmup}
+
+    def rpc_getTransactionCount(self, params: list[Any]) -> Any:
+        config(params, 0)
+        return self.chain.transaction_count
+
+    def rpc_getHealth(self, params: list[Any]) -> Any:
+        return "ok"
+
+    def rpc_getVersion(self, params: list[Any]) -> Any:
+        return {"solana-core": SOLANA_CORE_VERSION, "feature-set": FEATURE_SET}
+
+    def rpc_getGenesisHash(self, params: list[Any]) -> Any:
+        return self.chain.genesis_hash
+
+    def rpc_getIdentity(self, params: list[Any]) -> Any:
+        return {"identity": str(self.chain.faucet.pubkey())}
+
+    def rpc_getFirstAvailableBlock(self, params: list[Any]) -> Any:
+        return 0
+
+    def rpc_minimumLedgerSlot(self, params: list[Any]) -> Any:
+        return 0
+
+    def rpc_getBlockTime(self, params: list[Any]) -> Any:
+        required(params, 1)
+        slot = params[0]
+        if not isinstance(slot, int) or slot < 0:
+            raise invalid_params("invalid type: expected u64 slot")
+        block_time = self.chain.block_time(slot)
+        if block_time is None:
+            raise RpcError(BLOCK_NOT_AVAILABLE, f"Block not available for slot {slot}")
+        return block_time
+
+    def rpc_getRecentPrioritizationFees(self, params: list[Any]) -> Any:
+        addresses = param(params, 0, [])
+        if not isinstance(addresses, list) or len(addresses) > 128:
+            raise invalid_params("Too many inputs provided; max 128" if isinstance(addresses, list)
+                                 else "expected an array of public keys")
+        for address in addresses:
+            pubkey(address)
+        first = max(0, self.chain.slot - 149)
+        return [{"slot": slot, "prioritizationFee": 0} for slot in range(first, self.chain.slot + 1)]
