@@ -99,7 +99,7 @@ class PubSub:
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
                 not isinstance(request.get("method"), str):
             return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"}, "id": None}
-        request_id, method, params = request.get("id"), request["method"], request.get("params", [])
+        request_id, method, params = request.get("id"), request["method"], request.get("params") or []
         if not isinstance(params, list):
             return {"jsonrpc": "2.0", "error": invalid_params("expected a sequence").to_json(), "id": request_id}
         try:

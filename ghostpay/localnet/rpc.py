@@ -71,7 +71,7 @@ def required(params: list[Any], count: int) -> None:
 
 
 def account_encoding(cfg: dict[str, Any], default: str = "binary") -> str:
-    encoding = cfg.get("encoding", default)
+    encoding = cfg.get("encoding") or default
     if encoding not in enc.ACCOUNT_ENCODINGS:
         raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base58`, `base64`, "
                              "`jsonParsed`, `base64+zstd`")
@@ -126,7 +126,7 @@ class Rpc:
         if handler is None:
             return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
                     "id": request_id}
-        params = request.get("params", [])
+        params = request.get("params") or []
         if not isinstance(params, list):
             error = invalid_params("invalid type: map, expected a sequence").to_json()
             return {"jsonrpc": "2.0", "error": error, "id": request_id}
@@ -188,7 +188,7 @@ class Rpc:
                 offset = memcmp.get("offset")
                 if not isinstance(offset, int) or offset < 0:
                     raise invalid_params("memcmp needs an integer `offset`")
-                wanted = enc.decode_wire(memcmp.get("bytes"), memcmp.get("encoding", "base58"), "memcmp bytes")
+                wanted = enc.decode_wire(memcmp.get("bytes"), memcmp.get("encoding") or "base58", "memcmp bytes")
                 if len(wanted) > 128:
                     raise invalid_params("encoded binary data should be less than 129 bytes")
                 end = offset + len(wanted)
@@ -289,7 +289,7 @@ class Rpc:
         required(params, 1)
         sig = signature(params[0])
         cfg = {"encoding": params[1]} if isinstance(param(params, 1), str) else config(params, 1)
-        encoding = cfg.get("encoding", "json")
+        encoding = cfg.get("encoding") or "json"
         if encoding not in ("json", "jsonParsed", "base64", "base58"):
             raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base64`, `base58`, "
                                  "`json`, `jsonParsed`")
@@ -352,7 +352,7 @@ class Rpc:
         cfg = config(params, 1)
         if cfg.get("preflightCommitment") not in (None, *COMMITMENTS):
             raise invalid_params(f"unknown variant `{cfg['preflightCommitment']}`")
-        tx = enc.decode_transaction(params[0], cfg.get("encoding", "base58"))
+        tx = enc.decode_transaction(params[0], cfg.get("encoding") or "base58")
         preflight = not cfg.get("skipPreflight", False)
         outcome = self.chain.process(tx, preflight=preflight)
         if preflight and outcome.err == "SignatureFailure":
@@ -366,7 +366,7 @@ class Rpc:
     def rpc_simulateTransaction(self, params: list[Any]) -> Any:
         required(params, 1)
         cfg = config(params, 1)
-        tx = enc.decode_transaction(params[0], cfg.get("encoding", "base58"))
+        tx = enc.decode_transaction(params[0], cfg.get("encoding") or "base58")
         sig_verify, replace = bool(cfg.get("sigVerify", False)), bool(cfg.get("replaceRecentBlockhash", False))
         if sig_verify and replace:
             raise invalid_params("sigVerify may not be used with replaceRecentBlockhash")
@@ -377,7 +377,7 @@ class Rpc:
             if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
                 raise invalid_params("accounts needs an `addresses` array")
             addresses = [pubkey(a) for a in wanted["addresses"]]
-            accounts_cfg = {"encoding": wanted.get("encoding", "base64")}
+            accounts_cfg = {"encoding": wanted.get("encoding") or "base64"}
             account_encoding(accounts_cfg)
         outcome, post = self.chain.simulate(tx, sig_verify, replace)
         accounts = None
