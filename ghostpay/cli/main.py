@@ -11,6 +11,7 @@ from rich.table import Table
 from ghostpay import __version__
 from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
+from ghostpay.cli.localnet import app as localnet_app
 from ghostpay.pda import agent_address
 from ghostpay.paths import data_dir
 from ghostpay.svm import InProcessChain
@@ -21,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(localnet_app, name="localnet")
 console = Console()
 
 

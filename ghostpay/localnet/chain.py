@@ -14,11 +14,13 @@ import base64
 import json
 import os
 import struct
+import sys
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import based58
 from solders.account import Account
@@ -58,6 +60,33 @@ PRELOADED = [
 
 class ProgramLoadError(Exception):
     """The program file is not a loadable SBF ELF."""
+
+
+@contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Keep Rust's panic report (written straight to fd 2) off the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_program(svm: LiteSVM, program_id: Pubkey, elf: bytes) -> None:
+    """`add_program`, with a bad ELF reported as `ProgramLoadError` instead of a Rust panic."""
+    if elf[:4] != b"\x7fELF" or len(elf) < 20 or struct.unpack_from("<H", elf, 18)[0] != 247:
+        raise ProgramLoadError("not an SBF program (expected a 64-bit BPF ELF shared object)")
+    try:
+        with silenced_stderr():
+            svm.add_program(program_id, elf)
+    except BaseException as exc:  # LiteSVM panics (pyo3 PanicException, a BaseException) on a bad ELF
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise ProgramLoadError(f"the runtime rejects the program: {str(exc).splitlines()[0]}") from None
 
 
 class ChainListener(Protocol):
@@ -158,12 +187,7 @@ class Chain:
         ata = programs.associated_token_program(cache_dir)
         if ata is not None:
             self.svm.add_program(programs.ASSOCIATED_TOKEN_PROGRAM_ID, ata)
-        try:
-            self.svm.add_program(program_id, program_so)
-        except BaseException as exc:  # LiteSVM panics (pyo3 PanicException) on a bad ELF
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise ProgramLoadError(f"cannot load the program: {exc}") from None
+        load_program(self.svm, program_id, program_so)
         for key in (*PRELOADED, program_id):
             self._index(key, self.svm.get_account(key))
 

@@ -12,7 +12,7 @@ ENGINES = ("litesvm", "solana-test-validator")
 TEST_VALIDATOR = "solana-test-validator"
 
 
-def test_validator_command(config: LocalnetConfig, program_so: str, program_id: str,
+def validator_command(config: LocalnetConfig, program_so: str, program_id: str,
                            binary: str = TEST_VALIDATOR) -> list[str]:
     """The solana-test-validator command line for `config` (its pub-sub is always RPC port + 1)."""
     if config.ws_port != config.rpc_port + 1:
@@ -36,7 +36,7 @@ def run_test_validator(config: LocalnetConfig) -> NoReturn:
     from ghostpay.program_id import PROGRAM_ID
 
     program_so = str(config.program_so) if config.program_so is not None else str(PROGRAM_SO)
-    command = test_validator_command(config, program_so, str(PROGRAM_ID), binary)
+    command = validator_command(config, program_so, str(PROGRAM_ID), binary)
     config.ledger_dir.mkdir(parents=True, exist_ok=True)
     if not config.quiet:
         print(" ".join(command), flush=True)

@@ -1,0 +1,159 @@
+"""Start-up, shutdown, persistence across restarts, user errors and the solana-test-validator engine."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.keypair import Keypair
+
+from ghostpay.localnet.engine import validator_command
+from ghostpay.localnet.server import LocalnetConfig, LocalnetError
+from ghostpay.program_id import PROGRAM_ID
+from tests.localnet.conftest import ROOT, LocalnetProcess, free_port_pair
+from tests.localnet.helpers import register_tx, transfer_tx
+from tests.localnet.test_rpc import funded
+
+
+def test_starts_healthy_fast_and_stops_cleanly(tmp_path: Path) -> None:
+    net = LocalnetProcess(tmp_path / "ledger").start()
+    assert net.startup_seconds < 1.5, net.startup_seconds
+    out = net.stop(signal.SIGTERM)
+    assert f"JSON-RPC:  {net.http_url}" in out and f"WebSocket: {net.ws_url}" in out
+    assert "stopped" in out and net.proc is not None and net.proc.returncode == 0
+
+
+async def test_restart_keeps_accounts_and_transactions(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    net = LocalnetProcess(ledger).start()
+    async with AsyncClient(net.http_url) as client:
+        owner, receiver = await funded(client), Keypair().pubkey()
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        transfer_sig = (await client.send_transaction(transfer_tx(owner, receiver, 4242, blockhash))).value
+        tx, agent = register_tx(owner, "persisted", blockhash)
+        register_sig = (await client.send_transaction(tx)).value
+        await client.confirm_transaction(register_sig, Confirmed, sleep_seconds=0.05)
+        slot = (await client.get_slot()).value
+        genesis = (await client.get_genesis_hash()).value
+        agent_data = (await client.get_account_info(agent)).value.data
+    net.stop(signal.SIGKILL)  # no clean shutdown: what was confirmed must already be on disk
+
+    net = LocalnetProcess(ledger).start()
+    try:
+        async with AsyncClient(net.http_url) as client:
+            assert (await client.get_genesis_hash()).value == genesis
+            assert (await client.get_slot()).value >= slot
+            assert (await client.get_balance(receiver)).value == 4242
+            assert (await client.get_account_info(agent)).value.data == agent_data
+            program_accounts = (await client.get_program_accounts(PROGRAM_ID, encoding="base64")).value
+            assert agent in [a.pubkey for a in program_accounts]
+            got = (await client.get_transaction(register_sig, max_supported_transaction_version=0)).value
+            assert any(line.startswith("Program data: ") for line in got.transaction.meta.log_messages)
+            history = [s.signature for s in (await client.get_signatures_for_address(owner.pubkey())).value]
+            assert history[:2] == [register_sig, transfer_sig]
+            # the owner can keep transacting: its balance and the duplicate check survived
+            blockhash = (await client.get_latest_blockhash()).value.blockhash
+            sig = (await client.send_transaction(transfer_tx(owner, receiver, 1, blockhash))).value
+            await client.confirm_transaction(sig, Confirmed, sleep_seconds=0.05)
+    finally:
+        net.stop()
+
+    net = LocalnetProcess(ledger, "--reset").start()
+    try:
+        assert net.rpc("getBalance", str(receiver))["result"]["value"] == 0
+        assert net.rpc("getTransaction", str(register_sig))["result"] is None
+    finally:
+        net.stop()
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ghostpay.localnet", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=20)
+
+
+def test_user_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    rpc_port, ws_port = free_port_pair()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", rpc_port))
+        busy.listen()
+        result = run_module("--ledger", str(tmp_path / "a"), "--rpc-port", str(rpc_port), "--ws-port", str(ws_port))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: cannot listen on 127.0.0.1:{rpc_port}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    bad = tmp_path / "bad.so"
+    bad.write_bytes((ROOT / "ghostpay" / "program" / "ghostpay.so").read_bytes()[:64] + bytes(4000))
+    result = run_module("--ledger", str(tmp_path / "b"), "--rpc-port", str(rpc_port), "--program-so", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {bad}: the runtime rejects the program: "
+                                                  "called `Result::unwrap()` on an `Err` value: "
+                                                  "Instruction(InvalidAccountData)"]
+    not_elf = tmp_path / "text.so"
+    not_elf.write_text("hello")
+    result = run_module("--ledger", str(tmp_path / "c"), "--program-so", str(not_elf))
+    assert result.returncode == 1 and "not an SBF program" in result.stderr
+
+
+def test_program_so_option_loads_that_build(tmp_path: Path) -> None:
+    so = tmp_path / "copy.so"
+    so.write_bytes((ROOT / "ghostpay" / "program" / "ghostpay.so").read_bytes())
+    net = LocalnetProcess(tmp_path / "ledger", "--program-so", str(so)).start()
+    try:
+        info = net.rpc("getAccountInfo", str(PROGRAM_ID), {"encoding": "base64"})["result"]["value"]
+        assert info["executable"] is True
+    finally:
+        net.stop()
+
+
+def test_ghost_cli_has_the_localnet_commands() -> None:
+    from typer.testing import CliRunner
+
+    from ghostpay.cli.main import app
+
+    result = CliRunner().invoke(app, ["localnet", "start", "--help"])
+    assert result.exit_code == 0
+    for option in ("--rpc-port", "--ws-port", "--ledger", "--reset", "--program-so", "--engine", "--quiet"):
+        assert option in result.output
+    result = CliRunner().invoke(app, ["localnet", "start", "--engine", "nope"])
+    assert result.exit_code == 1
+
+
+def test_solana_test_validator_command(tmp_path: Path) -> None:
+    config = LocalnetConfig(rpc_port=9000, ws_port=9001, ledger=tmp_path, reset=True, quiet=True)
+    assert validator_command(config, "/p/ghostpay.so", str(PROGRAM_ID)) == [
+        "solana-test-validator", "--ledger", str(tmp_path), "--rpc-port", "9000", "--bind-address", "127.0.0.1",
+        "--bpf-program", str(PROGRAM_ID), "/p/ghostpay.so", "--reset", "--quiet"]
+    with pytest.raises(LocalnetError, match="RPC port \\+ 1"):
+        validator_command(LocalnetConfig(rpc_port=9000, ws_port=9100), "x.so", str(PROGRAM_ID))
+
+
+@pytest.mark.skipif(shutil.which("solana-test-validator") is None,
+                    reason="solana-test-validator is not installed")
+def test_solana_test_validator_engine_runs(tmp_path: Path) -> None:
+    rpc_port, ws_port = free_port_pair()
+    proc = subprocess.Popen([sys.executable, "-m", "ghostpay.localnet", "--engine", "solana-test-validator",
+                             "--ledger", str(tmp_path), "--rpc-port", str(rpc_port), "--quiet"], cwd=ROOT)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.post(f"http://127.0.0.1:{rpc_port}", json={"jsonrpc": "2.0", "id": 1,
+                              "method": "getHealth"}, timeout=0.5).json().get("result") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        info = httpx.post(f"http://127.0.0.1:{rpc_port}", json={"jsonrpc": "2.0", "id": 1, "method": "getAccountInfo",
+                          "params": [str(PROGRAM_ID), {"encoding": "base64"}]}).json()
+        assert info["result"]["value"]["executable"] is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
