@@ -18,3 +18,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "setup: installing ghostpay[dev] into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# @solana/web3.js for the localnet's Node test (tests/js); skipped where node/npm are absent.
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/@solana/web3.js ]; then
+    echo "setup: npm ci in tests/js" >&2
+    (cd tests/js && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
