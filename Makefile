@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench
+.PHONY: setup demo test codegen program check bench bench-localnet
 
 setup:
 	@scripts/setup.sh
@@ -25,3 +25,7 @@ check: setup
 
 bench: setup
 	.venv/bin/python -m bench.compute_units
+
+# Localnet start-up, HTTP vs in-process throughput, getProgramAccounts over 10,000 agents.
+bench-localnet: setup
+	.venv/bin/python -m bench.localnet

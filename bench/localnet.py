@@ -1,0 +1,281 @@
+"""The localnet's speed: start-up, send-and-confirm throughput, getProgramAccounts latency.
+
+    python -m bench.localnet            # print the table, write bench/results/localnet.json
+
+- start-up: `python -m ghostpay.localnet` on a fresh ledger until `getHealth` answers ok (median of 3);
+- throughput: system transfers sent over HTTP (`sendTransaction`, 16 keep-alive connections) and
+  confirmed with `getSignatureStatuses`, beside the same transfers sent in-process to LiteSVM (the
+  ceiling). A lean HTTP client measures the server; httpx, on the same two cores, mostly measures itself;
+- getProgramAccounts over 10,000 Agent accounts (1,848 bytes each, loaded with `surfnet_setAccount`):
+  all of them, and one owner's 100 with a `memcmp` + `dataSize` filter (median of 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction
+
+from ghostpay.program_id import PROGRAM_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = ROOT / "bench" / "results" / "localnet.json"
+TRANSFERS = 2000
+PAYERS = 20
+IN_FLIGHT = 16
+AGENTS = 10_000
+AGENT_OWNERS = 100
+AGENT_SPACE = 1848
+AGENT_DISCRIMINATOR = hashlib.sha256(b"account:Agent").digest()[:8]
+
+
+@dataclass
+class Row:
+    metric: str
+    value: float
+    unit: str
+
+
+def free_port() -> int:
+    import socket
+
+    while True:
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+def start_localnet(ledger: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    """A localnet on free ports; returns the process, its URL and the seconds until healthy."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "ghostpay.localnet", "--ledger", str(ledger), "--rpc-port",
+                             str(port), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            env=dict(os.environ, GHOSTPAY_HOME=str(ledger.parent / "home")))
+    while True:
+        try:
+            if httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=0.5).json()[
+                    "result"] == "ok":
+                return proc, url, time.perf_counter() - started
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.perf_counter() - started > 15:
+                raise RuntimeError("the localnet did not start") from None
+            time.sleep(0.005)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def transfers(payers: list[Keypair], blockhash: Hash) -> list[Transaction]:
+    """TRANSFERS distinct system transfers, round-robin over `payers`."""
+    receiver = Pubkey.new_unique()
+    txs = []
+    for i in range(TRANSFERS):
+        payer = payers[i % len(payers)]
+        message = Message.new_with_blockhash(
+            [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=receiver, lamports=1000 + i))],
+            payer.pubkey(), blockhash)
+        txs.append(Transaction([payer], message, blockhash))
+    return txs
+
+
+class RawHttp:
+    """A lean keep-alive HTTP/1.1 JSON-RPC client, so the benchmark measures the server, not httpx."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> "RawHttp":
+        host, port = url.removeprefix("http://").split(":")
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def call(self, method: str, *params: object) -> object:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        self.writer.write(b"POST / HTTP/1.1\r\nHost: localnet\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        length = 0
+        while (line := await self.reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        response = json.loads(await self.reader.readexactly(length))
+        if "error" in response:
+            raise RuntimeError(f"{method}: {response['error']}")
+        return response["result"]
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def send_and_confirm(encoded: list[str], send: list, confirm: object) -> float:
+    """Seconds to send `encoded` through the `send` callables (one per connection) and see all confirmed."""
+    queue = list(reversed(encoded))
+    signatures: list[str] = []
+
+    async def sender(call: object) -> None:
+        while queue:
+            signatures.append(await call("sendTransaction", queue.pop(), {"encoding": "base64"}))  # type: ignore
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender(call) for call in send))
+    pending = signatures
+    while pending:
+        statuses: list[object] = []
+        for i in range(0, len(pending), 256):
+            statuses += (await confirm("getSignatureStatuses", pending[i:i + 256]))["value"]  # type: ignore
+        pending = [sig for sig, status in zip(pending, statuses) if status is None]
+    return time.perf_counter() - started
+
+
+async def http_throughput(url: str, payers: list[Keypair]) -> tuple[float, float]:
+    """Transfers per second over HTTP: with a lean client, and with httpx (client-bound on 2 cores)."""
+    connections = [await RawHttp.open(url) for _ in range(IN_FLIGHT)]
+    call = connections[0].call
+    for payer in payers:
+        await call("requestAirdrop", str(payer.pubkey()), 1000 * 10**9)
+    rates = []
+    for lean in (True, False):
+        blockhash = Hash.from_string((await call("getLatestBlockhash"))["value"]["blockhash"])  # type: ignore
+        encoded = [base64.b64encode(bytes(tx)).decode() for tx in transfers(payers, blockhash)]
+        if lean:
+            seconds = await send_and_confirm(encoded, [c.call for c in connections], call)
+        else:
+            async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=IN_FLIGHT)) as client:
+                async def httpx_call(method: str, *params: object) -> object:
+                    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+                    return (await client.post("", json=body)).json()["result"]
+
+                seconds = await send_and_confirm(encoded, [httpx_call] * IN_FLIGHT, httpx_call)
+        rates.append(TRANSFERS / seconds)
+    for connection in connections:
+        connection.close()
+    return rates[0], rates[1]
+
+
+def in_process_throughput(payers: list[Keypair]) -> float:
+    """The same transfers sent straight to LiteSVM."""
+    svm = LiteSVM()
+    for payer in payers:
+        svm.airdrop(payer.pubkey(), 100 * 10**9)
+    txs = transfers(payers, svm.latest_blockhash())
+    started = time.perf_counter()
+    for tx in txs:
+        svm.send_transaction(tx)
+    return TRANSFERS / (time.perf_counter() - started)
+
+
+def agent_bytes(owner: Pubkey, index: int) -> bytes:
+    """An Agent account as the program lays it out (fixed fields first; strings left empty)."""
+    head = AGENT_DISCRIMINATOR + bytes(owner) + bytes([0, 1, 1, 255]) + (5000).to_bytes(4, "little")
+    return head + index.to_bytes(8, "little") + bytes(AGENT_SPACE - len(head) - 8)
+
+
+def load_agents(url: str) -> list[Pubkey]:
+    """AGENTS agent accounts, AGENTS / AGENT_OWNERS per owner; returns the owners."""
+    owners = [Pubkey.new_unique() for _ in range(AGENT_OWNERS)]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for start in range(0, AGENTS, 1000):
+            batch = [{"jsonrpc": "2.0", "id": i, "method": "surfnet_setAccount", "params": [
+                str(Pubkey.new_unique()),
+                {"data": [base64.b64encode(agent_bytes(owners[i % AGENT_OWNERS], i)).decode(), "base64"],
+                 "owner": str(PROGRAM_ID)}]} for i in range(start, start + 1000)]
+            replies = client.post("", json=batch).json()
+            assert all("result" in r for r in replies), replies[0]
+    return owners
+
+
+def program_accounts_latency(url: str, owner: Pubkey) -> tuple[float, float, int, int]:
+    """Median ms for all agents, and for one owner's (memcmp + dataSize); and the counts returned."""
+    everything = {"jsonrpc": "2.0", "id": 1, "method": "getProgramAccounts",
+                  "params": [str(PROGRAM_ID), {"encoding": "base64"}]}
+    filtered = {"jsonrpc": "2.0", "id": 1, "method": "getProgramAccounts", "params": [str(PROGRAM_ID), {
+        "encoding": "base64", "filters": [{"dataSize": AGENT_SPACE}, {"memcmp": {"offset": 8, "bytes": str(owner)}}]}]}
+    timings: dict[str, list[float]] = {"all": [], "owner": []}
+    counts = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _ in range(5):
+            for name, body in (("all", everything), ("owner", filtered)):
+                started = time.perf_counter()
+                result = client.post("", json=body).json()["result"]
+                timings[name].append((time.perf_counter() - started) * 1000)
+                counts[name] = len(result)
+    return statistics.median(timings["all"]), statistics.median(timings["owner"]), counts["all"], counts["owner"]
+
+
+def measure(console: Console) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        startups = []
+        for attempt in range(3):
+            proc, _, seconds = start_localnet(Path(tmp) / f"startup{attempt}")
+            startups.append(seconds)
+            stop(proc)
+        console.log(f"start-up to healthy: {startups}")
+        payers = [Keypair() for _ in range(PAYERS)]
+        proc, url, _ = start_localnet(Path(tmp) / "ledger")
+        try:
+            http_tps, httpx_tps = asyncio.run(http_throughput(url, payers))
+            console.log(f"HTTP send-and-confirm: {http_tps:.0f} tx/s (httpx client: {httpx_tps:.0f} tx/s)")
+            ceiling = in_process_throughput(payers)
+            console.log(f"in-process LiteSVM: {ceiling:.0f} tx/s")
+            owners = load_agents(url)
+            all_ms, owner_ms, all_count, owner_count = program_accounts_latency(url, owners[0])
+        finally:
+            stop(proc)
+    assert (all_count, owner_count) == (AGENTS, AGENTS // AGENT_OWNERS), (all_count, owner_count)
+    return [
+        Row("start-up to healthy (median of 3)", round(statistics.median(startups) * 1000), "ms"),
+        Row(f"send-and-confirm over HTTP ({TRANSFERS} transfers, {IN_FLIGHT} in flight)", round(http_tps), "tx/s"),
+        Row("  the same through httpx.AsyncClient (client-bound)", round(httpx_tps), "tx/s"),
+        Row("same transfers in-process to LiteSVM (ceiling)", round(ceiling), "tx/s"),
+        Row(f"getProgramAccounts, all {AGENTS:,} agents (base64)", round(all_ms, 1), "ms"),
+        Row(f"getProgramAccounts, memcmp owner + dataSize ({owner_count} of {AGENTS:,})", round(owner_ms, 1), "ms"),
+    ]
+
+
+def main() -> int:
+    console = Console(stderr=True)
+    rows = measure(console)
+    table = Table(title="GhostPay localnet (LiteSVM behind JSON-RPC)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for row in rows:
+        table.add_row(row.metric, f"{row.value:,}", row.unit)
+    Console().print(table)
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    console.print(f"wrote {RESULTS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
