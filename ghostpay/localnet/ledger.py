@@ -10,6 +10,7 @@ the client saw confirmed is on disk even if the process is killed next.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 LEDGER_FILE = "ledger.sqlite3"
+LOCK_FILE = "ledger.lock"
+
+
+class LedgerBusy(Exception):
+    """Another localnet has this ledger open."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ class Ledger:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.lock = open(directory / LOCK_FILE, "w")  # noqa: SIM115 - held for the ledger's lifetime
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.close()
+            raise LedgerBusy(f"the ledger {directory} is in use by another localnet") from None
         self.path = directory / LEDGER_FILE
         self.db = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -147,3 +159,4 @@ class Ledger:
     def close(self) -> None:
         self.db.commit()
         self.db.close()
+        self.lock.close()

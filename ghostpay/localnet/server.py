@@ -21,7 +21,7 @@ from websockets.asyncio.server import serve
 
 from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
-from ghostpay.localnet.ledger import LEDGER_FILE, Ledger
+from ghostpay.localnet.ledger import LEDGER_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
 from ghostpay.localnet.rpc import Rpc
 from ghostpay.paths import data_dir
@@ -144,9 +144,14 @@ class Localnet:
     def __init__(self, config: LocalnetConfig, program_so: bytes, program_id: Pubkey) -> None:
         self.config = config
         ledger_dir = config.ledger_dir
+        try:
+            self.ledger = Ledger(ledger_dir)
+        except LedgerBusy as exc:
+            raise LocalnetError(str(exc)) from None
         if config.reset:
+            self.ledger.close()
             reset_ledger(ledger_dir)
-        self.ledger = Ledger(ledger_dir)
+            self.ledger = Ledger(ledger_dir)
         try:
             self.chain = Chain(self.ledger, program_so, program_id, cache_dir=data_dir() / "localnet" / "programs")
         except Exception:

@@ -97,6 +97,13 @@ def test_user_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [f"error: {bad}: the runtime rejects the program: "
                                                   "called `Result::unwrap()` on an `Err` value: "
                                                   "Instruction(InvalidAccountData)"]
+    net = LocalnetProcess(tmp_path / "shared").start()
+    try:
+        result = run_module("--ledger", str(tmp_path / "shared"), "--rpc-port", str(rpc_port))
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"error: the ledger {tmp_path / 'shared'} is in use by another localnet"
+    finally:
+        net.stop()
     not_elf = tmp_path / "text.so"
     not_elf.write_text("hello")
     result = run_module("--ledger", str(tmp_path / "c"), "--program-so", str(not_elf))
