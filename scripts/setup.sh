@@ -19,8 +19,9 @@ fi
 echo "setup: installing ghostpay[dev] into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
-# @solana/web3.js for the localnet's Node test (tests/js); skipped where node/npm are absent.
-if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/@solana/web3.js ]; then
+# @solana/web3.js for the localnet's Node test (tests/js); again only when the lock file changed.
+if command -v npm >/dev/null 2>&1 && \
+        [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
     echo "setup: npm ci in tests/js" >&2
     (cd tests/js && npm ci --silent --no-audit --no-fund >/dev/null)
 fi

@@ -44,7 +44,6 @@ SLOT_SECONDS = 0.4
 LAMPORTS_PER_SIGNATURE = 5000
 FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
 COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
-U64_MAX = 2**64 - 1
 # Accounts LiteSVM creates itself: indexed for getProgramAccounts, never persisted.
 PRELOADED = [
     programs.TOKEN_PROGRAM_ID, programs.TOKEN_2022_PROGRAM_ID, programs.MEMO_PROGRAM_ID,
