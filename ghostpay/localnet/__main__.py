@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from ghostpay.localnet.server import LocalnetConfig, LocalnetError, default_ledger
@@ -28,7 +27,6 @@ def parse(argv: list[str] | None = None) -> tuple[LocalnetConfig, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    started = time.perf_counter()
     config, engine = parse(argv)
     try:
         if engine == "solana-test-validator":
@@ -37,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             run_test_validator(config)
         from ghostpay.localnet.server import run
 
-        run(config, started)
+        run(config)
     except LocalnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +170,7 @@ class Localnet:
             self.chain.advance_slot()
             self.ledger.commit()
 
-    async def run(self, started: float) -> None:
+    async def run(self) -> None:
         cfg = self.config
         try:
             http = await asyncio.start_server(HttpRpcServer(self.rpc).handle, cfg.host, cfg.rpc_port,
@@ -188,7 +187,7 @@ class Localnet:
             loop.add_signal_handler(sig, self.stopping.set)
         ticker = asyncio.create_task(self._tick())
         if not cfg.quiet:
-            print(f"GhostPay localnet ready in {time.perf_counter() - started:.2f}s\n"
+            print("GhostPay localnet ready\n"
                   f"  JSON-RPC:  http://{cfg.host}:{cfg.rpc_port}\n"
                   f"  WebSocket: ws://{cfg.host}:{cfg.ws_port}\n"
                   f"  ledger:    {cfg.ledger_dir}\n"
@@ -215,24 +214,14 @@ def load_program(path: Path | None) -> bytes:
         raise LocalnetError(f"cannot read the program {path}: {exc.strerror}") from None
 
 
-def run(config: LocalnetConfig, started: float | None = None) -> None:
+def run(config: LocalnetConfig) -> None:
     """Start the localnet and serve until SIGINT / SIGTERM. Raises `LocalnetError` for user errors."""
     from ghostpay.localnet.chain import ProgramLoadError
     from ghostpay.program_id import PROGRAM_ID
 
-    started = time.perf_counter() if started is None else started
     try:
         localnet = Localnet(config, load_program(config.program_so), PROGRAM_ID)
     except ProgramLoadError as exc:
         raise LocalnetError(f"{config.program_so}: {exc}") from None
-    asyncio.run(localnet.run(started))
+    asyncio.run(localnet.run())
 
-
-def main_exit(config: LocalnetConfig) -> int:
-    """`run`, printing a user error as one line; the process exit code."""
-    try:
-        run(config)
-    except LocalnetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
