@@ -55,8 +55,11 @@ class Client:
         self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
 
     async def write(self) -> None:
-        while True:
-            await self.connection.send(await self.queue.get())
+        try:
+            while True:
+                await self.connection.send(await self.queue.get())
+        except ConnectionClosed:
+            pass  # the reader side sees the close and cleans up
 
 
 class PubSub:
