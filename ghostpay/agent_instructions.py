@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
-from ghostpay.instructions import register_agent
-from ghostpay.pda import agent_address
+from ghostpay.instructions import close_agent, register_agent
+from ghostpay.pda import agent_address, reputation_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.types import X402Config
 
@@ -39,9 +39,10 @@ def build_register_agent(
     >>> from solders.pubkey import Pubkey
     >>> ix = build_register_agent(Pubkey.new_unique(), AgentProfile("translator", "Translator"))
     >>> len(ix.accounts)
-    3
+    4
     """
     agent, _ = agent_address(owner, profile.agent_id, program_id)
+    reputation, _ = reputation_address(agent, program_id)
     args = {
         "agent_id": profile.agent_id,
         "agent_type": profile.agent_type,
@@ -52,4 +53,11 @@ def build_register_agent(
         "x402": x402,
     }
     remaining = mint_accounts(list(x402.accepted_tokens)) if x402 else []
-    return register_agent(args, {"agent": agent, "owner": owner}, program_id=program_id, remaining_accounts=remaining)
+    return register_agent(args, {"agent": agent, "reputation": reputation, "owner": owner}, program_id=program_id,
+                          remaining_accounts=remaining)
+
+
+def build_close_agent(agent: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    """`close_agent`: closes the agent and its ReputationMetrics, refunding both rents to `owner`."""
+    reputation, _ = reputation_address(agent, program_id)
+    return close_agent({"agent": agent, "owner": owner, "reputation": reputation}, program_id=program_id)

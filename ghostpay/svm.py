@@ -28,6 +28,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
+from spl.token.instructions import get_associated_token_address
 
 from ghostpay import artifacts
 from ghostpay.program_id import PROGRAM_ID
@@ -35,6 +36,10 @@ from ghostpay.program_id import PROGRAM_ID
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 MINT_LEN = 82
+TOKEN_ACCOUNT_LEN = 165
+TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
+TOKEN_ACCOUNT_STATE_INITIALIZED = 1
+TOKEN_ACCOUNT_STATE_OFFSET = 108
 LAMPORTS_PER_SOL = 1_000_000_000
 
 ERROR_NAMES: dict[int, str] = {int(code): code.name for code in _LangErrorCode}
@@ -118,6 +123,25 @@ class InProcessChain:
         data[45] = 1  # is_initialized
         self.set_account(mint, bytes(data), owner=token_program)
         return mint
+
+    def create_token_account(self, owner: Pubkey, mint: Pubkey, amount: int = 0,
+                             token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+        """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger."""
+        address = get_associated_token_address(owner, mint, token_program)
+        data = bytearray(TOKEN_ACCOUNT_LEN)
+        data[0:32] = bytes(mint)
+        data[32:64] = bytes(owner)
+        data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8] = amount.to_bytes(8, "little")
+        data[TOKEN_ACCOUNT_STATE_OFFSET] = TOKEN_ACCOUNT_STATE_INITIALIZED
+        self.set_account(address, bytes(data), owner=token_program)
+        return address
+
+    def token_balance(self, token_account: Pubkey) -> int:
+        """The amount in a token account (0 if it does not exist)."""
+        account = self.account(token_account)
+        if account is None or len(account.data) < TOKEN_ACCOUNT_AMOUNT_OFFSET + 8:
+            return 0
+        return int.from_bytes(bytes(account.data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8]), "little")
 
     def set_account(self, key: Pubkey, data: bytes, owner: Pubkey, lamports: int | None = None) -> None:
         lamports = self.svm.minimum_balance_for_rent_exemption(len(data)) if lamports is None else lamports

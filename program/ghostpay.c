@@ -4,6 +4,8 @@
  * every internal call is pc-relative and the post-link step stays small. */
 #include "sdk/anchor.h"
 #include "src/agent_lifecycle.c"
+#include "src/feedback.c"
+#include "src/record_x402_payment.c"
 #include "src/register_agent.c"
 #include "src/update_agent.c"
 #include "src/x402_config.c"
@@ -31,6 +33,14 @@ static uint64_t dispatch(const GpInput *in) {
         return set_agent_active(in, &args);
     case GP_IX_CLOSE_AGENT:
         return close_agent(in, &args);
+    case GP_IX_RECORD_X402_PAYMENT:
+        return record_x402_payment(in, &args);
+    case GP_IX_SUBMIT_FEEDBACK:
+        return submit_feedback(in, &args);
+    case GP_IX_CLOSE_RECEIPT:
+        return close_receipt(in, &args);
+    case GP_IX_REFRESH_REPUTATION:
+        return refresh_reputation(in, &args);
     default:
         return gp_fail(GP_ERR_INSTRUCTION_FALLBACK_NOT_FOUND);
     }

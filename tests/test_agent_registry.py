@@ -35,7 +35,7 @@ from ghostpay.instructions import (
     set_x402_tokens,
     update_agent,
 )
-from ghostpay.pda import agent_address
+from ghostpay.pda import agent_address, reputation_address
 from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
 from ghostpay.types import X402Config
@@ -43,6 +43,7 @@ from ghostpay.types import X402Config
 FEE = 5_000  # lamports per signature
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
 AGENT_SPACE = 1848
+REPUTATION_METRICS_SPACE = 177
 OPEN_WORK_ORDERS_OFFSET = 144
 SYSTEM_PROGRAM_ID = Pubkey.default()
 ENDPOINT = "https://agent.example.com/translate"
@@ -105,7 +106,8 @@ def plain_world() -> World:
 
 
 def accounts(agent: Pubkey, owner: Pubkey) -> dict[str, Pubkey]:
-    return {"agent": agent, "owner": owner}
+    """Accounts of the owner-only instructions (`reputation` is close_agent's only)."""
+    return {"agent": agent, "owner": owner, "reputation": reputation_address(agent)[0]}
 
 
 def valid_ix(name: str, agent: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
@@ -785,19 +787,31 @@ def test_close_agent_refunds_the_owner(world: World, extra_lamports: int) -> Non
         chain.svm.airdrop(world.agent, extra_lamports)
     held = chain.account(world.agent).lamports
     assert held == chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE) + extra_lamports
+    reputation = reputation_address(world.agent)[0]
+    metrics_rent = chain.account(reputation).lamports
+    assert metrics_rent == chain.svm.minimum_balance_for_rent_exemption(REPUTATION_METRICS_SPACE)
     owner_before = chain.balance(world.owner.pubkey())
     payer_before = chain.balance(world.payer.pubkey())
     now = world.advance_clock()
 
     result = ok(world, [world_ix(world, "close_agent")])
 
-    closed = chain.account(world.agent)
-    assert closed is None or closed.lamports == 0
-    assert chain.balance(world.owner.pubkey()) == owner_before + held
+    for closed in (chain.account(world.agent), chain.account(reputation)):
+        assert closed is None or closed.lamports == 0
+    assert chain.balance(world.owner.pubkey()) == owner_before + held + metrics_rent
     assert chain.balance(world.payer.pubkey()) == payer_before - 2 * FEE
     event = result.event("AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (
-        world.agent, world.owner.pubkey(), held, now)
+        world.agent, world.owner.pubkey(), held + metrics_rent, now)
+
+
+def test_close_agent_with_another_agents_reputation_is_constraint_seeds(world: World) -> None:
+    other = make_world(x402=False)
+    other_reputation = reputation_address(other.agent)[0]
+    world.chain.set_account(other_reputation, bytes(other.chain.account(other_reputation).data),
+                            owner=world.chain.program_id)
+    accts = {**accounts(world.agent, world.owner.pubkey()), "reputation": other_reputation}
+    assert_refused(world, [close_agent(accts)], [world.owner], "ConstraintSeeds")
 
 
 def test_close_agent_empties_the_account_like_anchor(world: World) -> None:
@@ -856,7 +870,7 @@ def register_ix(owner: Pubkey, x402: X402Config | None = None, passed: list[Pubk
     ix = build_register_agent(owner, AgentProfile(**{**PROFILE.__dict__, **profile}), x402)
     if passed is None:
         return ix
-    return with_metas(ix, list(ix.accounts[:3]) + mint_accounts(passed))
+    return with_metas(ix, list(ix.accounts[:4]) + mint_accounts(passed))
 
 
 def assert_register_refused(world: World, owner: Keypair, ix: Instruction, error: str) -> None:
@@ -915,7 +929,7 @@ def test_register_agent_rejects_agent_id(world: World, newcomer: Keypair, agent_
     args = dict(agent_id=agent_id, agent_type=1, name="Translator", description="", metadata_uri="",
                 capabilities=[], x402=None)
     agent = agent_address(newcomer.pubkey(), agent_id)[0] if agent_id == "" else Keypair().pubkey()
-    ix = register_agent(args, {"agent": agent, "owner": newcomer.pubkey()})
+    ix = register_agent(args, {"agent": agent, "reputation": valid.accounts[1].pubkey, "owner": newcomer.pubkey()})
     assert ix.accounts[1:] == valid.accounts[1:]
     assert_register_refused(world, newcomer, ix, "AgentIdInvalid")
 

@@ -16,6 +16,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from ghostpay import instructions as generated
+from ghostpay.pda import reputation_address
+from solders.sysvar import INSTRUCTIONS
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
 from ghostpay.types import X402Config
@@ -78,10 +80,11 @@ def x402(payment: Pubkey, price: int, tokens: list[Pubkey], endpoint: str) -> di
             "service_endpoint": endpoint}
 
 
-def test_idl_describes_nine_instructions(program: Program) -> None:
+def test_idl_describes_every_instruction(program: Program) -> None:
     assert list(program.instruction) == ["register_agent", "update_agent", "configure_x402", "set_x402_price",
                                          "set_x402_tokens", "set_x402_endpoint", "disable_x402", "set_agent_active",
-                                         "close_agent"]
+                                         "close_agent", "record_x402_payment", "submit_feedback", "close_receipt",
+                                         "refresh_reputation"]
     assert program.program_id == Chain().program_id
 
 
@@ -91,7 +94,7 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     owner = chain.funded_keypair()
     mint_a, mint_b = chain.create_mint(), chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID)
     agent = client.agent_address(owner.pubkey(), "dyn")
-    accts = {"agent": agent, "owner": owner.pubkey()}
+    accts = {"agent": agent, "owner": owner.pubkey(), "reputation": reputation_address(agent)[0]}
     t0 = chain.svm.get_clock().unix_timestamp
 
     # register_agent, without x402 (system_program comes from the IDL's fixed address)
@@ -165,13 +168,13 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     assert not state.is_active and state.updated_at == t4 and state.name == "Dynamic"
 
     # close_agent
-    rent = chain.account(agent).lamports
+    rent = chain.account(agent).lamports + chain.account(accts["reputation"]).lamports
     owner_before = chain.balance(owner.pubkey())
     chain.set_unix_timestamp(t5 := t0 + 50)
     result = client.send(client.ix("close_agent", accounts=accts), owner)
     event = only_event(client, result, "AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (agent, owner.pubkey(), rent, t5)
-    assert rent == chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE)
+    assert rent == sum(chain.svm.minimum_balance_for_rent_exemption(space) for space in (AGENT_SPACE, 177))
     assert chain.balance(owner.pubkey()) == owner_before + rent
     closed = chain.account(agent)
     assert closed is None or closed.lamports == 0
@@ -184,7 +187,8 @@ def test_register_with_x402_struct(program: Program) -> None:
     agent = client.agent_address(owner.pubkey(), "paid")
     config = x402(owner.pubkey(), 1_000_000_000_000, [mint], "https://paid.example")
     ix = client.ix("register_agent", "paid", 0, "Paid", "", "", [], config,
-                   accounts={"agent": agent, "owner": owner.pubkey(), "system_program": SYSTEM_PROGRAM_ID},
+                   accounts={"agent": agent, "owner": owner.pubkey(), "system_program": SYSTEM_PROGRAM_ID,
+                             "reputation": reputation_address(agent)[0]},
                    mints=[mint])
     event = only_event(client, client.send(ix, owner), "AgentRegistered")
     assert event.x402_enabled and event.x402_price_per_call == 1_000_000_000_000
@@ -197,10 +201,12 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
     """Same IDL, two encoders: anchorpy's dynamic Program and our generated client must agree byte for byte."""
     client = Client(program)
     owner, agent, mint = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
-    accts = {"agent": agent, "owner": owner}
+    accts = {"agent": agent, "owner": owner, "reputation": reputation_address(agent)[0]}
     config = X402Config(owner, 5_000, [mint], "https://x.example")
     config_dict = x402(owner, 5_000, [mint], "https://x.example")
     mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
+    payment_accts = {**accts, "receipt": Pubkey.new_unique(), "payer": owner, "instructions_sysvar": INSTRUCTIONS,
+                     "system_program": SYSTEM_PROGRAM_ID}
     pairs = [
         (client.ix("register_agent", "id", 1, "N", "d", "u", ["c"], config_dict,
                    accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}, mints=[mint]),
@@ -219,6 +225,12 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
         (client.ix("disable_x402", accounts=accts), generated.disable_x402(accts)),
         (client.ix("set_agent_active", True, accounts=accts), generated.set_agent_active({"is_active": True}, accts)),
         (client.ix("close_agent", accounts=accts), generated.close_agent(accts)),
+        (client.ix("record_x402_payment", 10_000, list(range(32)), accounts=payment_accts),
+         generated.record_x402_payment({"amount": 10_000, "reference": list(range(32))}, payment_accts)),
+        (client.ix("submit_feedback", True, 250, 5, accounts=payment_accts),
+         generated.submit_feedback({"success": True, "response_time_ms": 250, "rating": 5}, payment_accts)),
+        (client.ix("close_receipt", accounts=payment_accts), generated.close_receipt(payment_accts)),
+        (client.ix("refresh_reputation", accounts=accts), generated.refresh_reputation(accts)),
     ]
     assert len(pairs) == len(program.instruction)
     for dynamic, static in pairs:
@@ -235,6 +247,7 @@ def test_program_errors_are_named_in_the_idl(program: Program) -> None:
     agent = client.agent_address(owner.pubkey(), "mine")
     assert client.send(client.ix("register_agent", "mine", 0, "Mine", "", "", [], None,
                                  accounts={"agent": agent, "owner": owner.pubkey(),
+                                           "reputation": reputation_address(agent)[0],
                                            "system_program": SYSTEM_PROGRAM_ID}), owner).ok
     before = chain.account(agent)
 

@@ -9,7 +9,7 @@ from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent
 from ghostpay.instructions import register_agent
-from ghostpay.pda import agent_address
+from ghostpay.pda import agent_address, reputation_address
 from ghostpay.types import X402Config
 from ghostpay.svm import InProcessChain as Chain
 
@@ -23,7 +23,8 @@ def register_ix(owner: Pubkey, agent_id: str = "translator", x402: X402Config | 
                 metadata_uri="https://example.com/agent.json", capabilities=["translate", "summarize"], x402=x402)
     args.update(overrides)
     remaining = [AccountMeta(m, is_signer=False, is_writable=False) for m in (mints or [])]
-    return register_agent(args, {"agent": agent, "owner": owner}, remaining_accounts=remaining)
+    return register_agent(args, {"agent": agent, "reputation": reputation_address(agent)[0], "owner": owner},
+                          remaining_accounts=remaining)
 
 
 @pytest.fixture

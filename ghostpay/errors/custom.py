@@ -198,6 +198,142 @@ class AgentHasOpenWorkOrders(ProgramError):
     msg = "The agent has open work orders and cannot be closed"
 
 
+class AgentInactive(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6020, "The agent is not active")
+
+    code = 6020
+    name = "AgentInactive"
+    msg = "The agent is not active"
+
+
+class PaymentTransferMissing(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6021,
+            "The instruction before must be a TransferChecked of SPL Token or Token-2022",
+        )
+
+    code = 6021
+    name = "PaymentTransferMissing"
+    msg = "The instruction before must be a TransferChecked of SPL Token or Token-2022"
+
+
+class PaymentWrongDestination(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6022,
+            "The transfer must go to the payment address's associated token account",
+        )
+
+    code = 6022
+    name = "PaymentWrongDestination"
+    msg = "The transfer must go to the payment address's associated token account"
+
+
+class PaymentMintNotAccepted(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6023, "The transfer's mint is not one the agent accepts")
+
+    code = 6023
+    name = "PaymentMintNotAccepted"
+    msg = "The transfer's mint is not one the agent accepts"
+
+
+class PaymentBelowPrice(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6024, "The transfer moves less than the agent's price per call"
+        )
+
+    code = 6024
+    name = "PaymentBelowPrice"
+    msg = "The transfer moves less than the agent's price per call"
+
+
+class PaymentAuthorityMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6025, "The transfer must be signed by the payer")
+
+    code = 6025
+    name = "PaymentAuthorityMismatch"
+    msg = "The transfer must be signed by the payer"
+
+
+class PaymentAmountMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6026, "The recorded amount must equal the transferred amount")
+
+    code = 6026
+    name = "PaymentAmountMismatch"
+    msg = "The recorded amount must equal the transferred amount"
+
+
+class PaymentAlreadyRecorded(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6027, "A payment with this reference is already recorded")
+
+    code = 6027
+    name = "PaymentAlreadyRecorded"
+    msg = "A payment with this reference is already recorded"
+
+
+class NotReceiptPayer(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6028, "Only the payer of this receipt may do this")
+
+    code = 6028
+    name = "NotReceiptPayer"
+    msg = "Only the payer of this receipt may do this"
+
+
+class ReceiptAgentMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6029, "The receipt belongs to another agent")
+
+    code = 6029
+    name = "ReceiptAgentMismatch"
+    msg = "The receipt belongs to another agent"
+
+
+class FeedbackAlreadySubmitted(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6030, "Feedback for this receipt was already submitted")
+
+    code = 6030
+    name = "FeedbackAlreadySubmitted"
+    msg = "Feedback for this receipt was already submitted"
+
+
+class RatingOutOfRange(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6031, "Rating must be 0 (none) or 1 to 5")
+
+    code = 6031
+    name = "RatingOutOfRange"
+    msg = "Rating must be 0 (none) or 1 to 5"
+
+
+class ResponseTimeOutOfRange(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6032, "Response time must be at most 3600000 ms")
+
+    code = 6032
+    name = "ResponseTimeOutOfRange"
+    msg = "Response time must be at most 3600000 ms"
+
+
+class ReceiptStillOpen(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6033, "Submit feedback, or wait out the feedback window, before closing"
+        )
+
+    code = 6033
+    name = "ReceiptStillOpen"
+    msg = "Submit feedback, or wait out the feedback window, before closing"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -219,6 +355,20 @@ CustomError = typing.Union[
     AgentAlreadyRegistered,
     X402NotEnabled,
     AgentHasOpenWorkOrders,
+    AgentInactive,
+    PaymentTransferMissing,
+    PaymentWrongDestination,
+    PaymentMintNotAccepted,
+    PaymentBelowPrice,
+    PaymentAuthorityMismatch,
+    PaymentAmountMismatch,
+    PaymentAlreadyRecorded,
+    NotReceiptPayer,
+    ReceiptAgentMismatch,
+    FeedbackAlreadySubmitted,
+    RatingOutOfRange,
+    ResponseTimeOutOfRange,
+    ReceiptStillOpen,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -241,6 +391,20 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6017: AgentAlreadyRegistered(),
     6018: X402NotEnabled(),
     6019: AgentHasOpenWorkOrders(),
+    6020: AgentInactive(),
+    6021: PaymentTransferMissing(),
+    6022: PaymentWrongDestination(),
+    6023: PaymentMintNotAccepted(),
+    6024: PaymentBelowPrice(),
+    6025: PaymentAuthorityMismatch(),
+    6026: PaymentAmountMismatch(),
+    6027: PaymentAlreadyRecorded(),
+    6028: NotReceiptPayer(),
+    6029: ReceiptAgentMismatch(),
+    6030: FeedbackAlreadySubmitted(),
+    6031: RatingOutOfRange(),
+    6032: ResponseTimeOutOfRange(),
+    6033: ReceiptStillOpen(),
 }
 
 

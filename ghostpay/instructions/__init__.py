@@ -17,3 +17,11 @@ from .set_agent_active import (
     SetAgentActiveAccounts,
 )
 from .close_agent import close_agent, CloseAgentAccounts
+from .record_x402_payment import (
+    record_x402_payment,
+    RecordX402PaymentArgs,
+    RecordX402PaymentAccounts,
+)
+from .submit_feedback import submit_feedback, SubmitFeedbackArgs, SubmitFeedbackAccounts
+from .close_receipt import close_receipt, CloseReceiptAccounts
+from .refresh_reputation import refresh_reputation, RefreshReputationAccounts

@@ -10,6 +10,7 @@ from ..program_id import PROGRAM_ID
 class CloseAgentAccounts(typing.TypedDict):
     agent: Pubkey
     owner: Pubkey
+    reputation: Pubkey
 
 
 def close_agent(
@@ -20,6 +21,7 @@ def close_agent(
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["owner"], is_signer=True, is_writable=True),
+        AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
     ]
     if remaining_accounts is not None:
         keys += remaining_accounts

@@ -34,6 +34,7 @@ layout = borsh.CStruct(
 
 class RegisterAgentAccounts(typing.TypedDict):
     agent: Pubkey
+    reputation: Pubkey
     owner: Pubkey
 
 
@@ -45,6 +46,7 @@ def register_agent(
 ) -> Instruction:
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
+        AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["owner"], is_signer=True, is_writable=True),
         AccountMeta(pubkey=SYS_PROGRAM_ID, is_signer=False, is_writable=False),
     ]

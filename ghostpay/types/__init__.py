@@ -17,3 +17,13 @@ from . import agent_status_changed
 from .agent_status_changed import AgentStatusChanged, AgentStatusChangedJSON
 from . import agent_closed
 from .agent_closed import AgentClosed, AgentClosedJSON
+from . import reputation_metrics
+from .reputation_metrics import ReputationMetrics, ReputationMetricsJSON
+from . import x402_receipt
+from .x402_receipt import X402Receipt, X402ReceiptJSON
+from . import x402_payment_recorded
+from .x402_payment_recorded import X402PaymentRecorded, X402PaymentRecordedJSON
+from . import feedback_submitted
+from .feedback_submitted import FeedbackSubmitted, FeedbackSubmittedJSON
+from . import reputation_updated
+from .reputation_updated import ReputationUpdated, ReputationUpdatedJSON

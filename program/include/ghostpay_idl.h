@@ -18,9 +18,15 @@
 #define GP_IX_DISABLE_X402 0xcaecb8bb97b0116cULL
 #define GP_IX_SET_AGENT_ACTIVE 0xddf645fe69faa859ULL
 #define GP_IX_CLOSE_AGENT 0xed571e9d9168b934ULL
+#define GP_IX_RECORD_X402_PAYMENT 0x89b50d323c1cfff7ULL
+#define GP_IX_SUBMIT_FEEDBACK 0xbcec97bacb10bddeULL
+#define GP_IX_CLOSE_RECEIPT 0x5986a47ccbf4fe7eULL
+#define GP_IX_REFRESH_REPUTATION 0x8e5c8f30e7076b92ULL
 
 /* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */
 #define GP_ACCOUNT_AGENT 0x0756c59b9370a62fULL
+#define GP_ACCOUNT_REPUTATION_METRICS 0x216c96421e47a008ULL
+#define GP_ACCOUNT_X402_RECEIPT 0xcd90ae5dd91e8647ULL
 
 /* Event discriminators: sha256("event:<Name>")[:8] as a little-endian u64. */
 #define GP_EVENT_AGENT_REGISTERED 0x55bd64e836d94ebfULL
@@ -29,6 +35,9 @@
 #define GP_EVENT_X402_DISABLED 0x3e2e09002bde12bfULL
 #define GP_EVENT_AGENT_STATUS_CHANGED 0xb2891ccd9e494ad2ULL
 #define GP_EVENT_AGENT_CLOSED 0xa5c9bcdc3bcf8548ULL
+#define GP_EVENT_X402_PAYMENT_RECORDED 0xf35ccf1e3602050bULL
+#define GP_EVENT_FEEDBACK_SUBMITTED 0x31c4671cdb7f1529ULL
+#define GP_EVENT_REPUTATION_UPDATED 0x596a5aeb96bb241aULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
@@ -44,6 +53,16 @@
 #define GP_MAX_ENDPOINT_LEN 256ULL
 #define GP_MIN_PRICE_PER_CALL 1000ULL
 #define GP_MAX_PRICE_PER_CALL 1000000000000ULL
+#define GP_REPUTATION_SEED "reputation"
+#define GP_REPUTATION_SEED_LEN 10u
+#define GP_RECEIPT_SEED "receipt"
+#define GP_RECEIPT_SEED_LEN 7u
+#define GP_REPUTATION_METRICS_SPACE 177ULL
+#define GP_X402_RECEIPT_SPACE 154ULL
+#define GP_MAX_RATING 5ULL
+#define GP_MAX_RESPONSE_TIME_MS 3600000ULL
+#define GP_FEEDBACK_WINDOW_SECONDS 2592000LL
+#define GP_SECONDS_PER_DAY 86400LL
 
 /* Agent: offsets of the leading fields, discriminator included. */
 #define GP_AGENT_OFFSET_OWNER 8u
@@ -63,6 +82,32 @@
 #define GP_AGENT_OFFSET_UPDATED_AT 136u
 #define GP_AGENT_OFFSET_OPEN_WORK_ORDERS 144u
 #define GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS 148u
+
+/* ReputationMetrics: offsets of the leading fields, discriminator included. */
+#define GP_REPUTATION_METRICS_OFFSET_AGENT 8u
+#define GP_REPUTATION_METRICS_OFFSET_SUCCESSFUL_PAYMENTS 40u
+#define GP_REPUTATION_METRICS_OFFSET_FAILED_PAYMENTS 48u
+#define GP_REPUTATION_METRICS_OFFSET_TOTAL_RESPONSE_TIME_MS 56u
+#define GP_REPUTATION_METRICS_OFFSET_RESPONSE_TIME_COUNT 64u
+#define GP_REPUTATION_METRICS_OFFSET_TOTAL_RATING 72u
+#define GP_REPUTATION_METRICS_OFFSET_RATING_COUNT 80u
+#define GP_REPUTATION_METRICS_OFFSET_TOTAL_DISPUTES 88u
+#define GP_REPUTATION_METRICS_OFFSET_DISPUTES_RESOLVED 92u
+#define GP_REPUTATION_METRICS_OFFSET_PAYMENT_HISTORY_7D 96u
+#define GP_REPUTATION_METRICS_OFFSET_HISTORY_DAY 152u
+#define GP_REPUTATION_METRICS_OFFSET_CREATED_AT 160u
+#define GP_REPUTATION_METRICS_OFFSET_UPDATED_AT 168u
+#define GP_REPUTATION_METRICS_OFFSET_BUMP 176u
+
+/* X402Receipt: offsets of the leading fields, discriminator included. */
+#define GP_X402_RECEIPT_OFFSET_AGENT 8u
+#define GP_X402_RECEIPT_OFFSET_PAYER 40u
+#define GP_X402_RECEIPT_OFFSET_MINT 72u
+#define GP_X402_RECEIPT_OFFSET_REFERENCE 104u
+#define GP_X402_RECEIPT_OFFSET_AMOUNT 136u
+#define GP_X402_RECEIPT_OFFSET_PAID_AT 144u
+#define GP_X402_RECEIPT_OFFSET_FEEDBACK_SUBMITTED 152u
+#define GP_X402_RECEIPT_OFFSET_BUMP 153u
 
 /* Error codes: Anchor's framework errors the program raises, then GhostPay's (6000+). */
 enum gp_error_code {
@@ -100,6 +145,20 @@ enum gp_error_code {
     GP_ERR_AGENT_ALREADY_REGISTERED = 6017,
     GP_ERR_X402_NOT_ENABLED = 6018,
     GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS = 6019,
+    GP_ERR_AGENT_INACTIVE = 6020,
+    GP_ERR_PAYMENT_TRANSFER_MISSING = 6021,
+    GP_ERR_PAYMENT_WRONG_DESTINATION = 6022,
+    GP_ERR_PAYMENT_MINT_NOT_ACCEPTED = 6023,
+    GP_ERR_PAYMENT_BELOW_PRICE = 6024,
+    GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
+    GP_ERR_PAYMENT_AMOUNT_MISMATCH = 6026,
+    GP_ERR_PAYMENT_ALREADY_RECORDED = 6027,
+    GP_ERR_NOT_RECEIPT_PAYER = 6028,
+    GP_ERR_RECEIPT_AGENT_MISMATCH = 6029,
+    GP_ERR_FEEDBACK_ALREADY_SUBMITTED = 6030,
+    GP_ERR_RATING_OUT_OF_RANGE = 6031,
+    GP_ERR_RESPONSE_TIME_OUT_OF_RANGE = 6032,
+    GP_ERR_RECEIPT_STILL_OPEN = 6033,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -109,7 +168,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 34u
+#define GP_ERROR_COUNT 48u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -145,4 +204,18 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6017, "AgentAlreadyRegistered", "This owner already registered an agent with this ID"},
     {6018, "X402NotEnabled", "x402 is not enabled for this agent; use configure_x402 first"},
     {6019, "AgentHasOpenWorkOrders", "The agent has open work orders and cannot be closed"},
+    {6020, "AgentInactive", "The agent is not active"},
+    {6021, "PaymentTransferMissing", "The instruction before must be a TransferChecked of SPL Token or Token-2022"},
+    {6022, "PaymentWrongDestination", "The transfer must go to the payment address's associated token account"},
+    {6023, "PaymentMintNotAccepted", "The transfer's mint is not one the agent accepts"},
+    {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
+    {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
+    {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
+    {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
+    {6028, "NotReceiptPayer", "Only the payer of this receipt may do this"},
+    {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
+    {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
+    {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
+    {6032, "ResponseTimeOutOfRange", "Response time must be at most 3600000 ms"},
+    {6033, "ReceiptStillOpen", "Submit feedback, or wait out the feedback window, before closing"},
 };

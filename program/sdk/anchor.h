@@ -214,14 +214,24 @@ static uint64_t gp_create_pda_account(const SolAccountInfo *payer, const SolAcco
     return gp_system_invoke(assign, wb.pos, account_only, 1, account, 1, seeds);
 }
 
-/* Finds the canonical bump for `seeds` (the last seed slot is left for the bump)
- * and checks that `expected` is that address. */
-static uint64_t gp_find_pda(SolSignerSeed *seeds, uint64_t seed_count_without_bump, const SolPubkey *program_id,
-                            const SolPubkey *expected, uint8_t *bump, const char *name) {
+#define GP_MAX_PDA_SEEDS 4u
+
+/* A PDA's seeds; gp_find_pda appends the canonical bump, after which they
+ * sign CPIs as the PDA. */
+typedef struct {
+    SolSignerSeed seeds[GP_MAX_PDA_SEEDS];
+    uint64_t seed_count;
+    uint8_t bump;
+} GpPda;
+
+/* Finds the canonical bump and checks that `expected` is that address. */
+static uint64_t gp_find_pda(GpPda *pda, const SolPubkey *program_id, const SolPubkey *expected, const char *name) {
     SolPubkey address;
-    if (sol_try_find_program_address(seeds, seed_count_without_bump, program_id, &address, bump) != 0 ||
+    if (sol_try_find_program_address(pda->seeds, pda->seed_count, program_id, &address, &pda->bump) != 0 ||
         !sol_pubkey_eq(&address, expected))
         return gp_fail_account(GP_ERR_CONSTRAINT_SEEDS, name);
-    seeds[seed_count_without_bump] = (SolSignerSeed){.addr = bump, .len = 1};
+    pda->seeds[pda->seed_count++] = (SolSignerSeed){.addr = &pda->bump, .len = 1};
     return 0;
 }
+
+static inline SolSignerSeeds gp_pda_signer(const GpPda *pda) { return (SolSignerSeeds){pda->seeds, pda->seed_count}; }

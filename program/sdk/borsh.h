@@ -44,6 +44,12 @@ static inline const uint8_t *borsh_take(BorshReader *r, uint64_t n) {
     return p;
 }
 
+/* Moves to absolute position `pos`; past the end clears `ok`. */
+static inline void borsh_seek(BorshReader *r, uint64_t pos) {
+    if (pos > r->len) r->ok = false;
+    else r->pos = pos;
+}
+
 /* SBPF loads and stores need no alignment, so integers are read and written
  * with one plain load or store instead of byte loops. */
 static inline uint8_t borsh_read_u8(BorshReader *r) {

@@ -217,6 +217,17 @@ static void splice_agent_tail(AgentTail *tail, BorshSpan old, BorshSpan replacem
     tail->end = new_tail_end;
 }
 
+/* True when `mint` is among the agent's accepted tokens (the tail's first
+ * field, so only that vector is read). */
+static bool agent_accepts_mint(const uint8_t *account_data, const SolPubkey *mint) {
+    BorshReader r = borsh_reader(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
+    uint32_t count = borsh_read_u32(&r);
+    const SolPubkey *tokens = (const SolPubkey *)borsh_take(&r, (uint64_t)count * SOL_PUBKEY_BYTES);
+    for (uint32_t i = 0; r.ok && i < count; i++)
+        if (sol_pubkey_eq(&tokens[i], mint)) return true;
+    return false;
+}
+
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */
 enum { OWNED_AGENT_AGENT, OWNED_AGENT_OWNER, OWNED_AGENT_MINTS };
 

@@ -1,12 +1,19 @@
 /* register_agent(agent_id, agent_type, name, description, metadata_uri,
  *                capabilities, x402: Option<X402Config>)
- * Accounts: agent (PDA ["agent", owner, agent_id], writable), owner (signer,
- * writable), system_program, then one mint per accepted token. */
+ * Accounts: agent (PDA ["agent", owner, agent_id], writable), reputation (PDA
+ * ["reputation", agent], writable), owner (signer, writable), system_program,
+ * then one mint per accepted token. */
 #pragma once
 
-#include "agent.h"
+#include "reputation.h"
 
-enum { REGISTER_AGENT_AGENT, REGISTER_AGENT_OWNER, REGISTER_AGENT_SYSTEM_PROGRAM, REGISTER_AGENT_MINTS };
+enum {
+    REGISTER_AGENT_AGENT,
+    REGISTER_AGENT_REPUTATION,
+    REGISTER_AGENT_OWNER,
+    REGISTER_AGENT_SYSTEM_PROGRAM,
+    REGISTER_AGENT_MINTS
+};
 
 typedef struct {
     AgentTail tail;
@@ -48,16 +55,39 @@ static void emit_agent_registered(const SolAccountInfo *agent, const AgentFixed 
     gp_event_emit(&event);
 }
 
+/* The agent's ReputationMetrics, created with it so every agent has one. */
+static uint64_t create_reputation(const GpInput *in, const SolAccountInfo *agent, const SolAccountInfo *reputation,
+                                  const SolAccountInfo *owner, int64_t now) {
+    GpPda pda = {.seeds = {{(const uint8_t *)GP_REPUTATION_SEED, GP_REPUTATION_SEED_LEN},
+                           {agent->key->x, SOL_PUBKEY_BYTES}},
+                 .seed_count = 2};
+    TRY(gp_find_pda(&pda, in->program_id, reputation->key, "reputation"));
+    if (!sol_pubkey_eq(reputation->owner, &SYSTEM_PROGRAM_ID))
+        return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "reputation");
+    SolSignerSeeds signer = gp_pda_signer(&pda);
+    TRY(gp_create_pda_account(owner, reputation, GP_REPUTATION_METRICS_SPACE, in->program_id, &signer));
+    ReputationMetrics *metrics = reputation_metrics(reputation);
+    metrics->discriminator = GP_ACCOUNT_REPUTATION_METRICS;
+    metrics->agent = *agent->key;
+    metrics->history_day = day_of(now);
+    metrics->created_at = now;
+    metrics->updated_at = now;
+    metrics->bump = pda.bump;
+    return 0;
+}
+
 static uint64_t register_agent(const GpInput *in, BorshReader *r) {
     RegisterAgentArgs args = {0};
     TRY(parse_register_agent(r, &args));
 
     if (in->account_count < REGISTER_AGENT_MINTS) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
     const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_REPUTATION];
     const SolAccountInfo *owner = &in->accounts[REGISTER_AGENT_OWNER];
     TRY(gp_require_signer(owner, "owner"));
     TRY(gp_require_writable(owner, "owner"));
     TRY(gp_require_writable(agent, "agent"));
+    TRY(gp_require_writable(reputation, "reputation"));
     TRY(gp_require_program(&in->accounts[REGISTER_AGENT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
 
     AgentTail *tail = &args.tail;
@@ -67,16 +97,14 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
         TRY(validate_x402_config(&args.x402, &in->accounts[REGISTER_AGENT_MINTS],
                                  in->account_count - REGISTER_AGENT_MINTS));
 
-    uint8_t bump;
-    SolSignerSeed seeds[4] = {
-        {(const uint8_t *)GP_AGENT_SEED, GP_AGENT_SEED_LEN},
-        {owner->key->x, SOL_PUBKEY_BYTES},
-        {tail->agent_id.ptr, tail->agent_id.len},
-    };
-    TRY(gp_find_pda(seeds, 3, in->program_id, agent->key, &bump, "agent"));
+    GpPda pda = {.seeds = {{(const uint8_t *)GP_AGENT_SEED, GP_AGENT_SEED_LEN},
+                           {owner->key->x, SOL_PUBKEY_BYTES},
+                           {tail->agent_id.ptr, tail->agent_id.len}},
+                 .seed_count = 3};
+    TRY(gp_find_pda(&pda, in->program_id, agent->key, "agent"));
     if (sol_pubkey_eq(agent->owner, in->program_id)) return gp_fail(GP_ERR_AGENT_ALREADY_REGISTERED);
     if (!sol_pubkey_eq(agent->owner, &SYSTEM_PROGRAM_ID)) return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "agent");
-    SolSignerSeeds signer = {seeds, 4};
+    SolSignerSeeds signer = gp_pda_signer(&pda);
     TRY(gp_create_pda_account(owner, agent, GP_AGENT_SPACE, in->program_id, &signer));
 
     int64_t now = gp_unix_timestamp();
@@ -85,7 +113,7 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
     fixed->owner = *owner->key;
     fixed->is_active = 1;
     fixed->agent_type = args.agent_type;
-    fixed->bump = bump;
+    fixed->bump = pda.bump;
     fixed->created_at = now;
     fixed->updated_at = now;
     if (args.has_x402) {
@@ -94,6 +122,7 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
         fixed->x402_payment_address = *args.x402.payment_address;
     }
     write_agent_tail(agent->data + AGENT_TAIL_OFFSET, tail);
+    TRY(create_reputation(in, agent, reputation, owner, now));
     emit_agent_registered(agent, fixed, tail);
     return 0;
 }

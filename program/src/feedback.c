@@ -1,0 +1,101 @@
+/* submit_feedback(success, response_time_ms, rating), close_receipt() and
+ * refresh_reputation(): what happens to a payment after it is recorded. */
+#pragma once
+
+#include "receipt.h"
+#include "reputation.h"
+
+enum { FEEDBACK_AGENT, FEEDBACK_REPUTATION, FEEDBACK_RECEIPT, FEEDBACK_PAYER, FEEDBACK_ACCOUNT_COUNT };
+enum { CLOSE_RECEIPT_RECEIPT, CLOSE_RECEIPT_PAYER, CLOSE_RECEIPT_ACCOUNT_COUNT };
+enum { REFRESH_AGENT, REFRESH_REPUTATION, REFRESH_ACCOUNT_COUNT };
+
+/* Folds one rating into the metrics. A failed call moves its payment from the
+ * successful to the failed count; rating 0 and response time 0 mean "not given". */
+static void apply_feedback(ReputationMetrics *m, bool success, uint32_t response_time_ms, uint8_t rating) {
+    if (!success) {
+        if (m->successful_payments) m->successful_payments--;
+        m->failed_payments = saturating_add(m->failed_payments, 1);
+    }
+    if (rating) {
+        m->total_rating = saturating_add(m->total_rating, rating);
+        m->rating_count = saturating_add(m->rating_count, 1);
+    }
+    if (response_time_ms) {
+        m->total_response_time_ms = saturating_add(m->total_response_time_ms, response_time_ms);
+        m->response_time_count = saturating_add(m->response_time_count, 1);
+    }
+}
+
+static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
+    bool success = borsh_read_bool(r);
+    uint32_t response_time_ms = borsh_read_u32(r);
+    uint8_t rating = borsh_read_u8(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    if (rating > GP_MAX_RATING) return gp_fail(GP_ERR_RATING_OUT_OF_RANGE);
+    if (response_time_ms > GP_MAX_RESPONSE_TIME_MS) return gp_fail(GP_ERR_RESPONSE_TIME_OUT_OF_RANGE);
+
+    if (in->account_count < FEEDBACK_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[FEEDBACK_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[FEEDBACK_REPUTATION];
+    const SolAccountInfo *receipt = &in->accounts[FEEDBACK_RECEIPT];
+    const SolAccountInfo *payer = &in->accounts[FEEDBACK_PAYER];
+    TRY(gp_require_signer(payer, "payer"));
+    TRY(gp_require_writable(agent, "agent"));
+    TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
+    TRY(load_reputation(in, agent, reputation));
+    TRY(load_payer_receipt(in, receipt, payer));
+    X402Receipt *paid = x402_receipt(receipt);
+    if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
+    if (paid->feedback_submitted) return gp_fail(GP_ERR_FEEDBACK_ALREADY_SUBMITTED);
+
+    int64_t now = gp_unix_timestamp();
+    paid->feedback_submitted = 1;
+    ReputationMetrics *metrics = reputation_metrics(reputation);
+    apply_feedback(metrics, success, response_time_ms, rating);
+    roll_payment_history(metrics, day_of(now));
+    metrics->updated_at = now;
+
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_FEEDBACK_SUBMITTED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_pubkey(&event.w, payer->key);
+    borsh_write_raw(&event.w, paid->reference, RECEIPT_REFERENCE_BYTES);
+    borsh_write_bool(&event.w, success);
+    borsh_write_u32(&event.w, response_time_ms);
+    borsh_write_u8(&event.w, rating);
+    borsh_write_i64(&event.w, now);
+    gp_event_emit(&event);
+    update_reputation_score(agent, metrics, now);
+    return 0;
+}
+
+static uint64_t close_receipt(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    if (in->account_count < CLOSE_RECEIPT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *receipt = &in->accounts[CLOSE_RECEIPT_RECEIPT];
+    const SolAccountInfo *payer = &in->accounts[CLOSE_RECEIPT_PAYER];
+    TRY(gp_require_signer(payer, "payer"));
+    TRY(gp_require_writable(payer, "payer"));
+    TRY(load_payer_receipt(in, receipt, payer));
+    const X402Receipt *paid = x402_receipt(receipt);
+    if (!paid->feedback_submitted && gp_unix_timestamp() < paid->paid_at + GP_FEEDBACK_WINDOW_SECONDS)
+        return gp_fail(GP_ERR_RECEIPT_STILL_OPEN);
+    gp_close_account(receipt, payer);
+    return 0;
+}
+
+static uint64_t refresh_reputation(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    if (in->account_count < REFRESH_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[REFRESH_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REFRESH_REPUTATION];
+    TRY(gp_require_writable(agent, "agent"));
+    TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
+    TRY(load_reputation(in, agent, reputation));
+    int64_t now = gp_unix_timestamp();
+    ReputationMetrics *metrics = reputation_metrics(reputation);
+    roll_payment_history(metrics, day_of(now));
+    metrics->updated_at = now;
+    update_reputation_score(agent, metrics, now);
+    return 0;
+}
