@@ -3,9 +3,11 @@
     python -m bench.compute_units            # print the table, write bench/results/compute_units.json
 
 Creating a PDA costs 1,500 CU per bump tried (the program finds the canonical
-bump on-chain), so rows that create an account are measured for an address
-whose canonical bump is 255 (one try); the `mean` row shows the average over
-random agent IDs.
+bump on-chain), and so does checking a payee's associated token account, so
+rows that derive an address are measured where every canonical bump is 255
+(one try); the `mean` rows show the average over random keys. The
+record_x402_payment rows count that instruction alone, not the TransferChecked
+before it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
-from solders.keypair import Keypair
-
 from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
 from ghostpay import instructions as ix
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
-from ghostpay.pda import agent_address
-from ghostpay.svm import InProcessChain
+from ghostpay.payments import build_x402_payment
+from ghostpay.pda import agent_address, receipt_address, reputation_address
+from ghostpay.svm import TOKEN_PROGRAM_ID, InProcessChain
 from ghostpay.types import X402Config
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compute_units.json"
@@ -41,10 +45,11 @@ class Row:
 
 
 def owner_with_bump_255(chain: InProcessChain, agent_id: str) -> Keypair:
-    """A funded owner whose agent PDA for `agent_id` is found on the first try."""
+    """A funded owner whose agent and reputation PDAs for `agent_id` are both found on the first try."""
     while True:
         owner = Keypair()
-        if agent_address(owner.pubkey(), agent_id)[1] == 255:
+        agent, bump = agent_address(owner.pubkey(), agent_id)
+        if bump == 255 and reputation_address(agent)[1] == 255:
             chain.svm.airdrop(owner.pubkey(), 10**10)
             return owner
 
@@ -74,7 +79,7 @@ def x402_config(chain: InProcessChain, owner: Keypair, price: int = 10_000) -> X
 def update_instructions(chain: InProcessChain, owner: Keypair) -> list[tuple[str, Instruction]]:
     """One of each owner-only instruction, in an order that keeps every one valid."""
     agent, _ = agent_address(owner.pubkey(), "translator")
-    accounts = {"agent": agent, "owner": owner.pubkey()}
+    accounts = {"agent": agent, "owner": owner.pubkey(), "reputation": reputation_address(agent)[0]}
     config = x402_config(chain, owner, price=20_000)
     new_mint = chain.create_mint()
     return [
@@ -113,6 +118,60 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
         rows.append(Row(name, "owner update", result.compute_units))
     progress("configure_x402 with 10 tokens")
     rows.append(Row("configure_x402", "10 tokens", configure_ten_tokens_cu(chain)))
+    progress("record_x402_payment and submit_feedback")
+    rows.extend(payment_rows(chain))
+    return rows
+
+
+def program_compute_units(logs: list[str], program_id: Pubkey) -> list[int]:
+    """CU of each top-level invocation of `program_id`, from its `consumed` log lines."""
+    prefix = f"Program {program_id} consumed "
+    return [int(line[len(prefix):].split()[0]) for line in logs if line.startswith(prefix)]
+
+
+def first_try_payee(mint: Pubkey) -> Keypair:
+    """A payment address whose associated token account for `mint` has bump 255."""
+    while True:
+        payee = Keypair()
+        seeds = [bytes(payee.pubkey()), bytes(TOKEN_PROGRAM_ID), bytes(mint)]
+        if Pubkey.find_program_address(seeds, ASSOCIATED_TOKEN_PROGRAM_ID)[1] == 255:
+            return payee
+
+
+def payment_rows(chain: InProcessChain) -> list[Row]:
+    owner = owner_with_bump_255(chain, "translator")
+    agent, _ = agent_address(owner.pubkey(), "translator")
+    mint = chain.create_mint()
+    payee = first_try_payee(mint)
+    config = X402Config(payee.pubkey(), 10_000, [mint], "https://agents.example.com/translate")
+    result = chain.send([build_register_agent(owner.pubkey(), demo_profile(), config)], [owner])
+    if not result.ok:
+        raise RuntimeError(f"register_agent failed: {result.error}")
+    payer = chain.funded_keypair()
+    chain.create_token_account(payer.pubkey(), mint, 10**12)
+    chain.create_token_account(payee.pubkey(), mint)
+
+    def record_cu(reference: bytes) -> int:
+        result = chain.send(build_x402_payment(payer.pubkey(), agent, payee.pubkey(), mint, 6, 10_000, reference),
+                            [payer])
+        if not result.ok:
+            raise RuntimeError(f"record_x402_payment failed: {result.error}")
+        [cu] = program_compute_units(result.logs, chain.program_id)
+        return cu
+
+    first_try = next(r for r in (n.to_bytes(32, "big") for n in range(1_000)) if receipt_address(agent, r)[1] == 255)
+    rows = [Row("record_x402_payment", "receipt and payee ATA bumps 255", record_cu(first_try))]
+    samples = [record_cu(bytes(Keypair().pubkey())) for _ in range(MEAN_SAMPLES)]
+    rows.append(Row("record_x402_payment", f"mean of {MEAN_SAMPLES} random references", round(statistics.mean(samples))))
+    feedback = ix.submit_feedback({"success": True, "response_time_ms": 245, "rating": 5},
+                                  {"agent": agent, "reputation": reputation_address(agent)[0],
+                                   "receipt": receipt_address(agent, first_try)[0], "payer": payer.pubkey()})
+    result = chain.send([feedback], [payer])
+    if not result.ok:
+        raise RuntimeError(f"submit_feedback failed: {result.error}")
+    rows.append(Row("submit_feedback", "rating and response time", result.compute_units))
+    refresh = ix.refresh_reputation({"agent": agent, "reputation": reputation_address(agent)[0]})
+    rows.append(Row("refresh_reputation", "7 days of history", chain.send([refresh], [payer]).compute_units))
     return rows
 
 

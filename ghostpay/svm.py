@@ -28,7 +28,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
-from spl.token.instructions import get_associated_token_address
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
 from ghostpay import artifacts
 from ghostpay.program_id import PROGRAM_ID
@@ -69,6 +69,12 @@ def error_name(err: Any) -> str:
     if custom is None and "Custom(" in text:
         custom = int(text.split("Custom(")[1].split(")")[0])
     return ERROR_NAMES.get(custom, text) if custom is not None else text
+
+
+def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+    """The associated token account address, for any token program."""
+    seeds = [bytes(owner), bytes(token_program), bytes(mint)]
+    return Pubkey.find_program_address(seeds, ASSOCIATED_TOKEN_PROGRAM_ID)[0]
 
 
 class InProcessChain:
@@ -126,8 +132,9 @@ class InProcessChain:
 
     def create_token_account(self, owner: Pubkey, mint: Pubkey, amount: int = 0,
                              token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
-        """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger."""
-        address = get_associated_token_address(owner, mint, token_program)
+        """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger.
+        Any `token_program` (a test may load a fake one) is accepted."""
+        address = associated_token_address(owner, mint, token_program)
         data = bytearray(TOKEN_ACCOUNT_LEN)
         data[0:32] = bytes(mint)
         data[32:64] = bytes(owner)

@@ -1,7 +1,10 @@
 """Compute units are deterministic, so budgets are asserted as upper bounds.
 
-The budgets are the issue's targets: register_agent with an x402 config
-<= 6,000 CU and every owner update <= 1,500 CU (with one accepted token).
+The budgets are the issues' targets: register_agent with an x402 config (which
+also creates the agent's ReputationMetrics) <= 9,000 CU, every owner update
+<= 1,500 CU (with one accepted token), record_x402_payment <= 8,000 CU (the
+transfer before it not counted) and submit_feedback <= 3,000 CU. Rows that
+derive addresses are measured where every canonical bump is 255 (see the bench).
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ import pytest
 from bench.compute_units import Row, measure
 
 REGISTER_BUDGETS = {
-    "no x402, bump 255": 5_500,
-    "x402, 1 token, bump 255": 6_000,
-    "x402, 10 tokens, bump 255": 7_500,
+    "no x402, bump 255": 8_500,
+    "x402, 1 token, bump 255": 9_000,
+    "x402, 10 tokens, bump 255": 10_000,
+}
+PAYMENT_BUDGETS = {
+    ("record_x402_payment", "receipt and payee ATA bumps 255"): 8_000,
+    ("submit_feedback", "rating and response time"): 3_000,
+    ("refresh_reputation", "7 days of history"): 1_500,
 }
 UPDATE_BUDGET = 1_500
 OWNER_UPDATES = {"update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
@@ -44,3 +52,10 @@ def test_owner_updates_stay_within_budget(rows: list[Row]) -> None:
 def test_configure_x402_at_the_token_limit_stays_within_budget(rows: list[Row]) -> None:
     [cu] = [r.compute_units for r in rows if r.instruction == "configure_x402" and r.case == "10 tokens"]
     assert cu <= CONFIGURE_TEN_TOKENS_BUDGET
+
+
+def test_payment_and_feedback_stay_within_budget(rows: list[Row]) -> None:
+    measured = {(r.instruction, r.case): r.compute_units for r in rows if (r.instruction, r.case) in PAYMENT_BUDGETS}
+    assert measured.keys() == PAYMENT_BUDGETS.keys()
+    over = {key: cu for key, cu in measured.items() if cu > PAYMENT_BUDGETS[key]}
+    assert not over, f"over budget: {over}"

@@ -147,10 +147,10 @@ static uint64_t gp_minimum_balance(uint64_t space) {
     uint64_t bits = rent.exemption_threshold_f64_bits;
     uint64_t mantissa = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
     int64_t exponent = (int64_t)((bits >> 52) & 0x7ff) - 1075;
-    while ((mantissa & 1) == 0 && mantissa) {
-        mantissa >>= 1;
-        exponent++;
-    }
+    /* Drop the mantissa's trailing zeros (52 of them for 2.0) so the product cannot overflow. */
+    uint64_t zeros = (uint64_t)__builtin_ctzll(mantissa);
+    mantissa >>= zeros;
+    exponent += (int64_t)zeros;
     uint64_t base = (GP_ACCOUNT_STORAGE_OVERHEAD + space) * rent.lamports_per_byte_year * mantissa;
     return exponent >= 0 ? base << exponent : base >> (uint64_t)(-exponent);
 }
