@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ghostpay import __version__
-from ghostpay.accounts import Agent
-from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.cli.localnet import app as localnet_app
-from ghostpay.pda import agent_address
+from ghostpay.demo import DemoError, DemoResult, run_demo, temporary_localnet
 from ghostpay.paths import data_dir
-from ghostpay.svm import InProcessChain
-from ghostpay.types import X402Config
+from ghostpay.reputation import ReputationInputs, reputation_score, tier
 
 app = typer.Typer(
     help="GhostPay: register, price, pay and hire AI agents on Solana.",
@@ -38,56 +37,54 @@ def path() -> None:
     console.print(str(data_dir()))
 
 
-def agent_table(address: str, agent: Agent) -> Table:
-    table = Table(title=f"Agent {address}", show_header=False)
+def demo_table(result: DemoResult) -> Table:
+    state = result.state
+    score = reputation_score(ReputationInputs.from_account(result.metrics))
+    table = Table(title=f"Agent {result.agent}", show_header=False)
     table.add_column("field", style="bold cyan")
     table.add_column("value")
-    for name, value in agent.to_json().items():
-        table.add_row(name, json.dumps(value) if isinstance(value, list) else str(value))
+    rows = [
+        ("name", f"{state.name} ({state.agent_id})"),
+        ("x402 price per call", f"{state.x402_price_per_call:,} atomic units"),
+        ("accepted tokens", ", ".join(str(t) for t in state.x402_accepted_tokens)),
+        ("endpoint", state.x402_service_endpoint),
+        ("paid calls", str(state.x402_total_calls)),
+        ("total paid", f"{state.x402_total_payments:,}"),
+        ("reputation", f"{state.reputation_score:,} bps ({tier(state.reputation_score, True).value})"),
+        ("components", f"success {score.payment_success:,} · quality {score.service_quality:,} · "
+                       f"response {score.response_time:,} · volume {score.volume_consistency:,}"),
+    ]
+    rows += [(name, signature) for name, signature in result.signatures.items()]
+    for name, value in rows:
+        table.add_row(name, value)
     return table
 
 
 @app.command()
 def demo(
-    json_output: bool = typer.Option(False, "--json", help="Print the agent as JSON instead of a table."),
+    url: Optional[str] = typer.Option(None, "--url", "-u",
+                                      help="RPC URL of a running localnet [default: start a throwaway one]."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table."),
 ) -> None:
-    """Register an agent priced for x402 on a local in-process chain and print it.
+    """Register an agent priced for x402, pay it for one call and rate it, on a localnet.
 
-    Runs the real program in LiteSVM: creates a test USDC-like mint, registers
-    an agent with its x402 price in one transaction, and reads the account back.
+    Starts a throwaway localnet (the real Solana runtime behind JSON-RPC) unless
+    --url points at one, then: register_agent with its price in one transaction,
+    one x402 payment (TransferChecked + record_x402_payment, fees paid by a
+    facilitator), submit_feedback, and prints the agent with its reputation.
     """
-    chain = InProcessChain()
-    owner = chain.funded_keypair()
-    usdc = chain.create_mint(decimals=6)
-    profile = AgentProfile(
-        agent_id="translator",
-        name="Translator",
-        agent_type=1,
-        description="Translates text between English and French",
-        metadata_uri="https://agents.example.com/translator.json",
-        capabilities=["translate", "summarize"],
-    )
-    x402 = X402Config(
-        payment_address=owner.pubkey(),
-        price_per_call=10_000,  # 0.01 of a 6-decimal token
-        accepted_tokens=[usdc],
-        service_endpoint="https://agents.example.com/translate",
-    )
-    result = chain.send([build_register_agent(owner.pubkey(), profile, x402)], [owner])
-    if not result.ok:
-        console.print(f"[red]error:[/red] register_agent failed: {result.error}")
-        raise typer.Exit(1)
-    address, _ = agent_address(owner.pubkey(), profile.agent_id)
-    agent = Agent.decode(chain.account(address).data)
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        with err.status("starting") as status, contextlib.ExitStack() as stack:
+            rpc_url = url or stack.enter_context(temporary_localnet())
+            result = run_demo(rpc_url, lambda step: status.update(step))
+    except DemoError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     if json_output:
-        print(json.dumps({"address": str(address), "compute_units": result.compute_units, "agent": agent.to_json()}))
+        print(json.dumps(result.to_json()))
         return
-    console.print(agent_table(str(address), agent))
-    event = result.event("AgentRegistered")
-    console.print(
-        f"register_agent with x402 pricing: [bold]{result.compute_units:,}[/bold] compute units; "
-        f"event AgentRegistered(agent_id={event.agent_id!r}, price={event.x402_price_per_call})"
-    )
+    console.print(demo_table(result))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,743 @@
+"""GhostPayClient: the async SDK client over solana-py's AsyncClient.
+
+    from decimal import Decimal
+    from ghostpay.client import GhostPayClient, X402Settings
+
+    async with GhostPayClient("localnet", keypair="~/.config/solana/id.json") as gp:
+        reg = await gp.register_agent("translator", "Translator", capabilities=["translate"],
+                                      x402=X402Settings(Decimal("0.01"), [usdc], "https://t.example/api"))
+        paid = await gp.pay_agent(reg.address)
+        assert await gp.get_receipt(reg.address, paid.reference) is not None
+
+Every failure is a `ghostpay.exceptions.GhostPayError`: program errors are typed by their IDL
+name (`PaymentAlreadyRecorded`, ...), RPC and transport failures are `RpcError` / `TransportError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, AsyncIterator, Awaitable, Collection, Sequence, TypeVar, Union
+
+import httpx
+from solana.exceptions import SolanaRpcException
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
+from solana.rpc.core import RPCException
+from solana.rpc.types import TxOpts
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.rpc.errors import SendTransactionPreflightFailureMessage
+from solders.signature import Signature
+from solders.transaction import Transaction
+from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
+from spl.token.instructions import get_associated_token_address
+
+from ghostpay import instructions as ix
+from ghostpay.accounts import Agent, ReputationMetrics, X402Receipt
+from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
+from ghostpay.cluster import Cluster, resolve
+from ghostpay.discovery import AgentQuery, SortKey, decode_agents
+from ghostpay.events import ProgramEvent, decode_events, live_events
+from ghostpay.exceptions import (
+    ANCHOR_LOG,
+    AccountNotFound,
+    BlockhashExpired,
+    GhostPayError,
+    InvalidArgument,
+    ProgramError,
+    RpcError,
+    TransactionError,
+    TransactionTimeout,
+    TransportError,
+)
+from ghostpay.keypairs import KeypairSource, default_keypair_path, load_keypair
+from ghostpay.payments import build_x402_payment
+from ghostpay.pda import REFERENCE_LEN, agent_address, receipt_address, reputation_address
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
+from ghostpay.tokens import Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
+from ghostpay.types import X402Config
+
+T = TypeVar("T")
+AgentRef = Union[Pubkey, str]
+"""An agent's address, or the agent_id of one of the client wallet's agents."""
+
+PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
+_COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
+
+
+@dataclass(frozen=True)
+class X402Settings:
+    """x402 pricing: `price` per call in whole units of the first accepted token (Decimal, never float),
+    the accepted mints, the service endpoint, and the wallet paid (default: the owner)."""
+
+    price: Amount
+    tokens: Sequence[Pubkey]
+    endpoint: str
+    payment_address: Pubkey | None = None
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A confirmed transaction: signature, slot, compute units consumed, logs and decoded events."""
+
+    signature: Signature
+    slot: int
+    compute_units: int | None
+    logs: list[str] = field(default_factory=list)
+    events: list[ProgramEvent] = field(default_factory=list)
+    address: Pubkey | None = None  # the account the call created or changed, when there is one
+
+    def event(self, name: str) -> ProgramEvent:
+        """The first event called `name` (KeyError if none)."""
+        for event in self.events:
+            if event.name == name:
+                return event
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A simulated transaction: compute units, logs, and the error it would raise (None if it succeeds)."""
+
+    compute_units: int | None
+    logs: list[str]
+    error: GhostPayError | None
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent account, decoded. Prices are atomic units here; see `get_agent_pricing` for decimals."""
+
+    address: Pubkey
+    owner: Pubkey
+    agent_id: str
+    name: str
+    agent_type: int
+    description: str
+    metadata_uri: str
+    capabilities: list[str]
+    is_active: bool
+    x402_enabled: bool
+    price_per_call: int
+    payment_address: Pubkey
+    accepted_tokens: list[Pubkey]
+    endpoint: str
+    reputation_score: int
+    total_payments: int
+    total_calls: int
+    last_payment_at: int
+    created_at: int
+    updated_at: int
+    account: Agent = field(repr=False)
+
+    @classmethod
+    def from_account(cls, address: Pubkey, a: Agent) -> "AgentInfo":
+        return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
+                   list(a.capabilities), a.is_active, a.x402_enabled, a.x402_price_per_call,
+                   a.x402_payment_address, list(a.x402_accepted_tokens), a.x402_service_endpoint,
+                   a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
+                   a.created_at, a.updated_at, a)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """An agent's x402 price in the first accepted token, with that mint's decimals."""
+
+    agent: Pubkey
+    enabled: bool
+    price: Decimal
+    price_atomic: int
+    mint: Pubkey
+    decimals: int
+    accepted_tokens: list[MintInfo]
+    endpoint: str
+    payment_address: Pubkey
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A recorded x402 payment (the receipt PDA of its reference)."""
+
+    address: Pubkey
+    agent: Pubkey
+    payer: Pubkey
+    mint: Pubkey
+    reference: bytes
+    amount: Decimal
+    amount_atomic: int
+    paid_at: int
+    feedback_submitted: bool
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """A payment sent and confirmed."""
+
+    signature: Signature
+    reference: bytes
+    receipt: Pubkey
+    amount: Decimal
+    amount_atomic: int
+    mint: Pubkey
+    compute_units: int | None
+    slot: int
+    events: list[ProgramEvent] = field(default_factory=list)
+
+
+@dataclass
+class PreparedPayment:
+    """A payment signed by the payer only, for a facilitator paying the fees: it adds its signature
+    (`transaction.partial_sign([facilitator], transaction.message.recent_blockhash)`) and sends it,
+    e.g. with `GhostPayClient.send_transaction`."""
+
+    transaction: Transaction
+    reference: bytes
+    receipt: Pubkey
+    amount: Decimal
+    amount_atomic: int
+    mint: Pubkey
+    fee_payer: Pubkey
+    last_valid_block_height: int
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """The on-chain score with its four components recomputed from the raw metrics, and the tier."""
+
+    agent: Pubkey
+    score: int
+    components: ReputationScore
+    tier: Tier
+    metrics: ReputationMetrics
+
+
+def normalize_reference(reference: bytes | str | None) -> bytes:
+    """A 32-byte payment reference from bytes or 64 hex digits; random when None."""
+    if reference is None:
+        return os.urandom(REFERENCE_LEN)
+    if isinstance(reference, str):
+        try:
+            reference = bytes.fromhex(reference)
+        except ValueError:
+            raise InvalidArgument("a reference string is 64 hex digits") from None
+    if not isinstance(reference, (bytes, bytearray)) or len(reference) != REFERENCE_LEN:
+        raise InvalidArgument(f"a payment reference is {REFERENCE_LEN} bytes")
+    return bytes(reference)
+
+
+class GhostPayClient:
+    """Async client for the GhostPay program. Use as `async with GhostPayClient(...) as gp:`.
+
+    `cluster`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`); `keypair`: a Keypair,
+    a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
+    `priority_fee`: micro-lamports per compute unit added to every transaction.
+    """
+
+    def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
+                 commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
+                 ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
+                 confirm_timeout: float = 30.0, blockhash_retries: int = 2) -> None:
+        self.cluster: Cluster = resolve(cluster, ws_url)
+        self.commitment = commitment
+        self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
+            (program_id or PROGRAM_ID)
+        if keypair is None and not default_keypair_path().exists():
+            self._keypair: Keypair | None = None
+        else:
+            self._keypair = load_keypair(keypair)
+        self.priority_fee = priority_fee
+        self.confirm_timeout = confirm_timeout
+        self.blockhash_retries = blockhash_retries
+        self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
+        self._mints: dict[Pubkey, MintInfo] = {}
+
+    # lifecycle -----------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "GhostPayClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP connection pool."""
+        await self.rpc.close()
+
+    @property
+    def keypair(self) -> Keypair:
+        """The wallet that signs and pays (InvalidArgument if the client was opened read-only)."""
+        if self._keypair is None:
+            raise InvalidArgument("no keypair: pass keypair= (none found at the Solana CLI default)")
+        return self._keypair
+
+    @property
+    def wallet(self) -> Pubkey:
+        return self.keypair.pubkey()
+
+    # RPC plumbing -----------------------------------------------------------------------------------------
+
+    async def _rpc(self, call: Awaitable[T]) -> T:
+        """Await an AsyncClient call, translating every failure into the SDK's exceptions."""
+        try:
+            return await call
+        except RPCException as exc:
+            raise self._rpc_exception(exc) from None
+        except (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+            raise self._transport_error(exc) from exc
+        except GhostPayError:
+            raise
+        except Exception as exc:  # solders parse errors on a non-JSON-RPC answer
+            raise TransportError(f"{self.cluster.http_url}: unexpected answer: {exc}") from exc
+
+    def _transport_error(self, exc: BaseException) -> TransportError:
+        cause = exc.__cause__ or exc
+        return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
+
+    def _rpc_exception(self, exc: RPCException, message: Message | None = None) -> GhostPayError:
+        parsed = exc.args[0] if exc.args else None
+        if isinstance(parsed, SendTransactionPreflightFailureMessage):
+            data = parsed.data
+            if data.err is not None and "BlockhashNotFound" in str(data.err):
+                return BlockhashExpired("blockhash not found")
+            return self._transaction_error(data.err, list(data.logs or []), None, message)
+        return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
+
+    def _transaction_error(self, err: Any, logs: Sequence[str], signature: Signature | None,
+                           message: Message | None) -> TransactionError:
+        index = err.index if isinstance(err, TransactionErrorInstructionError) else None
+        for line in logs:  # Anchor's log line names the error even inside a CPI
+            match = ANCHOR_LOG.search(line)
+            if match:
+                return ProgramError.from_code(int(match.group(2)), err, logs, signature, index)
+        if isinstance(err, TransactionErrorInstructionError) and isinstance(err.err, InstructionErrorCustom):
+            program = None
+            if message is not None and index is not None and index < len(message.instructions):
+                program = message.account_keys[message.instructions[index].program_id_index]
+            if program is None or program == self.program_id:
+                return ProgramError.from_code(err.err.code, err, logs, signature, index)
+        return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
+
+    async def latest_blockhash(self) -> tuple[Hash, int]:
+        """The latest blockhash and its last valid block height."""
+        value = (await self._rpc(self.rpc.get_latest_blockhash(self.commitment))).value
+        return value.blockhash, value.last_valid_block_height
+
+    def _budget(self, compute_unit_limit: int | None, priority_fee: int | None) -> list[Instruction]:
+        out = []
+        if compute_unit_limit is not None:
+            out.append(set_compute_unit_limit(compute_unit_limit))
+        fee = priority_fee if priority_fee is not None else self.priority_fee
+        if fee:
+            out.append(set_compute_unit_price(fee))
+        return out
+
+    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
+                   fee_payer: Keypair | None = None, compute_unit_limit: int | None = None,
+                   priority_fee: int | None = None, address: Pubkey | None = None) -> TxResult:
+        """Sign with the fee payer (default: the wallet) and `signers`, send, confirm; a new blockhash
+        is fetched and the transaction re-signed when the old one expires (`blockhash_retries`)."""
+        payer = fee_payer or self.keypair
+        all_ixs = self._budget(compute_unit_limit, priority_fee) + list(instructions)
+        keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
+        for attempt in range(self.blockhash_retries + 1):
+            blockhash, last_valid = await self.latest_blockhash()
+            message = Message.new_with_blockhash(all_ixs, payer.pubkey(), blockhash)
+            try:
+                return await self.send_transaction(Transaction(keypairs, message, blockhash), last_valid,
+                                                   address=address)
+            except BlockhashExpired:
+                if attempt == self.blockhash_retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def send_transaction(self, transaction: Transaction, last_valid_block_height: int | None = None, *,
+                               address: Pubkey | None = None) -> TxResult:
+        """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment)."""
+        opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
+        try:
+            signature = (await self.rpc.send_raw_transaction(bytes(transaction), opts)).value
+        except RPCException as exc:
+            raise self._rpc_exception(exc, transaction.message) from None
+        except (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+            raise self._transport_error(exc) from exc
+        slot = await self._confirm(signature, last_valid_block_height)
+        return await self._result(signature, slot, transaction.message, address)
+
+    async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
+        deadline = time.monotonic() + self.confirm_timeout
+        wanted = _COMMITMENT_RANK.get(str(self.commitment), 1)
+        delay = 0.02
+        while True:
+            status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
+            if status is not None:
+                level = str(status.confirmation_status).rsplit(".", 1)[-1].lower() \
+                    if status.confirmation_status is not None else "finalized"
+                if status.err is not None or _COMMITMENT_RANK.get(level, 2) >= wanted:
+                    return status.slot
+            if last_valid_block_height is not None:
+                height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
+                if height > last_valid_block_height:
+                    raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
+            if time.monotonic() > deadline:
+                raise TransactionTimeout(f"{signature}: not confirmed in {self.confirm_timeout}s", signature)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def _result(self, signature: Signature, slot: int, message: Message, address: Pubkey | None) -> TxResult:
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        tx = None
+        for _ in range(20):
+            tx = (await self._rpc(self.rpc.get_transaction(signature, "json", commitment, 0))).value
+            if tx is not None:
+                break
+            await asyncio.sleep(0.05)
+        if tx is None or tx.transaction.meta is None:
+            return TxResult(signature, slot, None, address=address)
+        meta = tx.transaction.meta
+        logs = list(meta.log_messages or [])
+        if meta.err is not None:
+            raise self._transaction_error(meta.err, logs, signature, message)
+        return TxResult(signature, tx.slot, meta.compute_units_consumed, logs,
+                        decode_events(logs, self.program_id, signature, tx.slot), address)
+
+    async def simulate(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
+                       fee_payer: Keypair | None = None, compute_unit_limit: int | None = None) -> Simulation:
+        """Simulate: compute units consumed, logs, and the typed error it would raise."""
+        payer = fee_payer or self.keypair
+        blockhash, _ = await self.latest_blockhash()
+        message = Message.new_with_blockhash(self._budget(compute_unit_limit, None) + list(instructions),
+                                             payer.pubkey(), blockhash)
+        keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
+        value = (await self._rpc(self.rpc.simulate_transaction(Transaction(keypairs, message, blockhash),
+                                                               commitment=self.commitment))).value
+        logs = list(value.logs or [])
+        error = self._transaction_error(value.err, logs, None, message) if value.err is not None else None
+        return Simulation(value.units_consumed, logs, error)
+
+    async def _account_data(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
+        value = (await self._rpc(self.rpc.get_account_info(address, self.commitment, "base64"))).value
+        return None if value is None else (value.owner, bytes(value.data))
+
+    # tokens ----------------------------------------------------------------------------------------------
+
+    async def get_mint(self, mint: Pubkey) -> MintInfo:
+        """A mint's decimals and token program (cached: decimals never change)."""
+        if mint not in self._mints:
+            found = await self._account_data(mint)
+            if found is None:
+                raise AccountNotFound(mint, "mint")
+            self._mints[mint] = parse_mint(mint, *found)
+        return self._mints[mint]
+
+    async def get_token_balance(self, owner: Pubkey, mint: Pubkey) -> Decimal:
+        """The balance of `owner`'s associated token account for `mint` (0 if it does not exist)."""
+        info = await self.get_mint(mint)
+        found = await self._account_data(get_associated_token_address(owner, mint, info.token_program))
+        if found is None:
+            return from_atomic(0, info.decimals)
+        return from_atomic(int.from_bytes(found[1][64:72], "little"), info.decimals)
+
+    # agents ----------------------------------------------------------------------------------------------
+
+    def agent_address(self, agent: AgentRef, owner: Pubkey | None = None) -> Pubkey:
+        """The agent PDA of an agent_id (owned by `owner`, default the wallet), or the address itself."""
+        if isinstance(agent, Pubkey):
+            return agent
+        if not isinstance(agent, str):
+            raise InvalidArgument(f"an agent is a Pubkey or an agent_id string, not {type(agent).__name__}")
+        return agent_address(owner or self.wallet, agent, self.program_id)[0]
+
+    async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
+        tokens = list(settings.tokens)
+        if not tokens:
+            raise InvalidArgument("x402 needs at least one accepted token")
+        decimals = (await self.get_mint(tokens[0])).decimals
+        return X402Config(payment_address=settings.payment_address or owner,
+                          price_per_call=to_atomic(settings.price, decimals), accepted_tokens=tokens,
+                          service_endpoint=settings.endpoint)
+
+    async def register_agent(self, agent_id: str, name: str, *, agent_type: int = 0, description: str = "",
+                             metadata_uri: str = "", capabilities: Sequence[str] = (),
+                             x402: X402Settings | None = None) -> TxResult:
+        """Register an agent owned by the wallet, with its x402 pricing in the same transaction.
+
+        `result.address` is the new agent's address.
+        """
+        owner = self.wallet
+        config = await self._x402_config(x402, owner) if x402 is not None else None
+        instruction = build_register_agent(owner, AgentProfile(agent_id, name, agent_type, description, metadata_uri,
+                                                               list(capabilities)), config, self.program_id)
+        return await self.send([instruction], address=agent_address(owner, agent_id, self.program_id)[0])
+
+    async def update_agent(self, agent: AgentRef, *, name: str | None = None, agent_type: int | None = None,
+                           description: str | None = None, metadata_uri: str | None = None,
+                           capabilities: Sequence[str] | None = None) -> TxResult:
+        """Change any subset of the descriptive fields."""
+        address = self.agent_address(agent)
+        args = {"agent_type": agent_type, "name": name, "description": description, "metadata_uri": metadata_uri,
+                "capabilities": list(capabilities) if capabilities is not None else None}
+        return await self.send([ix.update_agent(args, {"agent": address, "owner": self.wallet},  # type: ignore[arg-type]
+                                                self.program_id)], address=address)
+
+    async def configure_x402(self, agent: AgentRef, settings: X402Settings) -> TxResult:
+        """Enable x402, or replace its payment address, price, tokens and endpoint."""
+        address = self.agent_address(agent)
+        config = await self._x402_config(settings, self.wallet)
+        return await self.send([ix.configure_x402({"config": config}, {"agent": address, "owner": self.wallet},
+                                                  self.program_id, mint_accounts(list(config.accepted_tokens)))],
+                               address=address)
+
+    async def set_price(self, agent: AgentRef, price: Amount) -> TxResult:
+        """Set the price per call, in whole units of the agent's first accepted token."""
+        address = self.agent_address(agent)
+        info = await self.get_agent(address)
+        if not info.accepted_tokens:
+            raise InvalidArgument("the agent accepts no token yet: use configure_x402")
+        atomic = to_atomic(price, (await self.get_mint(info.accepted_tokens[0])).decimals)
+        return await self.send([ix.set_x402_price({"price_per_call": atomic}, {"agent": address, "owner": self.wallet},
+                                                  self.program_id)], address=address)
+
+    async def set_tokens(self, agent: AgentRef, tokens: Sequence[Pubkey]) -> TxResult:
+        """Replace the accepted token mints."""
+        address = self.agent_address(agent)
+        return await self.send([ix.set_x402_tokens({"accepted_tokens": list(tokens)},
+                                                   {"agent": address, "owner": self.wallet}, self.program_id,
+                                                   mint_accounts(list(tokens)))], address=address)
+
+    async def set_endpoint(self, agent: AgentRef, endpoint: str) -> TxResult:
+        """Set the x402 service endpoint URL."""
+        address = self.agent_address(agent)
+        return await self.send([ix.set_x402_endpoint({"service_endpoint": endpoint},
+                                                     {"agent": address, "owner": self.wallet}, self.program_id)],
+                               address=address)
+
+    async def disable_x402(self, agent: AgentRef) -> TxResult:
+        """Stop accepting x402 payments (the pricing stays stored)."""
+        address = self.agent_address(agent)
+        return await self.send([ix.disable_x402({"agent": address, "owner": self.wallet}, self.program_id)],
+                               address=address)
+
+    async def set_active(self, agent: AgentRef, active: bool) -> TxResult:
+        address = self.agent_address(agent)
+        return await self.send([ix.set_agent_active({"is_active": active}, {"agent": address, "owner": self.wallet},
+                                                    self.program_id)], address=address)
+
+    async def activate(self, agent: AgentRef) -> TxResult:
+        """Mark the agent active."""
+        return await self.set_active(agent, True)
+
+    async def deactivate(self, agent: AgentRef) -> TxResult:
+        """Mark the agent inactive (hidden from `search_agents` by default)."""
+        return await self.set_active(agent, False)
+
+    disable = deactivate
+
+    async def close_agent(self, agent: AgentRef) -> TxResult:
+        """Close the agent and its metrics, refunding the rent to the wallet."""
+        address = self.agent_address(agent)
+        return await self.send([build_close_agent(address, self.wallet, self.program_id)], address=address)
+
+    async def get_agent(self, agent: AgentRef) -> AgentInfo:
+        """One agent (AccountNotFound if there is none)."""
+        address = self.agent_address(agent)
+        found = await self._account_data(address)
+        if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
+            raise AccountNotFound(address, "agent")
+        return AgentInfo.from_account(address, Agent.decode(found[1]))
+
+    async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
+        resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
+                                                             filters=query.memcmp_filters()))
+        decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value])
+        return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decoded)]
+
+    async def list_agents(self, owner: Pubkey | None = None) -> list[AgentInfo]:
+        """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""
+        agents = await self._program_agents(AgentQuery(owner=owner or self.wallet, active=None))
+        return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
+
+    async def search_agents(self, *, x402_enabled: bool | None = None, capability: str | None = None,
+                            token: Pubkey | None = None, max_price: Amount | None = None,
+                            min_reputation: int | None = None, active: bool | None = True,
+                            owner: Pubkey | None = None, sort: SortKey | None = None,
+                            limit: int | None = None) -> list[AgentInfo]:
+        """Agents matching every given filter, from the chain.
+
+        memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
+        `max_price` (whole units of `token`, or `Atomic(n)` without a token) and `min_reputation`
+        (basis points) are checked exactly after. `sort`: reputation, price, newest, oldest, calls, name.
+        """
+        max_atomic = None
+        if max_price is not None:
+            if token is None and not isinstance(max_price, Atomic):
+                raise InvalidArgument("max_price in whole tokens needs token= (or pass Atomic(n))")
+            max_atomic = to_atomic(max_price, (await self.get_mint(token)).decimals if token is not None else 0)
+        return await self._program_agents(AgentQuery(owner, x402_enabled, active, capability, token, max_atomic,
+                                                     min_reputation, sort, limit))
+
+    async def get_agent_pricing(self, agent: AgentRef) -> Pricing:
+        """The price per call with the first accepted mint's decimals, the accepted tokens and the endpoint."""
+        info = await self.get_agent(agent)
+        if not info.accepted_tokens:
+            raise InvalidArgument(f"agent {info.address} has no x402 pricing")
+        mints = [await self.get_mint(m) for m in info.accepted_tokens]
+        return Pricing(info.address, info.x402_enabled, from_atomic(info.price_per_call, mints[0].decimals),
+                       info.price_per_call, mints[0].address, mints[0].decimals, mints, info.endpoint,
+                       info.payment_address)
+
+    # payments --------------------------------------------------------------------------------------------
+
+    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: Pubkey | None,
+                       reference: bytes | str | None, fee_payer: Pubkey, create_payee_account: bool | None,
+                       compute_unit_limit: int | None, priority_fee: int | None
+                       ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
+        info = await self.get_agent(agent)
+        if not info.accepted_tokens:
+            raise InvalidArgument(f"agent {info.address} takes no x402 payments")
+        mint_info = await self.get_mint(mint or info.accepted_tokens[0])
+        atomic = info.price_per_call if amount is None else to_atomic(amount, mint_info.decimals)
+        ref = normalize_reference(reference)
+        if create_payee_account is None:
+            ata = get_associated_token_address(info.payment_address, mint_info.address, mint_info.token_program)
+            create_payee_account = await self._account_data(ata) is None
+        fee = priority_fee if priority_fee is not None else self.priority_fee
+        instructions = build_x402_payment(
+            self.wallet, info.address, info.payment_address, mint_info.address, mint_info.decimals, atomic, ref,
+            mint_info.token_program, fee_payer=fee_payer, create_payee_account=create_payee_account,
+            compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
+        return instructions, ref, receipt_address(info.address, ref, self.program_id)[0], mint_info, atomic
+
+    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: Pubkey | None = None,
+                        reference: bytes | str | None = None, create_payee_account: bool | None = None,
+                        compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
+                        priority_fee: int | None = None) -> PaymentResult:
+        """Pay one call (default: the agent's price in its first accepted token) and record it on chain.
+
+        The payee's token account is created idempotently when missing. Retrying with the same
+        `reference` cannot pay twice: the program refuses it with `PaymentAlreadyRecorded`
+        (check `get_receipt(agent, reference)` first to recognise a payment that already landed).
+        """
+        instructions, ref, receipt, mint_info, atomic = await self._payment(
+            agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee)
+        result = await self._send_raw_ixs(instructions)
+        return PaymentResult(result.signature, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic,
+                             mint_info.address, result.compute_units, result.slot, result.events)
+
+    async def _send_raw_ixs(self, instructions: list[Instruction]) -> TxResult:
+        # the budget instructions are already in `instructions`: no second set
+        saved, self.priority_fee = self.priority_fee, None
+        try:
+            return await self.send(instructions)
+        finally:
+            self.priority_fee = saved
+
+    async def prepare_payment(self, agent: AgentRef, fee_payer: Pubkey, *, amount: Amount | None = None,
+                              mint: Pubkey | None = None, reference: bytes | str | None = None,
+                              create_payee_account: bool | None = None,
+                              compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
+                              priority_fee: int | None = None) -> PreparedPayment:
+        """The payment transaction signed by the wallet only, for a facilitator `fee_payer` to co-sign
+        and send. The facilitator appears in no instruction (except paying a missing payee account)."""
+        instructions, ref, receipt, mint_info, atomic = await self._payment(
+            agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee)
+        blockhash, last_valid = await self.latest_blockhash()
+        tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
+        tx.partial_sign([self.keypair], blockhash)
+        return PreparedPayment(tx, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
+                               fee_payer, last_valid)
+
+    async def get_receipt(self, agent: AgentRef, reference: bytes | str) -> Receipt | None:
+        """The recorded payment of `reference` to `agent`, or None if it was never paid."""
+        address = self.agent_address(agent)
+        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
+        found = await self._account_data(receipt)
+        if found is None or found[0] != self.program_id:
+            return None
+        r = X402Receipt.decode(found[1])
+        decimals = (await self.get_mint(r.mint)).decimals
+        return Receipt(receipt, r.agent, r.payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
+                       r.amount, r.paid_at, r.feedback_submitted)
+
+    async def close_receipt(self, agent: AgentRef, reference: bytes | str) -> TxResult:
+        """Close a receipt the wallet paid for (after feedback or the feedback window), refunding its rent."""
+        address = self.agent_address(agent)
+        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
+        return await self.send([ix.close_receipt({"receipt": receipt, "payer": self.wallet}, self.program_id)],
+                               address=receipt)
+
+    # reputation ------------------------------------------------------------------------------------------
+
+    async def submit_feedback(self, agent: AgentRef, reference: bytes | str, *, success: bool = True,
+                              response_time_ms: int = 0, rating: int = 0) -> TxResult:
+        """Feedback on a paid call, once per receipt, by its payer: success, response time, rating 1-5 (0: none)."""
+        address = self.agent_address(agent)
+        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
+        accounts = {"agent": address, "reputation": reputation_address(address, self.program_id)[0],
+                    "receipt": receipt, "payer": self.wallet}
+        return await self.send([ix.submit_feedback({"success": success, "response_time_ms": response_time_ms,
+                                                    "rating": rating}, accounts, self.program_id)],  # type: ignore[arg-type]
+                               address=address)
+
+    async def refresh_reputation(self, agent: AgentRef) -> TxResult:
+        """Recompute the on-chain score now (rolls the 7-day payment history)."""
+        address = self.agent_address(agent)
+        return await self.send([ix.refresh_reputation(
+            {"agent": address, "reputation": reputation_address(address, self.program_id)[0]}, self.program_id)],
+            address=address)
+
+    async def get_metrics(self, agent: AgentRef) -> ReputationMetrics:
+        address = reputation_address(self.agent_address(agent), self.program_id)[0]
+        found = await self._account_data(address)
+        if found is None or found[0] != self.program_id:
+            raise AccountNotFound(address, "reputation metrics")
+        return ReputationMetrics.decode(found[1])
+
+    async def get_reputation(self, agent: AgentRef) -> Reputation:
+        """The on-chain score, its four components (recomputed from the metrics), tier and raw metrics."""
+        info = await self.get_agent(agent)
+        metrics = await self.get_metrics(info.address)
+        components = self.recompute_reputation(metrics)
+        has_payments = metrics.successful_payments + metrics.failed_payments > 0
+        return Reputation(info.address, info.reputation_score, components, tier(info.reputation_score, has_payments),
+                          metrics)
+
+    @staticmethod
+    def recompute_reputation(metrics: ReputationMetrics | ReputationInputs) -> ReputationScore:
+        """The score from metrics, with the program's own integer function (ghostpay.reputation)."""
+        inputs = metrics if isinstance(metrics, ReputationInputs) else ReputationInputs.from_account(metrics)
+        return reputation_score(inputs)
+
+    # events ----------------------------------------------------------------------------------------------
+
+    async def get_transaction_events(self, signature: Signature | str) -> list[ProgramEvent]:
+        """All GhostPay events of a confirmed transaction."""
+        sig = Signature.from_string(signature) if isinstance(signature, str) else signature
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        tx = (await self._rpc(self.rpc.get_transaction(sig, "json", commitment, 0))).value
+        if tx is None:
+            raise AccountNotFound(sig, "transaction")
+        logs = list(tx.transaction.meta.log_messages or []) if tx.transaction.meta else []
+        return decode_events(logs, self.program_id, sig, tx.slot)
+
+    def events(self, names: Collection[str] | None = None, *, ready: asyncio.Event | None = None
+               ) -> AsyncIterator[ProgramEvent]:
+        """Live events over the websocket, reconnecting when it drops.
+
+            async for event in gp.events({"X402PaymentRecorded"}):
+                print(event.agent, event.amount)
+        """
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        return live_events(self.cluster.ws_url, self.program_id, commitment, names=names, ready=ready)
+
+
+__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "Pricing", "Receipt",
+           "PaymentResult", "PreparedPayment", "Reputation", "normalize_reference", "Finalized"]

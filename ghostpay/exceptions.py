@@ -1,0 +1,149 @@
+"""The SDK's exceptions: one hierarchy under `GhostPayError`, nothing else escapes the client.
+
+    GhostPayError
+    ├── InvalidArgument            (also a ValueError)
+    ├── AccountNotFound
+    ├── TransportError             the node could not be reached or answered garbage
+    ├── RpcError                   the node answered with a JSON-RPC error
+    ├── TransactionTimeout         not confirmed in time
+    │   └── BlockhashExpired       its blockhash expired before it landed (after retries)
+    └── TransactionError           the transaction failed on chain (or in preflight)
+        └── ProgramError           a GhostPay program error: name, code, message from the IDL
+            └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
+
+    >>> err = ProgramError.from_code(6027)
+    >>> isinstance(err, PaymentAlreadyRecorded), err.name, err.code
+    (True, 'PaymentAlreadyRecorded', 6027)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Sequence
+
+from ghostpay import artifacts
+from ghostpay.errors import anchor as _anchor_errors
+
+__all__ = [
+    "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
+    "TransactionTimeout", "BlockhashExpired", "TransactionError", "ProgramError", "program_error_class",
+]
+
+
+class GhostPayError(Exception):
+    """Base of every exception the SDK raises."""
+
+
+class InvalidArgument(GhostPayError, ValueError):
+    """A value the SDK refuses before anything is sent (bad amount, reference, keypair, URL...)."""
+
+
+class AccountNotFound(GhostPayError):
+    """The account does not exist (or is not a GhostPay account of the expected type)."""
+
+    def __init__(self, address: Any, what: str = "account") -> None:
+        super().__init__(f"{what} {address} not found")
+        self.address = address
+        self.what = what
+
+
+class TransportError(GhostPayError):
+    """The RPC node could not be reached, timed out, or answered something that is not JSON-RPC."""
+
+
+class RpcError(GhostPayError):
+    """The RPC node answered with a JSON-RPC error."""
+
+    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
+        super().__init__(message if code is None else f"{message} (RPC error {code})")
+        self.message = message
+        self.code = code
+        self.data = data
+
+
+class TransactionTimeout(GhostPayError):
+    """The transaction was sent but not seen confirmed in time; it may still land."""
+
+    def __init__(self, message: str, signature: Any = None) -> None:
+        super().__init__(message)
+        self.signature = signature
+
+
+class BlockhashExpired(TransactionTimeout):
+    """The blockhash expired before the transaction landed, on every attempt."""
+
+
+class TransactionError(GhostPayError):
+    """The transaction failed: `err` is the runtime's error, `logs` the program logs if known."""
+
+    def __init__(self, message: str, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
+                 instruction_index: int | None = None) -> None:
+        super().__init__(message)
+        self.err = err
+        self.logs = list(logs)
+        self.signature = signature
+        self.instruction_index = instruction_index
+
+
+class ProgramError(TransactionError):
+    """A GhostPay program error with its IDL `name`, `code` and `message`.
+
+    Catch a specific one by class (`except PaymentAlreadyRecorded`), or this base for all.
+    """
+
+    code: ClassVar[int] = -1
+    name: ClassVar[str] = "ProgramError"
+    message: ClassVar[str] = ""
+    _by_code: ClassVar[dict[int, type["ProgramError"]]] = {}
+    _by_name: ClassVar[dict[str, type["ProgramError"]]] = {}
+
+    def __init__(self, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
+                 instruction_index: int | None = None, code: int | None = None) -> None:
+        if code is not None and type(self).code == -1:
+            self.code = code  # type: ignore[misc]
+        super().__init__(f"{self.name} ({self.code}): {self.message}", err, logs, signature, instruction_index)
+
+    @classmethod
+    def from_code(cls, code: int, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
+                  instruction_index: int | None = None) -> "ProgramError":
+        """The typed exception of `code` (a plain `ProgramError` for codes the IDL does not know)."""
+        klass = cls._by_code.get(code)
+        if klass is None:
+            return ProgramError(err, logs, signature, instruction_index, code=code)
+        return klass(err, logs, signature, instruction_index)
+
+
+def program_error_class(name_or_code: str | int) -> type[ProgramError]:
+    """The exception class of an IDL error, by name or code.
+
+    >>> program_error_class("NameInvalid").code
+    6001
+    """
+    table = ProgramError._by_code if isinstance(name_or_code, int) else ProgramError._by_name
+    try:
+        return table[name_or_code]  # type: ignore[index]
+    except KeyError:
+        raise InvalidArgument(f"no GhostPay program error {name_or_code!r}") from None
+
+
+def _register(code: int, name: str, message: str) -> type[ProgramError]:
+    klass = type(name, (ProgramError,), {"code": code, "name": name, "message": message,
+                                         "__doc__": f"Program error {code}: {message}", "__module__": __name__})
+    ProgramError._by_code[code] = klass
+    ProgramError._by_name[name] = klass
+    globals()[name] = klass
+    __all__.append(name)
+    return klass
+
+
+# Anchor's framework errors first, then the program's own (which win on a name clash).
+for _code, _err in _anchor_errors.ANCHOR_ERROR_MAP.items():
+    _register(_code, type(_err).name, type(_err).msg)  # type: ignore[attr-defined]
+for _entry in artifacts.idl_dict().get("errors", []):
+    _register(int(_entry["code"]), _entry["name"], _entry.get("msg", ""))
+
+ANCHOR_LOG = re.compile(r"AnchorError .*Error Code: (\w+)\. Error Number: (\d+)\. Error Message: (.*?)\.?$")
+
+
+def __getattr__(name: str) -> type[ProgramError]:  # for type checkers: IDL error classes are dynamic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

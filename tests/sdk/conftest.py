@@ -1,0 +1,58 @@
+"""One localnet subprocess for the SDK tests (the helpers of tests/localnet), plus funded wallets and mints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from ghostpay.client import GhostPayClient
+from tests.localnet.conftest import LocalnetProcess
+
+SOL = 1_000_000_000
+
+
+@pytest.fixture(scope="session")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalnetProcess]:
+    node = LocalnetProcess(tmp_path_factory.mktemp("sdk-localnet") / "ledger").start()
+    yield node
+    node.stop()
+
+
+def cheat(net: LocalnetProcess, method: str, *params: object) -> object:
+    answer = httpx.post(net.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
+                        timeout=10).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def fund(net: LocalnetProcess, keypair: Keypair | None = None, sol: int = 10) -> Keypair:
+    keypair = keypair or Keypair()
+    cheat(net, "surfnet_setAccount", str(keypair.pubkey()), {"lamports": sol * SOL})
+    return keypair
+
+
+def create_mint(net: LocalnetProcess, decimals: int = 6) -> Pubkey:
+    return Pubkey.from_string(cheat(net, "surfnet_createMint", {"decimals": decimals})["value"])  # type: ignore[index]
+
+
+def mint_to(net: LocalnetProcess, owner: Pubkey, mint: Pubkey, atomic: int) -> None:
+    cheat(net, "surfnet_setTokenAccount", str(owner), str(mint), {"amount": atomic})
+
+
+@pytest.fixture
+async def client(net: LocalnetProcess) -> AsyncIterator[GhostPayClient]:
+    async with GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url) as gp:
+        yield gp
+
+
+@pytest.fixture(scope="session")
+def usdc(net: LocalnetProcess) -> Pubkey:
+    return create_mint(net, 6)
+
+
+PRICE = Decimal("0.01")
