@@ -66,3 +66,69 @@ async def test_pay_receipt_retry_feedback_and_reputation(net, usdc) -> None:
         assert rep.score == expected.score > 0 and rep.tier == tier(expected.score, True)
         assert rep.metrics.successful_payments == 2 and rep.metrics.failed_payments == 1
         assert (await seller.get_agent(agent)).reputation_score == rep.score
+
+
+async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) -> None:
+    seller, buyer = await seller_and_buyer(net, usdc, "facilitated")
+    facilitator = fund(net)
+    async with seller, buyer, GhostPayClient(net.http_url, facilitator) as fac:
+        agent = seller.agent_address("facilitated")
+        lamports_before = (await buyer.rpc.get_balance(buyer.wallet)).value
+        prepared = await buyer.prepare_payment(agent, facilitator.pubkey())
+        tx = prepared.transaction
+        assert tx.message.account_keys[0] == facilitator.pubkey() and not tx.is_signed()
+        tx.partial_sign([facilitator], tx.message.recent_blockhash)
+        result = await fac.send_transaction(tx, prepared.last_valid_block_height)
+        assert result.event("X402PaymentRecorded").payer == buyer.wallet
+        receipt = await fac.get_receipt(agent, prepared.reference)
+        assert receipt is not None and receipt.payer == buyer.wallet and receipt.amount == PRICE
+        rent = (await buyer.rpc.get_balance(receipt.address)).value
+        assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - rent  # no fees for the buyer
+
+
+async def test_program_errors_transport_errors_and_simulation(net, client: GhostPayClient) -> None:
+    with pytest.raises(NameInvalid) as err:
+        await client.register_agent("nameless", "")
+    assert isinstance(err.value, ProgramError) and err.value.code == 6001
+    assert err.value.name == "NameInvalid" and err.value.message == "Name must be 1 to 64 bytes"
+
+    from ghostpay.agent_instructions import AgentProfile, build_register_agent
+    sim = await client.simulate([build_register_agent(client.wallet, AgentProfile("sim", "Sim"))])
+    assert sim.error is None and sim.compute_units and sim.compute_units > 1_000
+    bad = await client.simulate([build_register_agent(client.wallet, AgentProfile("sim", ""))])
+    assert isinstance(bad.error, NameInvalid)
+
+    async with GhostPayClient("http://127.0.0.1:9", Keypair(), timeout=2) as dead:
+        with pytest.raises(TransportError):
+            await dead.get_agent(Keypair().pubkey())
+        with pytest.raises(GhostPayError):
+            await dead.register_agent("x", "X")
+
+
+async def test_events_decoded_and_live(net, client: GhostPayClient) -> None:
+    ready = asyncio.Event()
+    stream = client.events({"AgentRegistered", "AgentStatusChanged"}, ready=ready)
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.wait_for(ready.wait(), 5)
+    result = await client.register_agent("live", "Live")
+    event = await asyncio.wait_for(first, 5)
+    assert event.name == "AgentRegistered" and event.agent == result.address and event.signature == result.signature
+    await client.deactivate("live")
+    changed = await asyncio.wait_for(stream.__anext__(), 5)
+    assert changed.name == "AgentStatusChanged" and changed.is_active is False
+    await stream.aclose()
+
+    decoded = await client.get_transaction_events(result.signature)
+    assert [e.name for e in decoded] == ["AgentRegistered"] and decoded[0].name == result.events[0].name
+    assert decode_events(result.logs)[0].data.agent_id == "live"
+
+
+def test_sync_facade(net, usdc) -> None:
+    with GhostPay(net.http_url, fund(net), ws_url=net.ws_url) as gp:
+        reg = gp.register_agent("sync", "Sync", x402=X402Settings(Decimal("1.5"), [usdc], "https://s.example"))
+        assert gp.get_agent("sync").address == reg.address
+        assert gp.get_agent_pricing(reg.address).price == Decimal("1.5")
+        with pytest.raises(ProgramError) as err:  # the same typed exceptions as the async client
+            gp.set_price("sync", Decimal("0.0001"))  # 100 atomic units: below the 1,000 minimum
+        assert err.value.name == "PriceOutOfRange"
+        assert [e.name for e in gp.get_transaction_events(reg.signature)] == ["AgentRegistered"]
