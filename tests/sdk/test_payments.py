@@ -132,3 +132,24 @@ def test_sync_facade(net, usdc) -> None:
             gp.set_price("sync", Decimal("0.0001"))  # 100 atomic units: below the 1,000 minimum
         assert err.value.name == "PriceOutOfRange"
         assert [e.name for e in gp.get_transaction_events(reg.signature)] == ["AgentRegistered"]
+
+
+async def test_expired_blockhash_is_retried_with_a_fresh_one(client: GhostPayClient) -> None:
+    from unittest import mock
+
+    from ghostpay.exceptions import BlockhashExpired
+    real = client.send_transaction
+    blockhashes = []
+
+    async def flaky(tx, last_valid=None, **kw):
+        blockhashes.append(tx.message.recent_blockhash)
+        if len(blockhashes) == 1:
+            raise BlockhashExpired("expired")
+        return await real(tx, last_valid, **kw)
+
+    with mock.patch.object(client, "send_transaction", side_effect=flaky):
+        result = await client.register_agent("retried", "Retried")
+    assert len(blockhashes) == 2 and result.event("AgentRegistered").agent_id == "retried"
+    with mock.patch.object(client, "send_transaction", side_effect=BlockhashExpired("always")):
+        with pytest.raises(BlockhashExpired):
+            await client.register_agent("never", "Never")
