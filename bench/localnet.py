@@ -16,9 +16,8 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 
+from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,43 +56,9 @@ class Row:
     unit: str
 
 
-def free_port() -> int:
-    import socket
-
-    while True:
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        with socket.socket() as b:
-            try:
-                b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-
-
-def start_localnet(ledger: Path) -> tuple[subprocess.Popen[bytes], str, float]:
-    """A localnet on free ports; returns the process, its URL and the seconds until healthy."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ghostpay.localnet", "--ledger", str(ledger), "--rpc-port",
-                             str(port), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            env=dict(os.environ, GHOSTPAY_HOME=str(ledger.parent / "home")))
-    while True:
-        try:
-            if httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=0.5).json()[
-                    "result"] == "ok":
-                return proc, url, time.perf_counter() - started
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.perf_counter() - started > 15:
-                raise RuntimeError("the localnet did not start") from None
-            time.sleep(0.005)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
+def start_localnet(ledger: Path) -> LocalnetProcess:
+    """A quiet localnet on free ports with its own data folder; `.startup_seconds` is the time to healthy."""
+    return LocalnetProcess(ledger, "--quiet", home=ledger.parent / "home").start()
 
 
 def transfers(payers: list[Keypair], blockhash: Hash) -> list[Transaction]:
@@ -235,12 +201,13 @@ def measure(console: Console) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         startups = []
         for attempt in range(3):
-            proc, _, seconds = start_localnet(Path(tmp) / f"startup{attempt}")
-            startups.append(seconds)
-            stop(proc)
+            net = start_localnet(Path(tmp) / f"startup{attempt}")
+            startups.append(net.startup_seconds)
+            net.stop(signal.SIGTERM)
         console.log(f"start-up to healthy: {startups}")
         payers = [Keypair() for _ in range(PAYERS)]
-        proc, url, _ = start_localnet(Path(tmp) / "ledger")
+        net = start_localnet(Path(tmp) / "ledger")
+        url = net.http_url
         try:
             http_tps, httpx_tps = asyncio.run(http_throughput(url, payers))
             console.log(f"HTTP send-and-confirm: {http_tps:.0f} tx/s (httpx client: {httpx_tps:.0f} tx/s)")
@@ -249,7 +216,7 @@ def measure(console: Console) -> list[Row]:
             owners = load_agents(url)
             all_ms, owner_ms, all_count, owner_count = program_accounts_latency(url, owners[0])
         finally:
-            stop(proc)
+            net.stop(signal.SIGTERM)
     assert (all_count, owner_count) == (AGENTS, AGENTS // AGENT_OWNERS), (all_count, owner_count)
     return [
         Row("start-up to healthy (median of 3)", round(statistics.median(startups) * 1000), "ms"),

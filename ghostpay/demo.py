@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
+import signal
 import tempfile
-import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -33,6 +31,7 @@ from solders.transaction import Transaction
 from ghostpay.accounts import Agent, ReputationMetrics
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.instructions import submit_feedback
+from ghostpay.localnet.process import LocalnetProcess, LocalnetStartError
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address, receipt_address, reputation_address
 from ghostpay.reputation import ReputationInputs, reputation_score, tier
@@ -41,7 +40,6 @@ from ghostpay.types import X402Config
 PRICE = 10_000  # 0.01 of a 6-decimal token
 DECIMALS = 6
 AIRDROP_LAMPORTS = 2_000_000_000
-STARTUP_TIMEOUT_SECONDS = 20
 
 
 class DemoError(Exception):
@@ -61,48 +59,18 @@ class DemoResult:
                 "reputation": {**score.__dict__, "tier": tier(score.score, True).value}}
 
 
-def _free_port_pair() -> tuple[int, int]:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port, port + 1
-
-
 @contextlib.contextmanager
 def temporary_localnet() -> Iterator[str]:
     """A localnet on free ports with a throwaway ledger; yields its RPC URL."""
-    rpc_port, ws_port = _free_port_pair()
-    url = f"http://127.0.0.1:{rpc_port}"
-    with tempfile.TemporaryDirectory(prefix="ghostpay-demo-") as ledger:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ghostpay.localnet", "--ledger", ledger, "--rpc-port", str(rpc_port),
-             "--ws-port", str(ws_port), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    with tempfile.TemporaryDirectory(prefix="ghostpay-demo-") as tmp:
         try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while True:
-                if proc.poll() is not None:
-                    raise DemoError(f"localnet exited: {(proc.stderr.read() if proc.stderr else '').strip()}")
-                try:
-                    health = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=0.5)
-                    if health.json().get("result") == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise DemoError("localnet did not become healthy")
-                time.sleep(0.05)
-            yield url
+            net = LocalnetProcess(Path(tmp) / "ledger", "--quiet").start()
+        except LocalnetStartError as exc:
+            raise DemoError(str(exc)) from exc
+        try:
+            yield net.http_url
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            net.stop(signal.SIGTERM)
 
 
 def _cheat(url: str, method: str, *params: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from solders.pubkey import Pubkey
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from ghostpay.program_id import PROGRAM_ID
 
@@ -16,6 +17,7 @@ def agent_address(owner: Pubkey, agent_id: str, program_id: Pubkey = PROGRAM_ID)
     """The agent PDA `["agent", owner, agent_id]` and its canonical bump.
 
     >>> from solders.pubkey import Pubkey
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
     >>> address, bump = agent_address(Pubkey.default(), "translator")
     >>> 0 <= bump <= 255
     True
@@ -33,3 +35,10 @@ def receipt_address(agent: Pubkey, reference: bytes, program_id: Pubkey = PROGRA
     if len(reference) != REFERENCE_LEN:
         raise ValueError(f"a payment reference is {REFERENCE_LEN} bytes, got {len(reference)}")
     return Pubkey.find_program_address([RECEIPT_SEED, bytes(agent), reference], program_id)
+
+
+def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+    """The associated token account of `owner` for `mint`, under any token program (spl's helper
+    accepts only SPL Token and Token-2022; tests also load clones)."""
+    seeds = [bytes(owner), bytes(token_program), bytes(mint)]
+    return Pubkey.find_program_address(seeds, ASSOCIATED_TOKEN_PROGRAM_ID)[0]

@@ -18,7 +18,6 @@ from typing import Any, Iterable, Sequence
 
 from anchorpy import EventParser
 from anchorpy.coder.coder import Coder
-from anchorpy.error import _LangErrorCode
 from solders.account import Account
 from solders.clock import Clock
 from solders.instruction import Instruction
@@ -28,22 +27,20 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
-from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
+from spl.token.constants import ACCOUNT_LEN, MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from ghostpay import artifacts
+from ghostpay.exceptions import InvalidArgument, program_error_class
+from ghostpay.pda import associated_token_address
 from ghostpay.program_id import PROGRAM_ID
 
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
-MINT_LEN = 82
-TOKEN_ACCOUNT_LEN = 165
+__all__ = ["LAMPORTS_PER_SOL", "MINT_LEN", "TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "InProcessChain", "TxResult",
+           "error_name"]
+
 TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
 TOKEN_ACCOUNT_STATE_INITIALIZED = 1
 TOKEN_ACCOUNT_STATE_OFFSET = 108
 LAMPORTS_PER_SOL = 1_000_000_000
-
-ERROR_NAMES: dict[int, str] = {int(code): code.name for code in _LangErrorCode}
-ERROR_NAMES.update({e["code"]: e["name"] for e in artifacts.idl_dict()["errors"]})
 
 
 @dataclass
@@ -68,13 +65,12 @@ def error_name(err: Any) -> str:
     custom = getattr(getattr(err, "err", None), "code", None)
     if custom is None and "Custom(" in text:
         custom = int(text.split("Custom(")[1].split(")")[0])
-    return ERROR_NAMES.get(custom, text) if custom is not None else text
-
-
-def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
-    """The associated token account address, for any token program."""
-    seeds = [bytes(owner), bytes(token_program), bytes(mint)]
-    return Pubkey.find_program_address(seeds, ASSOCIATED_TOKEN_PROGRAM_ID)[0]
+    if custom is None:
+        return text
+    try:
+        return program_error_class(custom).name
+    except InvalidArgument:  # not an Anchor or GhostPay code (another program's)
+        return text
 
 
 class InProcessChain:
@@ -135,7 +131,7 @@ class InProcessChain:
         """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger.
         Any `token_program` (a test may load a fake one) is accepted."""
         address = associated_token_address(owner, mint, token_program)
-        data = bytearray(TOKEN_ACCOUNT_LEN)
+        data = bytearray(ACCOUNT_LEN)
         data[0:32] = bytes(mint)
         data[32:64] = bytes(owner)
         data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8] = amount.to_bytes(8, "little")

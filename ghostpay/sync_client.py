@@ -14,7 +14,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import Any, Callable, Coroutine, Iterator, TypeVar
+from typing import Any, Coroutine, Iterator, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent

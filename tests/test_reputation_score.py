@@ -11,7 +11,6 @@ import random
 from pathlib import Path
 
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent, ReputationMetrics

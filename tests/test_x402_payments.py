@@ -30,9 +30,9 @@ from ghostpay.instructions import (
     submit_feedback,
 )
 from ghostpay.payments import build_record_x402_payment, build_x402_payment
-from ghostpay.pda import receipt_address, reputation_address
+from ghostpay.pda import associated_token_address, receipt_address, reputation_address
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, associated_token_address
+from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
 from ghostpay.types import X402Config
 

@@ -223,7 +223,7 @@ class Rpc:
         mint = pubkey(selector["mint"]) if "mint" in selector else None
         token_programs = [pubkey(selector["programId"])] if "programId" in selector else list(TOKEN_PROGRAMS)
         if token_programs[0] not in TOKEN_PROGRAMS:
-            raise RpcError(INVALID_PARAMS, f"Invalid param: unrecognized Token program id")
+            raise RpcError(INVALID_PARAMS, "Invalid param: unrecognized Token program id")
         value = []
         for program in token_programs:
             for key, account in self.chain.program_accounts(program):
