@@ -140,6 +140,14 @@ def render_c_header(idl: dict[str, Any]) -> str:
         out.extend(_constant_define(const))
     out.append("")
 
+    for name, definition in types.items():
+        if definition["type"]["kind"] != "enum":
+            continue
+        out.append(f"/* {name}: borsh variant indexes. */")
+        for index, variant in enumerate(definition["type"]["variants"]):
+            out.append(f"#define GP_{upper_snake(name)}_{upper_snake(variant['name'])} {index}u")
+        out.append("")
+
     for account in idl.get("accounts", []):
         fields = types[account["name"]]["type"]["fields"]
         out.append(f"/* {account['name']}: offsets of the leading fields, discriminator included. */")

@@ -3,3 +3,4 @@
 from .agent import Agent, AgentJSON
 from .reputation_metrics import ReputationMetrics, ReputationMetricsJSON
 from .x402_receipt import X402Receipt, X402ReceiptJSON
+from .work_order import WorkOrder, WorkOrderJSON

@@ -334,6 +334,293 @@ class ReceiptStillOpen(ProgramError):
     msg = "Submit feedback, or wait out the feedback window, before closing"
 
 
+class WorkOrderAmountOutOfRange(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6034,
+            "The amount must be between MIN_WORK_ORDER_AMOUNT and MAX_WORK_ORDER_AMOUNT",
+        )
+
+    code = 6034
+    name = "WorkOrderAmountOutOfRange"
+    msg = "The amount must be between MIN_WORK_ORDER_AMOUNT and MAX_WORK_ORDER_AMOUNT"
+
+
+class DeadlineInPast(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6035, "The deadline must be in the future")
+
+    code = 6035
+    name = "DeadlineInPast"
+    msg = "The deadline must be in the future"
+
+
+class ReviewPeriodOutOfRange(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6036, "The review period must be between MIN and MAX_REVIEW_PERIOD_SECONDS"
+        )
+
+    code = 6036
+    name = "ReviewPeriodOutOfRange"
+    msg = "The review period must be between MIN and MAX_REVIEW_PERIOD_SECONDS"
+
+
+class TitleInvalid(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6037, "The title must be 1 to 100 bytes of UTF-8")
+
+    code = 6037
+    name = "TitleInvalid"
+    msg = "The title must be 1 to 100 bytes of UTF-8"
+
+
+class WorkOrderDescriptionTooLong(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6038, "The description must be at most 512 bytes of UTF-8")
+
+    code = 6038
+    name = "WorkOrderDescriptionTooLong"
+    msg = "The description must be at most 512 bytes of UTF-8"
+
+
+class TooManyRequirements(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6039, "At most 10 requirements")
+
+    code = 6039
+    name = "TooManyRequirements"
+    msg = "At most 10 requirements"
+
+
+class RequirementInvalid(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6040, "Each requirement must be 1 to 100 bytes of UTF-8")
+
+    code = 6040
+    name = "RequirementInvalid"
+    msg = "Each requirement must be 1 to 100 bytes of UTF-8"
+
+
+class InvalidArbiter(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6041, "The arbiter must be neither the client nor the provider's owner"
+        )
+
+    code = 6041
+    name = "InvalidArbiter"
+    msg = "The arbiter must be neither the client nor the provider's owner"
+
+
+class CannotHireOwnAgent(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6042, "The client owns the provider agent")
+
+    code = 6042
+    name = "CannotHireOwnAgent"
+    msg = "The client owns the provider agent"
+
+
+class MintHasTransferFee(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6043, "Token-2022 mints with a transfer fee are not supported")
+
+    code = 6043
+    name = "MintHasTransferFee"
+    msg = "Token-2022 mints with a transfer fee are not supported"
+
+
+class MintHasTransferHook(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6044, "Token-2022 mints with a transfer hook are not supported"
+        )
+
+    code = 6044
+    name = "MintHasTransferHook"
+    msg = "Token-2022 mints with a transfer hook are not supported"
+
+
+class MintExtensionNotSupported(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6045, "The mint has a Token-2022 extension that is not supported"
+        )
+
+    code = 6045
+    name = "MintExtensionNotSupported"
+    msg = "The mint has a Token-2022 extension that is not supported"
+
+
+class InvalidWorkOrderStatus(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6046, "The work order's status does not allow this instruction"
+        )
+
+    code = 6046
+    name = "InvalidWorkOrderStatus"
+    msg = "The work order's status does not allow this instruction"
+
+
+class NotWorkOrderClient(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6047, "Only the work order's client can do this")
+
+    code = 6047
+    name = "NotWorkOrderClient"
+    msg = "Only the work order's client can do this"
+
+
+class NotWorkOrderProvider(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6048, "Only the provider agent's owner can do this")
+
+    code = 6048
+    name = "NotWorkOrderProvider"
+    msg = "Only the provider agent's owner can do this"
+
+
+class NotWorkOrderArbiter(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6049, "Only the work order's arbiter can resolve its dispute")
+
+    code = 6049
+    name = "NotWorkOrderArbiter"
+    msg = "Only the work order's arbiter can resolve its dispute"
+
+
+class NotWorkOrderParty(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6050, "Only the client or the provider agent's owner can do this"
+        )
+
+    code = 6050
+    name = "NotWorkOrderParty"
+    msg = "Only the client or the provider agent's owner can do this"
+
+
+class DeadlinePassed(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6051, "The work order's deadline has passed")
+
+    code = 6051
+    name = "DeadlinePassed"
+    msg = "The work order's deadline has passed"
+
+
+class DeadlineNotReached(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6052, "The deadline has not passed yet")
+
+    code = 6052
+    name = "DeadlineNotReached"
+    msg = "The deadline has not passed yet"
+
+
+class ReviewPeriodActive(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6053, "The client's review period has not ended yet")
+
+    code = 6053
+    name = "ReviewPeriodActive"
+    msg = "The client's review period has not ended yet"
+
+
+class ReleaseExceedsRemainder(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6054, "The amount exceeds what remains in escrow")
+
+    code = 6054
+    name = "ReleaseExceedsRemainder"
+    msg = "The amount exceeds what remains in escrow"
+
+
+class ZeroAmount(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6055, "The amount must be greater than zero")
+
+    code = 6055
+    name = "ZeroAmount"
+    msg = "The amount must be greater than zero"
+
+
+class VaultMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6056, "The vault is not the work order's vault")
+
+    code = 6056
+    name = "VaultMismatch"
+    msg = "The vault is not the work order's vault"
+
+
+class TokenAccountOwnerMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6057, "The token account is not owned by the party it pays")
+
+    code = 6057
+    name = "TokenAccountOwnerMismatch"
+    msg = "The token account is not owned by the party it pays"
+
+
+class WorkOrderAgentMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6058, "The agent is not the work order's provider")
+
+    code = 6058
+    name = "WorkOrderAgentMismatch"
+    msg = "The agent is not the work order's provider"
+
+
+class WorkOrderMintMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6059, "The mint is not the work order's mint")
+
+    code = 6059
+    name = "WorkOrderMintMismatch"
+    msg = "The mint is not the work order's mint"
+
+
+class DeliverableUriInvalid(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6060, "The deliverable URI must be 1 to 200 bytes of printable ASCII"
+        )
+
+    code = 6060
+    name = "DeliverableUriInvalid"
+    msg = "The deliverable URI must be 1 to 200 bytes of printable ASCII"
+
+
+class ReasonTooLong(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6061, "The reason must be at most 200 bytes of UTF-8")
+
+    code = 6061
+    name = "ReasonTooLong"
+    msg = "The reason must be at most 200 bytes of UTF-8"
+
+
+class ShareOutOfRange(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6062, "client_share_bps must be at most 10000")
+
+    code = 6062
+    name = "ShareOutOfRange"
+    msg = "client_share_bps must be at most 10000"
+
+
+class TokenProgramMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6063, "The token program must be the mint's owner")
+
+    code = 6063
+    name = "TokenProgramMismatch"
+    msg = "The token program must be the mint's owner"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -369,6 +656,36 @@ CustomError = typing.Union[
     RatingOutOfRange,
     ResponseTimeOutOfRange,
     ReceiptStillOpen,
+    WorkOrderAmountOutOfRange,
+    DeadlineInPast,
+    ReviewPeriodOutOfRange,
+    TitleInvalid,
+    WorkOrderDescriptionTooLong,
+    TooManyRequirements,
+    RequirementInvalid,
+    InvalidArbiter,
+    CannotHireOwnAgent,
+    MintHasTransferFee,
+    MintHasTransferHook,
+    MintExtensionNotSupported,
+    InvalidWorkOrderStatus,
+    NotWorkOrderClient,
+    NotWorkOrderProvider,
+    NotWorkOrderArbiter,
+    NotWorkOrderParty,
+    DeadlinePassed,
+    DeadlineNotReached,
+    ReviewPeriodActive,
+    ReleaseExceedsRemainder,
+    ZeroAmount,
+    VaultMismatch,
+    TokenAccountOwnerMismatch,
+    WorkOrderAgentMismatch,
+    WorkOrderMintMismatch,
+    DeliverableUriInvalid,
+    ReasonTooLong,
+    ShareOutOfRange,
+    TokenProgramMismatch,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -405,6 +722,36 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6031: RatingOutOfRange(),
     6032: ResponseTimeOutOfRange(),
     6033: ReceiptStillOpen(),
+    6034: WorkOrderAmountOutOfRange(),
+    6035: DeadlineInPast(),
+    6036: ReviewPeriodOutOfRange(),
+    6037: TitleInvalid(),
+    6038: WorkOrderDescriptionTooLong(),
+    6039: TooManyRequirements(),
+    6040: RequirementInvalid(),
+    6041: InvalidArbiter(),
+    6042: CannotHireOwnAgent(),
+    6043: MintHasTransferFee(),
+    6044: MintHasTransferHook(),
+    6045: MintExtensionNotSupported(),
+    6046: InvalidWorkOrderStatus(),
+    6047: NotWorkOrderClient(),
+    6048: NotWorkOrderProvider(),
+    6049: NotWorkOrderArbiter(),
+    6050: NotWorkOrderParty(),
+    6051: DeadlinePassed(),
+    6052: DeadlineNotReached(),
+    6053: ReviewPeriodActive(),
+    6054: ReleaseExceedsRemainder(),
+    6055: ZeroAmount(),
+    6056: VaultMismatch(),
+    6057: TokenAccountOwnerMismatch(),
+    6058: WorkOrderAgentMismatch(),
+    6059: WorkOrderMintMismatch(),
+    6060: DeliverableUriInvalid(),
+    6061: ReasonTooLong(),
+    6062: ShareOutOfRange(),
+    6063: TokenProgramMismatch(),
 }
 
 

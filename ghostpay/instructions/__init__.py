@@ -25,3 +25,21 @@ from .record_x402_payment import (
 from .submit_feedback import submit_feedback, SubmitFeedbackArgs, SubmitFeedbackAccounts
 from .close_receipt import close_receipt, CloseReceiptAccounts
 from .refresh_reputation import refresh_reputation, RefreshReputationAccounts
+from .create_work_order import (
+    create_work_order,
+    CreateWorkOrderArgs,
+    CreateWorkOrderAccounts,
+)
+from .accept_work_order import accept_work_order, AcceptWorkOrderAccounts
+from .submit_work_delivery import (
+    submit_work_delivery,
+    SubmitWorkDeliveryArgs,
+    SubmitWorkDeliveryAccounts,
+)
+from .reject_delivery import reject_delivery, RejectDeliveryArgs, RejectDeliveryAccounts
+from .release_payment import release_payment, ReleasePaymentArgs, ReleasePaymentAccounts
+from .claim_payment import claim_payment, ClaimPaymentAccounts
+from .open_dispute import open_dispute, OpenDisputeArgs, OpenDisputeAccounts
+from .resolve_dispute import resolve_dispute, ResolveDisputeArgs, ResolveDisputeAccounts
+from .cancel_work_order import cancel_work_order, CancelWorkOrderAccounts
+from .claim_refund import claim_refund, ClaimRefundAccounts

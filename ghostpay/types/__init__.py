@@ -27,3 +27,25 @@ from . import feedback_submitted
 from .feedback_submitted import FeedbackSubmitted, FeedbackSubmittedJSON
 from . import reputation_updated
 from .reputation_updated import ReputationUpdated, ReputationUpdatedJSON
+from . import work_order_status
+from .work_order_status import WorkOrderStatusKind, WorkOrderStatusJSON
+from . import work_order
+from .work_order import WorkOrder, WorkOrderJSON
+from . import work_order_created
+from .work_order_created import WorkOrderCreated, WorkOrderCreatedJSON
+from . import work_order_accepted
+from .work_order_accepted import WorkOrderAccepted, WorkOrderAcceptedJSON
+from . import work_delivered
+from .work_delivered import WorkDelivered, WorkDeliveredJSON
+from . import delivery_rejected
+from .delivery_rejected import DeliveryRejected, DeliveryRejectedJSON
+from . import payment_released
+from .payment_released import PaymentReleased, PaymentReleasedJSON
+from . import dispute_opened
+from .dispute_opened import DisputeOpened, DisputeOpenedJSON
+from . import dispute_resolved
+from .dispute_resolved import DisputeResolved, DisputeResolvedJSON
+from . import work_order_cancelled
+from .work_order_cancelled import WorkOrderCancelled, WorkOrderCancelledJSON
+from . import work_order_refunded
+from .work_order_refunded import WorkOrderRefunded, WorkOrderRefundedJSON

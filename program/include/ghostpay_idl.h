@@ -22,11 +22,22 @@
 #define GP_IX_SUBMIT_FEEDBACK 0xbcec97bacb10bddeULL
 #define GP_IX_CLOSE_RECEIPT 0x5986a47ccbf4fe7eULL
 #define GP_IX_REFRESH_REPUTATION 0x8e5c8f30e7076b92ULL
+#define GP_IX_CREATE_WORK_ORDER 0xaf0a55d9c8f8118fULL
+#define GP_IX_ACCEPT_WORK_ORDER 0x9567fd7844f9de3bULL
+#define GP_IX_SUBMIT_WORK_DELIVERY 0x5d6a4529fcd1c697ULL
+#define GP_IX_REJECT_DELIVERY 0x2d0abaf6a732b724ULL
+#define GP_IX_RELEASE_PAYMENT 0xe9b7a09156bf2218ULL
+#define GP_IX_CLAIM_PAYMENT 0x1ec89c25a7fa7045ULL
+#define GP_IX_OPEN_DISPUTE 0x2aa1df1777631989ULL
+#define GP_IX_RESOLVE_DISPUTE 0xe60c676006ca06e7ULL
+#define GP_IX_CANCEL_WORK_ORDER 0x77b03faa6fe6e080ULL
+#define GP_IX_CLAIM_REFUND 0x3c61e4ffa11e100fULL
 
 /* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */
 #define GP_ACCOUNT_AGENT 0x0756c59b9370a62fULL
 #define GP_ACCOUNT_REPUTATION_METRICS 0x216c96421e47a008ULL
 #define GP_ACCOUNT_X402_RECEIPT 0xcd90ae5dd91e8647ULL
+#define GP_ACCOUNT_WORK_ORDER 0x09cd755e9d566d43ULL
 
 /* Event discriminators: sha256("event:<Name>")[:8] as a little-endian u64. */
 #define GP_EVENT_AGENT_REGISTERED 0x55bd64e836d94ebfULL
@@ -38,6 +49,15 @@
 #define GP_EVENT_X402_PAYMENT_RECORDED 0xf35ccf1e3602050bULL
 #define GP_EVENT_FEEDBACK_SUBMITTED 0x31c4671cdb7f1529ULL
 #define GP_EVENT_REPUTATION_UPDATED 0x596a5aeb96bb241aULL
+#define GP_EVENT_WORK_ORDER_CREATED 0x456be3d75779e8e9ULL
+#define GP_EVENT_WORK_ORDER_ACCEPTED 0x9240debbff217d4bULL
+#define GP_EVENT_WORK_DELIVERED 0x9d3de748265d99fdULL
+#define GP_EVENT_DELIVERY_REJECTED 0xeee6a7a06c7a80beULL
+#define GP_EVENT_PAYMENT_RELEASED 0xdb45fe2ee89b84a0ULL
+#define GP_EVENT_DISPUTE_OPENED 0xd60155c1eb66deefULL
+#define GP_EVENT_DISPUTE_RESOLVED 0xbbec808b99f94079ULL
+#define GP_EVENT_WORK_ORDER_CANCELLED 0x46d44d404a4274a7ULL
+#define GP_EVENT_WORK_ORDER_REFUNDED 0x660a3cb3616b3029ULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
@@ -63,6 +83,33 @@
 #define GP_MAX_RESPONSE_TIME_MS 3600000ULL
 #define GP_FEEDBACK_WINDOW_SECONDS 2592000LL
 #define GP_SECONDS_PER_DAY 86400LL
+#define GP_WORK_ORDER_SEED "work_order"
+#define GP_WORK_ORDER_SEED_LEN 10u
+#define GP_VAULT_SEED "vault"
+#define GP_VAULT_SEED_LEN 5u
+#define GP_WORK_ORDER_SPACE 2175ULL
+#define GP_MAX_TITLE_LEN 100ULL
+#define GP_MAX_WORK_ORDER_DESCRIPTION_LEN 512ULL
+#define GP_MAX_REQUIREMENTS 10ULL
+#define GP_MAX_REQUIREMENT_LEN 100ULL
+#define GP_MAX_DELIVERABLE_URI_LEN 200ULL
+#define GP_MAX_REASON_LEN 200ULL
+#define GP_MIN_WORK_ORDER_AMOUNT 1000ULL
+#define GP_MAX_WORK_ORDER_AMOUNT 1000000000000ULL
+#define GP_MIN_REVIEW_PERIOD_SECONDS 60ULL
+#define GP_MAX_REVIEW_PERIOD_SECONDS 2592000ULL
+#define GP_MAX_SHARE_BPS 10000ULL
+#define GP_TOKEN_ACCOUNT_SPACE 165ULL
+
+/* WorkOrderStatus: borsh variant indexes. */
+#define GP_WORK_ORDER_STATUS_CREATED 0u
+#define GP_WORK_ORDER_STATUS_ACCEPTED 1u
+#define GP_WORK_ORDER_STATUS_SUBMITTED 2u
+#define GP_WORK_ORDER_STATUS_COMPLETED 3u
+#define GP_WORK_ORDER_STATUS_DISPUTED 4u
+#define GP_WORK_ORDER_STATUS_RESOLVED 5u
+#define GP_WORK_ORDER_STATUS_CANCELLED 6u
+#define GP_WORK_ORDER_STATUS_REFUNDED 7u
 
 /* Agent: offsets of the leading fields, discriminator included. */
 #define GP_AGENT_OFFSET_OWNER 8u
@@ -108,6 +155,28 @@
 #define GP_X402_RECEIPT_OFFSET_PAID_AT 144u
 #define GP_X402_RECEIPT_OFFSET_FEEDBACK_SUBMITTED 152u
 #define GP_X402_RECEIPT_OFFSET_BUMP 153u
+
+/* WorkOrder: offsets of the leading fields, discriminator included. */
+#define GP_WORK_ORDER_OFFSET_CLIENT 8u
+#define GP_WORK_ORDER_OFFSET_AGENT 40u
+#define GP_WORK_ORDER_OFFSET_PROVIDER_OWNER 72u
+#define GP_WORK_ORDER_OFFSET_ARBITER 104u
+#define GP_WORK_ORDER_OFFSET_MINT 136u
+#define GP_WORK_ORDER_OFFSET_VAULT 168u
+#define GP_WORK_ORDER_OFFSET_ORDER_ID 200u
+#define GP_WORK_ORDER_OFFSET_AMOUNT 208u
+#define GP_WORK_ORDER_OFFSET_RELEASED 216u
+#define GP_WORK_ORDER_OFFSET_DEADLINE 224u
+#define GP_WORK_ORDER_OFFSET_REVIEW_PERIOD_SECONDS 232u
+#define GP_WORK_ORDER_OFFSET_CREATED_AT 240u
+#define GP_WORK_ORDER_OFFSET_ACCEPTED_AT 248u
+#define GP_WORK_ORDER_OFFSET_DELIVERED_AT 256u
+#define GP_WORK_ORDER_OFFSET_UPDATED_AT 264u
+#define GP_WORK_ORDER_OFFSET_CONTENT_HASH 272u
+#define GP_WORK_ORDER_OFFSET_STATUS 304u
+#define GP_WORK_ORDER_OFFSET_BUMP 305u
+#define GP_WORK_ORDER_OFFSET_VAULT_BUMP 306u
+#define GP_WORK_ORDER_OFFSET_TITLE 307u
 
 /* Error codes: Anchor's framework errors the program raises, then GhostPay's (6000+). */
 enum gp_error_code {
@@ -159,6 +228,36 @@ enum gp_error_code {
     GP_ERR_RATING_OUT_OF_RANGE = 6031,
     GP_ERR_RESPONSE_TIME_OUT_OF_RANGE = 6032,
     GP_ERR_RECEIPT_STILL_OPEN = 6033,
+    GP_ERR_WORK_ORDER_AMOUNT_OUT_OF_RANGE = 6034,
+    GP_ERR_DEADLINE_IN_PAST = 6035,
+    GP_ERR_REVIEW_PERIOD_OUT_OF_RANGE = 6036,
+    GP_ERR_TITLE_INVALID = 6037,
+    GP_ERR_WORK_ORDER_DESCRIPTION_TOO_LONG = 6038,
+    GP_ERR_TOO_MANY_REQUIREMENTS = 6039,
+    GP_ERR_REQUIREMENT_INVALID = 6040,
+    GP_ERR_INVALID_ARBITER = 6041,
+    GP_ERR_CANNOT_HIRE_OWN_AGENT = 6042,
+    GP_ERR_MINT_HAS_TRANSFER_FEE = 6043,
+    GP_ERR_MINT_HAS_TRANSFER_HOOK = 6044,
+    GP_ERR_MINT_EXTENSION_NOT_SUPPORTED = 6045,
+    GP_ERR_INVALID_WORK_ORDER_STATUS = 6046,
+    GP_ERR_NOT_WORK_ORDER_CLIENT = 6047,
+    GP_ERR_NOT_WORK_ORDER_PROVIDER = 6048,
+    GP_ERR_NOT_WORK_ORDER_ARBITER = 6049,
+    GP_ERR_NOT_WORK_ORDER_PARTY = 6050,
+    GP_ERR_DEADLINE_PASSED = 6051,
+    GP_ERR_DEADLINE_NOT_REACHED = 6052,
+    GP_ERR_REVIEW_PERIOD_ACTIVE = 6053,
+    GP_ERR_RELEASE_EXCEEDS_REMAINDER = 6054,
+    GP_ERR_ZERO_AMOUNT = 6055,
+    GP_ERR_VAULT_MISMATCH = 6056,
+    GP_ERR_TOKEN_ACCOUNT_OWNER_MISMATCH = 6057,
+    GP_ERR_WORK_ORDER_AGENT_MISMATCH = 6058,
+    GP_ERR_WORK_ORDER_MINT_MISMATCH = 6059,
+    GP_ERR_DELIVERABLE_URI_INVALID = 6060,
+    GP_ERR_REASON_TOO_LONG = 6061,
+    GP_ERR_SHARE_OUT_OF_RANGE = 6062,
+    GP_ERR_TOKEN_PROGRAM_MISMATCH = 6063,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -168,7 +267,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 48u
+#define GP_ERROR_COUNT 78u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -218,4 +317,34 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
     {6032, "ResponseTimeOutOfRange", "Response time must be at most 3600000 ms"},
     {6033, "ReceiptStillOpen", "Submit feedback, or wait out the feedback window, before closing"},
+    {6034, "WorkOrderAmountOutOfRange", "The amount must be between MIN_WORK_ORDER_AMOUNT and MAX_WORK_ORDER_AMOUNT"},
+    {6035, "DeadlineInPast", "The deadline must be in the future"},
+    {6036, "ReviewPeriodOutOfRange", "The review period must be between MIN and MAX_REVIEW_PERIOD_SECONDS"},
+    {6037, "TitleInvalid", "The title must be 1 to 100 bytes of UTF-8"},
+    {6038, "WorkOrderDescriptionTooLong", "The description must be at most 512 bytes of UTF-8"},
+    {6039, "TooManyRequirements", "At most 10 requirements"},
+    {6040, "RequirementInvalid", "Each requirement must be 1 to 100 bytes of UTF-8"},
+    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner"},
+    {6042, "CannotHireOwnAgent", "The client owns the provider agent"},
+    {6043, "MintHasTransferFee", "Token-2022 mints with a transfer fee are not supported"},
+    {6044, "MintHasTransferHook", "Token-2022 mints with a transfer hook are not supported"},
+    {6045, "MintExtensionNotSupported", "The mint has a Token-2022 extension that is not supported"},
+    {6046, "InvalidWorkOrderStatus", "The work order's status does not allow this instruction"},
+    {6047, "NotWorkOrderClient", "Only the work order's client can do this"},
+    {6048, "NotWorkOrderProvider", "Only the provider agent's owner can do this"},
+    {6049, "NotWorkOrderArbiter", "Only the work order's arbiter can resolve its dispute"},
+    {6050, "NotWorkOrderParty", "Only the client or the provider agent's owner can do this"},
+    {6051, "DeadlinePassed", "The work order's deadline has passed"},
+    {6052, "DeadlineNotReached", "The deadline has not passed yet"},
+    {6053, "ReviewPeriodActive", "The client's review period has not ended yet"},
+    {6054, "ReleaseExceedsRemainder", "The amount exceeds what remains in escrow"},
+    {6055, "ZeroAmount", "The amount must be greater than zero"},
+    {6056, "VaultMismatch", "The vault is not the work order's vault"},
+    {6057, "TokenAccountOwnerMismatch", "The token account is not owned by the party it pays"},
+    {6058, "WorkOrderAgentMismatch", "The agent is not the work order's provider"},
+    {6059, "WorkOrderMintMismatch", "The mint is not the work order's mint"},
+    {6060, "DeliverableUriInvalid", "The deliverable URI must be 1 to 200 bytes of printable ASCII"},
+    {6061, "ReasonTooLong", "The reason must be at most 200 bytes of UTF-8"},
+    {6062, "ShareOutOfRange", "client_share_bps must be at most 10000"},
+    {6063, "TokenProgramMismatch", "The token program must be the mint's owner"},
 };
