@@ -10,6 +10,7 @@ from ghostpay.program_id import PROGRAM_ID
 AGENT_SEED = b"agent"
 REPUTATION_SEED = b"reputation"
 RECEIPT_SEED = b"receipt"
+WORK_ORDER_SEED = b"work_order"
 REFERENCE_LEN = 32
 
 
@@ -35,6 +36,11 @@ def receipt_address(agent: Pubkey, reference: bytes, program_id: Pubkey = PROGRA
     if len(reference) != REFERENCE_LEN:
         raise ValueError(f"a payment reference is {REFERENCE_LEN} bytes, got {len(reference)}")
     return Pubkey.find_program_address([RECEIPT_SEED, bytes(agent), reference], program_id)
+
+
+def work_order_address(client: Pubkey, order_id: int, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
+    """The WorkOrder PDA `["work_order", client, order_id (u64 LE)]`."""
+    return Pubkey.find_program_address([WORK_ORDER_SEED, bytes(client), order_id.to_bytes(8, "little")], program_id)
 
 
 def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:

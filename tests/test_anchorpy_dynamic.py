@@ -14,6 +14,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from spl.token.constants import TOKEN_PROGRAM_ID
 
 from ghostpay import instructions as generated
 from ghostpay.pda import reputation_address
@@ -84,7 +85,9 @@ def test_idl_describes_every_instruction(program: Program) -> None:
     assert list(program.instruction) == ["register_agent", "update_agent", "configure_x402", "set_x402_price",
                                          "set_x402_tokens", "set_x402_endpoint", "disable_x402", "set_agent_active",
                                          "close_agent", "record_x402_payment", "submit_feedback", "close_receipt",
-                                         "refresh_reputation"]
+                                         "refresh_reputation", "create_work_order", "accept_work_order",
+                                         "submit_work_delivery", "reject_delivery", "release_payment", "claim_payment",
+                                         "open_dispute", "resolve_dispute", "cancel_work_order", "claim_refund"]
     assert program.program_id == Chain().program_id
 
 
@@ -231,6 +234,25 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
          generated.submit_feedback({"success": True, "response_time_ms": 250, "rating": 5}, payment_accts)),
         (client.ix("close_receipt", accounts=payment_accts), generated.close_receipt(payment_accts)),
         (client.ix("refresh_reputation", accounts=accts), generated.refresh_reputation(accts)),
+    ]
+    wo = {name: Pubkey.new_unique() for name in ("work_order", "vault", "client", "client_token_account",
+                                                "provider_token_account", "provider", "arbiter", "party")}
+    wo |= {"agent": agent, "reputation": accts["reputation"], "mint": mint, "token_program": TOKEN_PROGRAM_ID,
+           "system_program": SYSTEM_PROGRAM_ID}
+    terms = dict(order_id=7, amount=5_000_000, deadline=1_900_000_000, review_period_seconds=3_600,
+                 arbiter=wo["arbiter"], title="T", description="D", requirements=["r1", "r2"])
+    pairs += [
+        (client.ix("create_work_order", *terms.values(), accounts=wo), generated.create_work_order(terms, wo)),
+        (client.ix("accept_work_order", accounts=wo), generated.accept_work_order(wo)),
+        (client.ix("submit_work_delivery", "ipfs://x", list(range(32)), accounts=wo),
+         generated.submit_work_delivery({"deliverable_uri": "ipfs://x", "content_hash": list(range(32))}, wo)),
+        (client.ix("reject_delivery", "no", accounts=wo), generated.reject_delivery({"reason": "no"}, wo)),
+        (client.ix("release_payment", 5, accounts=wo), generated.release_payment({"amount": 5}, wo)),
+        (client.ix("claim_payment", accounts=wo), generated.claim_payment(wo)),
+        (client.ix("open_dispute", "late", accounts=wo), generated.open_dispute({"reason": "late"}, wo)),
+        (client.ix("resolve_dispute", 2_500, accounts=wo), generated.resolve_dispute({"client_share_bps": 2_500}, wo)),
+        (client.ix("cancel_work_order", accounts=wo), generated.cancel_work_order(wo)),
+        (client.ix("claim_refund", accounts=wo), generated.claim_refund(wo)),
     ]
     assert len(pairs) == len(program.instruction)
     for dynamic, static in pairs:

@@ -33,7 +33,6 @@ class WorkOrderJSON(typing.TypedDict):
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusJSON
     bump: int
-    vault_bump: int
     title: str
     description: str
     requirements: list[str]
@@ -62,7 +61,6 @@ class WorkOrder:
         "content_hash" / borsh.U8[32],
         "status" / types.work_order_status.layout,
         "bump" / borsh.U8,
-        "vault_bump" / borsh.U8,
         "title" / borsh.String,
         "description" / borsh.String,
         "requirements" / borsh.Vec(typing.cast(Construct, borsh.String)),
@@ -86,7 +84,6 @@ class WorkOrder:
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusKind
     bump: int
-    vault_bump: int
     title: str
     description: str
     requirements: list[str]
@@ -154,7 +151,6 @@ class WorkOrder:
             content_hash=dec.content_hash,
             status=types.work_order_status.from_decoded(dec.status),
             bump=dec.bump,
-            vault_bump=dec.vault_bump,
             title=dec.title,
             description=dec.description,
             requirements=dec.requirements,
@@ -181,7 +177,6 @@ class WorkOrder:
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
             "bump": self.bump,
-            "vault_bump": self.vault_bump,
             "title": self.title,
             "description": self.description,
             "requirements": self.requirements,
@@ -209,7 +204,6 @@ class WorkOrder:
             content_hash=obj["content_hash"],
             status=types.work_order_status.from_json(obj["status"]),
             bump=obj["bump"],
-            vault_bump=obj["vault_bump"],
             title=obj["title"],
             description=obj["description"],
             requirements=obj["requirements"],

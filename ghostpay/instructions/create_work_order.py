@@ -52,7 +52,7 @@ def create_work_order(
 ) -> Instruction:
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["work_order"], is_signer=False, is_writable=True),
-        AccountMeta(pubkey=accounts["vault"], is_signer=False, is_writable=True),
+        AccountMeta(pubkey=accounts["vault"], is_signer=True, is_writable=True),
         AccountMeta(pubkey=accounts["client"], is_signer=True, is_writable=True),
         AccountMeta(
             pubkey=accounts["client_token_account"], is_signer=False, is_writable=True

@@ -31,7 +31,6 @@ class WorkOrderJSON(typing.TypedDict):
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusJSON
     bump: int
-    vault_bump: int
     title: str
     description: str
     requirements: list[str]
@@ -59,7 +58,6 @@ class WorkOrder:
         "content_hash" / borsh.U8[32],
         "status" / work_order_status.layout,
         "bump" / borsh.U8,
-        "vault_bump" / borsh.U8,
         "title" / borsh.String,
         "description" / borsh.String,
         "requirements" / borsh.Vec(typing.cast(Construct, borsh.String)),
@@ -83,7 +81,6 @@ class WorkOrder:
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusKind
     bump: int
-    vault_bump: int
     title: str
     description: str
     requirements: list[str]
@@ -110,7 +107,6 @@ class WorkOrder:
             content_hash=obj.content_hash,
             status=work_order_status.from_decoded(obj.status),
             bump=obj.bump,
-            vault_bump=obj.vault_bump,
             title=obj.title,
             description=obj.description,
             requirements=obj.requirements,
@@ -137,7 +133,6 @@ class WorkOrder:
             "content_hash": self.content_hash,
             "status": self.status.to_encodable(),
             "bump": self.bump,
-            "vault_bump": self.vault_bump,
             "title": self.title,
             "description": self.description,
             "requirements": self.requirements,
@@ -164,7 +159,6 @@ class WorkOrder:
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
             "bump": self.bump,
-            "vault_bump": self.vault_bump,
             "title": self.title,
             "description": self.description,
             "requirements": self.requirements,
@@ -192,7 +186,6 @@ class WorkOrder:
             content_hash=obj["content_hash"],
             status=work_order_status.from_json(obj["status"]),
             bump=obj["bump"],
-            vault_bump=obj["vault_bump"],
             title=obj["title"],
             description=obj["description"],
             requirements=obj["requirements"],

@@ -174,8 +174,9 @@ static uint64_t gp_system_invoke(uint8_t *data, uint64_t data_len, SolAccountMet
     return sol_invoke_signed_c(&ix, infos, info_count, signer, signer ? 1 : 0);
 }
 
-/* Creates `account` (a PDA of this program, signed by `seeds`) with `space`
- * bytes, rent-exempt, paid by `payer`. A PDA someone pre-funded with lamports
+/* Creates `account` (a PDA of this program, signed by `seeds`, or a keypair
+ * that signed the transaction, with NULL seeds) with `space` bytes,
+ * rent-exempt, paid by `payer`. A PDA someone pre-funded with lamports
  * cannot be created with CreateAccount, so it is topped up, allocated and
  * assigned instead, as Anchor's `init` does. */
 static uint64_t gp_create_pda_account(const SolAccountInfo *payer, const SolAccountInfo *account, uint64_t space,

@@ -116,6 +116,10 @@ static inline void borsh_write_u8(BorshWriter *w, uint8_t v) {
     if (p) *p = v;
 }
 static inline void borsh_write_bool(BorshWriter *w, bool v) { borsh_write_u8(w, v ? 1 : 0); }
+static inline void borsh_write_u16(BorshWriter *w, uint16_t v) {
+    uint8_t *p = borsh_reserve(w, 2);
+    if (p) *(uint16_t *)p = v;
+}
 static inline void borsh_write_u32(BorshWriter *w, uint32_t v) {
     uint8_t *p = borsh_reserve(w, 4);
     if (p) *(uint32_t *)p = v;

@@ -65,3 +65,13 @@ static void gp_deserialize(const uint8_t *input, GpInput *out) {
     input += out->data_len;
     out->program_id = (const SolPubkey *)input;
 }
+
+/* The account as the runtime sees it now. A CPI that resized it (System
+ * Program create or allocate) updated the length stored right before the data,
+ * not the copy in SolAccountInfo; passing the stale length to another CPI would
+ * read as this program resizing an account it does not own. */
+static inline SolAccountInfo gp_account_info_now(const SolAccountInfo *account) {
+    SolAccountInfo current = *account;
+    current.data_len = *(const uint64_t *)(account->data - sizeof(uint64_t));
+    return current;
+}

@@ -1,6 +1,9 @@
-/* SPL Token and Token-2022: program IDs and the mint layout checks. */
+/* SPL Token and Token-2022: program IDs, account layouts, mint extension
+ * checks and the CPIs the escrow makes. */
 #pragma once
 
+#include "borsh.h"
+#include "entrypoint.h"
 #include "sol.h"
 
 /* TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA */
@@ -42,7 +45,7 @@ static inline bool token_is_token_program(const SolPubkey *program) {
 }
 
 /* An initialized mint of SPL Token or Token-2022 (with or without extensions). */
-static bool token_is_mint(const SolAccountInfo *account) {
+static inline __attribute__((always_inline)) bool token_is_mint(const SolAccountInfo *account) {
     if (!token_is_token_program(account->owner)) return false;
     bool base_mint = account->data_len == TOKEN_MINT_LEN;
     bool extended_mint = sol_pubkey_eq(account->owner, &TOKEN_2022_PROGRAM_ID) &&
@@ -60,4 +63,157 @@ static bool token_is_associated_account(const SolPubkey *account, const SolPubke
     uint8_t bump;
     if (sol_try_find_program_address(seeds, 3, &ASSOCIATED_TOKEN_PROGRAM_ID, &address, &bump) != 0) return false;
     return sol_pubkey_eq(&address, account);
+}
+
+/* ---- token accounts ----------------------------------------------------------- */
+
+#define TOKEN_ACCOUNT_LEN 165u
+#define TOKEN_ACCOUNT_MINT_OFFSET 0u
+#define TOKEN_ACCOUNT_OWNER_OFFSET 32u
+#define TOKEN_ACCOUNT_AMOUNT_OFFSET 64u
+#define TOKEN_MINT_DECIMALS_OFFSET 44u
+
+/* A token account of `token_program` whose owner (the wallet that may spend it) is `owner`. */
+static bool token_account_owned_by(const SolAccountInfo *account, const SolPubkey *token_program, const SolPubkey *owner) {
+    return sol_pubkey_eq(account->owner, token_program) && account->data_len >= TOKEN_ACCOUNT_LEN &&
+           sol_pubkey_eq((const SolPubkey *)(account->data + TOKEN_ACCOUNT_OWNER_OFFSET), owner);
+}
+
+static inline uint64_t token_account_amount(const SolAccountInfo *account) {
+    return *(const uint64_t *)(account->data + TOKEN_ACCOUNT_AMOUNT_OFFSET);
+}
+
+static inline uint8_t token_mint_decimals(const SolAccountInfo *mint) { return mint->data[TOKEN_MINT_DECIMALS_OFFSET]; }
+
+/* ---- Token-2022 mint extensions ------------------------------------------------- */
+
+/* TLV entries follow the account-type byte: u16 type, u16 length, value. */
+#define TOKEN_2022_TLV_OFFSET (TOKEN_2022_ACCOUNT_TYPE_OFFSET + 1u)
+#define TOKEN_2022_TLV_HEADER_LEN 4u
+
+/* spl_token_2022::extension::ExtensionType values. */
+enum {
+    TOKEN_EXT_UNINITIALIZED = 0,
+    TOKEN_EXT_TRANSFER_FEE_CONFIG = 1,
+    TOKEN_EXT_MINT_CLOSE_AUTHORITY = 3,
+    TOKEN_EXT_DEFAULT_ACCOUNT_STATE = 6,
+    TOKEN_EXT_INTEREST_BEARING_CONFIG = 10,
+    TOKEN_EXT_TRANSFER_HOOK = 14,
+    TOKEN_EXT_METADATA_POINTER = 18,
+    TOKEN_EXT_TOKEN_METADATA = 19,
+    TOKEN_EXT_GROUP_POINTER = 20,
+    TOKEN_EXT_TOKEN_GROUP = 21,
+    TOKEN_EXT_GROUP_MEMBER_POINTER = 22,
+    TOKEN_EXT_TOKEN_GROUP_MEMBER = 23,
+    TOKEN_EXT_SCALED_UI_AMOUNT = 25,
+};
+
+typedef enum {
+    MINT_EXTENSIONS_SUPPORTED,
+    MINT_HAS_TRANSFER_FEE,
+    MINT_HAS_TRANSFER_HOOK,
+    MINT_HAS_UNSUPPORTED_EXTENSION,
+} MintExtensionSupport;
+
+/* Extensions that change neither who can move a token account's balance nor
+ * how much arrives, and need no extension on the token accounts themselves
+ * (so a 165-byte account holds the mint). Anything else, known or future, is
+ * refused: a permanent delegate could drain a vault, a transfer fee would make
+ * the received amount differ from the sent one. */
+static bool token_extension_is_neutral(uint16_t type) {
+    switch (type) {
+    case TOKEN_EXT_MINT_CLOSE_AUTHORITY:
+    case TOKEN_EXT_DEFAULT_ACCOUNT_STATE:
+    case TOKEN_EXT_INTEREST_BEARING_CONFIG:
+    case TOKEN_EXT_METADATA_POINTER:
+    case TOKEN_EXT_TOKEN_METADATA:
+    case TOKEN_EXT_GROUP_POINTER:
+    case TOKEN_EXT_TOKEN_GROUP:
+    case TOKEN_EXT_GROUP_MEMBER_POINTER:
+    case TOKEN_EXT_TOKEN_GROUP_MEMBER:
+    case TOKEN_EXT_SCALED_UI_AMOUNT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Classifies an initialized mint (token_is_mint) by its Token-2022 extensions. */
+static MintExtensionSupport token_mint_extension_support(const SolAccountInfo *mint) {
+    uint64_t at = TOKEN_2022_TLV_OFFSET;
+    while (mint->data_len > TOKEN_MINT_LEN && at + TOKEN_2022_TLV_HEADER_LEN <= mint->data_len) {
+        uint16_t type = *(const uint16_t *)(mint->data + at);
+        uint16_t len = *(const uint16_t *)(mint->data + at + 2);
+        if (type == TOKEN_EXT_UNINITIALIZED) break; /* the rest is unused space */
+        if (type == TOKEN_EXT_TRANSFER_FEE_CONFIG) return MINT_HAS_TRANSFER_FEE;
+        if (type == TOKEN_EXT_TRANSFER_HOOK) return MINT_HAS_TRANSFER_HOOK;
+        if (!token_extension_is_neutral(type)) return MINT_HAS_UNSUPPORTED_EXTENSION;
+        at += TOKEN_2022_TLV_HEADER_LEN + len;
+    }
+    return MINT_EXTENSIONS_SUPPORTED;
+}
+
+/* ---- CPIs ----------------------------------------------------------------------- */
+
+#define TOKEN_IX_CLOSE_ACCOUNT 9u
+#define TOKEN_IX_INITIALIZE_ACCOUNT3 18u
+
+static uint64_t token_invoke(const SolAccountInfo *token_program, uint8_t *data, uint64_t data_len, SolAccountMeta *metas,
+                             const SolAccountInfo *infos, int count, const SolSignerSeeds *signer) {
+    SolInstruction ix = {
+        .program_id = token_program->key,
+        .accounts = metas,
+        .account_len = (uint64_t)count,
+        .data = data,
+        .data_len = data_len,
+    };
+    return sol_invoke_signed_c(&ix, infos, count, signer, signer ? 1 : 0);
+}
+
+/* InitializeAccount3: `account` (allocated, owned by the token program) holds `mint` for `owner`. */
+static uint64_t token_initialize_account3(const SolAccountInfo *token_program, const SolAccountInfo *account,
+                                          const SolAccountInfo *mint, const SolPubkey *owner) {
+    uint8_t data[1 + SOL_PUBKEY_BYTES];
+    BorshWriter w = borsh_writer(data, sizeof data);
+    borsh_write_u8(&w, TOKEN_IX_INITIALIZE_ACCOUNT3);
+    borsh_write_pubkey(&w, owner);
+    SolAccountMeta metas[2] = {{account->key, true, false}, {mint->key, false, false}};
+    SolAccountInfo infos[2] = {gp_account_info_now(account), *mint};
+    return token_invoke(token_program, data, w.pos, metas, infos, 2, NULL);
+}
+
+typedef struct {
+    const SolAccountInfo *token_program;
+    const SolAccountInfo *mint;
+    uint8_t decimals;
+    const SolAccountInfo *authority;
+    const SolSignerSeeds *signer; /* the authority's PDA seeds, or NULL when it signed the transaction */
+} TokenAuthority;
+
+/* TransferChecked of `amount` from `source` to `destination`. */
+static uint64_t token_transfer_checked(const TokenAuthority *auth, const SolAccountInfo *source,
+                                       const SolAccountInfo *destination, uint64_t amount) {
+    uint8_t data[TOKEN_TRANSFER_CHECKED_DATA_LEN];
+    BorshWriter w = borsh_writer(data, sizeof data);
+    borsh_write_u8(&w, TOKEN_IX_TRANSFER_CHECKED);
+    borsh_write_u64(&w, amount);
+    borsh_write_u8(&w, auth->decimals);
+    SolAccountMeta metas[TRANSFER_CHECKED_MIN_ACCOUNTS] = {
+        [TRANSFER_CHECKED_SOURCE] = {source->key, true, false},
+        [TRANSFER_CHECKED_MINT] = {auth->mint->key, false, false},
+        [TRANSFER_CHECKED_DESTINATION] = {destination->key, true, false},
+        [TRANSFER_CHECKED_AUTHORITY] = {auth->authority->key, false, true},
+    };
+    SolAccountInfo infos[TRANSFER_CHECKED_MIN_ACCOUNTS] = {gp_account_info_now(source), *auth->mint,
+                                                          gp_account_info_now(destination), *auth->authority};
+    return token_invoke(auth->token_program, data, w.pos, metas, infos, TRANSFER_CHECKED_MIN_ACCOUNTS, auth->signer);
+}
+
+/* CloseAccount: the (empty) `account`'s lamports go to `destination`. */
+static uint64_t token_close_account(const TokenAuthority *auth, const SolAccountInfo *account,
+                                    const SolAccountInfo *destination) {
+    uint8_t data[1] = {TOKEN_IX_CLOSE_ACCOUNT};
+    SolAccountMeta metas[3] = {{account->key, true, false}, {destination->key, true, false}, {auth->authority->key, false, true}};
+    SolAccountInfo infos[3] = {*account, *destination, *auth->authority};
+    return token_invoke(auth->token_program, data, sizeof data, metas, infos, 3, auth->signer);
 }

@@ -1,0 +1,206 @@
+/* The work-order steps that move tokens out of the vault: release_payment,
+ * claim_payment, resolve_dispute, cancel_work_order and claim_refund. Each
+ * checks its signer first, then the status and time, then binds every other
+ * account to the work order (bind_settlement) before any token moves. */
+#pragma once
+
+#include "work_order.h"
+
+#define NO_ACCOUNT 0xffu
+
+/* Where each account sits in one instruction's account list (NO_ACCOUNT when absent). */
+typedef struct {
+    uint8_t work_order, vault, signer, client, client_token_account, provider_token_account, agent, reputation, mint,
+        token_program, count;
+} SettleAccounts;
+
+static const SettleAccounts RELEASE_ACCOUNTS = {0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9};
+static const SettleAccounts CLAIM_PAYMENT_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+static const SettleAccounts RESOLVE_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+static const SettleAccounts CANCEL_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, NO_ACCOUNT, 5, 6, 7};
+static const SettleAccounts REFUND_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, 5, 6, 7, 8};
+
+typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER } SettleSigner;
+
+typedef struct {
+    Vault vault;
+    WorkOrder *order;
+    const SolAccountInfo *client;
+    const SolAccountInfo *client_token_account;
+    const SolAccountInfo *provider_token_account;
+    const SolAccountInfo *agent;
+    ReputationMetrics *metrics;
+    int64_t now;
+} Settlement;
+
+/* Loads the work order and checks that `signer` signed. */
+static uint64_t load_settlement(const GpInput *in, const SettleAccounts *at, SettleSigner signer, Settlement *s) {
+    if (in->account_count < at->count) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    TRY(load_work_order(in, &in->accounts[at->work_order], &s->order));
+    const SolAccountInfo *signing = &in->accounts[at->signer];
+    s->now = gp_unix_timestamp();
+    switch (signer) {
+    case SIGNED_BY_CLIENT:
+        return require_party(signing, &s->order->client, "client", GP_ERR_NOT_WORK_ORDER_CLIENT);
+    case SIGNED_BY_PROVIDER:
+        return require_party(signing, &s->order->provider_owner, "provider", GP_ERR_NOT_WORK_ORDER_PROVIDER);
+    default:
+        return require_party(signing, &s->order->arbiter, "arbiter", GP_ERR_NOT_WORK_ORDER_ARBITER);
+    }
+}
+
+/* Binds the vault, mint, token program, client, payees, agent and metrics to the work order. */
+static uint64_t bind_settlement(const GpInput *in, const SettleAccounts *at, Settlement *s) {
+    const SolAccountInfo *work_order = &in->accounts[at->work_order];
+    WorkOrder *order = s->order;
+    TRY(open_vault(&s->vault, work_order, order, &in->accounts[at->vault], &in->accounts[at->mint],
+                   &in->accounts[at->token_program]));
+    s->client = &in->accounts[at->client];
+    TRY(gp_require_writable(s->client, "client"));
+    if (!sol_pubkey_eq(s->client->key, &order->client)) return gp_fail_account(GP_ERR_CONSTRAINT_ADDRESS, "client");
+    s->client_token_account = &in->accounts[at->client_token_account];
+    TRY(require_payee(&s->vault, s->client_token_account, &order->client, "client_token_account"));
+    s->provider_token_account = NULL;
+    if (at->provider_token_account != NO_ACCOUNT) {
+        s->provider_token_account = &in->accounts[at->provider_token_account];
+        TRY(require_payee(&s->vault, s->provider_token_account, &order->provider_owner, "provider_token_account"));
+    }
+    s->agent = &in->accounts[at->agent];
+    TRY(load_order_agent(in, order, s->agent));
+    s->metrics = NULL;
+    if (at->reputation != NO_ACCOUNT) {
+        const SolAccountInfo *reputation = &in->accounts[at->reputation];
+        TRY(load_reputation(in, s->agent, reputation));
+        s->metrics = reputation_metrics(reputation);
+    }
+    return 0;
+}
+
+static inline void settle_metrics_touched(Settlement *s) {
+    s->metrics->updated_at = s->now;
+    update_reputation_score(s->agent, s->metrics, s->now);
+}
+
+/* Pays `amount` of the remainder to the provider; the payment that empties
+ * the escrow completes the order (a job done, a successful payment) and closes it. */
+static uint64_t pay_provider(Settlement *s, uint64_t amount) {
+    WorkOrder *order = s->order;
+    TRY(vault_pay(&s->vault, s->provider_token_account, amount));
+    order->released += amount;
+    order->updated_at = s->now;
+    AgentFixed *fixed = agent_fixed(s->agent);
+    fixed->total_earnings = saturating_add(fixed->total_earnings, amount);
+    bool completed = order->released == order->amount;
+
+    GpEvent event;
+    work_order_event_begin(&event, GP_EVENT_PAYMENT_RELEASED, s->vault.work_order, order);
+    borsh_write_pubkey(&event.w, &order->mint);
+    borsh_write_u64(&event.w, amount);
+    borsh_write_u64(&event.w, order->released);
+    borsh_write_u64(&event.w, work_order_remaining(order));
+    borsh_write_bool(&event.w, completed);
+    borsh_write_i64(&event.w, s->now);
+    gp_event_emit(&event);
+    if (!completed) return 0;
+
+    fixed->total_jobs_completed = saturating_add(fixed->total_jobs_completed, 1);
+    count_successful_payment(s->metrics, s->now);
+    settle_metrics_touched(s);
+    return close_vault(&s->vault, s->client, s->client_token_account, s->agent);
+}
+
+static uint64_t release_payment(const GpInput *in, BorshReader *r) {
+    uint64_t amount = borsh_read_u64(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &RELEASE_ACCOUNTS, SIGNED_BY_CLIENT, &s));
+    TRY(require_in_progress(s.order));
+    if (amount == 0) return gp_fail(GP_ERR_ZERO_AMOUNT);
+    if (amount > work_order_remaining(s.order)) return gp_fail(GP_ERR_RELEASE_EXCEEDS_REMAINDER);
+    TRY(bind_settlement(in, &RELEASE_ACCOUNTS, &s));
+    return pay_provider(&s, amount);
+}
+
+/* The provider takes the rest once the client let the review period pass. */
+static uint64_t claim_payment(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &CLAIM_PAYMENT_ACCOUNTS, SIGNED_BY_PROVIDER, &s));
+    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_SUBMITTED));
+    if (s.now < s.order->delivered_at + s.order->review_period_seconds) return gp_fail(GP_ERR_REVIEW_PERIOD_ACTIVE);
+    TRY(bind_settlement(in, &CLAIM_PAYMENT_ACCOUNTS, &s));
+    return pay_provider(&s, work_order_remaining(s.order));
+}
+
+/* The arbiter splits the remainder; a ruling wholly for the client counts as
+ * a failed payment for the provider, any other as a successful one. */
+static uint64_t resolve_dispute(const GpInput *in, BorshReader *r) {
+    uint16_t client_share_bps = borsh_read_u16(r);
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &RESOLVE_ACCOUNTS, SIGNED_BY_ARBITER, &s));
+    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_DISPUTED));
+    if (client_share_bps > GP_MAX_SHARE_BPS) return gp_fail(GP_ERR_SHARE_OUT_OF_RANGE);
+    TRY(bind_settlement(in, &RESOLVE_ACCOUNTS, &s));
+    WorkOrder *order = s.order;
+    uint64_t remaining = work_order_remaining(order);
+    /* remaining <= MAX_WORK_ORDER_AMOUNT (10^12), so the product stays below 2^64. */
+    uint64_t client_amount = remaining * client_share_bps / GP_MAX_SHARE_BPS;
+    uint64_t provider_amount = remaining - client_amount;
+    TRY(vault_pay(&s.vault, s.client_token_account, client_amount));
+    TRY(vault_pay(&s.vault, s.provider_token_account, provider_amount));
+    order->released += provider_amount;
+    AgentFixed *fixed = agent_fixed(s.agent);
+    fixed->total_earnings = saturating_add(fixed->total_earnings, provider_amount);
+    s.metrics->disputes_resolved = saturating_inc_u32(s.metrics->disputes_resolved);
+    if (client_share_bps == GP_MAX_SHARE_BPS)
+        count_failed_payment(s.metrics, s.now);
+    else
+        count_successful_payment(s.metrics, s.now);
+
+    GpEvent event;
+    work_order_event_begin(&event, GP_EVENT_DISPUTE_RESOLVED, s.vault.work_order, order);
+    borsh_write_pubkey(&event.w, &order->arbiter);
+    borsh_write_u16(&event.w, client_share_bps);
+    borsh_write_u64(&event.w, client_amount);
+    borsh_write_u64(&event.w, provider_amount);
+    borsh_write_i64(&event.w, s.now);
+    gp_event_emit(&event);
+    settle_metrics_touched(&s);
+    return close_vault(&s.vault, s.client, s.client_token_account, s.agent);
+}
+
+/* Refunds the whole remainder to the client and closes the order. */
+static uint64_t refund_client(Settlement *s, uint64_t event_discriminator) {
+    uint64_t remaining = work_order_remaining(s->order);
+    TRY(vault_pay(&s->vault, s->client_token_account, remaining));
+    emit_settled(event_discriminator, s->vault.work_order, s->order, remaining, s->now);
+    return close_vault(&s->vault, s->client, s->client_token_account, s->agent);
+}
+
+static uint64_t cancel_work_order(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &CANCEL_ACCOUNTS, SIGNED_BY_CLIENT, &s));
+    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_CREATED));
+    TRY(bind_settlement(in, &CANCEL_ACCOUNTS, &s));
+    return refund_client(&s, GP_EVENT_WORK_ORDER_CANCELLED);
+}
+
+/* After the deadline with nothing delivered; a provider that accepted and did
+ * not deliver has a failed payment. */
+static uint64_t claim_refund(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &REFUND_ACCOUNTS, SIGNED_BY_CLIENT, &s));
+    uint8_t status = s.order->status;
+    if (status != GP_WORK_ORDER_STATUS_CREATED && status != GP_WORK_ORDER_STATUS_ACCEPTED)
+        return gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
+    if (s.now <= s.order->deadline) return gp_fail(GP_ERR_DEADLINE_NOT_REACHED);
+    TRY(bind_settlement(in, &REFUND_ACCOUNTS, &s));
+    if (status == GP_WORK_ORDER_STATUS_ACCEPTED) {
+        count_failed_payment(s.metrics, s.now);
+        settle_metrics_touched(&s);
+    }
+    return refund_client(&s, GP_EVENT_WORK_ORDER_REFUNDED);
+}
