@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ghostpay import __version__
+from ghostpay.cli.indexer import app as indexer_app
 from ghostpay.cli.localnet import app as localnet_app
 from ghostpay.demo import DemoError, DemoResult, run_demo, temporary_localnet
 from ghostpay.paths import data_dir
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(localnet_app, name="localnet")
+app.add_typer(indexer_app, name="indexer")
 console = Console()
 
 

@@ -1,0 +1,176 @@
+"""Decoder: a transaction's log messages → GhostPay events with their position.
+
+Each event is placed by (top-level instruction index, event index within that instruction),
+derived by walking the `Program <id> invoke [n]` / `success` / `failed` lines: a `Program data:`
+line belongs to the program on top of the invoke stack. Only lines emitted by our program are
+decoded; the rest are counted, never raised, so one odd transaction cannot stop the indexer.
+
+    >>> decoded = decode_logs(["Program 11111111111111111111111111111111 invoke [1]",
+    ...                        "Program data: AAAA", "Program 11111111111111111111111111111111 success"])
+    >>> decoded.events, decoded.skipped.foreign
+    ([], 1)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Sequence
+
+from solders.pubkey import Pubkey
+
+from ghostpay import artifacts, types
+from ghostpay.events import EVENT_NAMES, ProgramEvent
+from ghostpay.program_id import PROGRAM_ID
+
+DATA_PREFIX = "Program data: "
+DISCRIMINATOR_LEN = 8
+
+
+@dataclass
+class Skipped:
+    """`Program data:` lines that were not decoded, by reason."""
+
+    malformed: int = 0  # ours, but not base64 or not a valid event body
+    unknown: int = 0  # ours, with a discriminator the IDL does not define
+    foreign: int = 0  # emitted by another program
+
+    def add(self, other: "Skipped") -> None:
+        self.malformed += other.malformed
+        self.unknown += other.unknown
+        self.foreign += other.foreign
+
+    @property
+    def total(self) -> int:
+        return self.malformed + self.unknown + self.foreign
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    """One decoded event and its unique position in the chain."""
+
+    event: ProgramEvent
+    instruction_index: int
+    event_index: int
+
+    @property
+    def name(self) -> str:
+        return self.event.name
+
+    @property
+    def data(self) -> Any:
+        return self.event.data
+
+    def to_json(self) -> str:
+        """The event's fields as JSON (pubkeys base58, byte arrays as lists), keys sorted."""
+        return json.dumps(self.event.data.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class DecodedLogs:
+    events: list[IndexedEvent] = field(default_factory=list)
+    skipped: Skipped = field(default_factory=Skipped)
+
+
+@lru_cache(maxsize=1)
+def event_types() -> dict[bytes, tuple[str, Any]]:
+    """Discriminator → (event name, generated type in ghostpay.types), from the IDL."""
+    found = {}
+    for entry in artifacts.idl_dict().get("events", []):
+        if entry["name"] in EVENT_NAMES:
+            found[bytes(entry["discriminator"])] = (entry["name"], getattr(types, entry["name"]))
+    return found
+
+
+def decode_event(payload: str) -> tuple[str, Any] | str:
+    """The (name, decoded event) of one base64 `Program data:` payload, or the reason it is skipped:
+    "malformed" or "unknown"."""
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return "malformed"
+    if len(raw) < DISCRIMINATOR_LEN:
+        return "malformed"
+    known = event_types().get(raw[:DISCRIMINATOR_LEN])
+    if known is None:
+        return "unknown"
+    name, cls = known
+    body = raw[DISCRIMINATOR_LEN:]
+    try:
+        stream = io.BytesIO(body)
+        parsed = cls.layout.parse_stream(stream)
+        # construct ignores trailing bytes; an event longer than its layout is not ours to trust
+        if stream.tell() != len(body):
+            return "malformed"
+        return name, cls.from_decoded(parsed)
+    except Exception:  # construct raises many error types (StreamError, UnicodeDecodeError, ...)
+        return "malformed"
+
+
+def _invoked_program(line: str) -> tuple[str, int] | None:
+    """("<program id>", depth) of a `Program <id> invoke [<depth>]` line."""
+    parts = line.split(" ")
+    if len(parts) == 4 and parts[0] == "Program" and parts[2] == "invoke" and parts[3].startswith("["):
+        try:
+            return parts[1], int(parts[3].strip("[]"))
+        except ValueError:
+            return None
+    return None
+
+
+def _is_exit(line: str) -> bool:
+    """`Program <id> success` or `Program <id> failed: ...` ends the innermost invocation."""
+    parts = line.split(" ", 3)
+    return len(parts) >= 3 and parts[0] == "Program" and (parts[2] == "success" or parts[2].startswith("failed"))
+
+
+def decode_logs(logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, *, signature: Any = None,
+                slot: int | None = None) -> DecodedLogs:
+    """Every event our program emitted in these logs, positioned, plus the count of lines skipped."""
+    ours = str(program_id)
+    out = DecodedLogs()
+    stack: list[str] = []
+    instruction = -1
+    event_index = 0
+    for line in logs:
+        invoked = _invoked_program(line)
+        if invoked is not None:
+            program, depth = invoked
+            if depth == 1:
+                instruction += 1
+                event_index = 0
+                stack = []
+            stack.append(program)
+        elif _is_exit(line):
+            if stack:
+                stack.pop()
+        elif line.startswith(DATA_PREFIX):
+            if not stack or stack[-1] != ours:
+                out.skipped.foreign += 1
+                continue
+            # every line of ours takes an index, decodable or not, so positions never shift
+            position = event_index
+            event_index += 1
+            decoded = decode_event(line[len(DATA_PREFIX):].strip())
+            if decoded == "malformed":
+                out.skipped.malformed += 1
+            elif decoded == "unknown":
+                out.skipped.unknown += 1
+            else:
+                name, data = decoded
+                out.events.append(IndexedEvent(ProgramEvent(name, data, signature, slot), instruction, position))
+    return out
+
+
+@dataclass(frozen=True)
+class ChainTransaction:
+    """What the indexer needs of a transaction, from getTransaction or a logs notification."""
+
+    signature: str
+    slot: int
+    logs: Sequence[str]
+    failed: bool = False

@@ -1,0 +1,322 @@
+"""The indexer's tables (sqlmodel) and their versioned schema migrations.
+
+Every table is written only by `ghostpay.indexer.process`, inside the database transaction that
+also moves the cursor, so the tables always describe exactly the transactions up to the cursor.
+Amounts are u64 on chain: PostgreSQL stores them exactly (NUMERIC(20)); SQLite's integers are
+signed 64-bit, so values above 2^63 - 1 (only a hostile mint can produce them) are capped there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from sqlalchemy import BigInteger, Column, Integer, Numeric, UniqueConstraint, inspect, text
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel, create_engine
+
+I64_MAX = (1 << 63) - 1
+
+
+class U64(TypeDecorator[int]):
+    """An unsigned 64-bit integer: NUMERIC(20) on PostgreSQL, INTEGER (capped at 2^63 - 1) on SQLite."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(20, 0, asdecimal=True))
+        return dialect.type_descriptor(BigInteger())
+
+    def process_bind_param(self, value: Optional[int], dialect: Dialect) -> Optional[int]:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return min(int(value), I64_MAX)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Optional[int]:
+        return None if value is None else int(value)
+
+
+def u64(**kwargs: Any) -> Any:
+    """A u64 column (each model needs its own Column object)."""
+    return Field(default=0, sa_column=Column(U64(), nullable=False, **kwargs))
+
+
+def i64(default: Optional[int] = None, nullable: bool = False, **kwargs: Any) -> Any:
+    """A signed 64-bit column (timestamps, slots): SQLAlchemy's Integer is 32-bit on PostgreSQL."""
+    return Field(default=default, sa_column=Column(BigInteger(), nullable=nullable, **kwargs))
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    description: str
+    applied_at: float
+
+
+class Cursor(SQLModel, table=True):
+    """The newest transaction applied (one row, id 1): back-fill resumes after `signature`."""
+
+    __tablename__ = "cursor"
+    id: int = Field(default=1, primary_key=True)
+    slot: int = i64()
+    signature: str
+    updated_at: float
+
+
+class IndexedTransaction(SQLModel, table=True):
+    """A successful transaction already applied: the per-transaction idempotency key."""
+
+    __tablename__ = "transactions"
+    signature: str = Field(primary_key=True)
+    slot: int = i64(index=True)
+    events: int
+    skipped: int
+
+
+class RawEvent(SQLModel, table=True):
+    """Every decoded event; `id` orders them as applied and is the event feed's cursor."""
+
+    __tablename__ = "raw_events"
+    __table_args__ = (UniqueConstraint("signature", "instruction_index", "event_index", name="uq_raw_event"),)
+    id: Optional[int] = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))  # SQLite: rowid
+    signature: str
+    slot: int = i64(index=True)
+    instruction_index: int
+    event_index: int
+    name: str = Field(index=True)
+    agent: Optional[str] = Field(default=None, index=True)
+    timestamp: int = i64()
+    data: str  # JSON of the event's fields
+
+
+class SkipCounter(SQLModel, table=True):
+    """What was seen and not applied: malformed, unknown, foreign events and failed transactions."""
+
+    __tablename__ = "skip_counters"
+    name: str = Field(primary_key=True)
+    count: int = i64(0)
+
+
+class Agent(SQLModel, table=True):
+    """An agent's current state, from its events plus the account fields events do not carry."""
+
+    __tablename__ = "agents"
+    address: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    agent_id: str = ""
+    name: str = ""
+    agent_type: int = 0
+    description: str = ""
+    metadata_uri: str = ""
+    is_active: bool = True
+    closed: bool = False
+    x402_enabled: bool = False
+    price_per_call: int = u64(index=True)
+    payment_address: Optional[str] = None
+    endpoint: str = ""
+    reputation_score: int = Field(default=0, index=True)
+    tier: str = Field(default="UNRATED", index=True)
+    total_jobs_completed: int = u64()
+    total_earnings: int = u64()
+    x402_total_payments: int = u64()
+    x402_total_calls: int = u64()
+    last_payment_at: int = i64(0)
+    open_work_orders: int = 0
+    created_at: int = i64(0)
+    updated_at: int = i64(0)
+    closed_at: Optional[int] = i64(nullable=True)
+    slot: int = i64(0)
+
+
+class AgentCapability(SQLModel, table=True):
+    __tablename__ = "agent_capabilities"
+    agent: str = Field(primary_key=True)
+    capability: str = Field(primary_key=True, index=True)
+
+
+class AgentToken(SQLModel, table=True):
+    """An accepted mint; position 0 is the one the price is denominated in."""
+
+    __tablename__ = "agent_tokens"
+    agent: str = Field(primary_key=True)
+    mint: str = Field(primary_key=True, index=True)
+    position: int
+
+
+class Payment(SQLModel, table=True):
+    """One x402 receipt; `outcome` is recorded, success or failed (after the payer's feedback)."""
+
+    __tablename__ = "payments"
+    agent: str = Field(primary_key=True)
+    reference: str = Field(primary_key=True)  # hex
+    payer: str = Field(index=True)
+    mint: str = Field(index=True)
+    amount: int = u64(index=True)
+    signature: str = Field(index=True)
+    instruction_index: int
+    slot: int = i64(index=True)
+    timestamp: int = i64(index=True)
+    outcome: str = Field(default="recorded", index=True)
+    rating: Optional[int] = None
+    response_time_ms: Optional[int] = None
+
+
+class Feedback(SQLModel, table=True):
+    __tablename__ = "feedback"
+    agent: str = Field(primary_key=True)
+    reference: str = Field(primary_key=True)
+    payer: str = Field(index=True)
+    success: bool
+    rating: int
+    response_time_ms: int = i64()
+    signature: str
+    slot: int = i64()
+    timestamp: int = i64()
+
+
+class Reputation(SQLModel, table=True):
+    """The ReputationMetrics counters rebuilt from events, and the score recomputed from them."""
+
+    __tablename__ = "reputation"
+    agent: str = Field(primary_key=True)
+    successful_payments: int = u64()
+    failed_payments: int = u64()
+    total_response_time_ms: int = u64()
+    response_time_count: int = u64()
+    total_rating: int = u64()
+    rating_count: int = u64()
+    total_disputes: int = 0
+    disputes_resolved: int = 0
+    history: str = "[0, 0, 0, 0, 0, 0, 0]"  # JSON: payments per day, day d at index d % 7
+    history_day: int = i64(0)
+    payment_success: int = 0
+    service_quality: int = 0
+    response_time: int = 0
+    volume_consistency: int = 0
+    score: int = 0
+    chain_score: Optional[int] = None  # new_score of the last ReputationUpdated event
+    updated_at: int = i64(0)
+
+
+class WorkOrder(SQLModel, table=True):
+    __tablename__ = "work_orders"
+    address: str = Field(primary_key=True)
+    agent: str = Field(index=True)
+    client: str = Field(index=True)
+    provider: Optional[str] = Field(default=None, index=True)  # the agent's owner
+    arbiter: str
+    mint: str
+    order_id: int = u64()
+    amount: int = u64()
+    released: int = u64()
+    refunded: int = u64()
+    deadline: int = i64()
+    review_period_seconds: int = i64()
+    status: str = Field(index=True)
+    was_accepted: bool = False
+    deliverable_uri: str = ""
+    content_hash: str = ""
+    created_at: int = i64()
+    updated_at: int = i64()
+    signature: str  # of the creation
+
+
+class WorkOrderTransition(SQLModel, table=True):
+    """One state change of a work order, keyed by the event that caused it."""
+
+    __tablename__ = "work_order_history"
+    signature: str = Field(primary_key=True)
+    instruction_index: int = Field(primary_key=True)
+    event_index: int = Field(primary_key=True)
+    work_order: str = Field(index=True)
+    event: str
+    from_status: Optional[str] = None
+    to_status: str
+    amount: int = u64()
+    slot: int = i64()
+    timestamp: int = i64()
+
+
+class DailyVolume(SQLModel, table=True):
+    """Per UTC day, agent and mint: x402 calls and amount, and escrow released."""
+
+    __tablename__ = "daily_volumes"
+    day: int = Field(primary_key=True)  # unix_timestamp // 86400, as the program counts days
+    agent: str = Field(primary_key=True)
+    mint: str = Field(primary_key=True)
+    payments: int = 0
+    amount: int = u64()
+    escrow_released: int = u64()
+
+
+DATA_TABLES: tuple[type[SQLModel], ...] = (
+    Agent, AgentCapability, AgentToken, Payment, Feedback, Reputation, WorkOrder, WorkOrderTransition,
+    DailyVolume, RawEvent, IndexedTransaction)
+"""The tables that hold indexed data (row counts in `status`; equal after any replay)."""
+
+ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (Cursor, SkipCounter, SchemaVersion)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create_v1(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in ALL_TABLES])  # type: ignore[attr-defined]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
+              _create_v1),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def database_url(url: str) -> str:
+    """SQLAlchemy URL of a `sqlite:///…` or `postgresql://…` URL (PostgreSQL through psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def connect(url: str) -> Engine:
+    """An engine on `url` with the schema migrated to the newest version."""
+    engine = create_engine(database_url(url))
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # readers never block the writer
+    migrate(engine)
+    return engine
+
+
+def schema_version(connection: Connection) -> int:
+    """The version the database is at (0: empty)."""
+    if not inspect(connection).has_table("schema_version"):
+        return 0
+    return int(connection.execute(text("SELECT COALESCE(MAX(version), 0) FROM schema_version")).scalar_one())
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations the database lacks, each in its own transaction; returns the version."""
+    with engine.begin() as connection:
+        current = schema_version(connection)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema v{current} is newer than this indexer's v{SCHEMA_VERSION}")
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        with engine.begin() as connection:
+            migration.apply(connection)
+            connection.execute(SchemaVersion.__table__.insert().values(  # type: ignore[attr-defined]
+                version=migration.version, description=migration.description, applied_at=time.time()))
+        current = migration.version
+    return current

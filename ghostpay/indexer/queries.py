@@ -1,0 +1,251 @@
+"""Read-side queries over the indexed tables (what `ghost` and applications use).
+
+Every function takes a sqlmodel `Session` and returns rows of `ghostpay.indexer.models` or small
+dataclasses; amounts are atomic units, times unix seconds.
+
+    with Session(engine) as session:
+        page = search_agents(session, capability="translate", token=usdc, max_price=50_000, sort="price")
+        history = payment_history(session, page.items[0].address, sort="amount", limit=20)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Optional, Sequence, TypeVar
+
+from sqlalchemy import and_, distinct, func
+from sqlmodel import Session, col, select
+
+from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentToken, Cursor, Payment, RawEvent,
+                                     Reputation, SchemaVersion, SkipCounter, WorkOrder)
+from ghostpay.reputation import Tier
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+
+
+class QueryError(ValueError):
+    """A query argument out of range (one line, for the user)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int  # rows matching, over all pages
+    offset: int
+    limit: int
+
+
+def _page_bounds(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"limit must be 1 to {MAX_PAGE}")
+    if offset < 0:
+        raise QueryError("offset must not be negative")
+
+
+def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, offset: int) -> Page[Any]:
+    _page_bounds(limit, offset)
+    total = session.exec(select(func.count()).select_from(statement.subquery())).one()
+    items = list(session.exec(statement.order_by(*order).offset(offset).limit(limit)).all())
+    return Page(items, int(total), offset, limit)
+
+
+# agents ---------------------------------------------------------------------------------------------
+
+AgentSort = Literal["score", "price"]
+
+
+def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
+                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
+                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
+                  limit: int = 50, offset: int = 0) -> Page[Agent]:
+    """Open agents matching every filter. `max_price` is atomic units of the first accepted token (and
+    `token`, when given, must be that first token, so prices compare in one unit); price or token
+    filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
+    statement = select(Agent).where(col(Agent.closed).is_(False))
+    if active is not None:
+        statement = statement.where(Agent.is_active == active)
+    if x402_enabled is None and (token is not None or max_price is not None):
+        x402_enabled = True
+    if x402_enabled is not None:
+        statement = statement.where(Agent.x402_enabled == x402_enabled)
+    if capability is not None:
+        statement = statement.where(col(Agent.address).in_(
+            select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())))
+    if token is not None:
+        tokens = select(AgentToken.agent).where(AgentToken.mint == token)
+        if max_price is not None:
+            tokens = tokens.where(AgentToken.position == 0)
+        statement = statement.where(col(Agent.address).in_(tokens))
+    if max_price is not None:
+        statement = statement.where(Agent.price_per_call <= max_price)
+    if min_reputation is not None:
+        if not 0 <= min_reputation <= 10_000:
+            raise QueryError("min_reputation is in basis points, 0 to 10,000")
+        statement = statement.where(Agent.reputation_score >= min_reputation)
+    if tier is not None:
+        try:
+            statement = statement.where(Agent.tier == Tier(tier.upper()).value)
+        except ValueError:
+            raise QueryError(f"tier must be one of {', '.join(t.value for t in Tier)}") from None
+    if sort == "score":
+        order = [col(Agent.reputation_score).desc(), Agent.address]
+    elif sort == "price":
+        order = [col(Agent.price_per_call).asc(), Agent.address]
+    else:
+        raise QueryError("sort must be score or price")
+    return _paged(session, statement, order, limit, offset)
+
+
+def agent_tokens(session: Session, agent: str) -> list[str]:
+    """An agent's accepted mints, the pricing one first."""
+    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
+    return [r.mint for r in rows]
+
+
+def agent_capabilities(session: Session, agent: str) -> list[str]:
+    rows = session.exec(select(AgentCapability).where(AgentCapability.agent == agent)).all()
+    return sorted(r.capability for r in rows)
+
+
+# payments -------------------------------------------------------------------------------------------
+
+PaymentSort = Literal["date", "amount"]
+
+
+def payment_history(session: Session, agent: str, *, sort: PaymentSort = "date", descending: bool = True,
+                    limit: int = 50, offset: int = 0) -> Page[Payment]:
+    """An agent's x402 payments, newest (or largest) first by default; ties by signature."""
+    keys = {"date": [Payment.slot, Payment.timestamp, Payment.instruction_index], "amount": [Payment.amount]}
+    if sort not in keys:
+        raise QueryError("sort must be date or amount")
+    order = [col(k).desc() if descending else col(k).asc() for k in keys[sort]] + [Payment.signature]
+    return _paged(session, select(Payment).where(Payment.agent == agent), order, limit, offset)
+
+
+@dataclass(frozen=True)
+class TokenVolume:
+    mint: str
+    payments: int
+    volume: int
+    average_per_call: int  # floor of volume / payments
+
+
+@dataclass(frozen=True)
+class Earner:
+    agent: str
+    mint: str
+    payments: int
+    volume: int
+
+
+@dataclass(frozen=True)
+class PaymentAnalytics:
+    since: Optional[int]
+    until: Optional[int]
+    payments: int
+    by_outcome: dict[str, int]  # recorded (no feedback yet), success, failed
+    by_token: list[TokenVolume]
+    top_earners: list[Earner]
+    success_rate_bps: Optional[int]  # success / (success + failed); None before any feedback
+    active_agents: int  # agents paid at least once in the period
+
+
+def payment_analytics(session: Session, since: Optional[int] = None, until: Optional[int] = None,
+                      top: int = 10) -> PaymentAnalytics:
+    """x402 payments with `since <= timestamp < until`: counts by outcome, volume and average per call
+    by token, the top earners (by volume within each token), success rate and active agents."""
+    window = []
+    if since is not None:
+        window.append(Payment.timestamp >= since)
+    if until is not None:
+        window.append(Payment.timestamp < until)
+    where = and_(True, *window)
+    by_outcome = {o: int(n) for o, n in session.exec(
+        select(Payment.outcome, func.count()).where(where).group_by(Payment.outcome)).all()}
+    by_token = [TokenVolume(mint, int(n), int(v), int(v) // int(n)) for mint, n, v in session.exec(
+        select(Payment.mint, func.count(), func.sum(Payment.amount)).where(where)
+        .group_by(Payment.mint).order_by(func.sum(Payment.amount).desc(), Payment.mint)).all()]
+    earners = [Earner(agent, mint, int(n), int(v)) for agent, mint, n, v in session.exec(
+        select(Payment.agent, Payment.mint, func.count(), func.sum(Payment.amount)).where(where)
+        .group_by(Payment.agent, Payment.mint)
+        .order_by(func.sum(Payment.amount).desc(), Payment.agent).limit(top)).all()]
+    success, failed = by_outcome.get("success", 0), by_outcome.get("failed", 0)
+    active = session.exec(select(func.count(distinct(Payment.agent))).where(where)).one()
+    return PaymentAnalytics(since, until, sum(by_outcome.values()), by_outcome, by_token, earners,
+                            success * 10_000 // (success + failed) if success + failed else None, int(active))
+
+
+# work orders ----------------------------------------------------------------------------------------
+
+def work_orders(session: Session, *, client: Optional[str] = None, provider: Optional[str] = None,
+                agent: Optional[str] = None, status: Optional[str] = None, limit: int = 50,
+                offset: int = 0) -> Page[WorkOrder]:
+    """Work orders by client wallet, provider (the agent's owner), agent or status; newest first."""
+    statement = select(WorkOrder)
+    if client is not None:
+        statement = statement.where(WorkOrder.client == client)
+    if provider is not None:
+        statement = statement.where(WorkOrder.provider == provider)
+    if agent is not None:
+        statement = statement.where(WorkOrder.agent == agent)
+    if status is not None:
+        statement = statement.where(func.lower(WorkOrder.status) == status.lower())
+    return _paged(session, statement, [col(WorkOrder.created_at).desc(), WorkOrder.address], limit, offset)
+
+
+# event feed -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedEvent:
+    id: int  # pass the last one seen as `after` to poll for newer events
+    name: str
+    agent: Optional[str]
+    signature: str
+    slot: int
+    instruction_index: int
+    event_index: int
+    timestamp: int
+    data: dict[str, Any]
+
+
+def event_feed(session: Session, after: int = 0, *, names: Optional[Sequence[str]] = None,
+               agent: Optional[str] = None, limit: int = 100) -> list[FeedEvent]:
+    """Events applied after the feed cursor `after`, in the order they were applied."""
+    _page_bounds(limit, 0)
+    statement = select(RawEvent).where(col(RawEvent.id) > after)
+    if names:
+        statement = statement.where(col(RawEvent.name).in_(list(names)))
+    if agent is not None:
+        statement = statement.where(RawEvent.agent == agent)
+    rows = session.exec(statement.order_by(col(RawEvent.id)).limit(limit)).all()
+    return [FeedEvent(int(r.id or 0), r.name, r.agent, r.signature, r.slot, r.instruction_index, r.event_index,
+                      r.timestamp, json.loads(r.data)) for r in rows]
+
+
+def reputation(session: Session, agent: str) -> Optional[Reputation]:
+    return session.get(Reputation, agent)
+
+
+
+# status ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IndexStatus:
+    cursor_slot: Optional[int]
+    cursor_signature: Optional[str]
+    schema_version: int
+    rows: dict[str, int]  # per table
+    skipped: dict[str, int]  # malformed, unknown, foreign events; failed transactions
+
+
+def index_status(session: Session) -> IndexStatus:
+    """The cursor, the schema version, row counts and skip counters."""
+    cursor = session.get(Cursor, 1)
+    rows = {model.__tablename__: int(session.exec(select(func.count()).select_from(model)).one())  # type: ignore[attr-defined]
+            for model in DATA_TABLES}
+    skipped = {c.name: c.count for c in session.exec(select(SkipCounter)).all()}
+    version = session.exec(select(func.max(SchemaVersion.version))).one() or 0
+    return IndexStatus(cursor.slot if cursor else None, cursor.signature if cursor else None, int(version), rows,
+                       skipped)

@@ -1,0 +1,230 @@
+"""The indexer service: back-fill to the chain's tip, then follow the websocket, forever.
+
+On start and after every disconnect it subscribes first (notifications queue up), back-fills
+everything after the cursor with getSignaturesForAddress + getTransaction, then applies the
+queued and new notifications; transactions seen twice are skipped by the processor, so the
+overlap costs nothing and nothing falls in a gap. SIGTERM / SIGINT finish the current batch,
+commit it with the cursor, and return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from solders.pubkey import Pubkey
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.models import Cursor, connect
+from ghostpay.indexer.process import Batch, BatchStats
+from ghostpay.indexer.source import LogStream, RpcSource, SignatureInfo
+from ghostpay.program_id import PROGRAM_ID
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 200  # transactions per database transaction during back-fill
+
+
+@dataclass
+class IndexerConfig:
+    http_url: str
+    ws_url: str
+    db_url: str
+    program_id: Pubkey = PROGRAM_ID
+    commitment: str = "confirmed"
+    batch_size: int = DEFAULT_BATCH
+    reconnect_delay: float = 0.25
+    max_reconnect_delay: float = 8.0
+
+
+@dataclass
+class Totals:
+    """What this run has applied (all batches)."""
+
+    stats: BatchStats = field(default_factory=BatchStats)
+    backfills: int = 0
+    reconnects: int = 0
+
+    def add(self, stats: BatchStats) -> None:
+        t = self.stats
+        t.transactions += stats.transactions
+        t.duplicates += stats.duplicates
+        t.failed += stats.failed
+        t.events += stats.events
+        t.skipped.add(stats.skipped)
+
+
+CommitHook = Callable[[list[str], float], None]
+"""Called after each commit with the signatures it applied and the time.perf_counter() of the commit."""
+
+
+class Indexer:
+    def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
+                 on_commit: Optional[CommitHook] = None) -> None:
+        self.config = config
+        self.engine = engine or connect(config.db_url)
+        self.rpc = RpcSource(config.http_url, config.program_id, config.commitment)
+        self.on_commit = on_commit
+        self.totals = Totals()
+        self.stopping = asyncio.Event()
+        self.live = asyncio.Event()  # set while subscribed and caught up
+
+    # cursor -------------------------------------------------------------------------------------------
+
+    def cursor(self) -> Optional[Cursor]:
+        with Session(self.engine) as session:
+            return session.get(Cursor, 1)
+
+    # applying -----------------------------------------------------------------------------------------
+
+    async def apply(self, transactions: list[ChainTransaction]) -> BatchStats:
+        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need."""
+        batch = Batch(self.engine, self.config.program_id)
+        try:
+            for tx in transactions:
+                batch.apply(tx)
+            if batch.needs_account:
+                batch.fill_agents(await self.rpc.agent_accounts(sorted(batch.needs_account)))
+            batch.commit()
+        except BaseException:
+            batch.rollback()
+            raise
+        self.totals.add(batch.stats)
+        if self.on_commit is not None and batch.applied_signatures:
+            self.on_commit(batch.applied_signatures, time.perf_counter())
+        return batch.stats
+
+    async def _fetch(self, infos: list[SignatureInfo]) -> list[ChainTransaction]:
+        """The transactions of `infos` in order; failed ones are not fetched, only counted."""
+        fetched = iter(await self.rpc.transactions([i.signature for i in infos if not i.failed]))
+        return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(fetched) for i in infos]
+
+    async def backfill(self) -> int:
+        """Apply every transaction after the cursor, in batches; returns how many were new."""
+        cursor = self.cursor()
+        infos = await self.rpc.signatures_after(cursor.signature if cursor else None)
+        self.totals.backfills += 1
+        log.info("back-fill: %d transactions after %s", len(infos),
+                 f"slot {cursor.slot}" if cursor else "the beginning")
+        size = self.config.batch_size
+        chunks = [infos[i:i + size] for i in range(0, len(infos), size)]
+        applied = 0
+        # the next chunk is fetched while the current one is applied
+        pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
+        try:
+            for index in range(len(chunks)):
+                assert pending is not None
+                transactions = await pending
+                pending = asyncio.ensure_future(self._fetch(chunks[index + 1])) if index + 1 < len(chunks) else None
+                stats = await self.apply(transactions)
+                applied += stats.transactions
+                log.debug("back-fill: committed %d transactions (%d events) up to slot %d", stats.transactions,
+                          stats.events, transactions[-1].slot)
+                if self.stopping.is_set():
+                    break
+        finally:
+            if pending is not None:
+                pending.cancel()
+        log.info("back-fill: %d transactions applied", applied)
+        return applied
+
+    # live ---------------------------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        """One websocket session: subscribe, back-fill, then apply notifications until it drops."""
+        queue: asyncio.Queue[ChainTransaction | BaseException] = asyncio.Queue()
+        async with LogStream(self.config.ws_url, self.config.program_id, self.config.commitment) as stream:
+
+            async def read() -> None:
+                try:
+                    async for tx in stream:
+                        queue.put_nowait(tx)
+                except BaseException as exc:  # the drop itself is the message
+                    queue.put_nowait(exc)
+
+            reader = asyncio.create_task(read())
+            try:
+                await self.backfill()
+                self.live.set()
+                while not self.stopping.is_set():
+                    first = await self._next(queue)
+                    if first is None:
+                        return
+                    items = [first]
+                    while not queue.empty():  # everything already queued goes in one commit
+                        items.append(queue.get_nowait())
+                    transactions = [i for i in items if isinstance(i, ChainTransaction)]
+                    if transactions:
+                        await self.apply(transactions)
+                    dropped = next((i for i in items if isinstance(i, BaseException)), None)
+                    if dropped is not None:
+                        raise ConnectionError(str(dropped)) from dropped
+            finally:
+                self.live.clear()
+                reader.cancel()
+
+    async def _next(self, queue: "asyncio.Queue[ChainTransaction | BaseException]"
+                    ) -> Optional[ChainTransaction | BaseException]:
+        """The next queued item, or None once stopping."""
+        get = asyncio.ensure_future(queue.get())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if get in done:
+            return get.result()
+        get.cancel()
+        return None
+
+    async def run(self, once: bool = False) -> Totals:
+        """Back-fill (and exit if `once`), else follow the chain until `stop()`; reconnects with backoff."""
+        delay = self.config.reconnect_delay
+        try:
+            if once:  # errors end the run: a one-shot back-fill reports them rather than retrying
+                await self.backfill()
+                return self.totals
+            while not self.stopping.is_set():
+                try:
+                    await self._follow()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # network drops, node errors: back off, then back-fill the gap
+                    self.totals.reconnects += 1
+                    log.warning("connection to %s lost (%s: %s); retrying in %.2fs", self.config.http_url,
+                                type(exc).__name__, exc, delay)
+                    try:
+                        await asyncio.wait_for(self.stopping.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                    delay = min(delay * 2, self.config.max_reconnect_delay)
+                else:
+                    delay = self.config.reconnect_delay
+            return self.totals
+        finally:
+            await self.rpc.close()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it with the cursor, and return from `run`."""
+        self.stopping.set()
+
+
+async def serve(config: IndexerConfig, once: bool = False) -> Totals:
+    """Run an indexer with SIGTERM and SIGINT wired to a graceful stop."""
+    indexer = Indexer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, indexer.stop)
+    try:
+        totals = await indexer.run(once=once)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    s = totals.stats
+    log.info("stopped: %d transactions, %d events applied; %d duplicates, %d failed, %d event lines skipped",
+             s.transactions, s.events, s.duplicates, s.failed, s.skipped.total)
+    return totals
