@@ -111,6 +111,7 @@ class Simulation:
     compute_units: int | None
     logs: list[str]
     error: GhostPayError | None
+    fee: int | None = None  # lamports, from getFeeForMessage
 
 
 @dataclass(frozen=True)
@@ -421,7 +422,8 @@ class GhostPayClient:
                                                                commitment=self.commitment))).value
         logs = list(value.logs or [])
         error = self._transaction_error(value.err, logs, None, message) if value.err is not None else None
-        return Simulation(value.units_consumed, logs, error)
+        fee = (await self._rpc(self.rpc.get_fee_for_message(message, self.commitment))).value
+        return Simulation(value.units_consumed, logs, error, fee)
 
     async def _account_data(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
         value = (await self._rpc(self.rpc.get_account_info(address, self.commitment, "base64"))).value
@@ -654,6 +656,31 @@ class GhostPayClient:
         tx.partial_sign([self.keypair], blockhash)
         return PreparedPayment(tx, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
                                fee_payer, last_valid)
+
+    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: Pubkey | None = None,
+                               reference: bytes | str | None = None) -> Simulation:
+        """Simulate `pay_agent` (the same transaction, nothing spent): compute units, fee, and the typed
+        error it would raise, e.g. `PaymentBelowPrice` or the token program's insufficient funds."""
+        instructions, *_ = await self._payment(agent, amount, mint, reference, self.wallet, None,
+                                               PAYMENT_COMPUTE_UNITS, None)
+        saved, self.priority_fee = self.priority_fee, None  # the budget instructions are already there
+        try:
+            return await self.simulate(instructions)
+        finally:
+            self.priority_fee = saved
+
+    async def get_payment_events(self, agent: AgentRef, *, limit: int = 100) -> list[ProgramEvent]:
+        """`X402PaymentRecorded` events of the agent, newest first, among its last `limit` transactions."""
+        address = self.agent_address(agent)
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        signatures = (await self._rpc(self.rpc.get_signatures_for_address(address, limit=limit,
+                                                                          commitment=commitment))).value
+        events = []
+        for entry in signatures:
+            if entry.err is None:
+                events += [e for e in await self.get_transaction_events(entry.signature)
+                           if e.name == "X402PaymentRecorded" and e.agent == address]
+        return events
 
     async def get_receipt(self, agent: AgentRef, reference: bytes | str) -> Receipt | None:
         """The recorded payment of `reference` to `agent`, or None if it was never paid."""

@@ -1,93 +1,125 @@
-"""`ghost`: register, price, pay and hire AI agents on Solana."""
+"""`ghost`: register, price, pay and hire AI agents on Solana.
+
+The root command reads the global options (`-u`, `-k`, `--commitment`, `--program-id`, `--output`,
+`--db`, `--verbose`) into a `State` for every sub-command. Errors end as one line on stderr: exit
+status 1 for user errors (the chain said no, a file is missing, the RPC is unreachable), 2 for
+usage errors (a malformed option value); `--verbose` adds the traceback. Nothing here imports the
+Solana stack: each command imports the SDK when it runs, so `ghost --help` is fast.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from typing import Optional
+import sys
+from typing import Any, Optional, Sequence
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer._click import exceptions as click_exceptions
+from typer.core import TyperGroup
 
 from ghostpay import __version__
+from ghostpay.cli import agent, config, localnet, misc, payment
+from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
 from ghostpay.cli.indexer import app as indexer_app
-from ghostpay.cli.localnet import app as localnet_app
-from ghostpay.demo import DemoError, DemoResult, run_demo, temporary_localnet
-from ghostpay.paths import data_dir
-from ghostpay.reputation import ReputationInputs, reputation_score, tier
+
+
+class GhostGroup(TyperGroup):
+    """Runs the command in non-standalone mode and turns every failure into one line and an exit status."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        verbose = "--verbose" in argv or "-v" in argv
+        try:
+            result = super().main(argv, prog_name or "ghost", complete_var, False, windows_expand_args, **extra)
+            code = result if isinstance(result, int) else 0
+        except click_exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
+            code = 2
+        except click_exceptions.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+            code = 2
+        except click_exceptions.ClickException as exc:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            code = exc.exit_code
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            code = 1
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            code = 130
+        except Exception as exc:  # noqa: BLE001 - the one place that turns failures into an exit status
+            code = report(exc, verbose)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
+    cls=GhostGroup,
     help="GhostPay: register, price, pay and hire AI agents on Solana.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(localnet_app, name="localnet")
-app.add_typer(indexer_app, name="indexer")
-console = Console()
 
 
-@app.command()
-def version() -> None:
-    """Print the GhostPay version."""
-    console.print(f"ghostpay {__version__}")
-
-
-@app.command()
-def path() -> None:
-    """Print the folder where GhostPay keeps local state (set GHOSTPAY_HOME to move it)."""
-    console.print(str(data_dir()))
-
-
-def demo_table(result: DemoResult) -> Table:
-    state = result.state
-    score = reputation_score(ReputationInputs.from_account(result.metrics))
-    table = Table(title=f"Agent {result.agent}", show_header=False)
-    table.add_column("field", style="bold cyan")
-    table.add_column("value")
-    rows = [
-        ("name", f"{state.name} ({state.agent_id})"),
-        ("x402 price per call", f"{state.x402_price_per_call:,} atomic units"),
-        ("accepted tokens", ", ".join(str(t) for t in state.x402_accepted_tokens)),
-        ("endpoint", state.x402_service_endpoint),
-        ("paid calls", str(state.x402_total_calls)),
-        ("total paid", f"{state.x402_total_payments:,}"),
-        ("reputation", f"{state.reputation_score:,} bps ({tier(state.reputation_score, True).value})"),
-        ("components", f"success {score.payment_success:,} · quality {score.service_quality:,} · "
-                       f"response {score.response_time:,} · volume {score.volume_consistency:,}"),
-    ]
-    rows += [(name, signature) for name, signature in result.signatures.items()]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
-
-
-@app.command()
-def demo(
-    url: Optional[str] = typer.Option(None, "--url", "-u",
-                                      help="RPC URL of a running localnet [default: start a throwaway one]."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table."),
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Optional[str] = typer.Option(None, "--url", "-u", envvar=ENV["url"], help=HELP["url"] + " (default: l)",
+                                      show_default=False),
+    keypair: Optional[str] = typer.Option(None, "--keypair", "-k", envvar=ENV["keypair"], help=HELP["keypair"]),
+    commitment: Optional[str] = typer.Option(None, "--commitment", envvar=ENV["commitment"],
+                                             help=HELP["commitment"] + " (default: confirmed)"),
+    program_id: Optional[str] = typer.Option(None, "--program-id", envvar=ENV["program_id"],
+                                             help=HELP["program_id"]),
+    output: Optional[str] = typer.Option(None, "--output", "-o", envvar=ENV["output"],
+                                         help=HELP["output"] + " (default: text)"),
+    db: Optional[str] = typer.Option(None, "--db", envvar=ENV["db"], help=HELP["db"]),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and program logs on errors."),
 ) -> None:
-    """Register an agent priced for x402, pay it for one call and rate it, on a localnet.
+    """GhostPay: register, price, pay and hire AI agents on Solana.
 
-    Starts a throwaway localnet (the real Solana runtime behind JSON-RPC) unless
-    --url points at one, then: register_agent with its price in one transaction,
-    one x402 payment (TransferChecked + record_x402_payment, fees paid by a
-    facilitator), submit_feedback, and prints the agent with its reputation.
+    Settings come from the options, then GHOST_* environment variables, then `ghost config set`.
     """
-    err = Console(stderr=True, soft_wrap=True)
-    try:
-        with err.status("starting") as status, contextlib.ExitStack() as stack:
-            rpc_url = url or stack.enter_context(temporary_localnet())
-            result = run_demo(rpc_url, lambda step: status.update(step))
-    except DemoError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    if json_output:
-        print(json.dumps(result.to_json()))
-        return
-    console.print(demo_table(result))
+    given = {"url": url, "keypair": keypair, "commitment": commitment, "program_id": program_id,
+             "output": output, "db": db}
+    for key, value in given.items():
+        if value is not None:
+            check_setting(key, value)
+    ctx.obj = State(Settings.resolve(given, verbose))
 
+
+@app.command()
+def version(ctx: typer.Context) -> None:
+    """Print the GhostPay version."""
+    from ghostpay.cli.context import state
+    from ghostpay.cli.output import emit
+
+    emit(state(ctx), {"version": __version__}, lambda out: out.print(f"ghostpay {__version__}"))
+
+
+@app.command()
+def path(ctx: typer.Context) -> None:
+    """Print the folder where GhostPay keeps local state (set GHOSTPAY_HOME to move it)."""
+    from ghostpay.cli.context import state
+    from ghostpay.cli.output import emit
+    from ghostpay.paths import data_dir
+
+    emit(state(ctx), {"path": str(data_dir())}, lambda out: out.print(str(data_dir())))
+
+
+app.add_typer(agent.app, name="agent")
+app.add_typer(payment.app, name="payment")
+app.add_typer(config.app, name="config")
+app.add_typer(localnet.app, name="localnet")
+app.add_typer(indexer_app, name="indexer")
+misc.register(app)
+
+__all__ = ["app", "CliError"]
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,531 @@
+"""`ghost agent`: register agents, price them for x402, find them, read their reputation and payments.
+
+Commands that change an agent take `--agent/-a` (its address, or the agent_id of one of your
+wallet's agents) and check first that your wallet owns it; read-only commands take AGENT.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, List, Optional
+
+import typer
+
+from ghostpay.cli import params
+from ghostpay.cli.context import CliError, State, state
+from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
+    tx_data
+
+if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
+
+    from ghostpay.client import AgentInfo, GhostPayClient, TxResult
+    from ghostpay.tokens import MintInfo
+
+app = typer.Typer(help="Register, price, update and find agents; read their reputation and payments.",
+                  no_args_is_help=True)
+
+AGENT_OPTION = typer.Option(..., "--agent", "-a", help="The agent: its address, or the agent_id of one of yours.")
+SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
+
+
+# shared helpers ----------------------------------------------------------------------------------------
+
+def when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp else "never"
+
+
+async def owned(gp: "GhostPayClient", ref: params.AgentArg) -> "AgentInfo":
+    """The agent, if the wallet owns it (CliError naming the owner otherwise)."""
+    info = await gp.get_agent(ref)
+    if info.owner != gp.wallet:
+        raise CliError(f"agent {info.address} belongs to {info.owner}, not to your wallet {gp.wallet}; "
+                       "pass -k/--keypair with its owner's keypair")
+    return info
+
+
+async def first_mint(gp: "GhostPayClient", info: "AgentInfo") -> "MintInfo | None":
+    return await gp.get_mint(info.accepted_tokens[0]) if info.accepted_tokens else None
+
+
+def price_text(st: State, info: "AgentInfo", mint: "MintInfo | None", atomic: int | None = None) -> str:
+    from ghostpay.tokens import from_atomic
+
+    value = info.price_per_call if atomic is None else atomic
+    if mint is None:
+        return f"{value:,} atomic units" if value else "—"
+    return format_amount(from_atomic(value, mint.decimals), mint_symbol(st, mint.address))
+
+
+def agent_json(st: State, info: "AgentInfo", mint: "MintInfo | None") -> dict[str, Any]:
+    from ghostpay.reputation import tier
+    from ghostpay.tokens import from_atomic
+
+    decimals = mint.decimals if mint is not None else 0
+    return {
+        "address": str(info.address), "owner": str(info.owner), "agent_id": info.agent_id, "name": info.name,
+        "agent_type": info.agent_type, "description": info.description, "metadata_uri": info.metadata_uri,
+        "capabilities": info.capabilities, "is_active": info.is_active, "x402_enabled": info.x402_enabled,
+        "price": from_atomic(info.price_per_call, decimals) if mint is not None else None,
+        "price_atomic": info.price_per_call, "token": str(mint.address) if mint else None,
+        "token_symbol": mint_symbol(st, mint.address) if mint else None, "decimals": decimals if mint else None,
+        "accepted_tokens": [str(t) for t in info.accepted_tokens], "endpoint": info.endpoint,
+        "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
+        "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
+        "total_payments": from_atomic(info.total_payments, decimals), "total_payments_atomic": info.total_payments,
+        "total_calls": info.total_calls, "last_payment_at": info.last_payment_at, "created_at": info.created_at,
+        "updated_at": info.updated_at, "explorer": explorer_url("address", info.address, st.rpc_url),
+    }
+
+
+def agent_rows(st: State, info: "AgentInfo", mint: "MintInfo | None") -> list[tuple[str, str]]:
+    data = agent_json(st, info, mint)
+    rows = [("address", data["address"]), ("explorer", data["explorer"]), ("owner", data["owner"]),
+            ("agent_id", info.agent_id), ("name", info.name), ("type", str(info.agent_type))]
+    rows += [("description", info.description)] if info.description else []
+    rows += [("metadata", info.metadata_uri)] if info.metadata_uri else []
+    rows += [("capabilities", ", ".join(info.capabilities) or "—"),
+             ("status", "[green]active[/green]" if info.is_active else "[yellow]inactive[/yellow]"),
+             ("x402", "[green]enabled[/green]" if info.x402_enabled else "disabled")]
+    if info.accepted_tokens:
+        rows += [("price per call", price_text(st, info, mint)),
+                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.accepted_tokens)),
+                 ("endpoint", info.endpoint), ("payment address", str(info.payment_address))]
+    rows += [("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
+             ("paid calls", f"{info.total_calls:,}"),
+             ("total paid", price_text(st, info, mint, info.total_payments)),
+             ("created", when(info.created_at))]
+    return rows
+
+
+def agents_table(st: State, agents: list[tuple["AgentInfo", "MintInfo | None"]], title: str) -> Any:
+    return table(["agent", "name", "x402 price", "reputation", "calls", "capabilities", "status"],
+                 [(str(a.address), f"{a.name}\n[dim]{a.agent_id}[/dim]",
+                   price_text(st, a, m) if a.x402_enabled else "—", f"{a.reputation_score / 100:.2f}%",
+                   f"{a.total_calls:,}", ", ".join(a.capabilities), "active" if a.is_active else "inactive")
+                  for a, m in agents], title)
+
+
+async def with_mints(gp: "GhostPayClient", agents: list["AgentInfo"]) -> list[tuple["AgentInfo", "MintInfo | None"]]:
+    return [(a, await first_mint(gp, a)) for a in agents]
+
+
+def tx_out(st: State, action: str, result: "TxResult", info_address: object, **extra: Any) -> None:
+    data = tx_data(st, action, result.signature, result.compute_units, agent=str(info_address), **extra)
+    print_tx(st, data, [("agent", str(info_address))] + [(k.replace("_", " "), str(v)) for k, v in extra.items()])
+
+
+def x402_settings(st: State, price: Optional[str], tokens: Optional[List[str]], endpoint: Optional[str],
+                  payment_address: Optional[str], required: bool) -> Any:
+    """X402Settings from the options (None when none is given and they are optional)."""
+    given = [price, tokens, endpoint, payment_address]
+    if not required and all(v is None or v == [] for v in given):
+        return None
+    missing = [name for name, value in (("--price", price), ("--tokens", tokens), ("--endpoint", endpoint))
+               if not value]
+    if missing:
+        raise typer.BadParameter(f"x402 pricing needs {', '.join(missing)} as well")
+    from ghostpay.client import X402Settings
+
+    assert price is not None and tokens is not None and endpoint is not None
+    return X402Settings(params.amount(price, "--price"), params.tokens(st, tokens), params.endpoint(endpoint),
+                        params.pubkey(payment_address, "payment address") if payment_address else None)
+
+
+def interactive(st: State, yes: bool) -> bool:
+    return not yes and not st.json and sys.stdin.isatty()
+
+
+# register and change ---------------------------------------------------------------------------------
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    agent_id: Optional[str] = typer.Argument(None, help="A short id, unique among your agents (1-32 bytes)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Display name (1-64 bytes)."),
+    description: Optional[str] = typer.Option(None, "--description", "-d", help="Up to 512 bytes."),
+    agent_type: int = typer.Option(0, "--type", min=0, max=255, help="Agent type (0-255)."),
+    metadata_uri: str = typer.Option("", "--metadata-uri", help="A URI with more about the agent."),
+    capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
+                                                   help="Capabilities, repeated or comma-separated (at most 8)."),
+    price: Optional[str] = typer.Option(None, "--price", help="x402 price per call in whole tokens, e.g. 0.01."),
+    tokens: Optional[List[str]] = typer.Option(None, "--tokens", "--token", "-t",
+                                               help="Accepted mints (or symbols), comma-separated; the first "
+                                                    "prices the calls."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
+    payment_address: Optional[str] = typer.Option(None, "--payment-address",
+                                                  help="Wallet that receives payments (default: you)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not prompt; fail if a required field is missing."),
+) -> None:
+    """Register an agent; with the x402 options it is registered and priced in one transaction.
+
+    On a terminal, missing fields are prompted for (and the result confirmed) unless --yes.
+    """
+    st = state(ctx)
+    ask = interactive(st, yes)
+    if agent_id is None:
+        if not ask:
+            raise typer.BadParameter("missing AGENT_ID (or run on a terminal without --yes to be prompted)")
+        agent_id = typer.prompt("Agent id (1-32 bytes, unique among your agents)")
+    if name is None:
+        if not ask:
+            raise typer.BadParameter("missing --name (or run on a terminal without --yes to be prompted)")
+        name = typer.prompt("Name", default=agent_id)
+    if ask and description is None:
+        description = typer.prompt("Description", default="", show_default=False)
+    if ask and capability is None:
+        capability = [typer.prompt("Capabilities (comma-separated)", default="", show_default=False)]
+    if ask and price is None and not tokens and endpoint is None and typer.confirm("Price calls with x402?",
+                                                                                    default=True):
+        price = typer.prompt("Price per call (whole tokens, e.g. 0.01)")
+        tokens = [typer.prompt("Accepted token mints or symbols (comma-separated)")]
+        endpoint = typer.prompt("Service endpoint (https://…)")
+    agent_id = params.check_len(agent_id.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)
+    name = params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
+    description = params.check_len(description or "", "the description", "MAX_DESCRIPTION_LEN")
+    params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
+    caps = params.capabilities(capability) or []
+    x402 = x402_settings(st, price, tokens, endpoint, payment_address, required=False)
+    if ask and not typer.confirm(f"Register {agent_id!r} ({name})" + (f" at {price} per call" if x402 else "") +
+                                 f" on {st.rpc_url}?", default=True):
+        raise typer.Abort()
+
+    async def work(gp: "GhostPayClient") -> "TxResult":
+        return await gp.register_agent(agent_id, name, agent_type=agent_type, description=description,
+                                       metadata_uri=metadata_uri, capabilities=caps, x402=x402)
+
+    result = st.run(work, status="Registering the agent…")
+    tx_out(st, "registered", result, result.address, agent_id=agent_id, x402=x402 is not None,
+           agent_explorer=explorer_url("address", result.address, st.rpc_url))
+
+
+@app.command("configure-x402")
+def configure_x402(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    price: str = typer.Option(..., "--price", help="Price per call in whole units of the first token."),
+    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help="Accepted mints, comma-separated."),
+    endpoint: str = typer.Option(..., "--endpoint", help="x402 service endpoint, http(s)://…"),
+    payment_address: Optional[str] = typer.Option(None, "--payment-address",
+                                                  help="Wallet that receives payments (default: you)."),
+) -> None:
+    """Enable x402 payments, or replace the price, tokens, endpoint and payment address at once."""
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+    settings = x402_settings(st, price, tokens, endpoint, payment_address, required=True)
+
+    async def work(gp: "GhostPayClient") -> "TxResult":
+        info = await owned(gp, ref)
+        return await gp.configure_x402(info.address, settings)
+
+    result = st.run(work, status="Configuring x402…")
+    tx_out(st, "x402 configured", result, result.address, price=settings.price,
+           tokens=",".join(str(t) for t in settings.tokens), endpoint=settings.endpoint)
+
+
+def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, **extra: Any) -> None:
+    """Check ownership, send `call(gp, address)`, print the transaction."""
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+
+    async def work(gp: "GhostPayClient") -> "TxResult":
+        info = await owned(gp, ref)
+        return await call(gp, info)
+
+    result = st.run(work, status=f"{action[:1].upper()}{action[1:]}…")
+    tx_out(st, action, result, result.address, **extra)
+
+
+@app.command("set-price")
+def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
+              price: str = typer.Option(..., "--price", help="Whole units of the first accepted token.")) -> None:
+    """Change the x402 price per call."""
+    value = params.amount(price, "--price")
+    owner_tx(ctx, agent, "price set", lambda gp, info: gp.set_price(info.address, value), price=value)
+
+
+@app.command("set-tokens")
+def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
+               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t",
+                                                help="Accepted mints, comma-separated (1-10).")) -> None:
+    """Replace the accepted token mints."""
+    mints = params.tokens(state(ctx), tokens)
+    owner_tx(ctx, agent, "tokens set", lambda gp, info: gp.set_tokens(info.address, mints),
+             tokens=",".join(str(m) for m in mints))
+
+
+@app.command("update-endpoint")
+def update_endpoint(ctx: typer.Context, agent: str = AGENT_OPTION,
+                    endpoint: str = typer.Option(..., "--endpoint", help="http(s)://…")) -> None:
+    """Change the x402 service endpoint."""
+    url = params.endpoint(endpoint)
+    owner_tx(ctx, agent, "endpoint updated", lambda gp, info: gp.set_endpoint(info.address, url), endpoint=url)
+
+
+@app.command("disable-x402")
+def disable_x402(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
+    """Stop accepting x402 payments (the pricing stays stored; configure-x402 enables it again)."""
+    owner_tx(ctx, agent, "x402 disabled", lambda gp, info: gp.disable_x402(info.address))
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    name: Optional[str] = typer.Option(None, "--name", "-n"),
+    description: Optional[str] = typer.Option(None, "--description", "-d"),
+    agent_type: Optional[int] = typer.Option(None, "--type", min=0, max=255),
+    metadata_uri: Optional[str] = typer.Option(None, "--metadata-uri"),
+    capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
+                                                   help="Replaces the list: repeated or comma-separated."),
+) -> None:
+    """Change any of name, description, type, metadata URI and capabilities."""
+    if name is not None:
+        params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
+    if description is not None:
+        params.check_len(description, "the description", "MAX_DESCRIPTION_LEN")
+    if metadata_uri is not None:
+        params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
+    caps = params.capabilities(capability)
+    if all(v is None for v in (name, description, agent_type, metadata_uri, caps)):
+        raise typer.BadParameter("nothing to update: give --name, --description, --type, --metadata-uri or "
+                                 "--capability")
+    changed = {k: v for k, v in (("name", name), ("description", description), ("type", agent_type),
+                                 ("metadata_uri", metadata_uri), ("capabilities", caps)) if v is not None}
+    owner_tx(ctx, agent, "agent updated", lambda gp, info: gp.update_agent(
+        info.address, name=name, agent_type=agent_type, description=description, metadata_uri=metadata_uri,
+        capabilities=caps), **{k: (",".join(v) if isinstance(v, list) else v) for k, v in changed.items()})
+
+
+@app.command()
+def activate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
+    """Mark the agent active (found by search again)."""
+    owner_tx(ctx, agent, "agent activated", lambda gp, info: gp.activate(info.address))
+
+
+@app.command()
+def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
+    """Mark the agent inactive (hidden from search)."""
+    owner_tx(ctx, agent, "agent deactivated", lambda gp, info: gp.deactivate(info.address))
+
+
+@app.command()
+def close(ctx: typer.Context, agent: str = AGENT_OPTION,
+          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Close the agent and its reputation account, refunding their rent (refused with open work orders)."""
+    if interactive(state(ctx), yes) and not typer.confirm(f"Close agent {agent}? This cannot be undone",
+                                                           default=False):
+        raise typer.Abort()
+    owner_tx(ctx, agent, "agent closed", lambda gp, info: gp.close_agent(info.address))
+
+
+# read ------------------------------------------------------------------------------------------------
+
+@app.command()
+def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
+    """Show one agent with its x402 pricing and reputation."""
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+
+    async def work(gp: "GhostPayClient") -> tuple["AgentInfo", "MintInfo | None"]:
+        info = await gp.get_agent(ref)
+        return info, await first_mint(gp, info)
+
+    info, mint = st.run(work, signer=isinstance(ref, str))
+    emit(st, agent_json(st, info, mint), lambda out: out.print(key_value_table(agent_rows(st, info, mint),
+                                                                               title=f"Agent {info.name}")))
+
+
+@app.command("list")
+def list_(ctx: typer.Context,
+          owner: Optional[str] = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")) -> None:
+    """List the agents of an owner, active or not, oldest first."""
+    st = state(ctx)
+    owner_key = params.pubkey(owner, "owner") if owner else None
+
+    async def work(gp: "GhostPayClient") -> list[tuple["AgentInfo", "MintInfo | None"]]:
+        return await with_mints(gp, await gp.list_agents(owner_key or gp.wallet))
+
+    agents = st.run(work, signer=owner_key is None)
+    emit(st, {"agents": [agent_json(st, a, m) for a, m in agents]},
+         lambda out: out.print(agents_table(st, agents, f"{len(agents)} agent(s)")))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    capability: Optional[str] = typer.Option(None, "--capability", "-c", help="Has this capability."),
+    x402_enabled: Optional[bool] = typer.Option(None, "--x402-enabled/--x402-disabled",
+                                                help="Takes x402 payments (or not)."),
+    token: Optional[str] = typer.Option(None, "--token", "-t", help="Accepts this mint (address or symbol)."),
+    max_price: Optional[str] = typer.Option(None, "--max-price",
+                                            help="At most this price per call, in whole tokens of --token "
+                                                 "(else of each agent's pricing token)."),
+    min_reputation: Optional[str] = typer.Option(None, "--min-reputation",
+                                                 help="At least this score: basis points (0-10000) or NN%."),
+    sort: Optional[str] = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)}."),
+    include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-l", min=1, help="At most this many."),
+) -> None:
+    """Find agents: from the indexer database when one is configured (--db), else from the chain."""
+    st = state(ctx)
+    mint = params.token(st, token) if token else None
+    ceiling = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
+    floor = params.min_reputation(min_reputation)
+    order = params.choice(sort, SORTS, "--sort") if sort else None
+    filters = {"capability": capability, "x402_enabled": x402_enabled, "token": str(mint) if mint else None,
+               "max_price": ceiling, "min_reputation": floor, "sort": order, "limit": limit,
+               "include_inactive": include_inactive}
+    if st.settings.db:
+        from ghostpay.cli.indexed import search_indexed
+
+        source, found = "indexer", search_indexed(st, filters)
+    else:
+        source, found = "chain", st.run(lambda gp: search_chain(gp, mint, ceiling, floor, order, capability,
+                                                                x402_enabled, include_inactive, limit),
+                                        signer=False, status="Searching…")
+    emit(st, {"source": source, "filters": filters, "agents": [agent_json(st, a, m) for a, m in found]},
+         lambda out: out.print(agents_table(st, found, f"{len(found)} agent(s) found (from the {source})")))
+
+
+async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Decimal | None, floor: int | None,
+                       order: str | None, capability: str | None, x402_enabled: bool | None, include_inactive: bool,
+                       limit: int | None) -> list[tuple["AgentInfo", "MintInfo | None"]]:
+    """getProgramAccounts with memcmp filters; a price ceiling without --token is in each agent's own token."""
+    from ghostpay.tokens import to_atomic
+
+    price_filter = ceiling if mint is not None else None
+    agents = await gp.search_agents(x402_enabled=True if ceiling is not None and x402_enabled is None
+                                    else x402_enabled, capability=capability, token=mint, max_price=price_filter,
+                                    min_reputation=floor, active=None if include_inactive else True,
+                                    sort=order,  # type: ignore[arg-type]
+                                    limit=limit if ceiling is None or mint is not None else None)
+    out = await with_mints(gp, agents)
+    if ceiling is not None and mint is None:
+        out = [(a, m) for a, m in out if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
+        out = out[:limit] if limit is not None else out
+    return out
+
+
+@app.command()
+def reputation(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="Address, or the agent_id of yours."),
+    detailed: bool = typer.Option(False, "--detailed", help="The four components with their weights."),
+    show_metrics: bool = typer.Option(False, "--show-metrics", help="The raw on-chain metrics too."),
+) -> None:
+    """An agent's reputation: score, tier, and (--detailed) how it is computed."""
+    from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
+                                     WEIGHT_VOLUME_CONSISTENCY)
+
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+    rep = st.run(lambda gp: gp.get_reputation(ref), signer=isinstance(ref, str))
+    c = rep.components
+    components = [("payment success", c.payment_success, WEIGHT_PAYMENT_SUCCESS),
+                  ("service quality", c.service_quality, WEIGHT_SERVICE_QUALITY),
+                  ("response time", c.response_time, WEIGHT_RESPONSE_TIME),
+                  ("volume consistency", c.volume_consistency, WEIGHT_VOLUME_CONSISTENCY)]
+    metrics = rep.metrics.to_json()
+    data: dict[str, Any] = {"agent": str(rep.agent), "score": rep.score, "tier": rep.tier.value,
+                            "percent": f"{rep.score / 100:.2f}",
+                            "components": {name.replace(" ", "_"): value for name, value, _ in components},
+                            "payments": metrics["successful_payments"] + metrics["failed_payments"],
+                            "explorer": explorer_url("address", rep.agent, st.rpc_url)}
+    if show_metrics:
+        data["metrics"] = metrics
+
+    def render(out: Any) -> None:
+        rows = [("agent", str(rep.agent)), ("score", f"{rep.score:,} bps ({rep.score / 100:.2f}%)"),
+                ("tier", rep.tier.value), ("payments", f"{data['payments']:,}")]
+        out.print(key_value_table(rows, title="Reputation"))
+        if detailed:
+            out.print(table(["component", "score", "weight", "contributes"],
+                            [(n, f"{v / 100:.2f}%", f"{w}%", f"{v * w / 10_000:.2f}") for n, v, w in components]
+                            + [("total", "", "100%", f"{rep.score / 100:.2f}")], title="Components (0-100)"))
+        if show_metrics:
+            out.print(table(["metric", "value"], [(k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+                                                    for k, v in metrics.items() if k != "agent"],
+                            title="On-chain metrics"))
+
+    emit(st, data, render)
+
+
+@app.command("payment-history")
+def payment_history(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="Address, or the agent_id of yours."),
+    limit: int = typer.Option(20, "--limit", "-l", min=1, help="At most this many payments."),
+    sort_by: str = typer.Option("date", "--sort-by", help="date (newest first) or amount (largest first)."),
+) -> None:
+    """Recorded x402 payments to an agent: from the indexer database if configured, else from its transactions."""
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+    params.choice(sort_by, ("date", "amount"), "--sort-by")
+    if st.settings.db:
+        from ghostpay.cli.indexed import payment_history_indexed
+
+        source, rows = "indexer", payment_history_indexed(st, ref, limit)
+    else:
+        source, rows = "chain", st.run(lambda gp: history_chain(st, gp, ref, limit), signer=isinstance(ref, str),
+                                       status="Reading the agent's transactions…")
+    rows.sort(key=(lambda r: r["amount_atomic"]) if sort_by == "amount" else (lambda r: r["timestamp"]),
+              reverse=True)
+    rows = rows[:limit]
+    emit(st, {"agent": agent, "source": source, "payments": rows}, lambda out: out.print(table(
+        ["date", "payer", "amount", "reference", "signature"],
+        [(when(r["timestamp"]), r["payer"], format_amount(Decimal(r["amount"]), r["token_symbol"]),
+          r["reference"][:16] + "…", r["signature"]) for r in rows],
+        title=f"{len(rows)} payment(s) (from the {source})")))
+
+
+async def history_chain(st: State, gp: "GhostPayClient", ref: params.AgentArg, limit: int) -> list[dict[str, Any]]:
+    from ghostpay.tokens import from_atomic
+
+    events = await gp.get_payment_events(ref, limit=max(limit * 4, 50))
+    rows = []
+    for event in events:
+        mint = await gp.get_mint(event.mint)
+        rows.append({"signature": str(event.signature), "slot": event.slot, "payer": str(event.payer),
+                     "mint": str(event.mint), "token_symbol": mint_symbol(st, event.mint),
+                     "amount": format(from_atomic(event.amount, mint.decimals), "f"), "amount_atomic": event.amount,
+                     "reference": bytes(event.reference).hex(), "timestamp": event.timestamp,
+                     "call_number": event.total_calls})
+    return rows
+
+
+@app.command("payment-status")
+def payment_status(ctx: typer.Context,
+                   agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
+    """x402 earnings and call counts, and the payment wallet's balance of each accepted token."""
+    from ghostpay.tokens import from_atomic
+
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+
+    async def work(gp: "GhostPayClient") -> tuple[Any, Any, Any, list[tuple[Any, Decimal]]]:
+        info = await gp.get_agent(ref)
+        metrics = await gp.get_metrics(info.address)
+        balances = [(await gp.get_mint(t), await gp.get_token_balance(info.payment_address, t))
+                    for t in info.accepted_tokens]
+        return info, await first_mint(gp, info), metrics, balances
+
+    info, mint, metrics, balances = st.run(work, signer=isinstance(ref, str))
+    decimals = mint.decimals if mint else 0
+    data = {"agent": str(info.address), "x402_enabled": info.x402_enabled, "total_calls": info.total_calls,
+            "total_earned": from_atomic(info.total_payments, decimals), "total_earned_atomic": info.total_payments,
+            "token": str(mint.address) if mint else None, "price": from_atomic(info.price_per_call, decimals),
+            "successful_payments": metrics.successful_payments, "failed_payments": metrics.failed_payments,
+            "last_payment_at": info.last_payment_at, "payment_address": str(info.payment_address),
+            "balances": [{"token": str(m.address), "symbol": mint_symbol(st, m.address), "balance": b}
+                         for m, b in balances]}
+    rows = [("agent", str(info.address)), ("x402", "enabled" if info.x402_enabled else "disabled"),
+            ("price per call", price_text(st, info, mint)), ("paid calls", f"{info.total_calls:,}"),
+            ("earned", price_text(st, info, mint, info.total_payments)),
+            ("reported failed", f"{metrics.failed_payments:,}"), ("last payment", when(info.last_payment_at)),
+            ("payment address", str(info.payment_address))]
+    rows += [(f"balance {mint_symbol(st, m.address)}", format_amount(b, mint_symbol(st, m.address)))
+             for m, b in balances]
+    emit(st, data, lambda out: out.print(key_value_table(rows, title=f"x402 payments to {info.name}")))

@@ -1,0 +1,274 @@
+"""Global options, the config file, environment variables, errors and the lazily built SDK client.
+
+Precedence for every setting: the command-line option, then its environment variable, then
+`ghost config set`, then the default. Nothing here imports the Solana stack at import time:
+`ghost --help` stays fast; `State.run` imports the SDK when a command needs the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
+
+import typer
+
+from ghostpay.paths import data_dir
+
+if TYPE_CHECKING:
+    from ghostpay.client import GhostPayClient
+
+T = TypeVar("T")
+
+CONFIG_ENV = "GHOST_CONFIG"
+ENV = {"url": "GHOST_URL", "keypair": "GHOST_KEYPAIR", "commitment": "GHOST_COMMITMENT",
+       "program_id": "GHOST_PROGRAM_ID", "output": "GHOST_OUTPUT", "db": "GHOST_DB"}
+DEFAULTS: dict[str, str | None] = {"url": "localnet", "keypair": None, "commitment": "confirmed",
+                                   "program_id": None, "output": "text", "db": None}
+CHOICES = {"commitment": ("processed", "confirmed", "finalized"), "output": ("text", "json")}
+HELP = {
+    "url": "RPC URL or moniker: l|localhost|localnet, d|devnet, m|mainnet-beta (websocket URL derived).",
+    "keypair": "Signer keypair file (default: the Solana CLI config's keypair, else ~/.config/solana/id.json).",
+    "commitment": "Commitment level: processed, confirmed or finalized.",
+    "program_id": "GhostPay program ID (default: the IDL's address).",
+    "output": "Output format: text or json (one JSON document on stdout, nothing else).",
+    "db": "Indexer database (SQLite path or URL); agent search and payment history read it when set.",
+}
+
+
+class CliError(Exception):
+    """A user error: one line on stderr and exit status 1 (2 for `usage=True`)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# the config file ----------------------------------------------------------------------------------------
+
+def config_path() -> Path:
+    """`$GHOST_CONFIG`, else `config.toml` in the data folder (`ghost path`)."""
+    return Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else data_dir() / "config.toml"
+
+
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    """The config file as a dict ({} when it does not exist)."""
+    path = path or config_path()
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"cannot read the config file {path}: {exc}; fix or delete it") from None
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def write_config(data: dict[str, Any], path: Path | None = None) -> Path:
+    """Write flat string settings, then the [tokens] table of mint labels."""
+    path = path or config_path()
+    lines = [f"{key} = {_toml_str(str(value))}" for key, value in data.items() if not isinstance(value, dict)]
+    for table, values in data.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{table}]"] + [f"{_toml_str(k)} = {_toml_str(str(v))}" for k, v in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def check_setting(key: str, value: str) -> str:
+    if key not in ENV:
+        raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise CliError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}", 2)
+    return value
+
+
+# the state every command gets ----------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    url: str = "localnet"
+    keypair: str | None = None
+    commitment: str = "confirmed"
+    program_id: str | None = None
+    output: str = "text"
+    db: str | None = None
+    verbose: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, given: dict[str, str | None], verbose: bool = False) -> "Settings":
+        """Command line / environment (click read both) over the config file over the defaults."""
+        config = read_config()
+        values: dict[str, Any] = {}
+        sources = {}
+        for key in ENV:
+            if given.get(key) is not None:
+                values[key] = given[key]
+                sources[key] = "env" if os.environ.get(ENV[key]) == given[key] else "option"
+            elif isinstance(config.get(key), str):
+                values[key] = check_setting(key, config[key])
+                sources[key] = "config"
+            else:
+                values[key] = DEFAULTS[key]
+                sources[key] = "default"
+        return cls(verbose=verbose, sources=sources, **values)
+
+
+class State:
+    """What `ghost`'s global options decided, shared by every command through `ctx.obj`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._config: dict[str, Any] | None = None
+
+    @property
+    def json(self) -> bool:
+        return self.settings.output == "json"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = read_config()
+        return self._config
+
+    @property
+    def rpc_url(self) -> str:
+        from ghostpay.cluster import MONIKERS
+
+        url = self.settings.url.strip()
+        return MONIKERS.get(url.lower(), url)
+
+    def keypair_path(self) -> Path:
+        from ghostpay.keypairs import default_keypair_path
+
+        chosen = self.settings.keypair
+        return Path(os.path.expanduser(chosen)) if chosen else default_keypair_path()
+
+    def client(self, *, signer: bool = True) -> "GhostPayClient":
+        """The SDK client; `signer=False` opens it read-only when no keypair exists."""
+        from ghostpay.client import GhostPayClient
+
+        path = self.keypair_path()
+        keypair: Any = str(path)
+        if not path.exists():
+            if signer or self.settings.keypair:
+                raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE, set GHOST_KEYPAIR, "
+                               "or create one with 'solana-keygen new'")
+            keypair = None
+        from solana.rpc.commitment import Commitment
+
+        return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
+                              program_id=self.settings.program_id)
+
+    def run(self, work: Callable[["GhostPayClient"], Awaitable[T]], *, signer: bool = True,
+            status: str | None = None) -> T:
+        """Open the client, run `work(client)` on a fresh event loop, close it; errors become one line."""
+        async def main() -> T:
+            async with self.client(signer=signer) as gp:
+                with self.spinner(status):
+                    return await work(gp)
+
+        try:
+            return asyncio.run(main())
+        except CliError:
+            raise
+        except Exception as exc:
+            described = describe(exc, self.rpc_url)
+            if described is None:
+                raise
+            raise CliError(*described) from exc
+
+    def jsonrpc(self, method: str, *params: Any, hint: str = "") -> Any:
+        """One plain JSON-RPC call (for the cheat codes and airdrops); errors become one line."""
+        import httpx
+
+        try:
+            reply = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                   "params": list(params)}, timeout=10).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise CliError(unreachable(self.rpc_url, f"{type(exc).__name__}: {exc}")) from exc
+        if "error" in reply:
+            raise CliError(f"{method} failed: {reply['error'].get('message')}{hint}")
+        return reply["result"]
+
+    @contextlib.contextmanager
+    def spinner(self, message: str | None) -> Iterator[None]:
+        """A spinner on stderr while waiting, in text mode on a terminal only."""
+        if message is None or self.json or not sys.stderr.isatty():
+            yield
+            return
+        from rich.console import Console
+
+        with Console(stderr=True).status(message):
+            yield
+
+
+def state(ctx: typer.Context) -> State:
+    """The State of the root command (built by the `ghost` callback)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State(Settings.resolve({}))
+    return root.obj
+
+
+# errors -------------------------------------------------------------------------------------------------
+
+def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
+    """One line saying what went wrong and what to do, and the exit status; None for a bug."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.code
+    if isinstance(exc, typer.BadParameter):
+        return exc.format_message(), 2
+    if not type(exc).__module__.startswith("ghostpay"):
+        return None
+    from ghostpay import exceptions as gx
+
+    if isinstance(exc, gx.ProgramError):
+        return f"the program refused it: {exc.name} (error {exc.code}): {exc.message}", 1
+    if isinstance(exc, gx.TransportError):
+        return unreachable(url or "the RPC URL", str(exc).split(": ", 1)[-1]), 1
+    if isinstance(exc, gx.AccountNotFound):
+        hint = {"agent": "; check the address, or list agents with 'ghost agent list --owner OWNER'",
+                "mint": "; check the token mint address (and the cluster, -u)"}.get(exc.what, "")
+        return f"{exc}{hint}", 1
+    if isinstance(exc, gx.TransactionTimeout):
+        return f"{exc}; it may still land: check the signature later", 1
+    if isinstance(exc, gx.TransactionError):
+        return f"{exc}; run with --verbose for the logs", 1
+    if isinstance(exc, gx.GhostPayError):
+        return str(exc), 1
+    return None
+
+
+def unreachable(url: str, detail: str) -> str:
+    return (f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' "
+            "or pass -u/--url")
+
+
+def report(exc: BaseException, verbose: bool, url: str = "") -> int:
+    """Print the error (a traceback too with --verbose) and return the exit status."""
+    described = describe(exc, url)
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+        logs = getattr(exc, "logs", None)
+        if logs:
+            print("program logs:\n  " + "\n  ".join(logs), file=sys.stderr)
+    if described is None:
+        message, code = (f"internal error: {type(exc).__name__}: {exc}; "
+                         "run again with --verbose and report it"), 1
+    else:
+        message, code = described
+    print(f"error: {message}", file=sys.stderr)
+    return code

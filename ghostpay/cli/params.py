@@ -1,0 +1,155 @@
+"""Parsing and checking command-line values before anything is sent: a bad value is a usage error
+(exit status 2) naming the option. Limits come from the IDL's constants; solders is imported only
+when a value is actually parsed, never by `--help`."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import TYPE_CHECKING, Sequence, Union
+
+import typer
+
+if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
+
+    from ghostpay.cli.context import State
+
+AgentArg = Union["Pubkey", str]
+
+
+@lru_cache(maxsize=1)
+def limits() -> dict[str, int]:
+    """The IDL's numeric constants (MAX_NAME_LEN, MAX_ACCEPTED_TOKENS, ...)."""
+    from ghostpay.artifacts import idl_dict
+
+    return {c["name"]: int(c["value"]) for c in idl_dict().get("constants", []) if c["type"] in ("u8", "u16", "u32",
+                                                                                                  "u64", "i64")}
+
+
+def pubkey(value: str, what: str = "public key") -> "Pubkey":
+    from solders.pubkey import Pubkey
+
+    try:
+        key = Pubkey.from_string(value.strip())
+    except Exception:  # solders raises ValueError for bad base58 or length
+        raise typer.BadParameter(f"{value!r} is not a valid {what} (base58, 32 bytes)") from None
+    return key
+
+
+def looks_like_pubkey(value: str) -> bool:
+    import based58
+
+    try:
+        return len(based58.b58decode(value.encode())) == 32
+    except Exception:  # not base58
+        return False
+
+
+def agent_ref(value: str) -> AgentArg:
+    """An agent's address, or the agent_id of one of the wallet's agents."""
+    value = value.strip()
+    if looks_like_pubkey(value):
+        return pubkey(value, "agent address")
+    check_len(value, "agent_id", "MAX_AGENT_ID_LEN", minimum=1)
+    return value
+
+
+def token(state: "State", value: str) -> "Pubkey":
+    """A mint address, or a label from `ghost test-mint --symbol` / the config's [tokens] table."""
+    value = value.strip()
+    labels = {label: mint for mint, label in state.config.get("tokens", {}).items()}
+    if value in labels:
+        return pubkey(labels[value], "token mint")
+    from ghostpay.cli.output import KNOWN_MINTS
+
+    known = {label: mint for mint, label in KNOWN_MINTS.items()}
+    if value in known:
+        return pubkey(known[value], "token mint")
+    return pubkey(value, "token mint (or a known symbol)")
+
+
+def tokens(state: "State", values: Sequence[str]) -> list["Pubkey"]:
+    """Mints from repeated and/or comma-separated values: 1 to 10, distinct."""
+    items = [part for value in values for part in value.split(",") if part.strip()]
+    maximum = limits()["MAX_ACCEPTED_TOKENS"]
+    if not items:
+        raise typer.BadParameter("give at least one token mint (--tokens MINT[,MINT...])")
+    if len(items) > maximum:
+        raise typer.BadParameter(f"at most {maximum} accepted tokens, got {len(items)}")
+    mints = [token(state, item) for item in items]
+    if len(set(mints)) != len(mints):
+        raise typer.BadParameter("the accepted tokens must be distinct")
+    return mints
+
+
+def amount(value: str, what: str = "amount", *, allow_zero: bool = False) -> Decimal:
+    """A non-negative decimal number of whole tokens (never a float)."""
+    try:
+        parsed = Decimal(value.strip().replace("_", ""))
+    except InvalidOperation:
+        raise typer.BadParameter(f"{what} must be a decimal number of tokens, like 0.01, not {value!r}") from None
+    if not parsed.is_finite():
+        raise typer.BadParameter(f"{what} must be a finite number, not {value!r}")
+    if parsed < 0 or (parsed == 0 and not allow_zero):
+        raise typer.BadParameter(f"{what} must be {'zero or ' if allow_zero else ''}positive, not {value}")
+    return parsed
+
+
+def check_len(value: str, what: str, limit: str, minimum: int = 0) -> str:
+    size = len(value.encode())
+    maximum = limits()[limit]
+    if size < minimum:
+        raise typer.BadParameter(f"{what} must not be empty")
+    if size > maximum:
+        raise typer.BadParameter(f"{what} is at most {maximum} bytes, got {size}")
+    return value
+
+
+def capabilities(values: Sequence[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    items = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    maximum = limits()["MAX_CAPABILITIES"]
+    if len(items) > maximum:
+        raise typer.BadParameter(f"at most {maximum} capabilities, got {len(items)}")
+    for item in items:
+        check_len(item, f"capability {item!r}", "MAX_CAPABILITY_LEN", minimum=1)
+    return items
+
+
+def endpoint(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"the endpoint must be an http:// or https:// URL, not {value!r}")
+    return check_len(value, "the endpoint", "MAX_ENDPOINT_LEN")
+
+
+def reference(value: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise typer.BadParameter(f"a payment reference is 64 hex digits, not {value!r}")
+    return raw
+
+
+def min_reputation(value: str | None) -> int | None:
+    """Basis points (0-10,000), or a percentage like `85%`."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        bps = Decimal(text[:-1]) * 100 if text.endswith("%") else Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"--min-reputation is basis points (0-10000) or a percentage, not {value!r}") \
+            from None
+    if not 0 <= bps <= 10_000:
+        raise typer.BadParameter("--min-reputation is 0 to 10,000 basis points (0% to 100%)")
+    return int(bps)
+
+
+def choice(value: str, choices: Sequence[str], option: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+    return value
