@@ -4,12 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v clang-19 >/dev/null 2>&1; then
-    echo "setup: installing clang-19 and llvm-19 from Debian" >&2
+apt_install() {
+    echo "setup: installing $* from Debian" >&2
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang-19 llvm-19 >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v clang-19 >/dev/null 2>&1; then
+    apt_install clang-19 llvm-19
+fi
+
+# PostgreSQL server binaries for the indexer's PostgreSQL tests (they start a throwaway cluster).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -122,6 +122,13 @@ class Batch:
         decoded = decode_logs(tx.logs, self.program_id, signature=tx.signature, slot=tx.slot)
         for indexed in decoded.events:
             self._apply_event(tx, indexed)
+        # Checked per transaction: claim_refund logs ReputationUpdated before the event that changes
+        # the counters, so mid-instruction the two may differ.
+        for agent in {str(i.data.agent) for i in decoded.events if i.name == "ReputationUpdated"}:
+            rep = self._get(Reputation, agent)
+            if rep is not None and rep.score != rep.chain_score:
+                log.warning("%s: recomputed score %d differs from the program's %s (%s)", agent, rep.score,
+                            rep.chain_score, tx.signature)
         self.session.add(IndexedTransaction(signature=tx.signature, slot=tx.slot, events=len(decoded.events),
                                             skipped=decoded.skipped.total))
         self.stats.transactions += 1
@@ -302,9 +309,6 @@ class Batch:
         self._roll(rep, e.timestamp)  # refresh_reputation's roll; a no-op after any other instruction's
         self._rescore(agent, rep)
         rep.chain_score = e.new_score
-        if rep.score != e.new_score:
-            log.warning("%s: recomputed score %d differs from the program's %d (%s)", agent, rep.score,
-                        e.new_score, tx.signature)
 
     # work orders --------------------------------------------------------------------------------------
 

@@ -1,0 +1,353 @@
+"""A scripted, seeded GhostPay history on a localnet, sent as raw transactions (fast enough for
+10,000 of them): registrations with x402 pricing, payments with feedback, owner updates, failed
+transactions, work orders down every path (release, partial release, rejection, claim, the three
+kinds of dispute ruling, cancel, both refunds) and days passing (surfnet_timeTravel), so the
+7-day reputation window rolls.
+
+    history = await generate(net.http_url, HistorySpec(payments=200))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional, Sequence
+
+import httpx
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+
+from ghostpay import instructions as ix
+from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
+from ghostpay.payments import build_x402_payment
+from ghostpay.pda import agent_address, reputation_address, receipt_address
+from ghostpay.types import X402Config
+from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_cancel_work_order,
+                                  build_claim_payment, build_claim_refund, build_create_work_order,
+                                  build_open_dispute, build_reject_delivery, build_release_payment,
+                                  build_resolve_dispute, build_submit_work_delivery)
+
+SOL = 1_000_000_000
+DAY = 86_400
+PRICE = 10_000  # atomic units, 0.01 of a 6-decimal token
+CAPABILITIES = ("translate", "summarize", "code", "search", "vision")
+
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """How much history to make; every choice is drawn from `seed`."""
+
+    agents: int = 6
+    payers: int = 4
+    payments: int = 120
+    days: int = 3
+    work_orders: bool = True
+    concurrency: int = 16
+    seed: int = 7
+
+
+@dataclass
+class History:
+    mint: Pubkey
+    agents: list[Pubkey] = field(default_factory=list)
+    transactions: int = 0  # successful, sent by the script
+    failed: int = 0  # sent on purpose, landed as failed
+    event_counts: dict[str, int] = field(default_factory=dict)  # expected events by name
+
+
+class Chain:
+    """Raw JSON-RPC to a localnet: cheats, and signed transactions sent with preflight."""
+
+    def __init__(self, http_url: str, concurrency: int = 16) -> None:
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency + 2))
+        self.url = http_url
+        self.limit = asyncio.Semaphore(concurrency)
+        self._blockhash: Optional[Hash] = None
+        self._uses = 0
+
+    async def rpc(self, method: str, *params: Any) -> Any:
+        answer = (await self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                         "params": list(params)})).json()
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    async def blockhash(self) -> Hash:
+        # one blockhash for a few hundred transactions: valid for 150 slots (a minute)
+        if self._blockhash is None or self._uses >= 200:
+            self._blockhash = Hash.from_string((await self.rpc("getLatestBlockhash"))["value"]["blockhash"])
+            self._uses = 0
+        self._uses += 1
+        return self._blockhash
+
+    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair], *,
+                   expect_failure: bool = False) -> str:
+        """Send and return the signature; raises if it fails (or, with expect_failure, if it succeeds)."""
+        async with self.limit:
+            blockhash = await self.blockhash()
+            tx = Transaction(list(signers), Message.new_with_blockhash(list(instructions), signers[0].pubkey(),
+                                                                     blockhash), blockhash)
+            wire = base64.b64encode(bytes(tx)).decode()
+            options = {"encoding": "base64", "skipPreflight": expect_failure, "preflightCommitment": "confirmed"}
+            signature = await self.rpc("sendTransaction", wire, options)
+        if expect_failure:
+            status = (await self.rpc("getSignatureStatuses", [signature]))["value"][0]
+            if status is None or status.get("err") is None:
+                raise RuntimeError(f"{signature} was meant to fail")
+        return str(signature)
+
+    async def fund(self, keypair: Keypair, sol: int = 100) -> None:
+        await self.rpc("surfnet_setAccount", str(keypair.pubkey()), {"lamports": sol * SOL})
+
+    async def mint_to(self, owner: Pubkey, mint: Pubkey, atomic: int) -> None:
+        await self.rpc("surfnet_setTokenAccount", str(owner), str(mint), {"amount": atomic})
+
+    async def now(self) -> int:
+        return int(await self.rpc("getBlockTime", await self.rpc("getSlot")))
+
+    async def time_travel(self, seconds: int) -> None:
+        await self.rpc("surfnet_timeTravel", {"absoluteTimestamp": (await self.now() + seconds) * 1000})
+        self._blockhash = None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+@dataclass
+class _Agent:
+    owner: Keypair
+    agent_id: str
+    address: Pubkey
+    price: int
+    active: bool = True
+    x402: bool = True
+
+
+class _Script:
+    def __init__(self, chain: Chain, spec: HistorySpec, history: History) -> None:
+        self.chain, self.spec, self.history = chain, spec, history
+        self.rng = random.Random(spec.seed)
+        self.agents: list[_Agent] = []
+        self.payers: list[Keypair] = []
+        self.arbiter = Keypair()
+        self.order_ids = 0
+
+    def expect(self, *names: str) -> None:
+        for name in names:
+            self.history.event_counts[name] = self.history.event_counts.get(name, 0) + 1
+
+    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair], *events: str) -> str:
+        signature = await self.chain.send(instructions, signers)
+        self.history.transactions += 1
+        self.expect(*events)
+        return signature
+
+    async def gather(self, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        return list(await asyncio.gather(*(job() for job in jobs)))
+
+    # setup -------------------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        mint = self.history.mint
+        owners = [Keypair() for _ in range(self.spec.agents)]
+        self.payers = [Keypair() for _ in range(self.spec.payers)]
+        for k in owners + self.payers + [self.arbiter]:
+            await self.chain.fund(k)
+        for payer in self.payers:
+            await self.chain.mint_to(payer.pubkey(), mint, 10**15)
+        for owner in owners:  # the providers' token accounts, for escrow payouts
+            await self.chain.mint_to(owner.pubkey(), mint, 0)
+        for i, owner in enumerate(owners):
+            agent_id = f"agent-{i}"
+            price = PRICE * (1 + i % 3)
+            with_x402 = i != 1  # agent-1 registers without pricing and configures it later
+            capabilities = [CAPABILITIES[i % len(CAPABILITIES)], CAPABILITIES[(i + 2) % len(CAPABILITIES)]]
+            config = X402Config(owner.pubkey(), price, [mint], f"https://agent-{i}.example/api") if with_x402 else None
+            profile = AgentProfile(agent_id, f"Agent {i}", i % 4, f"agent number {i}", "", capabilities)
+            await self.send([build_register_agent(owner.pubkey(), profile, config)], [owner], "AgentRegistered")
+            address = agent_address(owner.pubkey(), agent_id)[0]
+            self.agents.append(_Agent(owner, agent_id, address, price, x402=with_x402))
+            self.history.agents.append(address)
+        late = self.agents[1]
+        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), late.price, [mint],
+                                                                 "https://late.example")},
+                                           {"agent": late.address, "owner": late.owner.pubkey()},
+                                           remaining_accounts=mint_accounts([mint]))],
+                        [late.owner], "X402Configured")
+        late.x402 = True
+
+    # payments ----------------------------------------------------------------------------------------
+
+    def payable(self) -> list[_Agent]:
+        return [a for a in self.agents if a.active and a.x402]
+
+    async def payments(self, count: int) -> None:
+        jobs = []
+        for _ in range(count):
+            agent = self.rng.choice(self.payable())
+            payer = self.rng.choice(self.payers)
+            amount = agent.price + self.rng.randrange(0, 3) * 1_000
+            reference = self.rng.randbytes(32)
+            feedback = self.rng.random() < 0.6
+            jobs.append(lambda a=agent, p=payer, m=amount, r=reference, f=feedback: self.pay(a, p, m, r, f))
+        await self.gather(jobs)
+
+    async def pay(self, agent: _Agent, payer: Keypair, amount: int, reference: bytes, feedback: bool) -> None:
+        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), self.history.mint, 6, amount,
+                                 reference, compute_unit_limit=60_000)
+        await self.send(ixs, [payer], "X402PaymentRecorded", "ReputationUpdated")
+        if not feedback:
+            return
+        accounts = {"agent": agent.address, "reputation": reputation_address(agent.address)[0],
+                    "receipt": receipt_address(agent.address, reference)[0], "payer": payer.pubkey()}
+        args = {"success": self.rng.random() < 0.85, "response_time_ms": self.rng.choice([0, 300, 900, 2_500, 7_000]),
+                "rating": self.rng.choice([0, 2, 3, 4, 5, 5])}
+        await self.send([ix.submit_feedback(args, accounts)], [payer],  # type: ignore[arg-type]
+                        "FeedbackSubmitted", "ReputationUpdated")
+
+    async def failed_payment(self) -> None:
+        """A payment below the price, sent without preflight so it lands as a failed transaction."""
+        agent = self.payable()[0]
+        payer = self.payers[0]
+        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), self.history.mint, 6,
+                                 agent.price - 1, os.urandom(32), compute_unit_limit=60_000)
+        await self.chain.send(ixs, [payer], expect_failure=True)
+        self.history.failed += 1
+
+    # owner updates -----------------------------------------------------------------------------------
+
+    async def owner_updates(self, day: int) -> None:
+        a = self.agents[day % len(self.agents)]
+        owned = {"agent": a.address, "owner": a.owner.pubkey()}
+        await self.send([ix.update_agent({"agent_type": None, "name": f"Agent {a.agent_id} v{day}",
+                                          "description": f"updated on day {day}", "metadata_uri": None,
+                                          "capabilities": [CAPABILITIES[day % len(CAPABILITIES)]]}, owned)],
+                        [a.owner], "AgentUpdated")
+        if a.x402:
+            a.price += 1_000
+            await self.send([ix.set_x402_price({"price_per_call": a.price}, owned)], [a.owner], "X402Configured")
+        b = self.agents[(day + 1) % len(self.agents)]
+        owned_b = {"agent": b.address, "owner": b.owner.pubkey()}
+        await self.send([ix.set_agent_active({"is_active": False}, owned_b)], [b.owner], "AgentStatusChanged")
+        await self.send([ix.set_agent_active({"is_active": True}, owned_b)], [b.owner], "AgentStatusChanged")
+
+    async def refresh_all(self) -> None:
+        for a in self.agents:
+            await self.send([ix.refresh_reputation({"agent": a.address,
+                                                    "reputation": reputation_address(a.address)[0]})],
+                            [self.payers[0]], "ReputationUpdated")
+
+    # work orders -------------------------------------------------------------------------------------
+
+    async def create_order(self, agent: _Agent, client: Keypair, deadline: int, review: int = 3 * DAY,
+                           amount: int = 50_000) -> WorkOrderRef:
+        self.order_ids += 1
+        vault = Keypair()
+        terms = WorkOrderTerms(amount, deadline, self.arbiter.pubkey(), f"job {self.order_ids}",
+                               review_period_seconds=review)
+        await self.send([build_create_work_order(client.pubkey(), agent.address, self.history.mint, self.order_ids,
+                                                 terms, vault.pubkey())], [client, vault], "WorkOrderCreated")
+        return WorkOrderRef.derive(client.pubkey(), self.order_ids, agent.address, agent.owner.pubkey(),
+                                   self.arbiter.pubkey(), self.history.mint, vault.pubkey())
+
+    async def work_orders(self, now: int) -> list[Callable[[], Awaitable[None]]]:
+        """Start every path; returns what finishes them after a day has passed."""
+        client = self.payers[0]
+        a = self.agents[0]
+        owner = a.owner
+        later: list[Callable[[], Awaitable[None]]] = []
+        accepted = ("WorkOrderAccepted",)
+        deliver = lambda o: build_submit_work_delivery(o, "ipfs://result", bytes(32))  # noqa: E731
+
+        o = await self.create_order(a, client, now + 30 * DAY)  # release in full
+        await self.send([build_accept_work_order(o)], [owner], *accepted)
+        await self.send([deliver(o)], [owner], "WorkDelivered")
+        await self.send([build_release_payment(o, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
+
+        o2 = await self.create_order(a, client, now + 30 * DAY)  # partial release, then the rest tomorrow
+        await self.send([build_accept_work_order(o2)], [owner], *accepted)
+        await self.send([build_release_payment(o2, 20_000)], [client], "PaymentReleased")
+
+        async def finish_partial(o2: WorkOrderRef = o2) -> None:
+            await self.send([deliver(o2)], [owner], "WorkDelivered")
+            await self.send([build_release_payment(o2, 30_000)], [client], "PaymentReleased", "ReputationUpdated")
+        later.append(finish_partial)
+
+        o3 = await self.create_order(a, client, now + 30 * DAY)  # rejected once, then accepted
+        await self.send([build_accept_work_order(o3)], [owner], *accepted)
+        await self.send([deliver(o3)], [owner], "WorkDelivered")
+        await self.send([build_reject_delivery(o3, "not yet")], [client], "DeliveryRejected")
+
+        async def finish_rejected(o3: WorkOrderRef = o3) -> None:
+            await self.send([deliver(o3)], [owner], "WorkDelivered")
+            await self.send([build_release_payment(o3, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
+        later.append(finish_rejected)
+
+        for share, party in ((5_000, client), (10_000, owner), (0, client)):  # the three kinds of ruling
+            od = await self.create_order(a, client, now + 30 * DAY)
+            await self.send([build_accept_work_order(od)], [owner], *accepted)
+            await self.send([deliver(od)], [owner], "WorkDelivered")
+            await self.send([build_open_dispute(od, party.pubkey(), "disagree")], [party], "DisputeOpened",
+                            "ReputationUpdated")
+            await self.send([build_resolve_dispute(od, share)], [self.arbiter], "DisputeResolved",
+                            "ReputationUpdated")
+
+        oc = await self.create_order(a, client, now + 30 * DAY)
+        await self.send([build_cancel_work_order(oc)], [client], "WorkOrderCancelled")
+
+        short = now + 3_600  # refunds after the deadline, which a day of time travel passes
+        accepted_late = await self.create_order(a, client, short)
+        await self.send([build_accept_work_order(accepted_late)], [owner], *accepted)
+        never_accepted = await self.create_order(a, client, short)
+        claimable = await self.create_order(a, client, now + 30 * DAY, review=60)
+        await self.send([build_accept_work_order(claimable)], [owner], *accepted)
+        await self.send([deliver(claimable)], [owner], "WorkDelivered")
+
+        async def refunds_and_claim() -> None:
+            await self.send([build_claim_refund(accepted_late)], [client], "WorkOrderRefunded", "ReputationUpdated")
+            await self.send([build_claim_refund(never_accepted)], [client], "WorkOrderRefunded")
+            await self.send([build_claim_payment(claimable)], [owner], "PaymentReleased", "ReputationUpdated")
+        later.append(refunds_and_claim)
+        return later
+
+    async def close_last_agent(self) -> None:
+        a = self.agents[-1]
+        await self.send([build_close_agent(a.address, a.owner.pubkey())], [a.owner], "AgentClosed")
+        a.active = False
+
+
+async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
+                   between_days: Optional[Callable[[int], Awaitable[None]]] = None) -> History:
+    """Make the history; `between_days(day)` runs before each day's clock jump (tests hook in there)."""
+    chain = Chain(http_url, spec.concurrency)
+    try:
+        mint = Pubkey.from_string((await chain.rpc("surfnet_createMint", {"decimals": 6}))["value"])
+        history = History(mint)
+        script = _Script(chain, spec, history)
+        await script.setup()
+        pending: list[Callable[[], Awaitable[None]]] = []
+        per_day = spec.payments // max(spec.days, 1)
+        for day in range(spec.days):
+            await script.payments(per_day if day < spec.days - 1 else spec.payments - per_day * day)
+            await script.owner_updates(day)
+            for finish in pending:
+                await finish()
+            pending = await script.work_orders(await chain.now()) if spec.work_orders and day == 0 else []
+            await script.failed_payment()
+            if between_days is not None:
+                await between_days(day)
+            await chain.time_travel(DAY if day != 1 else 3 * DAY)
+        for finish in pending:
+            await finish()
+        await script.refresh_all()
+        await script.close_last_agent()
+        return history
+    finally:
+        await chain.close()

@@ -1,0 +1,158 @@
+"""A scripted history on a localnet, indexed into SQLite and into PostgreSQL: every event is
+seen, `verify` finds no difference with the chain, replays change nothing, and the queries
+answer from the tables."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from ghostpay.indexer import queries
+from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.models import (DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, SkipCounter,
+                                     WorkOrder, WorkOrderTransition)
+from ghostpay.indexer.process import Batch
+from ghostpay.indexer.source import RpcSource
+from ghostpay.indexer.verify import verify
+from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db
+from tests.indexer.history import History, HistorySpec
+from tests.localnet.conftest import LocalnetProcess
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalnetProcess, History]]:
+    """One localnet with the scripted history, shared by the tests of this module (read-only)."""
+    net = LocalnetProcess(tmp_path_factory.mktemp("ingest") / "ledger").start()
+    history = make_history(net, HistorySpec(payments=120))
+    yield net, history
+    net.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def indexed(request: pytest.FixtureRequest, scripted: tuple[LocalnetProcess, History],
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalnetProcess, History, str]:
+    net, history = scripted
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'index.db'}"
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        url = cluster.create_database()
+    backfill(net, url)
+    return net, history, url
+
+
+def run_verify(net: LocalnetProcess, url: str):  # type: ignore[no-untyped-def]
+    async def check():  # type: ignore[no-untyped-def]
+        rpc = RpcSource(net.http_url)
+        try:
+            return await verify(open_db(url), rpc)
+        finally:
+            await rpc.close()
+    return asyncio.run(check())
+
+
+def test_every_event_of_the_history_is_indexed(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    net, history, url = indexed
+    engine = backfill(net, url).engine  # a second run finds nothing new
+    with Session(engine) as session:
+        by_name = dict(session.exec(select(RawEvent.name, func.count()).group_by(RawEvent.name)).all())
+        assert by_name == history.event_counts
+        assert session.exec(select(func.count()).select_from(IndexedTransaction)).one() == history.transactions
+        assert session.get(SkipCounter, "failed_transactions").count == history.failed  # type: ignore[union-attr]
+        assert session.exec(select(func.count()).select_from(Payment)).one() == history.event_counts[
+            "X402PaymentRecorded"]
+        assert session.exec(select(func.count()).select_from(Feedback)).one() == history.event_counts[
+            "FeedbackSubmitted"]
+        statuses = dict(session.exec(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all())
+        assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 2}
+        rejected = session.exec(select(WorkOrderTransition).where(WorkOrderTransition.event == "DeliveryRejected")
+                                ).one()
+        assert (rejected.from_status, rejected.to_status) == ("Submitted", "Accepted")
+        volumes = session.exec(select(func.sum(DailyVolume.payments))).one()
+        assert volumes == history.event_counts["X402PaymentRecorded"]
+        assert len(session.exec(select(DailyVolume.day).distinct()).all()) >= 3  # the clock moved days
+
+
+def test_verify_finds_no_difference_with_the_chain(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    net, history, url = indexed
+    report = run_verify(net, url)
+    assert report.differences == []
+    assert report.agents == len(history.agents) - 1  # the last one was closed
+
+
+def test_replaying_every_transaction_changes_nothing(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    net, _, url = indexed
+    engine = open_db(url)
+    before = dump_tables(engine)
+
+    async def everything() -> list[ChainTransaction]:
+        rpc = RpcSource(net.http_url)
+        try:
+            infos = await rpc.signatures_after(None)
+            return await rpc.transactions([i.signature for i in infos if not i.failed])
+        finally:
+            await rpc.close()
+
+    transactions = asyncio.run(everything())
+    batch = Batch(engine)
+    assert not any(batch.apply(tx) for tx in transactions)  # at-least-once delivery ...
+    batch.commit()
+    assert batch.stats.duplicates == len(transactions)
+    assert dump_tables(engine) == before  # ... exactly-once effect
+
+
+def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    _, history, url = indexed
+    engine = open_db(url)
+    mint = str(history.mint)
+    with Session(engine) as s:
+        everyone = queries.search_agents(s, limit=100)
+        assert everyone.total == len(history.agents) - 1
+        scores = [a.reputation_score for a in everyone.items]
+        assert scores == sorted(scores, reverse=True)
+        translators = queries.search_agents(s, capability="TRANSLATE", token=mint, max_price=10**9, sort="price")
+        assert translators.items and all("translate" in queries.agent_capabilities(s, a.address)
+                                         for a in translators.items)
+        prices = [a.price_per_call for a in translators.items]
+        assert prices == sorted(prices)
+        cheapest = min(a.price_per_call for a in everyone.items)
+        assert {a.price_per_call for a in queries.search_agents(s, max_price=cheapest).items} == {cheapest}
+        top = everyone.items[0]
+        assert queries.search_agents(s, min_reputation=top.reputation_score).items[0].address == top.address
+        assert all(a.tier == top.tier for a in queries.search_agents(s, tier=top.tier.lower()).items)
+        first, second = (queries.search_agents(s, limit=2, offset=o) for o in (0, 2))
+        assert [a.address for a in first.items + second.items] == [a.address for a in everyone.items[:4]]
+        with pytest.raises(queries.QueryError):
+            queries.search_agents(s, tier="BRONZE")
+
+        busiest = max(everyone.items, key=lambda a: a.x402_total_calls)
+        by_date = queries.payment_history(s, busiest.address, limit=500)
+        assert by_date.total == busiest.x402_total_calls == len(by_date.items)
+        assert [p.slot for p in by_date.items] == sorted((p.slot for p in by_date.items), reverse=True)
+        by_amount = queries.payment_history(s, busiest.address, sort="amount", descending=False, limit=3, offset=1)
+        amounts = sorted(p.amount for p in by_date.items)
+        assert [p.amount for p in by_amount.items] == amounts[1:4]
+
+        stats = queries.payment_analytics(s)
+        assert stats.payments == history.event_counts["X402PaymentRecorded"]
+        assert stats.by_outcome["success"] + stats.by_outcome["failed"] == history.event_counts["FeedbackSubmitted"]
+        assert [t.mint for t in stats.by_token] == [mint] and stats.by_token[0].average_per_call >= 10_000
+        assert stats.top_earners[0].volume == max(e.volume for e in stats.top_earners)
+        assert stats.active_agents == len(history.agents) and 0 < stats.success_rate_bps <= 10_000  # type: ignore[operator]
+        assert queries.payment_analytics(s, since=2**40).payments == 0
+
+        orders = queries.work_orders(s, limit=100)
+        assert orders.total == 10
+        client = orders.items[0].client
+        assert queries.work_orders(s, client=client).total == 10
+        assert queries.work_orders(s, provider=orders.items[0].provider, status="resolved").total == 3
+
+        feed = queries.event_feed(s, names=["X402PaymentRecorded"], limit=10)
+        newer = queries.event_feed(s, after=feed[-1].id, names=["X402PaymentRecorded"], limit=1000)
+        assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 10_000
+        assert all(e.agent == busiest.address for e in queries.event_feed(s, agent=busiest.address))
