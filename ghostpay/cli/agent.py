@@ -138,6 +138,18 @@ def interactive(st: State, yes: bool) -> bool:
     return not yes and not st.json and sys.stdin.isatty()
 
 
+def address_of(st: State, ref: params.AgentArg) -> str:
+    """The agent's address (an agent_id is one of the wallet's agents)."""
+    if not isinstance(ref, str):
+        return str(ref)
+    from ghostpay.cli.misc import wallet
+    from ghostpay.pda import agent_address
+    from ghostpay.program_id import PROGRAM_ID
+
+    program = params.pubkey(st.settings.program_id, "program id") if st.settings.program_id else PROGRAM_ID
+    return str(agent_address(wallet(st), ref, program)[0])
+
+
 # register and change ---------------------------------------------------------------------------------
 
 @app.command()
@@ -367,7 +379,7 @@ def search(
                                                  help="At least this score: basis points (0-10000) or NN%."),
     sort: Optional[str] = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)}."),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-l", min=1, help="At most this many."),
+    limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
 ) -> None:
     """Find agents: from the indexer database when one is configured (--db), else from the chain."""
     st = state(ctx)
@@ -378,35 +390,38 @@ def search(
     filters = {"capability": capability, "x402_enabled": x402_enabled, "token": str(mint) if mint else None,
                "max_price": ceiling, "min_reputation": floor, "sort": order, "limit": limit,
                "include_inactive": include_inactive}
+    query = (mint, ceiling, floor, order, capability, x402_enabled, include_inactive, limit)
     if st.settings.db:
         from ghostpay.cli.indexed import search_indexed
 
-        source, found = "indexer", search_indexed(st, filters)
+        source = "indexer"
+        with st.spinner("Searching the index…"):
+            found, total = search_indexed(st, *query)
     else:
-        source, found = "chain", st.run(lambda gp: search_chain(gp, mint, ceiling, floor, order, capability,
-                                                                x402_enabled, include_inactive, limit),
-                                        signer=False, status="Searching…")
-    emit(st, {"source": source, "filters": filters, "agents": [agent_json(st, a, m) for a, m in found]},
-         lambda out: out.print(agents_table(st, found, f"{len(found)} agent(s) found (from the {source})")))
+        source = "chain"
+        found, total = st.run(lambda gp: search_chain(gp, *query), signer=False, status="Searching…")
+    more = f", showing {len(found)}" if total > len(found) else ""
+    emit(st, {"source": source, "filters": filters, "total": total, "agents": [agent_json(st, a, m) for a, m in found]},
+         lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")))
 
 
 async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Decimal | None, floor: int | None,
                        order: str | None, capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                       limit: int | None) -> list[tuple["AgentInfo", "MintInfo | None"]]:
-    """getProgramAccounts with memcmp filters; a price ceiling without --token is in each agent's own token."""
+                       limit: int) -> tuple[list[tuple["AgentInfo", "MintInfo | None"]], int]:
+    """getProgramAccounts with memcmp filters; a price ceiling without --token is in each agent's own token.
+    Returns the first `limit` agents and how many matched."""
     from ghostpay.tokens import to_atomic
 
     price_filter = ceiling if mint is not None else None
     agents = await gp.search_agents(x402_enabled=True if ceiling is not None and x402_enabled is None
                                     else x402_enabled, capability=capability, token=mint, max_price=price_filter,
                                     min_reputation=floor, active=None if include_inactive else True,
-                                    sort=order,  # type: ignore[arg-type]
-                                    limit=limit if ceiling is None or mint is not None else None)
-    out = await with_mints(gp, agents)
+                                    sort=order)  # type: ignore[arg-type]
     if ceiling is not None and mint is None:
-        out = [(a, m) for a, m in out if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
-        out = out[:limit] if limit is not None else out
-    return out
+        pairs = await with_mints(gp, agents)
+        pairs = [(a, m) for a, m in pairs if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
+        return pairs[:limit], len(pairs)
+    return await with_mints(gp, agents[:limit]), len(agents)
 
 
 @app.command()
@@ -467,7 +482,8 @@ def payment_history(
     if st.settings.db:
         from ghostpay.cli.indexed import payment_history_indexed
 
-        source, rows = "indexer", payment_history_indexed(st, ref, limit)
+        with st.spinner("Reading the index…"):
+            source, rows = "indexer", payment_history_indexed(st, address_of(st, ref), limit, sort_by)
     else:
         source, rows = "chain", st.run(lambda gp: history_chain(st, gp, ref, limit), signer=isinstance(ref, str),
                                        status="Reading the agent's transactions…")

@@ -244,7 +244,13 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
     if isinstance(exc, gx.TransactionTimeout):
         return f"{exc}; it may still land: check the signature later", 1
     if isinstance(exc, gx.TransactionError):
-        return f"{exc}; run with --verbose for the logs", 1
+        inner = getattr(getattr(exc.err, "err", None), "__class__", type(None)).__name__
+        detail = str(getattr(exc.err, "err", exc.err))
+        if exc.instruction_index is not None:
+            failed = [line.split("Error: ", 1)[1] for line in exc.logs if "Program log: Error: " in line]
+            detail = f"instruction {exc.instruction_index} failed: " + (failed[-1] if failed else
+                                                                         detail.removeprefix(f"{inner}(").rstrip(")"))
+        return f"the transaction failed: {detail}; run with --verbose for the program logs", 1
     if isinstance(exc, gx.GhostPayError):
         return str(exc), 1
     return None

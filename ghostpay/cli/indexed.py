@@ -1,24 +1,164 @@
-"""Reading the indexer's database (ghostpay.indexer) for `agent search` and `agent payment-history`."""
+"""Reading the indexer's database (`ghostpay.indexer.queries`) for `agent search` and `agent payment-history`,
+and handing the global options to `ghost indexer` (its --url, --db and --json follow -u, --db and --output)."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ghostpay.cli.context import CliError, State
 
+if TYPE_CHECKING:
+    from ghostpay.tokens import MintInfo
 
-def _queries(st: State) -> Any:
+DB_PAGE = 1000  # the largest page the queries return
+
+
+def db_url(db: str) -> str:
+    """A database URL from `--db`: a URL as is, a plain path as `sqlite:///<absolute path>`."""
+    if "://" in db:
+        return db
+    return f"sqlite:///{os.path.abspath(os.path.expanduser(db))}"
+
+
+def indexer_defaults(st: State) -> dict[str, Any]:
+    """`ctx.default_map` entries so `ghost -u URL --db DB --output json indexer status` works as expected."""
+    common: dict[str, Any] = {"url": st.settings.url}
+    if st.settings.db:
+        common["db"] = db_url(st.settings.db)
+    json_mode = {"json_output": True} if st.json else {}
+    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode}}}
+
+
+@dataclass
+class IndexedAgent:
+    """An indexed agent with the attributes of `ghostpay.client.AgentInfo` that the CLI renders."""
+
+    address: str
+    owner: str
+    agent_id: str
+    name: str
+    agent_type: int
+    description: str
+    metadata_uri: str
+    is_active: bool
+    x402_enabled: bool
+    price_per_call: int
+    payment_address: str
+    endpoint: str
+    reputation_score: int
+    total_payments: int
+    total_calls: int
+    last_payment_at: int
+    created_at: int
+    updated_at: int
+    capabilities: list[str] = field(default_factory=list)
+    accepted_tokens: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexedMint:
+    address: str
+    decimals: int
+
+
+def _session(st: State) -> Iterator[Any]:
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from ghostpay.indexer.models import connect
+
+    assert st.settings.db is not None
+    url = db_url(st.settings.db)
     try:
-        from ghostpay.indexer import queries  # type: ignore[attr-defined]
-    except ImportError:
-        raise CliError(f"--db {st.settings.db}: this ghostpay has no indexer yet; drop --db (or GHOST_DB) "
-                       "to read from the chain") from None
-    return queries
+        engine = connect(url)
+    except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
+        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
+    with Session(engine) as session:
+        yield session
 
 
-def search_indexed(st: State, filters: dict[str, Any]) -> list[Any]:
-    raise CliError(f"--db: indexer search is not wired yet ({_queries(st).__name__})")
+class Decimals:
+    """Mint decimals from the RPC (getTokenSupply), cached; None when the RPC cannot say."""
+
+    def __init__(self, st: State) -> None:
+        self.st, self.cache = st, {}  # type: ignore[var-annotated]
+
+    def __call__(self, mint: str | None) -> "IndexedMint | None":
+        if mint is None:
+            return None
+        if mint not in self.cache:
+            try:
+                decimals = int(self.st.jsonrpc("getTokenSupply", mint)["value"]["decimals"])
+                self.cache[mint] = IndexedMint(mint, decimals)
+            except (CliError, KeyError, TypeError, ValueError):
+                self.cache[mint] = None
+        return self.cache[mint]
 
 
-def payment_history_indexed(st: State, agent: Any, limit: int) -> list[dict[str, Any]]:
-    raise CliError(f"--db: indexer payment history is not wired yet ({_queries(st).__name__})")
+def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | None, order: str | None,
+                   capability: str | None, x402_enabled: bool | None, include_inactive: bool,
+                   limit: int) -> tuple[list[tuple[IndexedAgent, "MintInfo | None"]], int]:
+    """Agents from the database, with the same filters as the chain search; returns them and the total."""
+    from ghostpay.indexer import queries
+    from ghostpay.tokens import to_atomic
+
+    decimals = Decimals(st)
+    token = str(mint) if mint is not None else None
+    max_atomic = None
+    if ceiling is not None and token is not None:
+        found = decimals(token)
+        if found is None:
+            raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
+        max_atomic = to_atomic(ceiling, found.decimals)
+    exact = (ceiling is None or token is not None) and order in (None, "reputation", "price")
+    for session in _session(st):
+        try:
+            page = queries.search_agents(session, x402_enabled=True if ceiling is not None and x402_enabled is None
+                                         else x402_enabled, capability=capability, token=token,
+                                         max_price=max_atomic, min_reputation=floor,
+                                         active=None if include_inactive else True,
+                                         sort="price" if order == "price" else "score",
+                                         limit=min(limit, DB_PAGE) if exact else DB_PAGE)
+        except queries.QueryError as exc:
+            raise CliError(str(exc), 2) from None
+        agents = [IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
+                               a.is_active, a.x402_enabled, a.price_per_call, a.payment_address or a.owner,
+                               a.endpoint, a.reputation_score, a.x402_total_payments, a.x402_total_calls,
+                               a.last_payment_at, a.created_at, a.updated_at,
+                               queries.agent_capabilities(session, a.address),
+                               queries.agent_tokens(session, a.address)) for a in page.items]
+        total = page.total
+    out: list[tuple[IndexedAgent, Any]] = [(a, decimals(a.accepted_tokens[0] if a.accepted_tokens else None))
+                                           for a in agents]
+    if ceiling is not None and token is None:  # each agent's price in its own pricing token
+        out = [(a, m) for a, m in out if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
+        total = len(out)
+    if order in ("newest", "oldest", "calls", "name"):
+        keys = {"newest": (lambda a: a.created_at, True), "oldest": (lambda a: a.created_at, False),
+                "calls": (lambda a: a.total_calls, True), "name": (lambda a: a.name.casefold(), False)}
+        key, descending = keys[order]
+        out.sort(key=lambda pair: key(pair[0]), reverse=descending)  # type: ignore[no-any-return]
+    return out[:limit], total
+
+
+def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -> list[dict[str, Any]]:
+    from ghostpay.cli.output import mint_symbol
+    from ghostpay.indexer import queries
+    from ghostpay.tokens import from_atomic
+
+    decimals = Decimals(st)
+    for session in _session(st):
+        page = queries.payment_history(session, address, sort=sort_by, limit=min(limit, DB_PAGE))  # type: ignore
+        rows = []
+        for p in page.items:
+            mint = decimals(p.mint)
+            rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "mint": p.mint,
+                         "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
+                         "amount": format(from_atomic(p.amount, mint.decimals), "f") if mint else str(p.amount),
+                         "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,
+                         "outcome": p.outcome, "rating": p.rating, "response_time_ms": p.response_time_ms})
+        return rows
+    return []

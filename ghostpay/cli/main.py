@@ -31,7 +31,7 @@ class GhostGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         verbose = "--verbose" in argv or "-v" in argv
         try:
-            result = super().main(argv, prog_name or "ghost", complete_var, False, windows_expand_args, **extra)
+            result = super().main(argv, "ghost", complete_var, False, windows_expand_args, **extra)
             code = result if isinstance(result, int) else 0
         except click_exceptions.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
@@ -91,6 +91,9 @@ def root(
         if value is not None:
             check_setting(key, value)
     ctx.obj = State(Settings.resolve(given, verbose))
+    from ghostpay.cli.indexed import indexer_defaults
+
+    ctx.default_map = {**(ctx.default_map or {}), **indexer_defaults(ctx.obj)}
 
 
 @app.command()

@@ -30,11 +30,9 @@ PIPE_WIDTH = 200  # piped or captured output: wide enough that keys, signatures 
 
 
 def make_console() -> Console:
-    import os
     import sys
 
-    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=PIPE_WIDTH if piped else None, soft_wrap=False)
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=False)
 
 
 class _LazyConsole:

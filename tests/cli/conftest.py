@@ -57,15 +57,17 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ghost-home")
 
 
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, home: Path, net: LocalnetProcess) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def environment(home: Path, net: LocalnetProcess) -> Iterator[None]:
     """Every run: our data folder (config file, localnet record), our localnet, no stray GHOST_* settings."""
-    for name in list(os.environ):
-        if name.startswith("GHOST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GHOSTPAY_HOME", str(home))
-    monkeypatch.setenv("GHOST_URL", net.http_url)
-    monkeypatch.setenv("HOME", str(home))  # no ~/.config/solana/id.json: the default keypair is missing
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("GHOST_"):
+                patch.delenv(name)
+        patch.setenv("GHOSTPAY_HOME", str(home))
+        patch.setenv("GHOST_URL", net.http_url)
+        patch.setenv("HOME", str(home))  # no ~/.config/solana/id.json: the default keypair is missing
+        yield
 
 
 class Wallets:
