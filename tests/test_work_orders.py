@@ -44,7 +44,7 @@ DAY = 86_400
 REVIEW = 3_600
 FEE = 5_000
 HASH = bytes(range(32))
-SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "1500"))
+SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "2000"))
 
 CREATED, ACCEPTED, SUBMITTED, DISPUTED = "Created", "Accepted", "Submitted", "Disputed"
 TERMINAL = {"Completed", "Resolved", "Cancelled", "Refunded"}
@@ -363,3 +363,273 @@ def test_a_neutral_extension_is_accepted(world: World) -> None:
     world.ok(build_accept_work_order(order), world.owner)
     world.ok(build_release_payment(order, AMOUNT), world.client)
     assert world.balance(world.owner.pubkey(), mint, TOKEN_2022_PROGRAM_ID) == AMOUNT
+
+
+# ---- attacks: each refused with its named error, nothing moved ---------------------------------------
+
+
+def accepted(world: World) -> WorkOrderRef:
+    order = world.open()
+    world.ok(build_accept_work_order(order), world.owner)
+    return order
+
+
+def test_release_by_the_provider_is_refused(world: World) -> None:
+    order = accepted(world)
+    forged = WorkOrderRef(**{**order.__dict__, "client": world.owner.pubkey()})
+    assert_refused(world, build_release_payment(forged, AMOUNT), [world.owner], "NotWorkOrderClient", order)
+
+
+def test_release_above_the_remainder_is_refused(world: World) -> None:
+    order = accepted(world)
+    world.ok(build_release_payment(order, 1_000_000), world.client)
+    assert_refused(world, build_release_payment(order, AMOUNT - 1_000_000 + 1), [world.client],
+                   "ReleaseExceedsRemainder", order)
+    assert_refused(world, build_release_payment(order, 2**64 - 1), [world.client], "ReleaseExceedsRemainder", order)
+    assert_refused(world, build_release_payment(order, 0), [world.client], "ZeroAmount", order)
+
+
+def test_dispute_resolution_by_anyone_but_the_arbiter_is_refused(world: World) -> None:
+    order = accepted(world)
+    world.ok(build_open_dispute(order, world.client.pubkey(), "late"), world.client)
+    for who in (world.client, world.owner, world.stranger):
+        forged = WorkOrderRef(**{**order.__dict__, "arbiter": who.pubkey()})
+        assert_refused(world, build_resolve_dispute(forged, 0), [who], "NotWorkOrderArbiter", order)
+    assert_refused(world, build_resolve_dispute(order, 10_001), [world.arbiter], "ShareOutOfRange", order)
+
+
+def test_refund_before_the_deadline_is_refused(world: World) -> None:
+    order = accepted(world)
+    world.warp(DAY - 1)
+    assert_refused(world, build_claim_refund(order), [world.client], "DeadlineNotReached", order)
+
+
+def test_claim_before_the_review_period_is_refused(world: World) -> None:
+    order = accepted(world)
+    world.ok(build_submit_work_delivery(order, "ipfs://x", HASH), world.owner)
+    world.warp(REVIEW - 1)
+    assert_refused(world, build_claim_payment(order), [world.owner], "ReviewPeriodActive", order)
+
+
+def test_acceptance_by_a_stranger_is_refused(world: World) -> None:
+    order = world.open()
+    forged = WorkOrderRef(**{**order.__dict__, "provider_owner": world.stranger.pubkey()})
+    assert_refused(world, build_accept_work_order(forged), [world.stranger], "NotWorkOrderProvider", order)
+    assert_refused(world, build_open_dispute(order, world.stranger.pubkey(), "x"), [world.stranger],
+                   "NotWorkOrderParty", order)
+
+
+def test_a_vault_swapped_for_another_token_account_is_refused(world: World) -> None:
+    order = accepted(world)
+    other = world.open()  # a real vault of the same mint, owned by another work order
+    swapped = WorkOrderRef(**{**order.__dict__, "vault": other.vault})
+    assert_refused(world, build_release_payment(swapped, AMOUNT), [world.client], "VaultMismatch", order)
+    client_ata = associated_token_address(world.client.pubkey(), world.usdc)
+    swapped = WorkOrderRef(**{**order.__dict__, "vault": client_ata})
+    assert_refused(world, build_release_payment(swapped, AMOUNT), [world.client], "VaultMismatch", order)
+
+
+def test_payouts_to_a_token_account_of_someone_else_are_refused(world: World) -> None:
+    order = accepted(world)
+    stranger_ata = associated_token_address(world.stranger.pubkey(), world.usdc)
+    assert_refused(world, build_release_payment(order, AMOUNT, provider_token_account=stranger_ata), [world.client],
+                   "TokenAccountOwnerMismatch", order)
+    assert_refused(world, build_release_payment(order, AMOUNT, provider_token_account=order.vault), [world.client],
+                   "TokenAccountOwnerMismatch", order)
+    created = world.open()
+    assert_refused(world, build_cancel_work_order(created, client_token_account=stranger_ata), [world.client],
+                   "TokenAccountOwnerMismatch", created)
+
+
+def test_a_mint_the_provider_does_not_accept_is_refused(world: World) -> None:
+    before = world.balance(world.client.pubkey(), world.other)
+    order, result = world.create(mint=world.other)
+    assert result.error == "PaymentMintNotAccepted"
+    assert world.chain.account(order.address) is None and world.chain.account(order.vault) is None
+    assert world.balance(world.client.pubkey(), world.other) == before
+
+
+def test_another_agent_or_mint_or_token_program_is_refused(world: World) -> None:
+    order = accepted(world)
+    wrong_agent = WorkOrderRef(**{**order.__dict__, "agent": world.stranger.pubkey()})
+    assert_refused(world, build_release_payment(wrong_agent, AMOUNT), [world.client], "WorkOrderAgentMismatch", order)
+    wrong_mint = WorkOrderRef(**{**order.__dict__, "mint": world.pyusd, "token_program": TOKEN_2022_PROGRAM_ID})
+    assert_refused(world, build_release_payment(wrong_mint, AMOUNT), [world.client], "WorkOrderMintMismatch", order)
+    wrong_program = WorkOrderRef(**{**order.__dict__, "token_program": TOKEN_2022_PROGRAM_ID})
+    assert_refused(world, build_release_payment(wrong_program, AMOUNT), [world.client], "TokenProgramMismatch", order)
+
+
+def test_a_forged_work_order_account_is_refused(world: World) -> None:
+    """A look-alike WorkOrder owned by another program, naming the attacker as client and his own vault."""
+    order = accepted(world)
+    forged_address = Keypair().pubkey()
+    data = bytes(world.chain.account(order.address).data)
+    world.chain.set_account(forged_address, data, owner=TOKEN_PROGRAM_ID)
+    forged = WorkOrderRef(**{**order.__dict__, "address": forged_address})
+    assert_refused(world, build_release_payment(forged, AMOUNT), [world.client], "AccountOwnedByWrongProgram", order)
+
+
+def test_replayed_and_late_steps_are_refused(world: World) -> None:
+    order = world.open()
+    world.ok(build_accept_work_order(order), world.owner)
+    assert_refused(world, build_accept_work_order(order), [world.owner], "InvalidWorkOrderStatus", order)
+    assert_refused(world, build_cancel_work_order(order), [world.client], "InvalidWorkOrderStatus", order)
+    world.ok(build_release_payment(order, AMOUNT), world.client)
+    # the order is closed: replaying the final release finds no work order
+    assert_refused(world, build_release_payment(order, AMOUNT), [world.client], "AccountOwnedByWrongProgram")
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"amount": 999}, "WorkOrderAmountOutOfRange"),
+    ({"amount": 10**12 + 1}, "WorkOrderAmountOutOfRange"),
+    ({"deadline_in": 0}, "DeadlineInPast"),
+])
+def test_bad_terms_are_refused(world: World, change: dict, error: str) -> None:
+    order, result = world.create(**change)
+    assert result.error == error
+    assert world.chain.account(order.address) is None
+    assert world.balance(world.client.pubkey()) == FUNDS
+
+
+def test_bad_text_and_parties_are_refused(world: World) -> None:
+    def create(**terms_change) -> str:
+        base = dict(amount=AMOUNT, deadline=world.now + DAY, arbiter=world.arbiter.pubkey(), title="T",
+                    review_period_seconds=REVIEW)
+        vault = Keypair()
+        ix = build_create_work_order(world.client.pubkey(), world.agent, world.usdc, 99,
+                                     WorkOrderTerms(**{**base, **terms_change}), vault.pubkey())
+        return world.send([ix], world.client, vault).error
+
+    assert create(title="") == "TitleInvalid"
+    assert create(title="x" * 101) == "TitleInvalid"
+    assert create(description="d" * 513) == "WorkOrderDescriptionTooLong"
+    assert create(requirements=("r",) * 11) == "TooManyRequirements"
+    assert create(requirements=("",)) == "RequirementInvalid"
+    assert create(review_period_seconds=59) == "ReviewPeriodOutOfRange"
+    assert create(arbiter=world.client.pubkey()) == "InvalidArbiter"
+    assert create(arbiter=world.owner.pubkey()) == "InvalidArbiter"
+    assert world.balance(world.client.pubkey()) == FUNDS
+
+
+def test_hiring_your_own_agent_is_refused(world: World) -> None:
+    world.chain.create_token_account(world.owner.pubkey(), world.pyusd, 0, TOKEN_2022_PROGRAM_ID)
+    world.client = world.owner
+    world.chain.create_token_account(world.owner.pubkey(), world.usdc, FUNDS)
+    order, result = world.create()
+    assert result.error == "CannotHireOwnAgent"
+
+
+# ---- the property test -------------------------------------------------------------------------------
+
+ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "refund")
+# Most steps are signed by the party the action is for, so sequences get deep; the rest by anyone.
+RIGHTFUL_ROLE = {"accept": "provider", "deliver": "provider", "reject": "client", "release": "client",
+                 "claim": "provider", "dispute": "client", "resolve": "arbiter", "cancel": "client", "refund": "client"}
+
+
+@dataclass
+class Model:
+    """What the program must do: the listed transitions and nothing else."""
+
+    status: str
+    amount: int
+    deadline: int
+    released: int = 0
+    delivered_at: int = 0
+
+    def allows(self, action: str, role: str, now: int, value: int) -> bool:
+        remaining = self.amount - self.released
+        return {
+            "accept": role == "provider" and self.status == CREATED and now <= self.deadline,
+            "deliver": role == "provider" and self.status == ACCEPTED and now <= self.deadline,
+            "reject": role == "client" and self.status == SUBMITTED,
+            "release": role == "client" and self.status in (ACCEPTED, SUBMITTED) and 0 < value <= remaining,
+            "claim": role == "provider" and self.status == SUBMITTED and now >= self.delivered_at + REVIEW,
+            "dispute": role in ("client", "provider") and self.status in (ACCEPTED, SUBMITTED),
+            "resolve": role == "arbiter" and self.status == DISPUTED and value <= 10_000,
+            "cancel": role == "client" and self.status == CREATED,
+            "refund": role == "client" and self.status in (CREATED, ACCEPTED) and now > self.deadline,
+        }[action]
+
+    def apply(self, action: str, now: int, value: int) -> None:
+        remaining = self.amount - self.released
+        if action == "release":
+            self.released += value
+            self.status = "Completed" if value == remaining else self.status
+        elif action == "deliver":
+            self.status, self.delivered_at = SUBMITTED, now
+        else:
+            self.status = {"accept": ACCEPTED, "reject": ACCEPTED, "claim": "Completed", "dispute": DISPUTED,
+                           "resolve": "Resolved", "cancel": "Cancelled", "refund": "Refunded"}[action]
+
+
+def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Keypair, value: int) -> Instruction:
+    """`action` signed by `signer`, who is put in the signer's slot whatever its role."""
+    key = signer.pubkey()
+    as_client = WorkOrderRef(**{**order.__dict__, "client": key})
+    as_provider = WorkOrderRef(**{**order.__dict__, "provider_owner": key})
+    return {
+        "accept": lambda: build_accept_work_order(as_provider),
+        "deliver": lambda: build_submit_work_delivery(as_provider, f"ipfs://d{value}", HASH),
+        "reject": lambda: build_reject_delivery(as_client, "again"),
+        "release": lambda: build_release_payment(as_client, value, client_token_account=order.token_account(
+            order.client), provider_token_account=order.token_account(order.provider_owner)),
+        "claim": lambda: build_claim_payment(as_provider, client_token_account=order.token_account(order.client),
+                                             provider_token_account=order.token_account(order.provider_owner)),
+        "dispute": lambda: build_open_dispute(order, key, "no"),
+        "resolve": lambda: build_resolve_dispute(WorkOrderRef(**{**order.__dict__, "arbiter": key}), value),
+        "cancel": lambda: build_cancel_work_order(as_client, client_token_account=order.token_account(order.client)),
+        "refund": lambda: build_claim_refund(as_client, client_token_account=order.token_account(order.client)),
+    }[action]()
+
+
+def token_total(world: World, order: WorkOrderRef) -> tuple[int, int, int]:
+    return (world.balance(world.client.pubkey()), world.balance(world.owner.pubkey()),
+            world.chain.token_balance(order.vault))
+
+
+def test_random_sequences_keep_the_escrow_invariants() -> None:
+    """GHOSTPAY_ESCROW_SEQUENCES random sequences (default 2,000) of every instruction by random signers, with
+    random amounts and clock jumps. After every step: a refused step moved nothing, an accepted one is a listed
+    transition, the vault holds amount - released while open, the three parties' tokens sum to the same total,
+    and a terminal state leaves no work order and no vault."""
+    world = make_world()
+    world.chain.create_token_account(world.client.pubkey(), world.usdc, 2**62)  # enough for every sequence
+    rng = random.Random(int(os.environ.get("GHOSTPAY_ESCROW_SEED", "5")))
+    roles = {"client": world.client, "provider": world.owner, "arbiter": world.arbiter, "stranger": world.stranger}
+    seen: set[tuple[str, str]] = set()
+    for _ in range(SEQUENCES):
+        amount = rng.choice([1_000, rng.randrange(1_000, 10**9), 10**12])
+        order, result = world.create(amount=amount, deadline_in=rng.choice([60, DAY]))
+        assert result.ok, result.logs
+        model = Model(CREATED, amount, world.state(order).deadline)
+        total = sum(token_total(world, order))
+        while model.status not in TERMINAL:
+            world.warp(rng.choice([0, 0, 1, 30, REVIEW, DAY]))
+            action = rng.choice(ACTIONS)
+            role = RIGHTFUL_ROLE[action] if rng.random() < 0.6 else rng.choice(list(roles))
+            remaining = model.amount - model.released
+            value = {"release": rng.choice([0, 1, remaining // 2, remaining, remaining + 1]),
+                     "resolve": rng.choice([0, 1, 5_000, 10_000, 10_001])}.get(action, 0)
+            now = world.now
+            expected = model.allows(action, role, now, value)
+            before = snapshot(world, order)
+            result = world.send([step_instruction(world, order, action, roles[role], value)], roles[role])
+            assert result.ok == expected, (model, action, role, value, result.error, result.logs[-3:])
+            if not result.ok:
+                assert snapshot(world, order) == before, (action, role, result.error)
+                continue
+            seen.add((model.status, action))
+            model.apply(action, now, value)
+            assert sum(token_total(world, order)) == total
+            if model.status in TERMINAL:
+                assert_closed(world, order)
+            else:
+                assert world.chain.token_balance(order.vault) == model.amount - model.released
+                assert status(world, order) == model.status
+        assert world.agent_state().open_work_orders == 0
+    if SEQUENCES >= 500:  # the random walk reached every listed transition
+        assert seen == {(CREATED, "accept"), (CREATED, "cancel"), (CREATED, "refund"), (ACCEPTED, "deliver"),
+                        (ACCEPTED, "release"), (ACCEPTED, "dispute"), (ACCEPTED, "refund"), (SUBMITTED, "reject"),
+                        (SUBMITTED, "release"), (SUBMITTED, "claim"), (SUBMITTED, "dispute"),
+                        (DISPUTED, "resolve")}
