@@ -7,7 +7,9 @@ bump on-chain), and so does checking a payee's associated token account, so
 rows that derive an address are measured where every canonical bump is 255
 (one try); the `mean` rows show the average over random keys. The
 record_x402_payment rows count that instruction alone, not the TransferChecked
-before it.
+before it. The escrow rows include their token CPIs (the vault's creation and
+every transfer); create_work_order is measured where the work-order PDA's bump
+is 255 and as a mean over random order ids.
 """
 
 from __future__ import annotations
@@ -29,9 +31,19 @@ from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 from ghostpay import instructions as ix
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import agent_address, receipt_address, reputation_address
+from ghostpay.pda import agent_address, receipt_address, reputation_address, work_order_address
 from ghostpay.svm import TOKEN_PROGRAM_ID, InProcessChain
 from ghostpay.types import X402Config
+from ghostpay.work_orders import (
+    WorkOrderRef,
+    WorkOrderTerms,
+    build_accept_work_order,
+    build_create_work_order,
+    build_open_dispute,
+    build_release_payment,
+    build_resolve_dispute,
+    build_submit_work_delivery,
+)
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compute_units.json"
 MEAN_SAMPLES = 64
@@ -120,6 +132,8 @@ def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
     rows.append(Row("configure_x402", "10 tokens", configure_ten_tokens_cu(chain)))
     progress("record_x402_payment and submit_feedback")
     rows.extend(payment_rows(chain))
+    progress("work orders")
+    rows.extend(work_order_rows(chain))
     return rows
 
 
@@ -172,6 +186,54 @@ def payment_rows(chain: InProcessChain) -> list[Row]:
     rows.append(Row("submit_feedback", "rating and response time", result.compute_units))
     refresh = ix.refresh_reputation({"agent": agent, "reputation": reputation_address(agent)[0]})
     rows.append(Row("refresh_reputation", "7 days of history", chain.send([refresh], [payer]).compute_units))
+    return rows
+
+
+def work_order_rows(chain: InProcessChain) -> list[Row]:
+    """create_work_order (vault + TransferChecked), accept, deliver, a partial and the final release_payment
+    (which also closes the vault and the work order), and a dispute resolved with a split."""
+    owner, client, arbiter = (chain.funded_keypair(100) for _ in range(3))
+    mint = chain.create_mint()
+    config = X402Config(owner.pubkey(), 10_000, [mint], "https://agents.example.com/translate")
+    result = chain.send([build_register_agent(owner.pubkey(), demo_profile(), config)], [owner])
+    if not result.ok:
+        raise RuntimeError(f"register_agent failed: {result.error}")
+    agent, _ = agent_address(owner.pubkey(), "translator")
+    chain.create_token_account(client.pubkey(), mint, 10**15)
+    chain.create_token_account(owner.pubkey(), mint)
+    deadline = chain.svm.get_clock().unix_timestamp + 7 * 86_400
+    terms = WorkOrderTerms(5_000_000, deadline, arbiter.pubkey(), "Translate the user guide", "EN to FR",
+                           ("keep the glossary", "two review rounds"))
+
+    def run(name: str, instruction: Instruction, *signers: Keypair) -> int:
+        result = chain.send([instruction], [*signers])
+        if not result.ok:
+            raise RuntimeError(f"{name} failed: {result.error}")
+        return result.compute_units
+
+    def create(order_id: int) -> tuple[WorkOrderRef, int]:
+        vault = Keypair()
+        cu = run("create_work_order", build_create_work_order(client.pubkey(), agent, mint, order_id, terms,
+                                                              vault.pubkey()), client, vault)
+        return WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(), mint,
+                                   vault.pubkey()), cu
+
+    first_try = next(n for n in range(1_000) if work_order_address(client.pubkey(), n)[1] == 255)
+    order, create_cu = create(first_try)
+    rows = [Row("create_work_order", "vault + transfer, bump 255", create_cu)]
+    samples = [create(n)[1] for n in range(10_000, 10_000 + MEAN_SAMPLES)]
+    rows.append(Row("create_work_order", f"mean of {MEAN_SAMPLES} order ids", round(statistics.mean(samples))))
+    rows.append(Row("accept_work_order", "", run("accept", build_accept_work_order(order), owner)))
+    rows.append(Row("submit_work_delivery", "", run("deliver", build_submit_work_delivery(
+        order, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", bytes(32)), owner)))
+    rows.append(Row("release_payment", "partial", run("release", build_release_payment(order, 2_000_000), client)))
+    rows.append(Row("release_payment", "final: closes vault and work order",
+                    run("release", build_release_payment(order, 3_000_000), client)))
+    disputed, _ = create(first_try + 1)
+    run("accept", build_accept_work_order(disputed), owner)
+    rows.append(Row("open_dispute", "", run("dispute", build_open_dispute(disputed, client.pubkey(), "late"), client)))
+    rows.append(Row("resolve_dispute", "30% to the client, closes",
+                    run("resolve", build_resolve_dispute(disputed, 3_000), arbiter)))
     return rows
 
 

@@ -3,7 +3,8 @@
 The budgets are the issues' targets: register_agent with an x402 config (which
 also creates the agent's ReputationMetrics) <= 9,000 CU, every owner update
 <= 1,500 CU (with one accepted token), record_x402_payment <= 8,000 CU (the
-transfer before it not counted) and submit_feedback <= 3,000 CU. Rows that
+transfer before it not counted) and submit_feedback <= 3,000 CU; create_work_order <= 20,000 CU, a partial
+release_payment <= 12,000 CU and the final one <= 18,000 CU. Rows that
 derive addresses are measured where every canonical bump is 255 (see the bench).
 """
 
@@ -22,6 +23,12 @@ PAYMENT_BUDGETS = {
     ("record_x402_payment", "receipt and payee ATA bumps 255"): 8_000,
     ("submit_feedback", "rating and response time"): 3_000,
     ("refresh_reputation", "7 days of history"): 1_500,
+}
+# Issue 5: including the vault's creation and every token CPI.
+ESCROW_BUDGETS = {
+    ("create_work_order", "vault + transfer, bump 255"): 20_000,
+    ("release_payment", "partial"): 12_000,
+    ("release_payment", "final: closes vault and work order"): 18_000,
 }
 UPDATE_BUDGET = 1_500
 OWNER_UPDATES = {"update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
@@ -59,3 +66,10 @@ def test_payment_and_feedback_stay_within_budget(rows: list[Row]) -> None:
     assert measured.keys() == PAYMENT_BUDGETS.keys()
     over = {key: cu for key, cu in measured.items() if cu > PAYMENT_BUDGETS[key]}
     assert not over, f"over budget: {over}"
+
+
+def test_escrow_stays_within_budget(rows: list[Row]) -> None:
+    measured = {(r.instruction, r.case): r.compute_units for r in rows if (r.instruction, r.case) in ESCROW_BUDGETS}
+    assert measured.keys() == ESCROW_BUDGETS.keys()
+    over = {key: cu for key, cu in measured.items() if cu > ESCROW_BUDGETS[key]}
+    assert not over, f"over budget: {over} (budgets {ESCROW_BUDGETS})"
