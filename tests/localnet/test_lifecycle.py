@@ -24,9 +24,9 @@ from tests.localnet.helpers import register_tx, transfer_tx
 from tests.localnet.test_rpc import funded
 
 
-def test_starts_healthy_fast_and_stops_cleanly(tmp_path: Path) -> None:
+def test_starts_healthy_and_stops_cleanly(tmp_path: Path) -> None:
+    """Start-up time is measured by bench/localnet.py, not asserted here."""
     net = LocalnetProcess(tmp_path / "ledger").start()
-    assert net.startup_seconds < 1.5, net.startup_seconds
     out = net.stop(signal.SIGTERM)
     assert f"JSON-RPC:  {net.http_url}" in out and f"WebSocket: {net.ws_url}" in out
     assert "stopped" in out and net.proc is not None and net.proc.returncode == 0
