@@ -198,8 +198,12 @@ def test_milestones_then_completion_pay_the_provider_and_close_everything(world:
     order = world.open()
     client_sol = world.chain.balance(world.client.pubkey())
     rent = sum(world.chain.balance(k) for k in (order.address, order.vault))
-    world.ok(build_accept_work_order(order), world.owner)
-    world.ok(build_submit_work_delivery(order, "ipfs://bafy-report", HASH), world.owner)
+    accepted_event = world.ok(build_accept_work_order(order), world.owner).event("WorkOrderAccepted")
+    assert (accepted_event.work_order, accepted_event.agent, accepted_event.provider) == (
+        order.address, world.agent, world.owner.pubkey())
+    delivered = world.ok(build_submit_work_delivery(order, "ipfs://bafy-report", HASH), world.owner)
+    assert (delivered.event("WorkDelivered").deliverable_uri, bytes(delivered.event("WorkDelivered").content_hash)) == (
+        "ipfs://bafy-report", HASH)
     state = world.state(order)
     assert (state.deliverable_uri, bytes(state.content_hash)) == ("ipfs://bafy-report", HASH)
     first = world.ok(build_release_payment(order, 2_000_000), world.client)
