@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, AsyncIterator, Awaitable, Collection, Sequence, TypeVar, Union
 
@@ -36,15 +38,16 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.signature import Signature
+from solders.sysvar import CLOCK
 from solders.transaction import Transaction
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
-from spl.token.instructions import get_associated_token_address
+from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay import instructions as ix
-from ghostpay.accounts import Agent, ReputationMetrics, X402Receipt
+from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.cluster import Cluster, resolve
-from ghostpay.discovery import AgentQuery, SortKey, decode_agents
+from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
 from ghostpay.events import ProgramEvent, decode_events, live_events
 from ghostpay.exceptions import (
     ANCHOR_LOG,
@@ -57,18 +60,40 @@ from ghostpay.exceptions import (
     TransactionError,
     TransactionTimeout,
     TransportError,
+    program_error_class,
 )
 from ghostpay.keypairs import KeypairSource, default_keypair_path, load_keypair
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import REFERENCE_LEN, agent_address, receipt_address, reputation_address
+from ghostpay.pda import REFERENCE_LEN, agent_address, receipt_address, reputation_address, work_order_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
 from ghostpay.tokens import Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.types import X402Config
+from ghostpay.work_orders import (
+    CONTENT_HASH_LEN,
+    WorkOrderRef,
+    WorkOrderTerms,
+    build_accept_work_order,
+    build_cancel_work_order,
+    build_claim_payment,
+    build_claim_refund,
+    build_create_work_order,
+    build_open_dispute,
+    build_reject_delivery,
+    build_release_payment,
+    build_resolve_dispute,
+    build_submit_work_delivery,
+)
 
 T = TypeVar("T")
 AgentRef = Union[Pubkey, str]
 """An agent's address, or the agent_id of one of the client wallet's agents."""
+Deadline = Union[int, datetime, timedelta]
+"""A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
+
+MAX_SEED_LEN = 32  # a PDA seed longer than this cannot be derived at all
+MAX_SHARE_ENCODABLE = 2**16 - 1  # client_share_bps is a u16
+CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, then this
 
 PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
 _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
@@ -138,6 +163,9 @@ class AgentInfo:
     last_payment_at: int
     created_at: int
     updated_at: int
+    total_jobs_completed: int  # work orders paid out in full
+    total_earnings: int  # atomic units released to it from escrow, summed over mints
+    open_work_orders: int
     account: Agent = field(repr=False)
 
     @classmethod
@@ -146,7 +174,7 @@ class AgentInfo:
                    list(a.capabilities), a.is_active, a.x402_enabled, a.x402_price_per_call,
                    a.x402_payment_address, list(a.x402_accepted_tokens), a.x402_service_endpoint,
                    a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
-                   a.created_at, a.updated_at, a)
+                   a.created_at, a.updated_at, a.total_jobs_completed, a.total_earnings, a.open_work_orders, a)
 
 
 @dataclass(frozen=True)
@@ -219,6 +247,72 @@ class Reputation:
     components: ReputationScore
     tier: Tier
     metrics: ReputationMetrics
+
+
+@dataclass(frozen=True)
+class WorkOrderInfo:
+    """A live work order, decoded: `status` is the WorkOrderStatus name, amounts are Decimal in whole
+    tokens of `mint` (with `*_atomic` twins). Closed orders (completed, resolved, cancelled, refunded)
+    no longer exist on chain; their story is in the events."""
+
+    address: Pubkey
+    order_id: int
+    status: str
+    client: Pubkey
+    agent: Pubkey
+    provider_owner: Pubkey
+    arbiter: Pubkey
+    mint: Pubkey
+    vault: Pubkey
+    amount: Decimal
+    released: Decimal
+    remaining: Decimal
+    amount_atomic: int
+    released_atomic: int
+    decimals: int
+    deadline: int
+    review_period_seconds: int
+    created_at: int
+    accepted_at: int
+    delivered_at: int
+    updated_at: int
+    title: str
+    description: str
+    requirements: list[str]
+    deliverable_uri: str
+    content_hash: bytes
+    token_program: Pubkey = field(repr=False)
+    account: WorkOrder = field(repr=False)
+
+    @classmethod
+    def from_account(cls, address: Pubkey, o: WorkOrder, mint: MintInfo) -> "WorkOrderInfo":
+        d = mint.decimals
+        return cls(address, o.order_id, type(o.status).__name__, o.client, o.agent, o.provider_owner, o.arbiter,
+                   o.mint, o.vault, from_atomic(o.amount, d), from_atomic(o.released, d),
+                   from_atomic(o.amount - o.released, d), o.amount, o.released, d, o.deadline,
+                   o.review_period_seconds, o.created_at, o.accepted_at, o.delivered_at, o.updated_at, o.title,
+                   o.description, list(o.requirements), o.deliverable_uri, bytes(o.content_hash), mint.token_program, o)
+
+
+WorkOrderLike = Union[Pubkey, str, WorkOrderInfo]
+"""A work order's address (Pubkey or base58), or a WorkOrderInfo already read."""
+
+
+@dataclass(frozen=True)
+class NewWorkOrder:
+    """A work order just created: its address, order id and vault, and the transaction."""
+
+    address: Pubkey
+    order_id: int
+    vault: Pubkey
+    amount: Decimal
+    amount_atomic: int
+    mint: Pubkey
+    result: TxResult
+
+    @property
+    def signature(self) -> Signature:
+        return self.result.signature
 
 
 def normalize_reference(reference: bytes | str | None) -> bytes:
@@ -432,11 +526,11 @@ class GhostPayClient:
     # tokens ----------------------------------------------------------------------------------------------
 
     async def get_mint(self, mint: Pubkey) -> MintInfo:
-        """A mint's decimals and token program (cached: decimals never change)."""
+        """A mint's decimals and token program (cached: decimals never change); `NotAMint` if it is none."""
         if mint not in self._mints:
             found = await self._account_data(mint)
-            if found is None:
-                raise AccountNotFound(mint, "mint")
+            if found is None:  # what the program says of a missing mint too
+                raise program_error_class("NotAMint")()
             self._mints[mint] = parse_mint(mint, *found)
         return self._mints[mint]
 
@@ -456,12 +550,14 @@ class GhostPayClient:
             return agent
         if not isinstance(agent, str):
             raise InvalidArgument(f"an agent is a Pubkey or an agent_id string, not {type(agent).__name__}")
+        if len(agent.encode()) > MAX_SEED_LEN:  # no PDA exists for it: what the program would say
+            raise program_error_class("AgentIdInvalid")()
         return agent_address(owner or self.wallet, agent, self.program_id)[0]
 
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
         tokens = list(settings.tokens)
-        if not tokens:
-            raise InvalidArgument("x402 needs at least one accepted token")
+        if not tokens:  # the price's decimals come from the first token
+            raise program_error_class("NoAcceptedTokens")()
         decimals = (await self.get_mint(tokens[0])).decimals
         return X402Config(payment_address=settings.payment_address or owner,
                           price_per_call=to_atomic(settings.price, decimals), accepted_tokens=tokens,
@@ -475,10 +571,11 @@ class GhostPayClient:
         `result.address` is the new agent's address.
         """
         owner = self.wallet
+        address = self.agent_address(agent_id, owner)
         config = await self._x402_config(x402, owner) if x402 is not None else None
         instruction = build_register_agent(owner, AgentProfile(agent_id, name, agent_type, description, metadata_uri,
                                                                list(capabilities)), config, self.program_id)
-        return await self.send([instruction], address=agent_address(owner, agent_id, self.program_id)[0])
+        return await self.send([instruction], address=address)
 
     async def update_agent(self, agent: AgentRef, *, name: str | None = None, agent_type: int | None = None,
                            description: str | None = None, metadata_uri: str | None = None,
@@ -502,8 +599,8 @@ class GhostPayClient:
         """Set the price per call, in whole units of the agent's first accepted token."""
         address = self.agent_address(agent)
         info = await self.get_agent(address)
-        if not info.accepted_tokens:
-            raise InvalidArgument("the agent accepts no token yet: use configure_x402")
+        if not info.accepted_tokens:  # no decimals to read the price with: x402 was never configured
+            raise program_error_class("X402NotEnabled")()
         atomic = to_atomic(price, (await self.get_mint(info.accepted_tokens[0])).decimals)
         return await self.send([ix.set_x402_price({"price_per_call": atomic}, {"agent": address, "owner": self.wallet},
                                                   self.program_id)], address=address)
@@ -743,6 +840,188 @@ class GhostPayClient:
         inputs = metrics if isinstance(metrics, ReputationInputs) else ReputationInputs.from_account(metrics)
         return reputation_score(inputs)
 
+    # work orders -----------------------------------------------------------------------------------------
+
+    async def chain_time(self) -> int:
+        """The cluster's clock (unix seconds, from the Clock sysvar): what deadlines are checked against."""
+        found = await self._account_data(CLOCK)
+        if found is None:
+            raise AccountNotFound(CLOCK, "clock sysvar")
+        return struct.unpack_from("<q", found[1], CLOCK_UNIX_TIMESTAMP_OFFSET)[0]
+
+    async def _deadline(self, deadline: Deadline) -> int:
+        if isinstance(deadline, timedelta):
+            return await self.chain_time() + int(deadline.total_seconds())
+        if isinstance(deadline, datetime):
+            if deadline.tzinfo is None:
+                raise InvalidArgument("a deadline datetime needs a timezone (e.g. datetime.now(timezone.utc))")
+            return int(deadline.timestamp())
+        if isinstance(deadline, bool) or not isinstance(deadline, int):
+            raise InvalidArgument(f"a deadline is a unix time, datetime or timedelta, not {type(deadline).__name__}")
+        return deadline
+
+    async def create_work_order(self, agent: AgentRef, amount: Amount, *, deadline: Deadline, arbiter: Pubkey,
+                                title: str, description: str = "", requirements: Sequence[str] = (),
+                                review_period: int | timedelta = timedelta(days=3), mint: Pubkey | None = None,
+                                order_id: int | None = None) -> NewWorkOrder:
+        """Hire `agent` through escrow: `amount` (whole tokens of `mint`, default the agent's first accepted
+        token) moves from the wallet's token account into a new vault until released.
+
+            order = await gp.create_work_order(agent, Decimal("25"), deadline=timedelta(days=7),
+                                               arbiter=arbiter, title="Translate the manual")
+            await gp.release_payment(order.address, Decimal("10"))   # a first milestone
+
+        `order_id` (u64) defaults to a random one; it and the wallet make the work order's address.
+        """
+        info = await self.get_agent(agent)
+        if mint is None and not info.accepted_tokens:
+            raise InvalidArgument(f"agent {info.address} lists no accepted token: pass mint=")
+        mint_info = await self.get_mint(mint or info.accepted_tokens[0])
+        atomic = to_atomic(amount, mint_info.decimals)
+        order_id = int.from_bytes(os.urandom(8), "little") if order_id is None else order_id
+        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 0 <= order_id < 2**64:
+            raise InvalidArgument("order_id is a u64")
+        review = int(review_period.total_seconds()) if isinstance(review_period, timedelta) else review_period
+        terms = WorkOrderTerms(atomic, await self._deadline(deadline), arbiter, title, description, tuple(requirements),
+                               review)
+        vault = Keypair()
+        address = work_order_address(self.wallet, order_id, self.program_id)[0]
+        instruction = build_create_work_order(self.wallet, info.address, mint_info.address, order_id, terms,
+                                              vault.pubkey(), mint_info.token_program, program_id=self.program_id)
+        result = await self.send([instruction], [vault], address=address)
+        return NewWorkOrder(address, order_id, vault.pubkey(), from_atomic(atomic, mint_info.decimals), atomic,
+                            mint_info.address, result)
+
+    def work_order_address(self, order_id: int, client: Pubkey | None = None) -> Pubkey:
+        """The address of `client`'s (default: the wallet's) work order `order_id`."""
+        return work_order_address(client or self.wallet, order_id, self.program_id)[0]
+
+    async def get_work_order(self, order: WorkOrderLike) -> WorkOrderInfo:
+        """One live work order (AccountNotFound once it is closed, or if it never existed)."""
+        address = order.address if isinstance(order, WorkOrderInfo) else \
+            Pubkey.from_string(order) if isinstance(order, str) else order
+        found = await self._account_data(address)
+        if found is None or found[0] != self.program_id or found[1][:8] != WorkOrder.discriminator:
+            raise AccountNotFound(address, "work order")
+        decoded = WorkOrder.decode(found[1])
+        return WorkOrderInfo.from_account(address, decoded, await self.get_mint(decoded.mint))
+
+    async def list_work_orders(self, *, client: Pubkey | None = None, agent: AgentRef | None = None,
+                               provider: Pubkey | None = None, arbiter: Pubkey | None = None,
+                               mint: Pubkey | None = None, status: str | None = None) -> list[WorkOrderInfo]:
+        """Live work orders matching every given filter, oldest first: by `client`, provider `agent`,
+        `provider` (the agent's owner), `arbiter`, `mint` or `status` (Created, Accepted, Submitted, Disputed).
+
+            mine = await gp.list_work_orders(client=gp.wallet, status="Submitted")   # waiting for my review
+        """
+        query = WorkOrderQuery(client, self.agent_address(agent) if agent is not None else None, provider, arbiter,
+                               mint, status)
+        resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
+                                                             filters=query.memcmp_filters()))
+        orders = []
+        for keyed in resp.value:
+            data = bytes(keyed.account.data)
+            if query.matches(data):
+                decoded = WorkOrder.decode(data)
+                orders.append(WorkOrderInfo.from_account(keyed.pubkey, decoded, await self.get_mint(decoded.mint)))
+        return sorted(orders, key=lambda o: (o.created_at, bytes(o.address)))
+
+    async def _order_ref(self, order: WorkOrderLike) -> tuple[WorkOrderInfo, WorkOrderRef]:
+        info = order if isinstance(order, WorkOrderInfo) else await self.get_work_order(order)
+        return info, WorkOrderRef.from_account(info.address, info.account, info.token_program, self.program_id)
+
+    async def _payee_accounts(self, order: WorkOrderRef, owners: Sequence[Pubkey]) -> list[Instruction]:
+        """Idempotent creation of the payees' associated token accounts that do not exist yet (paid by the wallet)."""
+        return [create_idempotent_associated_token_account(self.wallet, owner, order.mint, order.token_program)
+                for owner in owners if await self._account_data(order.token_account(owner)) is None]
+
+    async def accept_work_order(self, order: WorkOrderLike) -> TxResult:
+        """Accept a Created work order, as the provider agent's owner, before its deadline."""
+        _, ref = await self._order_ref(order)
+        accept = build_accept_work_order(replace(ref, provider_owner=self.wallet))
+        return await self.send([accept], address=ref.address)
+
+    async def submit_delivery(self, order: WorkOrderLike, deliverable_uri: str, content_hash: bytes | str) -> TxResult:
+        """Deliver an Accepted work order, as the provider's owner: a URI and the content's 32-byte hash
+        (bytes or 64 hex digits, e.g. `hashlib.sha256(content).digest()`); starts the review period."""
+        if isinstance(content_hash, str):
+            try:
+                content_hash = bytes.fromhex(content_hash)
+            except ValueError:
+                raise InvalidArgument("a content hash string is 64 hex digits") from None
+        if len(content_hash) != CONTENT_HASH_LEN:
+            raise InvalidArgument(f"the content hash is {CONTENT_HASH_LEN} bytes, got {len(content_hash)}")
+        _, ref = await self._order_ref(order)
+        deliver = build_submit_work_delivery(replace(ref, provider_owner=self.wallet), deliverable_uri,
+                                             bytes(content_hash))
+        return await self.send([deliver], address=ref.address)
+
+    async def reject_delivery(self, order: WorkOrderLike, reason: str) -> TxResult:
+        """Send a delivery back (Submitted → Accepted), as the client."""
+        _, ref = await self._order_ref(order)
+        reject = build_reject_delivery(replace(ref, client=self.wallet), reason)
+        return await self.send([reject], address=ref.address)
+
+    async def release_payment(self, order: WorkOrderLike, amount: Amount | None = None, *,
+                              client_token_account: Pubkey | None = None,
+                              provider_token_account: Pubkey | None = None) -> TxResult:
+        """Pay the provider `amount` (whole tokens; default: all that remains), as the client. A partial
+        release pays a milestone; the one that empties the escrow completes and closes the work order."""
+        info, ref = await self._order_ref(order)
+        ref = replace(ref, client=self.wallet)
+        atomic = info.amount_atomic - info.released_atomic if amount is None else to_atomic(amount, info.decimals)
+        setup = [] if provider_token_account else await self._payee_accounts(ref, [ref.provider_owner])
+        release = build_release_payment(ref, atomic, client_token_account=client_token_account,
+                                        provider_token_account=provider_token_account)
+        return await self.send(setup + [release], address=ref.address)
+
+    async def claim_payment(self, order: WorkOrderLike, *, provider_token_account: Pubkey | None = None) -> TxResult:
+        """Take the remainder of a Submitted work order after its review period, as the provider's owner."""
+        _, ref = await self._order_ref(order)
+        ref = replace(ref, provider_owner=self.wallet)
+        setup = [] if provider_token_account else await self._payee_accounts(ref, [ref.provider_owner])
+        claim = build_claim_payment(ref, provider_token_account=provider_token_account)
+        return await self.send(setup + [claim], address=ref.address)
+
+    async def open_dispute(self, order: WorkOrderLike, reason: str) -> TxResult:
+        """Dispute an Accepted or Submitted work order, as its client or provider; only the arbiter settles it."""
+        _, ref = await self._order_ref(order)
+        dispute = build_open_dispute(ref, self.wallet, reason)
+        return await self.send([dispute], address=ref.address)
+
+    async def resolve_dispute(self, order: WorkOrderLike, client_share_bps: int, *,
+                              client_token_account: Pubkey | None = None,
+                              provider_token_account: Pubkey | None = None) -> TxResult:
+        """Split the remainder of a Disputed work order, as its arbiter: `client_share_bps` / 10,000 of it
+        (rounded down) to the client, the rest to the provider."""
+        if isinstance(client_share_bps, bool) or not isinstance(client_share_bps, int) or \
+                not 0 <= client_share_bps <= MAX_SHARE_ENCODABLE:  # cannot even be encoded
+            raise program_error_class("ShareOutOfRange")()
+        _, ref = await self._order_ref(order)
+        ref = replace(ref, arbiter=self.wallet)
+        owners = [o for o, given in ((ref.client, client_token_account), (ref.provider_owner, provider_token_account))
+                  if given is None]
+        resolve = build_resolve_dispute(ref, client_share_bps, client_token_account=client_token_account,
+                                        provider_token_account=provider_token_account)
+        return await self.send(await self._payee_accounts(ref, owners) + [resolve], address=ref.address)
+
+    async def cancel_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
+                                ) -> TxResult:
+        """Cancel a Created (not yet accepted) work order, as the client: full refund, the order closes."""
+        _, ref = await self._order_ref(order)
+        ref = replace(ref, client=self.wallet)
+        setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
+        cancel = build_cancel_work_order(ref, client_token_account=client_token_account)
+        return await self.send(setup + [cancel], address=ref.address)
+
+    async def claim_refund(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
+        """Take back the remainder after the deadline passed with nothing delivered, as the client."""
+        _, ref = await self._order_ref(order)
+        ref = replace(ref, client=self.wallet)
+        setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
+        refund = build_claim_refund(ref, client_token_account=client_token_account)
+        return await self.send(setup + [refund], address=ref.address)
+
     # events ----------------------------------------------------------------------------------------------
 
     async def get_transaction_events(self, signature: Signature | str) -> list[ProgramEvent]:
@@ -767,4 +1046,5 @@ class GhostPayClient:
 
 
 __all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "Pricing", "Receipt",
-           "PaymentResult", "PreparedPayment", "Reputation", "normalize_reference", "Finalized"]
+           "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo", "NewWorkOrder", "normalize_reference",
+           "Finalized"]

@@ -1,13 +1,17 @@
-"""Finding agents on chain: `getProgramAccounts` with `memcmp` filters on the Agent account's
+"""Finding accounts on chain: `getProgramAccounts` with `memcmp` filters on an account's
 fixed-size head, then exact filtering and sorting of the decoded accounts.
 
-The head (README, "The Agent account") allows memcmp on the discriminator, the owner (8),
-x402_enabled (40) and is_active (41). Ranges (price, reputation), capabilities and accepted
-tokens beyond the first are checked exactly after decoding.
+The offsets come from the IDL (`head_offsets`), as the C header's do. The Agent head (README,
+"The Agent account") allows memcmp on the owner (8), x402_enabled (40) and is_active (41);
+ranges (price, reputation), capabilities and accepted tokens are checked exactly after
+decoding. The WorkOrder head allows memcmp on client, agent, provider_owner, arbiter, mint
+and status.
 
     >>> f = AgentQuery(x402_enabled=True, max_price=50_000)
     >>> [(m.offset, m.bytes) for m in f.memcmp_filters()[1:3]], f.memcmp_filters()[3]
     ([(40, '2'), (41, '2')], 1848)
+    >>> HEAD["WorkOrder"]["mint"], HEAD["WorkOrder"]["status"]
+    (136, 304)
 """
 
 from __future__ import annotations
@@ -19,14 +23,60 @@ import based58
 from solana.rpc.types import MemcmpOpts
 from solders.pubkey import Pubkey
 
-from ghostpay.accounts import Agent
+from ghostpay import artifacts
+from ghostpay.accounts import Agent, WorkOrder
 from ghostpay.exceptions import InvalidArgument
 
-AGENT_SPACE = 1848
+DISCRIMINATOR_LEN = 8
 MAX_FILTERS = 4  # getProgramAccounts refuses more
-OWNER_OFFSET = 8
-X402_ENABLED_OFFSET = 40
-IS_ACTIVE_OFFSET = 41
+_PRIMITIVE_SIZES = {"bool": 1, "u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4, "u64": 8, "i64": 8,
+                    "u128": 16, "i128": 16, "pubkey": 32}
+
+
+def _fixed_size(idl_type: object, types: dict[str, dict]) -> int | None:
+    """The borsh size of an IDL type, or None when it varies (strings, vecs, options)."""
+    if isinstance(idl_type, str):
+        return _PRIMITIVE_SIZES.get(idl_type)
+    if isinstance(idl_type, dict) and "array" in idl_type:
+        inner, count = idl_type["array"]
+        size = _fixed_size(inner, types)
+        return None if size is None else size * count
+    if isinstance(idl_type, dict) and "defined" in idl_type:
+        defined = types[idl_type["defined"]["name"]]["type"]
+        if defined["kind"] == "enum" and not any(v.get("fields") for v in defined["variants"]):
+            return 1  # a borsh enum of unit variants is its variant index
+    return None
+
+
+def head_offsets(account: str) -> dict[str, int]:
+    """Offsets of an account's fields up to its first variable-size one, from the IDL.
+
+    >>> head_offsets("Agent")["is_active"]
+    41
+    """
+    types = {t["name"]: t for t in artifacts.idl_dict()["types"]}
+    offsets, offset = {}, DISCRIMINATOR_LEN
+    for f in types[account]["type"]["fields"]:
+        offsets[f["name"]] = offset
+        size = _fixed_size(f["type"], types)
+        if size is None:
+            break
+        offset += size
+    return offsets
+
+
+def _constant(name: str) -> int:
+    return int(next(c["value"] for c in artifacts.idl_dict()["constants"] if c["name"] == name))
+
+
+HEAD = {name: head_offsets(name) for name in ("Agent", "WorkOrder")}
+AGENT_SPACE = _constant("AGENT_SPACE")
+OWNER_OFFSET = HEAD["Agent"]["owner"]
+X402_ENABLED_OFFSET = HEAD["Agent"]["x402_enabled"]
+IS_ACTIVE_OFFSET = HEAD["Agent"]["is_active"]
+WORK_ORDER_STATUSES: tuple[str, ...] = tuple(
+    v["name"] for t in artifacts.idl_dict()["types"] if t["name"] == "WorkOrderStatus" for v in t["type"]["variants"])
+"""Status names in variant order (the byte stored at HEAD["WorkOrder"]["status"])."""
 
 SortKey = Literal["reputation", "price", "newest", "oldest", "calls", "name"]
 SORTS: dict[str, tuple[Callable[[Agent], object], bool]] = {
@@ -123,3 +173,45 @@ def decode_agents(raw: Sequence[tuple[Pubkey, bytes]]) -> list[tuple[Pubkey, Age
         except Exception:  # noqa: BLE001 - a foreign or corrupt account is not an agent
             continue
     return out
+
+
+@dataclass(frozen=True)
+class WorkOrderQuery:
+    """Work orders by any of their parties, mint and status (a WorkOrderStatus name).
+
+    >>> q = WorkOrderQuery(status="Submitted")
+    >>> [(m.offset, m.bytes) for m in q.memcmp_filters()[1:]]
+    [(304, '3')]
+    """
+
+    client: Pubkey | None = None
+    agent: Pubkey | None = None
+    provider_owner: Pubkey | None = None
+    arbiter: Pubkey | None = None
+    mint: Pubkey | None = None
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in WORK_ORDER_STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(WORK_ORDER_STATUSES)}, not {self.status!r}")
+
+    def _wanted(self) -> list[tuple[int, bytes]]:
+        head = HEAD["WorkOrder"]
+        keys = [(head[name], bytes(key)) for name, key in (("client", self.client), ("agent", self.agent),
+                                                            ("provider_owner", self.provider_owner),
+                                                            ("arbiter", self.arbiter), ("mint", self.mint))
+                if key is not None]
+        if self.status is not None:
+            keys.append((head["status"], bytes([WORK_ORDER_STATUSES.index(self.status)])))
+        return keys
+
+    def memcmp_filters(self) -> list[Union[int, MemcmpOpts]]:
+        """The discriminator and as many of the wanted fields as the RPC limit allows; `matches` checks all."""
+        filters: list[Union[int, MemcmpOpts]] = [MemcmpOpts(0, _b58(WorkOrder.discriminator))]
+        filters += [MemcmpOpts(offset, _b58(value)) for offset, value in self._wanted()]
+        return filters[:MAX_FILTERS]
+
+    def matches(self, data: bytes) -> bool:
+        """The exact check of every wanted field on the raw account."""
+        return data[:DISCRIMINATOR_LEN] == WorkOrder.discriminator and \
+            all(data[offset:offset + len(value)] == value for offset, value in self._wanted())

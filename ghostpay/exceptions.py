@@ -11,6 +11,11 @@
         └── ProgramError           a GhostPay program error: name, code, message from the IDL
             └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
 
+The typed classes are made from the generated error tables (ghostpay.errors, itself generated
+from the IDL), so a new IDL error needs no change here. Where the SDK refuses a value before
+sending (e.g. an agent_id too long to be a PDA seed, a share over 65,535 bps) it raises the
+program's own class, without logs or signature: `except AgentIdInvalid` catches both.
+
     >>> err = ProgramError.from_code(6027)
     >>> isinstance(err, PaymentAlreadyRecorded), err.name, err.code
     (True, 'PaymentAlreadyRecorded', 6027)
@@ -21,8 +26,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Sequence
 
-from ghostpay import artifacts
 from ghostpay.errors import anchor as _anchor_errors
+from ghostpay.errors import custom as _custom_errors
 
 __all__ = [
     "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
@@ -137,10 +142,9 @@ def _register(code: int, name: str, message: str) -> type[ProgramError]:
 
 
 # Anchor's framework errors first, then the program's own (which win on a name clash).
-for _code, _err in _anchor_errors.ANCHOR_ERROR_MAP.items():
-    _register(_code, type(_err).name, type(_err).msg)  # type: ignore[attr-defined]
-for _entry in artifacts.idl_dict().get("errors", []):
-    _register(int(_entry["code"]), _entry["name"], _entry.get("msg", ""))
+for _map in (_anchor_errors.ANCHOR_ERROR_MAP, _custom_errors.CUSTOM_ERROR_MAP):
+    for _code, _err in _map.items():  # type: ignore[attr-defined]
+        _register(_code, type(_err).name, type(_err).msg)  # type: ignore[attr-defined]
 
 ANCHOR_LOG = re.compile(r"AnchorError .*Error Code: (\w+)\. Error Number: (\d+)\. Error Message: (.*?)\.?$")
 

@@ -16,7 +16,7 @@ from typing import Union
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
-from ghostpay.exceptions import InvalidArgument
+from ghostpay.exceptions import InvalidArgument, program_error_class
 
 MINT_DECIMALS_OFFSET = 44
 MINT_MIN_LEN = 82
@@ -72,7 +72,7 @@ def from_atomic(atomic: int, decimals: int) -> Decimal:
 
 
 def parse_mint(address: Pubkey, owner: Pubkey, data: bytes) -> MintInfo:
-    """MintInfo from a mint account's owner and data."""
+    """MintInfo from a mint account's owner and data; the program's `NotAMint` if it is none."""
     if owner not in TOKEN_PROGRAMS or len(data) < MINT_MIN_LEN:
-        raise InvalidArgument(f"{address} is not an SPL Token or Token-2022 mint")
+        raise program_error_class("NotAMint")()
     return MintInfo(address, struct.unpack_from("<B", data, MINT_DECIMALS_OFFSET)[0], owner)

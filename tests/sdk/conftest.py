@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import AsyncIterator, Iterator
 
@@ -10,10 +11,11 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from ghostpay.client import GhostPayClient
+from ghostpay.client import GhostPayClient, X402Settings
 from tests.localnet.conftest import LocalnetProcess
 
 SOL = 1_000_000_000
+PRICE = Decimal("0.01")
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +57,36 @@ def usdc(net: LocalnetProcess) -> Pubkey:
     return create_mint(net, 6)
 
 
-PRICE = Decimal("0.01")
+
+def time_travel(net: LocalnetProcess, seconds: int) -> None:
+    """Move the localnet's clock `seconds` forward (deadlines and review periods are checked against it)."""
+    now = cheat(net, "getBlockTime", cheat(net, "getSlot"))
+    cheat(net, "surfnet_timeTravel", {"absoluteTimestamp": (now + seconds) * 1000})  # type: ignore[operator]
+
+
+
+@dataclass
+class Escrow:
+    """Three wallets on one localnet: a provider owning an agent that accepts `mint`, a client holding
+    100 tokens of it, and an arbiter."""
+
+    provider: GhostPayClient
+    client: GhostPayClient
+    arbiter: GhostPayClient
+    agent: Pubkey
+    mint: Pubkey
+
+    async def __aenter__(self) -> "Escrow":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for gp in (self.provider, self.client, self.arbiter):
+            await gp.close()
+
+
+async def escrow(net: LocalnetProcess, mint: Pubkey, agent_id: str = "worker") -> Escrow:
+    provider, client, arbiter = (GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url) for _ in range(3))
+    registered = await provider.register_agent(agent_id, agent_id.title(), capabilities=["work"],
+                                               x402=X402Settings(PRICE, [mint], "https://work.example"))
+    mint_to(net, client.wallet, mint, 100_000_000)
+    return Escrow(provider, client, arbiter, registered.address, mint)
