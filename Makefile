@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet
+.PHONY: setup demo test codegen program check bench bench-localnet bench-cli
 
 setup:
 	@scripts/setup.sh
@@ -29,3 +29,7 @@ bench: setup
 # Localnet start-up, HTTP vs in-process throughput, getProgramAccounts over 10,000 agents.
 bench-localnet: setup
 	.venv/bin/python -m bench.localnet
+
+# ghost --help and ghost agent search over 10,000 indexed agents, wall time as a user sees it.
+bench-cli: setup
+	.venv/bin/python -m bench.cli

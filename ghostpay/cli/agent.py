@@ -16,7 +16,7 @@ import typer
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, State, state
 from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
-    tx_data
+    tx_data, whole
 
 if TYPE_CHECKING:
     from solders.pubkey import Pubkey
@@ -51,30 +51,27 @@ async def first_mint(gp: "GhostPayClient", info: "AgentInfo") -> "MintInfo | Non
 
 
 def price_text(st: State, info: "AgentInfo", mint: "MintInfo | None", atomic: int | None = None) -> str:
-    from ghostpay.tokens import from_atomic
-
     value = info.price_per_call if atomic is None else atomic
     if mint is None:
         return f"{value:,} atomic units" if value else "—"
-    return format_amount(from_atomic(value, mint.decimals), mint_symbol(st, mint.address))
+    return format_amount(whole(value, mint.decimals), mint_symbol(st, mint.address))
 
 
 def agent_json(st: State, info: "AgentInfo", mint: "MintInfo | None") -> dict[str, Any]:
     from ghostpay.reputation import tier
-    from ghostpay.tokens import from_atomic
 
     decimals = mint.decimals if mint is not None else 0
     return {
         "address": str(info.address), "owner": str(info.owner), "agent_id": info.agent_id, "name": info.name,
         "agent_type": info.agent_type, "description": info.description, "metadata_uri": info.metadata_uri,
         "capabilities": info.capabilities, "is_active": info.is_active, "x402_enabled": info.x402_enabled,
-        "price": from_atomic(info.price_per_call, decimals) if mint is not None else None,
+        "price": whole(info.price_per_call, decimals) if mint is not None else None,
         "price_atomic": info.price_per_call, "token": str(mint.address) if mint else None,
         "token_symbol": mint_symbol(st, mint.address) if mint else None, "decimals": decimals if mint else None,
         "accepted_tokens": [str(t) for t in info.accepted_tokens], "endpoint": info.endpoint,
         "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
         "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
-        "total_payments": from_atomic(info.total_payments, decimals), "total_payments_atomic": info.total_payments,
+        "total_payments": whole(info.total_payments, decimals), "total_payments_atomic": info.total_payments,
         "total_calls": info.total_calls, "last_payment_at": info.last_payment_at, "created_at": info.created_at,
         "updated_at": info.updated_at, "explorer": explorer_url("address", info.address, st.rpc_url),
     }
@@ -410,8 +407,6 @@ async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Dec
                        limit: int) -> tuple[list[tuple["AgentInfo", "MintInfo | None"]], int]:
     """getProgramAccounts with memcmp filters; a price ceiling without --token is in each agent's own token.
     Returns the first `limit` agents and how many matched."""
-    from ghostpay.tokens import to_atomic
-
     price_filter = ceiling if mint is not None else None
     agents = await gp.search_agents(x402_enabled=True if ceiling is not None and x402_enabled is None
                                     else x402_enabled, capability=capability, token=mint, max_price=price_filter,
@@ -419,7 +414,7 @@ async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Dec
                                     sort=order)  # type: ignore[arg-type]
     if ceiling is not None and mint is None:
         pairs = await with_mints(gp, agents)
-        pairs = [(a, m) for a, m in pairs if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
+        pairs = [(a, m) for a, m in pairs if m is not None and whole(a.price_per_call, m.decimals) <= ceiling]
         return pairs[:limit], len(pairs)
     return await with_mints(gp, agents[:limit]), len(agents)
 

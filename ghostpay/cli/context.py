@@ -143,9 +143,11 @@ class State:
 
     @property
     def rpc_url(self) -> str:
-        from ghostpay.cluster import MONIKERS
-
         url = self.settings.url.strip()
+        if "://" in url:
+            return url
+        from ghostpay.cluster import MONIKERS  # imports the SDK's exceptions (anchorpy): only for a moniker
+
         return MONIKERS.get(url.lower(), url)
 
     def keypair_path(self) -> Path:

@@ -102,8 +102,8 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
                    capability: str | None, x402_enabled: bool | None, include_inactive: bool,
                    limit: int) -> tuple[list[tuple[IndexedAgent, "MintInfo | None"]], int]:
     """Agents from the database, with the same filters as the chain search; returns them and the total."""
+    from ghostpay.cli.output import whole
     from ghostpay.indexer import queries
-    from ghostpay.tokens import to_atomic
 
     decimals = Decimals(st)
     token = str(mint) if mint is not None else None
@@ -112,7 +112,7 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
         found = decimals(token)
         if found is None:
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
-        max_atomic = to_atomic(ceiling, found.decimals)
+        max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
     exact = (ceiling is None or token is not None) and order in (None, "reputation", "price")
     for session in _session(st):
         try:
@@ -134,7 +134,7 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
     out: list[tuple[IndexedAgent, Any]] = [(a, decimals(a.accepted_tokens[0] if a.accepted_tokens else None))
                                            for a in agents]
     if ceiling is not None and token is None:  # each agent's price in its own pricing token
-        out = [(a, m) for a, m in out if m is not None and a.price_per_call <= to_atomic(ceiling, m.decimals)]
+        out = [(a, m) for a, m in out if m is not None and whole(a.price_per_call, m.decimals) <= ceiling]
         total = len(out)
     if order in ("newest", "oldest", "calls", "name"):
         keys = {"newest": (lambda a: a.created_at, True), "oldest": (lambda a: a.created_at, False),
@@ -145,9 +145,8 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
 
 
 def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -> list[dict[str, Any]]:
-    from ghostpay.cli.output import mint_symbol
+    from ghostpay.cli.output import mint_symbol, whole
     from ghostpay.indexer import queries
-    from ghostpay.tokens import from_atomic
 
     decimals = Decimals(st)
     for session in _session(st):
@@ -157,7 +156,7 @@ def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -
             mint = decimals(p.mint)
             rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "mint": p.mint,
                          "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
-                         "amount": format(from_atomic(p.amount, mint.decimals), "f") if mint else str(p.amount),
+                         "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
                          "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,
                          "outcome": p.outcome, "rating": p.rating, "response_time_ms": p.response_time_ms})
         return rows

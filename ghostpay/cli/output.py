@@ -77,6 +77,12 @@ def jsonable(value: Any) -> Any:
     return str(value)  # Pubkey, Signature, Hash
 
 
+def whole(atomic: int, decimals: int) -> Decimal:
+    """Atomic units as whole tokens, exactly (ghostpay.tokens.from_atomic without importing the Solana
+    stack, so indexer-backed commands stay light)."""
+    return Decimal(atomic).scaleb(-decimals)
+
+
 def format_amount(amount: Decimal, symbol: str = "") -> str:
     """`1,234.5 USDC`: exact, trailing zeros dropped but at least two places when the mint has them."""
     exponent = amount.as_tuple().exponent

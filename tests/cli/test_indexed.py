@@ -1,0 +1,45 @@
+"""`agent search` and `agent payment-history` from the indexer's database (--db / GHOST_DB)."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import ghost, mint_to
+
+
+def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeypatch) -> None:
+    seller, _ = wallets.new()
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 5_000_000)
+    cheap = ghost("agent", "register", "idx-cheap", "--name", "Idx Cheap", "-c", "index-test", "--price", "0.01",
+                  "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
+    dear = ghost("agent", "register", "idx-dear", "--name", "Idx Dear", "-c", "index-test", "--price", "1",
+                 "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
+    refs = [ghost("payment", "send", "-a", cheap, "--amount", amount, keypair=buyer).data["reference"]
+            for amount in ("0.01", "0.3")]
+    ghost("payment", "feedback", "-a", cheap, "-r", refs[0], "--rating", "5", keypair=buyer).data
+
+    db = tmp_path / "index.db"
+    indexed = ghost("--db", str(db), "indexer", "run", "--once", output=None)
+    assert indexed.code == 0, indexed.stderr
+    status = ghost("--db", str(db), "indexer", "status").data  # --output json reaches the indexer's --json
+    assert status["rows"]["agents"] >= 2 and status["rows"]["payments"] >= 2
+
+    found = ghost("--db", str(db), "agent", "search", "-c", "index-test", "--sort", "price").data
+    assert found["source"] == "indexer" and [a["address"] for a in found["agents"]] == [cheap, dear]
+    assert found["agents"][0]["price"] == "0.010000" and found["agents"][0]["capabilities"] == ["index-test"]
+    capped = ghost("--db", str(db), "agent", "search", "-c", "index-test", "--token", "USDC", "--max-price", "0.5")
+    assert [a["address"] for a in capped.data["agents"]] == [cheap]
+    monkeypatch.setenv("GHOST_DB", str(db))
+    assert [a["address"] for a in ghost("agent", "search", "-c", "index-test", "--max-price", "0.5").data["agents"]] \
+        == [cheap]
+    text = ghost("agent", "search", "-c", "index-test", "--x402-enabled", output=None).stdout
+    assert "2 agent(s) found (from the indexer)" in text and "1.00 USDC" in text
+
+    history = ghost("agent", "payment-history", cheap, "--sort-by", "amount").data
+    assert history["source"] == "indexer"
+    assert [(p["reference"], p["amount"]) for p in history["payments"]] == [(refs[1], "0.300000"),
+                                                                             (refs[0], "0.010000")]
+    assert history["payments"][1]["rating"] == 5
+    text = ghost("agent", "payment-history", cheap, output=None).stdout
+    assert "2 payment(s) (from the indexer)" in text and "0.30 USDC" in text
+    bad = ghost("--db", "postgresql://nobody@127.0.0.1:9/none", "agent", "search").one_line_error(1)
+    assert "cannot open the indexer database" in bad
