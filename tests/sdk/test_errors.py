@@ -1,0 +1,259 @@
+"""Every custom program error (6000-6063) raised as its typed exception.
+
+`REACHABLE` triggers each code through the SDK's public methods, the way a user could: bad
+input, the wrong wallet, the wrong state or time. Where the SDK refuses a value before sending
+(it cannot be encoded, or the SDK needs it to build the transaction) it raises the program's own
+class, so `except NameOfError` works either way; those rows are marked `client-side`, and each
+of their codes is also reached on chain by another row.
+
+Not reachable through the SDK, because the SDK derives or fills in the accounts and instructions
+involved (only a hand-built or forged instruction can trigger them); `RAW` covers each with a raw
+instruction sent through `GhostPayClient.send`:
+
+- 6011 MintAccountMismatch: the SDK passes the accepted mints as remaining accounts, in order.
+- 6021 PaymentTransferMissing, 6022 PaymentWrongDestination, 6025 PaymentAuthorityMismatch,
+  6026 PaymentAmountMismatch: `pay_agent` always builds the TransferChecked to the payment
+  address's token account, signed by the payer, for the recorded amount, right before the record.
+- 6029 ReceiptAgentMismatch: the SDK derives the receipt from the agent.
+- 6056 VaultMismatch, 6058 WorkOrderAgentMismatch, 6059 WorkOrderMintMismatch,
+  6063 TokenProgramMismatch: the SDK reads the vault, agent and mint from the work order and
+  takes the token program from the mint's owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+import pytest
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.token.constants import TOKEN_2022_PROGRAM_ID
+
+from ghostpay import instructions as ix
+from ghostpay.agent_instructions import mint_accounts
+from ghostpay.client import WorkOrderInfo, X402Settings
+from ghostpay.errors.custom import CUSTOM_ERROR_MAP
+from ghostpay.exceptions import ProgramError, program_error_class
+from ghostpay.payments import build_record_x402_payment, build_x402_payment
+from ghostpay.pda import associated_token_address, receipt_address, reputation_address
+from ghostpay.sync_client import GhostPay
+from ghostpay.tokens import Atomic
+from ghostpay.work_orders import WorkOrderRef, build_release_payment
+from tests.localnet.conftest import LocalnetProcess
+from tests.sdk.conftest import PRICE, cheat, create_mint, fund, mint_to, time_travel
+
+ENDPOINT = "https://errors.example"
+TOKEN_2022_MINT_TYPE_OFFSET = 165  # the account-type byte after a token account's 165-byte base
+EXTENSIONS = {"MintHasTransferFee": (1, 108), "MintHasTransferHook": (14, 64), "MintExtensionNotSupported": (12, 32)}
+
+
+def extension_mint(net: LocalnetProcess, extension_type: int, length: int) -> Pubkey:
+    """A Token-2022 mint carrying one extension (zeroed), as the program reads it."""
+    mint = Pubkey.from_string(cheat(net, "surfnet_createMint", {"decimals": 6, "tokenProgram":  # type: ignore[index]
+                                                                str(TOKEN_2022_PROGRAM_ID)})["value"])
+    account = cheat(net, "getAccountInfo", str(mint), {"encoding": "base64"})["value"]  # type: ignore[index]
+    base = base64.b64decode(account["data"][0])
+    data = base.ljust(TOKEN_2022_MINT_TYPE_OFFSET, b"\0") + b"\x01" + extension_type.to_bytes(2, "little") \
+        + length.to_bytes(2, "little") + bytes(length)
+    cheat(net, "surfnet_setAccount", str(mint), {"data": data.hex(), "lamports": 10_000_000})
+    return mint
+
+
+@dataclass
+class World:
+    """Wallets, an agent priced in `usdc`, a paid call, and a factory of work orders in any live state."""
+
+    net: LocalnetProcess
+    provider: GhostPay
+    client: GhostPay
+    arbiter: GhostPay
+    stranger: GhostPay
+    usdc: Pubkey
+    eurc: Pubkey
+    agent: Pubkey
+    plain_agent: Pubkey  # no x402
+    sleepy_agent: Pubkey  # inactive
+    ext_agent: Pubkey  # accepts the Token-2022 mints with extensions
+    ext_mints: dict[str, Pubkey]
+    reference: bytes  # paid by the client, no feedback yet
+
+    def order(self, status: str = "Created", **terms: Any) -> WorkOrderInfo:
+        """A fresh 1-token work order of the client, moved to `status`."""
+        terms = {"deadline": timedelta(hours=1), "arbiter": self.arbiter.wallet, "title": "job", **terms}
+        address = self.client.create_work_order(self.agent, 1, **terms).address
+        if status != "Created":
+            self.provider.accept_work_order(address)
+        if status in ("Submitted", "Disputed"):
+            self.provider.submit_delivery(address, "https://files.example/x", bytes(32))
+        if status == "Disputed":
+            self.client.open_dispute(address, "not what I asked for")
+        return self.client.get_work_order(address)
+
+    def ref(self, order: WorkOrderInfo) -> WorkOrderRef:
+        return WorkOrderRef.from_account(order.address, order.account, order.token_program)
+
+
+@pytest.fixture(scope="module")
+def w(net: LocalnetProcess, usdc: Pubkey) -> Iterator[World]:
+    clients = [GhostPay(net.http_url, fund(net)) for _ in range(4)]
+    provider, client, arbiter, stranger = clients
+    x402 = X402Settings(PRICE, [usdc], ENDPOINT)
+    agent = provider.register_agent("errors", "Errors", x402=x402).address
+    plain = provider.register_agent("plain", "Plain").address
+    sleepy = provider.register_agent("sleepy", "Sleepy", x402=x402).address
+    provider.deactivate(sleepy)
+    ext_mints = {name: extension_mint(net, *spec) for name, spec in EXTENSIONS.items()}
+    ext_agent = provider.register_agent("ext", "Ext", x402=X402Settings(Decimal("0.01"), list(ext_mints.values()),
+                                                                         ENDPOINT)).address
+    for wallet in (client.wallet, stranger.wallet):
+        mint_to(net, wallet, usdc, 1_000_000_000)
+    reference = client.pay_agent(agent).reference
+    yield World(net, provider, client, arbiter, stranger, usdc, create_mint(net, 2), agent, plain, sleepy, ext_agent,
+                ext_mints, reference)
+    for gp in clients:
+        gp.close()
+
+
+Case = Callable[[World], object]
+
+
+def _feedback_twice(w: World) -> None:
+    reference = w.client.pay_agent(w.agent).reference
+    w.client.submit_feedback(w.agent, reference, rating=5)
+    w.client.submit_feedback(w.agent, reference, rating=4)  # not the same transaction again (AlreadyProcessed)
+
+
+def _accept_after_deadline(w: World) -> None:
+    order = w.order(deadline=w.client.chain_time() + 5)
+    time_travel(w.net, 10)
+    w.provider.accept_work_order(order)
+
+
+REACHABLE: list[tuple[str, Case]] = [
+    ("AgentIdInvalid", lambda w: w.stranger.register_agent("", "Empty id")),
+    ("AgentIdInvalid", lambda w: w.stranger.register_agent("x" * 33, "client-side: no PDA for it")),
+    ("NameInvalid", lambda w: w.stranger.register_agent("n", "")),
+    ("DescriptionTooLong", lambda w: w.stranger.register_agent("d", "D", description="d" * 513)),
+    ("MetadataUriTooLong", lambda w: w.stranger.register_agent("m", "M", metadata_uri="u" * 201)),
+    ("TooManyCapabilities", lambda w: w.stranger.register_agent("c", "C", capabilities=[f"c{i}" for i in range(9)])),
+    ("CapabilityInvalid", lambda w: w.stranger.register_agent("c", "C", capabilities=[""])),
+    ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, Atomic(999))),
+    ("NoAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, [])),
+    ("NoAcceptedTokens", lambda w: w.provider.configure_x402(w.agent, X402Settings(PRICE, [], ENDPOINT))),  # client-side
+    ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, [create_mint(w.net) for _ in range(11)])),
+    ("DuplicateToken", lambda w: w.provider.set_tokens(w.agent, [w.usdc, w.usdc])),
+    ("DefaultTokenNotAllowed", lambda w: w.provider.set_tokens(w.agent, [Pubkey.default()])),
+    ("NotAMint", lambda w: w.provider.set_tokens(w.agent, [w.usdc, w.stranger.wallet])),
+    ("NotAMint", lambda w: w.provider.configure_x402(w.agent, X402Settings(PRICE, [w.stranger.wallet], ENDPOINT))),
+    ("InvalidPaymentAddress", lambda w: w.provider.configure_x402(w.agent, X402Settings(
+        PRICE, [w.usdc], ENDPOINT, Pubkey.default()))),
+    ("EndpointTooLong", lambda w: w.provider.set_endpoint(w.agent, "https://" + "e" * 250)),
+    ("InvalidEndpoint", lambda w: w.provider.set_endpoint(w.agent, "ftp://files.example")),
+    ("Unauthorized", lambda w: w.stranger.update_agent(w.agent, name="Mine now")),
+    ("AgentAlreadyRegistered", lambda w: w.provider.register_agent("errors", "Again")),
+    ("X402NotEnabled", lambda w: w.provider.set_endpoint(w.plain_agent, ENDPOINT)),
+    ("X402NotEnabled", lambda w: w.provider.set_price(w.plain_agent, 1)),  # client-side: no token for decimals
+    ("AgentHasOpenWorkOrders", lambda w: (w.order(), w.provider.close_agent(w.agent))),
+    ("AgentInactive", lambda w: w.client.pay_agent(w.sleepy_agent)),
+    ("PaymentMintNotAccepted", lambda w: w.client.create_work_order(
+        w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros")),
+    ("PaymentBelowPrice", lambda w: w.client.pay_agent(w.agent, amount=Atomic(9_999))),
+    ("PaymentAlreadyRecorded", lambda w: w.client.pay_agent(w.agent, reference=w.reference)),
+    ("NotReceiptPayer", lambda w: w.stranger.submit_feedback(w.agent, w.reference, rating=5)),
+    ("FeedbackAlreadySubmitted", _feedback_twice),
+    ("RatingOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, rating=6)),
+    ("ResponseTimeOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, response_time_ms=3_600_001)),
+    ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, w.reference)),
+    ("WorkOrderAmountOutOfRange", lambda w: w.client.create_work_order(
+        w.agent, Atomic(999), deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="tiny")),
+    ("DeadlineInPast", lambda w: w.order(deadline=w.client.chain_time() - 1)),
+    ("ReviewPeriodOutOfRange", lambda w: w.order(review_period=59)),
+    ("TitleInvalid", lambda w: w.order(title="")),
+    ("WorkOrderDescriptionTooLong", lambda w: w.order(description="d" * 513)),
+    ("TooManyRequirements", lambda w: w.order(requirements=[f"r{i}" for i in range(11)])),
+    ("RequirementInvalid", lambda w: w.order(requirements=[""])),
+    ("InvalidArbiter", lambda w: w.order(arbiter=w.client.wallet)),
+    ("CannotHireOwnAgent", lambda w: w.provider.create_work_order(
+        w.agent, 1, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="self")),
+    *[(name, (lambda name: lambda w: w.client.create_work_order(
+        w.ext_agent, 1, mint=w.ext_mints[name], deadline=timedelta(hours=1), arbiter=w.arbiter.wallet,
+        title=name))(name)) for name in EXTENSIONS],
+    ("InvalidWorkOrderStatus", lambda w: w.client.cancel_work_order(w.order("Accepted"))),
+    ("NotWorkOrderClient", lambda w: w.stranger.reject_delivery(w.order("Submitted"), "not mine")),
+    ("NotWorkOrderProvider", lambda w: w.stranger.accept_work_order(w.order())),
+    ("NotWorkOrderArbiter", lambda w: w.stranger.resolve_dispute(w.order("Disputed"), 0)),
+    ("NotWorkOrderParty", lambda w: w.stranger.open_dispute(w.order("Accepted"), "meddling")),
+    ("DeadlinePassed", _accept_after_deadline),
+    ("DeadlineNotReached", lambda w: w.client.claim_refund(w.order())),
+    ("ReviewPeriodActive", lambda w: w.provider.claim_payment(w.order("Submitted"))),
+    ("ReleaseExceedsRemainder", lambda w: w.client.release_payment(w.order("Accepted"), Decimal("1.000001"))),
+    ("ZeroAmount", lambda w: w.client.release_payment(w.order("Accepted"), 0)),
+    ("TokenAccountOwnerMismatch", lambda w: w.client.release_payment(
+        w.order("Accepted"), provider_token_account=associated_token_address(w.client.wallet, w.usdc))),
+    ("DeliverableUriInvalid", lambda w: w.provider.submit_delivery(w.order("Accepted"), "", bytes(32))),
+    ("ReasonTooLong", lambda w: w.client.open_dispute(w.order("Accepted"), "r" * 201)),
+    ("ShareOutOfRange", lambda w: w.arbiter.resolve_dispute(w.order("Disputed"), 10_001)),
+    ("ShareOutOfRange", lambda w: w.arbiter.resolve_dispute(w.order("Disputed"), 70_000)),  # client-side: not a u16
+]
+
+
+def _payment(w: World, payer: Pubkey, amount: int = 10_000, pay_to: Pubkey | None = None) -> list[Instruction]:
+    return build_x402_payment(payer, w.agent, pay_to or w.provider.wallet, w.usdc, 6, amount, os.urandom(32))
+
+
+def _record_instead(payment: list[Instruction], record: Instruction) -> list[Instruction]:
+    return payment[:-1] + [record]
+
+
+def _forged_release(w: World, **keys: Any) -> tuple[list[Instruction], list[Keypair]]:
+    order = w.order("Accepted")
+    return [build_release_payment(replace(w.ref(order), **keys), 1)], []
+
+
+RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]] = [
+    ("MintAccountMismatch", lambda w: ([ix.set_x402_tokens(
+        {"accepted_tokens": [w.usdc]}, {"agent": w.agent, "owner": w.provider.wallet},
+        remaining_accounts=mint_accounts([w.eurc]))], [w.provider.keypair])),
+    ("PaymentTransferMissing", lambda w: ([build_record_x402_payment(w.agent, w.client.wallet, 10_000,
+                                                                     os.urandom(32))], [])),
+    ("PaymentWrongDestination", lambda w: (_payment(w, w.client.wallet, pay_to=w.client.wallet), [])),
+    ("PaymentAuthorityMismatch", lambda w: (_record_instead(_payment(w, w.stranger.wallet), build_record_x402_payment(
+        w.agent, w.client.wallet, 10_000, os.urandom(32))), [w.stranger.keypair])),
+    ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), build_record_x402_payment(
+        w.agent, w.client.wallet, 20_000, os.urandom(32))), [])),
+    ("ReceiptAgentMismatch", lambda w: ([ix.submit_feedback(
+        {"success": True, "response_time_ms": 0, "rating": 5},
+        {"agent": w.sleepy_agent, "reputation": reputation_address(w.sleepy_agent)[0],
+         "receipt": receipt_address(w.agent, w.reference)[0], "payer": w.client.wallet})], [])),
+    ("VaultMismatch", lambda w: _forged_release(w, vault=associated_token_address(w.client.wallet, w.usdc))),
+    ("WorkOrderAgentMismatch", lambda w: _forged_release(w, agent=w.sleepy_agent)),
+    ("WorkOrderMintMismatch", lambda w: _forged_release(w, mint=w.eurc)),
+    ("TokenProgramMismatch", lambda w: _forged_release(w, token_program=TOKEN_2022_PROGRAM_ID)),
+]
+
+
+def test_every_custom_error_is_covered() -> None:
+    covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6064))
+
+
+@pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])
+def test_reachable_through_the_sdk(w: World, name: str, case: Case) -> None:
+    with pytest.raises(program_error_class(name)) as raised:
+        case(w)
+    assert isinstance(raised.value, ProgramError) and raised.value.name == name
+
+
+@pytest.mark.parametrize("name, build", RAW, ids=[f"{program_error_class(n).code}-{n}" for n, _ in RAW])
+def test_raw_instruction(w: World, name: str, build: Callable[[World], tuple[list[Instruction], list[Keypair]]]
+                         ) -> None:
+    instructions, signers = build(w)
+    with pytest.raises(program_error_class(name)) as raised:
+        w.client.send(instructions, signers)
+    assert raised.value.logs  # the program said so on chain
