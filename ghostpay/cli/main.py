@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from ghostpay import __version__
-from ghostpay.cli import agent, config, localnet, misc, payment
+from ghostpay.cli import agent, config, escrow, localnet, misc, payment
 from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
 from ghostpay.cli.indexer import app as indexer_app
 
@@ -117,6 +117,7 @@ def path(ctx: typer.Context) -> None:
 
 app.add_typer(agent.app, name="agent")
 app.add_typer(payment.app, name="payment")
+app.add_typer(escrow.app, name="escrow")
 app.add_typer(config.app, name="config")
 app.add_typer(localnet.app, name="localnet")
 app.add_typer(indexer_app, name="indexer")

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Sequence, Union
 import typer
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from solders.pubkey import Pubkey
 
     from ghostpay.cli.context import State
@@ -136,20 +138,55 @@ def reference(value: str) -> bytes:
 
 def min_reputation(value: str | None) -> int | None:
     """Basis points (0-10,000), or a percentage like `85%`."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        bps = Decimal(text[:-1]) * 100 if text.endswith("%") else Decimal(text)
-    except InvalidOperation:
-        raise typer.BadParameter(f"--min-reputation is basis points (0-10000) or a percentage, not {value!r}") \
-            from None
-    if not 0 <= bps <= 10_000:
-        raise typer.BadParameter("--min-reputation is 0 to 10,000 basis points (0% to 100%)")
-    return int(bps)
+    return None if value is None else basis_points(value, "--min-reputation")
 
 
 def choice(value: str, choices: Sequence[str], option: str) -> str:
     if value not in choices:
         raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def duration(value: str, what: str) -> int:
+    """Seconds from `90`, `90s`, `30m`, `12h`, `7d` or `2w`."""
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], None) if text else None
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise typer.BadParameter(f"{what} is a duration like 3600, 30m, 12h or 7d, not {value!r}")
+    return int(number) * (unit or 1)
+
+
+def deadline(value: str) -> "int | datetime | timedelta":
+    """A deadline: a duration from now (`7d`, returned as a timedelta), an ISO date-time with a time zone,
+    or unix seconds."""
+    from datetime import datetime, timedelta
+
+    text = value.strip()
+    if text[-1:].lower() in DURATION_UNITS and text[:-1].isdigit():
+        return timedelta(seconds=duration(text, "--deadline"))
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"--deadline is a duration from now (7d), an ISO date-time with a zone "
+                                 f"(2026-12-01T12:00Z) or unix seconds, not {value!r}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("--deadline needs a time zone, e.g. 2026-12-01T12:00:00+00:00")
+    return moment
+
+
+def basis_points(value: str, option: str) -> int:
+    """Whole basis points (0-10,000), or a percentage like `30%` or `12.5%`."""
+    text = value.strip()
+    try:
+        bps = Decimal(text[:-1]) * 100 if text.endswith("%") else Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{option} is basis points (0-10000) or a percentage, not {value!r}") from None
+    if not 0 <= bps <= 10_000 or bps != bps.to_integral_value():
+        raise typer.BadParameter(f"{option} is 0 to 10,000 whole basis points (0% to 100%)")
+    return int(bps)
