@@ -1,67 +1,37 @@
-"""The main job end to end over JSON-RPC: register an agent priced for x402, pay it
-for one call (a facilitator paying the fees), rate the call, read the reputation.
+"""The main job, as a scripted session of `ghost` commands on a throwaway localnet (`ghost demo`, `make demo`).
 
-Used by `ghost demo`; runs against any RPC endpoint whose validator has the
-GhostPay program and the `surfnet_*` cheat codes (a localnet), and starts a
-throwaway localnet when given none.
+Two provider agents register with their x402 price in one transaction each; a buyer finds them with
+`agent search --x402-enabled`, simulates and pays calls (TransferChecked + record_x402_payment) and rates
+them; the buyer hires one through escrow (create, accept, deliver, release); the indexer indexes the chain
+and shows the payment history and the reputation table. Every step is a real `ghost` command, run
+in-process with the same code path as the installed script, and printed as `$ ghost …` before its output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
+import shlex
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import httpx
-from solana.exceptions import SolanaRpcException
-from solana.rpc.api import Client
-from solana.rpc.commitment import Confirmed
-from solana.rpc.core import RPCException
-from solana.rpc.types import TxOpts
-from solders.instruction import Instruction
-from solders.keypair import Keypair
-from solders.message import Message
-from solders.pubkey import Pubkey
-from solders.transaction import Transaction
-
-from ghostpay.accounts import Agent, ReputationMetrics
-from ghostpay.agent_instructions import AgentProfile, build_register_agent
-from ghostpay.instructions import submit_feedback
 from ghostpay.localnet.process import LocalnetProcess, LocalnetStartError
-from ghostpay.payments import build_x402_payment
-from ghostpay.pda import agent_address, receipt_address, reputation_address
-from ghostpay.reputation import ReputationInputs, reputation_score, tier
-from ghostpay.types import X402Config
 
-PRICE = 10_000  # 0.01 of a 6-decimal token
-DECIMALS = 6
-AIRDROP_LAMPORTS = 2_000_000_000
+ORDER_ID = 1
 
 
 class DemoError(Exception):
     """The demo could not complete; the message says why."""
 
 
-@dataclass
-class DemoResult:
-    agent: Pubkey
-    state: Agent
-    metrics: ReputationMetrics
-    signatures: dict[str, str]
-
-    def to_json(self) -> dict[str, Any]:
-        score = reputation_score(ReputationInputs.from_account(self.metrics))
-        return {"agent": str(self.agent), "signatures": self.signatures, "state": self.state.to_json(),
-                "reputation": {**score.__dict__, "tier": tier(score.score, True).value}}
-
-
 @contextlib.contextmanager
 def temporary_localnet() -> Iterator[str]:
-    """A localnet on free ports with a throwaway ledger; yields its RPC URL."""
+    """A localnet on free ports with a throwaway ledger; yields its RPC URL and stops it after."""
     with tempfile.TemporaryDirectory(prefix="ghostpay-demo-") as tmp:
         try:
             net = LocalnetProcess(Path(tmp) / "ledger", "--quiet").start()
@@ -73,66 +43,140 @@ def temporary_localnet() -> Iterator[str]:
             net.stop(signal.SIGTERM)
 
 
-def _cheat(url: str, method: str, *params: Any) -> Any:
+@contextlib.contextmanager
+def session_environment(folder: Path, url: str) -> Iterator[None]:
+    """The demo's own settings: its RPC URL, a config file and data folder of its own (the user's config is
+    never touched), commands run from `folder` so keypair paths stay short."""
+    saved_env = {k: os.environ.get(k) for k in ("GHOST_URL", "GHOST_CONFIG", "GHOSTPAY_HOME", "GHOST_KEYPAIR",
+                                                "GHOST_OUTPUT", "GHOST_DB", "GHOST_COMMITMENT", "GHOST_PROGRAM_ID")}
+    saved_cwd = os.getcwd()
+    for key in saved_env:
+        os.environ.pop(key, None)
+    os.environ.update(GHOST_URL=url, GHOST_CONFIG=str(folder / "config.toml"), GHOSTPAY_HOME=str(folder / "home"))
+    os.chdir(folder)
     try:
-        reply = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                           timeout=10).json()
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Session:
+    """Runs `ghost` commands in-process: shown as `$ ghost …` with their text output, or (json=True)
+    captured as JSON documents for one summary."""
+
+    json: bool
+    show: Callable[[str, str], None]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, note: str, *args: str, keypair: str | None = None) -> Any:
+        from ghostpay.cli.main import app
+
+        argv = (["-k", keypair] if keypair else []) + list(args)
+        command = "ghost " + " ".join(shlex.quote(a) for a in argv)
+        out, err = io.StringIO(), io.StringIO()
+        if not self.json:
+            self.show(note, command)
+        with contextlib.redirect_stderr(err), \
+                (contextlib.redirect_stdout(out) if self.json else contextlib.nullcontext()):
+            code = app(["--output", "json", *argv] if self.json else argv, standalone_mode=False)
+        if code != 0:
+            reason = err.getvalue().strip().splitlines()[-1:] or [f"exit status {code}"]
+            raise DemoError(f"'{command}' failed: {reason[0].removeprefix('error: ')}")
+        data = json.loads(out.getvalue()) if self.json and out.getvalue().strip() else None
+        self.steps.append({"note": note, "command": command, "output": data})
+        return data
+
+
+def wallets(folder: Path, names: list[str]) -> dict[str, str]:
+    """New keypair files (Solana CLI format) named after their roles; returns name -> base58 address."""
+    from solders.keypair import Keypair
+
+    addresses = {}
+    for name in names:
+        keypair = Keypair()
+        (folder / f"{name}.json").write_text(json.dumps(list(bytes(keypair))))
+        addresses[name] = str(keypair.pubkey())
+    return addresses
+
+
+def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
+    """The scripted session; returns what it found out (addresses, reference, order)."""
+    from ghostpay.pda import agent_address, work_order_address
+    from solders.pubkey import Pubkey
+
+    who = wallets(folder, ["translator", "summarizer", "buyer", "arbiter"])
+    agents = {name: str(agent_address(Pubkey.from_string(who[name]), name)[0]) for name in ("translator",
+                                                                                          "summarizer")}
+    order = str(work_order_address(Pubkey.from_string(who["buyer"]), ORDER_ID)[0])
+    references = [os.urandom(32).hex() for _ in range(3)]
+    db = "index.db"  # commands run in `folder`
+
+    for name in ("translator", "summarizer", "buyer", "arbiter"):
+        run(f"fund the {name}'s wallet with SOL for fees", "airdrop", "2", keypair=f"{name}.json")
+    run("a USDC-like test mint (6 decimals); the buyer gets 100", "test-mint", "--symbol", "USDC", "--fund",
+        who["buyer"], "--amount", "100", keypair="buyer.json")
+    run("provider 1 registers with its x402 price, in one transaction", "agent", "register", "translator",
+        "--name", "Translator", "-d", "English <-> French, per call", "-c", "translate,summarize", "--price", "0.01",
+        "--tokens", "USDC", "--endpoint", "https://translator.example/x402", "--yes", keypair="translator.json")
+    run("provider 2 does the same", "agent", "register", "summarizer", "--name", "Summarizer", "-c", "summarize",
+        "--price", "0.02", "--tokens", "USDC", "--endpoint", "https://summarizer.example/x402", "--yes",
+        keypair="summarizer.json")
+    run("the buyer discovers agents that take x402 payments", "agent", "search", "--x402-enabled", "--capability",
+        "summarize", "--sort", "price")
+    run("dry run of one paid call: compute units, fee, nothing spent", "payment", "simulate", "--agent",
+        agents["translator"], keypair="buyer.json")
+    for agent, reference in ((agents["translator"], references[0]), (agents["translator"], references[1]),
+                             (agents["summarizer"], references[2])):
+        run("pay one call and record it: TransferChecked + record_x402_payment", "payment", "send", "--agent",
+            agent, "--reference", reference, keypair="buyer.json")
+    run("the seller (or anyone) checks the receipt", "payment", "verify", "--agent", agents["translator"],
+        "--reference", references[0])
+    for agent, reference, rating, ms in ((agents["translator"], references[0], "5", "420"),
+                                         (agents["translator"], references[1], "4", "900"),
+                                         (agents["summarizer"], references[2], "3", "2500")):
+        run("rate the paid call (once, as its payer)", "payment", "feedback", "--agent", agent, "--reference",
+            reference, "--rating", rating, "--response-time", ms, keypair="buyer.json")
+    run("hire the translator through escrow: 5 USDC into a vault", "escrow", "create", "--agent",
+        agents["translator"], "--amount", "5", "--title", "Translate the user manual", "--arbiter", who["arbiter"],
+        "--deadline", "7d", "--review-period", "1d", "--order-id", str(ORDER_ID), keypair="buyer.json")
+    run("the provider accepts the job", "escrow", "accept", order, keypair="translator.json")
+    run("and delivers it (a URI and the content's SHA-256)", "escrow", "deliver", order, "--uri",
+        "https://translator.example/out/manual-fr.pdf", "--hash", "5e" * 32, keypair="translator.json")
+    run("the buyer releases the payment: the work order completes", "escrow", "release", order,
+        keypair="buyer.json")
+    run("index the chain's GhostPay events into SQLite", "--db", db, "indexer", "run", "--once", "--log-level",
+        "warning")
+    run("payment history, from the indexer", "--db", db, "agent", "payment-history", agents["translator"])
+    run("the reputation table, from the indexer", "--db", db, "agent", "search", "--x402-enabled", "--sort",
+        "reputation")
+    run("how the translator's score is made", "agent", "reputation", agents["translator"], "--detailed")
+    return {"wallets": who, "agents": agents, "references": references, "work_order": order}
+
+
+def check_reachable(url: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise DemoError(f"cannot reach a Solana RPC at {url}: {exc}") from exc
-    if "error" in reply:
-        hint = " (the demo needs a GhostPay localnet)" if method.startswith("surfnet_") else ""
-        raise DemoError(f"{method} failed: {reply['error'].get('message')}{hint}")
-    return reply["result"]
+        raise DemoError(f"cannot reach a Solana RPC at {url}: {exc}; drop --url to use a throwaway localnet") \
+            from exc
 
 
-def _send(client: Client, instructions: list[Instruction], signers: list[Keypair]) -> str:
-    blockhash = client.get_latest_blockhash().value.blockhash
-    message = Message.new_with_blockhash(instructions, signers[0].pubkey(), blockhash)
-    try:
-        signature = client.send_transaction(Transaction(signers, message, blockhash),
-                                           opts=TxOpts(preflight_commitment=Confirmed)).value
-    except (RPCException, SolanaRpcException) as exc:
-        detail = getattr(exc.args[0], "message", None) if exc.args else None  # skip the preflight logs
-        raise DemoError(f"transaction failed: {detail or str(exc).splitlines()[0]}") from exc
-    client.confirm_transaction(signature, Confirmed, sleep_seconds=0.1)
-    return str(signature)
-
-
-def run_demo(url: str, progress: Callable[[str], None] = lambda _: None) -> DemoResult:
-    """Register, pay once through a facilitator, rate the call, and read everything back."""
-    _cheat(url, "getHealth")  # a clear error for an unreachable URL before anything else
-    client = Client(url, commitment=Confirmed)
-    owner, payee, payer, facilitator = Keypair(), Keypair(), Keypair(), Keypair()
-    progress("funding the accounts (airdrop, a test USDC mint)")
-    for keypair in (owner, payer, facilitator):
-        client.confirm_transaction(client.request_airdrop(keypair.pubkey(), AIRDROP_LAMPORTS).value, Confirmed,
-                                   sleep_seconds=0.1)
-    usdc = Pubkey.from_string(_cheat(url, "surfnet_createMint", {"decimals": DECIMALS})["value"])
-    _cheat(url, "surfnet_setTokenAccount", str(payer.pubkey()), str(usdc), {"amount": 1_000_000})
-
-    signatures = {}
-    progress("register_agent with its x402 price, in one transaction")
-    profile = AgentProfile("translator", "Translator", 1, "Translates text between English and French",
-                           "https://agents.example.com/translator.json", ["translate", "summarize"])
-    config = X402Config(payee.pubkey(), PRICE, [usdc], "https://agents.example.com/translate")
-    signatures["register_agent"] = _send(client, [build_register_agent(owner.pubkey(), profile, config)], [owner])
-    agent, _ = agent_address(owner.pubkey(), profile.agent_id)
-
-    progress("paying one call: TransferChecked + record_x402_payment, fees paid by a facilitator")
-    reference = os.urandom(32)
-    payment = build_x402_payment(payer.pubkey(), agent, payee.pubkey(), usdc, DECIMALS, PRICE, reference,
-                                 fee_payer=facilitator.pubkey(), create_payee_account=True,
-                                 compute_unit_limit=60_000)
-    signatures["x402_payment"] = _send(client, payment, [facilitator, payer])
-
-    progress("submit_feedback: success, 245 ms, five stars")
-    reputation, _ = reputation_address(agent)
-    feedback = submit_feedback({"success": True, "response_time_ms": 245, "rating": 5},
-                               {"agent": agent, "reputation": reputation,
-                                "receipt": receipt_address(agent, reference)[0], "payer": payer.pubkey()})
-    signatures["submit_feedback"] = _send(client, [feedback], [payer])
-
-    accounts = client.get_multiple_accounts([agent, reputation], encoding="base64").value
-    if any(a is None for a in accounts):
-        raise DemoError("the agent or its reputation account is missing after the demo")
-    return DemoResult(agent, Agent.decode(accounts[0].data), ReputationMetrics.decode(accounts[1].data), signatures)
+def run_demo(url: str | None, json_output: bool, show: Callable[[str, str], None]) -> dict[str, Any]:
+    """The whole main job on `url`, or on a throwaway localnet started and stopped here."""
+    if url is not None:
+        check_reachable(url)
+    with contextlib.ExitStack() as stack:
+        rpc_url = url or stack.enter_context(temporary_localnet())
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ghostpay-session-")))
+        stack.enter_context(session_environment(folder, rpc_url))
+        session = Session(json_output, show)
+        found = run_session(rpc_url, folder, session)
+        return {"rpc_url": rpc_url, "throwaway_localnet": url is None, **found, "steps": session.steps}

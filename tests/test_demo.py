@@ -1,4 +1,4 @@
-"""`ghost demo`, the README's first command: the main job over JSON-RPC on a throwaway localnet."""
+"""`ghost demo`, the README's first command: the main job as a scripted `ghost` session on a throwaway localnet."""
 
 from __future__ import annotations
 
@@ -6,27 +6,37 @@ import json
 import subprocess
 import sys
 
-from ghostpay.reputation import Tier
-
 
 def ghost(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ghostpay.cli.main", *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=300)
 
 
-def test_demo_registers_pays_rates_and_reads_the_reputation() -> None:
-    run = ghost("demo", "--json")
+def test_demo_runs_the_main_job_through_the_cli() -> None:
+    run = ghost("--output", "json", "demo")
     assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout)
-    state = result["state"]
-    assert (state["x402_enabled"], state["x402_price_per_call"], state["x402_total_calls"],
-            state["x402_total_payments"]) == (True, 10_000, 1, 10_000)
-    # one paid call rated 5 stars at 245 ms, all on one day: volume consistency is 0 (see the vectors)
-    reputation = result["reputation"]
-    assert (reputation["payment_success"], reputation["service_quality"], reputation["response_time"],
-            reputation["volume_consistency"], reputation["score"]) == (10_000, 10_000, 10_000, 0, 9_000)
-    assert state["reputation_score"] == 9_000 and reputation["tier"] == Tier.ELITE.value
-    assert set(result["signatures"]) == {"register_agent", "x402_payment", "submit_feedback"}
+    result = json.loads(run.stdout)  # one JSON document, nothing else
+    assert result["throwaway_localnet"] is True
+    commands = [step["command"] for step in result["steps"]]
+    translator, summarizer = result["agents"]["translator"], result["agents"]["summarizer"]
+
+    registered = [s["output"] for s in result["steps"] if " agent register " in s["command"]]
+    assert [r["x402"] for r in registered] == [True, True]  # registered and priced in one transaction each
+    found = next(s["output"] for s in result["steps"] if "agent search --x402-enabled --capability" in s["command"])
+    assert found["source"] == "chain" and [a["address"] for a in found["agents"]] == [translator, summarizer]
+    paid = [s["output"] for s in result["steps"] if " payment send " in s["command"]]
+    assert [p["amount"] for p in paid] == ["0.010000", "0.010000", "0.020000"]
+    assert sum(" payment feedback " in c for c in commands) == 3
+    released = next(s["output"] for s in result["steps"] if " escrow release " in s["command"])
+    assert released["status"] == "closed" and released["work_order"] == result["work_order"]
+
+    history = next(s["output"] for s in result["steps"] if " agent payment-history " in s["command"])
+    assert history["source"] == "indexer"
+    assert sorted(p["reference"] for p in history["payments"]) == sorted(result["references"][:2])
+    table = next(s["output"] for s in result["steps"] if "--sort reputation" in s["command"])
+    assert table["source"] == "indexer" and [a["address"] for a in table["agents"]] == [translator, summarizer]
+    reputation = next(s["output"] for s in result["steps"] if " agent reputation " in s["command"])
+    assert reputation["score"] == table["agents"][0]["reputation_score"] > 0
 
 
 def test_demo_against_an_unreachable_url_is_one_clean_error() -> None:

@@ -129,48 +129,38 @@ def progress_bar(st: State, total: int) -> Any:
 
 
 def demo(ctx: typer.Context,
-         url: Optional[str] = typer.Option(None, "--url", "-u",
-                                           help="RPC URL of a running localnet (default: start a throwaway one)."),
-         json_output: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table.")
-         ) -> None:
-    """Register an agent priced for x402, pay it for one call and rate it, on a localnet.
+         url: Optional[str] = typer.Option(None, "--url", "-u", help="RPC URL of a running GhostPay localnet "
+                                                                     "(default: start a throwaway one)."),
+         json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo.")) -> None:
+    """The main job, as a scripted session of ghost commands on a throwaway localnet.
 
-    Starts a throwaway localnet (the real Solana runtime behind JSON-RPC) unless --url points at one.
+    Two providers register with x402 pricing, a buyer finds them with 'agent search --x402-enabled',
+    pays and rates calls, hires one through escrow to completion, and the indexer shows the payment
+    history and the reputation table. The localnet (unless --url) is started and stopped here; the
+    session's keypairs, config and index live in a temporary folder.
     """
-    import contextlib
     import json
 
-    from rich.console import Console
+    from ghostpay.cli.output import console
+    from ghostpay.demo import DemoError, run_demo
 
-    from ghostpay.demo import DemoError, run_demo, temporary_localnet
+    st = state(ctx)
+    as_json = json_output or st.json
 
-    err = Console(stderr=True, soft_wrap=True)
+    def show(note: str, command: str) -> None:
+        console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)
+
+    if not as_json:
+        console.print("[bold]GhostPay main job[/bold]: " + (f"on {url}" if url else
+                      "starting a throwaway localnet (the Solana runtime behind JSON-RPC)…"))
     try:
-        with err.status("starting") as status, contextlib.ExitStack() as stack:
-            rpc_url = url or stack.enter_context(temporary_localnet())
-            result = run_demo(rpc_url, lambda step: status.update(step))
+        result = run_demo(url, as_json, show)
     except DemoError as exc:
         raise CliError(str(exc)) from None
-    if json_output or state(ctx).json:
-        print(json.dumps(result.to_json()))
+    if as_json:
+        print(json.dumps(result, indent=2))
         return
-    from ghostpay.cli.output import console
-
-    console.print(demo_table(result))
-
-
-def demo_table(result: Any) -> Any:
-    from ghostpay.reputation import ReputationInputs, reputation_score, tier
-
-    st, score = result.state, reputation_score(ReputationInputs.from_account(result.metrics))
-    rows = [("name", f"{st.name} ({st.agent_id})"), ("x402 price per call", f"{st.x402_price_per_call:,} atomic units"),
-            ("accepted tokens", ", ".join(str(t) for t in st.x402_accepted_tokens)),
-            ("endpoint", st.x402_service_endpoint), ("paid calls", str(st.x402_total_calls)),
-            ("total paid", f"{st.x402_total_payments:,}"),
-            ("reputation", f"{st.reputation_score:,} bps ({tier(st.reputation_score, True).value})"),
-            ("components", f"success {score.payment_success:,} · quality {score.service_quality:,} · "
-                           f"response {score.response_time:,} · volume {score.volume_consistency:,}")]
-    return key_value_table(rows + list(result.signatures.items()), title=f"Agent {result.agent}")
+    console.print(f"\n[green]✔[/green] main job done; {'stopped the throwaway localnet' if url is None else url}")
 
 
 def register(app: typer.Typer) -> None:
