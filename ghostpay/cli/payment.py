@@ -8,7 +8,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.agent import AGENT_OPTION
-from ghostpay.cli.context import CliError, state
+from ghostpay.cli.context import CliError, describe, state
 from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, tx_data
 
 if TYPE_CHECKING:
@@ -35,8 +35,10 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str
     failure = None
     if error is not None:
         name, code = getattr(error, "name", None), getattr(error, "code", None)
+        described = describe(error, st.rpc_url)
         failure = {"name": name if isinstance(name, str) else type(error).__name__, "code": code
-                   if isinstance(code, int) else None, "message": str(error)}
+                   if isinstance(code, int) else None,
+                   "message": described[0] if described else str(error)}
     data = {"agent": agent, "would_succeed": error is None, "compute_units": sim.compute_units,
             "fee_lamports": sim.fee, "error": failure, "logs": sim.logs}
     rows = [("agent", agent), ("result", "[green]would succeed[/green]" if error is None

@@ -1,0 +1,38 @@
+"""`ghost payment` in text mode, `verify` of a missing receipt, and the global --url moniker/JSON path."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import ghost, mint_to
+
+
+def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
+    seller, _ = wallets.new()
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    agent = ghost("agent", "register", "texter", "--name", "Texter", "--price", "0.01", "--tokens", "USDC",
+                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+
+    simulated = ghost("payment", "simulate", "--agent", agent, keypair=buyer, output=None)
+    assert simulated.code == 0 and "would succeed" in simulated.stdout and "5,000 lamports" in simulated.stdout
+    failing = ghost("payment", "simulate", "--agent", agent, "--amount", "5", keypair=buyer)
+    assert failing.code == 1 and json.loads(failing.stdout)["would_succeed"] is False
+    error = json.loads(failing.stdout)["error"]
+    assert error["name"] == "TransactionError" and "instruction 2 failed: insufficient funds" in error["message"]
+
+    sent = ghost("payment", "send", "--agent", agent, "--reference", "11" * 32, keypair=buyer, output=None)
+    assert sent.code == 0 and "✔ paid" in sent.stdout and "0.01 USDC" in sent.stdout and "11" * 32 in sent.stdout
+    verified = ghost("payment", "verify", "--agent", agent, "--reference", "11" * 32, output=None)
+    assert verified.code == 0 and "✔ paid" in verified.stdout and "not yet" in verified.stdout
+    missing = ghost("payment", "verify", "--agent", agent, "--reference", "22" * 32)
+    assert missing.code == 1 and json.loads(missing.stdout) == {"agent": agent, "reference": "22" * 32,
+                                                                "paid": False}
+    rated = ghost("payment", "feedback", "--agent", agent, "--reference", "11" * 32, "--rating", "4",
+                  keypair=buyer, output=None)
+    assert rated.code == 0 and "★★★★" in rated.stdout and "new score" in rated.stdout
+    again = ghost("payment", "feedback", "--agent", agent, "--reference", "11" * 32, "--rating", "3", keypair=buyer)
+    assert "FeedbackAlreadySubmitted" in again.one_line_error(1)
+    assert "no payment with reference" in ghost("payment", "feedback", "--agent", agent, "--reference", "33" * 32,
+                                                keypair=buyer).one_line_error(1)
+    assert "64 hex digits" in ghost("payment", "verify", "--agent", agent, "--reference", "xyz").one_line_error(2)
