@@ -197,6 +197,12 @@ class Batch:
     def _on_AgentClosed(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
         row.closed, row.closed_at, row.slot = True, e.timestamp, tx.slot
+        # The fields only the account held are gone with it. Clearing them makes the row the same
+        # whether the account was read before the close (live) or never (a later back-fill).
+        row.description, row.metadata_uri, row.endpoint, row.payment_address = "", "", "", None
+        self._set_tokens(agent, [])
+        self._set_capabilities(agent, [])
+        self.needs_account.discard(agent)
 
     def _set_tokens(self, agent: str, mints: list[str]) -> None:
         self.session.flush()  # the delete below must see rows added earlier in this batch

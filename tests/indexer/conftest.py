@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from ghostpay.indexer.models import DATA_TABLES, connect
 from ghostpay.indexer.service import Indexer, IndexerConfig
+from ghostpay.indexer.source import RpcSource
+from ghostpay.indexer.verify import VerifyReport, verify
 from tests.indexer.history import History, HistorySpec, generate
 from tests.indexer.postgres import PostgresCluster, postgres_binaries
 from tests.localnet.conftest import LocalnetProcess
@@ -47,15 +49,31 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.create_database()
 
 
-def config(net: LocalnetProcess, db_url: str, **options: Any) -> IndexerConfig:
-    return IndexerConfig(net.http_url, net.ws_url, db_url, **options)
+def config(net: LocalnetProcess, db_url: str, ws_url: str | None = None, **options: Any) -> IndexerConfig:
+    return IndexerConfig(net.http_url, ws_url or net.ws_url, db_url, **options)
+
+
+async def backfill_async(net: LocalnetProcess, db_url: str, **options: Any) -> Indexer:
+    """One `--once` run, in-process."""
+    indexer = Indexer(config(net, db_url, **options))
+    await indexer.run(once=True)
+    return indexer
 
 
 def backfill(net: LocalnetProcess, db_url: str, **options: Any) -> Indexer:
-    """One `--once` run, in-process."""
-    indexer = Indexer(config(net, db_url, **options))
-    asyncio.run(indexer.run(once=True))
-    return indexer
+    return asyncio.run(backfill_async(net, db_url, **options))
+
+
+async def verify_async(net: LocalnetProcess, db_url: str) -> VerifyReport:
+    rpc = RpcSource(net.http_url)
+    try:
+        return await verify(open_db(db_url), rpc)
+    finally:
+        await rpc.close()
+
+
+def run_verify(net: LocalnetProcess, db_url: str) -> VerifyReport:
+    return asyncio.run(verify_async(net, db_url))
 
 
 def make_history(net: LocalnetProcess, spec: HistorySpec = HistorySpec()) -> History:

@@ -20,9 +20,8 @@ from multiprocessing.connection import Connection
 import pytest
 
 from ghostpay.indexer.service import Indexer
-from tests.indexer.conftest import backfill, config, dump_tables, make_history, open_db
+from tests.indexer.conftest import backfill, config, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import HistorySpec
-from tests.indexer.test_ingest import run_verify
 from tests.localnet.conftest import LocalnetProcess
 
 PAYMENTS = int(os.environ.get("GHOSTPAY_CRASH_PAYMENTS", "300"))

@@ -18,8 +18,7 @@ from ghostpay.indexer.models import (DailyVolume, Feedback, IndexedTransaction, 
                                      WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
 from ghostpay.indexer.source import RpcSource
-from ghostpay.indexer.verify import verify
-from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db
+from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import History, HistorySpec
 from tests.localnet.conftest import LocalnetProcess
 
@@ -44,16 +43,6 @@ def indexed(request: pytest.FixtureRequest, scripted: tuple[LocalnetProcess, His
         url = cluster.create_database()
     backfill(net, url)
     return net, history, url
-
-
-def run_verify(net: LocalnetProcess, url: str):  # type: ignore[no-untyped-def]
-    async def check():  # type: ignore[no-untyped-def]
-        rpc = RpcSource(net.http_url)
-        try:
-            return await verify(open_db(url), rpc)
-        finally:
-            await rpc.close()
-    return asyncio.run(check())
 
 
 def test_every_event_of_the_history_is_indexed(indexed: tuple[LocalnetProcess, History, str]) -> None:
