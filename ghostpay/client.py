@@ -8,6 +8,10 @@
                                       x402=X402Settings(Decimal("0.01"), [usdc], "https://t.example/api"))
         paid = await gp.pay_agent(reg.address)
         assert await gp.get_receipt(reg.address, paid.reference) is not None
+        # hiring another agent through escrow, as the client
+        order = await gp.create_work_order(agent, Decimal("25"), deadline=timedelta(days=7), arbiter=arbiter,
+                                           title="Translate the manual")
+        await gp.release_payment(order.address)   # once the provider has delivered
 
 Every failure is a `ghostpay.exceptions.GhostPayError`: program errors are typed by their IDL
 name (`PaymentAlreadyRecorded`, ...), RPC and transport failures are `RpcError` / `TransportError`.

@@ -6,6 +6,10 @@ and keeps the HTTP connection pool on one loop for the client's whole life.
 
     with GhostPay("localnet", keypair="~/.config/solana/id.json") as gp:
         print(gp.get_agent_pricing("translator").price)
+        order = gp.create_work_order(agent, Decimal("25"), deadline=timedelta(days=7), arbiter=arbiter, title="Job")
+        print(gp.get_work_order(order.address).status)   # "Created"
+
+The examples/ folder uses this facade throughout.
 """
 
 from __future__ import annotations
@@ -89,8 +93,6 @@ class GhostPay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
 
 
 __all__ = ["GhostPay"]

@@ -67,3 +67,15 @@ def test_program_errors_are_typed_from_the_idl() -> None:
     assert ProgramError.from_code(3010).name == "AccountNotSigner"
     unknown = ProgramError.from_code(424242)
     assert type(unknown) is ProgramError and unknown.code == 424242
+
+
+def test_memcmp_offsets_from_the_idl_match_the_c_header() -> None:
+    import re
+
+    from ghostpay.discovery import HEAD
+    from tests.localnet.conftest import ROOT
+
+    header = (ROOT / "program" / "include" / "ghostpay_idl.h").read_text()
+    for account, prefix in (("Agent", "GP_AGENT_OFFSET_"), ("WorkOrder", "GP_WORK_ORDER_OFFSET_")):
+        defined = {name.lower(): int(offset) for name, offset in re.findall(rf"#define {prefix}(\w+) (\d+)u", header)}
+        assert HEAD[account] == defined
