@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-cli
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-cli
 
 setup:
 	@scripts/setup.sh
@@ -33,3 +33,7 @@ bench-localnet: setup
 # ghost --help and ghost agent search over 10,000 indexed agents, wall time as a user sees it.
 bench-cli: setup
 	.venv/bin/python -m bench.cli
+
+# Indexer back-fill throughput over 10,000+ transactions and live lag → bench/results/indexer.json.
+bench-indexer: setup
+	.venv/bin/python -m bench.indexer

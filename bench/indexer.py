@@ -1,0 +1,185 @@
+"""Indexer benchmark: back-fill throughput over a generated history of at least 10,000
+transactions (SQLite, and PostgreSQL when its binaries are installed), and the live lag from
+confirmation to row on a localnet.
+
+    python -m bench.indexer [--payments 6500] [--live 300]   → bench/results/indexer.json
+
+The history is tests/indexer/history.py's script (registrations, payments with feedback, owner
+updates, work orders, days passing). Lag: the localnet answers sendTransaction only once the
+transaction is committed, so "confirmed" is the moment that answer arrives; "row" is the moment
+the indexer's commit holding the transaction returns. A transaction's notification can beat
+its HTTP answer, so lags can be negative; submit-to-row is reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from rich.console import Console
+from rich.table import Table
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from sqlmodel import Session, func, select
+
+from ghostpay.accounts import Agent
+from ghostpay.indexer.models import RawEvent
+from ghostpay.indexer.service import Indexer, IndexerConfig
+from ghostpay.localnet.process import LocalnetProcess
+from ghostpay.payments import build_x402_payment
+from tests.indexer.history import Chain, HistorySpec, generate
+from tests.indexer.postgres import PostgresCluster, postgres_binaries
+
+RESULTS = Path(__file__).parent / "results" / "indexer.json"
+MIN_TRANSACTIONS = 10_000
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def backfill(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
+    indexer = Indexer(IndexerConfig(net.http_url, net.ws_url, db_url))
+    started = time.perf_counter()
+    await indexer.run(once=True)
+    seconds = time.perf_counter() - started
+    with Session(indexer.engine) as session:
+        events = int(session.exec(select(func.count()).select_from(RawEvent)).one())
+    stats = indexer.totals.stats
+    return {"transactions": stats.transactions, "failed_skipped": stats.failed, "events": events,
+            "seconds": round(seconds, 2), "events_per_second": round(events / seconds),
+            "transactions_per_second": round(stats.transactions / seconds)}
+
+
+def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
+    """Pays `count` calls one after another while an indexer follows in its own thread."""
+    committed: dict[str, float] = {}
+    indexer: Optional[Indexer] = None
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def follow() -> None:
+        nonlocal indexer
+        asyncio.set_event_loop(loop)
+        indexer = Indexer(IndexerConfig(net.http_url, net.ws_url, db_url),
+                          on_commit=lambda sigs, at: committed.update((s, at) for s in sigs))
+
+        async def main() -> None:
+            assert indexer is not None
+            task = asyncio.create_task(indexer.run())
+            await indexer.live.wait()
+            ready.set()
+            await task
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    ready.wait(120)
+
+    async def pay() -> tuple[dict[str, float], dict[str, float]]:
+        chain = Chain(net.http_url, 1)
+        history = await generate(net.http_url, HistorySpec(agents=2, payers=1, payments=0, days=1,
+                                                           work_orders=False, seed=99))
+        submitted: dict[str, float] = {}
+        confirmed: dict[str, float] = {}
+        payer = await _funded_payer(chain, history.mint)
+        agent = history.agents[0]
+        account = (await chain.rpc("getAccountInfo", str(agent), {"encoding": "base64"}))["value"]
+        decoded = Agent.decode(base64.b64decode(account["data"][0]))  # its price moved during the script
+        for i in range(count):
+            ixs = build_x402_payment(payer.pubkey(), agent, decoded.x402_payment_address, history.mint, 6,
+                                     decoded.x402_price_per_call, i.to_bytes(32, "little"), compute_unit_limit=60_000)
+            start = time.perf_counter()
+            signature = await chain.send(ixs, [payer])
+            confirmed[signature] = time.perf_counter()
+            submitted[signature] = start
+            await asyncio.sleep(0.01)  # a steady flow, not a burst
+        await chain.close()
+        return submitted, confirmed
+
+    submitted, confirmed = asyncio.run(pay())
+    deadline = time.monotonic() + 60
+    while not all(s in committed for s in confirmed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert indexer is not None
+    loop.call_soon_threadsafe(indexer.stop)
+    thread.join(30)
+    lags = [(committed[s] - confirmed[s]) * 1000 for s in confirmed if s in committed]
+    from_submit = [(committed[s] - submitted[s]) * 1000 for s in confirmed if s in committed]
+    return {"payments": count, "indexed": len(lags),
+            "confirmed_to_row_ms": {"p50": round(percentile(lags, 50), 2), "p99": round(percentile(lags, 99), 2)},
+            "submitted_to_row_ms": {"p50": round(percentile(from_submit, 50), 2),
+                                    "p99": round(percentile(from_submit, 99), 2)}}
+
+
+async def _funded_payer(chain: Chain, mint: Pubkey) -> Keypair:
+    payer = Keypair()
+    await chain.fund(payer)
+    await chain.mint_to(payer.pubkey(), mint, 10**15)
+    return payer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--payments", type=int, default=6_500, help="payments in the history (~1.6 tx each)")
+    parser.add_argument("--live", type=int, default=300, help="payments sent one by one for the lag")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    console = Console()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        net = LocalnetProcess(Path(folder) / "ledger", home=Path(folder) / "home").start()
+        try:
+            with console.status("generating the history"):
+                started = time.perf_counter()
+                history = asyncio.run(generate(net.http_url, HistorySpec(agents=20, payers=16,
+                                                                         payments=args.payments, days=4)))
+                results["history"] = {"transactions": history.transactions, "failed": history.failed,
+                                      "seconds": round(time.perf_counter() - started, 2)}
+            if history.transactions < MIN_TRANSACTIONS:
+                raise SystemExit(f"only {history.transactions} transactions: raise --payments")
+            with console.status("back-fill into SQLite"):
+                results["backfill_sqlite"] = asyncio.run(backfill(net, f"sqlite:///{folder}/bench.db"))
+            if postgres_binaries() is None:
+                cluster = PostgresCluster().start()
+                try:
+                    with console.status("back-fill into PostgreSQL"):
+                        results["backfill_postgresql"] = asyncio.run(backfill(net, cluster.create_database()))
+                finally:
+                    cluster.stop()
+            with console.status("live lag"):
+                results["live_sqlite"] = live_lag(net, f"sqlite:///{folder}/live.db", args.live)
+        finally:
+            net.stop()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    table = Table(title="GhostPay indexer")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    h = results["history"]
+    table.add_row("history", f"{h['transactions']:,} transactions (+{h['failed']} failed)")
+    for key, label in (("backfill_sqlite", "SQLite"), ("backfill_postgresql", "PostgreSQL")):
+        if key in results:
+            b = results[key]
+            table.add_row(f"back-fill into {label}", f"{b['events_per_second']:,} events/s "
+                          f"({b['events']:,} events, {b['transactions_per_second']:,} tx/s, {b['seconds']} s)")
+    live = results["live_sqlite"]
+    table.add_row("live lag, confirmation → row (SQLite)",
+                  f"p50 {live['confirmed_to_row_ms']['p50']} ms, p99 {live['confirmed_to_row_ms']['p99']} ms")
+    table.add_row("live lag, submit → row (SQLite)",
+                  f"p50 {live['submitted_to_row_ms']['p50']} ms, p99 {live['submitted_to_row_ms']['p99']} ms")
+    console.print(table)
+    console.print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
