@@ -19,7 +19,7 @@ app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status;
 
 LOCALNET_URL = "http://127.0.0.1:8899"
 URL_HELP = "RPC URL or moniker (localnet, devnet, mainnet-beta); the websocket URL is derived."
-DB_HELP = "sqlite:///path.db or postgresql://user@host/db [default: sqlite in the ghost data folder]."
+DB_HELP = "sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data folder)."
 
 
 def _fail(message: str) -> None:
@@ -79,7 +79,7 @@ def _setup_logging(level: str) -> None:
 @app.command()
 def run(
     url: str = typer.Option(LOCALNET_URL, "--url", "-u", help=URL_HELP),
-    ws_url: Optional[str] = typer.Option(None, "--ws-url", help="Websocket URL [default: derived from --url]."),
+    ws_url: Optional[str] = typer.Option(None, "--ws-url", help="Websocket URL (default: derived from --url)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     once: bool = typer.Option(False, "--once", help="Back-fill to the chain's tip and exit."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
