@@ -85,8 +85,12 @@ def start(
         return
     from ghostpay.localnet.server import LocalnetConfig, LocalnetError
 
-    config = LocalnetConfig(host, rpc_port, ws, ledger, reset, program_so, quiet)
-    write_state({**record, "pid": os.getpid(), "ledger": str(config.ledger_dir)})
+    st = state(ctx)
+    config = LocalnetConfig(host, rpc_port, ws, ledger, reset, program_so, quiet or st.json)
+    record.update(pid=os.getpid(), ledger=str(config.ledger_dir))
+    write_state(record)
+    if st.json:  # the server prints nothing; one JSON document once it answers
+        announce_when_ready(record)
     try:
         if engine == "solana-test-validator":
             from ghostpay.localnet.engine import run_test_validator
@@ -99,6 +103,20 @@ def start(
         raise CliError(str(exc)) from None
     finally:
         state_file().unlink(missing_ok=True)
+
+
+def announce_when_ready(record: dict[str, Any]) -> None:
+    import threading
+
+    def wait() -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if healthy(record["rpc_url"]):
+                print(json.dumps({"running": True, **record}), flush=True)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=wait, name="ghost-localnet-ready", daemon=True).start()
 
 
 def write_state(record: dict[str, Any]) -> None:

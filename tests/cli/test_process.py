@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -89,3 +90,20 @@ def test_interactive_register_in_a_pseudo_terminal(wallets) -> None:
     assert (shown["name"], shown["description"], shown["capabilities"], shown["price"], shown["endpoint"]) == \
         ("PTY Agent", "Typed in a tty", ["chat", "translate"], "0.020000", "https://pty.example/api")
     assert shown["owner"] == str(owner.pubkey())
+
+
+def test_localnet_in_the_foreground_prints_one_json_document(tmp_path) -> None:
+    port, _ = free_port_pair()
+    env = {**os.environ, "GHOSTPAY_HOME": str(tmp_path / "home")}
+    server = subprocess.Popen([GHOST, "--output", "json", "localnet", "start", "--rpc-port", str(port), "--ledger",
+                               str(tmp_path / "ledger")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        assert ready["running"] and ready["rpc_url"] == f"http://127.0.0.1:{port}" and ready["pid"] == server.pid
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0 and out == "" and err == ""
+    assert not (tmp_path / "home" / "localnet" / "localnet.json").exists()
