@@ -18,7 +18,7 @@ from sqlalchemy import and_, distinct, func
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentToken, Cursor, Payment, RawEvent,
-                                     Reputation, SchemaVersion, SkipCounter, WorkOrder)
+                                     SchemaVersion, SkipCounter, WorkOrder)
 from ghostpay.reputation import Tier
 
 T = TypeVar("T")
@@ -222,10 +222,6 @@ def event_feed(session: Session, after: int = 0, *, names: Optional[Sequence[str
     rows = session.exec(statement.order_by(col(RawEvent.id)).limit(limit)).all()
     return [FeedEvent(int(r.id or 0), r.name, r.agent, r.signature, r.slot, r.instruction_index, r.event_index,
                       r.timestamp, json.loads(r.data)) for r in rows]
-
-
-def reputation(session: Session, agent: str) -> Optional[Reputation]:
-    return session.get(Reputation, agent)
 
 
 
