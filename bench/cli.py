@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -32,8 +32,9 @@ from rich.table import Table
 from bench.localnet import AGENTS, load_agents
 from ghostpay.localnet.process import LocalnetProcess
 
+from bench.report import report
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = ROOT / "bench" / "results" / "cli.json"
 GHOST = str(Path(sys.executable).with_name("ghost"))
 RUNS = 5
 CAPABILITIES = ("translate", "summarize", "ocr", "vision", "code", "search", "chat", "audio")
@@ -138,10 +139,7 @@ def main() -> int:
     table.add_column("matches", justify="right")
     for row in rows:
         table.add_row(row.command, f"{row.median_ms:,.0f}", "" if row.results is None else f"{row.results:,}")
-    Console(width=160).print(table)
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    console.print(f"wrote {RESULTS_PATH}")
+    report(table, rows, "cli", console, width=160)
     return 0
 
 

@@ -14,11 +14,9 @@ is 255 and as a mean over random order ids.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 from rich.console import Console
@@ -28,6 +26,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
+from bench.report import report
 from ghostpay import instructions as ix
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
@@ -45,7 +44,6 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
-RESULTS_PATH = Path(__file__).resolve().parent / "results" / "compute_units.json"
 MEAN_SAMPLES = 64
 
 
@@ -262,10 +260,7 @@ def main() -> int:
     table.add_column("CU", justify="right")
     for row in rows:
         table.add_row(row.instruction, row.case, f"{row.compute_units:,}")
-    Console().print(table)
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    console.print(f"wrote {RESULTS_PATH}")
+    report(table, rows, "compute_units", console)
     return 0
 
 

@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,8 +38,9 @@ from solders.transaction import Transaction
 from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
+from bench.report import report
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = ROOT / "bench" / "results" / "localnet.json"
 TRANSFERS = 2000
 PAYERS = 20
 IN_FLIGHT = 16
@@ -237,10 +238,7 @@ def main() -> int:
     table.add_column("unit")
     for row in rows:
         table.add_row(row.metric, f"{row.value:,}", row.unit)
-    Console().print(table)
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    console.print(f"wrote {RESULTS_PATH}")
+    report(table, rows, "localnet", console)
     return 0
 
 

@@ -1,0 +1,23 @@
+"""What every benchmark ends with: its table on stdout and its rows in bench/results/<name>.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def report(table: Table, rows: list[Any], name: str, console: Console, width: int | None = None) -> Path:
+    """Print `table`, write `rows` (dataclasses) to bench/results/`name`.json, say where on `console`."""
+    Console(width=width).print(table)
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    console.print(f"wrote {path}")
+    return path
