@@ -34,7 +34,6 @@ from ghostpay.localnet.process import LocalnetProcess
 
 from bench.report import report
 
-ROOT = Path(__file__).resolve().parents[1]
 GHOST = str(Path(sys.executable).with_name("ghost"))
 RUNS = 5
 CAPABILITIES = ("translate", "summarize", "ocr", "vision", "code", "search", "chat", "audio")

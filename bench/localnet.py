@@ -40,7 +40,6 @@ from ghostpay.program_id import PROGRAM_ID
 
 from bench.report import report
 
-ROOT = Path(__file__).resolve().parents[1]
 TRANSFERS = 2000
 PAYERS = 20
 IN_FLIGHT = 16

@@ -642,8 +642,6 @@ class GhostPayClient:
         """Mark the agent inactive (hidden from `search_agents` by default)."""
         return await self.set_active(agent, False)
 
-    disable = deactivate
-
     async def close_agent(self, agent: AgentRef) -> TxResult:
         """Close the agent and its metrics, refunding the rent to the wallet."""
         address = self.agent_address(agent)

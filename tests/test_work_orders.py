@@ -516,7 +516,6 @@ def test_bad_text_and_parties_are_refused(world: World) -> None:
 
 
 def test_hiring_your_own_agent_is_refused(world: World) -> None:
-    world.chain.create_token_account(world.owner.pubkey(), world.pyusd, 0, TOKEN_2022_PROGRAM_ID)
     world.client = world.owner
     world.chain.create_token_account(world.owner.pubkey(), world.usdc, FUNDS)
     order, result = world.create()

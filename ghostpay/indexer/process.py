@@ -45,7 +45,6 @@ WORK_ORDER_STATUS = {
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded",
 }
 # Events that change what `agents` shows but not everything it shows: the account fills the rest.
-ACCOUNT_FILL_EVENTS = frozenset({"AgentRegistered", "AgentUpdated"})
 
 
 def metrics_inputs(rep: Reputation) -> ReputationInputs:

@@ -98,7 +98,6 @@ typedef struct {
     TokenAuthority authority; /* the work-order PDA, signing with its seeds */
     SolSignerSeed seeds[4];
     SolSignerSeeds signer;
-    uint8_t order_id[ORDER_ID_BYTES];
 } Vault;
 
 /* Binds the vault, mint and token program to the work order and prepares the
@@ -113,10 +112,9 @@ static uint64_t open_vault(Vault *v, const SolAccountInfo *work_order, WorkOrder
     v->work_order = work_order;
     v->order = order;
     v->vault = vault;
-    sol_memcpy_(v->order_id, &order->order_id, ORDER_ID_BYTES);
     v->seeds[0] = (SolSignerSeed){(const uint8_t *)GP_WORK_ORDER_SEED, GP_WORK_ORDER_SEED_LEN};
     v->seeds[1] = (SolSignerSeed){order->client.x, SOL_PUBKEY_BYTES};
-    v->seeds[2] = (SolSignerSeed){v->order_id, ORDER_ID_BYTES};
+    v->seeds[2] = (SolSignerSeed){(const uint8_t *)&order->order_id, ORDER_ID_BYTES}; /* stored as its LE seed bytes */
     v->seeds[3] = (SolSignerSeed){&order->bump, 1};
     v->signer = (SolSignerSeeds){v->seeds, 4};
     v->authority = (TokenAuthority){

@@ -71,17 +71,11 @@ static uint64_t write_deliverable_uri(const SolAccountInfo *work_order, GpSlice 
     return 0;
 }
 
-static bool text_is_printable_ascii(GpSlice s) {
-    for (uint64_t i = 0; i < s.len; i++)
-        if (!byte_is_printable_ascii(s.ptr[i])) return false;
-    return true;
-}
-
 static uint64_t submit_work_delivery(const GpInput *in, BorshReader *r) {
     GpSlice uri = borsh_read_bytes(r);
     const uint8_t *content_hash = borsh_take(r, WORK_ORDER_HASH_BYTES);
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (uri.len == 0 || uri.len > GP_MAX_DELIVERABLE_URI_LEN || !text_is_printable_ascii(uri))
+    if (uri.len == 0 || uri.len > GP_MAX_DELIVERABLE_URI_LEN || !text_is_printable_ascii_from(uri, 0))
         return gp_fail(GP_ERR_DELIVERABLE_URI_INVALID);
     WorkOrder *order;
     TRY(load_progress(in, &order, BY_PROVIDER));

@@ -5,7 +5,6 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Iterator
 
 import pytest
