@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, AsyncIterator, Awaitable, Collection, Sequence, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Sequence, TypeVar, Union
 
 import httpx
 from solana.exceptions import SolanaRpcException
@@ -59,6 +59,7 @@ from ghostpay.exceptions import (
     BlockhashExpired,
     GhostPayError,
     InvalidArgument,
+    OutcomeUnknown,
     ProgramError,
     RpcError,
     TransactionError,
@@ -101,6 +102,14 @@ CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, e
 
 PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
 _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
+_TRANSPORT_FAILURES = (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError)
+SendHook = Callable[[Signature, Union[int, None]], None]
+
+
+def _status_rank(status: Any) -> int:
+    level = status.confirmation_status
+    name = str(level).rsplit(".", 1)[-1].lower() if level is not None else "finalized"
+    return _COMMITMENT_RANK.get(name, 2)
 
 
 @dataclass(frozen=True)
@@ -338,13 +347,15 @@ class GhostPayClient:
 
     `cluster`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`); `keypair`: a Keypair,
     a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
-    `priority_fee`: micro-lamports per compute unit added to every transaction.
+    `priority_fee`: micro-lamports per compute unit added to every transaction; `on_send`: called with
+    each signature and its last valid block height just before the transaction is sent (e.g. to journal
+    it, so that an interrupted process can still say what it sent).
     """
 
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
                  commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
                  ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
-                 confirm_timeout: float = 30.0, blockhash_retries: int = 2) -> None:
+                 confirm_timeout: float = 30.0, blockhash_retries: int = 2, on_send: SendHook | None = None) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.commitment = commitment
         self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
@@ -356,6 +367,7 @@ class GhostPayClient:
         self.priority_fee = priority_fee
         self.confirm_timeout = confirm_timeout
         self.blockhash_retries = blockhash_retries
+        self.on_send = on_send
         self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._mints: dict[Pubkey, MintInfo] = {}
 
@@ -390,7 +402,7 @@ class GhostPayClient:
             return await call
         except RPCException as exc:
             raise self._rpc_exception(exc) from None
-        except (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+        except _TRANSPORT_FAILURES as exc:
             raise self._transport_error(exc) from exc
         except GhostPayError:
             raise
@@ -460,16 +472,55 @@ class GhostPayClient:
 
     async def send_transaction(self, transaction: Transaction, last_valid_block_height: int | None = None, *,
                                address: Pubkey | None = None) -> TxResult:
-        """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment)."""
+        """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment).
+
+        If the connection fails, hangs or answers HTTP errors after the transaction may have left, the
+        outcome is recovered from the signature's status (the same signed bytes are re-sent meanwhile:
+        one signature lands at most once); `OutcomeUnknown` if the node stays silent for `confirm_timeout`.
+        """
+        signature = transaction.signatures[0]
+        if self.on_send is not None:
+            self.on_send(signature, last_valid_block_height)
         opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
+        raw = bytes(transaction)
         try:
-            signature = (await self.rpc.send_raw_transaction(bytes(transaction), opts)).value
+            await self.rpc.send_raw_transaction(raw, opts)
         except RPCException as exc:
             raise self._rpc_exception(exc, transaction.message) from None
-        except (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
-            raise self._transport_error(exc) from exc
-        slot = await self._confirm(signature, last_valid_block_height)
+        except _TRANSPORT_FAILURES as exc:
+            slot = await self._recover(signature, raw, last_valid_block_height, self._transport_error(exc))
+        else:
+            try:
+                slot = await self._confirm(signature, last_valid_block_height)
+            except TransportError as exc:
+                slot = await self._recover(signature, raw, last_valid_block_height, exc)
         return await self._result(signature, slot, transaction.message, address)
+
+    async def _recover(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
+                       cause: TransportError) -> int:
+        """The slot of a transaction whose send or confirmation lost the connection: poll its status
+        until the node answers, re-sending the same bytes while it is unknown and the blockhash valid."""
+        deadline = time.monotonic() + self.confirm_timeout
+        wanted = _COMMITMENT_RANK.get(str(self.commitment), 1)
+        delay = 0.1
+        while time.monotonic() < deadline:
+            try:
+                status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
+                if status is not None and (status.err is not None or _status_rank(status) >= wanted):
+                    return status.slot
+                if status is None and last_valid_block_height is not None:
+                    height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
+                    if height > last_valid_block_height:
+                        raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
+                if status is None:  # it may never have left: the same bytes cannot land twice
+                    await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_preflight=True,
+                                                                               skip_confirmation=True)))
+            except (TransportError, RpcError):
+                pass  # still unreachable, or "already processed": look again
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise OutcomeUnknown(f"{signature}: sent, but the RPC did not say whether it landed ({cause})", signature,
+                             last_valid_block_height=last_valid_block_height)
 
     async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
         deadline = time.monotonic() + self.confirm_timeout
@@ -477,17 +528,15 @@ class GhostPayClient:
         delay = 0.02
         while True:
             status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
-            if status is not None:
-                level = str(status.confirmation_status).rsplit(".", 1)[-1].lower() \
-                    if status.confirmation_status is not None else "finalized"
-                if status.err is not None or _COMMITMENT_RANK.get(level, 2) >= wanted:
-                    return status.slot
+            if status is not None and (status.err is not None or _status_rank(status) >= wanted):
+                return status.slot
             if last_valid_block_height is not None:
                 height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
                 if height > last_valid_block_height:
                     raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
             if time.monotonic() > deadline:
-                raise TransactionTimeout(f"{signature}: not confirmed in {self.confirm_timeout}s", signature)
+                raise OutcomeUnknown(f"{signature}: not confirmed in {self.confirm_timeout}s", signature,
+                                     last_valid_block_height=last_valid_block_height)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -495,7 +544,10 @@ class GhostPayClient:
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
         tx = None
         for _ in range(20):
-            tx = (await self._rpc(self.rpc.get_transaction(signature, "json", commitment, 0))).value
+            try:
+                tx = (await self._rpc(self.rpc.get_transaction(signature, "json", commitment, 0))).value
+            except TransportError:  # the status said it landed: report that, without its logs
+                break
             if tx is not None:
                 break
             await asyncio.sleep(0.05)
@@ -726,10 +778,16 @@ class GhostPayClient:
         The payee's token account is created idempotently when missing. Retrying with the same
         `reference` cannot pay twice: the program refuses it with `PaymentAlreadyRecorded`
         (check `get_receipt(agent, reference)` first to recognise a payment that already landed).
+        When the connection fails after sending and the outcome cannot be learnt, `OutcomeUnknown`
+        carries the signature and the reference to retry with.
         """
         instructions, ref, receipt, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee)
-        result = await self._send_raw_ixs(instructions)
+        try:
+            result = await self._send_raw_ixs(instructions)
+        except OutcomeUnknown as exc:  # the reference is what a safe retry needs
+            exc.reference = ref
+            raise
         return PaymentResult(result.signature, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic,
                              mint_info.address, result.compute_units, result.slot, result.events)
 

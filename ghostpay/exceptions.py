@@ -6,6 +6,8 @@
     ├── TransportError             the node could not be reached or answered garbage
     ├── RpcError                   the node answered with a JSON-RPC error
     ├── TransactionTimeout         not confirmed in time
+    │   ├── OutcomeUnknown         sent, but whether it landed could not be learnt: signature, reference,
+    │   │                          last valid block height to check it with
     │   └── BlockhashExpired       its blockhash expired before it landed (after retries)
     └── TransactionError           the transaction failed on chain (or in preflight)
         └── ProgramError           a GhostPay program error: name, code, message from the IDL
@@ -31,7 +33,7 @@ from ghostpay.errors import custom as _custom_errors
 
 __all__ = [
     "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
-    "TransactionTimeout", "BlockhashExpired", "TransactionError", "ProgramError", "program_error_class",
+    "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired", "TransactionError", "ProgramError", "program_error_class",
 ]
 
 
@@ -72,6 +74,20 @@ class TransactionTimeout(GhostPayError):
     def __init__(self, message: str, signature: Any = None) -> None:
         super().__init__(message)
         self.signature = signature
+
+
+class OutcomeUnknown(TransactionTimeout):
+    """The transaction was (or may have been) sent and the node never said whether it landed: the
+    connection failed, hung or answered HTTP errors after the send, and kept doing so while the SDK
+    checked the signature's status. It may still land until the block height passes
+    `last_valid_block_height`; check `signature` (and, for a payment, the receipt of `reference`)
+    before paying again. A retry of a payment with the same `reference` can never pay twice."""
+
+    def __init__(self, message: str, signature: Any = None, reference: bytes | None = None,
+                 last_valid_block_height: int | None = None) -> None:
+        super().__init__(message, signature)
+        self.reference = reference
+        self.last_valid_block_height = last_valid_block_height
 
 
 class BlockhashExpired(TransactionTimeout):
