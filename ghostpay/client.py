@@ -540,6 +540,12 @@ class GhostPayClient:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    async def get_signature_status(self, signature: Signature | str) -> Any:
+        """The node's status of a signature (solders `TransactionStatus`: slot, err, confirmation level), or
+        None if the node has not seen it."""
+        sig = Signature.from_string(signature) if isinstance(signature, str) else signature
+        return (await self._rpc(self.rpc.get_signature_statuses([sig], search_transaction_history=True))).value[0]
+
     async def _result(self, signature: Signature, slot: int, message: Message, address: Pubkey | None) -> TxResult:
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
         tx = None

@@ -50,6 +50,10 @@ class FaultProxy:
         assert fault in FAULTS, fault
         self.fault, self.outage, self.delay = fault, outage, delay
 
+    def heal(self) -> None:
+        """End the outage now."""
+        self.outage_until = 0.0
+
     def __enter__(self) -> "FaultProxy":
         self._thread.start()
         self._ready.wait(5)

@@ -22,11 +22,14 @@ import typer
 from ghostpay.paths import data_dir
 
 if TYPE_CHECKING:
+    from ghostpay.cli.journal import Entry
     from ghostpay.client import GhostPayClient
 
 T = TypeVar("T")
 
 CONFIG_ENV = "GHOST_CONFIG"
+CONFIRM_TIMEOUT_ENV = "GHOST_CONFIRM_TIMEOUT"
+DEFAULT_CONFIRM_TIMEOUT = 30.0
 ENV = {"url": "GHOST_URL", "keypair": "GHOST_KEYPAIR", "commitment": "GHOST_COMMITMENT",
        "program_id": "GHOST_PROGRAM_ID", "output": "GHOST_OUTPUT", "db": "GHOST_DB"}
 DEFAULTS: dict[str, str | None] = {"url": "localnet", "keypair": None, "commitment": "confirmed",
@@ -130,6 +133,8 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._config: dict[str, Any] | None = None
+        self.sent: list[str] = []  # signatures sent by this command, to name them if it is interrupted
+        self.journal: "Entry | None" = None  # the open journal entry of the payment being sent
 
     @property
     def json(self) -> bool:
@@ -170,7 +175,13 @@ class State:
         from solana.rpc.commitment import Commitment
 
         return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
-                              program_id=self.settings.program_id)
+                              program_id=self.settings.program_id, on_send=self._on_send,
+                              confirm_timeout=confirm_timeout())
+
+    def _on_send(self, signature: object, last_valid_block_height: int | None) -> None:
+        self.sent.append(str(signature))
+        if self.journal is not None:
+            self.journal.sent(signature, last_valid_block_height)
 
     def run(self, work: Callable[["GhostPayClient"], Awaitable[T]], *, signer: bool = True,
             status: str | None = None) -> T:
@@ -184,11 +195,31 @@ class State:
             return asyncio.run(main())
         except CliError:
             raise
+        except KeyboardInterrupt:
+            if not self.sent:
+                raise
+            raise CliError(f"interrupted after sending transaction {self.sent[-1]}{self._pending_hint()}",
+                           130) from None
         except Exception as exc:
             described = describe(exc, self.rpc_url)
             if described is None:
                 raise
+            from ghostpay.exceptions import OutcomeUnknown
+
+            if isinstance(exc, OutcomeUnknown):
+                described = (described[0] + self._pending_hint(), described[1])
             raise CliError(*described) from exc
+
+    def _pending_hint(self) -> str:
+        """How to learn the outcome of what was sent, and how to retry safely."""
+        hint = f"; check it with 'ghost confirm {self.sent[-1]}'" if self.sent else ""
+        if self.journal is not None and self.journal.reference:
+            hint += (f"; reference {self.journal.reference}: run the same command again to retry, it checks "
+                     "first and cannot pay twice")
+        elif self.journal is not None and self.journal.order_id is not None:
+            hint += (f"; order id {self.journal.order_id}: run the same command again to retry, it checks "
+                     "first and cannot create the order twice")
+        return hint
 
     def jsonrpc(self, method: str, *params: Any, hint: str = "") -> Any:
         """One plain JSON-RPC call (for the cheat codes and airdrops); errors become one line."""
@@ -213,6 +244,16 @@ class State:
 
         with Console(stderr=True).status(message):
             yield
+
+
+def confirm_timeout() -> float:
+    """Seconds to wait for a confirmation, or for the RPC to answer again after a failure
+    (`GHOST_CONFIRM_TIMEOUT`, default 30)."""
+    try:
+        return float(os.environ.get(CONFIRM_TIMEOUT_ENV) or DEFAULT_CONFIRM_TIMEOUT)
+    except ValueError:
+        raise CliError(f"{CONFIRM_TIMEOUT_ENV} is a number of seconds, not {os.environ[CONFIRM_TIMEOUT_ENV]!r}",
+                       2) from None
 
 
 def state(ctx: typer.Context) -> State:
@@ -243,8 +284,11 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
         hint = {"agent": "; check the address, or list agents with 'ghost agent list --owner OWNER'",
                 "mint": "; check the token mint address (and the cluster, -u)"}.get(exc.what, "")
         return f"{exc}{hint}", 1
+    if isinstance(exc, gx.OutcomeUnknown):
+        return (f"OutcomeUnknown: transaction {exc.signature} was sent but the RPC at {url} did not say whether "
+                f"it landed", 1)
     if isinstance(exc, gx.TransactionTimeout):
-        return f"{exc}; it may still land: check the signature later", 1
+        return f"{exc}; it may still land: check it with 'ghost confirm {exc.signature}'", 1
     if isinstance(exc, gx.TransactionError):
         inner = getattr(getattr(exc.err, "err", None), "__class__", type(None)).__name__
         detail = str(getattr(exc.err, "err", exc.err))

@@ -9,6 +9,7 @@ refund after a missed deadline. ORDER is the work order's address (`ghost escrow
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional
 
@@ -16,7 +17,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.agent import when
-from ghostpay.cli.context import state
+from ghostpay.cli.context import CliError, state
 from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
     tx_data
 
@@ -91,9 +92,15 @@ def create(
     requirement: Optional[List[str]] = typer.Option(None, "--requirement", "-r", help="Repeat for each (at most "
                                                                                       "10)."),
     token: Optional[str] = typer.Option(None, "--token", "-t", help="Mint (default: the agent's first token)."),
-    order_id: Optional[int] = typer.Option(None, "--order-id", min=0, help="u64 (default: random)."),
+    order_id: Optional[int] = typer.Option(None, "--order-id", min=0, max=2**64 - 1, help="u64 (default: random)."),
 ) -> None:
-    """Create a work order: the amount moves from your token account into a new escrow vault."""
+    """Create a work order: the amount moves from your token account into a new escrow vault.
+
+    Journalled like 'payment send': after an unknown outcome, the same command checks first and reuses
+    the order id, so it cannot create (and fund) the order twice.
+
+    Example: ghost escrow create --agent translator --amount 50 --title "Translate the manual" --arbiter ARBITER
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     value = params.amount(amount)
@@ -110,11 +117,53 @@ def create(
     mint = params.token(st, token) if token else None
 
     async def work(gp: "GhostPayClient") -> Any:
-        return await gp.create_work_order(ref, value, deadline=when_due, arbiter=arbiter_key, title=title,  # type: ignore[arg-type]
-                                          description=description, requirements=requirements, review_period=review,
-                                          mint=mint, order_id=order_id)
+        import os
+
+        from ghostpay.cli import journal
+        from ghostpay.cli.payment import landed
+        from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
+
+        command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
+                   "amount": str(value), "token": None if mint is None else str(mint), "title": title,
+                   "arbiter": str(arbiter_key), "order_id": order_id}
+        entry = journal.pending("work_order", command)
+        if entry is not None and entry.order_id is not None:  # an earlier run's outcome is unknown
+            try:
+                existing = await gp.get_work_order(gp.work_order_address(entry.order_id))
+            except AccountNotFound:
+                existing = None
+            if existing is not None:
+                entry.close()
+                return existing
+            if await landed(gp, entry.signatures):
+                entry.close()
+                raise CliError(f"an earlier run already created this work order (order id {entry.order_id}, "
+                               f"{gp.work_order_address(entry.order_id)}); see 'ghost escrow list --mine'")
+            chosen = entry.order_id
+        else:
+            chosen = order_id if order_id is not None else int.from_bytes(os.urandom(8), "little")
+            entry = journal.open_entry("work_order", command, order_id=chosen)
+        st.journal = entry
+        try:
+            created = await gp.create_work_order(ref, value, deadline=when_due, arbiter=arbiter_key,  # type: ignore[arg-type]
+                                                 title=title, description=description, requirements=requirements,
+                                                 review_period=review, mint=mint, order_id=chosen)
+        except OutcomeUnknown:
+            raise  # the entry stays open for the retry
+        except GhostPayError:
+            entry.close()
+            raise
+        entry.close()
+        return created
 
     new = st.run(work, status="Creating the work order…")
+    if not hasattr(new, "result"):  # a WorkOrderInfo: an earlier run created it
+        if not st.json:
+            print(f"note: an earlier run already created this work order (order id {new.order_id}); "
+                  "not creating it again", file=sys.stderr)
+        emit(st, {**order_json(st, new), "action": "already created"},
+             lambda out: out.print(key_value_table(order_rows(st, new), title="[green]✔[/green] already created")))
+        return
     symbol = mint_symbol(st, new.mint)
     data = tx_data(st, "work order created", new.signature, new.result.compute_units, work_order=str(new.address),
                    order_id=new.order_id, vault=str(new.vault), amount=new.amount, amount_atomic=new.amount_atomic,

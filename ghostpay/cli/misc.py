@@ -163,7 +163,40 @@ def demo(ctx: typer.Context,
     console.print(f"\n[green]✔[/green] main job done; {'stopped the throwaway localnet' if url is None else url}")
 
 
+def confirm(ctx: typer.Context, signature: str = typer.Argument(..., help="The transaction signature (base58).")
+            ) -> None:
+    """Did a transaction land? Its status, slot and error, like 'solana confirm' (exit 1 if it failed or the
+    node does not know it).
+
+    Example: ghost confirm 5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW
+    """
+    from solders.signature import Signature
+
+    st = state(ctx)
+    try:
+        sig = Signature.from_string(signature.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{signature!r} is not a transaction signature (base58, 64 bytes)") from None
+    found = st.run(lambda gp: gp.get_signature_status(sig), signer=False)
+    explorer = explorer_url("tx", sig, st.rpc_url)
+    if found is None:
+        emit(st, {"signature": str(sig), "found": False},
+             lambda out: out.print(f"not found: {sig} has not landed (or the node no longer keeps it)"))
+        raise typer.Exit(1)
+    level = str(found.confirmation_status).rsplit(".", 1)[-1].lower() if found.confirmation_status else "finalized"
+    data = {"signature": str(sig), "found": True, "slot": found.slot, "confirmation": level,
+            "succeeded": found.err is None, "error": None if found.err is None else str(found.err),
+            "explorer": explorer}
+    emit(st, data, lambda out: out.print(key_value_table(
+        [("signature", str(sig)), ("slot", f"{found.slot:,}"), ("confirmation", level),
+         ("result", "succeeded" if found.err is None else f"failed: {found.err}"), ("explorer", explorer)],
+        title="[green]✔[/green] landed" if found.err is None else "[red]✘[/red] landed, failed")))
+    if found.err is not None:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(airdrop)
+    app.command()(confirm)
     app.command("test-mint")(test_mint)
     app.command()(demo)

@@ -136,14 +136,16 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str |
 def tx_data(state: "State", action: str, signature: object, compute_units: int | None = None,
             **extra: Any) -> dict[str, Any]:
     """A confirmed transaction as JSON: what was done, signature, explorer link, CU, and more fields."""
-    return {"action": action, "signature": str(signature), "explorer": explorer_url("tx", signature, state.rpc_url),
+    known = signature is not None  # None: an earlier run's transaction the node no longer reports
+    return {"action": action, "signature": str(signature) if known else None,
+            "explorer": explorer_url("tx", signature, state.rpc_url) if known else None,
             "compute_units": compute_units, **extra}
 
 
 def print_tx(state: "State", data: dict[str, Any], rows: Sequence[tuple[str, object]] = ()) -> None:
     """Emit a confirmed transaction: a panel in text mode, the dict in JSON mode."""
     def render(out: Console) -> None:
-        lines = list(rows) + [("signature", data["signature"]), ("explorer", data["explorer"])]
+        lines = list(rows) + [(k, data[k]) for k in ("signature", "explorer") if data[k] is not None]
         if data.get("compute_units") is not None:
             lines.append(("compute units", f"{data['compute_units']:,}"))
         out.print(key_value_table(lines, title=f"[green]✔[/green] {data['action']}"))

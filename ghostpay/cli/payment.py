@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -56,20 +57,83 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
          reference: Optional[str] = typer.Option(None, "--reference", "-r",
                                                  help="64 hex digits (default: random); a retry with the same "
                                                       "reference cannot pay twice.")) -> None:
-    """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction)."""
+    """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction).
+
+    The payment is journalled in the data folder before it is sent: if the connection fails and its
+    outcome is unknown, running the same command again checks it first and retries with the same
+    reference, so it can never pay twice.
+
+    Example: ghost payment send --agent translator --amount 0.01 --token USDC
+    """
+    from ghostpay.cli import journal
+
     st = state(ctx)
     ref = params.agent_ref(agent)
     value = params.amount(amount) if amount is not None else None
     mint = params.token(st, token) if token else None
-    reference_bytes = params.reference(reference) if reference else None
-    paid = st.run(lambda gp: gp.pay_agent(ref, amount=value, mint=mint, reference=reference_bytes),
-                  status="Paying…")
+    given = params.reference(reference) if reference else None
+    notes: list[str] = []
+
+    async def work(gp: "GhostPayClient") -> Any:
+        import os
+
+        from ghostpay.exceptions import GhostPayError, OutcomeUnknown, PaymentAlreadyRecorded
+
+        address = gp.agent_address(ref)
+        command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(address),
+                   "amount": None if value is None else str(value), "token": None if mint is None else str(mint),
+                   **({"reference": given.hex()} if given else {})}
+        entry = journal.pending("payment", command)
+        if entry is not None:  # an earlier run's outcome is unknown: did it land?
+            raw = bytes.fromhex(entry.reference or "")
+            receipt = await gp.get_receipt(address, raw)
+            if receipt is not None:
+                entry.close()
+                notes.append(f"already paid by an earlier run (reference {raw.hex()}); not paying again")
+                return receipt, await landed(gp, entry.signatures)
+            notes.append(f"retrying the earlier unconfirmed payment with its reference {raw.hex()}")
+        else:
+            raw = given or os.urandom(32)
+            entry = journal.open_entry("payment", command, reference=raw.hex())
+        st.journal = entry
+        try:
+            paid = await gp.pay_agent(address, amount=value, mint=mint, reference=raw)
+        except PaymentAlreadyRecorded:
+            receipt = await gp.get_receipt(address, raw)
+            if receipt is None or receipt.payer != gp.wallet or not entry.signatures[:-1]:
+                entry.close()
+                raise
+            entry.close()  # our earlier transaction landed after all
+            notes.append(f"already paid by an earlier run (reference {raw.hex()}); not paying again")
+            return receipt, await landed(gp, entry.signatures)
+        except OutcomeUnknown:
+            raise  # the entry stays open for the retry
+        except GhostPayError:
+            entry.close()  # refused or failed on chain: nothing was paid
+            raise
+        entry.close()
+        return paid, str(paid.signature)
+
+    paid, signature = st.run(work, status="Paying…")
     symbol = mint_symbol(st, paid.mint)
-    data = tx_data(st, "paid", paid.signature, paid.compute_units, agent=agent, amount=paid.amount,
-                   amount_atomic=paid.amount_atomic, token=str(paid.mint), token_symbol=symbol,
-                   reference=paid.reference.hex(), receipt=str(paid.receipt))
+    already = not hasattr(paid, "receipt")  # a Receipt found, not a PaymentResult
+    receipt = str(paid.address) if already else str(paid.receipt)
+    data = tx_data(st, "already paid" if already else "paid", signature, None if already else paid.compute_units,
+                   agent=agent, amount=paid.amount, amount_atomic=paid.amount_atomic, token=str(paid.mint),
+                   token_symbol=symbol, reference=paid.reference.hex(), receipt=receipt, notes=notes)
+    for note in notes if not st.json else []:
+        print(f"note: {note}", file=sys.stderr)
     print_tx(st, data, [("agent", agent), ("amount", format_amount(paid.amount, symbol)),
-                        ("reference", paid.reference.hex()), ("receipt", str(paid.receipt))])
+                        ("reference", paid.reference.hex()), ("receipt", receipt)])
+
+
+async def landed(gp: "GhostPayClient", signatures: list[str]) -> str | None:
+    """Which of a journal entry's signatures landed (None if the node no longer knows)."""
+    for signature in signatures:
+        found = await gp.get_signature_status(signature)
+        if found is not None and found.err is None:
+            return signature
+    return None
 
 
 @app.command()

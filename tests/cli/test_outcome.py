@@ -1,0 +1,106 @@
+"""`ghost payment send` through a fault-injecting proxy: when the outcome is unknown the error names the
+signature and the reference, the journal keeps the payment, and running the command again never pays
+twice (whether or not the first transaction landed); Ctrl-C while confirming says the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.cli.conftest import GHOST, ghost, mint_to
+from tests.fault_proxy import FaultProxy
+
+QUICK = {"GHOST_CONFIRM_TIMEOUT": "2"}
+
+
+def balance(net, owner, mint) -> int:
+    found = net.rpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)}, {"encoding": "jsonParsed"})
+    accounts = found["result"]["value"]
+    return int(accounts[0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]) if accounts else 0
+
+
+def seller_agent(wallets, agent_id: str) -> tuple[str, object]:
+    seller, who = wallets.new()
+    agent = ghost("agent", "register", agent_id, "--name", agent_id, "--price", "0.01", "--tokens", "USDC",
+                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+    return agent, who.pubkey()
+
+
+@pytest.mark.parametrize("fault,landed", [("drop", True), ("drop-before", False)])
+def test_a_retry_after_an_unknown_outcome_never_pays_twice(net, wallets, usdc, home, fault, landed) -> None:
+    agent, payee = seller_agent(wallets, f"journal-{fault}")
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    with FaultProxy(net.http_url) as proxy:
+        url = ["-u", proxy.url]
+        proxy.arm(fault, outage=60)
+        first = ghost(*url, "payment", "send", "--agent", agent, keypair=buyer, env=QUICK)
+        line = first.one_line_error(1)
+        assert "OutcomeUnknown" in line and "ghost confirm " in line and "cannot pay twice" in line
+        reference = line.split("reference ")[1].split(":")[0]
+        assert len(reference) == 64 and len(list((home / "journal").glob("payment-*.json"))) == 1
+        assert balance(net, payee, usdc) == (10_000 if landed else 0)
+
+        proxy.heal()
+        second = ghost(*url, "payment", "send", "--agent", agent, keypair=buyer, env=QUICK)
+        assert second.data["reference"] == reference and second.data["action"] == ("already paid" if landed
+                                                                                   else "paid")
+        assert balance(net, payee, usdc) == 10_000  # paid once, either way
+        assert not list((home / "journal").glob("payment-*.json"))
+
+        third = ghost(*url, "payment", "send", "--agent", agent, keypair=buyer)  # a new payment: no entry open
+        assert third.data["reference"] != reference and balance(net, payee, usdc) == 20_000
+
+
+def test_interrupted_while_confirming_names_the_signature_and_the_retry_is_safe(net, wallets, usdc, home) -> None:
+    agent, payee = seller_agent(wallets, "interrupted")
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    with FaultProxy(net.http_url) as proxy:
+        proxy.arm("delay", delay=8)
+        env = {**os.environ, "GHOST_URL": proxy.url}
+        child = subprocess.Popen([GHOST, "-k", str(buyer), "payment", "send", "--agent", agent], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while proxy.sent == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode == 130, stderr
+        assert "interrupted after sending transaction" in stderr and "ghost confirm" in stderr
+        assert "cannot pay twice" in stderr and "Traceback" not in stderr
+        signature = stderr.split("transaction ")[1].split(";")[0]
+        confirmed = ghost("confirm", signature)
+        assert confirmed.data["succeeded"] is True and confirmed.data["slot"] > 0
+        again = ghost("-u", proxy.url, "payment", "send", "--agent", agent, keypair=buyer)
+        assert again.data["action"] == "already paid" and again.data["signature"] == signature
+    assert balance(net, payee, usdc) == 10_000
+
+
+def test_confirm_of_an_unknown_or_malformed_signature(net) -> None:
+    missing = ghost("confirm", "1" * 64, output=None)
+    assert missing.code == 1 and "not found" in missing.stdout
+    assert "not a transaction signature" in ghost("confirm", "xyz").one_line_error(2)
+
+
+def test_escrow_create_retried_after_an_unknown_outcome_creates_one_order(net, wallets, usdc, home) -> None:
+    agent, _ = seller_agent(wallets, "escrowed")
+    client, who = wallets.new()
+    _, arbiter = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 10_000_000)
+    create = ("escrow", "create", "--agent", agent, "--amount", "4", "--title", "Job", "--arbiter",
+              str(arbiter.pubkey()))
+    with FaultProxy(net.http_url) as proxy:
+        proxy.arm("500", outage=60)
+        line = ghost("-u", proxy.url, *create, keypair=client, env=QUICK).one_line_error(1)
+        assert "OutcomeUnknown" in line and "order id" in line
+        proxy.heal()
+        again = ghost("-u", proxy.url, *create, keypair=client, env=QUICK)
+        assert again.data["action"] == "already created" and again.data["amount"] == "4.000000"
+    assert balance(net, who.pubkey(), usdc) == 6_000_000
+    assert len(ghost("escrow", "list", "--mine", keypair=client).data) == 1
