@@ -150,6 +150,9 @@ class Simulation:
     logs: list[str]
     error: GhostPayError | None
     fee: int | None = None  # lamports, from getFeeForMessage
+    amount: Decimal | None = None  # a simulated payment: what it would pay, in whole tokens of `mint`
+    amount_atomic: int | None = None
+    mint: Pubkey | None = None
 
 
 @dataclass(frozen=True)
@@ -822,15 +825,18 @@ class GhostPayClient:
 
     async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: Pubkey | None = None,
                                reference: bytes | str | None = None) -> Simulation:
-        """Simulate `pay_agent` (the same transaction, nothing spent): compute units, fee, and the typed
-        error it would raise, e.g. `PaymentBelowPrice` or the token program's insufficient funds."""
-        instructions, *_ = await self._payment(agent, amount, mint, reference, self.wallet, None,
-                                               PAYMENT_COMPUTE_UNITS, None)
+        """Simulate `pay_agent` (the same transaction, nothing spent): the amount and mint it would pay,
+        compute units, fee, and the typed error it would raise, e.g. `PaymentBelowPrice` or the token
+        program's `InsufficientFunds`."""
+        instructions, _, _, mint_info, atomic = await self._payment(agent, amount, mint, reference, self.wallet, None,
+                                                                    PAYMENT_COMPUTE_UNITS, None)
         saved, self.priority_fee = self.priority_fee, None  # the budget instructions are already there
         try:
-            return await self.simulate(instructions)
+            simulated = await self.simulate(instructions)
         finally:
             self.priority_fee = saved
+        return replace(simulated, amount=from_atomic(atomic, mint_info.decimals), amount_atomic=atomic,
+                       mint=mint_info.address)
 
     async def get_payment_events(self, agent: AgentRef, *, limit: int = 100) -> list[ProgramEvent]:
         """`X402PaymentRecorded` events of the agent, newest first, among its last `limit` transactions."""

@@ -25,8 +25,11 @@ REFERENCE_OPTION = typer.Option(..., "--reference", "-r", help="The payment refe
 @app.command()
 def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = AMOUNT_OPTION,
              token: Optional[str] = TOKEN_OPTION) -> None:
-    """Simulate paying one call (TransferChecked + record_x402_payment): compute units, fee, and what would
-    fail. Nothing is sent or spent; exit status 1 if it would fail."""
+    """Simulate paying one call (TransferChecked + record_x402_payment): the amount and token it would pay,
+    compute units, fee, and what would fail. Nothing is sent or spent; exit status 1 if it would fail.
+
+    Example: ghost payment simulate --agent translator --amount 0.02
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     value = params.amount(amount) if amount is not None else None
@@ -40,10 +43,14 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str
         failure = {"name": name if isinstance(name, str) else type(error).__name__, "code": code
                    if isinstance(code, int) else None,
                    "message": described[0] if described else str(error)}
-    data = {"agent": agent, "would_succeed": error is None, "compute_units": sim.compute_units,
+    symbol = mint_symbol(st, sim.mint)
+    data = {"agent": agent, "would_succeed": error is None, "amount": sim.amount, "amount_atomic": sim.amount_atomic,
+            "token": str(sim.mint), "token_symbol": symbol, "compute_units": sim.compute_units,
             "fee_lamports": sim.fee, "error": failure, "logs": sim.logs}
-    rows = [("agent", agent), ("result", "[green]would succeed[/green]" if error is None
-                                else f"[red]would fail[/red]: {failure['message'] if failure else ''}"),
+    rows = [("agent", agent), ("amount", format_amount(sim.amount, symbol) if sim.amount is not None else "?"),
+            ("token", str(sim.mint)),
+            ("result", "[green]would succeed[/green]" if error is None
+             else f"[red]would fail[/red]: {failure['message'] if failure else ''}"),
             ("compute units", f"{sim.compute_units:,}" if sim.compute_units is not None else "?"),
             ("fee", f"{sim.fee:,} lamports ({sim.fee / 1e9:.9f} SOL)" if sim.fee is not None else "?")]
     emit(st, data, lambda out: out.print(key_value_table(rows, title="Payment simulation (nothing sent)")))

@@ -16,6 +16,9 @@ def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
 
     simulated = ghost("payment", "simulate", "--agent", agent, keypair=buyer, output=None)
     assert simulated.code == 0 and "would succeed" in simulated.stdout and "5,000 lamports" in simulated.stdout
+    assert "0.01 USDC" in simulated.stdout and str(usdc) in simulated.stdout
+    planned = ghost("payment", "simulate", "--agent", agent, "--amount", "0.25", keypair=buyer).data
+    assert (planned["amount"], planned["amount_atomic"], planned["token"]) == ("0.250000", 250_000, str(usdc))
     failing = ghost("payment", "simulate", "--agent", agent, "--amount", "5", keypair=buyer)
     assert failing.code == 1 and json.loads(failing.stdout)["would_succeed"] is False
     error = json.loads(failing.stdout)["error"]
