@@ -1,8 +1,8 @@
 """`ghost localnet`: run the LiteSVM localnet (or solana-test-validator) with GhostPay loaded.
 
 `start` serves in the foreground (Ctrl-C stops it) or, with `--detach`, in the background; either
-way it records its process and URLs in `<ghost path>/localnet/localnet.json`, which `status` and
-`stop` read.
+way it records its process and URLs in `<ghost path>/localnet/run-<rpc port>.json`, which `status` and
+`stop` read. Several localnets run side by side on different ports and ledgers; `--rpc-port` picks one.
 """
 
 from __future__ import annotations
@@ -27,19 +27,58 @@ ENGINES = ("litesvm", "solana-test-validator")
 START_TIMEOUT_SECONDS = 30.0
 
 
-def state_file() -> Path:
-    return data_dir() / "localnet" / "localnet.json"
+def records_dir() -> Path:
+    return data_dir() / "localnet"
 
 
-def read_state() -> dict[str, Any] | None:
-    """The running localnet recorded by `start`, or None (a stale record is removed)."""
+def state_file(rpc_port: int) -> Path:
+    return records_dir() / f"run-{rpc_port}.json"
+
+
+def running() -> list[dict[str, Any]]:
+    """The localnets recorded by `start` whose process is alive (stale records are removed)."""
+    found = []
+    for path in sorted(records_dir().glob("run-*.json")):
+        try:
+            record = json.loads(path.read_text())
+            os.kill(int(record["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        found.append(record)
+    return found
+
+
+def port_of(url: str) -> int | None:
+    from urllib.parse import urlsplit
+
     try:
-        record = json.loads(state_file().read_text())
-        os.kill(int(record["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        state_file().unlink(missing_ok=True)
+        return urlsplit(url).port
+    except ValueError:
         return None
-    return record
+
+
+def pick(st: Any, rpc_port: int | None) -> dict[str, Any] | None:
+    """The recorded localnet that `--rpc-port`, else `-u`, else being the only one, designates."""
+    records = running()
+    if rpc_port is not None:
+        return next((r for r in records if r["rpc_port"] == rpc_port), None)
+    by_url = [r for r in records if r["rpc_port"] == port_of(st.rpc_url)]
+    if by_url or len(records) <= 1:
+        return (by_url or records or [None])[0]
+    ports = ", ".join(str(r["rpc_port"]) for r in records)
+    raise CliError(f"{len(records)} localnets are running (RPC ports {ports}); pick one with --rpc-port", 2)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def rpc(url: str, method: str, timeout: float = 2.0) -> Any:
@@ -59,8 +98,9 @@ def healthy(url: str) -> bool:
 @app.command()
 def start(
     ctx: typer.Context,
-    rpc_port: int = typer.Option(8899, help="HTTP JSON-RPC port."),
-    ws_port: Optional[int] = typer.Option(None, help="Websocket pub-sub port (default: RPC port + 1)."),
+    rpc_port: int = typer.Option(8899, min=1, max=65534, help="HTTP JSON-RPC port."),
+    ws_port: Optional[int] = typer.Option(None, min=1, max=65535,
+                                          help="Websocket pub-sub port (default: RPC port + 1)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: <data dir>/localnet/ledger)."),
     reset: bool = typer.Option(False, "--reset", help="Start from an empty ledger."),
@@ -70,15 +110,23 @@ def start(
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; stop with 'ghost localnet "
                                                               "stop'."),
 ) -> None:
-    """Serve Solana's JSON-RPC and pub-sub (until Ctrl-C, or in the background with --detach)."""
+    """Serve Solana's JSON-RPC and pub-sub (until Ctrl-C, or in the background with --detach).
+
+    A second localnet runs beside the first on other ports and another ledger.
+
+    Example: ghost localnet start --detach --rpc-port 8999 --ledger /tmp/second-ledger
+    """
     if engine not in ENGINES:
-        raise CliError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    running = read_state()
-    if running is not None:
-        raise CliError(f"a localnet is already running (pid {running['pid']}, {running['rpc_url']}); "
-                       "stop it with 'ghost localnet stop'")
+        raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    same = next((r for r in running() if r["rpc_port"] == rpc_port), None)
+    if same is not None:
+        raise CliError(f"a localnet is already running on port {rpc_port} (pid {same['pid']}, {same['rpc_url']}); "
+                       f"stop it with 'ghost localnet stop --rpc-port {rpc_port}' or pick another --rpc-port")
     ws = ws_port if ws_port is not None else rpc_port + 1
-    record = {"rpc_url": f"http://{host}:{rpc_port}", "ws_url": f"ws://{host}:{ws}",
+    for port, what in ((rpc_port, "--rpc-port"), (ws, "--ws-port")):
+        if port_in_use(host, port):
+            raise CliError(f"port {port} on {host} is already in use by another program; pick another {what}")
+    record = {"rpc_url": f"http://{host}:{rpc_port}", "ws_url": f"ws://{host}:{ws}", "rpc_port": rpc_port,
               "ledger": str(ledger) if ledger else None, "engine": engine, "started_at": int(time.time())}
     if detach:
         detached(ctx, record, rpc_port, ws, host, ledger, reset, program_so, engine)
@@ -102,7 +150,7 @@ def start(
     except LocalnetError as exc:
         raise CliError(str(exc)) from None
     finally:
-        state_file().unlink(missing_ok=True)
+        state_file(rpc_port).unlink(missing_ok=True)
 
 
 def announce_when_ready(record: dict[str, Any]) -> None:
@@ -120,14 +168,15 @@ def announce_when_ready(record: dict[str, Any]) -> None:
 
 
 def write_state(record: dict[str, Any]) -> None:
-    state_file().parent.mkdir(parents=True, exist_ok=True)
-    state_file().write_text(json.dumps(record))
+    path = state_file(record["rpc_port"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
 
 
 def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port: int, host: str,
              ledger: Optional[Path], reset: bool, program_so: Optional[Path], engine: str) -> None:
     st = state(ctx)
-    log = data_dir() / "localnet" / "localnet.log"
+    log = records_dir() / f"localnet-{rpc_port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ghostpay.localnet", "--host", host, "--rpc-port", str(rpc_port),
                "--ws-port", str(ws_port), "--engine", engine]
@@ -139,10 +188,11 @@ def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port:
                                 start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     with st.spinner("Starting the localnet…"):
-        while not healthy(record["rpc_url"]):
-            if proc.poll() is not None:
+        while proc.poll() is not None or not healthy(record["rpc_url"]):
+            if proc.poll() is not None:  # checked after every probe too: an answer from another server is no proof
                 lines = log.read_text(errors="replace").strip().splitlines()
-                raise CliError(f"the localnet exited: {lines[-1] if lines else 'no output'} (log: {log})")
+                raise CliError(f"the localnet exited: {lines[-1].removeprefix('error: ') if lines else 'no output'}"
+                               f" (log: {log})")
             if time.monotonic() > deadline:
                 proc.terminate()
                 raise CliError(f"the localnet did not become healthy in {START_TIMEOUT_SECONDS:.0f}s (log: {log})")
@@ -153,16 +203,23 @@ def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port:
     write_state(record)
     emit(st, {"running": True, **record}, lambda out: out.print(key_value_table(
         [("JSON-RPC", record["rpc_url"]), ("WebSocket", record["ws_url"]), ("pid", str(proc.pid)),
-         ("ledger", record["ledger"]), ("log", str(log)), ("stop", "ghost localnet stop")],
+         ("ledger", record["ledger"]), ("log", str(log)), ("stop", f"ghost localnet stop --rpc-port {rpc_port}")],
         title="[green]✔[/green] localnet running in the background")))
 
 
+RPC_PORT_OPTION = typer.Option(None, "--rpc-port", min=1, max=65535,
+                                help="Which localnet, by RPC port (default: the one -u points at, or the only one).")
+
+
 @app.command()
-def status(ctx: typer.Context) -> None:
-    """Is a localnet running? Its URLs, slot and version (exit status 1 if none answers)."""
+def status(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> None:
+    """Is a localnet running? Its URLs, slot and version (exit status 1 if none answers).
+
+    Example: ghost localnet status --rpc-port 8999
+    """
     st = state(ctx)
-    record = read_state()
-    url = record["rpc_url"] if record else st.rpc_url
+    record = pick(st, rpc_port)
+    url = record["rpc_url"] if record else f"http://127.0.0.1:{rpc_port}" if rpc_port else st.rpc_url
     if not healthy(url):
         emit(st, {"running": False, "rpc_url": url},
              lambda out: out.print(f"no localnet answers at {url}; start one with 'ghost localnet start --detach'"))
@@ -176,12 +233,16 @@ def status(ctx: typer.Context) -> None:
 
 
 @app.command()
-def stop(ctx: typer.Context) -> None:
-    """Stop the localnet started with 'ghost localnet start' (its ledger is kept)."""
+def stop(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> None:
+    """Stop a localnet started with 'ghost localnet start' (its ledger is kept).
+
+    Example: ghost localnet stop --rpc-port 8999
+    """
     st = state(ctx)
-    record = read_state()
+    record = pick(st, rpc_port)
     if record is None:
-        raise CliError("no localnet started with 'ghost localnet start' is running")
+        where = f" on port {rpc_port}" if rpc_port else ""
+        raise CliError(f"no localnet started with 'ghost localnet start' is running{where}")
     pid = int(record["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
@@ -198,7 +259,7 @@ def stop(ctx: typer.Context) -> None:
         time.sleep(0.05)
     else:
         os.kill(pid, signal.SIGKILL)
-    state_file().unlink(missing_ok=True)
+    state_file(record["rpc_port"]).unlink(missing_ok=True)
     emit(st, {"stopped": True, "pid": pid, "rpc_url": record["rpc_url"]},
          lambda out: out.print(f"stopped the localnet (pid {pid}) at {record['rpc_url']}; ledger kept"))
 
@@ -214,9 +275,15 @@ def path(ctx: typer.Context) -> None:
 @app.command()
 def reset(ctx: typer.Context,
           ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: the default ledger).")) -> None:
-    """Delete a ledger (the localnet must not be running on it)."""
-    from ghostpay.localnet.server import default_ledger, reset_ledger
+    """Delete a ledger; refused while a localnet runs on it.
+
+    Example: ghost localnet reset --ledger /tmp/second-ledger
+    """
+    from ghostpay.localnet.server import LocalnetError, default_ledger, reset_ledger
 
     directory = ledger if ledger is not None else default_ledger()
-    reset_ledger(directory)
+    try:
+        reset_ledger(directory)
+    except LocalnetError as exc:
+        raise CliError(str(exc)) from None
     emit(state(ctx), {"reset": str(directory)}, lambda out: out.print(f"reset {directory}"))

@@ -9,6 +9,7 @@ small HTTP/1.1 server (keep-alive, Content-Length or chunked bodies, CORS,
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import signal
 import time
@@ -20,7 +21,7 @@ from websockets.asyncio.server import serve
 
 from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
-from ghostpay.localnet.ledger import LEDGER_FILE, Ledger, LedgerBusy
+from ghostpay.localnet.ledger import LEDGER_FILE, LOCK_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
 from ghostpay.localnet.rpc import Rpc
 from ghostpay.paths import data_dir
@@ -56,9 +57,18 @@ class LocalnetError(Exception):
 
 
 def reset_ledger(directory: Path) -> None:
-    """Delete the ledger database (and its WAL files) in `directory`."""
-    for suffix in ("", "-wal", "-shm"):
-        (directory / (LEDGER_FILE + suffix)).unlink(missing_ok=True)
+    """Delete the ledger database (and its WAL files) in `directory`; refused (`LocalnetError`) while a
+    localnet holds the ledger: deleting it under a running node would lose confirmed transactions."""
+    if not directory.is_dir():
+        return
+    with open(directory / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock a running Ledger holds
+        except BlockingIOError:
+            raise LocalnetError(f"the ledger {directory} is in use by a running localnet; stop it first "
+                                "('ghost localnet stop')") from None
+        for suffix in ("", "-wal", "-shm"):  # under the lock: no localnet can open it meanwhile
+            (directory / (LEDGER_FILE + suffix)).unlink(missing_ok=True)
 
 
 class HttpRpcServer:

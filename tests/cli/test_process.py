@@ -106,4 +106,4 @@ def test_localnet_in_the_foreground_prints_one_json_document(tmp_path) -> None:
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=20)
     assert server.returncode == 0 and out == "" and err == ""
-    assert not (tmp_path / "home" / "localnet" / "localnet.json").exists()
+    assert not list((tmp_path / "home" / "localnet").glob("run-*.json"))
