@@ -8,6 +8,8 @@ the next `sendTransaction` injects one fault *after* the node has the transactio
 - `drop-before`: close the connection without forwarding (the transaction never left).
 
 `outage` seconds after the fault, every request is dropped (the RPC "does not answer again" yet).
+`throttle(every, status, retry_after)` answers every n-th request with that HTTP status instead, and
+`fail_between(first, last)` answers 503 to the requests numbered first..last (1-based).
 
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("drop", outage=1.0)
@@ -35,6 +37,12 @@ class FaultProxy:
         self.outage = 0.0
         self.outage_until = 0.0
         self.sent = 0  # sendTransaction requests that reached the node
+        self.requests = 0
+        self.refused = 0  # requests answered with an injected HTTP error
+        self.throttle_every = 0
+        self.throttle_status = 429
+        self.retry_after: float | None = None
+        self.failing: tuple[int, int] | None = None
         self.faults_fired = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -49,6 +57,12 @@ class FaultProxy:
         """Inject `fault` at the next sendTransaction, then drop everything for `outage` seconds."""
         assert fault in FAULTS, fault
         self.fault, self.outage, self.delay = fault, outage, delay
+
+    def throttle(self, every: int, status: int = 429, retry_after: float | None = None) -> None:
+        self.throttle_every, self.throttle_status, self.retry_after = every, status, retry_after
+
+    def fail_between(self, first: int, last: int) -> None:
+        self.failing = (first, last)
 
     def heal(self) -> None:
         """End the outage now."""
@@ -100,6 +114,13 @@ class FaultProxy:
         body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
         if time.monotonic() < self.outage_until:
             return False  # the node is unreachable: drop the connection
+        self.requests += 1
+        failing = self.failing is not None and self.failing[0] <= self.requests <= self.failing[1]
+        if failing or self.throttle_every and self.requests % self.throttle_every == 0:
+            self.refused += 1
+            extra = {} if failing or self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
+            await _reply(writer, 503 if failing else self.throttle_status, b"{}", extra)
+            return True
         fault = self.fault if _is_send(body) else None
         if fault == "drop-before":
             self._fired()
@@ -134,8 +155,11 @@ def _is_send(body: bytes) -> bool:
     return isinstance(request, dict) and request.get("method") == "sendTransaction"
 
 
-async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
-    reason = {200: "OK", 500: "Internal Server Error"}.get(status, "Status")
+async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None
+                 ) -> None:
+    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
+              503: "Service Unavailable"}.get(status, "Status")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                 f"Connection: keep-alive\r\n\r\n".encode() + body)
+                 f"{extra}Connection: keep-alive\r\n\r\n".encode() + body)
     await writer.drain()

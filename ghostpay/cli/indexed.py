@@ -64,19 +64,31 @@ class IndexedMint:
     decimals: int
 
 
-def _session(st: State) -> Iterator[Any]:
+def open_database(db: str, *, read_only: bool = False) -> Any:
+    """An engine on the index at `db` (a path or URL), migrated; for `read_only` commands a SQLite file
+    that does not exist is an error (not a new empty index), and so is a file that is no database."""
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlmodel import Session
 
     from ghostpay.indexer.models import connect
 
-    assert st.settings.db is not None
-    url = db_url(st.settings.db)
+    url = db_url(db)
+    if read_only and url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path not in ("", ":memory:") and not os.path.exists(path):
+            raise CliError(f"no indexer database at {path}; build one with 'ghost indexer run --db {path}', or "
+                           "check --db")
     try:
-        engine = connect(url)
+        return connect(url)
     except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
-        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
-    with Session(engine) as session:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise CliError(f"cannot open the indexer database {url}: {detail}; check --db") from None
+
+
+def _session(st: State) -> Iterator[Any]:
+    from sqlmodel import Session
+
+    assert st.settings.db is not None
+    with Session(open_database(st.settings.db, read_only=True)) as session:
         yield session
 
 

@@ -7,10 +7,12 @@ stays fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sys
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -19,7 +21,8 @@ app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status;
 
 LOCALNET_URL = "http://127.0.0.1:8899"
 URL_HELP = "RPC URL or moniker (localnet, devnet, mainnet-beta); the websocket URL is derived."
-DB_HELP = "sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data folder)."
+DB_HELP = ("A SQLite path, sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data "
+           "folder).")
 
 
 def _fail(message: str) -> None:
@@ -36,6 +39,7 @@ def _default_db() -> str:
 
 
 def _config(url: str, ws_url: Optional[str], db: Optional[str], batch_size: int = 200) -> Any:
+    from ghostpay.cli.indexed import db_url
     from ghostpay.cluster import resolve
     from ghostpay.exceptions import InvalidArgument
     from ghostpay.indexer.service import IndexerConfig
@@ -44,18 +48,18 @@ def _config(url: str, ws_url: Optional[str], db: Optional[str], batch_size: int 
         cluster = resolve(url, ws_url)
     except InvalidArgument as exc:
         _fail(str(exc))
-    return IndexerConfig(cluster.http_url, cluster.ws_url, db or _default_db(), batch_size=batch_size)
+    return IndexerConfig(cluster.http_url, cluster.ws_url, db_url(db) if db else _default_db(),
+                         batch_size=batch_size)
 
 
-def _engine(db: str) -> Any:
-    from sqlalchemy.exc import ArgumentError, OperationalError
-
-    from ghostpay.indexer.models import connect
+def _engine(db: str, *, read_only: bool = False) -> Any:
+    from ghostpay.cli.context import CliError
+    from ghostpay.cli.indexed import open_database
 
     try:
-        return connect(db)
-    except (ArgumentError, OperationalError, RuntimeError, ModuleNotFoundError) as exc:
-        _fail(f"database {db}: {str(exc).splitlines()[0]}")
+        return open_database(db, read_only=read_only)
+    except CliError as exc:
+        _fail(str(exc))
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -84,17 +88,67 @@ def run(
     once: bool = typer.Option(False, "--once", help="Back-fill to the chain's tip and exit."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    reset: bool = typer.Option(False, "--reset", help="Empty the database first (e.g. to index another chain)."),
 ) -> None:
-    """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM)."""
+    """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
+
+    The database records the chain it indexes (genesis hash) and refuses another one; one indexer at a
+    time writes it. HTTP 429 and 5xx answers are retried (after Retry-After); a long back-fill shows a
+    progress bar on a terminal.
+
+    Example: ghost indexer run --once --db index.db
+    """
     _setup_logging(log_level)
     config = _config(url, ws_url, db, batch_size)
-    _engine(config.db_url)  # a bad URL is one clean line before anything starts
+    engine = _engine(config.db_url)  # a bad URL is one clean line before anything starts
+    from ghostpay.indexer.guard import GuardError, WriterLock, reset_database
     from ghostpay.indexer.service import serve
 
+    if reset:
+        try:
+            with WriterLock(engine):
+                reset_database(engine)
+        except GuardError as exc:
+            _fail(str(exc))
     try:
-        asyncio.run(serve(config, once=once))
+        with backfill_progress() as on_progress:
+            asyncio.run(serve(config, once=once, on_progress=on_progress))
+    except GuardError as exc:
+        _fail(str(exc))
     except _network_errors() as exc:
         _fail(f"{config.http_url}: {type(exc).__name__}: {exc}")
+
+
+PROGRESS_THRESHOLD = 500  # transactions: below this a back-fill takes a moment, no bar
+
+
+@contextlib.contextmanager
+def backfill_progress() -> Iterator[Any]:
+    """A progress hook drawing a bar on stderr while a long back-fill runs (a terminal only)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("back-fill"), BarColumn(), MofNCompleteColumn(), TextColumn("transactions"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task: list[Any] = []
+
+    def on_progress(done: int, total: int) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if not task:
+            bar.start()
+            task.append(bar.add_task("back-fill", total=total))
+        bar.update(task[0], completed=done, total=total)
+        if done >= total:
+            bar.stop()
+
+    try:
+        yield on_progress
+    finally:
+        bar.stop()
 
 
 @app.command()
@@ -110,7 +164,7 @@ def status(
     from ghostpay.indexer.source import RpcSource
 
     config = _config(url, None, db)
-    with Session(_engine(config.db_url)) as session:
+    with Session(_engine(config.db_url, read_only=True)) as session:
         state = index_status(session)
 
     async def chain_slot() -> Optional[int]:
@@ -149,7 +203,7 @@ def verify(
     from ghostpay.indexer.verify import verify as verify_index
 
     config = _config(url, None, db)
-    engine = _engine(config.db_url)
+    engine = _engine(config.db_url, read_only=True)
 
     async def check() -> Any:
         rpc = RpcSource(config.http_url)

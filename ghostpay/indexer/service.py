@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
 from ghostpay.indexer.process import Batch, BatchStats
 from ghostpay.indexer.source import LogStream, RpcSource, SignatureInfo
@@ -41,6 +42,7 @@ class IndexerConfig:
     batch_size: int = DEFAULT_BATCH
     reconnect_delay: float = 0.25
     max_reconnect_delay: float = 8.0
+    rpc_retries: int = 6  # HTTP 429 / 5xx answers retried per request before the error ends the attempt
 
 
 @dataclass
@@ -62,15 +64,19 @@ class Totals:
 
 CommitHook = Callable[[list[str], float], None]
 """Called after each commit with the signatures it applied and the time.perf_counter() of the commit."""
+ProgressHook = Callable[[int, int], None]
+"""Called during a back-fill with (transactions done, transactions to do)."""
 
 
 class Indexer:
     def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
-                 on_commit: Optional[CommitHook] = None) -> None:
+                 on_commit: Optional[CommitHook] = None, on_progress: Optional[ProgressHook] = None) -> None:
         self.config = config
         self.engine = engine or connect(config.db_url)
-        self.rpc = RpcSource(config.http_url, config.program_id, config.commitment)
+        self.rpc = RpcSource(config.http_url, config.program_id, config.commitment, retries=config.rpc_retries)
         self.on_commit = on_commit
+        self.on_progress = on_progress
+        self.chain_checked = False
         self.totals = Totals()
         self.stopping = asyncio.Event()
         self.live = asyncio.Event()  # set while subscribed and caught up
@@ -114,7 +120,9 @@ class Indexer:
                  f"slot {cursor.slot}" if cursor else "the beginning")
         size = self.config.batch_size
         chunks = [infos[i:i + size] for i in range(0, len(infos), size)]
-        applied = 0
+        applied = done = 0
+        if self.on_progress is not None:
+            self.on_progress(0, len(infos))
         # the next chunk is fetched while the current one is applied
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
         try:
@@ -124,6 +132,9 @@ class Indexer:
                 pending = asyncio.ensure_future(self._fetch(chunks[index + 1])) if index + 1 < len(chunks) else None
                 stats = await self.apply(transactions)
                 applied += stats.transactions
+                done += len(transactions)
+                if self.on_progress is not None:
+                    self.on_progress(done, len(infos))
                 log.debug("back-fill: committed %d transactions (%d events) up to slot %d", stats.transactions,
                           stats.events, transactions[-1].slot)
                 if self.stopping.is_set():
@@ -181,17 +192,28 @@ class Indexer:
         get.cancel()
         return None
 
+    async def check_chain(self) -> None:
+        """Refuse a database built from another chain (`ChainMismatch`); once per run."""
+        if not self.chain_checked:
+            check_chain(self.engine, await self.rpc.genesis_hash(), self.config.http_url)
+            self.chain_checked = True
+
     async def run(self, once: bool = False) -> Totals:
-        """Back-fill (and exit if `once`), else follow the chain until `stop()`; reconnects with backoff."""
+        """Back-fill (and exit if `once`), else follow the chain until `stop()`; reconnects with backoff.
+        Holds the database's writer lock throughout (`IndexerBusy` if another indexer has it)."""
         delay = self.config.reconnect_delay
+        lock = WriterLock(self.engine)
         try:
+            lock.acquire()
             if once:  # errors end the run: a one-shot back-fill reports them rather than retrying
+                await self.check_chain()
                 await self.backfill()
                 return self.totals
             while not self.stopping.is_set():
                 try:
+                    await self.check_chain()
                     await self._follow()
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, GuardError):
                     raise
                 except Exception as exc:  # network drops, node errors: back off, then back-fill the gap
                     self.totals.reconnects += 1
@@ -206,6 +228,7 @@ class Indexer:
                     delay = self.config.reconnect_delay
             return self.totals
         finally:
+            lock.release()
             await self.rpc.close()
 
     def stop(self) -> None:
@@ -213,9 +236,9 @@ class Indexer:
         self.stopping.set()
 
 
-async def serve(config: IndexerConfig, once: bool = False) -> Totals:
+async def serve(config: IndexerConfig, once: bool = False, on_progress: Optional[ProgressHook] = None) -> Totals:
     """Run an indexer with SIGTERM and SIGINT wired to a graceful stop."""
-    indexer = Indexer(config)
+    indexer = Indexer(config, on_progress=on_progress)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, indexer.stop)

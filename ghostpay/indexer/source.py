@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 SIGNATURES_PAGE = 1000  # getSignaturesForAddress's maximum limit
 RPC_BATCH = 50  # requests per JSON-RPC batch
 ACCOUNTS_PAGE = 100  # getMultipleAccounts' maximum
+FIRST_RETRY_DELAY = 0.25
+MAX_RETRY_DELAY = 30.0  # also caps a node's Retry-After
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds of a `Retry-After: <seconds>` header (an HTTP date is rare from RPC nodes: ignored)."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 class SourceError(RuntimeError):
@@ -44,21 +54,39 @@ class RpcSource:
     """JSON-RPC reads of the program's history at one commitment."""
 
     def __init__(self, http_url: str, program_id: Pubkey = PROGRAM_ID, commitment: str = "confirmed",
-                 timeout: float = 30.0, concurrency: int = 4) -> None:
+                 timeout: float = 30.0, concurrency: int = 4, retries: int = 6,
+                 max_retry_delay: float = MAX_RETRY_DELAY) -> None:
         self.http_url = http_url
         self.program_id = program_id
         self.commitment = commitment
         self.concurrency = concurrency
+        self.retries = retries
+        self.max_retry_delay = max_retry_delay
+        self.retried = 0  # requests answered 429 / 5xx and sent again
         self.http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=concurrency + 2))
 
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def _post(self, payload: Any) -> httpx.Response:
+        """POST, retrying HTTP 429 and 5xx with exponential backoff, or after the node's `Retry-After`."""
+        delay = FIRST_RETRY_DELAY
+        for attempt in range(self.retries + 1):
+            response = await self.http.post(self.http_url, json=payload)
+            if response.status_code != 429 and response.status_code < 500 or attempt == self.retries:
+                response.raise_for_status()
+                return response
+            wait = min(retry_after(response) or delay, self.max_retry_delay)
+            self.retried += 1
+            log.warning("%s answered HTTP %d; retrying in %.2fs", self.http_url, response.status_code, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self.max_retry_delay)
+        raise AssertionError("unreachable")
+
     async def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Results of several calls in one HTTP request, in order (SourceError on any error)."""
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        response = await self.http.post(self.http_url, json=payload)
-        response.raise_for_status()
+        response = await self._post(payload)
         answers = response.json()
         if not isinstance(answers, list):
             raise SourceError(f"batch answered with {str(answers)[:200]}")
@@ -76,6 +104,9 @@ class RpcSource:
 
     async def slot(self) -> int:
         return int(await self.call("getSlot", {"commitment": self.commitment}))
+
+    async def genesis_hash(self) -> str:
+        return str(await self.call("getGenesisHash"))
 
     async def signatures_after(self, until: Optional[str]) -> list[SignatureInfo]:
         """Every signature mentioning the program after `until` (all when None), oldest first."""

@@ -43,3 +43,24 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     assert "2 payment(s) (from the indexer)" in text and "0.30 USDC" in text
     bad = ghost("--db", "postgresql://nobody@127.0.0.1:9/none", "agent", "search").one_line_error(1)
     assert "cannot open the indexer database" in bad
+
+
+def test_db_forms_and_a_missing_or_corrupt_database(net, tmp_path) -> None:
+    db = tmp_path / "forms.db"
+    assert ghost("indexer", "run", "--once", "--db", str(db), output=None).code == 0  # a plain path
+    for form in (str(db), f"sqlite:///{db}"):  # the same forms as the global --db
+        assert ghost("indexer", "status", "--db", form).data["schema_version"] >= 1
+        assert ghost("--db", form, "indexer", "status").data["schema_version"] >= 1
+
+    missing = tmp_path / "missing.db"
+    for argv in (("indexer", "status", "--db", str(missing)), ("--db", str(missing), "agent", "search"),
+                 ("indexer", "verify", "--db", str(missing))):
+        run = ghost(*argv, output=None)
+        assert run.code == 1 and f"no indexer database at {missing}" in run.stderr, run.stderr
+    assert not missing.exists()  # a read never creates an empty index
+
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    for argv in (("indexer", "status", "--db", str(corrupt)), ("--db", str(corrupt), "agent", "search")):
+        run = ghost(*argv, output=None)
+        assert run.code == 1 and "file is not a database" in run.stderr and "Traceback" not in run.stderr
