@@ -93,8 +93,117 @@ def encode_message(message: Message | MessageV0) -> dict[str, Any]:
     return encoded
 
 
+def _u64(data: bytes, offset: int) -> int:
+    return struct.unpack_from("<Q", data, offset)[0]
+
+
+def _parse_system(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]] | None:
+    kind = struct.unpack_from("<I", data, 0)[0] if len(data) >= 4 else None
+    if kind == 0 and len(data) >= 52 and len(accounts) >= 2:
+        return "createAccount", {"lamports": _u64(data, 4), "newAccount": accounts[1],
+                                 "owner": str(Pubkey(data[20:52])), "source": accounts[0], "space": _u64(data, 12)}
+    if kind == 1 and len(data) >= 36 and accounts:
+        return "assign", {"account": accounts[0], "owner": str(Pubkey(data[4:36]))}
+    if kind == 2 and len(data) >= 12 and len(accounts) >= 2:
+        return "transfer", {"destination": accounts[1], "lamports": _u64(data, 4), "source": accounts[0]}
+    if kind == 8 and len(data) >= 12 and accounts:
+        return "allocate", {"account": accounts[0], "space": _u64(data, 4)}
+    return None
+
+
+def _parse_token(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]] | None:
+    kind = data[0] if data else None
+    if kind == 3 and len(data) >= 9 and len(accounts) >= 3:
+        return "transfer", {"amount": str(_u64(data, 1)), "authority": accounts[2], "destination": accounts[1],
+                            "source": accounts[0]}
+    if kind == 12 and len(data) >= 10 and len(accounts) >= 4:
+        return "transferChecked", {"authority": accounts[3], "destination": accounts[2], "mint": accounts[1],
+                                   "source": accounts[0], "tokenAmount": token_amount(_u64(data, 1), data[9])}
+    if kind == 7 and len(data) >= 9 and len(accounts) >= 3:
+        return "mintTo", {"account": accounts[1], "amount": str(_u64(data, 1)), "mint": accounts[0],
+                          "mintAuthority": accounts[2]}
+    if kind == 9 and len(accounts) >= 3:
+        return "closeAccount", {"account": accounts[0], "destination": accounts[1], "owner": accounts[2]}
+    if kind == 18 and len(data) >= 33 and len(accounts) >= 2:
+        return "initializeAccount3", {"account": accounts[0], "mint": accounts[1], "owner": str(Pubkey(data[1:33]))}
+    return None
+
+
+def _parse_associated(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]] | None:
+    kind = {b"": "create", b"\x00": "create", b"\x01": "createIdempotent"}.get(data)
+    if kind is None or len(accounts) < 6:
+        return None
+    return kind, {"account": accounts[1], "mint": accounts[3], "source": accounts[0], "systemProgram": accounts[4],
+                  "tokenProgram": accounts[5], "wallet": accounts[2]}
+
+
+def parse_instruction(program: Pubkey, data: bytes, accounts: list[str], stack_height: Any = None) -> dict[str, Any]:
+    """A `UiInstruction` as Agave's jsonParsed gives it: parsed for the System, SPL Token (both), Associated
+    Token and Memo programs when it understands the instruction, else partially decoded."""
+    from ghostpay.localnet.programs import (ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID,
+                                            SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID)
+
+    parsed: Any = None
+    name = None
+    if program == SYSTEM_PROGRAM_ID:
+        name, parsed = "system", _parse_system(data, accounts)
+    elif program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
+        name, parsed = "spl-token", _parse_token(data, accounts)
+    elif program == ASSOCIATED_TOKEN_PROGRAM_ID:
+        name, parsed = "spl-associated-token-account", _parse_associated(data, accounts)
+    elif program in (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID):
+        try:
+            return {"parsed": data.decode(), "program": "spl-memo", "programId": str(program),
+                    "stackHeight": stack_height}
+        except UnicodeDecodeError:
+            parsed = None
+    if parsed is not None:
+        kind, info = parsed
+        return {"parsed": {"info": info, "type": kind}, "program": name, "programId": str(program),
+                "stackHeight": stack_height}
+    return {"accounts": accounts, "data": based58.b58encode(data).decode(), "programId": str(program),
+            "stackHeight": stack_height}
+
+
+def encode_parsed_transaction(raw: bytes, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """getTransaction's `jsonParsed` shape: account keys as objects (pubkey, signer, writable, source),
+    instructions (and inner instructions) parsed where Agave parses them; returns (transaction, meta)."""
+    tx = VersionedTransaction.from_bytes(raw)
+    message = tx.message
+    header = message.header
+    static = [str(k) for k in message.account_keys]
+    loaded = meta.get("loadedAddresses") or {"writable": [], "readonly": []}
+    signers = header.num_required_signatures
+    keys = []
+    for i, key in enumerate(static):
+        writable = i < signers - header.num_readonly_signed_accounts if i < signers else \
+            i < len(static) - header.num_readonly_unsigned_accounts
+        keys.append({"pubkey": key, "signer": i < signers, "source": "transaction", "writable": writable})
+    keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": True} for k in loaded["writable"]]
+    keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": False} for k in loaded["readonly"]]
+    names = [k["pubkey"] for k in keys]
+
+    def parse(program_index: int, account_indexes: list[int], data: bytes, height: Any = None) -> dict[str, Any]:
+        return parse_instruction(Pubkey.from_string(names[program_index]), data, [names[a] for a in account_indexes],
+                                 height)
+
+    encoded_message: dict[str, Any] = {
+        "accountKeys": keys,
+        "instructions": [parse(ix.program_id_index, list(ix.accounts), bytes(ix.data)) for ix in message.instructions],
+        "recentBlockhash": str(message.recent_blockhash),
+    }
+    if isinstance(message, MessageV0):
+        encoded_message["addressTableLookups"] = encode_message(message)["addressTableLookups"]
+    parsed_meta = {k: v for k, v in meta.items() if k != "loadedAddresses"}
+    parsed_meta["innerInstructions"] = [
+        {"index": group["index"], "instructions": [
+            parse(ix["programIdIndex"], ix["accounts"], based58.b58decode(ix["data"].encode()), ix.get("stackHeight"))
+            for ix in group["instructions"]]} for group in meta.get("innerInstructions") or []]
+    return {"message": encoded_message, "signatures": [str(s) for s in tx.signatures]}, parsed_meta
+
+
 def encode_transaction(raw: bytes, encoding: str) -> Any:
-    """An `EncodedTransaction` for getTransaction."""
+    """An `EncodedTransaction` for getTransaction (`json`, `base64`, `base58`; see encode_parsed_transaction)."""
     if encoding == "base64":
         return [base64.b64encode(raw).decode(), "base64"]
     if encoding == "base58":

@@ -53,6 +53,9 @@ summary.logsErr = logs.err;
 const tx = await connection.getTransaction(transferSig, { maxSupportedTransactionVersion: 0, commitment: "confirmed" });
 summary.transferLogs = tx.meta.logMessages;
 summary.transferFee = tx.meta.fee;
+const parsed = await connection.getParsedTransaction(transferSig, { maxSupportedTransactionVersion: 0, commitment: "confirmed" });
+summary.parsedTransfer = parsed.transaction.message.instructions[0].parsed;
+summary.parsedPayerSigner = parsed.transaction.message.accountKeys[0].signer;
 const info = await connection.getAccountInfo(programId);
 summary.programExecutable = info.executable;
 

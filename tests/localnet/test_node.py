@@ -39,5 +39,8 @@ async def test_web3js_against_the_localnet(localnet: LocalnetProcess) -> None:
     assert summary["logsSignature"] is True and summary["logsErr"] == summary["signatureErr"]
     assert summary["transferLogs"][-1] == "Program 11111111111111111111111111111111 success"
     assert summary["transferFee"] == 5000 and summary["programExecutable"] is True
+    transfer = summary["parsedTransfer"]  # getParsedTransaction: the jsonParsed shape web3.js validates
+    assert transfer["type"] == "transfer" and transfer["info"]["lamports"] == 1_000_000
+    assert summary["parsedPayerSigner"] is True
     assert summary["agents"] == [str(agent)]
     assert summary["signatures"] == [summary["transferSig"]]
