@@ -131,7 +131,7 @@ def test_ghost_cli_has_the_localnet_commands() -> None:
     for option in ("--rpc-port", "--ws-port", "--ledger", "--reset", "--program-so", "--engine", "--quiet"):
         assert option in result.output
     result = CliRunner().invoke(app, ["localnet", "start", "--engine", "nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and "--engine must be one of" in result.stderr  # a usage error
 
 
 def test_solana_test_validator_command(tmp_path: Path) -> None:
