@@ -45,6 +45,7 @@ from solders.signature import Signature
 from solders.sysvar import CLOCK
 from solders.transaction import Transaction
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
+from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay import instructions as ix
@@ -62,6 +63,7 @@ from ghostpay.exceptions import (
     OutcomeUnknown,
     ProgramError,
     RpcError,
+    TokenProgramError,
     TransactionError,
     TransactionTimeout,
     TransportError,
@@ -91,13 +93,39 @@ from ghostpay.work_orders import (
 )
 
 T = TypeVar("T")
+MAX_SEED_LEN = 32  # a PDA seed longer than this cannot be derived at all
 AgentRef = Union[Pubkey, str]
-"""An agent's address, or the agent_id of one of the client wallet's agents."""
+"""An agent's address (a Pubkey or base58), or the agent_id of one of the client wallet's agents."""
+PubkeyLike = Union[Pubkey, str]
+"""A public key, or its base58 text."""
+BASE58_ALPHABET = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
+MIN_ADDRESS_LEN = 32  # base58 text of 32 bytes is 32 to 44 characters
+
+
+def to_pubkey(value: PubkeyLike, what: str = "public key") -> Pubkey:
+    """A Pubkey from a Pubkey or its base58 text (InvalidArgument naming `what` otherwise)."""
+    if isinstance(value, Pubkey):
+        return value
+    if isinstance(value, str):
+        try:
+            return Pubkey.from_string(value.strip())
+        except ValueError:
+            pass
+    raise InvalidArgument(f"{value!r} is not a valid {what} (base58, 32 bytes)")
+
+
+def optional_pubkey(value: PubkeyLike | None, what: str) -> Pubkey | None:
+    return None if value is None else to_pubkey(value, what)
+
+
+def looks_like_address(text: str) -> bool:
+    """Text that can only have been meant as an address: too long for an agent_id, base58-looking."""
+    return len(text.encode()) > MAX_SEED_LEN and all(c.isascii() and c.isalnum() for c in text)
 Deadline = Union[int, datetime, timedelta]
 """A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
 
-MAX_SEED_LEN = 32  # a PDA seed longer than this cannot be derived at all
 MAX_SHARE_ENCODABLE = 2**16 - 1  # client_share_bps is a u16
+MINT_LEN, ACCOUNT_LEN = 82, 165  # SPL Token account sizes; Token-2022 puts its account type at byte 165
 CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, then this
 
 PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
@@ -118,9 +146,13 @@ class X402Settings:
     the accepted mints, the service endpoint, and the wallet paid (default: the owner)."""
 
     price: Amount
-    tokens: Sequence[Pubkey]
+    tokens: Sequence[PubkeyLike]
     endpoint: str
-    payment_address: Pubkey | None = None
+    payment_address: PubkeyLike | None = None
+
+    def __post_init__(self) -> None:  # base58 text is accepted wherever a key is
+        object.__setattr__(self, "tokens", [to_pubkey(t, "token mint") for t in self.tokens])
+        object.__setattr__(self, "payment_address", optional_pubkey(self.payment_address, "payment address"))
 
 
 @dataclass(frozen=True)
@@ -438,6 +470,8 @@ class GhostPayClient:
                 program = message.account_keys[message.instructions[index].program_id_index]
             if program is None or program == self.program_id:
                 return ProgramError.from_code(err.err.code, err, logs, signature, index)
+            if program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
+                return TokenProgramError(err.err.code, err, logs, signature, index)
         return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
@@ -590,8 +624,9 @@ class GhostPayClient:
 
     # tokens ----------------------------------------------------------------------------------------------
 
-    async def get_mint(self, mint: Pubkey) -> MintInfo:
+    async def get_mint(self, mint: PubkeyLike) -> MintInfo:
         """A mint's decimals and token program (cached: decimals never change); `NotAMint` if it is none."""
+        mint = to_pubkey(mint, "token mint")
         if mint not in self._mints:
             found = await self._account_data(mint)
             if found is None:  # what the program says of a missing mint too
@@ -599,10 +634,11 @@ class GhostPayClient:
             self._mints[mint] = parse_mint(mint, *found)
         return self._mints[mint]
 
-    async def get_token_balance(self, owner: Pubkey, mint: Pubkey) -> Decimal:
+    async def get_token_balance(self, owner: PubkeyLike, mint: PubkeyLike) -> Decimal:
         """The balance of `owner`'s associated token account for `mint` (0 if it does not exist)."""
+        owner = to_pubkey(owner, "owner")
         info = await self.get_mint(mint)
-        found = await self._account_data(get_associated_token_address(owner, mint, info.token_program))
+        found = await self._account_data(get_associated_token_address(owner, info.address, info.token_program))
         if found is None:
             return from_atomic(0, info.decimals)
         return from_atomic(int.from_bytes(found[1][64:72], "little"), info.decimals)
@@ -610,23 +646,48 @@ class GhostPayClient:
     # agents ----------------------------------------------------------------------------------------------
 
     def agent_address(self, agent: AgentRef, owner: Pubkey | None = None) -> Pubkey:
-        """The agent PDA of an agent_id (owned by `owner`, default the wallet), or the address itself."""
+        """The agent's address: a Pubkey or base58 address as is, else the PDA of an agent_id owned by `owner`
+        (default: the wallet). Text too long for an agent_id that is no valid address is refused as such."""
         if isinstance(agent, Pubkey):
             return agent
         if not isinstance(agent, str):
-            raise InvalidArgument(f"an agent is a Pubkey or an agent_id string, not {type(agent).__name__}")
-        if len(agent.encode()) > MAX_SEED_LEN:  # no PDA exists for it: what the program would say
+            raise InvalidArgument(f"an agent is a Pubkey, its base58 address or an agent_id, not {type(agent).__name__}")
+        try:
+            return Pubkey.from_string(agent)
+        except ValueError:
+            pass
+        if looks_like_address(agent):
+            raise InvalidArgument(f"{agent!r} is not a valid agent address (base58, 32 bytes), nor an agent_id "
+                                  f"(at most {MAX_SEED_LEN} bytes)")
+        return self._agent_id_address(agent, owner or self.wallet)
+
+    def _agent_id_address(self, agent_id: str, owner: Pubkey) -> Pubkey:
+        if not agent_id or len(agent_id.encode()) > MAX_SEED_LEN:  # no PDA exists for it: what the program says
             raise program_error_class("AgentIdInvalid")()
-        return agent_address(owner or self.wallet, agent, self.program_id)[0]
+        return agent_address(owner, agent_id, self.program_id)[0]
 
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
         tokens = list(settings.tokens)
         if not tokens:  # the price's decimals come from the first token
             raise program_error_class("NoAcceptedTokens")()
         decimals = (await self.get_mint(tokens[0])).decimals
+        if settings.payment_address is not None:
+            await self._check_wallet(settings.payment_address, "payment address")
         return X402Config(payment_address=settings.payment_address or owner,
                           price_per_call=to_atomic(settings.price, decimals), accepted_tokens=tokens,
                           service_endpoint=settings.endpoint)
+
+    async def _check_wallet(self, address: Pubkey, what: str) -> None:
+        """Refuse a mint or a token account where a wallet is meant (tokens go to a wallet's associated
+        token account: paying "to" a mint or a token account would strand them)."""
+        found = await self._account_data(address)
+        if found is None or found[0] not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
+            return
+        data = found[1]
+        kind = "a token mint" if len(data) == MINT_LEN or len(data) > ACCOUNT_LEN and data[ACCOUNT_LEN] == 1 \
+            else "a token account"
+        raise InvalidArgument(f"the {what} {address} is {kind}, not a wallet: payments go to a wallet's associated "
+                              "token account, so give the wallet's address")
 
     async def register_agent(self, agent_id: str, name: str, *, agent_type: int = 0, description: str = "",
                              metadata_uri: str = "", capabilities: Sequence[str] = (),
@@ -636,7 +697,7 @@ class GhostPayClient:
         `result.address` is the new agent's address.
         """
         owner = self.wallet
-        address = self.agent_address(agent_id, owner)
+        address = self._agent_id_address(agent_id, owner)
         config = await self._x402_config(x402, owner) if x402 is not None else None
         instruction = build_register_agent(owner, AgentProfile(agent_id, name, agent_type, description, metadata_uri,
                                                                list(capabilities)), config, self.program_id)
@@ -670,9 +731,10 @@ class GhostPayClient:
         return await self.send([ix.set_x402_price({"price_per_call": atomic}, {"agent": address, "owner": self.wallet},
                                                   self.program_id)], address=address)
 
-    async def set_tokens(self, agent: AgentRef, tokens: Sequence[Pubkey]) -> TxResult:
+    async def set_tokens(self, agent: AgentRef, tokens: Sequence[PubkeyLike]) -> TxResult:
         """Replace the accepted token mints."""
         address = self.agent_address(agent)
+        tokens = [to_pubkey(t, "token mint") for t in tokens]
         return await self.send([ix.set_x402_tokens({"accepted_tokens": list(tokens)},
                                                    {"agent": address, "owner": self.wallet}, self.program_id,
                                                    mint_accounts(list(tokens)))], address=address)
@@ -722,15 +784,16 @@ class GhostPayClient:
         decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value])
         return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decoded)]
 
-    async def list_agents(self, owner: Pubkey | None = None) -> list[AgentInfo]:
+    async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:
         """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""
-        agents = await self._program_agents(AgentQuery(owner=owner or self.wallet, active=None))
+        agents = await self._program_agents(AgentQuery(owner=optional_pubkey(owner, "owner") or self.wallet,
+                                                       active=None))
         return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
 
     async def search_agents(self, *, x402_enabled: bool | None = None, capability: str | None = None,
-                            token: Pubkey | None = None, max_price: Amount | None = None,
+                            token: PubkeyLike | None = None, max_price: Amount | None = None,
                             min_reputation: int | None = None, active: bool | None = True,
-                            owner: Pubkey | None = None, sort: SortKey | None = None,
+                            owner: PubkeyLike | None = None, sort: SortKey | None = None,
                             limit: int | None = None) -> list[AgentInfo]:
         """Agents matching every given filter, from the chain.
 
@@ -738,6 +801,7 @@ class GhostPayClient:
         `max_price` (whole units of `token`, or `Atomic(n)` without a token) and `min_reputation`
         (basis points) are checked exactly after. `sort`: reputation, price, newest, oldest, calls, name.
         """
+        token, owner = optional_pubkey(token, "token mint"), optional_pubkey(owner, "owner")
         max_atomic = None
         if max_price is not None:
             if token is None and not isinstance(max_price, Atomic):
@@ -758,10 +822,11 @@ class GhostPayClient:
 
     # payments --------------------------------------------------------------------------------------------
 
-    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: Pubkey | None,
-                       reference: bytes | str | None, fee_payer: Pubkey, create_payee_account: bool | None,
+    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: PubkeyLike | None,
+                       reference: bytes | str | None, fee_payer: PubkeyLike, create_payee_account: bool | None,
                        compute_unit_limit: int | None, priority_fee: int | None
                        ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
+        fee_payer = to_pubkey(fee_payer, "fee payer")
         info = await self.get_agent(agent)
         if not info.accepted_tokens:
             raise InvalidArgument(f"agent {info.address} takes no x402 payments")
@@ -778,7 +843,7 @@ class GhostPayClient:
             compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
         return instructions, ref, receipt_address(info.address, ref, self.program_id)[0], mint_info, atomic
 
-    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: Pubkey | None = None,
+    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: PubkeyLike | None = None,
                         reference: bytes | str | None = None, create_payee_account: bool | None = None,
                         compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
                         priority_fee: int | None = None) -> PaymentResult:
@@ -808,8 +873,8 @@ class GhostPayClient:
         finally:
             self.priority_fee = saved
 
-    async def prepare_payment(self, agent: AgentRef, fee_payer: Pubkey, *, amount: Amount | None = None,
-                              mint: Pubkey | None = None, reference: bytes | str | None = None,
+    async def prepare_payment(self, agent: AgentRef, fee_payer: PubkeyLike, *, amount: Amount | None = None,
+                              mint: PubkeyLike | None = None, reference: bytes | str | None = None,
                               create_payee_account: bool | None = None,
                               compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
                               priority_fee: int | None = None) -> PreparedPayment:
@@ -818,12 +883,13 @@ class GhostPayClient:
         instructions, ref, receipt, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee)
         blockhash, last_valid = await self.latest_blockhash()
+        fee_payer = to_pubkey(fee_payer, "fee payer")
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)
         return PreparedPayment(tx, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
                                fee_payer, last_valid)
 
-    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: Pubkey | None = None,
+    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: PubkeyLike | None = None,
                                reference: bytes | str | None = None) -> Simulation:
         """Simulate `pay_agent` (the same transaction, nothing spent): the amount and mint it would pay,
         compute units, fee, and the typed error it would raise, e.g. `PaymentBelowPrice` or the token
@@ -839,8 +905,9 @@ class GhostPayClient:
                        mint=mint_info.address)
 
     async def get_payment_events(self, agent: AgentRef, *, limit: int = 100) -> list[ProgramEvent]:
-        """`X402PaymentRecorded` events of the agent, newest first, among its last `limit` transactions."""
-        address = self.agent_address(agent)
+        """`X402PaymentRecorded` events of the agent, newest first, among its last `limit` transactions
+        (AccountNotFound if `agent` is no agent: an empty history would hide the mistake)."""
+        address = (await self.get_agent(agent)).address
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
         signatures = (await self._rpc(self.rpc.get_signatures_for_address(address, limit=limit,
                                                                           commitment=commitment))).value
@@ -932,9 +999,9 @@ class GhostPayClient:
             raise InvalidArgument(f"a deadline is a unix time, datetime or timedelta, not {type(deadline).__name__}")
         return deadline
 
-    async def create_work_order(self, agent: AgentRef, amount: Amount, *, deadline: Deadline, arbiter: Pubkey,
+    async def create_work_order(self, agent: AgentRef, amount: Amount, *, deadline: Deadline, arbiter: PubkeyLike,
                                 title: str, description: str = "", requirements: Sequence[str] = (),
-                                review_period: int | timedelta = timedelta(days=3), mint: Pubkey | None = None,
+                                review_period: int | timedelta = timedelta(days=3), mint: PubkeyLike | None = None,
                                 order_id: int | None = None) -> NewWorkOrder:
         """Hire `agent` through escrow: `amount` (whole tokens of `mint`, default the agent's first accepted
         token) moves from the wallet's token account into a new vault until released.
@@ -945,6 +1012,7 @@ class GhostPayClient:
 
         `order_id` (u64) defaults to a random one; it and the wallet make the work order's address.
         """
+        arbiter = to_pubkey(arbiter, "arbiter")
         info = await self.get_agent(agent)
         if mint is None and not info.accepted_tokens:
             raise InvalidArgument(f"agent {info.address} lists no accepted token: pass mint=")
@@ -978,16 +1046,17 @@ class GhostPayClient:
         decoded = WorkOrder.decode(found[1])
         return WorkOrderInfo.from_account(address, decoded, await self.get_mint(decoded.mint))
 
-    async def list_work_orders(self, *, client: Pubkey | None = None, agent: AgentRef | None = None,
-                               provider: Pubkey | None = None, arbiter: Pubkey | None = None,
-                               mint: Pubkey | None = None, status: str | None = None) -> list[WorkOrderInfo]:
+    async def list_work_orders(self, *, client: PubkeyLike | None = None, agent: AgentRef | None = None,
+                               provider: PubkeyLike | None = None, arbiter: PubkeyLike | None = None,
+                               mint: PubkeyLike | None = None, status: str | None = None) -> list[WorkOrderInfo]:
         """Live work orders matching every given filter, oldest first: by `client`, provider `agent`,
         `provider` (the agent's owner), `arbiter`, `mint` or `status` (Created, Accepted, Submitted, Disputed).
 
             mine = await gp.list_work_orders(client=gp.wallet, status="Submitted")   # waiting for my review
         """
-        query = WorkOrderQuery(client, self.agent_address(agent) if agent is not None else None, provider, arbiter,
-                               mint, status)
+        query = WorkOrderQuery(optional_pubkey(client, "client"), self.agent_address(agent) if agent is not None
+                               else None, optional_pubkey(provider, "provider"), optional_pubkey(arbiter, "arbiter"),
+                               optional_pubkey(mint, "token mint"), status)
         resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
                                                              filters=query.memcmp_filters()))
         orders = []

@@ -10,6 +10,7 @@
     │   │                          last valid block height to check it with
     │   └── BlockhashExpired       its blockhash expired before it landed (after retries)
     └── TransactionError           the transaction failed on chain (or in preflight)
+        ├── TokenProgramError      SPL Token / Token-2022 refused it: name and code of spl-token's TokenError
         └── ProgramError           a GhostPay program error: name, code, message from the IDL
             └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
 
@@ -33,7 +34,8 @@ from ghostpay.errors import custom as _custom_errors
 
 __all__ = [
     "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
-    "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired", "TransactionError", "ProgramError", "program_error_class",
+    "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired", "TransactionError", "TokenProgramError", "ProgramError",
+    "program_error_class",
 ]
 
 
@@ -104,6 +106,36 @@ class TransactionError(GhostPayError):
         self.logs = list(logs)
         self.signature = signature
         self.instruction_index = instruction_index
+
+
+# spl-token's TokenError, in code order (Token-2022 shares the codes it has in common)
+TOKEN_ERRORS = (
+    ("NotRentExempt", "lamport balance below rent-exempt threshold"), ("InsufficientFunds", "insufficient funds"),
+    ("InvalidMint", "invalid mint"), ("MintMismatch", "account not associated with this mint"),
+    ("OwnerMismatch", "owner does not match"), ("FixedSupply", "fixed supply"),
+    ("AlreadyInUse", "account or token already in use"),
+    ("InvalidNumberOfProvidedSigners", "invalid number of provided signers"),
+    ("InvalidNumberOfRequiredSigners", "invalid number of required signers"),
+    ("UninitializedState", "state is uninitialized"), ("NativeNotSupported", "instruction does not support native tokens"),
+    ("NonNativeHasBalance", "non-native account can only be closed if its balance is zero"),
+    ("InvalidInstruction", "invalid instruction"), ("InvalidState", "state is invalid for requested operation"),
+    ("Overflow", "operation overflowed"), ("AuthorityTypeNotSupported", "account does not support specified authority type"),
+    ("MintCannotFreeze", "this token mint cannot freeze accounts"), ("AccountFrozen", "account is frozen"),
+    ("MintDecimalsMismatch", "the provided decimals value different from the mint decimals"),
+    ("NonNativeNotSupported", "instruction does not support non-native tokens"),
+)
+
+
+class TokenProgramError(TransactionError):
+    """The token program (SPL Token or Token-2022) refused an instruction: `name` and `code` of its TokenError
+    (e.g. `InsufficientFunds`, 1), `message` as the program words it."""
+
+    def __init__(self, code: int, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
+                 instruction_index: int | None = None) -> None:
+        self.code = code
+        self.name, self.message = TOKEN_ERRORS[code] if 0 <= code < len(TOKEN_ERRORS) else \
+            (f"TokenError{code}", "token program error")
+        super().__init__(f"{self.name} ({code}): {self.message}", err, logs, signature, instruction_index)
 
 
 class ProgramError(TransactionError):

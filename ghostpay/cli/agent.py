@@ -15,6 +15,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, State, state
+from ghostpay.cli.prompts import checked, confirm_irreversible
 from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
     tx_data, whole
 
@@ -131,6 +132,12 @@ def x402_settings(st: State, price: Optional[str], tokens: Optional[List[str]], 
                         params.pubkey(payment_address, "payment address") if payment_address else None)
 
 
+async def check_x402(st: State, gp: "GhostPayClient", settings: Any) -> None:
+    """Before sending: the price within the program's range, said in tokens of the pricing mint."""
+    mint = await gp.get_mint(settings.tokens[0])
+    params.in_token_range(settings.price, mint.decimals, "PRICE_PER_CALL", "--price", mint_symbol(st, mint.address))
+
+
 def interactive(st: State, yes: bool) -> bool:
     return not yes and not st.json and sys.stdin.isatty()
 
@@ -177,20 +184,27 @@ def register(
     if agent_id is None:
         if not ask:
             raise typer.BadParameter("missing AGENT_ID (or run on a terminal without --yes to be prompted)")
-        agent_id = typer.prompt("Agent id (1-32 bytes, unique among your agents)")
+        agent_id = typer.prompt("Agent id (1-32 bytes, unique among your agents)",
+                                value_proc=checked(lambda v: params.check_len(v.strip(), "the agent_id",
+                                                                              "MAX_AGENT_ID_LEN", minimum=1)))
     if name is None:
         if not ask:
             raise typer.BadParameter("missing --name (or run on a terminal without --yes to be prompted)")
-        name = typer.prompt("Name", default=agent_id)
+        name = typer.prompt("Name", default=agent_id,
+                            value_proc=checked(lambda v: params.check_len(v, "the name", "MAX_NAME_LEN", minimum=1)))
     if ask and description is None:
-        description = typer.prompt("Description", default="", show_default=False)
+        description = typer.prompt("Description", default="", show_default=False, value_proc=checked(
+            lambda v: params.check_len(v, "the description", "MAX_DESCRIPTION_LEN")))
     if ask and capability is None:
-        capability = [typer.prompt("Capabilities (comma-separated)", default="", show_default=False)]
+        capability = [typer.prompt("Capabilities (comma-separated)", default="", show_default=False,
+                                   value_proc=checked(lambda v: params.capabilities([v]) and v))]
     if ask and price is None and not tokens and endpoint is None and typer.confirm("Price calls with x402?",
                                                                                     default=True):
-        price = typer.prompt("Price per call (whole tokens, e.g. 0.01)")
-        tokens = [typer.prompt("Accepted token mints or symbols (comma-separated)")]
-        endpoint = typer.prompt("Service endpoint (https://…)")
+        price = typer.prompt("Price per call (whole tokens, e.g. 0.01)",
+                             value_proc=checked(lambda v: params.amount(v, "the price") and v))
+        tokens = [typer.prompt("Accepted token mints or symbols (comma-separated)",
+                               value_proc=checked(lambda v: params.tokens(st, [v]) and v))]
+        endpoint = typer.prompt("Service endpoint (https://…)", value_proc=checked(params.endpoint))
     agent_id = params.check_len(agent_id.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     name = params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
     description = params.check_len(description or "", "the description", "MAX_DESCRIPTION_LEN")
@@ -202,6 +216,8 @@ def register(
         raise typer.Abort()
 
     async def work(gp: "GhostPayClient") -> "TxResult":
+        if x402 is not None:
+            await check_x402(st, gp, x402)
         return await gp.register_agent(agent_id, name, agent_type=agent_type, description=description,
                                        metadata_uri=metadata_uri, capabilities=caps, x402=x402)
 
@@ -227,6 +243,7 @@ def configure_x402(
 
     async def work(gp: "GhostPayClient") -> "TxResult":
         info = await owned(gp, ref)
+        await check_x402(st, gp, settings)
         return await gp.configure_x402(info.address, settings)
 
     result = st.run(work, status="Configuring x402…")
@@ -252,7 +269,15 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
               price: str = typer.Option(..., "--price", help="Whole units of the first accepted token.")) -> None:
     """Change the x402 price per call."""
     value = params.amount(price, "--price")
-    owner_tx(ctx, agent, "price set", lambda gp, info: gp.set_price(info.address, value), price=value)
+    st = state(ctx)
+
+    async def set_checked(gp: "GhostPayClient", info: "AgentInfo") -> "TxResult":
+        if info.accepted_tokens:
+            mint = await gp.get_mint(info.accepted_tokens[0])
+            params.in_token_range(value, mint.decimals, "PRICE_PER_CALL", "--price", mint_symbol(st, mint.address))
+        return await gp.set_price(info.address, value)
+
+    owner_tx(ctx, agent, "price set", set_checked, price=value)
 
 
 @app.command("set-tokens")
@@ -323,10 +348,13 @@ def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
 @app.command()
 def close(ctx: typer.Context, agent: str = AGENT_OPTION,
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
-    """Close the agent and its reputation account, refunding their rent (refused with open work orders)."""
-    if interactive(state(ctx), yes) and not typer.confirm(f"Close agent {agent}? This cannot be undone",
-                                                           default=False):
-        raise typer.Abort()
+    """Close the agent and its reputation account, refunding their rent (refused with open work orders).
+
+    Asks first on a terminal; elsewhere --yes is required.
+
+    Example: ghost agent close --agent translator --yes
+    """
+    confirm_irreversible(state(ctx), yes, f"Close agent {agent}? This cannot be undone", "ghost agent close")
     owner_tx(ctx, agent, "agent closed", lambda gp, info: gp.close_agent(info.address))
 
 

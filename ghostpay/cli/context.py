@@ -277,7 +277,9 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
     from ghostpay import exceptions as gx
 
     if isinstance(exc, gx.ProgramError):
-        return f"the program refused it: {exc.name} (error {exc.code}): {exc.message}", 1
+        return f"the program refused it: {exc.name} (error {exc.code}): {with_values(exc.message)}", 1
+    if isinstance(exc, gx.TokenProgramError):
+        return f"the token program refused it: {exc.name} (error {exc.code}): {exc.message}", 1
     if isinstance(exc, gx.TransportError):
         return unreachable(url or "the RPC URL", str(exc).split(": ", 1)[-1]), 1
     if isinstance(exc, gx.AccountNotFound):
@@ -302,6 +304,25 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
     if isinstance(exc, gx.GhostPayError):
         return str(exc), 1
     return None
+
+
+def with_values(message: str) -> str:
+    """A program message with the IDL constants it names replaced by their values ("between 1,000 and …")."""
+    import re
+
+    from ghostpay.cli.params import limits
+
+    values = limits()
+    message = re.sub(r"\bMIN and MAX_(\w+)", r"MIN_\1 and MAX_\1", message)
+    def value(match: "re.Match[str]") -> str:
+        name = match.group(0)
+        if name not in values:
+            return name
+        unit = " s" if name.endswith("_SECONDS") else " atomic units" if name.endswith(("_AMOUNT", "_PER_CALL")) \
+            else ""
+        return f"{values[name]:,}{unit}"
+
+    return re.sub(r"\b(MIN|MAX)_[A-Z_]+\b", value, message)
 
 
 def unreachable(url: str, detail: str) -> str:

@@ -113,7 +113,7 @@ def create(
         params.check_len(item, "a requirement", "MAX_REQUIREMENT_LEN", minimum=1)
     arbiter_key = params.pubkey(arbiter, "arbiter")
     when_due = params.deadline(deadline)
-    review = params.duration(review_period, "--review-period")
+    review = params.duration(review_period, "--review-period", "REVIEW_PERIOD_SECONDS")
     mint = params.token(st, token) if token else None
 
     async def work(gp: "GhostPayClient") -> Any:
@@ -123,6 +123,11 @@ def create(
         from ghostpay.cli.payment import landed
         from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
 
+        provider = await gp.get_agent(ref)
+        if provider.accepted_tokens or mint is not None:  # else the SDK says the agent lists no token
+            mint_info = await gp.get_mint(mint or provider.accepted_tokens[0])
+            params.in_token_range(value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount",
+                                  mint_symbol(st, mint_info.address))
         command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
                    "amount": str(value), "token": None if mint is None else str(mint), "title": title,
                    "arbiter": str(arbiter_key), "order_id": order_id}
@@ -271,7 +276,10 @@ def list_(
     status: Optional[str] = typer.Option(None, "--status", help=f"One of: {', '.join(STATUSES)}."),
     mine: bool = typer.Option(False, "--mine", help="Where your wallet is the client, provider or arbiter."),
 ) -> None:
-    """Open work orders matching every filter, oldest first."""
+    """Open work orders matching every filter, oldest first.
+
+    Example: ghost escrow list --mine --status Submitted
+    """
     st = state(ctx)
     keys = {name: params.pubkey(value, name) if value else None
             for name, value in (("client", client), ("provider", provider), ("arbiter", arbiter))}
@@ -279,6 +287,8 @@ def list_(
     wanted = params.choice(status.capitalize(), STATUSES, "--status") if status else None
 
     async def work(gp: "GhostPayClient") -> list["WorkOrderInfo"]:
+        if agent_ref is not None:
+            await gp.get_agent(agent_ref)  # not an agent: an error, not "0 work orders"
         if not mine:
             return await gp.list_work_orders(agent=agent_ref, mint=None, status=wanted, **keys)
         seen: dict[str, "WorkOrderInfo"] = {}

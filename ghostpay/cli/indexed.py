@@ -160,8 +160,13 @@ def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -
     from ghostpay.cli.output import mint_symbol, whole
     from ghostpay.indexer import queries
 
+    from ghostpay.indexer.models import Agent
+
     decimals = Decimals(st)
     for session in _session(st):
+        if session.get(Agent, address) is None:  # not an agent: an error, not "0 payments"
+            raise CliError(f"{address} is not an agent in the index {st.settings.db}; check the address (or run "
+                           "the indexer)")
         page = queries.payment_history(session, address, sort=sort_by, limit=min(limit, DB_PAGE))  # type: ignore
         rows = []
         for p in page.items:

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import typer
 
 from ghostpay.cli.context import CliError, state
+from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.cli.output import emit, key_value_table
 from ghostpay.paths import data_dir
 
@@ -274,14 +275,18 @@ def path(ctx: typer.Context) -> None:
 
 @app.command()
 def reset(ctx: typer.Context,
-          ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: the default ledger).")) -> None:
-    """Delete a ledger; refused while a localnet runs on it.
+          ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: the default ledger)."),
+          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Delete a ledger; refused while a localnet runs on it. Asks first on a terminal; elsewhere --yes is
+    required.
 
     Example: ghost localnet reset --ledger /tmp/second-ledger
     """
     from ghostpay.localnet.server import LocalnetError, default_ledger, reset_ledger
 
     directory = ledger if ledger is not None else default_ledger()
+    confirm_irreversible(state(ctx), yes, f"Delete the ledger {directory}? Its accounts and transactions are lost",
+                         "ghost localnet reset")
     try:
         reset_ledger(directory)
     except LocalnetError as exc:

@@ -49,10 +49,15 @@ def looks_like_pubkey(value: str) -> bool:
 
 
 def agent_ref(value: str) -> AgentArg:
-    """An agent's address, or the agent_id of one of the wallet's agents."""
+    """An agent's address, or the agent_id of one of the wallet's agents; text too long for an agent_id
+    that is no valid address is refused as a malformed address (the SDK's rule, `looks_like_address`)."""
     value = value.strip()
     if looks_like_pubkey(value):
         return pubkey(value, "agent address")
+    maximum = limits()["MAX_AGENT_ID_LEN"]
+    if len(value.encode()) > maximum and all(c.isascii() and c.isalnum() for c in value):
+        raise typer.BadParameter(f"{value!r} is not a valid agent address (base58, 32 bytes), nor an agent_id "
+                                 f"(at most {maximum} bytes)")
     check_len(value, "agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     return value
 
@@ -96,6 +101,19 @@ def amount(value: str, what: str = "amount", *, allow_zero: bool = False) -> Dec
     if parsed < 0 or (parsed == 0 and not allow_zero):
         raise typer.BadParameter(f"{what} must be {'zero or ' if allow_zero else ''}positive, not {value}")
     return parsed
+
+
+def in_token_range(value: Decimal, decimals: int, limit: str, option: str, symbol: str) -> None:
+    """Refuse (usage error) an amount outside the program's MIN_<limit>..MAX_<limit> atomic units, saying the
+    bounds in whole tokens of the mint."""
+    from ghostpay.cli.context import CliError
+    from ghostpay.cli.output import format_amount
+
+    low, high = limits()[f"MIN_{limit}"], limits()[f"MAX_{limit}"]
+    atomic = value.scaleb(decimals)
+    if not low <= atomic <= high:
+        raise CliError(f"{option} must be between {format_amount(Decimal(low).scaleb(-decimals), symbol)} and "
+                       f"{format_amount(Decimal(high).scaleb(-decimals), symbol)}, not {value}", 2)
 
 
 def check_len(value: str, what: str, limit: str, minimum: int = 0) -> str:
@@ -150,14 +168,20 @@ def choice(value: str, choices: Sequence[str], option: str) -> str:
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
-def duration(value: str, what: str) -> int:
-    """Seconds from `90`, `90s`, `30m`, `12h`, `7d` or `2w`."""
+def duration(value: str, what: str, limit: str | None = None) -> int:
+    """Seconds from `90`, `90s`, `30m`, `12h`, `7d` or `2w`; within MIN_<limit>..MAX_<limit> when given."""
     text = value.strip().lower()
     unit = DURATION_UNITS.get(text[-1:], None) if text else None
     number = text[:-1] if unit else text
     if not number.isdigit():
         raise typer.BadParameter(f"{what} is a duration like 3600, 30m, 12h or 7d, not {value!r}")
-    return int(number) * (unit or 1)
+    seconds = int(number) * (unit or 1)
+    if limit is not None:
+        low, high = limits()[f"MIN_{limit}"], limits()[f"MAX_{limit}"]
+        if not low <= seconds <= high:
+            raise typer.BadParameter(f"{what} must be between {low:,} s ({low // 60} minute) and {high:,} s "
+                                     f"({high // 86_400} days), not {value}")
+    return seconds
 
 
 def deadline(value: str) -> "int | datetime | timedelta":

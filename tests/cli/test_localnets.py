@@ -46,7 +46,7 @@ def test_two_localnets_from_one_data_folder_and_reset_refused_while_running(tmp_
             by_url = json.loads(run("-u", f"http://127.0.0.1:{a}", "localnet", "status").stdout)
             assert by_url["ledger"].endswith("one")
 
-            refused = one_line(run("localnet", "reset", "--ledger", str(tmp_path / "one")), 1)
+            refused = one_line(run("localnet", "reset", "--yes", "--ledger", str(tmp_path / "one")), 1)
             assert "in use by a running localnet" in refused and "stop it first" in refused
             assert (tmp_path / "one" / "ledger.sqlite3").exists()
             slot = json.loads(run("localnet", "status", "--rpc-port", str(a)).stdout)["slot"]
@@ -56,7 +56,7 @@ def test_two_localnets_from_one_data_folder_and_reset_refused_while_running(tmp_
         assert json.loads(run("localnet", "status").stdout)["rpc_url"].endswith(f":{a}")  # the only one left
     finally:
         assert run("localnet", "stop", "--rpc-port", str(a)).returncode == 0
-    done = run("localnet", "reset", "--ledger", str(tmp_path / "one"))
+    done = run("localnet", "reset", "--yes", "--ledger", str(tmp_path / "one"))
     assert done.returncode == 0 and not (tmp_path / "one" / "ledger.sqlite3").exists()
 
 

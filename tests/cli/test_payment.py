@@ -22,7 +22,8 @@ def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
     failing = ghost("payment", "simulate", "--agent", agent, "--amount", "5", keypair=buyer)
     assert failing.code == 1 and json.loads(failing.stdout)["would_succeed"] is False
     error = json.loads(failing.stdout)["error"]
-    assert error["name"] == "TransactionError" and "instruction 2 failed: insufficient funds" in error["message"]
+    assert (error["name"], error["code"]) == ("InsufficientFunds", 1)  # the token program's error, by name
+    assert error["message"] == "the token program refused it: InsufficientFunds (error 1): insufficient funds"
 
     sent = ghost("payment", "send", "--agent", agent, "--reference", "11" * 32, keypair=buyer, output=None)
     assert sent.code == 0 and "✔ paid" in sent.stdout and "0.01 USDC" in sent.stdout and "11" * 32 in sent.stdout
