@@ -44,3 +44,40 @@ def test_demo_against_an_unreachable_url_is_one_clean_error() -> None:
     assert run.returncode == 1
     assert run.stderr.strip().startswith("error: cannot reach a Solana RPC at http://127.0.0.1:9")
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_demo_honours_the_global_url_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
+    import os
+    import time
+    from pathlib import Path
+
+    import pexpect
+
+    from tests.localnet.conftest import LocalnetProcess
+
+    net = LocalnetProcess(tmp_path / "ledger").start()
+    try:  # -u before or after the command: the demo runs on that localnet, not a throwaway one
+        run = ghost("-u", net.http_url, "--output", "json", "demo")
+        assert run.returncode == 0, run.stderr
+        result = json.loads(run.stdout)
+        assert result["throwaway_localnet"] is False and result["rpc_url"] == net.http_url
+    finally:
+        net.stop()
+
+    ghost_script = str(Path(sys.executable).with_name("ghost"))
+    child = pexpect.spawn(ghost_script, ["demo"], encoding="utf-8", timeout=120, env={**os.environ, "COLUMNS": "200"})
+    child.expect("agent register translator")  # mid-session, with the throwaway localnet running
+    children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+    assert children, "the throwaway localnet runs as a child process"
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    output = child.before
+    assert child.exitstatus == 130, output
+    assert "error: interrupted; the demo stopped and its throwaway localnet with it" in output
+    assert "Traceback" not in output
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}/cmdline").exists() and b"ghostpay.localnet" in
+                   Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children)

@@ -22,13 +22,55 @@ from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_set
 from ghostpay.cli.indexer import app as indexer_app
 
 
+GLOBAL_VALUE_OPTIONS = {"-u", "--url", "-k", "--keypair", "--commitment", "--program-id", "-o", "--output", "--db"}
+GLOBAL_FLAGS = {"-v", "--verbose"}
+
+
+def hoist_global_options(root: Any, argv: list[str]) -> list[str]:
+    """Move global options given after the subcommand to the front, as the `solana` CLI accepts them
+    (`ghost agent list -o json`), unless that subcommand has an option of the same name."""
+    group, index = root, 0
+    while index < len(argv):  # skip the root's own options, then walk down the subcommand names
+        token = argv[index]
+        if token in GLOBAL_VALUE_OPTIONS:
+            index += 2
+        elif token.startswith("-"):
+            index += 1
+        elif token in getattr(group, "commands", {}):
+            group = group.commands[token]
+            index += 1
+            if not hasattr(group, "commands"):
+                break
+        else:
+            return argv
+    own = {name for param in getattr(group, "params", []) for name in (*param.opts, *param.secondary_opts)}
+    front, rest, i = [], argv[:index], index
+    while i < len(argv):
+        token = argv[i]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            rest += argv[i:]
+            break
+        if name in GLOBAL_VALUE_OPTIONS and name not in own:
+            taken = 1 if "=" in token else 2
+            front += argv[i:i + taken]
+            i += taken
+        elif token in GLOBAL_FLAGS and token not in own:
+            front.append(token)
+            i += 1
+        else:
+            rest.append(token)
+            i += 1
+    return front + rest
+
+
 class GhostGroup(TyperGroup):
     """Runs the command in non-standalone mode and turns every failure into one line and an exit status."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
         verbose = "--verbose" in argv or "-v" in argv
         try:
             result = super().main(argv, "ghost", complete_var, False, windows_expand_args, **extra)

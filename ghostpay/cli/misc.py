@@ -129,23 +129,24 @@ def progress_bar(st: State, total: int) -> Any:
 
 
 def demo(ctx: typer.Context,
-         url: Optional[str] = typer.Option(None, "--url", "-u", help="RPC URL of a running GhostPay localnet "
-                                                                     "(default: start a throwaway one)."),
          json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo.")) -> None:
     """The main job, as a scripted session of ghost commands on a throwaway localnet.
 
     Two providers register with x402 pricing, a buyer finds them with 'agent search --x402-enabled',
     pays and rates calls, hires one through escrow to completion, and the indexer shows the payment
-    history and the reputation table. The localnet (unless --url) is started and stopped here; the
-    session's keypairs, config and index live in a temporary folder.
+    history and the reputation table. Without -u (or GHOST_URL) the localnet is started and stopped
+    here; the session's keypairs, config and index live in a temporary folder. Ctrl-C stops it cleanly.
+
+    Example: ghost -u http://127.0.0.1:8899 demo   (on a localnet started with 'ghost localnet start --detach')
     """
     import json
 
+    from ghostpay.cli.demo import DemoError, run_demo
     from ghostpay.cli.output import console
-    from ghostpay.demo import DemoError, run_demo
 
     st = state(ctx)
     as_json = json_output or st.json
+    url = st.rpc_url if st.settings.sources.get("url") in ("option", "env") else None
 
     def show(note: str, command: str) -> None:
         console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)
@@ -157,6 +158,9 @@ def demo(ctx: typer.Context,
         result = run_demo(url, as_json, show)
     except DemoError as exc:
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise CliError("interrupted; the demo stopped" + ("" if url else " and its throwaway localnet with it"),
+                       130) from None
     if as_json:
         print(json.dumps(result, indent=2))
         return

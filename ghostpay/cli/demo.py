@@ -85,6 +85,8 @@ class Session:
         with contextlib.redirect_stderr(err), \
                 (contextlib.redirect_stdout(out) if self.json else contextlib.nullcontext()):
             code = app(["--output", "json", *argv] if self.json else argv, standalone_mode=False)
+        if code == 130:  # Ctrl-C inside the command: stop the whole session
+            raise KeyboardInterrupt
         if code != 0:
             reason = err.getvalue().strip().splitlines()[-1:] or [f"exit status {code}"]
             raise DemoError(f"'{command}' failed: {reason[0].removeprefix('error: ')}")
@@ -165,7 +167,7 @@ def check_reachable(url: str) -> None:
     try:
         httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise DemoError(f"cannot reach a Solana RPC at {url}: {exc}; drop --url to use a throwaway localnet") \
+        raise DemoError(f"cannot reach a Solana RPC at {url}: {exc}; drop -u/--url to use a throwaway localnet") \
             from exc
 
 
