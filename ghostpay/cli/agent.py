@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from ghostpay.tokens import MintInfo
 
 app = typer.Typer(help="Register, price, update and find agents; read their reputation and payments.",
-                  no_args_is_help=True)
+                  no_args_is_help=True,
+                  rich_markup_mode=None)
 
 AGENT_OPTION = typer.Option(..., "--agent", "-a", help="The agent: its address, or the agent_id of one of yours.")
 SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
@@ -178,6 +179,9 @@ def register(
     """Register an agent; with the x402 options it is registered and priced in one transaction.
 
     On a terminal, missing fields are prompted for (and the result confirmed) unless --yes.
+
+    Example: ghost agent register translator --name Translator -c translate --price 0.01 --tokens USDC
+    --endpoint https://t.example/api
     """
     st = state(ctx)
     ask = interactive(st, yes)
@@ -236,7 +240,10 @@ def configure_x402(
     payment_address: Optional[str] = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
 ) -> None:
-    """Enable x402 payments, or replace the price, tokens, endpoint and payment address at once."""
+    """Enable x402 payments, or replace the price, tokens, endpoint and payment address at once.
+
+    Example: ghost agent configure-x402 --agent translator --price 0.01 --tokens USDC --endpoint https://t.example/api
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     settings = x402_settings(st, price, tokens, endpoint, payment_address, required=True)
@@ -267,7 +274,10 @@ def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, **extra: An
 @app.command("set-price")
 def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
               price: str = typer.Option(..., "--price", help="Whole units of the first accepted token.")) -> None:
-    """Change the x402 price per call."""
+    """Change the x402 price per call.
+
+    Example: ghost agent set-price --agent translator --price 0.02
+    """
     value = params.amount(price, "--price")
     st = state(ctx)
 
@@ -284,7 +294,10 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
 def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
                tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t",
                                                 help="Accepted mints, comma-separated (1-10).")) -> None:
-    """Replace the accepted token mints."""
+    """Replace the accepted token mints.
+
+    Example: ghost agent set-tokens --agent translator --tokens USDC,EURC
+    """
     mints = params.tokens(state(ctx), tokens)
     owner_tx(ctx, agent, "tokens set", lambda gp, info: gp.set_tokens(info.address, mints),
              tokens=",".join(str(m) for m in mints))
@@ -293,14 +306,20 @@ def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
 @app.command("update-endpoint")
 def update_endpoint(ctx: typer.Context, agent: str = AGENT_OPTION,
                     endpoint: str = typer.Option(..., "--endpoint", help="http(s)://…")) -> None:
-    """Change the x402 service endpoint."""
+    """Change the x402 service endpoint.
+
+    Example: ghost agent update-endpoint --agent translator --endpoint https://t.example/v2
+    """
     url = params.endpoint(endpoint)
     owner_tx(ctx, agent, "endpoint updated", lambda gp, info: gp.set_endpoint(info.address, url), endpoint=url)
 
 
 @app.command("disable-x402")
 def disable_x402(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
-    """Stop accepting x402 payments (the pricing stays stored; configure-x402 enables it again)."""
+    """Stop accepting x402 payments (the pricing stays stored; configure-x402 enables it again).
+
+    Example: ghost agent disable-x402 --agent translator
+    """
     owner_tx(ctx, agent, "x402 disabled", lambda gp, info: gp.disable_x402(info.address))
 
 
@@ -315,7 +334,10 @@ def update(
     capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
                                                    help="Replaces the list: repeated or comma-separated."),
 ) -> None:
-    """Change any of name, description, type, metadata URI and capabilities."""
+    """Change any of name, description, type, metadata URI and capabilities.
+
+    Example: ghost agent update --agent translator --description "English <-> French" -c translate,summarize
+    """
     if name is not None:
         params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
     if description is not None:
@@ -335,13 +357,19 @@ def update(
 
 @app.command()
 def activate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
-    """Mark the agent active (found by search again)."""
+    """Mark the agent active (found by search again).
+
+    Example: ghost agent activate --agent translator
+    """
     owner_tx(ctx, agent, "agent activated", lambda gp, info: gp.activate(info.address))
 
 
 @app.command()
 def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
-    """Mark the agent inactive (hidden from search)."""
+    """Mark the agent inactive (hidden from search).
+
+    Example: ghost agent deactivate --agent translator
+    """
     owner_tx(ctx, agent, "agent deactivated", lambda gp, info: gp.deactivate(info.address))
 
 
@@ -362,7 +390,10 @@ def close(ctx: typer.Context, agent: str = AGENT_OPTION,
 
 @app.command()
 def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
-    """Show one agent with its x402 pricing and reputation."""
+    """Show one agent with its x402 pricing and reputation.
+
+    Example: ghost agent show translator
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
 
@@ -378,7 +409,10 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
 @app.command("list")
 def list_(ctx: typer.Context,
           owner: Optional[str] = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")) -> None:
-    """List the agents of an owner, active or not, oldest first."""
+    """List the agents of an owner, active or not, oldest first.
+
+    Example: ghost agent list --owner 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
+    """
     st = state(ctx)
     owner_key = params.pubkey(owner, "owner") if owner else None
 
@@ -406,7 +440,10 @@ def search(
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
 ) -> None:
-    """Find agents: from the indexer database when one is configured (--db), else from the chain."""
+    """Find agents: from the indexer database when one is configured (--db), else from the chain.
+
+    Example: ghost agent search --x402-enabled --capability translate --token USDC --max-price 0.05 --sort price
+    """
     st = state(ctx)
     mint = params.token(st, token) if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
@@ -454,7 +491,10 @@ def reputation(
     detailed: bool = typer.Option(False, "--detailed", help="The four components with their weights."),
     show_metrics: bool = typer.Option(False, "--show-metrics", help="The raw on-chain metrics too."),
 ) -> None:
-    """An agent's reputation: score, tier, and (--detailed) how it is computed."""
+    """An agent's reputation: score, tier, and (--detailed) how it is computed.
+
+    Example: ghost agent reputation translator --detailed
+    """
     from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
                                      WEIGHT_VOLUME_CONSISTENCY)
 
@@ -498,7 +538,10 @@ def payment_history(
     limit: int = typer.Option(20, "--limit", "-l", min=1, help="At most this many payments."),
     sort_by: str = typer.Option("date", "--sort-by", help="date (newest first) or amount (largest first)."),
 ) -> None:
-    """Recorded x402 payments to an agent: from the indexer database if configured, else from its transactions."""
+    """Recorded x402 payments to an agent: from the indexer database if configured, else from its transactions.
+
+    Example: ghost --db index.db agent payment-history translator --sort-by amount
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     params.choice(sort_by, ("date", "amount"), "--sort-by")
@@ -538,7 +581,10 @@ async def history_chain(st: State, gp: "GhostPayClient", ref: params.AgentArg, l
 @app.command("payment-status")
 def payment_status(ctx: typer.Context,
                    agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
-    """x402 earnings and call counts, and the payment wallet's balance of each accepted token."""
+    """x402 earnings and call counts, and the payment wallet's balance of each accepted token.
+
+    Example: ghost agent payment-status translator
+    """
     from ghostpay.tokens import from_atomic
 
     st = state(ctx)

@@ -11,18 +11,25 @@ from ghostpay.cli.context import ENV, CliError, check_setting, config_path, read
 from ghostpay.cli.output import emit, table
 
 app = typer.Typer(help="Read and write the ghost config file (settings under the command-line options and "
-                       "GHOST_* variables).", no_args_is_help=True)
+                       "GHOST_* variables).", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 @app.command()
 def path(ctx: typer.Context) -> None:
-    """Print the config file's path (GHOST_CONFIG moves it)."""
+    """Print the config file's path (GHOST_CONFIG moves it).
+
+    Example: ghost config path
+    """
     emit(state(ctx), {"path": str(config_path())}, lambda out: out.print(str(config_path())))
 
 
 @app.command()
 def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=f"One of: {', '.join(ENV)}.")) -> None:
-    """Show one setting, or every setting with where its value comes from."""
+    """Show one setting, or every setting with where its value comes from.
+
+    Example: ghost config get url
+    """
     st = state(ctx)
     settings = st.settings
     if key is not None:
@@ -42,7 +49,10 @@ def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=f"One
 @app.command("set")
 def set_(ctx: typer.Context, key: str = typer.Argument(..., help=f"One of: {', '.join(ENV)}."),
          value: str = typer.Argument(...)) -> None:
-    """Save a setting in the config file."""
+    """Save a setting in the config file.
+
+    Example: ghost config set url devnet
+    """
     check_setting(key, value)
     data = read_config()
     data[key] = value
@@ -52,7 +62,10 @@ def set_(ctx: typer.Context, key: str = typer.Argument(..., help=f"One of: {', '
 
 @app.command()
 def unset(ctx: typer.Context, key: str = typer.Argument(..., help=f"One of: {', '.join(ENV)}.")) -> None:
-    """Remove a setting from the config file (back to its default)."""
+    """Remove a setting from the config file (back to its default).
+
+    Example: ghost config unset url
+    """
     if key not in ENV:
         raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
     data = read_config()

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient, TxResult, WorkOrderInfo
 
 app = typer.Typer(help="Hire agents through token escrow: work orders from creation to payment.",
-                  no_args_is_help=True)
+                  no_args_is_help=True,
+                  rich_markup_mode=None)
 
 ORDER_ARGUMENT = typer.Argument(..., help="The work order's address.")
 STATUSES = ("Created", "Accepted", "Submitted", "Disputed")
@@ -150,8 +151,8 @@ def create(
             entry = journal.open_entry("work_order", command, order_id=chosen)
         st.journal = entry
         try:
-            created = await gp.create_work_order(ref, value, deadline=when_due, arbiter=arbiter_key,  # type: ignore[arg-type]
-                                                 title=title, description=description, requirements=requirements,
+            created = await gp.create_work_order(ref, value, deadline=when_due,  # type: ignore[arg-type]
+                                                 arbiter=arbiter_key, title=title, description=description, requirements=requirements,
                                                  review_period=review, mint=mint, order_id=chosen)
         except OutcomeUnknown:
             raise  # the entry stays open for the retry
@@ -180,7 +181,10 @@ def create(
 
 @app.command()
 def accept(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Accept a work order, as the provider agent's owner."""
+    """Accept a work order, as the provider agent's owner.
+
+    Example: ghost escrow accept ORDER
+    """
     order_tx(ctx, order, "work order accepted", lambda gp, o: gp.accept_work_order(o))
 
 
@@ -193,7 +197,10 @@ def deliver(
     file: Optional[Path] = typer.Option(None, "--file", help="Hash this file instead of giving --hash.",
                                         exists=True, dir_okay=False),
 ) -> None:
-    """Deliver the work, as the provider's owner: a URI and the content's hash; starts the review period."""
+    """Deliver the work, as the provider's owner: a URI and the content's hash; starts the review period.
+
+    Example: ghost escrow deliver ORDER --uri https://files.example/guide.md --file guide.md
+    """
     params.check_len(uri, "the deliverable URI", "MAX_DELIVERABLE_URI_LEN", minimum=1)
     if (content_hash is None) == (file is None):
         raise typer.BadParameter("give exactly one of --hash HEX and --file PATH")
@@ -205,7 +212,10 @@ def deliver(
 @app.command()
 def reject(ctx: typer.Context, order: str = ORDER_ARGUMENT,
            reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes).")) -> None:
-    """Send a delivery back to the provider, as the client."""
+    """Send a delivery back to the provider, as the client.
+
+    Example: ghost escrow reject ORDER --reason "the French part is missing"
+    """
     params.check_len(reason, "the reason", "MAX_REASON_LEN")
     order_tx(ctx, order, "delivery rejected", lambda gp, o: gp.reject_delivery(o, reason), reason=reason)
 
@@ -214,7 +224,10 @@ def reject(ctx: typer.Context, order: str = ORDER_ARGUMENT,
 def release(ctx: typer.Context, order: str = ORDER_ARGUMENT,
             amount: Optional[str] = typer.Option(None, "--amount", help="A milestone, in whole tokens "
                                                                         "(default: everything left).")) -> None:
-    """Pay the provider from escrow, as the client; releasing the rest completes the work order."""
+    """Pay the provider from escrow, as the client; releasing the rest completes the work order.
+
+    Example: ghost escrow release ORDER --amount 20   (a milestone; without --amount: the rest)
+    """
     value = params.amount(amount) if amount is not None else None
     order_tx(ctx, order, "payment released", lambda gp, o: gp.release_payment(o, value),
              **({"amount": value} if value is not None else {}))
@@ -222,14 +235,20 @@ def release(ctx: typer.Context, order: str = ORDER_ARGUMENT,
 
 @app.command()
 def claim(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Take the rest after the review period ran out, as the provider's owner."""
+    """Take the rest after the review period ran out, as the provider's owner.
+
+    Example: ghost escrow claim ORDER
+    """
     order_tx(ctx, order, "payment claimed", lambda gp, o: gp.claim_payment(o))
 
 
 @app.command()
 def dispute(ctx: typer.Context, order: str = ORDER_ARGUMENT,
             reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes).")) -> None:
-    """Open a dispute, as the client or the provider; the arbiter settles it."""
+    """Open a dispute, as the client or the provider; the arbiter settles it.
+
+    Example: ghost escrow dispute ORDER --reason "delivered late and incomplete"
+    """
     params.check_len(reason, "the reason", "MAX_REASON_LEN")
     order_tx(ctx, order, "dispute opened", lambda gp, o: gp.open_dispute(o, reason), reason=reason)
 
@@ -239,26 +258,38 @@ def resolve(ctx: typer.Context, order: str = ORDER_ARGUMENT,
             client_share: str = typer.Option(..., "--client-share", help="The client's part of what is left: "
                                                                          "basis points or a percentage (30%).")
             ) -> None:
-    """Settle a dispute, as the arbiter: split the rest between client and provider."""
+    """Settle a dispute, as the arbiter: split the rest between client and provider.
+
+    Example: ghost escrow resolve ORDER --client-share 30%
+    """
     bps = params.basis_points(client_share, "--client-share")
     order_tx(ctx, order, "dispute resolved", lambda gp, o: gp.resolve_dispute(o, bps), client_share_bps=bps)
 
 
 @app.command()
 def cancel(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Cancel a work order nobody accepted yet, as the client: everything comes back."""
+    """Cancel a work order nobody accepted yet, as the client: everything comes back.
+
+    Example: ghost escrow cancel ORDER
+    """
     order_tx(ctx, order, "work order cancelled", lambda gp, o: gp.cancel_work_order(o))
 
 
 @app.command()
 def refund(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Take back the rest after a missed deadline with nothing delivered, as the client."""
+    """Take back the rest after a missed deadline with nothing delivered, as the client.
+
+    Example: ghost escrow refund ORDER
+    """
     order_tx(ctx, order, "refund claimed", lambda gp, o: gp.claim_refund(o))
 
 
 @app.command()
 def show(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """One open work order (closed ones live on in the events and the indexer)."""
+    """One open work order (closed ones live on in the events and the indexer).
+
+    Example: ghost escrow show ORDER
+    """
     st = state(ctx)
     address = params.pubkey(order, "work order address")
     info = st.run(lambda gp: gp.get_work_order(address), signer=False)

@@ -17,7 +17,8 @@ from typing import Any, Iterator, Optional
 import typer
 
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False)
 
 LOCALNET_URL = "http://127.0.0.1:8899"
 URL_HELP = "RPC URL or moniker (localnet, devnet, mainnet-beta); the websocket URL is derived."
@@ -157,7 +158,10 @@ def status(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The cursor's slot, the lag behind the chain, row counts and skipped input."""
+    """The cursor's slot, the lag behind the chain, row counts and skipped input.
+
+    Example: ghost indexer status --db index.db
+    """
     from sqlmodel import Session
 
     from ghostpay.indexer.queries import index_status
@@ -198,7 +202,10 @@ def verify(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Compare every indexed agent's counters and recomputed score with its on-chain accounts; exit 1 on any difference."""
+    """Compare every indexed agent's counters and recomputed score with its on-chain accounts; exit 1 on any difference.
+
+    Example: ghost indexer verify --db index.db
+    """
     from ghostpay.indexer.source import RpcSource
     from ghostpay.indexer.verify import verify as verify_index
 

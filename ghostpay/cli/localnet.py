@@ -23,7 +23,8 @@ from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.cli.output import emit, key_value_table
 from ghostpay.paths import data_dir
 
-app = typer.Typer(help="A local Solana validator (LiteSVM) with GhostPay loaded.", no_args_is_help=True)
+app = typer.Typer(help="A local Solana validator (LiteSVM) with GhostPay loaded.", no_args_is_help=True,
+                  rich_markup_mode=None)
 ENGINES = ("litesvm", "solana-test-validator")
 START_TIMEOUT_SECONDS = 30.0
 
@@ -267,7 +268,10 @@ def stop(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> None:
 
 @app.command()
 def path(ctx: typer.Context) -> None:
-    """Print the default ledger directory."""
+    """Print the default ledger directory.
+
+    Example: ghost localnet path
+    """
     from ghostpay.localnet.server import default_ledger
 
     emit(state(ctx), {"path": str(default_ledger())}, lambda out: out.print(str(default_ledger())))

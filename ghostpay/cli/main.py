@@ -64,6 +64,18 @@ def hoist_global_options(root: Any, argv: list[str]) -> list[str]:
     return front + rest
 
 
+def name_arguments(command: Any) -> None:
+    """Arguments in usage lines as the Solana CLI writes them: `ORDER`, `[AGENT_ID]` (not `{order}`)."""
+    for sub in getattr(command, "commands", {}).values():
+        name_arguments(sub)
+    for param in getattr(command, "params", []):
+        if param.param_type_name == "argument" and not getattr(param, "named", False):
+            param.metavar = param.metavar or param.name.upper()
+            shown = param.metavar if param.required else f"[{param.metavar}]"
+            param._usage_display_name = lambda shown=shown: shown  # typer's own wraps it in {}
+            param.named = True
+
+
 class GhostGroup(TyperGroup):
     """Runs the command in non-standalone mode and turns every failure into one line and an exit status."""
 
@@ -71,6 +83,7 @@ class GhostGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
         argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
+        name_arguments(self)
         verbose = "--verbose" in argv or "-v" in argv
         try:
             result = super().main(argv, "ghost", complete_var, False, windows_expand_args, **extra)
@@ -100,6 +113,7 @@ class GhostGroup(TyperGroup):
 
 app = typer.Typer(
     cls=GhostGroup,
+    rich_markup_mode=None,  # plain help: flags shown as flags, option names never truncated
     help="GhostPay: register, price, pay and hire AI agents on Solana.",
     no_args_is_help=True,
     add_completion=False,
@@ -140,7 +154,10 @@ def root(
 
 @app.command()
 def version(ctx: typer.Context) -> None:
-    """Print the GhostPay version."""
+    """Print the GhostPay version.
+
+    Example: ghost version
+    """
     from ghostpay.cli.context import state
     from ghostpay.cli.output import emit
 
@@ -149,7 +166,10 @@ def version(ctx: typer.Context) -> None:
 
 @app.command()
 def path(ctx: typer.Context) -> None:
-    """Print the folder where GhostPay keeps local state (set GHOSTPAY_HOME to move it)."""
+    """Print the folder where GhostPay keeps local state (set GHOSTPAY_HOME to move it).
+
+    Example: ghost path
+    """
     from ghostpay.cli.context import state
     from ghostpay.cli.output import emit
     from ghostpay.paths import data_dir

@@ -47,7 +47,10 @@ def wait_confirmed(st: State, signature: str, timeout: float = 30.0) -> None:
 def airdrop(ctx: typer.Context,
             amount: str = typer.Argument("1", help="SOL to request."),
             to: Optional[str] = typer.Option(None, "--to", help="Recipient (default: your wallet).")) -> None:
-    """Request SOL from the cluster's faucet (localnet, devnet)."""
+    """Request SOL from the cluster's faucet (localnet, devnet).
+
+    Example: ghost airdrop 2 --to 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
+    """
     st = state(ctx)
     sol = params.amount(amount, "the amount")
     lamports = sol * LAMPORTS_PER_SOL
@@ -76,7 +79,10 @@ def test_mint(
                                                                         "comma-separated) (default: yours)."),
     amount: str = typer.Option("1000", "--amount", help="Token balance to give each wallet (whole tokens)."),
 ) -> None:
-    """Create a USDC-like test mint on a localnet and set wallets' balances (cheat codes: no signatures)."""
+    """Create a USDC-like test mint on a localnet and set wallets' balances (cheat codes: no signatures).
+
+    Example: ghost test-mint --symbol USDC --fund WALLET1,WALLET2 --amount 100
+    """
     from ghostpay.tokens import to_atomic
 
     st = state(ctx)

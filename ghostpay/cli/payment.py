@@ -15,7 +15,8 @@ from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_tab
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
-app = typer.Typer(help="Pay agents per call (x402), verify receipts, give feedback.", no_args_is_help=True)
+app = typer.Typer(help="Pay agents per call (x402), verify receipts, give feedback.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 AMOUNT_OPTION = typer.Option(None, "--amount", help="Whole tokens (default: the agent's price).")
 TOKEN_OPTION = typer.Option(None, "--token", "-t", help="Mint or symbol (default: the agent's first token).")
@@ -145,7 +146,10 @@ async def landed(gp: "GhostPayClient", signatures: list[str]) -> str | None:
 
 @app.command()
 def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFERENCE_OPTION) -> None:
-    """Is there a receipt for this reference? Exit status 0 if paid, 1 if not."""
+    """Is there a receipt for this reference? Exit status 0 if paid, 1 if not.
+
+    Example: ghost payment verify --agent AGENT --reference 5e5e…5e (64 hex digits)
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     raw = params.reference(reference)
@@ -179,7 +183,10 @@ def feedback(
                                          help="How long the call took, in ms (0: not measured)."),
     failed: bool = typer.Option(False, "--failed", help="The paid call failed."),
 ) -> None:
-    """Rate a paid call, once, as its payer: success, response time, stars. Updates the agent's score."""
+    """Rate a paid call, once, as its payer: success, response time, stars. Updates the agent's score.
+
+    Example: ghost payment feedback --agent AGENT --reference REFERENCE --rating 5 --response-time 800
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     raw = params.reference(reference)
