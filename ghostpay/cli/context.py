@@ -34,6 +34,7 @@ ENV = {"url": "GHOST_URL", "keypair": "GHOST_KEYPAIR", "commitment": "GHOST_COMM
        "program_id": "GHOST_PROGRAM_ID", "output": "GHOST_OUTPUT", "db": "GHOST_DB"}
 DEFAULTS: dict[str, str | None] = {"url": "localnet", "keypair": None, "commitment": "confirmed",
                                    "program_id": None, "output": "text", "db": None}
+URL_MONIKERS = ("l", "localhost", "localnet", "d", "devnet", "m", "mainnet-beta", "mainnet")  # ghostpay.cluster's
 CHOICES = {"commitment": ("processed", "confirmed", "finalized"), "output": ("text", "json")}
 HELP = {
     "url": "RPC URL or moniker: l|localhost|localnet, d|devnet, m|mainnet-beta (websocket URL derived).",
@@ -92,6 +93,14 @@ def check_setting(key: str, value: str) -> str:
         raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
     if key in CHOICES and value not in CHOICES[key]:
         raise CliError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}", 2)
+    if key == "url" and value.strip().lower() not in URL_MONIKERS and \
+            not value.strip().startswith(("http://", "https://")):
+        raise CliError(f"url must be an http(s):// URL or a moniker ({', '.join(URL_MONIKERS)}), not {value!r}", 2)
+    if key == "program_id":
+        from ghostpay.cli.params import looks_like_pubkey
+
+        if not looks_like_pubkey(value.strip()):
+            raise CliError(f"program_id must be a base58 public key (32 bytes), not {value!r}", 2)
     return value
 
 
@@ -325,6 +334,11 @@ def with_values(message: str) -> str:
     return re.sub(r"\b(MIN|MAX)_[A-Z_]+\b", value, message)
 
 
+def one_line(message: str) -> str:
+    """The first line (httpx adds a second with a documentation link to its HTTP status errors)."""
+    return message.strip().splitlines()[0] if message.strip() else message
+
+
 def unreachable(url: str, detail: str) -> str:
     return (f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' "
             "or pass -u/--url")
@@ -337,7 +351,7 @@ def report(exc: BaseException, verbose: bool, url: str = "") -> int:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-        logs = getattr(exc, "logs", None)
+        logs = getattr(exc, "logs", None) or getattr(exc.__cause__, "logs", None)  # CliError wraps SDK errors
         if logs:
             print("program logs:\n  " + "\n  ".join(logs), file=sys.stderr)
     if described is None:
@@ -345,5 +359,5 @@ def report(exc: BaseException, verbose: bool, url: str = "") -> int:
                          "run again with --verbose and report it"), 1
     else:
         message, code = described
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return code

@@ -27,7 +27,9 @@ DB_HELP = ("A SQLite path, sqlite:///path.db or postgresql://user@host/db (defau
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from ghostpay.cli.context import one_line
+
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(1)
 
 

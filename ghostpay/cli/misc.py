@@ -77,9 +77,11 @@ def test_mint(
     mint: Optional[str] = typer.Option(None, "--mint", help="Fund this existing mint instead of creating one."),
     fund: Optional[List[str]] = typer.Option(None, "--fund", "-f", help="Wallets to fund (repeatable, "
                                                                         "comma-separated) (default: yours)."),
-    amount: str = typer.Option("1000", "--amount", help="Token balance to give each wallet (whole tokens)."),
+    amount: str = typer.Option("1000", "--amount", help="Tokens to add to each wallet's balance (whole tokens)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Move a --symbol label already given to another mint "
+                                                        "without asking."),
 ) -> None:
-    """Create a USDC-like test mint on a localnet and set wallets' balances (cheat codes: no signatures).
+    """Create a USDC-like test mint on a localnet and add to wallets' balances (cheat codes: no signatures).
 
     Example: ghost test-mint --symbol USDC --fund WALLET1,WALLET2 --amount 100
     """
@@ -89,29 +91,36 @@ def test_mint(
     value = params.amount(amount, "--amount", allow_zero=True)
     wallets = [params.pubkey(w, "wallet") for item in (fund or []) for w in item.split(",") if w.strip()] \
         or [wallet(st)]
+    labels = dict(read_config().get("tokens", {}))
+    if mint is None:
+        symbol = symbol or "USDC"
+        check_label_free(st, labels, symbol, yes)
     if mint is None:
         spec: dict[str, Any] = {"decimals": decimals}
         path = st.keypair_path()
         if path.exists():
             spec["mintAuthority"] = str(wallet(st))
         mint_key = params.pubkey(st.jsonrpc("surfnet_createMint", spec, hint=CHEAT_HINT)["value"], "mint")
-        created, symbol = True, symbol or "USDC"
+        created = True
     else:
         mint_key = params.token(st, mint)
         decimals = int(st.jsonrpc("getTokenSupply", str(mint_key))["value"]["decimals"])
         created = False
+        if symbol and labels.get(str(mint_key)) != symbol:
+            check_label_free(st, labels, symbol, yes)
     atomic = to_atomic(value, decimals)
     progress = progress_bar(st, len(wallets))
     with progress:
         task = progress.add_task("Funding wallets", total=len(wallets))
-        for owner in wallets:
-            st.jsonrpc("surfnet_setTokenAccount", str(owner), str(mint_key), {"amount": atomic}, hint=CHEAT_HINT)
+        for owner in wallets:  # adds to what the wallet holds (the cheat code sets a balance)
+            held = token_balance(st, owner, mint_key)
+            st.jsonrpc("surfnet_setTokenAccount", str(owner), str(mint_key), {"amount": held + atomic},
+                       hint=CHEAT_HINT)
             progress.advance(task)
     if symbol:
         config = read_config()
-        labels = dict(config.get("tokens", {}))
-        labels.pop(str(mint_key), None)
-        labels[str(mint_key)] = symbol
+        labels = {m: label for m, label in config.get("tokens", {}).items() if label != symbol}
+        labels[str(mint_key)] = symbol  # one mint per label, one label per mint
         config["tokens"] = labels
         write_config(config)
     data = {"mint": str(mint_key), "created": created, "decimals": decimals, "symbol": symbol,
@@ -122,6 +131,24 @@ def test_mint(
         [("mint", str(mint_key)), ("decimals", str(decimals)), ("symbol", label or "—"),
          ("explorer", data["explorer"])] + [("funded", f"{w}: {format_amount(value, label)}") for w in wallets],
         title=f"[green]✔[/green] test mint {'created' if created else 'funded'}")))
+
+
+def check_label_free(st: State, labels: dict[str, str], symbol: str, yes: bool) -> None:
+    """A label names one mint: moving it to another asks first (or needs --yes off a terminal)."""
+    taken = next((mint for mint, label in labels.items() if label == symbol), None)
+    if taken is None or yes:
+        return
+    if st.json or not sys.stdin.isatty():
+        raise CliError(f"the label {symbol} already names the mint {taken}; pass --yes to move it to this mint, "
+                       "or choose another --symbol", 2)
+    if not typer.confirm(f"The label {symbol} already names {taken}; move it to the new mint?", default=False):
+        raise typer.Abort()
+
+
+def token_balance(st: State, owner: "Pubkey", mint: "Pubkey") -> int:
+    """Atomic units `owner` holds of `mint` in its token accounts (0 without one)."""
+    found = st.jsonrpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)}, {"encoding": "jsonParsed"})
+    return sum(int(a["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]) for a in found["value"])
 
 
 def progress_bar(st: State, total: int) -> Any:

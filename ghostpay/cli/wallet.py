@@ -1,0 +1,80 @@
+"""`ghost keygen` (a new keypair file, since `solana-keygen` is not installed by setup) and `ghost tokens`
+(the labels that let `--token USDC` stand for a mint)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ghostpay.cli.context import CliError, read_config, state, write_config
+from ghostpay.cli.output import KNOWN_MINTS, emit, table
+
+tokens_app = typer.Typer(help="Token labels: names that stand for mints wherever a token is expected.",
+                         no_args_is_help=True, rich_markup_mode=None)
+
+
+def keygen(ctx: typer.Context,
+           outfile: Optional[Path] = typer.Option(None, "--outfile", help="Where to write it (default: the "
+                                                  "Solana CLI default, ~/.config/solana/id.json)."),
+           force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Create a keypair file in the Solana CLI's format (a JSON array of 64 bytes, readable by you only).
+
+    Example: ghost keygen --outfile ~/wallets/buyer.json
+    """
+    from solders.keypair import Keypair
+
+    from ghostpay.keypairs import default_keypair_path
+
+    st = state(ctx)
+    path = Path(os.path.expanduser(str(outfile))) if outfile else default_keypair_path()
+    if path.exists() and not force:
+        raise CliError(f"{path} already exists; pass --force to overwrite it (its funds would be lost to you)")
+    keypair = Keypair()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(json.dumps(list(bytes(keypair))))
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_TRUNC
+    emit(st, {"pubkey": str(keypair.pubkey()), "path": str(path)},
+         lambda out: out.print(f"Wrote a new keypair to {path}\npubkey: {keypair.pubkey()}"))
+
+
+@tokens_app.command("list")
+def list_labels(ctx: typer.Context) -> None:
+    """The token labels: yours (ghost test-mint --symbol) and the well-known mints.
+
+    Example: ghost tokens list
+    """
+    st = state(ctx)
+    mine = dict(read_config().get("tokens", {}))
+    rows = [{"label": label, "mint": mint, "source": "config"} for mint, label in sorted(mine.items(),
+                                                                                       key=lambda kv: kv[1])]
+    rows += [{"label": label, "mint": mint, "source": "well-known"} for mint, label in KNOWN_MINTS.items()
+             if mint not in mine]
+    emit(st, {"tokens": rows}, lambda out: out.print(table(["label", "mint", "from"],
+                                                            [(r["label"], r["mint"], r["source"]) for r in rows],
+                                                            title=f"{len(rows)} token label(s)")))
+
+
+@tokens_app.command("remove")
+def remove_label(ctx: typer.Context, label: str = typer.Argument(..., help="The label to forget.")) -> None:
+    """Forget a label (the mint itself is untouched).
+
+    Example: ghost tokens remove USDC
+    """
+    st = state(ctx)
+    config = read_config()
+    labels = dict(config.get("tokens", {}))
+    mints = [mint for mint, name in labels.items() if name == label]
+    if not mints:
+        built_in = " (it names a well-known mint, built in)" if label in KNOWN_MINTS.values() else ""
+        raise CliError(f"no token label {label!r} in the config{built_in}; see 'ghost tokens list'")
+    for mint in mints:
+        labels.pop(mint)
+    config["tokens"] = labels
+    write_config(config)
+    emit(st, {"removed": label, "mints": mints}, lambda out: out.print(f"removed the label {label} ({mints[0]})"))
