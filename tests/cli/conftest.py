@@ -113,4 +113,22 @@ def ghost_process(*args: object, keypair: Path | None = None, output: str | None
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-__all__ = ["Run", "ghost", "ghost_process", "mint_to", "GHOST"]
+def register_in_a_pty(keypair: Path, dialogue: list[tuple[str, str | None]]) -> None:
+    """`ghost agent register` in a pseudo-terminal: expect each prompt, answer it (None: only expect it)."""
+    import pexpect
+
+    child = pexpect.spawn(GHOST, ["-k", str(keypair), "agent", "register"], env={**os.environ, "COLUMNS": "200"},
+                          encoding="utf-8", timeout=30, dimensions=(40, 200))
+    try:
+        for prompt, answer in dialogue:
+            child.expect(prompt)
+            if answer is not None:
+                child.sendline(answer)
+        child.expect("registered")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+
+
+__all__ = ["Run", "register_in_a_pty", "ghost", "ghost_process", "mint_to", "GHOST"]

@@ -5,16 +5,14 @@ the subcommand, keygen, token labels, and payment addresses that must be wallets
 from __future__ import annotations
 
 import json
-import os
 import stat
 
-import pexpect
 import typer
 
 from ghostpay.cli.context import URL_MONIKERS, with_values
 from ghostpay.cli.main import app
 from ghostpay.cluster import MONIKERS
-from tests.cli.conftest import GHOST, ghost, mint_to
+from tests.cli.conftest import ghost, mint_to, register_in_a_pty
 from tests.fault_proxy import FaultProxy
 
 X402 = ["--price", "0.01", "--tokens", "USDC", "--endpoint", "https://e.example"]
@@ -54,25 +52,14 @@ def test_irreversible_commands_need_yes_off_a_terminal(wallets, usdc, tmp_path) 
 
 def test_prompts_check_each_answer_and_ask_again(wallets, usdc) -> None:
     key, _ = wallets.new()
-    child = pexpect.spawn(GHOST, ["-k", str(key), "agent", "register"], env={**os.environ, "COLUMNS": "200"},
-                          encoding="utf-8", timeout=30, dimensions=(40, 200))
-    try:
-        for prompt, answer in [("Agent id", "x" * 40), ("at most 32 bytes", None), ("Agent id", "asked-again"),
-                               ("Name", ""), ("Description", ""), ("Capabilities", "a, " + "c" * 40),
-                               ("at most 32 bytes", None), ("Capabilities", "ok"), (r"Price calls with x402\?", "y"),
-                               ("Price per call", "-3"), ("must be positive", None), ("Price per call", "0.01"),
-                               ("Accepted token", "not-a-mint"), ("not a valid token mint", None),
-                               ("Accepted token", "USDC"), ("Service endpoint", "ftp://x"),
-                               ("http:// or https://", None), ("Service endpoint", "https://asked.example"),
-                               ("Register 'asked-again'", "y")]:
-            child.expect(prompt)
-            if answer is not None:
-                child.sendline(answer)
-        child.expect("registered")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close()
-    assert child.exitstatus == 0, child.before
+    register_in_a_pty(key, [("Agent id", "x" * 40), ("at most 32 bytes", None), ("Agent id", "asked-again"),
+                            ("Name", ""), ("Description", ""), ("Capabilities", "a, " + "c" * 40),
+                            ("at most 32 bytes", None), ("Capabilities", "ok"), (r"Price calls with x402\?", "y"),
+                            ("Price per call", "-3"), ("must be positive", None), ("Price per call", "0.01"),
+                            ("Accepted token", "not-a-mint"), ("not a valid token mint", None),
+                            ("Accepted token", "USDC"), ("Service endpoint", "ftp://x"),
+                            ("http:// or https://", None), ("Service endpoint", "https://asked.example"),
+                            ("Register 'asked-again'", "y")])
     shown = ghost("agent", "show", "asked-again", keypair=key).data
     assert (shown["capabilities"], shown["endpoint"]) == (["ok"], "https://asked.example")
 

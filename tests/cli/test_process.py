@@ -9,9 +9,8 @@ import signal
 import subprocess
 import sys
 
-import pexpect
 
-from tests.cli.conftest import GHOST, ghost, ghost_process
+from tests.cli.conftest import GHOST, ghost, ghost_process, register_in_a_pty
 from tests.localnet.conftest import free_port_pair
 
 HEAVY = ("solana", "solders", "anchorpy", "spl", "sqlmodel", "sqlalchemy", "httpx")
@@ -72,20 +71,10 @@ def test_localnet_start_detached_status_stop(tmp_path) -> None:
 
 def test_interactive_register_in_a_pseudo_terminal(wallets) -> None:
     key, owner = wallets.new()
-    child = pexpect.spawn(GHOST, ["-k", str(key), "agent", "register"], env={**os.environ, "COLUMNS": "200"},
-                          encoding="utf-8", timeout=30, dimensions=(40, 200))
-    try:
-        for prompt, answer in [("Agent id", "pty-agent"), ("Name", "PTY Agent"), ("Description", "Typed in a tty"),
-                               ("Capabilities", "chat, translate"), (r"Price calls with x402\?", "y"),
-                               ("Price per call", "0.02"), ("Accepted token", "USDC"),
-                               ("Service endpoint", "https://pty.example/api"), ("Register 'pty-agent'", "y")]:
-            child.expect(prompt)
-            child.sendline(answer)
-        child.expect("registered")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close()
-    assert child.exitstatus == 0, child.before
+    register_in_a_pty(key, [("Agent id", "pty-agent"), ("Name", "PTY Agent"), ("Description", "Typed in a tty"),
+                            ("Capabilities", "chat, translate"), (r"Price calls with x402\?", "y"),
+                            ("Price per call", "0.02"), ("Accepted token", "USDC"),
+                            ("Service endpoint", "https://pty.example/api"), ("Register 'pty-agent'", "y")])
     shown = ghost("agent", "show", "pty-agent", keypair=key).data
     assert (shown["name"], shown["description"], shown["capabilities"], shown["price"], shown["endpoint"]) == \
         ("PTY Agent", "Typed in a tty", ["chat", "translate"], "0.020000", "https://pty.example/api")
