@@ -8,8 +8,7 @@ from decimal import Decimal
 
 from sandbox import demo_token, rpc_url, wallets
 
-from ghostpay.client import X402Settings
-from ghostpay.sync_client import GhostPay
+from ghostpay import GhostPay, X402Settings
 
 url = rpc_url()
 seller, buyer = wallets(url, 2)
@@ -33,4 +32,4 @@ with GhostPay(url, buyer) as gp:
     # ... call the agent's endpoint with the reference as proof of payment, then rate the call:
     gp.submit_feedback(agent.address, paid.reference, success=True, response_time_ms=420, rating=5)
     reputation = gp.get_reputation(agent.address)
-    print(f"reputation {reputation.score} bps, tier {reputation.tier.value}")
+    print(f"reputation {reputation.score} bps, tier {reputation.tier}")

@@ -11,8 +11,7 @@ from decimal import Decimal
 
 from sandbox import demo_token, rpc_url, wallets
 
-from ghostpay.client import X402Settings
-from ghostpay.sync_client import GhostPay
+from ghostpay import GhostPay, X402Settings
 
 url = rpc_url()
 provider_wallet, client_wallet, arbiter_wallet = wallets(url, 3)

@@ -7,8 +7,7 @@ from decimal import Decimal
 
 from sandbox import demo_token, rpc_url, wallets
 
-from ghostpay.client import X402Settings
-from ghostpay.sync_client import GhostPay
+from ghostpay import GhostPay, X402Settings
 
 url = rpc_url()
 (owner,) = wallets(url, 1)

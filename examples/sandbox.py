@@ -12,6 +12,7 @@ import os
 import sys
 from decimal import Decimal
 
+from solana.exceptions import SolanaRpcException
 from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
@@ -25,8 +26,17 @@ LAMPORTS_PER_SOL = 1_000_000_000
 
 
 def rpc_url() -> str:
-    """The cluster to run against: the first argument, else $GHOSTPAY_URL, else localnet."""
-    return resolve(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GHOSTPAY_URL", "localnet")).http_url
+    """The cluster to run against: the first argument, else $GHOSTPAY_URL, else localnet. Exits with one
+    line saying how to start a localnet when nothing answers there."""
+    url = resolve(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GHOSTPAY_URL", "localnet")).http_url
+    try:
+        healthy = Client(url, timeout=5).is_connected()  # getHealth
+    except SolanaRpcException:  # refused or timed out
+        healthy = False
+    if not healthy:
+        sys.exit(f"no Solana RPC answers at {url}: start a localnet with 'ghost localnet start --detach' "
+                 "(or pass an RPC URL)")
+    return url
 
 
 def wallets(url: str, count: int, sol: int = 2) -> list[Keypair]:

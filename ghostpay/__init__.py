@@ -1,3 +1,56 @@
-"""GhostPay: pay AI agents on Solana."""
+"""GhostPay: pay AI agents on Solana.
+
+The public surface, importable from the package itself:
+
+    from decimal import Decimal
+    from ghostpay import GhostPay, X402Settings, OutcomeUnknown
+
+    with GhostPay("localnet", keypair="~/.config/solana/id.json") as gp:      # GhostPayClient: the async one
+        paid = gp.pay_agent(agent)                                            # agent: an address or agent_id
+
+- clients: `GhostPayClient` (async), `GhostPay` (the same methods, blocking);
+- values: `X402Settings`, `Atomic`, and what the methods return (`TxResult`, `PaymentResult`,
+  `PreparedPayment`, `Simulation`, `AgentInfo`, `Pricing`, `Receipt`, `Reputation`, `Tier`,
+  `WorkOrderInfo`, `NewWorkOrder`, `ProgramEvent`);
+- errors: `GhostPayError` and its family (`ghostpay.exceptions`; one class per program error there too);
+- `PROGRAM_ID`, `__version__`.
+
+Names are imported on first use, so `import ghostpay` (and `ghost --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "GhostPayClient": "ghostpay.client", "X402Settings": "ghostpay.client", "TxResult": "ghostpay.client",
+    "PaymentResult": "ghostpay.client", "PreparedPayment": "ghostpay.client", "Simulation": "ghostpay.client",
+    "AgentInfo": "ghostpay.client", "Pricing": "ghostpay.client", "Receipt": "ghostpay.client",
+    "Reputation": "ghostpay.client", "WorkOrderInfo": "ghostpay.client", "NewWorkOrder": "ghostpay.client",
+    "GhostPay": "ghostpay.sync_client",
+    "Atomic": "ghostpay.tokens",
+    "Tier": "ghostpay.reputation",
+    "ProgramEvent": "ghostpay.events",
+    "PROGRAM_ID": "ghostpay.program_id",
+    **{name: "ghostpay.exceptions" for name in (
+        "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError", "TransactionTimeout",
+        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "TokenProgramError", "ProgramError")},
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ghostpay' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -427,6 +427,7 @@ class GhostPayClient:
 
     @property
     def wallet(self) -> Pubkey:
+        """The wallet's public key (the signer of every transaction the client sends)."""
         return self.keypair.pubkey()
 
     # RPC plumbing -----------------------------------------------------------------------------------------
@@ -753,6 +754,7 @@ class GhostPayClient:
                                address=address)
 
     async def set_active(self, agent: AgentRef, active: bool) -> TxResult:
+        """Mark the agent active or inactive (`activate` / `deactivate` say which)."""
         address = self.agent_address(agent)
         return await self.send([ix.set_agent_active({"is_active": active}, {"agent": address, "owner": self.wallet},
                                                     self.program_id)], address=address)
@@ -958,6 +960,7 @@ class GhostPayClient:
             address=address)
 
     async def get_metrics(self, agent: AgentRef) -> ReputationMetrics:
+        """The agent's raw ReputationMetrics account (the inputs of its score)."""
         address = reputation_address(self.agent_address(agent), self.program_id)[0]
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id:

@@ -50,6 +50,11 @@ class Tier(str, Enum):
     POOR = "POOR"
     UNRATED = "UNRATED"
 
+    def __str__(self) -> str:  # print(tier) shows ELITE, not Tier.ELITE
+        return self.value
+
+    __format__ = str.__format__  # f"{tier}" too
+
 
 TIER_FLOORS: tuple[tuple[int, Tier], ...] = (
     (9_500, Tier.LEGENDARY),

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import Any, Coroutine, Iterator, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent
@@ -27,7 +27,12 @@ T = TypeVar("T")
 
 
 class GhostPay:
-    """Every coroutine method of `GhostPayClient`, blocking; same arguments, same results and exceptions."""
+    """Every coroutine method of `GhostPayClient`, blocking; same arguments, same results and exceptions.
+
+    The methods are made from the async client's at import time, with their signatures and docstrings,
+    so `help(GhostPay)`, `dir()` and IDE completion show them; other attributes (`wallet`, `cluster`,
+    `agent_address`, ...) are the client's own.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
@@ -54,15 +59,11 @@ class GhostPay:
         """The underlying async client (its coroutines must run on this facade's loop)."""
         return self._client
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not inspect.iscoroutinefunction(attr):
-            return attr
+    def __getattr__(self, name: str) -> Any:  # the client's plain attributes and methods
+        return getattr(self._client, name)
 
-        @functools.wraps(attr)
-        def blocking(*args: Any, **kwargs: Any) -> Any:
-            return self._run(attr(*args, **kwargs))
-        return blocking
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
 
     def events(self, names: Any = None, timeout: float | None = None) -> Iterator[ProgramEvent]:
         """Live events, blocking; stops after `timeout` seconds without an event (None: never)."""
@@ -94,5 +95,16 @@ class GhostPay:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def _blocking(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)  # name, docstring and signature (through __wrapped__) of the async method
+    def call(self: GhostPay, *args: Any, **kwargs: Any) -> Any:
+        return self._run(getattr(self._client, name)(*args, **kwargs))
+    return call
+
+
+for _name, _method in inspect.getmembers(GhostPayClient, inspect.iscoroutinefunction):
+    if not _name.startswith("_") and _name not in vars(GhostPay):
+        setattr(GhostPay, _name, _blocking(_name, _method))
 
 __all__ = ["GhostPay"]

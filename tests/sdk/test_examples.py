@@ -44,3 +44,13 @@ def second_net(net: LocalnetProcess, tmp_path) -> Iterator[LocalnetProcess]:
 def test_same_script_on_a_second_endpoint(second_net: LocalnetProcess) -> None:
     out = run_example("hire_through_escrow.py", env={"GHOSTPAY_URL": second_net.http_url})
     assert "jobs completed: 1" in out and "client holds 32.000000" in out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_without_a_localnet_says_how_to_start_one(name: str) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), "http://127.0.0.1:9"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "no Solana RPC answers at http://127.0.0.1:9: start a localnet with 'ghost localnet start --detach' "
+        "(or pass an RPC URL)"]
