@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 
 def ghost(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHOST_")}  # the demo follows GHOST_URL
     return subprocess.run([sys.executable, "-m", "ghostpay.cli.main", *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_demo_runs_the_main_job_through_the_cli() -> None:
@@ -47,7 +49,6 @@ def test_demo_against_an_unreachable_url_is_one_clean_error() -> None:
 
 
 def test_demo_honours_the_global_url_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
-    import os
     import time
     from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_demo_honours_the_global_url_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
         net.stop()
 
     ghost_script = str(Path(sys.executable).with_name("ghost"))
-    child = pexpect.spawn(ghost_script, ["demo"], encoding="utf-8", timeout=120, env={**os.environ, "COLUMNS": "200"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHOST_")}
+    child = pexpect.spawn(ghost_script, ["demo"], encoding="utf-8", timeout=120, env={**env, "COLUMNS": "200"})
     child.expect("agent register translator")  # mid-session, with the throwaway localnet running
     children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
     assert children, "the throwaway localnet runs as a child process"

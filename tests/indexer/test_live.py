@@ -243,6 +243,7 @@ async def test_the_cli_service_stops_cleanly_on_sigterm_and_reports(chain: Local
     assert report == {"agents": SMALL.agents - 1, "ok": True, "differences": []}
 
     bad = ghost("status", "--db", "nosuchdb://x", check=False)
-    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: database")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("error: cannot open the indexer database nosuchdb://x")
     unreachable = ghost("run", "--once", "--url", "http://127.0.0.1:9", "--db", url, check=False)
     assert unreachable.returncode == 1 and unreachable.stderr.strip().splitlines()[-1].startswith("error:")
