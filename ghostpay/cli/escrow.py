@@ -125,10 +125,11 @@ def create(
         from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
 
         provider = await gp.get_agent(ref)
-        if provider.accepted_tokens or mint is not None:  # else the SDK says the agent lists no token
-            mint_info = await gp.get_mint(mint or provider.accepted_tokens[0])
-            params.in_token_range(value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount",
-                                  mint_symbol(st, mint_info.address))
+        if not provider.accepted_tokens and mint is None:
+            raise CliError(f"agent {provider.address} lists no accepted token: pass --token MINT", 2)
+        mint_info = await gp.get_mint(mint or provider.accepted_tokens[0])
+        params.in_token_range(value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount",
+                              mint_symbol(st, mint_info.address))
         command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
                    "amount": str(value), "token": None if mint is None else str(mint), "title": title,
                    "arbiter": str(arbiter_key), "order_id": order_id}

@@ -167,3 +167,20 @@ def test_payment_address_must_be_a_wallet(wallets, usdc, net) -> None:
         line = ghost("agent", "register", "paid-to", "--name", "P", *X402, "--payment-address", address, "--yes",
                      keypair=key).one_line_error(1)
         assert f"the payment address {address} is {kind}, not a wallet" in line
+
+
+def test_a_long_backfill_draws_a_progress_bar_on_a_terminal() -> None:
+    import sys
+
+    import pexpect
+
+    script = ("import time\nfrom ghostpay.cli.indexer import backfill_progress\n"
+              "with backfill_progress() as hook:\n"
+              "    for done in (0, 400, 800, 1200):\n        hook(done, 1200)\n        time.sleep(0.3)\n"
+              "print('finished')\n")
+    child = pexpect.spawn(sys.executable, ["-c", script], encoding="utf-8", timeout=30, dimensions=(24, 120))
+    child.expect("back-fill")
+    child.expect(r" 400/1200\S* transactions")  # (colours between the count and the word)
+    child.expect("finished")
+    child.close()
+    assert child.exitstatus == 0
