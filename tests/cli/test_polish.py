@@ -182,5 +182,6 @@ def test_a_long_backfill_draws_a_progress_bar_on_a_terminal() -> None:
     child.expect("back-fill")
     child.expect(r" 400/1200\S* transactions")  # (colours between the count and the word)
     child.expect("finished")
+    child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
