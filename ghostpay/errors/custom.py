@@ -62,12 +62,12 @@ class PriceOutOfRange(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6006,
-            "x402 price per call must be between 1000 and 1000000000000 atomic units",
+            "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint",
         )
 
     code = 6006
     name = "PriceOutOfRange"
-    msg = "x402 price per call must be between 1000 and 1000000000000 atomic units"
+    msg = "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"
 
 
 class NoAcceptedTokens(ProgramError):

@@ -73,7 +73,7 @@
 #define GP_MAX_CAPABILITY_LEN 32ULL
 #define GP_MAX_ACCEPTED_TOKENS 10ULL
 #define GP_MAX_ENDPOINT_LEN 256ULL
-#define GP_MIN_PRICE_PER_CALL 1000ULL
+#define GP_MIN_PRICE_PER_CALL 1ULL
 #define GP_MAX_PRICE_PER_CALL 1000000000000ULL
 #define GP_REPUTATION_SEED "reputation"
 #define GP_REPUTATION_SEED_LEN 10u
@@ -303,7 +303,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6003, "MetadataUriTooLong", "Metadata URI exceeds 200 bytes"},
     {6004, "TooManyCapabilities", "An agent lists at most 8 capabilities"},
     {6005, "CapabilityInvalid", "Each capability must be 1 to 32 bytes"},
-    {6006, "PriceOutOfRange", "x402 price per call must be between 1000 and 1000000000000 atomic units"},
+    {6006, "PriceOutOfRange", "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"},
     {6007, "NoAcceptedTokens", "x402 needs at least one accepted token"},
     {6008, "TooManyAcceptedTokens", "An agent accepts at most 10 tokens"},
     {6009, "DuplicateToken", "Accepted tokens must be distinct"},
