@@ -766,7 +766,7 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
 ])
 def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
     entries = {"not accepted": [TokenPrice(world.chain.create_mint(), 5_000)], "empty": [],
-               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 1)]}[prices]
+               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 0)]}[prices]
     ix = set_x402_price({"prices": entries}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], error)
 
