@@ -73,6 +73,12 @@ class Bench:
         self.chain = InProcessChain()
         self.rng = random.Random(seed)
 
+    def keypair(self, sol: int = 10) -> Keypair:
+        """A funded keypair from the seeded source, so PDA bumps (and the means) repeat run to run."""
+        keypair = Keypair.from_seed(self.rng.randbytes(32))
+        self.chain.svm.airdrop(keypair.pubkey(), sol * 10**9)
+        return keypair
+
     def run(self, name: str, instructions: list[Instruction], *signers: Keypair) -> int:
         result = self.chain.send(instructions, list(signers))
         if not result.ok:
@@ -87,7 +93,7 @@ class Bench:
 
     def register(self, token_count: int | None) -> tuple[Keypair, Pubkey, int]:
         """A new agent of a new owner, with a random id; returns the owner, the agent and the CU."""
-        owner, agent_id = self.chain.funded_keypair(), self.agent_id()
+        owner, agent_id = self.keypair(), self.agent_id()
         config = None if token_count is None else X402Config(owner.pubkey(), self.prices(token_count), ENDPOINT)
         profile = AgentProfile(agent_id, "Translator", 1, "Translates text between English and French",
                                "https://agents.example.com/translator.json", ["translate", "summarize"])
@@ -160,7 +166,7 @@ def payment_rows(b: Bench) -> Iterator[Row]:
     def record(pick_reference: Callable[[Pubkey], bytes], memo: bool) -> Callable[[], int]:
         def one() -> int:
             owner, agent, _ = b.register(1)
-            payee, payer = Keypair().pubkey(), b.chain.funded_keypair()
+            payee, payer = b.keypair().pubkey(), b.keypair()
             mint = b.chain.create_mint()
             config = X402Config(payee, [TokenPrice(mint, 10_000)], ENDPOINT)
             b.run("configure_x402", [ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
@@ -192,7 +198,7 @@ def payment_rows(b: Bench) -> Iterator[Row]:
 
     def refresh() -> int:
         agent = paid.pop()[0]
-        payer = b.chain.funded_keypair()
+        payer = b.keypair()
         return b.run("refresh_reputation", [ix.refresh_reputation(
             {"agent": agent, "reputation": reputation_address(agent)[0]})], payer)
 
@@ -204,7 +210,7 @@ def work_order_rows(b: Bench) -> Iterator[Row]:
     of a work order that completes, and a dispute resolved with a split."""
     owner, agent, _ = b.register(1)
     mint = Agent.decode(bytes(b.chain.account(agent).data)).x402_accepted_tokens[0].mint
-    client, arbiter = b.chain.funded_keypair(1_000), b.chain.funded_keypair()
+    client, arbiter = b.keypair(1_000), b.keypair()
     b.chain.create_token_account(client.pubkey(), mint, 10**15)
     b.chain.create_token_account(owner.pubkey(), mint)
     deadline = b.chain.svm.get_clock().unix_timestamp + 7 * 86_400
@@ -214,7 +220,7 @@ def work_order_rows(b: Bench) -> Iterator[Row]:
 
     def create(pick_order_id: Callable[[], int]) -> Callable[[], int]:
         def one() -> int:
-            vault, order_id = Keypair(), pick_order_id()
+            vault, order_id = Keypair.from_seed(b.rng.randbytes(32)), pick_order_id()
             cu = b.run("create_work_order", [build_create_work_order(client.pubkey(), agent, mint, order_id, terms,
                                                                      vault.pubkey())], client, vault)
             orders.append(WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(),
