@@ -221,7 +221,6 @@ enum gp_error_code {
     GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS = 6019,
     GP_ERR_AGENT_INACTIVE = 6020,
     GP_ERR_PAYMENT_TRANSFER_MISSING = 6021,
-    GP_ERR_PAYMENT_WRONG_DESTINATION = 6022,
     GP_ERR_PAYMENT_MINT_NOT_ACCEPTED = 6023,
     GP_ERR_PAYMENT_BELOW_PRICE = 6024,
     GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
@@ -281,7 +280,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 87u
+#define GP_ERROR_COUNT 86u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -319,13 +318,12 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6019, "AgentHasOpenWorkOrders", "The agent has open work orders and cannot be closed"},
     {6020, "AgentInactive", "The agent is not active"},
     {6021, "PaymentTransferMissing", "The instruction before must be a TransferChecked of SPL Token or Token-2022"},
-    {6022, "PaymentWrongDestination", "The transfer must go to the payment address's associated token account"},
     {6023, "PaymentMintNotAccepted", "The transfer's mint is not one the agent accepts"},
     {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
     {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
     {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
     {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
-    {6028, "NotReceiptPayer", "Only the payer of this receipt may do this"},
+    {6028, "NotReceiptPayer", "Only this receipt's payer (or, to close it, its rent payer) may do this"},
     {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
     {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
     {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
@@ -338,7 +336,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6038, "WorkOrderDescriptionTooLong", "The description must be at most 512 bytes of UTF-8"},
     {6039, "TooManyRequirements", "At most 10 requirements"},
     {6040, "RequirementInvalid", "Each requirement must be 1 to 100 bytes of UTF-8"},
-    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner"},
+    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner or payment address"},
     {6042, "CannotHireOwnAgent", "The client owns the provider agent"},
     {6043, "MintHasTransferFee", "Token-2022 mints with a transfer fee are not supported"},
     {6044, "MintHasTransferHook", "Token-2022 mints with a transfer hook are not supported"},
