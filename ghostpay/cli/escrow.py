@@ -118,11 +118,10 @@ def create(
     mint = params.token(st, token) if token else None
 
     async def work(gp: "GhostPayClient") -> Any:
-        import os
-
         from ghostpay.cli import journal
         from ghostpay.cli.payment import landed
         from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
+        from ghostpay.pda import new_order_id
 
         provider = await gp.get_agent(ref)
         if not provider.accepted_tokens and mint is None:
@@ -148,7 +147,7 @@ def create(
                                f"{gp.work_order_address(entry.order_id)}); see 'ghost escrow list --mine'")
             chosen = entry.order_id
         else:
-            chosen = order_id if order_id is not None else int.from_bytes(os.urandom(8), "little")
+            chosen = order_id if order_id is not None else new_order_id(gp.wallet, gp.program_id)
             entry = journal.open_entry("work_order", command, order_id=chosen)
         st.journal = entry
         try:

@@ -83,9 +83,8 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
     notes: list[str] = []
 
     async def work(gp: "GhostPayClient") -> Any:
-        import os
-
         from ghostpay.exceptions import GhostPayError, OutcomeUnknown, PaymentAlreadyRecorded
+        from ghostpay.pda import new_reference
 
         address = gp.agent_address(ref)
         command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(address),
@@ -101,7 +100,7 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
                 return receipt, await landed(gp, entry.signatures)
             notes.append(f"retrying the earlier unconfirmed payment with its reference {raw.hex()}")
         else:
-            raw = given or os.urandom(32)
+            raw = given or new_reference(address, gp.program_id)  # a bump-255 receipt: the cheapest to record
             entry = journal.open_entry("payment", command, reference=raw.hex())
         st.journal = entry
         try:
