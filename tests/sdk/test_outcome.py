@@ -26,7 +26,7 @@ def status(net, signature: Signature) -> object:
 async def seller_and_agent(net, usdc, agent_id: str):
     seller = GhostPayClient(net.http_url, fund(net))
     async with seller:
-        registered = await seller.register_agent(agent_id, agent_id, x402=X402Settings(PRICE, [usdc],
+        registered = await seller.register_agent(agent_id, agent_id, x402=X402Settings({usdc: PRICE},
                                                                                         "https://x.example"))
     return seller.wallet, registered.address
 

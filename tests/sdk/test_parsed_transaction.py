@@ -15,7 +15,7 @@ async def test_a_payment_in_the_parsed_shape(net, usdc) -> None:
     seller = GhostPayClient(net.http_url, fund(net))
     buyer = GhostPayClient(net.http_url, fund(net))
     async with seller, buyer:
-        registered = await seller.register_agent("parsed", "Parsed", x402=X402Settings(PRICE, [usdc],
+        registered = await seller.register_agent("parsed", "Parsed", x402=X402Settings({usdc: PRICE},
                                                                                         "https://p.example"))
         mint_to(net, buyer.wallet, usdc, 1_000_000)
         paid = await buyer.pay_agent(registered.address)
