@@ -52,7 +52,7 @@ def build_register_agent(
         "capabilities": profile.capabilities,
         "x402": x402,
     }
-    remaining = mint_accounts(list(x402.accepted_tokens)) if x402 else []
+    remaining = mint_accounts([token.mint for token in x402.accepted_tokens]) if x402 else []
     return register_agent(args, {"agent": agent, "reputation": reputation, "owner": owner}, program_id=program_id,
                           remaining_accounts=remaining)
 
