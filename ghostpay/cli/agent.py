@@ -27,6 +27,8 @@ app = typer.Typer(help="Register, price, update and find agents; read their repu
                   no_args_is_help=True)
 
 AGENT_OPTION = typer.Option(..., "--agent", "-a", help="The agent: its address, or the agent_id of one of yours.")
+TOKENS_HELP = ("Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
+               "symbols; the first is the default). With --price: one token.")
 SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
 
 
@@ -206,9 +208,7 @@ def register(
     price: Optional[str] = typer.Option(None, "--price",
                                         help="x402 price per call in whole tokens, when --tokens names one token."),
     tokens: Optional[List[str]] = typer.Option(None, "--tokens", "--token", "-t",
-                                               help="Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 "
-                                                    "(mints or symbols; the first is the default). With --price: "
-                                                    "one token."),
+                                               help=TOKENS_HELP),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
     payment_address: Optional[str] = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
@@ -263,9 +263,7 @@ def register(
 def configure_x402(
     ctx: typer.Context,
     agent: str = AGENT_OPTION,
-    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help="Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 "
-                                                    "(mints or symbols; the first is the default). With --price: "
-                                                    "one token."),
+    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
     endpoint: str = typer.Option(..., "--endpoint", help="x402 service endpoint, http(s)://…"),
     price: Optional[str] = typer.Option(None, "--price", help="Price per call, when --tokens names one token."),
     payment_address: Optional[str] = typer.Option(None, "--payment-address",
@@ -338,9 +336,7 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
 
 @app.command("set-tokens")
 def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
-               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help="Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 "
-                                                    "(mints or symbols; the first is the default). With --price: "
-                                                    "one token."),
+               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
                price: Optional[str] = typer.Option(None, "--price", help="Price per call, for a single token.")
                ) -> None:
     """Replace the accepted tokens and their prices.
