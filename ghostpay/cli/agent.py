@@ -319,6 +319,7 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
         raise typer.BadParameter("give the new prices: --tokens USDC=0.02[,EURC=0.02] or --price P")
     prices = params.token_prices(st, tokens, price) if tokens else None
     single = params.amount(price, "--price") if price is not None and not tokens else None
+    shown: dict[str, Any] = {}  # the prices set, for the output: known once the agent is read
 
     async def call(gp: "GhostPayClient", info: "AgentInfo") -> "TxResult":
         chosen = prices
@@ -330,7 +331,6 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
         shown.update(prices=settings_text(st, chosen))
         return await gp.set_price(info.address, chosen)
 
-    shown: dict[str, Any] = {}
     owner_tx(ctx, agent, "price set", call, extra=shown)
 
 
