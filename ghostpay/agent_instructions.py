@@ -58,6 +58,6 @@ def build_register_agent(
 
 
 def build_close_agent(agent: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
-    """`close_agent`: closes the agent and its ReputationMetrics, refunding both rents to `owner`."""
-    reputation, _ = reputation_address(agent, program_id)
-    return close_agent({"agent": agent, "owner": owner, "reputation": reputation}, program_id=program_id)
+    """`close_agent`: closes the agent, refunding its rent to `owner`; its ReputationMetrics stays, so
+    registering the same agent id again continues the same reputation."""
+    return close_agent({"agent": agent, "owner": owner}, program_id=program_id)
