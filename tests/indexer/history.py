@@ -38,7 +38,7 @@ from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_wor
 SOL = 1_000_000_000
 DAY = 86_400
 PRICE = 10_000  # atomic units, 0.01 of a 6-decimal token
-CENTS_PRICE = 1_000  # 10.00 of the 2-decimal mint agent-2 also accepts (the program's minimum: 1,000 atomic units)
+CENTS_PRICE = 2  # 0.02 of the 2-decimal mint agent-2 also accepts
 CAPABILITIES = ("translate", "summarize", "code", "search", "vision")
 
 

@@ -103,9 +103,9 @@ def test_payments_record_their_rent_payer_and_mint_prices(indexed: tuple[Localne
         assert all(p.rent_payer == p.payer for p in payments if p.rent_payer != facilitator)
         in_cents = [p for p in payments if p.mint == cents]
         assert len(in_cents) == history.cents_payments > 0
-        assert all(1_000 <= p.amount <= 1_002 for p in in_cents)  # 10.00 to 10.02 of it, not the 6-decimal price
+        assert all(2 <= p.amount <= 4 for p in in_cents)  # 0.02 to 0.04 of a 2-decimal token, never 200.00
         prices = queries.agent_prices(s, str(history.agents[2]))
-        assert list(prices) == [str(history.mint), cents] and prices[cents] == 1_000 and prices[str(history.mint)] > 1_000
+        assert list(prices) == [str(history.mint), cents] and prices[cents] == 2 and prices[str(history.mint)] > 2
 
 
 def test_replaying_every_transaction_changes_nothing(indexed: tuple[LocalnetProcess, History, str]) -> None:
@@ -146,10 +146,10 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         cheapest = min(queries.agent_prices(s, a.address)[mint] for a in everyone.items if a.x402_enabled)
         under = queries.search_agents(s, token=mint, max_price=cheapest).items
         assert under and {queries.agent_prices(s, a.address)[mint] for a in under} == {cheapest}
-        cents = str(history.cents_mint)  # agent-2 asks 1,000 atomic units of it, 30,000+ of the 6-decimal mint
-        assert [a.address for a in queries.search_agents(s, token=cents, max_price=1_000).items] == [
+        cents = str(history.cents_mint)  # agent-2 asks 0.02 (2 atomic units) of it, 30,000+ of the 6-decimal mint
+        assert [a.address for a in queries.search_agents(s, token=cents, max_price=2).items] == [
             str(history.agents[2])]
-        assert queries.search_agents(s, token=cents, max_price=999).items == []
+        assert queries.search_agents(s, token=cents, max_price=1).items == []
         with pytest.raises(queries.QueryError, match="needs a token"):
             queries.search_agents(s, max_price=cheapest)
         top = everyone.items[0]
@@ -185,5 +185,5 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
 
         feed = queries.event_feed(s, names=["X402PaymentRecorded"], limit=10)
         newer = queries.event_feed(s, after=feed[-1].id, names=["X402PaymentRecorded"], limit=1000)
-        assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 1_000
+        assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 2
         assert all(e.agent == busiest.address for e in queries.event_feed(s, agent=busiest.address))

@@ -26,9 +26,8 @@ instruction sent through `GhostPayClient.send`:
 
 `PROGRAM_TESTS_ONLY` lists the one code that needs a program of its own to trigger: 6064
 PaymentNotTopLevel (record_x402_payment invoked through CPI), tried in tests/test_x402_payments.py with
-a relay program built by the project's pipeline. `NOT_RAISED` lists the IDL's codes the program no
-longer returns: 6022 PaymentWrongDestination (issue 14 replaced the destination check by 6066
-PayeeTokenAccountMismatch; the code stays in the IDL so numbers do not shift).
+a relay program built by the project's pipeline. 6022 (PaymentWrongDestination) is no longer in the IDL:
+6066 PayeeTokenAccountMismatch checks the payee's token account instead.
 """
 
 from __future__ import annotations
@@ -175,7 +174,7 @@ REACHABLE: list[tuple[str, Case]] = [
     ("MetadataUriTooLong", lambda w: w.stranger.register_agent("m", "M", metadata_uri="u" * 201)),
     ("TooManyCapabilities", lambda w: w.stranger.register_agent("c", "C", capabilities=[f"c{i}" for i in range(9)])),
     ("CapabilityInvalid", lambda w: w.stranger.register_agent("c", "C", capabilities=[""])),
-    ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, {w.usdc: Atomic(999)})),
+    ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, {w.usdc: Atomic(0)})),
     ("NoAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {})),  # client-side
     ("NoAcceptedTokens", lambda w: w.provider.configure_x402(w.agent, X402Settings({}, ENDPOINT))),  # client-side
     ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {create_mint(w.net): PRICE
@@ -289,13 +288,12 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
 
 
 PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel"}
-NOT_RAISED = {"PaymentWrongDestination"}
 
 
 def test_every_custom_error_is_covered() -> None:
     covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
-    covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY | NOT_RAISED}  # type: ignore[operator]
-    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6073))
+    covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY}  # type: ignore[operator]
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6073)) - {6022}
 
 
 @pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])

@@ -103,29 +103,29 @@ async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) ->
 
 
 async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:
-    """A 0.02 USDC call priced 10.00 in a 2-decimal token pays 10.00 of it: never the USDC price's 20,000
-    atomic units (200.00 of the 2-decimal token), the bug of one atomic price for every mint."""
+    """A call priced 0.02 in USDC and 0.02 in a 2-decimal token pays 0.02 of the 2-decimal token: never the
+    USDC price's 20,000 atomic units (200.00 of it), the bug of one atomic price for every mint."""
     cents = create_mint(net, 2)
     seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     async with seller, buyer:
         await seller.register_agent("two-mints", "Two mints", x402=X402Settings(
-            {usdc: Decimal("0.02"), cents: Decimal("10.00")}, "https://two.example"))
+            {usdc: Decimal("0.02"), cents: Decimal("0.02")}, "https://two.example"))
         agent = seller.agent_address("two-mints")
         mint_to(net, buyer.wallet, cents, 100_000)  # 1,000.00
         mint_to(net, buyer.wallet, usdc, 1_000_000)
         paid = await buyer.pay_agent(agent, mint=cents)
-        assert (paid.mint, paid.amount, paid.amount_atomic) == (cents, Decimal("10.00"), 1_000)
-        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("990.00")
-        assert await buyer.get_token_balance(seller.wallet, cents) == Decimal("10.00")
+        assert (paid.mint, paid.amount, paid.amount_atomic) == (cents, Decimal("0.02"), 2)
+        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("999.98")
+        assert await buyer.get_token_balance(seller.wallet, cents) == Decimal("0.02")
         usdc_paid = await buyer.pay_agent(agent)  # the default: the first mint, at its own price
         assert (usdc_paid.mint, usdc_paid.amount) == (usdc, Decimal("0.02"))
-        with pytest.raises(PaymentBelowPrice):  # 9.99 of the 2-decimal token is below its price
-            await buyer.pay_agent(agent, mint=cents, amount=Decimal("9.99"))
+        with pytest.raises(PaymentBelowPrice):  # 0.01 of the 2-decimal token is below its price
+            await buyer.pay_agent(agent, mint=cents, amount=Decimal("0.01"))
         stranger = create_mint(net, 6)
         with pytest.raises(PaymentMintNotAccepted):
             await buyer.pay_agent(agent, mint=stranger)
-        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("990.00")  # nothing more moved
+        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("999.98")  # nothing more moved
 
 
 async def test_program_errors_transport_errors_and_simulation(net, client: GhostPayClient) -> None:
@@ -171,7 +171,7 @@ def test_sync_facade(net, usdc) -> None:
         assert gp.get_agent("sync").address == reg.address
         assert gp.get_agent_pricing(reg.address).price_in(usdc).price == Decimal("1.5")
         with pytest.raises(ProgramError) as err:  # the same typed exceptions as the async client
-            gp.set_price("sync", {usdc: Decimal("0.0001")})  # 100 atomic units: below the 1,000 minimum
+            gp.set_price("sync", {usdc: Decimal("1000000.000001")})  # above the 10^12 atomic units maximum
         assert err.value.name == "PriceOutOfRange"
         assert [e.name for e in gp.get_transaction_events(reg.signature)] == ["AgentRegistered"]
 
