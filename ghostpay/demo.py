@@ -125,13 +125,13 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
             who["buyer"], "--amount", "100", keypair="buyer.json")
     run("provider 1 registers with a price in each token it accepts, in one transaction", "agent", "register",
         "translator", "--name", "Translator", "-d", "English <-> French, per call", "-c", "translate,summarize",
-        "--tokens", "USDC=0.01,EURC=0.0095", "--endpoint", "https://translator.example/x402", "--yes",
+        "--tokens", "USDC=0.01,EURC=0.01", "--endpoint", "https://translator.example/x402", "--yes",
         keypair="translator.json")
     run("provider 2 takes USDC only", "agent", "register", "summarizer", "--name", "Summarizer", "-c", "summarize",
         "--tokens", "USDC=0.02", "--endpoint", "https://summarizer.example/x402", "--yes",
         keypair="summarizer.json")
     run("the buyer discovers agents that summarize for at most 0.05 USDC a call", "agent", "search",
-        "--capability", "summarize", "--token", "USDC", "--max-price", "0.05", "--sort", "price")
+        "--x402-enabled", "--capability", "summarize", "--token", "USDC", "--max-price", "0.05", "--sort", "price")
     run("dry run of one paid call: compute units, fee, nothing spent", "payment", "simulate", "--agent",
         agents["translator"], keypair="buyer.json")
     for agent, reference, token in ((agents["translator"], references[0], "USDC"),
