@@ -97,8 +97,8 @@ def test_program_errors_by_name_and_number(owned, wallets, usdc, net) -> None:
     key, address = owned
     line = ghost("agent", "register", "mine", "--name", "Again", "--yes", keypair=key).one_line_error(1)
     assert "AgentAlreadyRegistered (error 6017)" in line or "already in use" in line
-    line = ghost("agent", "set-price", "-a", address, "--price", "0.0001", keypair=key).one_line_error(2)
-    assert line == "error: --price must be between 0.001 USDC and 1,000,000.00 USDC, not 0.0001"  # in tokens
+    line = ghost("agent", "set-price", "-a", address, "--price", "1000001", keypair=key).one_line_error(2)  # > 10^12
+    assert line == "error: the price must be between 0.000001 USDC and 1,000,000.00 USDC, not 1000001"  # in tokens
     buyer, who = wallets.new()
     line = ghost("payment", "send", "-a", address, keypair=buyer).one_line_error(1)  # no USDC account
     assert line.startswith("error: the transaction failed: instruction 2 failed: ")

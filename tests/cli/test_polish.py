@@ -55,9 +55,9 @@ def test_prompts_check_each_answer_and_ask_again(wallets, usdc) -> None:
     register_in_a_pty(key, [("Agent id", "x" * 40), ("at most 32 bytes", None), ("Agent id", "asked-again"),
                             ("Name", ""), ("Description", ""), ("Capabilities", "a, " + "c" * 40),
                             ("at most 32 bytes", None), ("Capabilities", "ok"), (r"Price calls with x402\?", "y"),
-                            ("Price per call", "-3"), ("must be positive", None), ("Price per call", "0.01"),
-                            ("Accepted token", "not-a-mint"), ("not a valid token mint", None),
-                            ("Accepted token", "USDC"), ("Service endpoint", "ftp://x"),
+                            ("Accepted tokens and their price", "USDC=-3"), ("must be positive", None),
+                            ("Accepted tokens and their price", "not-a-mint=0.01"), ("not a valid token mint", None),
+                            ("Accepted tokens and their price", "USDC=0.01"), ("Service endpoint", "ftp://x"),
                             ("http:// or https://", None), ("Service endpoint", "https://asked.example"),
                             ("Register 'asked-again'", "y")])
     shown = ghost("agent", "show", "asked-again", keypair=key).data

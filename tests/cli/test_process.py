@@ -73,7 +73,7 @@ def test_interactive_register_in_a_pseudo_terminal(wallets) -> None:
     key, owner = wallets.new()
     register_in_a_pty(key, [("Agent id", "pty-agent"), ("Name", "PTY Agent"), ("Description", "Typed in a tty"),
                             ("Capabilities", "chat, translate"), (r"Price calls with x402\?", "y"),
-                            ("Price per call", "0.02"), ("Accepted token", "USDC"),
+                            ("Accepted tokens and their price", "USDC=0.02"),
                             ("Service endpoint", "https://pty.example/api"), ("Register 'pty-agent'", "y")])
     shown = ghost("agent", "show", "pty-agent", keypair=key).data
     assert (shown["name"], shown["description"], shown["capabilities"], shown["price"], shown["endpoint"]) == \
