@@ -81,7 +81,7 @@ def test_token_price_options_are_checked_before_sending(wallets, usdc) -> None:
 
 def test_search_filters_and_sorts_on_chain(wallets, usdc, net) -> None:
     key, _ = wallets.new()
-    other = ghost("test-mint", "--symbol", "EURC", "--amount", "0", keypair=key).data["mint"]
+    other = ghost("test-mint", "--symbol", "EURC", "--amount", "0", "--yes", keypair=key).data["mint"]
     labelled = ghost("test-mint", "--mint", str(usdc), "--symbol", "USDC", "--amount", "0", keypair=key).data
     assert labelled["created"] is False and labelled["decimals"] == 6
     for agent_id, tokens, caps in [("cheap", f"{usdc}=0.002", "ocr"), ("dear", f"{usdc}=2,EURC=0.001", "ocr"),

@@ -11,7 +11,7 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     mint_to(net, who.pubkey(), usdc, 5_000_000)
     cheap = ghost("agent", "register", "idx-cheap", "--name", "Idx Cheap", "-c", "index-test", "--price", "0.01",
                   "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
-    eurc = ghost("test-mint", "--symbol", "EURC", "--amount", "0", keypair=seller).data["mint"]
+    eurc = ghost("test-mint", "--symbol", "EURC", "--amount", "0", "--yes", keypair=seller).data["mint"]
     dear = ghost("agent", "register", "idx-dear", "--name", "Idx Dear", "-c", "index-test", "--tokens",
                  "USDC=1,EURC=0.005", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
     refs = [ghost("payment", "send", "-a", cheap, "--amount", amount, keypair=buyer).data["reference"]
