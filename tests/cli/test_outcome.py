@@ -24,16 +24,17 @@ def balance(net, owner, mint) -> int:
     return int(accounts[0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]) if accounts else 0
 
 
-def seller_agent(wallets, agent_id: str) -> tuple[str, object]:
+def seller_agent(wallets, agent_id: str) -> tuple[str, object, object]:
+    """A new agent priced 0.01 USDC: its address, its owner's wallet and keypair file."""
     seller, who = wallets.new()
     agent = ghost("agent", "register", agent_id, "--name", agent_id, "--price", "0.01", "--tokens", "USDC",
                   "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
-    return agent, who.pubkey()
+    return agent, who.pubkey(), seller
 
 
 @pytest.mark.parametrize("fault,landed", [("drop", True), ("drop-before", False)])
 def test_a_retry_after_an_unknown_outcome_never_pays_twice(net, wallets, usdc, home, fault, landed) -> None:
-    agent, payee = seller_agent(wallets, f"journal-{fault}")
+    agent, payee, _ = seller_agent(wallets, f"journal-{fault}")
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1_000_000)
     with FaultProxy(net.http_url) as proxy:
@@ -58,7 +59,7 @@ def test_a_retry_after_an_unknown_outcome_never_pays_twice(net, wallets, usdc, h
 
 
 def test_interrupted_while_confirming_names_the_signature_and_the_retry_is_safe(net, wallets, usdc, home) -> None:
-    agent, payee = seller_agent(wallets, "interrupted")
+    agent, payee, _ = seller_agent(wallets, "interrupted")
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1_000_000)
     with FaultProxy(net.http_url) as proxy:
@@ -89,7 +90,7 @@ def test_confirm_of_an_unknown_or_malformed_signature(net) -> None:
 
 
 def test_escrow_create_retried_after_an_unknown_outcome_creates_one_order(net, wallets, usdc, home) -> None:
-    agent, _ = seller_agent(wallets, "escrowed")
+    agent, _, _ = seller_agent(wallets, "escrowed")
     client, who = wallets.new()
     _, arbiter = wallets.new()
     mint_to(net, who.pubkey(), usdc, 10_000_000)
@@ -104,3 +105,19 @@ def test_escrow_create_retried_after_an_unknown_outcome_creates_one_order(net, w
         assert again.data["action"] == "already created" and again.data["amount"] == "4.000000"
     assert balance(net, who.pubkey(), usdc) == 6_000_000
     assert len(ghost("escrow", "list", "--mine", keypair=client).data) == 1
+
+
+def test_every_sending_command_names_its_signature_when_the_outcome_is_unknown(net, wallets, usdc) -> None:
+    agent, _, provider = seller_agent(wallets, "accepting")
+    client, who = wallets.new()
+    _, arbiter = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 10_000_000)
+    order = ghost("escrow", "create", "--agent", agent, "--amount", "2", "--title", "Job", "--arbiter",
+                  str(arbiter.pubkey()), keypair=client).data["work_order"]
+    with FaultProxy(net.http_url) as proxy:
+        proxy.arm("drop", outage=60)
+        line = ghost("-u", proxy.url, "escrow", "accept", order, keypair=provider, env=QUICK).one_line_error(1)
+    assert "OutcomeUnknown: transaction " in line and "ghost confirm " in line
+    signature = line.split("transaction ")[1].split(" ")[0]
+    assert ghost("confirm", signature).data["succeeded"] is True  # it had landed
+    assert ghost("escrow", "show", order).data["status"] == "Accepted"
