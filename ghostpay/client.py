@@ -65,7 +65,6 @@ from ghostpay.exceptions import (
     RpcError,
     TokenProgramError,
     TransactionError,
-    TransactionTimeout,
     TransportError,
     program_error_class,
 )
