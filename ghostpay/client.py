@@ -584,14 +584,23 @@ class GhostPayClient:
                     if height > last_valid_block_height:
                         raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
                 if status is None:  # it may never have left: the same bytes cannot land twice
-                    await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_preflight=True,
-                                                                               skip_confirmation=True)))
+                    await self._resend(raw)
             except (TransportError, RpcError):
-                pass  # still unreachable, or "already processed": look again
+                pass  # still unreachable: look again
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise OutcomeUnknown(f"{signature}: sent, but the RPC did not say whether it landed ({cause})", signature,
                              last_valid_block_height=last_valid_block_height)
+
+    async def _resend(self, raw: bytes) -> None:
+        """Send the same signed bytes again, with preflight: a refusal there means it never landed (raised, as
+        the first send would have), "already processed" that it did (the status will show it)."""
+        try:
+            await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True,
+                                                                      preflight_commitment=self.commitment)))
+        except TransactionError as exc:
+            if "AlreadyProcessed" not in str(exc.err):
+                raise
 
     async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
         deadline = time.monotonic() + self.confirm_timeout

@@ -84,3 +84,24 @@ async def test_escrow_create_survives_a_500_after_the_send(net, usdc) -> None:
             assert proxy.faults_fired == 1 and proxy.sent >= 1
             assert (await gp.get_work_order(order.address)).amount == Decimal("2")
             assert await gp.get_token_balance(client.pubkey(), usdc) == Decimal("3")
+
+
+async def test_resending_a_landed_transaction_is_not_an_error_and_a_refused_one_is(net) -> None:
+    from solders.message import Message
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import Transaction
+
+    from ghostpay.exceptions import TransactionError
+
+    payer = fund(net)
+    async with GhostPayClient(net.http_url, payer) as gp:
+        blockhash, last_valid = await gp.latest_blockhash()
+        move = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=fund(net).pubkey(), lamports=1_000))
+        tx = Transaction([payer], Message.new_with_blockhash([move], payer.pubkey(), blockhash), blockhash)
+        await gp.send_transaction(tx, last_valid)
+        await gp._resend(bytes(tx))  # "already processed": it landed, the status says so
+        too_much = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=payer.pubkey(), lamports=10**15))
+        refused = Transaction([payer], Message.new_with_blockhash([too_much], payer.pubkey(), blockhash), blockhash)
+        with pytest.raises(TransactionError):  # refused in preflight: it never landed
+            await gp._resend(bytes(refused))
+        assert status(net, refused.signatures[0]) is None
