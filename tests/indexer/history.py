@@ -98,22 +98,12 @@ class Chain:
                    expect_failure: bool = False) -> str:
         """Send and return the signature; raises if it fails (or, with expect_failure, if it succeeds)."""
         async with self.limit:
-            for _ in range(3):
-                blockhash = await self.blockhash()
-                tx = Transaction(list(signers), Message.new_with_blockhash(list(instructions), signers[0].pubkey(),
-                                                                         blockhash), blockhash)
-                wire = base64.b64encode(bytes(tx)).decode()
-                options = {"encoding": "base64", "skipPreflight": expect_failure, "preflightCommitment": "confirmed"}
-                try:
-                    signature = await self.rpc("sendTransaction", wire, options)
-                    break
-                except RuntimeError as exc:  # the same instructions and signer again under a shared blockhash
-                    if "AlreadyProcessed" not in str(exc):
-                        raise
-                    self._blockhash = None  # the next slot's blockhash makes it the distinct transaction meant
-                    await asyncio.sleep(0.4)
-            else:
-                raise RuntimeError("sendTransaction: AlreadyProcessed three times")
+            blockhash = await self.blockhash()
+            tx = Transaction(list(signers), Message.new_with_blockhash(list(instructions), signers[0].pubkey(),
+                                                                     blockhash), blockhash)
+            wire = base64.b64encode(bytes(tx)).decode()
+            options = {"encoding": "base64", "skipPreflight": expect_failure, "preflightCommitment": "confirmed"}
+            signature = await self.rpc("sendTransaction", wire, options)
         if expect_failure:
             status = (await self.rpc("getSignatureStatuses", [signature]))["value"][0]
             if status is None or status.get("err") is None:
