@@ -96,3 +96,26 @@ def test_a_backfill_cut_by_an_outage_resumes_from_its_cursor(chain, tmp_path: Pa
         totals = asyncio.run(Indexer(cut).run(once=True))
     assert totals.stats.transactions == history.transactions - first  # resumed: nothing applied twice
     assert indexed_transactions(url) == history.transactions and run_verify(chain, url).ok
+
+
+def test_the_cli_refuses_a_second_indexer_in_one_line(chain, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    db = tmp_path / "busy.db"
+    run = [GHOST, "indexer", "run", "-u", chain.http_url, "--db", str(db), "--log-level", "warning"]
+    first = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "busy.db.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the file is created just before it is locked
+        second = subprocess.run(run + ["--once"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and second.stdout == ""
+        assert second.stderr.strip().splitlines() == [
+            f"error: another indexer is writing sqlite:///{db}; stop it first, or index into another --db"]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
