@@ -56,13 +56,10 @@ def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, o
 AgentSort = Literal["score", "price"]
 
 
-def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
-                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
-                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
-                  limit: int = 50, offset: int = 0) -> Page[Agent]:
-    """Open agents matching every filter. `max_price` is atomic units of the first accepted token (and
-    `token`, when given, must be that first token, so prices compare in one unit); price or token
-    filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
+def agent_filter(*, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
+                 token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
+                 tier: Optional[str] = None, active: Optional[bool] = True) -> Any:
+    """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
     if active is not None:
         statement = statement.where(Agent.is_active == active)
@@ -89,6 +86,18 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
             statement = statement.where(Agent.tier == Tier(tier.upper()).value)
         except ValueError:
             raise QueryError(f"tier must be one of {', '.join(t.value for t in Tier)}") from None
+    return statement
+
+
+def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
+                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
+                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
+                  limit: int = 50, offset: int = 0) -> Page[Agent]:
+    """Open agents matching every filter. `max_price` is atomic units of the first accepted token (and
+    `token`, when given, must be that first token, so prices compare in one unit); price or token
+    filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
+    statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token, max_price=max_price,
+                             min_reputation=min_reputation, tier=tier, active=active)
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "price":
@@ -153,10 +162,11 @@ class PaymentAnalytics:
 
 
 def payment_analytics(session: Session, since: Optional[int] = None, until: Optional[int] = None,
-                      top: int = 10) -> PaymentAnalytics:
-    """x402 payments with `since <= timestamp < until`: counts by outcome, volume and average per call
-    by token, the top earners (by volume within each token), success rate and active agents."""
-    window = []
+                      top: int = 10, agent: Optional[str] = None) -> PaymentAnalytics:
+    """x402 payments with `since <= timestamp < until` (to `agent` only, when given): counts by outcome,
+    volume and average per call by token, the top earners (by volume within each token), success rate
+    and active agents."""
+    window = [] if agent is None else [Payment.agent == agent]
     if since is not None:
         window.append(Payment.timestamp >= since)
     if until is not None:
