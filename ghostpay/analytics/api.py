@@ -33,7 +33,7 @@ from ghostpay.analytics import pagination, prometheus
 from ghostpay.analytics.metrics import volume_series, window_for, x402_metrics
 from ghostpay.analytics.mints import MintDecimals, to_atomic_units, whole_tokens
 from ghostpay.analytics.webhooks import DeliverySettings, WebhookDispatcher
-from ghostpay.indexer.models import Agent, Payment, Reputation, WorkOrder, connect, database_url
+from ghostpay.indexer.models import Agent, Payment, RawEvent, Reputation, WorkOrder, connect, database_url
 from ghostpay.indexer.queries import (QueryError, agent_capabilities, agent_filter, agent_tokens, event_feed,
                                       index_status)
 from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
@@ -379,9 +379,9 @@ def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str
 
     @app.get("/api/status", tags=["indexer"], summary="The index's cursor and lag behind the chain")
     async def status() -> dict[str, Any]:
-        state = await db(index_status)
+        state, newest = await db(lambda s: (index_status(s), newest_event_id(s)))
         slot = await chain_slot()
-        return {"cursor_slot": state.cursor_slot, "chain_slot": slot,
+        return {"cursor_slot": state.cursor_slot, "chain_slot": slot, "newest_event_id": newest,
                 "lag_slots": slot - state.cursor_slot if slot is not None and state.cursor_slot is not None else None,
                 "schema_version": state.schema_version, "rows": state.rows, "skipped": state.skipped}
 
@@ -445,6 +445,4 @@ def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str
 
 
 def newest_event_id(session: Session) -> int:
-    from ghostpay.indexer.models import RawEvent
-
     return int(session.exec(select(func.coalesce(func.max(RawEvent.id), 0))).one())

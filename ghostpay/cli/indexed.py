@@ -29,7 +29,8 @@ def indexer_defaults(st: State) -> dict[str, Any]:
     if st.settings.db:
         common["db"] = db_url(st.settings.db)
     json_mode = {"json_output": True} if st.json else {}
-    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode}}}
+    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode},
+                        "serve": {**common, **json_mode}}}
 
 
 @dataclass
