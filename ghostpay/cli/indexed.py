@@ -23,6 +23,29 @@ def db_url(db: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.expanduser(db))}"
 
 
+def index_db_url(st: State) -> str:
+    """`--db` as a URL, else the default index `ghost indexer run` writes (indexer.db in the data folder)."""
+    if st.settings.db:
+        return db_url(st.settings.db)
+    from ghostpay.paths import data_dir
+
+    data_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir() / 'indexer.db'}"
+
+
+def open_index(st: State) -> Any:
+    """An engine on the index (schema migrated), or a one-line CliError."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ghostpay.indexer.models import connect
+
+    url = index_db_url(st)
+    try:
+        return connect(url)
+    except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
+        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
+
+
 def indexer_defaults(st: State) -> dict[str, Any]:
     """`ctx.default_map` entries so `ghost -u URL --db DB --output json indexer status` works as expected."""
     common: dict[str, Any] = {"url": st.settings.url}
