@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import threading
 from typing import Callable, Iterator, Optional
 
 import uvicorn
@@ -44,8 +45,10 @@ def base_url(sock: socket.socket) -> str:
 
 
 async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Optional[IndexerConfig] = None,
-                on_ready: Optional[Callable[[str], None]] = None) -> None:
-    """Serve the API on `sock` (and run an indexer with `indexer_config`) until a signal or an error."""
+                on_ready: Optional[Callable[[str], None]] = None, stop_event: Optional[asyncio.Event] = None) -> None:
+    """Serve the API on `sock` (and run an indexer with `indexer_config`) until SIGINT / SIGTERM (in the
+    main thread), `stop_event` is set, or an error."""
+    stopping = stop_event or asyncio.Event()
     indexer = Indexer(indexer_config) if indexer_config is not None else None
 
     def indexer_counters() -> dict[str, float]:
@@ -61,8 +64,11 @@ async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Opti
             indexer.stop()
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
+    signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+    watcher = asyncio.create_task(stopping.wait())
+    watcher.add_done_callback(lambda _: stop())
     try:
         tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
         if indexer is not None:
@@ -77,5 +83,6 @@ async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Opti
         for task in done:
             task.result()  # the first failure, if any
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        watcher.cancel()
+        for sig in signals:
             loop.remove_signal_handler(sig)

@@ -1,0 +1,98 @@
+"""Fixtures of the analytics tests: a localnet with a known, indexed history (`World`), the API served
+by uvicorn on a real port, and a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from ghostpay.analytics.api import ApiSettings
+from ghostpay.analytics.server import bind, serve
+from tests.analytics.world import World, build_sync
+from tests.indexer.postgres import PostgresCluster, postgres_binaries
+from tests.localnet.conftest import LocalnetProcess
+
+
+class ServedApi:
+    """`ghostpay.analytics.server.serve` in a thread of its own (its own event loop), on a free port."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.stop = asyncio.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(serve(self.settings, self.sock, on_ready=lambda _: self.ready.set(),
+                                           stop_event=self.stop))
+
+    def __enter__(self) -> "ServedApi":
+        self.thread.start()
+        assert self.ready.wait(30), "the API did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(15)
+        self.sock.close()
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One localnet with the known history, indexed into SQLite; tests that add payments index them too."""
+    folder = tmp_path_factory.mktemp("analytics")
+    net = LocalnetProcess(folder / "ledger").start()
+    try:
+        yield build_sync(net, f"sqlite:///{folder / 'index.db'}")
+    finally:
+        net.stop()
+
+
+@pytest.fixture
+def fresh_world(tmp_path: Path) -> Iterator[World]:
+    """A world of its own, for tests that change it while watching."""
+    net = LocalnetProcess(tmp_path / "ledger").start()
+    try:
+        yield build_sync(net, f"sqlite:///{tmp_path / 'index.db'}")
+    finally:
+        net.stop()
+
+
+@pytest.fixture(scope="session")
+def api(world: World) -> Iterator[ServedApi]:
+    with ServedApi(ApiSettings(world.db_url, rpc_url=world.net.http_url, webhooks=False, poll_interval=0.05)) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    missing = postgres_binaries()
+    if missing:
+        pytest.skip(f"PostgreSQL is not installed ({missing}); scripts/setup.sh installs it from Debian")
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def wait_for(check, timeout: float = 30.0, what: str = "the condition"):  # type: ignore[no-untyped-def]
+    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
