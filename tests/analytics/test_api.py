@@ -13,12 +13,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InternalError, OperationalError
 
-from ghostpay.analytics.api import read_only_engine
+from ghostpay.analytics.api import ApiSettings, read_only_engine
 from ghostpay.client import GhostPayClient
 from tests.analytics.conftest import ServedApi
+from ghostpay.indexer.service import Indexer, IndexerConfig
 from tests.analytics.world import World
+from tests.indexer.postgres import PostgresCluster
 
 WEEK = 7 * 86_400
 
@@ -224,3 +226,21 @@ def test_event_stream_resumes_after_last_event_id(world: World, api: ServedApi) 
                 break
     assert data["name"] == "WorkOrderCreated" and data["data"]["work_order"] == str(world.work_order)
     assert api.get("/api/events", headers={"Last-Event-ID": "x"}).status_code == 400
+
+
+def test_postgresql_serves_the_same(world: World, api: ServedApi, postgres: PostgresCluster) -> None:
+    url = postgres.create_database()
+    asyncio.run(Indexer(IndexerConfig(world.net.http_url, world.net.ws_url, url)).run(once=True))
+    paths = ["/api/agents?sort=price", f"/api/agents/{world.agents['coder']}/payments",
+             f"/api/reputation/{world.agents['translator']}", f"/api/work-orders?party={world.client.pubkey()}",
+             f"/api/agents?token={world.usdc}&max_price=0.02&capability=translate"]  # type: ignore[union-attr]
+    with ServedApi(ApiSettings(url, rpc_url=world.net.http_url, webhooks=True)) as pg:
+        for path in paths:
+            assert pg.get(path).json() == api.get(path).json(), path
+        metrics = [s.get(f"/api/metrics/x402?period={WEEK}").json() for s in (pg, api)]
+        assert [{k: v for k, v in m.items() if k != "period"} for m in metrics] == [
+            {k: v for k, v in metrics[1].items() if k != "period"}] * 2
+        assert "ghostpay_webhook_deliveries" in pg.get("/metrics").text
+    engine = read_only_engine(url)
+    with engine.connect() as connection, pytest.raises(InternalError, match="read-only transaction"):
+        connection.execute(text("DELETE FROM agents"))
