@@ -96,3 +96,40 @@ def wait_for(check, timeout: float = 30.0, what: str = "the condition"):  # type
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class GhostServer:
+    """The installed `ghost` script serving on a free port in a subprocess; `url` from the line it prints."""
+
+    def __init__(self, world: World, *command: str) -> None:
+        import sys
+
+        ghost = str(Path(sys.executable).with_name("ghost"))
+        self.argv = [ghost, "-u", world.net.http_url, "--db", world.db_url, *command, "--port", "0"]
+        self.url = ""
+
+    def __enter__(self) -> "GhostServer":
+        import re
+        import select
+        import subprocess
+
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        deadline, seen = time.monotonic() + 60, []
+        while not self.url and time.monotonic() < deadline:
+            if select.select([self.process.stderr], [], [], 0.5)[0]:
+                line = self.process.stderr.readline()
+                seen.append(line)
+                found = re.search(r"GhostPay dashboard: (http://\S+)", line)
+                self.url = found.group(1) if found else ""
+            assert self.process.poll() is None or self.url, "".join(seen)
+        assert self.url, "".join(seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGTERM)
+        self.exit_code = self.process.wait(30)
+        assert self.process.stderr is not None
+        self.stderr = self.process.stderr.read()
