@@ -89,3 +89,15 @@ def test_run_serve_indexes_and_serves_in_one_process(fresh_world: World) -> None
         assert latest["items"][0]["signature"] == paid.signature
         assert "ghostpay_indexer_reconnects_total 0.0" in httpx.get(server.url + "metrics").text
     assert server.exit_code == 0, server.stderr
+
+
+def test_help_stays_light() -> None:
+    heavy = ("solana", "solders", "sqlmodel", "sqlalchemy", "httpx", "fastapi", "uvicorn", "prometheus_client")
+    probe = ("import sys\nfrom ghostpay.cli.main import app\n"
+             "for argv in (['webhooks', '--help'], ['analytics', '--help'], ['indexer', 'serve', '--help']):\n"
+             "    try:\n        app(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert done.stdout.count("Example: ghost") == 2  # analytics and indexer serve teach by example
