@@ -102,7 +102,8 @@ async def build(net: LocalnetProcess, db_url: str) -> World:
     arbiter = funded(url)
     async with GhostPayClient(url, a, ws_url=net.ws_url) as gp:
         order = await gp.create_work_order(world.agents["translator"], Decimal("5"), deadline=timedelta(days=7),
-                                           arbiter=arbiter.pubkey(), title="Translate the manual", mint=usdc)
+                                           arbiter=arbiter.pubkey(), title="Translate the manual", mint=usdc,
+                                           order_id=7)  # SQLite caps u64 ids above 2^63 - 1 (models.U64)
     async with GhostPayClient(url, world.owners["translator"], ws_url=net.ws_url) as gp:
         await gp.accept_work_order(order.address)
     world.work_order = order.address
