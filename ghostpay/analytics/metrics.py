@@ -19,15 +19,15 @@ travelled in time is ahead of the wall clock) and starts `period` seconds before
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from ghostpay.analytics.mints import whole_tokens
 from ghostpay.indexer.models import Agent, Payment, RawEvent
-from ghostpay.indexer.queries import PaymentAnalytics, payment_analytics
 
 Decimals = Mapping[str, Optional[int]]
 
@@ -57,37 +57,46 @@ def _percent(part: int, whole: int) -> Optional[str]:
 
 
 @dataclass(frozen=True)
+class Totals:
+    payments: int = 0
+    volume: int = 0  # atomic units
+
+
+@dataclass(frozen=True)
 class X402Metrics:
     window: Window
     agent: Optional[str]
-    analytics: PaymentAnalytics
+    by_outcome: dict[str, int]  # recorded (not rated yet), success, failed
+    by_token: dict[str, Totals]  # mint ->
+    top_earners: list[tuple[str, str, Totals]]  # (agent, mint, totals), by volume within a mint
+    active_agents: int
     average_response_ms: Optional[int]
     names: dict[str, str]  # agent address -> name, for the top earners
 
     @property
     def mints(self) -> set[str]:
-        return {t.mint for t in self.analytics.by_token} | {e.mint for e in self.analytics.top_earners}
+        return set(self.by_token)
 
     def to_json(self, decimals: Decimals) -> dict[str, Any]:
-        a = self.analytics
-        successful, failed = a.by_outcome.get("success", 0), a.by_outcome.get("failed", 0)
-        by_token = [{"mint": t.mint, "decimals": decimals.get(t.mint), "payments": t.payments,
-                     "total": whole_tokens(t.volume, decimals.get(t.mint)), "total_atomic": str(t.volume),
-                     "average": whole_tokens(t.average_per_call, decimals.get(t.mint)),
-                     "average_atomic": str(t.average_per_call)} for t in a.by_token]
+        successful, failed = self.by_outcome.get("success", 0), self.by_outcome.get("failed", 0)
+        by_token = [{"mint": mint, "decimals": decimals.get(mint), "payments": t.payments,
+                     "total": whole_tokens(t.volume, decimals.get(mint)), "total_atomic": str(t.volume),
+                     "average": whole_tokens(t.volume // t.payments, decimals.get(mint)),
+                     "average_atomic": str(t.volume // t.payments)}
+                    for mint, t in sorted(self.by_token.items(), key=lambda kv: (-kv[1].volume, kv[0]))]
         return {
             "period": {"seconds": self.window.seconds, "start": self.window.start, "end": self.window.end},
             "agent": self.agent,
-            "payments": {"total": a.payments, "successful": successful, "failed": failed,
-                         "pending": a.by_outcome.get("recorded", 0)},
+            "payments": {"total": sum(self.by_outcome.values()), "successful": successful, "failed": failed,
+                         "pending": self.by_outcome.get("recorded", 0)},
             "volume": {"total": {t["mint"]: t["total"] for t in by_token},
                        "average": {t["mint"]: t["average"] for t in by_token},
                        "by_token": by_token},
-            "agents": {"active": a.active_agents,
-                       "top_earners": [{"agent": e.agent, "name": self.names.get(e.agent, ""), "mint": e.mint,
-                                        "earnings": whole_tokens(e.volume, decimals.get(e.mint)),
-                                        "earnings_atomic": str(e.volume), "calls": e.payments}
-                                       for e in a.top_earners]},
+            "agents": {"active": self.active_agents,
+                       "top_earners": [{"agent": agent, "name": self.names.get(agent, ""), "mint": mint,
+                                        "earnings": whole_tokens(t.volume, decimals.get(mint)),
+                                        "earnings_atomic": str(t.volume), "calls": t.payments}
+                                       for agent, mint, t in self.top_earners]},
             "performance": {"success_rate": _percent(successful, successful + failed),
                             "error_rate": _percent(failed, successful + failed),
                             "rated": successful + failed,
@@ -97,16 +106,30 @@ class X402Metrics:
 
 
 def x402_metrics(session: Session, window: Window, agent: Optional[str] = None, top: int = 10) -> X402Metrics:
-    analytics = payment_analytics(session, window.start, window.end + 1, top=top, agent=agent)
-    timed = select(func.avg(Payment.response_time_ms)).where(
-        Payment.timestamp >= window.start, Payment.timestamp <= window.end, col(Payment.response_time_ms) > 0)
+    """One pass over the period's payments (the timestamp index), grouped by agent, mint and outcome."""
+    timed = col(Payment.response_time_ms) > 0
+    statement = (select(Payment.agent, Payment.mint, Payment.outcome, func.count(), func.sum(Payment.amount),
+                        func.sum(case((timed, Payment.response_time_ms))), func.count(case((timed, 1))))
+                 .where(Payment.timestamp >= window.start, Payment.timestamp <= window.end)
+                 .group_by(Payment.agent, Payment.mint, Payment.outcome))
     if agent is not None:
-        timed = timed.where(Payment.agent == agent)
-    average = session.exec(timed).one()
-    earners = [e.agent for e in analytics.top_earners]
+        statement = statement.where(Payment.agent == agent)
+    by_outcome: dict[str, int] = defaultdict(int)
+    by_token: dict[str, Totals] = defaultdict(Totals)
+    by_earner: dict[tuple[str, str], Totals] = defaultdict(Totals)
+    response_ms = response_count = 0
+    for payee, mint, outcome, count, amount, ms, timed_count in session.exec(statement).all():
+        by_outcome[outcome] += int(count)
+        by_token[mint] = Totals(by_token[mint].payments + int(count), by_token[mint].volume + int(amount))
+        earned = by_earner[(payee, mint)]
+        by_earner[(payee, mint)] = Totals(earned.payments + int(count), earned.volume + int(amount))
+        response_ms, response_count = response_ms + int(ms or 0), response_count + int(timed_count)
+    earners = sorted(by_earner.items(), key=lambda kv: (-kv[1].volume, kv[0][0], kv[0][1]))[:top]
     names = {address: name for address, name in session.exec(
-        select(Agent.address, Agent.name).where(col(Agent.address).in_(earners))).all()} if earners else {}
-    return X402Metrics(window, agent, analytics, None if average is None else round(float(average)), names)
+        select(Agent.address, Agent.name).where(col(Agent.address).in_([a for (a, _), _ in earners]))).all()}
+    return X402Metrics(window, agent, dict(by_outcome), dict(by_token), [(a, m, t) for (a, m), t in earners],
+                       len({a for a, _ in by_earner}), round(response_ms / response_count) if response_count else None,
+                       names)
 
 
 def volume_series(session: Session, window: Window, buckets: int, agent: Optional[str] = None

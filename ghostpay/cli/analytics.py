@@ -35,7 +35,7 @@ def analytics(ctx: typer.Context,
     address = str(params.pubkey(agent, "--agent")) if agent is not None else None
     with Session(open_index(st)) as session:
         found = x402_metrics(session, window_for(session, seconds), address, top)
-        if address is not None and not found.analytics.payments and session.get(Agent, address) is None:
+        if address is not None and not found.by_outcome and session.get(Agent, address) is None:
             raise CliError(f"no indexed agent {address}; check the address and --db")
     data = found.to_json(asyncio.run(MintDecimals(st.rpc_url).get(found.mints)))
     emit(st, data, lambda out: _render(out, st, data))

@@ -162,11 +162,10 @@ class PaymentAnalytics:
 
 
 def payment_analytics(session: Session, since: Optional[int] = None, until: Optional[int] = None,
-                      top: int = 10, agent: Optional[str] = None) -> PaymentAnalytics:
-    """x402 payments with `since <= timestamp < until` (to `agent` only, when given): counts by outcome,
-    volume and average per call by token, the top earners (by volume within each token), success rate
-    and active agents."""
-    window = [] if agent is None else [Payment.agent == agent]
+                      top: int = 10) -> PaymentAnalytics:
+    """x402 payments with `since <= timestamp < until`: counts by outcome, volume and average per call
+    by token, the top earners (by volume within each token), success rate and active agents."""
+    window = []
     if since is not None:
         window.append(Payment.timestamp >= since)
     if until is not None:
