@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import sys
@@ -77,7 +78,8 @@ def timed(http: httpx.Client, path: str) -> Row:
         times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     times.sort()
-    return Row(f"GET {path}", round(statistics.median(times), 1), round(times[int(len(times) * 0.95) - 1], 1))
+    label = re.sub(r"/api/agents/\w+", "/api/agents/AGENT", re.sub(r"(token|cursor)=[^&]+", r"\1=…", path))
+    return Row(f"GET {label}", round(statistics.median(times), 1), round(times[int(len(times) * 0.95) - 1], 1))
 
 
 def feed_delay(base: str, db: Path) -> Row:
@@ -156,15 +158,9 @@ def main() -> int:
     table.add_column("median ms", justify="right")
     table.add_column("p95 ms", justify="right")
     for row in rows:
-        table.add_row(row.request.replace(mint_placeholder(row.request), "MINT"), f"{row.median_ms:,.1f}",
-                      f"{row.p95_ms:,.1f}")
-    report(table, rows, "api", console, width=170)
+        table.add_row(row.request, f"{row.median_ms:,.1f}", f"{row.p95_ms:,.1f}")
+    report(table, rows, "api", console, width=140)
     return 0
-
-
-def mint_placeholder(request: str) -> str:
-    marker = "token="
-    return request.split(marker, 1)[1].split("&", 1)[0] if marker in request else "\0"
 
 
 if __name__ == "__main__":
