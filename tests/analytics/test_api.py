@@ -219,7 +219,7 @@ def test_event_stream_resumes_after_last_event_id(world: World, api: ServedApi) 
             if len(ids) == 3:
                 break
     assert ids == [newest - 2, newest - 1, newest]
-    with httpx.stream("GET", api.url + f"/api/events?after=0&names=WorkOrderCreated", timeout=10) as stream:
+    with httpx.stream("GET", api.url + "/api/events?after=0&names=WorkOrderCreated", timeout=10) as stream:
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 data = json.loads(line[6:])
