@@ -89,18 +89,10 @@ class IndexedMint:
 
 
 def _session(st: State) -> Iterator[Any]:
-    from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session
 
-    from ghostpay.indexer.models import connect
-
     assert st.settings.db is not None
-    url = db_url(st.settings.db)
-    try:
-        engine = connect(url)
-    except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
-        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
-    with Session(engine) as session:
+    with Session(open_index(st)) as session:
         yield session
 
 
