@@ -18,6 +18,7 @@ from ghostpay.indexer.service import Indexer, IndexerConfig
 from tests.localnet.conftest import LocalnetProcess
 
 SOL = 1_000_000_000
+DAY = 86_400
 
 
 def cheat(url: str, method: str, *params: object) -> object:
@@ -25,6 +26,11 @@ def cheat(url: str, method: str, *params: object) -> object:
                         timeout=10).json()
     assert "error" not in answer, answer
     return answer["result"]
+
+
+def time_travel(url: str, seconds: int) -> None:
+    now = cheat(url, "getBlockTime", cheat(url, "getSlot"))
+    cheat(url, "surfnet_timeTravel", {"absoluteTimestamp": (now + seconds) * 1000})  # type: ignore[operator]
 
 
 def funded(url: str, mints: list[Pubkey] = ()) -> Keypair:  # type: ignore[assignment]
@@ -96,7 +102,9 @@ async def build(net: LocalnetProcess, db_url: str) -> World:
             (b, "translator", usdc, "0.012", None, 0), (b, "summarizer", usdc, "0.02", False, 2_000),
             (a, "summarizer", usdc, "0.02", True, 0), (a, "coder", usdc, "0.05", None, 0),
             (b, "coder", bonk, "0.05", True, 1_000), (b, "coder", bonk, "0.07", None, 0)]
-    for payer, agent_id, mint, amount, feedback, ms in plan:
+    for n, (payer, agent_id, mint, amount, feedback, ms) in enumerate(plan):
+        if n in (3, 6):  # over three days, so the volume chart has history (the last day ends now)
+            time_travel(url, DAY // 2)
         await world.pay(payer, agent_id, mint, Decimal(amount), feedback, ms)
     world.client = a
     arbiter = funded(url)
