@@ -15,7 +15,8 @@ from ghostpay.cli.output import emit, key_value_table, mint_symbol, short, table
 
 def analytics(ctx: typer.Context,
               period: str = typer.Option("24h", "--period", "-p", help="How far back: 1h, 24h, 7d, 30d or seconds."),
-              agent: Optional[str] = typer.Option(None, "--agent", help="Only this agent's payments (address)."),
+              agent: Optional[str] = typer.Option(None, "--agent", help="Only this agent's payments: an address, "
+                                                                        "or the agent_id of one of yours."),
               top: int = typer.Option(10, "--top", min=1, max=100, help="How many top earners to show.")) -> None:
     """x402 payments over a period: counts, success rate, volume by token, top earners, active agents.
 
@@ -32,7 +33,15 @@ def analytics(ctx: typer.Context,
     seconds = params.duration(period, "--period")
     if not 60 <= seconds <= 366 * 86_400:
         raise typer.BadParameter("--period must be between 1 minute and 366 days")
-    address = str(params.pubkey(agent, "--agent")) if agent is not None else None
+    address = None
+    if agent is not None:
+        ref = params.agent_ref(agent)
+        if isinstance(ref, str):  # an agent_id of the wallet's
+            from ghostpay.cli.misc import wallet
+            from ghostpay.pda import agent_address
+
+            ref = agent_address(wallet(st), ref)[0]
+        address = str(ref)
     with Session(open_index(st)) as session:
         found = x402_metrics(session, window_for(session, seconds), address, top)
         if address is not None and not found.by_outcome and session.get(Agent, address) is None:

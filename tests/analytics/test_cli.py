@@ -19,7 +19,7 @@ GHOST = str(Path(sys.executable).with_name("ghost"))
 WEEK = 7 * 86_400
 
 
-def test_analytics_json_is_the_apis_document(world: World, api: ServedApi) -> None:
+def test_analytics_json_is_the_apis_document(world: World, api: ServedApi, tmp_path: Path) -> None:
     got = ghost("-u", world.net.http_url, "--db", world.db_url, "analytics", "--period", "7d").data
     want = api.get(f"/api/metrics/x402?period={WEEK}").json()
     assert {k: v for k, v in got.items() if k != "period"} == {k: v for k, v in want.items() if k != "period"}
@@ -29,6 +29,11 @@ def test_analytics_json_is_the_apis_document(world: World, api: ServedApi) -> No
                  agent).data
     assert mine["agent"] == agent and mine["payments"]["total"] == sum(p.agent == world.agents["coder"]
                                                                        for p in world.payments)
+    key = tmp_path / "coder.json"
+    key.write_text(json.dumps(list(bytes(world.owners["coder"]))))
+    by_id = ghost("-u", world.net.http_url, "--db", world.db_url, "-k", key, "analytics", "--period", "7d",
+                  "--agent", "coder").data
+    assert by_id["agent"] == agent and by_id["payments"] == mine["payments"]
 
 
 def test_analytics_tables(world: World) -> None:
@@ -42,7 +47,7 @@ def test_analytics_tables(world: World) -> None:
 @pytest.mark.parametrize("args, code, message", [
     (["analytics", "--period", "soon"], 2, "--period is a duration like"),
     (["analytics", "--period", "10"], 2, "between 1 minute and 366 days"),
-    (["analytics", "--agent", "nope"], 2, "not a valid --agent"),
+    (["analytics", "--agent", "x" * 40], 2, "agent_id"),
     (["analytics", "--agent", "11111111111111111111111111111111"], 1, "no indexed agent"),
     (["indexer", "run", "--serve", "--once"], 1, "--serve keeps running"),
 ])
