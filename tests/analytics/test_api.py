@@ -244,3 +244,22 @@ def test_postgresql_serves_the_same(world: World, api: ServedApi, postgres: Post
     engine = read_only_engine(url)
     with engine.connect() as connection, pytest.raises(InternalError, match="read-only transaction"):
         connection.execute(text("DELETE FROM agents"))
+
+
+def test_without_an_rpc_amounts_are_atomic_and_pages_stay_fast(world: World) -> None:
+    """The node is down: amounts come as atomic units (decimals null), and a failed look-up is not retried on
+    every request."""
+    from ghostpay.analytics.mints import MintDecimals
+
+    with ServedApi(ApiSettings(world.db_url, rpc_url="http://127.0.0.1:9", webhooks=False)) as down:
+        coder = down.get(f"/api/agents/{world.agents['coder']}").json()
+        assert coder["prices"] == {str(world.usdc): None, str(world.bonk): None}
+        assert coder["prices_atomic"] == {str(world.usdc): "50000", str(world.bonk): "50000"}
+        metrics = down.get(f"/api/metrics/x402?period={WEEK}").json()
+        assert {t["decimals"] for t in metrics["volume"]["by_token"]} == {None}
+        assert "ghostpay_rpc_errors_total" in down.get("/metrics").text
+
+    decimals = MintDecimals("http://127.0.0.1:9")
+    assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
+    assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
+    assert decimals.rpc_errors == 1  # the second call did not ask again
