@@ -86,7 +86,7 @@ def run(
     once: bool = typer.Option(False, "--once", help="Back-fill to the chain's tip and exit."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
-    serve: bool = typer.Option(False, "--serve", help="Also serve the API and dashboard (as `indexer serve`)."),
+    with_server: bool = typer.Option(False, "--serve", help="Also serve the API and dashboard (as `indexer serve`)."),
     host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
     port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
                              help="With --serve: " + serve_cli.PORT_HELP),
@@ -98,7 +98,7 @@ def run(
     _setup_logging(log_level)
     config = _config(url, ws_url, db, batch_size)
     _engine(config.db_url)  # a bad URL is one clean line before anything starts
-    if serve:
+    if with_server:
         if once:
             _fail("--serve keeps running; it cannot go with --once")
         serve_cli.run_server(config, host, port, True, True, False)
