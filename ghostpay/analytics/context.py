@@ -16,7 +16,7 @@ from ghostpay.analytics import pagination
 from ghostpay.analytics.mints import MintDecimals
 from ghostpay.analytics.webhooks import DeliverySettings
 from ghostpay.indexer.models import Agent, database_url
-from ghostpay.indexer.queries import agent_capabilities, agent_tokens
+from ghostpay.indexer.queries import agent_capabilities, agent_prices
 
 T = TypeVar("T")
 
@@ -93,15 +93,15 @@ class ApiContext:
                 return work(session)
         return await run_in_threadpool(run)
 
-    async def agent(self, address: str) -> tuple[Agent, list[str], list[str]]:
-        """An indexed agent with its capabilities and accepted mints; ApiError 400 / 404."""
+    async def agent(self, address: str) -> tuple[Agent, list[str], dict[str, int]]:
+        """An indexed agent with its capabilities and prices (mint -> atomic units); ApiError 400 / 404."""
         check_address(address, "agent")
 
-        def query(session: Session) -> Optional[tuple[Agent, list[str], list[str]]]:
+        def query(session: Session) -> Optional[tuple[Agent, list[str], dict[str, int]]]:
             agent = session.get(Agent, address)
             if agent is None:
                 return None
-            return agent, agent_capabilities(session, address), agent_tokens(session, address)
+            return agent, agent_capabilities(session, address), agent_prices(session, address)
 
         found = await self.db(query)
         if found is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, or_
@@ -13,29 +13,24 @@ from sqlmodel import Session, col, select
 from ghostpay.analytics import pagination
 from ghostpay.analytics.context import ApiContext, ApiError, api_context, check_address, cursor_values
 from ghostpay.analytics.mints import to_atomic_units, whole_tokens
-from ghostpay.indexer.models import Agent, Payment, Reputation, WorkOrder
-from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_filter, agent_tokens
+from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, Payment, Reputation, WorkOrder
+from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_filter, agent_prices
 from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
                                  WEIGHT_VOLUME_CONSISTENCY)
 
 router = APIRouter()
-WORK_ORDER_STATUSES = ("Created", "Accepted", "Submitted", "Completed", "Disputed", "Resolved", "Cancelled",
-                       "Refunded")
+WORK_ORDER_STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Completed", "Disputed", "Resolved",
+                       "Cancelled", "Refunded", "Declined")
 
 
-def token_prices(agent: Agent, tokens: list[str]) -> dict[str, int]:
-    """Each accepted mint's price per call in that mint's atomic units (today one price for all of them)."""
-    return {mint: agent.price_per_call for mint in tokens}
-
-
-def agent_json(agent: Agent, capabilities: list[str], tokens: list[str], decimals: dict[str, Optional[int]]
+def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], decimals: dict[str, Optional[int]]
                ) -> dict[str, Any]:
-    prices = token_prices(agent, tokens)
+    """`prices`: each accepted mint's price per call in its atomic units, the default mint first."""
     return {
         "address": agent.address, "owner": agent.owner, "agent_id": agent.agent_id, "name": agent.name,
         "agent_type": agent.agent_type, "description": agent.description, "metadata_uri": agent.metadata_uri,
         "active": agent.is_active, "closed": agent.closed, "capabilities": capabilities,
-        "x402_enabled": agent.x402_enabled, "accepted_tokens": tokens,
+        "x402_enabled": agent.x402_enabled, "accepted_tokens": list(prices),
         "prices": {m: whole_tokens(p, decimals.get(m)) for m, p in prices.items()},
         "prices_atomic": {m: str(p) for m, p in prices.items()},
         "payment_address": agent.payment_address, "endpoint": agent.endpoint,
@@ -44,13 +39,14 @@ def agent_json(agent: Agent, capabilities: list[str], tokens: list[str], decimal
         "x402_total_payments": agent.x402_total_payments, "x402_total_calls": agent.x402_total_calls,
         "total_jobs_completed": agent.total_jobs_completed, "total_earnings_atomic": str(agent.total_earnings),
         "open_work_orders": agent.open_work_orders, "last_payment_at": agent.last_payment_at,
-        "created_at": agent.created_at, "updated_at": agent.updated_at,
+        "created_at": agent.created_at, "updated_at": agent.updated_at, "registration": agent.registration,
     }
 
 
 def payment_json(p: Payment, decimals: dict[str, Optional[int]]) -> dict[str, Any]:
     return {"signature": p.signature, "slot": p.slot, "timestamp": p.timestamp, "agent": p.agent, "payer": p.payer,
-            "mint": p.mint, "amount": whole_tokens(p.amount, decimals.get(p.mint)), "amount_atomic": str(p.amount),
+            "rent_payer": p.rent_payer, "mint": p.mint, "amount": whole_tokens(p.amount, decimals.get(p.mint)),
+            "amount_atomic": str(p.amount),
             "reference": p.reference, "outcome": p.outcome, "rating": p.rating,
             "response_time_ms": p.response_time_ms}
 
@@ -66,17 +62,31 @@ def work_order_json(w: WorkOrder, decimals: dict[str, Optional[int]]) -> dict[st
             "created_at": w.created_at, "updated_at": w.updated_at, "signature": w.signature}
 
 
-# the app --------------------------------------------------------------------------------------------
+# agents ---------------------------------------------------------------------------------------------
 
-AGENT_SORTS: dict[str, Callable[[], pagination.SortKey]] = {
-    "reputation": lambda: pagination.SortKey([col(Agent.reputation_score), col(Agent.address)], [True, False]),
-    "price": lambda: pagination.SortKey([col(Agent.price_per_call), col(Agent.address)], [False, False]),
-    "newest": lambda: pagination.SortKey([col(Agent.created_at), col(Agent.address)], [True, False]),
-    "calls": lambda: pagination.SortKey([col(Agent.x402_total_calls), col(Agent.address)], [True, False]),
-}
-AGENT_SORT_VALUES: dict[str, Callable[[Agent], list[Any]]] = {
-    "reputation": lambda a: [a.reputation_score, a.address], "price": lambda a: [a.price_per_call, a.address],
-    "newest": lambda a: [a.created_at, a.address], "calls": lambda a: [a.x402_total_calls, a.address]}
+UNPRICED = I64_MAX  # an agent without a price in the mint sorts after every priced one
+
+
+def price_in(token: Optional[str]) -> Any:
+    """Each agent's price per call in `token` (else in its default mint), as a column to sort by."""
+    priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
+    price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
+    return func.coalesce(price, UNPRICED)
+
+
+def agent_sort(sort: str, token: Optional[str]) -> pagination.SortKey:
+    first, descending = {"reputation": (col(Agent.reputation_score), True), "price": (price_in(token), False),
+                         "newest": (col(Agent.created_at), True), "calls": (col(Agent.x402_total_calls), True)}[sort]
+    return pagination.SortKey([first, col(Agent.address)], [descending, False])
+
+
+def sort_values(sort: str, token: Optional[str], agent: Agent, prices: dict[str, int]) -> list[Any]:
+    """The sort key of a row, as `agent_sort` orders it (what the next page's cursor names)."""
+    if sort == "price":
+        price = prices.get(token, UNPRICED) if token is not None else next(iter(prices.values()), UNPRICED)
+        return [price, agent.address]
+    return [{"reputation": agent.reputation_score, "newest": agent.created_at,
+             "calls": agent.x402_total_calls}[sort], agent.address]
 
 
 @router.get("/api/agents", tags=["agents"], summary="Search agents")
@@ -109,10 +119,11 @@ async def list_agents(
         if places is None:
             raise ApiError(422, f"cannot read the decimals of {token} (not a mint, or no RPC configured)")
         ceiling = to_atomic_units(price, places)
-    key = AGENT_SORTS[sort]()
-    after = cursor_values("agents:" + sort, cursor, 2)
+    key = agent_sort(sort, token)
+    kind = f"agents:{sort}:{token}" if sort == "price" else f"agents:{sort}"  # a price cursor is for one token
+    after = cursor_values(kind, cursor, 2)
 
-    def query(session: Session) -> tuple[list[tuple[Agent, list[str], list[str]]], bool, int]:
+    def query(session: Session) -> tuple[list[tuple[Agent, list[str], dict[str, int]]], bool, int]:
         try:
             statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token,
                                      max_price=ceiling, min_reputation=min_reputation, tier=tier)
@@ -120,19 +131,21 @@ async def list_agents(
             raise ApiError(422, str(exc)) from None
         total = session.exec(select(func.count()).select_from(statement.subquery())).one()
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
-        return ([(a, agent_capabilities(session, a.address), agent_tokens(session, a.address)) for a in rows],
+        return ([(a, agent_capabilities(session, a.address), agent_prices(session, a.address)) for a in rows],
                 more, int(total))
 
     rows, more, total = await ctx.db(query)
-    known = await ctx.decimals.get(m for _, _, tokens in rows for m in tokens)
-    return {"items": [agent_json(a, c, t, known) for a, c, t in rows], "total": total,
-            "next_cursor": pagination.encode("agents:" + sort, AGENT_SORT_VALUES[sort](rows[-1][0]))
+    known = await ctx.decimals.get(m for _, _, prices in rows for m in prices)
+    return {"items": [agent_json(a, c, p, known) for a, c, p in rows], "total": total,
+            "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2]))
             if more else None}
+
 
 @router.get("/api/agents/{address}", tags=["agents"], summary="One agent")
 async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
-    agent, capabilities, tokens = await ctx.agent(address)
-    return agent_json(agent, capabilities, tokens, await ctx.decimals.get(tokens))
+    agent, capabilities, prices = await ctx.agent(address)
+    return agent_json(agent, capabilities, prices, await ctx.decimals.get(prices))
+
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")
 async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), limit: int = Query(50, ge=1, le=500),
@@ -148,6 +161,7 @@ async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), l
     return {"items": [payment_json(p, known) for p in rows],
             "next_cursor": pagination.encode("payments", [last.slot, last.signature, last.instruction_index])
             if more and last else None}
+
 
 @router.get("/api/reputation/{address}", tags=["agents"], summary="Score, tier and the four weighted components")
 async def reputation(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
@@ -171,6 +185,7 @@ async def reputation(address: str, ctx: ApiContext = Depends(api_context)) -> di
                         "payment_history_7d": json.loads(rep.history)}}
 
 # work orders ------------------------------------------------------------------------------------
+
 
 @router.get("/api/work-orders", tags=["work orders"], summary="Work orders, newest first")
 async def list_work_orders(

@@ -74,19 +74,21 @@ def test_agent_search_filters_and_prices_per_token(world: World, api: ServedApi)
     translate = api.get("/api/agents?capability=TRANSLATE&sort=price").json()
     assert [a["agent_id"] for a in translate["items"]] == ["translator", "summarizer"]
     coder = api.get(f"/api/agents/{world.agents['coder']}").json()
-    # one atomic price for every accepted mint (until per-mint prices land), shown with each mint's decimals
-    assert coder["prices"] == {str(world.usdc): "0.050000", str(world.bonk): "0.000050000"}
+    assert coder["prices"] == {str(world.usdc): "0.050000", str(world.bonk): "0.050000000"}  # each in its mint
     assert coder["capabilities"] == ["code"] and coder["x402_enabled"] is True
     cheap = api.get(f"/api/agents?token={world.usdc}&max_price=0.015").json()
     assert [a["agent_id"] for a in cheap["items"]] == ["translator"]
     assert api.get(f"/api/agents?token={world.usdc}&max_price=0.02").json()["total"] == 2
     assert api.get(f"/api/agents?token={world.bonk}").json()["total"] == 1
+    assert [a["agent_id"] for a in api.get(f"/api/agents?token={world.bonk}&max_price=0.05").json()["items"]] == [
+        "coder"]
+    assert api.get(f"/api/agents?token={world.bonk}&max_price=0.049999999").json()["items"] == []
     calls = api.get("/api/agents?sort=calls").json()["items"]
     assert [a["x402_total_calls"] for a in calls] == sorted((a["x402_total_calls"] for a in calls), reverse=True)
 
 
 def test_cursor_pages_cover_everything_once(world: World, api: ServedApi) -> None:
-    for sort in ("reputation", "price", "newest", "calls"):
+    for sort in ("reputation", "price", f"price&token={world.bonk}", "newest", "calls"):
         seen, cursor = [], None
         while True:
             page = api.get(f"/api/agents?sort={sort}&limit=1" + (f"&cursor={cursor}" if cursor else "")).json()
@@ -94,9 +96,12 @@ def test_cursor_pages_cover_everything_once(world: World, api: ServedApi) -> Non
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert sorted(seen) == sorted(str(a) for a in world.agents.values()), sort
         whole = [a["address"] for a in api.get(f"/api/agents?sort={sort}&limit=100").json()["items"]]
-        assert seen == whole, sort
+        assert seen == whole and len(set(seen)) == len(seen), sort
+        assert set(seen) == ({str(world.agents["coder"])} if "token" in sort else
+                             {str(a) for a in world.agents.values()}), sort
+    by_price = [a["agent_id"] for a in api.get("/api/agents?sort=price").json()["items"]]
+    assert by_price == ["translator", "summarizer", "coder"]  # each in its default mint
     translator = world.agents["translator"]
     first = api.get(f"/api/agents/{translator}/payments?limit=2").json()
     second = api.get(f"/api/agents/{translator}/payments?limit=2&cursor={first['next_cursor']}").json()
@@ -163,6 +168,7 @@ def test_a_payments_cursor_is_not_an_agents_cursor(world: World, api: ServedApi)
     assert response.status_code == 400 and "for this listing and sort" in response.json()["error"]
     by_price = api.get("/api/agents?sort=price&limit=1").json()["next_cursor"]
     assert api.get(f"/api/agents?sort=reputation&cursor={by_price}").status_code == 400
+    assert api.get(f"/api/agents?sort=price&token={world.usdc}&cursor={by_price}").status_code == 400
 
 
 def test_the_api_cannot_write(world: World) -> None:
@@ -254,7 +260,7 @@ def test_without_an_rpc_amounts_are_atomic_and_pages_stay_fast(world: World) -> 
     with ServedApi(ApiSettings(world.db_url, rpc_url="http://127.0.0.1:9", webhooks=False)) as down:
         coder = down.get(f"/api/agents/{world.agents['coder']}").json()
         assert coder["prices"] == {str(world.usdc): None, str(world.bonk): None}
-        assert coder["prices_atomic"] == {str(world.usdc): "50000", str(world.bonk): "50000"}
+        assert coder["prices_atomic"] == {str(world.usdc): "50000", str(world.bonk): "50000000"}
         metrics = down.get(f"/api/metrics/x402?period={WEEK}").json()
         assert {t["decimals"] for t in metrics["volume"]["by_token"]} == {None}
         assert "ghostpay_rpc_errors_total" in down.get("/metrics").text

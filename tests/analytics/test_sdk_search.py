@@ -43,7 +43,7 @@ def test_the_index_answers_and_the_api_down_falls_back(fresh_world: World, caplo
     async def register_unindexed() -> str:
         async with GhostPayClient(fresh_world.net.http_url, funded(fresh_world.net.http_url)) as gp:
             reg = await gp.register_agent("newcomer", "Newcomer", capabilities=["translate"],
-                                          x402=X402Settings(Decimal("0.01"), [fresh_world.usdc], "https://n.example"))
+                                          x402=X402Settings({fresh_world.usdc: Decimal("0.01")}, "https://n.example"))
             return str(reg.address)
 
     newcomer = asyncio.run(register_unindexed())  # on chain, not yet in the index

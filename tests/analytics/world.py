@@ -94,7 +94,7 @@ async def build(net: LocalnetProcess, db_url: str) -> World:
         owner = funded(url, [usdc])
         async with GhostPayClient(url, owner, ws_url=net.ws_url) as gp:
             reg = await gp.register_agent(agent_id, name, capabilities=capabilities,
-                                          x402=X402Settings(price, tokens, f"https://{agent_id}.example/api"))
+                                          x402=X402Settings({t: price for t in tokens}, f"https://{agent_id}.example/api"))
         world.agents[agent_id], world.owners[agent_id] = reg.address, owner
     world.payers = [funded(url, [usdc, bonk]) for _ in range(2)]
     a, b = world.payers
