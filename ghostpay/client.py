@@ -722,6 +722,8 @@ class GhostPayClient:
         token's atomic units), newest, oldest, calls, name.
         With `indexer_url` (or the client's), the indexer API finds the agents and their accounts are
         read from the chain and checked the same way; if the API cannot answer, the chain is searched.
+        (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
+        address's base58 text, the chain search by its bytes.)
         """
         max_atomic = None
         decimals = 0

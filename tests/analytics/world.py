@@ -96,6 +96,8 @@ async def build(net: LocalnetProcess, db_url: str) -> World:
             reg = await gp.register_agent(agent_id, name, capabilities=capabilities,
                                           x402=X402Settings({t: price for t in tokens}, f"https://{agent_id}.example/api"))
         world.agents[agent_id], world.owners[agent_id] = reg.address, owner
+        time_travel(url, 1)  # distinct creation times: "newest" has no ties (which the index and the chain
+        # would break differently: by the address's base58 text there, by its bytes here)
     world.payers = [funded(url, [usdc, bonk]) for _ in range(2)]
     a, b = world.payers
     plan = [(a, "translator", usdc, "0.01", True, 400), (a, "translator", usdc, "0.01", True, 600),
