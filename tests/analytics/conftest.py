@@ -50,11 +50,24 @@ class ServedApi:
         return httpx.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
+def start_localnet(folder: Path, tries: int = 3) -> LocalnetProcess:
+    """A localnet on free ports; tried again when another process took a port between the pick and the bind
+    (the machine is shared: that race is real)."""
+    from ghostpay.localnet.process import LocalnetStartError
+
+    try:
+        return LocalnetProcess(folder / f"ledger{tries}").start()
+    except LocalnetStartError as exc:
+        if "address already in use" not in str(exc) or tries == 1:
+            raise
+        return start_localnet(folder, tries - 1)
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One localnet with the known history, indexed into SQLite; tests that add payments index them too."""
     folder = tmp_path_factory.mktemp("analytics")
-    net = LocalnetProcess(folder / "ledger").start()
+    net = start_localnet(folder)
     try:
         yield build_sync(net, f"sqlite:///{folder / 'index.db'}")
     finally:
@@ -64,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture
 def fresh_world(tmp_path: Path) -> Iterator[World]:
     """A world of its own, for tests that change it while watching."""
-    net = LocalnetProcess(tmp_path / "ledger").start()
+    net = start_localnet(tmp_path)
     try:
         yield build_sync(net, f"sqlite:///{tmp_path / 'index.db'}")
     finally:
