@@ -37,6 +37,7 @@ async def metrics_x402(ctx: ApiContext = Depends(api_context),
     found = await ctx.db(lambda s: x402_metrics(s, window_for(s, period), agent, top))
     return found.to_json(await ctx.decimals.get(found.mints))
 
+
 @router.get("/api/metrics/volume", tags=["analytics"], summary="Payments and volume per time bucket")
 async def metrics_volume(ctx: ApiContext = Depends(api_context),
                          period: int = Query(86_400, ge=60, le=MAX_PERIOD),
@@ -52,6 +53,7 @@ async def metrics_volume(ctx: ApiContext = Depends(api_context),
             "bucket_seconds": series[1]["start"] - series[0]["start"] if len(series) > 1 else window.seconds,
             "decimals": known, "buckets": series}
 
+
 @router.get("/api/status", tags=["indexer"], summary="The index's cursor and lag behind the chain")
 async def status(ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     state, newest = await ctx.db(lambda s: (index_status(s), newest_event_id(s)))
@@ -60,6 +62,7 @@ async def status(ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
             "lag_slots": slot - state.cursor_slot if slot is not None and state.cursor_slot is not None else None,
             "schema_version": state.schema_version, "rows": state.rows, "skipped": state.skipped}
 
+
 @router.get("/metrics", tags=["indexer"], summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(ctx: ApiContext = Depends(api_context)) -> PlainTextResponse:
     slot = await ctx.chain_slot()
@@ -67,6 +70,7 @@ async def metrics(ctx: ApiContext = Depends(api_context)) -> PlainTextResponse:
     extra["rpc_errors"] = extra.get("rpc_errors", 0) + ctx.rpc_errors
     body = await run_in_threadpool(prometheus.render, ctx.engine, slot, extra, ctx.webhooks)
     return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
+
 
 @router.get("/api/events", tags=["events"], summary="Server-sent events: every indexed event, live",
          response_class=StreamingResponse)
