@@ -20,13 +20,29 @@ def db_url(db: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.expanduser(db))}"
 
 
+def index_db_url(st: State) -> str:
+    """`--db` as a URL, else the default index `ghost indexer run` writes (indexer.db in the data folder)."""
+    if st.settings.db:
+        return db_url(st.settings.db)
+    from ghostpay.paths import data_dir
+
+    data_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir() / 'indexer.db'}"
+
+
+def open_index(st: State, *, read_only: bool = False) -> Any:
+    """An engine on the index (schema migrated), or a one-line CliError (see `open_database`)."""
+    return open_database(index_db_url(st), read_only=read_only)
+
+
 def indexer_defaults(st: State) -> dict[str, Any]:
     """`ctx.default_map` entries so `ghost -u URL --db DB --output json indexer status` works as expected."""
     common: dict[str, Any] = {"url": st.settings.url}
     if st.settings.db:
         common["db"] = db_url(st.settings.db)
     json_mode = {"json_output": True} if st.json else {}
-    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode}}}
+    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode},
+                        "serve": {**common, **json_mode}}}
 
 
 @dataclass
@@ -89,7 +105,7 @@ def _session(st: State) -> Iterator[Any]:
     from sqlmodel import Session
 
     assert st.settings.db is not None
-    with Session(open_database(st.settings.db, read_only=True)) as session:
+    with Session(open_index(st, read_only=True)) as session:
         yield session
 
 

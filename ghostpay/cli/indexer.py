@@ -16,6 +16,8 @@ from typing import Any, Iterator, Optional
 
 import typer
 
+from ghostpay.cli import serve as serve_cli
+
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
                   no_args_is_help=True,
                   rich_markup_mode=None, add_completion=False)
@@ -92,6 +94,10 @@ def run(
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     reset: bool = typer.Option(False, "--reset", help="Empty the database first (e.g. to index another chain)."),
+    with_server: bool = typer.Option(False, "--serve", help="Also serve the API and dashboard (as `indexer serve`)."),
+    host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
+    port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
+                             help="With --serve: " + serve_cli.PORT_HELP),
 ) -> None:
     """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
 
@@ -99,11 +105,14 @@ def run(
     time writes it. HTTP 429 and 5xx answers are retried (after Retry-After); a long back-fill shows a
     progress bar on a terminal.
 
-    Example: ghost indexer run --once --db index.db
+    Example: ghost indexer run --once --db index.db, or ghost --db index.db indexer run --serve (index and
+    serve the dashboard in one process)
     """
     _setup_logging(log_level)
     config = _config(url, ws_url, db, batch_size)
     engine = _engine(config.db_url)  # a bad URL is one clean line before anything starts
+    if with_server and once:
+        _fail("--serve keeps running; it cannot go with --once")
     from ghostpay.indexer.guard import GuardError, WriterLock, reset_database
     from ghostpay.indexer.service import serve
 
@@ -114,6 +123,9 @@ def run(
         except GuardError as exc:
             _fail(str(exc))
     try:
+        if with_server:
+            serve_cli.run_server(config, host, port, True, True, False)
+            return
         with backfill_progress() as on_progress:
             asyncio.run(serve(config, once=once, on_progress=on_progress))
     except GuardError as exc:
@@ -233,3 +245,6 @@ def verify(
         typer.echo(f"{report.agents} agents compared, {len(report.differences)} differences")
     if not report.ok:
         raise typer.Exit(1)
+
+
+app.command("serve")(serve_cli.serve_command)

@@ -162,7 +162,11 @@ def progress_bar(st: State, total: int) -> Any:
 
 
 def demo(ctx: typer.Context,
-         json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo.")) -> None:
+         json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo."),
+         dashboard: bool = typer.Option(False, "--dashboard", help="Then keep indexing and serve the dashboard "
+                                                                   "on the session's index until Ctrl-C."),
+         port: int = typer.Option(8080, "--port", min=0, max=65535, help="The dashboard's port (0: any free)."),
+         ) -> None:
     """The main job, as a scripted session of ghost commands on a throwaway localnet.
 
     Two providers register with x402 pricing, a buyer finds them with 'agent search --x402-enabled',
@@ -170,7 +174,8 @@ def demo(ctx: typer.Context,
     history and the reputation table. Without -u (or GHOST_URL) the localnet is started and stopped
     here; the session's keypairs, config and index live in a temporary folder. Ctrl-C stops it cleanly.
 
-    Example: ghost -u http://127.0.0.1:8899 demo   (on a localnet started with 'ghost localnet start --detach')
+    Example: ghost demo --dashboard   (then open the printed URL; Ctrl-C ends it), or
+    ghost -u http://127.0.0.1:8899 demo   (on a localnet started with 'ghost localnet start --detach')
     """
     import json
 
@@ -180,6 +185,15 @@ def demo(ctx: typer.Context,
     st = state(ctx)
     as_json = json_output or st.json
     url = st.rpc_url if st.settings.sources.get("url") in ("option", "env") else None
+    if dashboard and as_json:
+        raise typer.BadParameter("--dashboard keeps serving; it does not go with JSON output")
+
+    def serve_dashboard(rpc_url: str, index_url: str) -> None:
+        from ghostpay.cli.indexer import _config
+        from ghostpay.cli.serve import DEFAULT_HOST, run_server
+
+        console.print("\n[dim]# the dashboard over this session's index, following the chain live[/dim]")
+        run_server(_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False)
 
     def show(note: str, command: str) -> None:
         console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)
@@ -188,7 +202,7 @@ def demo(ctx: typer.Context,
         console.print("[bold]GhostPay main job[/bold]: " + (f"on {url}" if url else
                       "starting a throwaway localnet (the Solana runtime behind JSON-RPC)…"))
     try:
-        result = run_demo(url, as_json, show)
+        result = run_demo(url, as_json, show, serve_dashboard if dashboard else None)
     except DemoError as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
@@ -198,6 +212,9 @@ def demo(ctx: typer.Context,
         print(json.dumps(result, indent=2))
         return
     console.print(f"\n[green]✔[/green] main job done; {'stopped the throwaway localnet' if url is None else url}")
+    if not dashboard:
+        console.print("See it on the dashboard: [bold]ghost demo --dashboard[/bold] (or [bold]ghost --db INDEX "
+                      "indexer serve[/bold] over your own index)", highlight=False)
 
 
 def confirm(ctx: typer.Context, signature: str = typer.Argument(..., help="The transaction signature (base58).")
