@@ -57,7 +57,10 @@ def add(ctx: typer.Context,
 
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """Webhooks with their deliveries: pending, delivered, failed (gave up after 24 h)."""
+    """Webhooks with their deliveries: pending, delivered, failed (gave up after 24 h).
+
+    Example: ghost --db index.db webhooks list
+    """
     from ghostpay.analytics import webhooks
     from ghostpay.cli.indexed import open_index
 
@@ -75,7 +78,10 @@ def list_(ctx: typer.Context) -> None:
 
 @app.command()
 def remove(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webhook's id (wh_…).")) -> None:
-    """Unsubscribe; its undelivered deliveries are dropped."""
+    """Unsubscribe; its undelivered deliveries are dropped.
+
+    Example: ghost --db index.db webhooks remove wh_1
+    """
     from ghostpay.analytics import webhooks
     from ghostpay.cli.indexed import open_index
 
@@ -87,7 +93,10 @@ def remove(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webh
 @app.command()
 def test(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webhook's id (wh_…)."),
          timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the answer.")) -> None:
-    """POST a signed WebhookTest event now and show the answer (exit 1 unless it is 2xx)."""
+    """POST a signed WebhookTest event now and show the answer (exit 1 unless it is 2xx).
+
+    Example: ghost --db index.db webhooks test wh_1
+    """
     import httpx
 
     from ghostpay.analytics import webhooks

@@ -19,6 +19,7 @@ import httpx
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 HEALTH_POLL_SECONDS = 0.01
+PORT_ATTEMPTS = 3
 
 
 class LocalnetStartError(RuntimeError):
@@ -66,7 +67,18 @@ class LocalnetProcess:
         return f"ws://127.0.0.1:{self.ws_port}"
 
     def start(self) -> "LocalnetProcess":
-        """Starts the server and returns once `getHealth` answers ok."""
+        """Starts the server and returns once `getHealth` answers ok. Free ports can be taken by another
+        process between picking and binding them: then it starts again on new ones (a few times)."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start()
+            except LocalnetStartError as exc:
+                if "already in use" not in str(exc) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.rpc_port, self.ws_port = free_port_pair()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "LocalnetProcess":
         started = time.perf_counter()
         env = dict(os.environ)
         if self.home is not None:
