@@ -80,7 +80,7 @@ def list_(ctx: typer.Context) -> None:
 def remove(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webhook's id (wh_…).")) -> None:
     """Unsubscribe; its undelivered deliveries are dropped.
 
-    Example: ghost --db index.db webhooks remove wh_1
+    Example: ghost --db index.db webhooks remove wh_3f2a9c0d1e7b
     """
     from ghostpay.analytics import webhooks
     from ghostpay.cli.indexed import open_index
@@ -95,7 +95,7 @@ def test(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webhoo
          timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the answer.")) -> None:
     """POST a signed WebhookTest event now and show the answer (exit 1 unless it is 2xx).
 
-    Example: ghost --db index.db webhooks test wh_1
+    Example: ghost --db index.db webhooks test wh_3f2a9c0d1e7b
     """
     import httpx
 
