@@ -1,0 +1,144 @@
+"""The GhostPay buyer against official and legacy sellers over real HTTP on the localnet.
+
+The seller and facilitator here are the official package's (middleware unchanged, facilitator logic
+served over HTTP) or a legacy v1 seller; each test asserts what moved on chain, not only the status.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS, USDC_DEVNET_ADDRESS
+
+from ghostpay.client import GhostPayClient
+from ghostpay.exceptions import (NoPayableRequirement, PaymentRequirementsInvalid, PriceAboveMaximum)
+from ghostpay.sync_client import GhostPay
+from ghostpay.x402.buyer import payment_record, rating_for
+from ghostpay.x402.guards import SpendLedger
+from tests.localnet.conftest import LocalnetProcess
+from tests.sdk.conftest import create_mint, fund, mint_to
+from tests.x402.conftest import PRICE, Seller, guarded, new_seller
+from tests.x402.official_stack import (Served, official_facilitator_app, official_seller_app, v1_requirement,
+                                      v1_seller_app)
+
+MAINNET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
+
+
+class Tap:
+    """An ASGI wrapper remembering the payment headers a seller received (to look at the transaction)."""
+
+    def __init__(self, app) -> None:
+        self.app, self.payments = app, []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            for name in ("payment-signature", "x-payment"):
+                if name in headers:
+                    self.payments.append(json.loads(base64.b64decode(headers[name])))
+        await self.app(scope, receive, send)
+
+
+def transaction_of(payment: dict) -> VersionedTransaction:
+    return VersionedTransaction.from_bytes(base64.b64decode(payment["payload"]["transaction"]))
+
+
+async def test_official_seller_and_facilitator_pay_200_tokens_moved(x402_net, official_facilitator, seller, buyer,
+                                                                    mint, ledger_path) -> None:
+    tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE))
+    with Served(tap) as shop:
+        async with buyer.x402_http(guards=guarded(ledger_path, daily=Decimal("1"))) as http:
+            free = await http.get(shop.url + "/free")
+            response = await http.get(shop.url + "/paid")
+    assert free.status_code == 200 and payment_record(free) is None
+    assert response.status_code == 200 and response.json() == {"answer": 42}
+    record = payment_record(response)
+    assert record is not None and http.payments == [record]
+    assert (record.amount, record.amount_atomic, record.mint, record.seller) == \
+        (Decimal("0.010000"), PRICE, str(mint), str(seller.wallet))
+    assert record.payer == str(buyer.wallet) and record.settled and record.signature and record.x402_version == 2
+    assert not record.verified and record.status == 200 and record.latency_ms > 0
+    assert await buyer.get_token_balance(seller.wallet, mint) == Decimal("0.01")
+    assert await buyer.get_token_balance(buyer.wallet, mint) == Decimal("0.99")
+    # exactly what the official client sends: compute limit, compute price, TransferChecked, Memo
+    message = transaction_of(tap.payments[0]).message
+    programs = [str(message.account_keys[ix.program_id_index]) for ix in message.instructions]
+    assert programs[:2] == [COMPUTE_BUDGET_PROGRAM_ADDRESS] * 2 and programs[3] == MEMO_PROGRAM_ADDRESS
+    assert len(programs) == 4 and message.instructions[2].data[0] == 12  # TransferChecked
+    # the ledger holds it settled, with the settled signature
+    [row] = list(SpendLedger(ledger_path).entries(str(buyer.wallet)))
+    assert (row["state"], row["signature"], row["amount"]) == ("settled", record.signature, PRICE)
+
+
+async def test_picks_the_accepted_mint_the_wallet_holds(x402_net, official_facilitator, buyer, buyer_keypair,
+                                                        mint) -> None:
+    other = create_mint(x402_net, 9)  # listed first, but the buyer holds none of it
+    seller = new_seller(x402_net, mint)
+    mint_to(x402_net, seller.wallet, other, 0)
+    app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE,
+                              accepts=[(str(other), 5), (str(mint), PRICE)])
+    with Served(app) as shop:
+        async with buyer.x402_http() as http:
+            response = await http.get(shop.url + "/paid")
+            assert response.status_code == 200 and payment_record(response).mint == str(mint)
+            # asked to pay with the other mint only: nothing it holds is acceptable
+            async with buyer.x402_http(tokens=[other]) as picky:
+                with pytest.raises(NoPayableRequirement, match="holds 0"):
+                    await picky.get(shop.url + "/paid")
+    assert await buyer.get_token_balance(buyer.wallet, mint) == Decimal("0.99")
+
+
+async def test_max_price_refuses_before_signing(x402_net, official_facilitator, seller, buyer, mint) -> None:
+    tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE))
+    with Served(tap) as shop:
+        async with buyer.x402_http(max_price=Decimal("0.005")) as http:
+            with pytest.raises(PriceAboveMaximum, match="0.010000 is over the per-call maximum 0.005"):
+                await http.get(shop.url + "/paid")
+    assert tap.payments == [] and await buyer.get_token_balance(buyer.wallet, mint) == Decimal("1")
+
+
+async def test_seller_raises_its_price_between_402_and_pay(x402_net, official_facilitator, seller, buyer, mint,
+                                                           ledger_path) -> None:
+    prices = iter([PRICE, 20_000, 20_000, 20_000])  # 402 at 0.01; the paid retry is checked against 0.02
+    app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), lambda: next(prices))
+    with Served(app) as shop:
+        async with buyer.x402_http(max_price=Decimal("0.015")) as capped:
+            with pytest.raises(PriceAboveMaximum, match="0.020000"):
+                await capped.get(shop.url + "/paid")
+        assert await buyer.get_token_balance(seller.wallet, mint) == 0  # the 0.01 payment was refused, not settled
+        prices = iter([PRICE, 20_000, 20_000, 20_000])
+        async with buyer.x402_http(max_price=Decimal("0.05")) as http:
+            response = await http.get(shop.url + "/paid")  # re-quoted: pays the new price once
+    assert response.status_code == 200 and payment_record(response).amount == Decimal("0.02")
+    assert await buyer.get_token_balance(seller.wallet, mint) == Decimal("0.02")
+
+
+async def test_wrong_network_is_refused_naming_both(x402_net, official_facilitator, seller, buyer, mint) -> None:
+    app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE, network=MAINNET)
+    with Served(app) as shop:
+        async with buyer.x402_http() as http:
+            with pytest.raises(NoPayableRequirement, match=f"wants network {MAINNET}; this wallet is on solana:EtW"):
+                await http.get(shop.url + "/paid")
+
+
+async def test_unreachable_facilitator_returns_the_failure_unsettled(x402_net, seller, buyer, mint,
+                                                                     ledger_path) -> None:
+    with Served(official_facilitator_app(fund(x402_net), x402_net.http_url)) as facilitator:
+        app = official_seller_app(facilitator.url, str(seller.wallet), str(mint), PRICE)  # reads /supported now
+    with Served(app) as shop:  # ... and the facilitator is gone when the paid retry comes
+        async with buyer.x402_http(guards=guarded(ledger_path, daily=Decimal("1"))) as http:
+            response = await http.get(shop.url + "/paid")
+    record = payment_record(response)
+    # the official middleware answers a failed verification with a new 402 carrying the reason
+    assert response.status_code == 402 and record is not None and not record.settled and record.signature is None
+    assert "connection" in record.error.lower() and len(http.payments) == 1  # same terms: not paid again
+    assert await buyer.get_token_balance(buyer.wallet, mint) == Decimal("1")
+    # sent, outcome unknown to the buyer: it keeps counting against the budget
+    [row] = list(SpendLedger(ledger_path).entries(str(buyer.wallet)))
+    assert row["state"] == "sent"
