@@ -308,8 +308,11 @@ class X402Buyer:
     async def sign(self, required: Required, index: int) -> PaymentPayload | PaymentPayloadV1:
         """The official payment payload for `required.accepts[index]` (the package's exact SVM client)."""
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
-        # the package's SVM client reads the chain with a blocking RPC client: off the event loop
-        return await asyncio.to_thread(self._official.create_payment_payload, only)
+        try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
+            return await asyncio.to_thread(self._official.create_payment_payload, only)
+        except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
+            raise PaymentRequirementsInvalid(f"the payment cannot be built from the seller's requirement: "
+                                             f"{type(exc).__name__}: {exc}") from exc
 
     async def handle(self, request: httpx.Request, response: httpx.Response,
                      send: Any) -> httpx.Response:

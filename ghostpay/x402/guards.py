@@ -49,6 +49,7 @@ from ghostpay.tokens import from_atomic, to_atomic
 LEDGER_FILE = "x402-spending.sqlite3"
 RESERVATION_TTL = 300.0  # seconds a reservation counts without being sent
 WINDOWS = {"hour": 3600.0, "day": 86400.0, "total": None}
+BUDGET_NAMES = {"hour": "hourly", "day": "daily", "total": "total"}
 COUNTED = ("reserved", "sent", "settled")
 
 
@@ -244,7 +245,7 @@ class SpendLedger:
             if spent + spend.amount_atomic > limit:
                 left = from_atomic(max(limit - spent, 0), spend.decimals)
                 raise BudgetExceeded(
-                    f"paying {spend.amount} would exceed the {'total' if window == 'total' else window + 'ly'} "
+                    f"paying {spend.amount} would exceed the {BUDGET_NAMES[window]} "
                     f"budget of {budget} (mint {spend.mint}): {left} left; nothing was paid",
                     mint=spend.mint, window=window, limit=budget, spent=from_atomic(spent, spend.decimals),
                     amount=spend.amount)

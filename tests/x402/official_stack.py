@@ -136,10 +136,10 @@ def v1_requirement(pay_to: str, mint: str, amount: int, fee_payer: str, resource
 
 
 def v1_seller_app(facilitator_url: str, requirement: dict[str, Any], *,
-                  body: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> FastAPI:
+                  body: Callable[[dict[str, Any]], dict[str, Any]] | None = None, status: int = 200) -> FastAPI:
     """A legacy v1 seller of `POST /x402/interact`: 402 with `{x402Version: 1, accepts: [requirement]}`
     (or `body(requirement)`), then `X-PAYMENT` verified and settled through the facilitator's HTTP API
-    against the complete `requirement`."""
+    against the complete `requirement`; it answers `status` after settling (500: it broke after being paid)."""
     app = FastAPI()
 
     @app.post("/x402/interact")
@@ -161,7 +161,8 @@ def v1_seller_app(facilitator_url: str, requirement: dict[str, Any], *,
             return JSONResponse({"x402Version": 1, "error": settled.get("errorReason"),
                                  "accepts": [requirement]}, status_code=402)
         receipt = base64.b64encode(json.dumps(settled).encode()).decode()
-        return JSONResponse({"success": True, "response": "pong", "transactionSignature": settled["transaction"]},
-                            headers={"X-PAYMENT-RESPONSE": receipt})
+        return JSONResponse({"success": status < 400, "response": "pong" if status < 400 else "",
+                             "transactionSignature": settled["transaction"]},
+                            status_code=status, headers={"X-PAYMENT-RESPONSE": receipt})
 
     return app

@@ -22,7 +22,7 @@ from ghostpay.sync_client import GhostPay
 from ghostpay.x402.buyer import payment_record, rating_for
 from ghostpay.x402.guards import SpendLedger
 from tests.localnet.conftest import LocalnetProcess
-from tests.sdk.conftest import create_mint, fund, mint_to
+from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 from tests.x402.conftest import PRICE, Seller, guarded, new_seller
 from tests.x402.official_stack import (Served, official_facilitator_app, official_seller_app, v1_requirement,
                                       v1_seller_app)
@@ -142,3 +142,115 @@ async def test_unreachable_facilitator_returns_the_failure_unsettled(x402_net, s
     # sent, outcome unknown to the buyer: it keeps counting against the budget
     [row] = list(SpendLedger(ledger_path).entries(str(buyer.wallet)))
     assert row["state"] == "sent"
+
+
+def fee_payer_of(facilitator: Served) -> str:
+    import httpx
+
+    return httpx.get(facilitator.url + "/supported").json()["kinds"][0]["extra"]["feePayer"]
+
+
+async def test_v1_seller_x_payment_200(x402_net, official_facilitator, seller, buyer, mint) -> None:
+    url_path = "/x402/interact"
+    requirement = v1_requirement(str(seller.wallet), str(mint), PRICE, fee_payer_of(official_facilitator), "")
+    tap = Tap(v1_seller_app(official_facilitator.url, requirement))
+    with Served(tap) as shop:
+        requirement["resource"] = shop.url + url_path
+        async with buyer.x402_http() as http:
+            response = await http.post(shop.url + url_path, json={"agentId": "memeputer", "message": "/ping"})
+    assert response.status_code == 200 and response.json()["response"] == "pong"
+    record = payment_record(response)
+    assert record.x402_version == 1 and record.settled and record.signature == response.json()["transactionSignature"]
+    assert tap.payments[-1]["x402Version"] == 1 and tap.payments[-1]["network"] == "solana-devnet"
+    assert await buyer.get_token_balance(seller.wallet, mint) == Decimal("0.01")
+
+
+def seeds_003_body(requirement: dict) -> dict:
+    """memeputer's 402 (seeds/003): integer maxAmountRequired, no resource, asset or maxTimeoutSeconds."""
+    shown = {"payTo": requirement["payTo"], "maxAmountRequired": int(requirement["maxAmountRequired"]),
+             "scheme": "exact", "network": requirement["network"],
+             "extra": {"agentId": "memeputer", "agentName": "Memeputer", **requirement["extra"]}}
+    return {"accepts": [shown], "x402Version": 1}
+
+
+async def test_lenient_v1_pays_seeds_003_shape_with_the_default_usdc(x402_net, official_facilitator, buyer) -> None:
+    usdc = Pubkey.from_string(USDC_DEVNET_ADDRESS)  # the network's default asset, here on the localnet
+    if await buyer._account_data(usdc) is None:
+        cheat(x402_net, "surfnet_createMint", {"decimals": 6, "address": USDC_DEVNET_ADDRESS})
+    mint_to(x402_net, buyer.wallet, usdc, 50_000)
+    seller = new_seller(x402_net, usdc)
+    requirement = v1_requirement(str(seller.wallet), USDC_DEVNET_ADDRESS, PRICE, fee_payer_of(official_facilitator),
+                                 "")
+    with Served(v1_seller_app(official_facilitator.url, requirement, body=seeds_003_body)) as shop:
+        requirement["resource"] = shop.url + "/x402/interact"
+        async with buyer.x402_http() as http:
+            quotes = await http.quote(shop.url + "/x402/interact", "POST")
+            response = await http.post(shop.url + "/x402/interact", json={"message": "/ping"})
+    assert [(q.mint, q.amount, q.assumed) for q in quotes] == \
+        [(USDC_DEVNET_ADDRESS, Decimal("0.010000"), ("resource", "maxTimeoutSeconds", "asset"))]
+    record = payment_record(response)
+    assert response.status_code == 200 and record.settled and record.assumed == ("resource", "maxTimeoutSeconds", "asset")
+    assert await buyer.get_token_balance(seller.wallet, usdc) == Decimal("0.01")
+
+
+@pytest.mark.parametrize("drop, named", [("feePayer", "extra.feePayer"), ("payTo", "payTo"),
+                                         ("maxAmountRequired", "maxAmountRequired")])
+async def test_lenient_v1_names_what_is_missing(x402_net, official_facilitator, seller, buyer, mint, drop,
+                                                named) -> None:
+    requirement = v1_requirement(str(seller.wallet), str(mint), PRICE, fee_payer_of(official_facilitator), "")
+
+    def body(req: dict) -> dict:
+        shown = seeds_003_body(req)
+        shown["accepts"][0]["extra"].pop(drop, None)
+        shown["accepts"][0].pop(drop, None)
+        return shown
+
+    tap = Tap(v1_seller_app(official_facilitator.url, requirement, body=body))
+    with Served(tap) as shop:
+        async with buyer.x402_http() as http:
+            with pytest.raises(PaymentRequirementsInvalid, match=f"misses {named}"):
+                await http.post(shop.url + "/x402/interact", json={})
+    assert tap.payments == [] and await buyer.get_token_balance(buyer.wallet, mint) == Decimal("1")
+
+
+async def test_seeds_003_as_is_cannot_be_paid_and_says_why(x402_net, buyer) -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.post("/x402/interact")
+    async def interact() -> JSONResponse:
+        return JSONResponse({"accepts": [{"payTo": str(buyer.wallet), "maxAmountRequired": 10000, "scheme": "exact",
+                                          "network": "solana", "extra": {"agentId": "memeputer"}}],
+                             "x402Version": 1}, status_code=402)
+
+    with Served(app) as shop:
+        async with buyer.x402_http() as http:
+            with pytest.raises(PaymentRequirementsInvalid, match=r"misses extra.feePayer \(the facilitator"):
+                await http.post(shop.url + "/x402/interact", json={})
+
+
+async def test_seller_500_after_settlement_keeps_the_record(x402_net, official_facilitator, seller, buyer, mint,
+                                                            ledger_path) -> None:
+    requirement = v1_requirement(str(seller.wallet), str(mint), PRICE, fee_payer_of(official_facilitator), "")
+    with Served(v1_seller_app(official_facilitator.url, requirement, status=500)) as shop:
+        requirement["resource"] = shop.url + "/x402/interact"
+        async with buyer.x402_http(guards=guarded(ledger_path, total=Decimal("1"))) as http:
+            response = await http.post(shop.url + "/x402/interact", json={})
+    record = payment_record(response)
+    assert response.status_code == 500 and record.settled and record.signature and record.status == 500
+    assert rating_for(record.status, record.latency_ms) == (False, 1)  # what feedback="auto" would submit
+    assert await buyer.get_token_balance(seller.wallet, mint) == Decimal("0.01")
+    [row] = list(SpendLedger(ledger_path).entries(str(buyer.wallet)))
+    assert (row["state"], row["signature"]) == ("settled", record.signature)
+
+
+def test_sync_facade_pays(x402_net, official_facilitator, seller, buyer_keypair, mint) -> None:
+    with Served(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE)) as shop:
+        with GhostPay(x402_net.http_url, buyer_keypair, ws_url=x402_net.ws_url) as gp:
+            with gp.x402_http(max_price="0.01") as http:
+                response = http.get(shop.url + "/paid")
+                assert http.payments == [payment_record(response)]
+            assert gp.get_token_balance(seller.wallet, mint) == Decimal("0.01")
+    assert response.json() == {"answer": 42}
