@@ -65,7 +65,7 @@ def start(
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": network.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path)}
     config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", ws="none")
     server = uvicorn.Server(config)
     original_startup = server.startup
 
