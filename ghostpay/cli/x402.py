@@ -68,7 +68,8 @@ def proxy(
                             max_timeout_seconds=max_timeout,
                             payee_accounts="create" if create_payee_accounts else "check", keypair=keypair)
     app_ = create_proxy_app(ProxySettings(upstream, seller))
-    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False, ws="none"))
+    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
+                                           ws="none"))
     url = f"http://{host}:{port}"
 
     async def main() -> None:
