@@ -33,7 +33,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from websockets.sync.client import ClientConnection, connect
 from x402 import x402FacilitatorSync
-from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT, ERR_SETTLEMENT_PENDING, V1_NETWORKS
+from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT, ERR_SETTLEMENT_PENDING
 from x402.mechanisms.svm.exact.facilitator import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.facilitator import ExactSvmSchemeV1
 from x402.mechanisms.svm.settlement_cache import SettlementCache
@@ -44,11 +44,11 @@ from x402.mechanisms.svm.utils import (
     get_token_payer_from_transaction,
     transaction_message_hash,
 )
-from x402.schemas import SettleResponse, SupportedResponse, VerifyResponse
+from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse, VerifyResponse
 
 from ghostpay.paths import data_dir
 from ghostpay.x402.facilitator_store import SettledLog
-from ghostpay.x402.networks import DEVNET_CAIP2
+from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
 
 # Refusal reasons of the guards (the official ones keep their names).
 ERR_FEE_PAYER_IN_INSTRUCTION = "ghostpay_fee_payer_in_instruction"
@@ -243,9 +243,10 @@ def _decode(payload: Any) -> tuple[VersionedTransaction, str] | None:
 class GuardedScheme:
     """An official exact-SVM facilitator scheme (v2 or v1) with GhostPay's guards in front."""
 
-    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards) -> None:
+    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, networks: set[str]) -> None:
         self._inner = inner
         self._guards = guards
+        self._networks = networks
         self.scheme = inner.scheme
         self.caip_family = inner.caip_family
 
@@ -255,7 +256,15 @@ class GuardedScheme:
     def get_signers(self, network: str) -> list[str]:
         return self._inner.get_signers(network)
 
+    def _check_network(self, payload: Any, requirements: Any) -> None:
+        """The package matches any `solana:*` id once one is registered; a payment labelled for another
+        cluster than the one this facilitator settles on must not verify."""
+        for network in {str(requirements.network), str(payload.get_network())}:
+            if network not in self._networks:
+                raise SchemeNotFoundError(self.scheme, network)
+
     def verify(self, payload: Any, requirements: Any, context: Any = None) -> VerifyResponse:
+        self._check_network(payload, requirements)
         decoded = _decode(payload)
         if decoded is not None:
             refused = self._guards.refusal(*decoded, self._guards.verify_limiter)
@@ -265,6 +274,7 @@ class GuardedScheme:
         return self._inner.verify(payload, requirements, context)
 
     def settle(self, payload: Any, requirements: Any, context: Any = None) -> SettleResponse:
+        self._check_network(payload, requirements)
         network = str(requirements.network)
         decoded = _decode(payload)
         if decoded is None:
@@ -308,8 +318,9 @@ class GhostPayFacilitator:
                              BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports))
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
-        self.x402.register(list(settings.networks), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards))
-        self.x402.register_v1(list(V1_NETWORKS), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards))
+        v2, v1 = set(settings.networks), {network_by_id(n).v1_name for n in settings.networks}
+        self.x402.register(sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, v2))
+        self.x402.register_v1(sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards, v1))
 
     def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
         return self.x402.verify(payload, requirements)

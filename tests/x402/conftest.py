@@ -24,7 +24,7 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 from x402 import x402Client
 from x402.http.clients import x402HttpxClient
@@ -33,6 +33,7 @@ from x402.mechanisms.svm.signers import KeypairSigner
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import free_port_pair
+from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 
@@ -227,4 +228,47 @@ class Upstream:
                                      Route("/stream", stream, methods=["GET"])])
 
 
-__all__ = ["cheat", "Agent", "Process", "ServerThread", "Upstream"]
+class Shop:
+    """A seller app: GET /paid is priced, GET /free is not, GET /fails answers 500 (and is priced)."""
+
+    def __init__(self, agent: Agent, facilitator: Any, **settings: Any) -> None:
+        self.handled: list[Any] = []
+
+        async def paid(request: Request) -> JSONResponse:
+            call = paid_call(request)
+            self.handled.append(call)
+            return JSONResponse({"payer": str(call.payer), "amount": call.amount, "mint": str(call.mint),
+                                 "verified": call.verified_on_chain})
+
+        async def free(request: Request) -> PlainTextResponse:
+            return PlainTextResponse("free")
+
+        async def fails(request: Request) -> PlainTextResponse:
+            self.handled.append(paid_call(request))
+            return PlainTextResponse("broken", status_code=500)
+
+        app = Starlette(routes=[Route("/paid", paid), Route("/free", free), Route("/fails", fails)])
+        self.seller = X402Seller(SellerSettings(agent.address, agent.net.http_url, facilitator,
+                                                routes=("GET /paid", "GET /fails"), ws_url=agent.net.ws_url,
+                                                **settings))
+        app.add_middleware(X402Paywall, seller=self.seller)
+        self.server = ServerThread(app)
+
+    def __enter__(self) -> "Shop":
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def pay(net: Any, keypair: Any, url: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        async with official_http(net, keypair) as client:
+            return await client.get(url)
+
+    return asyncio.run(call())

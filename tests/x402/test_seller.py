@@ -12,65 +12,23 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from spl.token.instructions import get_associated_token_address
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
 from x402.schemas.v1 import PaymentRequiredV1
 
 from ghostpay.x402.networks import DEVNET
-from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
+from ghostpay.x402.seller import SellerSettings, X402Seller
 from ghostpay.x402.seller_offer import PaywallError
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
     Process,
-    ServerThread,
+    Shop,
     buyer,
     official_client,
-    official_http,
+    pay,
     register_agent,
     token_balance,
 )
-
-
-class Shop:
-    """A seller app: GET /paid is priced, GET /free is not, GET /fails answers 500 (and is priced)."""
-
-    def __init__(self, agent: Agent, facilitator: Any, **settings: Any) -> None:
-        self.handled: list[Any] = []
-
-        async def paid(request: Request) -> JSONResponse:
-            call = paid_call(request)
-            self.handled.append(call)
-            return JSONResponse({"payer": str(call.payer), "amount": call.amount, "mint": str(call.mint),
-                                 "verified": call.verified_on_chain})
-
-        async def free(request: Request) -> PlainTextResponse:
-            return PlainTextResponse("free")
-
-        async def fails(request: Request) -> PlainTextResponse:
-            self.handled.append(paid_call(request))
-            return PlainTextResponse("broken", status_code=500)
-
-        app = Starlette(routes=[Route("/paid", paid), Route("/free", free), Route("/fails", fails)])
-        self.seller = X402Seller(SellerSettings(agent.address, agent.net.http_url, facilitator,
-                                                routes=("GET /paid", "GET /fails"), ws_url=agent.net.ws_url,
-                                                **settings))
-        app.add_middleware(X402Paywall, seller=self.seller)
-        self.server = ServerThread(app)
-
-    def __enter__(self) -> "Shop":
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +40,6 @@ def agent(net: Any) -> Agent:
 def shop(agent: Agent, facilitator: Process) -> Iterator[Shop]:
     with Shop(agent, facilitator.url) as running:
         yield running
-
-
-def pay(net: Any, keypair: Any, url: str) -> httpx.Response:
-    async def call() -> httpx.Response:
-        async with official_http(net, keypair) as client:
-            return await client.get(url)
-
-    return asyncio.run(call())
 
 
 def test_unpaid_request_gets_both_wire_formats(shop: Shop, agent: Agent, facilitator: Process) -> None:
