@@ -6,20 +6,15 @@
   `GET /paid` in a mint; `price` may be a callable to change the price between calls.
 - `v1_seller_app`: a legacy v1 seller (402 body, `X-PAYMENT`), which the package has no server for;
   `body` shapes the 402 (e.g. seeds/003's, which misses fields the spec requires).
-- `Served`: any ASGI app on a free port in a thread, with uvicorn.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 from typing import Any, Callable
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from solders.keypair import Keypair
@@ -33,33 +28,6 @@ from x402.schemas import AssetAmount
 from x402.schemas.helpers import parse_payment_payload, parse_payment_requirements
 
 from ghostpay.x402.networks import DEVNET, MAINNET
-
-
-class Served:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread; `url` is its base URL."""
-
-    def __init__(self, app: Any) -> None:
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
-
-    def __enter__(self) -> "Served":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def _dump(model: Any) -> dict[str, Any]:

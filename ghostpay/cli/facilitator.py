@@ -1,0 +1,84 @@
+"""`ghost facilitator start`: serve an x402 facilitator (verify, settle, supported, health) that pays
+the fees of exact-SVM payments with the `-k` keypair on the `-u` cluster."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ghostpay.cli.context import CliError, state
+
+app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
+                  no_args_is_help=True)
+DEFAULT_PORT = 8403
+
+
+def parse_sol(value: str) -> int:
+    try:
+        sol = Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"not an amount of SOL: {value!r}") from None
+    if not sol.is_finite() or sol < 0:
+        raise typer.BadParameter(f"not an amount of SOL: {value!r}")
+    return int(sol * 1_000_000_000)
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(DEFAULT_PORT, help="Port to listen on."),
+    db: Optional[Path] = typer.Option(None, help="The settled-payment log (default: <ghost path>/facilitator.db)."),
+    rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
+    rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
+    min_balance: str = typer.Option("0.01", help="Refuse to pay fees while the fee payer holds less SOL."),
+    confirm_timeout: float = typer.Option(30.0, min=1, help="Seconds to wait for a settled payment to confirm."),
+) -> None:
+    """Serve POST /verify, POST /settle, GET /supported and GET /health until Ctrl-C.
+
+    The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
+    (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it.
+
+    Example:  ghost -u localnet -k fee-payer.json facilitator start --port 8403
+    """
+    floor = parse_sol(min_balance)
+    st = state(ctx)
+    path = st.keypair_path()
+    if not path.exists():
+        raise CliError(f"keypair file {path} not found; the facilitator pays fees with it (-k/--keypair FILE)")
+    import uvicorn
+
+    from ghostpay.cluster import ws_url_for
+    from ghostpay.keypairs import load_keypair
+    from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
+    from ghostpay.x402.facilitator_app import create_facilitator_app
+    from ghostpay.x402.networks import network_for_cluster
+
+    network = network_for_cluster(st.rpc_url)
+    settings = FacilitatorSettings(load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), (network.caip2,),
+                                   db or default_db_path(), rate_limit, rate_window, floor, confirm_timeout)
+    url = f"http://{host}:{port}"
+    announce = {"url": url, "feePayer": str(settings.fee_payer), "network": network.caip2, "rpcUrl": st.rpc_url,
+                "db": str(settings.db_path)}
+    config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="on", ws="none")
+    server = uvicorn.Server(config)
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets)  # type: ignore[arg-type]
+        if server.started:
+            if st.json:
+                print(json.dumps({"running": True, **announce}), flush=True)
+            else:
+                print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
+                      f"{network.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    if not server.started:
+        raise CliError(f"the facilitator could not listen on {host}:{port} (is the port in use?)")

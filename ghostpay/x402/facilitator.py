@@ -1,0 +1,342 @@
+"""GhostPay's x402 facilitator: the official exact-SVM scheme behind guards a public fee payer needs.
+
+The official `x402Facilitator` logic does the protocol (its verify checks every instruction of the
+"exact" transaction, then simulates it); around each of its schemes (v2 and v1) this module adds:
+
+- a fee-payer guard: the facilitator's key may appear in no instruction and the message may use no
+  address lookup table, so its signature can only ever pay the fee of a verified payment;
+- replay protection that survives restarts (`SettledLog`, SQLite);
+- a per-payer rate limit (a sliding window);
+- a SOL balance floor under which it refuses to pay fees;
+- confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
+  settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
+
+Everything here is synchronous: the HTTP app runs verify/settle in worker threads, off its event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solana.rpc.api import Client
+from solana.rpc.commitment import Confirmed
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from websockets.sync.client import ClientConnection, connect
+from x402 import x402FacilitatorSync
+from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT, ERR_SETTLEMENT_PENDING
+from x402.mechanisms.svm.exact.facilitator import ExactSvmScheme
+from x402.mechanisms.svm.exact.v1.facilitator import ExactSvmSchemeV1
+from x402.mechanisms.svm.settlement_cache import SettlementCache
+from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
+from x402.mechanisms.svm.types import ExactSvmPayload
+from x402.mechanisms.svm.utils import (
+    decode_transaction_from_payload,
+    get_token_payer_from_transaction,
+    transaction_message_hash,
+)
+from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse, VerifyResponse
+
+from ghostpay.paths import data_dir
+from ghostpay.x402.facilitator_store import SettledLog
+from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
+
+# Refusal reasons of the guards (the official ones keep their names).
+ERR_FEE_PAYER_IN_INSTRUCTION = "ghostpay_fee_payer_in_instruction"
+ERR_LOOKUP_TABLES = "ghostpay_address_lookup_tables_not_allowed"
+ERR_RATE_LIMITED = "ghostpay_rate_limited"
+ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
+
+LAMPORTS_PER_SOL = 1_000_000_000
+
+
+def default_db_path() -> Path:
+    return data_dir() / "facilitator.db"
+
+
+@dataclass(frozen=True)
+class FacilitatorSettings:
+    """What `ghost facilitator start` passes in; defaults suit a localnet."""
+
+    keypair: Keypair
+    rpc_url: str
+    ws_url: str
+    networks: tuple[str, ...] = (DEVNET_CAIP2,)  # CAIP-2 ids served (v2); v1 names are served too
+    db_path: Path = field(default_factory=default_db_path)
+    rate_limit: int = 120  # verify or settle requests per payer per window, each counted apart
+    rate_window_seconds: float = 60.0
+    min_balance_lamports: int = LAMPORTS_PER_SOL // 100  # refuse to pay fees under 0.01 SOL
+    confirm_timeout_seconds: float = 30.0
+
+    @property
+    def fee_payer(self) -> Pubkey:
+        return self.keypair.pubkey()
+
+
+class SubscribingSigner(FacilitatorKeypairSigner):
+    """The package's keypair signer, confirming by `signatureSubscribe` instead of polling.
+
+    The subscription opens before the transaction is sent (its signature is known: the fee payer's,
+    slot 0), so no notification can be missed and the settle returns the moment the node confirms.
+    """
+
+    def __init__(self, keypair: Keypair, rpc_url: str, ws_url: str, confirm_timeout: float) -> None:
+        super().__init__(keypair, rpc_url)
+        self._ws_url = ws_url
+        self._confirm_timeout = confirm_timeout
+        self._watches: dict[str, ClientConnection] = {}
+        self._lock = threading.Lock()
+
+    def _subscribe(self, signature: str) -> ClientConnection:
+        ws = connect(self._ws_url, open_timeout=10, max_size=2**20)
+        try:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "signatureSubscribe",
+                                "params": [signature, {"commitment": "confirmed"}]}))
+            answer = json.loads(ws.recv(timeout=10))
+            if "error" in answer:
+                raise RuntimeError(f"signatureSubscribe refused: {answer['error']}")
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+
+    def send_transaction(self, tx_base64: str, network: str) -> str:
+        tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
+        expected = str(tx.signatures[0])
+        ws = self._subscribe(expected)
+        try:
+            signature = super().send_transaction(tx_base64, network)
+        except BaseException:
+            ws.close()
+            raise
+        with self._lock:
+            self._watches[signature] = ws
+        return signature
+
+    def confirm_transaction(self, signature: str, network: str, timeout_seconds: int = 30) -> None:
+        with self._lock:
+            ws = self._watches.pop(signature, None)
+        if ws is None:  # reconciling a settle left pending: subscribe now (a landed one notifies at once)
+            ws = self._subscribe(signature)
+        deadline = time.monotonic() + self._confirm_timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RuntimeError("Transaction confirmation timeout")
+                try:
+                    message = json.loads(ws.recv(timeout=remaining))
+                except TimeoutError:
+                    raise RuntimeError("Transaction confirmation timeout") from None
+                if message.get("method") == "signatureNotification":
+                    err = message["params"]["result"]["value"].get("err")
+                    if err:
+                        raise RuntimeError(f"Transaction failed: {err}")
+                    return
+        finally:
+            ws.close()
+
+
+class SlidingWindowLimiter:
+    """At most `limit` events per key in any `window` seconds.
+
+        >>> limiter = SlidingWindowLimiter(2, 60.0)
+        >>> [limiter.allow("payer") for _ in range(3)], limiter.allow("other")
+        ([True, True, False], True)
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._events: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            events = self._events[key]
+            while events and events[0] <= now - self._window:
+                events.popleft()
+            if len(events) >= self._limit:
+                return False
+            events.append(now)
+            return True
+
+
+class BalanceFloor:
+    """The fee payer's SOL balance, read at most every `ttl` seconds, against a floor."""
+
+    def __init__(self, rpc: Client, fee_payer: Pubkey, floor_lamports: int, ttl: float = 2.0) -> None:
+        self._rpc = rpc
+        self._fee_payer = fee_payer
+        self.floor = floor_lamports
+        self._ttl = ttl
+        self._cached: tuple[float, int] | None = None
+        self._lock = threading.Lock()
+
+    def balance(self) -> int:
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] > self._ttl:
+                self._cached = (time.monotonic(), self._rpc.get_balance(self._fee_payer, Confirmed).value)
+            return self._cached[1]
+
+    def too_low(self) -> bool:
+        return self.floor > 0 and self.balance() < self.floor
+
+
+def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | None:
+    """Why the fee payer must not sign `tx`, or None: its key may not appear in any instruction (as
+    program or account: no transfer, close, approve or create can then spend its SOL or tokens), and
+    no address lookup table may hide accounts from this check."""
+    message = tx.message
+    if isinstance(message, MessageV0) and message.address_table_lookups:
+        return ERR_LOOKUP_TABLES
+    ours = {i for i, key in enumerate(message.account_keys) if str(key) in fee_payers}
+    for instruction in message.instructions:
+        if instruction.program_id_index in ours or ours.intersection(bytes(instruction.accounts)):
+            return ERR_FEE_PAYER_IN_INSTRUCTION
+    return None
+
+
+class Guards:
+    """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
+
+    def __init__(self, fee_payers: set[str], log: SettledLog, limiter: SlidingWindowLimiter,
+                 floor: BalanceFloor) -> None:
+        self.fee_payers = fee_payers
+        self.log = log
+        self.verify_limiter = limiter
+        self.settle_limiter = SlidingWindowLimiter(limiter._limit, limiter._window)
+        self.floor = floor
+
+    def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter) -> tuple[str, str] | None:
+        """(reason, message) when a guard refuses the payment, else None."""
+        reason = fee_payer_refusal(tx, self.fee_payers)
+        if reason is not None:
+            return reason, "the facilitator's key appears in an instruction: it only ever pays the fee"
+        if self.log.get(transaction_message_hash(tx)) is not None:
+            return ERR_DUPLICATE_SETTLEMENT, "this payment was already settled"
+        if not limiter.allow(payer):
+            return ERR_RATE_LIMITED, f"too many payments from {payer}; retry later"
+        if self.floor.too_low():
+            return ERR_BALANCE_LOW, "the facilitator's SOL balance is under its floor; it pays no fees now"
+        return None
+
+
+def _decode(payload: Any) -> tuple[VersionedTransaction, str] | None:
+    try:
+        tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
+        return tx, get_token_payer_from_transaction(tx) or ""
+    except Exception:  # noqa: BLE001 - the official verify names a transaction it cannot decode
+        return None
+
+
+class GuardedScheme:
+    """An official exact-SVM facilitator scheme (v2 or v1) with GhostPay's guards in front."""
+
+    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, networks: set[str]) -> None:
+        self._inner = inner
+        self._guards = guards
+        self._networks = networks
+        self.scheme = inner.scheme
+        self.caip_family = inner.caip_family
+
+    def get_extra(self, network: str) -> dict[str, Any] | None:
+        return self._inner.get_extra(network)
+
+    def get_signers(self, network: str) -> list[str]:
+        return self._inner.get_signers(network)
+
+    def _check_network(self, payload: Any, requirements: Any) -> None:
+        """The package matches any `solana:*` id once one is registered; a payment labelled for another
+        cluster than the one this facilitator settles on must not verify."""
+        for network in {str(requirements.network), str(payload.get_network())}:
+            if network not in self._networks:
+                raise SchemeNotFoundError(self.scheme, network)
+
+    def verify(self, payload: Any, requirements: Any, context: Any = None) -> VerifyResponse:
+        self._check_network(payload, requirements)
+        decoded = _decode(payload)
+        if decoded is not None:
+            refused = self._guards.refusal(*decoded, self._guards.verify_limiter)
+            if refused is not None:
+                return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1],
+                                      payer=decoded[1])
+        return self._inner.verify(payload, requirements, context)
+
+    def settle(self, payload: Any, requirements: Any, context: Any = None) -> SettleResponse:
+        self._check_network(payload, requirements)
+        network = str(requirements.network)
+        decoded = _decode(payload)
+        if decoded is None:
+            return self._inner.settle(payload, requirements, context)
+        tx, payer = decoded
+        key = transaction_message_hash(tx)
+        previous = self._guards.log.get(key)
+        if previous is not None and previous.pending:  # a settle left pending: let the scheme reconcile it
+            return self._record(key, self._inner.settle(payload, requirements, context))
+        refused = self._guards.refusal(tx, payer, self._guards.settle_limiter)
+        if refused is None and not self._guards.log.claim(key, payer=payer, network=network):
+            refused = (ERR_DUPLICATE_SETTLEMENT, "this payment was already settled")
+        if refused is not None:
+            return SettleResponse(success=False, error_reason=refused[0], error_message=refused[1], payer=payer,
+                                  transaction="", network=network)
+        try:
+            return self._record(key, self._inner.settle(payload, requirements, context))
+        except BaseException:
+            self._guards.log.release(key)
+            raise
+
+    def _record(self, key: str, result: SettleResponse) -> SettleResponse:
+        if result.transaction:  # sent: confirmed, or pending and reconcilable by a retry
+            self._guards.log.complete(key, result.transaction, pending=result.error_reason == ERR_SETTLEMENT_PENDING)
+        else:
+            self._guards.log.release(key)
+        return result
+
+
+class GhostPayFacilitator:
+    """The official facilitator logic with GhostPay's guards; `verify`/`settle` block (run them in threads)."""
+
+    def __init__(self, settings: FacilitatorSettings) -> None:
+        self.settings = settings
+        self.rpc = Client(settings.rpc_url)
+        self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
+                                        settings.confirm_timeout_seconds)
+        self.log = SettledLog(settings.db_path)
+        self.guards = Guards({str(settings.fee_payer)}, self.log,
+                             SlidingWindowLimiter(settings.rate_limit, settings.rate_window_seconds),
+                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports))
+        cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
+        self.x402 = x402FacilitatorSync()
+        v2, v1 = set(settings.networks), {network_by_id(n).v1_name for n in settings.networks}
+        self.x402.register(sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, v2))
+        self.x402.register_v1(sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards, v1))
+
+    def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
+        return self.x402.verify(payload, requirements)
+
+    def settle(self, payload: Any, requirements: Any) -> SettleResponse:
+        return self.x402.settle(payload, requirements)
+
+    def supported(self) -> SupportedResponse:
+        return self.x402.get_supported()
+
+    def health(self) -> dict[str, Any]:
+        balance = self.guards.floor.balance()
+        return {"status": "ok" if balance >= self.guards.floor.floor else "balance_low",
+                "feePayer": str(self.settings.fee_payer), "balanceLamports": balance,
+                "minBalanceLamports": self.guards.floor.floor, "networks": list(self.settings.networks),
+                "settled": self.log.count()}
+
+    def close(self) -> None:
+        self.log.close()
