@@ -211,6 +211,35 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
     return PaymentRequiredV1(x402_version=1, error=body.get("error"), accepts=fixed), assumed
 
 
+async def decode_quotes(gp: "GhostPayClient", required: Required, url: str,
+                        assumed: dict[int, tuple[str, ...]] | None = None) -> list[Quote]:
+    """Every requirement of a 402 decoded, with the mint's decimals where it can be read."""
+    out = []
+    for i, req in enumerate(required.accepts):
+        decimals = None
+        try:
+            decimals = (await gp.get_mint(Pubkey.from_string(req.asset))).decimals
+        except (GhostPayError, ValueError):
+            pass
+        resource = getattr(req, "resource", None) or (required.resource.url if getattr(
+            required, "resource", None) else url)
+        extra = dict(req.extra or {})
+        out.append(Quote(required.x402_version, req.scheme, str(req.network), req.asset, int(req.get_amount()),
+                         req.pay_to, extra.get("feePayer"), resource, req.max_timeout_seconds, extra, decimals,
+                         (assumed or {}).get(i, ())))
+    return out
+
+
+async def fetch_quotes(gp: "GhostPayClient", method: str, url: str, **request: Any) -> tuple[int, list[Quote]]:
+    """Call `url` without paying: its HTTP status and, for a 402, its requirements decoded."""
+    async with httpx.AsyncClient(timeout=30) as plain:
+        response = await plain.request(method, url, **request)
+    if response.status_code != 402:
+        return response.status_code, []
+    required, assumed = read_payment_required(response, url)
+    return 402, await decode_quotes(gp, required, url, assumed)
+
+
 # the buyer ----------------------------------------------------------------------------------------------
 
 class X402Buyer:
@@ -240,21 +269,7 @@ class X402Buyer:
 
     async def quotes(self, required: Required, url: str, assumed: dict[int, tuple[str, ...]] | None = None
                      ) -> list[Quote]:
-        """Every requirement of a 402 decoded, with the mint's decimals where it can be read."""
-        out = []
-        for i, req in enumerate(required.accepts):
-            decimals = None
-            try:
-                decimals = (await self.gp.get_mint(Pubkey.from_string(req.asset))).decimals
-            except (GhostPayError, ValueError):
-                pass
-            resource = getattr(req, "resource", None) or (required.resource.url if getattr(
-                required, "resource", None) else url)
-            extra = dict(req.extra or {})
-            out.append(Quote(required.x402_version, req.scheme, str(req.network), req.asset, int(req.get_amount()),
-                             req.pay_to, extra.get("feePayer"), resource, req.max_timeout_seconds, extra, decimals,
-                             (assumed or {}).get(i, ())))
-        return out
+        return await decode_quotes(self.gp, required, url, assumed)
 
     async def choose(self, required: Required, url: str, assumed: dict[int, tuple[str, ...]]) -> tuple[int, Quote]:
         """The requirement to pay: the first (in `tokens` order, then the seller's) on this network, in the
@@ -416,12 +431,7 @@ class X402HttpClient(httpx.AsyncClient):
 
     async def quote(self, url: str, method: str = "GET", **kwargs: Any) -> list[Quote]:
         """The decoded requirements of `url`'s 402, without paying ([] if it answers anything else)."""
-        async with httpx.AsyncClient(timeout=self.timeout) as plain:
-            response = await plain.request(method, url, **kwargs)
-        if response.status_code != 402:
-            return []
-        required, assumed = read_payment_required(response, url)
-        return await self.buyer.quotes(required, url, assumed)
+        return (await fetch_quotes(self.buyer.gp, method, url, **kwargs))[1]
 
 
 class X402HttpSync:

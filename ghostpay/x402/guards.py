@@ -197,9 +197,16 @@ class SpendLedger:
                            + ("" if span is None else " AND created_at > ?"),
                            (wallet, mint) + (() if span is None else (now - span,))).fetchone()[0]
                 for span in WINDOWS.values()]
-        calls = db.execute(f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {live}",
-                           (wallet, now - 60)).fetchone()[0]
-        return Usage(mint, decimals, *sums, calls)
+        return Usage(mint, decimals, *sums, self._calls(db, wallet, now))
+
+    def _calls(self, db: sqlite3.Connection, wallet: str, now: float) -> int:
+        return db.execute(f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}",
+                          (wallet, now - 60)).fetchone()[0]
+
+    def calls_last_minute(self, wallet: str) -> int:
+        """Payments of the wallet in the last minute, every mint."""
+        with closing(self._connect()) as db:
+            return self._calls(db, wallet, time.time())
 
     def usage(self, wallet: str, mint: str, decimals: int, now: float | None = None) -> Usage:
         with closing(self._connect()) as db:

@@ -1,0 +1,101 @@
+"""The GhostPay buyer against GhostPay's own seller middleware and `ghost facilitator`, and the buyer's
+CLI (`ghost x402 call`, `quote`, `spending`, the `x402.*` config keys), over real HTTP on the localnet."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from ghostpay.client import GhostPayClient
+from ghostpay.x402.buyer import payment_record
+from tests.cli.conftest import ghost
+from tests.x402.conftest import PRICE_ATOMIC, Agent, Process, Shop, buyer, keypair_file, register_agent, token_balance
+
+
+@pytest.fixture(scope="module")
+def agent(net: Any) -> Agent:
+    return register_agent(net, "buyable")
+
+
+@pytest.fixture(scope="module")
+def shop(agent: Agent, facilitator: Process) -> Iterator[Shop]:
+    with Shop(agent, facilitator.url) as running:
+        yield running
+
+
+async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Shop, ledger_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, gp.x402_http() as http:
+        quotes = await http.quote(shop.url + "/paid")
+        response = await http.get(shop.url + "/paid")
+    record = payment_record(response)
+    assert [(q.agent, q.amount_atomic, q.mint) for q in quotes] == [(str(agent.address), PRICE_ATOMIC,
+                                                                     str(agent.mint))]
+    assert response.status_code == 200 and response.json()["payer"] == str(keypair.pubkey())
+    assert record.settled and record.agent == str(agent.address) and record.seller == str(agent.owner.pubkey())
+    assert shop.handled[-1].payer == keypair.pubkey() and token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+@pytest.fixture
+def env(tmp_path: Path, net: Any) -> dict[str, str]:
+    """A data folder of its own (config file, spend ledger) and the test localnet."""
+    return {"GHOSTPAY_HOME": str(tmp_path / "home"), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
+
+
+def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    quoted = ghost("x402", "quote", shop.url + "/paid", env=env).data
+    assert quoted["status"] == 402 and [(r["amount"], r["agent"], r["pay_to"]) for r in quoted["requirements"]] == \
+        [("0.010000", str(agent.address), str(agent.owner.pubkey()))]
+    assert ghost("x402", "quote", shop.url + "/free", env=env).data == {"url": shop.url + "/free", "status": 200,
+                                                                        "requirements": []}
+    text = ghost("x402", "quote", shop.url + "/paid", env=env, output=None).stdout
+    assert "asks for one of" in text and str(agent.address) in text
+
+    ghost("config", "set", "x402.daily_budget", "0.02", env=env).data
+    # no --yes, no --max-price, no terminal to ask: refused, nothing paid
+    refused = ghost("-k", key, "x402", "call", shop.url + "/paid", env=env)
+    assert "needs your confirmation" in refused.one_line_error(1)
+    paid = ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.01", env=env).data
+    assert paid["status"] == 200 and paid["body"]["payer"] == str(keypair.pubkey())
+    assert paid["payment"]["amount"] == "0.010000" and paid["payment"]["settled"] and paid["payment"]["signature"]
+    assert "over the per-call maximum 0.005" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price",
+                                                      "0.005", env=env).one_line_error(1)
+    run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env, output=None)
+    assert run.code == 0 and json.loads(run.stdout)["payer"] == str(keypair.pubkey())
+    assert "paid 0.01" in run.stderr and "settled" in run.stderr
+    assert "daily budget of 0.02" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes",
+                                           env=env).one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 980_000
+
+    spent = ghost("-k", key, "x402", "spending", env=env).data
+    [usdc] = spent["mints"]
+    assert spent["guards"] == {"daily_budget": "0.02"} and usdc["mint"] == str(agent.mint)
+    assert usdc["day"] == {"spent": "0.020000", "budget": "0.02", "remaining": "0.000000"}
+    assert [e["state"] for e in spent["recent"]] == ["settled", "settled"]
+    assert "Spending guards of" in ghost("-k", key, "x402", "spending", env=env, output=None).stdout
+
+
+def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, shop: Shop, env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    key = keypair_file(tmp_path, buyer(net, agent.mint))
+    failed = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env)
+    # the seller's handler failed: not charged (the GhostPay seller settles only below 400), exit 1
+    body = json.loads(failed.stdout)
+    assert failed.code == 1 and body["status"] == 500 and body["payment"]["settled"] is False
+    text = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env, output=None)
+    assert text.code == 1 and text.stdout == "broken\n" and text.stderr.splitlines()[-1] == \
+        f"error: HTTP 500 from {shop.url}/fails"
+    assert "x402 settings are" in ghost("config", "set", "x402.weekly", "1", env=env).one_line_error(2)
+    assert "must be a decimal" in ghost("config", "set", "x402.daily_budget", "lots", env=env).one_line_error(2)
+    assert "--data or --json" in ghost("x402", "call", shop.url + "/paid", "-d", "a", "--json", "{}",
+                                       env=env).one_line_error(2)
+    assert "not an http(s) URL" in ghost("x402", "quote", "ftp://x", env=env).one_line_error(2)
+    ghost("config", "set", "x402.blocked_sellers", str(agent.owner.pubkey()), env=env).data
+    assert ghost("config", "get", "x402.blocked_sellers", env=env).data["source"] == "config"
+    assert "is blocked" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
