@@ -327,14 +327,8 @@ def test_tokens_sent_to_the_vault_on_the_side_go_back_to_the_client(world: World
 
 
 def token_2022_mint(world: World, extension_type: int, extension_len: int) -> Pubkey:
-    """A Token-2022 mint carrying one extension (zeroed), written straight into the ledger."""
-    data = bytearray(MINT_LEN)
-    data[44], data[45] = DECIMALS, 1
-    data += bytes(165 - MINT_LEN) + bytes([1])  # padding to the account size, then AccountType::Mint
-    data += extension_type.to_bytes(2, "little") + extension_len.to_bytes(2, "little") + bytes(extension_len)
-    mint = Keypair().pubkey()
-    world.chain.set_account(mint, bytes(data), owner=TOKEN_2022_PROGRAM_ID)
-    return mint
+    """A Token-2022 mint carrying one extension (zeroed)."""
+    return world.chain.create_token_2022_mint([(extension_type, bytes(extension_len))], DECIMALS)
 
 
 @pytest.mark.parametrize(("extension_type", "extension_len", "error"), [

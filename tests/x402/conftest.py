@@ -177,7 +177,7 @@ def register_agent(net: LocalnetProcess, agent_id: str, mint: Pubkey | None = No
     async def register() -> Pubkey:
         async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
             return (await gp.register_agent(agent_id, agent_id.title(), capabilities=["test"], x402=X402Settings(
-                PRICE, [mint], f"http://127.0.0.1/{agent_id}"))).address
+                {mint: PRICE}, f"http://127.0.0.1/{agent_id}"))).address
 
     address = asyncio.run(register())
     if payee_account:

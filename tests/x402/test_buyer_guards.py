@@ -94,7 +94,7 @@ async def test_pay_agent_passes_the_guards(net, mint, ledger_path) -> None:
     wallet = GuardedWallet(SpendingGuards(daily=Decimal("0.02"), per_call=Decimal("0.05")), ledger_path)
     payer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url, guards=wallet)
     async with owner, payer:
-        agent = (await owner.register_agent("guarded", "Guarded", x402=X402Settings(Decimal("0.01"), [mint],
+        agent = (await owner.register_agent("guarded", "Guarded", x402=X402Settings({mint: Decimal("0.01")},
                                                                                        "https://g.example"))).address
         mint_to(net, payer.wallet, mint, 1_000_000)
         with pytest.raises(PaymentBelowPrice):  # failed on chain: its reservation is released

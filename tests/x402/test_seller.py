@@ -112,7 +112,7 @@ def test_price_change_on_chain_reaches_the_402_within_a_second(net: Any, facilit
     agent = register_agent(net, "repriced")
     with Shop(agent, facilitator.url) as shop:
         assert current_price(f"{shop.url}/paid") == str(PRICE_ATOMIC)
-        agent.run("set_price", Decimal("0.025"))
+        agent.run("set_price", {agent.mint: Decimal("0.025")})
         changed = time.monotonic()  # set_price returns once the transaction is confirmed
         while current_price(f"{shop.url}/paid") != "25000":
             assert time.monotonic() - changed < 1.0, "the new price did not reach the 402 within a second"
