@@ -20,6 +20,7 @@ from the status and the response time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Literal, Sequence, Union
 
 import httpx
+from solders.compute_budget import set_compute_unit_limit
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
 from x402.mechanisms.svm.constants import V1_NETWORKS
@@ -44,6 +51,8 @@ from ghostpay.exceptions import (
     PaymentRequirementsInvalid,
     SpendingRefused,
 )
+from ghostpay.payments import build_record_x402_payment
+from ghostpay.pda import new_reference, receipt_address
 from ghostpay.tokens import from_atomic, to_atomic
 from ghostpay.x402.guards import GuardedWallet, Reservation, SpendingGuards, Spend
 from ghostpay.x402.networks import X402Network, network_for_cluster, same_network
@@ -58,6 +67,10 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
+# record_x402_payment creating its receipt: 4,698 CU measured on the localnet (reference bump 255), with a
+# margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
+RECORD_COMPUTE_UNITS = 8_000
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,65 @@ def rating_for(status: int, latency_ms: int) -> tuple[bool, int]:
         if latency_ms < limit_ms:
             return True, rating
     return True, 2
+
+
+# the GhostPay record ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordedPayment:
+    """The payment transaction with `record_x402_payment` added, and the receipt it creates."""
+
+    transaction: str  # base64, signed by the buyer, the fee payer's slot empty
+    reference: bytes
+    receipt: Pubkey
+
+
+def record_hint(quote: Quote, program_id: Pubkey) -> Pubkey | None:
+    """The agent to record the payment for, when the seller's requirement asks for GhostPay's record:
+    `extra.ghostpay = {agent, programId, record: true}` (the seller sets `record` when its facilitator
+    advertises the GhostPay extension, i.e. accepts the record instruction after the Memo)."""
+    hint = quote.extra.get("ghostpay")
+    if not isinstance(hint, dict) or hint.get("record") is not True or hint.get("programId") != str(program_id):
+        return None
+    try:
+        return Pubkey.from_string(str(hint.get("agent")))
+    except ValueError:
+        return None
+
+
+def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, program_id: Pubkey) -> RecordedPayment:
+    """The official exact payment with `record_x402_payment` appended after its Memo: [compute limit,
+    compute price, TransferChecked, Memo, record]. Same blockhash, fee payer and instructions but the
+    compute limit, raised by what the record needs; the buyer pays the receipt's rent and signs again
+    (its account becomes writable)."""
+    tx = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64))
+    message = tx.message
+    keys, header = list(message.account_keys), message.header
+    signers = header.num_required_signatures
+
+    def writable(i: int) -> bool:
+        if i < signers:
+            return i < signers - header.num_readonly_signed_accounts
+        return i < len(keys) - header.num_readonly_unsigned_accounts
+
+    instructions = [Instruction(keys[ix.program_id_index], bytes(ix.data),
+                                [AccountMeta(keys[a], a < signers, writable(a)) for a in ix.accounts])
+                    for ix in message.instructions]
+    if instructions and instructions[0].program_id == COMPUTE_BUDGET and instructions[0].data[:1] == bytes([2]):
+        limit = int.from_bytes(instructions[0].data[1:5], "little") + RECORD_COMPUTE_UNITS
+        instructions[0] = set_compute_unit_limit(limit)
+    transfer = next(ix for ix in instructions if ix.data[:1] == bytes([12]))  # TransferChecked
+    amount = int.from_bytes(transfer.data[1:9], "little")
+    reference = new_reference(agent, program_id)
+    instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference,
+                                                  transfer.accounts[2].pubkey, program_id=program_id))
+    recorded = MessageV0.try_compile(keys[0], instructions, [], message.recent_blockhash)
+    signatures = [Signature.default()] * recorded.header.num_required_signatures
+    signatures[list(recorded.account_keys).index(buyer.pubkey())] = buyer.sign_message(
+        bytes([0x80]) + bytes(recorded))  # a v0 message is signed with its version prefix
+    signed = VersionedTransaction.populate(recorded, signatures)
+    return RecordedPayment(base64.b64encode(bytes(signed)).decode(), reference,
+                           receipt_address(agent, reference, program_id)[0])
 
 
 # reading a 402 ------------------------------------------------------------------------------------------
@@ -320,14 +392,22 @@ class X402Buyer:
 
     # paying ------------------------------------------------------------------------------------------
 
-    async def sign(self, required: Required, index: int) -> PaymentPayload | PaymentPayloadV1:
-        """The official payment payload for `required.accepts[index]` (the package's exact SVM client)."""
+    async def sign(self, required: Required, index: int, quote: Quote
+                   ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
+        """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
+        with GhostPay's record added when the requirement asks for it."""
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
         try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
-            return await asyncio.to_thread(self._official.create_payment_payload, only)
+            payload = await asyncio.to_thread(self._official.create_payment_payload, only)
+            agent = record_hint(quote, self.gp.program_id)
+            if agent is None:
+                return payload, None
+            recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, agent, self.gp.program_id)
         except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
             raise PaymentRequirementsInvalid(f"the payment cannot be built from the seller's requirement: "
                                              f"{type(exc).__name__}: {exc}") from exc
+        return payload.model_copy(update={"payload": {**payload.payload, "transaction": recorded.transaction}}), \
+            recorded
 
     async def handle(self, request: httpx.Request, response: httpx.Response,
                      send: Any) -> httpx.Response:
@@ -340,7 +420,7 @@ class X402Buyer:
             index, quote = await self.choose(required, url, assumed)
             reservation = await self._authorize(self.spend(quote, url))
             try:
-                payload = await self.sign(required, index)
+                payload, recorded = await self.sign(required, index, quote)
             except BaseException:
                 if reservation is not None:
                     await reservation.release()
@@ -356,6 +436,9 @@ class X402Buyer:
             await response.aread()
             latency_ms = round((time.perf_counter() - started) * 1000)
             record = self._record(quote, url, response, latency_ms)
+            if recorded is not None:
+                record.reference, record.receipt = recorded.reference.hex(), str(recorded.receipt)
+                record.verified = record.settled and await self._receipt_landed(quote, recorded)
             if reservation is not None and record.settled:
                 await reservation.settled(record.signature)
             if response.status_code == 402 and not record.settled:
@@ -376,6 +459,12 @@ class X402Buyer:
             record.feedback = str(result.signature)
         response.extensions[RECORD_KEY] = record
         return response
+
+    async def _receipt_landed(self, quote: Quote, recorded: RecordedPayment) -> bool:
+        """Whether the receipt of a recorded payment is on chain, paid by this wallet."""
+        agent = record_hint(quote, self.gp.program_id)
+        receipt = await self.gp.get_receipt(agent, recorded.reference) if agent is not None else None
+        return receipt is not None and receipt.payer == self.wallet
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
         settle: SettleResponse | None = None
