@@ -51,7 +51,8 @@ def test_unpaid_request_gets_both_wire_formats(shop: Shop, agent: Agent, facilit
     assert (accept.scheme, accept.network, accept.asset, accept.amount, accept.pay_to) == (
         "exact", DEVNET.caip2, str(agent.mint), str(PRICE_ATOMIC), str(agent.owner.pubkey()))
     assert accept.extra["feePayer"] == facilitator.announce["feePayer"]
-    assert accept.extra["ghostpay"] == {"agent": str(agent.address), "programId": str(shop.seller.settings.program_id)}
+    assert accept.extra["ghostpay"] == {"agent": str(agent.address), "programId": str(shop.seller.settings.program_id),
+                                        "recordAfterMemo": True, "rentPayer": facilitator.announce["feePayer"]}
     legacy = PaymentRequiredV1.model_validate(answer.json())
     assert legacy.accepts[0].network == "solana-devnet" and legacy.accepts[0].max_amount_required == str(PRICE_ATOMIC)
     assert legacy.accepts[0].resource == f"{shop.url}/paid"
