@@ -37,11 +37,19 @@ def start(
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
     min_balance: str = typer.Option("0.01", help="Refuse to pay fees while the fee payer holds less SOL."),
     confirm_timeout: float = typer.Option(30.0, min=1, help="Seconds to wait for a settled payment to confirm."),
+    record: bool = typer.Option(True, "--record/--no-record", help="Accept GhostPay's record_x402_payment right "
+                                "after the Memo (advertised in /supported)."),
+    front_rent: bool = typer.Option(True, "--front-rent/--no-front-rent", help="Let the fee payer pay the "
+                                    "receipt's rent (the record's rent payer), reclaimed by the sweep."),
+    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between sweeps closing the receipts whose "
+                                         "rent it fronted, once they may be closed (0: no sweep)."),
 ) -> None:
     """Serve POST /verify, POST /settle, GET /supported and GET /health until Ctrl-C.
 
     The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
-    (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it.
+    (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it. Besides the
+    official exact payments it accepts GhostPay's record_x402_payment right after the Memo, and may
+    pay the receipt's rent, closing those receipts later to get it back.
 
     Example:  ghost -u localnet -k fee-payer.json facilitator start --port 8403
     """
@@ -51,19 +59,23 @@ def start(
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the facilitator pays fees with it (-k/--keypair FILE)")
     import uvicorn
+    from solders.pubkey import Pubkey
 
     from ghostpay.cluster import ws_url_for
     from ghostpay.keypairs import load_keypair
+    from ghostpay.program_id import PROGRAM_ID
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator_app import create_facilitator_app
     from ghostpay.x402.networks import network_for_cluster
 
     network = network_for_cluster(st.rpc_url)
+    program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
     settings = FacilitatorSettings(load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), (network.caip2,),
-                                   db or default_db_path(), rate_limit, rate_window, floor, confirm_timeout)
+                                   db or default_db_path(), rate_limit, rate_window, floor, confirm_timeout,
+                                   program_id, record, front_rent, sweep_interval)
     url = f"http://{host}:{port}"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": network.caip2, "rpcUrl": st.rpc_url,
-                "db": str(settings.db_path)}
+                "db": str(settings.db_path), "record": record, "frontRent": front_rent}
     config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="on", ws="none")
     server = uvicorn.Server(config)

@@ -8,6 +8,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
 - replay protection that survives restarts (`SettledLog`, SQLite);
 - a per-payer rate limit (a sliding window);
 - a SOL balance floor under which it refuses to pay fees;
+- the GhostPay extension (`facilitator_record`): `record_x402_payment` may follow the Memo, and the
+  fee payer may front the receipt's rent, which a background sweep reclaims;
 - confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
   settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
 
@@ -21,9 +23,10 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
@@ -33,6 +36,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from websockets.sync.client import ClientConnection, connect
 from x402 import x402FacilitatorSync
+from x402.interfaces import FacilitatorExtension
 from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT, ERR_SETTLEMENT_PENDING
 from x402.mechanisms.svm.exact.facilitator import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.facilitator import ExactSvmSchemeV1
@@ -46,7 +50,17 @@ from x402.mechanisms.svm.utils import (
 )
 from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse, VerifyResponse
 
+from ghostpay.artifacts import idl_dict
 from ghostpay.paths import data_dir
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.facilitator_record import (
+    EXTENSION_FRONT_RENT,
+    EXTENSION_RECORD,
+    ReceiptSweep,
+    accept_record_instruction,
+    has_record_instruction,
+    without_record,
+)
 from ghostpay.x402.facilitator_store import SettledLog
 from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
 
@@ -76,6 +90,10 @@ class FacilitatorSettings:
     rate_window_seconds: float = 60.0
     min_balance_lamports: int = LAMPORTS_PER_SOL // 100  # refuse to pay fees under 0.01 SOL
     confirm_timeout_seconds: float = 30.0
+    program_id: Pubkey = PROGRAM_ID  # whose record_x402_payment may follow the Memo (the GhostPay extension)
+    record_extension: bool = True
+    front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
+    sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -94,7 +112,25 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         self._ws_url = ws_url
         self._confirm_timeout = confirm_timeout
         self._watches: dict[str, ClientConnection] = {}
+        self._substitutes: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    @contextmanager
+    def substituting(self, checked: str, whole: str) -> Iterator[None]:
+        """While the official scheme checks `checked` (a payment without its record instruction), sign,
+        simulate and send `whole` in its place."""
+        with self._lock:
+            self._substitutes[checked] = whole
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._substitutes.pop(checked, None)
+
+    def sign_transaction(self, tx_base64: str, fee_payer: str, network: str) -> str:
+        with self._lock:
+            tx_base64 = self._substitutes.get(tx_base64, tx_base64)
+        return super().sign_transaction(tx_base64, fee_payer, network)
 
     def _subscribe(self, signature: str) -> ClientConnection:
         ws = connect(self._ws_url, open_timeout=10, max_size=2**20)
@@ -207,20 +243,44 @@ def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | N
     return None
 
 
+@dataclass(frozen=True)
+class RecordExtension:
+    """The GhostPay extension: which program's record instruction may follow the Memo, and whether the
+    fee payer fronts the receipt's rent."""
+
+    program_id: Pubkey
+    front_rent: bool
+
+
 class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
     def __init__(self, fee_payers: set[str], log: SettledLog, limiter: SlidingWindowLimiter,
-                 floor: BalanceFloor) -> None:
+                 floor: BalanceFloor, extension: RecordExtension | None) -> None:
         self.fee_payers = fee_payers
         self.log = log
         self.verify_limiter = limiter
         self.settle_limiter = SlidingWindowLimiter(limiter._limit, limiter._window)
         self.floor = floor
+        self.extension = extension
+
+    def records(self, tx: VersionedTransaction) -> bool:
+        """Whether `tx` ends with the record instruction of the extension (acceptable or not)."""
+        return self.extension is not None and has_record_instruction(tx, self.extension.program_id)
 
     def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter) -> tuple[str, str] | None:
         """(reason, message) when a guard refuses the payment, else None."""
-        reason = fee_payer_refusal(tx, self.fee_payers)
+        checked = tx
+        if self.records(tx):
+            assert self.extension is not None
+            reason = accept_record_instruction(tx, self.fee_payers, self.extension.program_id,
+                                               self.extension.front_rent)
+            if reason is not None:
+                return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
+                               "Memo, recording the transfer before it" + \
+                               ("" if self.extension.front_rent else ", with the payer paying the receipt's rent")
+            checked = without_record(tx)
+        reason = fee_payer_refusal(checked, self.fee_payers)
         if reason is not None:
             return reason, "the facilitator's key appears in an instruction: it only ever pays the fee"
         if self.log.get(transaction_message_hash(tx)) is not None:
@@ -241,11 +301,16 @@ def _decode(payload: Any) -> tuple[VersionedTransaction, str] | None:
 
 
 class GuardedScheme:
-    """An official exact-SVM facilitator scheme (v2 or v1) with GhostPay's guards in front."""
+    """An official exact-SVM facilitator scheme (v2 or v1) with GhostPay's guards in front.
 
-    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, networks: set[str]) -> None:
+    A payment with an accepted record instruction reaches the official scheme without it, and the
+    signer swaps the whole transaction back in to sign, simulate and send it."""
+
+    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, signer: "SubscribingSigner",
+                 networks: set[str]) -> None:
         self._inner = inner
         self._guards = guards
+        self._signer = signer
         self._networks = networks
         self.scheme = inner.scheme
         self.caip_family = inner.caip_family
@@ -263,15 +328,27 @@ class GuardedScheme:
             if network not in self._networks:
                 raise SchemeNotFoundError(self.scheme, network)
 
+    def _official(self, method: str, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction
+                  ) -> Any:
+        """The official scheme's verify or settle, on the transaction without an accepted record instruction."""
+        if not self._guards.records(tx):
+            return getattr(self._inner, method)(payload, requirements, context)
+        whole = payload.payload["transaction"]
+        stripped = base64.b64encode(bytes(without_record(tx))).decode()
+        with self._signer.substituting(stripped, whole):
+            return getattr(self._inner, method)(payload.model_copy(update={"payload": {
+                **payload.payload, "transaction": stripped}}), requirements, context)
+
     def verify(self, payload: Any, requirements: Any, context: Any = None) -> VerifyResponse:
         self._check_network(payload, requirements)
         decoded = _decode(payload)
-        if decoded is not None:
-            refused = self._guards.refusal(*decoded, self._guards.verify_limiter)
-            if refused is not None:
-                return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1],
-                                      payer=decoded[1])
-        return self._inner.verify(payload, requirements, context)
+        if decoded is None:
+            return self._inner.verify(payload, requirements, context)
+        refused = self._guards.refusal(*decoded, self._guards.verify_limiter)
+        if refused is not None:
+            return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1],
+                                  payer=decoded[1])
+        return self._official("verify", payload, requirements, context, decoded[0])
 
     def settle(self, payload: Any, requirements: Any, context: Any = None) -> SettleResponse:
         self._check_network(payload, requirements)
@@ -283,7 +360,7 @@ class GuardedScheme:
         key = transaction_message_hash(tx)
         previous = self._guards.log.get(key)
         if previous is not None and previous.pending:  # a settle left pending: let the scheme reconcile it
-            return self._record(key, self._inner.settle(payload, requirements, context))
+            return self._record(key, self._official("settle", payload, requirements, context, tx))
         refused = self._guards.refusal(tx, payer, self._guards.settle_limiter)
         if refused is None and not self._guards.log.claim(key, payer=payer, network=network):
             refused = (ERR_DUPLICATE_SETTLEMENT, "this payment was already settled")
@@ -291,7 +368,7 @@ class GuardedScheme:
             return SettleResponse(success=False, error_reason=refused[0], error_message=refused[1], payer=payer,
                                   transaction="", network=network)
         try:
-            return self._record(key, self._inner.settle(payload, requirements, context))
+            return self._record(key, self._official("settle", payload, requirements, context, tx))
         except BaseException:
             self._guards.log.release(key)
             raise
@@ -313,14 +390,24 @@ class GhostPayFacilitator:
         self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
                                         settings.confirm_timeout_seconds)
         self.log = SettledLog(settings.db_path)
+        extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
+            if settings.record_extension else None
         self.guards = Guards({str(settings.fee_payer)}, self.log,
                              SlidingWindowLimiter(settings.rate_limit, settings.rate_window_seconds),
-                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports))
+                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
         v2, v1 = set(settings.networks), {network_by_id(n).v1_name for n in settings.networks}
-        self.x402.register(sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, v2))
-        self.x402.register_v1(sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards, v1))
+        self.x402.register(sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, self.signer,
+                                                     v2))
+        self.x402.register_v1(sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards,
+                                                        self.signer, v1))
+        if extension is not None:
+            self.x402.register_extension(FacilitatorExtension(EXTENSION_RECORD))
+            if extension.front_rent:
+                self.x402.register_extension(FacilitatorExtension(EXTENSION_FRONT_RENT))
+        window = next(int(c["value"]) for c in idl_dict()["constants"] if c["name"] == "FEEDBACK_WINDOW_SECONDS")
+        self.sweep = ReceiptSweep(self.rpc, settings.keypair, settings.program_id, window)
 
     def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
         return self.x402.verify(payload, requirements)
@@ -336,7 +423,8 @@ class GhostPayFacilitator:
         return {"status": "ok" if balance >= self.guards.floor.floor else "balance_low",
                 "feePayer": str(self.settings.fee_payer), "balanceLamports": balance,
                 "minBalanceLamports": self.guards.floor.floor, "networks": list(self.settings.networks),
-                "settled": self.log.count()}
+                "settled": self.log.count(), "extensions": self.supported().extensions,
+                "receiptsClosed": self.sweep.closed, "rentReclaimedLamports": self.sweep.reclaimed_lamports}
 
     def close(self) -> None:
         self.log.close()

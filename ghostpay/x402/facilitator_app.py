@@ -4,7 +4,7 @@
     POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
     POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
     GET  /supported  {kinds, extensions, signers}
-    GET  /health     fee payer, SOL balance and its floor, networks, payments settled
+    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
 
 A malformed request answers 400 with `{"error": ...}`; a refused payment answers 200 with the
 refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
@@ -13,7 +13,9 @@ official scheme and its RPC client are synchronous, and a settle waits for confi
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -27,6 +29,7 @@ from x402.schemas import SchemeNotFoundError, parse_payment_payload, parse_payme
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024  # a payment transaction is at most 1,232 bytes; JSON around it is small
 
 
@@ -58,13 +61,26 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
 
+    async def sweep_forever(facilitator: GhostPayFacilitator) -> None:
+        while True:
+            await asyncio.sleep(settings.sweep_interval_seconds)
+            try:
+                await to_thread.run_sync(facilitator.sweep.run_once)
+            except Exception as exc:  # noqa: BLE001 - an RPC hiccup: the next round retries
+                log.warning("receipt sweep failed: %s", exc)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["facilitator"] = GhostPayFacilitator(settings)
         app.state.facilitator = state["facilitator"]
+        sweeping = asyncio.create_task(sweep_forever(state["facilitator"])) \
+            if settings.front_receipt_rent and settings.sweep_interval_seconds > 0 else None
         try:
             yield
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
             state.pop("facilitator").close()
 
     async def run(request: Request, method: str) -> JSONResponse:

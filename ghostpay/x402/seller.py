@@ -16,8 +16,9 @@
 
 Each priced route answers 402 with one requirement per accepted mint, at that mint's price from the
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
-`/supported` (plus `extra.ghostpay` = agent and program id, so a GhostPay buyer can add the
-record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header and the v1 body; a payment
+`/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
+`record_x402_payment` after the Memo and, when it fronts the receipt's rent, the rent payer (so a
+GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header and the v1 body; a payment
 comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
@@ -66,6 +67,7 @@ from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 from ghostpay.client import GhostPayClient
 from ghostpay.cluster import ws_url_for
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.seller_offer import AgentWatch, Offer, PaywallError, payee_account, payee_account_instructions
 
@@ -190,12 +192,14 @@ class X402Seller:
         facilitator = settings.facilitator
         if isinstance(facilitator, str):
             facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.rstrip("/")))
+        self._facilitator = facilitator
         self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
         self.gp = GhostPayClient(settings.rpc_url, settings.keypair, ws_url=settings.ws_url,
                                  program_id=settings.program_id)
         self.watch = AgentWatch(self.gp, settings.agent, settings.ws_url or ws_url_for(settings.rpc_url),
                                 self._offer_changed)
         self.fee_payer: str | None = None
+        self.hints: dict[str, Any] = {}  # extra.ghostpay: what a GhostPay buyer needs to add the record
         self.calls: deque[PaidCallRecord] = deque(maxlen=10_000)
         self.on_paid_call: list[Callable[[PaidCallRecord], Any]] = []
         self._requirements: list[PaymentRequirements] = []
@@ -216,6 +220,11 @@ class X402Seller:
         if kind is None or not (kind.extra or {}).get("feePayer"):
             raise PaywallError(f"the facilitator does not settle exact payments on {self.network.caip2}")
         self.fee_payer = kind.extra["feePayer"]
+        extensions = set(await asyncio.to_thread(lambda: self._facilitator.get_supported().extensions or []))
+        self.hints = {"agent": str(self.settings.agent), "programId": str(self.settings.program_id),
+                      "recordAfterMemo": EXTENSION_RECORD in extensions}
+        if EXTENSION_FRONT_RENT in extensions:
+            self.hints["rentPayer"] = self.fee_payer  # the facilitator fronts the receipt's rent
         offer = await self.watch.start()
         await self.ensure_payee_accounts(offer)
         self._started = True
@@ -252,8 +261,7 @@ class X402Seller:
         """One v2 requirement per accepted mint, at the agent's current price in that mint."""
         offer = self.watch.offer
         if not self._requirements and offer is not None and not offer.unavailable:
-            extra = {"feePayer": self.fee_payer,
-                     "ghostpay": {"agent": str(offer.agent), "programId": str(self.settings.program_id)}}
+            extra = {"feePayer": self.fee_payer, "ghostpay": self.hints}
             self._requirements = [PaymentRequirements(
                 scheme="exact", network=self.network.caip2, asset=str(p.mint.address), amount=str(p.amount),
                 pay_to=str(offer.payment_address), max_timeout_seconds=self.settings.max_timeout_seconds,

@@ -11,17 +11,24 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from spl.token.instructions import get_associated_token_address
+from starlette.requests import Request
+from x402 import x402Facilitator
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
+from x402.mechanisms.svm.exact.register import register_exact_svm_facilitator
+from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
 from x402.schemas.v1 import PaymentRequiredV1
 
 from ghostpay.x402.networks import DEVNET
-from ghostpay.x402.seller import SellerSettings, X402Seller
+from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from ghostpay.x402.seller_offer import PaywallError
+from tests.sdk.conftest import fund
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
     Process,
+    ServerThread,
     Shop,
     buyer,
     official_client,
@@ -51,7 +58,8 @@ def test_unpaid_request_gets_both_wire_formats(shop: Shop, agent: Agent, facilit
     assert (accept.scheme, accept.network, accept.asset, accept.amount, accept.pay_to) == (
         "exact", DEVNET.caip2, str(agent.mint), str(PRICE_ATOMIC), str(agent.owner.pubkey()))
     assert accept.extra["feePayer"] == facilitator.announce["feePayer"]
-    assert accept.extra["ghostpay"] == {"agent": str(agent.address), "programId": str(shop.seller.settings.program_id)}
+    assert accept.extra["ghostpay"] == {"agent": str(agent.address), "programId": str(shop.seller.settings.program_id),
+                                        "recordAfterMemo": True, "rentPayer": facilitator.announce["feePayer"]}
     legacy = PaymentRequiredV1.model_validate(answer.json())
     assert legacy.accepts[0].network == "solana-devnet" and legacy.accepts[0].max_amount_required == str(PRICE_ATOMIC)
     assert legacy.accepts[0].resource == f"{shop.url}/paid"
@@ -186,3 +194,24 @@ def test_paid_call_json_is_decodable(shop: Shop) -> None:
     """The 402's v2 header is base64 JSON in camelCase, as every official client expects."""
     raw = json.loads(base64.b64decode(httpx.get(f"{shop.url}/paid").headers["payment-required"]))
     assert raw["x402Version"] == 2 and raw["accepts"][0]["payTo"] and raw["resource"]["url"].endswith("/paid")
+
+
+def test_official_facilitator_logic_in_process_behind_fastapi(net: Any) -> None:
+    """The same paid call with the package's own facilitator logic in-process instead of ours, in a FastAPI app."""
+    agent = register_agent(net, "officially")
+    official = register_exact_svm_facilitator(x402Facilitator(), FacilitatorKeypairSigner(fund(net), net.http_url),
+                                              [DEVNET.caip2])
+    app = FastAPI()
+
+    @app.get("/weather")
+    async def weather(request: Request) -> dict[str, str]:
+        return {"payer": str(paid_call(request).payer)}
+
+    app.add_middleware(X402Paywall, settings=SellerSettings(agent.address, net.http_url, official,
+                                                            routes=("GET /weather",), ws_url=net.ws_url))
+    payer = buyer(net, agent.mint)
+    with ServerThread(app) as server:
+        answer = pay(net, payer, f"{server.url}/weather")
+    assert answer.status_code == 200 and answer.json() == {"payer": str(payer.pubkey())}
+    assert decode_payment_response_header(answer.headers["payment-response"]).success
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
