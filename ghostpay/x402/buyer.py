@@ -165,24 +165,37 @@ class RecordedPayment:
     receipt: Pubkey
 
 
-def record_hint(quote: Quote, program_id: Pubkey) -> Pubkey | None:
-    """The agent to record the payment for, when the seller's requirement asks for GhostPay's record:
-    `extra.ghostpay = {agent, programId, record: true}` (the seller sets `record` when its facilitator
-    advertises the GhostPay extension, i.e. accepts the record instruction after the Memo)."""
+@dataclass(frozen=True)
+class RecordHint:
+    """What the seller's `extra.ghostpay` says about GhostPay's record: the agent, and who pays the
+    receipt's rent (the facilitator when it fronts it, else the buyer)."""
+
+    agent: Pubkey
+    rent_payer: Pubkey | None
+
+
+def record_hint(quote: Quote, program_id: Pubkey) -> RecordHint | None:
+    """GhostPay's record for this requirement, when the seller asks for it: `extra.ghostpay = {agent,
+    programId, recordAfterMemo: true, rentPayer?}`; the seller sets `recordAfterMemo` when its facilitator
+    advertises the GhostPay extension (it accepts `record_x402_payment` after the Memo)."""
     hint = quote.extra.get("ghostpay")
-    if not isinstance(hint, dict) or hint.get("record") is not True or hint.get("programId") != str(program_id):
+    if not isinstance(hint, dict) or hint.get("recordAfterMemo") is not True \
+            or hint.get("programId") != str(program_id):
         return None
     try:
-        return Pubkey.from_string(str(hint.get("agent")))
+        rent_payer = hint.get("rentPayer")
+        return RecordHint(Pubkey.from_string(str(hint.get("agent"))),
+                          Pubkey.from_string(rent_payer) if isinstance(rent_payer, str) else None)
     except ValueError:
         return None
 
 
-def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, program_id: Pubkey) -> RecordedPayment:
+def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, program_id: Pubkey,
+                        rent_payer: Pubkey | None = None) -> RecordedPayment:
     """The official exact payment with `record_x402_payment` appended after its Memo: [compute limit,
     compute price, TransferChecked, Memo, record]. Same blockhash, fee payer and instructions but the
-    compute limit, raised by what the record needs; the buyer pays the receipt's rent and signs again
-    (its account becomes writable)."""
+    compute limit, raised by what the record needs. The receipt's rent is paid by `rent_payer` (the
+    facilitator fronting it) or else the buyer, whose account then becomes writable; the buyer signs again."""
     tx = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64))
     message = tx.message
     keys, header = list(message.account_keys), message.header
@@ -203,7 +216,8 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
     amount = int.from_bytes(transfer.data[1:9], "little")
     reference = new_reference(agent, program_id)
     instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference,
-                                                  transfer.accounts[2].pubkey, program_id=program_id))
+                                                  transfer.accounts[2].pubkey, rent_payer=rent_payer,
+                                                  program_id=program_id))
     recorded = MessageV0.try_compile(keys[0], instructions, [], message.recent_blockhash)
     signatures = [Signature.default()] * recorded.header.num_required_signatures
     signatures[list(recorded.account_keys).index(buyer.pubkey())] = buyer.sign_message(
@@ -399,10 +413,11 @@ class X402Buyer:
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
         try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
             payload = await asyncio.to_thread(self._official.create_payment_payload, only)
-            agent = record_hint(quote, self.gp.program_id)
-            if agent is None:
+            hint = record_hint(quote, self.gp.program_id)
+            if hint is None:
                 return payload, None
-            recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, agent, self.gp.program_id)
+            recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, hint.agent,
+                                           self.gp.program_id, hint.rent_payer)
         except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
             raise PaymentRequirementsInvalid(f"the payment cannot be built from the seller's requirement: "
                                              f"{type(exc).__name__}: {exc}") from exc
@@ -462,8 +477,8 @@ class X402Buyer:
 
     async def _receipt_landed(self, quote: Quote, recorded: RecordedPayment) -> bool:
         """Whether the receipt of a recorded payment is on chain, paid by this wallet."""
-        agent = record_hint(quote, self.gp.program_id)
-        receipt = await self.gp.get_receipt(agent, recorded.reference) if agent is not None else None
+        hint = record_hint(quote, self.gp.program_id)
+        receipt = await self.gp.get_receipt(hint.agent, recorded.reference) if hint is not None else None
         return receipt is not None and receipt.payer == self.wallet
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:

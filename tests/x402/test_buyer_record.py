@@ -40,7 +40,7 @@ def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair,
         scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
         pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
         extra={"feePayer": str(fee_payer.pubkey()),
-               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "record": record}})
+               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": record}})
     app = FastAPI()
     app.state.transactions = []
 
