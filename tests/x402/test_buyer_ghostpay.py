@@ -27,17 +27,26 @@ def shop(agent: Agent, facilitator: Process) -> Iterator[Shop]:
         yield running
 
 
-async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Shop, ledger_path: Path) -> None:
+async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Shop, facilitator: Process) -> None:
+    """Row 1 of the interop matrix: 200, a verified receipt on chain when the 200 arrives, the score moves."""
     keypair = buyer(net, agent.mint)
-    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, gp.x402_http() as http:
-        quotes = await http.quote(shop.url + "/paid")
-        response = await http.get(shop.url + "/paid")
-    record = payment_record(response)
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+        before = (await gp.get_reputation(agent.address)).metrics
+        async with gp.x402_http(feedback="auto") as http:
+            quotes = await http.quote(shop.url + "/paid")
+            response = await http.get(shop.url + "/paid")
+        record = payment_record(response)
+        receipt = await gp.get_receipt(agent.address, record.reference)
+        after = await gp.get_reputation(agent.address)
     assert [(q.agent, q.amount_atomic, q.mint) for q in quotes] == [(str(agent.address), PRICE_ATOMIC,
                                                                      str(agent.mint))]
     assert response.status_code == 200 and response.json()["payer"] == str(keypair.pubkey())
     assert record.settled and record.agent == str(agent.address) and record.seller == str(agent.owner.pubkey())
+    assert record.verified and receipt is not None and receipt.payer == keypair.pubkey() and record.feedback
     assert shop.handled[-1].payer == keypair.pubkey() and token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+    assert after.metrics.successful_payments == before.successful_payments + 1
+    assert after.metrics.rating_count == before.rating_count + 1 and after.score > 0
+    assert receipt.feedback_submitted
 
 
 @pytest.fixture

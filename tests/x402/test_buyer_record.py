@@ -1,10 +1,8 @@
-"""GhostPay's verified record over x402: a seller whose requirement asks for the record gets the official
-transaction with `record_x402_payment` after the Memo, the receipt is on chain when the 200 arrives,
-and `feedback="auto"` moves the agent's score.
-
-No facilitator accepts the record instruction yet, so the seller here stands in for one that advertises
-the GhostPay extension: it co-signs the buyer's transaction as fee payer and sends it to the localnet
-itself. What is tested is the buyer's transaction, which the program must accept as it is.
+"""GhostPay's verified record over x402, at a seller that settles the buyer's transaction itself (as fee
+payer) and can then answer anything, a 500 included, which `ghost facilitator`'s sellers cannot (they
+settle only answers below 400). The buyer's transaction, [limit, price, TransferChecked, Memo, record],
+must be accepted by the program as it is; `feedback="auto"` rates what happened.
+(Through `ghost facilitator`: tests/x402/test_buyer_ghostpay.py.)
 """
 
 from __future__ import annotations
@@ -34,13 +32,12 @@ from tests.x402.conftest import PRICE_ATOMIC, Agent, ServerThread, buyer, regist
 COUNTER = itertools.count()
 
 
-def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, record: bool = True,
-                         status: int = 200) -> FastAPI:
+def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, status: int = 200) -> FastAPI:
     requirement = PaymentRequirements(
         scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
         pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
         extra={"feePayer": str(fee_payer.pubkey()),
-               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": record}})
+               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
     app = FastAPI()
     app.state.transactions = []
 
@@ -95,17 +92,6 @@ async def test_record_after_the_memo_verified_receipt_and_feedback(net: Any, age
     assert programs == [COMPUTE_BUDGET_PROGRAM_ADDRESS] * 2 + [TOKEN_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS,
                                                                str(PROGRAM_ID)]
 
-
-
-async def test_without_the_record_flag_it_sends_the_official_transaction(net: Any, agent: Agent) -> None:
-    keypair = buyer(net, agent.mint)
-    app = self_settling_seller(net, agent, fund(net), record=False)
-    with ServerThread(app) as shop:
-        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, \
-                gp.x402_http(feedback="auto") as http:
-            record = payment_record(await http.get(shop.url + "/paid"))
-    assert record.settled and not record.verified and record.reference is None and record.feedback is None
-    assert len(app.state.transactions[0].message.instructions) == 4
 
 
 async def test_auto_feedback_rates_a_500_after_settlement_as_failed(net: Any, agent: Agent) -> None:
