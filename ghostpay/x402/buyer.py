@@ -119,7 +119,7 @@ class PaymentRecord:
     payer: str
     agent: str | None
     status: int  # the HTTP status of the paid retry
-    latency_ms: int  # paid retry sent -> its whole answer read
+    latency_ms: int  # paid retry sent -> its whole answer read (the seller's verify and settle included)
     settled: bool  # the seller's answer carried a successful settlement
     signature: str | None  # the settled transaction
     verified: bool = False  # a GhostPay receipt is on chain for it
@@ -128,6 +128,8 @@ class PaymentRecord:
     error: str | None = None  # the settlement's error, when it failed
     feedback: str | None = None  # the feedback transaction, with feedback="auto"
     assumed: tuple[str, ...] = ()
+    quote_ms: int = 0  # first request sent -> requirement chosen (the 402 round trip, mint and balance reads)
+    sign_ms: int = 0  # guards, then the transaction built and signed
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -139,6 +141,10 @@ class PaymentRecord:
 def payment_record(response: httpx.Response) -> PaymentRecord | None:
     """The PaymentRecord of a response the buyer paid for (None if it paid nothing)."""
     return response.extensions.get(RECORD_KEY)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def rating_for(status: int, latency_ms: int) -> tuple[bool, int]:
@@ -424,15 +430,17 @@ class X402Buyer:
         return payload.model_copy(update={"payload": {**payload.payload, "transaction": recorded.transaction}}), \
             recorded
 
-    async def handle(self, request: httpx.Request, response: httpx.Response,
-                     send: Any) -> httpx.Response:
-        """Pay a 402 `response` to `request`; `send(request)` sends through the inner transport."""
+    async def handle(self, request: httpx.Request, response: httpx.Response, send: Any,
+                     asked_at: float) -> httpx.Response:
+        """Pay a 402 `response` to `request` (sent at `asked_at`, perf_counter); `send(request)` sends
+        through the inner transport."""
         url = str(request.url)
         await response.aread()
         required, assumed = read_payment_required(response, url)
         paid: set[tuple[str, str, int, str]] = set()
         while True:
             index, quote = await self.choose(required, url, assumed)
+            quoted_at = time.perf_counter()
             reservation = await self._authorize(self.spend(quote, url))
             try:
                 payload, recorded = await self.sign(required, index, quote)
@@ -449,8 +457,9 @@ class X402Buyer:
             started = time.perf_counter()
             response = await send(retry)
             await response.aread()
-            latency_ms = round((time.perf_counter() - started) * 1000)
+            latency_ms = _ms(time.perf_counter() - started)
             record = self._record(quote, url, response, latency_ms)
+            record.quote_ms, record.sign_ms = _ms(quoted_at - asked_at), _ms(started - quoted_at)
             if recorded is not None:
                 record.reference, record.receipt = recorded.reference.hex(), str(recorded.receipt)
                 record.verified = record.settled and await self._receipt_landed(quote, recorded)
@@ -465,6 +474,7 @@ class X402Buyer:
                 record.error = required.error or record.error
                 # the seller refused this payment: if its terms changed (a new price), pay the new ones once
                 if len(paid) <= REQUOTES and not paid & {q.terms for q in await self.quotes(required, url)}:
+                    asked_at = started
                     continue
             break
         if self.feedback == "auto" and record.verified and record.agent and record.reference:
@@ -508,10 +518,11 @@ class X402Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()  # a 402 replays the request: keep its body
+        asked_at = time.perf_counter()
         response = await self._inner.handle_async_request(request)
         if response.status_code != 402:
             return response
-        return await self.buyer.handle(request, response, self._inner.handle_async_request)
+        return await self.buyer.handle(request, response, self._inner.handle_async_request, asked_at)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
