@@ -47,6 +47,7 @@ from x402.schemas.v1 import PaymentRequiredV1, PaymentRequirementsV1
 
 from ghostpay.exceptions import (
     GhostPayError,
+    InvalidArgument,
     NoPayableRequirement,
     PaymentRequirementsInvalid,
     SpendingRefused,
@@ -341,7 +342,7 @@ class X402Buyer:
                  max_price: Decimal | None = None, tokens: Sequence[Pubkey | str] = (),
                  feedback: FeedbackMode = "off") -> None:
         if feedback not in ("off", "auto"):
-            raise ValueError(f"feedback is 'off' or 'auto', not {feedback!r}")
+            raise InvalidArgument(f"feedback is 'off' or 'auto', not {feedback!r}")
         self.gp = gp
         self.wallet = gp.wallet
         self.network: X402Network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)

@@ -4,16 +4,18 @@ CLI (`ghost x402 call`, `quote`, `spending`, the `x402.*` config keys), over rea
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
+import pexpect
 import pytest
 
 from ghostpay.client import GhostPayClient
 from ghostpay.x402.buyer import payment_record
 from tests.cli.conftest import ghost
-from tests.x402.conftest import PRICE_ATOMIC, Agent, Process, Shop, buyer, keypair_file, register_agent, token_balance
+from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, Shop, buyer, keypair_file, register_agent,
+                                 token_balance)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,27 @@ def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, s
     ghost("config", "set", "x402.blocked_sellers", str(agent.owner.pubkey()), env=env).data
     assert ghost("config", "get", "x402.blocked_sellers", env=env).data["source"] == "config"
     assert "is blocked" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
+
+
+def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+
+    def call(answer: str) -> tuple[int, str]:
+        child = pexpect.spawn(GHOST, ["-k", str(key), "x402", "call", shop.url + "/paid"], encoding="utf-8",
+                              env={**os.environ, **env, "COLUMNS": "200"}, timeout=60, dimensions=(40, 200))
+        try:
+            child.expect(r"Pay 0\.01 \S+ to " + str(agent.owner.pubkey()) + r" \(agent " + str(agent.address) +
+                         r"\) for http://\S+/paid\? \[y/N\]")
+            child.sendline(answer)
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        return child.exitstatus, child.before
+
+    code, shown = call("n")
+    assert code == 1 and "declined; nothing was paid" in shown
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    code, shown = call("y")
+    assert code == 0 and "paid 0.01" in shown and str(keypair.pubkey()) in shown
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
