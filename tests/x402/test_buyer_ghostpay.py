@@ -173,3 +173,17 @@ async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agen
             with pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"):
                 await http.get(fake.url + "/paid")
     assert paid_retries == [] and token_balance(net, impostor, agent.mint) == 0
+
+
+def test_config_guards_apply_to_ghost_payment_send(net, agent: Agent, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("config", "set", "x402.max_price", "0.005", env=env).data
+    refused = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "over the per-call maximum 0.005" in refused.one_line_error(1)
+    ghost("config", "set", "x402.max_price", "0.01", env=env).data
+    ghost("config", "set", "x402.total_budget", "0.01", env=env).data
+    assert ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env).data["amount"] == "0.010000"
+    again = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "total budget of 0.01" in again.one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
