@@ -240,12 +240,12 @@ class RecordExtension:
 class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
-    def __init__(self, fee_payers: set[str], log: SettledLog, limiter: SlidingWindowLimiter,
+    def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
                  floor: BalanceFloor, extension: RecordExtension | None) -> None:
         self.fee_payers = fee_payers
         self.log = log
-        self.verify_limiter = limiter
-        self.settle_limiter = SlidingWindowLimiter(limiter._limit, limiter._window)
+        self.verify_limiter = SlidingWindowLimiter(rate_limit, rate_window)
+        self.settle_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.floor = floor
         self.extension = extension
 
@@ -377,8 +377,7 @@ class GhostPayFacilitator:
         self.log = SettledLog(settings.db_path)
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
-        self.guards = Guards({str(settings.fee_payer)}, self.log,
-                             SlidingWindowLimiter(settings.rate_limit, settings.rate_window_seconds),
+        self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
                              BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()

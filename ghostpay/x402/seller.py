@@ -18,8 +18,8 @@ Each priced route answers 402 with one requirement per accepted mint, at that mi
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
 `/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
 `record_x402_payment` after the Memo and, when it fronts the receipt's rent, the rent payer (so a
-GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header and the v1 body; a payment
-comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
+GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header
+and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
 charged), and the body streams after. An inactive or x402-disabled agent answers 503.
