@@ -76,9 +76,11 @@ def start(
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator_app import create_facilitator_app
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
-    settings = FacilitatorSettings(load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), (served.caip2,),
-                                   db or default_db_path(), rate_limit, rate_window, floor, confirm_timeout,
-                                   program_id, record, front_rent, sweep_interval)
+    settings = FacilitatorSettings(
+        load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), networks=(served.caip2,),
+        db_path=db or default_db_path(), rate_limit=rate_limit, rate_window_seconds=rate_window,
+        min_balance_lamports=floor, confirm_timeout_seconds=confirm_timeout, program_id=program_id,
+        record_extension=record, front_receipt_rent=front_rent, sweep_interval_seconds=sweep_interval)
     url = f"http://{host}:{port}"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent}

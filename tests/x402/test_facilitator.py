@@ -170,3 +170,19 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path) -> None:
     unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
                              text=True, timeout=30)
     assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr
+
+
+def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,
+                                                                  payee: Pubkey) -> None:
+    """Settle reuses verify's simulation of the same signed bytes for 2 s; a payer who empties the account
+    meanwhile gets a transaction that fails on chain: the settle fails and nothing moves."""
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    payer = buyer(net, mint)
+    paid = payment(requirements, payer, latest_blockhash(net))
+    payee_before = token_balance(net, payee, mint)
+    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+    assert verified["isValid"], verified
+    mint_to(net, payer.pubkey(), mint, 0)  # the tokens are gone before the settle
+    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
+    assert settled["success"] is False and settled["errorReason"] in ("settlement_pending", "transaction_failed")
+    assert token_balance(net, payee, mint) == payee_before
