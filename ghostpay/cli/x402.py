@@ -10,6 +10,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
+from ghostpay.cli.facilitator import listening_socket
 
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
                   no_args_is_help=True)
@@ -72,6 +73,8 @@ def proxy(
                                            ws="none"))
     url = f"http://{host}:{port}"
 
+    sock = listening_socket(host, port)
+
     async def main() -> None:
         try:
             await app_.seller.start()
@@ -82,7 +85,7 @@ def proxy(
                   for p in (offer.prices if offer else ())]
         announce = {"url": url, "agent": str(ref), "upstream": upstream, "routes": list(seller.routes),
                     "network": app_.seller.network.caip2, "facilitator": facilitator, "prices": prices}
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
         if server.started:
@@ -94,7 +97,5 @@ def proxy(
                       + (f"; note: {unavailable}, calls answer 503 until that changes" if unavailable else "")
                       + "; Ctrl-C stops it", flush=True)
         await serving
-        if not server.started:
-            raise CliError(f"the proxy could not listen on {host}:{port} (is the port in use?)")
 
     asyncio.run(main())
