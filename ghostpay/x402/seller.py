@@ -169,14 +169,16 @@ def _transfer_mint(payload: PaymentPayload | PaymentPayloadV1) -> str | None:
         return None
 
 
-def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey) -> tuple[str, bool]:
-    """(payer, whether a GhostPay program instruction records the payment)."""
+def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey, agent: Pubkey
+                   ) -> tuple[str, bool]:
+    """(payer, whether the GhostPay program's instruction records the payment for this agent)."""
     try:
         tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
     except Exception:  # noqa: BLE001 - verified payloads always decode
         return "", False
     keys = tx.message.account_keys
-    recorded = any(keys[ix.program_id_index] == program_id for ix in tx.message.instructions)
+    recorded = any(keys[ix.program_id_index] == program_id and ix.accounts and keys[ix.accounts[0]] == agent
+                   for ix in tx.message.instructions)
     return get_token_payer_from_transaction(tx) or "", recorded
 
 
@@ -451,7 +453,7 @@ class PaidRequest:
         return None
 
     async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
-        payer, recorded = _payment_facts(payload, self.seller.settings.program_id)
+        payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
             Pubkey.from_string(payer), amount, Pubkey.from_string(requirements.asset), str(requirements.network),
