@@ -32,6 +32,8 @@ def proxy(
                                                "address's missing token accounts (paid by -k) instead of "
                                                "refusing to start."),
     max_timeout: int = typer.Option(60, min=5, help="Seconds a buyer has to pay (maxTimeoutSeconds)."),
+    stats_route: Optional[str] = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
+                                              "at this path, e.g. /_x402/stats (not forwarded)."),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -67,7 +69,8 @@ def proxy(
 
     seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
                             max_timeout_seconds=max_timeout,
-                            payee_accounts="create" if create_payee_accounts else "check", keypair=keypair)
+                            payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
+                            stats_route=stats_route)
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
                                            ws="none"))

@@ -22,7 +22,8 @@ GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-
 and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
-charged), and the body streams after. An inactive or x402-disabled agent answers 503.
+charged), and the body streams after. An inactive or x402-disabled agent answers 503. Each paid
+call's status and latency go to `X402Seller.calls` (and `on_paid_call` hooks, and GET `stats_route`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from solders.keypair import Keypair
@@ -100,6 +101,7 @@ class SellerSettings:
     description: str = ""
     mime_type: str = ""
     program_id: Pubkey = PROGRAM_ID
+    stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,11 @@ class X402Seller:
         for hook in self.on_paid_call:
             hook(call)
 
+    def stats_document(self, last: int = 100) -> dict[str, Any]:
+        """The stats and the last paid calls, as JSON for monitoring."""
+        return {"agent": str(self.settings.agent), "stats": self.stats(),
+                "calls": [asdict(c) for c in list(self.calls)[-last:]]}
+
     def stats(self) -> dict[str, Any]:
         """Counts by status and latency percentiles of the recorded paid calls (for dashboards)."""
         calls = list(self.calls)
@@ -325,6 +332,9 @@ class X402Paywall:
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.seller.settings.stats_route and scope["method"] == "GET":
+            await _json(send, 200, self.seller.stats_document())
             return
         route = self.seller.match(scope["method"], scope["path"])
         if route is None:
