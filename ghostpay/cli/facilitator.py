@@ -4,6 +4,7 @@ the fees of exact-SVM payments with the `-k` keypair on the `-u` cluster."""
 from __future__ import annotations
 
 import json
+import socket
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
@@ -25,6 +26,19 @@ def parse_sol(value: str) -> int:
     if not sol.is_finite() or sol < 0:
         raise typer.BadParameter(f"not an amount of SOL: {value!r}")
     return int(sol * 1_000_000_000)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here so a port in use is one line of error, not uvicorn's log."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 @app.command()
@@ -102,6 +116,4 @@ def start(
                       f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run()
-    if not server.started:
-        raise CliError(f"the facilitator could not listen on {host}:{port} (is the port in use?)")
+    server.run(sockets=[listening_socket(host, port)])
