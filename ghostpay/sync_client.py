@@ -18,10 +18,13 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import Any, Callable, Coroutine, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent
+
+if TYPE_CHECKING:
+    from ghostpay.x402.buyer import X402HttpSync
 
 T = TypeVar("T")
 
@@ -64,6 +67,12 @@ class GhostPay:
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
+
+    def x402_http(self, **options: Any) -> "X402HttpSync":
+        """`GhostPayClient.x402_http`, blocking: `with gp.x402_http(max_price=...) as http: http.get(url)`."""
+        from ghostpay.x402.buyer import X402HttpSync
+
+        return X402HttpSync(self._client.x402_http(**options), self._run)
 
     def events(self, names: Any = None, timeout: float | None = None) -> Iterator[ProgramEvent]:
         """Live events, blocking; stops after `timeout` seconds without an event (None: never)."""

@@ -183,8 +183,14 @@ class State:
             keypair = None
         from solana.rpc.commitment import Commitment
 
+        guards = None
+        if signer:  # every payment a command makes passes the config file's x402.* spending guards
+            from ghostpay.cli.guards import spending_guards
+            from ghostpay.x402.guards import GuardedWallet
+
+            guards = GuardedWallet(spending_guards(self))
         return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
-                              program_id=self.settings.program_id, on_send=self._on_send,
+                              program_id=self.settings.program_id, guards=guards, on_send=self._on_send,
                               confirm_timeout=confirm_timeout())
 
     def _on_send(self, signature: object, last_valid_block_height: int | None) -> None:
