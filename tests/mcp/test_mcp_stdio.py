@@ -97,7 +97,8 @@ async def test_bad_arguments_are_schema_errors(net: Any, agent: Agent, wallet: A
             assert "validation error" in text and field in text, (tool, text)
         # well-formed but wrong: the SDK's own one-line errors
         missing = error_text(await client.call_tool("get_agent", {"agent": str(keypair.pubkey())}))
-        assert missing.startswith(f"agent account {keypair.pubkey()} not found") or "not found" in missing
+        assert missing == f"agent {keypair.pubkey()} not found; check the address, or list agents with " \
+            "'ghost agent list --owner OWNER'"  # the CLI's own line
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
 
 
