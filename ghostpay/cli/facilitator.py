@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ghostpay.cli.context import CliError, state
+from ghostpay.cli.serving import serve_app
 
 app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
                   no_args_is_help=True)
@@ -58,7 +59,6 @@ def start(
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the facilitator pays fees with it (-k/--keypair FILE)")
-    import uvicorn
     from solders.pubkey import Pubkey
 
     from ghostpay.cluster import ws_url_for
@@ -76,21 +76,12 @@ def start(
     url = f"http://{host}:{port}"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": network.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent}
-    config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on", ws="none")
-    server = uvicorn.Server(config)
-    original_startup = server.startup
 
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets)  # type: ignore[arg-type]
-        if server.started:
-            if st.json:
-                print(json.dumps({"running": True, **announce}), flush=True)
-            else:
-                print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
-                      f"{network.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
+    def say_listening() -> None:
+        if st.json:
+            print(json.dumps({"running": True, **announce}), flush=True)
+        else:
+            print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
+                  f"{network.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
 
-    server.startup = startup  # type: ignore[method-assign]
-    server.run()
-    if not server.started:
-        raise CliError(f"the facilitator could not listen on {host}:{port} (is the port in use?)")
+    serve_app(create_facilitator_app(settings), host, port, say_listening, "the facilitator")

@@ -94,24 +94,15 @@ def serve(
 
 
 def _serve_http(server, as_json: bool, host: str, port: int, about: dict) -> None:  # type: ignore[no-untyped-def]
-    import uvicorn
+    from ghostpay.cli.serving import serve_app
 
     url = f"http://{host}:{port}/mcp"
-    config = uvicorn.Config(server.streamable_http_app(host=host), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on", ws="none")
-    http = uvicorn.Server(config)
-    original_startup = http.startup
 
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets)  # type: ignore[arg-type]
-        if http.started:
-            if as_json:
-                print(json.dumps({"running": True, "url": url, **about}), flush=True)
-            else:
-                print(f"GhostPay MCP server on {url} for wallet {about['wallet']} on {about['rpcUrl']}; "
-                      "Ctrl-C stops it", flush=True)
+    def say_listening() -> None:
+        if as_json:
+            print(json.dumps({"running": True, "url": url, **about}), flush=True)
+        else:
+            print(f"GhostPay MCP server on {url} for wallet {about['wallet']} on {about['rpcUrl']}; Ctrl-C stops it",
+                  flush=True)
 
-    http.startup = startup  # type: ignore[method-assign]
-    http.run()
-    if not http.started:
-        raise CliError(f"the MCP server could not listen on {host}:{port} (is the port in use?)")
+    serve_app(server.streamable_http_app(host=host), host, port, say_listening, "the MCP server")
