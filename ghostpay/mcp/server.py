@@ -66,7 +66,9 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
         async with tools.open():
             yield {}
 
-    server = MCPServer("ghostpay", title="GhostPay", instructions=INSTRUCTIONS, lifespan=lifespan)
+    # WARNING: the SDK configures the root logger, and at INFO every RPC request would be logged on stderr
+    server = MCPServer("ghostpay", title="GhostPay", instructions=INSTRUCTIONS, lifespan=lifespan,
+                       log_level="WARNING")
 
     async def run(work: Awaitable[T]) -> "T | CallToolResult":
         """The tool's result, or its failure as a tool error with the CLI's one-line message."""

@@ -9,7 +9,6 @@ from typing import Any
 
 from mcp import Client
 
-from tests.cli.conftest import ghost
 from tests.mcp.conftest import error_text, ok, stdio_server
 from tests.x402.conftest import PRICE_ATOMIC, Agent, Shop, token_balance
 
@@ -117,13 +116,3 @@ async def test_resources_and_prompts(net: Any, agent: Agent, home: Path, tmp_pat
                                                         "budget": "0.5"})
         text = prompt.messages[0].content.text  # type: ignore[union-attr]
         assert "search_agents" in text and "0.5" in text and "translate a page" in text
-
-
-def test_refuses_to_start_without_a_budget(net: Any, wallet: Any, home: Path) -> None:
-    _, key = wallet
-    env = {"GHOSTPAY_HOME": str(home), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
-    assert "needs a spending budget" in ghost("-k", key, "mcp", env=env).one_line_error(2)
-    assert "needs a spending budget" in ghost("-k", key, "mcp", "--max-per-call", "0.1",
-                                              env=env).one_line_error(2)
-    assert "--transport must be one of" in ghost("-k", key, "mcp", "-t", "sse", "--budget-daily", "1",
-                                                 env=env).one_line_error(2)
