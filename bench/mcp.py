@@ -26,12 +26,11 @@ from typing import Any, Awaitable, Callable
 
 from mcp import Client, StdioServerParameters
 from rich.console import Console
-from rich.table import Table
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from bench.report import report
-from bench.x402_buyer import Served, cheat, percentile, seller_app
+from bench.report import latency_table, report
+from bench.x402_buyer import Served, percentile, sale_parties, seller_app
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 from ghostpay.x402.buyer import payment_record
@@ -107,11 +106,7 @@ def main() -> None:
         folder = Path(tmp)
         net = LocalnetProcess(folder / "ledger", "--quiet", home=folder / "home").start()
         try:
-            fee_payer, owner, buyer = Keypair(), Keypair(), Keypair()
-            for key in (fee_payer, owner, buyer):
-                cheat(net, "surfnet_setAccount", str(key.pubkey()), {"lamports": 100 * 10**9})
-            mint = cheat(net, "surfnet_createMint", {"decimals": 6})["value"]
-            cheat(net, "surfnet_setTokenAccount", str(buyer.pubkey()), mint, {"amount": 10**12})
+            fee_payer, owner, buyer, mint = sale_parties(net)
 
             async def register() -> Pubkey:
                 async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
@@ -142,11 +137,8 @@ def main() -> None:
                                                                          folder / "sdk-ledger.sqlite3")))
         finally:
             net.stop()
-    table = Table(title=f"MCP tool calls, {CALLS} each (localnet; stdio connect: 5 server starts)")
-    for column in ("path", "operation", "p50 ms", "p90 ms"):
-        table.add_column(column, justify="right" if column.endswith("ms") else "left")
-    for row in results:
-        table.add_row(row.path, row.operation, f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}")
+    table = latency_table(f"MCP tool calls, {CALLS} each (localnet; stdio connect: 5 server starts)", results,
+                          ("path", "operation"))
     report(table, results, "mcp", console)
 
 

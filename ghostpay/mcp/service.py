@@ -7,6 +7,7 @@ The server (`ghostpay.mcp.server`) only registers these methods as tools; they t
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,9 +24,10 @@ from ghostpay.exceptions import BlockhashExpired, InvalidArgument, TransactionEr
 from ghostpay.keypairs import KeypairSource
 from ghostpay.mcp import results as r
 from ghostpay.tokens import MintInfo, to_atomic
-from ghostpay.x402.buyer import FeedbackMode, fetch_quotes, payment_record
+from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
 from ghostpay.x402.guards import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
 
+X402_CLIENTS = 8  # x402 clients kept open at once
 ErrorText = Callable[[BaseException], "str | None"]
 
 
@@ -87,6 +89,9 @@ class GhostPayTools:
         self.settings = settings
         self.guarded = GuardedWallet(settings.guards, settings.ledger)
         self._gp: GhostPayClient | None = None
+        # x402 clients by (max_price, tokens, feedback): a paid call reuses the connections and the official
+        # client of the previous one with the same terms (a new one costs ~50 ms a call)
+        self._x402: OrderedDict[tuple[Any, ...], X402HttpClient] = OrderedDict()
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator["GhostPayTools"]:
@@ -97,6 +102,8 @@ class GhostPayTools:
             try:
                 yield self
             finally:
+                while self._x402:
+                    await self._x402.popitem()[1].aclose()
                 self._gp = None
 
     @property
@@ -165,8 +172,7 @@ class GhostPayTools:
         cap = amount(max_price, "max_price") if max_price else None
         tokens = [pubkey(token, "token")] if token else []
         try:
-            async with self.gp.x402_http(guards=self.guarded, max_price=cap, tokens=tokens, feedback=feedback) as http:
-                response = await http.request(method, url, **request)
+            response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
         except httpx.HTTPError as exc:
             raise InvalidArgument(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
         try:
@@ -176,6 +182,17 @@ class GhostPayTools:
         record = payment_record(response)
         return r.CallResult(status=response.status_code, headers=dict(response.headers), body=shown,
                             payment=r.payment_made(record) if record else None)
+
+    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey], feedback: FeedbackMode
+                           ) -> X402HttpClient:
+        key = (cap, tuple(tokens), feedback)
+        if key in self._x402:
+            self._x402.move_to_end(key)
+        else:
+            self._x402[key] = self.gp.x402_http(guards=self.guarded, max_price=cap, tokens=tokens, feedback=feedback)
+            if len(self._x402) > X402_CLIENTS:
+                await self._x402.popitem(last=False)[1].aclose()
+        return self._x402[key]
 
     # payments and reputation ------------------------------------------------------------------------------
 
