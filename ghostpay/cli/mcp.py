@@ -14,6 +14,7 @@ from ghostpay.cli import params
 from ghostpay.cli.context import CliError, describe, state
 
 BUDGET_HELP = "whole tokens of each mint paid with, e.g. 5"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _amount(value: Optional[str], flag: str) -> Optional[Decimal]:
@@ -26,6 +27,9 @@ def serve(
                                   "http (Streamable HTTP at http://HOST:PORT/mcp)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (http)."),
     port: int = typer.Option(8765, help="Port to listen on (http)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="GHOST_MCP_TOKEN", help="http: require "
+                                        "'Authorization: Bearer TOKEN' on every request (needed to listen beyond "
+                                        "this machine)."),
     budget_hourly: Optional[str] = typer.Option(None, "--budget-hourly", help=f"Spend at most this per rolling "
                                                 f"hour ({BUDGET_HELP})."),
     budget_daily: Optional[str] = typer.Option(None, "--budget-daily", help=f"Spend at most this per rolling day "
@@ -53,6 +57,9 @@ def serve(
     Example:  ghost -u localnet -k agent.json mcp --budget-daily 5 --max-per-call 0.1
     """
     mode = params.choice(transport, ("stdio", "http"), "--transport")
+    if mode == "http" and token is None and host not in LOOPBACK:
+        raise CliError(f"listening on {host} lets anyone who reaches it spend the budget: pass --token SECRET "
+                       "(clients send 'Authorization: Bearer SECRET'), or listen on 127.0.0.1", 2)
     st = state(ctx)
     from ghostpay.cli.guards import spending_guards
 
@@ -76,7 +83,7 @@ def serve(
         raise CliError(f"keypair file {path} not found; the MCP server pays with it (-k/--keypair FILE)")
 
     from ghostpay.keypairs import load_keypair
-    from ghostpay.mcp.server import create_mcp_server
+    from ghostpay.mcp.server import create_mcp_server, http_app
     from ghostpay.mcp.service import McpSettings, guard_limits
 
     keypair = load_keypair(path)
@@ -89,11 +96,12 @@ def serve(
               file=sys.stderr, flush=True)
         server.run("stdio")
         return
-    _serve_http(server, st.json, host, port, {"wallet": str(keypair.pubkey()), "rpcUrl": st.rpc_url,
-                                              "limits": guard_limits(guards)})
+    _serve_http(http_app(server, host, token), st.json, host, port,
+                {"wallet": str(keypair.pubkey()), "rpcUrl": st.rpc_url, "limits": guard_limits(guards),
+                 "token": token is not None})
 
 
-def _serve_http(server, as_json: bool, host: str, port: int, about: dict) -> None:  # type: ignore[no-untyped-def]
+def _serve_http(app, as_json: bool, host: str, port: int, about: dict) -> None:  # type: ignore[no-untyped-def]
     from ghostpay.cli.serving import serve_app
 
     url = f"http://{host}:{port}/mcp"
@@ -105,4 +113,4 @@ def _serve_http(server, as_json: bool, host: str, port: int, about: dict) -> Non
             print(f"GhostPay MCP server on {url} for wallet {about['wallet']} on {about['rpcUrl']}; Ctrl-C stops it",
                   flush=True)
 
-    serve_app(server.streamable_http_app(host=host), host, port, say_listening, "the MCP server")
+    serve_app(app, host, port, say_listening, "the MCP server")

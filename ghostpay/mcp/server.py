@@ -11,6 +11,7 @@ Every payment (`call_paid_api`, `pay_agent`, `create_work_order`) passes the spe
 """
 
 # no `from __future__ import annotations`: the SDK reads the tools' annotations to build their schemas
+import hmac
 import json
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Literal, Optional, TypeVar
@@ -18,6 +19,7 @@ from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Literal, 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ghostpay.exceptions import GhostPayError
 from ghostpay.mcp import results as r
@@ -237,3 +239,23 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
                 "4. get_spending to report what is left of the budget.")
 
     return server
+
+
+def http_app(server: MCPServer, host: str = "127.0.0.1", token: str | None = None) -> ASGIApp:
+    """The server's Streamable HTTP app (at /mcp); with `token`, every request must carry
+    `Authorization: Bearer <token>` (401 otherwise): whoever reaches the port can spend the budget."""
+    app = server.streamable_http_app(host=host)
+    if token is None:
+        return app
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not hmac.compare_digest(dict(scope["headers"]).get(b"authorization", b""),
+                                                               expected):
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+            await send({"type": "http.response.body", "body": b"a bearer token is required\n"})
+            return
+        await app(scope, receive, send)
+
+    return guarded

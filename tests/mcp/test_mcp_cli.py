@@ -25,6 +25,8 @@ def test_refuses_to_start_without_a_budget(net: Any, wallet: Any, home: Path) ->
                                               env=env).one_line_error(2)
     assert "--transport must be one of" in ghost("-k", key, "mcp", "-t", "sse", "--budget-daily", "1",
                                                  env=env).one_line_error(2)
+    assert "pass --token" in ghost("-k", key, "mcp", "-t", "http", "--host", "0.0.0.0", "--budget-daily", "1",
+                                   env=env).one_line_error(2)
     assert "must be" in ghost("-k", key, "mcp", "--budget-daily", "lots", env=env).one_line_error(2)
     assert "not found" in ghost("-k", home / "none.json", "mcp", "--budget-daily", "1", env=env).one_line_error(1)
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
+import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from ghostpay.localnet.process import free_port_pair
 from tests.mcp.conftest import error_text, ok
@@ -65,3 +68,20 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]
         assert spent["day"] == {"spent": "0.210000", "budget": "0.5", "remaining": "0.290000"}
         assert spent["per_call"] == "0.3"
+
+
+async def test_bearer_token(net: Any, wallet: Any, home: Path) -> None:
+    _, key = wallet
+    proc = Process("-u", net.http_url, "-k", str(key), "mcp", "-t", "http", "--port", str(free_port_pair()[0]),
+                   "--budget-daily", "1", "--token", "s3cret", home=home).start()
+    try:
+        assert proc.announce["token"] is True
+        request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = httpx.post(proc.url, json=request, headers=headers, timeout=10)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        authorized = httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"})
+        async with Client(streamable_http_client(proc.url, http_client=authorized)) as client:
+            assert "get_spending" in {t.name for t in (await client.list_tools()).tools}
+    finally:
+        proc.stop()
