@@ -322,8 +322,8 @@ BAD_ENDPOINTS = {
 GOOD_ENDPOINTS = ["https://" + "a" * 248, "http://x", "http://127.0.0.1:8080/call?x=1", "https://x",
                   "https://ex%C3%A4mple.com/~a!$&'()*+,;=:@"]
 
-BAD_PRICES = [0, 999, 1_000_000_000_001, 2**64 - 1]
-GOOD_PRICES = [1_000, 1_000_000_000_000]
+BAD_PRICES = [0, 1_000_000_000_001, 2**64 - 1]
+GOOD_PRICES = [1, 1_000_000_000_000]
 
 # update_agent / register_agent profile fields -> expected error
 BAD_PROFILE = {
@@ -716,7 +716,7 @@ def test_configure_x402_rejects_default_payment_address(world: World) -> None:
 
 
 def test_configure_x402_refused_on_plain_agent_leaves_it_disabled(plain_world: World) -> None:
-    assert_refused(plain_world, [configure_ix(plain_world, price=1)], [plain_world.owner], "PriceOutOfRange")
+    assert_refused(plain_world, [configure_ix(plain_world, price=0)], [plain_world.owner], "PriceOutOfRange")
     assert not plain_world.state().x402_enabled
 
 
@@ -766,7 +766,7 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
 ])
 def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
     entries = {"not accepted": [TokenPrice(world.chain.create_mint(), 5_000)], "empty": [],
-               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 1)]}[prices]
+               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 0)]}[prices]
     ix = set_x402_price({"prices": entries}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], error)
 
@@ -916,6 +916,14 @@ def test_closed_agent_can_be_registered_again(world: World) -> None:
     assert register(world.chain, world.payer, world.owner) == world.agent
     agent = world.state()
     assert not agent.x402_enabled and agent.name == PROFILE.name and agent.registration == 2
+
+
+def test_registering_with_another_agents_metrics_is_constraint_seeds(world: World, newcomer: Keypair) -> None:
+    """A new agent naming an existing ReputationMetrics (someone else's good reputation) instead of its own PDA."""
+    ix = register_ix(newcomer.pubkey())
+    metas = list(ix.accounts)
+    metas[1] = AccountMeta(reputation_address(world.agent)[0], False, True)
+    assert_register_refused(world, newcomer, with_metas(ix, metas), "ConstraintSeeds")
 
 
 def test_close_then_register_again_in_one_transaction(world: World) -> None:

@@ -33,6 +33,8 @@ def start(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(DEFAULT_PORT, help="Port to listen on."),
+    network: Optional[str] = typer.Option(None, help="The x402 network it settles, a CAIP-2 id or v1 name "
+                                          "(default: the -u cluster's; a localnet goes by devnet's)."),
     db: Optional[Path] = typer.Option(None, help="The settled-payment log (default: <ghost path>/facilitator.db)."),
     rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
@@ -56,6 +58,13 @@ def start(
     """
     floor = parse_sol(min_balance)
     st = state(ctx)
+    from ghostpay.exceptions import InvalidArgument
+    from ghostpay.x402.networks import network_by_id, network_for_cluster
+
+    try:
+        served = network_by_id(network) if network else network_for_cluster(st.rpc_url)
+    except InvalidArgument as exc:
+        raise typer.BadParameter(str(exc), param_hint="--network") from None
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the facilitator pays fees with it (-k/--keypair FILE)")
@@ -66,15 +75,13 @@ def start(
     from ghostpay.program_id import PROGRAM_ID
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator_app import create_facilitator_app
-    from ghostpay.x402.networks import network_for_cluster
 
-    network = network_for_cluster(st.rpc_url)
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
-    settings = FacilitatorSettings(load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), (network.caip2,),
+    settings = FacilitatorSettings(load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), (served.caip2,),
                                    db or default_db_path(), rate_limit, rate_window, floor, confirm_timeout,
                                    program_id, record, front_rent, sweep_interval)
     url = f"http://{host}:{port}"
-    announce = {"url": url, "feePayer": str(settings.fee_payer), "network": network.caip2, "rpcUrl": st.rpc_url,
+    announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent}
 
     def say_listening() -> None:
@@ -82,6 +89,6 @@ def start(
             print(json.dumps({"running": True, **announce}), flush=True)
         else:
             print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
-                  f"{network.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
+                  f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
 
     serve_app(create_facilitator_app(settings), host, port, say_listening, "the facilitator")

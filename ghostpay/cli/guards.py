@@ -37,7 +37,7 @@ def check_guard(key: str, value: str) -> tuple[str, str]:
     base, _, mint = name.partition(".")
     if base not in KEYS or (mint and base not in PER_MINT):
         raise CliError(f"unknown setting {key!r}; x402 settings are: "
-                       + ", ".join(f"x402.{k}" + (".MINT" if k in PER_MINT else "") for k in KEYS) + "", 2)
+                       + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS), 2)
     if base in AMOUNTS or base == CONFIRM:
         _decimal(value, key)
     elif base in INTEGERS and not value.isdigit():

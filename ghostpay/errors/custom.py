@@ -62,12 +62,12 @@ class PriceOutOfRange(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6006,
-            "x402 price per call must be between 1000 and 1000000000000 atomic units",
+            "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint",
         )
 
     code = 6006
     name = "PriceOutOfRange"
-    msg = "x402 price per call must be between 1000 and 1000000000000 atomic units"
+    msg = "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"
 
 
 class NoAcceptedTokens(ProgramError):
@@ -219,18 +219,6 @@ class PaymentTransferMissing(ProgramError):
     msg = "The instruction before must be a TransferChecked of SPL Token or Token-2022"
 
 
-class PaymentWrongDestination(ProgramError):
-    def __init__(self) -> None:
-        super().__init__(
-            6022,
-            "The transfer must go to the payment address's associated token account",
-        )
-
-    code = 6022
-    name = "PaymentWrongDestination"
-    msg = "The transfer must go to the payment address's associated token account"
-
-
 class PaymentMintNotAccepted(ProgramError):
     def __init__(self) -> None:
         super().__init__(6023, "The transfer's mint is not one the agent accepts")
@@ -280,11 +268,14 @@ class PaymentAlreadyRecorded(ProgramError):
 
 class NotReceiptPayer(ProgramError):
     def __init__(self) -> None:
-        super().__init__(6028, "Only the payer of this receipt may do this")
+        super().__init__(
+            6028,
+            "Only this receipt's payer (or, to close it, its rent payer) may do this",
+        )
 
     code = 6028
     name = "NotReceiptPayer"
-    msg = "Only the payer of this receipt may do this"
+    msg = "Only this receipt's payer (or, to close it, its rent payer) may do this"
 
 
 class ReceiptAgentMismatch(ProgramError):
@@ -405,12 +396,13 @@ class RequirementInvalid(ProgramError):
 class InvalidArbiter(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6041, "The arbiter must be neither the client nor the provider's owner"
+            6041,
+            "The arbiter must be neither the client nor the provider's owner or payment address",
         )
 
     code = 6041
     name = "InvalidArbiter"
-    msg = "The arbiter must be neither the client nor the provider's owner"
+    msg = "The arbiter must be neither the client nor the provider's owner or payment address"
 
 
 class CannotHireOwnAgent(ProgramError):
@@ -740,7 +732,6 @@ CustomError = typing.Union[
     AgentHasOpenWorkOrders,
     AgentInactive,
     PaymentTransferMissing,
-    PaymentWrongDestination,
     PaymentMintNotAccepted,
     PaymentBelowPrice,
     PaymentAuthorityMismatch,
@@ -815,7 +806,6 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6019: AgentHasOpenWorkOrders(),
     6020: AgentInactive(),
     6021: PaymentTransferMissing(),
-    6022: PaymentWrongDestination(),
     6023: PaymentMintNotAccepted(),
     6024: PaymentBelowPrice(),
     6025: PaymentAuthorityMismatch(),

@@ -37,12 +37,12 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
-from x402.mechanisms.svm.constants import V1_NETWORKS
+from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, V1_NETWORKS
 from x402.mechanisms.svm.default_assets import get_default_asset
 from x402.mechanisms.svm.exact.client import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.client import ExactSvmSchemeV1
 from x402.mechanisms.svm.signers import KeypairSigner
-from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, PaymentRequirements, SettleResponse
+from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, SettleResponse
 from x402.schemas.v1 import PaymentRequiredV1, PaymentRequirementsV1
 
 from ghostpay.exceptions import (
@@ -61,7 +61,6 @@ from ghostpay.x402.networks import X402Network, network_for_cluster, same_networ
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
-Requirement = Union[PaymentRequirements, PaymentRequirementsV1]
 Required = Union[PaymentRequired, PaymentRequiredV1]
 FeedbackMode = Literal["off", "auto"]
 
@@ -71,7 +70,7 @@ REQUOTES = 1  # a seller may change its price once between the 402 and the paid 
 # record_x402_payment creating its receipt: 4,698 CU measured on the localnet (reference bump 255), with a
 # margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
 RECORD_COMPUTE_UNITS = 8_000
-COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 
 
 @dataclass(frozen=True)
@@ -350,6 +349,7 @@ class X402Buyer:
         self.max_price = max_price
         self.tokens = [str(t) for t in tokens]
         self.feedback = feedback
+        self._agents: dict[tuple[str, str], bool] = {}  # (agent, payTo): the agent's payment address is payTo
         # the package's own client builds and signs the transaction; our guards replace its spend controls
         signer = KeypairSigner(gp.keypair)
         self._official = x402ClientSync().set_spend_controls(False)
@@ -388,7 +388,7 @@ class X402Buyer:
                 reasons.append(f"{quote.mint} is not among the tokens asked for")
             else:
                 try:
-                    guards.with_max_price(self.max_price).check(self.spend(quote, url))
+                    guards.with_max_price(self.max_price).check(await self.spend(quote, url))
                 except SpendingRefused as exc:
                     refusal = refusal or exc
                     continue
@@ -402,9 +402,25 @@ class X402Buyer:
             raise refusal
         raise NoPayableRequirement("nothing in the seller's 402 can be paid from this wallet: " + "; ".join(reasons))
 
-    def spend(self, quote: Quote, url: str) -> Spend:
+    async def spend(self, quote: Quote, url: str) -> Spend:
+        """What the guards see of paying `quote`: the agent only when the chain confirms it is the seller's."""
         assert quote.decimals is not None
-        return Spend(str(self.wallet), quote.mint, quote.decimals, quote.amount_atomic, quote.pay_to, quote.agent, url)
+        return Spend(str(self.wallet), quote.mint, quote.decimals, quote.amount_atomic, quote.pay_to,
+                     await self._verified_agent(quote), url)
+
+    async def _verified_agent(self, quote: Quote) -> str | None:
+        """The agent the seller names (`extra.ghostpay.agent`), if its on-chain payment address is the payTo:
+        a seller may not borrow an allowed agent's name."""
+        if quote.agent is None:
+            return None
+        key = (quote.agent, quote.pay_to)
+        if key not in self._agents:
+            try:
+                info = await self.gp.get_agent(Pubkey.from_string(quote.agent))
+                self._agents[key] = str(info.payment_address) == quote.pay_to
+            except (GhostPayError, ValueError):
+                self._agents[key] = False
+        return quote.agent if self._agents[key] else None
 
     async def _authorize(self, spend: Spend) -> Reservation | None:
         if self.guarded is None:
@@ -442,7 +458,7 @@ class X402Buyer:
         while True:
             index, quote = await self.choose(required, url, assumed)
             quoted_at = time.perf_counter()
-            reservation = await self._authorize(self.spend(quote, url))
+            reservation = await self._authorize(await self.spend(quote, url))
             try:
                 payload, recorded = await self.sign(required, index, quote)
             except BaseException:

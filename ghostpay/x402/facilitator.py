@@ -19,10 +19,11 @@ Everything here is synchronous: the HTTP app runs verify/settle in worker thread
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from collections import defaultdict, deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,9 @@ from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from websockets.sync.client import ClientConnection, connect
+from solders.transaction_status import TransactionConfirmationStatus
 from x402 import x402FacilitatorSync
 from x402.interfaces import FacilitatorExtension
 from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT, ERR_SETTLEMENT_PENDING
@@ -61,6 +63,7 @@ from ghostpay.x402.facilitator_record import (
     has_record_instruction,
     without_record,
 )
+from ghostpay.x402.facilitator_confirm import SignatureWatcher
 from ghostpay.x402.facilitator_store import SettledLog
 from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
 
@@ -103,15 +106,16 @@ class FacilitatorSettings:
 class SubscribingSigner(FacilitatorKeypairSigner):
     """The package's keypair signer, confirming by `signatureSubscribe` instead of polling.
 
-    The subscription opens before the transaction is sent (its signature is known: the fee payer's,
-    slot 0), so no notification can be missed and the settle returns the moment the node confirms.
+    The subscription is made before the transaction is sent (its signature is known: the fee payer's,
+    slot 0), on one shared websocket, so no notification can be missed and the settle returns the
+    moment the node confirms.
     """
 
     def __init__(self, keypair: Keypair, rpc_url: str, ws_url: str, confirm_timeout: float) -> None:
         super().__init__(keypair, rpc_url)
-        self._ws_url = ws_url
+        self._watcher = SignatureWatcher(ws_url)
         self._confirm_timeout = confirm_timeout
-        self._watches: dict[str, ClientConnection] = {}
+        self._watches: dict[str, Future[Any]] = {}
         self._substitutes: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -132,54 +136,35 @@ class SubscribingSigner(FacilitatorKeypairSigner):
             tx_base64 = self._substitutes.get(tx_base64, tx_base64)
         return super().sign_transaction(tx_base64, fee_payer, network)
 
-    def _subscribe(self, signature: str) -> ClientConnection:
-        ws = connect(self._ws_url, open_timeout=10, max_size=2**20)
-        try:
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "signatureSubscribe",
-                                "params": [signature, {"commitment": "confirmed"}]}))
-            answer = json.loads(ws.recv(timeout=10))
-            if "error" in answer:
-                raise RuntimeError(f"signatureSubscribe refused: {answer['error']}")
-        except BaseException:
-            ws.close()
-            raise
-        return ws
-
     def send_transaction(self, tx_base64: str, network: str) -> str:
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
-        expected = str(tx.signatures[0])
-        ws = self._subscribe(expected)
-        try:
-            signature = super().send_transaction(tx_base64, network)
-        except BaseException:
-            ws.close()
-            raise
+        watch = self._watcher.watch(str(tx.signatures[0]))  # before the send: no notification can be missed
+        signature = super().send_transaction(tx_base64, network)
         with self._lock:
-            self._watches[signature] = ws
+            self._watches[signature] = watch
         return signature
 
     def confirm_transaction(self, signature: str, network: str, timeout_seconds: int = 30) -> None:
         with self._lock:
-            ws = self._watches.pop(signature, None)
-        if ws is None:  # reconciling a settle left pending: subscribe now (a landed one notifies at once)
-            ws = self._subscribe(signature)
-        deadline = time.monotonic() + self._confirm_timeout
+            watch = self._watches.pop(signature, None)
+        if watch is None:  # reconciling a settle left pending: it may have landed before this subscription
+            watch = self._watcher.watch(signature)
+            status = self._get_client(network).get_signature_statuses([Signature.from_string(signature)]).value[0]
+            if status is not None and status.confirmation_status is not None and \
+                    str(status.confirmation_status) != str(TransactionConfirmationStatus.Processed):
+                watch.cancel()
+                if status.err:
+                    raise RuntimeError(f"Transaction failed: {status.err}")
+                return
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise RuntimeError("Transaction confirmation timeout")
-                try:
-                    message = json.loads(ws.recv(timeout=remaining))
-                except TimeoutError:
-                    raise RuntimeError("Transaction confirmation timeout") from None
-                if message.get("method") == "signatureNotification":
-                    err = message["params"]["result"]["value"].get("err")
-                    if err:
-                        raise RuntimeError(f"Transaction failed: {err}")
-                    return
-        finally:
-            ws.close()
+            err = watch.result(timeout=self._confirm_timeout)
+        except FutureTimeout:
+            raise RuntimeError("Transaction confirmation timeout") from None
+        if err:
+            raise RuntimeError(f"Transaction failed: {err}")
+
+    def close(self) -> None:
+        self._watcher.close()
 
 
 class SlidingWindowLimiter:
@@ -255,12 +240,12 @@ class RecordExtension:
 class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
-    def __init__(self, fee_payers: set[str], log: SettledLog, limiter: SlidingWindowLimiter,
+    def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
                  floor: BalanceFloor, extension: RecordExtension | None) -> None:
         self.fee_payers = fee_payers
         self.log = log
-        self.verify_limiter = limiter
-        self.settle_limiter = SlidingWindowLimiter(limiter._limit, limiter._window)
+        self.verify_limiter = SlidingWindowLimiter(rate_limit, rate_window)
+        self.settle_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.floor = floor
         self.extension = extension
 
@@ -392,8 +377,7 @@ class GhostPayFacilitator:
         self.log = SettledLog(settings.db_path)
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
-        self.guards = Guards({str(settings.fee_payer)}, self.log,
-                             SlidingWindowLimiter(settings.rate_limit, settings.rate_window_seconds),
+        self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
                              BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
@@ -427,4 +411,5 @@ class GhostPayFacilitator:
                 "receiptsClosed": self.sweep.closed, "rentReclaimedLamports": self.sweep.reclaimed_lamports}
 
     def close(self) -> None:
+        self.signer.close()
         self.log.close()

@@ -18,8 +18,8 @@ Each priced route answers 402 with one requirement per accepted mint, at that mi
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
 `/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
 `record_x402_payment` after the Memo and, when it fronts the receipt's rent, the rent payer (so a
-GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header and the v1 body; a payment
-comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
+GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header
+and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
 charged), and the body streams after. An inactive or x402-disabled agent answers 503.
@@ -203,6 +203,7 @@ class X402Seller:
         self.calls: deque[PaidCallRecord] = deque(maxlen=10_000)
         self.on_paid_call: list[Callable[[PaidCallRecord], Any]] = []
         self._requirements: list[PaymentRequirements] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._started = False
 
     # lifecycle -----------------------------------------------------------------------------------------
@@ -242,20 +243,28 @@ class X402Seller:
         accounts = [payee_account(offer, p) for p in offer.prices]
         infos = (await self.gp._rpc(self.gp.rpc.get_multiple_accounts(accounts))).value
         existing = {a for a, info in zip(accounts, infos) if info is not None}
-        missing = payee_account_instructions(offer, self.gp.wallet if self.settings.payee_accounts == "create"
-                                             and self.gp._keypair else Pubkey.default(), existing)
-        if not missing:
+        if existing.issuperset(accounts):
             return
-        if self.settings.payee_accounts != "create" or self.gp._keypair is None:
+        if self.settings.payee_accounts != "create" or self.settings.keypair is None:
             mints = ", ".join(str(p.mint.address) for p in offer.prices if payee_account(offer, p) not in existing)
             raise PaywallError(f"payment address {offer.payment_address} has no token account for {mints}; "
                                "create it, or let the paywall create it (payee_accounts='create' with a keypair)")
-        await self.gp.send(missing)
+        await self.gp.send(payee_account_instructions(offer, self.settings.keypair.pubkey(), existing))
+
+    async def _ensure_payee_accounts_quietly(self, offer: Offer) -> None:
+        try:
+            await self.ensure_payee_accounts(offer)
+        except Exception as exc:  # noqa: BLE001 - the paywall keeps serving; buyers of that mint fail until fixed
+            log.warning("agent %s: %s", offer.agent, exc)
 
     # pricing -------------------------------------------------------------------------------------------
 
     def _offer_changed(self, offer: Offer) -> None:
         self._requirements = []  # rebuilt on the next request from the new offer
+        if self._started:  # a mint added on chain needs its payee account too
+            self._pending.add(asyncio.get_running_loop().create_task(self._ensure_payee_accounts_quietly(offer)))
+            for task in [t for t in self._pending if t.done()]:
+                self._pending.discard(task)
 
     def requirements(self) -> list[PaymentRequirements]:
         """One v2 requirement per accepted mint, at the agent's current price in that mint."""
@@ -419,7 +428,7 @@ class PaidRequest:
         except Exception as exc:  # noqa: BLE001 - the facilitator is down or answered garbage
             await _json(self.send, 502, {"error": "facilitator_unavailable", "message": str(exc)[:300]})
             return
-        result = verified.verify if hasattr(verified, "verify") else verified
+        result = verified.verify
         if not result.is_valid:
             await self.payment_required(result.invalid_reason or "invalid_payment", result.invalid_message)
             return

@@ -73,7 +73,7 @@
 #define GP_MAX_CAPABILITY_LEN 32ULL
 #define GP_MAX_ACCEPTED_TOKENS 10ULL
 #define GP_MAX_ENDPOINT_LEN 256ULL
-#define GP_MIN_PRICE_PER_CALL 1000ULL
+#define GP_MIN_PRICE_PER_CALL 1ULL
 #define GP_MAX_PRICE_PER_CALL 1000000000000ULL
 #define GP_REPUTATION_SEED "reputation"
 #define GP_REPUTATION_SEED_LEN 10u
@@ -221,7 +221,6 @@ enum gp_error_code {
     GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS = 6019,
     GP_ERR_AGENT_INACTIVE = 6020,
     GP_ERR_PAYMENT_TRANSFER_MISSING = 6021,
-    GP_ERR_PAYMENT_WRONG_DESTINATION = 6022,
     GP_ERR_PAYMENT_MINT_NOT_ACCEPTED = 6023,
     GP_ERR_PAYMENT_BELOW_PRICE = 6024,
     GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
@@ -281,7 +280,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 87u
+#define GP_ERROR_COUNT 86u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -303,7 +302,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6003, "MetadataUriTooLong", "Metadata URI exceeds 200 bytes"},
     {6004, "TooManyCapabilities", "An agent lists at most 8 capabilities"},
     {6005, "CapabilityInvalid", "Each capability must be 1 to 32 bytes"},
-    {6006, "PriceOutOfRange", "x402 price per call must be between 1000 and 1000000000000 atomic units"},
+    {6006, "PriceOutOfRange", "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"},
     {6007, "NoAcceptedTokens", "x402 needs at least one accepted token"},
     {6008, "TooManyAcceptedTokens", "An agent accepts at most 10 tokens"},
     {6009, "DuplicateToken", "Accepted tokens must be distinct"},
@@ -319,13 +318,12 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6019, "AgentHasOpenWorkOrders", "The agent has open work orders and cannot be closed"},
     {6020, "AgentInactive", "The agent is not active"},
     {6021, "PaymentTransferMissing", "The instruction before must be a TransferChecked of SPL Token or Token-2022"},
-    {6022, "PaymentWrongDestination", "The transfer must go to the payment address's associated token account"},
     {6023, "PaymentMintNotAccepted", "The transfer's mint is not one the agent accepts"},
     {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
     {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
     {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
     {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
-    {6028, "NotReceiptPayer", "Only the payer of this receipt may do this"},
+    {6028, "NotReceiptPayer", "Only this receipt's payer (or, to close it, its rent payer) may do this"},
     {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
     {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
     {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
@@ -338,7 +336,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6038, "WorkOrderDescriptionTooLong", "The description must be at most 512 bytes of UTF-8"},
     {6039, "TooManyRequirements", "At most 10 requirements"},
     {6040, "RequirementInvalid", "Each requirement must be 1 to 100 bytes of UTF-8"},
-    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner"},
+    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner or payment address"},
     {6042, "CannotHireOwnAgent", "The client owns the provider agent"},
     {6043, "MintHasTransferFee", "Token-2022 mints with a transfer fee are not supported"},
     {6044, "MintHasTransferHook", "Token-2022 mints with a transfer hook are not supported"},

@@ -8,14 +8,23 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pexpect
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from x402.http.utils import encode_payment_required_header
+from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
+from ghostpay.exceptions import SellerNotAllowed
 from ghostpay.x402.buyer import payment_record
+from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.x402.networks import DEVNET
+from tests.sdk.conftest import fund, mint_to
 from tests.cli.conftest import ghost
-from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, Shop, buyer, keypair_file, register_agent,
-                                 token_balance)
+from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, ServerThread, Shop, buyer, keypair_file,
+                                 register_agent, token_balance)
 
 
 @pytest.fixture(scope="module")
@@ -133,4 +142,48 @@ def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[st
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
     code, shown = call("y")
     assert code == 0 and "paid 0.01" in shown and str(keypair.pubkey()) in shown
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agent, shop: Shop, ledger_path: Path
+                                                                ) -> None:
+    """A seller naming an allowed agent it is not (its payTo is another wallet) is refused, nothing signed."""
+    impostor = fund(net, sol=1).pubkey()
+    mint_to(net, impostor, agent.mint, 0)
+    fee_payer = httpx.get(shop.url + "/paid").json()  # the real 402 (v1 body): the facilitator's fee payer
+    offer = PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
+                                pay_to=str(impostor), max_timeout_seconds=60,
+                                extra={"feePayer": fee_payer["accepts"][0]["extra"]["feePayer"],
+                                       "ghostpay": {"agent": str(agent.address)}})
+    app = FastAPI()
+    paid_retries: list[str] = []
+
+    @app.get("/paid")
+    async def paid(request: Request) -> JSONResponse:
+        if request.headers.get("payment-signature"):
+            paid_retries.append(request.headers["payment-signature"])
+        return JSONResponse({}, status_code=402, headers={
+            "PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[offer]))})
+
+    keypair = buyer(net, agent.mint)
+    allowed = GuardedWallet(SpendingGuards(allowed_sellers={str(agent.address)}), ledger_path)
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=allowed) as gp, gp.x402_http() as http:
+        assert payment_record(await http.get(shop.url + "/paid")).settled  # the real agent: allowed
+        with ServerThread(app) as fake:
+            with pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"):
+                await http.get(fake.url + "/paid")
+    assert paid_retries == [] and token_balance(net, impostor, agent.mint) == 0
+
+
+def test_config_guards_apply_to_ghost_payment_send(net, agent: Agent, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("config", "set", "x402.max_price", "0.005", env=env).data
+    refused = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "over the per-call maximum 0.005" in refused.one_line_error(1)
+    ghost("config", "set", "x402.max_price", "0.01", env=env).data
+    ghost("config", "set", "x402.total_budget", "0.01", env=env).data
+    assert ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env).data["amount"] == "0.010000"
+    again = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "total budget of 0.01" in again.one_line_error(1)
     assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000

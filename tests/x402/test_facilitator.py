@@ -167,3 +167,6 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path) -> None:
     bad = subprocess.run([GHOST, "facilitator", "start", "--min-balance", "lots"], capture_output=True, text=True,
                          timeout=30)
     assert bad.returncode == 2 and "not an amount of SOL" in bad.stderr
+    unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
+                             text=True, timeout=30)
+    assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr

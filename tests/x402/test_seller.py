@@ -14,16 +14,17 @@ import pytest
 from fastapi import FastAPI
 from spl.token.instructions import get_associated_token_address
 from starlette.requests import Request
-from x402 import x402Facilitator
+from x402 import x402Client, x402Facilitator
+from x402.http.clients import x402HttpxClient
 from x402.http.utils import decode_payment_required_header, decode_payment_response_header
-from x402.mechanisms.svm.exact.register import register_exact_svm_facilitator
-from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
+from x402.mechanisms.svm.exact.register import register_exact_svm_client, register_exact_svm_facilitator
+from x402.mechanisms.svm.signers import FacilitatorKeypairSigner, KeypairSigner
 from x402.schemas.v1 import PaymentRequiredV1
 
 from ghostpay.x402.networks import DEVNET
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from ghostpay.x402.seller_offer import PaywallError
-from tests.sdk.conftest import fund
+from tests.sdk.conftest import create_mint, fund
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
@@ -215,3 +216,29 @@ def test_official_facilitator_logic_in_process_behind_fastapi(net: Any) -> None:
     assert answer.status_code == 200 and answer.json() == {"payer": str(payer.pubkey())}
     assert decode_payment_response_header(answer.headers["payment-response"]).success
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+
+
+def test_a_mint_added_on_chain_is_priced_and_gets_its_payee_account(net: Any, facilitator: Process) -> None:
+    agent = register_agent(net, "growing")
+    second = create_mint(net)
+    with Shop(agent, facilitator.url, payee_accounts="create", keypair=agent.owner) as shop:
+        agent.run("set_tokens", {agent.mint: Decimal("0.01"), second: Decimal("0.02")})
+        payee = get_associated_token_address(agent.owner.pubkey(), second)
+        deadline = time.monotonic() + 5
+        while net.rpc("getAccountInfo", str(payee), {"encoding": "base64"})["result"]["value"] is None:
+            assert time.monotonic() < deadline, "the new mint's payee account was not created"
+            time.sleep(0.05)
+        accepts = decode_payment_required_header(httpx.get(f"{shop.url}/paid").headers["payment-required"]).accepts
+        assert [(a.asset, a.amount) for a in accepts] == [(str(agent.mint), "10000"), (str(second), "20000")]
+        payer = buyer(net, second)
+        client = x402Client(lambda version, options: next(o for o in options if o.asset == str(second)))
+        register_exact_svm_client(client, KeypairSigner(payer), rpc_url=net.http_url)
+        client.set_spend_controls({"allowed_assets": True})
+
+        async def call() -> httpx.Response:
+            async with x402HttpxClient(client, timeout=30) as http:
+                return await http.get(f"{shop.url}/paid")
+
+        answer = asyncio.run(call())
+        assert answer.status_code == 200 and answer.json()["mint"] == str(second) and answer.json()["amount"] == 20_000
+        assert token_balance(net, payer.pubkey(), second) == 1_000_000 - 20_000
