@@ -35,6 +35,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 
+from ghostpay.discovery import AGENT_SPACE
 from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
@@ -45,7 +46,6 @@ PAYERS = 20
 IN_FLIGHT = 16
 AGENTS = 10_000
 AGENT_OWNERS = 100
-AGENT_SPACE = 1848
 AGENT_DISCRIMINATOR = hashlib.sha256(b"account:Agent").digest()[:8]
 
 
@@ -160,7 +160,8 @@ def in_process_throughput(payers: list[Keypair]) -> float:
 
 
 def agent_bytes(owner: Pubkey, index: int) -> bytes:
-    """An Agent account as the program lays it out (fixed fields first; strings left empty)."""
+    """An Agent account as the program lays it out (fixed fields first, at HEAD["Agent"]'s offsets; x402 off,
+    strings and token list left empty; `index` as its registration number)."""
     head = AGENT_DISCRIMINATOR + bytes(owner) + bytes([0, 1, 1, 255]) + (5000).to_bytes(4, "little")
     return head + index.to_bytes(8, "little") + bytes(AGENT_SPACE - len(head) - 8)
 

@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=SQLModel)
 FULL_CLIENT_SHARE_BPS = 10_000
 
-# Event → the work-order status it leaves the order in (DeliveryRejected sends it back to work).
+# Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
     "WorkOrderCreated": "Created", "WorkOrderAccepted": "Accepted", "WorkDelivered": "Submitted",
-    "DeliveryRejected": "Accepted", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
-    "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded",
+    "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
+    "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
 }
 # Events that change what `agents` shows but not everything it shows: the account fills the rest.
 
@@ -157,10 +157,11 @@ class Batch:
     # agent lifecycle ------------------------------------------------------------------------------------
 
     def _on_AgentRegistered(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
-        # A closed agent's address can be registered again: the new account starts from zero.
+        # A closed agent's address can be registered again: the new account starts from zero, but its
+        # ReputationMetrics stayed on chain and continue (the ReputationUpdated that follows rescores it).
         row = self._get(Agent, agent)
         fresh = Agent(address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name, agent_type=e.agent_type,
-                      x402_enabled=e.x402_enabled, price_per_call=e.x402_price_per_call, created_at=e.timestamp,
+                      x402_enabled=e.x402_enabled, registration=e.registration, created_at=e.timestamp,
                       updated_at=e.timestamp, slot=tx.slot)
         if row is None:
             self._add(Agent, agent, fresh)
@@ -168,9 +169,12 @@ class Batch:
             for name in Agent.model_fields:
                 setattr(row, name, getattr(fresh, name))
         rep = self._reputation(agent, e.timestamp)
-        for name, value in Reputation(agent=agent, history_day=day_of(e.timestamp),
-                                      updated_at=e.timestamp).model_dump().items():
-            setattr(rep, name, value)
+        if e.registration <= 1:  # a first registration creates the metrics (a stale row from a reset chain goes)
+            for name, value in Reputation(agent=agent, history_day=day_of(e.timestamp),
+                                          updated_at=e.timestamp).model_dump().items():
+                setattr(rep, name, value)
+        else:
+            self._roll(rep, e.timestamp)
         self.needs_account.add(agent)
 
     def _on_AgentUpdated(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
@@ -180,10 +184,10 @@ class Batch:
 
     def _on_X402Configured(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
-        row.x402_enabled, row.price_per_call = True, e.new_price
+        row.x402_enabled = True
         row.payment_address, row.endpoint = str(e.payment_address), e.service_endpoint
         row.updated_at, row.slot = e.timestamp, tx.slot
-        self._set_tokens(agent, [str(t) for t in e.accepted_tokens])
+        self._set_tokens(agent, [(str(t.mint), t.price) for t in e.accepted_tokens])
 
     def _on_X402Disabled(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
@@ -203,13 +207,14 @@ class Batch:
         self._set_capabilities(agent, [])
         self.needs_account.discard(agent)
 
-    def _set_tokens(self, agent: str, mints: list[str]) -> None:
+    def _set_tokens(self, agent: str, prices: list[tuple[str, int]]) -> None:
+        """Replace the agent's accepted mints with these (mint, atomic price) pairs, in order."""
         self.session.flush()  # the delete below must see rows added earlier in this batch
         self.session.execute(delete(AgentToken).where(AgentToken.agent == agent))  # type: ignore[arg-type]
         for key in [k for k in self._rows if k[0] is AgentToken and k[1][0] == agent]:
             del self._rows[key]
-        for position, mint in enumerate(dict.fromkeys(mints)):
-            self._add(AgentToken, (agent, mint), AgentToken(agent=agent, mint=mint, position=position))
+        for position, (mint, price) in enumerate(dict(prices).items()):
+            self._add(AgentToken, (agent, mint), AgentToken(agent=agent, mint=mint, position=position, price=price))
 
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
         self.session.flush()
@@ -230,7 +235,7 @@ class Batch:
             row.description, row.metadata_uri = account.description, account.metadata_uri
             row.endpoint = account.x402_service_endpoint
             row.payment_address = str(account.x402_payment_address)
-            self._set_tokens(address, [str(t) for t in account.x402_accepted_tokens])
+            self._set_tokens(address, [(str(t.mint), t.price) for t in account.x402_accepted_tokens])
             self._set_capabilities(address, account.capabilities)
         self.needs_account.clear()
 
@@ -263,7 +268,8 @@ class Batch:
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
         mint = str(e.mint)
-        payment = Payment(agent=agent, reference=reference, payer=str(e.payer), mint=mint, amount=e.amount,
+        payment = Payment(agent=agent, reference=reference, payer=str(e.payer), rent_payer=str(e.rent_payer),
+                          mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
         existing = self._get(Payment, (agent, reference))
@@ -397,11 +403,18 @@ class Batch:
             order.refunded += e.client_amount
         self._escrow_earned(agent, order.mint if order else "", e.provider_amount, e.timestamp)
         rep = self._reputation(agent, e.timestamp)
-        rep.disputes_resolved += 1
-        if e.client_share_bps == FULL_CLIENT_SHARE_BPS:
-            self._count_failed(rep, e.timestamp)
-        else:
+        # program/src/work_order_settle.c resolve_dispute: a ruling wholly for the provider erases the
+        # dispute and completes the job, as a release would; any other counts a resolved dispute.
+        if e.client_share_bps == 0:
+            rep.total_disputes = max(rep.total_disputes - 1, 0)
+            self._agent(agent).total_jobs_completed += 1
             self._count_successful(rep, e.timestamp)
+        else:
+            rep.disputes_resolved += 1
+            if e.client_share_bps == FULL_CLIENT_SHARE_BPS:
+                self._count_failed(rep, e.timestamp)
+            else:
+                self._count_successful(rep, e.timestamp)
         self._rescore(agent, rep)
         self._close_order(agent)
 
@@ -411,11 +424,17 @@ class Batch:
             order.refunded += e.refunded
         self._close_order(agent)
 
+    def _on_WorkOrderDeclined(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
+        order = self._transition(tx, indexed, e, e.refunded)
+        if order is not None:
+            order.refunded += e.refunded
+        self._close_order(agent)
+
     def _on_WorkOrderRefunded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         order = self._transition(tx, indexed, e, e.refunded)
         if order is not None:
             order.refunded += e.refunded
-            if order.was_accepted:  # a provider that accepted and never delivered has a failed payment
+            if order.was_accepted:  # accepted, then no delivery standing at the deadline: a failed payment
                 rep = self._reputation(agent, e.timestamp)
                 self._count_failed(rep, e.timestamp)
                 self._rescore(agent, rep)
