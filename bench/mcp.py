@@ -79,7 +79,8 @@ async def through_mcp(client_for: Callable[[], Client], agent: str, url: str, co
     return measured
 
 
-async def in_process(buyer: Keypair, net: LocalnetProcess, agent: str, url: str, ledger: Path) -> dict[str, list[float]]:
+async def in_process(buyer: Keypair, net: LocalnetProcess, agent: str, url: str, ledger: Path
+                     ) -> dict[str, list[float]]:
     measured: dict[str, list[float]] = {"get_agent": [], "paid call": []}
     guards = GuardedWallet(SpendingGuards(daily=Decimal(1000)), ledger)
     async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url, guards=guards) as gp, gp.x402_http() as http:

@@ -4,6 +4,7 @@ released, a dispute opened) and an escrow over the budget refused with nothing l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -64,7 +65,8 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
                                                                           "title": "More", "arbiter": arbiter}))
         assert refused.startswith("paying 0.300000 would exceed the daily budget of 0.5")
         assert token_balance(net, keypair.pubkey(), agent.mint) == before  # nothing locked
-        assert not (await client.read_resource("ghostpay://wallet/work-orders")).contents[0].text.count("More")  # type: ignore[union-attr]
+        [listed] = (await client.read_resource("ghostpay://wallet/work-orders")).contents
+        assert [o["title"] for o in json.loads(listed.text)["work_orders"]] == ["Translate the manual"]  # type: ignore
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]
         assert spent["day"] == {"spent": "0.210000", "budget": "0.5", "remaining": "0.290000"}
         assert spent["per_call"] == "0.3"
