@@ -589,6 +589,10 @@ class GhostPayClient:
             return from_atomic(0, info.decimals)
         return from_atomic(int.from_bytes(found[1][64:72], "little"), info.decimals)
 
+    async def get_sol_balance(self, owner: Pubkey) -> Decimal:
+        """`owner`'s SOL, in whole SOL (lamports / 10^9, exact)."""
+        return from_atomic((await self._rpc(self.rpc.get_balance(owner))).value, 9)
+
     async def get_token_balances(self, owner: Pubkey) -> dict[Pubkey, Decimal]:
         """Every token `owner` holds (all its token accounts, both token programs), summed per mint."""
         atomic: dict[Pubkey, int] = {}

@@ -264,9 +264,9 @@ class GhostPayTools:
 
     async def get_balance(self) -> r.BalanceResult:
         wallet = self.gp.wallet
-        lamports = (await self.gp.rpc.get_balance(wallet)).value
+        sol = await self.gp.get_sol_balance(wallet)
         tokens = await self.gp.get_token_balances(wallet)
-        return r.BalanceResult(wallet=str(wallet), sol=str(Decimal(lamports).scaleb(-9)),
+        return r.BalanceResult(wallet=str(wallet), sol=str(sol),
                                tokens=[r.TokenBalance(mint=str(m), amount=str(a),
                                                       decimals=(await self.gp.get_mint(m)).decimals)
                                        for m, a in tokens.items()])

@@ -40,8 +40,9 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def stdio_server(net: Any, key: Path, home: Path, *guards: str) -> StdioServerParameters:  # noqa: F811
-    return StdioServerParameters(command=GHOST, args=["-u", net.http_url, "-k", str(key), "mcp", *guards],
+def stdio_server(rpc_url: str, key: Path, home: Path, *guards: str) -> StdioServerParameters:
+    """`ghost -u RPC_URL -k KEY mcp GUARDS…` for the SDK's client to start, with a data folder of its own."""
+    return StdioServerParameters(command=GHOST, args=["-u", rpc_url, "-k", str(key), "mcp", *guards],
                                  env={**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_CONFIG": ""})
 
 

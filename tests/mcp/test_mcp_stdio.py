@@ -20,7 +20,8 @@ TOOLS = {"search_agents", "get_agent", "get_reputation", "quote_url", "call_paid
 async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop, wallet: Any, home: Path) -> None:
     keypair, key = wallet
     paid_url = shop.url + "/paid"
-    async with Client(stdio_server(net, key, home, "--budget-daily", "0.02", "--max-per-call", "0.05")) as client:
+    guards = ("--budget-daily", "0.02", "--max-per-call", "0.05")
+    async with Client(stdio_server(net.http_url, key, home, *guards)) as client:
         listed = (await client.list_tools()).tools
         assert {t.name for t in listed} == TOOLS
         assert all(t.output_schema for t in listed)
@@ -78,7 +79,7 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
 
 async def test_bad_arguments_are_schema_errors(net: Any, agent: Agent, wallet: Any, home: Path) -> None:
     keypair, key = wallet
-    async with Client(stdio_server(net, key, home, "--budget-total", "1")) as client:
+    async with Client(stdio_server(net.http_url, key, home, "--budget-total", "1")) as client:
         cases = {
             ("submit_feedback", json.dumps({"agent": str(agent.address), "reference": "00" * 32,
                                             "rating": 9})): "rating",
@@ -105,7 +106,7 @@ async def test_resources_and_prompts(net: Any, agent: Agent, home: Path, tmp_pat
     from tests.x402.conftest import keypair_file
 
     key = keypair_file(tmp_path, agent.owner)  # the seller's own wallet: it owns the agent
-    async with Client(stdio_server(net, key, home, "--budget-daily", "1")) as client:
+    async with Client(stdio_server(net.http_url, key, home, "--budget-daily", "1")) as client:
         uris = {str(r.uri) for r in (await client.list_resources()).resources}
         assert uris == {"ghostpay://wallet/agents", "ghostpay://wallet/work-orders"}
         [contents] = (await client.read_resource("ghostpay://wallet/agents")).contents
@@ -116,3 +117,10 @@ async def test_resources_and_prompts(net: Any, agent: Agent, home: Path, tmp_pat
                                                         "budget": "0.5"})
         text = prompt.messages[0].content.text  # type: ignore[union-attr]
         assert "search_agents" in text and "0.5" in text and "translate a page" in text
+
+
+async def test_unreachable_rpc_is_a_tool_error(wallet: Any, home: Path) -> None:
+    _, key = wallet
+    async with Client(stdio_server("http://127.0.0.1:9", key, home, "--budget-daily", "1")) as client:
+        text = error_text(await client.call_tool("get_balance", {}))
+        assert text.startswith("cannot reach the Solana RPC at http://127.0.0.1:9") and "-u/--url" in text
