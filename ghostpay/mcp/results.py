@@ -17,7 +17,7 @@ from ghostpay.x402.buyer import PaymentRecord, Quote
 from ghostpay.x402.guards import MintSpending
 
 
-class TokenPrice(BaseModel):
+class CallPrice(BaseModel):
     mint: str
     price: Optional[str] = Field(None, description="Whole tokens per call (None when the mint cannot be read).")
     price_atomic: int
@@ -33,7 +33,7 @@ class AgentSummary(BaseModel):
     is_active: bool
     x402_enabled: bool
     endpoint: str
-    prices: list[TokenPrice] = Field(description="The price of one call in each accepted mint, default first.")
+    prices: list[CallPrice] = Field(description="The price of one call in each accepted mint, default first.")
     reputation_score: int = Field(description="Basis points, 0-10,000.")
     total_payments: int
 
@@ -53,11 +53,11 @@ class AgentList(BaseModel):
     agents: list[AgentSummary]
 
 
-def token_prices(info: AgentInfo, mints: dict[str, MintInfo]) -> list[TokenPrice]:
+def call_prices(info: AgentInfo, mints: dict[str, MintInfo]) -> list[CallPrice]:
     prices = []
     for mint, atomic in info.prices.items():
         known = mints.get(str(mint))
-        prices.append(TokenPrice(mint=str(mint), price_atomic=atomic,
+        prices.append(CallPrice(mint=str(mint), price_atomic=atomic,
                                  price=str(from_atomic(atomic, known.decimals)) if known else None,
                                  decimals=known.decimals if known else None))
     return prices
@@ -66,7 +66,7 @@ def token_prices(info: AgentInfo, mints: dict[str, MintInfo]) -> list[TokenPrice
 def agent_summary(info: AgentInfo, mints: dict[str, MintInfo]) -> AgentSummary:
     return AgentSummary(address=str(info.address), agent_id=info.agent_id, name=info.name, owner=str(info.owner),
                         capabilities=info.capabilities, is_active=info.is_active, x402_enabled=info.x402_enabled,
-                        endpoint=info.endpoint, prices=token_prices(info, mints),
+                        endpoint=info.endpoint, prices=call_prices(info, mints),
                         reputation_score=info.reputation_score, total_payments=info.total_payments)
 
 
@@ -202,12 +202,12 @@ def receipt_result(receipt: Receipt | None) -> ReceiptResult:
                          feedback_submitted=receipt.feedback_submitted)
 
 
-class Transaction(BaseModel):
+class SentTransaction(BaseModel):
     signature: str
     address: Optional[str] = Field(None, description="The account the transaction created or changed.")
 
 
-class FeedbackResult(Transaction):
+class FeedbackResult(SentTransaction):
     reputation_score: int = Field(description="The agent's score after this feedback, basis points.")
 
 

@@ -179,12 +179,12 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
         """One live work order: status, amounts locked and released, deadline, delivery."""
         return await run(tools.get_work_order(order))  # type: ignore[return-value]
 
-    async def release_payment(order: WorkOrder, amount: OptionalAmount = None) -> r.Transaction:
+    async def release_payment(order: WorkOrder, amount: OptionalAmount = None) -> r.SentTransaction:
         """Release escrowed tokens to the provider (as the client): `amount` for a milestone, else all."""
         return await run(tools.release_payment(order, amount))  # type: ignore[return-value]
 
     async def open_dispute(order: WorkOrder,
-                           reason: Annotated[str, Field(min_length=1, max_length=256)]) -> r.Transaction:
+                           reason: Annotated[str, Field(min_length=1, max_length=256)]) -> r.SentTransaction:
         """Open a dispute on a work order; its arbiter settles it."""
         return await run(tools.open_dispute(order, reason))  # type: ignore[return-value]
 

@@ -72,7 +72,7 @@ def agent_ref(value: str) -> AgentRef:
         return value
 
 
-def amount(value: str, what: str) -> Decimal:
+def parse_amount(value: str, what: str) -> Decimal:
     try:
         parsed = Decimal(value.strip())
     except InvalidOperation:
@@ -127,7 +127,7 @@ class GhostPayTools:
                             max_price: str | None, min_reputation: int | None, limit: int) -> r.AgentList:
         found = await self.gp.search_agents(
             capability=capability, x402_enabled=x402_enabled, token=pubkey(token, "token") if token else None,
-            max_price=amount(max_price, "max_price") if max_price else None, min_reputation=min_reputation,
+            max_price=parse_amount(max_price, "max_price") if max_price else None, min_reputation=min_reputation,
             sort="reputation", limit=limit)
         mints = await self._mints(found)
         return r.AgentList(agents=[r.agent_summary(a, mints) for a in found])
@@ -169,7 +169,7 @@ class GhostPayTools:
                             json_body: Any, max_price: str | None, token: str | None,
                             feedback: FeedbackMode) -> r.CallResult:
         request = self._request(headers, body, json_body)
-        cap = amount(max_price, "max_price") if max_price else None
+        cap = parse_amount(max_price, "max_price") if max_price else None
         tokens = [pubkey(token, "token")] if token else []
         try:
             response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
@@ -214,7 +214,7 @@ class GhostPayTools:
 
     # work orders ----------------------------------------------------------------------------------------
 
-    async def create_work_order(self, agent: str, amount_: str, title: str, arbiter: str, deadline_hours: float,
+    async def create_work_order(self, agent: str, amount: str, title: str, arbiter: str, deadline_hours: float,
                                 description: str, requirements: list[str], token: str | None,
                                 review_period_hours: float) -> r.NewWorkOrderResult:
         """Escrow spends the wallet's tokens as surely as a payment: it passes the same guards."""
@@ -223,7 +223,7 @@ class GhostPayTools:
         if mint is None:
             raise InvalidArgument(f"agent {info.address} lists no accepted token: pass token")
         mint_info = await self.gp.get_mint(mint)
-        value = amount(amount_, "amount")
+        value = parse_amount(amount, "amount")
         spend = Spend(str(self.gp.wallet), str(mint), mint_info.decimals, to_atomic(value, mint_info.decimals),
                       str(info.owner), str(info.address))
         reservation = await self.guarded.authorize(spend)
@@ -250,15 +250,15 @@ class GhostPayTools:
         orders.update({o.address: o for o in await self.gp.list_work_orders(provider=wallet)})
         return r.WorkOrderList(work_orders=[r.work_order_result(o) for o in orders.values()])
 
-    async def release_payment(self, order: str, amount_: str | None) -> r.Transaction:
+    async def release_payment(self, order: str, amount: str | None) -> r.SentTransaction:
         address = pubkey(order, "work order")
-        sent = await self.gp.release_payment(address, amount(amount_, "amount") if amount_ else None)
-        return r.Transaction(signature=str(sent.signature), address=str(address))
+        sent = await self.gp.release_payment(address, parse_amount(amount, "amount") if amount else None)
+        return r.SentTransaction(signature=str(sent.signature), address=str(address))
 
-    async def open_dispute(self, order: str, reason: str) -> r.Transaction:
+    async def open_dispute(self, order: str, reason: str) -> r.SentTransaction:
         address = pubkey(order, "work order")
         sent = await self.gp.open_dispute(address, reason)
-        return r.Transaction(signature=str(sent.signature), address=str(address))
+        return r.SentTransaction(signature=str(sent.signature), address=str(address))
 
     # the wallet ------------------------------------------------------------------------------------------
 
