@@ -17,7 +17,8 @@ reputation-bearing payment, receipt rent fronted by the facilitator); each at co
 signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
 confirmation. The cold row is the first paid call through a freshly started proxy.
 
-GHOSTPAY_BENCH_X402_CALLS (default 100) sets the calls per row.
+GHOSTPAY_BENCH_X402_CALLS (default 200) sets the calls per row, measured in 5 rounds that interleave
+the rows (a load spike elsewhere on the machine then hits every row alike).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
-CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "100"))
+CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))
+ROUNDS = 5
 CONCURRENCY = (1, 8)
 PRICE = Decimal("0.01")
 SOL = 1_000_000_000
@@ -323,11 +325,17 @@ def main() -> None:
             ("paid: GhostPay proxy + facilitator, recorded payment", f"{prx['url']}/translate",
              lambda i: RecordingBuyer(rpc, buyers[i])),
         ]
-        rows: list[Row] = []
-        for name, url, make in scenarios:
-            for concurrency in CONCURRENCY:
-                console.print(f"{name}, concurrency {concurrency}: {CALLS} calls…")
-                rows.append(row(name, concurrency, *asyncio.run(measure(url, make, concurrency, CALLS))))
+        # Rounds interleave the scenarios, so a load spike from elsewhere on the machine hits them all alike.
+        samples: dict[tuple[str, int], tuple[list[float], float]] = {}
+        for round_ in range(ROUNDS):
+            console.print(f"round {round_ + 1}/{ROUNDS}: {len(scenarios) * len(CONCURRENCY)} rows of "
+                          f"{CALLS // ROUNDS} calls…")
+            for name, url, make in scenarios:
+                for concurrency in CONCURRENCY:
+                    latencies, wall = asyncio.run(measure(url, make, concurrency, CALLS // ROUNDS))
+                    sofar = samples.get((name, concurrency), ([], 0.0))
+                    samples[(name, concurrency)] = (sofar[0] + latencies, sofar[1] + wall)
+        rows = [row(name, concurrency, *sample) for (name, concurrency), sample in samples.items()]
         official_p50 = {r.concurrency: r.p50_ms for r in rows if r.scenario.startswith("paid: official")}
         for r in rows:
             if r.scenario.startswith("paid:"):

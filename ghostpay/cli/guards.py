@@ -61,9 +61,10 @@ def guard_settings(state: State) -> dict[str, str]:
     return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
 
 
-def spending_guards(state: State, *, confirm_above: Decimal | None = None, ask: bool = True) -> "SpendingGuards":
+def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False
+                    ) -> "SpendingGuards":
     """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
-    user is asked on the terminal (`ask=False`: nobody asks, so such payments are declined)."""
+    user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked."""
     from ghostpay.cli import params
     from ghostpay.x402.guards import Limits, SpendingGuards
 
@@ -88,8 +89,10 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, ask: 
             defaults[CONFIRM] = _decimal(value, key)
     if confirm_above is not None:
         defaults[CONFIRM] = confirm_above
+    if confirmed:
+        defaults.pop(CONFIRM, None)
     return SpendingGuards(mint_limits={m: Limits(**v) for m, v in per_mint.items()},
-                          confirm=ask_on_terminal(state) if ask else None, **defaults)
+                          confirm=ask_on_terminal(state), **defaults)
 
 
 def ask_on_terminal(state: State) -> Any:

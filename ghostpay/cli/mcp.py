@@ -63,7 +63,8 @@ def serve(
     st = state(ctx)
     from ghostpay.cli.guards import spending_guards
 
-    guards = spending_guards(st, ask=False)  # nobody can confirm a payment here: over confirm_above is declined
+    # no terminal to confirm on (stdio carries the protocol): a payment over x402.confirm_above is declined
+    guards = dataclasses.replace(spending_guards(st), confirm=None)
     flags = {"hourly": _amount(budget_hourly, "--budget-hourly"), "daily": _amount(budget_daily, "--budget-daily"),
              "total": _amount(budget_total, "--budget-total"), "per_call": _amount(max_per_call, "--max-per-call"),
              "calls_per_minute": calls_per_minute,

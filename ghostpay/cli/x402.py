@@ -153,7 +153,8 @@ def call(
                                             "asking; never more."),
     token: Optional[str] = typer.Option(None, "--token", "-t", help="Pay with this mint (address or label); "
                                         "default: the first accepted mint the wallet holds."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Pay without asking (the spending guards still apply)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Pay without asking, x402.confirm_above included (the "
+                             "other spending guards still apply)."),
     feedback: str = typer.Option("off", "--feedback", help="auto: rate a verified paid call on chain from its "
                                  "status and response time; off: do not."),
 ) -> None:
@@ -179,7 +180,7 @@ def call(
 
     # within --max-price (or with --yes) nobody is asked; otherwise every payment is confirmed
     confirm_above = None if yes or cap is not None else Decimal(0)
-    guards = spending_guards(st, confirm_above=confirm_above, ask=not yes)
+    guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
     mint = params.token(st, token) if token else None
 
     async def work(gp):  # type: ignore[no-untyped-def]
@@ -283,7 +284,7 @@ def spending(
     if not path.exists():
         raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE")
     wallet = str(load_keypair(path).pubkey())
-    guards = spending_guards(st, ask=False)
+    guards = spending_guards(st)
     guarded = GuardedWallet(guards)
     ledger = guarded.ledger
     mints = [{"mint": m.mint, "symbol": mint_symbol(st, m.mint), "decimals": m.decimals, "per_call": m.per_call,

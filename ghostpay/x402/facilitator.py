@@ -93,6 +93,7 @@ class FacilitatorSettings:
     rate_window_seconds: float = 60.0
     min_balance_lamports: int = LAMPORTS_PER_SOL // 100  # refuse to pay fees under 0.01 SOL
     confirm_timeout_seconds: float = 30.0
+    simulation_reuse_seconds: float = 2.0  # settle skips re-simulating what verify simulated this recently (0: never)
     program_id: Pubkey = PROGRAM_ID  # whose record_x402_payment may follow the Memo (the GhostPay extension)
     record_extension: bool = True
     front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
@@ -111,10 +112,13 @@ class SubscribingSigner(FacilitatorKeypairSigner):
     moment the node confirms.
     """
 
-    def __init__(self, keypair: Keypair, rpc_url: str, ws_url: str, confirm_timeout: float) -> None:
+    def __init__(self, keypair: Keypair, rpc_url: str, ws_url: str, confirm_timeout: float,
+                 simulation_reuse: float = 0.0) -> None:
         super().__init__(keypair, rpc_url)
         self._watcher = SignatureWatcher(ws_url)
         self._confirm_timeout = confirm_timeout
+        self._simulation_reuse = simulation_reuse
+        self._simulated: dict[str, float] = {}  # fully signed transaction -> when its simulation passed
         self._watches: dict[str, Future[Any]] = {}
         self._substitutes: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -135,6 +139,21 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         with self._lock:
             tx_base64 = self._substitutes.get(tx_base64, tx_base64)
         return super().sign_transaction(tx_base64, fee_payer, network)
+
+    def simulate_transaction(self, tx_base64: str, network: str) -> None:
+        """The official settle verifies again, simulation included, right after the seller's verify: the
+        same signed bytes that passed a simulation less than `simulation_reuse` seconds ago pass once
+        more without a second one (the transaction can still fail on chain; then the settle fails)."""
+        now = time.monotonic()
+        with self._lock:
+            passed = self._simulated.pop(tx_base64, None)
+        if passed is not None and now - passed < self._simulation_reuse:
+            return
+        super().simulate_transaction(tx_base64, network)
+        if self._simulation_reuse > 0:
+            with self._lock:
+                self._simulated = {k: t for k, t in self._simulated.items() if now - t < self._simulation_reuse}
+                self._simulated[tx_base64] = now
 
     def send_transaction(self, tx_base64: str, network: str) -> str:
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
@@ -373,7 +392,7 @@ class GhostPayFacilitator:
         self.settings = settings
         self.rpc = Client(settings.rpc_url)
         self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
-                                        settings.confirm_timeout_seconds)
+                                        settings.confirm_timeout_seconds, settings.simulation_reuse_seconds)
         self.log = SettledLog(settings.db_path)
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None

@@ -21,8 +21,9 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay.accounts import Agent
+from ghostpay.types.token_price import TokenPrice
 from ghostpay.client import AgentInfo, GhostPayClient
-from ghostpay.exceptions import AccountNotFound, GhostPayError
+from ghostpay.exceptions import GhostPayError
 from ghostpay.tokens import MintInfo
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class PaywallError(GhostPayError):
 
 
 @dataclass(frozen=True)
-class TokenPrice:
+class MintPrice:
     """One accepted mint and the price of a call in its atomic units."""
 
     mint: MintInfo
@@ -49,8 +50,7 @@ class Offer:
     active: bool
     x402_enabled: bool
     payment_address: Pubkey
-    prices: tuple[TokenPrice, ...]
-    endpoint: str
+    prices: tuple[MintPrice, ...]
     closed: bool = False
 
     @property
@@ -72,12 +72,38 @@ def token_prices(info: AgentInfo) -> list[tuple[Pubkey, int]]:
 
 
 async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
-    prices = tuple([TokenPrice(await gp.get_mint(mint), amount) for mint, amount in token_prices(info)])
-    return Offer(info.address, info.is_active, info.x402_enabled, info.payment_address, prices, info.endpoint)
+    prices = tuple([MintPrice(await gp.get_mint(mint), amount) for mint, amount in token_prices(info)])
+    return Offer(info.address, info.is_active, info.x402_enabled, info.payment_address, prices)
 
 
 def closed_offer(agent: Pubkey) -> Offer:
-    return Offer(agent, False, False, Pubkey.default(), (), "", closed=True)
+    return Offer(agent, False, False, Pubkey.default(), (), closed=True)
+
+
+def _field_offset(name: str) -> int:
+    """Where a fixed-size field of the Agent account starts (from the generated layout)."""
+    offset = len(Agent.discriminator)
+    for field in Agent.layout.subcons:
+        if field.name == name:
+            return offset
+        offset += field.sizeof()
+    raise KeyError(name)
+
+
+_FLAGS = slice(_field_offset("x402_enabled"), _field_offset("agent_type"))
+_PAYMENT_ADDRESS = slice(_field_offset("x402_payment_address"), _field_offset("x402_payment_address") + 32)
+_TOKENS = _field_offset("x402_accepted_tokens")
+_TOKEN_PRICE_LEN = TokenPrice.layout.sizeof()
+
+
+def offer_fingerprint(data: bytes) -> bytes:
+    """The bytes of an Agent account an `Offer` depends on (flags, payment address, token prices): every
+    payment rewrites the account's counters, and decoding all of it each time would cost the paywall
+    a millisecond or more per payment."""
+    if len(data) < _TOKENS + 4 or data[:8] != Agent.discriminator:
+        return b""
+    count = int.from_bytes(data[_TOKENS:_TOKENS + 4], "little")
+    return data[_FLAGS] + data[_PAYMENT_ADDRESS] + data[_TOKENS:_TOKENS + 4 + count * _TOKEN_PRICE_LEN]
 
 
 def payee_account_instructions(offer: Offer, payer: Pubkey, existing: set[Pubkey]) -> list[Instruction]:
@@ -87,7 +113,7 @@ def payee_account_instructions(offer: Offer, payer: Pubkey, existing: set[Pubkey
             for p in offer.prices if payee_account(offer, p) not in existing]
 
 
-def payee_account(offer: Offer, price: TokenPrice) -> Pubkey:
+def payee_account(offer: Offer, price: MintPrice) -> Pubkey:
     return get_associated_token_address(offer.payment_address, price.mint.address, price.mint.token_program)
 
 
@@ -101,17 +127,18 @@ class AgentWatch:
         self.ws_url = ws_url
         self.on_change = on_change
         self.offer: Offer | None = None
-        self.updates = 0  # offers taken from notifications (tests and stats read it)
+        self.notifications = 0  # account notifications received
+        self.updates = 0  # offers taken: the first read, then each notification that changed it
+        self._fingerprint = b""
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> Offer:
         """Read the agent (PaywallError if it is not a GhostPay agent) and start following it."""
-        try:
-            info = await self.gp.get_agent(self.agent)
-        except AccountNotFound:
-            raise PaywallError(f"no GhostPay agent at {self.agent} on {self.gp.cluster.http_url}") from None
-        self._set(await offer_of(self.gp, info))
+        found = await self.gp._account_data(self.agent)
+        if found is None or found[0] != self.gp.program_id or not offer_fingerprint(found[1]):
+            raise PaywallError(f"no GhostPay agent at {self.agent} on {self.gp.cluster.http_url}")
+        await self._apply(found[1])
         self._task = asyncio.create_task(self._follow(), name=f"ghostpay-agent-watch-{self.agent}")
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
         return self.offer  # type: ignore[return-value]
@@ -128,7 +155,11 @@ class AgentWatch:
             self.on_change(offer)
 
     async def _apply(self, data: bytes) -> None:
-        if len(data) < 8 or data[:8] != Agent.discriminator:
+        fingerprint = offer_fingerprint(data)
+        if fingerprint and fingerprint == self._fingerprint:  # a payment's counters: the offer is the same
+            return
+        self._fingerprint = fingerprint
+        if not fingerprint:
             self._set(closed_offer(self.agent))
         else:
             self._set(await offer_of(self.gp, AgentInfo.from_account(self.agent, Agent.decode(data))))
@@ -150,6 +181,7 @@ class AgentWatch:
                     async for raw in ws:
                         message = json.loads(raw)
                         if message.get("method") == "accountNotification":
+                            self.notifications += 1
                             value = message["params"]["result"]["value"]
                             await self._apply(base64.b64decode(value["data"][0]) if value else b"")
             except asyncio.CancelledError:

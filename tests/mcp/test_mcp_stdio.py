@@ -124,3 +124,16 @@ async def test_unreachable_rpc_is_a_tool_error(wallet: Any, home: Path) -> None:
     async with Client(stdio_server("http://127.0.0.1:9", key, home, "--budget-daily", "1")) as client:
         text = error_text(await client.call_tool("get_balance", {}))
         assert text.startswith("cannot reach the Solana RPC at http://127.0.0.1:9") and "-u/--url" in text
+
+
+async def test_over_confirm_above_is_declined(net: Any, agent: Agent, shop: Shop, wallet: Any, home: Path) -> None:
+    """x402.confirm_above of the config file: no one can confirm through MCP, so such a payment is declined."""
+    keypair, key = wallet
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text('[x402]\nconfirm_above = "0.005"\n')
+    async with Client(stdio_server(net.http_url, key, home, "--budget-daily", "1")) as client:
+        declined = error_text(await client.call_tool("call_paid_api", {"url": shop.url + "/paid"}))
+        assert declined == "0.010000 is over the confirmation threshold 0.005 and nothing can confirm it; " \
+            "nothing was paid"
+        assert ok(await client.call_tool("get_spending", {}))["limits"]["confirm_above"] == "0.005"
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000

@@ -187,3 +187,15 @@ def test_config_guards_apply_to_ghost_payment_send(net, agent: Agent, env: dict[
     again = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
     assert "total budget of 0.01" in again.one_line_error(1)
     assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+def test_cli_confirm_above_from_the_config(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("config", "set", "x402.confirm_above", "0.005", env=env).data
+    # within --max-price, but over the confirmation threshold: asked, and here nobody can answer
+    asked = ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.01", env=env)
+    assert "needs your confirmation" in asked.one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    assert ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).data["payment"]["settled"]
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000

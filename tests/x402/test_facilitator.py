@@ -13,9 +13,11 @@ import pytest
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from x402.schemas import PaymentRequirements
 
+from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.conftest import PRICE_ATOMIC, Process, buyer, facilitator_process, sol_balance, token_balance
@@ -170,3 +172,37 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path) -> None:
     unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
                              text=True, timeout=30)
     assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr
+
+
+def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,
+                                                                  payee: Pubkey) -> None:
+    """Settle reuses verify's simulation of the same signed bytes for 2 s; a payer who empties the account
+    meanwhile gets a transaction that fails on chain: the settle fails and nothing moves."""
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    payer = buyer(net, mint)
+    paid = payment(requirements, payer, latest_blockhash(net))
+    payee_before = token_balance(net, payee, mint)
+    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+    assert verified["isValid"], verified
+    mint_to(net, payer.pubkey(), mint, 0)  # the tokens are gone before the settle
+    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
+    assert settled["success"] is False and settled["errorReason"] in ("settlement_pending", "transaction_failed")
+    assert token_balance(net, payee, mint) == payee_before
+
+
+def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Path, mint: Pubkey,
+                                                         payee: Pubkey) -> None:
+    """Reconciling a settle left pending subscribes after the fact: a landed transaction confirms at once,
+    an unknown one times out (and the settle stays pending)."""
+    keypair = fund(net, sol=10)
+    facilitator = GhostPayFacilitator(FacilitatorSettings(keypair, net.http_url, net.ws_url,
+                                                          db_path=tmp_path / "f.db", confirm_timeout_seconds=1))
+    try:
+        requirements = requirements_for(str(keypair.pubkey()), mint, payee)
+        settled = facilitator.settle(payment(requirements, buyer(net, mint), latest_blockhash(net)), requirements)
+        assert settled.success
+        facilitator.signer.confirm_transaction(settled.transaction, DEVNET.caip2)  # landed: returns at once
+        with pytest.raises(RuntimeError, match="confirmation timeout"):
+            facilitator.signer.confirm_transaction(str(Signature.new_unique()), DEVNET.caip2)
+    finally:
+        facilitator.close()

@@ -193,7 +193,14 @@ def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent
                                            get_associated_token_address(agent.owner.pubkey(), agent.mint),
                                            rent_payer=Pubkey.from_string(accept.extra["ghostpay"]["rentPayer"]))
         paid = payment(accept, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU)
+        offers, notified = shop.seller.watch.updates, shop.seller.watch.notifications
         answer = httpx.get(f"{shop.url}/paid", headers=header(paid), timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["verified"] is True and shop.handled[-1].verified_on_chain
         assert receipt(net, agent, reference)[0] is not None
+        # the record rewrote the agent's counters; the paywall saw the notification and kept its offer
+        deadline = time.monotonic() + 5
+        while shop.seller.watch.notifications == notified:
+            assert time.monotonic() < deadline, "no account notification for the payment"
+            time.sleep(0.02)
+        assert shop.seller.watch.updates == offers
