@@ -10,6 +10,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
+from ghostpay.cli.serving import listening_socket
 
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
                   no_args_is_help=True)
@@ -31,6 +32,8 @@ def proxy(
                                                "address's missing token accounts (paid by -k) instead of "
                                                "refusing to start."),
     max_timeout: int = typer.Option(60, min=5, help="Seconds a buyer has to pay (maxTimeoutSeconds)."),
+    stats_route: Optional[str] = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
+                                              "at this path, e.g. /_x402/stats (not forwarded)."),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -66,11 +69,14 @@ def proxy(
 
     seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
                             max_timeout_seconds=max_timeout,
-                            payee_accounts="create" if create_payee_accounts else "check", keypair=keypair)
+                            payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
+                            stats_route=stats_route)
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
                                            ws="none"))
     url = f"http://{host}:{port}"
+
+    sock = listening_socket(host, port)
 
     async def main() -> None:
         try:
@@ -82,7 +88,7 @@ def proxy(
                   for p in (offer.prices if offer else ())]
         announce = {"url": url, "agent": str(ref), "upstream": upstream, "routes": list(seller.routes),
                     "network": app_.seller.network.caip2, "facilitator": facilitator, "prices": prices}
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
         if server.started:
@@ -94,8 +100,6 @@ def proxy(
                       + (f"; note: {unavailable}, calls answer 503 until that changes" if unavailable else "")
                       + "; Ctrl-C stops it", flush=True)
         await serving
-        if not server.started:
-            raise CliError(f"the proxy could not listen on {host}:{port} (is the port in use?)")
 
     asyncio.run(main())
 

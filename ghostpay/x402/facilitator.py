@@ -272,13 +272,16 @@ class Guards:
         """Whether `tx` ends with the record instruction of the extension (acceptable or not)."""
         return self.extension is not None and has_record_instruction(tx, self.extension.program_id)
 
-    def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter) -> tuple[str, str] | None:
+    def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter,
+                requirements: Any) -> tuple[str, str] | None:
         """(reason, message) when a guard refuses the payment, else None."""
         checked = tx
         if self.records(tx):
             assert self.extension is not None
+            hints = (requirements.extra or {}).get("ghostpay")
+            agent = hints.get("agent") if isinstance(hints, dict) else None
             reason = accept_record_instruction(tx, self.fee_payers, self.extension.program_id,
-                                               self.extension.front_rent)
+                                               self.extension.front_rent, agent if isinstance(agent, str) else None)
             if reason is not None:
                 return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
                                "Memo, recording the transfer before it" + \
@@ -348,7 +351,7 @@ class GuardedScheme:
         decoded = _decode(payload)
         if decoded is None:
             return self._inner.verify(payload, requirements, context)
-        refused = self._guards.refusal(*decoded, self._guards.verify_limiter)
+        refused = self._guards.refusal(*decoded, self._guards.verify_limiter, requirements)
         if refused is not None:
             return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1],
                                   payer=decoded[1])
@@ -365,7 +368,7 @@ class GuardedScheme:
         previous = self._guards.log.get(key)
         if previous is not None and previous.pending:  # a settle left pending: let the scheme reconcile it
             return self._record(key, self._official("settle", payload, requirements, context, tx))
-        refused = self._guards.refusal(tx, payer, self._guards.settle_limiter)
+        refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements)
         if refused is None and not self._guards.log.claim(key, payer=payer, network=network):
             refused = (ERR_DUPLICATE_SETTLEMENT, "this payment was already settled")
         if refused is not None:

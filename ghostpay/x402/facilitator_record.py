@@ -47,7 +47,7 @@ RECORD_DATA_LEN = len(_probe.data)  # discriminator, u64 amount, 32-byte referen
 # record_x402_payment's accounts: agent, reputation, receipt, payer, rent_payer, payee_token_account,
 # instructions_sysvar, system_program
 RECORD_ACCOUNTS = len(_probe.accounts)
-PAYER, RENT_PAYER, PAYEE_TOKEN_ACCOUNT, SYSVAR, SYSTEM = 3, 4, 5, 6, 7
+AGENT, PAYER, RENT_PAYER, PAYEE_TOKEN_ACCOUNT, SYSVAR, SYSTEM = 0, 3, 4, 5, 6, 7
 TRANSFER_INDEX, MEMO_INDEX, RECORD_INDEX = 2, 3, 4
 
 RECEIPT_RENT_PAYER_OFFSET = 8 + 32 + 32  # discriminator, agent, payer
@@ -56,13 +56,15 @@ RECEIPT_FEEDBACK_OFFSET = RECEIPT_PAID_AT_OFFSET + 8 + 8  # ..., paid_at, regist
 
 
 def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], program_id: Pubkey,
-                              front_rent: bool) -> str | None:
+                              front_rent: bool, agent: str | None = None) -> str | None:
     """Why the last instruction of `tx` is not an acceptable `record_x402_payment`, or None.
 
     Acceptable: the fifth and last instruction, right after the Memo; the GhostPay program's record
     instruction with exactly its accounts and arguments; its payer the transfer's authority, its
-    payee account the transfer's destination and its amount the transfer's; the fee payer nowhere in
-    it but, when the facilitator fronts receipt rent, as the rent payer."""
+    payee account the transfer's destination and its amount the transfer's; for the seller's `agent`
+    when the requirements name one (agents of one owner share a payee account: a payment for one must
+    not build another's reputation); the fee payer nowhere in it but, when the facilitator fronts
+    receipt rent, as the rent payer."""
     message = tx.message
     if not isinstance(message, MessageV0):  # the exact scheme's transactions are v0
         return ERR_RECORD_INVALID
@@ -82,6 +84,8 @@ def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], pr
         return ERR_RECORD_INVALID
     if accounts[PAYER] != transfer_accounts[3] or accounts[PAYEE_TOKEN_ACCOUNT] != transfer_accounts[2] or \
             data[8:16] != transfer_data[1:9]:
+        return ERR_RECORD_INVALID
+    if agent is not None and str(keys[accounts[AGENT]]) != agent:
         return ERR_RECORD_INVALID
     for position, index in enumerate(accounts):
         if str(keys[index]) in fee_payers:

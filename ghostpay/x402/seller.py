@@ -22,7 +22,8 @@ GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-
 and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
-charged), and the body streams after. An inactive or x402-disabled agent answers 503.
+charged), and the body streams after. An inactive or x402-disabled agent answers 503. Each paid
+call's status and latency go to `X402Seller.calls` (and `on_paid_call` hooks, and GET `stats_route`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from solders.keypair import Keypair
@@ -100,6 +101,7 @@ class SellerSettings:
     description: str = ""
     mime_type: str = ""
     program_id: Pubkey = PROGRAM_ID
+    stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
 
 
 @dataclass(frozen=True)
@@ -169,14 +171,16 @@ def _transfer_mint(payload: PaymentPayload | PaymentPayloadV1) -> str | None:
         return None
 
 
-def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey) -> tuple[str, bool]:
-    """(payer, whether a GhostPay program instruction records the payment)."""
+def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey, agent: Pubkey
+                   ) -> tuple[str, bool]:
+    """(payer, whether the GhostPay program's instruction records the payment for this agent)."""
     try:
         tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
     except Exception:  # noqa: BLE001 - verified payloads always decode
         return "", False
     keys = tx.message.account_keys
-    recorded = any(keys[ix.program_id_index] == program_id for ix in tx.message.instructions)
+    recorded = any(keys[ix.program_id_index] == program_id and ix.accounts and keys[ix.accounts[0]] == agent
+                   for ix in tx.message.instructions)
     return get_token_payer_from_transaction(tx) or "", recorded
 
 
@@ -288,6 +292,11 @@ class X402Seller:
         for hook in self.on_paid_call:
             hook(call)
 
+    def stats_document(self, last: int = 100) -> dict[str, Any]:
+        """The stats and the last paid calls, as JSON for monitoring."""
+        return {"agent": str(self.settings.agent), "stats": self.stats(),
+                "calls": [asdict(c) for c in list(self.calls)[-last:]]}
+
     def stats(self) -> dict[str, Any]:
         """Counts by status and latency percentiles of the recorded paid calls (for dashboards)."""
         calls = list(self.calls)
@@ -323,6 +332,9 @@ class X402Paywall:
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.seller.settings.stats_route and scope["method"] == "GET":
+            await _json(send, 200, self.seller.stats_document())
             return
         route = self.seller.match(scope["method"], scope["path"])
         if route is None:
@@ -451,7 +463,7 @@ class PaidRequest:
         return None
 
     async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
-        payer, recorded = _payment_facts(payload, self.seller.settings.program_id)
+        payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
             Pubkey.from_string(payer), amount, Pubkey.from_string(requirements.asset), str(requirements.network),

@@ -20,7 +20,15 @@ from x402.schemas import PaymentRequirements
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import create_mint, fund, mint_to
-from tests.x402.conftest import PRICE_ATOMIC, Process, buyer, facilitator_process, sol_balance, token_balance
+from tests.x402.conftest import (
+    PRICE_ATOMIC,
+    Process,
+    buyer,
+    facilitator_process,
+    keypair_file,
+    sol_balance,
+    token_balance,
+)
 from tests.x402.craft import facilitator_call, latest_blockhash, memo, payment, token_transfer
 
 
@@ -157,7 +165,7 @@ def test_balance_floor(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey) ->
         proc.stop()
 
 
-def test_start_errors_are_one_line(net: Any, tmp_path: Path) -> None:
+def test_start_errors_are_one_line(net: Any, tmp_path: Path, facilitator: Process, fee_payer: Keypair) -> None:
     import subprocess
 
     from tests.x402.conftest import GHOST
@@ -172,6 +180,10 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path) -> None:
     unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
                              text=True, timeout=30)
     assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr
+    port = facilitator.url.rsplit(":", 1)[1]
+    taken = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, fee_payer)), "facilitator",
+                            "start", "--port", port], capture_output=True, text=True, timeout=30)
+    assert (taken.returncode, taken.stderr) == (1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
 
 
 def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,

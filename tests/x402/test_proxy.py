@@ -50,7 +50,8 @@ def proxy_process(net: Any, agent: Agent, upstream_url: str, facilitator_url: st
 def proxy(net: Any, agent: Agent, upstream: Any, facilitator: Process,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path_factory.mktemp("proxy"),
-                         "--route", "POST /translate", "--route", "GET /translate", "--route", "GET /stream").start()
+                         "--route", "POST /translate", "--route", "GET /translate", "--route", "GET /stream",
+                         "--stats-route", "/_x402/stats").start()
     yield proc
     proc.stop()
 
@@ -142,3 +143,20 @@ def test_start_errors(net: Any, agent: Agent, facilitator: Process, tmp_path: Pa
     usage = subprocess.run([GHOST, "x402", "proxy", "--agent", "x" * 40, "--upstream", "http://u"],
                            capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "agent_id" in usage.stderr
+
+
+def test_stats_route(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
+    payer = buyer(net, agent.mint)
+
+    async def call() -> httpx.Response:
+        async with official_http(net, payer) as client:
+            return await client.get(f"{proxy.url}/translate?status=404")
+
+    assert asyncio.run(call()).status_code == 404  # a paid call the upstream failed: recorded, not settled
+    stats = httpx.get(f"{proxy.url}/_x402/stats").json()
+    assert stats["agent"] == str(agent.address) and stats["stats"]["byStatus"]["404"] >= 1
+    last = stats["calls"][-1]
+    assert (last["route"], last["status"], last["settled"], last["payer"]) == ("GET /translate", 404, False,
+                                                                               str(payer.pubkey()))
+    assert last["total_ms"] > 0 and stats["stats"]["p50Ms"] > 0
+    assert all(c["path"] != "/_x402/stats" for c in upstream[0].calls)

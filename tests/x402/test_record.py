@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +20,7 @@ from x402.mechanisms.svm.exact.register import register_exact_svm_facilitator
 from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
 from x402.schemas import PaymentRequirements
 
-from ghostpay.client import GhostPayClient
+from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import fund
@@ -204,3 +205,29 @@ def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent
             assert time.monotonic() < deadline, "no account notification for the payment"
             time.sleep(0.02)
         assert shop.seller.watch.updates == offers
+
+
+def test_a_record_for_another_agent_of_the_same_owner_is_refused(net: Any, agent: Agent, facilitator: Process,
+                                                                fee_payer: Keypair) -> None:
+    """Agents of one owner share the payee account: a payment for this agent's route must not build the
+    other's reputation, so a record naming another agent than the requirements' is refused."""
+    async def register_sibling() -> Pubkey:
+        async with agent.client() as gp:
+            return (await gp.register_agent("sibling", "Sibling", capabilities=["test"], x402=X402Settings(
+                {agent.mint: Decimal("0.01")}, "http://127.0.0.1/sibling"))).address
+
+    sibling = asyncio.run(register_sibling())
+    fee = str(fee_payer.pubkey())
+    requirements = requirements_for(agent, fee).model_copy(update={"extra": {
+        "feePayer": fee, "ghostpay": {"agent": str(agent.address)}}})
+    payer = buyer(net, agent.mint)
+    reference = os.urandom(32)
+    record = build_record_x402_payment(sibling, payer.pubkey(), PRICE_ATOMIC, reference,
+                                       get_associated_token_address(agent.owner.pubkey(), agent.mint))
+    paid = payment(requirements, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU)
+    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+    assert verified["invalidReason"] == "ghostpay_record_instruction_invalid"
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
+    # without the agent in the requirements (an official seller's), the program alone decides: it accepts
+    plain = requirements_for(agent, fee)
+    assert facilitator_call(facilitator.url, "verify", paid.model_copy(update={"accepted": plain}), plain)["isValid"]
