@@ -6,6 +6,11 @@ event index) and the cursor commit together. So replaying any transaction (a bac
 overlaps the live stream, a restart after SIGKILL) changes nothing: at-least-once delivery,
 exactly-once effect.
 
+The write path is built for back-fill speed: `apply_all` checks a batch's signatures and loads
+every state row its events touch in one query per table, the handlers then change plain
+in-memory rows, and `commit` writes the append-only tables with `executemany` and each state
+table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
+
 Reputation counters follow the program's rules (program/src/record_x402_payment.c, feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
 its clock is mirrored here at the event's timestamp, and the score is recomputed with
@@ -18,14 +23,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Type, TypeVar
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from ghostpay import accounts
-from ghostpay.indexer.decode import ChainTransaction, IndexedEvent, Skipped, decode_logs
+from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, IndexedEvent, Skipped, decode_logs
 from ghostpay.indexer.models import (Agent, AgentCapability, AgentToken, Cursor, DailyVolume, Feedback,
                                      IndexedTransaction, Payment, RawEvent, Reputation, SkipCounter, WorkOrder,
                                      WorkOrderTransition)
@@ -35,8 +41,8 @@ from ghostpay.reputation import (HISTORY_DAYS, ReputationInputs, day_of, reputat
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=SQLModel)
 FULL_CLIENT_SHARE_BPS = 10_000
+IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL's parameter limits
 
 # Event → the work-order status it leaves the order in (DeliveryRejected sends it back to work).
 WORK_ORDER_STATUS = {
@@ -44,13 +50,56 @@ WORK_ORDER_STATUS = {
     "DeliveryRejected": "Accepted", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded",
 }
-# Events that change what `agents` shows but not everything it shows: the account fills the rest.
+STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, Reputation, Payment, Feedback, WorkOrder, DailyVolume)
+"""Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
 
 
-def metrics_inputs(rep: Reputation) -> ReputationInputs:
+class Row:
+    """One table row in memory: its columns as attributes (what the handlers change)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def _defaults(model: type[SQLModel]) -> dict[str, Any]:
+    return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
+
+
+DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
+PRIMARY_KEYS = {model: tuple(c.name for c in _table(model).primary_key) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in _table(model).columns) for model in STATE_MODELS}
+
+
+def new_row(model: type[SQLModel], **values: Any) -> Row:
+    """A row with the model's defaults for what `values` leaves out."""
+    return Row(**{**DEFAULTS[model], **values})
+
+
+def metrics_inputs(rep: Any) -> ReputationInputs:
     return ReputationInputs(rep.successful_payments, rep.failed_payments, rep.total_response_time_ms,
                             rep.response_time_count, rep.total_rating, rep.rating_count, rep.total_disputes,
                             rep.disputes_resolved, tuple(json.loads(rep.history)))
+
+
+def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
+    """The state rows an event's handler reads, known from the event alone (for the bulk load)."""
+    yield Agent, agent
+    yield Reputation, agent
+    if name == "X402PaymentRecorded":
+        yield Payment, (agent, bytes(e.reference).hex())
+        yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+    elif name == "FeedbackSubmitted":
+        reference = bytes(e.reference).hex()
+        yield Payment, (agent, reference)
+        yield Feedback, (agent, reference)
+    elif name == "PaymentReleased":
+        yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+    if hasattr(e, "work_order"):
+        yield WorkOrder, str(e.work_order)
 
 
 @dataclass
@@ -66,59 +115,117 @@ class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
     def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID) -> None:
-        self.session = Session(engine, autoflush=False, expire_on_commit=False)
+        self.connection = engine.connect()
+        self.transaction = self.connection.begin()
+        self.dialect = engine.dialect.name
         self.program_id = program_id
         self.stats = BatchStats()
         self.cursor: Optional[tuple[int, str]] = None
         self.needs_account: set[str] = set()  # agents whose account the service must fetch (fill_agents)
         self.applied_signatures: list[str] = []
-        self._rows: dict[tuple[type, Any], Any] = {}
+        self._rows: dict[type[SQLModel], dict[Any, Optional[Row]]] = {model: {} for model in STATE_MODELS}
         self._seen: set[str] = set()
+        self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
+            IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
+        self._tokens: dict[str, list[str]] = {}  # agent → its accepted mints, replacing the stored ones
+        self._capabilities: dict[str, list[str]] = {}
 
     # rows ---------------------------------------------------------------------------------------------
 
-    def _get(self, model: Type[M], key: Any) -> Optional[M]:
-        cached = self._rows.get((model, key))
-        if cached is None:
-            cached = self.session.get(model, key)
-            if cached is not None:
-                self._rows[(model, key)] = cached
-        return cached
+    def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
+        table, names = _table(model), PRIMARY_KEYS[model]
+        if len(names) == 1:
+            return table.c[names[0]].in_(keys)
+        return tuple_(*(table.c[n] for n in names)).in_(keys)
 
-    def _add(self, model: Type[M], key: Any, row: M) -> M:
-        self.session.add(row)
-        self._rows[(model, key)] = row
+    def _key_of(self, model: type[SQLModel], values: Any) -> Any:
+        names = PRIMARY_KEYS[model]
+        return values[names[0]] if len(names) == 1 else tuple(values[n] for n in names)
+
+    def _load(self, model: type[SQLModel], keys: Iterable[Any]) -> None:
+        """Read the rows of `keys` not in memory yet, in chunks; the absent ones are remembered as None."""
+        rows = self._rows[model]
+        wanted = [k for k in dict.fromkeys(keys) if k not in rows]
+        for i in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[i:i + IN_CHUNK]
+            for k in chunk:
+                rows[k] = None
+            for found in self.connection.execute(select(_table(model)).where(self._key_filter(model, chunk))
+                                                 ).mappings():
+                rows[self._key_of(model, found)] = Row(**found)
+
+    def _get(self, model: type[SQLModel], key: Any) -> Optional[Row]:
+        rows = self._rows[model]
+        if key not in rows:
+            self._load(model, [key])
+        return rows[key]
+
+    def _add(self, model: type[SQLModel], key: Any, row: Row) -> Row:
+        self._rows[model][key] = row
         return row
 
-    def _get_or_add(self, model: Type[M], key: Any, make: Callable[[], M]) -> M:
+    def _get_or_add(self, model: type[SQLModel], key: Any, make: Callable[[], Row]) -> Row:
         row = self._get(model, key)
         return row if row is not None else self._add(model, key, make())
 
-    def _agent(self, address: str) -> Agent:
+    def _agent(self, address: str) -> Row:
         """The agent row; a stub (filled from its account) for an agent whose registration we never saw."""
         row = self._get(Agent, address)
         if row is None:
             self.needs_account.add(address)
-            row = self._add(Agent, address, Agent(address=address, owner=""))
+            row = self._add(Agent, address, new_row(Agent, address=address, owner=""))
         return row
 
-    def _reputation(self, agent: str, timestamp: int) -> Reputation:
-        return self._get_or_add(Reputation, agent, lambda: Reputation(
-            agent=agent, history_day=day_of(timestamp), updated_at=timestamp))
+    def _reputation(self, agent: str, timestamp: int) -> Row:
+        return self._get_or_add(Reputation, agent, lambda: new_row(
+            Reputation, agent=agent, history_day=day_of(timestamp), updated_at=timestamp))
 
     # transactions -------------------------------------------------------------------------------------
 
     def apply(self, tx: ChainTransaction) -> bool:
         """Apply one transaction unless it was applied before; False if skipped (failed or a duplicate)."""
+        return self.apply_all([tx]) == 1
+
+    def apply_all(self, transactions: Sequence[ChainTransaction]) -> int:
+        """Apply transactions in order, skipping those applied before; returns how many were applied."""
+        decoded = self._prefetch(transactions)
+        applied = 0
+        for tx in transactions:
+            applied += self._apply(tx, decoded.get(tx.signature))
+        return applied
+
+    def _prefetch(self, transactions: Sequence[ChainTransaction]) -> dict[str, DecodedLogs]:
+        """Decode the new transactions and load what they touch: one query per table."""
+        candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
+        done: set[str] = set()
+        column = _table(IndexedTransaction).c.signature
+        signatures = [tx.signature for tx in candidates]
+        for i in range(0, len(signatures), IN_CHUNK):
+            done.update(self.connection.execute(select(column).where(column.in_(signatures[i:i + IN_CHUNK]))
+                                                ).scalars())
+        decoded: dict[str, DecodedLogs] = {}
+        wanted: dict[type[SQLModel], list[Any]] = {model: [] for model in STATE_MODELS}
+        for tx in candidates:
+            if tx.signature in done:
+                continue
+            logs = decoded[tx.signature] = decode_logs(tx.logs, self.program_id, signature=tx.signature,
+                                                       slot=tx.slot)
+            for indexed in logs.events:
+                for model, key in _row_keys(indexed.name, indexed.data, str(indexed.data.agent)):
+                    wanted[model].append(key)
+        for model, keys in wanted.items():
+            self._load(model, keys)
+        return decoded
+
+    def _apply(self, tx: ChainTransaction, decoded: Optional[DecodedLogs]) -> int:
         if tx.failed:  # ignored, but the cursor moves past it so the next back-fill does not list it again
             self.stats.failed += 1
             self._advance(tx)
-            return False
-        if tx.signature in self._seen or self.session.get(IndexedTransaction, tx.signature) is not None:
+            return 0
+        if decoded is None or tx.signature in self._seen:  # applied before, or earlier in this batch
             self.stats.duplicates += 1
-            return False
+            return 0
         self._seen.add(tx.signature)
-        decoded = decode_logs(tx.logs, self.program_id, signature=tx.signature, slot=tx.slot)
         for indexed in decoded.events:
             self._apply_event(tx, indexed)
         # Checked per transaction: claim_refund logs ReputationUpdated before the event that changes
@@ -128,8 +235,8 @@ class Batch:
             if rep is not None and rep.score != rep.chain_score:
                 log.warning("%s: recomputed score %d differs from the program's %s (%s)", agent, rep.score,
                             rep.chain_score, tx.signature)
-        self.session.add(IndexedTransaction(signature=tx.signature, slot=tx.slot, events=len(decoded.events),
-                                            skipped=decoded.skipped.total))
+        self._inserts[IndexedTransaction].append({"signature": tx.signature, "slot": tx.slot,
+                                                  "events": len(decoded.events), "skipped": decoded.skipped.total})
         self.stats.transactions += 1
         self.stats.events += len(decoded.events)
         self.stats.skipped.add(decoded.skipped)
@@ -139,7 +246,7 @@ class Batch:
                         decoded.skipped.foreign)
         self._advance(tx)
         self.applied_signatures.append(tx.signature)
-        return True
+        return 1
 
     def _advance(self, tx: ChainTransaction) -> None:
         if self.cursor is None or tx.slot >= self.cursor[0]:
@@ -148,9 +255,10 @@ class Batch:
     def _apply_event(self, tx: ChainTransaction, indexed: IndexedEvent) -> None:
         e = indexed.data
         agent = str(e.agent)
-        self.session.add(RawEvent(signature=tx.signature, slot=tx.slot, instruction_index=indexed.instruction_index,
-                                  event_index=indexed.event_index, name=indexed.name, agent=agent,
-                                  timestamp=e.timestamp, data=indexed.to_json()))
+        self._inserts[RawEvent].append({
+            "signature": tx.signature, "slot": tx.slot, "instruction_index": indexed.instruction_index,
+            "event_index": indexed.event_index, "name": indexed.name, "agent": agent, "timestamp": e.timestamp,
+            "data": indexed.to_json()})
         handler = getattr(self, "_on_" + indexed.name)
         handler(tx, indexed, e, agent)
 
@@ -158,19 +266,17 @@ class Batch:
 
     def _on_AgentRegistered(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         # A closed agent's address can be registered again: the new account starts from zero.
+        fresh = new_row(Agent, address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name,
+                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, price_per_call=e.x402_price_per_call,
+                        created_at=e.timestamp, updated_at=e.timestamp, slot=tx.slot)
         row = self._get(Agent, agent)
-        fresh = Agent(address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name, agent_type=e.agent_type,
-                      x402_enabled=e.x402_enabled, price_per_call=e.x402_price_per_call, created_at=e.timestamp,
-                      updated_at=e.timestamp, slot=tx.slot)
         if row is None:
             self._add(Agent, agent, fresh)
         else:
-            for name in Agent.model_fields:
-                setattr(row, name, getattr(fresh, name))
+            row.__dict__.update(fresh.__dict__)
         rep = self._reputation(agent, e.timestamp)
-        for name, value in Reputation(agent=agent, history_day=day_of(e.timestamp),
-                                      updated_at=e.timestamp).model_dump().items():
-            setattr(rep, name, value)
+        rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
+                                    updated_at=e.timestamp).__dict__)
         self.needs_account.add(agent)
 
     def _on_AgentUpdated(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
@@ -204,20 +310,11 @@ class Batch:
         self.needs_account.discard(agent)
 
     def _set_tokens(self, agent: str, mints: list[str]) -> None:
-        self.session.flush()  # the delete below must see rows added earlier in this batch
-        self.session.execute(delete(AgentToken).where(AgentToken.agent == agent))  # type: ignore[arg-type]
-        for key in [k for k in self._rows if k[0] is AgentToken and k[1][0] == agent]:
-            del self._rows[key]
-        for position, mint in enumerate(dict.fromkeys(mints)):
-            self._add(AgentToken, (agent, mint), AgentToken(agent=agent, mint=mint, position=position))
+        """Replace the agent's accepted mints (written at commit)."""
+        self._tokens[agent] = list(dict.fromkeys(mints))
 
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
-        self.session.flush()
-        self.session.execute(delete(AgentCapability).where(AgentCapability.agent == agent))  # type: ignore[arg-type]
-        for key in [k for k in self._rows if k[0] is AgentCapability and k[1][0] == agent]:
-            del self._rows[key]
-        for capability in dict.fromkeys(capabilities):
-            self._add(AgentCapability, (agent, capability), AgentCapability(agent=agent, capability=capability))
+        self._capabilities[agent] = list(dict.fromkeys(capabilities))
 
     def fill_agents(self, found: dict[str, Optional[accounts.Agent]]) -> None:
         """Copy the fields events do not carry from freshly fetched agent accounts (None: closed)."""
@@ -263,15 +360,14 @@ class Batch:
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
         mint = str(e.mint)
-        payment = Payment(agent=agent, reference=reference, payer=str(e.payer), mint=mint, amount=e.amount,
+        payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
         existing = self._get(Payment, (agent, reference))
         if existing is None:  # else a receipt of a closed-and-reregistered agent reused its reference
             self._add(Payment, (agent, reference), payment)
         else:
-            for name, value in payment.model_dump().items():
-                setattr(existing, name, value)
+            existing.__dict__.update(payment.__dict__)
         row = self._agent(agent)
         row.x402_total_calls += 1
         row.x402_total_payments += e.amount
@@ -279,7 +375,7 @@ class Batch:
         row.last_payment_at = e.timestamp
         day = day_of(e.timestamp)
         volume = self._get_or_add(DailyVolume, (day, agent, mint),
-                                  lambda: DailyVolume(day=day, agent=agent, mint=mint))
+                                  lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
         volume.payments += 1
         volume.amount += e.amount
         rep = self._reputation(agent, e.timestamp)
@@ -288,8 +384,8 @@ class Batch:
 
     def _on_FeedbackSubmitted(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
-        self._get_or_add(Feedback, (agent, reference), lambda: Feedback(
-            agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
+        self._get_or_add(Feedback, (agent, reference), lambda: new_row(
+            Feedback,             agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
             response_time_ms=e.response_time_ms, signature=tx.signature, slot=tx.slot, timestamp=e.timestamp))
         payment = self._get(Payment, (agent, reference))
         if payment is not None:
@@ -323,10 +419,11 @@ class Batch:
         address = str(e.work_order)
         order = self._get(WorkOrder, address)
         to_status = status or WORK_ORDER_STATUS.get(indexed.name) or (order.status if order else "Created")
-        self.session.add(WorkOrderTransition(
-            signature=tx.signature, instruction_index=indexed.instruction_index, event_index=indexed.event_index,
-            work_order=address, event=indexed.name, from_status=order.status if order else None,
-            to_status=to_status, amount=amount, slot=tx.slot, timestamp=e.timestamp))
+        self._inserts[WorkOrderTransition].append({
+            "signature": tx.signature, "instruction_index": indexed.instruction_index,
+            "event_index": indexed.event_index, "work_order": address, "event": indexed.name,
+            "from_status": order.status if order else None, "to_status": to_status, "amount": amount,
+            "slot": tx.slot, "timestamp": e.timestamp})
         if order is not None:
             order.status, order.updated_at = to_status, e.timestamp
         return order
@@ -339,7 +436,7 @@ class Batch:
         provider = self._agent(agent).owner or None
         address = str(e.work_order)
         self._transition(tx, indexed, e, e.amount)
-        order = WorkOrder(address=address, agent=agent, client=str(e.client), provider=provider,
+        order = new_row(WorkOrder, address=address, agent=agent, client=str(e.client), provider=provider,
                           arbiter=str(e.arbiter), mint=str(e.mint), order_id=e.order_id, amount=e.amount,
                           deadline=e.deadline, review_period_seconds=e.review_period_seconds, status="Created",
                           created_at=e.timestamp, updated_at=e.timestamp, signature=tx.signature)
@@ -347,8 +444,7 @@ class Batch:
         if existing is None:
             self._add(WorkOrder, address, order)
         else:  # a closed order's address reused by a new order with the same id
-            for name, value in order.model_dump().items():
-                setattr(existing, name, value)
+            existing.__dict__.update(order.__dict__)
         self._agent(agent).open_work_orders += 1
 
     def _on_WorkOrderAccepted(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
@@ -367,7 +463,7 @@ class Batch:
     def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int) -> None:
         self._agent(agent).total_earnings += amount
         day = day_of(timestamp)
-        volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: DailyVolume(day=day, agent=agent, mint=mint))
+        volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
         volume.escrow_released += amount
 
     def _on_PaymentReleased(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
@@ -423,28 +519,70 @@ class Batch:
 
     # commit ---------------------------------------------------------------------------------------------
 
+    def _insert(self, model: type[SQLModel]) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(_table(model))
+
+    def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany)."""
+        if not rows:
+            return
+        stmt = self._insert(model)
+        keys = PRIMARY_KEYS[model]
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
+            name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+        self.connection.execute(stmt, rows)
+
+    def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[str]],
+                       row: Callable[[str, int, str], dict[str, Any]]) -> None:
+        """Replace the stored (agent, item) rows of every agent in `lists`."""
+        if not lists:
+            return
+        table = _table(model)
+        agents = list(lists)
+        for i in range(0, len(agents), IN_CHUNK):
+            self.connection.execute(delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])))
+        rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
+        if rows:
+            self.connection.execute(table.insert(), rows)
+
     def commit(self) -> None:
         """Write everything applied and the cursor in one database transaction."""
+        for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
+            if rows:
+                self.connection.execute(_table(model).insert(), rows)
+        for model in STATE_MODELS:
+            columns = COLUMNS[model]
+            self._upsert(model, [{c: row.__dict__[c] for c in columns}
+                                 for row in self._rows[model].values() if row is not None])
+        self._replace_lists(AgentToken, self._tokens,
+                            lambda agent, position, mint: {"agent": agent, "mint": mint, "position": position})
+        self._replace_lists(AgentCapability, self._capabilities,
+                            lambda agent, _, capability: {"agent": agent, "capability": capability})
         if self.cursor is not None:
             slot, signature = self.cursor
-            cursor = self.session.get(Cursor, 1)
-            if cursor is None:
-                self.session.add(Cursor(id=1, slot=slot, signature=signature, updated_at=time.time()))
-            elif slot >= cursor.slot:
-                cursor.slot, cursor.signature, cursor.updated_at = slot, signature, time.time()
+            table = _table(Cursor)
+            stored = self.connection.execute(select(table.c.slot).where(table.c.id == 1)).scalar()
+            if stored is None:
+                self.connection.execute(table.insert(), {"id": 1, "slot": slot, "signature": signature,
+                                                         "updated_at": time.time()})
+            elif slot >= stored:
+                self.connection.execute(table.update().where(table.c.id == 1).values(
+                    slot=slot, signature=signature, updated_at=time.time()))
         self._count_skips()
-        self.session.commit()
-        self.session.close()
+        self.transaction.commit()
+        self.connection.close()
 
     def _count_skips(self) -> None:
         s = self.stats
-        for name, value in (("malformed", s.skipped.malformed), ("unknown", s.skipped.unknown),
-                            ("foreign", s.skipped.foreign), ("failed_transactions", s.failed)):
-            if value:
-                counter = self.session.get(SkipCounter, name) or SkipCounter(name=name, count=0)
-                counter.count += value
-                self.session.add(counter)
+        counts = [{"name": name, "count": value} for name, value in (
+            ("malformed", s.skipped.malformed), ("unknown", s.skipped.unknown), ("foreign", s.skipped.foreign),
+            ("failed_transactions", s.failed)) if value]
+        if counts:
+            stmt = self._insert(SkipCounter)
+            self.connection.execute(stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}),
+                counts)
 
     def rollback(self) -> None:
-        self.session.rollback()
-        self.session.close()
+        self.transaction.rollback()
+        self.connection.close()

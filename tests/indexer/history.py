@@ -286,7 +286,8 @@ class _Script:
         await self.send([build_reject_delivery(o3, "not yet")], [client], "DeliveryRejected")
 
         async def finish_rejected(o3: WorkOrderRef = o3) -> None:
-            await self.send([deliver(o3)], [owner], "WorkDelivered")
+            # a revised deliverable: the same one again could be the same transaction (same blockhash)
+            await self.send([build_submit_work_delivery(o3, "ipfs://result-v2", bytes(32))], [owner], "WorkDelivered")
             await self.send([build_release_payment(o3, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
         later.append(finish_rejected)
 
