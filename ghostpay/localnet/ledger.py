@@ -63,6 +63,16 @@ class StoredTransaction:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SignatureRow:
+    """What getSignaturesForAddress answers about one transaction."""
+
+    signature: bytes
+    slot: int
+    block_time: int
+    err: Any  # the RPC's JSON of the error, None on success
+
+
 class Ledger:
     """The SQLite ledger of one localnet. Not thread-safe: use it from the server's loop."""
 
@@ -132,17 +142,24 @@ class Ledger:
     def transaction_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
+    def seq(self, signature: bytes) -> int | None:
+        """The ledger order of a stored transaction."""
+        row = self.db.execute("SELECT seq FROM transactions WHERE signature = ?", (signature,)).fetchone()
+        return int(row[0]) if row else None
+
     def signatures_for_address(self, address: bytes, limit: int, before_seq: int | None,
-                               until_seq: int | None) -> list[StoredTransaction]:
-        """Newest first: the transactions that mention `address`, strictly between `until` and `before`."""
+                               until_seq: int | None) -> list[SignatureRow]:
+        """Newest first: the transactions that mention `address`, strictly between `until` and `before`.
+        Only the columns the answer needs: the error is cut out of the stored meta by SQLite."""
         rows = self.db.execute(
-            "SELECT t.seq, t.signature, t.slot, t.block_time, t.raw, t.meta FROM address_signatures a "
-            "JOIN transactions t ON t.seq = a.seq WHERE a.address = ? AND a.seq < ? AND a.seq > ? "
-            "ORDER BY a.seq DESC LIMIT ?",
+            "SELECT t.signature, t.slot, t.block_time, CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL "
+            "WHEN 'text' THEN json_quote(json_extract(t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END "
+            "FROM address_signatures a JOIN transactions t ON t.seq = a.seq "
+            "WHERE a.address = ? AND a.seq < ? AND a.seq > ? ORDER BY a.seq DESC LIMIT ?",
             (address, before_seq if before_seq is not None else 2**62,
              until_seq if until_seq is not None else -1, limit),
         )
-        return [StoredTransaction(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [SignatureRow(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3])) for r in rows]
 
     # -- blocks ------------------------------------------------------------------------------
 
@@ -152,6 +169,11 @@ class Ledger:
     def block_time(self, slot: int) -> int | None:
         row = self.db.execute("SELECT block_time FROM blocks WHERE slot = ?", (slot,)).fetchone()
         return int(row[0]) if row else None
+
+    @property
+    def dirty(self) -> bool:
+        """Written to since the last commit."""
+        return self.db.in_transaction
 
     def commit(self) -> None:
         self.db.commit()
