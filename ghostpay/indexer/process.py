@@ -65,6 +65,10 @@ def _table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
+# Columns stored as JSON text and held decoded in memory (parsed at load, dumped at commit).
+JSON_COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {Reputation: ("history",)}
+
+
 def _defaults(model: type[SQLModel]) -> dict[str, Any]:
     return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
 
@@ -74,15 +78,25 @@ PRIMARY_KEYS = {model: tuple(c.name for c in _table(model).primary_key) for mode
 COLUMNS = {model: tuple(c.name for c in _table(model).columns) for model in STATE_MODELS}
 
 
+def loaded_row(model: type[SQLModel], values: Any) -> Row:
+    """A row in memory from stored column values (JSON columns decoded)."""
+    row = Row(**values)
+    for name in JSON_COLUMNS.get(model, ()):
+        setattr(row, name, json.loads(getattr(row, name)))
+    return row
+
+
 def new_row(model: type[SQLModel], **values: Any) -> Row:
     """A row with the model's defaults for what `values` leaves out."""
-    return Row(**{**DEFAULTS[model], **values})
+    return loaded_row(model, {**DEFAULTS[model], **values})
 
 
 def metrics_inputs(rep: Any) -> ReputationInputs:
+    """The score's inputs from a reputation row (a stored one, or one in memory with `history` decoded)."""
+    history = json.loads(rep.history) if isinstance(rep.history, str) else rep.history
     return ReputationInputs(rep.successful_payments, rep.failed_payments, rep.total_response_time_ms,
                             rep.response_time_count, rep.total_rating, rep.rating_count, rep.total_disputes,
-                            rep.disputes_resolved, tuple(json.loads(rep.history)))
+                            rep.disputes_resolved, tuple(history))
 
 
 def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
@@ -152,7 +166,7 @@ class Batch:
                 rows[k] = None
             for found in self.connection.execute(select(_table(model)).where(self._key_filter(model, chunk))
                                                  ).mappings():
-                rows[self._key_of(model, found)] = Row(**found)
+                rows[self._key_of(model, found)] = loaded_row(model, found)
 
     def _get(self, model: type[SQLModel], key: Any) -> Optional[Row]:
         rows = self._rows[model]
@@ -334,15 +348,13 @@ class Batch:
     # payments and reputation ----------------------------------------------------------------------------
 
     def _roll(self, rep: Reputation, timestamp: int) -> list[int]:
-        history, rep.history_day = roll_payment_history(json.loads(rep.history), rep.history_day, day_of(timestamp))
-        rep.history = json.dumps(history)
+        rep.history, rep.history_day = roll_payment_history(rep.history, rep.history_day, day_of(timestamp))
         rep.updated_at = timestamp
-        return history
+        return rep.history  # type: ignore[no-any-return]
 
     def _count_successful(self, rep: Reputation, timestamp: int) -> None:
         history = self._roll(rep, timestamp)
         history[rep.history_day % HISTORY_DAYS] += 1
-        rep.history = json.dumps(history)
         rep.successful_payments += 1
 
     def _count_failed(self, rep: Reputation, timestamp: int) -> None:
@@ -551,9 +563,12 @@ class Batch:
             if rows:
                 self.connection.execute(_table(model).insert(), rows)
         for model in STATE_MODELS:
-            columns = COLUMNS[model]
-            self._upsert(model, [{c: row.__dict__[c] for c in columns}
-                                 for row in self._rows[model].values() if row is not None])
+            columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
+            rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
+            for values in rows:
+                for name in encoded:
+                    values[name] = json.dumps(values[name])
+            self._upsert(model, rows)
         self._replace_lists(AgentToken, self._tokens,
                             lambda agent, position, mint: {"agent": agent, "mint": mint, "position": position})
         self._replace_lists(AgentCapability, self._capabilities,
