@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional
 
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
@@ -28,7 +28,6 @@ from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 DEFAULT_BATCH = 200  # transactions per database transaction during back-fill
 
 
@@ -65,23 +64,6 @@ CommitHook = Callable[[list[str], float], None]
 """Called after each commit with the signatures it applied and the time.perf_counter() of the commit."""
 
 
-async def _in_thread(work: Callable[..., T], *args: Any) -> T:
-    """Run blocking database work in a thread, so the loop keeps fetching the next chunk meanwhile.
-    If the caller is cancelled, the work is still awaited: the batch is never rolled back under it."""
-    task = asyncio.ensure_future(asyncio.to_thread(work, *args))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                continue
-            except BaseException:  # noqa: BLE001 - the cancellation is what the caller hears
-                break
-        raise
-
-
 class Indexer:
     def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
                  on_commit: Optional[CommitHook] = None) -> None:
@@ -105,10 +87,10 @@ class Indexer:
         """Apply transactions (oldest first) in one database transaction, with the agent accounts they need."""
         batch = Batch(self.engine, self.config.program_id)
         try:
-            await _in_thread(batch.apply_all, transactions)
+            batch.apply_all(transactions)
             if batch.needs_account:
                 batch.fill_agents(await self.rpc.agent_accounts(sorted(batch.needs_account)))
-            await _in_thread(batch.commit)
+            batch.commit()
         except BaseException:
             batch.rollback()
             raise
