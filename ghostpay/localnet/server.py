@@ -106,22 +106,23 @@ class HttpRpcServer:
         try:
             while await self._one(reader, writer):
                 pass
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
             pass
         finally:
             writer.close()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; False when the connection should close."""
-        request_line = await reader.readline()
-        if not request_line.strip():
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")  # request line + headers
+        if not lines[0].strip():
             return False
-        method, _, rest = request_line.decode("latin-1").partition(" ")
+        method, _, rest = lines[0].partition(" ")
         path, _, version = rest.strip().partition(" ")
         headers: dict[str, str] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
         keep_alive = headers.get("connection", "").lower() != "close" and version != "HTTP/1.0"
         if headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
