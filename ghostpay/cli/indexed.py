@@ -1,9 +1,12 @@
-"""Reading the indexer's database (`ghostpay.indexer.queries`) for `agent search` and `agent payment-history`,
-and handing the global options to `ghost indexer` (its --url, --db and --json follow -u, --db and --output)."""
+"""Reading the indexer's database for `agent search` and `agent payment-history` (a SQLite index with plain
+sqlite3, `ghostpay.indexer.sqlite_read`, so the command does not import SQLAlchemy; PostgreSQL through
+`ghostpay.indexer.queries`), and handing the global options to `ghost indexer` (its --url, --db and --json
+follow -u, --db and --output)."""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterator
@@ -70,14 +73,71 @@ def _session(st: State) -> Iterator[Any]:
 
     from ghostpay.indexer.models import connect
 
-    assert st.settings.db is not None
-    url = db_url(st.settings.db)
+    url = db_url(st.settings.db or "")
     try:
         engine = connect(url)
     except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
         raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
     with Session(engine) as session:
         yield session
+
+
+@contextmanager
+def _sqlite_index(st: State, path: str) -> Iterator[Any]:
+    from ghostpay.indexer.sqlite_read import IndexUnavailable, open_index
+
+    try:
+        with open_index(path) as index:
+            yield index
+    except IndexUnavailable as exc:
+        raise CliError(f"cannot open the indexer database {db_url(st.settings.db or '')}: {exc}; check --db") from None
+
+
+def _indexed_agent(a: Any, capabilities: list[str], tokens: list[str]) -> IndexedAgent:
+    return IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
+                        a.is_active, a.x402_enabled, a.price_per_call, a.payment_address or a.owner, a.endpoint,
+                        a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
+                        a.created_at, a.updated_at, capabilities, tokens)
+
+
+def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
+    """One page of agents: plain sqlite3 for a SQLite index (no SQLAlchemy import), else `queries`."""
+    from ghostpay.indexer.paging import QueryError
+    from ghostpay.indexer.sqlite_read import sqlite_path
+
+    path = sqlite_path(db_url(st.settings.db or ""))
+    try:
+        if path is not None:
+            from ghostpay.indexer import sqlite_read
+
+            with _sqlite_index(st, path) as index:
+                page = sqlite_read.search_agents(index, **filters)
+            return [_indexed_agent(a, a.capabilities, a.tokens) for a in page.items], page.total
+        from ghostpay.indexer import queries
+
+        for session in _session(st):
+            page = queries.search_agents(session, **filters)
+            return [_indexed_agent(a, queries.agent_capabilities(session, a.address),
+                                   queries.agent_tokens(session, a.address)) for a in page.items], page.total
+    except QueryError as exc:
+        raise CliError(str(exc), 2) from None
+    return [], 0
+
+
+def _payments(st: State, address: str, sort: str, limit: int) -> list[Any]:
+    from ghostpay.indexer.sqlite_read import sqlite_path
+
+    path = sqlite_path(db_url(st.settings.db or ""))
+    if path is not None:
+        from ghostpay.indexer import sqlite_read
+
+        with _sqlite_index(st, path) as index:
+            return sqlite_read.payment_history(index, address, sort=sort, limit=limit).items  # type: ignore[arg-type]
+    from ghostpay.indexer import queries
+
+    for session in _session(st):
+        return queries.payment_history(session, address, sort=sort, limit=limit).items  # type: ignore[arg-type]
+    return []
 
 
 class Decimals:
@@ -103,7 +163,6 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
                    limit: int) -> tuple[list[tuple[IndexedAgent, "MintInfo | None"]], int]:
     """Agents from the database, with the same filters as the chain search; returns them and the total."""
     from ghostpay.cli.output import whole
-    from ghostpay.indexer import queries
 
     decimals = Decimals(st)
     token = str(mint) if mint is not None else None
@@ -114,23 +173,10 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
     exact = (ceiling is None or token is not None) and order in (None, "reputation", "price")
-    for session in _session(st):
-        try:
-            page = queries.search_agents(session, x402_enabled=True if ceiling is not None and x402_enabled is None
-                                         else x402_enabled, capability=capability, token=token,
-                                         max_price=max_atomic, min_reputation=floor,
-                                         active=None if include_inactive else True,
-                                         sort="price" if order == "price" else "score",
-                                         limit=min(limit, DB_PAGE) if exact else DB_PAGE)
-        except queries.QueryError as exc:
-            raise CliError(str(exc), 2) from None
-        agents = [IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                               a.is_active, a.x402_enabled, a.price_per_call, a.payment_address or a.owner,
-                               a.endpoint, a.reputation_score, a.x402_total_payments, a.x402_total_calls,
-                               a.last_payment_at, a.created_at, a.updated_at,
-                               queries.agent_capabilities(session, a.address),
-                               queries.agent_tokens(session, a.address)) for a in page.items]
-        total = page.total
+    agents, total = _search(st, x402_enabled=True if ceiling is not None and x402_enabled is None else x402_enabled,
+                            capability=capability, token=token, max_price=max_atomic, min_reputation=floor,
+                            active=None if include_inactive else True, sort="price" if order == "price" else "score",
+                            limit=min(limit, DB_PAGE) if exact else DB_PAGE)
     out: list[tuple[IndexedAgent, Any]] = [(a, decimals(a.accepted_tokens[0] if a.accepted_tokens else None))
                                            for a in agents]
     if ceiling is not None and token is None:  # each agent's price in its own pricing token
@@ -146,18 +192,14 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
 
 def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -> list[dict[str, Any]]:
     from ghostpay.cli.output import mint_symbol, whole
-    from ghostpay.indexer import queries
 
     decimals = Decimals(st)
-    for session in _session(st):
-        page = queries.payment_history(session, address, sort=sort_by, limit=min(limit, DB_PAGE))  # type: ignore
-        rows = []
-        for p in page.items:
-            mint = decimals(p.mint)
-            rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "mint": p.mint,
-                         "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
-                         "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
-                         "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,
-                         "outcome": p.outcome, "rating": p.rating, "response_time_ms": p.response_time_ms})
-        return rows
-    return []
+    rows = []
+    for p in _payments(st, address, sort_by, min(limit, DB_PAGE)):
+        mint = decimals(p.mint)
+        rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "mint": p.mint,
+                     "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
+                     "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
+                     "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,
+                     "outcome": p.outcome, "rating": p.rating, "response_time_ms": p.response_time_ms})
+    return rows

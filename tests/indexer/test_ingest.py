@@ -5,18 +5,19 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ghostpay.indexer import queries
+from ghostpay.indexer import queries, sqlite_read
 from ghostpay.indexer.decode import ChainTransaction
 from ghostpay.indexer.models import (DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, SkipCounter,
                                      WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
 from ghostpay.indexer.source import RpcSource
+from ghostpay.indexer.sqlite_read import IndexUnavailable, open_index, sqlite_path
 from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import History, HistorySpec
 from tests.localnet.conftest import LocalnetProcess
@@ -177,3 +178,39 @@ def test_a_backfill_interrupted_mid_batch_resumes_without_gaps_or_duplicates(
     backfill(net, url, batch_size=batch_size)
     assert dump_tables(open_db(url)) == dump_tables(open_db(clean))
     assert run_verify(net, url).differences == []
+
+
+def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    """`sqlite_read` (plain sqlite3, the CLI's path) and `queries` (sqlmodel) give the same pages."""
+    _, history, url = indexed
+    path = sqlite_path(url)
+    if path is None:
+        pytest.skip("the plain-sqlite3 read path is for SQLite indexes")
+    mint = str(history.mint)
+    searches: list[dict[str, Any]] = [
+        {}, {"sort": "price"}, {"capability": "TRANSLATE", "token": mint, "max_price": 10**9, "sort": "price"},
+        {"x402_enabled": True}, {"active": None, "min_reputation": 1}, {"token": mint}, {"limit": 2, "offset": 3},
+    ]
+    with Session(open_db(url)) as session, open_index(path) as index:
+        for filters in searches:
+            expected = queries.search_agents(session, **filters)
+            got = sqlite_read.search_agents(index, **filters)
+            assert got.total == expected.total > 0, filters
+            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "tokens")} for a in got.items] \
+                == [a.model_dump() for a in expected.items]
+            for a in got.items:
+                assert a.capabilities == queries.agent_capabilities(session, a.address)
+                assert a.tokens == queries.agent_tokens(session, a.address)
+        busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
+        for sort, descending in (("date", True), ("amount", False)):
+            expected_payments = queries.payment_history(session, busiest.address, sort=sort, descending=descending,
+                                                        limit=30, offset=2)
+            got_payments = sqlite_read.payment_history(index, busiest.address, sort=sort, descending=descending,
+                                                       limit=30, offset=2)
+            assert got_payments.total == expected_payments.total > 0
+            assert [vars(p) for p in got_payments.items] == [p.model_dump() for p in expected_payments.items]
+        with pytest.raises(queries.QueryError):
+            sqlite_read.search_agents(index, limit=0)
+    with pytest.raises(IndexUnavailable):
+        with open_index(path + ".missing"):
+            pass
