@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from sqlalchemy import Table, delete, select, tuple_
@@ -89,6 +90,11 @@ def loaded_row(model: type[SQLModel], values: Any) -> Row:
 def new_row(model: type[SQLModel], **values: Any) -> Row:
     """A row with the model's defaults for what `values` leaves out."""
     return loaded_row(model, {**DEFAULTS[model], **values})
+
+
+# A payment's transaction rescores twice (its X402PaymentRecorded, then the program's ReputationUpdated)
+# with the same inputs: the second is a cache hit.
+_score = lru_cache(maxsize=1024)(reputation_score)
 
 
 def metrics_inputs(rep: Any) -> ReputationInputs:
@@ -362,7 +368,7 @@ class Batch:
         rep.failed_payments += 1
 
     def _rescore(self, agent: str, rep: Reputation) -> None:
-        score = reputation_score(metrics_inputs(rep))
+        score = _score(metrics_inputs(rep))
         rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
         rep.response_time, rep.volume_consistency, rep.score = score.response_time, score.volume_consistency, score.score
         row = self._agent(agent)
