@@ -134,8 +134,6 @@ class AgentQuery:
             return False
         if self.active is not None and head["is_active"] != self.active:
             return False
-        if self.max_price is not None and head["x402_price_per_call"] > self.max_price:  # type: ignore[operator]
-            return False
         if self.min_reputation is not None and head["reputation_score"] < self.min_reputation:  # type: ignore[operator]
             return False
         return True
