@@ -82,7 +82,7 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
                                "payment_address": owner, "endpoint": f"https://a{i}.example/api",
                                "reputation_score": (i * 37) % 10_001, "x402_total_calls": i % 100,
                                "created_at": now - i, "updated_at": now - i})
-                tokens.append({"agent": address, "mint": mint, "position": 0})
+                tokens.append({"agent": address, "mint": mint, "position": 0, "price": 1_000 * (1 + i % 999)})
                 caps += [{"agent": address, "capability": CAPABILITIES[i % 8]},
                          {"agent": address, "capability": CAPABILITIES[(i + 3) % 8]}]
             session.add_all([Agent(**a) for a in agents] + [AgentToken(**t) for t in tokens] +

@@ -1,38 +1,42 @@
-"""Compute units per instruction, measured in LiteSVM (deterministic).
+"""Compute units per instruction, measured in LiteSVM (deterministic for given inputs).
 
     python -m bench.compute_units            # print the table, write bench/results/compute_units.json
+    GHOSTPAY_CU_SAMPLES=256 python -m bench.compute_units   # more random inputs per row (default 64)
 
-Creating a PDA costs 1,500 CU per bump tried (the program finds the canonical
-bump on-chain), and so does checking a payee's associated token account, so
-rows that derive an address are measured where every canonical bump is 255
-(one try); the `mean` rows show the average over random keys. The
-record_x402_payment rows count that instruction alone, not the TransferChecked
-before it. The escrow rows include their token CPIs (the vault's creation and
-every transfer); create_work_order is measured where the work-order PDA's bump
-is 255 and as a mean over random order ids.
+Every row is the mean over random inputs, with the lowest and highest seen: random owners and agent ids
+(random length), random token counts where the row says so, random references and order ids. A PDA
+costs about 370 CU per bump tried (the program searches the canonical bump from 255 down), so rows
+whose address depends on a value the SDK picks (a payment reference, an order id) are measured with
+values picked as the SDK picks them (`ghostpay.pda.new_reference` / `new_order_id`: bump 255), and again
+with arbitrary ones ("any ..." rows). The record_x402_payment rows count that instruction alone, not the
+TransferChecked before it. The escrow rows include their token CPIs (the vault's creation and every
+transfer).
 """
 
 from __future__ import annotations
 
+import os
+import random
 import statistics
+import string
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.table import Table
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
 from bench.report import report
 from ghostpay import instructions as ix
+from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import agent_address, receipt_address, reputation_address, work_order_address
-from ghostpay.svm import TOKEN_PROGRAM_ID, InProcessChain
-from ghostpay.types import X402Config
+from ghostpay.pda import agent_address, new_order_id, new_reference, receipt_address, reputation_address
+from ghostpay.svm import InProcessChain
+from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,
     WorkOrderTerms,
@@ -44,222 +48,229 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
-MEAN_SAMPLES = 64
+SAMPLES = int(os.environ.get("GHOSTPAY_CU_SAMPLES", "64"))
+ENDPOINT = "https://agents.example.com/translate"
 
 
 @dataclass
 class Row:
     instruction: str
     case: str
-    compute_units: int
+    compute_units: int  # the mean over `samples` random inputs, rounded
+    lowest: int
+    highest: int
+    samples: int
 
 
-def owner_with_bump_255(chain: InProcessChain, agent_id: str) -> Keypair:
-    """A funded owner whose agent and reputation PDAs for `agent_id` are both found on the first try."""
-    while True:
-        owner = Keypair()
-        agent, bump = agent_address(owner.pubkey(), agent_id)
-        if bump == 255 and reputation_address(agent)[1] == 255:
-            chain.svm.airdrop(owner.pubkey(), 10**10)
-            return owner
+def summarize(instruction: str, case: str, samples: list[int]) -> Row:
+    return Row(instruction, case, round(statistics.mean(samples)), min(samples), max(samples), len(samples))
 
 
-def demo_profile(agent_id: str = "translator") -> AgentProfile:
-    return AgentProfile(agent_id, "Translator", 1, "Translates text between English and French",
-                        "https://agents.example.com/translator.json", ["translate", "summarize"])
+class Bench:
+    """One chain and a seeded random source; helpers that run an instruction and return its CU."""
+
+    def __init__(self, seed: int = 402) -> None:
+        self.chain = InProcessChain()
+        self.rng = random.Random(seed)
+
+    def keypair(self, sol: int = 10) -> Keypair:
+        """A funded keypair from the seeded source, so PDA bumps (and the means) repeat run to run."""
+        keypair = Keypair.from_seed(self.rng.randbytes(32))
+        self.chain.svm.airdrop(keypair.pubkey(), sol * 10**9)
+        return keypair
+
+    def run(self, name: str, instructions: list[Instruction], *signers: Keypair) -> int:
+        result = self.chain.send(instructions, list(signers))
+        if not result.ok:
+            raise RuntimeError(f"{name} failed: {result.error} {result.logs[-3:]}")
+        return result.compute_units
+
+    def agent_id(self) -> str:
+        return "".join(self.rng.choice(string.ascii_lowercase) for _ in range(self.rng.randint(3, 32)))
+
+    def prices(self, count: int) -> list[TokenPrice]:
+        return [TokenPrice(self.chain.create_mint(), self.rng.randint(1_000, 10**9)) for _ in range(count)]
+
+    def register(self, token_count: int | None) -> tuple[Keypair, Pubkey, int]:
+        """A new agent of a new owner, with a random id; returns the owner, the agent and the CU."""
+        owner, agent_id = self.keypair(), self.agent_id()
+        config = None if token_count is None else X402Config(owner.pubkey(), self.prices(token_count), ENDPOINT)
+        profile = AgentProfile(agent_id, "Translator", 1, "Translates text between English and French",
+                               "https://agents.example.com/translator.json", ["translate", "summarize"])
+        cu = self.run("register_agent", [build_register_agent(owner.pubkey(), profile, config)], owner)
+        return owner, agent_address(owner.pubkey(), agent_id)[0], cu
+
+    def samples(self, measure_one: Callable[[], int]) -> list[int]:
+        return [measure_one() for _ in range(SAMPLES)]
 
 
-def register_cu(chain: InProcessChain, owner: Keypair, token_count: int | None) -> int:
-    x402 = None
-    if token_count is not None:
-        mints = [chain.create_mint() for _ in range(token_count)]
-        x402 = X402Config(payment_address=owner.pubkey(), price_per_call=10_000, accepted_tokens=mints,
-                          service_endpoint="https://agents.example.com/translate")
-    result = chain.send([build_register_agent(owner.pubkey(), demo_profile(), x402)], [owner])
-    if not result.ok:
-        raise RuntimeError(f"register_agent failed: {result.error}")
-    return result.compute_units
+def register_rows(b: Bench) -> Iterator[Row]:
+    for case, count in (("no x402", lambda: None), ("x402, 1 token", lambda: 1), ("x402, 10 tokens", lambda: 10),
+                        ("x402, 1-10 tokens", lambda: b.rng.randint(1, 10))):
+        yield summarize("register_agent", case, b.samples(lambda: b.register(count())[2]))
 
 
-def x402_config(chain: InProcessChain, owner: Keypair, price: int = 10_000) -> X402Config:
-    return X402Config(payment_address=owner.pubkey(), price_per_call=price, accepted_tokens=[chain.create_mint()],
-                      service_endpoint="https://agents.example.com/translate")
+def update_rows(b: Bench) -> Iterator[Row]:
+    """Each owner update on a fresh random agent with one accepted token (configure_x402 also at 10)."""
+    def on_new_agent(build: Callable[[Pubkey, Pubkey, Keypair], Instruction]) -> Callable[[], int]:
+        def one() -> int:
+            owner, agent, _ = b.register(1)
+            return b.run("update", [build(agent, owner.pubkey(), owner)], owner)
+        return one
 
+    def configure(count: int) -> Callable[[Pubkey, Pubkey, Keypair], Instruction]:
+        def build(agent: Pubkey, owner: Pubkey, _: Keypair) -> Instruction:
+            config = X402Config(owner, b.prices(count), "https://agents.example.com/v2")
+            return ix.configure_x402({"config": config}, {"agent": agent, "owner": owner},
+                                     remaining_accounts=mint_accounts([t.mint for t in config.accepted_tokens]))
+        return build
 
-def update_instructions(chain: InProcessChain, owner: Keypair) -> list[tuple[str, Instruction]]:
-    """One of each owner-only instruction, in an order that keeps every one valid."""
-    agent, _ = agent_address(owner.pubkey(), "translator")
-    accounts = {"agent": agent, "owner": owner.pubkey(), "reputation": reputation_address(agent)[0]}
-    config = x402_config(chain, owner, price=20_000)
-    new_mint = chain.create_mint()
-    return [
-        ("update_agent", ix.update_agent({"agent_type": None, "name": "Translator Pro", "description": None,
-                                          "metadata_uri": None, "capabilities": None}, accounts)),
-        ("configure_x402", ix.configure_x402({"config": config}, accounts,
-                                             remaining_accounts=mint_accounts(config.accepted_tokens))),
-        ("set_x402_price", ix.set_x402_price({"price_per_call": 30_000}, accounts)),
-        ("set_x402_tokens", ix.set_x402_tokens({"accepted_tokens": [new_mint]}, accounts,
-                                               remaining_accounts=mint_accounts([new_mint]))),
-        ("set_x402_endpoint", ix.set_x402_endpoint({"service_endpoint": "https://agents.example.com/v2"}, accounts)),
-        ("disable_x402", ix.disable_x402(accounts)),
-        ("set_agent_active", ix.set_agent_active({"is_active": False}, accounts)),
-        ("close_agent", ix.close_agent(accounts)),
+    def accepted_mint(agent: Pubkey) -> Pubkey:
+        return Agent.decode(bytes(b.chain.account(agent).data)).x402_accepted_tokens[0].mint
+
+    def set_tokens(agent: Pubkey, owner: Pubkey, _: Keypair) -> Instruction:
+        tokens = b.prices(1)
+        return ix.set_x402_tokens({"accepted_tokens": tokens}, {"agent": agent, "owner": owner},
+                                  remaining_accounts=mint_accounts([t.mint for t in tokens]))
+
+    updates: list[tuple[str, str, Callable[[Pubkey, Pubkey, Keypair], Instruction]]] = [
+        ("update_agent", "owner update", lambda a, o, _: ix.update_agent(
+            {"agent_type": None, "name": "Translator Pro", "description": None, "metadata_uri": None,
+             "capabilities": None}, {"agent": a, "owner": o})),
+        ("configure_x402", "owner update", configure(1)),
+        ("configure_x402", "10 tokens", configure(10)),
+        ("set_x402_price", "owner update", lambda a, o, _: ix.set_x402_price(
+            {"prices": [TokenPrice(accepted_mint(a), 30_000)]}, {"agent": a, "owner": o})),
+        ("set_x402_tokens", "owner update", set_tokens),
+        ("set_x402_endpoint", "owner update", lambda a, o, _: ix.set_x402_endpoint(
+            {"service_endpoint": "https://agents.example.com/v2"}, {"agent": a, "owner": o})),
+        ("disable_x402", "owner update", lambda a, o, _: ix.disable_x402({"agent": a, "owner": o})),
+        ("set_agent_active", "owner update", lambda a, o, _: ix.set_agent_active({"is_active": False},
+                                                                                  {"agent": a, "owner": o})),
+        ("close_agent", "owner update", lambda a, o, _: ix.close_agent({"agent": a, "owner": o})),
     ]
+    for name, case, build in updates:
+        yield summarize(name, case, b.samples(on_new_agent(build)))
+
+
+def payment_rows(b: Bench) -> Iterator[Row]:
+    """record_x402_payment after a TransferChecked (and after a Memo: the official x402 layout), to random
+    agents and payees; then feedback and a refresh."""
+    def program_cu(logs: list[str]) -> int:
+        prefix = f"Program {b.chain.program_id} consumed "
+        [cu] = [int(line[len(prefix):].split()[0]) for line in logs if line.startswith(prefix)]
+        return cu
+
+    paid: list[tuple[Pubkey, Keypair, bytes]] = []
+
+    def record(pick_reference: Callable[[Pubkey], bytes], memo: bool) -> Callable[[], int]:
+        def one() -> int:
+            owner, agent, _ = b.register(1)
+            payee, payer = b.keypair().pubkey(), b.keypair()
+            mint = b.chain.create_mint()
+            config = X402Config(payee, [TokenPrice(mint, 10_000)], ENDPOINT)
+            b.run("configure_x402", [ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
+                                                       remaining_accounts=mint_accounts([mint]))], owner)
+            b.chain.create_token_account(payer.pubkey(), mint, 10**12)
+            b.chain.create_token_account(payee, mint)
+            reference = pick_reference(agent)
+            payment = build_x402_payment(payer.pubkey(), agent, payee, mint, 6, 10_000, reference,
+                                         memo=os.urandom(16).hex() if memo else None)
+            result = b.chain.send(payment, [payer])
+            if not result.ok:
+                raise RuntimeError(f"record_x402_payment failed: {result.error}")
+            paid.append((agent, payer, reference))
+            return program_cu(result.logs)
+        return one
+
+    yield summarize("record_x402_payment", "SDK references", b.samples(record(new_reference, False)))
+    yield summarize("record_x402_payment", "SDK references, after a Memo", b.samples(record(new_reference, True)))
+    yield summarize("record_x402_payment", "any references", b.samples(record(lambda _: b.rng.randbytes(32), False)))
+
+    def feedback() -> int:
+        agent, payer, reference = paid.pop()
+        accounts = {"agent": agent, "reputation": reputation_address(agent)[0],
+                    "receipt": receipt_address(agent, reference)[0], "payer": payer.pubkey()}
+        return b.run("submit_feedback", [ix.submit_feedback({"success": True, "response_time_ms": 245, "rating": 5},
+                                                            accounts)], payer)
+
+    yield summarize("submit_feedback", "rating and response time", b.samples(feedback))
+
+    def refresh() -> int:
+        agent = paid.pop()[0]
+        payer = b.keypair()
+        return b.run("refresh_reputation", [ix.refresh_reputation(
+            {"agent": agent, "reputation": reputation_address(agent)[0]})], payer)
+
+    yield summarize("refresh_reputation", "7 days of history", b.samples(refresh))
+
+
+def work_order_rows(b: Bench) -> Iterator[Row]:
+    """create_work_order (vault + TransferChecked) with SDK-picked and arbitrary order ids, then each step
+    of a work order that completes, and a dispute resolved with a split."""
+    owner, agent, _ = b.register(1)
+    mint = Agent.decode(bytes(b.chain.account(agent).data)).x402_accepted_tokens[0].mint
+    client, arbiter = b.keypair(1_000), b.keypair()
+    b.chain.create_token_account(client.pubkey(), mint, 10**15)
+    b.chain.create_token_account(owner.pubkey(), mint)
+    deadline = b.chain.svm.get_clock().unix_timestamp + 7 * 86_400
+    terms = WorkOrderTerms(5_000_000, deadline, arbiter.pubkey(), "Translate the user guide", "EN to FR",
+                           ("keep the glossary", "two review rounds"))
+    orders: list[WorkOrderRef] = []
+
+    def create(pick_order_id: Callable[[], int]) -> Callable[[], int]:
+        def one() -> int:
+            vault, order_id = Keypair.from_seed(b.rng.randbytes(32)), pick_order_id()
+            cu = b.run("create_work_order", [build_create_work_order(client.pubkey(), agent, mint, order_id, terms,
+                                                                     vault.pubkey())], client, vault)
+            orders.append(WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(),
+                                              mint, vault.pubkey()))
+            return cu
+        return one
+
+    yield summarize("create_work_order", "SDK order ids", b.samples(create(lambda: new_order_id(client.pubkey()))))
+    yield summarize("create_work_order", "any order ids",
+                    b.samples(create(lambda: b.rng.getrandbits(64))))
+
+    accepted = list(orders)
+    yield summarize("accept_work_order", "naming the arbiter", [
+        b.run("accept", [build_accept_work_order(o, o.arbiter)], owner) for o in accepted])
+    yield summarize("submit_work_delivery", "", [b.run("deliver", [build_submit_work_delivery(
+        o, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", bytes(32))], owner)
+        for o in accepted[:SAMPLES]])
+    yield summarize("release_payment", "partial", [
+        b.run("release", [build_release_payment(o, 2_000_000)], client) for o in accepted[:SAMPLES]])
+    yield summarize("release_payment", "final: closes vault and work order", [
+        b.run("release", [build_release_payment(o, 3_000_000)], client) for o in accepted[:SAMPLES]])
+    disputed = accepted[SAMPLES:]
+    yield summarize("open_dispute", "", [
+        b.run("dispute", [build_open_dispute(o, client.pubkey(), "late")], client) for o in disputed])
+    yield summarize("resolve_dispute", "30% to the client, closes", [
+        b.run("resolve", [build_resolve_dispute(o, 3_000)], arbiter) for o in disputed])
 
 
 def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
-    chain = InProcessChain()
+    bench = Bench()
     rows = []
-    for case, tokens in (("no x402", None), ("x402, 1 token", 1), ("x402, 10 tokens", 10)):
-        progress(f"register_agent ({case})")
-        rows.append(Row("register_agent", f"{case}, bump 255",
-                        register_cu(chain, owner_with_bump_255(chain, "translator"), tokens)))
-    progress(f"register_agent mean over {MEAN_SAMPLES} random owners")
-    samples = [register_cu(chain, chain.funded_keypair(), 1) for _ in range(MEAN_SAMPLES)]
-    rows.append(Row("register_agent", f"x402, 1 token, mean of {MEAN_SAMPLES} random owners",
-                    round(statistics.mean(samples))))
-    owner = chain.funded_keypair()
-    register_cu(chain, owner, 1)
-    for name, instruction in update_instructions(chain, owner):
+    for name, rows_of in (("register_agent", register_rows), ("owner updates", update_rows),
+                          ("payments", payment_rows), ("work orders", work_order_rows)):
         progress(name)
-        result = chain.send([instruction], [owner])
-        if not result.ok:
-            raise RuntimeError(f"{name} failed: {result.error}")
-        rows.append(Row(name, "owner update", result.compute_units))
-    progress("configure_x402 with 10 tokens")
-    rows.append(Row("configure_x402", "10 tokens", configure_ten_tokens_cu(chain)))
-    progress("record_x402_payment and submit_feedback")
-    rows.extend(payment_rows(chain))
-    progress("work orders")
-    rows.extend(work_order_rows(chain))
+        rows.extend(rows_of(bench))
     return rows
-
-
-def program_compute_units(logs: list[str], program_id: Pubkey) -> list[int]:
-    """CU of each top-level invocation of `program_id`, from its `consumed` log lines."""
-    prefix = f"Program {program_id} consumed "
-    return [int(line[len(prefix):].split()[0]) for line in logs if line.startswith(prefix)]
-
-
-def first_try_payee(mint: Pubkey) -> Keypair:
-    """A payment address whose associated token account for `mint` has bump 255."""
-    while True:
-        payee = Keypair()
-        seeds = [bytes(payee.pubkey()), bytes(TOKEN_PROGRAM_ID), bytes(mint)]
-        if Pubkey.find_program_address(seeds, ASSOCIATED_TOKEN_PROGRAM_ID)[1] == 255:
-            return payee
-
-
-def payment_rows(chain: InProcessChain) -> list[Row]:
-    owner = owner_with_bump_255(chain, "translator")
-    agent, _ = agent_address(owner.pubkey(), "translator")
-    mint = chain.create_mint()
-    payee = first_try_payee(mint)
-    config = X402Config(payee.pubkey(), 10_000, [mint], "https://agents.example.com/translate")
-    result = chain.send([build_register_agent(owner.pubkey(), demo_profile(), config)], [owner])
-    if not result.ok:
-        raise RuntimeError(f"register_agent failed: {result.error}")
-    payer = chain.funded_keypair()
-    chain.create_token_account(payer.pubkey(), mint, 10**12)
-    chain.create_token_account(payee.pubkey(), mint)
-
-    def record_cu(reference: bytes) -> int:
-        result = chain.send(build_x402_payment(payer.pubkey(), agent, payee.pubkey(), mint, 6, 10_000, reference),
-                            [payer])
-        if not result.ok:
-            raise RuntimeError(f"record_x402_payment failed: {result.error}")
-        [cu] = program_compute_units(result.logs, chain.program_id)
-        return cu
-
-    first_try = next(r for r in (n.to_bytes(32, "big") for n in range(1_000)) if receipt_address(agent, r)[1] == 255)
-    rows = [Row("record_x402_payment", "receipt and payee ATA bumps 255", record_cu(first_try))]
-    samples = [record_cu(bytes(Keypair().pubkey())) for _ in range(MEAN_SAMPLES)]
-    rows.append(Row("record_x402_payment", f"mean of {MEAN_SAMPLES} random references", round(statistics.mean(samples))))
-    feedback = ix.submit_feedback({"success": True, "response_time_ms": 245, "rating": 5},
-                                  {"agent": agent, "reputation": reputation_address(agent)[0],
-                                   "receipt": receipt_address(agent, first_try)[0], "payer": payer.pubkey()})
-    result = chain.send([feedback], [payer])
-    if not result.ok:
-        raise RuntimeError(f"submit_feedback failed: {result.error}")
-    rows.append(Row("submit_feedback", "rating and response time", result.compute_units))
-    refresh = ix.refresh_reputation({"agent": agent, "reputation": reputation_address(agent)[0]})
-    rows.append(Row("refresh_reputation", "7 days of history", chain.send([refresh], [payer]).compute_units))
-    return rows
-
-
-def work_order_rows(chain: InProcessChain) -> list[Row]:
-    """create_work_order (vault + TransferChecked), accept, deliver, a partial and the final release_payment
-    (which also closes the vault and the work order), and a dispute resolved with a split."""
-    owner, client, arbiter = (chain.funded_keypair(100) for _ in range(3))
-    mint = chain.create_mint()
-    config = X402Config(owner.pubkey(), 10_000, [mint], "https://agents.example.com/translate")
-    result = chain.send([build_register_agent(owner.pubkey(), demo_profile(), config)], [owner])
-    if not result.ok:
-        raise RuntimeError(f"register_agent failed: {result.error}")
-    agent, _ = agent_address(owner.pubkey(), "translator")
-    chain.create_token_account(client.pubkey(), mint, 10**15)
-    chain.create_token_account(owner.pubkey(), mint)
-    deadline = chain.svm.get_clock().unix_timestamp + 7 * 86_400
-    terms = WorkOrderTerms(5_000_000, deadline, arbiter.pubkey(), "Translate the user guide", "EN to FR",
-                           ("keep the glossary", "two review rounds"))
-
-    def run(name: str, instruction: Instruction, *signers: Keypair) -> int:
-        result = chain.send([instruction], [*signers])
-        if not result.ok:
-            raise RuntimeError(f"{name} failed: {result.error}")
-        return result.compute_units
-
-    def create(order_id: int) -> tuple[WorkOrderRef, int]:
-        vault = Keypair()
-        cu = run("create_work_order", build_create_work_order(client.pubkey(), agent, mint, order_id, terms,
-                                                              vault.pubkey()), client, vault)
-        return WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(), mint,
-                                   vault.pubkey()), cu
-
-    first_try = next(n for n in range(1_000) if work_order_address(client.pubkey(), n)[1] == 255)
-    order, create_cu = create(first_try)
-    rows = [Row("create_work_order", "vault + transfer, bump 255", create_cu)]
-    samples = [create(n)[1] for n in range(10_000, 10_000 + MEAN_SAMPLES)]
-    rows.append(Row("create_work_order", f"mean of {MEAN_SAMPLES} order ids", round(statistics.mean(samples))))
-    rows.append(Row("accept_work_order", "", run("accept", build_accept_work_order(order), owner)))
-    rows.append(Row("submit_work_delivery", "", run("deliver", build_submit_work_delivery(
-        order, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", bytes(32)), owner)))
-    rows.append(Row("release_payment", "partial", run("release", build_release_payment(order, 2_000_000), client)))
-    rows.append(Row("release_payment", "final: closes vault and work order",
-                    run("release", build_release_payment(order, 3_000_000), client)))
-    disputed, _ = create(first_try + 1)
-    run("accept", build_accept_work_order(disputed), owner)
-    rows.append(Row("open_dispute", "", run("dispute", build_open_dispute(disputed, client.pubkey(), "late"), client)))
-    rows.append(Row("resolve_dispute", "30% to the client, closes",
-                    run("resolve", build_resolve_dispute(disputed, 3_000), arbiter)))
-    return rows
-
-
-def configure_ten_tokens_cu(chain: InProcessChain) -> int:
-    """configure_x402 at the token limit: ten mint accounts to check and a longer event."""
-    owner = chain.funded_keypair()
-    register_cu(chain, owner, 1)
-    agent, _ = agent_address(owner.pubkey(), "translator")
-    tokens = [chain.create_mint() for _ in range(10)]
-    config = X402Config(payment_address=owner.pubkey(), price_per_call=20_000, accepted_tokens=tokens,
-                        service_endpoint="https://agents.example.com/translate")
-    result = chain.send([ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
-                                           remaining_accounts=mint_accounts(tokens))], [owner])
-    if not result.ok:
-        raise RuntimeError(f"configure_x402 with 10 tokens failed: {result.error}")
-    return result.compute_units
 
 
 def main() -> int:
     console = Console(stderr=True)
     with console.status("measuring") as status:
-        rows = measure(lambda what: status.update(f"measuring {what}"))
-    table = Table(title="GhostPay compute units (LiteSVM)")
+        rows = measure(lambda what: status.update(f"measuring {what} ({SAMPLES} random inputs a row)"))
+    table = Table(title=f"GhostPay compute units (LiteSVM), mean of {SAMPLES} random inputs a row")
     table.add_column("instruction")
     table.add_column("case")
-    table.add_column("CU", justify="right")
+    table.add_column("mean CU", justify="right")
+    table.add_column("lowest", justify="right")
+    table.add_column("highest", justify="right")
     for row in rows:
-        table.add_row(row.instruction, row.case, f"{row.compute_units:,}")
+        table.add_row(row.instruction, row.case, f"{row.compute_units:,}", f"{row.lowest:,}", f"{row.highest:,}")
     report(table, rows, "compute_units", console)
     return 0
 

@@ -164,7 +164,8 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
         decoded = Agent.decode(base64.b64decode(account["data"][0]))  # its price moved during the script
         for i in range(count):
             ixs = build_x402_payment(payer.pubkey(), agent, decoded.x402_payment_address, history.mint, 6,
-                                     decoded.x402_price_per_call, i.to_bytes(32, "little"), compute_unit_limit=60_000)
+                                     decoded.x402_accepted_tokens[0].price, i.to_bytes(32, "little"),
+                                     compute_unit_limit=60_000)
             start = time.perf_counter()
             signature = await chain.send(ixs, [payer])
             confirmed[signature] = time.perf_counter()

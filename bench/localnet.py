@@ -6,7 +6,7 @@
 - throughput: system transfers sent over HTTP (`sendTransaction`, 16 keep-alive connections) and
   confirmed with `getSignatureStatuses`, beside the same transfers sent in-process to LiteSVM (the
   ceiling). A lean HTTP client measures the server; httpx, on the same two cores, mostly measures itself;
-- getProgramAccounts over 10,000 Agent accounts (1,848 bytes each, loaded with `surfnet_setAccount`):
+- getProgramAccounts over 10,000 Agent accounts (`AGENT_SPACE` bytes each, loaded with `surfnet_setAccount`):
   all of them, with a `dataSlice` of the fixed head, and one owner's 100 with a `memcmp` + `dataSize`
   filter, with and without `dataSlice` (median of 5; goal ≤ 100 ms filtered);
 - agent search from the chain in-process (`GhostPayClient.search_agents`: getProgramAccounts with
@@ -42,6 +42,7 @@ from solders.transaction import Transaction
 
 from ghostpay.borsh_layout import head_layout
 from ghostpay.client import GhostPayClient
+from ghostpay.discovery import AGENT_SPACE
 from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
@@ -52,7 +53,6 @@ PAYERS = 20
 IN_FLIGHT = 16
 AGENTS = 10_000
 AGENT_OWNERS = 100
-AGENT_SPACE = 1848
 AGENT_DISCRIMINATOR = hashlib.sha256(b"account:Agent").digest()[:8]
 RATIO_GOAL = 0.3
 FILTERED_GOAL_MS = 100

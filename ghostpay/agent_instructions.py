@@ -52,12 +52,12 @@ def build_register_agent(
         "capabilities": profile.capabilities,
         "x402": x402,
     }
-    remaining = mint_accounts(list(x402.accepted_tokens)) if x402 else []
+    remaining = mint_accounts([token.mint for token in x402.accepted_tokens]) if x402 else []
     return register_agent(args, {"agent": agent, "reputation": reputation, "owner": owner}, program_id=program_id,
                           remaining_accounts=remaining)
 
 
 def build_close_agent(agent: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
-    """`close_agent`: closes the agent and its ReputationMetrics, refunding both rents to `owner`."""
-    reputation, _ = reputation_address(agent, program_id)
-    return close_agent({"agent": agent, "owner": owner, "reputation": reputation}, program_id=program_id)
+    """`close_agent`: closes the agent, refunding its rent to `owner`; its ReputationMetrics stays, so
+    registering the same agent id again continues the same reputation."""
+    return close_agent({"agent": agent, "owner": owner}, program_id=program_id)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, AsyncIterator, Awaitable, Collection, Sequence, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Collection, Mapping, Sequence, TypeVar, Union
 
 import httpx
 from solana.exceptions import SolanaRpcException
@@ -68,11 +68,19 @@ from ghostpay.exceptions import (
 )
 from ghostpay.keypairs import KeypairSource, default_keypair_path, load_keypair
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import REFERENCE_LEN, agent_address, receipt_address, reputation_address, work_order_address
+from ghostpay.pda import (
+    REFERENCE_LEN,
+    agent_address,
+    new_order_id,
+    new_reference,
+    receipt_address,
+    reputation_address,
+    work_order_address,
+)
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
 from ghostpay.tokens import Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     CONTENT_HASH_LEN,
     WorkOrderRef,
@@ -82,6 +90,7 @@ from ghostpay.work_orders import (
     build_claim_payment,
     build_claim_refund,
     build_create_work_order,
+    build_decline_work_order,
     build_open_dispute,
     build_reject_delivery,
     build_release_payment,
@@ -105,11 +114,14 @@ _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 
 @dataclass(frozen=True)
 class X402Settings:
-    """x402 pricing: `price` per call in whole units of the first accepted token (Decimal, never float),
-    the accepted mints, the service endpoint, and the wallet paid (default: the owner)."""
+    """x402 pricing: the price per call in each accepted mint, in whole units of that mint (Decimal,
+    never float; each mint's own decimals convert it), the service endpoint, and the wallet paid
+    (default: the owner). The first mint is the default a buyer pays in.
 
-    price: Amount
-    tokens: Sequence[Pubkey]
+        X402Settings({usdc: Decimal("0.01"), eurc: Decimal("0.0095")}, "https://t.example/api")
+    """
+
+    prices: Mapping[Pubkey, Amount]
     endpoint: str
     payment_address: Pubkey | None = None
 
@@ -157,9 +169,8 @@ class AgentInfo:
     capabilities: list[str]
     is_active: bool
     x402_enabled: bool
-    price_per_call: int
+    prices: dict[Pubkey, int]  # accepted mint -> atomic units of it per call, in the agent's order
     payment_address: Pubkey
-    accepted_tokens: list[Pubkey]
     endpoint: str
     reputation_score: int
     total_payments: int
@@ -170,30 +181,51 @@ class AgentInfo:
     total_jobs_completed: int  # work orders paid out in full
     total_earnings: int  # atomic units released to it from escrow, summed over mints
     open_work_orders: int
+    registration: int  # 1 for a first registration; +1 each time the same agent id is registered again
     account: Agent = field(repr=False)
+
+    @property
+    def accepted_tokens(self) -> list[Pubkey]:
+        """The accepted mints, the default one first."""
+        return list(self.prices)
 
     @classmethod
     def from_account(cls, address: Pubkey, a: Agent) -> "AgentInfo":
         return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                   list(a.capabilities), a.is_active, a.x402_enabled, a.x402_price_per_call,
-                   a.x402_payment_address, list(a.x402_accepted_tokens), a.x402_service_endpoint,
-                   a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
-                   a.created_at, a.updated_at, a.total_jobs_completed, a.total_earnings, a.open_work_orders, a)
+                   list(a.capabilities), a.is_active, a.x402_enabled,
+                   {t.mint: t.price for t in a.x402_accepted_tokens}, a.x402_payment_address,
+                   a.x402_service_endpoint, a.reputation_score, a.x402_total_payments, a.x402_total_calls,
+                   a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, a.total_earnings,
+                   a.open_work_orders, a.registration, a)
+
+
+@dataclass(frozen=True)
+class TokenPricing:
+    """The price of one call in one accepted mint: whole tokens and atomic units, with the mint's decimals."""
+
+    mint: Pubkey
+    price: Decimal
+    price_atomic: int
+    decimals: int
+    token_program: Pubkey
 
 
 @dataclass(frozen=True)
 class Pricing:
-    """An agent's x402 price in the first accepted token, with that mint's decimals."""
+    """An agent's x402 prices, one per accepted mint (the default one first)."""
 
     agent: Pubkey
     enabled: bool
-    price: Decimal
-    price_atomic: int
-    mint: Pubkey
-    decimals: int
-    accepted_tokens: list[MintInfo]
+    tokens: list[TokenPricing]
     endpoint: str
     payment_address: Pubkey
+
+    def price_in(self, mint: Pubkey) -> TokenPricing:
+        """The price in `mint` (InvalidArgument if the agent does not accept it)."""
+        for token in self.tokens:
+            if token.mint == mint:
+                return token
+        raise InvalidArgument(f"agent {self.agent} does not accept mint {mint}")
 
 
 @dataclass(frozen=True)
@@ -203,11 +235,13 @@ class Receipt:
     address: Pubkey
     agent: Pubkey
     payer: Pubkey
+    rent_payer: Pubkey
     mint: Pubkey
     reference: bytes
     amount: Decimal
     amount_atomic: int
     paid_at: int
+    registration: int
     feedback_submitted: bool
 
 
@@ -558,13 +592,16 @@ class GhostPayClient:
             raise program_error_class("AgentIdInvalid")()
         return agent_address(owner or self.wallet, agent, self.program_id)[0]
 
-    async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
-        tokens = list(settings.tokens)
-        if not tokens:  # the price's decimals come from the first token
+    async def _token_prices(self, prices: Mapping[Pubkey, Amount]) -> list[TokenPrice]:
+        """Whole-token prices to atomic ones, each with its own mint's decimals."""
+        if not prices:
             raise program_error_class("NoAcceptedTokens")()
-        decimals = (await self.get_mint(tokens[0])).decimals
+        return [TokenPrice(mint=mint, price=to_atomic(price, (await self.get_mint(mint)).decimals))
+                for mint, price in prices.items()]
+
+    async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
         return X402Config(payment_address=settings.payment_address or owner,
-                          price_per_call=to_atomic(settings.price, decimals), accepted_tokens=tokens,
+                          accepted_tokens=await self._token_prices(settings.prices),
                           service_endpoint=settings.endpoint)
 
     async def register_agent(self, agent_id: str, name: str, *, agent_type: int = 0, description: str = "",
@@ -595,26 +632,27 @@ class GhostPayClient:
         """Enable x402, or replace its payment address, price, tokens and endpoint."""
         address = self.agent_address(agent)
         config = await self._x402_config(settings, self.wallet)
+        mints = [token.mint for token in config.accepted_tokens]
         return await self.send([ix.configure_x402({"config": config}, {"agent": address, "owner": self.wallet},
-                                                  self.program_id, mint_accounts(list(config.accepted_tokens)))],
+                                                  self.program_id, mint_accounts(mints))], address=address)
+
+    async def set_price(self, agent: AgentRef, prices: Mapping[Pubkey, Amount]) -> TxResult:
+        """Change the price per call in some accepted mints, in whole units of each (the others keep theirs).
+
+            await gp.set_price("translator", {usdc: Decimal("0.02")})
+        """
+        address = self.agent_address(agent)
+        return await self.send([ix.set_x402_price({"prices": await self._token_prices(prices)},
+                                                  {"agent": address, "owner": self.wallet}, self.program_id)],
                                address=address)
 
-    async def set_price(self, agent: AgentRef, price: Amount) -> TxResult:
-        """Set the price per call, in whole units of the agent's first accepted token."""
+    async def set_tokens(self, agent: AgentRef, prices: Mapping[Pubkey, Amount]) -> TxResult:
+        """Replace the accepted mints and their prices (whole units of each mint)."""
         address = self.agent_address(agent)
-        info = await self.get_agent(address)
-        if not info.accepted_tokens:  # no decimals to read the price with: x402 was never configured
-            raise program_error_class("X402NotEnabled")()
-        atomic = to_atomic(price, (await self.get_mint(info.accepted_tokens[0])).decimals)
-        return await self.send([ix.set_x402_price({"price_per_call": atomic}, {"agent": address, "owner": self.wallet},
-                                                  self.program_id)], address=address)
-
-    async def set_tokens(self, agent: AgentRef, tokens: Sequence[Pubkey]) -> TxResult:
-        """Replace the accepted token mints."""
-        address = self.agent_address(agent)
-        return await self.send([ix.set_x402_tokens({"accepted_tokens": list(tokens)},
+        tokens = await self._token_prices(prices)
+        return await self.send([ix.set_x402_tokens({"accepted_tokens": tokens},
                                                    {"agent": address, "owner": self.wallet}, self.program_id,
-                                                   mint_accounts(list(tokens)))], address=address)
+                                                   mint_accounts([t.mint for t in tokens]))], address=address)
 
     async def set_endpoint(self, agent: AgentRef, endpoint: str) -> TxResult:
         """Set the x402 service endpoint URL."""
@@ -643,7 +681,8 @@ class GhostPayClient:
         return await self.set_active(agent, False)
 
     async def close_agent(self, agent: AgentRef) -> TxResult:
-        """Close the agent and its metrics, refunding the rent to the wallet."""
+        """Close the agent, refunding its rent to the wallet. Its reputation metrics stay on chain: registering
+        the same agent id again continues that reputation."""
         address = self.agent_address(agent)
         return await self.send([build_close_agent(address, self.wallet, self.program_id)], address=address)
 
@@ -674,46 +713,52 @@ class GhostPayClient:
         """Agents matching every given filter, from the chain.
 
         memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
-        `max_price` (whole units of `token`, or `Atomic(n)` without a token) and `min_reputation`
-        (basis points) are checked exactly after. `sort`: reputation, price, newest, oldest, calls, name.
+        `max_price` (the price in `token`, whole units or `Atomic(n)`) and `min_reputation` (basis points)
+        are checked exactly after. `sort`: reputation, price (in `token`, else in each agent's first
+        token's atomic units), newest, oldest, calls, name.
         """
         max_atomic = None
         if max_price is not None:
-            if token is None and not isinstance(max_price, Atomic):
-                raise InvalidArgument("max_price in whole tokens needs token= (or pass Atomic(n))")
-            max_atomic = to_atomic(max_price, (await self.get_mint(token)).decimals if token is not None else 0)
+            if token is None:
+                raise InvalidArgument("max_price needs token=: each accepted mint has its own price")
+            max_atomic = to_atomic(max_price, (await self.get_mint(token)).decimals)
         return await self._program_agents(AgentQuery(owner, x402_enabled, active, capability, token, max_atomic,
                                                      min_reputation, sort, limit))
 
     async def get_agent_pricing(self, agent: AgentRef) -> Pricing:
-        """The price per call with the first accepted mint's decimals, the accepted tokens and the endpoint."""
+        """The price per call in each accepted mint (with its decimals), the endpoint and the payment address."""
         info = await self.get_agent(agent)
-        if not info.accepted_tokens:
+        if not info.prices:
             raise InvalidArgument(f"agent {info.address} has no x402 pricing")
-        mints = [await self.get_mint(m) for m in info.accepted_tokens]
-        return Pricing(info.address, info.x402_enabled, from_atomic(info.price_per_call, mints[0].decimals),
-                       info.price_per_call, mints[0].address, mints[0].decimals, mints, info.endpoint,
-                       info.payment_address)
+        tokens = []
+        for mint, atomic in info.prices.items():
+            m = await self.get_mint(mint)
+            tokens.append(TokenPricing(mint, from_atomic(atomic, m.decimals), atomic, m.decimals, m.token_program))
+        return Pricing(info.address, info.x402_enabled, tokens, info.endpoint, info.payment_address)
 
     # payments --------------------------------------------------------------------------------------------
 
     async def _payment(self, agent: AgentRef, amount: Amount | None, mint: Pubkey | None,
                        reference: bytes | str | None, fee_payer: Pubkey, create_payee_account: bool | None,
-                       compute_unit_limit: int | None, priority_fee: int | None
+                       compute_unit_limit: int | None, priority_fee: int | None, rent_payer: Pubkey | None = None
                        ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
         info = await self.get_agent(agent)
-        if not info.accepted_tokens:
+        if not info.prices:
             raise InvalidArgument(f"agent {info.address} takes no x402 payments")
-        mint_info = await self.get_mint(mint or info.accepted_tokens[0])
-        atomic = info.price_per_call if amount is None else to_atomic(amount, mint_info.decimals)
-        ref = normalize_reference(reference)
+        mint = mint or info.accepted_tokens[0]
+        if mint not in info.prices:
+            raise program_error_class("PaymentMintNotAccepted")()
+        mint_info = await self.get_mint(mint)
+        atomic = info.prices[mint] if amount is None else to_atomic(amount, mint_info.decimals)
+        ref = new_reference(info.address, self.program_id) if reference is None else normalize_reference(reference)
         if create_payee_account is None:
             ata = get_associated_token_address(info.payment_address, mint_info.address, mint_info.token_program)
             create_payee_account = await self._account_data(ata) is None
         fee = priority_fee if priority_fee is not None else self.priority_fee
         instructions = build_x402_payment(
             self.wallet, info.address, info.payment_address, mint_info.address, mint_info.decimals, atomic, ref,
-            mint_info.token_program, fee_payer=fee_payer, create_payee_account=create_payee_account,
+            mint_info.token_program, fee_payer=fee_payer, rent_payer=rent_payer,
+            create_payee_account=create_payee_account,
             compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
         return instructions, ref, receipt_address(info.address, ref, self.program_id)[0], mint_info, atomic
 
@@ -721,7 +766,8 @@ class GhostPayClient:
                         reference: bytes | str | None = None, create_payee_account: bool | None = None,
                         compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
                         priority_fee: int | None = None) -> PaymentResult:
-        """Pay one call (default: the agent's price in its first accepted token) and record it on chain.
+        """Pay one call (default: the agent's price in its first accepted token; with `mint`, that mint's price)
+        and record it on chain.
 
         The payee's token account is created idempotently when missing. Retrying with the same
         `reference` cannot pay twice: the program refuses it with `PaymentAlreadyRecorded`
@@ -745,11 +791,15 @@ class GhostPayClient:
                               mint: Pubkey | None = None, reference: bytes | str | None = None,
                               create_payee_account: bool | None = None,
                               compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
-                              priority_fee: int | None = None) -> PreparedPayment:
+                              priority_fee: int | None = None, rent_payer: Pubkey | None = None
+                              ) -> PreparedPayment:
         """The payment transaction signed by the wallet only, for a facilitator `fee_payer` to co-sign
-        and send. The facilitator appears in no instruction (except paying a missing payee account)."""
+        and send. The facilitator appears in no instruction except paying a missing payee account and,
+        when it fronts the receipt's rent (`rent_payer=fee_payer`), as the rent payer; otherwise the
+        wallet pays the receipt's rent."""
         instructions, ref, receipt, mint_info, atomic = await self._payment(
-            agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee)
+            agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee,
+            rent_payer)
         blockhash, last_valid = await self.latest_blockhash()
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)
@@ -790,15 +840,19 @@ class GhostPayClient:
             return None
         r = X402Receipt.decode(found[1])
         decimals = (await self.get_mint(r.mint)).decimals
-        return Receipt(receipt, r.agent, r.payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
-                       r.amount, r.paid_at, r.feedback_submitted)
+        return Receipt(receipt, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference),
+                       from_atomic(r.amount, decimals), r.amount, r.paid_at, r.registration, r.feedback_submitted)
 
     async def close_receipt(self, agent: AgentRef, reference: bytes | str) -> TxResult:
-        """Close a receipt the wallet paid for (after feedback or the feedback window), refunding its rent."""
+        """Close a receipt the wallet paid (or fronted the rent of), after feedback or the feedback window;
+        the rent goes back to whoever paid it."""
         address = self.agent_address(agent)
-        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
-        return await self.send([ix.close_receipt({"receipt": receipt, "payer": self.wallet}, self.program_id)],
-                               address=receipt)
+        found = await self.get_receipt(address, reference)
+        if found is None:
+            raise AccountNotFound(receipt_address(address, normalize_reference(reference), self.program_id)[0],
+                                  "receipt")
+        accounts = {"receipt": found.address, "authority": self.wallet, "rent_payer": found.rent_payer}
+        return await self.send([ix.close_receipt(accounts, self.program_id)], address=found.address)
 
     # reputation ------------------------------------------------------------------------------------------
 
@@ -880,7 +934,7 @@ class GhostPayClient:
             raise InvalidArgument(f"agent {info.address} lists no accepted token: pass mint=")
         mint_info = await self.get_mint(mint or info.accepted_tokens[0])
         atomic = to_atomic(amount, mint_info.decimals)
-        order_id = int.from_bytes(os.urandom(8), "little") if order_id is None else order_id
+        order_id = new_order_id(self.wallet, self.program_id) if order_id is None else order_id
         if isinstance(order_id, bool) or not isinstance(order_id, int) or not 0 <= order_id < 2**64:
             raise InvalidArgument("order_id is a u64")
         review = int(review_period.total_seconds()) if isinstance(review_period, timedelta) else review_period
@@ -937,10 +991,14 @@ class GhostPayClient:
         return [create_idempotent_associated_token_account(self.wallet, owner, order.mint, order.token_program)
                 for owner in owners if await self._account_data(order.token_account(owner)) is None]
 
-    async def accept_work_order(self, order: WorkOrderLike) -> TxResult:
-        """Accept a Created work order, as the provider agent's owner, before its deadline."""
-        _, ref = await self._order_ref(order)
-        accept = build_accept_work_order(replace(ref, provider_owner=self.wallet))
+    async def accept_work_order(self, order: WorkOrderLike, *, arbiter: Pubkey | str | None = None) -> TxResult:
+        """Accept a Created work order, as the provider agent's owner, before its deadline. Accepting names
+        the arbiter the provider agrees to: pass the one you checked (`arbiter=`); by default the order's
+        current arbiter is read and named."""
+        info, ref = await self._order_ref(order)
+        agreed = info.arbiter if arbiter is None else Pubkey.from_string(arbiter) if isinstance(arbiter, str) \
+            else arbiter
+        accept = build_accept_work_order(replace(ref, provider_owner=self.wallet), agreed)
         return await self.send([accept], address=ref.address)
 
     async def submit_delivery(self, order: WorkOrderLike, deliverable_uri: str, content_hash: bytes | str) -> TxResult:
@@ -959,7 +1017,8 @@ class GhostPayClient:
         return await self.send([deliver], address=ref.address)
 
     async def reject_delivery(self, order: WorkOrderLike, reason: str) -> TxResult:
-        """Send a delivery back (Submitted → Accepted), as the client."""
+        """Send a delivery back within its review period (Submitted → Rejected), as the client; the provider
+        then has the review period again to deliver anew or dispute before a refund becomes possible."""
         _, ref = await self._order_ref(order)
         reject = build_reject_delivery(replace(ref, client=self.wallet), reason)
         return await self.send([reject], address=ref.address)
@@ -986,7 +1045,8 @@ class GhostPayClient:
         return await self.send(setup + [claim], address=ref.address)
 
     async def open_dispute(self, order: WorkOrderLike, reason: str) -> TxResult:
-        """Dispute an Accepted or Submitted work order, as its client or provider; only the arbiter settles it."""
+        """Dispute an Accepted, Submitted or Rejected work order, as its client or provider; only the arbiter
+        settles it."""
         _, ref = await self._order_ref(order)
         dispute = build_open_dispute(ref, self.wallet, reason)
         return await self.send([dispute], address=ref.address)
@@ -1016,8 +1076,19 @@ class GhostPayClient:
         cancel = build_cancel_work_order(ref, client_token_account=client_token_account)
         return await self.send(setup + [cancel], address=ref.address)
 
+    async def decline_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
+                                 ) -> TxResult:
+        """Turn down a Created work order, as the provider agent's owner: the client gets everything back
+        and the order closes. (The client's token account is created first, paid by the wallet, if missing.)"""
+        _, ref = await self._order_ref(order)
+        ref = replace(ref, provider_owner=self.wallet)
+        setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
+        decline = build_decline_work_order(ref, client_token_account=client_token_account)
+        return await self.send(setup + [decline], address=ref.address)
+
     async def claim_refund(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
-        """Take back the remainder after the deadline passed with nothing delivered, as the client."""
+        """Take back the remainder after the deadline passed with no delivery standing (never delivered, or a
+        rejection the provider did not answer within its grace period), as the client."""
         _, ref = await self._order_ref(order)
         ref = replace(ref, client=self.wallet)
         setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
@@ -1047,6 +1118,6 @@ class GhostPayClient:
         return live_events(self.cluster.ws_url, self.program_id, commitment, names=names, ready=ready)
 
 
-__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "Pricing", "Receipt",
+__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "Pricing", "TokenPricing", "Receipt",
            "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo", "NewWorkOrder", "normalize_reference",
            "Finalized"]

@@ -7,15 +7,15 @@ query; only the accounts that pass are decoded in full.
 
 The offsets come from the IDL (`head_offsets`), as the C header's do. The Agent head (README,
 "The Agent account") allows memcmp on the owner (8), x402_enabled (40) and is_active (41);
-ranges (price, reputation), capabilities and accepted tokens are checked exactly after
+ranges (a token's price, reputation), capabilities and accepted tokens are checked exactly after
 decoding. The WorkOrder head allows memcmp on client, agent, provider_owner, arbiter, mint
 and status.
 
-    >>> f = AgentQuery(x402_enabled=True, max_price=50_000)
+    >>> f = AgentQuery(x402_enabled=True, token=Pubkey.default(), max_price=50_000)
     >>> [(m.offset, m.bytes) for m in f.memcmp_filters()[1:3]], f.memcmp_filters()[3]
-    ([(40, '2'), (41, '2')], 1848)
+    ([(40, '2'), (41, '2')], 1928)
     >>> HEAD["WorkOrder"]["mint"], HEAD["WorkOrder"]["status"]
-    (136, 304)
+    (136, 312)
 """
 
 from __future__ import annotations
@@ -58,9 +58,17 @@ WORK_ORDER_STATUSES: tuple[str, ...] = tuple(
 """Status names in variant order (the byte stored at HEAD["WorkOrder"]["status"])."""
 
 SortKey = Literal["reputation", "price", "newest", "oldest", "calls", "name"]
+def price_in(agent: Agent, mint: Pubkey | None) -> int | None:
+    """The agent's price in `mint` (atomic units), its first token's when `mint` is None; None if not accepted."""
+    for token in agent.x402_accepted_tokens:
+        if mint is None or token.mint == mint:
+            return token.price
+    return None
+
+
 SORTS: dict[str, tuple[Callable[[Agent], object], bool]] = {
     "reputation": (lambda a: a.reputation_score, True),
-    "price": (lambda a: a.x402_price_per_call, False),
+    "price": (lambda a: price_in(a, None) or 0, False),
     "newest": (lambda a: a.created_at, True),
     "oldest": (lambda a: a.created_at, False),
     "calls": (lambda a: a.x402_total_calls, True),
@@ -74,7 +82,8 @@ def _b58(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class AgentQuery:
-    """What to look for. `max_price` is in atomic units here (the client converts decimals).
+    """What to look for. `max_price` is the price in `token`, in its atomic units here (the client converts
+    decimals); each accepted mint has its own price, so it needs a token.
 
     `active` defaults to True (inactive agents are not hireable); None means either.
     """
@@ -96,6 +105,8 @@ class AgentQuery:
             raise InvalidArgument("min_reputation is in basis points, 0 to 10,000")
         if self.max_price is not None and self.max_price < 0:
             raise InvalidArgument("max_price must not be negative")
+        if self.max_price is not None and self.token is None:
+            raise InvalidArgument("max_price needs a token: each accepted mint has its own price")
 
     def memcmp_filters(self) -> list[Union[int, MemcmpOpts]]:
         """The server-side filters: the discriminator, whatever the fixed head allows, and the data size,
@@ -123,8 +134,6 @@ class AgentQuery:
             return False
         if self.active is not None and head["is_active"] != self.active:
             return False
-        if self.max_price is not None and head["x402_price_per_call"] > self.max_price:  # type: ignore[operator]
-            return False
         if self.min_reputation is not None and head["reputation_score"] < self.min_reputation:  # type: ignore[operator]
             return False
         return True
@@ -142,10 +151,10 @@ class AgentQuery:
         if self.capability is not None and \
                 self.capability.casefold() not in (c.casefold() for c in agent.capabilities):
             return False
-        if self.token is not None and self.token not in agent.x402_accepted_tokens:
-            return False
-        if self.max_price is not None and agent.x402_price_per_call > self.max_price:
-            return False
+        if self.token is not None:
+            price = price_in(agent, self.token)
+            if price is None or (self.max_price is not None and price > self.max_price):
+                return False
         if self.min_reputation is not None and agent.reputation_score < self.min_reputation:
             return False
         return True
@@ -153,7 +162,10 @@ class AgentQuery:
     def apply(self, agents: Iterable[tuple[Pubkey, Agent]]) -> list[tuple[Pubkey, Agent]]:
         """Exact filter, sort (ties by address, so results are stable) and limit."""
         kept = sorted((pair for pair in agents if self.matches(pair[1])), key=lambda p: bytes(p[0]))
-        if self.sort is not None:
+        if self.sort == "price" and self.token is not None:
+            token = self.token
+            kept.sort(key=lambda p: price_in(p[1], token) or 0)
+        elif self.sort is not None:
             key, descending = SORTS[self.sort]
             kept.sort(key=lambda p: key(p[1]), reverse=descending)  # type: ignore[arg-type,return-value]
         return kept[: self.limit] if self.limit is not None else kept
@@ -182,7 +194,7 @@ class WorkOrderQuery:
 
     >>> q = WorkOrderQuery(status="Submitted")
     >>> [(m.offset, m.bytes) for m in q.memcmp_filters()[1:]]
-    [(304, '3')]
+    [(312, '3')]
     """
 
     client: Pubkey | None = None

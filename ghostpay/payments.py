@@ -1,13 +1,14 @@
-"""Instructions of an x402 payment on Solana: the "exact" scheme's TransferChecked
-followed by `record_x402_payment`, which the program only accepts right after a
-transfer that really paid the agent.
+"""Instructions of an x402 payment on Solana: the "exact" scheme's TransferChecked,
+optionally the Memo the official x402 client adds, then `record_x402_payment`,
+which the program only accepts as a top-level instruction right after a transfer
+that really paid the agent (or after a single Memo that follows it).
 
     >>> from solders.pubkey import Pubkey
     >>> payer, agent, pay_to, mint = (Pubkey.new_unique() for _ in range(4))
     >>> ixs = build_x402_payment(payer, agent, pay_to, mint, decimals=6, amount=10_000, reference=bytes(32),
-    ...                          compute_unit_limit=30_000)
+    ...                          compute_unit_limit=30_000, memo="a1b2")
     >>> [str(ix.program_id)[:8] for ix in ixs]
-    ['ComputeB', 'Tokenkeg', 'GPycXcaR']
+    ['ComputeB', 'Tokenkeg', 'MemoSq4g', 'GPycXcaR']
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.sysvar import INSTRUCTIONS
+from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     TransferCheckedParams,
@@ -28,18 +30,30 @@ from ghostpay.instructions import record_x402_payment
 from ghostpay.pda import receipt_address, reputation_address
 from ghostpay.program_id import PROGRAM_ID
 
+__all__ = ["MEMO_PROGRAM_ID", "build_memo", "build_record_x402_payment", "build_x402_payment"]
+
 
 def build_record_x402_payment(agent: Pubkey, payer: Pubkey, amount: int, reference: bytes,
+                              payee_token_account: Pubkey, *, rent_payer: Pubkey | None = None,
                               program_id: Pubkey = PROGRAM_ID) -> Instruction:
-    """`record_x402_payment`; valid only right after the TransferChecked that paid `amount`."""
+    """`record_x402_payment`; valid only as a top-level instruction right after the TransferChecked that
+    paid `amount` into `payee_token_account` (or after one Memo that follows it). `rent_payer` (default: the
+    payer) signs and pays the receipt's rent, and gets it back when the receipt is closed."""
     receipt, _ = receipt_address(agent, reference, program_id)
     reputation, _ = reputation_address(agent, program_id)
     return record_x402_payment(
         {"amount": amount, "reference": list(reference)},
         {"agent": agent, "reputation": reputation, "receipt": receipt, "payer": payer,
+         "rent_payer": rent_payer or payer, "payee_token_account": payee_token_account,
          "instructions_sysvar": INSTRUCTIONS},
         program_id=program_id,
     )
+
+
+def build_memo(memo: bytes | str) -> Instruction:
+    """An SPL Memo without signers, as the x402 "exact" client adds after its transfer (a nonce or
+    `extra.memo`)."""
+    return Instruction(MEMO_PROGRAM_ID, memo.encode() if isinstance(memo, str) else bytes(memo), [])
 
 
 def build_x402_payment(
@@ -53,6 +67,8 @@ def build_x402_payment(
     token_program: Pubkey = TOKEN_PROGRAM_ID,
     *,
     fee_payer: Pubkey | None = None,
+    rent_payer: Pubkey | None = None,
+    memo: bytes | str | None = None,
     create_payee_account: bool = False,
     compute_unit_limit: int | None = None,
     compute_unit_price: int | None = None,
@@ -62,9 +78,11 @@ def build_x402_payment(
 
     Compute-budget instructions (optional), the payee's associated token account
     created idempotently (optional, paid by `fee_payer` or the payer), the
-    TransferChecked from the payer's associated token account, then
-    `record_x402_payment`. With a facilitator as `fee_payer`, the facilitator
-    appears in no instruction but the optional account creation.
+    TransferChecked from the payer's associated token account, a Memo (optional,
+    the official x402 layout), then `record_x402_payment` with its rent from
+    `rent_payer` (default: the payer). With a facilitator as `fee_payer`, the
+    facilitator appears in no instruction but the optional account creation and,
+    when it fronts the receipt's rent, as `rent_payer`.
     """
     instructions = []
     if compute_unit_limit is not None:
@@ -84,5 +102,8 @@ def build_x402_payment(
         amount=amount,
         decimals=decimals,
     )))
-    instructions.append(build_record_x402_payment(agent, payer, amount, reference, program_id))
+    if memo is not None:
+        instructions.append(build_memo(memo))
+    instructions.append(build_record_x402_payment(agent, payer, amount, reference, destination,
+                                                  rent_payer=rent_payer, program_id=program_id))
     return instructions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 
@@ -18,7 +20,6 @@ def agent_address(owner: Pubkey, agent_id: str, program_id: Pubkey = PROGRAM_ID)
     """The agent PDA `["agent", owner, agent_id]` and its canonical bump.
 
     >>> from solders.pubkey import Pubkey
-from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
     >>> address, bump = agent_address(Pubkey.default(), "translator")
     >>> 0 <= bump <= 255
     True
@@ -36,6 +37,29 @@ def receipt_address(agent: Pubkey, reference: bytes, program_id: Pubkey = PROGRA
     if len(reference) != REFERENCE_LEN:
         raise ValueError(f"a payment reference is {REFERENCE_LEN} bytes, got {len(reference)}")
     return Pubkey.find_program_address([RECEIPT_SEED, bytes(agent), reference], program_id)
+
+
+def new_reference(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> bytes:
+    """A random payment reference whose receipt PDA has bump 255: the program searches the canonical
+    bump from 255 down, so this costs it one try instead of two on average.
+
+    >>> from solders.pubkey import Pubkey
+    >>> agent = Pubkey.new_unique()
+    >>> receipt_address(agent, new_reference(agent))[1]
+    255
+    """
+    while True:
+        reference = os.urandom(REFERENCE_LEN)
+        if receipt_address(agent, reference, program_id)[1] == 255:
+            return reference
+
+
+def new_order_id(client: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
+    """A random u64 order id whose work-order PDA has bump 255 (one try on chain, as new_reference)."""
+    while True:
+        order_id = int.from_bytes(os.urandom(8), "little")
+        if work_order_address(client, order_id, program_id)[1] == 255:
+            return order_id
 
 
 def work_order_address(client: Pubkey, order_id: int, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:

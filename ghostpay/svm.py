@@ -40,6 +40,7 @@ __all__ = ["LAMPORTS_PER_SOL", "MINT_LEN", "TOKEN_2022_PROGRAM_ID", "TOKEN_PROGR
 TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
 TOKEN_ACCOUNT_STATE_INITIALIZED = 1
 TOKEN_ACCOUNT_STATE_OFFSET = 108
+TOKEN_2022_ACCOUNT_TYPE_MINT = 1  # the byte after a token account's 165 bytes in an extended mint
 LAMPORTS_PER_SOL = 1_000_000_000
 
 
@@ -124,6 +125,19 @@ class InProcessChain:
         data[44] = decimals
         data[45] = 1  # is_initialized
         self.set_account(mint, bytes(data), owner=token_program)
+        return mint
+
+    def create_token_2022_mint(self, extensions: Sequence[tuple[int, bytes]], decimals: int = 6) -> Pubkey:
+        """An initialized Token-2022 mint carrying `extensions` ((ExtensionType, value) TLV entries) after the
+        account-type byte, written straight into the ledger (no authority)."""
+        mint = Keypair().pubkey()
+        data = bytearray(MINT_LEN)
+        data[44] = decimals
+        data[45] = 1  # is_initialized
+        data += bytes(ACCOUNT_LEN - MINT_LEN) + bytes([TOKEN_2022_ACCOUNT_TYPE_MINT])
+        for extension_type, value in extensions:
+            data += extension_type.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
+        self.set_account(mint, bytes(data), owner=TOKEN_2022_PROGRAM_ID)
         return mint
 
     def create_token_account(self, owner: Pubkey, mint: Pubkey, amount: int = 0,

@@ -31,6 +31,7 @@ from ghostpay.instructions import (
     claim_payment,
     claim_refund,
     create_work_order,
+    decline_work_order,
     open_dispute,
     reject_delivery,
     release_payment,
@@ -123,8 +124,9 @@ def build_create_work_order(client: Pubkey, agent: Pubkey, mint: Pubkey, order_i
     return _with_token_program(ix, "create_work_order", token_program)
 
 
-def build_accept_work_order(order: WorkOrderRef) -> Instruction:
-    return accept_work_order({"work_order": order.address, "provider": order.provider_owner},
+def build_accept_work_order(order: WorkOrderRef, arbiter: Pubkey) -> Instruction:
+    """`accept_work_order` naming the `arbiter` the provider agrees to (the program refuses any other)."""
+    return accept_work_order({"arbiter": arbiter}, {"work_order": order.address, "provider": order.provider_owner},
                              program_id=order.program_id)
 
 
@@ -185,6 +187,14 @@ def build_cancel_work_order(order: WorkOrderRef, *, client_token_account: Pubkey
     del accounts["provider_token_account"], accounts["reputation"]
     ix = cancel_work_order(accounts, program_id=order.program_id)
     return _with_token_program(ix, "cancel_work_order", order.token_program)
+
+
+def build_decline_work_order(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
+    """`decline_work_order` by the provider agent's owner: a full refund to the client's token account."""
+    accounts = _settlement_accounts(order, client_token_account, None)
+    del accounts["provider_token_account"], accounts["reputation"]
+    ix = decline_work_order({**accounts, "provider": order.provider_owner}, program_id=order.program_id)
+    return _with_token_program(ix, "decline_work_order", order.token_program)
 
 
 def build_claim_refund(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:

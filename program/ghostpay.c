@@ -38,6 +38,8 @@ __attribute__((noinline)) static uint64_t dispatch_work_order(const GpInput *in,
         return cancel_work_order(in, args);
     case GP_IX_CLAIM_REFUND:
         return claim_refund(in, args);
+    case GP_IX_DECLINE_WORK_ORDER:
+        return decline_work_order(in, args);
     default:
         return gp_fail(GP_ERR_INSTRUCTION_FALLBACK_NOT_FOUND);
     }

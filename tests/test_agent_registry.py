@@ -38,17 +38,40 @@ from ghostpay.instructions import (
 from ghostpay.pda import agent_address, reputation_address
 from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 
 FEE = 5_000  # lamports per signature
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
-AGENT_SPACE = 1848
-REPUTATION_METRICS_SPACE = 177
+AGENT_SPACE = 1928
+REPUTATION_METRICS_SPACE = 185
 OPEN_WORK_ORDERS_OFFSET = 144
 SYSTEM_PROGRAM_ID = Pubkey.default()
 ENDPOINT = "https://agent.example.com/translate"
 PROFILE = AgentProfile("translator", "Translator", agent_type=1, description="EN<->FR translation",
                        metadata_uri="https://example.com/agent.json", capabilities=["translate", "summarize"])
+
+def priced(mints: list[Pubkey], price: int = 10_000) -> list[TokenPrice]:
+    """Each mint at the same atomic price."""
+    return [TokenPrice(mint, price) for mint in mints]
+
+
+def x402_config(payment: Pubkey, price: int, mints: list[Pubkey], endpoint: str) -> X402Config:
+    return X402Config(payment, priced(mints, price), endpoint)
+
+
+def pairs(tokens) -> list[tuple[Pubkey, int]]:
+    """(mint, price) of TokenPrice entries from an account or an event (events decode to their own classes)."""
+    return [(token.mint, token.price) for token in tokens]
+
+
+def mints_of(agent: Agent) -> list[Pubkey]:
+    return [token.mint for token in agent.x402_accepted_tokens]
+
+
+def price_of(agent: Agent) -> int:
+    """The price in the agent's first accepted mint."""
+    return agent.x402_accepted_tokens[0].price
+
 
 OWNER_ONLY = ["update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
               "disable_x402", "set_agent_active", "close_agent"]
@@ -89,7 +112,7 @@ def make_world(x402: bool = True) -> World:
     chain = Chain()
     payer, owner = chain.funded_keypair(), chain.funded_keypair()
     mint = chain.create_mint()
-    config = X402Config(owner.pubkey(), 10_000, [mint], ENDPOINT) if x402 else None
+    config = x402_config(owner.pubkey(), 10_000, [mint], ENDPOINT) if x402 else None
     return World(chain, payer, owner, register(chain, payer, owner, x402=config), mint)
 
 
@@ -106,8 +129,8 @@ def plain_world() -> World:
 
 
 def accounts(agent: Pubkey, owner: Pubkey) -> dict[str, Pubkey]:
-    """Accounts of the owner-only instructions (`reputation` is close_agent's only)."""
-    return {"agent": agent, "owner": owner, "reputation": reputation_address(agent)[0]}
+    """Accounts of the owner-only instructions."""
+    return {"agent": agent, "owner": owner}
 
 
 def valid_ix(name: str, agent: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
@@ -117,12 +140,12 @@ def valid_ix(name: str, agent: Pubkey, owner: Pubkey, mint: Pubkey) -> Instructi
         return update_agent(dict(agent_type=2, name="Renamed", description=None, metadata_uri=None,
                                  capabilities=None), accts)
     if name == "configure_x402":
-        return configure_x402({"config": X402Config(owner, 20_000, [mint], "https://new.example.com")}, accts,
+        return configure_x402({"config": x402_config(owner, 20_000, [mint], "https://new.example.com")}, accts,
                               remaining_accounts=mint_accounts([mint]))
     if name == "set_x402_price":
-        return set_x402_price({"price_per_call": 20_000}, accts)
+        return set_x402_price({"prices": priced([mint], 20_000)}, accts)
     if name == "set_x402_tokens":
-        return set_x402_tokens({"accepted_tokens": [mint]}, accts, remaining_accounts=mint_accounts([mint]))
+        return set_x402_tokens({"accepted_tokens": priced([mint])}, accts, remaining_accounts=mint_accounts([mint]))
     if name == "set_x402_endpoint":
         return set_x402_endpoint({"service_endpoint": "https://new.example.com"}, accts)
     if name == "disable_x402":
@@ -205,6 +228,21 @@ def _mint_data(size: int = MINT_LEN, initialized: bool = True, account_type: int
     return bytes(data)
 
 
+def _transfer_fee(basis_points: int) -> bytes:
+    """TransferFeeConfig (108 bytes): two authorities, withheld amount, then older and newer TransferFee
+    (epoch u64, maximum_fee u64, transfer_fee_basis_points u16), both at `basis_points`."""
+    fee = (0).to_bytes(8, "little") + (2**64 - 1).to_bytes(8, "little") + basis_points.to_bytes(2, "little")
+    return bytes(32) + bytes(32) + bytes(8) + fee + fee
+
+
+def _truncated_extension_mint(chain: Chain) -> Pubkey:
+    """A neutral extension whose declared length runs past the end of the account."""
+    mint = chain.create_token_2022_mint([(3, bytes(32))])
+    data = bytes(chain.account(mint).data)
+    chain.set_account(mint, data[:-8], owner=TOKEN_2022_PROGRAM_ID)
+    return mint
+
+
 def _two_mints(chain: Chain) -> tuple[Pubkey, Pubkey]:
     return chain.create_mint(), chain.create_mint()
 
@@ -229,6 +267,30 @@ BAD_TOKENS: dict[str, tuple[TokenCase, str]] = {
     "one of two missing": (lambda c: (lambda a, b: ([a, b], [a]))(*_two_mints(c)), "MintAccountMismatch"),
     "mints out of order": (lambda c: (lambda a, b: ([a, b], [b, a]))(*_two_mints(c)), "MintAccountMismatch"),
     "extra mint account": (lambda c: (lambda a, b: ([a], [a, b]))(*_two_mints(c)), "MintAccountMismatch"),
+    # Token-2022 extensions an x402 receipt cannot account for (the escrow's policy): the payee would
+    # receive less than the receipt says, or the payment could be taken back or never arrive.
+    "transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, _transfer_fee(5_000))])]), "MintHasTransferFee"),
+    "100% transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, _transfer_fee(10_000))])]),
+                          "MintHasTransferFee"),
+    "transfer hook": (lambda c: _same([c.create_token_2022_mint([(14, bytes(64))])]), "MintHasTransferHook"),
+    "permanent delegate": (lambda c: _same([c.create_token_2022_mint([(12, bytes(32))])]),
+                           "MintExtensionNotSupported"),
+    "non-transferable": (lambda c: _same([c.create_token_2022_mint([(9, b"")])]), "MintExtensionNotSupported"),
+    "default-frozen accounts": (lambda c: _same([c.create_token_2022_mint([(6, bytes([2]))])]),
+                                "MintExtensionNotSupported"),
+    "pausable (an unknown extension)": (lambda c: _same([c.create_token_2022_mint([(26, bytes(33))])]),
+                                        "MintExtensionNotSupported"),
+    "extension running past the account": (lambda c: _same([_truncated_extension_mint(c)]),
+                                           "MintExtensionNotSupported"),
+    "fee mint after a good one": (lambda c: _same([c.create_mint(), c.create_token_2022_mint([(1, _transfer_fee(1))])]),
+                                  "MintHasTransferFee"),
+    # Accounts whose bytes look like a mint's to a careless check.
+    "Token-2022 multisig shaped like a mint": (
+        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_2022_PROGRAM_ID)]), "NotAMint"),
+    "SPL multisig shaped like a mint": (
+        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_PROGRAM_ID)]), "NotAMint"),
+    "Token-2022 token account with the mint flag byte": (
+        lambda c: _same([_raw_account(c, _mint_data(165, account_type=None), TOKEN_2022_PROGRAM_ID)]), "NotAMint"),
 }
 
 GOOD_TOKENS: dict[str, TokenCase] = {
@@ -236,6 +298,8 @@ GOOD_TOKENS: dict[str, TokenCase] = {
     "Token-2022 mint": lambda c: _same([c.create_mint(token_program=TOKEN_2022_PROGRAM_ID)]),
     "Token-2022 mint with extensions": lambda c: _same(
         [_raw_account(c, _mint_data(234, account_type=1), TOKEN_2022_PROGRAM_ID)]),
+    "Token-2022 mint with neutral extensions": lambda c: _same([c.create_token_2022_mint(
+        [(3, bytes(32)), (6, bytes([1])), (18, bytes(64))])]),  # close authority, default Initialized, metadata ptr
     "10 mints of both programs": lambda c: _same(
         [c.create_mint(token_program=(TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)[i % 2]) for i in range(10)]),
 }
@@ -258,8 +322,8 @@ BAD_ENDPOINTS = {
 GOOD_ENDPOINTS = ["https://" + "a" * 248, "http://x", "http://127.0.0.1:8080/call?x=1", "https://x",
                   "https://ex%C3%A4mple.com/~a!$&'()*+,;=:@"]
 
-BAD_PRICES = [0, 999, 1_000_000_000_001, 2**64 - 1]
-GOOD_PRICES = [1_000, 1_000_000_000_000]
+BAD_PRICES = [0, 1_000_000_000_001, 2**64 - 1]
+GOOD_PRICES = [1, 1_000_000_000_000]
 
 # update_agent / register_agent profile fields -> expected error
 BAD_PROFILE = {
@@ -414,8 +478,8 @@ def test_update_agent_sets_every_field_and_emits_agent_updated(world: World) -> 
     # nothing else moved
     assert (agent.agent_id, agent.owner, agent.bump, agent.is_active, agent.x402_enabled) == (
         before.agent_id, before.owner, before.bump, before.is_active, before.x402_enabled)
-    assert (agent.x402_price_per_call, agent.x402_accepted_tokens, agent.x402_service_endpoint,
-            agent.x402_payment_address) == (before.x402_price_per_call, before.x402_accepted_tokens,
+    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint,
+            agent.x402_payment_address) == (price_of(before), mints_of(before),
                                             before.x402_service_endpoint, before.x402_payment_address)
     assert world.chain.account(world.agent).lamports == world.chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE)
     event = result.event("AgentUpdated")
@@ -437,7 +501,7 @@ def test_update_agent_none_keeps_the_other_fields(world: World, field: str, valu
     expected = {**{f: getattr(before, f) for f in args}, field: value}
     assert {f: getattr(after, f) for f in args} == expected
     assert after.agent_id == before.agent_id and after.x402_service_endpoint == before.x402_service_endpoint
-    assert after.x402_accepted_tokens == before.x402_accepted_tokens
+    assert mints_of(after) == mints_of(before)
     event = result.event("AgentUpdated")
     assert (event.agent_type, event.name) == (after.agent_type, after.name)
 
@@ -471,7 +535,7 @@ def test_update_agent_to_maximum_sizes_and_back(world: World) -> None:
                             accts)])
     agent = world.state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == ("x", "", "", ["y"])
-    assert agent.x402_service_endpoint == ENDPOINT and agent.x402_accepted_tokens == [world.mint]
+    assert agent.x402_service_endpoint == ENDPOINT and mints_of(agent) == [world.mint]
 
 
 def test_random_updates_keep_the_account_exactly_serialized(world: World) -> None:
@@ -483,7 +547,7 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
     accts = accounts(world.agent, world.owner.pubkey())
     mints = [world.mint] + [world.chain.create_mint() for _ in range(3)]
     expected = dict(name=PROFILE.name, description=PROFILE.description, metadata_uri=PROFILE.metadata_uri,
-                    capabilities=PROFILE.capabilities, x402_accepted_tokens=[world.mint],
+                    capabilities=PROFILE.capabilities, x402_accepted_tokens=priced([world.mint]),
                     x402_service_endpoint=ENDPOINT)
 
     def text(limit: int, minimum: int = 0) -> str:
@@ -499,8 +563,8 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
             expected.update({k: v for k, v in changes.items() if v is not None})
         elif kind == "tokens":
             tokens = rng.sample(mints, rng.randint(1, len(mints)))
-            instruction = set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts(tokens))
-            expected["x402_accepted_tokens"] = tokens
+            instruction = set_x402_tokens({"accepted_tokens": priced(tokens)}, accts, remaining_accounts=mint_accounts(tokens))
+            expected["x402_accepted_tokens"] = priced(tokens)
         elif kind == "endpoint":
             endpoint = "https://" + "e" * rng.randint(1, 120)
             instruction = set_x402_endpoint({"service_endpoint": endpoint}, accts)
@@ -508,9 +572,9 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
         else:
             tokens = rng.sample(mints, rng.randint(1, len(mints)))
             endpoint = "http://" + "c" * rng.randint(1, 120)
-            instruction = configure_x402({"config": X402Config(world.owner.pubkey(), 5_000, tokens, endpoint)}, accts,
+            instruction = configure_x402({"config": x402_config(world.owner.pubkey(), 5_000, tokens, endpoint)}, accts,
                                          remaining_accounts=mint_accounts(tokens))
-            expected.update(x402_accepted_tokens=tokens, x402_service_endpoint=endpoint)
+            expected.update(x402_accepted_tokens=priced(tokens, 5_000), x402_service_endpoint=endpoint)
         ok(world, [instruction])
 
         data = bytes(world.chain.account(world.agent).data)
@@ -527,23 +591,24 @@ def test_agent_at_full_capacity_can_be_updated(world: World) -> None:
     mints = [chain.create_mint() for _ in range(10)]
     endpoint = "https://" + "e" * 248
     profile = AgentProfile("i" * 32, MAX_PROFILE["name"], agent_type=3)
-    agent = register(chain, world.payer, world.owner, profile, X402Config(world.owner.pubkey(), 1_000, mints[:1],
+    agent = register(chain, world.payer, world.owner, profile, x402_config(world.owner.pubkey(), 1_000, mints[:1],
                                                                            endpoint))
     accts = accounts(agent, world.owner.pubkey())
     none = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
-    ok(world, [set_x402_tokens({"accepted_tokens": mints}, accts, remaining_accounts=mint_accounts(mints))])
+    ok(world, [set_x402_tokens({"accepted_tokens": priced(mints)}, accts, remaining_accounts=mint_accounts(mints))])
     ok(world, [update_agent({**none, "description": MAX_PROFILE["description"],
                              "metadata_uri": MAX_PROFILE["metadata_uri"]}, accts)])
     ok(world, [update_agent({**none, "capabilities": MAX_PROFILE["capabilities"]}, accts)])
     full = Agent.decode(chain.account(agent).data)
-    assert len(Agent.discriminator) + len(Agent.layout.build(full.__dict__)) == AGENT_SPACE  # really full
+    encodable = {**full.__dict__, "x402_accepted_tokens": [t.to_encodable() for t in full.x402_accepted_tokens]}
+    assert len(Agent.discriminator) + len(Agent.layout.build(encodable)) == AGENT_SPACE  # really full
 
     ok(world, [update_agent({**none, "name": "ñ" * 32, "description": "D" * 512}, accts)])
     ok(world, [update_agent({**none, "metadata_uri": "U" * 200, "capabilities": ["Z" * 32] * 8}, accts)])
     state = Agent.decode(chain.account(agent).data)
     assert (state.name, state.description, state.metadata_uri, state.capabilities) == (
         "ñ" * 32, "D" * 512, "U" * 200, ["Z" * 32] * 8)
-    assert (state.x402_accepted_tokens, state.agent_id, state.x402_service_endpoint) == (mints, "i" * 32, endpoint)
+    assert (mints_of(state), state.agent_id, state.x402_service_endpoint) == (mints, "i" * 32, endpoint)
 
 
 @pytest.mark.parametrize("case", BAD_PROFILE)
@@ -567,7 +632,7 @@ def configure_ix(world: World, price: int = 20_000, tokens: list[Pubkey] | None 
                  passed: list[Pubkey] | None = None, endpoint: str = "https://new.example.com",
                  payment: Pubkey | None = None) -> Instruction:
     tokens = [world.mint] if tokens is None else tokens
-    config = X402Config(world.owner.pubkey() if payment is None else payment, price, tokens, endpoint)
+    config = x402_config(world.owner.pubkey() if payment is None else payment, price, tokens, endpoint)
     return configure_x402({"config": config}, accounts(world.agent, world.owner.pubkey()),
                           remaining_accounts=mint_accounts(tokens if passed is None else passed))
 
@@ -583,32 +648,30 @@ def test_configure_x402_enables_and_sets_everything(plain_world: World) -> None:
 
     agent = world.state()
     assert agent.x402_enabled and agent.is_active
-    assert (agent.x402_price_per_call, agent.x402_payment_address, agent.x402_accepted_tokens,
+    assert (price_of(agent), agent.x402_payment_address, mints_of(agent),
             agent.x402_service_endpoint) == (123_456, payee, mints, "https://pay.example.com/x")
     assert agent.updated_at == now
     assert (agent.name, agent.description, agent.capabilities) == (PROFILE.name, PROFILE.description,
                                                                     PROFILE.capabilities)
     event = result.event("X402Configured")
-    assert (event.agent, event.old_price, event.new_price, event.payment_address, event.accepted_tokens,
-            event.service_endpoint, event.timestamp) == (world.agent, 0, 123_456, payee, mints,
-                                                         "https://pay.example.com/x", now)
+    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint, event.timestamp) == (
+        world.agent, payee, pairs(priced(mints, 123_456)), "https://pay.example.com/x", now)
 
 
 def test_configure_x402_replaces_an_existing_configuration(world: World) -> None:
     other = world.chain.create_mint()
     result = ok(world, [configure_ix(world, 50_000, [other], endpoint="http://b.example")])
     agent = world.state()
-    assert (agent.x402_price_per_call, agent.x402_accepted_tokens, agent.x402_service_endpoint) == (
+    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint) == (
         50_000, [other], "http://b.example")
-    event = result.event("X402Configured")
-    assert (event.old_price, event.new_price) == (10_000, 50_000)
+    assert pairs(result.event("X402Configured").accepted_tokens) == pairs(priced([other], 50_000))
 
 
 def test_configure_x402_re_enables_after_disable(world: World) -> None:
     ok(world, [world_ix(world, "disable_x402")])
     ok(world, [configure_ix(world, 7_000)])
     agent = world.state()
-    assert agent.x402_enabled and agent.x402_price_per_call == 7_000
+    assert agent.x402_enabled and price_of(agent) == 7_000
 
 
 @pytest.mark.parametrize("case", BAD_TOKENS)
@@ -622,7 +685,7 @@ def test_configure_x402_rejects_bad_tokens(world: World, case: str) -> None:
 def test_configure_x402_accepts_mints(plain_world: World, case: str) -> None:
     tokens, passed = GOOD_TOKENS[case](plain_world.chain)
     ok(plain_world, [configure_ix(plain_world, tokens=tokens, passed=passed)])
-    assert plain_world.state().x402_accepted_tokens == tokens
+    assert mints_of(plain_world.state()) == tokens
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
@@ -633,7 +696,7 @@ def test_configure_x402_rejects_price(world: World, price: int) -> None:
 @pytest.mark.parametrize("price", GOOD_PRICES)
 def test_configure_x402_price_bounds(plain_world: World, price: int) -> None:
     ok(plain_world, [configure_ix(plain_world, price)])
-    assert plain_world.state().x402_price_per_call == price
+    assert price_of(plain_world.state()) == price
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
@@ -653,57 +716,90 @@ def test_configure_x402_rejects_default_payment_address(world: World) -> None:
 
 
 def test_configure_x402_refused_on_plain_agent_leaves_it_disabled(plain_world: World) -> None:
-    assert_refused(plain_world, [configure_ix(plain_world, price=1)], [plain_world.owner], "PriceOutOfRange")
+    assert_refused(plain_world, [configure_ix(plain_world, price=0)], [plain_world.owner], "PriceOutOfRange")
     assert not plain_world.state().x402_enabled
 
 
 # ---- set_x402_price / set_x402_tokens / set_x402_endpoint ----------------------------------------
 
 
-def test_set_x402_price_emits_old_and_new_price(world: World) -> None:
+def test_set_x402_price_emits_the_new_prices(world: World) -> None:
     now = world.advance_clock()
-    result = ok(world, [set_x402_price({"price_per_call": 55_555}, accounts(world.agent, world.owner.pubkey()))])
+    result = ok(world, [set_x402_price({"prices": priced([world.mint], 55_555)}, accounts(world.agent, world.owner.pubkey()))])
     agent = world.state()
-    assert agent.x402_price_per_call == 55_555 and agent.updated_at == now
-    assert agent.x402_accepted_tokens == [world.mint] and agent.x402_service_endpoint == ENDPOINT
+    assert price_of(agent) == 55_555 and agent.updated_at == now
+    assert mints_of(agent) == [world.mint] and agent.x402_service_endpoint == ENDPOINT
     event = result.event("X402Configured")
-    assert (event.agent, event.old_price, event.new_price, event.payment_address, event.accepted_tokens,
-            event.service_endpoint, event.timestamp) == (world.agent, 10_000, 55_555, world.owner.pubkey(),
-                                                         [world.mint], ENDPOINT, now)
+    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint, event.timestamp) == (
+        world.agent, world.owner.pubkey(), pairs(priced([world.mint], 55_555)), ENDPOINT, now)
 
 
 @pytest.mark.parametrize("price", GOOD_PRICES)
 def test_set_x402_price_bounds(world: World, price: int) -> None:
-    ok(world, [set_x402_price({"price_per_call": price}, accounts(world.agent, world.owner.pubkey()))])
-    assert world.state().x402_price_per_call == price
+    ok(world, [set_x402_price({"prices": priced([world.mint], price)}, accounts(world.agent, world.owner.pubkey()))])
+    assert price_of(world.state()) == price
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_set_x402_price_rejects_price(world: World, price: int) -> None:
-    ix = set_x402_price({"price_per_call": price}, accounts(world.agent, world.owner.pubkey()))
+    ix = set_x402_price({"prices": priced([world.mint], price)}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], "PriceOutOfRange")
+
+
+def test_each_mint_keeps_its_own_price(world: World) -> None:
+    """A 2-decimal mint is priced in its own atomic units: repricing one mint leaves the others alone."""
+    cents = world.chain.create_mint(decimals=2)
+    accts = accounts(world.agent, world.owner.pubkey())
+    tokens = [TokenPrice(world.mint, 20_000), TokenPrice(cents, 2_000)]  # 0.02 USDC, 20.00 of the other
+    ok(world, [set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts([world.mint, cents]))])
+    assert pairs(world.state().x402_accepted_tokens) == [(world.mint, 20_000), (cents, 2_000)]
+
+    result = ok(world, [set_x402_price({"prices": [TokenPrice(cents, 1_500)]}, accts)])
+    assert pairs(world.state().x402_accepted_tokens) == [(world.mint, 20_000), (cents, 1_500)]
+    assert pairs(result.event("X402Configured").accepted_tokens) == [(world.mint, 20_000), (cents, 1_500)]
+
+
+@pytest.mark.parametrize(("prices", "error"), [
+    ("not accepted", "PaymentMintNotAccepted"),
+    ("empty", "NoAcceptedTokens"),
+    ("second price out of range", "PriceOutOfRange"),
+])
+def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
+    entries = {"not accepted": [TokenPrice(world.chain.create_mint(), 5_000)], "empty": [],
+               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 0)]}[prices]
+    ix = set_x402_price({"prices": entries}, accounts(world.agent, world.owner.pubkey()))
+    assert_refused(world, [ix], [world.owner], error)
+
+
+@pytest.mark.parametrize("price", BAD_PRICES)
+def test_a_bad_price_for_any_token_refuses_the_configuration(plain_world: World, price: int) -> None:
+    mints = [plain_world.mint, plain_world.chain.create_mint()]
+    config = X402Config(plain_world.owner.pubkey(), [TokenPrice(mints[0], 10_000), TokenPrice(mints[1], price)],
+                        ENDPOINT)
+    ix = configure_x402({"config": config}, accounts(plain_world.agent, plain_world.owner.pubkey()),
+                        remaining_accounts=mint_accounts(mints))
+    assert_refused(plain_world, [ix], [plain_world.owner], "PriceOutOfRange")
 
 
 def test_set_x402_tokens_replaces_the_list(world: World) -> None:
     mints = [world.chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID), world.chain.create_mint()]
     now = world.advance_clock()
-    ix = set_x402_tokens({"accepted_tokens": mints}, accounts(world.agent, world.owner.pubkey()),
+    ix = set_x402_tokens({"accepted_tokens": priced(mints)}, accounts(world.agent, world.owner.pubkey()),
                          remaining_accounts=mint_accounts(mints))
     result = ok(world, [ix])
     agent = world.state()
-    assert agent.x402_accepted_tokens == mints and agent.updated_at == now
-    assert (agent.x402_price_per_call, agent.x402_service_endpoint, agent.name, agent.capabilities) == (
+    assert mints_of(agent) == mints and agent.updated_at == now
+    assert (price_of(agent), agent.x402_service_endpoint, agent.name, agent.capabilities) == (
         10_000, ENDPOINT, PROFILE.name, PROFILE.capabilities)
     event = result.event("X402Configured")
-    assert (event.old_price, event.new_price, event.accepted_tokens, event.service_endpoint) == (
-        10_000, 10_000, mints, ENDPOINT)
+    assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced(mints)), ENDPOINT)
 
 
 @pytest.mark.parametrize("case", BAD_TOKENS)
 def test_set_x402_tokens_rejects_bad_tokens(world: World, case: str) -> None:
     build, error = BAD_TOKENS[case]
     tokens, passed = build(world.chain)
-    ix = set_x402_tokens({"accepted_tokens": tokens}, accounts(world.agent, world.owner.pubkey()),
+    ix = set_x402_tokens({"accepted_tokens": priced(tokens)}, accounts(world.agent, world.owner.pubkey()),
                          remaining_accounts=mint_accounts(passed))
     assert_refused(world, [ix], [world.owner], error)
 
@@ -711,10 +807,10 @@ def test_set_x402_tokens_rejects_bad_tokens(world: World, case: str) -> None:
 @pytest.mark.parametrize("case", GOOD_TOKENS)
 def test_set_x402_tokens_accepts_mints(world: World, case: str) -> None:
     tokens, passed = GOOD_TOKENS[case](world.chain)
-    ix = set_x402_tokens({"accepted_tokens": tokens}, accounts(world.agent, world.owner.pubkey()),
+    ix = set_x402_tokens({"accepted_tokens": priced(tokens)}, accounts(world.agent, world.owner.pubkey()),
                          remaining_accounts=mint_accounts(passed))
     ok(world, [ix])
-    assert world.state().x402_accepted_tokens == tokens
+    assert mints_of(world.state()) == tokens
 
 
 def test_set_x402_endpoint_changes_only_the_endpoint(world: World) -> None:
@@ -723,11 +819,11 @@ def test_set_x402_endpoint_changes_only_the_endpoint(world: World) -> None:
     result = ok(world, [ix])
     agent = world.state()
     assert agent.x402_service_endpoint == "http://new.example/v2" and agent.updated_at == now
-    assert (agent.x402_price_per_call, agent.x402_accepted_tokens, agent.name, agent.description,
+    assert (price_of(agent), mints_of(agent), agent.name, agent.description,
             agent.metadata_uri, agent.capabilities) == (10_000, [world.mint], PROFILE.name, PROFILE.description,
                                                         PROFILE.metadata_uri, PROFILE.capabilities)
     event = result.event("X402Configured")
-    assert (event.old_price, event.new_price, event.service_endpoint) == (10_000, 10_000, "http://new.example/v2")
+    assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced([world.mint])), "http://new.example/v2")
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
@@ -788,30 +884,22 @@ def test_close_agent_refunds_the_owner(world: World, extra_lamports: int) -> Non
     held = chain.account(world.agent).lamports
     assert held == chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE) + extra_lamports
     reputation = reputation_address(world.agent)[0]
-    metrics_rent = chain.account(reputation).lamports
-    assert metrics_rent == chain.svm.minimum_balance_for_rent_exemption(REPUTATION_METRICS_SPACE)
+    metrics_before = chain.account(reputation)
+    assert metrics_before.lamports == chain.svm.minimum_balance_for_rent_exemption(REPUTATION_METRICS_SPACE)
     owner_before = chain.balance(world.owner.pubkey())
     payer_before = chain.balance(world.payer.pubkey())
     now = world.advance_clock()
 
     result = ok(world, [world_ix(world, "close_agent")])
 
-    for closed in (chain.account(world.agent), chain.account(reputation)):
-        assert closed is None or closed.lamports == 0
-    assert chain.balance(world.owner.pubkey()) == owner_before + held + metrics_rent
+    closed = chain.account(world.agent)
+    assert closed is None or closed.lamports == 0
+    assert chain.account(reputation) == metrics_before  # the reputation outlives the registration
+    assert chain.balance(world.owner.pubkey()) == owner_before + held
     assert chain.balance(world.payer.pubkey()) == payer_before - 2 * FEE
     event = result.event("AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (
-        world.agent, world.owner.pubkey(), held + metrics_rent, now)
-
-
-def test_close_agent_with_another_agents_reputation_is_constraint_seeds(world: World) -> None:
-    other = make_world(x402=False)
-    other_reputation = reputation_address(other.agent)[0]
-    world.chain.set_account(other_reputation, bytes(other.chain.account(other_reputation).data),
-                            owner=world.chain.program_id)
-    accts = {**accounts(world.agent, world.owner.pubkey()), "reputation": other_reputation}
-    assert_refused(world, [close_agent(accts)], [world.owner], "ConstraintSeeds")
+        world.agent, world.owner.pubkey(), held, now)
 
 
 def test_close_agent_empties_the_account_like_anchor(world: World) -> None:
@@ -827,7 +915,7 @@ def test_closed_agent_can_be_registered_again(world: World) -> None:
     ok(world, [world_ix(world, "close_agent")])
     assert register(world.chain, world.payer, world.owner) == world.agent
     agent = world.state()
-    assert not agent.x402_enabled and agent.name == PROFILE.name
+    assert not agent.x402_enabled and agent.name == PROFILE.name and agent.registration == 2
 
 
 def test_close_then_register_again_in_one_transaction(world: World) -> None:
@@ -893,25 +981,25 @@ def newcomer(world: World) -> Keypair:
 def test_register_agent_rejects_bad_tokens(world: World, newcomer: Keypair, case: str) -> None:
     build, error = BAD_TOKENS[case]
     tokens, passed = build(world.chain)
-    x402 = X402Config(newcomer.pubkey(), 10_000, tokens, ENDPOINT)
+    x402 = x402_config(newcomer.pubkey(), 10_000, tokens, ENDPOINT)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402, passed), error)
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_register_agent_rejects_price(world: World, newcomer: Keypair, price: int) -> None:
-    x402 = X402Config(newcomer.pubkey(), price, [world.mint], ENDPOINT)
+    x402 = x402_config(newcomer.pubkey(), price, [world.mint], ENDPOINT)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), "PriceOutOfRange")
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
 def test_register_agent_rejects_endpoint(world: World, newcomer: Keypair, case: str) -> None:
     endpoint, error = BAD_ENDPOINTS[case]
-    x402 = X402Config(newcomer.pubkey(), 10_000, [world.mint], endpoint)
+    x402 = x402_config(newcomer.pubkey(), 10_000, [world.mint], endpoint)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), error)
 
 
 def test_register_agent_rejects_default_payment_address(world: World, newcomer: Keypair) -> None:
-    x402 = X402Config(Pubkey.default(), 10_000, [world.mint], ENDPOINT)
+    x402 = x402_config(Pubkey.default(), 10_000, [world.mint], ENDPOINT)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), "InvalidPaymentAddress")
 
 
@@ -937,9 +1025,10 @@ def test_register_agent_rejects_agent_id(world: World, newcomer: Keypair, agent_
 @pytest.mark.parametrize("case", GOOD_TOKENS)
 def test_register_agent_accepts_mints(world: World, newcomer: Keypair, case: str) -> None:
     tokens, passed = GOOD_TOKENS[case](world.chain)
-    x402 = X402Config(newcomer.pubkey(), 1_000_000_000_000, tokens, GOOD_ENDPOINTS[0])
+    x402 = x402_config(newcomer.pubkey(), 1_000_000_000_000, tokens, GOOD_ENDPOINTS[0])
     result = world.send([register_ix(newcomer.pubkey(), x402, passed)], newcomer)
     assert result.ok, result.logs
     agent = Agent.decode(world.chain.account(agent_address(newcomer.pubkey(), PROFILE.agent_id)[0]).data)
-    assert agent.x402_enabled and agent.x402_accepted_tokens == tokens
-    assert result.event("AgentRegistered").x402_price_per_call == 1_000_000_000_000
+    assert agent.x402_enabled and mints_of(agent) == tokens
+    assert [t.price for t in agent.x402_accepted_tokens] == [1_000_000_000_000] * len(tokens)
+    assert result.event("AgentRegistered").registration == agent.registration == 1

@@ -21,11 +21,11 @@ from ghostpay.pda import reputation_address
 from solders.sysvar import INSTRUCTIONS
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 
 IDL_PATH = Path(__file__).resolve().parents[1] / "idl" / "ghostpay.json"
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-AGENT_SPACE = 1848
+AGENT_SPACE = 1928
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,20 @@ def only_event(client: Client, result, name: str) -> Any:
     return events[0].data
 
 
+def prices(tokens: list[Pubkey], price: int) -> list[dict[str, Any]]:
+    """TokenPrice entries as dicts (see `x402`)."""
+    return [{"mint": mint, "price": price} for mint in tokens]
+
+
+def pairs(tokens: Any) -> list[tuple[Pubkey, int]]:
+    """(mint, price) of decoded TokenPrice entries, whatever class the decoder made them."""
+    return [(t.mint, t.price) for t in tokens]
+
+
 def x402(payment: Pubkey, price: int, tokens: list[Pubkey], endpoint: str) -> dict[str, Any]:
     """X402Config as a dict: anchorpy encodes a dataclass with dataclasses.asdict, which deep-copies
     and so cannot handle solders Pubkeys; a plain dict is encoded as is."""
-    return {"payment_address": payment, "price_per_call": price, "accepted_tokens": tokens,
-            "service_endpoint": endpoint}
+    return {"payment_address": payment, "accepted_tokens": prices(tokens, price), "service_endpoint": endpoint}
 
 
 def test_idl_describes_every_instruction(program: Program) -> None:
@@ -87,7 +96,8 @@ def test_idl_describes_every_instruction(program: Program) -> None:
                                          "close_agent", "record_x402_payment", "submit_feedback", "close_receipt",
                                          "refresh_reputation", "create_work_order", "accept_work_order",
                                          "submit_work_delivery", "reject_delivery", "release_payment", "claim_payment",
-                                         "open_dispute", "resolve_dispute", "cancel_work_order", "claim_refund"]
+                                         "open_dispute", "resolve_dispute", "cancel_work_order", "decline_work_order",
+                                         "claim_refund"]
     assert program.program_id == Chain().program_id
 
 
@@ -97,15 +107,17 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     owner = chain.funded_keypair()
     mint_a, mint_b = chain.create_mint(), chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID)
     agent = client.agent_address(owner.pubkey(), "dyn")
-    accts = {"agent": agent, "owner": owner.pubkey(), "reputation": reputation_address(agent)[0]}
+    accts = {"agent": agent, "owner": owner.pubkey()}
+    register_accts = {**accts, "reputation": reputation_address(agent)[0]}
     t0 = chain.svm.get_clock().unix_timestamp
 
     # register_agent, without x402 (system_program comes from the IDL's fixed address)
     result = client.send(client.ix("register_agent", "dyn", 4, "Dynamic", "made by anchorpy", "https://m.example",
-                                   ["a", "b"], None, accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}), owner)
+                                   ["a", "b"], None, accounts={**register_accts, "system_program": SYSTEM_PROGRAM_ID}),
+                         owner)
     event = only_event(client, result, "AgentRegistered")
     assert (event.agent, event.owner, event.agent_id, event.name, event.agent_type, event.x402_enabled,
-            event.x402_price_per_call, event.timestamp) == (agent, owner.pubkey(), "dyn", "Dynamic", 4, False, 0, t0)
+            event.registration, event.timestamp) == (agent, owner.pubkey(), "dyn", "Dynamic", 4, False, 1, t0)
     state = client.agent(agent)
     assert (state.owner, state.agent_id, state.name, state.description, state.metadata_uri, state.capabilities) == (
         owner.pubkey(), "dyn", "Dynamic", "made by anchorpy", "https://m.example", ["a", "b"])
@@ -128,31 +140,31 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     config = x402(owner.pubkey(), 2_000, [mint_a, mint_b], "https://dyn.example/call")
     result = client.send(client.ix("configure_x402", config, accounts=accts, mints=[mint_a, mint_b]), owner)
     event = only_event(client, result, "X402Configured")
-    assert (event.agent, event.old_price, event.new_price, event.payment_address, event.accepted_tokens,
-            event.service_endpoint, event.timestamp) == (agent, 0, 2_000, owner.pubkey(), [mint_a, mint_b],
-                                                         "https://dyn.example/call", t2)
+    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint,
+            event.timestamp) == (agent, owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)],
+                                 "https://dyn.example/call", t2)
     state = client.agent(agent)
-    assert state.x402_enabled and (state.x402_price_per_call, state.x402_payment_address,
-                                   state.x402_accepted_tokens, state.x402_service_endpoint) == (
-        2_000, owner.pubkey(), [mint_a, mint_b], "https://dyn.example/call")
+    assert state.x402_enabled and (state.x402_payment_address, pairs(state.x402_accepted_tokens),
+                                   state.x402_service_endpoint) == (
+        owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)], "https://dyn.example/call")
 
-    # set_x402_price
-    result = client.send(client.ix("set_x402_price", 3_000, accounts=accts), owner)
+    # set_x402_price: one mint repriced
+    result = client.send(client.ix("set_x402_price", prices([mint_b], 3_000), accounts=accts), owner)
     event = only_event(client, result, "X402Configured")
-    assert (event.old_price, event.new_price, event.accepted_tokens) == (2_000, 3_000, [mint_a, mint_b])
-    assert client.agent(agent).x402_price_per_call == 3_000
+    assert pairs(event.accepted_tokens) == [(mint_a, 2_000), (mint_b, 3_000)]
+    assert pairs(client.agent(agent).x402_accepted_tokens) == [(mint_a, 2_000), (mint_b, 3_000)]
 
     # set_x402_tokens
-    result = client.send(client.ix("set_x402_tokens", [mint_b], accounts=accts, mints=[mint_b]), owner)
+    result = client.send(client.ix("set_x402_tokens", prices([mint_b], 3_000), accounts=accts, mints=[mint_b]), owner)
     event = only_event(client, result, "X402Configured")
-    assert (event.old_price, event.new_price, event.accepted_tokens) == (3_000, 3_000, [mint_b])
-    assert client.agent(agent).x402_accepted_tokens == [mint_b]
+    assert pairs(event.accepted_tokens) == [(mint_b, 3_000)]
+    assert pairs(client.agent(agent).x402_accepted_tokens) == [(mint_b, 3_000)]
 
     # set_x402_endpoint
     result = client.send(client.ix("set_x402_endpoint", "http://other.example", accounts=accts), owner)
     event = only_event(client, result, "X402Configured")
-    assert (event.service_endpoint, event.new_price, event.payment_address) == (
-        "http://other.example", 3_000, owner.pubkey())
+    assert (event.service_endpoint, pairs(event.accepted_tokens), event.payment_address) == (
+        "http://other.example", [(mint_b, 3_000)], owner.pubkey())
     assert client.agent(agent).x402_service_endpoint == "http://other.example"
 
     # disable_x402
@@ -170,14 +182,15 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     state = client.agent(agent)
     assert not state.is_active and state.updated_at == t4 and state.name == "Dynamic"
 
-    # close_agent
-    rent = chain.account(agent).lamports + chain.account(accts["reputation"]).lamports
+    # close_agent: the agent's rent back; its ReputationMetrics stays for a later registration
+    rent = chain.account(agent).lamports
     owner_before = chain.balance(owner.pubkey())
     chain.set_unix_timestamp(t5 := t0 + 50)
     result = client.send(client.ix("close_agent", accounts=accts), owner)
     event = only_event(client, result, "AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (agent, owner.pubkey(), rent, t5)
-    assert rent == sum(chain.svm.minimum_balance_for_rent_exemption(space) for space in (AGENT_SPACE, 177))
+    assert rent == chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE)
+    assert chain.account(register_accts["reputation"]) is not None
     assert chain.balance(owner.pubkey()) == owner_before + rent
     closed = chain.account(agent)
     assert closed is None or closed.lamports == 0
@@ -194,10 +207,10 @@ def test_register_with_x402_struct(program: Program) -> None:
                              "reputation": reputation_address(agent)[0]},
                    mints=[mint])
     event = only_event(client, client.send(ix, owner), "AgentRegistered")
-    assert event.x402_enabled and event.x402_price_per_call == 1_000_000_000_000
+    assert event.x402_enabled and event.registration == 1
     state = client.agent(agent)
-    assert (state.x402_accepted_tokens, state.x402_service_endpoint, state.x402_payment_address) == (
-        [mint], "https://paid.example", owner.pubkey())
+    assert (pairs(state.x402_accepted_tokens), state.x402_service_endpoint, state.x402_payment_address) == (
+        [(mint, 1_000_000_000_000)], "https://paid.example", owner.pubkey())
 
 
 def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> None:
@@ -205,11 +218,12 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
     client = Client(program)
     owner, agent, mint = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
     accts = {"agent": agent, "owner": owner, "reputation": reputation_address(agent)[0]}
-    config = X402Config(owner, 5_000, [mint], "https://x.example")
+    config = X402Config(owner, [TokenPrice(mint, 5_000)], "https://x.example")
     config_dict = x402(owner, 5_000, [mint], "https://x.example")
     mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
-    payment_accts = {**accts, "receipt": Pubkey.new_unique(), "payer": owner, "instructions_sysvar": INSTRUCTIONS,
-                     "system_program": SYSTEM_PROGRAM_ID}
+    payment_accts = {**accts, "receipt": Pubkey.new_unique(), "payer": owner, "rent_payer": Pubkey.new_unique(),
+                     "payee_token_account": Pubkey.new_unique(), "instructions_sysvar": INSTRUCTIONS,
+                     "system_program": SYSTEM_PROGRAM_ID, "authority": owner}
     pairs = [
         (client.ix("register_agent", "id", 1, "N", "d", "u", ["c"], config_dict,
                    accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}, mints=[mint]),
@@ -220,9 +234,10 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
                                      capabilities=[]), accts)),
         (client.ix("configure_x402", config_dict, accounts=accts, mints=[mint]),
          generated.configure_x402({"config": config}, accts, remaining_accounts=mints)),
-        (client.ix("set_x402_price", 7_777, accounts=accts), generated.set_x402_price({"price_per_call": 7_777}, accts)),
-        (client.ix("set_x402_tokens", [mint], accounts=accts, mints=[mint]),
-         generated.set_x402_tokens({"accepted_tokens": [mint]}, accts, remaining_accounts=mints)),
+        (client.ix("set_x402_price", prices([mint], 7_777), accounts=accts),
+         generated.set_x402_price({"prices": [TokenPrice(mint, 7_777)]}, accts)),
+        (client.ix("set_x402_tokens", prices([mint], 7_777), accounts=accts, mints=[mint]),
+         generated.set_x402_tokens({"accepted_tokens": [TokenPrice(mint, 7_777)]}, accts, remaining_accounts=mints)),
         (client.ix("set_x402_endpoint", "https://e", accounts=accts),
          generated.set_x402_endpoint({"service_endpoint": "https://e"}, accts)),
         (client.ix("disable_x402", accounts=accts), generated.disable_x402(accts)),
@@ -243,7 +258,8 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
                  arbiter=wo["arbiter"], title="T", description="D", requirements=["r1", "r2"])
     pairs += [
         (client.ix("create_work_order", *terms.values(), accounts=wo), generated.create_work_order(terms, wo)),
-        (client.ix("accept_work_order", accounts=wo), generated.accept_work_order(wo)),
+        (client.ix("accept_work_order", wo["arbiter"], accounts=wo),
+         generated.accept_work_order({"arbiter": wo["arbiter"]}, wo)),
         (client.ix("submit_work_delivery", "ipfs://x", list(range(32)), accounts=wo),
          generated.submit_work_delivery({"deliverable_uri": "ipfs://x", "content_hash": list(range(32))}, wo)),
         (client.ix("reject_delivery", "no", accounts=wo), generated.reject_delivery({"reason": "no"}, wo)),
@@ -252,6 +268,7 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
         (client.ix("open_dispute", "late", accounts=wo), generated.open_dispute({"reason": "late"}, wo)),
         (client.ix("resolve_dispute", 2_500, accounts=wo), generated.resolve_dispute({"client_share_bps": 2_500}, wo)),
         (client.ix("cancel_work_order", accounts=wo), generated.cancel_work_order(wo)),
+        (client.ix("decline_work_order", accounts=wo), generated.decline_work_order(wo)),
         (client.ix("claim_refund", accounts=wo), generated.claim_refund(wo)),
     ]
     assert len(pairs) == len(program.instruction)

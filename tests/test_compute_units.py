@@ -1,11 +1,13 @@
-"""Compute units are deterministic, so budgets are asserted as upper bounds.
+"""Compute units are deterministic for given inputs, so budgets are asserted as upper bounds on the
+bench's means over random inputs (bench/compute_units.py: random owners, agent ids, token counts,
+references and order ids; references and order ids also as the SDK picks them, bump 255).
 
-The budgets are the issues' targets: register_agent with an x402 config (which
-also creates the agent's ReputationMetrics) <= 9,000 CU, every owner update
-<= 1,500 CU (with one accepted token), record_x402_payment <= 8,000 CU (the
-transfer before it not counted) and submit_feedback <= 3,000 CU; create_work_order <= 20,000 CU, a partial
-release_payment <= 12,000 CU and the final one <= 18,000 CU. Rows that
-derive addresses are measured where every canonical bump is 255 (see the bench).
+The budgets are the issues' targets: register_agent (which also creates the ReputationMetrics) <= 9,000,
+every owner update <= 1,500 with one accepted token, record_x402_payment <= 6,000 (the transfer before it
+not counted), create_work_order <= 20,000. configure_x402 at the 10-token limit misses the 1,500 goal:
+logging its event alone costs about 720 CU (sol_log_data charges a CU per byte and the event carries
+ten 40-byte token prices), and the runtime's input of twelve accounts and ten mint checks about 1,300
+more, so its budget is the measured cost with a small margin.
 """
 
 from __future__ import annotations
@@ -14,27 +16,26 @@ import pytest
 
 from bench.compute_units import Row, measure
 
-REGISTER_BUDGETS = {
-    "no x402, bump 255": 8_500,
-    "x402, 1 token, bump 255": 9_000,
-    "x402, 10 tokens, bump 255": 10_000,
-}
-PAYMENT_BUDGETS = {
-    ("record_x402_payment", "receipt and payee ATA bumps 255"): 8_000,
+BUDGETS = {
+    ("register_agent", "no x402"): 9_000,
+    ("register_agent", "x402, 1 token"): 9_000,
+    ("register_agent", "x402, 10 tokens"): 9_000,
+    ("register_agent", "x402, 1-10 tokens"): 9_000,
+    ("configure_x402", "10 tokens"): 3_300,
+    ("record_x402_payment", "SDK references"): 6_000,
+    ("record_x402_payment", "SDK references, after a Memo"): 6_000,
+    ("record_x402_payment", "any references"): 6_000,
     ("submit_feedback", "rating and response time"): 3_000,
     ("refresh_reputation", "7 days of history"): 1_500,
-}
-# Issue 5: including the vault's creation and every token CPI.
-ESCROW_BUDGETS = {
-    ("create_work_order", "vault + transfer, bump 255"): 20_000,
+    ("create_work_order", "SDK order ids"): 20_000,
+    ("create_work_order", "any order ids"): 20_000,
+    ("accept_work_order", "naming the arbiter"): 1_500,
     ("release_payment", "partial"): 12_000,
     ("release_payment", "final: closes vault and work order"): 18_000,
 }
 UPDATE_BUDGET = 1_500
 OWNER_UPDATES = {"update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
                  "disable_x402", "set_agent_active", "close_agent"}
-# At the 10-token limit configure_x402 checks ten mint accounts and logs them all.
-CONFIGURE_TEN_TOKENS_BUDGET = 3_000
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,11 @@ def rows() -> list[Row]:
     return measure()
 
 
-def test_register_agent_stays_within_budget(rows: list[Row]) -> None:
-    measured = {r.case: r.compute_units for r in rows if r.case in REGISTER_BUDGETS}
-    assert measured.keys() == REGISTER_BUDGETS.keys()
-    over = {case: cu for case, cu in measured.items() if cu > REGISTER_BUDGETS[case]}
-    assert not over, f"over budget: {over} (budgets {REGISTER_BUDGETS})"
+def test_every_budgeted_row_is_measured_and_within_budget(rows: list[Row]) -> None:
+    measured = {(r.instruction, r.case): r.compute_units for r in rows if (r.instruction, r.case) in BUDGETS}
+    assert measured.keys() == BUDGETS.keys()
+    over = {key: cu for key, cu in measured.items() if cu > BUDGETS[key]}
+    assert not over, f"over budget: {over}"
 
 
 def test_owner_updates_stay_within_budget(rows: list[Row]) -> None:
@@ -56,20 +57,8 @@ def test_owner_updates_stay_within_budget(rows: list[Row]) -> None:
     assert not over, f"over {UPDATE_BUDGET} CU: {over}"
 
 
-def test_configure_x402_at_the_token_limit_stays_within_budget(rows: list[Row]) -> None:
-    [cu] = [r.compute_units for r in rows if r.instruction == "configure_x402" and r.case == "10 tokens"]
-    assert cu <= CONFIGURE_TEN_TOKENS_BUDGET
-
-
-def test_payment_and_feedback_stay_within_budget(rows: list[Row]) -> None:
-    measured = {(r.instruction, r.case): r.compute_units for r in rows if (r.instruction, r.case) in PAYMENT_BUDGETS}
-    assert measured.keys() == PAYMENT_BUDGETS.keys()
-    over = {key: cu for key, cu in measured.items() if cu > PAYMENT_BUDGETS[key]}
-    assert not over, f"over budget: {over}"
-
-
-def test_escrow_stays_within_budget(rows: list[Row]) -> None:
-    measured = {(r.instruction, r.case): r.compute_units for r in rows if (r.instruction, r.case) in ESCROW_BUDGETS}
-    assert measured.keys() == ESCROW_BUDGETS.keys()
-    over = {key: cu for key, cu in measured.items() if cu > ESCROW_BUDGETS[key]}
-    assert not over, f"over budget: {over} (budgets {ESCROW_BUDGETS})"
+def test_means_are_over_varied_inputs(rows: list[Row]) -> None:
+    """Random agent ids and arbitrary references really vary the PDA searches (not the luckiest bump only)."""
+    varied = {(r.instruction, r.case) for r in rows if r.highest > r.lowest}
+    assert {("register_agent", "x402, 1 token"), ("record_x402_payment", "any references"),
+            ("create_work_order", "any order ids")} <= varied

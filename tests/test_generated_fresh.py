@@ -79,4 +79,4 @@ def test_a_changed_idl_changes_the_program(tmp_path: Path) -> None:
 
     header = render_c_header(json.loads(_changed_idl(tmp_path).read_text()))
     (program / "include" / "ghostpay_idl.h").write_text(header)
-    assert build_program.build_so(program) != build_program.SO_PATH.read_bytes()
+    assert build_program.build_so(program / build_program.MAIN_SOURCE) != build_program.SO_PATH.read_bytes()

@@ -10,10 +10,10 @@ from solders.pubkey import Pubkey
 from ghostpay.accounts import Agent
 from ghostpay.instructions import register_agent
 from ghostpay.pda import agent_address, reputation_address
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 from ghostpay.svm import InProcessChain as Chain
 
-AGENT_SPACE = 1848
+AGENT_SPACE = 1928
 
 
 def register_ix(owner: Pubkey, agent_id: str = "translator", x402: X402Config | None = None,
@@ -35,7 +35,7 @@ def chain() -> Chain:
 def test_register_agent_creates_the_account_and_emits_the_event(chain: Chain) -> None:
     owner = chain.funded_keypair()
     mint = chain.create_mint()
-    x402 = X402Config(payment_address=owner.pubkey(), price_per_call=10_000, accepted_tokens=[mint],
+    x402 = X402Config(payment_address=owner.pubkey(), accepted_tokens=[TokenPrice(mint, 10_000)],
                       service_endpoint="https://agent.example.com/translate")
 
     result = chain.send([register_ix(owner.pubkey(), x402=x402, mints=[mint])], [owner])
@@ -49,13 +49,13 @@ def test_register_agent_creates_the_account_and_emits_the_event(chain: Chain) ->
     assert (agent.owner, agent.agent_id, agent.name, agent.bump) == (owner.pubkey(), "translator", "Translator", bump)
     assert agent.capabilities == ["translate", "summarize"]
     assert agent.x402_enabled and agent.is_active
-    assert agent.x402_price_per_call == 10_000 and agent.x402_accepted_tokens == [mint]
+    assert agent.x402_accepted_tokens == [TokenPrice(mint, 10_000)] and agent.registration == 1
     assert agent.x402_service_endpoint == "https://agent.example.com/translate"
     assert agent.created_at == agent.updated_at == chain.svm.get_clock().unix_timestamp > 1_700_000_000
 
     event = result.event("AgentRegistered")
-    assert (event.agent, event.owner, event.agent_id, event.x402_price_per_call) == (
-        address, owner.pubkey(), "translator", 10_000)
+    assert (event.agent, event.owner, event.agent_id, event.x402_enabled, event.registration) == (
+        address, owner.pubkey(), "translator", True, 1)
 
 
 def test_register_agent_without_x402(chain: Chain) -> None:
@@ -63,7 +63,7 @@ def test_register_agent_without_x402(chain: Chain) -> None:
     result = chain.send([register_ix(owner.pubkey())], [owner])
     assert result.ok, result.logs
     agent = Agent.decode(chain.account(agent_address(owner.pubkey(), "translator")[0]).data)
-    assert not agent.x402_enabled and agent.x402_accepted_tokens == [] and agent.x402_price_per_call == 0
+    assert not agent.x402_enabled and agent.x402_accepted_tokens == [] and agent.registration == 1
 
 
 def test_unknown_discriminator_is_instruction_fallback_not_found(chain: Chain) -> None:

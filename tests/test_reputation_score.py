@@ -103,7 +103,8 @@ class ScoreOracle:
         instructions = []
         for metrics, (agent, reputation, bump) in zip(batch, self.agents):
             fields = {**metrics.__dict__, "payment_history_7d": list(metrics.payment_history_7d), "agent": agent,
-                      "history_day": self.today, "created_at": 0, "updated_at": 0, "bump": bump}
+                      "history_day": self.today, "created_at": 0, "updated_at": 0, "registration": 1,
+                      "bump": bump}
             data = ReputationMetrics.discriminator + ReputationMetrics.layout.build(fields)
             self.chain.set_account(reputation, data, owner=self.chain.program_id)
             instructions.append(refresh_reputation({"agent": agent, "reputation": reputation}))

@@ -9,18 +9,24 @@ facilitator's fees go.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import pytest
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.system_program import TransferParams
 from solders.system_program import transfer as sol_transfer
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
+from tools.build_program import build_so
+
 from ghostpay.accounts import Agent, ReputationMetrics, X402Receipt
-from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
+from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.instructions import (
     close_receipt,
     configure_x402,
@@ -29,18 +35,21 @@ from ghostpay.instructions import (
     set_agent_active,
     submit_feedback,
 )
-from ghostpay.payments import build_record_x402_payment, build_x402_payment
+from ghostpay.payments import build_memo, build_record_x402_payment, build_x402_payment
 from ghostpay.pda import associated_token_address, receipt_address, reputation_address
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
+from ghostpay.program_id import PROGRAM_ID
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 
 PRICE = 10_000
 DECIMALS = 6
 FUNDS = 1_000_000
 FEE = 5_000  # lamports per signature
-RECEIPT_SPACE = 154
+RECEIPT_SPACE = 194
+ROOT = Path(__file__).resolve().parent.parent
+CPI_RELAY_SOURCE = ROOT / "tests" / "programs" / "cpi_relay.c"
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400
 
 
@@ -97,7 +106,8 @@ def make_world() -> World:
     facilitator, owner, payee, payer = (chain.funded_keypair() for _ in range(4))
     usdc, other = chain.create_mint(DECIMALS), chain.create_mint(DECIMALS)
     pyusd = chain.create_mint(DECIMALS, token_program=TOKEN_2022_PROGRAM_ID)
-    config = X402Config(payee.pubkey(), PRICE, [usdc, pyusd], "https://agent.example.com/translate")
+    config = X402Config(payee.pubkey(), [TokenPrice(usdc, PRICE), TokenPrice(pyusd, PRICE)],
+                        "https://agent.example.com/translate")
     result = chain.send([build_register_agent(owner.pubkey(), AgentProfile("translator", "Translator"), config)],
                         [owner])
     assert result.ok, result.logs
@@ -155,8 +165,11 @@ def transfer(world: World, amount: int = PRICE, mint: Pubkey | None = None, sour
         amount=amount, decimals=DECIMALS))
 
 
-def record(world: World, ref: bytes, amount: int = PRICE, payer: Keypair | None = None) -> Instruction:
-    return build_record_x402_payment(world.agent, (payer or world.payer).pubkey(), amount, ref)
+def record(world: World, ref: bytes, amount: int = PRICE, payer: Keypair | None = None, mint: Pubkey | None = None,
+           payee_token_account: Pubkey | None = None, rent_payer: Keypair | None = None) -> Instruction:
+    destination = payee_token_account or ata(world.payee.pubkey(), mint or world.usdc)
+    return build_record_x402_payment(world.agent, (payer or world.payer).pubkey(), amount, ref, destination,
+                                     rent_payer=rent_payer.pubkey() if rent_payer else None)
 
 
 # ---- the payment ------------------------------------------------------------------------------------
@@ -176,9 +189,9 @@ def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -
     assert chain.token_balance(ata(world.payer.pubkey(), world.usdc)) == FUNDS - PRICE
     assert chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
     receipt = world.receipt(reference(1))
-    assert (receipt.agent, receipt.payer, receipt.mint, bytes(receipt.reference), receipt.amount, receipt.paid_at,
-            receipt.feedback_submitted) == (world.agent, world.payer.pubkey(), world.usdc, reference(1), PRICE, now,
-                                            False)
+    assert (receipt.agent, receipt.payer, receipt.rent_payer, receipt.mint, bytes(receipt.reference), receipt.amount,
+            receipt.paid_at, receipt.registration, receipt.feedback_submitted) == (
+        world.agent, world.payer.pubkey(), world.payer.pubkey(), world.usdc, reference(1), PRICE, now, 1, False)
     rent = chain.svm.minimum_balance_for_rent_exemption(RECEIPT_SPACE)
     assert chain.balance(world.payer.pubkey()) == payer_sol - rent  # the payer pays the receipt's rent
     assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE  # the facilitator the fees
@@ -190,8 +203,9 @@ def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -
     assert metrics.successful_payments == 1 and metrics.failed_payments == 0
     assert metrics.payment_history_7d[day_of(now) % 7] == 1 and sum(metrics.payment_history_7d) == 1
     event = result.event("X402PaymentRecorded")
-    assert (event.agent, event.payer, event.mint, event.amount, bytes(event.reference), event.total_calls,
-            event.timestamp) == (world.agent, world.payer.pubkey(), world.usdc, PRICE, reference(1), 1, now)
+    assert (event.agent, event.payer, event.rent_payer, event.mint, event.amount, bytes(event.reference),
+            event.total_calls, event.timestamp) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), world.usdc,
+                                                    PRICE, reference(1), 1, now)
     # one payment, no feedback yet: the documented score of a new agent (see the vectors)
     updated = result.event("ReputationUpdated")
     assert (updated.old_score, updated.new_score) == (0, 6_800) and agent.reputation_score == 6_800
@@ -206,7 +220,7 @@ def test_token_2022_payment_and_overpayment_are_recorded(world: World) -> None:
 
 def test_payee_account_created_in_the_same_transaction(world: World) -> None:
     fresh_payee = Keypair()
-    config = X402Config(fresh_payee.pubkey(), PRICE, [world.usdc], "https://agent.example.com/translate")
+    config = X402Config(fresh_payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/translate")
     assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
                                       remaining_accounts=mint_accounts([world.usdc]))], world.owner).ok
     instructions = build_x402_payment(world.payer.pubkey(), world.agent, fresh_payee.pubkey(), world.usdc, DECIMALS,
@@ -229,20 +243,36 @@ def test_record_after_a_non_token_instruction_is_payment_transfer_missing(world:
     assert_refused(world, [pay_sol, record(world, reference(1))], [world.payer], "PaymentTransferMissing")
 
 
-def test_transfer_to_the_wrong_account_is_payment_wrong_destination(world: World) -> None:
+def test_transfer_to_the_wrong_account_is_payee_token_account_mismatch(world: World) -> None:
     attacker = world.chain.funded_keypair()
     own = world.chain.create_token_account(attacker.pubkey(), world.usdc)
-    assert_refused(world, [transfer(world, destination=own), record(world, reference(1))], [world.payer],
-                   "PaymentWrongDestination", watch=[own])
+    for passed in (own, ata(world.payee.pubkey(), world.usdc)):  # naming the transfer's account, or the payee's
+        assert_refused(world, [transfer(world, destination=own), record(world, reference(1), payee_token_account=passed)],
+                       [world.payer], "PayeeTokenAccountMismatch", watch=[own])
 
 
-def test_transfer_to_a_non_associated_account_of_the_payee_is_payment_wrong_destination(world: World) -> None:
-    """A token account owned by the payee, but not its associated one."""
+def test_a_forged_payee_token_account_is_payee_token_account_mismatch(world: World) -> None:
+    """The payee's token-account bytes at another address, owned by another program: the runtime ran the
+    transfer into the attacker's account, and the copy names the payee."""
+    attacker = world.chain.funded_keypair()
+    own = world.chain.create_token_account(attacker.pubkey(), world.usdc)
+    forged = Keypair().pubkey()
+    world.chain.set_account(forged, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data),
+                            owner=Pubkey.new_unique())
+    assert_refused(world, [transfer(world, destination=own), record(world, reference(1), payee_token_account=forged)],
+                   [world.payer], "PayeeTokenAccountMismatch", watch=[own, forged])
+
+
+def test_payment_into_another_token_account_of_the_payee_counts(world: World) -> None:
+    """Not the associated account, but one the payment address owns in the paid mint: the payee has the
+    money, which is what the program checks (the stored owner and mint, cheaper than an ATA derivation)."""
     side = Keypair().pubkey()
-    data = bytearray(bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data))
-    world.chain.set_account(side, bytes(data), owner=TOKEN_PROGRAM_ID)
-    assert_refused(world, [transfer(world, destination=side), record(world, reference(1))], [world.payer],
-                   "PaymentWrongDestination", watch=[side])
+    world.chain.set_account(side, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data),
+                            owner=TOKEN_PROGRAM_ID)
+    result = world.send([transfer(world, destination=side), record(world, reference(1), payee_token_account=side)],
+                        world.payer)
+    assert result.ok, result.logs
+    assert world.chain.token_balance(side) == PRICE and world.agent_state().x402_total_calls == 1
 
 
 def test_transfer_in_the_wrong_mint_for_the_destination_fails_in_the_token_program(world: World) -> None:
@@ -327,7 +357,7 @@ def test_fake_instructions_sysvar_is_constraint_address(world: World) -> None:
     fake = Keypair().pubkey()
     world.chain.set_account(fake, bytes(64), owner=Pubkey.default())
     ix = record(world, reference(1))
-    metas = [AccountMeta(fake, False, False) if i == 4 else m for i, m in enumerate(ix.accounts)]
+    metas = [AccountMeta(fake, False, False) if i == 6 else m for i, m in enumerate(ix.accounts)]
     assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
                    "ConstraintAddress")
 
@@ -451,9 +481,10 @@ def test_forged_receipt_owned_by_another_program_is_refused(world: World) -> Non
 # ---- close_receipt ----------------------------------------------------------------------------------
 
 
-def close(world: World, ref: bytes, signer: Keypair | None = None) -> Instruction:
+def close(world: World, ref: bytes, signer: Keypair | None = None, rent_payer: Pubkey | None = None) -> Instruction:
     signer = signer or world.payer
-    return close_receipt({"receipt": receipt_address(world.agent, ref)[0], "payer": signer.pubkey()})
+    return close_receipt({"receipt": receipt_address(world.agent, ref)[0], "authority": signer.pubkey(),
+                          "rent_payer": rent_payer or world.payer.pubkey()})
 
 
 def test_close_receipt_after_feedback_refunds_the_payer(world: World) -> None:
@@ -480,8 +511,9 @@ def test_close_receipt_by_someone_else_is_not_receipt_payer(world: World) -> Non
     world.pay(reference(1))
     assert world.send([world.feedback(reference(1))], world.payer).ok
     stranger = world.chain.funded_keypair()
-    assert_refused(world, [close(world, reference(1), signer=stranger)], [stranger], "NotReceiptPayer",
-                   watch=[receipt_address(world.agent, reference(1))[0], stranger.pubkey()])
+    for rent_payer in (world.payer.pubkey(), stranger.pubkey()):
+        assert_refused(world, [close(world, reference(1), signer=stranger, rent_payer=rent_payer)], [stranger],
+                       "NotReceiptPayer", watch=[receipt_address(world.agent, reference(1))[0], stranger.pubkey()])
 
 
 # ---- the 7-day window -------------------------------------------------------------------------------
@@ -521,3 +553,186 @@ def test_many_payments_keep_every_total_exact(world: World) -> None:
     assert (agent.x402_total_calls, agent.x402_total_payments, agent.total_earnings) == (SOAK_PAYMENTS, paid, paid)
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == paid
     assert world.metrics().successful_payments == SOAK_PAYMENTS
+
+
+# ---- hardening: one transfer, one receipt -----------------------------------------------------------
+
+
+@cache
+def cpi_relay_program() -> bytes:
+    """tests/programs/cpi_relay.c, built by the project's own pipeline (clang-19 + sbpf_link)."""
+    return build_so(CPI_RELAY_SOURCE)
+
+
+def relay(world: World, relay_id: Pubkey, references: list[bytes], amount: int = PRICE) -> Instruction:
+    """The relay's instruction: CPI record_x402_payment once per reference, each with its own receipt."""
+    record_ix = record(world, references[0], amount)
+    metas = [AccountMeta(PROGRAM_ID, False, False)] + [m for i, m in enumerate(record_ix.accounts) if i != 2]
+    metas += [AccountMeta(receipt_address(world.agent, ref)[0], False, True) for ref in references]
+    return Instruction(relay_id, struct.pack("<Q", amount) + b"".join(references), metas)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_record_through_cpi_is_payment_not_top_level(world: World, count: int) -> None:
+    """A program that, after one TransferChecked, CPIs record_x402_payment several times (each with a new
+    reference, so each would get its own receipt) is refused at its first CPI: nothing recorded."""
+    relay_id = Pubkey.new_unique()
+    world.chain.svm.add_program(relay_id, cpi_relay_program())
+    references = [reference(n) for n in range(1, count + 1)]
+    receipts = [receipt_address(world.agent, ref)[0] for ref in references]
+    before = snapshot(world, receipts)
+    result = world.send([transfer(world), relay(world, relay_id, references)], world.payer)
+    assert result.error == "PaymentNotTopLevel", (result.error, result.logs)
+    assert any(f"Program {PROGRAM_ID} invoke [2]" in line for line in result.logs)  # GhostPay ran, under CPI
+    assert snapshot(world, receipts) == before
+
+
+def test_the_official_x402_layout_with_one_memo_is_recorded(world: World) -> None:
+    """[SetComputeUnitLimit, SetComputeUnitPrice, TransferChecked, Memo, record]: the x402 "exact" transaction
+    with GhostPay's record after the Memo."""
+    layout = [set_compute_unit_limit(60_000), set_compute_unit_price(1), transfer(world), build_memo("0f" * 16),
+              record(world, reference(1))]
+    result = world.send(layout, world.payer)
+    assert result.ok, result.logs
+    assert world.receipt(reference(1)).amount == PRICE
+    assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
+
+
+@pytest.mark.parametrize("layout", ["two memos", "memo without transfer", "memo before the transfer",
+                                    "record between transfer and memo, then another"])
+def test_other_layouts_are_payment_transfer_missing(world: World, layout: str) -> None:
+    memo = build_memo("nonce")
+    instructions = {
+        "two memos": [transfer(world), memo, memo, record(world, reference(1))],
+        "memo without transfer": [memo, record(world, reference(1))],
+        "memo before the transfer": [memo, transfer(world), memo, memo, record(world, reference(1))],
+        "record between transfer and memo, then another": [transfer(world), record(world, reference(1)), memo,
+                                                           record(world, reference(2))],
+    }[layout]
+    receipts = [receipt_address(world.agent, reference(n))[0] for n in (1, 2)]
+    assert_refused(world, instructions, [world.payer], "PaymentTransferMissing", watch=receipts)
+
+
+# ---- hardening: no self-dealing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["owner", "payment address"])
+def test_paying_your_own_agent_is_self_payment(world: World, who: str) -> None:
+    """A wallet paying itself (or its own agent) costs nothing and would lift the score for free."""
+    self_payer = world.owner if who == "owner" else world.payee
+    world.chain.create_token_account(self_payer.pubkey(), world.usdc, FUNDS)
+    assert_refused(world, [transfer(world, source_owner=self_payer), record(world, reference(1), payer=self_payer)],
+                   [self_payer], "SelfPayment", watch=[receipt_address(world.agent, reference(1))[0]])
+
+
+def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World) -> None:
+    """The payer, made a delegate of the payee's own account, 'pays' from it into it: no token moves."""
+    payee_ata = ata(world.payee.pubkey(), world.usdc)
+    data = bytearray(world.chain.account(payee_ata).data)
+    data[64:72] = PRICE.to_bytes(8, "little")
+    data[72:76] = (1).to_bytes(4, "little")  # delegate: Some(payer)
+    data[76:108] = bytes(world.payer.pubkey())
+    data[121:129] = PRICE.to_bytes(8, "little")  # delegated_amount
+    world.chain.set_account(payee_ata, bytes(data), owner=TOKEN_PROGRAM_ID)
+    circular = transfer_checked(TransferCheckedParams(
+        program_id=TOKEN_PROGRAM_ID, source=payee_ata, mint=world.usdc, dest=payee_ata, owner=world.payer.pubkey(),
+        amount=PRICE, decimals=DECIMALS))
+    assert_refused(world, [circular, record(world, reference(1))], [world.payer], "SelfPayment",
+                   watch=[receipt_address(world.agent, reference(1))[0]])
+
+
+# ---- per-mint prices --------------------------------------------------------------------------------
+
+
+def test_each_mint_is_checked_against_its_own_price(world: World) -> None:
+    """A 2-decimal mint priced 0.02 (2 atomic units) beside usdc at 0.01 (10,000): the record checks the price
+    of the mint actually paid, so 2 units of the cents mint pay a call and 1 does not."""
+    cents = world.chain.create_mint(2)
+    for owner in (world.payer.pubkey(), world.payee.pubkey()):
+        world.chain.create_token_account(owner, cents, FUNDS if owner == world.payer.pubkey() else 0)
+    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 2)],
+                        "https://agent.example.com/translate")
+    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
+                                      remaining_accounts=mint_accounts([world.usdc, cents]))], world.owner).ok
+
+    def pay_cents(ref: bytes, amount: int) -> list[Instruction]:
+        cents_transfer = transfer_checked(TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID, source=ata(world.payer.pubkey(), cents), mint=cents,
+            dest=ata(world.payee.pubkey(), cents), owner=world.payer.pubkey(), amount=amount, decimals=2))
+        return [cents_transfer, record(world, ref, amount, mint=cents)]
+
+    assert_refused(world, pay_cents(reference(1), 1), [world.payer], "PaymentBelowPrice")
+    result = world.send(pay_cents(reference(2), 2), world.payer)
+    assert result.ok, result.logs
+    assert world.chain.token_balance(ata(world.payee.pubkey(), cents)) == 2
+    assert world.receipt(reference(2)).mint == cents
+    # usdc's price is still 10,000 of its own units
+    assert_refused(world, [transfer(world, amount=2), record(world, reference(3), amount=2)], [world.payer],
+                   "PaymentBelowPrice")
+
+
+# ---- rent payer -------------------------------------------------------------------------------------
+
+
+def test_a_facilitator_can_front_the_receipt_rent_and_gets_it_back(world: World) -> None:
+    chain = world.chain
+    payer_sol = chain.balance(world.payer.pubkey())
+    facilitator_sol = chain.balance(world.facilitator.pubkey())
+    result = world.send([transfer(world), record(world, reference(1), rent_payer=world.facilitator)], world.payer)
+    assert result.ok, result.logs
+    rent = chain.svm.minimum_balance_for_rent_exemption(RECEIPT_SPACE)
+    assert chain.balance(world.payer.pubkey()) == payer_sol  # a buyer holding only tokens can pay
+    assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE - rent
+    assert world.receipt(reference(1)).rent_payer == world.facilitator.pubkey()
+    assert result.event("X402PaymentRecorded").rent_payer == world.facilitator.pubkey()
+
+    # the receipt closes only once it cannot be rated any more, and the rent goes back to the facilitator
+    assert_refused(world, [close(world, reference(1), signer=world.facilitator,
+                                 rent_payer=world.facilitator.pubkey())], [], "ReceiptStillOpen",
+                   watch=[receipt_address(world.agent, reference(1))[0]])
+    assert world.send([world.feedback(reference(1))], world.payer).ok
+    assert_refused(world, [close(world, reference(1))], [world.payer], "NotReceiptRentPayer",
+                   watch=[receipt_address(world.agent, reference(1))[0]])  # rent to the payer: refused
+    before = chain.balance(world.facilitator.pubkey())
+    assert world.send([close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())]).ok
+    assert chain.balance(world.facilitator.pubkey()) == before - FEE + rent
+    assert world.receipt(reference(1)) is None
+
+
+def test_the_rent_payer_must_sign(world: World) -> None:
+    ix = record(world, reference(1), rent_payer=world.facilitator)
+    stranger = Keypair().pubkey()
+    metas = [AccountMeta(stranger, False, True) if i == 4 else m for i, m in enumerate(ix.accounts)]
+    assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
+                   "AccountNotSigner", watch=[stranger])
+
+
+# ---- a reputation outlives its registration ---------------------------------------------------------
+
+
+def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_receipts(world: World) -> None:
+    world.pay(reference(1))
+    world.pay(reference(2))
+    assert world.send([world.feedback(reference(1), success=False, rating=1)], world.payer).ok
+    metrics_before, score_before = world.metrics(), world.agent_state().reputation_score
+    assert score_before > 0
+
+    closed = world.send([build_close_agent(world.agent, world.owner.pubkey())], world.owner)
+    assert closed.ok, closed.logs
+    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/v2")
+    again = world.send([build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)],
+                       world.owner)
+    assert again.ok, again.logs
+
+    agent, metrics = world.agent_state(), world.metrics()
+    assert (agent.registration, metrics.registration, again.event("AgentRegistered").registration) == (2, 2, 2)
+    assert (metrics.successful_payments, metrics.failed_payments, metrics.total_rating) == (
+        metrics_before.successful_payments, metrics_before.failed_payments, metrics_before.total_rating)
+    assert agent.reputation_score == score_before == again.event("ReputationUpdated").new_score
+
+    # receipt 2 paid the first registration: it cannot rate this one
+    assert_refused(world, [world.feedback(reference(2), rating=5)], [world.payer], "ReceiptFromEarlierRegistration",
+                   watch=[receipt_address(world.agent, reference(2))[0]])
+    world.pay(reference(3))
+    assert world.receipt(reference(3)).registration == 2
+    assert world.send([world.feedback(reference(3), rating=5)], world.payer).ok

@@ -46,9 +46,9 @@ def clang_available() -> bool:
     return shutil.which(CLANG) is not None
 
 
-def compile_object(program_dir: Path, out: Path) -> None:
+def compile_object(source: Path, out: Path) -> None:
     result = subprocess.run(
-        [CLANG, *CFLAGS, "-c", str(program_dir / MAIN_SOURCE), "-o", str(out)],
+        [CLANG, *CFLAGS, "-c", str(source), "-o", str(out)],
         capture_output=True,
         text=True,
     )
@@ -56,13 +56,14 @@ def compile_object(program_dir: Path, out: Path) -> None:
         raise BuildError(f"{CLANG} failed:\n{result.stderr}")
 
 
-def build_so(program_dir: Path = PROGRAM_DIR) -> bytes:
-    """Compile and link the program under `program_dir`; return the .so bytes."""
+def build_so(source: Path = PROGRAM_DIR / MAIN_SOURCE) -> bytes:
+    """Compile and link one C translation unit (default: GhostPay); return the .so bytes. The tests also
+    build their own small programs with it (tests/programs/)."""
     if not clang_available():
         raise BuildError(f"{CLANG} not found: install it with `apt-get install clang-19 llvm-19`")
     with tempfile.TemporaryDirectory() as scratch:
-        obj = Path(scratch) / "ghostpay.o"
-        compile_object(program_dir, obj)
+        obj = Path(scratch) / "program.o"
+        compile_object(source, obj)
         try:
             return link(obj.read_bytes())
         except LinkError as exc:

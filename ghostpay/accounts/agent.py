@@ -11,6 +11,7 @@ from anchorpy.error import AccountInvalidDiscriminator
 from anchorpy.utils.rpc import get_multiple_accounts
 from anchorpy.borsh_extension import BorshPubkey
 from ..program_id import PROGRAM_ID
+from .. import types
 
 
 class AgentJSON(typing.TypedDict):
@@ -20,7 +21,7 @@ class AgentJSON(typing.TypedDict):
     agent_type: int
     bump: int
     reputation_score: int
-    x402_price_per_call: int
+    registration: int
     x402_payment_address: str
     total_jobs_completed: int
     total_earnings: int
@@ -30,7 +31,7 @@ class AgentJSON(typing.TypedDict):
     created_at: int
     updated_at: int
     open_work_orders: int
-    x402_accepted_tokens: list[str]
+    x402_accepted_tokens: list[types.token_price.TokenPriceJSON]
     agent_id: str
     name: str
     description: str
@@ -49,7 +50,7 @@ class Agent:
         "agent_type" / borsh.U8,
         "bump" / borsh.U8,
         "reputation_score" / borsh.U32,
-        "x402_price_per_call" / borsh.U64,
+        "registration" / borsh.U64,
         "x402_payment_address" / BorshPubkey,
         "total_jobs_completed" / borsh.U64,
         "total_earnings" / borsh.U64,
@@ -59,7 +60,8 @@ class Agent:
         "created_at" / borsh.I64,
         "updated_at" / borsh.I64,
         "open_work_orders" / borsh.U32,
-        "x402_accepted_tokens" / borsh.Vec(typing.cast(Construct, BorshPubkey)),
+        "x402_accepted_tokens"
+        / borsh.Vec(typing.cast(Construct, types.token_price.TokenPrice.layout)),
         "agent_id" / borsh.String,
         "name" / borsh.String,
         "description" / borsh.String,
@@ -73,7 +75,7 @@ class Agent:
     agent_type: int
     bump: int
     reputation_score: int
-    x402_price_per_call: int
+    registration: int
     x402_payment_address: Pubkey
     total_jobs_completed: int
     total_earnings: int
@@ -83,7 +85,7 @@ class Agent:
     created_at: int
     updated_at: int
     open_work_orders: int
-    x402_accepted_tokens: list[Pubkey]
+    x402_accepted_tokens: list[types.token_price.TokenPrice]
     agent_id: str
     name: str
     description: str
@@ -141,7 +143,7 @@ class Agent:
             agent_type=dec.agent_type,
             bump=dec.bump,
             reputation_score=dec.reputation_score,
-            x402_price_per_call=dec.x402_price_per_call,
+            registration=dec.registration,
             x402_payment_address=dec.x402_payment_address,
             total_jobs_completed=dec.total_jobs_completed,
             total_earnings=dec.total_earnings,
@@ -151,7 +153,12 @@ class Agent:
             created_at=dec.created_at,
             updated_at=dec.updated_at,
             open_work_orders=dec.open_work_orders,
-            x402_accepted_tokens=dec.x402_accepted_tokens,
+            x402_accepted_tokens=list(
+                map(
+                    lambda item: types.token_price.TokenPrice.from_decoded(item),
+                    dec.x402_accepted_tokens,
+                )
+            ),
             agent_id=dec.agent_id,
             name=dec.name,
             description=dec.description,
@@ -168,7 +175,7 @@ class Agent:
             "agent_type": self.agent_type,
             "bump": self.bump,
             "reputation_score": self.reputation_score,
-            "x402_price_per_call": self.x402_price_per_call,
+            "registration": self.registration,
             "x402_payment_address": str(self.x402_payment_address),
             "total_jobs_completed": self.total_jobs_completed,
             "total_earnings": self.total_earnings,
@@ -179,7 +186,7 @@ class Agent:
             "updated_at": self.updated_at,
             "open_work_orders": self.open_work_orders,
             "x402_accepted_tokens": list(
-                map(lambda item: str(item), self.x402_accepted_tokens)
+                map(lambda item: item.to_json(), self.x402_accepted_tokens)
             ),
             "agent_id": self.agent_id,
             "name": self.name,
@@ -198,7 +205,7 @@ class Agent:
             agent_type=obj["agent_type"],
             bump=obj["bump"],
             reputation_score=obj["reputation_score"],
-            x402_price_per_call=obj["x402_price_per_call"],
+            registration=obj["registration"],
             x402_payment_address=Pubkey.from_string(obj["x402_payment_address"]),
             total_jobs_completed=obj["total_jobs_completed"],
             total_earnings=obj["total_earnings"],
@@ -209,7 +216,10 @@ class Agent:
             updated_at=obj["updated_at"],
             open_work_orders=obj["open_work_orders"],
             x402_accepted_tokens=list(
-                map(lambda item: Pubkey.from_string(item), obj["x402_accepted_tokens"])
+                map(
+                    lambda item: types.token_price.TokenPrice.from_json(item),
+                    obj["x402_accepted_tokens"],
+                )
             ),
             agent_id=obj["agent_id"],
             name=obj["name"],

@@ -26,6 +26,7 @@ class ReputationMetricsJSON(typing.TypedDict):
     history_day: int
     created_at: int
     updated_at: int
+    registration: int
     bump: int
 
 
@@ -46,6 +47,7 @@ class ReputationMetrics:
         "history_day" / borsh.I64,
         "created_at" / borsh.I64,
         "updated_at" / borsh.I64,
+        "registration" / borsh.U64,
         "bump" / borsh.U8,
     )
     agent: Pubkey
@@ -61,6 +63,7 @@ class ReputationMetrics:
     history_day: int
     created_at: int
     updated_at: int
+    registration: int
     bump: int
 
     @classmethod
@@ -120,6 +123,7 @@ class ReputationMetrics:
             history_day=dec.history_day,
             created_at=dec.created_at,
             updated_at=dec.updated_at,
+            registration=dec.registration,
             bump=dec.bump,
         )
 
@@ -138,6 +142,7 @@ class ReputationMetrics:
             "history_day": self.history_day,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "registration": self.registration,
             "bump": self.bump,
         }
 
@@ -157,5 +162,6 @@ class ReputationMetrics:
             history_day=obj["history_day"],
             created_at=obj["created_at"],
             updated_at=obj["updated_at"],
+            registration=obj["registration"],
             bump=obj["bump"],
         )

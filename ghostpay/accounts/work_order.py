@@ -29,6 +29,7 @@ class WorkOrderJSON(typing.TypedDict):
     created_at: int
     accepted_at: int
     delivered_at: int
+    rejected_at: int
     updated_at: int
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusJSON
@@ -57,6 +58,7 @@ class WorkOrder:
         "created_at" / borsh.I64,
         "accepted_at" / borsh.I64,
         "delivered_at" / borsh.I64,
+        "rejected_at" / borsh.I64,
         "updated_at" / borsh.I64,
         "content_hash" / borsh.U8[32],
         "status" / types.work_order_status.layout,
@@ -80,6 +82,7 @@ class WorkOrder:
     created_at: int
     accepted_at: int
     delivered_at: int
+    rejected_at: int
     updated_at: int
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusKind
@@ -147,6 +150,7 @@ class WorkOrder:
             created_at=dec.created_at,
             accepted_at=dec.accepted_at,
             delivered_at=dec.delivered_at,
+            rejected_at=dec.rejected_at,
             updated_at=dec.updated_at,
             content_hash=dec.content_hash,
             status=types.work_order_status.from_decoded(dec.status),
@@ -173,6 +177,7 @@ class WorkOrder:
             "created_at": self.created_at,
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
+            "rejected_at": self.rejected_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
@@ -200,6 +205,7 @@ class WorkOrder:
             created_at=obj["created_at"],
             accepted_at=obj["accepted_at"],
             delivered_at=obj["delivered_at"],
+            rejected_at=obj["rejected_at"],
             updated_at=obj["updated_at"],
             content_hash=obj["content_hash"],
             status=types.work_order_status.from_json(obj["status"]),

@@ -62,12 +62,12 @@ class PriceOutOfRange(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6006,
-            "x402 price per call must be between 1000 and 1000000000000 atomic units",
+            "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint",
         )
 
     code = 6006
     name = "PriceOutOfRange"
-    msg = "x402 price per call must be between 1000 and 1000000000000 atomic units"
+    msg = "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"
 
 
 class NoAcceptedTokens(ProgramError):
@@ -219,18 +219,6 @@ class PaymentTransferMissing(ProgramError):
     msg = "The instruction before must be a TransferChecked of SPL Token or Token-2022"
 
 
-class PaymentWrongDestination(ProgramError):
-    def __init__(self) -> None:
-        super().__init__(
-            6022,
-            "The transfer must go to the payment address's associated token account",
-        )
-
-    code = 6022
-    name = "PaymentWrongDestination"
-    msg = "The transfer must go to the payment address's associated token account"
-
-
 class PaymentMintNotAccepted(ProgramError):
     def __init__(self) -> None:
         super().__init__(6023, "The transfer's mint is not one the agent accepts")
@@ -280,11 +268,14 @@ class PaymentAlreadyRecorded(ProgramError):
 
 class NotReceiptPayer(ProgramError):
     def __init__(self) -> None:
-        super().__init__(6028, "Only the payer of this receipt may do this")
+        super().__init__(
+            6028,
+            "Only this receipt's payer (or, to close it, its rent payer) may do this",
+        )
 
     code = 6028
     name = "NotReceiptPayer"
-    msg = "Only the payer of this receipt may do this"
+    msg = "Only this receipt's payer (or, to close it, its rent payer) may do this"
 
 
 class ReceiptAgentMismatch(ProgramError):
@@ -405,12 +396,13 @@ class RequirementInvalid(ProgramError):
 class InvalidArbiter(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6041, "The arbiter must be neither the client nor the provider's owner"
+            6041,
+            "The arbiter must be neither the client nor the provider's owner or payment address",
         )
 
     code = 6041
     name = "InvalidArbiter"
-    msg = "The arbiter must be neither the client nor the provider's owner"
+    msg = "The arbiter must be neither the client nor the provider's owner or payment address"
 
 
 class CannotHireOwnAgent(ProgramError):
@@ -621,6 +613,102 @@ class TokenProgramMismatch(ProgramError):
     msg = "The token program must be the mint's owner"
 
 
+class PaymentNotTopLevel(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6064, "record_x402_payment must be a top-level instruction, not a CPI"
+        )
+
+    code = 6064
+    name = "PaymentNotTopLevel"
+    msg = "record_x402_payment must be a top-level instruction, not a CPI"
+
+
+class SelfPayment(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6065,
+            "A payment by the agent's owner or payment address, or to its own source, does not count",
+        )
+
+    code = 6065
+    name = "SelfPayment"
+    msg = "A payment by the agent's owner or payment address, or to its own source, does not count"
+
+
+class PayeeTokenAccountMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6066,
+            "payee_token_account must be the transfer's destination, owned by the payment address",
+        )
+
+    code = 6066
+    name = "PayeeTokenAccountMismatch"
+    msg = "payee_token_account must be the transfer's destination, owned by the payment address"
+
+
+class ReceiptFromEarlierRegistration(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6067, "The receipt paid an earlier registration of this agent")
+
+    code = 6067
+    name = "ReceiptFromEarlierRegistration"
+    msg = "The receipt paid an earlier registration of this agent"
+
+
+class NotReceiptRentPayer(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6068, "rent_payer must be the receipt's rent payer")
+
+    code = 6068
+    name = "NotReceiptRentPayer"
+    msg = "rent_payer must be the receipt's rent payer"
+
+
+class DeadlineTooFar(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6069, "The deadline is more than 365 days away")
+
+    code = 6069
+    name = "DeadlineTooFar"
+    msg = "The deadline is more than 365 days away"
+
+
+class ArbiterNotAgreed(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6070, "The arbiter named on accept must be the work order's arbiter"
+        )
+
+    code = 6070
+    name = "ArbiterNotAgreed"
+    msg = "The arbiter named on accept must be the work order's arbiter"
+
+
+class GracePeriodActive(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6071,
+            "After a rejection the provider may deliver again or dispute until the grace period ends",
+        )
+
+    code = 6071
+    name = "GracePeriodActive"
+    msg = "After a rejection the provider may deliver again or dispute until the grace period ends"
+
+
+class ReviewPeriodOver(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6072, "A delivery can only be rejected within its review period"
+        )
+
+    code = 6072
+    name = "ReviewPeriodOver"
+    msg = "A delivery can only be rejected within its review period"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -644,7 +732,6 @@ CustomError = typing.Union[
     AgentHasOpenWorkOrders,
     AgentInactive,
     PaymentTransferMissing,
-    PaymentWrongDestination,
     PaymentMintNotAccepted,
     PaymentBelowPrice,
     PaymentAuthorityMismatch,
@@ -686,6 +773,15 @@ CustomError = typing.Union[
     ReasonTooLong,
     ShareOutOfRange,
     TokenProgramMismatch,
+    PaymentNotTopLevel,
+    SelfPayment,
+    PayeeTokenAccountMismatch,
+    ReceiptFromEarlierRegistration,
+    NotReceiptRentPayer,
+    DeadlineTooFar,
+    ArbiterNotAgreed,
+    GracePeriodActive,
+    ReviewPeriodOver,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -710,7 +806,6 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6019: AgentHasOpenWorkOrders(),
     6020: AgentInactive(),
     6021: PaymentTransferMissing(),
-    6022: PaymentWrongDestination(),
     6023: PaymentMintNotAccepted(),
     6024: PaymentBelowPrice(),
     6025: PaymentAuthorityMismatch(),
@@ -752,6 +847,15 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6061: ReasonTooLong(),
     6062: ShareOutOfRange(),
     6063: TokenProgramMismatch(),
+    6064: PaymentNotTopLevel(),
+    6065: SelfPayment(),
+    6066: PayeeTokenAccountMismatch(),
+    6067: ReceiptFromEarlierRegistration(),
+    6068: NotReceiptRentPayer(),
+    6069: DeadlineTooFar(),
+    6070: ArbiterNotAgreed(),
+    6071: GracePeriodActive(),
+    6072: ReviewPeriodOver(),
 }
 
 

@@ -116,7 +116,7 @@ class Agent(SQLModel, table=True):
     is_active: bool = True
     closed: bool = False
     x402_enabled: bool = False
-    price_per_call: int = u64(index=True)
+    price_per_call: int = u64(index=True)  # in the first accepted mint (agent_tokens has each mint's)
     payment_address: Optional[str] = None
     endpoint: str = ""
     reputation_score: int = Field(default=0, index=True)
@@ -140,12 +140,13 @@ class AgentCapability(SQLModel, table=True):
 
 
 class AgentToken(SQLModel, table=True):
-    """An accepted mint; position 0 is the one the price is denominated in."""
+    """An accepted mint and the price per call in it (atomic units); position 0 is the default one."""
 
     __tablename__ = "agent_tokens"
     agent: str = Field(primary_key=True)
     mint: str = Field(primary_key=True, index=True)
     position: int
+    price: int = u64()
 
 
 class Payment(SQLModel, table=True):
@@ -273,9 +274,17 @@ def _create_v1(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in ALL_TABLES])  # type: ignore[attr-defined]
 
 
+def _token_prices_v2(connection: Connection) -> None:
+    """Each accepted mint has its own price (issue 14). A database created at v2 already has the column."""
+    if "price" not in {c["name"] for c in inspect(connection).get_columns("agent_tokens")}:
+        column = "NUMERIC(20, 0)" if connection.dialect.name == "postgresql" else "BIGINT"
+        connection.execute(text(f"ALTER TABLE agent_tokens ADD COLUMN price {column} NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
               _create_v1),
+    Migration(2, "a price per accepted mint (agent_tokens.price)", _token_prices_v2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

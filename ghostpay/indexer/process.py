@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 FULL_CLIENT_SHARE_BPS = 10_000
 IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL's parameter limits
 
-# Event → the work-order status it leaves the order in (DeliveryRejected sends it back to work).
+# Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
     "WorkOrderCreated": "Created", "WorkOrderAccepted": "Accepted", "WorkDelivered": "Submitted",
-    "DeliveryRejected": "Accepted", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
-    "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded",
+    "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
+    "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
 }
 STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, Reputation, Payment, Feedback, WorkOrder, DailyVolume)
 """Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
@@ -147,7 +147,7 @@ class Batch:
         self._seen: set[str] = set()
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
             IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
-        self._tokens: dict[str, list[str]] = {}  # agent → its accepted mints, replacing the stored ones
+        self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
 
     # rows ---------------------------------------------------------------------------------------------
@@ -285,18 +285,21 @@ class Batch:
     # agent lifecycle ------------------------------------------------------------------------------------
 
     def _on_AgentRegistered(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
-        # A closed agent's address can be registered again: the new account starts from zero.
+        # A closed agent's address can be registered again: the new account starts from zero, its
+        # reputation continues (the program keeps the ReputationMetrics and rescores, which its
+        # ReputationUpdated event right after mirrors). Prices come with the account (fill_agents).
         fresh = new_row(Agent, address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name,
-                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, price_per_call=e.x402_price_per_call,
-                        created_at=e.timestamp, updated_at=e.timestamp, slot=tx.slot)
+                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, created_at=e.timestamp,
+                        updated_at=e.timestamp, slot=tx.slot)
         row = self._get(Agent, agent)
         if row is None:
             self._add(Agent, agent, fresh)
         else:
             row.__dict__.update(fresh.__dict__)
         rep = self._reputation(agent, e.timestamp)
-        rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
-                                    updated_at=e.timestamp).__dict__)
+        if e.registration <= 1:
+            rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
+                                        updated_at=e.timestamp).__dict__)
         self.needs_account.add(agent)
 
     def _on_AgentUpdated(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
@@ -306,10 +309,10 @@ class Batch:
 
     def _on_X402Configured(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
-        row.x402_enabled, row.price_per_call = True, e.new_price
+        row.x402_enabled = True
         row.payment_address, row.endpoint = str(e.payment_address), e.service_endpoint
         row.updated_at, row.slot = e.timestamp, tx.slot
-        self._set_tokens(agent, [str(t) for t in e.accepted_tokens])
+        self._set_tokens(agent, e.accepted_tokens)
 
     def _on_X402Disabled(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
@@ -329,9 +332,12 @@ class Batch:
         self._set_capabilities(agent, [])
         self.needs_account.discard(agent)
 
-    def _set_tokens(self, agent: str, mints: list[str]) -> None:
-        """Replace the agent's accepted mints (written at commit)."""
-        self._tokens[agent] = list(dict.fromkeys(mints))
+    def _set_tokens(self, agent: str, tokens: Sequence[Any]) -> None:
+        """Replace the agent's accepted mints and prices (`TokenPrice`s, written at commit); its
+        price_per_call is the first one's."""
+        prices = {str(t.mint): t.price for t in reversed(tokens)}  # a repeated mint keeps its first price
+        self._tokens[agent] = [(mint, prices[mint]) for mint in dict.fromkeys(str(t.mint) for t in tokens)]
+        self._agent(agent).price_per_call = tokens[0].price if tokens else 0
 
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
         self._capabilities[agent] = list(dict.fromkeys(capabilities))
@@ -347,7 +353,7 @@ class Batch:
             row.description, row.metadata_uri = account.description, account.metadata_uri
             row.endpoint = account.x402_service_endpoint
             row.payment_address = str(account.x402_payment_address)
-            self._set_tokens(address, [str(t) for t in account.x402_accepted_tokens])
+            self._set_tokens(address, account.x402_accepted_tokens)
             self._set_capabilities(address, account.capabilities)
         self.needs_account.clear()
 
@@ -511,15 +517,26 @@ class Batch:
             order.refunded += e.client_amount
         self._escrow_earned(agent, order.mint if order else "", e.provider_amount, e.timestamp)
         rep = self._reputation(agent, e.timestamp)
-        rep.disputes_resolved += 1
-        if e.client_share_bps == FULL_CLIENT_SHARE_BPS:
-            self._count_failed(rep, e.timestamp)
-        else:
+        if e.client_share_bps == 0:  # wholly for the provider: as if the client had released it
+            rep.total_disputes = max(rep.total_disputes - 1, 0)
+            self._agent(agent).total_jobs_completed += 1
             self._count_successful(rep, e.timestamp)
+        else:
+            rep.disputes_resolved += 1
+            if e.client_share_bps == FULL_CLIENT_SHARE_BPS:
+                self._count_failed(rep, e.timestamp)
+            else:
+                self._count_successful(rep, e.timestamp)
         self._rescore(agent, rep)
         self._close_order(agent)
 
     def _on_WorkOrderCancelled(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
+        order = self._transition(tx, indexed, e, e.refunded)
+        if order is not None:
+            order.refunded += e.refunded
+        self._close_order(agent)
+
+    def _on_WorkOrderDeclined(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         order = self._transition(tx, indexed, e, e.refunded)
         if order is not None:
             order.refunded += e.refunded
@@ -550,8 +567,8 @@ class Batch:
             name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
         self.connection.execute(stmt, rows)
 
-    def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[str]],
-                       row: Callable[[str, int, str], dict[str, Any]]) -> None:
+    def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
+                       row: Callable[[str, int, Any], dict[str, Any]]) -> None:
         """Replace the stored (agent, item) rows of every agent in `lists`."""
         if not lists:
             return
@@ -576,7 +593,8 @@ class Batch:
                     values[name] = json.dumps(values[name])
             self._upsert(model, rows)
         self._replace_lists(AgentToken, self._tokens,
-                            lambda agent, position, mint: {"agent": agent, "mint": mint, "position": position})
+                            lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position,
+                                                            "price": token[1]})
         self._replace_lists(AgentCapability, self._capabilities,
                             lambda agent, _, capability: {"agent": agent, "capability": capability})
         if self.cursor is not None:

@@ -45,9 +45,9 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
                   token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
                   tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
                   limit: int = 50, offset: int = 0) -> Page[Agent]:
-    """Open agents matching every filter. `max_price` is atomic units of the first accepted token (and
-    `token`, when given, must be that first token, so prices compare in one unit); price or token
-    filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
+    """Open agents matching every filter. Each accepted mint has its own price: with `token`, `max_price`
+    and the price sort are in that mint (atomic units), without it in each agent's first mint. Price or
+    token filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
     if active is not None:
         statement = statement.where(Agent.is_active == active)
@@ -58,13 +58,13 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
     if capability is not None:
         statement = statement.where(col(Agent.address).in_(
             select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())))
+    price: Any = Agent.price_per_call
     if token is not None:
-        tokens = select(AgentToken.agent).where(AgentToken.mint == token)
-        if max_price is not None:
-            tokens = tokens.where(AgentToken.position == 0)
-        statement = statement.where(col(Agent.address).in_(tokens))
+        price = select(AgentToken.price).where(AgentToken.agent == Agent.address, AgentToken.mint == token
+                                               ).scalar_subquery()
+        statement = statement.where(col(Agent.address).in_(select(AgentToken.agent).where(AgentToken.mint == token)))
     if max_price is not None:
-        statement = statement.where(Agent.price_per_call <= max_price)
+        statement = statement.where(price <= max_price)
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
@@ -77,16 +77,21 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "price":
-        order = [col(Agent.price_per_call).asc(), Agent.address]
+        order = [price.asc(), Agent.address]
     else:
         raise QueryError("sort must be score or price")
     return _paged(session, statement, order, limit, offset)
 
 
 def agent_tokens(session: Session, agent: str) -> list[str]:
-    """An agent's accepted mints, the pricing one first."""
+    """An agent's accepted mints, the default one first."""
+    return [mint for mint, _ in token_prices(session, agent)]
+
+
+def token_prices(session: Session, agent: str) -> list[tuple[str, int]]:
+    """An agent's accepted mints with the price per call in each (atomic units), the default one first."""
     rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
-    return [r.mint for r in rows]
+    return [(r.mint, r.price) for r in rows]
 
 
 def agent_capabilities(session: Session, agent: str) -> list[str]:

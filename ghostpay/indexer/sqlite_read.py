@@ -52,15 +52,15 @@ def open_index(path: str) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def _paged(index: sqlite3.Connection, select: str, where: str, args: list[Any], order: str, limit: int,
-           offset: int) -> Page[Record]:
+def _paged(index: sqlite3.Connection, select: str, where: str, args: list[Any], order: str, order_args: list[Any],
+           limit: int, offset: int) -> Page[Record]:
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be 1 to {MAX_PAGE}")
     if offset < 0:
         raise QueryError("offset must not be negative")
     total = index.execute(f"SELECT COUNT(*) FROM {select} WHERE {where}", args).fetchone()[0]
     rows = index.execute(f"SELECT * FROM {select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                         [*args, limit, offset]).fetchall()
+                         [*args, *order_args, limit, offset]).fetchall()
     return Page([Record(dict(row)) for row in rows], int(total), offset, limit)
 
 
@@ -68,7 +68,8 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
                   capability: Optional[str] = None, token: Optional[str] = None, max_price: Optional[int] = None,
                   min_reputation: Optional[int] = None, active: Optional[bool] = True,
                   sort: Literal["score", "price"] = "score", limit: int = 50, offset: int = 0) -> Page[Record]:
-    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.tokens`."""
+    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.tokens`
+    (its mints, the default one first)."""
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
     if active is not None:
         where.append("is_active = ?")
@@ -81,22 +82,24 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     if capability is not None:
         where.append("address IN (SELECT agent FROM agent_capabilities WHERE lower(capability) = ?)")
         args.append(capability.casefold())
+    price, price_args = "price_per_call", []  # type: tuple[str, list[Any]]
     if token is not None:
-        first = " AND position = 0" if max_price is not None else ""
-        where.append(f"address IN (SELECT agent FROM agent_tokens WHERE mint = ?{first})")
+        price, price_args = "(SELECT price FROM agent_tokens t WHERE t.agent = address AND t.mint = ?)", [token]
+        where.append("address IN (SELECT agent FROM agent_tokens WHERE mint = ?)")
         args.append(token)
     if max_price is not None:
-        where.append("price_per_call <= ?")
-        args.append(max_price)
+        where.append(f"{price} <= ?")
+        args += [*price_args, max_price]
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
         where.append("reputation_score >= ?")
         args.append(min_reputation)
-    orders = {"score": "reputation_score DESC, address", "price": "price_per_call ASC, address"}
+    orders = {"score": ("reputation_score DESC, address", []), "price": (f"{price} ASC, address", price_args)}
     if sort not in orders:
         raise QueryError("sort must be score or price")
-    page = _paged(index, "agents", " AND ".join(where), args, orders[sort], limit, offset)
+    order, order_args = orders[sort]
+    page = _paged(index, "agents", " AND ".join(where), args, order, order_args, limit, offset)
     for agent in page.items:  # SQLite stores booleans as 0 / 1
         agent.is_active, agent.closed, agent.x402_enabled = (bool(agent.is_active), bool(agent.closed),
                                                               bool(agent.x402_enabled))
@@ -122,4 +125,4 @@ def payment_history(index: sqlite3.Connection, agent: str, *, sort: Literal["dat
         raise QueryError("sort must be date or amount")
     direction = "DESC" if descending else "ASC"
     order = ", ".join(f"{k} {direction}" for k in keys[sort]) + ", signature"
-    return _paged(index, "payments", "agent = ?", [agent], order, limit, offset)
+    return _paged(index, "payments", "agent = ?", [agent], order, [], limit, offset)

@@ -30,7 +30,11 @@ from .create_work_order import (
     CreateWorkOrderArgs,
     CreateWorkOrderAccounts,
 )
-from .accept_work_order import accept_work_order, AcceptWorkOrderAccounts
+from .accept_work_order import (
+    accept_work_order,
+    AcceptWorkOrderArgs,
+    AcceptWorkOrderAccounts,
+)
 from .submit_work_delivery import (
     submit_work_delivery,
     SubmitWorkDeliveryArgs,
@@ -42,4 +46,5 @@ from .claim_payment import claim_payment, ClaimPaymentAccounts
 from .open_dispute import open_dispute, OpenDisputeArgs, OpenDisputeAccounts
 from .resolve_dispute import resolve_dispute, ResolveDisputeArgs, ResolveDisputeAccounts
 from .cancel_work_order import cancel_work_order, CancelWorkOrderAccounts
+from .decline_work_order import decline_work_order, DeclineWorkOrderAccounts
 from .claim_refund import claim_refund, ClaimRefundAccounts

@@ -4,7 +4,16 @@ from __future__ import annotations
 import typing
 from solders.pubkey import Pubkey
 from solders.instruction import Instruction, AccountMeta
+from anchorpy.borsh_extension import BorshPubkey
+import borsh_construct as borsh
 from ..program_id import PROGRAM_ID
+
+
+class AcceptWorkOrderArgs(typing.TypedDict):
+    arbiter: Pubkey
+
+
+layout = borsh.CStruct("arbiter" / BorshPubkey)
 
 
 class AcceptWorkOrderAccounts(typing.TypedDict):
@@ -13,6 +22,7 @@ class AcceptWorkOrderAccounts(typing.TypedDict):
 
 
 def accept_work_order(
+    args: AcceptWorkOrderArgs,
     accounts: AcceptWorkOrderAccounts,
     program_id: Pubkey = PROGRAM_ID,
     remaining_accounts: typing.Optional[typing.List[AccountMeta]] = None,
@@ -24,6 +34,10 @@ def accept_work_order(
     if remaining_accounts is not None:
         keys += remaining_accounts
     identifier = b";\xde\xf9Dx\xfdg\x95"
-    encoded_args = b""
+    encoded_args = layout.build(
+        {
+            "arbiter": args["arbiter"],
+        }
+    )
     data = identifier + encoded_args
     return Instruction(program_id, data, keys)

@@ -10,7 +10,6 @@ from ..program_id import PROGRAM_ID
 class CloseAgentAccounts(typing.TypedDict):
     agent: Pubkey
     owner: Pubkey
-    reputation: Pubkey
 
 
 def close_agent(
@@ -21,7 +20,6 @@ def close_agent(
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["owner"], is_signer=True, is_writable=True),
-        AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
     ]
     if remaining_accounts is not None:
         keys += remaining_accounts

@@ -9,7 +9,8 @@ from ..program_id import PROGRAM_ID
 
 class CloseReceiptAccounts(typing.TypedDict):
     receipt: Pubkey
-    payer: Pubkey
+    authority: Pubkey
+    rent_payer: Pubkey
 
 
 def close_receipt(
@@ -19,7 +20,8 @@ def close_receipt(
 ) -> Instruction:
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["receipt"], is_signer=False, is_writable=True),
-        AccountMeta(pubkey=accounts["payer"], is_signer=True, is_writable=True),
+        AccountMeta(pubkey=accounts["authority"], is_signer=True, is_writable=False),
+        AccountMeta(pubkey=accounts["rent_payer"], is_signer=False, is_writable=True),
     ]
     if remaining_accounts is not None:
         keys += remaining_accounts

@@ -22,6 +22,8 @@ class RecordX402PaymentAccounts(typing.TypedDict):
     reputation: Pubkey
     receipt: Pubkey
     payer: Pubkey
+    rent_payer: Pubkey
+    payee_token_account: Pubkey
     instructions_sysvar: Pubkey
 
 
@@ -35,7 +37,11 @@ def record_x402_payment(
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["receipt"], is_signer=False, is_writable=True),
-        AccountMeta(pubkey=accounts["payer"], is_signer=True, is_writable=True),
+        AccountMeta(pubkey=accounts["payer"], is_signer=True, is_writable=False),
+        AccountMeta(pubkey=accounts["rent_payer"], is_signer=True, is_writable=True),
+        AccountMeta(
+            pubkey=accounts["payee_token_account"], is_signer=False, is_writable=False
+        ),
         AccountMeta(
             pubkey=accounts["instructions_sysvar"], is_signer=False, is_writable=False
         ),

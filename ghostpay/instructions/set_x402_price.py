@@ -4,15 +4,19 @@ from __future__ import annotations
 import typing
 from solders.pubkey import Pubkey
 from solders.instruction import Instruction, AccountMeta
+from construct import Construct
 import borsh_construct as borsh
+from .. import types
 from ..program_id import PROGRAM_ID
 
 
 class SetX402PriceArgs(typing.TypedDict):
-    price_per_call: int
+    prices: list[types.token_price.TokenPrice]
 
 
-layout = borsh.CStruct("price_per_call" / borsh.U64)
+layout = borsh.CStruct(
+    "prices" / borsh.Vec(typing.cast(Construct, types.token_price.TokenPrice.layout))
+)
 
 
 class SetX402PriceAccounts(typing.TypedDict):
@@ -35,7 +39,7 @@ def set_x402_price(
     identifier = b"\x11\x05\xa7\xe0!\x8cY\xd7"
     encoded_args = layout.build(
         {
-            "price_per_call": args["price_per_call"],
+            "prices": list(map(lambda item: item.to_encodable(), args["prices"])),
         }
     )
     data = identifier + encoded_args

@@ -4,18 +4,19 @@ from __future__ import annotations
 import typing
 from solders.pubkey import Pubkey
 from solders.instruction import Instruction, AccountMeta
-from anchorpy.borsh_extension import BorshPubkey
 from construct import Construct
 import borsh_construct as borsh
+from .. import types
 from ..program_id import PROGRAM_ID
 
 
 class SetX402TokensArgs(typing.TypedDict):
-    accepted_tokens: list[Pubkey]
+    accepted_tokens: list[types.token_price.TokenPrice]
 
 
 layout = borsh.CStruct(
-    "accepted_tokens" / borsh.Vec(typing.cast(Construct, BorshPubkey))
+    "accepted_tokens"
+    / borsh.Vec(typing.cast(Construct, types.token_price.TokenPrice.layout))
 )
 
 
@@ -39,7 +40,9 @@ def set_x402_tokens(
     identifier = b"\xd8\xdc\x18\xca\x94\xa4.\x7f"
     encoded_args = layout.build(
         {
-            "accepted_tokens": args["accepted_tokens"],
+            "accepted_tokens": list(
+                map(lambda item: item.to_encodable(), args["accepted_tokens"])
+            ),
         }
     )
     data = identifier + encoded_args

@@ -16,7 +16,7 @@ class AgentRegisteredJSON(typing.TypedDict):
     name: str
     agent_type: int
     x402_enabled: bool
-    x402_price_per_call: int
+    registration: int
     timestamp: int
 
 
@@ -29,7 +29,7 @@ class AgentRegistered:
         "name" / borsh.String,
         "agent_type" / borsh.U8,
         "x402_enabled" / borsh.Bool,
-        "x402_price_per_call" / borsh.U64,
+        "registration" / borsh.U64,
         "timestamp" / borsh.I64,
     )
     agent: Pubkey
@@ -38,7 +38,7 @@ class AgentRegistered:
     name: str
     agent_type: int
     x402_enabled: bool
-    x402_price_per_call: int
+    registration: int
     timestamp: int
 
     @classmethod
@@ -50,7 +50,7 @@ class AgentRegistered:
             name=obj.name,
             agent_type=obj.agent_type,
             x402_enabled=obj.x402_enabled,
-            x402_price_per_call=obj.x402_price_per_call,
+            registration=obj.registration,
             timestamp=obj.timestamp,
         )
 
@@ -62,7 +62,7 @@ class AgentRegistered:
             "name": self.name,
             "agent_type": self.agent_type,
             "x402_enabled": self.x402_enabled,
-            "x402_price_per_call": self.x402_price_per_call,
+            "registration": self.registration,
             "timestamp": self.timestamp,
         }
 
@@ -74,7 +74,7 @@ class AgentRegistered:
             "name": self.name,
             "agent_type": self.agent_type,
             "x402_enabled": self.x402_enabled,
-            "x402_price_per_call": self.x402_price_per_call,
+            "registration": self.registration,
             "timestamp": self.timestamp,
         }
 
@@ -87,6 +87,6 @@ class AgentRegistered:
             name=obj["name"],
             agent_type=obj["agent_type"],
             x402_enabled=obj["x402_enabled"],
-            x402_price_per_call=obj["x402_price_per_call"],
+            registration=obj["registration"],
             timestamp=obj["timestamp"],
         )

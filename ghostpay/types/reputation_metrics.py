@@ -23,6 +23,7 @@ class ReputationMetricsJSON(typing.TypedDict):
     history_day: int
     created_at: int
     updated_at: int
+    registration: int
     bump: int
 
 
@@ -42,6 +43,7 @@ class ReputationMetrics:
         "history_day" / borsh.I64,
         "created_at" / borsh.I64,
         "updated_at" / borsh.I64,
+        "registration" / borsh.U64,
         "bump" / borsh.U8,
     )
     agent: Pubkey
@@ -57,6 +59,7 @@ class ReputationMetrics:
     history_day: int
     created_at: int
     updated_at: int
+    registration: int
     bump: int
 
     @classmethod
@@ -75,6 +78,7 @@ class ReputationMetrics:
             history_day=obj.history_day,
             created_at=obj.created_at,
             updated_at=obj.updated_at,
+            registration=obj.registration,
             bump=obj.bump,
         )
 
@@ -93,6 +97,7 @@ class ReputationMetrics:
             "history_day": self.history_day,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "registration": self.registration,
             "bump": self.bump,
         }
 
@@ -111,6 +116,7 @@ class ReputationMetrics:
             "history_day": self.history_day,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "registration": self.registration,
             "bump": self.bump,
         }
 
@@ -130,5 +136,6 @@ class ReputationMetrics:
             history_day=obj["history_day"],
             created_at=obj["created_at"],
             updated_at=obj["updated_at"],
+            registration=obj["registration"],
             bump=obj["bump"],
         )

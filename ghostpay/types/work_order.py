@@ -27,6 +27,7 @@ class WorkOrderJSON(typing.TypedDict):
     created_at: int
     accepted_at: int
     delivered_at: int
+    rejected_at: int
     updated_at: int
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusJSON
@@ -54,6 +55,7 @@ class WorkOrder:
         "created_at" / borsh.I64,
         "accepted_at" / borsh.I64,
         "delivered_at" / borsh.I64,
+        "rejected_at" / borsh.I64,
         "updated_at" / borsh.I64,
         "content_hash" / borsh.U8[32],
         "status" / work_order_status.layout,
@@ -77,6 +79,7 @@ class WorkOrder:
     created_at: int
     accepted_at: int
     delivered_at: int
+    rejected_at: int
     updated_at: int
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusKind
@@ -103,6 +106,7 @@ class WorkOrder:
             created_at=obj.created_at,
             accepted_at=obj.accepted_at,
             delivered_at=obj.delivered_at,
+            rejected_at=obj.rejected_at,
             updated_at=obj.updated_at,
             content_hash=obj.content_hash,
             status=work_order_status.from_decoded(obj.status),
@@ -129,6 +133,7 @@ class WorkOrder:
             "created_at": self.created_at,
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
+            "rejected_at": self.rejected_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_encodable(),
@@ -155,6 +160,7 @@ class WorkOrder:
             "created_at": self.created_at,
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
+            "rejected_at": self.rejected_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
@@ -182,6 +188,7 @@ class WorkOrder:
             created_at=obj["created_at"],
             accepted_at=obj["accepted_at"],
             delivered_at=obj["delivered_at"],
+            rejected_at=obj["rejected_at"],
             updated_at=obj["updated_at"],
             content_hash=obj["content_hash"],
             status=work_order_status.from_json(obj["status"]),

@@ -39,6 +39,14 @@ class RefundedJSON(typing.TypedDict):
     kind: typing.Literal["Refunded"]
 
 
+class RejectedJSON(typing.TypedDict):
+    kind: typing.Literal["Rejected"]
+
+
+class DeclinedJSON(typing.TypedDict):
+    kind: typing.Literal["Declined"]
+
+
 @dataclass
 class Created:
     discriminator: typing.ClassVar = 0
@@ -183,8 +191,53 @@ class Refunded:
         }
 
 
+@dataclass
+class Rejected:
+    discriminator: typing.ClassVar = 8
+    kind: typing.ClassVar = "Rejected"
+
+    @classmethod
+    def to_json(cls) -> RejectedJSON:
+        return RejectedJSON(
+            kind="Rejected",
+        )
+
+    @classmethod
+    def to_encodable(cls) -> dict:
+        return {
+            "Rejected": {},
+        }
+
+
+@dataclass
+class Declined:
+    discriminator: typing.ClassVar = 9
+    kind: typing.ClassVar = "Declined"
+
+    @classmethod
+    def to_json(cls) -> DeclinedJSON:
+        return DeclinedJSON(
+            kind="Declined",
+        )
+
+    @classmethod
+    def to_encodable(cls) -> dict:
+        return {
+            "Declined": {},
+        }
+
+
 WorkOrderStatusKind = typing.Union[
-    Created, Accepted, Submitted, Completed, Disputed, Resolved, Cancelled, Refunded
+    Created,
+    Accepted,
+    Submitted,
+    Completed,
+    Disputed,
+    Resolved,
+    Cancelled,
+    Refunded,
+    Rejected,
+    Declined,
 ]
 WorkOrderStatusJSON = typing.Union[
     CreatedJSON,
@@ -195,6 +248,8 @@ WorkOrderStatusJSON = typing.Union[
     ResolvedJSON,
     CancelledJSON,
     RefundedJSON,
+    RejectedJSON,
+    DeclinedJSON,
 ]
 
 
@@ -217,6 +272,10 @@ def from_decoded(obj: dict) -> WorkOrderStatusKind:
         return Cancelled()
     if "Refunded" in obj:
         return Refunded()
+    if "Rejected" in obj:
+        return Rejected()
+    if "Declined" in obj:
+        return Declined()
     raise ValueError("Invalid enum object")
 
 
@@ -237,6 +296,10 @@ def from_json(obj: WorkOrderStatusJSON) -> WorkOrderStatusKind:
         return Cancelled()
     if obj["kind"] == "Refunded":
         return Refunded()
+    if obj["kind"] == "Rejected":
+        return Rejected()
+    if obj["kind"] == "Declined":
+        return Declined()
     kind = obj["kind"]
     raise ValueError(f"Unrecognized enum kind: {kind}")
 
@@ -250,4 +313,6 @@ layout = EnumForCodegen(
     "Resolved" / borsh.CStruct(),
     "Cancelled" / borsh.CStruct(),
     "Refunded" / borsh.CStruct(),
+    "Rejected" / borsh.CStruct(),
+    "Declined" / borsh.CStruct(),
 )

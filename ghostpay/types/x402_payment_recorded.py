@@ -12,6 +12,7 @@ import borsh_construct as borsh
 class X402PaymentRecordedJSON(typing.TypedDict):
     agent: str
     payer: str
+    rent_payer: str
     mint: str
     amount: int
     reference: list[int]
@@ -24,6 +25,7 @@ class X402PaymentRecorded:
     layout: typing.ClassVar = borsh.CStruct(
         "agent" / BorshPubkey,
         "payer" / BorshPubkey,
+        "rent_payer" / BorshPubkey,
         "mint" / BorshPubkey,
         "amount" / borsh.U64,
         "reference" / borsh.U8[32],
@@ -32,6 +34,7 @@ class X402PaymentRecorded:
     )
     agent: Pubkey
     payer: Pubkey
+    rent_payer: Pubkey
     mint: Pubkey
     amount: int
     reference: list[int]
@@ -43,6 +46,7 @@ class X402PaymentRecorded:
         return cls(
             agent=obj.agent,
             payer=obj.payer,
+            rent_payer=obj.rent_payer,
             mint=obj.mint,
             amount=obj.amount,
             reference=obj.reference,
@@ -54,6 +58,7 @@ class X402PaymentRecorded:
         return {
             "agent": self.agent,
             "payer": self.payer,
+            "rent_payer": self.rent_payer,
             "mint": self.mint,
             "amount": self.amount,
             "reference": self.reference,
@@ -65,6 +70,7 @@ class X402PaymentRecorded:
         return {
             "agent": str(self.agent),
             "payer": str(self.payer),
+            "rent_payer": str(self.rent_payer),
             "mint": str(self.mint),
             "amount": self.amount,
             "reference": self.reference,
@@ -77,6 +83,7 @@ class X402PaymentRecorded:
         return cls(
             agent=Pubkey.from_string(obj["agent"]),
             payer=Pubkey.from_string(obj["payer"]),
+            rent_payer=Pubkey.from_string(obj["rent_payer"]),
             mint=Pubkey.from_string(obj["mint"]),
             amount=obj["amount"],
             reference=obj["reference"],

@@ -12,10 +12,12 @@ import borsh_construct as borsh
 class X402ReceiptJSON(typing.TypedDict):
     agent: str
     payer: str
+    rent_payer: str
     mint: str
     reference: list[int]
     amount: int
     paid_at: int
+    registration: int
     feedback_submitted: bool
     bump: int
 
@@ -25,19 +27,23 @@ class X402Receipt:
     layout: typing.ClassVar = borsh.CStruct(
         "agent" / BorshPubkey,
         "payer" / BorshPubkey,
+        "rent_payer" / BorshPubkey,
         "mint" / BorshPubkey,
         "reference" / borsh.U8[32],
         "amount" / borsh.U64,
         "paid_at" / borsh.I64,
+        "registration" / borsh.U64,
         "feedback_submitted" / borsh.Bool,
         "bump" / borsh.U8,
     )
     agent: Pubkey
     payer: Pubkey
+    rent_payer: Pubkey
     mint: Pubkey
     reference: list[int]
     amount: int
     paid_at: int
+    registration: int
     feedback_submitted: bool
     bump: int
 
@@ -46,10 +52,12 @@ class X402Receipt:
         return cls(
             agent=obj.agent,
             payer=obj.payer,
+            rent_payer=obj.rent_payer,
             mint=obj.mint,
             reference=obj.reference,
             amount=obj.amount,
             paid_at=obj.paid_at,
+            registration=obj.registration,
             feedback_submitted=obj.feedback_submitted,
             bump=obj.bump,
         )
@@ -58,10 +66,12 @@ class X402Receipt:
         return {
             "agent": self.agent,
             "payer": self.payer,
+            "rent_payer": self.rent_payer,
             "mint": self.mint,
             "reference": self.reference,
             "amount": self.amount,
             "paid_at": self.paid_at,
+            "registration": self.registration,
             "feedback_submitted": self.feedback_submitted,
             "bump": self.bump,
         }
@@ -70,10 +80,12 @@ class X402Receipt:
         return {
             "agent": str(self.agent),
             "payer": str(self.payer),
+            "rent_payer": str(self.rent_payer),
             "mint": str(self.mint),
             "reference": self.reference,
             "amount": self.amount,
             "paid_at": self.paid_at,
+            "registration": self.registration,
             "feedback_submitted": self.feedback_submitted,
             "bump": self.bump,
         }
@@ -83,10 +95,12 @@ class X402Receipt:
         return cls(
             agent=Pubkey.from_string(obj["agent"]),
             payer=Pubkey.from_string(obj["payer"]),
+            rent_payer=Pubkey.from_string(obj["rent_payer"]),
             mint=Pubkey.from_string(obj["mint"]),
             reference=obj["reference"],
             amount=obj["amount"],
             paid_at=obj["paid_at"],
+            registration=obj["registration"],
             feedback_submitted=obj["feedback_submitted"],
             bump=obj["bump"],
         )

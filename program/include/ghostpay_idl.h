@@ -31,6 +31,7 @@
 #define GP_IX_OPEN_DISPUTE 0x2aa1df1777631989ULL
 #define GP_IX_RESOLVE_DISPUTE 0xe60c676006ca06e7ULL
 #define GP_IX_CANCEL_WORK_ORDER 0x77b03faa6fe6e080ULL
+#define GP_IX_DECLINE_WORK_ORDER 0x88caa7f7008015e4ULL
 #define GP_IX_CLAIM_REFUND 0x3c61e4ffa11e100fULL
 
 /* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */
@@ -57,12 +58,13 @@
 #define GP_EVENT_DISPUTE_OPENED 0xd60155c1eb66deefULL
 #define GP_EVENT_DISPUTE_RESOLVED 0xbbec808b99f94079ULL
 #define GP_EVENT_WORK_ORDER_CANCELLED 0x46d44d404a4274a7ULL
+#define GP_EVENT_WORK_ORDER_DECLINED 0x78487337ffeb0037ULL
 #define GP_EVENT_WORK_ORDER_REFUNDED 0x660a3cb3616b3029ULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
 #define GP_AGENT_SEED_LEN 5u
-#define GP_AGENT_SPACE 1848ULL
+#define GP_AGENT_SPACE 1928ULL
 #define GP_MAX_AGENT_ID_LEN 32ULL
 #define GP_MAX_NAME_LEN 64ULL
 #define GP_MAX_DESCRIPTION_LEN 512ULL
@@ -71,21 +73,21 @@
 #define GP_MAX_CAPABILITY_LEN 32ULL
 #define GP_MAX_ACCEPTED_TOKENS 10ULL
 #define GP_MAX_ENDPOINT_LEN 256ULL
-#define GP_MIN_PRICE_PER_CALL 1000ULL
+#define GP_MIN_PRICE_PER_CALL 1ULL
 #define GP_MAX_PRICE_PER_CALL 1000000000000ULL
 #define GP_REPUTATION_SEED "reputation"
 #define GP_REPUTATION_SEED_LEN 10u
 #define GP_RECEIPT_SEED "receipt"
 #define GP_RECEIPT_SEED_LEN 7u
-#define GP_REPUTATION_METRICS_SPACE 177ULL
-#define GP_X402_RECEIPT_SPACE 154ULL
+#define GP_REPUTATION_METRICS_SPACE 185ULL
+#define GP_X402_RECEIPT_SPACE 194ULL
 #define GP_MAX_RATING 5ULL
 #define GP_MAX_RESPONSE_TIME_MS 3600000ULL
 #define GP_FEEDBACK_WINDOW_SECONDS 2592000LL
 #define GP_SECONDS_PER_DAY 86400LL
 #define GP_WORK_ORDER_SEED "work_order"
 #define GP_WORK_ORDER_SEED_LEN 10u
-#define GP_WORK_ORDER_SPACE 2174ULL
+#define GP_WORK_ORDER_SPACE 2182ULL
 #define GP_MAX_TITLE_LEN 100ULL
 #define GP_MAX_WORK_ORDER_DESCRIPTION_LEN 512ULL
 #define GP_MAX_REQUIREMENTS 10ULL
@@ -96,6 +98,7 @@
 #define GP_MAX_WORK_ORDER_AMOUNT 1000000000000ULL
 #define GP_MIN_REVIEW_PERIOD_SECONDS 60ULL
 #define GP_MAX_REVIEW_PERIOD_SECONDS 2592000ULL
+#define GP_MAX_DEADLINE_SECONDS 31536000LL
 #define GP_MAX_SHARE_BPS 10000ULL
 
 /* WorkOrderStatus: borsh variant indexes. */
@@ -107,6 +110,8 @@
 #define GP_WORK_ORDER_STATUS_RESOLVED 5u
 #define GP_WORK_ORDER_STATUS_CANCELLED 6u
 #define GP_WORK_ORDER_STATUS_REFUNDED 7u
+#define GP_WORK_ORDER_STATUS_REJECTED 8u
+#define GP_WORK_ORDER_STATUS_DECLINED 9u
 
 /* Agent: offsets of the leading fields, discriminator included. */
 #define GP_AGENT_OFFSET_OWNER 8u
@@ -115,7 +120,7 @@
 #define GP_AGENT_OFFSET_AGENT_TYPE 42u
 #define GP_AGENT_OFFSET_BUMP 43u
 #define GP_AGENT_OFFSET_REPUTATION_SCORE 44u
-#define GP_AGENT_OFFSET_X402_PRICE_PER_CALL 48u
+#define GP_AGENT_OFFSET_REGISTRATION 48u
 #define GP_AGENT_OFFSET_X402_PAYMENT_ADDRESS 56u
 #define GP_AGENT_OFFSET_TOTAL_JOBS_COMPLETED 88u
 #define GP_AGENT_OFFSET_TOTAL_EARNINGS 96u
@@ -141,17 +146,20 @@
 #define GP_REPUTATION_METRICS_OFFSET_HISTORY_DAY 152u
 #define GP_REPUTATION_METRICS_OFFSET_CREATED_AT 160u
 #define GP_REPUTATION_METRICS_OFFSET_UPDATED_AT 168u
-#define GP_REPUTATION_METRICS_OFFSET_BUMP 176u
+#define GP_REPUTATION_METRICS_OFFSET_REGISTRATION 176u
+#define GP_REPUTATION_METRICS_OFFSET_BUMP 184u
 
 /* X402Receipt: offsets of the leading fields, discriminator included. */
 #define GP_X402_RECEIPT_OFFSET_AGENT 8u
 #define GP_X402_RECEIPT_OFFSET_PAYER 40u
-#define GP_X402_RECEIPT_OFFSET_MINT 72u
-#define GP_X402_RECEIPT_OFFSET_REFERENCE 104u
-#define GP_X402_RECEIPT_OFFSET_AMOUNT 136u
-#define GP_X402_RECEIPT_OFFSET_PAID_AT 144u
-#define GP_X402_RECEIPT_OFFSET_FEEDBACK_SUBMITTED 152u
-#define GP_X402_RECEIPT_OFFSET_BUMP 153u
+#define GP_X402_RECEIPT_OFFSET_RENT_PAYER 72u
+#define GP_X402_RECEIPT_OFFSET_MINT 104u
+#define GP_X402_RECEIPT_OFFSET_REFERENCE 136u
+#define GP_X402_RECEIPT_OFFSET_AMOUNT 168u
+#define GP_X402_RECEIPT_OFFSET_PAID_AT 176u
+#define GP_X402_RECEIPT_OFFSET_REGISTRATION 184u
+#define GP_X402_RECEIPT_OFFSET_FEEDBACK_SUBMITTED 192u
+#define GP_X402_RECEIPT_OFFSET_BUMP 193u
 
 /* WorkOrder: offsets of the leading fields, discriminator included. */
 #define GP_WORK_ORDER_OFFSET_CLIENT 8u
@@ -168,11 +176,12 @@
 #define GP_WORK_ORDER_OFFSET_CREATED_AT 240u
 #define GP_WORK_ORDER_OFFSET_ACCEPTED_AT 248u
 #define GP_WORK_ORDER_OFFSET_DELIVERED_AT 256u
-#define GP_WORK_ORDER_OFFSET_UPDATED_AT 264u
-#define GP_WORK_ORDER_OFFSET_CONTENT_HASH 272u
-#define GP_WORK_ORDER_OFFSET_STATUS 304u
-#define GP_WORK_ORDER_OFFSET_BUMP 305u
-#define GP_WORK_ORDER_OFFSET_TITLE 306u
+#define GP_WORK_ORDER_OFFSET_REJECTED_AT 264u
+#define GP_WORK_ORDER_OFFSET_UPDATED_AT 272u
+#define GP_WORK_ORDER_OFFSET_CONTENT_HASH 280u
+#define GP_WORK_ORDER_OFFSET_STATUS 312u
+#define GP_WORK_ORDER_OFFSET_BUMP 313u
+#define GP_WORK_ORDER_OFFSET_TITLE 314u
 
 /* Error codes: Anchor's framework errors the program raises, then GhostPay's (6000+). */
 enum gp_error_code {
@@ -212,7 +221,6 @@ enum gp_error_code {
     GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS = 6019,
     GP_ERR_AGENT_INACTIVE = 6020,
     GP_ERR_PAYMENT_TRANSFER_MISSING = 6021,
-    GP_ERR_PAYMENT_WRONG_DESTINATION = 6022,
     GP_ERR_PAYMENT_MINT_NOT_ACCEPTED = 6023,
     GP_ERR_PAYMENT_BELOW_PRICE = 6024,
     GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
@@ -254,6 +262,15 @@ enum gp_error_code {
     GP_ERR_REASON_TOO_LONG = 6061,
     GP_ERR_SHARE_OUT_OF_RANGE = 6062,
     GP_ERR_TOKEN_PROGRAM_MISMATCH = 6063,
+    GP_ERR_PAYMENT_NOT_TOP_LEVEL = 6064,
+    GP_ERR_SELF_PAYMENT = 6065,
+    GP_ERR_PAYEE_TOKEN_ACCOUNT_MISMATCH = 6066,
+    GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION = 6067,
+    GP_ERR_NOT_RECEIPT_RENT_PAYER = 6068,
+    GP_ERR_DEADLINE_TOO_FAR = 6069,
+    GP_ERR_ARBITER_NOT_AGREED = 6070,
+    GP_ERR_GRACE_PERIOD_ACTIVE = 6071,
+    GP_ERR_REVIEW_PERIOD_OVER = 6072,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -263,7 +280,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 78u
+#define GP_ERROR_COUNT 86u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -285,7 +302,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6003, "MetadataUriTooLong", "Metadata URI exceeds 200 bytes"},
     {6004, "TooManyCapabilities", "An agent lists at most 8 capabilities"},
     {6005, "CapabilityInvalid", "Each capability must be 1 to 32 bytes"},
-    {6006, "PriceOutOfRange", "x402 price per call must be between 1000 and 1000000000000 atomic units"},
+    {6006, "PriceOutOfRange", "An x402 price per call must be between 1 and 1000000000000 atomic units of its mint"},
     {6007, "NoAcceptedTokens", "x402 needs at least one accepted token"},
     {6008, "TooManyAcceptedTokens", "An agent accepts at most 10 tokens"},
     {6009, "DuplicateToken", "Accepted tokens must be distinct"},
@@ -301,13 +318,12 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6019, "AgentHasOpenWorkOrders", "The agent has open work orders and cannot be closed"},
     {6020, "AgentInactive", "The agent is not active"},
     {6021, "PaymentTransferMissing", "The instruction before must be a TransferChecked of SPL Token or Token-2022"},
-    {6022, "PaymentWrongDestination", "The transfer must go to the payment address's associated token account"},
     {6023, "PaymentMintNotAccepted", "The transfer's mint is not one the agent accepts"},
     {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
     {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
     {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
     {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
-    {6028, "NotReceiptPayer", "Only the payer of this receipt may do this"},
+    {6028, "NotReceiptPayer", "Only this receipt's payer (or, to close it, its rent payer) may do this"},
     {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
     {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
     {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
@@ -320,7 +336,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6038, "WorkOrderDescriptionTooLong", "The description must be at most 512 bytes of UTF-8"},
     {6039, "TooManyRequirements", "At most 10 requirements"},
     {6040, "RequirementInvalid", "Each requirement must be 1 to 100 bytes of UTF-8"},
-    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner"},
+    {6041, "InvalidArbiter", "The arbiter must be neither the client nor the provider's owner or payment address"},
     {6042, "CannotHireOwnAgent", "The client owns the provider agent"},
     {6043, "MintHasTransferFee", "Token-2022 mints with a transfer fee are not supported"},
     {6044, "MintHasTransferHook", "Token-2022 mints with a transfer hook are not supported"},
@@ -343,4 +359,13 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6061, "ReasonTooLong", "The reason must be at most 200 bytes of UTF-8"},
     {6062, "ShareOutOfRange", "client_share_bps must be at most 10000"},
     {6063, "TokenProgramMismatch", "The token program must be the mint's owner"},
+    {6064, "PaymentNotTopLevel", "record_x402_payment must be a top-level instruction, not a CPI"},
+    {6065, "SelfPayment", "A payment by the agent's owner or payment address, or to its own source, does not count"},
+    {6066, "PayeeTokenAccountMismatch", "payee_token_account must be the transfer's destination, owned by the payment address"},
+    {6067, "ReceiptFromEarlierRegistration", "The receipt paid an earlier registration of this agent"},
+    {6068, "NotReceiptRentPayer", "rent_payer must be the receipt's rent payer"},
+    {6069, "DeadlineTooFar", "The deadline is more than 365 days away"},
+    {6070, "ArbiterNotAgreed", "The arbiter named on accept must be the work order's arbiter"},
+    {6071, "GracePeriodActive", "After a rejection the provider may deliver again or dispute until the grace period ends"},
+    {6072, "ReviewPeriodOver", "A delivery can only be rejected within its review period"},
 };

@@ -44,25 +44,22 @@ static inline bool token_is_token_program(const SolPubkey *program) {
     return sol_pubkey_eq(program, &SPL_TOKEN_PROGRAM_ID) || sol_pubkey_eq(program, &TOKEN_2022_PROGRAM_ID);
 }
 
-/* An initialized mint of SPL Token or Token-2022 (with or without extensions). */
+/* A multisig is 355 bytes in both token programs; Token-2022 never gives a
+ * mint or token account with extensions that length, so that it cannot be
+ * confused with one (a multisig's signer keys could put a 1 at offset 165). */
+#define TOKEN_MULTISIG_LEN 355u
+
+/* An initialized mint of SPL Token or Token-2022 (with or without extensions),
+ * told apart by the token program's own rules: 82 bytes, or for Token-2022
+ * more than a token account's 165 with the Mint account-type byte and not a
+ * multisig's length. A token account (165 bytes, or type byte 2) never passes. */
 static inline __attribute__((always_inline)) bool token_is_mint(const SolAccountInfo *account) {
     if (!token_is_token_program(account->owner)) return false;
     bool base_mint = account->data_len == TOKEN_MINT_LEN;
     bool extended_mint = sol_pubkey_eq(account->owner, &TOKEN_2022_PROGRAM_ID) &&
-                         account->data_len > TOKEN_2022_ACCOUNT_TYPE_OFFSET &&
+                         account->data_len > TOKEN_2022_ACCOUNT_TYPE_OFFSET && account->data_len != TOKEN_MULTISIG_LEN &&
                          account->data[TOKEN_2022_ACCOUNT_TYPE_OFFSET] == TOKEN_2022_ACCOUNT_TYPE_MINT;
     return (base_mint || extended_mint) && account->data[TOKEN_MINT_IS_INITIALIZED_OFFSET] == 1;
-}
-
-/* True when `account` is the associated token account of `wallet` for `mint`
- * under `token_program` (the ATA program's canonical PDA). */
-static bool token_is_associated_account(const SolPubkey *account, const SolPubkey *wallet,
-                                        const SolPubkey *token_program, const SolPubkey *mint) {
-    SolSignerSeed seeds[3] = {{wallet->x, SOL_PUBKEY_BYTES}, {token_program->x, SOL_PUBKEY_BYTES}, {mint->x, SOL_PUBKEY_BYTES}};
-    SolPubkey address;
-    uint8_t bump;
-    if (sol_try_find_program_address(seeds, 3, &ASSOCIATED_TOKEN_PROGRAM_ID, &address, &bump) != 0) return false;
-    return sol_pubkey_eq(&address, account);
 }
 
 /* ---- token accounts ----------------------------------------------------------- */
@@ -115,15 +112,20 @@ typedef enum {
     MINT_HAS_UNSUPPORTED_EXTENSION,
 } MintExtensionSupport;
 
+/* DefaultAccountState's value: the state new token accounts start in. */
+#define TOKEN_ACCOUNT_STATE_INITIALIZED 1u
+
 /* Extensions that change neither who can move a token account's balance nor
  * how much arrives, and need no extension on the token accounts themselves
  * (so a 165-byte account holds the mint). Anything else, known or future, is
- * refused: a permanent delegate could drain a vault, a transfer fee would make
- * the received amount differ from the sent one. */
-static bool token_extension_is_neutral(uint16_t type) {
+ * refused: a permanent delegate could drain a vault or take back a payment,
+ * a transfer fee would make the received amount differ from the sent one, a
+ * non-transferable or default-frozen mint cannot reach a new payee account. */
+static bool token_extension_is_neutral(uint16_t type, const uint8_t *value, uint16_t len) {
     switch (type) {
-    case TOKEN_EXT_MINT_CLOSE_AUTHORITY:
     case TOKEN_EXT_DEFAULT_ACCOUNT_STATE:
+        return len == 1 && value[0] == TOKEN_ACCOUNT_STATE_INITIALIZED;
+    case TOKEN_EXT_MINT_CLOSE_AUTHORITY:
     case TOKEN_EXT_INTEREST_BEARING_CONFIG:
     case TOKEN_EXT_METADATA_POINTER:
     case TOKEN_EXT_TOKEN_METADATA:
@@ -147,7 +149,9 @@ static MintExtensionSupport token_mint_extension_support(const SolAccountInfo *m
         if (type == TOKEN_EXT_UNINITIALIZED) break; /* the rest is unused space */
         if (type == TOKEN_EXT_TRANSFER_FEE_CONFIG) return MINT_HAS_TRANSFER_FEE;
         if (type == TOKEN_EXT_TRANSFER_HOOK) return MINT_HAS_TRANSFER_HOOK;
-        if (!token_extension_is_neutral(type)) return MINT_HAS_UNSUPPORTED_EXTENSION;
+        if (at + TOKEN_2022_TLV_HEADER_LEN + len > mint->data_len) return MINT_HAS_UNSUPPORTED_EXTENSION;
+        if (!token_extension_is_neutral(type, mint->data + at + TOKEN_2022_TLV_HEADER_LEN, len))
+            return MINT_HAS_UNSUPPORTED_EXTENSION;
         at += TOKEN_2022_TLV_HEADER_LEN + len;
     }
     return MINT_EXTENSIONS_SUPPORTED;

@@ -17,7 +17,7 @@ typedef struct {
     uint8_t agent_type;
     uint8_t bump;
     uint32_t reputation_score;
-    uint64_t x402_price_per_call;
+    uint64_t registration;
     SolPubkey x402_payment_address;
     uint64_t total_jobs_completed;
     uint64_t total_earnings;
@@ -35,7 +35,7 @@ _Static_assert(offsetof(AgentFixed, is_active) == GP_AGENT_OFFSET_IS_ACTIVE, "Ag
 _Static_assert(offsetof(AgentFixed, agent_type) == GP_AGENT_OFFSET_AGENT_TYPE, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, bump) == GP_AGENT_OFFSET_BUMP, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, reputation_score) == GP_AGENT_OFFSET_REPUTATION_SCORE, "Agent layout drifted from the IDL");
-_Static_assert(offsetof(AgentFixed, x402_price_per_call) == GP_AGENT_OFFSET_X402_PRICE_PER_CALL, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, registration) == GP_AGENT_OFFSET_REGISTRATION, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, x402_payment_address) == GP_AGENT_OFFSET_X402_PAYMENT_ADDRESS, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, total_jobs_completed) == GP_AGENT_OFFSET_TOTAL_JOBS_COMPLETED, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, total_earnings) == GP_AGENT_OFFSET_TOTAL_EARNINGS, "Agent layout drifted from the IDL");
@@ -50,18 +50,35 @@ _Static_assert(offsetof(AgentFixed, open_work_orders) == GP_AGENT_OFFSET_OPEN_WO
 #define AGENT_TAIL_OFFSET GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS
 #define AGENT_TAIL_CAPACITY (GP_AGENT_SPACE - AGENT_TAIL_OFFSET)
 
+/* TokenPrice as borsh lays it out: a mint and a u64 price, 40 bytes, no padding. */
+typedef struct __attribute__((packed)) {
+    SolPubkey mint;
+    uint64_t price;
+} TokenPrice;
+
+#define TOKEN_PRICE_BYTES (SOL_PUBKEY_BYTES + 8u)
+_Static_assert(sizeof(TokenPrice) == TOKEN_PRICE_BYTES, "TokenPrice must match its borsh layout");
+
+/* A token price's u64 (borsh data; the VM loads at any alignment). */
+static inline uint64_t token_price_of(const TokenPrice *entry) {
+    return gp_load_u64((const uint8_t *)entry + SOL_PUBKEY_BYTES);
+}
+
+static inline void token_price_store(TokenPrice *entry, uint64_t price) {
+    *(uint64_t *)((uint8_t *)entry + SOL_PUBKEY_BYTES) = price;
+}
+
 typedef struct {
     const SolPubkey *payment_address;
-    uint64_t price_per_call;
     uint32_t token_count;
-    const SolPubkey *tokens; /* token_count contiguous keys */
+    const TokenPrice *tokens; /* token_count contiguous (mint, price) entries */
     GpSlice service_endpoint;
 } X402Config;
 
 /* The variable-size fields, as slices into instruction data or account data. */
 typedef struct {
     uint32_t token_count;
-    const SolPubkey *tokens;
+    const TokenPrice *tokens;
     GpSlice agent_id;
     GpSlice name;
     GpSlice description;
@@ -84,11 +101,15 @@ static uint64_t parse_capabilities(BorshReader *r, AgentTail *tail) {
     return 0;
 }
 
+/* A borsh Vec<TokenPrice>: the entries stay in place, read through token_price_of. */
+static void read_token_prices(BorshReader *r, uint32_t *count, const TokenPrice **tokens) {
+    *count = borsh_read_u32(r);
+    *tokens = (const TokenPrice *)borsh_take(r, (uint64_t)*count * TOKEN_PRICE_BYTES);
+}
+
 static void parse_x402_config(BorshReader *r, X402Config *config) {
     config->payment_address = borsh_read_pubkey(r);
-    config->price_per_call = borsh_read_u64(r);
-    config->token_count = borsh_read_u32(r);
-    config->tokens = (const SolPubkey *)borsh_take(r, (uint64_t)config->token_count * SOL_PUBKEY_BYTES);
+    read_token_prices(r, &config->token_count, &config->tokens);
     config->service_endpoint = borsh_read_bytes(r);
 }
 
@@ -116,26 +137,47 @@ static uint64_t validate_endpoint(GpSlice endpoint) {
     return text_is_http_url(endpoint) ? 0 : gp_fail(GP_ERR_INVALID_ENDPOINT);
 }
 
-/* 1-10 distinct, non-default keys, each passed (in order) as `mints[i]` and
- * each an initialized SPL Token or Token-2022 mint. */
-static uint64_t validate_tokens(uint32_t count, const SolPubkey *tokens, const SolAccountInfo *mints,
+/* A mint both x402 receipts and the escrow can account for: no Token-2022
+ * extension outside token_extension_is_neutral, each refusal named. */
+static uint64_t token_require_plain_mint(const SolAccountInfo *mint) {
+    switch (token_mint_extension_support(mint)) {
+    case MINT_HAS_TRANSFER_FEE:
+        return gp_fail(GP_ERR_MINT_HAS_TRANSFER_FEE);
+    case MINT_HAS_TRANSFER_HOOK:
+        return gp_fail(GP_ERR_MINT_HAS_TRANSFER_HOOK);
+    case MINT_HAS_UNSUPPORTED_EXTENSION:
+        return gp_fail(GP_ERR_MINT_EXTENSION_NOT_SUPPORTED);
+    default:
+        return 0;
+    }
+}
+
+/* 1-10 distinct mints, each with a price in range, each passed (in order) as
+ * `mints[i]`, each an initialized SPL Token or Token-2022 mint whose
+ * extensions the x402 receipt can account for (token_require_plain_mint). */
+static uint64_t validate_tokens(uint32_t count, const TokenPrice *tokens, const SolAccountInfo *mints,
                                 uint64_t mint_count) {
     if (count == 0) return gp_fail(GP_ERR_NO_ACCEPTED_TOKENS);
     if (count > GP_MAX_ACCEPTED_TOKENS) return gp_fail(GP_ERR_TOO_MANY_ACCEPTED_TOKENS);
     if (mint_count != count) return gp_fail(GP_ERR_MINT_ACCOUNT_MISMATCH);
     for (uint32_t i = 0; i < count; i++) {
-        if (sol_pubkey_is_default(&tokens[i])) return gp_fail(GP_ERR_DEFAULT_TOKEN_NOT_ALLOWED);
+        const SolPubkey *mint = &tokens[i].mint;
+        if (!sol_pubkey_eq(mints[i].key, mint)) return gp_fail(GP_ERR_MINT_ACCOUNT_MISMATCH);
+        /* Mint i is mints[i] (checked above), and the runtime passes a key that appears twice in one
+         * instruction as a duplicate of the first: same key pointer. Comparing pointers finds every
+         * duplicate at a fraction of the cost of comparing keys. */
         for (uint32_t j = 0; j < i; j++)
-            if (sol_pubkey_eq(&tokens[i], &tokens[j])) return gp_fail(GP_ERR_DUPLICATE_TOKEN);
-        if (!sol_pubkey_eq(mints[i].key, &tokens[i])) return gp_fail(GP_ERR_MINT_ACCOUNT_MISMATCH);
-        if (!token_is_mint(&mints[i])) return gp_fail(GP_ERR_NOT_A_MINT);
+            if (mints[j].key == mints[i].key) return gp_fail(GP_ERR_DUPLICATE_TOKEN);
+        TRY(validate_price(token_price_of(&tokens[i])));
+        /* The default key is the System program, never a mint: token_is_mint refuses it. */
+        if (!token_is_mint(&mints[i])) return gp_fail(sol_pubkey_is_default(mint) ? GP_ERR_DEFAULT_TOKEN_NOT_ALLOWED : GP_ERR_NOT_A_MINT);
+        if (mints[i].data_len != TOKEN_MINT_LEN) TRY(token_require_plain_mint(&mints[i])); /* 82 bytes: no extensions */
     }
     return 0;
 }
 
 static uint64_t validate_x402_config(const X402Config *config, const SolAccountInfo *mints, uint64_t mint_count) {
     if (sol_pubkey_is_default(config->payment_address)) return gp_fail(GP_ERR_INVALID_PAYMENT_ADDRESS);
-    TRY(validate_price(config->price_per_call));
     TRY(validate_tokens(config->token_count, config->tokens, mints, mint_count));
     return validate_endpoint(config->service_endpoint);
 }
@@ -148,7 +190,7 @@ static uint64_t validate_x402_config(const X402Config *config, const SolAccountI
 static uint64_t write_agent_tail(uint8_t *out, const AgentTail *tail) {
     BorshWriter w = borsh_writer(out, AGENT_TAIL_CAPACITY);
     borsh_write_u32(&w, tail->token_count);
-    borsh_write_raw(&w, tail->tokens, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
+    borsh_write_raw(&w, tail->tokens, (uint64_t)tail->token_count * TOKEN_PRICE_BYTES);
     borsh_write_bytes(&w, tail->agent_id);
     borsh_write_bytes(&w, tail->name);
     borsh_write_bytes(&w, tail->description);
@@ -163,8 +205,7 @@ static uint64_t write_agent_tail(uint8_t *out, const AgentTail *tail) {
  * read with bounds checks. */
 static uint64_t read_agent_tail(const uint8_t *account_data, AgentTail *tail) {
     BorshReader r = borsh_reader(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
-    tail->token_count = borsh_read_u32(&r);
-    tail->tokens = (const SolPubkey *)borsh_take(&r, (uint64_t)tail->token_count * SOL_PUBKEY_BYTES);
+    read_token_prices(&r, &tail->token_count, &tail->tokens);
     tail->agent_id = borsh_read_bytes(&r);
     tail->name = borsh_read_bytes(&r);
     tail->description = borsh_read_bytes(&r);
@@ -189,9 +230,9 @@ static inline BorshSpan span_of_bytes(GpSlice s) {
     return (BorshSpan){s.ptr - BORSH_LEN_PREFIX, BORSH_LEN_PREFIX + s.len};
 }
 
-static inline BorshSpan span_of_keys(const SolPubkey *keys, uint32_t count) {
-    return (BorshSpan){(const uint8_t *)keys - BORSH_LEN_PREFIX,
-                       BORSH_LEN_PREFIX + (uint64_t)count * SOL_PUBKEY_BYTES};
+static inline BorshSpan span_of_prices(const TokenPrice *tokens, uint32_t count) {
+    return (BorshSpan){(const uint8_t *)tokens - BORSH_LEN_PREFIX,
+                       BORSH_LEN_PREFIX + (uint64_t)count * TOKEN_PRICE_BYTES};
 }
 
 /* The capabilities vector of a tail read from an account: the last field, up to tail->end. */
@@ -217,15 +258,16 @@ static void splice_agent_tail(AgentTail *tail, BorshSpan old, BorshSpan replacem
     tail->end = new_tail_end;
 }
 
-/* True when `mint` is among the agent's accepted tokens (the tail's first
- * field, so only that vector is read). */
-static bool agent_accepts_mint(const uint8_t *account_data, const SolPubkey *mint) {
+/* The agent's entry for `mint` among its accepted tokens (the tail's first
+ * field, so only that vector is read), or NULL. */
+static const TokenPrice *agent_token_price(const uint8_t *account_data, const SolPubkey *mint) {
     BorshReader r = borsh_reader(account_data + AGENT_TAIL_OFFSET, AGENT_TAIL_CAPACITY);
-    uint32_t count = borsh_read_u32(&r);
-    const SolPubkey *tokens = (const SolPubkey *)borsh_take(&r, (uint64_t)count * SOL_PUBKEY_BYTES);
+    uint32_t count;
+    const TokenPrice *tokens;
+    read_token_prices(&r, &count, &tokens);
     for (uint32_t i = 0; r.ok && i < count; i++)
-        if (sol_pubkey_eq(&tokens[i], mint)) return true;
-    return false;
+        if (sol_pubkey_eq(&tokens[i].mint, mint)) return &tokens[i];
+    return NULL;
 }
 
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */

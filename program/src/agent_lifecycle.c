@@ -1,12 +1,8 @@
 /* set_agent_active(is_active) and close_agent().
- * Accounts: agent (writable), owner (signer; writable for close_agent), and
- * for close_agent the agent's reputation (writable). */
+ * Accounts: agent (writable), owner (signer; writable for close_agent). */
 #pragma once
 
 #include "reputation.h"
-
-/* close_agent's third account, after those of every owner-only instruction. */
-#define CLOSE_AGENT_REPUTATION OWNED_AGENT_MINTS
 
 static uint64_t set_agent_active(const GpInput *in, BorshReader *r) {
     bool is_active = borsh_read_bool(r);
@@ -25,26 +21,21 @@ static uint64_t set_agent_active(const GpInput *in, BorshReader *r) {
     return 0;
 }
 
+/* Closes the agent; its ReputationMetrics stays (see register_agent). */
 static uint64_t close_agent(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     const SolAccountInfo *agent;
     TRY(load_owned_agent(in, &agent));
     const SolAccountInfo *owner = &in->accounts[OWNED_AGENT_OWNER];
     TRY(gp_require_writable(owner, "owner"));
-    if (in->account_count <= CLOSE_AGENT_REPUTATION) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *reputation = &in->accounts[CLOSE_AGENT_REPUTATION];
-    TRY(load_reputation(in, agent, reputation));
     if (agent_fixed(agent)->open_work_orders != 0) return gp_fail(GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS);
 
-    uint64_t refund = *agent->lamports + *reputation->lamports;
     GpEvent event;
     gp_event_begin(&event, GP_EVENT_AGENT_CLOSED);
     borsh_write_pubkey(&event.w, agent->key);
     borsh_write_pubkey(&event.w, owner->key);
-    borsh_write_u64(&event.w, refund);
+    borsh_write_u64(&event.w, *agent->lamports);
     borsh_write_i64(&event.w, gp_unix_timestamp());
-
-    gp_close_account(reputation, owner);
     gp_close_account(agent, owner);
     gp_event_emit(&event);
     return 0;

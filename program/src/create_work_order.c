@@ -56,6 +56,7 @@ static uint64_t validate_create_work_order(const CreateWorkOrderArgs *args, int6
     if (args->amount < GP_MIN_WORK_ORDER_AMOUNT || args->amount > GP_MAX_WORK_ORDER_AMOUNT)
         return gp_fail(GP_ERR_WORK_ORDER_AMOUNT_OUT_OF_RANGE);
     if (args->deadline <= now) return gp_fail(GP_ERR_DEADLINE_IN_PAST);
+    if (args->deadline - now > GP_MAX_DEADLINE_SECONDS) return gp_fail(GP_ERR_DEADLINE_TOO_FAR);
     if (args->review_period_seconds < GP_MIN_REVIEW_PERIOD_SECONDS ||
         args->review_period_seconds > GP_MAX_REVIEW_PERIOD_SECONDS)
         return gp_fail(GP_ERR_REVIEW_PERIOD_OUT_OF_RANGE);
@@ -70,17 +71,8 @@ static uint64_t validate_escrow_mint(const SolAccountInfo *mint, const SolAccoun
     if (!token_is_token_program(token_program->key) || !sol_pubkey_eq(mint->owner, token_program->key))
         return gp_fail_account(GP_ERR_TOKEN_PROGRAM_MISMATCH, "token_program");
     if (!token_is_mint(mint)) return gp_fail_account(GP_ERR_NOT_A_MINT, "mint");
-    if (!agent_accepts_mint(agent_data, mint->key)) return gp_fail(GP_ERR_PAYMENT_MINT_NOT_ACCEPTED);
-    switch (token_mint_extension_support(mint)) {
-    case MINT_HAS_TRANSFER_FEE:
-        return gp_fail(GP_ERR_MINT_HAS_TRANSFER_FEE);
-    case MINT_HAS_TRANSFER_HOOK:
-        return gp_fail(GP_ERR_MINT_HAS_TRANSFER_HOOK);
-    case MINT_HAS_UNSUPPORTED_EXTENSION:
-        return gp_fail(GP_ERR_MINT_EXTENSION_NOT_SUPPORTED);
-    default:
-        return 0;
-    }
+    if (!agent_token_price(agent_data, mint->key)) return gp_fail(GP_ERR_PAYMENT_MINT_NOT_ACCEPTED);
+    return token_require_plain_mint(mint);
 }
 
 /* The vault: the new account the client made a keypair for becomes a token
@@ -131,8 +123,9 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->is_active) return gp_fail(GP_ERR_AGENT_INACTIVE);
     if (sol_pubkey_eq(client->key, &fixed->owner)) return gp_fail(GP_ERR_CANNOT_HIRE_OWN_AGENT);
+    /* The arbiter is a third party: not the client, nor the provider's owner or the wallet it is paid at. */
     if (sol_pubkey_eq(args.arbiter, client->key) || sol_pubkey_eq(args.arbiter, &fixed->owner) ||
-        sol_pubkey_is_default(args.arbiter))
+        sol_pubkey_eq(args.arbiter, &fixed->x402_payment_address) || sol_pubkey_is_default(args.arbiter))
         return gp_fail(GP_ERR_INVALID_ARBITER);
     TRY(validate_escrow_mint(mint, token_program, agent->data));
 

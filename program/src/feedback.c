@@ -6,7 +6,7 @@
 #include "reputation.h"
 
 enum { FEEDBACK_AGENT, FEEDBACK_REPUTATION, FEEDBACK_RECEIPT, FEEDBACK_PAYER, FEEDBACK_ACCOUNT_COUNT };
-enum { CLOSE_RECEIPT_RECEIPT, CLOSE_RECEIPT_PAYER, CLOSE_RECEIPT_ACCOUNT_COUNT };
+enum { CLOSE_RECEIPT_RECEIPT, CLOSE_RECEIPT_AUTHORITY, CLOSE_RECEIPT_RENT_PAYER, CLOSE_RECEIPT_ACCOUNT_COUNT };
 enum { REFRESH_AGENT, REFRESH_REPUTATION, REFRESH_ACCOUNT_COUNT };
 
 /* Folds one rating into the metrics. A failed call moves its payment from the
@@ -43,9 +43,12 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
     TRY(load_reputation(in, agent, reputation));
-    TRY(load_payer_receipt(in, receipt, payer));
+    TRY(load_receipt(in, receipt));
     X402Receipt *paid = x402_receipt(receipt);
+    if (!sol_pubkey_eq(&paid->payer, payer->key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
     if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
+    /* A payment to the agent before it was closed and registered again rates nothing now. */
+    if (paid->registration != agent_fixed(agent)->registration) return gp_fail(GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION);
     if (paid->feedback_submitted) return gp_fail(GP_ERR_FEEDBACK_ALREADY_SUBMITTED);
 
     int64_t now = gp_unix_timestamp();
@@ -69,18 +72,24 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     return 0;
 }
 
+/* The payer or the rent payer closes a receipt once it can no longer be
+ * rated; the rent always goes back to whoever paid it. */
 static uint64_t close_receipt(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     if (in->account_count < CLOSE_RECEIPT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
     const SolAccountInfo *receipt = &in->accounts[CLOSE_RECEIPT_RECEIPT];
-    const SolAccountInfo *payer = &in->accounts[CLOSE_RECEIPT_PAYER];
-    TRY(gp_require_signer(payer, "payer"));
-    TRY(gp_require_writable(payer, "payer"));
-    TRY(load_payer_receipt(in, receipt, payer));
+    const SolAccountInfo *authority = &in->accounts[CLOSE_RECEIPT_AUTHORITY];
+    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_RECEIPT_RENT_PAYER];
+    TRY(gp_require_signer(authority, "authority"));
+    TRY(gp_require_writable(rent_payer, "rent_payer"));
+    TRY(load_receipt(in, receipt));
     const X402Receipt *paid = x402_receipt(receipt);
+    if (!sol_pubkey_eq(authority->key, &paid->payer) && !sol_pubkey_eq(authority->key, &paid->rent_payer))
+        return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
+    if (!sol_pubkey_eq(rent_payer->key, &paid->rent_payer)) return gp_fail_account(GP_ERR_NOT_RECEIPT_RENT_PAYER, "rent_payer");
     if (!paid->feedback_submitted && gp_unix_timestamp() < paid->paid_at + GP_FEEDBACK_WINDOW_SECONDS)
         return gp_fail(GP_ERR_RECEIPT_STILL_OPEN);
-    gp_close_account(receipt, payer);
+    gp_close_account(receipt, rent_payer);
     return 0;
 }
 

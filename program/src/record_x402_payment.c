@@ -1,11 +1,14 @@
 /* record_x402_payment(amount, reference)
  * Accounts: agent (writable), reputation (writable), receipt (PDA ["receipt",
- * agent, reference], writable), payer (signer, writable), instructions_sysvar,
- * system_program.
+ * agent, reference], writable), payer (signer), rent_payer (signer, writable),
+ * payee_token_account, instructions_sysvar, system_program.
  *
- * Counts a payment only if the top-level instruction right before this one is
- * a TransferChecked that really moved it: the runtime executed that transfer
- * (or the whole transaction failed), so its accounts and amount are facts.
+ * Counts a payment only if a TransferChecked earlier in the same transaction
+ * really moved it: the runtime executed that transfer (or the whole
+ * transaction failed), so its accounts and amount are facts. The transfer is
+ * the top-level instruction right before this one, or the one before a single
+ * Memo (the official x402 "exact" layout). This instruction must itself be
+ * top-level: through CPI, a program could record one transfer many times.
  * The receipt PDA makes each reference count once. */
 #pragma once
 
@@ -18,30 +21,53 @@ enum {
     RECORD_REPUTATION,
     RECORD_RECEIPT,
     RECORD_PAYER,
+    RECORD_RENT_PAYER,
+    RECORD_PAYEE_TOKEN_ACCOUNT,
     RECORD_INSTRUCTIONS_SYSVAR,
     RECORD_SYSTEM_PROGRAM,
     RECORD_ACCOUNT_COUNT
 };
 
+/* MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr, the SPL Memo program the x402 client uses. */
+static const SolPubkey MEMO_PROGRAM_ID = {{0x05, 0x4a, 0x53, 0x5a, 0x99, 0x29, 0x21, 0x06, 0x4d, 0x24, 0xe8,
+                                           0x71, 0x60, 0xda, 0x38, 0x7c, 0x7c, 0x35, 0xb5, 0xdd, 0xbc, 0x92,
+                                           0xbb, 0x81, 0xe4, 0x1f, 0xa8, 0x40, 0x41, 0x05, 0x44, 0x8d}};
+
 typedef struct {
     const SolPubkey *token_program;
+    const SolPubkey *source;
     const SolPubkey *mint;
     const SolPubkey *destination;
     const SolPubkey *authority;
     uint64_t amount;
 } TransferChecked;
 
-/* The TransferChecked right before the executing instruction. */
-static uint64_t read_preceding_transfer(const SolAccountInfo *sysvar, TransferChecked *transfer) {
-    uint64_t current;
+/* The executing top-level instruction must be this very one (program and
+ * data): under CPI the sysvar still points at the caller's instruction. */
+static uint64_t require_top_level(const GpInput *in, const SolAccountInfo *sysvar, uint64_t *current) {
     GpSysvarInstruction ix;
-    if (!gp_current_instruction_index(sysvar, &current) || current == 0 ||
-        !gp_load_sysvar_instruction(sysvar, current - 1, &ix))
+    if (!gp_current_instruction_index(sysvar, current) || !gp_load_sysvar_instruction(sysvar, *current, &ix) ||
+        !sol_pubkey_eq(ix.program_id, in->program_id) || ix.data.len != in->data_len)
+        return gp_fail(GP_ERR_PAYMENT_NOT_TOP_LEVEL);
+    int32_t differs;
+    sol_memcmp_(ix.data.ptr, in->data, in->data_len, &differs);
+    return differs ? gp_fail(GP_ERR_PAYMENT_NOT_TOP_LEVEL) : 0;
+}
+
+/* The TransferChecked right before instruction `current`, or right before a
+ * single Memo that precedes it. */
+static uint64_t read_preceding_transfer(const SolAccountInfo *sysvar, uint64_t current, TransferChecked *transfer) {
+    GpSysvarInstruction ix;
+    if (current == 0 || !gp_load_sysvar_instruction(sysvar, current - 1, &ix))
+        return gp_fail(GP_ERR_PAYMENT_TRANSFER_MISSING);
+    if (sol_pubkey_eq(ix.program_id, &MEMO_PROGRAM_ID) &&
+        (current < 2 || !gp_load_sysvar_instruction(sysvar, current - 2, &ix)))
         return gp_fail(GP_ERR_PAYMENT_TRANSFER_MISSING);
     if (!token_is_token_program(ix.program_id) || ix.data.len != TOKEN_TRANSFER_CHECKED_DATA_LEN ||
         ix.data.ptr[0] != TOKEN_IX_TRANSFER_CHECKED || ix.account_count < TRANSFER_CHECKED_MIN_ACCOUNTS)
         return gp_fail(GP_ERR_PAYMENT_TRANSFER_MISSING);
     transfer->token_program = ix.program_id;
+    transfer->source = gp_sysvar_instruction_key(&ix, TRANSFER_CHECKED_SOURCE);
     transfer->mint = gp_sysvar_instruction_key(&ix, TRANSFER_CHECKED_MINT);
     transfer->destination = gp_sysvar_instruction_key(&ix, TRANSFER_CHECKED_DESTINATION);
     transfer->authority = gp_sysvar_instruction_key(&ix, TRANSFER_CHECKED_AUTHORITY);
@@ -49,22 +75,33 @@ static uint64_t read_preceding_transfer(const SolAccountInfo *sysvar, TransferCh
     return 0;
 }
 
-/* The transfer pays this agent: signed by the payer, in an accepted mint, at
- * least the price, the amount claimed, into the payment address's ATA. The
- * ATA derivation (the costliest check) runs last. */
-static uint64_t verify_payment(const AgentFixed *fixed, const uint8_t *agent_data, const TransferChecked *transfer,
-                               const SolPubkey *payer, uint64_t amount) {
+/* The transfer pays this agent: signed by the payer, who is not the agent's
+ * owner or payment address (a wallet paying itself proves nothing), in an
+ * accepted mint, at least that mint's price, the amount claimed, into a token
+ * account of that mint owned by the payment address. The token program
+ * already checked the destination against the mint when it ran the transfer;
+ * reading the stored owner and mint here costs less than deriving an ATA. */
+static uint64_t verify_payment(const GpInput *in, const TransferChecked *transfer, uint64_t amount) {
+    const uint8_t *agent_data = in->accounts[RECORD_AGENT].data;
+    const AgentFixed *fixed = (const AgentFixed *)agent_data;
+    const SolPubkey *payer = in->accounts[RECORD_PAYER].key;
+    const SolAccountInfo *payee_token_account = &in->accounts[RECORD_PAYEE_TOKEN_ACCOUNT];
     if (!sol_pubkey_eq(transfer->authority, payer)) return gp_fail(GP_ERR_PAYMENT_AUTHORITY_MISMATCH);
-    if (!agent_accepts_mint(agent_data, transfer->mint)) return gp_fail(GP_ERR_PAYMENT_MINT_NOT_ACCEPTED);
-    if (transfer->amount < fixed->x402_price_per_call) return gp_fail(GP_ERR_PAYMENT_BELOW_PRICE);
+    if (sol_pubkey_eq(payer, &fixed->owner) || sol_pubkey_eq(payer, &fixed->x402_payment_address) ||
+        sol_pubkey_eq(transfer->source, transfer->destination))
+        return gp_fail(GP_ERR_SELF_PAYMENT);
+    const TokenPrice *price = agent_token_price(agent_data, transfer->mint);
+    if (!price) return gp_fail(GP_ERR_PAYMENT_MINT_NOT_ACCEPTED);
+    if (transfer->amount < token_price_of(price)) return gp_fail(GP_ERR_PAYMENT_BELOW_PRICE);
     if (transfer->amount != amount) return gp_fail(GP_ERR_PAYMENT_AMOUNT_MISMATCH);
-    if (!token_is_associated_account(transfer->destination, &fixed->x402_payment_address, transfer->token_program,
-                                     transfer->mint))
-        return gp_fail(GP_ERR_PAYMENT_WRONG_DESTINATION);
+    if (!sol_pubkey_eq(payee_token_account->key, transfer->destination) ||
+        !token_account_owned_by(payee_token_account, transfer->token_program, &fixed->x402_payment_address) ||
+        !sol_pubkey_eq((const SolPubkey *)(payee_token_account->data + TOKEN_ACCOUNT_MINT_OFFSET), transfer->mint))
+        return gp_fail_account(GP_ERR_PAYEE_TOKEN_ACCOUNT_MISMATCH, "payee_token_account");
     return 0;
 }
 
-/* Creates the receipt PDA ["receipt", agent, reference], paid by the payer. */
+/* Creates the receipt PDA ["receipt", agent, reference], its rent from the rent payer. */
 static uint64_t create_receipt(const GpInput *in, const uint8_t *reference, uint8_t *bump) {
     const SolAccountInfo *agent = &in->accounts[RECORD_AGENT];
     const SolAccountInfo *receipt = &in->accounts[RECORD_RECEIPT];
@@ -78,7 +115,7 @@ static uint64_t create_receipt(const GpInput *in, const uint8_t *reference, uint
     if (!sol_pubkey_eq(receipt->owner, &SYSTEM_PROGRAM_ID)) return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "receipt");
     *bump = pda.bump;
     SolSignerSeeds signer = gp_pda_signer(&pda);
-    return gp_create_pda_account(&in->accounts[RECORD_PAYER], receipt, GP_X402_RECEIPT_SPACE, in->program_id, &signer);
+    return gp_create_pda_account(&in->accounts[RECORD_RENT_PAYER], receipt, GP_X402_RECEIPT_SPACE, in->program_id, &signer);
 }
 
 static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
@@ -91,9 +128,11 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     const SolAccountInfo *reputation = &in->accounts[RECORD_REPUTATION];
     const SolAccountInfo *receipt = &in->accounts[RECORD_RECEIPT];
     const SolAccountInfo *payer = &in->accounts[RECORD_PAYER];
+    const SolAccountInfo *rent_payer = &in->accounts[RECORD_RENT_PAYER];
     const SolAccountInfo *sysvar = &in->accounts[RECORD_INSTRUCTIONS_SYSVAR];
     TRY(gp_require_signer(payer, "payer"));
-    TRY(gp_require_writable(payer, "payer"));
+    TRY(gp_require_signer(rent_payer, "rent_payer"));
+    TRY(gp_require_writable(rent_payer, "rent_payer"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
     TRY(load_reputation(in, agent, reputation));
@@ -104,9 +143,11 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->x402_enabled) return gp_fail(GP_ERR_X402_NOT_ENABLED);
     if (!fixed->is_active) return gp_fail(GP_ERR_AGENT_INACTIVE);
+    uint64_t current;
+    TRY(require_top_level(in, sysvar, &current));
     TransferChecked transfer;
-    TRY(read_preceding_transfer(sysvar, &transfer));
-    TRY(verify_payment(fixed, agent->data, &transfer, payer->key, amount));
+    TRY(read_preceding_transfer(sysvar, current, &transfer));
+    TRY(verify_payment(in, &transfer, amount));
     uint8_t bump;
     TRY(create_receipt(in, reference, &bump));
 
@@ -115,10 +156,12 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     paid->discriminator = GP_ACCOUNT_X402_RECEIPT;
     paid->agent = *agent->key;
     paid->payer = *payer->key;
+    paid->rent_payer = *rent_payer->key;
     paid->mint = *transfer.mint;
     sol_memcpy_(paid->reference, reference, RECEIPT_REFERENCE_BYTES);
     paid->amount = amount;
     paid->paid_at = now;
+    paid->registration = fixed->registration;
     paid->bump = bump;
 
     /* Totals saturate: a huge payment in some accepted mint must not block later ones. */
@@ -138,6 +181,7 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     gp_event_begin(&event, GP_EVENT_X402_PAYMENT_RECORDED);
     borsh_write_pubkey(&event.w, agent->key);
     borsh_write_pubkey(&event.w, payer->key);
+    borsh_write_pubkey(&event.w, rent_payer->key);
     borsh_write_pubkey(&event.w, transfer.mint);
     borsh_write_u64(&event.w, amount);
     borsh_write_raw(&event.w, reference, RECEIPT_REFERENCE_BYTES);

@@ -1,8 +1,9 @@
 /* register_agent(agent_id, agent_type, name, description, metadata_uri,
  *                capabilities, x402: Option<X402Config>)
  * Accounts: agent (PDA ["agent", owner, agent_id], writable), reputation (PDA
- * ["reputation", agent], writable), owner (signer, writable), system_program,
- * then one mint per accepted token. */
+ * ["reputation", agent], writable: created on the first registration, reused
+ * after close_agent), owner (signer, writable), system_program, then one mint
+ * per accepted token. */
 #pragma once
 
 #include "reputation.h"
@@ -50,14 +51,28 @@ static void emit_agent_registered(const SolAccountInfo *agent, const AgentFixed 
     borsh_write_bytes(&event.w, tail->name);
     borsh_write_u8(&event.w, fixed->agent_type);
     borsh_write_bool(&event.w, fixed->x402_enabled);
-    borsh_write_u64(&event.w, fixed->x402_price_per_call);
+    borsh_write_u64(&event.w, fixed->registration);
     borsh_write_i64(&event.w, fixed->created_at);
     gp_event_emit(&event);
 }
 
-/* The agent's ReputationMetrics, created with it so every agent has one. */
-static uint64_t create_reputation(const GpInput *in, const SolAccountInfo *agent, const SolAccountInfo *reputation,
-                                  const SolAccountInfo *owner, int64_t now) {
+/* The agent's ReputationMetrics: created with its first registration, so
+ * every agent has one, and kept by close_agent, so a later registration of
+ * the same address continues it (closing cannot wipe a bad reputation). The
+ * metrics count this registration; the agent's score is recomputed from them. */
+static uint64_t open_reputation(const GpInput *in, int64_t now, bool *reused) {
+    const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_REPUTATION];
+    *reused = sol_pubkey_eq(reputation->owner, in->program_id);
+    if (*reused) {
+        TRY(load_reputation(in, agent, reputation));
+        ReputationMetrics *metrics = reputation_metrics(reputation);
+        metrics->registration = saturating_add(metrics->registration, 1);
+        roll_payment_history(metrics, day_of(now));
+        metrics->updated_at = now;
+        agent_fixed(agent)->registration = metrics->registration;
+        return 0;
+    }
     GpPda pda = {.seeds = {{(const uint8_t *)GP_REPUTATION_SEED, GP_REPUTATION_SEED_LEN},
                            {agent->key->x, SOL_PUBKEY_BYTES}},
                  .seed_count = 2};
@@ -65,14 +80,17 @@ static uint64_t create_reputation(const GpInput *in, const SolAccountInfo *agent
     if (!sol_pubkey_eq(reputation->owner, &SYSTEM_PROGRAM_ID))
         return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "reputation");
     SolSignerSeeds signer = gp_pda_signer(&pda);
-    TRY(gp_create_pda_account(owner, reputation, GP_REPUTATION_METRICS_SPACE, in->program_id, &signer));
+    TRY(gp_create_pda_account(&in->accounts[REGISTER_AGENT_OWNER], reputation, GP_REPUTATION_METRICS_SPACE,
+                              in->program_id, &signer));
     ReputationMetrics *metrics = reputation_metrics(reputation);
     metrics->discriminator = GP_ACCOUNT_REPUTATION_METRICS;
     metrics->agent = *agent->key;
     metrics->history_day = day_of(now);
     metrics->created_at = now;
     metrics->updated_at = now;
+    metrics->registration = 1;
     metrics->bump = pda.bump;
+    agent_fixed(agent)->registration = 1;
     return 0;
 }
 
@@ -118,11 +136,12 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
     fixed->updated_at = now;
     if (args.has_x402) {
         fixed->x402_enabled = 1;
-        fixed->x402_price_per_call = args.x402.price_per_call;
         fixed->x402_payment_address = *args.x402.payment_address;
     }
     write_agent_tail(agent->data + AGENT_TAIL_OFFSET, tail);
-    TRY(create_reputation(in, agent, reputation, owner, now));
+    bool reused;
+    TRY(open_reputation(in, now, &reused));
     emit_agent_registered(agent, fixed, tail);
+    if (reused) update_reputation_score(agent, reputation_metrics(reputation), now);
     return 0;
 }

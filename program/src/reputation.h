@@ -24,6 +24,7 @@ typedef struct {
     int64_t history_day;
     int64_t created_at;
     int64_t updated_at;
+    uint64_t registration;
     uint8_t bump;
 } ReputationMetrics;
 
@@ -40,6 +41,7 @@ _Static_assert(offsetof(ReputationMetrics, payment_history_7d) == GP_REPUTATION_
 _Static_assert(offsetof(ReputationMetrics, history_day) == GP_REPUTATION_METRICS_OFFSET_HISTORY_DAY, "ReputationMetrics drifted from the IDL");
 _Static_assert(offsetof(ReputationMetrics, created_at) == GP_REPUTATION_METRICS_OFFSET_CREATED_AT, "ReputationMetrics drifted from the IDL");
 _Static_assert(offsetof(ReputationMetrics, updated_at) == GP_REPUTATION_METRICS_OFFSET_UPDATED_AT, "ReputationMetrics drifted from the IDL");
+_Static_assert(offsetof(ReputationMetrics, registration) == GP_REPUTATION_METRICS_OFFSET_REGISTRATION, "ReputationMetrics drifted from the IDL");
 _Static_assert(offsetof(ReputationMetrics, bump) == GP_REPUTATION_METRICS_OFFSET_BUMP, "ReputationMetrics drifted from the IDL");
 _Static_assert(offsetof(ReputationMetrics, bump) + 1 == GP_REPUTATION_METRICS_SPACE, "ReputationMetrics drifted from the IDL");
 

@@ -27,6 +27,7 @@ typedef struct {
     int64_t created_at;
     int64_t accepted_at;
     int64_t delivered_at;
+    int64_t rejected_at;
     int64_t updated_at;
     uint8_t content_hash[WORK_ORDER_HASH_BYTES];
     uint8_t status;
@@ -47,6 +48,7 @@ _Static_assert(offsetof(WorkOrder, review_period_seconds) == GP_WORK_ORDER_OFFSE
 _Static_assert(offsetof(WorkOrder, created_at) == GP_WORK_ORDER_OFFSET_CREATED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, accepted_at) == GP_WORK_ORDER_OFFSET_ACCEPTED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, delivered_at) == GP_WORK_ORDER_OFFSET_DELIVERED_AT, "WorkOrder drifted from the IDL");
+_Static_assert(offsetof(WorkOrder, rejected_at) == GP_WORK_ORDER_OFFSET_REJECTED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, updated_at) == GP_WORK_ORDER_OFFSET_UPDATED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, content_hash) == GP_WORK_ORDER_OFFSET_CONTENT_HASH, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, status) == GP_WORK_ORDER_OFFSET_STATUS, "WorkOrder drifted from the IDL");
@@ -70,10 +72,17 @@ static inline uint64_t require_status(const WorkOrder *order, uint8_t status) {
     return order->status == status ? 0 : gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
 }
 
-/* Accepted or Submitted: work under way, the states releases and disputes act on. */
+/* Accepted, Submitted or Rejected: work under way, the states releases and disputes act on. */
 static inline uint64_t require_in_progress(const WorkOrder *order) {
-    bool in_progress = order->status == GP_WORK_ORDER_STATUS_ACCEPTED || order->status == GP_WORK_ORDER_STATUS_SUBMITTED;
+    bool in_progress = order->status == GP_WORK_ORDER_STATUS_ACCEPTED || order->status == GP_WORK_ORDER_STATUS_SUBMITTED ||
+                       order->status == GP_WORK_ORDER_STATUS_REJECTED;
     return in_progress ? 0 : gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
+}
+
+/* After a rejection the provider has the review period again to deliver anew
+ * or dispute; until it ends the client cannot take the escrow back. */
+static inline bool rejection_grace_active(const WorkOrder *order, int64_t now) {
+    return now < order->rejected_at + order->review_period_seconds;
 }
 
 static uint64_t require_party(const SolAccountInfo *signer, const SolPubkey *expected, const char *name, uint64_t error) {

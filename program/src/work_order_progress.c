@@ -1,4 +1,4 @@
-/* The work-order steps that move no tokens: accept_work_order,
+/* The work-order steps that move no tokens: accept_work_order(arbiter),
  * submit_work_delivery(deliverable_uri, content_hash),
  * reject_delivery(reason) and open_dispute(reason). */
 #pragma once
@@ -35,11 +35,14 @@ static void emit_with_reason(GpEvent *event, const SolPubkey *by, GpSlice reason
     gp_event_emit(event);
 }
 
+/* The provider consents to the arbiter by naming it: the client chose it alone at creation. */
 static uint64_t accept_work_order(const GpInput *in, BorshReader *r) {
+    const SolPubkey *arbiter = borsh_read_pubkey(r);
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     WorkOrder *order;
     TRY(load_progress(in, &order, BY_PROVIDER));
     TRY(require_status(order, GP_WORK_ORDER_STATUS_CREATED));
+    if (!sol_pubkey_eq(arbiter, &order->arbiter)) return gp_fail(GP_ERR_ARBITER_NOT_AGREED);
     int64_t now = gp_unix_timestamp();
     if (now > order->deadline) return gp_fail(GP_ERR_DEADLINE_PASSED);
     order->status = GP_WORK_ORDER_STATUS_ACCEPTED;
@@ -79,9 +82,14 @@ static uint64_t submit_work_delivery(const GpInput *in, BorshReader *r) {
         return gp_fail(GP_ERR_DELIVERABLE_URI_INVALID);
     WorkOrder *order;
     TRY(load_progress(in, &order, BY_PROVIDER));
-    TRY(require_status(order, GP_WORK_ORDER_STATUS_ACCEPTED));
     int64_t now = gp_unix_timestamp();
-    if (now > order->deadline) return gp_fail(GP_ERR_DEADLINE_PASSED);
+    /* Before the deadline; a rejected delivery may also be redone within the grace period. */
+    if (order->status == GP_WORK_ORDER_STATUS_REJECTED) {
+        if (now > order->deadline && !rejection_grace_active(order, now)) return gp_fail(GP_ERR_DEADLINE_PASSED);
+    } else {
+        TRY(require_status(order, GP_WORK_ORDER_STATUS_ACCEPTED));
+        if (now > order->deadline) return gp_fail(GP_ERR_DEADLINE_PASSED);
+    }
     const SolAccountInfo *work_order = &in->accounts[PROGRESS_WORK_ORDER];
     TRY(write_deliverable_uri(work_order, uri));
     sol_memcpy_(order->content_hash, content_hash, WORK_ORDER_HASH_BYTES);
@@ -104,7 +112,9 @@ static uint64_t reject_delivery(const GpInput *in, BorshReader *r) {
     TRY(load_progress(in, &order, BY_CLIENT));
     TRY(require_status(order, GP_WORK_ORDER_STATUS_SUBMITTED));
     int64_t now = gp_unix_timestamp();
-    order->status = GP_WORK_ORDER_STATUS_ACCEPTED;
+    if (now >= order->delivered_at + order->review_period_seconds) return gp_fail(GP_ERR_REVIEW_PERIOD_OVER);
+    order->status = GP_WORK_ORDER_STATUS_REJECTED;
+    order->rejected_at = now;
     order->updated_at = now;
     GpEvent event;
     work_order_event_begin(&event, GP_EVENT_DELIVERY_REJECTED, &in->accounts[PROGRESS_WORK_ORDER], order);

@@ -1,5 +1,6 @@
 /* The work-order steps that move tokens out of the vault: release_payment,
- * claim_payment, resolve_dispute, cancel_work_order and claim_refund. Each
+ * claim_payment, resolve_dispute, cancel_work_order, decline_work_order and
+ * claim_refund. Each
  * checks its signer first, then the status and time, then binds every other
  * account to the work order (bind_settlement) before any token moves. */
 #pragma once
@@ -18,6 +19,7 @@ static const SettleAccounts RELEASE_ACCOUNTS = {0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9}
 static const SettleAccounts CLAIM_PAYMENT_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 static const SettleAccounts RESOLVE_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 static const SettleAccounts CANCEL_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, NO_ACCOUNT, 5, 6, 7};
+static const SettleAccounts DECLINE_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, NO_ACCOUNT, 6, 7, 8};
 static const SettleAccounts REFUND_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, 5, 6, 7, 8};
 
 typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER } SettleSigner;
@@ -81,6 +83,13 @@ static inline void settle_metrics_touched(Settlement *s) {
     update_reputation_score(s->agent, s->metrics, s->now);
 }
 
+/* A completed job: one more for the agent, a successful payment in its metrics. */
+static void count_completed_job(Settlement *s) {
+    AgentFixed *fixed = agent_fixed(s->agent);
+    fixed->total_jobs_completed = saturating_add(fixed->total_jobs_completed, 1);
+    count_successful_payment(s->metrics, s->now);
+}
+
 /* Pays `amount` of the remainder to the provider; the payment that empties
  * the escrow completes the order (a job done, a successful payment) and closes it. */
 static uint64_t pay_provider(Settlement *s, uint64_t amount) {
@@ -103,8 +112,7 @@ static uint64_t pay_provider(Settlement *s, uint64_t amount) {
     gp_event_emit(&event);
     if (!completed) return 0;
 
-    fixed->total_jobs_completed = saturating_add(fixed->total_jobs_completed, 1);
-    count_successful_payment(s->metrics, s->now);
+    count_completed_job(s);
     settle_metrics_touched(s);
     return close_vault(&s->vault, s->client, s->client_token_account, s->agent);
 }
@@ -132,8 +140,11 @@ static uint64_t claim_payment(const GpInput *in, BorshReader *r) {
     return pay_provider(&s, work_order_remaining(s.order));
 }
 
-/* The arbiter splits the remainder; a ruling wholly for the client counts as
- * a failed payment for the provider, any other as a successful one. */
+/* The arbiter splits the remainder. A ruling wholly for the provider counts
+ * exactly as a release by the client would: the dispute is erased (an
+ * innocent provider's score must not suffer from it) and the job completed.
+ * Any other ruling counts a resolved dispute and a payment: failed when the
+ * client gets everything, else successful. */
 static uint64_t resolve_dispute(const GpInput *in, BorshReader *r) {
     uint16_t client_share_bps = borsh_read_u16(r);
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
@@ -152,11 +163,16 @@ static uint64_t resolve_dispute(const GpInput *in, BorshReader *r) {
     order->released += provider_amount;
     AgentFixed *fixed = agent_fixed(s.agent);
     fixed->total_earnings = saturating_add(fixed->total_earnings, provider_amount);
-    s.metrics->disputes_resolved = saturating_inc_u32(s.metrics->disputes_resolved);
-    if (client_share_bps == GP_MAX_SHARE_BPS)
-        count_failed_payment(s.metrics, s.now);
-    else
-        count_successful_payment(s.metrics, s.now);
+    if (client_share_bps == 0) {
+        if (s.metrics->total_disputes) s.metrics->total_disputes--;
+        count_completed_job(&s);
+    } else {
+        s.metrics->disputes_resolved = saturating_inc_u32(s.metrics->disputes_resolved);
+        if (client_share_bps == GP_MAX_SHARE_BPS)
+            count_failed_payment(s.metrics, s.now);
+        else
+            count_successful_payment(s.metrics, s.now);
+    }
 
     GpEvent event;
     work_order_event_begin(&event, GP_EVENT_DISPUTE_RESOLVED, s.vault.work_order, order);
@@ -187,18 +203,33 @@ static uint64_t cancel_work_order(const GpInput *in, BorshReader *r) {
     return refund_client(&s, GP_EVENT_WORK_ORDER_CANCELLED);
 }
 
-/* After the deadline with nothing delivered; a provider that accepted and did
- * not deliver has a failed payment. */
+/* The provider turns down an order it never accepted, so no client can keep
+ * it (and close_agent) waiting until the deadline. */
+static uint64_t decline_work_order(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &DECLINE_ACCOUNTS, SIGNED_BY_PROVIDER, &s));
+    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_CREATED));
+    TRY(bind_settlement(in, &DECLINE_ACCOUNTS, &s));
+    return refund_client(&s, GP_EVENT_WORK_ORDER_DECLINED);
+}
+
+/* After the deadline with no delivery standing: never delivered, or a
+ * rejected delivery the provider let the grace period pass on. A provider
+ * that accepted and did not deliver has a failed payment. */
 static uint64_t claim_refund(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     Settlement s;
     TRY(load_settlement(in, &REFUND_ACCOUNTS, SIGNED_BY_CLIENT, &s));
     uint8_t status = s.order->status;
-    if (status != GP_WORK_ORDER_STATUS_CREATED && status != GP_WORK_ORDER_STATUS_ACCEPTED)
+    if (status != GP_WORK_ORDER_STATUS_CREATED && status != GP_WORK_ORDER_STATUS_ACCEPTED &&
+        status != GP_WORK_ORDER_STATUS_REJECTED)
         return gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
     if (s.now <= s.order->deadline) return gp_fail(GP_ERR_DEADLINE_NOT_REACHED);
+    if (status == GP_WORK_ORDER_STATUS_REJECTED && rejection_grace_active(s.order, s.now))
+        return gp_fail(GP_ERR_GRACE_PERIOD_ACTIVE);
     TRY(bind_settlement(in, &REFUND_ACCOUNTS, &s));
-    if (status == GP_WORK_ORDER_STATUS_ACCEPTED) {
+    if (status != GP_WORK_ORDER_STATUS_CREATED) {
         count_failed_payment(s.metrics, s.now);
         settle_metrics_touched(&s);
     }

@@ -28,11 +28,11 @@ from ghostpay import instructions as ix
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address, reputation_address, receipt_address
-from ghostpay.types import X402Config
+from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_cancel_work_order,
                                   build_claim_payment, build_claim_refund, build_create_work_order,
-                                  build_open_dispute, build_reject_delivery, build_release_payment,
-                                  build_resolve_dispute, build_submit_work_delivery)
+                                  build_decline_work_order, build_open_dispute, build_reject_delivery,
+                                  build_release_payment, build_resolve_dispute, build_submit_work_delivery)
 
 SOL = 1_000_000_000
 DAY = 86_400
@@ -169,14 +169,15 @@ class _Script:
             price = PRICE * (1 + i % 3)
             with_x402 = i != 1  # agent-1 registers without pricing and configures it later
             capabilities = [CAPABILITIES[i % len(CAPABILITIES)], CAPABILITIES[(i + 2) % len(CAPABILITIES)]]
-            config = X402Config(owner.pubkey(), price, [mint], f"https://agent-{i}.example/api") if with_x402 else None
+            config = X402Config(owner.pubkey(), [TokenPrice(mint, price)], f"https://agent-{i}.example/api") \
+                if with_x402 else None
             profile = AgentProfile(agent_id, f"Agent {i}", i % 4, f"agent number {i}", "", capabilities)
             await self.send([build_register_agent(owner.pubkey(), profile, config)], [owner], "AgentRegistered")
             address = agent_address(owner.pubkey(), agent_id)[0]
             self.agents.append(_Agent(owner, agent_id, address, price, x402=with_x402))
             self.history.agents.append(address)
         late = self.agents[1]
-        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), late.price, [mint],
+        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), [TokenPrice(mint, late.price)],
                                                                  "https://late.example")},
                                            {"agent": late.address, "owner": late.owner.pubkey()},
                                            remaining_accounts=mint_accounts([mint]))],
@@ -232,7 +233,8 @@ class _Script:
                         [a.owner], "AgentUpdated")
         if a.x402:
             a.price += 1_000
-            await self.send([ix.set_x402_price({"price_per_call": a.price}, owned)], [a.owner], "X402Configured")
+            await self.send([ix.set_x402_price({"prices": [TokenPrice(self.history.mint, a.price)]}, owned)], [a.owner],
+                            "X402Configured")
         b = self.agents[(day + 1) % len(self.agents)]
         owned_b = {"agent": b.address, "owner": b.owner.pubkey()}
         await self.send([ix.set_agent_active({"is_active": False}, owned_b)], [b.owner], "AgentStatusChanged")
@@ -267,12 +269,12 @@ class _Script:
         deliver = lambda o: build_submit_work_delivery(o, "ipfs://result", bytes(32))  # noqa: E731
 
         o = await self.create_order(a, client, now + 30 * DAY)  # release in full
-        await self.send([build_accept_work_order(o)], [owner], *accepted)
+        await self.send([build_accept_work_order(o, self.arbiter.pubkey())], [owner], *accepted)
         await self.send([deliver(o)], [owner], "WorkDelivered")
         await self.send([build_release_payment(o, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
 
         o2 = await self.create_order(a, client, now + 30 * DAY)  # partial release, then the rest tomorrow
-        await self.send([build_accept_work_order(o2)], [owner], *accepted)
+        await self.send([build_accept_work_order(o2, self.arbiter.pubkey())], [owner], *accepted)
         await self.send([build_release_payment(o2, 20_000)], [client], "PaymentReleased")
 
         async def finish_partial(o2: WorkOrderRef = o2) -> None:
@@ -281,7 +283,7 @@ class _Script:
         later.append(finish_partial)
 
         o3 = await self.create_order(a, client, now + 30 * DAY)  # rejected once, then accepted
-        await self.send([build_accept_work_order(o3)], [owner], *accepted)
+        await self.send([build_accept_work_order(o3, self.arbiter.pubkey())], [owner], *accepted)
         await self.send([deliver(o3)], [owner], "WorkDelivered")
         await self.send([build_reject_delivery(o3, "not yet")], [client], "DeliveryRejected")
 
@@ -293,7 +295,7 @@ class _Script:
 
         for share, party in ((5_000, client), (10_000, owner), (0, client)):  # the three kinds of ruling
             od = await self.create_order(a, client, now + 30 * DAY)
-            await self.send([build_accept_work_order(od)], [owner], *accepted)
+            await self.send([build_accept_work_order(od, self.arbiter.pubkey())], [owner], *accepted)
             await self.send([deliver(od)], [owner], "WorkDelivered")
             await self.send([build_open_dispute(od, party.pubkey(), "disagree")], [party], "DisputeOpened",
                             "ReputationUpdated")
@@ -302,13 +304,15 @@ class _Script:
 
         oc = await self.create_order(a, client, now + 30 * DAY)
         await self.send([build_cancel_work_order(oc)], [client], "WorkOrderCancelled")
+        declined = await self.create_order(a, client, now + 30 * DAY)
+        await self.send([build_decline_work_order(declined)], [owner], "WorkOrderDeclined")
 
         short = now + 3_600  # refunds after the deadline, which a day of time travel passes
         accepted_late = await self.create_order(a, client, short)
-        await self.send([build_accept_work_order(accepted_late)], [owner], *accepted)
+        await self.send([build_accept_work_order(accepted_late, self.arbiter.pubkey())], [owner], *accepted)
         never_accepted = await self.create_order(a, client, short)
         claimable = await self.create_order(a, client, now + 30 * DAY, review=60)
-        await self.send([build_accept_work_order(claimable)], [owner], *accepted)
+        await self.send([build_accept_work_order(claimable, self.arbiter.pubkey())], [owner], *accepted)
         await self.send([deliver(claimable)], [owner], "WorkDelivered")
 
         async def refunds_and_claim() -> None:
@@ -317,6 +321,15 @@ class _Script:
             await self.send([build_claim_payment(claimable)], [owner], "PaymentReleased", "ReputationUpdated")
         later.append(refunds_and_claim)
         return later
+
+    async def reregister(self, a: "_Agent") -> None:
+        """Close an agent and register it again: a new account, the same reputation (issue 14)."""
+        await self.send([build_close_agent(a.address, a.owner.pubkey())], [a.owner], "AgentClosed")
+        config = X402Config(a.owner.pubkey(), [TokenPrice(self.history.mint, a.price)], "https://again.example/api")
+        profile = AgentProfile(a.agent_id, f"Agent {a.agent_id} again", 1, "registered again", "", ["translate"])
+        await self.send([build_register_agent(a.owner.pubkey(), profile, config)], [a.owner], "AgentRegistered",
+                        "ReputationUpdated")
+        a.x402 = True
 
     async def close_last_agent(self) -> None:
         a = self.agents[-1]
@@ -348,6 +361,7 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
         for finish in pending:
             await finish()
         await script.refresh_all()
+        await script.reregister(script.agents[-2])
         await script.close_last_agent()
         return history
     finally:

@@ -58,10 +58,10 @@ def test_every_event_of_the_history_is_indexed(indexed: tuple[LocalnetProcess, H
         assert session.exec(select(func.count()).select_from(Feedback)).one() == history.event_counts[
             "FeedbackSubmitted"]
         statuses = dict(session.exec(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all())
-        assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 2}
+        assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 2, "Declined": 1}
         rejected = session.exec(select(WorkOrderTransition).where(WorkOrderTransition.event == "DeliveryRejected")
                                 ).one()
-        assert (rejected.from_status, rejected.to_status) == ("Submitted", "Accepted")
+        assert (rejected.from_status, rejected.to_status) == ("Submitted", "Rejected")
         volumes = session.exec(select(func.sum(DailyVolume.payments))).one()
         assert volumes == history.event_counts["X402PaymentRecorded"]
         assert len(session.exec(select(DailyVolume.day).distinct()).all()) >= 3  # the clock moved days
@@ -136,9 +136,9 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         assert queries.payment_analytics(s, since=2**40).payments == 0
 
         orders = queries.work_orders(s, limit=100)
-        assert orders.total == 10
+        assert orders.total == 11
         client = orders.items[0].client
-        assert queries.work_orders(s, client=client).total == 10
+        assert queries.work_orders(s, client=client).total == 11
         assert queries.work_orders(s, provider=orders.items[0].provider, status="resolved").total == 3
 
         feed = queries.event_feed(s, names=["X402PaymentRecorded"], limit=10)

@@ -5,7 +5,7 @@ import {
   sendAndConfirmTransaction,
 } from "@solana/web3.js";
 
-const [httpUrl, wsUrl, programIdText, agentOwnerText] = process.argv.slice(2);
+const [httpUrl, wsUrl, programIdText, agentOwnerText, agentSpaceText] = process.argv.slice(2);
 const programId = new PublicKey(programIdText);
 const connection = new Connection(httpUrl, { commitment: "confirmed", wsEndpoint: wsUrl });
 const summary = {};
@@ -57,7 +57,7 @@ const info = await connection.getAccountInfo(programId);
 summary.programExecutable = info.executable;
 
 const agents = await connection.getProgramAccounts(programId, {
-  filters: [{ dataSize: 1848 }, { memcmp: { offset: 8, bytes: agentOwnerText } }],
+  filters: [{ dataSize: Number(agentSpaceText) }, { memcmp: { offset: 8, bytes: agentOwnerText } }],
 });
 summary.agents = agents.map((a) => a.pubkey.toBase58());
 summary.signatures = (await connection.getSignaturesForAddress(receiver)).map((s) => s.signature);

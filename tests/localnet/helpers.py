@@ -13,7 +13,6 @@ from solders.transaction import Transaction
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.pda import agent_address
 
-AGENT_SPACE = 1848
 
 
 def signed(instructions: list[Instruction], signers: list[Keypair], blockhash: Hash) -> Transaction:

@@ -18,9 +18,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent
+from ghostpay.discovery import AGENT_SPACE
 from ghostpay.program_id import PROGRAM_ID
 from tests.localnet.conftest import LocalnetProcess
-from tests.localnet.helpers import AGENT_SPACE, register_tx, signed, transfer_tx
+from tests.localnet.helpers import register_tx, signed, transfer_tx
 
 SOL = 1_000_000_000
 

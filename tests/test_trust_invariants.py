@@ -1,0 +1,291 @@
+"""Honest and hostile transactions mixed at random across x402 payments, feedback and work orders, with the
+program's promises checked after every step (GHOSTPAY_TRUST_STEPS steps, default 400; GHOSTPAY_TRUST_SEED):
+
+- tokens are conserved: per mint, every token account and vault together hold what was minted;
+- every recorded payment is matched by exactly one real transfer to the payee: the payment address's balance
+  in each mint equals the sum of the X402PaymentRecorded amounts in that mint (the payee receives nothing else,
+  escrow pays the agent's owner), and there are as many receipts on chain as record events;
+- the counters equal what the events say: the agent's call and payment totals, and every ReputationMetrics
+  counter replayed from the events by the documented rules (README "Reputation").
+
+Hostile steps are the attacks of issue 14 (CPI relay, two records after one transfer, a record without a transfer,
+self-payment, a payment under a mint's price, feedback by a stranger or twice, the delivered-order robbery) and
+each must fail; honest steps must succeed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.token.instructions import TransferCheckedParams, transfer_checked
+
+from ghostpay.accounts import Agent, ReputationMetrics
+from ghostpay.agent_instructions import AgentProfile, build_register_agent
+from ghostpay.instructions import submit_feedback
+from ghostpay.payments import build_memo, build_record_x402_payment
+from ghostpay.pda import agent_address, associated_token_address, receipt_address, reputation_address
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.svm import TOKEN_PROGRAM_ID
+from ghostpay.svm import InProcessChain as Chain
+from ghostpay.types import TokenPrice, X402Config
+from ghostpay.work_orders import (
+    WorkOrderRef,
+    WorkOrderTerms,
+    build_accept_work_order,
+    build_claim_refund,
+    build_create_work_order,
+    build_open_dispute,
+    build_reject_delivery,
+    build_release_payment,
+    build_resolve_dispute,
+    build_submit_work_delivery,
+)
+from tests.test_x402_payments import cpi_relay_program
+
+STEPS = int(os.environ.get("GHOSTPAY_TRUST_STEPS", "400"))
+FUNDS = 10**12
+DAY = 86_400
+REVIEW = 3_600
+DECIMALS = {"usdc": 6, "cents": 2}
+PRICES = {"usdc": 10_000, "cents": 2}
+
+
+@dataclass
+class Trust:
+    chain: Chain
+    owner: Keypair
+    payee: Keypair
+    buyers: list[Keypair]
+    client: Keypair
+    arbiter: Keypair
+    agent: Pubkey
+    mints: dict[str, Pubkey]
+    relay: Pubkey
+    rng: random.Random
+    events: list = field(default_factory=list)
+    receipts: list[tuple[bytes, Keypair]] = field(default_factory=list)  # (reference, payer) not yet rated
+    rated: list[tuple[bytes, Keypair]] = field(default_factory=list)
+    next_ref: int = 1
+    next_order: int = 1
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+
+    def send(self, instructions: list[Instruction], *signers: Keypair, honest: bool, what: str) -> bool:
+        result = self.chain.send(instructions, [*signers])
+        assert result.ok == honest, (what, result.error, result.logs[-4:])
+        if result.ok:
+            self.events += result.events
+        return result.ok
+
+    def reference(self) -> bytes:
+        self.next_ref += 1
+        return self.next_ref.to_bytes(32, "big")
+
+    def ata(self, owner: Pubkey, mint: str) -> Pubkey:
+        return associated_token_address(owner, self.mints[mint])
+
+    def transfer(self, payer: Keypair, mint: str, amount: int, destination: Pubkey | None = None) -> Instruction:
+        return transfer_checked(TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID, source=self.ata(payer.pubkey(), mint), mint=self.mints[mint],
+            dest=destination or self.ata(self.payee.pubkey(), mint), owner=payer.pubkey(), amount=amount,
+            decimals=DECIMALS[mint]))
+
+    def record(self, payer: Keypair, mint: str, amount: int, ref: bytes) -> Instruction:
+        return build_record_x402_payment(self.agent, payer.pubkey(), amount, ref, self.ata(self.payee.pubkey(), mint))
+
+    def feedback(self, ref: bytes, payer: Keypair, success: bool, rating: int) -> Instruction:
+        return submit_feedback({"success": success, "response_time_ms": self.rng.choice([0, 300, 4_000]),
+                                "rating": rating},
+                               {"agent": self.agent, "reputation": reputation_address(self.agent)[0],
+                                "receipt": receipt_address(self.agent, ref)[0], "payer": payer.pubkey()})
+
+    # ---- honest steps ----------------------------------------------------------------------------------
+
+    def pay(self) -> None:
+        payer, mint, ref = self.rng.choice(self.buyers), self.rng.choice(list(self.mints)), self.reference()
+        amount = PRICES[mint] + self.rng.choice([0, 0, 1, 999])
+        memo = [build_memo(os.urandom(8).hex())] if self.rng.random() < 0.5 else []
+        if self.send([self.transfer(payer, mint, amount), *memo, self.record(payer, mint, amount, ref)], payer,
+                     honest=True, what="pay"):
+            self.receipts.append((ref, payer))
+
+    def rate(self) -> None:
+        if not self.receipts:
+            return self.pay()
+        ref, payer = self.receipts.pop(self.rng.randrange(len(self.receipts)))
+        self.send([self.feedback(ref, payer, self.rng.random() < 0.8, self.rng.randint(0, 5))], payer,
+                  honest=True, what="feedback")
+        self.rated.append((ref, payer))
+
+    def work_order(self) -> None:
+        """A work order from creation to an end the rules allow: release, dispute ruling, or a refund after a
+        rejection the provider let lapse."""
+        vault, order_id = Keypair(), self.next_order
+        self.next_order += 1
+        now = self.chain.svm.get_clock().unix_timestamp
+        terms = WorkOrderTerms(self.rng.randint(1_000, 10**9), now + DAY, self.arbiter.pubkey(), "Job", "", (), REVIEW)
+        self.send([build_create_work_order(self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms,
+                                           vault.pubkey())], self.client, vault, honest=True, what="create")
+        order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
+                                    self.arbiter.pubkey(), self.mints["usdc"], vault.pubkey())
+        self.send([build_accept_work_order(order, order.arbiter)], self.owner, honest=True, what="accept")
+        self.send([build_submit_work_delivery(order, "ipfs://work", bytes(32))], self.owner, honest=True,
+                  what="deliver")
+        end = self.rng.choice(["release", "dispute", "lapse"])
+        if end == "release":
+            self.send([build_release_payment(order, terms.amount)], self.client, honest=True, what="release")
+        elif end == "dispute":
+            self.send([build_open_dispute(order, self.client.pubkey(), "no")], self.client, honest=True, what="dispute")
+            self.send([build_resolve_dispute(order, self.rng.choice([0, 5_000, 10_000]))], self.arbiter, honest=True,
+                      what="resolve")
+        else:
+            self.send([build_reject_delivery(order, "no")], self.client, honest=True, what="reject")
+            self.warp(DAY + REVIEW)
+            self.send([build_claim_refund(order)], self.client, honest=True, what="refund")
+
+    def warp(self, seconds: int) -> None:
+        self.chain.set_unix_timestamp(self.chain.svm.get_clock().unix_timestamp + seconds)
+
+    # ---- hostile steps ---------------------------------------------------------------------------------
+
+    def attack(self) -> None:
+        payer, ref = self.rng.choice(self.buyers), self.reference()
+        kind = self.rng.choice(["relay", "two records", "no transfer", "self", "below price", "wrong price mint",
+                                "stranger feedback", "feedback twice", "robbery", "two memos"])
+        if kind == "relay":
+            refs = [ref, self.reference()]
+            record = self.record(payer, "usdc", PRICES["usdc"], ref)
+            metas = [AccountMeta(PROGRAM_ID, False, False)] + [m for i, m in enumerate(record.accounts) if i != 2]
+            metas += [AccountMeta(receipt_address(self.agent, r)[0], False, True) for r in refs]
+            relay = Instruction(self.relay, struct.pack("<Q", PRICES["usdc"]) + b"".join(refs), metas)
+            self.send([self.transfer(payer, "usdc", PRICES["usdc"]), relay], payer, honest=False, what=kind)
+        elif kind == "two records":
+            self.send([self.transfer(payer, "usdc", PRICES["usdc"]), self.record(payer, "usdc", PRICES["usdc"], ref),
+                       self.record(payer, "usdc", PRICES["usdc"], self.reference())], payer, honest=False, what=kind)
+        elif kind == "no transfer":
+            self.send([self.record(payer, "usdc", PRICES["usdc"], ref)], payer, honest=False, what=kind)
+        elif kind == "self":
+            self.send([self.transfer(self.owner, "usdc", PRICES["usdc"]),
+                       self.record(self.owner, "usdc", PRICES["usdc"], ref)], self.owner, honest=False, what=kind)
+        elif kind == "below price":
+            self.send([self.transfer(payer, "cents", 1), self.record(payer, "cents", 1, ref)], payer, honest=False,
+                      what=kind)
+        elif kind == "wrong price mint":  # the cents price paid in usdc
+            self.send([self.transfer(payer, "usdc", PRICES["cents"]), self.record(payer, "usdc", PRICES["cents"], ref)],
+                      payer, honest=False, what=kind)
+        elif kind == "stranger feedback" and self.receipts:
+            ref, owner = self.rng.choice(self.receipts)
+            stranger = next(b for b in self.buyers if b != owner)
+            self.send([self.feedback(ref, stranger, False, 1)], stranger, honest=False, what=kind)
+        elif kind == "feedback twice" and self.rated:
+            ref, owner = self.rng.choice(self.rated)
+            self.send([self.feedback(ref, owner, False, 1)], owner, honest=False, what=kind)
+        elif kind == "robbery":
+            vault, order_id = Keypair(), self.next_order
+            self.next_order += 1
+            now = self.chain.svm.get_clock().unix_timestamp
+            terms = WorkOrderTerms(5_000_000, now + 100, self.arbiter.pubkey(), "Job", "", (), REVIEW)
+            self.send([build_create_work_order(self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms,
+                                               vault.pubkey())], self.client, vault, honest=True, what="create")
+            order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
+                                        self.arbiter.pubkey(), self.mints["usdc"], vault.pubkey())
+            self.send([build_accept_work_order(order, order.arbiter)], self.owner, honest=True, what="accept")
+            self.send([build_submit_work_delivery(order, "ipfs://on-time", bytes(32))], self.owner, honest=True,
+                      what="deliver")
+            self.warp(200)
+            self.send([build_reject_delivery(order, "mine now"), build_claim_refund(order)], self.client,
+                      honest=False, what=kind)
+            self.send([build_release_payment(order, terms.amount)], self.client, honest=True, what="release")
+        elif kind == "two memos":
+            memo = build_memo("x")
+            self.send([self.transfer(payer, "usdc", PRICES["usdc"]), memo, memo,
+                       self.record(payer, "usdc", PRICES["usdc"], ref)], payer, honest=False, what=kind)
+
+
+def make_trust(seed: int) -> Trust:
+    chain = Chain()
+    owner, payee, client, arbiter = (chain.funded_keypair(1_000) for _ in range(4))
+    buyers = [chain.funded_keypair(1_000) for _ in range(3)]
+    mints = {name: chain.create_mint(decimals) for name, decimals in DECIMALS.items()}
+    config = X402Config(payee.pubkey(), [TokenPrice(mints[n], PRICES[n]) for n in mints], "https://agent.example/x")
+    result = chain.send([build_register_agent(owner.pubkey(), AgentProfile("worker", "Worker"), config)], [owner])
+    assert result.ok, result.logs
+    for who in [owner, payee, client, *buyers]:
+        for mint in mints.values():
+            chain.create_token_account(who.pubkey(), mint, 0 if who in (payee,) else FUNDS)
+    relay = Pubkey.new_unique()
+    chain.svm.add_program(relay, cpi_relay_program())
+    return Trust(chain, owner, payee, buyers, client, arbiter, agent_address(owner.pubkey(), "worker")[0], mints,
+                 relay, random.Random(seed))
+
+
+def token_total(t: Trust, mint: str) -> int:
+    """Every party's tokens of `mint` (each work order ends within its step, so no vault holds any)."""
+    holders = [t.owner, t.payee, t.client, t.arbiter, *t.buyers]
+    return sum(t.chain.token_balance(t.ata(h.pubkey(), mint)) for h in holders)
+
+
+def expected_metrics(events: list) -> Counter:
+    """ReputationMetrics counters replayed from events by the documented rules."""
+    m: Counter = Counter()
+    for e in events:
+        if e.name == "X402PaymentRecorded":
+            m["successful"] += 1
+        elif e.name == "FeedbackSubmitted":
+            if not e.data.success:
+                m["successful"] -= 1
+                m["failed"] += 1
+            if e.data.rating:
+                m["rating_total"] += e.data.rating
+                m["ratings"] += 1
+        elif e.name == "PaymentReleased" and e.data.completed:
+            m["successful"] += 1
+        elif e.name == "DisputeOpened":
+            m["disputes"] += 1
+        elif e.name == "DisputeResolved":
+            share = e.data.client_share_bps
+            if share == 0:  # a ruling for the provider erases the dispute and completes the job
+                m["disputes"] -= 1
+                m["successful"] += 1
+            else:
+                m["resolved"] += 1
+                m["failed" if share == 10_000 else "successful"] += 1
+        elif e.name == "WorkOrderRefunded":
+            m["failed"] += 1  # every refund here is of an accepted order
+    return m
+
+
+def check(t: Trust, totals: dict[str, int]) -> None:
+    for mint in t.mints:
+        assert token_total(t, mint) == totals[mint], f"{mint} not conserved"
+    recorded = [e.data for e in t.events if e.name == "X402PaymentRecorded"]
+    for name, mint in t.mints.items():
+        assert t.chain.token_balance(t.ata(t.payee.pubkey(), name)) == sum(r.amount for r in recorded if r.mint == mint)
+    receipts = sum(1 for r in recorded if t.chain.account(receipt_address(t.agent, bytes(r.reference))[0]))
+    assert receipts == len(recorded) == len({bytes(r.reference) for r in recorded})
+    agent = Agent.decode(bytes(t.chain.account(t.agent).data))
+    assert (agent.x402_total_calls, agent.x402_total_payments) == (len(recorded), sum(r.amount for r in recorded))
+    metrics = ReputationMetrics.decode(bytes(t.chain.account(reputation_address(t.agent)[0]).data))
+    m = expected_metrics(t.events)
+    assert (metrics.successful_payments, metrics.failed_payments, metrics.total_rating, metrics.rating_count,
+            metrics.total_disputes, metrics.disputes_resolved) == (
+        m["successful"], m["failed"], m["rating_total"], m["ratings"], m["disputes"], m["resolved"])
+
+
+def test_random_honest_and_hostile_steps_keep_every_promise() -> None:
+    t = make_trust(int(os.environ.get("GHOSTPAY_TRUST_SEED", "14")))
+    totals = {mint: token_total(t, mint) for mint in t.mints}
+    kinds = Counter()
+    for _ in range(STEPS):
+        step = t.rng.choices(["pay", "rate", "work order", "attack"], weights=[4, 2, 1, 3])[0]
+        kinds[step] += 1
+        {"pay": t.pay, "rate": t.rate, "work order": t.work_order, "attack": t.attack}[step]()
+        check(t, totals)
+    assert min(kinds.values()) > 0 and sum(1 for e in t.events if e.name == "X402PaymentRecorded") > 0
