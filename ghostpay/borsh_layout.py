@@ -222,12 +222,21 @@ def decode_fields(name: str, body: bytes, exact: bool = False) -> dict[str, Any]
     return values
 
 
+@lru_cache(maxsize=None)
+def _account_class(name: str) -> Any:
+    return getattr(importlib.import_module("ghostpay.accounts"), name)
+
+
 def decode_account(name: str, data: bytes) -> Any:
     """A generated account class (ghostpay.accounts) from account data, discriminator checked."""
-    cls = getattr(importlib.import_module("ghostpay.accounts"), name)
+    cls = _account_class(name)
     if data[:DISCRIMINATOR_LEN] != cls.discriminator:
         raise DecodeError(f"not a {name} account")
-    return cls(**decode_fields(name, data[DISCRIMINATOR_LEN:]))
+    try:
+        values, _ = struct_reader(name)(data, DISCRIMINATOR_LEN)  # read in place: no copy of the body
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        raise DecodeError(f"{name}: {exc}") from None
+    return cls(**values)
 
 
 @dataclass(frozen=True)
