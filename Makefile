@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-cli
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli
 
 setup:
 	@scripts/setup.sh
@@ -37,3 +37,7 @@ bench-cli: setup
 # Indexer back-fill throughput over 10,000+ transactions and live lag → bench/results/indexer.json.
 bench-indexer: setup
 	.venv/bin/python -m bench.indexer
+
+# 100,000 events back-filled (RSS along the way), then ghost agent search over them → bench/results/indexer_scale.json.
+bench-indexer-scale: setup
+	.venv/bin/python -m bench.indexer_scale
