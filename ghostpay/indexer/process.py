@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -153,10 +153,13 @@ class Batch:
     # rows ---------------------------------------------------------------------------------------------
 
     def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
+        """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
+        column (each `IN` walks the primary-key index; SQLite scans the whole table for a row-value
+        `IN`), so the answer can hold other combinations: `_load` keeps only the keys asked for."""
         table, names = _table(model), PRIMARY_KEYS[model]
         if len(names) == 1:
             return table.c[names[0]].in_(keys)
-        return tuple_(*(table.c[n] for n in names)).in_(keys)
+        return and_(*(table.c[n].in_(sorted({key[i] for key in keys})) for i, n in enumerate(names)))
 
     def _key_of(self, model: type[SQLModel], values: Any) -> Any:
         names = PRIMARY_KEYS[model]
@@ -172,7 +175,9 @@ class Batch:
                 rows[k] = None
             for found in self.connection.execute(select(_table(model)).where(self._key_filter(model, chunk))
                                                  ).mappings():
-                rows[self._key_of(model, found)] = loaded_row(model, found)
+                key = self._key_of(model, found)
+                if key in rows and rows[key] is None:
+                    rows[key] = loaded_row(model, found)
 
     def _get(self, model: type[SQLModel], key: Any) -> Optional[Row]:
         rows = self._rows[model]
