@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from sqlalchemy import Table, and_, delete, select
+from sqlalchemy import Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -106,16 +106,12 @@ def metrics_inputs(rep: Any) -> ReputationInputs:
 
 
 def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
-    """The state rows an event's handler reads, known from the event alone (for the bulk load)."""
+    """The state rows an event's handler reads, known from the event alone (for the bulk load).
+    Payments and feedback are written without being read (see their handlers)."""
     yield Agent, agent
     yield Reputation, agent
     if name == "X402PaymentRecorded":
-        yield Payment, (agent, bytes(e.reference).hex())
         yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
-    elif name == "FeedbackSubmitted":
-        reference = bytes(e.reference).hex()
-        yield Payment, (agent, reference)
-        yield Feedback, (agent, reference)
     elif name == "PaymentReleased":
         yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
     if hasattr(e, "work_order"):
@@ -149,6 +145,7 @@ class Batch:
             IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
+        self._outcomes: dict[tuple[str, str], dict[str, Any]] = {}  # rated payments not in memory: UPDATE at commit
 
     # rows ---------------------------------------------------------------------------------------------
 
@@ -392,11 +389,10 @@ class Batch:
         payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
-        existing = self._get(Payment, (agent, reference))
-        if existing is None:  # else a receipt of a closed-and-reregistered agent reused its reference
-            self._add(Payment, (agent, reference), payment)
-        else:
-            existing.__dict__.update(payment.__dict__)
+        # Written without reading: the upsert replaces a stored row (a receipt of a closed-and-reregistered
+        # agent that reused its reference), as it replaces one earlier in this batch.
+        self._add(Payment, (agent, reference), payment)
+        self._outcomes.pop((agent, reference), None)
         row = self._agent(agent)
         row.x402_total_calls += 1
         row.x402_total_payments += e.amount
@@ -413,14 +409,19 @@ class Batch:
 
     def _on_FeedbackSubmitted(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
-        self._get_or_add(Feedback, (agent, reference), lambda: new_row(
-            Feedback,             agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
+        key = (agent, reference)
+        # Neither row is read: the first feedback of a receipt is kept (inserted with ON CONFLICT DO
+        # NOTHING), and the payment's outcome is set in memory, or by an UPDATE at commit.
+        self._rows[Feedback].setdefault(key, new_row(
+            Feedback, agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
             response_time_ms=e.response_time_ms, signature=tx.signature, slot=tx.slot, timestamp=e.timestamp))
-        payment = self._get(Payment, (agent, reference))
+        outcome = {"outcome": "success" if e.success else "failed", "rating": e.rating or None,
+                   "response_time_ms": e.response_time_ms or None}
+        payment = self._rows[Payment].get(key)
         if payment is not None:
-            payment.outcome = "success" if e.success else "failed"
-            payment.rating = e.rating or None
-            payment.response_time_ms = e.response_time_ms or None
+            payment.__dict__.update(outcome)
+        else:
+            self._outcomes[key] = outcome
         rep = self._reputation(agent, e.timestamp)
         if not e.success:  # the program moves the payment from successful to failed
             rep.successful_payments = max(rep.successful_payments - 1, 0)
@@ -563,13 +564,17 @@ class Batch:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(_table(model))
 
     def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany)."""
+        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany); for
+        feedback `DO NOTHING`: the first one of a receipt stands."""
         if not rows:
             return
         stmt = self._insert(model)
         keys = PRIMARY_KEYS[model]
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
-            name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+        if model is Feedback:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
+                name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
         self.connection.execute(stmt, rows)
 
     def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
@@ -590,6 +595,13 @@ class Batch:
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
                 self.connection.execute(_table(model).insert(), rows)
+        if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
+            table = _table(Payment)
+            self.connection.execute(
+                table.update().where(table.c.agent == bindparam("key_agent"),
+                                     table.c.reference == bindparam("key_reference")),
+                [{"key_agent": agent, "key_reference": reference, **values}
+                 for (agent, reference), values in self._outcomes.items()])
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
