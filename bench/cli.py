@@ -78,7 +78,7 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
             for i in range(start, start + 1000):
                 address, owner = str(Pubkey.new_unique()), str(Pubkey.new_unique())
                 agents.append({"address": address, "owner": owner, "agent_id": f"agent-{i}", "name": f"Agent {i}",
-                               "x402_enabled": i % 4 != 0, "price_per_call": 1_000 * (1 + i % 999),
+                               "x402_enabled": i % 4 != 0, "registration": 1,
                                "payment_address": owner, "endpoint": f"https://a{i}.example/api",
                                "reputation_score": (i * 37) % 10_001, "x402_total_calls": i % 100,
                                "created_at": now - i, "updated_at": now - i})

@@ -162,10 +162,10 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
         agent = history.agents[0]
         account = (await chain.rpc("getAccountInfo", str(agent), {"encoding": "base64"}))["value"]
         decoded = Agent.decode(base64.b64decode(account["data"][0]))  # its price moved during the script
+        price = next(t.price for t in decoded.x402_accepted_tokens if t.mint == history.mint)
         for i in range(count):
-            ixs = build_x402_payment(payer.pubkey(), agent, decoded.x402_payment_address, history.mint, 6,
-                                     decoded.x402_accepted_tokens[0].price, i.to_bytes(32, "little"),
-                                     compute_unit_limit=60_000)
+            ixs = build_x402_payment(payer.pubkey(), agent, decoded.x402_payment_address, history.mint, 6, price,
+                                     i.to_bytes(32, "little"), compute_unit_limit=60_000)
             start = time.perf_counter()
             signature = await chain.send(ixs, [payer])
             confirmed[signature] = time.perf_counter()

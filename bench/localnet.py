@@ -170,11 +170,11 @@ def in_process_throughput(payers: list[Keypair]) -> float:
 
 
 def agent_bytes(owner: Pubkey, index: int) -> bytes:
-    """An Agent account as the program lays it out (fixed fields first; strings left empty)."""
+    """An Agent account as the program lays it out (fixed fields first, at HEAD["Agent"]'s offsets; x402 off,
+    token list empty, agent_id and name set, the other strings empty; `index` as its registration number)."""
     head = AGENT_DISCRIMINATOR + bytes(owner) + bytes([0, 1, 1, 255]) + (5000).to_bytes(4, "little")
     body = head + index.to_bytes(8, "little") + bytes(head_layout("Agent").size - len(head) - 8)
     strings = b"".join(len(s).to_bytes(4, "little") + s for s in (f"agent-{index}".encode(), f"Agent {index}".encode()))
-    # no tokens; agent_id and name set, the other strings and the capabilities empty
     body += bytes(4) + strings + bytes(4 * 4)
     return body + bytes(AGENT_SPACE - len(body))
 

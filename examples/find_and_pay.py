@@ -17,7 +17,7 @@ usdc = demo_token(url, {buyer: 10})
 
 with GhostPay(url, seller) as gp:  # someone to find: an agent selling OCR at 0.02 a page
     gp.register_agent("ocr", "OCR", capabilities=["ocr"],
-                      x402=X402Settings(Decimal("0.02"), [usdc], "https://ocr.example/api"))
+                      x402=X402Settings({usdc: Decimal("0.02")}, "https://ocr.example/api"))
 
 with GhostPay(url, buyer) as gp:
     found = gp.search_agents(x402_enabled=True, capability="ocr", token=usdc, max_price=Decimal("0.05"),
@@ -25,7 +25,7 @@ with GhostPay(url, buyer) as gp:
     agent = found[0]
     print(f"found {agent.name} at {agent.address}")
 
-    paid = gp.pay_agent(agent.address)  # its price, in its first accepted token
+    paid = gp.pay_agent(agent.address, mint=usdc)  # its USDC price (default: its first accepted token)
     receipt = gp.get_receipt(agent.address, paid.reference)
     assert receipt is not None and receipt.amount == paid.amount
     print(f"paid {paid.amount} (reference {paid.reference.hex()[:16]}...), receipt {receipt.address}")

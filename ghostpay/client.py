@@ -5,7 +5,7 @@
 
     async with GhostPayClient("localnet", keypair="~/.config/solana/id.json") as gp:
         reg = await gp.register_agent("translator", "Translator", capabilities=["translate"],
-                                      x402=X402Settings(Decimal("0.01"), [usdc], "https://t.example/api"))
+                                      x402=X402Settings({usdc: Decimal("0.01")}, "https://t.example/api"))
         paid = await gp.pay_agent(reg.address)
         assert await gp.get_receipt(reg.address, paid.reference) is not None
         # hiring another agent through escrow, as the client

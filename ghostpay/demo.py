@@ -1,8 +1,9 @@
 """The main job, as a scripted session of `ghost` commands on a throwaway localnet (`ghost demo`, `make demo`).
 
-Two provider agents register with their x402 price in one transaction each; a buyer finds them with
-`agent search --x402-enabled`, simulates and pays calls (TransferChecked + record_x402_payment) and rates
-them; the buyer hires one through escrow (create, accept, deliver, release); the indexer indexes the chain
+Two provider agents register with their x402 prices (one per accepted token) in one transaction each; a
+buyer finds them with `agent search --token USDC --max-price …`, simulates and pays calls (TransferChecked +
+record_x402_payment), one of them in the second token, and rates them; the buyer hires one through escrow
+(create, accept naming the arbiter, deliver, release); the indexer indexes the chain
 and shows the payment history and the reputation table. Every step is a real `ghost` command, run
 in-process with the same code path as the installed script, and printed as `$ ghost …` before its output.
 """
@@ -119,22 +120,25 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
 
     for name in ("translator", "summarizer", "buyer", "arbiter"):
         run(f"fund the {name}'s wallet with SOL for fees", "airdrop", "2", keypair=f"{name}.json")
-    run("a USDC-like test mint (6 decimals); the buyer gets 100", "test-mint", "--symbol", "USDC", "--fund",
-        who["buyer"], "--amount", "100", keypair="buyer.json")
-    run("provider 1 registers with its x402 price, in one transaction", "agent", "register", "translator",
-        "--name", "Translator", "-d", "English <-> French, per call", "-c", "translate,summarize", "--price", "0.01",
-        "--tokens", "USDC", "--endpoint", "https://translator.example/x402", "--yes", keypair="translator.json")
-    run("provider 2 does the same", "agent", "register", "summarizer", "--name", "Summarizer", "-c", "summarize",
-        "--price", "0.02", "--tokens", "USDC", "--endpoint", "https://summarizer.example/x402", "--yes",
+    for symbol in ("USDC", "EURC"):
+        run(f"a {symbol}-like test mint (6 decimals); the buyer gets 100", "test-mint", "--symbol", symbol, "--fund",
+            who["buyer"], "--amount", "100", keypair="buyer.json")
+    run("provider 1 registers with a price in each token it accepts, in one transaction", "agent", "register",
+        "translator", "--name", "Translator", "-d", "English <-> French, per call", "-c", "translate,summarize",
+        "--tokens", "USDC=0.01,EURC=0.01", "--endpoint", "https://translator.example/x402", "--yes",
+        keypair="translator.json")
+    run("provider 2 takes USDC only", "agent", "register", "summarizer", "--name", "Summarizer", "-c", "summarize",
+        "--tokens", "USDC=0.02", "--endpoint", "https://summarizer.example/x402", "--yes",
         keypair="summarizer.json")
-    run("the buyer discovers agents that take x402 payments", "agent", "search", "--x402-enabled", "--capability",
-        "summarize", "--sort", "price")
+    run("the buyer discovers agents that summarize for at most 0.05 USDC a call", "agent", "search",
+        "--x402-enabled", "--capability", "summarize", "--token", "USDC", "--max-price", "0.05", "--sort", "price")
     run("dry run of one paid call: compute units, fee, nothing spent", "payment", "simulate", "--agent",
         agents["translator"], keypair="buyer.json")
-    for agent, reference in ((agents["translator"], references[0]), (agents["translator"], references[1]),
-                             (agents["summarizer"], references[2])):
-        run("pay one call and record it: TransferChecked + record_x402_payment", "payment", "send", "--agent",
-            agent, "--reference", reference, keypair="buyer.json")
+    for agent, reference, token in ((agents["translator"], references[0], "USDC"),
+                                    (agents["translator"], references[1], "EURC"),
+                                    (agents["summarizer"], references[2], "USDC")):
+        run(f"pay one call in {token} at the agent's {token} price: TransferChecked + record_x402_payment",
+            "payment", "send", "--agent", agent, "--token", token, "--reference", reference, keypair="buyer.json")
     run("the seller (or anyone) checks the receipt", "payment", "verify", "--agent", agents["translator"],
         "--reference", references[0])
     for agent, reference, rating, ms in ((agents["translator"], references[0], "5", "420"),
@@ -145,7 +149,8 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
     run("hire the translator through escrow: 5 USDC into a vault", "escrow", "create", "--agent",
         agents["translator"], "--amount", "5", "--title", "Translate the user manual", "--arbiter", who["arbiter"],
         "--deadline", "7d", "--review-period", "1d", "--order-id", str(ORDER_ID), keypair="buyer.json")
-    run("the provider accepts the job", "escrow", "accept", order, keypair="translator.json")
+    run("the provider accepts the job and agrees to its arbiter", "escrow", "accept", order, "--arbiter",
+        who["arbiter"], keypair="translator.json")
     run("and delivers it (a URI and the content's SHA-256)", "escrow", "deliver", order, "--uri",
         "https://translator.example/out/manual-fr.pdf", "--hash", "5e" * 32, keypair="translator.json")
     run("the buyer releases the payment: the work order completes", "escrow", "release", order,

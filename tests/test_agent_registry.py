@@ -918,6 +918,14 @@ def test_closed_agent_can_be_registered_again(world: World) -> None:
     assert not agent.x402_enabled and agent.name == PROFILE.name and agent.registration == 2
 
 
+def test_registering_with_another_agents_metrics_is_constraint_seeds(world: World, newcomer: Keypair) -> None:
+    """A new agent naming an existing ReputationMetrics (someone else's good reputation) instead of its own PDA."""
+    ix = register_ix(newcomer.pubkey())
+    metas = list(ix.accounts)
+    metas[1] = AccountMeta(reputation_address(world.agent)[0], False, True)
+    assert_register_refused(world, newcomer, with_metas(ix, metas), "ConstraintSeeds")
+
+
 def test_close_then_register_again_in_one_transaction(world: World) -> None:
     ok(world, [world_ix(world, "close_agent"), build_register_agent(world.owner.pubkey(), PROFILE)])
     agent = world.state()

@@ -124,13 +124,12 @@ class Trust:
                   honest=True, what="feedback")
         self.rated.append((ref, payer))
 
-    def work_order(self) -> None:
-        """A work order from creation to an end the rules allow: release, dispute ruling, or a refund after a
-        rejection the provider let lapse."""
+    def delivered_order(self, amount: int, deadline_in: int) -> WorkOrderRef:
+        """A work order created, accepted and delivered on time."""
         vault, order_id = Keypair(), self.next_order
         self.next_order += 1
         now = self.chain.svm.get_clock().unix_timestamp
-        terms = WorkOrderTerms(self.rng.randint(1_000, 10**9), now + DAY, self.arbiter.pubkey(), "Job", "", (), REVIEW)
+        terms = WorkOrderTerms(amount, now + deadline_in, self.arbiter.pubkey(), "Job", "", (), REVIEW)
         self.send([build_create_work_order(self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms,
                                            vault.pubkey())], self.client, vault, honest=True, what="create")
         order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
@@ -138,9 +137,16 @@ class Trust:
         self.send([build_accept_work_order(order, order.arbiter)], self.owner, honest=True, what="accept")
         self.send([build_submit_work_delivery(order, "ipfs://work", bytes(32))], self.owner, honest=True,
                   what="deliver")
+        return order
+
+    def work_order(self) -> None:
+        """A work order from creation to an end the rules allow: release, dispute ruling, or a refund after a
+        rejection the provider let lapse."""
+        amount = self.rng.randint(1_000, 10**9)
+        order = self.delivered_order(amount, DAY)
         end = self.rng.choice(["release", "dispute", "lapse"])
         if end == "release":
-            self.send([build_release_payment(order, terms.amount)], self.client, honest=True, what="release")
+            self.send([build_release_payment(order, amount)], self.client, honest=True, what="release")
         elif end == "dispute":
             self.send([build_open_dispute(order, self.client.pubkey(), "no")], self.client, honest=True, what="dispute")
             self.send([build_resolve_dispute(order, self.rng.choice([0, 5_000, 10_000]))], self.arbiter, honest=True,
@@ -187,22 +193,12 @@ class Trust:
         elif kind == "feedback twice" and self.rated:
             ref, owner = self.rng.choice(self.rated)
             self.send([self.feedback(ref, owner, False, 1)], owner, honest=False, what=kind)
-        elif kind == "robbery":
-            vault, order_id = Keypair(), self.next_order
-            self.next_order += 1
-            now = self.chain.svm.get_clock().unix_timestamp
-            terms = WorkOrderTerms(5_000_000, now + 100, self.arbiter.pubkey(), "Job", "", (), REVIEW)
-            self.send([build_create_work_order(self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms,
-                                               vault.pubkey())], self.client, vault, honest=True, what="create")
-            order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
-                                        self.arbiter.pubkey(), self.mints["usdc"], vault.pubkey())
-            self.send([build_accept_work_order(order, order.arbiter)], self.owner, honest=True, what="accept")
-            self.send([build_submit_work_delivery(order, "ipfs://on-time", bytes(32))], self.owner, honest=True,
-                      what="deliver")
+        elif kind == "robbery":  # delivered 100 s before the deadline; 200 s later, reject and refund at once
+            order = self.delivered_order(5_000_000, 100)
             self.warp(200)
             self.send([build_reject_delivery(order, "mine now"), build_claim_refund(order)], self.client,
                       honest=False, what=kind)
-            self.send([build_release_payment(order, terms.amount)], self.client, honest=True, what="release")
+            self.send([build_release_payment(order, 5_000_000)], self.client, honest=True, what="release")
         elif kind == "two memos":
             memo = build_memo("x")
             self.send([self.transfer(payer, "usdc", PRICES["usdc"]), memo, memo,

@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from solders.pubkey import Pubkey
 
     from ghostpay.client import AgentInfo, GhostPayClient, TxResult
-    from ghostpay.tokens import MintInfo
 
 app = typer.Typer(help="Register, price, update and find agents; read their reputation and payments.",
                   no_args_is_help=True)
 
 AGENT_OPTION = typer.Option(..., "--agent", "-a", help="The agent: its address, or the agent_id of one of yours.")
+TOKENS_HELP = ("Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
+               "symbols; the first is the default). With --price: one token.")
 SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
 
 
@@ -46,39 +47,78 @@ async def owned(gp: "GhostPayClient", ref: params.AgentArg) -> "AgentInfo":
     return info
 
 
-async def first_mint(gp: "GhostPayClient", info: "AgentInfo") -> "MintInfo | None":
-    return await gp.get_mint(info.accepted_tokens[0]) if info.accepted_tokens else None
+Mints = dict[str, Any]  # mint address -> its MintInfo (or IndexedMint), None when unknown
 
 
-def price_text(st: State, info: "AgentInfo", mint: "MintInfo | None", atomic: int | None = None) -> str:
-    value = info.price_per_call if atomic is None else atomic
-    if mint is None:
-        return f"{value:,} atomic units" if value else "—"
-    return format_amount(whole(value, mint.decimals), mint_symbol(st, mint.address))
+async def mints_of(gp: "GhostPayClient", info: "AgentInfo") -> Mints:
+    """The agent's accepted mints with their decimals."""
+    return {str(mint): await gp.get_mint(mint) for mint in info.prices}
 
 
-def agent_json(st: State, info: "AgentInfo", mint: "MintInfo | None") -> dict[str, Any]:
+def amount_text(st: State, atomic: int, mint: object, mints: Mints) -> str:
+    """`0.01 USDC`, exact in the mint's decimals; atomic units when they are unknown."""
+    found = mints.get(str(mint))
+    if found is None:
+        return f"{atomic:,} atomic units of {mint_symbol(st, mint)}"
+    return format_amount(whole(atomic, found.decimals), mint_symbol(st, mint))
+
+
+def prices_text(st: State, info: Any, mints: Mints) -> str:
+    """Every accepted token's price per call, the default one first."""
+    return ", ".join(amount_text(st, atomic, mint, mints) for mint, atomic in info.prices.items()) or "—"
+
+
+def prices_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
+    """The price per call in each accepted mint, exact, the default one first."""
+    out = []
+    for mint, atomic in info.prices.items():
+        found = mints.get(str(mint))
+        out.append({"token": str(mint), "symbol": mint_symbol(st, mint), "price_atomic": atomic,
+                    "price": whole(atomic, found.decimals) if found else None,
+                    "decimals": found.decimals if found else None})
+    return out
+
+
+def total_paid(info: Any, mints: Mints) -> Decimal | None:
+    """x402 payments received in whole tokens: the program sums atomic units over mints, so only an agent
+    with a single accepted mint has a total in tokens."""
+    if len(info.prices) != 1:
+        return None
+    found = mints.get(str(next(iter(info.prices))))
+    return whole(info.total_payments, found.decimals) if found else None
+
+
+def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
+    """An agent for --output json; `price`, `token`… are those of the default (first) token."""
     from ghostpay.reputation import tier
 
-    decimals = mint.decimals if mint is not None else 0
+    prices = prices_json(st, info, mints)
+    default = prices[0] if prices else {}
     return {
         "address": str(info.address), "owner": str(info.owner), "agent_id": info.agent_id, "name": info.name,
         "agent_type": info.agent_type, "description": info.description, "metadata_uri": info.metadata_uri,
         "capabilities": info.capabilities, "is_active": info.is_active, "x402_enabled": info.x402_enabled,
-        "price": whole(info.price_per_call, decimals) if mint is not None else None,
-        "price_atomic": info.price_per_call, "token": str(mint.address) if mint else None,
-        "token_symbol": mint_symbol(st, mint.address) if mint else None, "decimals": decimals if mint else None,
-        "accepted_tokens": [str(t) for t in info.accepted_tokens], "endpoint": info.endpoint,
+        "prices": prices, "price": default.get("price"), "price_atomic": default.get("price_atomic"),
+        "token": default.get("token"), "token_symbol": default.get("symbol"), "decimals": default.get("decimals"),
+        "accepted_tokens": [str(t) for t in info.prices], "endpoint": info.endpoint,
         "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
         "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
-        "total_payments": whole(info.total_payments, decimals), "total_payments_atomic": info.total_payments,
+        "registration": info.registration,
+        "total_payments": total_paid(info, mints), "total_payments_atomic": info.total_payments,
         "total_calls": info.total_calls, "last_payment_at": info.last_payment_at, "created_at": info.created_at,
         "updated_at": info.updated_at, "explorer": explorer_url("address", info.address, st.rpc_url),
     }
 
 
-def agent_rows(st: State, info: "AgentInfo", mint: "MintInfo | None") -> list[tuple[str, str]]:
-    data = agent_json(st, info, mint)
+def total_text(st: State, info: Any, mints: Mints) -> str:
+    paid = total_paid(info, mints)
+    if paid is None:
+        return f"{info.total_payments:,} atomic units over {len(info.prices)} tokens" if info.prices else "—"
+    return format_amount(paid, mint_symbol(st, next(iter(info.prices))))
+
+
+def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, str]]:
+    data = agent_json(st, info, mints)
     rows = [("address", data["address"]), ("explorer", data["explorer"]), ("owner", data["owner"]),
             ("agent_id", info.agent_id), ("name", info.name), ("type", str(info.agent_type))]
     rows += [("description", info.description)] if info.description else []
@@ -86,27 +126,28 @@ def agent_rows(st: State, info: "AgentInfo", mint: "MintInfo | None") -> list[tu
     rows += [("capabilities", ", ".join(info.capabilities) or "—"),
              ("status", "[green]active[/green]" if info.is_active else "[yellow]inactive[/yellow]"),
              ("x402", "[green]enabled[/green]" if info.x402_enabled else "disabled")]
-    if info.accepted_tokens:
-        rows += [("price per call", price_text(st, info, mint)),
-                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.accepted_tokens)),
+    if info.prices:
+        rows += [("price per call", prices_text(st, info, mints)),
+                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.prices)),
                  ("endpoint", info.endpoint), ("payment address", str(info.payment_address))]
     rows += [("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
              ("paid calls", f"{info.total_calls:,}"),
-             ("total paid", price_text(st, info, mint, info.total_payments)),
+             ("total paid", total_text(st, info, mints)),
+             ("registration", f"#{info.registration}"),
              ("created", when(info.created_at))]
     return rows
 
 
-def agents_table(st: State, agents: list[tuple["AgentInfo", "MintInfo | None"]], title: str) -> Any:
-    return table(["agent", "name", "x402 price", "reputation", "calls", "capabilities", "status"],
+def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
+    return table(["agent", "name", "x402 price per call", "reputation", "calls", "capabilities", "status"],
                  [(str(a.address), f"{a.name}\n[dim]{a.agent_id}[/dim]",
-                   price_text(st, a, m) if a.x402_enabled else "—", f"{a.reputation_score / 100:.2f}%",
+                   prices_text(st, a, m) if a.x402_enabled else "—", f"{a.reputation_score / 100:.2f}%",
                    f"{a.total_calls:,}", ", ".join(a.capabilities), "active" if a.is_active else "inactive")
                   for a, m in agents], title)
 
 
-async def with_mints(gp: "GhostPayClient", agents: list["AgentInfo"]) -> list[tuple["AgentInfo", "MintInfo | None"]]:
-    return [(a, await first_mint(gp, a)) for a in agents]
+async def with_mints(gp: "GhostPayClient", agents: list["AgentInfo"]) -> list[tuple["AgentInfo", Mints]]:
+    return [(a, await mints_of(gp, a)) for a in agents]
 
 
 def tx_out(st: State, action: str, result: "TxResult", info_address: object, **extra: Any) -> None:
@@ -120,15 +161,20 @@ def x402_settings(st: State, price: Optional[str], tokens: Optional[List[str]], 
     given = [price, tokens, endpoint, payment_address]
     if not required and all(v is None or v == [] for v in given):
         return None
-    missing = [name for name, value in (("--price", price), ("--tokens", tokens), ("--endpoint", endpoint))
-               if not value]
+    missing = [name for name, value in (("--tokens", tokens), ("--endpoint", endpoint)) if not value]
     if missing:
-        raise typer.BadParameter(f"x402 pricing needs {', '.join(missing)} as well")
+        raise typer.BadParameter(f"x402 pricing needs {', '.join(missing)} as well "
+                                 "(e.g. --tokens USDC=0.01 --endpoint https://…)")
     from ghostpay.client import X402Settings
 
-    assert price is not None and tokens is not None and endpoint is not None
-    return X402Settings(params.amount(price, "--price"), params.tokens(st, tokens), params.endpoint(endpoint),
+    assert tokens is not None and endpoint is not None
+    return X402Settings(params.token_prices(st, tokens, price), params.endpoint(endpoint),
                         params.pubkey(payment_address, "payment address") if payment_address else None)
+
+
+def settings_text(st: State, prices: dict[Any, Decimal]) -> str:
+    """`USDC=0.01,EURC=0.0095`: the prices as the user wrote them."""
+    return ",".join(f"{mint_symbol(st, mint)}={format(price, 'f')}" for mint, price in prices.items())
 
 
 def interactive(st: State, yes: bool) -> bool:
@@ -159,10 +205,10 @@ def register(
     metadata_uri: str = typer.Option("", "--metadata-uri", help="A URI with more about the agent."),
     capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
                                                    help="Capabilities, repeated or comma-separated (at most 8)."),
-    price: Optional[str] = typer.Option(None, "--price", help="x402 price per call in whole tokens, e.g. 0.01."),
+    price: Optional[str] = typer.Option(None, "--price",
+                                        help="x402 price per call in whole tokens, when --tokens names one token."),
     tokens: Optional[List[str]] = typer.Option(None, "--tokens", "--token", "-t",
-                                               help="Accepted mints (or symbols), comma-separated; the first "
-                                                    "prices the calls."),
+                                               help=TOKENS_HELP),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
     payment_address: Optional[str] = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
@@ -171,6 +217,9 @@ def register(
     """Register an agent; with the x402 options it is registered and priced in one transaction.
 
     On a terminal, missing fields are prompted for (and the result confirmed) unless --yes.
+
+    Example: ghost agent register translator -n Translator -c translate --tokens USDC=0.01,EURC=0.01
+    --endpoint https://translator.example/x402 --yes
     """
     st = state(ctx)
     ask = interactive(st, yes)
@@ -188,8 +237,7 @@ def register(
         capability = [typer.prompt("Capabilities (comma-separated)", default="", show_default=False)]
     if ask and price is None and not tokens and endpoint is None and typer.confirm("Price calls with x402?",
                                                                                     default=True):
-        price = typer.prompt("Price per call (whole tokens, e.g. 0.01)")
-        tokens = [typer.prompt("Accepted token mints or symbols (comma-separated)")]
+        tokens = [typer.prompt("Accepted tokens and their price per call (e.g. USDC=0.01,EURC=0.01)")]
         endpoint = typer.prompt("Service endpoint (https://…)")
     agent_id = params.check_len(agent_id.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     name = params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
@@ -197,7 +245,8 @@ def register(
     params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
     caps = params.capabilities(capability) or []
     x402 = x402_settings(st, price, tokens, endpoint, payment_address, required=False)
-    if ask and not typer.confirm(f"Register {agent_id!r} ({name})" + (f" at {price} per call" if x402 else "") +
+    if ask and not typer.confirm(f"Register {agent_id!r} ({name})" +
+                                 (f" at {settings_text(st, x402.prices)} per call" if x402 else "") +
                                  f" on {st.rpc_url}?", default=True):
         raise typer.Abort()
 
@@ -214,13 +263,16 @@ def register(
 def configure_x402(
     ctx: typer.Context,
     agent: str = AGENT_OPTION,
-    price: str = typer.Option(..., "--price", help="Price per call in whole units of the first token."),
-    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help="Accepted mints, comma-separated."),
+    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
     endpoint: str = typer.Option(..., "--endpoint", help="x402 service endpoint, http(s)://…"),
+    price: Optional[str] = typer.Option(None, "--price", help="Price per call, when --tokens names one token."),
     payment_address: Optional[str] = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
 ) -> None:
-    """Enable x402 payments, or replace the price, tokens, endpoint and payment address at once."""
+    """Enable x402 payments, or replace the tokens and their prices, endpoint and payment address at once.
+
+    Example: ghost agent configure-x402 -a translator --tokens USDC=0.01,EURC=0.01 --endpoint https://t.example
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     settings = x402_settings(st, price, tokens, endpoint, payment_address, required=True)
@@ -230,12 +282,14 @@ def configure_x402(
         return await gp.configure_x402(info.address, settings)
 
     result = st.run(work, status="Configuring x402…")
-    tx_out(st, "x402 configured", result, result.address, price=settings.price,
-           tokens=",".join(str(t) for t in settings.tokens), endpoint=settings.endpoint)
+    tx_out(st, "x402 configured", result, result.address, prices=settings_text(st, settings.prices),
+           tokens=",".join(str(t) for t in settings.prices), endpoint=settings.endpoint)
 
 
-def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, **extra: Any) -> None:
-    """Check ownership, send `call(gp, address)`, print the transaction."""
+def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, extra: dict[str, Any] | None = None,
+             **fields: Any) -> None:
+    """Check ownership, send `call(gp, info)`, print the transaction with `fields` (and `extra`, which
+    `call` may fill in)."""
     st = state(ctx)
     ref = params.agent_ref(agent)
 
@@ -244,25 +298,55 @@ def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, **extra: An
         return await call(gp, info)
 
     result = st.run(work, status=f"{action[:1].upper()}{action[1:]}…")
-    tx_out(st, action, result, result.address, **extra)
+    tx_out(st, action, result, result.address, **fields, **(extra or {}))
 
 
 @app.command("set-price")
 def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
-              price: str = typer.Option(..., "--price", help="Whole units of the first accepted token.")) -> None:
-    """Change the x402 price per call."""
-    value = params.amount(price, "--price")
-    owner_tx(ctx, agent, "price set", lambda gp, info: gp.set_price(info.address, value), price=value)
+              tokens: Optional[List[str]] = typer.Option(
+                  None, "--tokens", "--token", "-t",
+                  help="New prices of accepted tokens: USDC=0.02,EURC=0.02 (the others keep theirs); with "
+                       "--price: the one token it prices."),
+              price: Optional[str] = typer.Option(None, "--price",
+                                                  help="Whole tokens per call, for one token (--token T, or "
+                                                       "the agent's only token).")) -> None:
+    """Change the x402 price per call in some of the accepted tokens.
+
+    Example: ghost agent set-price -a translator --tokens USDC=0.02   (or --price 0.02 for a one-token agent)
+    """
+    st = state(ctx)
+    if not tokens and price is None:
+        raise typer.BadParameter("give the new prices: --tokens USDC=0.02[,EURC=0.02] or --price P")
+    prices = params.token_prices(st, tokens, price) if tokens else None
+    single = params.amount(price, "--price") if price is not None and not tokens else None
+    shown: dict[str, Any] = {}  # the prices set, for the output: known once the agent is read
+
+    async def call(gp: "GhostPayClient", info: "AgentInfo") -> "TxResult":
+        chosen = prices
+        if chosen is None:  # --price alone: the agent's only token
+            if len(info.prices) != 1:
+                raise CliError(f"agent {info.address} accepts {len(info.prices)} tokens; say which with "
+                               "--token T --price P, or --tokens T=P,...", 2)
+            chosen = {next(iter(info.prices)): single}
+        shown.update(prices=settings_text(st, chosen))
+        return await gp.set_price(info.address, chosen)
+
+    owner_tx(ctx, agent, "price set", call, extra=shown)
 
 
 @app.command("set-tokens")
 def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
-               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t",
-                                                help="Accepted mints, comma-separated (1-10).")) -> None:
-    """Replace the accepted token mints."""
-    mints = params.tokens(state(ctx), tokens)
-    owner_tx(ctx, agent, "tokens set", lambda gp, info: gp.set_tokens(info.address, mints),
-             tokens=",".join(str(m) for m in mints))
+               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
+               price: Optional[str] = typer.Option(None, "--price", help="Price per call, for a single token.")
+               ) -> None:
+    """Replace the accepted tokens and their prices.
+
+    Example: ghost agent set-tokens -a translator --tokens USDC=0.01,EURC=0.0095
+    """
+    st = state(ctx)
+    prices = params.token_prices(st, tokens, price)
+    owner_tx(ctx, agent, "tokens set", lambda gp, info: gp.set_tokens(info.address, prices),
+             prices=settings_text(st, prices), tokens=",".join(str(m) for m in prices))
 
 
 @app.command("update-endpoint")
@@ -323,7 +407,8 @@ def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
 @app.command()
 def close(ctx: typer.Context, agent: str = AGENT_OPTION,
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
-    """Close the agent and its reputation account, refunding their rent (refused with open work orders)."""
+    """Close the agent, refunding its rent (refused with open work orders). Its reputation stays on chain:
+    registering the same agent id again continues it."""
     if interactive(state(ctx), yes) and not typer.confirm(f"Close agent {agent}? This cannot be undone",
                                                            default=False):
         raise typer.Abort()
@@ -338,13 +423,13 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
     st = state(ctx)
     ref = params.agent_ref(agent)
 
-    async def work(gp: "GhostPayClient") -> tuple["AgentInfo", "MintInfo | None"]:
+    async def work(gp: "GhostPayClient") -> tuple["AgentInfo", Mints]:
         info = await gp.get_agent(ref)
-        return info, await first_mint(gp, info)
+        return info, await mints_of(gp, info)
 
-    info, mint = st.run(work, signer=isinstance(ref, str))
-    emit(st, agent_json(st, info, mint), lambda out: out.print(key_value_table(agent_rows(st, info, mint),
-                                                                               title=f"Agent {info.name}")))
+    info, mints = st.run(work, signer=isinstance(ref, str))
+    emit(st, agent_json(st, info, mints), lambda out: out.print(key_value_table(agent_rows(st, info, mints),
+                                                                                title=f"Agent {info.name}")))
 
 
 @app.command("list")
@@ -354,7 +439,7 @@ def list_(ctx: typer.Context,
     st = state(ctx)
     owner_key = params.pubkey(owner, "owner") if owner else None
 
-    async def work(gp: "GhostPayClient") -> list[tuple["AgentInfo", "MintInfo | None"]]:
+    async def work(gp: "GhostPayClient") -> list[tuple["AgentInfo", Mints]]:
         return await with_mints(gp, await gp.list_agents(owner_key or gp.wallet))
 
     agents = st.run(work, signer=owner_key is None)
@@ -370,16 +455,23 @@ def search(
                                                 help="Takes x402 payments (or not)."),
     token: Optional[str] = typer.Option(None, "--token", "-t", help="Accepts this mint (address or symbol)."),
     max_price: Optional[str] = typer.Option(None, "--max-price",
-                                            help="At most this price per call, in whole tokens of --token "
-                                                 "(else of each agent's pricing token)."),
+                                            help="At most this price per call in --token (whole tokens): each "
+                                                 "accepted token has its own price."),
     min_reputation: Optional[str] = typer.Option(None, "--min-reputation",
                                                  help="At least this score: basis points (0-10000) or NN%."),
-    sort: Optional[str] = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)}."),
+    sort: Optional[str] = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, "
+                                                            "else in each agent's default token)."),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
 ) -> None:
-    """Find agents: from the indexer database when one is configured (--db), else from the chain."""
+    """Find agents: from the indexer database when one is configured (--db), else from the chain.
+
+    Example: ghost agent search -c translate --token USDC --max-price 0.05 --sort price
+    """
     st = state(ctx)
+    if max_price is not None and token is None:
+        raise typer.BadParameter("--max-price needs --token: each accepted token has its own price "
+                                 "(e.g. --token USDC --max-price 0.05)")
     mint = params.token(st, token) if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
@@ -404,18 +496,12 @@ def search(
 
 async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Decimal | None, floor: int | None,
                        order: str | None, capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                       limit: int) -> tuple[list[tuple["AgentInfo", "MintInfo | None"]], int]:
-    """getProgramAccounts with memcmp filters; a price ceiling without --token is in each agent's own token.
+                       limit: int) -> tuple[list[tuple["AgentInfo", Mints]], int]:
+    """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK.
     Returns the first `limit` agents and how many matched."""
-    price_filter = ceiling if mint is not None else None
-    agents = await gp.search_agents(x402_enabled=True if ceiling is not None and x402_enabled is None
-                                    else x402_enabled, capability=capability, token=mint, max_price=price_filter,
-                                    min_reputation=floor, active=None if include_inactive else True,
-                                    sort=order)  # type: ignore[arg-type]
-    if ceiling is not None and mint is None:
-        pairs = await with_mints(gp, agents)
-        pairs = [(a, m) for a, m in pairs if m is not None and whole(a.price_per_call, m.decimals) <= ceiling]
-        return pairs[:limit], len(pairs)
+    agents = await gp.search_agents(x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
+                                    capability=capability, token=mint, max_price=ceiling, min_reputation=floor,
+                                    active=None if include_inactive else True, sort=order)  # type: ignore[arg-type]
     return await with_mints(gp, agents[:limit]), len(agents)
 
 
@@ -486,9 +572,10 @@ def payment_history(
               reverse=True)
     rows = rows[:limit]
     emit(st, {"agent": agent, "source": source, "payments": rows}, lambda out: out.print(table(
-        ["date", "payer", "amount", "reference", "signature"],
+        ["date", "payer", "amount", "receipt rent paid by", "reference", "signature"],
         [(when(r["timestamp"]), r["payer"], format_amount(Decimal(r["amount"]), r["token_symbol"]),
-          r["reference"][:16] + "…", r["signature"]) for r in rows],
+          "the payer" if r["rent_payer"] == r["payer"] else r["rent_payer"], r["reference"][:16] + "…",
+          r["signature"]) for r in rows],
         title=f"{len(rows)} payment(s) (from the {source})")))
 
 
@@ -500,6 +587,7 @@ async def history_chain(st: State, gp: "GhostPayClient", ref: params.AgentArg, l
     for event in events:
         mint = await gp.get_mint(event.mint)
         rows.append({"signature": str(event.signature), "slot": event.slot, "payer": str(event.payer),
+                     "rent_payer": str(event.rent_payer),
                      "mint": str(event.mint), "token_symbol": mint_symbol(st, event.mint),
                      "amount": format(from_atomic(event.amount, mint.decimals), "f"), "amount_atomic": event.amount,
                      "reference": bytes(event.reference).hex(), "timestamp": event.timestamp,
@@ -511,30 +599,27 @@ async def history_chain(st: State, gp: "GhostPayClient", ref: params.AgentArg, l
 def payment_status(ctx: typer.Context,
                    agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
     """x402 earnings and call counts, and the payment wallet's balance of each accepted token."""
-    from ghostpay.tokens import from_atomic
-
     st = state(ctx)
     ref = params.agent_ref(agent)
 
-    async def work(gp: "GhostPayClient") -> tuple[Any, Any, Any, list[tuple[Any, Decimal]]]:
+    async def work(gp: "GhostPayClient") -> tuple[Any, Mints, Any, list[tuple[Any, Decimal]]]:
         info = await gp.get_agent(ref)
         metrics = await gp.get_metrics(info.address)
-        balances = [(await gp.get_mint(t), await gp.get_token_balance(info.payment_address, t))
-                    for t in info.accepted_tokens]
-        return info, await first_mint(gp, info), metrics, balances
+        mints = await mints_of(gp, info)
+        balances = [(mints[str(t)], await gp.get_token_balance(info.payment_address, t)) for t in info.prices]
+        return info, mints, metrics, balances
 
-    info, mint, metrics, balances = st.run(work, signer=isinstance(ref, str))
-    decimals = mint.decimals if mint else 0
+    info, mints, metrics, balances = st.run(work, signer=isinstance(ref, str))
     data = {"agent": str(info.address), "x402_enabled": info.x402_enabled, "total_calls": info.total_calls,
-            "total_earned": from_atomic(info.total_payments, decimals), "total_earned_atomic": info.total_payments,
-            "token": str(mint.address) if mint else None, "price": from_atomic(info.price_per_call, decimals),
+            "total_earned": total_paid(info, mints), "total_earned_atomic": info.total_payments,
+            "prices": prices_json(st, info, mints),
             "successful_payments": metrics.successful_payments, "failed_payments": metrics.failed_payments,
             "last_payment_at": info.last_payment_at, "payment_address": str(info.payment_address),
             "balances": [{"token": str(m.address), "symbol": mint_symbol(st, m.address), "balance": b}
                          for m, b in balances]}
     rows = [("agent", str(info.address)), ("x402", "enabled" if info.x402_enabled else "disabled"),
-            ("price per call", price_text(st, info, mint)), ("paid calls", f"{info.total_calls:,}"),
-            ("earned", price_text(st, info, mint, info.total_payments)),
+            ("price per call", prices_text(st, info, mints)), ("paid calls", f"{info.total_calls:,}"),
+            ("earned", total_text(st, info, mints)),
             ("reported failed", f"{metrics.failed_payments:,}"), ("last payment", when(info.last_payment_at)),
             ("payment address", str(info.payment_address))]
     rows += [(f"balance {mint_symbol(st, m.address)}", format_amount(b, mint_symbol(st, m.address)))

@@ -1,9 +1,11 @@
 """`ghost escrow`: hire an agent through a token escrow (work orders), on the SDK's work-order methods.
 
-The client creates and funds a work order; the provider agent's owner accepts and delivers; the client
-releases (in milestones or at once) or rejects; after the review period the provider may claim; either
-party may dispute and the arbiter splits the remainder; the client cancels before acceptance or takes a
-refund after a missed deadline. ORDER is the work order's address (`ghost escrow list` shows them).
+The client creates and funds a work order naming an arbiter; the provider agent's owner accepts it (agreeing
+to that arbiter) or declines it (a full refund), then delivers; the client releases (in milestones or at
+once) or rejects within the review period, which gives the provider the review period again to deliver anew
+or dispute; after the review period the provider may claim; either party may dispute and the arbiter splits
+the remainder; the client cancels before acceptance or takes a refund after a missed deadline (and, after a
+rejection, the grace period). ORDER is the work order's address (`ghost escrow list` shows them).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ app = typer.Typer(help="Hire agents through token escrow: work orders from creat
                   no_args_is_help=True)
 
 ORDER_ARGUMENT = typer.Argument(..., help="The work order's address.")
-STATUSES = ("Created", "Accepted", "Submitted", "Disputed")
+STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Disputed")  # the live ones
 
 
 def order_json(st: Any, o: "WorkOrderInfo") -> dict[str, Any]:
     from ghostpay.cli.output import jsonable
 
     data = jsonable(o)
-    data.update(token_symbol=mint_symbol(st, o.mint), explorer=explorer_url("address", o.address, st.rpc_url))
+    data.update(token_symbol=mint_symbol(st, o.mint), rejected_at=o.account.rejected_at,
+                explorer=explorer_url("address", o.address, st.rpc_url))
     return data
 
 
@@ -50,6 +53,9 @@ def order_rows(st: Any, o: "WorkOrderInfo") -> list[tuple[str, str]]:
     rows += [("requirements", "; ".join(o.requirements))] if o.requirements else []
     if o.deliverable_uri:
         rows += [("delivered", f"{o.deliverable_uri} ({when(o.delivered_at)})"), ("content hash", o.content_hash.hex())]
+    if o.status == "Rejected":  # the provider may deliver again or dispute until the grace period ends
+        rejected_at = o.account.rejected_at
+        rows += [("rejected", when(rejected_at)), ("grace period ends", when(rejected_at + o.review_period_seconds))]
     return rows
 
 
@@ -125,9 +131,27 @@ def create(
 
 
 @app.command()
-def accept(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Accept a work order, as the provider agent's owner."""
-    order_tx(ctx, order, "work order accepted", lambda gp, o: gp.accept_work_order(o))
+def accept(ctx: typer.Context, order: str = ORDER_ARGUMENT,
+           arbiter: Optional[str] = typer.Option(None, "--arbiter",
+                                                 help="The arbiter you agree to; the program refuses the accept "
+                                                      "if the order names another (default: the order's, as "
+                                                      "`ghost escrow show` prints it).")) -> None:
+    """Accept a work order, as the provider agent's owner, agreeing to its arbiter.
+
+    Example: ghost escrow accept <ORDER> --arbiter <ARBITER>
+    """
+    agreed = params.pubkey(arbiter, "arbiter") if arbiter else None
+    order_tx(ctx, order, "work order accepted", lambda gp, o: gp.accept_work_order(o, arbiter=agreed),
+             **({"arbiter": str(agreed)} if agreed else {}))
+
+
+@app.command()
+def decline(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
+    """Turn down a work order you never accepted, as the provider agent's owner: the client gets it all back.
+
+    Example: ghost escrow decline <ORDER>
+    """
+    order_tx(ctx, order, "work order declined", lambda gp, o: gp.decline_work_order(o))
 
 
 @app.command()
@@ -198,7 +222,8 @@ def cancel(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
 
 @app.command()
 def refund(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
-    """Take back the rest after a missed deadline with nothing delivered, as the client."""
+    """Take back the rest after a missed deadline with no delivery standing (none, or a rejected one whose
+    grace period passed), as the client."""
     order_tx(ctx, order, "refund claimed", lambda gp, o: gp.claim_refund(o))
 
 

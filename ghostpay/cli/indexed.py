@@ -9,12 +9,9 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from ghostpay.cli.context import CliError, State
-
-if TYPE_CHECKING:
-    from ghostpay.tokens import MintInfo
 
 DB_PAGE = 1000  # the largest page the queries return
 
@@ -48,7 +45,7 @@ class IndexedAgent:
     metadata_uri: str
     is_active: bool
     x402_enabled: bool
-    price_per_call: int
+    prices: dict[str, int]  # accepted mint -> atomic units per call, the default mint first
     payment_address: str
     endpoint: str
     reputation_score: int
@@ -57,8 +54,12 @@ class IndexedAgent:
     last_payment_at: int
     created_at: int
     updated_at: int
+    registration: int
     capabilities: list[str] = field(default_factory=list)
-    accepted_tokens: list[str] = field(default_factory=list)
+
+    @property
+    def accepted_tokens(self) -> list[str]:
+        return list(self.prices)
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,11 @@ def _sqlite_index(st: State, path: str) -> Iterator[Any]:
         raise CliError(f"cannot open the indexer database {db_url(st.settings.db or '')}: {exc}; check --db") from None
 
 
-def _indexed_agent(a: Any, capabilities: list[str], tokens: list[str]) -> IndexedAgent:
+def _indexed_agent(a: Any, capabilities: list[str], prices: dict[str, int]) -> IndexedAgent:
     return IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                        a.is_active, a.x402_enabled, a.price_per_call, a.payment_address or a.owner, a.endpoint,
+                        a.is_active, a.x402_enabled, prices, a.payment_address or a.owner, a.endpoint,
                         a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
-                        a.created_at, a.updated_at, capabilities, tokens)
+                        a.created_at, a.updated_at, a.registration, capabilities)
 
 
 def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
@@ -112,13 +113,13 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
             with _sqlite_index(st, path) as index:
                 page = sqlite_read.search_agents(index, **filters)
-            return [_indexed_agent(a, a.capabilities, a.tokens) for a in page.items], page.total
+            return [_indexed_agent(a, a.capabilities, a.prices) for a in page.items], page.total
         from ghostpay.indexer import queries
 
         for session in _session(st):
             page = queries.search_agents(session, **filters)
             return [_indexed_agent(a, queries.agent_capabilities(session, a.address),
-                                   queries.agent_tokens(session, a.address)) for a in page.items], page.total
+                                   queries.agent_prices(session, a.address)) for a in page.items], page.total
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
     return [], 0
@@ -168,10 +169,9 @@ class Decimals:
 
 def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | None, order: str | None,
                    capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                   limit: int) -> tuple[list[tuple[IndexedAgent, "MintInfo | None"]], int]:
-    """Agents from the database, with the same filters as the chain search; returns them and the total."""
-    from ghostpay.cli.output import whole
-
+                   limit: int) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
+    """Agents from the database, with the same filters as the chain search; returns them and the total.
+    A price ceiling is in whole units of `mint` (the caller requires one)."""
     decimals = Decimals(st)
     token = str(mint) if mint is not None else None
     max_atomic = None
@@ -180,16 +180,12 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
         if found is None:
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
-    exact = (ceiling is None or token is not None) and order in (None, "reputation", "price")
-    agents, total = _search(st, x402_enabled=True if ceiling is not None and x402_enabled is None else x402_enabled,
-                            capability=capability, token=token, max_price=max_atomic, min_reputation=floor,
-                            active=None if include_inactive else True, sort="price" if order == "price" else "score",
+    exact = order in (None, "reputation", "price")
+    agents, total = _search(st, x402_enabled=x402_enabled, capability=capability, token=token, max_price=max_atomic,
+                            min_reputation=floor, active=None if include_inactive else True,
+                            sort="price" if order == "price" else "score",
                             limit=min(limit, DB_PAGE) if exact else DB_PAGE)
-    out: list[tuple[IndexedAgent, Any]] = [(a, decimals(a.accepted_tokens[0] if a.accepted_tokens else None))
-                                           for a in agents]
-    if ceiling is not None and token is None:  # each agent's price in its own pricing token
-        out = [(a, m) for a, m in out if m is not None and whole(a.price_per_call, m.decimals) <= ceiling]
-        total = len(out)
+    out = [(a, {m: decimals(m) for m in a.prices}) for a in agents]
     if order in ("newest", "oldest", "calls", "name"):
         keys = {"newest": (lambda a: a.created_at, True), "oldest": (lambda a: a.created_at, False),
                 "calls": (lambda a: a.total_calls, True), "name": (lambda a: a.name.casefold(), False)}
@@ -205,7 +201,8 @@ def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -
     rows = []
     for p in _payments(st, address, sort_by, min(limit, DB_PAGE)):
         mint = decimals(p.mint)
-        rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "mint": p.mint,
+        rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "rent_payer": p.rent_payer,
+                     "mint": p.mint,
                      "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
                      "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
                      "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,

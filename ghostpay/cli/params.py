@@ -71,18 +71,33 @@ def token(state: "State", value: str) -> "Pubkey":
     return pubkey(value, "token mint (or a known symbol)")
 
 
-def tokens(state: "State", values: Sequence[str]) -> list["Pubkey"]:
-    """Mints from repeated and/or comma-separated values: 1 to 10, distinct."""
-    items = [part for value in values for part in value.split(",") if part.strip()]
+def token_prices(state: "State", values: Sequence[str], price: str | None = None) -> dict["Pubkey", Decimal]:
+    """Accepted mints and their price per call, each in whole units of its own mint (its decimals are read
+    from the chain when the transaction is built): `USDC=0.01,EURC=0.0095` (repeated and/or comma-separated),
+    or one mint with `--price`. 1 to 10 distinct mints."""
+    items = [part.strip() for value in values for part in value.split(",") if part.strip()]
     maximum = limits()["MAX_ACCEPTED_TOKENS"]
     if not items:
-        raise typer.BadParameter("give at least one token mint (--tokens MINT[,MINT...])")
+        raise typer.BadParameter("give at least one token and its price (--tokens USDC=0.01[,EURC=0.01...])")
     if len(items) > maximum:
         raise typer.BadParameter(f"at most {maximum} accepted tokens, got {len(items)}")
-    mints = [token(state, item) for item in items]
-    if len(set(mints)) != len(mints):
+    if price is not None:
+        if len(items) != 1 or "=" in items[0]:
+            raise typer.BadParameter("--price prices a single token; give each token its own price instead: "
+                                     "--tokens USDC=0.01,EURC=0.01")
+        prices = {token(state, items[0]): amount(price, "--price")}
+    else:
+        unpriced = [item for item in items if "=" not in item]
+        if unpriced:
+            raise typer.BadParameter(f"no price for {', '.join(unpriced)}: write --tokens {unpriced[0]}=0.01 "
+                                     "(whole tokens), or --price P with a single token")
+        prices = {}
+        for item in items:
+            label, _, value = item.partition("=")
+            prices[token(state, label)] = amount(value, f"the price of {label.strip()}")
+    if len(prices) != len(items):
         raise typer.BadParameter("the accepted tokens must be distinct")
-    return mints
+    return prices
 
 
 def amount(value: str, what: str = "amount", *, allow_zero: bool = False) -> Decimal:

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Pay agents per call (x402), verify receipts, give feedback.", no_args_is_help=True)
 
-AMOUNT_OPTION = typer.Option(None, "--amount", help="Whole tokens (default: the agent's price).")
-TOKEN_OPTION = typer.Option(None, "--token", "-t", help="Mint or symbol (default: the agent's first token).")
+AMOUNT_OPTION = typer.Option(None, "--amount", help="Whole tokens (default: the agent's price in that token).")
+TOKEN_OPTION = typer.Option(None, "--token", "-t",
+                            help="Mint or symbol to pay in, one the agent accepts (default: its first token).")
 REFERENCE_OPTION = typer.Option(..., "--reference", "-r", help="The payment reference (64 hex digits).")
 
 
@@ -56,7 +57,10 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
          reference: Optional[str] = typer.Option(None, "--reference", "-r",
                                                  help="64 hex digits (default: random); a retry with the same "
                                                       "reference cannot pay twice.")) -> None:
-    """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction)."""
+    """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction).
+
+    Example: ghost payment send -a <AGENT> --token EURC   (pays the agent's EURC price)
+    """
     st = state(ctx)
     ref = params.agent_ref(agent)
     value = params.amount(amount) if amount is not None else None
@@ -85,13 +89,15 @@ def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFER
         raise typer.Exit(1)
     symbol = mint_symbol(st, receipt.mint)
     data = {"agent": str(receipt.agent), "reference": raw.hex(), "paid": True, "receipt": str(receipt.address),
-            "payer": str(receipt.payer), "token": str(receipt.mint), "token_symbol": symbol,
+            "payer": str(receipt.payer), "rent_payer": str(receipt.rent_payer), "registration": receipt.registration,
+            "token": str(receipt.mint), "token_symbol": symbol,
             "amount": receipt.amount, "amount_atomic": receipt.amount_atomic, "paid_at": receipt.paid_at,
             "feedback_submitted": receipt.feedback_submitted,
             "explorer": explorer_url("address", receipt.address, st.rpc_url)}
     from ghostpay.cli.agent import when
 
     rows = [("agent", str(receipt.agent)), ("payer", str(receipt.payer)),
+            ("receipt rent paid by", "the payer" if receipt.rent_payer == receipt.payer else str(receipt.rent_payer)),
             ("amount", format_amount(receipt.amount, symbol)), ("paid at", when(receipt.paid_at)),
             ("receipt", str(receipt.address)), ("explorer", data["explorer"]),
             ("feedback", "given" if receipt.feedback_submitted else "not yet")]

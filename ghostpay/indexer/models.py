@@ -116,7 +116,7 @@ class Agent(SQLModel, table=True):
     is_active: bool = True
     closed: bool = False
     x402_enabled: bool = False
-    price_per_call: int = u64(index=True)  # in the first accepted mint (agent_tokens has each mint's)
+    registration: int = u64()  # 1 for a first registration, +1 each time the agent id is registered again
     payment_address: Optional[str] = None
     endpoint: str = ""
     reputation_score: int = Field(default=0, index=True)
@@ -140,13 +140,14 @@ class AgentCapability(SQLModel, table=True):
 
 
 class AgentToken(SQLModel, table=True):
-    """An accepted mint and the price per call in it (atomic units); position 0 is the default one."""
+    """An accepted mint and the price of one call in it (atomic units of that mint); position 0 is the
+    default a buyer pays in."""
 
     __tablename__ = "agent_tokens"
     agent: str = Field(primary_key=True)
     mint: str = Field(primary_key=True, index=True)
     position: int
-    price: int = u64()
+    price: int = u64(index=True)
 
 
 class Payment(SQLModel, table=True):
@@ -156,6 +157,7 @@ class Payment(SQLModel, table=True):
     agent: str = Field(primary_key=True)
     reference: str = Field(primary_key=True)  # hex
     payer: str = Field(index=True)
+    rent_payer: str = Field(default="", index=True)  # paid the receipt's rent: the payer or a facilitator
     mint: str = Field(index=True)
     amount: int = u64(index=True)
     signature: str = Field(index=True)
@@ -274,17 +276,32 @@ def _create_v1(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in ALL_TABLES])  # type: ignore[attr-defined]
 
 
-def _token_prices_v2(connection: Connection) -> None:
-    """Each accepted mint has its own price (issue 14). A database created at v2 already has the column."""
-    if "price" not in {c["name"] for c in inspect(connection).get_columns("agent_tokens")}:
-        column = "NUMERIC(20, 0)" if connection.dialect.name == "postgresql" else "BIGINT"
-        connection.execute(text(f"ALTER TABLE agent_tokens ADD COLUMN price {column} NOT NULL DEFAULT 0"))
+# v2 columns: (table, column, SQL type and default). v1 creates tables from the current models, so a
+# fresh database already has them and v2 adds only what an older one lacks.
+_V2_COLUMNS = (("agents", "registration", "BIGINT NOT NULL DEFAULT 0"),
+               ("agent_tokens", "price", "BIGINT NOT NULL DEFAULT 0"),
+               ("payments", "rent_payer", "VARCHAR NOT NULL DEFAULT ''"))
+
+
+def _per_mint_prices_v2(connection: Connection) -> None:
+    """Issue 14's program: a price per accepted mint, the registration number, the receipt's rent payer.
+    Rows written from the earlier program keep zeros there (its events carry neither): re-index them."""
+    inspector = inspect(connection)
+    for table, column, sql_type in _V2_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    for name, table, column in (("ix_agent_tokens_price", "agent_tokens", "price"),
+                                ("ix_payments_rent_payer", "payments", "rent_payer")):
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
+    if "price_per_call" in {c["name"] for c in inspector.get_columns("agents")}:
+        connection.exec_driver_sql("DROP INDEX IF EXISTS ix_agents_price_per_call")
+        connection.exec_driver_sql("ALTER TABLE agents DROP COLUMN price_per_call")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
               _create_v1),
-    Migration(2, "a price per accepted mint (agent_tokens.price)", _token_prices_v2),
+    Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

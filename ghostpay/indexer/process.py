@@ -291,17 +291,19 @@ class Batch:
         # reputation continues (the program keeps the ReputationMetrics and rescores, which its
         # ReputationUpdated event right after mirrors). Prices come with the account (fill_agents).
         fresh = new_row(Agent, address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name,
-                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, created_at=e.timestamp,
-                        updated_at=e.timestamp, slot=tx.slot)
+                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, registration=e.registration,
+                        created_at=e.timestamp, updated_at=e.timestamp, slot=tx.slot)
         row = self._get(Agent, agent)
         if row is None:
             self._add(Agent, agent, fresh)
         else:
             row.__dict__.update(fresh.__dict__)
         rep = self._reputation(agent, e.timestamp)
-        if e.registration <= 1:
+        if e.registration <= 1:  # a first registration creates the metrics (a stale row from a reset chain goes)
             rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
                                         updated_at=e.timestamp).__dict__)
+        else:
+            self._roll(rep, e.timestamp)
         self.needs_account.add(agent)
 
     def _on_AgentUpdated(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
@@ -335,11 +337,8 @@ class Batch:
         self.needs_account.discard(agent)
 
     def _set_tokens(self, agent: str, tokens: Sequence[Any]) -> None:
-        """Replace the agent's accepted mints and prices (`TokenPrice`s, written at commit); its
-        price_per_call is the first one's."""
-        prices = {str(t.mint): t.price for t in reversed(tokens)}  # a repeated mint keeps its first price
-        self._tokens[agent] = [(mint, prices[mint]) for mint in dict.fromkeys(str(t.mint) for t in tokens)]
-        self._agent(agent).price_per_call = tokens[0].price if tokens else 0
+        """Replace the agent's accepted mints with these `TokenPrice`s, in order (written at commit)."""
+        self._tokens[agent] = list(dict((str(t.mint), t.price) for t in tokens).items())
 
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
         self._capabilities[agent] = list(dict.fromkeys(capabilities))
@@ -386,7 +385,8 @@ class Batch:
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
         mint = str(e.mint)
-        payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), mint=mint, amount=e.amount,
+        payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), rent_payer=str(e.rent_payer),
+                          mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
         # Written without reading: the upsert replaces a stored row (a receipt of a closed-and-reregistered
@@ -523,7 +523,9 @@ class Batch:
             order.refunded += e.client_amount
         self._escrow_earned(agent, order.mint if order else "", e.provider_amount, e.timestamp)
         rep = self._reputation(agent, e.timestamp)
-        if e.client_share_bps == 0:  # wholly for the provider: as if the client had released it
+        # program/src/work_order_settle.c resolve_dispute: a ruling wholly for the provider erases the
+        # dispute and completes the job, as a release would; any other counts a resolved dispute.
+        if e.client_share_bps == 0:
             rep.total_disputes = max(rep.total_disputes - 1, 0)
             self._agent(agent).total_jobs_completed += 1
             self._count_successful(rep, e.timestamp)

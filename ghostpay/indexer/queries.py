@@ -45,26 +45,26 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
                   token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
                   tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
                   limit: int = 50, offset: int = 0) -> Page[Agent]:
-    """Open agents matching every filter. Each accepted mint has its own price: with `token`, `max_price`
-    and the price sort are in that mint (atomic units), without it in each agent's first mint. Price or
-    token filters imply x402_enabled. `sort`: score (highest first) or price (lowest first); ties by address."""
+    """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
+    units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
+    first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
+    if max_price is not None and token is None:
+        raise QueryError("max_price needs a token: each accepted mint has its own price")
     if active is not None:
         statement = statement.where(Agent.is_active == active)
-    if x402_enabled is None and (token is not None or max_price is not None):
+    if x402_enabled is None and token is not None:
         x402_enabled = True
     if x402_enabled is not None:
         statement = statement.where(Agent.x402_enabled == x402_enabled)
     if capability is not None:
         statement = statement.where(col(Agent.address).in_(
             select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())))
-    price: Any = Agent.price_per_call
     if token is not None:
-        price = select(AgentToken.price).where(AgentToken.agent == Agent.address, AgentToken.mint == token
-                                               ).scalar_subquery()
-        statement = statement.where(col(Agent.address).in_(select(AgentToken.agent).where(AgentToken.mint == token)))
-    if max_price is not None:
-        statement = statement.where(price <= max_price)
+        tokens = select(AgentToken.agent).where(AgentToken.mint == token)
+        if max_price is not None:
+            tokens = tokens.where(AgentToken.price <= max_price)
+        statement = statement.where(col(Agent.address).in_(tokens))
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
@@ -77,21 +77,23 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "price":
+        priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
+        price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
         order = [price.asc(), Agent.address]
     else:
         raise QueryError("sort must be score or price")
     return _paged(session, statement, order, limit, offset)
 
 
+def agent_prices(session: Session, agent: str) -> dict[str, int]:
+    """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
+    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
+    return {r.mint: r.price for r in rows}
+
+
 def agent_tokens(session: Session, agent: str) -> list[str]:
     """An agent's accepted mints, the default one first."""
-    return [mint for mint, _ in token_prices(session, agent)]
-
-
-def token_prices(session: Session, agent: str) -> list[tuple[str, int]]:
-    """An agent's accepted mints with the price per call in each (atomic units), the default one first."""
-    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
-    return [(r.mint, r.price) for r in rows]
+    return list(agent_prices(session, agent))
 
 
 def agent_capabilities(session: Session, agent: str) -> list[str]:

@@ -68,13 +68,15 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
                   capability: Optional[str] = None, token: Optional[str] = None, max_price: Optional[int] = None,
                   min_reputation: Optional[int] = None, active: Optional[bool] = True,
                   sort: Literal["score", "price"] = "score", limit: int = 50, offset: int = 0) -> Page[Record]:
-    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.tokens`
-    (its mints, the default one first)."""
+    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.prices`
+    (mint → price of a call in atomic units, the default mint first)."""
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
+    if max_price is not None and token is None:
+        raise QueryError("max_price needs a token: each accepted mint has its own price")
     if active is not None:
         where.append("is_active = ?")
         args.append(active)
-    if x402_enabled is None and (token is not None or max_price is not None):
+    if x402_enabled is None and token is not None:
         x402_enabled = True
     if x402_enabled is not None:
         where.append("x402_enabled = ?")
@@ -82,20 +84,19 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     if capability is not None:
         where.append("address IN (SELECT agent FROM agent_capabilities WHERE lower(capability) = ?)")
         args.append(capability.casefold())
-    price, price_args = "price_per_call", []  # type: tuple[str, list[Any]]
     if token is not None:
-        price, price_args = "(SELECT price FROM agent_tokens t WHERE t.agent = address AND t.mint = ?)", [token]
-        where.append("address IN (SELECT agent FROM agent_tokens WHERE mint = ?)")
-        args.append(token)
-    if max_price is not None:
-        where.append(f"{price} <= ?")
-        args += [*price_args, max_price]
+        capped = " AND price <= ?" if max_price is not None else ""
+        where.append(f"address IN (SELECT agent FROM agent_tokens WHERE mint = ?{capped})")
+        args += [token] if max_price is None else [token, max_price]
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
         where.append("reputation_score >= ?")
         args.append(min_reputation)
-    orders = {"score": ("reputation_score DESC, address", []), "price": (f"{price} ASC, address", price_args)}
+    # the price in `token`, else in each agent's first (default) token
+    priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
+    price = f"(SELECT price FROM agent_tokens t WHERE t.agent = address AND {priced})"
+    orders = {"score": ("reputation_score DESC, address", []), "price": (f"{price} ASC, address", priced_args)}
     if sort not in orders:
         raise QueryError("sort must be score or price")
     order, order_args = orders[sort]
@@ -103,15 +104,15 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     for agent in page.items:  # SQLite stores booleans as 0 / 1
         agent.is_active, agent.closed, agent.x402_enabled = (bool(agent.is_active), bool(agent.closed),
                                                               bool(agent.x402_enabled))
-    lists: dict[str, dict[str, list[str]]] = {a.address: {"capabilities": [], "tokens": []} for a in page.items}
+    lists: dict[str, dict[str, Any]] = {a.address: {"capabilities": [], "prices": {}} for a in page.items}
     marks = ", ".join("?" * len(lists))
     for agent, capability_name in index.execute(
             f"SELECT agent, capability FROM agent_capabilities WHERE agent IN ({marks}) ORDER BY capability",
             list(lists)):
         lists[agent]["capabilities"].append(capability_name)
-    for agent, mint in index.execute(
-            f"SELECT agent, mint FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)):
-        lists[agent]["tokens"].append(mint)
+    for agent, mint, token_price in index.execute(
+            f"SELECT agent, mint, price FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)):
+        lists[agent]["prices"][mint] = token_price
     for agent in page.items:
         agent.__dict__.update(lists[agent.address])
     return page

@@ -20,7 +20,7 @@ from ghostpay.accounts import Agent as AgentAccount
 from ghostpay.accounts import ReputationMetrics
 from ghostpay.indexer.models import Agent, Reputation
 from ghostpay.indexer.process import metrics_inputs
-from ghostpay.indexer.queries import agent_capabilities, token_prices
+from ghostpay.indexer.queries import agent_capabilities, agent_prices
 from ghostpay.indexer.source import RpcSource, decode_agent_account
 from ghostpay.pda import reputation_address
 from ghostpay.reputation import reputation_score
@@ -29,7 +29,8 @@ from ghostpay.reputation import reputation_score
 AGENT_FIELDS = {
     "owner": "owner", "agent_id": "agent_id", "name": "name", "agent_type": "agent_type",
     "description": "description", "metadata_uri": "metadata_uri", "is_active": "is_active",
-    "x402_enabled": "x402_enabled", "payment_address": "x402_payment_address", "endpoint": "x402_service_endpoint",
+    "x402_enabled": "x402_enabled", "registration": "registration",
+    "payment_address": "x402_payment_address", "endpoint": "x402_service_endpoint",
     "reputation_score": "reputation_score", "total_jobs_completed": "total_jobs_completed",
     "total_earnings": "total_earnings", "x402_total_payments": "x402_total_payments",
     "x402_total_calls": "x402_total_calls", "last_payment_at": "last_payment_at",
@@ -89,7 +90,7 @@ async def verify(engine: Engine, rpc: RpcSource) -> VerifyReport:
     with Session(engine) as session:
         indexed = {a.address: a for a in session.exec(select(Agent)).all()}
         reputations = {r.agent: r for r in session.exec(select(Reputation)).all()}
-        tokens = {a: token_prices(session, a) for a in indexed}
+        prices = {a: agent_prices(session, a) for a in indexed}
         capabilities = {a: agent_capabilities(session, a) for a in indexed}
     for address in sorted(set(on_chain) - {a for a, row in indexed.items() if not row.closed}):
         report.differences.append(Difference(address, "agent", "closed" if address in indexed else None, "exists"))
@@ -105,9 +106,8 @@ async def verify(engine: Engine, rpc: RpcSource) -> VerifyReport:
         row = indexed[address]
         for column, name in AGENT_FIELDS.items():
             _compare(report, address, column, getattr(row, column), getattr(account, name))
-        chain_tokens = [[str(t.mint), t.price] for t in account.x402_accepted_tokens]
-        _compare(report, address, "accepted_tokens", [list(t) for t in tokens[address]], chain_tokens)
-        _compare(report, address, "price_per_call", row.price_per_call, chain_tokens[0][1] if chain_tokens else 0)
+        _compare(report, address, "accepted_tokens", [[m, p] for m, p in prices[address].items()],
+                 [[t.mint, t.price] for t in account.x402_accepted_tokens])
         _compare(report, address, "capabilities", capabilities[address], sorted(set(account.capabilities)))
         raw = metric_accounts.get(metric_addresses[address])
         _compare_metrics(report, address, reputations.get(address), raw, account.reputation_score)

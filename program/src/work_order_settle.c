@@ -194,24 +194,24 @@ static uint64_t refund_client(Settlement *s, uint64_t event_discriminator) {
     return close_vault(&s->vault, s->client, s->client_token_account, s->agent);
 }
 
-static uint64_t cancel_work_order(const GpInput *in, BorshReader *r) {
+/* Refunds a Created order in full: cancelled by the client, or declined by the
+ * provider (so no client can keep it, and close_agent, waiting until the deadline). */
+static uint64_t refund_created(const GpInput *in, BorshReader *r, const SettleAccounts *at, SettleSigner signer,
+                               uint64_t event_discriminator) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     Settlement s;
-    TRY(load_settlement(in, &CANCEL_ACCOUNTS, SIGNED_BY_CLIENT, &s));
+    TRY(load_settlement(in, at, signer, &s));
     TRY(require_status(s.order, GP_WORK_ORDER_STATUS_CREATED));
-    TRY(bind_settlement(in, &CANCEL_ACCOUNTS, &s));
-    return refund_client(&s, GP_EVENT_WORK_ORDER_CANCELLED);
+    TRY(bind_settlement(in, at, &s));
+    return refund_client(&s, event_discriminator);
 }
 
-/* The provider turns down an order it never accepted, so no client can keep
- * it (and close_agent) waiting until the deadline. */
+static uint64_t cancel_work_order(const GpInput *in, BorshReader *r) {
+    return refund_created(in, r, &CANCEL_ACCOUNTS, SIGNED_BY_CLIENT, GP_EVENT_WORK_ORDER_CANCELLED);
+}
+
 static uint64_t decline_work_order(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &DECLINE_ACCOUNTS, SIGNED_BY_PROVIDER, &s));
-    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_CREATED));
-    TRY(bind_settlement(in, &DECLINE_ACCOUNTS, &s));
-    return refund_client(&s, GP_EVENT_WORK_ORDER_DECLINED);
+    return refund_created(in, r, &DECLINE_ACCOUNTS, SIGNED_BY_PROVIDER, GP_EVENT_WORK_ORDER_DECLINED);
 }
 
 /* After the deadline with no delivery standing: never delivered, or a

@@ -23,15 +23,25 @@ def test_register_with_x402_then_every_owner_command(wallets, usdc, net) -> None
     assert shown["capabilities"] == ["translate", "summarize"] and shown["accepted_tokens"] == [str(usdc)]
     assert shown["owner"] == str(owner.pubkey()) and shown["x402_enabled"] and shown["is_active"]
 
-    assert ghost("agent", "set-price", "--agent", "translator", "--price", "0.025", keypair=key).data["price"] \
-        == "0.025"
+    # --price alone reprices a one-token agent
+    assert ghost("agent", "set-price", "--agent", "translator", "--price", "0.025", keypair=key).data["prices"] \
+        .endswith("=0.025")
     second = ghost("test-mint", "--decimals", "9", "--symbol", "WSOL", "--amount", "0", keypair=key).data["mint"]
-    ghost("agent", "set-tokens", "-a", address, "--tokens", f"{usdc},WSOL", keypair=key).data
+    ghost("agent", "set-tokens", "-a", address, "--tokens", f"{usdc}=0.025,WSOL=0.0004", keypair=key).data
     ghost("agent", "update-endpoint", "-a", address, "--endpoint", "https://b.example/x", keypair=key).data
     ghost("agent", "update", "-a", address, "--name", "Translator Pro", "-c", "translate", keypair=key).data
     shown = ghost("agent", "show", "translator", keypair=key).data
     assert (shown["price"], shown["accepted_tokens"], shown["endpoint"], shown["name"], shown["capabilities"]) == \
         ("0.025000", [str(usdc), second], "https://b.example/x", "Translator Pro", ["translate"])
+    assert [(p["token"], p["price"], p["price_atomic"], p["decimals"]) for p in shown["prices"]] == [
+        (str(usdc), "0.025000", 25_000, 6), (second, "0.000400000", 400_000, 9)]  # each in its own decimals
+    # one mint repriced; the other keeps its price
+    ghost("agent", "set-price", "-a", address, "--tokens", "WSOL=0.0007", keypair=key).data
+    assert [p["price_atomic"] for p in ghost("agent", "show", address).data["prices"]] == [25_000, 700_000]
+    ambiguous = ghost("agent", "set-price", "-a", address, "--price", "0.03", keypair=key)
+    assert "accepts 2 tokens" in ambiguous.one_line_error(2)
+    text = ghost("agent", "show", address, output=None).stdout
+    assert "0.025" in text and "0.0007 WSOL" in text
 
     assert ghost("agent", "disable-x402", "-a", address, keypair=key).data["action"] == "x402 disabled"
     assert not ghost("agent", "show", address).data["x402_enabled"]
@@ -39,6 +49,7 @@ def test_register_with_x402_then_every_owner_command(wallets, usdc, net) -> None
           "https://c.example", "--payment-address", str(owner.pubkey()), keypair=key).data
     shown = ghost("agent", "show", address).data
     assert shown["x402_enabled"] and shown["price"] == "0.500000" and shown["accepted_tokens"] == [str(usdc)]
+    assert shown["registration"] == 1
 
     ghost("agent", "deactivate", "-a", address, keypair=key).data
     assert not ghost("agent", "show", address).data["is_active"]
@@ -49,6 +60,23 @@ def test_register_with_x402_then_every_owner_command(wallets, usdc, net) -> None
     closed = ghost("agent", "close", "-a", address, "--yes", keypair=key).data
     assert closed["action"] == "agent closed"
     assert ghost("agent", "list", keypair=key).data["agents"] == []
+    again = ghost("agent", "register", "translator", "--name", "Translator", "--yes", keypair=key).data
+    assert again["agent"] == address and ghost("agent", "show", address).data["registration"] == 2
+
+
+def test_token_price_options_are_checked_before_sending(wallets, usdc) -> None:
+    key, _ = wallets.new()
+    base = ["agent", "register", "bad", "--name", "Bad", "--endpoint", "https://x.example", "--yes"]
+    ghost("test-mint", "--mint", str(usdc), "--symbol", "USDC", "--amount", "0", keypair=key).data
+    for extra, message in ((["--tokens", f"USDC,{usdc}", "--price", "0.01"], "--price prices a single token"),
+                           (["--tokens", "USDC"], "no price for USDC"),
+                           (["--tokens", "USDC=0.01,USDC=0.02"], "distinct"),
+                           (["--tokens", "USDC=abc"], "the price of USDC must be a decimal number"),
+                           (["--price", "0.01"], "needs --tokens")):
+        assert message in ghost(*base, *extra, keypair=key).one_line_error(2)
+    too_fine = ghost(*base, "--tokens", "USDC=0.0000001", keypair=key)
+    assert "more than 6 decimals" in too_fine.one_line_error(1)
+    assert "--max-price needs --token" in ghost("agent", "search", "--max-price", "1").one_line_error(2)
 
 
 def test_search_filters_and_sorts_on_chain(wallets, usdc, net) -> None:
@@ -56,20 +84,20 @@ def test_search_filters_and_sorts_on_chain(wallets, usdc, net) -> None:
     other = ghost("test-mint", "--symbol", "EURC", "--amount", "0", keypair=key).data["mint"]
     labelled = ghost("test-mint", "--mint", str(usdc), "--symbol", "USDC", "--amount", "0", keypair=key).data
     assert labelled["created"] is False and labelled["decimals"] == 6
-    for agent_id, price, token, caps in [("cheap", "0.002", str(usdc), "ocr"), ("dear", "2", str(usdc), "ocr"),
-                                        ("euro", "0.003", other, "ocr,vision")]:
-        ghost("agent", "register", agent_id, "--name", agent_id.title(), "-c", caps, "--price", price,
-              "--tokens", token, "--endpoint", "https://x.example", "--yes", keypair=key).data
+    for agent_id, tokens, caps in [("cheap", f"{usdc}=0.002", "ocr"), ("dear", f"{usdc}=2,EURC=0.001", "ocr"),
+                                   ("euro", f"{other}=0.003", "ocr,vision")]:
+        ghost("agent", "register", agent_id, "--name", agent_id.title(), "-c", caps, "--tokens", tokens,
+              "--endpoint", "https://x.example", "--yes", keypair=key).data
     ghost("agent", "register", "unpriced", "--name", "Unpriced", "-c", "ocr", "--yes", keypair=key).data
 
     found = ghost("agent", "search", "--capability", "ocr", "--x402-enabled", "--sort", "price").data
     assert found["source"] == "chain"
     names = [a["name"] for a in found["agents"]]
-    assert names == ["Cheap", "Euro", "Dear"]
-    by_token = ghost("agent", "search", "--token", "EURC", "--capability", "ocr").data["agents"]
-    assert [a["name"] for a in by_token] == ["Euro"]
-    cheap = ghost("agent", "search", "--capability", "ocr", "--max-price", "0.0025").data["agents"]
-    assert [a["name"] for a in cheap] == ["Cheap"]  # each agent's price in its own token's decimals
+    assert names == ["Cheap", "Euro", "Dear"]  # by each agent's default token's price
+    by_token = ghost("agent", "search", "--token", "EURC", "--capability", "ocr", "--sort", "price").data["agents"]
+    assert [a["name"] for a in by_token] == ["Dear", "Euro"]  # 0.001 and 0.003 EURC
+    cheap = ghost("agent", "search", "--capability", "ocr", "--token", "EURC", "--max-price", "0.0025").data
+    assert [a["name"] for a in cheap["agents"]] == ["Dear"]  # its EURC price, not its 2 USDC
     usdc_cheap = ghost("agent", "search", "-c", "ocr", "--token", str(usdc), "--max-price", "1").data["agents"]
     assert [a["name"] for a in usdc_cheap] == ["Cheap"]
     assert ghost("agent", "search", "-c", "vision", "--min-reputation", "1%").data["agents"] == []
@@ -78,7 +106,7 @@ def test_search_filters_and_sorts_on_chain(wallets, usdc, net) -> None:
 
     text = ghost("agent", "search", "--capability", "ocr", "--x402-enabled", output=None)
     assert text.code == 0 and "3 agent(s) found (from the chain)" in text.stdout
-    assert "0.002 USDC" in text.stdout and "0.003 EURC" in text.stdout and "2.00 USDC" in text.stdout
+    assert "0.002 USDC" in text.stdout and "0.003 EURC" in text.stdout and "2.00 USDC, 0.001 EURC" in text.stdout
 
 
 def test_text_mode_show_list_and_transactions(wallets, usdc) -> None:
@@ -128,5 +156,5 @@ def test_reputation_history_and_status_after_payments(wallets, usdc, net) -> Non
             status["failed_payments"]) == (3, "0.080000", 2, 1)
     assert status["balances"] == [{"token": str(usdc), "symbol": status["balances"][0]["symbol"],
                                    "balance": "0.080000"}]
-    assert Decimal(status["price"]) == Decimal("0.01")
+    assert [Decimal(p["price"]) for p in status["prices"]] == [Decimal("0.01")]
     assert "earned" in ghost("agent", "payment-status", address, output=None).stdout

@@ -97,7 +97,7 @@ def test_program_errors_by_name_and_number(owned, wallets, usdc, net) -> None:
     key, address = owned
     line = ghost("agent", "register", "mine", "--name", "Again", "--yes", keypair=key).one_line_error(1)
     assert "AgentAlreadyRegistered (error 6017)" in line or "already in use" in line
-    line = ghost("agent", "set-price", "-a", address, "--price", "0.0001", keypair=key).one_line_error(1)
+    line = ghost("agent", "set-price", "-a", address, "--price", "1000001", keypair=key).one_line_error(1)  # > 10^12
     assert line == ("error: the program refused it: PriceOutOfRange (error 6006): "
                     + line.split("PriceOutOfRange (error 6006): ", 1)[1])
     buyer, who = wallets.new()

@@ -28,14 +28,22 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     shown = ghost("escrow", "show", order).data
     assert (shown["status"], shown["title"], shown["requirements"], shown["remaining"]) == \
         ("Created", "Translate the manual", ["in French"], "10.000000")
-    assert ghost("escrow", "accept", order, keypair=provider_key).data["status"] == "Accepted"
+    # the provider names the arbiter it agrees to: another one is refused, and nothing changes
+    stranger = str(client.pubkey())
+    refused = ghost("escrow", "accept", order, "--arbiter", stranger, keypair=provider_key).one_line_error(1)
+    assert "ArbiterNotAgreed" in refused and ghost("escrow", "show", order).data["status"] == "Created"
+    accepted = ghost("escrow", "accept", order, "--arbiter", str(arbiter.pubkey()), keypair=provider_key).data
+    assert accepted["status"] == "Accepted" and accepted["arbiter"] == str(arbiter.pubkey())
     deliverable = tmp_path / "manual.txt"
     deliverable.write_text("bonjour")
     delivered = ghost("escrow", "deliver", order, "--uri", "https://w.example/out/1", "--file", str(deliverable),
                       keypair=provider_key).data
     assert delivered["status"] == "Submitted" and len(delivered["content_hash"]) == 64
     assert ghost("escrow", "reject", order, "--reason", "missing chapter 2", keypair=client_key).data["status"] \
-        == "Accepted"
+        == "Rejected"
+    rejected = ghost("escrow", "show", order)
+    assert rejected.data["rejected_at"] > 0 and "grace period ends" in ghost("escrow", "show", order,
+                                                                             output=None).stdout
     ghost("escrow", "deliver", order, "--uri", "https://w.example/out/2", "--hash", "ab" * 32,
           keypair=provider_key).data
     assert ghost("escrow", "release", order, "--amount", "4", keypair=client_key).data["status"] == "Submitted"
@@ -53,9 +61,17 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     order = create("Never accepted")
     assert ghost("escrow", "cancel", order, keypair=client_key, output=None).code == 0
 
+    # the provider declines an order it never accepted: the client gets all of it back
+    order = create("Unwanted", amount="3")
+    before = token_balance(net, client.pubkey(), usdc)
+    assert "NotWorkOrderProvider" in ghost("escrow", "decline", order, keypair=client_key).one_line_error(1)
+    declined = ghost("escrow", "decline", order, keypair=provider_key).data
+    assert declined["action"] == "work order declined" and declined["status"] == "closed"
+    assert token_balance(net, client.pubkey(), usdc) == before + 3_000_000
+
     # dispute, resolved by the arbiter 30/70
     order = create("Disputed job")
-    ghost("escrow", "accept", order, keypair=provider_key).data
+    ghost("escrow", "accept", order, keypair=provider_key).data  # by default: the order's arbiter
     assert ghost("escrow", "dispute", order, "--reason", "late", keypair=client_key).data["status"] == "Disputed"
     line = ghost("escrow", "resolve", order, "--client-share", "30%", keypair=client_key).one_line_error(1)
     assert "NotWorkOrderArbiter" in line
@@ -74,9 +90,13 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     cheat(net, "surfnet_timeTravel", {"absoluteTimestamp": now_ms + 3_600_000})
     assert ghost("escrow", "claim", claimable, keypair=provider_key).data["status"] == "closed"
     assert ghost("escrow", "refund", late, keypair=client_key).data["status"] == "closed"
-    balance = net.rpc("getTokenAccountsByOwner", str(provider.pubkey()), {"mint": str(usdc)},
+    assert token_balance(net, provider.pubkey(), usdc) == 27_000_000  # 10 + 7 (70% of 10) + 10
+
+
+def token_balance(net, owner, mint) -> int:
+    account = net.rpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)},
                       {"encoding": "jsonParsed"})["result"]["value"][0]["account"]["data"]["parsed"]["info"]
-    assert balance["tokenAmount"]["uiAmountString"] == "27"  # 10 + 7 (70% of 10) + 10
+    return int(account["tokenAmount"]["amount"])
 
 
 def test_escrow_usage_errors(wallets, usdc) -> None:

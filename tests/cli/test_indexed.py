@@ -11,8 +11,9 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     mint_to(net, who.pubkey(), usdc, 5_000_000)
     cheap = ghost("agent", "register", "idx-cheap", "--name", "Idx Cheap", "-c", "index-test", "--price", "0.01",
                   "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
-    dear = ghost("agent", "register", "idx-dear", "--name", "Idx Dear", "-c", "index-test", "--price", "1",
-                 "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
+    eurc = ghost("test-mint", "--symbol", "EURC", "--amount", "0", keypair=seller).data["mint"]
+    dear = ghost("agent", "register", "idx-dear", "--name", "Idx Dear", "-c", "index-test", "--tokens",
+                 "USDC=1,EURC=0.005", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
     refs = [ghost("payment", "send", "-a", cheap, "--amount", amount, keypair=buyer).data["reference"]
             for amount in ("0.01", "0.3")]
     ghost("payment", "feedback", "-a", cheap, "-r", refs[0], "--rating", "5", keypair=buyer).data
@@ -29,16 +30,19 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     capped = ghost("--db", str(db), "agent", "search", "-c", "index-test", "--token", "USDC", "--max-price", "0.5")
     assert [a["address"] for a in capped.data["agents"]] == [cheap]
     monkeypatch.setenv("GHOST_DB", str(db))
-    assert [a["address"] for a in ghost("agent", "search", "-c", "index-test", "--max-price", "0.5").data["agents"]] \
-        == [cheap]
+    in_eurc = ghost("agent", "search", "-c", "index-test", "--token", eurc, "--max-price", "0.005").data["agents"]
+    assert [a["address"] for a in in_eurc] == [dear]  # its EURC price, not its 1 USDC
+    assert [(p["symbol"], p["price"]) for p in in_eurc[0]["prices"]] == [("USDC", "1.000000"), ("EURC", "0.005000")]
+    assert ghost("agent", "search", "-c", "index-test", "--token", eurc, "--max-price", "0.004").data["agents"] == []
     text = ghost("agent", "search", "-c", "index-test", "--x402-enabled", output=None).stdout
-    assert "2 agent(s) found (from the indexer)" in text and "1.00 USDC" in text
+    assert "2 agent(s) found (from the indexer)" in text and "1.00 USDC, 0.005 EURC" in text
 
     history = ghost("agent", "payment-history", cheap, "--sort-by", "amount").data
     assert history["source"] == "indexer"
     assert [(p["reference"], p["amount"]) for p in history["payments"]] == [(refs[1], "0.300000"),
                                                                              (refs[0], "0.010000")]
     assert history["payments"][1]["rating"] == 5
+    assert {p["rent_payer"] for p in history["payments"]} == {str(who.pubkey())}  # the payer paid the rent
     text = ghost("agent", "payment-history", cheap, output=None).stdout
     assert "2 payment(s) (from the indexer)" in text and "0.30 USDC" in text
     bad = ghost("--db", "postgresql://nobody@127.0.0.1:9/none", "agent", "search").one_line_error(1)

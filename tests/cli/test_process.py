@@ -77,7 +77,7 @@ def test_interactive_register_in_a_pseudo_terminal(wallets) -> None:
     try:
         for prompt, answer in [("Agent id", "pty-agent"), ("Name", "PTY Agent"), ("Description", "Typed in a tty"),
                                ("Capabilities", "chat, translate"), (r"Price calls with x402\?", "y"),
-                               ("Price per call", "0.02"), ("Accepted token", "USDC"),
+                               ("Accepted tokens and their price", "USDC=0.02"),
                                ("Service endpoint", "https://pty.example/api"), ("Register 'pty-agent'", "y")]:
             child.expect(prompt)
             child.sendline(answer)

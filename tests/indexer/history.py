@@ -1,8 +1,9 @@
 """A scripted, seeded GhostPay history on a localnet, sent as raw transactions (fast enough for
 10,000 of them): registrations with x402 pricing, payments with feedback, owner updates, failed
 transactions, work orders down every path (release, partial release, rejection, claim, the three
-kinds of dispute ruling, cancel, both refunds) and days passing (surfnet_timeTravel), so the
-7-day reputation window rolls.
+kinds of dispute ruling, cancel, decline, the three refunds), an agent priced in two mints of
+different decimals, receipts whose rent a facilitator fronts, an agent closed and registered again
+(its reputation continues) and days passing (surfnet_timeTravel), so the 7-day reputation window rolls.
 
     history = await generate(net.http_url, HistorySpec(payments=200))
 """
@@ -31,12 +32,13 @@ from ghostpay.pda import agent_address, reputation_address, receipt_address
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_cancel_work_order,
                                   build_claim_payment, build_claim_refund, build_create_work_order,
-                                  build_decline_work_order, build_open_dispute, build_reject_delivery,
-                                  build_release_payment, build_resolve_dispute, build_submit_work_delivery)
+                                  build_decline_work_order, build_open_dispute, build_reject_delivery, build_release_payment,
+                                  build_resolve_dispute, build_submit_work_delivery)
 
 SOL = 1_000_000_000
 DAY = 86_400
 PRICE = 10_000  # atomic units, 0.01 of a 6-decimal token
+CENTS_PRICE = 2  # 0.02 of the 2-decimal mint agent-2 also accepts
 CAPABILITIES = ("translate", "summarize", "code", "search", "vision")
 
 
@@ -56,7 +58,12 @@ class HistorySpec:
 @dataclass
 class History:
     mint: Pubkey
+    cents_mint: Pubkey  # 2 decimals, accepted by agent-2 only
+    facilitator: Pubkey  # fronts the receipt rent of some payments
     agents: list[Pubkey] = field(default_factory=list)
+    reregistered: Optional[Pubkey] = None  # closed on day 0 and registered again
+    fronted_rent: int = 0  # payments whose rent the facilitator paid
+    cents_payments: int = 0  # payments in the 2-decimal mint
     transactions: int = 0  # successful, sent by the script
     failed: int = 0  # sent on purpose, landed as failed
     event_counts: dict[str, int] = field(default_factory=dict)  # expected events by name
@@ -126,8 +133,13 @@ class _Agent:
     agent_id: str
     address: Pubkey
     price: int
+    cents_price: Optional[int] = None  # its price in the 2-decimal mint, if it accepts it
     active: bool = True
     x402: bool = True
+
+    def prices(self, history: History) -> list[TokenPrice]:
+        cents = [TokenPrice(history.cents_mint, self.cents_price)] if self.cents_price is not None else []
+        return [TokenPrice(history.mint, self.price)] + cents
 
 
 class _Script:
@@ -137,6 +149,7 @@ class _Script:
         self.agents: list[_Agent] = []
         self.payers: list[Keypair] = []
         self.arbiter = Keypair()
+        self.facilitator = Keypair()
         self.order_ids = 0
 
     def expect(self, *names: str) -> None:
@@ -158,31 +171,39 @@ class _Script:
         mint = self.history.mint
         owners = [Keypair() for _ in range(self.spec.agents)]
         self.payers = [Keypair() for _ in range(self.spec.payers)]
-        for k in owners + self.payers + [self.arbiter]:
+        for k in owners + self.payers + [self.arbiter, self.facilitator]:
             await self.chain.fund(k)
         for payer in self.payers:
             await self.chain.mint_to(payer.pubkey(), mint, 10**15)
-        for owner in owners:  # the providers' token accounts, for escrow payouts
+            await self.chain.mint_to(payer.pubkey(), self.history.cents_mint, 10**12)
+        for owner in owners:  # the providers' token accounts, for escrow payouts and x402 payments
             await self.chain.mint_to(owner.pubkey(), mint, 0)
+            await self.chain.mint_to(owner.pubkey(), self.history.cents_mint, 0)
         for i, owner in enumerate(owners):
             agent_id = f"agent-{i}"
             price = PRICE * (1 + i % 3)
             with_x402 = i != 1  # agent-1 registers without pricing and configures it later
             capabilities = [CAPABILITIES[i % len(CAPABILITIES)], CAPABILITIES[(i + 2) % len(CAPABILITIES)]]
-            config = X402Config(owner.pubkey(), [TokenPrice(mint, price)], f"https://agent-{i}.example/api") \
-                if with_x402 else None
-            profile = AgentProfile(agent_id, f"Agent {i}", i % 4, f"agent number {i}", "", capabilities)
-            await self.send([build_register_agent(owner.pubkey(), profile, config)], [owner], "AgentRegistered")
             address = agent_address(owner.pubkey(), agent_id)[0]
-            self.agents.append(_Agent(owner, agent_id, address, price, x402=with_x402))
+            agent = _Agent(owner, agent_id, address, price, CENTS_PRICE if i == 2 else None, x402=with_x402)
+            await self.register(agent, capabilities)
+            self.agents.append(agent)
             self.history.agents.append(address)
         late = self.agents[1]
-        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), [TokenPrice(mint, late.price)],
+        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), late.prices(self.history),
                                                                  "https://late.example")},
                                            {"agent": late.address, "owner": late.owner.pubkey()},
                                            remaining_accounts=mint_accounts([mint]))],
                         [late.owner], "X402Configured")
         late.x402 = True
+
+    async def register(self, agent: _Agent, capabilities: list[str], *events: str) -> None:
+        i = int(agent.agent_id.split("-")[1])
+        prices = agent.prices(self.history)
+        config = X402Config(agent.owner.pubkey(), prices, f"https://agent-{i}.example/api") if agent.x402 else None
+        profile = AgentProfile(agent.agent_id, f"Agent {i}", i % 4, f"agent number {i}", "", capabilities)
+        await self.send([build_register_agent(agent.owner.pubkey(), profile, config)], [agent.owner],
+                        "AgentRegistered", *events)
 
     # payments ----------------------------------------------------------------------------------------
 
@@ -194,16 +215,29 @@ class _Script:
         for _ in range(count):
             agent = self.rng.choice(self.payable())
             payer = self.rng.choice(self.payers)
-            amount = agent.price + self.rng.randrange(0, 3) * 1_000
+            in_cents = agent.cents_price is not None and self.rng.random() < 0.5
+            if in_cents:
+                amount = agent.cents_price + self.rng.randrange(0, 3)  # type: ignore[operator]
+            else:
+                amount = agent.price + self.rng.randrange(0, 3) * 1_000
             reference = self.rng.randbytes(32)
             feedback = self.rng.random() < 0.6
-            jobs.append(lambda a=agent, p=payer, m=amount, r=reference, f=feedback: self.pay(a, p, m, r, f))
+            fronted = self.rng.random() < 0.25
+            jobs.append(lambda a=agent, p=payer, m=amount, r=reference, f=feedback, c=in_cents, fr=fronted:
+                        self.pay(a, p, m, r, f, cents=c, fronted=fr))
         await self.gather(jobs)
 
-    async def pay(self, agent: _Agent, payer: Keypair, amount: int, reference: bytes, feedback: bool) -> None:
-        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), self.history.mint, 6, amount,
-                                 reference, compute_unit_limit=60_000)
-        await self.send(ixs, [payer], "X402PaymentRecorded", "ReputationUpdated")
+    async def pay(self, agent: _Agent, payer: Keypair, amount: int, reference: bytes, feedback: bool, *,
+                  cents: bool = False, fronted: bool = False) -> None:
+        """One payment, in the 2-decimal mint if `cents`, its receipt rent paid by the facilitator if `fronted`."""
+        mint, decimals = (self.history.cents_mint, 2) if cents else (self.history.mint, 6)
+        rent_payer = self.facilitator if fronted else payer
+        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), mint, decimals, amount,
+                                 reference, rent_payer=rent_payer.pubkey(), compute_unit_limit=60_000)
+        await self.send(ixs, [payer, self.facilitator] if fronted else [payer],
+                        "X402PaymentRecorded", "ReputationUpdated")
+        self.history.fronted_rent += fronted
+        self.history.cents_payments += cents
         if not feedback:
             return
         accounts = {"agent": agent.address, "reputation": reputation_address(agent.address)[0],
@@ -233,8 +267,8 @@ class _Script:
                         [a.owner], "AgentUpdated")
         if a.x402:
             a.price += 1_000
-            await self.send([ix.set_x402_price({"prices": [TokenPrice(self.history.mint, a.price)]}, owned)], [a.owner],
-                            "X402Configured")
+            await self.send([ix.set_x402_price({"prices": [TokenPrice(self.history.mint, a.price)]}, owned)],
+                            [a.owner], "X402Configured")
         b = self.agents[(day + 1) % len(self.agents)]
         owned_b = {"agent": b.address, "owner": b.owner.pubkey()}
         await self.send([ix.set_agent_active({"is_active": False}, owned_b)], [b.owner], "AgentStatusChanged")
@@ -288,7 +322,7 @@ class _Script:
         await self.send([build_reject_delivery(o3, "not yet")], [client], "DeliveryRejected")
 
         async def finish_rejected(o3: WorkOrderRef = o3) -> None:
-            # a revised deliverable: the same one again could be the same transaction (same blockhash)
+            # a new URI: the first delivery's transaction again, under the same blockhash, would be a duplicate
             await self.send([build_submit_work_delivery(o3, "ipfs://result-v2", bytes(32))], [owner], "WorkDelivered")
             await self.send([build_release_payment(o3, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
         later.append(finish_rejected)
@@ -314,22 +348,25 @@ class _Script:
         claimable = await self.create_order(a, client, now + 30 * DAY, review=60)
         await self.send([build_accept_work_order(claimable, self.arbiter.pubkey())], [owner], *accepted)
         await self.send([deliver(claimable)], [owner], "WorkDelivered")
+        rejected_late = await self.create_order(a, client, short, review=60)  # the grace period passes too
+        await self.send([build_accept_work_order(rejected_late, self.arbiter.pubkey())], [owner], *accepted)
+        await self.send([deliver(rejected_late)], [owner], "WorkDelivered")
+        await self.send([build_reject_delivery(rejected_late, "wrong file")], [client], "DeliveryRejected")
 
         async def refunds_and_claim() -> None:
             await self.send([build_claim_refund(accepted_late)], [client], "WorkOrderRefunded", "ReputationUpdated")
             await self.send([build_claim_refund(never_accepted)], [client], "WorkOrderRefunded")
+            await self.send([build_claim_refund(rejected_late)], [client], "WorkOrderRefunded", "ReputationUpdated")
             await self.send([build_claim_payment(claimable)], [owner], "PaymentReleased", "ReputationUpdated")
         later.append(refunds_and_claim)
         return later
 
-    async def reregister(self, a: "_Agent") -> None:
-        """Close an agent and register it again: a new account, the same reputation (issue 14)."""
+    async def reregister(self) -> None:
+        """Close an agent that has been paid and register the same id again: its metrics carry on."""
+        a = self.agents[-2]
         await self.send([build_close_agent(a.address, a.owner.pubkey())], [a.owner], "AgentClosed")
-        config = X402Config(a.owner.pubkey(), [TokenPrice(self.history.mint, a.price)], "https://again.example/api")
-        profile = AgentProfile(a.agent_id, f"Agent {a.agent_id} again", 1, "registered again", "", ["translate"])
-        await self.send([build_register_agent(a.owner.pubkey(), profile, config)], [a.owner], "AgentRegistered",
-                        "ReputationUpdated")
-        a.x402 = True
+        await self.register(a, ["translate"], "ReputationUpdated")
+        self.history.reregistered = a.address
 
     async def close_last_agent(self) -> None:
         a = self.agents[-1]
@@ -343,8 +380,10 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
     chain = Chain(http_url, spec.concurrency)
     try:
         mint = Pubkey.from_string((await chain.rpc("surfnet_createMint", {"decimals": 6}))["value"])
-        history = History(mint)
-        script = _Script(chain, spec, history)
+        cents_mint = Pubkey.from_string((await chain.rpc("surfnet_createMint", {"decimals": 2}))["value"])
+        script = _Script(chain, spec, History(mint, cents_mint, Pubkey.default()))
+        history = script.history
+        history.facilitator = script.facilitator.pubkey()
         await script.setup()
         pending: list[Callable[[], Awaitable[None]]] = []
         per_day = spec.payments // max(spec.days, 1)
@@ -354,6 +393,8 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
             for finish in pending:
                 await finish()
             pending = await script.work_orders(await chain.now()) if spec.work_orders and day == 0 else []
+            if day == 0:
+                await script.reregister()
             await script.failed_payment()
             if between_days is not None:
                 await between_days(day)
@@ -361,7 +402,6 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
         for finish in pending:
             await finish()
         await script.refresh_all()
-        await script.reregister(script.agents[-2])
         await script.close_last_agent()
         return history
     finally:

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 
 from ghostpay.indexer import queries, sqlite_read
 from ghostpay.indexer.decode import ChainTransaction
-from ghostpay.indexer.models import (DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, SkipCounter,
-                                     WorkOrder, WorkOrderTransition)
+from ghostpay.indexer.models import (Agent, DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, Reputation,
+                                     SkipCounter, WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
 from ghostpay.indexer.source import RpcSource
 from ghostpay.indexer.sqlite_read import IndexUnavailable, open_index, sqlite_path
@@ -58,10 +58,12 @@ def test_every_event_of_the_history_is_indexed(indexed: tuple[LocalnetProcess, H
         assert session.exec(select(func.count()).select_from(Feedback)).one() == history.event_counts[
             "FeedbackSubmitted"]
         statuses = dict(session.exec(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all())
-        assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 2, "Declined": 1}
+        assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 3, "Declined": 1}
         rejected = session.exec(select(WorkOrderTransition).where(WorkOrderTransition.event == "DeliveryRejected")
-                                ).one()
-        assert (rejected.from_status, rejected.to_status) == ("Submitted", "Rejected")
+                                ).all()
+        assert {(r.from_status, r.to_status) for r in rejected} == {("Submitted", "Rejected")} and len(rejected) == 2
+        declined = session.exec(select(WorkOrder).where(WorkOrder.status == "Declined")).one()
+        assert declined.refunded == declined.amount and declined.released == 0
         volumes = session.exec(select(func.sum(DailyVolume.payments))).one()
         assert volumes == history.event_counts["X402PaymentRecorded"]
         assert len(session.exec(select(DailyVolume.day).distinct()).all()) >= 3  # the clock moved days
@@ -72,6 +74,39 @@ def test_verify_finds_no_difference_with_the_chain(indexed: tuple[LocalnetProces
     report = run_verify(net, url)
     assert report.differences == []
     assert report.agents == len(history.agents) - 1  # the last one was closed
+
+
+def test_reregistration_continues_the_reputation(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    """close_agent keeps the ReputationMetrics: the new account's counters restart, its reputation does not."""
+    _, history, url = indexed
+    address = str(history.reregistered)
+    with Session(open_db(url)) as s:
+        agent = s.get(Agent, address)
+        rep = s.get(Reputation, address)
+        assert agent is not None and rep is not None and not agent.closed and agent.registration == 2
+        events = queries.event_feed(s, agent=address, limit=1000)
+        registered = [i for i, e in enumerate(events) if e.name == "AgentRegistered"]
+        assert len(registered) == 2 and events[registered[1] + 1].name == "ReputationUpdated"
+        paid_before = sum(e.name == "X402PaymentRecorded" for e in events[:registered[1]])
+        assert paid_before > 0
+        # every payment of either registration is in the metrics; the account counts only the new ones
+        assert rep.successful_payments + rep.failed_payments == paid_before + agent.x402_total_calls
+        assert agent.reputation_score == rep.score == rep.chain_score > 0
+
+
+def test_payments_record_their_rent_payer_and_mint_prices(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    _, history, url = indexed
+    facilitator, cents = str(history.facilitator), str(history.cents_mint)
+    with Session(open_db(url)) as s:
+        payments = s.exec(select(Payment)).all()
+        fronted = [p for p in payments if p.rent_payer == facilitator]
+        assert len(fronted) == history.fronted_rent > 0
+        assert all(p.rent_payer == p.payer for p in payments if p.rent_payer != facilitator)
+        in_cents = [p for p in payments if p.mint == cents]
+        assert len(in_cents) == history.cents_payments > 0
+        assert all(2 <= p.amount <= 4 for p in in_cents)  # 0.02 to 0.04 of a 2-decimal token, never 200.00
+        prices = queries.agent_prices(s, str(history.agents[2]))
+        assert list(prices) == [str(history.mint), cents] and prices[cents] == 2 and prices[str(history.mint)] > 2
 
 
 def test_replaying_every_transaction_changes_nothing(indexed: tuple[LocalnetProcess, History, str]) -> None:
@@ -107,10 +142,17 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         translators = queries.search_agents(s, capability="TRANSLATE", token=mint, max_price=10**9, sort="price")
         assert translators.items and all("translate" in queries.agent_capabilities(s, a.address)
                                          for a in translators.items)
-        prices = [a.price_per_call for a in translators.items]
+        prices = [queries.agent_prices(s, a.address)[mint] for a in translators.items]
         assert prices == sorted(prices)
-        cheapest = min(a.price_per_call for a in everyone.items)
-        assert {a.price_per_call for a in queries.search_agents(s, max_price=cheapest).items} == {cheapest}
+        cheapest = min(queries.agent_prices(s, a.address)[mint] for a in everyone.items if a.x402_enabled)
+        under = queries.search_agents(s, token=mint, max_price=cheapest).items
+        assert under and {queries.agent_prices(s, a.address)[mint] for a in under} == {cheapest}
+        cents = str(history.cents_mint)  # agent-2 asks 0.02 (2 atomic units) of it, 30,000+ of the 6-decimal mint
+        assert [a.address for a in queries.search_agents(s, token=cents, max_price=2).items] == [
+            str(history.agents[2])]
+        assert queries.search_agents(s, token=cents, max_price=1).items == []
+        with pytest.raises(queries.QueryError, match="needs a token"):
+            queries.search_agents(s, max_price=cheapest)
         top = everyone.items[0]
         assert queries.search_agents(s, min_reputation=top.reputation_score).items[0].address == top.address
         assert all(a.tier == top.tier for a in queries.search_agents(s, tier=top.tier.lower()).items)
@@ -130,20 +172,21 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         stats = queries.payment_analytics(s)
         assert stats.payments == history.event_counts["X402PaymentRecorded"]
         assert stats.by_outcome["success"] + stats.by_outcome["failed"] == history.event_counts["FeedbackSubmitted"]
-        assert [t.mint for t in stats.by_token] == [mint] and stats.by_token[0].average_per_call >= 10_000
+        assert {t.mint for t in stats.by_token} == {mint, cents}
+        assert [t.average_per_call >= 10_000 for t in stats.by_token] == [True, False]  # by volume: the 6-decimal first
         assert stats.top_earners[0].volume == max(e.volume for e in stats.top_earners)
         assert stats.active_agents == len(history.agents) and 0 < stats.success_rate_bps <= 10_000  # type: ignore[operator]
         assert queries.payment_analytics(s, since=2**40).payments == 0
 
         orders = queries.work_orders(s, limit=100)
-        assert orders.total == 11
+        assert orders.total == 12
         client = orders.items[0].client
-        assert queries.work_orders(s, client=client).total == 11
+        assert queries.work_orders(s, client=client).total == 12
         assert queries.work_orders(s, provider=orders.items[0].provider, status="resolved").total == 3
 
         feed = queries.event_feed(s, names=["X402PaymentRecorded"], limit=10)
         newer = queries.event_feed(s, after=feed[-1].id, names=["X402PaymentRecorded"], limit=1000)
-        assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 10_000
+        assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 2
         assert all(e.agent == busiest.address for e in queries.event_feed(s, agent=busiest.address))
 
 
@@ -190,17 +233,18 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
     searches: list[dict[str, Any]] = [
         {}, {"sort": "price"}, {"capability": "TRANSLATE", "token": mint, "max_price": 10**9, "sort": "price"},
         {"x402_enabled": True}, {"active": None, "min_reputation": 1}, {"token": mint}, {"limit": 2, "offset": 3},
+        {"token": mint, "sort": "price"},
     ]
     with Session(open_db(url)) as session, open_index(path) as index:
         for filters in searches:
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
             assert got.total == expected.total > 0, filters
-            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "tokens")} for a in got.items] \
+            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "prices")} for a in got.items] \
                 == [a.model_dump() for a in expected.items]
             for a in got.items:
                 assert a.capabilities == queries.agent_capabilities(session, a.address)
-                assert a.tokens == queries.agent_tokens(session, a.address)
+                assert a.prices == queries.agent_prices(session, a.address)
         busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
         for sort, descending in (("date", True), ("amount", False)):
             expected_payments = queries.payment_history(session, busiest.address, sort=sort, descending=descending,
@@ -209,8 +253,11 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
                                                        limit=30, offset=2)
             assert got_payments.total == expected_payments.total > 0
             assert [vars(p) for p in got_payments.items] == [p.model_dump() for p in expected_payments.items]
-        with pytest.raises(queries.QueryError):
-            sqlite_read.search_agents(index, limit=0)
+        for bad in ({"limit": 0}, {"max_price": 1}):  # a price without its token is refused by both
+            with pytest.raises(queries.QueryError):
+                sqlite_read.search_agents(index, **bad)
+            with pytest.raises(queries.QueryError):
+                queries.search_agents(session, **bad)
     with pytest.raises(IndexUnavailable):
         with open_index(path + ".missing"):
             pass

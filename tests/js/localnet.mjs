@@ -1,5 +1,5 @@
 // Drives a GhostPay localnet through @solana/web3.js 1.x and prints a JSON summary.
-// Usage: node localnet.mjs <http-url> <ws-url> <program-id> <agent-owner>
+// Usage: node localnet.mjs <http-url> <ws-url> <program-id> <agent-owner> <agent-account-size>
 import {
   Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SystemProgram, Transaction, TransactionInstruction,
   sendAndConfirmTransaction,

@@ -14,7 +14,6 @@ from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.pda import agent_address
 
 
-
 def signed(instructions: list[Instruction], signers: list[Keypair], blockhash: Hash) -> Transaction:
     message = Message.new_with_blockhash(instructions, signers[0].pubkey(), blockhash)
     return Transaction(signers, message, blockhash)

@@ -87,6 +87,6 @@ class Escrow:
 async def escrow(net: LocalnetProcess, mint: Pubkey, agent_id: str = "worker") -> Escrow:
     provider, client, arbiter = (GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url) for _ in range(3))
     registered = await provider.register_agent(agent_id, agent_id.title(), capabilities=["work"],
-                                               x402=X402Settings(PRICE, [mint], "https://work.example"))
+                                               x402=X402Settings({mint: PRICE}, "https://work.example"))
     mint_to(net, client.wallet, mint, 100_000_000)
     return Escrow(provider, client, arbiter, registered.address, mint)

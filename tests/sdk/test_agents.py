@@ -20,36 +20,41 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
     other = create_mint(net, 9)
     result = await client.register_agent(
         "translator", "Translator", agent_type=2, description="EN<->FR", capabilities=["translate", "summarize"],
-        x402=X402Settings(Decimal("0.015"), [usdc], "https://t.example/api"))
+        x402=X402Settings({usdc: Decimal("0.015")}, "https://t.example/api"))
     assert result.address == agent_address(client.wallet, "translator")[0]
     assert result.compute_units and result.compute_units > 0
     registered = result.event("AgentRegistered")
-    assert registered.x402_enabled and registered.x402_price_per_call == 15_000
+    assert registered.x402_enabled and registered.registration == 1
 
     info = await client.get_agent("translator")
     assert (info.name, info.agent_type, info.capabilities) == ("Translator", 2, ["translate", "summarize"])
-    assert info.x402_enabled and info.is_active and info.price_per_call == 15_000
+    assert info.x402_enabled and info.is_active and info.prices == {usdc: 15_000} and info.registration == 1
     assert info.accepted_tokens == [usdc] and info.payment_address == client.wallet
 
     await client.update_agent("translator", name="Translator Pro", capabilities=["translate"])
-    await client.set_price("translator", Decimal("0.02"))
-    await client.set_tokens("translator", [usdc, other])
+    await client.set_price("translator", {usdc: Decimal("0.02")})
+    await client.set_tokens("translator", {usdc: Decimal("0.02"), other: Decimal("0.0003")})
     await client.set_endpoint("translator", "https://t.example/v2")
     info = await client.get_agent(result.address)
-    assert (info.name, info.capabilities, info.price_per_call) == ("Translator Pro", ["translate"], 20_000)
+    assert (info.name, info.capabilities) == ("Translator Pro", ["translate"])
+    assert info.prices == {usdc: 20_000, other: 300_000}  # each price in its own mint's decimals
     assert info.accepted_tokens == [usdc, other] and info.endpoint == "https://t.example/v2"
+    configured = (await client.set_price("translator", {other: Decimal("0.0005")})).event("X402Configured")
+    assert [(t.mint, t.price) for t in configured.accepted_tokens] == [(usdc, 20_000), (other, 500_000)]
 
     pricing = await client.get_agent_pricing("translator")
-    assert pricing.price == Decimal("0.02") and isinstance(pricing.price, Decimal)
-    assert (pricing.decimals, pricing.mint, pricing.price_atomic) == (6, usdc, 20_000)
-    assert [(m.address, m.decimals) for m in pricing.accepted_tokens] == [(usdc, 6), (other, 9)]
+    assert [(t.mint, t.price, t.price_atomic, t.decimals) for t in pricing.tokens] == [
+        (usdc, Decimal("0.02"), 20_000, 6), (other, Decimal("0.0005"), 500_000, 9)]
+    assert isinstance(pricing.price_in(other).price, Decimal)
+    with pytest.raises(InvalidArgument):
+        pricing.price_in(Keypair().pubkey())
 
     disabled = await client.disable_x402("translator")
     assert disabled.event("X402Disabled").agent == result.address
     assert not (await client.get_agent("translator")).x402_enabled
-    await client.configure_x402("translator", X402Settings(Decimal(1), [other], "https://t.example/v3"))
+    await client.configure_x402("translator", X402Settings({other: Decimal(1)}, "https://t.example/v3"))
     info = await client.get_agent("translator")
-    assert info.x402_enabled and info.price_per_call == 10**9 and info.accepted_tokens == [other]
+    assert info.x402_enabled and info.prices == {other: 10**9} and info.accepted_tokens == [other]
 
     await client.deactivate("translator")
     assert not (await client.get_agent("translator")).is_active
@@ -64,21 +69,21 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
 
 async def test_price_with_too_many_decimals_is_refused_before_sending(client: GhostPayClient, usdc) -> None:
     with pytest.raises(InvalidArgument):
-        await client.register_agent("x", "X", x402=X402Settings(Decimal("0.0000001"), [usdc], "https://x.example"))
+        await client.register_agent("x", "X", x402=X402Settings({usdc: Decimal("0.0000001")}, "https://x.example"))
     with pytest.raises(InvalidArgument):
-        await client.register_agent("x", "X", x402=X402Settings(0.5, [usdc], "https://x.example"))  # type: ignore[arg-type]
+        await client.register_agent("x", "X", x402=X402Settings({usdc: 0.5}, "https://x.example"))  # type: ignore[dict-item]
 
 
 async def test_list_and_search(net, usdc) -> None:
     eurc = create_mint(net, 2)
     async with GhostPayClient(net.http_url, fund(net)) as a, GhostPayClient(net.http_url, fund(net)) as b:
         await a.register_agent("cheap", "Cheap", capabilities=["search-test", "ocr"],
-                               x402=X402Settings(Decimal("0.001"), [usdc], "https://c.example"))
-        await a.register_agent("dear", "Dear", capabilities=["search-test"],
-                               x402=X402Settings(Decimal("5"), [usdc, eurc], "https://d.example"))
+                               x402=X402Settings({usdc: Decimal("0.001")}, "https://c.example"))
+        await a.register_agent("dear", "Dear", capabilities=["search-test"],  # eurc has 2 decimals
+                               x402=X402Settings({usdc: Decimal("5"), eurc: Decimal("10.00")}, "https://d.example"))
         await a.register_agent("free", "Free", capabilities=["search-test"])
         await b.register_agent("sleepy", "Sleepy", capabilities=["search-test", "ocr"],
-                               x402=X402Settings(Decimal("0.002"), [usdc], "https://s.example"))
+                               x402=X402Settings({usdc: Decimal("0.002")}, "https://s.example"))
         await b.deactivate("sleepy")
 
         assert [i.agent_id for i in await a.list_agents()] == ["cheap", "dear", "free"]
@@ -94,7 +99,9 @@ async def test_list_and_search(net, usdc) -> None:
         assert await ids(x402_enabled=False) == {"free"}
         assert await ids(token=eurc) == {"dear"}
         assert await ids(token=usdc, max_price=Decimal("0.01")) == {"cheap"}
-        assert await ids(max_price=Atomic(5_000_000)) == {"cheap", "dear"}
+        assert await ids(token=usdc, max_price=Atomic(5_000_000)) == {"cheap", "dear"}
+        assert await ids(token=eurc, max_price=Decimal("10")) == {"dear"}  # 10.00 of eurc, not 5 USDC's units
+        assert await ids(token=eurc, max_price=Decimal("9.99")) == set()
         assert {i.agent_id for i in await a.search_agents(capability="OCR", active=None)} == {"cheap", "sleepy"}
         assert await ids(min_reputation=1) == set()  # no payments yet: every score is 0
         assert [i.agent_id for i in await a.search_agents(capability="search-test", x402_enabled=True,
@@ -102,7 +109,9 @@ async def test_list_and_search(net, usdc) -> None:
         assert [i.agent_id for i in await a.search_agents(capability="search-test", sort="name", limit=2)] \
             == ["Cheap".lower(), "dear"]
         with pytest.raises(InvalidArgument):
-            await a.search_agents(max_price=Decimal(1))  # whole tokens need a token for decimals
+            await a.search_agents(max_price=Decimal(1))  # each mint has its own price: name one
+        with pytest.raises(InvalidArgument):
+            await a.search_agents(max_price=Atomic(1))
 
         # memcmp does the head-of-account filters on the node
         with mock.patch.object(a.rpc, "get_program_accounts", wraps=a.rpc.get_program_accounts) as gpa:

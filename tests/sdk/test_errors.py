@@ -1,4 +1,4 @@
-"""Every custom program error (6000-6063) raised as its typed exception.
+"""Every custom program error (6000-6072) raised as its typed exception.
 
 `REACHABLE` triggers each code through the SDK's public methods, the way a user could: bad
 input, the wrong wallet, the wrong state or time. Where the SDK refuses a value before sending
@@ -10,14 +10,24 @@ Not reachable through the SDK, because the SDK derives or fills in the accounts 
 involved (only a hand-built or forged instruction can trigger them); `RAW` covers each with a raw
 instruction sent through `GhostPayClient.send`:
 
+- 6007 NoAcceptedTokens, 6009 DuplicateToken, 6010 DefaultTokenNotAllowed, 6012 NotAMint: the SDK
+  takes prices as a mapping (no mint twice) and reads each mint's decimals first, so it refuses an
+  empty mapping, a missing mint or a non-mint before sending (client-side rows in `REACHABLE`).
 - 6011 MintAccountMismatch: the SDK passes the accepted mints as remaining accounts, in order.
-- 6021 PaymentTransferMissing, 6022 PaymentWrongDestination, 6025 PaymentAuthorityMismatch,
-  6026 PaymentAmountMismatch: `pay_agent` always builds the TransferChecked to the payment
-  address's token account, signed by the payer, for the recorded amount, right before the record.
+- 6021 PaymentTransferMissing, 6025 PaymentAuthorityMismatch, 6026 PaymentAmountMismatch: `pay_agent`
+  always builds the TransferChecked to the payment address's token account, signed by the payer, for
+  the recorded amount, right before the record.
 - 6029 ReceiptAgentMismatch: the SDK derives the receipt from the agent.
+- 6066 PayeeTokenAccountMismatch: the SDK passes the transfer's destination as the payee account.
+- 6068 NotReceiptRentPayer: `close_receipt` reads the rent payer from the receipt.
 - 6056 VaultMismatch, 6058 WorkOrderAgentMismatch, 6059 WorkOrderMintMismatch,
   6063 TokenProgramMismatch: the SDK reads the vault, agent and mint from the work order and
   takes the token program from the mint's owner.
+
+`PROGRAM_TESTS_ONLY` lists the one code that needs a program of its own to trigger: 6064
+PaymentNotTopLevel (record_x402_payment invoked through CPI), tried in tests/test_x402_payments.py with
+a relay program built by the project's pipeline. 6022 (PaymentWrongDestination) is no longer in the IDL:
+6066 PayeeTokenAccountMismatch checks the payee's token account instead.
 """
 
 from __future__ import annotations
@@ -41,9 +51,10 @@ from ghostpay.client import WorkOrderInfo, X402Settings
 from ghostpay.errors.custom import CUSTOM_ERROR_MAP
 from ghostpay.exceptions import ProgramError, program_error_class
 from ghostpay.payments import build_record_x402_payment, build_x402_payment
-from ghostpay.pda import associated_token_address, receipt_address, reputation_address
+from ghostpay.pda import associated_token_address, new_reference, receipt_address, reputation_address
 from ghostpay.sync_client import GhostPay
 from ghostpay.tokens import Atomic
+from ghostpay.types import TokenPrice
 from ghostpay.work_orders import WorkOrderRef, build_release_payment
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import PRICE, cheat, create_mint, fund, mint_to, time_travel
@@ -79,8 +90,7 @@ class World:
     agent: Pubkey
     plain_agent: Pubkey  # no x402
     sleepy_agent: Pubkey  # inactive
-    ext_agent: Pubkey  # accepts the Token-2022 mints with extensions
-    ext_mints: dict[str, Pubkey]
+    ext_mints: dict[str, Pubkey]  # Token-2022 mints with extensions
     reference: bytes  # paid by the client, no feedback yet
 
     def order(self, status: str = "Created", **terms: Any) -> WorkOrderInfo:
@@ -89,10 +99,12 @@ class World:
         address = self.client.create_work_order(self.agent, 1, **terms).address
         if status != "Created":
             self.provider.accept_work_order(address)
-        if status in ("Submitted", "Disputed"):
+        if status in ("Submitted", "Disputed", "Rejected"):
             self.provider.submit_delivery(address, "https://files.example/x", bytes(32))
         if status == "Disputed":
             self.client.open_dispute(address, "not what I asked for")
+        if status == "Rejected":
+            self.client.reject_delivery(address, "not what I asked for")
         return self.client.get_work_order(address)
 
     def ref(self, order: WorkOrderInfo) -> WorkOrderRef:
@@ -103,19 +115,17 @@ class World:
 def w(net: LocalnetProcess, usdc: Pubkey) -> Iterator[World]:
     clients = [GhostPay(net.http_url, fund(net)) for _ in range(4)]
     provider, client, arbiter, stranger = clients
-    x402 = X402Settings(PRICE, [usdc], ENDPOINT)
+    x402 = X402Settings({usdc: PRICE}, ENDPOINT)
     agent = provider.register_agent("errors", "Errors", x402=x402).address
     plain = provider.register_agent("plain", "Plain").address
     sleepy = provider.register_agent("sleepy", "Sleepy", x402=x402).address
     provider.deactivate(sleepy)
     ext_mints = {name: extension_mint(net, *spec) for name, spec in EXTENSIONS.items()}
-    ext_agent = provider.register_agent("ext", "Ext", x402=X402Settings(Decimal("0.01"), list(ext_mints.values()),
-                                                                         ENDPOINT)).address
-    for wallet in (client.wallet, stranger.wallet):
+    for wallet in (client.wallet, stranger.wallet, provider.wallet):
         mint_to(net, wallet, usdc, 1_000_000_000)
     reference = client.pay_agent(agent).reference
-    yield World(net, provider, client, arbiter, stranger, usdc, create_mint(net, 2), agent, plain, sleepy, ext_agent,
-                ext_mints, reference)
+    yield World(net, provider, client, arbiter, stranger, usdc, create_mint(net, 2), agent, plain, sleepy, ext_mints,
+                reference)
     for gp in clients:
         gp.close()
 
@@ -127,6 +137,27 @@ def _feedback_twice(w: World) -> None:
     reference = w.client.pay_agent(w.agent).reference
     w.client.submit_feedback(w.agent, reference, rating=5)
     w.client.submit_feedback(w.agent, reference, rating=4)  # not the same transaction again (AlreadyProcessed)
+
+
+def _rate_an_earlier_registration(w: World) -> None:
+    """A receipt paid before the agent was closed and registered again rates nothing now."""
+    again = w.provider.register_agent("again", "Again", x402=X402Settings({w.usdc: PRICE}, ENDPOINT)).address
+    reference = w.client.pay_agent(again).reference
+    w.provider.close_agent(again)
+    w.provider.register_agent("again", "Again, anew", x402=X402Settings({w.usdc: PRICE}, ENDPOINT))
+    w.client.submit_feedback(again, reference, rating=5)
+
+
+def _refund_within_the_grace_period(w: World) -> None:
+    order = w.order("Rejected", deadline=w.client.chain_time() + 5, review_period=3_600)
+    time_travel(w.net, 10)  # past the deadline, within the grace period the rejection opened
+    w.client.claim_refund(order)
+
+
+def _reject_after_the_review_period(w: World) -> None:
+    order = w.order("Submitted", review_period=60)
+    time_travel(w.net, 61)
+    w.client.reject_delivery(order, "too late to say so")
 
 
 def _accept_after_deadline(w: World) -> None:
@@ -143,28 +174,28 @@ REACHABLE: list[tuple[str, Case]] = [
     ("MetadataUriTooLong", lambda w: w.stranger.register_agent("m", "M", metadata_uri="u" * 201)),
     ("TooManyCapabilities", lambda w: w.stranger.register_agent("c", "C", capabilities=[f"c{i}" for i in range(9)])),
     ("CapabilityInvalid", lambda w: w.stranger.register_agent("c", "C", capabilities=[""])),
-    ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, Atomic(999))),
-    ("NoAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, [])),
-    ("NoAcceptedTokens", lambda w: w.provider.configure_x402(w.agent, X402Settings(PRICE, [], ENDPOINT))),  # client-side
-    ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, [create_mint(w.net) for _ in range(11)])),
-    ("DuplicateToken", lambda w: w.provider.set_tokens(w.agent, [w.usdc, w.usdc])),
-    ("DefaultTokenNotAllowed", lambda w: w.provider.set_tokens(w.agent, [Pubkey.default()])),
-    ("NotAMint", lambda w: w.provider.set_tokens(w.agent, [w.usdc, w.stranger.wallet])),
-    ("NotAMint", lambda w: w.provider.configure_x402(w.agent, X402Settings(PRICE, [w.stranger.wallet], ENDPOINT))),
+    ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, {w.usdc: Atomic(0)})),
+    ("NoAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {})),  # client-side
+    ("NoAcceptedTokens", lambda w: w.provider.configure_x402(w.agent, X402Settings({}, ENDPOINT))),  # client-side
+    ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {create_mint(w.net): PRICE
+                                                                          for _ in range(11)})),
+    ("NotAMint", lambda w: w.provider.set_tokens(w.agent, {w.usdc: PRICE, w.stranger.wallet: PRICE})),  # client-side
     ("InvalidPaymentAddress", lambda w: w.provider.configure_x402(w.agent, X402Settings(
-        PRICE, [w.usdc], ENDPOINT, Pubkey.default()))),
+        {w.usdc: PRICE}, ENDPOINT, Pubkey.default()))),
     ("EndpointTooLong", lambda w: w.provider.set_endpoint(w.agent, "https://" + "e" * 250)),
     ("InvalidEndpoint", lambda w: w.provider.set_endpoint(w.agent, "ftp://files.example")),
     ("Unauthorized", lambda w: w.stranger.update_agent(w.agent, name="Mine now")),
     ("AgentAlreadyRegistered", lambda w: w.provider.register_agent("errors", "Again")),
     ("X402NotEnabled", lambda w: w.provider.set_endpoint(w.plain_agent, ENDPOINT)),
-    ("X402NotEnabled", lambda w: w.provider.set_price(w.plain_agent, 1)),  # client-side: no token for decimals
+    ("X402NotEnabled", lambda w: w.provider.set_price(w.plain_agent, {w.usdc: PRICE})),
     ("AgentHasOpenWorkOrders", lambda w: (w.order(), w.provider.close_agent(w.agent))),
     ("AgentInactive", lambda w: w.client.pay_agent(w.sleepy_agent)),
     ("PaymentMintNotAccepted", lambda w: w.client.create_work_order(
         w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros")),
     ("PaymentBelowPrice", lambda w: w.client.pay_agent(w.agent, amount=Atomic(9_999))),
     ("PaymentAlreadyRecorded", lambda w: w.client.pay_agent(w.agent, reference=w.reference)),
+    ("SelfPayment", lambda w: w.provider.pay_agent(w.agent)),  # the owner paying its own agent
+    ("ReceiptFromEarlierRegistration", _rate_an_earlier_registration),
     ("NotReceiptPayer", lambda w: w.stranger.submit_feedback(w.agent, w.reference, rating=5)),
     ("FeedbackAlreadySubmitted", _feedback_twice),
     ("RatingOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, rating=6)),
@@ -181,9 +212,12 @@ REACHABLE: list[tuple[str, Case]] = [
     ("InvalidArbiter", lambda w: w.order(arbiter=w.client.wallet)),
     ("CannotHireOwnAgent", lambda w: w.provider.create_work_order(
         w.agent, 1, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="self")),
-    *[(name, (lambda name: lambda w: w.client.create_work_order(
-        w.ext_agent, 1, mint=w.ext_mints[name], deadline=timedelta(hours=1), arbiter=w.arbiter.wallet,
-        title=name))(name)) for name in EXTENSIONS],
+    *[(name, (lambda name: lambda w: w.provider.set_tokens(
+        w.agent, {w.usdc: PRICE, w.ext_mints[name]: Decimal("0.01")}))(name)) for name in EXTENSIONS],
+    ("DeadlineTooFar", lambda w: w.order(deadline=timedelta(days=366))),
+    ("ArbiterNotAgreed", lambda w: w.provider.accept_work_order(w.order(), arbiter=w.stranger.wallet)),
+    ("GracePeriodActive", _refund_within_the_grace_period),
+    ("ReviewPeriodOver", _reject_after_the_review_period),
     ("InvalidWorkOrderStatus", lambda w: w.client.cancel_work_order(w.order("Accepted"))),
     ("NotWorkOrderClient", lambda w: w.stranger.reject_delivery(w.order("Submitted"), "not mine")),
     ("NotWorkOrderProvider", lambda w: w.stranger.accept_work_order(w.order())),
@@ -203,8 +237,13 @@ REACHABLE: list[tuple[str, Case]] = [
 ]
 
 
-def _payment(w: World, payer: Pubkey, amount: int = 10_000, pay_to: Pubkey | None = None) -> list[Instruction]:
-    return build_x402_payment(payer, w.agent, pay_to or w.provider.wallet, w.usdc, 6, amount, os.urandom(32))
+def _set_tokens(w: World, prices: list[TokenPrice], mints: list[Pubkey]) -> tuple[list[Instruction], list[Keypair]]:
+    return [ix.set_x402_tokens({"accepted_tokens": prices}, {"agent": w.agent, "owner": w.provider.wallet},
+                               remaining_accounts=mint_accounts(mints))], [w.provider.keypair]
+
+
+def _payment(w: World, payer: Pubkey, amount: int = 10_000) -> list[Instruction]:
+    return build_x402_payment(payer, w.agent, w.provider.wallet, w.usdc, 6, amount, os.urandom(32))
 
 
 def _record_instead(payment: list[Instruction], record: Instruction) -> list[Instruction]:
@@ -217,16 +256,26 @@ def _forged_release(w: World, **keys: Any) -> tuple[list[Instruction], list[Keyp
 
 
 RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]] = [
-    ("MintAccountMismatch", lambda w: ([ix.set_x402_tokens(
-        {"accepted_tokens": [w.usdc]}, {"agent": w.agent, "owner": w.provider.wallet},
-        remaining_accounts=mint_accounts([w.eurc]))], [w.provider.keypair])),
-    ("PaymentTransferMissing", lambda w: ([build_record_x402_payment(w.agent, w.client.wallet, 10_000,
-                                                                     os.urandom(32))], [])),
-    ("PaymentWrongDestination", lambda w: (_payment(w, w.client.wallet, pay_to=w.client.wallet), [])),
+    ("NoAcceptedTokens", lambda w: _set_tokens(w, [], [])),
+    ("DuplicateToken", lambda w: _set_tokens(w, [TokenPrice(w.usdc, 10_000)] * 2, [w.usdc] * 2)),
+    ("DefaultTokenNotAllowed", lambda w: _set_tokens(w, [TokenPrice(Pubkey.default(), 10_000)], [Pubkey.default()])),
+    ("NotAMint", lambda w: _set_tokens(w, [TokenPrice(w.stranger.wallet, 10_000)], [w.stranger.wallet])),
+    ("MintAccountMismatch", lambda w: _set_tokens(w, [TokenPrice(w.usdc, 10_000)], [w.eurc])),
+    ("PaymentTransferMissing", lambda w: ([build_record_x402_payment(
+        w.agent, w.client.wallet, 10_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))],
+        [])),
     ("PaymentAuthorityMismatch", lambda w: (_record_instead(_payment(w, w.stranger.wallet), build_record_x402_payment(
-        w.agent, w.client.wallet, 10_000, os.urandom(32))), [w.stranger.keypair])),
+        w.agent, w.client.wallet, 10_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))),
+        [w.stranger.keypair])),
     ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), build_record_x402_payment(
-        w.agent, w.client.wallet, 20_000, os.urandom(32))), [])),
+        w.agent, w.client.wallet, 20_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))),
+        [])),
+    ("PayeeTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), build_record_x402_payment(
+        w.agent, w.client.wallet, 10_000, new_reference(w.agent), associated_token_address(w.client.wallet, w.usdc))),
+        [])),
+    ("NotReceiptRentPayer", lambda w: ([ix.close_receipt(
+        {"receipt": receipt_address(w.agent, w.reference)[0], "authority": w.client.wallet,
+         "rent_payer": w.stranger.wallet})], [])),
     ("ReceiptAgentMismatch", lambda w: ([ix.submit_feedback(
         {"success": True, "response_time_ms": 0, "rating": 5},
         {"agent": w.sleepy_agent, "reputation": reputation_address(w.sleepy_agent)[0],
@@ -238,9 +287,13 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
 ]
 
 
+PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel"}
+
+
 def test_every_custom_error_is_covered() -> None:
     covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
-    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6064))
+    covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY}  # type: ignore[operator]
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6073)) - {6022}
 
 
 @pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])

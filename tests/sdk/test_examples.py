@@ -15,7 +15,7 @@ from tests.localnet.conftest import ROOT, LocalnetProcess
 
 EXAMPLES = ROOT / "examples"
 EXPECTED = {
-    "register_and_price.py": "new price: 0.040000 per call",
+    "register_and_price.py": "new price: 0.040000 per call, still 10.00 in the other",
     "find_and_pay.py": "tier",
     "hire_through_escrow.py": "jobs completed: 1",
 }
@@ -43,4 +43,4 @@ def second_net(net: LocalnetProcess, tmp_path) -> Iterator[LocalnetProcess]:
 
 def test_same_script_on_a_second_endpoint(second_net: LocalnetProcess) -> None:
     out = run_example("hire_through_escrow.py", env={"GHOSTPAY_URL": second_net.http_url})
-    assert "jobs completed: 1" in out and "client holds 32.000000" in out
+    assert "jobs completed: 1" in out and "client holds 32.000000" in out and "declined; client holds 32.000000" in out

@@ -9,20 +9,20 @@ import pytest
 from solders.keypair import Keypair
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import (GhostPayError, NameInvalid, PaymentAlreadyRecorded, PaymentBelowPrice, ProgramError,
-                                 RatingOutOfRange, TransportError)
+from ghostpay.exceptions import (GhostPayError, NameInvalid, PaymentAlreadyRecorded, PaymentBelowPrice,
+                                 PaymentMintNotAccepted, ProgramError, RatingOutOfRange, TransportError)
 from ghostpay.events import decode_events
 from ghostpay.reputation import ReputationInputs, reputation_score, tier
 from ghostpay.sync_client import GhostPay
 from ghostpay.tokens import Atomic
-from tests.sdk.conftest import PRICE, fund, mint_to
+from tests.sdk.conftest import PRICE, create_mint, fund, mint_to
 
 
 async def seller_and_buyer(net, usdc, agent_id: str) -> tuple[GhostPayClient, GhostPayClient]:
     seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     await seller.register_agent(agent_id, agent_id.title(), capabilities=["pay"],
-                                x402=X402Settings(PRICE, [usdc], "https://pay.example"))
+                                x402=X402Settings({usdc: PRICE}, "https://pay.example"))
     mint_to(net, buyer.wallet, usdc, 1_000_000)
     return seller, buyer
 
@@ -84,6 +84,48 @@ async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) ->
         assert receipt is not None and receipt.payer == buyer.wallet and receipt.amount == PRICE
         rent = (await buyer.rpc.get_balance(receipt.address)).value
         assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - rent  # no fees for the buyer
+        assert receipt.rent_payer == buyer.wallet
+
+        # the facilitator fronts the receipt's rent too: a buyer holding only tokens spends no SOL at all
+        fronted = await buyer.prepare_payment(agent, facilitator.pubkey(), rent_payer=facilitator.pubkey())
+        fronted.transaction.partial_sign([facilitator], fronted.transaction.message.recent_blockhash)
+        event = (await fac.send_transaction(fronted.transaction, fronted.last_valid_block_height)) \
+            .event("X402PaymentRecorded")
+        assert (event.payer, event.rent_payer) == (buyer.wallet, facilitator.pubkey())
+        assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - rent
+        receipt = await fac.get_receipt(agent, fronted.reference)
+        assert receipt is not None and (receipt.payer, receipt.rent_payer) == (buyer.wallet, facilitator.pubkey())
+        await buyer.submit_feedback(agent, fronted.reference, rating=4)
+        before = (await fac.rpc.get_balance(facilitator.pubkey())).value
+        await fac.close_receipt(agent, fronted.reference)  # the rent goes back to the facilitator
+        after = (await fac.rpc.get_balance(facilitator.pubkey())).value
+        assert after == before + rent - 5_000 and await fac.get_receipt(agent, fronted.reference) is None
+
+
+async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:
+    """A call priced 0.02 in USDC and 0.02 in a 2-decimal token pays 0.02 of the 2-decimal token: never the
+    USDC price's 20,000 atomic units (200.00 of it), the bug of one atomic price for every mint."""
+    cents = create_mint(net, 2)
+    seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
+    buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
+    async with seller, buyer:
+        await seller.register_agent("two-mints", "Two mints", x402=X402Settings(
+            {usdc: Decimal("0.02"), cents: Decimal("0.02")}, "https://two.example"))
+        agent = seller.agent_address("two-mints")
+        mint_to(net, buyer.wallet, cents, 100_000)  # 1,000.00
+        mint_to(net, buyer.wallet, usdc, 1_000_000)
+        paid = await buyer.pay_agent(agent, mint=cents)
+        assert (paid.mint, paid.amount, paid.amount_atomic) == (cents, Decimal("0.02"), 2)
+        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("999.98")
+        assert await buyer.get_token_balance(seller.wallet, cents) == Decimal("0.02")
+        usdc_paid = await buyer.pay_agent(agent)  # the default: the first mint, at its own price
+        assert (usdc_paid.mint, usdc_paid.amount) == (usdc, Decimal("0.02"))
+        with pytest.raises(PaymentBelowPrice):  # 0.01 of the 2-decimal token is below its price
+            await buyer.pay_agent(agent, mint=cents, amount=Decimal("0.01"))
+        stranger = create_mint(net, 6)
+        with pytest.raises(PaymentMintNotAccepted):
+            await buyer.pay_agent(agent, mint=stranger)
+        assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("999.98")  # nothing more moved
 
 
 async def test_program_errors_transport_errors_and_simulation(net, client: GhostPayClient) -> None:
@@ -125,11 +167,11 @@ async def test_events_decoded_and_live(net, client: GhostPayClient) -> None:
 
 def test_sync_facade(net, usdc) -> None:
     with GhostPay(net.http_url, fund(net), ws_url=net.ws_url) as gp:
-        reg = gp.register_agent("sync", "Sync", x402=X402Settings(Decimal("1.5"), [usdc], "https://s.example"))
+        reg = gp.register_agent("sync", "Sync", x402=X402Settings({usdc: Decimal("1.5")}, "https://s.example"))
         assert gp.get_agent("sync").address == reg.address
-        assert gp.get_agent_pricing(reg.address).price == Decimal("1.5")
+        assert gp.get_agent_pricing(reg.address).price_in(usdc).price == Decimal("1.5")
         with pytest.raises(ProgramError) as err:  # the same typed exceptions as the async client
-            gp.set_price("sync", Decimal("0.0001"))  # 100 atomic units: below the 1,000 minimum
+            gp.set_price("sync", {usdc: Decimal("1000000.000001")})  # above the 10^12 atomic units maximum
         assert err.value.name == "PriceOutOfRange"
         assert [e.name for e in gp.get_transaction_events(reg.signature)] == ["AgentRegistered"]
 

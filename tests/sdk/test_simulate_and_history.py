@@ -27,8 +27,9 @@ async def test_payment_events_newest_first(net, usdc) -> None:
         agent = seller.agent_address("history")
         first = await buyer.pay_agent(agent)
         second = await buyer.pay_agent(agent, amount=Decimal("0.02"))
-        await seller.set_price(agent, Decimal("0.03"))  # not a payment: skipped
+        await seller.set_price(agent, {usdc: Decimal("0.03")})  # not a payment: skipped
         events = await seller.get_payment_events(agent)
         assert [bytes(e.reference) for e in events] == [second.reference, first.reference]
         assert [e.amount for e in events] == [20_000, 10_000] and events[0].payer == buyer.wallet
+        assert {e.rent_payer for e in events} == {buyer.wallet}
         assert events[0].signature == second.signature

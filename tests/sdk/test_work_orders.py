@@ -12,7 +12,7 @@ import pytest
 
 from ghostpay.client import X402Settings
 from ghostpay.discovery import HEAD
-from ghostpay.exceptions import AccountNotFound, InvalidArgument
+from ghostpay.exceptions import AccountNotFound, ArbiterNotAgreed, InvalidArgument, NotWorkOrderProvider
 from ghostpay.sync_client import GhostPay
 from tests.sdk.conftest import PRICE, escrow, fund, mint_to, time_travel
 
@@ -36,11 +36,15 @@ async def test_milestones_to_completion(net, usdc) -> None:
             (e.client.wallet, e.agent, e.provider.wallet, e.arbiter.wallet)
         assert (await e.provider.get_agent(e.agent)).open_work_orders == 1
 
-        await e.provider.accept_work_order(order.address)
+        with pytest.raises(ArbiterNotAgreed):  # the provider agrees to an arbiter; the order names another
+            await e.provider.accept_work_order(order.address, arbiter=e.provider.wallet)
+        assert (await e.client.get_work_order(order.address)).status == "Created"
+        await e.provider.accept_work_order(order.address, arbiter=e.arbiter.wallet)
         await e.provider.submit_delivery(order.address, "https://files.example/v1", hashlib.sha256(b"v1").digest())
         rejected = await e.client.reject_delivery(order.address, "chapter 3 is missing")
         assert rejected.event("DeliveryRejected").reason == "chapter 3 is missing"
-        assert (await e.client.get_work_order(order.address)).status == "Accepted"
+        info = await e.client.get_work_order(order.address)
+        assert info.status == "Rejected" and info.account.rejected_at > 0
         delivered = await e.provider.submit_delivery(str(order.address), "https://files.example/v2",
                                                      hashlib.sha256(CONTENT).hexdigest())
         assert delivered.event("WorkDelivered").content_hash == list(hashlib.sha256(CONTENT).digest())
@@ -86,6 +90,18 @@ async def test_dispute_settled_by_the_arbiter(net, usdc) -> None:
         agent = await e.client.get_agent(e.agent)
         assert (agent.total_jobs_completed, agent.open_work_orders) == (0, 0)  # a settlement is not a completed job
 
+        # a ruling wholly for the provider erases the dispute and counts the job as done
+        order = await e.client.create_work_order(e.agent, Decimal("5"), deadline=timedelta(hours=1),
+                                                 arbiter=e.arbiter.wallet, title="Vindicated")
+        await e.provider.accept_work_order(order.address)
+        await e.provider.submit_delivery(order.address, "https://files.example/v", bytes(32))
+        await e.client.open_dispute(order.address, "I changed my mind")
+        assert (await e.client.get_reputation(e.agent)).metrics.total_disputes == 2
+        await e.arbiter.resolve_dispute(order.address, 0)
+        metrics = (await e.client.get_reputation(e.agent)).metrics
+        assert (metrics.total_disputes, metrics.disputes_resolved, metrics.successful_payments) == (1, 1, 2)
+        assert (await e.client.get_agent(e.agent)).total_jobs_completed == 1
+
 
 async def test_cancel_refund_claim_and_listing(net, usdc) -> None:
     async with await escrow(net, usdc, "lister") as e:
@@ -109,6 +125,13 @@ async def test_cancel_refund_claim_and_listing(net, usdc) -> None:
             await e.client.list_work_orders(status="Paid")
 
         assert (await e.client.cancel_work_order(cancelled.address)).event("WorkOrderCancelled").refunded == 1_000_000
+        unwanted = await make(e.agent, 4, deadline=timedelta(hours=1), arbiter=e.arbiter.wallet, title="unwanted")
+        with pytest.raises(NotWorkOrderProvider):
+            await e.client.decline_work_order(unwanted.address)
+        declined = (await e.provider.decline_work_order(unwanted.address)).event("WorkOrderDeclined")
+        assert (declined.work_order, declined.refunded) == (unwanted.address, 4_000_000)
+        with pytest.raises(AccountNotFound):
+            await e.client.get_work_order(unwanted.address)
         await e.provider.accept_work_order(late.address)
         await e.provider.accept_work_order(claimed.address)
         await e.provider.submit_delivery(claimed.address, "https://files.example/c", bytes(32))
@@ -122,7 +145,7 @@ async def test_cancel_refund_claim_and_listing(net, usdc) -> None:
 
 def test_sync_facade_work_orders(net, usdc) -> None:
     with GhostPay(net.http_url, fund(net)) as provider, GhostPay(net.http_url, fund(net)) as client:
-        agent = provider.register_agent("sync-worker", "Sync", x402=X402Settings(PRICE, [usdc], "https://s.example"))
+        agent = provider.register_agent("sync-worker", "Sync", x402=X402Settings({usdc: PRICE}, "https://s.example"))
         mint_to(net, client.wallet, usdc, 2_000_000)
         order = client.create_work_order(agent.address, Decimal("1.5"), deadline=timedelta(hours=1),
                                          arbiter=fund(net).pubkey(), title="sync")
