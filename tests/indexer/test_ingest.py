@@ -27,9 +27,10 @@ from tests.localnet.conftest import LocalnetProcess
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalnetProcess, History]]:
     """One localnet with the scripted history, shared by the tests of this module (read-only)."""
     net = LocalnetProcess(tmp_path_factory.mktemp("ingest") / "ledger").start()
-    history = make_history(net, HistorySpec(payments=120))
-    yield net, history
-    net.stop()
+    try:  # a history that fails to build must not leave the localnet running
+        yield net, make_history(net, HistorySpec(payments=120))
+    finally:
+        net.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
