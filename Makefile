@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api
 
 setup:
 	@scripts/setup.sh
@@ -41,3 +41,7 @@ bench-indexer: setup
 # 100,000 events back-filled (RSS along the way), then ghost agent search over them → bench/results/indexer_scale.json.
 bench-indexer-scale: setup
 	.venv/bin/python -m bench.indexer_scale
+
+# ghost indexer serve: API response times over 10,000 agents and 50,000 payments, live feed delay → bench/results/api.json.
+bench-api: setup
+	.venv/bin/python -m bench.api

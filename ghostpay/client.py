@@ -20,6 +20,7 @@ name (`PaymentAlreadyRecorded`, ...), RPC and transport failures are `RpcError` 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 import time
@@ -98,6 +99,7 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 AgentRef = Union[Pubkey, str]
 """An agent's address, or the agent_id of one of the client wallet's agents."""
@@ -378,8 +380,10 @@ class GhostPayClient:
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
                  commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
                  ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
-                 confirm_timeout: float = 30.0, blockhash_retries: int = 2) -> None:
+                 confirm_timeout: float = 30.0, blockhash_retries: int = 2,
+                 indexer_url: str | None = None) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
+        self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.commitment = commitment
         self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
             (program_id or PROGRAM_ID)
@@ -709,21 +713,50 @@ class GhostPayClient:
                             token: Pubkey | None = None, max_price: Amount | None = None,
                             min_reputation: int | None = None, active: bool | None = True,
                             owner: Pubkey | None = None, sort: SortKey | None = None,
-                            limit: int | None = None) -> list[AgentInfo]:
+                            limit: int | None = None, indexer_url: str | None = None) -> list[AgentInfo]:
         """Agents matching every given filter, from the chain.
 
         memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
         `max_price` (the price in `token`, whole units or `Atomic(n)`) and `min_reputation` (basis points)
         are checked exactly after. `sort`: reputation, price (in `token`, else in each agent's first
         token's atomic units), newest, oldest, calls, name.
+        With `indexer_url` (or the client's), the indexer API finds the agents and their accounts are
+        read from the chain and checked the same way; if the API cannot answer, the chain is searched.
+        (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
+        address's base58 text, the chain search by its bytes.)
         """
         max_atomic = None
+        decimals = 0
         if max_price is not None:
             if token is None:
                 raise InvalidArgument("max_price needs token=: each accepted mint has its own price")
-            max_atomic = to_atomic(max_price, (await self.get_mint(token)).decimals)
-        return await self._program_agents(AgentQuery(owner, x402_enabled, active, capability, token, max_atomic,
-                                                     min_reputation, sort, limit))
+            decimals = (await self.get_mint(token)).decimals
+            max_atomic = to_atomic(max_price, decimals)
+        query = AgentQuery(owner, x402_enabled, active, capability, token, max_atomic, min_reputation, sort, limit)
+        url = indexer_url or self.indexer_url
+        if url is not None and owner is None and active is True:
+            from ghostpay.analytics.remote import IndexerUnavailable, search_addresses
+
+            try:
+                found = await search_addresses(
+                    url, x402_enabled=x402_enabled, capability=capability, token=str(token) if token else None,
+                    max_price=from_atomic(max_atomic, decimals) if max_atomic is not None else None,
+                    min_reputation=min_reputation, sort=sort, limit=limit)
+            except IndexerUnavailable as exc:
+                log.warning("indexer API unavailable, searching the chain: %s", exc)
+            else:
+                return await self._agents_at([Pubkey.from_string(a) for a in found], query)
+        return await self._program_agents(query)
+
+    async def _agents_at(self, addresses: list[Pubkey], query: AgentQuery) -> list[AgentInfo]:
+        """The agent accounts at `addresses`, read from the chain, filtered and sorted by `query`."""
+        raw: list[tuple[Pubkey, bytes]] = []
+        for start in range(0, len(addresses), 100):  # getMultipleAccounts takes at most 100
+            chunk = addresses[start:start + 100]
+            resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
+            raw += [(a, bytes(acc.data)) for a, acc in zip(chunk, resp.value)
+                    if acc is not None and acc.owner == self.program_id]
+        return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decode_agents(raw))]
 
     async def get_agent_pricing(self, agent: AgentRef) -> Pricing:
         """The price per call in each accepted mint (with its decimals), the endpoint and the payment address."""

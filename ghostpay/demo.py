@@ -174,8 +174,10 @@ def check_reachable(url: str) -> None:
             from exc
 
 
-def run_demo(url: str | None, json_output: bool, show: Callable[[str, str], None]) -> dict[str, Any]:
-    """The whole main job on `url`, or on a throwaway localnet started and stopped here."""
+def run_demo(url: str | None, json_output: bool, show: Callable[[str, str], None],
+             then: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """The whole main job on `url`, or on a throwaway localnet started and stopped here; `then(rpc_url,
+    index_url)` runs before the localnet and the session folder go (the dashboard, until Ctrl-C)."""
     if url is not None:
         check_reachable(url)
     with contextlib.ExitStack() as stack:
@@ -184,4 +186,6 @@ def run_demo(url: str | None, json_output: bool, show: Callable[[str, str], None
         stack.enter_context(session_environment(folder, rpc_url))
         session = Session(json_output, show)
         found = run_session(rpc_url, folder, session)
+        if then is not None:
+            then(rpc_url, f"sqlite:///{folder / 'index.db'}")
         return {"rpc_url": rpc_url, "throwaway_localnet": url is None, **found, "steps": session.steps}

@@ -54,10 +54,13 @@ def new_reference(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> bytes:
             return reference
 
 
+ORDER_ID_BITS = 63  # picked ids fit a signed 64-bit column (SQLite's INTEGER); the program takes any u64
+
+
 def new_order_id(client: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
-    """A random u64 order id whose work-order PDA has bump 255 (one try on chain, as new_reference)."""
+    """A random order id whose work-order PDA has bump 255 (one try on chain, as new_reference), below 2^63."""
     while True:
-        order_id = int.from_bytes(os.urandom(8), "little")
+        order_id = int.from_bytes(os.urandom(8), "little") >> (64 - ORDER_ID_BITS)
         if work_order_address(client, order_id, program_id)[1] == 255:
             return order_id
 

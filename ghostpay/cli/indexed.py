@@ -23,13 +23,37 @@ def db_url(db: str) -> str:
     return f"sqlite:///{os.path.abspath(os.path.expanduser(db))}"
 
 
+def index_db_url(st: State) -> str:
+    """`--db` as a URL, else the default index `ghost indexer run` writes (indexer.db in the data folder)."""
+    if st.settings.db:
+        return db_url(st.settings.db)
+    from ghostpay.paths import data_dir
+
+    data_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir() / 'indexer.db'}"
+
+
+def open_index(st: State) -> Any:
+    """An engine on the index (schema migrated), or a one-line CliError."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ghostpay.indexer.models import connect
+
+    url = index_db_url(st)
+    try:
+        return connect(url)
+    except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
+        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
+
+
 def indexer_defaults(st: State) -> dict[str, Any]:
     """`ctx.default_map` entries so `ghost -u URL --db DB --output json indexer status` works as expected."""
     common: dict[str, Any] = {"url": st.settings.url}
     if st.settings.db:
         common["db"] = db_url(st.settings.db)
     json_mode = {"json_output": True} if st.json else {}
-    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode}}}
+    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode},
+                        "serve": {**common, **json_mode}}}
 
 
 @dataclass
@@ -69,26 +93,19 @@ class IndexedMint:
 
 
 def _session(st: State) -> Iterator[Any]:
-    from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session
 
-    from ghostpay.indexer.models import connect
-
-    url = db_url(st.settings.db or "")
-    try:
-        engine = connect(url)
-    except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
-        raise CliError(f"cannot open the indexer database {url}: {str(exc).splitlines()[0]}; check --db") from None
-    with Session(engine) as session:
+    assert st.settings.db is not None
+    with Session(open_index(st)) as session:
         yield session
 
 
 @contextmanager
 def _sqlite_index(st: State, path: str) -> Iterator[Any]:
-    from ghostpay.indexer.sqlite_read import IndexUnavailable, open_index
+    from ghostpay.indexer.sqlite_read import IndexUnavailable, open_readonly
 
     try:
-        with open_index(path) as index:
+        with open_readonly(path) as index:
             yield index
     except IndexUnavailable as exc:
         raise CliError(f"cannot open the indexer database {db_url(st.settings.db or '')}: {exc}; check --db") from None

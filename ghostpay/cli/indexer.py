@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import typer
 
+from ghostpay.cli import serve as serve_cli
+
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
                   no_args_is_help=True, add_completion=False)
 
@@ -84,11 +86,23 @@ def run(
     once: bool = typer.Option(False, "--once", help="Back-fill to the chain's tip and exit."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    with_server: bool = typer.Option(False, "--serve", help="Also serve the API and dashboard (as `indexer serve`)."),
+    host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
+    port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
+                             help="With --serve: " + serve_cli.PORT_HELP),
 ) -> None:
-    """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM)."""
+    """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
+
+    Example: ghost --db index.db indexer run --serve   (index and serve the dashboard in one process)
+    """
     _setup_logging(log_level)
     config = _config(url, ws_url, db, batch_size)
     _engine(config.db_url)  # a bad URL is one clean line before anything starts
+    if with_server:
+        if once:
+            _fail("--serve keeps running; it cannot go with --once")
+        serve_cli.run_server(config, host, port, True, True, False)
+        return
     from ghostpay.indexer.service import serve
 
     try:
@@ -170,3 +184,6 @@ def verify(
         typer.echo(f"{report.agents} agents compared, {len(report.differences)} differences")
     if not report.ok:
         raise typer.Exit(1)
+
+
+app.command("serve")(serve_cli.serve_command)

@@ -131,13 +131,19 @@ def progress_bar(st: State, total: int) -> Any:
 def demo(ctx: typer.Context,
          url: Optional[str] = typer.Option(None, "--url", "-u", help="RPC URL of a running GhostPay localnet "
                                                                      "(default: start a throwaway one)."),
-         json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo.")) -> None:
+         json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json demo."),
+         dashboard: bool = typer.Option(False, "--dashboard", help="Then keep indexing and serve the dashboard "
+                                                                   "on the session's index until Ctrl-C."),
+         port: int = typer.Option(8080, "--port", min=0, max=65535, help="The dashboard's port (0: any free)."),
+         ) -> None:
     """The main job, as a scripted session of ghost commands on a throwaway localnet.
 
     Two providers register with x402 pricing, a buyer finds them with 'agent search --x402-enabled',
     pays and rates calls, hires one through escrow to completion, and the indexer shows the payment
     history and the reputation table. The localnet (unless --url) is started and stopped here; the
     session's keypairs, config and index live in a temporary folder.
+
+    Example: ghost demo --dashboard   (then open the printed URL; Ctrl-C ends it)
     """
     import json
 
@@ -146,6 +152,15 @@ def demo(ctx: typer.Context,
 
     st = state(ctx)
     as_json = json_output or st.json
+    if dashboard and as_json:
+        raise typer.BadParameter("--dashboard keeps serving; it does not go with JSON output")
+
+    def serve_dashboard(rpc_url: str, index_url: str) -> None:
+        from ghostpay.cli.indexer import _config
+        from ghostpay.cli.serve import DEFAULT_HOST, run_server
+
+        console.print("\n[dim]# the dashboard over this session's index, following the chain live[/dim]")
+        run_server(_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False)
 
     def show(note: str, command: str) -> None:
         console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)
@@ -154,13 +169,16 @@ def demo(ctx: typer.Context,
         console.print("[bold]GhostPay main job[/bold]: " + (f"on {url}" if url else
                       "starting a throwaway localnet (the Solana runtime behind JSON-RPC)…"))
     try:
-        result = run_demo(url, as_json, show)
+        result = run_demo(url, as_json, show, serve_dashboard if dashboard else None)
     except DemoError as exc:
         raise CliError(str(exc)) from None
     if as_json:
         print(json.dumps(result, indent=2))
         return
     console.print(f"\n[green]✔[/green] main job done; {'stopped the throwaway localnet' if url is None else url}")
+    if not dashboard:
+        console.print("See it on the dashboard: [bold]ghost demo --dashboard[/bold] (or [bold]ghost --db INDEX "
+                      "indexer serve[/bold] over your own index)", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

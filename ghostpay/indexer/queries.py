@@ -41,13 +41,10 @@ def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, o
 AgentSort = Literal["score", "price"]
 
 
-def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
-                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
-                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
-                  limit: int = 50, offset: int = 0) -> Page[Agent]:
-    """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
-    units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
-    first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
+def agent_filter(*, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
+                 token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
+                 tier: Optional[str] = None, active: Optional[bool] = True) -> Any:
+    """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
     if max_price is not None and token is None:
         raise QueryError("max_price needs a token: each accepted mint has its own price")
@@ -74,6 +71,18 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
             statement = statement.where(Agent.tier == Tier(tier.upper()).value)
         except ValueError:
             raise QueryError(f"tier must be one of {', '.join(t.value for t in Tier)}") from None
+    return statement
+
+
+def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
+                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
+                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
+                  limit: int = 50, offset: int = 0) -> Page[Agent]:
+    """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
+    units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
+    first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
+    statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token, max_price=max_price,
+                             min_reputation=min_reputation, tier=tier, active=active)
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "price":

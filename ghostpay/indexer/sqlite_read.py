@@ -3,7 +3,7 @@ standard library's sqlite3, with the same answers as `ghostpay.indexer.queries` 
 them). Importing SQLAlchemy and sqlmodel costs ≈ 200 ms, most of a `ghost agent search` that should
 answer in 300 ms; PostgreSQL indexes go through `queries`.
 
-    with open_index("/path/index.db") as index:
+    with open_readonly("/path/index.db") as index:
         page = search_agents(index, capability="translate", sort="price", limit=20)
 """
 
@@ -35,7 +35,7 @@ def sqlite_path(url: str) -> Optional[str]:
 
 
 @contextmanager
-def open_index(path: str) -> Iterator[sqlite3.Connection]:
+def open_readonly(path: str) -> Iterator[sqlite3.Connection]:
     """The index at `path`, read-only; IndexUnavailable if it is missing or not an indexer database."""
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -17,7 +17,7 @@ from ghostpay.indexer.models import (Agent, DailyVolume, Feedback, IndexedTransa
                                      SkipCounter, WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
 from ghostpay.indexer.source import RpcSource
-from ghostpay.indexer.sqlite_read import IndexUnavailable, open_index, sqlite_path
+from ghostpay.indexer.sqlite_read import IndexUnavailable, open_readonly, sqlite_path
 from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import History, HistorySpec
 from tests.localnet.conftest import LocalnetProcess
@@ -236,7 +236,7 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
         {"x402_enabled": True}, {"active": None, "min_reputation": 1}, {"token": mint}, {"limit": 2, "offset": 3},
         {"token": mint, "sort": "price"},
     ]
-    with Session(open_db(url)) as session, open_index(path) as index:
+    with Session(open_db(url)) as session, open_readonly(path) as index:
         for filters in searches:
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
@@ -260,5 +260,5 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
             with pytest.raises(queries.QueryError):
                 queries.search_agents(session, **bad)
     with pytest.raises(IndexUnavailable):
-        with open_index(path + ".missing"):
+        with open_readonly(path + ".missing"):
             pass

@@ -1,0 +1,127 @@
+"""What every API route uses: the settings, the read-only engine, mint decimals, errors and argument checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TypeVar
+
+import httpx
+from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+from starlette.concurrency import run_in_threadpool
+
+from ghostpay.analytics import pagination
+from ghostpay.analytics.mints import MintDecimals
+from ghostpay.analytics.webhooks import DeliverySettings
+from ghostpay.indexer.models import Agent, database_url
+from ghostpay.indexer.queries import agent_capabilities, agent_prices
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    db_url: str
+    rpc_url: Optional[str] = None  # for mint decimals and the chain's slot (lag); None: atomic units only
+    poll_interval: float = 0.5  # seconds between looks for new events (the live feed)
+    webhooks: bool = True  # run the webhook dispatcher in this process
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+
+
+class ApiError(Exception):
+    """Answered as `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def read_only_engine(url: str) -> Engine:
+    """An engine whose connections cannot write (the API never does)."""
+    sa_url = database_url(url)
+    if sa_url.startswith("postgresql"):
+        return create_engine(sa_url, connect_args={"options": "-c default_transaction_read_only=on"})
+    engine = create_engine(sa_url)
+
+    @event.listens_for(engine, "connect")
+    def _query_only(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.execute("PRAGMA query_only = ON")
+
+    return engine
+
+
+def check_address(value: str, what: str = "address") -> str:
+    """A base58 public key, or ApiError 400."""
+    from solders.pubkey import Pubkey
+
+    try:
+        Pubkey.from_string(value)
+    except ValueError:
+        raise ApiError(400, f"{what} is not a base58 public key: {value!r}") from None
+    return value
+
+
+def cursor_values(kind: str, cursor: Optional[str], arity: int) -> Optional[list[Any]]:
+    """The sort key values a `next_cursor` names, or ApiError 400."""
+    if cursor is None:
+        return None
+    try:
+        return pagination.decode(kind, cursor, arity)
+    except pagination.CursorError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+@dataclass
+class ApiContext:
+    settings: ApiSettings
+    engine: Engine
+    decimals: MintDecimals
+    webhooks: bool
+    on_metrics: Optional[Callable[[], dict[str, float]]] = None  # counters of an indexer in this process
+    slot_errors: int = 0
+
+    @property
+    def rpc_errors(self) -> int:
+        return self.slot_errors + self.decimals.rpc_errors
+
+    async def db(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in a worker thread (the database driver blocks)."""
+        def run() -> T:
+            with Session(self.engine) as session:
+                return work(session)
+        return await run_in_threadpool(run)
+
+    async def agent(self, address: str) -> tuple[Agent, list[str], dict[str, int]]:
+        """An indexed agent with its capabilities and prices (mint -> atomic units); ApiError 400 / 404."""
+        check_address(address, "agent")
+
+        def query(session: Session) -> Optional[tuple[Agent, list[str], dict[str, int]]]:
+            agent = session.get(Agent, address)
+            if agent is None:
+                return None
+            return agent, agent_capabilities(session, address), agent_prices(session, address)
+
+        found = await self.db(query)
+        if found is None:
+            raise ApiError(404, f"no indexed agent {address}")
+        return found
+
+    async def chain_slot(self) -> Optional[int]:
+        """The chain's confirmed slot, or None (no RPC configured, or it did not answer)."""
+        if not self.settings.rpc_url:
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = (await http.post(self.settings.rpc_url, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [{"commitment": "confirmed"}]})).json()
+            return int(answer["result"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            self.slot_errors += 1
+            return None
+
+
+def api_context(request: Request) -> ApiContext:
+    """The FastAPI dependency every route takes."""
+    return request.app.state.context  # type: ignore[no-any-return]

@@ -1,0 +1,52 @@
+"""The SDK's side of the indexer API: agent addresses matching a search, from `GET /api/agents`.
+
+The index answers the search; the caller then reads those accounts from the chain, so what it
+returns is current even when the index lags. `IndexerUnavailable` tells it to search the chain.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Optional
+
+import httpx
+
+from ghostpay.exceptions import GhostPayError
+
+PAGE = 100  # the API's largest page
+API_SORTS = ("reputation", "price", "newest", "calls")
+
+
+class IndexerUnavailable(GhostPayError):
+    """The indexer API could not answer (down, an error status, or a search it does not support)."""
+
+
+async def search_addresses(indexer_url: str, *, x402_enabled: Optional[bool], capability: Optional[str],
+                           token: Optional[str], max_price: Optional[Decimal], min_reputation: Optional[int],
+                           sort: Optional[str], limit: Optional[int], timeout: float = 5.0) -> list[str]:
+    """Addresses of active agents matching the filters, in the API's order, following cursors up to `limit`."""
+    if sort is not None and sort not in API_SORTS:
+        raise IndexerUnavailable(f"the indexer API does not sort by {sort}")
+    params: dict[str, Any] = {k: v for k, v in {
+        "x402_enabled": None if x402_enabled is None else str(x402_enabled).lower(), "capability": capability,
+        "token": token, "max_price": None if max_price is None else format(max_price, "f"),
+        "min_reputation": min_reputation, "sort": sort}.items() if v is not None}
+    addresses: list[str] = []
+    base = indexer_url.rstrip("/")
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            cursor = None
+            while limit is None or len(addresses) < limit:
+                page_size = PAGE if limit is None else min(PAGE, limit - len(addresses))
+                answer = await http.get(f"{base}/api/agents", params={**params, "limit": page_size,
+                                                                      **({"cursor": cursor} if cursor else {})})
+                if answer.status_code != 200:
+                    raise IndexerUnavailable(f"{base}/api/agents answered HTTP {answer.status_code}: {answer.text[:200]}")
+                page = answer.json()
+                addresses += [item["address"] for item in page["items"]]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise IndexerUnavailable(f"{base}: {type(exc).__name__}: {exc}") from exc
+    return addresses

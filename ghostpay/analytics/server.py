@@ -1,0 +1,90 @@
+"""Running the API under uvicorn, alone (`ghost indexer serve`) or beside the indexer in one process
+(`ghost indexer run --serve`); SIGINT / SIGTERM stop both gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from typing import Callable, Iterator, Optional
+
+import uvicorn
+
+from ghostpay.analytics.api import ApiSettings, create_app
+from ghostpay.indexer.service import Indexer, IndexerConfig
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (it re-raises the signal after shutdown); ours stops both."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the app starts, so a busy port is one clear OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: without it a keep-alive client waits out delayed ACKs (40 ms a request)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Optional[IndexerConfig] = None,
+                on_ready: Optional[Callable[[str], None]] = None, stop_event: Optional[asyncio.Event] = None) -> None:
+    """Serve the API on `sock` (and run an indexer with `indexer_config`) until SIGINT / SIGTERM (in the
+    main thread), `stop_event` is set, or an error."""
+    stopping = stop_event or asyncio.Event()
+    indexer = Indexer(indexer_config) if indexer_config is not None else None
+
+    def indexer_counters() -> dict[str, float]:
+        assert indexer is not None
+        return {"reconnects": indexer.totals.reconnects, "transactions_applied": indexer.totals.stats.transactions}
+
+    app = create_app(settings, indexer_counters if indexer is not None else None)
+    server = _Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"))
+
+    def stop() -> None:
+        server.should_exit = True
+        if indexer is not None:
+            indexer.stop()
+
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+    watcher = asyncio.create_task(stopping.wait())
+    watcher.add_done_callback(lambda _: stop())
+    try:
+        tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
+        if indexer is not None:
+            tasks.append(asyncio.create_task(indexer.run()))
+        while not server.started and not tasks[0].done():
+            await asyncio.sleep(0.02)
+        if server.started and on_ready is not None:
+            on_ready(base_url(sock))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop()  # one ended (a signal, or the indexer failed): end the other
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # the first failure, if any
+    finally:
+        watcher.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,318 @@
+"""Signed webhooks: indexed events POSTed to subscribers from a persistent queue, at least once.
+
+`ghost webhooks add` stores an endpoint (URL, secret, event patterns, optional agent). The dispatcher
+(run by `ghost indexer serve`) turns every newly indexed event that matches into a delivery row, in
+the same database transaction that moves the endpoint's cursor, then POSTs due deliveries. A failed
+or timed-out POST is retried with exponential backoff until 24 hours after the event was queued;
+the queue lives in the indexer's database, so deliveries survive restarts. A delivery's id is
+derived from the endpoint and the event's place on chain (signature, instruction, event index), so
+it is the same on every retry and receivers dedupe by it.
+
+Each POST carries `GhostPay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import httpx
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from ghostpay.exceptions import InvalidArgument
+from ghostpay.artifacts import idl_dict
+from ghostpay.indexer.models import RawEvent, i64
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "GhostPay-Signature"
+DELIVERY_HEADER = "GhostPay-Delivery"
+EVENT_HEADER = "GhostPay-Event"
+TEST_EVENT = "WebhookTest"
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoints"
+    id: str = Field(primary_key=True)
+    url: str
+    secret: str
+    events: str  # comma-separated name patterns (fnmatch: WorkOrder*)
+    agent: Optional[str] = None
+    created_at: float
+    after_event_id: int = i64(0)  # raw_events.id of the last event queued for it
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_deliveries"
+    id: str = Field(primary_key=True)  # stable: the same for every retry
+    endpoint_id: str = Field(index=True)
+    event_id: int = i64()
+    event: str
+    body: str  # the exact JSON POSTed (signed with a fresh timestamp on each try)
+    status: str = Field(default="pending", index=True)  # pending, delivered, failed (gave up)
+    attempts: int = 0
+    next_attempt_at: float = Field(index=True)
+    last_error: str = ""
+    created_at: float
+    delivered_at: Optional[float] = None
+
+
+TABLES = (WebhookEndpoint, WebhookDelivery)
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+
+
+# signing --------------------------------------------------------------------------------------------
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The `GhostPay-Signature` header value of `body` sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300,
+                     now: Optional[float] = None) -> bool:
+    """True if `header` signs `body` with `secret` and its timestamp is within `tolerance` seconds."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), f"t={timestamp},v1={parts.get('v1', '')}")
+
+
+# endpoints ------------------------------------------------------------------------------------------
+
+def parse_patterns(events: str) -> list[str]:
+    """Comma-separated event names or patterns, each matching at least one of the program's events."""
+    patterns = [p.strip() for p in events.split(",") if p.strip()]
+    if not patterns:
+        raise InvalidArgument("--events needs at least one event name, e.g. X402PaymentRecorded,WorkOrder*")
+    known = sorted(e["name"] for e in idl_dict()["events"])
+    for pattern in patterns:
+        if not fnmatch.filter(known, pattern):
+            raise InvalidArgument(f"no GhostPay event matches {pattern!r}; events: {', '.join(known)}")
+    return patterns
+
+
+def add_endpoint(engine: Engine, url: str, events: str, agent: Optional[str] = None,
+                 from_start: bool = False) -> WebhookEndpoint:
+    """Subscribe `url`; it gets events indexed from now on (or all of them with `from_start`)."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"webhook URL must start with http:// or https://, not {url!r}")
+    patterns = parse_patterns(events)
+    ensure_tables(engine)
+    with Session(engine) as session:
+        newest = 0 if from_start else session.exec(select(RawEvent.id).order_by(col(RawEvent.id).desc())).first()
+        endpoint = WebhookEndpoint(id="wh_" + secrets.token_hex(6), url=url, secret="whsec_" + secrets.token_hex(24),
+                                   events=",".join(patterns), agent=agent, created_at=time.time(),
+                                   after_event_id=int(newest or 0))
+        session.add(endpoint)
+        session.commit()
+        session.refresh(endpoint)
+        return endpoint
+
+
+def list_endpoints(engine: Engine) -> list[WebhookEndpoint]:
+    ensure_tables(engine)
+    with Session(engine) as session:
+        return list(session.exec(select(WebhookEndpoint).order_by(col(WebhookEndpoint.created_at))).all())
+
+
+def get_endpoint(engine: Engine, endpoint_id: str) -> WebhookEndpoint:
+    ensure_tables(engine)
+    with Session(engine) as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise InvalidArgument(f"no webhook {endpoint_id!r}; `ghost webhooks list` shows them")
+    return endpoint
+
+
+def remove_endpoint(engine: Engine, endpoint_id: str) -> None:
+    """Unsubscribe, dropping its undelivered deliveries."""
+    get_endpoint(engine, endpoint_id)
+    with Session(engine) as session:
+        session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint_id))  # type: ignore
+        session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))  # type: ignore
+        session.commit()
+
+
+def delivery_counts(engine: Engine) -> dict[str, int]:
+    """Deliveries by status (pending, delivered, failed) and attempts made, for /metrics and `list`."""
+    from sqlalchemy import func
+
+    ensure_tables(engine)
+    with Session(engine) as session:
+        rows = session.exec(select(WebhookDelivery.status, func.count(), func.sum(WebhookDelivery.attempts))
+                            .group_by(WebhookDelivery.status)).all()
+    counts = {status: int(n) for status, n, _ in rows}
+    counts["attempts"] = sum(int(a or 0) for _, _, a in rows)
+    return counts
+
+
+# delivering -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    timeout: float = 10.0  # seconds a receiver has to answer 2xx
+    first_retry: float = 10.0  # seconds before the first retry; doubled after each failure
+    max_retry: float = 3600.0
+    give_up_after: float = 86_400.0  # after this long in the queue a delivery is marked failed
+    poll_interval: float = 1.0
+    batch: int = 100
+
+
+def delivery_id(endpoint_id: str, event: RawEvent) -> str:
+    key = f"{endpoint_id}:{event.signature}:{event.instruction_index}:{event.event_index}"
+    return "whd_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def event_body(delivery: str, event: RawEvent) -> str:
+    return json.dumps({"id": delivery, "type": event.name, "data": {
+        "signature": event.signature, "slot": event.slot, "timestamp": event.timestamp, "agent": event.agent,
+        "instruction_index": event.instruction_index, "event_index": event.event_index,
+        "event": json.loads(event.data)}}, separators=(",", ":"))
+
+
+async def post_signed(http: httpx.AsyncClient, endpoint: WebhookEndpoint, delivery: str, event: str,
+                      body: str, timeout: float) -> httpx.Response:
+    raw = body.encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), raw),
+               DELIVERY_HEADER: delivery, EVENT_HEADER: event}
+    return await http.post(endpoint.url, content=raw, headers=headers, timeout=timeout)
+
+
+async def send_test(engine: Engine, endpoint_id: str, timeout: float = 10.0) -> httpx.Response:
+    """POST a signed `WebhookTest` event now (not queued); raises httpx errors."""
+    endpoint = get_endpoint(engine, endpoint_id)
+    delivery = "whd_test_" + secrets.token_hex(8)
+    body = json.dumps({"id": delivery, "type": TEST_EVENT, "data": {"endpoint": endpoint.id,
+                                                                    "sent_at": int(time.time())}})
+    async with httpx.AsyncClient() as http:
+        return await post_signed(http, endpoint, delivery, TEST_EVENT, body, timeout)
+
+
+class WebhookDispatcher:
+    """Queues matching events and delivers them; `run` until `stop()`. One per database."""
+
+    def __init__(self, engine: Engine, settings: DeliverySettings = DeliverySettings()) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        ensure_tables(engine)
+
+    def enqueue(self) -> int:
+        """Queue the events indexed since each endpoint's cursor that it subscribed to; returns how many."""
+        queued = 0
+        with Session(self.engine) as session:
+            for endpoint in session.exec(select(WebhookEndpoint)).all():
+                patterns = endpoint.events.split(",")
+                statement = select(RawEvent).where(col(RawEvent.id) > endpoint.after_event_id)
+                if endpoint.agent is not None:
+                    statement = statement.where(RawEvent.agent == endpoint.agent)
+                events = session.exec(statement.order_by(col(RawEvent.id)).limit(1000)).all()
+                for event in events:
+                    if any(fnmatch.fnmatchcase(event.name, p) for p in patterns):
+                        ident = delivery_id(endpoint.id, event)
+                        if session.get(WebhookDelivery, ident) is None:
+                            now = time.time()
+                            session.add(WebhookDelivery(id=ident, endpoint_id=endpoint.id, event_id=event.id or 0,
+                                                        event=event.name, body=event_body(ident, event),
+                                                        next_attempt_at=now, created_at=now))
+                            queued += 1
+                if events:
+                    endpoint.after_event_id = int(events[-1].id or 0)
+                    session.add(endpoint)
+            session.commit()  # the deliveries and the cursors together: nothing queued twice or lost
+        return queued
+
+    def _due(self) -> list[tuple[WebhookDelivery, WebhookEndpoint]]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(WebhookDelivery, WebhookEndpoint)
+                                .where(WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+                                       WebhookDelivery.status == "pending",
+                                       col(WebhookDelivery.next_attempt_at) <= time.time())
+                                .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.event_id))
+                                .limit(self.settings.batch)).all()
+            return [(d, e) for d, e in rows]
+
+    def _record(self, delivery: WebhookDelivery, error: Optional[str]) -> None:
+        with Session(self.engine) as session:
+            row = session.get(WebhookDelivery, delivery.id)
+            if row is None:  # the endpoint was removed meanwhile
+                return
+            row.attempts += 1
+            now = time.time()
+            if error is None:
+                row.status, row.delivered_at, row.last_error = "delivered", now, ""
+            else:
+                row.last_error = error[:500]
+                delay = min(self.settings.first_retry * 2 ** (row.attempts - 1), self.settings.max_retry)
+                if now + delay - row.created_at > self.settings.give_up_after:
+                    row.status = "failed"
+                    log.warning("webhook delivery %s to %s failed for good after %d attempts: %s", row.id,
+                                row.endpoint_id, row.attempts, error)
+                else:
+                    row.next_attempt_at = now + delay
+            session.add(row)
+            session.commit()
+
+    async def _deliver(self, http: httpx.AsyncClient, delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> None:
+        try:
+            response = await post_signed(http, endpoint, delivery.id, delivery.event, delivery.body,
+                                         self.settings.timeout)
+            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        await asyncio.to_thread(self._record, delivery, error)
+
+    async def deliver_due(self, http: httpx.AsyncClient) -> int:
+        due = await asyncio.to_thread(self._due)
+        await asyncio.gather(*(self._deliver(http, d, e) for d, e in due))
+        return len(due)
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient() as http:
+            while not self.stopping.is_set():
+                try:
+                    await asyncio.to_thread(self.enqueue)
+                    if await self.deliver_due(http) == self.settings.batch:
+                        continue  # more are due: no pause
+                except Exception as exc:  # noqa: BLE001 - a database hiccup must not end deliveries
+                    log.warning("webhooks: %s: %s", type(exc).__name__, exc)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def pending_for(engine: Engine, endpoint_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per endpoint: deliveries by status."""
+    from sqlalchemy import func
+
+    with Session(engine) as session:
+        rows = session.exec(select(WebhookDelivery.endpoint_id, WebhookDelivery.status, func.count())
+                            .where(col(WebhookDelivery.endpoint_id).in_(list(endpoint_ids)))
+                            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.status)).all()
+    out: dict[str, dict[str, int]] = {e: {} for e in endpoint_ids}
+    for endpoint, status, count in rows:
+        out[endpoint][status] = int(count)
+    return out

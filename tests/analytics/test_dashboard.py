@@ -1,0 +1,123 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven by selenium through
+/usr/bin/chromedriver, against `ghost indexer run --serve` on a localnet history. The figures shown
+equal the API's; a payment made during the test appears in the live feed without a reload.
+
+GHOSTPAY_DASHBOARD_SCREENSHOT=docs/dashboard.png also writes the screenshot there (the README's)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from tests.analytics.conftest import GhostServer, wait_for
+from tests.analytics.world import World
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+WEEK = 7 * 86_400
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are missing: scripts/setup.sh installs them")
+        pytest.skip("chromium / chromium-driver not installed; run scripts/setup.sh")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="ghostpay-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def text(driver: Any, selector: str) -> str:
+    return str(driver.find_element("css selector", selector).text)
+
+
+def shown_metrics(driver: Any) -> dict[str, str]:
+    names = ["success-rate", "error-rate", "rated", "payments-total", "payments-successful", "payments-failed",
+             "payments-pending", "failed-payments", "active-agents", "confirmation", "response-ms"]
+    return {n: text(driver, f'[data-metric="{n}"]') for n in names}
+
+
+def expected_metrics(api: dict[str, Any]) -> dict[str, str]:
+    perf, payments = api["performance"], api["payments"]
+    rate = lambda v: "–" if v is None else f"{v}%"  # noqa: E731
+    return {"success-rate": rate(perf["success_rate"]), "error-rate": rate(perf["error_rate"]),
+            "rated": str(perf["rated"]), "payments-total": str(payments["total"]),
+            "payments-successful": str(payments["successful"]), "payments-failed": str(payments["failed"]),
+            "payments-pending": str(payments["pending"]), "failed-payments": str(payments["failed"]),
+            "active-agents": str(api["agents"]["active"]), "confirmation": "n/a",
+            "response-ms": "–" if perf["average_response_ms"] is None else f"{perf['average_response_ms']} ms"}
+
+
+def rows(driver: Any, table: str) -> list[list[str]]:
+    return [[td.text for td in tr.find_elements("css selector", "td")]
+            for tr in driver.find_elements("css selector", f"#{table} tbody tr")]
+
+
+def check_against_api(driver: Any, url: str, period: int) -> dict[str, Any]:
+    api = httpx.get(f"{url}api/metrics/x402?period={period}", timeout=10).json()
+    assert shown_metrics(driver) == expected_metrics(api)
+    assert rows(driver, "volume") == [[t["mint"][:4] + "…" + t["mint"][-4:], str(t["payments"]), t["total"],
+                                       t["average"]] for t in api["volume"]["by_token"]]
+    assert [r[:2] for r in rows(driver, "earners")] == [[e["name"], str(e["calls"])]
+                                                        for e in api["agents"]["top_earners"]]
+    assert [r[2].split(" ")[0] for r in rows(driver, "earners")] == [e["earnings"]
+                                                                     for e in api["agents"]["top_earners"]]
+    return api
+
+
+def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World, browser: Any,
+                                                            tmp_path: Path) -> None:
+    with GhostServer(fresh_world, "indexer", "run", "--serve", "--log-level", "warning") as server:
+        browser.get(server.url)
+        wait_for(lambda: browser.find_element("css selector", "body").get_attribute("data-loaded"),
+                 what="the dashboard's first load")
+        api = check_against_api(browser, server.url, WEEK)
+        assert api["payments"]["total"] == len(fresh_world.payments)
+        agents = httpx.get(f"{server.url}api/agents?sort=reputation&limit=10&x402_enabled=true").json()["items"]
+        assert rows(browser, "reputation") == [[a["name"], a["reputation"]["tier"], f"{a['reputation']['percent']}%",
+                                                str(a["x402_total_calls"])] for a in agents]
+        volume = httpx.get(f"{server.url}api/metrics/volume?period={WEEK}&buckets=24").json()
+        bars = browser.find_elements("css selector", "#chart rect")
+        assert [int(b.get_attribute("data-payments")) for b in bars] == [b["payments"] for b in volume["buckets"]]
+        assert len(browser.find_elements("css selector", "#feed li")) == len(fresh_world.payments)
+
+        paid = asyncio.run(fresh_world.pay(fresh_world.payers[0], "summarizer", fresh_world.usdc, Decimal("0.025")))
+        item = wait_for(lambda: browser.find_elements("css selector", f'#feed li[data-signature="{paid.signature}"]'),
+                        what="the new payment in the live feed")[0]
+        assert "0.025000" in item.text and "Summarizer" in item.text and "new" in item.get_attribute("class")
+        total = str(len(fresh_world.payments))
+        wait_for(lambda: text(browser, '[data-metric="payments-total"]') == total, what="the figures to refresh")
+        check_against_api(browser, server.url, WEEK)
+        browser.save_screenshot(str(tmp_path / "dashboard.png"))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+        if os.environ.get("GHOSTPAY_DASHBOARD_SCREENSHOT"):
+            shutil.copy(tmp_path / "dashboard.png", os.environ["GHOSTPAY_DASHBOARD_SCREENSHOT"])
+
+        browser.find_element("css selector", 'button[data-period="3600"]').click()
+        wait_for(lambda: "on" in browser.find_element("css selector", 'button[data-period="3600"]')
+                 .get_attribute("class"), what="the period switch")
+        wait_for(lambda: shown_metrics(browser) == expected_metrics(
+            httpx.get(f"{server.url}api/metrics/x402?period=3600").json()), what="the 1 h figures")
+        assert browser.get_log("browser") == [], "the page logged errors"
+    assert server.exit_code == 0, server.stderr

@@ -1,0 +1,40 @@
+"""`ghost demo --dashboard`: the main job, then its dashboard served over the session's index until Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+GHOST = str(Path(sys.executable).with_name("ghost"))
+
+
+def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
+    process = subprocess.Popen([GHOST, "demo", "--dashboard", "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                       "HOME": str(tmp_path)})
+    try:
+        assert process.stderr is not None
+        url, deadline, seen = "", time.monotonic() + 240, []
+        while not url and time.monotonic() < deadline and process.poll() is None:
+            if select.select([process.stderr], [], [], 1)[0]:
+                seen.append(process.stderr.readline())
+                found = re.search(r"GhostPay dashboard: (http://\S+)", seen[-1])
+                url = found.group(1) if found else ""
+        assert url, "".join(seen)
+        metrics = httpx.get(url + "api/metrics/x402?period=86400").json()
+        assert metrics["payments"]["total"] == 3 and metrics["payments"]["successful"] == 3  # as the demo rated them
+        assert [a["name"] for a in httpx.get(url + "api/agents?sort=reputation").json()["items"]] == [
+            "Translator", "Summarizer"]
+        assert "GhostPay dashboard" in httpx.get(url).text
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C, to this process only
+        assert process.wait(60) == 0
+    assert process.stdout is not None
+    assert "main job done; stopped the throwaway localnet" in process.stdout.read()
