@@ -1,5 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api \
+	bench-x402 bench-x402-buyer
 
 setup:
 	@scripts/setup.sh
@@ -45,3 +46,11 @@ bench-indexer-scale: setup
 # ghost indexer serve: API response times over 10,000 agents and 50,000 payments, live feed delay → bench/results/api.json.
 bench-api: setup
 	.venv/bin/python -m bench.api
+
+# Paid x402 calls through ghost x402 proxy + ghost facilitator next to the official stack → bench/results/x402.json.
+bench-x402: setup
+	.venv/bin/python -m bench.x402
+
+# The x402 buyer's overhead per paid call (quote, sign, verify + settle) → bench/results/x402_buyer.json.
+bench-x402-buyer: setup
+	.venv/bin/python -m bench.x402_buyer

@@ -1,0 +1,372 @@
+"""Paid x402 calls on a localnet: GhostPay's proxy and facilitator next to the official stack alone.
+
+    python -m bench.x402        # print the table, write bench/results/x402.json   (make bench-x402)
+
+Every server is its own process, on one throwaway localnet, in the same run:
+- the upstream: a plain HTTP service (uvicorn + Starlette) answering GET /translate;
+- GhostPay: `ghost x402 proxy` in front of it, priced from an agent's account, settling through
+  `ghost facilitator start`;
+- the official stack: the package's FastAPI middleware and its facilitator logic in-process
+  (`x402Facilitator` + `FacilitatorKeypairSigner`), answering the same route at the same price.
+
+Rows: unpaid calls to the upstream and to a free route through the proxy; paid calls through the
+official stack and through the proxy with the official client unchanged; paid calls through the
+proxy with `record_x402_payment` after the Memo (a GhostPay buyer's transaction: a verified,
+reputation-bearing payment, receipt rent fronted by the facilitator); each at concurrency 1 and 8
+(one buyer per worker). A paid call is the whole exchange a buyer sees: the 402, building and
+signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
+confirmation. The cold row is the first paid call through a freshly started proxy.
+
+GHOSTPAY_BENCH_X402_CALLS (default 200) sets the calls per row, measured in 5 rounds that interleave
+the rows (a load spike elsewhere on the machine then hits every row alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from bench.report import report
+from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+
+GHOST = str(Path(sys.executable).with_name("ghost"))
+CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))
+ROUNDS = 5
+CONCURRENCY = (1, 8)
+PRICE = Decimal("0.01")
+SOL = 1_000_000_000
+
+
+@dataclass
+class Row:
+    scenario: str
+    concurrency: int
+    calls: int
+    p50_ms: float
+    p99_ms: float
+    calls_per_s: float
+    p50_vs_official: float | None = None
+
+
+# servers run as `python -m bench.x402 SERVE ...` ---------------------------------------------------------
+
+def serve_upstream(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def translate(request: Request) -> JSONResponse:
+        return JSONResponse({"text": "hola"})
+
+    app = Starlette(routes=[Route("/translate", translate), Route("/free", translate)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
+
+
+def serve_official(port: int, rpc_url: str, keypair_file: str, mint: str, pay_to: str, amount: str) -> None:
+    """The official stack: FastAPI, the package's payment middleware, its facilitator logic in-process."""
+    import uvicorn
+    from fastapi import FastAPI
+    from x402 import x402Facilitator, x402ResourceServer
+    from x402.http import PaymentOption, RouteConfig
+    from x402.http.middleware.fastapi import payment_middleware
+    from x402.mechanisms.svm.exact.register import register_exact_svm_facilitator, register_exact_svm_server
+    from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
+    from x402.schemas import AssetAmount
+
+    from ghostpay.keypairs import load_keypair
+    from ghostpay.x402.networks import DEVNET
+
+    facilitator = register_exact_svm_facilitator(
+        x402Facilitator(), FacilitatorKeypairSigner(load_keypair(keypair_file), rpc_url), [DEVNET.caip2])
+    server = register_exact_svm_server(x402ResourceServer(facilitator), [DEVNET.caip2])
+    routes = {"GET /translate": RouteConfig(accepts=PaymentOption(
+        scheme="exact", pay_to=pay_to, price=AssetAmount(amount=amount, asset=mint), network=DEVNET.caip2))}
+    app = FastAPI()
+    middleware = payment_middleware(routes, server)
+
+    @app.middleware("http")
+    async def x402(request: Any, call_next: Any) -> Any:
+        return await middleware(request, call_next)
+
+    @app.get("/translate")
+    async def translate() -> dict[str, str]:
+        return {"text": "hola"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
+
+
+# the run ---------------------------------------------------------------------------------------------------
+
+class Chain:
+    """The localnet and its cheat codes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.node = LocalnetProcess(folder / "ledger", home=folder / "home").start()
+
+    def call(self, method: str, *params: Any) -> Any:
+        answer = httpx.post(self.node.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                      "params": list(params)}, timeout=30).json()
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def funded(self, sol: int = 10) -> Keypair:
+        keypair = Keypair()
+        self.call("surfnet_setAccount", str(keypair.pubkey()), {"lamports": sol * SOL})
+        return keypair
+
+    def tokens(self, owner: Pubkey, mint: Pubkey, atomic: int) -> None:
+        self.call("surfnet_setTokenAccount", str(owner), str(mint), {"amount": atomic})
+
+
+def keypair_file(folder: Path, keypair: Keypair) -> str:
+    path = folder / f"{keypair.pubkey()}.json"
+    path.write_text(json.dumps(list(bytes(keypair))))
+    return str(path)
+
+
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def ghost(folder: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """A `ghost` server in the background, once it printed its JSON announce line."""
+    proc = subprocess.Popen([GHOST, "--output", "json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "GHOSTPAY_HOME": str(folder)})
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        raise RuntimeError(f"ghost {' '.join(args[:6])}: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, json.loads(line)
+
+
+def official_client(rpc_url: str, keypair: Keypair) -> Any:
+    from x402 import x402Client
+    from x402.http.clients import x402HttpxClient
+    from x402.mechanisms.svm.exact.register import register_exact_svm_client
+    from x402.mechanisms.svm.signers import KeypairSigner
+
+    client = x402Client()
+    register_exact_svm_client(client, KeypairSigner(keypair), rpc_url=rpc_url)
+    client.set_spend_controls({"allowed_assets": True})
+    return x402HttpxClient(client, timeout=60)
+
+
+class RecordingBuyer:
+    """A GhostPay buyer's paid call: the official layout plus `record_x402_payment` after the Memo,
+    built with the SDK's builder from the 402's `extra.ghostpay` hints."""
+
+    def __init__(self, rpc_url: str, keypair: Keypair) -> None:
+        self.rpc_url = rpc_url
+        self.keypair = keypair
+        self.http = httpx.AsyncClient(timeout=60)
+
+    async def get(self, url: str) -> httpx.Response:
+        from x402.http.utils import decode_payment_required_header, encode_payment_signature_header
+        from x402.schemas import PaymentPayload, ResourceInfo
+
+        from ghostpay.payments import build_x402_payment
+
+        required = decode_payment_required_header((await self.http.get(url)).headers["payment-required"])
+        accept = required.accepts[0]
+        hints = accept.extra["ghostpay"]
+        fee_payer = Pubkey.from_string(accept.extra["feePayer"])
+        instructions = build_x402_payment(
+            self.keypair.pubkey(), Pubkey.from_string(hints["agent"]), Pubkey.from_string(accept.pay_to),
+            Pubkey.from_string(accept.asset), 6, int(accept.amount), os.urandom(32), fee_payer=fee_payer,
+            rent_payer=Pubkey.from_string(hints["rentPayer"]), memo=os.urandom(16).hex(),
+            compute_unit_limit=60_000, compute_unit_price=1)
+        blockhash = (await self.http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method":
+                                                              "getLatestBlockhash"})).json()
+        message = MessageV0.try_compile(fee_payer, instructions, [],
+                                        Hash.from_string(blockhash["result"]["value"]["blockhash"]))
+        tx = VersionedTransaction.populate(message, [Signature.default(), self.keypair.sign_message(
+            bytes([0x80]) + bytes(message))])
+        payload = PaymentPayload(x402_version=2, payload={"transaction": base64.b64encode(bytes(tx)).decode()},
+                                 accepted=accept, resource=ResourceInfo(url=url))
+        return await self.http.get(url, headers={"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)})
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+Client = Callable[[int], Any]  # worker index -> an object with async get(url) and aclose()
+
+
+async def measure(url: str, make_client: Client, concurrency: int, calls: int) -> tuple[list[float], float]:
+    """Latencies (ms) of `calls` GETs of `url` by `concurrency` workers, each with its own client; wall seconds."""
+    clients = [make_client(i) for i in range(concurrency)]
+    latencies: list[float] = []
+    remaining = calls
+
+    async def worker(client: Any) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            answer = await client.get(url)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{url}: {answer.status_code} {answer.text[:300]}")
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    try:
+        for client in clients:  # warm-up: one call each, not counted
+            await client.get(url)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in clients))
+        return latencies, time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def row(scenario: str, concurrency: int, latencies: list[float], wall: float) -> Row:
+    ordered = sorted(latencies)
+    return Row(scenario, concurrency, len(ordered), round(statistics.median(ordered), 1),
+               round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1), round(len(ordered) / wall, 1))
+
+
+async def cold_call(folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str) -> float:
+    """The first paid call through a freshly started proxy (the buyer's client warmed elsewhere)."""
+    async with official_client(rpc_url, buyer) as client:
+        await client.get(warm_on)
+        proc, announce = ghost(folder, *args)
+        try:
+            started = time.perf_counter()
+            answer = await client.get(f"{announce['url']}/translate")
+            elapsed = (time.perf_counter() - started) * 1000
+            if answer.status_code != 200:
+                raise RuntimeError(answer.text)
+            return elapsed
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def main() -> None:
+    console = Console(stderr=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-x402-"))
+    chain = Chain(folder)
+    rpc = chain.node.http_url
+    procs: list[subprocess.Popen[Any]] = []
+    try:
+        mint = Pubkey.from_string(chain.call("surfnet_createMint", {"decimals": 6})["value"])
+        owner = chain.funded()
+
+        async def register() -> Pubkey:
+            async with GhostPayClient(rpc, owner, ws_url=chain.node.ws_url) as gp:
+                return (await gp.register_agent("bench", "Bench", capabilities=["translate"],
+                                                x402=X402Settings({mint: PRICE}, "http://127.0.0.1/translate"))).address
+
+        agent = asyncio.run(register())
+        chain.tokens(owner.pubkey(), mint, 0)
+        buyers = [chain.funded() for _ in range(max(CONCURRENCY))]
+        for b in buyers:
+            chain.tokens(b.pubkey(), mint, 10**12)
+        upstream_port, official_port = free_port_pair()[0], free_port_pair()[0]
+        procs.append(subprocess.Popen([sys.executable, "-m", "bench.x402", "upstream", str(upstream_port)],
+                                      stderr=subprocess.PIPE, text=True))
+        upstream = f"http://127.0.0.1:{upstream_port}"
+        official_fee_payer = keypair_file(folder, chain.funded(100))
+        procs.append(subprocess.Popen([sys.executable, "-m", "bench.x402", "official", str(official_port), rpc,
+                                       official_fee_payer, str(mint), str(owner.pubkey()), "10000"],
+                                      stderr=subprocess.PIPE, text=True))
+        official = f"http://127.0.0.1:{official_port}"
+        facilitator, fac = ghost(folder, "-u", rpc, "-k", keypair_file(folder, chain.funded(1000)), "facilitator",
+                                 "start", "--port", str(free_port_pair()[0]), "--db", str(folder / "f.db"),
+                                 "--rate-limit", "1000000", "--sweep-interval", "0")
+        procs.append(facilitator)
+        proxy_args = ["-u", rpc, "-k", keypair_file(folder, owner), "x402", "proxy", "--agent", str(agent),
+                      "--upstream", upstream, "--facilitator", fac["url"], "--route", "GET /translate"]
+        proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]))
+        procs.append(proxy)
+        wait_http(f"{upstream}/free", procs[0])
+        wait_http(f"{official}/translate", procs[1])
+
+        scenarios: list[tuple[str, str, Client]] = [
+            ("unpaid: upstream direct", f"{upstream}/translate", lambda i: httpx.AsyncClient(timeout=60)),
+            ("unpaid: free route through the proxy", f"{prx['url']}/free", lambda i: httpx.AsyncClient(timeout=60)),
+            ("paid: official stack (middleware + facilitator logic)", f"{official}/translate",
+             lambda i: official_client(rpc, buyers[i])),
+            ("paid: GhostPay proxy + facilitator, official client", f"{prx['url']}/translate",
+             lambda i: official_client(rpc, buyers[i])),
+            ("paid: GhostPay proxy + facilitator, recorded payment", f"{prx['url']}/translate",
+             lambda i: RecordingBuyer(rpc, buyers[i])),
+        ]
+        # Rounds interleave the scenarios, so a load spike from elsewhere on the machine hits them all alike.
+        samples: dict[tuple[str, int], tuple[list[float], float]] = {}
+        for round_ in range(ROUNDS):
+            console.print(f"round {round_ + 1}/{ROUNDS}: {len(scenarios) * len(CONCURRENCY)} rows of "
+                          f"{CALLS // ROUNDS} calls…")
+            for name, url, make in scenarios:
+                for concurrency in CONCURRENCY:
+                    latencies, wall = asyncio.run(measure(url, make, concurrency, CALLS // ROUNDS))
+                    sofar = samples.get((name, concurrency), ([], 0.0))
+                    samples[(name, concurrency)] = (sofar[0] + latencies, sofar[1] + wall)
+        rows = [row(name, concurrency, *sample) for (name, concurrency), sample in samples.items()]
+        official_p50 = {r.concurrency: r.p50_ms for r in rows if r.scenario.startswith("paid: official")}
+        for r in rows:
+            if r.scenario.startswith("paid:"):
+                r.p50_vs_official = round(r.p50_ms / official_p50[r.concurrency], 2)
+        cold = asyncio.run(cold_call(folder, rpc, [*proxy_args, "--port", str(free_port_pair()[0])], buyers[0],
+                                     f"{official}/translate"))
+        rows.append(Row("paid: first call through a freshly started proxy (cold)", 1, 1, round(cold, 1),
+                        round(cold, 1), round(1000 / cold, 1)))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        chain.node.stop()
+
+    table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)")
+    for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for r in rows:
+        table.add_row(r.scenario, str(r.concurrency), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.calls_per_s:.1f}",
+                      "" if r.p50_vs_official is None else f"{r.p50_vs_official:.2f}")
+    report(table, rows, "x402", console, width=140)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "upstream":
+        serve_upstream(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "official":
+        serve_official(int(sys.argv[2]), *sys.argv[3:8])
+    else:
+        main()

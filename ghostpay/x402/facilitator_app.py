@@ -1,0 +1,114 @@
+"""The facilitator's HTTP API (Starlette): the x402 facilitator routes the official
+`HTTPFacilitatorClient` calls, plus a health route.
+
+    POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
+    POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
+    GET  /supported  {kinds, extensions, signers}
+    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
+
+A malformed request answers 400 with `{"error": ...}`; a refused payment answers 200 with the
+refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
+official scheme and its RPC client are synchronous, and a settle waits for confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from anyio import to_thread
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from x402.schemas import SchemeNotFoundError, parse_payment_payload, parse_payment_requirements
+
+from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024  # a payment transaction is at most 1,232 bytes; JSON around it is small
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, exclude_none=True)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_request(request: Request) -> tuple[Any, Any] | JSONResponse:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+        payload_data, requirements_data = data["paymentPayload"], data["paymentRequirements"]
+        version = payload_data.get("x402Version", data.get("x402Version"))
+        payload = parse_payment_payload(payload_data)
+        requirements = parse_payment_requirements(version, requirements_data)
+    except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return _error(400, f"not a verify/settle request: {reason}")
+    return payload, requirements
+
+
+def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
+    """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
+    state: dict[str, GhostPayFacilitator] = {}
+
+    async def sweep_forever(facilitator: GhostPayFacilitator) -> None:
+        while True:
+            await asyncio.sleep(settings.sweep_interval_seconds)
+            try:
+                await to_thread.run_sync(facilitator.sweep.run_once)
+            except Exception as exc:  # noqa: BLE001 - an RPC hiccup: the next round retries
+                log.warning("receipt sweep failed: %s", exc)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state["facilitator"] = GhostPayFacilitator(settings)
+        app.state.facilitator = state["facilitator"]
+        sweeping = asyncio.create_task(sweep_forever(state["facilitator"])) \
+            if settings.front_receipt_rent and settings.sweep_interval_seconds > 0 else None
+        try:
+            yield
+        finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
+            state.pop("facilitator").close()
+
+    async def run(request: Request, method: str) -> JSONResponse:
+        parsed = await _read_request(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        facilitator = state["facilitator"]
+        try:
+            result = await to_thread.run_sync(getattr(facilitator, method), *parsed)
+        except SchemeNotFoundError as exc:
+            return _error(400, f"unsupported scheme or network: {exc}")
+        return JSONResponse(_dump(result))
+
+    async def verify(request: Request) -> JSONResponse:
+        return await run(request, "verify")
+
+    async def settle(request: Request) -> JSONResponse:
+        return await run(request, "settle")
+
+    async def supported(request: Request) -> JSONResponse:
+        return JSONResponse(_dump(state["facilitator"].supported()))
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(await to_thread.run_sync(state["facilitator"].health))
+
+    return Starlette(routes=[
+        Route("/verify", verify, methods=["POST"]),
+        Route("/settle", settle, methods=["POST"]),
+        Route("/supported", supported, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ], lifespan=lifespan)

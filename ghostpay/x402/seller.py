@@ -1,0 +1,516 @@
+"""Sell HTTP routes for x402 payments at an agent's on-chain price: an ASGI middleware.
+
+    from fastapi import FastAPI, Request
+    from ghostpay.x402.seller import SellerSettings, X402Paywall, paid_call
+
+    app = FastAPI()
+
+    @app.post("/translate")
+    async def translate(request: Request):
+        call = paid_call(request)            # who paid, how much, in which mint, verified on chain?
+        return {"text": "hola", "payer": str(call.payer)}
+
+    app.add_middleware(X402Paywall, settings=SellerSettings(agent=AGENT, rpc_url="http://127.0.0.1:8899",
+                                                            facilitator="http://127.0.0.1:8403",
+                                                            routes=("POST /translate",)))
+
+Each priced route answers 402 with one requirement per accepted mint, at that mint's price from the
+agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
+`/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
+`record_x402_payment` after the Memo and, when it fronts the receipt's rent, the rent payer (so a
+GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header
+and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
+or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
+payment settles when the handler's response starts with a status below 400 (an error is not
+charged), and the body streams after. An inactive or x402-disabled agent answers 503. Each paid
+call's status and latency go to `X402Seller.calls` (and `on_paid_call` hooks, and GET `stats_route`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import fnmatch
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from x402 import x402ResourceServer
+from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402.http.constants import (
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+    X_PAYMENT_HEADER,
+    X_PAYMENT_RESPONSE_HEADER,
+)
+from x402.http.utils import encode_payment_required_header, encode_payment_response_header
+from x402.mechanisms.svm.exact.register import register_exact_svm_server
+from x402.mechanisms.svm.types import ExactSvmPayload
+from x402.mechanisms.svm.utils import decode_transaction_from_payload, get_token_payer_from_transaction
+from x402.schemas import (
+    PaymentPayload,
+    PaymentRequired,
+    PaymentRequirements,
+    ResourceInfo,
+    SettleResponse,
+    parse_payment_payload,
+)
+from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
+
+from ghostpay.client import GhostPayClient
+from ghostpay.cluster import ws_url_for
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
+from ghostpay.x402.networks import X402Network, network_for_cluster
+from ghostpay.x402.seller_offer import AgentWatch, Offer, PaywallError, payee_account, payee_account_instructions
+
+log = logging.getLogger(__name__)
+
+MAX_PAYMENT_HEADER_BYTES = 8 * 1024  # a transaction is ≤ 1,232 bytes; base64 JSON around it stays far under
+
+__all__ = ["SellerSettings", "X402Paywall", "X402Seller", "PaidCall", "PaidCallRecord", "paid_call", "PaywallError"]
+
+
+@dataclass(frozen=True)
+class SellerSettings:
+    """What a paywall sells and through whom.
+
+    `facilitator`: a facilitator URL, or an in-process facilitator object (`x402Facilitator`).
+    `routes`: "METHOD /path" patterns (`*` matches within the path; a bare path means any method).
+    `payee_accounts`: "create" makes the payment address's missing token accounts at start-up,
+    paid by `keypair`; "check" refuses to start when one is missing.
+    """
+
+    agent: Pubkey
+    rpc_url: str
+    facilitator: Any = "http://127.0.0.1:8403"
+    routes: Sequence[str] = ("*",)
+    ws_url: str | None = None
+    network: X402Network | None = None  # default: the network of rpc_url (a localnet goes by devnet's id)
+    max_timeout_seconds: int = 60
+    payee_accounts: str = "check"
+    keypair: Keypair | None = None
+    description: str = ""
+    mime_type: str = ""
+    program_id: Pubkey = PROGRAM_ID
+    stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    """What the handler of a paid request may know: in `request.state.x402` (or `paid_call(request)`)."""
+
+    payer: Pubkey
+    amount: int  # atomic units of `mint`
+    mint: Pubkey
+    network: str
+    x402_version: int
+    verified_on_chain: bool  # the payment records itself on chain (GhostPay's record instruction)
+
+
+@dataclass(frozen=True)
+class PaidCallRecord:
+    """One paid call as the seller saw it, for monitoring: status, latency and the settlement."""
+
+    route: str
+    status: int
+    handler_ms: float  # from calling the handler to its response starting
+    settle_ms: float
+    total_ms: float  # from the request to the response starting
+    payer: str
+    amount: int
+    mint: str
+    settled: bool
+    transaction: str
+    error: str | None = None
+
+
+def paid_call(request: Any) -> PaidCall:
+    """The payment behind this request (a Starlette/FastAPI `Request`); AttributeError on an unpaid route."""
+    return request.state.x402
+
+
+def route_matcher(patterns: Sequence[str]) -> Callable[[str, str], str | None]:
+    """(method, path) -> the pattern that prices it, or None.
+
+        >>> match = route_matcher(["POST /translate", "GET /weather/*", "/free-for-all"])
+        >>> match("POST", "/translate"), match("GET", "/translate"), match("GET", "/weather/paris")
+        ('POST /translate', None, 'GET /weather/*')
+        >>> match("DELETE", "/free-for-all")
+        '/free-for-all'
+    """
+    compiled = []
+    for pattern in patterns:
+        method, _, path = pattern.strip().rpartition(" ")
+        compiled.append((pattern, method.upper() or None, path or "*"))
+
+    def match(method: str, path: str) -> str | None:
+        for pattern, verb, glob in compiled:
+            if (verb is None or verb == method.upper()) and (glob == "*" or fnmatch.fnmatchcase(path, glob)):
+                return pattern
+        return None
+
+    return match
+
+
+def _transfer_mint(payload: PaymentPayload | PaymentPayloadV1) -> str | None:
+    """The mint of the payment's TransferChecked (the third instruction of an exact payment)."""
+    try:
+        tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
+        transfer = tx.message.instructions[2]
+        return str(tx.message.account_keys[transfer.accounts[1]])
+    except Exception:  # noqa: BLE001 - not an exact payment: the facilitator will say why
+        return None
+
+
+def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey, agent: Pubkey
+                   ) -> tuple[str, bool]:
+    """(payer, whether the GhostPay program's instruction records the payment for this agent)."""
+    try:
+        tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
+    except Exception:  # noqa: BLE001 - verified payloads always decode
+        return "", False
+    keys = tx.message.account_keys
+    recorded = any(keys[ix.program_id_index] == program_id and ix.accounts and keys[ix.accounts[0]] == agent
+                   for ix in tx.message.instructions)
+    return get_token_payer_from_transaction(tx) or "", recorded
+
+
+class X402Seller:
+    """The priced routes of one agent: its live offer, the x402 resource server and the paid-call log."""
+
+    def __init__(self, settings: SellerSettings) -> None:
+        if settings.payee_accounts not in ("check", "create"):
+            raise PaywallError(f"payee_accounts is 'check' or 'create', not {settings.payee_accounts!r}")
+        self.settings = settings
+        self.network = settings.network or network_for_cluster(settings.rpc_url, settings.ws_url)
+        self.match = route_matcher(settings.routes)
+        facilitator = settings.facilitator
+        if isinstance(facilitator, str):
+            facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.rstrip("/")))
+        self._facilitator = facilitator
+        self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
+        self.gp = GhostPayClient(settings.rpc_url, settings.keypair, ws_url=settings.ws_url,
+                                 program_id=settings.program_id)
+        self.watch = AgentWatch(self.gp, settings.agent, settings.ws_url or ws_url_for(settings.rpc_url),
+                                self._offer_changed)
+        self.fee_payer: str | None = None
+        self.hints: dict[str, Any] = {}  # extra.ghostpay: what a GhostPay buyer needs to add the record
+        self.calls: deque[PaidCallRecord] = deque(maxlen=10_000)
+        self.on_paid_call: list[Callable[[PaidCallRecord], Any]] = []
+        self._requirements: list[PaymentRequirements] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    # lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Ask the facilitator what it supports, read the agent, check (or create) the payee token
+        accounts, then follow the agent's account. PaywallError says what is wrong."""
+        if self._started:
+            return
+        try:
+            await asyncio.to_thread(self.server.initialize)
+        except Exception as exc:  # noqa: BLE001 - an unreachable or misconfigured facilitator
+            raise PaywallError(f"facilitator {self.settings.facilitator}: {exc}") from exc
+        kind = self.server.get_supported_kind(2, self.network.caip2, "exact")
+        if kind is None or not (kind.extra or {}).get("feePayer"):
+            raise PaywallError(f"the facilitator does not settle exact payments on {self.network.caip2}")
+        self.fee_payer = kind.extra["feePayer"]
+        extensions = set(await asyncio.to_thread(lambda: self._facilitator.get_supported().extensions or []))
+        self.hints = {"agent": str(self.settings.agent), "programId": str(self.settings.program_id),
+                      "recordAfterMemo": EXTENSION_RECORD in extensions}
+        if EXTENSION_FRONT_RENT in extensions:
+            self.hints["rentPayer"] = self.fee_payer  # the facilitator fronts the receipt's rent
+        offer = await self.watch.start()
+        await self.ensure_payee_accounts(offer)
+        self._started = True
+
+    async def stop(self) -> None:
+        await self.watch.stop()
+        await self.gp.close()
+        self._started = False
+
+    async def ensure_payee_accounts(self, offer: Offer) -> None:
+        """The official client never creates the payee's token account: without one the first buyer's
+        payment fails. Create the missing ones (payee_accounts="create") or refuse to start."""
+        if offer.unavailable:
+            return
+        accounts = [payee_account(offer, p) for p in offer.prices]
+        infos = (await self.gp._rpc(self.gp.rpc.get_multiple_accounts(accounts))).value
+        existing = {a for a, info in zip(accounts, infos) if info is not None}
+        if existing.issuperset(accounts):
+            return
+        if self.settings.payee_accounts != "create" or self.settings.keypair is None:
+            mints = ", ".join(str(p.mint.address) for p in offer.prices if payee_account(offer, p) not in existing)
+            raise PaywallError(f"payment address {offer.payment_address} has no token account for {mints}; "
+                               "create it, or let the paywall create it (payee_accounts='create' with a keypair)")
+        await self.gp.send(payee_account_instructions(offer, self.settings.keypair.pubkey(), existing))
+
+    async def _ensure_payee_accounts_quietly(self, offer: Offer) -> None:
+        try:
+            await self.ensure_payee_accounts(offer)
+        except Exception as exc:  # noqa: BLE001 - the paywall keeps serving; buyers of that mint fail until fixed
+            log.warning("agent %s: %s", offer.agent, exc)
+
+    # pricing -------------------------------------------------------------------------------------------
+
+    def _offer_changed(self, offer: Offer) -> None:
+        self._requirements = []  # rebuilt on the next request from the new offer
+        if self._started:  # a mint added on chain needs its payee account too
+            self._pending.add(asyncio.get_running_loop().create_task(self._ensure_payee_accounts_quietly(offer)))
+            for task in [t for t in self._pending if t.done()]:
+                self._pending.discard(task)
+
+    def requirements(self) -> list[PaymentRequirements]:
+        """One v2 requirement per accepted mint, at the agent's current price in that mint."""
+        offer = self.watch.offer
+        if not self._requirements and offer is not None and not offer.unavailable:
+            extra = {"feePayer": self.fee_payer, "ghostpay": self.hints}
+            self._requirements = [PaymentRequirements(
+                scheme="exact", network=self.network.caip2, asset=str(p.mint.address), amount=str(p.amount),
+                pay_to=str(offer.payment_address), max_timeout_seconds=self.settings.max_timeout_seconds,
+                extra=extra) for p in offer.prices]
+        return self._requirements
+
+    def requirements_v1(self, resource: str) -> list[PaymentRequirementsV1]:
+        return [PaymentRequirementsV1(
+            scheme=r.scheme, network=self.network.v1_name, max_amount_required=r.amount, resource=resource,
+            description=self.settings.description, mime_type=self.settings.mime_type, pay_to=r.pay_to,
+            max_timeout_seconds=r.max_timeout_seconds, asset=r.asset, extra=r.extra) for r in self.requirements()]
+
+    def record(self, call: PaidCallRecord) -> None:
+        self.calls.append(call)
+        for hook in self.on_paid_call:
+            hook(call)
+
+    def stats_document(self, last: int = 100) -> dict[str, Any]:
+        """The stats and the last paid calls, as JSON for monitoring."""
+        return {"agent": str(self.settings.agent), "stats": self.stats(),
+                "calls": [asdict(c) for c in list(self.calls)[-last:]]}
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status and latency percentiles of the recorded paid calls (for dashboards)."""
+        calls = list(self.calls)
+        totals = sorted(c.total_ms for c in calls)
+
+        def pct(q: float) -> float | None:
+            return round(totals[min(len(totals) - 1, int(q * len(totals)))], 2) if totals else None
+
+        by_status: dict[str, int] = {}
+        for c in calls:
+            by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
+        return {"calls": len(calls), "settled": sum(c.settled for c in calls), "byStatus": by_status,
+                "p50Ms": pct(0.5), "p99Ms": pct(0.99)}
+
+
+class X402Paywall:
+    """ASGI middleware: the routes of `settings` cost the agent's price; everything else passes through.
+
+    It starts its `X402Seller` on the ASGI lifespan start-up (so a missing agent or payee account
+    stops the server from starting) or, without lifespan, on the first request.
+    """
+
+    def __init__(self, app: ASGIApp, settings: SellerSettings | None = None, seller: X402Seller | None = None) -> None:
+        if (settings is None) == (seller is None):
+            raise PaywallError("pass settings= or seller=")
+        self.app = app
+        self.seller = seller or X402Seller(settings)  # type: ignore[arg-type]
+        self._start_lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.seller.settings.stats_route and scope["method"] == "GET":
+            await _json(send, 200, self.seller.stats_document())
+            return
+        route = self.seller.match(scope["method"], scope["path"])
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        if not self.seller._started:
+            async with self._start_lock:
+                try:
+                    await self.seller.start()
+                except PaywallError as exc:
+                    await _json(send, 503, {"error": "paywall_unavailable", "message": str(exc)})
+                    return
+        await PaidRequest(self, scope, receive, send, route).run()
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.seller.start()  # a PaywallError fails the start-up, with its message
+            elif message["type"] == "lifespan.shutdown":
+                await self.seller.stop()
+            return message
+
+        await self.app(scope, wrapped_receive, send)
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+           (b"cache-control", b"no-store")]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.lower().encode()
+    for key, value in scope["headers"]:
+        if key == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+class PaidRequest:
+    """One request to a priced route: 402, or verify → handler → settle."""
+
+    def __init__(self, paywall: X402Paywall, scope: Scope, receive: Receive, send: Send, route: str) -> None:
+        self.seller = paywall.seller
+        self.app = paywall.app
+        self.scope, self.receive, self.send = scope, receive, send
+        self.route = route
+        self.started = time.perf_counter()
+
+    def resource_url(self) -> str:
+        host = _header(self.scope, "host") or "localhost"
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        return f"{self.scope.get('scheme', 'http')}://{host}{self.scope['path']}" + (f"?{query}" if query else "")
+
+    async def payment_required(self, error: str, message: str | None = None, status: int = 402) -> None:
+        """402 with both wire formats: the v2 header and the v1 body (which also names the error)."""
+        resource = self.resource_url()
+        required = PaymentRequired(error=error, resource=ResourceInfo(url=resource, description=self.seller.settings
+                                   .description, mime_type=self.seller.settings.mime_type),
+                                   accepts=self.seller.requirements())
+        body = {"x402Version": 1, "error": error,
+                "accepts": [r.model_dump(by_alias=True, exclude_none=True)
+                            for r in self.seller.requirements_v1(resource)]}
+        if message:
+            body["message"] = message
+        await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)})
+
+    async def run(self) -> None:
+        offer = self.seller.watch.offer
+        if offer is None or offer.unavailable:
+            reason = offer.unavailable if offer else "the agent is not loaded"
+            await _json(self.send, 503, {"error": "agent_unavailable", "agent": str(self.seller.settings.agent),
+                                         "message": f"{reason}; it takes no payments now"})
+            return
+        v2_header = _header(self.scope, PAYMENT_SIGNATURE_HEADER)
+        header = v2_header or _header(self.scope, X_PAYMENT_HEADER)
+        if header is None:
+            await self.payment_required("payment required")
+            return
+        if len(header) > MAX_PAYMENT_HEADER_BYTES:
+            await self.payment_required("invalid_payment", f"payment header over {MAX_PAYMENT_HEADER_BYTES} bytes")
+            return
+        try:
+            payload = parse_payment_payload(base64.b64decode(header, validate=True))
+        except (ValueError, binascii.Error, TypeError) as exc:
+            await self.payment_required("invalid_payment", f"the payment header is not base64 JSON of an x402 "
+                                                           f"payment: {str(exc).splitlines()[0][:200]}")
+            return
+        if isinstance(payload, PaymentPayload) and v2_header is None:
+            await self.payment_required("invalid_payment", "a v2 payment goes in the PAYMENT-SIGNATURE header")
+            return
+        requirements = self.matching(payload)
+        if requirements is None:
+            await self.payment_required("payment_mismatch", "the payment is not for this route's current price, "
+                                                            "token, payee or network")
+            return
+        try:
+            verified = await self.seller.server.verify_payment(payload, requirements)
+        except Exception as exc:  # noqa: BLE001 - the facilitator is down or answered garbage
+            await _json(self.send, 502, {"error": "facilitator_unavailable", "message": str(exc)[:300]})
+            return
+        result = verified.verify
+        if not result.is_valid:
+            await self.payment_required(result.invalid_reason or "invalid_payment", result.invalid_message)
+            return
+        await self.serve(payload, requirements)
+
+    def matching(self, payload: PaymentPayload | PaymentPayloadV1) -> Any:
+        """The requirement this payment pays (v2: the `accepted` one; v1: by network and the transfer's
+        mint), among the current ones, or None."""
+        if isinstance(payload, PaymentPayload):
+            for r in self.seller.requirements():
+                a = payload.accepted
+                if (a.scheme, a.network, a.asset, a.amount, a.pay_to) == (r.scheme, r.network, r.asset, r.amount,
+                                                                           r.pay_to):
+                    return r
+            return None
+        mint = _transfer_mint(payload)
+        for r in self.seller.requirements_v1(self.resource_url()):
+            if payload.scheme == r.scheme and payload.network == r.network and r.asset == mint:
+                return r
+        return None
+
+    async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
+        payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent)
+        amount = int(requirements.get_amount())
+        self.scope.setdefault("state", {})["x402"] = PaidCall(
+            Pubkey.from_string(payer), amount, Pubkey.from_string(requirements.asset), str(requirements.network),
+            payload.x402_version, recorded)
+        response_header = PAYMENT_RESPONSE_HEADER if payload.x402_version == 2 else X_PAYMENT_RESPONSE_HEADER
+        handler_started = time.perf_counter()
+        timing: dict[str, float] = {}
+        outcome: dict[str, Any] = {"status": 500, "settled": False, "transaction": "", "error": None}
+        swallow = False
+
+        async def paid_send(message: Message) -> None:
+            nonlocal swallow
+            if message["type"] == "http.response.start":
+                timing["handler"] = time.perf_counter()
+                status = message["status"]
+                outcome["status"] = status
+                if status >= 400:  # the call failed: nothing is charged
+                    await self.send(message)
+                    return
+                settle_started = time.perf_counter()
+                settled = await self.settle(payload, requirements)
+                timing["settle"] = time.perf_counter() - settle_started
+                outcome.update(settled=settled.success, transaction=settled.transaction or "",
+                               error=settled.error_reason)
+                header = (response_header.lower().encode(), encode_payment_response_header(settled).encode())
+                if not settled.success:
+                    swallow = True
+                    outcome["status"] = 402
+                    await self.payment_required(settled.error_reason or "settlement_failed", settled.error_message)
+                    return
+                await self.send({**message, "headers": [*message.get("headers", []), header]})
+                return
+            if not swallow:
+                await self.send(message)
+
+        try:
+            await self.app(self.scope, self.receive, paid_send)
+        finally:
+            now = time.perf_counter()
+            self.seller.record(PaidCallRecord(
+                self.route, outcome["status"], (timing.get("handler", now) - handler_started) * 1000,
+                timing.get("settle", 0.0) * 1000, (timing.get("handler", now) - self.started) * 1000, payer, amount,
+                requirements.asset, outcome["settled"], outcome["transaction"], outcome["error"]))
+
+    async def settle(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> SettleResponse:
+        try:
+            return await self.seller.server.settle_payment(payload, requirements)
+        except Exception as exc:  # noqa: BLE001 - the facilitator went away between verify and settle
+            return SettleResponse(success=False, error_reason="facilitator_unavailable",
+                                  error_message=str(exc)[:300], transaction="", network=str(requirements.network))

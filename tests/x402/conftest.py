@@ -1,0 +1,330 @@
+"""x402 tests on a real localnet: `ghost facilitator start` and `ghost x402 proxy` as processes, sellers
+served by uvicorn over real HTTP, buyers with the official x402 client unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+from x402 import x402Client
+from x402.http.clients import x402HttpxClient
+from x402.mechanisms.svm.exact.register import register_exact_svm_client
+from x402.mechanisms.svm.signers import KeypairSigner
+
+from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.localnet.process import free_port_pair
+from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
+from tests.localnet.conftest import LocalnetProcess
+from tests.sdk.conftest import cheat, create_mint, fund, mint_to
+from tests.x402.official_stack import official_facilitator_app
+
+GHOST = str(Path(sys.executable).with_name("ghost"))
+PRICE = Decimal("0.01")  # 10,000 atomic units of a 6-decimal mint
+PRICE_ATOMIC = 10_000
+
+
+@pytest.fixture(scope="session")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalnetProcess]:
+    node = LocalnetProcess(tmp_path_factory.mktemp("x402-localnet") / "ledger").start()
+    yield node
+    node.stop()
+
+
+def keypair_file(folder: Path, keypair: Keypair) -> Path:
+    path = folder / f"{keypair.pubkey()}.json"
+    path.write_text(json.dumps(list(bytes(keypair))))
+    return path
+
+
+def token_balance(net: LocalnetProcess, owner: Pubkey, mint: Pubkey) -> int:
+    answer = net.rpc("getTokenAccountBalance", str(get_associated_token_address(owner, mint)))
+    return int(answer["result"]["value"]["amount"]) if "result" in answer else 0
+
+
+def sol_balance(net: LocalnetProcess, key: Pubkey) -> int:
+    return int(net.rpc("getBalance", str(key))["result"]["value"])
+
+
+class Process:
+    """A `ghost` command serving in the background; `start` returns once it printed its JSON announce line."""
+
+    def __init__(self, *args: str, home: Path) -> None:
+        self.args = [GHOST, "--output", "json", *args]
+        self.env = {**os.environ, "GHOSTPAY_HOME": str(home)}
+        self.proc: subprocess.Popen[str] | None = None
+        self.announce: dict[str, Any] = {}
+
+    def start(self, timeout: float = 30) -> "Process":
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        if not line:
+            self.stop()
+            raise RuntimeError(f"{self.args[3:5]} did not start: {self.proc.stderr.read()}")  # type: ignore
+        self.announce = json.loads(line)
+        return self
+
+    def stop(self) -> str:
+        """SIGTERM, wait; returns stderr."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+    @property
+    def url(self) -> str:
+        return self.announce["url"]
+
+
+def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str) -> Process:
+    port = free_port_pair()[0]
+    return Process("-u", net.http_url, "-k", str(keypair_file(folder, fee_payer)), "facilitator", "start",
+                   "--port", str(port), "--db", str(folder / "facilitator.db"), *extra, home=folder)
+
+
+@pytest.fixture(scope="session")
+def fee_payer(net: LocalnetProcess) -> Keypair:
+    return fund(net, sol=100)
+
+
+@pytest.fixture(scope="session")
+def facilitator(net: LocalnetProcess, fee_payer: Keypair, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[Process]:
+    proc = facilitator_process(net, tmp_path_factory.mktemp("facilitator"), fee_payer).start()
+    yield proc
+    proc.stop()
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a free port, in a thread with its own event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port_pair()[0]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    ws="none", lifespan="on"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@dataclass
+class Agent:
+    """A registered agent priced at PRICE in `mint`, with its owner's client and keypair."""
+
+    address: Pubkey
+    owner: Keypair
+    mint: Pubkey
+    net: LocalnetProcess
+
+    def client(self) -> GhostPayClient:
+        return GhostPayClient(self.net.http_url, self.owner, ws_url=self.net.ws_url)
+
+    def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        async def call() -> Any:
+            async with self.client() as gp:
+                return await getattr(gp, method)(self.address, *args, **kwargs)
+
+        return asyncio.run(call())
+
+
+def register_agent(net: LocalnetProcess, agent_id: str, mint: Pubkey | None = None, *,
+                   payee_account: bool = True) -> Agent:
+    owner = fund(net)
+    mint = mint or create_mint(net)
+
+    async def register() -> Pubkey:
+        async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
+            return (await gp.register_agent(agent_id, agent_id.title(), capabilities=["test"], x402=X402Settings(
+                {mint: PRICE}, f"http://127.0.0.1/{agent_id}"))).address
+
+    address = asyncio.run(register())
+    if payee_account:
+        mint_to(net, owner.pubkey(), mint, 0)  # the payee's token account, empty
+    return Agent(address, owner, mint, net)
+
+
+def buyer(net: LocalnetProcess, mint: Pubkey, atomic: int = 1_000_000) -> Keypair:
+    keypair = fund(net)
+    mint_to(net, keypair.pubkey(), mint, atomic)
+    return keypair
+
+
+def official_client(net: LocalnetProcess, keypair: Keypair) -> x402Client:
+    """The official x402 client, unchanged: its exact-SVM scheme on the localnet's RPC, any mint allowed."""
+    client = x402Client()
+    register_exact_svm_client(client, KeypairSigner(keypair), rpc_url=net.http_url)
+    client.set_spend_controls({"allowed_assets": True})
+    return client
+
+
+def official_http(net: LocalnetProcess, keypair: Keypair) -> x402HttpxClient:
+    return x402HttpxClient(official_client(net, keypair), timeout=30)
+
+
+class Upstream:
+    """A plain HTTP service to sell: it counts its calls and shows what it received."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+        async def echo(request: Request) -> JSONResponse:
+            body = await request.body()
+            self.calls.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+            return JSONResponse({"echo": body.decode(), "payer": request.headers.get("x-ghostpay-payer")},
+                                status_code=int(request.query_params.get("status", 200)))
+
+        async def stream(request: Request) -> StreamingResponse:
+            self.calls.append({"path": request.url.path, "headers": dict(request.headers), "body": b""})
+
+            async def chunks() -> Any:
+                for i in range(5):
+                    yield f"chunk {i}\n".encode()
+                    await asyncio.sleep(0.01)
+
+            return StreamingResponse(chunks(), media_type="text/plain")
+
+        self.app = Starlette(routes=[Route("/translate", echo, methods=["POST", "GET"]),
+                                     Route("/free", echo, methods=["GET"]),
+                                     Route("/stream", stream, methods=["GET"])])
+
+
+class Shop:
+    """A seller app: GET /paid is priced, GET /free is not, GET /fails answers 500 (and is priced)."""
+
+    def __init__(self, agent: Agent, facilitator: Any, **settings: Any) -> None:
+        self.handled: list[Any] = []
+
+        async def paid(request: Request) -> JSONResponse:
+            call = paid_call(request)
+            self.handled.append(call)
+            return JSONResponse({"payer": str(call.payer), "amount": call.amount, "mint": str(call.mint),
+                                 "verified": call.verified_on_chain})
+
+        async def free(request: Request) -> PlainTextResponse:
+            return PlainTextResponse("free")
+
+        async def fails(request: Request) -> PlainTextResponse:
+            self.handled.append(paid_call(request))
+            return PlainTextResponse("broken", status_code=500)
+
+        app = Starlette(routes=[Route("/paid", paid), Route("/free", free), Route("/fails", fails)])
+        self.seller = X402Seller(SellerSettings(agent.address, agent.net.http_url, facilitator,
+                                                routes=("GET /paid", "GET /fails"), ws_url=agent.net.ws_url,
+                                                **settings))
+        app.add_middleware(X402Paywall, seller=self.seller)
+        self.server = ServerThread(app)
+
+    def __enter__(self) -> "Shop":
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def pay(net: Any, keypair: Any, url: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        async with official_http(net, keypair) as client:
+            return await client.get(url)
+
+    return asyncio.run(call())
+
+
+# the buyer's tests: an official facilitator served over HTTP, a seller wallet, a funded buyer ------------
+
+@pytest.fixture(scope="session")
+def official_facilitator(net: LocalnetProcess) -> Iterator[ServerThread]:
+    """The package's facilitator logic behind HTTP, its fee payer funded on the localnet."""
+    with ServerThread(official_facilitator_app(fund(net), net.http_url)) as served:
+        yield served
+
+
+@dataclass
+class Seller:
+    """A wallet that sells: its token account for `mint` exists (the official client never creates it)."""
+
+    wallet: Pubkey
+    mint: Pubkey
+
+
+def new_seller(net: LocalnetProcess, mint: Pubkey) -> Seller:
+    wallet = fund(net, sol=1).pubkey()
+    mint_to(net, wallet, mint, 0)
+    return Seller(wallet, mint)
+
+
+@pytest.fixture
+def mint(net: LocalnetProcess) -> Pubkey:
+    return create_mint(net, 6)
+
+
+@pytest.fixture
+def seller(net: LocalnetProcess, mint: Pubkey) -> Seller:
+    return new_seller(net, mint)
+
+
+@pytest.fixture
+def buyer_keypair(net: LocalnetProcess, mint: Pubkey) -> Keypair:
+    """A buyer holding 1 token of `mint`."""
+    return buyer(net, mint)
+
+
+@pytest.fixture
+async def gp_buyer(net: LocalnetProcess, buyer_keypair: Keypair) -> AsyncIterator[GhostPayClient]:
+    async with GhostPayClient(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp:
+        yield gp
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "spending.sqlite3"
+
+
+def guarded(path: Path, **limits: Any) -> GuardedWallet:
+    return GuardedWallet(SpendingGuards(**limits), path)

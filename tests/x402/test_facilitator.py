@@ -1,0 +1,220 @@
+"""`ghost facilitator start` over HTTP: the official API, and the guards a public fee payer needs.
+
+Each attack is a payment the buyer signed, sent to /verify and /settle; each is refused by name, and
+the fee payer's SOL and tokens do not move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from solders.instruction import AccountMeta
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from x402.schemas import PaymentRequirements
+
+from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.networks import DEVNET
+from tests.sdk.conftest import create_mint, fund, mint_to
+from tests.x402.conftest import (
+    PRICE_ATOMIC,
+    Process,
+    buyer,
+    facilitator_process,
+    keypair_file,
+    sol_balance,
+    token_balance,
+)
+from tests.x402.craft import facilitator_call, latest_blockhash, memo, payment, token_transfer
+
+
+@pytest.fixture(scope="module")
+def mint(net: Any) -> Pubkey:
+    return create_mint(net)
+
+
+def requirements_for(fee_payer: str, mint: Pubkey, pay_to: Pubkey, amount: int = PRICE_ATOMIC) -> PaymentRequirements:
+    return PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(mint), amount=str(amount),
+                               pay_to=str(pay_to), max_timeout_seconds=60, extra={"feePayer": fee_payer})
+
+
+@pytest.fixture(scope="module")
+def payee(net: Any, mint: Pubkey) -> Pubkey:
+    wallet = fund(net)
+    mint_to(net, wallet.pubkey(), mint, 0)
+    return wallet.pubkey()
+
+
+def test_supported_and_health(facilitator: Process, fee_payer: Keypair) -> None:
+    supported = httpx.get(f"{facilitator.url}/supported").json()
+    kinds = {(k["x402Version"], k["network"]) for k in supported["kinds"]}
+    assert (2, DEVNET.caip2) in kinds and (1, "solana-devnet") in kinds
+    assert all(k["extra"]["feePayer"] == str(fee_payer.pubkey()) for k in supported["kinds"])
+    assert supported["signers"]["solana:*"] == [str(fee_payer.pubkey())]
+    health = httpx.get(f"{facilitator.url}/health").json()
+    assert health["status"] == "ok" and health["feePayer"] == str(fee_payer.pubkey())
+    assert health["balanceLamports"] >= health["minBalanceLamports"] > 0
+
+
+def test_a_plain_payment_verifies_and_settles_once(net: Any, facilitator: Process, mint: Pubkey,
+                                                   payee: Pubkey) -> None:
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    payer = buyer(net, mint)
+    paid = payment(requirements, payer, latest_blockhash(net))
+    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+    assert verified == {"isValid": True, "payer": str(payer.pubkey())}
+    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
+    assert settled["success"] and settled["transaction"] and settled["network"] == DEVNET.caip2
+    again = facilitator_call(facilitator.url, "settle", paid, requirements)
+    assert again["success"] is False and again["errorReason"] == "duplicate_settlement"
+    assert facilitator_call(facilitator.url, "verify", paid, requirements)["invalidReason"] == "duplicate_settlement"
+    assert token_balance(net, payer.pubkey(), mint) == 1_000_000 - PRICE_ATOMIC
+
+
+def attacks(fee_payer: Pubkey, payer: Keypair, mint: Pubkey, payee: Pubkey) -> dict[str, dict[str, Any]]:
+    """Payments that would make the fee payer's signature spend its own SOL or tokens."""
+    thief = Pubkey.new_unique()
+    return {
+        "sol transfer from the fee payer after the memo": {"after": [
+            memo(), transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]},
+        "sol transfer from the fee payer instead of the memo": {"after": [
+            transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]},
+        "the fee payer's tokens as the payment": {"transfer": token_transfer(fee_payer, mint, payee, PRICE_ATOMIC)},
+        "the fee payer as an account of the memo": {"after": [memo(accounts=[AccountMeta(fee_payer, True, True)])]},
+    }
+
+
+@pytest.mark.parametrize("attack", ["sol transfer from the fee payer after the memo",
+                                    "sol transfer from the fee payer instead of the memo",
+                                    "the fee payer's tokens as the payment",
+                                    "the fee payer as an account of the memo"])
+def test_the_fee_payer_signs_nothing_but_the_fee(net: Any, facilitator: Process, fee_payer: Keypair, mint: Pubkey,
+                                                 payee: Pubkey, attack: str) -> None:
+    mint_to(net, fee_payer.pubkey(), mint, 5_000_000)
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    payer = buyer(net, mint)
+    crafted = payment(requirements, payer, latest_blockhash(net),
+                      **attacks(fee_payer.pubkey(), payer, mint, payee)[attack])
+    sol_before = sol_balance(net, fee_payer.pubkey())
+    tokens_before = token_balance(net, fee_payer.pubkey(), mint)
+    verified = facilitator_call(facilitator.url, "verify", crafted, requirements)
+    assert verified["isValid"] is False and verified["invalidReason"] == "ghostpay_fee_payer_in_instruction"
+    settled = facilitator_call(facilitator.url, "settle", crafted, requirements)
+    assert settled["success"] is False and settled["errorReason"] == "ghostpay_fee_payer_in_instruction"
+    assert settled["transaction"] == ""
+    assert sol_balance(net, fee_payer.pubkey()) == sol_before
+    assert token_balance(net, fee_payer.pubkey(), mint) == tokens_before
+    assert token_balance(net, payer.pubkey(), mint) == 1_000_000
+
+
+def test_malformed_requests_answer_400(facilitator: Process) -> None:
+    for body in (b"not json", b"{}", b'{"paymentPayload": {"x402Version": 2}, "paymentRequirements": {}}'):
+        answer = httpx.post(f"{facilitator.url}/verify", content=body)
+        assert answer.status_code == 400 and answer.json()["error"].startswith("not a verify/settle request")
+    assert httpx.post(f"{facilitator.url}/settle", content=b"x" * 70_000).status_code == 413
+
+
+def test_unsupported_network_answers_400(net: Any, facilitator: Process, mint: Pubkey, payee: Pubkey) -> None:
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    paid = payment(requirements, buyer(net, mint), latest_blockhash(net))
+    mainnet = requirements.model_copy(update={"network": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"})
+    answer = httpx.post(f"{facilitator.url}/verify", json={
+        "x402Version": 2,
+        "paymentPayload": paid.model_copy(update={"accepted": mainnet}).model_dump(by_alias=True, exclude_none=True),
+        "paymentRequirements": mainnet.model_dump(by_alias=True, exclude_none=True)})
+    assert answer.status_code == 400 and "unsupported scheme or network" in answer.json()["error"]
+
+
+@pytest.fixture
+def strict_facilitator(net: Any, tmp_path: Path) -> Iterator[Process]:
+    proc = facilitator_process(net, tmp_path, fund(net, sol=100), "--rate-limit", "2").start()
+    yield proc
+    proc.stop()
+
+
+def test_rate_limit_per_payer(net: Any, strict_facilitator: Process, mint: Pubkey, payee: Pubkey) -> None:
+    requirements = requirements_for(strict_facilitator.announce["feePayer"], mint, payee)
+    greedy, other = buyer(net, mint), buyer(net, mint)
+    blockhash = latest_blockhash(net)
+    results = [facilitator_call(strict_facilitator.url, "verify", payment(requirements, greedy, blockhash),
+                                requirements) for _ in range(3)]
+    assert [r["isValid"] for r in results] == [True, True, False]
+    assert results[2]["invalidReason"] == "ghostpay_rate_limited"
+    assert facilitator_call(strict_facilitator.url, "verify", payment(requirements, other, blockhash),
+                            requirements)["isValid"]
+
+
+def test_balance_floor(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey) -> None:
+    poor = fund(net, sol=1)
+    proc = facilitator_process(net, tmp_path, poor, "--min-balance", "2").start()
+    try:
+        requirements = requirements_for(proc.announce["feePayer"], mint, payee)
+        payer = buyer(net, mint)
+        paid = payment(requirements, payer, latest_blockhash(net))
+        verified = facilitator_call(proc.url, "verify", paid, requirements)
+        assert verified["invalidReason"] == "ghostpay_facilitator_balance_low"
+        settled = facilitator_call(proc.url, "settle", paid, requirements)
+        assert settled["errorReason"] == "ghostpay_facilitator_balance_low" and settled["transaction"] == ""
+        assert token_balance(net, payer.pubkey(), mint) == 1_000_000
+        assert httpx.get(f"{proc.url}/health").json()["status"] == "balance_low"
+    finally:
+        proc.stop()
+
+
+def test_start_errors_are_one_line(net: Any, tmp_path: Path, facilitator: Process, fee_payer: Keypair) -> None:
+    import subprocess
+
+    from tests.x402.conftest import GHOST
+
+    missing = subprocess.run([GHOST, "-u", net.http_url, "-k", str(tmp_path / "none.json"), "facilitator", "start"],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: keypair file")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    bad = subprocess.run([GHOST, "facilitator", "start", "--min-balance", "lots"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "not an amount of SOL" in bad.stderr
+    unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
+                             text=True, timeout=30)
+    assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr
+    port = facilitator.url.rsplit(":", 1)[1]
+    taken = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, fee_payer)), "facilitator",
+                            "start", "--port", port], capture_output=True, text=True, timeout=30)
+    assert (taken.returncode, taken.stderr) == (1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+
+
+def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,
+                                                                  payee: Pubkey) -> None:
+    """Settle reuses verify's simulation of the same signed bytes for 2 s; a payer who empties the account
+    meanwhile gets a transaction that fails on chain: the settle fails and nothing moves."""
+    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
+    payer = buyer(net, mint)
+    paid = payment(requirements, payer, latest_blockhash(net))
+    payee_before = token_balance(net, payee, mint)
+    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+    assert verified["isValid"], verified
+    mint_to(net, payer.pubkey(), mint, 0)  # the tokens are gone before the settle
+    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
+    assert settled["success"] is False and settled["errorReason"] in ("settlement_pending", "transaction_failed")
+    assert token_balance(net, payee, mint) == payee_before
+
+
+def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Path, mint: Pubkey,
+                                                         payee: Pubkey) -> None:
+    """Reconciling a settle left pending subscribes after the fact: a landed transaction confirms at once,
+    an unknown one times out (and the settle stays pending)."""
+    keypair = fund(net, sol=10)
+    facilitator = GhostPayFacilitator(FacilitatorSettings(keypair, net.http_url, net.ws_url,
+                                                          db_path=tmp_path / "f.db", confirm_timeout_seconds=1))
+    try:
+        requirements = requirements_for(str(keypair.pubkey()), mint, payee)
+        settled = facilitator.settle(payment(requirements, buyer(net, mint), latest_blockhash(net)), requirements)
+        assert settled.success
+        facilitator.signer.confirm_transaction(settled.transaction, DEVNET.caip2)  # landed: returns at once
+        with pytest.raises(RuntimeError, match="confirmation timeout"):
+            facilitator.signer.confirm_transaction(str(Signature.new_unique()), DEVNET.caip2)
+    finally:
+        facilitator.close()

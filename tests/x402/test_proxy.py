@@ -1,0 +1,162 @@
+"""`ghost x402 proxy` as a process in front of a plain HTTP service, paid by the official client."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from x402.http.utils import decode_payment_response_header
+
+from ghostpay.localnet.process import free_port_pair
+from tests.x402.conftest import (
+    GHOST,
+    PRICE_ATOMIC,
+    Agent,
+    Process,
+    ServerThread,
+    Upstream,
+    buyer,
+    keypair_file,
+    official_http,
+    register_agent,
+    token_balance,
+)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
+    service = Upstream()
+    with ServerThread(service.app) as server:
+        yield service, server
+
+
+@pytest.fixture(scope="module")
+def agent(net: Any) -> Agent:
+    return register_agent(net, "proxied")
+
+
+def proxy_process(net: Any, agent: Agent, upstream_url: str, facilitator_url: str, folder: Path, *extra: str
+                  ) -> Process:
+    return Process("-u", net.http_url, "-k", str(keypair_file(folder, agent.owner)), "x402", "proxy",
+                   "--agent", str(agent.address), "--upstream", upstream_url, "--facilitator", facilitator_url,
+                   "--port", str(free_port_pair()[0]), *extra, home=folder)
+
+
+@pytest.fixture(scope="module")
+def proxy(net: Any, agent: Agent, upstream: Any, facilitator: Process,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path_factory.mktemp("proxy"),
+                         "--route", "POST /translate", "--route", "GET /translate", "--route", "GET /stream",
+                         "--stats-route", "/_x402/stats").start()
+    yield proc
+    proc.stop()
+
+
+def test_announce(proxy: Process, agent: Agent, upstream: Any) -> None:
+    assert proxy.announce["agent"] == str(agent.address) and proxy.announce["upstream"] == upstream[1].url
+    assert proxy.announce["prices"] == [{"mint": str(agent.mint), "amount": PRICE_ATOMIC, "decimals": 6}]
+
+
+def test_official_client_pays_through_the_proxy(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
+    service, _ = upstream
+    payer = buyer(net, agent.mint)
+    calls = len(service.calls)
+    assert httpx.post(f"{proxy.url}/translate", content=b"hello").status_code == 402
+    assert len(service.calls) == calls  # never called unpaid
+
+    async def call() -> httpx.Response:
+        async with official_http(net, payer) as client:
+            return await client.post(f"{proxy.url}/translate?lang=es", content=b"hello",
+                                     headers={"X-Custom": "kept"})
+
+    answer = asyncio.run(call())
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"echo": "hello", "payer": str(payer.pubkey())}
+    settled = decode_payment_response_header(answer.headers["payment-response"])
+    assert settled.success and settled.payer == str(payer.pubkey())
+    seen = service.calls[-1]
+    assert len(service.calls) == calls + 1 and seen["body"] == b"hello"
+    assert seen["headers"]["x-custom"] == "kept" and seen["headers"]["x-ghostpay-amount"] == str(PRICE_ATOMIC)
+    assert seen["headers"]["x-ghostpay-mint"] == str(agent.mint) and seen["headers"]["x-ghostpay-verified"] == "false"
+    assert "payment-signature" not in seen["headers"]
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+
+
+def test_upstream_status_is_kept_and_errors_are_not_charged(net: Any, proxy: Process, agent: Agent) -> None:
+    payer = buyer(net, agent.mint)
+
+    async def call(status: int) -> httpx.Response:
+        async with official_http(net, payer) as client:
+            return await client.get(f"{proxy.url}/translate?status={status}")
+
+    created = asyncio.run(call(201))
+    assert created.status_code == 201 and "payment-response" in created.headers
+    failed = asyncio.run(call(503))
+    assert failed.status_code == 503 and "payment-response" not in failed.headers
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC  # charged once
+
+
+def test_streamed_body_and_free_routes(net: Any, proxy: Process, agent: Agent) -> None:
+    payer = buyer(net, agent.mint)
+
+    async def call() -> tuple[list[bytes], httpx.Headers]:
+        async with official_http(net, payer) as client:
+            async with client.stream("GET", f"{proxy.url}/stream") as answer:
+                return [chunk async for chunk in answer.aiter_bytes()], answer.headers
+
+    chunks, headers = asyncio.run(call())
+    assert b"".join(chunks) == b"".join(f"chunk {i}\n".encode() for i in range(5))
+    assert decode_payment_response_header(headers["payment-response"]).success
+    free = httpx.get(f"{proxy.url}/free")  # not a priced route: passes through, unpaid
+    assert free.status_code == 200 and free.json()["payer"] is None
+
+
+def test_unreachable_upstream_is_502_and_not_charged(net: Any, agent: Agent, facilitator: Process,
+                                                     tmp_path: Path) -> None:
+    proc = proxy_process(net, agent, f"http://127.0.0.1:{free_port_pair()[0]}", facilitator.url, tmp_path).start()
+    try:
+        payer = buyer(net, agent.mint)
+
+        async def call() -> httpx.Response:
+            async with official_http(net, payer) as client:
+                return await client.post(f"{proc.url}/translate", content=b"x")
+
+        answer = asyncio.run(call())
+        assert answer.status_code == 502 and answer.json()["error"] == "upstream_unavailable"
+        assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
+    finally:
+        proc.stop()
+
+
+def test_start_errors(net: Any, agent: Agent, facilitator: Process, tmp_path: Path) -> None:
+    bare = register_agent(net, "nopayee", payee_account=False)
+    run = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, bare.owner)), "x402", "proxy",
+                          "--agent", str(bare.address), "--upstream", "http://127.0.0.1:9",
+                          "--facilitator", facilitator.url, "--port", str(free_port_pair()[0])],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith(f"error: payment address {bare.owner.pubkey()} has no token account for {bare.mint}")
+    usage = subprocess.run([GHOST, "x402", "proxy", "--agent", "x" * 40, "--upstream", "http://u"],
+                           capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "agent_id" in usage.stderr
+
+
+def test_stats_route(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
+    payer = buyer(net, agent.mint)
+
+    async def call() -> httpx.Response:
+        async with official_http(net, payer) as client:
+            return await client.get(f"{proxy.url}/translate?status=404")
+
+    assert asyncio.run(call()).status_code == 404  # a paid call the upstream failed: recorded, not settled
+    stats = httpx.get(f"{proxy.url}/_x402/stats").json()
+    assert stats["agent"] == str(agent.address) and stats["stats"]["byStatus"]["404"] >= 1
+    last = stats["calls"][-1]
+    assert (last["route"], last["status"], last["settled"], last["payer"]) == ("GET /translate", 404, False,
+                                                                               str(payer.pubkey()))
+    assert last["total_ms"] > 0 and stats["stats"]["p50Ms"] > 0
+    assert all(c["path"] != "/_x402/stats" for c in upstream[0].calls)
