@@ -1,6 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-cli bench-api bench-x402 \
-	bench-x402-buyer bench-mcp
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api \
+	bench-x402 bench-x402-buyer bench-mcp
 
 setup:
 	@scripts/setup.sh
@@ -38,6 +38,10 @@ bench-cli: setup
 # Indexer back-fill throughput over 10,000+ transactions and live lag → bench/results/indexer.json.
 bench-indexer: setup
 	.venv/bin/python -m bench.indexer
+
+# 100,000 events back-filled (RSS along the way), then ghost agent search over them → bench/results/indexer_scale.json.
+bench-indexer-scale: setup
+	.venv/bin/python -m bench.indexer_scale
 
 # ghost indexer serve: API response times over 10,000 agents and 50,000 payments, live feed delay → bench/results/api.json.
 bench-api: setup

@@ -856,7 +856,7 @@ class GhostPayClient:
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
         resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
                                                              filters=query.memcmp_filters()))
-        decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value])
+        decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value], query)
         return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decoded)]
 
     async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:

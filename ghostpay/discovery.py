@@ -1,6 +1,10 @@
 """Finding accounts on chain: `getProgramAccounts` with `memcmp` filters on an account's
 fixed-size head, then exact filtering and sorting of the decoded accounts.
 
+Decoding is two-step and struct-based (ghostpay.borsh_layout, layouts compiled from the IDL):
+the fixed head of every account is unpacked with one `struct` call and checked against the
+query; only the accounts that pass are decoded in full.
+
 The offsets come from the IDL (`head_offsets`), as the C header's do. The Agent head (README,
 "The Agent account") allows memcmp on the owner (8), x402_enabled (40) and is_active (41);
 ranges (a token's price, reputation), capabilities and accepted tokens are checked exactly after
@@ -25,27 +29,10 @@ from solders.pubkey import Pubkey
 
 from ghostpay import artifacts
 from ghostpay.accounts import Agent, WorkOrder
+from ghostpay.borsh_layout import DISCRIMINATOR_LEN, DecodeError, decode_account, head_layout
 from ghostpay.exceptions import InvalidArgument
 
-DISCRIMINATOR_LEN = 8
 MAX_FILTERS = 4  # getProgramAccounts refuses more
-_PRIMITIVE_SIZES = {"bool": 1, "u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4, "u64": 8, "i64": 8,
-                    "u128": 16, "i128": 16, "pubkey": 32}
-
-
-def _fixed_size(idl_type: object, types: dict[str, dict]) -> int | None:
-    """The borsh size of an IDL type, or None when it varies (strings, vecs, options)."""
-    if isinstance(idl_type, str):
-        return _PRIMITIVE_SIZES.get(idl_type)
-    if isinstance(idl_type, dict) and "array" in idl_type:
-        inner, count = idl_type["array"]
-        size = _fixed_size(inner, types)
-        return None if size is None else size * count
-    if isinstance(idl_type, dict) and "defined" in idl_type:
-        defined = types[idl_type["defined"]["name"]]["type"]
-        if defined["kind"] == "enum" and not any(v.get("fields") for v in defined["variants"]):
-            return 1  # a borsh enum of unit variants is its variant index
-    return None
 
 
 def head_offsets(account: str) -> dict[str, int]:
@@ -54,15 +41,7 @@ def head_offsets(account: str) -> dict[str, int]:
     >>> head_offsets("Agent")["is_active"]
     41
     """
-    types = {t["name"]: t for t in artifacts.idl_dict()["types"]}
-    offsets, offset = {}, DISCRIMINATOR_LEN
-    for f in types[account]["type"]["fields"]:
-        offsets[f["name"]] = offset
-        size = _fixed_size(f["type"], types)
-        if size is None:
-            break
-        offset += size
-    return offsets
+    return dict(head_layout(account).offsets)
 
 
 def _constant(name: str) -> int:
@@ -145,6 +124,20 @@ class AgentQuery:
         filters.append(AGENT_SPACE)
         return filters[:MAX_FILTERS]
 
+    def matches_head(self, head: dict[str, object]) -> bool:
+        """The checks the fixed head answers (`head_layout("Agent").unpack`: pubkeys as bytes)."""
+        if self.owner is not None and head["owner"] != bytes(self.owner):
+            return False
+        wants_x402 = self.x402_enabled if self.x402_enabled is not None else \
+            (True if self.token is not None or self.max_price is not None else None)
+        if wants_x402 is not None and head["x402_enabled"] != wants_x402:
+            return False
+        if self.active is not None and head["is_active"] != self.active:
+            return False
+        if self.min_reputation is not None and head["reputation_score"] < self.min_reputation:  # type: ignore[operator]
+            return False
+        return True
+
     def matches(self, agent: Agent) -> bool:
         """The exact check of every filter (including those memcmp already applied)."""
         if self.owner is not None and agent.owner != self.owner:
@@ -178,13 +171,19 @@ class AgentQuery:
         return kept[: self.limit] if self.limit is not None else kept
 
 
-def decode_agents(raw: Sequence[tuple[Pubkey, bytes]]) -> list[tuple[Pubkey, Agent]]:
-    """Decode accounts, skipping any that are not Agents."""
+def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None = None
+                  ) -> list[tuple[Pubkey, Agent]]:
+    """Decode the accounts that are Agents and whose head passes `query` (all Agents without one)."""
+    head = head_layout("Agent")
     out = []
     for address, data in raw:
+        if data[:DISCRIMINATOR_LEN] != Agent.discriminator or len(data) < head.size:
+            continue
+        if query is not None and not query.matches_head(head.unpack(data)):
+            continue
         try:
-            out.append((address, Agent.decode(data)))
-        except Exception:  # noqa: BLE001 - a foreign or corrupt account is not an agent
+            out.append((address, decode_account("Agent", data)))
+        except DecodeError:  # a corrupt account is not an agent
             continue
     return out
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +23,7 @@ from typing import Any, Sequence
 from solders.pubkey import Pubkey
 
 from ghostpay import artifacts, types
+from ghostpay.borsh_layout import DecodeError, decode_fields
 from ghostpay.events import EVENT_NAMES, ProgramEvent
 from ghostpay.program_id import PROGRAM_ID
 
@@ -88,7 +88,8 @@ def event_types() -> dict[bytes, tuple[str, Any]]:
 
 def decode_event(payload: str) -> tuple[str, Any] | str:
     """The (name, decoded event) of one base64 `Program data:` payload, or the reason it is skipped:
-    "malformed" or "unknown"."""
+    "malformed" or "unknown". The body is read by the struct-based decoder compiled from the IDL
+    (ghostpay.borsh_layout), into the generated event class."""
     try:
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -99,15 +100,10 @@ def decode_event(payload: str) -> tuple[str, Any] | str:
     if known is None:
         return "unknown"
     name, cls = known
-    body = raw[DISCRIMINATOR_LEN:]
     try:
-        stream = io.BytesIO(body)
-        parsed = cls.layout.parse_stream(stream)
-        # construct ignores trailing bytes; an event longer than its layout is not ours to trust
-        if stream.tell() != len(body):
-            return "malformed"
-        return name, cls.from_decoded(parsed)
-    except Exception:  # construct raises many error types (StreamError, UnicodeDecodeError, ...)
+        # an event longer than its layout is not ours to trust: exact
+        return name, cls(**decode_fields(name, raw[DISCRIMINATOR_LEN:], exact=True))
+    except DecodeError:
         return "malformed"
 
 

@@ -6,6 +6,11 @@ event index) and the cursor commit together. So replaying any transaction (a bac
 overlaps the live stream, a restart after SIGKILL) changes nothing: at-least-once delivery,
 exactly-once effect.
 
+The write path is built for back-fill speed: `apply_all` checks a batch's signatures and loads
+every state row its events touch in one query per table, the handlers then change plain
+in-memory rows, and `commit` writes the append-only tables with `executemany` and each state
+table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
+
 Reputation counters follow the program's rules (program/src/record_x402_payment.c, feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
 its clock is mirrored here at the event's timestamp, and the score is recomputed with
@@ -18,14 +23,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Type, TypeVar
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import Table, and_, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from ghostpay import accounts
-from ghostpay.indexer.decode import ChainTransaction, IndexedEvent, Skipped, decode_logs
+from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, IndexedEvent, Skipped, decode_logs
 from ghostpay.indexer.models import (Agent, AgentCapability, AgentToken, Cursor, DailyVolume, Feedback,
                                      IndexedTransaction, Payment, RawEvent, Reputation, SkipCounter, WorkOrder,
                                      WorkOrderTransition)
@@ -35,8 +42,8 @@ from ghostpay.reputation import (HISTORY_DAYS, ReputationInputs, day_of, reputat
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=SQLModel)
 FULL_CLIENT_SHARE_BPS = 10_000
+IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL's parameter limits
 
 # Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
@@ -44,13 +51,71 @@ WORK_ORDER_STATUS = {
     "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
 }
-# Events that change what `agents` shows but not everything it shows: the account fills the rest.
+STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, Reputation, Payment, Feedback, WorkOrder, DailyVolume)
+"""Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
 
 
-def metrics_inputs(rep: Reputation) -> ReputationInputs:
+class Row:
+    """One table row in memory: its columns as attributes (what the handlers change)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+# Columns stored as JSON text and held decoded in memory (parsed at load, dumped at commit).
+JSON_COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {Reputation: ("history",)}
+
+
+def _defaults(model: type[SQLModel]) -> dict[str, Any]:
+    return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
+
+
+DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
+PRIMARY_KEYS = {model: tuple(c.name for c in _table(model).primary_key) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in _table(model).columns) for model in STATE_MODELS}
+
+
+def loaded_row(model: type[SQLModel], values: Any) -> Row:
+    """A row in memory from stored column values (JSON columns decoded)."""
+    row = Row(**values)
+    for name in JSON_COLUMNS.get(model, ()):
+        setattr(row, name, json.loads(getattr(row, name)))
+    return row
+
+
+def new_row(model: type[SQLModel], **values: Any) -> Row:
+    """A row with the model's defaults for what `values` leaves out."""
+    return loaded_row(model, {**DEFAULTS[model], **values})
+
+
+# A payment's transaction rescores twice (its X402PaymentRecorded, then the program's ReputationUpdated)
+# with the same inputs: the second is a cache hit.
+_score = lru_cache(maxsize=1024)(reputation_score)
+
+
+def metrics_inputs(rep: Any) -> ReputationInputs:
+    """The score's inputs from a reputation row (a stored one, or one in memory with `history` decoded)."""
+    history = json.loads(rep.history) if isinstance(rep.history, str) else rep.history
     return ReputationInputs(rep.successful_payments, rep.failed_payments, rep.total_response_time_ms,
                             rep.response_time_count, rep.total_rating, rep.rating_count, rep.total_disputes,
-                            rep.disputes_resolved, tuple(json.loads(rep.history)))
+                            rep.disputes_resolved, tuple(history))
+
+
+def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
+    """The state rows an event's handler reads, known from the event alone (for the bulk load).
+    Payments and feedback are written without being read (see their handlers)."""
+    yield Agent, agent
+    yield Reputation, agent
+    if name == "X402PaymentRecorded":
+        yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+    elif name == "PaymentReleased":
+        yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+    if hasattr(e, "work_order"):
+        yield WorkOrder, str(e.work_order)
 
 
 @dataclass
@@ -66,59 +131,123 @@ class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
     def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID) -> None:
-        self.session = Session(engine, autoflush=False, expire_on_commit=False)
+        self.connection = engine.connect()
+        self.transaction = self.connection.begin()
+        self.dialect = engine.dialect.name
         self.program_id = program_id
         self.stats = BatchStats()
         self.cursor: Optional[tuple[int, str]] = None
         self.needs_account: set[str] = set()  # agents whose account the service must fetch (fill_agents)
         self.applied_signatures: list[str] = []
-        self._rows: dict[tuple[type, Any], Any] = {}
+        self._rows: dict[type[SQLModel], dict[Any, Optional[Row]]] = {model: {} for model in STATE_MODELS}
         self._seen: set[str] = set()
+        self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
+            IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
+        self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
+        self._capabilities: dict[str, list[str]] = {}
+        self._outcomes: dict[tuple[str, str], dict[str, Any]] = {}  # rated payments not in memory: UPDATE at commit
 
     # rows ---------------------------------------------------------------------------------------------
 
-    def _get(self, model: Type[M], key: Any) -> Optional[M]:
-        cached = self._rows.get((model, key))
-        if cached is None:
-            cached = self.session.get(model, key)
-            if cached is not None:
-                self._rows[(model, key)] = cached
-        return cached
+    def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
+        """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
+        column (each `IN` walks the primary-key index; SQLite scans the whole table for a row-value
+        `IN`), so the answer can hold other combinations: `_load` keeps only the keys asked for."""
+        table, names = _table(model), PRIMARY_KEYS[model]
+        if len(names) == 1:
+            return table.c[names[0]].in_(keys)
+        return and_(*(table.c[n].in_(sorted({key[i] for key in keys})) for i, n in enumerate(names)))
 
-    def _add(self, model: Type[M], key: Any, row: M) -> M:
-        self.session.add(row)
-        self._rows[(model, key)] = row
+    def _key_of(self, model: type[SQLModel], values: Any) -> Any:
+        names = PRIMARY_KEYS[model]
+        return values[names[0]] if len(names) == 1 else tuple(values[n] for n in names)
+
+    def _load(self, model: type[SQLModel], keys: Iterable[Any]) -> None:
+        """Read the rows of `keys` not in memory yet, in chunks; the absent ones are remembered as None."""
+        rows = self._rows[model]
+        wanted = [k for k in dict.fromkeys(keys) if k not in rows]
+        for i in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[i:i + IN_CHUNK]
+            for k in chunk:
+                rows[k] = None
+            for found in self.connection.execute(select(_table(model)).where(self._key_filter(model, chunk))
+                                                 ).mappings():
+                key = self._key_of(model, found)
+                if key in rows and rows[key] is None:
+                    rows[key] = loaded_row(model, found)
+
+    def _get(self, model: type[SQLModel], key: Any) -> Optional[Row]:
+        rows = self._rows[model]
+        if key not in rows:
+            self._load(model, [key])
+        return rows[key]
+
+    def _add(self, model: type[SQLModel], key: Any, row: Row) -> Row:
+        self._rows[model][key] = row
         return row
 
-    def _get_or_add(self, model: Type[M], key: Any, make: Callable[[], M]) -> M:
+    def _get_or_add(self, model: type[SQLModel], key: Any, make: Callable[[], Row]) -> Row:
         row = self._get(model, key)
         return row if row is not None else self._add(model, key, make())
 
-    def _agent(self, address: str) -> Agent:
+    def _agent(self, address: str) -> Row:
         """The agent row; a stub (filled from its account) for an agent whose registration we never saw."""
         row = self._get(Agent, address)
         if row is None:
             self.needs_account.add(address)
-            row = self._add(Agent, address, Agent(address=address, owner=""))
+            row = self._add(Agent, address, new_row(Agent, address=address, owner=""))
         return row
 
-    def _reputation(self, agent: str, timestamp: int) -> Reputation:
-        return self._get_or_add(Reputation, agent, lambda: Reputation(
-            agent=agent, history_day=day_of(timestamp), updated_at=timestamp))
+    def _reputation(self, agent: str, timestamp: int) -> Row:
+        return self._get_or_add(Reputation, agent, lambda: new_row(
+            Reputation, agent=agent, history_day=day_of(timestamp), updated_at=timestamp))
 
     # transactions -------------------------------------------------------------------------------------
 
     def apply(self, tx: ChainTransaction) -> bool:
         """Apply one transaction unless it was applied before; False if skipped (failed or a duplicate)."""
+        return self.apply_all([tx]) == 1
+
+    def apply_all(self, transactions: Sequence[ChainTransaction]) -> int:
+        """Apply transactions in order, skipping those applied before; returns how many were applied."""
+        decoded = self._prefetch(transactions)
+        applied = 0
+        for tx in transactions:
+            applied += self._apply(tx, decoded.get(tx.signature))
+        return applied
+
+    def _prefetch(self, transactions: Sequence[ChainTransaction]) -> dict[str, DecodedLogs]:
+        """Decode the new transactions and load what they touch: one query per table."""
+        candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
+        done: set[str] = set()
+        column = _table(IndexedTransaction).c.signature
+        signatures = [tx.signature for tx in candidates]
+        for i in range(0, len(signatures), IN_CHUNK):
+            done.update(self.connection.execute(select(column).where(column.in_(signatures[i:i + IN_CHUNK]))
+                                                ).scalars())
+        decoded: dict[str, DecodedLogs] = {}
+        wanted: dict[type[SQLModel], list[Any]] = {model: [] for model in STATE_MODELS}
+        for tx in candidates:
+            if tx.signature in done:
+                continue
+            logs = decoded[tx.signature] = decode_logs(tx.logs, self.program_id, signature=tx.signature,
+                                                       slot=tx.slot)
+            for indexed in logs.events:
+                for model, key in _row_keys(indexed.name, indexed.data, str(indexed.data.agent)):
+                    wanted[model].append(key)
+        for model, keys in wanted.items():
+            self._load(model, keys)
+        return decoded
+
+    def _apply(self, tx: ChainTransaction, decoded: Optional[DecodedLogs]) -> int:
         if tx.failed:  # ignored, but the cursor moves past it so the next back-fill does not list it again
             self.stats.failed += 1
             self._advance(tx)
-            return False
-        if tx.signature in self._seen or self.session.get(IndexedTransaction, tx.signature) is not None:
+            return 0
+        if decoded is None or tx.signature in self._seen:  # applied before, or earlier in this batch
             self.stats.duplicates += 1
-            return False
+            return 0
         self._seen.add(tx.signature)
-        decoded = decode_logs(tx.logs, self.program_id, signature=tx.signature, slot=tx.slot)
         for indexed in decoded.events:
             self._apply_event(tx, indexed)
         # Checked per transaction: claim_refund logs ReputationUpdated before the event that changes
@@ -128,8 +257,8 @@ class Batch:
             if rep is not None and rep.score != rep.chain_score:
                 log.warning("%s: recomputed score %d differs from the program's %s (%s)", agent, rep.score,
                             rep.chain_score, tx.signature)
-        self.session.add(IndexedTransaction(signature=tx.signature, slot=tx.slot, events=len(decoded.events),
-                                            skipped=decoded.skipped.total))
+        self._inserts[IndexedTransaction].append({"signature": tx.signature, "slot": tx.slot,
+                                                  "events": len(decoded.events), "skipped": decoded.skipped.total})
         self.stats.transactions += 1
         self.stats.events += len(decoded.events)
         self.stats.skipped.add(decoded.skipped)
@@ -139,7 +268,7 @@ class Batch:
                         decoded.skipped.foreign)
         self._advance(tx)
         self.applied_signatures.append(tx.signature)
-        return True
+        return 1
 
     def _advance(self, tx: ChainTransaction) -> None:
         if self.cursor is None or tx.slot >= self.cursor[0]:
@@ -148,31 +277,31 @@ class Batch:
     def _apply_event(self, tx: ChainTransaction, indexed: IndexedEvent) -> None:
         e = indexed.data
         agent = str(e.agent)
-        self.session.add(RawEvent(signature=tx.signature, slot=tx.slot, instruction_index=indexed.instruction_index,
-                                  event_index=indexed.event_index, name=indexed.name, agent=agent,
-                                  timestamp=e.timestamp, data=indexed.to_json()))
+        self._inserts[RawEvent].append({
+            "signature": tx.signature, "slot": tx.slot, "instruction_index": indexed.instruction_index,
+            "event_index": indexed.event_index, "name": indexed.name, "agent": agent, "timestamp": e.timestamp,
+            "data": indexed.to_json()})
         handler = getattr(self, "_on_" + indexed.name)
         handler(tx, indexed, e, agent)
 
     # agent lifecycle ------------------------------------------------------------------------------------
 
     def _on_AgentRegistered(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
-        # A closed agent's address can be registered again: the new account starts from zero, but its
-        # ReputationMetrics stayed on chain and continue (the ReputationUpdated that follows rescores it).
+        # A closed agent's address can be registered again: the new account starts from zero, its
+        # reputation continues (the program keeps the ReputationMetrics and rescores, which its
+        # ReputationUpdated event right after mirrors). Prices come with the account (fill_agents).
+        fresh = new_row(Agent, address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name,
+                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, registration=e.registration,
+                        created_at=e.timestamp, updated_at=e.timestamp, slot=tx.slot)
         row = self._get(Agent, agent)
-        fresh = Agent(address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name, agent_type=e.agent_type,
-                      x402_enabled=e.x402_enabled, registration=e.registration, created_at=e.timestamp,
-                      updated_at=e.timestamp, slot=tx.slot)
         if row is None:
             self._add(Agent, agent, fresh)
         else:
-            for name in Agent.model_fields:
-                setattr(row, name, getattr(fresh, name))
+            row.__dict__.update(fresh.__dict__)
         rep = self._reputation(agent, e.timestamp)
         if e.registration <= 1:  # a first registration creates the metrics (a stale row from a reset chain goes)
-            for name, value in Reputation(agent=agent, history_day=day_of(e.timestamp),
-                                          updated_at=e.timestamp).model_dump().items():
-                setattr(rep, name, value)
+            rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
+                                        updated_at=e.timestamp).__dict__)
         else:
             self._roll(rep, e.timestamp)
         self.needs_account.add(agent)
@@ -187,7 +316,7 @@ class Batch:
         row.x402_enabled = True
         row.payment_address, row.endpoint = str(e.payment_address), e.service_endpoint
         row.updated_at, row.slot = e.timestamp, tx.slot
-        self._set_tokens(agent, [(str(t.mint), t.price) for t in e.accepted_tokens])
+        self._set_tokens(agent, e.accepted_tokens)
 
     def _on_X402Disabled(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         row = self._agent(agent)
@@ -207,22 +336,12 @@ class Batch:
         self._set_capabilities(agent, [])
         self.needs_account.discard(agent)
 
-    def _set_tokens(self, agent: str, prices: list[tuple[str, int]]) -> None:
-        """Replace the agent's accepted mints with these (mint, atomic price) pairs, in order."""
-        self.session.flush()  # the delete below must see rows added earlier in this batch
-        self.session.execute(delete(AgentToken).where(AgentToken.agent == agent))  # type: ignore[arg-type]
-        for key in [k for k in self._rows if k[0] is AgentToken and k[1][0] == agent]:
-            del self._rows[key]
-        for position, (mint, price) in enumerate(dict(prices).items()):
-            self._add(AgentToken, (agent, mint), AgentToken(agent=agent, mint=mint, position=position, price=price))
+    def _set_tokens(self, agent: str, tokens: Sequence[Any]) -> None:
+        """Replace the agent's accepted mints with these `TokenPrice`s, in order (written at commit)."""
+        self._tokens[agent] = list(dict((str(t.mint), t.price) for t in tokens).items())
 
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
-        self.session.flush()
-        self.session.execute(delete(AgentCapability).where(AgentCapability.agent == agent))  # type: ignore[arg-type]
-        for key in [k for k in self._rows if k[0] is AgentCapability and k[1][0] == agent]:
-            del self._rows[key]
-        for capability in dict.fromkeys(capabilities):
-            self._add(AgentCapability, (agent, capability), AgentCapability(agent=agent, capability=capability))
+        self._capabilities[agent] = list(dict.fromkeys(capabilities))
 
     def fill_agents(self, found: dict[str, Optional[accounts.Agent]]) -> None:
         """Copy the fields events do not carry from freshly fetched agent accounts (None: closed)."""
@@ -235,22 +354,20 @@ class Batch:
             row.description, row.metadata_uri = account.description, account.metadata_uri
             row.endpoint = account.x402_service_endpoint
             row.payment_address = str(account.x402_payment_address)
-            self._set_tokens(address, [(str(t.mint), t.price) for t in account.x402_accepted_tokens])
+            self._set_tokens(address, account.x402_accepted_tokens)
             self._set_capabilities(address, account.capabilities)
         self.needs_account.clear()
 
     # payments and reputation ----------------------------------------------------------------------------
 
     def _roll(self, rep: Reputation, timestamp: int) -> list[int]:
-        history, rep.history_day = roll_payment_history(json.loads(rep.history), rep.history_day, day_of(timestamp))
-        rep.history = json.dumps(history)
+        rep.history, rep.history_day = roll_payment_history(rep.history, rep.history_day, day_of(timestamp))
         rep.updated_at = timestamp
-        return history
+        return rep.history  # type: ignore[no-any-return]
 
     def _count_successful(self, rep: Reputation, timestamp: int) -> None:
         history = self._roll(rep, timestamp)
         history[rep.history_day % HISTORY_DAYS] += 1
-        rep.history = json.dumps(history)
         rep.successful_payments += 1
 
     def _count_failed(self, rep: Reputation, timestamp: int) -> None:
@@ -258,7 +375,7 @@ class Batch:
         rep.failed_payments += 1
 
     def _rescore(self, agent: str, rep: Reputation) -> None:
-        score = reputation_score(metrics_inputs(rep))
+        score = _score(metrics_inputs(rep))
         rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
         rep.response_time, rep.volume_consistency, rep.score = score.response_time, score.volume_consistency, score.score
         row = self._agent(agent)
@@ -268,16 +385,14 @@ class Batch:
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
         mint = str(e.mint)
-        payment = Payment(agent=agent, reference=reference, payer=str(e.payer), rent_payer=str(e.rent_payer),
+        payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), rent_payer=str(e.rent_payer),
                           mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
-        existing = self._get(Payment, (agent, reference))
-        if existing is None:  # else a receipt of a closed-and-reregistered agent reused its reference
-            self._add(Payment, (agent, reference), payment)
-        else:
-            for name, value in payment.model_dump().items():
-                setattr(existing, name, value)
+        # Written without reading: the upsert replaces a stored row (a receipt of a closed-and-reregistered
+        # agent that reused its reference), as it replaces one earlier in this batch.
+        self._add(Payment, (agent, reference), payment)
+        self._outcomes.pop((agent, reference), None)
         row = self._agent(agent)
         row.x402_total_calls += 1
         row.x402_total_payments += e.amount
@@ -285,7 +400,7 @@ class Batch:
         row.last_payment_at = e.timestamp
         day = day_of(e.timestamp)
         volume = self._get_or_add(DailyVolume, (day, agent, mint),
-                                  lambda: DailyVolume(day=day, agent=agent, mint=mint))
+                                  lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
         volume.payments += 1
         volume.amount += e.amount
         rep = self._reputation(agent, e.timestamp)
@@ -294,14 +409,19 @@ class Batch:
 
     def _on_FeedbackSubmitted(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
-        self._get_or_add(Feedback, (agent, reference), lambda: Feedback(
-            agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
+        key = (agent, reference)
+        # Neither row is read: the first feedback of a receipt is kept (inserted with ON CONFLICT DO
+        # NOTHING), and the payment's outcome is set in memory, or by an UPDATE at commit.
+        self._rows[Feedback].setdefault(key, new_row(
+            Feedback, agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
             response_time_ms=e.response_time_ms, signature=tx.signature, slot=tx.slot, timestamp=e.timestamp))
-        payment = self._get(Payment, (agent, reference))
+        outcome = {"outcome": "success" if e.success else "failed", "rating": e.rating or None,
+                   "response_time_ms": e.response_time_ms or None}
+        payment = self._rows[Payment].get(key)
         if payment is not None:
-            payment.outcome = "success" if e.success else "failed"
-            payment.rating = e.rating or None
-            payment.response_time_ms = e.response_time_ms or None
+            payment.__dict__.update(outcome)
+        else:
+            self._outcomes[key] = outcome
         rep = self._reputation(agent, e.timestamp)
         if not e.success:  # the program moves the payment from successful to failed
             rep.successful_payments = max(rep.successful_payments - 1, 0)
@@ -329,10 +449,11 @@ class Batch:
         address = str(e.work_order)
         order = self._get(WorkOrder, address)
         to_status = status or WORK_ORDER_STATUS.get(indexed.name) or (order.status if order else "Created")
-        self.session.add(WorkOrderTransition(
-            signature=tx.signature, instruction_index=indexed.instruction_index, event_index=indexed.event_index,
-            work_order=address, event=indexed.name, from_status=order.status if order else None,
-            to_status=to_status, amount=amount, slot=tx.slot, timestamp=e.timestamp))
+        self._inserts[WorkOrderTransition].append({
+            "signature": tx.signature, "instruction_index": indexed.instruction_index,
+            "event_index": indexed.event_index, "work_order": address, "event": indexed.name,
+            "from_status": order.status if order else None, "to_status": to_status, "amount": amount,
+            "slot": tx.slot, "timestamp": e.timestamp})
         if order is not None:
             order.status, order.updated_at = to_status, e.timestamp
         return order
@@ -345,7 +466,7 @@ class Batch:
         provider = self._agent(agent).owner or None
         address = str(e.work_order)
         self._transition(tx, indexed, e, e.amount)
-        order = WorkOrder(address=address, agent=agent, client=str(e.client), provider=provider,
+        order = new_row(WorkOrder, address=address, agent=agent, client=str(e.client), provider=provider,
                           arbiter=str(e.arbiter), mint=str(e.mint), order_id=e.order_id, amount=e.amount,
                           deadline=e.deadline, review_period_seconds=e.review_period_seconds, status="Created",
                           created_at=e.timestamp, updated_at=e.timestamp, signature=tx.signature)
@@ -353,8 +474,7 @@ class Batch:
         if existing is None:
             self._add(WorkOrder, address, order)
         else:  # a closed order's address reused by a new order with the same id
-            for name, value in order.model_dump().items():
-                setattr(existing, name, value)
+            existing.__dict__.update(order.__dict__)
         self._agent(agent).open_work_orders += 1
 
     def _on_WorkOrderAccepted(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
@@ -373,7 +493,7 @@ class Batch:
     def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int) -> None:
         self._agent(agent).total_earnings += amount
         day = day_of(timestamp)
-        volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: DailyVolume(day=day, agent=agent, mint=mint))
+        volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
         volume.escrow_released += amount
 
     def _on_PaymentReleased(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
@@ -434,7 +554,7 @@ class Batch:
         order = self._transition(tx, indexed, e, e.refunded)
         if order is not None:
             order.refunded += e.refunded
-            if order.was_accepted:  # accepted, then no delivery standing at the deadline: a failed payment
+            if order.was_accepted:  # a provider that accepted and never delivered has a failed payment
                 rep = self._reputation(agent, e.timestamp)
                 self._count_failed(rep, e.timestamp)
                 self._rescore(agent, rep)
@@ -442,28 +562,85 @@ class Batch:
 
     # commit ---------------------------------------------------------------------------------------------
 
+    def _insert(self, model: type[SQLModel]) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(_table(model))
+
+    def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany); for
+        feedback `DO NOTHING`: the first one of a receipt stands."""
+        if not rows:
+            return
+        stmt = self._insert(model)
+        keys = PRIMARY_KEYS[model]
+        if model is Feedback:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
+                name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+        self.connection.execute(stmt, rows)
+
+    def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
+                       row: Callable[[str, int, Any], dict[str, Any]]) -> None:
+        """Replace the stored (agent, item) rows of every agent in `lists`."""
+        if not lists:
+            return
+        table = _table(model)
+        agents = list(lists)
+        for i in range(0, len(agents), IN_CHUNK):
+            self.connection.execute(delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])))
+        rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
+        if rows:
+            self.connection.execute(table.insert(), rows)
+
     def commit(self) -> None:
         """Write everything applied and the cursor in one database transaction."""
+        for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
+            if rows:
+                self.connection.execute(_table(model).insert(), rows)
+        if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
+            table = _table(Payment)
+            self.connection.execute(
+                table.update().where(table.c.agent == bindparam("key_agent"),
+                                     table.c.reference == bindparam("key_reference")),
+                [{"key_agent": agent, "key_reference": reference, **values}
+                 for (agent, reference), values in self._outcomes.items()])
+        for model in STATE_MODELS:
+            columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
+            rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
+            for values in rows:
+                for name in encoded:
+                    values[name] = json.dumps(values[name])
+            self._upsert(model, rows)
+        self._replace_lists(AgentToken, self._tokens,
+                            lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position,
+                                                            "price": token[1]})
+        self._replace_lists(AgentCapability, self._capabilities,
+                            lambda agent, _, capability: {"agent": agent, "capability": capability})
         if self.cursor is not None:
             slot, signature = self.cursor
-            cursor = self.session.get(Cursor, 1)
-            if cursor is None:
-                self.session.add(Cursor(id=1, slot=slot, signature=signature, updated_at=time.time()))
-            elif slot >= cursor.slot:
-                cursor.slot, cursor.signature, cursor.updated_at = slot, signature, time.time()
+            table = _table(Cursor)
+            stored = self.connection.execute(select(table.c.slot).where(table.c.id == 1)).scalar()
+            if stored is None:
+                self.connection.execute(table.insert(), {"id": 1, "slot": slot, "signature": signature,
+                                                         "updated_at": time.time()})
+            elif slot >= stored:
+                self.connection.execute(table.update().where(table.c.id == 1).values(
+                    slot=slot, signature=signature, updated_at=time.time()))
         self._count_skips()
-        self.session.commit()
-        self.session.close()
+        self.transaction.commit()
+        self.connection.close()
 
     def _count_skips(self) -> None:
         s = self.stats
-        for name, value in (("malformed", s.skipped.malformed), ("unknown", s.skipped.unknown),
-                            ("foreign", s.skipped.foreign), ("failed_transactions", s.failed)):
-            if value:
-                counter = self.session.get(SkipCounter, name) or SkipCounter(name=name, count=0)
-                counter.count += value
-                self.session.add(counter)
+        counts = [{"name": name, "count": value} for name, value in (
+            ("malformed", s.skipped.malformed), ("unknown", s.skipped.unknown), ("foreign", s.skipped.foreign),
+            ("failed_transactions", s.failed)) if value]
+        if counts:
+            stmt = self._insert(SkipCounter)
+            self.connection.execute(stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}),
+                counts)
 
     def rollback(self) -> None:
-        self.session.rollback()
-        self.session.close()
+        self.transaction.rollback()
+        self.connection.close()

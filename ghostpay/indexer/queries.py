@@ -12,30 +12,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Optional, Sequence, TypeVar
+from typing import Any, Literal, Optional, Sequence
 
 from sqlalchemy import and_, distinct, func
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentToken, Cursor, Payment, RawEvent,
                                      SchemaVersion, SkipCounter, WorkOrder)
+from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 from ghostpay.reputation import Tier
-
-T = TypeVar("T")
-MAX_PAGE = 1000
-
-
-class QueryError(ValueError):
-    """A query argument out of range (one line, for the user)."""
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    total: int  # rows matching, over all pages
-    offset: int
-    limit: int
-
 
 def _page_bounds(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_PAGE:

@@ -93,8 +93,7 @@ class Indexer:
         """Apply transactions (oldest first) in one database transaction, with the agent accounts they need."""
         batch = Batch(self.engine, self.config.program_id)
         try:
-            for tx in transactions:
-                batch.apply(tx)
+            batch.apply_all(transactions)
             if batch.needs_account:
                 batch.fill_agents(await self.rpc.agent_accounts(sorted(batch.needs_account)))
             batch.commit()

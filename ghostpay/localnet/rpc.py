@@ -260,13 +260,10 @@ class Rpc:
         limit = cfg.get("limit") or MAX_SIGNATURES_FOR_ADDRESS
         if not isinstance(limit, int) or not 1 <= limit <= MAX_SIGNATURES_FOR_ADDRESS:
             raise invalid_params("Invalid limit; max 1000")
-        bounds = []
-        for name in ("before", "until"):
-            sig = cfg.get(name)
-            stored = self.chain.ledger.transaction(bytes(signature(sig))) if sig is not None else None
-            bounds.append(stored.seq if stored else None)
+        bounds = [self.chain.ledger.seq(bytes(signature(cfg[name]))) if cfg.get(name) is not None else None
+                  for name in ("before", "until")]
         rows = self.chain.ledger.signatures_for_address(bytes(address), limit, bounds[0], bounds[1])
-        return [{"signature": str(Signature(row.signature)), "slot": row.slot, "err": row.meta["err"],
+        return [{"signature": str(Signature(row.signature)), "slot": row.slot, "err": row.err,
                  "memo": None, "blockTime": row.block_time, "confirmationStatus": "finalized"} for row in rows]
 
     def rpc_getSignatureStatuses(self, params: list[Any]) -> Any:

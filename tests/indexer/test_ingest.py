@@ -5,18 +5,19 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ghostpay.indexer import queries
+from ghostpay.indexer import queries, sqlite_read
 from ghostpay.indexer.decode import ChainTransaction
 from ghostpay.indexer.models import (Agent, DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, Reputation,
                                      SkipCounter, WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
 from ghostpay.indexer.source import RpcSource
+from ghostpay.indexer.sqlite_read import IndexUnavailable, open_readonly, sqlite_path
 from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import History, HistorySpec
 from tests.localnet.conftest import LocalnetProcess
@@ -26,9 +27,10 @@ from tests.localnet.conftest import LocalnetProcess
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalnetProcess, History]]:
     """One localnet with the scripted history, shared by the tests of this module (read-only)."""
     net = LocalnetProcess(tmp_path_factory.mktemp("ingest") / "ledger").start()
-    history = make_history(net, HistorySpec(payments=120))
-    yield net, history
-    net.stop()
+    try:  # a history that fails to build must not leave the localnet running
+        yield net, make_history(net, HistorySpec(payments=120))
+    finally:
+        net.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -187,3 +189,76 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         newer = queries.event_feed(s, after=feed[-1].id, names=["X402PaymentRecorded"], limit=1000)
         assert len(feed) + len(newer) == stats.payments and feed[0].data["amount"] >= 2
         assert all(e.agent == busiest.address for e in queries.event_feed(s, agent=busiest.address))
+
+
+def test_a_backfill_interrupted_mid_batch_resumes_without_gaps_or_duplicates(
+        request: pytest.FixtureRequest, indexed: tuple[LocalnetProcess, History, str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An error half-way through the second batch (its rows read, part of its transactions applied in
+    memory) rolls that batch back; the next run resumes from the first batch's cursor and ends with
+    exactly the tables of the uninterrupted run."""
+    net, _, clean = indexed
+    if clean.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('interrupted') / 'index.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+    batch_size = 40
+    apply = Batch._apply
+    seen = 0
+
+    def interrupting(self: Batch, tx: ChainTransaction, decoded: object) -> int:
+        nonlocal seen
+        seen += 1
+        if seen == batch_size + batch_size // 2:  # the middle of the second batch
+            raise RuntimeError("interrupted")
+        return apply(self, tx, decoded)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Batch, "_apply", interrupting)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        backfill(net, url, batch_size=batch_size)
+    with Session(open_db(url)) as session:  # the first batch is in, nothing of the second
+        assert 0 < session.exec(select(func.count()).select_from(IndexedTransaction)).one() <= batch_size
+    monkeypatch.setattr(Batch, "_apply", apply)
+    backfill(net, url, batch_size=batch_size)
+    assert dump_tables(open_db(url)) == dump_tables(open_db(clean))
+    assert run_verify(net, url).differences == []
+
+
+def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProcess, History, str]) -> None:
+    """`sqlite_read` (plain sqlite3, the CLI's path) and `queries` (sqlmodel) give the same pages."""
+    _, history, url = indexed
+    path = sqlite_path(url)
+    if path is None:
+        pytest.skip("the plain-sqlite3 read path is for SQLite indexes")
+    mint = str(history.mint)
+    searches: list[dict[str, Any]] = [
+        {}, {"sort": "price"}, {"capability": "TRANSLATE", "token": mint, "max_price": 10**9, "sort": "price"},
+        {"x402_enabled": True}, {"active": None, "min_reputation": 1}, {"token": mint}, {"limit": 2, "offset": 3},
+        {"token": mint, "sort": "price"},
+    ]
+    with Session(open_db(url)) as session, open_readonly(path) as index:
+        for filters in searches:
+            expected = queries.search_agents(session, **filters)
+            got = sqlite_read.search_agents(index, **filters)
+            assert got.total == expected.total > 0, filters
+            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "prices")} for a in got.items] \
+                == [a.model_dump() for a in expected.items]
+            for a in got.items:
+                assert a.capabilities == queries.agent_capabilities(session, a.address)
+                assert a.prices == queries.agent_prices(session, a.address)
+        busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
+        for sort, descending in (("date", True), ("amount", False)):
+            expected_payments = queries.payment_history(session, busiest.address, sort=sort, descending=descending,
+                                                        limit=30, offset=2)
+            got_payments = sqlite_read.payment_history(index, busiest.address, sort=sort, descending=descending,
+                                                       limit=30, offset=2)
+            assert got_payments.total == expected_payments.total > 0
+            assert [vars(p) for p in got_payments.items] == [p.model_dump() for p in expected_payments.items]
+        for bad in ({"limit": 0}, {"max_price": 1}):  # a price without its token is refused by both
+            with pytest.raises(queries.QueryError):
+                sqlite_read.search_agents(index, **bad)
+            with pytest.raises(queries.QueryError):
+                queries.search_agents(session, **bad)
+    with pytest.raises(IndexUnavailable):
+        with open_readonly(path + ".missing"):
+            pass

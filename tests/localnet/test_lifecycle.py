@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import shutil
 import signal
 import socket
@@ -15,6 +17,7 @@ import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
+from solders.transaction import Transaction
 
 from ghostpay.localnet.engine import validator_command
 from ghostpay.localnet.server import LocalnetConfig, LocalnetError
@@ -71,6 +74,58 @@ async def test_restart_keeps_accounts_and_transactions(tmp_path: Path) -> None:
     try:
         assert net.rpc("getBalance", str(receiver))["result"]["value"] == 0
         assert net.rpc("getTransaction", str(register_sig))["result"] is None
+    finally:
+        net.stop()
+
+
+async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: Path) -> None:
+    """Group commit answers many concurrent sends with one commit: every send answered before a
+    SIGKILL that lands mid-burst is on disk after the restart, and the ledger holds nothing else."""
+    ledger = tmp_path / "ledger"
+    net = LocalnetProcess(ledger).start()
+    receiver = Keypair().pubkey()
+    async with AsyncClient(net.http_url) as client:
+        senders = [await funded(client) for _ in range(8)]
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+    # every transfer has its own amount, so the receiver's balance says which ones landed
+    wires = [[base64.b64encode(bytes(transfer_tx(s, receiver, 10_000 + 100 * i + n, blockhash))).decode()
+              for n in range(200)] for i, s in enumerate(senders)]
+    answered: set[str] = set()
+    killed = asyncio.Event()
+
+    async def send(http: httpx.AsyncClient, queue: list[str]) -> None:
+        for wire in queue:
+            if killed.is_set():
+                return
+            try:
+                reply = (await http.post(net.http_url, json={"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
+                                                             "params": [wire, {"encoding": "base64"}]})).json()
+            except httpx.HTTPError:
+                return  # the kill cut this request
+            answered.add(reply["result"])
+            if len(answered) == 300 and not killed.is_set():
+                killed.set()
+                net.proc.kill()  # type: ignore[union-attr]  # SIGKILL while the others are in flight
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=16)) as http:
+        await asyncio.gather(*(send(http, queue) for queue in wires))
+    net.proc.wait()  # type: ignore[union-attr]
+    assert killed.is_set()
+    sent = {str(Transaction.from_bytes(base64.b64decode(w)).signatures[0]): w for queue in wires for w in queue}
+
+    net = LocalnetProcess(ledger).start()
+    try:
+        signatures = list(sent)
+        statuses = [status for i in range(0, len(signatures), 256)  # the RPC's limit per call
+                    for status in net.rpc("getSignatureStatuses", signatures[i:i + 256])["result"]["value"]]
+        landed = {sig for sig, status in zip(signatures, statuses) if status is not None}
+        assert answered <= landed  # nothing answered was lost ...
+        amounts = {sig: Transaction.from_bytes(base64.b64decode(sent[sig])).message.instructions[0].data
+                   for sig in landed}
+        expected = sum(int.from_bytes(data[4:12], "little") for data in amounts.values())
+        assert net.rpc("getBalance", str(receiver))["result"]["value"] == expected  # ... and state matches
+        for sig in list(answered)[:20]:
+            assert net.rpc("getTransaction", sig, {"encoding": "base64"})["result"]["meta"]["err"] is None
     finally:
         net.stop()
 

@@ -193,7 +193,8 @@ REACHABLE: list[tuple[str, Case]] = [
     ("PaymentMintNotAccepted", lambda w: w.client.create_work_order(
         w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros")),
     ("PaymentBelowPrice", lambda w: w.client.pay_agent(w.agent, amount=Atomic(9_999))),
-    ("PaymentAlreadyRecorded", lambda w: w.client.pay_agent(w.agent, reference=w.reference)),
+    # a priority fee makes it another transaction than the first payment (else: AlreadyProcessed, not the program)
+    ("PaymentAlreadyRecorded", lambda w: w.client.pay_agent(w.agent, reference=w.reference, priority_fee=1)),
     ("SelfPayment", lambda w: w.provider.pay_agent(w.agent)),  # the owner paying its own agent
     ("ReceiptFromEarlierRegistration", _rate_an_earlier_registration),
     ("NotReceiptPayer", lambda w: w.stranger.submit_feedback(w.agent, w.reference, rating=5)),

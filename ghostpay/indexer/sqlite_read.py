@@ -1,0 +1,129 @@
+"""The CLI's read path into a SQLite index: `search_agents` and `payment_history` in plain SQL over the
+standard library's sqlite3, with the same answers as `ghostpay.indexer.queries` (the tests compare
+them). Importing SQLAlchemy and sqlmodel costs ≈ 200 ms, most of a `ghost agent search` that should
+answer in 300 ms; PostgreSQL indexes go through `queries`.
+
+    with open_readonly("/path/index.db") as index:
+        page = search_agents(index, capability="translate", sort="price", limit=20)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Optional
+
+from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+class IndexUnavailable(Exception):
+    """The file is missing, unreadable or not an indexer database."""
+
+
+class Record:
+    """One row, its columns as attributes (like the sqlmodel rows `queries` returns)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def sqlite_path(url: str) -> Optional[str]:
+    """The file of a `sqlite:///…` URL; None for any other database."""
+    return url[len(SQLITE_PREFIX):] if url.startswith(SQLITE_PREFIX) else None
+
+
+@contextmanager
+def open_readonly(path: str) -> Iterator[sqlite3.Connection]:
+    """The index at `path`, read-only; IndexUnavailable if it is missing or not an indexer database."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise IndexUnavailable(str(exc)) from None
+    try:
+        try:
+            connection.execute("SELECT version FROM schema_version LIMIT 1")
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"not an indexer database ({exc}); `ghost indexer run` creates one") from None
+        connection.row_factory = sqlite3.Row
+        yield connection
+    finally:
+        connection.close()
+
+
+def _paged(index: sqlite3.Connection, select: str, where: str, args: list[Any], order: str, order_args: list[Any],
+           limit: int, offset: int) -> Page[Record]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"limit must be 1 to {MAX_PAGE}")
+    if offset < 0:
+        raise QueryError("offset must not be negative")
+    total = index.execute(f"SELECT COUNT(*) FROM {select} WHERE {where}", args).fetchone()[0]
+    rows = index.execute(f"SELECT * FROM {select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                         [*args, *order_args, limit, offset]).fetchall()
+    return Page([Record(dict(row)) for row in rows], int(total), offset, limit)
+
+
+def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = None,
+                  capability: Optional[str] = None, token: Optional[str] = None, max_price: Optional[int] = None,
+                  min_reputation: Optional[int] = None, active: Optional[bool] = True,
+                  sort: Literal["score", "price"] = "score", limit: int = 50, offset: int = 0) -> Page[Record]:
+    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.prices`
+    (mint → price of a call in atomic units, the default mint first)."""
+    where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
+    if max_price is not None and token is None:
+        raise QueryError("max_price needs a token: each accepted mint has its own price")
+    if active is not None:
+        where.append("is_active = ?")
+        args.append(active)
+    if x402_enabled is None and token is not None:
+        x402_enabled = True
+    if x402_enabled is not None:
+        where.append("x402_enabled = ?")
+        args.append(x402_enabled)
+    if capability is not None:
+        where.append("address IN (SELECT agent FROM agent_capabilities WHERE lower(capability) = ?)")
+        args.append(capability.casefold())
+    if token is not None:
+        capped = " AND price <= ?" if max_price is not None else ""
+        where.append(f"address IN (SELECT agent FROM agent_tokens WHERE mint = ?{capped})")
+        args += [token] if max_price is None else [token, max_price]
+    if min_reputation is not None:
+        if not 0 <= min_reputation <= 10_000:
+            raise QueryError("min_reputation is in basis points, 0 to 10,000")
+        where.append("reputation_score >= ?")
+        args.append(min_reputation)
+    # the price in `token`, else in each agent's first (default) token
+    priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
+    price = f"(SELECT price FROM agent_tokens t WHERE t.agent = address AND {priced})"
+    orders = {"score": ("reputation_score DESC, address", []), "price": (f"{price} ASC, address", priced_args)}
+    if sort not in orders:
+        raise QueryError("sort must be score or price")
+    order, order_args = orders[sort]
+    page = _paged(index, "agents", " AND ".join(where), args, order, order_args, limit, offset)
+    for agent in page.items:  # SQLite stores booleans as 0 / 1
+        agent.is_active, agent.closed, agent.x402_enabled = (bool(agent.is_active), bool(agent.closed),
+                                                              bool(agent.x402_enabled))
+    lists: dict[str, dict[str, Any]] = {a.address: {"capabilities": [], "prices": {}} for a in page.items}
+    marks = ", ".join("?" * len(lists))
+    for agent, capability_name in index.execute(
+            f"SELECT agent, capability FROM agent_capabilities WHERE agent IN ({marks}) ORDER BY capability",
+            list(lists)):
+        lists[agent]["capabilities"].append(capability_name)
+    for agent, mint, token_price in index.execute(
+            f"SELECT agent, mint, price FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)):
+        lists[agent]["prices"][mint] = token_price
+    for agent in page.items:
+        agent.__dict__.update(lists[agent.address])
+    return page
+
+
+def payment_history(index: sqlite3.Connection, agent: str, *, sort: Literal["date", "amount"] = "date",
+                    descending: bool = True, limit: int = 50, offset: int = 0) -> Page[Record]:
+    """`queries.payment_history`."""
+    keys = {"date": ["slot", "timestamp", "instruction_index"], "amount": ["amount"]}
+    if sort not in keys:
+        raise QueryError("sort must be date or amount")
+    direction = "DESC" if descending else "ASC"
+    order = ", ".join(f"{k} {direction}" for k in keys[sort]) + ", signature"
+    return _paged(index, "payments", "agent = ?", [agent], order, [], limit, offset)
