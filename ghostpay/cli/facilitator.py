@@ -16,6 +16,9 @@ from ghostpay.cli.context import CliError, state
 app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
                   no_args_is_help=True)
 DEFAULT_PORT = 8403
+# Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
+# sends a request on a connection the server is closing at that moment.
+KEEP_ALIVE_SECONDS = 75
 
 
 def parse_sol(value: str) -> int:
@@ -102,7 +105,8 @@ def start(
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent}
     config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on", ws="none")
+                            access_log=False, lifespan="on", ws="none",
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
     server = uvicorn.Server(config)
     original_startup = server.startup
 
