@@ -1,5 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-cli bench-api bench-x402
+.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-cli bench-api bench-x402 \
+	bench-x402-buyer
 
 setup:
 	@scripts/setup.sh
@@ -45,3 +46,7 @@ bench-api: setup
 # Paid x402 calls through ghost x402 proxy + ghost facilitator next to the official stack → bench/results/x402.json.
 bench-x402: setup
 	.venv/bin/python -m bench.x402
+
+# The x402 buyer's overhead per paid call (quote, sign, verify + settle) → bench/results/x402_buyer.json.
+bench-x402-buyer: setup
+	.venv/bin/python -m bench.x402_buyer

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, AsyncIterator, Awaitable, Collection, Mapping, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Collection, Mapping, Sequence, TypeVar, Union
 
 import httpx
 from solana.exceptions import SolanaRpcException
@@ -82,6 +82,7 @@ from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
 from ghostpay.tokens import Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.types import TokenPrice, X402Config
+from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
 from ghostpay.work_orders import (
     CONTENT_HASH_LEN,
     WorkOrderRef,
@@ -98,6 +99,9 @@ from ghostpay.work_orders import (
     build_resolve_dispute,
     build_submit_work_delivery,
 )
+
+if TYPE_CHECKING:
+    from ghostpay.x402.buyer import FeedbackMode, X402HttpClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -374,14 +378,16 @@ class GhostPayClient:
 
     `cluster`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`); `keypair`: a Keypair,
     a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
-    `priority_fee`: micro-lamports per compute unit added to every transaction.
+    `priority_fee`: micro-lamports per compute unit added to every transaction; `guards`: spending
+    guards (`ghostpay.x402.guards`) every payment of this client passes, `pay_agent` and `x402_http`
+    alike, with their spend ledger (default: the data folder's).
     """
 
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
                  commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
                  ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
                  confirm_timeout: float = 30.0, blockhash_retries: int = 2,
-                 indexer_url: str | None = None) -> None:
+                 indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.commitment = commitment
@@ -396,6 +402,8 @@ class GhostPayClient:
         self.blockhash_retries = blockhash_retries
         self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._mints: dict[Pubkey, MintInfo] = {}
+        self.guards: GuardedWallet | None = guards if isinstance(guards, GuardedWallet) or guards is None \
+            else GuardedWallet(guards)
 
     # lifecycle -----------------------------------------------------------------------------------------
 
@@ -805,12 +813,55 @@ class GhostPayClient:
         The payee's token account is created idempotently when missing. Retrying with the same
         `reference` cannot pay twice: the program refuses it with `PaymentAlreadyRecorded`
         (check `get_receipt(agent, reference)` first to recognise a payment that already landed).
+        With `guards`, a refused payment raises a `SpendingRefused` subclass and nothing is sent.
         """
         instructions, ref, receipt, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee)
-        result = await self._send_raw_ixs(instructions)
+        reservation = await self._authorize_payment(agent, mint_info, atomic)
+        result = await self._send_guarded(instructions, reservation)
         return PaymentResult(result.signature, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic,
                              mint_info.address, result.compute_units, result.slot, result.events)
+
+    async def _authorize_payment(self, agent: AgentRef, mint_info: MintInfo, atomic: int) -> Reservation | None:
+        """The spending guards' reservation for paying `agent` (None without guards)."""
+        if self.guards is None:
+            return None
+        info = await self.get_agent(agent)
+        return await self.guards.authorize(Spend(str(self.wallet), str(mint_info.address), mint_info.decimals, atomic,
+                                                 str(info.payment_address), str(info.address)))
+
+    async def _send_guarded(self, instructions: list[Instruction], reservation: Reservation | None) -> TxResult:
+        """Send a payment, keeping its reservation: settled when it lands, released when it provably moved
+        nothing (it failed, or its blockhash expired), still counted when its outcome is unknown."""
+        if reservation is None:
+            return await self._send_raw_ixs(instructions)
+        await reservation.sent()
+        try:
+            result = await self._send_raw_ixs(instructions)
+        except (TransactionError, BlockhashExpired):
+            await reservation.release()
+            raise
+        await reservation.settled(str(result.signature))
+        return result
+
+    def x402_http(self, *, guards: SpendingGuards | GuardedWallet | None = None,
+                  max_price: Decimal | str | int | None = None,
+                  tokens: Sequence[Pubkey | str] = (), feedback: "FeedbackMode" = "off",
+                  **httpx_options: Any) -> "X402HttpClient":
+        """An `httpx.AsyncClient` that pays x402 (HTTP 402) answers from this wallet (see `ghostpay.x402.buyer`):
+
+            async with gp.x402_http(max_price=Decimal("0.05")) as http:
+                r = await http.get(url)          # payment_record(r): signature, amount, mint, seller...
+
+        `guards` default to the client's; `max_price` caps one call (whole tokens of the mint paid);
+        `tokens` are the mints to pay with, preferred in that order; `feedback="auto"` rates verified calls.
+        """
+        from ghostpay.x402.buyer import X402Buyer, X402HttpClient
+
+        buyer = X402Buyer(self, guards=guards if guards is not None else self.guards,
+                          max_price=None if max_price is None else Decimal(str(max_price)),
+                          tokens=tokens, feedback=feedback)
+        return X402HttpClient(buyer, **httpx_options)
 
     async def _send_raw_ixs(self, instructions: list[Instruction]) -> TxResult:
         # the budget instructions are already in `instructions`: no second set
@@ -833,6 +884,9 @@ class GhostPayClient:
         instructions, ref, receipt, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee,
             rent_payer)
+        reservation = await self._authorize_payment(agent, mint_info, atomic)
+        if reservation is not None:  # signed and handed over: it counts, whoever sends it
+            await reservation.sent()
         blockhash, last_valid = await self.latest_blockhash()
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)

@@ -7,9 +7,19 @@
     ├── RpcError                   the node answered with a JSON-RPC error
     ├── TransactionTimeout         not confirmed in time
     │   └── BlockhashExpired       its blockhash expired before it landed (after retries)
-    └── TransactionError           the transaction failed on chain (or in preflight)
-        └── ProgramError           a GhostPay program error: name, code, message from the IDL
-            └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
+    ├── TransactionError           the transaction failed on chain (or in preflight)
+    │   └── ProgramError           a GhostPay program error: name, code, message from the IDL
+    │       └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
+    ├── SpendingRefused            a spending guard refused a payment: nothing was signed or sent
+    │   ├── BudgetExceeded         an hourly, daily or total budget of the mint would be exceeded
+    │   ├── PriceAboveMaximum      the price is over the per-call maximum
+    │   ├── SellerNotAllowed       the seller (payTo or agent) is blocked or not in the allowed list
+    │   ├── MintNotAllowed         the mint is not in the allowed list
+    │   ├── RateLimited            more calls in the last minute than the guards allow
+    │   └── PaymentDeclined        the confirm callback (the CLI: the user) said no
+    └── X402Error                  an x402 exchange failed (the 402, the requirements, the paid retry)
+        ├── PaymentRequirementsInvalid  the seller's 402 cannot be read or misses what a payment needs
+        └── NoPayableRequirement        no accepted (network, mint) this wallet can pay
 
 The typed classes are made from the generated error tables (ghostpay.errors, itself generated
 from the IDL), so a new IDL error needs no change here. Where the SDK refuses a value before
@@ -32,6 +42,8 @@ from ghostpay.errors import custom as _custom_errors
 __all__ = [
     "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
     "TransactionTimeout", "BlockhashExpired", "TransactionError", "ProgramError", "program_error_class",
+    "SpendingRefused", "BudgetExceeded", "PriceAboveMaximum", "SellerNotAllowed", "MintNotAllowed", "RateLimited",
+    "PaymentDeclined", "X402Error", "PaymentRequirementsInvalid", "NoPayableRequirement",
 ]
 
 
@@ -116,6 +128,51 @@ class ProgramError(TransactionError):
         if klass is None:
             return ProgramError(err, logs, signature, instruction_index, code=code)
         return klass(err, logs, signature, instruction_index)
+
+
+class SpendingRefused(GhostPayError):
+    """A spending guard refused the payment before anything was signed or sent."""
+
+
+class BudgetExceeded(SpendingRefused):
+    """Paying `amount` would take the `window` budget (hour, day, total) of `mint` over `limit`."""
+
+    def __init__(self, message: str, *, mint: str = "", window: str = "", limit: Any = None,
+                 spent: Any = None, amount: Any = None) -> None:
+        super().__init__(message)
+        self.mint, self.window, self.limit, self.spent, self.amount = mint, window, limit, spent, amount
+
+
+class PriceAboveMaximum(SpendingRefused):
+    """The price asked is over the per-call maximum (`max_price`, or the guards' per-call limit)."""
+
+
+class SellerNotAllowed(SpendingRefused):
+    """The seller (its payTo wallet or its agent) is blocked, or not in the allowed list."""
+
+
+class MintNotAllowed(SpendingRefused):
+    """The mint asked for is not one the guards allow."""
+
+
+class RateLimited(SpendingRefused):
+    """More paid calls in the last minute than the guards allow."""
+
+
+class PaymentDeclined(SpendingRefused):
+    """The confirm callback declined a payment above the confirmation threshold."""
+
+
+class X402Error(GhostPayError):
+    """An x402 exchange failed: the 402 could not be read, or nothing in it can be paid."""
+
+
+class PaymentRequirementsInvalid(X402Error):
+    """The seller's 402 cannot be read, or misses a field the payment needs (named in the message)."""
+
+
+class NoPayableRequirement(X402Error):
+    """No requirement of the 402 is one this wallet can pay: scheme, network, mint or balance."""
 
 
 def program_error_class(name_or_code: str | int) -> type[ProgramError]:

@@ -18,10 +18,13 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import Any, Coroutine, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Coroutine, Iterator, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent
+
+if TYPE_CHECKING:
+    from ghostpay.x402.buyer import X402HttpSync
 
 T = TypeVar("T")
 
@@ -63,6 +66,12 @@ class GhostPay:
         def blocking(*args: Any, **kwargs: Any) -> Any:
             return self._run(attr(*args, **kwargs))
         return blocking
+
+    def x402_http(self, **options: Any) -> "X402HttpSync":
+        """`GhostPayClient.x402_http`, blocking: `with gp.x402_http(max_price=...) as http: http.get(url)`."""
+        from ghostpay.x402.buyer import X402HttpSync
+
+        return X402HttpSync(self._client.x402_http(**options), self._run)
 
     def events(self, names: Any = None, timeout: float | None = None) -> Iterator[ProgramEvent]:
         """Live events, blocking; stops after `timeout` seconds without an event (None: never)."""

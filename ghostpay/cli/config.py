@@ -8,10 +8,12 @@ import typer
 
 from ghostpay.cli.context import ENV, CliError, check_setting, config_path, read_config, state, \
     write_config
+from ghostpay.cli.guards import TABLE as GUARDS, check_guard, guard_settings, is_guard_key
 from ghostpay.cli.output import emit, table
 
 app = typer.Typer(help="Read and write the ghost config file (settings under the command-line options and "
-                       "GHOST_* variables).", no_args_is_help=True)
+                       "GHOST_* variables, and the x402.* spending guards).", no_args_is_help=True)
+KEY_HELP = f"One of: {', '.join(ENV)}, or an x402.* spending guard (e.g. x402.daily_budget, see 'ghost x402 spending')."
 
 
 @app.command()
@@ -21,10 +23,17 @@ def path(ctx: typer.Context) -> None:
 
 
 @app.command()
-def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=f"One of: {', '.join(ENV)}.")) -> None:
+def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=KEY_HELP)) -> None:
     """Show one setting, or every setting with where its value comes from."""
     st = state(ctx)
     settings = st.settings
+    guards = guard_settings(st)
+    if key is not None and is_guard_key(key):
+        name, _ = check_guard(key, "0")
+        found = guards.get(name)
+        emit(st, {key: found, "source": "default" if found is None else "config"},
+             lambda out: out.print(found or ""))
+        return
     if key is not None:
         if key not in ENV:
             raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
@@ -33,29 +42,39 @@ def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=f"One
         return
     data = {k: {"value": getattr(settings, k), "source": settings.sources[k], "env": ENV[k]} for k in ENV}
     tokens = read_config().get("tokens", {})
-    emit(st, {"settings": data, "tokens": tokens, "path": str(config_path())}, lambda out: out.print(
+    emit(st, {"settings": data, "tokens": tokens, GUARDS: guards, "path": str(config_path())}, lambda out: out.print(
         table(["setting", "value", "from", "environment variable"],
-              [(k, "" if v["value"] is None else v["value"], v["source"], v["env"]) for k, v in data.items()],
+              [(k, "" if v["value"] is None else v["value"], v["source"], v["env"]) for k, v in data.items()]
+              + [(f"{GUARDS}.{k}", v, "config", "") for k, v in guards.items()],
               title=f"ghost settings ({config_path()})")))
 
 
 @app.command("set")
-def set_(ctx: typer.Context, key: str = typer.Argument(..., help=f"One of: {', '.join(ENV)}."),
+def set_(ctx: typer.Context, key: str = typer.Argument(..., help=KEY_HELP),
          value: str = typer.Argument(...)) -> None:
-    """Save a setting in the config file."""
-    check_setting(key, value)
+    """Save a setting in the config file.
+
+    Example:  ghost config set x402.daily_budget 5      (a spending guard: 5 tokens a day, every mint)
+    """
     data = read_config()
-    data[key] = value
+    if is_guard_key(key):
+        name, value = check_guard(key, value)
+        data.setdefault(GUARDS, {})[name] = value
+    else:
+        data[key] = check_setting(key, value)
     where = write_config(data)
     emit(state(ctx), {key: value, "path": str(where)}, lambda out: out.print(f"{key} = {value}  ({where})"))
 
 
 @app.command()
-def unset(ctx: typer.Context, key: str = typer.Argument(..., help=f"One of: {', '.join(ENV)}.")) -> None:
+def unset(ctx: typer.Context, key: str = typer.Argument(..., help=KEY_HELP)) -> None:
     """Remove a setting from the config file (back to its default)."""
-    if key not in ENV:
-        raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
     data = read_config()
-    data.pop(key, None)
+    if is_guard_key(key):
+        data.get(GUARDS, {}).pop(check_guard(key, "0")[0], None)
+    elif key not in ENV:
+        raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
+    else:
+        data.pop(key, None)
     where = write_config(data)
     emit(state(ctx), {key: None, "path": str(where)}, lambda out: out.print(f"{key} unset  ({where})"))

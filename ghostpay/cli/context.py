@@ -169,8 +169,14 @@ class State:
             keypair = None
         from solana.rpc.commitment import Commitment
 
+        guards = None
+        if signer:  # every payment a command makes passes the config file's x402.* spending guards
+            from ghostpay.cli.guards import spending_guards
+            from ghostpay.x402.guards import GuardedWallet
+
+            guards = GuardedWallet(spending_guards(self))
         return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
-                              program_id=self.settings.program_id)
+                              program_id=self.settings.program_id, guards=guards)
 
     def run(self, work: Callable[["GhostPayClient"], Awaitable[T]], *, signer: bool = True,
             status: str | None = None) -> T:

@@ -102,3 +102,232 @@ def proxy(
         await serving
 
     asyncio.run(main())
+
+
+# buying -------------------------------------------------------------------------------------------------
+
+METHOD_OPTION = typer.Option("GET", "--request", "-X", help="HTTP method.")
+HEADER_OPTION = typer.Option(None, "--header", "-H", help="A request header 'Name: value' (repeat it).")
+DATA_OPTION = typer.Option(None, "--data", "-d", help="The request body; @FILE reads it from a file.")
+JSON_OPTION = typer.Option(None, "--json", help="A JSON request body (sets Content-Type: application/json).")
+
+
+def _request(headers: Optional[List[str]], data: Optional[str], json_body: Optional[str]) -> dict:
+    """httpx request arguments from curl-like options."""
+    if data is not None and json_body is not None:
+        raise typer.BadParameter("give --data or --json, not both")
+    parsed = {}
+    for header in headers or ():
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"a header is 'Name: value', not {header!r}", param_hint="-H/--header")
+        parsed[name.strip()] = value.strip()
+    request: dict = {"headers": parsed}
+    if json_body is not None:
+        try:
+            request["json"] = json.loads(json_body)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--json") from None
+    elif data is not None:
+        if data.startswith("@"):
+            try:
+                request["content"] = open(data[1:], "rb").read()
+            except OSError as exc:
+                raise CliError(f"cannot read {data[1:]}: {exc.strerror}") from None
+        else:
+            request["content"] = data.encode()
+    return request
+
+
+def _url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
+    return url
+
+
+@app.command()
+def call(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="The URL to call."),
+    method: str = METHOD_OPTION,
+    header: Optional[List[str]] = HEADER_OPTION,
+    data: Optional[str] = DATA_OPTION,
+    json_body: Optional[str] = JSON_OPTION,
+    max_price: Optional[str] = typer.Option(None, "--max-price", help="Pay up to this (whole tokens) without "
+                                            "asking; never more."),
+    token: Optional[str] = typer.Option(None, "--token", "-t", help="Pay with this mint (address or label); "
+                                        "default: the first accepted mint the wallet holds."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Pay without asking, x402.confirm_above included (the "
+                             "other spending guards still apply)."),
+    feedback: str = typer.Option("off", "--feedback", help="auto: rate a verified paid call on chain from its "
+                                 "status and response time; off: do not."),
+) -> None:
+    """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
+
+    The 402's seller, price and mint are shown and you are asked before paying, unless --yes or the
+    price is within --max-price. The x402.* spending guards of the config file always apply
+    ('ghost x402 spending'). Prints the body; with --output json: status, headers, body and the
+    payment record. Exit status 1 when the answer is an HTTP error.
+
+    Example:  ghost x402 call http://127.0.0.1:8402/translate -X POST --json '{"text": "hi"}' --max-price 0.05
+    """
+    st = state(ctx)
+    url = _url(url)
+    request = _request(header, data, json_body)
+    cap = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
+    mode = params.choice(feedback, ("off", "auto"), "--feedback")
+    from decimal import Decimal
+
+    from ghostpay.cli.guards import spending_guards
+    from ghostpay.cli.output import emit, format_amount, mint_symbol
+    from ghostpay.x402.buyer import payment_record
+
+    # within --max-price (or with --yes) nobody is asked; otherwise every payment is confirmed
+    confirm_above = None if yes or cap is not None else Decimal(0)
+    guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
+    mint = params.token(st, token) if token else None
+
+    async def work(gp):  # type: ignore[no-untyped-def]
+        from ghostpay.x402.guards import GuardedWallet
+
+        async with gp.x402_http(guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (),
+                                feedback=mode) as http:
+            return await http.request(method.upper(), url, **request)
+
+    response = st.run(work, status="Calling…")
+    record = payment_record(response)
+    body = response.text
+    try:
+        shown_body = response.json() if st.json else body
+    except ValueError:
+        shown_body = body
+    data_out = {"status": response.status_code, "url": url, "headers": dict(response.headers), "body": shown_body,
+                "payment": record.to_json() if record else None}
+
+    def render(out) -> None:  # type: ignore[no-untyped-def]
+        if record is not None:
+            paid = format_amount(record.amount, mint_symbol(st, record.mint))
+            state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
+            typer.echo(f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
+                       f"{record.latency_ms} ms" + (", receipt verified on chain" if record.verified else ""),
+                       err=True)
+        typer.echo(body, nl=not body.endswith("\n"))
+
+    emit(st, data_out, render)
+    if response.status_code >= 400:
+        if not st.json:
+            typer.echo(f"error: HTTP {response.status_code} from {url}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def quote(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="The URL to ask."),
+    method: str = METHOD_OPTION,
+    header: Optional[List[str]] = HEADER_OPTION,
+    data: Optional[str] = DATA_OPTION,
+    json_body: Optional[str] = JSON_OPTION,
+) -> None:
+    """Show what a URL asks to be paid (its 402 requirements, decoded), without paying.
+
+    Example:  ghost x402 quote http://127.0.0.1:8402/translate -X POST
+    """
+    st = state(ctx)
+    url = _url(url)
+    request = _request(header, data, json_body)
+    from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol
+    from ghostpay.x402.buyer import fetch_quotes
+
+    status, quotes = st.run(lambda gp: fetch_quotes(gp, method.upper(), url, **request), signer=False,
+                            status="Asking…")
+    rows = [{"x402_version": q.x402_version, "scheme": q.scheme, "network": q.network, "mint": q.mint,
+             "symbol": mint_symbol(st, q.mint), "amount": q.amount, "amount_atomic": q.amount_atomic,
+             "decimals": q.decimals, "pay_to": q.pay_to, "agent": q.agent, "fee_payer": q.fee_payer,
+             "resource": q.resource, "max_timeout_seconds": q.max_timeout_seconds, "assumed": list(q.assumed)}
+            for q in quotes]
+
+    def render(out) -> None:  # type: ignore[no-untyped-def]
+        if status != 402:
+            out.print(f"{url} answered HTTP {status}: it asks for no payment")
+            return
+        out.print(f"{url} asks for one of:")
+        for n, (r, q) in enumerate(zip(rows, quotes), 1):
+            price = format_amount(r["amount"], r["symbol"]) if r["amount"] is not None \
+                else f"{r['amount_atomic']} atomic units (the mint cannot be read)"
+            out.print(key_value_table(
+                [("price", price), ("mint", r["mint"]), ("pay to", r["pay_to"])]
+                + ([("agent", r["agent"])] if r["agent"] else [])
+                + [("network", r["network"]), ("x402", f"v{r['x402_version']} {r['scheme']}"),
+                   ("fee payer", q.fee_payer or "(none: cannot be paid)"), ("resource", q.resource),
+                   ("pay within", f"{q.max_timeout_seconds} s")]
+                + ([("assumed", ", ".join(q.assumed))] if q.assumed else []), title=f"option {n}"))
+
+    emit(st, {"url": url, "status": status, "requirements": rows}, render)
+
+
+@app.command()
+def spending(
+    ctx: typer.Context,
+    recent: int = typer.Option(10, "--recent", min=0, help="How many of the latest payments to list."),
+) -> None:
+    """Show the spending guards (the config file's x402.* settings), what your wallet spent and what is left.
+
+    Budgets count every payment sent from this wallet by any ghost command or SDK client with guards,
+    in every process, from the spend ledger in the data folder ('ghost path').
+
+    Example:  ghost config set x402.daily_budget 5 && ghost x402 spending
+    """
+    st = state(ctx)
+    from ghostpay.cli.guards import guard_settings, spending_guards
+    from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table, whole
+    from ghostpay.keypairs import load_keypair
+    from ghostpay.x402.guards import WINDOWS, SpendLedger
+
+    path = st.keypair_path()
+    if not path.exists():
+        raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE")
+    wallet = str(load_keypair(path).pubkey())
+    guards = spending_guards(st)
+    ledger = SpendLedger()
+    mints = []
+    for mint, decimals in ledger.mints(wallet):
+        usage = ledger.usage(wallet, mint, decimals)
+        limits = guards.limits(mint)
+        windows = {}
+        for window in WINDOWS:
+            budget = limits.budget(window)
+            spent = whole(usage.spent(window), decimals)
+            windows[window] = {"spent": spent, "budget": budget,
+                               "remaining": None if budget is None else max(budget - spent, 0)}
+        mints.append({"mint": mint, "symbol": mint_symbol(st, mint), "decimals": decimals,
+                      "per_call": limits.per_call, **windows})
+    calls = ledger.calls_last_minute(wallet)
+    latest = [{"id": r["id"], "mint": r["mint"], "amount": whole(r["amount"], r["decimals"]), "seller": r["seller"],
+               "state": r["state"], "signature": r["signature"], "url": r["url"], "at": r["created_at"]}
+              for r in ledger.entries(wallet, recent)]
+    data = {"wallet": wallet, "ledger": str(ledger.path), "guards": guard_settings(st), "mints": mints,
+            "calls_last_minute": calls, "calls_per_minute": guards.calls_per_minute, "recent": latest}
+
+    def render(out) -> None:  # type: ignore[no-untyped-def]
+        settings = guard_settings(st)
+        out.print(key_value_table([(f"x402.{k}", v) for k, v in settings.items()] or
+                                  [("guards", "none set: 'ghost config set x402.daily_budget 5' sets one")],
+                                  title=f"Spending guards of {wallet}"))
+
+        def cell(value, symbol):  # type: ignore[no-untyped-def]
+            return "—" if value is None else format_amount(value, symbol)
+
+        out.print(table(["mint", "hour: spent / budget", "day: spent / budget", "total: spent / budget",
+                         "day: left"],
+                        [(m["symbol"], *(f"{cell(m[w]['spent'], '')} / {cell(m[w]['budget'], '')}" for w in WINDOWS),
+                          cell(m["day"]["remaining"], m["symbol"])) for m in mints],
+                        title="Spent (rolling hour and day)"))
+        limit = guards.calls_per_minute
+        out.print(f"paid calls in the last minute: {calls}" + (f" of {limit}" if limit else ""))
+        if latest:
+            out.print(table(["amount", "seller", "state", "signature"],
+                            [(format_amount(e["amount"], mint_symbol(st, e["mint"])), e["seller"], e["state"],
+                              e["signature"] or "") for e in latest], title="Latest payments"))
+
+    emit(st, data, render)

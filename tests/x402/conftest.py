@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -33,9 +33,11 @@ from x402.mechanisms.svm.signers import KeypairSigner
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import free_port_pair
+from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
+from tests.x402.official_stack import official_facilitator_app
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
 PRICE = Decimal("0.01")  # 10,000 atomic units of a 6-decimal mint
@@ -272,3 +274,57 @@ def pay(net: Any, keypair: Any, url: str) -> httpx.Response:
             return await client.get(url)
 
     return asyncio.run(call())
+
+
+# the buyer's tests: an official facilitator served over HTTP, a seller wallet, a funded buyer ------------
+
+@pytest.fixture(scope="session")
+def official_facilitator(net: LocalnetProcess) -> Iterator[ServerThread]:
+    """The package's facilitator logic behind HTTP, its fee payer funded on the localnet."""
+    with ServerThread(official_facilitator_app(fund(net), net.http_url)) as served:
+        yield served
+
+
+@dataclass
+class Seller:
+    """A wallet that sells: its token account for `mint` exists (the official client never creates it)."""
+
+    wallet: Pubkey
+    mint: Pubkey
+
+
+def new_seller(net: LocalnetProcess, mint: Pubkey) -> Seller:
+    wallet = fund(net, sol=1).pubkey()
+    mint_to(net, wallet, mint, 0)
+    return Seller(wallet, mint)
+
+
+@pytest.fixture
+def mint(net: LocalnetProcess) -> Pubkey:
+    return create_mint(net, 6)
+
+
+@pytest.fixture
+def seller(net: LocalnetProcess, mint: Pubkey) -> Seller:
+    return new_seller(net, mint)
+
+
+@pytest.fixture
+def buyer_keypair(net: LocalnetProcess, mint: Pubkey) -> Keypair:
+    """A buyer holding 1 token of `mint`."""
+    return buyer(net, mint)
+
+
+@pytest.fixture
+async def gp_buyer(net: LocalnetProcess, buyer_keypair: Keypair) -> AsyncIterator[GhostPayClient]:
+    async with GhostPayClient(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp:
+        yield gp
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "spending.sqlite3"
+
+
+def guarded(path: Path, **limits: Any) -> GuardedWallet:
+    return GuardedWallet(SpendingGuards(**limits), path)

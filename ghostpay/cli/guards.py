@@ -1,0 +1,111 @@
+"""Spending guards from the config file: the `x402.*` settings (`ghost config set x402.daily_budget 5`).
+
+Every key takes an optional `.MINT` suffix (an address or a token label) that sets it for one mint
+only: `ghost config set x402.daily_budget.USDC 5`. They live in the config file's `[x402]` table.
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ghostpay.cli.context import CliError, State
+
+if TYPE_CHECKING:
+    from ghostpay.x402.guards import Spend, SpendingGuards
+
+TABLE = "x402"
+AMOUNTS = {"max_price": "per_call", "hourly_budget": "hourly", "daily_budget": "daily", "total_budget": "total"}
+LISTS = ("allowed_mints", "allowed_sellers", "blocked_sellers")
+INTEGERS = ("calls_per_minute",)
+CONFIRM = "confirm_above"
+KEYS = {**{k: "whole tokens, e.g. 0.05" for k in AMOUNTS}, **{k: "comma-separated addresses" for k in LISTS},
+        "calls_per_minute": "paid calls per minute", CONFIRM: "ask before paying more than this (whole tokens)"}
+PER_MINT = tuple(AMOUNTS)  # the keys that take a .MINT suffix
+
+
+def is_guard_key(key: str) -> bool:
+    return key.startswith(TABLE + ".")
+
+
+def check_guard(key: str, value: str) -> tuple[str, str]:
+    """(the key inside the [x402] table, the value), or a usage error naming the valid keys."""
+    name = key[len(TABLE) + 1:]
+    base, _, mint = name.partition(".")
+    if base not in KEYS or (mint and base not in PER_MINT):
+        raise CliError(f"unknown setting {key!r}; x402 settings are: "
+                       + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS), 2)
+    if base in AMOUNTS or base == CONFIRM:
+        _decimal(value, key)
+    elif base in INTEGERS and not value.isdigit():
+        raise CliError(f"{key} must be a whole number, not {value!r}", 2)
+    return name, value
+
+
+def _decimal(value: str, key: str) -> Decimal:
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise CliError(f"{key} must be a decimal number of tokens, like 0.05, not {value!r}", 2) from None
+    if not parsed.is_finite() or parsed < 0:
+        raise CliError(f"{key} must be zero or positive, not {value!r}", 2)
+    return parsed
+
+
+def guard_settings(state: State) -> dict[str, str]:
+    """The [x402] table of the config file, as strings."""
+    table = state.config.get(TABLE, {})
+    return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False
+                    ) -> "SpendingGuards":
+    """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
+    user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked."""
+    from ghostpay.cli import params
+    from ghostpay.x402.guards import Limits, SpendingGuards
+
+    settings = guard_settings(state)
+    defaults: dict[str, Any] = {}
+    per_mint: dict[str, dict[str, Decimal]] = {}
+    for name, value in settings.items():
+        base, _, mint = name.partition(".")
+        key = f"{TABLE}.{name}"
+        if base in AMOUNTS:
+            if mint:
+                per_mint.setdefault(str(params.token(state, mint)), {})[AMOUNTS[base]] = _decimal(value, key)
+            else:
+                defaults[AMOUNTS[base]] = _decimal(value, key)
+        elif base in LISTS:
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            defaults[base] = frozenset(str(params.token(state, v)) for v in items) if base == "allowed_mints" \
+                else frozenset(items)
+        elif base == "calls_per_minute":
+            defaults[base] = int(value)
+        elif base == CONFIRM:
+            defaults[CONFIRM] = _decimal(value, key)
+    if confirm_above is not None:
+        defaults[CONFIRM] = confirm_above
+    if confirmed:
+        defaults.pop(CONFIRM, None)
+    return SpendingGuards(mint_limits={m: Limits(**v) for m, v in per_mint.items()},
+                          confirm=ask_on_terminal(state), **defaults)
+
+
+def ask_on_terminal(state: State) -> Any:
+    """The confirm callback of the CLI: a y/N question on stderr; declined when stdin is no terminal."""
+    from ghostpay.cli.output import format_amount, mint_symbol
+
+    def confirm(spend: "Spend") -> bool:
+        if not sys.stdin.isatty():
+            raise CliError(f"paying {format_amount(spend.amount, mint_symbol(state, spend.mint))} needs your "
+                           "confirmation and there is no terminal to ask: pass --yes, or --max-price to pay "
+                           "up to a price without asking")
+        who = spend.seller + (f" (agent {spend.agent})" if spend.agent else "")
+        return typer.confirm(f"Pay {format_amount(spend.amount, mint_symbol(state, spend.mint))} to {who}"
+                             + (f" for {spend.url}" if spend.url else "") + "?", default=False, err=True)
+
+    return confirm

@@ -1,0 +1,201 @@
+"""The GhostPay buyer against GhostPay's own seller middleware and `ghost facilitator`, and the buyer's
+CLI (`ghost x402 call`, `quote`, `spending`, the `x402.*` config keys), over real HTTP on the localnet."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pexpect
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from x402.http.utils import encode_payment_required_header
+from x402.schemas import PaymentRequired, PaymentRequirements
+
+from ghostpay.client import GhostPayClient
+from ghostpay.exceptions import SellerNotAllowed
+from ghostpay.x402.buyer import payment_record
+from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.x402.networks import DEVNET
+from tests.sdk.conftest import fund, mint_to
+from tests.cli.conftest import ghost
+from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, ServerThread, Shop, buyer, keypair_file,
+                                 register_agent, token_balance)
+
+
+@pytest.fixture(scope="module")
+def agent(net: Any) -> Agent:
+    return register_agent(net, "buyable")
+
+
+@pytest.fixture(scope="module")
+def shop(agent: Agent, facilitator: Process) -> Iterator[Shop]:
+    with Shop(agent, facilitator.url) as running:
+        yield running
+
+
+async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Shop, facilitator: Process) -> None:
+    """Row 1 of the interop matrix: 200, a verified receipt on chain when the 200 arrives, the score moves."""
+    keypair = buyer(net, agent.mint)
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+        before = (await gp.get_reputation(agent.address)).metrics
+        async with gp.x402_http(feedback="auto") as http:
+            quotes = await http.quote(shop.url + "/paid")
+            response = await http.get(shop.url + "/paid")
+        record = payment_record(response)
+        receipt = await gp.get_receipt(agent.address, record.reference)
+        after = await gp.get_reputation(agent.address)
+    assert [(q.agent, q.amount_atomic, q.mint) for q in quotes] == [(str(agent.address), PRICE_ATOMIC,
+                                                                     str(agent.mint))]
+    assert response.status_code == 200 and response.json()["payer"] == str(keypair.pubkey())
+    assert record.settled and record.agent == str(agent.address) and record.seller == str(agent.owner.pubkey())
+    assert record.verified and receipt is not None and receipt.payer == keypair.pubkey() and record.feedback
+    assert shop.handled[-1].payer == keypair.pubkey() and token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+    assert after.metrics.successful_payments == before.successful_payments + 1
+    assert after.metrics.rating_count == before.rating_count + 1 and after.score > 0
+    assert receipt.feedback_submitted
+
+
+@pytest.fixture
+def env(tmp_path: Path, net: Any) -> dict[str, str]:
+    """A data folder of its own (config file, spend ledger) and the test localnet."""
+    return {"GHOSTPAY_HOME": str(tmp_path / "home"), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
+
+
+def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    quoted = ghost("x402", "quote", shop.url + "/paid", env=env).data
+    assert quoted["status"] == 402 and [(r["amount"], r["agent"], r["pay_to"]) for r in quoted["requirements"]] == \
+        [("0.010000", str(agent.address), str(agent.owner.pubkey()))]
+    assert ghost("x402", "quote", shop.url + "/free", env=env).data == {"url": shop.url + "/free", "status": 200,
+                                                                        "requirements": []}
+    text = ghost("x402", "quote", shop.url + "/paid", env=env, output=None).stdout
+    assert "asks for one of" in text and str(agent.address) in text
+
+    ghost("config", "set", "x402.daily_budget", "0.02", env=env).data
+    # no --yes, no --max-price, no terminal to ask: refused, nothing paid
+    refused = ghost("-k", key, "x402", "call", shop.url + "/paid", env=env)
+    assert "needs your confirmation" in refused.one_line_error(1)
+    paid = ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.01", env=env).data
+    assert paid["status"] == 200 and paid["body"]["payer"] == str(keypair.pubkey())
+    assert paid["payment"]["amount"] == "0.010000" and paid["payment"]["settled"] and paid["payment"]["signature"]
+    assert "over the per-call maximum 0.005" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price",
+                                                      "0.005", env=env).one_line_error(1)
+    run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env, output=None)
+    assert run.code == 0 and json.loads(run.stdout)["payer"] == str(keypair.pubkey())
+    assert "paid 0.01" in run.stderr and "settled" in run.stderr
+    assert "daily budget of 0.02" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes",
+                                           env=env).one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 980_000
+
+    spent = ghost("-k", key, "x402", "spending", env=env).data
+    [usdc] = spent["mints"]
+    assert spent["guards"] == {"daily_budget": "0.02"} and usdc["mint"] == str(agent.mint)
+    assert usdc["day"] == {"spent": "0.020000", "budget": "0.02", "remaining": "0.000000"}
+    assert [e["state"] for e in spent["recent"]] == ["settled", "settled"]
+    assert "Spending guards of" in ghost("-k", key, "x402", "spending", env=env, output=None).stdout
+
+
+def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, shop: Shop, env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    key = keypair_file(tmp_path, buyer(net, agent.mint))
+    failed = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env)
+    # the seller's handler failed: not charged (the GhostPay seller settles only below 400), exit 1
+    body = json.loads(failed.stdout)
+    assert failed.code == 1 and body["status"] == 500 and body["payment"]["settled"] is False
+    text = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env, output=None)
+    assert text.code == 1 and text.stdout == "broken\n" and text.stderr.splitlines()[-1] == \
+        f"error: HTTP 500 from {shop.url}/fails"
+    assert "x402 settings are" in ghost("config", "set", "x402.weekly", "1", env=env).one_line_error(2)
+    assert "must be a decimal" in ghost("config", "set", "x402.daily_budget", "lots", env=env).one_line_error(2)
+    assert "--data or --json" in ghost("x402", "call", shop.url + "/paid", "-d", "a", "--json", "{}",
+                                       env=env).one_line_error(2)
+    assert "not an http(s) URL" in ghost("x402", "quote", "ftp://x", env=env).one_line_error(2)
+    ghost("config", "set", "x402.blocked_sellers", str(agent.owner.pubkey()), env=env).data
+    assert ghost("config", "get", "x402.blocked_sellers", env=env).data["source"] == "config"
+    assert "is blocked" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
+
+
+def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+
+    def call(answer: str) -> tuple[int, str]:
+        child = pexpect.spawn(GHOST, ["-k", str(key), "x402", "call", shop.url + "/paid"], encoding="utf-8",
+                              env={**os.environ, **env, "COLUMNS": "200"}, timeout=60, dimensions=(40, 200))
+        try:
+            child.expect(r"Pay 0\.01 \S+ to " + str(agent.owner.pubkey()) + r" \(agent " + str(agent.address) +
+                         r"\) for http://\S+/paid\? \[y/N\]")
+            child.sendline(answer)
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        return child.exitstatus, child.before
+
+    code, shown = call("n")
+    assert code == 1 and "declined; nothing was paid" in shown
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    code, shown = call("y")
+    assert code == 0 and "paid 0.01" in shown and str(keypair.pubkey()) in shown
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agent, shop: Shop, ledger_path: Path
+                                                                ) -> None:
+    """A seller naming an allowed agent it is not (its payTo is another wallet) is refused, nothing signed."""
+    impostor = fund(net, sol=1).pubkey()
+    mint_to(net, impostor, agent.mint, 0)
+    fee_payer = httpx.get(shop.url + "/paid").json()  # the real 402 (v1 body): the facilitator's fee payer
+    offer = PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
+                                pay_to=str(impostor), max_timeout_seconds=60,
+                                extra={"feePayer": fee_payer["accepts"][0]["extra"]["feePayer"],
+                                       "ghostpay": {"agent": str(agent.address)}})
+    app = FastAPI()
+    paid_retries: list[str] = []
+
+    @app.get("/paid")
+    async def paid(request: Request) -> JSONResponse:
+        if request.headers.get("payment-signature"):
+            paid_retries.append(request.headers["payment-signature"])
+        return JSONResponse({}, status_code=402, headers={
+            "PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[offer]))})
+
+    keypair = buyer(net, agent.mint)
+    allowed = GuardedWallet(SpendingGuards(allowed_sellers={str(agent.address)}), ledger_path)
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=allowed) as gp, gp.x402_http() as http:
+        assert payment_record(await http.get(shop.url + "/paid")).settled  # the real agent: allowed
+        with ServerThread(app) as fake:
+            with pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"):
+                await http.get(fake.url + "/paid")
+    assert paid_retries == [] and token_balance(net, impostor, agent.mint) == 0
+
+
+def test_config_guards_apply_to_ghost_payment_send(net, agent: Agent, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("config", "set", "x402.max_price", "0.005", env=env).data
+    refused = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "over the per-call maximum 0.005" in refused.one_line_error(1)
+    ghost("config", "set", "x402.max_price", "0.01", env=env).data
+    ghost("config", "set", "x402.total_budget", "0.01", env=env).data
+    assert ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env).data["amount"] == "0.010000"
+    again = ghost("-k", key, "payment", "send", "--agent", str(agent.address), env=env)
+    assert "total budget of 0.01" in again.one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+def test_cli_confirm_above_from_the_config(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("config", "set", "x402.confirm_above", "0.005", env=env).data
+    # within --max-price, but over the confirmation threshold: asked, and here nobody can answer
+    asked = ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.01", env=env)
+    assert "needs your confirmation" in asked.one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    assert ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).data["payment"]["settled"]
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000

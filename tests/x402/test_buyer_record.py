@@ -1,0 +1,106 @@
+"""GhostPay's verified record over x402, at a seller that settles the buyer's transaction itself (as fee
+payer) and can then answer anything, a 500 included, which `ghost facilitator`'s sellers cannot (they
+settle only answers below 400). The buyer's transaction, [limit, price, TransferChecked, Memo, record],
+must be accepted by the program as it is; `feedback="auto"` rates what happened.
+(Through `ghost facilitator`: tests/x402/test_buyer_ghostpay.py.)
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from solders.keypair import Keypair
+from solders.transaction import VersionedTransaction
+from x402.http.utils import encode_payment_required_header
+from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS, TOKEN_PROGRAM_ADDRESS
+from x402.schemas import PaymentRequired, PaymentRequirements
+
+from ghostpay.client import GhostPayClient
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.buyer import payment_record
+from ghostpay.x402.networks import DEVNET
+from tests.localnet.conftest import LocalnetProcess
+from tests.sdk.conftest import fund
+from tests.x402.conftest import PRICE_ATOMIC, Agent, ServerThread, buyer, register_agent, token_balance
+
+COUNTER = itertools.count()
+
+
+def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, status: int = 200) -> FastAPI:
+    requirement = PaymentRequirements(
+        scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
+        pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
+        extra={"feePayer": str(fee_payer.pubkey()),
+               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
+    app = FastAPI()
+    app.state.transactions = []
+
+    @app.get("/paid")
+    async def paid(request: Request) -> Response:
+        header = request.headers.get("payment-signature")
+        if not header:
+            return JSONResponse({}, status_code=402, headers={
+                "PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[requirement]))})
+        tx = VersionedTransaction.from_bytes(base64.b64decode(json.loads(base64.b64decode(header))["payload"][
+            "transaction"]))
+        app.state.transactions.append(tx)
+        signed = VersionedTransaction.populate(tx.message, [fee_payer.sign_message(bytes([0x80]) + bytes(tx.message)),
+                                                            *tx.signatures[1:]])
+        async with GhostPayClient(net.http_url, fee_payer, ws_url=net.ws_url) as gp:
+            signature = (await gp.rpc.send_raw_transaction(bytes(signed))).value
+            await gp._confirm(signature, None)
+        settled = {"success": True, "transaction": str(signature), "network": DEVNET.caip2,
+                   "payer": str(tx.message.account_keys[1])}
+        return JSONResponse({"answer": 42}, status_code=status, headers={
+            "PAYMENT-RESPONSE": base64.b64encode(json.dumps(settled).encode()).decode()})
+
+    return app
+
+
+@pytest.fixture
+def agent(net: Any) -> Agent:
+    """A fresh agent priced at 0.01 (registered outside the test's event loop)."""
+    return register_agent(net, f"recorded-{next(COUNTER)}")
+
+
+async def test_record_after_the_memo_verified_receipt_and_feedback(net: Any, agent: Agent) -> None:
+    keypair = buyer(net, agent.mint)
+    app = self_settling_seller(net, agent, fund(net))
+    with ServerThread(app) as shop:
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+            before = await gp.get_reputation(agent.address)
+            async with gp.x402_http(feedback="auto") as http:
+                response = await http.get(shop.url + "/paid")
+            record = payment_record(response)
+            assert response.status_code == 200 and record.settled and record.verified and record.feedback
+            receipt = await gp.get_receipt(agent.address, record.reference)
+            assert receipt is not None and receipt.payer == keypair.pubkey() and receipt.amount_atomic == PRICE_ATOMIC
+            assert str(receipt.address) == record.receipt and receipt.feedback_submitted
+            after = await gp.get_reputation(agent.address)
+    assert after.metrics.successful_payments == before.metrics.successful_payments + 1
+    assert after.metrics.rating_count == before.metrics.rating_count + 1 and after.metrics.total_rating >= 4
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == PRICE_ATOMIC
+    # the official layout with the record after the Memo
+    message = app.state.transactions[0].message
+    programs = [str(message.account_keys[ix.program_id_index]) for ix in message.instructions]
+    assert programs == [COMPUTE_BUDGET_PROGRAM_ADDRESS] * 2 + [TOKEN_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS,
+                                                               str(PROGRAM_ID)]
+
+
+
+async def test_auto_feedback_rates_a_500_after_settlement_as_failed(net: Any, agent: Agent) -> None:
+    keypair = buyer(net, agent.mint)
+    with ServerThread(self_settling_seller(net, agent, fund(net), status=500)) as shop:
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+            async with gp.x402_http(feedback="auto") as http:
+                response = await http.get(shop.url + "/paid")
+            record = payment_record(response)
+            assert response.status_code == 500 and record.verified and record.feedback
+            metrics = (await gp.get_reputation(agent.address)).metrics
+    assert metrics.rating_count == 1 and metrics.total_rating == 1  # rated 1: failed

@@ -1,0 +1,190 @@
+"""Spending guards and the spend ledger on their own: every refusal typed, budgets atomic across
+threads and processes, reservations released or kept as the guards promise."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ghostpay.exceptions import (BudgetExceeded, GhostPayError, MintNotAllowed, PaymentDeclined, PriceAboveMaximum,
+                                 RateLimited, SellerNotAllowed, SpendingRefused)
+from ghostpay.x402.guards import RESERVATION_TTL, GuardedWallet, Limits, Spend, SpendingGuards, SpendLedger
+
+USDC, BONK = "Usdc1111111111111111111111111111111111111111", "Bonk1111111111111111111111111111111111111111"
+
+
+def spend(amount: int = 10_000, mint: str = USDC, seller: str = "Seller1", agent: str | None = None,
+          decimals: int = 6) -> Spend:
+    return Spend("Wallet1", mint, decimals, amount, seller, agent, "http://shop/paid")
+
+
+def test_refusals_are_typed_spending_refused() -> None:
+    for klass in (BudgetExceeded, PriceAboveMaximum, SellerNotAllowed, MintNotAllowed, RateLimited, PaymentDeclined):
+        assert issubclass(klass, SpendingRefused) and issubclass(klass, GhostPayError)
+
+
+def test_static_checks_mints_sellers_per_call() -> None:
+    guards = SpendingGuards(per_call=Decimal("0.05"), allowed_mints={USDC}, blocked_sellers={"Bad"},
+                            mint_limits={BONK: Limits(per_call=Decimal("1000"))})
+    guards.check(spend(50_000))
+    with pytest.raises(PriceAboveMaximum, match="0.050001 is over the per-call maximum 0.05"):
+        guards.check(spend(50_001))
+    with pytest.raises(MintNotAllowed, match=BONK):
+        guards.check(spend(mint=BONK))
+    with pytest.raises(SellerNotAllowed, match="Bad is blocked"):
+        guards.check(spend(seller="Bad"))
+    with pytest.raises(SellerNotAllowed, match="Bad is blocked"):  # its agent blocked: the seller is too
+        guards.check(spend(seller="Fine", agent="Bad"))
+    allowed = SpendingGuards(allowed_sellers={"AgentA"})
+    allowed.check(spend(seller="PayToOfA", agent="AgentA"))  # allowed by agent
+    with pytest.raises(SellerNotAllowed, match="not among the allowed sellers"):
+        allowed.check(spend(seller="Other"))
+    # per-mint limits override the defaults, in that mint's decimals
+    assert guards.limits(BONK).per_call == Decimal("1000") and guards.limits(USDC).per_call == Decimal("0.05")
+    SpendingGuards(mint_limits={BONK: Limits(per_call=Decimal("1000"))}).check(spend(10**5 * 1000, BONK, decimals=5))
+
+
+def test_max_price_only_lowers() -> None:
+    guards = SpendingGuards(per_call=Decimal("0.05"), mint_limits={BONK: Limits(per_call=Decimal("2"))})
+    assert guards.with_max_price(Decimal("0.1")).per_call == Decimal("0.05")
+    lowered = guards.with_max_price(Decimal("0.01"))
+    assert lowered.per_call == Decimal("0.01") and lowered.limits(BONK).per_call == Decimal("0.01")
+
+
+async def test_confirm_callback_above_threshold(tmp_path: Path) -> None:
+    asked: list[Decimal] = []
+
+    async def no(s: Spend) -> bool:
+        asked.append(s.amount)
+        return False
+
+    wallet = GuardedWallet(SpendingGuards(confirm_above=Decimal("0.5"), confirm=no), tmp_path / "l.sqlite3")
+    await wallet.authorize(spend(500_000))  # at the threshold: not asked
+    with pytest.raises(PaymentDeclined, match="declined"):
+        await wallet.authorize(spend(500_001))
+    assert asked == [Decimal("0.500001")]
+    yes = GuardedWallet(SpendingGuards(confirm_above=Decimal("0.5"), confirm=lambda s: True), wallet.ledger)
+    await yes.authorize(spend(900_000))
+    nobody = GuardedWallet(SpendingGuards(confirm_above=Decimal("0.5")), wallet.ledger)
+    with pytest.raises(PaymentDeclined, match="nothing can confirm it"):
+        await nobody.authorize(spend(900_000))
+    assert [r["amount"] for r in wallet.ledger.entries("Wallet1")] == [900_000, 500_000]  # refusals left no row
+
+
+def paid(ledger: SpendLedger, guards: SpendingGuards, what: Spend, now: float) -> int:
+    reservation = ledger.reserve(guards, what, now)
+    ledger.mark_sent(reservation)
+    return reservation
+
+
+def test_budgets_per_window_and_per_mint(tmp_path: Path) -> None:
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    guards = SpendingGuards(hourly=Decimal("0.03"), daily=Decimal("0.05"), total=Decimal("0.06"))
+    now = 1_000_000.0
+    for _ in range(3):
+        paid(ledger, guards, spend(), now)
+    with pytest.raises(BudgetExceeded, match="hourly budget of 0.03 .*: 0.000000 left") as refused:
+        ledger.reserve(guards, spend(), now)
+    assert (refused.value.window, refused.value.spent, refused.value.amount) == ("hour", Decimal("0.03"),
+                                                                                  Decimal("0.01"))
+    paid(ledger, guards, spend(mint=BONK), now)  # other mints have budgets of their own
+    paid(ledger, guards, spend(20_000), now + 3601)  # an hour later the hourly window rolled
+    with pytest.raises(BudgetExceeded, match="daily budget of 0.05"):
+        ledger.reserve(guards, spend(), now + 3602)
+    paid(ledger, guards, spend(), now + 86_401)  # a day later: 0.06 total
+    with pytest.raises(BudgetExceeded, match="total budget"):
+        ledger.reserve(guards, spend(1), now + 86_402)
+    usage = ledger.usage("Wallet1", USDC, 6, now + 86_402)
+    assert (usage.hour, usage.day, usage.total) == (10_000, 30_000, 60_000)
+
+
+def test_release_and_stale_reservations(tmp_path: Path) -> None:
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    guards = SpendingGuards(total=Decimal("0.01"))
+    first = ledger.reserve(guards, spend(), 1000.0)
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(guards, spend(), 1001.0)
+    ledger.release(first)  # failed before it was sent: no longer counts
+    sent = ledger.reserve(guards, spend(), 1002.0)
+    ledger.mark_sent(sent)
+    with pytest.raises(BudgetExceeded):  # sent, outcome unknown: counts, even much later
+        ledger.reserve(guards, spend(), 1002.0 + RESERVATION_TTL * 10)
+    other = SpendLedger(tmp_path / "m.sqlite3")
+    other.reserve(guards, spend(), 1000.0)  # reserved, then the process died before sending
+    other.reserve(guards, spend(), 1000.0 + RESERVATION_TTL + 1)
+
+
+def test_rate_limit_counts_calls_of_the_last_minute(tmp_path: Path) -> None:
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    guards = SpendingGuards(calls_per_minute=2)
+    ledger.reserve(guards, spend(), 100.0)
+    ledger.reserve(guards, spend(mint=BONK), 110.0)  # every mint counts
+    with pytest.raises(RateLimited, match="2 paid calls in the last minute"):
+        ledger.reserve(guards, spend(), 150.0)
+    ledger.reserve(guards, spend(), 161.0)
+
+
+def test_fifty_threads_against_a_budget_for_ten(tmp_path: Path) -> None:
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    guards = SpendingGuards(daily=Decimal("0.1"))
+
+    def attempt(_: int) -> bool:
+        try:
+            ledger.reserve(guards, spend())
+            return True
+        except BudgetExceeded:
+            return False
+
+    with ThreadPoolExecutor(50) as pool:
+        assert sum(pool.map(attempt, range(50))) == 10
+    assert ledger.usage("Wallet1", USDC, 6).day == 100_000
+
+
+def _reserve_many(path: str, count: int, results: "multiprocessing.Queue[int]") -> None:
+    ledger = SpendLedger(path)
+    guards = SpendingGuards(total=Decimal("0.1"))
+    won = 0
+    for _ in range(count):
+        try:
+            ledger.reserve(guards, spend())
+            won += 1
+        except BudgetExceeded:
+            pass
+    results.put(won)
+
+
+def test_processes_share_the_budget(tmp_path: Path) -> None:
+    path = str(tmp_path / "l.sqlite3")
+    SpendLedger(path)
+    results: "multiprocessing.Queue[int]" = multiprocessing.get_context("spawn").Queue()
+    workers = [multiprocessing.get_context("spawn").Process(target=_reserve_many, args=(path, 15, results))
+               for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sum(results.get(timeout=5) for _ in workers) == 10
+    # a restart (a new ledger object on the same file) sees it all
+    with pytest.raises(BudgetExceeded, match="0.000000 left"):
+        SpendLedger(path).reserve(SpendingGuards(total=Decimal("0.1")), spend())
+
+
+async def test_guarded_wallet_runs_checks_in_order(tmp_path: Path) -> None:
+    calls: list[str] = []
+    wallet = GuardedWallet(SpendingGuards(per_call=Decimal("0.02"), daily=Decimal("0.02"), confirm_above=Decimal(0),
+                                          confirm=lambda s: calls.append("confirm") or True), tmp_path / "l.sqlite3")
+    with pytest.raises(PriceAboveMaximum):  # refused before the user is asked
+        await wallet.authorize(spend(30_000))
+    assert calls == []
+    await wallet.authorize(spend(20_000))
+    with pytest.raises(BudgetExceeded):
+        await wallet.authorize(spend(1))
+    assert calls == ["confirm", "confirm"]
+    with pytest.raises(PriceAboveMaximum, match="maximum 0.005"):
+        await wallet.authorize(spend(10_000), max_price=Decimal("0.005"))
+    await asyncio.sleep(0)
