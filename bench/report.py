@@ -21,3 +21,13 @@ def report(table: Table, rows: list[Any], name: str, console: Console, width: in
     path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     console.print(f"wrote {path}")
     return path
+
+
+def latency_table(title: str, rows: list[Any], labels: tuple[str, ...]) -> Table:
+    """A table of rows with `labels` fields then `p50_ms` and `p90_ms`."""
+    table = Table(title=title)
+    for column in (*labels, "p50 ms", "p90 ms"):
+        table.add_column(column, justify="right" if column.endswith("ms") else "left")
+    for row in rows:
+        table.add_row(*(str(getattr(row, label)) for label in labels), f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}")
+    return table

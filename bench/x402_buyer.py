@@ -33,7 +33,6 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 from solders.keypair import Keypair
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -48,7 +47,7 @@ from ghostpay.x402.facilitator_app import create_facilitator_app
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
 
-from bench.report import report
+from bench.report import latency_table, report
 
 CALLS = int(os.environ.get("X402_BENCH_CALLS", "40"))
 PRICE = Decimal("0.001")
@@ -104,17 +103,24 @@ def seller_app(agent: Any, net: LocalnetProcess, facilitator_url: str, owner: Ke
     return app
 
 
+def sale_parties(net: LocalnetProcess) -> tuple[Keypair, Keypair, Keypair, str]:
+    """A facilitator's fee payer, a seller (the agent's owner) and a buyer with 100 SOL each, and a 6-decimal
+    mint the buyer holds 1,000,000 tokens of."""
+    fee_payer, owner, buyer = Keypair(), Keypair(), Keypair()
+    for key in (fee_payer, owner, buyer):
+        cheat(net, "surfnet_setAccount", str(key.pubkey()), {"lamports": 100 * 10**9})
+    mint = cheat(net, "surfnet_createMint", {"decimals": 6})["value"]
+    cheat(net, "surfnet_setTokenAccount", str(buyer.pubkey()), mint, {"amount": 10**12})
+    return fee_payer, owner, buyer, mint
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 async def run(net: LocalnetProcess, folder: Path, record: bool) -> list[Row]:
-    fee_payer, owner, buyer = Keypair(), Keypair(), Keypair()
-    for key in (fee_payer, owner, buyer):
-        cheat(net, "surfnet_setAccount", str(key.pubkey()), {"lamports": 100 * 10**9})
-    mint = cheat(net, "surfnet_createMint", {"decimals": 6})["value"]
-    cheat(net, "surfnet_setTokenAccount", str(buyer.pubkey()), mint, {"amount": 10**12})
+    fee_payer, owner, buyer, mint = sale_parties(net)
     async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
         from solders.pubkey import Pubkey
 
@@ -154,11 +160,8 @@ def main() -> None:
             rows = [row for record in (False, True) for row in asyncio.run(run(net, folder, record))]
         finally:
             net.stop()
-    table = Table(title=f"x402 buyer overhead per paid call, {CALLS} calls each (localnet, real HTTP)")
-    for column in ("transaction", "phase", "p50 ms", "p90 ms"):
-        table.add_column(column, justify="right" if column.endswith("ms") else "left")
-    for row in rows:
-        table.add_row(row.transaction, row.phase, f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}")
+    table = latency_table(f"x402 buyer overhead per paid call, {CALLS} calls each (localnet, real HTTP)", rows,
+                          ("transaction", "phase"))
     report(table, rows, "x402_buyer", console)
 
 

@@ -34,7 +34,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.core import RPCException
-from solana.rpc.types import TxOpts
+from solana.rpc.types import TokenAccountOpts, TxOpts
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -80,7 +80,7 @@ from ghostpay.pda import (
 )
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
-from ghostpay.tokens import Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
+from ghostpay.tokens import TOKEN_PROGRAMS, Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
 from ghostpay.work_orders import (
@@ -591,6 +591,21 @@ class GhostPayClient:
         if found is None:
             return from_atomic(0, info.decimals)
         return from_atomic(int.from_bytes(found[1][64:72], "little"), info.decimals)
+
+    async def get_sol_balance(self, owner: Pubkey) -> Decimal:
+        """`owner`'s SOL, in whole SOL (lamports / 10^9, exact)."""
+        return from_atomic((await self._rpc(self.rpc.get_balance(owner))).value, 9)
+
+    async def get_token_balances(self, owner: Pubkey) -> dict[Pubkey, Decimal]:
+        """Every token `owner` holds (all its token accounts, both token programs), summed per mint."""
+        atomic: dict[Pubkey, int] = {}
+        for program in TOKEN_PROGRAMS:
+            resp = await self._rpc(self.rpc.get_token_accounts_by_owner(owner, TokenAccountOpts(program_id=program)))
+            for keyed in resp.value:
+                data = bytes(keyed.account.data)
+                mint = Pubkey.from_bytes(data[:32])
+                atomic[mint] = atomic.get(mint, 0) + int.from_bytes(data[64:72], "little")
+        return {mint: from_atomic(amount, (await self.get_mint(mint)).decimals) for mint, amount in atomic.items()}
 
     # agents ----------------------------------------------------------------------------------------------
 

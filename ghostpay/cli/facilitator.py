@@ -4,7 +4,6 @@ the fees of exact-SVM payments with the `-k` keypair on the `-u` cluster."""
 from __future__ import annotations
 
 import json
-import socket
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
@@ -12,13 +11,11 @@ from typing import Optional
 import typer
 
 from ghostpay.cli.context import CliError, state
+from ghostpay.cli.serving import serve_app
 
 app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
                   no_args_is_help=True)
 DEFAULT_PORT = 8403
-# Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
-# sends a request on a connection the server is closing at that moment.
-KEEP_ALIVE_SECONDS = 75
 
 
 def parse_sol(value: str) -> int:
@@ -29,19 +26,6 @@ def parse_sol(value: str) -> int:
     if not sol.is_finite() or sol < 0:
         raise typer.BadParameter(f"not an amount of SOL: {value!r}")
     return int(sol * 1_000_000_000)
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound here so a port in use is one line of error, not uvicorn's log."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 @app.command()
@@ -86,7 +70,6 @@ def start(
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the facilitator pays fees with it (-k/--keypair FILE)")
-    import uvicorn
     from solders.pubkey import Pubkey
 
     from ghostpay.cluster import ws_url_for
@@ -94,6 +77,7 @@ def start(
     from ghostpay.program_id import PROGRAM_ID
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator_app import create_facilitator_app
+
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
     settings = FacilitatorSettings(
         load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), networks=(served.caip2,),
@@ -104,20 +88,12 @@ def start(
     url = f"http://{host}:{port}"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent}
-    config = uvicorn.Config(create_facilitator_app(settings), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="on", ws="none",
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
-    server = uvicorn.Server(config)
-    original_startup = server.startup
 
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets)  # type: ignore[arg-type]
-        if server.started:
-            if st.json:
-                print(json.dumps({"running": True, **announce}), flush=True)
-            else:
-                print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
-                      f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
+    def say_listening() -> None:
+        if st.json:
+            print(json.dumps({"running": True, **announce}), flush=True)
+        else:
+            print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
+                  f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
 
-    server.startup = startup  # type: ignore[method-assign]
-    server.run(sockets=[listening_socket(host, port)])
+    serve_app(create_facilitator_app(settings), host, port, say_listening, "the facilitator")

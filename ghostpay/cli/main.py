@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from ghostpay import __version__
-from ghostpay.cli import agent, analytics, config, escrow, facilitator, localnet, misc, payment, webhooks, x402
+from ghostpay.cli import agent, analytics, config, escrow, facilitator, localnet, mcp, misc, payment, webhooks, x402
 from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
 from ghostpay.cli.indexer import app as indexer_app
 
@@ -124,6 +124,7 @@ app.add_typer(indexer_app, name="indexer")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(facilitator.app, name="facilitator")
 app.add_typer(x402.app, name="x402")
+app.command("mcp")(mcp.serve)
 misc.register(app)
 analytics.register(app)
 

@@ -10,7 +10,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
-from ghostpay.cli.facilitator import KEEP_ALIVE_SECONDS, listening_socket
+from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
                   no_args_is_help=True)
@@ -282,26 +282,19 @@ def spending(
     from ghostpay.cli.guards import guard_settings, spending_guards
     from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table, whole
     from ghostpay.keypairs import load_keypair
-    from ghostpay.x402.guards import WINDOWS, SpendLedger
+    from ghostpay.x402.guards import WINDOWS, GuardedWallet, spending_report
 
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE")
     wallet = str(load_keypair(path).pubkey())
     guards = spending_guards(st)
-    ledger = SpendLedger()
-    mints = []
-    for mint, decimals in ledger.mints(wallet):
-        usage = ledger.usage(wallet, mint, decimals)
-        limits = guards.limits(mint)
-        windows = {}
-        for window in WINDOWS:
-            budget = limits.budget(window)
-            spent = whole(usage.spent(window), decimals)
-            windows[window] = {"spent": spent, "budget": budget,
-                               "remaining": None if budget is None else max(budget - spent, 0)}
-        mints.append({"mint": mint, "symbol": mint_symbol(st, mint), "decimals": decimals,
-                      "per_call": limits.per_call, **windows})
+    guarded = GuardedWallet(guards)
+    ledger = guarded.ledger
+    mints = [{"mint": m.mint, "symbol": mint_symbol(st, m.mint), "decimals": m.decimals, "per_call": m.per_call,
+              **{window: {"spent": w.spent, "budget": w.budget, "remaining": w.remaining}
+                 for window, w in m.windows.items()}}
+             for m in spending_report(guarded, wallet)]
     calls = ledger.calls_last_minute(wallet)
     latest = [{"id": r["id"], "mint": r["mint"], "amount": whole(r["amount"], r["decimals"]), "seller": r["seller"],
                "state": r["state"], "signature": r["signature"], "url": r["url"], "at": r["created_at"]}

@@ -312,3 +312,47 @@ class GuardedWallet:
         await guards.confirmed(spend)
         reservation_id = await asyncio.to_thread(self.ledger.reserve, guards, spend)
         return Reservation(self.ledger, reservation_id, spend)
+
+
+@dataclass(frozen=True)
+class WindowSpending:
+    """One budget window of one mint, in whole tokens: spent, the budget (None: none) and what is left."""
+
+    spent: Decimal
+    budget: Decimal | None
+    remaining: Decimal | None
+
+
+@dataclass(frozen=True)
+class MintSpending:
+    """What a wallet spent of one mint and what its guards leave, per window (hour, day, total)."""
+
+    mint: str
+    decimals: int
+    per_call: Decimal | None
+    windows: dict[str, WindowSpending]
+
+
+def spending_report(guarded: GuardedWallet, wallet: str) -> list[MintSpending]:
+    """Per mint the wallet ever paid with (first used first): spent, budget and remaining per window."""
+    report = []
+    for mint, decimals in guarded.ledger.mints(wallet):
+        usage = guarded.ledger.usage(wallet, mint, decimals)
+        limits = guarded.guards.limits(mint)
+        windows = {}
+        for window in WINDOWS:
+            budget = limits.budget(window)
+            spent = from_atomic(usage.spent(window), decimals)
+            windows[window] = WindowSpending(spent, budget, None if budget is None else max(budget - spent, 0))
+        report.append(MintSpending(mint, decimals, limits.per_call, windows))
+    return report
+
+
+def has_budget(guards: SpendingGuards) -> bool:
+    """Whether every payment meets a budget: a default hourly, daily or total one, or allowed mints that
+    each have one."""
+    if any(b is not None for b in (guards.hourly, guards.daily, guards.total)):
+        return True
+    return guards.allowed_mints is not None and all(
+        any(b is not None for b in (guards.limits(m).hourly, guards.limits(m).daily, guards.limits(m).total))
+        for m in guards.allowed_mints)

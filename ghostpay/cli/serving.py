@@ -1,0 +1,46 @@
+"""Serve an ASGI app with uvicorn until Ctrl-C on a socket bound here, saying so once it listens (the announce
+line tests wait for)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable
+
+from ghostpay.cli.context import CliError
+
+# Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
+# sends a request on a connection the server is closing at that moment.
+KEEP_ALIVE_SECONDS = 75
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here so a port in use is one line of error, not uvicorn's log."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what: str) -> None:
+    """Run `app` on host:port; `announce()` runs once the socket listens; CliError when it cannot listen."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                            ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    server = uvicorn.Server(config)
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets)  # type: ignore[arg-type]
+        if server.started:
+            announce()
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run(sockets=[listening_socket(host, port)])
+    if not server.started:
+        raise CliError(f"{what} could not listen on {host}:{port} (is the port in use?)")

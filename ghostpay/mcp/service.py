@@ -1,0 +1,296 @@
+"""What the MCP tools do: one wallet's GhostPay client, every payment through its spending guards.
+
+The server (`ghostpay.mcp.server`) only registers these methods as tools; they take plain strings
+(what a model sends) and return the pydantic models of `ghostpay.mcp.results`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+from solana.rpc.commitment import Commitment
+from solders.pubkey import Pubkey
+
+from ghostpay.client import AgentInfo, AgentRef, GhostPayClient
+from ghostpay.exceptions import BlockhashExpired, InvalidArgument, TransactionError
+from ghostpay.keypairs import KeypairSource
+from ghostpay.mcp import results as r
+from ghostpay.tokens import MintInfo, to_atomic
+from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
+from ghostpay.x402.guards import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
+
+X402_CLIENTS = 8  # x402 clients kept open at once
+ErrorText = Callable[[BaseException], "str | None"]
+
+
+@dataclass(frozen=True)
+class McpSettings:
+    """What `create_mcp_server` needs: the wallet, the cluster, and the spending guards (a budget is
+    mandatory: a model must not be able to spend without a limit).
+
+    `ledger`: the spend ledger (default: the data folder's, shared with every ghost command);
+    `error_text`: turns an exception into the one-line message a tool error shows (the CLI passes its
+    own, so the messages match); None for the exception's own text.
+    """
+
+    guards: SpendingGuards
+    cluster: str = "localnet"
+    keypair: KeypairSource = None
+    commitment: str = "confirmed"
+    program_id: str | None = None
+    ws_url: str | None = None
+    ledger: Path | str | None = None
+    error_text: ErrorText | None = None
+
+    def __post_init__(self) -> None:
+        if not has_budget(self.guards):
+            raise InvalidArgument("the MCP server needs a spending budget (hourly, daily or total) for every mint "
+                                  "it may pay with; nothing may be spent without one")
+
+
+def pubkey(value: str, what: str) -> Pubkey:
+    try:
+        return Pubkey.from_string(value.strip())
+    except ValueError:
+        raise InvalidArgument(f"{what} {value!r} is not a base58 public key") from None
+
+
+def agent_ref(value: str) -> AgentRef:
+    """An agent's address, or the agent_id of one of the wallet's agents."""
+    value = value.strip()
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        return value
+
+
+def parse_amount(value: str, what: str) -> Decimal:
+    try:
+        parsed = Decimal(value.strip())
+    except InvalidOperation:
+        raise InvalidArgument(f"{what} must be a decimal number of tokens, like 0.05, not {value!r}") from None
+    if not parsed.is_finite() or parsed <= 0:
+        raise InvalidArgument(f"{what} must be positive, not {value!r}")
+    return parsed
+
+
+class GhostPayTools:
+    """The tools' implementation for one wallet; `open()` holds its client for the server's lifetime."""
+
+    def __init__(self, settings: McpSettings) -> None:
+        self.settings = settings
+        self.guarded = GuardedWallet(settings.guards, settings.ledger)
+        self._gp: GhostPayClient | None = None
+        # x402 clients by (max_price, tokens, feedback): a paid call reuses the connections and the official
+        # client of the previous one with the same terms (a new one costs ~50 ms a call)
+        self._x402: OrderedDict[tuple[Any, ...], X402HttpClient] = OrderedDict()
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator["GhostPayTools"]:
+        s = self.settings
+        async with GhostPayClient(s.cluster, s.keypair, commitment=Commitment(s.commitment), program_id=s.program_id,
+                                  ws_url=s.ws_url, guards=self.guarded) as gp:
+            self._gp = gp
+            try:
+                yield self
+            finally:
+                while self._x402:
+                    await self._x402.popitem()[1].aclose()
+                self._gp = None
+
+    @property
+    def gp(self) -> GhostPayClient:
+        if self._gp is None:
+            raise RuntimeError("GhostPayTools used outside open()")
+        return self._gp
+
+    async def _mints(self, agents: list[AgentInfo]) -> dict[str, MintInfo]:
+        mints: dict[str, MintInfo] = {}
+        for mint in {m for a in agents for m in a.prices}:
+            try:
+                mints[str(mint)] = await self.gp.get_mint(mint)
+            except Exception:  # noqa: BLE001 - an agent may list a mint that does not exist: shown without decimals
+                pass
+        return mints
+
+    # agents ------------------------------------------------------------------------------------------
+
+    async def search_agents(self, capability: str | None, x402_enabled: bool | None, token: str | None,
+                            max_price: str | None, min_reputation: int | None, limit: int) -> r.AgentList:
+        found = await self.gp.search_agents(
+            capability=capability, x402_enabled=x402_enabled, token=pubkey(token, "token") if token else None,
+            max_price=parse_amount(max_price, "max_price") if max_price else None, min_reputation=min_reputation,
+            sort="reputation", limit=limit)
+        mints = await self._mints(found)
+        return r.AgentList(agents=[r.agent_summary(a, mints) for a in found])
+
+    async def get_agent(self, agent: str) -> r.AgentDetail:
+        info = await self.gp.get_agent(agent_ref(agent))
+        return r.agent_detail(info, await self._mints([info]))
+
+    async def my_agents(self) -> r.AgentList:
+        mine = await self.gp.list_agents()
+        mints = await self._mints(mine)
+        return r.AgentList(agents=[r.agent_summary(a, mints) for a in mine])
+
+    async def get_reputation(self, agent: str) -> r.ReputationResult:
+        return r.reputation_result(await self.gp.get_reputation(agent_ref(agent)))
+
+    # x402 ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _request(headers: dict[str, str] | None, body: str | None, json_body: Any) -> dict[str, Any]:
+        if body is not None and json_body is not None:
+            raise InvalidArgument("give body or json_body, not both")
+        request: dict[str, Any] = {"headers": headers or {}}
+        if json_body is not None:
+            request["json"] = json_body
+        elif body is not None:
+            request["content"] = body.encode()
+        return request
+
+    async def quote_url(self, url: str, method: str, headers: dict[str, str] | None, body: str | None,
+                        json_body: Any) -> r.QuoteResult:
+        try:
+            status, quotes = await fetch_quotes(self.gp, method, url, **self._request(headers, body, json_body))
+        except httpx.HTTPError as exc:
+            raise InvalidArgument(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+        return r.QuoteResult(url=url, status=status, options=[r.quote_option(q) for q in quotes])
+
+    async def call_paid_api(self, url: str, method: str, headers: dict[str, str] | None, body: str | None,
+                            json_body: Any, max_price: str | None, token: str | None,
+                            feedback: FeedbackMode) -> r.CallResult:
+        request = self._request(headers, body, json_body)
+        cap = parse_amount(max_price, "max_price") if max_price else None
+        tokens = [pubkey(token, "token")] if token else []
+        try:
+            response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
+        except httpx.HTTPError as exc:
+            raise InvalidArgument(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+        try:
+            shown: Any = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            shown = response.text
+        record = payment_record(response)
+        return r.CallResult(status=response.status_code, headers=dict(response.headers), body=shown,
+                            payment=r.payment_made(record) if record else None)
+
+    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey], feedback: FeedbackMode
+                           ) -> X402HttpClient:
+        key = (cap, tuple(tokens), feedback)
+        if key in self._x402:
+            self._x402.move_to_end(key)
+        else:
+            self._x402[key] = self.gp.x402_http(guards=self.guarded, max_price=cap, tokens=tokens, feedback=feedback)
+            if len(self._x402) > X402_CLIENTS:
+                await self._x402.popitem(last=False)[1].aclose()
+        return self._x402[key]
+
+    # payments and reputation ------------------------------------------------------------------------------
+
+    async def pay_agent(self, agent: str, token: str | None) -> r.DirectPayment:
+        ref = agent_ref(agent)
+        paid = await self.gp.pay_agent(ref, mint=pubkey(token, "token") if token else None)
+        return r.direct_payment(str(self.gp.agent_address(ref)), paid)
+
+    async def get_receipt(self, agent: str, reference: str) -> r.ReceiptResult:
+        return r.receipt_result(await self.gp.get_receipt(agent_ref(agent), reference.strip()))
+
+    async def submit_feedback(self, agent: str, reference: str, rating: int, success: bool,
+                              response_time_ms: int) -> r.FeedbackResult:
+        ref = agent_ref(agent)
+        sent = await self.gp.submit_feedback(ref, reference.strip(), success=success, rating=rating,
+                                             response_time_ms=response_time_ms)
+        score = (await self.gp.get_agent(ref)).reputation_score
+        return r.FeedbackResult(signature=str(sent.signature), address=str(sent.address), reputation_score=score)
+
+    # work orders ----------------------------------------------------------------------------------------
+
+    async def create_work_order(self, agent: str, amount: str, title: str, arbiter: str, deadline_hours: float,
+                                description: str, requirements: list[str], token: str | None,
+                                review_period_hours: float) -> r.NewWorkOrderResult:
+        """Escrow spends the wallet's tokens as surely as a payment: it passes the same guards."""
+        info = await self.gp.get_agent(agent_ref(agent))
+        mint = pubkey(token, "token") if token else (info.accepted_tokens[0] if info.accepted_tokens else None)
+        if mint is None:
+            raise InvalidArgument(f"agent {info.address} lists no accepted token: pass token")
+        mint_info = await self.gp.get_mint(mint)
+        value = parse_amount(amount, "amount")
+        spend = Spend(str(self.gp.wallet), str(mint), mint_info.decimals, to_atomic(value, mint_info.decimals),
+                      str(info.owner), str(info.address))
+        reservation = await self.guarded.authorize(spend)
+        await reservation.sent()
+        try:
+            order = await self.gp.create_work_order(
+                info.address, value, deadline=timedelta(hours=deadline_hours), arbiter=pubkey(arbiter, "arbiter"),
+                title=title, description=description, requirements=requirements, mint=mint,
+                review_period=timedelta(hours=review_period_hours))
+        except (TransactionError, BlockhashExpired, InvalidArgument):  # nothing moved
+            await reservation.release()
+            raise
+        await reservation.settled(str(order.signature))
+        return r.NewWorkOrderResult(address=str(order.address), order_id=order.order_id, amount=str(order.amount),
+                                    mint=str(order.mint), signature=str(order.signature))
+
+    async def get_work_order(self, order: str) -> r.WorkOrderResult:
+        return r.work_order_result(await self.gp.get_work_order(pubkey(order, "work order")))
+
+    async def open_work_orders(self) -> r.WorkOrderList:
+        """The live work orders the wallet is the client of or the provider of."""
+        wallet = self.gp.wallet
+        orders = {o.address: o for o in await self.gp.list_work_orders(client=wallet)}
+        orders.update({o.address: o for o in await self.gp.list_work_orders(provider=wallet)})
+        return r.WorkOrderList(work_orders=[r.work_order_result(o) for o in orders.values()])
+
+    async def release_payment(self, order: str, amount: str | None) -> r.SentTransaction:
+        address = pubkey(order, "work order")
+        sent = await self.gp.release_payment(address, parse_amount(amount, "amount") if amount else None)
+        return r.SentTransaction(signature=str(sent.signature), address=str(address))
+
+    async def open_dispute(self, order: str, reason: str) -> r.SentTransaction:
+        address = pubkey(order, "work order")
+        sent = await self.gp.open_dispute(address, reason)
+        return r.SentTransaction(signature=str(sent.signature), address=str(address))
+
+    # the wallet ------------------------------------------------------------------------------------------
+
+    async def get_balance(self) -> r.BalanceResult:
+        wallet = self.gp.wallet
+        sol = await self.gp.get_sol_balance(wallet)
+        tokens = await self.gp.get_token_balances(wallet)
+        return r.BalanceResult(wallet=str(wallet), sol=str(sol),
+                               tokens=[r.TokenBalance(mint=str(m), amount=str(a),
+                                                      decimals=(await self.gp.get_mint(m)).decimals)
+                                       for m, a in tokens.items()])
+
+    def get_spending(self) -> r.SpendingResult:
+        wallet = str(self.gp.wallet)
+        return r.SpendingResult(wallet=wallet, limits=guard_limits(self.settings.guards),
+                                mints=[r.mint_spending(m) for m in spending_report(self.guarded, wallet)],
+                                calls_last_minute=self.guarded.ledger.calls_last_minute(wallet))
+
+
+def guard_limits(guards: SpendingGuards) -> dict[str, str]:
+    """The guards as name -> value strings (only those set)."""
+    limits = {"per_call": guards.per_call, "hourly_budget": guards.hourly, "daily_budget": guards.daily,
+              "total_budget": guards.total, "calls_per_minute": guards.calls_per_minute,
+              "confirm_above": guards.confirm_above}
+    shown = {k: str(v) for k, v in limits.items() if v is not None}
+    for mint, lim in guards.mint_limits.items():
+        shown.update({f"{k}.{mint}": str(v) for k, v in (("per_call", lim.per_call), ("hourly_budget", lim.hourly),
+                                                         ("daily_budget", lim.daily), ("total_budget", lim.total))
+                      if v is not None})
+    for name in ("allowed_mints", "allowed_sellers"):
+        if getattr(guards, name) is not None:
+            shown[name] = ",".join(sorted(getattr(guards, name)))
+    if guards.blocked_sellers:
+        shown["blocked_sellers"] = ",".join(sorted(guards.blocked_sellers))
+    return shown
