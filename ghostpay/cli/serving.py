@@ -8,6 +8,10 @@ from typing import Any, Callable
 
 from ghostpay.cli.context import CliError
 
+# Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
+# sends a request on a connection the server is closing at that moment.
+KEEP_ALIVE_SECONDS = 75
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound here so a port in use is one line of error, not uvicorn's log."""
@@ -27,7 +31,7 @@ def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-                            ws="none")
+                            ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS)
     server = uvicorn.Server(config)
     original_startup = server.startup
 

@@ -10,7 +10,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
-from ghostpay.cli.serving import listening_socket
+from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
                   no_args_is_help=True)
@@ -73,7 +73,7 @@ def proxy(
                             stats_route=stats_route)
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
-                                           ws="none"))
+                                           ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS))
     url = f"http://{host}:{port}"
 
     sock = listening_socket(host, port)

@@ -20,6 +20,9 @@ from ghostpay.x402.seller import PaidCall, SellerSettings, X402Paywall, _json
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"host"}
 PAYMENT_HEADERS = {b"payment-signature", b"x-payment"}
+# Idle connections to the upstream are dropped before common servers drop theirs (uvicorn: 5 s): a request
+# sent on a connection the upstream is closing would fail, and a streamed body cannot be sent again.
+UPSTREAM_KEEPALIVE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class UpstreamApp:
     def __init__(self, upstream: str, timeout: float) -> None:
         self.upstream = upstream.rstrip("/")
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
-                                        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+                                        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64,
+                                                            keepalive_expiry=UPSTREAM_KEEPALIVE_SECONDS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -152,7 +152,8 @@ def test_stats_route(net: Any, proxy: Process, agent: Agent, upstream: Any) -> N
         async with official_http(net, payer) as client:
             return await client.get(f"{proxy.url}/translate?status=404")
 
-    assert asyncio.run(call()).status_code == 404  # a paid call the upstream failed: recorded, not settled
+    answer = asyncio.run(call())
+    assert answer.status_code == 404, answer.text  # a paid call the upstream failed: recorded, not settled
     stats = httpx.get(f"{proxy.url}/_x402/stats").json()
     assert stats["agent"] == str(agent.address) and stats["stats"]["byStatus"]["404"] >= 1
     last = stats["calls"][-1]
