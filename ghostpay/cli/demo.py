@@ -3,20 +3,29 @@
 Two provider agents register with their x402 prices (one per accepted token) in one transaction each; a
 buyer finds them with `agent search --token USDC --max-price …`, simulates and pays calls (TransferChecked +
 record_x402_payment), one of them in the second token, and rates them; the buyer hires one through escrow
-(create, accept naming the arbiter, deliver, release); the indexer indexes the chain
-and shows the payment history and the reputation table. Every step is a real `ghost` command, run
-in-process with the same code path as the installed script, and printed as `$ ghost …` before its output.
+(create, accept naming the arbiter, deliver, release); then it buys over real HTTP: the summarizer's service
+(a tiny local upstream) is sold through `ghost x402 proxy`, paid calls settle through `ghost facilitator`,
+and the buyer calls it with `ghost x402 call` within a daily budget, the verified receipt in the same
+transaction; the indexer indexes the chain and shows the payment history and the reputation table. Every
+step is a real `ghost` command, run in-process with the same code path as the installed script (the two
+servers as background `ghost` processes), and printed as `$ ghost …` before its output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import json
 import os
 import shlex
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -96,6 +105,103 @@ class Session:
         return data
 
 
+class SummaryService(http.server.BaseHTTPRequestHandler):
+    """The service the summarizer sells: any POST answers a one-line JSON summary."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            text = str(json.loads(self.rfile.read(length) or b"{}").get("text", ""))
+        except (ValueError, AttributeError):
+            text = ""
+        words = text.split()
+        body = json.dumps({"summary": " ".join(words[:5]) + (" …" if len(words) > 5 else "")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # quiet: the demo prints its own story
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def upstream_service() -> Iterator[str]:
+    """The summarizer's plain HTTP service on a free port, in a thread; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SummaryService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def background_ghost(run: "Session", note: str, args: list[str], ready_url: str) -> Iterator[None]:
+    """`ghost …` as a background process until the block ends, once `ready_url` answers (any status)."""
+    import httpx
+
+    command = "ghost " + " ".join(shlex.quote(a) for a in args) + " &"
+    if not run.json:
+        run.show(note, command)
+    run.steps.append({"note": note, "command": command, "output": None})
+    process = subprocess.Popen([sys.executable, "-m", "ghostpay.cli.main", *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                reason = (process.stderr.read().strip().splitlines() or [f"exit status {process.returncode}"])[-1]
+                raise DemoError(f"'{command}' stopped: {reason.removeprefix('error: ')}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(ready_url, timeout=1)
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"'{command}' did not answer at {ready_url} within 60 s")
+            time.sleep(0.05)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def buy_over_http(run: "Session", summarizer: str) -> None:
+    """The summarizer's service sold through `ghost x402 proxy`, paid calls settled by `ghost facilitator`,
+    bought with `ghost x402 call` within a daily budget; the record_x402_payment rides in the same transaction."""
+    fee_port, proxy_port = free_port(), free_port()
+    facilitator = f"http://127.0.0.1:{fee_port}"
+    with contextlib.ExitStack() as stack:
+        upstream = stack.enter_context(upstream_service())
+        stack.enter_context(background_ghost(
+            run, "a facilitator pays the fees (and fronts receipt rent) of x402 payments",
+            ["-k", "facilitator.json", "facilitator", "start", "--port", str(fee_port), "--db", "facilitator.db"],
+            f"{facilitator}/health"))
+        stack.enter_context(background_ghost(
+            run, "the summarizer sells its plain HTTP service at its on-chain price, through an x402 proxy",
+            ["-k", "summarizer.json", "x402", "proxy", "--agent", summarizer, "--upstream", upstream,
+             "--port", str(proxy_port), "--facilitator", facilitator, "--create-payee-accounts"],
+            f"http://127.0.0.1:{proxy_port}/"))
+        run("the buyer's spending guard: at most 1 USDC a day over x402", "config", "set",
+            "x402.daily_budget.USDC", "1")
+        run("buy one summary over HTTP: 402, pay (verified receipt in the same transaction), 200, rate it",
+            "x402", "call", f"http://127.0.0.1:{proxy_port}/summarize", "-X", "POST", "--json",
+            json.dumps({"text": "GhostPay lets AI agents pay each other per call on Solana."}), "--token", "USDC",
+            "--max-price", "0.05", "--feedback", "auto", keypair="buyer.json")
+        run("what the guard has left", "x402", "spending", keypair="buyer.json")
+
+
 def wallets(folder: Path, names: list[str]) -> dict[str, str]:
     """New keypair files (Solana CLI format) named after their roles; returns name -> base58 address."""
     from solders.keypair import Keypair
@@ -113,14 +219,14 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
     from ghostpay.pda import agent_address, work_order_address
     from solders.pubkey import Pubkey
 
-    who = wallets(folder, ["translator", "summarizer", "buyer", "arbiter"])
+    who = wallets(folder, ["translator", "summarizer", "buyer", "arbiter", "facilitator"])
     agents = {name: str(agent_address(Pubkey.from_string(who[name]), name)[0]) for name in ("translator",
                                                                                           "summarizer")}
     order = str(work_order_address(Pubkey.from_string(who["buyer"]), ORDER_ID)[0])
     references = [os.urandom(32).hex() for _ in range(3)]
     db = "index.db"  # commands run in `folder`
 
-    for name in ("translator", "summarizer", "buyer", "arbiter"):
+    for name in ("translator", "summarizer", "buyer", "arbiter", "facilitator"):
         run(f"fund the {name}'s wallet with SOL for fees", "airdrop", "2", keypair=f"{name}.json")
     for symbol in ("USDC", "EURC"):
         run(f"a {symbol}-like test mint (6 decimals); the buyer gets 100", "test-mint", "--symbol", symbol, "--fund",
@@ -157,6 +263,7 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
         "https://translator.example/out/manual-fr.pdf", "--hash", "5e" * 32, keypair="translator.json")
     run("the buyer releases the payment: the work order completes", "escrow", "release", order,
         keypair="buyer.json")
+    buy_over_http(run, agents["summarizer"])
     run("index the chain's GhostPay events into SQLite", "--db", db, "indexer", "run", "--once", "--log-level",
         "warning")
     run("payment history, from the indexer", "--db", db, "agent", "payment-history", agents["translator"])
