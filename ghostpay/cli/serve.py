@@ -26,12 +26,13 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
     import websockets
 
     from ghostpay.analytics.api import ApiSettings
-    from ghostpay.analytics.server import bind, serve
+    from ghostpay.analytics.server import serve
+    from ghostpay.sockets import listening_socket
     from ghostpay.indexer.guard import GuardError
     from ghostpay.indexer.source import SourceError
 
     try:
-        sock = bind(host, port)
+        sock = listening_socket(host, port)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
 

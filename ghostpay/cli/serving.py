@@ -15,15 +15,12 @@ KEEP_ALIVE_SECONDS = 75
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound here so a port in use is one line of error, not uvicorn's log."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from ghostpay.sockets import listening_socket as bind
+
     try:
-        sock.bind((host, port))
+        return bind(host, port)
     except OSError as exc:
-        sock.close()
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what: str) -> None:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from ghostpay.analytics.api import ApiSettings
-from ghostpay.analytics.server import bind, serve
+from ghostpay.analytics.server import serve
+from ghostpay.sockets import listening_socket
 from tests.analytics.world import World, build_sync
 from tests.indexer.postgres import PostgresCluster, postgres_binaries
 from tests.localnet.conftest import LocalnetProcess
@@ -24,7 +25,7 @@ class ServedApi:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
-        self.sock = bind("127.0.0.1", 0)
+        self.sock = listening_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
