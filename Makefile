@@ -47,7 +47,8 @@ bench-indexer-scale: setup
 bench-api: setup
 	.venv/bin/python -m bench.api
 
-# Paid x402 calls through ghost x402 proxy + ghost facilitator next to the official stack → bench/results/x402.json.
+# Paid x402 calls through ghost x402 proxy + ghost facilitator next to the official stack → bench/results/x402.json,
+# then the buyer's overhead per call (as bench-x402-buyer) → bench/results/x402_buyer.json.
 bench-x402: setup
 	.venv/bin/python -m bench.x402
 

@@ -47,6 +47,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from bench import x402_buyer
 from bench.report import report
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
@@ -361,6 +362,8 @@ def main() -> None:
         table.add_row(r.scenario, str(r.concurrency), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.calls_per_s:.1f}",
                       "" if r.p50_vs_official is None else f"{r.p50_vs_official:.2f}")
     report(table, rows, "x402", console, width=140)
+    # The buyer's side of a paid call, phase by phase: quote, sign, verify + settle (bench/x402_buyer.py).
+    x402_buyer.main()
 
 
 if __name__ == "__main__":
