@@ -16,7 +16,7 @@ from ghostpay.analytics.api import ApiSettings
 from ghostpay.analytics.server import serve
 from ghostpay.sockets import listening_socket
 from tests.analytics.world import World, build_sync
-from tests.indexer.postgres import PostgresCluster, postgres_binaries
+from tests.indexer.postgres import postgres  # noqa: F401 - the session fixture
 from tests.localnet.conftest import LocalnetProcess
 
 
@@ -89,16 +89,6 @@ def fresh_world(tmp_path: Path) -> Iterator[World]:
 def api(world: World) -> Iterator[ServedApi]:
     with ServedApi(ApiSettings(world.db_url, rpc_url=world.net.http_url, webhooks=False, poll_interval=0.05)) as s:
         yield s
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    missing = postgres_binaries()
-    if missing:
-        pytest.skip(f"PostgreSQL is not installed ({missing}); scripts/setup.sh installs it from Debian")
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 def wait_for(check, timeout: float = 30.0, what: str = "the condition"):  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from ghostpay.indexer.service import Indexer, IndexerConfig
 from ghostpay.indexer.source import RpcSource
 from ghostpay.indexer.verify import VerifyReport, verify
 from tests.indexer.history import History, HistorySpec, generate
-from tests.indexer.postgres import PostgresCluster, postgres_binaries
+from tests.indexer.postgres import PostgresCluster, postgres  # noqa: F401 - the session fixture
 from tests.localnet.conftest import LocalnetProcess
 
 # Columns that record when or in which order rows were written, not what the chain says.
@@ -28,16 +28,6 @@ def chain(tmp_path: Path) -> Iterator[LocalnetProcess]:
     net = LocalnetProcess(tmp_path / "ledger").start()
     yield net
     net.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    missing = postgres_binaries()
-    if missing:
-        pytest.skip(f"PostgreSQL is not installed ({missing}); scripts/setup.sh installs it from Debian")
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

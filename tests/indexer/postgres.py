@@ -10,9 +10,10 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import psycopg
+import pytest
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 RUN_AS = "postgres"
@@ -78,3 +79,14 @@ class PostgresCluster:
             self._run(_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["PostgresCluster"]:
+    """One throwaway cluster for the session (the indexer and analytics tests import this fixture)."""
+    missing = postgres_binaries()
+    if missing:
+        pytest.skip(f"PostgreSQL is not installed ({missing}); scripts/setup.sh installs it from Debian")
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
