@@ -171,7 +171,7 @@ static uint64_t validate_tokens(uint32_t count, const TokenPrice *tokens, const 
         TRY(validate_price(token_price_of(&tokens[i])));
         /* The default key is the System program, never a mint: token_is_mint refuses it. */
         if (!token_is_mint(&mints[i])) return gp_fail(sol_pubkey_is_default(mint) ? GP_ERR_DEFAULT_TOKEN_NOT_ALLOWED : GP_ERR_NOT_A_MINT);
-        if (mints[i].data_len != TOKEN_MINT_LEN) TRY(token_require_plain_mint(&mints[i])); /* 82 bytes: no extensions */
+        TRY(token_require_plain_mint(&mints[i]));
     }
     return 0;
 }
