@@ -87,7 +87,6 @@ uint64_t sol_invoke_signed_c(const SolInstruction *instruction, const SolAccount
 uint64_t sol_sha256(const SolBytes *slices, uint64_t count, uint8_t *hash);
 /* Returns 0 when `point` is a valid point of the curve (curve_id 0: ed25519 in Edwards form). */
 uint64_t sol_curve_validate_point(uint64_t curve_id, const uint8_t *point, uint8_t *unused);
-uint64_t sol_get_stack_height(void);
 uint64_t sol_get_clock_sysvar(SolClock *clock);
 uint64_t sol_get_rent_sysvar(SolRent *rent);
 
