@@ -101,7 +101,9 @@ def proxy(
                       + "; Ctrl-C stops it", flush=True)
         await serving
 
-    asyncio.run(main())
+    # The event loop uvicorn would pick for itself (uvloop when installed), as `ghost facilitator start` gets.
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(main())
 
 
 # buying -------------------------------------------------------------------------------------------------

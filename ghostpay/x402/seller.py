@@ -43,7 +43,6 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from x402 import x402ResourceServer
-from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
@@ -68,6 +67,7 @@ from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 from ghostpay.client import GhostPayClient
 from ghostpay.cluster import ws_url_for
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.facilitator_client import AiohttpFacilitatorClient
 from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.seller_offer import AgentWatch, Offer, PaywallError, payee_account, payee_account_instructions
@@ -195,7 +195,7 @@ class X402Seller:
         self.match = route_matcher(settings.routes)
         facilitator = settings.facilitator
         if isinstance(facilitator, str):
-            facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator.rstrip("/")))
+            facilitator = AiohttpFacilitatorClient(facilitator)
         self._facilitator = facilitator
         self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
         self.gp = GhostPayClient(settings.rpc_url, settings.keypair, ws_url=settings.ws_url,
@@ -237,6 +237,8 @@ class X402Seller:
     async def stop(self) -> None:
         await self.watch.stop()
         await self.gp.close()
+        if isinstance(self._facilitator, AiohttpFacilitatorClient):
+            await self._facilitator.aclose()
         self._started = False
 
     async def ensure_payee_accounts(self, offer: Offer) -> None:
