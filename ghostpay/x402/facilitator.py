@@ -64,6 +64,7 @@ from ghostpay.x402.facilitator_record import (
     without_record,
 )
 from ghostpay.x402.facilitator_confirm import SignatureWatcher
+from ghostpay.x402.facilitator_rpc import JsonRpc
 from ghostpay.x402.facilitator_store import SettledLog
 from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
 
@@ -109,13 +110,15 @@ class SubscribingSigner(FacilitatorKeypairSigner):
 
     The subscription is made before the transaction is sent (its signature is known: the fee payer's,
     slot 0), on one shared websocket, so no notification can be missed and the settle returns the
-    moment the node confirms.
+    moment the node confirms. Simulations and sends go through `JsonRpc` (the same requests as the
+    package's signer makes, for a fraction of the CPU).
     """
 
     def __init__(self, keypair: Keypair, rpc_url: str, ws_url: str, confirm_timeout: float,
                  simulation_reuse: float = 0.0) -> None:
         super().__init__(keypair, rpc_url)
         self._watcher = SignatureWatcher(ws_url)
+        self._rpc = JsonRpc(rpc_url, timeout=confirm_timeout)
         self._confirm_timeout = confirm_timeout
         self._simulation_reuse = simulation_reuse
         self._simulated: dict[str, float] = {}  # fully signed transaction -> when its simulation passed
@@ -149,7 +152,11 @@ class SubscribingSigner(FacilitatorKeypairSigner):
             passed = self._simulated.pop(tx_base64, None)
         if passed is not None and now - passed < self._simulation_reuse:
             return
-        super().simulate_transaction(tx_base64, network)
+        # What the package's signer asks: a signature-verified simulation at confirmed commitment.
+        simulated = self._rpc.call("simulateTransaction", [tx_base64, {
+            "encoding": "base64", "sigVerify": True, "commitment": "confirmed"}])
+        if simulated["value"]["err"]:
+            raise RuntimeError(f"Simulation failed: {simulated['value']['err']}")
         if self._simulation_reuse > 0:
             with self._lock:
                 self._simulated = {k: t for k, t in self._simulated.items() if now - t < self._simulation_reuse}
@@ -158,7 +165,9 @@ class SubscribingSigner(FacilitatorKeypairSigner):
     def send_transaction(self, tx_base64: str, network: str) -> str:
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
         watch = self._watcher.watch(str(tx.signatures[0]))  # before the send: no notification can be missed
-        signature = super().send_transaction(tx_base64, network)
+        # As the package's signer sends: no preflight (verify simulated it).
+        signature = self._rpc.call("sendTransaction", [tx_base64, {
+            "encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}])
         with self._lock:
             self._watches[signature] = watch
         return signature
@@ -184,6 +193,7 @@ class SubscribingSigner(FacilitatorKeypairSigner):
 
     def close(self) -> None:
         self._watcher.close()
+        self._rpc.close()
 
 
 class SlidingWindowLimiter:
