@@ -225,8 +225,14 @@ class Upstream:
 
             return StreamingResponse(chunks(), media_type="text/plain")
 
+        async def cookie(request: Request) -> JSONResponse:
+            answer = JSONResponse({"set": True})
+            answer.set_cookie("session", "first-buyer")
+            return answer
+
         self.app = Starlette(routes=[Route("/translate", echo, methods=["POST", "GET"]),
                                      Route("/free", echo, methods=["GET"]),
+                                     Route("/cookie", cookie, methods=["GET"]),
                                      Route("/stream", stream, methods=["GET"])])
 
 

@@ -115,6 +115,18 @@ def test_streamed_body_and_free_routes(net: Any, proxy: Process, agent: Agent) -
     assert free.status_code == 200 and free.json()["payer"] is None
 
 
+def test_the_proxy_adds_nothing_of_its_own(proxy: Process, upstream: Any) -> None:
+    """No cookie jar (an upstream's cookie for one client never reaches another's request) and no default
+    headers (no Accept-Encoding the client did not send: the body passes through as the upstream sent it)."""
+    service, _ = upstream
+    assert httpx.get(f"{proxy.url}/cookie").headers["set-cookie"].startswith("session=first-buyer")
+    with httpx.Client() as bare:
+        bare.headers.clear()
+        assert bare.get(f"{proxy.url}/free").status_code == 200
+    seen = service.calls[-1]["headers"]
+    assert "cookie" not in seen and "accept-encoding" not in seen and "user-agent" not in seen
+
+
 def test_unreachable_upstream_is_502_and_not_charged(net: Any, agent: Agent, facilitator: Process,
                                                      tmp_path: Path) -> None:
     proc = proxy_process(net, agent, f"http://127.0.0.1:{free_port_pair()[0]}", facilitator.url, tmp_path).start()

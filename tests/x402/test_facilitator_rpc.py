@@ -1,0 +1,101 @@
+"""The facilitator's JSON-RPC link (`JsonRpc`): real node, real HTTP, connections dropped under it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import pytest
+
+from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.x402.facilitator_rpc import JsonRpc, RpcError
+
+
+class DroppingNode:
+    """A JSON-RPC server answering getSlot that closes each connection after one answer without saying
+    so (no `Connection: close`), as a node does to an idle keep-alive connection; or answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.connections = 0
+        self.requests: list[dict[str, Any]] = []
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                node.connections += 1
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                node.requests.append({"body": request, "authorization": self.headers.get("Authorization")})
+                body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": 7}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def dropping() -> Iterator[DroppingNode]:
+    node = DroppingNode()
+    yield node
+    node.close()
+
+
+def test_calls_a_real_node_from_many_threads(net: LocalnetProcess) -> None:
+    rpc = JsonRpc(net.http_url)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            slots = list(pool.map(lambda _: rpc.call("getSlot", [{"commitment": "confirmed"}]), range(40)))
+        assert all(isinstance(slot, int) and slot >= 0 for slot in slots)
+        assert rpc.call("getHealth", []) == "ok"
+        with pytest.raises(RpcError, match="^getBalance: ") as refused:  # the node's own error message
+            rpc.call("getBalance", ["not-a-pubkey"])
+        assert "nvalid" in str(refused.value)
+    finally:
+        rpc.close()
+
+
+def test_a_dropped_keep_alive_connection_is_replaced(dropping: DroppingNode) -> None:
+    rpc = JsonRpc(dropping.url)
+    assert [rpc.call("getSlot", []) for _ in range(3)] == [7, 7, 7]
+    assert len(dropping.requests) == 3 and dropping.connections == 3  # each call after a drop: a new connection
+    rpc.close()
+
+
+def test_unreachable_node_and_http_errors_are_rpc_errors() -> None:
+    with pytest.raises(RpcError, match="^simulateTransaction: ConnectionRefusedError"):
+        JsonRpc(f"http://127.0.0.1:{free_port_pair()[0]}").call("simulateTransaction", [])
+    failing = DroppingNode(status=503)
+    try:
+        with pytest.raises(RpcError, match="^sendTransaction: HTTP 503"):
+            JsonRpc(failing.url).call("sendTransaction", [])
+        assert len(failing.requests) == 1  # an answer, even an error, is not sent again
+    finally:
+        failing.close()
+
+
+def test_credentials_in_the_url_become_basic_auth(dropping: DroppingNode) -> None:
+    host = dropping.url.removeprefix("http://")
+    assert JsonRpc(f"http://user:s%40cret@{host}/?api-key=k").call("getSlot", []) == 7
+    assert dropping.requests[0]["authorization"] == "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
+    with pytest.raises(ValueError, match="not an http"):
+        JsonRpc("ws://127.0.0.1:8900")
