@@ -13,6 +13,7 @@ paywall's process does per paid call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -42,23 +43,26 @@ class PostedResponse:
 class AiohttpPoster:
     """httpx's `AsyncClient.post`, as the package's facilitator client calls it, on an aiohttp session.
 
-    The session belongs to the event loop of the first request (a server's), and is made then."""
+    A session belongs to an event loop: it is made at the first request in a loop (a server's)."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def post(self, url: str, *, headers: dict[str, str] | None = None, json: Any = None) -> PostedResponse:
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())
+            self._loop = loop
         body = _dumps(json)
         async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
             return PostedResponse(response.status, response.headers, await response.read())
 
     async def aclose(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._loop is asyncio.get_running_loop():
             await self._session.close()
-            self._session = None
+        self._session = None
 
 
 def _dumps(value: Any) -> bytes:
