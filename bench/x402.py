@@ -19,6 +19,11 @@ confirmation. The cold row is the first paid call through a freshly started prox
 
 GHOSTPAY_BENCH_X402_CALLS (default 200) sets the calls per row, measured in 5 rounds that interleave
 the rows (a load spike elsewhere on the machine then hits every row alike).
+
+Each row also gives the CPU time per call (from /proc on Linux) of the servers of its stack (the proxy,
+the facilitator and the upstream; or the official stack's one process), of the localnet, and of the
+buyers (this process): on a shared or small machine, calls/s at concurrency 8 is bounded by the CPU
+every process spends on a call, and these columns say where it goes, whatever the load.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ class Row:
     p99_ms: float
     calls_per_s: float
     p50_vs_official: float | None = None
+    server_cpu_ms: float | None = None  # per call, the servers of the scenario's stack together
+    localnet_cpu_ms: float | None = None
+    client_cpu_ms: float | None = None
 
 
 # servers run as `python -m bench.x402 SERVE ...` ---------------------------------------------------------
@@ -224,10 +232,35 @@ class RecordingBuyer:
 
 
 Client = Callable[[int], Any]  # worker index -> an object with async get(url) and aclose()
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-async def measure(url: str, make_client: Client, concurrency: int, calls: int) -> tuple[list[float], float]:
-    """Latencies (ms) of `calls` GETs of `url` by `concurrency` workers, each with its own client; wall seconds."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads) so far; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the scenario's servers, of the localnet and of this process (the buyers)."""
+
+    servers: list[int]
+    localnet: int
+
+    def read(self) -> tuple[float | None, float | None, float]:
+        servers = [cpu_seconds(pid) for pid in self.servers]
+        return (None if None in servers else sum(s for s in servers if s is not None), cpu_seconds(self.localnet),
+                time.process_time())
+
+
+async def measure(url: str, make_client: Client, concurrency: int, calls: int, meter: CpuMeter
+                  ) -> tuple[list[float], float, list[float | None]]:
+    """Latencies (ms) of `calls` GETs of `url` by `concurrency` workers, each with its own client; wall
+    seconds; CPU seconds of the servers, the localnet and the buyers in that time (warm-up excluded)."""
     clients = [make_client(i) for i in range(concurrency)]
     latencies: list[float] = []
     remaining = calls
@@ -245,18 +278,23 @@ async def measure(url: str, make_client: Client, concurrency: int, calls: int) -
     try:
         for client in clients:  # warm-up: one call each, not counted
             await client.get(url)
+        before = meter.read()
         started = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in clients))
-        return latencies, time.perf_counter() - started
+        wall = time.perf_counter() - started
+        spent = [None if b is None or a is None else a - b for b, a in zip(before, meter.read())]
+        return latencies, wall, spent
     finally:
         for client in clients:
             await client.aclose()
 
 
-def row(scenario: str, concurrency: int, latencies: list[float], wall: float) -> Row:
+def row(scenario: str, concurrency: int, latencies: list[float], wall: float, cpu: list[float | None]) -> Row:
     ordered = sorted(latencies)
+    per_call = [None if seconds is None else round(seconds * 1000 / len(ordered), 2) for seconds in cpu]
     return Row(scenario, concurrency, len(ordered), round(statistics.median(ordered), 1),
-               round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1), round(len(ordered) / wall, 1))
+               round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1), round(len(ordered) / wall, 1),
+               None, *per_call)
 
 
 async def cold_call(folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str) -> float:
@@ -316,26 +354,31 @@ def main() -> None:
         wait_http(f"{upstream}/free", procs[0])
         wait_http(f"{official}/translate", procs[1])
 
-        scenarios: list[tuple[str, str, Client]] = [
-            ("unpaid: upstream direct", f"{upstream}/translate", lambda i: httpx.AsyncClient(timeout=60)),
-            ("unpaid: free route through the proxy", f"{prx['url']}/free", lambda i: httpx.AsyncClient(timeout=60)),
+        assert chain.node.proc is not None
+        ghostpay_stack = [proxy.pid, facilitator.pid, procs[0].pid]
+        scenarios: list[tuple[str, str, Client, CpuMeter]] = [
+            ("unpaid: upstream direct", f"{upstream}/translate", lambda i: httpx.AsyncClient(timeout=60),
+             CpuMeter([procs[0].pid], chain.node.proc.pid)),
+            ("unpaid: free route through the proxy", f"{prx['url']}/free", lambda i: httpx.AsyncClient(timeout=60),
+             CpuMeter([proxy.pid, procs[0].pid], chain.node.proc.pid)),
             ("paid: official stack (middleware + facilitator logic)", f"{official}/translate",
-             lambda i: official_client(rpc, buyers[i])),
+             lambda i: official_client(rpc, buyers[i]), CpuMeter([procs[1].pid], chain.node.proc.pid)),
             ("paid: GhostPay proxy + facilitator, official client", f"{prx['url']}/translate",
-             lambda i: official_client(rpc, buyers[i])),
+             lambda i: official_client(rpc, buyers[i]), CpuMeter(ghostpay_stack, chain.node.proc.pid)),
             ("paid: GhostPay proxy + facilitator, recorded payment", f"{prx['url']}/translate",
-             lambda i: RecordingBuyer(rpc, buyers[i])),
+             lambda i: RecordingBuyer(rpc, buyers[i]), CpuMeter(ghostpay_stack, chain.node.proc.pid)),
         ]
         # Rounds interleave the scenarios, so a load spike from elsewhere on the machine hits them all alike.
-        samples: dict[tuple[str, int], tuple[list[float], float]] = {}
+        samples: dict[tuple[str, int], tuple[list[float], float, list[float | None]]] = {}
         for round_ in range(ROUNDS):
             console.print(f"round {round_ + 1}/{ROUNDS}: {len(scenarios) * len(CONCURRENCY)} rows of "
                           f"{CALLS // ROUNDS} calls…")
-            for name, url, make in scenarios:
+            for name, url, make, meter in scenarios:
                 for concurrency in CONCURRENCY:
-                    latencies, wall = asyncio.run(measure(url, make, concurrency, CALLS // ROUNDS))
-                    sofar = samples.get((name, concurrency), ([], 0.0))
-                    samples[(name, concurrency)] = (sofar[0] + latencies, sofar[1] + wall)
+                    latencies, wall, cpu = asyncio.run(measure(url, make, concurrency, CALLS // ROUNDS, meter))
+                    sofar = samples.get((name, concurrency), ([], 0.0, [0.0, 0.0, 0.0]))
+                    samples[(name, concurrency)] = (sofar[0] + latencies, sofar[1] + wall, [
+                        None if a is None or b is None else a + b for a, b in zip(sofar[2], cpu)])
         rows = [row(name, concurrency, *sample) for (name, concurrency), sample in samples.items()]
         official_p50 = {r.concurrency: r.p50_ms for r in rows if r.scenario.startswith("paid: official")}
         for r in rows:
@@ -356,12 +399,18 @@ def main() -> None:
         chain.node.stop()
 
     table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)")
-    for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official"):
+    for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official",
+                   "CPU ms/call: servers", "localnet", "buyers"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
+
+    def cell(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
     for r in rows:
         table.add_row(r.scenario, str(r.concurrency), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.calls_per_s:.1f}",
-                      "" if r.p50_vs_official is None else f"{r.p50_vs_official:.2f}")
-    report(table, rows, "x402", console, width=140)
+                      cell(r.p50_vs_official, 2), cell(r.server_cpu_ms, 2), cell(r.localnet_cpu_ms, 2),
+                      cell(r.client_cpu_ms, 2))
+    report(table, rows, "x402", console, width=180)
     # The buyer's side of a paid call, phase by phase: quote, sign, verify + settle (bench/x402_buyer.py).
     x402_buyer.main()
 
