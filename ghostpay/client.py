@@ -59,6 +59,7 @@ from ghostpay.events import ProgramEvent, decode_events, live_events
 from ghostpay.exceptions import (
     ANCHOR_LOG,
     AccountNotFound,
+    AlreadyProcessed,
     BlockhashExpired,
     GhostPayError,
     InvalidArgument,
@@ -523,13 +524,14 @@ class GhostPayClient:
         cause = exc.__cause__ or exc
         return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
 
-    def _rpc_exception(self, exc: RPCException, message: Message | None = None) -> GhostPayError:
+    def _rpc_exception(self, exc: RPCException, message: Message | None = None,
+                       signature: Signature | None = None) -> GhostPayError:
         parsed = exc.args[0] if exc.args else None
         if isinstance(parsed, SendTransactionPreflightFailureMessage):
             data = parsed.data
             if data.err is not None and "BlockhashNotFound" in str(data.err):
                 return BlockhashExpired("blockhash not found")
-            return self._transaction_error(data.err, list(data.logs or []), None, message)
+            return self._transaction_error(data.err, list(data.logs or []), signature, message)
         return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
 
     def _transaction_error(self, err: Any, logs: Sequence[str], signature: Signature | None,
@@ -547,6 +549,9 @@ class GhostPayClient:
                 return ProgramError.from_code(err.err.code, err, logs, signature, index)
             if program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
                 return TokenProgramError(err.err.code, err, logs, signature, index)
+        if "AlreadyProcessed" in str(err):
+            return AlreadyProcessed(f"transaction already processed: {signature or 'the same signed bytes'} landed "
+                                    "before; nothing more was done", err, logs, signature, index)
         return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
@@ -598,7 +603,7 @@ class GhostPayClient:
         try:
             await self.rpc.send_raw_transaction(raw, opts)
         except RPCException as exc:
-            raise self._rpc_exception(exc, transaction.message) from None
+            raise self._rpc_exception(exc, transaction.message, signature) from None
         except _TRANSPORT_FAILURES as exc:
             slot = await self._recover(signature, raw, last_valid_block_height, self._transport_error(exc))
         else:
@@ -639,9 +644,8 @@ class GhostPayClient:
         try:
             await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True,
                                                                       preflight_commitment=self.commitment)))
-        except TransactionError as exc:
-            if "AlreadyProcessed" not in str(exc.err):
-                raise
+        except AlreadyProcessed:
+            pass
 
     async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
         deadline = time.monotonic() + self.confirm_timeout
