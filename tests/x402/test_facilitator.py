@@ -5,11 +5,15 @@ the fee payer's SOL and tokens do not move."""
 
 from __future__ import annotations
 
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
+from websockets.sync.server import serve
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -18,11 +22,13 @@ from solders.system_program import TransferParams, transfer
 from x402.schemas import PaymentRequirements
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator_app import create_facilitator_app
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Process,
+    ServerThread,
     buyer,
     facilitator_process,
     keypair_file,
@@ -218,3 +224,48 @@ def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Pat
             facilitator.signer.confirm_transaction(str(Signature.new_unique()), DEVNET.caip2)
     finally:
         facilitator.close()
+
+
+class SilentNode:
+    """A websocket that acknowledges every `signatureSubscribe` and never notifies: confirmations wait."""
+
+    def __init__(self) -> None:
+        def answer(connection: Any) -> None:
+            for raw in connection:
+                request = json.loads(raw)
+                connection.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": request["id"]}))
+
+        self.server = serve(answer, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_settle_waiting_for_confirmation_holds_no_other_request(net: Any, tmp_path: Path, mint: Pubkey) -> None:
+    """Settles run in worker threads: while one waits for a confirmation that does not come, the server
+    still answers, and verifies and settles other payments."""
+    silent = SilentNode()
+    keypair = fund(net, sol=10)
+    payee = fund(net).pubkey()
+    mint_to(net, payee, mint, 0)
+    settings = FacilitatorSettings(keypair, net.http_url, silent.url, db_path=tmp_path / "f.db",
+                                   confirm_timeout_seconds=4, sweep_interval_seconds=0)
+    requirements = requirements_for(str(keypair.pubkey()), mint, payee)
+    first, second = (payment(requirements, buyer(net, mint), latest_blockhash(net)) for _ in range(2))
+    try:
+        with ServerThread(create_facilitator_app(settings)) as server, ThreadPoolExecutor(2) as pool:
+            waiting = pool.submit(facilitator_call, server.url, "settle", first, requirements)
+            while not token_balance(net, payee, mint) > 0:  # the first settle sent its transaction...
+                assert not waiting.done(), waiting.result()
+            assert httpx.get(f"{server.url}/supported", timeout=10).status_code == 200
+            assert facilitator_call(server.url, "verify", second, requirements)["isValid"]
+            other = pool.submit(facilitator_call, server.url, "settle", second, requirements)
+            while not token_balance(net, payee, mint) == 2 * PRICE_ATOMIC:  # ...and so did the second
+                assert not other.done(), other.result()
+            assert not waiting.done()  # ...while the first still waits for its confirmation
+            for settled in (waiting.result(), other.result()):  # unconfirmed: pending, reconcilable by a retry
+                assert settled["errorReason"] == "settlement_pending" and settled["transaction"]
+    finally:
+        silent.close()
