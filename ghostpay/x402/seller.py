@@ -505,9 +505,10 @@ class PaidRequest:
             await self.app(self.scope, self.receive, paid_send)
         finally:
             now = time.perf_counter()
+            responded = timing.get("handler", now) + timing.get("settle", 0.0)  # the response starts after the settle
             self.seller.record(PaidCallRecord(
                 self.route, outcome["status"], (timing.get("handler", now) - handler_started) * 1000,
-                timing.get("settle", 0.0) * 1000, (timing.get("handler", now) - self.started) * 1000, payer, amount,
+                timing.get("settle", 0.0) * 1000, (responded - self.started) * 1000, payer, amount,
                 requirements.asset, outcome["settled"], outcome["transaction"], outcome["error"]))
 
     async def settle(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> SettleResponse:
