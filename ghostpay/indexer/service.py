@@ -13,13 +13,15 @@ import asyncio
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from ghostpay.accounts import Agent
 from ghostpay.indexer.decode import ChainTransaction
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
@@ -30,6 +32,7 @@ from ghostpay.program_id import PROGRAM_ID
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200  # transactions per database transaction during back-fill
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +71,12 @@ ProgressHook = Callable[[int, int], None]
 """Called during a back-fill with (transactions done, transactions to do)."""
 
 
+def _fill_and_commit(batch: Batch, found: dict[str, Optional[Agent]]) -> None:
+    if found:
+        batch.fill_agents(found)
+    batch.commit()
+
+
 class Indexer:
     def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
                  on_commit: Optional[CommitHook] = None, on_progress: Optional[ProgressHook] = None) -> None:
@@ -80,6 +89,25 @@ class Indexer:
         self.totals = Totals()
         self.stopping = asyncio.Event()
         self.live = asyncio.Event()  # set while subscribed and caught up
+        # Batches are applied on one database thread while the loop fetches the next; not for an
+        # in-memory SQLite database, whose connections are per thread.
+        self._threaded = not (self.engine.dialect.name == "sqlite" and
+                              self.engine.url.database in (None, "", ":memory:"))
+        self._db_thread: Optional[ThreadPoolExecutor] = None  # started on first use, stopped when `run` returns
+
+    async def _on_db_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on the database thread. Cancelled, it still waits for the work to finish, so
+        the caller never rolls back a connection that the thread is using."""
+        if not self._threaded:
+            return work(*args)
+        if self._db_thread is None:
+            self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="indexer-db")
+        future = asyncio.get_running_loop().run_in_executor(self._db_thread, work, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            raise
 
     # cursor -------------------------------------------------------------------------------------------
 
@@ -90,13 +118,15 @@ class Indexer:
     # applying -----------------------------------------------------------------------------------------
 
     async def apply(self, transactions: list[ChainTransaction]) -> BatchStats:
-        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need."""
-        batch = Batch(self.engine, self.config.program_id)
+        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need.
+
+        The database work runs on the database thread, so the event loop meanwhile fetches the next batch
+        (the node serves it, and SQLite / PostgreSQL work without the GIL, while this one is applied)."""
+        batch = await self._on_db_thread(Batch, self.engine, self.config.program_id)
         try:
-            batch.apply_all(transactions)
-            if batch.needs_account:
-                batch.fill_agents(await self.rpc.agent_accounts(sorted(batch.needs_account)))
-            batch.commit()
+            await self._on_db_thread(batch.apply_all, transactions)
+            found = await self.rpc.agent_accounts(sorted(batch.needs_account)) if batch.needs_account else {}
+            await self._on_db_thread(_fill_and_commit, batch, found)
         except BaseException:
             batch.rollback()
             raise
@@ -229,6 +259,9 @@ class Indexer:
         finally:
             lock.release()
             await self.rpc.close()
+            if self._db_thread is not None:
+                self._db_thread.shutdown()
+                self._db_thread = None
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it with the cursor, and return from `run`."""
