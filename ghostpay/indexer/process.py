@@ -127,6 +127,21 @@ class BatchStats:
     skipped: Skipped = field(default_factory=Skipped)
 
 
+def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
+
+
+@lru_cache(maxsize=None)
+def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
+    stmt = _insert_statement(dialect, model)
+    keys = PRIMARY_KEYS[model]
+    if model is Feedback:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={
+        name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+
+
 class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
@@ -563,21 +578,13 @@ class Batch:
     # commit ---------------------------------------------------------------------------------------------
 
     def _insert(self, model: type[SQLModel]) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(_table(model))
+        return _insert_statement(self.dialect, model)
 
     def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
         """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany); for
         feedback `DO NOTHING`: the first one of a receipt stands."""
-        if not rows:
-            return
-        stmt = self._insert(model)
-        keys = PRIMARY_KEYS[model]
-        if model is Feedback:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        else:
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
-                name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
-        self.connection.execute(stmt, rows)
+        if rows:
+            self.connection.execute(_upsert_statement(self.dialect, model), rows)
 
     def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
                        row: Callable[[str, int, Any], dict[str, Any]]) -> None:
