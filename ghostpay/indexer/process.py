@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from sqlalchemy import Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -223,16 +223,19 @@ class Batch:
         """Apply one transaction unless it was applied before; False if skipped (failed or a duplicate)."""
         return self.apply_all([tx]) == 1
 
-    def apply_all(self, transactions: Sequence[ChainTransaction]) -> int:
-        """Apply transactions in order, skipping those applied before; returns how many were applied."""
-        decoded = self._prefetch(transactions)
+    def apply_all(self, transactions: Sequence[ChainTransaction],
+                  decoded: Optional[Mapping[str, DecodedLogs]] = None) -> int:
+        """Apply transactions in order, skipping those applied before; returns how many were applied.
+        `decoded`: logs already decoded (by signature, with this batch's program id); the rest are decoded here."""
+        decoded = self._prefetch(transactions, decoded or {})
         applied = 0
         for tx in transactions:
             applied += self._apply(tx, decoded.get(tx.signature))
         return applied
 
-    def _prefetch(self, transactions: Sequence[ChainTransaction]) -> dict[str, DecodedLogs]:
-        """Decode the new transactions and load what they touch: one query per table."""
+    def _prefetch(self, transactions: Sequence[ChainTransaction],
+                  known: Mapping[str, DecodedLogs]) -> dict[str, DecodedLogs]:
+        """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
         done: set[str] = set()
         column = _table(IndexedTransaction).c.signature
@@ -245,8 +248,10 @@ class Batch:
         for tx in candidates:
             if tx.signature in done:
                 continue
-            logs = decoded[tx.signature] = decode_logs(tx.logs, self.program_id, signature=tx.signature,
-                                                       slot=tx.slot)
+            logs = known.get(tx.signature)
+            if logs is None:
+                logs = decode_logs(tx.logs, self.program_id, signature=tx.signature, slot=tx.slot)
+            decoded[tx.signature] = logs
             for indexed in logs.events:
                 for model, key in _row_keys(indexed.name, indexed.data, str(indexed.data.agent)):
                     wanted[model].append(key)

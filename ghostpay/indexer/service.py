@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ghostpay.accounts import Agent
-from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
 from ghostpay.indexer.process import Batch, BatchStats
@@ -117,14 +117,17 @@ class Indexer:
 
     # applying -----------------------------------------------------------------------------------------
 
-    async def apply(self, transactions: list[ChainTransaction]) -> BatchStats:
-        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need.
+    async def apply(self, transactions: list[ChainTransaction],
+                    decoded: Optional[dict[str, DecodedLogs]] = None) -> BatchStats:
+        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need;
+        `decoded`: their logs decoded already (a back-fill decodes a batch as it is fetched).
 
-        The database work runs on the database thread, so the event loop meanwhile fetches the next batch
-        (the node serves it, and SQLite / PostgreSQL work without the GIL, while this one is applied)."""
+        The database work runs on the database thread, so the event loop meanwhile fetches and decodes
+        the next batch (the node serves it, and SQLite / PostgreSQL work without the GIL, while this one
+        is applied)."""
         batch = await self._on_db_thread(Batch, self.engine, self.config.program_id)
         try:
-            await self._on_db_thread(batch.apply_all, transactions)
+            await self._on_db_thread(batch.apply_all, transactions, decoded)
             found = await self.rpc.agent_accounts(sorted(batch.needs_account)) if batch.needs_account else {}
             await self._on_db_thread(_fill_and_commit, batch, found)
         except BaseException:
@@ -135,10 +138,14 @@ class Indexer:
             self.on_commit(batch.applied_signatures, time.perf_counter())
         return batch.stats
 
-    async def _fetch(self, infos: list[SignatureInfo]) -> list[ChainTransaction]:
-        """The transactions of `infos` in order; failed ones are not fetched, only counted."""
-        fetched = iter(await self.rpc.transactions([i.signature for i in infos if not i.failed]))
-        return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(fetched) for i in infos]
+    async def _fetch(self, infos: list[SignatureInfo]) -> tuple[list[ChainTransaction], dict[str, DecodedLogs]]:
+        """The transactions of `infos` in order, and the logs of those that did not fail decoded;
+        failed ones are not fetched, only counted."""
+        fetched = await self.rpc.transactions([i.signature for i in infos if not i.failed])
+        decoded = {tx.signature: decode_logs(tx.logs, self.config.program_id, signature=tx.signature, slot=tx.slot)
+                   for tx in fetched if not tx.failed}
+        found = iter(fetched)
+        return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(found) for i in infos], decoded
 
     async def backfill(self) -> int:
         """Apply every transaction after the cursor, in batches; returns how many were new."""
@@ -157,9 +164,9 @@ class Indexer:
         try:
             for index in range(len(chunks)):
                 assert pending is not None
-                transactions = await pending
+                transactions, decoded = await pending
                 pending = asyncio.ensure_future(self._fetch(chunks[index + 1])) if index + 1 < len(chunks) else None
-                stats = await self.apply(transactions)
+                stats = await self.apply(transactions, decoded)
                 applied += stats.transactions
                 done += len(transactions)
                 if self.on_progress is not None:
