@@ -145,7 +145,9 @@ def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
 class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
-    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID) -> None:
+    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID, after: Optional["Batch"] = None) -> None:
+        """`after`: the batch just before this one, when it may not be committed yet (a pipelined
+        back-fill): the state rows it touched and its signatures are taken from it, not from the database."""
         self.connection = engine.connect()
         self.transaction = self.connection.begin()
         self.dialect = engine.dialect.name
@@ -156,6 +158,9 @@ class Batch:
         self.applied_signatures: list[str] = []
         self._rows: dict[type[SQLModel], dict[Any, Optional[Row]]] = {model: {} for model in STATE_MODELS}
         self._seen: set[str] = set()
+        self._carried = after._rows if after is not None else {}
+        self._seen_before = set(after.applied_signatures) if after is not None else set()
+        self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
             IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
@@ -178,9 +183,17 @@ class Batch:
         return values[names[0]] if len(names) == 1 else tuple(values[n] for n in names)
 
     def _load(self, model: type[SQLModel], keys: Iterable[Any]) -> None:
-        """Read the rows of `keys` not in memory yet, in chunks; the absent ones are remembered as None."""
-        rows = self._rows[model]
-        wanted = [k for k in dict.fromkeys(keys) if k not in rows]
+        """Read the rows of `keys` not in memory yet (the previous batch's if it touched them, else the
+        database's, in chunks); the absent ones are remembered as None."""
+        rows, carried = self._rows[model], self._carried.get(model, {})
+        wanted = []
+        for k in dict.fromkeys(keys):
+            if k in rows:
+                continue
+            if k in carried:
+                rows[k] = carried[k]
+            else:
+                wanted.append(k)
         for i in range(0, len(wanted), IN_CHUNK):
             chunk = wanted[i:i + IN_CHUNK]
             for k in chunk:
@@ -237,7 +250,7 @@ class Batch:
                   known: Mapping[str, DecodedLogs]) -> dict[str, DecodedLogs]:
         """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
-        done: set[str] = set()
+        done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
         column = _table(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
@@ -585,12 +598,6 @@ class Batch:
     def _insert(self, model: type[SQLModel]) -> Any:
         return _insert_statement(self.dialect, model)
 
-    def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany); for
-        feedback `DO NOTHING`: the first one of a receipt stands."""
-        if rows:
-            self.connection.execute(_upsert_statement(self.dialect, model), rows)
-
     def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
                        row: Callable[[str, int, Any], dict[str, Any]]) -> None:
         """Replace the stored (agent, item) rows of every agent in `lists`."""
@@ -599,35 +606,50 @@ class Batch:
         table = _table(model)
         agents = list(lists)
         for i in range(0, len(agents), IN_CHUNK):
-            self.connection.execute(delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])))
+            self._writes.append((delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])), None))
         rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
         if rows:
-            self.connection.execute(table.insert(), rows)
+            self._writes.append((table.insert(), rows))
 
     def commit(self) -> None:
         """Write everything applied and the cursor in one database transaction."""
+        self.prepare()
+        self.write()
+
+    def prepare(self, found: Optional[dict[str, Optional[accounts.Agent]]] = None) -> None:
+        """Fill the agents from `found` (see `fill_agents`), then turn everything applied into the statements
+        `write` executes. After this the batch's rows in memory may change (the next batch carries them on)."""
+        if found:
+            self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                self.connection.execute(_table(model).insert(), rows)
+                self._writes.append((_table(model).insert(), rows))
         if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
             table = _table(Payment)
-            self.connection.execute(
+            self._writes.append((
                 table.update().where(table.c.agent == bindparam("key_agent"),
                                      table.c.reference == bindparam("key_reference")),
                 [{"key_agent": agent, "key_reference": reference, **values}
-                 for (agent, reference), values in self._outcomes.items()])
+                 for (agent, reference), values in self._outcomes.items()]))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
             for values in rows:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
-            self._upsert(model, rows)
+            if rows:
+                self._writes.append((_upsert_statement(self.dialect, model), rows))
         self._replace_lists(AgentToken, self._tokens,
                             lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position,
                                                             "price": token[1]})
         self._replace_lists(AgentCapability, self._capabilities,
                             lambda agent, _, capability: {"agent": agent, "capability": capability})
+        self._count_skips()
+
+    def write(self) -> None:
+        """Execute what `prepare` built, move the cursor and commit: one database transaction."""
+        for statement, parameters in self._writes:
+            self.connection.execute(statement, parameters)
         if self.cursor is not None:
             slot, signature = self.cursor
             table = _table(Cursor)
@@ -638,7 +660,6 @@ class Batch:
             elif slot >= stored:
                 self.connection.execute(table.update().where(table.c.id == 1).values(
                     slot=slot, signature=signature, updated_at=time.time()))
-        self._count_skips()
         self.transaction.commit()
         self.connection.close()
 
@@ -649,9 +670,9 @@ class Batch:
             ("failed_transactions", s.failed)) if value]
         if counts:
             stmt = self._insert(SkipCounter)
-            self.connection.execute(stmt.on_conflict_do_update(
+            self._writes.append((stmt.on_conflict_do_update(
                 index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}),
-                counts)
+                counts))
 
     def rollback(self) -> None:
         self.transaction.rollback()

@@ -21,7 +21,6 @@ from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ghostpay.accounts import Agent
 from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
@@ -71,12 +70,6 @@ ProgressHook = Callable[[int, int], None]
 """Called during a back-fill with (transactions done, transactions to do)."""
 
 
-def _fill_and_commit(batch: Batch, found: dict[str, Optional[Agent]]) -> None:
-    if found:
-        batch.fill_agents(found)
-    batch.commit()
-
-
 class Indexer:
     def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
                  on_commit: Optional[CommitHook] = None, on_progress: Optional[ProgressHook] = None) -> None:
@@ -93,16 +86,16 @@ class Indexer:
         # in-memory SQLite database, whose connections are per thread.
         self._threaded = not (self.engine.dialect.name == "sqlite" and
                               self.engine.url.database in (None, "", ":memory:"))
-        self._db_thread: Optional[ThreadPoolExecutor] = None  # started on first use, stopped when `run` returns
+        self._threads: dict[str, ThreadPoolExecutor] = {}  # started on first use, stopped when `run` returns
 
-    async def _on_db_thread(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` on the database thread. Cancelled, it still waits for the work to finish, so
-        the caller never rolls back a connection that the thread is using."""
+    async def _on_thread(self, name: str, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on the database thread `name` ("apply" or "write"). Cancelled, it still waits for
+        the work to finish, so the caller never rolls back a connection that the thread is using."""
         if not self._threaded:
             return work(*args)
-        if self._db_thread is None:
-            self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="indexer-db")
-        future = asyncio.get_running_loop().run_in_executor(self._db_thread, work, *args)
+        if name not in self._threads:
+            self._threads[name] = ThreadPoolExecutor(1, thread_name_prefix=f"indexer-{name}")
+        future = asyncio.get_running_loop().run_in_executor(self._threads[name], work, *args)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -120,16 +113,26 @@ class Indexer:
     async def apply(self, transactions: list[ChainTransaction],
                     decoded: Optional[dict[str, DecodedLogs]] = None) -> BatchStats:
         """Apply transactions (oldest first) in one database transaction, with the agent accounts they need;
-        `decoded`: their logs decoded already (a back-fill decodes a batch as it is fetched).
+        `decoded`: their logs decoded already."""
+        return await self._write(await self._prepare(transactions, decoded))
 
-        The database work runs on the database thread, so the event loop meanwhile fetches and decodes
-        the next batch (the node serves it, and SQLite / PostgreSQL work without the GIL, while this one
-        is applied)."""
-        batch = await self._on_db_thread(Batch, self.engine, self.config.program_id)
+    async def _prepare(self, transactions: list[ChainTransaction], decoded: Optional[dict[str, DecodedLogs]],
+                       after: Optional[Batch] = None) -> Batch:
+        """A batch applied in memory and ready to write (`after`: the batch before it, maybe still writing)."""
+        batch = await self._on_thread("apply", Batch, self.engine, self.config.program_id, after)
         try:
-            await self._on_db_thread(batch.apply_all, transactions, decoded)
+            await self._on_thread("apply", batch.apply_all, transactions, decoded)
             found = await self.rpc.agent_accounts(sorted(batch.needs_account)) if batch.needs_account else {}
-            await self._on_db_thread(_fill_and_commit, batch, found)
+            await self._on_thread("apply", batch.prepare, found)
+        except BaseException:
+            batch.rollback()
+            raise
+        return batch
+
+    async def _write(self, batch: Batch) -> BatchStats:
+        """Write and commit a prepared batch."""
+        try:
+            await self._on_thread("write", batch.write)
         except BaseException:
             batch.rollback()
             raise
@@ -159,25 +162,42 @@ class Indexer:
         applied = done = 0
         if self.on_progress is not None:
             self.on_progress(0, len(infos))
-        # the next chunk is fetched while the current one is applied
+        # A pipeline: batch n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and
+        # n written on the write thread, all at once. Writes stay in order, one at a time, each with its
+        # cursor; n + 1 takes the rows n touched from n itself (they may not be committed yet).
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
+        writing: Optional[asyncio.Future[BatchStats]] = None
+        previous: Optional[Batch] = None
         try:
             for index in range(len(chunks)):
                 assert pending is not None
                 transactions, decoded = await pending
                 pending = asyncio.ensure_future(self._fetch(chunks[index + 1])) if index + 1 < len(chunks) else None
-                stats = await self.apply(transactions, decoded)
-                applied += stats.transactions
+                batch = await self._prepare(transactions, decoded, previous if self._threaded else None)
+                if writing is not None:
+                    applied += (await writing).transactions
+                writing, previous = asyncio.ensure_future(self._write(batch)), batch
+                if not self._threaded:  # one connection for all: no overlap
+                    applied += (await writing).transactions
+                    writing = None
                 done += len(transactions)
                 if self.on_progress is not None:
                     self.on_progress(done, len(infos))
-                log.debug("back-fill: committed %d transactions (%d events) up to slot %d", stats.transactions,
-                          stats.events, transactions[-1].slot)
+                log.debug("back-fill: applied %d transactions (%d events) up to slot %d", batch.stats.transactions,
+                          batch.stats.events, transactions[-1].slot)
                 if self.stopping.is_set():
                     break
+        except BaseException:
+            if writing is not None:  # the batch in flight commits (or fails) before the error goes up
+                await asyncio.wait({writing})
+                if not writing.cancelled():
+                    writing.exception()  # retrieved: the first error is the one raised
+            raise
         finally:
             if pending is not None:
                 pending.cancel()
+        if writing is not None:
+            applied += (await writing).transactions
         log.info("back-fill: %d transactions applied", applied)
         return applied
 
@@ -266,9 +286,9 @@ class Indexer:
         finally:
             lock.release()
             await self.rpc.close()
-            if self._db_thread is not None:
-                self._db_thread.shutdown()
-                self._db_thread = None
+            for thread in self._threads.values():
+                thread.shutdown()
+            self._threads.clear()
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it with the cursor, and return from `run`."""
