@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ERR_COLUMN = ("CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract("
               "t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END")
 
+RECENT_STATUSES = 20_000
 LEDGER_FILE = "ledger.sqlite3"
 LOCK_FILE = "ledger.lock"
 
@@ -102,6 +104,8 @@ class Ledger:
         self.db.executescript(SCHEMA)
         self.db.commit()
         self._seq: dict[bytes, int] = dict(self.db.execute("SELECT signature, seq FROM transactions"))
+        # (slot, err) of the newest transactions: clients confirm what they just sent (getSignatureStatuses).
+        self._recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -139,6 +143,9 @@ class Ledger:
         seq = cursor.lastrowid
         assert seq is not None
         self._seq[signature] = seq
+        self._recent[signature] = (slot, meta["err"])
+        if len(self._recent) > RECENT_STATUSES:
+            self._recent.popitem(last=False)
         self.db.executemany("INSERT OR IGNORE INTO address_signatures VALUES (?, ?)",
                             [(address, seq) for address in addresses])
 
@@ -151,8 +158,12 @@ class Ledger:
         return StoredTransaction(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
 
     def status(self, signature: bytes) -> tuple[int, Any] | None:
-        """(slot, err) of a stored transaction: two columns, the error cut out of the meta by SQLite
-        (getSignatureStatuses asks this for every transaction a client confirms)."""
+        """(slot, err) of a stored transaction: a recent one's from memory, an older one's from two columns,
+        the error cut out of the meta by SQLite (getSignatureStatuses asks this for every transaction a
+        client confirms)."""
+        recent = self._recent.get(signature)
+        if recent is not None:
+            return recent
         seq = self._seq.get(signature)
         if seq is None:
             return None
