@@ -10,7 +10,7 @@ The public surface, importable from the package itself:
 
 - clients: `GhostPayClient` (async), `GhostPay` (the same methods, blocking);
 - values: `X402Settings`, `Atomic`, and what the methods return (`TxResult`, `PaymentResult`,
-  `PreparedPayment`, `Simulation`, `AgentInfo`, `Pricing`, `Receipt`, `Reputation`, `Tier`,
+  `PreparedPayment`, `Simulation`, `AgentInfo`, `TokenEarnings`, `Pricing`, `Receipt`, `Reputation`, `Tier`,
   `WorkOrderInfo`, `NewWorkOrder`, `ProgramEvent`);
 - errors: `GhostPayError` and its family (`ghostpay.exceptions`; one class per program error there too);
 - `PROGRAM_ID`, `__version__`.
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GhostPayClient": "ghostpay.client", "X402Settings": "ghostpay.client", "TxResult": "ghostpay.client",
     "PaymentResult": "ghostpay.client", "PreparedPayment": "ghostpay.client", "Simulation": "ghostpay.client",
-    "AgentInfo": "ghostpay.client", "Pricing": "ghostpay.client", "Receipt": "ghostpay.client",
+    "AgentInfo": "ghostpay.client", "TokenEarnings": "ghostpay.client", "Pricing": "ghostpay.client", "Receipt": "ghostpay.client",
     "Reputation": "ghostpay.client", "WorkOrderInfo": "ghostpay.client", "NewWorkOrder": "ghostpay.client",
     "GhostPay": "ghostpay.sync_client",
     "Atomic": "ghostpay.tokens",

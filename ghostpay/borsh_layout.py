@@ -254,16 +254,41 @@ class HeadLayout:
 
 @lru_cache(maxsize=None)
 def head_layout(name: str) -> HeadLayout:
+    """The head's scalar fields are unpacked; a fixed-size composite in it (an array of structs) is skipped
+    over, so the fields after it keep their offsets and values."""
     names, codes, offsets, offset = [], [], {}, DISCRIMINATOR_LEN
     for f in _types()[name]["type"]["fields"]:
         offsets[f["name"]] = offset
         fixed = _fixed(f["type"]) or _unit_enum(f["type"])
-        if fixed is None:
+        if fixed is not None:
+            names.append(f["name"])
+            codes.append(fixed[0])
+            offset += fixed[1]
+            continue
+        size = _fixed_size(f["type"])
+        if size is None:
             break
-        names.append(f["name"])
-        codes.append(fixed[0])
-        offset += fixed[1]
+        codes.append(f"{size}x")
+        offset += size
     return HeadLayout(tuple(names), offsets, struct.Struct("<" + "".join(codes)), offset)
+
+
+def _fixed_size(idl_type: Any) -> int | None:
+    """The borsh size of a type whose size never varies (arrays and structs of such types), else None."""
+    fixed = _fixed(idl_type) or _unit_enum(idl_type)
+    if fixed is not None:
+        return fixed[1]
+    if isinstance(idl_type, dict) and "array" in idl_type:
+        inner, count = idl_type["array"]
+        size = _fixed_size(inner)
+        return None if size is None else size * count
+    if isinstance(idl_type, dict) and "defined" in idl_type:
+        definition = _types()[idl_type["defined"]["name"]]["type"]
+        if definition["kind"] != "struct":
+            return None
+        sizes = [_fixed_size(f["type"]) for f in definition["fields"]]
+        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    return None
 
 
 def _unit_enum(idl_type: Any) -> tuple[str, int, None] | None:

@@ -54,6 +54,7 @@ from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.cluster import Cluster, resolve
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.events import ProgramEvent, decode_events, live_events
 from ghostpay.exceptions import (
     ANCHOR_LOG,
@@ -83,7 +84,7 @@ from ghostpay.pda import (
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
 from ghostpay.tokens import TOKEN_PROGRAMS, Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
-from ghostpay.types import TokenPrice, X402Config
+from ghostpay.types import MintEarnings, TokenPrice, X402Config
 from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
 from ghostpay.work_orders import (
     CONTENT_HASH_LEN,
@@ -205,8 +206,30 @@ class Simulation:
 
 
 @dataclass(frozen=True)
+class TokenEarnings:
+    """What an agent earned in one mint during its current registration, in whole tokens of that mint."""
+
+    mint: Pubkey
+    decimals: int
+    x402_payments: Decimal  # received through recorded x402 payments
+    escrow_earnings: Decimal  # released to it from work-order escrow
+    x402_payments_atomic: int
+    escrow_earnings_atomic: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.x402_payments + self.escrow_earnings
+
+    @classmethod
+    def from_slot(cls, slot: MintEarnings, mint: MintInfo) -> "TokenEarnings":
+        return cls(slot.mint, mint.decimals, from_atomic(slot.x402_payments, mint.decimals),
+                   from_atomic(slot.escrow_earnings, mint.decimals), slot.x402_payments, slot.escrow_earnings)
+
+
+@dataclass(frozen=True)
 class AgentInfo:
-    """An agent account, decoded. Prices are atomic units here; see `get_agent_pricing` for decimals."""
+    """An agent account, decoded. Prices are atomic units here (see `get_agent_pricing` for decimals);
+    earnings are whole tokens, one entry per mint the agent was paid in."""
 
     address: Pubkey
     owner: Pubkey
@@ -222,13 +245,12 @@ class AgentInfo:
     payment_address: Pubkey
     endpoint: str
     reputation_score: int
-    total_payments: int
     total_calls: int
     last_payment_at: int
     created_at: int
     updated_at: int
     total_jobs_completed: int  # work orders paid out in full
-    total_earnings: int  # atomic units released to it from escrow, summed over mints
+    earnings: list[TokenEarnings]  # per mint, in the order the mints were first paid in
     open_work_orders: int
     registration: int  # 1 for a first registration; +1 each time the same agent id is registered again
     account: Agent = field(repr=False)
@@ -238,13 +260,20 @@ class AgentInfo:
         """The accepted mints, the default one first."""
         return list(self.prices)
 
+    def earned_in(self, mint: PubkeyLike) -> TokenEarnings | None:
+        """The earnings in `mint`, or None if the agent was never paid in it this registration."""
+        mint = to_pubkey(mint, "token mint")
+        return next((e for e in self.earnings if e.mint == mint), None)
+
     @classmethod
-    def from_account(cls, address: Pubkey, a: Agent) -> "AgentInfo":
+    def from_account(cls, address: Pubkey, a: Agent, mints: Mapping[Pubkey, MintInfo]) -> "AgentInfo":
+        """`mints` holds (at least) every mint of the agent's earnings: `GhostPayClient.decode_agent` reads them."""
+        earnings = [TokenEarnings.from_slot(slot, mints[mint]) for mint, slot in earnings_by_mint(a).items()]
         return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
                    list(a.capabilities), a.is_active, a.x402_enabled,
                    {t.mint: t.price for t in a.x402_accepted_tokens}, a.x402_payment_address,
-                   a.x402_service_endpoint, a.reputation_score, a.x402_total_payments, a.x402_total_calls,
-                   a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, a.total_earnings,
+                   a.x402_service_endpoint, a.reputation_score, a.x402_total_calls,
+                   a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, earnings,
                    a.open_work_orders, a.registration, a)
 
 
@@ -689,6 +718,18 @@ class GhostPayClient:
             self._mints[mint] = parse_mint(mint, *found)
         return self._mints[mint]
 
+    async def get_mints(self, mints: Collection[Pubkey]) -> dict[Pubkey, MintInfo]:
+        """Several mints' decimals and token programs: the uncached ones in one getMultipleAccounts per 100."""
+        missing = list(dict.fromkeys(m for m in mints if m not in self._mints))
+        for start in range(0, len(missing), 100):
+            chunk = missing[start:start + 100]
+            resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
+            for mint, account in zip(chunk, resp.value):
+                if account is None:
+                    raise program_error_class("NotAMint")()
+                self._mints[mint] = parse_mint(mint, account.owner, bytes(account.data))
+        return {m: self._mints[m] for m in mints}
+
     async def get_token_balance(self, owner: PubkeyLike, mint: PubkeyLike) -> Decimal:
         """The balance of `owner`'s associated token account for `mint` (0 if it does not exist)."""
         owner = to_pubkey(owner, "owner")
@@ -851,13 +892,21 @@ class GhostPayClient:
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
             raise AccountNotFound(address, "agent")
-        return AgentInfo.from_account(address, Agent.decode(found[1]))
+        return await self.decode_agent(address, found[1])
+
+    async def decode_agent(self, address: Pubkey, data: bytes) -> AgentInfo:
+        """An Agent account's data as `AgentInfo` (the decimals of the mints it earned in are read once)."""
+        return (await self._agent_infos([(address, Agent.decode(data))]))[0]
+
+    async def _agent_infos(self, agents: Sequence[tuple[Pubkey, Agent]]) -> list[AgentInfo]:
+        mints = await self.get_mints([mint for _, agent in agents for mint in earnings_by_mint(agent)])
+        return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
         resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
                                                              filters=query.memcmp_filters()))
         decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value], query)
-        return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decoded)]
+        return await self._agent_infos(query.apply(decoded))
 
     async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:
         """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""
@@ -913,7 +962,7 @@ class GhostPayClient:
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
             raw += [(a, bytes(acc.data)) for a, acc in zip(chunk, resp.value)
                     if acc is not None and acc.owner == self.program_id]
-        return [AgentInfo.from_account(address, agent) for address, agent in query.apply(decode_agents(raw))]
+        return await self._agent_infos(query.apply(decode_agents(raw)))
 
     async def get_agent_pricing(self, agent: AgentRef) -> Pricing:
         """The price per call in each accepted mint (with its decimals), the endpoint and the payment address."""
@@ -1369,6 +1418,6 @@ class GhostPayClient:
         return live_events(self.cluster.ws_url, self.program_id, commitment, names=names, ready=ready)
 
 
-__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "Pricing", "TokenPricing", "Receipt",
+__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "TokenEarnings", "Pricing", "TokenPricing", "Receipt",
            "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo", "NewWorkOrder", "normalize_reference",
            "Finalized"]

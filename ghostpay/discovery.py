@@ -13,7 +13,7 @@ and status.
 
     >>> f = AgentQuery(x402_enabled=True, token=Pubkey.default(), max_price=50_000)
     >>> [(m.offset, m.bytes) for m in f.memcmp_filters()[1:3]], f.memcmp_filters()[3]
-    ([(40, '2'), (41, '2')], 1928)
+    ([(40, '2'), (41, '2')], 2680)
     >>> HEAD["WorkOrder"]["mint"], HEAD["WorkOrder"]["status"]
     (136, 312)
 """

@@ -35,6 +35,7 @@ from ghostpay.instructions import (
     set_x402_tokens,
     update_agent,
 )
+from ghostpay.discovery import head_offsets
 from ghostpay.pda import agent_address, reputation_address
 from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
@@ -42,9 +43,10 @@ from ghostpay.types import TokenPrice, X402Config
 
 FEE = 5_000  # lamports per signature
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
-AGENT_SPACE = 1928
+AGENT_SPACE = 2680
 REPUTATION_METRICS_SPACE = 185
-OPEN_WORK_ORDERS_OFFSET = 144
+OPEN_WORK_ORDERS_OFFSET = head_offsets("Agent")["open_work_orders"]
+UPDATED_AT_OFFSET = head_offsets("Agent")["updated_at"]
 SYSTEM_PROGRAM_ID = Pubkey.default()
 ENDPOINT = "https://agent.example.com/translate"
 PROFILE = AgentProfile("translator", "Translator", agent_type=1, description="EN<->FR translation",
@@ -512,7 +514,8 @@ def test_update_agent_with_nothing_only_touches_updated_at(world: World) -> None
     args = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
     result = ok(world, [update_agent(args, accounts(world.agent, world.owner.pubkey()))])
     after_data = bytes(world.chain.account(world.agent).data)
-    assert after_data[:136] == before_data[:136] and after_data[144:] == before_data[144:]
+    assert after_data[:UPDATED_AT_OFFSET] == before_data[:UPDATED_AT_OFFSET]
+    assert after_data[UPDATED_AT_OFFSET + 8:] == before_data[UPDATED_AT_OFFSET + 8:]
     assert world.state().updated_at == now
     event = result.event("AgentUpdated")
     assert (event.name, event.agent_type, event.timestamp) == ("Translator", 1, now)
@@ -600,7 +603,8 @@ def test_agent_at_full_capacity_can_be_updated(world: World) -> None:
                              "metadata_uri": MAX_PROFILE["metadata_uri"]}, accts)])
     ok(world, [update_agent({**none, "capabilities": MAX_PROFILE["capabilities"]}, accts)])
     full = Agent.decode(chain.account(agent).data)
-    encodable = {**full.__dict__, "x402_accepted_tokens": [t.to_encodable() for t in full.x402_accepted_tokens]}
+    encodable = {**full.__dict__, "x402_accepted_tokens": [t.to_encodable() for t in full.x402_accepted_tokens],
+                 "earnings": [slot.to_encodable() for slot in full.earnings]}
     assert len(Agent.discriminator) + len(Agent.layout.build(encodable)) == AGENT_SPACE  # really full
 
     ok(world, [update_agent({**none, "name": "ñ" * 32, "description": "D" * 512}, accts)])

@@ -25,7 +25,7 @@ from ghostpay.types import TokenPrice, X402Config
 
 IDL_PATH = Path(__file__).resolve().parents[1] / "idl" / "ghostpay.json"
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-AGENT_SPACE = 1928
+AGENT_SPACE = 2680
 
 
 @pytest.fixture(scope="module")

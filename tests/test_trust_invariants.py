@@ -27,6 +27,7 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
 from ghostpay.accounts import Agent, ReputationMetrics
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.instructions import submit_feedback
 from ghostpay.payments import build_memo, build_record_x402_payment
@@ -267,7 +268,11 @@ def check(t: Trust, totals: dict[str, int]) -> None:
     receipts = sum(1 for r in recorded if t.chain.account(receipt_address(t.agent, bytes(r.reference))[0]))
     assert receipts == len(recorded) == len({bytes(r.reference) for r in recorded})
     agent = Agent.decode(bytes(t.chain.account(t.agent).data))
-    assert (agent.x402_total_calls, agent.x402_total_payments) == (len(recorded), sum(r.amount for r in recorded))
+    assert agent.x402_total_calls == len(recorded)
+    earned = earnings_by_mint(agent)
+    for mint in t.mints.values():  # each mint's earnings are its own recorded amounts, never another's
+        paid = sum(r.amount for r in recorded if r.mint == mint)
+        assert (earned[mint].x402_payments if mint in earned else 0) == paid
     metrics = ReputationMetrics.decode(bytes(t.chain.account(reputation_address(t.agent)[0]).data))
     m = expected_metrics(t.events)
     assert (metrics.successful_payments, metrics.failed_payments, metrics.total_rating, metrics.rating_count,

@@ -18,6 +18,7 @@ from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.pda import agent_address, associated_token_address, reputation_address
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
@@ -131,6 +132,11 @@ def make_world() -> World:
     return World(chain, facilitator, owner, client, arbiter, stranger, agent, usdc, pyusd, other)
 
 
+def escrow_earned(world: World, mint: Pubkey | None = None) -> int:
+    """What escrow released to the agent in `mint` (default USDC) this registration."""
+    return earnings_by_mint(world.agent_state())[mint or world.usdc].escrow_earnings
+
+
 @pytest.fixture
 def world() -> World:
     return make_world()
@@ -223,7 +229,7 @@ def test_milestones_then_completion_pay_the_provider_and_close_everything(world:
     assert_closed(world, order)
     assert world.chain.balance(world.client.pubkey()) == client_sol + rent  # both rents come back
     agent = world.agent_state()
-    assert (agent.total_jobs_completed, agent.total_earnings, agent.open_work_orders) == (1, AMOUNT, 0)
+    assert (agent.total_jobs_completed, escrow_earned(world), agent.open_work_orders) == (1, AMOUNT, 0)
     metrics = world.metrics()
     assert (metrics.successful_payments, metrics.failed_payments, sum(metrics.payment_history_7d)) == (1, 0, 1)
     assert last.event("ReputationUpdated").new_score == agent.reputation_score > 0
@@ -277,7 +283,7 @@ def test_the_arbiter_splits_a_dispute(world: World, client_share_bps: int) -> No
     failed = client_share_bps == 10_000
     assert (metrics.successful_payments, metrics.failed_payments) == (0 if failed else 1, 1 if failed else 0)
     agent = world.agent_state()
-    assert (agent.total_jobs_completed, agent.total_earnings, agent.open_work_orders) == (
+    assert (agent.total_jobs_completed, escrow_earned(world), agent.open_work_orders) == (
         int(for_provider), AMOUNT - client_amount, 0)
 
 
@@ -649,7 +655,7 @@ def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
             world.ok(build_release_payment(order, AMOUNT), world.client)
         m, agent = world.metrics(), world.agent_state()
         counters = (m.successful_payments, m.failed_payments, m.total_disputes, m.disputes_resolved,
-                    list(m.payment_history_7d), agent.total_jobs_completed, agent.total_earnings)
+                    list(m.payment_history_7d), agent.total_jobs_completed, escrow_earned(world))
         return counters, agent.reputation_score, score_before
 
     released, disputed = run(False), run(True)

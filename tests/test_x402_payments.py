@@ -26,6 +26,7 @@ from spl.token.instructions import TransferCheckedParams, transfer_checked
 from tools.build_program import build_so
 
 from ghostpay.accounts import Agent, ReputationMetrics, X402Receipt
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.instructions import (
     close_receipt,
@@ -197,8 +198,10 @@ def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -
     assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE  # the facilitator the fees
 
     agent = world.agent_state()
-    assert (agent.x402_total_calls, agent.x402_total_payments, agent.total_earnings, agent.last_payment_at) == (
-        1, PRICE, PRICE, now)
+    assert (agent.x402_total_calls, agent.last_payment_at) == (1, now)
+    earned = earnings_by_mint(agent)
+    assert list(earned) == [world.usdc]  # a mint gets its slot with its first payment
+    assert (earned[world.usdc].x402_payments, earned[world.usdc].escrow_earnings) == (PRICE, 0)
     metrics = world.metrics()
     assert metrics.successful_payments == 1 and metrics.failed_payments == 0
     assert metrics.payment_history_7d[day_of(now) % 7] == 1 and sum(metrics.payment_history_7d) == 1
@@ -215,7 +218,8 @@ def test_token_2022_payment_and_overpayment_are_recorded(world: World) -> None:
     world.pay(reference(1), amount=PRICE + 1, mint=world.pyusd, token_program=TOKEN_2022_PROGRAM_ID)
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.pyusd, TOKEN_2022_PROGRAM_ID)) == PRICE + 1
     assert world.receipt(reference(1)).mint == world.pyusd
-    assert world.agent_state().x402_total_payments == PRICE + 1
+    earned = earnings_by_mint(world.agent_state())
+    assert list(earned) == [world.pyusd] and earned[world.pyusd].x402_payments == PRICE + 1
 
 
 def test_payee_account_created_in_the_same_transaction(world: World) -> None:
@@ -550,7 +554,7 @@ def test_many_payments_keep_every_total_exact(world: World) -> None:
         world.pay(reference(n), amount=PRICE + n)
     agent = world.agent_state()
     paid = sum(PRICE + n for n in range(SOAK_PAYMENTS))
-    assert (agent.x402_total_calls, agent.x402_total_payments, agent.total_earnings) == (SOAK_PAYMENTS, paid, paid)
+    assert (agent.x402_total_calls, earnings_by_mint(agent)[world.usdc].x402_payments) == (SOAK_PAYMENTS, paid)
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == paid
     assert world.metrics().successful_payments == SOAK_PAYMENTS
 

@@ -14,7 +14,7 @@ from ghostpay.analytics import pagination
 from ghostpay.analytics.context import ApiContext, ApiError, api_context, check_address, cursor_values
 from ghostpay.analytics.mints import to_atomic_units, whole_tokens
 from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, Payment, Reputation, WorkOrder
-from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_filter, agent_prices
+from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_earnings, agent_filter, agent_prices
 from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
                                  WEIGHT_VOLUME_CONSISTENCY)
 
@@ -23,9 +23,10 @@ WORK_ORDER_STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Complete
                        "Cancelled", "Refunded", "Declined")
 
 
-def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], decimals: dict[str, Optional[int]]
-               ) -> dict[str, Any]:
-    """`prices`: each accepted mint's price per call in its atomic units, the default mint first."""
+def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], earnings: dict[str, tuple[int, int]],
+               decimals: dict[str, Optional[int]]) -> dict[str, Any]:
+    """`prices`: each accepted mint's price per call in its atomic units, the default mint first; `earnings`:
+    mint -> (x402 payments, escrow earnings) in its atomic units, this registration (`queries.agent_earnings`)."""
     return {
         "address": agent.address, "owner": agent.owner, "agent_id": agent.agent_id, "name": agent.name,
         "agent_type": agent.agent_type, "description": agent.description, "metadata_uri": agent.metadata_uri,
@@ -36,8 +37,12 @@ def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], de
         "payment_address": agent.payment_address, "endpoint": agent.endpoint,
         "reputation": {"score": agent.reputation_score, "tier": agent.tier,
                        "percent": f"{agent.reputation_score // 100}.{agent.reputation_score % 100:02d}"},
-        "x402_total_payments": agent.x402_total_payments, "x402_total_calls": agent.x402_total_calls,
-        "total_jobs_completed": agent.total_jobs_completed, "total_earnings_atomic": str(agent.total_earnings),
+        "x402_total_calls": agent.x402_total_calls, "total_jobs_completed": agent.total_jobs_completed,
+        "earnings": [{"mint": m, "x402_payments": whole_tokens(x402, decimals.get(m)),
+                      "escrow_earnings": whole_tokens(escrow, decimals.get(m)),
+                      "total": whole_tokens(x402 + escrow, decimals.get(m)),
+                      "x402_payments_atomic": str(x402), "escrow_earnings_atomic": str(escrow)}
+                     for m, (x402, escrow) in earnings.items()],
         "open_work_orders": agent.open_work_orders, "last_payment_at": agent.last_payment_at,
         "created_at": agent.created_at, "updated_at": agent.updated_at, "registration": agent.registration,
     }
@@ -123,7 +128,8 @@ async def list_agents(
     kind = f"agents:{sort}:{token}" if sort == "price" else f"agents:{sort}"  # a price cursor is for one token
     after = cursor_values(kind, cursor, 2)
 
-    def query(session: Session) -> tuple[list[tuple[Agent, list[str], dict[str, int]]], bool, int]:
+    def query(session: Session) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]],
+                                         bool, int]:
         try:
             statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token,
                                      max_price=ceiling, min_reputation=min_reputation, tier=tier)
@@ -131,12 +137,12 @@ async def list_agents(
             raise ApiError(422, str(exc)) from None
         total = session.exec(select(func.count()).select_from(statement.subquery())).one()
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
-        return ([(a, agent_capabilities(session, a.address), agent_prices(session, a.address)) for a in rows],
-                more, int(total))
+        return ([(a, agent_capabilities(session, a.address), agent_prices(session, a.address),
+                  agent_earnings(session, a.address)) for a in rows], more, int(total))
 
     rows, more, total = await ctx.db(query)
-    known = await ctx.decimals.get(m for _, _, prices in rows for m in prices)
-    return {"items": [agent_json(a, c, p, known) for a, c, p in rows], "total": total,
+    known = await ctx.decimals.get(m for _, _, prices, earnings in rows for m in [*prices, *earnings])
+    return {"items": [agent_json(a, c, p, e, known) for a, c, p, e in rows], "total": total,
             "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2]))
             if more else None}
 
@@ -144,7 +150,8 @@ async def list_agents(
 @router.get("/api/agents/{address}", tags=["agents"], summary="One agent")
 async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     agent, capabilities, prices = await ctx.agent(address)
-    return agent_json(agent, capabilities, prices, await ctx.decimals.get(prices))
+    earnings = await ctx.db(lambda session: agent_earnings(session, address))
+    return agent_json(agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]))
 
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")

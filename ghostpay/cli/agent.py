@@ -53,8 +53,8 @@ Mints = dict[str, Any]  # mint address -> its MintInfo (or IndexedMint), None wh
 
 
 async def mints_of(gp: "GhostPayClient", info: "AgentInfo") -> Mints:
-    """The agent's accepted mints with their decimals."""
-    return {str(mint): await gp.get_mint(mint) for mint in info.prices}
+    """The agent's accepted mints and the mints it earned in, with their decimals."""
+    return {str(mint): await gp.get_mint(mint) for mint in dict.fromkeys([*info.prices, *(e.mint for e in info.earnings)])}
 
 
 def amount_text(st: State, atomic: int, mint: object, mints: Mints) -> str:
@@ -81,13 +81,26 @@ def prices_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     return out
 
 
-def total_paid(info: Any, mints: Mints) -> Decimal | None:
-    """x402 payments received in whole tokens: the program sums atomic units over mints, so only an agent
-    with a single accepted mint has a total in tokens."""
-    if len(info.prices) != 1:
-        return None
-    found = mints.get(str(next(iter(info.prices))))
-    return whole(info.total_payments, found.decimals) if found else None
+def earnings_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
+    """What the agent earned in each mint this registration: x402 payments and escrow, exact."""
+    out = []
+    for e in info.earnings:
+        found = mints.get(str(e.mint))
+        in_tokens = (lambda atomic: whole(atomic, found.decimals)) if found else (lambda atomic: None)
+        out.append({"token": str(e.mint), "symbol": mint_symbol(st, e.mint),
+                    "decimals": found.decimals if found else None,
+                    "x402_payments": in_tokens(e.x402_payments_atomic), "x402_payments_atomic": e.x402_payments_atomic,
+                    "escrow_earnings": in_tokens(e.escrow_earnings_atomic),
+                    "escrow_earnings_atomic": e.escrow_earnings_atomic,
+                    "total": in_tokens(e.x402_payments_atomic + e.escrow_earnings_atomic)})
+    return out
+
+
+def earnings_text(st: State, info: Any, mints: Mints, *, x402_only: bool = False) -> str:
+    """`1.50 USDC, 20.00 PYUSD`: the total earned in each mint (or its x402 payments only)."""
+    parts = [amount_text(st, e.x402_payments_atomic + (0 if x402_only else e.escrow_earnings_atomic), e.mint, mints)
+             for e in info.earnings if e.x402_payments_atomic or not x402_only]
+    return ", ".join(parts) or "—"
 
 
 def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
@@ -106,17 +119,10 @@ def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
         "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
         "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
         "registration": info.registration,
-        "total_payments": total_paid(info, mints), "total_payments_atomic": info.total_payments,
+        "earnings": earnings_json(st, info, mints),
         "total_calls": info.total_calls, "last_payment_at": info.last_payment_at, "created_at": info.created_at,
         "updated_at": info.updated_at, "explorer": explorer_url("address", info.address, st.rpc_url),
     }
-
-
-def total_text(st: State, info: Any, mints: Mints) -> str:
-    paid = total_paid(info, mints)
-    if paid is None:
-        return f"{info.total_payments:,} atomic units over {len(info.prices)} tokens" if info.prices else "—"
-    return format_amount(paid, mint_symbol(st, next(iter(info.prices))))
 
 
 def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, str]]:
@@ -134,7 +140,7 @@ def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, st
                  ("endpoint", info.endpoint), ("payment address", str(info.payment_address))]
     rows += [("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
              ("paid calls", f"{info.total_calls:,}"),
-             ("total paid", total_text(st, info, mints)),
+             ("earned", earnings_text(st, info, mints)),
              ("registration", f"#{info.registration}"),
              ("created", when(info.created_at))]
     return rows
@@ -663,7 +669,7 @@ def payment_status(ctx: typer.Context,
 
     info, mints, metrics, balances = st.run(work, signer=isinstance(ref, str))
     data = {"agent": str(info.address), "x402_enabled": info.x402_enabled, "total_calls": info.total_calls,
-            "total_earned": total_paid(info, mints), "total_earned_atomic": info.total_payments,
+            "earnings": earnings_json(st, info, mints),
             "prices": prices_json(st, info, mints),
             "successful_payments": metrics.successful_payments, "failed_payments": metrics.failed_payments,
             "last_payment_at": info.last_payment_at, "payment_address": str(info.payment_address),
@@ -671,7 +677,7 @@ def payment_status(ctx: typer.Context,
                          for m, b in balances]}
     rows = [("agent", str(info.address)), ("x402", "enabled" if info.x402_enabled else "disabled"),
             ("price per call", prices_text(st, info, mints)), ("paid calls", f"{info.total_calls:,}"),
-            ("earned", total_text(st, info, mints)),
+            ("earned through x402", earnings_text(st, info, mints, x402_only=True)),
             ("reported failed", f"{metrics.failed_payments:,}"), ("last payment", when(info.last_payment_at)),
             ("payment address", str(info.payment_address))]
     rows += [(f"balance {mint_symbol(st, m.address)}", format_amount(b, mint_symbol(st, m.address)))

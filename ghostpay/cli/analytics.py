@@ -42,7 +42,7 @@ def analytics(ctx: typer.Context,
 
             ref = agent_address(wallet(st), ref)[0]
         address = str(ref)
-    with Session(open_index(st)) as session:
+    with Session(open_index(st, read_only=True)) as session:
         found = x402_metrics(session, window_for(session, seconds), address, top)
         if address is not None and not found.by_outcome and session.get(Agent, address) is None:
             raise CliError(f"no indexed agent {address}; check the address and --db")

@@ -65,17 +65,27 @@ class IndexedAgent:
     payment_address: str
     endpoint: str
     reputation_score: int
-    total_payments: int
     total_calls: int
     last_payment_at: int
     created_at: int
     updated_at: int
     registration: int
     capabilities: list[str] = field(default_factory=list)
+    earnings: list["IndexedEarnings"] = field(default_factory=list)
 
     @property
     def accepted_tokens(self) -> list[str]:
         return list(self.prices)
+
+
+@dataclass(frozen=True)
+class IndexedEarnings:
+    """What an indexed agent earned in one mint this registration (the attributes of `TokenEarnings` the CLI
+    renders)."""
+
+    mint: str
+    x402_payments_atomic: int
+    escrow_earnings_atomic: int
 
 
 @dataclass(frozen=True)
@@ -125,11 +135,13 @@ def _sqlite_index(st: State, path: str) -> Iterator[Any]:
         raise CliError(f"cannot open the indexer database {db_url(st.settings.db or '')}: {exc}; check --db") from None
 
 
-def _indexed_agent(a: Any, capabilities: list[str], prices: dict[str, int]) -> IndexedAgent:
+def _indexed_agent(a: Any, capabilities: list[str], prices: dict[str, int],
+                   earnings: dict[str, tuple[int, int]]) -> IndexedAgent:
     return IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
                         a.is_active, a.x402_enabled, prices, a.payment_address or a.owner, a.endpoint,
-                        a.reputation_score, a.x402_total_payments, a.x402_total_calls, a.last_payment_at,
-                        a.created_at, a.updated_at, a.registration, capabilities)
+                        a.reputation_score, a.x402_total_calls, a.last_payment_at,
+                        a.created_at, a.updated_at, a.registration, capabilities,
+                        [IndexedEarnings(mint, *amounts) for mint, amounts in earnings.items()])
 
 
 def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
@@ -144,13 +156,14 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
             with _sqlite_index(st, path) as index:
                 page = sqlite_read.search_agents(index, **filters)
-            return [_indexed_agent(a, a.capabilities, a.prices) for a in page.items], page.total
+            return [_indexed_agent(a, a.capabilities, a.prices, a.earnings) for a in page.items], page.total
         from ghostpay.indexer import queries
 
         for session in _session(st):
             page = queries.search_agents(session, **filters)
             return [_indexed_agent(a, queries.agent_capabilities(session, a.address),
-                                   queries.agent_prices(session, a.address)) for a in page.items], page.total
+                                   queries.agent_prices(session, a.address),
+                                   queries.agent_earnings(session, a.address)) for a in page.items], page.total
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
     return [], 0

@@ -28,11 +28,14 @@ DB_HELP = ("A SQLite path, sqlite:///path.db or postgresql://user@host/db (defau
            "folder).")
 
 
-def _fail(message: str) -> None:
+EXIT_WRONG_CHAIN = 78  # sysexits' EX_CONFIG: restarting cannot help (the systemd unit stops on it)
+
+
+def _fail(message: str, status: int = 1) -> None:
     from ghostpay.cli.context import one_line
 
     typer.echo(f"error: {one_line(message)}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(status)
 
 
 def _default_db() -> str:
@@ -113,7 +116,7 @@ def run(
     engine = _engine(config.db_url)  # a bad URL is one clean line before anything starts
     if with_server and once:
         _fail("--serve keeps running; it cannot go with --once")
-    from ghostpay.indexer.guard import GuardError, WriterLock, reset_database
+    from ghostpay.indexer.guard import ChainMismatch, GuardError, WriterLock, reset_database
     from ghostpay.indexer.service import serve
 
     if reset:
@@ -128,6 +131,8 @@ def run(
             return
         with backfill_progress() as on_progress:
             asyncio.run(serve(config, once=once, on_progress=on_progress))
+    except ChainMismatch as exc:
+        _fail(str(exc), EXIT_WRONG_CHAIN)
     except GuardError as exc:
         _fail(str(exc))
     except _network_errors() as exc:

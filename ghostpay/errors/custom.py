@@ -709,6 +709,17 @@ class ReviewPeriodOver(ProgramError):
     msg = "A delivery can only be rejected within its review period"
 
 
+class EarningsTableFull(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6073, "The agent already has earnings in 16 other mints this registration"
+        )
+
+    code = 6073
+    name = "EarningsTableFull"
+    msg = "The agent already has earnings in 16 other mints this registration"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -782,6 +793,7 @@ CustomError = typing.Union[
     ArbiterNotAgreed,
     GracePeriodActive,
     ReviewPeriodOver,
+    EarningsTableFull,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -856,6 +868,7 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6070: ArbiterNotAgreed(),
     6071: GracePeriodActive(),
     6072: ReviewPeriodOver(),
+    6073: EarningsTableFull(),
 }
 
 

@@ -122,8 +122,6 @@ class Agent(SQLModel, table=True):
     reputation_score: int = Field(default=0, index=True)
     tier: str = Field(default="UNRATED", index=True)
     total_jobs_completed: int = u64()
-    total_earnings: int = u64()
-    x402_total_payments: int = u64()
     x402_total_calls: int = u64()
     last_payment_at: int = i64(0)
     open_work_orders: int = 0
@@ -131,6 +129,18 @@ class Agent(SQLModel, table=True):
     updated_at: int = i64(0)
     closed_at: Optional[int] = i64(nullable=True)
     slot: int = i64(0)
+
+
+class AgentEarning(SQLModel, table=True):
+    """What an agent earned in one mint, in its atomic units, during registration `registration`: the rows
+    whose registration is the agent's current one are what its account's earnings table holds."""
+
+    __tablename__ = "agent_earnings"
+    agent: str = Field(primary_key=True)
+    mint: str = Field(primary_key=True)
+    registration: int = u64()
+    x402_payments: int = u64()
+    escrow_earnings: int = u64()
 
 
 class AgentCapability(SQLModel, table=True):
@@ -258,7 +268,7 @@ class DailyVolume(SQLModel, table=True):
 
 
 DATA_TABLES: tuple[type[SQLModel], ...] = (
-    Agent, AgentCapability, AgentToken, Payment, Feedback, Reputation, WorkOrder, WorkOrderTransition,
+    Agent, AgentEarning, AgentCapability, AgentToken, Payment, Feedback, Reputation, WorkOrder, WorkOrderTransition,
     DailyVolume, RawEvent, IndexedTransaction)
 """The tables that hold indexed data (row counts in `status`; equal after any replay)."""
 
@@ -298,10 +308,22 @@ def _per_mint_prices_v2(connection: Connection) -> None:
         connection.exec_driver_sql("ALTER TABLE agents DROP COLUMN price_per_call")
 
 
+def _earnings_per_mint_v3(connection: Connection) -> None:
+    """The program keeps earnings per mint (summing atomic units of different mints meant nothing): the
+    agents' two summed columns go, agent_earnings holds them per mint. Rows indexed from the earlier
+    program have none: re-index them."""
+    SQLModel.metadata.create_all(connection, tables=[AgentEarning.__table__])  # type: ignore[attr-defined]
+    columns = {c["name"] for c in inspect(connection).get_columns("agents")}
+    for column in ("total_earnings", "x402_total_payments"):
+        if column in columns:
+            connection.exec_driver_sql(f"ALTER TABLE agents DROP COLUMN {column}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
               _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
+    Migration(3, "earnings per agent and mint", _earnings_per_mint_v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

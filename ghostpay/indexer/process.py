@@ -36,7 +36,7 @@ from sqlmodel import SQLModel
 
 from ghostpay import accounts
 from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, IndexedEvent, Skipped, decode_logs
-from ghostpay.indexer.models import (Agent, AgentCapability, AgentToken, Cursor, DailyVolume, Feedback,
+from ghostpay.indexer.models import (Agent, AgentCapability, AgentEarning, AgentToken, Cursor, DailyVolume, Feedback,
                                      IndexedTransaction, Payment, RawEvent, Reputation, SkipCounter, WorkOrder,
                                      WorkOrderTransition)
 from ghostpay.program_id import PROGRAM_ID
@@ -54,7 +54,8 @@ WORK_ORDER_STATUS = {
     "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
 }
-STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, Reputation, Payment, Feedback, WorkOrder, DailyVolume)
+STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, Feedback, WorkOrder,
+                                            DailyVolume)
 """Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
 
 
@@ -113,10 +114,9 @@ def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], A
     Payments and feedback are written without being read (see their handlers)."""
     yield Agent, agent
     yield Reputation, agent
-    if name == "X402PaymentRecorded":
+    if name in ("X402PaymentRecorded", "PaymentReleased"):
         yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
-    elif name == "PaymentReleased":
-        yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+        yield AgentEarning, (agent, str(e.mint))
     if hasattr(e, "work_order"):
         yield WorkOrder, str(e.work_order)
 
@@ -431,8 +431,7 @@ class Batch:
         self._outcomes.pop((agent, reference), None)
         row = self._agent(agent)
         row.x402_total_calls += 1
-        row.x402_total_payments += e.amount
-        row.total_earnings += e.amount
+        self._earnings(agent, mint).x402_payments += e.amount
         row.last_payment_at = e.timestamp
         day = day_of(e.timestamp)
         volume = self._get_or_add(DailyVolume, (day, agent, mint),
@@ -526,8 +525,19 @@ class Batch:
     def _on_DeliveryRejected(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         self._transition(tx, indexed, e)
 
+    def _earnings(self, agent: str, mint: str) -> Row:
+        """The agent's earnings in `mint` in its current registration: the program starts a new registration's
+        earnings from zero, so a row of an earlier one is reset on its first payment in this one."""
+        registration = self._agent(agent).registration
+        row = self._get_or_add(AgentEarning, (agent, mint), lambda: new_row(
+            AgentEarning, agent=agent, mint=mint, registration=registration))
+        if row.registration != registration:
+            row.registration, row.x402_payments, row.escrow_earnings = registration, 0, 0
+        return row
+
     def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int) -> None:
-        self._agent(agent).total_earnings += amount
+        if amount:
+            self._earnings(agent, mint).escrow_earnings += amount
         day = day_of(timestamp)
         volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
         volume.escrow_released += amount

@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Sequence
 from sqlalchemy import and_, distinct, func
 from sqlmodel import Session, col, select
 
-from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentToken, Cursor, Payment, RawEvent,
+from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentEarning, AgentToken, Cursor, Payment, RawEvent,
                                      SchemaVersion, SkipCounter, WorkOrder)
 from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 from ghostpay.reputation import Tier
@@ -98,6 +98,14 @@ def agent_prices(session: Session, agent: str) -> dict[str, int]:
     """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
     rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
     return {r.mint: r.price for r in rows}
+
+
+def agent_earnings(session: Session, agent: str) -> dict[str, tuple[int, int]]:
+    """What the agent earned in each mint in its current registration: mint -> (x402 payments, escrow
+    earnings), atomic units, as its account's earnings table holds them."""
+    rows = session.exec(select(AgentEarning).join(Agent, Agent.address == AgentEarning.agent).where(
+        AgentEarning.agent == agent, AgentEarning.registration == Agent.registration).order_by(AgentEarning.mint)).all()
+    return {r.mint: (r.x402_payments, r.escrow_earnings) for r in rows}
 
 
 def agent_tokens(session: Session, agent: str) -> list[str]:

@@ -68,8 +68,8 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
                   capability: Optional[str] = None, token: Optional[str] = None, max_price: Optional[int] = None,
                   min_reputation: Optional[int] = None, active: Optional[bool] = True,
                   sort: Literal["score", "price"] = "score", limit: int = 50, offset: int = 0) -> Page[Record]:
-    """`queries.search_agents` (without the tier filter), each agent with `.capabilities` and `.prices`
-    (mint → price of a call in atomic units, the default mint first)."""
+    """`queries.search_agents` (without the tier filter), each agent with `.capabilities`, `.prices`
+    (mint → price of a call in atomic units, the default mint first) and `.earnings` (`queries.agent_earnings`)."""
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
     if max_price is not None and token is None:
         raise QueryError("max_price needs a token: each accepted mint has its own price")
@@ -104,7 +104,8 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     for agent in page.items:  # SQLite stores booleans as 0 / 1
         agent.is_active, agent.closed, agent.x402_enabled = (bool(agent.is_active), bool(agent.closed),
                                                               bool(agent.x402_enabled))
-    lists: dict[str, dict[str, Any]] = {a.address: {"capabilities": [], "prices": {}} for a in page.items}
+    lists: dict[str, dict[str, Any]] = {a.address: {"capabilities": [], "prices": {}, "earnings": {}}
+                                        for a in page.items}
     marks = ", ".join("?" * len(lists))
     for agent, capability_name in index.execute(
             f"SELECT agent, capability FROM agent_capabilities WHERE agent IN ({marks}) ORDER BY capability",
@@ -113,6 +114,11 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     for agent, mint, token_price in index.execute(
             f"SELECT agent, mint, price FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)):
         lists[agent]["prices"][mint] = token_price
+    for agent, mint, x402_payments, escrow_earnings in index.execute(
+            "SELECT e.agent, e.mint, e.x402_payments, e.escrow_earnings FROM agent_earnings e JOIN agents a "
+            f"ON a.address = e.agent AND a.registration = e.registration WHERE e.agent IN ({marks}) ORDER BY e.mint",
+            list(lists)):
+        lists[agent]["earnings"][mint] = (x402_payments, escrow_earnings)
     for agent in page.items:
         agent.__dict__.update(lists[agent.address])
     return page

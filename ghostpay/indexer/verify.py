@@ -18,7 +18,8 @@ from sqlmodel import Session, select
 
 from ghostpay.accounts import Agent as AgentAccount
 from ghostpay.accounts import ReputationMetrics
-from ghostpay.indexer.models import Agent, Reputation
+from ghostpay.earnings import earnings_by_mint
+from ghostpay.indexer.models import Agent, AgentEarning, Reputation
 from ghostpay.indexer.process import metrics_inputs
 from ghostpay.indexer.queries import agent_capabilities, agent_prices
 from ghostpay.indexer.source import RpcSource, decode_agent_account
@@ -32,7 +33,6 @@ AGENT_FIELDS = {
     "x402_enabled": "x402_enabled", "registration": "registration",
     "payment_address": "x402_payment_address", "endpoint": "x402_service_endpoint",
     "reputation_score": "reputation_score", "total_jobs_completed": "total_jobs_completed",
-    "total_earnings": "total_earnings", "x402_total_payments": "x402_total_payments",
     "x402_total_calls": "x402_total_calls", "last_payment_at": "last_payment_at",
     "open_work_orders": "open_work_orders", "created_at": "created_at", "updated_at": "updated_at",
 }
@@ -62,7 +62,9 @@ class VerifyReport:
 
 
 def _plain(value: Any) -> Any:
-    """Pubkeys as base58, lists element-wise, the rest as it is."""
+    """Pubkeys as base58, lists and dicts element-wise, the rest as it is."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value if isinstance(value, (bool, int, str, type(None))) else str(value)
@@ -92,6 +94,10 @@ async def verify(engine: Engine, rpc: RpcSource) -> VerifyReport:
         reputations = {r.agent: r for r in session.exec(select(Reputation)).all()}
         prices = {a: agent_prices(session, a) for a in indexed}
         capabilities = {a: agent_capabilities(session, a) for a in indexed}
+        earnings: dict[str, dict[str, list[int]]] = {}
+        for e in session.exec(select(AgentEarning)).all():
+            if e.agent in indexed and e.registration == indexed[e.agent].registration:
+                earnings.setdefault(e.agent, {})[e.mint] = [e.x402_payments, e.escrow_earnings]
     for address in sorted(set(on_chain) - {a for a, row in indexed.items() if not row.closed}):
         report.differences.append(Difference(address, "agent", "closed" if address in indexed else None, "exists"))
     live = sorted(a for a, row in indexed.items() if not row.closed)
@@ -109,6 +115,11 @@ async def verify(engine: Engine, rpc: RpcSource) -> VerifyReport:
         _compare(report, address, "accepted_tokens", [[m, p] for m, p in prices[address].items()],
                  [[t.mint, t.price] for t in account.x402_accepted_tokens])
         _compare(report, address, "capabilities", capabilities[address], sorted(set(account.capabilities)))
+        # a slot a refunded work order reserved holds zeros; the index has no row for it
+        _compare(report, address, "earnings",
+                 {m: v for m, v in earnings.get(address, {}).items() if any(v)},
+                 {m: [s.x402_payments, s.escrow_earnings] for m, s in earnings_by_mint(account).items()
+                  if s.x402_payments or s.escrow_earnings})
         raw = metric_accounts.get(metric_addresses[address])
         _compare_metrics(report, address, reputations.get(address), raw, account.reputation_score)
     return report

@@ -24,6 +24,15 @@ class CallPrice(BaseModel):
     decimals: Optional[int] = None
 
 
+class MintEarned(BaseModel):
+    mint: str
+    x402_payments: str = Field(description="Whole tokens received through x402 payments this registration.")
+    escrow_earnings: str = Field(description="Whole tokens released to the agent from escrow this registration.")
+    x402_payments_atomic: int
+    escrow_earnings_atomic: int
+    decimals: int
+
+
 class AgentSummary(BaseModel):
     address: str
     agent_id: str
@@ -35,14 +44,14 @@ class AgentSummary(BaseModel):
     endpoint: str
     prices: list[CallPrice] = Field(description="The price of one call in each accepted mint, default first.")
     reputation_score: int = Field(description="Basis points, 0-10,000.")
-    total_payments: int
+    total_calls: int = Field(description="Paid x402 calls recorded on chain.")
+    earnings: list[MintEarned] = Field(description="What the agent earned, per mint.")
 
 
 class AgentDetail(AgentSummary):
     description: str
     metadata_uri: str
     payment_address: str
-    total_calls: int
     total_jobs_completed: int
     open_work_orders: int
     created_at: int
@@ -67,13 +76,18 @@ def agent_summary(info: AgentInfo, mints: dict[str, MintInfo]) -> AgentSummary:
     return AgentSummary(address=str(info.address), agent_id=info.agent_id, name=info.name, owner=str(info.owner),
                         capabilities=info.capabilities, is_active=info.is_active, x402_enabled=info.x402_enabled,
                         endpoint=info.endpoint, prices=call_prices(info, mints),
-                        reputation_score=info.reputation_score, total_payments=info.total_payments)
+                        reputation_score=info.reputation_score, total_calls=info.total_calls,
+                        earnings=[MintEarned(mint=str(e.mint), x402_payments=str(e.x402_payments),
+                                             escrow_earnings=str(e.escrow_earnings),
+                                             x402_payments_atomic=e.x402_payments_atomic,
+                                             escrow_earnings_atomic=e.escrow_earnings_atomic, decimals=e.decimals)
+                                  for e in info.earnings])
 
 
 def agent_detail(info: AgentInfo, mints: dict[str, MintInfo]) -> AgentDetail:
     return AgentDetail(**agent_summary(info, mints).model_dump(), description=info.description,
                        metadata_uri=info.metadata_uri, payment_address=str(info.payment_address),
-                       total_calls=info.total_calls, total_jobs_completed=info.total_jobs_completed,
+                       total_jobs_completed=info.total_jobs_completed,
                        open_work_orders=info.open_work_orders, created_at=info.created_at,
                        updated_at=info.updated_at)
 

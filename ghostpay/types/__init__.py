@@ -3,6 +3,8 @@
 import typing
 from . import token_price
 from .token_price import TokenPrice, TokenPriceJSON
+from . import mint_earnings
+from .mint_earnings import MintEarnings, MintEarningsJSON
 from . import x402_config
 from .x402_config import X402Config, X402ConfigJSON
 from . import agent

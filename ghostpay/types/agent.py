@@ -3,6 +3,7 @@
 from __future__ import annotations
 from . import (
     token_price,
+    mint_earnings,
 )
 import typing
 from dataclasses import dataclass
@@ -22,12 +23,11 @@ class AgentJSON(typing.TypedDict):
     registration: int
     x402_payment_address: str
     total_jobs_completed: int
-    total_earnings: int
-    x402_total_payments: int
     x402_total_calls: int
     last_payment_at: int
     created_at: int
     updated_at: int
+    earnings: list[mint_earnings.MintEarningsJSON]
     open_work_orders: int
     x402_accepted_tokens: list[token_price.TokenPriceJSON]
     agent_id: str
@@ -50,12 +50,11 @@ class Agent:
         "registration" / borsh.U64,
         "x402_payment_address" / BorshPubkey,
         "total_jobs_completed" / borsh.U64,
-        "total_earnings" / borsh.U64,
-        "x402_total_payments" / borsh.U64,
         "x402_total_calls" / borsh.U64,
         "last_payment_at" / borsh.I64,
         "created_at" / borsh.I64,
         "updated_at" / borsh.I64,
+        "earnings" / mint_earnings.MintEarnings.layout[16],
         "open_work_orders" / borsh.U32,
         "x402_accepted_tokens"
         / borsh.Vec(typing.cast(Construct, token_price.TokenPrice.layout)),
@@ -75,12 +74,11 @@ class Agent:
     registration: int
     x402_payment_address: Pubkey
     total_jobs_completed: int
-    total_earnings: int
-    x402_total_payments: int
     x402_total_calls: int
     last_payment_at: int
     created_at: int
     updated_at: int
+    earnings: list[mint_earnings.MintEarnings]
     open_work_orders: int
     x402_accepted_tokens: list[token_price.TokenPrice]
     agent_id: str
@@ -102,12 +100,16 @@ class Agent:
             registration=obj.registration,
             x402_payment_address=obj.x402_payment_address,
             total_jobs_completed=obj.total_jobs_completed,
-            total_earnings=obj.total_earnings,
-            x402_total_payments=obj.x402_total_payments,
             x402_total_calls=obj.x402_total_calls,
             last_payment_at=obj.last_payment_at,
             created_at=obj.created_at,
             updated_at=obj.updated_at,
+            earnings=list(
+                map(
+                    lambda item: mint_earnings.MintEarnings.from_decoded(item),
+                    obj.earnings,
+                )
+            ),
             open_work_orders=obj.open_work_orders,
             x402_accepted_tokens=list(
                 map(
@@ -134,12 +136,11 @@ class Agent:
             "registration": self.registration,
             "x402_payment_address": self.x402_payment_address,
             "total_jobs_completed": self.total_jobs_completed,
-            "total_earnings": self.total_earnings,
-            "x402_total_payments": self.x402_total_payments,
             "x402_total_calls": self.x402_total_calls,
             "last_payment_at": self.last_payment_at,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "earnings": list(map(lambda item: item.to_encodable(), self.earnings)),
             "open_work_orders": self.open_work_orders,
             "x402_accepted_tokens": list(
                 map(lambda item: item.to_encodable(), self.x402_accepted_tokens)
@@ -163,12 +164,11 @@ class Agent:
             "registration": self.registration,
             "x402_payment_address": str(self.x402_payment_address),
             "total_jobs_completed": self.total_jobs_completed,
-            "total_earnings": self.total_earnings,
-            "x402_total_payments": self.x402_total_payments,
             "x402_total_calls": self.x402_total_calls,
             "last_payment_at": self.last_payment_at,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "earnings": list(map(lambda item: item.to_json(), self.earnings)),
             "open_work_orders": self.open_work_orders,
             "x402_accepted_tokens": list(
                 map(lambda item: item.to_json(), self.x402_accepted_tokens)
@@ -193,12 +193,16 @@ class Agent:
             registration=obj["registration"],
             x402_payment_address=Pubkey.from_string(obj["x402_payment_address"]),
             total_jobs_completed=obj["total_jobs_completed"],
-            total_earnings=obj["total_earnings"],
-            x402_total_payments=obj["x402_total_payments"],
             x402_total_calls=obj["x402_total_calls"],
             last_payment_at=obj["last_payment_at"],
             created_at=obj["created_at"],
             updated_at=obj["updated_at"],
+            earnings=list(
+                map(
+                    lambda item: mint_earnings.MintEarnings.from_json(item),
+                    obj["earnings"],
+                )
+            ),
             open_work_orders=obj["open_work_orders"],
             x402_accepted_tokens=list(
                 map(

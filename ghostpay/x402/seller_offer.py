@@ -162,7 +162,7 @@ class AgentWatch:
         if not fingerprint:
             self._set(closed_offer(self.agent))
         else:
-            self._set(await offer_of(self.gp, AgentInfo.from_account(self.agent, Agent.decode(data))))
+            self._set(await offer_of(self.gp, await self.gp.decode_agent(self.agent, data)))
         self.updates += 1
 
     async def _follow(self) -> None:

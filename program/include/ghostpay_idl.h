@@ -64,7 +64,7 @@
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
 #define GP_AGENT_SEED_LEN 5u
-#define GP_AGENT_SPACE 1928ULL
+#define GP_AGENT_SPACE 2680ULL
 #define GP_MAX_AGENT_ID_LEN 32ULL
 #define GP_MAX_NAME_LEN 64ULL
 #define GP_MAX_DESCRIPTION_LEN 512ULL
@@ -72,6 +72,7 @@
 #define GP_MAX_CAPABILITIES 8ULL
 #define GP_MAX_CAPABILITY_LEN 32ULL
 #define GP_MAX_ACCEPTED_TOKENS 10ULL
+#define GP_MAX_EARNING_MINTS 16ULL
 #define GP_MAX_ENDPOINT_LEN 256ULL
 #define GP_MIN_PRICE_PER_CALL 1ULL
 #define GP_MAX_PRICE_PER_CALL 1000000000000ULL
@@ -123,14 +124,13 @@
 #define GP_AGENT_OFFSET_REGISTRATION 48u
 #define GP_AGENT_OFFSET_X402_PAYMENT_ADDRESS 56u
 #define GP_AGENT_OFFSET_TOTAL_JOBS_COMPLETED 88u
-#define GP_AGENT_OFFSET_TOTAL_EARNINGS 96u
-#define GP_AGENT_OFFSET_X402_TOTAL_PAYMENTS 104u
-#define GP_AGENT_OFFSET_X402_TOTAL_CALLS 112u
-#define GP_AGENT_OFFSET_LAST_PAYMENT_AT 120u
-#define GP_AGENT_OFFSET_CREATED_AT 128u
-#define GP_AGENT_OFFSET_UPDATED_AT 136u
-#define GP_AGENT_OFFSET_OPEN_WORK_ORDERS 144u
-#define GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS 148u
+#define GP_AGENT_OFFSET_X402_TOTAL_CALLS 96u
+#define GP_AGENT_OFFSET_LAST_PAYMENT_AT 104u
+#define GP_AGENT_OFFSET_CREATED_AT 112u
+#define GP_AGENT_OFFSET_UPDATED_AT 120u
+#define GP_AGENT_OFFSET_EARNINGS 128u
+#define GP_AGENT_OFFSET_OPEN_WORK_ORDERS 896u
+#define GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS 900u
 
 /* ReputationMetrics: offsets of the leading fields, discriminator included. */
 #define GP_REPUTATION_METRICS_OFFSET_AGENT 8u
@@ -271,6 +271,7 @@ enum gp_error_code {
     GP_ERR_ARBITER_NOT_AGREED = 6070,
     GP_ERR_GRACE_PERIOD_ACTIVE = 6071,
     GP_ERR_REVIEW_PERIOD_OVER = 6072,
+    GP_ERR_EARNINGS_TABLE_FULL = 6073,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -280,7 +281,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 86u
+#define GP_ERROR_COUNT 87u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -368,4 +369,5 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6070, "ArbiterNotAgreed", "The arbiter named on accept must be the work order's arbiter"},
     {6071, "GracePeriodActive", "After a rejection the provider may deliver again or dispute until the grace period ends"},
     {6072, "ReviewPeriodOver", "A delivery can only be rejected within its review period"},
+    {6073, "EarningsTableFull", "The agent already has earnings in 16 other mints this registration"},
 };

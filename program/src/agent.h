@@ -9,6 +9,15 @@
 #include "../sdk/text.h"
 #include "../sdk/token.h"
 
+/* MintEarnings as borsh lays it out; 48 bytes, so every u64 of the table stays 8-aligned. */
+typedef struct {
+    SolPubkey mint;
+    uint64_t x402_payments;
+    uint64_t escrow_earnings;
+} MintEarnings;
+
+_Static_assert(sizeof(MintEarnings) == SOL_PUBKEY_BYTES + 16, "MintEarnings must match its borsh layout");
+
 typedef struct {
     uint64_t discriminator;
     SolPubkey owner;
@@ -20,12 +29,11 @@ typedef struct {
     uint64_t registration;
     SolPubkey x402_payment_address;
     uint64_t total_jobs_completed;
-    uint64_t total_earnings;
-    uint64_t x402_total_payments;
     uint64_t x402_total_calls;
     int64_t last_payment_at;
     int64_t created_at;
     int64_t updated_at;
+    MintEarnings earnings[GP_MAX_EARNING_MINTS];
     uint32_t open_work_orders;
 } AgentFixed;
 
@@ -38,12 +46,11 @@ _Static_assert(offsetof(AgentFixed, reputation_score) == GP_AGENT_OFFSET_REPUTAT
 _Static_assert(offsetof(AgentFixed, registration) == GP_AGENT_OFFSET_REGISTRATION, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, x402_payment_address) == GP_AGENT_OFFSET_X402_PAYMENT_ADDRESS, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, total_jobs_completed) == GP_AGENT_OFFSET_TOTAL_JOBS_COMPLETED, "Agent layout drifted from the IDL");
-_Static_assert(offsetof(AgentFixed, total_earnings) == GP_AGENT_OFFSET_TOTAL_EARNINGS, "Agent layout drifted from the IDL");
-_Static_assert(offsetof(AgentFixed, x402_total_payments) == GP_AGENT_OFFSET_X402_TOTAL_PAYMENTS, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, x402_total_calls) == GP_AGENT_OFFSET_X402_TOTAL_CALLS, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, last_payment_at) == GP_AGENT_OFFSET_LAST_PAYMENT_AT, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, created_at) == GP_AGENT_OFFSET_CREATED_AT, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, updated_at) == GP_AGENT_OFFSET_UPDATED_AT, "Agent layout drifted from the IDL");
+_Static_assert(offsetof(AgentFixed, earnings) == GP_AGENT_OFFSET_EARNINGS, "Agent layout drifted from the IDL");
 _Static_assert(offsetof(AgentFixed, open_work_orders) == GP_AGENT_OFFSET_OPEN_WORK_ORDERS, "Agent layout drifted from the IDL");
 
 /* The variable tail starts right after the fixed fields. */
@@ -268,6 +275,61 @@ static const TokenPrice *agent_token_price(const uint8_t *account_data, const So
     for (uint32_t i = 0; r.ok && i < count; i++)
         if (sol_pubkey_eq(&tokens[i].mint, mint)) return &tokens[i];
     return NULL;
+}
+
+/* ---- earnings per mint ---------------------------------------------------------- */
+
+/* The agent's earnings slot for `mint` (never the default key), or NULL.
+ * Occupied slots form a prefix (a slot is filled at the first empty one or
+ * reused in place, never emptied), so the search stops at the first empty one. */
+static MintEarnings *agent_earnings_slot(AgentFixed *fixed, const SolPubkey *mint) {
+    for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
+        MintEarnings *slot = &fixed->earnings[i];
+        if (sol_pubkey_eq(&slot->mint, mint)) return slot;
+        if (sol_pubkey_is_default(&slot->mint)) return NULL;
+    }
+    return NULL;
+}
+
+/* A slot another mint may take over: one whose mint earned nothing (a
+ * refunded work order reserved it) while no work order is open, so no order
+ * can still pay in it. */
+static bool earnings_slot_reusable(const AgentFixed *fixed, const MintEarnings *slot) {
+    return fixed->open_work_orders == 0 && slot->x402_payments == 0 && slot->escrow_earnings == 0;
+}
+
+/* The slot payments in `mint` count in: its own, else the first empty one,
+ * else a reusable one. Taken on the first x402 payment and when a work order
+ * is created, so a release always finds its slot. EarningsTableFull when the
+ * agent already has earnings in GP_MAX_EARNING_MINTS other mints. */
+static uint64_t take_earnings_slot(AgentFixed *fixed, const SolPubkey *mint, MintEarnings **slot_out) {
+    MintEarnings *reusable = NULL;
+    MintEarnings *slot = NULL;
+    for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
+        MintEarnings *candidate = &fixed->earnings[i];
+        if (sol_pubkey_eq(&candidate->mint, mint)) {
+            *slot_out = candidate;
+            return 0;
+        }
+        if (sol_pubkey_is_default(&candidate->mint)) {
+            slot = candidate;
+            break;
+        }
+        if (!reusable && earnings_slot_reusable(fixed, candidate)) reusable = candidate;
+    }
+    if (!slot) slot = reusable;
+    if (!slot) return gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
+    slot->mint = *mint;
+    slot->x402_payments = 0;
+    slot->escrow_earnings = 0;
+    *slot_out = slot;
+    return 0;
+}
+
+/* The slot of a work order's mint, taken when the order was created. */
+static uint64_t escrow_earnings_slot(AgentFixed *fixed, const SolPubkey *mint, MintEarnings **slot) {
+    *slot = agent_earnings_slot(fixed, mint);
+    return *slot ? 0 : gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
 }
 
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */

@@ -128,6 +128,8 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
         sol_pubkey_eq(args.arbiter, &fixed->x402_payment_address) || sol_pubkey_is_default(args.arbiter))
         return gp_fail(GP_ERR_INVALID_ARBITER);
     TRY(validate_escrow_mint(mint, token_program, agent->data));
+    MintEarnings *earnings; /* taken now, so every release of this order finds its slot */
+    TRY(take_earnings_slot(fixed, mint->key, &earnings));
 
     GpPda pda = {.seeds = {{(const uint8_t *)GP_WORK_ORDER_SEED, GP_WORK_ORDER_SEED_LEN},
                            {client->key->x, SOL_PUBKEY_BYTES},

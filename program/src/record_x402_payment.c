@@ -148,6 +148,8 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     TransferChecked transfer;
     TRY(read_preceding_transfer(sysvar, current, &transfer));
     TRY(verify_payment(in, &transfer, amount));
+    MintEarnings *earned;
+    TRY(take_earnings_slot(fixed, transfer.mint, &earned));
     uint8_t bump;
     TRY(create_receipt(in, reference, &bump));
 
@@ -166,8 +168,7 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
 
     /* Totals saturate: a huge payment in some accepted mint must not block later ones. */
     fixed->x402_total_calls = saturating_add(fixed->x402_total_calls, 1);
-    fixed->x402_total_payments = saturating_add(fixed->x402_total_payments, amount);
-    fixed->total_earnings = saturating_add(fixed->total_earnings, amount);
+    earned->x402_payments = saturating_add(earned->x402_payments, amount);
     fixed->last_payment_at = now;
 
     ReputationMetrics *metrics = reputation_metrics(reputation);

@@ -90,6 +90,15 @@ static void count_completed_job(Settlement *s) {
     count_successful_payment(s->metrics, s->now);
 }
 
+/* `amount` of the order's mint released to the provider, in its earnings. */
+static uint64_t count_escrow_earnings(Settlement *s, uint64_t amount) {
+    if (amount == 0) return 0;
+    MintEarnings *earned;
+    TRY(escrow_earnings_slot(agent_fixed(s->agent), &s->order->mint, &earned));
+    earned->escrow_earnings = saturating_add(earned->escrow_earnings, amount);
+    return 0;
+}
+
 /* Pays `amount` of the remainder to the provider; the payment that empties
  * the escrow completes the order (a job done, a successful payment) and closes it. */
 static uint64_t pay_provider(Settlement *s, uint64_t amount) {
@@ -97,8 +106,7 @@ static uint64_t pay_provider(Settlement *s, uint64_t amount) {
     TRY(vault_pay(&s->vault, s->provider_token_account, amount));
     order->released += amount;
     order->updated_at = s->now;
-    AgentFixed *fixed = agent_fixed(s->agent);
-    fixed->total_earnings = saturating_add(fixed->total_earnings, amount);
+    TRY(count_escrow_earnings(s, amount));
     bool completed = order->released == order->amount;
 
     GpEvent event;
@@ -161,8 +169,7 @@ static uint64_t resolve_dispute(const GpInput *in, BorshReader *r) {
     TRY(vault_pay(&s.vault, s.client_token_account, client_amount));
     TRY(vault_pay(&s.vault, s.provider_token_account, provider_amount));
     order->released += provider_amount;
-    AgentFixed *fixed = agent_fixed(s.agent);
-    fixed->total_earnings = saturating_add(fixed->total_earnings, provider_amount);
+    TRY(count_escrow_earnings(&s, provider_amount));
     if (client_share_bps == 0) {
         if (s.metrics->total_disputes) s.metrics->total_disputes--;
         count_completed_job(&s);

@@ -76,6 +76,11 @@ def test_agent_search_filters_and_prices_per_token(world: World, api: ServedApi)
     coder = api.get(f"/api/agents/{world.agents['coder']}").json()
     assert coder["prices"] == {str(world.usdc): "0.050000", str(world.bonk): "0.050000000"}  # each in its mint
     assert coder["capabilities"] == ["code"] and coder["x402_enabled"] is True
+    paid = {m: sum(p.atomic for p in world.payments if p.agent == world.agents["coder"] and p.mint == m)
+            for m in (world.usdc, world.bonk)}
+    assert {e["mint"]: (e["x402_payments_atomic"], e["escrow_earnings_atomic"]) for e in coder["earnings"]} == {
+        str(m): (str(atomic), "0") for m, atomic in paid.items()}  # per mint: never a sum of atomic units
+    assert next(e for e in coder["earnings"] if e["mint"] == str(world.bonk))["x402_payments"] == "0.120000000"
     cheap = api.get(f"/api/agents?token={world.usdc}&max_price=0.015").json()
     assert [a["agent_id"] for a in cheap["items"]] == ["translator"]
     assert api.get(f"/api/agents?token={world.usdc}&max_price=0.02").json()["total"] == 2

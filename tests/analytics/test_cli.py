@@ -106,3 +106,10 @@ def test_help_stays_light() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert done.stdout.count("Example: ghost") == 2  # analytics and indexer serve teach by example
+
+
+def test_analytics_of_a_missing_database_is_an_error_not_a_new_index(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    run = ghost("--db", missing, "analytics", output=None)
+    assert run.code == 1 and "no indexer database at" in run.stderr
+    assert not missing.exists()

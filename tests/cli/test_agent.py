@@ -152,9 +152,11 @@ def test_reputation_history_and_status_after_payments(wallets, usdc, net) -> Non
     assert "3 payment(s) (from the chain)" in text and "0.05 USDC" in text
 
     status = ghost("agent", "payment-status", address).data
-    assert (status["total_calls"], status["total_earned"], status["successful_payments"],
-            status["failed_payments"]) == (3, "0.080000", 2, 1)
+    assert (status["total_calls"], status["successful_payments"], status["failed_payments"]) == (3, 2, 1)
+    assert status["earnings"] == [{"token": str(usdc), "symbol": status["balances"][0]["symbol"], "decimals": 6,
+                                   "x402_payments": "0.080000", "x402_payments_atomic": 80_000,
+                                   "escrow_earnings": "0.000000", "escrow_earnings_atomic": 0, "total": "0.080000"}]
     assert status["balances"] == [{"token": str(usdc), "symbol": status["balances"][0]["symbol"],
                                    "balance": "0.080000"}]
     assert [Decimal(p["price"]) for p in status["prices"]] == [Decimal("0.01")]
-    assert "earned" in ghost("agent", "payment-status", address, output=None).stdout
+    assert "earned through x402" in ghost("agent", "payment-status", address, output=None).stdout

@@ -292,11 +292,13 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
             assert got.total == expected.total > 0, filters
-            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "prices")} for a in got.items] \
+            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "prices", "earnings")}
+                    for a in got.items] \
                 == [a.model_dump() for a in expected.items]
             for a in got.items:
                 assert a.capabilities == queries.agent_capabilities(session, a.address)
                 assert a.prices == queries.agent_prices(session, a.address)
+                assert a.earnings == queries.agent_earnings(session, a.address)
         busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
         for sort, descending in (("date", True), ("amount", False)):
             expected_payments = queries.payment_history(session, busiest.address, sort=sort, descending=descending,

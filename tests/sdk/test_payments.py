@@ -65,7 +65,10 @@ async def test_pay_receipt_retry_feedback_and_reputation(net, usdc) -> None:
         assert rep.components == expected == GhostPayClient.recompute_reputation(rep.metrics)
         assert rep.score == expected.score > 0 and rep.tier == tier(expected.score, True)
         assert rep.metrics.successful_payments == 2 and rep.metrics.failed_payments == 1
-        assert (await seller.get_agent(agent)).reputation_score == rep.score
+        info = await seller.get_agent(agent)
+        assert info.reputation_score == rep.score
+        assert [(e.mint, e.x402_payments, e.escrow_earnings) for e in info.earnings] == [
+            (usdc, 2 * PRICE + Decimal("0.02"), Decimal(0))]  # whole tokens of the mint they were paid in
 
 
 async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) -> None:
@@ -126,6 +129,10 @@ async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:
         with pytest.raises(PaymentMintNotAccepted):
             await buyer.pay_agent(agent, mint=stranger)
         assert await buyer.get_token_balance(buyer.wallet, cents) == Decimal("999.98")  # nothing more moved
+        # earnings per mint, in whole tokens of each: 2 + 20,000 atomic units would be no amount at all
+        info = await buyer.get_agent(agent)
+        assert [(e.mint, e.decimals, e.x402_payments, e.x402_payments_atomic) for e in info.earnings] == [
+            (cents, 2, Decimal("0.02"), 2), (usdc, 6, Decimal("0.02"), 20_000)]
 
 
 async def test_program_errors_transport_errors_and_simulation(net, client: GhostPayClient) -> None:

@@ -64,7 +64,10 @@ async def test_milestones_to_completion(net, usdc) -> None:
         assert await e.client.get_token_balance(e.client.wallet, usdc) == Decimal("90")
 
         agent = await e.client.get_agent(e.agent)
-        assert (agent.total_jobs_completed, agent.total_earnings, agent.open_work_orders) == (1, 10_000_000, 0)
+        assert (agent.total_jobs_completed, agent.open_work_orders) == (1, 0)
+        earned = agent.earned_in(usdc)
+        assert (earned.escrow_earnings, earned.x402_payments, earned.total, earned.escrow_earnings_atomic) == (
+            Decimal("10"), Decimal("0"), Decimal("10"), 10_000_000)
         reputation = await e.client.get_reputation(e.agent)
         assert reputation.metrics.successful_payments == 1 and reputation.score == agent.reputation_score > 0
 

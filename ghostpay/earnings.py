@@ -1,0 +1,16 @@
+"""An agent's earnings per mint, as the program keeps them (atomic units; see `TokenEarnings` for decimals).
+
+The Agent account has a fixed table of MAX_EARNING_MINTS slots; an empty slot has the default key as mint.
+"""
+
+from solders.pubkey import Pubkey
+
+from ghostpay.accounts.agent import Agent
+from ghostpay.types.mint_earnings import MintEarnings
+
+EMPTY_SLOT = Pubkey.default()
+
+
+def earnings_by_mint(agent: Agent) -> dict[Pubkey, MintEarnings]:
+    """The agent's occupied earnings slots by mint, in slot order."""
+    return {slot.mint: slot for slot in agent.earnings if slot.mint != EMPTY_SLOT}
