@@ -142,8 +142,7 @@ def test_batches_written_after_the_next_one_is_applied_equal_a_sequential_run(
         url = f"sqlite:///{tmp_path_factory.mktemp('pipelined') / 'index.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database()
-    indexer = backfill(net, url, batch_size=10**9)  # the schema, the chain check; a fresh database below
-    engine = indexer.engine
+    engine = open_db(url)
 
     async def everything() -> list[ChainTransaction]:
         rpc = RpcSource(net.http_url)
@@ -155,11 +154,6 @@ def test_batches_written_after_the_next_one_is_applied_equal_a_sequential_run(
             await rpc.close()
 
     transactions = asyncio.run(everything())
-    with engine.begin() as connection:  # start over from an empty index (the same schema and chain)
-        for table in ("raw_events", "transactions", "payments", "feedback", "reputation", "agents", "agent_tokens",
-                      "agent_capabilities", "work_orders", "work_order_history", "daily_volumes", "cursor",
-                      "skip_counters"):
-            connection.exec_driver_sql(f"DELETE FROM {table}")
     unwritten: Batch | None = None
     for i in range(0, len(transactions), 7):  # small batches: consecutive ones share agents and reputations
         batch = Batch(engine, after=unwritten)
