@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
 from solders.pubkey import Pubkey
 from websockets.asyncio.server import serve
 
@@ -341,6 +340,8 @@ def load_program(path: Path | None) -> bytes:
 
 def run(config: LocalnetConfig) -> None:
     """Start the localnet and serve until SIGINT / SIGTERM. Raises `LocalnetError` for user errors."""
+    import uvloop  # here, not at the top: the commands that only import this module skip its ~30 ms
+
     from ghostpay.localnet.chain import ProgramLoadError
     from ghostpay.program_id import PROGRAM_ID
 
