@@ -37,7 +37,7 @@ _EXPORTS = {
     "PROGRAM_ID": "ghostpay.program_id",
     **{name: "ghostpay.exceptions" for name in (
         "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError", "TransactionTimeout",
-        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "TokenProgramError", "ProgramError")},
+        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "AlreadyProcessed", "TokenProgramError", "ProgramError")},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -54,11 +54,12 @@ from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.cluster import Cluster, resolve
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
-from ghostpay.earnings import earnings_by_mint
+from ghostpay.earnings import agent_mints, earnings_by_mint
 from ghostpay.events import ProgramEvent, decode_events, live_events
 from ghostpay.exceptions import (
     ANCHOR_LOG,
     AccountNotFound,
+    AlreadyProcessed,
     BlockhashExpired,
     GhostPayError,
     InvalidArgument,
@@ -228,8 +229,8 @@ class TokenEarnings:
 
 @dataclass(frozen=True)
 class AgentInfo:
-    """An agent account, decoded. Prices are atomic units here (see `get_agent_pricing` for decimals);
-    earnings are whole tokens, one entry per mint the agent was paid in."""
+    """An agent account, decoded. Prices and earnings are `Decimal` whole tokens of their mint (the atomic
+    units beside them); earnings have one entry per mint the agent was paid in."""
 
     address: Pubkey
     owner: Pubkey
@@ -241,7 +242,8 @@ class AgentInfo:
     capabilities: list[str]
     is_active: bool
     x402_enabled: bool
-    prices: dict[Pubkey, int]  # accepted mint -> atomic units of it per call, in the agent's order
+    prices: dict[Pubkey, Decimal]  # accepted mint -> whole tokens of it per call, in the agent's order
+    prices_atomic: dict[Pubkey, int]  # the same in each mint's atomic units
     payment_address: Pubkey
     endpoint: str
     reputation_score: int
@@ -267,11 +269,13 @@ class AgentInfo:
 
     @classmethod
     def from_account(cls, address: Pubkey, a: Agent, mints: Mapping[Pubkey, MintInfo]) -> "AgentInfo":
-        """`mints` holds (at least) every mint of the agent's earnings: `GhostPayClient.decode_agent` reads them."""
+        """`mints` holds (at least) the agent's accepted mints and those it earned in (`agent_mints`):
+        `GhostPayClient.decode_agent` reads them."""
         earnings = [TokenEarnings.from_slot(slot, mints[mint]) for mint, slot in earnings_by_mint(a).items()]
+        prices_atomic = {t.mint: t.price for t in a.x402_accepted_tokens}
+        prices = {mint: from_atomic(atomic, mints[mint].decimals) for mint, atomic in prices_atomic.items()}
         return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                   list(a.capabilities), a.is_active, a.x402_enabled,
-                   {t.mint: t.price for t in a.x402_accepted_tokens}, a.x402_payment_address,
+                   list(a.capabilities), a.is_active, a.x402_enabled, prices, prices_atomic, a.x402_payment_address,
                    a.x402_service_endpoint, a.reputation_score, a.x402_total_calls,
                    a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, earnings,
                    a.open_work_orders, a.registration, a)
@@ -523,13 +527,14 @@ class GhostPayClient:
         cause = exc.__cause__ or exc
         return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
 
-    def _rpc_exception(self, exc: RPCException, message: Message | None = None) -> GhostPayError:
+    def _rpc_exception(self, exc: RPCException, message: Message | None = None,
+                       signature: Signature | None = None) -> GhostPayError:
         parsed = exc.args[0] if exc.args else None
         if isinstance(parsed, SendTransactionPreflightFailureMessage):
             data = parsed.data
             if data.err is not None and "BlockhashNotFound" in str(data.err):
                 return BlockhashExpired("blockhash not found")
-            return self._transaction_error(data.err, list(data.logs or []), None, message)
+            return self._transaction_error(data.err, list(data.logs or []), signature, message)
         return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
 
     def _transaction_error(self, err: Any, logs: Sequence[str], signature: Signature | None,
@@ -547,6 +552,9 @@ class GhostPayClient:
                 return ProgramError.from_code(err.err.code, err, logs, signature, index)
             if program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
                 return TokenProgramError(err.err.code, err, logs, signature, index)
+        if "AlreadyProcessed" in str(err):
+            return AlreadyProcessed(f"transaction already processed: {signature or 'the same signed bytes'} landed "
+                                    "before; nothing more was done", err, logs, signature, index)
         return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
@@ -598,7 +606,7 @@ class GhostPayClient:
         try:
             await self.rpc.send_raw_transaction(raw, opts)
         except RPCException as exc:
-            raise self._rpc_exception(exc, transaction.message) from None
+            raise self._rpc_exception(exc, transaction.message, signature) from None
         except _TRANSPORT_FAILURES as exc:
             slot = await self._recover(signature, raw, last_valid_block_height, self._transport_error(exc))
         else:
@@ -639,9 +647,8 @@ class GhostPayClient:
         try:
             await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True,
                                                                       preflight_commitment=self.commitment)))
-        except TransactionError as exc:
-            if "AlreadyProcessed" not in str(exc.err):
-                raise
+        except AlreadyProcessed:
+            pass
 
     async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
         deadline = time.monotonic() + self.confirm_timeout
@@ -899,7 +906,7 @@ class GhostPayClient:
         return (await self._agent_infos([(address, Agent.decode(data))]))[0]
 
     async def _agent_infos(self, agents: Sequence[tuple[Pubkey, Agent]]) -> list[AgentInfo]:
-        mints = await self.get_mints([mint for _, agent in agents for mint in earnings_by_mint(agent)])
+        mints = await self.get_mints([mint for _, agent in agents for mint in agent_mints(agent)])
         return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
@@ -970,9 +977,9 @@ class GhostPayClient:
         if not info.prices:
             raise InvalidArgument(f"agent {info.address} has no x402 pricing")
         tokens = []
-        for mint, atomic in info.prices.items():
+        for mint, atomic in info.prices_atomic.items():
             m = await self.get_mint(mint)
-            tokens.append(TokenPricing(mint, from_atomic(atomic, m.decimals), atomic, m.decimals, m.token_program))
+            tokens.append(TokenPricing(mint, info.prices[mint], atomic, m.decimals, m.token_program))
         return Pricing(info.address, info.x402_enabled, tokens, info.endpoint, info.payment_address)
 
     # payments --------------------------------------------------------------------------------------------
@@ -989,7 +996,7 @@ class GhostPayClient:
         if mint not in info.prices:
             raise program_error_class("PaymentMintNotAccepted")()
         mint_info = await self.get_mint(mint)
-        atomic = info.prices[mint] if amount is None else to_atomic(amount, mint_info.decimals)
+        atomic = info.prices_atomic[mint] if amount is None else to_atomic(amount, mint_info.decimals)
         ref = new_reference(info.address, self.program_id) if reference is None else normalize_reference(reference)
         if create_payee_account is None:
             ata = get_associated_token_address(info.payment_address, mint_info.address, mint_info.token_program)

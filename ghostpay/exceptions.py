@@ -120,6 +120,11 @@ class TransactionError(GhostPayError):
         self.instruction_index = instruction_index
 
 
+class AlreadyProcessed(TransactionError):
+    """These exact signed bytes were processed before (sent twice with one blockhash): the first one's outcome
+    stands, under the same signature, and nothing more was done."""
+
+
 # spl-token's TokenError, in code order (Token-2022 shares the codes it has in common)
 TOKEN_ERRORS = (
     ("NotRentExempt", "lamport balance below rent-exempt threshold"), ("InsufficientFunds", "insufficient funds"),

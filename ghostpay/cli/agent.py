@@ -54,7 +54,7 @@ Mints = dict[str, Any]  # mint address -> its MintInfo (or IndexedMint), None wh
 
 async def mints_of(gp: "GhostPayClient", info: "AgentInfo") -> Mints:
     """The agent's accepted mints and the mints it earned in, with their decimals."""
-    return {str(mint): await gp.get_mint(mint) for mint in dict.fromkeys([*info.prices, *(e.mint for e in info.earnings)])}
+    return {str(mint): await gp.get_mint(mint) for mint in dict.fromkeys([*info.accepted_tokens, *(e.mint for e in info.earnings)])}
 
 
 def amount_text(st: State, atomic: int, mint: object, mints: Mints) -> str:
@@ -67,13 +67,13 @@ def amount_text(st: State, atomic: int, mint: object, mints: Mints) -> str:
 
 def prices_text(st: State, info: Any, mints: Mints) -> str:
     """Every accepted token's price per call, the default one first."""
-    return ", ".join(amount_text(st, atomic, mint, mints) for mint, atomic in info.prices.items()) or "—"
+    return ", ".join(amount_text(st, atomic, mint, mints) for mint, atomic in info.prices_atomic.items()) or "—"
 
 
 def prices_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     """The price per call in each accepted mint, exact, the default one first."""
     out = []
-    for mint, atomic in info.prices.items():
+    for mint, atomic in info.prices_atomic.items():
         found = mints.get(str(mint))
         out.append({"token": str(mint), "symbol": mint_symbol(st, mint), "price_atomic": atomic,
                     "price": whole(atomic, found.decimals) if found else None,
@@ -115,7 +115,7 @@ def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
         "capabilities": info.capabilities, "is_active": info.is_active, "x402_enabled": info.x402_enabled,
         "prices": prices, "price": default.get("price"), "price_atomic": default.get("price_atomic"),
         "token": default.get("token"), "token_symbol": default.get("symbol"), "decimals": default.get("decimals"),
-        "accepted_tokens": [str(t) for t in info.prices], "endpoint": info.endpoint,
+        "accepted_tokens": [str(t) for t in info.accepted_tokens], "endpoint": info.endpoint,
         "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
         "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
         "registration": info.registration,
@@ -134,9 +134,9 @@ def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, st
     rows += [("capabilities", ", ".join(info.capabilities) or "—"),
              ("status", "[green]active[/green]" if info.is_active else "[yellow]inactive[/yellow]"),
              ("x402", "[green]enabled[/green]" if info.x402_enabled else "disabled")]
-    if info.prices:
+    if info.accepted_tokens:
         rows += [("price per call", prices_text(st, info, mints)),
-                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.prices)),
+                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.accepted_tokens)),
                  ("endpoint", info.endpoint), ("payment address", str(info.payment_address))]
     rows += [("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
              ("paid calls", f"{info.total_calls:,}"),
@@ -348,10 +348,10 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
     async def call(gp: "GhostPayClient", info: "AgentInfo") -> "TxResult":
         chosen = prices
         if chosen is None:  # --price alone: the agent's only token
-            if len(info.prices) != 1:
-                raise CliError(f"agent {info.address} accepts {len(info.prices)} tokens; say which with "
+            if len(info.accepted_tokens) != 1:
+                raise CliError(f"agent {info.address} accepts {len(info.accepted_tokens)} tokens; say which with "
                                "--token T --price P, or --tokens T=P,...", 2)
-            chosen = {next(iter(info.prices)): single}
+            chosen = {info.accepted_tokens[0]: single}
         for mint_key, value in chosen.items():  # in range, said in tokens, before anything is sent
             mint = await gp.get_mint(mint_key)
             params.in_token_range(value, mint.decimals, "PRICE_PER_CALL", "the price", mint_symbol(st, mint.address))
@@ -664,7 +664,7 @@ def payment_status(ctx: typer.Context,
         info = await gp.get_agent(ref)
         metrics = await gp.get_metrics(info.address)
         mints = await mints_of(gp, info)
-        balances = [(mints[str(t)], await gp.get_token_balance(info.payment_address, t)) for t in info.prices]
+        balances = [(mints[str(t)], await gp.get_token_balance(info.payment_address, t)) for t in info.accepted_tokens]
         return info, mints, metrics, balances
 
     info, mints, metrics, balances = st.run(work, signer=isinstance(ref, str))

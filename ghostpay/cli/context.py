@@ -306,6 +306,8 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
                 f"it landed", 1)
     if isinstance(exc, gx.TransactionTimeout):
         return f"{exc}; it may still land: check it with 'ghost confirm {exc.signature}'", 1
+    if isinstance(exc, gx.AlreadyProcessed):
+        return "this exact transaction was already processed (sent twice in a row); nothing more was done", 1
     if isinstance(exc, gx.TransactionError):
         inner = getattr(getattr(exc.err, "err", None), "__class__", type(None)).__name__
         detail = str(getattr(exc.err, "err", exc.err))
@@ -313,8 +315,6 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
             failed = [line.split("Error: ", 1)[1] for line in exc.logs if "Program log: Error: " in line]
             detail = f"instruction {exc.instruction_index} failed: " + (failed[-1] if failed else
                                                                          detail.removeprefix(f"{inner}(").rstrip(")"))
-        if "AlreadyProcessed" in detail:
-            return "this exact transaction was already processed (sent twice in a row); nothing more was done", 1
         return f"the transaction failed: {detail}; run with --verbose for the program logs", 1
     if isinstance(exc, gx.GhostPayError):
         return str(exc), 1

@@ -61,7 +61,7 @@ class IndexedAgent:
     metadata_uri: str
     is_active: bool
     x402_enabled: bool
-    prices: dict[str, int]  # accepted mint -> atomic units per call, the default mint first
+    prices_atomic: dict[str, int]  # accepted mint -> atomic units per call, the default mint first
     payment_address: str
     endpoint: str
     reputation_score: int
@@ -75,7 +75,7 @@ class IndexedAgent:
 
     @property
     def accepted_tokens(self) -> list[str]:
-        return list(self.prices)
+        return list(self.prices_atomic)
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
                             min_reputation=floor, active=None if include_inactive else True,
                             sort="price" if order == "price" else "score",
                             limit=min(limit, DB_PAGE) if exact else DB_PAGE)
-    out = [(a, {m: decimals(m) for m in a.prices}) for a in agents]
+    out = [(a, {m: decimals(m) for m in a.prices_atomic}) for a in agents]
     if order in ("newest", "oldest", "calls", "name"):
         keys = {"newest": (lambda a: a.created_at, True), "oldest": (lambda a: a.created_at, False),
                 "calls": (lambda a: a.total_calls, True), "name": (lambda a: a.name.casefold(), False)}

@@ -75,8 +75,6 @@ def account_encoding(cfg: dict[str, Any], default: str = "binary") -> str:
     if encoding not in enc.ACCOUNT_ENCODINGS:
         raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base58`, `base64`, "
                              "`jsonParsed`, `base64+zstd`")
-    if encoding == "base64+zstd":
-        raise invalid_params("base64+zstd encoding is not supported by this localnet; use base64")
     return encoding
 
 

@@ -64,7 +64,7 @@ class AgentList(BaseModel):
 
 def call_prices(info: AgentInfo, mints: dict[str, MintInfo]) -> list[CallPrice]:
     prices = []
-    for mint, atomic in info.prices.items():
+    for mint, atomic in info.prices_atomic.items():
         known = mints.get(str(mint))
         prices.append(CallPrice(mint=str(mint), price_atomic=atomic,
                                  price=str(from_atomic(atomic, known.decimals)) if known else None,

@@ -68,7 +68,7 @@ class Offer:
 def token_prices(info: AgentInfo) -> list[tuple[Pubkey, int]]:
     """(mint, price in that mint's atomic units) for each accepted token: the one place that reads prices
     from the SDK's agent type."""
-    return list(info.prices.items())
+    return list(info.prices_atomic.items())
 
 
 async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:

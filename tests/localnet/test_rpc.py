@@ -7,6 +7,7 @@ import base64
 import time
 
 import httpx
+import zstandard
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
@@ -129,6 +130,14 @@ async def test_register_agent_and_program_accounts(localnet: LocalnetProcess) ->
                                     "encoding": "base64"}}]})["result"]
         assert sliced["context"]["slot"] > 0 and len(sliced["value"]) == 2
         assert base64.b64decode(sliced["value"][0]["account"]["data"][0]) == bytes(owner.pubkey())
+        # base64+zstd, as the Solana CLI asks for accounts: one zstd frame of the same bytes
+        packed = localnet.rpc("getAccountInfo", str(addresses[0]), {"encoding": "base64+zstd"})["result"]["value"]
+        text, encoding = packed["data"]
+        assert encoding == "base64+zstd" and len(base64.b64decode(text)) < AGENT_SPACE
+        assert zstandard.ZstdDecompressor().decompress(base64.b64decode(text)) == bytes(info.data)
+        head = localnet.rpc("getMultipleAccounts", [str(addresses[1])], {
+            "encoding": "base64+zstd", "dataSlice": {"offset": 8, "length": 32}})["result"]["value"][0]
+        assert zstandard.ZstdDecompressor().decompress(base64.b64decode(head["data"][0])) == bytes(owner.pubkey())
 
         got = (await client.get_transaction(sig, max_supported_transaction_version=0)).value
         logs = got.transaction.meta.log_messages

@@ -28,7 +28,7 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
 
     info = await client.get_agent("translator")
     assert (info.name, info.agent_type, info.capabilities) == ("Translator", 2, ["translate", "summarize"])
-    assert info.x402_enabled and info.is_active and info.prices == {usdc: 15_000} and info.registration == 1
+    assert info.x402_enabled and info.is_active and info.prices == {usdc: Decimal("0.015")} and info.registration == 1
     assert info.accepted_tokens == [usdc] and info.payment_address == client.wallet
 
     await client.update_agent("translator", name="Translator Pro", capabilities=["translate"])
@@ -37,7 +37,8 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
     await client.set_endpoint("translator", "https://t.example/v2")
     info = await client.get_agent(result.address)
     assert (info.name, info.capabilities) == ("Translator Pro", ["translate"])
-    assert info.prices == {usdc: 20_000, other: 300_000}  # each price in its own mint's decimals
+    assert info.prices == {usdc: Decimal("0.02"), other: Decimal("0.0003")}  # whole tokens of each mint
+    assert info.prices_atomic == {usdc: 20_000, other: 300_000}  # each in its own mint's decimals
     assert info.accepted_tokens == [usdc, other] and info.endpoint == "https://t.example/v2"
     configured = (await client.set_price("translator", {other: Decimal("0.0005")})).event("X402Configured")
     assert [(t.mint, t.price) for t in configured.accepted_tokens] == [(usdc, 20_000), (other, 500_000)]
@@ -54,7 +55,7 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
     assert not (await client.get_agent("translator")).x402_enabled
     await client.configure_x402("translator", X402Settings({other: Decimal(1)}, "https://t.example/v3"))
     info = await client.get_agent("translator")
-    assert info.x402_enabled and info.prices == {other: 10**9} and info.accepted_tokens == [other]
+    assert info.x402_enabled and info.prices_atomic == {other: 10**9} and info.accepted_tokens == [other]
 
     await client.deactivate("translator")
     assert not (await client.get_agent("translator")).is_active

@@ -12,7 +12,7 @@ import pytest
 from solders.signature import Signature
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import OutcomeUnknown, PaymentAlreadyRecorded
+from ghostpay.exceptions import AlreadyProcessed, OutcomeUnknown, PaymentAlreadyRecorded
 from tests.fault_proxy import FaultProxy
 from tests.sdk.conftest import PRICE, fund, mint_to
 
@@ -100,6 +100,9 @@ async def test_resending_a_landed_transaction_is_not_an_error_and_a_refused_one_
         tx = Transaction([payer], Message.new_with_blockhash([move], payer.pubkey(), blockhash), blockhash)
         await gp.send_transaction(tx, last_valid)
         await gp._resend(bytes(tx))  # "already processed": it landed, the status says so
+        with pytest.raises(AlreadyProcessed) as twice:  # sent again as a new transaction: a typed error
+            await gp.send_transaction(tx, last_valid)
+        assert twice.value.signature == tx.signatures[0] and isinstance(twice.value, TransactionError)
         too_much = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=payer.pubkey(), lamports=10**15))
         refused = Transaction([payer], Message.new_with_blockhash([too_much], payer.pubkey(), blockhash), blockhash)
         with pytest.raises(TransactionError):  # refused in preflight: it never landed
