@@ -27,11 +27,18 @@ from solders.pubkey import Pubkey
 from ghostpay import artifacts
 
 DISCRIMINATOR_LEN = 8
+_DEFAULT_KEY, _ZEROS = Pubkey.default(), bytes(32)
+
+
+def _pubkey(raw: bytes) -> Pubkey:
+    """A Pubkey from 32 bytes; the default key (an empty slot's, most often) is one shared immutable value."""
+    return _DEFAULT_KEY if raw == _ZEROS else Pubkey(raw)
+
 # IDL primitive → (struct code, size, converter or None)
 _PRIMITIVES: dict[str, tuple[str, int, Callable[[Any], Any] | None]] = {
     "bool": ("?", 1, None), "u8": ("B", 1, None), "i8": ("b", 1, None), "u16": ("H", 2, None),
     "i16": ("h", 2, None), "u32": ("I", 4, None), "i32": ("i", 4, None), "u64": ("Q", 8, None),
-    "i64": ("q", 8, None), "pubkey": ("32s", 32, Pubkey),
+    "i64": ("q", 8, None), "pubkey": ("32s", 32, _pubkey),
     "u128": ("16s", 16, lambda b: int.from_bytes(b, "little")),
     "i128": ("16s", 16, lambda b: int.from_bytes(b, "little", signed=True)),
 }
@@ -113,6 +120,10 @@ def _reader(idl_type: Any) -> Reader:
         return read_vec
     if isinstance(idl_type, dict) and "array" in idl_type:
         inner, count = idl_type["array"]
+        if isinstance(inner, dict) and "defined" in inner:
+            packed = _fixed_struct_array_reader(inner["defined"]["name"], count)
+            if packed is not None:
+                return packed
         element = _reader(inner)
 
         def read_array(buf: bytes, offset: int) -> tuple[list[Any], int]:
@@ -136,6 +147,30 @@ def _reader(idl_type: Any) -> Reader:
     if isinstance(idl_type, dict) and "defined" in idl_type:
         return _defined_reader(idl_type["defined"]["name"])
     raise NotImplementedError(f"no borsh reader for the IDL type {idl_type!r}")
+
+
+def _fixed_struct_array_reader(name: str, count: int) -> Reader | None:
+    """An array of a struct of fixed-size fields (the Agent's earnings table) as one `struct` unpack and a
+    positional construction per element; None for any other element type."""
+    definition = _types()[name]["type"]
+    if definition["kind"] != "struct":
+        return None
+    specs = [_fixed(f["type"]) for f in definition["fields"]]
+    if any(spec is None for spec in specs):
+        return None
+    layout = struct.Struct("<" + "".join(spec[0] for spec in specs) * count)  # type: ignore[index]
+    width = len(specs)
+    converted = [(element * width + i, spec[2]) for element in range(count)  # type: ignore[index]
+                 for i, spec in enumerate(specs) if spec[2] is not None]  # type: ignore[index]
+    starts = range(0, width * count, width)
+    cls = getattr(importlib.import_module(f"ghostpay.types.{_snake(name)}"), name)
+
+    def read_struct_array(buf: bytes, offset: int) -> tuple[list[Any], int]:
+        values = list(layout.unpack_from(buf, offset))
+        for position, convert in converted:
+            values[position] = convert(values[position])
+        return [cls(*values[i:i + width]) for i in starts], offset + layout.size
+    return read_struct_array
 
 
 @lru_cache(maxsize=None)

@@ -12,8 +12,14 @@ EMPTY_SLOT = Pubkey.default()
 
 
 def earnings_by_mint(agent: Agent) -> dict[Pubkey, MintEarnings]:
-    """The agent's occupied earnings slots by mint, in slot order."""
-    return {slot.mint: slot for slot in agent.earnings if slot.mint != EMPTY_SLOT}
+    """The agent's occupied earnings slots by mint, in slot order. The program fills slots from the front and
+    never empties one, so the first empty slot ends them."""
+    found = {}
+    for slot in agent.earnings:
+        if slot.mint == EMPTY_SLOT:
+            break
+        found[slot.mint] = slot
+    return found
 
 
 def agent_mints(agent: Agent) -> list[Pubkey]:

@@ -10,6 +10,9 @@ The write path is built for back-fill speed: `apply_all` checks a batch's signat
 every state row its events touch in one query per table, the handlers then change plain
 in-memory rows, and `commit` writes the append-only tables with `executemany` and each state
 table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
+`commit` is `prepare` (the rows become statements) then `write` (executed and committed), so a
+back-fill can apply the next batch while this one is written: that batch is made with
+`after=` this one and takes the rows this one touched from it rather than from the database.
 
 Reputation counters follow the program's rules (program/src/record_x402_payment.c, feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
@@ -24,7 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from sqlalchemy import Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -127,10 +130,27 @@ class BatchStats:
     skipped: Skipped = field(default_factory=Skipped)
 
 
+def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
+
+
+@lru_cache(maxsize=None)
+def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
+    stmt = _insert_statement(dialect, model)
+    keys = PRIMARY_KEYS[model]
+    if model is Feedback:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={
+        name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+
+
 class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
-    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID) -> None:
+    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID, after: Optional["Batch"] = None) -> None:
+        """`after`: the batch just before this one, when it may not be committed yet (a pipelined
+        back-fill): the state rows it touched and its signatures are taken from it, not from the database."""
         self.connection = engine.connect()
         self.transaction = self.connection.begin()
         self.dialect = engine.dialect.name
@@ -141,6 +161,9 @@ class Batch:
         self.applied_signatures: list[str] = []
         self._rows: dict[type[SQLModel], dict[Any, Optional[Row]]] = {model: {} for model in STATE_MODELS}
         self._seen: set[str] = set()
+        self._carried = after._rows if after is not None else {}
+        self._seen_before = set(after.applied_signatures) if after is not None else set()
+        self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
             IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
@@ -163,9 +186,17 @@ class Batch:
         return values[names[0]] if len(names) == 1 else tuple(values[n] for n in names)
 
     def _load(self, model: type[SQLModel], keys: Iterable[Any]) -> None:
-        """Read the rows of `keys` not in memory yet, in chunks; the absent ones are remembered as None."""
-        rows = self._rows[model]
-        wanted = [k for k in dict.fromkeys(keys) if k not in rows]
+        """Read the rows of `keys` not in memory yet (the previous batch's if it touched them, else the
+        database's, in chunks); the absent ones are remembered as None."""
+        rows, carried = self._rows[model], self._carried.get(model, {})
+        wanted = []
+        for k in dict.fromkeys(keys):
+            if k in rows:
+                continue
+            if k in carried:
+                rows[k] = carried[k]
+            else:
+                wanted.append(k)
         for i in range(0, len(wanted), IN_CHUNK):
             chunk = wanted[i:i + IN_CHUNK]
             for k in chunk:
@@ -208,18 +239,21 @@ class Batch:
         """Apply one transaction unless it was applied before; False if skipped (failed or a duplicate)."""
         return self.apply_all([tx]) == 1
 
-    def apply_all(self, transactions: Sequence[ChainTransaction]) -> int:
-        """Apply transactions in order, skipping those applied before; returns how many were applied."""
-        decoded = self._prefetch(transactions)
+    def apply_all(self, transactions: Sequence[ChainTransaction],
+                  decoded: Optional[Mapping[str, DecodedLogs]] = None) -> int:
+        """Apply transactions in order, skipping those applied before; returns how many were applied.
+        `decoded`: logs already decoded (by signature, with this batch's program id); the rest are decoded here."""
+        decoded = self._prefetch(transactions, decoded or {})
         applied = 0
         for tx in transactions:
             applied += self._apply(tx, decoded.get(tx.signature))
         return applied
 
-    def _prefetch(self, transactions: Sequence[ChainTransaction]) -> dict[str, DecodedLogs]:
-        """Decode the new transactions and load what they touch: one query per table."""
+    def _prefetch(self, transactions: Sequence[ChainTransaction],
+                  known: Mapping[str, DecodedLogs]) -> dict[str, DecodedLogs]:
+        """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
-        done: set[str] = set()
+        done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
         column = _table(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
@@ -230,8 +264,10 @@ class Batch:
         for tx in candidates:
             if tx.signature in done:
                 continue
-            logs = decoded[tx.signature] = decode_logs(tx.logs, self.program_id, signature=tx.signature,
-                                                       slot=tx.slot)
+            logs = known.get(tx.signature)
+            if logs is None:
+                logs = decode_logs(tx.logs, self.program_id, signature=tx.signature, slot=tx.slot)
+            decoded[tx.signature] = logs
             for indexed in logs.events:
                 for model, key in _row_keys(indexed.name, indexed.data, str(indexed.data.agent)):
                     wanted[model].append(key)
@@ -573,21 +609,7 @@ class Batch:
     # commit ---------------------------------------------------------------------------------------------
 
     def _insert(self, model: type[SQLModel]) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(_table(model))
-
-    def _upsert(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-        """One `INSERT … ON CONFLICT (primary key) DO UPDATE` over every row (executemany); for
-        feedback `DO NOTHING`: the first one of a receipt stands."""
-        if not rows:
-            return
-        stmt = self._insert(model)
-        keys = PRIMARY_KEYS[model]
-        if model is Feedback:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        else:
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={
-                name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
-        self.connection.execute(stmt, rows)
+        return _insert_statement(self.dialect, model)
 
     def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
                        row: Callable[[str, int, Any], dict[str, Any]]) -> None:
@@ -597,35 +619,50 @@ class Batch:
         table = _table(model)
         agents = list(lists)
         for i in range(0, len(agents), IN_CHUNK):
-            self.connection.execute(delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])))
+            self._writes.append((delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])), None))
         rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
         if rows:
-            self.connection.execute(table.insert(), rows)
+            self._writes.append((table.insert(), rows))
 
     def commit(self) -> None:
         """Write everything applied and the cursor in one database transaction."""
+        self.prepare()
+        self.write()
+
+    def prepare(self, found: Optional[dict[str, Optional[accounts.Agent]]] = None) -> None:
+        """Fill the agents from `found` (see `fill_agents`), then turn everything applied into the statements
+        `write` executes. After this the batch's rows in memory may change (the next batch carries them on)."""
+        if found:
+            self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                self.connection.execute(_table(model).insert(), rows)
+                self._writes.append((_table(model).insert(), rows))
         if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
             table = _table(Payment)
-            self.connection.execute(
+            self._writes.append((
                 table.update().where(table.c.agent == bindparam("key_agent"),
                                      table.c.reference == bindparam("key_reference")),
                 [{"key_agent": agent, "key_reference": reference, **values}
-                 for (agent, reference), values in self._outcomes.items()])
+                 for (agent, reference), values in self._outcomes.items()]))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
             for values in rows:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
-            self._upsert(model, rows)
+            if rows:
+                self._writes.append((_upsert_statement(self.dialect, model), rows))
         self._replace_lists(AgentToken, self._tokens,
                             lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position,
                                                             "price": token[1]})
         self._replace_lists(AgentCapability, self._capabilities,
                             lambda agent, _, capability: {"agent": agent, "capability": capability})
+        self._count_skips()
+
+    def write(self) -> None:
+        """Execute what `prepare` built, move the cursor and commit: one database transaction."""
+        for statement, parameters in self._writes:
+            self.connection.execute(statement, parameters)
         if self.cursor is not None:
             slot, signature = self.cursor
             table = _table(Cursor)
@@ -636,7 +673,6 @@ class Batch:
             elif slot >= stored:
                 self.connection.execute(table.update().where(table.c.id == 1).values(
                     slot=slot, signature=signature, updated_at=time.time()))
-        self._count_skips()
         self.transaction.commit()
         self.connection.close()
 
@@ -647,9 +683,9 @@ class Batch:
             ("failed_transactions", s.failed)) if value]
         if counts:
             stmt = self._insert(SkipCounter)
-            self.connection.execute(stmt.on_conflict_do_update(
+            self._writes.append((stmt.on_conflict_do_update(
                 index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}),
-                counts)
+                counts))
 
     def rollback(self) -> None:
         self.transaction.rollback()

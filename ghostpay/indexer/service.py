@@ -13,14 +13,15 @@ import asyncio
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
 from ghostpay.indexer.process import Batch, BatchStats
@@ -30,6 +31,7 @@ from ghostpay.program_id import PROGRAM_ID
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 200  # transactions per database transaction during back-fill
+T = TypeVar("T")
 
 
 @dataclass
@@ -80,6 +82,25 @@ class Indexer:
         self.totals = Totals()
         self.stopping = asyncio.Event()
         self.live = asyncio.Event()  # set while subscribed and caught up
+        # Batches are applied on one database thread while the loop fetches the next; not for an
+        # in-memory SQLite database, whose connections are per thread.
+        self._threaded = not (self.engine.dialect.name == "sqlite" and
+                              self.engine.url.database in (None, "", ":memory:"))
+        self._threads: dict[str, ThreadPoolExecutor] = {}  # started on first use, stopped when `run` returns
+
+    async def _on_thread(self, name: str, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on the database thread `name` ("apply" or "write"). Cancelled, it still waits for
+        the work to finish, so the caller never rolls back a connection that the thread is using."""
+        if not self._threaded:
+            return work(*args)
+        if name not in self._threads:
+            self._threads[name] = ThreadPoolExecutor(1, thread_name_prefix=f"indexer-{name}")
+        future = asyncio.get_running_loop().run_in_executor(self._threads[name], work, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            raise
 
     # cursor -------------------------------------------------------------------------------------------
 
@@ -89,14 +110,29 @@ class Indexer:
 
     # applying -----------------------------------------------------------------------------------------
 
-    async def apply(self, transactions: list[ChainTransaction]) -> BatchStats:
-        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need."""
-        batch = Batch(self.engine, self.config.program_id)
+    async def apply(self, transactions: list[ChainTransaction],
+                    decoded: Optional[dict[str, DecodedLogs]] = None) -> BatchStats:
+        """Apply transactions (oldest first) in one database transaction, with the agent accounts they need;
+        `decoded`: their logs decoded already."""
+        return await self._write(await self._prepare(transactions, decoded))
+
+    async def _prepare(self, transactions: list[ChainTransaction], decoded: Optional[dict[str, DecodedLogs]],
+                       after: Optional[Batch] = None) -> Batch:
+        """A batch applied in memory and ready to write (`after`: the batch before it, maybe still writing)."""
+        batch = await self._on_thread("apply", Batch, self.engine, self.config.program_id, after)
         try:
-            batch.apply_all(transactions)
-            if batch.needs_account:
-                batch.fill_agents(await self.rpc.agent_accounts(sorted(batch.needs_account)))
-            batch.commit()
+            await self._on_thread("apply", batch.apply_all, transactions, decoded)
+            found = await self.rpc.agent_accounts(sorted(batch.needs_account)) if batch.needs_account else {}
+            await self._on_thread("apply", batch.prepare, found)
+        except BaseException:
+            batch.rollback()
+            raise
+        return batch
+
+    async def _write(self, batch: Batch) -> BatchStats:
+        """Write and commit a prepared batch."""
+        try:
+            await self._on_thread("write", batch.write)
         except BaseException:
             batch.rollback()
             raise
@@ -105,10 +141,14 @@ class Indexer:
             self.on_commit(batch.applied_signatures, time.perf_counter())
         return batch.stats
 
-    async def _fetch(self, infos: list[SignatureInfo]) -> list[ChainTransaction]:
-        """The transactions of `infos` in order; failed ones are not fetched, only counted."""
-        fetched = iter(await self.rpc.transactions([i.signature for i in infos if not i.failed]))
-        return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(fetched) for i in infos]
+    async def _fetch(self, infos: list[SignatureInfo]) -> tuple[list[ChainTransaction], dict[str, DecodedLogs]]:
+        """The transactions of `infos` in order, and the logs of those that did not fail decoded;
+        failed ones are not fetched, only counted."""
+        fetched = await self.rpc.transactions([i.signature for i in infos if not i.failed])
+        decoded = {tx.signature: decode_logs(tx.logs, self.config.program_id, signature=tx.signature, slot=tx.slot)
+                   for tx in fetched if not tx.failed}
+        found = iter(fetched)
+        return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(found) for i in infos], decoded
 
     async def backfill(self) -> int:
         """Apply every transaction after the cursor, in batches; returns how many were new."""
@@ -122,25 +162,42 @@ class Indexer:
         applied = done = 0
         if self.on_progress is not None:
             self.on_progress(0, len(infos))
-        # the next chunk is fetched while the current one is applied
+        # A pipeline: batch n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and
+        # n written on the write thread, all at once. Writes stay in order, one at a time, each with its
+        # cursor; n + 1 takes the rows n touched from n itself (they may not be committed yet).
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
+        writing: Optional[asyncio.Future[BatchStats]] = None
+        previous: Optional[Batch] = None
         try:
             for index in range(len(chunks)):
                 assert pending is not None
-                transactions = await pending
+                transactions, decoded = await pending
                 pending = asyncio.ensure_future(self._fetch(chunks[index + 1])) if index + 1 < len(chunks) else None
-                stats = await self.apply(transactions)
-                applied += stats.transactions
+                batch = await self._prepare(transactions, decoded, previous if self._threaded else None)
+                if writing is not None:
+                    applied += (await writing).transactions
+                writing, previous = asyncio.ensure_future(self._write(batch)), batch
+                if not self._threaded:  # one connection for all: no overlap
+                    applied += (await writing).transactions
+                    writing = None
                 done += len(transactions)
                 if self.on_progress is not None:
                     self.on_progress(done, len(infos))
-                log.debug("back-fill: committed %d transactions (%d events) up to slot %d", stats.transactions,
-                          stats.events, transactions[-1].slot)
+                log.debug("back-fill: applied %d transactions (%d events) up to slot %d", batch.stats.transactions,
+                          batch.stats.events, transactions[-1].slot)
                 if self.stopping.is_set():
                     break
+        except BaseException:
+            if writing is not None:  # the batch in flight commits (or fails) before the error goes up
+                await asyncio.wait({writing})
+                if not writing.cancelled():
+                    writing.exception()  # retrieved: the first error is the one raised
+            raise
         finally:
             if pending is not None:
                 pending.cancel()
+        if writing is not None:
+            applied += (await writing).transactions
         log.info("back-fill: %d transactions applied", applied)
         return applied
 
@@ -229,6 +286,9 @@ class Indexer:
         finally:
             lock.release()
             await self.rpc.close()
+            for thread in self._threads.values():
+                thread.shutdown()
+            self._threads.clear()
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it with the cursor, and return from `run`."""

@@ -91,7 +91,7 @@ def load_program(svm: LiteSVM, program_id: Pubkey, elf: bytes) -> None:
 class ChainListener(Protocol):
     """What the pub-sub layer hears from the chain."""
 
-    def on_transaction(self, slot: int, signature: str, err: Any, logs: list[str], mentions: set[str]) -> None: ...
+    def on_transaction(self, slot: int, signature: str, err: Any, logs: list[str], keys: list[Pubkey]) -> None: ...
 
     def on_accounts(self, slot: int, accounts: list[tuple[Pubkey, Account | None]]) -> None: ...
 
@@ -286,19 +286,24 @@ class Chain:
             self.owner_of[key] = account.owner
             self.by_owner.setdefault(account.owner, set()).add(key)
 
-    def _record_account(self, key: Pubkey, account: Account | None) -> None:
-        """Index `account` and write it to the ledger (programs and sysvars are reloaded, not stored)."""
-        self._index(key, account)
-        if not is_live(account):
-            self.ledger.delete_account(bytes(key))
-        elif not account.executable and account.owner != programs.SYSVAR_OWNER:
-            self.ledger.put_account(StoredAccount(bytes(key), account.lamports, bytes(account.owner),
-                                                  account.executable, account.rent_epoch, account.data))
+    def _record_accounts(self, accounts: list[tuple[Pubkey, Account | None]]) -> None:
+        """Index `accounts` and write them to the ledger in one statement per kind (programs and sysvars
+        are reloaded, not stored)."""
+        stored, deleted = [], []
+        for key, account in accounts:
+            self._index(key, account)
+            if not is_live(account):
+                deleted.append(bytes(key))
+            elif not account.executable and account.owner != programs.SYSVAR_OWNER:
+                stored.append(StoredAccount(bytes(key), account.lamports, bytes(account.owner), account.executable,
+                                            account.rent_epoch, account.data))
+        self.ledger.put_accounts(stored)
+        self.ledger.delete_accounts(deleted)
 
     def set_account(self, key: Pubkey, account: Account) -> None:
         """Write an account directly (the cheat codes), indexed, persisted and notified."""
         self.svm.set_account(key, account)
-        self._record_account(key, account)
+        self._record_accounts([(key, account)])
         live = account if is_live(account) else None
         for listener in self.listeners:
             listener.on_accounts(self.slot, [(key, live)])
@@ -392,11 +397,8 @@ class Chain:
                     self.svm.set_account(key, account or Account(0, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
             return outcome
         outcome.committed = True
-        changed = []
-        for key, old, new in zip(keys, before, after):
-            if old != new:
-                self._record_account(key, new)
-                changed.append((key, new if is_live(new) else None))
+        changed = [(key, new) for key, old, new in zip(keys, before, after) if old != new]
+        self._record_accounts(changed)
         meta: dict[str, Any] = {
             "err": outcome.err, "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
             "fee": fee_for_message(message),
@@ -416,10 +418,11 @@ class Chain:
         self.transaction_count += 1
         self.ledger.put_transaction(raw_signature, self.slot, self.now(), bytes(tx), meta,
                                     [bytes(k) for k in dict.fromkeys(keys)])
-        mentions = {str(k) for k in keys}
-        for listener in self.listeners:
-            listener.on_accounts(self.slot, changed)
-            listener.on_transaction(self.slot, signature, outcome.err, outcome.logs, mentions)
+        if self.listeners:
+            changed = [(key, new if is_live(new) else None) for key, new in changed]
+            for listener in self.listeners:
+                listener.on_accounts(self.slot, changed)
+                listener.on_transaction(self.slot, signature, outcome.err, outcome.logs, keys)
         return outcome
 
     def simulate(self, tx: VersionedTransaction, sig_verify: bool, replace_blockhash: bool,
@@ -457,7 +460,4 @@ class Chain:
 
     def status(self, signature: Signature) -> tuple[int, Any] | None:
         """(slot, err) of a processed transaction."""
-        if bytes(signature) not in self.processed:
-            return None
-        stored = self.ledger.transaction(bytes(signature))
-        return (stored.slot, stored.meta["err"]) if stored else None
+        return self.ledger.status(bytes(signature))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,6 +36,11 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# A stored transaction's error as JSON text (NULL on success), read without decoding the whole meta.
+ERR_COLUMN = ("CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract("
+              "t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END")
+
+RECENT_STATUSES = 20_000
 LEDGER_FILE = "ledger.sqlite3"
 LOCK_FILE = "ledger.lock"
 
@@ -98,6 +104,8 @@ class Ledger:
         self.db.executescript(SCHEMA)
         self.db.commit()
         self._seq: dict[bytes, int] = dict(self.db.execute("SELECT signature, seq FROM transactions"))
+        # (slot, err) of the newest transactions: clients confirm what they just sent (getSignatureStatuses).
+        self._recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -110,15 +118,15 @@ class Ledger:
 
     # -- accounts ----------------------------------------------------------------------------
 
-    def put_account(self, account: StoredAccount) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
-            (account.pubkey, account.lamports, account.owner, int(account.executable),
-             account.rent_epoch, account.data),
-        )
+    def put_accounts(self, accounts: list[StoredAccount]) -> None:
+        if accounts:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+                [(a.pubkey, a.lamports, a.owner, int(a.executable), a.rent_epoch, a.data) for a in accounts])
 
-    def delete_account(self, pubkey: bytes) -> None:
-        self.db.execute("DELETE FROM accounts WHERE pubkey = ?", (pubkey,))
+    def delete_accounts(self, pubkeys: list[bytes]) -> None:
+        if pubkeys:
+            self.db.executemany("DELETE FROM accounts WHERE pubkey = ?", [(pubkey,) for pubkey in pubkeys])
 
     def accounts(self) -> Iterator[StoredAccount]:
         for row in self.db.execute("SELECT pubkey, lamports, owner, executable, rent_epoch, data FROM accounts"):
@@ -135,6 +143,9 @@ class Ledger:
         seq = cursor.lastrowid
         assert seq is not None
         self._seq[signature] = seq
+        self._recent[signature] = (slot, meta["err"])
+        if len(self._recent) > RECENT_STATUSES:
+            self._recent.popitem(last=False)
         self.db.executemany("INSERT OR IGNORE INTO address_signatures VALUES (?, ?)",
                             [(address, seq) for address in addresses])
 
@@ -145,6 +156,19 @@ class Ledger:
         row = self.db.execute(
             "SELECT seq, signature, slot, block_time, raw, meta FROM transactions WHERE seq = ?", (seq,)).fetchone()
         return StoredTransaction(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
+
+    def status(self, signature: bytes) -> tuple[int, Any] | None:
+        """(slot, err) of a stored transaction: a recent one's from memory, an older one's from two columns,
+        the error cut out of the meta by SQLite (getSignatureStatuses asks this for every transaction a
+        client confirms)."""
+        recent = self._recent.get(signature)
+        if recent is not None:
+            return recent
+        seq = self._seq.get(signature)
+        if seq is None:
+            return None
+        row = self.db.execute(f"SELECT slot, {ERR_COLUMN} FROM transactions t WHERE seq = ?", (seq,)).fetchone()
+        return (row[0], None if row[1] is None else json.loads(row[1])) if row else None
 
     def signatures(self) -> Iterator[bytes]:
         return iter(self._seq)
@@ -158,8 +182,7 @@ class Ledger:
         """Newest first: the transactions that mention `address`, strictly between `until` and `before`.
         Only the columns the answer needs: the error is cut out of the stored meta by SQLite."""
         rows = self.db.execute(
-            "SELECT t.signature, t.slot, t.block_time, CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL "
-            "WHEN 'text' THEN json_quote(json_extract(t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END "
+            f"SELECT t.signature, t.slot, t.block_time, {ERR_COLUMN} "
             "FROM address_signatures a JOIN transactions t ON t.seq = a.seq "
             "WHERE a.address = ? AND a.seq < ? AND a.seq > ? ORDER BY a.seq DESC LIMIT ?",
             (address, before_seq if before_seq is not None else 2**62,

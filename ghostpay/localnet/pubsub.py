@@ -175,8 +175,11 @@ class PubSub:
 
     # -- chain events (ChainListener) ----------------------------------------------------------------
 
-    def on_transaction(self, slot: int, signature_: str, err: Any, logs: list[str], mentions: set[str]) -> None:
+    def on_transaction(self, slot: int, signature_: str, err: Any, logs: list[str], keys: list[Pubkey]) -> None:
+        if not self.subscriptions:
+            return
         context = {"slot": slot}
+        mentions = {str(key) for key in keys}
         for sub in list(self.subscriptions.values()):
             if sub.kind == "logs" and (sub.key is None or sub.key in mentions):
                 self.notify(sub, {"context": context, "value": {"signature": signature_, "err": err, "logs": logs}})

@@ -24,7 +24,7 @@ from tests.indexer.conftest import backfill, config, dump_tables, make_history, 
 from tests.indexer.history import HistorySpec
 from tests.localnet.conftest import LocalnetProcess
 
-PAYMENTS = int(os.environ.get("GHOSTPAY_CRASH_PAYMENTS", "300"))
+PAYMENTS = int(os.environ.get("GHOSTPAY_CRASH_PAYMENTS", "450"))
 KILLS = int(os.environ.get("GHOSTPAY_CRASH_KILLS", "20"))
 BATCH = 6  # small commits, so that the kills land between, inside and during many of them
 FORK = multiprocessing.get_context("fork")
@@ -52,7 +52,7 @@ def run_once(net: LocalnetProcess, url: str, rng: random.Random | None) -> bool:
             commits += 1
             if commits == target:
                 assert rng is not None
-                time.sleep(rng.uniform(0, 0.02))  # somewhere in the next fetch, apply or commit
+                time.sleep(rng.uniform(0, 0.01))  # somewhere in the next fetch, apply or commit
                 os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
                 child.join()
                 return True
