@@ -53,6 +53,7 @@ from ghostpay import instructions as ix
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.cluster import Cluster, resolve
+from ghostpay.borsh_layout import bulk_decoding
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
 from ghostpay.earnings import agent_mints, earnings_by_mint
 from ghostpay.events import ProgramEvent, decode_events, live_events
@@ -907,7 +908,8 @@ class GhostPayClient:
 
     async def _agent_infos(self, agents: Sequence[tuple[Pubkey, Agent]]) -> list[AgentInfo]:
         mints = await self.get_mints([mint for _, agent in agents for mint in agent_mints(agent)])
-        return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
+        with bulk_decoding():
+            return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
         resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",

@@ -29,7 +29,7 @@ from solders.pubkey import Pubkey
 
 from ghostpay import artifacts
 from ghostpay.accounts import Agent, WorkOrder
-from ghostpay.borsh_layout import DISCRIMINATOR_LEN, DecodeError, decode_account, head_layout
+from ghostpay.borsh_layout import DISCRIMINATOR_LEN, DecodeError, bulk_decoding, decode_account, head_layout
 from ghostpay.exceptions import InvalidArgument
 
 MAX_FILTERS = 4  # getProgramAccounts refuses more
@@ -176,15 +176,16 @@ def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None 
     """Decode the accounts that are Agents and whose head passes `query` (all Agents without one)."""
     head = head_layout("Agent")
     out = []
-    for address, data in raw:
-        if data[:DISCRIMINATOR_LEN] != Agent.discriminator or len(data) < head.size:
-            continue
-        if query is not None and not query.matches_head(head.unpack(data)):
-            continue
-        try:
-            out.append((address, decode_account("Agent", data)))
-        except DecodeError:  # a corrupt account is not an agent
-            continue
+    with bulk_decoding():
+        for address, data in raw:
+            if data[:DISCRIMINATOR_LEN] != Agent.discriminator or len(data) < head.size:
+                continue
+            if query is not None and not query.matches_head(head.unpack(data)):
+                continue
+            try:
+                out.append((address, decode_account("Agent", data)))
+            except DecodeError:  # a corrupt account is not an agent
+                continue
     return out
 
 
