@@ -15,14 +15,12 @@ IDL, so a change there (issue 14's per-token prices) flows through without editi
 
 from __future__ import annotations
 
-import gc
 import importlib
 import re
 import struct
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from solders.pubkey import Pubkey
 
@@ -274,20 +272,6 @@ def decode_account(name: str, data: bytes) -> Any:
     except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise DecodeError(f"{name}: {exc}") from None
     return cls(**values)
-
-
-@contextmanager
-def bulk_decoding() -> Iterator[None]:
-    """The cyclic garbage collector paused while many accounts are decoded: each Agent brings ~20 objects
-    that all survive, so collections would rescan them again and again (a third of a 10,000-agent search's
-    decoding time). Nothing decoded forms a cycle; the collector resumes as it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,10 @@ from ghostpay import instructions as ix
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.cluster import Cluster, resolve
-from ghostpay.borsh_layout import bulk_decoding
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
 from ghostpay.earnings import agent_mints, earnings_by_mint
 from ghostpay.events import ProgramEvent, decode_events, live_events
+from ghostpay.gc_tuning import gc_paused
 from ghostpay.exceptions import (
     ANCHOR_LOG,
     AccountNotFound,
@@ -908,7 +908,7 @@ class GhostPayClient:
 
     async def _agent_infos(self, agents: Sequence[tuple[Pubkey, Agent]]) -> list[AgentInfo]:
         mints = await self.get_mints([mint for _, agent in agents for mint in agent_mints(agent)])
-        with bulk_decoding():
+        with gc_paused():
             return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:

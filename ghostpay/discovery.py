@@ -29,8 +29,9 @@ from solders.pubkey import Pubkey
 
 from ghostpay import artifacts
 from ghostpay.accounts import Agent, WorkOrder
-from ghostpay.borsh_layout import DISCRIMINATOR_LEN, DecodeError, bulk_decoding, decode_account, head_layout
+from ghostpay.borsh_layout import DISCRIMINATOR_LEN, DecodeError, decode_account, head_layout
 from ghostpay.exceptions import InvalidArgument
+from ghostpay.gc_tuning import gc_paused
 
 MAX_FILTERS = 4  # getProgramAccounts refuses more
 
@@ -176,7 +177,7 @@ def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None 
     """Decode the accounts that are Agents and whose head passes `query` (all Agents without one)."""
     head = head_layout("Agent")
     out = []
-    with bulk_decoding():
+    with gc_paused():
         for address, data in raw:
             if data[:DISCRIMINATOR_LEN] != Agent.discriminator or len(data) < head.size:
                 continue

@@ -21,6 +21,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from ghostpay.gc_tuning import gc_relaxed
 from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, connect
@@ -159,12 +160,18 @@ class Indexer:
                  f"slot {cursor.slot}" if cursor else "the beginning")
         size = self.config.batch_size
         chunks = [infos[i:i + size] for i in range(0, len(infos), size)]
-        applied = done = 0
         if self.on_progress is not None:
             self.on_progress(0, len(infos))
-        # A pipeline: batch n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and
-        # n written on the write thread, all at once. Writes stay in order, one at a time, each with its
-        # cursor; n + 1 takes the rows n touched from n itself (they may not be committed yet).
+        with gc_relaxed():  # each batch's rows live until its commit: young collections would rescan them
+            return await self._run_pipeline(chunks, len(infos))
+
+    async def _run_pipeline(self, chunks: list[list[SignatureInfo]], total: int) -> int:
+        """Apply `chunks` of signatures in order; returns how many transactions were new.
+
+        A pipeline: batch n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and n
+        written on the write thread, all at once. Writes stay in order, one at a time, each with its cursor;
+        n + 1 takes the rows n touched from n itself (they may not be committed yet)."""
+        applied = done = 0
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
         writing: Optional[asyncio.Future[BatchStats]] = None
         previous: Optional[Batch] = None
@@ -182,7 +189,7 @@ class Indexer:
                     writing = None
                 done += len(transactions)
                 if self.on_progress is not None:
-                    self.on_progress(done, len(infos))
+                    self.on_progress(done, total)
                 log.debug("back-fill: applied %d transactions (%d events) up to slot %d", batch.stats.transactions,
                           batch.stats.events, transactions[-1].slot)
                 if self.stopping.is_set():
