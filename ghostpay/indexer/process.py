@@ -134,6 +134,21 @@ def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
 
 
+@dataclass(frozen=True)
+class CopyRows:
+    """Append-only rows for PostgreSQL's COPY: one stream per table instead of an INSERT per row (the
+    INSERTs were two thirds of a back-fill's time in PostgreSQL)."""
+
+    table: Table
+
+    def run(self, connection: Any, rows: list[dict[str, Any]]) -> None:
+        columns = list(rows[0])
+        sql = f"COPY {self.table.name} ({', '.join(columns)}) FROM STDIN"
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+
+
 @lru_cache(maxsize=None)
 def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
@@ -636,7 +651,8 @@ class Batch:
             self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                self._writes.append((_table(model).insert(), rows))
+                append = CopyRows(_table(model)) if self.dialect == "postgresql" else _table(model).insert()
+                self._writes.append((append, rows))
         if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
             table = _table(Payment)
             self._writes.append((
@@ -662,7 +678,10 @@ class Batch:
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            self.connection.execute(statement, parameters)
+            if isinstance(statement, CopyRows):
+                statement.run(self.connection, parameters)
+            else:
+                self.connection.execute(statement, parameters)
         if self.cursor is not None:
             slot, signature = self.cursor
             table = _table(Cursor)
