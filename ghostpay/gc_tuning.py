@@ -12,7 +12,9 @@ import gc
 from contextlib import contextmanager
 from typing import Iterator
 
-BULK_GEN0_THRESHOLD = 100_000  # allocations between young collections during a back-fill (default 700)
+# Allocations between young collections during a back-fill (default 700). Measured over 100,000 events:
+# 5,000 is as fast as 20,000 and keeps the indexer's memory flat; 100,000 let it grow with every batch.
+BULK_GEN0_THRESHOLD = 5_000
 
 
 @contextmanager
