@@ -165,9 +165,13 @@ class SubscribingSigner(FacilitatorKeypairSigner):
     def send_transaction(self, tx_base64: str, network: str) -> str:
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
         watch = self._watcher.watch(str(tx.signatures[0]))  # before the send: no notification can be missed
-        # As the package's signer sends: no preflight (verify simulated it).
-        signature = self._rpc.call("sendTransaction", [tx_base64, {
-            "encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}])
+        try:
+            # As the package's signer sends: no preflight (verify simulated it).
+            signature = self._rpc.call("sendTransaction", [tx_base64, {
+                "encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}])
+        except BaseException:
+            self._watcher.forget(watch)
+            raise
         with self._lock:
             self._watches[signature] = watch
         return signature
@@ -180,13 +184,14 @@ class SubscribingSigner(FacilitatorKeypairSigner):
             status = self._get_client(network).get_signature_statuses([Signature.from_string(signature)]).value[0]
             if status is not None and status.confirmation_status is not None and \
                     str(status.confirmation_status) != str(TransactionConfirmationStatus.Processed):
-                watch.cancel()
+                self._watcher.forget(watch)
                 if status.err:
                     raise RuntimeError(f"Transaction failed: {status.err}")
                 return
         try:
             err = watch.result(timeout=self._confirm_timeout)
         except FutureTimeout:
+            self._watcher.forget(watch)
             raise RuntimeError("Transaction confirmation timeout") from None
         if err:
             raise RuntimeError(f"Transaction failed: {err}")

@@ -28,6 +28,7 @@ class SignatureWatcher:
         self._ids = itertools.count(1)
         self._requests: dict[int, Future[Any]] = {}  # request id -> the future, until the node acks
         self._subscriptions: dict[int, Future[Any]] = {}  # subscription id -> the future
+        self._forgotten: set[int] = set()  # request ids forgotten before the node acked them
         self._lock = threading.Lock()
 
     def watch(self, signature: str) -> Future[Any]:
@@ -44,6 +45,37 @@ class SignatureWatcher:
                 self._ws = None
                 raise RuntimeError(f"signatureSubscribe: the websocket closed: {exc}") from exc
         return future
+
+    def forget(self, future: Future[Any]) -> None:
+        """Drop the watch behind `future` (its send failed, or its wait timed out) and unsubscribe from
+        the node, so a settle that ends without a notification leaves nothing open."""
+        future.cancel()
+        with self._lock:
+            for request, waiting in list(self._requests.items()):
+                if waiting is future:
+                    del self._requests[request]
+                    self._forgotten.add(request)  # its ack, when it comes, is unsubscribed
+            subscriptions = [s for s, waiting in self._subscriptions.items() if waiting is future]
+            for subscription in subscriptions:
+                del self._subscriptions[subscription]
+            ws = self._ws
+        for subscription in subscriptions:
+            self._unsubscribe(ws, subscription)
+
+    def _unsubscribe(self, ws: ClientConnection | None, subscription: int) -> None:
+        if ws is None:
+            return
+        try:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": "signatureUnsubscribe",
+                                "params": [subscription]}))
+        except ConnectionClosed:
+            pass  # the subscription went with the connection
+
+    @property
+    def pending(self) -> int:
+        """Watches not yet resolved (subscribing or subscribed)."""
+        with self._lock:
+            return len(self._requests) + len(self._subscriptions)
 
     def _connection(self) -> ClientConnection:
         if self._ws is None:
@@ -64,27 +96,38 @@ class SignatureWatcher:
             lost = list(self._requests.values()) + list(self._subscriptions.values())
             self._requests.clear()
             self._subscriptions.clear()
+            self._forgotten.clear()
         for future in lost:
             if not future.done():
                 future.set_exception(RuntimeError("the websocket closed before the transaction was confirmed"))
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        if "id" in message:  # the ack of a subscription (or of an unsubscription), or a refusal
+            self._acknowledged(message)
+            return
+        if message.get("method") != "signatureNotification":
+            return
+        params = message["params"]
         with self._lock:
-            if "id" in message:  # the ack of a subscription, or its refusal
-                future = self._requests.pop(message["id"], None)
-                if future is None:
-                    return
-                if "error" in message:
-                    future.set_exception(RuntimeError(f"signatureSubscribe refused: {message['error']}"))
-                else:
-                    self._subscriptions[message["result"]] = future
-                return
-            if message.get("method") != "signatureNotification":
-                return
-            params = message["params"]
             future = self._subscriptions.pop(params["subscription"], None)
         if future is not None and not future.done():
             future.set_result(params["result"]["value"].get("err"))
+
+    def _acknowledged(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            future = self._requests.pop(message["id"], None)
+            if future is None:
+                if message["id"] not in self._forgotten or "result" not in message:
+                    return
+                self._forgotten.discard(message["id"])  # forgotten before the ack: unsubscribe now
+                ws = self._ws
+            elif "error" in message:
+                future.set_exception(RuntimeError(f"signatureSubscribe refused: {message['error']}"))
+                return
+            else:
+                self._subscriptions[message["result"]] = future
+                return
+        self._unsubscribe(ws, message["result"])
 
     def close(self) -> None:
         with self._lock:

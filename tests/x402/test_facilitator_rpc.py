@@ -99,3 +99,34 @@ def test_credentials_in_the_url_become_basic_auth(dropping: DroppingNode) -> Non
     assert dropping.requests[0]["authorization"] == "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
     with pytest.raises(ValueError, match="not an http"):
         JsonRpc("ws://127.0.0.1:8900")
+
+
+def test_a_failed_send_or_a_timeout_leaves_no_subscription_open(net: LocalnetProcess) -> None:
+    """The settle subscribes to the signature before sending; a send that fails (here the RPC is
+    unreachable, the websocket is not) and a wait that times out both drop that subscription."""
+    import base64
+
+    from solders.hash import Hash
+    from solders.keypair import Keypair
+    from solders.message import Message
+    from solders.system_program import TransferParams, transfer
+    from solders.transaction import Transaction
+
+    from ghostpay.x402.facilitator import SubscribingSigner
+
+    payer = Keypair()
+    move = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1))
+    tx = Transaction([payer], Message.new_with_blockhash([move], payer.pubkey(), Hash.default()), Hash.default())
+    unreachable = f"http://127.0.0.1:{free_port_pair()[0]}"
+    signer = SubscribingSigner(Keypair(), unreachable, net.ws_url, confirm_timeout=0.3)
+    try:
+        with pytest.raises(RpcError, match="^sendTransaction: "):
+            signer.send_transaction(base64.b64encode(bytes(tx)).decode(), "solana:localnet")
+        assert signer._watcher.pending == 0
+        watch = signer._watcher.watch(str(Keypair().sign_message(b"never sent")))  # a signature that never lands
+        signer._watches["never"] = watch
+        with pytest.raises(RuntimeError, match="confirmation timeout"):
+            signer.confirm_transaction("never", "solana:localnet")
+        assert signer._watcher.pending == 0 and watch.cancelled()
+    finally:
+        signer.close()
