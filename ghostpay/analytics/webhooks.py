@@ -22,10 +22,11 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import httpx
-from sqlalchemy import delete
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -67,12 +68,40 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: Optional[float] = None
 
 
-TABLES = (WebhookEndpoint, WebhookDelivery)
+class WebhookTotal(SQLModel, table=True):
+    """A count that outlives the deliveries it counts (pruned, or removed with their endpoint)."""
+
+    __tablename__ = "webhook_totals"
+    name: str = Field(primary_key=True)
+    value: int = i64(0)
+
+
+TABLES = (WebhookEndpoint, WebhookDelivery, WebhookTotal)
+REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_attempts a true counter
 
 
 def ensure_tables(engine: Engine) -> None:
     """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        if session.get(WebhookTotal, REMOVED_ATTEMPTS) is None:
+            session.add(WebhookTotal(name=REMOVED_ATTEMPTS, value=0))
+            try:
+                session.commit()
+            except IntegrityError:  # another process made it meanwhile
+                session.rollback()
+
+
+def _remove_deliveries(session: Session, condition: Any) -> int:
+    """Delete the deliveries matching `condition`, adding their attempts to the kept total; how many went."""
+    count, attempts = session.exec(select(func.count(), func.coalesce(func.sum(WebhookDelivery.attempts), 0))
+                                   .where(condition)).one()
+    if count:
+        total = WebhookTotal.__table__  # type: ignore[attr-defined]
+        session.exec(update(total).where(total.c.name == REMOVED_ATTEMPTS)  # type: ignore[call-overload]
+                     .values(value=total.c.value + int(attempts)))
+        session.exec(delete(WebhookDelivery).where(condition))  # type: ignore[call-overload]
+    return int(count)
 
 
 # signing --------------------------------------------------------------------------------------------
@@ -147,21 +176,32 @@ def remove_endpoint(engine: Engine, endpoint_id: str) -> None:
     """Unsubscribe, dropping its undelivered deliveries."""
     get_endpoint(engine, endpoint_id)
     with Session(engine) as session:
-        session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint_id))  # type: ignore
+        _remove_deliveries(session, col(WebhookDelivery.endpoint_id) == endpoint_id)
         session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))  # type: ignore
         session.commit()
 
 
-def delivery_counts(engine: Engine) -> dict[str, int]:
-    """Deliveries by status (pending, delivered, failed) and attempts made, for /metrics and `list`."""
-    from sqlalchemy import func
+def prune_finished(engine: Engine, keep_seconds: float) -> int:
+    """Delete delivered and failed deliveries queued more than `keep_seconds` ago (their attempts stay
+    counted); how many went. Pending ones are never pruned."""
+    cutoff = time.time() - keep_seconds
+    with Session(engine) as session:
+        pruned = _remove_deliveries(session, (col(WebhookDelivery.status) != "pending") &
+                                    (col(WebhookDelivery.created_at) < cutoff))
+        session.commit()
+    return pruned
 
+
+def delivery_counts(engine: Engine) -> dict[str, int]:
+    """Deliveries kept, by status (pending, delivered, failed), and every attempt ever made (those of pruned
+    or removed deliveries included), for /metrics and `list`."""
     ensure_tables(engine)
     with Session(engine) as session:
         rows = session.exec(select(WebhookDelivery.status, func.count(), func.sum(WebhookDelivery.attempts))
                             .group_by(WebhookDelivery.status)).all()
+        removed = session.get(WebhookTotal, REMOVED_ATTEMPTS)
     counts = {status: int(n) for status, n, _ in rows}
-    counts["attempts"] = sum(int(a or 0) for _, _, a in rows)
+    counts["attempts"] = sum(int(a or 0) for _, _, a in rows) + (removed.value if removed else 0)
     return counts
 
 
@@ -175,6 +215,8 @@ class DeliverySettings:
     give_up_after: float = 86_400.0  # after this long in the queue a delivery is marked failed
     poll_interval: float = 1.0
     batch: int = 100
+    keep_finished: float = 7 * 86_400.0  # a delivered or failed delivery is pruned this long after it was queued
+    prune_interval: float = 3600.0
 
 
 def delivery_id(endpoint_id: str, event: RawEvent) -> str:
@@ -287,9 +329,13 @@ class WebhookDispatcher:
         return len(due)
 
     async def run(self) -> None:
+        pruned_at = 0.0
         async with httpx.AsyncClient() as http:
             while not self.stopping.is_set():
                 try:
+                    if time.monotonic() - pruned_at >= self.settings.prune_interval:
+                        pruned_at = time.monotonic()
+                        await asyncio.to_thread(prune_finished, self.engine, self.settings.keep_finished)
                     await asyncio.to_thread(self.enqueue)
                     if await self.deliver_due(http) == self.settings.batch:
                         continue  # more are due: no pause
@@ -306,7 +352,6 @@ class WebhookDispatcher:
 
 def pending_for(engine: Engine, endpoint_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per endpoint: deliveries by status."""
-    from sqlalchemy import func
 
     with Session(engine) as session:
         rows = session.exec(select(WebhookDelivery.endpoint_id, WebhookDelivery.status, func.count())

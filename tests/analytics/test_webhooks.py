@@ -197,3 +197,24 @@ def test_the_readme_snippet_verifies_a_real_delivery(world: World, receiver: Rec
     verify = namespace["verify"]
     assert verify(str(endpoint["secret"]), request.headers["ghostpay-signature"], request.body)  # type: ignore
     assert not verify("whsec_wrong", request.headers["ghostpay-signature"], request.body)  # type: ignore
+
+
+def test_finished_deliveries_are_pruned_and_their_attempts_still_counted(world: World, receiver: Receiver) -> None:
+    receiver.behaviour = lambda n: "ok"
+    delivered = str(add(world, receiver.url, "--events", "X402PaymentRecorded", "--from-start")["id"])
+    dead = str(add(world, "http://127.0.0.1:9/never", "--events", "X402PaymentRecorded", "--from-start")["id"])
+    with RunningDispatcher(world.db_url, FAST):
+        wait_for(lambda: deliveries(world, delivered) and all(d.status == "delivered"
+                                                              for d in deliveries(world, delivered))
+                 and all(d.attempts >= 1 for d in deliveries(world, dead)), what="deliveries and failed attempts")
+    engine = connect(world.db_url)
+    before = webhooks.delivery_counts(engine)
+    still_pending = {d.id for d in deliveries(world, dead)}
+    assert webhooks.prune_finished(engine, keep_seconds=3600) == 0  # all queued just now: kept
+    assert webhooks.prune_finished(engine, keep_seconds=-60) >= len(world.payments)  # "queued long ago"
+    assert deliveries(world, delivered) == []
+    assert {d.id for d in deliveries(world, dead)} == still_pending  # pending ones are never pruned
+    after = webhooks.delivery_counts(engine)
+    assert after["attempts"] == before["attempts"] and after.get("delivered", 0) == 0  # a counter stays one
+    ghost("--db", db_path(world), "webhooks", "remove", dead)
+    assert webhooks.delivery_counts(engine)["attempts"] == before["attempts"]
