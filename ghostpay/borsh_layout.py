@@ -89,6 +89,15 @@ def _pubkeys(buf: bytes, offset: int) -> tuple[list[Pubkey], int]:
     return [Pubkey(buf[i:i + 32]) for i in range(start, end, 32)], end
 
 
+def _read_items(read: Reader, count: int, buf: bytes, offset: int) -> tuple[list[Any], int]:
+    """`count` consecutive values read by `read` (a vec's after its length, an array's)."""
+    values = []
+    for _ in range(count):
+        value, offset = read(buf, offset)
+        values.append(value)
+    return values, offset
+
+
 def _reader(idl_type: Any) -> Reader:
     """A reader for any IDL type."""
     fixed = _fixed(idl_type)
@@ -111,12 +120,7 @@ def _reader(idl_type: Any) -> Reader:
             (count,) = _U32.unpack_from(buf, offset)
             if count > len(buf):  # every item takes at least a byte
                 raise DecodeError("vec longer than the data")
-            offset += 4
-            values = []
-            for _ in range(count):
-                value, offset = item(buf, offset)
-                values.append(value)
-            return values, offset
+            return _read_items(item, count, buf, offset + 4)
         return read_vec
     if isinstance(idl_type, dict) and "array" in idl_type:
         inner, count = idl_type["array"]
@@ -125,14 +129,7 @@ def _reader(idl_type: Any) -> Reader:
             if packed is not None:
                 return packed
         element = _reader(inner)
-
-        def read_array(buf: bytes, offset: int) -> tuple[list[Any], int]:
-            values = []
-            for _ in range(count):
-                value, offset = element(buf, offset)
-                values.append(value)
-            return values, offset
-        return read_array
+        return lambda buf, offset: _read_items(element, count, buf, offset)
     if isinstance(idl_type, dict) and "option" in idl_type:
         some = _reader(idl_type["option"])
 

@@ -719,12 +719,7 @@ class GhostPayClient:
     async def get_mint(self, mint: PubkeyLike) -> MintInfo:
         """A mint's decimals and token program (cached: decimals never change); `NotAMint` if it is none."""
         mint = to_pubkey(mint, "token mint")
-        if mint not in self._mints:
-            found = await self._account_data(mint)
-            if found is None:  # what the program says of a missing mint too
-                raise program_error_class("NotAMint")()
-            self._mints[mint] = parse_mint(mint, *found)
-        return self._mints[mint]
+        return (await self.get_mints([mint]))[mint]
 
     async def get_mints(self, mints: Collection[Pubkey]) -> dict[Pubkey, MintInfo]:
         """Several mints' decimals and token programs: the uncached ones in one getMultipleAccounts per 100."""
@@ -733,7 +728,7 @@ class GhostPayClient:
             chunk = missing[start:start + 100]
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
             for mint, account in zip(chunk, resp.value):
-                if account is None:
+                if account is None:  # what the program says of a missing mint too
                     raise program_error_class("NotAMint")()
                 self._mints[mint] = parse_mint(mint, account.owner, bytes(account.data))
         return {m: self._mints[m] for m in mints}

@@ -54,7 +54,8 @@ Mints = dict[str, Any]  # mint address -> its MintInfo (or IndexedMint), None wh
 
 async def mints_of(gp: "GhostPayClient", info: "AgentInfo") -> Mints:
     """The agent's accepted mints and the mints it earned in, with their decimals."""
-    return {str(mint): await gp.get_mint(mint) for mint in dict.fromkeys([*info.accepted_tokens, *(e.mint for e in info.earnings)])}
+    found = await gp.get_mints([*info.accepted_tokens, *(e.mint for e in info.earnings)])
+    return {str(mint): mint_info for mint, mint_info in found.items()}
 
 
 def amount_text(st: State, atomic: int, mint: object, mints: Mints) -> str:
