@@ -26,7 +26,6 @@ from typing import Any, Optional, Sequence
 
 import httpx
 from sqlalchemy import delete, func, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -83,13 +82,6 @@ REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_at
 def ensure_tables(engine: Engine) -> None:
     """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
-    with Session(engine) as session:
-        if session.get(WebhookTotal, REMOVED_ATTEMPTS) is None:
-            session.add(WebhookTotal(name=REMOVED_ATTEMPTS, value=0))
-            try:
-                session.commit()
-            except IntegrityError:  # another process made it meanwhile
-                session.rollback()
 
 
 def _remove_deliveries(session: Session, condition: Any) -> int:
@@ -98,8 +90,10 @@ def _remove_deliveries(session: Session, condition: Any) -> int:
                                    .where(condition)).one()
     if count:
         total = WebhookTotal.__table__  # type: ignore[attr-defined]
-        session.exec(update(total).where(total.c.name == REMOVED_ATTEMPTS)  # type: ignore[call-overload]
-                     .values(value=total.c.value + int(attempts)))
+        added = session.exec(update(total).where(total.c.name == REMOVED_ATTEMPTS)  # type: ignore[call-overload]
+                             .values(value=total.c.value + int(attempts)))
+        if added.rowcount == 0:  # the first removal ever
+            session.add(WebhookTotal(name=REMOVED_ATTEMPTS, value=int(attempts)))
         session.exec(delete(WebhookDelivery).where(condition))  # type: ignore[call-overload]
     return int(count)
 
