@@ -8,7 +8,7 @@ exactly-once effect.
 
 The write path is built for back-fill speed: `apply_all` checks a batch's signatures and loads
 every state row its events touch in one query per table, the handlers then change plain
-in-memory rows, and `commit` writes the append-only tables with `executemany` and each state
+in-memory rows, and `commit` writes the append-only tables with `executemany` (`COPY` on PostgreSQL) and each state
 table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
 `commit` is `prepare` (the rows become statements) then `write` (executed and committed), so a
 back-fill can apply the next batch while this one is written: that batch is made with
