@@ -6,16 +6,28 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def ghost(*args: str) -> subprocess.CompletedProcess[str]:
+GHOST = str(Path(sys.executable).with_name("ghost"))  # the installed command, as a user runs it
+
+
+def ghost(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHOST_")}  # the demo follows GHOST_URL
-    return subprocess.run([sys.executable, "-m", "ghostpay.cli.main", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run([GHOST, *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
 
 
-def test_demo_runs_the_main_job_through_the_cli() -> None:
-    run = ghost("--output", "json", "demo")
+def shadowing_folder(tmp_path: Path) -> Path:
+    """A folder holding a broken clone named `ghostpay/`: a child started there with `python -m` would import it."""
+    clone = tmp_path / "work" / "ghostpay"
+    clone.mkdir(parents=True)
+    (clone / "__init__.py").write_text('raise ImportError("the clone in the current folder was imported")\n')
+    return clone.parent
+
+
+def test_demo_runs_the_main_job_through_the_cli(tmp_path: Path) -> None:
+    # From a folder with a clone named ghostpay/ in it: every child still runs the installed package.
+    run = ghost("--output", "json", "demo", cwd=shadowing_folder(tmp_path))
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)  # one JSON document, nothing else
     assert result["throwaway_localnet"] is True
@@ -80,6 +92,9 @@ def test_demo_honours_the_global_url_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
     child.expect("agent register translator")  # mid-session, with the throwaway localnet running
     children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
     assert children, "the throwaway localnet runs as a child process"
+    # Ctrl-C signals the terminal's foreground process group: the localnet is out of it, so the demo stops
+    # it after its own clean-up instead of finding its RPC gone mid-command (which exited 1).
+    assert all(os.getpgid(int(pid)) != os.getpgid(child.pid) for pid in children)
     child.sendintr()
     child.expect(pexpect.EOF)
     child.close()

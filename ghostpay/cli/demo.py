@@ -22,7 +22,6 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ghostpay.child_process import python_module_command, start_attached_child
 from ghostpay.localnet.process import LocalnetProcess, LocalnetStartError
 
 ORDER_ID = 1
@@ -153,8 +153,8 @@ def background_ghost(run: "Session", note: str, args: list[str], ready_url: str)
     if not run.json:
         run.show(note, command)
     run.steps.append({"note": note, "command": command, "output": None})
-    process = subprocess.Popen([sys.executable, "-m", "ghostpay.cli.main", *args], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = start_attached_child(python_module_command("ghostpay.cli.main", *args), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -11,13 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from ghostpay.child_process import python_module_command
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.cli.output import emit, key_value_table
@@ -180,8 +180,8 @@ def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port:
     st = state(ctx)
     log = records_dir() / f"localnet-{rpc_port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "ghostpay.localnet", "--host", host, "--rpc-port", str(rpc_port),
-               "--ws-port", str(ws_port), "--engine", engine]
+    command = python_module_command("ghostpay.localnet", "--host", host, "--rpc-port", str(rpc_port),
+                                     "--ws-port", str(ws_port), "--engine", engine)
     command += ["--ledger", str(ledger)] if ledger else []
     command += ["--reset"] if reset else []
     command += ["--program-so", str(program_so)] if program_so else []

@@ -11,11 +11,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from ghostpay.child_process import python_module_command, start_attached_child
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 HEALTH_POLL_SECONDS = 0.01
@@ -83,9 +84,9 @@ class LocalnetProcess:
         env = dict(os.environ)
         if self.home is not None:
             env["GHOSTPAY_HOME"] = str(self.home)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ghostpay.localnet", "--ledger", str(self.ledger), "--rpc-port",
-             str(self.rpc_port), "--ws-port", str(self.ws_port), *self.extra],
+        self.proc = start_attached_child(
+            python_module_command("ghostpay.localnet", "--ledger", str(self.ledger), "--rpc-port", str(self.rpc_port),
+                                  "--ws-port", str(self.ws_port), *self.extra),
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:

@@ -1,0 +1,44 @@
+"""Children GhostPay starts: the installed package whatever the current folder holds; they end with their parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ghostpay.localnet.process import LocalnetProcess
+
+
+def test_a_clone_named_ghostpay_in_the_current_folder_is_not_imported(tmp_path: Path, monkeypatch) -> None:
+    clone = tmp_path / "ghostpay"
+    clone.mkdir()
+    (clone / "__init__.py").write_text('raise ImportError("the clone in the current folder was imported")\n')
+    monkeypatch.chdir(tmp_path)
+    plain = subprocess.run([sys.executable, "-m", "ghostpay.localnet", "--help"], capture_output=True, text=True)
+    assert "the clone in the current folder was imported" in plain.stderr  # what `python -m` alone does here
+    net = LocalnetProcess(Path("ledger"), home=tmp_path / "home").start()  # a relative ledger: still this folder's
+    try:
+        assert net.rpc("getHealth")["result"] == "ok"
+        assert (tmp_path / "ledger").is_dir()
+    finally:
+        net.stop()
+
+
+def test_an_attached_localnet_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = Path(__file__).with_name("spawn_and_wait.py")
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ledger")], stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            os.waitpid(child_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    status = Path(f"/proc/{child_pid}/stat")
+    assert not status.exists() or status.read_text().split()[2] == "Z"
