@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 import typer
 
-from ghostpay.paths import data_dir
+from ghostpay.paths import data_dir, private_file
 
 if TYPE_CHECKING:
     from ghostpay.cli.journal import Entry
@@ -83,8 +83,7 @@ def write_config(data: dict[str, Any], path: Path | None = None) -> Path:
     for table, values in data.items():
         if isinstance(values, dict):
             lines += ["", f"[{table}]"] + [f"{_toml_str(k)} = {_toml_str(str(v))}" for k, v in values.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    private_file(path).write_text("\n".join(lines) + "\n")
     return path
 
 

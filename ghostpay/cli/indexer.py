@@ -41,9 +41,7 @@ def _fail(message: str, status: int = 1) -> None:
 def _default_db() -> str:
     from ghostpay.paths import data_dir
 
-    folder = data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'indexer.db'}"
+    return f"sqlite:///{data_dir() / 'indexer.db'}"
 
 
 def _config(url: str, ws_url: Optional[str], db: Optional[str], batch_size: int = 200) -> Any:

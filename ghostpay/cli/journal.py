@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghostpay.paths import data_dir
+from ghostpay.paths import data_dir, private_file
 
 
 def journal_dir() -> Path:
@@ -41,8 +41,7 @@ class Entry:
 
     def save(self) -> None:
         """Write atomically (a crash leaves the old entry or the new one, never half of one)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.path.with_suffix(".tmp")
+        scratch = private_file(self.path.with_suffix(".tmp"))
         scratch.write_text(json.dumps(asdict(self), indent=1))
         os.replace(scratch, self.path)
 

@@ -73,9 +73,12 @@ def pick(st: Any, rpc_port: int | None) -> dict[str, Any] | None:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether a program listens on the port. The probe binds as the server will (SO_REUSEADDR), so the
+    TIME-WAIT connections a killed localnet leaves behind for a minute do not count."""
     import socket
 
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -34,7 +34,7 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
     try:
         sock = listening_socket(host, port)
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port")
 
     def ready(url: str) -> None:
         if json_output:

@@ -20,7 +20,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         return bind(host, port)
     except OSError as exc:
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port") from None
 
 
 def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what: str) -> None:

@@ -17,6 +17,9 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, create_engine
 
+from ghostpay.indexer.sqlite_read import sqlite_path
+from ghostpay.paths import private_file
+
 I64_MAX = (1 << 63) - 1
 
 
@@ -338,6 +341,9 @@ def database_url(url: str) -> str:
 
 def connect(url: str) -> Engine:
     """An engine on `url` with the schema migrated to the newest version."""
+    file = sqlite_path(url)
+    if file and file != ":memory:":
+        private_file(file)  # the index holds webhook secrets
     engine = create_engine(database_url(url))
     if engine.dialect.name == "sqlite":
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives a killed

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ghostpay.paths import private_dir, private_file
+
 # A transaction costs as few page writes as it can: accounts are keyed by pubkey without a rowid,
 # a transaction's seq is its rowid (never deleted, so max + 1 orders them without AUTOINCREMENT's
 # extra table) and signature → seq is held in memory (loaded at start) instead of a random-order
@@ -87,14 +89,14 @@ class Ledger:
     """The SQLite ledger of one localnet. Not thread-safe: use it from the server's loop."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         self.lock = open(directory / LOCK_FILE, "w")  # noqa: SIM115 - held for the ledger's lifetime
         try:
             fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.lock.close()
             raise LedgerBusy(f"the ledger {directory} is in use by another localnet") from None
-        self.path = directory / LEDGER_FILE
+        self.path = private_file(directory / LEDGER_FILE)
         self.db = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill; WAL fsyncs at checkpoints

@@ -43,7 +43,7 @@ from ghostpay.exceptions import (
     RateLimited,
     SellerNotAllowed,
 )
-from ghostpay.paths import data_dir
+from ghostpay.paths import data_dir, private_file
 from ghostpay.tokens import from_atomic, to_atomic
 
 LEDGER_FILE = "x402-spending.sqlite3"
@@ -170,7 +170,7 @@ class SpendLedger:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else data_dir() / LEDGER_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript("""

@@ -42,3 +42,29 @@ def test_an_attached_localnet_ends_when_its_parent_is_killed(tmp_path: Path) -> 
             pass
     status = Path(f"/proc/{child_pid}/stat")
     assert not status.exists() or status.read_text().split()[2] == "Z"
+
+
+def test_a_port_left_in_time_wait_by_a_killed_server_is_free(tmp_path: Path) -> None:
+    import socket
+
+    from ghostpay.cli.localnet import port_in_use
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    assert port_in_use("127.0.0.1", port)  # listening
+    accepted.close()  # the server side closes first: its end of the connection waits in TIME-WAIT
+    client.close()
+    server.close()
+    with socket.socket() as plain:  # what the probe did: refused for about a minute
+        try:
+            plain.bind(("127.0.0.1", port))
+            plain_refused = False
+        except OSError:
+            plain_refused = True
+    assert plain_refused
+    assert not port_in_use("127.0.0.1", port)

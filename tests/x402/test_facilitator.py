@@ -189,7 +189,8 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path, facilitator: Proces
     port = facilitator.url.rsplit(":", 1)[1]
     taken = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, fee_payer)), "facilitator",
                             "start", "--port", port], capture_output=True, text=True, timeout=30)
-    assert (taken.returncode, taken.stderr) == (1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+    assert (taken.returncode, taken.stderr) == (
+        1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another port with --port\n")
 
 
 def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,
