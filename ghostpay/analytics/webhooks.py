@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import httpx
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, inspect, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from ghostpay.addresses import private_address_refusal
 from ghostpay.exceptions import InvalidArgument
 from ghostpay.artifacts import idl_dict
 from ghostpay.indexer.models import RawEvent, i64
@@ -50,6 +51,7 @@ class WebhookEndpoint(SQLModel, table=True):
     agent: Optional[str] = None
     created_at: float
     after_event_id: int = i64(0)  # raw_events.id of the last event queued for it
+    allow_private: bool = False  # the operator let it reach loopback, private and link-local addresses
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -80,8 +82,14 @@ REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_at
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
+    """Create the webhook tables beside the indexer's (they are not part of the index's schema), adding the
+    columns newer versions brought to tables an older one made."""
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+    columns = {c["name"] for c in inspect(engine).get_columns(WebhookEndpoint.__tablename__)}
+    if "allow_private" not in columns:  # made before private addresses were refused: keep them working
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE webhook_endpoints ADD COLUMN allow_private BOOLEAN "
+                                       "NOT NULL DEFAULT TRUE")
 
 
 def _remove_deliveries(session: Session, condition: Any) -> int:
@@ -134,17 +142,21 @@ def parse_patterns(events: str) -> list[str]:
 
 
 def add_endpoint(engine: Engine, url: str, events: str, agent: Optional[str] = None,
-                 from_start: bool = False) -> WebhookEndpoint:
-    """Subscribe `url`; it gets events indexed from now on (or all of them with `from_start`)."""
+                 from_start: bool = False, allow_private: bool = False) -> WebhookEndpoint:
+    """Subscribe `url`; it gets events indexed from now on (or all of them with `from_start`). A URL reaching
+    a loopback, private or link-local address is refused unless `allow_private`."""
     if not url.startswith(("http://", "https://")):
         raise InvalidArgument(f"webhook URL must start with http:// or https://, not {url!r}")
+    refusal = None if allow_private else private_address_refusal(url)
+    if refusal is not None:
+        raise InvalidArgument(f"{refusal}; pass --allow-private to deliver there")
     patterns = parse_patterns(events)
     ensure_tables(engine)
     with Session(engine) as session:
         newest = 0 if from_start else session.exec(select(RawEvent.id).order_by(col(RawEvent.id).desc())).first()
         endpoint = WebhookEndpoint(id="wh_" + secrets.token_hex(6), url=url, secret="whsec_" + secrets.token_hex(24),
                                    events=",".join(patterns), agent=agent, created_at=time.time(),
-                                   after_event_id=int(newest or 0))
+                                   after_event_id=int(newest or 0), allow_private=allow_private)
         session.add(endpoint)
         session.commit()
         session.refresh(endpoint)
@@ -225,8 +237,18 @@ def event_body(delivery: str, event: RawEvent) -> str:
         "event": json.loads(event.data)}}, separators=(",", ":"))
 
 
+class PrivateAddressRefused(httpx.HTTPError):
+    """The endpoint's host resolves to a non-public address now (it may have changed since it was added)."""
+
+
 async def post_signed(http: httpx.AsyncClient, endpoint: WebhookEndpoint, delivery: str, event: str,
                       body: str, timeout: float) -> httpx.Response:
+    """POST one signed event; unless the endpoint allows private addresses, its host is resolved and checked
+    first, so a name re-pointed at an internal address after `webhooks add` gets no request."""
+    if not endpoint.allow_private:
+        refusal = await asyncio.to_thread(private_address_refusal, endpoint.url)
+        if refusal is not None:
+            raise PrivateAddressRefused(refusal)
     raw = body.encode()
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), raw),
                DELIVERY_HEADER: delivery, EVENT_HEADER: event}

@@ -32,8 +32,16 @@ def add(ctx: typer.Context,
                                                                  "X402PaymentRecorded,WorkOrder*"),
         agent: Optional[str] = typer.Option(None, "--agent", help="Only events of this agent (address)."),
         from_start: bool = typer.Option(False, "--from-start", help="Also deliver every event already indexed."),
+        allow_private: bool = typer.Option(False, "--allow-private",
+                                           help="Let the URL reach loopback, private and link-local addresses "
+                                                "(refused by default: the indexer would send requests inside "
+                                                "your network)."),
         ) -> None:
     """Subscribe URL to events; prints the signing secret (shown once: store it with your receiver).
+
+    URLs whose host is or resolves to a loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) or
+    link-local (169.254/16, e.g. a cloud metadata service) address are refused unless --allow-private;
+    the host is checked again before each delivery.
 
     Example: ghost webhooks add https://example.com/hooks --events X402PaymentRecorded,WorkOrder*
     """
@@ -45,7 +53,7 @@ def add(ctx: typer.Context,
     if agent is not None:
         agent = str(params.pubkey(agent, "--agent"))
     try:
-        endpoint = webhooks.add_endpoint(open_index(st), url, events, agent, from_start)
+        endpoint = webhooks.add_endpoint(open_index(st), url, events, agent, from_start, allow_private)
     except InvalidArgument as exc:
         raise CliError(str(exc), 2) from None
     data = {**_endpoint_json(endpoint), "secret": endpoint.secret}

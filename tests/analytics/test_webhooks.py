@@ -60,7 +60,9 @@ def db_path(world: World) -> str:
 
 
 def add(world: World, url: str, *options: str) -> dict[str, object]:
-    return ghost("-u", world.net.http_url, "--db", db_path(world), "webhooks", "add", url, *options).data
+    """Subscribe a receiver on loopback (allowed explicitly: private addresses are refused by default)."""
+    return ghost("-u", world.net.http_url, "--db", db_path(world), "webhooks", "add", url, "--allow-private",
+                 *options).data
 
 
 def deliveries(world: World, endpoint: str) -> list[WebhookDelivery]:
@@ -118,7 +120,7 @@ def test_a_receiver_that_never_recovers_is_given_up_on(world: World, receiver: R
 def test_new_events_only_and_the_agent_filter(fresh_world: World) -> None:
     coder = fresh_world.agents["coder"]
     endpoint = webhooks.add_endpoint(connect(fresh_world.db_url), "http://127.0.0.1:9/never", "X402PaymentRecorded",
-                                     agent=str(coder))
+                                     agent=str(coder), allow_private=True)
     dispatcher = WebhookDispatcher(connect(fresh_world.db_url), FAST)
     assert dispatcher.enqueue() == 0  # what was indexed before it was added is not sent
 
@@ -163,10 +165,16 @@ def test_cli_add_list_test_remove(world: World, receiver: Receiver) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["http://127.0.0.1:9/x", "--events", "NoSuchEvent"], "no GhostPay event matches 'NoSuchEvent'"),
+    (["http://127.0.0.1:9/x", "--allow-private", "--events", "NoSuchEvent"], "no GhostPay event matches 'NoSuchEvent'"),
     (["ftp://example.com", "--events", "X402PaymentRecorded"], "must start with http:// or https://"),
-    (["http://127.0.0.1:9/x", "--events", " , "], "--events needs at least one event name"),
+    (["http://127.0.0.1:9/x", "--allow-private", "--events", " , "], "--events needs at least one event name"),
     (["http://127.0.0.1:9/x", "--events", "X402*", "--agent", "nope"], "not a valid --agent"),
+    (["http://169.254.169.254/latest/meta-data", "--events", "X402*"],
+     "reaches 169.254.169.254, a link-local address; pass --allow-private"),
+    (["http://10.1.2.3/hooks", "--events", "X402*"], "reaches 10.1.2.3, a private address; pass --allow-private"),
+    (["http://[::1]:8080/hooks", "--events", "X402*"], "reaches ::1, a loopback address; pass --allow-private"),
+    (["http://localhost:8080/hooks", "--events", "X402*"], "a loopback address; pass --allow-private"),
+    (["http://[::ffff:192.168.1.1]/", "--events", "X402*"], "a private address; pass --allow-private"),
 ])
 def test_cli_refuses_bad_subscriptions(world: World, args: list[str], message: str) -> None:
     assert message in ghost("--db", db_path(world), "webhooks", "add", *args).one_line_error(2)
@@ -218,3 +226,51 @@ def test_finished_deliveries_are_pruned_and_their_attempts_still_counted(world: 
     assert after["attempts"] == before["attempts"] and after.get("delivered", 0) == 0  # a counter stays one
     ghost("--db", db_path(world), "webhooks", "remove", dead)
     assert webhooks.delivery_counts(engine)["attempts"] == before["attempts"]
+
+
+def test_a_host_re_pointed_at_a_private_address_gets_no_request(world: World, monkeypatch) -> None:
+    """Added while its name resolved to a public address, delivered after it resolves to the metadata
+    service's: the dispatcher checks before connecting, records the refusal and retries later."""
+    import socket
+
+    engine = connect(world.db_url)
+    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 80))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: public)
+    endpoint = webhooks.add_endpoint(engine, "http://hooks.example/in", "X402PaymentRecorded", from_start=True)
+    metadata = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: metadata)
+    connects: list[object] = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connects.append(address))
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, address: connects.append(address) or 0)
+    dispatcher = WebhookDispatcher(engine, FAST)
+    assert dispatcher.enqueue() > 0
+
+    async def deliver() -> int:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            return await dispatcher.deliver_due(http)
+
+    tried = asyncio.run(deliver())
+    attempted = [r for r in deliveries(world, endpoint.id) if r.attempts]
+    assert tried > 0 and len(attempted) == tried
+    assert all(r.status == "pending" and r.attempts == 1 for r in attempted)  # to be retried later
+    assert all("reaches 169.254.169.254, a link-local address" in r.last_error for r in attempted)
+    assert connects == []  # refused before any connection
+    webhooks.remove_endpoint(engine, endpoint.id)
+
+
+def test_endpoints_of_an_older_index_keep_their_private_urls(tmp_path) -> None:
+    """An index made before the refusal: its loopback endpoints keep being delivered (allow_private added as
+    true for them), new ones are checked."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE webhook_endpoints (id VARCHAR PRIMARY KEY, url VARCHAR NOT NULL, "
+                                   "secret VARCHAR NOT NULL, events VARCHAR NOT NULL, agent VARCHAR, "
+                                   "created_at FLOAT NOT NULL, after_event_id BIGINT NOT NULL)")
+        connection.exec_driver_sql("INSERT INTO webhook_endpoints VALUES ('wh_old', 'http://127.0.0.1:9/x', 's', "
+                                   "'X402*', NULL, 0, 0)")
+    webhooks.ensure_tables(engine)
+    assert webhooks.get_endpoint(engine, "wh_old").allow_private is True
