@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -15,6 +17,22 @@ from ghostpay.cli.context import CliError, describe, state
 
 BUDGET_HELP = "whole tokens of each mint paid with, e.g. 5"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+TOKEN_ENV = "GHOST_MCP_TOKEN"
+
+
+def read_token(token_file: Optional[Path]) -> Optional[str]:
+    """The bearer token: the file's first line, else $GHOST_MCP_TOKEN, else None (no token)."""
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        lines = token_file.expanduser().read_text().splitlines()
+    except OSError as exc:
+        raise CliError(f"cannot read --token-file {token_file}: {exc.strerror or exc}", 2) from None
+    if not lines or not lines[0].strip():
+        raise CliError(f"--token-file {token_file} is empty; write the token on its first line", 2)
+    return lines[0].strip()
 
 
 def _amount(value: Optional[str], flag: str) -> Optional[Decimal]:
@@ -27,9 +45,10 @@ def serve(
                                   "http (Streamable HTTP at http://HOST:PORT/mcp)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (http)."),
     port: int = typer.Option(8765, help="Port to listen on (http)."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="GHOST_MCP_TOKEN", help="http: require "
-                                        "'Authorization: Bearer TOKEN' on every request (needed to listen beyond "
-                                        "this machine)."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="http: require 'Authorization: Bearer "
+                                              "TOKEN' on every request, TOKEN being this file's first line (or "
+                                              "$GHOST_MCP_TOKEN; never on the command line, where `ps` shows it). "
+                                              "Needed to listen beyond this machine."),
     budget_hourly: Optional[str] = typer.Option(None, "--budget-hourly", help=f"Spend at most this per rolling "
                                                 f"hour ({BUDGET_HELP})."),
     budget_daily: Optional[str] = typer.Option(None, "--budget-daily", help=f"Spend at most this per rolling day "
@@ -57,9 +76,11 @@ def serve(
     Example:  ghost -u localnet -k agent.json mcp --budget-daily 5 --max-per-call 0.1
     """
     mode = params.choice(transport, ("stdio", "http"), "--transport")
+    token = read_token(token_file)
     if mode == "http" and token is None and host not in LOOPBACK:
-        raise CliError(f"listening on {host} lets anyone who reaches it spend the budget: pass --token SECRET "
-                       "(clients send 'Authorization: Bearer SECRET'), or listen on 127.0.0.1", 2)
+        raise CliError(f"listening on {host} lets anyone who reaches it spend the budget: set GHOST_MCP_TOKEN or "
+                       "pass --token-file FILE (clients send 'Authorization: Bearer TOKEN'), or listen on "
+                       "127.0.0.1", 2)
     st = state(ctx)
     from ghostpay.cli.guards import spending_guards
 

@@ -21,6 +21,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ghostpay import __version__
 from ghostpay.exceptions import GhostPayError
 from ghostpay.mcp import results as r
 from ghostpay.mcp.service import GhostPayTools, McpSettings
@@ -69,8 +70,8 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
             yield {}
 
     # WARNING: the SDK configures the root logger, and at INFO every RPC request would be logged on stderr
-    server = MCPServer("ghostpay", title="GhostPay", instructions=INSTRUCTIONS, lifespan=lifespan,
-                       log_level="WARNING")
+    server = MCPServer("ghostpay", title="GhostPay", version=__version__, instructions=INSTRUCTIONS,
+                       lifespan=lifespan, log_level="WARNING")
 
     async def run(work: Awaitable[T]) -> "T | CallToolResult":
         """The tool's result, or its failure as a tool error with the CLI's one-line message."""

@@ -25,8 +25,15 @@ def test_refuses_to_start_without_a_budget(net: Any, wallet: Any, home: Path) ->
                                               env=env).one_line_error(2)
     assert "--transport must be one of" in ghost("-k", key, "mcp", "-t", "sse", "--budget-daily", "1",
                                                  env=env).one_line_error(2)
-    assert "pass --token" in ghost("-k", key, "mcp", "-t", "http", "--host", "0.0.0.0", "--budget-daily", "1",
-                                   env=env).one_line_error(2)
+    assert "set GHOST_MCP_TOKEN or pass --token-file FILE" in ghost(
+        "-k", key, "mcp", "-t", "http", "--host", "0.0.0.0", "--budget-daily", "1", env=env).one_line_error(2)
+    assert "--token-file" in ghost("-k", key, "mcp", "-t", "http", "--token", "s3cret", "--budget-daily", "1",
+                                   env=env).one_line_error(2)  # no secret on the command line
+    empty = home / "empty-token"
+    empty.parent.mkdir(parents=True, exist_ok=True)
+    empty.write_text("")
+    assert f"--token-file {empty} is empty" in ghost("-k", key, "mcp", "-t", "http", "--token-file", str(empty),
+                                                     "--budget-daily", "1", env=env).one_line_error(2)
     assert "must be" in ghost("-k", key, "mcp", "--budget-daily", "lots", env=env).one_line_error(2)
     assert "not found" in ghost("-k", home / "none.json", "mcp", "--budget-daily", "1", env=env).one_line_error(1)
 

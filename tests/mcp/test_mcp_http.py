@@ -74,10 +74,13 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
 
 async def test_bearer_token(net: Any, wallet: Any, home: Path) -> None:
     _, key = wallet
+    token_file = home.parent / "mcp-token"
+    token_file.write_text("s3cret\n")
     proc = Process("-u", net.http_url, "-k", str(key), "mcp", "-t", "http", "--port", str(free_port_pair()[0]),
-                   "--budget-daily", "1", "--token", "s3cret", home=home).start()
+                   "--budget-daily", "1", "--token-file", str(token_file), home=home).start()
     try:
         assert proc.announce["token"] is True
+        assert "s3cret" not in Path(f"/proc/{proc.proc.pid}/cmdline").read_text()  # what `ps` shows
         request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             refused = httpx.post(proc.url, json=request, headers=headers, timeout=10)

@@ -9,6 +9,8 @@ from typing import Any
 
 from mcp import Client
 
+import ghostpay
+
 from tests.mcp.conftest import error_text, ok, stdio_server
 from tests.x402.conftest import PRICE_ATOMIC, Agent, Shop, token_balance
 
@@ -22,6 +24,7 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
     paid_url = shop.url + "/paid"
     guards = ("--budget-daily", "0.02", "--max-per-call", "0.05")
     async with Client(stdio_server(net.http_url, key, home, *guards)) as client:
+        assert (client.server_info.name, client.server_info.version) == ("ghostpay", ghostpay.__version__)
         listed = (await client.list_tools()).tools
         assert {t.name for t in listed} == TOOLS
         assert all(t.output_schema for t in listed)
