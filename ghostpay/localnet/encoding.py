@@ -242,3 +242,25 @@ def decode_transaction(text: Any, encoding: str) -> VersionedTransaction:
     except Exception as exc:  # noqa: BLE001
         raise invalid_params(f"invalid transaction: {exc}") from None
     return tx
+
+
+def transaction_memo(raw: bytes) -> str | None:
+    """The `memo` getSignaturesForAddress gives a transaction, as Agave formats it: each top-level Memo
+    instruction as "[<byte length>] <text>" ("(unparseable)" if not UTF-8), joined by "; "; None without one."""
+    from ghostpay.localnet.programs import MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID
+
+    memo_programs = (bytes(MEMO_PROGRAM_ID), bytes(MEMO_V1_PROGRAM_ID))
+    if not any(key in raw for key in memo_programs):  # most transactions: no decoding at all
+        return None
+    message = VersionedTransaction.from_bytes(raw).message
+    keys = message.account_keys
+    memos = []
+    for instruction in message.instructions:
+        if bytes(keys[instruction.program_id_index]) in memo_programs:
+            data = bytes(instruction.data)
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                text = "(unparseable)"
+            memos.append(f"[{len(data)}] {text}")
+    return "; ".join(memos) or None

@@ -83,6 +83,7 @@ class SignatureRow:
     slot: int
     block_time: int
     err: Any  # the RPC's JSON of the error, None on success
+    raw: bytes  # the transaction, for its memo
 
 
 class Ledger:
@@ -184,13 +185,13 @@ class Ledger:
         """Newest first: the transactions that mention `address`, strictly between `until` and `before`.
         Only the columns the answer needs: the error is cut out of the stored meta by SQLite."""
         rows = self.db.execute(
-            f"SELECT t.signature, t.slot, t.block_time, {ERR_COLUMN} "
+            f"SELECT t.signature, t.slot, t.block_time, {ERR_COLUMN}, t.raw "
             "FROM address_signatures a JOIN transactions t ON t.seq = a.seq "
             "WHERE a.address = ? AND a.seq < ? AND a.seq > ? ORDER BY a.seq DESC LIMIT ?",
             (address, before_seq if before_seq is not None else 2**62,
              until_seq if until_seq is not None else -1, limit),
         )
-        return [SignatureRow(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3])) for r in rows]
+        return [SignatureRow(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4]) for r in rows]
 
     # -- blocks ------------------------------------------------------------------------------
 

@@ -262,7 +262,8 @@ class Rpc:
                   for name in ("before", "until")]
         rows = self.chain.ledger.signatures_for_address(bytes(address), limit, bounds[0], bounds[1])
         return [{"signature": str(Signature(row.signature)), "slot": row.slot, "err": row.err,
-                 "memo": None, "blockTime": row.block_time, "confirmationStatus": "finalized"} for row in rows]
+                 "memo": enc.transaction_memo(row.raw), "blockTime": row.block_time, "confirmationStatus": "finalized"}
+                for row in rows]
 
     def rpc_getSignatureStatuses(self, params: list[Any]) -> Any:
         required(params, 1)

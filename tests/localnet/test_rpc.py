@@ -103,6 +103,25 @@ async def test_signatures_for_address_pages(localnet: LocalnetProcess) -> None:
         assert (await client.get_signatures_for_address(sender.pubkey())).value[-1].signature != sigs[0]
 
 
+async def test_signatures_for_address_give_memos_as_agave_formats_them(localnet: LocalnetProcess) -> None:
+    from solders.instruction import AccountMeta
+    from solders.system_program import TransferParams, transfer
+    from spl.memo.constants import MEMO_PROGRAM_ID
+
+    async with AsyncClient(localnet.http_url) as client:
+        sender, receiver = await funded(client), Keypair().pubkey()
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        memo = [Instruction(MEMO_PROGRAM_ID, text.encode(), [AccountMeta(sender.pubkey(), True, False)])
+                for text in ("x402 nonce 9f2c", "é")]
+        pay = transfer(TransferParams(from_pubkey=sender.pubkey(), to_pubkey=receiver, lamports=1_000_000))
+        with_memos = (await client.send_transaction(signed([pay, *memo], [sender], blockhash))).value
+        plain = (await client.send_transaction(transfer_tx(sender, receiver, 1_000_001, blockhash))).value
+        await client.confirm_transaction(plain, Confirmed, sleep_seconds=0.05)
+        rows = {r["signature"]: r for r in localnet.rpc("getSignaturesForAddress", str(receiver))["result"]}
+        assert rows[str(with_memos)]["memo"] == "[15] x402 nonce 9f2c; [2] é"  # length in bytes, as Agave
+        assert rows[str(plain)]["memo"] is None
+
+
 async def test_register_agent_and_program_accounts(localnet: LocalnetProcess) -> None:
     async with AsyncClient(localnet.http_url) as client:
         owner = await funded(client)
