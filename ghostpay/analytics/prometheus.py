@@ -48,9 +48,11 @@ class IndexCollector(Collector):
                                     value=state.cursor_slot)
         if self.chain_slot is not None:
             yield GaugeMetricFamily("ghostpay_chain_slot", "The chain's confirmed slot", value=self.chain_slot)
-            if state.cursor_slot is not None:
-                yield GaugeMetricFamily("ghostpay_indexer_lag_slots", "Chain slot minus the index's cursor slot",
-                                        value=self.chain_slot - state.cursor_slot)
+            lag = state.lag(self.chain_slot)
+            if lag is not None:
+                yield GaugeMetricFamily("ghostpay_indexer_lag_slots", "Chain slot minus the newest slot the index "
+                                        "is complete through (its cursor, or a later slot seen while caught up)",
+                                        value=lag)
         yield CounterMetricFamily("ghostpay_rpc_errors", "Failed RPC requests made by this process",
                                   value=self.extra.get("rpc_errors", 0))
         for key, value in self.extra.items():

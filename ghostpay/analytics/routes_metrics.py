@@ -59,7 +59,7 @@ async def status(ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     state, newest = await ctx.db(lambda s: (index_status(s), newest_event_id(s)))
     slot = await ctx.chain_slot()
     return {"cursor_slot": state.cursor_slot, "chain_slot": slot, "newest_event_id": newest,
-            "lag_slots": slot - state.cursor_slot if slot is not None and state.cursor_slot is not None else None,
+            "seen_slot": state.seen_slot, "lag_slots": state.lag(slot),
             "schema_version": state.schema_version, "rows": state.rows, "skipped": state.skipped}
 
 

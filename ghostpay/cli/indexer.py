@@ -177,6 +177,9 @@ def status(
 ) -> None:
     """The cursor's slot, the lag behind the chain, row counts and skipped input.
 
+    Lag counts from the newer of the cursor (the last program transaction applied) and the last slot a
+    running indexer saw while caught up, so it stays near 0 on a quiet chain that is fully indexed.
+
     Example: ghost indexer status --db index.db
     """
     from sqlmodel import Session
@@ -198,7 +201,7 @@ def status(
             await rpc.close()
 
     slot = asyncio.run(chain_slot())
-    lag = slot - state.cursor_slot if slot is not None and state.cursor_slot is not None else None
+    lag = state.lag(slot)
     out = {"chain_slot": slot, "lag_slots": lag, **asdict(state)}
     if json_output:
         print(json.dumps(out))

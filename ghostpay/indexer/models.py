@@ -70,6 +70,16 @@ class Cursor(SQLModel, table=True):
     updated_at: float
 
 
+class SeenSlot(SQLModel, table=True):
+    """The newest chain slot the indexer saw while it had applied everything (one row, id 1): on a quiet
+    chain the cursor stays at the last program transaction, and lag is measured from here instead."""
+
+    __tablename__ = "seen_slot"
+    id: int = Field(default=1, primary_key=True)
+    slot: int = i64()
+    seen_at: float
+
+
 class IndexedTransaction(SQLModel, table=True):
     """A successful transaction already applied: the per-transaction idempotency key."""
 
@@ -275,7 +285,7 @@ DATA_TABLES: tuple[type[SQLModel], ...] = (
     DailyVolume, RawEvent, IndexedTransaction)
 """The tables that hold indexed data (row counts in `status`; equal after any replay)."""
 
-ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (Cursor, SkipCounter, SchemaVersion)
+ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (Cursor, SeenSlot, SkipCounter, SchemaVersion)
 
 
 @dataclass(frozen=True)
@@ -322,11 +332,17 @@ def _earnings_per_mint_v3(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE agents DROP COLUMN {column}")
 
 
+def _seen_slot_v4(connection: Connection) -> None:
+    """Lag measured against the newest slot seen while caught up, not the last program transaction's."""
+    SQLModel.metadata.create_all(connection, tables=[SeenSlot.__table__])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
               _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
     Migration(3, "earnings per agent and mint", _earnings_per_mint_v3),
+    Migration(4, "the newest slot seen while caught up", _seen_slot_v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

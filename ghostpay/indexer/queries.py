@@ -17,8 +17,8 @@ from typing import Any, Literal, Optional, Sequence
 from sqlalchemy import and_, distinct, func
 from sqlmodel import Session, col, select
 
-from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentEarning, AgentToken, Cursor, Payment, RawEvent,
-                                     SchemaVersion, SkipCounter, WorkOrder)
+from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentEarning, AgentToken, Cursor, Payment,
+                                     RawEvent, SchemaVersion, SeenSlot, SkipCounter, WorkOrder)
 from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 from ghostpay.reputation import Tier
 
@@ -240,9 +240,21 @@ def event_feed(session: Session, after: int = 0, *, names: Optional[Sequence[str
 class IndexStatus:
     cursor_slot: Optional[int]
     cursor_signature: Optional[str]
+    seen_slot: Optional[int]  # the newest slot the indexer saw with everything before it applied
     schema_version: int
     rows: dict[str, int]  # per table
     skipped: dict[str, int]  # malformed, unknown, foreign events; failed transactions
+
+    @property
+    def complete_through(self) -> Optional[int]:
+        """The slot up to which the index is known complete: lag is measured from here."""
+        known = [s for s in (self.cursor_slot, self.seen_slot) if s is not None]
+        return max(known) if known else None
+
+    def lag(self, chain_slot: Optional[int]) -> Optional[int]:
+        """Slots the index is behind `chain_slot` (0 on a quiet chain it follows), None when unknown."""
+        through = self.complete_through
+        return None if chain_slot is None or through is None else max(chain_slot - through, 0)
 
 
 def index_status(session: Session) -> IndexStatus:
@@ -252,5 +264,6 @@ def index_status(session: Session) -> IndexStatus:
             for model in DATA_TABLES}
     skipped = {c.name: c.count for c in session.exec(select(SkipCounter)).all()}
     version = session.exec(select(func.max(SchemaVersion.version))).one() or 0
-    return IndexStatus(cursor.slot if cursor else None, cursor.signature if cursor else None, int(version), rows,
-                       skipped)
+    seen = session.get(SeenSlot, 1)
+    return IndexStatus(cursor.slot if cursor else None, cursor.signature if cursor else None,
+                       seen.slot if seen else None, int(version), rows, skipped)

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from ghostpay.gc_tuning import gc_relaxed
 from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
-from ghostpay.indexer.models import Cursor, connect
+from ghostpay.indexer.models import Cursor, SeenSlot, connect
 from ghostpay.indexer.process import Batch, BatchStats
 from ghostpay.indexer.source import LogStream, RpcSource, SignatureInfo
 from ghostpay.program_id import PROGRAM_ID
@@ -46,6 +46,7 @@ class IndexerConfig:
     reconnect_delay: float = 0.25
     max_reconnect_delay: float = 8.0
     rpc_retries: int = 6  # HTTP 429 / 5xx answers retried per request before the error ends the attempt
+    seen_interval: float = 2.0  # while caught up and idle, note the chain's slot this often (lag on a quiet chain)
 
 
 @dataclass
@@ -69,6 +70,21 @@ CommitHook = Callable[[list[str], float], None]
 """Called after each commit with the signatures it applied and the time.perf_counter() of the commit."""
 ProgressHook = Callable[[int, int], None]
 """Called during a back-fill with (transactions done, transactions to do)."""
+
+
+class _Idle:
+    """What `_next` returns when nothing arrived in time."""
+
+
+IDLE = _Idle()
+
+
+def note_seen_slot(engine: Engine, slot: int) -> None:
+    with Session(engine) as session:
+        row = session.get(SeenSlot, 1) or SeenSlot(id=1, slot=slot, seen_at=time.time())
+        row.slot, row.seen_at = max(row.slot, slot), time.time()
+        session.add(row)
+        session.commit()
 
 
 class Indexer:
@@ -230,6 +246,9 @@ class Indexer:
                     first = await self._next(queue)
                     if first is None:
                         return
+                    if first is IDLE:
+                        await self._note_seen_slot(queue)
+                        continue
                     items = [first]
                     while not queue.empty():  # everything already queued goes in one commit
                         items.append(queue.get_nowait())
@@ -244,16 +263,24 @@ class Indexer:
                 reader.cancel()
 
     async def _next(self, queue: "asyncio.Queue[ChainTransaction | BaseException]"
-                    ) -> Optional[ChainTransaction | BaseException]:
-        """The next queued item, or None once stopping."""
+                    ) -> "Optional[ChainTransaction | BaseException | _Idle]":
+        """The next queued item; IDLE after `seen_interval` seconds without one; None once stopping."""
         get = asyncio.ensure_future(queue.get())
         stop = asyncio.ensure_future(self.stopping.wait())
-        done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({get, stop}, timeout=self.config.seen_interval,
+                                     return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if get in done:
             return get.result()
         get.cancel()
-        return None
+        return IDLE if not done else None
+
+    async def _note_seen_slot(self, queue: "asyncio.Queue[ChainTransaction | BaseException]") -> None:
+        """Nothing arrived for a while: everything up to the chain's current slot is applied (unless a
+        notification came in meanwhile, then the next round notes it)."""
+        slot = await self.rpc.slot()
+        if queue.empty():
+            await self._on_thread("write", note_seen_slot, self.engine, slot)
 
     async def check_chain(self) -> None:
         """Refuse a database built from another chain (`ChainMismatch`); once per run."""

@@ -247,3 +247,25 @@ async def test_the_cli_service_stops_cleanly_on_sigterm_and_reports(chain: Local
     assert bad.stderr.startswith("error: cannot open the indexer database nosuchdb://x")
     unreachable = ghost("run", "--once", "--url", "http://127.0.0.1:9", "--db", url, check=False)
     assert unreachable.returncode == 1 and unreachable.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+async def test_lag_on_a_quiet_chain_stays_near_zero(chain: LocalnetProcess, tmp_path: Path) -> None:
+    """Caught up and nothing happening: the cursor stays at the last program transaction while slots go by;
+    lag counts from the newest slot the indexer saw (it was 54 → 85 slots in 10 s, and alerts fired)."""
+    from ghostpay.indexer.queries import index_status
+
+    await generate(chain.http_url, HistorySpec(payments=2, days=1, work_orders=False))
+    url = f"sqlite:///{tmp_path / 'quiet.db'}"
+    indexer = Indexer(config(chain, url, seen_interval=0.2))
+    async with running(indexer):
+        await caught_up(indexer, chain)
+        lags = []
+        for _ in range(3):
+            await asyncio.sleep(1.5)  # ≈ 4 slots go by, no program transaction
+            chain_slot = chain.rpc("getSlot")["result"]
+            with Session(open_db(url)) as session:
+                state = index_status(session)
+            lags.append((chain_slot - state.cursor_slot, state.lag(chain_slot)))
+    cursor_lags, lags_seen = zip(*lags)
+    assert cursor_lags[-1] > cursor_lags[0] + 5  # what the cursor alone gave: growing with the clock
+    assert max(lags_seen) <= 5  # one seen_interval plus a slot or two, never the idle time

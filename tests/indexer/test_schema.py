@@ -27,7 +27,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 3
+    assert migrate(engine) == SCHEMA_VERSION == 4
     with engine.begin() as c:
         columns = {t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")}
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
@@ -36,4 +36,5 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
         assert {col["name"] for col in inspect(c).get_columns("agent_earnings")} == {
             "agent", "mint", "registration", "x402_payments", "escrow_earnings"}
-    assert migrate(engine) == 3  # nothing left to apply
+        assert "seen_slot" in inspect(c).get_table_names()
+    assert migrate(engine) == SCHEMA_VERSION  # nothing left to apply
