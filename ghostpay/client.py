@@ -482,6 +482,7 @@ class GhostPayClient:
         self.on_send = on_send
         self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._mints: dict[Pubkey, MintInfo] = {}
+        self._genesis_hash: str | None = None
         self.guards: GuardedWallet | None = guards if isinstance(guards, GuardedWallet) or guards is None \
             else GuardedWallet(guards)
 
@@ -668,6 +669,12 @@ class GhostPayClient:
                                      last_valid_block_height=last_valid_block_height)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    async def genesis_hash(self) -> str:
+        """The cluster's genesis hash: what names a chain whichever endpoint serves it (read once)."""
+        if self._genesis_hash is None:
+            self._genesis_hash = str((await self._rpc(self.rpc.get_genesis_hash())).value)
+        return self._genesis_hash
 
     async def get_signature_status(self, signature: Signature | str) -> Any:
         """The node's status of a signature (solders `TransactionStatus`: slot, err, confirmation level), or

@@ -125,9 +125,6 @@ def create(
 
     async def work(gp: "GhostPayClient") -> Any:
         from ghostpay.cli import journal
-        from ghostpay.cli.payment import landed
-        from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
-        from ghostpay.pda import new_order_id
 
         provider = await gp.get_agent(ref)
         if not provider.accepted_tokens and mint is None:
@@ -135,9 +132,18 @@ def create(
         mint_info = await gp.get_mint(mint or provider.accepted_tokens[0])
         params.in_token_range(value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount",
                               mint_symbol(st, mint_info.address))
-        command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
+        command = {"chain": await gp.genesis_hash(), "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
                    "amount": str(value), "token": None if mint is None else str(mint), "title": title,
                    "arbiter": str(arbiter_key), "order_id": order_id}
+        with journal.running("work_order", command):
+            return await create_once(gp, command)
+
+    async def create_once(gp: "GhostPayClient", command: dict[str, Any]) -> Any:
+        from ghostpay.cli import journal
+        from ghostpay.cli.payment import landed
+        from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
+        from ghostpay.pda import new_order_id
+
         entry = journal.pending("work_order", command)
         if entry is not None and entry.order_id is not None:  # an earlier run's outcome is unknown
             try:

@@ -1,20 +1,28 @@
 """The payment journal: each payment (and escrow creation) the CLI is about to send is written to
 `<ghost path>/journal/` before it leaves, with its reference (or order id) and every signature sent,
-and removed once its outcome is known. Running the same command again (same cluster, wallet, agent,
+and removed once its outcome is known. Running the same command again (same chain, wallet, agent,
 amount and token) while an entry is still open reuses that reference: if the earlier transaction
 landed the program refuses the retry (`PaymentAlreadyRecorded`), so a retry can never pay twice.
+
+The chain is named by its genesis hash, not the RPC URL: a retry through another endpoint of the same
+cluster (the natural move after an RPC failure) is still a retry. While a command runs it holds its
+entry's lock, so an identical command started meanwhile is refused instead of paying again or
+mistaking the running one for an earlier run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from ghostpay.cli.context import CliError
 from ghostpay.paths import data_dir, private_file
 
 
@@ -69,6 +77,37 @@ def pending(kind: str, command: dict[str, Any]) -> Entry | None:
         return None
     except (OSError, ValueError, TypeError):  # edited by hand into something else: start afresh
         return None
+
+
+@contextmanager
+def running(kind: str, command: dict[str, Any]) -> Iterator[None]:
+    """Hold this command's lock while it looks up, sends and closes its entry; a CliError naming the other
+    process if it holds it. The lock is the kernel's (flock): a killed command releases it."""
+    path = journal_dir() / f"{kind}-{command_key(kind, command)}.lock"
+    while True:
+        lock = open(private_file(path), "r+")  # noqa: SIM115 - closed below, or held until the command ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read().strip()
+            lock.close()
+            what = "payment" if kind == "payment" else "work order"
+            raise CliError(f"the same {what} is being sent right now by another ghost command"
+                           f"{f' (pid {holder})' if holder else ''}; wait for it to finish (run this again "
+                           "afterwards to see its outcome: it cannot pay twice)") from None
+        try:
+            if os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        lock.close()  # its holder removed this file as we opened it: lock the one now there
+    try:
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still locked: a command opening it now finds it gone and retries
+        lock.close()
 
 
 def open_entry(kind: str, command: dict[str, Any], **fields: Any) -> Entry:

@@ -84,13 +84,17 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
     notes: list[str] = []
 
     async def work(gp: "GhostPayClient") -> Any:
+        address = gp.agent_address(ref)
+        command = {"chain": await gp.genesis_hash(), "wallet": str(gp.wallet), "agent": str(address),
+                   "amount": None if value is None else str(value), "token": None if mint is None else str(mint),
+                   **({"reference": given.hex()} if given else {})}
+        with journal.running("payment", command):
+            return await pay(gp, address, command)
+
+    async def pay(gp: "GhostPayClient", address: Any, command: dict[str, Any]) -> Any:
         from ghostpay.exceptions import GhostPayError, OutcomeUnknown, PaymentAlreadyRecorded
         from ghostpay.pda import new_reference
 
-        address = gp.agent_address(ref)
-        command = {"cluster": st.rpc_url, "wallet": str(gp.wallet), "agent": str(address),
-                   "amount": None if value is None else str(value), "token": None if mint is None else str(mint),
-                   **({"reference": given.hex()} if given else {})}
         entry = journal.pending("payment", command)
         if entry is not None:  # an earlier run's outcome is unknown: did it land?
             raw = bytes.fromhex(entry.reference or "")

@@ -47,10 +47,12 @@ def test_a_retry_after_an_unknown_outcome_never_pays_twice(net, wallets, usdc, h
         assert len(reference) == 64 and len(list((home / "journal").glob("payment-*.json"))) == 1
         assert balance(net, payee, usdc) == (10_000 if landed else 0)
 
-        proxy.heal()
-        second = ghost(*url, "payment", "send", "--agent", agent, keypair=buyer, env=QUICK)
+        # The retry goes straight to the node, not through the failed endpoint: the same chain (genesis hash),
+        # so the same journal entry (keyed by the RPC URL it paid twice).
+        second = ghost("-u", net.http_url, "payment", "send", "--agent", agent, keypair=buyer, env=QUICK)
         assert second.data["reference"] == reference and second.data["action"] == ("already paid" if landed
                                                                                    else "paid")
+        proxy.heal()
         assert balance(net, payee, usdc) == 10_000  # paid once, either way
         assert not list((home / "journal").glob("payment-*.json"))
 
@@ -121,3 +123,30 @@ def test_every_sending_command_names_its_signature_when_the_outcome_is_unknown(n
     signature = line.split("transaction ")[1].split(" ")[0]
     assert ghost("confirm", signature).data["succeeded"] is True  # it had landed
     assert ghost("escrow", "show", order).data["status"] == "Accepted"
+
+
+def test_an_identical_command_while_one_runs_is_refused_and_pays_nothing(net, wallets, usdc, home) -> None:
+    """While a `ghost payment send` runs (holding its journal lock, as this test does for it), identical ones
+    are refused, naming it; they used to pay again, or report the running one as "already paid by an
+    earlier run"."""
+    from ghostpay.cli import journal
+
+    agent, payee, _ = seller_agent(wallets, "journal-concurrent")
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    genesis = net.rpc("getGenesisHash")["result"]
+    command = {"chain": genesis, "wallet": str(who.pubkey()), "agent": agent, "amount": None, "token": None}
+    env = {**os.environ, "GHOST_URL": net.http_url}
+    argv = [GHOST, "-k", str(buyer), "--output", "json", "payment", "send", "--agent", agent]
+    with journal.running("payment", command):
+        runs = [subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 1 and run.stdout == ""
+        assert run.stderr.strip() == (f"error: the same payment is being sent right now by another ghost command "
+                                      f"(pid {os.getpid()}); wait for it to finish (run this again afterwards to see "
+                                      "its outcome: it cannot pay twice)")
+    assert balance(net, payee, usdc) == 0
+    after = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert after.returncode == 0 and json.loads(after.stdout)["action"] == "paid", after.stderr
+    assert balance(net, payee, usdc) == 10_000
+    assert not list((home / "journal").glob("payment-*"))  # entry and lock gone
