@@ -187,13 +187,17 @@ def demo(ctx: typer.Context,
     url = st.rpc_url if st.settings.sources.get("url") in ("option", "env") else None
     if dashboard and as_json:
         raise typer.BadParameter("--dashboard keeps serving; it does not go with JSON output")
+    if dashboard:  # bound before the session: a busy port is said at once, not after the whole session
+        from ghostpay.cli.serve import DEFAULT_HOST, bind_or_fail
+
+        dashboard_socket = bind_or_fail(DEFAULT_HOST, port)
 
     def serve_dashboard(rpc_url: str, index_url: str) -> None:
         from ghostpay.cli.indexer import _config
         from ghostpay.cli.serve import DEFAULT_HOST, run_server
 
         console.print("\n[dim]# the dashboard over this session's index, following the chain live[/dim]")
-        run_server(_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False)
+        run_server(_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False, dashboard_socket)
 
     def show(note: str, command: str) -> None:
         console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)

@@ -20,21 +20,29 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: bool, json_output: bool) -> None:
-    """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM."""
+def bind_or_fail(host: str, port: int) -> Any:
+    """The server's listening socket, or the one-line error naming the busy port."""
+    from ghostpay.sockets import listening_socket
+
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port")
+
+
+def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: bool, json_output: bool,
+               sock: Any = None) -> None:
+    """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM, on `sock`
+    when the caller bound it already."""
     import httpx
     import websockets
 
     from ghostpay.analytics.api import ApiSettings
     from ghostpay.analytics.server import serve
-    from ghostpay.sockets import listening_socket
     from ghostpay.indexer.guard import GuardError
     from ghostpay.indexer.source import SourceError
 
-    try:
-        sock = listening_socket(host, port)
-    except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port")
+    sock = sock if sock is not None else bind_or_fail(host, port)
 
     def ready(url: str) -> None:
         if json_output:

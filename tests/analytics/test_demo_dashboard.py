@@ -39,3 +39,18 @@ def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
         assert process.wait(60) == 0
     assert process.stdout is not None
     assert "main job done; stopped the throwaway localnet" in process.stdout.read()
+
+
+def test_a_busy_dashboard_port_is_refused_before_the_session() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([GHOST, "demo", "--dashboard", "--port", str(port)], capture_output=True, text=True,
+                             timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another "
+                                  "port with --port")
+    assert "agent register" not in run.stdout  # no session ran first
