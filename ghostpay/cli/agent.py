@@ -201,12 +201,11 @@ def address_of(st: State, ref: params.AgentArg) -> str:
     """The agent's address (an agent_id is one of the wallet's agents)."""
     if not isinstance(ref, str):
         return str(ref)
-    from ghostpay.cli.misc import wallet
     from ghostpay.pda import agent_address
     from ghostpay.program_id import PROGRAM_ID
 
     program = params.pubkey(st.settings.program_id, "program id") if st.settings.program_id else PROGRAM_ID
-    return str(agent_address(wallet(st), ref, program)[0])
+    return str(agent_address(st.wallet_address(), ref, program)[0])
 
 
 # register and change ---------------------------------------------------------------------------------

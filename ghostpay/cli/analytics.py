@@ -37,10 +37,9 @@ def analytics(ctx: typer.Context,
     if agent is not None:
         ref = params.agent_ref(agent)
         if isinstance(ref, str):  # an agent_id of the wallet's
-            from ghostpay.cli.misc import wallet
             from ghostpay.pda import agent_address
 
-            ref = agent_address(wallet(st), ref)[0]
+            ref = agent_address(st.wallet_address(), ref)[0]
         address = str(ref)
     with Session(open_index(st, read_only=True)) as session:
         found = x402_metrics(session, window_for(session, seconds), address, top)

@@ -22,6 +22,8 @@ import typer
 from ghostpay.paths import data_dir, private_file
 
 if TYPE_CHECKING:
+    from solders.pubkey import Pubkey
+
     from ghostpay.cli.journal import Entry
     from ghostpay.client import GhostPayClient
 
@@ -169,6 +171,24 @@ class State:
         chosen = self.settings.keypair
         return Path(os.path.expanduser(chosen)) if chosen else default_keypair_path()
 
+    def missing_keypair(self, path: Path, other: str = "") -> CliError:
+        """The one-line error for a keypair file that is not there, naming what to do instead."""
+        create = "ghost keygen" if self.settings.keypair is None else f"ghost keygen --outfile {path}"
+        return CliError(f"keypair file {path} not found; create it with '{create}', or pass -k/--keypair FILE "
+                        f"or set GHOST_KEYPAIR{other}")
+
+    def wallet_address(self, other: str = "") -> "Pubkey":
+        """The -k wallet's address (the keypair file's public key)."""
+        from ghostpay.keypairs import load_keypair
+
+        path = self.keypair_path()
+        if not path.exists():
+            raise self.missing_keypair(path, other)
+        try:
+            return load_keypair(str(path)).pubkey()
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
     def client(self, *, signer: bool = True) -> "GhostPayClient":
         """The SDK client; `signer=False` opens it read-only when no keypair exists."""
         from ghostpay.client import GhostPayClient
@@ -177,8 +197,7 @@ class State:
         keypair: Any = str(path)
         if not path.exists():
             if signer or self.settings.keypair:
-                raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE, set GHOST_KEYPAIR, "
-                               "or create one with 'solana-keygen new'")
+                raise self.missing_keypair(path)
             keypair = None
         from solana.rpc.commitment import Commitment
 

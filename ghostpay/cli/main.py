@@ -190,6 +190,8 @@ app.add_typer(x402.app, name="x402")
 app.command("mcp")(mcp.serve)
 app.add_typer(wallet.tokens_app, name="tokens")
 app.command()(wallet.keygen)
+app.command()(wallet.address)
+app.command()(wallet.balance)
 misc.register(app)
 analytics.register(app)
 

@@ -20,18 +20,6 @@ LAMPORTS_PER_SOL = 1_000_000_000
 CHEAT_HINT = " (test-mint needs a GhostPay localnet: its surfnet_* cheat codes; on devnet use spl-token)"
 
 
-def wallet(st: State) -> "Pubkey":
-    from ghostpay.keypairs import load_keypair
-
-    path = st.keypair_path()
-    if not path.exists():
-        raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE, or --to ADDRESS")
-    try:
-        return load_keypair(str(path)).pubkey()
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
 def wait_confirmed(st: State, signature: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,7 +44,7 @@ def airdrop(ctx: typer.Context,
     lamports = sol * LAMPORTS_PER_SOL
     if lamports != lamports.to_integral_value():
         raise typer.BadParameter("the amount has more than 9 decimals")
-    recipient = params.pubkey(to, "recipient") if to else wallet(st)
+    recipient = params.pubkey(to, "recipient") if to else st.wallet_address(", or --to ADDRESS")
     with st.spinner(f"Airdropping {sol} SOL…"):
         signature = st.jsonrpc("requestAirdrop", str(recipient), int(lamports))
         wait_confirmed(st, signature)
@@ -90,7 +78,7 @@ def test_mint(
     st = state(ctx)
     value = params.amount(amount, "--amount", allow_zero=True)
     wallets = [params.pubkey(w, "wallet") for item in (fund or []) for w in item.split(",") if w.strip()] \
-        or [wallet(st)]
+        or [st.wallet_address(", or --fund ADDRESS")]
     labels = dict(read_config().get("tokens", {}))
     if mint is None:
         symbol = symbol or "USDC"
@@ -99,7 +87,7 @@ def test_mint(
         spec: dict[str, Any] = {"decimals": decimals}
         path = st.keypair_path()
         if path.exists():
-            spec["mintAuthority"] = str(wallet(st))
+            spec["mintAuthority"] = str(st.wallet_address())
         mint_key = params.pubkey(st.jsonrpc("surfnet_createMint", spec, hint=CHEAT_HINT)["value"], "mint")
         created = True
     else:

@@ -61,10 +61,10 @@ def test_over_long_name(owned) -> None:
 def test_missing_keypair_file(tmp_path) -> None:
     missing = tmp_path / "nope.json"
     line = ghost("agent", "register", "a", "--name", "A", "--yes", keypair=missing).one_line_error(1)
-    assert line == (f"error: keypair file {missing} not found; pass -k/--keypair FILE, set GHOST_KEYPAIR, "
-                    "or create one with 'solana-keygen new'")
+    assert line == (f"error: keypair file {missing} not found; create it with 'ghost keygen --outfile {missing}', "
+                    "or pass -k/--keypair FILE or set GHOST_KEYPAIR")
     # no -k and no ~/.config/solana/id.json: the default path is named
-    assert "id.json not found" in ghost("agent", "list").one_line_error(1)
+    assert "id.json not found; create it with 'ghost keygen', or" in ghost("agent", "list").one_line_error(1)
 
 
 @pytest.mark.parametrize("output", ["json", None])

@@ -9,12 +9,14 @@ import re
 import stat
 
 import typer
+from solders.keypair import Keypair
 
 from ghostpay.cli.context import URL_MONIKERS, with_values
 from ghostpay.cli.main import app
 from ghostpay.cluster import MONIKERS
 from tests.cli.conftest import ghost, mint_to, register_in_a_pty
 from tests.fault_proxy import FaultProxy
+from tests.sdk.conftest import create_mint
 
 X402 = ["--price", "0.01", "--tokens", "USDC", "--endpoint", "https://e.example"]
 
@@ -139,6 +141,25 @@ def test_keygen(tmp_path) -> None:
     assert "already exists; pass --force" in ghost("keygen", "--outfile", str(target)).one_line_error(1)
     again = ghost("keygen", "--outfile", str(target), "--force").data
     assert again["pubkey"] != made["pubkey"] and again["path"] == str(target)
+
+
+def test_address_and_balance_as_the_solana_cli_shows_them(wallets, usdc, net, tmp_path) -> None:
+    key, who = wallets.new(sol=3)
+    assert ghost("address", keypair=key).data == {"address": str(who.pubkey())}
+    assert ghost("address", keypair=key, output=None).stdout.strip() == str(who.pubkey())
+    mint_to(net, who.pubkey(), usdc, 1_250_000)
+    other = create_mint(net, 2)
+    mint_to(net, who.pubkey(), other, 7)
+    shown = ghost("balance", keypair=key).data
+    assert shown["address"] == str(who.pubkey()) and shown["sol"] == "3.000000000" and shown["lamports"] == 3 * 10**9
+    by_mint = {t["mint"]: t for t in shown["tokens"]}
+    assert (by_mint[str(usdc)]["token"], by_mint[str(usdc)]["amount"]) == ("USDC", "1.250000")  # by label
+    assert by_mint[str(other)]["amount"] == "0.07" and by_mint[str(other)]["amount_atomic"] == 7
+    text = ghost("balance", str(who.pubkey()), output=None).stdout  # anyone's wallet, no keypair needed
+    assert "3.00 SOL" in text and "USDC" in text and "1.25 " in text
+    assert ghost("balance", Keypair().pubkey(), output="json").data["tokens"] == []
+    missing = tmp_path / "none.json"
+    assert f"create it with 'ghost keygen --outfile {missing}'" in ghost("balance", keypair=missing).one_line_error(1)
 
 
 def test_token_labels_and_test_mint_adds(wallets, net) -> None:
