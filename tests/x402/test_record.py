@@ -54,11 +54,13 @@ def requirements_for(agent: Agent, fee_payer: str, amount: int = PRICE_ATOMIC) -
 
 
 def record_for(agent: Agent, payer: Pubkey, amount: int, reference: bytes, *, signer: Pubkey | None = None,
-               recorded_agent: Pubkey | None = None, rent_payer: Pubkey | None = None) -> Instruction:
+               recorded_agent: Pubkey | None = None, rent_payer: Pubkey | None = None,
+               source: Pubkey | None = None, mint: Pubkey | None = None) -> Instruction:
     """The record of `payer`'s transfer of `amount` from its token account to the agent owner's (signed by
-    `signer`, default the payer; naming `recorded_agent`, default the agent)."""
+    `signer`, default the payer; naming `recorded_agent`, default the agent; `source` and `mint` default to
+    the transfer's)."""
     return build_record_x402_payment(recorded_agent or agent.address, signer or payer, amount, reference,
-                                     get_associated_token_address(payer, agent.mint), agent.mint,
+                                     source or get_associated_token_address(payer, agent.mint), mint or agent.mint,
                                      get_associated_token_address(agent.owner.pubkey(), agent.mint),
                                      rent_payer=rent_payer)
 
@@ -124,6 +126,8 @@ def test_the_same_transaction_is_refused_by_the_official_facilitator(net: Any, a
     ("record before the memo", "invalid_exact_svm_payload_unknown_fourth_instruction"),
     ("claimed amount differs from the transfer", "ghostpay_record_instruction_invalid"),
     ("fee payer as the record's payer", "ghostpay_record_instruction_invalid"),
+    ("record names another source account", "ghostpay_record_instruction_invalid"),
+    ("record names another mint", "ghostpay_record_instruction_invalid"),
 ])
 def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair,
                                            case: str, reason: str) -> None:
@@ -135,7 +139,10 @@ def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: 
         paid, reference = recorded_payment(net, agent, payer, fee, claimed=PRICE_ATOMIC + 1)
     else:
         reference = os.urandom(32)
-        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, signer=fee_payer.pubkey())
+        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, **{
+            "fee payer as the record's payer": {"signer": fee_payer.pubkey()},
+            "record names another source account": {"source": Keypair().pubkey()},
+            "record names another mint": {"mint": Keypair().pubkey()}}[case])
         paid = payment(requirements_for(agent, fee), payer, latest_blockhash(net), after=[memo(), record],
                        compute_unit_limit=RECORD_CU)
     requirements = requirements_for(agent, fee)
