@@ -132,7 +132,9 @@ typedef enum {
  * (so a 165-byte account holds the mint). Anything else, known or future, is
  * refused: a permanent delegate could drain a vault or take back a payment,
  * a transfer fee would make the received amount differ from the sent one, a
- * non-transferable or default-frozen mint cannot reach a new payee account. */
+ * non-transferable or default-frozen mint cannot reach a new payee account.
+ * A close authority is neutral because callers check the mint again whenever
+ * tokens move: a mint closed at supply 0 can come back with any extensions. */
 static bool token_extension_is_neutral(uint16_t type, const uint8_t *value, uint16_t len) {
     switch (type) {
     case TOKEN_EXT_DEFAULT_ACCOUNT_STATE:
