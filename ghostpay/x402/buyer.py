@@ -67,8 +67,8 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
-# record_x402_payment creating its receipt: 4,722 CU after a Memo (bench/compute_units.py, reference bump 255), with a
-# margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
+# record_x402_payment creating its receipt: 4,722 CU after a Memo (bench/compute_units.py, reference bump
+# 255), with a margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
 RECORD_COMPUTE_UNITS = 8_000
 COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 

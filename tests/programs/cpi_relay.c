@@ -4,7 +4,8 @@
  *
  * Accounts: ghostpay program, agent, reputation, payer, rent_payer,
  * payee_token_account, source_token_account, mint, instructions_sysvar,
- * system_program, then one receipt per reference. Data: amount (u64 LE), then n 32-byte references. */
+ * system_program, then one receipt per reference. Data: amount (u64 LE),
+ * then n 32-byte references. */
 #include "../../program/include/ghostpay_idl.h"
 #include "../../program/sdk/borsh.h"
 #include "../../program/sdk/entrypoint.h"
