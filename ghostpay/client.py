@@ -891,8 +891,10 @@ class GhostPayClient:
         return await self.set_active(agent, False)
 
     async def close_agent(self, agent: AgentRef) -> TxResult:
-        """Close the agent, refunding its rent to the wallet. Its reputation metrics stay on chain: registering
-        the same agent id again continues that reputation."""
+        """Close the agent, refunding its rent to the wallet: refused with open work orders
+        (AgentHasOpenWorkOrders) and until FEEDBACK_WINDOW_SECONDS after its last payment, while its receipts
+        can still be rated (FeedbackWindowOpen; `deactivate` stops new payments at once). Its reputation
+        metrics stay on chain: registering the same agent id again continues that reputation."""
         address = self.agent_address(agent)
         return await self.send([build_close_agent(address, self.wallet, self.program_id)], address=address)
 

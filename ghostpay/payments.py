@@ -34,18 +34,19 @@ __all__ = ["MEMO_PROGRAM_ID", "build_memo", "build_record_x402_payment", "build_
 
 
 def build_record_x402_payment(agent: Pubkey, payer: Pubkey, amount: int, reference: bytes,
-                              payee_token_account: Pubkey, *, rent_payer: Pubkey | None = None,
-                              program_id: Pubkey = PROGRAM_ID) -> Instruction:
+                              source_token_account: Pubkey, mint: Pubkey, payee_token_account: Pubkey, *,
+                              rent_payer: Pubkey | None = None, program_id: Pubkey = PROGRAM_ID) -> Instruction:
     """`record_x402_payment`; valid only as a top-level instruction right after the TransferChecked that
-    paid `amount` into `payee_token_account` (or after one Memo that follows it). `rent_payer` (default: the
-    payer) signs and pays the receipt's rent, and gets it back when the receipt is closed."""
+    paid `amount` of `mint` from `source_token_account` into `payee_token_account` (the transfer's own
+    accounts, in its order; or after one Memo that follows it). `rent_payer` (default: the payer) signs and
+    pays the receipt's rent, and gets it back when the receipt is closed."""
     receipt, _ = receipt_address(agent, reference, program_id)
     reputation, _ = reputation_address(agent, program_id)
     return record_x402_payment(
         {"amount": amount, "reference": list(reference)},
         {"agent": agent, "reputation": reputation, "receipt": receipt, "payer": payer,
          "rent_payer": rent_payer or payer, "payee_token_account": payee_token_account,
-         "instructions_sysvar": INSTRUCTIONS},
+         "source_token_account": source_token_account, "mint": mint, "instructions_sysvar": INSTRUCTIONS},
         program_id=program_id,
     )
 
@@ -89,13 +90,14 @@ def build_x402_payment(
         instructions.append(set_compute_unit_limit(compute_unit_limit))
     if compute_unit_price is not None:
         instructions.append(set_compute_unit_price(compute_unit_price))
+    source = get_associated_token_address(payer, mint, token_program)
     destination = get_associated_token_address(payment_address, mint, token_program)
     if create_payee_account:
         instructions.append(create_idempotent_associated_token_account(
             fee_payer or payer, payment_address, mint, token_program))
     instructions.append(transfer_checked(TransferCheckedParams(
         program_id=token_program,
-        source=get_associated_token_address(payer, mint, token_program),
+        source=source,
         mint=mint,
         dest=destination,
         owner=payer,
@@ -104,6 +106,6 @@ def build_x402_payment(
     )))
     if memo is not None:
         instructions.append(build_memo(memo))
-    instructions.append(build_record_x402_payment(agent, payer, amount, reference, destination,
+    instructions.append(build_record_x402_payment(agent, payer, amount, reference, source, mint, destination,
                                                   rent_payer=rent_payer, program_id=program_id))
     return instructions

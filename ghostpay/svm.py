@@ -35,13 +35,27 @@ from ghostpay.pda import associated_token_address
 from ghostpay.program_id import PROGRAM_ID
 
 __all__ = ["LAMPORTS_PER_SOL", "MINT_LEN", "TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "InProcessChain", "TxResult",
-           "error_name"]
+           "error_name", "transfer_fee_config"]
 
 TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
 TOKEN_ACCOUNT_STATE_INITIALIZED = 1
 TOKEN_ACCOUNT_STATE_OFFSET = 108
 TOKEN_2022_ACCOUNT_TYPE_MINT = 1  # the byte after a token account's 165 bytes in an extended mint
+TOKEN_2022_ACCOUNT_TYPE_ACCOUNT = 2  # ... and in an extended token account
 LAMPORTS_PER_SOL = 1_000_000_000
+
+
+def _tlv(extensions: Sequence[tuple[int, bytes]]) -> bytes:
+    """Token-2022 extension entries: u16 ExtensionType, u16 length, value."""
+    return b"".join(kind.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value for kind, value in extensions)
+
+
+def transfer_fee_config(basis_points: int) -> bytes:
+    """A Token-2022 TransferFeeConfig value (108 bytes): two authorities, the withheld amount, then the older
+    and newer TransferFee (epoch u64, maximum_fee u64, transfer_fee_basis_points u16), both at `basis_points`
+    with no maximum."""
+    fee = (0).to_bytes(8, "little") + (2**64 - 1).to_bytes(8, "little") + basis_points.to_bytes(2, "little")
+    return bytes(32) + bytes(32) + bytes(8) + fee + fee
 
 
 @dataclass
@@ -134,22 +148,24 @@ class InProcessChain:
         data = bytearray(MINT_LEN)
         data[44] = decimals
         data[45] = 1  # is_initialized
-        data += bytes(ACCOUNT_LEN - MINT_LEN) + bytes([TOKEN_2022_ACCOUNT_TYPE_MINT])
-        for extension_type, value in extensions:
-            data += extension_type.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
+        data += bytes(ACCOUNT_LEN - MINT_LEN) + bytes([TOKEN_2022_ACCOUNT_TYPE_MINT]) + _tlv(extensions)
         self.set_account(mint, bytes(data), owner=TOKEN_2022_PROGRAM_ID)
         return mint
 
     def create_token_account(self, owner: Pubkey, mint: Pubkey, amount: int = 0,
-                             token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+                             token_program: Pubkey = TOKEN_PROGRAM_ID,
+                             extensions: Sequence[tuple[int, bytes]] = ()) -> Pubkey:
         """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger.
-        Any `token_program` (a test may load a fake one) is accepted."""
+        Any `token_program` (a test may load a fake one) is accepted; Token-2022 account `extensions`
+        ((ExtensionType, value) TLV entries) follow the account-type byte."""
         address = associated_token_address(owner, mint, token_program)
         data = bytearray(ACCOUNT_LEN)
         data[0:32] = bytes(mint)
         data[32:64] = bytes(owner)
         data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8] = amount.to_bytes(8, "little")
         data[TOKEN_ACCOUNT_STATE_OFFSET] = TOKEN_ACCOUNT_STATE_INITIALIZED
+        if extensions:
+            data += bytes([TOKEN_2022_ACCOUNT_TYPE_ACCOUNT]) + _tlv(extensions)
         self.set_account(address, bytes(data), owner=token_program)
         return address
 

@@ -37,7 +37,7 @@ from ghostpay.instructions import (
 )
 from ghostpay.discovery import head_offsets
 from ghostpay.pda import agent_address, reputation_address
-from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
 from ghostpay.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 
@@ -230,13 +230,6 @@ def _mint_data(size: int = MINT_LEN, initialized: bool = True, account_type: int
     return bytes(data)
 
 
-def _transfer_fee(basis_points: int) -> bytes:
-    """TransferFeeConfig (108 bytes): two authorities, withheld amount, then older and newer TransferFee
-    (epoch u64, maximum_fee u64, transfer_fee_basis_points u16), both at `basis_points`."""
-    fee = (0).to_bytes(8, "little") + (2**64 - 1).to_bytes(8, "little") + basis_points.to_bytes(2, "little")
-    return bytes(32) + bytes(32) + bytes(8) + fee + fee
-
-
 def _truncated_extension_mint(chain: Chain) -> Pubkey:
     """A neutral extension whose declared length runs past the end of the account."""
     mint = chain.create_token_2022_mint([(3, bytes(32))])
@@ -271,8 +264,9 @@ BAD_TOKENS: dict[str, tuple[TokenCase, str]] = {
     "extra mint account": (lambda c: (lambda a, b: ([a], [a, b]))(*_two_mints(c)), "MintAccountMismatch"),
     # Token-2022 extensions an x402 receipt cannot account for (the escrow's policy): the payee would
     # receive less than the receipt says, or the payment could be taken back or never arrive.
-    "transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, _transfer_fee(5_000))])]), "MintHasTransferFee"),
-    "100% transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, _transfer_fee(10_000))])]),
+    "transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(5_000))])]),
+                     "MintHasTransferFee"),
+    "100% transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(10_000))])]),
                           "MintHasTransferFee"),
     "transfer hook": (lambda c: _same([c.create_token_2022_mint([(14, bytes(64))])]), "MintHasTransferHook"),
     "permanent delegate": (lambda c: _same([c.create_token_2022_mint([(12, bytes(32))])]),
@@ -284,7 +278,8 @@ BAD_TOKENS: dict[str, tuple[TokenCase, str]] = {
                                         "MintExtensionNotSupported"),
     "extension running past the account": (lambda c: _same([_truncated_extension_mint(c)]),
                                            "MintExtensionNotSupported"),
-    "fee mint after a good one": (lambda c: _same([c.create_mint(), c.create_token_2022_mint([(1, _transfer_fee(1))])]),
+    "fee mint after a good one": (lambda c: _same([c.create_mint(),
+                                                   c.create_token_2022_mint([(1, transfer_fee_config(1))])]),
                                   "MintHasTransferFee"),
     # Accounts whose bytes look like a mint's to a careless check.
     "Token-2022 multisig shaped like a mint": (

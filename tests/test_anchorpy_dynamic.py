@@ -222,7 +222,8 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
     config_dict = x402(owner, 5_000, [mint], "https://x.example")
     mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
     payment_accts = {**accts, "receipt": Pubkey.new_unique(), "payer": owner, "rent_payer": Pubkey.new_unique(),
-                     "payee_token_account": Pubkey.new_unique(), "instructions_sysvar": INSTRUCTIONS,
+                     "payee_token_account": Pubkey.new_unique(), "source_token_account": Pubkey.new_unique(),
+                     "mint": mint, "instructions_sysvar": INSTRUCTIONS,
                      "system_program": SYSTEM_PROGRAM_ID, "authority": owner}
     pairs = [
         (client.ix("register_agent", "id", 1, "N", "d", "u", ["c"], config_dict,

@@ -99,7 +99,8 @@ class Trust:
             decimals=DECIMALS[mint]))
 
     def record(self, payer: Keypair, mint: str, amount: int, ref: bytes) -> Instruction:
-        return build_record_x402_payment(self.agent, payer.pubkey(), amount, ref, self.ata(self.payee.pubkey(), mint))
+        return build_record_x402_payment(self.agent, payer.pubkey(), amount, ref, self.ata(payer.pubkey(), mint),
+                                         self.mints[mint], self.ata(self.payee.pubkey(), mint))
 
     def feedback(self, ref: bytes, payer: Keypair, success: bool, rating: int) -> Instruction:
         return submit_feedback({"success": success, "response_time_ms": self.rng.choice([0, 300, 4_000]),

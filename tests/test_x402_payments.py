@@ -21,6 +21,7 @@ from solders.pubkey import Pubkey
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.system_program import TransferParams
 from solders.system_program import transfer as sol_transfer
+from solders.sysvar import INSTRUCTIONS
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
 from tools.build_program import build_so
@@ -40,7 +41,7 @@ from ghostpay.payments import build_memo, build_record_x402_payment, build_x402_
 from ghostpay.pda import associated_token_address, receipt_address, reputation_address
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
 from ghostpay.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 
@@ -167,10 +168,13 @@ def transfer(world: World, amount: int = PRICE, mint: Pubkey | None = None, sour
 
 
 def record(world: World, ref: bytes, amount: int = PRICE, payer: Keypair | None = None, mint: Pubkey | None = None,
-           payee_token_account: Pubkey | None = None, rent_payer: Keypair | None = None) -> Instruction:
-    destination = payee_token_account or ata(world.payee.pubkey(), mint or world.usdc)
-    return build_record_x402_payment(world.agent, (payer or world.payer).pubkey(), amount, ref, destination,
-                                     rent_payer=rent_payer.pubkey() if rent_payer else None)
+           payee_token_account: Pubkey | None = None, rent_payer: Keypair | None = None,
+           source: Pubkey | None = None) -> Instruction:
+    """The record of a transfer from `source` (default: the payer's token account) into the payee's."""
+    payer, mint = payer or world.payer, mint or world.usdc
+    destination = payee_token_account or ata(world.payee.pubkey(), mint)
+    return build_record_x402_payment(world.agent, payer.pubkey(), amount, ref, source or ata(payer.pubkey(), mint),
+                                     mint, destination, rent_payer=rent_payer.pubkey() if rent_payer else None)
 
 
 # ---- the payment ------------------------------------------------------------------------------------
@@ -288,8 +292,8 @@ def test_transfer_in_the_wrong_mint_for_the_destination_fails_in_the_token_progr
 
 
 def test_unaccepted_mint_is_payment_mint_not_accepted(world: World) -> None:
-    assert_refused(world, [transfer(world, mint=world.other), record(world, reference(1))], [world.payer],
-                   "PaymentMintNotAccepted")
+    assert_refused(world, [transfer(world, mint=world.other), record(world, reference(1), mint=world.other)],
+                   [world.payer], "PaymentMintNotAccepted")
 
 
 def test_less_than_the_price_is_payment_below_price(world: World) -> None:
@@ -361,7 +365,7 @@ def test_fake_instructions_sysvar_is_constraint_address(world: World) -> None:
     fake = Keypair().pubkey()
     world.chain.set_account(fake, bytes(64), owner=Pubkey.default())
     ix = record(world, reference(1))
-    metas = [AccountMeta(fake, False, False) if i == 6 else m for i, m in enumerate(ix.accounts)]
+    metas = [AccountMeta(fake, False, False) if m.pubkey == INSTRUCTIONS else m for m in ix.accounts]
     assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
                    "ConstraintAddress")
 
@@ -641,7 +645,7 @@ def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World)
     circular = transfer_checked(TransferCheckedParams(
         program_id=TOKEN_PROGRAM_ID, source=payee_ata, mint=world.usdc, dest=payee_ata, owner=world.payer.pubkey(),
         amount=PRICE, decimals=DECIMALS))
-    assert_refused(world, [circular, record(world, reference(1))], [world.payer], "SelfPayment",
+    assert_refused(world, [circular, record(world, reference(1), source=payee_ata)], [world.payer], "SelfPayment",
                    watch=[receipt_address(world.agent, reference(1))[0]])
 
 
@@ -721,6 +725,7 @@ def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_receip
     metrics_before, score_before = world.metrics(), world.agent_state().reputation_score
     assert score_before > 0
 
+    world.chain.set_unix_timestamp(world.agent_state().last_payment_at + FEEDBACK_WINDOW_SECONDS)
     closed = world.send([build_close_agent(world.agent, world.owner.pubkey())], world.owner)
     assert closed.ok, closed.logs
     config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/v2")
@@ -740,3 +745,166 @@ def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_receip
     world.pay(reference(3))
     assert world.receipt(reference(3)).registration == 2
     assert world.send([world.feedback(reference(3), rating=5)], world.payer).ok
+
+
+def test_closing_waits_until_no_receipt_can_be_rated(world: World) -> None:
+    """5 good calls rated, then 10 bad ones not rated yet: closing and registering again would void those
+    ratings (ReceiptFromEarlierRegistration) and keep 9,000. The close is refused until the last payment's
+    feedback window has passed; deactivating works at once; the 1-star ratings land."""
+    chain = world.chain
+    for n in range(5):
+        world.pay(reference(n))
+        assert world.send([world.feedback(reference(n), response_time_ms=250, rating=5)], world.payer).ok
+    for n in range(5, 15):
+        world.pay(reference(n))
+    assert world.agent_state().reputation_score == 9_000
+    close_agent = build_close_agent(world.agent, world.owner.pubkey())
+    owner_sol = chain.balance(world.owner.pubkey())
+    assert_refused(world, [close_agent], [world.owner], "FeedbackWindowOpen", watch=[world.owner.pubkey()])
+
+    # the owner can stop new payments at once, and still cannot close
+    owned = {"agent": world.agent, "owner": world.owner.pubkey()}
+    assert world.send([set_agent_active({"is_active": False}, owned)], world.owner).ok
+    assert_refused(world, world.payment(reference(15)), [world.payer], "AgentInactive")
+    assert_refused(world, [close_agent], [world.owner], "FeedbackWindowOpen", watch=[world.owner.pubkey()])
+
+    for n in range(5, 15):  # timeouts: failed, 30 s, one star
+        result = world.send([world.feedback(reference(n), success=False, response_time_ms=30_000, rating=1)],
+                            world.payer)
+        assert result.ok, result.logs
+    metrics = world.metrics()
+    assert (metrics.successful_payments, metrics.failed_payments, metrics.rating_count) == (5, 10, 15)
+    assert world.agent_state().reputation_score == reputation_score(ReputationInputs.from_account(metrics)).score \
+        == 2_733
+
+    last_paid = world.agent_state().last_payment_at
+    chain.set_unix_timestamp(last_paid + FEEDBACK_WINDOW_SECONDS - 1)
+    assert_refused(world, [close_agent], [world.owner], "FeedbackWindowOpen", watch=[world.owner.pubkey()])
+    chain.set_unix_timestamp(last_paid + FEEDBACK_WINDOW_SECONDS)
+    rent = chain.account(world.agent).lamports
+    closed = world.send([close_agent], world.owner)
+    assert closed.ok, closed.logs
+    assert chain.balance(world.owner.pubkey()) == owner_sol + rent  # the facilitator paid the fees
+    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/v2")
+    again = world.send([build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)],
+                       world.owner)
+    assert again.ok, again.logs
+    assert world.agent_state().reputation_score == again.event("ReputationUpdated").new_score == 2_733
+
+
+# ---- the mint as it is when paid --------------------------------------------------------------------
+
+
+CLOSE_AUTHORITY, PERMANENT_DELEGATE, TRANSFER_FEE_CONFIG, TRANSFER_FEE_AMOUNT = 3, 12, 1, 2
+
+
+@pytest.mark.parametrize("recreated, error", [
+    ("permanent delegate", "MintExtensionNotSupported"),  # the issuer could take the payment back
+    ("100% transfer fee", "MintHasTransferFee"),  # the payee would receive 0
+])
+def test_a_mint_closed_and_re_created_with_a_claw_back_is_refused_when_paid(world: World, recreated: str,
+                                                                            error: str) -> None:
+    """An accepted Token-2022 mint with a close authority (neutral when configured) is closed at supply 0 and
+    re-created at the same address with a permanent delegate or a 100 % transfer fee. The transfer itself
+    succeeds in Token-2022; the record reads the mint and fails, so the whole transaction is undone."""
+    chain, issuer = world.chain, world.chain.funded_keypair()
+    mint = chain.create_token_2022_mint([(CLOSE_AUTHORITY, bytes(issuer.pubkey()))])
+    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE), TokenPrice(mint, PRICE)],
+                        "https://agent.example.com/translate")
+    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
+                                      remaining_accounts=mint_accounts([world.usdc, mint]))], world.owner).ok
+
+    extension = {"permanent delegate": (PERMANENT_DELEGATE, bytes(issuer.pubkey())),
+                 "100% transfer fee": (TRANSFER_FEE_CONFIG, transfer_fee_config(10_000))}[recreated]
+    chain.set_account(mint, bytes(chain.account(chain.create_token_2022_mint([extension])).data),
+                      owner=TOKEN_2022_PROGRAM_ID)
+    # accounts of a fee mint carry the withheld amount (Token-2022 refuses a fee transfer into one without)
+    account_extensions = [(TRANSFER_FEE_AMOUNT, bytes(8))] if recreated == "100% transfer fee" else []
+    payer_account, payee_account = (
+        chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID, account_extensions)
+        for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)))
+    receipt = receipt_address(world.agent, reference(1))[0]
+    payment = world.payment(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
+
+    # the program's error, not Token-2022's: the transfer before the record ran, and is undone with it
+    assert_refused(world, payment, [world.payer], error,
+                   watch=[payer_account, payee_account, mint, receipt, issuer.pubkey()])
+    assert (chain.token_balance(payer_account), chain.token_balance(payee_account)) == (FUNDS, 0)
+    assert world.agent_state().x402_total_calls == 0 and world.receipt(reference(1)) is None
+
+
+def test_a_mint_with_a_close_authority_is_paid_while_it_stays_neutral(world: World) -> None:
+    """The same mint before it is re-created: its close authority alone changes nothing for the payee."""
+    mint = world.chain.create_token_2022_mint([(CLOSE_AUTHORITY, bytes(world.chain.funded_keypair().pubkey()))])
+    config = X402Config(world.payee.pubkey(), [TokenPrice(mint, PRICE)], "https://agent.example.com/translate")
+    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
+                                      remaining_accounts=mint_accounts([mint]))], world.owner).ok
+    for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)):
+        world.chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID)
+    world.pay(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
+    assert world.chain.token_balance(ata(world.payee.pubkey(), mint, TOKEN_2022_PROGRAM_ID)) == PRICE
+    assert world.receipt(reference(1)).mint == mint
+
+
+# ---- whose tokens moved -----------------------------------------------------------------------------
+
+
+def delegated_account(world: World, holder: Pubkey, amount: int = FUNDS) -> Pubkey:
+    """A usdc token account of `holder` (not its associated one) holding `amount`, with the payer approved
+    as delegate for all of it."""
+    account = Keypair().pubkey()
+    data = bytearray(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data)
+    data[32:64] = bytes(holder)
+    data[64:72] = amount.to_bytes(8, "little")
+    data[72:76] = (1).to_bytes(4, "little")  # delegate: Some(payer)
+    data[76:108] = bytes(world.payer.pubkey())
+    data[121:129] = amount.to_bytes(8, "little")  # delegated_amount
+    world.chain.set_account(account, bytes(data), owner=TOKEN_PROGRAM_ID)
+    return account
+
+
+def delegated_transfer(world: World, source: Pubkey) -> Instruction:
+    return transfer_checked(TransferCheckedParams(
+        program_id=TOKEN_PROGRAM_ID, source=source, mint=world.usdc, dest=ata(world.payee.pubkey(), world.usdc),
+        owner=world.payer.pubkey(), amount=PRICE, decimals=DECIMALS))
+
+
+@pytest.mark.parametrize("holder", ["payment address", "owner"])
+def test_paying_from_the_agents_own_tokens_through_a_delegate_is_self_payment(world: World, holder: str) -> None:
+    """The payment address's (or owner's) second token account pays the payee's account through a delegate
+    (the payer): the signer is a stranger, but the tokens are the agent's own."""
+    own = delegated_account(world, (world.payee if holder == "payment address" else world.owner).pubkey())
+    for n in range(1, 6):
+        assert_refused(world, [delegated_transfer(world, own), record(world, reference(n), source=own)],
+                       [world.payer], "SelfPayment", watch=[own, receipt_address(world.agent, reference(n))[0]])
+    assert world.chain.token_balance(own) == FUNDS
+    assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == 0
+    assert world.agent_state().x402_total_calls == 0
+
+
+def test_a_delegate_paying_from_someone_elses_tokens_counts(world: World) -> None:
+    """A delegate spending a third party's tokens is a real payment: recorded, signed by the delegate."""
+    friend = world.chain.funded_keypair()
+    theirs = delegated_account(world, friend.pubkey())
+    result = world.send([delegated_transfer(world, theirs), record(world, reference(1), source=theirs)], world.payer)
+    assert result.ok, result.logs
+    assert world.chain.token_balance(theirs) == FUNDS - PRICE
+    assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
+    assert world.receipt(reference(1)).payer == world.payer.pubkey()
+
+
+@pytest.mark.parametrize("named", ["source", "mint"])
+def test_naming_another_source_or_mint_than_the_transfers_is_refused(world: World, named: str) -> None:
+    """The record must describe the transfer that ran: a self-payment through a delegate that names the
+    payer's own account as source, or a payment in a re-created mint that names a clean mint."""
+    if named == "source":
+        own = delegated_account(world, world.payee.pubkey())
+        instructions = [delegated_transfer(world, own), record(world, reference(1))]
+        error, watch = "SourceTokenAccountMismatch", [own]
+    else:
+        ix = record(world, reference(1))
+        metas = [AccountMeta(world.pyusd, False, False) if m.pubkey == world.usdc else m for m in ix.accounts]
+        instructions = [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)]
+        error, watch = "PaymentMintAccountMismatch", []
+    assert_refused(world, instructions, [world.payer], error,
+                   watch=[*watch, receipt_address(world.agent, reference(1))[0]])

@@ -449,8 +449,10 @@ def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
 @app.command()
 def close(ctx: typer.Context, agent: str = AGENT_OPTION,
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
-    """Close the agent, refunding its rent (refused with open work orders). Its reputation stays on chain:
-    registering the same agent id again continues it. Asks first on a terminal; elsewhere --yes is required.
+    """Close the agent, refunding its rent. Refused with open work orders, and until 30 days after its last
+    payment, while its buyers can still rate it: run 'ghost agent deactivate' first to stop new payments. Its
+    reputation stays on chain: registering the same agent id again continues it. Asks first on a terminal;
+    elsewhere --yes is required.
 
     Example: ghost agent close --agent translator --yes
     """

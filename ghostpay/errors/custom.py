@@ -628,12 +628,12 @@ class SelfPayment(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6065,
-            "A payment by the agent's owner or payment address, or to its own source, does not count",
+            "A payment signed by, or from a token account of, the agent's owner or payment address does not count",
         )
 
     code = 6065
     name = "SelfPayment"
-    msg = "A payment by the agent's owner or payment address, or to its own source, does not count"
+    msg = "A payment signed by, or from a token account of, the agent's owner or payment address does not count"
 
 
 class PayeeTokenAccountMismatch(ProgramError):
@@ -720,6 +720,41 @@ class EarningsTableFull(ProgramError):
     msg = "The agent already has earnings in 16 other mints this registration"
 
 
+class FeedbackWindowOpen(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6074,
+            "Its last payment can still be rated: deactivate the agent, and close it 30 days after that payment",
+        )
+
+    code = 6074
+    name = "FeedbackWindowOpen"
+    msg = "Its last payment can still be rated: deactivate the agent, and close it 30 days after that payment"
+
+
+class SourceTokenAccountMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6075,
+            "source_token_account must be the transfer's source, a token account of its token program",
+        )
+
+    code = 6075
+    name = "SourceTokenAccountMismatch"
+    msg = "source_token_account must be the transfer's source, a token account of its token program"
+
+
+class PaymentMintAccountMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6076, "mint must be the transfer's mint, owned by its token program"
+        )
+
+    code = 6076
+    name = "PaymentMintAccountMismatch"
+    msg = "mint must be the transfer's mint, owned by its token program"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -794,6 +829,9 @@ CustomError = typing.Union[
     GracePeriodActive,
     ReviewPeriodOver,
     EarningsTableFull,
+    FeedbackWindowOpen,
+    SourceTokenAccountMismatch,
+    PaymentMintAccountMismatch,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -869,6 +907,9 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6071: GracePeriodActive(),
     6072: ReviewPeriodOver(),
     6073: EarningsTableFull(),
+    6074: FeedbackWindowOpen(),
+    6075: SourceTokenAccountMismatch(),
+    6076: PaymentMintAccountMismatch(),
 }
 
 

@@ -24,6 +24,8 @@ class RecordX402PaymentAccounts(typing.TypedDict):
     payer: Pubkey
     rent_payer: Pubkey
     payee_token_account: Pubkey
+    source_token_account: Pubkey
+    mint: Pubkey
     instructions_sysvar: Pubkey
 
 
@@ -42,6 +44,10 @@ def record_x402_payment(
         AccountMeta(
             pubkey=accounts["payee_token_account"], is_signer=False, is_writable=False
         ),
+        AccountMeta(
+            pubkey=accounts["source_token_account"], is_signer=False, is_writable=False
+        ),
+        AccountMeta(pubkey=accounts["mint"], is_signer=False, is_writable=False),
         AccountMeta(
             pubkey=accounts["instructions_sysvar"], is_signer=False, is_writable=False
         ),

@@ -67,8 +67,8 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
-# record_x402_payment creating its receipt: 4,698 CU measured on the localnet (reference bump 255), with a
-# margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
+# record_x402_payment creating its receipt: 4,722 CU after a Memo (bench/compute_units.py, reference bump
+# 255), with a margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
 RECORD_COMPUTE_UNITS = 8_000
 COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 
@@ -220,10 +220,10 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
         instructions[0] = set_compute_unit_limit(limit)
     transfer = next(ix for ix in instructions if ix.data[:1] == bytes([12]))  # TransferChecked
     amount = int.from_bytes(transfer.data[1:9], "little")
+    source, mint, destination = (meta.pubkey for meta in transfer.accounts[:3])
     reference = new_reference(agent, program_id)
-    instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference,
-                                                  transfer.accounts[2].pubkey, rent_payer=rent_payer,
-                                                  program_id=program_id))
+    instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference, source, mint, destination,
+                                                  rent_payer=rent_payer, program_id=program_id))
     recorded = MessageV0.try_compile(keys[0], instructions, [], message.recent_blockhash)
     signatures = [Signature.default()] * recorded.header.num_required_signatures
     signatures[list(recorded.account_keys).index(buyer.pubkey())] = buyer.sign_message(

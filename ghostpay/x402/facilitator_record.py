@@ -41,13 +41,16 @@ EXTENSION_FRONT_RENT = "ghostpay-front-receipt-rent"  # ... and the fee payer ma
 ERR_RECORD_INVALID = "ghostpay_record_instruction_invalid"
 ERR_RENT_NOT_FRONTED = "ghostpay_receipt_rent_not_fronted"
 
-_probe = build_record_x402_payment(Pubkey.default(), Pubkey.default(), 0, bytes(32), Pubkey.default())
+_probe = build_record_x402_payment(Pubkey.default(), Pubkey.default(), 0, bytes(32), Pubkey.default(),
+                                   Pubkey.default(), Pubkey.default())
 RECORD_DISCRIMINATOR = bytes(_probe.data[:8])
 RECORD_DATA_LEN = len(_probe.data)  # discriminator, u64 amount, 32-byte reference
 # record_x402_payment's accounts: agent, reputation, receipt, payer, rent_payer, payee_token_account,
-# instructions_sysvar, system_program
+# source_token_account, mint, instructions_sysvar, system_program
 RECORD_ACCOUNTS = len(_probe.accounts)
-AGENT, PAYER, RENT_PAYER, PAYEE_TOKEN_ACCOUNT, SYSVAR, SYSTEM = 0, 3, 4, 5, 6, 7
+AGENT, PAYER, RENT_PAYER, PAYEE_TOKEN_ACCOUNT, SOURCE_TOKEN_ACCOUNT, MINT, SYSVAR, SYSTEM = 0, 3, 4, 5, 6, 7, 8, 9
+# TransferChecked's accounts: source, mint, destination, authority
+TRANSFER_SOURCE, TRANSFER_MINT, TRANSFER_DESTINATION, TRANSFER_AUTHORITY = 0, 1, 2, 3
 TRANSFER_INDEX, MEMO_INDEX, RECORD_INDEX = 2, 3, 4
 
 RECEIPT_RENT_PAYER_OFFSET = 8 + 32 + 32  # discriminator, agent, payer
@@ -61,7 +64,8 @@ def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], pr
 
     Acceptable: the fifth and last instruction, right after the Memo; the GhostPay program's record
     instruction with exactly its accounts and arguments; its payer the transfer's authority, its
-    payee account the transfer's destination and its amount the transfer's; for the seller's `agent`
+    payee account, source account and mint the transfer's destination, source and mint, and its
+    amount the transfer's; for the seller's `agent`
     when the requirements name one (agents of one owner share a payee account: a payment for one must
     not build another's reputation); the fee payer nowhere in it but, when the facilitator fronts
     receipt rent, as the rent payer."""
@@ -80,10 +84,12 @@ def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], pr
     if keys[accounts[SYSVAR]] != INSTRUCTIONS or keys[accounts[SYSTEM]] != SYSTEM_PROGRAM_ID:
         return ERR_RECORD_INVALID
     transfer_accounts, transfer_data = bytes(transfer.accounts), bytes(transfer.data)
-    if len(transfer_accounts) < 4 or len(transfer_data) < 9:
+    if len(transfer_accounts) <= TRANSFER_AUTHORITY or len(transfer_data) < 9:
         return ERR_RECORD_INVALID
-    if accounts[PAYER] != transfer_accounts[3] or accounts[PAYEE_TOKEN_ACCOUNT] != transfer_accounts[2] or \
-            data[8:16] != transfer_data[1:9]:
+    if accounts[PAYER] != transfer_accounts[TRANSFER_AUTHORITY] or \
+            accounts[PAYEE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_DESTINATION] or \
+            accounts[SOURCE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_SOURCE] or \
+            accounts[MINT] != transfer_accounts[TRANSFER_MINT] or data[8:16] != transfer_data[1:9]:
         return ERR_RECORD_INVALID
     if agent is not None and str(keys[accounts[AGENT]]) != agent:
         return ERR_RECORD_INVALID

@@ -272,6 +272,9 @@ enum gp_error_code {
     GP_ERR_GRACE_PERIOD_ACTIVE = 6071,
     GP_ERR_REVIEW_PERIOD_OVER = 6072,
     GP_ERR_EARNINGS_TABLE_FULL = 6073,
+    GP_ERR_FEEDBACK_WINDOW_OPEN = 6074,
+    GP_ERR_SOURCE_TOKEN_ACCOUNT_MISMATCH = 6075,
+    GP_ERR_PAYMENT_MINT_ACCOUNT_MISMATCH = 6076,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -281,7 +284,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 87u
+#define GP_ERROR_COUNT 90u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -361,7 +364,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6062, "ShareOutOfRange", "client_share_bps must be at most 10000"},
     {6063, "TokenProgramMismatch", "The token program must be the mint's owner"},
     {6064, "PaymentNotTopLevel", "record_x402_payment must be a top-level instruction, not a CPI"},
-    {6065, "SelfPayment", "A payment by the agent's owner or payment address, or to its own source, does not count"},
+    {6065, "SelfPayment", "A payment signed by, or from a token account of, the agent's owner or payment address does not count"},
     {6066, "PayeeTokenAccountMismatch", "payee_token_account must be the transfer's destination, owned by the payment address"},
     {6067, "ReceiptFromEarlierRegistration", "The receipt paid an earlier registration of this agent"},
     {6068, "NotReceiptRentPayer", "rent_payer must be the receipt's rent payer"},
@@ -370,4 +373,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6071, "GracePeriodActive", "After a rejection the provider may deliver again or dispute until the grace period ends"},
     {6072, "ReviewPeriodOver", "A delivery can only be rejected within its review period"},
     {6073, "EarningsTableFull", "The agent already has earnings in 16 other mints this registration"},
+    {6074, "FeedbackWindowOpen", "Its last payment can still be rated: deactivate the agent, and close it 30 days after that payment"},
+    {6075, "SourceTokenAccountMismatch", "source_token_account must be the transfer's source, a token account of its token program"},
+    {6076, "PaymentMintAccountMismatch", "mint must be the transfer's mint, owned by its token program"},
 };

@@ -70,10 +70,22 @@ static inline __attribute__((always_inline)) bool token_is_mint(const SolAccount
 #define TOKEN_ACCOUNT_AMOUNT_OFFSET 64u
 #define TOKEN_MINT_DECIMALS_OFFSET 44u
 
+/* An account of `token_program` long enough to be a token account. A mint or
+ * a multisig of that program passes too: ask it only of an account whose key
+ * the token program itself used as a token account (a transfer's source or
+ * destination), or will. */
+static inline bool token_is_account_of(const SolAccountInfo *account, const SolPubkey *token_program) {
+    return sol_pubkey_eq(account->owner, token_program) && account->data_len >= TOKEN_ACCOUNT_LEN;
+}
+
+/* The wallet that owns a token account (token_is_account_of): it, or a delegate it approved, may spend it. */
+static inline const SolPubkey *token_account_owner(const SolAccountInfo *account) {
+    return (const SolPubkey *)(account->data + TOKEN_ACCOUNT_OWNER_OFFSET);
+}
+
 /* A token account of `token_program` whose owner (the wallet that may spend it) is `owner`. */
 static bool token_account_owned_by(const SolAccountInfo *account, const SolPubkey *token_program, const SolPubkey *owner) {
-    return sol_pubkey_eq(account->owner, token_program) && account->data_len >= TOKEN_ACCOUNT_LEN &&
-           sol_pubkey_eq((const SolPubkey *)(account->data + TOKEN_ACCOUNT_OWNER_OFFSET), owner);
+    return token_is_account_of(account, token_program) && sol_pubkey_eq(token_account_owner(account), owner);
 }
 
 static inline uint64_t token_account_amount(const SolAccountInfo *account) {
@@ -120,7 +132,9 @@ typedef enum {
  * (so a 165-byte account holds the mint). Anything else, known or future, is
  * refused: a permanent delegate could drain a vault or take back a payment,
  * a transfer fee would make the received amount differ from the sent one, a
- * non-transferable or default-frozen mint cannot reach a new payee account. */
+ * non-transferable or default-frozen mint cannot reach a new payee account.
+ * A close authority is neutral because callers check the mint again whenever
+ * tokens move: a mint closed at supply 0 can come back with any extensions. */
 static bool token_extension_is_neutral(uint16_t type, const uint8_t *value, uint16_t len) {
     switch (type) {
     case TOKEN_EXT_DEFAULT_ACCOUNT_STATE:

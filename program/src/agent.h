@@ -145,7 +145,9 @@ static uint64_t validate_endpoint(GpSlice endpoint) {
 }
 
 /* A mint both x402 receipts and the escrow can account for: no Token-2022
- * extension outside token_extension_is_neutral, each refusal named. */
+ * extension outside token_extension_is_neutral, each refusal named. Checked
+ * when a mint is configured and again when it moves (record_x402_payment,
+ * create_work_order): a closed mint can be re-created with other extensions. */
 static uint64_t token_require_plain_mint(const SolAccountInfo *mint) {
     switch (token_mint_extension_support(mint)) {
     case MINT_HAS_TRANSFER_FEE:

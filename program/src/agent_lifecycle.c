@@ -21,21 +21,30 @@ static uint64_t set_agent_active(const GpInput *in, BorshReader *r) {
     return 0;
 }
 
-/* Closes the agent; its ReputationMetrics stays (see register_agent). */
+/* Closes the agent; its ReputationMetrics stays (see register_agent). Not
+ * before every receipt of this registration has had its feedback window: a
+ * registration after the close would void that feedback
+ * (ReceiptFromEarlierRegistration) and keep the score it would have lowered.
+ * The last payment's window ends last; an agent never paid has none open.
+ * Deactivating stops new payments, so the owner can wait one window out. */
 static uint64_t close_agent(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     const SolAccountInfo *agent;
     TRY(load_owned_agent(in, &agent));
     const SolAccountInfo *owner = &in->accounts[OWNED_AGENT_OWNER];
     TRY(gp_require_writable(owner, "owner"));
-    if (agent_fixed(agent)->open_work_orders != 0) return gp_fail(GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS);
+    const AgentFixed *fixed = agent_fixed(agent);
+    if (fixed->open_work_orders != 0) return gp_fail(GP_ERR_AGENT_HAS_OPEN_WORK_ORDERS);
+    int64_t now = gp_unix_timestamp();
+    if (fixed->last_payment_at != 0 && now < fixed->last_payment_at + GP_FEEDBACK_WINDOW_SECONDS)
+        return gp_fail(GP_ERR_FEEDBACK_WINDOW_OPEN);
 
     GpEvent event;
     gp_event_begin(&event, GP_EVENT_AGENT_CLOSED);
     borsh_write_pubkey(&event.w, agent->key);
     borsh_write_pubkey(&event.w, owner->key);
     borsh_write_u64(&event.w, *agent->lamports);
-    borsh_write_i64(&event.w, gp_unix_timestamp());
+    borsh_write_i64(&event.w, now);
     gp_close_account(agent, owner);
     gp_event_emit(&event);
     return 0;

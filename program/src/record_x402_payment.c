@@ -1,7 +1,8 @@
 /* record_x402_payment(amount, reference)
  * Accounts: agent (writable), reputation (writable), receipt (PDA ["receipt",
  * agent, reference], writable), payer (signer), rent_payer (signer, writable),
- * payee_token_account, instructions_sysvar, system_program.
+ * payee_token_account, source_token_account, mint, instructions_sysvar,
+ * system_program.
  *
  * Counts a payment only if a TransferChecked earlier in the same transaction
  * really moved it: the runtime executed that transfer (or the whole
@@ -9,7 +10,9 @@
  * the top-level instruction right before this one, or the one before a single
  * Memo (the official x402 "exact" layout). This instruction must itself be
  * top-level: through CPI, a program could record one transfer many times.
- * The receipt PDA makes each reference count once. */
+ * The receipt PDA makes each reference count once. The transfer's source and
+ * mint are read as accounts too (they are in the transaction already): whose
+ * tokens moved, and what the mint is now, not when it was configured. */
 #pragma once
 
 #include "../sdk/instructions_sysvar.h"
@@ -23,6 +26,8 @@ enum {
     RECORD_PAYER,
     RECORD_RENT_PAYER,
     RECORD_PAYEE_TOKEN_ACCOUNT,
+    RECORD_SOURCE_TOKEN_ACCOUNT,
+    RECORD_MINT,
     RECORD_INSTRUCTIONS_SYSVAR,
     RECORD_SYSTEM_PROGRAM,
     RECORD_ACCOUNT_COUNT
@@ -75,23 +80,50 @@ static uint64_t read_preceding_transfer(const SolAccountInfo *sysvar, uint64_t c
     return 0;
 }
 
-/* The transfer pays this agent: signed by the payer, who is not the agent's
- * owner or payment address (a wallet paying itself proves nothing), in an
- * accepted mint, at least that mint's price, the amount claimed, into a token
- * account of that mint owned by the payment address. The token program
- * already checked the destination against the mint when it ran the transfer;
- * reading the stored owner and mint here costs less than deriving an ATA. */
+/* The wallet whose tokens moved (the source account's owner, whoever signed:
+ * the owner or a delegate) is not the agent's owner or payment address. This
+ * also refuses a transfer from the destination to itself. */
+static uint64_t verify_source(const GpInput *in, const TransferChecked *transfer, const AgentFixed *fixed) {
+    const SolAccountInfo *source = &in->accounts[RECORD_SOURCE_TOKEN_ACCOUNT];
+    if (!sol_pubkey_eq(source->key, transfer->source) || !token_is_account_of(source, transfer->token_program))
+        return gp_fail_account(GP_ERR_SOURCE_TOKEN_ACCOUNT_MISMATCH, "source_token_account");
+    const SolPubkey *holder = token_account_owner(source);
+    if (sol_pubkey_eq(holder, &fixed->owner) || sol_pubkey_eq(holder, &fixed->x402_payment_address))
+        return gp_fail(GP_ERR_SELF_PAYMENT);
+    return 0;
+}
+
+/* The mint as it is now: a Token-2022 mint with a close authority can be
+ * closed at supply 0 and re-created at the same address with a permanent
+ * delegate or a transfer fee, so the configuration's check is repeated. The
+ * token program has just run the transfer with this mint, so its layout is a
+ * mint's; only its owner and extensions are left to check. */
+static uint64_t verify_mint(const GpInput *in, const TransferChecked *transfer) {
+    const SolAccountInfo *mint = &in->accounts[RECORD_MINT];
+    if (!sol_pubkey_eq(mint->key, transfer->mint) || !sol_pubkey_eq(mint->owner, transfer->token_program))
+        return gp_fail_account(GP_ERR_PAYMENT_MINT_ACCOUNT_MISMATCH, "mint");
+    return token_require_plain_mint(mint);
+}
+
+/* The transfer pays this agent: signed by the payer, from the tokens of a
+ * wallet that is not the agent's owner or payment address (paying yourself
+ * proves nothing), in an accepted mint whose extensions are still neutral, at
+ * least that mint's price, the amount claimed, into a token account of that
+ * mint owned by the payment address. The token program already checked the
+ * destination against the mint when it ran the transfer; reading the stored
+ * owner and mint here costs less than deriving an ATA. */
 static uint64_t verify_payment(const GpInput *in, const TransferChecked *transfer, uint64_t amount) {
     const uint8_t *agent_data = in->accounts[RECORD_AGENT].data;
     const AgentFixed *fixed = (const AgentFixed *)agent_data;
     const SolPubkey *payer = in->accounts[RECORD_PAYER].key;
     const SolAccountInfo *payee_token_account = &in->accounts[RECORD_PAYEE_TOKEN_ACCOUNT];
     if (!sol_pubkey_eq(transfer->authority, payer)) return gp_fail(GP_ERR_PAYMENT_AUTHORITY_MISMATCH);
-    if (sol_pubkey_eq(payer, &fixed->owner) || sol_pubkey_eq(payer, &fixed->x402_payment_address) ||
-        sol_pubkey_eq(transfer->source, transfer->destination))
+    if (sol_pubkey_eq(payer, &fixed->owner) || sol_pubkey_eq(payer, &fixed->x402_payment_address))
         return gp_fail(GP_ERR_SELF_PAYMENT);
+    TRY(verify_source(in, transfer, fixed));
     const TokenPrice *price = agent_token_price(agent_data, transfer->mint);
     if (!price) return gp_fail(GP_ERR_PAYMENT_MINT_NOT_ACCEPTED);
+    TRY(verify_mint(in, transfer));
     if (transfer->amount < token_price_of(price)) return gp_fail(GP_ERR_PAYMENT_BELOW_PRICE);
     if (transfer->amount != amount) return gp_fail(GP_ERR_PAYMENT_AMOUNT_MISMATCH);
     if (!sol_pubkey_eq(payee_token_account->key, transfer->destination) ||

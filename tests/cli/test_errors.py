@@ -107,6 +107,18 @@ def test_program_errors_by_name_and_number(owned, wallets, usdc, net) -> None:
                                                      keypair=buyer).one_line_error(1)
 
 
+def test_closing_a_paid_agent_says_when_it_can_close(wallets, usdc, net) -> None:
+    key, _ = wallets.new()
+    address = ghost("agent", "register", "paid", "--name", "Paid", "--tokens", str(usdc), *X402, "--yes",
+                    keypair=key).data["agent"]
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    assert ghost("payment", "send", "-a", address, keypair=buyer).data
+    line = ghost("agent", "close", "-a", address, "--yes", keypair=key).one_line_error(1)
+    assert "FeedbackWindowOpen (error 6074)" in line and "close it 30 days after that payment" in line
+    assert ghost("agent", "show", address).data  # still there
+
+
 def test_usage_errors_exit_2(owned) -> None:
     key, _ = owned
     line = ghost("agent", "set-price", keypair=key).one_line_error(2)

@@ -2,8 +2,9 @@
 10,000 of them): registrations with x402 pricing, payments with feedback, owner updates, failed
 transactions, work orders down every path (release, partial release, rejection, claim, the three
 kinds of dispute ruling, cancel, decline, the three refunds), an agent priced in two mints of
-different decimals, receipts whose rent a facilitator fronts, an agent closed and registered again
-(its reputation continues) and days passing (surfnet_timeTravel), so the 7-day reputation window rolls.
+different decimals, receipts whose rent a facilitator fronts, an agent closed once its feedback window
+has passed and registered again (its reputation continues) and days passing (surfnet_timeTravel), so the
+7-day reputation window rolls.
 
     history = await generate(net.http_url, HistorySpec(payments=200))
 """
@@ -37,6 +38,7 @@ from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_wor
 
 SOL = 1_000_000_000
 DAY = 86_400
+FEEDBACK_WINDOW = 30 * DAY  # close_agent waits this long after an agent's last payment
 PRICE = 10_000  # atomic units, 0.01 of a 6-decimal token
 CENTS_PRICE = 2  # 0.02 of the 2-decimal mint agent-2 also accepts
 CAPABILITIES = ("translate", "summarize", "code", "search", "vision")
@@ -61,7 +63,7 @@ class History:
     cents_mint: Pubkey  # 2 decimals, accepted by agent-2 only
     facilitator: Pubkey  # fronts the receipt rent of some payments
     agents: list[Pubkey] = field(default_factory=list)
-    reregistered: Optional[Pubkey] = None  # closed on day 0 and registered again
+    reregistered: Optional[Pubkey] = None  # closed after the last day's feedback window, registered again, paid
     fronted_rent: int = 0  # payments whose rent the facilitator paid
     cents_payments: int = 0  # payments in the 2-decimal mint
     transactions: int = 0  # successful, sent by the script
@@ -362,11 +364,14 @@ class _Script:
         return later
 
     async def reregister(self) -> None:
-        """Close an agent that has been paid and register the same id again: its metrics carry on."""
+        """Close an agent that has been paid (its last payment's feedback window over) and register the same
+        id again: its metrics carry on, and new payments count for the new registration."""
         a = self.agents[-2]
         await self.send([build_close_agent(a.address, a.owner.pubkey())], [a.owner], "AgentClosed")
         await self.register(a, ["translate"], "ReputationUpdated")
         self.history.reregistered = a.address
+        for payer in self.payers[:2]:
+            await self.pay(a, payer, a.price, self.rng.randbytes(32), feedback=True)
 
     async def close_last_agent(self) -> None:
         a = self.agents[-1]
@@ -393,14 +398,14 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
             for finish in pending:
                 await finish()
             pending = await script.work_orders(await chain.now()) if spec.work_orders and day == 0 else []
-            if day == 0:
-                await script.reregister()
             await script.failed_payment()
             if between_days is not None:
                 await between_days(day)
             await chain.time_travel(DAY if day != 1 else 3 * DAY)
         for finish in pending:
             await finish()
+        await chain.time_travel(FEEDBACK_WINDOW)  # every receipt's feedback window is over: agents may close
+        await script.reregister()
         await script.refresh_all()
         await script.close_last_agent()
         return history

@@ -3,17 +3,18 @@
  * back several receipts. GhostPay must refuse the first CPI (PaymentNotTopLevel).
  *
  * Accounts: ghostpay program, agent, reputation, payer, rent_payer,
- * payee_token_account, instructions_sysvar, system_program, then one receipt
- * per reference. Data: amount (u64 LE), then n 32-byte references. */
+ * payee_token_account, source_token_account, mint, instructions_sysvar,
+ * system_program, then one receipt per reference. Data: amount (u64 LE),
+ * then n 32-byte references. */
 #include "../../program/include/ghostpay_idl.h"
 #include "../../program/sdk/borsh.h"
 #include "../../program/sdk/entrypoint.h"
 
 enum { RELAY_GHOSTPAY, RELAY_AGENT, RELAY_REPUTATION, RELAY_PAYER, RELAY_RENT_PAYER, RELAY_PAYEE,
-       RELAY_SYSVAR, RELAY_SYSTEM, RELAY_FIRST_RECEIPT };
+       RELAY_SOURCE, RELAY_MINT, RELAY_SYSVAR, RELAY_SYSTEM, RELAY_FIRST_RECEIPT };
 
 #define REFERENCE_BYTES 32u
-#define RECORD_ACCOUNTS 8u
+#define RECORD_ACCOUNTS 10u
 #define RECORD_DATA_LEN (8u + 8u + REFERENCE_BYTES)
 #define RELAY_BAD_INPUT 1u
 
@@ -23,6 +24,7 @@ static uint64_t relay_one(const GpInput *in, uint64_t amount, const uint8_t *ref
         {a[RELAY_AGENT].key, true, false},      {a[RELAY_REPUTATION].key, true, false},
         {a[receipt].key, true, false},          {a[RELAY_PAYER].key, false, true},
         {a[RELAY_RENT_PAYER].key, true, true},  {a[RELAY_PAYEE].key, false, false},
+        {a[RELAY_SOURCE].key, false, false},    {a[RELAY_MINT].key, false, false},
         {a[RELAY_SYSVAR].key, false, false},    {a[RELAY_SYSTEM].key, false, false},
     };
     uint8_t data[RECORD_DATA_LEN];

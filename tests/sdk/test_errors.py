@@ -1,4 +1,4 @@
-"""Every custom program error (6000-6072) raised as its typed exception.
+"""Every custom program error (6000-6076) raised as its typed exception.
 
 `REACHABLE` triggers each code through the SDK's public methods, the way a user could: bad
 input, the wrong wallet, the wrong state or time. Where the SDK refuses a value before sending
@@ -18,7 +18,8 @@ instruction sent through `GhostPayClient.send`:
   always builds the TransferChecked to the payment address's token account, signed by the payer, for
   the recorded amount, right before the record.
 - 6029 ReceiptAgentMismatch: the SDK derives the receipt from the agent.
-- 6066 PayeeTokenAccountMismatch: the SDK passes the transfer's destination as the payee account.
+- 6066 PayeeTokenAccountMismatch, 6075 SourceTokenAccountMismatch, 6076 PaymentMintAccountMismatch: the
+  SDK passes the transfer's destination, source and mint as the record's accounts.
 - 6068 NotReceiptRentPayer: `close_receipt` reads the rent payer from the receipt.
 - 6056 VaultMismatch, 6058 WorkOrderAgentMismatch, 6059 WorkOrderMintMismatch,
   6063 TokenProgramMismatch: the SDK reads the vault, agent and mint from the work order and
@@ -60,6 +61,7 @@ from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import PRICE, cheat, create_mint, fund, mint_to, time_travel
 
 ENDPOINT = "https://errors.example"
+FEEDBACK_WINDOW_SECONDS = 30 * 86_400
 TOKEN_2022_MINT_TYPE_OFFSET = 165  # the account-type byte after a token account's 165-byte base
 EXTENSIONS = {"MintHasTransferFee": (1, 108), "MintHasTransferHook": (14, 64), "MintExtensionNotSupported": (12, 32)}
 
@@ -140,12 +142,20 @@ def _feedback_twice(w: World) -> None:
 
 
 def _rate_an_earlier_registration(w: World) -> None:
-    """A receipt paid before the agent was closed and registered again rates nothing now."""
+    """A receipt paid before the agent was closed (once its feedback window passed) and registered again
+    rates nothing now."""
     again = w.provider.register_agent("again", "Again", x402=X402Settings({w.usdc: PRICE}, ENDPOINT)).address
     reference = w.client.pay_agent(again).reference
+    time_travel(w.net, FEEDBACK_WINDOW_SECONDS)
     w.provider.close_agent(again)
     w.provider.register_agent("again", "Again, anew", x402=X402Settings({w.usdc: PRICE}, ENDPOINT))
     w.client.submit_feedback(again, reference, rating=5)
+
+
+def _close_while_a_payment_can_be_rated(w: World) -> None:
+    agent = w.provider.register_agent("rated", "Rated", x402=X402Settings({w.usdc: PRICE}, ENDPOINT)).address
+    w.client.pay_agent(agent)
+    w.provider.close_agent(agent)
 
 
 def _refund_within_the_grace_period(w: World) -> None:
@@ -201,7 +211,7 @@ REACHABLE: list[tuple[str, Case]] = [
     ("FeedbackAlreadySubmitted", _feedback_twice),
     ("RatingOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, rating=6)),
     ("ResponseTimeOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, response_time_ms=3_600_001)),
-    ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, w.reference)),
+    ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, w.client.pay_agent(w.agent).reference)),
     ("WorkOrderAmountOutOfRange", lambda w: w.client.create_work_order(
         w.agent, Atomic(999), deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="tiny")),
     ("DeadlineInPast", lambda w: w.order(deadline=w.client.chain_time() - 1)),
@@ -235,6 +245,7 @@ REACHABLE: list[tuple[str, Case]] = [
     ("ReasonTooLong", lambda w: w.client.open_dispute(w.order("Accepted"), "r" * 201)),
     ("ShareOutOfRange", lambda w: w.arbiter.resolve_dispute(w.order("Disputed"), 10_001)),
     ("ShareOutOfRange", lambda w: w.arbiter.resolve_dispute(w.order("Disputed"), 70_000)),  # client-side: not a u16
+    ("FeedbackWindowOpen", _close_while_a_payment_can_be_rated),
 ]
 
 
@@ -251,6 +262,17 @@ def _record_instead(payment: list[Instruction], record: Instruction) -> list[Ins
     return payment[:-1] + [record]
 
 
+def _record(w: World, amount: int = 10_000, reference: bytes | None = None, *, source_owner: Pubkey | None = None,
+            mint: Pubkey | None = None, payee: Pubkey | None = None) -> Instruction:
+    """The client's record of a payment from `source_owner`'s (default: the client's) usdc account in `mint`
+    (default: usdc) to `payee`'s (default: the provider's)."""
+    usdc = w.usdc
+    return build_record_x402_payment(
+        w.agent, w.client.wallet, amount, reference or os.urandom(32),
+        associated_token_address(source_owner or w.client.wallet, usdc), mint or usdc,
+        associated_token_address(payee or w.provider.wallet, usdc))
+
+
 def _forged_release(w: World, **keys: Any) -> tuple[list[Instruction], list[Keypair]]:
     order = w.order("Accepted")
     return [build_release_payment(replace(w.ref(order), **keys), 1)], []
@@ -262,18 +284,17 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
     ("DefaultTokenNotAllowed", lambda w: _set_tokens(w, [TokenPrice(Pubkey.default(), 10_000)], [Pubkey.default()])),
     ("NotAMint", lambda w: _set_tokens(w, [TokenPrice(w.stranger.wallet, 10_000)], [w.stranger.wallet])),
     ("MintAccountMismatch", lambda w: _set_tokens(w, [TokenPrice(w.usdc, 10_000)], [w.eurc])),
-    ("PaymentTransferMissing", lambda w: ([build_record_x402_payment(
-        w.agent, w.client.wallet, 10_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))],
-        [])),
-    ("PaymentAuthorityMismatch", lambda w: (_record_instead(_payment(w, w.stranger.wallet), build_record_x402_payment(
-        w.agent, w.client.wallet, 10_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))),
-        [w.stranger.keypair])),
-    ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), build_record_x402_payment(
-        w.agent, w.client.wallet, 20_000, os.urandom(32), associated_token_address(w.provider.wallet, w.usdc))),
-        [])),
-    ("PayeeTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), build_record_x402_payment(
-        w.agent, w.client.wallet, 10_000, new_reference(w.agent), associated_token_address(w.client.wallet, w.usdc))),
-        [])),
+    ("PaymentTransferMissing", lambda w: ([_record(w)], [])),
+    ("PaymentAuthorityMismatch", lambda w: (_record_instead(_payment(w, w.stranger.wallet),
+                                                            _record(w, source_owner=w.stranger.wallet)),
+                                            [w.stranger.keypair])),
+    ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, 20_000)), [])),
+    ("PayeeTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(
+        w, reference=new_reference(w.agent), payee=w.client.wallet)), [])),
+    ("SourceTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet),
+                                                              _record(w, source_owner=w.stranger.wallet)), [])),
+    ("PaymentMintAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, mint=w.eurc)),
+                                              [])),
     ("NotReceiptRentPayer", lambda w: ([ix.close_receipt(
         {"receipt": receipt_address(w.agent, w.reference)[0], "authority": w.client.wallet,
          "rent_payer": w.stranger.wallet})], [])),
@@ -294,7 +315,7 @@ PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel", "EarningsTableFull"}  # tests/test_p
 def test_every_custom_error_is_covered() -> None:
     covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
     covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY}  # type: ignore[operator]
-    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6074)) - {6022}
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6077)) - {6022}
 
 
 @pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
@@ -52,15 +53,26 @@ def requirements_for(agent: Agent, fee_payer: str, amount: int = PRICE_ATOMIC) -
                                extra={"feePayer": fee_payer})
 
 
+def record_for(agent: Agent, payer: Pubkey, amount: int, reference: bytes, *, signer: Pubkey | None = None,
+               recorded_agent: Pubkey | None = None, rent_payer: Pubkey | None = None,
+               source: Pubkey | None = None, mint: Pubkey | None = None) -> Instruction:
+    """The record of `payer`'s transfer of `amount` from its token account to the agent owner's (signed by
+    `signer`, default the payer; naming `recorded_agent`, default the agent; `source` and `mint` default to
+    the transfer's)."""
+    return build_record_x402_payment(recorded_agent or agent.address, signer or payer, amount, reference,
+                                     source or get_associated_token_address(payer, agent.mint), mint or agent.mint,
+                                     get_associated_token_address(agent.owner.pubkey(), agent.mint),
+                                     rent_payer=rent_payer)
+
+
 def recorded_payment(net: Any, agent: Agent, payer: Keypair, fee_payer: str, *, rent_payer: Pubkey | None = None,
                      amount: int = PRICE_ATOMIC, claimed: int | None = None, order: str = "memo-record"
                      ) -> tuple[Any, bytes]:
     """[limit, price, TransferChecked, Memo, record_x402_payment] signed by the payer (or another `order`)."""
     reference = os.urandom(32)
     requirements = requirements_for(agent, fee_payer, amount)
-    record = build_record_x402_payment(agent.address, payer.pubkey(), amount if claimed is None else claimed,
-                                       reference, get_associated_token_address(agent.owner.pubkey(), agent.mint),
-                                       rent_payer=rent_payer)
+    record = record_for(agent, payer.pubkey(), amount if claimed is None else claimed, reference,
+                        rent_payer=rent_payer)
     after = [memo(), record] if order == "memo-record" else [record, memo()]
     return payment(requirements, payer, latest_blockhash(net), after=after, compute_unit_limit=RECORD_CU), reference
 
@@ -114,6 +126,8 @@ def test_the_same_transaction_is_refused_by_the_official_facilitator(net: Any, a
     ("record before the memo", "invalid_exact_svm_payload_unknown_fourth_instruction"),
     ("claimed amount differs from the transfer", "ghostpay_record_instruction_invalid"),
     ("fee payer as the record's payer", "ghostpay_record_instruction_invalid"),
+    ("record names another source account", "ghostpay_record_instruction_invalid"),
+    ("record names another mint", "ghostpay_record_instruction_invalid"),
 ])
 def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair,
                                            case: str, reason: str) -> None:
@@ -125,8 +139,10 @@ def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: 
         paid, reference = recorded_payment(net, agent, payer, fee, claimed=PRICE_ATOMIC + 1)
     else:
         reference = os.urandom(32)
-        record = build_record_x402_payment(agent.address, fee_payer.pubkey(), PRICE_ATOMIC, reference,
-                                           get_associated_token_address(agent.owner.pubkey(), agent.mint))
+        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, **{
+            "fee payer as the record's payer": {"signer": fee_payer.pubkey()},
+            "record names another source account": {"source": Keypair().pubkey()},
+            "record names another mint": {"mint": Keypair().pubkey()}}[case])
         paid = payment(requirements_for(agent, fee), payer, latest_blockhash(net), after=[memo(), record],
                        compute_unit_limit=RECORD_CU)
     requirements = requirements_for(agent, fee)
@@ -190,9 +206,8 @@ def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent
         payer = buyer(net, agent.mint)
         accept = shop.seller.requirements()[0]
         reference = os.urandom(32)
-        record = build_record_x402_payment(agent.address, payer.pubkey(), PRICE_ATOMIC, reference,
-                                           get_associated_token_address(agent.owner.pubkey(), agent.mint),
-                                           rent_payer=Pubkey.from_string(accept.extra["ghostpay"]["rentPayer"]))
+        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference,
+                            rent_payer=Pubkey.from_string(accept.extra["ghostpay"]["rentPayer"]))
         paid = payment(accept, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU)
         offers, notified = shop.seller.watch.updates, shop.seller.watch.notifications
         answer = httpx.get(f"{shop.url}/paid", headers=header(paid), timeout=30)
@@ -222,8 +237,7 @@ def test_a_record_for_another_agent_of_the_same_owner_is_refused(net: Any, agent
         "feePayer": fee, "ghostpay": {"agent": str(agent.address)}}})
     payer = buyer(net, agent.mint)
     reference = os.urandom(32)
-    record = build_record_x402_payment(sibling, payer.pubkey(), PRICE_ATOMIC, reference,
-                                       get_associated_token_address(agent.owner.pubkey(), agent.mint))
+    record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, recorded_agent=sibling)
     paid = payment(requirements, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU)
     verified = facilitator_call(facilitator.url, "verify", paid, requirements)
     assert verified["invalidReason"] == "ghostpay_record_instruction_invalid"
