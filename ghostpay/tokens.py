@@ -59,7 +59,8 @@ def to_atomic(amount: Amount, decimals: int) -> int:
             raise InvalidArgument(f"not a finite amount: {amount!r}")
         scaled = value.scaleb(decimals)
         if scaled != scaled.to_integral_value():
-            raise InvalidArgument(f"{amount} has more than {decimals} decimals")
+            raise InvalidArgument(f"{value:f} has more than {decimals} decimals (the token's smallest unit is "
+                                  f"{Decimal(1).scaleb(-decimals):f})")
         atomic = int(scaled)
     if not isinstance(atomic, int) or not 0 <= atomic <= U64_MAX:
         raise InvalidArgument(f"amount {amount!r} is not a u64 number of atomic units")

@@ -305,6 +305,9 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
         return str(exc), exc.code
     if isinstance(exc, typer.BadParameter):
         return exc.format_message(), 2
+    unreached = unreachable_service(exc)
+    if unreached is not None:
+        return unreached, 1
     if not type(exc).__module__.startswith("ghostpay"):
         return None
     from ghostpay import exceptions as gx
@@ -364,8 +367,37 @@ def one_line(message: str) -> str:
 
 
 def unreachable(url: str, detail: str) -> str:
-    return (f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' "
-            "or pass -u/--url")
+    """The one line for an RPC that does not answer: start a localnet when the URL is this machine's, check
+    the network or the URL when it is a remote cluster's."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' " \
+               "or pass -u/--url"
+    return (f"cannot reach the Solana RPC at {url} ({detail}); check the network connection and the URL "
+            "(-u/--url), or work on a local chain: 'ghost localnet start --detach', then -u localnet")
+
+
+def unreachable_service(exc: BaseException) -> str | None:
+    """An HTTP service (a seller, a facilitator, an indexer API) that did not answer: which, and what to check."""
+    import httpx
+
+    if not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)):
+        return None
+    try:
+        target = str(exc.request.url)
+    except RuntimeError:  # raised without its request
+        target = "the server"
+    what = {httpx.ConnectError: "nothing accepts connections there", httpx.ConnectTimeout: "the connection timed out",
+            httpx.ReadTimeout: "it did not answer in time",
+            httpx.RemoteProtocolError: "it closed the connection without an answer"}[type(exc)]
+    return f"cannot reach {target}: {what} ({exc or type(exc).__name__}); check the URL and that the server runs"
 
 
 def report(exc: BaseException, verbose: bool, url: str = "") -> int:

@@ -28,6 +28,8 @@ app = typer.Typer(help="A local Solana validator (LiteSVM) with GhostPay loaded.
 ENGINES = ("litesvm", "solana-test-validator")
 START_TIMEOUT_SECONDS = 30.0
 
+DEFAULT_RPC_PORT = 8899
+
 
 def records_dir() -> Path:
     return data_dir() / "localnet"
@@ -86,6 +88,18 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def not_running_hint(url: str) -> str:
+    """No localnet at `url`: how to start one there, and which ports do have one."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(url).port
+    start = "ghost localnet start --detach" + (f" --rpc-port {port}" if port and port != DEFAULT_RPC_PORT else "")
+    others = sorted(r["rpc_port"] for r in running() if r["rpc_port"] != port)
+    elsewhere = (f"; one runs on port {others[0]}: ghost localnet status --rpc-port {others[0]}" if len(others) == 1
+                 else f"; localnets run on ports {', '.join(map(str, others))}" if others else "")
+    return f"no localnet answers at {url}; start one there with '{start}'{elsewhere}"
+
+
 def rpc(url: str, method: str, timeout: float = 2.0) -> Any:
     import httpx
 
@@ -103,7 +117,7 @@ def healthy(url: str) -> bool:
 @app.command()
 def start(
     ctx: typer.Context,
-    rpc_port: int = typer.Option(8899, min=1, max=65534, help="HTTP JSON-RPC port."),
+    rpc_port: int = typer.Option(DEFAULT_RPC_PORT, min=1, max=65534, help="HTTP JSON-RPC port."),
     ws_port: Optional[int] = typer.Option(None, min=1, max=65535,
                                           help="Websocket pub-sub port (default: RPC port + 1)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -226,8 +240,7 @@ def status(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> Non
     record = pick(st, rpc_port)
     url = record["rpc_url"] if record else f"http://127.0.0.1:{rpc_port}" if rpc_port else st.rpc_url
     if not healthy(url):
-        emit(st, {"running": False, "rpc_url": url},
-             lambda out: out.print(f"no localnet answers at {url}; start one with 'ghost localnet start --detach'"))
+        emit(st, {"running": False, "rpc_url": url}, lambda out: out.print(not_running_hint(url)))
         raise typer.Exit(1)
     slot, version = rpc(url, "getSlot"), rpc(url, "getVersion") or {}
     data = {"running": True, "rpc_url": url, "slot": slot, "version": version.get("solana-core"),

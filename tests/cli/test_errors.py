@@ -133,3 +133,34 @@ def test_verbose_shows_the_traceback(owned) -> None:
     run = ghost("-u", "http://127.0.0.1:9", "--verbose", "agent", "show", address)
     assert run.code == 1 and "Traceback" in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Solana RPC")
+
+
+def test_a_remote_cluster_that_does_not_answer_is_not_told_to_start_a_localnet() -> None:
+    from ghostpay.cli.context import unreachable
+
+    remote = unreachable("https://api.devnet.solana.com", "ConnectError: Name or service not known")
+    assert "check the network connection and the URL (-u/--url)" in remote
+    assert unreachable("http://127.0.0.2:8899", "x").endswith("start one with 'ghost localnet start --detach' or "
+                                                              "pass -u/--url")  # any loopback address is local
+
+
+def test_a_seller_that_does_not_answer_is_named_not_an_internal_error(owned) -> None:
+    key, _ = owned
+    for command in ("quote", "call"):
+        line = ghost("x402", command, "http://127.0.0.1:9/translate", keypair=key).one_line_error(1)
+        assert line.startswith("error: cannot reach http://127.0.0.1:9/translate: nothing accepts connections there")
+        assert line.endswith("check the URL and that the server runs") and "internal error" not in line
+
+
+def test_localnet_status_on_another_port_says_how_to_start_one_there() -> None:
+    run = ghost("localnet", "status", "--rpc-port", "9", output=None)
+    assert run.code == 1
+    assert run.stdout.strip().startswith("no localnet answers at http://127.0.0.1:9; start one there with "
+                                         "'ghost localnet start --detach --rpc-port 9'")
+
+
+def test_too_many_decimals_in_plain_notation(owned, usdc) -> None:
+    key, _ = owned
+    line = ghost("agent", "register", "tiny", "--name", "Tiny", "--tokens", f"{usdc}=0.0000001",
+                 "--endpoint", "https://e.example", "--yes", keypair=key).one_line_error(1)
+    assert "0.0000001 has more than 6 decimals (the token's smallest unit is 0.000001)" in line and "E-" not in line
