@@ -36,6 +36,7 @@ from ghostpay.work_orders import (
     build_reject_delivery,
     build_release_payment,
     build_resolve_dispute,
+    build_settle_by_default,
     build_submit_work_delivery,
 )
 
@@ -51,6 +52,7 @@ SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "2000"))
 CREATED, ACCEPTED, SUBMITTED, DISPUTED, REJECTED = "Created", "Accepted", "Submitted", "Disputed", "Rejected"
 TERMINAL = {"Completed", "Resolved", "Cancelled", "Refunded", "Declined"}
 MAX_DEADLINE = 365 * DAY
+RULING = 14 * DAY  # DISPUTE_RULING_SECONDS
 
 
 @dataclass
@@ -665,11 +667,12 @@ def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
 
 # ---- the property test -------------------------------------------------------------------------------
 
-ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "decline", "refund")
+ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "decline", "refund",
+           "settle")
 # Most steps are signed by the party the action is for, so sequences get deep; the rest by anyone.
 RIGHTFUL_ROLE = {"accept": "provider", "deliver": "provider", "reject": "client", "release": "client",
                  "claim": "provider", "dispute": "client", "resolve": "arbiter", "cancel": "client",
-                 "decline": "provider", "refund": "client"}
+                 "decline": "provider", "refund": "client", "settle": "provider"}
 
 
 @dataclass
@@ -682,11 +685,19 @@ class Model:
     released: int = 0
     delivered_at: int = 0
     rejected_at: int = 0
+    disputed_at: int = 0
 
     def allows(self, action: str, role: str, now: int, value: int) -> bool:
         remaining = self.amount - self.released
         in_progress = self.status in (ACCEPTED, SUBMITTED, REJECTED)
         grace = now < self.rejected_at + REVIEW  # after a rejection: deliver again or dispute, no refund yet
+        refund_due = now > self.deadline and (self.status in (CREATED, ACCEPTED) or
+                                              (self.status == REJECTED and not grace))
+        # a dispute only while neither party can settle alone (no refund due, no claim open)
+        disputable = ((self.status == ACCEPTED and now <= self.deadline) or
+                      (self.status == SUBMITTED and now < self.delivered_at + REVIEW) or
+                      (self.status == REJECTED and (now <= self.deadline or grace)))
+        unruled = self.status == DISPUTED and now >= self.disputed_at + RULING
         return {
             "accept": role == "provider" and self.status == CREATED and now <= self.deadline,
             "deliver": role == "provider" and ((self.status == ACCEPTED and now <= self.deadline) or
@@ -694,12 +705,12 @@ class Model:
             "reject": role == "client" and self.status == SUBMITTED and now < self.delivered_at + REVIEW,
             "release": role == "client" and in_progress and 0 < value <= remaining,
             "claim": role == "provider" and self.status == SUBMITTED and now >= self.delivered_at + REVIEW,
-            "dispute": role in ("client", "provider") and in_progress,
+            "dispute": role in ("client", "provider") and disputable,
             "resolve": role == "arbiter" and self.status == DISPUTED and value <= 10_000,
             "cancel": role == "client" and self.status == CREATED,
             "decline": role == "provider" and self.status == CREATED,
-            "refund": role == "client" and now > self.deadline and (
-                self.status in (CREATED, ACCEPTED) or (self.status == REJECTED and not grace)),
+            "refund": role == "client" and refund_due,
+            "settle": role in ("client", "provider") and (refund_due or unruled),
         }[action]
 
     def apply(self, action: str, now: int, value: int) -> None:
@@ -711,9 +722,11 @@ class Model:
             self.status, self.delivered_at = SUBMITTED, now
         elif action == "reject":
             self.status, self.rejected_at = REJECTED, now
+        elif action == "dispute":
+            self.status, self.disputed_at = DISPUTED, now
         else:
-            self.status = {"accept": ACCEPTED, "claim": "Completed", "dispute": DISPUTED, "resolve": "Resolved",
-                           "cancel": "Cancelled", "decline": "Declined", "refund": "Refunded"}[action]
+            self.status = {"accept": ACCEPTED, "claim": "Completed", "resolve": "Resolved", "cancel": "Cancelled",
+                           "decline": "Declined", "refund": "Refunded", "settle": "Refunded"}[action]
 
 
 def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Keypair, value: int) -> Instruction:
@@ -735,6 +748,7 @@ def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Key
         "decline": lambda: build_decline_work_order(as_provider,
                                                     client_token_account=order.token_account(order.client)),
         "refund": lambda: build_claim_refund(as_client, client_token_account=order.token_account(order.client)),
+        "settle": lambda: build_settle_by_default(order, key, client_token_account=order.token_account(order.client)),
     }[action]()
 
 
@@ -748,7 +762,8 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
     random amounts and clock jumps. After every step: a refused step moved nothing, an accepted one is a listed
     transition, the vault holds amount - released while open, the three parties' tokens sum to the same total,
     and a terminal state leaves no work order and no vault. A provider who delivered on time never loses the
-    escrow but by a ruling or by letting a rejection's grace period pass (the model's `refund` rule)."""
+    escrow but by a ruling, by letting a rejection's grace period pass (the model's `refund` rule) or by a
+    dispute its arbiter left unruled past the ruling period (`settle`)."""
     world = make_world()
     world.chain.create_token_account(world.client.pubkey(), world.usdc, 2**62)  # enough for every sequence
     rng = random.Random(int(os.environ.get("GHOSTPAY_ESCROW_SEED", "5")))
@@ -761,7 +776,7 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
         model = Model(CREATED, amount, world.state(order).deadline)
         total = sum(token_total(world, order))
         while model.status not in TERMINAL:
-            world.warp(rng.choice([0, 0, 1, 30, REVIEW, DAY]))
+            world.warp(rng.choice([0, 0, 1, 30, REVIEW, DAY, RULING]))
             # Half the time an action the rightful party may take now, so walks reach the deep states.
             live = [a for a in ACTIONS if model.allows(a, RIGHTFUL_ROLE[a], world.now, 1)]
             action = rng.choice(live if live and rng.random() < 0.5 else ACTIONS)
@@ -791,4 +806,5 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
                         (ACCEPTED, "deliver"), (ACCEPTED, "release"), (ACCEPTED, "dispute"), (ACCEPTED, "refund"),
                         (SUBMITTED, "reject"), (SUBMITTED, "release"), (SUBMITTED, "claim"), (SUBMITTED, "dispute"),
                         (REJECTED, "deliver"), (REJECTED, "release"), (REJECTED, "dispute"), (REJECTED, "refund"),
-                        (DISPUTED, "resolve")}
+                        (DISPUTED, "resolve"), (CREATED, "settle"), (ACCEPTED, "settle"), (REJECTED, "settle"),
+                        (DISPUTED, "settle")}

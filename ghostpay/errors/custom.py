@@ -701,23 +701,48 @@ class GracePeriodActive(ProgramError):
 class ReviewPeriodOver(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6072, "A delivery can only be rejected within its review period"
+            6072, "A delivery can only be rejected or disputed within its review period"
         )
 
     code = 6072
     name = "ReviewPeriodOver"
-    msg = "A delivery can only be rejected within its review period"
+    msg = "A delivery can only be rejected or disputed within its review period"
 
 
 class EarningsTableFull(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6073, "The agent already has earnings in 16 other mints this registration"
+            6073,
+            "No earnings slot is free: the accepted mints and the mints with open work orders hold all 16",
         )
 
     code = 6073
     name = "EarningsTableFull"
-    msg = "The agent already has earnings in 16 other mints this registration"
+    msg = "No earnings slot is free: the accepted mints and the mints with open work orders hold all 16"
+
+
+class RulingPeriodActive(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6074,
+            "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed",
+        )
+
+    code = 6074
+    name = "RulingPeriodActive"
+    msg = "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed"
+
+
+class GracePeriodOver(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6075,
+            "The grace period after the rejection is over: the client's refund is due, a dispute is too late",
+        )
+
+    code = 6075
+    name = "GracePeriodOver"
+    msg = "The grace period after the rejection is over: the client's refund is due, a dispute is too late"
 
 
 CustomError = typing.Union[
@@ -794,6 +819,8 @@ CustomError = typing.Union[
     GracePeriodActive,
     ReviewPeriodOver,
     EarningsTableFull,
+    RulingPeriodActive,
+    GracePeriodOver,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -869,6 +896,8 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6071: GracePeriodActive(),
     6072: ReviewPeriodOver(),
     6073: EarningsTableFull(),
+    6074: RulingPeriodActive(),
+    6075: GracePeriodOver(),
 }
 
 
