@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.earnings import earnings_by_mint
+from ghostpay.instructions import close_agent
 from ghostpay.pda import agent_address, associated_token_address, reputation_address
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
@@ -597,6 +598,141 @@ def test_a_provider_who_ignores_a_rejection_loses_the_escrow_after_the_grace_per
     result = world.ok(build_claim_refund(order), world.client)
     assert result.event("WorkOrderRefunded").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS and world.metrics().failed_payments == 1
+
+
+# ---- liveness: every window is final, an unruled dispute ends by default -----------------------------
+
+
+def order_rent(world: World, order: WorkOrderRef) -> int:
+    """What closing the order gives back to the client: the work order's and the vault's rent."""
+    return sum(world.chain.balance(k) for k in (order.address, order.vault))
+
+
+def assert_agent_closes(world: World) -> None:
+    """Nothing holds the agent open: close_agent succeeds and refunds its rent to the owner."""
+    rent = world.chain.balance(world.agent)
+    owner_sol = world.chain.balance(world.owner.pubkey())
+    world.ok(close_agent({"agent": world.agent, "owner": world.owner.pubkey()}), world.owner)
+    assert world.chain.balance(world.agent) == 0
+    assert world.chain.balance(world.owner.pubkey()) == owner_sol + rent
+
+
+@pytest.mark.parametrize("settled_by", ["client", "provider"])
+def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ruling_period(
+        world: World, settled_by: str) -> None:
+    """The arbiter stays silent. Until the ruling period ends nobody can force the default (RulingPeriodActive,
+    nothing moved); then either party settles: the remainder back to the client, counted as a ruling wholly
+    for the client, the vault and work order closed, and the agent free to close."""
+    order = delivered(world)
+    world.ok(build_release_payment(order, 1_000_000), world.client)  # a milestone the provider keeps
+    world.ok(build_reject_delivery(order, "chapter 3 missing"), world.client)
+    world.ok(build_open_dispute(order, world.owner.pubkey(), "it is there"), world.owner)
+    disputed_at = world.state(order).disputed_at
+    assert disputed_at == world.now
+    for party in (world.client, world.owner):
+        assert_refused(world, build_settle_by_default(order, party.pubkey()), [party], "RulingPeriodActive", order)
+    world.warp(RULING - 1)
+    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "RulingPeriodActive",
+                   order)
+    assert_refused(world, build_settle_by_default(order, world.stranger.pubkey()), [world.stranger],
+                   "NotWorkOrderParty", order)
+    world.warp(1)
+
+    party = world.client if settled_by == "client" else world.owner
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_settle_by_default(order, party.pubkey()), party)
+    assert result.event("DisputeSettledByDefault").refunded == AMOUNT - 1_000_000
+    assert world.balance(world.client.pubkey()) == FUNDS - 1_000_000
+    assert world.balance(world.owner.pubkey()) == 1_000_000
+    assert world.balance(world.arbiter.pubkey()) == world.balance(world.stranger.pubkey()) == 0
+    assert_closed(world, order)
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent  # the facilitator pays every fee
+    metrics, agent = world.metrics(), world.agent_state()
+    assert (metrics.total_disputes, metrics.disputes_resolved, metrics.successful_payments,
+            metrics.failed_payments) == (1, 1, 0, 1)  # as a ruling of client_share_bps = 10,000
+    assert (agent.open_work_orders, agent.total_jobs_completed, escrow_earned(world)) == (0, 0, 1_000_000)
+    assert earnings_by_mint(agent)[world.usdc].open_work_orders == 0
+    assert_agent_closes(world)
+
+
+def test_the_arbiter_may_still_rule_after_the_ruling_period_until_someone_settles(world: World) -> None:
+    order = accepted(world)
+    world.ok(build_open_dispute(order, world.client.pubkey(), "late"), world.client)
+    world.warp(RULING + DAY)
+    world.ok(build_resolve_dispute(order, 0), world.arbiter)
+    assert world.balance(world.owner.pubkey()) == AMOUNT and world.balance(world.client.pubkey()) == FUNDS - AMOUNT
+    assert_closed(world, order)
+    assert_refused(world, build_settle_by_default(order, world.client.pubkey()), [world.client],
+                   "AccountOwnedByWrongProgram")
+
+
+def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through(world: World) -> None:
+    """The provider let the rejection's grace period (and the deadline) pass; disputing now would block the
+    refund the README promises. Refused by name, nothing moved; the client's refund then goes through."""
+    order = delivered(world)
+    world.ok(build_reject_delivery(order, "wrong language"), world.client)
+    world.warp(DAY + 1)  # past the deadline and the grace period (REVIEW < DAY)
+    for party in (world.owner, world.client):
+        assert_refused(world, build_open_dispute(order, party.pubkey(), "too late"), [party], "GracePeriodOver", order)
+    assert world.metrics().total_disputes == 0
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_claim_refund(order), world.client)
+    assert result.event("WorkOrderRefunded").refunded == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS and world.balance(world.owner.pubkey()) == 0
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent
+    assert_closed(world, order)
+    metrics = world.metrics()
+    assert (metrics.total_disputes, metrics.failed_payments, world.agent_state().open_work_orders) == (0, 1, 0)
+
+
+def test_a_dispute_within_the_grace_period_but_past_the_deadline_is_still_open_to_the_provider(world: World) -> None:
+    order = delivered(world, before_deadline=100)
+    world.warp(50)
+    world.ok(build_reject_delivery(order, "no"), world.client)
+    world.warp(REVIEW - 1)  # past the deadline, the grace period's last second
+    world.ok(build_open_dispute(order, world.owner.pubkey(), "it meets the requirements"), world.owner)
+    assert status(world, order) == DISPUTED
+
+
+def test_every_dispute_window_closes_when_a_party_may_settle_alone(world: World) -> None:
+    """Accepted past the deadline (the refund is due) and Submitted past the review period (the claim is due):
+    a dispute then would only block the party the rules favour."""
+    never_delivered = accepted(world)
+    world.warp(DAY + 1)
+    assert_refused(world, build_open_dispute(never_delivered, world.owner.pubkey(), "stall"), [world.owner],
+                   "DeadlinePassed", never_delivered)
+    world.ok(build_claim_refund(never_delivered), world.client)
+    assert world.balance(world.client.pubkey()) == FUNDS
+
+    late_objection = delivered(world)
+    world.warp(REVIEW)
+    assert_refused(world, build_open_dispute(late_objection, world.client.pubkey(), "stall"), [world.client],
+                   "ReviewPeriodOver", late_objection)
+    world.ok(build_claim_payment(late_objection), world.owner)
+    assert world.balance(world.owner.pubkey()) == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS - AMOUNT
+    assert world.metrics().total_disputes == 0
+
+
+def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> None:
+    """An accepted order never delivered: after the deadline the refund is the client's, and a client who
+    never claims it cannot keep the provider (and its close_agent) waiting."""
+    order = accepted(world)
+    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "DeadlineNotReached",
+                   order)
+    world.warp(DAY + 1)
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_settle_by_default(order, world.owner.pubkey()), world.owner)
+    assert result.event("WorkOrderRefunded").refunded == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS and world.balance(world.owner.pubkey()) == 0
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent
+    assert_closed(world, order)
+    assert world.metrics().failed_payments == 1  # as claim_refund counts it
+    assert world.agent_state().open_work_orders == 0
+    assert_agent_closes(world)
 
 
 def test_the_provider_must_name_the_arbiter_it_accepts(world: World) -> None:
