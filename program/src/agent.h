@@ -346,37 +346,42 @@ static MintEarnings *retirable_earnings_slot(AgentFixed *fixed, const TokenPrice
 }
 
 /* Kept out of line: the event buffer stays off the configuration's stack frame. */
-__attribute__((noinline)) static void emit_mint_earnings_retired(const SolAccountInfo *agent, const MintEarnings *slot,
-                                                                 int64_t now) {
+__attribute__((noinline)) static void emit_mint_earnings_retired(const SolAccountInfo *agent, const MintEarnings *slot) {
     GpEvent event;
     gp_event_begin(&event, GP_EVENT_MINT_EARNINGS_RETIRED);
     borsh_write_pubkey(&event.w, agent->key);
     borsh_write_pubkey(&event.w, &slot->mint);
     borsh_write_u64(&event.w, slot->x402_payments);
     borsh_write_u64(&event.w, slot->escrow_earnings);
-    borsh_write_i64(&event.w, now);
+    borsh_write_i64(&event.w, gp_unix_timestamp());
     gp_event_emit(&event);
 }
 
-/* Gives each of the `count` (1 to MAX_ACCEPTED_TOKENS, validated) mints about to be accepted a slot: its
- * own, an empty one, or one retirable_earnings_slot finds (its final totals go out in MintEarningsRetired). While at least `count`
- * slots are empty (prefix: slot MAX - count is empty) every accepted mint already has room and nothing
- * is written. EarningsTableFull when the accepted mints and the mints with open work orders need more
- * than the table holds: settle or decline those orders first. */
-static uint64_t reserve_earnings_slots(const SolAccountInfo *agent, const TokenPrice *tokens, uint32_t count,
-                                       int64_t now) {
+/* Gives each of the `tokens` about to be accepted a slot: its own, an empty one, or one
+ * retirable_earnings_slot finds (its final totals go out in MintEarningsRetired). EarningsTableFull when the
+ * accepted mints and the mints with open work orders need more than the table holds: settle or decline
+ * those orders first. Kept out of line: configurations rarely need it. */
+__attribute__((noinline)) static uint64_t claim_earnings_slots(const SolAccountInfo *agent, const TokenPrice *tokens,
+                                                               uint32_t count) {
     AgentFixed *fixed = agent_fixed(agent);
-    if (sol_pubkey_is_default(&fixed->earnings[GP_MAX_EARNING_MINTS - count].mint)) return 0;
     for (uint32_t i = 0; i < count; i++) {
         if (claim_earnings_slot(fixed, &tokens[i].mint)) continue;
         MintEarnings *slot = retirable_earnings_slot(fixed, tokens, count);
         if (!slot) return gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
-        emit_mint_earnings_retired(agent, slot, now);
+        emit_mint_earnings_retired(agent, slot);
         slot->mint = tokens[i].mint;
         slot->x402_payments = 0;
         slot->escrow_earnings = 0;
     }
     return 0;
+}
+
+/* Keeps room for the `count` (1 to MAX_ACCEPTED_TOKENS, validated) mints about to be accepted. While at
+ * least `count` slots are empty (occupied slots form a prefix: slot MAX - count is empty) every one of
+ * them has room and nothing is written; otherwise each gets its slot now (claim_earnings_slots). */
+static inline uint64_t reserve_earnings_slots(const SolAccountInfo *agent, const TokenPrice *tokens, uint32_t count) {
+    if (sol_pubkey_is_default(&agent_fixed(agent)->earnings[GP_MAX_EARNING_MINTS - count].mint)) return 0;
+    return claim_earnings_slots(agent, tokens, count);
 }
 
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */

@@ -29,8 +29,7 @@ static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
     const SolAccountInfo *agent;
     TRY(load_owned_agent(in, &agent));
     TRY(validate_x402_config(&config, mint_accounts(in), mint_account_count(in)));
-    int64_t now = gp_unix_timestamp();
-    TRY(reserve_earnings_slots(agent, config.tokens, config.token_count, now));
+    TRY(reserve_earnings_slots(agent, config.tokens, config.token_count));
 
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
@@ -46,7 +45,7 @@ static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
     AgentFixed *fixed = agent_fixed(agent);
     fixed->x402_enabled = 1;
     fixed->x402_payment_address = *config.payment_address;
-    fixed->updated_at = now;
+    fixed->updated_at = gp_unix_timestamp();
     emit_x402_configured(agent, &tail);
     return 0;
 }
@@ -90,8 +89,7 @@ static uint64_t set_x402_tokens(const GpInput *in, BorshReader *r) {
     const SolAccountInfo *agent;
     TRY(load_x402_agent(in, &agent));
     TRY(validate_tokens(count, tokens, mint_accounts(in), mint_account_count(in)));
-    int64_t now = gp_unix_timestamp();
-    TRY(reserve_earnings_slots(agent, tokens, count, now));
+    TRY(reserve_earnings_slots(agent, tokens, count));
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
     BorshSpan old_tokens = span_of_prices(tail.tokens, tail.token_count);
@@ -102,7 +100,7 @@ static uint64_t set_x402_tokens(const GpInput *in, BorshReader *r) {
     tail.token_count = count;
     tail.tokens = tokens;
     AgentFixed *fixed = agent_fixed(agent);
-    fixed->updated_at = now;
+    fixed->updated_at = gp_unix_timestamp();
     emit_x402_configured(agent, &tail);
     return 0;
 }
