@@ -270,6 +270,7 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
         (client.ix("cancel_work_order", accounts=wo), generated.cancel_work_order(wo)),
         (client.ix("decline_work_order", accounts=wo), generated.decline_work_order(wo)),
         (client.ix("claim_refund", accounts=wo), generated.claim_refund(wo)),
+        (client.ix("settle_by_default", accounts=wo), generated.settle_by_default(wo)),
     ]
     assert len(pairs) == len(program.instruction)
     for dynamic, static in pairs:
