@@ -298,8 +298,8 @@ static MintEarnings *agent_earnings_slot(AgentFixed *fixed, const SolPubkey *min
     return NULL;
 }
 
-/* The slot of `mint`: its own, else the first empty one, now its (an empty slot's counters are zero: it
- * was never used); NULL when neither exists. */
+/* The slot of `mint`: its own, else the first empty one, which it takes (an empty slot's counters are
+ * zero: it was never used); NULL when neither exists. */
 static MintEarnings *claim_earnings_slot(AgentFixed *fixed, const SolPubkey *mint) {
     for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
         MintEarnings *slot = &fixed->earnings[i];
@@ -335,14 +335,14 @@ static bool tokens_include(const TokenPrice *tokens, uint32_t count, const SolPu
 /* A slot nothing needs any more: its mint is not among the `tokens` about to be accepted and no work
  * order in it is open. One that earned nothing first (nothing is lost), else the first in the table. */
 static MintEarnings *retirable_earnings_slot(AgentFixed *fixed, const TokenPrice *tokens, uint32_t count) {
-    MintEarnings *oldest = NULL;
+    MintEarnings *first = NULL;
     for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
         MintEarnings *slot = &fixed->earnings[i];
         if (slot->open_work_orders || tokens_include(tokens, count, &slot->mint)) continue;
         if (!slot->x402_payments && !slot->escrow_earnings) return slot;
-        if (!oldest) oldest = slot;
+        if (!first) first = slot;
     }
-    return oldest;
+    return first;
 }
 
 /* Kept out of line: the event buffer stays off the configuration's stack frame. */

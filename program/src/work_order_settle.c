@@ -241,7 +241,7 @@ static uint64_t require_refund_due(const WorkOrder *order, int64_t now) {
 }
 
 /* The due refund, bound and paid: a provider that accepted and did not deliver has a failed payment. */
-static uint64_t refund_due(const GpInput *in, const SettleAccounts *at, Settlement *s) {
+static uint64_t pay_due_refund(const GpInput *in, const SettleAccounts *at, Settlement *s) {
     TRY(require_refund_due(s->order, s->now));
     TRY(bind_settlement(in, at, s));
     if (s->order->status != GP_WORK_ORDER_STATUS_CREATED) {
@@ -255,7 +255,7 @@ static uint64_t claim_refund(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     Settlement s;
     TRY(load_settlement(in, &REFUND_ACCOUNTS, SIGNED_BY_CLIENT, &s));
-    return refund_due(in, &REFUND_ACCOUNTS, &s);
+    return pay_due_refund(in, &REFUND_ACCOUNTS, &s);
 }
 
 /* The default of a dispute the arbiter left unruled past its ruling period: everything to the client,
@@ -277,5 +277,5 @@ static uint64_t settle_by_default(const GpInput *in, BorshReader *r) {
     Settlement s;
     TRY(load_settlement(in, &DEFAULT_ACCOUNTS, SIGNED_BY_PARTY, &s));
     if (s.order->status == GP_WORK_ORDER_STATUS_DISPUTED) return settle_dispute_by_default(in, &s);
-    return refund_due(in, &DEFAULT_ACCOUNTS, &s);
+    return pay_due_refund(in, &DEFAULT_ACCOUNTS, &s);
 }
