@@ -25,6 +25,11 @@ def idl_dict() -> dict[str, Any]:
     return json.loads(IDL_JSON.read_text())
 
 
+def idl_constant(name: str) -> int:
+    """An integer constant of the IDL (a limit, a size, a period)."""
+    return int(next(c["value"] for c in idl_dict()["constants"] if c["name"] == name))
+
+
 @lru_cache(maxsize=1)
 def idl() -> Idl:
     """The Anchor IDL parsed by anchorpy (for Program, Coder and EventParser)."""

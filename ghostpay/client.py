@@ -52,6 +52,7 @@ from spl.token.instructions import create_idempotent_associated_token_account, g
 from ghostpay import instructions as ix
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
+from ghostpay.artifacts import idl_constant
 from ghostpay.cluster import Cluster, resolve
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
 from ghostpay.earnings import agent_mints, earnings_by_mint
@@ -102,6 +103,7 @@ from ghostpay.work_orders import (
     build_reject_delivery,
     build_release_payment,
     build_resolve_dispute,
+    build_settle_by_default,
     build_submit_work_delivery,
 )
 
@@ -142,6 +144,7 @@ Deadline = Union[int, datetime, timedelta]
 """A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
 
 MAX_SHARE_ENCODABLE = 2**16 - 1  # client_share_bps is a u16
+DISPUTE_RULING_SECONDS = idl_constant("DISPUTE_RULING_SECONDS")
 MINT_LEN, ACCOUNT_LEN = 82, 165  # SPL Token account sizes; Token-2022 puts its account type at byte 165
 CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, then this
 
@@ -209,7 +212,9 @@ class Simulation:
 
 @dataclass(frozen=True)
 class TokenEarnings:
-    """What an agent earned in one mint during its current registration, in whole tokens of that mint."""
+    """What an agent earned in one mint during its current registration, in whole tokens of that mint: since
+    the mint took its earnings slot (a slot of a mint no longer accepted may be retired by the owner's
+    configuration; its final totals are in the MintEarningsRetired event)."""
 
     mint: Pubkey
     decimals: int
@@ -253,7 +258,7 @@ class AgentInfo:
     created_at: int
     updated_at: int
     total_jobs_completed: int  # work orders paid out in full
-    earnings: list[TokenEarnings]  # per mint, in the order the mints were first paid in
+    earnings: list[TokenEarnings]  # per mint, in the order of the agent's earnings slots
     open_work_orders: int
     registration: int  # 1 for a first registration; +1 each time the same agent id is registered again
     account: Agent = field(repr=False)
@@ -264,7 +269,8 @@ class AgentInfo:
         return list(self.prices)
 
     def earned_in(self, mint: PubkeyLike) -> TokenEarnings | None:
-        """The earnings in `mint`, or None if the agent was never paid in it this registration."""
+        """The earnings in `mint`, or None if the agent has no earnings slot for it (never paid in it this
+        registration, or its slot was retired)."""
         mint = to_pubkey(mint, "token mint")
         return next((e for e in self.earnings if e.mint == mint), None)
 
@@ -396,6 +402,7 @@ class WorkOrderInfo:
     created_at: int
     accepted_at: int
     delivered_at: int
+    disputed_at: int  # 0 unless Disputed
     updated_at: int
     title: str
     description: str
@@ -411,8 +418,15 @@ class WorkOrderInfo:
         return cls(address, o.order_id, type(o.status).__name__, o.client, o.agent, o.provider_owner, o.arbiter,
                    o.mint, o.vault, from_atomic(o.amount, d), from_atomic(o.released, d),
                    from_atomic(o.amount - o.released, d), o.amount, o.released, d, o.deadline,
-                   o.review_period_seconds, o.created_at, o.accepted_at, o.delivered_at, o.updated_at, o.title,
+                   o.review_period_seconds, o.created_at, o.accepted_at, o.delivered_at, o.disputed_at,
+                   o.updated_at, o.title,
                    o.description, list(o.requirements), o.deliverable_uri, bytes(o.content_hash), mint.token_program, o)
+
+    @property
+    def ruling_due(self) -> int | None:
+        """When a Disputed order's ruling period ends (unix time): from then on either party may settle it by
+        default (`settle_by_default`); None if not Disputed."""
+        return self.disputed_at + DISPUTE_RULING_SECONDS if self.status == "Disputed" else None
 
 
 WorkOrderLike = Union[Pubkey, str, WorkOrderInfo]
@@ -1398,6 +1412,17 @@ class GhostPayClient:
         setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
         decline = build_decline_work_order(ref, client_token_account=client_token_account)
         return await self.send(setup + [decline], address=ref.address)
+
+    async def settle_by_default(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
+                                ) -> TxResult:
+        """End a work order the other side leaves hanging, as its client or provider, by the default: the
+        remainder back to the client. For a Disputed order once its ruling period (`WorkOrderInfo.ruling_due`)
+        has passed without a ruling; otherwise whenever the client's refund is due (what `claim_refund`
+        requires), so a provider need not wait for a client that never claims."""
+        _, ref = await self._order_ref(order)
+        setup = [] if client_token_account else await self._payee_accounts(ref, [ref.client])
+        settle = build_settle_by_default(ref, self.wallet, client_token_account=client_token_account)
+        return await self.send(setup + [settle], address=ref.address)
 
     async def claim_refund(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
         """Take back the remainder after the deadline passed with no delivery standing (never delivered, or a

@@ -13,9 +13,9 @@ and status.
 
     >>> f = AgentQuery(x402_enabled=True, token=Pubkey.default(), max_price=50_000)
     >>> [(m.offset, m.bytes) for m in f.memcmp_filters()[1:3]], f.memcmp_filters()[3]
-    ([(40, '2'), (41, '2')], 2680)
+    ([(40, '2'), (41, '2')], 2808)
     >>> HEAD["WorkOrder"]["mint"], HEAD["WorkOrder"]["status"]
-    (136, 312)
+    (136, 320)
 """
 
 from __future__ import annotations
@@ -45,12 +45,8 @@ def head_offsets(account: str) -> dict[str, int]:
     return dict(head_layout(account).offsets)
 
 
-def _constant(name: str) -> int:
-    return int(next(c["value"] for c in artifacts.idl_dict()["constants"] if c["name"] == name))
-
-
 HEAD = {name: head_offsets(name) for name in ("Agent", "WorkOrder")}
-AGENT_SPACE = _constant("AGENT_SPACE")
+AGENT_SPACE = artifacts.idl_constant("AGENT_SPACE")
 OWNER_OFFSET = HEAD["Agent"]["owner"]
 X402_ENABLED_OFFSET = HEAD["Agent"]["x402_enabled"]
 IS_ACTIVE_OFFSET = HEAD["Agent"]["is_active"]
@@ -196,7 +192,7 @@ class WorkOrderQuery:
 
     >>> q = WorkOrderQuery(status="Submitted")
     >>> [(m.offset, m.bytes) for m in q.memcmp_filters()[1:]]
-    [(312, '3')]
+    [(320, '3')]
     """
 
     client: Pubkey | None = None

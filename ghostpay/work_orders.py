@@ -36,6 +36,7 @@ from ghostpay.instructions import (
     reject_delivery,
     release_payment,
     resolve_dispute,
+    settle_by_default,
     submit_work_delivery,
 )
 from ghostpay.pda import associated_token_address, reputation_address, work_order_address
@@ -202,3 +203,13 @@ def build_claim_refund(order: WorkOrderRef, *, client_token_account: Pubkey | No
     del accounts["provider_token_account"]
     ix = claim_refund(accounts, program_id=order.program_id)
     return _with_token_program(ix, "claim_refund", order.token_program)
+
+
+def build_settle_by_default(order: WorkOrderRef, party: Pubkey, *,
+                            client_token_account: Pubkey | None = None) -> Instruction:
+    """`settle_by_default` by `party` (the client or the provider agent's owner): the remainder back to the
+    client, once a dispute's ruling period has passed without a ruling, or whenever the client's refund is due."""
+    accounts = _settlement_accounts(order, client_token_account, None)
+    del accounts["provider_token_account"]
+    ix = settle_by_default({**accounts, "party": party}, program_id=order.program_id)
+    return _with_token_program(ix, "settle_by_default", order.token_program)

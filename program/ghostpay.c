@@ -40,6 +40,8 @@ __attribute__((noinline)) static uint64_t dispatch_work_order(const GpInput *in,
         return claim_refund(in, args);
     case GP_IX_DECLINE_WORK_ORDER:
         return decline_work_order(in, args);
+    case GP_IX_SETTLE_BY_DEFAULT:
+        return settle_by_default(in, args);
     default:
         return gp_fail(GP_ERR_INSTRUCTION_FALLBACK_NOT_FOUND);
     }

@@ -43,7 +43,7 @@ from ghostpay.types import TokenPrice, X402Config
 
 FEE = 5_000  # lamports per signature
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
-AGENT_SPACE = 2680
+AGENT_SPACE = 2808
 REPUTATION_METRICS_SPACE = 185
 OPEN_WORK_ORDERS_OFFSET = head_offsets("Agent")["open_work_orders"]
 UPDATED_AT_OFFSET = head_offsets("Agent")["updated_at"]

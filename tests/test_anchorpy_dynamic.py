@@ -25,7 +25,7 @@ from ghostpay.types import TokenPrice, X402Config
 
 IDL_PATH = Path(__file__).resolve().parents[1] / "idl" / "ghostpay.json"
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-AGENT_SPACE = 2680
+AGENT_SPACE = 2808
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_idl_describes_every_instruction(program: Program) -> None:
                                          "refresh_reputation", "create_work_order", "accept_work_order",
                                          "submit_work_delivery", "reject_delivery", "release_payment", "claim_payment",
                                          "open_dispute", "resolve_dispute", "cancel_work_order", "decline_work_order",
-                                         "claim_refund"]
+                                         "claim_refund", "settle_by_default"]
     assert program.program_id == Chain().program_id
 
 
@@ -271,6 +271,7 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
         (client.ix("cancel_work_order", accounts=wo), generated.cancel_work_order(wo)),
         (client.ix("decline_work_order", accounts=wo), generated.decline_work_order(wo)),
         (client.ix("claim_refund", accounts=wo), generated.claim_refund(wo)),
+        (client.ix("settle_by_default", accounts=wo), generated.settle_by_default(wo)),
     ]
     assert len(pairs) == len(program.instruction)
     for dynamic, static in pairs:

@@ -13,7 +13,7 @@ from ghostpay.pda import agent_address, reputation_address
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.svm import InProcessChain as Chain
 
-AGENT_SPACE = 2680
+AGENT_SPACE = 2808
 
 
 def register_ix(owner: Pubkey, agent_id: str = "translator", x402: X402Config | None = None,

@@ -9,8 +9,9 @@ program's promises checked after every step (GHOSTPAY_TRUST_STEPS steps, default
   counter replayed from the events by the documented rules (README "Reputation").
 
 Hostile steps are the attacks of issue 14 (CPI relay, two records after one transfer, a record without a transfer,
-self-payment, a payment under a mint's price, feedback by a stranger or twice, the delivered-order robbery) and
-each must fail; honest steps must succeed.
+self-payment, a payment under a mint's price, feedback by a stranger or twice, the delivered-order robbery) and of
+issue 24 (a dispute after the rejection's grace period, to block the refund) and each must fail; honest steps must
+succeed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ghostpay.work_orders import (
     build_reject_delivery,
     build_release_payment,
     build_resolve_dispute,
+    build_settle_by_default,
     build_submit_work_delivery,
 )
 from tests.test_x402_payments import cpi_relay_program
@@ -54,6 +56,7 @@ STEPS = int(os.environ.get("GHOSTPAY_TRUST_STEPS", "400"))
 FUNDS = 10**12
 DAY = 86_400
 REVIEW = 3_600
+RULING = 14 * DAY  # DISPUTE_RULING_SECONDS
 DECIMALS = {"usdc": 6, "cents": 2}
 PRICES = {"usdc": 10_000, "cents": 2}
 
@@ -142,17 +145,21 @@ class Trust:
         return order
 
     def work_order(self) -> None:
-        """A work order from creation to an end the rules allow: release, dispute ruling, or a refund after a
-        rejection the provider let lapse."""
+        """A work order from creation to an end the rules allow: release, dispute ruling, a dispute the arbiter
+        leaves unruled (settled by default), or a refund after a rejection the provider let lapse."""
         amount = self.rng.randint(1_000, 10**9)
         order = self.delivered_order(amount, DAY)
-        end = self.rng.choice(["release", "dispute", "lapse"])
+        end = self.rng.choice(["release", "dispute", "unruled", "lapse"])
         if end == "release":
             self.send([build_release_payment(order, amount)], self.client, honest=True, what="release")
         elif end == "dispute":
             self.send([build_open_dispute(order, self.client.pubkey(), "no")], self.client, honest=True, what="dispute")
             self.send([build_resolve_dispute(order, self.rng.choice([0, 5_000, 10_000]))], self.arbiter, honest=True,
                       what="resolve")
+        elif end == "unruled":
+            self.send([build_open_dispute(order, self.owner.pubkey(), "no")], self.owner, honest=True, what="dispute")
+            self.warp(RULING)
+            self.send([build_settle_by_default(order, self.owner.pubkey())], self.owner, honest=True, what="settle")
         else:
             self.send([build_reject_delivery(order, "no")], self.client, honest=True, what="reject")
             self.warp(DAY + REVIEW)
@@ -166,7 +173,7 @@ class Trust:
     def attack(self) -> None:
         payer, ref = self.rng.choice(self.buyers), self.reference()
         kind = self.rng.choice(["relay", "two records", "no transfer", "self", "below price", "wrong price mint",
-                                "stranger feedback", "feedback twice", "robbery", "two memos"])
+                                "stranger feedback", "feedback twice", "robbery", "two memos", "late dispute"])
         if kind == "relay":
             refs = [ref, self.reference()]
             record = self.record(payer, "usdc", PRICES["usdc"], ref)
@@ -201,6 +208,12 @@ class Trust:
             self.send([build_reject_delivery(order, "mine now"), build_claim_refund(order)], self.client,
                       honest=False, what=kind)
             self.send([build_release_payment(order, 5_000_000)], self.client, honest=True, what="release")
+        elif kind == "late dispute":  # the grace period after a rejection passed: the refund is the client's
+            order = self.delivered_order(5_000_000, DAY)
+            self.send([build_reject_delivery(order, "no")], self.client, honest=True, what="reject")
+            self.warp(DAY + REVIEW)
+            self.send([build_open_dispute(order, self.owner.pubkey(), "too late")], self.owner, honest=False, what=kind)
+            self.send([build_claim_refund(order)], self.client, honest=True, what="refund")
         elif kind == "two memos":
             memo = build_memo("x")
             self.send([self.transfer(payer, "usdc", PRICES["usdc"]), memo, memo,
@@ -255,6 +268,9 @@ def expected_metrics(events: list) -> Counter:
             else:
                 m["resolved"] += 1
                 m["failed" if share == 10_000 else "successful"] += 1
+        elif e.name == "DisputeSettledByDefault":  # counted as a ruling wholly for the client
+            m["resolved"] += 1
+            m["failed"] += 1
         elif e.name == "WorkOrderRefunded":
             m["failed"] += 1  # every refund here is of an accepted order
     return m

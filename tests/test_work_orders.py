@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.earnings import earnings_by_mint
+from ghostpay.instructions import close_agent
 from ghostpay.pda import agent_address, associated_token_address, reputation_address
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.svm import InProcessChain as Chain
@@ -36,6 +37,7 @@ from ghostpay.work_orders import (
     build_reject_delivery,
     build_release_payment,
     build_resolve_dispute,
+    build_settle_by_default,
     build_submit_work_delivery,
 )
 
@@ -51,6 +53,7 @@ SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "2000"))
 CREATED, ACCEPTED, SUBMITTED, DISPUTED, REJECTED = "Created", "Accepted", "Submitted", "Disputed", "Rejected"
 TERMINAL = {"Completed", "Resolved", "Cancelled", "Refunded", "Declined"}
 MAX_DEADLINE = 365 * DAY
+RULING = 14 * DAY  # DISPUTE_RULING_SECONDS
 
 
 @dataclass
@@ -597,6 +600,141 @@ def test_a_provider_who_ignores_a_rejection_loses_the_escrow_after_the_grace_per
     assert world.balance(world.client.pubkey()) == FUNDS and world.metrics().failed_payments == 1
 
 
+# ---- liveness: every window is final, an unruled dispute ends by default -----------------------------
+
+
+def order_rent(world: World, order: WorkOrderRef) -> int:
+    """What closing the order gives back to the client: the work order's and the vault's rent."""
+    return sum(world.chain.balance(k) for k in (order.address, order.vault))
+
+
+def assert_agent_closes(world: World) -> None:
+    """Nothing holds the agent open: close_agent succeeds and refunds its rent to the owner."""
+    rent = world.chain.balance(world.agent)
+    owner_sol = world.chain.balance(world.owner.pubkey())
+    world.ok(close_agent({"agent": world.agent, "owner": world.owner.pubkey()}), world.owner)
+    assert world.chain.balance(world.agent) == 0
+    assert world.chain.balance(world.owner.pubkey()) == owner_sol + rent
+
+
+@pytest.mark.parametrize("settled_by", ["client", "provider"])
+def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ruling_period(
+        world: World, settled_by: str) -> None:
+    """The arbiter stays silent. Until the ruling period ends nobody can force the default (RulingPeriodActive,
+    nothing moved); then either party settles: the remainder back to the client, counted as a ruling wholly
+    for the client, the vault and work order closed, and the agent free to close."""
+    order = delivered(world)
+    world.ok(build_release_payment(order, 1_000_000), world.client)  # a milestone the provider keeps
+    world.ok(build_reject_delivery(order, "chapter 3 missing"), world.client)
+    world.ok(build_open_dispute(order, world.owner.pubkey(), "it is there"), world.owner)
+    disputed_at = world.state(order).disputed_at
+    assert disputed_at == world.now
+    for party in (world.client, world.owner):
+        assert_refused(world, build_settle_by_default(order, party.pubkey()), [party], "RulingPeriodActive", order)
+    world.warp(RULING - 1)
+    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "RulingPeriodActive",
+                   order)
+    assert_refused(world, build_settle_by_default(order, world.stranger.pubkey()), [world.stranger],
+                   "NotWorkOrderParty", order)
+    world.warp(1)
+
+    party = world.client if settled_by == "client" else world.owner
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_settle_by_default(order, party.pubkey()), party)
+    assert result.event("DisputeSettledByDefault").refunded == AMOUNT - 1_000_000
+    assert world.balance(world.client.pubkey()) == FUNDS - 1_000_000
+    assert world.balance(world.owner.pubkey()) == 1_000_000
+    assert world.balance(world.arbiter.pubkey()) == world.balance(world.stranger.pubkey()) == 0
+    assert_closed(world, order)
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent  # the facilitator pays every fee
+    metrics, agent = world.metrics(), world.agent_state()
+    assert (metrics.total_disputes, metrics.disputes_resolved, metrics.successful_payments,
+            metrics.failed_payments) == (1, 1, 0, 1)  # as a ruling of client_share_bps = 10,000
+    assert (agent.open_work_orders, agent.total_jobs_completed, escrow_earned(world)) == (0, 0, 1_000_000)
+    assert earnings_by_mint(agent)[world.usdc].open_work_orders == 0
+    assert_agent_closes(world)
+
+
+def test_the_arbiter_may_still_rule_after_the_ruling_period_until_someone_settles(world: World) -> None:
+    order = accepted(world)
+    world.ok(build_open_dispute(order, world.client.pubkey(), "late"), world.client)
+    world.warp(RULING + DAY)
+    world.ok(build_resolve_dispute(order, 0), world.arbiter)
+    assert world.balance(world.owner.pubkey()) == AMOUNT and world.balance(world.client.pubkey()) == FUNDS - AMOUNT
+    assert_closed(world, order)
+    assert_refused(world, build_settle_by_default(order, world.client.pubkey()), [world.client],
+                   "AccountOwnedByWrongProgram")
+
+
+def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through(world: World) -> None:
+    """The provider let the rejection's grace period (and the deadline) pass; disputing now would block the
+    refund the README promises. Refused by name, nothing moved; the client's refund then goes through."""
+    order = delivered(world)
+    world.ok(build_reject_delivery(order, "wrong language"), world.client)
+    world.warp(DAY + 1)  # past the deadline and the grace period (REVIEW < DAY)
+    for party in (world.owner, world.client):
+        assert_refused(world, build_open_dispute(order, party.pubkey(), "too late"), [party], "GracePeriodOver", order)
+    assert world.metrics().total_disputes == 0
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_claim_refund(order), world.client)
+    assert result.event("WorkOrderRefunded").refunded == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS and world.balance(world.owner.pubkey()) == 0
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent
+    assert_closed(world, order)
+    metrics = world.metrics()
+    assert (metrics.total_disputes, metrics.failed_payments, world.agent_state().open_work_orders) == (0, 1, 0)
+
+
+def test_a_dispute_within_the_grace_period_but_past_the_deadline_is_still_open_to_the_provider(world: World) -> None:
+    order = delivered(world, before_deadline=100)
+    world.warp(50)
+    world.ok(build_reject_delivery(order, "no"), world.client)
+    world.warp(REVIEW - 1)  # past the deadline, the grace period's last second
+    world.ok(build_open_dispute(order, world.owner.pubkey(), "it meets the requirements"), world.owner)
+    assert status(world, order) == DISPUTED
+
+
+def test_every_dispute_window_closes_when_a_party_may_settle_alone(world: World) -> None:
+    """Accepted past the deadline (the refund is due) and Submitted past the review period (the claim is due):
+    a dispute then would only block the party the rules favour."""
+    never_delivered = accepted(world)
+    world.warp(DAY + 1)
+    assert_refused(world, build_open_dispute(never_delivered, world.owner.pubkey(), "stall"), [world.owner],
+                   "DeadlinePassed", never_delivered)
+    world.ok(build_claim_refund(never_delivered), world.client)
+    assert world.balance(world.client.pubkey()) == FUNDS
+
+    late_objection = delivered(world)
+    world.warp(REVIEW)
+    assert_refused(world, build_open_dispute(late_objection, world.client.pubkey(), "stall"), [world.client],
+                   "ReviewPeriodOver", late_objection)
+    world.ok(build_claim_payment(late_objection), world.owner)
+    assert world.balance(world.owner.pubkey()) == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS - AMOUNT
+    assert world.metrics().total_disputes == 0
+
+
+def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> None:
+    """An accepted order never delivered: after the deadline the refund is the client's, and a client who
+    never claims it cannot keep the provider (and its close_agent) waiting."""
+    order = accepted(world)
+    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "DeadlineNotReached",
+                   order)
+    world.warp(DAY + 1)
+    client_sol = world.chain.balance(world.client.pubkey())
+    rent = order_rent(world, order)
+    result = world.ok(build_settle_by_default(order, world.owner.pubkey()), world.owner)
+    assert result.event("WorkOrderRefunded").refunded == AMOUNT
+    assert world.balance(world.client.pubkey()) == FUNDS and world.balance(world.owner.pubkey()) == 0
+    assert world.chain.balance(world.client.pubkey()) == client_sol + rent
+    assert_closed(world, order)
+    assert world.metrics().failed_payments == 1  # as claim_refund counts it
+    assert world.agent_state().open_work_orders == 0
+    assert_agent_closes(world)
+
+
 def test_the_provider_must_name_the_arbiter_it_accepts(world: World) -> None:
     order = world.open()
     for wrong in (world.stranger.pubkey(), world.client.pubkey(), Pubkey.default()):
@@ -665,11 +803,12 @@ def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
 
 # ---- the property test -------------------------------------------------------------------------------
 
-ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "decline", "refund")
+ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "decline", "refund",
+           "settle")
 # Most steps are signed by the party the action is for, so sequences get deep; the rest by anyone.
 RIGHTFUL_ROLE = {"accept": "provider", "deliver": "provider", "reject": "client", "release": "client",
                  "claim": "provider", "dispute": "client", "resolve": "arbiter", "cancel": "client",
-                 "decline": "provider", "refund": "client"}
+                 "decline": "provider", "refund": "client", "settle": "provider"}
 
 
 @dataclass
@@ -682,11 +821,19 @@ class Model:
     released: int = 0
     delivered_at: int = 0
     rejected_at: int = 0
+    disputed_at: int = 0
 
     def allows(self, action: str, role: str, now: int, value: int) -> bool:
         remaining = self.amount - self.released
         in_progress = self.status in (ACCEPTED, SUBMITTED, REJECTED)
         grace = now < self.rejected_at + REVIEW  # after a rejection: deliver again or dispute, no refund yet
+        refund_due = now > self.deadline and (self.status in (CREATED, ACCEPTED) or
+                                              (self.status == REJECTED and not grace))
+        # a dispute only while neither party can settle alone (no refund due, no claim open)
+        disputable = ((self.status == ACCEPTED and now <= self.deadline) or
+                      (self.status == SUBMITTED and now < self.delivered_at + REVIEW) or
+                      (self.status == REJECTED and (now <= self.deadline or grace)))
+        unruled = self.status == DISPUTED and now >= self.disputed_at + RULING
         return {
             "accept": role == "provider" and self.status == CREATED and now <= self.deadline,
             "deliver": role == "provider" and ((self.status == ACCEPTED and now <= self.deadline) or
@@ -694,12 +841,12 @@ class Model:
             "reject": role == "client" and self.status == SUBMITTED and now < self.delivered_at + REVIEW,
             "release": role == "client" and in_progress and 0 < value <= remaining,
             "claim": role == "provider" and self.status == SUBMITTED and now >= self.delivered_at + REVIEW,
-            "dispute": role in ("client", "provider") and in_progress,
+            "dispute": role in ("client", "provider") and disputable,
             "resolve": role == "arbiter" and self.status == DISPUTED and value <= 10_000,
             "cancel": role == "client" and self.status == CREATED,
             "decline": role == "provider" and self.status == CREATED,
-            "refund": role == "client" and now > self.deadline and (
-                self.status in (CREATED, ACCEPTED) or (self.status == REJECTED and not grace)),
+            "refund": role == "client" and refund_due,
+            "settle": role in ("client", "provider") and (refund_due or unruled),
         }[action]
 
     def apply(self, action: str, now: int, value: int) -> None:
@@ -711,9 +858,11 @@ class Model:
             self.status, self.delivered_at = SUBMITTED, now
         elif action == "reject":
             self.status, self.rejected_at = REJECTED, now
+        elif action == "dispute":
+            self.status, self.disputed_at = DISPUTED, now
         else:
-            self.status = {"accept": ACCEPTED, "claim": "Completed", "dispute": DISPUTED, "resolve": "Resolved",
-                           "cancel": "Cancelled", "decline": "Declined", "refund": "Refunded"}[action]
+            self.status = {"accept": ACCEPTED, "claim": "Completed", "resolve": "Resolved", "cancel": "Cancelled",
+                           "decline": "Declined", "refund": "Refunded", "settle": "Refunded"}[action]
 
 
 def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Keypair, value: int) -> Instruction:
@@ -735,6 +884,7 @@ def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Key
         "decline": lambda: build_decline_work_order(as_provider,
                                                     client_token_account=order.token_account(order.client)),
         "refund": lambda: build_claim_refund(as_client, client_token_account=order.token_account(order.client)),
+        "settle": lambda: build_settle_by_default(order, key, client_token_account=order.token_account(order.client)),
     }[action]()
 
 
@@ -748,7 +898,8 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
     random amounts and clock jumps. After every step: a refused step moved nothing, an accepted one is a listed
     transition, the vault holds amount - released while open, the three parties' tokens sum to the same total,
     and a terminal state leaves no work order and no vault. A provider who delivered on time never loses the
-    escrow but by a ruling or by letting a rejection's grace period pass (the model's `refund` rule)."""
+    escrow but by a ruling, by letting a rejection's grace period pass (the model's `refund` rule) or by a
+    dispute its arbiter left unruled past the ruling period (`settle`)."""
     world = make_world()
     world.chain.create_token_account(world.client.pubkey(), world.usdc, 2**62)  # enough for every sequence
     rng = random.Random(int(os.environ.get("GHOSTPAY_ESCROW_SEED", "5")))
@@ -761,7 +912,7 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
         model = Model(CREATED, amount, world.state(order).deadline)
         total = sum(token_total(world, order))
         while model.status not in TERMINAL:
-            world.warp(rng.choice([0, 0, 1, 30, REVIEW, DAY]))
+            world.warp(rng.choice([0, 0, 1, 30, REVIEW, DAY, RULING]))
             # Half the time an action the rightful party may take now, so walks reach the deep states.
             live = [a for a in ACTIONS if model.allows(a, RIGHTFUL_ROLE[a], world.now, 1)]
             action = rng.choice(live if live and rng.random() < 0.5 else ACTIONS)
@@ -791,4 +942,5 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
                         (ACCEPTED, "deliver"), (ACCEPTED, "release"), (ACCEPTED, "dispute"), (ACCEPTED, "refund"),
                         (SUBMITTED, "reject"), (SUBMITTED, "release"), (SUBMITTED, "claim"), (SUBMITTED, "dispute"),
                         (REJECTED, "deliver"), (REJECTED, "release"), (REJECTED, "dispute"), (REJECTED, "refund"),
-                        (DISPUTED, "resolve")}
+                        (DISPUTED, "resolve"), (CREATED, "settle"), (ACCEPTED, "settle"), (REJECTED, "settle"),
+                        (DISPUTED, "settle")}

@@ -30,6 +30,7 @@ class WorkOrderJSON(typing.TypedDict):
     accepted_at: int
     delivered_at: int
     rejected_at: int
+    disputed_at: int
     updated_at: int
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusJSON
@@ -59,6 +60,7 @@ class WorkOrder:
         "accepted_at" / borsh.I64,
         "delivered_at" / borsh.I64,
         "rejected_at" / borsh.I64,
+        "disputed_at" / borsh.I64,
         "updated_at" / borsh.I64,
         "content_hash" / borsh.U8[32],
         "status" / types.work_order_status.layout,
@@ -83,6 +85,7 @@ class WorkOrder:
     accepted_at: int
     delivered_at: int
     rejected_at: int
+    disputed_at: int
     updated_at: int
     content_hash: list[int]
     status: types.work_order_status.WorkOrderStatusKind
@@ -151,6 +154,7 @@ class WorkOrder:
             accepted_at=dec.accepted_at,
             delivered_at=dec.delivered_at,
             rejected_at=dec.rejected_at,
+            disputed_at=dec.disputed_at,
             updated_at=dec.updated_at,
             content_hash=dec.content_hash,
             status=types.work_order_status.from_decoded(dec.status),
@@ -178,6 +182,7 @@ class WorkOrder:
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
             "rejected_at": self.rejected_at,
+            "disputed_at": self.disputed_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
@@ -206,6 +211,7 @@ class WorkOrder:
             accepted_at=obj["accepted_at"],
             delivered_at=obj["delivered_at"],
             rejected_at=obj["rejected_at"],
+            disputed_at=obj["disputed_at"],
             updated_at=obj["updated_at"],
             content_hash=obj["content_hash"],
             status=types.work_order_status.from_json(obj["status"]),

@@ -3,9 +3,11 @@
 The client creates and funds a work order naming an arbiter; the provider agent's owner accepts it (agreeing
 to that arbiter) or declines it (a full refund), then delivers; the client releases (in milestones or at
 once) or rejects within the review period, which gives the provider the review period again to deliver anew
-or dispute; after the review period the provider may claim; either party may dispute and the arbiter splits
-the remainder; the client cancels before acceptance or takes a refund after a missed deadline (and, after a
-rejection, the grace period). ORDER is the work order's address (`ghost escrow list` shows them).
+or dispute; after the review period the provider may claim; either party may dispute while neither can settle
+alone, and the arbiter splits the remainder; the client cancels before acceptance or takes a refund after a
+missed deadline (and, after a rejection, the grace period). A dispute left unruled for DISPUTE_RULING_SECONDS
+(14 days), or a refund the client does not claim, is settled by default by either party (`settle`): the rest
+back to the client. ORDER is the work order's address (`ghost escrow list` shows them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def order_json(st: Any, o: "WorkOrderInfo") -> dict[str, Any]:
     from ghostpay.cli.output import jsonable
 
     data = jsonable(o)
-    data.update(token_symbol=mint_symbol(st, o.mint), rejected_at=o.account.rejected_at,
+    data.update(token_symbol=mint_symbol(st, o.mint), rejected_at=o.account.rejected_at, ruling_due=o.ruling_due,
                 explorer=explorer_url("address", o.address, st.rpc_url))
     return data
 
@@ -58,6 +60,8 @@ def order_rows(st: Any, o: "WorkOrderInfo") -> list[tuple[str, str]]:
     if o.status == "Rejected":  # the provider may deliver again or dispute until the grace period ends
         rejected_at = o.account.rejected_at
         rows += [("rejected", when(rejected_at)), ("grace period ends", when(rejected_at + o.review_period_seconds))]
+    if o.ruling_due is not None:  # after it either party may settle by default
+        rows += [("disputed", when(o.disputed_at)), ("ruling due", when(o.ruling_due))]
     return rows
 
 
@@ -310,6 +314,17 @@ def refund(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
     Example: ghost escrow refund ORDER
     """
     order_tx(ctx, order, "refund claimed", lambda gp, o: gp.claim_refund(o))
+
+
+@app.command()
+def settle(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
+    """Settle a work order left hanging by the default, as the client or the provider: the rest goes back to
+    the client. For a dispute the arbiter did not rule on by its 'ruling due' time (`ghost escrow show`), or
+    whenever the client's refund is due and the client has not claimed it (so a provider can close its agent).
+
+    Example: ghost escrow settle ORDER
+    """
+    order_tx(ctx, order, "settled by default", lambda gp, o: gp.settle_by_default(o))
 
 
 @app.command()

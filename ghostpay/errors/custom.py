@@ -701,23 +701,24 @@ class GracePeriodActive(ProgramError):
 class ReviewPeriodOver(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6072, "A delivery can only be rejected within its review period"
+            6072, "A delivery can only be rejected or disputed within its review period"
         )
 
     code = 6072
     name = "ReviewPeriodOver"
-    msg = "A delivery can only be rejected within its review period"
+    msg = "A delivery can only be rejected or disputed within its review period"
 
 
 class EarningsTableFull(ProgramError):
     def __init__(self) -> None:
         super().__init__(
-            6073, "The agent already has earnings in 16 other mints this registration"
+            6073,
+            "No earnings slot is free: the accepted mints and the mints with open work orders hold all 16",
         )
 
     code = 6073
     name = "EarningsTableFull"
-    msg = "The agent already has earnings in 16 other mints this registration"
+    msg = "No earnings slot is free: the accepted mints and the mints with open work orders hold all 16"
 
 
 class FeedbackWindowOpen(ProgramError):
@@ -753,6 +754,30 @@ class PaymentMintAccountMismatch(ProgramError):
     code = 6076
     name = "PaymentMintAccountMismatch"
     msg = "mint must be the transfer's mint, owned by its token program"
+
+
+class RulingPeriodActive(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6077,
+            "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed",
+        )
+
+    code = 6077
+    name = "RulingPeriodActive"
+    msg = "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed"
+
+
+class GracePeriodOver(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6078,
+            "The grace period after the rejection is over: the client's refund is due, a dispute is too late",
+        )
+
+    code = 6078
+    name = "GracePeriodOver"
+    msg = "The grace period after the rejection is over: the client's refund is due, a dispute is too late"
 
 
 CustomError = typing.Union[
@@ -832,6 +857,8 @@ CustomError = typing.Union[
     FeedbackWindowOpen,
     SourceTokenAccountMismatch,
     PaymentMintAccountMismatch,
+    RulingPeriodActive,
+    GracePeriodOver,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -910,6 +937,8 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6074: FeedbackWindowOpen(),
     6075: SourceTokenAccountMismatch(),
     6076: PaymentMintAccountMismatch(),
+    6077: RulingPeriodActive(),
+    6078: GracePeriodOver(),
 }
 
 

@@ -53,6 +53,7 @@ WORK_ORDER_STATUS = {
     "WorkOrderCreated": "Created", "WorkOrderAccepted": "Accepted", "WorkDelivered": "Submitted",
     "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
+    "DisputeSettledByDefault": "Refunded",
 }
 STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, Feedback, WorkOrder,
                                             DailyVolume)
@@ -116,6 +117,8 @@ def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], A
     yield Reputation, agent
     if name in ("X402PaymentRecorded", "PaymentReleased"):
         yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
+        yield AgentEarning, (agent, str(e.mint))
+    if name == "MintEarningsRetired":
         yield AgentEarning, (agent, str(e.mint))
     if hasattr(e, "work_order"):
         yield WorkOrder, str(e.work_order)
@@ -550,6 +553,13 @@ class Batch:
             row.registration, row.x402_payments, row.escrow_earnings = registration, 0, 0
         return row
 
+    def _on_MintEarningsRetired(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
+        """The owner's configuration gave the mint's slot to a newly accepted one: the account's table starts
+        that mint from zero, and so does its row (the event's totals stay in raw_events, the flows in
+        daily_volumes)."""
+        row = self._earnings(agent, str(e.mint))
+        row.x402_payments, row.escrow_earnings = 0, 0
+
     def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int) -> None:
         if amount:
             self._earnings(agent, mint).escrow_earnings += amount
@@ -596,6 +606,17 @@ class Batch:
                 self._count_failed(rep, e.timestamp)
             else:
                 self._count_successful(rep, e.timestamp)
+        self._rescore(agent, rep)
+        self._close_order(agent)
+
+    def _on_DisputeSettledByDefault(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
+        # program/src/work_order_settle.c settle_dispute_by_default: counted as a ruling wholly for the client
+        order = self._transition(tx, indexed, e, e.refunded)
+        if order is not None:
+            order.refunded += e.refunded
+        rep = self._reputation(agent, e.timestamp)
+        rep.disputes_resolved += 1
+        self._count_failed(rep, e.timestamp)
         self._rescore(agent, rep)
         self._close_order(agent)
 

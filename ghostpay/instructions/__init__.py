@@ -48,3 +48,4 @@ from .resolve_dispute import resolve_dispute, ResolveDisputeArgs, ResolveDispute
 from .cancel_work_order import cancel_work_order, CancelWorkOrderAccounts
 from .decline_work_order import decline_work_order, DeclineWorkOrderAccounts
 from .claim_refund import claim_refund, ClaimRefundAccounts
+from .settle_by_default import settle_by_default, SettleByDefaultAccounts

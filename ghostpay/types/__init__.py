@@ -55,3 +55,10 @@ from . import work_order_declined
 from .work_order_declined import WorkOrderDeclined, WorkOrderDeclinedJSON
 from . import work_order_refunded
 from .work_order_refunded import WorkOrderRefunded, WorkOrderRefundedJSON
+from . import dispute_settled_by_default
+from .dispute_settled_by_default import (
+    DisputeSettledByDefault,
+    DisputeSettledByDefaultJSON,
+)
+from . import mint_earnings_retired
+from .mint_earnings_retired import MintEarningsRetired, MintEarningsRetiredJSON

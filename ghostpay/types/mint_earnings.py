@@ -13,16 +13,21 @@ class MintEarningsJSON(typing.TypedDict):
     mint: str
     x402_payments: int
     escrow_earnings: int
+    open_work_orders: int
 
 
 @dataclass
 class MintEarnings:
     layout: typing.ClassVar = borsh.CStruct(
-        "mint" / BorshPubkey, "x402_payments" / borsh.U64, "escrow_earnings" / borsh.U64
+        "mint" / BorshPubkey,
+        "x402_payments" / borsh.U64,
+        "escrow_earnings" / borsh.U64,
+        "open_work_orders" / borsh.U64,
     )
     mint: Pubkey
     x402_payments: int
     escrow_earnings: int
+    open_work_orders: int
 
     @classmethod
     def from_decoded(cls, obj: Container) -> "MintEarnings":
@@ -30,6 +35,7 @@ class MintEarnings:
             mint=obj.mint,
             x402_payments=obj.x402_payments,
             escrow_earnings=obj.escrow_earnings,
+            open_work_orders=obj.open_work_orders,
         )
 
     def to_encodable(self) -> dict[str, typing.Any]:
@@ -37,6 +43,7 @@ class MintEarnings:
             "mint": self.mint,
             "x402_payments": self.x402_payments,
             "escrow_earnings": self.escrow_earnings,
+            "open_work_orders": self.open_work_orders,
         }
 
     def to_json(self) -> MintEarningsJSON:
@@ -44,6 +51,7 @@ class MintEarnings:
             "mint": str(self.mint),
             "x402_payments": self.x402_payments,
             "escrow_earnings": self.escrow_earnings,
+            "open_work_orders": self.open_work_orders,
         }
 
     @classmethod
@@ -52,4 +60,5 @@ class MintEarnings:
             mint=Pubkey.from_string(obj["mint"]),
             x402_payments=obj["x402_payments"],
             escrow_earnings=obj["escrow_earnings"],
+            open_work_orders=obj["open_work_orders"],
         )

@@ -28,6 +28,7 @@ class WorkOrderJSON(typing.TypedDict):
     accepted_at: int
     delivered_at: int
     rejected_at: int
+    disputed_at: int
     updated_at: int
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusJSON
@@ -56,6 +57,7 @@ class WorkOrder:
         "accepted_at" / borsh.I64,
         "delivered_at" / borsh.I64,
         "rejected_at" / borsh.I64,
+        "disputed_at" / borsh.I64,
         "updated_at" / borsh.I64,
         "content_hash" / borsh.U8[32],
         "status" / work_order_status.layout,
@@ -80,6 +82,7 @@ class WorkOrder:
     accepted_at: int
     delivered_at: int
     rejected_at: int
+    disputed_at: int
     updated_at: int
     content_hash: list[int]
     status: work_order_status.WorkOrderStatusKind
@@ -107,6 +110,7 @@ class WorkOrder:
             accepted_at=obj.accepted_at,
             delivered_at=obj.delivered_at,
             rejected_at=obj.rejected_at,
+            disputed_at=obj.disputed_at,
             updated_at=obj.updated_at,
             content_hash=obj.content_hash,
             status=work_order_status.from_decoded(obj.status),
@@ -134,6 +138,7 @@ class WorkOrder:
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
             "rejected_at": self.rejected_at,
+            "disputed_at": self.disputed_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_encodable(),
@@ -161,6 +166,7 @@ class WorkOrder:
             "accepted_at": self.accepted_at,
             "delivered_at": self.delivered_at,
             "rejected_at": self.rejected_at,
+            "disputed_at": self.disputed_at,
             "updated_at": self.updated_at,
             "content_hash": self.content_hash,
             "status": self.status.to_json(),
@@ -189,6 +195,7 @@ class WorkOrder:
             accepted_at=obj["accepted_at"],
             delivered_at=obj["delivered_at"],
             rejected_at=obj["rejected_at"],
+            disputed_at=obj["disputed_at"],
             updated_at=obj["updated_at"],
             content_hash=obj["content_hash"],
             status=work_order_status.from_json(obj["status"]),

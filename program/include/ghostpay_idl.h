@@ -33,6 +33,7 @@
 #define GP_IX_CANCEL_WORK_ORDER 0x77b03faa6fe6e080ULL
 #define GP_IX_DECLINE_WORK_ORDER 0x88caa7f7008015e4ULL
 #define GP_IX_CLAIM_REFUND 0x3c61e4ffa11e100fULL
+#define GP_IX_SETTLE_BY_DEFAULT 0x545f027d683ed007ULL
 
 /* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */
 #define GP_ACCOUNT_AGENT 0x0756c59b9370a62fULL
@@ -60,11 +61,13 @@
 #define GP_EVENT_WORK_ORDER_CANCELLED 0x46d44d404a4274a7ULL
 #define GP_EVENT_WORK_ORDER_DECLINED 0x78487337ffeb0037ULL
 #define GP_EVENT_WORK_ORDER_REFUNDED 0x660a3cb3616b3029ULL
+#define GP_EVENT_DISPUTE_SETTLED_BY_DEFAULT 0xc44f54a68764e941ULL
+#define GP_EVENT_MINT_EARNINGS_RETIRED 0xeb4e81d4ddb607a3ULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
 #define GP_AGENT_SEED_LEN 5u
-#define GP_AGENT_SPACE 2680ULL
+#define GP_AGENT_SPACE 2808ULL
 #define GP_MAX_AGENT_ID_LEN 32ULL
 #define GP_MAX_NAME_LEN 64ULL
 #define GP_MAX_DESCRIPTION_LEN 512ULL
@@ -88,7 +91,7 @@
 #define GP_SECONDS_PER_DAY 86400LL
 #define GP_WORK_ORDER_SEED "work_order"
 #define GP_WORK_ORDER_SEED_LEN 10u
-#define GP_WORK_ORDER_SPACE 2182ULL
+#define GP_WORK_ORDER_SPACE 2190ULL
 #define GP_MAX_TITLE_LEN 100ULL
 #define GP_MAX_WORK_ORDER_DESCRIPTION_LEN 512ULL
 #define GP_MAX_REQUIREMENTS 10ULL
@@ -101,6 +104,7 @@
 #define GP_MAX_REVIEW_PERIOD_SECONDS 2592000ULL
 #define GP_MAX_DEADLINE_SECONDS 31536000LL
 #define GP_MAX_SHARE_BPS 10000ULL
+#define GP_DISPUTE_RULING_SECONDS 1209600LL
 
 /* WorkOrderStatus: borsh variant indexes. */
 #define GP_WORK_ORDER_STATUS_CREATED 0u
@@ -129,8 +133,8 @@
 #define GP_AGENT_OFFSET_CREATED_AT 112u
 #define GP_AGENT_OFFSET_UPDATED_AT 120u
 #define GP_AGENT_OFFSET_EARNINGS 128u
-#define GP_AGENT_OFFSET_OPEN_WORK_ORDERS 896u
-#define GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS 900u
+#define GP_AGENT_OFFSET_OPEN_WORK_ORDERS 1024u
+#define GP_AGENT_OFFSET_X402_ACCEPTED_TOKENS 1028u
 
 /* ReputationMetrics: offsets of the leading fields, discriminator included. */
 #define GP_REPUTATION_METRICS_OFFSET_AGENT 8u
@@ -177,11 +181,12 @@
 #define GP_WORK_ORDER_OFFSET_ACCEPTED_AT 248u
 #define GP_WORK_ORDER_OFFSET_DELIVERED_AT 256u
 #define GP_WORK_ORDER_OFFSET_REJECTED_AT 264u
-#define GP_WORK_ORDER_OFFSET_UPDATED_AT 272u
-#define GP_WORK_ORDER_OFFSET_CONTENT_HASH 280u
-#define GP_WORK_ORDER_OFFSET_STATUS 312u
-#define GP_WORK_ORDER_OFFSET_BUMP 313u
-#define GP_WORK_ORDER_OFFSET_TITLE 314u
+#define GP_WORK_ORDER_OFFSET_DISPUTED_AT 272u
+#define GP_WORK_ORDER_OFFSET_UPDATED_AT 280u
+#define GP_WORK_ORDER_OFFSET_CONTENT_HASH 288u
+#define GP_WORK_ORDER_OFFSET_STATUS 320u
+#define GP_WORK_ORDER_OFFSET_BUMP 321u
+#define GP_WORK_ORDER_OFFSET_TITLE 322u
 
 /* Error codes: Anchor's framework errors the program raises, then GhostPay's (6000+). */
 enum gp_error_code {
@@ -275,6 +280,8 @@ enum gp_error_code {
     GP_ERR_FEEDBACK_WINDOW_OPEN = 6074,
     GP_ERR_SOURCE_TOKEN_ACCOUNT_MISMATCH = 6075,
     GP_ERR_PAYMENT_MINT_ACCOUNT_MISMATCH = 6076,
+    GP_ERR_RULING_PERIOD_ACTIVE = 6077,
+    GP_ERR_GRACE_PERIOD_OVER = 6078,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -284,7 +291,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 90u
+#define GP_ERROR_COUNT 92u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -371,9 +378,11 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6069, "DeadlineTooFar", "The deadline is more than 365 days away"},
     {6070, "ArbiterNotAgreed", "The arbiter named on accept must be the work order's arbiter"},
     {6071, "GracePeriodActive", "After a rejection the provider may deliver again or dispute until the grace period ends"},
-    {6072, "ReviewPeriodOver", "A delivery can only be rejected within its review period"},
-    {6073, "EarningsTableFull", "The agent already has earnings in 16 other mints this registration"},
+    {6072, "ReviewPeriodOver", "A delivery can only be rejected or disputed within its review period"},
+    {6073, "EarningsTableFull", "No earnings slot is free: the accepted mints and the mints with open work orders hold all 16"},
     {6074, "FeedbackWindowOpen", "Its last payment can still be rated: deactivate the agent, and close it 30 days after that payment"},
     {6075, "SourceTokenAccountMismatch", "source_token_account must be the transfer's source, a token account of its token program"},
     {6076, "PaymentMintAccountMismatch", "mint must be the transfer's mint, owned by its token program"},
+    {6077, "RulingPeriodActive", "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed"},
+    {6078, "GracePeriodOver", "The grace period after the rejection is over: the client's refund is due, a dispute is too late"},
 };

@@ -9,14 +9,17 @@
 #include "../sdk/text.h"
 #include "../sdk/token.h"
 
-/* MintEarnings as borsh lays it out; 48 bytes, so every u64 of the table stays 8-aligned. */
+/* MintEarnings as borsh lays it out; 56 bytes, so every u64 of the table stays 8-aligned. */
 typedef struct {
     SolPubkey mint;
     uint64_t x402_payments;
     uint64_t escrow_earnings;
+    uint64_t open_work_orders;
 } MintEarnings;
 
-_Static_assert(sizeof(MintEarnings) == SOL_PUBKEY_BYTES + 16, "MintEarnings must match its borsh layout");
+_Static_assert(sizeof(MintEarnings) == SOL_PUBKEY_BYTES + 24, "MintEarnings must match its borsh layout");
+/* A new agent's empty table has room for every mint it may accept. */
+_Static_assert(GP_MAX_ACCEPTED_TOKENS <= GP_MAX_EARNING_MINTS, "the earnings table must hold every accepted mint");
 
 typedef struct {
     uint64_t discriminator;
@@ -281,9 +284,13 @@ static const TokenPrice *agent_token_price(const uint8_t *account_data, const So
 
 /* ---- earnings per mint ---------------------------------------------------------- */
 
-/* The agent's earnings slot for `mint` (never the default key), or NULL.
- * Occupied slots form a prefix (a slot is filled at the first empty one or
- * reused in place, never emptied), so the search stops at the first empty one. */
+/* Slots are taken at the first empty one and reused in place, never emptied: occupied slots form a prefix.
+ * The owner's configuration keeps at least as many empty slots as accepted mints without a slot
+ * (reserve_earnings_slots), and only payments and work orders in accepted mints take empty slots, so
+ * nobody else's transactions can leave an accepted mint without room. */
+
+/* The agent's earnings slot for `mint` (never the default key), or NULL; the search stops at the first
+ * empty slot. */
 static MintEarnings *agent_earnings_slot(AgentFixed *fixed, const SolPubkey *mint) {
     for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
         MintEarnings *slot = &fixed->earnings[i];
@@ -293,45 +300,90 @@ static MintEarnings *agent_earnings_slot(AgentFixed *fixed, const SolPubkey *min
     return NULL;
 }
 
-/* A slot another mint may take over: one whose mint earned nothing (a
- * refunded work order reserved it) while no work order is open, so no order
- * can still pay in it. */
-static bool earnings_slot_reusable(const AgentFixed *fixed, const MintEarnings *slot) {
-    return fixed->open_work_orders == 0 && slot->x402_payments == 0 && slot->escrow_earnings == 0;
-}
-
-/* The slot payments in `mint` count in: its own, else the first empty one,
- * else a reusable one. Taken on the first x402 payment and when a work order
- * is created, so a release always finds its slot. EarningsTableFull when the
- * agent already has earnings in GP_MAX_EARNING_MINTS other mints. */
-static uint64_t take_earnings_slot(AgentFixed *fixed, const SolPubkey *mint, MintEarnings **slot_out) {
-    MintEarnings *reusable = NULL;
-    MintEarnings *slot = NULL;
+/* The slot of `mint`: its own, else the first empty one, which it takes (an empty slot's counters are
+ * zero: it was never used); NULL when neither exists. */
+static MintEarnings *claim_earnings_slot(AgentFixed *fixed, const SolPubkey *mint) {
     for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
-        MintEarnings *candidate = &fixed->earnings[i];
-        if (sol_pubkey_eq(&candidate->mint, mint)) {
-            *slot_out = candidate;
-            return 0;
+        MintEarnings *slot = &fixed->earnings[i];
+        if (sol_pubkey_eq(&slot->mint, mint)) return slot;
+        if (sol_pubkey_is_default(&slot->mint)) {
+            slot->mint = *mint;
+            return slot;
         }
-        if (sol_pubkey_is_default(&candidate->mint)) {
-            slot = candidate;
-            break;
-        }
-        if (!reusable && earnings_slot_reusable(fixed, candidate)) reusable = candidate;
     }
-    if (!slot) slot = reusable;
-    if (!slot) return gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
-    slot->mint = *mint;
-    slot->x402_payments = 0;
-    slot->escrow_earnings = 0;
-    *slot_out = slot;
-    return 0;
+    return NULL;
 }
 
-/* The slot of a work order's mint, taken when the order was created. */
+/* The slot payments in the accepted `mint` count in, taken on the first x402 payment and when a work
+ * order is created (so every release of the order finds it). The configuration kept room for every
+ * accepted mint, so EarningsTableFull here would mean a table the program did not keep. */
+static uint64_t take_earnings_slot(AgentFixed *fixed, const SolPubkey *mint, MintEarnings **slot) {
+    *slot = claim_earnings_slot(fixed, mint);
+    return *slot ? 0 : gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
+}
+
+/* The slot of a work order's mint: taken when the order was created and kept while it is open. */
 static uint64_t escrow_earnings_slot(AgentFixed *fixed, const SolPubkey *mint, MintEarnings **slot) {
     *slot = agent_earnings_slot(fixed, mint);
     return *slot ? 0 : gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
+}
+
+static bool tokens_include(const TokenPrice *tokens, uint32_t count, const SolPubkey *mint) {
+    for (uint32_t i = 0; i < count; i++)
+        if (sol_pubkey_eq(&tokens[i].mint, mint)) return true;
+    return false;
+}
+
+/* A slot nothing needs any more: its mint is not among the `tokens` about to be accepted and no work
+ * order in it is open. One that earned nothing first (nothing is lost), else the first in the table. */
+static MintEarnings *retirable_earnings_slot(AgentFixed *fixed, const TokenPrice *tokens, uint32_t count) {
+    MintEarnings *first = NULL;
+    for (uint32_t i = 0; i < GP_MAX_EARNING_MINTS; i++) {
+        MintEarnings *slot = &fixed->earnings[i];
+        if (slot->open_work_orders || tokens_include(tokens, count, &slot->mint)) continue;
+        if (!slot->x402_payments && !slot->escrow_earnings) return slot;
+        if (!first) first = slot;
+    }
+    return first;
+}
+
+/* Kept out of line: the event buffer stays off the configuration's stack frame. */
+__attribute__((noinline)) static void emit_mint_earnings_retired(const SolAccountInfo *agent, const MintEarnings *slot) {
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_MINT_EARNINGS_RETIRED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_pubkey(&event.w, &slot->mint);
+    borsh_write_u64(&event.w, slot->x402_payments);
+    borsh_write_u64(&event.w, slot->escrow_earnings);
+    borsh_write_i64(&event.w, gp_unix_timestamp());
+    gp_event_emit(&event);
+}
+
+/* Gives each of the `tokens` about to be accepted a slot: its own, an empty one, or one
+ * retirable_earnings_slot finds (its final totals go out in MintEarningsRetired). EarningsTableFull when the
+ * accepted mints and the mints with open work orders need more than the table holds: settle or decline
+ * those orders first. Kept out of line: configurations rarely need it. */
+__attribute__((noinline)) static uint64_t claim_earnings_slots(const SolAccountInfo *agent, const TokenPrice *tokens,
+                                                               uint32_t count) {
+    AgentFixed *fixed = agent_fixed(agent);
+    for (uint32_t i = 0; i < count; i++) {
+        if (claim_earnings_slot(fixed, &tokens[i].mint)) continue;
+        MintEarnings *slot = retirable_earnings_slot(fixed, tokens, count);
+        if (!slot) return gp_fail(GP_ERR_EARNINGS_TABLE_FULL);
+        emit_mint_earnings_retired(agent, slot);
+        slot->mint = tokens[i].mint;
+        slot->x402_payments = 0;
+        slot->escrow_earnings = 0;
+    }
+    return 0;
+}
+
+/* Keeps room for the `count` (1 to MAX_ACCEPTED_TOKENS, validated) mints about to be accepted. While at
+ * least `count` slots are empty (occupied slots form a prefix: slot MAX - count is empty) every one of
+ * them has room and nothing is written; otherwise each gets its slot now (claim_earnings_slots). */
+static inline uint64_t reserve_earnings_slots(const SolAccountInfo *agent, const TokenPrice *tokens, uint32_t count) {
+    if (sol_pubkey_is_default(&agent_fixed(agent)->earnings[GP_MAX_EARNING_MINTS - count].mint)) return 0;
+    return claim_earnings_slots(agent, tokens, count);
 }
 
 /* Accounts of every owner-only instruction: agent (writable), owner (signer). */

@@ -128,7 +128,7 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
         sol_pubkey_eq(args.arbiter, &fixed->x402_payment_address) || sol_pubkey_is_default(args.arbiter))
         return gp_fail(GP_ERR_INVALID_ARBITER);
     TRY(validate_escrow_mint(mint, token_program, agent->data));
-    MintEarnings *earnings; /* taken now, so every release of this order finds its slot */
+    MintEarnings *earnings; /* taken now and held while the order is open, so every release finds it */
     TRY(take_earnings_slot(fixed, mint->key, &earnings));
 
     GpPda pda = {.seeds = {{(const uint8_t *)GP_WORK_ORDER_SEED, GP_WORK_ORDER_SEED_LEN},
@@ -164,6 +164,7 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     /* Title, description and requirements, then an empty deliverable URI (the account is zeroed). */
     sol_memcpy_(work_order->data + GP_WORK_ORDER_OFFSET_TITLE, args.text.start, args.text.len);
     fixed->open_work_orders = saturating_inc_u32(fixed->open_work_orders);
+    earnings->open_work_orders++;
     emit_work_order_created(work_order, order);
     return 0;
 }

@@ -28,6 +28,7 @@ typedef struct {
     int64_t accepted_at;
     int64_t delivered_at;
     int64_t rejected_at;
+    int64_t disputed_at;
     int64_t updated_at;
     uint8_t content_hash[WORK_ORDER_HASH_BYTES];
     uint8_t status;
@@ -49,6 +50,7 @@ _Static_assert(offsetof(WorkOrder, created_at) == GP_WORK_ORDER_OFFSET_CREATED_A
 _Static_assert(offsetof(WorkOrder, accepted_at) == GP_WORK_ORDER_OFFSET_ACCEPTED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, delivered_at) == GP_WORK_ORDER_OFFSET_DELIVERED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, rejected_at) == GP_WORK_ORDER_OFFSET_REJECTED_AT, "WorkOrder drifted from the IDL");
+_Static_assert(offsetof(WorkOrder, disputed_at) == GP_WORK_ORDER_OFFSET_DISPUTED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, updated_at) == GP_WORK_ORDER_OFFSET_UPDATED_AT, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, content_hash) == GP_WORK_ORDER_OFFSET_CONTENT_HASH, "WorkOrder drifted from the IDL");
 _Static_assert(offsetof(WorkOrder, status) == GP_WORK_ORDER_OFFSET_STATUS, "WorkOrder drifted from the IDL");
@@ -72,7 +74,7 @@ static inline uint64_t require_status(const WorkOrder *order, uint8_t status) {
     return order->status == status ? 0 : gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
 }
 
-/* Accepted, Submitted or Rejected: work under way, the states releases and disputes act on. */
+/* Accepted, Submitted or Rejected: work under way, the states a release acts on. */
 static inline uint64_t require_in_progress(const WorkOrder *order) {
     bool in_progress = order->status == GP_WORK_ORDER_STATUS_ACCEPTED || order->status == GP_WORK_ORDER_STATUS_SUBMITTED ||
                        order->status == GP_WORK_ORDER_STATUS_REJECTED;
@@ -83,6 +85,18 @@ static inline uint64_t require_in_progress(const WorkOrder *order) {
  * or dispute; until it ends the client cannot take the escrow back. */
 static inline bool rejection_grace_active(const WorkOrder *order, int64_t now) {
     return now < order->rejected_at + order->review_period_seconds;
+}
+
+/* A rejected order is the provider's to answer (deliver again or dispute) until the deadline or the
+ * grace period ends, whichever is later; after both the client's refund is due. */
+static inline bool rejection_answerable(const WorkOrder *order, int64_t now) {
+    return now <= order->deadline || rejection_grace_active(order, now);
+}
+
+/* The arbiter's ruling is due within DISPUTE_RULING_SECONDS of the dispute; after that either party may
+ * settle by default. */
+static inline bool ruling_period_active(const WorkOrder *order, int64_t now) {
+    return now < order->disputed_at + GP_DISPUTE_RULING_SECONDS;
 }
 
 static uint64_t require_party(const SolAccountInfo *signer, const SolPubkey *expected, const char *name, uint64_t error) {
@@ -151,12 +165,16 @@ static uint64_t vault_pay(const Vault *v, const SolAccountInfo *destination, uin
 /* Ends the work order: tokens anyone sent to the vault beyond the agreed
  * remainder go back to the client's token account, then the vault and the work
  * order close with their rent to the client, and the agent has one open work
- * order fewer. Call after paying out the remainder. */
+ * order fewer, in total and in the order's mint (whose earnings slot it no
+ * longer holds). Call after paying out the remainder. */
 static uint64_t close_vault(const Vault *v, const SolAccountInfo *client, const SolAccountInfo *client_token_account,
                             const SolAccountInfo *agent) {
     TRY(vault_pay(v, client_token_account, token_account_amount(v->vault)));
     TRY(token_close_account(&v->authority, v->vault, client));
     AgentFixed *fixed = agent_fixed(agent);
+    MintEarnings *earnings;
+    TRY(escrow_earnings_slot(fixed, &v->order->mint, &earnings));
+    if (earnings->open_work_orders) earnings->open_work_orders--;
     if (fixed->open_work_orders) fixed->open_work_orders--;
     gp_close_account(v->work_order, client);
     return 0;

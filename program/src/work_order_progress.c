@@ -85,7 +85,7 @@ static uint64_t submit_work_delivery(const GpInput *in, BorshReader *r) {
     int64_t now = gp_unix_timestamp();
     /* Before the deadline; a rejected delivery may also be redone within the grace period. */
     if (order->status == GP_WORK_ORDER_STATUS_REJECTED) {
-        if (now > order->deadline && !rejection_grace_active(order, now)) return gp_fail(GP_ERR_DEADLINE_PASSED);
+        if (!rejection_answerable(order, now)) return gp_fail(GP_ERR_DEADLINE_PASSED);
     } else {
         TRY(require_status(order, GP_WORK_ORDER_STATUS_ACCEPTED));
         if (now > order->deadline) return gp_fail(GP_ERR_DEADLINE_PASSED);
@@ -122,7 +122,24 @@ static uint64_t reject_delivery(const GpInput *in, BorshReader *r) {
     return 0;
 }
 
-/* Either party freezes the order for the arbiter; the provider's metrics count the dispute. */
+/* A dispute is open to either party only while neither can settle the order alone: an accepted order
+ * until its deadline (then the client's refund is due), a delivery within its review period (then the
+ * provider's claim is), a rejection while the provider may still answer it (then the refund is). */
+static uint64_t require_disputable(const WorkOrder *order, int64_t now) {
+    switch (order->status) {
+    case GP_WORK_ORDER_STATUS_ACCEPTED:
+        return now <= order->deadline ? 0 : gp_fail(GP_ERR_DEADLINE_PASSED);
+    case GP_WORK_ORDER_STATUS_SUBMITTED:
+        return now < order->delivered_at + order->review_period_seconds ? 0 : gp_fail(GP_ERR_REVIEW_PERIOD_OVER);
+    case GP_WORK_ORDER_STATUS_REJECTED:
+        return rejection_answerable(order, now) ? 0 : gp_fail(GP_ERR_GRACE_PERIOD_OVER);
+    default:
+        return gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
+    }
+}
+
+/* Either party freezes the order for the arbiter, whose ruling is then due within
+ * DISPUTE_RULING_SECONDS; the provider's metrics count the dispute. */
 static uint64_t open_dispute(const GpInput *in, BorshReader *r) {
     GpSlice reason;
     TRY(parse_reason(r, &reason));
@@ -137,9 +154,10 @@ static uint64_t open_dispute(const GpInput *in, BorshReader *r) {
         return gp_fail_account(GP_ERR_NOT_WORK_ORDER_PARTY, "party");
     TRY(load_order_agent(in, order, agent));
     TRY(load_reputation(in, agent, &in->accounts[DISPUTE_REPUTATION]));
-    TRY(require_in_progress(order));
     int64_t now = gp_unix_timestamp();
+    TRY(require_disputable(order, now));
     order->status = GP_WORK_ORDER_STATUS_DISPUTED;
+    order->disputed_at = now;
     order->updated_at = now;
     ReputationMetrics *metrics = reputation_metrics(&in->accounts[DISPUTE_REPUTATION]);
     metrics->total_disputes = saturating_inc_u32(metrics->total_disputes);

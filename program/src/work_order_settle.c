@@ -1,6 +1,6 @@
 /* The work-order steps that move tokens out of the vault: release_payment,
- * claim_payment, resolve_dispute, cancel_work_order, decline_work_order and
- * claim_refund. Each
+ * claim_payment, resolve_dispute, cancel_work_order, decline_work_order,
+ * claim_refund and settle_by_default. Each
  * checks its signer first, then the status and time, then binds every other
  * account to the work order (bind_settlement) before any token moves. */
 #pragma once
@@ -21,8 +21,9 @@ static const SettleAccounts RESOLVE_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 static const SettleAccounts CANCEL_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, NO_ACCOUNT, 5, 6, 7};
 static const SettleAccounts DECLINE_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, NO_ACCOUNT, 6, 7, 8};
 static const SettleAccounts REFUND_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, 5, 6, 7, 8};
+static const SettleAccounts DEFAULT_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, 6, 7, 8, 9};
 
-typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER } SettleSigner;
+typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER, SIGNED_BY_PARTY } SettleSigner;
 
 typedef struct {
     Vault vault;
@@ -46,6 +47,11 @@ static uint64_t load_settlement(const GpInput *in, const SettleAccounts *at, Set
         return require_party(signing, &s->order->client, "client", GP_ERR_NOT_WORK_ORDER_CLIENT);
     case SIGNED_BY_PROVIDER:
         return require_party(signing, &s->order->provider_owner, "provider", GP_ERR_NOT_WORK_ORDER_PROVIDER);
+    case SIGNED_BY_PARTY:
+        TRY(gp_require_signer(signing, "party"));
+        return sol_pubkey_eq(signing->key, &s->order->client) || sol_pubkey_eq(signing->key, &s->order->provider_owner)
+                   ? 0
+                   : gp_fail_account(GP_ERR_NOT_WORK_ORDER_PARTY, "party");
     default:
         return require_party(signing, &s->order->arbiter, "arbiter", GP_ERR_NOT_WORK_ORDER_ARBITER);
     }
@@ -222,23 +228,54 @@ static uint64_t decline_work_order(const GpInput *in, BorshReader *r) {
 }
 
 /* After the deadline with no delivery standing: never delivered, or a
- * rejected delivery the provider let the grace period pass on. A provider
- * that accepted and did not deliver has a failed payment. */
+ * rejected delivery the provider let the grace period pass on. */
+static uint64_t require_refund_due(const WorkOrder *order, int64_t now) {
+    uint8_t status = order->status;
+    if (status != GP_WORK_ORDER_STATUS_CREATED && status != GP_WORK_ORDER_STATUS_ACCEPTED &&
+        status != GP_WORK_ORDER_STATUS_REJECTED)
+        return gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
+    if (now <= order->deadline) return gp_fail(GP_ERR_DEADLINE_NOT_REACHED);
+    if (status == GP_WORK_ORDER_STATUS_REJECTED && rejection_grace_active(order, now))
+        return gp_fail(GP_ERR_GRACE_PERIOD_ACTIVE);
+    return 0;
+}
+
+/* The due refund, bound and paid: a provider that accepted and did not deliver has a failed payment. */
+static uint64_t pay_due_refund(const GpInput *in, const SettleAccounts *at, Settlement *s) {
+    TRY(require_refund_due(s->order, s->now));
+    TRY(bind_settlement(in, at, s));
+    if (s->order->status != GP_WORK_ORDER_STATUS_CREATED) {
+        count_failed_payment(s->metrics, s->now);
+        settle_metrics_touched(s);
+    }
+    return refund_client(s, GP_EVENT_WORK_ORDER_REFUNDED);
+}
+
 static uint64_t claim_refund(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     Settlement s;
     TRY(load_settlement(in, &REFUND_ACCOUNTS, SIGNED_BY_CLIENT, &s));
-    uint8_t status = s.order->status;
-    if (status != GP_WORK_ORDER_STATUS_CREATED && status != GP_WORK_ORDER_STATUS_ACCEPTED &&
-        status != GP_WORK_ORDER_STATUS_REJECTED)
-        return gp_fail(GP_ERR_INVALID_WORK_ORDER_STATUS);
-    if (s.now <= s.order->deadline) return gp_fail(GP_ERR_DEADLINE_NOT_REACHED);
-    if (status == GP_WORK_ORDER_STATUS_REJECTED && rejection_grace_active(s.order, s.now))
-        return gp_fail(GP_ERR_GRACE_PERIOD_ACTIVE);
-    TRY(bind_settlement(in, &REFUND_ACCOUNTS, &s));
-    if (status != GP_WORK_ORDER_STATUS_CREATED) {
-        count_failed_payment(s.metrics, s.now);
-        settle_metrics_touched(&s);
-    }
-    return refund_client(&s, GP_EVENT_WORK_ORDER_REFUNDED);
+    return pay_due_refund(in, &REFUND_ACCOUNTS, &s);
+}
+
+/* The default of a dispute the arbiter left unruled past its ruling period: everything to the client,
+ * counted exactly as that ruling (client_share_bps = MAX_SHARE_BPS) would be. */
+static uint64_t settle_dispute_by_default(const GpInput *in, Settlement *s) {
+    if (ruling_period_active(s->order, s->now)) return gp_fail(GP_ERR_RULING_PERIOD_ACTIVE);
+    TRY(bind_settlement(in, &DEFAULT_ACCOUNTS, s));
+    s->metrics->disputes_resolved = saturating_inc_u32(s->metrics->disputes_resolved);
+    count_failed_payment(s->metrics, s->now);
+    settle_metrics_touched(s);
+    return refund_client(s, GP_EVENT_DISPUTE_SETTLED_BY_DEFAULT);
+}
+
+/* Either party ends an order the other side (or the arbiter) leaves hanging: an unruled dispute past
+ * its ruling period, or a refund the client could claim (so no client keeps a provider, and its
+ * close_agent, waiting). */
+static uint64_t settle_by_default(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    Settlement s;
+    TRY(load_settlement(in, &DEFAULT_ACCOUNTS, SIGNED_BY_PARTY, &s));
+    if (s.order->status == GP_WORK_ORDER_STATUS_DISPUTED) return settle_dispute_by_default(in, &s);
+    return pay_due_refund(in, &DEFAULT_ACCOUNTS, &s);
 }

@@ -29,6 +29,7 @@ static uint64_t configure_x402(const GpInput *in, BorshReader *r) {
     const SolAccountInfo *agent;
     TRY(load_owned_agent(in, &agent));
     TRY(validate_x402_config(&config, mint_accounts(in), mint_account_count(in)));
+    TRY(reserve_earnings_slots(agent, config.tokens, config.token_count));
 
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
@@ -88,6 +89,7 @@ static uint64_t set_x402_tokens(const GpInput *in, BorshReader *r) {
     const SolAccountInfo *agent;
     TRY(load_x402_agent(in, &agent));
     TRY(validate_tokens(count, tokens, mint_accounts(in), mint_account_count(in)));
+    TRY(reserve_earnings_slots(agent, tokens, count));
     AgentTail tail;
     TRY(read_agent_tail(agent->data, &tail));
     BorshSpan old_tokens = span_of_prices(tail.tokens, tail.token_count);

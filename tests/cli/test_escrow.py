@@ -78,6 +78,16 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     resolved = ghost("escrow", "resolve", order, "--client-share", "30%", keypair=arbiter_key).data
     assert resolved["status"] == "closed" and resolved["client_share_bps"] == 3000
 
+    # a dispute the arbiter leaves unruled: its ruling is due 14 days on; before that nobody settles by default
+    unruled = create("Unruled", amount="2")
+    ghost("escrow", "accept", unruled, keypair=provider_key).data
+    ghost("escrow", "dispute", unruled, "--reason", "late", keypair=provider_key).data
+    shown = ghost("escrow", "show", unruled).data
+    assert shown["ruling_due"] == shown["disputed_at"] + 14 * 86_400
+    assert "ruling due" in ghost("escrow", "show", unruled, output=None).stdout
+    assert "RulingPeriodActive" in ghost("escrow", "settle", unruled, keypair=client_key).one_line_error(1)
+    assert ghost("escrow", "show", unruled).data["status"] == "Disputed"
+
     # claim after the review period; refund after a missed deadline
     claimable = create("Claimable", review="60s")
     ghost("escrow", "accept", claimable, keypair=provider_key).data
@@ -86,10 +96,17 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     assert "ReviewPeriodActive" in ghost("escrow", "claim", claimable, keypair=provider_key).one_line_error(1)
     late = create("Late", deadline="2m")
     ghost("escrow", "accept", late, keypair=provider_key).data
+    abandoned = create("Abandoned", amount="5", deadline="2m")  # the client will never claim its refund
+    ghost("escrow", "accept", abandoned, keypair=provider_key).data
+    assert "DeadlineNotReached" in ghost("escrow", "settle", abandoned, keypair=provider_key).one_line_error(1)
     now_ms = int(time.time() * 1000)
     cheat(net, "surfnet_timeTravel", {"absoluteTimestamp": now_ms + 3_600_000})
     assert ghost("escrow", "claim", claimable, keypair=provider_key).data["status"] == "closed"
     assert ghost("escrow", "refund", late, keypair=client_key).data["status"] == "closed"
+    before = token_balance(net, client.pubkey(), usdc)
+    settled = ghost("escrow", "settle", abandoned, keypair=provider_key).data
+    assert (settled["action"], settled["status"]) == ("settled by default", "closed")
+    assert token_balance(net, client.pubkey(), usdc) == before + 5_000_000
     assert token_balance(net, provider.pubkey(), usdc) == 27_000_000  # 10 + 7 (70% of 10) + 10
 
 

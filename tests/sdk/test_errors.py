@@ -1,4 +1,4 @@
-"""Every custom program error (6000-6076) raised as its typed exception.
+"""Every custom program error (6000-6078) raised as its typed exception.
 
 `REACHABLE` triggers each code through the SDK's public methods, the way a user could: bad
 input, the wrong wallet, the wrong state or time. Where the SDK refuses a value before sending
@@ -170,6 +170,12 @@ def _reject_after_the_review_period(w: World) -> None:
     w.client.reject_delivery(order, "too late to say so")
 
 
+def _dispute_after_the_grace_period(w: World) -> None:
+    order = w.order("Rejected", deadline=w.client.chain_time() + 5, review_period=60)
+    time_travel(w.net, 61)  # past the deadline and the grace period: the client's refund is due
+    w.provider.open_dispute(order, "too late to object")
+
+
 def _accept_after_deadline(w: World) -> None:
     order = w.order(deadline=w.client.chain_time() + 5)
     time_travel(w.net, 10)
@@ -229,6 +235,8 @@ REACHABLE: list[tuple[str, Case]] = [
     ("ArbiterNotAgreed", lambda w: w.provider.accept_work_order(w.order(), arbiter=w.stranger.wallet)),
     ("GracePeriodActive", _refund_within_the_grace_period),
     ("ReviewPeriodOver", _reject_after_the_review_period),
+    ("GracePeriodOver", _dispute_after_the_grace_period),
+    ("RulingPeriodActive", lambda w: w.provider.settle_by_default(w.order("Disputed"))),
     ("InvalidWorkOrderStatus", lambda w: w.client.cancel_work_order(w.order("Accepted"))),
     ("NotWorkOrderClient", lambda w: w.stranger.reject_delivery(w.order("Submitted"), "not mine")),
     ("NotWorkOrderProvider", lambda w: w.stranger.accept_work_order(w.order())),
@@ -315,7 +323,7 @@ PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel", "EarningsTableFull"}  # tests/test_p
 def test_every_custom_error_is_covered() -> None:
     covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
     covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY}  # type: ignore[operator]
-    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6077)) - {6022}
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6079)) - {6022}
 
 
 @pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])
