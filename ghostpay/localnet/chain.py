@@ -20,7 +20,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import based58
 from solders.account import Account
@@ -42,6 +42,7 @@ from ghostpay.localnet.ledger import Ledger, StoredAccount
 MAX_PROCESSING_AGE = 150  # slots a blockhash stays valid, as on mainnet
 SLOT_SECONDS = 0.4
 LAMPORTS_PER_SIGNATURE = 5000
+NONCE_ACCOUNT_SIZE = 80  # a durable nonce account's data: the only system account with data that pays fees
 FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
 COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 # Accounts LiteSVM creates itself: indexed for getProgramAccounts, never persisted.
@@ -161,6 +162,25 @@ def compute_unit_price_fee(message: Message | MessageV0) -> int:
 
 def fee_for_message(message: Message | MessageV0) -> int:
     return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + compute_unit_price_fee(message)
+
+
+def fee_payer_error(account: Account | None, fee: int, rent_exempt: Callable[[int], int]) -> Any:
+    """Agave's fee-payer validation: the error when `account` cannot pay `fee`, or None.
+
+    It must be a live system account (a nonce account keeps its rent-exempt minimum) holding the
+    whole fee, and paying it may not leave a rent-exempt account rent-paying."""
+    if account is None or account.lamports == 0:
+        return "AccountNotFound"
+    if account.owner != programs.SYSTEM_PROGRAM_ID or len(account.data) not in (0, NONCE_ACCOUNT_SIZE):
+        return "InvalidAccountForFee"
+    reserved = rent_exempt(len(account.data)) if account.data else 0
+    if account.lamports < reserved + fee:
+        return "InsufficientFundsForFee"
+    exempt = rent_exempt(len(account.data))
+    left = account.lamports - fee
+    if 0 < left < exempt <= account.lamports:
+        return {"InsufficientFundsForRent": {"account_index": 0}}
+    return None
 
 
 class Chain:
@@ -376,6 +396,23 @@ class Chain:
             return "BlockhashNotFound"
         return None
 
+    def _debit_priority_fee(self, tx: VersionedTransaction, check_signatures: bool) -> tuple[Any, Account | None]:
+        """Take the priority fee from the fee payer before execution, as a validator takes the whole fee
+        (LiteSVM takes only the 5,000 lamports per signature). Returns (the error a validator gives when
+        the fee payer cannot pay the whole fee, or None; the fee payer's account before a debit made)."""
+        payer = tx.message.account_keys[0]
+        account = self.svm.get_account(payer)
+        priority = compute_unit_price_fee(tx.message)
+        if priority == 0:
+            return None, None
+        err = fee_payer_error(account, fee_for_message(tx.message), self.svm.minimum_balance_for_rent_exemption)
+        if err is not None:  # a validator verifies signatures first
+            return ("SignatureFailure" if check_signatures and not all(tx.verify_with_results()) else err), None
+        assert account is not None
+        self.svm.set_account(payer, Account(account.lamports - priority, account.data, account.owner,
+                                            account.executable, account.rent_epoch))
+        return None, account
+
     def process(self, tx: VersionedTransaction, preflight: bool = True) -> Outcome:
         """Execute `tx`. With `preflight`, a failing transaction is rolled back and not recorded
         (the validator rejects it in simulation); without, it lands like any failed transaction."""
@@ -387,10 +424,14 @@ class Chain:
         static, writable, readonly = self.account_keys(message)
         keys = static + writable + readonly
         before = [self.svm.get_account(k) for k in keys]
+        refused, _ = self._debit_priority_fee(tx, check_signatures=True)
+        if refused is not None:
+            return Outcome(signature, refused, [], 0)
+        debited = self.svm.get_account(keys[0])
         result = self.svm.send_transaction(tx)
         outcome = self._outcome(signature, result)
         after = [self.svm.get_account(k) for k in keys]
-        charged = after[0] != before[0]  # failed transactions that land still pay the fee
+        charged = after[0] != debited  # LiteSVM took the signature fee: a failed transaction lands and pays
         if outcome.err is not None and (preflight or not charged):
             for key, account in zip(keys, before):
                 if account != self.svm.get_account(key):
@@ -433,11 +474,16 @@ class Chain:
             early = self.precheck(tx)
             if early is not None:
                 return Outcome(signature, early, [], 0), {}
+        refused, payer = self._debit_priority_fee(tx, check_signatures=sig_verify)
+        if refused is not None:
+            return Outcome(signature, refused, [], 0), {}
         self.svm.with_sigverify(sig_verify)
         try:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
+            if payer is not None:  # the debit was for the simulation only
+                self.svm.set_account(tx.message.account_keys[0], payer)
         if isinstance(result, FailedTransactionMetadata):
             return self._outcome(signature, result), {}
         post = {key: (account if is_live(account) else None) for key, account in result.post_accounts()}
