@@ -128,6 +128,17 @@ def check_requirements(requirements: PaymentRequirements | PaymentRequirementsV1
         check_address(f"{where}.extra.feePayer", extra["feePayer"])
 
 
+def _check_base64(field: str, value: Any) -> None:
+    """The scheme judges the transaction's bytes (by a named invalidReason); its encoding is judged here."""
+    try:
+        if isinstance(value, str):
+            base64.b64decode(value, validate=True)
+            return
+    except (ValueError, binascii.Error):
+        pass
+    raise MalformedInput(REASON_INVALID_PAYLOAD, f"{field} must be a base64 string")
+
+
 def _version(value: Any) -> int:
     if type(value) is not int or value not in (1, 2):  # noqa: E721 - True == 1, 2.0 == 2: neither is a version
         raise MalformedInput(REASON_INVALID_VERSION, f"x402Version must be 1 or 2, not {str(value)[:20]!r}")
@@ -150,8 +161,7 @@ def payment_payload(data: Any) -> PaymentPayload | PaymentPayloadV1:
     version = _version(data.get("x402Version"))
     payload = _validated(PaymentPayload if version == 2 else PaymentPayloadV1, data, REASON_INVALID_PAYLOAD,
                          "paymentPayload")
-    if not isinstance(payload.payload.get("transaction"), str):
-        raise MalformedInput(REASON_INVALID_PAYLOAD, "paymentPayload.payload.transaction must be a base64 string")
+    _check_base64("paymentPayload.payload.transaction", payload.payload.get("transaction"))
     if isinstance(payload, PaymentPayload):
         check_requirements(payload.accepted, "paymentPayload.accepted")
     return payload

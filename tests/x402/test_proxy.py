@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import sqlite3
 import subprocess
@@ -250,3 +251,15 @@ def test_a_buyer_gone_before_the_answer_is_not_charged(net: Any, proxy: Process,
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before + PRICE_ATOMIC
     assert settled_rows(facilitator, payer) == 1
+
+
+def test_a_hostile_payment_header_is_a_402_by_name(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
+    """2,500 nested arrays in PAYMENT-SIGNATURE (a 500 before): refused as the official server refuses an
+    undecodable payment, with a 402, and named; the upstream is never called."""
+    service, _ = upstream
+    calls = len(service.calls)
+    deep = base64.b64encode(b"[" * 2_500 + b"]" * 2_500).decode()
+    answer = httpx.post(f"{proxy.url}/translate", content=b"x", headers={"PAYMENT-SIGNATURE": deep})
+    assert answer.status_code == 402 and "payment-required" in answer.headers
+    assert (answer.json()["error"], answer.json()["reason"]) == ("invalid_payment", "json_too_deep")
+    assert len(service.calls) == calls
