@@ -22,7 +22,9 @@ GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-
 and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
-charged), and the body streams after. An inactive or x402-disabled agent answers 503. Each paid
+charged) and the client is still there (a client that disconnected is not charged: the call is
+recorded as abandoned), and the body streams after. A malformed payment header answers 402 with a
+named `reason` (`ghostpay.x402.wire`). An inactive or x402-disabled agent answers 503. Each paid
 call's status and latency go to `X402Seller.calls` (and `on_paid_call` hooks, and GET `stats_route`).
 """
 
