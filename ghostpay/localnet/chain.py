@@ -124,6 +124,10 @@ def is_live(account: Account | None) -> bool:
     return account is not None and account.lamports > 0
 
 
+def lamports(account: Account | None) -> int:
+    return account.lamports if account is not None else 0
+
+
 def token_amount(raw: int, decimals: int) -> dict[str, Any]:
     """A `UiTokenAmount`."""
     ui = raw / 10**decimals
@@ -173,10 +177,9 @@ def fee_payer_error(account: Account | None, fee: int, rent_exempt: Callable[[in
         return "AccountNotFound"
     if account.owner != programs.SYSTEM_PROGRAM_ID or len(account.data) not in (0, NONCE_ACCOUNT_SIZE):
         return "InvalidAccountForFee"
-    reserved = rent_exempt(len(account.data)) if account.data else 0
-    if account.lamports < reserved + fee:
-        return "InsufficientFundsForFee"
     exempt = rent_exempt(len(account.data))
+    if account.lamports < (exempt if account.data else 0) + fee:
+        return "InsufficientFundsForFee"
     left = account.lamports - fee
     if 0 < left < exempt <= account.lamports:
         return {"InsufficientFundsForRent": {"account_index": 0}}
@@ -396,22 +399,21 @@ class Chain:
             return "BlockhashNotFound"
         return None
 
-    def _debit_priority_fee(self, tx: VersionedTransaction, check_signatures: bool) -> tuple[Any, Account | None]:
-        """Take the priority fee from the fee payer before execution, as a validator takes the whole fee
-        (LiteSVM takes only the 5,000 lamports per signature). Returns (the error a validator gives when
-        the fee payer cannot pay the whole fee, or None; the fee payer's account before a debit made)."""
-        payer = tx.message.account_keys[0]
-        account = self.svm.get_account(payer)
+    def _take_priority_fee(self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
+                           ) -> tuple[Any, int]:
+        """Take the priority fee from the fee payer (`payer`, its account) before execution, as a validator
+        takes the whole fee (LiteSVM takes only the 5,000 lamports per signature). Returns (the error a
+        validator gives when the fee payer cannot pay the whole fee, or None; the lamports taken)."""
         priority = compute_unit_price_fee(tx.message)
         if priority == 0:
-            return None, None
-        err = fee_payer_error(account, fee_for_message(tx.message), self.svm.minimum_balance_for_rent_exemption)
+            return None, 0
+        err = fee_payer_error(payer, fee_for_message(tx.message), self.svm.minimum_balance_for_rent_exemption)
         if err is not None:  # a validator verifies signatures first
-            return ("SignatureFailure" if check_signatures and not all(tx.verify_with_results()) else err), None
-        assert account is not None
-        self.svm.set_account(payer, Account(account.lamports - priority, account.data, account.owner,
-                                            account.executable, account.rent_epoch))
-        return None, account
+            return ("SignatureFailure" if check_signatures and not all(tx.verify_with_results()) else err), 0
+        assert payer is not None
+        self.svm.set_account(tx.message.account_keys[0], Account(payer.lamports - priority, payer.data, payer.owner,
+                                                                 payer.executable, payer.rent_epoch))
+        return None, priority
 
     def process(self, tx: VersionedTransaction, preflight: bool = True) -> Outcome:
         """Execute `tx`. With `preflight`, a failing transaction is rolled back and not recorded
@@ -424,14 +426,14 @@ class Chain:
         static, writable, readonly = self.account_keys(message)
         keys = static + writable + readonly
         before = [self.svm.get_account(k) for k in keys]
-        refused, _ = self._debit_priority_fee(tx, check_signatures=True)
+        refused, taken = self._take_priority_fee(tx, before[0], check_signatures=True)
         if refused is not None:
             return Outcome(signature, refused, [], 0)
-        debited = self.svm.get_account(keys[0])
         result = self.svm.send_transaction(tx)
         outcome = self._outcome(signature, result)
         after = [self.svm.get_account(k) for k in keys]
-        charged = after[0] != debited  # LiteSVM took the signature fee: a failed transaction lands and pays
+        # LiteSVM took the signature fee too: a failed transaction lands and pays
+        charged = lamports(after[0]) != lamports(before[0]) - taken
         if outcome.err is not None and (preflight or not charged):
             for key, account in zip(keys, before):
                 if account != self.svm.get_account(key):
@@ -443,8 +445,8 @@ class Chain:
         meta: dict[str, Any] = {
             "err": outcome.err, "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
             "fee": fee_for_message(message),
-            "preBalances": [a.lamports if a else 0 for a in before],
-            "postBalances": [a.lamports if a else 0 for a in after],
+            "preBalances": [lamports(a) for a in before],
+            "postBalances": [lamports(a) for a in after],
             "innerInstructions": outcome.inner_instructions, "logMessages": outcome.logs,
             "preTokenBalances": self._token_balances(keys, before),
             "postTokenBalances": self._token_balances(keys, after),
@@ -474,7 +476,8 @@ class Chain:
             early = self.precheck(tx)
             if early is not None:
                 return Outcome(signature, early, [], 0), {}
-        refused, payer = self._debit_priority_fee(tx, check_signatures=sig_verify)
+        payer = self.svm.get_account(tx.message.account_keys[0])
+        refused, taken = self._take_priority_fee(tx, payer, check_signatures=sig_verify)
         if refused is not None:
             return Outcome(signature, refused, [], 0), {}
         self.svm.with_sigverify(sig_verify)
@@ -482,7 +485,7 @@ class Chain:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
-            if payer is not None:  # the debit was for the simulation only
+            if taken:  # the fee was taken for the simulation only
                 self.svm.set_account(tx.message.account_keys[0], payer)
         if isinstance(result, FailedTransactionMetadata):
             return self._outcome(signature, result), {}
