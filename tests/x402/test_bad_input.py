@@ -5,6 +5,7 @@ facilitator: each a 400 with a named reason, never a 500, and nothing moves."""
 from __future__ import annotations
 
 import asyncio
+import doctest
 import base64
 import copy
 import json
@@ -20,6 +21,7 @@ from x402.http.utils import decode_payment_required_header, encode_payment_signa
 from x402.schemas import PaymentRequirements
 from x402.schemas.v1 import PaymentRequiredV1
 
+from ghostpay.x402 import wire
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import fund
 from tests.x402.conftest import (
@@ -302,3 +304,7 @@ def test_hostile_facilitator_bodies_are_400_by_name(net: Any, agent: Agent, own_
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
     assert sol_balance(net, fee_payer) == sol_before
     assert httpx.get(f"{own_facilitator.url}/health").json()["settled"] == settled_before
+
+
+def test_wire_doctests() -> None:
+    assert doctest.testmod(wire).failed == 0
