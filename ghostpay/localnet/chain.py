@@ -20,7 +20,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import based58
 from solders.account import Account
@@ -42,6 +42,7 @@ from ghostpay.localnet.ledger import Ledger, StoredAccount
 MAX_PROCESSING_AGE = 150  # slots a blockhash stays valid, as on mainnet
 SLOT_SECONDS = 0.4
 LAMPORTS_PER_SIGNATURE = 5000
+NONCE_ACCOUNT_SIZE = 80  # a durable nonce account's data: the only system account with data that pays fees
 FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
 COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 # Accounts LiteSVM creates itself: indexed for getProgramAccounts, never persisted.
@@ -123,6 +124,10 @@ def is_live(account: Account | None) -> bool:
     return account is not None and account.lamports > 0
 
 
+def lamports(account: Account | None) -> int:
+    return account.lamports if account is not None else 0
+
+
 def token_amount(raw: int, decimals: int) -> dict[str, Any]:
     """A `UiTokenAmount`."""
     ui = raw / 10**decimals
@@ -161,6 +166,24 @@ def compute_unit_price_fee(message: Message | MessageV0) -> int:
 
 def fee_for_message(message: Message | MessageV0) -> int:
     return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + compute_unit_price_fee(message)
+
+
+def fee_payer_error(account: Account | None, fee: int, rent_exempt: Callable[[int], int]) -> Any:
+    """Agave's fee-payer validation: the error when `account` cannot pay `fee`, or None.
+
+    It must be a live system account (a nonce account keeps its rent-exempt minimum) holding the
+    whole fee, and paying it may not leave a rent-exempt account rent-paying."""
+    if account is None or account.lamports == 0:
+        return "AccountNotFound"
+    if account.owner != programs.SYSTEM_PROGRAM_ID or len(account.data) not in (0, NONCE_ACCOUNT_SIZE):
+        return "InvalidAccountForFee"
+    exempt = rent_exempt(len(account.data))
+    if account.lamports < (exempt if account.data else 0) + fee:
+        return "InsufficientFundsForFee"
+    left = account.lamports - fee
+    if 0 < left < exempt <= account.lamports:
+        return {"InsufficientFundsForRent": {"account_index": 0}}
+    return None
 
 
 class Chain:
@@ -376,6 +399,22 @@ class Chain:
             return "BlockhashNotFound"
         return None
 
+    def _take_priority_fee(self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
+                           ) -> tuple[Any, int]:
+        """Take the priority fee from the fee payer (`payer`, its account) before execution, as a validator
+        takes the whole fee (LiteSVM takes only the 5,000 lamports per signature). Returns (the error a
+        validator gives when the fee payer cannot pay the whole fee, or None; the lamports taken)."""
+        priority = compute_unit_price_fee(tx.message)
+        if priority == 0:
+            return None, 0
+        err = fee_payer_error(payer, fee_for_message(tx.message), self.svm.minimum_balance_for_rent_exemption)
+        if err is not None:  # a validator verifies signatures first
+            return ("SignatureFailure" if check_signatures and not all(tx.verify_with_results()) else err), 0
+        assert payer is not None
+        self.svm.set_account(tx.message.account_keys[0], Account(payer.lamports - priority, payer.data, payer.owner,
+                                                                 payer.executable, payer.rent_epoch))
+        return None, priority
+
     def process(self, tx: VersionedTransaction, preflight: bool = True) -> Outcome:
         """Execute `tx`. With `preflight`, a failing transaction is rolled back and not recorded
         (the validator rejects it in simulation); without, it lands like any failed transaction."""
@@ -387,10 +426,14 @@ class Chain:
         static, writable, readonly = self.account_keys(message)
         keys = static + writable + readonly
         before = [self.svm.get_account(k) for k in keys]
+        refused, taken = self._take_priority_fee(tx, before[0], check_signatures=True)
+        if refused is not None:
+            return Outcome(signature, refused, [], 0)
         result = self.svm.send_transaction(tx)
         outcome = self._outcome(signature, result)
         after = [self.svm.get_account(k) for k in keys]
-        charged = after[0] != before[0]  # failed transactions that land still pay the fee
+        # LiteSVM took the signature fee too: a failed transaction lands and pays
+        charged = lamports(after[0]) != lamports(before[0]) - taken
         if outcome.err is not None and (preflight or not charged):
             for key, account in zip(keys, before):
                 if account != self.svm.get_account(key):
@@ -402,8 +445,8 @@ class Chain:
         meta: dict[str, Any] = {
             "err": outcome.err, "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
             "fee": fee_for_message(message),
-            "preBalances": [a.lamports if a else 0 for a in before],
-            "postBalances": [a.lamports if a else 0 for a in after],
+            "preBalances": [lamports(a) for a in before],
+            "postBalances": [lamports(a) for a in after],
             "innerInstructions": outcome.inner_instructions, "logMessages": outcome.logs,
             "preTokenBalances": self._token_balances(keys, before),
             "postTokenBalances": self._token_balances(keys, after),
@@ -433,11 +476,17 @@ class Chain:
             early = self.precheck(tx)
             if early is not None:
                 return Outcome(signature, early, [], 0), {}
+        payer = self.svm.get_account(tx.message.account_keys[0])
+        refused, taken = self._take_priority_fee(tx, payer, check_signatures=sig_verify)
+        if refused is not None:
+            return Outcome(signature, refused, [], 0), {}
         self.svm.with_sigverify(sig_verify)
         try:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
+            if taken:  # the fee was taken for the simulation only
+                self.svm.set_account(tx.message.account_keys[0], payer)
         if isinstance(result, FailedTransactionMetadata):
             return self._outcome(signature, result), {}
         post = {key: (account if is_live(account) else None) for key, account in result.post_accounts()}

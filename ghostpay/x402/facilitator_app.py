@@ -6,29 +6,29 @@
     GET  /supported  {kinds, extensions, signers}
     GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
 
-A malformed request answers 400 with `{"error": ...}`; a refused payment answers 200 with the
-refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
+A malformed request answers 400 with `{"error": <message>, "reason": <name>}` (`ghostpay.x402.wire`
+names the reasons; a body over 64 KiB answers 413); a refused payment answers 200 with the refusal in
+the body, as the protocol wants. Verify and settle run in worker threads: the
 official scheme and its RPC client are synchronous, and a settle waits for confirmation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from anyio import to_thread
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from x402.schemas import SchemeNotFoundError, parse_payment_payload, parse_payment_requirements
+from x402.schemas import SchemeNotFoundError
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.wire import REASON_BODY_TOO_LARGE, REASON_UNSUPPORTED, MalformedInput, facilitator_request
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024  # a payment transaction is at most 1,232 bytes; JSON around it is small
@@ -39,24 +39,29 @@ def _dump(model: Any) -> dict[str, Any]:
     return model.model_dump(by_alias=True, exclude_none=True)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, reason: str) -> JSONResponse:
+    return JSONResponse({"error": message, "reason": reason}, status_code=status)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it grows over MAX_BODY_BYTES (the rest is never read into memory)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _read_request(request: Request) -> tuple[Any, Any] | JSONResponse:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    body = await _read_body(request)
+    if body is None:
+        return _error(413, f"request body over {MAX_BODY_BYTES} bytes", REASON_BODY_TOO_LARGE)
     try:
-        data = json.loads(body)
-        payload_data, requirements_data = data["paymentPayload"], data["paymentRequirements"]
-        version = payload_data.get("x402Version", data.get("x402Version"))
-        payload = parse_payment_payload(payload_data)
-        requirements = parse_payment_requirements(version, requirements_data)
-    except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return _error(400, f"not a verify/settle request: {reason}")
-    return payload, requirements
+        return facilitator_request(body)
+    except MalformedInput as exc:
+        return _error(400, f"not a verify/settle request: {exc}", exc.reason)
 
 
 def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
@@ -100,7 +105,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             result = await asyncio.get_running_loop().run_in_executor(workers, getattr(facilitator, method),
                                                                       *parsed)
         except SchemeNotFoundError as exc:
-            return _error(400, f"unsupported scheme or network: {exc}")
+            return _error(400, f"unsupported scheme or network: {exc}", REASON_UNSUPPORTED)
         return JSONResponse(_dump(result))
 
     async def verify(request: Request) -> JSONResponse:

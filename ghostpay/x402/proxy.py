@@ -4,7 +4,8 @@ Requests to a priced route reach the upstream only once the facilitator verified
 (`X402Paywall` in front of `UpstreamApp`); other routes pass through free. Bodies stream both ways,
 headers pass (hop-by-hop ones excepted; the payment headers stay with the proxy), the upstream's
 status is kept, and the upstream learns who paid from `X-GhostPay-*` headers. An upstream answer
-of 400 or more is not charged; an unreachable upstream answers 502 and is not charged either.
+of 400 or more is not charged; an unreachable upstream answers 502 and is not charged either, nor is a
+client that disconnected before the upstream answered.
 """
 
 from __future__ import annotations

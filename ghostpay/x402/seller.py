@@ -22,15 +22,15 @@ GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-
 and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
-charged), and the body streams after. An inactive or x402-disabled agent answers 503. Each paid
+charged) and the client is still there (a client that disconnected is not charged: the call is
+recorded as abandoned), and the body streams after. A malformed payment header answers 402 with a
+named `reason` (`ghostpay.x402.wire`). An inactive or x402-disabled agent answers 503. Each paid
 call's status and latency go to `X402Seller.calls` (and `on_paid_call` hooks, and GET `stats_route`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import fnmatch
 import json
 import logging
@@ -60,7 +60,6 @@ from x402.schemas import (
     PaymentRequirements,
     ResourceInfo,
     SettleResponse,
-    parse_payment_payload,
 )
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
@@ -71,10 +70,22 @@ from ghostpay.x402.facilitator_client import AiohttpFacilitatorClient
 from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.seller_offer import AgentWatch, Offer, PaywallError, payee_account, payee_account_instructions
+from ghostpay.x402.wire import (
+    REASON_HEADER_TOO_LARGE,
+    REASON_V1_IN_V2_HEADER,
+    REASON_V2_IN_V1_HEADER,
+    MalformedInput,
+    payment_header,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_PAYMENT_HEADER_BYTES = 8 * 1024  # a transaction is ≤ 1,232 bytes; base64 JSON around it stays far under
+CLIENT_CLOSED_REQUEST = 499  # the status a paid call is recorded with when its client left before the settle
+ERR_CLIENT_GONE = "client_disconnected"
+# Event-loop turns a server's receive gets to hand over a message it already holds (uvicorn's takes none;
+# a wrapping middleware's may take one or two); a receive still waiting after them has nothing to say.
+READY_RECEIVE_TURNS = 2
 
 __all__ = ["SellerSettings", "X402Paywall", "X402Seller", "PaidCall", "PaidCallRecord", "paid_call", "PaywallError"]
 
@@ -131,6 +142,7 @@ class PaidCallRecord:
     settled: bool
     transaction: str
     error: str | None = None
+    abandoned: bool = False  # the client went away before the settle: not settled, not charged
 
 
 def paid_call(request: Any) -> PaidCall:
@@ -310,7 +322,8 @@ class X402Seller:
         by_status: dict[str, int] = {}
         for c in calls:
             by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
-        return {"calls": len(calls), "settled": sum(c.settled for c in calls), "byStatus": by_status,
+        return {"calls": len(calls), "settled": sum(c.settled for c in calls),
+                "abandoned": sum(c.abandoned for c in calls), "byStatus": by_status,
                 "p50Ms": pct(0.5), "p99Ms": pct(0.99)}
 
 
@@ -380,6 +393,40 @@ def _header(scope: Scope, name: str) -> str | None:
     return None
 
 
+class ClientWatch:
+    """The request's `receive`, handed to the app, noticing when the client goes away (`http.disconnect`)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._held: deque[Message] = deque()  # read by `client_gone`, still owed to the app
+        self.gone = False
+
+    async def receive(self) -> Message:
+        message = self._held.popleft() if self._held else await self._receive()
+        self.gone = self.gone or message["type"] == "http.disconnect"
+        return message
+
+    async def client_gone(self) -> bool:
+        """Whether the client has disconnected, without waiting for it: a message the server already has
+        is read (and kept for the app); none there means the client is still connected."""
+        if self.gone:
+            return True
+        pending = asyncio.ensure_future(self._receive())
+        for _ in range(READY_RECEIVE_TURNS):
+            await asyncio.sleep(0)
+            if pending.done():
+                break
+        else:
+            pending.cancel()
+        await asyncio.wait({pending})
+        if pending.cancelled():
+            return False
+        message = pending.result()
+        self._held.append(message)
+        self.gone = message["type"] == "http.disconnect"
+        return self.gone
+
+
 class PaidRequest:
     """One request to a priced route: 402, or verify → handler → settle."""
 
@@ -395,8 +442,10 @@ class PaidRequest:
         query = self.scope.get("query_string", b"").decode("latin-1")
         return f"{self.scope.get('scheme', 'http')}://{host}{self.scope['path']}" + (f"?{query}" if query else "")
 
-    async def payment_required(self, error: str, message: str | None = None, status: int = 402) -> None:
-        """402 with both wire formats: the v2 header and the v1 body (which also names the error)."""
+    async def payment_required(self, error: str, message: str | None = None, status: int = 402,
+                               reason: str | None = None) -> None:
+        """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
+        malformed payment header the `reason`)."""
         resource = self.resource_url()
         required = PaymentRequired(error=error, resource=ResourceInfo(url=resource, description=self.seller.settings
                                    .description, mime_type=self.seller.settings.mime_type),
@@ -406,6 +455,8 @@ class PaidRequest:
                             for r in self.seller.requirements_v1(resource)]}
         if message:
             body["message"] = message
+        if reason:
+            body["reason"] = reason
         await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)})
 
     async def run(self) -> None:
@@ -420,17 +471,18 @@ class PaidRequest:
         if header is None:
             await self.payment_required("payment required")
             return
-        if len(header) > MAX_PAYMENT_HEADER_BYTES:
-            await self.payment_required("invalid_payment", f"payment header over {MAX_PAYMENT_HEADER_BYTES} bytes")
-            return
         try:
-            payload = parse_payment_payload(base64.b64decode(header, validate=True))
-        except (ValueError, binascii.Error, TypeError) as exc:
-            await self.payment_required("invalid_payment", f"the payment header is not base64 JSON of an x402 "
-                                                           f"payment: {str(exc).splitlines()[0][:200]}")
+            payload = payment_header(header, MAX_PAYMENT_HEADER_BYTES)
+        except MalformedInput as exc:  # the official server answers an undecodable header with a 402 too
+            message = str(exc) if exc.reason == REASON_HEADER_TOO_LARGE else \
+                f"the payment header is not base64 JSON of an x402 payment: {exc}"
+            await self.payment_required("invalid_payment", message, reason=exc.reason)
             return
-        if isinstance(payload, PaymentPayload) and v2_header is None:
-            await self.payment_required("invalid_payment", "a v2 payment goes in the PAYMENT-SIGNATURE header")
+        if isinstance(payload, PaymentPayload) != (v2_header is not None):  # each version has its header
+            v2 = isinstance(payload, PaymentPayload)
+            await self.payment_required("invalid_payment", f"a v{2 if v2 else 1} payment goes in the "
+                                                           f"{'PAYMENT-SIGNATURE' if v2 else 'X-PAYMENT'} header",
+                                        reason=REASON_V2_IN_V1_HEADER if v2 else REASON_V1_IN_V2_HEADER)
             return
         requirements = self.matching(payload)
         if requirements is None:
@@ -473,8 +525,10 @@ class PaidRequest:
         response_header = PAYMENT_RESPONSE_HEADER if payload.x402_version == 2 else X_PAYMENT_RESPONSE_HEADER
         handler_started = time.perf_counter()
         timing: dict[str, float] = {}
-        outcome: dict[str, Any] = {"status": 500, "settled": False, "transaction": "", "error": None}
+        outcome: dict[str, Any] = {"status": 500, "settled": False, "transaction": "", "error": None,
+                                   "abandoned": False}
         swallow = False
+        client = ClientWatch(self.receive)
 
         async def paid_send(message: Message) -> None:
             nonlocal swallow
@@ -484,6 +538,10 @@ class PaidRequest:
                 outcome["status"] = status
                 if status >= 400:  # the call failed: nothing is charged
                     await self.send(message)
+                    return
+                if await client.client_gone():  # nobody gets the answer: the payment is not settled
+                    swallow = True
+                    outcome.update(status=CLIENT_CLOSED_REQUEST, error=ERR_CLIENT_GONE, abandoned=True)
                     return
                 settle_started = time.perf_counter()
                 settled = await self.settle(payload, requirements)
@@ -502,14 +560,15 @@ class PaidRequest:
                 await self.send(message)
 
         try:
-            await self.app(self.scope, self.receive, paid_send)
+            await self.app(self.scope, client.receive, paid_send)
         finally:
             now = time.perf_counter()
             responded = timing.get("handler", now) + timing.get("settle", 0.0)  # the response starts after the settle
             self.seller.record(PaidCallRecord(
                 self.route, outcome["status"], (timing.get("handler", now) - handler_started) * 1000,
                 timing.get("settle", 0.0) * 1000, (responded - self.started) * 1000, payer, amount,
-                requirements.asset, outcome["settled"], outcome["transaction"], outcome["error"]))
+                requirements.asset, outcome["settled"], outcome["transaction"], outcome["error"],
+                outcome["abandoned"]))
 
     async def settle(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> SettleResponse:
         try:

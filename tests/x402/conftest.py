@@ -204,10 +204,12 @@ def official_http(net: LocalnetProcess, keypair: Keypair) -> x402HttpxClient:
 
 
 class Upstream:
-    """A plain HTTP service to sell: it counts its calls and shows what it received."""
+    """A plain HTTP service to sell: it counts its calls and shows what it received. GET /slow answers only
+    once `release` is set (and sets `reached` when a request gets there)."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.reached, self.release = threading.Event(), threading.Event()
 
         async def echo(request: Request) -> JSONResponse:
             body = await request.body()
@@ -225,6 +227,12 @@ class Upstream:
 
             return StreamingResponse(chunks(), media_type="text/plain")
 
+        async def slow(request: Request) -> JSONResponse:
+            self.calls.append({"path": request.url.path, "headers": dict(request.headers), "body": b""})
+            self.reached.set()
+            await asyncio.to_thread(self.release.wait, 60)
+            return JSONResponse({"slow": True})
+
         async def cookie(request: Request) -> JSONResponse:
             answer = JSONResponse({"set": True})
             answer.set_cookie("session", "first-buyer")
@@ -233,7 +241,8 @@ class Upstream:
         self.app = Starlette(routes=[Route("/translate", echo, methods=["POST", "GET"]),
                                      Route("/free", echo, methods=["GET"]),
                                      Route("/cookie", cookie, methods=["GET"]),
-                                     Route("/stream", stream, methods=["GET"])])
+                                     Route("/stream", stream, methods=["GET"]),
+                                     Route("/slow", slow, methods=["GET"])])
 
 
 class Shop:

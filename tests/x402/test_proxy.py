@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import socket
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
-from x402.http.utils import decode_payment_response_header
+from solders.keypair import Keypair
+from x402.http.utils import (
+    decode_payment_required_header,
+    decode_payment_response_header,
+    encode_payment_signature_header,
+)
 
 from ghostpay.localnet.process import free_port_pair
 from tests.x402.conftest import (
@@ -21,8 +30,10 @@ from tests.x402.conftest import (
     Upstream,
     buyer,
     keypair_file,
+    official_client,
     official_http,
     register_agent,
+    sol_balance,
     token_balance,
 )
 
@@ -51,6 +62,7 @@ def proxy(net: Any, agent: Agent, upstream: Any, facilitator: Process,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path_factory.mktemp("proxy"),
                          "--route", "POST /translate", "--route", "GET /translate", "--route", "GET /stream",
+                         "--route", "GET /slow",
                          "--stats-route", "/_x402/stats").start()
     yield proc
     proc.stop()
@@ -173,3 +185,81 @@ def test_stats_route(net: Any, proxy: Process, agent: Agent, upstream: Any) -> N
                                                                                str(payer.pubkey()))
     assert last["total_ms"] > 0 and stats["stats"]["p50Ms"] > 0
     assert all(c["path"] != "/_x402/stats" for c in upstream[0].calls)
+
+
+def server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server still holds its end of the TCP connection from `client_port` (Linux /proc)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return True
+    return False
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def settled_rows(facilitator: Process, payer: Keypair) -> int:
+    with sqlite3.connect(facilitator.args[facilitator.args.index("--db") + 1]) as db:
+        return db.execute("SELECT COUNT(*) FROM settled WHERE payer = ?", (str(payer.pubkey()),)).fetchone()[0]
+
+
+def test_a_buyer_gone_before_the_answer_is_not_charged(net: Any, proxy: Process, agent: Agent, upstream: Any,
+                                                       facilitator: Process, fee_payer: Keypair) -> None:
+    """The buyer sends a paid request and hangs up while the upstream works: the proxy does not settle."""
+    service, _ = upstream
+    payer = buyer(net, agent.mint)
+    required = decode_payment_required_header(httpx.get(f"{proxy.url}/slow").headers["payment-required"])
+    paid = encode_payment_signature_header(asyncio.run(official_client(net, payer).create_payment_payload(required)))
+    payee_before, fee_payer_sol = token_balance(net, agent.owner.pubkey(), agent.mint), sol_balance(net, fee_payer.pubkey())
+    settled_before = httpx.get(f"{facilitator.url}/health").json()["settled"]
+    service.reached.clear()
+    service.release.clear()
+    port = int(proxy.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client_port = client.getsockname()[1]
+        client.sendall(f"GET /slow HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nPAYMENT-SIGNATURE: {paid}\r\n\r\n"
+                       .encode())
+        assert service.reached.wait(30)  # verified, and the upstream is working on it
+    wait_for(lambda: not server_side_open(port, client_port), "the proxy to see the buyer hang up")
+    service.release.set()
+    wait_for(lambda: any(c["payer"] == str(payer.pubkey())
+                         for c in httpx.get(f"{proxy.url}/_x402/stats").json()["calls"]), "the call to be recorded")
+
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before
+    assert sol_balance(net, fee_payer.pubkey()) == fee_payer_sol
+    assert settled_rows(facilitator, payer) == 0
+    assert httpx.get(f"{facilitator.url}/health").json()["settled"] == settled_before
+    stats = httpx.get(f"{proxy.url}/_x402/stats").json()
+    call = next(c for c in stats["calls"] if c["payer"] == str(payer.pubkey()))
+    assert (call["route"], call["status"], call["settled"], call["abandoned"], call["error"], call["transaction"]) \
+        == ("GET /slow", 499, False, True, "client_disconnected", "")
+    assert stats["stats"]["abandoned"] >= 1 and stats["stats"]["byStatus"]["499"] >= 1
+
+    async def pay_again() -> httpx.Response:  # the same payment, by a buyer who waits: served and charged once
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.get(f"{proxy.url}/slow", headers={"PAYMENT-SIGNATURE": paid})
+
+    answer = asyncio.run(pay_again())
+    assert answer.status_code == 200 and decode_payment_response_header(answer.headers["payment-response"]).success
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before + PRICE_ATOMIC
+    assert settled_rows(facilitator, payer) == 1
+
+
+def test_a_hostile_payment_header_is_a_402_by_name(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
+    """2,500 nested arrays in PAYMENT-SIGNATURE (a 500 before): refused as the official server refuses an
+    undecodable payment, with a 402, and named; the upstream is never called."""
+    service, _ = upstream
+    calls = len(service.calls)
+    deep = base64.b64encode(b"[" * 2_500 + b"]" * 2_500).decode()
+    answer = httpx.post(f"{proxy.url}/translate", content=b"x", headers={"PAYMENT-SIGNATURE": deep})
+    assert answer.status_code == 402 and "payment-required" in answer.headers
+    assert (answer.json()["error"], answer.json()["reason"]) == ("invalid_payment", "json_too_deep")
+    assert len(service.calls) == calls
