@@ -480,9 +480,11 @@ class GhostPayClient:
                  commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
                  ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
                  confirm_timeout: float = 30.0, blockhash_retries: int = 2, on_send: SendHook | None = None,
-                 indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None) -> None:
+                 indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None,
+                 indexer_token: str | None = None) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
+        self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
         self.commitment = commitment
         self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
             (program_id or PROGRAM_ID)
@@ -974,7 +976,7 @@ class GhostPayClient:
                 found = await search_addresses(
                     url, x402_enabled=x402_enabled, capability=capability, token=str(token) if token else None,
                     max_price=from_atomic(max_atomic, decimals) if max_atomic is not None else None,
-                    min_reputation=min_reputation, sort=sort, limit=limit)
+                    min_reputation=min_reputation, sort=sort, limit=limit, api_token=self.indexer_token)
             except IndexerUnavailable as exc:
                 log.warning("indexer API unavailable, searching the chain: %s", exc)
             else:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 from importlib.resources import files
-from typing import AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Optional
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +32,35 @@ from ghostpay.indexer.models import connect
 __all__ = ["ApiSettings", "create_app", "read_only_engine"]
 
 STATIC = files("ghostpay.analytics") / "static"
+
+
+class BearerToken:
+    """Every request needs `Authorization: Bearer TOKEN`, or `?token=TOKEN` where a header cannot be set (the
+    browser's EventSource, the dashboard's first load); the dashboard's page and static files are open, they
+    hold no data. ASGI middleware: it also guards the live feed's stream."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _allowed(self, scope: Any) -> bool:
+        path = scope.get("path", "")
+        if path == "/" or path.startswith("/static/"):
+            return True
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
+        if not given:
+            given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0].encode()
+        return bool(given) and hmac.compare_digest(given, self.token)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse({"error": "this API needs its token: send 'Authorization: Bearer TOKEN' "
+                                          "(or ?token=TOKEN)"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
 
 
 def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str, float]]] = None) -> FastAPI:
@@ -57,6 +88,8 @@ def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str
                               "indexer. Amounts are exact decimal strings of whole tokens (`*_atomic`: atomic "
                               "units); lists page with `cursor` = the previous page's `next_cursor`.")
     app.state.context = ApiContext(settings, engine, decimals, writer is not None, on_metrics)
+    if settings.token is not None:
+        app.add_middleware(BearerToken, token=settings.token)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -28,6 +28,7 @@ class ApiSettings:
     poll_interval: float = 0.5  # seconds between looks for new events (the live feed)
     webhooks: bool = True  # run the webhook dispatcher in this process
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    token: Optional[str] = None  # when set, every request but the dashboard's page needs it as a bearer token
 
 
 class ApiError(Exception):

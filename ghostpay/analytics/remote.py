@@ -23,8 +23,10 @@ class IndexerUnavailable(GhostPayError):
 
 async def search_addresses(indexer_url: str, *, x402_enabled: Optional[bool], capability: Optional[str],
                            token: Optional[str], max_price: Optional[Decimal], min_reputation: Optional[int],
-                           sort: Optional[str], limit: Optional[int], timeout: float = 5.0) -> list[str]:
-    """Addresses of active agents matching the filters, in the API's order, following cursors up to `limit`."""
+                           sort: Optional[str], limit: Optional[int], timeout: float = 5.0,
+                           api_token: Optional[str] = None) -> list[str]:
+    """Addresses of active agents matching the filters, in the API's order, following cursors up to `limit`;
+    `api_token`: the bearer token of an API started with `--token-file`."""
     if sort is not None and sort not in API_SORTS:
         raise IndexerUnavailable(f"the indexer API does not sort by {sort}")
     params: dict[str, Any] = {k: v for k, v in {
@@ -34,7 +36,8 @@ async def search_addresses(indexer_url: str, *, x402_enabled: Optional[bool], ca
     addresses: list[str] = []
     base = indexer_url.rstrip("/")
     try:
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
             cursor = None
             while limit is None or len(addresses) < limit:
                 page_size = PAGE if limit is None else min(PAGE, limit - len(addresses))

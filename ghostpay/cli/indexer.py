@@ -12,10 +12,12 @@ import json
 import logging
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
 
+from ghostpay.cli import params
 from ghostpay.cli import serve as serve_cli
 
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
@@ -99,6 +101,7 @@ def run(
     host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
     port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
                              help="With --serve: " + serve_cli.PORT_HELP),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="With --serve: " + serve_cli.TOKEN_HELP),
 ) -> None:
     """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
 
@@ -125,7 +128,8 @@ def run(
             _fail(str(exc))
     try:
         if with_server:
-            serve_cli.run_server(config, host, port, True, True, False)
+            serve_cli.run_server(config, host, port, True, True, False,
+                                 token=params.bearer_token(token_file, serve_cli.TOKEN_ENV))
             return
         with backfill_progress() as on_progress:
             asyncio.run(serve(config, once=once, on_progress=on_progress))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -20,19 +19,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 TOKEN_ENV = "GHOST_MCP_TOKEN"
-
-
-def read_token(token_file: Optional[Path]) -> Optional[str]:
-    """The bearer token: the file's first line, else $GHOST_MCP_TOKEN, else None (no token)."""
-    if token_file is None:
-        return os.environ.get(TOKEN_ENV) or None
-    try:
-        lines = token_file.expanduser().read_text().splitlines()
-    except OSError as exc:
-        raise CliError(f"cannot read --token-file {token_file}: {exc.strerror or exc}", 2) from None
-    if not lines or not lines[0].strip():
-        raise CliError(f"--token-file {token_file} is empty; write the token on its first line", 2)
-    return lines[0].strip()
 
 
 def _amount(value: Optional[str], flag: str) -> Optional[Decimal]:
@@ -76,7 +62,7 @@ def serve(
     Example:  ghost -u localnet -k agent.json mcp --budget-daily 5 --max-per-call 0.1
     """
     mode = params.choice(transport, ("stdio", "http"), "--transport")
-    token = read_token(token_file)
+    token = params.bearer_token(token_file, TOKEN_ENV)
     if mode == "http" and token is None and host not in LOOPBACK:
         raise CliError(f"listening on {host} lets anyone who reaches it spend the budget: set GHOST_MCP_TOKEN or "
                        "pass --token-file FILE (clients send 'Authorization: Bearer TOKEN'), or listen on "

@@ -12,6 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     from solders.pubkey import Pubkey
 
@@ -205,6 +206,7 @@ def deadline(value: str) -> "int | datetime | timedelta":
     """A deadline: a duration from now (`7d`, returned as a timedelta), an ISO date-time with a time zone,
     or unix seconds."""
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     text = value.strip()
     if text[-1:].lower() in DURATION_UNITS and text[:-1].isdigit():
@@ -231,3 +233,19 @@ def basis_points(value: str, option: str) -> int:
     if not 0 <= bps <= 10_000 or bps != bps.to_integral_value():
         raise typer.BadParameter(f"{option} is 0 to 10,000 whole basis points (0% to 100%)")
     return int(bps)
+
+
+def bearer_token(token_file: "Path | None", env: str) -> str | None:
+    """A bearer token: the first line of `token_file`, else `$env`, else None. Never a command-line value:
+    every user of the machine sees those in `ps`."""
+    import os
+
+    if token_file is None:
+        return os.environ.get(env) or None
+    try:
+        lines = token_file.expanduser().read_text().splitlines()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read --token-file {token_file}: {exc.strerror or exc}") from None
+    if not lines or not lines[0].strip():
+        raise typer.BadParameter(f"--token-file {token_file} is empty; write the token on its first line")
+    return lines[0].strip()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from ghostpay.cli import params
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -30,8 +33,13 @@ def bind_or_fail(host: str, port: int) -> Any:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port")
 
 
+TOKEN_ENV = "GHOST_API_TOKEN"
+TOKEN_HELP = ("Require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on the API, feed and metrics, TOKEN being this "
+              "file's first line (or $GHOST_API_TOKEN); the dashboard is then opened as /?token=TOKEN.")
+
+
 def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: bool, json_output: bool,
-               sock: Any = None) -> None:
+               sock: Any = None, token: Optional[str] = None) -> None:
     """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM, on `sock`
     when the caller bound it already."""
     import httpx
@@ -52,7 +60,7 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
             typer.echo(f"GhostPay dashboard: {url}  (API docs: {url}docs, Prometheus: {url}metrics); "
                        "Ctrl-C stops", err=True)
 
-    settings = ApiSettings(config.db_url, rpc_url=config.http_url, webhooks=webhooks)
+    settings = ApiSettings(config.db_url, rpc_url=config.http_url, webhooks=webhooks, token=token)
     try:
         asyncio.run(serve(settings, sock, config if with_indexer else None, ready))
     except GuardError as exc:  # another chain's database, or another indexer writing it
@@ -74,6 +82,7 @@ def serve_command(
                                   help="Deliver webhooks from this process (`ghost webhooks add`)."),
     json_output: bool = typer.Option(False, "--json", help="Print the URLs as one JSON line when ready."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help=TOKEN_HELP),
 ) -> None:
     """Serve the index over HTTP: dashboard at /, JSON API under /api, docs at /docs, Prometheus at /metrics.
 
@@ -86,4 +95,4 @@ def serve_command(
     _setup_logging(log_level)
     config = _config(url, None, db)
     _engine(config.db_url)
-    run_server(config, host, port, False, webhooks, json_output)
+    run_server(config, host, port, False, webhooks, json_output, token=params.bearer_token(token_file, TOKEN_ENV))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -113,3 +114,25 @@ def test_analytics_of_a_missing_database_is_an_error_not_a_new_index(tmp_path: P
     run = ghost("--db", missing, "analytics", output=None)
     assert run.code == 1 and "no indexer database at" in run.stderr
     assert not missing.exists()
+
+
+def test_serve_with_a_token_refuses_requests_without_it(world: World, tmp_path: Path) -> None:
+    from ghostpay.analytics.remote import search_addresses
+
+    token_file = tmp_path / "api-token"
+    token_file.write_text("s3cret-api\n")
+    with GhostServer(world, "indexer", "serve", "--token-file", str(token_file)) as server:
+        for path in ("api/agents", "api/status", "metrics", "api/events?after=0", "docs"):
+            refused = httpx.get(server.url + path, timeout=10)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+            wrong = httpx.get(server.url + path, headers={"Authorization": "Bearer nope"}, timeout=10)
+            assert wrong.status_code == 401, path
+        assert httpx.get(server.url, timeout=10).status_code == 200  # the page: no data in it
+        good = {"Authorization": "Bearer s3cret-api"}
+        assert httpx.get(server.url + "api/agents", headers=good, timeout=10).json()["total"] == len(world.agents)
+        assert httpx.get(server.url + "api/status?token=s3cret-api", timeout=10).status_code == 200
+        found = asyncio.run(search_addresses(server.url, x402_enabled=None, capability=None, token=None,
+                                             max_price=None, min_reputation=None, sort=None, limit=None,
+                                             api_token="s3cret-api"))
+        assert found and set(found) <= {str(a) for a in world.agents.values()}  # the SDK's search sends it
+    assert "s3cret-api" not in " ".join(server.argv)  # the secret stays off the command line

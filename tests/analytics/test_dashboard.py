@@ -121,3 +121,25 @@ def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World,
             httpx.get(f"{server.url}api/metrics/x402?period=3600").json()), what="the 1 h figures")
         assert browser.get_log("browser") == [], "the page logged errors"
     assert server.exit_code == 0, server.stderr
+
+
+def test_a_token_protected_dashboard_loads_and_follows_the_feed(fresh_world: World, browser: Any,
+                                                                tmp_path: Path) -> None:
+    """`indexer serve --token-file`: the API refuses requests without the token; the dashboard opened as
+    /?token=… sends it on every fetch and on its EventSource, so its figures and live feed still load."""
+    token_file = tmp_path / "api-token"
+    token_file.write_text("d4shb0ard-s3cret\n")
+    with GhostServer(fresh_world, "indexer", "run", "--serve", "--log-level", "warning", "--token-file",
+                     str(token_file)) as server:
+        assert httpx.get(f"{server.url}api/metrics/x402?period={WEEK}").status_code == 401
+        browser.get(f"{server.url}?token=d4shb0ard-s3cret")
+        wait_for(lambda: browser.find_element("css selector", "body").get_attribute("data-loaded"),
+                 what="the dashboard's first load")
+        api = httpx.get(f"{server.url}api/metrics/x402?period={WEEK}", timeout=10,
+                        headers={"Authorization": "Bearer d4shb0ard-s3cret"}).json()
+        assert shown_metrics(browser) == expected_metrics(api) and api["payments"]["total"] > 0
+        paid = asyncio.run(fresh_world.pay(fresh_world.payers[0], "summarizer", fresh_world.usdc, Decimal("0.025")))
+        wait_for(lambda: browser.find_elements("css selector", f'#feed li[data-signature="{paid.signature}"]'),
+                 what="the new payment in the live feed, through the token-carrying EventSource")
+        browser.save_screenshot(str(tmp_path / "dashboard-token.png"))
+        assert browser.get_log("browser") == [], "the page logged errors"

@@ -35,8 +35,15 @@ function fillRows(tbody, rows) {
   tbody.replaceChildren(...rows.map((cells) => { const tr = document.createElement("tr"); tr.append(...cells); return tr; }));
 }
 
+// With `ghost indexer serve --token-file`, the dashboard is opened as /?token=TOKEN: every request carries it.
+const apiToken = new URLSearchParams(location.search).get("token");
+
+function withToken(path) {
+  return apiToken ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(apiToken)}` : path;
+}
+
 async function getJson(path) {
-  const response = await fetch(path);
+  const response = await fetch(path, apiToken ? { headers: { Authorization: `Bearer ${apiToken}` } } : {});
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -156,7 +163,7 @@ function addPayment(event, fresh) {
 async function follow() {
   const status = await getJson("/api/status");
   const newest = status.newest_event_id || 0;  // events up to it are history (shown, no refresh)
-  const source = new EventSource(`/api/events?names=X402PaymentRecorded,FeedbackSubmitted&after=${Math.max(0, newest - 200)}`);
+  const source = new EventSource(withToken(`/api/events?names=X402PaymentRecorded,FeedbackSubmitted&after=${Math.max(0, newest - 200)}`));
   const fresh = (event) => Number(event.lastEventId) > newest;
   source.addEventListener("open", () => $("#live").classList.add("on"));
   source.addEventListener("error", () => $("#live").classList.remove("on"));
