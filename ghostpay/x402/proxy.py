@@ -24,6 +24,9 @@ from ghostpay.x402.seller import PaidCall, SellerSettings, X402Paywall, _json
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"host"}
 PAYMENT_HEADERS = {b"payment-signature", b"x-payment"}
+# The proxy's server writes its own Date and Server on every answer (402s included): the upstream's would be
+# the second of each.
+SERVER_HEADERS = {b"date", b"server"}
 # Idle connections to the upstream are dropped before common servers drop theirs (uvicorn: 5 s): a request
 # sent on a connection the upstream is closing would fail, and a streamed body cannot be sent again.
 UPSTREAM_KEEPALIVE_SECONDS = 2.0
@@ -99,7 +102,7 @@ class UpstreamApp:
         try:
             await send({"type": "http.response.start", "status": response.status,
                         "headers": [(k.lower(), v) for k, v in response.raw_headers
-                                    if k.lower() not in HOP_BY_HOP]})
+                                    if k.lower() not in HOP_BY_HOP and k.lower() not in SERVER_HEADERS]})
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

@@ -131,7 +131,10 @@ def test_the_proxy_adds_nothing_of_its_own(proxy: Process, upstream: Any) -> Non
     """No cookie jar (an upstream's cookie for one client never reaches another's request) and no default
     headers (no Accept-Encoding the client did not send: the body passes through as the upstream sent it)."""
     service, _ = upstream
-    assert httpx.get(f"{proxy.url}/cookie").headers["set-cookie"].startswith("session=first-buyer")
+    answer = httpx.get(f"{proxy.url}/cookie")
+    assert answer.headers["set-cookie"].startswith("session=first-buyer")
+    names = [name.lower() for name, _ in answer.headers.raw]
+    assert names.count(b"date") == 1 and names.count(b"server") == 1  # the upstream's are not a second pair
     with httpx.Client() as bare:
         bare.headers.clear()
         assert bare.get(f"{proxy.url}/free").status_code == 200
