@@ -148,7 +148,7 @@ def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, st
 
 
 def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
-    return table(["agent", "name", "x402 price per call", "reputation", "calls", "capabilities", "status"],
+    return table(["agent", "name", "x402 price per call", "reputation", "paid calls", "capabilities", "status"],
                  [(str(a.address), f"{a.name}\n[dim]{a.agent_id}[/dim]",
                    prices_text(st, a, m) if a.x402_enabled else "—", f"{a.reputation_score / 100:.2f}%",
                    f"{a.total_calls:,}", ", ".join(a.capabilities), "active" if a.is_active else "inactive")
@@ -589,7 +589,8 @@ def reputation(
 
     def render(out: Any) -> None:
         rows = [("agent", str(rep.agent)), ("score", f"{rep.score:,} bps ({rep.score / 100:.2f}%)"),
-                ("tier", rep.tier.value), ("payments", f"{data['payments']:,}")]
+                ("tier", rep.tier.value),
+                ("payments scored", f"{data['payments']:,} (paid x402 calls and settled work orders)")]
         out.print(key_value_table(rows, title="Reputation"))
         if detailed:
             out.print(table(["component", "score", "weight", "contributes"],

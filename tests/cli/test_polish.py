@@ -207,3 +207,14 @@ def test_a_long_backfill_draws_a_progress_bar_on_a_terminal() -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_counts_say_what_they_count(wallets, usdc) -> None:
+    """The search's count is paid x402 calls; the reputation's also counts settled work orders: each is
+    labelled, so "2" beside "3" for one agent is no puzzle."""
+    key, _ = wallets.new()
+    agent = ghost("agent", "register", "counted", "--name", "Counted", *X402, "--yes", keypair=key).data["agent"]
+    listing = ghost("agent", "search", "--x402-enabled", "--sort", "newest", "--limit", "1", output=None).stdout
+    assert "Counted" in listing and "paid calls" in listing
+    shown = ghost("agent", "reputation", agent, output=None).stdout
+    assert "payments scored" in shown and "(paid x402 calls and settled work orders)" in shown
