@@ -100,8 +100,7 @@ class X402Metrics:
             "performance": {"success_rate": _percent(successful, successful + failed),
                             "error_rate": _percent(failed, successful + failed),
                             "rated": successful + failed,
-                            "average_response_ms": self.average_response_ms,
-                            "average_confirmation_ms": None},
+                            "average_response_ms": self.average_response_ms},
         }
 
 

@@ -66,7 +66,6 @@ def _render(out: Any, st: Any, m: dict[str, Any]) -> None:
         ("error rate", rate(perf["error_rate"])),
         ("active agents", str(m["agents"]["active"])),
         ("avg response time", "-" if perf["average_response_ms"] is None else f"{perf['average_response_ms']} ms"),
-        ("avg confirmation", "not recorded on chain"),
     ], title="x402 payments"))
     unit = lambda v, a: v if v is not None else f"{a} atomic"  # noqa: E731
     if m["volume"]["by_token"]:

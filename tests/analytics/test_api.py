@@ -53,7 +53,7 @@ def test_x402_metrics_equal_what_was_paid(world: World, api: ServedApi) -> None:
     assert got["agents"]["active"] == want["active"]
     assert got["performance"]["success_rate"] == want["success_rate"]
     assert got["performance"]["average_response_ms"] == want["average_response_ms"]
-    assert got["performance"]["average_confirmation_ms"] is None  # not recorded on chain: not invented
+    assert "average_confirmation_ms" not in got["performance"]  # not on chain: not shown, not invented
     coder = [e for e in got["agents"]["top_earners"] if e["agent"] == str(world.agents["coder"])]
     assert {(e["mint"], e["calls"]) for e in coder} == {(str(world.usdc), 1), (str(world.bonk), 2)}
     assert next(e for e in coder if e["mint"] == str(world.bonk))["earnings"] == "0.120000000"

@@ -58,9 +58,6 @@ function renderMetrics(m) {
   metric("payments-pending").textContent = m.payments.pending;
   metric("failed-payments").textContent = m.payments.failed;
   metric("active-agents").textContent = m.agents.active;
-  metric("confirmation").textContent = m.performance.average_confirmation_ms === null ? "n/a"
-    : `${m.performance.average_confirmation_ms} ms`;
-  metric("confirmation").title = "Block times are all the chain records; the send time is not on chain.";
   metric("response-ms").textContent = m.performance.average_response_ms === null ? "–"
     : `${m.performance.average_response_ms} ms`;
   for (const t of m.volume.by_token) state.decimals[t.mint] = t.decimals;
