@@ -41,7 +41,7 @@ def test_analytics_tables(world: World) -> None:
     run = ghost("-u", world.net.http_url, "--db", world.db_url, "analytics", "--period", "7d", output=None)
     assert run.code == 0, run.stderr
     for shown in ("x402 payments", "success rate", "80.00% of 5 rated calls", "Volume by token", "0.120000000",
-                  "Top earners", "Coder", "not recorded on chain"):
+                  "Top earners", "Coder", "avg response time"):
         assert shown in run.stdout, shown
 
 
