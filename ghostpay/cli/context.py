@@ -145,6 +145,7 @@ class State:
         self._config: dict[str, Any] | None = None
         self.sent: list[str] = []  # signatures sent by this command, to name them if it is interrupted
         self.journal: "Entry | None" = None  # the open journal entry of the payment being sent
+        self._status: Any = None  # the running spinner (rich Status), paused while a question is asked
 
     @property
     def json(self) -> bool:
@@ -269,14 +270,32 @@ class State:
 
     @contextlib.contextmanager
     def spinner(self, message: str | None) -> Iterator[None]:
-        """A spinner on stderr while waiting, in text mode on a terminal only."""
+        """A spinner on stderr while waiting, in text mode on a terminal only (`paused()` stops it for a
+        question)."""
         if message is None or self.json or not sys.stderr.isatty():
             yield
             return
         from rich.console import Console
 
-        with Console(stderr=True).status(message):
+        with Console(stderr=True).status(message) as status:
+            self._status = status
+            try:
+                yield
+            finally:
+                self._status = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No spinner while this runs (a prompt on the terminal): it would be drawn over the question."""
+        status = self._status
+        if status is None:
             yield
+            return
+        status.stop()
+        try:
+            yield
+        finally:
+            status.start()
 
 
 def confirm_timeout() -> float:

@@ -105,7 +105,8 @@ def ask_on_terminal(state: State) -> Any:
                            "confirmation and there is no terminal to ask: pass --yes, or --max-price to pay "
                            "up to a price without asking")
         who = spend.seller + (f" (agent {spend.agent})" if spend.agent else "")
-        return typer.confirm(f"Pay {format_amount(spend.amount, mint_symbol(state, spend.mint))} to {who}"
-                             + (f" for {spend.url}" if spend.url else "") + "?", default=False, err=True)
+        with state.paused():  # the "Calling…" spinner would be drawn over the question
+            return typer.confirm(f"Pay {format_amount(spend.amount, mint_symbol(state, spend.mint))} to {who}"
+                                 + (f" for {spend.url}" if spend.url else "") + "?", default=False, err=True)
 
     return confirm

@@ -131,6 +131,8 @@ def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[st
         try:
             child.expect(r"Pay 0\.01 \S+ to " + str(agent.owner.pubkey()) + r" \(agent " + str(agent.address) +
                          r"\) for http://\S+/paid\? \[y/N\]")
+            # the "Calling…" spinner stays stopped while the question waits (it was redrawn over it)
+            assert child.expect(["Calling", pexpect.TIMEOUT], timeout=1) == 1
             child.sendline(answer)
             child.expect(pexpect.EOF)
         finally:
