@@ -919,7 +919,9 @@ class GhostPayClient:
         address = self.agent_address(agent)
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
-            raise AccountNotFound(address, "agent")
+            typed_id = isinstance(agent, str) and str(address) != agent
+            raise AccountNotFound(address, "agent", agent_id=agent if typed_id else None,
+                                  owner=self.wallet if typed_id else None)
         return await self.decode_agent(address, found[1])
 
     async def decode_agent(self, address: Pubkey, data: bytes) -> AgentInfo:

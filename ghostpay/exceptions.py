@@ -62,10 +62,17 @@ class InvalidArgument(GhostPayError, ValueError):
 class AccountNotFound(GhostPayError):
     """The account does not exist (or is not a GhostPay account of the expected type)."""
 
-    def __init__(self, address: Any, what: str = "account") -> None:
-        super().__init__(f"{what} {address} not found")
+    def __init__(self, address: Any, what: str = "account", *, agent_id: str | None = None,
+                 owner: Any = None) -> None:
+        if agent_id is not None:  # the caller typed an agent_id: the address is derived, name what was typed
+            message = (f"no agent {agent_id!r} among the agents of {owner} (an agent_id names one of your own "
+                       "agents); to reach another wallet's agent, pass its address")
+        else:
+            message = f"{what} {address} not found"
+        super().__init__(message)
         self.address = address
         self.what = what
+        self.agent_id = agent_id
 
 
 class TransportError(GhostPayError):

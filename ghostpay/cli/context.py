@@ -337,6 +337,8 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
         return f"the token program refused it: {exc.name} (error {exc.code}): {exc.message}", 1
     if isinstance(exc, gx.TransportError):
         return unreachable(url or "the RPC URL", str(exc).split(": ", 1)[-1]), 1
+    if isinstance(exc, gx.AccountNotFound) and getattr(exc, "agent_id", None):
+        return f"{exc}; list yours with 'ghost agent list'", 1
     if isinstance(exc, gx.AccountNotFound):
         hint = {"agent": "; check the address, or list agents with 'ghost agent list --owner OWNER'",
                 "mint": "; check the token mint address (and the cluster, -u)"}.get(exc.what, "")

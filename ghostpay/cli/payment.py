@@ -109,7 +109,7 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
             entry = journal.open_entry("payment", command, reference=raw.hex())
         st.journal = entry
         try:
-            paid = await gp.pay_agent(address, amount=value, mint=mint, reference=raw)
+            paid = await gp.pay_agent(ref, amount=value, mint=mint, reference=raw)  # an unknown id is named as typed
         except PaymentAlreadyRecorded:
             receipt = await gp.get_receipt(address, raw)
             if receipt is None or receipt.payer != gp.wallet or not entry.signatures[:-1]:

@@ -89,8 +89,20 @@ def test_unknown_agent(owned, wallets) -> None:
     stranger = str(wallets.new()[1].pubkey())  # a wallet, not an agent
     line = ghost("agent", "show", stranger).one_line_error(1)
     assert line.startswith(f"error: agent {stranger} not found; check the address")
-    assert "not found" in ghost("agent", "show", "no-such-id", keypair=key).one_line_error(1)
     assert "not found" in ghost("payment", "send", "-a", stranger, keypair=key).one_line_error(1)
+
+
+def test_another_wallets_agent_id_is_named_as_typed(owned, wallets) -> None:
+    """`mine` is the owner's agent_id; another wallet typing it means its own agent 'mine', which does not exist:
+    the error names what was typed and the wallet, not an address derived behind the user's back."""
+    _, address = owned
+    other_key, other = wallets.new()
+    for command in (["payment", "send", "-a", "mine"], ["agent", "show", "mine"]):
+        line = ghost(*command, keypair=other_key).one_line_error(1)
+        assert line == (f"error: no agent 'mine' among the agents of {other.pubkey()} (an agent_id names one of your "
+                        "own agents); to reach another wallet's agent, pass its address; list yours with "
+                        "'ghost agent list'"), command
+        assert address not in line
 
 
 def test_program_errors_by_name_and_number(owned, wallets, usdc, net) -> None:
