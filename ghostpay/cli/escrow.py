@@ -22,8 +22,8 @@ import typer
 from ghostpay.cli import params
 from ghostpay.cli.agent import when
 from ghostpay.cli.context import CliError, state
-from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
-    tx_data
+from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, span, \
+    table, tx_data
 
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient, TxResult, WorkOrderInfo
@@ -52,7 +52,7 @@ def order_rows(st: Any, o: "WorkOrderInfo") -> list[tuple[str, str]]:
             ("released", format_amount(o.released, symbol)), ("in escrow", format_amount(o.remaining, symbol)),
             ("client", str(o.client)), ("agent", str(o.agent)), ("provider", str(o.provider_owner)),
             ("arbiter", str(o.arbiter)), ("deadline", when(o.deadline)),
-            ("review period", f"{o.review_period_seconds:,} s")]
+            ("review period", span(o.review_period_seconds))]
     rows += [("description", o.description)] if o.description else []
     rows += [("requirements", "; ".join(o.requirements))] if o.requirements else []
     if o.deliverable_uri:

@@ -94,6 +94,20 @@ def format_amount(amount: Decimal, symbol: str = "") -> str:
     return f"{text} {symbol}".rstrip()
 
 
+def span(seconds: int) -> str:
+    """A duration as people say it: `3 days`, `1 day 12 h`, `45 min`, `90 s` (at most two units).
+
+        >>> [span(s) for s in (259_200, 129_600, 2_700, 90, 3_661)]
+        ['3 days', '1 day 12 h', '45 min', '1 min 30 s', '1 h 1 min']
+    """
+    parts, rest = [], seconds
+    for size, one, many in ((86_400, "day", "days"), (3_600, "h", "h"), (60, "min", "min"), (1, "s", "s")):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    return " ".join(parts[:2]) or "0 s"
+
+
 def short(key: object) -> str:
     text = str(key)
     return text if len(text) <= 12 else f"{text[:4]}…{text[-4:]}"

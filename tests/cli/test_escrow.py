@@ -42,8 +42,9 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     assert ghost("escrow", "reject", order, "--reason", "missing chapter 2", keypair=client_key).data["status"] \
         == "Rejected"
     rejected = ghost("escrow", "show", order)
-    assert rejected.data["rejected_at"] > 0 and "grace period ends" in ghost("escrow", "show", order,
-                                                                             output=None).stdout
+    text = ghost("escrow", "show", order, output=None).stdout
+    assert rejected.data["rejected_at"] > 0 and "grace period ends" in text
+    assert "1 min " in text and "60 s" not in text and rejected.data["review_period_seconds"] == 60  # as people say it
     ghost("escrow", "deliver", order, "--uri", "https://w.example/out/2", "--hash", "ab" * 32,
           keypair=provider_key).data
     assert ghost("escrow", "release", order, "--amount", "4", keypair=client_key).data["status"] == "Submitted"
