@@ -450,7 +450,7 @@ class GuardedScheme:
         with self._settler.holding(key, tx):
             previous = self._settler.looked_up(key, tx)
             if previous is not None and previous.status != PENDING:
-                return self._settler.answer_known(key, previous, payer, network)
+                return self._settler.answer_known(previous, payer, network)
             if previous is None:
                 refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements)
                 if refused is not None:
@@ -518,6 +518,15 @@ class GhostPayFacilitator:
         return self.x402.verify(payload, requirements)
 
     def settle(self, payload: Any, requirements: Any) -> SettleResponse:
+        """Settle; a success is acknowledged at once (the caller holds the answer)."""
+        result = self.settle_unacknowledged(payload, requirements)
+        if result.success:
+            self.settler.acknowledge(result.transaction)
+        return result
+
+    def settle_unacknowledged(self, payload: Any, requirements: Any) -> SettleResponse:
+        """Settle, leaving a success to `settler.acknowledge` once its answer is handed over (or to
+        `settler.unanswered` if it is lost): a crash before then leaves the payment answerable by a retry."""
         return self.x402.settle(payload, requirements)
 
     def supported(self) -> SupportedResponse:

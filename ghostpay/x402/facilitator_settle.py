@@ -8,8 +8,13 @@ are simulated and sent one after the other, each against the state the other lef
 2. the fee payer signs; what the transaction can cost it (fee + fronted receipt rent) is reserved
    under the balance floor;
 3. the log claims the message hash with the signature, `pending`, before the send;
-4. send, confirm by subscription: `settled` (success), `failed` (landed, failed on chain: the error
-   is answered), or left `pending` (no confirmation seen: its signature answers a retry).
+4. send, confirm by subscription: `landed` (success; `settled` once that answer was delivered),
+   `failed` (landed, failed on chain: the error is answered), or left `pending` (no confirmation
+   seen: its signature answers a retry).
+
+A success counts as answered once the answer was handed over (`acknowledge`): until then a concurrent
+retry of the payment is a duplicate, and after a crash (the answer lost with the process) a retry is
+answered success with the landed signature.
 
 A row left pending (a crash, a lost confirmation) is looked up by signature when the facilitator starts,
 every `RECONCILE_INTERVAL_SECONDS`, and when the same payment comes again: landed and succeeded →
@@ -173,6 +178,8 @@ class Settler:
         self._floor = floor
         self._cost = cost
         self._locks = KeyedLocks()
+        self._answering: set[str] = set()  # signatures whose success answer is on its way
+        self._answering_lock = threading.Lock()
 
     def holding(self, key: str, tx: VersionedTransaction) -> Any:
         """The locks a settle of `tx` holds from its simulation to its outcome: its own, and its buyer's."""
@@ -208,15 +215,33 @@ class Settler:
         self.reconcile(row)
         return self._log.get(key)
 
-    def answer_known(self, key: str, row: SettledPayment, payer: str, network: str) -> SettleResponse:
+    def answer_known(self, row: SettledPayment, payer: str, network: str) -> SettleResponse:
         """The answer for a payment the log holds with a known outcome: a landed one answers success with
-        its signature once (its service is still owed), a failed one its on-chain error, a settled one is
-        a duplicate."""
+        its signature (its service is still owed) unless that answer is on its way already, a failed one
+        its on-chain error, a settled one is a duplicate."""
         if row.status == FAILED:
             return failed_on_chain(row, payer, network)
-        if row.status == LANDED and self._log.mark_settled(key):
-            return answer(True, payer, network, row.signature or "")
+        if row.status == LANDED and row.signature is not None and self._answering_success(row.signature):
+            return answer(True, payer, network, row.signature)
         return answer(False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled")
+
+    def _answering_success(self, signature: str) -> bool:
+        with self._answering_lock:
+            if signature in self._answering:
+                return False
+            self._answering.add(signature)
+            return True
+
+    def acknowledge(self, signature: str) -> None:
+        """The success answer naming `signature` was handed over: a retry of the payment is a duplicate now."""
+        self._log.mark_settled(signature)
+        with self._answering_lock:
+            self._answering.discard(signature)
+
+    def unanswered(self, signature: str) -> None:
+        """The success answer naming `signature` was lost: a retry of the payment is answered success again."""
+        with self._answering_lock:
+            self._answering.discard(signature)
 
     def send(self, key: str, tx: VersionedTransaction, tx_base64: str, fee_payer: str, payer: str, network: str,
              resend: bool = False) -> SettleResponse:
@@ -246,10 +271,10 @@ class Settler:
                 return failed_on_chain(row, payer, network)
             except Exception as exc:  # noqa: BLE001 - not seen confirmed: pending, reconciled by signature later
                 return answer(False, payer, network, signature, ERR_SETTLEMENT_PENDING, str(exc))
-            if not self._log.mark_settled(key):  # another process answered it meanwhile
-                return answer(False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT,
-                              message="this payment was already settled")
-            return answer(True, payer, network, signature)
+            self._log.mark_landed(key)
+            row = self._log.get(key)
+            assert row is not None
+            return self.answer_known(row, payer, network)
         finally:
             self._floor.account(cost, spent)
 

@@ -9,10 +9,10 @@ A claim carries the fee payer's signature of the transaction (known once the fac
 before the send), so whatever moment a crash comes at, the row says which transaction to look for on
 chain. A row's status:
 
-- `pending`: claimed, maybe sent; its outcome is looked up by signature (`GuardedScheme`);
-- `landed`: found succeeded on chain by a reconciliation, no success answered yet: the next settle of
-  the same payment answers success with its signature (so the seller can serve), then it is `settled`;
-- `settled`: succeeded, and a settle answered success: a replay is a duplicate;
+- `pending`: claimed, maybe sent; its outcome is looked up by signature (`facilitator_settle`);
+- `landed`: succeeded on chain, no success answer known delivered: after a crash, the next settle of
+  the same payment answers success with its signature (so the seller can serve);
+- `settled`: succeeded, and the success answer was delivered: a replay is a duplicate;
 - `failed`: landed and failed on chain (its `error`): the buyer's tokens did not move.
 
 A pending transaction whose blockhash expired without landing never will: its row is released
@@ -23,8 +23,8 @@ A pending transaction whose blockhash expired without landing never will: its ro
     True
     >>> log.claim("h1", payer="P", network="solana:x", signature="S", blockhash="B")
     False
-    >>> log.mark_settled("h1"), log.get("h1").status, log.mark_settled("h1")
-    (True, 'settled', False)
+    >>> log.mark_landed("h1"); log.mark_settled("S"); log.get("h1").status
+    'settled'
     >>> log.claim("h2", payer="P", network="solana:x", signature="T", blockhash="B")
     True
     >>> log.release("h2"); log.get("h2") is None
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS settled (
     error        TEXT,           -- the on-chain error of a failed transaction
     claimed_at   REAL NOT NULL,
     settled_at   REAL
-)
+);
+CREATE INDEX IF NOT EXISTS settled_signature ON settled (signature);
 """
 # Schema 1's rows: sent and confirmed -> settled; sent, unconfirmed -> pending; no signature (a crash
 # between the claim and the send's answer) -> pending, its signature found again when the payment is retried.
@@ -103,16 +104,20 @@ class SettledLog:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(settled)")}
                 if columns:  # schema 1
                     db.execute("ALTER TABLE settled RENAME TO settled_v1")
-                    db.execute(SCHEMA)
+                    self._create()
                     db.execute(MIGRATE_FROM_1)
                     db.execute("DROP TABLE settled_v1")
                 else:
-                    db.execute(SCHEMA)
+                    self._create()
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _create(self) -> None:
+        for statement in SCHEMA.split(";"):
+            self._db.execute(statement)
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         with self._lock:
@@ -131,15 +136,14 @@ class SettledLog:
         self._write("UPDATE settled SET signature = ?, blockhash = ? WHERE message_hash = ? AND signature IS NULL",
                     (signature, blockhash, message_hash))
 
-    def mark_settled(self, message_hash: str) -> bool:
-        """Succeeded on chain, and this caller answers success: True for exactly one caller."""
-        return self._write("UPDATE settled SET status = ?, settled_at = ? WHERE message_hash = ? AND status IN (?, ?)",
-                           (SETTLED, time.time(), message_hash, PENDING, LANDED)) == 1
-
     def mark_landed(self, message_hash: str) -> None:
-        """Found succeeded on chain with nobody answered yet: the next settle of the payment answers success."""
+        """Succeeded on chain; until its success answer is delivered, a crash leaves it owed."""
         self._write("UPDATE settled SET status = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
                     (LANDED, time.time(), message_hash, PENDING))
+
+    def mark_settled(self, signature: str) -> None:
+        """The success answer naming this landed transaction was delivered: a replay is a duplicate now."""
+        self._write("UPDATE settled SET status = ? WHERE signature = ? AND status = ?", (SETTLED, signature, LANDED))
 
     def mark_failed(self, message_hash: str, error: str) -> None:
         """Landed and failed on chain: nothing moved but the fee."""
