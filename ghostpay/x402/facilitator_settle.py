@@ -196,11 +196,10 @@ class Settler:
         elif status.state == EXPIRED:
             self._log.release(row.message_hash)
 
-    def reconcile_pending(self) -> int:
-        """Reconcile every pending row (at start-up, then now and then); the rows still pending after."""
+    def reconcile_pending(self) -> None:
+        """Reconcile every pending row (at start-up, then now and then)."""
         for row in self._log.pending():
             self.reconcile(row)
-        return len(self._log.pending())
 
     def looked_up(self, key: str, tx: VersionedTransaction) -> SettledPayment | None:
         """The log's row for this payment, a pending one reconciled first; None if there is none (or it was

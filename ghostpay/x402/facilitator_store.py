@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS settled (
     settled_at   REAL
 );
 CREATE INDEX IF NOT EXISTS settled_signature ON settled (signature);
+CREATE INDEX IF NOT EXISTS settled_pending ON settled (claimed_at) WHERE status = 'pending';
 """
 # Schema 1's rows: sent and confirmed -> settled; sent, unconfirmed -> pending; no signature (a crash
 # between the claim and the send's answer) -> pending, its signature found again when the payment is retried.
@@ -77,10 +78,6 @@ class SettledPayment:
     error: str | None
     claimed_at: float
     settled_at: float | None
-
-    @property
-    def pending(self) -> bool:
-        return self.status == PENDING
 
 
 class SettledLog:
