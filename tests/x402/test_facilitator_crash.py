@@ -14,9 +14,10 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -29,7 +30,8 @@ from x402.mechanisms.svm.utils import transaction_message_hash
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.x402 import facilitator, facilitator_store
+from ghostpay.x402 import facilitator as facilitator_module
+from ghostpay.x402 import facilitator_store
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
 from ghostpay.x402.facilitator_store import FAILED, LANDED, PENDING, SETTLED, SettledLog
 from ghostpay.x402.networks import DEVNET
@@ -118,9 +120,29 @@ def claim(db: Path, paid: PaymentPayload, fee_payer: Keypair) -> str:
     return str(tx.signatures[0])
 
 
+@contextmanager
+def behind_a_fault_proxy(net: Any, db: Path) -> Iterator[tuple[FaultProxy, GhostPayFacilitator, Keypair]]:
+    """A facilitator in this process, its RPC through a FaultProxy (its websocket straight to the node)."""
+    fee_payer = fund(net, sol=10)
+    with FaultProxy(net.http_url) as proxy:
+        facilitator = in_process(net, fee_payer, db, proxy.url)
+        try:
+            yield proxy, facilitator, fee_payer
+        finally:
+            facilitator.close()
+
+
+def a_payment(net: Any, fee_payer: Keypair, mint: Pubkey, payee: Pubkey
+              ) -> tuple[PaymentRequirements, Keypair, PaymentPayload]:
+    """Requirements, a buyer holding TOKENS, and its payment of the price (no priority fee)."""
+    requirements = requirements_for(fee_payer.pubkey(), mint, payee)
+    payer = buyer(net, mint)
+    return requirements, payer, payment(requirements, payer, latest_blockhash(net), compute_unit_price=0)
+
+
 def test_doctests() -> None:
     assert doctest.testmod(facilitator_store).failed == 0
-    assert doctest.testmod(facilitator).failed == 0
+    assert doctest.testmod(facilitator_module).failed == 0
 
 
 def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(net: Any, tmp_path: Path, mint: Pubkey,
@@ -128,37 +150,30 @@ def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(net: 
     """The buyer's tokens leave between the settle's simulation and its send (another transaction lands
     first): the payment's transaction lands and fails. The settle answers `transaction_failed` with the
     on-chain error, the log says failed (not pending), and a retry gets the same answer."""
-    fee_payer = fund(net, sol=10)
-    with FaultProxy(net.http_url) as proxy:
-        settler = in_process(net, fee_payer, tmp_path / "f.db", proxy.url)
-        try:
-            requirements = requirements_for(fee_payer.pubkey(), mint, payee)
-            payer = buyer(net, mint)
-            paid = payment(requirements, payer, latest_blockhash(net), compute_unit_price=0)
-            sol_before, buyer_sol, payee_before = (sol_balance(net, fee_payer.pubkey()),
-                                                   sol_balance(net, payer.pubkey()), token_balance(net, payee, mint))
-            assert settler.verify(paid, requirements).is_valid
-            proxy.before_send(lambda: mint_to(net, payer.pubkey(), mint, 0))
-            settled = settler.settle(paid, requirements)
-            assert (settled.success, settled.error_reason) == (False, "transaction_failed")
-            assert settled.error_message == 'the transaction landed and failed on chain: ' \
-                                            '{"InstructionError": [2, {"Custom": 1}]}'  # the token program's InsufficientFunds
-            assert settled.transaction == str(signed_by(fee_payer, paid).signatures[0])
-            assert status(net, settled.transaction)["err"] == {"InstructionError": [2, {"Custom": 1}]}
-            row = settler.log.get(key_of(paid))
-            assert row is not None and (row.status, row.signature) == (FAILED, settled.transaction)
-            again = settler.settle(paid, requirements)
-            assert (again.error_reason, again.error_message, again.transaction) == \
-                (settled.error_reason, settled.error_message, settled.transaction)
-            verified = settler.verify(paid, requirements)
-            assert (verified.is_valid, verified.invalid_reason) == (False, "transaction_failed")
-            assert settler.health()["pendingSettles"] == 0 and settler.log.count() == 0
-            # The fee of the one transaction that failed (nothing stops another transaction landing first):
-            assert sol_balance(net, fee_payer.pubkey()) == sol_before - FEE
-            assert token_balance(net, payee, mint) == payee_before
-            assert (token_balance(net, payer.pubkey(), mint), sol_balance(net, payer.pubkey())) == (0, buyer_sol)
-        finally:
-            settler.close()
+    with behind_a_fault_proxy(net, tmp_path / "f.db") as (proxy, facilitator, fee_payer):
+        requirements, payer, paid = a_payment(net, fee_payer, mint, payee)
+        sol_before, buyer_sol, payee_before = (sol_balance(net, fee_payer.pubkey()),
+                                               sol_balance(net, payer.pubkey()), token_balance(net, payee, mint))
+        assert facilitator.verify(paid, requirements).is_valid
+        proxy.before_send(lambda: mint_to(net, payer.pubkey(), mint, 0))
+        settled = facilitator.settle(paid, requirements)
+        assert (settled.success, settled.error_reason) == (False, "transaction_failed")
+        assert settled.error_message == 'the transaction landed and failed on chain: ' \
+                                        '{"InstructionError": [2, {"Custom": 1}]}'  # the token program's InsufficientFunds
+        assert settled.transaction == str(signed_by(fee_payer, paid).signatures[0])
+        assert status(net, settled.transaction)["err"] == {"InstructionError": [2, {"Custom": 1}]}
+        row = facilitator.log.get(key_of(paid))
+        assert row is not None and (row.status, row.signature) == (FAILED, settled.transaction)
+        again = facilitator.settle(paid, requirements)
+        assert (again.error_reason, again.error_message, again.transaction) == \
+            (settled.error_reason, settled.error_message, settled.transaction)
+        verified = facilitator.verify(paid, requirements)
+        assert (verified.is_valid, verified.invalid_reason) == (False, "transaction_failed")
+        assert facilitator.health()["pendingSettles"] == 0 and facilitator.log.count() == 0
+        # The fee of the one transaction that failed (nothing stops another transaction landing first):
+        assert sol_balance(net, fee_payer.pubkey()) == sol_before - FEE
+        assert token_balance(net, payee, mint) == payee_before
+        assert (token_balance(net, payer.pubkey(), mint), sol_balance(net, payer.pubkey())) == (0, buyer_sol)
 
 
 @pytest.mark.parametrize("fault", ["drop", "drop-before"])
@@ -168,33 +183,26 @@ def test_a_send_without_an_answer_is_pending_and_a_retry_answers_the_landed_sign
     reaches it (`drop-before`): the settle answers `settlement_pending` with the signature it logged
     before the send. The retry answers success with that signature: the landed one, or the same
     transaction sent again after a new simulation. One fee, one payment."""
-    fee_payer = fund(net, sol=10)
-    with FaultProxy(net.http_url) as proxy:
-        settler = in_process(net, fee_payer, tmp_path / "f.db", proxy.url)
-        try:
-            requirements = requirements_for(fee_payer.pubkey(), mint, payee)
-            payer = buyer(net, mint)
-            paid = payment(requirements, payer, latest_blockhash(net), compute_unit_price=0)
-            signature = str(signed_by(fee_payer, paid).signatures[0])
-            sol_before, payee_before = sol_balance(net, fee_payer.pubkey()), token_balance(net, payee, mint)
-            proxy.arm(fault, outage=30)  # the node stays unreachable: the resend on a new connection fails too
-            settled = settler.settle(paid, requirements)
-            assert (settled.success, settled.error_reason, settled.transaction) == \
-                (False, "settlement_pending", signature)
-            row = settler.log.get(key_of(paid))
-            assert row is not None and (row.status, row.signature) == (PENDING, signature)
-            assert (status(net, signature) is not None) == (fault == "drop")
-            proxy.heal()
-            retried = settler.settle(paid, requirements)
-            assert (retried.success, retried.transaction) == (True, signature)
-            assert status(net, signature)["err"] is None
-            assert settler.settle(paid, requirements).error_reason == "duplicate_settlement"
-            assert settler.log.get(key_of(paid)).status == SETTLED  # type: ignore[union-attr]
-            assert sol_balance(net, fee_payer.pubkey()) == sol_before - FEE
-            assert token_balance(net, payee, mint) == payee_before + PRICE_ATOMIC
-            assert token_balance(net, payer.pubkey(), mint) == TOKENS - PRICE_ATOMIC
-        finally:
-            settler.close()
+    with behind_a_fault_proxy(net, tmp_path / "f.db") as (proxy, facilitator, fee_payer):
+        requirements, payer, paid = a_payment(net, fee_payer, mint, payee)
+        signature = str(signed_by(fee_payer, paid).signatures[0])
+        sol_before, payee_before = sol_balance(net, fee_payer.pubkey()), token_balance(net, payee, mint)
+        proxy.arm(fault, outage=30)  # the node stays unreachable: the resend on a new connection fails too
+        settled = facilitator.settle(paid, requirements)
+        assert (settled.success, settled.error_reason, settled.transaction) == \
+            (False, "settlement_pending", signature)
+        row = facilitator.log.get(key_of(paid))
+        assert row is not None and (row.status, row.signature) == (PENDING, signature)
+        assert (status(net, signature) is not None) == (fault == "drop")
+        proxy.heal()
+        retried = facilitator.settle(paid, requirements)
+        assert (retried.success, retried.transaction) == (True, signature)
+        assert status(net, signature)["err"] is None
+        assert facilitator.settle(paid, requirements).error_reason == "duplicate_settlement"
+        assert facilitator.log.get(key_of(paid)).status == SETTLED  # type: ignore[union-attr]
+        assert sol_balance(net, fee_payer.pubkey()) == sol_before - FEE
+        assert token_balance(net, payee, mint) == payee_before + PRICE_ATOMIC
+        assert token_balance(net, payer.pubkey(), mint) == TOKENS - PRICE_ATOMIC
 
 
 def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: Any, tmp_path: Path, mint: Pubkey,
@@ -218,16 +226,16 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
     for name in ("landed", "failed"):  # sent before the crash
         send_raw(net, signed_by(fee_payer, paid[name]))
 
-    settler = in_process(net, fee_payer, db)
+    facilitator = in_process(net, fee_payer, db)
     try:
-        rows = {name: settler.log.get(key_of(paid[name])) for name in paid}
+        rows = {name: facilitator.log.get(key_of(paid[name])) for name in paid}
         assert {name: row.status if row else None for name, row in rows.items()} == \
             {"landed": LANDED, "failed": FAILED, "unsent": PENDING, "expired": None}
         assert rows["failed"].error == '{"InstructionError": [2, {"Custom": 1}]}'  # type: ignore[union-attr]
-        assert settler.health()["pendingSettles"] == 1
+        assert facilitator.health()["pendingSettles"] == 1
 
-        assert settler.verify(paid["landed"], requirements).is_valid  # paid on chain: the seller may serve
-        answers = {name: settler.settle(paid[name], requirements) for name in paid}
+        assert facilitator.verify(paid["landed"], requirements).is_valid  # paid on chain: the seller may serve
+        answers = {name: facilitator.settle(paid[name], requirements) for name in paid}
         assert (answers["landed"].success, answers["landed"].transaction) == (True, signatures["landed"])
         assert (answers["failed"].success, answers["failed"].error_reason, answers["failed"].transaction) == \
             (False, "transaction_failed", signatures["failed"])
@@ -235,12 +243,12 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
         assert (answers["expired"].success, answers["expired"].error_reason, answers["expired"].transaction) == \
             (False, "transaction_simulation_failed", "")
         assert status(net, signatures["expired"]) is None
-        assert settler.settle(paid["landed"], requirements).error_reason == "duplicate_settlement"
+        assert facilitator.settle(paid["landed"], requirements).error_reason == "duplicate_settlement"
 
-        again = settler.settle(payment(requirements, buyers["expired"], latest_blockhash(net), compute_unit_price=0),
+        again = facilitator.settle(payment(requirements, buyers["expired"], latest_blockhash(net), compute_unit_price=0),
                                requirements)
         assert again.success
-        assert settler.health()["pendingSettles"] == 0 and settler.log.count() == 3
+        assert facilitator.health()["pendingSettles"] == 0 and facilitator.log.count() == 3
         # Fees: the three that landed and succeeded, and the one that failed (sent before the crash).
         assert sol_balance(net, fee_payer.pubkey()) == sol_before - 4 * FEE
         assert token_balance(net, payee, mint) == payee_before + 3 * PRICE_ATOMIC
@@ -248,7 +256,7 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
             "landed": TOKENS - PRICE_ATOMIC, "failed": PRICE_ATOMIC - 1, "unsent": TOKENS - PRICE_ATOMIC,
             "expired": TOKENS - PRICE_ATOMIC}
     finally:
-        settler.close()
+        facilitator.close()
 
 
 SCHEMA_1 = """CREATE TABLE settled (message_hash TEXT PRIMARY KEY, payer TEXT NOT NULL, network TEXT NOT NULL,
@@ -278,17 +286,17 @@ def test_a_schema_1_log_is_migrated_and_its_rows_without_signature_no_longer_blo
                                                                                   DEVNET.caip2, time.time()))
     payee_before = token_balance(net, payee, mint)
 
-    settler = in_process(net, fee_payer, db)
+    facilitator = in_process(net, fee_payer, db)
     try:
-        assert [settler.log.get(key_of(paid[name])).status for name in payers] == [SETTLED, PENDING, PENDING]  # type: ignore[union-attr]
-        answers = {name: settler.settle(paid[name], requirements) for name in payers}
+        assert [facilitator.log.get(key_of(paid[name])).status for name in payers] == [SETTLED, PENDING, PENDING]  # type: ignore[union-attr]
+        answers = {name: facilitator.settle(paid[name], requirements) for name in payers}
         assert answers["settled"].error_reason == "duplicate_settlement"
         assert (answers["charged"].success, answers["charged"].transaction) == (True, signatures["charged"])
         assert (answers["unsent"].success, answers["unsent"].transaction) == (True, signatures["unsent"])
-        assert settler.log.count() == 3
+        assert facilitator.log.count() == 3
         assert token_balance(net, payee, mint) == payee_before + PRICE_ATOMIC  # the unsent one, sent now
     finally:
-        settler.close()
+        facilitator.close()
     with sqlite3.connect(db) as migrated:
         assert migrated.execute("PRAGMA user_version").fetchone()[0] == facilitator_store.SCHEMA_VERSION
         assert migrated.execute("SELECT COUNT(*) FROM settled WHERE signature IS NULL").fetchone()[0] == 0
