@@ -134,6 +134,7 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         self._watches: dict[str, Future[Any]] = {}
         self._substitutes: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._landed = threading.local()  # set while the official checks run on a transaction that landed
 
     @contextmanager
     def substituting(self, checked: str, whole: str) -> Iterator[None]:
@@ -156,7 +157,19 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         """The fee payer's signature of `tx` (ed25519 is deterministic: the one it signed before)."""
         return str(self._keypairs[str(tx.message.account_keys[0])].sign_message(to_bytes_versioned(tx.message)))
 
+    @contextmanager
+    def landed(self) -> Iterator[None]:
+        """While the official checks run on a payment whose transaction already landed (its outcome known,
+        nothing to send): no simulation, which would only say that the signature was processed."""
+        self._landed.active = True
+        try:
+            yield
+        finally:
+            self._landed.active = False
+
     def simulate_transaction(self, tx_base64: str, network: str) -> None:
+        if getattr(self._landed, "active", False):
+            return
         # What the package's signer asks: a signature-verified simulation at confirmed commitment.
         simulated = self.rpc.call("simulateTransaction", [tx_base64, {
             "encoding": "base64", "sigVerify": True, "commitment": "confirmed"}])
@@ -422,6 +435,13 @@ class GuardedScheme:
             return getattr(self._inner, method)(payload.model_copy(update={"payload": {
                 **payload.payload, "transaction": stripped}}), requirements, context)
 
+    def _checked_landed(self, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction
+                        ) -> VerifyResponse:
+        """The official checks of a payment that landed against these requirements (a landed payment to
+        one seller must not pass for another's), without a simulation."""
+        with self._signer.landed():
+            return self._official("verify", payload, requirements, context, tx)
+
     def verify(self, payload: Any, requirements: Any, context: Any = None) -> VerifyResponse:
         self._check_network(payload, requirements)
         decoded = _decode(payload)
@@ -429,8 +449,8 @@ class GuardedScheme:
             return self._inner.verify(payload, requirements, context)
         tx, payer = decoded
         previous = self._settler.looked_up(transaction_message_hash(tx), tx)
-        if previous is not None and previous.status == LANDED:  # paid on chain; its settle answers success
-            return VerifyResponse(is_valid=True, payer=payer)
+        if previous is not None and previous.status == LANDED:  # paid on chain, if it pays these requirements
+            return self._checked_landed(payload, requirements, context, tx)
         if previous is not None and previous.status == FAILED:
             return VerifyResponse(is_valid=False, invalid_reason=ERR_TRANSACTION_FAILED, payer=payer,
                                   invalid_message=f"the transaction landed and failed on chain: {previous.error}")
@@ -449,6 +469,12 @@ class GuardedScheme:
         key = transaction_message_hash(tx)
         with self._settler.holding(key, tx):
             previous = self._settler.looked_up(key, tx)
+            if previous is not None and previous.status == LANDED:
+                checked = self._checked_landed(payload, requirements, context, tx)
+                if not checked.is_valid:
+                    return SettleResponse(success=False, error_reason=checked.invalid_reason,
+                                          error_message=checked.invalid_message, payer=payer, transaction="",
+                                          network=network)
             if previous is not None and previous.status != PENDING:
                 return self._settler.answer_known(previous, payer, network)
             if previous is None:

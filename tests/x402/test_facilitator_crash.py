@@ -210,8 +210,8 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
     """Four settles a crash left pending, each with its signature: landed and succeeded, landed and failed,
     never sent (blockhash valid), never sent (blockhash expired). Starting the facilitator marks them
     landed, failed, (still) pending and released; retrying each payment then answers success with the
-    landed signature, the on-chain error, success after sending it again, and (released) a refusal
-    before any send, after which the buyer pays again."""
+    landed signature (to its own seller only), the on-chain error, success after sending it again, and
+    (released) a refusal before any send, after which the buyer pays again."""
     fee_payer, db = fund(net, sol=10), tmp_path / "f.db"
     requirements = requirements_for(fee_payer.pubkey(), mint, payee)
     buyers = {name: buyer(net, mint) for name in ("landed", "failed", "unsent", "expired")}
@@ -234,6 +234,11 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
         assert rows["failed"].error == '{"InstructionError": [2, {"Custom": 1}]}'  # type: ignore[union-attr]
         assert facilitator.health()["pendingSettles"] == 1
 
+        # Landed for this seller, not for another (its checks run, without a simulation):
+        elsewhere = requirements.model_copy(update={"pay_to": str(fund(net).pubkey())})
+        for answer in (facilitator.verify(paid["landed"], elsewhere).invalid_reason,
+                       facilitator.settle(paid["landed"], elsewhere).error_reason):
+            assert answer == "invalid_exact_svm_payload_recipient_mismatch"
         assert facilitator.verify(paid["landed"], requirements).is_valid  # paid on chain: the seller may serve
         answers = {name: facilitator.settle(paid[name], requirements) for name in paid}
         assert (answers["landed"].success, answers["landed"].transaction) == (True, signatures["landed"])
