@@ -162,9 +162,9 @@ def answer(success: bool, payer: str, network: str, transaction: str = "", reaso
                           transaction=transaction, network=network)
 
 
-def failed_on_chain(row: SettledPayment, payer: str, network: str) -> SettleResponse:
-    return answer(False, payer, network, row.signature or "", ERR_TRANSACTION_FAILED,
-                  f"the transaction landed and failed on chain: {row.error}")
+def failed_on_chain(signature: str, error: str | None, payer: str, network: str) -> SettleResponse:
+    return answer(False, payer, network, signature, ERR_TRANSACTION_FAILED,
+                  f"the transaction landed and failed on chain: {error}")
 
 
 class Settler:
@@ -219,7 +219,7 @@ class Settler:
         its signature (its service is still owed) unless that answer is on its way already, a failed one
         its on-chain error, a settled one is a duplicate."""
         if row.status == FAILED:
-            return failed_on_chain(row, payer, network)
+            return failed_on_chain(row.signature or "", row.error, payer, network)
         if row.status == LANDED and row.signature is not None and self._answering_success(row.signature):
             return answer(True, payer, network, row.signature)
         return answer(False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled")
@@ -265,15 +265,12 @@ class Settler:
             except FailedOnChain as failed:
                 spent = fee_lamports(tx.message)
                 self._log.mark_failed(key, json.dumps(failed.err))
-                row = self._log.get(key)
-                assert row is not None
-                return failed_on_chain(row, payer, network)
+                return failed_on_chain(signature, json.dumps(failed.err), payer, network)
             except Exception as exc:  # noqa: BLE001 - not seen confirmed: pending, reconciled by signature later
                 return answer(False, payer, network, signature, ERR_SETTLEMENT_PENDING, str(exc))
             self._log.mark_landed(key)
-            row = self._log.get(key)
-            assert row is not None
-            return self.answer_known(row, payer, network)
+            self._answering_success(signature)  # sent by this settle, under its lock: nobody else answers it
+            return answer(True, payer, network, signature)
         finally:
             self._floor.account(cost, spent)
 
