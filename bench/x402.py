@@ -17,6 +17,16 @@ reputation-bearing payment, receipt rent fronted by the facilitator); each at co
 signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
 confirmation. The cold row is the first paid call through a freshly started proxy.
 
+The checks each side runs on a paid call (every one on, in both stacks):
+- official stack: verify = the exact scheme's checks + a simulation; settle = the checks again + a
+  simulation, its 120 s in-memory duplicate check, send, confirmation by polling;
+- GhostPay: verify = the fee-payer guard, the settled-payment log, the per-payer rate limit, the SOL
+  floor, the exact scheme's checks (and the record instruction's, on the recorded rows) + a
+  simulation; settle = the log, the guards, the checks again + a simulation right before the send
+  (no simulation is reused), the floor's reservation, the log row with the signature written before
+  the send, send, confirmation by `signatureSubscribe`, the row marked landed, then settled once the
+  answer is handed over.
+
 GHOSTPAY_BENCH_X402_CALLS (default 200) sets the calls per row, measured in 5 rounds that interleave
 the rows (a load spike elsewhere on the machine then hits every row alike).
 
@@ -398,7 +408,9 @@ def main() -> None:
                 proc.kill()
         chain.node.stop()
 
-    table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)")
+    table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)",
+                  caption="both stacks simulate every payment twice (at verify, and at settle right before the "
+                          "send); GhostPay also logs each settle before its send (see the module docstring)")
     for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official",
                    "CPU ms/call: servers", "localnet", "buyers"):
         table.add_column(column, justify="left" if column == "scenario" else "right")

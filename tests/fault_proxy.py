@@ -10,6 +10,8 @@ the next `sendTransaction` injects one fault *after* the node has the transactio
 `outage` seconds after the fault, every request is dropped (the RPC "does not answer again" yet).
 `throttle(every, status, retry_after)` answers every n-th request with that HTTP status instead, and
 `fail_between(first, last)` answers 503 to the requests numbered first..last (1-based).
+`before_send(action)` runs `action()` once, before the next `sendTransaction` is forwarded (another
+party's transaction landing first).
 
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("drop", outage=1.0)
@@ -22,7 +24,7 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -44,6 +46,7 @@ class FaultProxy:
         self.retry_after: float | None = None
         self.failing: tuple[int, int] | None = None
         self.faults_fired = 0
+        self._before_send: Callable[[], Any] | None = None
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -63,6 +66,9 @@ class FaultProxy:
 
     def fail_between(self, first: int, last: int) -> None:
         self.failing = (first, last)
+
+    def before_send(self, action: Callable[[], Any]) -> None:
+        self._before_send = action
 
     def heal(self) -> None:
         """End the outage now."""
@@ -122,6 +128,9 @@ class FaultProxy:
             await _reply(writer, 503 if failing else self.throttle_status, b"{}", extra)
             return True
         fault = self.fault if _is_send(body) else None
+        if _is_send(body) and self._before_send is not None:
+            action, self._before_send = self._before_send, None
+            await asyncio.to_thread(action)
         if fault == "drop-before":
             self._fired()
             return False

@@ -38,10 +38,9 @@ def start(
     db: Optional[Path] = typer.Option(None, help="The settled-payment log (default: <ghost path>/facilitator.db)."),
     rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
-    min_balance: str = typer.Option("0.01", help="Refuse to pay fees while the fee payer holds less SOL."),
+    min_balance: str = typer.Option("0.01", help="Refuse to pay fees that would take the fee payer under this "
+                                    "much SOL (each settle's fee and fronted rent counted before its send)."),
     confirm_timeout: float = typer.Option(30.0, min=1, help="Seconds to wait for a settled payment to confirm."),
-    simulation_reuse: float = typer.Option(2.0, min=0, help="Seconds within which settle reuses verify's "
-                                           "simulation of the same signed payment (0: simulate again)."),
     record: bool = typer.Option(True, "--record/--no-record", help="Accept GhostPay's record_x402_payment right "
                                 "after the Memo (advertised in /supported)."),
     front_rent: bool = typer.Option(True, "--front-rent/--no-front-rent", help="Let the fee payer pay the "
@@ -54,7 +53,9 @@ def start(
     The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
     (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it. Besides the
     official exact payments it accepts GhostPay's record_x402_payment right after the Memo, and may
-    pay the receipt's rent, closing those receipts later to get it back.
+    pay the receipt's rent, closing those receipts later to get it back. Each settle is simulated right
+    before its send and logged (--db) with its signature before it: after a crash, a retry of the same
+    payment is answered from what landed.
 
     Example:  ghost -u localnet -k fee-payer.json facilitator start --port 8403
     """
@@ -82,8 +83,7 @@ def start(
     settings = FacilitatorSettings(
         load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), networks=(served.caip2,),
         db_path=db or default_db_path(), rate_limit=rate_limit, rate_window_seconds=rate_window,
-        min_balance_lamports=floor, confirm_timeout_seconds=confirm_timeout,
-        simulation_reuse_seconds=simulation_reuse, program_id=program_id,
+        min_balance_lamports=floor, confirm_timeout_seconds=confirm_timeout, program_id=program_id,
         record_extension=record, front_receipt_rent=front_rent, sweep_interval_seconds=sweep_interval)
     url = f"http://{host}:{port}"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,

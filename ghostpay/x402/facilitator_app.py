@@ -4,7 +4,7 @@
     POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
     POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
     GET  /supported  {kinds, extensions, signers}
-    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
+    GET  /health     fee payer, SOL balance and its floor, networks, payments settled and pending, receipts swept
 
 A malformed request answers 400 with `{"error": <message>, "reason": <name>}` (`ghostpay.x402.wire`
 names the reasons; a body over 64 KiB answers 413); a refused payment answers 200 with the refusal in
@@ -25,9 +25,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator_settle import Settler
 from ghostpay.x402.wire import REASON_BODY_TOO_LARGE, REASON_UNSUPPORTED, MalformedInput, facilitator_request
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,24 @@ async def _read_request(request: Request) -> tuple[Any, Any] | JSONResponse:
         return _error(400, f"not a verify/settle request: {exc}", exc.reason)
 
 
+class SettledAnswer(JSONResponse):
+    """A settle's success: it counts as answered once handed to the connection, so a crash before then
+    leaves the payment's retry answered success with the landed signature (not `duplicate_settlement`)."""
+
+    def __init__(self, content: dict[str, Any], settler: Settler, signature: str) -> None:
+        super().__init__(content)
+        self._settler = settler
+        self._signature = signature
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            self._settler.unanswered(self._signature)
+            raise
+        self._settler.acknowledge(self._signature)  # one SQLite update (WAL, no fsync): brief enough for the loop
+
+
 def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
@@ -96,23 +116,27 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             workers.shutdown(wait=True)
             state.pop("facilitator").close()
 
-    async def run(request: Request, method: str) -> JSONResponse:
+    async def run(request: Request, method: str) -> Any:
         parsed = await _read_request(request)
         if isinstance(parsed, JSONResponse):
             return parsed
         facilitator = state["facilitator"]
         try:
-            result = await asyncio.get_running_loop().run_in_executor(workers, getattr(facilitator, method),
-                                                                      *parsed)
+            return await asyncio.get_running_loop().run_in_executor(workers, getattr(facilitator, method), *parsed)
         except SchemeNotFoundError as exc:
             return _error(400, f"unsupported scheme or network: {exc}", REASON_UNSUPPORTED)
-        return JSONResponse(_dump(result))
 
     async def verify(request: Request) -> JSONResponse:
-        return await run(request, "verify")
+        result = await run(request, "verify")
+        return result if isinstance(result, JSONResponse) else JSONResponse(_dump(result))
 
     async def settle(request: Request) -> JSONResponse:
-        return await run(request, "settle")
+        result = await run(request, "settle_unacknowledged")
+        if isinstance(result, JSONResponse):
+            return result
+        if not result.success:
+            return JSONResponse(_dump(result))
+        return SettledAnswer(_dump(result), state["facilitator"].settler, result.transaction)
 
     async def supported(request: Request) -> JSONResponse:
         return JSONResponse(_dump(state["facilitator"].supported()))

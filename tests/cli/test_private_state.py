@@ -28,17 +28,20 @@ def umask_022():
 def test_state_created_by_the_sdk_is_private(tmp_path: Path, umask_022: None) -> None:
     from ghostpay.indexer.models import connect
     from ghostpay.localnet.ledger import Ledger
+    from ghostpay.x402.facilitator_store import SettledLog
     from ghostpay.x402.guards import SpendLedger
 
     home = tmp_path / "home"
     SpendLedger(home / "x402" / "spending.sqlite3")
+    SettledLog(home / "facilitator" / "facilitator.db").close()
     ledger = Ledger(home / "localnet" / "ledger")
     connect(f"sqlite:///{home / 'indexes' / 'indexer.db'}").dispose()
     files = [home / "x402" / "spending.sqlite3", home / "localnet" / "ledger" / "ledger.sqlite3",
-             home / "indexes" / "indexer.db"]
+             home / "indexes" / "indexer.db", home / "facilitator" / "facilitator.db"]
     for file in files:
         assert file.exists() and mode(file) == 0o600, file
-    for folder in (home, home / "x402", home / "localnet", home / "localnet" / "ledger", home / "indexes"):
+    for folder in (home, home / "x402", home / "localnet", home / "localnet" / "ledger", home / "indexes",
+                   home / "facilitator"):
         assert mode(folder) == 0o700, folder
     wal = [p for p in home.rglob("*-wal")]
     assert wal and all(mode(p) == 0o600 for p in wal)  # SQLite copies the database file's mode

@@ -40,12 +40,13 @@ def token_transfer(owner: Pubkey, mint: Pubkey, to: Pubkey, amount: int, decimal
 
 def payment(requirements: PaymentRequirements, buyer: Keypair, blockhash: Hash, *,
             transfer: Instruction | None = None, after: Sequence[Instruction] | None = None,
-            signers: Sequence[Keypair] = (), compute_unit_limit: int = 20_000) -> PaymentPayload:
+            signers: Sequence[Keypair] = (), compute_unit_limit: int = 20_000, compute_unit_price: int = 1
+            ) -> PaymentPayload:
     """[limit, price, TransferChecked (buyer → payTo, the required amount), Memo] unless `transfer` or `after`
     (what follows the transfer) say otherwise; signed by the buyer and `signers`, fee payer slot left empty."""
     fee_payer = Pubkey.from_string(requirements.extra["feePayer"])
     mint, pay_to = Pubkey.from_string(requirements.asset), Pubkey.from_string(requirements.pay_to)
-    instructions = [set_compute_unit_limit(compute_unit_limit), set_compute_unit_price(1),
+    instructions = [set_compute_unit_limit(compute_unit_limit), set_compute_unit_price(compute_unit_price),
                     transfer or token_transfer(buyer.pubkey(), mint, pay_to, int(requirements.amount)),
                     *(after if after is not None else [memo()])]
     message = MessageV0.try_compile(fee_payer, instructions, [], blockhash)

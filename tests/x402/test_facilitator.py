@@ -193,20 +193,47 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path, facilitator: Proces
         1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another port with --port\n")
 
 
-def test_a_payment_spent_between_verify_and_settle_fails_cleanly(net: Any, facilitator: Process, mint: Pubkey,
-                                                                  payee: Pubkey) -> None:
-    """Settle reuses verify's simulation of the same signed bytes for 2 s; a payer who empties the account
-    meanwhile gets a transaction that fails on chain: the settle fails and nothing moves."""
-    requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
-    payer = buyer(net, mint)
-    paid = payment(requirements, payer, latest_blockhash(net))
-    payee_before = token_balance(net, payee, mint)
-    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
-    assert verified["isValid"], verified
-    mint_to(net, payer.pubkey(), mint, 0)  # the tokens are gone before the settle
-    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
-    assert settled["success"] is False and settled["errorReason"] in ("settlement_pending", "transaction_failed")
-    assert token_balance(net, payee, mint) == payee_before
+FEE = 2 * 5_000  # a payment's two signatures; at compute-unit price 0 no priority fee
+
+
+@pytest.fixture(scope="module")
+def quiet_facilitator(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """A facilitator of its own without a sweep: its fee payer's SOL moves only with the settles a test makes."""
+    proc = facilitator_process(net, tmp_path_factory.mktemp("quiet"), fund(net, sol=10), "--sweep-interval", "0")
+    yield proc.start()
+    proc.stop()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one after the other", "at once"])
+def test_two_payments_for_one_price_both_verify_and_only_one_is_sent(net: Any, quiet_facilitator: Process,
+                                                                     mint: Pubkey, payee: Pubkey, together: bool) -> None:
+    """A buyer holding one price signs two payments; both verify. Settling both sends exactly one: the
+    settle simulates against the current state right before its send (two settles of one buyer one after
+    the other), so the second is refused before any send and the fee payer pays one fee."""
+    url, fee_payer = quiet_facilitator.url, Pubkey.from_string(quiet_facilitator.announce["feePayer"])
+    requirements = requirements_for(str(fee_payer), mint, payee)
+    payer = buyer(net, mint, PRICE_ATOMIC)
+    blockhash = latest_blockhash(net)
+    paid = [payment(requirements, payer, blockhash, compute_unit_price=0) for _ in range(2)]
+    assert [facilitator_call(url, "verify", p, requirements)["isValid"] for p in paid] == [True, True]
+    sol_before, buyer_sol = sol_balance(net, fee_payer), sol_balance(net, payer.pubkey())
+    payee_before, settled_before = token_balance(net, payee, mint), httpx.get(f"{url}/health").json()["settled"]
+    if together:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda p: facilitator_call(url, "settle", p, requirements), paid))
+    else:
+        answers = [facilitator_call(url, "settle", p, requirements) for p in paid]
+    landed = [a for a in answers if a["success"]]
+    refused = [a for a in answers if not a["success"]]
+    assert len(landed) == 1 and len(refused) == 1
+    assert (refused[0]["errorReason"], refused[0]["transaction"]) == ("transaction_simulation_failed", "")
+    assert refused[0]["errorMessage"] == "Simulation failed: {'InstructionError': [2, {'Custom': 1}]}"  # InsufficientFunds
+    assert net.rpc("getSignatureStatuses", [landed[0]["transaction"]])["result"]["value"][0]["err"] is None
+    assert sol_balance(net, fee_payer) == sol_before - FEE
+    assert (token_balance(net, payer.pubkey(), mint), sol_balance(net, payer.pubkey())) == (0, buyer_sol)
+    assert token_balance(net, payee, mint) == payee_before + PRICE_ATOMIC
+    health = httpx.get(f"{url}/health").json()
+    assert (health["settled"], health["pendingSettles"]) == (settled_before + 1, 0)
 
 
 def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Path, mint: Pubkey,
