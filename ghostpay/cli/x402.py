@@ -26,6 +26,10 @@ def proxy(
     route: Optional[List[str]] = typer.Option(None, "--route", "-r", help="A priced route, 'METHOD /path' or "
                                               "'/path/*' (repeat it); default: every route."),
     facilitator: str = typer.Option(DEFAULT_FACILITATOR, "--facilitator", help="The x402 facilitator's URL."),
+    facilitator_key: Optional[str] = typer.Option(None, "--facilitator-key", envvar="GHOSTPAY_FACILITATOR_KEY",
+                                                  show_envvar=True, help="Your seller key at the facilitator "
+                                                  "(ghost facilitator keys add): each request to it is signed "
+                                                  "with it. Prefer the environment variable: argv is public."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8402, help="Port to listen on."),
     create_payee_accounts: bool = typer.Option(False, "--create-payee-accounts", help="Create the payment "
@@ -70,7 +74,7 @@ def proxy(
     seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
                             max_timeout_seconds=max_timeout,
                             payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
-                            stats_route=stats_route)
+                            stats_route=stats_route, facilitator_key=facilitator_key)
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
                                            ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS))

@@ -8,6 +8,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
 - replay protection that survives restarts (`SettledLog`, SQLite);
 - a per-payer rate limit (a sliding window);
 - a SOL balance floor under which it refuses to pay fees;
+- the operator's policy (`facilitator_policy`): fee and compute-unit caps, an asset allow-list with
+  minimum amounts, and per seller key (`facilitator_keys`) rent fronting and quotas;
 - the GhostPay extension (`facilitator_record`): `record_x402_payment` may follow the Memo, and the
   fee payer may front the receipt's rent, which a background sweep reclaims;
 - confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
@@ -19,6 +21,7 @@ Everything here is synchronous: the HTTP app runs verify/settle in worker thread
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections import defaultdict, deque
@@ -55,7 +58,10 @@ from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse,
 from ghostpay.artifacts import idl_dict
 from ghostpay.paths import data_dir
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.accounts import X402Receipt
 from ghostpay.x402.facilitator_record import (
+    ERR_RECORD_INVALID,
+    ERR_RENT_NOT_FRONTED,
     EXTENSION_FRONT_RENT,
     EXTENSION_RECORD,
     ReceiptSweep,
@@ -64,6 +70,19 @@ from ghostpay.x402.facilitator_record import (
     without_record,
 )
 from ghostpay.x402.facilitator_confirm import SignatureWatcher
+from ghostpay.x402.facilitator_keys import AUTH_REFUSALS, OPERATOR, AccessGate, Caller, KeyStore
+from ghostpay.x402.facilitator_policy import (
+    POLICY_REFUSALS,
+    AssetAllowList,
+    AssetRule,
+    FeeLimits,
+    LabelledMints,
+    PaymentPolicy,
+    QuotaStore,
+    current,
+    fronted_receipt,
+    serving,
+)
 from ghostpay.x402.facilitator_rpc import JsonRpc
 from ghostpay.x402.facilitator_store import SettledLog
 from ghostpay.x402.networks import DEVNET_CAIP2, network_by_id
@@ -74,7 +93,21 @@ ERR_LOOKUP_TABLES = "ghostpay_address_lookup_tables_not_allowed"
 ERR_RATE_LIMITED = "ghostpay_rate_limited"
 ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
 
+GUARD_REFUSALS = {
+    ERR_FEE_PAYER_IN_INSTRUCTION: "the fee payer appears in an instruction (it only ever pays the fee)",
+    ERR_LOOKUP_TABLES: "the message uses an address lookup table",
+    ERR_RECORD_INVALID: "an instruction after the Memo that is not an acceptable record_x402_payment",
+    ERR_RENT_NOT_FRONTED: "the record names the fee payer as rent payer, for a seller whose key does not "
+                          "allow rent fronting (or with --no-front-rent)",
+    ERR_DUPLICATE_SETTLEMENT: "a payment already settled (the log survives restarts)",
+    ERR_RATE_LIMITED: "too many verifies (or settles) from one payer in the rate window",
+    ERR_BALANCE_LOW: "the fee payer's SOL is under its floor",
+}
+
 LAMPORTS_PER_SOL = 1_000_000_000
+RECEIPT_SPACE = len(X402Receipt.discriminator) + X402Receipt.layout.sizeof()
+MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts
+log = logging.getLogger(__name__)
 
 
 def default_db_path() -> Path:
@@ -99,6 +132,9 @@ class FacilitatorSettings:
     record_extension: bool = True
     front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
     sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
+    fee_limits: FeeLimits = field(default_factory=FeeLimits)
+    assets: tuple[AssetRule, ...] = ()  # the mints it settles (none given: the network's stablecoins...)
+    test_mints: Path | None = None  # ...and the mints labelled in this ghost config (a localnet's test mints)
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -275,43 +311,50 @@ class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
     def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
-                 floor: BalanceFloor, extension: RecordExtension | None) -> None:
+                 floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy) -> None:
         self.fee_payers = fee_payers
         self.log = log
         self.verify_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.settle_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.floor = floor
         self.extension = extension
+        self.policy = policy
 
     def records(self, tx: VersionedTransaction) -> bool:
         """Whether `tx` ends with the record instruction of the extension (acceptable or not)."""
         return self.extension is not None and has_record_instruction(tx, self.extension.program_id)
 
     def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter,
-                requirements: Any) -> tuple[str, str] | None:
-        """(reason, message) when a guard refuses the payment, else None."""
-        checked = tx
+                requirements: Any, *, settle: bool = False) -> tuple[str, str] | None:
+        """(reason, message) when a guard refuses the payment, else None. A settle's last guard reserves
+        the seller's quota (`PaymentPolicy.seller_refusal`)."""
+        ticket = current(OPERATOR)
+        checked, receipt = tx, None
         if self.records(tx):
             assert self.extension is not None
             hints = (requirements.extra or {}).get("ghostpay")
             agent = hints.get("agent") if isinstance(hints, dict) else None
+            front_rent = self.extension.front_rent and ticket.caller.may_front_rent
             reason = accept_record_instruction(tx, self.fee_payers, self.extension.program_id,
-                                               self.extension.front_rent, agent if isinstance(agent, str) else None)
+                                               front_rent, agent if isinstance(agent, str) else None)
             if reason is not None:
                 return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
                                "Memo, recording the transfer before it" + \
-                               ("" if self.extension.front_rent else ", with the payer paying the receipt's rent")
-            checked = without_record(tx)
+                               ("" if front_rent else ", with the payer paying the receipt's rent")
+            checked, receipt = without_record(tx), fronted_receipt(tx, self.fee_payers)
         reason = fee_payer_refusal(checked, self.fee_payers)
         if reason is not None:
             return reason, "the facilitator's key appears in an instruction: it only ever pays the fee"
+        refused = self.policy.payment_refusal(tx)
+        if refused is not None:
+            return refused
         if self.log.get(transaction_message_hash(tx)) is not None:
             return ERR_DUPLICATE_SETTLEMENT, "this payment was already settled"
         if not limiter.allow(payer):
             return ERR_RATE_LIMITED, f"too many payments from {payer}; retry later"
         if self.floor.too_low():
             return ERR_BALANCE_LOW, "the facilitator's SOL balance is under its floor; it pays no fees now"
-        return None
+        return self.policy.seller_refusal(tx, receipt, ticket, settle=settle)
 
 
 def _decode(payload: Any) -> tuple[VersionedTransaction, str] | None:
@@ -383,7 +426,7 @@ class GuardedScheme:
         previous = self._guards.log.get(key)
         if previous is not None and previous.pending:  # a settle left pending: let the scheme reconcile it
             return self._record(key, self._official("settle", payload, requirements, context, tx))
-        refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements)
+        refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements, settle=True)
         if refused is None and not self._guards.log.claim(key, payer=payer, network=network):
             refused = (ERR_DUPLICATE_SETTLEMENT, "this payment was already settled")
         if refused is not None:
@@ -404,7 +447,9 @@ class GuardedScheme:
 
 
 class GhostPayFacilitator:
-    """The official facilitator logic with GhostPay's guards; `verify`/`settle` block (run them in threads)."""
+    """The official facilitator logic with GhostPay's guards; `verify`/`settle` block (run them in threads).
+
+    `caller` says on whose behalf (a seller's key, or the operator: the default for in-process use)."""
 
     def __init__(self, settings: FacilitatorSettings) -> None:
         self.settings = settings
@@ -412,10 +457,18 @@ class GhostPayFacilitator:
         self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
                                         settings.confirm_timeout_seconds, settings.simulation_reuse_seconds)
         self.log = SettledLog(settings.db_path)
+        self.keys = KeyStore(settings.db_path)
+        self.gate = AccessGate(self.keys)
+        test_mints = LabelledMints(settings.test_mints) if settings.test_mints is not None else None
+        self.policy = PaymentPolicy(
+            settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
+            QuotaStore(settings.db_path), self.receipt_rent)
+        self._receipt_rent: int | None = None
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
         self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
-                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension)
+                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension,
+                             self.policy)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
         v2, v1 = set(settings.networks), {network_by_id(n).v1_name for n in settings.networks}
@@ -430,23 +483,79 @@ class GhostPayFacilitator:
         window = next(int(c["value"]) for c in idl_dict()["constants"] if c["name"] == "FEEDBACK_WINDOW_SECONDS")
         self.sweep = ReceiptSweep(self.rpc, settings.keypair, settings.program_id, window)
 
-    def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
-        return self.x402.verify(payload, requirements)
+    @property
+    def refusals(self) -> Any:
+        return self.policy.refusals
 
-    def settle(self, payload: Any, requirements: Any) -> SettleResponse:
-        return self.x402.settle(payload, requirements)
+    def receipt_rent(self) -> int:
+        """Lamports the fee payer fronts for one receipt (asked of the cluster once)."""
+        if self._receipt_rent is None:
+            self._receipt_rent = self.rpc.get_minimum_balance_for_rent_exemption(RECEIPT_SPACE).value
+        return self._receipt_rent
 
-    def supported(self) -> SupportedResponse:
-        return self.x402.get_supported()
+    def verify(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> VerifyResponse:
+        with serving(caller):
+            result = self.x402.verify(payload, requirements)
+        if not result.is_valid:
+            self._refused("verify", caller, result.invalid_reason, result.invalid_message, result.payer)
+        return result
+
+    def settle(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> SettleResponse:
+        with serving(caller) as ticket:
+            result = self.x402.settle(payload, requirements)
+        self.policy.settled(ticket, result)
+        if not result.success:
+            self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
+        return result
+
+    def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None
+                 ) -> None:
+        self.refusals.count(reason or "unknown")
+        log.info("%s refused for %s (payer %s): %s: %s", method, caller.name, payer or "?", reason, message)
+
+    def supported(self, caller: Caller = OPERATOR) -> SupportedResponse:
+        """The kinds, and the extensions this caller gets: rent fronting only when its key allows it."""
+        answer = self.x402.get_supported()
+        extensions = [e for e in answer.extensions if e != EXTENSION_FRONT_RENT or caller.may_front_rent]
+        return answer.model_copy(update={"extensions": extensions + self.policy.summary()})
+
+    def policy_document(self, caller: Caller = OPERATOR) -> dict[str, Any]:
+        """GET /policy: every rule by which a request or payment is refused, and the caller's terms."""
+        settings = self.settings
+        return {
+            "auth": {"mode": self.gate.mode(), "schemes": ["Bearer", "GhostPay-HMAC-SHA256"]},
+            "caller": caller.name,
+            **self.policy.document(caller),
+            "rentFronting": {"enabled": settings.record_extension and settings.front_receipt_rent,
+                             "forCaller": caller.may_front_rent and settings.front_receipt_rent},
+            "rateLimit": {"perPayer": settings.rate_limit, "windowSeconds": settings.rate_window_seconds},
+            "minBalanceLamports": settings.min_balance_lamports,
+            "refusals": {**AUTH_REFUSALS, **GUARD_REFUSALS, **POLICY_REFUSALS},
+        }
 
     def health(self) -> dict[str, Any]:
         balance = self.guards.floor.balance()
         return {"status": "ok" if balance >= self.guards.floor.floor else "balance_low",
                 "feePayer": str(self.settings.fee_payer), "balanceLamports": balance,
                 "minBalanceLamports": self.guards.floor.floor, "networks": list(self.settings.networks),
-                "settled": self.log.count(), "extensions": self.supported().extensions,
+                "auth": self.gate.mode(), "settled": self.log.count(), "refusals": self.refusals.snapshot(),
+                "extensions": self.supported().extensions,
                 "receiptsClosed": self.sweep.closed, "rentReclaimedLamports": self.sweep.reclaimed_lamports}
+
+    def sweep_once(self) -> None:
+        """Close the receipts whose rent may come back; the sellers' outstanding rent follows."""
+        swept = self.sweep.run_once()
+        self.policy.reconcile_rent([str(r.address) for r in swept], self._existing)
+
+    def _existing(self, addresses: list[str]) -> list[bool]:
+        found: list[bool] = []
+        for start in range(0, len(addresses), MAX_ACCOUNTS_PER_CALL):
+            batch = [Pubkey.from_string(a) for a in addresses[start:start + MAX_ACCOUNTS_PER_CALL]]
+            found += [info is not None for info in self.rpc.get_multiple_accounts(batch, Confirmed).value]
+        return found
 
     def close(self) -> None:
         self.signer.close()
         self.log.close()
+        self.keys.close()
+        self.policy.quotas.close()

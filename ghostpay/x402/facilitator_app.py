@@ -1,13 +1,17 @@
 """The facilitator's HTTP API (Starlette): the x402 facilitator routes the official
-`HTTPFacilitatorClient` calls, plus a health route.
+`HTTPFacilitatorClient` calls, plus health and policy routes.
 
     POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
     POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
     GET  /supported  {kinds, extensions, signers}
-    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
+    GET  /policy     what it refuses and why; with a key, that seller's terms and usage
+    GET  /health     fee payer, SOL balance and its floor, auth mode, payments settled, refusals, receipts swept
 
-A malformed request answers 400 with `{"error": ...}`; a refused payment answers 200 with the
-refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
+Who may call (`facilitator_keys.AccessGate`): with no seller key configured, loopback clients only
+(anyone else 403 `ghostpay_loopback_only`); with keys, /verify and /settle need one (401 with a named
+reason), the GET routes answer anyone. The gate runs before anything else, so a refused client
+costs no RPC call. A malformed request answers 400 with `{"error": ...}`; a refused payment answers
+200 with the refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
 official scheme and its RPC client are synchronous, and a settle waits for confirmation.
 """
 
@@ -18,7 +22,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
 from pydantic import ValidationError
@@ -29,6 +33,7 @@ from starlette.routing import Route
 from x402.schemas import SchemeNotFoundError, parse_payment_payload, parse_payment_requirements
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator_keys import AuthRefused, Caller, Credential, endpoint_of
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024  # a payment transaction is at most 1,232 bytes; JSON around it is small
@@ -59,6 +64,11 @@ async def _read_request(request: Request) -> tuple[Any, Any] | JSONResponse:
     return payload, requirements
 
 
+def _refused(exc: AuthRefused) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer, GhostPay-HMAC-SHA256'} if exc.status == 401 else None
+    return JSONResponse({"error": exc.reason, "message": exc.message}, status_code=exc.status, headers=headers)
+
+
 def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
@@ -67,7 +77,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
         while True:
             await asyncio.sleep(settings.sweep_interval_seconds)
             try:
-                await to_thread.run_sync(facilitator.sweep.run_once)
+                await to_thread.run_sync(facilitator.sweep_once)
             except Exception as exc:  # noqa: BLE001 - an RPC hiccup: the next round retries
                 log.warning("receipt sweep failed: %s", exc)
 
@@ -91,14 +101,32 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             workers.shutdown(wait=True)
             state.pop("facilitator").close()
 
+    def admit(request: Request, *, public: bool) -> Caller | Credential:
+        client = request.client.host if request.client else None
+        return state["facilitator"].gate.admit(client, endpoint_of(request.url.path), request.headers, public=public)
+
+    async def caller_of(request: Request, admitted: Caller | Credential) -> Caller:
+        """The caller, once an HMAC's signature matches the body (read once: Starlette keeps it)."""
+        return admitted.check(await request.body()) if isinstance(admitted, Credential) else admitted
+
+    def refuse(request: Request, exc: AuthRefused) -> JSONResponse:
+        state["facilitator"].refusals.count(exc.reason)
+        log.warning("refused %s %s from %s: %s", request.method, request.url.path,
+                    request.client.host if request.client else "?", exc)
+        return _refused(exc)
+
     async def run(request: Request, method: str) -> JSONResponse:
-        parsed = await _read_request(request)
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        facilitator = state["facilitator"]
         try:
-            result = await asyncio.get_running_loop().run_in_executor(workers, getattr(facilitator, method),
-                                                                      *parsed)
+            admitted = admit(request, public=False)
+            parsed = await _read_request(request)
+            if isinstance(parsed, JSONResponse):
+                return parsed
+            caller = await caller_of(request, admitted)
+        except AuthRefused as exc:
+            return refuse(request, exc)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(workers, getattr(state["facilitator"], method),
+                                                                      *parsed, caller)
         except SchemeNotFoundError as exc:
             return _error(400, f"unsupported scheme or network: {exc}")
         return JSONResponse(_dump(result))
@@ -109,15 +137,21 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     async def settle(request: Request) -> JSONResponse:
         return await run(request, "settle")
 
-    async def supported(request: Request) -> JSONResponse:
-        return JSONResponse(_dump(state["facilitator"].supported()))
+    def read_only(answer: Callable[[GhostPayFacilitator, Caller], Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """A GET route: anyone when keys are configured (tailored to a key when one is given)."""
+        async def endpoint(request: Request) -> JSONResponse:
+            try:
+                caller = await caller_of(request, admit(request, public=True))
+            except AuthRefused as exc:
+                return refuse(request, exc)
+            return JSONResponse(await to_thread.run_sync(answer, state["facilitator"], caller))
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse(await to_thread.run_sync(state["facilitator"].health))
+        return endpoint
 
     return Starlette(routes=[
         Route("/verify", verify, methods=["POST"]),
         Route("/settle", settle, methods=["POST"]),
-        Route("/supported", supported, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
+        Route("/supported", read_only(lambda f, caller: _dump(f.supported(caller))), methods=["GET"]),
+        Route("/policy", read_only(lambda f, caller: f.policy_document(caller)), methods=["GET"]),
+        Route("/health", read_only(lambda f, caller: f.health()), methods=["GET"]),
     ], lifespan=lifespan)

@@ -103,10 +103,14 @@ class Process:
         return self.announce["url"]
 
 
-def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str) -> Process:
+def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str,
+                        assets: tuple[str, ...] = ("any",)) -> Process:
+    """`ghost facilitator start` on the localnet; it settles any mint unless `assets` says otherwise (the
+    tests make their mints with the cheat code, not `ghost test-mint`; `()`: the default allow-list)."""
     port = free_port_pair()[0]
     return Process("-u", net.http_url, "-k", str(keypair_file(folder, fee_payer)), "facilitator", "start",
-                   "--port", str(port), "--db", str(folder / "facilitator.db"), *extra, home=folder)
+                   "--port", str(port), "--db", str(folder / "facilitator.db"),
+                   *(arg for mint in assets for arg in ("--asset", mint)), *extra, home=folder)
 
 
 @pytest.fixture(scope="session")
