@@ -145,7 +145,7 @@ def start(
         record_extension=record, front_receipt_rent=front_rent, sweep_interval_seconds=sweep_interval,
         fee_limits=FeeLimits(max_fee, max_compute_units, share, sol_usd), assets=rules, test_mints=config_path() if is_loopback_url(st.rpc_url) else None)
     url = f"http://{host}:{port}"
-    auth = "keys" if open_keys(settings.db_path).any_active() else "loopback-only"
+    auth = "keys" if open_keys(settings.db_path).any_keys() else "loopback-only"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
                 "db": str(settings.db_path), "record": record, "frontRent": front_rent, "auth": auth,
                 "maxFeeLamports": max_fee, "maxComputeUnits": max_compute_units,

@@ -232,10 +232,10 @@ class KeyStore:
         """Revoke the active key named `name`; the row stays, for the record."""
         with self._lock:
             row = self._db.execute("UPDATE seller_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL "
-                                   "RETURNING *", (time.time(), name)).fetchone()
-        if row is None:
+                                   "RETURNING *", (time.time(), name)).fetchall()  # all: the statement ends, it commits
+        if not row:
             raise KeyStoreError(f"no active key named {name!r}")
-        return _seller(row)
+        return _seller(row[0])
 
     def list(self, *, revoked: bool = True) -> list[SellerKey]:
         with self._lock:
@@ -248,9 +248,10 @@ class KeyStore:
             row = self._db.execute("SELECT * FROM seller_keys WHERE key_id = ?", (key_id,)).fetchone()
         return None if row is None else (_seller(row), bytes.fromhex(row[2]))
 
-    def any_active(self) -> bool:
+    def any_keys(self) -> bool:
+        """Whether a key was ever added (revoking the last one does not open the facilitator to loopback)."""
         with self._lock:
-            return self._db.execute("SELECT EXISTS(SELECT 1 FROM seller_keys WHERE revoked_at IS NULL)").fetchone()[0]
+            return bool(self._db.execute("SELECT EXISTS(SELECT 1 FROM seller_keys)").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -356,17 +357,18 @@ def is_loopback(host: str | None) -> bool:
 
 
 class AccessGate:
-    """Who may use the facilitator. Without an active key: loopback clients only, as the operator. With
-    keys: /verify and /settle need one; the read-only routes answer anyone, tailored to a key when given."""
+    """Who may use the facilitator. Until a key is added: loopback clients only, as the operator. From then
+    on (revoked keys count): /verify and /settle need an active key; the read-only routes answer anyone,
+    tailored to a key when given."""
 
     def __init__(self, store: KeyStore) -> None:
         self.store = store
         self.authenticator = Authenticator(store)
 
     def keyed(self) -> bool:
-        """Whether any key is active (a store that cannot be read counts as keyed: lookups then fail closed)."""
+        """Whether keys are in use (a store that cannot be read counts as keyed: lookups then fail closed)."""
         try:
-            return self.store.any_active()
+            return self.store.any_keys()
         except sqlite3.Error:
             return True
 

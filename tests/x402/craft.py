@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Any, Sequence
 
@@ -40,12 +41,13 @@ def token_transfer(owner: Pubkey, mint: Pubkey, to: Pubkey, amount: int, decimal
 
 def payment(requirements: PaymentRequirements, buyer: Keypair, blockhash: Hash, *,
             transfer: Instruction | None = None, after: Sequence[Instruction] | None = None,
-            signers: Sequence[Keypair] = (), compute_unit_limit: int = 20_000) -> PaymentPayload:
+            signers: Sequence[Keypair] = (), compute_unit_limit: int = 20_000, compute_unit_price: int = 1
+            ) -> PaymentPayload:
     """[limit, price, TransferChecked (buyer → payTo, the required amount), Memo] unless `transfer` or `after`
     (what follows the transfer) say otherwise; signed by the buyer and `signers`, fee payer slot left empty."""
     fee_payer = Pubkey.from_string(requirements.extra["feePayer"])
     mint, pay_to = Pubkey.from_string(requirements.asset), Pubkey.from_string(requirements.pay_to)
-    instructions = [set_compute_unit_limit(compute_unit_limit), set_compute_unit_price(1),
+    instructions = [set_compute_unit_limit(compute_unit_limit), set_compute_unit_price(compute_unit_price),
                     transfer or token_transfer(buyer.pubkey(), mint, pay_to, int(requirements.amount)),
                     *(after if after is not None else [memo()])]
     message = MessageV0.try_compile(fee_payer, instructions, [], blockhash)
@@ -64,11 +66,21 @@ def header(payload: PaymentPayload) -> dict[str, str]:
     return {"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
 
 
-def facilitator_call(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements
-                     ) -> dict[str, Any]:
+def facilitator_call(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
+                     headers: dict[str, str] | None = None) -> dict[str, Any]:
     """POST /verify or /settle as the official HTTP facilitator client does."""
-    answer = httpx.post(f"{url}/{method}", json={
-        "x402Version": 2, "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
-        "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}, timeout=60)
+    answer = facilitator_post(url, method, payload, requirements, headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def facilitator_post(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
+                     headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{url}/{method}", content=request_body(payload, requirements), timeout=60,
+                      headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def request_body(payload: PaymentPayload, requirements: PaymentRequirements) -> bytes:
+    """The JSON body of a verify or settle request, as bytes (what an HMAC signs)."""
+    return json.dumps({"x402Version": 2, "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
+                       "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}).encode()
