@@ -20,7 +20,6 @@ lets its key appear in no other instruction. Quotas count a settle when it is ad
 send) and give it back only when nothing was sent; fronted rent is given back when the sweep closes
 the receipt, or when the settle failed.
 
-    >>> from decimal import Decimal
     >>> FeeEstimate(signatures=2, compute_unit_limit=1_400_000, compute_unit_price=5_000_000).lamports
     7010000
     >>> FeeEstimate(signatures=2, compute_unit_limit=20_000, compute_unit_price=1).lamports
@@ -94,6 +93,7 @@ LAMPORTS_PER_SOL = 1_000_000_000
 ANY_ASSET = "any"
 DEFAULT_MIN_AMOUNT = 1  # a payment of 0 is never settled by default
 RATE_WINDOW_SECONDS, QUOTA_DAY_SECONDS = 60.0, 86_400.0
+PRUNE_INTERVAL_SECONDS = 60.0
 STALE_RESERVATION_SECONDS = 600.0  # a fronted receipt not on chain this long after its settle never will be
 
 _record_accounts = [a["name"] for a in next(i for i in idl_dict()["instructions"]
@@ -330,6 +330,7 @@ class QuotaStore:
                                    isolation_level=None)
         self._db.executescript(QUOTA_SCHEMA)
         self._lock = threading.Lock()
+        self._pruned_at = 0.0
 
     def usage(self, key_id: str, now: float | None = None) -> Usage:
         now = time.time() if now is None else now
@@ -362,8 +363,10 @@ class QuotaStore:
                     spend = self._db.execute(
                         "INSERT INTO seller_spend (key_id, at, fee_lamports, rent_lamports, receipt) "
                         "VALUES (?, ?, ?, ?, ?)", (seller.key_id, now, fee, rent, receipt)).lastrowid
-                    self._db.execute("DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0",
-                                     (now - QUOTA_DAY_SECONDS,))
+                    if now - self._pruned_at > PRUNE_INTERVAL_SECONDS:  # rows no quota or cap reads any more
+                        self._db.execute("DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0",
+                                         (now - QUOTA_DAY_SECONDS,))
+                        self._pruned_at = now
                     self._db.execute("COMMIT")
                     return spend
                 finally:

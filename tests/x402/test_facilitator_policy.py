@@ -20,8 +20,14 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 from spl.token.instructions import get_associated_token_address
 from starlette.testclient import TestClient
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
@@ -56,7 +62,7 @@ from tests.x402.conftest import (
     sol_balance,
     token_balance,
 )
-from tests.x402.craft import facilitator_post, latest_blockhash, memo, payment, request_body
+from tests.x402.craft import facilitator_post, latest_blockhash, memo, payment, request_body, token_transfer
 from tests.x402.official_stack import official_seller_app
 from tests.x402.test_facilitator import requirements_for
 
@@ -556,6 +562,25 @@ def test_policy_and_supported_list_what_will_be_refused(keyed: tuple[Process, st
     assert httpx.get(f"{proc.url}/health").json()["auth"] == "keys"
     assert_401(httpx.get(f"{proc.url}/policy", headers={"Authorization": "Bearer gpk_nope_nope"}),
                "ghostpay_auth_unknown_key")
+
+
+def test_the_fee_is_what_a_validator_charges() -> None:
+    """Signatures (the precompiles' too) and the priority fee; a limit left out is 200,000 CU per instruction;
+    a compute-budget instruction that cannot be read counts as the worst it could say."""
+    payer, fee_payer = Keypair(), Keypair()
+
+    def fee(*instructions: Instruction) -> facilitator_policy.FeeEstimate:
+        message = MessageV0.try_compile(fee_payer.pubkey(), list(instructions), [], Hash.default())
+        signatures = [Signature.default()] * message.header.num_required_signatures
+        return facilitator_policy.fee_of(VersionedTransaction.populate(message, signatures))
+
+    transfer = token_transfer(payer.pubkey(), Pubkey.new_unique(), Pubkey.new_unique(), 1)
+    assert fee(set_compute_unit_limit(20_000), set_compute_unit_price(1), transfer, memo()).lamports == 10_001
+    assert fee(transfer, memo(), memo()).compute_unit_limit == 600_000
+    two_signatures = Instruction(Pubkey.from_string("Ed25519SigVerify111111111111111111111111111"), bytes([2, 0]), [])
+    assert fee(set_compute_unit_limit(20_000), transfer, two_signatures).lamports == 4 * 5_000
+    garbled = Instruction(set_compute_unit_limit(1).program_id, bytes([2, 1, 0]), [])
+    assert fee(garbled, transfer).compute_unit_limit == 1_400_000
 
 
 def test_doctests() -> None:
