@@ -55,10 +55,10 @@ from x402.mechanisms.svm.utils import (
 )
 from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse, VerifyResponse
 
+from ghostpay.accounts import X402Receipt
 from ghostpay.artifacts import idl_dict
 from ghostpay.paths import data_dir
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.accounts import X402Receipt
 from ghostpay.x402.facilitator_record import (
     ERR_RECORD_INVALID,
     ERR_RENT_NOT_FRONTED,
@@ -79,6 +79,7 @@ from ghostpay.x402.facilitator_policy import (
     LabelledMints,
     PaymentPolicy,
     QuotaStore,
+    RefusalCounter,
     current,
     fronted_receipt,
     serving,
@@ -460,10 +461,10 @@ class GhostPayFacilitator:
         self.keys = KeyStore(settings.db_path)
         self.gate = AccessGate(self.keys)
         test_mints = LabelledMints(settings.test_mints) if settings.test_mints is not None else None
+        self._receipt_rent: int | None = None
         self.policy = PaymentPolicy(
             settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
             QuotaStore(settings.db_path), self.receipt_rent)
-        self._receipt_rent: int | None = None
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
         self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
@@ -484,7 +485,7 @@ class GhostPayFacilitator:
         self.sweep = ReceiptSweep(self.rpc, settings.keypair, settings.program_id, window)
 
     @property
-    def refusals(self) -> Any:
+    def refusals(self) -> RefusalCounter:
         return self.policy.refusals
 
     def receipt_rent(self) -> int:

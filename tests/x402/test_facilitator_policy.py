@@ -342,15 +342,20 @@ class CountingListener:
         return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
 
-def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(tmp_path: Path) -> None:
+def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     rpc = CountingListener()
     settings = FacilitatorSettings(Keypair(), rpc.url, rpc.url.replace("http", "ws"), db_path=tmp_path / "f.db",
                                    sweep_interval_seconds=0)
     body = {"x402Version": 2, "paymentPayload": {}, "paymentRequirements": {}}
-    with TestClient(create_facilitator_app(settings), client=("203.0.113.7", 40000)) as remote:
+    remote_app = create_facilitator_app(settings)
+    with TestClient(remote_app, client=("203.0.113.7", 40000)) as remote:
         for answer in (remote.post("/verify", json=body), remote.post("/settle", json=body),
                        remote.get("/supported"), remote.get("/policy"), remote.get("/health")):
             assert answer.status_code == 403 and answer.json()["error"] == "ghostpay_loopback_only", answer.text
+        assert remote_app.state.facilitator.refusals.snapshot() == {"ghostpay_loopback_only": 5}
+    assert sum("ghostpay_loopback_only" in r.getMessage() and "203.0.113.7" in r.getMessage()
+               for r in caplog.records) == 5
     with TestClient(create_facilitator_app(settings), client=("127.0.0.1", 40000)) as local:
         relayed = local.post("/settle", json=body, headers={"X-Forwarded-For": "203.0.113.7"})
         assert relayed.status_code == 403 and relayed.json()["error"] == "ghostpay_loopback_only"
@@ -532,9 +537,11 @@ def test_quotas_fail_closed_when_their_store_is_unavailable(net: Any, keyed: tup
     locker.execute("BEGIN EXCLUSIVE")
     try:
         before = balances(net, mint, Pubkey.from_string(proc.announce["feePayer"]), payer.pubkey(), payee)
+        refusals = httpx.get(f"{proc.url}/health").json()["refusals"].get("ghostpay_quota_store_unavailable", 0)
         settled = call(proc, "settle", paid, requirements, key)
         assert settled["errorReason"] == "ghostpay_quota_store_unavailable" and settled["transaction"] == ""
         assert balances(net, mint, Pubkey.from_string(proc.announce["feePayer"]), payer.pubkey(), payee) == before
+        assert httpx.get(f"{proc.url}/health").json()["refusals"]["ghostpay_quota_store_unavailable"] == refusals + 1
     finally:
         locker.execute("ROLLBACK")
         locker.close()
