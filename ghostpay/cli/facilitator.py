@@ -240,7 +240,7 @@ def keys_list(
     st = state(ctx)
     if json_output:
         st.settings.output = "json"
-    keys = open_keys(db).list()
+    keys = open_keys(db).entries()
     if not keys and not st.json:
         print("no seller keys: the facilitator serves loopback clients only (ghost facilitator keys add NAME)")
         return

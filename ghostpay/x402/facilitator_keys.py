@@ -237,10 +237,10 @@ class KeyStore:
             raise KeyStoreError(f"no active key named {name!r}")
         return _seller(row[0])
 
-    def list(self, *, revoked: bool = True) -> list[SellerKey]:
+    def entries(self) -> list[SellerKey]:
+        """Every key ever added, revoked ones too, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM seller_keys ORDER BY created_at").fetchall()
-        return [k for k in map(_seller, rows) if revoked or k.revoked_at is None]
+            return [_seller(row) for row in self._db.execute("SELECT * FROM seller_keys ORDER BY created_at")]
 
     def lookup(self, key_id: str) -> tuple[SellerKey, bytes] | None:
         """The seller and the key's SHA-256 for an id, or None."""
