@@ -36,6 +36,7 @@ from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator_app import create_facilitator_app
+from ghostpay.x402.facilitator_policy import AssetRule
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 
 CALLS = int(os.environ.get("MCP_BENCH_CALLS", "20"))
@@ -120,7 +121,7 @@ def main() -> None:
             env = {**os.environ, "GHOSTPAY_HOME": str(folder / "mcp-home"), "GHOST_CONFIG": ""}
             args = ["-u", net.http_url, "-k", str(key), "mcp", "--budget-daily", "1000"]
             settings = FacilitatorSettings(fee_payer, net.http_url, net.ws_url, db_path=folder / "facilitator.db",
-                                           rate_limit=10**6, sweep_interval_seconds=0)
+                                           rate_limit=10**6, sweep_interval_seconds=0, assets=(AssetRule(mint),))
             with Served(create_facilitator_app(settings)) as facilitator, \
                     Served(seller_app(Pubkey.from_string(agent), net, facilitator.url, owner)) as shop:
                 url = shop.url + "/paid"

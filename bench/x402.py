@@ -61,11 +61,13 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+from x402.mechanisms.svm.constants import DEFAULT_COMPUTE_UNIT_LIMIT
 
 from bench import x402_buyer
 from bench.report import report
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
 CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))
@@ -226,7 +228,7 @@ class RecordingBuyer:
             self.keypair.pubkey(), Pubkey.from_string(hints["agent"]), Pubkey.from_string(accept.pay_to),
             Pubkey.from_string(accept.asset), 6, int(accept.amount), os.urandom(32), fee_payer=fee_payer,
             rent_payer=Pubkey.from_string(hints["rentPayer"]), memo=os.urandom(16).hex(),
-            compute_unit_limit=60_000, compute_unit_price=1)
+            compute_unit_limit=DEFAULT_COMPUTE_UNIT_LIMIT + RECORD_COMPUTE_UNITS, compute_unit_price=1)
         blockhash = (await self.http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method":
                                                               "getLatestBlockhash"})).json()
         message = MessageV0.try_compile(fee_payer, instructions, [],
@@ -355,7 +357,7 @@ def main() -> None:
         official = f"http://127.0.0.1:{official_port}"
         facilitator, fac = ghost(folder, "-u", rpc, "-k", keypair_file(folder, chain.funded(1000)), "facilitator",
                                  "start", "--port", str(free_port_pair()[0]), "--db", str(folder / "f.db"),
-                                 "--rate-limit", "1000000", "--sweep-interval", "0")
+                                 "--rate-limit", "1000000", "--sweep-interval", "0", "--asset", str(mint))
         procs.append(facilitator)
         proxy_args = ["-u", rpc, "-k", keypair_file(folder, owner), "x402", "proxy", "--agent", str(agent),
                       "--upstream", upstream, "--facilitator", fac["url"], "--route", "GET /translate"]

@@ -44,6 +44,7 @@ from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator_app import create_facilitator_app
+from ghostpay.x402.facilitator_policy import AssetRule
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
 
@@ -127,7 +128,8 @@ async def run(net: LocalnetProcess, folder: Path, record: bool) -> list[Row]:
         agent = (await gp.register_agent(f"bench{int(record)}", "Bench", x402=X402Settings(
             {Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"))).address
     settings = FacilitatorSettings(fee_payer, net.http_url, net.ws_url, db_path=folder / f"facilitator{record}.db",
-                                   rate_limit=10**6, record_extension=record, sweep_interval_seconds=0)
+                                   rate_limit=10**6, record_extension=record, sweep_interval_seconds=0,
+                                   assets=(AssetRule(mint),))
     phases: dict[str, list[float]] = {"quote": [], "sign": [], "verify + settle": [], "total": [],
                                       "unpaid call (baseline)": []}
     with Served(create_facilitator_app(settings)) as facilitator, \

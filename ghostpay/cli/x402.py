@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -15,6 +16,7 @@ from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
                   no_args_is_help=True)
 DEFAULT_FACILITATOR = "http://127.0.0.1:8403"
+FACILITATOR_KEY_ENV = "GHOSTPAY_FACILITATOR_KEY"
 
 
 @app.command()
@@ -26,6 +28,10 @@ def proxy(
     route: Optional[List[str]] = typer.Option(None, "--route", "-r", help="A priced route, 'METHOD /path' or "
                                               "'/path/*' (repeat it); default: every route."),
     facilitator: str = typer.Option(DEFAULT_FACILITATOR, "--facilitator", help="The x402 facilitator's URL."),
+    facilitator_key_file: Optional[Path] = typer.Option(None, "--facilitator-key-file", help="Your seller key "
+                                                        "at the facilitator (ghost facilitator keys add): this "
+                                                        "file's first line, or $GHOSTPAY_FACILITATOR_KEY; each "
+                                                        "request to it is signed with it."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8402, help="Port to listen on."),
     create_payee_accounts: bool = typer.Option(False, "--create-payee-accounts", help="Create the payment "
@@ -70,7 +76,8 @@ def proxy(
     seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
                             max_timeout_seconds=max_timeout,
                             payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
-                            stats_route=stats_route)
+                            stats_route=stats_route,
+                            facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV))
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
                                            ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS))

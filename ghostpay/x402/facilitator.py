@@ -10,6 +10,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
   send, its signature logged as pending before the send, pending rows reconciled by signature;
 - a per-payer rate limit (a sliding window);
 - a SOL balance floor under which it refuses to pay fees, each spend counted as it is committed;
+- the operator's policy (`facilitator_policy`): fee and compute-unit caps, an asset allow-list with
+  minimum amounts, and per seller key (`facilitator_keys`) rent fronting and quotas;
 - the GhostPay extension (`facilitator_record`): `record_x402_payment` may follow the Memo, and the
   fee payer may front the receipt's rent, which a background sweep reclaims;
 - confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
@@ -59,12 +61,28 @@ from ghostpay.paths import data_dir
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator_confirm import SignatureWatcher
 from ghostpay.x402.facilitator_record import (
+    ERR_RECORD_INVALID,
+    ERR_RENT_NOT_FRONTED,
     EXTENSION_FRONT_RENT,
     EXTENSION_RECORD,
     ReceiptSweep,
     accept_record_instruction,
     has_record_instruction,
     without_record,
+)
+from ghostpay.x402.facilitator_keys import AUTH_REFUSALS, OPERATOR, AccessGate, Caller, KeyStore
+from ghostpay.x402.facilitator_policy import (
+    POLICY_REFUSALS,
+    AssetAllowList,
+    AssetRule,
+    FeeLimits,
+    LabelledMints,
+    PaymentPolicy,
+    QuotaStore,
+    RefusalCounter,
+    current,
+    fronted_receipt,
+    serving,
 )
 from ghostpay.x402.facilitator_rpc import JsonRpc
 from ghostpay.x402.facilitator_settle import (
@@ -85,8 +103,21 @@ ERR_FEE_PAYER_IN_INSTRUCTION = "ghostpay_fee_payer_in_instruction"
 ERR_LOOKUP_TABLES = "ghostpay_address_lookup_tables_not_allowed"
 ERR_RATE_LIMITED = "ghostpay_rate_limited"
 
+GUARD_REFUSALS = {
+    ERR_FEE_PAYER_IN_INSTRUCTION: "the fee payer appears in an instruction (it only ever pays the fee)",
+    ERR_LOOKUP_TABLES: "the message uses an address lookup table",
+    ERR_RECORD_INVALID: "an instruction after the Memo that is not an acceptable record_x402_payment",
+    ERR_RENT_NOT_FRONTED: "the record names the fee payer as rent payer, for a seller whose key does not "
+                          "allow rent fronting (or with --no-front-rent)",
+    ERR_DUPLICATE_SETTLEMENT: "a payment already settled (the log survives restarts)",
+    ERR_RATE_LIMITED: "too many verifies (or settles) from one payer in the rate window",
+    ERR_BALANCE_LOW: "the fee payer's SOL is under its floor",
+}
+
 LAMPORTS_PER_SOL = 1_000_000_000
-logger = logging.getLogger(__name__)
+RECEIPT_SPACE = len(X402Receipt.discriminator) + X402Receipt.layout.sizeof()
+MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts
+log = logging.getLogger(__name__)
 
 
 def default_db_path() -> Path:
@@ -110,6 +141,9 @@ class FacilitatorSettings:
     record_extension: bool = True
     front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
     sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
+    fee_limits: FeeLimits = field(default_factory=FeeLimits)
+    assets: tuple[AssetRule, ...] = ()  # the mints it settles (none given: the network's stablecoins...)
+    test_mints: Path | None = None  # ...and the mints labelled in this ghost config (a localnet's test mints)
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -346,36 +380,43 @@ class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
     def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
-                 floor: BalanceFloor, extension: RecordExtension | None) -> None:
+                 floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy) -> None:
         self.fee_payers = fee_payers
         self.log = log
         self.verify_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.settle_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.floor = floor
         self.extension = extension
+        self.policy = policy
 
     def records(self, tx: VersionedTransaction) -> bool:
         """Whether `tx` ends with the record instruction of the extension (acceptable or not)."""
         return self.extension is not None and has_record_instruction(tx, self.extension.program_id)
 
     def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter,
-                requirements: Any) -> tuple[str, str] | None:
-        """(reason, message) when a guard refuses the payment, else None."""
-        checked = tx
+                requirements: Any, *, settle: bool = False) -> tuple[str, str] | None:
+        """(reason, message) when a guard refuses the payment, else None. A settle's last guard reserves
+        the seller's quota (`PaymentPolicy.seller_refusal`)."""
+        ticket = current(OPERATOR)
+        checked, receipt = tx, None
         if self.records(tx):
             assert self.extension is not None
             hints = (requirements.extra or {}).get("ghostpay")
             agent = hints.get("agent") if isinstance(hints, dict) else None
+            front_rent = self.extension.front_rent and ticket.caller.may_front_rent
             reason = accept_record_instruction(tx, self.fee_payers, self.extension.program_id,
-                                               self.extension.front_rent, agent if isinstance(agent, str) else None)
+                                               front_rent, agent if isinstance(agent, str) else None)
             if reason is not None:
                 return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
                                "Memo, recording the transfer before it" + \
-                               ("" if self.extension.front_rent else ", with the payer paying the receipt's rent")
-            checked = without_record(tx)
+                               ("" if front_rent else ", with the payer paying the receipt's rent")
+            checked, receipt = without_record(tx), fronted_receipt(tx, self.fee_payers)
         reason = fee_payer_refusal(checked, self.fee_payers)
         if reason is not None:
             return reason, "the facilitator's key appears in an instruction: it only ever pays the fee"
+        refused = self.policy.payment_refusal(tx)
+        if refused is not None:
+            return refused
         previous = self.log.get(transaction_message_hash(tx))
         if previous is not None and previous.status == SETTLED:  # others are reconciled by the scheme first
             return ERR_DUPLICATE_SETTLEMENT, "this payment was already settled"
@@ -383,7 +424,7 @@ class Guards:
             return ERR_RATE_LIMITED, f"too many payments from {payer}; retry later"
         if self.floor.too_low():
             return ERR_BALANCE_LOW, "the facilitator's SOL balance is under its floor; it pays no fees now"
-        return None
+        return self.policy.seller_refusal(tx, receipt, ticket, settle=settle)
 
 
 def _decode(payload: Any) -> tuple[VersionedTransaction, str] | None:
@@ -478,7 +519,8 @@ class GuardedScheme:
             if previous is not None and previous.status != PENDING:
                 return self._settler.answer_known(previous, payer, network)
             if previous is None:
-                refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements)
+                refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements,
+                                                 settle=True)
                 if refused is not None:
                     return SettleResponse(success=False, error_reason=refused[0], error_message=refused[1],
                                           payer=payer, transaction="", network=network)
@@ -495,7 +537,8 @@ class GuardedScheme:
 class GhostPayFacilitator:
     """The official facilitator logic with GhostPay's guards; `verify`/`settle` block (run them in threads).
 
-    At start it reconciles the settles a crash left pending, and again every few seconds."""
+    At start it reconciles the settles a crash left pending, and again every few seconds. `caller` says on
+    whose behalf a request comes (a seller's key, or the operator: the default for in-process use)."""
 
     def __init__(self, settings: FacilitatorSettings) -> None:
         self.settings = settings
@@ -503,11 +546,18 @@ class GhostPayFacilitator:
         self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
                                         settings.confirm_timeout_seconds)
         self.log = SettledLog(settings.db_path)
+        self.keys = KeyStore(settings.db_path)
+        self.gate = AccessGate(self.keys)
+        test_mints = LabelledMints(settings.test_mints) if settings.test_mints is not None else None
+        self._receipt_rent: int | None = None
+        self.policy = PaymentPolicy(
+            settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
+            QuotaStore(settings.db_path), self.receipt_rent)
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
         self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
-                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension)
-        self._receipt_rent: int | None = None
+                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension,
+                             self.policy)
         self.settler = Settler(self.signer, self.log, self.guards.floor, self.cost)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
@@ -525,7 +575,7 @@ class GhostPayFacilitator:
         try:
             self.settler.reconcile_pending()
         except Exception as exc:  # noqa: BLE001 - the node is away: the rows wait for the next round
-            logger.warning("reconciling pending settles at start failed: %s", exc)
+            log.warning("reconciling pending settles at start failed: %s", exc)
         self.reconciling = Reconciling(self.settler)
 
     def cost(self, tx: VersionedTransaction) -> int:
@@ -534,40 +584,90 @@ class GhostPayFacilitator:
             str(tx.message.account_keys[i]) for i in bytes(tx.message.instructions[-1].accounts)}
         return fee_lamports(tx.message) + (self.receipt_rent() if fronted else 0)
 
+    @property
+    def refusals(self) -> RefusalCounter:
+        return self.policy.refusals
+
     def receipt_rent(self) -> int:
+        """Lamports the fee payer fronts for one receipt (asked of the cluster once)."""
         if self._receipt_rent is None:
-            size = len(X402Receipt.discriminator) + X402Receipt.layout.sizeof()
-            self._receipt_rent = int(self.signer.rpc.call("getMinimumBalanceForRentExemption", [size]))
+            self._receipt_rent = self.rpc.get_minimum_balance_for_rent_exemption(RECEIPT_SPACE).value
         return self._receipt_rent
 
-    def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
-        return self.x402.verify(payload, requirements)
+    def verify(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> VerifyResponse:
+        with serving(caller):
+            result = self.x402.verify(payload, requirements)
+        if not result.is_valid:
+            self._refused("verify", caller, result.invalid_reason, result.invalid_message, result.payer)
+        return result
 
-    def settle(self, payload: Any, requirements: Any) -> SettleResponse:
+    def settle(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> SettleResponse:
         """Settle; a success is acknowledged at once (the caller holds the answer)."""
-        result = self.settle_unacknowledged(payload, requirements)
+        result = self.settle_unacknowledged(payload, requirements, caller)
         if result.success:
             self.settler.acknowledge(result.transaction)
         return result
 
-    def settle_unacknowledged(self, payload: Any, requirements: Any) -> SettleResponse:
+    def settle_unacknowledged(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> SettleResponse:
         """Settle, leaving a success to `settler.acknowledge` once its answer is handed over (or to
         `settler.unanswered` if it is lost): a crash before then leaves the payment answerable by a retry."""
-        return self.x402.settle(payload, requirements)
+        with serving(caller) as ticket:
+            result = self.x402.settle(payload, requirements)
+        self.policy.settled(ticket, result)
+        if not result.success:
+            self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
+        return result
 
-    def supported(self) -> SupportedResponse:
-        return self.x402.get_supported()
+    def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None
+                 ) -> None:
+        self.refusals.count(reason or "unknown")
+        log.info("%s refused for %s (payer %s): %s: %s", method, caller.name, payer or "?", reason, message)
+
+    def supported(self, caller: Caller = OPERATOR) -> SupportedResponse:
+        """The kinds, and the extensions this caller gets: rent fronting only when its key allows it."""
+        answer = self.x402.get_supported()
+        extensions = [e for e in answer.extensions if e != EXTENSION_FRONT_RENT or caller.may_front_rent]
+        return answer.model_copy(update={"extensions": extensions + self.policy.summary()})
+
+    def policy_document(self, caller: Caller = OPERATOR) -> dict[str, Any]:
+        """GET /policy: every rule by which a request or payment is refused, and the caller's terms."""
+        settings = self.settings
+        return {
+            "auth": {"mode": self.gate.mode(), "schemes": ["Bearer", "GhostPay-HMAC-SHA256"]},
+            "caller": caller.name,
+            **self.policy.document(caller),
+            "rentFronting": {"enabled": settings.record_extension and settings.front_receipt_rent,
+                             "forCaller": caller.may_front_rent and settings.front_receipt_rent},
+            "rateLimit": {"perPayer": settings.rate_limit, "windowSeconds": settings.rate_window_seconds},
+            "minBalanceLamports": settings.min_balance_lamports,
+            "refusals": {**AUTH_REFUSALS, **GUARD_REFUSALS, **POLICY_REFUSALS},
+        }
 
     def health(self) -> dict[str, Any]:
         balance = self.guards.floor.balance()
         return {"status": "ok" if balance >= self.guards.floor.floor else "balance_low",
                 "feePayer": str(self.settings.fee_payer), "balanceLamports": balance,
                 "minBalanceLamports": self.guards.floor.floor, "networks": list(self.settings.networks),
-                "settled": self.log.count(), "pendingSettles": len(self.log.pending()),
+                "auth": self.gate.mode(), "settled": self.log.count(), "pendingSettles": len(self.log.pending()),
+                "refusals": self.refusals.snapshot(),
                 "extensions": self.supported().extensions,
                 "receiptsClosed": self.sweep.closed, "rentReclaimedLamports": self.sweep.reclaimed_lamports}
+
+    def sweep_once(self) -> None:
+        """Close the receipts whose rent may come back; the sellers' outstanding rent follows."""
+        swept = self.sweep.run_once()
+        self.policy.reconcile_rent([str(r.address) for r in swept], self._existing)
+
+    def _existing(self, addresses: list[str]) -> list[bool]:
+        found: list[bool] = []
+        for start in range(0, len(addresses), MAX_ACCOUNTS_PER_CALL):
+            batch = [Pubkey.from_string(a) for a in addresses[start:start + MAX_ACCOUNTS_PER_CALL]]
+            found += [info is not None for info in self.rpc.get_multiple_accounts(batch, Confirmed).value]
+        return found
 
     def close(self) -> None:
         self.reconciling.stop()
         self.signer.close()
         self.log.close()
+        self.keys.close()
+        self.policy.quotas.close()

@@ -1,14 +1,19 @@
 """The facilitator's HTTP API (Starlette): the x402 facilitator routes the official
-`HTTPFacilitatorClient` calls, plus a health route.
+`HTTPFacilitatorClient` calls, plus health and policy routes.
 
     POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
     POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
     GET  /supported  {kinds, extensions, signers}
-    GET  /health     fee payer, SOL balance and its floor, networks, payments settled and pending, receipts swept
+    GET  /policy     what it refuses and why; with a key, that seller's terms and usage
+    GET  /health     fee payer, SOL balance and its floor, auth mode, payments settled and pending, refusals,
+                     receipts swept
 
-A malformed request answers 400 with `{"error": <message>, "reason": <name>}` (`ghostpay.x402.wire`
-names the reasons; a body over 64 KiB answers 413); a refused payment answers 200 with the refusal in
-the body, as the protocol wants. Verify and settle run in worker threads: the
+Who may call (`facilitator_keys.AccessGate`): with no seller key configured, loopback clients only
+(anyone else 403 `ghostpay_loopback_only`); with keys, /verify and /settle need one (401 with a named
+reason), the GET routes answer anyone. The gate runs before anything else, so a refused client
+costs no RPC call. A malformed request answers 400 with `{"error": <message>, "reason": <name>}`
+(`ghostpay.x402.wire` names the reasons; a body over 64 KiB answers 413); a refused payment answers 200
+with the refusal in the body, as the protocol wants. Verify and settle run in worker threads: the
 official scheme and its RPC client are synchronous, and a settle waits for confirmation.
 """
 
@@ -18,7 +23,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
 from starlette.applications import Starlette
@@ -29,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator_keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator_settle import Settler
 from ghostpay.x402.wire import REASON_BODY_TOO_LARGE, REASON_UNSUPPORTED, MalformedInput, facilitator_request
 
@@ -56,10 +62,7 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _read_request(request: Request) -> tuple[Any, Any] | JSONResponse:
-    body = await _read_body(request)
-    if body is None:
-        return _error(413, f"request body over {MAX_BODY_BYTES} bytes", REASON_BODY_TOO_LARGE)
+def _parse_request(body: bytes) -> tuple[Any, Any] | JSONResponse:
     try:
         return facilitator_request(body)
     except MalformedInput as exc:
@@ -84,6 +87,11 @@ class SettledAnswer(JSONResponse):
         self._settler.acknowledge(self._signature)  # one SQLite update (WAL, no fsync): brief enough for the loop
 
 
+def _refused(exc: AuthRefused) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer, GhostPay-HMAC-SHA256'} if exc.status == 401 else None
+    return JSONResponse({"error": exc.reason, "message": exc.message}, status_code=exc.status, headers=headers)
+
+
 def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
@@ -92,7 +100,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
         while True:
             await asyncio.sleep(settings.sweep_interval_seconds)
             try:
-                await to_thread.run_sync(facilitator.sweep.run_once)
+                await to_thread.run_sync(facilitator.sweep_once)
             except Exception as exc:  # noqa: BLE001 - an RPC hiccup: the next round retries
                 log.warning("receipt sweep failed: %s", exc)
 
@@ -116,13 +124,35 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             workers.shutdown(wait=True)
             state.pop("facilitator").close()
 
+    def admit(request: Request, *, public: bool) -> Caller | Credential:
+        client = request.client.host if request.client else None
+        return state["facilitator"].gate.admit(client, endpoint_of(request.url.path), request.headers, public=public)
+
+    def caller_of(admitted: Caller | Credential, body: bytes) -> Caller:
+        """The caller, once an HMAC's signature matches the body."""
+        return admitted.check(body) if isinstance(admitted, Credential) else admitted
+
+    def refuse(request: Request, exc: AuthRefused) -> JSONResponse:
+        state["facilitator"].refusals.count(exc.reason)
+        log.warning("refused %s %s from %s: %s", request.method, request.url.path,
+                    request.client.host if request.client else "?", exc)
+        return _refused(exc)
+
     async def run(request: Request, method: str) -> Any:
-        parsed = await _read_request(request)
+        try:
+            admitted = admit(request, public=False)
+            body = await _read_body(request)
+            if body is None:
+                return _error(413, f"request body over {MAX_BODY_BYTES} bytes", REASON_BODY_TOO_LARGE)
+            caller = caller_of(admitted, body)  # a forged or replayed signature is refused before any parsing
+        except AuthRefused as exc:
+            return refuse(request, exc)
+        parsed = _parse_request(body)
         if isinstance(parsed, JSONResponse):
             return parsed
-        facilitator = state["facilitator"]
         try:
-            return await asyncio.get_running_loop().run_in_executor(workers, getattr(facilitator, method), *parsed)
+            return await asyncio.get_running_loop().run_in_executor(workers, getattr(state["facilitator"], method),
+                                                                      *parsed, caller)
         except SchemeNotFoundError as exc:
             return _error(400, f"unsupported scheme or network: {exc}", REASON_UNSUPPORTED)
 
@@ -138,15 +168,21 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             return JSONResponse(_dump(result))
         return SettledAnswer(_dump(result), state["facilitator"].settler, result.transaction)
 
-    async def supported(request: Request) -> JSONResponse:
-        return JSONResponse(_dump(state["facilitator"].supported()))
+    def read_only(answer: Callable[[GhostPayFacilitator, Caller], Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """A GET route: anyone when keys are configured (tailored to a key when one is given)."""
+        async def endpoint(request: Request) -> JSONResponse:
+            try:
+                caller = caller_of(admit(request, public=True), await request.body())
+            except AuthRefused as exc:
+                return refuse(request, exc)
+            return JSONResponse(await to_thread.run_sync(answer, state["facilitator"], caller))
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse(await to_thread.run_sync(state["facilitator"].health))
+        return endpoint
 
     return Starlette(routes=[
         Route("/verify", verify, methods=["POST"]),
         Route("/settle", settle, methods=["POST"]),
-        Route("/supported", supported, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
+        Route("/supported", read_only(lambda f, caller: _dump(f.supported(caller))), methods=["GET"]),
+        Route("/policy", read_only(lambda f, caller: f.policy_document(caller)), methods=["GET"]),
+        Route("/health", read_only(lambda f, caller: f.health()), methods=["GET"]),
     ], lifespan=lifespan)

@@ -6,7 +6,11 @@ session with keep-alive connections: a paid call makes two such requests, and ai
 tenth of httpx's CPU on each (≈ 60 µs against ≈ 500 µs measured here), which is most of what a
 paywall's process does per paid call.
 
-    facilitator = facilitator_client("http://127.0.0.1:8403")
+With a seller key (`ghost facilitator keys add`), every request is signed with it
+(`Authorization: GhostPay-HMAC-SHA256 ...` over the exact body sent: the key never crosses the wire);
+`FacilitatorHmacAuth` does the same for an httpx client given to the package's own client.
+
+    facilitator = AiohttpFacilitatorClient("http://127.0.0.1:8403", key=os.environ["GHOSTPAY_FACILITATOR_KEY"])
     await server.verify_payment(payload, requirements)   # x402ResourceServer(facilitator)
     await facilitator.aclose()
 """
@@ -16,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generator
+from urllib.parse import urlsplit
 
 import aiohttp
+import httpx
 from multidict import CIMultiDictProxy
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.facilitator_client_base import DEFAULT_TIMEOUT
+
+from ghostpay.x402.facilitator_keys import endpoint_of, sign_request
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,9 @@ class AiohttpPoster:
 
     A session belongs to an event loop: it is made at the first request in a loop (a server's)."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, key: str | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._key = key
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -56,6 +65,8 @@ class AiohttpPoster:
             self._session = aiohttp.ClientSession(timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())
             self._loop = loop
         body = _dumps(json)
+        if self._key is not None:
+            headers = {**(headers or {}), **sign_request(self._key, endpoint_of(urlsplit(url).path), body)}
         async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
             return PostedResponse(response.status, response.headers, await response.read())
 
@@ -70,11 +81,31 @@ def _dumps(value: Any) -> bytes:
 
 
 class AiohttpFacilitatorClient(HTTPFacilitatorClient):
-    """The package's HTTP facilitator client, posting through `AiohttpPoster` (closed by `aclose`)."""
+    """The package's HTTP facilitator client, posting through `AiohttpPoster` (closed by `aclose`); with a
+    seller `key`, every request (the package's GET /supported too) is HMAC-signed with it."""
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.poster = AiohttpPoster(timeout)
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, key: str | None = None) -> None:
+        self.poster = AiohttpPoster(timeout, key)
+        self._key = key
         super().__init__(FacilitatorConfig(url=url.rstrip("/"), timeout=timeout, http_client=self.poster))
+
+    def _get_supported_headers(self) -> dict[str, str]:
+        headers = super()._get_supported_headers()
+        return headers if self._key is None else {**headers, **sign_request(self._key, "supported", b"")}
 
     async def aclose(self) -> None:
         await self.poster.aclose()
+
+
+class FacilitatorHmacAuth(httpx.Auth):
+    """Signs each request of an httpx client with a seller key: pass the client as the package's
+    `FacilitatorConfig(http_client=httpx.AsyncClient(auth=FacilitatorHmacAuth(KEY)))`."""
+
+    requires_request_body = True
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(sign_request(self._key, endpoint_of(request.url.path), request.content))
+        yield request

@@ -15,7 +15,9 @@ RPC: unchanged official clients can then pay a localnet seller.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ghostpay.cluster import DEVNET as DEVNET_RPC_URL
 from ghostpay.cluster import MAINNET as MAINNET_RPC_URL
@@ -24,6 +26,14 @@ from ghostpay.exceptions import InvalidArgument
 
 DEVNET_CAIP2 = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"
 MAINNET_CAIP2 = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
+
+# The well-known USD stablecoins of each network (a unit is worth one dollar): what a facilitator
+# settles by default, and whose payments' value it knows.
+STABLECOINS: dict[str, dict[str, str]] = {
+    DEVNET_CAIP2: {"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": "USDC-Dev"},
+    MAINNET_CAIP2: {"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": "USDC",
+                    "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB": "USDT"},
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,23 @@ def network_by_id(network_id: str) -> X402Network:
     except KeyError:
         known = ", ".join(sorted(_BY_ID))
         raise InvalidArgument(f"unknown x402 network {network_id!r}; known: {known}") from None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether an RPC URL is on this machine (a localnet: its mints are test mints).
+
+        >>> is_loopback_url("http://127.0.0.1:8899"), is_loopback_url("http://localhost:8899")
+        (True, True)
+        >>> is_loopback_url("https://api.devnet.solana.com")
+        False
+    """
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def same_network(a: str, b: str) -> bool:

@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from solders.keypair import Keypair
@@ -95,6 +95,8 @@ class SellerSettings:
     """What a paywall sells and through whom.
 
     `facilitator`: a facilitator URL, or an in-process facilitator object (`x402Facilitator`).
+    `facilitator_key`: this seller's key at that facilitator (`ghost facilitator keys add`): every request
+    to it is signed with the key (HMAC over timestamp and body; the key itself is never sent).
     `routes`: "METHOD /path" patterns (`*` matches within the path; a bare path means any method).
     `payee_accounts`: "create" makes the payment address's missing token accounts at start-up,
     paid by `keypair`; "check" refuses to start when one is missing.
@@ -113,6 +115,7 @@ class SellerSettings:
     mime_type: str = ""
     program_id: Pubkey = PROGRAM_ID
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
+    facilitator_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class X402Seller:
         self.match = route_matcher(settings.routes)
         facilitator = settings.facilitator
         if isinstance(facilitator, str):
-            facilitator = AiohttpFacilitatorClient(facilitator)
+            facilitator = AiohttpFacilitatorClient(facilitator, key=settings.facilitator_key)
         self._facilitator = facilitator
         self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
         self.gp = GhostPayClient(settings.rpc_url, settings.keypair, ws_url=settings.ws_url,

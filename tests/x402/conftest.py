@@ -67,46 +67,65 @@ def sol_balance(net: LocalnetProcess, key: Pubkey) -> int:
 
 
 class Process:
-    """A `ghost` command serving in the background; `start` returns once it printed its JSON announce line."""
+    """A `ghost` command serving in the background; `start` returns once it printed its JSON announce line.
+    Its stderr is read as it comes (`log`), so a chatty process never blocks on a full pipe."""
 
     def __init__(self, *args: str, home: Path) -> None:
         self.args = [GHOST, "--output", "json", *args]
         self.env = {**os.environ, "GHOSTPAY_HOME": str(home)}
         self.proc: subprocess.Popen[str] | None = None
         self.announce: dict[str, Any] = {}
+        self._stderr: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 30) -> "Process":
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
+        self._stderr = []
+        self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
+        self._reader.start()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
         if not line:
-            self.stop()
-            raise RuntimeError(f"{self.args[3:5]} did not start: {self.proc.stderr.read()}")  # type: ignore
+            raise RuntimeError(f"{self.args[3:5]} did not start: {self.stop()}")
         self.announce = json.loads(line)
         return self
 
+    def _read_stderr(self, proc: subprocess.Popen[str]) -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            self._stderr.append(line)
+
+    @property
+    def log(self) -> str:
+        """What it wrote to stderr so far."""
+        return "".join(self._stderr)
+
     def stop(self) -> str:
         """SIGTERM, wait; returns stderr."""
-        assert self.proc is not None
+        assert self.proc is not None and self._reader is not None
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        return self.log
 
     @property
     def url(self) -> str:
         return self.announce["url"]
 
 
-def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str) -> Process:
+def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str,
+                        assets: tuple[str, ...] = ("any",)) -> Process:
+    """`ghost facilitator start` on the localnet; it settles any mint unless `assets` says otherwise (the
+    tests make their mints with the cheat code, not `ghost test-mint`; `()`: the default allow-list)."""
     port = free_port_pair()[0]
     return Process("-u", net.http_url, "-k", str(keypair_file(folder, fee_payer)), "facilitator", "start",
-                   "--port", str(port), "--db", str(folder / "facilitator.db"), *extra, home=folder)
+                   "--port", str(port), "--db", str(folder / "facilitator.db"),
+                   *(arg for mint in assets for arg in ("--asset", mint)), *extra, home=folder)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Any, Sequence
 
@@ -65,11 +66,21 @@ def header(payload: PaymentPayload) -> dict[str, str]:
     return {"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
 
 
-def facilitator_call(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements
-                     ) -> dict[str, Any]:
+def facilitator_call(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
+                     headers: dict[str, str] | None = None) -> dict[str, Any]:
     """POST /verify or /settle as the official HTTP facilitator client does."""
-    answer = httpx.post(f"{url}/{method}", json={
-        "x402Version": 2, "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
-        "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}, timeout=60)
+    answer = facilitator_post(url, method, payload, requirements, headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def facilitator_post(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
+                     headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{url}/{method}", content=request_body(payload, requirements), timeout=60,
+                      headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def request_body(payload: PaymentPayload, requirements: PaymentRequirements) -> bytes:
+    """The JSON body of a verify or settle request, as bytes (what an HMAC signs)."""
+    return json.dumps({"x402Version": 2, "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
+                       "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}).encode()

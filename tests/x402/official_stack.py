@@ -66,10 +66,14 @@ Price = Callable[[], int]
 
 def official_seller_app(facilitator_url: str, pay_to: str, mint: str, price: int | Price, *,
                         status: int = 200, network: str = DEVNET.caip2,
-                        accepts: list[tuple[str, int]] | None = None) -> FastAPI:
+                        accepts: list[tuple[str, int]] | None = None,
+                        create_headers: Callable[[], dict[str, dict[str, str]]] | None = None) -> FastAPI:
     """`GET /paid` behind the official payment middleware, unchanged: `price` atomic units of `mint`
-    (or more mints by `accepts`=[(mint, price)]) paid to `pay_to`; the handler answers `status`."""
-    server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url)))
+    (or more mints by `accepts`=[(mint, price)]) paid to `pay_to`; the handler answers `status`. The
+    package's `create_headers` adds headers (e.g. a bearer key) to its facilitator requests."""
+    config: Any = {"url": facilitator_url, "create_headers": create_headers} if create_headers else \
+        FacilitatorConfig(url=facilitator_url)
+    server = x402ResourceServer(HTTPFacilitatorClient(config))
     register_exact_svm_server(server, network)
 
     def option(asset: str, amount: int | Price) -> PaymentOption:

@@ -23,6 +23,7 @@ from x402.schemas import PaymentRequirements
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
 from ghostpay.x402.facilitator_app import create_facilitator_app
+from ghostpay.x402.facilitator_policy import AssetRule
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.conftest import (
@@ -242,7 +243,8 @@ def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Pat
     an unknown one times out (and the settle stays pending)."""
     keypair = fund(net, sol=10)
     facilitator = GhostPayFacilitator(FacilitatorSettings(keypair, net.http_url, net.ws_url,
-                                                          db_path=tmp_path / "f.db", confirm_timeout_seconds=1))
+                                                          db_path=tmp_path / "f.db", confirm_timeout_seconds=1,
+                                                          assets=(AssetRule(str(mint)),)))
     try:
         requirements = requirements_for(str(keypair.pubkey()), mint, payee)
         settled = facilitator.settle(payment(requirements, buyer(net, mint), latest_blockhash(net)), requirements)
@@ -279,7 +281,7 @@ def test_a_settle_waiting_for_confirmation_holds_no_other_request(net: Any, tmp_
     payee = fund(net).pubkey()
     mint_to(net, payee, mint, 0)
     settings = FacilitatorSettings(keypair, net.http_url, silent.url, db_path=tmp_path / "f.db",
-                                   confirm_timeout_seconds=4, sweep_interval_seconds=0)
+                                   confirm_timeout_seconds=4, sweep_interval_seconds=0, assets=(AssetRule(str(mint)),))
     requirements = requirements_for(str(keypair.pubkey()), mint, payee)
     first, second = (payment(requirements, buyer(net, mint), latest_blockhash(net)) for _ in range(2))
     try:
