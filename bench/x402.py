@@ -20,8 +20,10 @@ confirmation. The cold row is the first paid call through a freshly started prox
 The checks each side runs on a paid call (every one on, in both stacks):
 - official stack: verify = the exact scheme's checks + a simulation; settle = the checks again + a
   simulation, its 120 s in-memory duplicate check, send, confirmation by polling;
-- GhostPay: verify = the fee-payer guard, the settled-payment log, the per-payer rate limit, the SOL
-  floor, the exact scheme's checks (and the record instruction's, on the recorded rows) + a
+- GhostPay: every request to the facilitator signed by the proxy with its seller key (HMAC over the body,
+  checked with its age and nonce); verify = the fee-payer guard, the fee and compute-unit caps, the asset
+  allow-list and minimum, the key's quotas (and rent cap on the recorded rows), the settled-payment log,
+  the per-payer rate limit, the SOL floor, the exact scheme's checks (and the record instruction's, on the recorded rows) + a
   simulation; settle = the log, the guards, the checks again + a simulation right before the send
   (no simulation is reused), the floor's reservation, the log row with the signature written before
   the send, send, confirmation by `signatureSubscribe`, the row marked landed, then settled once the
@@ -183,10 +185,10 @@ def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> Non
     raise RuntimeError(f"{url} did not answer")
 
 
-def ghost(folder: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def ghost(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """A `ghost` server in the background, once it printed its JSON announce line."""
     proc = subprocess.Popen([GHOST, "--output", "json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "GHOSTPAY_HOME": str(folder)})
+                            text=True, env={**os.environ, "GHOSTPAY_HOME": str(folder), **(env or {})})
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         raise RuntimeError(f"ghost {' '.join(args[:6])}: {proc.stderr.read() if proc.stderr else ''}")
@@ -309,11 +311,12 @@ def row(scenario: str, concurrency: int, latencies: list[float], wall: float, cp
                None, *per_call)
 
 
-async def cold_call(folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str) -> float:
+async def cold_call(folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str,
+                    env: dict[str, str]) -> float:
     """The first paid call through a freshly started proxy (the buyer's client warmed elsewhere)."""
     async with official_client(rpc_url, buyer) as client:
         await client.get(warm_on)
-        proc, announce = ghost(folder, *args)
+        proc, announce = ghost(folder, *args, env=env)
         try:
             started = time.perf_counter()
             answer = await client.get(f"{announce['url']}/translate")
@@ -355,13 +358,21 @@ def main() -> None:
                                        official_fee_payer, str(mint), str(owner.pubkey()), "10000"],
                                       stderr=subprocess.PIPE, text=True))
         official = f"http://127.0.0.1:{official_port}"
+        # A seller key: the facilitator then authenticates every verify and settle (the proxy signs each with an
+        # HMAC) and runs the key's quotas and rent cap, as a facilitator serving other sellers must.
+        seller_key = json.loads(subprocess.run(
+            [GHOST, "--output", "json", "facilitator", "keys", "add", "bench", "--front-rent",
+             "--max-rent-outstanding", "1000", "--settles-per-minute", "1000000", "--fee-lamports-per-day",
+             str(10**15), "--db", str(folder / "f.db")], capture_output=True, text=True, check=True,
+            env={**os.environ, "GHOSTPAY_HOME": str(folder)}).stdout)["key"]
         facilitator, fac = ghost(folder, "-u", rpc, "-k", keypair_file(folder, chain.funded(1000)), "facilitator",
                                  "start", "--port", str(free_port_pair()[0]), "--db", str(folder / "f.db"),
                                  "--rate-limit", "1000000", "--sweep-interval", "0", "--asset", str(mint))
         procs.append(facilitator)
         proxy_args = ["-u", rpc, "-k", keypair_file(folder, owner), "x402", "proxy", "--agent", str(agent),
                       "--upstream", upstream, "--facilitator", fac["url"], "--route", "GET /translate"]
-        proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]))
+        key_env = {"GHOSTPAY_FACILITATOR_KEY": seller_key}
+        proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]), env=key_env)
         procs.append(proxy)
         wait_http(f"{upstream}/free", procs[0])
         wait_http(f"{official}/translate", procs[1])
@@ -397,7 +408,7 @@ def main() -> None:
             if r.scenario.startswith("paid:"):
                 r.p50_vs_official = round(r.p50_ms / official_p50[r.concurrency], 2)
         cold = asyncio.run(cold_call(folder, rpc, [*proxy_args, "--port", str(free_port_pair()[0])], buyers[0],
-                                     f"{official}/translate"))
+                                     f"{official}/translate", key_env))
         rows.append(Row("paid: first call through a freshly started proxy (cold)", 1, 1, round(cold, 1),
                         round(cold, 1), round(1000 / cold, 1)))
     finally:

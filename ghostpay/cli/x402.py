@@ -40,6 +40,10 @@ def proxy(
     max_timeout: int = typer.Option(60, min=5, help="Seconds a buyer has to pay (maxTimeoutSeconds)."),
     stats_route: Optional[str] = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
                                               "at this path, e.g. /_x402/stats (not forwarded)."),
+    description: Optional[str] = typer.Option(None, "--description", help="What a paid call buys, in the 402 "
+                                              "(default: the agent's on-chain description, followed live)."),
+    mime_type: str = typer.Option("application/json", "--mime-type", help="The media type of the paid answer, "
+                                  "in the 402."),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -76,7 +80,7 @@ def proxy(
     seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
                             max_timeout_seconds=max_timeout,
                             payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
-                            stats_route=stats_route,
+                            stats_route=stats_route, description=description or "", mime_type=mime_type,
                             facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV))
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,

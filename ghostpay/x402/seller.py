@@ -111,8 +111,8 @@ class SellerSettings:
     max_timeout_seconds: int = 60
     payee_accounts: str = "check"
     keypair: Keypair | None = None
-    description: str = ""
-    mime_type: str = ""
+    description: str = ""  # what a call buys, in the 402 (default: the agent's on-chain description)
+    mime_type: str = ""  # the paid answer's media type, in the 402
     program_id: Pubkey = PROGRAM_ID
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
     facilitator_key: str | None = field(default=None, repr=False)
@@ -298,10 +298,16 @@ class X402Seller:
                 extra=extra) for p in offer.prices]
         return self._requirements
 
+    @property
+    def description(self) -> str:
+        """What the 402 says is sold: the seller's description, else the agent's on-chain one (followed live)."""
+        offer = self.watch.offer
+        return self.settings.description or (offer.description if offer is not None else "")
+
     def requirements_v1(self, resource: str) -> list[PaymentRequirementsV1]:
         return [PaymentRequirementsV1(
             scheme=r.scheme, network=self.network.v1_name, max_amount_required=r.amount, resource=resource,
-            description=self.settings.description, mime_type=self.settings.mime_type, pay_to=r.pay_to,
+            description=self.description, mime_type=self.settings.mime_type, pay_to=r.pay_to,
             max_timeout_seconds=r.max_timeout_seconds, asset=r.asset, extra=r.extra) for r in self.requirements()]
 
     def record(self, call: PaidCallRecord) -> None:
@@ -450,8 +456,8 @@ class PaidRequest:
         """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
         malformed payment header the `reason`)."""
         resource = self.resource_url()
-        required = PaymentRequired(error=error, resource=ResourceInfo(url=resource, description=self.seller.settings
-                                   .description, mime_type=self.seller.settings.mime_type),
+        required = PaymentRequired(error=error, resource=ResourceInfo(url=resource, description=self.seller.description,
+                                                                      mime_type=self.seller.settings.mime_type),
                                    accepts=self.seller.requirements())
         body = {"x402Version": 1, "error": error,
                 "accepts": [r.model_dump(by_alias=True, exclude_none=True)

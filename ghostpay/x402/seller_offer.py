@@ -52,6 +52,7 @@ class Offer:
     payment_address: Pubkey
     prices: tuple[MintPrice, ...]
     closed: bool = False
+    description: str = ""  # the agent's on-chain description: what a 402 says it sells unless the seller says
 
     @property
     def unavailable(self) -> str | None:
@@ -73,7 +74,8 @@ def token_prices(info: AgentInfo) -> list[tuple[Pubkey, int]]:
 
 async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
     prices = tuple([MintPrice(await gp.get_mint(mint), amount) for mint, amount in token_prices(info)])
-    return Offer(info.address, info.is_active, info.x402_enabled, info.payment_address, prices)
+    return Offer(info.address, info.is_active, info.x402_enabled, info.payment_address, prices,
+                 description=info.description or info.name)
 
 
 def closed_offer(agent: Pubkey) -> Offer:

@@ -73,6 +73,24 @@ def test_announce(proxy: Process, agent: Agent, upstream: Any) -> None:
     assert proxy.announce["prices"] == [{"mint": str(agent.mint), "amount": PRICE_ATOMIC, "decimals": 6}]
 
 
+def test_the_402_says_what_is_sold(net: Any, proxy: Process, agent: Agent, upstream: Any,
+                                   tmp_path: Path, facilitator: Process) -> None:
+    """The resource's description (default: the agent's on-chain one) and media type, as the official
+    middleware sends them (they went out empty); --description and --mime-type set them."""
+    required = decode_payment_required_header(httpx.get(f"{proxy.url}/translate").headers["payment-required"])
+    assert (required.resource.description, required.resource.mime_type) == ("Proxied", "application/json")
+    v1 = httpx.get(f"{proxy.url}/translate").json()["accepts"][0]
+    assert (v1["description"], v1["mimeType"]) == ("Proxied", "application/json")
+    told = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path, "--description",
+                         "Spanish translations, per request", "--mime-type", "text/plain").start()
+    try:
+        required = decode_payment_required_header(httpx.get(f"{told.url}/any").headers["payment-required"])
+        assert (required.resource.description, required.resource.mime_type) == (
+            "Spanish translations, per request", "text/plain")
+    finally:
+        told.stop()
+
+
 def test_official_client_pays_through_the_proxy(net: Any, proxy: Process, agent: Agent, upstream: Any) -> None:
     service, _ = upstream
     payer = buyer(net, agent.mint)
