@@ -174,6 +174,8 @@ def call(
                              "other spending guards still apply)."),
     feedback: str = typer.Option("off", "--feedback", help="auto: rate a verified paid call on chain from its "
                                  "status and response time; off: do not."),
+    include: bool = typer.Option(False, "--include", "-i", help="Print the response's status line and headers "
+                                 "before its body, as curl -i."),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
 
@@ -224,6 +226,11 @@ def call(
             typer.echo(f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
                        f"{record.latency_ms} ms" + (", receipt verified on chain" if record.verified else ""),
                        err=True)
+        if include:
+            typer.echo(f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip())
+            for name, value in response.headers.multi_items():
+                typer.echo(f"{name}: {value}")
+            typer.echo("")
         typer.echo(body, nl=not body.endswith("\n"))
 
     emit(st, data_out, render)

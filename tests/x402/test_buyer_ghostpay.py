@@ -111,6 +111,10 @@ def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, s
     text = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env, output=None)
     assert text.code == 1 and text.stdout == "broken\n" and text.stderr.splitlines()[-1] == \
         f"error: HTTP 500 from {shop.url}/fails"
+    included = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", "-i", env=env, output=None).stdout
+    head, _, rest = included.partition("\n\n")
+    assert head.splitlines()[0] == "HTTP/1.1 500 Internal Server Error" and rest == "broken\n"  # as curl -i
+    assert any(line.lower().startswith("content-type: ") for line in head.splitlines()[1:])
     assert "x402 settings are" in ghost("config", "set", "x402.weekly", "1", env=env).one_line_error(2)
     assert "must be a decimal" in ghost("config", "set", "x402.daily_budget", "lots", env=env).one_line_error(2)
     assert "--data or --json" in ghost("x402", "call", shop.url + "/paid", "-d", "a", "--json", "{}",
