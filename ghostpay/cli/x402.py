@@ -62,7 +62,7 @@ def proxy(
     from ghostpay.cluster import ws_url_for
     from ghostpay.keypairs import load_keypair
     from ghostpay.x402.proxy import ProxySettings, create_proxy_app
-    from ghostpay.x402.seller_offer import PaywallError
+    from ghostpay.x402.seller_offer import PayeeAccountsMissing, PaywallError
 
     path = st.keypair_path()
     keypair = load_keypair(path) if path.exists() else None
@@ -92,6 +92,13 @@ def proxy(
     async def main() -> None:
         try:
             await app_.seller.start()
+        except PayeeAccountsMissing as exc:
+            from ghostpay.cli.output import mint_symbol
+
+            tokens = ", ".join(f"{mint_symbol(st, m)} ({m})" for m in exc.mints)
+            raise CliError(f"the payment address {exc.payment_address} has no token account for {tokens}, so "
+                           "buyers' payments would fail; pass --create-payee-accounts to create it (paid by -k), "
+                           "or create it yourself") from None
         except PaywallError as exc:
             raise CliError(str(exc)) from None
         offer = app_.seller.watch.offer

@@ -69,7 +69,8 @@ from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator_client import AiohttpFacilitatorClient
 from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
 from ghostpay.x402.networks import X402Network, network_for_cluster
-from ghostpay.x402.seller_offer import AgentWatch, Offer, PaywallError, payee_account, payee_account_instructions
+from ghostpay.x402.seller_offer import (AgentWatch, Offer, PayeeAccountsMissing, PaywallError, payee_account,
+                                        payee_account_instructions)
 from ghostpay.x402.wire import (
     REASON_HEADER_TOO_LARGE,
     REASON_V1_IN_V2_HEADER,
@@ -267,9 +268,8 @@ class X402Seller:
         if existing.issuperset(accounts):
             return
         if self.settings.payee_accounts != "create" or self.settings.keypair is None:
-            mints = ", ".join(str(p.mint.address) for p in offer.prices if payee_account(offer, p) not in existing)
-            raise PaywallError(f"payment address {offer.payment_address} has no token account for {mints}; "
-                               "create it, or let the paywall create it (payee_accounts='create' with a keypair)")
+            raise PayeeAccountsMissing(offer.payment_address, [p.mint.address for p in offer.prices
+                                                               if payee_account(offer, p) not in existing])
         await self.gp.send(payee_account_instructions(offer, self.settings.keypair.pubkey(), existing))
 
     async def _ensure_payee_accounts_quietly(self, offer: Offer) -> None:

@@ -34,6 +34,17 @@ class PaywallError(GhostPayError):
     """The paywall cannot sell: the agent is missing, or a payee token account is missing and may not be created."""
 
 
+class PayeeAccountsMissing(PaywallError):
+    """The payment address has no token account for some accepted mints (buyers' payments would fail)."""
+
+    def __init__(self, payment_address: Pubkey, mints: list[Pubkey]) -> None:
+        super().__init__(f"payment address {payment_address} has no token account for "
+                         f"{', '.join(map(str, mints))}; create it, or let the paywall create it "
+                         "(payee_accounts='create' with a keypair)")
+        self.payment_address = payment_address
+        self.mints = mints
+
+
 @dataclass(frozen=True)
 class MintPrice:
     """One accepted mint and the price of a call in its atomic units."""

@@ -184,7 +184,10 @@ def test_start_errors(net: Any, agent: Agent, facilitator: Process, tmp_path: Pa
                           "--facilitator", facilitator.url, "--port", str(free_port_pair()[0])],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stderr
-    assert run.stderr.startswith(f"error: payment address {bare.owner.pubkey()} has no token account for {bare.mint}")
+    short = f"{str(bare.mint)[:4]}…{str(bare.mint)[-4:]}"  # an unlabelled mint: its short form, then its address
+    assert run.stderr == (f"error: the payment address {bare.owner.pubkey()} has no token account for {short} "
+                          f"({bare.mint}), so buyers' payments would fail; pass --create-payee-accounts to create it "
+                          "(paid by -k), or create it yourself\n")  # the CLI's flag, not the SDK's parameter
     usage = subprocess.run([GHOST, "x402", "proxy", "--agent", "x" * 40, "--upstream", "http://u"],
                            capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "agent_id" in usage.stderr
