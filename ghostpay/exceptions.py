@@ -235,6 +235,16 @@ class NoPayableRequirement(X402Error):
     """No requirement of the 402 is one this wallet can pay: scheme, network, mint or balance."""
 
 
+class TokenNotAccepted(NoPayableRequirement):
+    """The buyer asked to pay in mints the seller does not accept (`asked`); the seller's are `accepted`."""
+
+    def __init__(self, asked: list[str], accepted: list[str]) -> None:
+        super().__init__(f"the seller does not accept {', '.join(asked)}: it accepts {', '.join(accepted)}; "
+                         "nothing was paid")
+        self.asked = asked
+        self.accepted = accepted
+
+
 def program_error_class(name_or_code: str | int) -> type[ProgramError]:
     """The exception class of an IDL error, by name or code.
 

@@ -238,8 +238,14 @@ class State:
             described = describe(exc, self.rpc_url)
             if described is None:
                 raise
-            from ghostpay.exceptions import OutcomeUnknown
+            from ghostpay.exceptions import OutcomeUnknown, TokenNotAccepted
 
+            if isinstance(exc, TokenNotAccepted):  # the mints by their labels, as the user named them
+                from ghostpay.cli.output import mint_symbol
+
+                named = lambda mints: ", ".join(f"{mint_symbol(self, m)} ({m})" for m in mints)  # noqa: E731
+                described = (f"the seller does not accept {named(exc.asked)}: it accepts {named(exc.accepted)}; "
+                             "pass one of those with --token, or leave --token out; nothing was paid", 1)
             if isinstance(exc, OutcomeUnknown):
                 described = (described[0] + self._pending_hint(), described[1])
             raise CliError(*described) from exc

@@ -51,6 +51,7 @@ from ghostpay.exceptions import (
     NoPayableRequirement,
     PaymentRequirementsInvalid,
     SpendingRefused,
+    TokenNotAccepted,
 )
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.pda import new_reference, receipt_address
@@ -368,6 +369,8 @@ class X402Buyer:
         """The requirement to pay: the first (in `tokens` order, then the seller's) on this network, in the
         exact scheme, with a fee payer, that the guards allow and the wallet holds enough of."""
         quotes = await self.quotes(required, url, assumed)
+        if self.tokens and not any(q.mint in self.tokens for q in quotes):
+            raise TokenNotAccepted(self.tokens, list(dict.fromkeys(q.mint for q in quotes)))
         order = sorted(range(len(quotes)), key=lambda i: (self.tokens.index(quotes[i].mint)
                                                           if quotes[i].mint in self.tokens else len(self.tokens), i))
         reasons: list[str] = []

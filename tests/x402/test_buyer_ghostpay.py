@@ -21,7 +21,7 @@ from ghostpay.exceptions import SellerNotAllowed
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 from ghostpay.x402.networks import DEVNET
-from tests.sdk.conftest import fund, mint_to
+from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.cli.conftest import ghost
 from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, ServerThread, Shop, buyer, keypair_file,
                                  register_agent, token_balance)
@@ -111,6 +111,11 @@ def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, s
     text = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env, output=None)
     assert text.code == 1 and text.stdout == "broken\n" and text.stderr.splitlines()[-1] == \
         f"error: HTTP 500 from {shop.url}/fails"
+    other = str(create_mint(net))
+    line = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", "--token", other, env=env).one_line_error(1)
+    short = lambda m: f"{str(m)[:4]}…{str(m)[-4:]}"  # noqa: E731 - unlabelled mints show their short form
+    assert line == (f"error: the seller does not accept {short(other)} ({other}): it accepts {short(agent.mint)} "
+                    f"({agent.mint}); pass one of those with --token, or leave --token out; nothing was paid")
     included = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", "-i", env=env, output=None).stdout
     head, _, rest = included.partition("\n\n")
     assert head.splitlines()[0] == "HTTP/1.1 500 Internal Server Error" and rest == "broken\n"  # as curl -i
