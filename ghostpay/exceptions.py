@@ -204,7 +204,12 @@ class BudgetExceeded(SpendingRefused):
 
 
 class PriceAboveMaximum(SpendingRefused):
-    """The price asked is over the per-call maximum (`max_price`, or the guards' per-call limit)."""
+    """The price asked (`amount` of `mint`) is over the per-call maximum (`maximum`: `max_price`, or the
+    guards' per-call limit)."""
+
+    def __init__(self, message: str, *, mint: str = "", maximum: Any = None, amount: Any = None) -> None:
+        super().__init__(message)
+        self.mint, self.maximum, self.amount = mint, maximum, amount
 
 
 class SellerNotAllowed(SpendingRefused):

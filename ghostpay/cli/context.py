@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tomllib
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
@@ -240,6 +241,9 @@ class State:
                 raise
             from ghostpay.exceptions import OutcomeUnknown, TokenNotAccepted
 
+            refused = spending_refusal(self, exc)
+            if refused is not None:
+                described = (refused, 1)
             if isinstance(exc, TokenNotAccepted):  # the mints by their labels, as the user named them
                 from ghostpay.cli.output import mint_symbol
 
@@ -409,6 +413,32 @@ def unreachable(url: str, detail: str) -> str:
                "or pass -u/--url"
     return (f"cannot reach the Solana RPC at {url} ({detail}); check the network connection and the URL "
             "(-u/--url), or work on a local chain: 'ghost localnet start --detach', then -u localnet")
+
+
+BUDGET_KEYS = {"hour": "hourly_budget", "day": "daily_budget", "total": "total_budget"}
+BUDGET_NAMES = {"hour": "hourly", "day": "daily", "total": "total"}
+
+
+def spending_refusal(state: "State", exc: BaseException) -> str | None:
+    """A budget or per-call maximum refusal in the user's terms: amounts in plain notation with the token's
+    label, and the setting that would allow it; None for other errors."""
+    from ghostpay.exceptions import BudgetExceeded, PriceAboveMaximum
+
+    if not isinstance(exc, (BudgetExceeded, PriceAboveMaximum)) or not exc.mint:
+        return None
+    from ghostpay.cli.output import format_amount, mint_symbol
+
+    symbol = mint_symbol(state, exc.mint)
+    label = symbol if "…" not in symbol else exc.mint  # config keys take a label or the address
+    money = lambda value: format_amount(Decimal(str(value)), symbol)  # noqa: E731
+    if isinstance(exc, BudgetExceeded):
+        key = f"x402.{BUDGET_KEYS[exc.window]}.{label}"
+        left = max(Decimal(str(exc.limit)) - Decimal(str(exc.spent)), Decimal(0))
+        return (f"paying {money(exc.amount)} would exceed the {BUDGET_NAMES[exc.window]} budget of "
+                f"{money(exc.limit)} ({money(left)} left); raise it with 'ghost config set {key} AMOUNT'"
+                + ("" if exc.window == "total" else " or wait for the window to pass") + "; nothing was paid")
+    return (f"the price {money(exc.amount)} is over the per-call maximum {money(exc.maximum)}; allow it with "
+            f"--max-price or 'ghost config set x402.max_price.{label} AMOUNT'; nothing was paid")
 
 
 def unreachable_service(exc: BaseException) -> str | None:

@@ -134,7 +134,8 @@ class SpendingGuards:
         per_call = self.limits(spend.mint).per_call
         if per_call is not None and spend.amount_atomic > to_atomic(per_call, spend.decimals):
             raise PriceAboveMaximum(f"the price {spend.amount} is over the per-call maximum {per_call} "
-                                    f"(mint {spend.mint}); nothing was paid")
+                                    f"(mint {spend.mint}); nothing was paid", mint=spend.mint, maximum=per_call,
+                                    amount=spend.amount)
 
     async def confirmed(self, spend: Spend) -> None:
         """Ask the confirm callback when the amount is over `confirm_above`; PaymentDeclined on no."""

@@ -86,11 +86,16 @@ def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[st
     assert paid["payment"]["amount"] == "0.010000" and paid["payment"]["settled"] and paid["payment"]["signature"]
     assert "over the per-call maximum 0.005" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price",
                                                       "0.005", env=env).one_line_error(1)
+    assert "allow it with --max-price or 'ghost config set x402.max_price." in ghost(
+        "-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.005", env=env).one_line_error(1)
     run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env, output=None)
     assert run.code == 0 and json.loads(run.stdout)["payer"] == str(keypair.pubkey())
     assert "paid 0.01" in run.stderr and "settled" in run.stderr
-    assert "daily budget of 0.02" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes",
-                                           env=env).one_line_error(1)
+    over = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
+    short = f"{str(agent.mint)[:4]}…{str(agent.mint)[-4:]}"  # an unlabelled mint; its config key is its address
+    assert over == (f"error: paying 0.01 {short} would exceed the daily budget of 0.02 {short} (0.00 {short} left); "
+                    f"raise it with 'ghost config set x402.daily_budget.{agent.mint} AMOUNT' or wait for the window "
+                    "to pass; nothing was paid")
     assert token_balance(net, keypair.pubkey(), agent.mint) == 980_000
 
     spent = ghost("-k", key, "x402", "spending", env=env).data
