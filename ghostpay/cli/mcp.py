@@ -101,9 +101,10 @@ def serve(
     if not has_budget(guards):
         raise CliError("ghost mcp needs a spending budget: pass --budget-daily AMOUNT (or --budget-hourly, "
                        "--budget-total), or set one with 'ghost config set x402.daily_budget 5'", 2)
-    from ghostpay.cli.guards import resolve_labels
+    if guards.named_tokens():  # a token label this cluster does not have refuses the start, not each payment
+        from ghostpay.cli.guards import resolve_labels
 
-    resolve_labels(st, guards)  # a token label this cluster does not have refuses the start, not each payment
+        resolve_labels(st, guards)
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the MCP server pays with it (-k/--keypair FILE)")

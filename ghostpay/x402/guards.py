@@ -99,6 +99,11 @@ class Spend:
         """What amounts are counted in, for messages: the mint's label, else the mint."""
         return self.label or f"(mint {self.mint})"
 
+    @property
+    def priced(self) -> str:
+        """The amount for messages: `0.01 USDC` when the mint has a label, else the bare amount."""
+        return f"{self.amount} {self.label}" if self.label else str(self.amount)
+
 
 ConfirmCallback = Callable[[Spend], Union[bool, Awaitable[bool]]]
 
@@ -173,13 +178,13 @@ class SpendingGuards:
         if self.confirm_above is None or spend.amount <= self.confirm_above:
             return
         if self.confirm is None:
-            raise PaymentDeclined(f"{spend.amount} {spend.unit} is over the confirmation threshold "
-                                  f"{self.confirm_above} and nothing can confirm it; nothing was paid")
+            raise PaymentDeclined(f"{spend.priced} is over the confirmation threshold {self.confirm_above} "
+                                  "and nothing can confirm it; nothing was paid")
         answer = self.confirm(spend)
         if inspect.isawaitable(answer):
             answer = await answer
         if not answer:
-            raise PaymentDeclined(f"payment of {spend.amount} {spend.unit} to {spend.seller} declined; nothing was paid")
+            raise PaymentDeclined(f"payment of {spend.priced} to {spend.seller} declined; nothing was paid")
 
 
 @dataclass(frozen=True)
