@@ -89,7 +89,7 @@ from ghostpay.pda import (
 )
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
-from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels, is_address
+from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels, is_address, is_label
 from ghostpay.tokens import TOKEN_PROGRAMS, Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.types import MintEarnings, TokenPrice, X402Config
 from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
@@ -145,11 +145,11 @@ def optional_pubkey(value: PubkeyLike | None, what: str) -> Pubkey | None:
 def mint_key(value: MintLike) -> Pubkey | str:
     """A mint as a Pubkey, or a token label (text shaped like one, resolved later on a cluster)."""
     if isinstance(value, str) and not is_address(value):
-        from ghostpay.token_labels import is_label
-
-        if is_label(value.strip()):
-            return value.strip()
-    return to_pubkey(value, "token mint (or token label)")
+        if not is_label(value.strip()):
+            raise InvalidArgument(f"token {value!r} is neither a mint address (base58, 32 bytes) nor a token label "
+                                  "(like USDC)")
+        return value.strip()
+    return to_pubkey(value, "token mint")
 
 
 def looks_like_address(text: str) -> bool:

@@ -278,3 +278,22 @@ def test_without_an_rpc_amounts_are_atomic_and_pages_stay_fast(world: World) -> 
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert decimals.rpc_errors == 1  # the second call did not ask again
+
+
+def test_tokens_by_label(world: World, api: ServedApi) -> None:
+    """The token filter takes the indexed chain's labels (USDC, any case) as well as addresses, and every
+    document names labelled mints (the index's genesis hash says whose labels they are)."""
+    usdc, bonk = str(world.usdc), str(world.bonk)
+    by_address = api.get(f"/api/agents?token={usdc}&max_price=0.02&sort=price").json()
+    assert by_address["items"] and api.get("/api/agents?token=usdc&max_price=0.02&sort=price").json() == by_address
+    coder = api.get(f"/api/agents/{world.agents['coder']}").json()
+    assert coder["labels"] == {usdc: "USDC"}
+    assert {e["mint"]: e["label"] for e in coder["earnings"]} == {usdc: "USDC", bonk: None}
+    paid = api.get(f"/api/agents/{world.agents['coder']}/payments").json()["items"]
+    assert {(p["mint"], p["label"]) for p in paid} == {(usdc, "USDC"), (bonk, None)}
+    [order] = api.get(f"/api/work-orders?party={world.client.pubkey()}").json()["items"]  # type: ignore[union-attr]
+    assert (order["mint"], order["label"]) == (usdc, "USDC")
+    metrics = api.get(f"/api/metrics/x402?period={WEEK}").json()
+    assert {t["mint"]: t["label"] for t in metrics["volume"]["by_token"]} == {usdc: "USDC", bonk: None}
+    assert {(e["mint"], e["label"]) for e in metrics["agents"]["top_earners"]} >= {(usdc, "USDC"), (bonk, None)}
+    assert api.get(f"/api/metrics/volume?period={WEEK}").json()["labels"] == {usdc: "USDC"}
