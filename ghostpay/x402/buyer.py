@@ -391,9 +391,10 @@ class X402Buyer:
             await self.gp.bind_guards(self.guarded)
         guards = self.guarded.guards if self.guarded else SpendingGuards()
         if tokens and not {q.mint for q in quotes} & set(tokens):
-            asked = ", ".join(str(t) for t in self.asked)
+            labels = await self.gp.labels()
+            asked = ", ".join(f"{labels.label(t)} ({t})" if labels.label(t) else t for t in tokens)
             raise NoPayableRequirement(f"the seller does not take {asked}; it asks for "
-                                       + ", ".join(q.token for q in quotes))
+                                       + ", ".join(q.token for q in quotes) + "; nothing was paid")
         for i in order:
             quote = quotes[i]
             if quote.scheme != "exact":

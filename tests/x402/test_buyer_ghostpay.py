@@ -199,3 +199,22 @@ def test_cli_confirm_above_from_the_config(net, agent: Agent, shop: Shop, env: d
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
     assert ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).data["payment"]["settled"]
     assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
+
+
+def test_cli_call_names_tokens_by_label(net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path) -> None:
+    """`--token` takes this cluster's labels, what was paid is said by label, and a token the seller does not
+    take is said the right way round (before: "<the seller's mint> is not among the tokens asked for")."""
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    ghost("tokens", "add", "USDC", str(agent.mint), env=env).data
+    eurc = ghost("-k", key, "test-mint", "--symbol", "EURC", "--amount", "5", env=env).data["mint"]
+    line = ghost("-k", key, "x402", "call", shop.url + "/paid", "--token", "EURC", "--yes", env=env).one_line_error(1)
+    assert line == f"error: the seller does not take EURC ({eurc}); it asks for USDC ({agent.mint}); nothing was paid"
+    assert "--token USDT names a mint on mainnet-beta" in ghost("-k", key, "x402", "call", shop.url + "/paid",
+                                                                "--token", "USDT", "--yes", env=env).one_line_error(2)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    quoted = ghost("x402", "quote", shop.url + "/paid", env=env).data
+    assert [r["symbol"] for r in quoted["requirements"]] == ["USDC"]
+    run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--token", "usdc", "--yes", env=env, output=None)
+    assert run.code == 0 and "paid 0.01 USDC to" in run.stderr
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
