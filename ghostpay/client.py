@@ -756,10 +756,6 @@ class GhostPayClient:
             return key
         return Pubkey.from_string((await self.labels()).mint(key))
 
-    async def token_label(self, mint: PubkeyLike) -> str | None:
-        """The label of `mint` on this cluster, or None."""
-        return (await self.labels()).label(mint)
-
     async def add_token_label(self, label: str, mint: MintLike, *, replace: bool = False,
                               test_mint: bool = False) -> TokenLabel:
         """Label a mint of this cluster (it must be a mint here: `NotAMint` otherwise); `replace` moves a label

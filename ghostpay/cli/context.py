@@ -278,8 +278,9 @@ class State:
                 reply = json.load(response)
         except urllib.error.HTTPError as exc:
             raise CliError(unreachable(self.rpc_url, f"HTTP {exc.code} {exc.reason}")) from exc
-        except (OSError, ValueError) as exc:
-            raise CliError(unreachable(self.rpc_url, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")) from exc
+        except (OSError, ValueError) as exc:  # refused, timed out, or no JSON
+            detail = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            raise CliError(unreachable(self.rpc_url, detail)) from exc
         if "error" in reply:
             raise CliError(f"{method} failed: {reply['error'].get('message')}{hint}")
         return reply["result"]

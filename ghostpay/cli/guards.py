@@ -41,8 +41,8 @@ def check_guard(key: str, value: str) -> tuple[str, str]:
     if base not in KEYS or (mint and base not in PER_MINT):
         raise CliError(f"unknown setting {key!r}; x402 settings are: "
                        + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS), 2)
-    for token in [mint] if mint else [v.strip() for v in value.split(",") if v.strip()] if base == "allowed_mints" \
-            else []:
+    tokens = [mint] if mint else [v.strip() for v in value.split(",") if v.strip()] if base == "allowed_mints" else []
+    for token in tokens:
         _check_token(token, key)
     if base in AMOUNTS or base == CONFIRM:
         _decimal(value, key)

@@ -155,7 +155,8 @@ class QuoteResult(BaseModel):
 
 
 def quote_option(q: Quote) -> QuoteOption:
-    return QuoteOption(mint=q.mint, label=q.label, amount=None if q.amount is None else str(q.amount), amount_atomic=q.amount_atomic,
+    return QuoteOption(mint=q.mint, label=q.label, amount=None if q.amount is None else str(q.amount),
+                       amount_atomic=q.amount_atomic,
                        pay_to=q.pay_to, agent=q.agent, network=q.network, scheme=q.scheme,
                        x402_version=q.x402_version, fee_payer=q.fee_payer, max_timeout_seconds=q.max_timeout_seconds)
 

@@ -10,9 +10,9 @@
         call = paid_call(request)            # who paid, how much, in which mint, verified on chain?
         return {"text": "hola", "payer": str(call.payer)}
 
-    app.add_middleware(X402Paywall, settings=SellerSettings(agent="translator", keypair="~/.config/solana/id.json",
-                                                            rpc_url="localnet", facilitator="http://127.0.0.1:8403",
-                                                            routes=("POST /translate",)))
+    app.add_middleware(X402Paywall, settings=SellerSettings(
+        agent="translator", keypair="~/.config/solana/id.json",   # an agent_id and its owner, or an address
+        rpc_url="localnet", facilitator="http://127.0.0.1:8403", routes=("POST /translate",)))
 
 Each priced route answers 402 with one requirement per accepted mint, at that mint's price from the
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
