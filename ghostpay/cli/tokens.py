@@ -50,11 +50,13 @@ def migrate_legacy(st: State, store: "TokenLabels", genesis: str, legacy: dict[s
     """Move the old global labels whose mint is a mint on this cluster here (as test mints on a localnet:
     `ghost test-mint` wrote them all), and drop them from config.toml; the others stay there for the cluster
     where their mint is. A label this cluster already has stays as it is."""
-    from ghostpay.token_labels import NETWORKS
+    from ghostpay.token_labels import NETWORKS, is_address
 
-    accounts = st.jsonrpc("getMultipleAccounts", list(legacy), {"encoding": "jsonParsed"})["value"]
+    mints = [mint for mint in legacy if is_address(mint)]  # anything else names no mint anywhere
+    accounts = st.jsonrpc("getMultipleAccounts", mints, {"encoding": "jsonParsed"})["value"] if mints else []
     moved = []
-    for (mint, label), account in zip(legacy.items(), accounts):
+    for mint, account in zip(mints, accounts):
+        label = legacy[mint]
         if not is_mint_account(account):
             continue
         current = store.cluster(genesis).find(label)

@@ -19,7 +19,8 @@ from ghostpay.exceptions import UnknownTokenLabel
 from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS, TokenLabels
 from ghostpay.x402.guards import Limits, SpendingGuards
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
-from tests.cli.conftest import ghost
+from tests.cli.conftest import Run, ghost
+from tests.cli.conftest import ghost as run_ghost
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund
 
@@ -89,49 +90,51 @@ def test_a_localnet_label_never_stands_for_another_clusters_mint(tmp_path: Path)
     assert token_labels.test_mints(MAINNET_GENESIS, tmp_path / "labels.json") == {}
 
 
-def test_a_budget_by_label_follows_the_cluster(net: LocalnetProcess, other: LocalnetProcess, home: Path,
-                                               tmp_path: Path) -> None:
+def test_a_budget_by_label_follows_the_cluster(net: LocalnetProcess, other: LocalnetProcess, tmp_path: Path
+                                               ) -> None:
     """`ghost test-mint --symbol USDC` and `x402.daily_budget.USDC 1` on one localnet, then a guarded command on
     another chain: before, "USDC" meant the first localnet's mint everywhere (the budget guarded nothing
     there); now it is refused, naming the key, until USDC is labelled there, and then guards that mint."""
+    home = tmp_path / "home"  # a user of our own: config, labels and spend ledger
+
+    def ghost(*args: object, **kwargs: object) -> Run:
+        return run_ghost(*args, env={"GHOSTPAY_HOME": str(home)}, **kwargs)  # type: ignore[arg-type]
+
     key_a, _ = key_on(net, tmp_path, "a")
     made = ghost("test-mint", "--symbol", "USDC", "--amount", "0", keypair=key_a).data
-    assert token_labels.test_mints(genesis(net), home / token_labels.LABELS_FILE)["USDC"] == made["mint"]
+    assert token_labels.test_mints(genesis(net), home / token_labels.LABELS_FILE) == {"USDC": made["mint"]}
     ghost("config", "set", "x402.daily_budget.USDC", "1").data
-    try:
-        b = ["-u", other.http_url]
-        seller_key, seller = key_on(other, tmp_path, "seller")
-        buyer_key, buyer = key_on(other, tmp_path, "buyer")
-        eurc = ghost(*b, "test-mint", "--symbol", "EURC", "--fund", str(buyer.pubkey()), "--amount", "5",
-                     keypair=seller_key).data["mint"]
-        agent = ghost(*b, "agent", "register", "by-label", "--name", "L", "--tokens", "EURC=0.6", *X402, "--yes",
-                      keypair=seller_key).data["agent"]
-        line = ghost(*b, "payment", "send", "--agent", agent, "--token", "EURC", keypair=buyer_key).one_line_error(1)
-        assert line.startswith(f"error: x402.daily_budget.USDC names the token USDC, which is not a label on the "
-                               f"cluster at {other.http_url} (genesis {genesis(other)[:8]}…) (it names a mint on "
-                               f"mainnet-beta, devnet, the cluster at {net.http_url} (genesis {genesis(net)[:8]}…))")
-        assert "'ghost tokens add USDC MINT'" in line and "'ghost config unset x402.daily_budget.USDC'" in line
-        assert balance(other, buyer, eurc) == 5_000_000 and balance(other, seller, eurc) == 0  # nothing moved
-        started = ghost(*b, "mcp", "--budget-daily", "5", keypair=buyer_key)
-        assert "x402.daily_budget.USDC names the token USDC" in started.one_line_error(1)
+    b = ["-u", other.http_url]
+    seller_key, seller = key_on(other, tmp_path, "seller")
+    buyer_key, buyer = key_on(other, tmp_path, "buyer")
+    eurc = ghost(*b, "test-mint", "--symbol", "EURC", "--fund", str(buyer.pubkey()), "--amount", "5",
+                 keypair=seller_key).data["mint"]
+    agent = ghost(*b, "agent", "register", "by-label", "--name", "L", "--tokens", "EURC=0.6", *X402, "--yes",
+                  keypair=seller_key).data["agent"]
+    line = ghost(*b, "payment", "send", "--agent", agent, "--token", "EURC", keypair=buyer_key).one_line_error(1)
+    assert line.startswith(f"error: x402.daily_budget.USDC names the token USDC, which is not a label on the "
+                           f"cluster at {other.http_url} (genesis {genesis(other)[:8]}…) (it names a mint on "
+                           f"mainnet-beta, devnet, the cluster at {net.http_url} (genesis {genesis(net)[:8]}…))")
+    assert "'ghost tokens add USDC MINT'" in line and "'ghost config unset x402.daily_budget.USDC'" in line
+    assert balance(other, buyer, eurc) == 5_000_000 and balance(other, seller, eurc) == 0  # nothing moved
+    started = ghost(*b, "mcp", "--budget-daily", "5", keypair=buyer_key)
+    assert "x402.daily_budget.USDC names the token USDC" in started.one_line_error(1)
 
-        usdc_b = ghost(*b, "test-mint", "--symbol", "USDC", "--fund", str(buyer.pubkey()), "--amount", "5",
-                       keypair=seller_key).data["mint"]
-        assert usdc_b != made["mint"]
-        ghost(*b, "agent", "set-tokens", "--agent", agent, "--tokens", "USDC=0.6", keypair=seller_key).data
-        paid = ghost(*b, "payment", "send", "--agent", agent, "--token", "USDC", keypair=buyer_key).data
-        assert (paid["token"], paid["token_symbol"], paid["amount"]) == (usdc_b, "USDC", "0.600000")
-        refused = ghost(*b, "payment", "send", "--agent", agent, "--token", "USDC", keypair=buyer_key)
-        assert "would exceed the daily budget of 1 USDC" in refused.one_line_error(1)
-        assert balance(other, buyer, usdc_b) == 4_400_000 and balance(other, seller, usdc_b) == 600_000
-        listed = ghost(*b, "tokens", "list", "--json", output=None).data
-        assert listed["cluster"] == {"name": f"the cluster at {other.http_url} (genesis {genesis(other)[:8]}…)",
-                                     "genesis_hash": genesis(other), "url": other.http_url}
-        assert {t["label"]: t["mint"] for t in listed["tokens"]} == {"EURC": eurc, "USDC": usdc_b}
-        here = {t["label"]: t["mint"] for t in ghost("tokens", "list").data["tokens"]}
-        assert here["USDC"] == made["mint"] and "EURC" not in here  # the first localnet keeps its own
-    finally:
-        ghost("config", "unset", "x402.daily_budget.USDC").data
+    usdc_b = ghost(*b, "test-mint", "--symbol", "USDC", "--fund", str(buyer.pubkey()), "--amount", "5",
+                   keypair=seller_key).data["mint"]
+    assert usdc_b != made["mint"]
+    ghost(*b, "agent", "set-tokens", "--agent", agent, "--tokens", "USDC=0.6", keypair=seller_key).data
+    paid = ghost(*b, "payment", "send", "--agent", agent, "--token", "USDC", keypair=buyer_key).data
+    assert (paid["token"], paid["token_symbol"], paid["amount"]) == (usdc_b, "USDC", "0.600000")
+    refused = ghost(*b, "payment", "send", "--agent", agent, "--token", "USDC", keypair=buyer_key)
+    assert "would exceed the daily budget of 1 USDC" in refused.one_line_error(1)
+    assert balance(other, buyer, usdc_b) == 4_400_000 and balance(other, seller, usdc_b) == 600_000
+    listed = ghost(*b, "tokens", "list", "--json", output=None).data
+    assert listed["cluster"] == {"name": f"the cluster at {other.http_url} (genesis {genesis(other)[:8]}…)",
+                                 "genesis_hash": genesis(other), "url": other.http_url}
+    assert {t["label"]: t["mint"] for t in listed["tokens"]} == {"EURC": eurc, "USDC": usdc_b}
+    here = {t["label"]: t["mint"] for t in ghost("tokens", "list").data["tokens"]}
+    assert here == {"USDC": made["mint"]}  # the first localnet keeps its own
 
 
 def test_a_mainnet_label_on_a_localnet_is_one_clean_error(wallets, net: LocalnetProcess) -> None:
@@ -174,20 +177,23 @@ def test_tokens_add_list_remove(wallets, net: LocalnetProcess) -> None:
 
 
 def test_old_global_labels_move_to_the_cluster_of_their_mint(net: LocalnetProcess, other: LocalnetProcess,
-                                                            home: Path) -> None:
+                                                            tmp_path: Path) -> None:
     """Labels written by the old `ghost test-mint` (one global [tokens] table): each moves to the cluster where
     its mint is a mint, on that cluster's first use, and leaves config.toml; the others wait for theirs."""
+    home = tmp_path / "home"
+
+    def ghost(*args: object, **kwargs: object) -> Run:
+        return run_ghost(*args, env={"GHOSTPAY_HOME": str(home)}, **kwargs)  # type: ignore[arg-type]
+
     here, there = str(create_mint(net, 6)), str(create_mint(other, 6))
-    config = read_config(home / "config.toml")
-    write_config({**config, "tokens": {here: "OLDA", there: "OLDB"}}, home / "config.toml")
-    try:
-        listed = {t["label"]: t for t in ghost("tokens", "list").data["tokens"]}
-        assert listed["OLDA"] == {"label": "OLDA", "mint": here, "source": "test-mint"} and "OLDB" not in listed
-        assert read_config(home / "config.toml")["tokens"] == {there: "OLDB"}
-        on_other = {t["label"]: t["mint"] for t in ghost("-u", other.http_url, "tokens", "list").data["tokens"]}
-        assert on_other == {"OLDB": there}
-        assert "tokens" not in read_config(home / "config.toml")
-        assert f"--token OLDA names a mint on the cluster at {net.http_url}" in \
-            ghost("-u", other.http_url, "agent", "search", "--token", "OLDA").one_line_error(2)
-    finally:
-        ghost("tokens", "remove", "OLDA")
+    write_config({"url": net.http_url, "tokens": {here: "OLDA", there: "OLDB", "not-a-key": "BAD"}},
+                 home / "config.toml")
+    listed = {t["label"]: t for t in ghost("tokens", "list").data["tokens"]}
+    assert listed["OLDA"] == {"label": "OLDA", "mint": here, "source": "test-mint"} and "OLDB" not in listed
+    assert read_config(home / "config.toml")["tokens"] == {there: "OLDB", "not-a-key": "BAD"}
+    on_other = {t["label"]: t["mint"] for t in ghost("-u", other.http_url, "tokens", "list").data["tokens"]}
+    assert on_other == {"OLDB": there}
+    assert read_config(home / "config.toml")["tokens"] == {"not-a-key": "BAD"}  # no cluster has that one
+    assert f"--token OLDA names a mint on the cluster at {net.http_url}" in \
+        ghost("-u", other.http_url, "agent", "search", "--token", "OLDA").one_line_error(2)
+
