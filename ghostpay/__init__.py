@@ -37,7 +37,8 @@ _EXPORTS = {
     "PROGRAM_ID": "ghostpay.program_id",
     **{name: "ghostpay.exceptions" for name in (
         "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError", "TransactionTimeout",
-        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "AlreadyProcessed", "TokenProgramError", "ProgramError")},
+        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "AlreadyProcessed", "TokenProgramError", "ProgramError",
+        "UnknownTokenLabel", "TokenLabelTaken")},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -5,13 +5,16 @@
 
     async with GhostPayClient("localnet", keypair="~/.config/solana/id.json") as gp:
         reg = await gp.register_agent("translator", "Translator", capabilities=["translate"],
-                                      x402=X402Settings({usdc: Decimal("0.01")}, "https://t.example/api"))
+                                      x402=X402Settings({"USDC": Decimal("0.01")}, "https://t.example/api"))
         paid = await gp.pay_agent(reg.address)
         assert await gp.get_receipt(reg.address, paid.reference) is not None
         # hiring another agent through escrow, as the client
         order = await gp.create_work_order(agent, Decimal("25"), deadline=timedelta(days=7), arbiter=arbiter,
                                            title="Translate the manual")
         await gp.release_payment(order.address)   # once the provider has delivered
+
+Wherever a mint is expected, a token label of the client's cluster ("USDC") is accepted too
+(`ghostpay.token_labels`: labels belong to one cluster, named by its genesis hash).
 
 Every failure is a `ghostpay.exceptions.GhostPayError`: program errors are typed by their IDL
 name (`PaymentAlreadyRecorded`, ...), RPC and transport failures are `RpcError` / `TransportError`.
@@ -27,6 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence, TypeVar, Union
 
 import httpx
@@ -86,6 +90,7 @@ from ghostpay.pda import (
 )
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
+from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels, is_address, is_label
 from ghostpay.tokens import TOKEN_PROGRAMS, Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.types import MintEarnings, TokenPrice, X402Config
 from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
@@ -117,6 +122,8 @@ AgentRef = Union[Pubkey, str]
 """An agent's address (a Pubkey or base58), or the agent_id of one of the client wallet's agents."""
 PubkeyLike = Union[Pubkey, str]
 """A public key, or its base58 text."""
+MintLike = Union[Pubkey, str]
+"""A mint: a Pubkey, its base58 text, or a token label of the client's cluster ("USDC")."""
 BASE58_ALPHABET = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 MIN_ADDRESS_LEN = 32  # base58 text of 32 bytes is 32 to 44 characters
 
@@ -135,6 +142,16 @@ def to_pubkey(value: PubkeyLike, what: str = "public key") -> Pubkey:
 
 def optional_pubkey(value: PubkeyLike | None, what: str) -> Pubkey | None:
     return None if value is None else to_pubkey(value, what)
+
+
+def mint_key(value: MintLike) -> Pubkey | str:
+    """A mint as a Pubkey, or a token label (text shaped like one, resolved later on a cluster)."""
+    if isinstance(value, str) and not is_address(value):
+        if not is_label(value.strip()):
+            raise InvalidArgument(f"token {value!r} is neither a mint address (base58, 32 bytes) nor a token label "
+                                  "(like USDC)")
+        return value.strip()
+    return to_pubkey(value, "token mint")
 
 
 def looks_like_address(text: str) -> bool:
@@ -164,17 +181,18 @@ def _status_rank(status: Any) -> int:
 class X402Settings:
     """x402 pricing: the price per call in each accepted mint, in whole units of that mint (Decimal,
     never float; each mint's own decimals convert it), the service endpoint, and the wallet paid
-    (default: the owner). The first mint is the default a buyer pays in.
+    (default: the owner). The first mint is the default a buyer pays in. A mint may be given by its
+    token label, resolved on the cluster of the client that uses the settings.
 
-        X402Settings({usdc: Decimal("0.01"), eurc: Decimal("0.0095")}, "https://t.example/api")
+        X402Settings({"USDC": Decimal("0.01"), "EURC": Decimal("0.0095")}, "https://t.example/api")
     """
 
-    prices: Mapping[PubkeyLike, Amount]
+    prices: Mapping[MintLike, Amount]
     endpoint: str
     payment_address: PubkeyLike | None = None
 
-    def __post_init__(self) -> None:  # base58 text is accepted wherever a key is
-        object.__setattr__(self, "prices", {to_pubkey(m, "token mint"): p for m, p in self.prices.items()})
+    def __post_init__(self) -> None:  # base58 text is accepted wherever a key is, a label wherever a mint is
+        object.__setattr__(self, "prices", {mint_key(m): p for m, p in self.prices.items()})
         object.__setattr__(self, "payment_address", optional_pubkey(self.payment_address, "payment address"))
 
 
@@ -473,7 +491,8 @@ class GhostPayClient:
     guards (`ghostpay.x402.guards`) every payment of this client passes, `pay_agent` and `x402_http`
     alike, with their spend ledger (default: the data folder's); `on_send`: called with each signature
     and its last valid block height just before the transaction is sent (e.g. to journal it, so that an
-    interrupted process can still say what it sent).
+    interrupted process can still say what it sent); `token_labels`: the label store (default: the data
+    folder's, shared with `ghost tokens`).
     """
 
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
@@ -481,7 +500,8 @@ class GhostPayClient:
                  ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
                  confirm_timeout: float = 30.0, blockhash_retries: int = 2, on_send: SendHook | None = None,
                  indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None,
-                 indexer_token: str | None = None) -> None:
+                 indexer_token: str | None = None,
+                 token_labels: TokenLabels | Path | str | None = None) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
@@ -499,6 +519,7 @@ class GhostPayClient:
         self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._mints: dict[Pubkey, MintInfo] = {}
         self._genesis_hash: str | None = None
+        self.token_labels = token_labels if isinstance(token_labels, TokenLabels) else TokenLabels(token_labels)
         self.guards: GuardedWallet | None = guards if isinstance(guards, GuardedWallet) or guards is None \
             else GuardedWallet(guards)
 
@@ -739,9 +760,29 @@ class GhostPayClient:
 
     # tokens ----------------------------------------------------------------------------------------------
 
-    async def get_mint(self, mint: PubkeyLike) -> MintInfo:
+    async def labels(self) -> ClusterLabels:
+        """The token labels of this client's cluster (well-known mints and the user's, `ghostpay.token_labels`)."""
+        return self.token_labels.cluster(await self.genesis_hash(), self.cluster.http_url)
+
+    async def resolve_mint(self, token: MintLike) -> Pubkey:
+        """The mint `token` names: a Pubkey or base58 address as is, a token label of this cluster resolved
+        (`UnknownTokenLabel`, saying where the label does exist, for one this cluster does not have)."""
+        key = mint_key(token)
+        if isinstance(key, Pubkey):
+            return key
+        return Pubkey.from_string((await self.labels()).mint(key))
+
+    async def add_token_label(self, label: str, mint: MintLike, *, replace: bool = False,
+                              test_mint: bool = False) -> TokenLabel:
+        """Label a mint of this cluster (it must be a mint here: `NotAMint` otherwise); `replace` moves a label
+        that names another mint (`TokenLabelTaken` without it)."""
+        info = await self.get_mint(mint)
+        return self.token_labels.add(await self.genesis_hash(), label, str(info.address), test_mint=test_mint,
+                                     url=self.cluster.http_url, replace=replace)
+
+    async def get_mint(self, mint: MintLike) -> MintInfo:
         """A mint's decimals and token program (cached: decimals never change); `NotAMint` if it is none."""
-        mint = to_pubkey(mint, "token mint")
+        mint = await self.resolve_mint(mint)
         return (await self.get_mints([mint]))[mint]
 
     async def get_mints(self, mints: Collection[Pubkey]) -> dict[Pubkey, MintInfo]:
@@ -756,7 +797,7 @@ class GhostPayClient:
                 self._mints[mint] = parse_mint(mint, account.owner, bytes(account.data))
         return {m: self._mints[m] for m in mints}
 
-    async def get_token_balance(self, owner: PubkeyLike, mint: PubkeyLike) -> Decimal:
+    async def get_token_balance(self, owner: PubkeyLike, mint: MintLike) -> Decimal:
         """The balance of `owner`'s associated token account for `mint` (0 if it does not exist)."""
         owner = to_pubkey(owner, "owner")
         info = await self.get_mint(mint)
@@ -803,12 +844,15 @@ class GhostPayClient:
             raise program_error_class("AgentIdInvalid")()
         return agent_address(owner, agent_id, self.program_id)[0]
 
-    async def _token_prices(self, prices: Mapping[Pubkey, Amount]) -> list[TokenPrice]:
-        """Whole-token prices to atomic ones, each with its own mint's decimals."""
+    async def _token_prices(self, prices: Mapping[MintLike, Amount]) -> list[TokenPrice]:
+        """Whole-token prices to atomic ones, each with its own mint's decimals (labels resolved)."""
         if not prices:
             raise program_error_class("NoAcceptedTokens")()
-        return [TokenPrice(mint=mint, price=to_atomic(price, (await self.get_mint(mint)).decimals))
-                for mint, price in prices.items()]
+        tokens = []
+        for token, price in prices.items():
+            mint = await self.get_mint(token)
+            tokens.append(TokenPrice(mint=mint.address, price=to_atomic(price, mint.decimals)))
+        return tokens
 
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
         if settings.payment_address is not None:
@@ -861,20 +905,20 @@ class GhostPayClient:
         return await self.send([ix.configure_x402({"config": config}, {"agent": address, "owner": self.wallet},
                                                   self.program_id, mint_accounts(mints))], address=address)
 
-    async def set_price(self, agent: AgentRef, prices: Mapping[Pubkey, Amount]) -> TxResult:
+    async def set_price(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
         """Change the price per call in some accepted mints, in whole units of each (the others keep theirs).
 
-            await gp.set_price("translator", {usdc: Decimal("0.02")})
+            await gp.set_price("translator", {"USDC": Decimal("0.02")})
         """
         address = self.agent_address(agent)
         return await self.send([ix.set_x402_price({"prices": await self._token_prices(prices)},
                                                   {"agent": address, "owner": self.wallet}, self.program_id)],
                                address=address)
 
-    async def set_tokens(self, agent: AgentRef, prices: Mapping[Pubkey, Amount]) -> TxResult:
+    async def set_tokens(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
         """Replace the accepted mints and their prices (whole units of each mint)."""
         address = self.agent_address(agent)
-        tokens = await self._token_prices({to_pubkey(m, "token mint"): p for m, p in prices.items()})
+        tokens = await self._token_prices({mint_key(m): p for m, p in prices.items()})
         return await self.send([ix.set_x402_tokens({"accepted_tokens": tokens},
                                                    {"agent": address, "owner": self.wallet}, self.program_id,
                                                    mint_accounts([t.mint for t in tokens]))], address=address)
@@ -946,7 +990,7 @@ class GhostPayClient:
         return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
 
     async def search_agents(self, *, x402_enabled: bool | None = None, capability: str | None = None,
-                            token: PubkeyLike | None = None, max_price: Amount | None = None,
+                            token: MintLike | None = None, max_price: Amount | None = None,
                             min_reputation: int | None = None, active: bool | None = True,
                             owner: PubkeyLike | None = None, sort: SortKey | None = None,
                             limit: int | None = None, indexer_url: str | None = None) -> list[AgentInfo]:
@@ -961,7 +1005,8 @@ class GhostPayClient:
         (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
         address's base58 text, the chain search by its bytes.)
         """
-        token, owner = optional_pubkey(token, "token mint"), optional_pubkey(owner, "owner")
+        token = None if token is None else await self.resolve_mint(token)
+        owner = optional_pubkey(owner, "owner")
         max_atomic = None
         decimals = 0
         if max_price is not None:
@@ -1008,7 +1053,7 @@ class GhostPayClient:
 
     # payments --------------------------------------------------------------------------------------------
 
-    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: PubkeyLike | None,
+    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: MintLike | None,
                        reference: bytes | str | None, fee_payer: PubkeyLike, create_payee_account: bool | None,
                        compute_unit_limit: int | None, priority_fee: int | None, rent_payer: Pubkey | None = None
                        ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
@@ -1016,7 +1061,7 @@ class GhostPayClient:
         info = await self.get_agent(agent)
         if not info.prices:
             raise InvalidArgument(f"agent {info.address} takes no x402 payments")
-        mint = optional_pubkey(mint, "token mint") or info.accepted_tokens[0]
+        mint = info.accepted_tokens[0] if mint is None else await self.resolve_mint(mint)
         if mint not in info.prices:
             raise program_error_class("PaymentMintNotAccepted")()
         mint_info = await self.get_mint(mint)
@@ -1033,7 +1078,7 @@ class GhostPayClient:
             compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
         return instructions, ref, receipt_address(info.address, ref, self.program_id)[0], mint_info, atomic
 
-    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: PubkeyLike | None = None,
+    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
                         reference: bytes | str | None = None, create_payee_account: bool | None = None,
                         compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
                         priority_fee: int | None = None) -> PaymentResult:
@@ -1063,8 +1108,15 @@ class GhostPayClient:
         if self.guards is None:
             return None
         info = await self.get_agent(agent)
+        await self.bind_guards(self.guards)
         return await self.guards.authorize(Spend(str(self.wallet), str(mint_info.address), mint_info.decimals, atomic,
                                                  str(info.payment_address), str(info.address)))
+
+    async def bind_guards(self, guarded: GuardedWallet) -> GuardedWallet:
+        """`guarded` set to pay on this client's cluster: its token labels resolved here (`UnknownTokenLabel`
+        for a label this cluster does not have) and refusals naming mints by label."""
+        guarded.on_cluster(await self.labels())
+        return guarded
 
     async def _send_guarded(self, instructions: list[Instruction], reservation: Reservation | None) -> TxResult:
         """Send a payment, keeping its reservation: settled when it lands, released when it provably moved
@@ -1108,7 +1160,7 @@ class GhostPayClient:
             self.priority_fee = saved
 
     async def prepare_payment(self, agent: AgentRef, fee_payer: PubkeyLike, *, amount: Amount | None = None,
-                              mint: PubkeyLike | None = None, reference: bytes | str | None = None,
+                              mint: MintLike | None = None, reference: bytes | str | None = None,
                               create_payee_account: bool | None = None,
                               compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
                               priority_fee: int | None = None, rent_payer: Pubkey | None = None
@@ -1130,7 +1182,7 @@ class GhostPayClient:
         return PreparedPayment(tx, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
                                fee_payer, last_valid)
 
-    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: PubkeyLike | None = None,
+    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
                                reference: bytes | str | None = None) -> Simulation:
         """Simulate `pay_agent` (the same transaction, nothing spent): the amount and mint it would pay,
         compute units, fee, and the typed error it would raise, e.g. `PaymentBelowPrice` or the token
@@ -1247,7 +1299,7 @@ class GhostPayClient:
 
     async def create_work_order(self, agent: AgentRef, amount: Amount, *, deadline: Deadline, arbiter: PubkeyLike,
                                 title: str, description: str = "", requirements: Sequence[str] = (),
-                                review_period: int | timedelta = timedelta(days=3), mint: PubkeyLike | None = None,
+                                review_period: int | timedelta = timedelta(days=3), mint: MintLike | None = None,
                                 order_id: int | None = None) -> NewWorkOrder:
         """Hire `agent` through escrow: `amount` (whole tokens of `mint`, default the agent's first accepted
         token) moves from the wallet's token account into a new vault until released.
@@ -1294,7 +1346,7 @@ class GhostPayClient:
 
     async def list_work_orders(self, *, client: PubkeyLike | None = None, agent: AgentRef | None = None,
                                provider: PubkeyLike | None = None, arbiter: PubkeyLike | None = None,
-                               mint: PubkeyLike | None = None, status: str | None = None) -> list[WorkOrderInfo]:
+                               mint: MintLike | None = None, status: str | None = None) -> list[WorkOrderInfo]:
         """Live work orders matching every given filter, oldest first: by `client`, provider `agent`,
         `provider` (the agent's owner), `arbiter`, `mint` or `status` (Created, Accepted, Submitted, Disputed).
 
@@ -1302,7 +1354,7 @@ class GhostPayClient:
         """
         query = WorkOrderQuery(optional_pubkey(client, "client"), self.agent_address(agent) if agent is not None
                                else None, optional_pubkey(provider, "provider"), optional_pubkey(arbiter, "arbiter"),
-                               optional_pubkey(mint, "token mint"), status)
+                               None if mint is None else await self.resolve_mint(mint), status)
         resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
                                                              filters=query.memcmp_filters()))
         orders = []

@@ -2,6 +2,8 @@
 
     GhostPayError
     ├── InvalidArgument            (also a ValueError)
+    │   ├── UnknownTokenLabel      a token label the cluster does not have (labels are per cluster)
+    │   └── TokenLabelTaken        the label already names another mint on that cluster
     ├── AccountNotFound
     ├── TransportError             the node could not be reached or answered garbage
     ├── RpcError                   the node answered with a JSON-RPC error
@@ -44,7 +46,8 @@ from ghostpay.errors import custom as _custom_errors
 
 __all__ = [
     "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
-    "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired", "TransactionError", "TokenProgramError", "ProgramError",
+    "UnknownTokenLabel", "TokenLabelTaken", "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired",
+    "TransactionError", "TokenProgramError", "ProgramError",
     "program_error_class",
     "SpendingRefused", "BudgetExceeded", "PriceAboveMaximum", "SellerNotAllowed", "MintNotAllowed", "RateLimited",
     "PaymentDeclined", "X402Error", "PaymentRequirementsInvalid", "NoPayableRequirement",
@@ -57,6 +60,24 @@ class GhostPayError(Exception):
 
 class InvalidArgument(GhostPayError, ValueError):
     """A value the SDK refuses before anything is sent (bad amount, reference, keypair, URL...)."""
+
+
+class UnknownTokenLabel(InvalidArgument):
+    """A token label that names no mint on this cluster (`ghostpay.token_labels`): `label`, the `cluster`'s
+    name, `elsewhere`, the clusters where it does name a mint, and `what` named it (e.g. the spending guards)."""
+
+    def __init__(self, message: str, *, label: str = "", cluster: str = "", elsewhere: Sequence[str] = (),
+                 what: str = "token") -> None:
+        super().__init__(message)
+        self.label, self.cluster, self.elsewhere, self.what = label, cluster, list(elsewhere), what
+
+
+class TokenLabelTaken(InvalidArgument):
+    """The token label already names another mint (`mint`) on the cluster: moving it must be asked for."""
+
+    def __init__(self, message: str, *, label: str = "", mint: str = "") -> None:
+        super().__init__(message)
+        self.label, self.mint = label, mint
 
 
 class AccountNotFound(GhostPayError):
@@ -243,9 +264,8 @@ class NoPayableRequirement(X402Error):
 class TokenNotAccepted(NoPayableRequirement):
     """The buyer asked to pay in mints the seller does not accept (`asked`); the seller's are `accepted`."""
 
-    def __init__(self, asked: list[str], accepted: list[str]) -> None:
-        super().__init__(f"the seller does not accept {', '.join(asked)}: it accepts {', '.join(accepted)}; "
-                         "nothing was paid")
+    def __init__(self, message: str, *, asked: list[str], accepted: list[str]) -> None:
+        super().__init__(message)
         self.asked = asked
         self.accepted = accepted
 

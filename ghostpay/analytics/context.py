@@ -15,8 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from ghostpay.analytics import pagination
 from ghostpay.analytics.mints import MintDecimals
 from ghostpay.analytics.webhooks import DeliverySettings
+from ghostpay.exceptions import InvalidArgument, UnknownTokenLabel
+from ghostpay.indexer.guard import indexed_chain
 from ghostpay.indexer.models import Agent, database_url
 from ghostpay.indexer.queries import agent_capabilities, agent_prices
+from ghostpay.token_labels import ClusterLabels, TokenLabels, is_address
 
 T = TypeVar("T")
 
@@ -29,6 +32,7 @@ class ApiSettings:
     webhooks: bool = True  # run the webhook dispatcher in this process
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     token: Optional[str] = None  # when set, every request but the dashboard's page needs it as a bearer token
+    token_labels: Optional[str] = None  # the label store (`ghostpay.token_labels`); None: the data folder's
 
 
 class ApiError(Exception):
@@ -82,6 +86,48 @@ class ApiContext:
     webhooks: bool
     on_metrics: Optional[Callable[[], dict[str, float]]] = None  # counters of an indexer in this process
     slot_errors: int = 0
+    genesis: Optional[str] = None  # of the indexed chain: what its token labels belong to
+
+    async def labels(self) -> Optional[ClusterLabels]:
+        """The token labels of the indexed chain (named by the genesis hash the index recorded, else the RPC's);
+        None while neither can say."""
+        if self.genesis is None:
+            self.genesis = await run_in_threadpool(indexed_chain, self.engine) or await self._rpc_genesis()
+        if self.genesis is None:
+            return None
+        return TokenLabels(self.settings.token_labels).cluster(self.genesis, self.settings.rpc_url)
+
+    async def label_map(self) -> dict[str, str]:
+        """mint -> token label, for showing mints by name."""
+        found = await self.labels()
+        return found.by_mint if found is not None else {}
+
+    async def token(self, value: Optional[str], what: str = "token") -> Optional[str]:
+        """A `token` filter as a mint address: an address as is, a label of the indexed chain resolved;
+        ApiError 400 for text that is neither, 422 for a label the chain does not have."""
+        if value is None or is_address(value):
+            return value
+        labels = await self.labels()
+        if labels is None:
+            raise ApiError(422, f"{what} {value!r} is a token label, and the index does not know its chain yet: "
+                                "give the mint's address")
+        try:
+            return labels.mint(value, what)
+        except UnknownTokenLabel as exc:
+            raise ApiError(422, str(exc)) from None
+        except InvalidArgument as exc:  # neither an address nor a label
+            raise ApiError(400, str(exc)) from None
+
+    async def _rpc_genesis(self) -> Optional[str]:
+        if not self.settings.rpc_url:
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = (await http.post(self.settings.rpc_url, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "getGenesisHash", "params": []})).json()
+            return str(answer["result"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def rpc_errors(self) -> int:

@@ -77,9 +77,11 @@ class X402Metrics:
     def mints(self) -> set[str]:
         return set(self.by_token)
 
-    def to_json(self, decimals: Decimals) -> dict[str, Any]:
+    def to_json(self, decimals: Decimals, labels: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+        """The API's document; `labels` (mint -> token label) names the mints that have one."""
+        labels = labels or {}
         successful, failed = self.by_outcome.get("success", 0), self.by_outcome.get("failed", 0)
-        by_token = [{"mint": mint, "decimals": decimals.get(mint), "payments": t.payments,
+        by_token = [{"mint": mint, "label": labels.get(mint), "decimals": decimals.get(mint), "payments": t.payments,
                      "total": whole_tokens(t.volume, decimals.get(mint)), "total_atomic": str(t.volume),
                      "average": whole_tokens(t.volume // t.payments, decimals.get(mint)),
                      "average_atomic": str(t.volume // t.payments)}
@@ -94,6 +96,7 @@ class X402Metrics:
                        "by_token": by_token},
             "agents": {"active": self.active_agents,
                        "top_earners": [{"agent": agent, "name": self.names.get(agent, ""), "mint": mint,
+                                        "label": labels.get(mint),
                                         "earnings": whole_tokens(t.volume, decimals.get(mint)),
                                         "earnings_atomic": str(t.volume), "calls": t.payments}
                                        for agent, mint, t in self.top_earners]},

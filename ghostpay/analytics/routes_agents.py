@@ -24,21 +24,23 @@ WORK_ORDER_STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Complete
 
 
 def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], earnings: dict[str, tuple[int, int]],
-               decimals: dict[str, Optional[int]]) -> dict[str, Any]:
+               decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
     """`prices`: each accepted mint's price per call in its atomic units, the default mint first; `earnings`:
-    mint -> (x402 payments, escrow earnings) in its atomic units, this registration (`queries.agent_earnings`)."""
+    mint -> (x402 payments, escrow earnings) in its atomic units, this registration (`queries.agent_earnings`);
+    `labels`: mint -> token label on the indexed chain (`labels` names the agent's labelled mints)."""
     return {
         "address": agent.address, "owner": agent.owner, "agent_id": agent.agent_id, "name": agent.name,
         "agent_type": agent.agent_type, "description": agent.description, "metadata_uri": agent.metadata_uri,
         "active": agent.is_active, "closed": agent.closed, "capabilities": capabilities,
         "x402_enabled": agent.x402_enabled, "accepted_tokens": list(prices),
+        "labels": {m: labels[m] for m in dict.fromkeys([*prices, *earnings]) if m in labels},
         "prices": {m: whole_tokens(p, decimals.get(m)) for m, p in prices.items()},
         "prices_atomic": {m: str(p) for m, p in prices.items()},
         "payment_address": agent.payment_address, "endpoint": agent.endpoint,
         "reputation": {"score": agent.reputation_score, "tier": agent.tier,
                        "percent": f"{agent.reputation_score // 100}.{agent.reputation_score % 100:02d}"},
         "x402_total_calls": agent.x402_total_calls, "total_jobs_completed": agent.total_jobs_completed,
-        "earnings": [{"mint": m, "x402_payments": whole_tokens(x402, decimals.get(m)),
+        "earnings": [{"mint": m, "label": labels.get(m), "x402_payments": whole_tokens(x402, decimals.get(m)),
                       "escrow_earnings": whole_tokens(escrow, decimals.get(m)),
                       "total": whole_tokens(x402 + escrow, decimals.get(m)),
                       "x402_payments_atomic": str(x402), "escrow_earnings_atomic": str(escrow)}
@@ -48,18 +50,20 @@ def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], ea
     }
 
 
-def payment_json(p: Payment, decimals: dict[str, Optional[int]]) -> dict[str, Any]:
+def payment_json(p: Payment, decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
     return {"signature": p.signature, "slot": p.slot, "timestamp": p.timestamp, "agent": p.agent, "payer": p.payer,
-            "rent_payer": p.rent_payer, "mint": p.mint, "amount": whole_tokens(p.amount, decimals.get(p.mint)),
+            "rent_payer": p.rent_payer, "mint": p.mint, "label": labels.get(p.mint),
+            "amount": whole_tokens(p.amount, decimals.get(p.mint)),
             "amount_atomic": str(p.amount),
             "reference": p.reference, "outcome": p.outcome, "rating": p.rating,
             "response_time_ms": p.response_time_ms}
 
 
-def work_order_json(w: WorkOrder, decimals: dict[str, Optional[int]]) -> dict[str, Any]:
+def work_order_json(w: WorkOrder, decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
     d = decimals.get(w.mint)
     return {"address": w.address, "order_id": str(w.order_id), "agent": w.agent, "client": w.client,
-            "provider": w.provider, "arbiter": w.arbiter, "mint": w.mint, "status": w.status,
+            "provider": w.provider, "arbiter": w.arbiter, "mint": w.mint, "label": labels.get(w.mint),
+            "status": w.status,
             "amount": whole_tokens(w.amount, d), "released": whole_tokens(w.released, d),
             "refunded": whole_tokens(w.refunded, d), "amount_atomic": str(w.amount),
             "released_atomic": str(w.released), "refunded_atomic": str(w.refunded), "deadline": w.deadline,
@@ -99,7 +103,8 @@ async def list_agents(
     ctx: ApiContext = Depends(api_context),
     capability: Optional[str] = Query(None, max_length=32, description="A capability, case-insensitive."),
     x402_enabled: Optional[bool] = Query(None),
-    token: Optional[str] = Query(None, description="An accepted mint (base58)."),
+    token: Optional[str] = Query(None, description="An accepted mint (base58), or its token label on the indexed "
+                                                   "chain (e.g. USDC)."),
     max_price: Optional[str] = Query(None, description="Highest price per call in whole `token` units; "
                                                        "needs `token` (prices are per token)."),
     min_reputation: Optional[int] = Query(None, ge=0, le=10_000, description="Basis points, 0 to 10,000."),
@@ -108,8 +113,7 @@ async def list_agents(
     limit: int = Query(20, ge=1, le=100),
     cursor: Optional[str] = Query(None, description="`next_cursor` of the previous page."),
 ) -> dict[str, Any]:
-    if token is not None:
-        check_address(token, "token")
+    token = await ctx.token(token)
     ceiling = None
     if max_price is not None:
         if token is None:
@@ -142,7 +146,8 @@ async def list_agents(
 
     rows, more, total = await ctx.db(query)
     known = await ctx.decimals.get(m for _, _, prices, earnings in rows for m in [*prices, *earnings])
-    return {"items": [agent_json(a, c, p, e, known) for a, c, p, e in rows], "total": total,
+    labels = await ctx.label_map()
+    return {"items": [agent_json(a, c, p, e, known, labels) for a, c, p, e in rows], "total": total,
             "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2]))
             if more else None}
 
@@ -151,7 +156,8 @@ async def list_agents(
 async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     agent, capabilities, prices = await ctx.agent(address)
     earnings = await ctx.db(lambda session: agent_earnings(session, address))
-    return agent_json(agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]))
+    return agent_json(agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]),
+                      await ctx.label_map())
 
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")
@@ -163,9 +169,9 @@ async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), l
     after = cursor_values("payments", cursor, 3)
     rows, more = await ctx.db(lambda s: pagination.fetch_page(s, select(Payment).where(Payment.agent == address),
                                                           key, after, limit))
-    known = await ctx.decimals.get(p.mint for p in rows)
+    known, labels = await ctx.decimals.get(p.mint for p in rows), await ctx.label_map()
     last = rows[-1] if rows else None
-    return {"items": [payment_json(p, known) for p in rows],
+    return {"items": [payment_json(p, known, labels) for p in rows],
             "next_cursor": pagination.encode("payments", [last.slot, last.signature, last.instruction_index])
             if more and last else None}
 
@@ -223,7 +229,7 @@ async def list_work_orders(
         return pagination.fetch_page(session, statement, key, after, limit)
 
     rows, more = await ctx.db(query)
-    known = await ctx.decimals.get(w.mint for w in rows)
-    return {"items": [work_order_json(w, known) for w in rows],
+    known, labels = await ctx.decimals.get(w.mint for w in rows), await ctx.label_map()
+    return {"items": [work_order_json(w, known, labels) for w in rows],
             "next_cursor": pagination.encode("work-orders", [rows[-1].created_at, rows[-1].address])
             if more else None}

@@ -35,7 +35,7 @@ async def metrics_x402(ctx: ApiContext = Depends(api_context),
     if agent is not None:
         await ctx.agent(agent)
     found = await ctx.db(lambda s: x402_metrics(s, window_for(s, period), agent, top))
-    return found.to_json(await ctx.decimals.get(found.mints))
+    return found.to_json(await ctx.decimals.get(found.mints), await ctx.label_map())
 
 
 @router.get("/api/metrics/volume", tags=["analytics"], summary="Payments and volume per time bucket")
@@ -49,9 +49,10 @@ async def metrics_volume(ctx: ApiContext = Depends(api_context),
     known = await ctx.decimals.get(m for b in series for m in b["volume_atomic"])
     for bucket in series:
         bucket["volume"] = {m: whole_tokens(int(v), known.get(m)) for m, v in bucket["volume_atomic"].items()}
+    labels = await ctx.label_map()
     return {"period": {"seconds": window.seconds, "start": window.start, "end": window.end},
             "bucket_seconds": series[1]["start"] - series[0]["start"] if len(series) > 1 else window.seconds,
-            "decimals": known, "buckets": series}
+            "decimals": known, "labels": {m: labels[m] for m in known if m in labels}, "buckets": series}
 
 
 @router.get("/api/status", tags=["indexer"], summary="The index's cursor and lag behind the chain")

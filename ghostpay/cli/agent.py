@@ -523,7 +523,7 @@ def search(
     if max_price is not None and token is None:
         raise typer.BadParameter("--max-price needs --token: each accepted token has its own price "
                                  "(e.g. --token USDC --max-price 0.05)")
-    mint = params.token(st, token) if token else None
+    mint = params.token(st, token, "--token") if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
     order = params.choice(sort, SORTS, "--sort") if sort else None

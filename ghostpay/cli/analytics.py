@@ -45,7 +45,8 @@ def analytics(ctx: typer.Context,
         found = x402_metrics(session, window_for(session, seconds), address, top)
         if address is not None and not found.by_outcome and session.get(Agent, address) is None:
             raise CliError(f"no indexed agent {address}; check the address and --db")
-    data = found.to_json(asyncio.run(MintDecimals(st.rpc_url).get(found.mints)))
+    labels = st.labels_if_known()
+    data = found.to_json(asyncio.run(MintDecimals(st.rpc_url).get(found.mints)), labels.by_mint if labels else None)
     emit(st, data, lambda out: _render(out, st, data))
 
 

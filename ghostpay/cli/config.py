@@ -48,8 +48,7 @@ def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=KEY_H
         emit(st, {key: value, "source": settings.sources[key]}, lambda out: out.print("" if value is None else value))
         return
     data = {k: {"value": getattr(settings, k), "source": settings.sources[k], "env": ENV[k]} for k in ENV}
-    tokens = read_config().get("tokens", {})
-    emit(st, {"settings": data, "tokens": tokens, GUARDS: guards, "path": str(config_path())}, lambda out: out.print(
+    emit(st, {"settings": data, GUARDS: guards, "path": str(config_path())}, lambda out: out.print(
         table(["setting", "value", "from", "environment variable"],
               [(k, "" if v["value"] is None else v["value"], v["source"], v["env"]) for k, v in data.items()]
               + [(f"{GUARDS}.{k}", v, "config", "") for k, v in guards.items()],

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from ghostpay.cli.journal import Entry
     from ghostpay.client import GhostPayClient
+    from ghostpay.token_labels import ClusterLabels
 
 T = TypeVar("T")
 
@@ -80,7 +81,7 @@ def _toml_str(value: str) -> str:
 
 
 def write_config(data: dict[str, Any], path: Path | None = None) -> Path:
-    """Write flat string settings, then the [tokens] table of mint labels."""
+    """Write flat string settings, then the tables (`[x402]`: the spending guards)."""
     path = path or config_path()
     lines = [f"{key} = {_toml_str(str(value))}" for key, value in data.items() if not isinstance(value, dict)]
     for table, values in data.items():
@@ -147,6 +148,9 @@ class State:
         self.sent: list[str] = []  # signatures sent by this command, to name them if it is interrupted
         self.journal: "Entry | None" = None  # the open journal entry of the payment being sent
         self._status: Any = None  # the running spinner (rich Status), paused while a question is asked
+        self._genesis_hash: str | None = None
+        self._labels: "ClusterLabels | None" = None
+        self._labels_unknown = False
 
     @property
     def json(self) -> bool:
@@ -236,6 +240,13 @@ class State:
             raise CliError(f"interrupted after sending transaction {self.sent[-1]}{self._pending_hint()}",
                            130) from None
         except Exception as exc:
+            from ghostpay.exceptions import UnknownTokenLabel
+            from ghostpay.x402.guards import GUARD_TOKEN
+
+            if isinstance(exc, UnknownTokenLabel) and exc.what == GUARD_TOKEN:
+                from ghostpay.cli.guards import unknown_guard_label
+
+                raise unknown_guard_label(self, exc) from exc
             described = describe(exc, self.rpc_url)
             if described is None:
                 raise
@@ -244,12 +255,9 @@ class State:
             refused = spending_refusal(self, exc)
             if refused is not None:
                 described = (refused, 1)
-            if isinstance(exc, TokenNotAccepted):  # the mints by their labels, as the user named them
-                from ghostpay.cli.output import mint_symbol
-
-                named = lambda mints: ", ".join(f"{mint_symbol(self, m)} ({m})" for m in mints)  # noqa: E731
-                described = (f"the seller does not accept {named(exc.asked)}: it accepts {named(exc.accepted)}; "
-                             "pass one of those with --token, or leave --token out; nothing was paid", 1)
+            if isinstance(exc, TokenNotAccepted):
+                described = (described[0].removesuffix("; nothing was paid")
+                             + "; pass one of those with --token, or leave --token out; nothing was paid", 1)
             if isinstance(exc, OutcomeUnknown):
                 described = (described[0] + self._pending_hint(), described[1])
             raise CliError(*described) from exc
@@ -266,17 +274,52 @@ class State:
         return hint
 
     def jsonrpc(self, method: str, *params: Any, hint: str = "") -> Any:
-        """One plain JSON-RPC call (for the cheat codes and airdrops); errors become one line."""
-        import httpx
+        """One plain JSON-RPC call (cheat codes, airdrops, the genesis hash); errors become one line. Over
+        urllib, so commands that need no SDK import no HTTP library."""
+        import urllib.error
+        import urllib.request
 
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(self.rpc_url, body, {"Content-Type": "application/json"})
         try:
-            reply = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                   "params": list(params)}, timeout=10).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise CliError(unreachable(self.rpc_url, f"{type(exc).__name__}: {exc}")) from exc
+            with urllib.request.urlopen(request, timeout=10) as response:
+                reply = json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise CliError(unreachable(self.rpc_url, f"HTTP {exc.code} {exc.reason}")) from exc
+        except (OSError, ValueError) as exc:  # refused, timed out, or no JSON
+            detail = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            raise CliError(unreachable(self.rpc_url, detail)) from exc
         if "error" in reply:
             raise CliError(f"{method} failed: {reply['error'].get('message')}{hint}")
         return reply["result"]
+
+    def genesis_hash(self) -> str:
+        """The cluster's genesis hash: what names it, whichever endpoint serves it (read once)."""
+        if self._genesis_hash is None:
+            self._genesis_hash = str(self.jsonrpc("getGenesisHash"))
+        return self._genesis_hash
+
+    def labels(self) -> "ClusterLabels":
+        """The token labels of this cluster (`ghostpay.token_labels`), the old global ones sorted out first."""
+        if self._labels is None:
+            from ghostpay.cli.tokens import cluster_labels
+
+            self._labels = cluster_labels(self)
+        return self._labels
+
+    def labels_if_known(self) -> "ClusterLabels | None":
+        """The labels for showing mints by name, or None when the RPC cannot say which cluster it is (or the
+        labels file cannot be read): names are a nicety there, not worth an error."""
+        if self._labels is None and not self._labels_unknown:
+            try:
+                self.labels()
+            except (CliError, ValueError):
+                self._labels_unknown = True
+        return self._labels
+
+    def forget_labels(self) -> None:
+        """Read the labels again at next use (after this command changed them)."""
+        self._labels = None
 
     @contextlib.contextmanager
     def spinner(self, message: str | None) -> Iterator[None]:

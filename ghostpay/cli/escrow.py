@@ -125,7 +125,7 @@ def create(
     arbiter_key = params.pubkey(arbiter, "arbiter")
     when_due = params.deadline(deadline)
     review = params.duration(review_period, "--review-period", "REVIEW_PERIOD_SECONDS")
-    mint = params.token(st, token) if token else None
+    mint = params.token(st, token, "--token") if token else None
 
     async def work(gp: "GhostPayClient") -> Any:
         from ghostpay.cli import journal

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from ghostpay.cli.context import CliError, config_path, state
+from ghostpay.cli.context import CliError, state
 from ghostpay.cli.output import emit, key_value_table, table
 from ghostpay.cli.serving import serve_app
 from ghostpay.x402.facilitator_defaults import (
@@ -133,7 +133,9 @@ def start(
 
     from ghostpay.cluster import ws_url_for
     from ghostpay.keypairs import load_keypair
+    from ghostpay.paths import data_dir
     from ghostpay.program_id import PROGRAM_ID
+    from ghostpay.token_labels import LABELS_FILE
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator_app import create_facilitator_app
 
@@ -144,7 +146,7 @@ def start(
         min_balance_lamports=floor, confirm_timeout_seconds=confirm_timeout, program_id=program_id,
         record_extension=record, front_receipt_rent=front_rent, sweep_interval_seconds=sweep_interval,
         fee_limits=FeeLimits(max_fee, max_compute_units, share, sol_usd), assets=rules,
-        test_mints=config_path() if is_loopback_url(st.rpc_url) else None)
+        test_mints=data_dir() / LABELS_FILE if is_loopback_url(st.rpc_url) else None)
     url = f"http://{host}:{port}"
     auth = "keys" if open_keys(settings.db_path).any_keys() else "loopback-only"
     announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,

@@ -2,6 +2,8 @@
 
 Every key takes an optional `.MINT` suffix (an address or a token label) that sets it for one mint
 only: `ghost config set x402.daily_budget.USDC 5`. They live in the config file's `[x402]` table.
+A label is resolved on the cluster a payment is made on (`ghostpay.token_labels`): "USDC" guards the
+USDC of that cluster, and on a cluster without the label every payment is refused, naming the key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import typer
 from ghostpay.cli.context import CliError, State
 
 if TYPE_CHECKING:
+    from ghostpay.exceptions import UnknownTokenLabel
     from ghostpay.x402.guards import Spend, SpendingGuards
 
 TABLE = "x402"
@@ -38,11 +41,22 @@ def check_guard(key: str, value: str) -> tuple[str, str]:
     if base not in KEYS or (mint and base not in PER_MINT):
         raise CliError(f"unknown setting {key!r}; x402 settings are: "
                        + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS), 2)
+    tokens = [mint] if mint else [v.strip() for v in value.split(",") if v.strip()] if base == "allowed_mints" else []
+    for token in tokens:
+        _check_token(token, key)
     if base in AMOUNTS or base == CONFIRM:
         _decimal(value, key)
     elif base in INTEGERS and not value.isdigit():
         raise CliError(f"{key} must be a whole number, not {value!r}", 2)
     return name, value
+
+
+def _check_token(token: str, key: str) -> None:
+    from ghostpay.token_labels import is_address, is_label
+
+    if not (is_address(token) or is_label(token)):
+        raise CliError(f"{key}: {token!r} is neither a mint address (base58, 32 bytes) nor a token label "
+                       "(like USDC)", 2)
 
 
 def _decimal(value: str, key: str) -> Decimal:
@@ -64,8 +78,8 @@ def guard_settings(state: State) -> dict[str, str]:
 def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False
                     ) -> "SpendingGuards":
     """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
-    user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked."""
-    from ghostpay.cli import params
+    user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked.
+    Token labels stay labels: the SDK resolves them on the cluster it pays on (`resolve_labels` does it now)."""
     from ghostpay.x402.guards import Limits, SpendingGuards
 
     settings = guard_settings(state)
@@ -76,13 +90,12 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, confi
         key = f"{TABLE}.{name}"
         if base in AMOUNTS:
             if mint:
-                per_mint.setdefault(str(params.token(state, mint)), {})[AMOUNTS[base]] = _decimal(value, key)
+                per_mint.setdefault(mint, {})[AMOUNTS[base]] = _decimal(value, key)
             else:
                 defaults[AMOUNTS[base]] = _decimal(value, key)
         elif base in LISTS:
             items = [v.strip() for v in value.split(",") if v.strip()]
-            defaults[base] = frozenset(str(params.token(state, v)) for v in items) if base == "allowed_mints" \
-                else frozenset(items)
+            defaults[base] = frozenset(items)
         elif base == "calls_per_minute":
             defaults[base] = int(value)
         elif base == CONFIRM:
@@ -93,6 +106,31 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, confi
         defaults.pop(CONFIRM, None)
     return SpendingGuards(mint_limits={m: Limits(**v) for m, v in per_mint.items()},
                           confirm=ask_on_terminal(state), **defaults)
+
+
+def resolve_labels(state: State, guards: "SpendingGuards") -> "SpendingGuards":
+    """`guards` with their token labels resolved on the current cluster; a label it does not have is an
+    error naming the setting."""
+    from ghostpay.exceptions import UnknownTokenLabel
+
+    try:
+        return guards.resolved(state.labels())
+    except UnknownTokenLabel as exc:
+        raise unknown_guard_label(state, exc) from None
+
+
+def unknown_guard_label(state: State, exc: "UnknownTokenLabel") -> CliError:
+    """The one line for a spending guard naming a token label this cluster does not have: the settings that
+    name it, where the label does exist, and the two ways out."""
+    wanted = exc.label.casefold()
+    keys = [f"{TABLE}.{name}" for name, value in guard_settings(state).items()
+            if name.partition(".")[2].casefold() == wanted
+            or (name == "allowed_mints" and wanted in {v.strip().casefold() for v in value.split(",")})]
+    named = ", ".join(keys) if keys else "a spending guard (--allow-mint)"
+    where = f" (it names a mint on {', '.join(exc.elsewhere)})" if exc.elsewhere else ""
+    return CliError(f"{named} names the token {exc.label}, which is not a label on {exc.cluster}{where}: label "
+                    f"its mint here with 'ghost tokens add {exc.label} MINT', or remove the setting ('ghost config "
+                    f"unset {keys[0] if keys else 'KEY'}')")
 
 
 def ask_on_terminal(state: State) -> Any:

@@ -17,8 +17,8 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from ghostpay import __version__
-from ghostpay.cli import (agent, analytics, config, escrow, facilitator, localnet, mcp, misc, payment, wallet,
-                          webhooks, x402)
+from ghostpay.cli import (agent, analytics, config, escrow, facilitator, localnet, mcp, misc, payment, tokens,
+                          wallet, webhooks, x402)
 from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
 from ghostpay.cli.indexer import app as indexer_app
 
@@ -188,7 +188,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(facilitator.app, name="facilitator")
 app.add_typer(x402.app, name="x402")
 app.command("mcp")(mcp.serve)
-app.add_typer(wallet.tokens_app, name="tokens")
+app.add_typer(tokens.app, name="tokens")
 app.command()(wallet.keygen)
 app.command()(wallet.address)
 app.command()(wallet.balance)

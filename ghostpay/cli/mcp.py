@@ -75,7 +75,8 @@ def serve(
     flags = {"hourly": _amount(budget_hourly, "--budget-hourly"), "daily": _amount(budget_daily, "--budget-daily"),
              "total": _amount(budget_total, "--budget-total"), "per_call": _amount(max_per_call, "--max-per-call"),
              "calls_per_minute": calls_per_minute,
-             "allowed_mints": frozenset(str(params.token(st, m)) for m in allow_mint) if allow_mint else None,
+             "allowed_mints": frozenset(str(params.token(st, m, "--allow-mint")) for m in allow_mint)
+             if allow_mint else None,
              "allowed_sellers": frozenset(s.strip() for s in allow_seller) if allow_seller else None}
     guards = dataclasses.replace(guards, **{k: v for k, v in flags.items() if v is not None})
     if block_seller:
@@ -86,6 +87,10 @@ def serve(
     if not has_budget(guards):
         raise CliError("ghost mcp needs a spending budget: pass --budget-daily AMOUNT (or --budget-hourly, "
                        "--budget-total), or set one with 'ghost config set x402.daily_budget 5'", 2)
+    if guards.named_tokens():  # a token label this cluster does not have refuses the start, not each payment
+        from ghostpay.cli.guards import resolve_labels
+
+        resolve_labels(st, guards)
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; the MCP server pays with it (-k/--keypair FILE)")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 
 from ghostpay.cli import params
-from ghostpay.cli.context import CliError, State, read_config, state, write_config
+from ghostpay.cli.context import CliError, State, state
 from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ def airdrop(ctx: typer.Context,
 def test_mint(
     ctx: typer.Context,
     decimals: int = typer.Option(6, "--decimals", min=0, max=18, help="Decimals of a new mint."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Label saved in the config's [tokens] table, "
-                                                                 "usable wherever a token is expected "
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="A token label for the mint on this localnet "
+                                                                 "only, usable wherever a token is expected "
                                                                  "(default for a new mint: USDC)."),
     mint: Optional[str] = typer.Option(None, "--mint", help="Fund this existing mint instead of creating one."),
     fund: Optional[List[str]] = typer.Option(None, "--fund", "-f", help="Wallets to fund (repeatable, "
@@ -70,19 +70,23 @@ def test_mint(
                                                         "without asking."),
 ) -> None:
     """Create a USDC-like test mint on a localnet and add to wallets' balances (cheat codes: no signatures).
+    Its --symbol labels it on this localnet only: on another cluster the label means that cluster's mint
+    (USDC on mainnet-beta is real USDC), or nothing.
 
     Example: ghost test-mint --symbol USDC --fund WALLET1,WALLET2 --amount 100
     """
+    from ghostpay.cli.tokens import check_label_free, label_arg, label_mint
     from ghostpay.tokens import to_atomic
 
     st = state(ctx)
     value = params.amount(amount, "--amount", allow_zero=True)
     wallets = [params.pubkey(w, "wallet") for item in (fund or []) for w in item.split(",") if w.strip()] \
         or [st.wallet_address(", or --fund ADDRESS")]
-    labels = dict(read_config().get("tokens", {}))
     if mint is None:
-        symbol = symbol or "USDC"
-        check_label_free(st, labels, symbol, yes)
+        symbol = label_arg(symbol or "USDC")
+        check_label_free(st, st.labels(), symbol, "", yes)
+    elif symbol is not None:
+        symbol = label_arg(symbol)
     if mint is None:
         spec: dict[str, Any] = {"decimals": decimals}
         path = st.keypair_path()
@@ -91,11 +95,11 @@ def test_mint(
         mint_key = params.pubkey(st.jsonrpc("surfnet_createMint", spec, hint=CHEAT_HINT)["value"], "mint")
         created = True
     else:
-        mint_key = params.token(st, mint)
+        mint_key = params.token(st, mint, "--mint")
         decimals = int(st.jsonrpc("getTokenSupply", str(mint_key))["value"]["decimals"])
         created = False
-        if symbol and labels.get(str(mint_key)) != symbol:
-            check_label_free(st, labels, symbol, yes)
+        if symbol:
+            check_label_free(st, st.labels(), symbol, str(mint_key), yes)
     atomic = to_atomic(value, decimals)
     progress = progress_bar(st, len(wallets))
     with progress:
@@ -105,12 +109,8 @@ def test_mint(
             st.jsonrpc("surfnet_setTokenAccount", str(owner), str(mint_key), {"amount": held + atomic},
                        hint=CHEAT_HINT)
             progress.advance(task)
-    if symbol:
-        config = read_config()
-        labels = {m: label for m, label in config.get("tokens", {}).items() if label != symbol}
-        labels[str(mint_key)] = symbol  # one mint per label, one label per mint
-        config["tokens"] = labels
-        write_config(config)
+    if symbol:  # one mint per label, one label per mint, on this localnet only
+        label_mint(st, symbol, str(mint_key), test_mint=True)
     data = {"mint": str(mint_key), "created": created, "decimals": decimals, "symbol": symbol,
             "funded": [str(w) for w in wallets], "amount": value, "amount_atomic": atomic,
             "explorer": explorer_url("address", mint_key, st.rpc_url)}
@@ -119,18 +119,6 @@ def test_mint(
         [("mint", str(mint_key)), ("decimals", str(decimals)), ("symbol", label or "—"),
          ("explorer", data["explorer"])] + [("funded", f"{w}: {format_amount(value, label)}") for w in wallets],
         title=f"[green]✔[/green] test mint {'created' if created else 'funded'}")))
-
-
-def check_label_free(st: State, labels: dict[str, str], symbol: str, yes: bool) -> None:
-    """A label names one mint: moving it to another asks first (or needs --yes off a terminal)."""
-    taken = next((mint for mint, label in labels.items() if label == symbol), None)
-    if taken is None or yes:
-        return
-    if st.json or not sys.stdin.isatty():
-        raise CliError(f"the label {symbol} already names the mint {taken}; pass --yes to move it to this mint, "
-                       "or choose another --symbol", 2)
-    if not typer.confirm(f"The label {symbol} already names {taken}; move it to the new mint?", default=False):
-        raise typer.Abort()
 
 
 def token_balance(st: State, owner: "Pubkey", mint: "Pubkey") -> int:

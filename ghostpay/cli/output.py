@@ -20,11 +20,6 @@ if TYPE_CHECKING:
 EXPLORER = "https://explorer.solana.com"
 DEVNET_HOSTS = ("api.devnet.solana.com",)
 MAINNET_HOSTS = ("api.mainnet-beta.solana.com",)
-KNOWN_MINTS = {  # well-known mints; test mints get labels with `ghost test-mint --symbol`
-    "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": "USDC",
-    "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB": "USDT",
-    "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": "USDC-Dev",
-}
 
 PIPE_WIDTH = 200  # piped or captured output: wide enough that keys, signatures and links are never broken
 
@@ -109,15 +104,17 @@ def span(seconds: int) -> str:
 
 
 def short(key: object) -> str:
-    text = str(key)
-    return text if len(text) <= 12 else f"{text[:4]}…{text[-4:]}"
+    from ghostpay.token_labels import short as shortened
+
+    return shortened(str(key))
 
 
 def mint_symbol(state: "State", mint: object) -> str:
-    """A mint's label: a well-known symbol, one set by `ghost test-mint --symbol`, else a short address."""
+    """A mint's token label on the current cluster (`ghost tokens list`), else its short address; without
+    labels (the RPC cannot say which cluster it is) the short address."""
     key = str(mint)
-    labels = state.config.get("tokens", {})
-    return labels.get(key) or KNOWN_MINTS.get(key) or short(key)
+    labels = state.labels_if_known()
+    return (labels.label(key) if labels is not None else None) or short(key)
 
 
 def emit(state: "State", data: Any, render: Callable[[Console], None] | None = None) -> None:

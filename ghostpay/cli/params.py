@@ -63,18 +63,22 @@ def agent_ref(value: str) -> AgentArg:
     return value
 
 
-def token(state: "State", value: str) -> "Pubkey":
-    """A mint address, or a label from `ghost test-mint --symbol` / the config's [tokens] table."""
-    value = value.strip()
-    labels = {label: mint for mint, label in state.config.get("tokens", {}).items()}
-    if value in labels:
-        return pubkey(labels[value], "token mint")
-    from ghostpay.cli.output import KNOWN_MINTS
+def token(state: "State", value: str, option: str = "token") -> "Pubkey":
+    """A mint address, or a token label of the current cluster (`ghost tokens list`); a label the cluster
+    does not have is a usage error saying where it does name a mint and how to label one here."""
+    text = value.strip()
+    if looks_like_pubkey(text):
+        return pubkey(text, "token mint")
+    from ghostpay.token_labels import is_label
 
-    known = {label: mint for mint, label in KNOWN_MINTS.items()}
-    if value in known:
-        return pubkey(known[value], "token mint")
-    return pubkey(value, "token mint (or a known symbol)")
+    if not is_label(text):
+        raise typer.BadParameter(f"{option} {value!r} is neither a mint address (base58, 32 bytes) nor a token "
+                                 "label (like USDC)")
+    labels = state.labels()
+    found = labels.find(text)
+    if found is None:
+        raise typer.BadParameter(str(labels.unknown(text, option)))
+    return pubkey(found.mint, "token mint")
 
 
 def token_prices(state: "State", values: Sequence[str], price: str | None = None) -> dict["Pubkey", Decimal]:
@@ -91,7 +95,7 @@ def token_prices(state: "State", values: Sequence[str], price: str | None = None
         if len(items) != 1 or "=" in items[0]:
             raise typer.BadParameter("--price prices a single token; give each token its own price instead: "
                                      "--tokens USDC=0.01,EURC=0.01")
-        prices = {token(state, items[0]): amount(price, "--price")}
+        prices = {token(state, items[0], "--tokens"): amount(price, "--price")}
     else:
         unpriced = [item for item in items if "=" not in item]
         if unpriced:
@@ -100,7 +104,7 @@ def token_prices(state: "State", values: Sequence[str], price: str | None = None
         prices = {}
         for item in items:
             label, _, value = item.partition("=")
-            prices[token(state, label)] = amount(value, f"the price of {label.strip()}")
+            prices[token(state, label, "--tokens")] = amount(value, f"the price of {label.strip()}")
     if len(prices) != len(items):
         raise typer.BadParameter("the accepted tokens must be distinct")
     return prices

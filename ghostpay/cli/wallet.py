@@ -1,6 +1,5 @@
 """The wallet: `ghost keygen` (a new keypair file, since `solana-keygen` is not installed by setup), `ghost
-address` and `ghost balance` (as `solana address`, `solana balance` and `spl-token accounts`), and `ghost
-tokens` (the labels that let `--token USDC` stand for a mint)."""
+address` and `ghost balance` (as `solana address`, `solana balance` and `spl-token accounts`)."""
 
 from __future__ import annotations
 
@@ -11,15 +10,10 @@ from typing import Any, Optional
 
 import typer
 
-from ghostpay.cli.context import CliError, read_config, state, write_config
+from ghostpay.cli.context import CliError, state
 from ghostpay.cli import params
-from ghostpay.cli.output import KNOWN_MINTS, emit, format_amount, key_value_table, mint_symbol, table
-
-# Both token programs: a wallet's accounts of either are its tokens.
-TOKEN_PROGRAMS = ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
-
-tokens_app = typer.Typer(help="Token labels: names that stand for mints wherever a token is expected.",
-                         no_args_is_help=True, rich_markup_mode=None)
+from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table
+from ghostpay.cli.tokens import TOKEN_PROGRAMS  # both token programs: a wallet's accounts of either are its tokens
 
 
 def keygen(ctx: typer.Context,
@@ -96,40 +90,3 @@ def balance(ctx: typer.Context,
             out.print("no token accounts")
 
     emit(st, data, render)
-
-
-@tokens_app.command("list")
-def list_labels(ctx: typer.Context) -> None:
-    """The token labels: yours (ghost test-mint --symbol) and the well-known mints.
-
-    Example: ghost tokens list
-    """
-    st = state(ctx)
-    mine = dict(read_config().get("tokens", {}))
-    rows = [{"label": label, "mint": mint, "source": "config"} for mint, label in sorted(mine.items(),
-                                                                                       key=lambda kv: kv[1])]
-    rows += [{"label": label, "mint": mint, "source": "well-known"} for mint, label in KNOWN_MINTS.items()
-             if mint not in mine]
-    emit(st, {"tokens": rows}, lambda out: out.print(table(["label", "mint", "from"],
-                                                            [(r["label"], r["mint"], r["source"]) for r in rows],
-                                                            title=f"{len(rows)} token label(s)")))
-
-
-@tokens_app.command("remove")
-def remove_label(ctx: typer.Context, label: str = typer.Argument(..., help="The label to forget.")) -> None:
-    """Forget a label (the mint itself is untouched).
-
-    Example: ghost tokens remove USDC
-    """
-    st = state(ctx)
-    config = read_config()
-    labels = dict(config.get("tokens", {}))
-    mints = [mint for mint, name in labels.items() if name == label]
-    if not mints:
-        built_in = " (it names a well-known mint, built in)" if label in KNOWN_MINTS.values() else ""
-        raise CliError(f"no token label {label!r} in the config{built_in}; see 'ghost tokens list'")
-    for mint in mints:
-        labels.pop(mint)
-    config["tokens"] = labels
-    write_config(config)
-    emit(st, {"removed": label, "mints": mints}, lambda out: out.print(f"removed the label {label} ({mints[0]})"))

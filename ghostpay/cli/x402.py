@@ -207,7 +207,7 @@ def call(
     # within --max-price (or with --yes) nobody is asked; otherwise every payment is confirmed
     confirm_above = None if yes or cap is not None else Decimal(0)
     guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
-    mint = params.token(st, token) if token else None
+    mint = params.token(st, token, "--token") if token else None
 
     async def work(gp):  # type: ignore[no-untyped-def]
         from ghostpay.x402.guards import GuardedWallet
@@ -317,6 +317,11 @@ def spending(
     wallet = str(load_keypair(path).pubkey())
     guards = spending_guards(st)
     guarded = GuardedWallet(guards)
+    if guards.named_tokens():  # budgets by label: those of this cluster's mints
+        from ghostpay.cli.guards import resolve_labels
+
+        resolve_labels(st, guards)
+        guarded.on_cluster(st.labels())
     ledger = guarded.ledger
     mints = [{"mint": m.mint, "symbol": mint_symbol(st, m.mint), "decimals": m.decimals, "per_call": m.per_call,
               **{window: {"spent": w.spent, "budget": w.budget, "remaining": w.remaining}

@@ -53,6 +53,17 @@ def check_chain(engine: Engine, genesis_hash: str, rpc_url: str) -> None:
                 "with 'ghost indexer run --reset'")
 
 
+def indexed_chain(engine: Engine) -> Optional[str]:
+    """The genesis hash of the chain the database indexes, or None before the first run recorded it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(CHAIN.c.genesis_hash)).scalar()
+    except SQLAlchemyError:  # no such table yet
+        return None
+
+
 def reset_database(engine: Engine) -> None:
     """Drop every table of the index (and the recorded chain), then create the schema afresh."""
     with engine.begin() as connection:

@@ -2,12 +2,13 @@
 
 Amounts are decimal strings in whole tokens of their mint (with `*_atomic` integers beside them):
 JSON numbers would be floats, and a model reading "0.1" must not pay 0.1000000000000000055.
-Keys, signatures and references are base58 / hex strings.
+Keys, signatures and references are base58 / hex strings. Beside each mint, `label` is its token label
+on the server's cluster (e.g. "USDC"), which a model can pass back wherever a token is asked for.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, Field
 
@@ -17,8 +18,13 @@ from ghostpay.x402.buyer import PaymentRecord, Quote
 from ghostpay.x402.guards import MintSpending
 
 
+Labels = Mapping[str, str]  # mint -> its token label on the cluster (ClusterLabels.by_mint)
+LABEL = Field(None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")
+
+
 class CallPrice(BaseModel):
     mint: str
+    label: Optional[str] = LABEL
     price: Optional[str] = Field(None, description="Whole tokens per call (None when the mint cannot be read).")
     price_atomic: int
     decimals: Optional[int] = None
@@ -26,6 +32,7 @@ class CallPrice(BaseModel):
 
 class MintEarned(BaseModel):
     mint: str
+    label: Optional[str] = LABEL
     x402_payments: str = Field(description="Whole tokens received through x402 payments this registration.")
     escrow_earnings: str = Field(description="Whole tokens released to the agent from escrow this registration.")
     x402_payments_atomic: int
@@ -62,30 +69,31 @@ class AgentList(BaseModel):
     agents: list[AgentSummary]
 
 
-def call_prices(info: AgentInfo, mints: dict[str, MintInfo]) -> list[CallPrice]:
+def call_prices(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> list[CallPrice]:
     prices = []
     for mint, atomic in info.prices_atomic.items():
         known = mints.get(str(mint))
-        prices.append(CallPrice(mint=str(mint), price_atomic=atomic,
+        prices.append(CallPrice(mint=str(mint), label=labels.get(str(mint)), price_atomic=atomic,
                                  price=str(from_atomic(atomic, known.decimals)) if known else None,
                                  decimals=known.decimals if known else None))
     return prices
 
 
-def agent_summary(info: AgentInfo, mints: dict[str, MintInfo]) -> AgentSummary:
+def agent_summary(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> AgentSummary:
     return AgentSummary(address=str(info.address), agent_id=info.agent_id, name=info.name, owner=str(info.owner),
                         capabilities=info.capabilities, is_active=info.is_active, x402_enabled=info.x402_enabled,
-                        endpoint=info.endpoint, prices=call_prices(info, mints),
+                        endpoint=info.endpoint, prices=call_prices(info, mints, labels),
                         reputation_score=info.reputation_score, total_calls=info.total_calls,
-                        earnings=[MintEarned(mint=str(e.mint), x402_payments=str(e.x402_payments),
+                        earnings=[MintEarned(mint=str(e.mint), label=labels.get(str(e.mint)),
+                                             x402_payments=str(e.x402_payments),
                                              escrow_earnings=str(e.escrow_earnings),
                                              x402_payments_atomic=e.x402_payments_atomic,
                                              escrow_earnings_atomic=e.escrow_earnings_atomic, decimals=e.decimals)
                                   for e in info.earnings])
 
 
-def agent_detail(info: AgentInfo, mints: dict[str, MintInfo]) -> AgentDetail:
-    return AgentDetail(**agent_summary(info, mints).model_dump(), description=info.description,
+def agent_detail(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> AgentDetail:
+    return AgentDetail(**agent_summary(info, mints, labels).model_dump(), description=info.description,
                        metadata_uri=info.metadata_uri, payment_address=str(info.payment_address),
                        total_jobs_completed=info.total_jobs_completed,
                        open_work_orders=info.open_work_orders, created_at=info.created_at,
@@ -128,6 +136,7 @@ class QuoteOption(BaseModel):
     """One way to pay a URL: a 402 requirement, decoded."""
 
     mint: str
+    label: Optional[str] = LABEL
     amount: Optional[str] = Field(None, description="Whole tokens (None when the mint cannot be read).")
     amount_atomic: int
     pay_to: str
@@ -146,7 +155,8 @@ class QuoteResult(BaseModel):
 
 
 def quote_option(q: Quote) -> QuoteOption:
-    return QuoteOption(mint=q.mint, amount=None if q.amount is None else str(q.amount), amount_atomic=q.amount_atomic,
+    return QuoteOption(mint=q.mint, label=q.label, amount=None if q.amount is None else str(q.amount),
+                       amount_atomic=q.amount_atomic,
                        pay_to=q.pay_to, agent=q.agent, network=q.network, scheme=q.scheme,
                        x402_version=q.x402_version, fee_payer=q.fee_payer, max_timeout_seconds=q.max_timeout_seconds)
 
@@ -157,6 +167,7 @@ class PaymentMade(BaseModel):
     amount: str
     amount_atomic: int
     mint: str
+    label: Optional[str] = LABEL
     seller: str
     agent: Optional[str]
     settled: bool
@@ -170,6 +181,7 @@ class PaymentMade(BaseModel):
 
 def payment_made(record: PaymentRecord) -> PaymentMade:
     return PaymentMade(amount=str(record.amount), amount_atomic=record.amount_atomic, mint=record.mint,
+                       label=record.label,
                        seller=record.seller, agent=record.agent, settled=record.settled, signature=record.signature,
                        verified=record.verified, reference=record.reference, latency_ms=record.latency_ms,
                        error=record.error, feedback=record.feedback)
@@ -188,13 +200,15 @@ class DirectPayment(BaseModel):
     amount: str
     amount_atomic: int
     mint: str
+    label: Optional[str] = LABEL
     reference: str = Field(description="Hex; rate the call with submit_feedback(agent, reference).")
     receipt: str
 
 
-def direct_payment(agent: str, paid: PaymentResult) -> DirectPayment:
+def direct_payment(agent: str, paid: PaymentResult, labels: Labels) -> DirectPayment:
     return DirectPayment(signature=str(paid.signature), agent=agent, amount=str(paid.amount),
-                         amount_atomic=paid.amount_atomic, mint=str(paid.mint), reference=paid.reference.hex(),
+                         amount_atomic=paid.amount_atomic, mint=str(paid.mint), label=labels.get(str(paid.mint)),
+                         reference=paid.reference.hex(),
                          receipt=str(paid.receipt))
 
 
@@ -203,15 +217,17 @@ class ReceiptResult(BaseModel):
     address: Optional[str] = None
     payer: Optional[str] = None
     mint: Optional[str] = None
+    label: Optional[str] = LABEL
     amount: Optional[str] = None
     paid_at: Optional[int] = None
     feedback_submitted: Optional[bool] = None
 
 
-def receipt_result(receipt: Receipt | None) -> ReceiptResult:
+def receipt_result(receipt: Receipt | None, labels: Labels) -> ReceiptResult:
     if receipt is None:
         return ReceiptResult(found=False)
     return ReceiptResult(found=True, address=str(receipt.address), payer=str(receipt.payer), mint=str(receipt.mint),
+                         label=labels.get(str(receipt.mint)),
                          amount=str(receipt.amount), paid_at=receipt.paid_at,
                          feedback_submitted=receipt.feedback_submitted)
 
@@ -233,6 +249,7 @@ class WorkOrderResult(BaseModel):
     agent: str
     arbiter: str
     mint: str
+    label: Optional[str] = LABEL
     amount: str
     released: str
     remaining: str
@@ -244,9 +261,10 @@ class WorkOrderResult(BaseModel):
     deliverable_uri: str
 
 
-def work_order_result(o: WorkOrderInfo) -> WorkOrderResult:
+def work_order_result(o: WorkOrderInfo, labels: Labels) -> WorkOrderResult:
     return WorkOrderResult(address=str(o.address), order_id=o.order_id, status=o.status, client=str(o.client),
-                           agent=str(o.agent), arbiter=str(o.arbiter), mint=str(o.mint), amount=str(o.amount),
+                           agent=str(o.agent), arbiter=str(o.arbiter), mint=str(o.mint), label=labels.get(str(o.mint)),
+                           amount=str(o.amount),
                            released=str(o.released), remaining=str(o.remaining), deadline=o.deadline,
                            review_period_seconds=o.review_period_seconds, title=o.title,
                            description=o.description, requirements=o.requirements,
@@ -262,11 +280,13 @@ class NewWorkOrderResult(BaseModel):
     order_id: int
     amount: str
     mint: str
+    label: Optional[str] = LABEL
     signature: str
 
 
 class TokenBalance(BaseModel):
     mint: str
+    label: Optional[str] = LABEL
     amount: str
     decimals: int
 
@@ -285,6 +305,7 @@ class WindowSpending(BaseModel):
 
 class MintSpendingResult(BaseModel):
     mint: str
+    label: Optional[str] = LABEL
     decimals: int
     per_call: Optional[str] = Field(None, description="The most one call may cost.")
     hour: WindowSpending
@@ -292,13 +313,13 @@ class MintSpendingResult(BaseModel):
     total: WindowSpending
 
 
-def mint_spending(s: MintSpending) -> MintSpendingResult:
+def mint_spending(s: MintSpending, labels: Labels) -> MintSpendingResult:
     def window(name: str) -> WindowSpending:
         w = s.windows[name]
         return WindowSpending(spent=str(w.spent), budget=None if w.budget is None else str(w.budget),
                               remaining=None if w.remaining is None else str(w.remaining))
 
-    return MintSpendingResult(mint=s.mint, decimals=s.decimals,
+    return MintSpendingResult(mint=s.mint, label=labels.get(s.mint), decimals=s.decimals,
                               per_call=None if s.per_call is None else str(s.per_call),
                               hour=window("hour"), day=window("day"), total=window("total"))
 

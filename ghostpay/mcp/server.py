@@ -31,7 +31,8 @@ T = TypeVar("T")
 AMOUNT = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
 Agent = Annotated[str, Field(description="The agent's address (base58), or the agent_id of one of this "
                                          "wallet's agents.", min_length=1, max_length=64)]
-Mint = Annotated[Optional[str], Field(description="A token mint address (base58).")]
+Mint = Annotated[Optional[str], Field(description="A token: its label on this cluster (e.g. \"USDC\", as results "
+                                                  "show it) or its mint address (base58).")]
 Amount = Annotated[str, Field(description="Whole tokens, as a decimal string, e.g. \"0.05\".", pattern=AMOUNT)]
 OptionalAmount = Annotated[Optional[str], Field(description="Whole tokens, as a decimal string.",
                                                 pattern=AMOUNT)]
@@ -52,7 +53,8 @@ INSTRUCTIONS = """GhostPay pays AI agents on Solana from one wallet, within the 
 Find agents with search_agents, check them with get_reputation, see what a URL costs with quote_url, pay
 for a call with call_paid_api (x402), rate a verified call with submit_feedback. Larger jobs: create_work_order
 (tokens locked in escrow), release_payment once delivered, open_dispute if not. get_spending shows what is
-left of the budget; a payment over a limit is refused and nothing is paid. Amounts are decimal strings."""
+left of the budget; a payment over a limit is refused and nothing is paid. Amounts are decimal strings.
+A token is named by its label on this cluster ("USDC", as results show it) or by its mint address."""
 
 
 def tool_error(message: str) -> CallToolResult:
@@ -124,8 +126,9 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
         url: Url, method: Method = "GET", headers: Headers = None, body: Body = None, json_body: JsonBody = None,
         max_price: Annotated[Optional[str], Field(pattern=AMOUNT, description="Pay at most this for this "
                                                                                      "call (whole tokens).")] = None,
-        token: Annotated[Optional[str], Field(description="Pay with this mint (default: the first the "
-                                                                "seller accepts that the wallet holds).")] = None,
+        token: Annotated[Optional[str], Field(description="Pay with this token, a label (\"USDC\") or a mint "
+                                                                "address (default: the first the seller accepts "
+                                                                "that the wallet holds).")] = None,
         feedback: Annotated[Literal["off", "auto"], Field(description="auto: rate a verified call on "
                                                                               "chain from its status and "
                                                                               "speed.")] = "off",
@@ -197,7 +200,7 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
 
     async def get_spending() -> r.SpendingResult:
         """The spending limits, and per token what was spent in the last hour, day and ever, and what is left."""
-        return tools.get_spending()
+        return await run(tools.get_spending())  # type: ignore[return-value]
 
     for fn in (search_agents, get_agent, get_reputation, quote_url, get_receipt, get_work_order, get_balance,
                get_spending):

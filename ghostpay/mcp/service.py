@@ -1,7 +1,9 @@
 """What the MCP tools do: one wallet's GhostPay client, every payment through its spending guards.
 
 The server (`ghostpay.mcp.server`) only registers these methods as tools; they take plain strings
-(what a model sends) and return the pydantic models of `ghostpay.mcp.results`.
+(what a model sends) and return the pydantic models of `ghostpay.mcp.results`. A token is a mint address or
+a token label of the server's cluster ("USDC": a model cannot know mint addresses), and results name mints
+by label too.
 """
 
 from __future__ import annotations
@@ -112,6 +114,13 @@ class GhostPayTools:
             raise RuntimeError("GhostPayTools used outside open()")
         return self._gp
 
+    async def _labels(self) -> dict[str, str]:
+        """mint -> its token label on the server's cluster."""
+        return (await self.gp.labels()).by_mint
+
+    async def _token(self, token: str | None) -> Pubkey | None:
+        return None if token is None else await self.gp.resolve_mint(token)
+
     async def _mints(self, agents: list[AgentInfo]) -> dict[str, MintInfo]:
         mints: dict[str, MintInfo] = {}
         for mint in {m for a in agents for m in a.prices}:
@@ -126,20 +135,20 @@ class GhostPayTools:
     async def search_agents(self, capability: str | None, x402_enabled: bool | None, token: str | None,
                             max_price: str | None, min_reputation: int | None, limit: int) -> r.AgentList:
         found = await self.gp.search_agents(
-            capability=capability, x402_enabled=x402_enabled, token=pubkey(token, "token") if token else None,
+            capability=capability, x402_enabled=x402_enabled, token=await self._token(token),
             max_price=parse_amount(max_price, "max_price") if max_price else None, min_reputation=min_reputation,
             sort="reputation", limit=limit)
-        mints = await self._mints(found)
-        return r.AgentList(agents=[r.agent_summary(a, mints) for a in found])
+        mints, labels = await self._mints(found), await self._labels()
+        return r.AgentList(agents=[r.agent_summary(a, mints, labels) for a in found])
 
     async def get_agent(self, agent: str) -> r.AgentDetail:
         info = await self.gp.get_agent(agent_ref(agent))
-        return r.agent_detail(info, await self._mints([info]))
+        return r.agent_detail(info, await self._mints([info]), await self._labels())
 
     async def my_agents(self) -> r.AgentList:
         mine = await self.gp.list_agents()
-        mints = await self._mints(mine)
-        return r.AgentList(agents=[r.agent_summary(a, mints) for a in mine])
+        mints, labels = await self._mints(mine), await self._labels()
+        return r.AgentList(agents=[r.agent_summary(a, mints, labels) for a in mine])
 
     async def get_reputation(self, agent: str) -> r.ReputationResult:
         return r.reputation_result(await self.gp.get_reputation(agent_ref(agent)))
@@ -170,7 +179,7 @@ class GhostPayTools:
                             feedback: FeedbackMode) -> r.CallResult:
         request = self._request(headers, body, json_body)
         cap = parse_amount(max_price, "max_price") if max_price else None
-        tokens = [pubkey(token, "token")] if token else []
+        tokens = [await self._token(token)] if token else []
         try:
             response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
         except httpx.HTTPError as exc:
@@ -183,7 +192,7 @@ class GhostPayTools:
         return r.CallResult(status=response.status_code, headers=dict(response.headers), body=shown,
                             payment=r.payment_made(record) if record else None)
 
-    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey], feedback: FeedbackMode
+    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey | None], feedback: FeedbackMode
                            ) -> X402HttpClient:
         key = (cap, tuple(tokens), feedback)
         if key in self._x402:
@@ -198,11 +207,11 @@ class GhostPayTools:
 
     async def pay_agent(self, agent: str, token: str | None) -> r.DirectPayment:
         ref = agent_ref(agent)
-        paid = await self.gp.pay_agent(ref, mint=pubkey(token, "token") if token else None)
-        return r.direct_payment(str(self.gp.agent_address(ref)), paid)
+        paid = await self.gp.pay_agent(ref, mint=await self._token(token))
+        return r.direct_payment(str(self.gp.agent_address(ref)), paid, await self._labels())
 
     async def get_receipt(self, agent: str, reference: str) -> r.ReceiptResult:
-        return r.receipt_result(await self.gp.get_receipt(agent_ref(agent), reference.strip()))
+        return r.receipt_result(await self.gp.get_receipt(agent_ref(agent), reference.strip()), await self._labels())
 
     async def submit_feedback(self, agent: str, reference: str, rating: int, success: bool,
                               response_time_ms: int) -> r.FeedbackResult:
@@ -219,14 +228,14 @@ class GhostPayTools:
                                 review_period_hours: float) -> r.NewWorkOrderResult:
         """Escrow spends the wallet's tokens as surely as a payment: it passes the same guards."""
         info = await self.gp.get_agent(agent_ref(agent))
-        mint = pubkey(token, "token") if token else (info.accepted_tokens[0] if info.accepted_tokens else None)
+        mint = await self._token(token) if token else (info.accepted_tokens[0] if info.accepted_tokens else None)
         if mint is None:
             raise InvalidArgument(f"agent {info.address} lists no accepted token: pass token")
         mint_info = await self.gp.get_mint(mint)
         value = parse_amount(amount, "amount")
         spend = Spend(str(self.gp.wallet), str(mint), mint_info.decimals, to_atomic(value, mint_info.decimals),
                       str(info.owner), str(info.address))
-        reservation = await self.guarded.authorize(spend)
+        reservation = await (await self.gp.bind_guards(self.guarded)).authorize(spend)
         await reservation.sent()
         try:
             order = await self.gp.create_work_order(
@@ -238,17 +247,19 @@ class GhostPayTools:
             raise
         await reservation.settled(str(order.signature))
         return r.NewWorkOrderResult(address=str(order.address), order_id=order.order_id, amount=str(order.amount),
-                                    mint=str(order.mint), signature=str(order.signature))
+                                    mint=str(order.mint), label=(await self._labels()).get(str(order.mint)),
+                                    signature=str(order.signature))
 
     async def get_work_order(self, order: str) -> r.WorkOrderResult:
-        return r.work_order_result(await self.gp.get_work_order(pubkey(order, "work order")))
+        return r.work_order_result(await self.gp.get_work_order(pubkey(order, "work order")), await self._labels())
 
     async def open_work_orders(self) -> r.WorkOrderList:
         """The live work orders the wallet is the client of or the provider of."""
         wallet = self.gp.wallet
         orders = {o.address: o for o in await self.gp.list_work_orders(client=wallet)}
         orders.update({o.address: o for o in await self.gp.list_work_orders(provider=wallet)})
-        return r.WorkOrderList(work_orders=[r.work_order_result(o) for o in orders.values()])
+        labels = await self._labels()
+        return r.WorkOrderList(work_orders=[r.work_order_result(o, labels) for o in orders.values()])
 
     async def release_payment(self, order: str, amount: str | None) -> r.SentTransaction:
         address = pubkey(order, "work order")
@@ -266,15 +277,18 @@ class GhostPayTools:
         wallet = self.gp.wallet
         sol = await self.gp.get_sol_balance(wallet)
         tokens = await self.gp.get_token_balances(wallet)
+        labels = await self._labels()
         return r.BalanceResult(wallet=str(wallet), sol=str(sol),
-                               tokens=[r.TokenBalance(mint=str(m), amount=str(a),
+                               tokens=[r.TokenBalance(mint=str(m), label=labels.get(str(m)), amount=str(a),
                                                       decimals=(await self.gp.get_mint(m)).decimals)
                                        for m, a in tokens.items()])
 
-    def get_spending(self) -> r.SpendingResult:
+    async def get_spending(self) -> r.SpendingResult:
         wallet = str(self.gp.wallet)
+        await self.gp.bind_guards(self.guarded)  # budgets by label: those of this cluster's mints
+        labels = await self._labels()
         return r.SpendingResult(wallet=wallet, limits=guard_limits(self.settings.guards),
-                                mints=[r.mint_spending(m) for m in spending_report(self.guarded, wallet)],
+                                mints=[r.mint_spending(m, labels) for m in spending_report(self.guarded, wallet)],
                                 calls_last_minute=self.guarded.ledger.calls_last_minute(wallet))
 
 

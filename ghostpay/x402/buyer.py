@@ -90,6 +90,12 @@ class Quote:
     extra: dict[str, Any]
     decimals: int | None = None  # read from the mint (None when it cannot be read)
     assumed: tuple[str, ...] = ()  # fields a lenient v1 read filled in
+    label: str | None = None  # the mint's token label on the wallet's cluster
+
+    @property
+    def token(self) -> str:
+        """The mint by name, for messages: `USDC (EPjF…)`, else the address."""
+        return f"{self.label} ({self.mint})" if self.label else self.mint
 
     @property
     def amount(self) -> Decimal | None:
@@ -131,6 +137,7 @@ class PaymentRecord:
     assumed: tuple[str, ...] = ()
     quote_ms: int = 0  # first request sent -> requirement chosen (the 402 round trip, mint and balance reads)
     sign_ms: int = 0  # guards, then the transaction built and signed
+    label: str | None = None  # the mint's token label on the wallet's cluster
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -306,8 +313,12 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
 
 async def decode_quotes(gp: "GhostPayClient", required: Required, url: str,
                         assumed: dict[int, tuple[str, ...]] | None = None) -> list[Quote]:
-    """Every requirement of a 402 decoded, with the mint's decimals where it can be read."""
+    """Every requirement of a 402 decoded, with the mint's decimals where it can be read, and its label."""
     out = []
+    try:
+        labels = (await gp.labels()).by_mint
+    except GhostPayError:  # the node cannot say which cluster it is: no labels
+        labels = {}
     for i, req in enumerate(required.accepts):
         decimals = None
         try:
@@ -319,7 +330,7 @@ async def decode_quotes(gp: "GhostPayClient", required: Required, url: str,
         extra = dict(req.extra or {})
         out.append(Quote(required.x402_version, req.scheme, str(req.network), req.asset, int(req.get_amount()),
                          req.pay_to, extra.get("feePayer"), resource, req.max_timeout_seconds, extra, decimals,
-                         (assumed or {}).get(i, ())))
+                         (assumed or {}).get(i, ()), labels.get(req.asset)))
     return out
 
 
@@ -348,7 +359,8 @@ class X402Buyer:
         self.network: X402Network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)
         self.guarded = guards if isinstance(guards, GuardedWallet) or guards is None else GuardedWallet(guards)
         self.max_price = max_price
-        self.tokens = [str(t) for t in tokens]
+        self.asked = list(tokens)  # mints or token labels, resolved on the wallet's cluster at the first 402
+        self.tokens: list[str] | None = None
         self.feedback = feedback
         self._agents: dict[tuple[str, str], bool] = {}  # (agent, payTo): the agent's payment address is payTo
         # the package's own client builds and signs the transaction; our guards replace its spend controls
@@ -369,13 +381,22 @@ class X402Buyer:
         """The requirement to pay: the first (in `tokens` order, then the seller's) on this network, in the
         exact scheme, with a fee payer, that the guards allow and the wallet holds enough of."""
         quotes = await self.quotes(required, url, assumed)
-        if self.tokens and not any(q.mint in self.tokens for q in quotes):
-            raise TokenNotAccepted(self.tokens, list(dict.fromkeys(q.mint for q in quotes)))
-        order = sorted(range(len(quotes)), key=lambda i: (self.tokens.index(quotes[i].mint)
-                                                          if quotes[i].mint in self.tokens else len(self.tokens), i))
+        if self.tokens is None:
+            self.tokens = [str(await self.gp.resolve_mint(t)) for t in self.asked]
+        tokens = self.tokens
+        order = sorted(range(len(quotes)), key=lambda i: (tokens.index(quotes[i].mint)
+                                                          if quotes[i].mint in tokens else len(tokens), i))
         reasons: list[str] = []
         refusal: SpendingRefused | None = None
+        if self.guarded is not None:
+            await self.gp.bind_guards(self.guarded)
         guards = self.guarded.guards if self.guarded else SpendingGuards()
+        if tokens and not {q.mint for q in quotes} & set(tokens):
+            labels = await self.gp.labels()
+            asked = ", ".join(f"{labels.label(t)} ({t})" if labels.label(t) else t for t in tokens)
+            raise TokenNotAccepted(f"the seller does not take {asked}; it asks for "
+                                   + ", ".join(q.token for q in quotes) + "; nothing was paid",
+                                   asked=tokens, accepted=list(dict.fromkeys(q.mint for q in quotes)))
         for i in order:
             quote = quotes[i]
             if quote.scheme != "exact":
@@ -384,11 +405,11 @@ class X402Buyer:
                     not same_network(quote.network, self.network.v1_name):
                 reasons.append(f"the seller wants network {quote.network}; this wallet is on {self.network.caip2}")
             elif not quote.fee_payer:
-                reasons.append(f"{quote.mint}: no extra.feePayer (the facilitator paying the fees)")
+                reasons.append(f"{quote.token}: no extra.feePayer (the facilitator paying the fees)")
             elif quote.decimals is None:
                 reasons.append(f"{quote.mint} is not a token mint on {self.network.rpc_url}")
-            elif self.tokens and quote.mint not in self.tokens:
-                reasons.append(f"{quote.mint} is not among the tokens asked for")
+            elif tokens and quote.mint not in tokens:
+                continue  # another requirement is in a token asked for
             else:
                 try:
                     guards.with_max_price(self.max_price).check(await self.spend(quote, url))
@@ -399,7 +420,7 @@ class X402Buyer:
                                     quote.decimals)
                 if balance >= quote.amount_atomic:
                     return i, quote
-                reasons.append(f"{quote.mint}: the wallet holds {from_atomic(balance, quote.decimals)}, "
+                reasons.append(f"{quote.token}: the wallet holds {from_atomic(balance, quote.decimals)}, "
                                f"the price is {quote.amount}")
         if refusal is not None:
             raise refusal
@@ -409,7 +430,7 @@ class X402Buyer:
         """What the guards see of paying `quote`: the agent only when the chain confirms it is the seller's."""
         assert quote.decimals is not None
         return Spend(str(self.wallet), quote.mint, quote.decimals, quote.amount_atomic, quote.pay_to,
-                     await self._verified_agent(quote), url)
+                     await self._verified_agent(quote), url, quote.label)
 
     async def _verified_agent(self, quote: Quote) -> str | None:
         """The agent the seller names (`extra.ghostpay.agent`), if its on-chain payment address is the payTo:
@@ -526,7 +547,7 @@ class X402Buyer:
             agent=quote.agent, status=response.status_code, latency_ms=latency_ms, settled=settled,
             signature=settle.transaction if settled and settle else None,
             error=None if settled or settle is None else (settle.error_reason or "settlement failed"),
-            assumed=quote.assumed)
+            assumed=quote.assumed, label=quote.label)
 
 
 class X402Transport(httpx.AsyncBaseTransport):

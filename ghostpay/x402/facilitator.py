@@ -143,7 +143,7 @@ class FacilitatorSettings:
     sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
     fee_limits: FeeLimits = field(default_factory=FeeLimits)
     assets: tuple[AssetRule, ...] = ()  # the mints it settles (none given: the network's stablecoins...)
-    test_mints: Path | None = None  # ...and the mints labelled in this ghost config (a localnet's test mints)
+    test_mints: Path | None = None  # ...and the test mints labelled on this cluster in this label store (a localnet's)
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -548,7 +548,8 @@ class GhostPayFacilitator:
         self.log = SettledLog(settings.db_path)
         self.keys = KeyStore(settings.db_path)
         self.gate = AccessGate(self.keys)
-        test_mints = LabelledMints(settings.test_mints) if settings.test_mints is not None else None
+        test_mints = LabelledMints(settings.test_mints, str(self.rpc.get_genesis_hash().value)) \
+            if settings.test_mints is not None else None
         self._receipt_rent: int | None = None
         self.policy = PaymentPolicy(
             settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),

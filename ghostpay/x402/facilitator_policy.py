@@ -32,7 +32,6 @@ import logging
 import sqlite3
 import threading
 import time
-import tomllib
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -53,6 +52,7 @@ from x402.schemas import SettleResponse
 
 from ghostpay.artifacts import idl_dict
 from ghostpay.exceptions import GhostPayError, InvalidArgument
+from ghostpay.token_labels import test_mints
 from ghostpay.x402.facilitator_defaults import (
     DEFAULT_MAX_COMPUTE_UNITS,
     DEFAULT_MAX_FEE_LAMPORTS,
@@ -207,16 +207,19 @@ def parse_asset(text: str) -> AssetRule:
 
 
 class LabelledMints:
-    """The mints labelled in a ghost config's [tokens] table (`ghost test-mint --symbol`), read again
-    whenever the file changes, so a mint made after the facilitator started is settled too."""
+    """The test mints labelled on this cluster (`ghost test-mint --symbol`, in the token label store at
+    `path`, for the cluster of `genesis_hash`), read again whenever the file changes, so a mint made after
+    the facilitator started is settled too."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, genesis_hash: str) -> None:
         self.path = path
+        self.genesis_hash = genesis_hash
         self._stamp: tuple[int, int] | None = None
         self._mints: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def mints(self) -> dict[str, str]:
+        """mint address -> label."""
         try:
             stat = self.path.stat()
         except OSError:
@@ -225,11 +228,11 @@ class LabelledMints:
         with self._lock:
             if stamp != self._stamp:
                 try:
-                    tokens = tomllib.loads(self.path.read_text()).get("tokens", {})
-                except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                    labelled = test_mints(self.genesis_hash, self.path)
+                except (OSError, ValueError) as exc:
                     log.warning("cannot read the test mints in %s: %s", self.path, exc)
-                    tokens = {}
-                self._mints = {str(m): str(label) for m, label in tokens.items()} if isinstance(tokens, dict) else {}
+                    labelled = {}
+                self._mints = {mint: label for label, mint in labelled.items()}
                 self._stamp = stamp
             return self._mints
 

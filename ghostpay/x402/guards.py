@@ -1,12 +1,15 @@
 """Spending guards: limits a buyer cannot overspend, even with many calls at once or many processes.
 
     guards = SpendingGuards(per_call=Decimal("0.05"), daily=Decimal("5"),
-                            mint_limits={usdc: Limits(total=Decimal("100"))},
+                            mint_limits={"USDC": Limits(total=Decimal("100"))},
                             blocked_sellers={"Bad1…"}, calls_per_minute=30,
                             confirm_above=Decimal("1"), confirm=ask_the_user)
 
 Amounts are whole tokens of the mint being paid; `per_call`, `hourly`, `daily` and `total` apply to
-every mint on its own, `mint_limits` overrides them for one mint. A payment passes, in order: the
+every mint on its own, `mint_limits` overrides them for one mint. Mints are addresses or token labels
+(`ghostpay.token_labels`): a client resolves the labels on its own cluster before its first payment, so
+"USDC" guards the USDC of the cluster paid on, and a label that cluster does not have refuses every
+payment (`UnknownTokenLabel`) rather than guard nothing. A payment passes, in order: the
 allowed mints, the allowed and blocked sellers (its payTo wallet or its agent), the per-call
 maximum, the confirm callback above `confirm_above`, then — atomically, in the spend ledger — the
 calls-per-minute rate and the hour / day / total budgets. A refusal raises a `SpendingRefused`
@@ -44,6 +47,7 @@ from ghostpay.exceptions import (
     SellerNotAllowed,
 )
 from ghostpay.paths import data_dir, private_file
+from ghostpay.token_labels import ClusterLabels, is_address
 from ghostpay.tokens import from_atomic, to_atomic
 
 LEDGER_FILE = "x402-spending.sqlite3"
@@ -51,6 +55,7 @@ RESERVATION_TTL = 300.0  # seconds a reservation counts without being sent
 WINDOWS = {"hour": 3600.0, "day": 86400.0, "total": None}
 BUDGET_NAMES = {"hour": "hourly", "day": "daily", "total": "total"}
 COUNTED = ("reserved", "sent", "settled")
+GUARD_TOKEN = "the spending guards' token"  # what names a label in UnknownTokenLabel raised by `resolved`
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,21 @@ class Spend:
     seller: str  # the wallet paid (payTo)
     agent: str | None = None  # the seller's GhostPay agent, when known
     url: str | None = None
+    label: str | None = None  # the mint's token label on the cluster paid on, for messages
 
     @property
     def amount(self) -> Decimal:
         return from_atomic(self.amount_atomic, self.decimals)
+
+    @property
+    def unit(self) -> str:
+        """What amounts are counted in, for messages: the mint's label, else the mint."""
+        return self.label or f"(mint {self.mint})"
+
+    @property
+    def priced(self) -> str:
+        """The amount for messages: `0.01 USDC` when the mint has a label, else the bare amount."""
+        return f"{self.amount} {self.label}" if self.label else str(self.amount)
 
 
 ConfirmCallback = Callable[[Spend], Union[bool, Awaitable[bool]]]
@@ -108,6 +124,26 @@ class SpendingGuards:
     confirm_above: Decimal | None = None
     confirm: ConfirmCallback | None = None
 
+    def named_tokens(self) -> set[str]:
+        """The token labels (not addresses) among the keys of `mint_limits` and `allowed_mints`."""
+        return {key for key in [*self.mint_limits, *(self.allowed_mints or ())] if not is_address(key)}
+
+    def resolved(self, labels: ClusterLabels) -> "SpendingGuards":
+        """These guards with every token label replaced by the mint it names on `labels`' cluster
+        (`UnknownTokenLabel` for a label that cluster does not have)."""
+        if not self.named_tokens():
+            return self
+
+        def mint(key: str) -> str:
+            return labels.mint(key, GUARD_TOKEN)
+
+        limits: dict[str, Limits] = {}
+        for key, lim in self.mint_limits.items():
+            address = mint(key)
+            limits[address] = lim.over(limits[address]) if address in limits else lim
+        allowed = None if self.allowed_mints is None else frozenset(mint(key) for key in self.allowed_mints)
+        return replace(self, mint_limits=limits, allowed_mints=allowed)
+
     def limits(self, mint: str) -> Limits:
         """The limits that apply to `mint`."""
         default = Limits(self.per_call, self.hourly, self.daily, self.total)
@@ -124,7 +160,8 @@ class SpendingGuards:
     def check(self, spend: Spend) -> None:
         """The checks that need no ledger: mints, sellers, per-call maximum."""
         if self.allowed_mints is not None and spend.mint not in self.allowed_mints:
-            raise MintNotAllowed(f"mint {spend.mint} is not among the allowed mints; nothing was paid")
+            named = f"{spend.label} ({spend.mint})" if spend.label else f"mint {spend.mint}"
+            raise MintNotAllowed(f"{named} is not among the allowed mints; nothing was paid")
         parties = {spend.seller} | ({spend.agent} if spend.agent else set())
         blocked = parties & set(self.blocked_sellers)
         if blocked:
@@ -134,7 +171,7 @@ class SpendingGuards:
         per_call = self.limits(spend.mint).per_call
         if per_call is not None and spend.amount_atomic > to_atomic(per_call, spend.decimals):
             raise PriceAboveMaximum(f"the price {spend.amount} is over the per-call maximum {per_call} "
-                                    f"(mint {spend.mint}); nothing was paid", mint=spend.mint, maximum=per_call,
+                                    f"{spend.unit}; nothing was paid", mint=spend.mint, maximum=per_call,
                                     amount=spend.amount)
 
     async def confirmed(self, spend: Spend) -> None:
@@ -142,13 +179,13 @@ class SpendingGuards:
         if self.confirm_above is None or spend.amount <= self.confirm_above:
             return
         if self.confirm is None:
-            raise PaymentDeclined(f"{spend.amount} is over the confirmation threshold {self.confirm_above} "
+            raise PaymentDeclined(f"{spend.priced} is over the confirmation threshold {self.confirm_above} "
                                   "and nothing can confirm it; nothing was paid")
         answer = self.confirm(spend)
         if inspect.isawaitable(answer):
             answer = await answer
         if not answer:
-            raise PaymentDeclined(f"payment of {spend.amount} to {spend.seller} declined; nothing was paid")
+            raise PaymentDeclined(f"payment of {spend.priced} to {spend.seller} declined; nothing was paid")
 
 
 @dataclass(frozen=True)
@@ -254,7 +291,7 @@ class SpendLedger:
                 left = from_atomic(max(limit - spent, 0), spend.decimals)
                 raise BudgetExceeded(
                     f"paying {spend.amount} would exceed the {BUDGET_NAMES[window]} "
-                    f"budget of {budget} (mint {spend.mint}): {left} left; nothing was paid",
+                    f"budget of {budget} {spend.unit}: {left} left; nothing was paid",
                     mint=spend.mint, window=window, limit=budget, spent=from_atomic(spent, spend.decimals),
                     amount=spend.amount)
 
@@ -299,15 +336,29 @@ class Reservation:
 
 
 class GuardedWallet:
-    """A wallet's guards with its ledger: `await authorize(spend)` passes every check or raises."""
+    """A wallet's guards with its ledger: `await authorize(spend)` passes every check or raises.
+
+    `guards` are the guards in force: those given, with their token labels resolved once `on_cluster` is
+    called (a `GhostPayClient` does it before its first payment)."""
 
     def __init__(self, guards: SpendingGuards | None = None, ledger: SpendLedger | Path | str | None = None) -> None:
-        self.guards = guards or SpendingGuards()
+        self.configured = guards or SpendingGuards()
+        self.guards = self.configured
+        self.labels: ClusterLabels | None = None
         self.ledger = ledger if isinstance(ledger, SpendLedger) else SpendLedger(ledger)
+
+    def on_cluster(self, labels: ClusterLabels) -> None:
+        """Pay on `labels`' cluster: resolve the guards' token labels there (`UnknownTokenLabel` for one it
+        does not have) and name mints by their labels in refusals."""
+        if self.labels is None or self.labels.genesis_hash != labels.genesis_hash:
+            self.guards = self.configured.resolved(labels)
+        self.labels = labels
 
     async def authorize(self, spend: Spend, max_price: Decimal | None = None) -> Reservation:
         """Every guard, in order; the reservation to mark sent/settled, or release if the payment fails
         before it is sent. `max_price` lowers the per-call maximum for this payment."""
+        if self.labels is not None and spend.label is None:
+            spend = replace(spend, label=self.labels.label(spend.mint))
         guards = self.guards.with_max_price(max_price)
         guards.check(spend)
         await guards.confirmed(spend)

@@ -10,9 +10,9 @@
         call = paid_call(request)            # who paid, how much, in which mint, verified on chain?
         return {"text": "hola", "payer": str(call.payer)}
 
-    app.add_middleware(X402Paywall, settings=SellerSettings(agent=AGENT, rpc_url="http://127.0.0.1:8899",
-                                                            facilitator="http://127.0.0.1:8403",
-                                                            routes=("POST /translate",)))
+    app.add_middleware(X402Paywall, settings=SellerSettings(
+        agent="translator", keypair="~/.config/solana/id.json",   # an agent_id and its owner, or an address
+        rpc_url="localnet", facilitator="http://127.0.0.1:8403", routes=("POST /translate",)))
 
 Each priced route answers 402 with one requirement per accepted mint, at that mint's price from the
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
@@ -63,8 +63,10 @@ from x402.schemas import (
 )
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
-from ghostpay.client import GhostPayClient
-from ghostpay.cluster import ws_url_for
+from ghostpay.client import GhostPayClient, looks_like_address
+from ghostpay.cluster import resolve, ws_url_for
+from ghostpay.keypairs import KeypairSource, load_keypair
+from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator_client import AiohttpFacilitatorClient
 from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
@@ -95,15 +97,18 @@ __all__ = ["SellerSettings", "X402Paywall", "X402Seller", "PaidCall", "PaidCallR
 class SellerSettings:
     """What a paywall sells and through whom.
 
+    `agent`: the agent's address (a Pubkey or base58), or its agent_id with its owner's `keypair`.
+    `rpc_url`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`).
     `facilitator`: a facilitator URL, or an in-process facilitator object (`x402Facilitator`).
     `facilitator_key`: this seller's key at that facilitator (`ghost facilitator keys add`): every request
     to it is signed with the key (HMAC over timestamp and body; the key itself is never sent).
     `routes`: "METHOD /path" patterns (`*` matches within the path; a bare path means any method).
     `payee_accounts`: "create" makes the payment address's missing token accounts at start-up,
-    paid by `keypair`; "check" refuses to start when one is missing.
+    paid by `keypair` (a Keypair, a keypair file's path, or its JSON); "check" refuses to start when one
+    is missing. A value that cannot work is refused here (`PaywallError`), not on every request.
     """
 
-    agent: Pubkey
+    agent: Pubkey | str
     rpc_url: str
     facilitator: Any = "http://127.0.0.1:8403"
     routes: Sequence[str] = ("*",)
@@ -111,12 +116,33 @@ class SellerSettings:
     network: X402Network | None = None  # default: the network of rpc_url (a localnet goes by devnet's id)
     max_timeout_seconds: int = 60
     payee_accounts: str = "check"
-    keypair: Keypair | None = None
+    keypair: KeypairSource = None
     description: str = ""  # what a call buys, in the 402 (default: the agent's on-chain description)
     mime_type: str = ""  # the paid answer's media type, in the 402
     program_id: Pubkey = PROGRAM_ID
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
     facilitator_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        keypair = None if self.keypair is None else load_keypair(self.keypair)
+        object.__setattr__(self, "keypair", keypair)
+        object.__setattr__(self, "rpc_url", resolve(self.rpc_url, self.ws_url).http_url)
+        object.__setattr__(self, "agent", self._agent_address(keypair))
+
+    def _agent_address(self, owner: Keypair | None) -> Pubkey:
+        if isinstance(self.agent, Pubkey):
+            return self.agent
+        text = str(self.agent).strip()
+        try:
+            return Pubkey.from_string(text)
+        except ValueError:
+            pass
+        if looks_like_address(text) or not text:
+            raise PaywallError(f"agent {self.agent!r} is not a valid agent address (base58, 32 bytes)")
+        if owner is None:
+            raise PaywallError(f"agent {text!r} is an agent_id: pass its owner's keypair= too, or the agent's "
+                               "address")
+        return agent_address(owner.pubkey(), text, self.program_id)[0]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ by uvicorn on a real port, and a throwaway PostgreSQL cluster."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from ghostpay.analytics.api import ApiSettings
 from ghostpay.analytics.server import serve
 from ghostpay.sockets import listening_socket
+from ghostpay.token_labels import LABELS_FILE
 from tests.analytics.world import World, build_sync
 from tests.indexer.postgres import postgres  # noqa: F401 - the session fixture
 from tests.localnet.conftest import LocalnetProcess
@@ -70,7 +72,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("analytics")
     net = start_localnet(folder)
     try:
-        yield build_sync(net, f"sqlite:///{folder / 'index.db'}")
+        yield build_sync(net, f"sqlite:///{folder / 'index.db'}", folder / "home")
     finally:
         net.stop()
 
@@ -80,14 +82,15 @@ def fresh_world(tmp_path: Path) -> Iterator[World]:
     """A world of its own, for tests that change it while watching."""
     net = start_localnet(tmp_path)
     try:
-        yield build_sync(net, f"sqlite:///{tmp_path / 'index.db'}")
+        yield build_sync(net, f"sqlite:///{tmp_path / 'index.db'}", tmp_path / "home")
     finally:
         net.stop()
 
 
 @pytest.fixture(scope="session")
 def api(world: World) -> Iterator[ServedApi]:
-    with ServedApi(ApiSettings(world.db_url, rpc_url=world.net.http_url, webhooks=False, poll_interval=0.05)) as s:
+    with ServedApi(ApiSettings(world.db_url, rpc_url=world.net.http_url, webhooks=False, poll_interval=0.05,
+                               token_labels=str(world.home / LABELS_FILE))) as s:
         yield s
 
 
@@ -110,6 +113,7 @@ class GhostServer:
 
         ghost = str(Path(sys.executable).with_name("ghost"))
         self.argv = [ghost, "-u", world.net.http_url, "--db", world.db_url, *command, "--port", "0"]
+        self.env = {**os.environ, "GHOSTPAY_HOME": str(world.home)}  # the world's token labels
         self.url = ""
 
     def __enter__(self) -> "GhostServer":
@@ -117,7 +121,8 @@ class GhostServer:
         import select
         import subprocess
 
-        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        env=self.env)
         assert self.process.stderr is not None
         deadline, seen = time.monotonic() + 60, []
         while not self.url and time.monotonic() < deadline:

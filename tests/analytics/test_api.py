@@ -19,6 +19,7 @@ from ghostpay.analytics.api import ApiSettings, read_only_engine
 from ghostpay.client import GhostPayClient
 from tests.analytics.conftest import ServedApi
 from ghostpay.indexer.service import Indexer, IndexerConfig
+from ghostpay.token_labels import LABELS_FILE
 from tests.analytics.world import World
 from tests.indexer.postgres import PostgresCluster
 
@@ -153,7 +154,9 @@ def test_work_orders_by_party_and_status(world: World, api: ServedApi) -> None:
     ("/api/agents?sort=cheapest", 422, "sort: Input should be"),
     ("/api/agents?max_price=1", 422, "max_price needs token"),
     ("/api/agents?token=So11111111111111111111111111111111111111112&max_price=abc", 422, "not a decimal"),
-    ("/api/agents?token=bad", 400, "token is not a base58 public key"),
+    ("/api/agents?token=not%20a%20mint!", 400, "token 'not a mint!' is neither a mint address"),
+    ("/api/agents?token=USDT", 422, "token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at"),
+    ("/api/agents?token=EURC", 422, "token EURC is not a token label on the cluster at"),
     ("/api/agents?cursor=Zm9v", 400, "cursor is not one this API returned"),
     ("/api/agents?x402_enabled=maybe", 422, "x402_enabled"),
     ("/api/metrics/x402?period=10", 422, "period: Input should be greater than or equal to 60"),
@@ -245,7 +248,8 @@ def test_postgresql_serves_the_same(world: World, api: ServedApi, postgres: Post
     paths = ["/api/agents?sort=price", f"/api/agents/{world.agents['coder']}/payments",
              f"/api/reputation/{world.agents['translator']}", f"/api/work-orders?party={world.client.pubkey()}",
              f"/api/agents?token={world.usdc}&max_price=0.02&capability=translate"]  # type: ignore[union-attr]
-    with ServedApi(ApiSettings(url, rpc_url=world.net.http_url, webhooks=True)) as pg:
+    with ServedApi(ApiSettings(url, rpc_url=world.net.http_url, webhooks=True,
+                               token_labels=str(world.home / LABELS_FILE))) as pg:
         for path in paths:
             assert pg.get(path).json() == api.get(path).json(), path
         metrics = [s.get(f"/api/metrics/x402?period={WEEK}").json() for s in (pg, api)]
@@ -274,3 +278,22 @@ def test_without_an_rpc_amounts_are_atomic_and_pages_stay_fast(world: World) -> 
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert decimals.rpc_errors == 1  # the second call did not ask again
+
+
+def test_tokens_by_label(world: World, api: ServedApi) -> None:
+    """The token filter takes the indexed chain's labels (USDC, any case) as well as addresses, and every
+    document names labelled mints (the index's genesis hash says whose labels they are)."""
+    usdc, bonk = str(world.usdc), str(world.bonk)
+    by_address = api.get(f"/api/agents?token={usdc}&max_price=0.02&sort=price").json()
+    assert by_address["items"] and api.get("/api/agents?token=usdc&max_price=0.02&sort=price").json() == by_address
+    coder = api.get(f"/api/agents/{world.agents['coder']}").json()
+    assert coder["labels"] == {usdc: "USDC"}
+    assert {e["mint"]: e["label"] for e in coder["earnings"]} == {usdc: "USDC", bonk: None}
+    paid = api.get(f"/api/agents/{world.agents['coder']}/payments").json()["items"]
+    assert {(p["mint"], p["label"]) for p in paid} == {(usdc, "USDC"), (bonk, None)}
+    [order] = api.get(f"/api/work-orders?party={world.client.pubkey()}").json()["items"]  # type: ignore[union-attr]
+    assert (order["mint"], order["label"]) == (usdc, "USDC")
+    metrics = api.get(f"/api/metrics/x402?period={WEEK}").json()
+    assert {t["mint"]: t["label"] for t in metrics["volume"]["by_token"]} == {usdc: "USDC", bonk: None}
+    assert {(e["mint"], e["label"]) for e in metrics["agents"]["top_earners"]} >= {(usdc, "USDC"), (bonk, None)}
+    assert api.get(f"/api/metrics/volume?period={WEEK}").json()["labels"] == {usdc: "USDC"}

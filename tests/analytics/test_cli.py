@@ -21,9 +21,12 @@ WEEK = 7 * 86_400
 
 
 def test_analytics_json_is_the_apis_document(world: World, api: ServedApi, tmp_path: Path) -> None:
-    got = ghost("-u", world.net.http_url, "--db", world.db_url, "analytics", "--period", "7d").data
+    home = {"GHOSTPAY_HOME": str(world.home)}  # the world's token labels: USDC
+    got = ghost("-u", world.net.http_url, "--db", world.db_url, "analytics", "--period", "7d", env=home).data
     want = api.get(f"/api/metrics/x402?period={WEEK}").json()
     assert {k: v for k, v in got.items() if k != "period"} == {k: v for k, v in want.items() if k != "period"}
+    assert {t["mint"]: t["label"] for t in got["volume"]["by_token"]} == {str(world.usdc): "USDC",
+                                                                          str(world.bonk): None}
     assert got["period"]["seconds"] == WEEK
     agent = str(world.agents["coder"])
     mine = ghost("-u", world.net.http_url, "--db", world.db_url, "analytics", "--period", "604800", "--agent",

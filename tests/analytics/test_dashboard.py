@@ -77,13 +77,19 @@ def rows(driver: Any, table: str) -> list[list[str]]:
 def check_against_api(driver: Any, url: str, period: int) -> dict[str, Any]:
     api = httpx.get(f"{url}api/metrics/x402?period={period}", timeout=10).json()
     assert shown_metrics(driver) == expected_metrics(api)
-    assert rows(driver, "volume") == [[t["mint"][:4] + "…" + t["mint"][-4:], str(t["payments"]), t["total"],
-                                       t["average"]] for t in api["volume"]["by_token"]]
+    shown = rows(driver, "volume")  # tokens by label where they have one (USDC), else the short address
+    assert shown == [[token(t), str(t["payments"]), t["total"], t["average"]] for t in api["volume"]["by_token"]]
+    assert "USDC" in [row[0] for row in shown]
     assert [r[:2] for r in rows(driver, "earners")] == [[e["name"], str(e["calls"])]
                                                         for e in api["agents"]["top_earners"]]
-    assert [r[2].split(" ")[0] for r in rows(driver, "earners")] == [e["earnings"]
-                                                                     for e in api["agents"]["top_earners"]]
+    assert [r[2] for r in rows(driver, "earners")] == [f"{e['earnings']} {token(e)}"
+                                                       for e in api["agents"]["top_earners"]]
     return api
+
+
+def token(entry: dict[str, Any]) -> str:
+    """How the dashboard names an entry's mint: its label, else its short address."""
+    return entry["label"] or entry["mint"][:4] + "…" + entry["mint"][-4:]
 
 
 def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World, browser: Any,
@@ -105,7 +111,7 @@ def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World,
         paid = asyncio.run(fresh_world.pay(fresh_world.payers[0], "summarizer", fresh_world.usdc, Decimal("0.025")))
         item = wait_for(lambda: browser.find_elements("css selector", f'#feed li[data-signature="{paid.signature}"]'),
                         what="the new payment in the live feed")[0]
-        assert "0.025000" in item.text and "Summarizer" in item.text and "new" in item.get_attribute("class")
+        assert "0.025000 USDC" in item.text and "Summarizer" in item.text and "new" in item.get_attribute("class")
         total = str(len(fresh_world.payments))
         wait_for(lambda: text(browser, '[data-metric="payments-total"]') == total, what="the figures to refresh")
         check_against_api(browser, server.url, WEEK)

@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 from solders.keypair import Keypair
@@ -15,6 +16,7 @@ from solders.pubkey import Pubkey
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.indexer.service import Indexer, IndexerConfig
+from ghostpay.token_labels import LABELS_FILE, TokenLabels
 from tests.localnet.conftest import LocalnetProcess
 
 SOL = 1_000_000_000
@@ -55,8 +57,9 @@ class Paid:
 class World:
     net: LocalnetProcess
     db_url: str
-    usdc: Pubkey  # 6 decimals
-    bonk: Pubkey  # 9 decimals
+    usdc: Pubkey  # 6 decimals, labelled USDC on this localnet
+    bonk: Pubkey  # 9 decimals, no label
+    home: Path  # the data folder of the servers the tests start (its token-labels.json names usdc)
     agents: dict[str, Pubkey] = field(default_factory=dict)  # agent_id -> address
     owners: dict[str, Keypair] = field(default_factory=dict)
     payers: list[Keypair] = field(default_factory=list)
@@ -82,11 +85,12 @@ class World:
         await Indexer(IndexerConfig(self.net.http_url, self.net.ws_url, self.db_url)).run(once=True)
 
 
-async def build(net: LocalnetProcess, db_url: str) -> World:
+async def build(net: LocalnetProcess, db_url: str, home: Path) -> World:
     url = net.http_url
     usdc = Pubkey.from_string(cheat(url, "surfnet_createMint", {"decimals": 6})["value"])  # type: ignore[index]
     bonk = Pubkey.from_string(cheat(url, "surfnet_createMint", {"decimals": 9})["value"])  # type: ignore[index]
-    world = World(net, db_url, usdc, bonk)
+    TokenLabels(home / LABELS_FILE).add(str(cheat(url, "getGenesisHash")), "USDC", str(usdc), test_mint=True)
+    world = World(net, db_url, usdc, bonk, home)
     specs = [("translator", "Translator", ["translate"], Decimal("0.01"), [usdc]),
              ("summarizer", "Summarizer", ["summarize", "translate"], Decimal("0.02"), [usdc]),
              ("coder", "Coder", ["code"], Decimal("0.05"), [usdc, bonk])]
@@ -121,5 +125,5 @@ async def build(net: LocalnetProcess, db_url: str) -> World:
     return world
 
 
-def build_sync(net: LocalnetProcess, db_url: str) -> World:
-    return asyncio.run(build(net, db_url))
+def build_sync(net: LocalnetProcess, db_url: str, home: Path) -> World:
+    return asyncio.run(build(net, db_url, home))

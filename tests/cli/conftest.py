@@ -15,8 +15,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from typer.testing import CliRunner
 
-from ghostpay.cli.context import write_config
 from ghostpay.cli.main import app
+from ghostpay.token_labels import LABELS_FILE, TokenLabels
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund, mint_to
 
@@ -90,9 +90,10 @@ def wallets(net: LocalnetProcess, tmp_path_factory: pytest.TempPathFactory) -> W
 
 @pytest.fixture(scope="session")
 def usdc(net: LocalnetProcess, home: Path) -> Pubkey:
-    """A 6-decimal mint labelled USDC in the config file (as `ghost test-mint` labels its mints)."""
+    """A 6-decimal mint labelled USDC on the session localnet (as `ghost test-mint --symbol USDC` labels it)."""
     mint = create_mint(net, 6)
-    write_config({"tokens": {str(mint): "USDC"}}, home / "config.toml")
+    TokenLabels(home / LABELS_FILE).add(net.rpc("getGenesisHash")["result"], "USDC", str(mint), test_mint=True,
+                                        replace=True)
     return mint
 
 

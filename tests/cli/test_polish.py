@@ -59,7 +59,7 @@ def test_prompts_check_each_answer_and_ask_again(wallets, usdc) -> None:
                             ("Name", ""), ("Description", ""), ("Capabilities", "a, " + "c" * 40),
                             ("at most 32 bytes", None), ("Capabilities", "ok"), (r"Price calls with x402\?", "y"),
                             ("Accepted tokens and their price", "USDC=-3"), ("must be positive", None),
-                            ("Accepted tokens and their price", "not-a-mint=0.01"), ("not a valid token mint", None),
+                            ("Accepted tokens and their price", "not-a-mint=0.01"), ("is not a token label", None),
                             ("Accepted tokens and their price", "USDC=0.01"), ("Service endpoint", "ftp://x"),
                             ("http:// or https://", None), ("Service endpoint", "https://asked.example"),
                             ("Register 'asked-again'", "y")])
@@ -162,7 +162,7 @@ def test_address_and_balance_as_the_solana_cli_shows_them(wallets, usdc, net, tm
     assert f"create it with 'ghost keygen --outfile {missing}'" in ghost("balance", keypair=missing).one_line_error(1)
 
 
-def test_token_labels_and_test_mint_adds(wallets, net) -> None:
+def test_token_labels_and_test_mint_adds(wallets, usdc, net) -> None:
     key, who = wallets.new()
     first = ghost("test-mint", "--symbol", "LBL", "--amount", "5", keypair=key).data
     topped = ghost("test-mint", "--mint", "LBL", "--amount", "2.5", keypair=key).data  # adds, not overwrites
@@ -170,13 +170,15 @@ def test_token_labels_and_test_mint_adds(wallets, net) -> None:
     held = net.rpc("getTokenAccountsByOwner", str(who.pubkey()), {"mint": first["mint"]}, {"encoding": "jsonParsed"})
     assert held["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["uiAmountString"] == "7.5"
     line = ghost("test-mint", "--symbol", "LBL", keypair=key).one_line_error(2)  # a new mint under a used label
-    assert f"the label LBL already names the mint {first['mint']}; pass --yes" in line
+    assert f"the label LBL already names the mint {first['mint']} on the cluster at {net.http_url}" in line
+    assert "pass --yes" in line
     moved = ghost("test-mint", "--symbol", "LBL", "--yes", keypair=key).data
     listed = {t["label"]: t for t in ghost("tokens", "list").data["tokens"]}
-    assert listed["LBL"]["mint"] == moved["mint"] and listed["USDC"]["source"] in ("config", "well-known")
+    assert listed["LBL"] == {"label": "LBL", "mint": moved["mint"], "source": "test-mint"}
+    assert listed["USDC"] == {"label": "USDC", "mint": str(usdc), "source": "test-mint"}
     assert [t["label"] for t in ghost("tokens", "list").data["tokens"]].count("LBL") == 1
     assert ghost("tokens", "remove", "LBL").data["mints"] == [moved["mint"]]
-    assert "no token label 'LBL'" in ghost("tokens", "remove", "LBL").one_line_error(1)
+    assert "no token label 'LBL' of yours" in ghost("tokens", "remove", "LBL").one_line_error(1)
     assert "LBL" not in {t["label"] for t in ghost("tokens", "list").data["tokens"]}
 
 

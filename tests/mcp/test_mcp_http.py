@@ -41,7 +41,7 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
         assert not ok(await client.call_tool("get_receipt", {"agent": address, "reference": "ab" * 32}))["found"]
         balance = ok(await client.call_tool("get_balance", {}))
         assert balance["wallet"] == str(keypair.pubkey()) and float(balance["sol"]) > 0
-        assert balance["tokens"] == [{"mint": str(agent.mint), "amount": "0.990000", "decimals": 6}]
+        assert balance["tokens"] == [{"mint": str(agent.mint), "label": None, "amount": "0.990000", "decimals": 6}]
 
         arbiter = str(fund(net, sol=1).pubkey())
         order = ok(await client.call_tool("create_work_order", {"agent": address, "amount": "0.2",

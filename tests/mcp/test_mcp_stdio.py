@@ -1,5 +1,5 @@
-"""The MCP server over stdio: the `mcp` SDK's client starts `ghost mcp`, finds the seller, quotes it,
-pays it through call_paid_api within the budget, rates it, and is refused over the budget."""
+"""The MCP server over stdio: the `mcp` SDK's client starts `ghost mcp`, finds the seller by token label,
+quotes it, pays it through call_paid_api within the budget, rates it, and is refused over the budget."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from mcp import Client
 
 import ghostpay
+from ghostpay.token_labels import LABELS_FILE, TokenLabels
 
 from tests.mcp.conftest import error_text, ok, stdio_server
 from tests.x402.conftest import PRICE_ATOMIC, Agent, Shop, token_balance
@@ -23,6 +24,8 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
     keypair, key = wallet
     paid_url = shop.url + "/paid"
     guards = ("--budget-daily", "0.02", "--max-per-call", "0.05")
+    # the seller's mint is this localnet's USDC (as `ghost test-mint --symbol USDC` labels it)
+    TokenLabels(home / LABELS_FILE).add(net.rpc("getGenesisHash")["result"], "USDC", str(agent.mint), test_mint=True)
     async with Client(stdio_server(net.http_url, key, home, *guards)) as client:
         assert (client.server_info.name, client.server_info.version) == ("ghostpay", ghostpay.__version__)
         listed = (await client.list_tools()).tools
@@ -33,20 +36,27 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
         assert set(feedback_schema["required"]) == {"agent", "reference", "rating"}
 
         found = ok(await client.call_tool("search_agents", {"capability": "test", "x402_enabled": True,
-                                                            "token": str(agent.mint), "max_price": "0.01"}))
+                                                            "token": "USDC", "max_price": "0.01"}))
         mine = next(a for a in found["agents"] if a["address"] == str(agent.address))
-        assert mine["prices"] == [{"mint": str(agent.mint), "price": "0.010000", "price_atomic": PRICE_ATOMIC,
-                                   "decimals": 6}]
-        cheaper = ok(await client.call_tool("search_agents", {"token": str(agent.mint), "max_price": "0.005"}))
+        assert mine["prices"] == [{"mint": str(agent.mint), "label": "USDC", "price": "0.010000",
+                                   "price_atomic": PRICE_ATOMIC, "decimals": 6}]
+        cheaper = ok(await client.call_tool("search_agents", {"token": "usdc", "max_price": "0.005"}))
         assert str(agent.address) not in {a["address"] for a in cheaper["agents"]}
+        by_address = ok(await client.call_tool("search_agents", {"token": str(agent.mint), "max_price": "0.01"}))
+        assert str(agent.address) in {a["address"] for a in by_address["agents"]}
+        elsewhere = error_text(await client.call_tool("search_agents", {"token": "USDT"}))
+        assert elsewhere.startswith("token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at "
+                                    f"{net.http_url}") and "'ghost tokens add USDT MINT'" in elsewhere
 
         quote = ok(await client.call_tool("quote_url", {"url": paid_url}))
-        assert quote["status"] == 402 and [(o["amount"], o["agent"], o["mint"]) for o in quote["options"]] == \
-            [("0.010000", str(agent.address), str(agent.mint))]
+        assert quote["status"] == 402 and [(o["amount"], o["agent"], o["mint"], o["label"])
+                                           for o in quote["options"]] == \
+            [("0.010000", str(agent.address), str(agent.mint), "USDC")]
         assert ok(await client.call_tool("get_spending", {}))["mints"] == []
 
-        called = ok(await client.call_tool("call_paid_api", {"url": paid_url}))
+        called = ok(await client.call_tool("call_paid_api", {"url": paid_url, "token": "USDC"}))
         payment = called["payment"]
+        assert payment["label"] == "USDC"
         assert called["status"] == 200 and called["body"]["payer"] == str(keypair.pubkey())
         assert payment["settled"] and payment["verified"] and payment["agent"] == str(agent.address)
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
@@ -66,14 +76,14 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
         assert again.startswith("the program refused it: FeedbackAlreadySubmitted")
 
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]
-        assert spent["mint"] == str(agent.mint) and spent["per_call"] == "0.05"
+        assert (spent["mint"], spent["label"], spent["per_call"]) == (str(agent.mint), "USDC", "0.05")
         assert spent["day"] == {"spent": "0.010000", "budget": "0.02", "remaining": "0.010000"}
 
         ok(await client.call_tool("call_paid_api", {"url": paid_url}))
         handled = len(shop.handled)
         refused = error_text(await client.call_tool("call_paid_api", {"url": paid_url}))
-        assert refused.startswith("paying 0.010000 would exceed the daily budget of 0.02") and "nothing was paid" \
-            in refused
+        assert refused.startswith("paying 0.010000 would exceed the daily budget of 0.02 USDC") and \
+            "nothing was paid" in refused
         assert len(shop.handled) == handled  # the seller saw no paid call
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - 2 * PRICE_ATOMIC
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]

@@ -242,3 +242,41 @@ def test_a_mint_added_on_chain_is_priced_and_gets_its_payee_account(net: Any, fa
         answer = asyncio.run(call())
         assert answer.status_code == 200 and answer.json()["mint"] == str(second) and answer.json()["amount"] == 20_000
         assert token_balance(net, payer.pubkey(), second) == 1_000_000 - 20_000
+
+
+def test_settings_take_what_a_user_types(agent: Agent, facilitator: Process, net: Any, tmp_path: Any) -> None:
+    """The README's middleware as a user writes it: the agent as text (its address, or its agent_id with the
+    owner's keypair file), a moniker or URL for the RPC. Before, a text agent started and then answered every
+    request 500; now the settings hold the agent's address, and a value that cannot work is refused at once."""
+    from tests.x402.conftest import keypair_file
+
+    owner_file = str(keypair_file(tmp_path, agent.owner))
+    by_address = SellerSettings(agent=str(agent.address), rpc_url=net.http_url, facilitator=facilitator.url)
+    by_id = SellerSettings(agent="seller", keypair=owner_file, rpc_url=net.http_url, facilitator=facilitator.url)
+    assert by_address.agent == by_id.agent == agent.address and by_id.keypair.pubkey() == agent.owner.pubkey()
+    assert SellerSettings(agent=agent.address, rpc_url="localnet").rpc_url == "http://127.0.0.1:8899"
+    with pytest.raises(PaywallError, match="'seller' is an agent_id: pass its owner's keypair= too"):
+        SellerSettings(agent="seller", rpc_url=net.http_url)
+    with pytest.raises(PaywallError, match="is not a valid agent address"):
+        SellerSettings(agent="x" * 40, rpc_url=net.http_url)
+
+    app = FastAPI()
+
+    @app.get("/paid")
+    async def paid(request: Request) -> dict[str, str]:
+        return {"payer": str(paid_call(request).payer)}
+
+    app.add_middleware(X402Paywall, settings=SellerSettings(agent="seller", keypair=owner_file, rpc_url=net.http_url,
+                                                            facilitator=facilitator.url, routes=["GET /paid"],
+                                                            ws_url=net.ws_url))
+    payer = buyer(net, agent.mint)
+    before = token_balance(net, agent.owner.pubkey(), agent.mint)
+    with ServerThread(app) as server:
+        unpaid = httpx.get(f"{server.url}/paid")
+        assert unpaid.status_code == 402
+        [accept] = decode_payment_required_header(unpaid.headers["payment-required"]).accepts
+        assert accept.extra["ghostpay"]["agent"] == str(agent.address)
+        answer = pay(net, payer, f"{server.url}/paid")
+        assert answer.status_code == 200 and answer.json() == {"payer": str(payer.pubkey())}
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == before + PRICE_ATOMIC
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC

@@ -3,11 +3,14 @@
 // No libraries, no network beyond this server: it works offline.
 "use strict";
 
-const state = { period: 604800, decimals: {}, names: {}, refresh: null };
+const state = { period: 604800, decimals: {}, names: {}, labels: {}, refresh: null };
 const $ = (selector) => document.querySelector(selector);
 const metric = (name) => document.querySelector(`[data-metric="${name}"]`);
 
 function short(address) { return address ? `${address.slice(0, 4)}…${address.slice(-4)}` : ""; }
+
+// A mint by its token label on the indexed chain (the API names them), else its short address.
+function token(mint) { return state.labels[mint] || short(mint); }
 
 // Atomic units (an integer string) as an exact decimal string with the mint's decimals, as the API writes them.
 function wholeTokens(atomic, decimals) {
@@ -60,20 +63,25 @@ function renderMetrics(m) {
   metric("active-agents").textContent = m.agents.active;
   metric("response-ms").textContent = m.performance.average_response_ms === null ? "–"
     : `${m.performance.average_response_ms} ms`;
-  for (const t of m.volume.by_token) state.decimals[t.mint] = t.decimals;
+  for (const t of m.volume.by_token) {
+    state.decimals[t.mint] = t.decimals;
+    if (t.label) state.labels[t.mint] = t.label;
+  }
+  for (const e of m.agents.top_earners) if (e.label) state.labels[e.mint] = e.label;
   fillRows($("#volume tbody"), m.volume.by_token.map((t) => {
-    const mint = cell(short(t.mint)); mint.title = t.mint; mint.dataset.mint = t.mint;
+    const mint = cell(token(t.mint)); mint.title = t.mint; mint.dataset.mint = t.mint;
     return [mint, cell(t.payments, "num"), cell(t.total ?? `${t.total_atomic} atomic`, "num"),
       cell(t.average ?? `${t.average_atomic} atomic`, "num")];
   }));
   fillRows($("#earners tbody"), m.agents.top_earners.map((e) => {
     state.names[e.agent] = e.name;
     return [agentCell(e.agent, e.name), cell(e.calls, "num"),
-      cell(`${e.earnings ?? e.earnings_atomic + " atomic"} ${short(e.mint)}`, "num")];
+      cell(`${e.earnings ?? e.earnings_atomic + " atomic"} ${token(e.mint)}`, "num")];
   }));
 }
 
 function renderChart(v) {
+  Object.assign(state.labels, v.labels || {});
   const width = 600, height = 200, pad = 18, buckets = v.buckets;
   const counts = buckets.map((b) => b.payments);
   const top = Math.max(1, ...counts);
@@ -90,7 +98,7 @@ function renderChart(v) {
     rect.setAttribute("height", h);
     rect.dataset.payments = b.payments;
     const title = document.createElementNS(svg.namespaceURI, "title");
-    const volume = Object.entries(b.volume).map(([mint, amount]) => `${amount ?? b.volume_atomic[mint]} ${short(mint)}`);
+    const volume = Object.entries(b.volume).map(([mint, amount]) => `${amount ?? b.volume_atomic[mint]} ${token(mint)}`);
     title.textContent = `${new Date(b.start * 1000).toISOString().slice(0, 16).replace("T", " ")}: ` +
       `${b.payments} payments${volume.length ? ", " + volume.join(", ") : ""}`;
     rect.append(title);
@@ -151,7 +159,8 @@ function addPayment(event, fresh) {
   who.title = p.agent;
   const amount = document.createElement("span");
   amount.className = "good";
-  amount.textContent = `${wholeTokens(p.data.amount, state.decimals[p.data.mint])} ${short(p.data.mint)}`;
+  amount.textContent = `${wholeTokens(p.data.amount, state.decimals[p.data.mint])} ${token(p.data.mint)}`;
+  amount.title = p.data.mint;
   li.append(when, who, amount);
   $("#feed").prepend(li);
   while ($("#feed").children.length > 50) $("#feed").lastChild.remove();
