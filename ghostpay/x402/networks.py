@@ -30,7 +30,7 @@ MAINNET_CAIP2 = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
 # The well-known USD stablecoins of each network (a unit is worth one dollar): what a facilitator
 # settles by default, and whose payments' value it knows.
 STABLECOINS: dict[str, dict[str, str]] = {
-    DEVNET_CAIP2: {"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": "USDC-Dev"},
+    DEVNET_CAIP2: {"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": "USDC"},
     MAINNET_CAIP2: {"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": "USDC",
                     "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB": "USDT"},
 }

@@ -198,7 +198,7 @@ def test_the_layouts_of_every_client_pass_the_default_caps(net: Any, open_facili
 
 
 def test_the_fee_share_of_a_usd_stablecoin_payment(net: Any, default_facilitator: Process) -> None:
-    """USDC-Dev is worth a dollar a unit: a payment of 1 atomic unit ($0.000001) costing a 10,001-lamport fee
+    """Devnet USDC is worth a dollar a unit: a payment of 1 atomic unit ($0.000001) costing a 10,001-lamport fee
     is refused; a cent pays for it (SOL valued at the default $500: $0.005)."""
     usdc = Pubkey.from_string(cheat(net, "surfnet_createMint", {"decimals": 6, "address": USDC_DEV})["value"])
     payee = fund(net).pubkey()
