@@ -524,7 +524,7 @@ def search(
         raise typer.BadParameter("--max-price needs --token: each accepted token has its own price "
                                  "(e.g. --token USDC --max-price 0.05)")
     mint = params.token(st, token, "--token") if token else None
-    ceiling = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
+    ceiling = params.amount(max_price, "--max-price", allow_zero=True, token=token) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
     order = params.choice(sort, SORTS, "--sort") if sort else None
     filters = {"capability": capability, "x402_enabled": x402_enabled, "token": str(mint) if mint else None,

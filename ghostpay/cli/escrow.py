@@ -114,7 +114,7 @@ def create(
     """
     st = state(ctx)
     ref = params.agent_ref(agent)
-    value = params.amount(amount)
+    value = params.amount(amount, "--amount", token=token)
     params.check_len(title, "the title", "MAX_TITLE_LEN", minimum=1)
     params.check_len(description, "the description", "MAX_WORK_ORDER_DESCRIPTION_LEN")
     requirements = list(requirement or [])

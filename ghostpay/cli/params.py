@@ -95,7 +95,7 @@ def token_prices(state: "State", values: Sequence[str], price: str | None = None
         if len(items) != 1 or "=" in items[0]:
             raise typer.BadParameter("--price prices a single token; give each token its own price instead: "
                                      "--tokens USDC=0.01,EURC=0.01")
-        prices = {token(state, items[0], "--tokens"): amount(price, "--price")}
+        prices = {token(state, items[0], "--tokens"): amount(price, "--price", token=items[0])}
     else:
         unpriced = [item for item in items if "=" not in item]
         if unpriced:
@@ -104,16 +104,29 @@ def token_prices(state: "State", values: Sequence[str], price: str | None = None
         prices = {}
         for item in items:
             label, _, value = item.partition("=")
-            prices[token(state, label, "--tokens")] = amount(value, f"the price of {label.strip()}")
+            prices[token(state, label, "--tokens")] = amount(value, f"the price of {label.strip()}", token=label)
     if len(prices) != len(items):
         raise typer.BadParameter("the accepted tokens must be distinct")
     return prices
 
 
-def amount(value: str, what: str = "amount", *, allow_zero: bool = False) -> Decimal:
-    """A non-negative decimal number of whole tokens (never a float)."""
+USD_STABLECOINS = ("USDC", "USDT", "PYUSD")  # labels whose whole token is a dollar: `$0.01` may price them
+
+
+def amount(value: str, what: str = "amount", *, allow_zero: bool = False, token: str | None = None) -> Decimal:
+    """A non-negative decimal number of whole tokens (never a float); `$0.01` when `token` (as typed) is a USD
+    stablecoin."""
+    text = value.strip()
+    if text.startswith("$"):
+        if token is None:
+            raise typer.BadParameter(f"{what} in dollars ({value}) needs the token it is paid in: a USD stablecoin, "
+                                     "e.g. --token USDC")
+        if token.strip().upper() not in USD_STABLECOINS:
+            raise typer.BadParameter(f"{what} in dollars ({value}) is for USD stablecoins ({', '.join(USD_STABLECOINS)})"
+                                     f", not {token.strip()}: give it in whole {token.strip()} tokens")
+        text = text[1:]
     try:
-        parsed = Decimal(value.strip().replace("_", ""))
+        parsed = Decimal(text.replace("_", ""))
     except InvalidOperation:
         raise typer.BadParameter(f"{what} must be a decimal number of tokens, like 0.01, not {value!r}") from None
     if not parsed.is_finite():

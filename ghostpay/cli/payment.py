@@ -34,7 +34,7 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str
     """
     st = state(ctx)
     ref = params.agent_ref(agent)
-    value = params.amount(amount) if amount is not None else None
+    value = params.amount(amount, "--amount", token=token) if amount is not None else None
     mint = params.token(st, token, "--token") if token else None
     sim = st.run(lambda gp: gp.simulate_payment(ref, amount=value, mint=mint), status="Simulating…")
     error = sim.error
@@ -78,7 +78,7 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
 
     st = state(ctx)
     ref = params.agent_ref(agent)
-    value = params.amount(amount) if amount is not None else None
+    value = params.amount(amount, "--amount", token=token) if amount is not None else None
     mint = params.token(st, token, "--token") if token else None
     given = params.reference(reference) if reference else None
     notes: list[str] = []

@@ -220,3 +220,17 @@ def test_counts_say_what_they_count(wallets, usdc) -> None:
     assert "Counted" in listing and "paid calls" in listing
     shown = ghost("agent", "reputation", agent, output=None).stdout
     assert "payments scored" in shown and "(paid x402 calls and settled work orders)" in shown
+
+
+def test_dollar_amounts_for_usd_stablecoins(wallets, usdc, net) -> None:
+    key, _ = wallets.new()
+    agent = ghost("agent", "register", "dollars", "--name", "Dollars", "--tokens", "USDC=$0.01",
+                  "--endpoint", "https://d.example", "--yes", keypair=key).data
+    [price] = ghost("agent", "show", agent["agent"]).data["prices"]
+    assert (price["token"], price["price_atomic"]) == (str(usdc), 10_000)  # $0.01 = 0.01 USDC
+    ghost("test-mint", "--symbol", "EURD", "--decimals", "2", keypair=key).data
+    refused = ghost("agent", "configure-x402", "--agent", "dollars", "--tokens", "EURD=$1", "--endpoint",
+                    "https://d.example", keypair=key).one_line_error(2)
+    assert "is for USD stablecoins (USDC, USDT, PYUSD), not EURD: give it in whole EURD tokens" in refused
+    assert "needs the token it is paid in" in ghost("payment", "send", "-a", agent["agent"], "--amount", "$0.01",
+                                                    keypair=key).one_line_error(2)
