@@ -270,12 +270,12 @@ class NotReceiptPayer(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6028,
-            "Only this receipt's payer (or, to close it, its rent payer) may do this",
+            "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this",
         )
 
     code = 6028
     name = "NotReceiptPayer"
-    msg = "Only this receipt's payer (or, to close it, its rent payer) may do this"
+    msg = "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this"
 
 
 class ReceiptAgentMismatch(ProgramError):
@@ -659,11 +659,11 @@ class ReceiptFromEarlierRegistration(ProgramError):
 
 class NotReceiptRentPayer(ProgramError):
     def __init__(self) -> None:
-        super().__init__(6068, "rent_payer must be the receipt's rent payer")
+        super().__init__(6068, "rent_payer must be the account's rent payer")
 
     code = 6068
     name = "NotReceiptRentPayer"
-    msg = "rent_payer must be the receipt's rent payer"
+    msg = "rent_payer must be the account's rent payer"
 
 
 class DeadlineTooFar(ProgramError):
@@ -780,6 +780,47 @@ class GracePeriodOver(ProgramError):
     msg = "The grace period after the rejection is over: the client's refund is due, a dispute is too late"
 
 
+class PayerStatsMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6079, "payer_stats must be the PayerStats of this agent and payer"
+        )
+
+    code = 6079
+    name = "PayerStatsMismatch"
+    msg = "payer_stats must be the PayerStats of this agent and payer"
+
+
+class NothingToRate(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6080, "Every call this payer paid this agent is rated already")
+
+    code = 6080
+    name = "NothingToRate"
+    msg = "Every call this payer paid this agent is rated already"
+
+
+class FeedbackWindowClosed(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6081,
+            "This payer's newest payment to this agent is older than the feedback window",
+        )
+
+    code = 6081
+    name = "FeedbackWindowClosed"
+    msg = "This payer's newest payment to this agent is older than the feedback window"
+
+
+class ReceiptReferenceMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6082, "The reference is not this receipt's")
+
+    code = 6082
+    name = "ReceiptReferenceMismatch"
+    msg = "The reference is not this receipt's"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -859,6 +900,10 @@ CustomError = typing.Union[
     PaymentMintAccountMismatch,
     RulingPeriodActive,
     GracePeriodOver,
+    PayerStatsMismatch,
+    NothingToRate,
+    FeedbackWindowClosed,
+    ReceiptReferenceMismatch,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -939,6 +984,10 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6076: PaymentMintAccountMismatch(),
     6077: RulingPeriodActive(),
     6078: GracePeriodOver(),
+    6079: PayerStatsMismatch(),
+    6080: NothingToRate(),
+    6081: FeedbackWindowClosed(),
+    6082: ReceiptReferenceMismatch(),
 }
 
 
