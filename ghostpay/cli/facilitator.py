@@ -45,16 +45,18 @@ def start(
     record: bool = typer.Option(True, "--record/--no-record", help="Accept GhostPay's record_x402_payment right "
                                 "after the Memo (advertised in /supported)."),
     front_rent: bool = typer.Option(True, "--front-rent/--no-front-rent", help="Let the fee payer pay the "
-                                    "receipt's rent (the record's rent payer), reclaimed by the sweep."),
-    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between sweeps closing the receipts whose "
-                                         "rent it fronted, once they may be closed (0: no sweep)."),
+                                    "rent of a buyer's PayerStats (the record's rent payer): once per buyer "
+                                    "and agent, with the pair's first payment; never per payment."),
+    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between passes closing the legacy receipts "
+                                         "(made before PayerStats) whose rent it fronted, once they may be "
+                                         "closed; the sweep ends when none is left (0: no sweep)."),
 ) -> None:
     """Serve POST /verify, POST /settle, GET /supported and GET /health until Ctrl-C.
 
     The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
     (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it. Besides the
     official exact payments it accepts GhostPay's record_x402_payment right after the Memo, and may
-    pay the receipt's rent, closing those receipts later to get it back.
+    pay the rent of a buyer's PayerStats (once per buyer and agent: nothing is created per payment).
 
     Example:  ghost -u localnet -k fee-payer.json facilitator start --port 8403
     """

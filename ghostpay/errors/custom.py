@@ -257,15 +257,6 @@ class PaymentAmountMismatch(ProgramError):
     msg = "The recorded amount must equal the transferred amount"
 
 
-class PaymentAlreadyRecorded(ProgramError):
-    def __init__(self) -> None:
-        super().__init__(6027, "A payment with this reference is already recorded")
-
-    code = 6027
-    name = "PaymentAlreadyRecorded"
-    msg = "A payment with this reference is already recorded"
-
-
 class NotReceiptPayer(ProgramError):
     def __init__(self) -> None:
         super().__init__(
@@ -848,7 +839,6 @@ CustomError = typing.Union[
     PaymentBelowPrice,
     PaymentAuthorityMismatch,
     PaymentAmountMismatch,
-    PaymentAlreadyRecorded,
     NotReceiptPayer,
     ReceiptAgentMismatch,
     FeedbackAlreadySubmitted,
@@ -932,7 +922,6 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6024: PaymentBelowPrice(),
     6025: PaymentAuthorityMismatch(),
     6026: PaymentAmountMismatch(),
-    6027: PaymentAlreadyRecorded(),
     6028: NotReceiptPayer(),
     6029: ReceiptAgentMismatch(),
     6030: FeedbackAlreadySubmitted(),

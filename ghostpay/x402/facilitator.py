@@ -9,7 +9,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
 - a per-payer rate limit (a sliding window);
 - a SOL balance floor under which it refuses to pay fees;
 - the GhostPay extension (`facilitator_record`): `record_x402_payment` may follow the Memo, and the
-  fee payer may front the receipt's rent, which a background sweep reclaims;
+  fee payer may front the rent of the buyer's PayerStats (once per buyer and agent; no account is made
+  per payment); a bounded sweep reclaims the rent of legacy receipts it fronted, then ends;
 - confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
   settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
 
@@ -97,8 +98,8 @@ class FacilitatorSettings:
     simulation_reuse_seconds: float = 2.0  # settle skips re-simulating what verify simulated this recently (0: never)
     program_id: Pubkey = PROGRAM_ID  # whose record_x402_payment may follow the Memo (the GhostPay extension)
     record_extension: bool = True
-    front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
-    sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
+    front_receipt_rent: bool = True  # the fee payer may be the record's rent payer (a pair's PayerStats, once)
+    sweep_interval_seconds: float = 60.0  # closes the legacy receipts it fronted when they may be closed (0: never)
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -265,7 +266,7 @@ def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | N
 @dataclass(frozen=True)
 class RecordExtension:
     """The GhostPay extension: which program's record instruction may follow the Memo, and whether the
-    fee payer fronts the receipt's rent."""
+    fee payer fronts the rent of a buyer's PayerStats (paid once, by the pair's first payment)."""
 
     program_id: Pubkey
     front_rent: bool
@@ -300,7 +301,7 @@ class Guards:
             if reason is not None:
                 return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
                                "Memo, recording the transfer before it" + \
-                               ("" if self.extension.front_rent else ", with the payer paying the receipt's rent")
+                               ("" if self.extension.front_rent else ", with the payer paying the PayerStats rent")
             checked = without_record(tx)
         reason = fee_payer_refusal(checked, self.fee_payers)
         if reason is not None:

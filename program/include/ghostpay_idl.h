@@ -247,7 +247,6 @@ enum gp_error_code {
     GP_ERR_PAYMENT_BELOW_PRICE = 6024,
     GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
     GP_ERR_PAYMENT_AMOUNT_MISMATCH = 6026,
-    GP_ERR_PAYMENT_ALREADY_RECORDED = 6027,
     GP_ERR_NOT_RECEIPT_PAYER = 6028,
     GP_ERR_RECEIPT_AGENT_MISMATCH = 6029,
     GP_ERR_FEEDBACK_ALREADY_SUBMITTED = 6030,
@@ -312,7 +311,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 96u
+#define GP_ERROR_COUNT 95u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -354,7 +353,6 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
     {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
     {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
-    {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
     {6028, "NotReceiptPayer", "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this"},
     {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
     {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
