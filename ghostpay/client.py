@@ -994,7 +994,7 @@ class GhostPayClient:
 
     async def close_agent(self, agent: AgentRef) -> TxResult:
         """Close the agent, refunding its rent to the wallet: refused with open work orders
-        (AgentHasOpenWorkOrders) and until FEEDBACK_WINDOW_SECONDS after its last payment, while its receipts
+        (AgentHasOpenWorkOrders) and until FEEDBACK_WINDOW_SECONDS after its last payment, while its paid calls
         can still be rated (FeedbackWindowOpen; `deactivate` stops new payments at once). Its reputation
         metrics stay on chain: registering the same agent id again continues that reputation."""
         address = self.agent_address(agent)

@@ -247,8 +247,8 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
                                     (agents["summarizer"], references[2], "USDC")):
         run(f"pay one call in {token} at the agent's {token} price: TransferChecked + record_x402_payment",
             "payment", "send", "--agent", agent, "--token", token, "--reference", reference, keypair="buyer.json")
-    run("the seller (or anyone) finds the payment by its reference (its transaction is the receipt)", "payment", "verify", "--agent", agents["translator"],
-        "--reference", references[0])
+    run("the seller (or anyone) finds the payment by its reference (its transaction is the receipt)", "payment",
+        "verify", "--agent", agents["translator"], "--reference", references[0])
     for agent, reference, rating, ms in ((agents["translator"], references[0], "5", "420"),
                                          (agents["translator"], references[1], "4", "900"),
                                          (agents["summarizer"], references[2], "3", "2500")):

@@ -161,8 +161,9 @@ class PaymentMade(BaseModel):
     agent: Optional[str]
     settled: bool
     signature: Optional[str]
-    verified: bool = Field(description="A GhostPay receipt is on chain: the call can be rated with submit_feedback.")
-    reference: Optional[str] = Field(None, description="The receipt's reference (hex), for submit_feedback.")
+    verified: bool = Field(description="Its transaction recorded it on chain: the call can be rated with "
+                                       "submit_feedback.")
+    reference: Optional[str] = Field(None, description="The payment's reference (hex), for submit_feedback.")
     latency_ms: int
     error: Optional[str] = None
     feedback: Optional[str] = Field(None, description="The feedback transaction, when rated automatically.")

@@ -4,7 +4,7 @@
     POST /verify     {x402Version, paymentPayload, paymentRequirements} -> {isValid, invalidReason?, payer}
     POST /settle     the same                                           -> {success, errorReason?, transaction, ...}
     GET  /supported  {kinds, extensions, signers}
-    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, receipts swept
+    GET  /health     fee payer, SOL balance and its floor, networks, payments settled, legacy receipts swept
 
 A malformed request answers 400 with `{"error": <message>, "reason": <name>}` (`ghostpay.x402.wire`
 names the reasons; a body over 64 KiB answers 413); a refused payment answers 200 with the refusal in
