@@ -757,7 +757,8 @@ class GhostPayClient:
         bytes (`transaction`) sent again, which land at most once; else (without the bytes) its blockhash
         waited out. None means none landed and none can any more (their blockhashes expired): nothing they
         did happened, and a new transaction is safe. Signatures must be given oldest first, the last one
-        being `transaction`'s, whose blockhash is the newest."""
+        being `transaction`'s, whose blockhash is the newest; without `last_valid_block_height` only whether
+        one landed is checked. `OutcomeUnknown` again if the node stays silent."""
         found = await self.landed_transaction(signatures)
         if found is not None or last_valid_block_height is None:
             return found

@@ -188,7 +188,8 @@ static uint64_t pair_stats(const GpInput *in, int64_t now, PayerStats **out) {
  * the pair's newest payment expire now, so a late payment does not reopen them
  * (nor, after close_agent and a new registration, those of an earlier one). */
 static void count_paid_call(PayerStats *stats, int64_t now) {
-    if (open_calls(stats) && !feedback_window_open(stats, now)) stats->expired_calls = stats->paid_calls - stats->rated_calls;
+    if (open_calls(stats) && !feedback_window_open(stats, now))
+        stats->expired_calls = stats->paid_calls - stats->rated_calls;
     stats->paid_calls = saturating_add(stats->paid_calls, 1);
     stats->last_paid_at = now;
 }
