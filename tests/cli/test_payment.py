@@ -44,3 +44,21 @@ def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
     assert "no payment with reference" in ghost("payment", "feedback", "--agent", agent, "--reference", "33" * 32,
                                                 keypair=buyer).one_line_error(1)
     assert "64 hex digits" in ghost("payment", "verify", "--agent", agent, "--reference", "xyz").one_line_error(2)
+
+
+def test_close_stats_returns_the_rent_and_ends_the_ratings(wallets, usdc, net) -> None:
+    seller, _ = wallets.new()
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+    agent = ghost("agent", "register", "closer", "--name", "Closer", "--price", "0.01", "--tokens", "USDC",
+                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+    paid = ghost("payment", "send", "--agent", agent, keypair=buyer).data
+    sol = int(net.rpc("getBalance", str(who.pubkey()))["result"]["value"])
+    stats = net.rpc("getAccountInfo", paid["payer_stats"], {"encoding": "base64"})["result"]["value"]
+    closed = ghost("payment", "close-stats", "--agent", agent, keypair=buyer).data
+    assert closed["action"] == "closed" and closed["payer_stats"] == paid["payer_stats"]
+    assert int(net.rpc("getBalance", str(who.pubkey()))["result"]["value"]) == sol + stats["lamports"] - 5_000
+    rated = ghost("payment", "feedback", "--agent", agent, "--reference", paid["reference"], "--rating", "5",
+                  keypair=buyer)
+    assert "AccountOwnedByWrongProgram" in rated.one_line_error(1)  # the call it had not rated is forfeited
+    assert "not found" in ghost("payment", "close-stats", "--agent", agent, keypair=buyer).one_line_error(1)
