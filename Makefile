@@ -1,6 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
 .PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api \
-	bench-x402 bench-x402-buyer bench-mcp
+	bench-x402 bench-x402-buyer bench-mcp bench-economics
 
 setup:
 	@scripts/setup.sh
@@ -59,3 +59,8 @@ bench-x402-buyer: setup
 # MCP tool calls over stdio and HTTP beside the SDK in-process → bench/results/mcp.json.
 bench-mcp: setup
 	.venv/bin/python -m bench.mcp
+
+# SOL spent and locked per recorded call (fee payer, buyers, seller), before and after, ledger growth, the facilitator's
+# memory over a soak → bench/results/economics.json (issue 25's figures: ARGS="--calls 10000 --soak-seconds 600").
+bench-economics: setup
+	.venv/bin/python -m bench.economics $(ARGS)

@@ -4,13 +4,13 @@
     GHOSTPAY_CU_SAMPLES=256 python -m bench.compute_units   # more random inputs per row (default 64)
 
 Every row is the mean over random inputs, with the lowest and highest seen: random owners and agent ids
-(random length), random token counts where the row says so, random references and order ids. A PDA
+(random length), random token counts where the row says so, random payers, references and order ids. A PDA
 costs about 370 CU per bump tried (the program searches the canonical bump from 255 down), so rows
-whose address depends on a value the SDK picks (a payment reference, an order id) are measured with
-values picked as the SDK picks them (`ghostpay.pda.new_reference` / `new_order_id`: bump 255), and again
-with arbitrary ones ("any ..." rows). The record_x402_payment rows count that instruction alone, not the
-TransferChecked before it. The escrow rows include their token CPIs (the vault's creation and every
-transfer).
+whose address depends on a value the SDK picks (an order id) are measured with values picked as the SDK
+picks them (`ghostpay.pda.new_order_id`: bump 255), and again with arbitrary ones ("any ..." rows). The
+record_x402_payment rows count that instruction alone, not the TransferChecked before it: the first
+payment of a (payer, agent) pair creates its PayerStats (a PDA of random payers: any bump), every later
+one only updates it. The escrow rows include their token CPIs (the vault's creation and every transfer).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ghostpay import instructions as ix
 from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import agent_address, new_order_id, new_reference, receipt_address, reputation_address
+from ghostpay.pda import agent_address, new_order_id, new_reference, payer_stats_address, reputation_address
 from ghostpay.svm import InProcessChain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
@@ -154,55 +154,59 @@ def update_rows(b: Bench) -> Iterator[Row]:
 
 
 def payment_rows(b: Bench) -> Iterator[Row]:
-    """record_x402_payment after a TransferChecked (and after a Memo: the official x402 layout), to random
-    agents and payees; then feedback and a refresh."""
+    """record_x402_payment after a TransferChecked, to random agents from random payers: the pair's first
+    payment (which creates its PayerStats), a later one, and a later one after a Memo (the official x402
+    layout); then feedback, closing a PayerStats, and a refresh."""
     def program_cu(logs: list[str]) -> int:
         prefix = f"Program {b.chain.program_id} consumed "
         [cu] = [int(line[len(prefix):].split()[0]) for line in logs if line.startswith(prefix)]
         return cu
 
-    paid: list[tuple[Pubkey, Keypair, bytes]] = []
+    paid: list[tuple[Pubkey, Keypair]] = []
 
-    def record(pick_reference: Callable[[Pubkey], bytes], memo: bool) -> Callable[[], int]:
-        def one() -> int:
-            owner, agent, _ = b.register(1)
-            payee, payer = b.keypair().pubkey(), b.keypair()
-            mint = b.chain.create_mint()
-            config = X402Config(payee, [TokenPrice(mint, 10_000)], ENDPOINT)
-            b.run("configure_x402", [ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
-                                                       remaining_accounts=mint_accounts([mint]))], owner)
-            b.chain.create_token_account(payer.pubkey(), mint, 10**12)
-            b.chain.create_token_account(payee, mint)
-            reference = pick_reference(agent)
-            payment = build_x402_payment(payer.pubkey(), agent, payee, mint, 6, 10_000, reference,
-                                         memo=os.urandom(16).hex() if memo else None)
+    def three_payments() -> tuple[int, int, int]:
+        owner, agent, _ = b.register(1)
+        payee, payer = b.keypair().pubkey(), b.keypair()
+        mint = b.chain.create_mint()
+        config = X402Config(payee, [TokenPrice(mint, 10_000)], ENDPOINT)
+        b.run("configure_x402", [ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
+                                                   remaining_accounts=mint_accounts([mint]))], owner)
+        b.chain.create_token_account(payer.pubkey(), mint, 10**12)
+        b.chain.create_token_account(payee, mint)
+        units = []
+        for memo in (None, None, os.urandom(16).hex()):
+            payment = build_x402_payment(payer.pubkey(), agent, payee, mint, 6, 10_000, new_reference(), memo=memo)
             result = b.chain.send(payment, [payer])
             if not result.ok:
                 raise RuntimeError(f"record_x402_payment failed: {result.error}")
-            paid.append((agent, payer, reference))
-            return program_cu(result.logs)
-        return one
+            units.append(program_cu(result.logs))
+        paid.append((agent, payer))
+        first, later, after_memo = units
+        return first, later, after_memo
 
-    yield summarize("record_x402_payment", "SDK references", b.samples(record(new_reference, False)))
-    yield summarize("record_x402_payment", "SDK references, after a Memo", b.samples(record(new_reference, True)))
-    yield summarize("record_x402_payment", "any references", b.samples(record(lambda _: b.rng.randbytes(32), False)))
+    measured = [three_payments() for _ in range(SAMPLES)]
+    for column, case in enumerate(("first payment of a pair", "later payments", "later payments, after a Memo")):
+        yield summarize("record_x402_payment", case, [units[column] for units in measured])
 
-    def feedback() -> int:
-        agent, payer, reference = paid.pop()
+    def feedback(agent: Pubkey, payer: Keypair) -> int:
         accounts = {"agent": agent, "reputation": reputation_address(agent)[0],
-                    "receipt": receipt_address(agent, reference)[0], "payer": payer.pubkey()}
-        return b.run("submit_feedback", [ix.submit_feedback({"success": True, "response_time_ms": 245, "rating": 5},
-                                                            accounts)], payer)
+                    "payer_stats": payer_stats_address(agent, payer.pubkey())[0], "payer": payer.pubkey()}
+        return b.run("submit_feedback", [ix.submit_feedback(
+            {"reference": list(new_reference()), "success": True, "response_time_ms": 245, "rating": 5}, accounts)],
+            payer)
 
-    yield summarize("submit_feedback", "rating and response time", b.samples(feedback))
+    def close_stats(agent: Pubkey, payer: Keypair) -> int:
+        return b.run("close_payer_stats", [ix.close_payer_stats(
+            {"payer_stats": payer_stats_address(agent, payer.pubkey())[0], "authority": payer.pubkey(),
+             "rent_payer": payer.pubkey()})], payer)
 
-    def refresh() -> int:
-        agent = paid.pop()[0]
-        payer = b.keypair()
+    def refresh(agent: Pubkey) -> int:
         return b.run("refresh_reputation", [ix.refresh_reputation(
-            {"agent": agent, "reputation": reputation_address(agent)[0]})], payer)
+            {"agent": agent, "reputation": reputation_address(agent)[0]})], b.keypair())
 
-    yield summarize("refresh_reputation", "7 days of history", b.samples(refresh))
+    yield summarize("submit_feedback", "rating and response time", [feedback(*pair) for pair in paid])
+    yield summarize("close_payer_stats", "by its payer, 2 calls unrated", [close_stats(*pair) for pair in paid])
+    yield summarize("refresh_reputation", "7 days of history", [refresh(agent) for agent, _ in paid])
 
 
 def work_order_rows(b: Bench) -> Iterator[Row]:

@@ -12,7 +12,7 @@ Every server is its own process, on one throwaway localnet, in the same run:
 Rows: unpaid calls to the upstream and to a free route through the proxy; paid calls through the
 official stack and through the proxy with the official client unchanged; paid calls through the
 proxy with `record_x402_payment` after the Memo (a GhostPay buyer's transaction: a verified,
-reputation-bearing payment, receipt rent fronted by the facilitator); each at concurrency 1 and 8
+reputation-bearing payment, the buyer's one-time PayerStats rent fronted by the facilitator); each at concurrency 1 and 8
 (one buyer per worker). A paid call is the whole exchange a buyer sees: the 402, building and
 signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
 confirmation. The cold row is the first paid call through a freshly started proxy.

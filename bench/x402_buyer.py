@@ -15,7 +15,7 @@ folder). Each call's PaymentRecord times its phases:
 - total: what the caller waits for a paid call, beside an unpaid call to a free route of the same app.
 
 Twice: the official exact transaction (a facilitator without the GhostPay extension), and with
-`record_x402_payment` after the Memo (the extension on: a verified receipt per call).
+`record_x402_payment` after the Memo (the extension on: a verified payment per call, no account per call).
 X402_BENCH_CALLS sets the calls per configuration (default 40).
 """
 

@@ -1,5 +1,5 @@
-"""Find an agent that takes x402 payments under a price, pay one call, check the receipt,
-rate the call and read the agent's reputation.
+"""Find an agent that takes x402 payments under a price, pay one call, find the payment by its
+reference (its transaction is the receipt), rate the call and read the agent's reputation.
 
     python examples/find_and_pay.py [RPC_URL]     (or GHOSTPAY_URL; default: localnet)
 """
@@ -25,9 +25,9 @@ with GhostPay(url, buyer) as gp:
     print(f"found {agent.name} at {agent.address}")
 
     paid = gp.pay_agent(agent.address, mint=usdc)  # its USDC price (default: its first accepted token)
-    receipt = gp.get_receipt(agent.address, paid.reference)
-    assert receipt is not None and receipt.amount == paid.amount
-    print(f"paid {paid.amount} (reference {paid.reference.hex()[:16]}...), receipt {receipt.address}")
+    receipt = gp.get_receipt(agent.address, paid.reference)  # the agent's newest transactions, searched
+    assert receipt is not None and receipt.signature == paid.signature and receipt.amount == paid.amount
+    print(f"paid {paid.amount} (reference {paid.reference.hex()[:16]}...), transaction {receipt.signature}")
 
     # ... call the agent's endpoint with the reference as proof of payment, then rate the call:
     gp.submit_feedback(agent.address, paid.reference, success=True, response_time_ms=420, rating=5)

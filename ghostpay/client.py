@@ -7,7 +7,7 @@
         reg = await gp.register_agent("translator", "Translator", capabilities=["translate"],
                                       x402=X402Settings({"USDC": Decimal("0.01")}, "https://t.example/api"))
         paid = await gp.pay_agent(reg.address)
-        assert await gp.get_receipt(reg.address, paid.reference) is not None
+        assert (await gp.get_receipt(reg.address, paid.reference)).signature == paid.signature
         # hiring another agent through escrow, as the client
         order = await gp.create_work_order(agent, Decimal("25"), deadline=timedelta(days=7), arbiter=arbiter,
                                            title="Translate the manual")
@@ -17,7 +17,7 @@ Wherever a mint is expected, a token label of the client's cluster ("USDC") is a
 (`ghostpay.token_labels`: labels belong to one cluster, named by its genesis hash).
 
 Every failure is a `ghostpay.exceptions.GhostPayError`: program errors are typed by their IDL
-name (`PaymentAlreadyRecorded`, ...), RPC and transport failures are `RpcError` / `TransportError`.
+name (`PaymentBelowPrice`, ...), RPC and transport failures are `RpcError` / `TransportError`.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ from solders.pubkey import Pubkey
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.signature import Signature
 from solders.sysvar import CLOCK
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay import instructions as ix
-from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
+from ghostpay.accounts import Agent, PayerStats, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.artifacts import idl_constant
 from ghostpay.cluster import Cluster, resolve
@@ -84,6 +84,7 @@ from ghostpay.pda import (
     agent_address,
     new_order_id,
     new_reference,
+    payer_stats_address,
     receipt_address,
     reputation_address,
     work_order_address,
@@ -166,9 +167,14 @@ MINT_LEN, ACCOUNT_LEN = 82, 165  # SPL Token account sizes; Token-2022 puts its 
 CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, then this
 
 PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
+FEEDBACK_WINDOW_SECONDS = idl_constant("FEEDBACK_WINDOW_SECONDS")
+RECEIPT_SEARCH_TRANSACTIONS = 200  # get_receipt without an index: the agent's newest transactions searched
+SIGNATURES_PAGE = 1_000  # getSignaturesForAddress answers at most this many per call
+FETCH_CONCURRENCY = 16  # getTransaction calls in flight while searching
 _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 _TRANSPORT_FAILURES = (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError)
-SendHook = Callable[[Signature, Union[int, None]], None]
+SendHook = Callable[[Signature, Union[int, None], bytes], None]
+"""Called with a transaction's signature, its last valid block height and its signed bytes before it is sent."""
 
 
 def _status_rank(status: Any) -> int:
@@ -337,9 +343,13 @@ class Pricing:
 
 @dataclass(frozen=True)
 class Receipt:
-    """A recorded x402 payment (the receipt PDA of its reference)."""
+    """A recorded x402 payment found by its reference: its transaction and X402PaymentRecorded event are the
+    receipt (no account per payment). `source` says where it was found: "index" (the indexer API), "chain"
+    (the agent's recent transactions), or "legacy receipt" (an X402Receipt account the program made before
+    PayerStats; `address` is that account, `signature` unknown). `rated`: True or False when the source
+    knows (the index, a legacy receipt), else None."""
 
-    address: Pubkey
+    signature: Signature | None
     agent: Pubkey
     payer: Pubkey
     rent_payer: Pubkey
@@ -348,17 +358,44 @@ class Receipt:
     amount: Decimal
     amount_atomic: int
     paid_at: int
-    registration: int
-    feedback_submitted: bool
+    source: str
+    slot: int | None = None
+    address: Pubkey | None = None
+    rated: bool | None = None
+
+
+@dataclass(frozen=True)
+class PayerStatsInfo:
+    """One payer's paid calls to one agent (its PayerStats): what it may still rate, and until when."""
+
+    address: Pubkey
+    agent: Pubkey
+    payer: Pubkey
+    rent_payer: Pubkey
+    paid_calls: int
+    rated_calls: int
+    expired_calls: int
+    last_paid_at: int
+    rent_lamports: int
+
+    @property
+    def window_ends_at(self) -> int:
+        """Open calls may be rated until then (unix time): the window of the pair's newest payment."""
+        return self.last_paid_at + FEEDBACK_WINDOW_SECONDS
+
+    def open_calls(self, now: int) -> int:
+        """Calls paid and not rated that may still be rated at `now`."""
+        return self.paid_calls - self.rated_calls - self.expired_calls if now < self.window_ends_at else 0
 
 
 @dataclass(frozen=True)
 class PaymentResult:
-    """A payment sent and confirmed."""
+    """A payment sent and confirmed. `payer_stats` is the payer's PayerStats for the agent (created by the
+    pair's first payment; no account is made per payment)."""
 
     signature: Signature
     reference: bytes
-    receipt: Pubkey
+    payer_stats: Pubkey
     amount: Decimal
     amount_atomic: int
     mint: Pubkey
@@ -375,7 +412,7 @@ class PreparedPayment:
 
     transaction: Transaction
     reference: bytes
-    receipt: Pubkey
+    payer_stats: Pubkey
     amount: Decimal
     amount_atomic: int
     mint: Pubkey
@@ -489,10 +526,11 @@ class GhostPayClient:
     a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
     `priority_fee`: micro-lamports per compute unit added to every transaction; `guards`: spending
     guards (`ghostpay.x402.guards`) every payment of this client passes, `pay_agent` and `x402_http`
-    alike, with their spend ledger (default: the data folder's); `on_send`: called with each signature
-    and its last valid block height just before the transaction is sent (e.g. to journal it, so that an
-    interrupted process can still say what it sent); `token_labels`: the label store (default: the data
-    folder's, shared with `ghost tokens`).
+    alike, with their spend ledger (default: the data folder's); `on_send`: called with each signature,
+    its last valid block height and the signed bytes just before the transaction is sent (e.g. to journal
+    it, so that an interrupted process can still say what it sent, and a later one resume it: see
+    `resume_transaction`); `token_labels`: the label store (default: the data folder's, shared with
+    `ghost tokens`).
     """
 
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
@@ -638,22 +676,33 @@ class GhostPayClient:
         one signature lands at most once); `OutcomeUnknown` if the node stays silent for `confirm_timeout`.
         """
         signature = transaction.signatures[0]
-        if self.on_send is not None:
-            self.on_send(signature, last_valid_block_height)
-        opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
         raw = bytes(transaction)
+        if self.on_send is not None:
+            self.on_send(signature, last_valid_block_height, raw)
+        opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
         try:
             await self.rpc.send_raw_transaction(raw, opts)
         except RPCException as exc:
             raise self._rpc_exception(exc, transaction.message, signature) from None
         except _TRANSPORT_FAILURES as exc:
-            slot = await self._recover(signature, raw, last_valid_block_height, self._transport_error(exc))
+            slot = await self._resolve(signature, raw, last_valid_block_height, self._transport_error(exc))
         else:
             try:
                 slot = await self._confirm(signature, last_valid_block_height)
             except TransportError as exc:
-                slot = await self._recover(signature, raw, last_valid_block_height, exc)
+                slot = await self._resolve(signature, raw, last_valid_block_height, exc)
+            except OutcomeUnknown as exc:
+                exc.transaction = raw
+                raise
         return await self._result(signature, slot, transaction.message, address)
+
+    async def _resolve(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
+                       cause: TransportError) -> int:
+        try:
+            return await self._recover(signature, raw, last_valid_block_height, cause)
+        except OutcomeUnknown as exc:  # what resume_transaction needs to finish it later
+            exc.transaction = raw
+            raise
 
     async def _recover(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
                        cause: TransportError) -> int:
@@ -667,10 +716,8 @@ class GhostPayClient:
                 status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
                 if status is not None and (status.err is not None or _status_rank(status) >= wanted):
                     return status.slot
-                if status is None and last_valid_block_height is not None:
-                    height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
-                    if height > last_valid_block_height:
-                        raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
+                if status is None:
+                    await self._raise_if_expired(signature, last_valid_block_height)
                 if status is None:  # it may never have left: the same bytes cannot land twice
                     await self._resend(raw)
             except (TransportError, RpcError):
@@ -697,15 +744,57 @@ class GhostPayClient:
             status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
             if status is not None and (status.err is not None or _status_rank(status) >= wanted):
                 return status.slot
-            if last_valid_block_height is not None:
-                height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
-                if height > last_valid_block_height:
-                    raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
+            if status is None:
+                await self._raise_if_expired(signature, last_valid_block_height)
             if time.monotonic() > deadline:
                 raise OutcomeUnknown(f"{signature}: not confirmed in {self.confirm_timeout}s", signature,
                                      last_valid_block_height=last_valid_block_height)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    async def _raise_if_expired(self, signature: Signature, last_valid_block_height: int | None) -> None:
+        """BlockhashExpired if the blockhash is past and the transaction did not land. The status is read
+        again once the height is past: it may have landed between the first look and the height's, and
+        an expiry must be definitive (the callers then sign a new transaction, which would pay twice)."""
+        if last_valid_block_height is None:
+            return
+        height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
+        if height <= last_valid_block_height:
+            return
+        if await self.get_signature_status(signature) is None:
+            raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
+
+    async def landed_transaction(self, signatures: Sequence[Signature | str]) -> TxResult | None:
+        """The result of whichever of `signatures` landed, once confirmed (one that landed and failed raises
+        its error), or None if the node knows none of them."""
+        for signature in signatures:
+            sig = Signature.from_string(signature) if isinstance(signature, str) else signature
+            if await self.get_signature_status(sig) is not None:
+                return await self._result(sig, await self._confirm(sig, None), None, None)
+        return None
+
+    async def resume_transaction(self, signatures: Sequence[Signature | str], transaction: bytes | None,
+                                 last_valid_block_height: int | None) -> TxResult | None:
+        """Finish what an earlier send left unknown (`OutcomeUnknown`, or a journal of `on_send`): the result
+        of whichever of `signatures` landed; else, while the blockhash of the last one is valid, its signed
+        bytes (`transaction`) sent again, which land at most once; else (without the bytes) its blockhash
+        waited out. None means none landed and none can any more (their blockhashes expired): nothing they
+        did happened, and a new transaction is safe. Signatures must be given oldest first, the last one
+        being `transaction`'s, whose blockhash is the newest; without `last_valid_block_height` only whether
+        one landed is checked. `OutcomeUnknown` again if the node stays silent."""
+        found = await self.landed_transaction(signatures)
+        if found is not None or last_valid_block_height is None:
+            return found
+        if transaction is not None:
+            tx = VersionedTransaction.from_bytes(transaction)
+            try:
+                return await self.send_transaction(tx, last_valid_block_height)  # type: ignore[arg-type]
+            except (BlockhashExpired, AlreadyProcessed):  # expired before it was sent again, or it landed meanwhile
+                pass
+        else:
+            while (await self._rpc(self.rpc.get_block_height(self.commitment))).value <= last_valid_block_height:
+                await asyncio.sleep(0.4)
+        return await self.landed_transaction(signatures)
 
     async def genesis_hash(self) -> str:
         """The cluster's genesis hash: what names a chain whichever endpoint serves it (read once)."""
@@ -952,7 +1041,7 @@ class GhostPayClient:
 
     async def close_agent(self, agent: AgentRef) -> TxResult:
         """Close the agent, refunding its rent to the wallet: refused with open work orders
-        (AgentHasOpenWorkOrders) and until FEEDBACK_WINDOW_SECONDS after its last payment, while its receipts
+        (AgentHasOpenWorkOrders) and until FEEDBACK_WINDOW_SECONDS after its last payment, while its paid calls
         can still be rated (FeedbackWindowOpen; `deactivate` stops new payments at once). Its reputation
         metrics stay on chain: registering the same agent id again continues that reputation."""
         address = self.agent_address(agent)
@@ -1066,7 +1155,7 @@ class GhostPayClient:
             raise program_error_class("PaymentMintNotAccepted")()
         mint_info = await self.get_mint(mint)
         atomic = info.prices_atomic[mint] if amount is None else to_atomic(amount, mint_info.decimals)
-        ref = new_reference(info.address, self.program_id) if reference is None else normalize_reference(reference)
+        ref = new_reference() if reference is None else normalize_reference(reference)
         if create_payee_account is None:
             ata = get_associated_token_address(info.payment_address, mint_info.address, mint_info.token_program)
             create_payee_account = await self._account_data(ata) is None
@@ -1076,7 +1165,7 @@ class GhostPayClient:
             mint_info.token_program, fee_payer=fee_payer, rent_payer=rent_payer,
             create_payee_account=create_payee_account,
             compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
-        return instructions, ref, receipt_address(info.address, ref, self.program_id)[0], mint_info, atomic
+        return instructions, ref, payer_stats_address(info.address, self.wallet, self.program_id)[0], mint_info, atomic
 
     async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
                         reference: bytes | str | None = None, create_payee_account: bool | None = None,
@@ -1085,14 +1174,14 @@ class GhostPayClient:
         """Pay one call (default: the agent's price in its first accepted token; with `mint`, that mint's price)
         and record it on chain.
 
-        The payee's token account is created idempotently when missing. Retrying with the same
-        `reference` cannot pay twice: the program refuses it with `PaymentAlreadyRecorded`
-        (check `get_receipt(agent, reference)` first to recognise a payment that already landed).
+        The payee's token account is created idempotently when missing. The pair's first payment creates
+        the wallet's PayerStats for the agent (its rent from the wallet); later ones cost the fee alone.
         With `guards`, a refused payment raises a `SpendingRefused` subclass and nothing is sent. When the
         connection fails after sending and the outcome cannot be learnt, `OutcomeUnknown` carries the
-        signature and the reference to retry with.
+        signature, the reference and the signed bytes: `resume_payment(exc)` finishes it without ever
+        paying twice (a new `pay_agent` would be a second payment, whatever its reference).
         """
-        instructions, ref, receipt, mint_info, atomic = await self._payment(
+        instructions, ref, stats, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee)
         reservation = await self._authorize_payment(agent, mint_info, atomic)
         try:
@@ -1100,8 +1189,26 @@ class GhostPayClient:
         except OutcomeUnknown as exc:  # the reference is what a safe retry needs
             exc.reference = ref
             raise
-        return PaymentResult(result.signature, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic,
+        return PaymentResult(result.signature, ref, stats, from_atomic(atomic, mint_info.decimals), atomic,
                              mint_info.address, result.compute_units, result.slot, result.events)
+
+    async def resume_payment(self, unknown: OutcomeUnknown) -> PaymentResult | None:
+        """The payment of an `OutcomeUnknown` from `pay_agent`, finished: its result if it landed (sending
+        its same signed bytes again while its blockhash is valid: they land at most once), None once it
+        never can (its blockhash expired without it landing): nothing was paid, and paying again (with
+        `unknown.reference`) is safe."""
+        result = await self.resume_transaction([unknown.signature], unknown.transaction,
+                                               unknown.last_valid_block_height)
+        return None if result is None else await self.payment_result(result)
+
+    async def payment_result(self, result: TxResult) -> PaymentResult:
+        """A PaymentResult from a landed payment transaction (its X402PaymentRecorded event)."""
+        paid = result.event("X402PaymentRecorded")
+        decimals = (await self.get_mint(paid.mint)).decimals
+        return PaymentResult(result.signature, bytes(paid.reference),
+                             payer_stats_address(paid.agent, paid.payer, self.program_id)[0],
+                             from_atomic(paid.amount, decimals), paid.amount, paid.mint, result.compute_units,
+                             result.slot, result.events)
 
     async def _authorize_payment(self, agent: AgentRef, mint_info: MintInfo, atomic: int) -> Reservation | None:
         """The spending guards' reservation for paying `agent` (None without guards)."""
@@ -1167,9 +1274,9 @@ class GhostPayClient:
                               ) -> PreparedPayment:
         """The payment transaction signed by the wallet only, for a facilitator `fee_payer` to co-sign
         and send. The facilitator appears in no instruction except paying a missing payee account and,
-        when it fronts the receipt's rent (`rent_payer=fee_payer`), as the rent payer; otherwise the
-        wallet pays the receipt's rent."""
-        instructions, ref, receipt, mint_info, atomic = await self._payment(
+        when it fronts the rent of the wallet's PayerStats (`rent_payer=fee_payer`; paid only by the pair's
+        first payment), as the rent payer; otherwise the wallet pays that rent."""
+        instructions, ref, stats, mint_info, atomic = await self._payment(
             agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee,
             rent_payer)
         reservation = await self._authorize_payment(agent, mint_info, atomic)
@@ -1179,7 +1286,7 @@ class GhostPayClient:
         fee_payer = to_pubkey(fee_payer, "fee payer")
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)
-        return PreparedPayment(tx, ref, receipt, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
+        return PreparedPayment(tx, ref, stats, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
                                fee_payer, last_valid)
 
     async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
@@ -1211,40 +1318,128 @@ class GhostPayClient:
                            if e.name == "X402PaymentRecorded" and e.agent == address]
         return events
 
-    async def get_receipt(self, agent: AgentRef, reference: bytes | str) -> Receipt | None:
-        """The recorded payment of `reference` to `agent`, or None if it was never paid."""
+    async def get_receipt(self, agent: AgentRef, reference: bytes | str, *,
+                          search: int = RECEIPT_SEARCH_TRANSACTIONS) -> Receipt | None:
+        """The recorded payment of `reference` to `agent` (the earliest found, if the reference was paid more
+        than once), or None if none is found. No account is made per payment, so it is looked up: in the
+        index when the client has an `indexer_url` (its answer is authoritative up to the index's lag), else
+        among the agent's newest `search` transactions on the chain (getSignaturesForAddress, each decoded:
+        a payment older than those is not found), then as a legacy X402Receipt account."""
         address = self.agent_address(agent)
-        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
-        found = await self._account_data(receipt)
+        ref = normalize_reference(reference)
+        if self.indexer_url is not None:
+            from ghostpay.analytics.remote import IndexerUnavailable, payments_by_reference
+
+            try:
+                found = await payments_by_reference(self.indexer_url, str(address), ref.hex())
+            except IndexerUnavailable as exc:
+                log.warning("indexer API unavailable, searching the chain: %s", exc)
+            else:
+                return await self._indexed_receipt(found[0]) if found else await self._legacy_receipt(address, ref)
+        events = await self._recorded_events(address, ref, search)
+        if events:
+            return await self._event_receipt(events[-1])
+        return await self._legacy_receipt(address, ref)
+
+    async def _recorded_events(self, agent: Pubkey, reference: bytes, search: int) -> list[ProgramEvent]:
+        """X402PaymentRecorded events of `reference` to `agent` in its newest `search` transactions, newest first."""
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        signatures: list[Signature] = []
+        before = None
+        while len(signatures) < search:
+            page = (await self._rpc(self.rpc.get_signatures_for_address(
+                agent, before=before, limit=min(SIGNATURES_PAGE, search - len(signatures)),
+                commitment=commitment))).value
+            signatures += [entry.signature for entry in page if entry.err is None]
+            if len(page) < SIGNATURES_PAGE:
+                break
+            before = page[-1].signature
+        found: list[ProgramEvent] = []
+        for start in range(0, len(signatures), FETCH_CONCURRENCY):
+            batch = await asyncio.gather(*(self.get_transaction_events(sig)
+                                           for sig in signatures[start:start + FETCH_CONCURRENCY]))
+            found += [e for events in batch for e in events if e.name == "X402PaymentRecorded"
+                      and e.agent == agent and bytes(e.reference) == reference]
+        return found
+
+    async def _event_receipt(self, event: ProgramEvent) -> Receipt:
+        decimals = (await self.get_mint(event.mint)).decimals
+        return Receipt(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
+                       from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
+
+    async def _indexed_receipt(self, row: Mapping[str, Any]) -> Receipt:
+        mint = Pubkey.from_string(row["mint"])
+        decimals = (await self.get_mint(mint)).decimals
+        return Receipt(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
+                       Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]), mint,
+                       bytes.fromhex(row["reference"]), from_atomic(int(row["amount_atomic"]), decimals),
+                       int(row["amount_atomic"]), row["timestamp"], "index", row["slot"],
+                       rated=row["outcome"] != "recorded")
+
+    async def _legacy_receipt(self, agent: Pubkey, reference: bytes) -> Receipt | None:
+        """The X402Receipt the program made for `reference` before PayerStats, if it is still open."""
+        address = receipt_address(agent, reference, self.program_id)[0]
+        found = await self._account_data(address)
         if found is None or found[0] != self.program_id:
             return None
         r = X402Receipt.decode(found[1])
         decimals = (await self.get_mint(r.mint)).decimals
-        return Receipt(receipt, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference),
-                       from_atomic(r.amount, decimals), r.amount, r.paid_at, r.registration, r.feedback_submitted)
+        return Receipt(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
+                       r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
 
     async def close_receipt(self, agent: AgentRef, reference: bytes | str) -> TxResult:
-        """Close a receipt the wallet paid (or fronted the rent of), after feedback or the feedback window;
-        the rent goes back to whoever paid it."""
+        """Close a legacy receipt (an X402Receipt the program made before PayerStats) the wallet paid or fronted
+        the rent of, after feedback or the feedback window; the rent goes back to whoever paid it."""
         address = self.agent_address(agent)
-        found = await self.get_receipt(address, reference)
-        if found is None:
-            raise AccountNotFound(receipt_address(address, normalize_reference(reference), self.program_id)[0],
-                                  "receipt")
+        ref = normalize_reference(reference)
+        found = await self._legacy_receipt(address, ref)
+        if found is None or found.address is None:
+            raise AccountNotFound(receipt_address(address, ref, self.program_id)[0], "receipt")
         accounts = {"receipt": found.address, "authority": self.wallet, "rent_payer": found.rent_payer}
         return await self.send([ix.close_receipt(accounts, self.program_id)], address=found.address)
+
+    async def get_payer_stats(self, agent: AgentRef, payer: PubkeyLike | None = None) -> PayerStatsInfo | None:
+        """`payer`'s (default: the wallet's) PayerStats for `agent`: calls paid, rated, expired, and until when
+        open ones may be rated; None before the pair's first payment (or after it was closed)."""
+        address = self.agent_address(agent)
+        stats = payer_stats_address(address, optional_pubkey(payer, "payer") or self.wallet, self.program_id)[0]
+        value = (await self._rpc(self.rpc.get_account_info(stats, self.commitment, "base64"))).value
+        if value is None or value.owner != self.program_id:
+            return None
+        p = PayerStats.decode(bytes(value.data))
+        return PayerStatsInfo(stats, p.agent, p.payer, p.rent_payer, p.paid_calls, p.rated_calls, p.expired_calls,
+                              p.last_paid_at, value.lamports)
+
+    async def close_payer_stats(self, agent: AgentRef, payer: PubkeyLike | None = None) -> TxResult:
+        """Close `payer`'s (default: the wallet's) PayerStats for `agent`; its rent goes back to whoever paid it.
+        Its payer may close it any time (its calls still open for rating are forfeited); its rent payer (a fee
+        payer that fronted it) once the pair has been idle for the feedback window (ReceiptStillOpen before)."""
+        info = await self.get_payer_stats(agent, payer)
+        if info is None:
+            address = self.agent_address(agent)
+            raise AccountNotFound(payer_stats_address(address, optional_pubkey(payer, "payer") or self.wallet,
+                                                      self.program_id)[0], "PayerStats")
+        accounts = {"payer_stats": info.address, "authority": self.wallet, "rent_payer": info.rent_payer}
+        return await self.send([ix.close_payer_stats(accounts, self.program_id)], address=info.address)
 
     # reputation ------------------------------------------------------------------------------------------
 
     async def submit_feedback(self, agent: AgentRef, reference: bytes | str, *, success: bool = True,
                               response_time_ms: int = 0, rating: int = 0) -> TxResult:
-        """Feedback on a paid call, once per receipt, by its payer: success, response time, rating 1-5 (0: none)."""
+        """Rate the paid call of `reference`, as its payer: success, response time, rating 1-5 (0: none). The
+        program allows one rating per call the wallet paid the agent, while its newest payment to the agent is
+        within the feedback window (NothingToRate, FeedbackWindowClosed); the reference names the call rated.
+        A payment the program recorded before PayerStats is rated through its legacy receipt."""
         address = self.agent_address(agent)
-        receipt = receipt_address(address, normalize_reference(reference), self.program_id)[0]
+        ref = normalize_reference(reference)
+        legacy = await self._legacy_receipt(address, ref)
+        rated = legacy.address if legacy is not None and legacy.payer == self.wallet else \
+            payer_stats_address(address, self.wallet, self.program_id)[0]
         accounts = {"agent": address, "reputation": reputation_address(address, self.program_id)[0],
-                    "receipt": receipt, "payer": self.wallet}
-        return await self.send([ix.submit_feedback({"success": success, "response_time_ms": response_time_ms,
-                                                    "rating": rating}, accounts, self.program_id)],  # type: ignore[arg-type]
+                    "payer_stats": rated, "payer": self.wallet}
+        return await self.send([ix.submit_feedback({"reference": list(ref), "success": success,
+                                                    "response_time_ms": response_time_ms, "rating": rating},
+                                                   accounts, self.program_id)],  # type: ignore[arg-type]
                                address=address)
 
     async def refresh_reputation(self, agent: AgentRef) -> TxResult:
@@ -1513,5 +1708,6 @@ class GhostPayClient:
 
 
 __all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "TokenEarnings", "Pricing", "TokenPricing", "Receipt",
+           "PayerStatsInfo",
            "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo", "NewWorkOrder", "normalize_reference",
            "Finalized"]

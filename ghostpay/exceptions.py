@@ -9,12 +9,12 @@
     ├── RpcError                   the node answered with a JSON-RPC error
     ├── TransactionTimeout         not confirmed in time
     │   ├── OutcomeUnknown         sent, but whether it landed could not be learnt: signature, reference,
-    │   │                          last valid block height to check it with
+    │   │                          last valid block height and signed bytes to resume it with
     │   └── BlockhashExpired       its blockhash expired before it landed (after retries)
     ├── TransactionError           the transaction failed on chain (or in preflight)
     │   ├── TokenProgramError      SPL Token / Token-2022 refused it: name and code of spl-token's TokenError
     │   └── ProgramError           a GhostPay program error: name, code, message from the IDL
-    │       └── one class per IDL error (e.g. PaymentAlreadyRecorded) and per Anchor framework error
+    │       └── one class per IDL error (e.g. PaymentBelowPrice) and per Anchor framework error
     ├── SpendingRefused            a spending guard refused a payment: nothing was signed or sent
     │   ├── BudgetExceeded         an hourly, daily or total budget of the mint would be exceeded
     │   ├── PriceAboveMaximum      the price is over the per-call maximum
@@ -31,9 +31,9 @@ from the IDL), so a new IDL error needs no change here. Where the SDK refuses a 
 sending (e.g. an agent_id too long to be a PDA seed, a share over 65,535 bps) it raises the
 program's own class, without logs or signature: `except AgentIdInvalid` catches both.
 
-    >>> err = ProgramError.from_code(6027)
-    >>> isinstance(err, PaymentAlreadyRecorded), err.name, err.code
-    (True, 'PaymentAlreadyRecorded', 6027)
+    >>> err = ProgramError.from_code(6024)
+    >>> isinstance(err, PaymentBelowPrice), err.name, err.code
+    (True, 'PaymentBelowPrice', 6024)
 """
 
 from __future__ import annotations
@@ -122,14 +122,16 @@ class OutcomeUnknown(TransactionTimeout):
     """The transaction was (or may have been) sent and the node never said whether it landed: the
     connection failed, hung or answered HTTP errors after the send, and kept doing so while the SDK
     checked the signature's status. It may still land until the block height passes
-    `last_valid_block_height`; check `signature` (and, for a payment, the receipt of `reference`)
-    before paying again. A retry of a payment with the same `reference` can never pay twice."""
+    `last_valid_block_height`. Never build a new transaction for it: `GhostPayClient.resume_payment(exc)`
+    (or `resume_transaction(...)`) learns whether `signature` landed, sends the same signed bytes
+    (`transaction`) again while they can land (at most once), and says when they never can."""
 
     def __init__(self, message: str, signature: Any = None, reference: bytes | None = None,
-                 last_valid_block_height: int | None = None) -> None:
+                 last_valid_block_height: int | None = None, transaction: bytes | None = None) -> None:
         super().__init__(message, signature)
         self.reference = reference
         self.last_valid_block_height = last_valid_block_height
+        self.transaction = transaction
 
 
 class BlockhashExpired(TransactionTimeout):
@@ -186,7 +188,7 @@ class TokenProgramError(TransactionError):
 class ProgramError(TransactionError):
     """A GhostPay program error with its IDL `name`, `code` and `message`.
 
-    Catch a specific one by class (`except PaymentAlreadyRecorded`), or this base for all.
+    Catch a specific one by class (`except PaymentBelowPrice`), or this base for all.
     """
 
     code: ClassVar[int] = -1

@@ -27,7 +27,7 @@ from spl.token.instructions import (
 )
 
 from ghostpay.instructions import record_x402_payment
-from ghostpay.pda import receipt_address, reputation_address
+from ghostpay.pda import payer_stats_address, reputation_address
 from ghostpay.program_id import PROGRAM_ID
 
 __all__ = ["MEMO_PROGRAM_ID", "build_memo", "build_record_x402_payment", "build_x402_payment"]
@@ -38,13 +38,14 @@ def build_record_x402_payment(agent: Pubkey, payer: Pubkey, amount: int, referen
                               rent_payer: Pubkey | None = None, program_id: Pubkey = PROGRAM_ID) -> Instruction:
     """`record_x402_payment`; valid only as a top-level instruction right after the TransferChecked that
     paid `amount` of `mint` from `source_token_account` into `payee_token_account` (the transfer's own
-    accounts, in its order; or after one Memo that follows it). `rent_payer` (default: the payer) signs and
-    pays the receipt's rent, and gets it back when the receipt is closed."""
-    receipt, _ = receipt_address(agent, reference, program_id)
+    accounts, in its order; or after one Memo that follows it). `rent_payer` (default: the payer) signs, and
+    pays the rent of the payer's PayerStats if this is the pair's first payment (nothing otherwise); it gets
+    it back when that account is closed."""
+    stats, _ = payer_stats_address(agent, payer, program_id)
     reputation, _ = reputation_address(agent, program_id)
     return record_x402_payment(
         {"amount": amount, "reference": list(reference)},
-        {"agent": agent, "reputation": reputation, "receipt": receipt, "payer": payer,
+        {"agent": agent, "reputation": reputation, "payer_stats": stats, "payer": payer,
          "rent_payer": rent_payer or payer, "payee_token_account": payee_token_account,
          "source_token_account": source_token_account, "mint": mint, "instructions_sysvar": INSTRUCTIONS},
         program_id=program_id,
@@ -81,9 +82,10 @@ def build_x402_payment(
     created idempotently (optional, paid by `fee_payer` or the payer), the
     TransferChecked from the payer's associated token account, a Memo (optional,
     the official x402 layout), then `record_x402_payment` with its rent from
-    `rent_payer` (default: the payer). With a facilitator as `fee_payer`, the
-    facilitator appears in no instruction but the optional account creation and,
-    when it fronts the receipt's rent, as `rent_payer`.
+    `rent_payer` (default: the payer), who pays the PayerStats rent on the pair's
+    first payment. With a facilitator as `fee_payer`, the facilitator appears in
+    no instruction but the optional account creation and, when it fronts that
+    rent, as `rent_payer`.
     """
     instructions = []
     if compute_unit_limit is not None:

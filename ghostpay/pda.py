@@ -11,7 +11,8 @@ from ghostpay.program_id import PROGRAM_ID
 
 AGENT_SEED = b"agent"
 REPUTATION_SEED = b"reputation"
-RECEIPT_SEED = b"receipt"
+RECEIPT_SEED = b"receipt"  # legacy X402Receipt accounts
+PAYER_STATS_SEED = b"payer_stats"
 WORK_ORDER_SEED = b"work_order"
 REFERENCE_LEN = 32
 
@@ -32,33 +33,34 @@ def reputation_address(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[
     return Pubkey.find_program_address([REPUTATION_SEED, bytes(agent)], program_id)
 
 
+def payer_stats_address(agent: Pubkey, payer: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
+    """The PayerStats PDA `["payer_stats", agent, payer]`: one payer's paid calls to one agent."""
+    return Pubkey.find_program_address([PAYER_STATS_SEED, bytes(agent), bytes(payer)], program_id)
+
+
 def receipt_address(agent: Pubkey, reference: bytes, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
-    """The X402Receipt PDA `["receipt", agent, reference]` of a 32-byte payment reference."""
+    """The legacy X402Receipt PDA `["receipt", agent, reference]` of a 32-byte payment reference (the program
+    no longer creates receipts; those made before stay readable and closable)."""
     if len(reference) != REFERENCE_LEN:
         raise ValueError(f"a payment reference is {REFERENCE_LEN} bytes, got {len(reference)}")
     return Pubkey.find_program_address([RECEIPT_SEED, bytes(agent), reference], program_id)
 
 
-def new_reference(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> bytes:
-    """A random payment reference whose receipt PDA has bump 255: the program searches the canonical
-    bump from 255 down, so this costs it one try instead of two on average.
+def new_reference() -> bytes:
+    """A random payment reference: 32 bytes, the buyer's idempotency key and the seller's lookup key.
 
-    >>> from solders.pubkey import Pubkey
-    >>> agent = Pubkey.new_unique()
-    >>> receipt_address(agent, new_reference(agent))[1]
-    255
+    >>> len(new_reference())
+    32
     """
-    while True:
-        reference = os.urandom(REFERENCE_LEN)
-        if receipt_address(agent, reference, program_id)[1] == 255:
-            return reference
+    return os.urandom(REFERENCE_LEN)
 
 
 ORDER_ID_BITS = 63  # picked ids fit a signed 64-bit column (SQLite's INTEGER); the program takes any u64
 
 
 def new_order_id(client: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
-    """A random order id whose work-order PDA has bump 255 (one try on chain, as new_reference), below 2^63."""
+    """A random order id whose work-order PDA has bump 255 (the program searches the canonical bump from 255
+    down, so this costs it one try instead of two on average), below 2^63."""
     while True:
         order_id = int.from_bytes(os.urandom(8), "little") >> (64 - ORDER_ID_BITS)
         if work_order_address(client, order_id, program_id)[1] == 255:

@@ -121,9 +121,13 @@ class InProcessChain:
     def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         """Sign with `signers` (the first pays the fee) and execute."""
         message = Message.new_with_blockhash(list(instructions), signers[0].pubkey(), self.svm.latest_blockhash())
-        tx = Transaction(list(signers), message, self.svm.latest_blockhash())
-        result = self.svm.send_transaction(tx)
+        result = self.execute(Transaction(list(signers), message, self.svm.latest_blockhash()))
         self.svm.expire_blockhash()  # lets an identical transaction be sent again
+        return result
+
+    def execute(self, tx: Transaction) -> TxResult:
+        """Execute a signed transaction as it is (sent again before the blockhash moves: AlreadyProcessed)."""
+        result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
             return TxResult(False, list(meta.logs()), meta.compute_units_consumed(), error_name(result.err()))

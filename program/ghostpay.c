@@ -74,6 +74,8 @@ static inline __attribute__((always_inline)) uint64_t dispatch(const GpInput *in
         return record_x402_payment(in, &args);
     case GP_IX_SUBMIT_FEEDBACK:
         return submit_feedback(in, &args);
+    case GP_IX_CLOSE_PAYER_STATS:
+        return close_payer_stats(in, &args);
     case GP_IX_CLOSE_RECEIPT:
         return close_receipt(in, &args);
     case GP_IX_REFRESH_REPUTATION:

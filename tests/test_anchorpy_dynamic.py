@@ -94,7 +94,7 @@ def test_idl_describes_every_instruction(program: Program) -> None:
     assert list(program.instruction) == ["register_agent", "update_agent", "configure_x402", "set_x402_price",
                                          "set_x402_tokens", "set_x402_endpoint", "disable_x402", "set_agent_active",
                                          "close_agent", "record_x402_payment", "submit_feedback", "close_receipt",
-                                         "refresh_reputation", "create_work_order", "accept_work_order",
+                                         "close_payer_stats", "refresh_reputation", "create_work_order", "accept_work_order",
                                          "submit_work_delivery", "reject_delivery", "release_payment", "claim_payment",
                                          "open_dispute", "resolve_dispute", "cancel_work_order", "decline_work_order",
                                          "claim_refund", "settle_by_default"]
@@ -221,7 +221,8 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
     config = X402Config(owner, [TokenPrice(mint, 5_000)], "https://x.example")
     config_dict = x402(owner, 5_000, [mint], "https://x.example")
     mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
-    payment_accts = {**accts, "receipt": Pubkey.new_unique(), "payer": owner, "rent_payer": Pubkey.new_unique(),
+    payment_accts = {**accts, "payer_stats": Pubkey.new_unique(), "receipt": Pubkey.new_unique(), "payer": owner,
+                     "rent_payer": Pubkey.new_unique(),
                      "payee_token_account": Pubkey.new_unique(), "source_token_account": Pubkey.new_unique(),
                      "mint": mint, "instructions_sysvar": INSTRUCTIONS,
                      "system_program": SYSTEM_PROGRAM_ID, "authority": owner}
@@ -246,9 +247,11 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
         (client.ix("close_agent", accounts=accts), generated.close_agent(accts)),
         (client.ix("record_x402_payment", 10_000, list(range(32)), accounts=payment_accts),
          generated.record_x402_payment({"amount": 10_000, "reference": list(range(32))}, payment_accts)),
-        (client.ix("submit_feedback", True, 250, 5, accounts=payment_accts),
-         generated.submit_feedback({"success": True, "response_time_ms": 250, "rating": 5}, payment_accts)),
+        (client.ix("submit_feedback", list(range(32)), True, 250, 5, accounts=payment_accts),
+         generated.submit_feedback({"reference": list(range(32)), "success": True, "response_time_ms": 250,
+                                    "rating": 5}, payment_accts)),
         (client.ix("close_receipt", accounts=payment_accts), generated.close_receipt(payment_accts)),
+        (client.ix("close_payer_stats", accounts=payment_accts), generated.close_payer_stats(payment_accts)),
         (client.ix("refresh_reputation", accounts=accts), generated.refresh_reputation(accts)),
     ]
     wo = {name: Pubkey.new_unique() for name in ("work_order", "vault", "client", "client_token_account",

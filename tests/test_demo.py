@@ -44,14 +44,14 @@ def test_demo_runs_the_main_job_through_the_cli(tmp_path: Path) -> None:
     released = next(s["output"] for s in result["steps"] if " escrow release " in s["command"])
     assert released["status"] == "closed" and released["work_order"] == result["work_order"]
 
-    # bought over real HTTP: the proxy's 402, paid through the facilitator, the receipt in the same transaction
+    # bought over real HTTP: the proxy's 402, paid through the facilitator, recorded in the same transaction
     assert sum(s["command"].endswith(" &") for s in result["steps"]) == 2  # facilitator and proxy in the background
     bought = next(s["output"] for s in result["steps"] if " x402 call " in s["command"])
     assert bought["status"] == 200 and bought["body"]["summary"].startswith("GhostPay lets AI agents")
     payment = bought["payment"]
     assert (payment["agent"], payment["amount"], payment["verified"], payment["settled"]) == (
         summarizer, "0.020000", True, True)
-    assert payment["receipt"] and payment["feedback"]  # rated on chain (--feedback auto)
+    assert payment["payer_stats"] and payment["feedback"]  # rated on chain (--feedback auto)
 
     history = next(s["output"] for s in result["steps"] if " agent payment-history " in s["command"])
     assert history["source"] == "indexer"

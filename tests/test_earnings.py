@@ -24,6 +24,7 @@ from ghostpay.agent_instructions import mint_accounts
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import set_x402_tokens
 from ghostpay.payments import build_x402_payment
+from ghostpay.pda import payer_stats_address
 from ghostpay.svm import TOKEN_PROGRAM_ID, TxResult
 from ghostpay.types import TokenPrice
 from ghostpay.work_orders import build_accept_work_order, build_decline_work_order, build_release_payment
@@ -82,8 +83,8 @@ def tokens(world: escrow.World, owners: list[Keypair], mints: list[Pubkey]) -> d
     return {(o.pubkey(), m): world.balance(o.pubkey(), m) for o in owners for m in mints}
 
 
-def receipt_rent(world: escrow.World) -> int:
-    return world.chain.svm.minimum_balance_for_rent_exemption(x402.RECEIPT_SPACE)
+def stats_rent(world: escrow.World) -> int:
+    return world.chain.svm.minimum_balance_for_rent_exemption(x402.STATS_SPACE)
 
 
 def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubkey, payment_mint: Pubkey) -> None:
@@ -92,6 +93,7 @@ def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubk
     parties = [honest, world.owner, world.stranger, world.client]
     mints = [order_mint, payment_mint]
     before, sol = tokens(world, parties, mints), world.chain.balances([p.pubkey() for p in parties])
+    first_payment = world.chain.account(payer_stats_address(world.agent, honest.pubkey())[0]) is None
     attacker, world.client = world.client, honest
     try:
         order = world.open(mint=order_mint)
@@ -107,9 +109,10 @@ def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubk
     expected[honest.pubkey(), payment_mint] -= PRICE
     expected[world.owner.pubkey(), payment_mint] += PRICE
     assert tokens(world, parties, mints) == expected
-    # the facilitator pays every fee; the order's rents came back to the client; the receipt's rent stays
+    # the facilitator pays every fee; the order's rents came back to the client; the rent of the client's
+    # PayerStats stays, if this was its first payment to the agent
     assert world.chain.balances([p.pubkey() for p in parties]) == {
-        **sol, honest.pubkey(): sol[honest.pubkey()] - receipt_rent(world)}
+        **sol, honest.pubkey(): sol[honest.pubkey()] - (stats_rent(world) if first_payment else 0)}
 
 
 # ---- per mint ------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Verified x402 payments end to end in LiteSVM: the TransferChecked and record_x402_payment in
-one transaction (a facilitator pays the fees), the receipt, feedback and the score.
+one transaction (a facilitator pays the fees), the payer's PayerStats (no account per payment),
+feedback and the score, and the legacy receipts made before.
 
 Every refused transaction is checked for its error NAME and for having moved nothing: token
-balances, the agent, its metrics and the receipt address are exactly as before; only the
+balances, the agent, its metrics and the payer's PayerStats are exactly as before; only the
 facilitator's fees go.
 """
 
@@ -17,19 +18,23 @@ from pathlib import Path
 import pytest
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.system_program import TransferParams
 from solders.system_program import transfer as sol_transfer
 from solders.sysvar import INSTRUCTIONS
+from solders.transaction import Transaction
+from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
 from tools.build_program import build_so
 
-from ghostpay.accounts import Agent, ReputationMetrics, X402Receipt
+from ghostpay.accounts import Agent, PayerStats, ReputationMetrics, X402Receipt
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.instructions import (
+    close_payer_stats,
     close_receipt,
     configure_x402,
     disable_x402,
@@ -38,7 +43,8 @@ from ghostpay.instructions import (
     submit_feedback,
 )
 from ghostpay.payments import build_memo, build_record_x402_payment, build_x402_payment
-from ghostpay.pda import associated_token_address, receipt_address, reputation_address
+from ghostpay.pda import (agent_address, associated_token_address, payer_stats_address, receipt_address,
+                          reputation_address)
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
@@ -49,7 +55,8 @@ PRICE = 10_000
 DECIMALS = 6
 FUNDS = 1_000_000
 FEE = 5_000  # lamports per signature
-RECEIPT_SPACE = 194
+RECEIPT_SPACE = 194  # a legacy X402Receipt
+STATS_SPACE = 137  # a PayerStats
 ROOT = Path(__file__).resolve().parent.parent
 CPI_RELAY_SOURCE = ROOT / "tests" / "programs" / "cpi_relay.c"
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400
@@ -91,16 +98,21 @@ class World:
     def metrics(self) -> ReputationMetrics:
         return ReputationMetrics.decode(self.chain.account(self.reputation).data)
 
-    def receipt(self, reference: bytes) -> X402Receipt | None:
-        account = self.chain.account(receipt_address(self.agent, reference)[0])
-        return X402Receipt.decode(account.data) if account and account.data else None
+    def stats_address(self, payer: Keypair | None = None) -> Pubkey:
+        return payer_stats_address(self.agent, (payer or self.payer).pubkey())[0]
+
+    def stats(self, payer: Keypair | None = None) -> PayerStats | None:
+        account = self.chain.account(self.stats_address(payer))
+        return PayerStats.decode(bytes(account.data)) if account and account.data else None
 
     def feedback(self, reference: bytes, success: bool = True, response_time_ms: int = 250, rating: int = 5,
-                 signer: Keypair | None = None) -> Instruction:
+                 signer: Keypair | None = None, rated: Pubkey | None = None) -> Instruction:
+        """The payer's (`signer`'s) rating of the call paid with `reference`, through its PayerStats (or `rated`)."""
         signer = signer or self.payer
-        return submit_feedback({"success": success, "response_time_ms": response_time_ms, "rating": rating},
+        return submit_feedback({"reference": list(reference), "success": success,
+                                "response_time_ms": response_time_ms, "rating": rating},
                                {"agent": self.agent, "reputation": self.reputation,
-                                "receipt": receipt_address(self.agent, reference)[0], "payer": signer.pubkey()})
+                                "payer_stats": rated or self.stats_address(signer), "payer": signer.pubkey()})
 
 
 def make_world() -> World:
@@ -135,7 +147,7 @@ def ata(owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubk
 
 def snapshot(world: World, extra: list[Pubkey] = ()) -> dict[Pubkey, object]:
     """Everything a payment could change, byte for byte."""
-    keys = [world.agent, world.reputation, world.payer.pubkey(), world.payee.pubkey(), *extra]
+    keys = [world.agent, world.reputation, world.payer.pubkey(), world.payee.pubkey(), world.stats_address(), *extra]
     for mint, program in ((world.usdc, TOKEN_PROGRAM_ID), (world.pyusd, TOKEN_2022_PROGRAM_ID),
                           (world.other, TOKEN_PROGRAM_ID)):
         keys += [ata(world.payer.pubkey(), mint, program), ata(world.payee.pubkey(), mint, program)]
@@ -180,7 +192,7 @@ def record(world: World, ref: bytes, amount: int = PRICE, payer: Keypair | None 
 # ---- the payment ------------------------------------------------------------------------------------
 
 
-def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -> None:
+def test_payment_moves_tokens_records_it_and_opens_the_payer_stats(world: World) -> None:
     chain = world.chain
     now = chain.svm.get_clock().unix_timestamp
     payer_sol = chain.balance(world.payer.pubkey())
@@ -193,13 +205,17 @@ def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -
 
     assert chain.token_balance(ata(world.payer.pubkey(), world.usdc)) == FUNDS - PRICE
     assert chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
-    receipt = world.receipt(reference(1))
-    assert (receipt.agent, receipt.payer, receipt.rent_payer, receipt.mint, bytes(receipt.reference), receipt.amount,
-            receipt.paid_at, receipt.registration, receipt.feedback_submitted) == (
-        world.agent, world.payer.pubkey(), world.payer.pubkey(), world.usdc, reference(1), PRICE, now, 1, False)
-    rent = chain.svm.minimum_balance_for_rent_exemption(RECEIPT_SPACE)
-    assert chain.balance(world.payer.pubkey()) == payer_sol - rent  # the payer pays the receipt's rent
+    stats = world.stats()
+    assert (stats.agent, stats.payer, stats.rent_payer, stats.paid_calls, stats.rated_calls, stats.expired_calls,
+            stats.last_paid_at) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), 1, 0, 0, now)
+    rent = chain.svm.minimum_balance_for_rent_exemption(STATS_SPACE)
+    assert chain.account(world.stats_address()).lamports == rent
+    assert chain.balance(world.payer.pubkey()) == payer_sol - rent  # the pair's first payment: its PayerStats
     assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE  # the facilitator the fees
+    assert chain.account(receipt_address(world.agent, reference(1))[0]) is None  # no account per payment
+    opened = result.event("PayerStatsOpened")
+    assert (opened.agent, opened.payer, opened.rent_payer, opened.rent_lamports, opened.timestamp) == (
+        world.agent, world.payer.pubkey(), world.payer.pubkey(), rent, now)
 
     agent = world.agent_state()
     assert (agent.x402_total_calls, agent.last_payment_at) == (1, now)
@@ -218,10 +234,24 @@ def test_payment_moves_tokens_records_it_and_creates_the_receipt(world: World) -
     assert (updated.old_score, updated.new_score) == (0, 6_800) and agent.reputation_score == 6_800
 
 
+def test_later_payments_of_the_pair_create_nothing_and_cost_only_fees(world: World) -> None:
+    """The pair's PayerStats exists: a payment only updates it (no rent, no PayerStatsOpened)."""
+    chain = world.chain
+    world.pay(reference(1))
+    payer_sol, facilitator_sol = chain.balance(world.payer.pubkey()), chain.balance(world.facilitator.pubkey())
+    stats_account = chain.account(world.stats_address())
+    result = world.pay(reference(2))
+    assert [e.name for e in result.events] == ["X402PaymentRecorded", "ReputationUpdated"]
+    assert chain.balance(world.payer.pubkey()) == payer_sol
+    assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE  # the fee of 2 signatures alone
+    assert chain.account(world.stats_address()).lamports == stats_account.lamports
+    assert (world.stats().paid_calls, world.agent_state().x402_total_calls) == (2, 2)
+
+
 def test_token_2022_payment_and_overpayment_are_recorded(world: World) -> None:
     world.pay(reference(1), amount=PRICE + 1, mint=world.pyusd, token_program=TOKEN_2022_PROGRAM_ID)
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.pyusd, TOKEN_2022_PROGRAM_ID)) == PRICE + 1
-    assert world.receipt(reference(1)).mint == world.pyusd
+    assert world.stats().paid_calls == 1
     earned = earnings_by_mint(world.agent_state())
     assert list(earned) == [world.pyusd] and earned[world.pyusd].x402_payments == PRICE + 1
 
@@ -330,16 +360,42 @@ def test_transfer_through_a_fake_token_program_is_payment_transfer_missing(world
                    [world.payer], "PaymentTransferMissing")
 
 
-def test_same_reference_twice_is_payment_already_recorded(world: World) -> None:
+def test_a_replayed_payment_lands_once(world: World) -> None:
+    """The same signed transaction sent again is refused by the runtime (one signature lands once): nothing
+    moves, nothing is counted twice. This, not an account per reference, is what makes a payment count once."""
+    chain = world.chain
+    message = Message.new_with_blockhash(world.payment(reference(1)), world.facilitator.pubkey(),
+                                         chain.svm.latest_blockhash())
+    signed = Transaction([world.facilitator, world.payer], message, chain.svm.latest_blockhash())
+    assert not isinstance(chain.svm.send_transaction(signed), FailedTransactionMetadata)
+    before, facilitator_sol = snapshot(world), chain.balance(world.facilitator.pubkey())
+    replay = chain.svm.send_transaction(signed)
+    assert isinstance(replay, FailedTransactionMetadata) and "AlreadyProcessed" in str(replay.err())
+    assert snapshot(world) == before and chain.balance(world.facilitator.pubkey()) == facilitator_sol
+    assert (world.agent_state().x402_total_calls, world.stats().paid_calls) == (1, 1)
+    assert chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
+
+
+def test_a_record_replayed_without_a_new_transfer_is_payment_transfer_missing(world: World) -> None:
+    """The record instruction of a landed payment, sent again on its own (or after a non-token instruction):
+    no transfer backs it."""
     world.pay(reference(1))
-    assert_refused(world, world.payment(reference(1)), [world.payer], "PaymentAlreadyRecorded")
+    assert_refused(world, [record(world, reference(1))], [world.payer], "PaymentTransferMissing")
     assert world.agent_state().x402_total_calls == 1
+
+
+def test_the_same_reference_with_a_new_transfer_is_a_second_payment(world: World) -> None:
+    """A reference names a payment; it is not what makes it count once. Paying again with it really pays
+    again: two transfers, two calls (the journal and the buyer never reuse one for a new payment)."""
+    world.pay(reference(1))
+    world.pay(reference(1))
+    assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == 2 * PRICE
+    assert (world.agent_state().x402_total_calls, world.stats().paid_calls) == (2, 2)
 
 
 def test_two_records_after_one_transfer_is_payment_transfer_missing(world: World) -> None:
     assert_refused(world, [transfer(world), record(world, reference(1)), record(world, reference(2))],
-                   [world.payer], "PaymentTransferMissing",
-                   watch=[receipt_address(world.agent, reference(n))[0] for n in (1, 2)])
+                   [world.payer], "PaymentTransferMissing")
 
 
 def test_two_payments_in_one_transaction_both_count(world: World) -> None:
@@ -370,12 +426,37 @@ def test_fake_instructions_sysvar_is_constraint_address(world: World) -> None:
                    "ConstraintAddress")
 
 
-def test_receipt_at_another_address_is_constraint_seeds(world: World) -> None:
-    ix = record(world, reference(1))
-    wrong = receipt_address(world.agent, reference(2))[0]
-    metas = [AccountMeta(wrong, False, True) if i == 2 else m for i, m in enumerate(ix.accounts)]
-    assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
-                   "ConstraintSeeds", watch=[wrong])
+def with_stats(ix: Instruction, stats: Pubkey) -> Instruction:
+    """The record instruction with another account in the payer_stats slot."""
+    metas = [AccountMeta(stats, False, True) if i == 2 else m for i, m in enumerate(ix.accounts)]
+    return Instruction(ix.program_id, bytes(ix.data), metas)
+
+
+def test_payer_stats_at_another_address_is_constraint_seeds(world: World) -> None:
+    """A first payment naming an address that is not ["payer_stats", agent, payer]: another agent's, or a
+    keypair's."""
+    for wrong in (payer_stats_address(Pubkey.new_unique(), world.payer.pubkey())[0], Keypair().pubkey()):
+        assert_refused(world, [transfer(world), with_stats(record(world, reference(1)), wrong)], [world.payer],
+                       "ConstraintSeeds", watch=[wrong])
+
+
+def test_another_payers_stats_is_payer_stats_mismatch(world: World) -> None:
+    """A payer naming a friend's existing PayerStats (to count its calls there, or skip creating its own)."""
+    friend = world.chain.funded_keypair()
+    world.chain.create_token_account(friend.pubkey(), world.usdc, FUNDS)
+    assert world.send([transfer(world, source_owner=friend), record(world, reference(1), payer=friend)], friend).ok
+    theirs = world.stats_address(friend)
+    assert_refused(world, [transfer(world), with_stats(record(world, reference(2)), theirs)], [world.payer],
+                   "PayerStatsMismatch", watch=[theirs])
+
+
+def test_payer_stats_forged_by_another_program_is_not_created_over(world: World) -> None:
+    """PayerStats bytes at the pair's address owned by another program (no program can put them there but
+    the test's ledger): the record neither trusts them nor creates the account over them."""
+    world.pay(reference(1))
+    address = world.stats_address()
+    world.chain.set_account(address, bytes(world.chain.account(address).data), owner=Pubkey.new_unique())
+    assert_refused(world, world.payment(reference(2)), [world.payer], "AccountNotSystemOwned")
 
 
 def test_another_agents_reputation_is_constraint_seeds(world: World) -> None:
@@ -413,7 +494,7 @@ def test_feedback_updates_metrics_and_score(world: World) -> None:
     metrics = world.metrics()
     assert (metrics.successful_payments, metrics.failed_payments, metrics.total_response_time_ms,
             metrics.response_time_count, metrics.total_rating, metrics.rating_count) == (1, 0, 245, 1, 4, 1)
-    assert world.receipt(reference(1)).feedback_submitted
+    assert (world.stats().paid_calls, world.stats().rated_calls) == (1, 1)
     expected = reputation_score(ReputationInputs.from_account(metrics))
     event = result.event("ReputationUpdated")
     assert (event.old_score, event.new_score, event.payment_success, event.service_quality, event.response_time,
@@ -434,18 +515,83 @@ def test_failed_call_moves_the_payment_to_failed(world: World) -> None:
     assert world.agent_state().reputation_score == reputation_score(ReputationInputs.from_account(metrics)).score
 
 
-def test_feedback_by_a_non_payer_is_not_receipt_payer(world: World) -> None:
+def test_each_paid_call_is_rated_at_most_once(world: World) -> None:
+    """Three paid calls, three ratings; a fourth (naming any reference, even a new one) is NothingToRate and
+    moves nothing. Another payment opens one more."""
+    for n in range(3):
+        world.pay(reference(n))
+    for n in range(3):
+        assert world.send([world.feedback(reference(n), success=False, rating=1)], world.payer).ok
+    for named in (reference(0), reference(99)):
+        assert_refused(world, [world.feedback(named, success=False, rating=1)], [world.payer], "NothingToRate")
+    assert (world.metrics().failed_payments, world.metrics().rating_count) == (3, 3)
+    world.pay(reference(3))
+    assert world.send([world.feedback(reference(3))], world.payer).ok
+    assert_refused(world, [world.feedback(reference(3))], [world.payer], "NothingToRate")
+    stats = world.stats()
+    assert (stats.paid_calls, stats.rated_calls, stats.expired_calls) == (4, 4, 0)
+
+
+def test_feedback_by_a_non_payer_is_payer_stats_mismatch(world: World) -> None:
+    """A stranger signing with the payer's PayerStats (its own has nothing to rate, or does not exist)."""
     world.pay(reference(1))
     stranger = world.chain.funded_keypair()
-    assert_refused(world, [world.feedback(reference(1), signer=stranger)], [stranger], "NotReceiptPayer",
-                   watch=[receipt_address(world.agent, reference(1))[0]])
+    assert_refused(world, [world.feedback(reference(1), signer=stranger, rated=world.stats_address())], [stranger],
+                   "PayerStatsMismatch", watch=[stranger.pubkey()])
+    assert_refused(world, [world.feedback(reference(1), signer=stranger)], [stranger], "AccountOwnedByWrongProgram",
+                   watch=[stranger.pubkey(), world.stats_address(stranger)])
+    assert world.stats().rated_calls == 0
 
 
-def test_feedback_twice_is_feedback_already_submitted(world: World) -> None:
+def test_feedback_with_another_agents_payer_stats_is_payer_stats_mismatch(world: World) -> None:
+    """The payer paid agent B, then rates agent A with B's PayerStats (its own for A does not exist)."""
+    other_agent = agent_address(world.owner.pubkey(), "summarizer")[0]
+    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/summarize")
+    assert world.send([build_register_agent(world.owner.pubkey(), AgentProfile("summarizer", "Summarizer"), config)],
+                      world.owner).ok
+    assert world.send([transfer(world), build_record_x402_payment(
+        other_agent, world.payer.pubkey(), PRICE, reference(1), ata(world.payer.pubkey(), world.usdc), world.usdc,
+        ata(world.payee.pubkey(), world.usdc))], world.payer).ok
+    theirs = payer_stats_address(other_agent, world.payer.pubkey())[0]
+    assert_refused(world, [world.feedback(reference(1), rated=theirs)], [world.payer], "PayerStatsMismatch",
+                   watch=[theirs])
+
+
+@pytest.mark.parametrize("forgery", ["another program's", "a program account of another kind"])
+def test_feedback_on_a_forged_payer_stats_is_refused(world: World, forgery: str) -> None:
+    """PayerStats bytes claiming 5 open calls at a keypair address owned by another program, or the agent's
+    ReputationMetrics in the slot: neither passes for a PayerStats."""
     world.pay(reference(1))
     assert world.send([world.feedback(reference(1))], world.payer).ok
-    assert_refused(world, [world.feedback(reference(1), rating=1)], [world.payer], "FeedbackAlreadySubmitted",
-                   watch=[receipt_address(world.agent, reference(1))[0]])
+    if forgery == "another program's":
+        forged = Keypair().pubkey()
+        data = bytearray(world.chain.account(world.stats_address()).data)
+        data[104:112] = (6).to_bytes(8, "little")  # paid_calls: 6, rated 1
+        world.chain.set_account(forged, bytes(data), owner=Pubkey.new_unique())
+        error = "AccountOwnedByWrongProgram"
+    else:
+        forged, error = world.reputation, "AccountDiscriminatorMismatch"
+    assert_refused(world, [world.feedback(reference(2), rated=forged)], [world.payer], error, watch=[forged])
+
+
+def test_feedback_after_the_window_of_the_newest_payment_is_feedback_window_closed(world: World) -> None:
+    """Unrated calls stay open while the pair's newest payment is within the window; after it, they expire,
+    and a late payment opens only itself."""
+    chain = world.chain
+    world.pay(reference(1))
+    paid_at = world.stats().last_paid_at
+    chain.set_unix_timestamp(paid_at + FEEDBACK_WINDOW_SECONDS - 1)
+    world.pay(reference(2))  # the window now runs from here, for both calls
+    chain.set_unix_timestamp(paid_at + FEEDBACK_WINDOW_SECONDS + 10)
+    assert world.send([world.feedback(reference(1))], world.payer).ok
+    newest = world.stats().last_paid_at
+    chain.set_unix_timestamp(newest + FEEDBACK_WINDOW_SECONDS)
+    assert_refused(world, [world.feedback(reference(2))], [world.payer], "FeedbackWindowClosed")
+    world.pay(reference(3))  # call 2 expires here: only call 3 may be rated
+    stats = world.stats()
+    assert (stats.paid_calls, stats.rated_calls, stats.expired_calls) == (3, 1, 1)
+    assert world.send([world.feedback(reference(3))], world.payer).ok
+    assert_refused(world, [world.feedback(reference(2))], [world.payer], "NothingToRate")
 
 
 @pytest.mark.parametrize("rating", [6, 255])
@@ -461,32 +607,64 @@ def test_response_time_overflow_is_response_time_out_of_range(world: World, resp
                    "ResponseTimeOutOfRange")
 
 
-def test_feedback_with_another_agents_receipt_is_receipt_agent_mismatch(world: World) -> None:
-    """The payer paid agent B, then tries to rate agent A with that receipt."""
-    other = make_world()
-    other.pay(reference(1))
-    receipt = receipt_address(other.agent, reference(1))[0]
-    data = bytes(other.chain.account(receipt).data)
-    # the same payer key in this world, so only the agent differs
-    forged = bytearray(data)
-    forged[40:72] = bytes(world.payer.pubkey())
-    world.chain.set_account(receipt, bytes(forged), owner=world.chain.program_id)
-    ix = world.feedback(reference(1))
-    metas = [AccountMeta(receipt, False, True) if i == 2 else m for i, m in enumerate(ix.accounts)]
-    assert_refused(world, [Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer], "ReceiptAgentMismatch",
-                   watch=[receipt])
+# ---- close_payer_stats ------------------------------------------------------------------------------
 
 
-def test_forged_receipt_owned_by_another_program_is_refused(world: World) -> None:
+def close_stats(world: World, signer: Keypair | None = None, rent_payer: Pubkey | None = None,
+                payer: Keypair | None = None) -> Instruction:
+    return close_payer_stats({"payer_stats": world.stats_address(payer), "authority": (signer or world.payer).pubkey(),
+                              "rent_payer": rent_payer or world.payer.pubkey()})
+
+
+def test_a_payer_closing_its_stats_gets_the_rent_back_and_forfeits_its_ratings(world: World) -> None:
+    chain = world.chain
     world.pay(reference(1))
-    receipt = receipt_address(world.agent, reference(1))[0]
-    data = bytes(world.chain.account(receipt).data)
-    world.chain.set_account(receipt, data, owner=Pubkey.default())
-    assert_refused(world, [world.feedback(reference(1))], [world.payer], "AccountOwnedByWrongProgram",
-                   watch=[receipt])
+    world.pay(reference(2))
+    assert world.send([world.feedback(reference(1))], world.payer).ok
+    rent = chain.account(world.stats_address()).lamports
+    before = chain.balance(world.payer.pubkey())
+    result = world.send([close_stats(world)], world.payer)
+    assert result.ok, result.logs
+    assert chain.balance(world.payer.pubkey()) == before + rent and world.stats() is None
+    closed = result.event("PayerStatsClosed")
+    assert (closed.payer, closed.rent_payer, closed.refunded_lamports, closed.paid_calls, closed.forfeited_calls) == (
+        world.payer.pubkey(), world.payer.pubkey(), rent, 2, 1)
+    # the payer closed it, then tries to rate the call it left open
+    assert_refused(world, [world.feedback(reference(2))], [world.payer], "AccountOwnedByWrongProgram")
+    assert world.metrics().rating_count == 1
+    # the pair's next payment creates it again, from zero
+    world.pay(reference(3))
+    stats = world.stats()
+    assert (stats.paid_calls, stats.rated_calls) == (1, 0)
 
 
-# ---- close_receipt ----------------------------------------------------------------------------------
+def test_closing_someone_elses_stats_is_not_receipt_payer(world: World) -> None:
+    world.pay(reference(1))
+    stranger = world.chain.funded_keypair()
+    for rent_payer in (world.payer.pubkey(), stranger.pubkey()):
+        assert_refused(world, [close_stats(world, signer=stranger, rent_payer=rent_payer)], [stranger],
+                       "NotReceiptPayer", watch=[stranger.pubkey()])
+
+
+# ---- legacy receipts --------------------------------------------------------------------------------
+
+
+def legacy_receipt(world: World, ref: bytes, rent_payer: Pubkey | None = None, paid_at: int | None = None,
+                   registration: int = 1) -> Pubkey:
+    """An X402Receipt as the program made them before PayerStats, written into the ledger (with its rent)."""
+    address, bump = receipt_address(world.agent, ref)
+    paid_at = world.chain.svm.get_clock().unix_timestamp if paid_at is None else paid_at
+    data = (bytes(X402Receipt.discriminator) + bytes(world.agent) + bytes(world.payer.pubkey())
+            + bytes(rent_payer or world.payer.pubkey()) + bytes(world.usdc) + ref
+            + struct.pack("<QqQBB", PRICE, paid_at, registration, 0, bump))
+    assert len(data) == RECEIPT_SPACE
+    world.chain.set_account(address, data, owner=world.chain.program_id)
+    return address
+
+
+def receipt(world: World, ref: bytes) -> X402Receipt | None:
+    account = world.chain.account(receipt_address(world.agent, ref)[0])
+    return X402Receipt.decode(bytes(account.data)) if account and account.data else None
 
 
 def close(world: World, ref: bytes, signer: Keypair | None = None, rent_payer: Pubkey | None = None) -> Instruction:
@@ -495,33 +673,77 @@ def close(world: World, ref: bytes, signer: Keypair | None = None, rent_payer: P
                           "rent_payer": rent_payer or world.payer.pubkey()})
 
 
+def test_a_legacy_receipt_is_rated_once_by_its_own_rules(world: World) -> None:
+    world.pay(reference(7))  # counted in the metrics, as the legacy payment was
+    address = legacy_receipt(world, reference(1))
+    assert_refused(world, [world.feedback(reference(2), rated=address)], [world.payer], "ReceiptReferenceMismatch",
+                   watch=[address])
+    result = world.send([world.feedback(reference(1), success=False, rating=2, rated=address)], world.payer)
+    assert result.ok, result.logs
+    assert receipt(world, reference(1)).feedback_submitted and world.stats().rated_calls == 0
+    assert bytes(result.event("FeedbackSubmitted").reference) == reference(1)
+    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackAlreadySubmitted",
+                   watch=[address])
+    stranger = world.chain.funded_keypair()
+    assert_refused(world, [world.feedback(reference(1), signer=stranger, rated=address)], [stranger],
+                   "NotReceiptPayer", watch=[address])
+
+
+def test_a_legacy_receipt_past_its_window_is_feedback_window_closed(world: World) -> None:
+    world.pay(reference(7))
+    now = world.chain.svm.get_clock().unix_timestamp
+    address = legacy_receipt(world, reference(1), paid_at=now - FEEDBACK_WINDOW_SECONDS)
+    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackWindowClosed",
+                   watch=[address])
+
+
+def test_a_legacy_receipt_of_another_agent_is_receipt_agent_mismatch(world: World) -> None:
+    other = make_world()
+    address = legacy_receipt(world, reference(1))
+    data = bytearray(world.chain.account(address).data)
+    data[8:40] = bytes(other.agent)
+    world.chain.set_account(address, bytes(data), owner=world.chain.program_id)
+    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "ReceiptAgentMismatch",
+                   watch=[address])
+
+
 def test_close_receipt_after_feedback_refunds_the_payer(world: World) -> None:
-    world.pay(reference(1))
-    assert world.send([world.feedback(reference(1))], world.payer).ok
-    receipt = receipt_address(world.agent, reference(1))[0]
-    rent = world.chain.account(receipt).lamports
+    world.pay(reference(7))
+    address = legacy_receipt(world, reference(1))
+    assert world.send([world.feedback(reference(1), rated=address)], world.payer).ok
+    rent = world.chain.account(address).lamports
     before = world.chain.balance(world.payer.pubkey())
     assert world.send([close(world, reference(1))], world.payer).ok
     assert world.chain.balance(world.payer.pubkey()) == before + rent
-    assert world.receipt(reference(1)) is None
+    assert receipt(world, reference(1)) is None
 
 
 def test_close_receipt_before_feedback_is_receipt_still_open_until_the_window_ends(world: World) -> None:
-    world.pay(reference(1))
-    receipt = receipt_address(world.agent, reference(1))[0]
-    assert_refused(world, [close(world, reference(1))], [world.payer], "ReceiptStillOpen", watch=[receipt])
-    paid_at = world.receipt(reference(1)).paid_at
-    world.chain.set_unix_timestamp(paid_at + FEEDBACK_WINDOW_SECONDS)
+    address = legacy_receipt(world, reference(1))
+    assert_refused(world, [close(world, reference(1))], [world.payer], "ReceiptStillOpen", watch=[address])
+    world.chain.set_unix_timestamp(receipt(world, reference(1)).paid_at + FEEDBACK_WINDOW_SECONDS)
     assert world.send([close(world, reference(1))], world.payer).ok
 
 
 def test_close_receipt_by_someone_else_is_not_receipt_payer(world: World) -> None:
-    world.pay(reference(1))
-    assert world.send([world.feedback(reference(1))], world.payer).ok
+    address = legacy_receipt(world, reference(1))
+    world.chain.set_unix_timestamp(receipt(world, reference(1)).paid_at + FEEDBACK_WINDOW_SECONDS)
     stranger = world.chain.funded_keypair()
     for rent_payer in (world.payer.pubkey(), stranger.pubkey()):
         assert_refused(world, [close(world, reference(1), signer=stranger, rent_payer=rent_payer)], [stranger],
-                       "NotReceiptPayer", watch=[receipt_address(world.agent, reference(1))[0], stranger.pubkey()])
+                       "NotReceiptPayer", watch=[address, stranger.pubkey()])
+
+
+def test_a_fronted_legacy_receipt_closes_to_its_rent_payer(world: World) -> None:
+    chain = world.chain
+    address = legacy_receipt(world, reference(1), rent_payer=world.facilitator.pubkey())
+    assert_refused(world, [close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())],
+                   [], "ReceiptStillOpen", watch=[address])
+    world.chain.set_unix_timestamp(receipt(world, reference(1)).paid_at + FEEDBACK_WINDOW_SECONDS)
+    assert_refused(world, [close(world, reference(1))], [world.payer], "NotReceiptRentPayer", watch=[address])
+    rent, before = chain.account(address).lamports, chain.balance(world.facilitator.pubkey())
+    assert world.send([close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())]).ok
+    assert chain.balance(world.facilitator.pubkey()) == before - FEE + rent and receipt(world, reference(1)) is None
 
 
 # ---- the 7-day window -------------------------------------------------------------------------------
@@ -563,7 +785,39 @@ def test_many_payments_keep_every_total_exact(world: World) -> None:
     assert world.metrics().successful_payments == SOAK_PAYMENTS
 
 
-# ---- hardening: one transfer, one receipt -----------------------------------------------------------
+def test_a_thousand_recorded_calls_create_one_account_per_pair(world: World) -> None:
+    """1,000 payments from 4 payers: every account any of those transactions names (a transaction can create
+    no other) is counted before and after. The only new accounts are the 4 pairs' PayerStats, the only
+    program accounts among them the agent, its metrics and those 4."""
+    chain = world.chain
+    payers = [world.payer] + [chain.funded_keypair() for _ in range(3)]
+    for payer in payers:  # 250 calls each
+        chain.create_token_account(payer.pubkey(), world.usdc, 250 * PRICE)
+    named: set[Pubkey] = set()
+    payments = []
+    for n in range(1_000):
+        payer = payers[n % len(payers)]
+        instructions = build_x402_payment(payer.pubkey(), world.agent, world.payee.pubkey(), world.usdc, DECIMALS,
+                                          PRICE, reference(n), fee_payer=world.facilitator.pubkey())
+        named.update(meta.pubkey for ix in instructions for meta in ix.accounts)
+        payments.append((instructions, payer))
+
+    def existing() -> set[Pubkey]:
+        return {key for key in named if chain.account(key) is not None and chain.account(key).lamports > 0}
+
+    def program_accounts() -> set[Pubkey]:
+        return {key for key in existing() if chain.account(key).owner == chain.program_id}
+
+    before, program_before = existing(), program_accounts()
+    for instructions, payer in payments:
+        assert world.send(instructions, payer).ok
+    pairs = {world.stats_address(payer) for payer in payers}
+    assert existing() - before == pairs
+    assert program_accounts() - program_before == pairs and program_before == {world.agent, world.reputation}
+    assert sum(world.stats(payer).paid_calls for payer in payers) == world.agent_state().x402_total_calls == 1_000
+
+
+# ---- hardening: one transfer, one payment -----------------------------------------------------------
 
 
 @cache
@@ -573,26 +827,27 @@ def cpi_relay_program() -> bytes:
 
 
 def relay(world: World, relay_id: Pubkey, references: list[bytes], amount: int = PRICE) -> Instruction:
-    """The relay's instruction: CPI record_x402_payment once per reference, each with its own receipt."""
-    record_ix = record(world, references[0], amount)
-    metas = [AccountMeta(PROGRAM_ID, False, False)] + [m for i, m in enumerate(record_ix.accounts) if i != 2]
-    metas += [AccountMeta(receipt_address(world.agent, ref)[0], False, True) for ref in references]
+    """The relay's instruction: CPI record_x402_payment once per reference."""
+    metas = [AccountMeta(PROGRAM_ID, False, False)] + list(record(world, references[0], amount).accounts)
     return Instruction(relay_id, struct.pack("<Q", amount) + b"".join(references), metas)
 
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_record_through_cpi_is_payment_not_top_level(world: World, count: int) -> None:
     """A program that, after one TransferChecked, CPIs record_x402_payment several times (each with a new
-    reference, so each would get its own receipt) is refused at its first CPI: nothing recorded."""
+    reference, so one transfer would count as several calls) is refused at its first CPI: nothing recorded,
+    whether the payer's PayerStats exists yet or not."""
     relay_id = Pubkey.new_unique()
     world.chain.svm.add_program(relay_id, cpi_relay_program())
-    references = [reference(n) for n in range(1, count + 1)]
-    receipts = [receipt_address(world.agent, ref)[0] for ref in references]
-    before = snapshot(world, receipts)
-    result = world.send([transfer(world), relay(world, relay_id, references)], world.payer)
-    assert result.error == "PaymentNotTopLevel", (result.error, result.logs)
-    assert any(f"Program {PROGRAM_ID} invoke [2]" in line for line in result.logs)  # GhostPay ran, under CPI
-    assert snapshot(world, receipts) == before
+    references = [reference(n) for n in range(10, 10 + count)]
+    for existing in (False, True):
+        if existing:
+            world.pay(reference(1))
+        before = snapshot(world)
+        result = world.send([transfer(world), relay(world, relay_id, references)], world.payer)
+        assert result.error == "PaymentNotTopLevel", (result.error, result.logs)
+        assert any(f"Program {PROGRAM_ID} invoke [2]" in line for line in result.logs)  # GhostPay ran, under CPI
+        assert snapshot(world) == before
 
 
 def test_the_official_x402_layout_with_one_memo_is_recorded(world: World) -> None:
@@ -602,7 +857,7 @@ def test_the_official_x402_layout_with_one_memo_is_recorded(world: World) -> Non
               record(world, reference(1))]
     result = world.send(layout, world.payer)
     assert result.ok, result.logs
-    assert world.receipt(reference(1)).amount == PRICE
+    assert result.event("X402PaymentRecorded").amount == PRICE
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
 
 
@@ -617,8 +872,7 @@ def test_other_layouts_are_payment_transfer_missing(world: World, layout: str) -
         "record between transfer and memo, then another": [transfer(world), record(world, reference(1)), memo,
                                                            record(world, reference(2))],
     }[layout]
-    receipts = [receipt_address(world.agent, reference(n))[0] for n in (1, 2)]
-    assert_refused(world, instructions, [world.payer], "PaymentTransferMissing", watch=receipts)
+    assert_refused(world, instructions, [world.payer], "PaymentTransferMissing")
 
 
 # ---- hardening: no self-dealing ---------------------------------------------------------------------
@@ -630,7 +884,7 @@ def test_paying_your_own_agent_is_self_payment(world: World, who: str) -> None:
     self_payer = world.owner if who == "owner" else world.payee
     world.chain.create_token_account(self_payer.pubkey(), world.usdc, FUNDS)
     assert_refused(world, [transfer(world, source_owner=self_payer), record(world, reference(1), payer=self_payer)],
-                   [self_payer], "SelfPayment", watch=[receipt_address(world.agent, reference(1))[0]])
+                   [self_payer], "SelfPayment", watch=[world.stats_address(self_payer)])
 
 
 def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World) -> None:
@@ -645,8 +899,7 @@ def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World)
     circular = transfer_checked(TransferCheckedParams(
         program_id=TOKEN_PROGRAM_ID, source=payee_ata, mint=world.usdc, dest=payee_ata, owner=world.payer.pubkey(),
         amount=PRICE, decimals=DECIMALS))
-    assert_refused(world, [circular, record(world, reference(1), source=payee_ata)], [world.payer], "SelfPayment",
-                   watch=[receipt_address(world.agent, reference(1))[0]])
+    assert_refused(world, [circular, record(world, reference(1), source=payee_ata)], [world.payer], "SelfPayment")
 
 
 # ---- per-mint prices --------------------------------------------------------------------------------
@@ -673,7 +926,7 @@ def test_each_mint_is_checked_against_its_own_price(world: World) -> None:
     result = world.send(pay_cents(reference(2), 2), world.payer)
     assert result.ok, result.logs
     assert world.chain.token_balance(ata(world.payee.pubkey(), cents)) == 2
-    assert world.receipt(reference(2)).mint == cents
+    assert result.event("X402PaymentRecorded").mint == cents
     # usdc's price is still 10,000 of its own units
     assert_refused(world, [transfer(world, amount=2), record(world, reference(3), amount=2)], [world.payer],
                    "PaymentBelowPrice")
@@ -682,29 +935,33 @@ def test_each_mint_is_checked_against_its_own_price(world: World) -> None:
 # ---- rent payer -------------------------------------------------------------------------------------
 
 
-def test_a_facilitator_can_front_the_receipt_rent_and_gets_it_back(world: World) -> None:
+def test_a_facilitator_fronts_the_pair_rent_once_and_gets_it_back_when_the_pair_is_idle(world: World) -> None:
+    """The facilitator pays the PayerStats rent with the pair's first payment, and only fees afterwards: 100
+    recorded calls cost it 100 fees and one rent. It may close the account once the pair has been idle for
+    the feedback window (not before: the payer could still rate), and gets the rent back."""
     chain = world.chain
     payer_sol = chain.balance(world.payer.pubkey())
     facilitator_sol = chain.balance(world.facilitator.pubkey())
-    result = world.send([transfer(world), record(world, reference(1), rent_payer=world.facilitator)], world.payer)
-    assert result.ok, result.logs
-    rent = chain.svm.minimum_balance_for_rent_exemption(RECEIPT_SPACE)
+    for n in range(100):
+        result = world.send([transfer(world), record(world, reference(n), rent_payer=world.facilitator)],
+                            world.payer)
+        assert result.ok, result.logs
+        assert result.event("X402PaymentRecorded").rent_payer == world.facilitator.pubkey()
+    rent = chain.svm.minimum_balance_for_rent_exemption(STATS_SPACE)
     assert chain.balance(world.payer.pubkey()) == payer_sol  # a buyer holding only tokens can pay
-    assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 2 * FEE - rent
-    assert world.receipt(reference(1)).rent_payer == world.facilitator.pubkey()
-    assert result.event("X402PaymentRecorded").rent_payer == world.facilitator.pubkey()
+    assert chain.balance(world.facilitator.pubkey()) == facilitator_sol - 100 * 2 * FEE - rent
+    assert (world.stats().rent_payer, world.stats().paid_calls) == (world.facilitator.pubkey(), 100)
 
-    # the receipt closes only once it cannot be rated any more, and the rent goes back to the facilitator
-    assert_refused(world, [close(world, reference(1), signer=world.facilitator,
-                                 rent_payer=world.facilitator.pubkey())], [], "ReceiptStillOpen",
-                   watch=[receipt_address(world.agent, reference(1))[0]])
-    assert world.send([world.feedback(reference(1))], world.payer).ok
-    assert_refused(world, [close(world, reference(1))], [world.payer], "NotReceiptRentPayer",
-                   watch=[receipt_address(world.agent, reference(1))[0]])  # rent to the payer: refused
+    by_facilitator = close_stats(world, signer=world.facilitator, rent_payer=world.facilitator.pubkey())
+    chain.set_unix_timestamp(world.stats().last_paid_at + FEEDBACK_WINDOW_SECONDS - 1)
+    assert_refused(world, [by_facilitator], [], "ReceiptStillOpen")
+    chain.set_unix_timestamp(world.stats().last_paid_at + FEEDBACK_WINDOW_SECONDS)
+    assert_refused(world, [close_stats(world)], [world.payer], "NotReceiptRentPayer")  # the rent to the payer
     before = chain.balance(world.facilitator.pubkey())
-    assert world.send([close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())]).ok
-    assert chain.balance(world.facilitator.pubkey()) == before - FEE + rent
-    assert world.receipt(reference(1)) is None
+    closed = world.send([by_facilitator])
+    assert closed.ok, closed.logs
+    assert chain.balance(world.facilitator.pubkey()) == before - FEE + rent and world.stats() is None
+    assert closed.event("PayerStatsClosed").forfeited_calls == 0  # their window had passed
 
 
 def test_the_rent_payer_must_sign(world: World) -> None:
@@ -718,7 +975,7 @@ def test_the_rent_payer_must_sign(world: World) -> None:
 # ---- a reputation outlives its registration ---------------------------------------------------------
 
 
-def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_receipts(world: World) -> None:
+def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_calls(world: World) -> None:
     world.pay(reference(1))
     world.pay(reference(2))
     assert world.send([world.feedback(reference(1), success=False, rating=1)], world.payer).ok
@@ -739,17 +996,19 @@ def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_receip
         metrics_before.successful_payments, metrics_before.failed_payments, metrics_before.total_rating)
     assert agent.reputation_score == score_before == again.event("ReputationUpdated").new_score
 
-    # receipt 2 paid the first registration: it cannot rate this one
-    assert_refused(world, [world.feedback(reference(2), rating=5)], [world.payer], "ReceiptFromEarlierRegistration",
-                   watch=[receipt_address(world.agent, reference(2))[0]])
+    # call 2 paid the first registration, whose window is over: it cannot rate this one, before or after the
+    # pair's next payment (which expires it and opens only itself)
+    assert_refused(world, [world.feedback(reference(2), rating=5)], [world.payer], "FeedbackWindowClosed")
     world.pay(reference(3))
-    assert world.receipt(reference(3)).registration == 2
+    stats = world.stats()
+    assert (stats.paid_calls, stats.rated_calls, stats.expired_calls) == (3, 1, 1)
     assert world.send([world.feedback(reference(3), rating=5)], world.payer).ok
+    assert_refused(world, [world.feedback(reference(2), rating=5)], [world.payer], "NothingToRate")
 
 
-def test_closing_waits_until_no_receipt_can_be_rated(world: World) -> None:
+def test_closing_waits_until_no_paid_call_can_be_rated(world: World) -> None:
     """5 good calls rated, then 10 bad ones not rated yet: closing and registering again would void those
-    ratings (ReceiptFromEarlierRegistration) and keep 9,000. The close is refused until the last payment's
+    ratings (their window over, they expire) and keep 9,000. The close is refused until the last payment's
     feedback window has passed; deactivating works at once; the 1-star ratings land."""
     chain = world.chain
     for n in range(5):
@@ -823,14 +1082,13 @@ def test_a_mint_closed_and_re_created_with_a_claw_back_is_refused_when_paid(worl
     payer_account, payee_account = (
         chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID, account_extensions)
         for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)))
-    receipt = receipt_address(world.agent, reference(1))[0]
     payment = world.payment(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
 
     # the program's error, not Token-2022's: the transfer before the record ran, and is undone with it
     assert_refused(world, payment, [world.payer], error,
-                   watch=[payer_account, payee_account, mint, receipt, issuer.pubkey()])
+                   watch=[payer_account, payee_account, mint, issuer.pubkey()])
     assert (chain.token_balance(payer_account), chain.token_balance(payee_account)) == (FUNDS, 0)
-    assert world.agent_state().x402_total_calls == 0 and world.receipt(reference(1)) is None
+    assert world.agent_state().x402_total_calls == 0 and world.stats() is None
 
 
 def test_a_mint_with_a_close_authority_is_paid_while_it_stays_neutral(world: World) -> None:
@@ -841,9 +1099,9 @@ def test_a_mint_with_a_close_authority_is_paid_while_it_stays_neutral(world: Wor
                                       remaining_accounts=mint_accounts([mint]))], world.owner).ok
     for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)):
         world.chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID)
-    world.pay(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
+    result = world.pay(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
     assert world.chain.token_balance(ata(world.payee.pubkey(), mint, TOKEN_2022_PROGRAM_ID)) == PRICE
-    assert world.receipt(reference(1)).mint == mint
+    assert result.event("X402PaymentRecorded").mint == mint
 
 
 # ---- whose tokens moved -----------------------------------------------------------------------------
@@ -876,7 +1134,7 @@ def test_paying_from_the_agents_own_tokens_through_a_delegate_is_self_payment(wo
     own = delegated_account(world, (world.payee if holder == "payment address" else world.owner).pubkey())
     for n in range(1, 6):
         assert_refused(world, [delegated_transfer(world, own), record(world, reference(n), source=own)],
-                       [world.payer], "SelfPayment", watch=[own, receipt_address(world.agent, reference(n))[0]])
+                       [world.payer], "SelfPayment", watch=[own])
     assert world.chain.token_balance(own) == FUNDS
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == 0
     assert world.agent_state().x402_total_calls == 0
@@ -890,7 +1148,7 @@ def test_a_delegate_paying_from_someone_elses_tokens_counts(world: World) -> Non
     assert result.ok, result.logs
     assert world.chain.token_balance(theirs) == FUNDS - PRICE
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
-    assert world.receipt(reference(1)).payer == world.payer.pubkey()
+    assert result.event("X402PaymentRecorded").payer == world.payer.pubkey() and world.stats().paid_calls == 1
 
 
 @pytest.mark.parametrize("named", ["source", "mint"])
@@ -907,4 +1165,4 @@ def test_naming_another_source_or_mint_than_the_transfers_is_refused(world: Worl
         instructions = [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)]
         error, watch = "PaymentMintAccountMismatch", []
     assert_refused(world, instructions, [world.payer], error,
-                   watch=[*watch, receipt_address(world.agent, reference(1))[0]])
+                   watch=watch)

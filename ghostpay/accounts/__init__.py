@@ -3,4 +3,5 @@
 from .agent import Agent, AgentJSON
 from .reputation_metrics import ReputationMetrics, ReputationMetricsJSON
 from .x402_receipt import X402Receipt, X402ReceiptJSON
+from .payer_stats import PayerStats, PayerStatsJSON
 from .work_order import WorkOrder, WorkOrderJSON

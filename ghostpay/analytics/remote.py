@@ -1,4 +1,5 @@
-"""The SDK's side of the indexer API: agent addresses matching a search, from `GET /api/agents`.
+"""The SDK's side of the indexer API: agent addresses matching a search, from `GET /api/agents`, and the
+payments of a reference, from `GET /api/agents/{agent}/payments?reference=`.
 
 The index answers the search; the caller then reads those accounts from the chain, so what it
 returns is current even when the index lags. `IndexerUnavailable` tells it to search the chain.
@@ -53,3 +54,22 @@ async def search_addresses(indexer_url: str, *, x402_enabled: Optional[bool], ca
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise IndexerUnavailable(f"{base}: {type(exc).__name__}: {exc}") from exc
     return addresses
+
+
+async def payments_by_reference(indexer_url: str, agent: str, reference: str, timeout: float = 5.0
+                                ) -> list[dict[str, Any]]:
+    """The indexed payments to `agent` with `reference` (64 hex digits), oldest first (a reference is not unique
+    on chain: each payment with it is its own row), from `GET /api/agents/{agent}/payments?reference=`."""
+    base = indexer_url.rstrip("/")
+    url = f"{base}/api/agents/{agent}/payments"
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            answer = await http.get(url, params={"reference": reference, "limit": PAGE})
+            if answer.status_code == 404:  # an agent the index has not seen: nothing paid it, as far as it knows
+                return []
+            if answer.status_code != 200:
+                raise IndexerUnavailable(f"{url} answered HTTP {answer.status_code}: {answer.text[:200]}")
+            items: list[dict[str, Any]] = answer.json()["items"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise IndexerUnavailable(f"{base}: {type(exc).__name__}: {exc}") from exc
+    return items[::-1]

@@ -162,13 +162,18 @@ async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dic
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")
 async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), limit: int = Query(50, ge=1, le=500),
-                         cursor: Optional[str] = Query(None)) -> dict[str, Any]:
+                         cursor: Optional[str] = Query(None),
+                         reference: Optional[str] = Query(None, pattern="^[0-9a-f]{64}$",
+                                                          description="Only the payments with this reference "
+                                                                      "(64 hex digits)")) -> dict[str, Any]:
     await ctx.agent(address)
     key = pagination.SortKey([col(Payment.slot), col(Payment.signature), col(Payment.instruction_index)],
                              [True, True, True])
     after = cursor_values("payments", cursor, 3)
-    rows, more = await ctx.db(lambda s: pagination.fetch_page(s, select(Payment).where(Payment.agent == address),
-                                                          key, after, limit))
+    query = select(Payment).where(Payment.agent == address)
+    if reference is not None:
+        query = query.where(Payment.reference == reference)
+    rows, more = await ctx.db(lambda s: pagination.fetch_page(s, query, key, after, limit))
     known, labels = await ctx.decimals.get(p.mint for p in rows), await ctx.label_map()
     last = rows[-1] if rows else None
     return {"items": [payment_json(p, known, labels) for p in rows],

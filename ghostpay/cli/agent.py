@@ -630,7 +630,7 @@ def payment_history(
               reverse=True)
     rows = rows[:limit]
     emit(st, {"agent": agent, "source": source, "payments": rows}, lambda out: out.print(table(
-        ["date", "payer", "amount", "receipt rent paid by", "reference", "signature"],
+        ["date", "payer", "amount", "rent payer", "reference", "signature"],
         [(when(r["timestamp"]), r["payer"], format_amount(Decimal(r["amount"]), r["token_symbol"]),
           "the payer" if r["rent_payer"] == r["payer"] else r["rent_payer"], r["reference"][:16] + "…",
           r["signature"]) for r in rows],

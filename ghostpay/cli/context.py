@@ -217,10 +217,10 @@ class State:
                               program_id=self.settings.program_id, guards=guards, on_send=self._on_send,
                               confirm_timeout=confirm_timeout())
 
-    def _on_send(self, signature: object, last_valid_block_height: int | None) -> None:
+    def _on_send(self, signature: object, last_valid_block_height: int | None, transaction: bytes) -> None:
         self.sent.append(str(signature))
         if self.journal is not None:
-            self.journal.sent(signature, last_valid_block_height)
+            self.journal.sent(signature, last_valid_block_height, transaction)
 
     def run(self, work: Callable[["GhostPayClient"], Awaitable[T]], *, signer: bool = True,
             status: str | None = None) -> T:

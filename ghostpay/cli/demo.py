@@ -5,7 +5,7 @@ buyer finds them with `agent search --token USDC --max-price …`, simulates and
 record_x402_payment), one of them in the second token, and rates them; the buyer hires one through escrow
 (create, accept naming the arbiter, deliver, release); then it buys over real HTTP: the summarizer's service
 (a tiny local upstream) is sold through `ghost x402 proxy`, paid calls settle through `ghost facilitator`,
-and the buyer calls it with `ghost x402 call` within a daily budget, the verified receipt in the same
+and the buyer calls it with `ghost x402 call` within a daily budget, the payment recorded in the same
 transaction; the indexer indexes the chain and shows the payment history and the reputation table. Every
 step is a real `ghost` command, run in-process with the same code path as the installed script (the two
 servers as background `ghost` processes), and printed as `$ ghost …` before its output.
@@ -185,7 +185,7 @@ def buy_over_http(run: "Session", summarizer: str) -> None:
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(upstream_service())
         stack.enter_context(background_ghost(
-            run, "a facilitator pays the fees (and fronts receipt rent) of x402 payments",
+            run, "a facilitator pays the fees of x402 payments (and the one-time rent of a buyer's PayerStats)",
             ["-k", "facilitator.json", "facilitator", "start", "--port", str(fee_port), "--db", "facilitator.db"],
             f"{facilitator}/health"))
         stack.enter_context(background_ghost(
@@ -195,7 +195,7 @@ def buy_over_http(run: "Session", summarizer: str) -> None:
             f"http://127.0.0.1:{proxy_port}/"))
         run("the buyer's spending guard: at most 1 USDC a day over x402", "config", "set",
             "x402.daily_budget.USDC", "1")
-        run("buy one summary over HTTP: 402, pay (verified receipt in the same transaction), 200, rate it",
+        run("buy one summary over HTTP: 402, pay (recorded in the same transaction), 200, rate it",
             "x402", "call", f"http://127.0.0.1:{proxy_port}/summarize", "-X", "POST", "--json",
             json.dumps({"text": "GhostPay lets AI agents pay each other per call on Solana."}), "--token", "USDC",
             "--max-price", "0.05", "--feedback", "auto", keypair="buyer.json")
@@ -247,8 +247,8 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
                                     (agents["summarizer"], references[2], "USDC")):
         run(f"pay one call in {token} at the agent's {token} price: TransferChecked + record_x402_payment",
             "payment", "send", "--agent", agent, "--token", token, "--reference", reference, keypair="buyer.json")
-    run("the seller (or anyone) checks the receipt", "payment", "verify", "--agent", agents["translator"],
-        "--reference", references[0])
+    run("the seller (or anyone) finds the payment by its reference (its transaction is the receipt)", "payment",
+        "verify", "--agent", agents["translator"], "--reference", references[0])
     for agent, reference, rating, ms in ((agents["translator"], references[0], "5", "420"),
                                          (agents["translator"], references[1], "4", "900"),
                                          (agents["summarizer"], references[2], "3", "2500")):

@@ -88,6 +88,15 @@ def order_tx(ctx: typer.Context, order: str, action: str,
              [(k.replace("_", " "), str(v)) for k, v in extra.items()])
 
 
+async def landed(gp: "GhostPayClient", signatures: list[str]) -> bool:
+    """Whether one of a journal entry's signatures landed and succeeded."""
+    for signature in signatures:
+        found = await gp.get_signature_status(signature)
+        if found is not None and found.err is None:
+            return True
+    return False
+
+
 @app.command()
 def create(
     ctx: typer.Context,
@@ -144,7 +153,6 @@ def create(
 
     async def create_once(gp: "GhostPayClient", command: dict[str, Any]) -> Any:
         from ghostpay.cli import journal
-        from ghostpay.cli.payment import landed
         from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
         from ghostpay.pda import new_order_id
 
@@ -157,7 +165,7 @@ def create(
             if existing is not None:
                 entry.close()
                 return existing
-            if await landed(gp, entry.signatures):
+            if await landed(gp, entry.signatures):  # it was created, and closed since
                 entry.close()
                 raise CliError(f"an earlier run already created this work order (order id {entry.order_id}, "
                                f"{gp.work_order_address(entry.order_id)}); see 'ghost escrow list --mine'")

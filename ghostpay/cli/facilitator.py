@@ -78,9 +78,11 @@ def start(
     record: bool = typer.Option(True, "--record/--no-record", help="Accept GhostPay's record_x402_payment right "
                                 "after the Memo (advertised in /supported)."),
     front_rent: bool = typer.Option(True, "--front-rent/--no-front-rent", help="Let the fee payer pay the "
-                                    "receipt's rent (the record's rent payer), reclaimed by the sweep."),
-    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between sweeps closing the receipts whose "
-                                         "rent it fronted, once they may be closed (0: no sweep)."),
+                                    "rent of a buyer's PayerStats (the record's rent payer): once per buyer "
+                                    "and agent, with the pair's first payment; never per payment."),
+    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between passes closing the legacy receipts "
+                                         "(made before PayerStats) whose rent it fronted, once they may be "
+                                         "closed; the sweep ends when none is left (0: no sweep)."),
     max_fee: int = typer.Option(DEFAULT_MAX_FEE_LAMPORTS, min=0, help="Refuse a payment whose fee (5,000 lamports "
                                 "a signature + CU limit × CU price / 10^6) is over this many lamports."),
     max_compute_units: int = typer.Option(DEFAULT_MAX_COMPUTE_UNITS, min=0, help="Refuse a payment whose "
@@ -101,9 +103,9 @@ def start(
     The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
     (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it. Besides the
     official exact payments it accepts GhostPay's record_x402_payment right after the Memo, and may
-    pay the receipt's rent, closing those receipts later to get it back. Each settle is simulated right
-    before its send and logged (--db) with its signature before it: after a crash, a retry of the same
-    payment is answered from what landed.
+    pay the rent of a buyer's PayerStats (once per buyer and agent: nothing is created per payment). Each
+    settle is simulated right before its send and logged (--db) with its signature before it: after a crash,
+    a retry of the same payment is answered from what landed.
 
     Until a seller key exists (ghost facilitator keys add NAME) it serves loopback clients only; then
     /verify and /settle need a key. Each refusal has a named reason; GET /policy lists them all.

@@ -183,7 +183,7 @@ def _is_indexed_agent(st: State, address: str) -> bool:
     return False
 
 
-def _payments(st: State, address: str, sort: str, limit: int) -> list[Any]:
+def _payments(st: State, address: str, sort: str, limit: int, reference: str | None) -> list[Any]:
     from ghostpay.indexer.sqlite_read import sqlite_path
 
     path = sqlite_path(db_url(st.settings.db or ""))
@@ -191,11 +191,13 @@ def _payments(st: State, address: str, sort: str, limit: int) -> list[Any]:
         from ghostpay.indexer import sqlite_read
 
         with _sqlite_index(st, path) as index:
-            return sqlite_read.payment_history(index, address, sort=sort, limit=limit).items  # type: ignore[arg-type]
+            return sqlite_read.payment_history(index, address, sort=sort, limit=limit,  # type: ignore[arg-type]
+                                               reference=reference).items
     from ghostpay.indexer import queries
 
     for session in _session(st):
-        return queries.payment_history(session, address, sort=sort, limit=limit).items  # type: ignore[arg-type]
+        return queries.payment_history(session, address, sort=sort, limit=limit,  # type: ignore[arg-type]
+                                       reference=reference).items
     return []
 
 
@@ -245,7 +247,9 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
     return out[:limit], total
 
 
-def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -> list[dict[str, Any]]:
+def payment_history_indexed(st: State, address: str, limit: int, sort_by: str,
+                            reference: str | None = None) -> list[dict[str, Any]]:
+    """The agent's indexed payments (those of `reference` only, if given) as the CLI prints them."""
     from ghostpay.cli.output import mint_symbol, whole
 
     decimals = Decimals(st)
@@ -253,7 +257,7 @@ def payment_history_indexed(st: State, address: str, limit: int, sort_by: str) -
         raise CliError(f"{address} is not an agent in the index {st.settings.db}; check the address (or run the "
                        "indexer)")
     rows = []
-    for p in _payments(st, address, sort_by, min(limit, DB_PAGE)):
+    for p in _payments(st, address, sort_by, min(limit, DB_PAGE), reference):
         mint = decimals(p.mint)
         rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "rent_payer": p.rent_payer,
                      "mint": p.mint,

@@ -1,8 +1,10 @@
 """The payment journal: each payment (and escrow creation) the CLI is about to send is written to
-`<ghost path>/journal/` before it leaves, with its reference (or order id) and every signature sent,
-and removed once its outcome is known. Running the same command again (same chain, wallet, agent,
-amount and token) while an entry is still open reuses that reference: if the earlier transaction
-landed the program refuses the retry (`PaymentAlreadyRecorded`), so a retry can never pay twice.
+`<ghost path>/journal/` before it leaves, with its reference (or order id), every signature sent and
+the last one's signed bytes, and removed once its outcome is known. Running the same command again
+(same chain, wallet, agent, amount and token) while an entry is still open resumes it: if one of its
+transactions landed, that is the outcome; else the last one's very bytes are sent again while its
+blockhash is valid (one signature lands at most once); only once none can land any more is a new
+transaction signed, with the same reference. So a retry can never pay twice.
 
 The chain is named by its genesis hash, not the RPC URL: a retry through another endpoint of the same
 cluster (the natural move after an RPC failure) is still a retry. While a command runs it holds its
@@ -12,6 +14,7 @@ mistaking the running one for an earlier run.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -41,6 +44,7 @@ class Entry:
     order_id: int | None = None  # work orders
     signatures: list[str] = field(default_factory=list)
     last_valid_block_height: int | None = None
+    transaction: str | None = None  # base64 of the last transaction's signed bytes
     created_at: float = field(default_factory=time.time)
 
     @property
@@ -53,11 +57,17 @@ class Entry:
         scratch.write_text(json.dumps(asdict(self), indent=1))
         os.replace(scratch, self.path)
 
-    def sent(self, signature: object, last_valid_block_height: int | None) -> None:
-        """Record a signature before its transaction leaves."""
-        self.signatures.append(str(signature))
+    def sent(self, signature: object, last_valid_block_height: int | None, transaction: bytes) -> None:
+        """Record a transaction before it leaves (the same one sent again is recorded once)."""
+        if str(signature) not in self.signatures:
+            self.signatures.append(str(signature))
         self.last_valid_block_height = last_valid_block_height
+        self.transaction = base64.b64encode(transaction).decode()
         self.save()
+
+    def signed_transaction(self) -> bytes | None:
+        """The last transaction's signed bytes (None in an entry written before they were kept)."""
+        return base64.b64decode(self.transaction) if self.transaction else None
 
     def close(self) -> None:
         """The outcome is known: forget the entry."""

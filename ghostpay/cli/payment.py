@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -15,7 +16,7 @@ from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_tab
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
-app = typer.Typer(help="Pay agents per call (x402), verify receipts, give feedback.", no_args_is_help=True,
+app = typer.Typer(help="Pay agents per call (x402), verify payments, give feedback.", no_args_is_help=True,
                   rich_markup_mode=None)
 
 AMOUNT_OPTION = typer.Option(None, "--amount", help="Whole tokens (default: the agent's price in that token).")
@@ -64,13 +65,16 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str
 def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = AMOUNT_OPTION,
          token: Optional[str] = TOKEN_OPTION,
          reference: Optional[str] = typer.Option(None, "--reference", "-r",
-                                                 help="64 hex digits (default: random); a retry with the same "
-                                                      "reference cannot pay twice.")) -> None:
+                                                 help="64 hex digits naming the payment (default: random); "
+                                                      "'payment verify' and 'payment feedback' take it.")) -> None:
     """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction).
 
-    The payment is journalled in the data folder before it is sent: if the connection fails and its
-    outcome is unknown, running the same command again checks it first and retries with the same
-    reference, so it can never pay twice.
+    The pair's first payment opens your PayerStats for the agent (about 0.0018 SOL of rent, yours back
+    when you close it); every later one costs the transaction fee alone. The payment is journalled in
+    the data folder before it is sent, its signed bytes included: if the connection fails and its
+    outcome is unknown, running the same command again finds out whether it landed, sends the same
+    bytes again while they can still land (they land at most once), and pays anew only once they never
+    can, so it can never pay twice.
 
     Example: ghost payment send -a <AGENT> --token EURC   (pays the agent's EURC price)
     """
@@ -92,91 +96,114 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
             return await pay(gp, address, command)
 
     async def pay(gp: "GhostPayClient", address: Any, command: dict[str, Any]) -> Any:
-        from ghostpay.exceptions import GhostPayError, OutcomeUnknown, PaymentAlreadyRecorded
+        from ghostpay.exceptions import GhostPayError, OutcomeUnknown
         from ghostpay.pda import new_reference
 
         entry = journal.pending("payment", command)
-        if entry is not None:  # an earlier run's outcome is unknown: did it land?
+        if entry is not None:  # an earlier run's outcome is unknown: did it land, can it still?
+            st.journal = entry
             raw = bytes.fromhex(entry.reference or "")
-            receipt = await gp.get_receipt(address, raw)
-            if receipt is not None:
+            earlier = await gp.landed_transaction(entry.signatures)
+            if earlier is not None:
                 entry.close()
                 notes.append(f"already paid by an earlier run (reference {raw.hex()}); not paying again")
-                return receipt, await landed(gp, entry.signatures)
-            notes.append(f"retrying the earlier unconfirmed payment with its reference {raw.hex()}")
+                return await gp.payment_result(earlier), True
+            resumed = await gp.resume_transaction(entry.signatures, entry.signed_transaction(),
+                                                  entry.last_valid_block_height)
+            if resumed is not None:
+                entry.close()
+                notes.append(f"the earlier run's transaction (reference {raw.hex()}) was sent again and landed")
+                return await gp.payment_result(resumed), False
+            notes.append(f"the earlier run's transaction never landed (its blockhash expired): paying now, with its "
+                         f"reference {raw.hex()}")
         else:
-            raw = given or new_reference(address, gp.program_id)  # a bump-255 receipt: the cheapest to record
+            raw = given or new_reference()
             entry = journal.open_entry("payment", command, reference=raw.hex())
         st.journal = entry
         try:
             paid = await gp.pay_agent(ref, amount=value, mint=mint, reference=raw)  # an unknown id is named as typed
-        except PaymentAlreadyRecorded:
-            receipt = await gp.get_receipt(address, raw)
-            if receipt is None or receipt.payer != gp.wallet or not entry.signatures[:-1]:
-                entry.close()
-                raise
-            entry.close()  # our earlier transaction landed after all
-            notes.append(f"already paid by an earlier run (reference {raw.hex()}); not paying again")
-            return receipt, await landed(gp, entry.signatures)
         except OutcomeUnknown:
             raise  # the entry stays open for the retry
         except GhostPayError:
             entry.close()  # refused or failed on chain: nothing was paid
             raise
         entry.close()
-        return paid, str(paid.signature)
+        return paid, False
 
-    paid, signature = st.run(work, status="Paying…")
+    paid, already = st.run(work, status="Paying…")
     symbol = mint_symbol(st, paid.mint)
-    already = not hasattr(paid, "receipt")  # a Receipt found, not a PaymentResult
-    receipt = str(paid.address) if already else str(paid.receipt)
-    data = tx_data(st, "already paid" if already else "paid", signature, None if already else paid.compute_units,
+    data = tx_data(st, "already paid" if already else "paid", paid.signature, None if already else paid.compute_units,
                    agent=agent, amount=paid.amount, amount_atomic=paid.amount_atomic, token=str(paid.mint),
-                   token_symbol=symbol, reference=paid.reference.hex(), receipt=receipt, notes=notes)
+                   token_symbol=symbol, reference=paid.reference.hex(), payer_stats=str(paid.payer_stats),
+                   notes=notes)
     for note in notes if not st.json else []:
         print(f"note: {note}", file=sys.stderr)
     print_tx(st, data, [("agent", agent), ("amount", format_amount(paid.amount, symbol)),
-                        ("reference", paid.reference.hex()), ("receipt", receipt)])
-
-
-async def landed(gp: "GhostPayClient", signatures: list[str]) -> str | None:
-    """Which of a journal entry's signatures landed (None if the node no longer knows)."""
-    for signature in signatures:
-        found = await gp.get_signature_status(signature)
-        if found is not None and found.err is None:
-            return signature
-    return None
+                        ("reference", paid.reference.hex())])
 
 
 @app.command()
-def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFERENCE_OPTION) -> None:
-    """Is there a receipt for this reference? Exit status 0 if paid, 1 if not.
+def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFERENCE_OPTION,
+           search: int = typer.Option(200, "--search", min=1, max=10_000,
+                                      help="Without --db: how many of the agent's newest transactions are searched "
+                                           "(a payment older than those is not found).")) -> None:
+    """Was this reference paid to the agent? Exit status 0 if paid, 1 if not.
+
+    No account is made per payment: the payment's transaction and its event are the receipt. With --db
+    the indexer database answers (up to its lag); without, the agent's newest transactions on the chain
+    are searched (--search), then a legacy receipt account (made before PayerStats) is looked up.
 
     Example: ghost payment verify --agent AGENT --reference 5e5e…5e (64 hex digits)
     """
     st = state(ctx)
     ref = params.agent_ref(agent)
     raw = params.reference(reference)
-    receipt = st.run(lambda gp: gp.get_receipt(ref, raw), signer=isinstance(ref, str))
-    if receipt is None:
+    if st.settings.db:
+        from ghostpay.cli.agent import address_of
+        from ghostpay.cli.indexed import payment_history_indexed
+
+        address = address_of(st, ref)
+        with st.spinner("Reading the index…"):
+            rows = payment_history_indexed(st, address, 1, "date", reference=raw.hex())
+        found = _indexed_payment(address, rows[0]) if rows else None
+    else:
+        receipt = st.run(lambda gp: gp.get_receipt(ref, raw, search=search), signer=isinstance(ref, str),
+                         status="Searching the agent's transactions…")
+        found = None if receipt is None else _receipt_payment(st, receipt)
+    if found is None:
         emit(st, {"agent": agent, "reference": raw.hex(), "paid": False},
              lambda out: out.print(f"[red]✘[/red] no payment with reference {raw.hex()} to {agent}"))
         raise typer.Exit(1)
-    symbol = mint_symbol(st, receipt.mint)
-    data = {"agent": str(receipt.agent), "reference": raw.hex(), "paid": True, "receipt": str(receipt.address),
-            "payer": str(receipt.payer), "rent_payer": str(receipt.rent_payer), "registration": receipt.registration,
-            "token": str(receipt.mint), "token_symbol": symbol,
-            "amount": receipt.amount, "amount_atomic": receipt.amount_atomic, "paid_at": receipt.paid_at,
-            "feedback_submitted": receipt.feedback_submitted,
-            "explorer": explorer_url("address", receipt.address, st.rpc_url)}
     from ghostpay.cli.agent import when
 
-    rows = [("agent", str(receipt.agent)), ("payer", str(receipt.payer)),
-            ("receipt rent paid by", "the payer" if receipt.rent_payer == receipt.payer else str(receipt.rent_payer)),
-            ("amount", format_amount(receipt.amount, symbol)), ("paid at", when(receipt.paid_at)),
-            ("receipt", str(receipt.address)), ("explorer", data["explorer"]),
-            ("feedback", "given" if receipt.feedback_submitted else "not yet")]
+    data = {"reference": raw.hex(), "paid": True, **found,
+            "explorer": explorer_url("tx", found["signature"], st.rpc_url) if found["signature"]
+            else explorer_url("address", found["receipt"], st.rpc_url)}
+    rated = {True: "given", False: "not yet", None: "unknown (see 'ghost payment feedback')"}[found["rated"]]
+    rows = [("agent", found["agent"]), ("payer", found["payer"]),
+            ("amount", format_amount(Decimal(found["amount"]), found["token_symbol"])),
+            ("paid at", when(found["paid_at"])), ("found in", found["source"]),
+            ("transaction" if found["signature"] else "legacy receipt", found["signature"] or found["receipt"]),
+            ("explorer", data["explorer"]), ("feedback", rated)]
     emit(st, data, lambda out: out.print(key_value_table(rows, title="[green]✔[/green] paid")))
+
+
+def _indexed_payment(agent: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A payment row of the index as `verify` shows it."""
+    return {"agent": agent, "payer": row["payer"], "token": row["mint"],
+            "token_symbol": row["token_symbol"], "amount": row["amount"], "amount_atomic": row["amount_atomic"],
+            "paid_at": row["timestamp"], "signature": row["signature"], "slot": row["slot"], "source": "indexer",
+            "receipt": None, "rated": row["outcome"] != "recorded"}
+
+
+def _receipt_payment(st: Any, receipt: Any) -> dict[str, Any]:
+    """A Receipt found by the SDK (on the chain, or a legacy receipt account) as `verify` shows it."""
+    return {"agent": str(receipt.agent), "payer": str(receipt.payer), "token": str(receipt.mint),
+            "token_symbol": mint_symbol(st, receipt.mint), "amount": str(receipt.amount),
+            "amount_atomic": receipt.amount_atomic, "paid_at": receipt.paid_at,
+            "signature": str(receipt.signature) if receipt.signature else None, "slot": receipt.slot,
+            "source": receipt.source, "receipt": str(receipt.address) if receipt.address else None,
+            "rated": receipt.rated}
 
 
 @app.command()
@@ -189,7 +216,11 @@ def feedback(
                                          help="How long the call took, in ms (0: not measured)."),
     failed: bool = typer.Option(False, "--failed", help="The paid call failed."),
 ) -> None:
-    """Rate a paid call, once, as its payer: success, response time, stars. Updates the agent's score.
+    """Rate a paid call as its payer: success, response time, stars. Updates the agent's score.
+
+    One rating per call you paid the agent, while your newest payment to it is within the feedback
+    window (30 days); the reference names the call rated. Refused (NothingToRate) once every call you
+    paid is rated.
 
     Example: ghost payment feedback --agent AGENT --reference REFERENCE --rating 5 --response-time 800
     """
@@ -198,9 +229,12 @@ def feedback(
     raw = params.reference(reference)
 
     async def work(gp: "GhostPayClient") -> Any:
-        receipt = await gp.get_receipt(ref, raw)
-        if receipt is None:
-            raise CliError(f"no payment with reference {raw.hex()} to {agent}; check with 'ghost payment verify'")
+        paid = await gp.get_receipt(ref, raw)
+        if paid is None:
+            raise CliError(f"no payment with reference {raw.hex()} to {agent} among its newest transactions; "
+                           "check with 'ghost payment verify'")
+        if paid.payer != gp.wallet:
+            raise CliError(f"the payment with reference {raw.hex()} was made by {paid.payer}: only its payer rates it")
         result = await gp.submit_feedback(ref, raw, success=not failed, response_time_ms=response_time_ms,
                                           rating=rating)
         return result, await gp.get_agent(ref)
@@ -211,3 +245,23 @@ def feedback(
                    reputation_score=info.reputation_score)
     print_tx(st, data, [("agent", str(info.address)), ("rating", "★" * rating or "none"),
                         ("success", str(not failed)), ("new score", f"{info.reputation_score / 100:.2f}%")])
+
+
+@app.command("close-stats")
+def close_stats(ctx: typer.Context, agent: str = AGENT_OPTION,
+                payer: Optional[str] = typer.Option(None, "--payer", help="Whose PayerStats (default: yours); "
+                                                    "as its rent payer you may close it once it has been idle "
+                                                    "for the feedback window.")) -> None:
+    """Close a PayerStats (one payer's paid calls to one agent) and get its rent back.
+
+    Its payer may close it any time: the calls still open for rating can no longer be rated. The next
+    payment to the agent opens it again.
+
+    Example: ghost payment close-stats --agent AGENT
+    """
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+    who = params.pubkey(payer, "--payer") if payer else None
+    result = st.run(lambda gp: gp.close_payer_stats(ref, who), status="Closing…")
+    print_tx(st, tx_data(st, "closed", result.signature, result.compute_units, agent=agent,
+                         payer_stats=str(result.address)), [("agent", agent), ("payer stats", str(result.address))])

@@ -231,7 +231,7 @@ def call(
             paid = format_amount(record.amount, mint_symbol(st, record.mint))
             state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
             typer.echo(f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
-                       f"{record.latency_ms} ms" + (", receipt verified on chain" if record.verified else ""),
+                       f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),
                        err=True)
         if include:
             typer.echo(f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip())

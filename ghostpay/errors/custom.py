@@ -257,25 +257,16 @@ class PaymentAmountMismatch(ProgramError):
     msg = "The recorded amount must equal the transferred amount"
 
 
-class PaymentAlreadyRecorded(ProgramError):
-    def __init__(self) -> None:
-        super().__init__(6027, "A payment with this reference is already recorded")
-
-    code = 6027
-    name = "PaymentAlreadyRecorded"
-    msg = "A payment with this reference is already recorded"
-
-
 class NotReceiptPayer(ProgramError):
     def __init__(self) -> None:
         super().__init__(
             6028,
-            "Only this receipt's payer (or, to close it, its rent payer) may do this",
+            "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this",
         )
 
     code = 6028
     name = "NotReceiptPayer"
-    msg = "Only this receipt's payer (or, to close it, its rent payer) may do this"
+    msg = "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this"
 
 
 class ReceiptAgentMismatch(ProgramError):
@@ -659,11 +650,11 @@ class ReceiptFromEarlierRegistration(ProgramError):
 
 class NotReceiptRentPayer(ProgramError):
     def __init__(self) -> None:
-        super().__init__(6068, "rent_payer must be the receipt's rent payer")
+        super().__init__(6068, "rent_payer must be the account's rent payer")
 
     code = 6068
     name = "NotReceiptRentPayer"
-    msg = "rent_payer must be the receipt's rent payer"
+    msg = "rent_payer must be the account's rent payer"
 
 
 class DeadlineTooFar(ProgramError):
@@ -780,6 +771,47 @@ class GracePeriodOver(ProgramError):
     msg = "The grace period after the rejection is over: the client's refund is due, a dispute is too late"
 
 
+class PayerStatsMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6079, "payer_stats must be the PayerStats of this agent and payer"
+        )
+
+    code = 6079
+    name = "PayerStatsMismatch"
+    msg = "payer_stats must be the PayerStats of this agent and payer"
+
+
+class NothingToRate(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6080, "Every call this payer paid this agent is rated already")
+
+    code = 6080
+    name = "NothingToRate"
+    msg = "Every call this payer paid this agent is rated already"
+
+
+class FeedbackWindowClosed(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(
+            6081,
+            "This payer's newest payment to this agent is older than the feedback window",
+        )
+
+    code = 6081
+    name = "FeedbackWindowClosed"
+    msg = "This payer's newest payment to this agent is older than the feedback window"
+
+
+class ReceiptReferenceMismatch(ProgramError):
+    def __init__(self) -> None:
+        super().__init__(6082, "The reference is not this receipt's")
+
+    code = 6082
+    name = "ReceiptReferenceMismatch"
+    msg = "The reference is not this receipt's"
+
+
 CustomError = typing.Union[
     AgentIdInvalid,
     NameInvalid,
@@ -807,7 +839,6 @@ CustomError = typing.Union[
     PaymentBelowPrice,
     PaymentAuthorityMismatch,
     PaymentAmountMismatch,
-    PaymentAlreadyRecorded,
     NotReceiptPayer,
     ReceiptAgentMismatch,
     FeedbackAlreadySubmitted,
@@ -859,6 +890,10 @@ CustomError = typing.Union[
     PaymentMintAccountMismatch,
     RulingPeriodActive,
     GracePeriodOver,
+    PayerStatsMismatch,
+    NothingToRate,
+    FeedbackWindowClosed,
+    ReceiptReferenceMismatch,
 ]
 CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6000: AgentIdInvalid(),
@@ -887,7 +922,6 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6024: PaymentBelowPrice(),
     6025: PaymentAuthorityMismatch(),
     6026: PaymentAmountMismatch(),
-    6027: PaymentAlreadyRecorded(),
     6028: NotReceiptPayer(),
     6029: ReceiptAgentMismatch(),
     6030: FeedbackAlreadySubmitted(),
@@ -939,6 +973,10 @@ CUSTOM_ERROR_MAP: dict[int, CustomError] = {
     6076: PaymentMintAccountMismatch(),
     6077: RulingPeriodActive(),
     6078: GracePeriodOver(),
+    6079: PayerStatsMismatch(),
+    6080: NothingToRate(),
+    6081: FeedbackWindowClosed(),
+    6082: ReceiptReferenceMismatch(),
 }
 
 

@@ -8,6 +8,7 @@ signed 64-bit, so values above 2^63 - 1 (only a hostile mint can produce them) a
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -174,17 +175,19 @@ class AgentToken(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    """One x402 receipt; `outcome` is recorded, success or failed (after the payer's feedback)."""
+    """One recorded x402 payment (its X402PaymentRecorded event), keyed by the instruction that recorded it: a
+    reference names a payment but is not unique on chain. `outcome` is recorded, success or failed (after the
+    payer's feedback naming its reference)."""
 
     __tablename__ = "payments"
-    agent: str = Field(primary_key=True)
-    reference: str = Field(primary_key=True)  # hex
+    signature: str = Field(primary_key=True)
+    instruction_index: int = Field(primary_key=True)
+    agent: str = Field(index=True)
+    reference: str = Field(index=True)  # hex
     payer: str = Field(index=True)
-    rent_payer: str = Field(default="", index=True)  # paid the receipt's rent: the payer or a facilitator
+    rent_payer: str = Field(default="", index=True)  # the record's rent payer (it paid a PayerStats' rent, or nothing)
     mint: str = Field(index=True)
     amount: int = u64(index=True)
-    signature: str = Field(index=True)
-    instruction_index: int
     slot: int = i64(index=True)
     timestamp: int = i64(index=True)
     outcome: str = Field(default="recorded", index=True)
@@ -193,14 +196,18 @@ class Payment(SQLModel, table=True):
 
 
 class Feedback(SQLModel, table=True):
+    """One FeedbackSubmitted event, keyed by the instruction that rated: its payer, the reference it names
+    (the payment whose outcome it sets, if that is the payer's and not rated yet), and the rating."""
+
     __tablename__ = "feedback"
-    agent: str = Field(primary_key=True)
-    reference: str = Field(primary_key=True)
+    signature: str = Field(primary_key=True)
+    instruction_index: int = Field(primary_key=True)
+    agent: str = Field(index=True)
+    reference: str = Field(index=True)
     payer: str = Field(index=True)
     success: bool
     rating: int
     response_time_ms: int = i64()
-    signature: str
     slot: int = i64()
     timestamp: int = i64()
 
@@ -337,12 +344,52 @@ def _seen_slot_v4(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=[SeenSlot.__table__])  # type: ignore[attr-defined]
 
 
+MIGRATION_BATCH = 10_000  # rows per insert while rebuilding a table
+
+
+def _rebuilt(connection: Connection, model: type[SQLModel]) -> str:
+    """Recreate `model`'s table from the current model (new keys and indexes), the old one kept aside under
+    `<table>_v4` (created without constraints or indexes, so their names stay free); returns that name."""
+    table = model.__tablename__  # type: ignore[attr-defined]
+    old = f"{table}_v4"
+    connection.exec_driver_sql(f"CREATE TABLE {old} AS SELECT * FROM {table}")
+    connection.exec_driver_sql(f"DROP TABLE {table}")
+    SQLModel.metadata.create_all(connection, tables=[model.__table__])  # type: ignore[attr-defined]
+    return old
+
+
+def _feedback_row(raw: Any) -> dict[str, Any]:
+    """A feedback row from a FeedbackSubmitted raw event (its JSON fields: pubkeys base58, bytes as lists)."""
+    data = json.loads(raw.data)
+    return {"signature": raw.signature, "instruction_index": raw.instruction_index, "agent": data["agent"],
+            "reference": bytes(data["reference"]).hex(), "payer": data["payer"], "success": data["success"],
+            "rating": data["rating"], "response_time_ms": data["response_time_ms"], "slot": raw.slot,
+            "timestamp": data["timestamp"]}
+
+
+def _payments_by_instruction_v5(connection: Connection) -> None:
+    """Issue 25's program makes no account per payment, so a reference is no longer unique on chain: payments
+    and feedback are keyed by the instruction that recorded or rated them. Payments are copied; feedback is
+    rebuilt from the raw events (the old rows lack their instruction)."""
+    old = _rebuilt(connection, Payment)
+    columns = ", ".join(c.name for c in Payment.__table__.columns)  # type: ignore[attr-defined]
+    connection.exec_driver_sql(f"INSERT INTO payments ({columns}) SELECT {columns} FROM {old}")
+    connection.exec_driver_sql(f"DROP TABLE {old}")
+    old = _rebuilt(connection, Feedback)
+    connection.exec_driver_sql(f"DROP TABLE {old}")
+    raw = RawEvent.__table__  # type: ignore[attr-defined]
+    found = connection.execute(raw.select().where(raw.c.name == "FeedbackSubmitted").order_by(raw.c.id))
+    while rows := found.fetchmany(MIGRATION_BATCH):
+        connection.execute(Feedback.__table__.insert(), [_feedback_row(r) for r in rows])  # type: ignore[attr-defined]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
               _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
     Migration(3, "earnings per agent and mint", _earnings_per_mint_v3),
     Migration(4, "the newest slot seen while caught up", _seen_slot_v4),
+    Migration(5, "payments and feedback keyed by their instruction, not the reference", _payments_by_instruction_v5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -18,6 +18,12 @@ Reputation counters follow the program's rules (program/src/record_x402_payment.
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
 its clock is mirrored here at the event's timestamp, and the score is recomputed with
 `ghostpay.reputation.reputation_score`, the program's own integer function.
+
+A payment is keyed by the instruction that recorded it (a reference is not unique on chain). A rating
+names a reference: it sets the outcome of the newest unrated payment of that payer with that reference
+applied before it (in this batch, else in the database: the same one however the batches are cut); a
+reference that names none of the payer's payments moves the reputation (the program counted it) and sets
+no outcome.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from sqlalchemy import Table, and_, bindparam, delete, select
+from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -55,9 +61,10 @@ WORK_ORDER_STATUS = {
     "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
     "DisputeSettledByDefault": "Refunded",
 }
-STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, Feedback, WorkOrder,
-                                            DailyVolume)
+STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, WorkOrder, DailyVolume)
 """Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
+RAW_ONLY_EVENTS = frozenset({"PayerStatsOpened", "PayerStatsClosed"})
+"""Events no table but raw_events (the feed, webhooks) needs: a PayerStats' rent and its closing."""
 
 
 class Row:
@@ -112,7 +119,7 @@ def metrics_inputs(rep: Any) -> ReputationInputs:
 
 def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
     """The state rows an event's handler reads, known from the event alone (for the bulk load).
-    Payments and feedback are written without being read (see their handlers)."""
+    Payments are written without being read (see their handlers)."""
     yield Agent, agent
     yield Reputation, agent
     if name in ("X402PaymentRecorded", "PaymentReleased"):
@@ -157,8 +164,6 @@ def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
     stmt = _insert_statement(dialect, model)
     keys = PRIMARY_KEYS[model]
-    if model is Feedback:
-        return stmt.on_conflict_do_nothing(index_elements=list(keys))
     return stmt.on_conflict_do_update(index_elements=list(keys), set_={
         name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
 
@@ -183,10 +188,11 @@ class Batch:
         self._seen_before = set(after.applied_signatures) if after is not None else set()
         self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
-            IndexedTransaction: [], RawEvent: [], WorkOrderTransition: []}
+            IndexedTransaction: [], RawEvent: [], WorkOrderTransition: [], Feedback: []}
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
-        self._outcomes: dict[tuple[str, str], dict[str, Any]] = {}  # rated payments not in memory: UPDATE at commit
+        self._by_reference: dict[tuple[str, str, str], list[Row]] = {}  # (agent, reference, payer): this batch's
+        self._outcomes: list[dict[str, Any]] = []  # ratings of payments not in memory: UPDATE at commit, in order
 
     # rows ---------------------------------------------------------------------------------------------
 
@@ -335,8 +341,8 @@ class Batch:
             "signature": tx.signature, "slot": tx.slot, "instruction_index": indexed.instruction_index,
             "event_index": indexed.event_index, "name": indexed.name, "agent": agent, "timestamp": e.timestamp,
             "data": indexed.to_json()})
-        handler = getattr(self, "_on_" + indexed.name)
-        handler(tx, indexed, e, agent)
+        if indexed.name not in RAW_ONLY_EVENTS:
+            getattr(self, "_on_" + indexed.name)(tx, indexed, e, agent)
 
     # agent lifecycle ------------------------------------------------------------------------------------
 
@@ -443,10 +449,9 @@ class Batch:
                           mint=mint, amount=e.amount,
                           signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
                           timestamp=e.timestamp)
-        # Written without reading: the upsert replaces a stored row (a receipt of a closed-and-reregistered
-        # agent that reused its reference), as it replaces one earlier in this batch.
-        self._add(Payment, (agent, reference), payment)
-        self._outcomes.pop((agent, reference), None)
+        # Written without reading: its key, the recording instruction, is new (the transaction is).
+        self._add(Payment, (tx.signature, indexed.instruction_index), payment)
+        self._by_reference.setdefault((agent, reference, payment.payer), []).append(payment)
         row = self._agent(agent)
         row.x402_total_calls += 1
         self._earnings(agent, mint).x402_payments += e.amount
@@ -460,21 +465,20 @@ class Batch:
         self._count_successful(rep, e.timestamp)
         self._rescore(agent, rep)
 
-    def _on_FeedbackSubmitted(self, tx: ChainTransaction, _: IndexedEvent, e: Any, agent: str) -> None:
-        reference = bytes(e.reference).hex()
-        key = (agent, reference)
-        # Neither row is read: the first feedback of a receipt is kept (inserted with ON CONFLICT DO
-        # NOTHING), and the payment's outcome is set in memory, or by an UPDATE at commit.
-        self._rows[Feedback].setdefault(key, new_row(
-            Feedback, agent=agent, reference=reference, payer=str(e.payer), success=e.success, rating=e.rating,
-            response_time_ms=e.response_time_ms, signature=tx.signature, slot=tx.slot, timestamp=e.timestamp))
+    def _on_FeedbackSubmitted(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
+        reference, payer = bytes(e.reference).hex(), str(e.payer)
+        self._inserts[Feedback].append({
+            "signature": tx.signature, "instruction_index": indexed.instruction_index, "agent": agent,
+            "reference": reference, "payer": payer, "success": e.success, "rating": e.rating,
+            "response_time_ms": e.response_time_ms, "slot": tx.slot, "timestamp": e.timestamp})
+        # No row is read: the payment's outcome is set in memory, or by an UPDATE at commit.
         outcome = {"outcome": "success" if e.success else "failed", "rating": e.rating or None,
                    "response_time_ms": e.response_time_ms or None}
-        payment = self._rows[Payment].get(key)
-        if payment is not None:
-            payment.__dict__.update(outcome)
+        unrated = [p for p in self._by_reference.get((agent, reference, payer), ()) if p.outcome == "recorded"]
+        if unrated:
+            unrated[-1].__dict__.update(outcome)
         else:
-            self._outcomes[key] = outcome
+            self._outcomes.append({"key_agent": agent, "key_reference": reference, "key_payer": payer, **outcome})
         rep = self._reputation(agent, e.timestamp)
         if not e.success:  # the program moves the payment from successful to failed
             rep.successful_payments = max(rep.successful_payments - 1, 0)
@@ -674,13 +678,17 @@ class Batch:
             if rows:
                 append = CopyRows(_table(model)) if self.dialect == "postgresql" else _table(model).insert()
                 self._writes.append((append, rows))
-        if self._outcomes:  # before the upserts, which carry any newer row of the same receipt
-            table = _table(Payment)
+        if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
+            table, raw = _table(Payment), _table(RawEvent)
+            newest = select(table.c.signature, table.c.instruction_index).join(raw, and_(
+                raw.c.signature == table.c.signature, raw.c.instruction_index == table.c.instruction_index,
+                raw.c.name == "X402PaymentRecorded")).where(
+                table.c.agent == bindparam("key_agent"), table.c.reference == bindparam("key_reference"),
+                table.c.payer == bindparam("key_payer"), table.c.outcome == "recorded",
+            ).order_by(raw.c.id.desc()).limit(1)  # raw_events.id: the order events were applied in
             self._writes.append((
-                table.update().where(table.c.agent == bindparam("key_agent"),
-                                     table.c.reference == bindparam("key_reference")),
-                [{"key_agent": agent, "key_reference": reference, **values}
-                 for (agent, reference), values in self._outcomes.items()]))
+                table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest)),
+                self._outcomes))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]

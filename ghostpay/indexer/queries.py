@@ -124,13 +124,17 @@ PaymentSort = Literal["date", "amount"]
 
 
 def payment_history(session: Session, agent: str, *, sort: PaymentSort = "date", descending: bool = True,
-                    limit: int = 50, offset: int = 0) -> Page[Payment]:
-    """An agent's x402 payments, newest (or largest) first by default; ties by signature."""
+                    limit: int = 50, offset: int = 0, reference: Optional[str] = None) -> Page[Payment]:
+    """An agent's x402 payments (only those of `reference`, 64 hex digits, if given: a reference is not unique
+    on chain), newest (or largest) first by default; ties by signature."""
     keys = {"date": [Payment.slot, Payment.timestamp, Payment.instruction_index], "amount": [Payment.amount]}
     if sort not in keys:
         raise QueryError("sort must be date or amount")
     order = [col(k).desc() if descending else col(k).asc() for k in keys[sort]] + [Payment.signature]
-    return _paged(session, select(Payment).where(Payment.agent == agent), order, limit, offset)
+    query = select(Payment).where(Payment.agent == agent)
+    if reference is not None:
+        query = query.where(Payment.reference == reference)
+    return _paged(session, query, order, limit, offset)
 
 
 @dataclass(frozen=True)

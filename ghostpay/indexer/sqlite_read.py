@@ -125,11 +125,13 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
 
 
 def payment_history(index: sqlite3.Connection, agent: str, *, sort: Literal["date", "amount"] = "date",
-                    descending: bool = True, limit: int = 50, offset: int = 0) -> Page[Record]:
+                    descending: bool = True, limit: int = 50, offset: int = 0,
+                    reference: Optional[str] = None) -> Page[Record]:
     """`queries.payment_history`."""
     keys = {"date": ["slot", "timestamp", "instruction_index"], "amount": ["amount"]}
     if sort not in keys:
         raise QueryError("sort must be date or amount")
     direction = "DESC" if descending else "ASC"
     order = ", ".join(f"{k} {direction}" for k in keys[sort]) + ", signature"
-    return _paged(index, "payments", "agent = ?", [agent], order, [], limit, offset)
+    where, args = ("agent = ?", [agent]) if reference is None else ("agent = ? AND reference = ?", [agent, reference])
+    return _paged(index, "payments", where, args, order, [], limit, offset)

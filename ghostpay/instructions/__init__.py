@@ -24,6 +24,7 @@ from .record_x402_payment import (
 )
 from .submit_feedback import submit_feedback, SubmitFeedbackArgs, SubmitFeedbackAccounts
 from .close_receipt import close_receipt, CloseReceiptAccounts
+from .close_payer_stats import close_payer_stats, ClosePayerStatsAccounts
 from .refresh_reputation import refresh_reputation, RefreshReputationAccounts
 from .create_work_order import (
     create_work_order,

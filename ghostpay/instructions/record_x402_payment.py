@@ -20,7 +20,7 @@ layout = borsh.CStruct("amount" / borsh.U64, "reference" / borsh.U8[32])
 class RecordX402PaymentAccounts(typing.TypedDict):
     agent: Pubkey
     reputation: Pubkey
-    receipt: Pubkey
+    payer_stats: Pubkey
     payer: Pubkey
     rent_payer: Pubkey
     payee_token_account: Pubkey
@@ -38,7 +38,7 @@ def record_x402_payment(
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
-        AccountMeta(pubkey=accounts["receipt"], is_signer=False, is_writable=True),
+        AccountMeta(pubkey=accounts["payer_stats"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["payer"], is_signer=True, is_writable=False),
         AccountMeta(pubkey=accounts["rent_payer"], is_signer=True, is_writable=True),
         AccountMeta(

@@ -9,20 +9,24 @@ from ..program_id import PROGRAM_ID
 
 
 class SubmitFeedbackArgs(typing.TypedDict):
+    reference: list[int]
     success: bool
     response_time_ms: int
     rating: int
 
 
 layout = borsh.CStruct(
-    "success" / borsh.Bool, "response_time_ms" / borsh.U32, "rating" / borsh.U8
+    "reference" / borsh.U8[32],
+    "success" / borsh.Bool,
+    "response_time_ms" / borsh.U32,
+    "rating" / borsh.U8,
 )
 
 
 class SubmitFeedbackAccounts(typing.TypedDict):
     agent: Pubkey
     reputation: Pubkey
-    receipt: Pubkey
+    payer_stats: Pubkey
     payer: Pubkey
 
 
@@ -35,7 +39,7 @@ def submit_feedback(
     keys: list[AccountMeta] = [
         AccountMeta(pubkey=accounts["agent"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["reputation"], is_signer=False, is_writable=True),
-        AccountMeta(pubkey=accounts["receipt"], is_signer=False, is_writable=True),
+        AccountMeta(pubkey=accounts["payer_stats"], is_signer=False, is_writable=True),
         AccountMeta(pubkey=accounts["payer"], is_signer=True, is_writable=False),
     ]
     if remaining_accounts is not None:
@@ -43,6 +47,7 @@ def submit_feedback(
     identifier = b"\xde\xbd\x10\xcb\xba\x97\xec\xbc"
     encoded_args = layout.build(
         {
+            "reference": args["reference"],
             "success": args["success"],
             "response_time_ms": args["response_time_ms"],
             "rating": args["rating"],

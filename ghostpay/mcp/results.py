@@ -172,8 +172,9 @@ class PaymentMade(BaseModel):
     agent: Optional[str]
     settled: bool
     signature: Optional[str]
-    verified: bool = Field(description="A GhostPay receipt is on chain: the call can be rated with submit_feedback.")
-    reference: Optional[str] = Field(None, description="The receipt's reference (hex), for submit_feedback.")
+    verified: bool = Field(description="Its transaction recorded it on chain: the call can be rated with "
+                                       "submit_feedback.")
+    reference: Optional[str] = Field(None, description="The payment's reference (hex), for submit_feedback.")
     latency_ms: int
     error: Optional[str] = None
     feedback: Optional[str] = Field(None, description="The feedback transaction, when rated automatically.")
@@ -202,34 +203,35 @@ class DirectPayment(BaseModel):
     mint: str
     label: Optional[str] = LABEL
     reference: str = Field(description="Hex; rate the call with submit_feedback(agent, reference).")
-    receipt: str
+    payer_stats: str = Field(description="The payer's PayerStats for this agent: its paid and rated calls.")
 
 
 def direct_payment(agent: str, paid: PaymentResult, labels: Labels) -> DirectPayment:
     return DirectPayment(signature=str(paid.signature), agent=agent, amount=str(paid.amount),
                          amount_atomic=paid.amount_atomic, mint=str(paid.mint), label=labels.get(str(paid.mint)),
-                         reference=paid.reference.hex(),
-                         receipt=str(paid.receipt))
+                         reference=paid.reference.hex(), payer_stats=str(paid.payer_stats))
 
 
 class ReceiptResult(BaseModel):
     found: bool
-    address: Optional[str] = None
+    signature: Optional[str] = Field(None, description="The payment's transaction (None for a legacy receipt).")
     payer: Optional[str] = None
     mint: Optional[str] = None
     label: Optional[str] = LABEL
     amount: Optional[str] = None
     paid_at: Optional[int] = None
-    feedback_submitted: Optional[bool] = None
+    source: Optional[str] = Field(None, description="index, chain (the agent's newest transactions) or legacy "
+                                                    "receipt.")
+    rated: Optional[bool] = Field(None, description="Whether it was rated, when the source knows.")
 
 
 def receipt_result(receipt: Receipt | None, labels: Labels) -> ReceiptResult:
     if receipt is None:
         return ReceiptResult(found=False)
-    return ReceiptResult(found=True, address=str(receipt.address), payer=str(receipt.payer), mint=str(receipt.mint),
-                         label=labels.get(str(receipt.mint)),
-                         amount=str(receipt.amount), paid_at=receipt.paid_at,
-                         feedback_submitted=receipt.feedback_submitted)
+    return ReceiptResult(found=True, signature=str(receipt.signature) if receipt.signature else None,
+                         payer=str(receipt.payer), mint=str(receipt.mint), label=labels.get(str(receipt.mint)),
+                         amount=str(receipt.amount), paid_at=receipt.paid_at, source=receipt.source,
+                         rated=receipt.rated)
 
 
 class SentTransaction(BaseModel):

@@ -141,12 +141,13 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
     # payments and reputation --------------------------------------------------------------------------------
 
     async def pay_agent(agent: Agent, token: Mint = None) -> r.DirectPayment:
-        """Pay an agent its price for one call directly on chain (a verified payment with a receipt),
-        through the spending guards."""
+        """Pay an agent its price for one call directly on chain (a verified payment, recorded in the same
+        transaction), through the spending guards."""
         return await run(tools.pay_agent(agent, token))  # type: ignore[return-value]
 
     async def get_receipt(agent: Agent, reference: Reference) -> r.ReceiptResult:
-        """The on-chain receipt of a payment to an agent, by its reference."""
+        """A recorded payment to an agent, by its reference: its transaction (found in the index, or among the
+        agent's newest transactions), or a legacy receipt account."""
         return await run(tools.get_receipt(agent, reference))  # type: ignore[return-value]
 
     async def submit_feedback(

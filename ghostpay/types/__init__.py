@@ -25,6 +25,8 @@ from . import reputation_metrics
 from .reputation_metrics import ReputationMetrics, ReputationMetricsJSON
 from . import x402_receipt
 from .x402_receipt import X402Receipt, X402ReceiptJSON
+from . import payer_stats
+from .payer_stats import PayerStats, PayerStatsJSON
 from . import x402_payment_recorded
 from .x402_payment_recorded import X402PaymentRecorded, X402PaymentRecordedJSON
 from . import feedback_submitted
@@ -62,3 +64,7 @@ from .dispute_settled_by_default import (
 )
 from . import mint_earnings_retired
 from .mint_earnings_retired import MintEarningsRetired, MintEarningsRetiredJSON
+from . import payer_stats_opened
+from .payer_stats_opened import PayerStatsOpened, PayerStatsOpenedJSON
+from . import payer_stats_closed
+from .payer_stats_closed import PayerStatsClosed, PayerStatsClosedJSON

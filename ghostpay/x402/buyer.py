@@ -13,8 +13,8 @@ first) that the guards allow, reserves it in the spend ledger, signs the officia
 A seller that answers the paid retry with a new 402 (its price changed) is quoted again once;
 `max_price` still caps what is paid.
 
-`feedback="auto"` submits on-chain feedback for verified receipts: `rating_for` derives the rating
-from the status and the response time.
+`feedback="auto"` submits on-chain feedback for verified payments (the settled transaction recorded this
+wallet's payment): `rating_for` derives the rating from the status and the response time.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from ghostpay.exceptions import (
     TokenNotAccepted,
 )
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.pda import new_reference, receipt_address
+from ghostpay.pda import new_reference, payer_stats_address
 from ghostpay.tokens import from_atomic, to_atomic
 from ghostpay.x402.guards import GuardedWallet, Reservation, SpendingGuards, Spend
 from ghostpay.x402.networks import X402Network, network_for_cluster, same_network
@@ -68,8 +68,9 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
-# record_x402_payment creating its receipt: 4,722 CU after a Memo (bench/compute_units.py, reference bump
-# 255), with a margin; the official limit (20,000) leaves 778 CU after TransferChecked (6,147) and the Memo (12,775)
+# record_x402_payment when the pair's first payment creates its PayerStats: about 5,100 CU, at most about 5,700
+# (bench/compute_units.py), with a margin (later payments need about 2,600); the official limit (20,000) leaves
+# 778 CU after TransferChecked (6,147) and the Memo (12,775)
 RECORD_COMPUTE_UNITS = 8_000
 COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 
@@ -129,8 +130,8 @@ class PaymentRecord:
     latency_ms: int  # paid retry sent -> its whole answer read (the seller's verify and settle included)
     settled: bool  # the seller's answer carried a successful settlement
     signature: str | None  # the settled transaction
-    verified: bool = False  # a GhostPay receipt is on chain for it
-    receipt: str | None = None
+    verified: bool = False  # the settled transaction recorded it on chain (GhostPay's X402PaymentRecorded)
+    payer_stats: str | None = None  # the payer's PayerStats for the agent (what lets it rate the call)
     reference: str | None = None
     error: str | None = None  # the settlement's error, when it failed
     feedback: str | None = None  # the feedback transaction, with feedback="auto"
@@ -172,17 +173,17 @@ def rating_for(status: int, latency_ms: int) -> tuple[bool, int]:
 
 @dataclass(frozen=True)
 class RecordedPayment:
-    """The payment transaction with `record_x402_payment` added, and the receipt it creates."""
+    """The payment transaction with `record_x402_payment` added, its reference, and the buyer's PayerStats."""
 
     transaction: str  # base64, signed by the buyer, the fee payer's slot empty
     reference: bytes
-    receipt: Pubkey
+    payer_stats: Pubkey
 
 
 @dataclass(frozen=True)
 class RecordHint:
-    """What the seller's `extra.ghostpay` says about GhostPay's record: the agent, and who pays the
-    receipt's rent (the facilitator when it fronts it, else the buyer)."""
+    """What the seller's `extra.ghostpay` says about GhostPay's record: the agent, and who pays the rent of
+    the buyer's PayerStats if this payment creates it (the facilitator when it fronts it, else the buyer)."""
 
     agent: Pubkey
     rent_payer: Pubkey | None
@@ -208,8 +209,9 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
                         rent_payer: Pubkey | None = None) -> RecordedPayment:
     """The official exact payment with `record_x402_payment` appended after its Memo: [compute limit,
     compute price, TransferChecked, Memo, record]. Same blockhash, fee payer and instructions but the
-    compute limit, raised by what the record needs. The receipt's rent is paid by `rent_payer` (the
-    facilitator fronting it) or else the buyer, whose account then becomes writable; the buyer signs again."""
+    compute limit, raised by what the record needs. The rent of the buyer's PayerStats, if this is the pair's
+    first payment, is paid by `rent_payer` (the facilitator fronting it) or else the buyer, whose account then
+    becomes writable; the buyer signs again."""
     tx = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64))
     message = tx.message
     keys, header = list(message.account_keys), message.header
@@ -229,7 +231,7 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
     transfer = next(ix for ix in instructions if ix.data[:1] == bytes([12]))  # TransferChecked
     amount = int.from_bytes(transfer.data[1:9], "little")
     source, mint, destination = (meta.pubkey for meta in transfer.accounts[:3])
-    reference = new_reference(agent, program_id)
+    reference = new_reference()
     instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference, source, mint, destination,
                                                   rent_payer=rent_payer, program_id=program_id))
     recorded = MessageV0.try_compile(keys[0], instructions, [], message.recent_blockhash)
@@ -238,7 +240,7 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
         bytes([0x80]) + bytes(recorded))  # a v0 message is signed with its version prefix
     signed = VersionedTransaction.populate(recorded, signatures)
     return RecordedPayment(base64.b64encode(bytes(signed)).decode(), reference,
-                           receipt_address(agent, reference, program_id)[0])
+                           payer_stats_address(agent, buyer.pubkey(), program_id)[0])
 
 
 # reading a 402 ------------------------------------------------------------------------------------------
@@ -502,8 +504,8 @@ class X402Buyer:
             record = self._record(quote, url, response, latency_ms)
             record.quote_ms, record.sign_ms = _ms(quoted_at - asked_at), _ms(started - quoted_at)
             if recorded is not None:
-                record.reference, record.receipt = recorded.reference.hex(), str(recorded.receipt)
-                record.verified = record.settled and await self._receipt_landed(quote, recorded)
+                record.reference, record.payer_stats = recorded.reference.hex(), str(recorded.payer_stats)
+                record.verified = record.settled and await self._recorded(quote, recorded, record.signature)
             if reservation is not None and record.settled:
                 await reservation.settled(record.signature)
             if response.status_code == 402 and not record.settled:
@@ -526,11 +528,17 @@ class X402Buyer:
         response.extensions[RECORD_KEY] = record
         return response
 
-    async def _receipt_landed(self, quote: Quote, recorded: RecordedPayment) -> bool:
-        """Whether the receipt of a recorded payment is on chain, paid by this wallet."""
+    async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
+        """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
         hint = record_hint(quote, self.gp.program_id)
-        receipt = await self.gp.get_receipt(hint.agent, recorded.reference) if hint is not None else None
-        return receipt is not None and receipt.payer == self.wallet
+        if hint is None or signature is None:
+            return False
+        try:
+            events = await self.gp.get_transaction_events(signature)
+        except GhostPayError:
+            return False
+        return any(e.name == "X402PaymentRecorded" and e.agent == hint.agent and e.payer == self.wallet
+                   and bytes(e.reference) == recorded.reference for e in events)
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
         settle: SettleResponse | None = None

@@ -13,7 +13,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
 - the operator's policy (`facilitator_policy`): fee and compute-unit caps, an asset allow-list with
   minimum amounts, and per seller key (`facilitator_keys`) rent fronting and quotas;
 - the GhostPay extension (`facilitator_record`): `record_x402_payment` may follow the Memo, and the
-  fee payer may front the receipt's rent, which a background sweep reclaims;
+  fee payer may front the rent of the buyer's PayerStats (once per buyer and agent; no account is made
+  per payment); a bounded sweep reclaims the rent of legacy receipts it fronted, then ends;
 - confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
   settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
 
@@ -55,7 +56,7 @@ from x402.mechanisms.svm.utils import (
 )
 from x402.schemas import SchemeNotFoundError, SettleResponse, SupportedResponse, VerifyResponse
 
-from ghostpay.accounts import X402Receipt
+from ghostpay.accounts import PayerStats
 from ghostpay.artifacts import idl_dict
 from ghostpay.paths import data_dir
 from ghostpay.program_id import PROGRAM_ID
@@ -81,7 +82,7 @@ from ghostpay.x402.facilitator_policy import (
     QuotaStore,
     RefusalCounter,
     current,
-    fronted_receipt,
+    fronted_account,
     serving,
 )
 from ghostpay.x402.facilitator_rpc import JsonRpc
@@ -115,7 +116,7 @@ GUARD_REFUSALS = {
 }
 
 LAMPORTS_PER_SOL = 1_000_000_000
-RECEIPT_SPACE = len(X402Receipt.discriminator) + X402Receipt.layout.sizeof()
+PAYER_STATS_SPACE = len(PayerStats.discriminator) + PayerStats.layout.sizeof()
 MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ class FacilitatorSettings:
     confirm_timeout_seconds: float = 30.0
     program_id: Pubkey = PROGRAM_ID  # whose record_x402_payment may follow the Memo (the GhostPay extension)
     record_extension: bool = True
-    front_receipt_rent: bool = True  # the fee payer may be the record's rent payer...
-    sweep_interval_seconds: float = 60.0  # ...and closes those receipts when they may be closed (0: never)
+    front_receipt_rent: bool = True  # the fee payer may be the record's rent payer (a pair's PayerStats, once)
+    sweep_interval_seconds: float = 60.0  # closes the legacy receipts it fronted when they may be closed (0: never)
     fee_limits: FeeLimits = field(default_factory=FeeLimits)
     assets: tuple[AssetRule, ...] = ()  # the mints it settles (none given: the network's stablecoins...)
     test_mints: Path | None = None  # ...and the test mints labelled on this cluster in this label store (a localnet's)
@@ -370,18 +371,46 @@ def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | N
 @dataclass(frozen=True)
 class RecordExtension:
     """The GhostPay extension: which program's record instruction may follow the Memo, and whether the
-    fee payer fronts the receipt's rent."""
+    fee payer fronts the rent of a buyer's PayerStats (paid once, by the pair's first payment)."""
 
     program_id: Pubkey
     front_rent: bool
+
+
+class PairAccounts:
+    """Which (payer, agent) PayerStats exist: a pair's first payment opens one (its rent fronted when the fee
+    payer is the rent payer), later ones do not. An account seen once stays known (it is closed only by its
+    payer, after which the program would open it again: then the rent counts once more, erring on the safe
+    side); the set is bounded, the oldest forgotten first."""
+
+    KNOWN = 200_000  # pairs remembered (≈ 100 bytes each)
+
+    def __init__(self, rpc: Client) -> None:
+        self._rpc = rpc
+        self._known: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def exists(self, address: str) -> bool:
+        with self._lock:
+            if address in self._known:
+                return True
+        found = self._rpc.get_account_info(Pubkey.from_string(address), Confirmed).value is not None
+        if found:
+            with self._lock:
+                self._known[address] = None
+                if len(self._known) > self.KNOWN:
+                    self._known.pop(next(iter(self._known)))
+        return found
 
 
 class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
     def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
-                 floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy) -> None:
+                 floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy,
+                 pairs: "PairAccounts") -> None:
         self.fee_payers = fee_payers
+        self.pairs = pairs
         self.log = log
         self.verify_limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self.settle_limiter = SlidingWindowLimiter(rate_limit, rate_window)
@@ -392,6 +421,12 @@ class Guards:
     def records(self, tx: VersionedTransaction) -> bool:
         """Whether `tx` ends with the record instruction of the extension (acceptable or not)."""
         return self.extension is not None and has_record_instruction(tx, self.extension.program_id)
+
+    def opened_by(self, tx: VersionedTransaction) -> str | None:
+        """The PayerStats this (recording) payment makes at the fee payer's expense: the pair's first payment
+        with the fee payer as rent payer; None when the payer pays it, or the pair's account exists."""
+        fronted = fronted_account(tx, self.fee_payers)
+        return fronted if fronted is not None and not self.pairs.exists(fronted) else None
 
     def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter,
                 requirements: Any, *, settle: bool = False) -> tuple[str, str] | None:
@@ -409,8 +444,8 @@ class Guards:
             if reason is not None:
                 return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
                                "Memo, recording the transfer before it" + \
-                               ("" if front_rent else ", with the payer paying the receipt's rent")
-            checked, receipt = without_record(tx), fronted_receipt(tx, self.fee_payers)
+                               ("" if front_rent else ", with the payer paying the PayerStats rent")
+            checked, receipt = without_record(tx), self.opened_by(tx)
         reason = fee_payer_refusal(checked, self.fee_payers)
         if reason is not None:
             return reason, "the facilitator's key appears in an instruction: it only ever pays the fee"
@@ -553,12 +588,12 @@ class GhostPayFacilitator:
         self._receipt_rent: int | None = None
         self.policy = PaymentPolicy(
             settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
-            QuotaStore(settings.db_path), self.receipt_rent)
+            QuotaStore(settings.db_path), self.receipt_rent, self._existing)
         extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
             if settings.record_extension else None
         self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
                              BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension,
-                             self.policy)
+                             self.policy, PairAccounts(self.rpc))
         self.settler = Settler(self.signer, self.log, self.guards.floor, self.cost)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
@@ -580,9 +615,9 @@ class GhostPayFacilitator:
         self.reconciling = Reconciling(self.settler)
 
     def cost(self, tx: VersionedTransaction) -> int:
-        """What settling `tx` can take from the fee payer: its fee, and the receipt's rent if it fronts it."""
-        fronted = self.guards.records(tx) and str(self.settings.fee_payer) in {
-            str(tx.message.account_keys[i]) for i in bytes(tx.message.instructions[-1].accounts)}
+        """What settling `tx` can take from the fee payer: its fee, and the pair's PayerStats rent when this
+        payment opens it at the fee payer's expense."""
+        fronted = self.guards.records(tx) and self.guards.opened_by(tx) is not None
         return fee_lamports(tx.message) + (self.receipt_rent() if fronted else 0)
 
     @property
@@ -590,9 +625,9 @@ class GhostPayFacilitator:
         return self.policy.refusals
 
     def receipt_rent(self) -> int:
-        """Lamports the fee payer fronts for one receipt (asked of the cluster once)."""
+        """Lamports the fee payer fronts for one pair's PayerStats (asked of the cluster once)."""
         if self._receipt_rent is None:
-            self._receipt_rent = self.rpc.get_minimum_balance_for_rent_exemption(RECEIPT_SPACE).value
+            self._receipt_rent = self.rpc.get_minimum_balance_for_rent_exemption(PAYER_STATS_SPACE).value
         return self._receipt_rent
 
     def verify(self, payload: Any, requirements: Any, caller: Caller = OPERATOR) -> VerifyResponse:

@@ -94,11 +94,11 @@ ANY_ASSET = "any"
 DEFAULT_MIN_AMOUNT = 1  # a payment of 0 is never settled by default
 RATE_WINDOW_SECONDS, QUOTA_DAY_SECONDS = 60.0, 86_400.0
 PRUNE_INTERVAL_SECONDS = 60.0
-STALE_RESERVATION_SECONDS = 600.0  # a fronted receipt not on chain this long after its settle never will be
+STALE_RESERVATION_SECONDS = 600.0  # a fronted account not on chain this long after its settle never will be
 
 _record_accounts = [a["name"] for a in next(i for i in idl_dict()["instructions"]
                                             if i["name"] == "record_x402_payment")["accounts"]]
-RECORD_RECEIPT, RECORD_RENT_PAYER = _record_accounts.index("receipt"), _record_accounts.index("rent_payer")
+RECORD_PAYER_STATS, RECORD_RENT_PAYER = _record_accounts.index("payer_stats"), _record_accounts.index("rent_payer")
 
 
 class QuotaStoreUnavailable(GhostPayError):
@@ -162,15 +162,16 @@ def transfer_of(tx: VersionedTransaction) -> Transfer | None:
     return Transfer(str(message.account_keys[accounts[TRANSFER_MINT]]), int.from_bytes(data[1:9], "little"), data[9])
 
 
-def fronted_receipt(tx: VersionedTransaction, fee_payers: set[str]) -> str | None:
-    """The receipt whose rent the fee payer would pay: the last instruction is an accepted record
-    instruction (the caller checked) and names a fee payer as its rent payer; else None."""
+def fronted_account(tx: VersionedTransaction, fee_payers: set[str]) -> str | None:
+    """The PayerStats whose rent the fee payer would pay if the payment opens it (a pair's first payment):
+    the last instruction is an accepted record instruction (the caller checked) and names a fee payer as
+    its rent payer; else None."""
     message = tx.message
     accounts = bytes(message.instructions[-1].accounts)
-    if len(accounts) <= max(RECORD_RECEIPT, RECORD_RENT_PAYER) or \
+    if len(accounts) <= max(RECORD_PAYER_STATS, RECORD_RENT_PAYER) or \
             str(message.account_keys[accounts[RECORD_RENT_PAYER]]) not in fee_payers:
         return None
-    return str(message.account_keys[accounts[RECORD_RECEIPT]])
+    return str(message.account_keys[accounts[RECORD_PAYER_STATS]])
 
 
 # assets ------------------------------------------------------------------------------------------------
@@ -306,8 +307,9 @@ CREATE TABLE IF NOT EXISTS seller_spend (
     key_id        TEXT NOT NULL,
     at            REAL NOT NULL,
     fee_lamports  INTEGER NOT NULL,
-    rent_lamports INTEGER NOT NULL,  -- receipt rent fronted and not yet back (0 once swept, or never paid)
-    receipt       TEXT
+    rent_lamports INTEGER NOT NULL,  -- rent fronted and not yet back (0 once swept, closed or never paid)
+    receipt       TEXT,              -- the account fronted: a pair's PayerStats (a legacy receipt before)
+    confirmed     INTEGER NOT NULL DEFAULT 0  -- its settle succeeded: the account exists, no need to look
 );
 CREATE INDEX IF NOT EXISTS seller_spend_by_key ON seller_spend (key_id, at);
 CREATE INDEX IF NOT EXISTS seller_spend_by_receipt ON seller_spend (receipt);
@@ -332,6 +334,9 @@ class QuotaStore:
         self._db = sqlite3.connect(str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False,
                                    isolation_level=None)
         self._db.executescript(QUOTA_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(seller_spend)")}
+        if "confirmed" not in columns:  # a store made before: its reservations are looked up once more
+            self._db.execute("ALTER TABLE seller_spend ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
         self._pruned_at = 0.0
 
@@ -382,6 +387,10 @@ class QuotaStore:
         """Nothing was sent: neither the fee nor the rent was spent."""
         self._write("DELETE FROM seller_spend WHERE id = ?", (spend,))
 
+    def confirm(self, spend: int) -> None:
+        """The settle succeeded: the fronted account was made (or already existed); no need to look it up."""
+        self._write("UPDATE seller_spend SET confirmed = 1 WHERE id = ?", (spend,))
+
     def release_rent(self, spend: int) -> None:
         """The transaction failed or never landed: no receipt, no rent paid."""
         self._write("UPDATE seller_spend SET rent_lamports = 0 WHERE id = ?", (spend,))
@@ -391,12 +400,21 @@ class QuotaStore:
         for receipt in receipts:
             self._write("UPDATE seller_spend SET rent_lamports = 0 WHERE receipt = ?", (receipt,))
 
+    def outstanding(self, key_id: str) -> list[tuple[int, str]]:
+        """(spend, account) of every account whose rent is outstanding for this seller."""
+        with self._lock:
+            try:
+                return self._db.execute("SELECT id, receipt FROM seller_spend WHERE key_id = ? AND rent_lamports > 0 "
+                                        "AND receipt IS NOT NULL", (key_id,)).fetchall()
+            except sqlite3.Error as exc:
+                raise QuotaStoreUnavailable(str(exc)) from None
+
     def stale(self, now: float | None = None) -> list[tuple[int, str]]:
         """(spend, receipt) of rent still outstanding STALE_RESERVATION_SECONDS after the settle."""
         cutoff = (time.time() if now is None else now) - STALE_RESERVATION_SECONDS
         with self._lock:
-            return self._db.execute("SELECT id, receipt FROM seller_spend WHERE rent_lamports > 0 AND at < ?",
-                                    (cutoff,)).fetchall()
+            return self._db.execute("SELECT id, receipt FROM seller_spend WHERE rent_lamports > 0 AND confirmed = 0 "
+                                    "AND at < ?", (cutoff,)).fetchall()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
@@ -415,8 +433,8 @@ def _over_terms(seller: SellerKey, usage: Usage, fee: int, rent: int) -> tuple[s
         return ERR_FEE_QUOTA, f"seller {seller.name!r}'s fees in the last 24 h ({usage.fee_lamports_last_day:,} " \
                               f"lamports) and this one's ({fee:,}) exceed its quota of {seller.fee_lamports_per_day:,}"
     if rent and usage.rent_outstanding + rent > seller.max_rent_outstanding:
-        return ERR_RENT_CAP, f"seller {seller.name!r} has {usage.rent_outstanding:,} lamports of receipt rent " \
-                             f"outstanding; this receipt's {rent:,} would pass its cap of " \
+        return ERR_RENT_CAP, f"seller {seller.name!r} has {usage.rent_outstanding:,} lamports of fronted rent " \
+                             f"outstanding; this PayerStats' {rent:,} would pass its cap of " \
                              f"{seller.max_rent_outstanding:,}"
     return None
 
@@ -473,7 +491,8 @@ class PaymentPolicy:
     limits: FeeLimits
     assets: AssetAllowList
     quotas: QuotaStore
-    receipt_rent: Callable[[], int]  # lamports the fee payer fronts for one receipt
+    receipt_rent: Callable[[], int]  # lamports the fee payer fronts for one account (a pair's PayerStats)
+    exists: Callable[[list[str]], list[bool]] | None = None  # which fronted accounts are still open on chain
     refusals: RefusalCounter = field(default_factory=RefusalCounter)
 
     def payment_refusal(self, tx: VersionedTransaction) -> tuple[str, str] | None:
@@ -499,12 +518,27 @@ class PaymentPolicy:
         rent = self.receipt_rent() if receipt is not None else 0
         try:
             admitted = self.quotas.admit(seller, fee_of(tx).lamports, rent, receipt, reserve=settle)
+            if isinstance(admitted, tuple) and admitted[0] == ERR_RENT_CAP and self._closed_since(seller):
+                admitted = self.quotas.admit(seller, fee_of(tx).lamports, rent, receipt, reserve=settle)
         except QuotaStoreUnavailable as exc:
             return ERR_QUOTA_STORE_UNAVAILABLE, f"the quota store is unavailable ({exc}); refusing until it is back"
         if isinstance(admitted, tuple):
             return admitted
         ticket.spend = admitted
         return None
+
+    def _closed_since(self, seller: SellerKey) -> bool:
+        """At the seller's rent cap: whether some account it had fronted was closed meanwhile (its payer got
+        the rent back to the fee payer), its rent no longer outstanding. Looked up only here, so the cost is
+        bounded by the cap, not by the number of buyers ever served."""
+        if self.exists is None:
+            return False
+        rows = self.quotas.outstanding(seller.key_id)
+        closed = [spend for (spend, _), alive in zip(rows, self.exists([account for _, account in rows]))
+                  if not alive]
+        for spend in closed:
+            self.quotas.release_rent(spend)
+        return bool(closed)
 
     def settled(self, ticket: Ticket, result: SettleResponse) -> None:
         """Give back what a settle reserved and did not spend: everything when nothing was sent, the
@@ -514,7 +548,9 @@ class PaymentPolicy:
         try:
             if not result.transaction:
                 self.quotas.release(ticket.spend)
-            elif not result.success and result.error_reason != ERR_SETTLEMENT_PENDING:
+            elif result.success:
+                self.quotas.confirm(ticket.spend)
+            elif result.error_reason != ERR_SETTLEMENT_PENDING:
                 self.quotas.release_rent(ticket.spend)
         except sqlite3.Error as exc:  # counted as spent: the quota errs on refusing
             log.warning("could not give back seller %s's unspent quota: %s", ticket.caller.name, exc)
@@ -557,7 +593,8 @@ POLICY_REFUSALS = {
     ERR_FEE_SHARE_TOO_HIGH: "for a USD stablecoin, the fee's value is over maxFeeShare × the payment's",
     ERR_ASSET_NOT_ALLOWED: "the payment's mint is not in assets",
     ERR_AMOUNT_BELOW_MINIMUM: "the amount is under the asset's minAmount",
-    ERR_RENT_CAP: "the seller's fronted receipt rent not yet swept back would pass its cap",
+    ERR_RENT_CAP: "the rent the fee payer fronted for the seller's buyers (their PayerStats, once per pair) "
+                  "would pass the seller's cap",
     ERR_SETTLE_QUOTA: "the seller's settles in the last minute reached its quota",
     ERR_FEE_QUOTA: "the seller's fees in the last 24 hours would pass its quota",
     ERR_QUOTA_STORE_UNAVAILABLE: "the quota store cannot be read or written (fails closed)",

@@ -17,7 +17,7 @@
 Each priced route answers 402 with one requirement per accepted mint, at that mint's price from the
 agent's account, `payTo` its payment address and `extra.feePayer` from the facilitator's
 `/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
-`record_x402_payment` after the Memo and, when it fronts the receipt's rent, the rent payer (so a
+`record_x402_payment` after the Memo and, when it fronts the buyer's PayerStats rent, the rent payer (so a
 GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header
 and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
 or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
@@ -271,7 +271,7 @@ class X402Seller:
         self.hints = {"agent": str(self.settings.agent), "programId": str(self.settings.program_id),
                       "recordAfterMemo": EXTENSION_RECORD in extensions}
         if EXTENSION_FRONT_RENT in extensions:
-            self.hints["rentPayer"] = self.fee_payer  # the facilitator fronts the receipt's rent
+            self.hints["rentPayer"] = self.fee_payer  # the facilitator fronts the PayerStats rent (once per buyer)
         offer = await self.watch.start()
         await self.ensure_payee_accounts(offer)
         self._started = True

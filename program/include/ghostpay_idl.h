@@ -21,6 +21,7 @@
 #define GP_IX_RECORD_X402_PAYMENT 0x89b50d323c1cfff7ULL
 #define GP_IX_SUBMIT_FEEDBACK 0xbcec97bacb10bddeULL
 #define GP_IX_CLOSE_RECEIPT 0x5986a47ccbf4fe7eULL
+#define GP_IX_CLOSE_PAYER_STATS 0xcb57d6147937c5d5ULL
 #define GP_IX_REFRESH_REPUTATION 0x8e5c8f30e7076b92ULL
 #define GP_IX_CREATE_WORK_ORDER 0xaf0a55d9c8f8118fULL
 #define GP_IX_ACCEPT_WORK_ORDER 0x9567fd7844f9de3bULL
@@ -39,6 +40,7 @@
 #define GP_ACCOUNT_AGENT 0x0756c59b9370a62fULL
 #define GP_ACCOUNT_REPUTATION_METRICS 0x216c96421e47a008ULL
 #define GP_ACCOUNT_X402_RECEIPT 0xcd90ae5dd91e8647ULL
+#define GP_ACCOUNT_PAYER_STATS 0x839c5cb74f53909aULL
 #define GP_ACCOUNT_WORK_ORDER 0x09cd755e9d566d43ULL
 
 /* Event discriminators: sha256("event:<Name>")[:8] as a little-endian u64. */
@@ -63,6 +65,8 @@
 #define GP_EVENT_WORK_ORDER_REFUNDED 0x660a3cb3616b3029ULL
 #define GP_EVENT_DISPUTE_SETTLED_BY_DEFAULT 0xc44f54a68764e941ULL
 #define GP_EVENT_MINT_EARNINGS_RETIRED 0xeb4e81d4ddb607a3ULL
+#define GP_EVENT_PAYER_STATS_OPENED 0xecac2a12796b31dbULL
+#define GP_EVENT_PAYER_STATS_CLOSED 0x9ca989b53fd8cc9cULL
 
 /* Constants: seeds, limits and account sizes. */
 #define GP_AGENT_SEED "agent"
@@ -85,6 +89,9 @@
 #define GP_RECEIPT_SEED_LEN 7u
 #define GP_REPUTATION_METRICS_SPACE 185ULL
 #define GP_X402_RECEIPT_SPACE 194ULL
+#define GP_PAYER_STATS_SEED "payer_stats"
+#define GP_PAYER_STATS_SEED_LEN 11u
+#define GP_PAYER_STATS_SPACE 137ULL
 #define GP_MAX_RATING 5ULL
 #define GP_MAX_RESPONSE_TIME_MS 3600000ULL
 #define GP_FEEDBACK_WINDOW_SECONDS 2592000LL
@@ -165,6 +172,16 @@
 #define GP_X402_RECEIPT_OFFSET_FEEDBACK_SUBMITTED 192u
 #define GP_X402_RECEIPT_OFFSET_BUMP 193u
 
+/* PayerStats: offsets of the leading fields, discriminator included. */
+#define GP_PAYER_STATS_OFFSET_AGENT 8u
+#define GP_PAYER_STATS_OFFSET_PAYER 40u
+#define GP_PAYER_STATS_OFFSET_RENT_PAYER 72u
+#define GP_PAYER_STATS_OFFSET_PAID_CALLS 104u
+#define GP_PAYER_STATS_OFFSET_RATED_CALLS 112u
+#define GP_PAYER_STATS_OFFSET_EXPIRED_CALLS 120u
+#define GP_PAYER_STATS_OFFSET_LAST_PAID_AT 128u
+#define GP_PAYER_STATS_OFFSET_BUMP 136u
+
 /* WorkOrder: offsets of the leading fields, discriminator included. */
 #define GP_WORK_ORDER_OFFSET_CLIENT 8u
 #define GP_WORK_ORDER_OFFSET_AGENT 40u
@@ -230,7 +247,6 @@ enum gp_error_code {
     GP_ERR_PAYMENT_BELOW_PRICE = 6024,
     GP_ERR_PAYMENT_AUTHORITY_MISMATCH = 6025,
     GP_ERR_PAYMENT_AMOUNT_MISMATCH = 6026,
-    GP_ERR_PAYMENT_ALREADY_RECORDED = 6027,
     GP_ERR_NOT_RECEIPT_PAYER = 6028,
     GP_ERR_RECEIPT_AGENT_MISMATCH = 6029,
     GP_ERR_FEEDBACK_ALREADY_SUBMITTED = 6030,
@@ -282,6 +298,10 @@ enum gp_error_code {
     GP_ERR_PAYMENT_MINT_ACCOUNT_MISMATCH = 6076,
     GP_ERR_RULING_PERIOD_ACTIVE = 6077,
     GP_ERR_GRACE_PERIOD_OVER = 6078,
+    GP_ERR_PAYER_STATS_MISMATCH = 6079,
+    GP_ERR_NOTHING_TO_RATE = 6080,
+    GP_ERR_FEEDBACK_WINDOW_CLOSED = 6081,
+    GP_ERR_RECEIPT_REFERENCE_MISMATCH = 6082,
 };
 
 /* Fixed-size arrays rather than pointers: a pointer table would need relocations. */
@@ -291,7 +311,7 @@ struct gp_error_info {
     char message[112];
 };
 
-#define GP_ERROR_COUNT 92u
+#define GP_ERROR_COUNT 95u
 static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {101, "InstructionFallbackNotFound", "Fallback functions are not supported"},
     {102, "InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
@@ -333,8 +353,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6024, "PaymentBelowPrice", "The transfer moves less than the agent's price per call"},
     {6025, "PaymentAuthorityMismatch", "The transfer must be signed by the payer"},
     {6026, "PaymentAmountMismatch", "The recorded amount must equal the transferred amount"},
-    {6027, "PaymentAlreadyRecorded", "A payment with this reference is already recorded"},
-    {6028, "NotReceiptPayer", "Only this receipt's payer (or, to close it, its rent payer) may do this"},
+    {6028, "NotReceiptPayer", "Only the payer of this receipt or PayerStats (or, to close it, its rent payer) may do this"},
     {6029, "ReceiptAgentMismatch", "The receipt belongs to another agent"},
     {6030, "FeedbackAlreadySubmitted", "Feedback for this receipt was already submitted"},
     {6031, "RatingOutOfRange", "Rating must be 0 (none) or 1 to 5"},
@@ -374,7 +393,7 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6065, "SelfPayment", "A payment signed by, or from a token account of, the agent's owner or payment address does not count"},
     {6066, "PayeeTokenAccountMismatch", "payee_token_account must be the transfer's destination, owned by the payment address"},
     {6067, "ReceiptFromEarlierRegistration", "The receipt paid an earlier registration of this agent"},
-    {6068, "NotReceiptRentPayer", "rent_payer must be the receipt's rent payer"},
+    {6068, "NotReceiptRentPayer", "rent_payer must be the account's rent payer"},
     {6069, "DeadlineTooFar", "The deadline is more than 365 days away"},
     {6070, "ArbiterNotAgreed", "The arbiter named on accept must be the work order's arbiter"},
     {6071, "GracePeriodActive", "After a rejection the provider may deliver again or dispute until the grace period ends"},
@@ -385,4 +404,8 @@ static const struct gp_error_info GP_ERRORS[GP_ERROR_COUNT] = {
     {6076, "PaymentMintAccountMismatch", "mint must be the transfer's mint, owned by its token program"},
     {6077, "RulingPeriodActive", "The arbiter may still rule: a dispute is settled by default only once DISPUTE_RULING_SECONDS have passed"},
     {6078, "GracePeriodOver", "The grace period after the rejection is over: the client's refund is due, a dispute is too late"},
+    {6079, "PayerStatsMismatch", "payer_stats must be the PayerStats of this agent and payer"},
+    {6080, "NothingToRate", "Every call this payer paid this agent is rated already"},
+    {6081, "FeedbackWindowClosed", "This payer's newest payment to this agent is older than the feedback window"},
+    {6082, "ReceiptReferenceMismatch", "The reference is not this receipt's"},
 };

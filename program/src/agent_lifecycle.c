@@ -22,10 +22,11 @@ static uint64_t set_agent_active(const GpInput *in, BorshReader *r) {
 }
 
 /* Closes the agent; its ReputationMetrics stays (see register_agent). Not
- * before every receipt of this registration has had its feedback window: a
- * registration after the close would void that feedback
- * (ReceiptFromEarlierRegistration) and keep the score it would have lowered.
- * The last payment's window ends last; an agent never paid has none open.
+ * before every paid call of this registration has had its feedback window: a
+ * registration after the close would void that feedback (the calls expire at
+ * their pair's next payment, a legacy receipt is ReceiptFromEarlierRegistration)
+ * and keep the score it would have lowered. The last payment's window ends
+ * last; an agent never paid has none open.
  * Deactivating stops new payments, so the owner can wait one window out. */
 static uint64_t close_agent(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);

@@ -1,11 +1,13 @@
-/* submit_feedback(success, response_time_ms, rating), close_receipt() and
- * refresh_reputation(): what happens to a payment after it is recorded. */
+/* submit_feedback(reference, success, response_time_ms, rating),
+ * close_payer_stats(), close_receipt() (legacy) and refresh_reputation(): what
+ * happens to a payment after it is recorded. */
 #pragma once
 
 #include "receipt.h"
 #include "reputation.h"
 
-enum { FEEDBACK_AGENT, FEEDBACK_REPUTATION, FEEDBACK_RECEIPT, FEEDBACK_PAYER, FEEDBACK_ACCOUNT_COUNT };
+enum { FEEDBACK_AGENT, FEEDBACK_REPUTATION, FEEDBACK_PAYER_STATS, FEEDBACK_PAYER, FEEDBACK_ACCOUNT_COUNT };
+enum { CLOSE_STATS_PAYER_STATS, CLOSE_STATS_AUTHORITY, CLOSE_STATS_RENT_PAYER, CLOSE_STATS_ACCOUNT_COUNT };
 enum { CLOSE_RECEIPT_RECEIPT, CLOSE_RECEIPT_AUTHORITY, CLOSE_RECEIPT_RENT_PAYER, CLOSE_RECEIPT_ACCOUNT_COUNT };
 enum { REFRESH_AGENT, REFRESH_REPUTATION, REFRESH_ACCOUNT_COUNT };
 
@@ -26,7 +28,46 @@ static void apply_feedback(ReputationMetrics *m, bool success, uint32_t response
     }
 }
 
+/* A legacy receipt: rated once by its payer, within its window, for the
+ * registration it paid. */
+static uint64_t claim_receipt_rating(const GpInput *in, const SolAccountInfo *receipt, const uint8_t *reference,
+                                     int64_t now) {
+    const SolAccountInfo *agent = &in->accounts[FEEDBACK_AGENT];
+    TRY(load_receipt(in, receipt));
+    X402Receipt *paid = x402_receipt(receipt);
+    if (!sol_pubkey_eq(&paid->payer, in->accounts[FEEDBACK_PAYER].key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
+    if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
+    /* A payment to the agent before it was closed and registered again rates nothing now. */
+    if (paid->registration != agent_fixed(agent)->registration) return gp_fail(GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION);
+    if (paid->feedback_submitted) return gp_fail(GP_ERR_FEEDBACK_ALREADY_SUBMITTED);
+    if (now >= paid->paid_at + GP_FEEDBACK_WINDOW_SECONDS) return gp_fail(GP_ERR_FEEDBACK_WINDOW_CLOSED);
+    int32_t differs;
+    sol_memcmp_(paid->reference, reference, PAYMENT_REFERENCE_BYTES, &differs);
+    if (differs) return gp_fail(GP_ERR_RECEIPT_REFERENCE_MISMATCH);
+    paid->feedback_submitted = 1;
+    return 0;
+}
+
+/* One of the calls the payer paid this agent and has not rated: the pair's
+ * counters bound the ratings; the reference only names the call. A legacy
+ * receipt in the account's place is rated by its own rules. */
+static uint64_t claim_rating(const GpInput *in, const uint8_t *reference, int64_t now) {
+    const SolAccountInfo *account = &in->accounts[FEEDBACK_PAYER_STATS];
+    TRY(gp_require_writable(account, "payer_stats"));
+    if (sol_pubkey_eq(account->owner, in->program_id) && account->data_len >= GP_DISCRIMINATOR_BYTES &&
+        gp_load_u64(account->data) == GP_ACCOUNT_X402_RECEIPT)
+        return claim_receipt_rating(in, account, reference, now);
+    TRY(load_payer_stats(in, account));
+    PayerStats *stats = payer_stats(account);
+    TRY(require_pair(stats, in->accounts[FEEDBACK_AGENT].key, in->accounts[FEEDBACK_PAYER].key));
+    if (!open_calls(stats)) return gp_fail(GP_ERR_NOTHING_TO_RATE);
+    if (!feedback_window_open(stats, now)) return gp_fail(GP_ERR_FEEDBACK_WINDOW_CLOSED);
+    stats->rated_calls++;
+    return 0;
+}
+
 static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
+    const uint8_t *reference = borsh_take(r, PAYMENT_REFERENCE_BYTES);
     bool success = borsh_read_bool(r);
     uint32_t response_time_ms = borsh_read_u32(r);
     uint8_t rating = borsh_read_u8(r);
@@ -37,22 +78,14 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     if (in->account_count < FEEDBACK_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
     const SolAccountInfo *agent = &in->accounts[FEEDBACK_AGENT];
     const SolAccountInfo *reputation = &in->accounts[FEEDBACK_REPUTATION];
-    const SolAccountInfo *receipt = &in->accounts[FEEDBACK_RECEIPT];
     const SolAccountInfo *payer = &in->accounts[FEEDBACK_PAYER];
     TRY(gp_require_signer(payer, "payer"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
     TRY(load_reputation(in, agent, reputation));
-    TRY(load_receipt(in, receipt));
-    X402Receipt *paid = x402_receipt(receipt);
-    if (!sol_pubkey_eq(&paid->payer, payer->key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
-    if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
-    /* A payment to the agent before it was closed and registered again rates nothing now. */
-    if (paid->registration != agent_fixed(agent)->registration) return gp_fail(GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION);
-    if (paid->feedback_submitted) return gp_fail(GP_ERR_FEEDBACK_ALREADY_SUBMITTED);
-
     int64_t now = gp_unix_timestamp();
-    paid->feedback_submitted = 1;
+    TRY(claim_rating(in, reference, now));
+
     ReputationMetrics *metrics = reputation_metrics(reputation);
     apply_feedback(metrics, success, response_time_ms, rating);
     roll_payment_history(metrics, day_of(now));
@@ -62,13 +95,49 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     gp_event_begin(&event, GP_EVENT_FEEDBACK_SUBMITTED);
     borsh_write_pubkey(&event.w, agent->key);
     borsh_write_pubkey(&event.w, payer->key);
-    borsh_write_raw(&event.w, paid->reference, RECEIPT_REFERENCE_BYTES);
+    borsh_write_raw(&event.w, reference, PAYMENT_REFERENCE_BYTES);
     borsh_write_bool(&event.w, success);
     borsh_write_u32(&event.w, response_time_ms);
     borsh_write_u8(&event.w, rating);
     borsh_write_i64(&event.w, now);
     gp_event_emit(&event);
     update_reputation_score(agent, metrics, now);
+    return 0;
+}
+
+/* The payer closes its PayerStats any time, forfeiting the calls it could still
+ * rate; the rent payer only once the pair has been idle for the feedback window
+ * (it must not take the payer's ratings away). The rent goes back to whoever
+ * paid it. */
+static uint64_t close_payer_stats(const GpInput *in, BorshReader *r) {
+    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
+    if (in->account_count < CLOSE_STATS_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *account = &in->accounts[CLOSE_STATS_PAYER_STATS];
+    const SolAccountInfo *authority = &in->accounts[CLOSE_STATS_AUTHORITY];
+    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_STATS_RENT_PAYER];
+    TRY(gp_require_signer(authority, "authority"));
+    TRY(gp_require_writable(rent_payer, "rent_payer"));
+    TRY(load_payer_stats(in, account));
+    const PayerStats *stats = payer_stats(account);
+    bool by_payer = sol_pubkey_eq(authority->key, &stats->payer);
+    if (!by_payer && !sol_pubkey_eq(authority->key, &stats->rent_payer)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
+    if (!sol_pubkey_eq(rent_payer->key, &stats->rent_payer))
+        return gp_fail_account(GP_ERR_NOT_RECEIPT_RENT_PAYER, "rent_payer");
+    int64_t now = gp_unix_timestamp();
+    bool window_open = feedback_window_open(stats, now);
+    if (!by_payer && window_open) return gp_fail(GP_ERR_RECEIPT_STILL_OPEN);
+
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_PAYER_STATS_CLOSED);
+    borsh_write_pubkey(&event.w, &stats->agent);
+    borsh_write_pubkey(&event.w, &stats->payer);
+    borsh_write_pubkey(&event.w, &stats->rent_payer);
+    borsh_write_u64(&event.w, *account->lamports);
+    borsh_write_u64(&event.w, stats->paid_calls);
+    borsh_write_u64(&event.w, window_open ? open_calls(stats) : 0);
+    borsh_write_i64(&event.w, now);
+    gp_event_emit(&event);
+    gp_close_account(account, rent_payer);
     return 0;
 }
 

@@ -1,9 +1,8 @@
-/* X402Receipt: one recorded payment, PDA ["receipt", agent, reference]. */
+/* X402Receipt (legacy): one recorded payment, PDA ["receipt", agent, reference],
+ * as the program made them before PayerStats. Still rated and closed; never created. */
 #pragma once
 
-#include "agent.h"
-
-#define RECEIPT_REFERENCE_BYTES 32u
+#include "payer_stats.h"
 
 typedef struct {
     uint64_t discriminator;
@@ -11,7 +10,7 @@ typedef struct {
     SolPubkey payer;
     SolPubkey rent_payer;
     SolPubkey mint;
-    uint8_t reference[RECEIPT_REFERENCE_BYTES];
+    uint8_t reference[PAYMENT_REFERENCE_BYTES];
     uint64_t amount;
     int64_t paid_at;
     uint64_t registration;

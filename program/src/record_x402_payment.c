@@ -1,28 +1,31 @@
 /* record_x402_payment(amount, reference)
- * Accounts: agent (writable), reputation (writable), receipt (PDA ["receipt",
- * agent, reference], writable), payer (signer), rent_payer (signer, writable),
- * payee_token_account, source_token_account, mint, instructions_sysvar,
- * system_program.
+ * Accounts: agent (writable), reputation (writable), payer_stats (PDA
+ * ["payer_stats", agent, payer], writable), payer (signer), rent_payer (signer,
+ * writable), payee_token_account, source_token_account, mint,
+ * instructions_sysvar, system_program.
  *
  * Counts a payment only if a TransferChecked earlier in the same transaction
  * really moved it: the runtime executed that transfer (or the whole
  * transaction failed), so its accounts and amount are facts. The transfer is
  * the top-level instruction right before this one, or the one before a single
  * Memo (the official x402 "exact" layout). This instruction must itself be
- * top-level: through CPI, a program could record one transfer many times.
- * The receipt PDA makes each reference count once. The transfer's source and
+ * top-level: through CPI, a program could record one transfer many times;
+ * top-level, one transfer is recorded once, since its transaction lands once.
+ * Nothing is created per payment: the transaction and its event (with the
+ * reference) are the receipt, and the pair's PayerStats, created by its first
+ * payment, counts the calls its payer may rate. The transfer's source and
  * mint are read as accounts too (they are in the transaction already): whose
  * tokens moved, and what the mint is now, not when it was configured. */
 #pragma once
 
 #include "../sdk/instructions_sysvar.h"
-#include "receipt.h"
+#include "payer_stats.h"
 #include "reputation.h"
 
 enum {
     RECORD_AGENT,
     RECORD_REPUTATION,
-    RECORD_RECEIPT,
+    RECORD_PAYER_STATS,
     RECORD_PAYER,
     RECORD_RENT_PAYER,
     RECORD_PAYEE_TOKEN_ACCOUNT,
@@ -133,32 +136,72 @@ static uint64_t verify_payment(const GpInput *in, const TransferChecked *transfe
     return 0;
 }
 
-/* Creates the receipt PDA ["receipt", agent, reference], its rent from the rent payer. */
-static uint64_t create_receipt(const GpInput *in, const uint8_t *reference, uint8_t *bump) {
+/* Creates the pair's PayerStats at ["payer_stats", agent, payer], its rent from
+ * the rent payer: the first payment of the pair. */
+static uint64_t create_payer_stats(const GpInput *in, int64_t now, PayerStats **out) {
     const SolAccountInfo *agent = &in->accounts[RECORD_AGENT];
-    const SolAccountInfo *receipt = &in->accounts[RECORD_RECEIPT];
-    TRY(gp_require_writable(receipt, "receipt"));
-    if (sol_pubkey_eq(receipt->owner, in->program_id)) return gp_fail(GP_ERR_PAYMENT_ALREADY_RECORDED);
-    GpPda pda = {.seeds = {{(const uint8_t *)GP_RECEIPT_SEED, GP_RECEIPT_SEED_LEN},
+    const SolAccountInfo *payer = &in->accounts[RECORD_PAYER];
+    const SolAccountInfo *rent_payer = &in->accounts[RECORD_RENT_PAYER];
+    const SolAccountInfo *account = &in->accounts[RECORD_PAYER_STATS];
+    GpPda pda = {.seeds = {{(const uint8_t *)GP_PAYER_STATS_SEED, GP_PAYER_STATS_SEED_LEN},
                            {agent->key->x, SOL_PUBKEY_BYTES},
-                           {reference, RECEIPT_REFERENCE_BYTES}},
+                           {payer->key->x, SOL_PUBKEY_BYTES}},
                  .seed_count = 3};
-    TRY(gp_find_pda(&pda, in->program_id, receipt->key, "receipt"));
-    if (!sol_pubkey_eq(receipt->owner, &SYSTEM_PROGRAM_ID)) return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "receipt");
-    *bump = pda.bump;
+    TRY(gp_find_pda(&pda, in->program_id, account->key, "payer_stats"));
+    if (!sol_pubkey_eq(account->owner, &SYSTEM_PROGRAM_ID))
+        return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "payer_stats");
     SolSignerSeeds signer = gp_pda_signer(&pda);
-    return gp_create_pda_account(&in->accounts[RECORD_RENT_PAYER], receipt, GP_X402_RECEIPT_SPACE, in->program_id, &signer);
+    TRY(gp_create_pda_account(rent_payer, account, GP_PAYER_STATS_SPACE, in->program_id, &signer));
+    PayerStats *stats = payer_stats(account);
+    stats->discriminator = GP_ACCOUNT_PAYER_STATS;
+    stats->agent = *agent->key;
+    stats->payer = *payer->key;
+    stats->rent_payer = *rent_payer->key;
+    stats->bump = pda.bump;
+
+    GpEvent event;
+    gp_event_begin(&event, GP_EVENT_PAYER_STATS_OPENED);
+    borsh_write_pubkey(&event.w, agent->key);
+    borsh_write_pubkey(&event.w, payer->key);
+    borsh_write_pubkey(&event.w, rent_payer->key);
+    borsh_write_u64(&event.w, *account->lamports);
+    borsh_write_i64(&event.w, now);
+    gp_event_emit(&event);
+    *out = stats;
+    return 0;
+}
+
+/* The pair's PayerStats: an account of this program is checked by its stored
+ * agent and payer (the hot path: no PDA derivation, no creation); any other
+ * must be the PDA to create. */
+static uint64_t pair_stats(const GpInput *in, int64_t now, PayerStats **out) {
+    const SolAccountInfo *account = &in->accounts[RECORD_PAYER_STATS];
+    TRY(gp_require_writable(account, "payer_stats"));
+    if (!sol_pubkey_eq(account->owner, in->program_id)) return create_payer_stats(in, now, out);
+    TRY(load_payer_stats(in, account));
+    TRY(require_pair(payer_stats(account), in->accounts[RECORD_AGENT].key, in->accounts[RECORD_PAYER].key));
+    *out = payer_stats(account);
+    return 0;
+}
+
+/* One more paid call the payer may rate. Calls left unrated after the window of
+ * the pair's newest payment expire now, so a late payment does not reopen them
+ * (nor, after close_agent and a new registration, those of an earlier one). */
+static void count_paid_call(PayerStats *stats, int64_t now) {
+    if (open_calls(stats) && !feedback_window_open(stats, now))
+        stats->expired_calls = stats->paid_calls - stats->rated_calls;
+    stats->paid_calls = saturating_add(stats->paid_calls, 1);
+    stats->last_paid_at = now;
 }
 
 static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     uint64_t amount = borsh_read_u64(r);
-    const uint8_t *reference = borsh_take(r, RECEIPT_REFERENCE_BYTES);
+    const uint8_t *reference = borsh_take(r, PAYMENT_REFERENCE_BYTES);
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
 
     if (in->account_count < RECORD_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
     const SolAccountInfo *agent = &in->accounts[RECORD_AGENT];
     const SolAccountInfo *reputation = &in->accounts[RECORD_REPUTATION];
-    const SolAccountInfo *receipt = &in->accounts[RECORD_RECEIPT];
     const SolAccountInfo *payer = &in->accounts[RECORD_PAYER];
     const SolAccountInfo *rent_payer = &in->accounts[RECORD_RENT_PAYER];
     const SolAccountInfo *sysvar = &in->accounts[RECORD_INSTRUCTIONS_SYSVAR];
@@ -182,21 +225,10 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     TRY(verify_payment(in, &transfer, amount));
     MintEarnings *earned;
     TRY(take_earnings_slot(fixed, transfer.mint, &earned));
-    uint8_t bump;
-    TRY(create_receipt(in, reference, &bump));
-
     int64_t now = gp_unix_timestamp();
-    X402Receipt *paid = x402_receipt(receipt);
-    paid->discriminator = GP_ACCOUNT_X402_RECEIPT;
-    paid->agent = *agent->key;
-    paid->payer = *payer->key;
-    paid->rent_payer = *rent_payer->key;
-    paid->mint = *transfer.mint;
-    sol_memcpy_(paid->reference, reference, RECEIPT_REFERENCE_BYTES);
-    paid->amount = amount;
-    paid->paid_at = now;
-    paid->registration = fixed->registration;
-    paid->bump = bump;
+    PayerStats *stats;
+    TRY(pair_stats(in, now, &stats));
+    count_paid_call(stats, now);
 
     /* Totals saturate: a huge payment in some accepted mint must not block later ones. */
     fixed->x402_total_calls = saturating_add(fixed->x402_total_calls, 1);
@@ -217,7 +249,7 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     borsh_write_pubkey(&event.w, rent_payer->key);
     borsh_write_pubkey(&event.w, transfer.mint);
     borsh_write_u64(&event.w, amount);
-    borsh_write_raw(&event.w, reference, RECEIPT_REFERENCE_BYTES);
+    borsh_write_raw(&event.w, reference, PAYMENT_REFERENCE_BYTES);
     borsh_write_u64(&event.w, fixed->x402_total_calls);
     borsh_write_i64(&event.w, now);
     gp_event_emit(&event);

@@ -1,5 +1,6 @@
 """`GhostPayClient.search_agents(indexer_url=…)`: the index finds, the chain confirms; when the API is
-down the chain is searched and the answer is the same."""
+down the chain is searched and the answer is the same. `get_receipt(indexer_url=…)`: the index answers by
+reference, as the chain's search does."""
 
 from __future__ import annotations
 
@@ -56,3 +57,25 @@ def test_the_index_answers_and_the_api_down_falls_back(fresh_world: World, caplo
         fallback = search(fresh_world, indexer_url=DEAD_API, capability="translate")
     assert fallback == chain
     assert "indexer API unavailable, searching the chain" in caplog.text
+
+
+def receipt(world: World, agent: Any, reference: bytes, indexer_url: str | None) -> Any:
+    async def run() -> Any:
+        async with GhostPayClient(world.net.http_url, indexer_url=indexer_url) as gp:
+            return await gp.get_receipt(agent, reference)
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("outcome", ["recorded", "success", "failed"])
+def test_a_payment_is_found_by_its_reference_in_the_index_as_on_the_chain(world: World, api: ServedApi,
+                                                                          outcome: str) -> None:
+    paid = next(p for p in world.payments if p.outcome == outcome)
+    indexed, searched = (receipt(world, paid.agent, paid.reference, url) for url in (api.url, None))
+    assert (indexed.source, searched.source) == ("index", "chain")
+    assert str(indexed.signature) == str(searched.signature) == paid.signature
+    assert (indexed.payer, indexed.mint, indexed.amount_atomic, indexed.paid_at) == (
+        searched.payer, searched.mint, searched.amount_atomic, searched.paid_at)
+    assert indexed.rated is (outcome != "recorded") and searched.rated is None  # the chain's search cannot tell
+    assert receipt(world, paid.agent, bytes(32), api.url) is None
+    rows = api.get(f"/api/agents/{paid.agent}/payments", params={"reference": paid.reference.hex()}).json()["items"]
+    assert [r["signature"] for r in rows] == [paid.signature]

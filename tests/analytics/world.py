@@ -51,6 +51,7 @@ class Paid:
     signature: str
     outcome: str  # recorded (no feedback), success, failed
     response_time_ms: int = 0
+    reference: bytes = b""
 
 
 @dataclass
@@ -77,7 +78,8 @@ class World:
                 await gp.submit_feedback(self.agents[agent_id], paid.reference, success=feedback,
                                          response_time_ms=response_time_ms, rating=5 if feedback else 1)
         record = Paid(self.agents[agent_id], mint, int(amount.scaleb(decimals)), str(paid.signature),
-                      "recorded" if feedback is None else "success" if feedback else "failed", response_time_ms)
+                      "recorded" if feedback is None else "success" if feedback else "failed", response_time_ms,
+                      paid.reference)
         self.payments.append(record)
         return record
 

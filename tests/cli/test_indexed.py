@@ -1,4 +1,4 @@
-"""`agent search` and `agent payment-history` from the indexer's database (--db / GHOST_DB)."""
+"""`agent search`, `agent payment-history` and `payment verify` from the indexer's database (--db / GHOST_DB)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,12 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     assert [(p["reference"], p["amount"]) for p in history["payments"]] == [(refs[1], "0.300000"),
                                                                              (refs[0], "0.010000")]
     assert history["payments"][1]["rating"] == 5
-    assert {p["rent_payer"] for p in history["payments"]} == {str(who.pubkey())}  # the payer paid the rent
+    assert {p["rent_payer"] for p in history["payments"]} == {str(who.pubkey())}  # the records' rent payer
+    verified = ghost("payment", "verify", "-a", cheap, "-r", refs[0]).data  # the index answers, by reference
+    assert (verified["paid"], verified["source"], verified["rated"], verified["payer"]) == (
+        True, "indexer", True, str(who.pubkey()))
+    assert ghost("payment", "verify", "-a", cheap, "-r", refs[1]).data["rated"] is False
+    assert ghost("payment", "verify", "-a", cheap, "-r", "44" * 32).code == 1
     text = ghost("agent", "payment-history", cheap, output=None).stdout
     assert "2 payment(s) (from the indexer)" in text and "0.30 USDC" in text
     bad = ghost("--db", "postgresql://nobody@127.0.0.1:9/none", "agent", "search").one_line_error(1)

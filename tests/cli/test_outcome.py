@@ -150,3 +150,36 @@ def test_an_identical_command_while_one_runs_is_refused_and_pays_nothing(net, wa
     assert after.returncode == 0 and json.loads(after.stdout)["action"] == "paid", after.stderr
     assert balance(net, payee, usdc) == 10_000
     assert not list((home / "journal").glob("payment-*"))  # entry and lock gone
+
+
+def test_a_retry_after_the_earlier_transaction_expired_unsent_pays_once(net, wallets, usdc, home) -> None:
+    """The journal holds a payment that was signed and never reached the node, and its blockhash has expired:
+    running the command again finds that it never landed and never can, and pays once, with its reference."""
+    import asyncio
+
+    from ghostpay.cli import journal
+    from ghostpay.client import GhostPayClient
+
+    agent, payee, _ = seller_agent(wallets, "journal-expired")
+    buyer, who = wallets.new()
+    mint_to(net, who.pubkey(), usdc, 1_000_000)
+
+    async def sign_without_sending() -> object:
+        async with GhostPayClient(net.http_url, who) as gp:
+            prepared = await gp.prepare_payment(agent, who.pubkey())
+        prepared.transaction.partial_sign([who], prepared.transaction.message.recent_blockhash)
+        return prepared
+
+    prepared = asyncio.run(sign_without_sending())
+    genesis = net.rpc("getGenesisHash")["result"]
+    command = {"chain": genesis, "wallet": str(who.pubkey()), "agent": agent, "amount": None, "token": None}
+    entry = journal.open_entry("payment", command, reference=prepared.reference.hex())
+    entry.sent(prepared.transaction.signatures[0], prepared.last_valid_block_height, bytes(prepared.transaction))
+    net.rpc("surfnet_timeTravel", {"absoluteSlot": net.rpc("getSlot")["result"] + 200})  # its blockhash expires
+
+    retried = ghost("payment", "send", "--agent", agent, keypair=buyer)
+    assert retried.data["action"] == "paid" and retried.data["reference"] == prepared.reference.hex()
+    assert any("never landed" in note for note in retried.data["notes"])
+    assert retried.data["signature"] != str(prepared.transaction.signatures[0])
+    assert balance(net, payee, usdc) == 10_000  # once
+    assert not list((home / "journal").glob("payment-*.json"))

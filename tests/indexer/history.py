@@ -2,9 +2,10 @@
 10,000 of them): registrations with x402 pricing, payments with feedback, owner updates, failed
 transactions, work orders down every path (release, partial release, rejection, claim, the three
 kinds of dispute ruling, cancel, decline, the three refunds), an agent priced in two mints of
-different decimals, receipts whose rent a facilitator fronts, an agent closed once its feedback window
-has passed and registered again (its reputation continues) and days passing (surfnet_timeTravel), so the
-7-day reputation window rolls.
+different decimals, payments whose record names a facilitator as rent payer (it pays a PayerStats' rent when
+the payment opens one), a PayerStats closed by its payer, an agent closed once its feedback window has
+passed and registered again (its reputation continues) and days passing (surfnet_timeTravel), so the 7-day
+reputation window rolls.
 
     history = await generate(net.http_url, HistorySpec(payments=200))
 """
@@ -29,7 +30,7 @@ from solders.transaction import Transaction
 from ghostpay import instructions as ix
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
-from ghostpay.pda import agent_address, reputation_address, receipt_address
+from ghostpay.pda import agent_address, payer_stats_address, reputation_address
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_cancel_work_order,
                                   build_claim_payment, build_claim_refund, build_create_work_order,
@@ -61,10 +62,10 @@ class HistorySpec:
 class History:
     mint: Pubkey
     cents_mint: Pubkey  # 2 decimals, accepted by agent-2 only
-    facilitator: Pubkey  # fronts the receipt rent of some payments
+    facilitator: Pubkey  # the rent payer of some payments' records
     agents: list[Pubkey] = field(default_factory=list)
     reregistered: Optional[Pubkey] = None  # closed after the last day's feedback window, registered again, paid
-    fronted_rent: int = 0  # payments whose rent the facilitator paid
+    fronted_rent: int = 0  # payments whose record names the facilitator as rent payer
     cents_payments: int = 0  # payments in the 2-decimal mint
     transactions: int = 0  # successful, sent by the script
     failed: int = 0  # sent on purpose, landed as failed
@@ -153,6 +154,7 @@ class _Script:
         self.arbiter = Keypair()
         self.facilitator = Keypair()
         self.order_ids = 0
+        self.pairs: set[tuple[Pubkey, Pubkey]] = set()  # (payer, agent) with an open PayerStats
 
     def expect(self, *names: str) -> None:
         for name in names:
@@ -231,20 +233,25 @@ class _Script:
 
     async def pay(self, agent: _Agent, payer: Keypair, amount: int, reference: bytes, feedback: bool, *,
                   cents: bool = False, fronted: bool = False) -> None:
-        """One payment, in the 2-decimal mint if `cents`, its receipt rent paid by the facilitator if `fronted`."""
+        """One payment, in the 2-decimal mint if `cents`, the facilitator its record's rent payer if `fronted` (it
+        pays the rent of the pair's PayerStats if this payment opens it, whichever of concurrent ones does)."""
         mint, decimals = (self.history.cents_mint, 2) if cents else (self.history.mint, 6)
         rent_payer = self.facilitator if fronted else payer
         ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), mint, decimals, amount,
                                  reference, rent_payer=rent_payer.pubkey(), compute_unit_limit=60_000)
+        pair = (payer.pubkey(), agent.address)
+        opens = pair not in self.pairs
+        self.pairs.add(pair)
         await self.send(ixs, [payer, self.facilitator] if fronted else [payer],
-                        "X402PaymentRecorded", "ReputationUpdated")
+                        *(["PayerStatsOpened"] if opens else []), "X402PaymentRecorded", "ReputationUpdated")
         self.history.fronted_rent += fronted
         self.history.cents_payments += cents
         if not feedback:
             return
         accounts = {"agent": agent.address, "reputation": reputation_address(agent.address)[0],
-                    "receipt": receipt_address(agent.address, reference)[0], "payer": payer.pubkey()}
-        args = {"success": self.rng.random() < 0.85, "response_time_ms": self.rng.choice([0, 300, 900, 2_500, 7_000]),
+                    "payer_stats": payer_stats_address(agent.address, payer.pubkey())[0], "payer": payer.pubkey()}
+        args = {"reference": list(reference), "success": self.rng.random() < 0.85,
+                "response_time_ms": self.rng.choice([0, 300, 900, 2_500, 7_000]),
                 "rating": self.rng.choice([0, 2, 3, 4, 5, 5])}
         await self.send([ix.submit_feedback(args, accounts)], [payer],  # type: ignore[arg-type]
                         "FeedbackSubmitted", "ReputationUpdated")
@@ -373,6 +380,23 @@ class _Script:
         for payer in self.payers[:2]:
             await self.pay(a, payer, a.price, self.rng.randbytes(32), feedback=True)
 
+    async def close_payer_stats(self) -> None:
+        """The first payer with a PayerStats closes it, for the first agent it paid (its unrated calls forfeited)."""
+        opened = [(p, a) for p in self.payers for a in self.agents if (p.pubkey(), a.address) in self.pairs]
+        if not opened:
+            return
+        payer, agent = opened[0]
+        stats = payer_stats_address(agent.address, payer.pubkey())[0]
+        await self.send([ix.close_payer_stats({"payer_stats": stats, "authority": payer.pubkey(),
+                                               "rent_payer": (await self.rent_payer(stats))})], [payer],
+                        "PayerStatsClosed")
+        self.pairs.discard((payer.pubkey(), agent.address))
+
+    async def rent_payer(self, stats: Pubkey) -> Pubkey:
+        """Who paid a PayerStats' rent (its payer, or the facilitator), read from the account."""
+        account = await self.chain.rpc("getAccountInfo", str(stats), {"encoding": "base64"})
+        return Pubkey.from_bytes(base64.b64decode(account["value"]["data"][0])[72:104])
+
     async def close_last_agent(self) -> None:
         a = self.agents[-1]
         await self.send([build_close_agent(a.address, a.owner.pubkey())], [a.owner], "AgentClosed")
@@ -406,6 +430,7 @@ async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
             await finish()
         await chain.time_travel(FEEDBACK_WINDOW)  # every receipt's feedback window is over: agents may close
         await script.reregister()
+        await script.close_payer_stats()
         await script.refresh_all()
         await script.close_last_agent()
         return history

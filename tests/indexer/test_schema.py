@@ -1,7 +1,9 @@
-"""Schema migrations: a database at v1 (one price per agent, no registration or rent payer) moves to v2."""
+"""Schema migrations: a database at v1 (one price per agent, no registration or rent payer) moves to the newest
+version; a v4 database's payments and feedback, keyed by their reference, are keyed by their instruction in v5."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -27,7 +29,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 4
+    assert migrate(engine) == SCHEMA_VERSION == 5
     with engine.begin() as c:
         columns = {t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")}
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
@@ -38,3 +40,52 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
             "agent", "mint", "registration", "x402_payments", "escrow_earnings"}
         assert "seen_slot" in inspect(c).get_table_names()
     assert migrate(engine) == SCHEMA_VERSION  # nothing left to apply
+
+
+V4_PAYMENTS = """CREATE TABLE payments (agent VARCHAR NOT NULL, reference VARCHAR NOT NULL, payer VARCHAR NOT NULL,
+    rent_payer VARCHAR NOT NULL DEFAULT '', mint VARCHAR NOT NULL, amount BIGINT NOT NULL, signature VARCHAR NOT NULL,
+    instruction_index INTEGER NOT NULL, slot BIGINT NOT NULL, timestamp BIGINT NOT NULL, outcome VARCHAR NOT NULL,
+    rating INTEGER, response_time_ms INTEGER, PRIMARY KEY (agent, reference))"""
+V4_FEEDBACK = """CREATE TABLE feedback (agent VARCHAR NOT NULL, reference VARCHAR NOT NULL, payer VARCHAR NOT NULL,
+    success BOOLEAN NOT NULL, rating INTEGER NOT NULL, response_time_ms BIGINT NOT NULL, signature VARCHAR NOT NULL,
+    slot BIGINT NOT NULL, timestamp BIGINT NOT NULL, PRIMARY KEY (agent, reference))"""
+
+
+def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path) -> None:
+    """A v4 index: payments and feedback keyed (agent, reference), with the indexes whose names v5 reuses. v5
+    copies the payments and rebuilds the feedback from the raw events (the old rows lack their instruction);
+    afterwards a second payment with the same reference has a row of its own."""
+    engine = connect(f"sqlite:///{tmp_path / 'index.db'}")
+    reference = "ab" * 32
+    feedback_event = json.dumps({"agent": "A", "payer": "P", "reference": list(bytes.fromhex(reference)),
+                                 "success": False, "response_time_ms": 900, "rating": 2, "timestamp": 1_700_000_100})
+    with engine.begin() as c:
+        c.exec_driver_sql("DROP TABLE payments")
+        c.exec_driver_sql("DROP TABLE feedback")
+        c.exec_driver_sql(V4_PAYMENTS)
+        c.exec_driver_sql(V4_FEEDBACK)
+        for name, table, column in (("ix_payments_payer", "payments", "payer"),
+                                    ("ix_payments_signature", "payments", "signature"),
+                                    ("ix_feedback_payer", "feedback", "payer")):
+            c.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({column})")
+        c.exec_driver_sql("INSERT INTO payments VALUES ('A', ?, 'P', 'P', 'M', 10000, 'sig1', 2, 10, 1700000000, "
+                          "'failed', 2, 900)", (reference,))
+        c.exec_driver_sql("INSERT INTO feedback VALUES ('A', ?, 'P', 0, 2, 900, 'sig2', 11, 1700000100)", (reference,))
+        c.exec_driver_sql("INSERT INTO raw_events (signature, slot, instruction_index, event_index, name, agent, "
+                          "timestamp, data) VALUES ('sig2', 11, 3, 0, 'FeedbackSubmitted', 'A', 1700000100, ?)",
+                          (feedback_event,))
+        c.execute(text("DELETE FROM schema_version WHERE version > 4"))
+    assert migrate(engine) == SCHEMA_VERSION == 5
+    with engine.begin() as c:
+        assert [tuple(r) for r in c.exec_driver_sql(
+            "SELECT signature, instruction_index, agent, reference, outcome, rating FROM payments")] == [
+            ("sig1", 2, "A", reference, "failed", 2)]
+        assert [tuple(r) for r in c.exec_driver_sql(
+            "SELECT signature, instruction_index, agent, reference, payer, success, rating, response_time_ms, slot, "
+            "timestamp FROM feedback")] == [("sig2", 3, "A", reference, "P", 0, 2, 900, 11, 1_700_000_100)]
+        assert {i["name"] for i in inspect(c).get_indexes("payments")} >= {"ix_payments_reference", "ix_payments_agent"}
+        assert not {"payments_v4", "feedback_v4"} & set(inspect(c).get_table_names())
+        c.exec_driver_sql("INSERT INTO payments (signature, instruction_index, agent, reference, payer, rent_payer, "
+                          "mint, amount, slot, timestamp, outcome) VALUES ('sig3', 2, 'A', ?, 'P', 'P', 'M', 10000, "
+                          "12, 1700000200, 'recorded')", (reference,))
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM payments WHERE reference = ?", (reference,)).scalar_one() == 2

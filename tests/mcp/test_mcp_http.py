@@ -1,5 +1,5 @@
 """The MCP server over Streamable HTTP (`ghost mcp -t http`), driven by the `mcp` SDK's client: a direct
-payment and its receipt, the wallet's balance, hiring through escrow within the budget (a milestone
+payment and finding it by its reference, the wallet's balance, hiring through escrow within the budget (a milestone
 released, a dispute opened) and an escrow over the budget refused with nothing locked."""
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
         paid = ok(await client.call_tool("pay_agent", {"agent": address}))
         assert paid["amount"] == "0.010000" and paid["mint"] == str(agent.mint)
         receipt = ok(await client.call_tool("get_receipt", {"agent": address, "reference": paid["reference"]}))
-        assert receipt["found"] and receipt["payer"] == str(keypair.pubkey()) and not receipt["feedback_submitted"]
+        assert receipt["found"] and receipt["payer"] == str(keypair.pubkey())
+        assert (receipt["signature"], receipt["source"]) == (paid["signature"], "chain")
         assert not ok(await client.call_tool("get_receipt", {"agent": address, "reference": "ab" * 32}))["found"]
         balance = ok(await client.call_tool("get_balance", {}))
         assert balance["wallet"] == str(keypair.pubkey()) and float(balance["sol"]) > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import AsyncIterator, Iterator
@@ -11,11 +13,15 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from ghostpay.accounts import X402Receipt
 from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.pda import receipt_address
+from ghostpay.program_id import PROGRAM_ID
 from tests.localnet.conftest import LocalnetProcess
 
 SOL = 1_000_000_000
 PRICE = Decimal("0.01")
+RECEIPT_RENT = (128 + 194) * 3_480 * 2  # rent-exempt minimum of a legacy X402Receipt (194 bytes)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +36,20 @@ def cheat(net: LocalnetProcess, method: str, *params: object) -> object:
                         timeout=10).json()
     assert "error" not in answer, answer
     return answer["result"]
+
+
+def plant_legacy_receipt(net: LocalnetProcess, agent: Pubkey, payer: Pubkey, rent_payer: Pubkey, mint: Pubkey,
+                         paid_at: int, *, registration: int = 1, rated: bool = False, amount: int = 10_000
+                         ) -> tuple[Pubkey, bytes]:
+    """An X402Receipt of a random reference as the program made them before PayerStats (it makes none now),
+    planted at its address with its rent; returns the address and the reference."""
+    reference = os.urandom(32)
+    address, bump = receipt_address(agent, reference)
+    data = (bytes(X402Receipt.discriminator) + bytes(agent) + bytes(payer) + bytes(rent_payer) + bytes(mint)
+            + reference + struct.pack("<QqQBB", amount, paid_at, registration, int(rated), bump))
+    cheat(net, "surfnet_setAccount", str(address), {"data": data.hex(), "owner": str(PROGRAM_ID),
+                                                    "lamports": RECEIPT_RENT})
+    return address, reference
 
 
 def fund(net: LocalnetProcess, keypair: Keypair | None = None, sol: int = 10) -> Keypair:

@@ -1,4 +1,4 @@
-"""Every custom program error (6000-6078) raised as its typed exception.
+"""Every custom program error (6000-6082) raised as its typed exception.
 
 `REACHABLE` triggers each code through the SDK's public methods, the way a user could: bad
 input, the wrong wallet, the wrong state or time. Where the SDK refuses a value before sending
@@ -17,7 +17,9 @@ instruction sent through `GhostPayClient.send`:
 - 6021 PaymentTransferMissing, 6025 PaymentAuthorityMismatch, 6026 PaymentAmountMismatch: `pay_agent`
   always builds the TransferChecked to the payment address's token account, signed by the payer, for
   the recorded amount, right before the record.
-- 6029 ReceiptAgentMismatch: the SDK derives the receipt from the agent.
+- 6029 ReceiptAgentMismatch, 6082 ReceiptReferenceMismatch: the SDK finds a legacy receipt from the agent and
+  the reference it rates.
+- 6079 PayerStatsMismatch: the SDK derives the PayerStats from the agent and the wallet.
 - 6066 PayeeTokenAccountMismatch, 6075 SourceTokenAccountMismatch, 6076 PaymentMintAccountMismatch: the
   SDK passes the transfer's destination, source and mint as the record's accounts.
 - 6068 NotReceiptRentPayer: `close_receipt` reads the rent payer from the receipt.
@@ -25,10 +27,14 @@ instruction sent through `GhostPayClient.send`:
   6063 TokenProgramMismatch: the SDK reads the vault, agent and mint from the work order and
   takes the token program from the mint's owner.
 
+The legacy receipts (X402Receipt, one per payment, made by the program before PayerStats) that some rows
+rate or close are planted as the earlier program left them (`legacy_receipt`): the program makes none now.
+
 `PROGRAM_TESTS_ONLY` lists the one code that needs a program of its own to trigger: 6064
 PaymentNotTopLevel (record_x402_payment invoked through CPI), tried in tests/test_x402_payments.py with
-a relay program built by the project's pipeline. 6022 (PaymentWrongDestination) is no longer in the IDL:
-6066 PayeeTokenAccountMismatch checks the payee's token account instead.
+a relay program built by the project's pipeline. 6022 (PaymentWrongDestination) and 6027
+(PaymentAlreadyRecorded) are no longer in the IDL: 6066 PayeeTokenAccountMismatch checks the payee's token
+account instead, and a payment counts once because its transaction lands once, not by an account per reference.
 """
 
 from __future__ import annotations
@@ -52,13 +58,13 @@ from ghostpay.client import WorkOrderInfo, X402Settings
 from ghostpay.errors.custom import CUSTOM_ERROR_MAP
 from ghostpay.exceptions import ProgramError, program_error_class
 from ghostpay.payments import build_record_x402_payment, build_x402_payment
-from ghostpay.pda import associated_token_address, new_reference, receipt_address, reputation_address
+from ghostpay.pda import associated_token_address, payer_stats_address, receipt_address, reputation_address
 from ghostpay.sync_client import GhostPay
 from ghostpay.tokens import Atomic
 from ghostpay.types import TokenPrice
 from ghostpay.work_orders import WorkOrderRef, build_release_payment
 from tests.localnet.conftest import LocalnetProcess
-from tests.sdk.conftest import PRICE, cheat, create_mint, fund, mint_to, time_travel
+from tests.sdk.conftest import PRICE, cheat, create_mint, fund, mint_to, plant_legacy_receipt, time_travel
 
 ENDPOINT = "https://errors.example"
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400
@@ -76,6 +82,12 @@ def extension_mint(net: LocalnetProcess, extension_type: int, length: int) -> Pu
         + length.to_bytes(2, "little") + bytes(length)
     cheat(net, "surfnet_setAccount", str(mint), {"data": data.hex(), "lamports": 10_000_000})
     return mint
+
+
+def legacy_receipt(w: "World", *, agent: Pubkey | None = None, registration: int = 1) -> bytes:
+    """An unrated legacy receipt of a payment by the client to `agent` (default: w.agent); its reference."""
+    return plant_legacy_receipt(w.net, agent or w.agent, w.client.wallet, w.client.wallet, w.usdc,
+                                w.client.chain_time(), registration=registration)[1]
 
 
 @dataclass
@@ -135,21 +147,40 @@ def w(net: LocalnetProcess, usdc: Pubkey) -> Iterator[World]:
 Case = Callable[[World], object]
 
 
-def _feedback_twice(w: World) -> None:
-    reference = w.client.pay_agent(w.agent).reference
+def _legacy_feedback_twice(w: World) -> None:
+    reference = legacy_receipt(w)
     w.client.submit_feedback(w.agent, reference, rating=5)
     w.client.submit_feedback(w.agent, reference, rating=4)  # not the same transaction again (AlreadyProcessed)
 
 
+def _rate_beyond_the_calls_paid(w: World) -> None:
+    """A new buyer pays one call and rates it, then rates again (naming another reference)."""
+    buyer = GhostPay(w.net.http_url, fund(w.net))
+    try:
+        mint_to(w.net, buyer.wallet, w.usdc, 1_000_000)
+        buyer.submit_feedback(w.agent, buyer.pay_agent(w.agent).reference, rating=5)
+        buyer.submit_feedback(w.agent, os.urandom(32), rating=1)
+    finally:
+        buyer.close()
+
+
 def _rate_an_earlier_registration(w: World) -> None:
-    """A receipt paid before the agent was closed (once its feedback window passed) and registered again
-    rates nothing now."""
+    """A call paid before the agent was closed (once its feedback window passed) and registered again rates
+    nothing now: its window is over."""
     again = w.provider.register_agent("again", "Again", x402=X402Settings({w.usdc: PRICE}, ENDPOINT)).address
     reference = w.client.pay_agent(again).reference
     time_travel(w.net, FEEDBACK_WINDOW_SECONDS)
     w.provider.close_agent(again)
     w.provider.register_agent("again", "Again, anew", x402=X402Settings({w.usdc: PRICE}, ENDPOINT))
     w.client.submit_feedback(again, reference, rating=5)
+
+
+def _rate_a_legacy_receipt_of_an_earlier_registration(w: World) -> None:
+    """A legacy receipt of the agent's first registration, rated after it was closed and registered again."""
+    again = w.provider.register_agent("legacy", "Legacy", x402=X402Settings({w.usdc: PRICE}, ENDPOINT)).address
+    w.provider.close_agent(again)  # never paid: nothing to wait for
+    w.provider.register_agent("legacy", "Legacy, anew", x402=X402Settings({w.usdc: PRICE}, ENDPOINT))
+    w.client.submit_feedback(again, legacy_receipt(w, agent=again, registration=1), rating=5)
 
 
 def _close_while_a_payment_can_be_rated(w: World) -> None:
@@ -209,15 +240,15 @@ REACHABLE: list[tuple[str, Case]] = [
     ("PaymentMintNotAccepted", lambda w: w.client.create_work_order(
         w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros")),
     ("PaymentBelowPrice", lambda w: w.client.pay_agent(w.agent, amount=Atomic(9_999))),
-    # a priority fee makes it another transaction than the first payment (else: AlreadyProcessed, not the program)
-    ("PaymentAlreadyRecorded", lambda w: w.client.pay_agent(w.agent, reference=w.reference, priority_fee=1)),
     ("SelfPayment", lambda w: w.provider.pay_agent(w.agent)),  # the owner paying its own agent
-    ("ReceiptFromEarlierRegistration", _rate_an_earlier_registration),
-    ("NotReceiptPayer", lambda w: w.stranger.submit_feedback(w.agent, w.reference, rating=5)),
-    ("FeedbackAlreadySubmitted", _feedback_twice),
+    ("ReceiptFromEarlierRegistration", _rate_a_legacy_receipt_of_an_earlier_registration),
+    ("FeedbackWindowClosed", _rate_an_earlier_registration),
+    ("NothingToRate", _rate_beyond_the_calls_paid),
+    ("NotReceiptPayer", lambda w: w.stranger.close_payer_stats(w.agent, w.client.wallet)),
+    ("FeedbackAlreadySubmitted", _legacy_feedback_twice),
     ("RatingOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, rating=6)),
     ("ResponseTimeOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, response_time_ms=3_600_001)),
-    ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, w.client.pay_agent(w.agent).reference)),
+    ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, legacy_receipt(w))),
     ("WorkOrderAmountOutOfRange", lambda w: w.client.create_work_order(
         w.agent, Atomic(999), deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="tiny")),
     ("DeadlineInPast", lambda w: w.order(deadline=w.client.chain_time() - 1)),
@@ -281,6 +312,16 @@ def _record(w: World, amount: int = 10_000, reference: bytes | None = None, *, s
         associated_token_address(payee or w.provider.wallet, usdc))
 
 
+def _rate_legacy(w: World, reference: bytes, *, agent: Pubkey | None = None, named: bytes | None = None
+                 ) -> tuple[list[Instruction], list[Keypair]]:
+    """The client's rating through the legacy receipt of `reference`, for `agent`, naming `named`."""
+    agent = agent or w.agent
+    return [ix.submit_feedback(
+        {"reference": list(named or reference), "success": True, "response_time_ms": 0, "rating": 5},
+        {"agent": agent, "reputation": reputation_address(agent)[0],
+         "payer_stats": receipt_address(w.agent, reference)[0], "payer": w.client.wallet})], []
+
+
 def _forged_release(w: World, **keys: Any) -> tuple[list[Instruction], list[Keypair]]:
     order = w.order("Accepted")
     return [build_release_payment(replace(w.ref(order), **keys), 1)], []
@@ -298,18 +339,21 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
                                             [w.stranger.keypair])),
     ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, 20_000)), [])),
     ("PayeeTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(
-        w, reference=new_reference(w.agent), payee=w.client.wallet)), [])),
+        w, payee=w.client.wallet)), [])),
     ("SourceTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet),
                                                               _record(w, source_owner=w.stranger.wallet)), [])),
     ("PaymentMintAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, mint=w.eurc)),
                                               [])),
-    ("NotReceiptRentPayer", lambda w: ([ix.close_receipt(
-        {"receipt": receipt_address(w.agent, w.reference)[0], "authority": w.client.wallet,
+    ("NotReceiptRentPayer", lambda w: ([ix.close_payer_stats(
+        {"payer_stats": payer_stats_address(w.agent, w.client.wallet)[0], "authority": w.client.wallet,
          "rent_payer": w.stranger.wallet})], [])),
-    ("ReceiptAgentMismatch", lambda w: ([ix.submit_feedback(
-        {"success": True, "response_time_ms": 0, "rating": 5},
-        {"agent": w.sleepy_agent, "reputation": reputation_address(w.sleepy_agent)[0],
-         "receipt": receipt_address(w.agent, w.reference)[0], "payer": w.client.wallet})], [])),
+    ("ReceiptAgentMismatch", lambda w: _rate_legacy(w, legacy_receipt(w), agent=w.sleepy_agent)),
+    ("ReceiptReferenceMismatch", lambda w: _rate_legacy(w, legacy_receipt(w), named=os.urandom(32))),
+    ("PayerStatsMismatch", lambda w: ([ix.submit_feedback(
+        {"reference": list(w.reference), "success": False, "response_time_ms": 0, "rating": 1},
+        {"agent": w.agent, "reputation": reputation_address(w.agent)[0],
+         "payer_stats": payer_stats_address(w.agent, w.client.wallet)[0], "payer": w.stranger.wallet})],
+        [w.stranger.keypair])),
     ("VaultMismatch", lambda w: _forged_release(w, vault=associated_token_address(w.client.wallet, w.usdc))),
     ("WorkOrderAgentMismatch", lambda w: _forged_release(w, agent=w.sleepy_agent)),
     ("WorkOrderMintMismatch", lambda w: _forged_release(w, mint=w.eurc)),
@@ -323,7 +367,7 @@ PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel", "EarningsTableFull"}  # tests/test_p
 def test_every_custom_error_is_covered() -> None:
     covered = {program_error_class(name).code for name, _ in REACHABLE + RAW}  # type: ignore[operator]
     covered |= {program_error_class(name).code for name in PROGRAM_TESTS_ONLY}  # type: ignore[operator]
-    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6079)) - {6022}
+    assert covered == set(CUSTOM_ERROR_MAP) == set(range(6000, 6083)) - {6022, 6027}
 
 
 @pytest.mark.parametrize("name, case", REACHABLE, ids=[f"{program_error_class(n).code}-{n}" for n, _ in REACHABLE])

@@ -12,9 +12,9 @@ import pytest
 from solders.signature import Signature
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import AlreadyProcessed, OutcomeUnknown, PaymentAlreadyRecorded
+from ghostpay.exceptions import AlreadyProcessed, OutcomeUnknown
 from tests.fault_proxy import FaultProxy
-from tests.sdk.conftest import PRICE, fund, mint_to
+from tests.sdk.conftest import PRICE, cheat, fund, mint_to
 
 TIMEOUTS = {"timeout": 1.0, "confirm_timeout": 2.5}
 
@@ -38,17 +38,19 @@ async def test_a_fault_after_the_send_is_recovered_from_the_signature(net, usdc,
     mint_to(net, buyer.pubkey(), usdc, 1_000_000)
     sent: list[Signature] = []
     with FaultProxy(net.http_url) as proxy:
-        async with GhostPayClient(proxy.url, buyer, on_send=lambda sig, _: sent.append(sig), **TIMEOUTS) as gp:
+        async with GhostPayClient(proxy.url, buyer, on_send=lambda sig, _, __: sent.append(sig), **TIMEOUTS) as gp:
             proxy.arm(fault, outage=0.5, delay=2.0)
             paid = await gp.pay_agent(agent)
             assert proxy.faults_fired == 1 and paid.signature == sent[-1]
-            assert await gp.get_receipt(agent, paid.reference) is not None
+            assert (await gp.get_receipt(agent, paid.reference)).signature == paid.signature
             assert await gp.get_token_balance(payee, usdc) == PRICE  # paid exactly once
             assert await gp.get_token_balance(buyer.pubkey(), usdc) == Decimal(1) - PRICE
 
 
 @pytest.mark.parametrize("fault,landed", [("drop", True), ("500", True), ("drop-before", False)])
 async def test_outcome_unknown_carries_what_a_safe_retry_needs(net, usdc, fault, landed) -> None:
+    """Whether or not the payment landed, `resume_payment` finishes it without paying twice: the landed one is
+    found by its signature, the one that never left is sent again as the same signed bytes (landing once)."""
     payee, agent = await seller_and_agent(net, usdc, f"unknown-{fault}")
     buyer = fund(net)
     mint_to(net, buyer.pubkey(), usdc, 1_000_000)
@@ -58,18 +60,34 @@ async def test_outcome_unknown_carries_what_a_safe_retry_needs(net, usdc, fault,
             with pytest.raises(OutcomeUnknown) as unknown:
                 await gp.pay_agent(agent)
     exc = unknown.value
-    assert isinstance(exc.signature, Signature) and len(exc.reference) == 32
+    assert isinstance(exc.signature, Signature) and len(exc.reference) == 32 and exc.transaction
     assert exc.last_valid_block_height > net.rpc("getBlockHeight")["result"] - 200
     assert str(exc.signature) in str(exc)
     assert (status(net, exc.signature) is not None) is landed
-    async with GhostPayClient(net.http_url, buyer) as gp:  # the RPC answers again: retry with the reference
-        assert (await gp.get_receipt(agent, exc.reference) is not None) is landed
-        if landed:
-            with pytest.raises(PaymentAlreadyRecorded):
-                await gp.pay_agent(agent, reference=exc.reference)
-        else:
-            await gp.pay_agent(agent, reference=exc.reference)
+    async with GhostPayClient(net.http_url, buyer) as gp:  # the RPC answers again: finish the same payment
+        resumed = await gp.resume_payment(exc)
+        assert resumed is not None and resumed.signature == exc.signature and resumed.reference == exc.reference
+        assert await gp.resume_payment(exc) == resumed  # asked again: the same answer, nothing more paid
         assert await gp.get_token_balance(payee, usdc) == PRICE
+
+
+async def test_a_payment_whose_blockhash_expired_unsent_resumes_as_none_and_pays_once_after(net, usdc) -> None:
+    """A signed payment that never reached the node, its blockhash expired: `resume_payment` answers None
+    (it never can land), and paying again with its reference pays exactly once."""
+    payee, agent = await seller_and_agent(net, usdc, "expired")
+    buyer = fund(net)
+    mint_to(net, buyer.pubkey(), usdc, 1_000_000)
+    async with GhostPayClient(net.http_url, buyer) as gp:
+        prepared = await gp.prepare_payment(agent, buyer.pubkey())
+        prepared.transaction.partial_sign([buyer], prepared.transaction.message.recent_blockhash)
+        slot = cheat(net, "getSlot")
+        cheat(net, "surfnet_timeTravel", {"absoluteSlot": slot + 200})  # its blockhash expires unsent
+        unknown = OutcomeUnknown("never sent", prepared.transaction.signatures[0], prepared.reference,
+                                 prepared.last_valid_block_height, bytes(prepared.transaction))
+        assert await gp.resume_payment(unknown) is None
+        assert await gp.get_token_balance(payee, usdc) == 0
+        again = await gp.pay_agent(agent, reference=unknown.reference)
+        assert again.reference == unknown.reference and await gp.get_token_balance(payee, usdc) == PRICE
 
 
 async def test_escrow_create_survives_a_500_after_the_send(net, usdc) -> None:

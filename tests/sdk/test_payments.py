@@ -1,4 +1,5 @@
-"""Payments, receipts, feedback and reputation, errors, events and the sync facade through the SDK."""
+"""Payments, finding them by reference, PayerStats, feedback and reputation, errors, events and the sync facade
+through the SDK."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from solders.keypair import Keypair
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import (GhostPayError, NameInvalid, PaymentAlreadyRecorded, PaymentBelowPrice,
-                                 PaymentMintNotAccepted, ProgramError, RatingOutOfRange, TransportError)
+from ghostpay.exceptions import (GhostPayError, NameInvalid, NothingToRate, PaymentBelowPrice, PaymentMintNotAccepted,
+                                 ProgramError, RatingOutOfRange, ReceiptStillOpen, TransportError)
 from ghostpay.events import decode_events
 from ghostpay.reputation import ReputationInputs, reputation_score, tier
 from ghostpay.sync_client import GhostPay
@@ -27,35 +28,39 @@ async def seller_and_buyer(net, usdc, agent_id: str) -> tuple[GhostPayClient, Gh
     return seller, buyer
 
 
-async def test_pay_receipt_retry_feedback_and_reputation(net, usdc) -> None:
+async def test_pay_find_by_reference_feedback_and_reputation(net, usdc) -> None:
     seller, buyer = await seller_and_buyer(net, usdc, "payee")
     async with seller, buyer:
         agent = seller.agent_address("payee")
         reference = bytes(range(32))
         assert await buyer.get_receipt(agent, reference) is None
+        assert await buyer.get_payer_stats(agent) is None
         paid = await buyer.pay_agent(agent, reference=reference)  # creates the payee's token account
         assert paid.amount == PRICE and paid.amount_atomic == 10_000 and paid.compute_units > 0
-        assert paid.events[0].name == "X402PaymentRecorded" and paid.events[0].amount == 10_000
+        assert [e.name for e in paid.events] == ["PayerStatsOpened", "X402PaymentRecorded", "ReputationUpdated"]
+        assert paid.events[1].amount == 10_000
         assert await buyer.get_token_balance(seller.wallet, usdc) == PRICE
         assert await buyer.get_token_balance(buyer.wallet, usdc) == Decimal("0.99")
 
+        # no account per payment: the seller finds it among the agent's transactions, by its reference
         receipt = await seller.get_receipt(agent, reference.hex())
-        assert receipt is not None and receipt.payer == buyer.wallet and receipt.amount == PRICE
-        assert receipt.reference == reference and receipt.mint == usdc and not receipt.feedback_submitted
-
-        with pytest.raises(PaymentAlreadyRecorded) as retried:  # a retry is recognised, not paid twice
-            await buyer.pay_agent(agent, reference=reference)
-        assert (retried.value.name, retried.value.code) == ("PaymentAlreadyRecorded", 6027)
-        assert "already recorded" in retried.value.message and retried.value.logs
-        assert await buyer.get_token_balance(seller.wallet, usdc) == PRICE
+        assert receipt is not None and receipt.signature == paid.signature and receipt.source == "chain"
+        assert (receipt.payer, receipt.amount, receipt.reference, receipt.mint) == (buyer.wallet, PRICE, reference, usdc)
+        stats = await buyer.get_payer_stats(agent)
+        assert stats is not None and stats.address == paid.payer_stats
+        assert (stats.paid_calls, stats.rated_calls, stats.open_calls(stats.last_paid_at)) == (1, 0, 1)
 
         with pytest.raises(PaymentBelowPrice):
             await buyer.pay_agent(agent, amount=Atomic(9_999))
         second = await buyer.pay_agent(agent, amount=Decimal("0.02"))
-        assert await buyer.get_receipt(agent, second.reference) is not None
+        assert [e.name for e in second.events] == ["X402PaymentRecorded", "ReputationUpdated"]  # nothing created
+        assert (await buyer.get_receipt(agent, second.reference)).signature == second.signature
 
         await buyer.submit_feedback(agent, reference, success=True, response_time_ms=800, rating=5)
         await buyer.submit_feedback(agent, second.reference, success=False, response_time_ms=4_000, rating=2)
+        with pytest.raises(NothingToRate) as beyond:  # two calls paid, two rated
+            await buyer.submit_feedback(agent, reference, rating=1)
+        assert (beyond.value.name, beyond.value.code) == ("NothingToRate", 6080) and beyond.value.logs
         third = await buyer.pay_agent(agent)
         with pytest.raises(RatingOutOfRange) as bad:
             await buyer.submit_feedback(agent, third.reference, rating=6)
@@ -73,8 +78,10 @@ async def test_pay_receipt_retry_feedback_and_reputation(net, usdc) -> None:
 
 async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) -> None:
     seller, buyer = await seller_and_buyer(net, usdc, "facilitated")
-    facilitator = fund(net)
-    async with seller, buyer, GhostPayClient(net.http_url, facilitator) as fac:
+    facilitator, other = fund(net), fund(net)
+    mint_to(net, other.pubkey(), usdc, 1_000_000)
+    async with seller, buyer, GhostPayClient(net.http_url, facilitator) as fac, \
+            GhostPayClient(net.http_url, other) as fronted_buyer:
         agent = seller.agent_address("facilitated")
         lamports_before = (await buyer.rpc.get_balance(buyer.wallet)).value
         prepared = await buyer.prepare_payment(agent, facilitator.pubkey())
@@ -85,24 +92,35 @@ async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) ->
         assert result.event("X402PaymentRecorded").payer == buyer.wallet
         receipt = await fac.get_receipt(agent, prepared.reference)
         assert receipt is not None and receipt.payer == buyer.wallet and receipt.amount == PRICE
-        rent = (await buyer.rpc.get_balance(receipt.address)).value
-        assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - rent  # no fees for the buyer
-        assert receipt.rent_payer == buyer.wallet
+        stats = await buyer.get_payer_stats(agent)
+        assert stats.address == prepared.payer_stats and stats.rent_payer == buyer.wallet
+        # no fees for the buyer, only its PayerStats' rent, once
+        assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - stats.rent_lamports
 
-        # the facilitator fronts the receipt's rent too: a buyer holding only tokens spends no SOL at all
-        fronted = await buyer.prepare_payment(agent, facilitator.pubkey(), rent_payer=facilitator.pubkey())
-        fronted.transaction.partial_sign([facilitator], fronted.transaction.message.recent_blockhash)
-        event = (await fac.send_transaction(fronted.transaction, fronted.last_valid_block_height)) \
-            .event("X402PaymentRecorded")
-        assert (event.payer, event.rent_payer) == (buyer.wallet, facilitator.pubkey())
-        assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - rent
-        receipt = await fac.get_receipt(agent, fronted.reference)
-        assert receipt is not None and (receipt.payer, receipt.rent_payer) == (buyer.wallet, facilitator.pubkey())
-        await buyer.submit_feedback(agent, fronted.reference, rating=4)
+        # a facilitator fronting that rent: a buyer holding only tokens spends no SOL at all, ever
+        sol_before, fee_payer_before = (await buyer.rpc.get_balance(other.pubkey())).value, \
+            (await fac.rpc.get_balance(facilitator.pubkey())).value
+        references = []
+        for _ in range(3):
+            fronted = await fronted_buyer.prepare_payment(agent, facilitator.pubkey(), rent_payer=facilitator.pubkey())
+            fronted.transaction.partial_sign([facilitator], fronted.transaction.message.recent_blockhash)
+            event = (await fac.send_transaction(fronted.transaction, fronted.last_valid_block_height)) \
+                .event("X402PaymentRecorded")
+            assert (event.payer, event.rent_payer) == (other.pubkey(), facilitator.pubkey())
+            references.append(fronted.reference)
+        stats = await fronted_buyer.get_payer_stats(agent)
+        assert (stats.rent_payer, stats.paid_calls) == (facilitator.pubkey(), 3)
+        assert (await buyer.rpc.get_balance(other.pubkey())).value == sol_before
+        assert (await fac.rpc.get_balance(facilitator.pubkey())).value == \
+            fee_payer_before - 3 * 2 * 5_000 - stats.rent_lamports  # three fees, one rent
+        await fronted_buyer.submit_feedback(agent, references[0], rating=4)
+        with pytest.raises(ReceiptStillOpen):  # not the facilitator's to close while its payer may still rate
+            await fac.close_payer_stats(agent, other.pubkey())
         before = (await fac.rpc.get_balance(facilitator.pubkey())).value
-        await fac.close_receipt(agent, fronted.reference)  # the rent goes back to the facilitator
-        after = (await fac.rpc.get_balance(facilitator.pubkey())).value
-        assert after == before + rent - 5_000 and await fac.get_receipt(agent, fronted.reference) is None
+        closed = await fronted_buyer.close_payer_stats(agent)  # the payer may: the rent goes back to the facilitator
+        assert closed.event("PayerStatsClosed").forfeited_calls == 2
+        assert (await fac.rpc.get_balance(facilitator.pubkey())).value == before + stats.rent_lamports
+        assert await fronted_buyer.get_payer_stats(agent) is None
 
 
 async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:

@@ -69,7 +69,7 @@ def agent(net: Any) -> Agent:
     return register_agent(net, f"recorded-{next(COUNTER)}")
 
 
-async def test_record_after_the_memo_verified_receipt_and_feedback(net: Any, agent: Agent) -> None:
+async def test_record_after_the_memo_verified_and_rated(net: Any, agent: Agent) -> None:
     keypair = buyer(net, agent.mint)
     app = self_settling_seller(net, agent, fund(net))
     with ServerThread(app) as shop:
@@ -81,7 +81,9 @@ async def test_record_after_the_memo_verified_receipt_and_feedback(net: Any, age
             assert response.status_code == 200 and record.settled and record.verified and record.feedback
             receipt = await gp.get_receipt(agent.address, record.reference)
             assert receipt is not None and receipt.payer == keypair.pubkey() and receipt.amount_atomic == PRICE_ATOMIC
-            assert str(receipt.address) == record.receipt and receipt.feedback_submitted
+            assert str(receipt.signature) == record.signature
+            stats = await gp.get_payer_stats(agent.address)
+            assert str(stats.address) == record.payer_stats and (stats.paid_calls, stats.rated_calls) == (1, 1)
             after = await gp.get_reputation(agent.address)
     assert after.metrics.successful_payments == before.metrics.successful_payments + 1
     assert after.metrics.rating_count == before.metrics.rating_count + 1 and after.metrics.total_rating >= 4

@@ -32,7 +32,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.x402 import facilitator as facilitator_module
 from ghostpay.x402 import facilitator_store
-from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings, GhostPayFacilitator
 from ghostpay.x402.facilitator_policy import ANY_ASSET, AssetRule
 from ghostpay.x402.facilitator_store import FAILED, LANDED, PENDING, SETTLED, SettledLog
 from ghostpay.x402.networks import DEVNET
@@ -337,12 +337,13 @@ def post(url: str, method: str, paid: PaymentPayload, requirements: PaymentRequi
 
 
 def test_the_floor_holds_under_concurrent_settles(net: Any, tmp_path: Path) -> None:
-    """A fee payer holding its floor plus what three recorded payments cost (fees and fronted receipt rent),
+    """A fee payer holding its floor plus what three recorded payments cost (fees and each buyer's fronted
+    PayerStats rent: ten buyers, so each payment opens its pair's account),
     and ten of them settled at once: three land, seven are refused before any send, and the balance ends
     above the floor (the balance read is 2 s old at most; each spend is counted as it is committed)."""
     agent = register_agent(net, "floored")
     floor = 1_000_000_000
-    rent = int(net.rpc("getMinimumBalanceForRentExemption", 194)["result"])  # an X402Receipt
+    rent = int(net.rpc("getMinimumBalanceForRentExemption", PAYER_STATS_SPACE)["result"])  # a buyer's PayerStats
     cost = FEE + rent
     fee_payer = Keypair()
     cheat(net, "surfnet_setAccount", str(fee_payer.pubkey()), {"lamports": floor + 3 * cost + FEE})

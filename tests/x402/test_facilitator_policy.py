@@ -39,7 +39,7 @@ from ghostpay.localnet.process import free_port_pair
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.x402 import facilitator_keys, facilitator_policy
 from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
-from ghostpay.x402.facilitator import FacilitatorSettings
+from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings
 from ghostpay.x402.facilitator_app import create_facilitator_app
 from ghostpay.x402.facilitator_client import FacilitatorHmacAuth
 from ghostpay.x402.facilitator_defaults import DEFAULT_MAX_COMPUTE_UNITS
@@ -278,10 +278,11 @@ def test_fronted_rent_for_a_worthless_mint_is_refused(net: Any, default_facilita
 
 
 def test_rent_fronting_by_key_and_its_cap(net: Any, tmp_path: Path, rent_agent: Agent) -> None:
-    """A key without --front-rent gets no fronting; one with it gets fronting up to its cap of rent not yet
-    swept back; the sweep gives the rent back, and the cap with it."""
+    """A key without --front-rent gets no fronting; one with it gets each new buyer's PayerStats fronted (once
+    per buyer and agent: the buyer's later payments cost the fee alone) up to its cap of rent outstanding;
+    a buyer closing its PayerStats gives the rent back to the fee payer, and the cap room with it."""
     plain = add_key(tmp_path, "plain")
-    fronting = add_key(tmp_path, "fronting", "--front-rent", "--max-rent-outstanding", "0.003")  # one receipt
+    fronting = add_key(tmp_path, "fronting", "--front-rent", "--max-rent-outstanding", "0.003")  # one PayerStats
     proc = facilitator_process(net, tmp_path, fund(net, sol=100), "--sweep-interval", "0.2").start()
     try:
         fee_payer = Pubkey.from_string(proc.announce["feePayer"])
@@ -297,26 +298,36 @@ def test_rent_fronting_by_key_and_its_cap(net: Any, tmp_path: Path, rent_agent: 
         assert_refused(net, proc, paid, requirements, "ghostpay_receipt_rent_not_fronted", (payer.pubkey(), payee),
                        key=plain)
 
+        def outstanding() -> int:
+            return httpx.get(f"{proc.url}/policy", headers=signed(fronting, "policy", b"")).json()["seller"][
+                "rentOutstandingLamports"]
+
+        rent = int(net.rpc("getMinimumBalanceForRentExemption", PAYER_STATS_SPACE)["result"])
         sol = sol_balance(net, fee_payer)
-        first, reference = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
+        first, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
         assert call(proc, "settle", first, requirements, fronting)["success"]
-        rent = httpx.get(f"{proc.url}/policy", headers=signed(fronting, "policy", b"")).json()["seller"][
-            "rentOutstandingLamports"]
-        assert rent == 2_241_120 and 10_000 <= sol - sol_balance(net, fee_payer) - rent <= 10_001
+        assert outstanding() == rent and 10_000 <= sol - sol_balance(net, fee_payer) - rent <= 10_001
 
-        second, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
-        assert_refused(net, proc, second, requirements, "ghostpay_rent_outstanding_cap", (payer.pubkey(), payee),
-                       key=fronting)
+        sol = sol_balance(net, fee_payer)
+        again, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)  # the same pair: no rent
+        assert call(proc, "settle", again, requirements, fronting)["success"]
+        assert outstanding() == rent and 10_000 <= sol - sol_balance(net, fee_payer) <= 10_001
 
-        async def feedback() -> None:  # the receipt may close: the sweep gets the rent back
+        newcomer = buyer(net, rent_agent.mint)  # a second pair would pass the cap: refused, nothing moved
+        second, _ = recorded(net, rent_agent, newcomer, requirements, rent_payer=fee_payer)
+        assert_refused(net, proc, second, requirements, "ghostpay_rent_outstanding_cap",
+                       (newcomer.pubkey(), payee), key=fronting)
+
+        async def close() -> None:  # the first buyer closes its PayerStats: the rent goes back to the fee payer
             async with GhostPayClient(net.http_url, payer, ws_url=net.ws_url) as gp:
-                await gp.submit_feedback(rent_agent.address, reference, rating=5, response_time_ms=20)
+                await gp.close_payer_stats(rent_agent.address)
 
-        asyncio.run(feedback())
-        wait_for(lambda: httpx.get(f"{proc.url}/policy", headers=signed(fronting, "policy", b"")).json()["seller"][
-            "rentOutstandingLamports"] == 0, "the sweep did not give the seller's rent back")
-        third, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
-        assert call(proc, "settle", third, requirements, fronting)["success"]
+        sol = sol_balance(net, fee_payer)
+        asyncio.run(close())
+        assert sol_balance(net, fee_payer) == sol + rent
+        third, _ = recorded(net, rent_agent, newcomer, requirements, rent_payer=fee_payer)
+        assert call(proc, "settle", third, requirements, fronting)["success"]  # the cap saw the closed account
+        assert outstanding() == rent
     finally:
         proc.stop()
 

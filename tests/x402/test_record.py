@@ -1,5 +1,6 @@
 """The GhostPay extension: `record_x402_payment` right after the Memo, through `ghost facilitator` (and
-refused by the official facilitator logic, which is why the extension exists); the receipt sweep."""
+refused by the official facilitator logic, which is why the extension exists); the fee payer fronting a
+buyer's PayerStats rent once, never per payment; the bounded sweep of legacy fronted receipts."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from x402.schemas import PaymentRequirements
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.payments import build_record_x402_payment
+from ghostpay.pda import payer_stats_address
+from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
+from ghostpay.x402.facilitator_record import ReceiptSweep
 from ghostpay.x402.networks import DEVNET
-from tests.sdk.conftest import fund
+from tests.sdk.conftest import fund, plant_legacy_receipt, time_travel
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
@@ -41,8 +45,11 @@ from tests.x402.conftest import (
 from tests.x402.craft import facilitator_call, header, latest_blockhash, memo, payment
 
 
-# what GhostPay's buyer sets: the official client's 20,000 units cover the transfer, not the receipt's creation too
+# what GhostPay's buyer sets: the official client's 20,000 units cover the transfer, not a PayerStats' creation too
 RECORD_CU = DEFAULT_COMPUTE_UNIT_LIMIT + RECORD_COMPUTE_UNITS
+FEE = 5_000  # lamports per signature
+PRIORITY_FEE_BOUND = 100  # lamports: the exact client's compute unit price times its limit, rounded up
+FEEDBACK_WINDOW = 30 * 86_400
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +102,28 @@ def test_supported_advertises_the_extension(facilitator: Process) -> None:
 
 def test_record_after_the_memo_settles_and_counts(net: Any, agent: Agent, facilitator: Process,
                                                   fee_payer: Keypair) -> None:
+    """The facilitator fronts the buyer's PayerStats rent with its first payment, then pays the fee alone:
+    no account, no rent, per payment."""
     payer = buyer(net, agent.mint)
-    paid, reference = recorded_payment(net, agent, payer, str(fee_payer.pubkey()), rent_payer=fee_payer.pubkey())
     requirements = requirements_for(agent, str(fee_payer.pubkey()))
-    before = receipt(net, agent, reference)[1].total_calls
-    verified = facilitator_call(facilitator.url, "verify", paid, requirements)
-    assert verified["isValid"] is True, verified
-    settled = facilitator_call(facilitator.url, "settle", paid, requirements)
-    assert settled["success"], settled
-    found, info = receipt(net, agent, reference)
-    assert found is not None and found.payer == payer.pubkey() and found.amount_atomic == PRICE_ATOMIC
-    assert found.rent_payer == fee_payer.pubkey()  # the facilitator fronted the rent
-    assert info.total_calls == before + 1 and info.reputation_score > 0  # a verified payment: it counts
-    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+    stats = payer_stats_address(agent.address, payer.pubkey())[0]
+    spent = []  # the fee payer's SOL per call
+    for _ in range(3):
+        paid, reference = recorded_payment(net, agent, payer, str(fee_payer.pubkey()), rent_payer=fee_payer.pubkey())
+        before, sol = receipt(net, agent, reference)[1].total_calls, sol_balance(net, fee_payer.pubkey())
+        verified = facilitator_call(facilitator.url, "verify", paid, requirements)
+        assert verified["isValid"] is True, verified
+        settled = facilitator_call(facilitator.url, "settle", paid, requirements)
+        assert settled["success"], settled
+        found, info = receipt(net, agent, reference)
+        assert found is not None and found.payer == payer.pubkey() and found.amount_atomic == PRICE_ATOMIC
+        assert str(found.signature) == settled["transaction"] and found.rent_payer == fee_payer.pubkey()
+        assert info.total_calls == before + 1 and info.reputation_score > 0  # a verified payment: it counts
+        spent.append(sol - sol_balance(net, fee_payer.pubkey()))
+    rent = sol_balance(net, stats)
+    assert rent > 0 and spent[0] == spent[1] + rent  # the pair's first payment: its PayerStats, fronted once
+    assert spent[1] == spent[2] <= 2 * FEE + PRIORITY_FEE_BOUND  # then the transaction's fee alone
+    assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - 3 * PRICE_ATOMIC
 
 
 def test_the_same_transaction_is_refused_by_the_official_facilitator(net: Any, agent: Agent) -> None:
@@ -157,14 +173,6 @@ def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: 
     assert sol_balance(net, fee_payer.pubkey()) == sol
 
 
-@pytest.fixture(scope="module")
-def sweeping(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = facilitator_process(net, tmp_path_factory.mktemp("sweeping"), fund(net, sol=100),
-                               "--sweep-interval", "0.2").start()
-    yield proc
-    proc.stop()
-
-
 def test_without_fronting_the_payer_pays_the_rent(net: Any, agent: Agent, tmp_path: Path) -> None:
     proc = facilitator_process(net, tmp_path, fund(net, sol=100), "--no-front-rent").start()
     try:
@@ -178,30 +186,78 @@ def test_without_fronting_the_payer_pays_the_rent(net: Any, agent: Agent, tmp_pa
         own_rent, reference = recorded_payment(net, agent, payer, fee)
         assert facilitator_call(proc.url, "settle", own_rent, requirements_for(agent, fee))["success"]
         assert receipt(net, agent, reference)[0].rent_payer == payer.pubkey()
+        assert sol_balance(net, payer_stats_address(agent.address, payer.pubkey())[0]) > 0
     finally:
         proc.stop()
 
 
-def test_sweep_closes_fronted_receipts_after_feedback(net: Any, agent: Agent, sweeping: Process) -> None:
-    fee = sweeping.announce["feePayer"]
-    payer = buyer(net, agent.mint)
-    paid, reference = recorded_payment(net, agent, payer, fee, rent_payer=Pubkey.from_string(fee))
-    assert facilitator_call(sweeping.url, "settle", paid, requirements_for(agent, fee))["success"]
-    address = receipt(net, agent, reference)[0].address
-    time.sleep(0.6)
-    assert receipt(net, agent, reference)[0] is not None  # no feedback yet, window open: kept
+def chain_now(net: Any) -> int:
+    return int(net.rpc("getBlockTime", net.rpc("getSlot")["result"])["result"])
 
-    async def feedback() -> None:
-        async with GhostPayClient(net.http_url, payer, ws_url=net.ws_url) as gp:
-            await gp.submit_feedback(agent.address, reference, rating=5, response_time_ms=20)
 
-    asyncio.run(feedback())
-    deadline = time.monotonic() + 10
-    while net.rpc("getAccountInfo", str(address), {"encoding": "base64"})["result"]["value"] is not None:
-        assert time.monotonic() < deadline, "the sweep did not close the receipt"
-        time.sleep(0.1)
-    health = httpx.get(f"{sweeping.url}/health").json()
-    assert health["receiptsClosed"] == 1 and health["rentReclaimedLamports"] > 0
+def exists(net: Any, address: Pubkey) -> bool:
+    return net.rpc("getAccountInfo", str(address), {"encoding": "base64"})["result"]["value"] is not None
+
+
+class CountingRpc:
+    """The sweep's RPC client, counting its calls and the account bytes getProgramAccounts answers."""
+
+    def __init__(self, rpc: Any) -> None:
+        self.rpc, self.calls, self.listed_bytes = rpc, 0, []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.rpc, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            answer = method(*args, **kwargs)
+            if name == "get_program_accounts":
+                self.listed_bytes += [len(bytes(keyed.account.data)) for keyed in answer.value]
+            return answer
+        return call
+
+
+def test_the_legacy_sweep_lists_once_closes_what_is_due_and_ends(net: Any, agent: Agent) -> None:
+    """Three receipts a fee payer fronted under the earlier program: rated, past its window, still open. The
+    sweep lists them once, with 17 bytes of each; closes the two due (the rent back to the fee payer); the
+    third once its window passes; then it is finished and a pass makes no RPC call at all."""
+    from solana.rpc.api import Client
+
+    fee_payer, payer = fund(net), Keypair()
+    now = chain_now(net)
+    rated, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint, now, rated=True)
+    old, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint,
+                                  now - FEEDBACK_WINDOW)
+    open_, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint, now)
+    counting = CountingRpc(Client(net.http_url))
+    sweep = ReceiptSweep(counting, fee_payer, PROGRAM_ID, FEEDBACK_WINDOW)  # type: ignore[arg-type]
+    sol = sol_balance(net, fee_payer.pubkey())
+    closed = sweep.run_once()
+    assert {r.address for r in closed} == {rated, old} and not exists(net, rated) and not exists(net, old)
+    assert exists(net, open_) and not sweep.finished and counting.listed_bytes == [17, 17, 17]
+    assert sol_balance(net, fee_payer.pubkey()) == sol + sweep.reclaimed_lamports - FEE
+    assert sweep.run_once() == [] and len(counting.listed_bytes) == 3  # not listed again
+    time_travel(net, FEEDBACK_WINDOW)
+    assert [r.address for r in sweep.run_once()] == [open_] and not exists(net, open_)
+    assert sweep.finished and (sweep.closed, counting.listed_bytes) == (3, [17, 17, 17])
+    calls = counting.calls
+    assert sweep.run_once() == [] and counting.calls == calls  # ended: nothing read any more
+
+
+def test_the_facilitator_sweeps_a_legacy_fronted_receipt(net: Any, agent: Agent, tmp_path: Path) -> None:
+    fee_payer = fund(net, sol=100)
+    address, _ = plant_legacy_receipt(net, agent.address, Keypair().pubkey(), fee_payer.pubkey(), agent.mint,
+                                      chain_now(net), rated=True)
+    proc = facilitator_process(net, tmp_path, fee_payer, "--sweep-interval", "0.2").start()
+    try:
+        deadline = time.monotonic() + 10
+        while exists(net, address):
+            assert time.monotonic() < deadline, "the sweep did not close the receipt"
+            time.sleep(0.1)
+        health = httpx.get(f"{proc.url}/health").json()
+        assert health["receiptsClosed"] == 1 and health["rentReclaimedLamports"] > 0
+    finally:
+        proc.stop()
 
 
 def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent, facilitator: Process,
