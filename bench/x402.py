@@ -29,6 +29,8 @@ The checks each side runs on a paid call (every one on, in both stacks):
   the send, send, confirmation by `signatureSubscribe`, the row marked landed, then settled once the
   answer is handed over.
 
+GHOSTPAY_BENCH_X402_KEYLESS=1 runs GhostPay's side without a seller key (the facilitator serving its loopback
+clients as their operator: no authentication, quotas or rent cap), writing bench/results/x402_keyless.json.
 GHOSTPAY_BENCH_X402_CALLS (default 200) sets the calls per row, measured in 5 rounds that interleave
 the rows (a load spike elsewhere on the machine then hits every row alike).
 
@@ -73,6 +75,7 @@ from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
 CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))
+KEYLESS = os.environ.get("GHOSTPAY_BENCH_X402_KEYLESS") == "1"  # no seller key: results in x402_keyless.json
 ROUNDS = 5
 CONCURRENCY = (1, 8)
 PRICE = Decimal("0.01")
@@ -359,19 +362,19 @@ def main() -> None:
                                       stderr=subprocess.PIPE, text=True))
         official = f"http://127.0.0.1:{official_port}"
         # A seller key: the facilitator then authenticates every verify and settle (the proxy signs each with an
-        # HMAC) and runs the key's quotas and rent cap, as a facilitator serving other sellers must.
-        seller_key = json.loads(subprocess.run(
+        # HMAC) and runs the key's quotas and rent cap, as a facilitator serving other sellers must
+        # (GHOSTPAY_BENCH_X402_KEYLESS=1: none, the facilitator serves its loopback clients as their operator).
+        key_env = {} if KEYLESS else {"GHOSTPAY_FACILITATOR_KEY": json.loads(subprocess.run(
             [GHOST, "--output", "json", "facilitator", "keys", "add", "bench", "--front-rent",
              "--max-rent-outstanding", "1000", "--settles-per-minute", "1000000", "--fee-lamports-per-day",
              str(10**15), "--db", str(folder / "f.db")], capture_output=True, text=True, check=True,
-            env={**os.environ, "GHOSTPAY_HOME": str(folder)}).stdout)["key"]
+            env={**os.environ, "GHOSTPAY_HOME": str(folder)}).stdout)["key"]}
         facilitator, fac = ghost(folder, "-u", rpc, "-k", keypair_file(folder, chain.funded(1000)), "facilitator",
                                  "start", "--port", str(free_port_pair()[0]), "--db", str(folder / "f.db"),
                                  "--rate-limit", "1000000", "--sweep-interval", "0", "--asset", str(mint))
         procs.append(facilitator)
         proxy_args = ["-u", rpc, "-k", keypair_file(folder, owner), "x402", "proxy", "--agent", str(agent),
                       "--upstream", upstream, "--facilitator", fac["url"], "--route", "GET /translate"]
-        key_env = {"GHOSTPAY_FACILITATOR_KEY": seller_key}
         proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]), env=key_env)
         procs.append(proxy)
         wait_http(f"{upstream}/free", procs[0])
@@ -435,7 +438,7 @@ def main() -> None:
         table.add_row(r.scenario, str(r.concurrency), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.calls_per_s:.1f}",
                       cell(r.p50_vs_official, 2), cell(r.server_cpu_ms, 2), cell(r.localnet_cpu_ms, 2),
                       cell(r.client_cpu_ms, 2))
-    report(table, rows, "x402", console, width=180)
+    report(table, rows, "x402_keyless" if KEYLESS else "x402", console, width=180)
     # The buyer's side of a paid call, phase by phase: quote, sign, verify + settle (bench/x402_buyer.py).
     x402_buyer.main()
 
