@@ -30,6 +30,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -55,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
 RECONCILE_INTERVAL_SECONDS = 10.0  # how often rows left pending are looked up on chain
+# How long an answered outcome stays in the log: far beyond a blockhash's life (about 60-90 s), after which
+# a replayed payment cannot land and is refused by its simulation without the log's help.
+LOG_RETENTION_SECONDS = 600.0
 LAMPORTS_PER_SIGNATURE = 5_000
 DEFAULT_UNITS_PER_INSTRUCTION = 200_000  # the runtime's compute budget without SetComputeUnitLimit...
 MAX_COMPUTE_UNITS = 1_400_000  # ...capped at the transaction's maximum
@@ -196,6 +200,10 @@ class Settler:
         elif status.state == EXPIRED:
             self._log.release(row.message_hash)
 
+    def prune(self) -> int:
+        """Forget outcomes answered more than LOG_RETENTION_SECONDS ago (the log stays flat under load)."""
+        return self._log.prune(time.time() - LOG_RETENTION_SECONDS)
+
     def reconcile_pending(self) -> None:
         """Reconcile every pending row (at start-up, then now and then)."""
         for row in self._log.pending():
@@ -289,6 +297,7 @@ class Reconciling:
         while not self._stopped.wait(self._interval):
             try:
                 self._settler.reconcile_pending()
+                self._settler.prune()
             except Exception as exc:  # noqa: BLE001 - an RPC hiccup: the next round retries
                 logger.warning("reconciling pending settles failed: %s", exc)
 

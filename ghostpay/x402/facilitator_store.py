@@ -69,6 +69,15 @@ FROM settled_v1
 """
 
 
+# Outcomes older than the log's retention are pruned (the log stays flat under any load); what /health counts
+# of them lives on in one row.
+TOTALS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS settled_done ON settled (settled_at) WHERE status IN ('settled', 'failed');
+"""
+PRUNED_SETTLED = "pruned_settled"
+
+
 @dataclass(frozen=True)
 class SettledPayment:
     message_hash: str
@@ -92,6 +101,7 @@ class SettledLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed claim survives a process crash
         self._migrate()
+        self._db.executescript(TOTALS_SCHEMA)
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:
@@ -166,10 +176,33 @@ class SettledLog:
         return [SettledPayment(*row) for row in rows]
 
     def count(self) -> int:
-        """Payments settled on chain (answered or not yet)."""
+        """Payments settled on chain (answered or not yet), pruned ones included."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED)
+            live = self._db.execute("SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED)
                                     ).fetchone()[0]
+            pruned = self._db.execute("SELECT value FROM log_totals WHERE name = ?", (PRUNED_SETTLED,)).fetchone()
+        return live + (pruned[0] if pruned else 0)
+
+    def prune(self, before: float) -> int:
+        """Forget the answered outcomes (settled, failed) decided before `before` (unix time); returns how many.
+        Safe once their blockhashes have expired: a replay of a forgotten payment can no longer land, its
+        simulation fails before any send. Pending and landed-but-unanswered rows always stay."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                settled = db.execute("SELECT COUNT(*) FROM settled WHERE status = ? AND settled_at < ?",
+                                     (SETTLED, before)).fetchone()[0]
+                gone = db.execute("DELETE FROM settled WHERE status IN (?, ?) AND settled_at < ?",
+                                  (SETTLED, FAILED, before)).rowcount
+                if settled:
+                    db.execute("INSERT INTO log_totals (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                               "SET value = value + excluded.value", (PRUNED_SETTLED, settled))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return gone
 
     def close(self) -> None:
         with self._lock:

@@ -491,3 +491,25 @@ def test_sigkill_at_random_points_then_every_retry_is_answered_right(net: Any, t
     assert rows_without_signature(db) == 0
     with sqlite3.connect(db) as log:
         assert log.execute("SELECT status, COUNT(*) FROM settled GROUP BY status").fetchall() == [("settled", moved)]
+
+
+def test_the_log_forgets_answered_outcomes_and_keeps_what_a_retry_needs(tmp_path: Path) -> None:
+    """Pruning (every reconcile round, outcomes older than LOG_RETENTION_SECONDS): settled and failed rows go,
+    what /health counts stays; pending and landed-but-unanswered rows stay, whatever their age."""
+    log = SettledLog(tmp_path / "log.db")
+    for name in ("settled", "failed", "landed", "pending", "fresh"):
+        assert log.claim(name, payer="P", network=DEVNET.caip2, signature=f"sig-{name}", blockhash="B")
+    for name in ("settled", "landed", "fresh"):
+        log.mark_landed(name)
+    log.mark_settled("sig-settled")
+    log.mark_settled("sig-fresh")
+    log.mark_failed("failed", "InsufficientFunds")
+    assert log.count() == 3
+    cutoff = time.time() + 1  # everything decided so far is "old"
+    fresh_later = log.claim("later", payer="P", network=DEVNET.caip2, signature="sig-later", blockhash="B")
+    assert fresh_later and log.prune(cutoff) == 3  # settled, fresh (settled) and failed
+    assert log.count() == 3  # landed (live) + the two settled ones pruned
+    assert {row for row in ("settled", "failed", "fresh") if log.get(row) is not None} == set()
+    assert log.get("landed").status == LANDED and log.get("pending").status == PENDING  # type: ignore[union-attr]
+    assert log.prune(cutoff) == 0
+    log.close()
