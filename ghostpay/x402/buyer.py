@@ -37,7 +37,13 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
-from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, V1_NETWORKS
+from x402.mechanisms.svm.constants import (
+    COMPUTE_BUDGET_PROGRAM_ADDRESS,
+    ERR_INVALID_INSTRUCTION_COUNT,
+    ERR_UNKNOWN_FIFTH_INSTRUCTION,
+    ERR_UNKNOWN_SIXTH_INSTRUCTION,
+    V1_NETWORKS,
+)
 from x402.mechanisms.svm.default_assets import get_default_asset
 from x402.mechanisms.svm.exact.client import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.client import ExactSvmSchemeV1
@@ -68,6 +74,11 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
+# A facilitator's refusals of the record instruction itself (an unchanged official one refuses a fifth
+# instruction; ours when it may not front the rent): the buyer then pays once more without it.
+RECORD_REFUSED = frozenset({ERR_INVALID_INSTRUCTION_COUNT, ERR_UNKNOWN_FIFTH_INSTRUCTION,
+                            ERR_UNKNOWN_SIXTH_INSTRUCTION, "ghostpay_record_instruction_invalid",
+                            "ghostpay_receipt_rent_not_fronted"})
 # record_x402_payment when the pair's first payment creates its PayerStats: about 5,100 CU, at most about 5,700
 # (bench/compute_units.py), with a margin (later payments need about 2,600); the official limit (20,000) leaves
 # 778 CU after TransferChecked (6,147) and the Memo (12,775)
@@ -455,14 +466,14 @@ class X402Buyer:
 
     # paying ------------------------------------------------------------------------------------------
 
-    async def sign(self, required: Required, index: int, quote: Quote
+    async def sign(self, required: Required, index: int, quote: Quote, *, record: bool = True
                    ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
         """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
-        with GhostPay's record added when the requirement asks for it."""
+        with GhostPay's record added when the requirement asks for it (and `record`)."""
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
         try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
             payload = await asyncio.to_thread(self._official.create_payment_payload, only)
-            hint = record_hint(quote, self.gp.program_id)
+            hint = record_hint(quote, self.gp.program_id) if record else None
             if hint is None:
                 return payload, None
             recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, hint.agent,
@@ -481,12 +492,13 @@ class X402Buyer:
         await response.aread()
         required, assumed = read_payment_required(response, url)
         paid: set[tuple[str, str, int, str]] = set()
+        with_record = True
         while True:
             index, quote = await self.choose(required, url, assumed)
             quoted_at = time.perf_counter()
             reservation = await self._authorize(await self.spend(quote, url))
             try:
-                payload, recorded = await self.sign(required, index, quote)
+                payload, recorded = await self.sign(required, index, quote, record=with_record)
             except BaseException:
                 if reservation is not None:
                     await reservation.release()
@@ -508,13 +520,19 @@ class X402Buyer:
                 record.verified = record.settled and await self._recorded(quote, recorded, record.signature)
             if reservation is not None and record.settled:
                 await reservation.settled(record.signature)
+            elif reservation is not None and response.status_code == 402 and not record.signature:
+                await reservation.release()  # refused before any transaction was sent: nothing was spent
             if response.status_code == 402 and not record.settled:
-                paid.add(quote.terms)
                 try:
                     required, assumed = read_payment_required(response, url)
                 except PaymentRequirementsInvalid:
                     break
                 record.error = required.error or record.error
+                if recorded is not None and record.error in RECORD_REFUSED and not record.signature:
+                    with_record = False  # its facilitator takes no record instruction: pay without it, once
+                    asked_at = started
+                    continue
+                paid.add(quote.terms)
                 # the seller refused this payment: if its terms changed (a new price), pay the new ones once
                 if len(paid) <= REQUOTES and not paid & {q.terms for q in await self.quotes(required, url)}:
                     asked_at = started

@@ -18,7 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
 from x402.http.utils import encode_payment_required_header
-from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS, TOKEN_PROGRAM_ADDRESS
+from x402.mechanisms.svm.constants import (
+    COMPUTE_BUDGET_PROGRAM_ADDRESS,
+    ERR_UNKNOWN_FIFTH_INSTRUCTION,
+    MEMO_PROGRAM_ADDRESS,
+    TOKEN_PROGRAM_ADDRESS,
+)
 from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
@@ -106,3 +111,54 @@ async def test_auto_feedback_rates_a_500_after_settlement_as_failed(net: Any, ag
             assert response.status_code == 500 and record.verified and record.feedback
             metrics = (await gp.get_reputation(agent.address)).metrics
     assert metrics.rating_count == 1 and metrics.total_rating == 1  # rated 1: failed
+
+
+def record_refusing_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair) -> FastAPI:
+    """A seller advertising recordAfterMemo whose facilitator refuses a fifth instruction (as every unchanged
+    official facilitator does): it answers such a payment with a new 402 naming the official reason, and
+    settles a plain one itself."""
+    app = self_settling_seller(net, agent, fee_payer)
+    plain = app.router.routes[-1].endpoint  # the settling handler
+    requirement = PaymentRequirements(
+        scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
+        pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
+        extra={"feePayer": str(fee_payer.pubkey()),
+               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
+    refusing = FastAPI()
+    refusing.state.transactions = app.state.transactions
+
+    @refusing.get("/paid")
+    async def paid(request: Request) -> Response:
+        header = request.headers.get("payment-signature")
+        if header:
+            tx = VersionedTransaction.from_bytes(base64.b64decode(json.loads(base64.b64decode(header))["payload"][
+                "transaction"]))
+            if len(tx.message.instructions) > 4:
+                refusing.state.transactions.append(tx)
+                return JSONResponse({}, status_code=402, headers={"PAYMENT-REQUIRED": encode_payment_required_header(
+                    PaymentRequired(error=ERR_UNKNOWN_FIFTH_INSTRUCTION, accepts=[requirement]))})
+        return await plain(request)
+
+    return refusing
+
+
+async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_counts_one(net: Any,
+                                                                                      agent: Agent) -> None:
+    """The facilitator refuses the record instruction: the buyer pays once more without it (served, tokens
+    moved once), and the refused attempt leaves the budget: a daily budget of exactly one price still pays."""
+    from decimal import Decimal
+
+    from ghostpay.x402.guards import SpendingGuards
+
+    keypair = buyer(net, agent.mint)
+    app = record_refusing_seller(net, agent, fund(net))
+    guards = SpendingGuards(daily=Decimal("0.01"))
+    with ServerThread(app) as shop:
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=guards) as gp:
+            async with gp.x402_http() as http:
+                response = await http.get(shop.url + "/paid")
+    record = payment_record(response)
+    assert response.status_code == 200 and record.settled and not record.verified  # paid, not recorded
+    assert [len(tx.message.instructions) for tx in app.state.transactions] == [5, 4]  # record, then plain
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == PRICE_ATOMIC  # paid once
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
