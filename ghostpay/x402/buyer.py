@@ -521,7 +521,10 @@ class X402Buyer:
             if reservation is not None and record.settled:
                 await reservation.settled(record.signature)
             elif reservation is not None and response.status_code == 402 and not record.signature:
-                await reservation.release()  # refused before any transaction was sent: nothing was spent
+                # Refused before any transaction was sent: nothing was spent. (A seller that answers 402 and
+                # still submits the signed transaction before its blockhash expires could take it: the budget
+                # would then run one payment over; it takes nothing more than that payment.)
+                await reservation.release()
             if response.status_code == 402 and not record.settled:
                 try:
                     required, assumed = read_payment_required(response, url)

@@ -135,9 +135,9 @@ async def test_unreachable_facilitator_returns_the_failure_unsettled(net, seller
     assert response.status_code == 402 and record is not None and not record.settled and record.signature is None
     assert "connection" in record.error.lower() and len(http.payments) == 1  # same terms: not paid again
     assert await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("1")
-    # sent, outcome unknown to the gp_buyer: it keeps counting against the budget
+    # refused with a new 402 and no transaction named: released, it no longer counts against the budget
     [row] = list(SpendLedger(ledger_path).entries(str(gp_buyer.wallet)))
-    assert row["state"] == "sent"
+    assert row["state"] == "released"
 
 
 def fee_payer_of(facilitator: ServerThread) -> str:
