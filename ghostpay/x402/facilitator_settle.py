@@ -58,7 +58,7 @@ ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
 RECONCILE_INTERVAL_SECONDS = 10.0  # how often rows left pending are looked up on chain
 # How long an answered outcome stays in the log: far beyond a blockhash's life (about 60-90 s), after which
 # a replayed payment cannot land and is refused by its simulation without the log's help.
-LOG_RETENTION_SECONDS = 600.0
+LOG_RETENTION_SECONDS = 180.0
 LAMPORTS_PER_SIGNATURE = 5_000
 DEFAULT_UNITS_PER_INSTRUCTION = 200_000  # the runtime's compute budget without SetComputeUnitLimit...
 MAX_COMPUTE_UNITS = 1_400_000  # ...capped at the transaction's maximum
