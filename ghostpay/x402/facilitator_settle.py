@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
 RECONCILE_INTERVAL_SECONDS = 10.0  # how often rows left pending are looked up on chain
-# How long an answered outcome stays in the log: far beyond a blockhash's life (about 60-90 s), after which
+# How long an answered outcome stays in the log: three times a blockhash's life (about 60 s), after which
 # a replayed payment cannot land and is refused by its simulation without the log's help.
 LOG_RETENTION_SECONDS = 180.0
 LAMPORTS_PER_SIGNATURE = 5_000
