@@ -122,7 +122,8 @@ class Stack:
         upstream = f"http://127.0.0.1:{upstream_port}"
         self.facilitator, announced = ghost(
             self.folder, "-u", self.rpc, "-k", keypair_file(self.folder, self.fee_payer), "facilitator", "start",
-            "--port", str(free_port_pair()[0]), "--db", str(self.facilitator_db), "--rate-limit", "1000000")
+            "--port", str(free_port_pair()[0]), "--db", str(self.facilitator_db), "--rate-limit", "1000000",
+            "--asset", str(self.mint))  # the bench's mint (a cheat-code mint, not a labelled test mint)
         self.procs.append(self.facilitator)
         proxy, served = ghost(self.folder, "-u", self.rpc, "-k", keypair_file(self.folder, self.owner), "x402",
                               "proxy", "--agent", str(self.agent), "--upstream", upstream, "--facilitator",
