@@ -421,6 +421,9 @@ class X402Buyer:
                 reasons.append(f"{quote.token}: no extra.feePayer (the facilitator paying the fees)")
             elif quote.decimals is None:
                 reasons.append(f"{quote.mint} is not a token mint on {self.network.rpc_url}")
+            elif quote.pay_to == str(self.wallet):
+                reasons.append(f"you are the seller: its payTo {quote.pay_to} is this wallet, and a payment to "
+                               "yourself proves nothing (the program refuses it as SelfPayment)")
             elif tokens and quote.mint not in tokens:
                 continue  # another requirement is in a token asked for
             else:

@@ -231,3 +231,13 @@ def test_cli_call_names_tokens_by_label(net, agent: Agent, shop: Shop, env: dict
     run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--token", "usdc", "--yes", env=env, output=None)
     assert run.code == 0 and "paid 0.01 USDC to" in run.stderr
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+
+
+def test_a_seller_calling_its_own_url_is_told_so_and_pays_nothing(net, agent: Agent, shop: Shop,
+                                                                    env: dict[str, str], tmp_path: Path) -> None:
+    key = keypair_file(tmp_path, agent.owner)  # the agent's owner: its wallet is the payTo
+    before = token_balance(net, agent.owner.pubkey(), agent.mint)
+    line = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
+    assert "you are the seller: its payTo " + str(agent.owner.pubkey()) + " is this wallet" in line
+    assert "SelfPayment" in line and "Custom" not in line
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == before
