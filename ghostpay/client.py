@@ -1435,6 +1435,8 @@ class GhostPayClient:
         legacy = await self._legacy_receipt(address, ref)
         rated = legacy.address if legacy is not None and legacy.payer == self.wallet else \
             payer_stats_address(address, self.wallet, self.program_id)[0]
+        if rated != (legacy.address if legacy is not None else None) and await self._account_data(rated) is None:
+            raise program_error_class("NothingToRate")()  # no PayerStats: never paid, or closed (ratings forfeited)
         accounts = {"agent": address, "reputation": reputation_address(address, self.program_id)[0],
                     "payer_stats": rated, "payer": self.wallet}
         return await self.send([ix.submit_feedback({"reference": list(ref), "success": success,
