@@ -37,12 +37,17 @@ from tests.x402.conftest import PRICE_ATOMIC, Agent, ServerThread, buyer, regist
 COUNTER = itertools.count()
 
 
-def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, status: int = 200) -> FastAPI:
-    requirement = PaymentRequirements(
+def recording_requirement(agent: Agent, fee_payer: Keypair) -> PaymentRequirements:
+    """The agent's price, asking a GhostPay buyer for the record after the Memo."""
+    return PaymentRequirements(
         scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
         pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
         extra={"feePayer": str(fee_payer.pubkey()),
                "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
+
+
+def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, status: int = 200) -> FastAPI:
+    requirement = recording_requirement(agent, fee_payer)
     app = FastAPI()
     app.state.transactions = []
 
@@ -119,11 +124,7 @@ def record_refusing_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypai
     settles a plain one itself."""
     app = self_settling_seller(net, agent, fee_payer)
     plain = app.router.routes[-1].endpoint  # the settling handler
-    requirement = PaymentRequirements(
-        scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
-        pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
-        extra={"feePayer": str(fee_payer.pubkey()),
-               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
+    requirement = recording_requirement(agent, fee_payer)
     refusing = FastAPI()
     refusing.state.transactions = app.state.transactions
 
