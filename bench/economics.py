@@ -48,6 +48,7 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.ledger import LEDGER_FILE
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.facilitator_settle import LOG_RETENTION_SECONDS
 
 PRICE = Decimal("0.01")
 PRICE_ATOMIC = 10_000
@@ -90,6 +91,7 @@ class Soak:
     fee_payer_spent: int = 0
     db_bytes_before: int = 0
     db_bytes_after: int = 0
+    db_bytes: list[tuple[float, int]] = field(default_factory=list)  # (seconds into the soak, log bytes)
 
 
 class Stack:
@@ -229,7 +231,9 @@ async def soak(url: str, stack: Stack, seconds: float) -> Soak:
 
     async def sample() -> None:
         while True:
-            result.rss_kb.append((round(time.monotonic() - started, 1), resident_kb(stack.facilitator.pid)))
+            at = round(time.monotonic() - started, 1)
+            result.rss_kb.append((at, resident_kb(stack.facilitator.pid)))
+            result.db_bytes.append((at, stack.facilitator_db_bytes()))
             await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
     sampler = asyncio.create_task(sample())
@@ -311,6 +315,16 @@ def measure(calls: int, buyers: int, soak_seconds: float, progress: Callable[[st
                                                                    soaked.calls), "bytes",
             "the settled-payment log's logical size (replay protection) during the soak / its calls"),
     ]
+    settled = [size for t, size in soaked.db_bytes if t >= LOG_RETENTION_SECONDS + RSS_SAMPLE_SECONDS * 10]
+    if settled:  # the log keeps answered outcomes LOG_RETENTION_SECONDS: after that it should stay flat
+        rows += [
+            Row("facilitator database once its retention has passed", None, settled[0], "bytes",
+                f"{LOG_RETENTION_SECONDS:g} s (the log's retention) + 10 s into the soak"),
+            Row("facilitator database at the soak's end", None, settled[-1], "bytes", f"after {soaked.seconds:g} s"),
+            Row("facilitator database spread after its retention", None,
+                round((max(settled) - min(settled)) * 100 / min(settled), 1), "%",
+                "(highest - lowest) / lowest, from then to the end"),
+        ]
     return rows
 
 
