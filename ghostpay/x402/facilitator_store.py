@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS log_totals (name TEXT PRIMARY KEY, value INTEGER NOT 
 CREATE INDEX IF NOT EXISTS settled_done ON settled (settled_at) WHERE status IN ('settled', 'failed');
 """
 PRUNED_SETTLED = "pruned_settled"
+PRUNE_WAIT_SECONDS = 0.05  # a prune waits this long for the write lock, then leaves it for the next round
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class SettledLog:
     def __init__(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             private_file(path)  # the log says who paid whom: 0600 in a 0700 folder
+        self._path = str(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed claim survives a process crash
@@ -186,9 +188,13 @@ class SettledLog:
     def prune(self, before: float) -> int:
         """Forget the answered outcomes (settled, failed) decided before `before` (unix time); returns how many.
         Safe once their blockhashes have expired: a replay of a forgotten payment can no longer land, its
-        simulation fails before any send. Pending and landed-but-unanswered rows always stay."""
-        with self._lock:
-            db = self._db
+        simulation fails before any send. Pending and landed-but-unanswered rows always stay. On a connection
+        of its own that does not wait: while another process writes, this round is skipped (0), and settles
+        never queue behind it."""
+        if self._path == ":memory:":
+            return 0
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=PRUNE_WAIT_SECONDS)
+        try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 settled = db.execute("SELECT COUNT(*) FROM settled WHERE status = ? AND settled_at < ?",
@@ -202,6 +208,10 @@ class SettledLog:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        except sqlite3.OperationalError:  # busy: the next round prunes
+            return 0
+        finally:
+            db.close()
         return gone
 
     def close(self) -> None:

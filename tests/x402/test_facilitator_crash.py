@@ -513,3 +513,21 @@ def test_the_log_forgets_answered_outcomes_and_keeps_what_a_retry_needs(tmp_path
     assert log.get("landed").status == LANDED and log.get("pending").status == PENDING  # type: ignore[union-attr]
     assert log.prune(cutoff) == 0
     log.close()
+
+
+def test_a_prune_gives_way_to_another_writer(tmp_path: Path) -> None:
+    """Another process holds the write lock: the prune skips its round at once instead of holding the log
+    (every settle and /health) while it waits."""
+    log = SettledLog(tmp_path / "log.db")
+    assert log.claim("old", payer="P", network=DEVNET.caip2, signature="sig-old", blockhash="B")
+    log.mark_landed("old")
+    log.mark_settled("sig-old")
+    locker = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        assert log.prune(time.time() + 1) == 0 and log.count() == 1  # skipped; reads go on
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert log.prune(time.time() + 1) == 1 and log.count() == 1
+    log.close()
