@@ -940,7 +940,8 @@ class GhostPayClient:
         tokens = []
         for token, price in prices.items():
             mint = await self.get_mint(token)
-            tokens.append(TokenPrice(mint=mint.address, price=to_atomic(price, mint.decimals)))
+            name = (await self.labels()).label(mint.address) or str(mint.address)
+            tokens.append(TokenPrice(mint=mint.address, price=to_atomic(price, mint.decimals, name)))
         return tokens
 
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:

@@ -44,8 +44,9 @@ class MintInfo:
     token_program: Pubkey
 
 
-def to_atomic(amount: Amount, decimals: int) -> int:
-    """Atomic units of `amount`; refuses floats, negatives, more digits than `decimals`, > u64."""
+def to_atomic(amount: Amount, decimals: int, token: str = "") -> int:
+    """Atomic units of `amount` (of `token`, named in errors); refuses floats, negatives, more digits than
+    `decimals`, > u64."""
     if isinstance(amount, Atomic):
         atomic = amount.value
     else:
@@ -59,8 +60,8 @@ def to_atomic(amount: Amount, decimals: int) -> int:
             raise InvalidArgument(f"not a finite amount: {amount!r}")
         scaled = value.scaleb(decimals)
         if scaled != scaled.to_integral_value():
-            raise InvalidArgument(f"{value:f} has more than {decimals} decimals (the token's smallest unit is "
-                                  f"{Decimal(1).scaleb(-decimals):f})")
+            raise InvalidArgument(f"{value:f}{f' {token}' if token else ''} has more than {decimals} decimals (the "
+                                  f"token's smallest unit is {Decimal(1).scaleb(-decimals):f})")
         atomic = int(scaled)
     if not isinstance(atomic, int) or not 0 <= atomic <= U64_MAX:
         raise InvalidArgument(f"amount {amount!r} is not a u64 number of atomic units")

@@ -175,4 +175,5 @@ def test_too_many_decimals_in_plain_notation(owned, usdc) -> None:
     key, _ = owned
     line = ghost("agent", "register", "tiny", "--name", "Tiny", "--tokens", f"{usdc}=0.0000001",
                  "--endpoint", "https://e.example", "--yes", keypair=key).one_line_error(1)
-    assert "0.0000001 has more than 6 decimals (the token's smallest unit is 0.000001)" in line and "E-" not in line
+    assert "0.0000001 USDC has more than 6 decimals (the token's smallest unit is 0.000001)" in line  # plain, by label
+    assert "E-" not in line
