@@ -937,10 +937,10 @@ class GhostPayClient:
         """Whole-token prices to atomic ones, each with its own mint's decimals (labels resolved)."""
         if not prices:
             raise program_error_class("NoAcceptedTokens")()
-        tokens = []
+        tokens, labels = [], await self.labels()
         for token, price in prices.items():
             mint = await self.get_mint(token)
-            name = (await self.labels()).label(mint.address) or str(mint.address)
+            name = labels.label(mint.address) or str(mint.address)
             tokens.append(TokenPrice(mint=mint.address, price=to_atomic(price, mint.decimals, name)))
         return tokens
 

@@ -458,8 +458,6 @@ def unreachable(url: str, detail: str) -> str:
             "(-u/--url), or work on a local chain: 'ghost localnet start --detach', then -u localnet")
 
 
-BUDGET_KEYS = {"hour": "hourly_budget", "day": "daily_budget", "total": "total_budget"}
-BUDGET_NAMES = {"hour": "hourly", "day": "daily", "total": "total"}
 
 
 def spending_refusal(state: "State", exc: BaseException) -> str | None:
@@ -470,12 +468,13 @@ def spending_refusal(state: "State", exc: BaseException) -> str | None:
     if not isinstance(exc, (BudgetExceeded, PriceAboveMaximum)) or not exc.mint:
         return None
     from ghostpay.cli.output import format_amount, mint_symbol
+    from ghostpay.x402.guards import BUDGET_NAMES
 
     symbol = mint_symbol(state, exc.mint)
     label = symbol if "…" not in symbol else exc.mint  # config keys take a label or the address
     money = lambda value: format_amount(Decimal(str(value)), symbol)  # noqa: E731
     if isinstance(exc, BudgetExceeded):
-        key = f"x402.{BUDGET_KEYS[exc.window]}.{label}"
+        key = f"x402.{BUDGET_NAMES[exc.window]}_budget.{label}"  # the config keys: x402.daily_budget, ...
         left = max(Decimal(str(exc.limit)) - Decimal(str(exc.spent)), Decimal(0))
         return (f"paying {money(exc.amount)} would exceed the {BUDGET_NAMES[exc.window]} budget of "
                 f"{money(exc.limit)} ({money(left)} left); raise it with 'ghost config set {key} AMOUNT'"

@@ -66,13 +66,9 @@ def proxy(
 
     path = st.keypair_path()
     keypair = load_keypair(path) if path.exists() else None
-    if isinstance(ref, str):
-        if keypair is None:
-            raise CliError(f"agent {ref!r} is an agent_id: it needs your keypair ({path} not found); "
-                           "pass the agent's address instead")
-        from ghostpay.pda import agent_address as derive
-
-        ref = derive(keypair.pubkey(), ref)[0]
+    if isinstance(ref, str) and keypair is None:  # SellerSettings derives an agent_id's address from its owner
+        raise CliError(f"agent {ref!r} is an agent_id: it needs your keypair ({path} not found); "
+                       "pass the agent's address instead")
     if create_payee_accounts and keypair is None:
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
     from ghostpay.x402.seller import SellerSettings
@@ -104,7 +100,7 @@ def proxy(
         offer = app_.seller.watch.offer
         prices = [{"mint": str(p.mint.address), "amount": p.amount, "decimals": p.mint.decimals}
                   for p in (offer.prices if offer else ())]
-        announce = {"url": url, "agent": str(ref), "upstream": upstream, "routes": list(seller.routes),
+        announce = {"url": url, "agent": str(seller.agent), "upstream": upstream, "routes": list(seller.routes),
                     "network": app_.seller.network.caip2, "facilitator": facilitator, "prices": prices}
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
@@ -114,7 +110,7 @@ def proxy(
                 print(json.dumps({"running": True, **announce}), flush=True)
             else:
                 unavailable = offer.unavailable if offer else None
-                print(f"x402 proxy on {url} → {upstream} for agent {ref} ({', '.join(seller.routes)})"
+                print(f"x402 proxy on {url} → {upstream} for agent {seller.agent} ({', '.join(seller.routes)})"
                       + (f"; note: {unavailable}, calls answer 503 until that changes" if unavailable else "")
                       + "; Ctrl-C stops it", flush=True)
         await serving
