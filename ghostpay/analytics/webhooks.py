@@ -81,10 +81,15 @@ TABLES = (WebhookEndpoint, WebhookDelivery, WebhookTotal)
 REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_attempts a true counter
 
 
-def ensure_tables(engine: Engine) -> None:
-    """Create the webhook tables beside the indexer's (they are not part of the index's schema), adding the
-    columns newer versions brought to tables an older one made."""
+def create_tables(engine: Engine) -> None:
+    """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+
+
+def ensure_tables(engine: Engine) -> None:
+    """The webhook tables, with the columns newer versions brought to tables an older one made (for whoever
+    reads or writes endpoints)."""
+    create_tables(engine)
     columns = {c["name"] for c in inspect(engine).get_columns(WebhookEndpoint.__tablename__)}
     if "allow_private" not in columns:  # made before private addresses were refused: keep them working
         with engine.begin() as connection:
@@ -201,7 +206,7 @@ def prune_finished(engine: Engine, keep_seconds: float) -> int:
 def delivery_counts(engine: Engine) -> dict[str, int]:
     """Deliveries kept, by status (pending, delivered, failed), and every attempt ever made (those of pruned
     or removed deliveries included), for /metrics and `list`."""
-    ensure_tables(engine)
+    create_tables(engine)  # deliveries only: no endpoint column to migrate on every scrape
     with Session(engine) as session:
         rows = session.exec(select(WebhookDelivery.status, func.count(), func.sum(WebhookDelivery.attempts))
                             .group_by(WebhookDelivery.status)).all()
