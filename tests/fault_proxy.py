@@ -10,8 +10,9 @@ the next `sendTransaction` injects one fault *after* the node has the transactio
 `outage` seconds after the fault, every request is dropped (the RPC "does not answer again" yet).
 `throttle(every, status, retry_after)` answers every n-th request with that HTTP status instead, and
 `fail_between(first, last)` answers 503 to the requests numbered first..last (1-based).
-`before_send(action)` runs `action()` once, before the next `sendTransaction` is forwarded (another
-party's transaction landing first).
+`before_send(action)` runs `action()` once, before the next `sendTransaction` is forwarded without its
+preflight (another party's transaction landing after the RPC node's preflight passed and before the
+leader executes this one).
 
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("drop", outage=1.0)
@@ -131,6 +132,7 @@ class FaultProxy:
         if _is_send(body) and self._before_send is not None:
             action, self._before_send = self._before_send, None
             await asyncio.to_thread(action)
+            body = _without_preflight(body)
         if fault == "drop-before":
             self._fired()
             return False
@@ -162,6 +164,13 @@ def _is_send(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(request, dict) and request.get("method") == "sendTransaction"
+
+
+def _without_preflight(body: bytes) -> bytes:
+    request = json.loads(body)
+    options = request["params"][1] if len(request["params"]) > 1 else {}
+    request["params"] = [request["params"][0], {**options, "skipPreflight": True}]
+    return json.dumps(request).encode()
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None

@@ -169,7 +169,7 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         self._watches: dict[str, Future[Any]] = {}
         self._substitutes: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._landed = threading.local()  # set while the official checks run on a transaction that landed
+        self._checking = threading.local()  # `unsimulated` while the official checks run without a simulation
 
     @contextmanager
     def substituting(self, checked: str, whole: str) -> Iterator[None]:
@@ -193,17 +193,26 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         return str(self._keypairs[str(tx.message.account_keys[0])].sign_message(to_bytes_versioned(tx.message)))
 
     @contextmanager
-    def landed(self) -> Iterator[None]:
-        """While the official checks run on a payment whose transaction already landed (its outcome known,
-        nothing to send): no simulation, which would only say that the signature was processed."""
-        self._landed.active = True
+    def _unsimulated(self) -> Iterator[None]:
+        self._checking.unsimulated = True
         try:
             yield
         finally:
-            self._landed.active = False
+            self._checking.unsimulated = False
+
+    def landed(self) -> Any:
+        """While the official checks run on a payment whose transaction already landed (its outcome known,
+        nothing to send): no simulation, which would only say that the signature was processed."""
+        return self._unsimulated()
+
+    def simulated_by_send(self) -> Any:
+        """While the official checks run right before a first send: no separate simulation, the send's
+        preflight is it (the node simulates against its current state and forwards nothing that fails,
+        atomically with the send), one RPC round trip fewer per settle."""
+        return self._unsimulated()
 
     def simulate_transaction(self, tx_base64: str, network: str) -> None:
-        if getattr(self._landed, "active", False):
+        if getattr(self._checking, "unsimulated", False):
             return
         # What the package's signer asks: a signature-verified simulation at confirmed commitment.
         simulated = self.rpc.call("simulateTransaction", [tx_base64, {
@@ -211,13 +220,14 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         if simulated["value"]["err"]:
             raise RuntimeError(f"Simulation failed: {simulated['value']['err']}")
 
-    def send_transaction(self, tx_base64: str, network: str) -> str:
+    def send_transaction(self, tx_base64: str, network: str, *, preflight: bool = False) -> str:
+        """Send; without `preflight` as the package's signer sends (the settle simulated it just before).
+        A preflight refusal raises RpcError with `preflight_failed`: nothing was sent."""
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
         watch = self._watcher.watch(str(tx.signatures[0]))  # before the send: no notification can be missed
         try:
-            # As the package's signer sends: no preflight (the settle simulated it just before).
             signature = self.rpc.call("sendTransaction", [tx_base64, {
-                "encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}])
+                "encoding": "base64", "skipPreflight": not preflight, "preflightCommitment": "confirmed"}])
         except BaseException:
             self._watcher.forget(watch)
             raise
@@ -559,8 +569,13 @@ class GuardedScheme:
                 if refused is not None:
                     return SettleResponse(success=False, error_reason=refused[0], error_message=refused[1],
                                           payer=payer, transaction="", network=network)
-            # Every check and a simulation against the current state, right before the send.
-            verified = self._official("verify", payload, requirements, context, tx)
+            # Every check right before the send, and a simulation against the current state: a first send's
+            # preflight (atomic with it), or for a resend (it may have landed meanwhile) a simulation first.
+            if previous is None:
+                with self._signer.simulated_by_send():
+                    verified = self._official("verify", payload, requirements, context, tx)
+            else:
+                verified = self._official("verify", payload, requirements, context, tx)
             if not verified.is_valid:
                 return SettleResponse(success=False, error_reason=verified.invalid_reason,
                                       error_message=verified.invalid_message, payer=verified.payer or payer,

@@ -21,8 +21,28 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 
+# JSON-RPC error code of a sendTransaction whose preflight simulation failed: nothing was forwarded.
+SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
+
+
 class RpcError(RuntimeError):
-    """The node refused the call or could not be reached; the message says which."""
+    """The node refused the call or could not be reached; the message says which. `code` and `data` are
+    the node's JSON-RPC error code and data when it answered one."""
+
+    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
+
+    @property
+    def preflight_failed(self) -> bool:
+        """A sendTransaction refused by its preflight simulation: the transaction was not sent."""
+        return self.code == SEND_TRANSACTION_PREFLIGHT_FAILURE
+
+    @property
+    def simulation_error(self) -> Any:
+        """The transaction error of a failed preflight simulation (as simulateTransaction's `err`)."""
+        return self.data.get("err") if isinstance(self.data, dict) else None
 
 
 class JsonRpc:
@@ -54,7 +74,9 @@ class JsonRpc:
         answer = json.loads(data)
         if "error" in answer:
             error = answer["error"]
-            raise RpcError(f"{method}: {error.get('message', error) if isinstance(error, dict) else error}")
+            if isinstance(error, dict):
+                raise RpcError(f"{method}: {error.get('message', error)}", error.get("code"), error.get("data"))
+            raise RpcError(f"{method}: {error}")
         return answer["result"]
 
     def _post(self, method: str, body: bytes) -> tuple[int, bytes]:

@@ -4,7 +4,8 @@ that the log does not name, and every spend of the fee payer counted as it is co
 A settle, holding the locks of the buyer's token account and authority (so two payments of one buyer
 are simulated and sent one after the other, each against the state the other left):
 
-1. the official verify: every check, and a simulation against the current state;
+1. the official verify: every check (the simulation against the current state is the send's preflight,
+   atomic with it; a resend is simulated first, as it may have landed meanwhile);
 2. the fee payer signs; what the transaction can cost it (fee + fronted receipt rent) is reserved
    under the balance floor;
 3. the log claims the message hash with the signature, `pending`, before the send;
@@ -41,12 +42,13 @@ from x402.mechanisms.svm.constants import (
     COMPUTE_BUDGET_PROGRAM_ADDRESS,
     ERR_DUPLICATE_SETTLEMENT,
     ERR_SETTLEMENT_PENDING,
+    ERR_SIMULATION_FAILED,
     ERR_TRANSACTION_FAILED,
 )
 from x402.schemas import SettleResponse
 
 from ghostpay.x402.facilitator_record import TRANSFER_INDEX
-from ghostpay.x402.facilitator_rpc import JsonRpc
+from ghostpay.x402.facilitator_rpc import JsonRpc, RpcError
 from ghostpay.x402.facilitator_store import FAILED, LANDED, PENDING, SettledLog, SettledPayment
 
 if TYPE_CHECKING:
@@ -268,7 +270,15 @@ class Settler:
                               message="this payment was already settled")
             spent = cost  # from here on it may be spent; an unknown outcome counts until the next balance read
             try:
-                self._signer.send_transaction(signed, network)
+                try:
+                    self._signer.send_transaction(signed, network, preflight=not resend)
+                except RpcError as refused:
+                    if not refused.preflight_failed:
+                        raise
+                    spent = 0  # the node simulated it on the current state and sent nothing
+                    self._log.release(key)
+                    return answer(False, payer, network, reason=ERR_SIMULATION_FAILED,
+                                  message=f"Simulation failed: {refused.simulation_error or refused}")
                 self._signer.confirm_transaction(signature, network, look_up=resend)
             except FailedOnChain as failed:
                 spent = fee_lamports(tx.message)
