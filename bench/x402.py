@@ -24,10 +24,10 @@ The checks each side runs on a paid call (every one on, in both stacks):
   checked with its age and nonce); verify = the fee-payer guard, the fee and compute-unit caps, the asset
   allow-list and minimum, the key's quotas (and rent cap on the recorded rows), the settled-payment log,
   the per-payer rate limit, the SOL floor, the exact scheme's checks (and the record instruction's, on the recorded rows) + a
-  simulation; settle = the log, the guards, the checks again + a simulation right before the send
-  (no simulation is reused), the floor's reservation, the log row with the signature written before
-  the send, send, confirmation by `signatureSubscribe`, the row marked landed, then settled once the
-  answer is handed over.
+  simulation; settle = the log, the guards, the checks again, the floor's reservation, the log row with
+  the signature written before the send, the send with its preflight (the node's simulation against the
+  current state, atomic with the send: no simulation is reused), confirmation by `signatureSubscribe`,
+  the row marked landed, then settled once the answer is handed over.
 
 GHOSTPAY_BENCH_X402_KEYLESS=1 runs GhostPay's side without a seller key (the facilitator serving its loopback
 clients as their operator: no authentication, quotas or rent cap), writing bench/results/x402_keyless.json.
@@ -426,7 +426,8 @@ def main() -> None:
 
     table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)",
                   caption="both stacks simulate every payment twice (at verify, and at settle right before the "
-                          "send); GhostPay also logs each settle before its send (see the module docstring)")
+                          "send; GhostPay's is the send's preflight); GhostPay also logs each settle before its "
+                          "send (see the module docstring)")
     for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official",
                    "CPU ms/call: servers", "localnet", "buyers"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
