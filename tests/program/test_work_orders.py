@@ -21,8 +21,8 @@ from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import close_agent
 from ghostpay.pda import agent_address, associated_token_address, reputation_address
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,

@@ -25,11 +25,11 @@ from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import set_x402_tokens
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import payer_stats_address
-from ghostpay.svm import TOKEN_PROGRAM_ID, TxResult
+from tests.program.svm import TOKEN_PROGRAM_ID, TxResult
 from ghostpay.types import TokenPrice
 from ghostpay.work_orders import build_accept_work_order, build_decline_work_order, build_release_payment
-from tests import test_work_orders as escrow
-from tests import test_x402_payments as x402
+from tests.program import test_work_orders as escrow
+from tests.program import test_x402_payments as x402
 
 MAX_EARNING_MINTS = 16
 MAX_ACCEPTED_TOKENS = 10

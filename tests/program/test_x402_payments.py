@@ -47,8 +47,8 @@ from ghostpay.pda import (agent_address, associated_token_address, payer_stats_a
                           reputation_address)
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 
 PRICE = 10_000
@@ -57,7 +57,7 @@ FUNDS = 1_000_000
 FEE = 5_000  # lamports per signature
 RECEIPT_SPACE = 194  # a legacy X402Receipt
 STATS_SPACE = 137  # a PayerStats
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CPI_RELAY_SOURCE = ROOT / "tests" / "programs" / "cpi_relay.c"
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400
 

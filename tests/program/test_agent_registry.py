@@ -37,8 +37,8 @@ from ghostpay.instructions import (
 )
 from ghostpay.discovery import head_offsets
 from ghostpay.pda import agent_address, reputation_address
-from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 
 FEE = 5_000  # lamports per signature
