@@ -57,7 +57,7 @@ from ghostpay.work_orders import (
     build_settle_by_default,
     build_submit_work_delivery,
 )
-from tests.program.test_x402_payments import cpi_relay_program
+from tests.program.conftest import cpi_relay_program
 
 STEPS = int(os.environ.get("GHOSTPAY_TRUST_STEPS", "400"))
 FUNDS = 10**12
