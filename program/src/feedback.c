@@ -6,11 +6,6 @@
 #include "receipt.h"
 #include "reputation.h"
 
-enum { FEEDBACK_AGENT, FEEDBACK_REPUTATION, FEEDBACK_PAYER_STATS, FEEDBACK_PAYER, FEEDBACK_ACCOUNT_COUNT };
-enum { CLOSE_STATS_PAYER_STATS, CLOSE_STATS_AUTHORITY, CLOSE_STATS_RENT_PAYER, CLOSE_STATS_ACCOUNT_COUNT };
-enum { CLOSE_RECEIPT_RECEIPT, CLOSE_RECEIPT_AUTHORITY, CLOSE_RECEIPT_RENT_PAYER, CLOSE_RECEIPT_ACCOUNT_COUNT };
-enum { REFRESH_AGENT, REFRESH_REPUTATION, REFRESH_ACCOUNT_COUNT };
-
 /* Folds one rating into the metrics. A failed call moves its payment from the
  * successful to the failed count; rating 0 and response time 0 mean "not given". */
 static void apply_feedback(ReputationMetrics *m, bool success, uint32_t response_time_ms, uint8_t rating) {
@@ -32,10 +27,10 @@ static void apply_feedback(ReputationMetrics *m, bool success, uint32_t response
  * registration it paid. */
 static uint64_t claim_receipt_rating(const GpInput *in, const SolAccountInfo *receipt, const uint8_t *reference,
                                      int64_t now) {
-    const SolAccountInfo *agent = &in->accounts[FEEDBACK_AGENT];
+    const SolAccountInfo *agent = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT];
     TRY(load_receipt(in, receipt));
     X402Receipt *paid = x402_receipt(receipt);
-    if (!sol_pubkey_eq(&paid->payer, in->accounts[FEEDBACK_PAYER].key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
+    if (!sol_pubkey_eq(&paid->payer, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
     if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
     /* A payment to the agent before it was closed and registered again rates nothing now. */
     if (paid->registration != agent_fixed(agent)->registration) return gp_fail(GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION);
@@ -52,14 +47,14 @@ static uint64_t claim_receipt_rating(const GpInput *in, const SolAccountInfo *re
  * counters bound the ratings; the reference only names the call. A legacy
  * receipt in the account's place is rated by its own rules. */
 static uint64_t claim_rating(const GpInput *in, const uint8_t *reference, int64_t now) {
-    const SolAccountInfo *account = &in->accounts[FEEDBACK_PAYER_STATS];
+    const SolAccountInfo *account = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER_STATS];
     TRY(gp_require_writable(account, "payer_stats"));
     if (sol_pubkey_eq(account->owner, in->program_id) && account->data_len >= GP_DISCRIMINATOR_BYTES &&
         gp_load_u64(account->data) == GP_ACCOUNT_X402_RECEIPT)
         return claim_receipt_rating(in, account, reference, now);
     TRY(load_payer_stats(in, account));
     PayerStats *stats = payer_stats(account);
-    TRY(require_pair(stats, in->accounts[FEEDBACK_AGENT].key, in->accounts[FEEDBACK_PAYER].key));
+    TRY(require_pair(stats, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT].key, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key));
     if (!open_calls(stats)) return gp_fail(GP_ERR_NOTHING_TO_RATE);
     if (!feedback_window_open(stats, now)) return gp_fail(GP_ERR_FEEDBACK_WINDOW_CLOSED);
     stats->rated_calls++;
@@ -75,10 +70,10 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     if (rating > GP_MAX_RATING) return gp_fail(GP_ERR_RATING_OUT_OF_RANGE);
     if (response_time_ms > GP_MAX_RESPONSE_TIME_MS) return gp_fail(GP_ERR_RESPONSE_TIME_OUT_OF_RANGE);
 
-    if (in->account_count < FEEDBACK_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *agent = &in->accounts[FEEDBACK_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[FEEDBACK_REPUTATION];
-    const SolAccountInfo *payer = &in->accounts[FEEDBACK_PAYER];
+    if (in->account_count < SUBMIT_FEEDBACK_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_REPUTATION];
+    const SolAccountInfo *payer = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER];
     TRY(gp_require_signer(payer, "payer"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
@@ -111,10 +106,10 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
  * paid it. */
 static uint64_t close_payer_stats(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (in->account_count < CLOSE_STATS_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *account = &in->accounts[CLOSE_STATS_PAYER_STATS];
-    const SolAccountInfo *authority = &in->accounts[CLOSE_STATS_AUTHORITY];
-    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_STATS_RENT_PAYER];
+    if (in->account_count < CLOSE_PAYER_STATS_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *account = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_PAYER_STATS];
+    const SolAccountInfo *authority = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_AUTHORITY];
+    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_RENT_PAYER];
     TRY(gp_require_signer(authority, "authority"));
     TRY(gp_require_writable(rent_payer, "rent_payer"));
     TRY(load_payer_stats(in, account));
@@ -146,9 +141,9 @@ static uint64_t close_payer_stats(const GpInput *in, BorshReader *r) {
 static uint64_t close_receipt(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
     if (in->account_count < CLOSE_RECEIPT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *receipt = &in->accounts[CLOSE_RECEIPT_RECEIPT];
-    const SolAccountInfo *authority = &in->accounts[CLOSE_RECEIPT_AUTHORITY];
-    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_RECEIPT_RENT_PAYER];
+    const SolAccountInfo *receipt = &in->accounts[CLOSE_RECEIPT_ACCOUNT_RECEIPT];
+    const SolAccountInfo *authority = &in->accounts[CLOSE_RECEIPT_ACCOUNT_AUTHORITY];
+    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_RECEIPT_ACCOUNT_RENT_PAYER];
     TRY(gp_require_signer(authority, "authority"));
     TRY(gp_require_writable(rent_payer, "rent_payer"));
     TRY(load_receipt(in, receipt));
@@ -164,9 +159,9 @@ static uint64_t close_receipt(const GpInput *in, BorshReader *r) {
 
 static uint64_t refresh_reputation(const GpInput *in, BorshReader *r) {
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (in->account_count < REFRESH_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *agent = &in->accounts[REFRESH_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[REFRESH_REPUTATION];
+    if (in->account_count < REFRESH_REPUTATION_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[REFRESH_REPUTATION_ACCOUNT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REFRESH_REPUTATION_ACCOUNT_REPUTATION];
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
     TRY(load_reputation(in, agent, reputation));

@@ -5,8 +5,20 @@
 
 #include "work_order.h"
 
-enum { PROGRESS_WORK_ORDER, PROGRESS_SIGNER, PROGRESS_ACCOUNT_COUNT };
-enum { DISPUTE_WORK_ORDER, DISPUTE_PARTY, DISPUTE_AGENT, DISPUTE_REPUTATION, DISPUTE_ACCOUNT_COUNT };
+/* accept_work_order, submit_work_delivery (signed by the provider) and reject_delivery (by the client) take
+ * the same accounts: the work order, then its signer. */
+enum {
+    PROGRESS_WORK_ORDER = ACCEPT_WORK_ORDER_ACCOUNT_WORK_ORDER,
+    PROGRESS_SIGNER = ACCEPT_WORK_ORDER_ACCOUNT_PROVIDER,
+    PROGRESS_ACCOUNT_COUNT = ACCEPT_WORK_ORDER_ACCOUNT_COUNT
+};
+_Static_assert(SUBMIT_WORK_DELIVERY_ACCOUNT_WORK_ORDER == PROGRESS_WORK_ORDER &&
+                   SUBMIT_WORK_DELIVERY_ACCOUNT_PROVIDER == PROGRESS_SIGNER &&
+                   SUBMIT_WORK_DELIVERY_ACCOUNT_COUNT == PROGRESS_ACCOUNT_COUNT,
+               "submit_work_delivery takes the progress accounts");
+_Static_assert(REJECT_DELIVERY_ACCOUNT_WORK_ORDER == PROGRESS_WORK_ORDER && REJECT_DELIVERY_ACCOUNT_CLIENT == PROGRESS_SIGNER &&
+                   REJECT_DELIVERY_ACCOUNT_COUNT == PROGRESS_ACCOUNT_COUNT,
+               "reject_delivery takes the progress accounts");
 
 /* A reason for an event: at most MAX_REASON_LEN bytes of UTF-8, the whole rest of the data. */
 static uint64_t parse_reason(BorshReader *r, GpSlice *reason) {
@@ -15,7 +27,7 @@ static uint64_t parse_reason(BorshReader *r, GpSlice *reason) {
     return require_text(*reason, 0, GP_MAX_REASON_LEN, GP_ERR_REASON_TOO_LONG);
 }
 
-/* The work order (accounts[0]) signed for by its provider agent's owner or its client (accounts[1]). */
+/* The work order signed for by its provider agent's owner or its client. */
 static uint64_t load_progress(const GpInput *in, WorkOrder **order, bool by_provider) {
     if (in->account_count < PROGRESS_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
     TRY(load_work_order(in, &in->accounts[PROGRESS_WORK_ORDER], order));
@@ -143,23 +155,23 @@ static uint64_t require_disputable(const WorkOrder *order, int64_t now) {
 static uint64_t open_dispute(const GpInput *in, BorshReader *r) {
     GpSlice reason;
     TRY(parse_reason(r, &reason));
-    if (in->account_count < DISPUTE_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *work_order = &in->accounts[DISPUTE_WORK_ORDER];
-    const SolAccountInfo *party = &in->accounts[DISPUTE_PARTY];
-    const SolAccountInfo *agent = &in->accounts[DISPUTE_AGENT];
+    if (in->account_count < OPEN_DISPUTE_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *work_order = &in->accounts[OPEN_DISPUTE_ACCOUNT_WORK_ORDER];
+    const SolAccountInfo *party = &in->accounts[OPEN_DISPUTE_ACCOUNT_PARTY];
+    const SolAccountInfo *agent = &in->accounts[OPEN_DISPUTE_ACCOUNT_AGENT];
     WorkOrder *order;
     TRY(load_work_order(in, work_order, &order));
     TRY(gp_require_signer(party, "party"));
     if (!sol_pubkey_eq(party->key, &order->client) && !sol_pubkey_eq(party->key, &order->provider_owner))
         return gp_fail_account(GP_ERR_NOT_WORK_ORDER_PARTY, "party");
     TRY(load_order_agent(in, order, agent));
-    TRY(load_reputation(in, agent, &in->accounts[DISPUTE_REPUTATION]));
+    TRY(load_reputation(in, agent, &in->accounts[OPEN_DISPUTE_ACCOUNT_REPUTATION]));
     int64_t now = gp_unix_timestamp();
     TRY(require_disputable(order, now));
     order->status = GP_WORK_ORDER_STATUS_DISPUTED;
     order->disputed_at = now;
     order->updated_at = now;
-    ReputationMetrics *metrics = reputation_metrics(&in->accounts[DISPUTE_REPUTATION]);
+    ReputationMetrics *metrics = reputation_metrics(&in->accounts[OPEN_DISPUTE_ACCOUNT_REPUTATION]);
     metrics->total_disputes = saturating_inc_u32(metrics->total_disputes);
     roll_payment_history(metrics, day_of(now));
     metrics->updated_at = now;

@@ -15,13 +15,49 @@ typedef struct {
         token_program, count;
 } SettleAccounts;
 
-static const SettleAccounts RELEASE_ACCOUNTS = {0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9};
-static const SettleAccounts CLAIM_PAYMENT_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-static const SettleAccounts RESOLVE_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-static const SettleAccounts CANCEL_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, NO_ACCOUNT, 5, 6, 7};
-static const SettleAccounts DECLINE_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, NO_ACCOUNT, 6, 7, 8};
-static const SettleAccounts REFUND_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, 5, 6, 7, 8};
-static const SettleAccounts DEFAULT_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, 6, 7, 8, 9};
+/* The accounts every settling instruction IX takes, at its generated IX_ACCOUNT_* indexes; SIGNER names the
+ * one that signs. provider_token_account and reputation follow per instruction. */
+#define SETTLE_ACCOUNTS(IX, SIGNER)                                                                             \
+    .work_order = IX##_ACCOUNT_WORK_ORDER, .vault = IX##_ACCOUNT_VAULT, .signer = IX##_ACCOUNT_##SIGNER,        \
+    .client = IX##_ACCOUNT_CLIENT, .client_token_account = IX##_ACCOUNT_CLIENT_TOKEN_ACCOUNT,                   \
+    .agent = IX##_ACCOUNT_AGENT, .mint = IX##_ACCOUNT_MINT, .token_program = IX##_ACCOUNT_TOKEN_PROGRAM,        \
+    .count = IX##_ACCOUNT_COUNT
+
+static const SettleAccounts RELEASE_ACCOUNTS = {
+    SETTLE_ACCOUNTS(RELEASE_PAYMENT, CLIENT),
+    .provider_token_account = RELEASE_PAYMENT_ACCOUNT_PROVIDER_TOKEN_ACCOUNT,
+    .reputation = RELEASE_PAYMENT_ACCOUNT_REPUTATION,
+};
+static const SettleAccounts CLAIM_PAYMENT_ACCOUNTS = {
+    SETTLE_ACCOUNTS(CLAIM_PAYMENT, PROVIDER),
+    .provider_token_account = CLAIM_PAYMENT_ACCOUNT_PROVIDER_TOKEN_ACCOUNT,
+    .reputation = CLAIM_PAYMENT_ACCOUNT_REPUTATION,
+};
+static const SettleAccounts RESOLVE_ACCOUNTS = {
+    SETTLE_ACCOUNTS(RESOLVE_DISPUTE, ARBITER),
+    .provider_token_account = RESOLVE_DISPUTE_ACCOUNT_PROVIDER_TOKEN_ACCOUNT,
+    .reputation = RESOLVE_DISPUTE_ACCOUNT_REPUTATION,
+};
+static const SettleAccounts CANCEL_ACCOUNTS = {
+    SETTLE_ACCOUNTS(CANCEL_WORK_ORDER, CLIENT),
+    .provider_token_account = NO_ACCOUNT,
+    .reputation = NO_ACCOUNT,
+};
+static const SettleAccounts DECLINE_ACCOUNTS = {
+    SETTLE_ACCOUNTS(DECLINE_WORK_ORDER, PROVIDER),
+    .provider_token_account = NO_ACCOUNT,
+    .reputation = NO_ACCOUNT,
+};
+static const SettleAccounts REFUND_ACCOUNTS = {
+    SETTLE_ACCOUNTS(CLAIM_REFUND, CLIENT),
+    .provider_token_account = NO_ACCOUNT,
+    .reputation = CLAIM_REFUND_ACCOUNT_REPUTATION,
+};
+static const SettleAccounts DEFAULT_ACCOUNTS = {
+    SETTLE_ACCOUNTS(SETTLE_BY_DEFAULT, PARTY),
+    .provider_token_account = NO_ACCOUNT,
+    .reputation = SETTLE_BY_DEFAULT_ACCOUNT_REPUTATION,
+};
 
 typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER, SIGNED_BY_PARTY } SettleSigner;
 
