@@ -71,7 +71,8 @@ static uint64_t create_vault(const GpInput *in) {
     TRY(gp_require_signer(vault, "vault"));
     TRY(gp_require_writable(vault, "vault"));
     if (!sol_pubkey_eq(vault->owner, &SYSTEM_PROGRAM_ID)) return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "vault");
-    TRY(gp_create_pda_account(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_CLIENT], vault, TOKEN_ACCOUNT_LEN, token_program->key, NULL));
+    TRY(gp_create_pda_account(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_CLIENT], vault, TOKEN_ACCOUNT_LEN, token_program->key,
+                              NULL));
     return token_initialize_account3(token_program, vault, &in->accounts[CREATE_WORK_ORDER_ACCOUNT_MINT],
                                      in->accounts[CREATE_WORK_ORDER_ACCOUNT_WORK_ORDER].key);
 }
@@ -107,7 +108,8 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     TRY(gp_require_writable(work_order, "work_order"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
-    TRY(gp_require_program(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
+    TRY(gp_require_program(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID,
+                           "system_program"));
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->is_active) return gp_fail(GP_ERR_AGENT_INACTIVE);
     if (sol_pubkey_eq(client->key, &fixed->owner)) return gp_fail(GP_ERR_CANNOT_HIRE_OWN_AGENT);

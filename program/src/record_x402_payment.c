@@ -165,7 +165,8 @@ static uint64_t pair_stats(const GpInput *in, int64_t now, PayerStats **out) {
     TRY(gp_require_writable(account, "payer_stats"));
     if (!sol_pubkey_eq(account->owner, in->program_id)) return create_payer_stats(in, now, out);
     TRY(load_payer_stats(in, account));
-    TRY(require_pair(payer_stats(account), in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT].key, in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER].key));
+    TRY(require_pair(payer_stats(account), in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT].key,
+                     in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER].key));
     *out = payer_stats(account);
     return 0;
 }
@@ -199,7 +200,8 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     TRY(load_reputation(in, agent, reputation));
     if (!sol_pubkey_eq(sysvar->key, &INSTRUCTIONS_SYSVAR_ID))
         return gp_fail_account(GP_ERR_CONSTRAINT_ADDRESS, "instructions_sysvar");
-    TRY(gp_require_program(&in->accounts[RECORD_X402_PAYMENT_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
+    TRY(gp_require_program(&in->accounts[RECORD_X402_PAYMENT_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID,
+                           "system_program"));
 
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->x402_enabled) return gp_fail(GP_ERR_X402_NOT_ENABLED);

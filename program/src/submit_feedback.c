@@ -1,6 +1,6 @@
-/* submit_feedback(reference, success, response_time_ms, rating),
- * close_payer_stats(), close_receipt() (legacy) and refresh_reputation(): what
- * happens to a payment after it is recorded. */
+/* submit_feedback(reference, success, response_time_ms, rating)
+ * Accounts: agent (writable), reputation (writable), payer_stats (writable), payer (signer).
+ * Rates one paid call: through the pair's PayerStats, or a legacy receipt. */
 #pragma once
 
 #include "receipt.h"
@@ -30,7 +30,8 @@ static uint64_t claim_receipt_rating(const GpInput *in, const SolAccountInfo *re
     const SolAccountInfo *agent = &in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT];
     TRY(load_receipt(in, receipt));
     X402Receipt *paid = x402_receipt(receipt);
-    if (!sol_pubkey_eq(&paid->payer, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
+    if (!sol_pubkey_eq(&paid->payer, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key))
+        return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
     if (!sol_pubkey_eq(&paid->agent, agent->key)) return gp_fail(GP_ERR_RECEIPT_AGENT_MISMATCH);
     /* A payment to the agent before it was closed and registered again rates nothing now. */
     if (paid->registration != agent_fixed(agent)->registration) return gp_fail(GP_ERR_RECEIPT_FROM_EARLIER_REGISTRATION);
@@ -54,7 +55,8 @@ static uint64_t claim_rating(const GpInput *in, const uint8_t *reference, int64_
         return claim_receipt_rating(in, account, reference, now);
     TRY(load_payer_stats(in, account));
     PayerStats *stats = payer_stats(account);
-    TRY(require_pair(stats, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT].key, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key));
+    TRY(require_pair(stats, in->accounts[SUBMIT_FEEDBACK_ACCOUNT_AGENT].key,
+                     in->accounts[SUBMIT_FEEDBACK_ACCOUNT_PAYER].key));
     if (!open_calls(stats)) return gp_fail(GP_ERR_NOTHING_TO_RATE);
     if (!feedback_window_open(stats, now)) return gp_fail(GP_ERR_FEEDBACK_WINDOW_CLOSED);
     stats->rated_calls++;
@@ -96,79 +98,6 @@ static uint64_t submit_feedback(const GpInput *in, BorshReader *r) {
     borsh_write_u8(&event.w, rating);
     borsh_write_i64(&event.w, now);
     gp_event_emit(&event);
-    update_reputation_score(agent, metrics, now);
-    return 0;
-}
-
-/* The payer closes its PayerStats any time, forfeiting the calls it could still
- * rate; the rent payer only once the pair has been idle for the feedback window
- * (it must not take the payer's ratings away). The rent goes back to whoever
- * paid it. */
-static uint64_t close_payer_stats(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (in->account_count < CLOSE_PAYER_STATS_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *account = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_PAYER_STATS];
-    const SolAccountInfo *authority = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_AUTHORITY];
-    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_PAYER_STATS_ACCOUNT_RENT_PAYER];
-    TRY(gp_require_signer(authority, "authority"));
-    TRY(gp_require_writable(rent_payer, "rent_payer"));
-    TRY(load_payer_stats(in, account));
-    const PayerStats *stats = payer_stats(account);
-    bool by_payer = sol_pubkey_eq(authority->key, &stats->payer);
-    if (!by_payer && !sol_pubkey_eq(authority->key, &stats->rent_payer)) return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
-    if (!sol_pubkey_eq(rent_payer->key, &stats->rent_payer))
-        return gp_fail_account(GP_ERR_NOT_RECEIPT_RENT_PAYER, "rent_payer");
-    int64_t now = gp_unix_timestamp();
-    bool window_open = feedback_window_open(stats, now);
-    if (!by_payer && window_open) return gp_fail(GP_ERR_RECEIPT_STILL_OPEN);
-
-    GpEvent event;
-    gp_event_begin(&event, GP_EVENT_PAYER_STATS_CLOSED);
-    borsh_write_pubkey(&event.w, &stats->agent);
-    borsh_write_pubkey(&event.w, &stats->payer);
-    borsh_write_pubkey(&event.w, &stats->rent_payer);
-    borsh_write_u64(&event.w, *account->lamports);
-    borsh_write_u64(&event.w, stats->paid_calls);
-    borsh_write_u64(&event.w, window_open ? open_calls(stats) : 0);
-    borsh_write_i64(&event.w, now);
-    gp_event_emit(&event);
-    gp_close_account(account, rent_payer);
-    return 0;
-}
-
-/* The payer or the rent payer closes a receipt once it can no longer be
- * rated; the rent always goes back to whoever paid it. */
-static uint64_t close_receipt(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (in->account_count < CLOSE_RECEIPT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *receipt = &in->accounts[CLOSE_RECEIPT_ACCOUNT_RECEIPT];
-    const SolAccountInfo *authority = &in->accounts[CLOSE_RECEIPT_ACCOUNT_AUTHORITY];
-    const SolAccountInfo *rent_payer = &in->accounts[CLOSE_RECEIPT_ACCOUNT_RENT_PAYER];
-    TRY(gp_require_signer(authority, "authority"));
-    TRY(gp_require_writable(rent_payer, "rent_payer"));
-    TRY(load_receipt(in, receipt));
-    const X402Receipt *paid = x402_receipt(receipt);
-    if (!sol_pubkey_eq(authority->key, &paid->payer) && !sol_pubkey_eq(authority->key, &paid->rent_payer))
-        return gp_fail(GP_ERR_NOT_RECEIPT_PAYER);
-    if (!sol_pubkey_eq(rent_payer->key, &paid->rent_payer)) return gp_fail_account(GP_ERR_NOT_RECEIPT_RENT_PAYER, "rent_payer");
-    if (!paid->feedback_submitted && gp_unix_timestamp() < paid->paid_at + GP_FEEDBACK_WINDOW_SECONDS)
-        return gp_fail(GP_ERR_RECEIPT_STILL_OPEN);
-    gp_close_account(receipt, rent_payer);
-    return 0;
-}
-
-static uint64_t refresh_reputation(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    if (in->account_count < REFRESH_REPUTATION_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *agent = &in->accounts[REFRESH_REPUTATION_ACCOUNT_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[REFRESH_REPUTATION_ACCOUNT_REPUTATION];
-    TRY(gp_require_writable(agent, "agent"));
-    TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
-    TRY(load_reputation(in, agent, reputation));
-    int64_t now = gp_unix_timestamp();
-    ReputationMetrics *metrics = reputation_metrics(reputation);
-    roll_payment_history(metrics, day_of(now));
-    metrics->updated_at = now;
     update_reputation_score(agent, metrics, now);
     return 0;
 }
