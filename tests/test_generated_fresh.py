@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,16 @@ def test_anchor_discriminators_follow_anchor_rules() -> None:
     for namespace, item in expected:
         digest = hashlib.sha256(f"{namespace}:{item['name']}".encode()).digest()[:8]
         assert bytes(item["discriminator"]) == digest, item["name"]
+
+
+def test_one_c_file_per_instruction() -> None:
+    """program/src holds one <instruction>.c per IDL instruction (shared helpers live in headers), and the
+    program includes exactly those, in the IDL's order."""
+    names = [ix["name"] for ix in artifacts.idl_dict()["instructions"]]
+    sources = build_program.PROGRAM_DIR / "src"
+    assert sorted(p.stem for p in sources.glob("*.c")) == sorted(names)
+    main = (build_program.PROGRAM_DIR / build_program.MAIN_SOURCE).read_text()
+    assert re.findall(r'^#include "src/(\w+)\.c"$', main, re.MULTILINE) == names
 
 
 @needs_clang
