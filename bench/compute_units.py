@@ -35,7 +35,7 @@ from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address, new_order_id, new_reference, payer_stats_address, reputation_address
-from ghostpay.svm import InProcessChain
+from tests.program.svm import InProcessChain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,

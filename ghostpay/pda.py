@@ -1,4 +1,8 @@
-"""Program-derived addresses of every GhostPay account (seeds as in the IDL)."""
+"""Program-derived addresses of every GhostPay account.
+
+The seeds are generated from the IDL (ghostpay/seeds.py); this module derives the addresses and picks the values
+a client chooses (payment references, order ids). The legacy receipt's seeds are here: no instruction of the IDL
+declares them any more."""
 
 from __future__ import annotations
 
@@ -8,12 +12,8 @@ from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.seeds import RECEIPT_SEED, agent_seeds, payer_stats_seeds, reputation_seeds, work_order_seeds
 
-AGENT_SEED = b"agent"
-REPUTATION_SEED = b"reputation"
-RECEIPT_SEED = b"receipt"  # legacy X402Receipt accounts
-PAYER_STATS_SEED = b"payer_stats"
-WORK_ORDER_SEED = b"work_order"
 REFERENCE_LEN = 32
 
 
@@ -25,17 +25,17 @@ def agent_address(owner: Pubkey, agent_id: str, program_id: Pubkey = PROGRAM_ID)
     >>> 0 <= bump <= 255
     True
     """
-    return Pubkey.find_program_address([AGENT_SEED, bytes(owner), agent_id.encode()], program_id)
+    return Pubkey.find_program_address(agent_seeds(owner, agent_id), program_id)
 
 
 def reputation_address(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The agent's ReputationMetrics PDA `["reputation", agent]` and its bump."""
-    return Pubkey.find_program_address([REPUTATION_SEED, bytes(agent)], program_id)
+    return Pubkey.find_program_address(reputation_seeds(agent), program_id)
 
 
 def payer_stats_address(agent: Pubkey, payer: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The PayerStats PDA `["payer_stats", agent, payer]`: one payer's paid calls to one agent."""
-    return Pubkey.find_program_address([PAYER_STATS_SEED, bytes(agent), bytes(payer)], program_id)
+    return Pubkey.find_program_address(payer_stats_seeds(agent, payer), program_id)
 
 
 def receipt_address(agent: Pubkey, reference: bytes, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
@@ -69,7 +69,7 @@ def new_order_id(client: Pubkey, program_id: Pubkey = PROGRAM_ID) -> int:
 
 def work_order_address(client: Pubkey, order_id: int, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The WorkOrder PDA `["work_order", client, order_id (u64 LE)]`."""
-    return Pubkey.find_program_address([WORK_ORDER_SEED, bytes(client), order_id.to_bytes(8, "little")], program_id)
+    return Pubkey.find_program_address(work_order_seeds(client, order_id), program_id)
 
 
 def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:

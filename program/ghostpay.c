@@ -1,17 +1,35 @@
 /* GhostPay on-chain program: entrypoint and instruction dispatch.
  *
- * The whole program is one translation unit (handlers are included below) so
- * every internal call is pc-relative and the post-link step stays small. */
+ * One file per instruction under src/, included below in the IDL's order: the
+ * whole program is one translation unit, so every internal call is
+ * pc-relative and the post-link step stays small. */
 #include "sdk/anchor.h"
-#include "src/agent_lifecycle.c"
-#include "src/create_work_order.c"
-#include "src/feedback.c"
-#include "src/record_x402_payment.c"
 #include "src/register_agent.c"
 #include "src/update_agent.c"
-#include "src/work_order_progress.c"
-#include "src/work_order_settle.c"
-#include "src/x402_config.c"
+#include "src/configure_x402.c"
+#include "src/set_x402_price.c"
+#include "src/set_x402_tokens.c"
+#include "src/set_x402_endpoint.c"
+#include "src/disable_x402.c"
+#include "src/set_agent_active.c"
+#include "src/close_agent.c"
+#include "src/record_x402_payment.c"
+#include "src/submit_feedback.c"
+#include "src/close_receipt.c"
+#include "src/close_payer_stats.c"
+#include "src/refresh_reputation.c"
+#include "src/create_work_order.c"
+#include "src/accept_work_order.c"
+#include "src/submit_work_delivery.c"
+#include "src/reject_delivery.c"
+#include "src/release_payment.c"
+#include "src/claim_payment.c"
+#include "src/open_dispute.c"
+#include "src/resolve_dispute.c"
+#include "src/cancel_work_order.c"
+#include "src/decline_work_order.c"
+#include "src/claim_refund.c"
+#include "src/settle_by_default.c"
 
 /* Escrow instructions, tried after the registry and payment ones and kept out
  * of line: inlined, their code changes how clang lays out the hot handlers

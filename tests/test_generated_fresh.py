@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -46,6 +47,25 @@ def test_a_changed_idl_makes_the_committed_code_stale(tmp_path: Path) -> None:
     assert "ghostpay/idl.json" in stale
 
 
+def test_a_changed_pda_seed_makes_the_python_seeds_and_the_c_header_stale(tmp_path: Path) -> None:
+    """The seeds have one source: the IDL's constant and the PDAs naming it change together, and both the
+    program's header and ghostpay/seeds.py (which ghostpay/pda.py derives from) follow."""
+    idl = json.loads(codegen.IDL_PATH.read_text())
+    [constant] = [c for c in idl["constants"] if c["name"] == "AGENT_SEED"]
+    old, new = list(b"agent"), list(b"agents")
+    constant["value"] = str(new)
+    for ix in idl["instructions"]:
+        for account in ix["accounts"]:
+            for seed in account.get("pda", {}).get("seeds", []):
+                if seed["kind"] == "const" and seed["value"] == old:
+                    seed["value"] = new
+    path = tmp_path / "ghostpay.json"
+    path.write_text(json.dumps(idl, indent=2) + "\n")
+    rendered = codegen.render_all(path)
+    assert {"program/include/ghostpay_idl.h", "ghostpay/seeds.py"} <= set(codegen.stale_files(rendered))
+    assert b'AGENT_SEED = b"agents"' in rendered[codegen.SEEDS_PATH]
+
+
 def test_a_leftover_generated_module_is_stale(rendered: dict[Path, bytes], tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     for path, data in rendered.items():
@@ -64,6 +84,16 @@ def test_anchor_discriminators_follow_anchor_rules() -> None:
     for namespace, item in expected:
         digest = hashlib.sha256(f"{namespace}:{item['name']}".encode()).digest()[:8]
         assert bytes(item["discriminator"]) == digest, item["name"]
+
+
+def test_one_c_file_per_instruction() -> None:
+    """program/src holds one <instruction>.c per IDL instruction (shared helpers live in headers), and the
+    program includes exactly those, in the IDL's order."""
+    names = [ix["name"] for ix in artifacts.idl_dict()["instructions"]]
+    sources = build_program.PROGRAM_DIR / "src"
+    assert sorted(p.stem for p in sources.glob("*.c")) == sorted(names)
+    main = (build_program.PROGRAM_DIR / build_program.MAIN_SOURCE).read_text()
+    assert re.findall(r'^#include "src/(\w+)\.c"$', main, re.MULTILINE) == names
 
 
 @needs_clang

@@ -1,10 +1,11 @@
 """Render the program's C header from the Anchor IDL.
 
 The header carries everything the C program must agree on with its clients:
-the program ID, instruction / account / event discriminators, error codes with
-names and messages (GhostPay's own and the Anchor framework errors the program
-raises), seed constants, limits, and the fixed offsets of each account's
-leading fixed-size fields.
+the program ID, instruction / account / event discriminators, each
+instruction's account indexes, error codes with names and messages
+(GhostPay's own and the Anchor framework errors the program raises), seed
+constants, limits, and the fixed offsets of each account's leading fixed-size
+fields.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def _offset_defines(prefix: str, fields: list[dict[str, Any]], types: dict[str, 
     return lines
 
 
+def _account_index_enum(ix: dict[str, Any]) -> list[str]:
+    """`<IX>_ACCOUNT_<NAME>`: where each account of the instruction sits; `<IX>_ACCOUNT_COUNT` follow it (the
+    remaining accounts, as register_agent's mints, start there)."""
+    prefix = f"{upper_snake(ix['name'])}_ACCOUNT"
+    names = [upper_snake(a["name"]) for a in ix["accounts"]] + ["COUNT"]
+    return ["enum {"] + [f"    {prefix}_{name} = {index}," for index, name in enumerate(names)] + ["};"]
+
+
 def _constant_define(const: dict[str, Any]) -> list[str]:
     name = f"GP_{const['name']}"
     if const["type"] == "bytes":
@@ -123,6 +132,11 @@ def render_c_header(idl: dict[str, Any]) -> str:
     out.append("/* Instruction discriminators: sha256(\"global:<name>\")[:8] as a little-endian u64. */")
     for ix in idl["instructions"]:
         out.append(f"#define GP_IX_{upper_snake(ix['name'])} {_u64_literal(ix['discriminator'])}")
+    out.append("")
+
+    out.append("/* Account indexes of each instruction, in the IDL's order; <IX>_ACCOUNT_COUNT is how many it takes. */")
+    for ix in idl["instructions"]:
+        out.extend(_account_index_enum(ix))
     out.append("")
 
     out.append("/* Account discriminators: sha256(\"account:<Name>\")[:8] as a little-endian u64. */")

@@ -5,6 +5,7 @@
 
 Outputs:
 - program/include/ghostpay_idl.h     (tools/c_header.py)
+- ghostpay/seeds.py                  (tools/codegen_pda.py: the PDA seeds ghostpay/pda.py derives from)
 - ghostpay/{accounts,instructions,types,errors}/, ghostpay/program_id.py
   (anchorpy `client-gen`, run from .venv-codegen: anchorpy's [cli] extra pins
   typer 0.4.1 and black 22, which must stay out of the project's environment)
@@ -22,11 +23,13 @@ import venv
 from pathlib import Path
 
 from tools.c_header import render_c_header
+from tools.codegen_pda import render_seeds_module
 
 ROOT = Path(__file__).resolve().parent.parent
 IDL_PATH = ROOT / "idl" / "ghostpay.json"
 C_HEADER_PATH = Path("program/include/ghostpay_idl.h")
 PACKAGED_IDL_PATH = Path("ghostpay/idl.json")
+SEEDS_PATH = Path("ghostpay/seeds.py")
 BINDINGS_ROOT = Path("ghostpay")
 BINDING_DIRS = ("accounts", "instructions", "types", "errors")
 BINDING_FILES = ("program_id.py",)
@@ -75,8 +78,10 @@ def render_bindings(idl_path: Path) -> dict[Path, bytes]:
 def render_all(idl_path: Path = IDL_PATH) -> dict[Path, bytes]:
     """Every generated file, keyed by its path relative to the repository root."""
     idl_bytes = idl_path.read_bytes()
+    idl = json.loads(idl_bytes)
     outputs = {
-        C_HEADER_PATH: render_c_header(json.loads(idl_bytes)).encode(),
+        C_HEADER_PATH: render_c_header(idl).encode(),
+        SEEDS_PATH: render_seeds_module(idl).encode(),
         PACKAGED_IDL_PATH: idl_bytes,
     }
     outputs.update(render_bindings(idl_path))

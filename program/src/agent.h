@@ -386,8 +386,24 @@ static inline uint64_t reserve_earnings_slots(const SolAccountInfo *agent, const
     return claim_earnings_slots(agent, tokens, count);
 }
 
-/* Accounts of every owner-only instruction: agent (writable), owner (signer). */
-enum { OWNED_AGENT_AGENT, OWNED_AGENT_OWNER, OWNED_AGENT_MINTS };
+/* Accounts of every owner-only instruction: agent (writable), owner (signer), then the mints of those that
+ * set tokens. The IDL gives them all the same list (checked below). */
+enum {
+    OWNED_AGENT_AGENT = UPDATE_AGENT_ACCOUNT_AGENT,
+    OWNED_AGENT_OWNER = UPDATE_AGENT_ACCOUNT_OWNER,
+    OWNED_AGENT_MINTS = UPDATE_AGENT_ACCOUNT_COUNT
+};
+#define OWNED_AGENT_ACCOUNTS(IX)                                                                                \
+    _Static_assert(IX##_ACCOUNT_AGENT == OWNED_AGENT_AGENT && IX##_ACCOUNT_OWNER == OWNED_AGENT_OWNER &&       \
+                       IX##_ACCOUNT_COUNT == OWNED_AGENT_MINTS,                                                 \
+                   #IX " takes the owner-only accounts")
+OWNED_AGENT_ACCOUNTS(CONFIGURE_X402);
+OWNED_AGENT_ACCOUNTS(SET_X402_PRICE);
+OWNED_AGENT_ACCOUNTS(SET_X402_TOKENS);
+OWNED_AGENT_ACCOUNTS(SET_X402_ENDPOINT);
+OWNED_AGENT_ACCOUNTS(DISABLE_X402);
+OWNED_AGENT_ACCOUNTS(SET_AGENT_ACTIVE);
+OWNED_AGENT_ACCOUNTS(CLOSE_AGENT);
 
 /* The agent, checked by owner program, size and discriminator (no PDA
  * re-derivation: only this program can write that discriminator into an

@@ -11,18 +11,6 @@
 
 #include "work_order.h"
 
-enum {
-    CREATE_ORDER_WORK_ORDER,
-    CREATE_ORDER_VAULT,
-    CREATE_ORDER_CLIENT,
-    CREATE_ORDER_CLIENT_TOKEN_ACCOUNT,
-    CREATE_ORDER_AGENT,
-    CREATE_ORDER_MINT,
-    CREATE_ORDER_TOKEN_PROGRAM,
-    CREATE_ORDER_SYSTEM_PROGRAM,
-    CREATE_ORDER_ACCOUNT_COUNT
-};
-
 typedef struct {
     const uint8_t *order_id; /* the u64 LE as it sits in the instruction data: the PDA seed */
     uint64_t amount;
@@ -78,14 +66,15 @@ static uint64_t validate_escrow_mint(const SolAccountInfo *mint, const SolAccoun
 /* The vault: the new account the client made a keypair for becomes a token
  * account whose authority is the work order. */
 static uint64_t create_vault(const GpInput *in) {
-    const SolAccountInfo *vault = &in->accounts[CREATE_ORDER_VAULT];
-    const SolAccountInfo *token_program = &in->accounts[CREATE_ORDER_TOKEN_PROGRAM];
+    const SolAccountInfo *vault = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_VAULT];
+    const SolAccountInfo *token_program = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_TOKEN_PROGRAM];
     TRY(gp_require_signer(vault, "vault"));
     TRY(gp_require_writable(vault, "vault"));
     if (!sol_pubkey_eq(vault->owner, &SYSTEM_PROGRAM_ID)) return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "vault");
-    TRY(gp_create_pda_account(&in->accounts[CREATE_ORDER_CLIENT], vault, TOKEN_ACCOUNT_LEN, token_program->key, NULL));
-    return token_initialize_account3(token_program, vault, &in->accounts[CREATE_ORDER_MINT],
-                                     in->accounts[CREATE_ORDER_WORK_ORDER].key);
+    TRY(gp_create_pda_account(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_CLIENT], vault, TOKEN_ACCOUNT_LEN, token_program->key,
+                              NULL));
+    return token_initialize_account3(token_program, vault, &in->accounts[CREATE_WORK_ORDER_ACCOUNT_MINT],
+                                     in->accounts[CREATE_WORK_ORDER_ACCOUNT_WORK_ORDER].key);
 }
 
 static void emit_work_order_created(const SolAccountInfo *work_order, const WorkOrder *order) {
@@ -108,18 +97,19 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     int64_t now = gp_unix_timestamp();
     TRY(validate_create_work_order(&args, now));
 
-    if (in->account_count < CREATE_ORDER_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *work_order = &in->accounts[CREATE_ORDER_WORK_ORDER];
-    const SolAccountInfo *client = &in->accounts[CREATE_ORDER_CLIENT];
-    const SolAccountInfo *agent = &in->accounts[CREATE_ORDER_AGENT];
-    const SolAccountInfo *mint = &in->accounts[CREATE_ORDER_MINT];
-    const SolAccountInfo *token_program = &in->accounts[CREATE_ORDER_TOKEN_PROGRAM];
+    if (in->account_count < CREATE_WORK_ORDER_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *work_order = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_WORK_ORDER];
+    const SolAccountInfo *client = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_CLIENT];
+    const SolAccountInfo *agent = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_AGENT];
+    const SolAccountInfo *mint = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_MINT];
+    const SolAccountInfo *token_program = &in->accounts[CREATE_WORK_ORDER_ACCOUNT_TOKEN_PROGRAM];
     TRY(gp_require_signer(client, "client"));
     TRY(gp_require_writable(client, "client"));
     TRY(gp_require_writable(work_order, "work_order"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_program_account(agent, in->program_id, GP_ACCOUNT_AGENT, GP_AGENT_SPACE, "agent"));
-    TRY(gp_require_program(&in->accounts[CREATE_ORDER_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
+    TRY(gp_require_program(&in->accounts[CREATE_WORK_ORDER_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID,
+                           "system_program"));
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->is_active) return gp_fail(GP_ERR_AGENT_INACTIVE);
     if (sol_pubkey_eq(client->key, &fixed->owner)) return gp_fail(GP_ERR_CANNOT_HIRE_OWN_AGENT);
@@ -142,8 +132,8 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     TRY(gp_create_pda_account(client, work_order, GP_WORK_ORDER_SPACE, in->program_id, &signer));
     TRY(create_vault(in));
     TokenAuthority by_client = {token_program, mint, token_mint_decimals(mint), client, NULL};
-    TRY(token_transfer_checked(&by_client, &in->accounts[CREATE_ORDER_CLIENT_TOKEN_ACCOUNT],
-                               &in->accounts[CREATE_ORDER_VAULT], args.amount));
+    TRY(token_transfer_checked(&by_client, &in->accounts[CREATE_WORK_ORDER_ACCOUNT_CLIENT_TOKEN_ACCOUNT],
+                               &in->accounts[CREATE_WORK_ORDER_ACCOUNT_VAULT], args.amount));
 
     WorkOrder *order = work_order_of(work_order);
     order->discriminator = GP_ACCOUNT_WORK_ORDER;
@@ -152,7 +142,7 @@ static uint64_t create_work_order(const GpInput *in, BorshReader *r) {
     order->provider_owner = fixed->owner;
     order->arbiter = *args.arbiter;
     order->mint = *mint->key;
-    order->vault = *in->accounts[CREATE_ORDER_VAULT].key;
+    order->vault = *in->accounts[CREATE_WORK_ORDER_ACCOUNT_VAULT].key;
     sol_memcpy_(&order->order_id, args.order_id, ORDER_ID_BYTES);
     order->amount = args.amount;
     order->deadline = args.deadline;

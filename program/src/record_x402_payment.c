@@ -22,20 +22,6 @@
 #include "payer_stats.h"
 #include "reputation.h"
 
-enum {
-    RECORD_AGENT,
-    RECORD_REPUTATION,
-    RECORD_PAYER_STATS,
-    RECORD_PAYER,
-    RECORD_RENT_PAYER,
-    RECORD_PAYEE_TOKEN_ACCOUNT,
-    RECORD_SOURCE_TOKEN_ACCOUNT,
-    RECORD_MINT,
-    RECORD_INSTRUCTIONS_SYSVAR,
-    RECORD_SYSTEM_PROGRAM,
-    RECORD_ACCOUNT_COUNT
-};
-
 /* MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr, the SPL Memo program the x402 client uses. */
 static const SolPubkey MEMO_PROGRAM_ID = {{0x05, 0x4a, 0x53, 0x5a, 0x99, 0x29, 0x21, 0x06, 0x4d, 0x24, 0xe8,
                                            0x71, 0x60, 0xda, 0x38, 0x7c, 0x7c, 0x35, 0xb5, 0xdd, 0xbc, 0x92,
@@ -87,7 +73,7 @@ static uint64_t read_preceding_transfer(const SolAccountInfo *sysvar, uint64_t c
  * the owner or a delegate) is not the agent's owner or payment address. This
  * also refuses a transfer from the destination to itself. */
 static uint64_t verify_source(const GpInput *in, const TransferChecked *transfer, const AgentFixed *fixed) {
-    const SolAccountInfo *source = &in->accounts[RECORD_SOURCE_TOKEN_ACCOUNT];
+    const SolAccountInfo *source = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_SOURCE_TOKEN_ACCOUNT];
     if (!sol_pubkey_eq(source->key, transfer->source) || !token_is_account_of(source, transfer->token_program))
         return gp_fail_account(GP_ERR_SOURCE_TOKEN_ACCOUNT_MISMATCH, "source_token_account");
     const SolPubkey *holder = token_account_owner(source);
@@ -102,7 +88,7 @@ static uint64_t verify_source(const GpInput *in, const TransferChecked *transfer
  * token program has just run the transfer with this mint, so its layout is a
  * mint's; only its owner and extensions are left to check. */
 static uint64_t verify_mint(const GpInput *in, const TransferChecked *transfer) {
-    const SolAccountInfo *mint = &in->accounts[RECORD_MINT];
+    const SolAccountInfo *mint = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_MINT];
     if (!sol_pubkey_eq(mint->key, transfer->mint) || !sol_pubkey_eq(mint->owner, transfer->token_program))
         return gp_fail_account(GP_ERR_PAYMENT_MINT_ACCOUNT_MISMATCH, "mint");
     return token_require_plain_mint(mint);
@@ -116,10 +102,10 @@ static uint64_t verify_mint(const GpInput *in, const TransferChecked *transfer) 
  * destination against the mint when it ran the transfer; reading the stored
  * owner and mint here costs less than deriving an ATA. */
 static uint64_t verify_payment(const GpInput *in, const TransferChecked *transfer, uint64_t amount) {
-    const uint8_t *agent_data = in->accounts[RECORD_AGENT].data;
+    const uint8_t *agent_data = in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT].data;
     const AgentFixed *fixed = (const AgentFixed *)agent_data;
-    const SolPubkey *payer = in->accounts[RECORD_PAYER].key;
-    const SolAccountInfo *payee_token_account = &in->accounts[RECORD_PAYEE_TOKEN_ACCOUNT];
+    const SolPubkey *payer = in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER].key;
+    const SolAccountInfo *payee_token_account = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYEE_TOKEN_ACCOUNT];
     if (!sol_pubkey_eq(transfer->authority, payer)) return gp_fail(GP_ERR_PAYMENT_AUTHORITY_MISMATCH);
     if (sol_pubkey_eq(payer, &fixed->owner) || sol_pubkey_eq(payer, &fixed->x402_payment_address))
         return gp_fail(GP_ERR_SELF_PAYMENT);
@@ -139,10 +125,10 @@ static uint64_t verify_payment(const GpInput *in, const TransferChecked *transfe
 /* Creates the pair's PayerStats at ["payer_stats", agent, payer], its rent from
  * the rent payer: the first payment of the pair. */
 static uint64_t create_payer_stats(const GpInput *in, int64_t now, PayerStats **out) {
-    const SolAccountInfo *agent = &in->accounts[RECORD_AGENT];
-    const SolAccountInfo *payer = &in->accounts[RECORD_PAYER];
-    const SolAccountInfo *rent_payer = &in->accounts[RECORD_RENT_PAYER];
-    const SolAccountInfo *account = &in->accounts[RECORD_PAYER_STATS];
+    const SolAccountInfo *agent = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT];
+    const SolAccountInfo *payer = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER];
+    const SolAccountInfo *rent_payer = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_RENT_PAYER];
+    const SolAccountInfo *account = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER_STATS];
     GpPda pda = {.seeds = {{(const uint8_t *)GP_PAYER_STATS_SEED, GP_PAYER_STATS_SEED_LEN},
                            {agent->key->x, SOL_PUBKEY_BYTES},
                            {payer->key->x, SOL_PUBKEY_BYTES}},
@@ -175,11 +161,12 @@ static uint64_t create_payer_stats(const GpInput *in, int64_t now, PayerStats **
  * agent and payer (the hot path: no PDA derivation, no creation); any other
  * must be the PDA to create. */
 static uint64_t pair_stats(const GpInput *in, int64_t now, PayerStats **out) {
-    const SolAccountInfo *account = &in->accounts[RECORD_PAYER_STATS];
+    const SolAccountInfo *account = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER_STATS];
     TRY(gp_require_writable(account, "payer_stats"));
     if (!sol_pubkey_eq(account->owner, in->program_id)) return create_payer_stats(in, now, out);
     TRY(load_payer_stats(in, account));
-    TRY(require_pair(payer_stats(account), in->accounts[RECORD_AGENT].key, in->accounts[RECORD_PAYER].key));
+    TRY(require_pair(payer_stats(account), in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT].key,
+                     in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER].key));
     *out = payer_stats(account);
     return 0;
 }
@@ -199,12 +186,12 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     const uint8_t *reference = borsh_take(r, PAYMENT_REFERENCE_BYTES);
     if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
 
-    if (in->account_count < RECORD_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *agent = &in->accounts[RECORD_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[RECORD_REPUTATION];
-    const SolAccountInfo *payer = &in->accounts[RECORD_PAYER];
-    const SolAccountInfo *rent_payer = &in->accounts[RECORD_RENT_PAYER];
-    const SolAccountInfo *sysvar = &in->accounts[RECORD_INSTRUCTIONS_SYSVAR];
+    if (in->account_count < RECORD_X402_PAYMENT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_REPUTATION];
+    const SolAccountInfo *payer = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_PAYER];
+    const SolAccountInfo *rent_payer = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_RENT_PAYER];
+    const SolAccountInfo *sysvar = &in->accounts[RECORD_X402_PAYMENT_ACCOUNT_INSTRUCTIONS_SYSVAR];
     TRY(gp_require_signer(payer, "payer"));
     TRY(gp_require_signer(rent_payer, "rent_payer"));
     TRY(gp_require_writable(rent_payer, "rent_payer"));
@@ -213,7 +200,8 @@ static uint64_t record_x402_payment(const GpInput *in, BorshReader *r) {
     TRY(load_reputation(in, agent, reputation));
     if (!sol_pubkey_eq(sysvar->key, &INSTRUCTIONS_SYSVAR_ID))
         return gp_fail_account(GP_ERR_CONSTRAINT_ADDRESS, "instructions_sysvar");
-    TRY(gp_require_program(&in->accounts[RECORD_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
+    TRY(gp_require_program(&in->accounts[RECORD_X402_PAYMENT_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID,
+                           "system_program"));
 
     AgentFixed *fixed = agent_fixed(agent);
     if (!fixed->x402_enabled) return gp_fail(GP_ERR_X402_NOT_ENABLED);

@@ -8,14 +8,6 @@
 
 #include "reputation.h"
 
-enum {
-    REGISTER_AGENT_AGENT,
-    REGISTER_AGENT_REPUTATION,
-    REGISTER_AGENT_OWNER,
-    REGISTER_AGENT_SYSTEM_PROGRAM,
-    REGISTER_AGENT_MINTS
-};
-
 typedef struct {
     AgentTail tail;
     uint8_t agent_type;
@@ -61,8 +53,8 @@ static void emit_agent_registered(const SolAccountInfo *agent, const AgentFixed 
  * the same address continues it (closing cannot wipe a bad reputation). The
  * metrics count this registration; the agent's score is recomputed from them. */
 static uint64_t open_reputation(const GpInput *in, int64_t now, bool *reused) {
-    const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_REPUTATION];
+    const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_ACCOUNT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_ACCOUNT_REPUTATION];
     *reused = sol_pubkey_eq(reputation->owner, in->program_id);
     if (*reused) {
         TRY(load_reputation(in, agent, reputation));
@@ -80,7 +72,7 @@ static uint64_t open_reputation(const GpInput *in, int64_t now, bool *reused) {
     if (!sol_pubkey_eq(reputation->owner, &SYSTEM_PROGRAM_ID))
         return gp_fail_account(GP_ERR_ACCOUNT_NOT_SYSTEM_OWNED, "reputation");
     SolSignerSeeds signer = gp_pda_signer(&pda);
-    TRY(gp_create_pda_account(&in->accounts[REGISTER_AGENT_OWNER], reputation, GP_REPUTATION_METRICS_SPACE,
+    TRY(gp_create_pda_account(&in->accounts[REGISTER_AGENT_ACCOUNT_OWNER], reputation, GP_REPUTATION_METRICS_SPACE,
                               in->program_id, &signer));
     ReputationMetrics *metrics = reputation_metrics(reputation);
     metrics->discriminator = GP_ACCOUNT_REPUTATION_METRICS;
@@ -98,22 +90,22 @@ static uint64_t register_agent(const GpInput *in, BorshReader *r) {
     RegisterAgentArgs args = {0};
     TRY(parse_register_agent(r, &args));
 
-    if (in->account_count < REGISTER_AGENT_MINTS) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
-    const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_AGENT];
-    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_REPUTATION];
-    const SolAccountInfo *owner = &in->accounts[REGISTER_AGENT_OWNER];
+    if (in->account_count < REGISTER_AGENT_ACCOUNT_COUNT) return gp_fail(GP_ERR_ACCOUNT_NOT_ENOUGH_KEYS);
+    const SolAccountInfo *agent = &in->accounts[REGISTER_AGENT_ACCOUNT_AGENT];
+    const SolAccountInfo *reputation = &in->accounts[REGISTER_AGENT_ACCOUNT_REPUTATION];
+    const SolAccountInfo *owner = &in->accounts[REGISTER_AGENT_ACCOUNT_OWNER];
     TRY(gp_require_signer(owner, "owner"));
     TRY(gp_require_writable(owner, "owner"));
     TRY(gp_require_writable(agent, "agent"));
     TRY(gp_require_writable(reputation, "reputation"));
-    TRY(gp_require_program(&in->accounts[REGISTER_AGENT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
+    TRY(gp_require_program(&in->accounts[REGISTER_AGENT_ACCOUNT_SYSTEM_PROGRAM], &SYSTEM_PROGRAM_ID, "system_program"));
 
     AgentTail *tail = &args.tail;
     TRY(require_text(tail->agent_id, 1, GP_MAX_AGENT_ID_LEN, GP_ERR_AGENT_ID_INVALID));
     TRY(validate_profile(tail));
     if (args.has_x402)
-        TRY(validate_x402_config(&args.x402, &in->accounts[REGISTER_AGENT_MINTS],
-                                 in->account_count - REGISTER_AGENT_MINTS));
+        TRY(validate_x402_config(&args.x402, &in->accounts[REGISTER_AGENT_ACCOUNT_COUNT],
+                                 in->account_count - REGISTER_AGENT_ACCOUNT_COUNT));
 
     GpPda pda = {.seeds = {{(const uint8_t *)GP_AGENT_SEED, GP_AGENT_SEED_LEN},
                            {owner->key->x, SOL_PUBKEY_BYTES},

@@ -31,7 +31,7 @@ The legacy receipts (X402Receipt, one per payment, made by the program before Pa
 rate or close are planted as the earlier program left them (`legacy_receipt`): the program makes none now.
 
 `PROGRAM_TESTS_ONLY` lists the one code that needs a program of its own to trigger: 6064
-PaymentNotTopLevel (record_x402_payment invoked through CPI), tried in tests/test_x402_payments.py with
+PaymentNotTopLevel (record_x402_payment invoked through CPI), tried in tests/program/test_x402_payments.py with
 a relay program built by the project's pipeline. 6022 (PaymentWrongDestination) and 6027
 (PaymentAlreadyRecorded) are no longer in the IDL: 6066 PayeeTokenAccountMismatch checks the payee's token
 account instead, and a payment counts once because its transaction lands once, not by an account per reference.
@@ -361,7 +361,7 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
 ]
 
 
-PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel", "EarningsTableFull"}  # tests/test_programs, tests/test_earnings.py
+PROGRAM_TESTS_ONLY = {"PaymentNotTopLevel", "EarningsTableFull"}  # tests/program/: x402 payments, earnings
 
 
 def test_every_custom_error_is_covered() -> None:

@@ -1,8 +1,9 @@
 """An in-process chain: LiteSVM (the real Agave runtime) with GhostPay loaded.
 
-Used by the tests, the benchmarks and `ghost demo`. Results expose logs,
-compute units, events decoded with anchorpy's EventParser, and the program
-error by its IDL / Anchor name.
+Used by the program tests and the compute-unit benchmark (bench/), so it lives
+under tests/ and the wheel does not ship it. Results expose logs, compute
+units, events decoded with anchorpy's EventParser, and the program error by its
+IDL / Anchor name.
 
     >>> chain = InProcessChain()
     >>> payer = chain.funded_keypair()

@@ -25,28 +25,27 @@ from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import set_x402_tokens
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import payer_stats_address
-from ghostpay.svm import TOKEN_PROGRAM_ID, TxResult
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, TxResult
 from ghostpay.types import TokenPrice
 from ghostpay.work_orders import build_accept_work_order, build_decline_work_order, build_release_payment
-from tests import test_work_orders as escrow
-from tests import test_x402_payments as x402
+from tests.program.conftest import (AMOUNT, DECIMALS, ESCROW_FUNDS, PAYMENT_FUNDS, PRICE, STATS_SPACE, World,
+                                    escrow_world, payments_world, reference, snapshot)
 
 MAX_EARNING_MINTS = 16
 MAX_ACCEPTED_TOKENS = 10
-PRICE = 10_000
 EMPTY = Pubkey.default()
 STEPS = int(os.environ.get("GHOSTPAY_EARNINGS_STEPS", "300"))
 REFERENCES = itertools.count(1)
 
 
-def set_tokens(world: escrow.World, mints: list[Pubkey]) -> TxResult:
+def set_tokens(world: World, mints: list[Pubkey]) -> TxResult:
     """The owner's configuration: exactly `mints` accepted, each at PRICE."""
     ix = set_x402_tokens({"accepted_tokens": [TokenPrice(m, PRICE) for m in mints]},
                          {"agent": world.agent, "owner": world.owner.pubkey()}, remaining_accounts=mint_accounts(mints))
     return world.send([ix], world.owner)
 
 
-def accept(world: escrow.World, mints: list[Pubkey]) -> TxResult:
+def accept(world: World, mints: list[Pubkey]) -> TxResult:
     result = set_tokens(world, mints)
     assert result.ok, (result.error, result.logs)
     return result
@@ -57,37 +56,37 @@ def retired(result: TxResult) -> list[tuple[Pubkey, int, int]]:
             if e.name == "MintEarningsRetired"]
 
 
-def payable_mint(world: escrow.World, *payers: Keypair) -> Pubkey:
+def payable_mint(world: World, *payers: Keypair) -> Pubkey:
     """A new mint: the client, the stranger and `payers` hold funds in it, the agent's owner (its payment
     address and the escrow's payee) an empty account."""
-    mint = world.chain.create_mint(escrow.DECIMALS)
+    mint = world.chain.create_mint(DECIMALS)
     for who in (world.client, world.stranger, *payers):
-        world.chain.create_token_account(who.pubkey(), mint, escrow.FUNDS)
+        world.chain.create_token_account(who.pubkey(), mint, ESCROW_FUNDS)
     world.chain.create_token_account(world.owner.pubkey(), mint, 0)
     return mint
 
 
-def pay(world: escrow.World, payer: Keypair, mint: Pubkey) -> TxResult:
+def pay(world: World, payer: Keypair, mint: Pubkey) -> TxResult:
     """An x402 payment of PRICE by `payer` to the agent (whose payment address is its owner)."""
-    return world.send(build_x402_payment(payer.pubkey(), world.agent, world.owner.pubkey(), mint, escrow.DECIMALS,
-                                         PRICE, x402.reference(next(REFERENCES)), TOKEN_PROGRAM_ID,
+    return world.send(build_x402_payment(payer.pubkey(), world.agent, world.owner.pubkey(), mint, DECIMALS,
+                                         PRICE, reference(next(REFERENCES)), TOKEN_PROGRAM_ID,
                                          fee_payer=world.facilitator.pubkey(), compute_unit_limit=100_000), payer)
 
 
-def table(world: escrow.World) -> list[tuple[Pubkey, int, int, int]]:
+def table(world: World) -> list[tuple[Pubkey, int, int, int]]:
     """Every slot of the agent's earnings table: (mint, x402 payments, escrow earnings, open work orders)."""
     return [(s.mint, s.x402_payments, s.escrow_earnings, s.open_work_orders) for s in world.agent_state().earnings]
 
 
-def tokens(world: escrow.World, owners: list[Keypair], mints: list[Pubkey]) -> dict[tuple[Pubkey, Pubkey], int]:
+def tokens(world: World, owners: list[Keypair], mints: list[Pubkey]) -> dict[tuple[Pubkey, Pubkey], int]:
     return {(o.pubkey(), m): world.balance(o.pubkey(), m) for o in owners for m in mints}
 
 
-def stats_rent(world: escrow.World) -> int:
-    return world.chain.svm.minimum_balance_for_rent_exemption(x402.STATS_SPACE)
+def stats_rent(world: World) -> int:
+    return world.chain.svm.minimum_balance_for_rent_exemption(STATS_SPACE)
 
 
-def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubkey, payment_mint: Pubkey) -> None:
+def hire_and_pay_honestly(world: World, honest: Keypair, order_mint: Pubkey, payment_mint: Pubkey) -> None:
     """An honest client orders in `order_mint` (accepted, delivered, released in full) and pays one x402 call
     in `payment_mint`; every party's tokens and SOL are checked after."""
     parties = [honest, world.owner, world.stranger, world.client]
@@ -98,14 +97,14 @@ def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubk
     try:
         order = world.open(mint=order_mint)
         world.ok(build_accept_work_order(order, world.arbiter.pubkey()), world.owner)
-        world.ok(build_release_payment(order, escrow.AMOUNT), honest)
+        world.ok(build_release_payment(order, AMOUNT), honest)
     finally:
         world.client = attacker
     paid = pay(world, honest, payment_mint)
     assert paid.ok, (paid.error, paid.logs)
     expected = dict(before)
-    expected[honest.pubkey(), order_mint] -= escrow.AMOUNT
-    expected[world.owner.pubkey(), order_mint] += escrow.AMOUNT
+    expected[honest.pubkey(), order_mint] -= AMOUNT
+    expected[world.owner.pubkey(), order_mint] += AMOUNT
     expected[honest.pubkey(), payment_mint] -= PRICE
     expected[world.owner.pubkey(), payment_mint] += PRICE
     assert tokens(world, parties, mints) == expected
@@ -119,28 +118,28 @@ def hire_and_pay_honestly(world: escrow.World, honest: Keypair, order_mint: Pubk
 
 
 def test_payments_in_mints_of_different_decimals_are_kept_apart() -> None:
-    world = x402.make_world()
+    world = payments_world()
     cents = world.chain.create_mint(2)
-    world.chain.create_token_account(world.payer.pubkey(), cents, x402.FUNDS)
+    world.chain.create_token_account(world.payer.pubkey(), cents, PAYMENT_FUNDS)
     world.chain.create_token_account(world.payee.pubkey(), cents, 0)
-    ix = set_x402_tokens({"accepted_tokens": [TokenPrice(world.usdc, x402.PRICE), TokenPrice(cents, 150)]},
+    ix = set_x402_tokens({"accepted_tokens": [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 150)]},
                          {"agent": world.agent, "owner": world.owner.pubkey()},
                          remaining_accounts=mint_accounts([world.usdc, cents]))
     assert world.send([ix], world.owner).ok
-    for n, (mint, decimals, amount) in enumerate([(cents, 2, 150), (world.usdc, 6, x402.PRICE), (cents, 2, 151)]):
+    for n, (mint, decimals, amount) in enumerate([(cents, 2, 150), (world.usdc, 6, PRICE), (cents, 2, 151)]):
         assert world.send(build_x402_payment(world.payer.pubkey(), world.agent, world.payee.pubkey(), mint, decimals,
-                                             amount, x402.reference(n), fee_payer=world.facilitator.pubkey()),
+                                             amount, reference(n), fee_payer=world.facilitator.pubkey()),
                           world.payer).ok
 
     earned = earnings_by_mint(world.agent_state())
     assert list(earned) == [cents, world.usdc]  # slots in the order the mints were first paid in
     assert (earned[cents].x402_payments, earned[cents].escrow_earnings) == (301, 0)
-    assert (earned[world.usdc].x402_payments, earned[world.usdc].escrow_earnings) == (x402.PRICE, 0)
+    assert (earned[world.usdc].x402_payments, earned[world.usdc].escrow_earnings) == (PRICE, 0)
 
 
 def test_escrow_earnings_count_in_the_order_mint_even_after_it_is_no_longer_accepted() -> None:
-    world = escrow.make_world()
-    order = world.open(mint=world.pyusd, token_program=escrow.TOKEN_2022_PROGRAM_ID)
+    world = escrow_world()
+    order = world.open(mint=world.pyusd, token_program=TOKEN_2022_PROGRAM_ID)
     assert earnings_by_mint(world.agent_state())[world.pyusd].open_work_orders == 1  # held while the order is open
     world.ok(build_accept_work_order(order, world.arbiter.pubkey()), world.owner)
     accept(world, [world.usdc])  # pyusd no longer accepted
@@ -157,7 +156,7 @@ def test_a_stranger_paying_in_every_mint_the_agent_ever_accepted_cannot_block_ho
     table is full of the stranger's payments. The owner then accepts four new mints; its configuration
     retires the four oldest slots (their totals in MintEarningsRetired), the stranger keeps paying, and an
     honest payment and an honest order in the new mints go through."""
-    world = escrow.make_world()
+    world = escrow_world()
     honest = world.chain.funded_keypair(100)
     pool = [payable_mint(world, honest) for _ in range(MAX_EARNING_MINTS + 4)]
     for start in range(0, MAX_EARNING_MINTS, 4):
@@ -172,7 +171,7 @@ def test_a_stranger_paying_in_every_mint_the_agent_ever_accepted_cannot_block_ho
         assert pay(world, world.stranger, mint).ok
     hire_and_pay_honestly(world, honest, order_mint=newest[2], payment_mint=newest[3])
 
-    assert table(world) == [(newest[0], PRICE, 0, 0), (newest[1], PRICE, 0, 0), (newest[2], 0, escrow.AMOUNT, 0),
+    assert table(world) == [(newest[0], PRICE, 0, 0), (newest[1], PRICE, 0, 0), (newest[2], 0, AMOUNT, 0),
                             (newest[3], PRICE, 0, 0)] + [(m, PRICE, 0, 0) for m in pool[4:MAX_EARNING_MINTS]]
     assert world.balance(world.owner.pubkey(), pool[0]) == PRICE  # retiring a slot moves no tokens
 
@@ -183,7 +182,7 @@ def test_a_stranger_keeping_an_order_open_while_re_creating_declined_ones_cannot
     the agent accepts a new mint, opens an order in it that the provider declines, leaving a slot that earned
     nothing. Once 16 mints hold slots, the owner accepts a 17th: an empty-handed slot is reused, an honest
     payment and an honest order in it go through, and the held order still counts in its own mint."""
-    world = escrow.make_world()
+    world = escrow_world()
     honest = world.chain.funded_keypair(100)
     pool = [payable_mint(world, honest) for _ in range(MAX_EARNING_MINTS + 1)]
     accept(world, [pool[0]])
@@ -199,11 +198,11 @@ def test_a_stranger_keeping_an_order_open_while_re_creating_declined_ones_cannot
     hire_and_pay_honestly(world, honest, order_mint=newest, payment_mint=newest)
     world.ok(build_decline_work_order(world.open(mint=newest)), world.owner)  # the attacker goes on, harmlessly
 
-    world.ok(build_release_payment(held, escrow.AMOUNT), world.client)
+    world.ok(build_release_payment(held, AMOUNT), world.client)
     earned = earnings_by_mint(world.agent_state())
-    assert (earned[pool[0]].escrow_earnings, earned[pool[0]].open_work_orders) == (escrow.AMOUNT, 0)
-    assert (earned[newest].x402_payments, earned[newest].escrow_earnings) == (PRICE, escrow.AMOUNT)
-    assert world.balance(world.owner.pubkey(), pool[0]) == escrow.AMOUNT
+    assert (earned[pool[0]].escrow_earnings, earned[pool[0]].open_work_orders) == (AMOUNT, 0)
+    assert (earned[newest].x402_payments, earned[newest].escrow_earnings) == (PRICE, AMOUNT)
+    assert world.balance(world.owner.pubkey(), pool[0]) == AMOUNT
     assert world.agent_state().open_work_orders == 0
 
 
@@ -212,24 +211,24 @@ def test_a_configuration_that_needs_a_slot_an_open_order_holds_is_refused_and_mo
     configuration is refused by name (its earlier one stays, so payments in those mints still work); once
     one order is settled its slot is free and the configuration goes through, and the orders in mints no
     longer accepted still pay out into their own slots."""
-    world = escrow.make_world()
+    world = escrow_world()
     pool = [payable_mint(world) for _ in range(MAX_ACCEPTED_TOKENS + 7)]
     first, second = pool[:MAX_ACCEPTED_TOKENS], pool[MAX_ACCEPTED_TOKENS:]
     accept(world, first)
     orders = [world.open(mint=mint) for mint in first]
-    before = escrow.snapshot(world)
+    before = snapshot(world)
     refused = set_tokens(world, second)
     assert refused.error == "EarningsTableFull", refused.logs
-    assert escrow.snapshot(world) == before
+    assert snapshot(world) == before
     assert pay(world, world.stranger, first[0]).ok  # the accepted mints are as they were
 
     world.ok(build_decline_work_order(orders[1]), world.owner)
     assert retired(accept(world, second)) == [(first[1], 0, 0)]
     world.ok(build_accept_work_order(orders[2], world.arbiter.pubkey()), world.owner)
-    world.ok(build_release_payment(orders[2], escrow.AMOUNT), world.client)
+    world.ok(build_release_payment(orders[2], AMOUNT), world.client)
     earned = earnings_by_mint(world.agent_state())
-    assert (earned[first[2]].escrow_earnings, earned[first[2]].open_work_orders) == (escrow.AMOUNT, 0)
-    assert world.balance(world.owner.pubkey(), first[2]) == escrow.AMOUNT
+    assert (earned[first[2]].escrow_earnings, earned[first[2]].open_work_orders) == (AMOUNT, 0)
+    assert world.balance(world.owner.pubkey(), first[2]) == AMOUNT
     assert set(earned) == set(pool) - {first[1]}
 
 
@@ -294,7 +293,7 @@ def test_no_sequence_of_strangers_transactions_blocks_an_accepted_mint() -> None
     succeeds, the table equals the model after each step, and every 25 steps an honest payment and an honest
     order succeed in every accepted mint."""
     rng = random.Random(int(os.environ.get("GHOSTPAY_EARNINGS_SEED", "12")))
-    world = escrow.make_world()
+    world = escrow_world()
     honest = world.chain.funded_keypair(1_000)
     pool = [payable_mint(world, honest) for _ in range(24)]
     accepted = pool[:2]
@@ -305,11 +304,11 @@ def test_no_sequence_of_strangers_transactions_blocks_an_accepted_mint() -> None
         if kind == "configure":
             wanted = rng.sample(pool, rng.randint(1, MAX_ACCEPTED_TOKENS))
             expected = model.configure(wanted)
-            before = escrow.snapshot(world)
+            before = snapshot(world)
             result = set_tokens(world, wanted)
             if expected is None:
                 assert result.error == "EarningsTableFull", result.logs
-                assert escrow.snapshot(world) == before
+                assert snapshot(world) == before
                 refusals += 1
             else:
                 assert result.ok, (result.error, result.logs)
@@ -330,14 +329,14 @@ def test_no_sequence_of_strangers_transactions_blocks_an_accepted_mint() -> None
                 world.ok(build_decline_work_order(order), world.owner)
             else:
                 world.ok(build_accept_work_order(order, world.arbiter.pubkey()), world.owner)
-                world.ok(build_release_payment(order, escrow.AMOUNT), world.client)
-                slot.escrow_earnings += escrow.AMOUNT
+                world.ok(build_release_payment(order, AMOUNT), world.client)
+                slot.escrow_earnings += AMOUNT
             slot.open_work_orders -= 1
         assert table(world) == model.rows(), (step, kind)
         if step % 25 == 24:
             for mint in accepted:
                 hire_and_pay_honestly(world, honest, order_mint=mint, payment_mint=mint)
-                model.slot(mint).escrow_earnings += escrow.AMOUNT
+                model.slot(mint).escrow_earnings += AMOUNT
                 model.slot(mint).x402_payments += PRICE
             assert table(world) == model.rows()
     assert refusals > 0 and len(model.slots) == MAX_EARNING_MINTS  # the walk reached the full table and refusals

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import close_agent
-from ghostpay.pda import agent_address, associated_token_address, reputation_address
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
-from ghostpay.svm import InProcessChain as Chain
+from ghostpay.pda import agent_address, associated_token_address
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.types import TokenPrice, X402Config
+from tests.program.conftest import (AMOUNT, DAY, DECIMALS, REVIEW, World, assert_refused, escrow_world, escrowed,
+                                    snapshot)
+from tests.program.conftest import ESCROW_FUNDS as FUNDS
 from ghostpay.work_orders import (
     WorkOrderRef,
     WorkOrderTerms,
@@ -41,12 +42,6 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
-DECIMALS = 6
-FUNDS = 10**12
-AMOUNT = 5_000_000
-DAY = 86_400
-REVIEW = 3_600
-FEE = 5_000
 HASH = bytes(range(32))
 SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "2000"))
 
@@ -56,85 +51,6 @@ MAX_DEADLINE = 365 * DAY
 RULING = 14 * DAY  # DISPUTE_RULING_SECONDS
 
 
-@dataclass
-class World:
-    chain: Chain
-    facilitator: Keypair
-    owner: Keypair  # the provider agent's owner
-    client: Keypair
-    arbiter: Keypair
-    stranger: Keypair
-    agent: Pubkey
-    usdc: Pubkey
-    pyusd: Pubkey  # Token-2022, accepted
-    other: Pubkey  # not accepted
-    next_id: int = 1
-    orders: dict[Pubkey, WorkOrderRef] = field(default_factory=dict)
-
-    @property
-    def now(self) -> int:
-        return self.chain.svm.get_clock().unix_timestamp
-
-    def warp(self, seconds: int) -> None:
-        self.chain.set_unix_timestamp(self.now + seconds)
-
-    def send(self, instructions: list[Instruction], *signers: Keypair):
-        return self.chain.send(instructions, [self.facilitator, *signers])
-
-    def create(self, amount: int = AMOUNT, mint: Pubkey | None = None, token_program: Pubkey = TOKEN_PROGRAM_ID,
-               deadline_in: int = DAY, **kwargs) -> tuple[WorkOrderRef, object]:
-        mint = mint or self.usdc
-        terms = WorkOrderTerms(amount, self.now + deadline_in, self.arbiter.pubkey(), "Translate 10 pages",
-                               "EN to DE", ("glossary", "two rounds"), REVIEW)
-        vault = Keypair()
-        order_id, self.next_id = self.next_id, self.next_id + 1
-        ix = build_create_work_order(self.client.pubkey(), self.agent, mint, order_id, terms, vault.pubkey(),
-                                     token_program, **kwargs)
-        order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
-                                    self.arbiter.pubkey(), mint, vault.pubkey(), token_program)
-        return order, self.send([ix], self.client, vault)
-
-    def open(self, **kwargs) -> WorkOrderRef:
-        order, result = self.create(**kwargs)
-        assert result.ok, (result.error, result.logs)
-        return order
-
-    def ok(self, ix: Instruction, *signers: Keypair):
-        result = self.send([ix], *signers)
-        assert result.ok, (result.error, result.logs)
-        return result
-
-    def state(self, order: WorkOrderRef) -> WorkOrder | None:
-        account = self.chain.account(order.address)
-        return WorkOrder.decode(bytes(account.data)) if account and account.data else None
-
-    def agent_state(self) -> Agent:
-        return Agent.decode(bytes(self.chain.account(self.agent).data))
-
-    def metrics(self) -> ReputationMetrics:
-        return ReputationMetrics.decode(bytes(self.chain.account(reputation_address(self.agent)[0]).data))
-
-    def balance(self, owner: Pubkey, mint: Pubkey | None = None, program: Pubkey = TOKEN_PROGRAM_ID) -> int:
-        return self.chain.token_balance(associated_token_address(owner, mint or self.usdc, program))
-
-
-def make_world() -> World:
-    chain = Chain()
-    facilitator, owner, client, arbiter, stranger = (chain.funded_keypair(100) for _ in range(5))
-    usdc, other = chain.create_mint(DECIMALS), chain.create_mint(DECIMALS)
-    pyusd = chain.create_mint(DECIMALS, token_program=TOKEN_2022_PROGRAM_ID)
-    config = X402Config(owner.pubkey(), [TokenPrice(usdc, 10_000), TokenPrice(pyusd, 10_000)],
-                        "https://agent.example.com/translate")
-    result = chain.send([build_register_agent(owner.pubkey(), AgentProfile("translator", "Translator"), config)],
-                        [owner])
-    assert result.ok, result.logs
-    agent = Pubkey.from_string(str(result.event("AgentRegistered").agent))
-    for who in (client, owner, stranger, arbiter):
-        for mint, program in ((usdc, TOKEN_PROGRAM_ID), (pyusd, TOKEN_2022_PROGRAM_ID), (other, TOKEN_PROGRAM_ID)):
-            chain.create_token_account(who.pubkey(), mint, FUNDS if who is client else 0, program)
-    return World(chain, facilitator, owner, client, arbiter, stranger, agent, usdc, pyusd, other)
-
-
 def escrow_earned(world: World, mint: Pubkey | None = None) -> int:
     """What escrow released to the agent in `mint` (default USDC) this registration."""
     return earnings_by_mint(world.agent_state())[mint or world.usdc].escrow_earnings
@@ -142,32 +58,7 @@ def escrow_earned(world: World, mint: Pubkey | None = None) -> int:
 
 @pytest.fixture
 def world() -> World:
-    return make_world()
-
-
-def snapshot(world: World, order: WorkOrderRef | None = None) -> dict:
-    """Every balance and account an escrow instruction could touch."""
-    parties = [world.client, world.owner, world.arbiter, world.stranger]
-    keys = [world.agent, reputation_address(world.agent)[0]] + [p.pubkey() for p in parties]
-    keys += [associated_token_address(p.pubkey(), m, prog) for p in parties
-             for m, prog in ((world.usdc, TOKEN_PROGRAM_ID), (world.pyusd, TOKEN_2022_PROGRAM_ID))]
-    if order:
-        keys += [order.address, order.vault]
-    state = {}
-    for key in keys:
-        account = world.chain.account(key)
-        state[key] = None if account is None else (account.lamports, bytes(account.data), account.owner)
-    return state
-
-
-def assert_refused(world: World, ix: Instruction, signers: list[Keypair], error: str,
-                   order: WorkOrderRef | None = None) -> None:
-    before = snapshot(world, order)
-    facilitator = world.chain.balance(world.facilitator.pubkey())
-    result = world.send([ix], *signers)
-    assert result.error == error, (result.error, result.logs)
-    assert snapshot(world, order) == before
-    assert world.chain.balance(world.facilitator.pubkey()) == facilitator - FEE * (1 + len(signers))
+    return escrow_world()
 
 
 def status(world: World, order: WorkOrderRef) -> str:
@@ -255,7 +146,7 @@ def test_the_provider_claims_after_the_review_period(world: World) -> None:
     order = world.open()
     world.ok(build_accept_work_order(order, order.arbiter), world.owner)
     world.ok(build_submit_work_delivery(order, "ipfs://x", HASH), world.owner)
-    assert_refused(world, build_claim_payment(order), [world.owner], "ReviewPeriodActive", order)
+    assert_refused(world, [build_claim_payment(order)], [world.owner], "ReviewPeriodActive", escrowed(order))
     world.warp(REVIEW)
     result = world.ok(build_claim_payment(order), world.owner)
     assert result.event("PaymentReleased").completed
@@ -303,10 +194,10 @@ def test_cancel_before_acceptance_refunds_everything(world: World) -> None:
 def test_refund_after_the_deadline_counts_a_failed_payment_once_accepted(world: World) -> None:
     order = world.open()
     world.ok(build_accept_work_order(order, order.arbiter), world.owner)
-    assert_refused(world, build_claim_refund(order), [world.client], "DeadlineNotReached", order)
+    assert_refused(world, [build_claim_refund(order)], [world.client], "DeadlineNotReached", escrowed(order))
     world.warp(DAY + 1)
-    assert_refused(world, build_submit_work_delivery(order, "ipfs://late", HASH), [world.owner], "DeadlinePassed",
-                   order)
+    assert_refused(world, [build_submit_work_delivery(order, "ipfs://late", HASH)], [world.owner], "DeadlinePassed",
+                   escrowed(order))
     result = world.ok(build_claim_refund(order), world.client)
     assert result.event("WorkOrderRefunded").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS
@@ -395,16 +286,17 @@ def accepted(world: World) -> WorkOrderRef:
 def test_release_by_the_provider_is_refused(world: World) -> None:
     order = accepted(world)
     forged = WorkOrderRef(**{**order.__dict__, "client": world.owner.pubkey()})
-    assert_refused(world, build_release_payment(forged, AMOUNT), [world.owner], "NotWorkOrderClient", order)
+    assert_refused(world, [build_release_payment(forged, AMOUNT)], [world.owner], "NotWorkOrderClient", escrowed(order))
 
 
 def test_release_above_the_remainder_is_refused(world: World) -> None:
     order = accepted(world)
     world.ok(build_release_payment(order, 1_000_000), world.client)
-    assert_refused(world, build_release_payment(order, AMOUNT - 1_000_000 + 1), [world.client],
-                   "ReleaseExceedsRemainder", order)
-    assert_refused(world, build_release_payment(order, 2**64 - 1), [world.client], "ReleaseExceedsRemainder", order)
-    assert_refused(world, build_release_payment(order, 0), [world.client], "ZeroAmount", order)
+    assert_refused(world, [build_release_payment(order, AMOUNT - 1_000_000 + 1)], [world.client],
+                   "ReleaseExceedsRemainder", escrowed(order))
+    assert_refused(world, [build_release_payment(order, 2**64 - 1)], [world.client], "ReleaseExceedsRemainder",
+                   escrowed(order))
+    assert_refused(world, [build_release_payment(order, 0)], [world.client], "ZeroAmount", escrowed(order))
 
 
 def test_dispute_resolution_by_anyone_but_the_arbiter_is_refused(world: World) -> None:
@@ -412,51 +304,52 @@ def test_dispute_resolution_by_anyone_but_the_arbiter_is_refused(world: World) -
     world.ok(build_open_dispute(order, world.client.pubkey(), "late"), world.client)
     for who in (world.client, world.owner, world.stranger):
         forged = WorkOrderRef(**{**order.__dict__, "arbiter": who.pubkey()})
-        assert_refused(world, build_resolve_dispute(forged, 0), [who], "NotWorkOrderArbiter", order)
-    assert_refused(world, build_resolve_dispute(order, 10_001), [world.arbiter], "ShareOutOfRange", order)
+        assert_refused(world, [build_resolve_dispute(forged, 0)], [who], "NotWorkOrderArbiter", escrowed(order))
+    assert_refused(world, [build_resolve_dispute(order, 10_001)], [world.arbiter], "ShareOutOfRange", escrowed(order))
 
 
 def test_refund_before_the_deadline_is_refused(world: World) -> None:
     order = accepted(world)
     world.warp(DAY - 1)
-    assert_refused(world, build_claim_refund(order), [world.client], "DeadlineNotReached", order)
+    assert_refused(world, [build_claim_refund(order)], [world.client], "DeadlineNotReached", escrowed(order))
 
 
 def test_claim_before_the_review_period_is_refused(world: World) -> None:
     order = accepted(world)
     world.ok(build_submit_work_delivery(order, "ipfs://x", HASH), world.owner)
     world.warp(REVIEW - 1)
-    assert_refused(world, build_claim_payment(order), [world.owner], "ReviewPeriodActive", order)
+    assert_refused(world, [build_claim_payment(order)], [world.owner], "ReviewPeriodActive", escrowed(order))
 
 
 def test_acceptance_by_a_stranger_is_refused(world: World) -> None:
     order = world.open()
     forged = WorkOrderRef(**{**order.__dict__, "provider_owner": world.stranger.pubkey()})
-    assert_refused(world, build_accept_work_order(forged, order.arbiter), [world.stranger], "NotWorkOrderProvider", order)
-    assert_refused(world, build_open_dispute(order, world.stranger.pubkey(), "x"), [world.stranger],
-                   "NotWorkOrderParty", order)
+    assert_refused(world, [build_accept_work_order(forged, order.arbiter)], [world.stranger], "NotWorkOrderProvider",
+                   escrowed(order))
+    assert_refused(world, [build_open_dispute(order, world.stranger.pubkey(), "x")], [world.stranger],
+                   "NotWorkOrderParty", escrowed(order))
 
 
 def test_a_vault_swapped_for_another_token_account_is_refused(world: World) -> None:
     order = accepted(world)
     other = world.open()  # a real vault of the same mint, owned by another work order
     swapped = WorkOrderRef(**{**order.__dict__, "vault": other.vault})
-    assert_refused(world, build_release_payment(swapped, AMOUNT), [world.client], "VaultMismatch", order)
+    assert_refused(world, [build_release_payment(swapped, AMOUNT)], [world.client], "VaultMismatch", escrowed(order))
     client_ata = associated_token_address(world.client.pubkey(), world.usdc)
     swapped = WorkOrderRef(**{**order.__dict__, "vault": client_ata})
-    assert_refused(world, build_release_payment(swapped, AMOUNT), [world.client], "VaultMismatch", order)
+    assert_refused(world, [build_release_payment(swapped, AMOUNT)], [world.client], "VaultMismatch", escrowed(order))
 
 
 def test_payouts_to_a_token_account_of_someone_else_are_refused(world: World) -> None:
     order = accepted(world)
     stranger_ata = associated_token_address(world.stranger.pubkey(), world.usdc)
-    assert_refused(world, build_release_payment(order, AMOUNT, provider_token_account=stranger_ata), [world.client],
-                   "TokenAccountOwnerMismatch", order)
-    assert_refused(world, build_release_payment(order, AMOUNT, provider_token_account=order.vault), [world.client],
-                   "TokenAccountOwnerMismatch", order)
+    assert_refused(world, [build_release_payment(order, AMOUNT, provider_token_account=stranger_ata)], [world.client],
+                   "TokenAccountOwnerMismatch", escrowed(order))
+    assert_refused(world, [build_release_payment(order, AMOUNT, provider_token_account=order.vault)], [world.client],
+                   "TokenAccountOwnerMismatch", escrowed(order))
     created = world.open()
-    assert_refused(world, build_cancel_work_order(created, client_token_account=stranger_ata), [world.client],
-                   "TokenAccountOwnerMismatch", created)
+    assert_refused(world, [build_cancel_work_order(created, client_token_account=stranger_ata)], [world.client],
+                   "TokenAccountOwnerMismatch", escrowed(created))
 
 
 def test_a_mint_the_provider_does_not_accept_is_refused(world: World) -> None:
@@ -470,11 +363,14 @@ def test_a_mint_the_provider_does_not_accept_is_refused(world: World) -> None:
 def test_another_agent_or_mint_or_token_program_is_refused(world: World) -> None:
     order = accepted(world)
     wrong_agent = WorkOrderRef(**{**order.__dict__, "agent": world.stranger.pubkey()})
-    assert_refused(world, build_release_payment(wrong_agent, AMOUNT), [world.client], "WorkOrderAgentMismatch", order)
+    assert_refused(world, [build_release_payment(wrong_agent, AMOUNT)], [world.client], "WorkOrderAgentMismatch",
+                   escrowed(order))
     wrong_mint = WorkOrderRef(**{**order.__dict__, "mint": world.pyusd, "token_program": TOKEN_2022_PROGRAM_ID})
-    assert_refused(world, build_release_payment(wrong_mint, AMOUNT), [world.client], "WorkOrderMintMismatch", order)
+    assert_refused(world, [build_release_payment(wrong_mint, AMOUNT)], [world.client], "WorkOrderMintMismatch",
+                   escrowed(order))
     wrong_program = WorkOrderRef(**{**order.__dict__, "token_program": TOKEN_2022_PROGRAM_ID})
-    assert_refused(world, build_release_payment(wrong_program, AMOUNT), [world.client], "TokenProgramMismatch", order)
+    assert_refused(world, [build_release_payment(wrong_program, AMOUNT)], [world.client], "TokenProgramMismatch",
+                   escrowed(order))
 
 
 def test_a_forged_work_order_account_is_refused(world: World) -> None:
@@ -484,17 +380,19 @@ def test_a_forged_work_order_account_is_refused(world: World) -> None:
     data = bytes(world.chain.account(order.address).data)
     world.chain.set_account(forged_address, data, owner=TOKEN_PROGRAM_ID)
     forged = WorkOrderRef(**{**order.__dict__, "address": forged_address})
-    assert_refused(world, build_release_payment(forged, AMOUNT), [world.client], "AccountOwnedByWrongProgram", order)
+    assert_refused(world, [build_release_payment(forged, AMOUNT)], [world.client], "AccountOwnedByWrongProgram",
+                   escrowed(order))
 
 
 def test_replayed_and_late_steps_are_refused(world: World) -> None:
     order = world.open()
     world.ok(build_accept_work_order(order, order.arbiter), world.owner)
-    assert_refused(world, build_accept_work_order(order, order.arbiter), [world.owner], "InvalidWorkOrderStatus", order)
-    assert_refused(world, build_cancel_work_order(order), [world.client], "InvalidWorkOrderStatus", order)
+    assert_refused(world, [build_accept_work_order(order, order.arbiter)], [world.owner], "InvalidWorkOrderStatus",
+                   escrowed(order))
+    assert_refused(world, [build_cancel_work_order(order)], [world.client], "InvalidWorkOrderStatus", escrowed(order))
     world.ok(build_release_payment(order, AMOUNT), world.client)
     # the order is closed: replaying the final release finds no work order
-    assert_refused(world, build_release_payment(order, AMOUNT), [world.client], "AccountOwnedByWrongProgram")
+    assert_refused(world, [build_release_payment(order, AMOUNT)], [world.client], "AccountOwnedByWrongProgram")
 
 
 @pytest.mark.parametrize(("change", "error"), [
@@ -552,16 +450,16 @@ def test_reject_and_refund_in_one_transaction_after_the_deadline_is_refused(worl
     back in one transaction. The rejection opens a grace period (the review period) first."""
     order = delivered(world, before_deadline=60)
     world.warp(120)  # past the deadline, still within the review period
-    before = snapshot(world, order)
+    before = snapshot(world, escrowed(order))
     result = world.send([build_reject_delivery(order, "too late to object"), build_claim_refund(order)], world.client)
     assert result.error == "GracePeriodActive", result.logs
-    assert snapshot(world, order) == before
+    assert snapshot(world, escrowed(order)) == before
 
 
 def test_a_rejection_after_the_review_period_is_refused(world: World) -> None:
     order = delivered(world)
     world.warp(REVIEW)
-    assert_refused(world, build_reject_delivery(order, "late"), [world.client], "ReviewPeriodOver", order)
+    assert_refused(world, [build_reject_delivery(order, "late")], [world.client], "ReviewPeriodOver", escrowed(order))
     world.ok(build_claim_payment(order), world.owner)
     assert world.balance(world.owner.pubkey()) == AMOUNT
 
@@ -571,7 +469,7 @@ def test_after_a_rejection_the_provider_can_deliver_again_even_past_the_deadline
     world.warp(50)
     world.ok(build_reject_delivery(order, "chapter 3 missing"), world.client)
     world.warp(REVIEW // 2)  # past the deadline, within the grace period
-    assert_refused(world, build_claim_refund(order), [world.client], "GracePeriodActive", order)
+    assert_refused(world, [build_claim_refund(order)], [world.client], "GracePeriodActive", escrowed(order))
     world.ok(build_submit_work_delivery(order, "ipfs://with-chapter-3", HASH), world.owner)
     assert status(world, order) == SUBMITTED
     world.warp(REVIEW)
@@ -584,7 +482,7 @@ def test_after_a_rejection_the_provider_can_dispute(world: World) -> None:
     world.ok(build_reject_delivery(order, "no"), world.client)
     world.ok(build_open_dispute(order, world.owner.pubkey(), "the delivery meets the requirements"), world.owner)
     world.warp(DAY + REVIEW)
-    assert_refused(world, build_claim_refund(order), [world.client], "InvalidWorkOrderStatus", order)
+    assert_refused(world, [build_claim_refund(order)], [world.client], "InvalidWorkOrderStatus", escrowed(order))
     world.ok(build_resolve_dispute(order, 0), world.arbiter)
     assert world.balance(world.owner.pubkey()) == AMOUNT
 
@@ -593,8 +491,8 @@ def test_a_provider_who_ignores_a_rejection_loses_the_escrow_after_the_grace_per
     order = delivered(world)
     world.ok(build_reject_delivery(order, "wrong language"), world.client)
     world.warp(DAY + 1)
-    assert_refused(world, build_submit_work_delivery(order, "ipfs://late", HASH), [world.owner], "DeadlinePassed",
-                   order)
+    assert_refused(world, [build_submit_work_delivery(order, "ipfs://late", HASH)], [world.owner], "DeadlinePassed",
+                   escrowed(order))
     result = world.ok(build_claim_refund(order), world.client)
     assert result.event("WorkOrderRefunded").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS and world.metrics().failed_payments == 1
@@ -630,12 +528,13 @@ def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ru
     disputed_at = world.state(order).disputed_at
     assert disputed_at == world.now
     for party in (world.client, world.owner):
-        assert_refused(world, build_settle_by_default(order, party.pubkey()), [party], "RulingPeriodActive", order)
+        assert_refused(world, [build_settle_by_default(order, party.pubkey())], [party], "RulingPeriodActive",
+                       escrowed(order))
     world.warp(RULING - 1)
-    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "RulingPeriodActive",
-                   order)
-    assert_refused(world, build_settle_by_default(order, world.stranger.pubkey()), [world.stranger],
-                   "NotWorkOrderParty", order)
+    assert_refused(world, [build_settle_by_default(order, world.owner.pubkey())], [world.owner], "RulingPeriodActive",
+                   escrowed(order))
+    assert_refused(world, [build_settle_by_default(order, world.stranger.pubkey())], [world.stranger],
+                   "NotWorkOrderParty", escrowed(order))
     world.warp(1)
 
     party = world.client if settled_by == "client" else world.owner
@@ -663,7 +562,7 @@ def test_the_arbiter_may_still_rule_after_the_ruling_period_until_someone_settle
     world.ok(build_resolve_dispute(order, 0), world.arbiter)
     assert world.balance(world.owner.pubkey()) == AMOUNT and world.balance(world.client.pubkey()) == FUNDS - AMOUNT
     assert_closed(world, order)
-    assert_refused(world, build_settle_by_default(order, world.client.pubkey()), [world.client],
+    assert_refused(world, [build_settle_by_default(order, world.client.pubkey())], [world.client],
                    "AccountOwnedByWrongProgram")
 
 
@@ -674,7 +573,8 @@ def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through
     world.ok(build_reject_delivery(order, "wrong language"), world.client)
     world.warp(DAY + 1)  # past the deadline and the grace period (REVIEW < DAY)
     for party in (world.owner, world.client):
-        assert_refused(world, build_open_dispute(order, party.pubkey(), "too late"), [party], "GracePeriodOver", order)
+        assert_refused(world, [build_open_dispute(order, party.pubkey(), "too late")], [party], "GracePeriodOver",
+                       escrowed(order))
     assert world.metrics().total_disputes == 0
     client_sol = world.chain.balance(world.client.pubkey())
     rent = order_rent(world, order)
@@ -701,15 +601,15 @@ def test_every_dispute_window_closes_when_a_party_may_settle_alone(world: World)
     a dispute then would only block the party the rules favour."""
     never_delivered = accepted(world)
     world.warp(DAY + 1)
-    assert_refused(world, build_open_dispute(never_delivered, world.owner.pubkey(), "stall"), [world.owner],
-                   "DeadlinePassed", never_delivered)
+    assert_refused(world, [build_open_dispute(never_delivered, world.owner.pubkey(), "stall")], [world.owner],
+                   "DeadlinePassed", escrowed(never_delivered))
     world.ok(build_claim_refund(never_delivered), world.client)
     assert world.balance(world.client.pubkey()) == FUNDS
 
     late_objection = delivered(world)
     world.warp(REVIEW)
-    assert_refused(world, build_open_dispute(late_objection, world.client.pubkey(), "stall"), [world.client],
-                   "ReviewPeriodOver", late_objection)
+    assert_refused(world, [build_open_dispute(late_objection, world.client.pubkey(), "stall")], [world.client],
+                   "ReviewPeriodOver", escrowed(late_objection))
     world.ok(build_claim_payment(late_objection), world.owner)
     assert world.balance(world.owner.pubkey()) == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS - AMOUNT
@@ -720,8 +620,8 @@ def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> 
     """An accepted order never delivered: after the deadline the refund is the client's, and a client who
     never claims it cannot keep the provider (and its close_agent) waiting."""
     order = accepted(world)
-    assert_refused(world, build_settle_by_default(order, world.owner.pubkey()), [world.owner], "DeadlineNotReached",
-                   order)
+    assert_refused(world, [build_settle_by_default(order, world.owner.pubkey())], [world.owner], "DeadlineNotReached",
+                   escrowed(order))
     world.warp(DAY + 1)
     client_sol = world.chain.balance(world.client.pubkey())
     rent = order_rent(world, order)
@@ -738,7 +638,8 @@ def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> 
 def test_the_provider_must_name_the_arbiter_it_accepts(world: World) -> None:
     order = world.open()
     for wrong in (world.stranger.pubkey(), world.client.pubkey(), Pubkey.default()):
-        assert_refused(world, build_accept_work_order(order, wrong), [world.owner], "ArbiterNotAgreed", order)
+        assert_refused(world, [build_accept_work_order(order, wrong)], [world.owner], "ArbiterNotAgreed",
+                       escrowed(order))
     world.ok(build_accept_work_order(order, world.arbiter.pubkey()), world.owner)
 
 
@@ -765,7 +666,7 @@ def test_the_provider_declines_an_order_it_never_accepted(world: World) -> None:
     client_sol = world.chain.balance(world.client.pubkey())
     rent = sum(world.chain.balance(k) for k in (order.address, order.vault))
     forged = WorkOrderRef(**{**order.__dict__, "provider_owner": world.stranger.pubkey()})
-    assert_refused(world, build_decline_work_order(forged), [world.stranger], "NotWorkOrderProvider", order)
+    assert_refused(world, [build_decline_work_order(forged)], [world.stranger], "NotWorkOrderProvider", escrowed(order))
     result = world.ok(build_decline_work_order(order), world.owner)
     assert result.event("WorkOrderDeclined").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS
@@ -774,15 +675,15 @@ def test_the_provider_declines_an_order_it_never_accepted(world: World) -> None:
     assert world.agent_state().open_work_orders == 0 and world.metrics().failed_payments == 0
     # once accepted it is a commitment: only the usual paths end it
     accepted_order = accepted(world)
-    assert_refused(world, build_decline_work_order(accepted_order), [world.owner], "InvalidWorkOrderStatus",
-                   accepted_order)
+    assert_refused(world, [build_decline_work_order(accepted_order)], [world.owner], "InvalidWorkOrderStatus",
+                   escrowed(accepted_order))
 
 
 def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
     """Same history twice: once released by the client, once disputed by the client and ruled wholly for the
     provider. Metrics, score and counters must be identical: the dispute must not lower the score."""
     def run(disputed: bool) -> tuple:
-        world = make_world()
+        world = escrow_world()
         world.chain.set_unix_timestamp(1_800_000_000)
         order = delivered(world)
         score_before = world.agent_state().reputation_score
@@ -900,7 +801,7 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
     and a terminal state leaves no work order and no vault. A provider who delivered on time never loses the
     escrow but by a ruling, by letting a rejection's grace period pass (the model's `refund` rule) or by a
     dispute its arbiter left unruled past the ruling period (`settle`)."""
-    world = make_world()
+    world = escrow_world()
     world.chain.create_token_account(world.client.pubkey(), world.usdc, 2**62)  # enough for every sequence
     rng = random.Random(int(os.environ.get("GHOSTPAY_ESCROW_SEED", "5")))
     roles = {"client": world.client, "provider": world.owner, "arbiter": world.arbiter, "stranger": world.stranger}
@@ -922,11 +823,11 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
                      "resolve": rng.choice([0, 1, 5_000, 10_000, 10_001])}.get(action, 0)
             now = world.now
             expected = model.allows(action, role, now, value)
-            before = snapshot(world, order)
+            before = snapshot(world, escrowed(order))
             result = world.send([step_instruction(world, order, action, roles[role], value)], roles[role])
             assert result.ok == expected, (model, action, role, value, result.error, result.logs[-3:])
             if not result.ok:
-                assert snapshot(world, order) == before, (action, role, result.error)
+                assert snapshot(world, escrowed(order)) == before, (action, role, result.error)
                 continue
             seen.add((model.status, action))
             model.apply(action, now, value)

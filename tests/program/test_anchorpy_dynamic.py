@@ -19,11 +19,11 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from ghostpay import instructions as generated
 from ghostpay.pda import reputation_address
 from solders.sysvar import INSTRUCTIONS
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_2022_PROGRAM_ID
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 
-IDL_PATH = Path(__file__).resolve().parents[1] / "idl" / "ghostpay.json"
+IDL_PATH = Path(__file__).resolve().parents[2] / "idl" / "ghostpay.json"
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 AGENT_SPACE = 2808
 

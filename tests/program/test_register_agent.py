@@ -11,7 +11,7 @@ from ghostpay.accounts import Agent
 from ghostpay.instructions import register_agent
 from ghostpay.pda import agent_address, reputation_address
 from ghostpay.types import TokenPrice, X402Config
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import InProcessChain as Chain
 
 AGENT_SPACE = 2808
 

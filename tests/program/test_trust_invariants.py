@@ -41,8 +41,8 @@ from ghostpay.payments import build_memo, build_record_x402_payment
 from ghostpay.pda import (agent_address, associated_token_address, payer_stats_address, receipt_address,
                           reputation_address)
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.svm import TOKEN_PROGRAM_ID, TxResult
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_PROGRAM_ID, TxResult
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,
@@ -57,7 +57,7 @@ from ghostpay.work_orders import (
     build_settle_by_default,
     build_submit_work_delivery,
 )
-from tests.test_x402_payments import cpi_relay_program
+from tests.program.conftest import cpi_relay_program
 
 STEPS = int(os.environ.get("GHOSTPAY_TRUST_STEPS", "400"))
 FUNDS = 10**12

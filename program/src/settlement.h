@@ -1,8 +1,7 @@
-/* The work-order steps that move tokens out of the vault: release_payment,
- * claim_payment, resolve_dispute, cancel_work_order, decline_work_order,
- * claim_refund and settle_by_default. Each
- * checks its signer first, then the status and time, then binds every other
- * account to the work order (bind_settlement) before any token moves. */
+/* What the work-order steps that move tokens out of the vault share: release_payment, claim_payment,
+ * resolve_dispute, cancel_work_order, decline_work_order, claim_refund and settle_by_default. Each
+ * checks its signer first, then the status and time, then binds every other account to the work order
+ * (bind_settlement) before any token moves. */
 #pragma once
 
 #include "work_order.h"
@@ -15,13 +14,13 @@ typedef struct {
         token_program, count;
 } SettleAccounts;
 
-static const SettleAccounts RELEASE_ACCOUNTS = {0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9};
-static const SettleAccounts CLAIM_PAYMENT_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-static const SettleAccounts RESOLVE_ACCOUNTS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-static const SettleAccounts CANCEL_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, NO_ACCOUNT, 5, 6, 7};
-static const SettleAccounts DECLINE_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, NO_ACCOUNT, 6, 7, 8};
-static const SettleAccounts REFUND_ACCOUNTS = {0, 1, 2, 2, 3, NO_ACCOUNT, 4, 5, 6, 7, 8};
-static const SettleAccounts DEFAULT_ACCOUNTS = {0, 1, 2, 3, 4, NO_ACCOUNT, 5, 6, 7, 8, 9};
+/* The accounts every settling instruction IX takes, at its generated IX_ACCOUNT_* indexes; SIGNER names the
+ * one that signs. provider_token_account and reputation follow per instruction. */
+#define SETTLE_ACCOUNTS(IX, SIGNER)                                                                             \
+    .work_order = IX##_ACCOUNT_WORK_ORDER, .vault = IX##_ACCOUNT_VAULT, .signer = IX##_ACCOUNT_##SIGNER,        \
+    .client = IX##_ACCOUNT_CLIENT, .client_token_account = IX##_ACCOUNT_CLIENT_TOKEN_ACCOUNT,                   \
+    .agent = IX##_ACCOUNT_AGENT, .mint = IX##_ACCOUNT_MINT, .token_program = IX##_ACCOUNT_TOKEN_PROGRAM,        \
+    .count = IX##_ACCOUNT_COUNT
 
 typedef enum { SIGNED_BY_CLIENT, SIGNED_BY_PROVIDER, SIGNED_BY_ARBITER, SIGNED_BY_PARTY } SettleSigner;
 
@@ -131,74 +130,6 @@ static uint64_t pay_provider(Settlement *s, uint64_t amount) {
     return close_vault(&s->vault, s->client, s->client_token_account, s->agent);
 }
 
-static uint64_t release_payment(const GpInput *in, BorshReader *r) {
-    uint64_t amount = borsh_read_u64(r);
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &RELEASE_ACCOUNTS, SIGNED_BY_CLIENT, &s));
-    TRY(require_in_progress(s.order));
-    if (amount == 0) return gp_fail(GP_ERR_ZERO_AMOUNT);
-    if (amount > work_order_remaining(s.order)) return gp_fail(GP_ERR_RELEASE_EXCEEDS_REMAINDER);
-    TRY(bind_settlement(in, &RELEASE_ACCOUNTS, &s));
-    return pay_provider(&s, amount);
-}
-
-/* The provider takes the rest once the client let the review period pass. */
-static uint64_t claim_payment(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &CLAIM_PAYMENT_ACCOUNTS, SIGNED_BY_PROVIDER, &s));
-    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_SUBMITTED));
-    if (s.now < s.order->delivered_at + s.order->review_period_seconds) return gp_fail(GP_ERR_REVIEW_PERIOD_ACTIVE);
-    TRY(bind_settlement(in, &CLAIM_PAYMENT_ACCOUNTS, &s));
-    return pay_provider(&s, work_order_remaining(s.order));
-}
-
-/* The arbiter splits the remainder. A ruling wholly for the provider counts
- * exactly as a release by the client would: the dispute is erased (an
- * innocent provider's score must not suffer from it) and the job completed.
- * Any other ruling counts a resolved dispute and a payment: failed when the
- * client gets everything, else successful. */
-static uint64_t resolve_dispute(const GpInput *in, BorshReader *r) {
-    uint16_t client_share_bps = borsh_read_u16(r);
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &RESOLVE_ACCOUNTS, SIGNED_BY_ARBITER, &s));
-    TRY(require_status(s.order, GP_WORK_ORDER_STATUS_DISPUTED));
-    if (client_share_bps > GP_MAX_SHARE_BPS) return gp_fail(GP_ERR_SHARE_OUT_OF_RANGE);
-    TRY(bind_settlement(in, &RESOLVE_ACCOUNTS, &s));
-    WorkOrder *order = s.order;
-    uint64_t remaining = work_order_remaining(order);
-    /* remaining <= MAX_WORK_ORDER_AMOUNT (10^12), so the product stays below 2^64. */
-    uint64_t client_amount = remaining * client_share_bps / GP_MAX_SHARE_BPS;
-    uint64_t provider_amount = remaining - client_amount;
-    TRY(vault_pay(&s.vault, s.client_token_account, client_amount));
-    TRY(vault_pay(&s.vault, s.provider_token_account, provider_amount));
-    order->released += provider_amount;
-    TRY(count_escrow_earnings(&s, provider_amount));
-    if (client_share_bps == 0) {
-        if (s.metrics->total_disputes) s.metrics->total_disputes--;
-        count_completed_job(&s);
-    } else {
-        s.metrics->disputes_resolved = saturating_inc_u32(s.metrics->disputes_resolved);
-        if (client_share_bps == GP_MAX_SHARE_BPS)
-            count_failed_payment(s.metrics, s.now);
-        else
-            count_successful_payment(s.metrics, s.now);
-    }
-
-    GpEvent event;
-    work_order_event_begin(&event, GP_EVENT_DISPUTE_RESOLVED, s.vault.work_order, order);
-    borsh_write_pubkey(&event.w, &order->arbiter);
-    borsh_write_u16(&event.w, client_share_bps);
-    borsh_write_u64(&event.w, client_amount);
-    borsh_write_u64(&event.w, provider_amount);
-    borsh_write_i64(&event.w, s.now);
-    gp_event_emit(&event);
-    settle_metrics_touched(&s);
-    return close_vault(&s.vault, s.client, s.client_token_account, s.agent);
-}
-
 /* Refunds the whole remainder to the client and closes the order. */
 static uint64_t refund_client(Settlement *s, uint64_t event_discriminator) {
     uint64_t remaining = work_order_remaining(s->order);
@@ -217,14 +148,6 @@ static uint64_t refund_created(const GpInput *in, BorshReader *r, const SettleAc
     TRY(require_status(s.order, GP_WORK_ORDER_STATUS_CREATED));
     TRY(bind_settlement(in, at, &s));
     return refund_client(&s, event_discriminator);
-}
-
-static uint64_t cancel_work_order(const GpInput *in, BorshReader *r) {
-    return refund_created(in, r, &CANCEL_ACCOUNTS, SIGNED_BY_CLIENT, GP_EVENT_WORK_ORDER_CANCELLED);
-}
-
-static uint64_t decline_work_order(const GpInput *in, BorshReader *r) {
-    return refund_created(in, r, &DECLINE_ACCOUNTS, SIGNED_BY_PROVIDER, GP_EVENT_WORK_ORDER_DECLINED);
 }
 
 /* After the deadline with no delivery standing: never delivered, or a
@@ -249,33 +172,4 @@ static uint64_t pay_due_refund(const GpInput *in, const SettleAccounts *at, Sett
         settle_metrics_touched(s);
     }
     return refund_client(s, GP_EVENT_WORK_ORDER_REFUNDED);
-}
-
-static uint64_t claim_refund(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &REFUND_ACCOUNTS, SIGNED_BY_CLIENT, &s));
-    return pay_due_refund(in, &REFUND_ACCOUNTS, &s);
-}
-
-/* The default of a dispute the arbiter left unruled past its ruling period: everything to the client,
- * counted exactly as that ruling (client_share_bps = MAX_SHARE_BPS) would be. */
-static uint64_t settle_dispute_by_default(const GpInput *in, Settlement *s) {
-    if (ruling_period_active(s->order, s->now)) return gp_fail(GP_ERR_RULING_PERIOD_ACTIVE);
-    TRY(bind_settlement(in, &DEFAULT_ACCOUNTS, s));
-    s->metrics->disputes_resolved = saturating_inc_u32(s->metrics->disputes_resolved);
-    count_failed_payment(s->metrics, s->now);
-    settle_metrics_touched(s);
-    return refund_client(s, GP_EVENT_DISPUTE_SETTLED_BY_DEFAULT);
-}
-
-/* Either party ends an order the other side (or the arbiter) leaves hanging: an unruled dispute past
- * its ruling period, or a refund the client could claim (so no client keeps a provider, and its
- * close_agent, waiting). */
-static uint64_t settle_by_default(const GpInput *in, BorshReader *r) {
-    if (!borsh_reader_done(r)) return gp_fail(GP_ERR_INSTRUCTION_DID_NOT_DESERIALIZE);
-    Settlement s;
-    TRY(load_settlement(in, &DEFAULT_ACCOUNTS, SIGNED_BY_PARTY, &s));
-    if (s.order->status == GP_WORK_ORDER_STATUS_DISPUTED) return settle_dispute_by_default(in, &s);
-    return pay_due_refund(in, &DEFAULT_ACCOUNTS, &s);
 }

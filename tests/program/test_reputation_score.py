@@ -26,9 +26,9 @@ from ghostpay.reputation import (
     roll_payment_history,
     tier,
 )
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import InProcessChain as Chain
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "reputation.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "reputation.json").read_text())
 RANDOM_SAMPLES = int(os.environ.get("GHOSTPAY_REPUTATION_SAMPLES", "10000"))  # raise it for a longer sweep
 AGENTS_PER_TRANSACTION = 10
 U64_MAX = 2**64 - 1

@@ -10,11 +10,9 @@ failure) so the owner's and the agent's lamports and data must be exactly unchan
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -37,20 +35,17 @@ from ghostpay.instructions import (
 )
 from ghostpay.discovery import head_offsets
 from ghostpay.pda import agent_address, reputation_address
-from ghostpay.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
+from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
+from tests.program.conftest import ENDPOINT, FEE, PROFILE, World, assert_refused, registry_world, snapshot
 
-FEE = 5_000  # lamports per signature
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
 AGENT_SPACE = 2808
 REPUTATION_METRICS_SPACE = 185
 OPEN_WORK_ORDERS_OFFSET = head_offsets("Agent")["open_work_orders"]
 UPDATED_AT_OFFSET = head_offsets("Agent")["updated_at"]
 SYSTEM_PROGRAM_ID = Pubkey.default()
-ENDPOINT = "https://agent.example.com/translate"
-PROFILE = AgentProfile("translator", "Translator", agent_type=1, description="EN<->FR translation",
-                       metadata_uri="https://example.com/agent.json", capabilities=["translate", "summarize"])
 
 def priced(mints: list[Pubkey], price: int = 10_000) -> list[TokenPrice]:
     """Each mint at the same atomic price."""
@@ -83,26 +78,6 @@ WITH_ARGS = [name for name in OWNER_ONLY if name not in ("disable_x402", "close_
 # ---- world ------------------------------------------------------------------------------
 
 
-@dataclass
-class World:
-    chain: Chain
-    payer: Keypair  # pays every fee, so the owner's balance only moves through the program
-    owner: Keypair
-    agent: Pubkey
-    mint: Pubkey
-
-    def send(self, instructions: list[Instruction], *signers: Keypair):
-        return self.chain.send(instructions, [self.payer, *signers])
-
-    def state(self) -> Agent:
-        return Agent.decode(self.chain.account(self.agent).data)
-
-    def advance_clock(self, seconds: int = 100) -> int:
-        now = self.chain.svm.get_clock().unix_timestamp + seconds
-        self.chain.set_unix_timestamp(now)
-        return now
-
-
 def register(chain: Chain, payer: Keypair, owner: Keypair, profile: AgentProfile = PROFILE,
              x402: X402Config | None = None) -> Pubkey:
     result = chain.send([build_register_agent(owner.pubkey(), profile, x402)], [payer, owner])
@@ -110,24 +85,16 @@ def register(chain: Chain, payer: Keypair, owner: Keypair, profile: AgentProfile
     return agent_address(owner.pubkey(), profile.agent_id)[0]
 
 
-def make_world(x402: bool = True) -> World:
-    chain = Chain()
-    payer, owner = chain.funded_keypair(), chain.funded_keypair()
-    mint = chain.create_mint()
-    config = x402_config(owner.pubkey(), 10_000, [mint], ENDPOINT) if x402 else None
-    return World(chain, payer, owner, register(chain, payer, owner, x402=config), mint)
-
-
 @pytest.fixture
 def world() -> World:
     """An agent registered with x402 enabled (price 10_000, one SPL Token mint)."""
-    return make_world(x402=True)
+    return registry_world(x402=True)
 
 
 @pytest.fixture
 def plain_world() -> World:
     """An agent registered without x402."""
-    return make_world(x402=False)
+    return registry_world(x402=False)
 
 
 def accounts(agent: Pubkey, owner: Pubkey) -> dict[str, Pubkey]:
@@ -160,35 +127,11 @@ def valid_ix(name: str, agent: Pubkey, owner: Pubkey, mint: Pubkey) -> Instructi
 
 
 def world_ix(world: World, name: str) -> Instruction:
-    return valid_ix(name, world.agent, world.owner.pubkey(), world.mint)
+    return valid_ix(name, world.agent, world.owner.pubkey(), world.usdc)
 
 
 def with_metas(ix: Instruction, metas: list[AccountMeta]) -> Instruction:
     return Instruction(ix.program_id, ix.data, metas)
-
-
-def snapshot(chain: Chain, keys: list[Pubkey]) -> dict[Pubkey, tuple | None]:
-    def state(account: Account | None):
-        return None if account is None else (account.lamports, bytes(account.data), account.owner)
-
-    return {key: state(chain.account(key)) for key in keys}
-
-
-def assert_refused(world: World, instructions: list[Instruction], signers: list[Keypair], error: str,
-                   watch: list[Pubkey] = ()):
-    """Send with `world.payer` first; expect `error` and no change but the payer's fee."""
-    chain = world.chain
-    keys = [world.owner.pubkey(), world.agent, *watch]
-    before = snapshot(chain, keys)
-    payer_before = chain.balance(world.payer.pubkey())
-
-    result = world.send(instructions, *signers)
-
-    assert result.error == error, (result.error, result.logs)
-    assert not result.ok and not result.events
-    assert snapshot(chain, keys) == before
-    assert chain.balance(world.payer.pubkey()) == payer_before - FEE * (1 + len(signers))
-    return result
 
 
 def packet_size(instructions: list[Instruction], signers: list[Keypair]) -> int:
@@ -199,7 +142,7 @@ def packet_size(instructions: list[Instruction], signers: list[Keypair]) -> int:
 def ok(world: World, instructions: list[Instruction], *signers: Keypair):
     """Send and expect success; the transaction must also fit a real packet (LiteSVM does not check)."""
     signers = signers or (world.owner,)
-    assert packet_size(instructions, [world.payer, *signers]) <= PACKET_DATA_SIZE
+    assert packet_size(instructions, [world.facilitator, *signers]) <= PACKET_DATA_SIZE
     result = world.send(instructions, *signers)
     assert result.ok, (result.error, result.logs)
     return result
@@ -358,7 +301,7 @@ def test_owner_not_signing_is_account_not_signer(world: World, name: str) -> Non
 @pytest.mark.parametrize("name", OWNER_ONLY)
 def test_other_signer_is_unauthorized(world: World, name: str) -> None:
     intruder = world.chain.funded_keypair()
-    ix = valid_ix(name, world.agent, intruder.pubkey(), world.mint)
+    ix = valid_ix(name, world.agent, intruder.pubkey(), world.usdc)
     assert_refused(world, [ix], [intruder], "Unauthorized", watch=[intruder.pubkey()])
 
 
@@ -366,8 +309,8 @@ def test_other_signer_is_unauthorized(world: World, name: str) -> None:
 def test_owner_of_another_agent_is_unauthorized(world: World, name: str) -> None:
     """Owning an agent gives no rights over someone else's."""
     other = world.chain.funded_keypair()
-    other_agent = register(world.chain, world.payer, other)
-    ix = valid_ix(name, world.agent, other.pubkey(), world.mint)
+    other_agent = register(world.chain, world.facilitator, other)
+    ix = valid_ix(name, world.agent, other.pubkey(), world.usdc)
     assert_refused(world, [ix], [other], "Unauthorized", watch=[other.pubkey(), other_agent])
 
 
@@ -378,7 +321,7 @@ def test_forged_agent_owned_by_another_program(world: World, name: str, foreign_
     forged = Keypair().pubkey()
     owner = SYSTEM_PROGRAM_ID if foreign_owner == "system program" else Pubkey.new_unique()
     world.chain.set_account(forged, bytes(world.chain.account(world.agent).data), owner=owner)
-    ix = valid_ix(name, forged, world.owner.pubkey(), world.mint)
+    ix = valid_ix(name, forged, world.owner.pubkey(), world.usdc)
     result = assert_refused(world, [ix], [world.owner], "AccountOwnedByWrongProgram", watch=[forged])
     assert any("AnchorError caused by account: agent. Error Code: AccountOwnedByWrongProgram" in line
                for line in result.logs)
@@ -390,7 +333,7 @@ def test_wrong_discriminator_is_account_discriminator_mismatch(world: World, nam
     data = bytearray(world.chain.account(world.agent).data)
     data[0] ^= 0xFF
     world.chain.set_account(forged, bytes(data), owner=world.chain.program_id)
-    ix = valid_ix(name, forged, world.owner.pubkey(), world.mint)
+    ix = valid_ix(name, forged, world.owner.pubkey(), world.usdc)
     assert_refused(world, [ix], [world.owner], "AccountDiscriminatorMismatch", watch=[forged])
 
 
@@ -399,13 +342,13 @@ def test_short_program_account_is_account_did_not_deserialize(world: World, name
     """Right owner and discriminator, but too small to be an Agent."""
     forged = Keypair().pubkey()
     world.chain.set_account(forged, bytes(world.chain.account(world.agent).data[:1000]), owner=world.chain.program_id)
-    ix = valid_ix(name, forged, world.owner.pubkey(), world.mint)
+    ix = valid_ix(name, forged, world.owner.pubkey(), world.usdc)
     assert_refused(world, [ix], [world.owner], "AccountDidNotDeserialize", watch=[forged])
 
 
 @pytest.mark.parametrize("name", OWNER_ONLY)
 def test_same_key_as_agent_and_owner_is_refused(world: World, name: str) -> None:
-    ix = valid_ix(name, world.owner.pubkey(), world.owner.pubkey(), world.mint)
+    ix = valid_ix(name, world.owner.pubkey(), world.owner.pubkey(), world.usdc)
     assert_refused(world, [ix], [world.owner], "AccountOwnedByWrongProgram")
 
 
@@ -461,14 +404,14 @@ def test_malformed_arguments_are_instruction_did_not_deserialize(world: World, n
 
 
 def test_update_agent_sets_every_field_and_emits_agent_updated(world: World) -> None:
-    before = world.state()
-    now = world.advance_clock()
+    before = world.agent_state()
+    now = world.warp(100)
     ix = update_agent(dict(agent_type=7, name="Traductrice", description="FR<->EN", metadata_uri="ipfs://meta",
                            capabilities=["translate", "proofread", "ocr"]), accounts(world.agent, world.owner.pubkey()))
 
     result = ok(world, [ix])
 
-    agent = world.state()
+    agent = world.agent_state()
     assert (agent.agent_type, agent.name, agent.description, agent.metadata_uri, agent.capabilities) == (
         7, "Traductrice", "FR<->EN", "ipfs://meta", ["translate", "proofread", "ocr"])
     assert agent.updated_at == now and agent.created_at == before.created_at < now
@@ -489,12 +432,12 @@ def test_update_agent_sets_every_field_and_emits_agent_updated(world: World) -> 
     ("metadata_uri", ""), ("metadata_uri", "ar://x"), ("capabilities", []), ("capabilities", ["a", "b", "c"]),
 ])
 def test_update_agent_none_keeps_the_other_fields(world: World, field: str, value) -> None:
-    before = world.state()
+    before = world.agent_state()
     args = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
     args[field] = value
     result = ok(world, [update_agent(args, accounts(world.agent, world.owner.pubkey()))])
 
-    after = world.state()
+    after = world.agent_state()
     expected = {**{f: getattr(before, f) for f in args}, field: value}
     assert {f: getattr(after, f) for f in args} == expected
     assert after.agent_id == before.agent_id and after.x402_service_endpoint == before.x402_service_endpoint
@@ -505,13 +448,13 @@ def test_update_agent_none_keeps_the_other_fields(world: World, field: str, valu
 
 def test_update_agent_with_nothing_only_touches_updated_at(world: World) -> None:
     before_data = bytes(world.chain.account(world.agent).data)
-    now = world.advance_clock(60)
+    now = world.warp(60)
     args = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
     result = ok(world, [update_agent(args, accounts(world.agent, world.owner.pubkey()))])
     after_data = bytes(world.chain.account(world.agent).data)
     assert after_data[:UPDATED_AT_OFFSET] == before_data[:UPDATED_AT_OFFSET]
     assert after_data[UPDATED_AT_OFFSET + 8:] == before_data[UPDATED_AT_OFFSET + 8:]
-    assert world.state().updated_at == now
+    assert world.agent_state().updated_at == now
     event = result.event("AgentUpdated")
     assert (event.name, event.agent_type, event.timestamp) == ("Translator", 1, now)
 
@@ -524,16 +467,16 @@ def test_update_agent_to_maximum_sizes_and_back(world: World) -> None:
     ok(world, [update_agent(dict(agent_type=None, name=None, description=None,
                                  metadata_uri=MAX_PROFILE["metadata_uri"],
                                  capabilities=MAX_PROFILE["capabilities"]), accts)])
-    agent = world.state()
+    agent = world.agent_state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == (
         MAX_PROFILE["name"], MAX_PROFILE["description"], MAX_PROFILE["metadata_uri"], MAX_PROFILE["capabilities"])
     assert agent.agent_type == 255 and agent.x402_service_endpoint == ENDPOINT and agent.agent_id == "translator"
 
     ok(world, [update_agent(dict(agent_type=None, name="x", description="", metadata_uri="", capabilities=["y"]),
                             accts)])
-    agent = world.state()
+    agent = world.agent_state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == ("x", "", "", ["y"])
-    assert agent.x402_service_endpoint == ENDPOINT and mints_of(agent) == [world.mint]
+    assert agent.x402_service_endpoint == ENDPOINT and mints_of(agent) == [world.usdc]
 
 
 def test_random_updates_keep_the_account_exactly_serialized(world: World) -> None:
@@ -543,9 +486,9 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
 
     rng = random.Random(402)
     accts = accounts(world.agent, world.owner.pubkey())
-    mints = [world.mint] + [world.chain.create_mint() for _ in range(3)]
+    mints = [world.usdc] + [world.chain.create_mint() for _ in range(3)]
     expected = dict(name=PROFILE.name, description=PROFILE.description, metadata_uri=PROFILE.metadata_uri,
-                    capabilities=PROFILE.capabilities, x402_accepted_tokens=priced([world.mint]),
+                    capabilities=PROFILE.capabilities, x402_accepted_tokens=priced([world.usdc]),
                     x402_service_endpoint=ENDPOINT)
 
     def text(limit: int, minimum: int = 0) -> str:
@@ -589,7 +532,7 @@ def test_agent_at_full_capacity_can_be_updated(world: World) -> None:
     mints = [chain.create_mint() for _ in range(10)]
     endpoint = "https://" + "e" * 248
     profile = AgentProfile("i" * 32, MAX_PROFILE["name"], agent_type=3)
-    agent = register(chain, world.payer, world.owner, profile, x402_config(world.owner.pubkey(), 1_000, mints[:1],
+    agent = register(chain, world.facilitator, world.owner, profile, x402_config(world.owner.pubkey(), 1_000, mints[:1],
                                                                            endpoint))
     accts = accounts(agent, world.owner.pubkey())
     none = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
@@ -630,7 +573,7 @@ def test_update_agent_rejects_invalid_utf8_name(world: World) -> None:
 def configure_ix(world: World, price: int = 20_000, tokens: list[Pubkey] | None = None,
                  passed: list[Pubkey] | None = None, endpoint: str = "https://new.example.com",
                  payment: Pubkey | None = None) -> Instruction:
-    tokens = [world.mint] if tokens is None else tokens
+    tokens = [world.usdc] if tokens is None else tokens
     config = x402_config(world.owner.pubkey() if payment is None else payment, price, tokens, endpoint)
     return configure_x402({"config": config}, accounts(world.agent, world.owner.pubkey()),
                           remaining_accounts=mint_accounts(tokens if passed is None else passed))
@@ -638,14 +581,14 @@ def configure_ix(world: World, price: int = 20_000, tokens: list[Pubkey] | None 
 
 def test_configure_x402_enables_and_sets_everything(plain_world: World) -> None:
     world = plain_world
-    assert not world.state().x402_enabled
+    assert not world.agent_state().x402_enabled
     payee = Keypair().pubkey()
-    mints = [world.mint, world.chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID)]
-    now = world.advance_clock()
+    mints = [world.usdc, world.chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID)]
+    now = world.warp(100)
 
     result = ok(world, [configure_ix(world, 123_456, mints, endpoint="https://pay.example.com/x", payment=payee)])
 
-    agent = world.state()
+    agent = world.agent_state()
     assert agent.x402_enabled and agent.is_active
     assert (price_of(agent), agent.x402_payment_address, mints_of(agent),
             agent.x402_service_endpoint) == (123_456, payee, mints, "https://pay.example.com/x")
@@ -660,7 +603,7 @@ def test_configure_x402_enables_and_sets_everything(plain_world: World) -> None:
 def test_configure_x402_replaces_an_existing_configuration(world: World) -> None:
     other = world.chain.create_mint()
     result = ok(world, [configure_ix(world, 50_000, [other], endpoint="http://b.example")])
-    agent = world.state()
+    agent = world.agent_state()
     assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint) == (
         50_000, [other], "http://b.example")
     assert pairs(result.event("X402Configured").accepted_tokens) == pairs(priced([other], 50_000))
@@ -669,7 +612,7 @@ def test_configure_x402_replaces_an_existing_configuration(world: World) -> None
 def test_configure_x402_re_enables_after_disable(world: World) -> None:
     ok(world, [world_ix(world, "disable_x402")])
     ok(world, [configure_ix(world, 7_000)])
-    agent = world.state()
+    agent = world.agent_state()
     assert agent.x402_enabled and price_of(agent) == 7_000
 
 
@@ -684,7 +627,7 @@ def test_configure_x402_rejects_bad_tokens(world: World, case: str) -> None:
 def test_configure_x402_accepts_mints(plain_world: World, case: str) -> None:
     tokens, passed = GOOD_TOKENS[case](plain_world.chain)
     ok(plain_world, [configure_ix(plain_world, tokens=tokens, passed=passed)])
-    assert mints_of(plain_world.state()) == tokens
+    assert mints_of(plain_world.agent_state()) == tokens
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
@@ -695,7 +638,7 @@ def test_configure_x402_rejects_price(world: World, price: int) -> None:
 @pytest.mark.parametrize("price", GOOD_PRICES)
 def test_configure_x402_price_bounds(plain_world: World, price: int) -> None:
     ok(plain_world, [configure_ix(plain_world, price)])
-    assert price_of(plain_world.state()) == price
+    assert price_of(plain_world.agent_state()) == price
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
@@ -707,7 +650,7 @@ def test_configure_x402_rejects_endpoint(world: World, case: str) -> None:
 @pytest.mark.parametrize("endpoint", GOOD_ENDPOINTS)
 def test_configure_x402_accepts_endpoint(plain_world: World, endpoint: str) -> None:
     ok(plain_world, [configure_ix(plain_world, endpoint=endpoint)])
-    assert plain_world.state().x402_service_endpoint == endpoint
+    assert plain_world.agent_state().x402_service_endpoint == endpoint
 
 
 def test_configure_x402_rejects_default_payment_address(world: World) -> None:
@@ -716,32 +659,32 @@ def test_configure_x402_rejects_default_payment_address(world: World) -> None:
 
 def test_configure_x402_refused_on_plain_agent_leaves_it_disabled(plain_world: World) -> None:
     assert_refused(plain_world, [configure_ix(plain_world, price=0)], [plain_world.owner], "PriceOutOfRange")
-    assert not plain_world.state().x402_enabled
+    assert not plain_world.agent_state().x402_enabled
 
 
 # ---- set_x402_price / set_x402_tokens / set_x402_endpoint ----------------------------------------
 
 
 def test_set_x402_price_emits_the_new_prices(world: World) -> None:
-    now = world.advance_clock()
-    result = ok(world, [set_x402_price({"prices": priced([world.mint], 55_555)}, accounts(world.agent, world.owner.pubkey()))])
-    agent = world.state()
+    now = world.warp(100)
+    result = ok(world, [set_x402_price({"prices": priced([world.usdc], 55_555)}, accounts(world.agent, world.owner.pubkey()))])
+    agent = world.agent_state()
     assert price_of(agent) == 55_555 and agent.updated_at == now
-    assert mints_of(agent) == [world.mint] and agent.x402_service_endpoint == ENDPOINT
+    assert mints_of(agent) == [world.usdc] and agent.x402_service_endpoint == ENDPOINT
     event = result.event("X402Configured")
     assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint, event.timestamp) == (
-        world.agent, world.owner.pubkey(), pairs(priced([world.mint], 55_555)), ENDPOINT, now)
+        world.agent, world.owner.pubkey(), pairs(priced([world.usdc], 55_555)), ENDPOINT, now)
 
 
 @pytest.mark.parametrize("price", GOOD_PRICES)
 def test_set_x402_price_bounds(world: World, price: int) -> None:
-    ok(world, [set_x402_price({"prices": priced([world.mint], price)}, accounts(world.agent, world.owner.pubkey()))])
-    assert price_of(world.state()) == price
+    ok(world, [set_x402_price({"prices": priced([world.usdc], price)}, accounts(world.agent, world.owner.pubkey()))])
+    assert price_of(world.agent_state()) == price
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_set_x402_price_rejects_price(world: World, price: int) -> None:
-    ix = set_x402_price({"prices": priced([world.mint], price)}, accounts(world.agent, world.owner.pubkey()))
+    ix = set_x402_price({"prices": priced([world.usdc], price)}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], "PriceOutOfRange")
 
 
@@ -749,13 +692,13 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
     """A 2-decimal mint is priced in its own atomic units: repricing one mint leaves the others alone."""
     cents = world.chain.create_mint(decimals=2)
     accts = accounts(world.agent, world.owner.pubkey())
-    tokens = [TokenPrice(world.mint, 20_000), TokenPrice(cents, 2_000)]  # 0.02 USDC, 20.00 of the other
-    ok(world, [set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts([world.mint, cents]))])
-    assert pairs(world.state().x402_accepted_tokens) == [(world.mint, 20_000), (cents, 2_000)]
+    tokens = [TokenPrice(world.usdc, 20_000), TokenPrice(cents, 2_000)]  # 0.02 USDC, 20.00 of the other
+    ok(world, [set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts([world.usdc, cents]))])
+    assert pairs(world.agent_state().x402_accepted_tokens) == [(world.usdc, 20_000), (cents, 2_000)]
 
     result = ok(world, [set_x402_price({"prices": [TokenPrice(cents, 1_500)]}, accts)])
-    assert pairs(world.state().x402_accepted_tokens) == [(world.mint, 20_000), (cents, 1_500)]
-    assert pairs(result.event("X402Configured").accepted_tokens) == [(world.mint, 20_000), (cents, 1_500)]
+    assert pairs(world.agent_state().x402_accepted_tokens) == [(world.usdc, 20_000), (cents, 1_500)]
+    assert pairs(result.event("X402Configured").accepted_tokens) == [(world.usdc, 20_000), (cents, 1_500)]
 
 
 @pytest.mark.parametrize(("prices", "error"), [
@@ -765,14 +708,14 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
 ])
 def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
     entries = {"not accepted": [TokenPrice(world.chain.create_mint(), 5_000)], "empty": [],
-               "second price out of range": [TokenPrice(world.mint, 5_000), TokenPrice(world.mint, 0)]}[prices]
+               "second price out of range": [TokenPrice(world.usdc, 5_000), TokenPrice(world.usdc, 0)]}[prices]
     ix = set_x402_price({"prices": entries}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], error)
 
 
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_a_bad_price_for_any_token_refuses_the_configuration(plain_world: World, price: int) -> None:
-    mints = [plain_world.mint, plain_world.chain.create_mint()]
+    mints = [plain_world.usdc, plain_world.chain.create_mint()]
     config = X402Config(plain_world.owner.pubkey(), [TokenPrice(mints[0], 10_000), TokenPrice(mints[1], price)],
                         ENDPOINT)
     ix = configure_x402({"config": config}, accounts(plain_world.agent, plain_world.owner.pubkey()),
@@ -782,11 +725,11 @@ def test_a_bad_price_for_any_token_refuses_the_configuration(plain_world: World,
 
 def test_set_x402_tokens_replaces_the_list(world: World) -> None:
     mints = [world.chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID), world.chain.create_mint()]
-    now = world.advance_clock()
+    now = world.warp(100)
     ix = set_x402_tokens({"accepted_tokens": priced(mints)}, accounts(world.agent, world.owner.pubkey()),
                          remaining_accounts=mint_accounts(mints))
     result = ok(world, [ix])
-    agent = world.state()
+    agent = world.agent_state()
     assert mints_of(agent) == mints and agent.updated_at == now
     assert (price_of(agent), agent.x402_service_endpoint, agent.name, agent.capabilities) == (
         10_000, ENDPOINT, PROFILE.name, PROFILE.capabilities)
@@ -809,20 +752,20 @@ def test_set_x402_tokens_accepts_mints(world: World, case: str) -> None:
     ix = set_x402_tokens({"accepted_tokens": priced(tokens)}, accounts(world.agent, world.owner.pubkey()),
                          remaining_accounts=mint_accounts(passed))
     ok(world, [ix])
-    assert mints_of(world.state()) == tokens
+    assert mints_of(world.agent_state()) == tokens
 
 
 def test_set_x402_endpoint_changes_only_the_endpoint(world: World) -> None:
-    now = world.advance_clock()
+    now = world.warp(100)
     ix = set_x402_endpoint({"service_endpoint": "http://new.example/v2"}, accounts(world.agent, world.owner.pubkey()))
     result = ok(world, [ix])
-    agent = world.state()
+    agent = world.agent_state()
     assert agent.x402_service_endpoint == "http://new.example/v2" and agent.updated_at == now
     assert (price_of(agent), mints_of(agent), agent.name, agent.description,
-            agent.metadata_uri, agent.capabilities) == (10_000, [world.mint], PROFILE.name, PROFILE.description,
+            agent.metadata_uri, agent.capabilities) == (10_000, [world.usdc], PROFILE.name, PROFILE.description,
                                                         PROFILE.metadata_uri, PROFILE.capabilities)
     event = result.event("X402Configured")
-    assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced([world.mint])), "http://new.example/v2")
+    assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced([world.usdc])), "http://new.example/v2")
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
@@ -835,7 +778,7 @@ def test_set_x402_endpoint_rejects_endpoint(world: World, case: str) -> None:
 @pytest.mark.parametrize("endpoint", GOOD_ENDPOINTS)
 def test_set_x402_endpoint_accepts_endpoint(world: World, endpoint: str) -> None:
     ok(world, [set_x402_endpoint({"service_endpoint": endpoint}, accounts(world.agent, world.owner.pubkey()))])
-    assert world.state().x402_service_endpoint == endpoint
+    assert world.agent_state().x402_service_endpoint == endpoint
 
 
 @pytest.mark.parametrize("name", ["set_x402_price", "set_x402_tokens", "set_x402_endpoint"])
@@ -852,9 +795,9 @@ def test_setters_require_x402_enabled(world: World, plain_world: World, name: st
 
 
 def test_disable_x402(world: World) -> None:
-    now = world.advance_clock()
+    now = world.warp(100)
     result = ok(world, [world_ix(world, "disable_x402")])
-    agent = world.state()
+    agent = world.agent_state()
     assert not agent.x402_enabled and agent.is_active and agent.updated_at == now
     event = result.event("X402Disabled")
     assert (event.agent, event.timestamp) == (world.agent, now)
@@ -863,10 +806,10 @@ def test_disable_x402(world: World) -> None:
 @pytest.mark.parametrize("sequence", [[False], [False, True], [True], [False, False]])
 def test_set_agent_active(world: World, sequence: list[bool]) -> None:
     for is_active in sequence:
-        now = world.advance_clock()
+        now = world.warp(100)
         ix = set_agent_active({"is_active": is_active}, accounts(world.agent, world.owner.pubkey()))
         result = ok(world, [ix])
-        agent = world.state()
+        agent = world.agent_state()
         assert agent.is_active is is_active and agent.x402_enabled and agent.updated_at == now
         event = result.event("AgentStatusChanged")
         assert (event.agent, event.is_active, event.timestamp) == (world.agent, is_active, now)
@@ -886,8 +829,8 @@ def test_close_agent_refunds_the_owner(world: World, extra_lamports: int) -> Non
     metrics_before = chain.account(reputation)
     assert metrics_before.lamports == chain.svm.minimum_balance_for_rent_exemption(REPUTATION_METRICS_SPACE)
     owner_before = chain.balance(world.owner.pubkey())
-    payer_before = chain.balance(world.payer.pubkey())
-    now = world.advance_clock()
+    payer_before = chain.balance(world.facilitator.pubkey())
+    now = world.warp(100)
 
     result = ok(world, [world_ix(world, "close_agent")])
 
@@ -895,7 +838,7 @@ def test_close_agent_refunds_the_owner(world: World, extra_lamports: int) -> Non
     assert closed is None or closed.lamports == 0
     assert chain.account(reputation) == metrics_before  # the reputation outlives the registration
     assert chain.balance(world.owner.pubkey()) == owner_before + held
-    assert chain.balance(world.payer.pubkey()) == payer_before - 2 * FEE
+    assert chain.balance(world.facilitator.pubkey()) == payer_before - 2 * FEE
     event = result.event("AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (
         world.agent, world.owner.pubkey(), held, now)
@@ -912,8 +855,8 @@ def test_close_agent_empties_the_account_like_anchor(world: World) -> None:
 
 def test_closed_agent_can_be_registered_again(world: World) -> None:
     ok(world, [world_ix(world, "close_agent")])
-    assert register(world.chain, world.payer, world.owner) == world.agent
-    agent = world.state()
+    assert register(world.chain, world.facilitator, world.owner) == world.agent
+    agent = world.agent_state()
     assert not agent.x402_enabled and agent.name == PROFILE.name and agent.registration == 2
 
 
@@ -927,7 +870,7 @@ def test_registering_with_another_agents_metrics_is_constraint_seeds(world: Worl
 
 def test_close_then_register_again_in_one_transaction(world: World) -> None:
     ok(world, [world_ix(world, "close_agent"), build_register_agent(world.owner.pubkey(), PROFILE)])
-    agent = world.state()
+    agent = world.agent_state()
     assert not agent.x402_enabled and agent.is_active
 
 
@@ -941,7 +884,7 @@ def test_close_and_reuse_in_one_transaction_is_refused(world: World) -> None:
     """After close_agent in the same transaction the account is no longer the program's."""
     result = world.send([world_ix(world, "close_agent"), world_ix(world, "update_agent")], world.owner)
     assert not result.ok
-    assert world.state().name == PROFILE.name  # the whole transaction rolled back
+    assert world.agent_state().name == PROFILE.name  # the whole transaction rolled back
 
 
 @pytest.mark.parametrize("open_orders", [1, 2**32 - 1])
@@ -950,7 +893,7 @@ def test_close_agent_with_open_work_orders_is_refused(world: World, open_orders:
     data = bytearray(chain.account(world.agent).data)
     data[OPEN_WORK_ORDERS_OFFSET:OPEN_WORK_ORDERS_OFFSET + 4] = struct.pack("<I", open_orders)
     chain.set_account(world.agent, bytes(data), owner=chain.program_id)
-    assert world.state().open_work_orders == open_orders
+    assert world.agent_state().open_work_orders == open_orders
 
     assert_refused(world, [world_ix(world, "close_agent")], [world.owner], "AgentHasOpenWorkOrders")
     # everything else an owner does is still allowed
@@ -970,13 +913,13 @@ def register_ix(owner: Pubkey, x402: X402Config | None = None, passed: list[Pubk
 
 def assert_register_refused(world: World, owner: Keypair, ix: Instruction, error: str) -> None:
     agent = ix.accounts[0].pubkey
-    before = snapshot(world.chain, [owner.pubkey(), agent])
-    payer_before = world.chain.balance(world.payer.pubkey())
+    before = snapshot(world, [owner.pubkey(), agent])
+    payer_before = world.chain.balance(world.facilitator.pubkey())
     result = world.send([ix], owner)
     assert result.error == error, (result.error, result.logs)
-    assert snapshot(world.chain, [owner.pubkey(), agent]) == before
+    assert snapshot(world, [owner.pubkey(), agent]) == before
     assert before[agent] is None
-    assert world.chain.balance(world.payer.pubkey()) == payer_before - 2 * FEE
+    assert world.chain.balance(world.facilitator.pubkey()) == payer_before - 2 * FEE
 
 
 @pytest.fixture
@@ -994,19 +937,19 @@ def test_register_agent_rejects_bad_tokens(world: World, newcomer: Keypair, case
 
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_register_agent_rejects_price(world: World, newcomer: Keypair, price: int) -> None:
-    x402 = x402_config(newcomer.pubkey(), price, [world.mint], ENDPOINT)
+    x402 = x402_config(newcomer.pubkey(), price, [world.usdc], ENDPOINT)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), "PriceOutOfRange")
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
 def test_register_agent_rejects_endpoint(world: World, newcomer: Keypair, case: str) -> None:
     endpoint, error = BAD_ENDPOINTS[case]
-    x402 = x402_config(newcomer.pubkey(), 10_000, [world.mint], endpoint)
+    x402 = x402_config(newcomer.pubkey(), 10_000, [world.usdc], endpoint)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), error)
 
 
 def test_register_agent_rejects_default_payment_address(world: World, newcomer: Keypair) -> None:
-    x402 = x402_config(Pubkey.default(), 10_000, [world.mint], ENDPOINT)
+    x402 = x402_config(Pubkey.default(), 10_000, [world.usdc], ENDPOINT)
     assert_register_refused(world, newcomer, register_ix(newcomer.pubkey(), x402), "InvalidPaymentAddress")
 
 

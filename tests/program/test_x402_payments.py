@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import pytest
 from solders.instruction import AccountMeta, Instruction
@@ -28,9 +25,8 @@ from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
-from tools.build_program import build_so
 
-from ghostpay.accounts import Agent, PayerStats, ReputationMetrics, X402Receipt
+from ghostpay.accounts import X402Receipt
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
 from ghostpay.instructions import (
@@ -40,133 +36,28 @@ from ghostpay.instructions import (
     disable_x402,
     refresh_reputation,
     set_agent_active,
-    submit_feedback,
 )
 from ghostpay.payments import build_memo, build_record_x402_payment, build_x402_payment
-from ghostpay.pda import (agent_address, associated_token_address, payer_stats_address, receipt_address,
-                          reputation_address)
+from ghostpay.pda import agent_address, associated_token_address, payer_stats_address, receipt_address
 from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
-from ghostpay.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
 from ghostpay.types import TokenPrice, X402Config
+from tests.program.conftest import (DECIMALS, FEE, PRICE, STATS_SPACE, World, assert_refused, cpi_relay_program,
+                                    payments_world, reference, snapshot)
+from tests.program.conftest import PAYMENT_FUNDS as FUNDS
 
-PRICE = 10_000
-DECIMALS = 6
-FUNDS = 1_000_000
-FEE = 5_000  # lamports per signature
 RECEIPT_SPACE = 194  # a legacy X402Receipt
-STATS_SPACE = 137  # a PayerStats
-ROOT = Path(__file__).resolve().parent.parent
-CPI_RELAY_SOURCE = ROOT / "tests" / "programs" / "cpi_relay.c"
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400
-
-
-@dataclass
-class World:
-    chain: Chain
-    facilitator: Keypair  # fee payer of every transaction, in no instruction's accounts
-    owner: Keypair
-    payee: Keypair  # the agent's x402 payment address
-    payer: Keypair
-    agent: Pubkey
-    usdc: Pubkey  # SPL Token, accepted
-    pyusd: Pubkey  # Token-2022, accepted
-    other: Pubkey  # SPL Token, not accepted
-
-    @property
-    def reputation(self) -> Pubkey:
-        return reputation_address(self.agent)[0]
-
-    def send(self, instructions: list[Instruction], *signers: Keypair):
-        return self.chain.send(instructions, [self.facilitator, *signers])
-
-    def payment(self, reference: bytes, amount: int = PRICE, mint: Pubkey | None = None,
-                token_program: Pubkey = TOKEN_PROGRAM_ID) -> list[Instruction]:
-        return build_x402_payment(self.payer.pubkey(), self.agent, self.payee.pubkey(), mint or self.usdc, DECIMALS,
-                                  amount, reference, token_program, fee_payer=self.facilitator.pubkey(),
-                                  compute_unit_limit=100_000)
-
-    def pay(self, reference: bytes, **kwargs):
-        result = self.send(self.payment(reference, **kwargs), self.payer)
-        assert result.ok, (result.error, result.logs)
-        return result
-
-    def agent_state(self) -> Agent:
-        return Agent.decode(self.chain.account(self.agent).data)
-
-    def metrics(self) -> ReputationMetrics:
-        return ReputationMetrics.decode(self.chain.account(self.reputation).data)
-
-    def stats_address(self, payer: Keypair | None = None) -> Pubkey:
-        return payer_stats_address(self.agent, (payer or self.payer).pubkey())[0]
-
-    def stats(self, payer: Keypair | None = None) -> PayerStats | None:
-        account = self.chain.account(self.stats_address(payer))
-        return PayerStats.decode(bytes(account.data)) if account and account.data else None
-
-    def feedback(self, reference: bytes, success: bool = True, response_time_ms: int = 250, rating: int = 5,
-                 signer: Keypair | None = None, rated: Pubkey | None = None) -> Instruction:
-        """The payer's (`signer`'s) rating of the call paid with `reference`, through its PayerStats (or `rated`)."""
-        signer = signer or self.payer
-        return submit_feedback({"reference": list(reference), "success": success,
-                                "response_time_ms": response_time_ms, "rating": rating},
-                               {"agent": self.agent, "reputation": self.reputation,
-                                "payer_stats": rated or self.stats_address(signer), "payer": signer.pubkey()})
-
-
-def make_world() -> World:
-    chain = Chain()
-    facilitator, owner, payee, payer = (chain.funded_keypair() for _ in range(4))
-    usdc, other = chain.create_mint(DECIMALS), chain.create_mint(DECIMALS)
-    pyusd = chain.create_mint(DECIMALS, token_program=TOKEN_2022_PROGRAM_ID)
-    config = X402Config(payee.pubkey(), [TokenPrice(usdc, PRICE), TokenPrice(pyusd, PRICE)],
-                        "https://agent.example.com/translate")
-    result = chain.send([build_register_agent(owner.pubkey(), AgentProfile("translator", "Translator"), config)],
-                        [owner])
-    assert result.ok, result.logs
-    agent = Pubkey.from_string(str(result.event("AgentRegistered").agent))
-    for mint, program in ((usdc, TOKEN_PROGRAM_ID), (pyusd, TOKEN_2022_PROGRAM_ID), (other, TOKEN_PROGRAM_ID)):
-        chain.create_token_account(payer.pubkey(), mint, FUNDS, program)
-        chain.create_token_account(payee.pubkey(), mint, 0, program)
-    return World(chain, facilitator, owner, payee, payer, agent, usdc, pyusd, other)
 
 
 @pytest.fixture
 def world() -> World:
-    return make_world()
-
-
-def reference(n: int) -> bytes:
-    return n.to_bytes(32, "big")
+    return payments_world()
 
 
 def ata(owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
     return associated_token_address(owner, mint, program)
-
-
-def snapshot(world: World, extra: list[Pubkey] = ()) -> dict[Pubkey, object]:
-    """Everything a payment could change, byte for byte."""
-    keys = [world.agent, world.reputation, world.payer.pubkey(), world.payee.pubkey(), world.stats_address(), *extra]
-    for mint, program in ((world.usdc, TOKEN_PROGRAM_ID), (world.pyusd, TOKEN_2022_PROGRAM_ID),
-                          (world.other, TOKEN_PROGRAM_ID)):
-        keys += [ata(world.payer.pubkey(), mint, program), ata(world.payee.pubkey(), mint, program)]
-    state = {}
-    for key in keys:
-        account = world.chain.account(key)
-        state[key] = None if account is None else (account.lamports, bytes(account.data), account.owner)
-    return state
-
-
-def assert_refused(world: World, instructions: list[Instruction], signers: list[Keypair], error: str,
-                   watch: list[Pubkey] = ()) -> None:
-    before = snapshot(world, list(watch))
-    facilitator_before = world.chain.balance(world.facilitator.pubkey())
-    result = world.send(instructions, *signers)
-    assert result.error == error, (result.error, result.logs)
-    assert not result.events
-    assert snapshot(world, list(watch)) == before
-    assert world.chain.balance(world.facilitator.pubkey()) == facilitator_before - FEE * (1 + len(signers))
 
 
 def transfer(world: World, amount: int = PRICE, mint: Pubkey | None = None, source_owner: Keypair | None = None,
@@ -460,7 +351,7 @@ def test_payer_stats_forged_by_another_program_is_not_created_over(world: World)
 
 
 def test_another_agents_reputation_is_constraint_seeds(world: World) -> None:
-    other = make_world()
+    other = payments_world()
     data = bytes(other.chain.account(other.reputation).data)
     world.chain.set_account(other.reputation, data, owner=world.chain.program_id)
     ix = record(world, reference(1))
@@ -698,7 +589,7 @@ def test_a_legacy_receipt_past_its_window_is_feedback_window_closed(world: World
 
 
 def test_a_legacy_receipt_of_another_agent_is_receipt_agent_mismatch(world: World) -> None:
-    other = make_world()
+    other = payments_world()
     address = legacy_receipt(world, reference(1))
     data = bytearray(world.chain.account(address).data)
     data[8:40] = bytes(other.agent)
@@ -818,12 +709,6 @@ def test_a_thousand_recorded_calls_create_one_account_per_pair(world: World) -> 
 
 
 # ---- hardening: one transfer, one payment -----------------------------------------------------------
-
-
-@cache
-def cpi_relay_program() -> bytes:
-    """tests/programs/cpi_relay.c, built by the project's own pipeline (clang-19 + sbpf_link)."""
-    return build_so(CPI_RELAY_SOURCE)
 
 
 def relay(world: World, relay_id: Pubkey, references: list[bytes], amount: int = PRICE) -> Instruction:
