@@ -1,11 +1,12 @@
 """GhostPay's x402 facilitator: the official exact-SVM scheme behind guards a public fee payer needs.
 
 The official `x402Facilitator` logic does the protocol (its verify checks every instruction of the
-"exact" transaction, then simulates it); around each of its schemes (v2 and v1) this module adds:
+"exact" transaction, then simulates it); around each of its schemes (v2 and v1, `scheme`) this
+package adds:
 
-- a fee-payer guard: the facilitator's key may appear in no instruction and the message may use no
-  address lookup table, so its signature can only ever pay the fee of a verified payment;
-- replay protection that survives restarts (`SettledLog`, SQLite);
+- a fee-payer guard (`guards`): the facilitator's key may appear in no instruction and the message may
+  use no address lookup table, so its signature can only ever pay the fee of a verified payment;
+- replay protection that survives restarts (`SettledLog`, SQLite, `store`);
 - a crash-safe settle (`settle`): simulated against the current state right before the
   send, its signature logged as pending before the send, pending rows reconciled by signature;
 - a per-payer rate limit (a sliding window);
@@ -14,8 +15,8 @@ The official `x402Facilitator` logic does the protocol (its verify checks every 
   minimum amounts, and per seller key (`keys`) rent fronting and quotas;
 - the GhostPay extension (`ghostpay.x402.record`): `record_x402_payment` may follow the Memo, and the
   fee payer may front the rent of the buyer's PayerStats (once per buyer and agent; no account is made
-  per payment); a bounded sweep reclaims the rent of legacy receipts it fronted, then ends;
-- confirmation by `signatureSubscribe`: the websocket subscription is opened before the send, so the
+  per payment); a bounded sweep (`sweep`) reclaims the rent of legacy receipts it fronted, then ends;
+- confirmation by `signatureSubscribe` (`signer`, `confirm`): the websocket subscription is opened before the send, so the
   settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
 
 Everything here is synchronous: the HTTP app runs verify/settle in worker threads, off its event loop.
