@@ -16,8 +16,9 @@ package adds:
 - the GhostPay extension (`ghostpay.x402.record`): `record_x402_payment` may follow the Memo, and the
   fee payer may front the rent of the buyer's PayerStats (once per buyer and agent; no account is made
   per payment); a bounded sweep (`sweep`) reclaims the rent of legacy receipts it fronted, then ends;
-- confirmation by `signatureSubscribe` (`signer`, `confirm`): the websocket subscription is opened before the send, so the
-  settle returns as soon as the cluster confirms (the package's signer polls with 1 s sleeps).
+- confirmation by `signatureSubscribe` (`signer`, `confirm`): the websocket subscription is opened
+  before the send, so the settle returns as soon as the cluster confirms (the package's signer polls
+  with 1 s sleeps).
 
 Everything here is synchronous: the HTTP app runs verify/settle in worker threads, off its event loop.
 """
