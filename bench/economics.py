@@ -48,7 +48,7 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.ledger import LEDGER_FILE
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.x402.facilitator_settle import LOG_RETENTION_SECONDS
+from ghostpay.x402.facilitator.settle import LOG_RETENTION_SECONDS
 
 PRICE = Decimal("0.01")
 PRICE_ATOMIC = 10_000

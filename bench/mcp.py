@@ -35,8 +35,8 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
-from ghostpay.x402.facilitator_app import create_facilitator_app
-from ghostpay.x402.facilitator_policy import AssetRule
+from ghostpay.x402.facilitator.app import create_facilitator_app
+from ghostpay.x402.facilitator.policy import AssetRule
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 
 CALLS = int(os.environ.get("MCP_BENCH_CALLS", "20"))

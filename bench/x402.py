@@ -71,7 +71,7 @@ from bench import x402_buyer
 from bench.report import report
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
-from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
+from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
 CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))

@@ -17,7 +17,7 @@ import typer
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli.output import emit, key_value_table, table
 from ghostpay.cli.serving import serve_app
-from ghostpay.x402.facilitator_defaults import (
+from ghostpay.x402.facilitator.defaults import (
     DEFAULT_FEE_LAMPORTS_PER_DAY,
     DEFAULT_MAX_COMPUTE_UNITS,
     DEFAULT_MAX_FEE_LAMPORTS,
@@ -28,7 +28,7 @@ from ghostpay.x402.facilitator_defaults import (
 )
 
 if TYPE_CHECKING:
-    from ghostpay.x402.facilitator_keys import KeyStore, SellerKey
+    from ghostpay.x402.facilitator.keys import KeyStore, SellerKey
 
 app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
                   no_args_is_help=True)
@@ -116,7 +116,7 @@ def start(
     share, sol_usd = parse_decimal(max_fee_share, "a share"), parse_decimal(sol_price, "a price in dollars")
     st = state(ctx)
     from ghostpay.exceptions import InvalidArgument
-    from ghostpay.x402.facilitator_policy import FeeLimits, parse_asset
+    from ghostpay.x402.facilitator.policy import FeeLimits, parse_asset
     from ghostpay.x402.networks import is_loopback_url, network_by_id, network_for_cluster
 
     try:
@@ -139,7 +139,7 @@ def start(
     from ghostpay.program_id import PROGRAM_ID
     from ghostpay.token_labels import LABELS_FILE
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
-    from ghostpay.x402.facilitator_app import create_facilitator_app
+    from ghostpay.x402.facilitator.app import create_facilitator_app
 
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
     settings = FacilitatorSettings(
@@ -180,7 +180,7 @@ def log_refusals() -> None:
 
 def open_keys(db: Optional[Path]) -> "KeyStore":
     from ghostpay.x402.facilitator import default_db_path
-    from ghostpay.x402.facilitator_keys import KeyStore
+    from ghostpay.x402.facilitator.keys import KeyStore
 
     try:
         return KeyStore(db or default_db_path())
@@ -214,7 +214,7 @@ def keys_add(
     Example:  ghost facilitator keys add alice --front-rent --max-rent-outstanding 0.1 --settles-per-minute 120
     """
     st = state(ctx)
-    from ghostpay.x402.facilitator_keys import KeyStoreError
+    from ghostpay.x402.facilitator.keys import KeyStoreError
 
     try:
         seller, key = open_keys(db).add(name, front_rent=front_rent,
@@ -267,7 +267,7 @@ def keys_revoke(
     Example:  ghost facilitator keys revoke alice
     """
     st = state(ctx)
-    from ghostpay.x402.facilitator_keys import KeyStoreError
+    from ghostpay.x402.facilitator.keys import KeyStoreError
 
     try:
         seller = open_keys(db).revoke(name)

@@ -68,9 +68,10 @@ from ghostpay.cluster import resolve, ws_url_for
 from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.x402.facilitator_client import AiohttpFacilitatorClient
-from ghostpay.x402.facilitator_record import EXTENSION_FRONT_RENT, EXTENSION_RECORD
+from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
 from ghostpay.x402.networks import X402Network, network_for_cluster
+from ghostpay.x402.record.server import declare_record_extension, records_payment_for
+from ghostpay.x402.record.types import HINT_KEY
 from ghostpay.x402.seller_offer import (AgentWatch, Offer, PayeeAccountsMissing, PaywallError, payee_account,
                                         payee_account_instructions)
 from ghostpay.x402.wire import (
@@ -220,10 +221,7 @@ def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubke
         tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
     except Exception:  # noqa: BLE001 - verified payloads always decode
         return "", False
-    keys = tx.message.account_keys
-    recorded = any(keys[ix.program_id_index] == program_id and ix.accounts and keys[ix.accounts[0]] == agent
-                   for ix in tx.message.instructions)
-    return get_token_payer_from_transaction(tx) or "", recorded
+    return get_token_payer_from_transaction(tx) or "", records_payment_for(tx, program_id, agent)
 
 
 class X402Seller:
@@ -268,10 +266,8 @@ class X402Seller:
             raise PaywallError(f"the facilitator does not settle exact payments on {self.network.caip2}")
         self.fee_payer = kind.extra["feePayer"]
         extensions = set(await asyncio.to_thread(lambda: self._facilitator.get_supported().extensions or []))
-        self.hints = {"agent": str(self.settings.agent), "programId": str(self.settings.program_id),
-                      "recordAfterMemo": EXTENSION_RECORD in extensions}
-        if EXTENSION_FRONT_RENT in extensions:
-            self.hints["rentPayer"] = self.fee_payer  # the facilitator fronts the PayerStats rent (once per buyer)
+        self.hints = declare_record_extension(self.settings.agent, self.settings.program_id, self.fee_payer,
+                                              extensions)
         offer = await self.watch.start()
         await self.ensure_payee_accounts(offer)
         self._started = True
@@ -317,7 +313,7 @@ class X402Seller:
         """One v2 requirement per accepted mint, at the agent's current price in that mint."""
         offer = self.watch.offer
         if not self._requirements and offer is not None and not offer.unavailable:
-            extra = {"feePayer": self.fee_payer, "ghostpay": self.hints}
+            extra = {"feePayer": self.fee_payer, HINT_KEY: self.hints}
             self._requirements = [PaymentRequirements(
                 scheme="exact", network=self.network.caip2, asset=str(p.mint.address), amount=str(p.amount),
                 pay_to=str(offer.payment_address), max_timeout_seconds=self.settings.max_timeout_seconds,

@@ -22,8 +22,8 @@ from solders.system_program import TransferParams, transfer
 from x402.schemas import PaymentRequirements
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
-from ghostpay.x402.facilitator_app import create_facilitator_app
-from ghostpay.x402.facilitator_policy import AssetRule
+from ghostpay.x402.facilitator.app import create_facilitator_app
+from ghostpay.x402.facilitator.policy import AssetRule
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.conftest import (

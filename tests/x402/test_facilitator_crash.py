@@ -30,11 +30,11 @@ from x402.mechanisms.svm.utils import transaction_message_hash
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.x402 import facilitator as facilitator_module
-from ghostpay.x402 import facilitator_store
+from ghostpay.x402.facilitator import guards as facilitator_guards
+from ghostpay.x402.facilitator import store as facilitator_store
 from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings, GhostPayFacilitator
-from ghostpay.x402.facilitator_policy import ANY_ASSET, AssetRule
-from ghostpay.x402.facilitator_store import FAILED, LANDED, PENDING, SETTLED, SettledLog
+from ghostpay.x402.facilitator.policy import ANY_ASSET, AssetRule
+from ghostpay.x402.facilitator.store import FAILED, LANDED, PENDING, SETTLED, SettledLog
 from ghostpay.x402.networks import DEVNET
 from tests.fault_proxy import FaultProxy
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
@@ -145,7 +145,7 @@ def a_payment(net: Any, fee_payer: Keypair, mint: Pubkey, payee: Pubkey
 
 def test_doctests() -> None:
     assert doctest.testmod(facilitator_store).failed == 0
-    assert doctest.testmod(facilitator_module).failed == 0
+    assert doctest.testmod(facilitator_guards).failed == 0
 
 
 def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(net: Any, tmp_path: Path, mint: Pubkey,

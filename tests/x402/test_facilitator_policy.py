@@ -37,13 +37,14 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from ghostpay.client import GhostPayClient
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.x402 import facilitator_keys, facilitator_policy
-from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
+from ghostpay.x402.facilitator import keys as facilitator_keys
+from ghostpay.x402.facilitator import policy as facilitator_policy
+from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings
-from ghostpay.x402.facilitator_app import create_facilitator_app
-from ghostpay.x402.facilitator_client import FacilitatorHmacAuth
-from ghostpay.x402.facilitator_defaults import DEFAULT_MAX_COMPUTE_UNITS
-from ghostpay.x402.facilitator_keys import official_create_headers, sign_request
+from ghostpay.x402.facilitator.app import create_facilitator_app
+from ghostpay.x402.facilitator.client import FacilitatorHmacAuth
+from ghostpay.x402.facilitator.defaults import DEFAULT_MAX_COMPUTE_UNITS
+from ghostpay.x402.facilitator.keys import official_create_headers, sign_request
 from ghostpay.x402.networks import STABLECOINS
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 from tests.x402.conftest import (

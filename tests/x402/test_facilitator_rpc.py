@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
-from ghostpay.x402.facilitator_rpc import JsonRpc, RpcError
+from ghostpay.x402.facilitator.rpc import JsonRpc, RpcError
 
 
 class DroppingNode:

@@ -27,9 +27,9 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.pda import payer_stats_address
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.x402.buyer import RECORD_COMPUTE_UNITS
-from ghostpay.x402.facilitator_record import ReceiptSweep
+from ghostpay.x402.facilitator import ReceiptSweep
 from ghostpay.x402.networks import DEVNET
+from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 from tests.sdk.conftest import fund, plant_legacy_receipt, time_travel
 from tests.x402.conftest import (
     PRICE_ATOMIC,

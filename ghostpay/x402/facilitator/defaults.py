@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 # A payment's compute-unit limit: the official exact client's 20,000 plus what GhostPay's buyer adds for
-# its record instruction (ghostpay.x402.buyer.RECORD_COMPUTE_UNITS, 8,000); tests hold the two equal.
+# its record instruction (ghostpay.x402.record.RECORD_COMPUTE_UNITS, 8,000); tests hold the two equal.
 DEFAULT_MAX_COMPUTE_UNITS = 28_000
 # An official payment costs 10,001 lamports (two signatures, 20,000 CU at 1 µlamport); this leaves room for a
 # priority price up to about 1,400,000 µlamports at DEFAULT_MAX_COMPUTE_UNITS, and no more.

@@ -33,7 +33,6 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from solders.message import Message, MessageV0
@@ -47,16 +46,18 @@ from x402.mechanisms.svm.constants import (
 )
 from x402.schemas import SettleResponse
 
-from ghostpay.x402.facilitator_record import TRANSFER_INDEX
-from ghostpay.x402.facilitator_rpc import JsonRpc, RpcError
-from ghostpay.x402.facilitator_store import FAILED, LANDED, PENDING, SettledLog, SettledPayment
+from ghostpay.x402.facilitator.confirm import EXPIRED, FAILED_ON_CHAIN, SUCCEEDED, FailedOnChain, chain_status
+from ghostpay.x402.facilitator.guards import ERR_BALANCE_LOW
+from ghostpay.x402.facilitator.rpc import RpcError
+from ghostpay.x402.facilitator.store import FAILED, LANDED, PENDING, SettledLog, SettledPayment
+from ghostpay.x402.record.types import TRANSFER_INDEX
 
 if TYPE_CHECKING:
-    from ghostpay.x402.facilitator import BalanceFloor, SubscribingSigner
+    from ghostpay.x402.facilitator.guards import BalanceFloor
+    from ghostpay.x402.facilitator.signer import SubscribingSigner
 
 logger = logging.getLogger(__name__)
 
-ERR_BALANCE_LOW = "ghostpay_facilitator_balance_low"
 RECONCILE_INTERVAL_SECONDS = 10.0  # how often rows left pending are looked up on chain
 # How long an answered outcome stays in the log: three times a blockhash's life (about 60 s), after which
 # a replayed payment cannot land and is refused by its simulation without the log's help.
@@ -66,38 +67,6 @@ DEFAULT_UNITS_PER_INSTRUCTION = 200_000  # the runtime's compute budget without 
 MAX_COMPUTE_UNITS = 1_400_000  # ...capped at the transaction's maximum
 MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
 SET_COMPUTE_UNIT_LIMIT, SET_COMPUTE_UNIT_PRICE = 2, 3
-CONFIRMED_STATUSES = ("confirmed", "finalized")
-
-# Where a transaction stands on chain (`chain_status`).
-SUCCEEDED, FAILED_ON_CHAIN, EXPIRED, IN_FLIGHT = "succeeded", "failed", "expired", "in_flight"
-
-
-class FailedOnChain(RuntimeError):
-    """The transaction landed and failed: its fee was paid, nothing else moved."""
-
-    def __init__(self, err: Any) -> None:
-        super().__init__(f"Transaction failed: {json.dumps(err)}")
-        self.err = err
-
-
-@dataclass(frozen=True)
-class ChainStatus:
-    state: str  # SUCCEEDED, FAILED_ON_CHAIN, EXPIRED or IN_FLIGHT
-    error: Any = None  # the on-chain error of a failed one
-
-
-def chain_status(rpc: JsonRpc, signature: str, blockhash: str | None) -> ChainStatus:
-    """Where the transaction with this fee-payer signature stands. The blockhash is read first: expired
-    then (at confirmed commitment, where it was valid when the transaction was simulated), and the
-    signature still unknown after, means it never landed and never will."""
-    expired = blockhash is not None and not rpc.call("isBlockhashValid", [blockhash, {"commitment": "confirmed"}]
-                                                     )["value"]
-    status = rpc.call("getSignatureStatuses", [[signature], {"searchTransactionHistory": True}])["value"][0]
-    if status is not None and status.get("confirmationStatus") in CONFIRMED_STATUSES:
-        return ChainStatus(SUCCEEDED) if status.get("err") is None else ChainStatus(FAILED_ON_CHAIN, status["err"])
-    return ChainStatus(EXPIRED if expired and status is None else IN_FLIGHT)
-
-
 def fee_lamports(message: Message | MessageV0) -> int:
     """The most the transaction's fee can be: 5,000 lamports a signature plus its priority fee (its
     compute-unit limit times its price)."""

@@ -50,16 +50,15 @@ from x402.mechanisms.svm.constants import (
 )
 from x402.schemas import SettleResponse
 
-from ghostpay.artifacts import idl_dict
 from ghostpay.exceptions import GhostPayError, InvalidArgument
 from ghostpay.token_labels import test_mints
-from ghostpay.x402.facilitator_defaults import (
+from ghostpay.x402.facilitator.defaults import (
     DEFAULT_MAX_COMPUTE_UNITS,
     DEFAULT_MAX_FEE_LAMPORTS,
     DEFAULT_MAX_FEE_SHARE,
     DEFAULT_SOL_USD,
 )
-from ghostpay.x402.facilitator_keys import STORE_TIMEOUT_SECONDS, Caller, SellerKey
+from ghostpay.x402.facilitator.keys import STORE_TIMEOUT_SECONDS, Caller, SellerKey
 from ghostpay.x402.networks import STABLECOINS
 
 log = logging.getLogger(__name__)
@@ -95,10 +94,6 @@ DEFAULT_MIN_AMOUNT = 1  # a payment of 0 is never settled by default
 RATE_WINDOW_SECONDS, QUOTA_DAY_SECONDS = 60.0, 86_400.0
 PRUNE_INTERVAL_SECONDS = 60.0
 STALE_RESERVATION_SECONDS = 600.0  # a fronted account not on chain this long after its settle never will be
-
-_record_accounts = [a["name"] for a in next(i for i in idl_dict()["instructions"]
-                                            if i["name"] == "record_x402_payment")["accounts"]]
-RECORD_PAYER_STATS, RECORD_RENT_PAYER = _record_accounts.index("payer_stats"), _record_accounts.index("rent_payer")
 
 
 class QuotaStoreUnavailable(GhostPayError):
@@ -160,18 +155,6 @@ def transfer_of(tx: VersionedTransaction) -> Transfer | None:
             data[0] != TRANSFER_CHECKED or len(accounts) <= TRANSFER_MINT:
         return None
     return Transfer(str(message.account_keys[accounts[TRANSFER_MINT]]), int.from_bytes(data[1:9], "little"), data[9])
-
-
-def fronted_account(tx: VersionedTransaction, fee_payers: set[str]) -> str | None:
-    """The PayerStats whose rent the fee payer would pay if the payment opens it (a pair's first payment):
-    the last instruction is an accepted record instruction (the caller checked) and names a fee payer as
-    its rent payer; else None."""
-    message = tx.message
-    accounts = bytes(message.instructions[-1].accounts)
-    if len(accounts) <= max(RECORD_PAYER_STATS, RECORD_RENT_PAYER) or \
-            str(message.account_keys[accounts[RECORD_RENT_PAYER]]) not in fee_payers:
-        return None
-    return str(message.account_keys[accounts[RECORD_PAYER_STATS]])
 
 
 # assets ------------------------------------------------------------------------------------------------

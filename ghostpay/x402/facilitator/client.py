@@ -29,7 +29,7 @@ from multidict import CIMultiDictProxy
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.facilitator_client_base import DEFAULT_TIMEOUT
 
-from ghostpay.x402.facilitator_keys import endpoint_of, sign_request
+from ghostpay.x402.facilitator.keys import endpoint_of, sign_request
 
 
 @dataclass(frozen=True)

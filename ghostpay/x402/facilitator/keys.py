@@ -25,7 +25,7 @@ is accepted once, within `MAX_AGE_SECONDS` of its timestamp.
     >>> auth.identify("settle", signed).check(b"{}")
     Traceback (most recent call last):
     ...
-    ghostpay.x402.facilitator_keys.AuthRefused: ghostpay_auth_replayed: this signature was already used
+    ghostpay.x402.facilitator.keys.AuthRefused: ghostpay_auth_replayed: this signature was already used
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Mapping
 
 from ghostpay.exceptions import GhostPayError
 from ghostpay.paths import private_file
-from ghostpay.x402.facilitator_defaults import (
+from ghostpay.x402.facilitator.defaults import (
     DEFAULT_FEE_LAMPORTS_PER_DAY,
     DEFAULT_MAX_RENT_OUTSTANDING,
     DEFAULT_SETTLES_PER_MINUTE,

@@ -9,7 +9,7 @@ A claim carries the fee payer's signature of the transaction (known once the fac
 before the send), so whatever moment a crash comes at, the row says which transaction to look for on
 chain. A row's status:
 
-- `pending`: claimed, maybe sent; its outcome is looked up by signature (`facilitator_settle`);
+- `pending`: claimed, maybe sent; its outcome is looked up by signature (`settle`);
 - `landed`: succeeded on chain, no success answer known delivered: after a crash, the next settle of
   the same payment answers success with its signature (so the seller can serve);
 - `settled`: succeeded, and the success answer was delivered: a replay is a duplicate;

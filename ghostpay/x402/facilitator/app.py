@@ -8,7 +8,7 @@
     GET  /health     fee payer, SOL balance and its floor, auth mode, payments settled and pending, refusals,
                      legacy receipts swept
 
-Who may call (`facilitator_keys.AccessGate`): with no seller key configured, loopback clients only
+Who may call (`keys.AccessGate`): with no seller key configured, loopback clients only
 (anyone else 403 `ghostpay_loopback_only`); with keys, /verify and /settle need one (401 with a named
 reason), the GET routes answer anyone. The gate runs before anything else, so a refused client
 costs no RPC call. A malformed request answers 400 with `{"error": <message>, "reason": <name>}`
@@ -33,9 +33,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
-from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator
-from ghostpay.x402.facilitator_keys import AuthRefused, Caller, Credential, endpoint_of
-from ghostpay.x402.facilitator_settle import Settler
+from ghostpay.x402.facilitator.service import GhostPayFacilitator
+from ghostpay.x402.facilitator.settings import FacilitatorSettings
+from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
+from ghostpay.x402.facilitator.settle import Settler
 from ghostpay.x402.wire import REASON_BODY_TOO_LARGE, REASON_UNSUPPORTED, MalformedInput, facilitator_request
 
 log = logging.getLogger(__name__)

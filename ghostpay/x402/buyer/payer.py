@@ -1,0 +1,168 @@
+"""`X402Buyer`: pays one 402 with the official package's exact SVM client, adding GhostPay's record when the
+seller asks for it, then reads the seller's answer into a `PaymentRecord`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Sequence
+
+import httpx
+from solders.pubkey import Pubkey
+from x402 import x402ClientSync
+from x402.mechanisms.svm.constants import V1_NETWORKS
+from x402.mechanisms.svm.exact.client import ExactSvmScheme
+from x402.mechanisms.svm.exact.v1.client import ExactSvmSchemeV1
+from x402.mechanisms.svm.signers import KeypairSigner
+from x402.schemas import PaymentPayload, PaymentPayloadV1, SettleResponse
+
+from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
+from ghostpay.tokens import from_atomic
+from ghostpay.x402.buyer.models import RECORD_KEY, FeedbackMode, PaymentRecord, Quote, ms, rating_for
+from ghostpay.x402.buyer.policy import BuyerPolicy
+from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
+from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.x402.networks import X402Network, network_for_cluster
+from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
+from ghostpay.x402.record.types import RecordedPayment
+
+if TYPE_CHECKING:
+    from ghostpay.client import GhostPayClient
+
+REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
+
+
+class X402Buyer:
+    """Pays 402 answers for one wallet (a GhostPayClient's) under spending guards."""
+
+    def __init__(self, gp: "GhostPayClient", *, guards: SpendingGuards | GuardedWallet | None = None,
+                 max_price: Decimal | None = None, tokens: Sequence[Pubkey | str] = (),
+                 feedback: FeedbackMode = "off") -> None:
+        if feedback not in ("off", "auto"):
+            raise InvalidArgument(f"feedback is 'off' or 'auto', not {feedback!r}")
+        self.gp = gp
+        self.wallet = gp.wallet
+        self.network: X402Network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)
+        self.policy = BuyerPolicy(gp, self.network, guards=guards, max_price=max_price, tokens=tokens)
+        self.feedback = feedback
+        # the package's own client builds and signs the transaction; our guards replace its spend controls
+        signer = KeypairSigner(gp.keypair)
+        self._official = x402ClientSync().set_spend_controls(False)
+        self._official.register("solana:*", ExactSvmScheme(signer, self.network.rpc_url))
+        v1 = ExactSvmSchemeV1(signer, self.network.rpc_url)
+        for name in V1_NETWORKS:
+            self._official.register_v1(name, v1)
+
+    # paying ------------------------------------------------------------------------------------------
+
+    async def sign(self, required: Required, index: int, quote: Quote, *, record: bool = True
+                   ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
+        """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
+        with GhostPay's record added when the requirement asks for it (and `record`)."""
+        only = required.model_copy(update={"accepts": [required.accepts[index]]})
+        try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
+            payload = await asyncio.to_thread(self._official.create_payment_payload, only)
+            hint = record_hint(quote.extra, self.gp.program_id) if record else None
+            if hint is None:
+                return payload, None
+            recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, hint.agent,
+                                           self.gp.program_id, hint.rent_payer)
+        except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
+            raise PaymentRequirementsInvalid(f"the payment cannot be built from the seller's requirement: "
+                                             f"{type(exc).__name__}: {exc}") from exc
+        return payload.model_copy(update={"payload": {**payload.payload, "transaction": recorded.transaction}}), \
+            recorded
+
+    async def handle(self, request: httpx.Request, response: httpx.Response, send: Any,
+                     asked_at: float) -> httpx.Response:
+        """Pay a 402 `response` to `request` (sent at `asked_at`, perf_counter); `send(request)` sends
+        through the inner transport."""
+        url = str(request.url)
+        await response.aread()
+        required, assumed = read_payment_required(response, url)
+        paid: set[tuple[str, str, int, str]] = set()
+        with_record = True
+        while True:
+            index, quote = await self.policy.choose(required, url, assumed)
+            quoted_at = time.perf_counter()
+            reservation = await self.policy.authorize(await self.policy.spend(quote, url))
+            try:
+                payload, recorded = await self.sign(required, index, quote, record=with_record)
+            except BaseException:
+                if reservation is not None:
+                    await reservation.release()
+                raise
+            headers = dict(request.headers)
+            headers.update(HTTP_CODEC.encode_payment_signature_header(payload))
+            retry = httpx.Request(request.method, request.url, headers=headers, content=request.content,
+                                  extensions=request.extensions)
+            if reservation is not None:
+                await reservation.sent()
+            started = time.perf_counter()
+            response = await send(retry)
+            await response.aread()
+            latency_ms = ms(time.perf_counter() - started)
+            record = self._record(quote, url, response, latency_ms)
+            record.quote_ms, record.sign_ms = ms(quoted_at - asked_at), ms(started - quoted_at)
+            if recorded is not None:
+                record.reference, record.payer_stats = recorded.reference.hex(), str(recorded.payer_stats)
+                record.verified = record.settled and await self._recorded(quote, recorded, record.signature)
+            if reservation is not None and record.settled:
+                await reservation.settled(record.signature)
+            elif reservation is not None and response.status_code == 402 and not record.signature:
+                # Refused before any transaction was sent: nothing was spent. (A seller that answers 402 and
+                # still submits the signed transaction before its blockhash expires could take it: the budget
+                # would then run one payment over; it takes nothing more than that payment.)
+                await reservation.release()
+            if response.status_code == 402 and not record.settled:
+                try:
+                    required, assumed = read_payment_required(response, url)
+                except PaymentRequirementsInvalid:
+                    break
+                record.error = required.error or record.error
+                if recorded is not None and record.error in RECORD_REFUSED and not record.signature:
+                    with_record = False  # its facilitator takes no record instruction: pay without it, once
+                    asked_at = started
+                    continue
+                paid.add(quote.terms)
+                # the seller refused this payment: if its terms changed (a new price), pay the new ones once
+                if len(paid) <= REQUOTES and not paid & {q.terms for q in await self.policy.quotes(required, url)}:
+                    asked_at = started
+                    continue
+            break
+        if self.feedback == "auto" and record.verified and record.agent and record.reference:
+            success, rating = rating_for(response.status_code, latency_ms)
+            result = await self.gp.submit_feedback(Pubkey.from_string(record.agent), record.reference,
+                                                   success=success, response_time_ms=latency_ms, rating=rating)
+            record.feedback = str(result.signature)
+        response.extensions[RECORD_KEY] = record
+        return response
+
+    async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
+        """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
+        hint = record_hint(quote.extra, self.gp.program_id)
+        if hint is None or signature is None:
+            return False
+        try:
+            events = await self.gp.get_transaction_events(signature)
+        except GhostPayError:
+            return False
+        return recorded_in(events, hint, self.wallet, recorded)
+
+    def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
+        settle: SettleResponse | None = None
+        try:
+            settle = HTTP_CODEC.get_payment_settle_response(response.headers.get)
+        except Exception:  # noqa: BLE001 - no or unreadable PAYMENT-RESPONSE: not settled as far as we know
+            pass
+        settled = bool(settle and settle.success)
+        assert quote.decimals is not None
+        return PaymentRecord(
+            url=url, network=quote.network, x402_version=quote.x402_version, mint=quote.mint,
+            amount=from_atomic(quote.amount_atomic, quote.decimals), amount_atomic=quote.amount_atomic,
+            seller=quote.pay_to, payer=(settle.payer if settle and settle.payer else str(self.wallet)),
+            agent=quote.agent, status=response.status_code, latency_ms=latency_ms, settled=settled,
+            signature=settle.transaction if settled and settle else None,
+            error=None if settled or settle is None else (settle.error_reason or "settlement failed"),
+            assumed=quote.assumed, label=quote.label)
