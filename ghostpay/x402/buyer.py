@@ -62,7 +62,7 @@ from ghostpay.exceptions import (
 from ghostpay.payments import build_record_x402_payment
 from ghostpay.pda import new_reference, payer_stats_address
 from ghostpay.tokens import from_atomic, to_atomic
-from ghostpay.x402.guards import GuardedWallet, Reservation, SpendingGuards, Spend
+from ghostpay.spending import GuardedWallet, Reservation, SpendingGuards, Spend
 from ghostpay.x402.networks import X402Network, network_for_cluster, same_network
 
 if TYPE_CHECKING:
