@@ -21,7 +21,45 @@ Names are imported on first use, so `import ghostpay` (and `ghost --help`) stays
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees of the names imported on first use (a test keeps both equal)
+    from ghostpay.client import (
+        AgentInfo,
+        GhostPayClient,
+        NewWorkOrder,
+        PaymentResult,
+        PreparedPayment,
+        Pricing,
+        Receipt,
+        Reputation,
+        Simulation,
+        TokenEarnings,
+        TxResult,
+        WorkOrderInfo,
+        X402Settings,
+    )
+    from ghostpay.events import ProgramEvent
+    from ghostpay.exceptions import (
+        AccountNotFound,
+        AlreadyProcessed,
+        BlockhashExpired,
+        GhostPayError,
+        InvalidArgument,
+        OutcomeUnknown,
+        ProgramError,
+        RpcError,
+        TokenLabelTaken,
+        TokenProgramError,
+        TransactionError,
+        TransactionTimeout,
+        TransportError,
+        UnknownTokenLabel,
+    )
+    from ghostpay.program_id import PROGRAM_ID
+    from ghostpay.reputation import Tier
+    from ghostpay.sync_client import GhostPay
+    from ghostpay.tokens import Atomic
 
 __version__ = "0.1.0"
 

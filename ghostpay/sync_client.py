@@ -31,7 +31,8 @@ class GhostPay:
 
     The methods are made from the async client's at import time, with their signatures and docstrings,
     so `help(GhostPay)`, `dir()` and IDE completion show them; other attributes (`wallet`, `cluster`,
-    `agent_address`, ...) are the client's own.
+    `agent_address`, ...) are the client's own. Type checkers read sync_client.pyi, written from the
+    client by `python -m tools.sync_stub` (tests/sdk/test_sync_stub.py keeps it fresh).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
