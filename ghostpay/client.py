@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator, Collection, Mapping, Sequence
+from typing import AsyncIterator, Collection, Mapping, Sequence
 
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.types import TokenAccountOpts
@@ -146,12 +146,12 @@ class GhostPayClient(TransactionClient):
     a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
     `priority_fee`: micro-lamports per compute unit added to every transaction; `guards`: spending
     guards (`ghostpay.spending`) every payment of this client passes, `pay_agent` and
-    `ghostpay.x402.x402_http` alike, with their spend ledger (default: the data folder's); `on_send`: called with each signature,
-    its last valid block height and the signed bytes just before the transaction is sent (e.g. to journal
-    it, so that an interrupted process can still say what it sent, and a later one resume it: see
-    `resume_transaction`); `indexer_url` (and `indexer_token`): a `ghost indexer serve` API that
-    `search_agents` and `get_receipt` ask first; `token_labels`: the label store (default: the data folder's, shared with
-    `ghost tokens`).
+    `ghostpay.x402.x402_http` alike, with their spend ledger (default: the data folder's); `on_send`:
+    called with each signature, its last valid block height and the signed bytes just before the
+    transaction is sent (e.g. to journal it, so that an interrupted process can still say what it sent,
+    and a later one resume it: see `resume_transaction`); `indexer_url` (and `indexer_token`): a
+    `ghost indexer serve` API that `search_agents` and `get_receipt` ask first; `token_labels`: the
+    label store (default: the data folder's, shared with `ghost tokens`).
     """
 
 
@@ -630,10 +630,13 @@ class GhostPayClient(TransactionClient):
             except IndexerUnavailable as exc:
                 log.warning("indexer API unavailable, searching the chain: %s", exc)
             else:
-                return await self._indexed_receipt(found[0]) if found else await self._legacy_receipt(address, ref)
+                if not found:
+                    return await self._legacy_receipt(address, ref)
+                mint = await self.get_mint(Pubkey.from_string(found[0]["mint"]))
+                return Receipt.from_index_row(found[0], mint.decimals)
         events = await self._recorded_events(address, ref, search)
         if events:
-            return await self._event_receipt(events[-1])
+            return Receipt.from_event(events[-1], (await self.get_mint(events[-1].mint)).decimals)
         return await self._legacy_receipt(address, ref)
 
     async def _recorded_events(self, agent: Pubkey, reference: bytes, search: int) -> list[ProgramEvent]:
@@ -657,30 +660,14 @@ class GhostPayClient(TransactionClient):
                       and e.agent == agent and bytes(e.reference) == reference]
         return found
 
-    async def _event_receipt(self, event: ProgramEvent) -> Receipt:
-        decimals = (await self.get_mint(event.mint)).decimals
-        return Receipt(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
-                       from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
-
-    async def _indexed_receipt(self, row: Mapping[str, Any]) -> Receipt:
-        mint = Pubkey.from_string(row["mint"])
-        decimals = (await self.get_mint(mint)).decimals
-        return Receipt(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
-                       Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]), mint,
-                       bytes.fromhex(row["reference"]), from_atomic(int(row["amount_atomic"]), decimals),
-                       int(row["amount_atomic"]), row["timestamp"], "index", row["slot"],
-                       rated=row["outcome"] != "recorded")
-
     async def _legacy_receipt(self, agent: Pubkey, reference: bytes) -> Receipt | None:
         """The X402Receipt the program made for `reference` before PayerStats, if it is still open."""
         address = receipt_address(agent, reference, self.program_id)[0]
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id:
             return None
-        r = X402Receipt.decode(found[1])
-        decimals = (await self.get_mint(r.mint)).decimals
-        return Receipt(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
-                       r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
+        legacy = X402Receipt.decode(found[1])
+        return Receipt.from_legacy_account(address, legacy, (await self.get_mint(legacy.mint)).decimals)
 
     async def close_receipt(self, agent: AgentRef, reference: bytes | str) -> TxResult:
         """Close a legacy receipt (an X402Receipt the program made before PayerStats) the wallet paid or fronted

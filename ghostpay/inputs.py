@@ -53,6 +53,8 @@ def mint_key(value: MintLike) -> Pubkey | str:
 def looks_like_address(text: str) -> bool:
     """Text that can only have been meant as an address: too long for an agent_id, base58-looking."""
     return len(text.encode()) > MAX_SEED_LEN and all(c.isascii() and c.isalnum() for c in text)
+
+
 Deadline = Union[int, datetime, timedelta]
 """A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction
 
-from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder
+from ghostpay.accounts import Agent, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.artifacts import idl_constant
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.events import ProgramEvent
@@ -186,6 +186,27 @@ class Receipt:
     slot: int | None = None
     address: Pubkey | None = None
     rated: bool | None = None
+
+    @classmethod
+    def from_event(cls, event: ProgramEvent, decimals: int) -> "Receipt":
+        """From an X402PaymentRecorded event found on the chain."""
+        return cls(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
+                   from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
+
+    @classmethod
+    def from_index_row(cls, row: Mapping[str, Any], decimals: int) -> "Receipt":
+        """From a payment of the indexer API (`GET /api/agents/{agent}/payments`)."""
+        return cls(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
+                   Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]),
+                   Pubkey.from_string(row["mint"]), bytes.fromhex(row["reference"]),
+                   from_atomic(int(row["amount_atomic"]), decimals), int(row["amount_atomic"]), row["timestamp"],
+                   "index", row["slot"], rated=row["outcome"] != "recorded")
+
+    @classmethod
+    def from_legacy_account(cls, address: Pubkey, r: X402Receipt, decimals: int) -> "Receipt":
+        """From an X402Receipt account (made by the program before PayerStats)."""
+        return cls(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
+                   r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
 
 
 @dataclass(frozen=True)
