@@ -204,8 +204,32 @@ def cycle_path(graph: dict[str, set[str]], component: set[str]) -> list[str]:
     raise AssertionError(f"no cycle in {component}")
 
 
-def describe(found: list[list[str]]) -> str:
-    return "\n".join(" -> ".join(path) for path in found)
+def describe(found: list[list[str]], graph: dict[str, set[str]]) -> str:
+    """Each cycle's path, and every member of its strongly connected component (all must be untangled)."""
+    lines = []
+    for path in found:
+        members = component_of(graph, path[0])
+        lines.append(" -> ".join(path) + (f"   (one of the cycles among: {', '.join(sorted(members))})"
+                                          if len(members) > len(path) - 1 else ""))
+    return "\n".join(lines)
+
+
+def component_of(graph: dict[str, set[str]], node: str) -> set[str]:
+    """The nodes that reach `node` and that `node` reaches."""
+    def reach(start: str, edges: dict[str, set[str]]) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    reverse: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            reverse.setdefault(target, set()).add(source)
+    return reach(node, graph) & reach(node, reverse)
 
 
 def test_the_graph_sees_the_package():
@@ -220,13 +244,15 @@ def test_the_graph_sees_the_package():
 
 
 def test_no_module_cycles():
-    found = cycles(module_graph())
-    assert not found, f"import cycles between modules:\n{describe(found)}"
+    graph = module_graph()
+    found = cycles(graph)
+    assert not found, f"import cycles between modules:\n{describe(found, graph)}"
 
 
 def test_no_package_cycles():
-    found = cycles(unit_graph())
-    assert not found, f"import cycles between packages:\n{describe(found)}"
+    graph = unit_graph()
+    found = cycles(graph)
+    assert not found, f"import cycles between packages:\n{describe(found, graph)}"
 
 
 def test_layers_only_import_downwards():
