@@ -1,4 +1,5 @@
-"""Global options, the config file, environment variables, errors and the lazily built SDK client.
+"""Global options, environment variables, the State every command gets (with the lazily built SDK client),
+and how failures become one line (`report`); the config file is `config_file`, the error `errors.CliError`.
 
 Precedence for every setting: the command-line option, then its environment variable, then
 `ghost config set`, then the default. Nothing here imports the Solana stack at import time:
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 import typer
 
-from ghostpay.cli.config_file import config_path, read_config, write_config
+from ghostpay.cli.config_file import read_config
 from ghostpay.cli.errors import CliError
 
 if TYPE_CHECKING:
