@@ -14,7 +14,7 @@ import pytest
 from solders.keypair import Keypair
 
 from ghostpay import token_labels
-from ghostpay.cli.context import read_config, write_config
+from ghostpay.cli.config_file import read_config, write_config
 from ghostpay.exceptions import UnknownTokenLabel
 from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS, TokenLabels
 from ghostpay.spending import Limits, SpendingGuards
