@@ -33,11 +33,12 @@ from bench.report import latency_table, report
 from bench.x402_buyer import Served, percentile, sale_parties, seller_app
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.policy import AssetRule
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards
 
 CALLS = int(os.environ.get("MCP_BENCH_CALLS", "20"))
 PRICE = Decimal("0.001")
@@ -84,7 +85,7 @@ async def in_process(buyer: Keypair, net: LocalnetProcess, agent: str, url: str,
                      ) -> dict[str, list[float]]:
     measured: dict[str, list[float]] = {"get_agent": [], "paid call": []}
     guards = GuardedWallet(SpendingGuards(daily=Decimal(1000)), ledger)
-    async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url, guards=guards) as gp, gp.x402_http() as http:
+    async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url, guards=guards) as gp, x402_http(gp) as http:
         await http.get(url)
         for _ in range(CALLS):
             await timed(measured["get_agent"], lambda: gp.get_agent(Pubkey.from_string(agent)))

@@ -4,7 +4,7 @@
 
 A GhostPay seller (the X402Paywall middleware in front of a one-line handler) sells `GET /paid` at an
 agent's on-chain price through GhostPay's facilitator (`create_facilitator_app`), both served by
-uvicorn; the buyer is `GhostPayClient.x402_http` with spending guards (a ledger in a temporary
+uvicorn; the buyer is `ghostpay.x402.x402_http` with spending guards (a ledger in a temporary
 folder). Each call's PaymentRecord times its phases:
 
 - quote: the first request sent until the requirement is chosen (the 402 round trip, the mint's
@@ -41,11 +41,12 @@ from starlette.routing import Route
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.policy import AssetRule
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
 
 from bench.report import latency_table, report
@@ -135,7 +136,7 @@ async def run(net: LocalnetProcess, folder: Path, record: bool) -> list[Row]:
     with Served(create_facilitator_app(settings)) as facilitator, \
             Served(seller_app(agent, net, facilitator.url, owner)) as shop:
         guards = GuardedWallet(SpendingGuards(per_call=Decimal("0.01")), folder / f"ledger{record}.sqlite3")
-        async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url) as gp, gp.x402_http(guards=guards) as http:
+        async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url) as gp, x402_http(gp, guards=guards) as http:
             await http.get(shop.url + "/paid")  # warm: connections, mint cache
             for _ in range(CALLS):
                 started = time.perf_counter()

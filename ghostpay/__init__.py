@@ -21,7 +21,45 @@ Names are imported on first use, so `import ghostpay` (and `ghost --help`) stays
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees of the names imported on first use (a test keeps both equal)
+    from ghostpay.client import (
+        AgentInfo as AgentInfo,
+        GhostPayClient as GhostPayClient,
+        NewWorkOrder as NewWorkOrder,
+        PaymentResult as PaymentResult,
+        PreparedPayment as PreparedPayment,
+        Pricing as Pricing,
+        Receipt as Receipt,
+        Reputation as Reputation,
+        Simulation as Simulation,
+        TokenEarnings as TokenEarnings,
+        TxResult as TxResult,
+        WorkOrderInfo as WorkOrderInfo,
+        X402Settings as X402Settings,
+    )
+    from ghostpay.events import ProgramEvent as ProgramEvent
+    from ghostpay.exceptions import (
+        AccountNotFound as AccountNotFound,
+        AlreadyProcessed as AlreadyProcessed,
+        BlockhashExpired as BlockhashExpired,
+        GhostPayError as GhostPayError,
+        InvalidArgument as InvalidArgument,
+        OutcomeUnknown as OutcomeUnknown,
+        ProgramError as ProgramError,
+        RpcError as RpcError,
+        TokenLabelTaken as TokenLabelTaken,
+        TokenProgramError as TokenProgramError,
+        TransactionError as TransactionError,
+        TransactionTimeout as TransactionTimeout,
+        TransportError as TransportError,
+        UnknownTokenLabel as UnknownTokenLabel,
+    )
+    from ghostpay.program_id import PROGRAM_ID as PROGRAM_ID
+    from ghostpay.reputation import Tier as Tier
+    from ghostpay.sync_client import GhostPay as GhostPay
+    from ghostpay.tokens import Atomic as Atomic
 
 __version__ = "0.1.0"
 

@@ -18,69 +18,68 @@ Wherever a mint is expected, a token label of the client's cluster ("USDC") is a
 
 Every failure is a `ghostpay.exceptions.GhostPayError`: program errors are typed by their IDL
 name (`PaymentBelowPrice`, ...), RPC and transport failures are `RpcError` / `TransportError`.
+
+The client is in three layers, as solana-py's `rpc/core.py` under its providers: what the methods take
+(`ghostpay.inputs`: `X402Settings`, `AgentRef`, ...) and return (`ghostpay.results`: `TxResult`,
+`AgentInfo`, ...), the transaction plumbing (`ghostpay.transactions`: send, confirm, recover, the journal
+hook), and here the methods themselves. Paying x402 over HTTP is `ghostpay.x402.x402_http(gp, ...)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import struct
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence, TypeVar, Union
+from typing import AsyncIterator, Collection, Mapping, Sequence
 
-import httpx
-from solana.exceptions import SolanaRpcException
-from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
-from solana.rpc.core import RPCException
-from solana.rpc.types import TokenAccountOpts, TxOpts
-from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from solders.hash import Hash
+from solana.rpc.types import TokenAccountOpts
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.signature import Signature
 from solders.sysvar import CLOCK
-from solders.transaction import Transaction, VersionedTransaction
-from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
+from solders.transaction import Transaction
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay import instructions as ix
 from ghostpay.accounts import Agent, PayerStats, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
-from ghostpay.artifacts import idl_constant
-from ghostpay.cluster import Cluster, resolve
 from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
-from ghostpay.earnings import agent_mints, earnings_by_mint
+from ghostpay.earnings import agent_mints
 from ghostpay.events import ProgramEvent, decode_events, live_events
-from ghostpay.gc_tuning import gc_paused
 from ghostpay.exceptions import (
-    ANCHOR_LOG,
     AccountNotFound,
-    AlreadyProcessed,
     BlockhashExpired,
-    GhostPayError,
     InvalidArgument,
     OutcomeUnknown,
-    ProgramError,
-    RpcError,
-    TokenProgramError,
     TransactionError,
-    TransportError,
     program_error_class,
 )
-from ghostpay.keypairs import KeypairSource, default_keypair_path, load_keypair
+from ghostpay.gc_tuning import gc_paused
+from ghostpay.indexer_client import IndexerUnavailable, payments_by_reference, search_addresses
+from ghostpay.inputs import (
+    MAX_SEED_LEN,
+    AgentRef,
+    Deadline,
+    MintLike,
+    PubkeyLike,
+    X402Settings,
+    looks_like_address,
+    mint_key,
+    normalize_reference,
+    optional_pubkey,
+    to_pubkey,
+)
+from ghostpay.keypairs import KeypairSource
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import (
-    REFERENCE_LEN,
     agent_address,
     new_order_id,
     new_reference,
@@ -89,12 +88,28 @@ from ghostpay.pda import (
     reputation_address,
     work_order_address,
 )
-from ghostpay.program_id import PROGRAM_ID
-from ghostpay.reputation import ReputationInputs, ReputationScore, Tier, reputation_score, tier
-from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels, is_address, is_label
-from ghostpay.tokens import TOKEN_PROGRAMS, Amount, Atomic, MintInfo, from_atomic, parse_mint, to_atomic
-from ghostpay.types import MintEarnings, TokenPrice, X402Config
-from ghostpay.x402.guards import GuardedWallet, Reservation, Spend, SpendingGuards
+from ghostpay.reputation import ReputationInputs, ReputationScore, reputation_score, tier
+from ghostpay.results import (
+    AgentInfo,
+    NewWorkOrder,
+    PayerStatsInfo,
+    PaymentResult,
+    PreparedPayment,
+    Pricing,
+    Receipt,
+    Reputation,
+    Simulation,
+    TokenEarnings,
+    TokenPricing,
+    TxResult,
+    WorkOrderInfo,
+    WorkOrderLike,
+)
+from ghostpay.spending import GuardedWallet, Reservation, Spend, SpendingGuards
+from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels
+from ghostpay.tokens import TOKEN_PROGRAMS, Amount, MintInfo, from_atomic, parse_mint, to_atomic
+from ghostpay.transactions import SendHook, TransactionClient
+from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     CONTENT_HASH_LEN,
     WorkOrderRef,
@@ -113,425 +128,32 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
-if TYPE_CHECKING:
-    from ghostpay.x402.buyer import FeedbackMode, X402HttpClient
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_SEED_LEN = 32  # a PDA seed longer than this cannot be derived at all
-AgentRef = Union[Pubkey, str]
-"""An agent's address (a Pubkey or base58), or the agent_id of one of the client wallet's agents."""
-PubkeyLike = Union[Pubkey, str]
-"""A public key, or its base58 text."""
-MintLike = Union[Pubkey, str]
-"""A mint: a Pubkey, its base58 text, or a token label of the client's cluster ("USDC")."""
-BASE58_ALPHABET = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
-MIN_ADDRESS_LEN = 32  # base58 text of 32 bytes is 32 to 44 characters
-
-
-def to_pubkey(value: PubkeyLike, what: str = "public key") -> Pubkey:
-    """A Pubkey from a Pubkey or its base58 text (InvalidArgument naming `what` otherwise)."""
-    if isinstance(value, Pubkey):
-        return value
-    if isinstance(value, str):
-        try:
-            return Pubkey.from_string(value.strip())
-        except ValueError:
-            pass
-    raise InvalidArgument(f"{value!r} is not a valid {what} (base58, 32 bytes)")
-
-
-def optional_pubkey(value: PubkeyLike | None, what: str) -> Pubkey | None:
-    return None if value is None else to_pubkey(value, what)
-
-
-def mint_key(value: MintLike) -> Pubkey | str:
-    """A mint as a Pubkey, or a token label (text shaped like one, resolved later on a cluster)."""
-    if isinstance(value, str) and not is_address(value):
-        if not is_label(value.strip()):
-            raise InvalidArgument(f"token {value!r} is neither a mint address (base58, 32 bytes) nor a token label "
-                                  "(like USDC)")
-        return value.strip()
-    return to_pubkey(value, "token mint")
-
-
-def looks_like_address(text: str) -> bool:
-    """Text that can only have been meant as an address: too long for an agent_id, base58-looking."""
-    return len(text.encode()) > MAX_SEED_LEN and all(c.isascii() and c.isalnum() for c in text)
-Deadline = Union[int, datetime, timedelta]
-"""A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
-
 MAX_SHARE_ENCODABLE = 2**16 - 1  # client_share_bps is a u16
-DISPUTE_RULING_SECONDS = idl_constant("DISPUTE_RULING_SECONDS")
 MINT_LEN, ACCOUNT_LEN = 82, 165  # SPL Token account sizes; Token-2022 puts its account type at byte 165
 CLOCK_UNIX_TIMESTAMP_OFFSET = 32  # Clock sysvar: slot, epoch_start_timestamp, epoch, leader_schedule_epoch, then this
 
 PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6k, ATA creation ~25k
-FEEDBACK_WINDOW_SECONDS = idl_constant("FEEDBACK_WINDOW_SECONDS")
 RECEIPT_SEARCH_TRANSACTIONS = 200  # get_receipt without an index: the agent's newest transactions searched
 SIGNATURES_PAGE = 1_000  # getSignaturesForAddress answers at most this many per call
 FETCH_CONCURRENCY = 16  # getTransaction calls in flight while searching
-_COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
-_TRANSPORT_FAILURES = (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError)
-SendHook = Callable[[Signature, Union[int, None], bytes], None]
-"""Called with a transaction's signature, its last valid block height and its signed bytes before it is sent."""
 
 
-def _status_rank(status: Any) -> int:
-    level = status.confirmation_status
-    name = str(level).rsplit(".", 1)[-1].lower() if level is not None else "finalized"
-    return _COMMITMENT_RANK.get(name, 2)
-
-
-@dataclass(frozen=True)
-class X402Settings:
-    """x402 pricing: the price per call in each accepted mint, in whole units of that mint (Decimal,
-    never float; each mint's own decimals convert it), the service endpoint, and the wallet paid
-    (default: the owner). The first mint is the default a buyer pays in. A mint may be given by its
-    token label, resolved on the cluster of the client that uses the settings.
-
-        X402Settings({"USDC": Decimal("0.01"), "EURC": Decimal("0.0095")}, "https://t.example/api")
-    """
-
-    prices: Mapping[MintLike, Amount]
-    endpoint: str
-    payment_address: PubkeyLike | None = None
-
-    def __post_init__(self) -> None:  # base58 text is accepted wherever a key is, a label wherever a mint is
-        object.__setattr__(self, "prices", {mint_key(m): p for m, p in self.prices.items()})
-        object.__setattr__(self, "payment_address", optional_pubkey(self.payment_address, "payment address"))
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A confirmed transaction: signature, slot, compute units consumed, logs and decoded events."""
-
-    signature: Signature
-    slot: int
-    compute_units: int | None
-    logs: list[str] = field(default_factory=list)
-    events: list[ProgramEvent] = field(default_factory=list)
-    address: Pubkey | None = None  # the account the call created or changed, when there is one
-
-    def event(self, name: str) -> ProgramEvent:
-        """The first event called `name` (KeyError if none)."""
-        for event in self.events:
-            if event.name == name:
-                return event
-        raise KeyError(name)
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """A simulated transaction: compute units, logs, and the error it would raise (None if it succeeds)."""
-
-    compute_units: int | None
-    logs: list[str]
-    error: GhostPayError | None
-    fee: int | None = None  # lamports, from getFeeForMessage
-    amount: Decimal | None = None  # a simulated payment: what it would pay, in whole tokens of `mint`
-    amount_atomic: int | None = None
-    mint: Pubkey | None = None
-
-
-@dataclass(frozen=True)
-class TokenEarnings:
-    """What an agent earned in one mint during its current registration, in whole tokens of that mint: since
-    the mint took its earnings slot (a slot of a mint no longer accepted may be retired by the owner's
-    configuration; its final totals are in the MintEarningsRetired event)."""
-
-    mint: Pubkey
-    decimals: int
-    x402_payments: Decimal  # received through recorded x402 payments
-    escrow_earnings: Decimal  # released to it from work-order escrow
-    x402_payments_atomic: int
-    escrow_earnings_atomic: int
-
-    @property
-    def total(self) -> Decimal:
-        return self.x402_payments + self.escrow_earnings
-
-    @classmethod
-    def from_slot(cls, slot: MintEarnings, mint: MintInfo) -> "TokenEarnings":
-        return cls(slot.mint, mint.decimals, from_atomic(slot.x402_payments, mint.decimals),
-                   from_atomic(slot.escrow_earnings, mint.decimals), slot.x402_payments, slot.escrow_earnings)
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    """An agent account, decoded. Prices and earnings are `Decimal` whole tokens of their mint (the atomic
-    units beside them); earnings have one entry per mint the agent was paid in."""
-
-    address: Pubkey
-    owner: Pubkey
-    agent_id: str
-    name: str
-    agent_type: int
-    description: str
-    metadata_uri: str
-    capabilities: list[str]
-    is_active: bool
-    x402_enabled: bool
-    prices: dict[Pubkey, Decimal]  # accepted mint -> whole tokens of it per call, in the agent's order
-    prices_atomic: dict[Pubkey, int]  # the same in each mint's atomic units
-    payment_address: Pubkey
-    endpoint: str
-    reputation_score: int
-    total_calls: int
-    last_payment_at: int
-    created_at: int
-    updated_at: int
-    total_jobs_completed: int  # work orders paid out in full
-    earnings: list[TokenEarnings]  # per mint, in the order of the agent's earnings slots
-    open_work_orders: int
-    registration: int  # 1 for a first registration; +1 each time the same agent id is registered again
-    account: Agent = field(repr=False)
-
-    @property
-    def accepted_tokens(self) -> list[Pubkey]:
-        """The accepted mints, the default one first."""
-        return list(self.prices)
-
-    def earned_in(self, mint: PubkeyLike) -> TokenEarnings | None:
-        """The earnings in `mint`, or None if the agent has no earnings slot for it (never paid in it this
-        registration, or its slot was retired)."""
-        mint = to_pubkey(mint, "token mint")
-        return next((e for e in self.earnings if e.mint == mint), None)
-
-    @classmethod
-    def from_account(cls, address: Pubkey, a: Agent, mints: Mapping[Pubkey, MintInfo]) -> "AgentInfo":
-        """`mints` holds (at least) the agent's accepted mints and those it earned in (`agent_mints`):
-        `GhostPayClient.decode_agent` reads them."""
-        earnings = [TokenEarnings.from_slot(slot, mints[mint]) for mint, slot in earnings_by_mint(a).items()]
-        prices_atomic = {t.mint: t.price for t in a.x402_accepted_tokens}
-        prices = {mint: from_atomic(atomic, mints[mint].decimals) for mint, atomic in prices_atomic.items()}
-        return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                   list(a.capabilities), a.is_active, a.x402_enabled, prices, prices_atomic, a.x402_payment_address,
-                   a.x402_service_endpoint, a.reputation_score, a.x402_total_calls,
-                   a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, earnings,
-                   a.open_work_orders, a.registration, a)
-
-
-@dataclass(frozen=True)
-class TokenPricing:
-    """The price of one call in one accepted mint: whole tokens and atomic units, with the mint's decimals."""
-
-    mint: Pubkey
-    price: Decimal
-    price_atomic: int
-    decimals: int
-    token_program: Pubkey
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """An agent's x402 prices, one per accepted mint (the default one first)."""
-
-    agent: Pubkey
-    enabled: bool
-    tokens: list[TokenPricing]
-    endpoint: str
-    payment_address: Pubkey
-
-    def price_in(self, mint: Pubkey) -> TokenPricing:
-        """The price in `mint` (InvalidArgument if the agent does not accept it)."""
-        for token in self.tokens:
-            if token.mint == mint:
-                return token
-        raise InvalidArgument(f"agent {self.agent} does not accept mint {mint}")
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A recorded x402 payment found by its reference: its transaction and X402PaymentRecorded event are the
-    receipt (no account per payment). `source` says where it was found: "index" (the indexer API), "chain"
-    (the agent's recent transactions), or "legacy receipt" (an X402Receipt account the program made before
-    PayerStats; `address` is that account, `signature` unknown). `rated`: True or False when the source
-    knows (the index, a legacy receipt), else None."""
-
-    signature: Signature | None
-    agent: Pubkey
-    payer: Pubkey
-    rent_payer: Pubkey
-    mint: Pubkey
-    reference: bytes
-    amount: Decimal
-    amount_atomic: int
-    paid_at: int
-    source: str
-    slot: int | None = None
-    address: Pubkey | None = None
-    rated: bool | None = None
-
-
-@dataclass(frozen=True)
-class PayerStatsInfo:
-    """One payer's paid calls to one agent (its PayerStats): what it may still rate, and until when."""
-
-    address: Pubkey
-    agent: Pubkey
-    payer: Pubkey
-    rent_payer: Pubkey
-    paid_calls: int
-    rated_calls: int
-    expired_calls: int
-    last_paid_at: int
-    rent_lamports: int
-
-    @property
-    def window_ends_at(self) -> int:
-        """Open calls may be rated until then (unix time): the window of the pair's newest payment."""
-        return self.last_paid_at + FEEDBACK_WINDOW_SECONDS
-
-    def open_calls(self, now: int) -> int:
-        """Calls paid and not rated that may still be rated at `now`."""
-        return self.paid_calls - self.rated_calls - self.expired_calls if now < self.window_ends_at else 0
-
-
-@dataclass(frozen=True)
-class PaymentResult:
-    """A payment sent and confirmed. `payer_stats` is the payer's PayerStats for the agent (created by the
-    pair's first payment; no account is made per payment)."""
-
-    signature: Signature
-    reference: bytes
-    payer_stats: Pubkey
-    amount: Decimal
-    amount_atomic: int
-    mint: Pubkey
-    compute_units: int | None
-    slot: int
-    events: list[ProgramEvent] = field(default_factory=list)
-
-
-@dataclass
-class PreparedPayment:
-    """A payment signed by the payer only, for a facilitator paying the fees: it adds its signature
-    (`transaction.partial_sign([facilitator], transaction.message.recent_blockhash)`) and sends it,
-    e.g. with `GhostPayClient.send_transaction`."""
-
-    transaction: Transaction
-    reference: bytes
-    payer_stats: Pubkey
-    amount: Decimal
-    amount_atomic: int
-    mint: Pubkey
-    fee_payer: Pubkey
-    last_valid_block_height: int
-
-
-@dataclass(frozen=True)
-class Reputation:
-    """The on-chain score with its four components recomputed from the raw metrics, and the tier."""
-
-    agent: Pubkey
-    score: int
-    components: ReputationScore
-    tier: Tier
-    metrics: ReputationMetrics
-
-
-@dataclass(frozen=True)
-class WorkOrderInfo:
-    """A live work order, decoded: `status` is the WorkOrderStatus name, amounts are Decimal in whole
-    tokens of `mint` (with `*_atomic` twins). Closed orders (completed, resolved, cancelled, refunded)
-    no longer exist on chain; their story is in the events."""
-
-    address: Pubkey
-    order_id: int
-    status: str
-    client: Pubkey
-    agent: Pubkey
-    provider_owner: Pubkey
-    arbiter: Pubkey
-    mint: Pubkey
-    vault: Pubkey
-    amount: Decimal
-    released: Decimal
-    remaining: Decimal
-    amount_atomic: int
-    released_atomic: int
-    decimals: int
-    deadline: int
-    review_period_seconds: int
-    created_at: int
-    accepted_at: int
-    delivered_at: int
-    disputed_at: int  # 0 unless Disputed
-    updated_at: int
-    title: str
-    description: str
-    requirements: list[str]
-    deliverable_uri: str
-    content_hash: bytes
-    token_program: Pubkey = field(repr=False)
-    account: WorkOrder = field(repr=False)
-
-    @classmethod
-    def from_account(cls, address: Pubkey, o: WorkOrder, mint: MintInfo) -> "WorkOrderInfo":
-        d = mint.decimals
-        return cls(address, o.order_id, type(o.status).__name__, o.client, o.agent, o.provider_owner, o.arbiter,
-                   o.mint, o.vault, from_atomic(o.amount, d), from_atomic(o.released, d),
-                   from_atomic(o.amount - o.released, d), o.amount, o.released, d, o.deadline,
-                   o.review_period_seconds, o.created_at, o.accepted_at, o.delivered_at, o.disputed_at,
-                   o.updated_at, o.title,
-                   o.description, list(o.requirements), o.deliverable_uri, bytes(o.content_hash), mint.token_program, o)
-
-    @property
-    def ruling_due(self) -> int | None:
-        """When a Disputed order's ruling period ends (unix time): from then on either party may settle it by
-        default (`settle_by_default`); None if not Disputed."""
-        return self.disputed_at + DISPUTE_RULING_SECONDS if self.status == "Disputed" else None
-
-
-WorkOrderLike = Union[Pubkey, str, WorkOrderInfo]
-"""A work order's address (Pubkey or base58), or a WorkOrderInfo already read."""
-
-
-@dataclass(frozen=True)
-class NewWorkOrder:
-    """A work order just created: its address, order id and vault, and the transaction."""
-
-    address: Pubkey
-    order_id: int
-    vault: Pubkey
-    amount: Decimal
-    amount_atomic: int
-    mint: Pubkey
-    result: TxResult
-
-    @property
-    def signature(self) -> Signature:
-        return self.result.signature
-
-
-def normalize_reference(reference: bytes | str | None) -> bytes:
-    """A 32-byte payment reference from bytes or 64 hex digits; random when None."""
-    if reference is None:
-        return os.urandom(REFERENCE_LEN)
-    if isinstance(reference, str):
-        try:
-            reference = bytes.fromhex(reference)
-        except ValueError:
-            raise InvalidArgument("a reference string is 64 hex digits") from None
-    if not isinstance(reference, (bytes, bytearray)) or len(reference) != REFERENCE_LEN:
-        raise InvalidArgument(f"a payment reference is {REFERENCE_LEN} bytes")
-    return bytes(reference)
-
-
-class GhostPayClient:
+class GhostPayClient(TransactionClient):
     """Async client for the GhostPay program. Use as `async with GhostPayClient(...) as gp:`.
 
     `cluster`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`); `keypair`: a Keypair,
     a file path, bytes, a JSON array, or None for the Solana CLI default (read-only if that is missing);
     `priority_fee`: micro-lamports per compute unit added to every transaction; `guards`: spending
-    guards (`ghostpay.x402.guards`) every payment of this client passes, `pay_agent` and `x402_http`
-    alike, with their spend ledger (default: the data folder's); `on_send`: called with each signature,
-    its last valid block height and the signed bytes just before the transaction is sent (e.g. to journal
-    it, so that an interrupted process can still say what it sent, and a later one resume it: see
-    `resume_transaction`); `token_labels`: the label store (default: the data folder's, shared with
-    `ghost tokens`).
+    guards (`ghostpay.spending`) every payment of this client passes, `pay_agent` and
+    `ghostpay.x402.x402_http` alike, with their spend ledger (default: the data folder's); `on_send`:
+    called with each signature, its last valid block height and the signed bytes just before the
+    transaction is sent (e.g. to journal it, so that an interrupted process can still say what it sent,
+    and a later one resume it: see `resume_transaction`); `indexer_url` (and `indexer_token`): a
+    `ghost indexer serve` API that `search_agents` and `get_receipt` ask first; `token_labels`: the
+    label store (default: the data folder's, shared with `ghost tokens`).
     """
+
 
     def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
                  commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
@@ -540,312 +162,15 @@ class GhostPayClient:
                  indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None,
                  indexer_token: str | None = None,
                  token_labels: TokenLabels | Path | str | None = None) -> None:
-        self.cluster: Cluster = resolve(cluster, ws_url)
+        super().__init__(cluster, keypair, commitment=commitment, program_id=program_id, ws_url=ws_url,
+                         priority_fee=priority_fee, timeout=timeout, confirm_timeout=confirm_timeout,
+                         blockhash_retries=blockhash_retries, on_send=on_send)
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
-        self.commitment = commitment
-        self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
-            (program_id or PROGRAM_ID)
-        if keypair is None and not default_keypair_path().exists():
-            self._keypair: Keypair | None = None
-        else:
-            self._keypair = load_keypair(keypair)
-        self.priority_fee = priority_fee
-        self.confirm_timeout = confirm_timeout
-        self.blockhash_retries = blockhash_retries
-        self.on_send = on_send
-        self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._mints: dict[Pubkey, MintInfo] = {}
-        self._genesis_hash: str | None = None
         self.token_labels = token_labels if isinstance(token_labels, TokenLabels) else TokenLabels(token_labels)
         self.guards: GuardedWallet | None = guards if isinstance(guards, GuardedWallet) or guards is None \
             else GuardedWallet(guards)
-
-    # lifecycle -----------------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> "GhostPayClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the HTTP connection pool."""
-        await self.rpc.close()
-
-    @property
-    def keypair(self) -> Keypair:
-        """The wallet that signs and pays (InvalidArgument if the client was opened read-only)."""
-        if self._keypair is None:
-            raise InvalidArgument("no keypair: pass keypair= (none found at the Solana CLI default)")
-        return self._keypair
-
-    @property
-    def wallet(self) -> Pubkey:
-        """The wallet's public key (the signer of every transaction the client sends)."""
-        return self.keypair.pubkey()
-
-    # RPC plumbing -----------------------------------------------------------------------------------------
-
-    async def _rpc(self, call: Awaitable[T]) -> T:
-        """Await an AsyncClient call, translating every failure into the SDK's exceptions."""
-        try:
-            return await call
-        except RPCException as exc:
-            raise self._rpc_exception(exc) from None
-        except _TRANSPORT_FAILURES as exc:
-            raise self._transport_error(exc) from exc
-        except GhostPayError:
-            raise
-        except Exception as exc:  # solders parse errors on a non-JSON-RPC answer
-            raise TransportError(f"{self.cluster.http_url}: unexpected answer: {exc}") from exc
-
-    def _transport_error(self, exc: BaseException) -> TransportError:
-        cause = exc.__cause__ or exc
-        return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
-
-    def _rpc_exception(self, exc: RPCException, message: Message | None = None,
-                       signature: Signature | None = None) -> GhostPayError:
-        parsed = exc.args[0] if exc.args else None
-        if isinstance(parsed, SendTransactionPreflightFailureMessage):
-            data = parsed.data
-            if data.err is not None and "BlockhashNotFound" in str(data.err):
-                return BlockhashExpired("blockhash not found")
-            return self._transaction_error(data.err, list(data.logs or []), signature, message)
-        return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
-
-    def _transaction_error(self, err: Any, logs: Sequence[str], signature: Signature | None,
-                           message: Message | None) -> TransactionError:
-        index = err.index if isinstance(err, TransactionErrorInstructionError) else None
-        for line in logs:  # Anchor's log line names the error even inside a CPI
-            match = ANCHOR_LOG.search(line)
-            if match:
-                return ProgramError.from_code(int(match.group(2)), err, logs, signature, index)
-        if isinstance(err, TransactionErrorInstructionError) and isinstance(err.err, InstructionErrorCustom):
-            program = None
-            if message is not None and index is not None and index < len(message.instructions):
-                program = message.account_keys[message.instructions[index].program_id_index]
-            if program is None or program == self.program_id:
-                return ProgramError.from_code(err.err.code, err, logs, signature, index)
-            if program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
-                return TokenProgramError(err.err.code, err, logs, signature, index)
-        if "AlreadyProcessed" in str(err):
-            return AlreadyProcessed(f"transaction already processed: {signature or 'the same signed bytes'} landed "
-                                    "before; nothing more was done", err, logs, signature, index)
-        return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
-
-    async def latest_blockhash(self) -> tuple[Hash, int]:
-        """The latest blockhash and its last valid block height."""
-        value = (await self._rpc(self.rpc.get_latest_blockhash(self.commitment))).value
-        return value.blockhash, value.last_valid_block_height
-
-    def _budget(self, compute_unit_limit: int | None, priority_fee: int | None) -> list[Instruction]:
-        out = []
-        if compute_unit_limit is not None:
-            out.append(set_compute_unit_limit(compute_unit_limit))
-        fee = priority_fee if priority_fee is not None else self.priority_fee
-        if fee:
-            out.append(set_compute_unit_price(fee))
-        return out
-
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
-                   fee_payer: Keypair | None = None, compute_unit_limit: int | None = None,
-                   priority_fee: int | None = None, address: Pubkey | None = None) -> TxResult:
-        """Sign with the fee payer (default: the wallet) and `signers`, send, confirm; a new blockhash
-        is fetched and the transaction re-signed when the old one expires (`blockhash_retries`)."""
-        payer = fee_payer or self.keypair
-        all_ixs = self._budget(compute_unit_limit, priority_fee) + list(instructions)
-        keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
-        for attempt in range(self.blockhash_retries + 1):
-            blockhash, last_valid = await self.latest_blockhash()
-            message = Message.new_with_blockhash(all_ixs, payer.pubkey(), blockhash)
-            try:
-                return await self.send_transaction(Transaction(keypairs, message, blockhash), last_valid,
-                                                   address=address)
-            except BlockhashExpired:
-                if attempt == self.blockhash_retries:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def send_transaction(self, transaction: Transaction, last_valid_block_height: int | None = None, *,
-                               address: Pubkey | None = None) -> TxResult:
-        """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment).
-
-        If the connection fails, hangs or answers HTTP errors after the transaction may have left, the
-        outcome is recovered from the signature's status (the same signed bytes are re-sent meanwhile:
-        one signature lands at most once); `OutcomeUnknown` if the node stays silent for `confirm_timeout`.
-        """
-        signature = transaction.signatures[0]
-        raw = bytes(transaction)
-        if self.on_send is not None:
-            self.on_send(signature, last_valid_block_height, raw)
-        opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
-        try:
-            await self.rpc.send_raw_transaction(raw, opts)
-        except RPCException as exc:
-            raise self._rpc_exception(exc, transaction.message, signature) from None
-        except _TRANSPORT_FAILURES as exc:
-            slot = await self._resolve(signature, raw, last_valid_block_height, self._transport_error(exc))
-        else:
-            try:
-                slot = await self._confirm(signature, last_valid_block_height)
-            except TransportError as exc:
-                slot = await self._resolve(signature, raw, last_valid_block_height, exc)
-            except OutcomeUnknown as exc:
-                exc.transaction = raw
-                raise
-        return await self._result(signature, slot, transaction.message, address)
-
-    async def _resolve(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
-                       cause: TransportError) -> int:
-        try:
-            return await self._recover(signature, raw, last_valid_block_height, cause)
-        except OutcomeUnknown as exc:  # what resume_transaction needs to finish it later
-            exc.transaction = raw
-            raise
-
-    async def _recover(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
-                       cause: TransportError) -> int:
-        """The slot of a transaction whose send or confirmation lost the connection: poll its status
-        until the node answers, re-sending the same bytes while it is unknown and the blockhash valid."""
-        deadline = time.monotonic() + self.confirm_timeout
-        wanted = _COMMITMENT_RANK.get(str(self.commitment), 1)
-        delay = 0.1
-        while time.monotonic() < deadline:
-            try:
-                status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
-                if status is not None and (status.err is not None or _status_rank(status) >= wanted):
-                    return status.slot
-                if status is None:
-                    await self._raise_if_expired(signature, last_valid_block_height)
-                if status is None:  # it may never have left: the same bytes cannot land twice
-                    await self._resend(raw)
-            except (TransportError, RpcError):
-                pass  # still unreachable: look again
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        raise OutcomeUnknown(f"{signature}: sent, but the RPC did not say whether it landed ({cause})", signature,
-                             last_valid_block_height=last_valid_block_height)
-
-    async def _resend(self, raw: bytes) -> None:
-        """Send the same signed bytes again, with preflight: a refusal there means it never landed (raised, as
-        the first send would have), "already processed" that it did (the status will show it)."""
-        try:
-            await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True,
-                                                                      preflight_commitment=self.commitment)))
-        except AlreadyProcessed:
-            pass
-
-    async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
-        deadline = time.monotonic() + self.confirm_timeout
-        wanted = _COMMITMENT_RANK.get(str(self.commitment), 1)
-        delay = 0.02
-        while True:
-            status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
-            if status is not None and (status.err is not None or _status_rank(status) >= wanted):
-                return status.slot
-            if status is None:
-                await self._raise_if_expired(signature, last_valid_block_height)
-            if time.monotonic() > deadline:
-                raise OutcomeUnknown(f"{signature}: not confirmed in {self.confirm_timeout}s", signature,
-                                     last_valid_block_height=last_valid_block_height)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-    async def _raise_if_expired(self, signature: Signature, last_valid_block_height: int | None) -> None:
-        """BlockhashExpired if the blockhash is past and the transaction did not land. The status is read
-        again once the height is past: it may have landed between the first look and the height's, and
-        an expiry must be definitive (the callers then sign a new transaction, which would pay twice)."""
-        if last_valid_block_height is None:
-            return
-        height = (await self._rpc(self.rpc.get_block_height(self.commitment))).value
-        if height <= last_valid_block_height:
-            return
-        if await self.get_signature_status(signature) is None:
-            raise BlockhashExpired(f"{signature}: blockhash expired before it landed", signature)
-
-    async def landed_transaction(self, signatures: Sequence[Signature | str]) -> TxResult | None:
-        """The result of whichever of `signatures` landed, once confirmed (one that landed and failed raises
-        its error), or None if the node knows none of them."""
-        for signature in signatures:
-            sig = Signature.from_string(signature) if isinstance(signature, str) else signature
-            if await self.get_signature_status(sig) is not None:
-                return await self._result(sig, await self._confirm(sig, None), None, None)
-        return None
-
-    async def resume_transaction(self, signatures: Sequence[Signature | str], transaction: bytes | None,
-                                 last_valid_block_height: int | None) -> TxResult | None:
-        """Finish what an earlier send left unknown (`OutcomeUnknown`, or a journal of `on_send`): the result
-        of whichever of `signatures` landed; else, while the blockhash of the last one is valid, its signed
-        bytes (`transaction`) sent again, which land at most once; else (without the bytes) its blockhash
-        waited out. None means none landed and none can any more (their blockhashes expired): nothing they
-        did happened, and a new transaction is safe. Signatures must be given oldest first, the last one
-        being `transaction`'s, whose blockhash is the newest; without `last_valid_block_height` only whether
-        one landed is checked. `OutcomeUnknown` again if the node stays silent."""
-        found = await self.landed_transaction(signatures)
-        if found is not None or last_valid_block_height is None:
-            return found
-        if transaction is not None:
-            tx = VersionedTransaction.from_bytes(transaction)
-            try:
-                return await self.send_transaction(tx, last_valid_block_height)  # type: ignore[arg-type]
-            except (BlockhashExpired, AlreadyProcessed):  # expired before it was sent again, or it landed meanwhile
-                pass
-        else:
-            while (await self._rpc(self.rpc.get_block_height(self.commitment))).value <= last_valid_block_height:
-                await asyncio.sleep(0.4)
-        return await self.landed_transaction(signatures)
-
-    async def genesis_hash(self) -> str:
-        """The cluster's genesis hash: what names a chain whichever endpoint serves it (read once)."""
-        if self._genesis_hash is None:
-            self._genesis_hash = str((await self._rpc(self.rpc.get_genesis_hash())).value)
-        return self._genesis_hash
-
-    async def get_signature_status(self, signature: Signature | str) -> Any:
-        """The node's status of a signature (solders `TransactionStatus`: slot, err, confirmation level), or
-        None if the node has not seen it."""
-        sig = Signature.from_string(signature) if isinstance(signature, str) else signature
-        return (await self._rpc(self.rpc.get_signature_statuses([sig], search_transaction_history=True))).value[0]
-
-    async def _result(self, signature: Signature, slot: int, message: Message, address: Pubkey | None) -> TxResult:
-        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
-        tx = None
-        for _ in range(20):
-            try:
-                tx = (await self._rpc(self.rpc.get_transaction(signature, "json", commitment, 0))).value
-            except TransportError:  # the status said it landed: report that, without its logs
-                break
-            if tx is not None:
-                break
-            await asyncio.sleep(0.05)
-        if tx is None or tx.transaction.meta is None:
-            return TxResult(signature, slot, None, address=address)
-        meta = tx.transaction.meta
-        logs = list(meta.log_messages or [])
-        if meta.err is not None:
-            raise self._transaction_error(meta.err, logs, signature, message)
-        return TxResult(signature, tx.slot, meta.compute_units_consumed, logs,
-                        decode_events(logs, self.program_id, signature, tx.slot), address)
-
-    async def simulate(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
-                       fee_payer: Keypair | None = None, compute_unit_limit: int | None = None) -> Simulation:
-        """Simulate: compute units consumed, logs, and the typed error it would raise."""
-        payer = fee_payer or self.keypair
-        blockhash, _ = await self.latest_blockhash()
-        message = Message.new_with_blockhash(self._budget(compute_unit_limit, None) + list(instructions),
-                                             payer.pubkey(), blockhash)
-        keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
-        value = (await self._rpc(self.rpc.simulate_transaction(Transaction(keypairs, message, blockhash),
-                                                               commitment=self.commitment))).value
-        logs = list(value.logs or [])
-        error = self._transaction_error(value.err, logs, None, message) if value.err is not None else None
-        fee = (await self._rpc(self.rpc.get_fee_for_message(message, self.commitment))).value
-        return Simulation(value.units_consumed, logs, error, fee)
-
-    async def _account_data(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
-        value = (await self._rpc(self.rpc.get_account_info(address, self.commitment, "base64"))).value
-        return None if value is None else (value.owner, bytes(value.data))
 
     # tokens ----------------------------------------------------------------------------------------------
 
@@ -1107,8 +432,6 @@ class GhostPayClient:
         query = AgentQuery(owner, x402_enabled, active, capability, token, max_atomic, min_reputation, sort, limit)
         url = indexer_url or self.indexer_url
         if url is not None and owner is None and active is True:
-            from ghostpay.analytics.remote import IndexerUnavailable, search_addresses
-
             try:
                 found = await search_addresses(
                     url, x402_enabled=x402_enabled, capability=capability, token=str(token) if token else None,
@@ -1240,33 +563,6 @@ class GhostPayClient:
         await reservation.settled(str(result.signature))
         return result
 
-    def x402_http(self, *, guards: SpendingGuards | GuardedWallet | None = None,
-                  max_price: Decimal | str | int | None = None,
-                  tokens: Sequence[Pubkey | str] = (), feedback: "FeedbackMode" = "off",
-                  **httpx_options: Any) -> "X402HttpClient":
-        """An `httpx.AsyncClient` that pays x402 (HTTP 402) answers from this wallet (see `ghostpay.x402.buyer`):
-
-            async with gp.x402_http(max_price=Decimal("0.05")) as http:
-                r = await http.get(url)          # payment_record(r): signature, amount, mint, seller...
-
-        `guards` default to the client's; `max_price` caps one call (whole tokens of the mint paid);
-        `tokens` are the mints to pay with, preferred in that order; `feedback="auto"` rates verified calls.
-        """
-        from ghostpay.x402.buyer import X402Buyer, X402HttpClient
-
-        buyer = X402Buyer(self, guards=guards if guards is not None else self.guards,
-                          max_price=None if max_price is None else Decimal(str(max_price)),
-                          tokens=tokens, feedback=feedback)
-        return X402HttpClient(buyer, **httpx_options)
-
-    async def _send_raw_ixs(self, instructions: list[Instruction]) -> TxResult:
-        # the budget instructions are already in `instructions`: no second set
-        saved, self.priority_fee = self.priority_fee, None
-        try:
-            return await self.send(instructions)
-        finally:
-            self.priority_fee = saved
-
     async def prepare_payment(self, agent: AgentRef, fee_payer: PubkeyLike, *, amount: Amount | None = None,
                               mint: MintLike | None = None, reference: bytes | str | None = None,
                               create_payee_account: bool | None = None,
@@ -1329,17 +625,18 @@ class GhostPayClient:
         address = self.agent_address(agent)
         ref = normalize_reference(reference)
         if self.indexer_url is not None:
-            from ghostpay.analytics.remote import IndexerUnavailable, payments_by_reference
-
             try:
                 found = await payments_by_reference(self.indexer_url, str(address), ref.hex())
             except IndexerUnavailable as exc:
                 log.warning("indexer API unavailable, searching the chain: %s", exc)
             else:
-                return await self._indexed_receipt(found[0]) if found else await self._legacy_receipt(address, ref)
+                if not found:
+                    return await self._legacy_receipt(address, ref)
+                mint = await self.get_mint(Pubkey.from_string(found[0]["mint"]))
+                return Receipt.from_index_row(found[0], mint.decimals)
         events = await self._recorded_events(address, ref, search)
         if events:
-            return await self._event_receipt(events[-1])
+            return Receipt.from_event(events[-1], (await self.get_mint(events[-1].mint)).decimals)
         return await self._legacy_receipt(address, ref)
 
     async def _recorded_events(self, agent: Pubkey, reference: bytes, search: int) -> list[ProgramEvent]:
@@ -1363,30 +660,14 @@ class GhostPayClient:
                       and e.agent == agent and bytes(e.reference) == reference]
         return found
 
-    async def _event_receipt(self, event: ProgramEvent) -> Receipt:
-        decimals = (await self.get_mint(event.mint)).decimals
-        return Receipt(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
-                       from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
-
-    async def _indexed_receipt(self, row: Mapping[str, Any]) -> Receipt:
-        mint = Pubkey.from_string(row["mint"])
-        decimals = (await self.get_mint(mint)).decimals
-        return Receipt(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
-                       Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]), mint,
-                       bytes.fromhex(row["reference"]), from_atomic(int(row["amount_atomic"]), decimals),
-                       int(row["amount_atomic"]), row["timestamp"], "index", row["slot"],
-                       rated=row["outcome"] != "recorded")
-
     async def _legacy_receipt(self, agent: Pubkey, reference: bytes) -> Receipt | None:
         """The X402Receipt the program made for `reference` before PayerStats, if it is still open."""
         address = receipt_address(agent, reference, self.program_id)[0]
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id:
             return None
-        r = X402Receipt.decode(found[1])
-        decimals = (await self.get_mint(r.mint)).decimals
-        return Receipt(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
-                       r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
+        legacy = X402Receipt.decode(found[1])
+        return Receipt.from_legacy_account(address, legacy, (await self.get_mint(legacy.mint)).decimals)
 
     async def close_receipt(self, agent: AgentRef, reference: bytes | str) -> TxResult:
         """Close a legacy receipt (an X402Receipt the program made before PayerStats) the wallet paid or fronted
@@ -1710,7 +991,6 @@ class GhostPayClient:
         return live_events(self.cluster.ws_url, self.program_id, commitment, names=names, ready=ready)
 
 
-__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "TokenEarnings", "Pricing", "TokenPricing", "Receipt",
-           "PayerStatsInfo",
-           "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo", "NewWorkOrder", "normalize_reference",
-           "Finalized"]
+__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "TokenEarnings", "Pricing",
+           "TokenPricing", "Receipt", "PayerStatsInfo", "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo",
+           "NewWorkOrder", "normalize_reference", "AgentRef", "looks_like_address", "Finalized"]

@@ -18,13 +18,10 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent
-
-if TYPE_CHECKING:
-    from ghostpay.x402.buyer import X402HttpSync
 
 T = TypeVar("T")
 
@@ -34,7 +31,8 @@ class GhostPay:
 
     The methods are made from the async client's at import time, with their signatures and docstrings,
     so `help(GhostPay)`, `dir()` and IDE completion show them; other attributes (`wallet`, `cluster`,
-    `agent_address`, ...) are the client's own.
+    `agent_address`, ...) are the client's own. Type checkers read sync_client.pyi, written from the
+    client by `python -m tools.sync_stub` (tests/sdk/test_sync_stub.py keeps it fresh).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -42,7 +40,7 @@ class GhostPay:
         self._thread = threading.Thread(target=self._loop.run_forever, name="ghostpay-sync", daemon=True)
         self._thread.start()
         try:
-            self._client: GhostPayClient = self._run(self._open(*args, **kwargs))
+            self._client: GhostPayClient = self.run(self._open(*args, **kwargs))
         except BaseException:
             self._stop()
             raise
@@ -51,7 +49,9 @@ class GhostPay:
     async def _open(*args: Any, **kwargs: Any) -> GhostPayClient:
         return GhostPayClient(*args, **kwargs)
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of `client` on this facade's loop and wait for its result (what every blocking
+        method does; `ghostpay.x402.x402_http(gp)` runs its HTTP client's this way)."""
         if not self._thread.is_alive():
             coro.close()
             raise RuntimeError("this GhostPay client is closed")
@@ -68,28 +68,22 @@ class GhostPay:
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | {n for n in dir(self._client) if not n.startswith("_")})
 
-    def x402_http(self, **options: Any) -> "X402HttpSync":
-        """`GhostPayClient.x402_http`, blocking: `with gp.x402_http(max_price=...) as http: http.get(url)`."""
-        from ghostpay.x402.buyer import X402HttpSync
-
-        return X402HttpSync(self._client.x402_http(**options), self._run)
-
     def events(self, names: Any = None, timeout: float | None = None) -> Iterator[ProgramEvent]:
         """Live events, blocking; stops after `timeout` seconds without an event (None: never)."""
         stream = self._client.events(names)
         try:
             while True:
-                yield self._run(asyncio.wait_for(stream.__anext__(), timeout))
+                yield self.run(asyncio.wait_for(stream.__anext__(), timeout))
         except asyncio.TimeoutError:
             return
         finally:
-            self._run(stream.aclose())
+            self.run(stream.aclose())
 
     def close(self) -> None:
         """Close the client and stop its loop thread."""
         if self._thread.is_alive():
             try:
-                self._run(self._client.close())
+                self.run(self._client.close())
             finally:
                 self._stop()
 
@@ -108,7 +102,7 @@ class GhostPay:
 def _blocking(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)  # name, docstring and signature (through __wrapped__) of the async method
     def call(self: GhostPay, *args: Any, **kwargs: Any) -> Any:
-        return self._run(getattr(self._client, name)(*args, **kwargs))
+        return self.run(getattr(self._client, name)(*args, **kwargs))
     return call
 
 

@@ -18,6 +18,7 @@ def test_wheel_ships_the_program(tmp_path: Path) -> None:
     (wheel,) = dist.glob("ghostpay-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "ghostpay/program/ghostpay.so" in names and "ghostpay/idl.json" in names
+    assert "ghostpay/py.typed" in names and "ghostpay/sync_client.pyi" in names  # the blocking client is typed
     assert {f"ghostpay/analytics/static/{f}" for f in ("index.html", "dashboard.js", "dashboard.css")} <= set(names)
     assert not any(n.startswith(("tools/", "tests/", "program/")) for n in names)
 

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from ghostpay.cli.context import ENV, CliError, check_setting, config_path, read_config, state, \
-    write_config
+from ghostpay.cli.config_file import config_path, read_config, write_config
+from ghostpay.cli.context import ENV, CliError, check_setting, state
 from ghostpay.cli.guards import TABLE as GUARDS, check_guard, guard_settings, is_guard_key
 from ghostpay.cli.output import emit, table
 

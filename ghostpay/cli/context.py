@@ -1,4 +1,5 @@
-"""Global options, the config file, environment variables, errors and the lazily built SDK client.
+"""Global options, environment variables, the State every command gets (with the lazily built SDK client),
+and how failures become one line (`report`); the config file is `config_file`, the error `errors.CliError`.
 
 Precedence for every setting: the command-line option, then its environment variable, then
 `ghost config set`, then the default. Nothing here imports the Solana stack at import time:
@@ -12,7 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import tomllib
 from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 import typer
 
-from ghostpay.paths import data_dir, private_file
+from ghostpay.cli.config_file import read_config
+from ghostpay.cli.errors import CliError
 
 if TYPE_CHECKING:
     from solders.pubkey import Pubkey
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CONFIG_ENV = "GHOST_CONFIG"
 CONFIRM_TIMEOUT_ENV = "GHOST_CONFIRM_TIMEOUT"
 DEFAULT_CONFIRM_TIMEOUT = 30.0
 ENV = {"url": "GHOST_URL", "keypair": "GHOST_KEYPAIR", "commitment": "GHOST_COMMITMENT",
@@ -50,46 +50,7 @@ HELP = {
 }
 
 
-class CliError(Exception):
-    """A user error: one line on stderr and exit status 1 (2 for `usage=True`)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# the config file ----------------------------------------------------------------------------------------
-
-def config_path() -> Path:
-    """`$GHOST_CONFIG`, else `config.toml` in the data folder (`ghost path`)."""
-    return Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else data_dir() / "config.toml"
-
-
-def read_config(path: Path | None = None) -> dict[str, Any]:
-    """The config file as a dict ({} when it does not exist)."""
-    path = path or config_path()
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CliError(f"cannot read the config file {path}: {exc}; fix or delete it") from None
-
-
-def _toml_str(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
-def write_config(data: dict[str, Any], path: Path | None = None) -> Path:
-    """Write flat string settings, then the tables (`[x402]`: the spending guards)."""
-    path = path or config_path()
-    lines = [f"{key} = {_toml_str(str(value))}" for key, value in data.items() if not isinstance(value, dict)]
-    for table, values in data.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{table}]"] + [f"{_toml_str(k)} = {_toml_str(str(v))}" for k, v in values.items()]
-    private_file(path).write_text("\n".join(lines) + "\n")
-    return path
-
+# settings ------------------------------------------------------------------------------------------------
 
 def check_setting(key: str, value: str) -> str:
     if key not in ENV:
@@ -210,7 +171,7 @@ class State:
         guards = None
         if signer:  # every payment a command makes passes the config file's x402.* spending guards
             from ghostpay.cli.guards import spending_guards
-            from ghostpay.x402.guards import GuardedWallet
+            from ghostpay.spending import GuardedWallet
 
             guards = GuardedWallet(spending_guards(self))
         return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
@@ -241,7 +202,7 @@ class State:
                            130) from None
         except Exception as exc:
             from ghostpay.exceptions import UnknownTokenLabel
-            from ghostpay.x402.guards import GUARD_TOKEN
+            from ghostpay.spending import GUARD_TOKEN
 
             if isinstance(exc, UnknownTokenLabel) and exc.what == GUARD_TOKEN:
                 from ghostpay.cli.guards import unknown_guard_label
@@ -302,7 +263,7 @@ class State:
     def labels(self) -> "ClusterLabels":
         """The token labels of this cluster (`ghostpay.token_labels`), the old global ones sorted out first."""
         if self._labels is None:
-            from ghostpay.cli.tokens import cluster_labels
+            from ghostpay.cli.labels import cluster_labels
 
             self._labels = cluster_labels(self)
         return self._labels
@@ -468,7 +429,7 @@ def spending_refusal(state: "State", exc: BaseException) -> str | None:
     if not isinstance(exc, (BudgetExceeded, PriceAboveMaximum)) or not exc.mint:
         return None
     from ghostpay.cli.output import format_amount, mint_symbol
-    from ghostpay.x402.guards import BUDGET_NAMES
+    from ghostpay.spending import BUDGET_NAMES
 
     symbol = mint_symbol(state, exc.mint)
     label = symbol if "…" not in symbol else exc.mint  # config keys take a label or the address

@@ -77,16 +77,16 @@ def session_environment(folder: Path, url: str) -> Iterator[None]:
 
 @dataclass
 class Session:
-    """Runs `ghost` commands in-process: shown as `$ ghost …` with their text output, or (json=True)
-    captured as JSON documents for one summary."""
+    """Runs `ghost` commands in-process (`ghost`: the root command, called with an argv as click's
+    `main`): shown as `$ ghost …` with their text output, or (json=True) captured as JSON documents for
+    one summary."""
 
+    ghost: Callable[..., Any]
     json: bool
     show: Callable[[str, str], None]
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, note: str, *args: str, keypair: str | None = None) -> Any:
-        from ghostpay.cli.main import app
-
         argv = (["-k", keypair] if keypair else []) + list(args)
         command = "ghost " + " ".join(shlex.quote(a) for a in argv)
         out, err = io.StringIO(), io.StringIO()
@@ -94,7 +94,7 @@ class Session:
             self.show(note, command)
         with contextlib.redirect_stderr(err), \
                 (contextlib.redirect_stdout(out) if self.json else contextlib.nullcontext()):
-            code = app(["--output", "json", *argv] if self.json else argv, standalone_mode=False)
+            code = self.ghost(["--output", "json", *argv] if self.json else argv, standalone_mode=False)
         if code == 130:  # Ctrl-C inside the command: stop the whole session
             raise KeyboardInterrupt
         if code != 0:
@@ -283,17 +283,18 @@ def check_reachable(url: str) -> None:
             from exc
 
 
-def run_demo(url: str | None, json_output: bool, show: Callable[[str, str], None],
+def run_demo(ghost: Callable[..., Any], url: str | None, json_output: bool, show: Callable[[str, str], None],
              then: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """The whole main job on `url`, or on a throwaway localnet started and stopped here; `then(rpc_url,
-    index_url)` runs before the localnet and the session folder go (the dashboard, until Ctrl-C)."""
+    """The whole main job on `url`, or on a throwaway localnet started and stopped here, through `ghost`
+    (the root command: `ctx.find_root().command`); `then(rpc_url, index_url)` runs before the localnet and
+    the session folder go (the dashboard, until Ctrl-C)."""
     if url is not None:
         check_reachable(url)
     with contextlib.ExitStack() as stack:
         rpc_url = url or stack.enter_context(temporary_localnet())
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ghostpay-session-")))
         stack.enter_context(session_environment(folder, rpc_url))
-        session = Session(json_output, show)
+        session = Session(ghost, json_output, show)
         found = run_session(rpc_url, folder, session)
         if then is not None:
             then(rpc_url, f"sqlite:///{folder / 'index.db'}")

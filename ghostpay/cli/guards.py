@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ghostpay.cli.context import CliError, State
+from ghostpay.cli.errors import CliError
 
 if TYPE_CHECKING:
+    from ghostpay.cli.context import State
     from ghostpay.exceptions import UnknownTokenLabel
-    from ghostpay.x402.guards import Spend, SpendingGuards
+    from ghostpay.spending import Spend, SpendingGuards
 
 TABLE = "x402"
 AMOUNTS = {"max_price": "per_call", "hourly_budget": "hourly", "daily_budget": "daily", "total_budget": "total"}
@@ -80,7 +81,7 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, confi
     """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
     user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked.
     Token labels stay labels: the SDK resolves them on the cluster it pays on (`resolve_labels` does it now)."""
-    from ghostpay.x402.guards import Limits, SpendingGuards
+    from ghostpay.spending import Limits, SpendingGuards
 
     settings = guard_settings(state)
     defaults: dict[str, Any] = {}

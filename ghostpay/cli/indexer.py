@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 
 from ghostpay.cli import params
 from ghostpay.cli import serve as serve_cli
+from ghostpay.cli.indexing import fail, index_engine, indexer_config, setup_logging
 
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
                   no_args_is_help=True,
@@ -33,43 +33,6 @@ DB_HELP = ("A SQLite path, sqlite:///path.db or postgresql://user@host/db (defau
 EXIT_WRONG_CHAIN = 78  # sysexits' EX_CONFIG: restarting cannot help (the systemd unit stops on it)
 
 
-def _fail(message: str, status: int = 1) -> None:
-    from ghostpay.cli.context import one_line
-
-    typer.echo(f"error: {one_line(message)}", err=True)
-    raise typer.Exit(status)
-
-
-def _default_db() -> str:
-    from ghostpay.paths import data_dir
-
-    return f"sqlite:///{data_dir() / 'indexer.db'}"
-
-
-def _config(url: str, ws_url: Optional[str], db: Optional[str], batch_size: int = 200) -> Any:
-    from ghostpay.cli.indexed import db_url
-    from ghostpay.cluster import resolve
-    from ghostpay.exceptions import InvalidArgument
-    from ghostpay.indexer.service import IndexerConfig
-
-    try:
-        cluster = resolve(url, ws_url)
-    except InvalidArgument as exc:
-        _fail(str(exc))
-    return IndexerConfig(cluster.http_url, cluster.ws_url, db_url(db) if db else _default_db(),
-                         batch_size=batch_size)
-
-
-def _engine(db: str, *, read_only: bool = False) -> Any:
-    from ghostpay.cli.context import CliError
-    from ghostpay.cli.indexed import open_database
-
-    try:
-        return open_database(db, read_only=read_only)
-    except CliError as exc:
-        _fail(str(exc))
-
-
 def _network_errors() -> tuple[type[BaseException], ...]:
     import httpx
     import websockets
@@ -77,15 +40,6 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     from ghostpay.indexer.source import SourceError
 
     return (httpx.HTTPError, OSError, websockets.WebSocketException, SourceError)
-
-
-def _setup_logging(level: str) -> None:
-    numeric = getattr(logging, level.upper(), None)
-    if not isinstance(numeric, int):
-        _fail(f"--log-level must be debug, info, warning or error, not {level!r}")
-    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if numeric > logging.DEBUG:  # one line per HTTP request is noise at info
-        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -112,11 +66,11 @@ def run(
     Example: ghost indexer run --once --db index.db, or ghost --db index.db indexer run --serve (index and
     serve the dashboard in one process)
     """
-    _setup_logging(log_level)
-    config = _config(url, ws_url, db, batch_size)
-    engine = _engine(config.db_url)  # a bad URL is one clean line before anything starts
+    setup_logging(log_level)
+    config = indexer_config(url, ws_url, db, batch_size)
+    engine = index_engine(config.db_url)  # a bad URL is one clean line before anything starts
     if with_server and once:
-        _fail("--serve keeps running; it cannot go with --once")
+        fail("--serve keeps running; it cannot go with --once")
     from ghostpay.indexer.guard import ChainMismatch, GuardError, WriterLock, reset_database
     from ghostpay.indexer.service import serve
 
@@ -125,7 +79,7 @@ def run(
             with WriterLock(engine):
                 reset_database(engine)
         except GuardError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     try:
         if with_server:
             serve_cli.run_server(config, host, port, True, True, False,
@@ -134,11 +88,11 @@ def run(
         with backfill_progress() as on_progress:
             asyncio.run(serve(config, once=once, on_progress=on_progress))
     except ChainMismatch as exc:
-        _fail(str(exc), EXIT_WRONG_CHAIN)
+        fail(str(exc), EXIT_WRONG_CHAIN)
     except GuardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except _network_errors() as exc:
-        _fail(f"{config.http_url}: {type(exc).__name__}: {exc}")
+        fail(f"{config.http_url}: {type(exc).__name__}: {exc}")
 
 
 PROGRESS_THRESHOLD = 500  # transactions: below this a back-fill takes a moment, no bar
@@ -191,8 +145,8 @@ def status(
     from ghostpay.indexer.queries import index_status
     from ghostpay.indexer.source import RpcSource
 
-    config = _config(url, None, db)
-    with Session(_engine(config.db_url, read_only=True)) as session:
+    config = indexer_config(url, None, db)
+    with Session(index_engine(config.db_url, read_only=True)) as session:
         state = index_status(session)
 
     async def chain_slot() -> Optional[int]:
@@ -233,8 +187,8 @@ def verify(
     from ghostpay.indexer.source import RpcSource
     from ghostpay.indexer.verify import verify as verify_index
 
-    config = _config(url, None, db)
-    engine = _engine(config.db_url, read_only=True)
+    config = indexer_config(url, None, db)
+    engine = index_engine(config.db_url, read_only=True)
 
     async def check() -> Any:
         rpc = RpcSource(config.http_url)
@@ -246,7 +200,7 @@ def verify(
     try:
         report = asyncio.run(check())
     except _network_errors() as exc:
-        _fail(f"{config.http_url}: {type(exc).__name__}: {exc}")
+        fail(f"{config.http_url}: {type(exc).__name__}: {exc}")
     if json_output:
         print(json.dumps(report.to_json()))
     else:

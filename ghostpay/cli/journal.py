@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ghostpay.cli.context import CliError
+from ghostpay.cli.errors import CliError
 from ghostpay.paths import data_dir, private_file
 
 

@@ -82,7 +82,7 @@ def serve(
     if block_seller:
         guards = dataclasses.replace(guards, blocked_sellers=frozenset(guards.blocked_sellers)
                                      | {s.strip() for s in block_seller})
-    from ghostpay.x402.guards import has_budget
+    from ghostpay.spending import has_budget
 
     if not has_budget(guards):
         raise CliError("ghost mcp needs a spending budget: pass --budget-daily AMOUNT (or --budget-hourly, "

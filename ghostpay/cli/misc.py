@@ -169,11 +169,11 @@ def demo(ctx: typer.Context,
         dashboard_socket = bind_or_fail(DEFAULT_HOST, port)
 
     def serve_dashboard(rpc_url: str, index_url: str) -> None:
-        from ghostpay.cli.indexer import _config
+        from ghostpay.cli.indexing import indexer_config
         from ghostpay.cli.serve import DEFAULT_HOST, run_server
 
         console.print("\n[dim]# the dashboard over this session's index, following the chain live[/dim]")
-        run_server(_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False, dashboard_socket)
+        run_server(indexer_config(rpc_url, None, index_url), DEFAULT_HOST, port, True, True, False, dashboard_socket)
 
     def show(note: str, command: str) -> None:
         console.print(f"\n[dim]# {note}[/dim]\n[bold green]$[/bold green] [bold]{command}[/bold]", highlight=False)
@@ -182,7 +182,7 @@ def demo(ctx: typer.Context,
         console.print("[bold]GhostPay main job[/bold]: " + (f"on {url}" if url else
                       "starting a throwaway localnet (the Solana runtime behind JSON-RPC)…"))
     try:
-        result = run_demo(url, as_json, show, serve_dashboard if dashboard else None)
+        result = run_demo(ctx.find_root().command, url, as_json, show, serve_dashboard if dashboard else None)
     except DemoError as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:

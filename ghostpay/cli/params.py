@@ -139,7 +139,7 @@ def amount(value: str, what: str = "amount", *, allow_zero: bool = False, token:
 def in_token_range(value: Decimal, decimals: int, limit: str, option: str, symbol: str) -> None:
     """Refuse (usage error) an amount outside the program's MIN_<limit>..MAX_<limit> atomic units, saying the
     bounds in whole tokens of the mint."""
-    from ghostpay.cli.context import CliError
+    from ghostpay.cli.errors import CliError
     from ghostpay.cli.output import format_amount
 
     low, high = limits()[f"MIN_{limit}"], limits()[f"MAX_{limit}"]

@@ -90,9 +90,9 @@ def serve_command(
 
     Example: ghost --db index.db indexer serve --port 8080, then open http://127.0.0.1:8080/
     """
-    from ghostpay.cli.indexer import _config, _engine, _setup_logging
+    from ghostpay.cli.indexing import index_engine, indexer_config, setup_logging
 
-    _setup_logging(log_level)
-    config = _config(url, None, db)
-    _engine(config.db_url)
+    setup_logging(log_level)
+    config = indexer_config(url, None, db)
+    index_engine(config.db_url)
     run_server(config, host, port, False, webhooks, json_output, token=params.bearer_token(token_file, TOKEN_ENV))

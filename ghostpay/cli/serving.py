@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Callable
 
-from ghostpay.cli.context import CliError
+from ghostpay.cli.errors import CliError
 
 # Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
 # sends a request on a connection the server is closing at that moment.

@@ -2,8 +2,7 @@
 
 The labels live in `token-labels.json` in the data folder (`ghostpay.token_labels`), beside the built-in
 well-known mints of mainnet-beta and devnet; `ghost test-mint --symbol` labels its mint on the localnet
-it made it on. Labels were once one global `[tokens]` table in config.toml (written by `ghost test-mint`):
-`cluster_labels` moves each of them, on first use of a cluster, to the cluster where its mint exists.
+it made it on (`ghostpay.cli.labels` moves the labels config.toml once held to their cluster).
 """
 
 from __future__ import annotations
@@ -14,74 +13,19 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from ghostpay.cli import params
-from ghostpay.cli.context import CliError, State, read_config, state, write_config
+from ghostpay.cli.context import CliError, State, state
+from ghostpay.cli.labels import is_mint_account, token_store
 from ghostpay.cli.output import emit, table
 
 if TYPE_CHECKING:
-    from ghostpay.token_labels import ClusterLabels, TokenLabels
+    from ghostpay.token_labels import ClusterLabels
 
-LEGACY_TABLE = "tokens"  # the old global labels in config.toml: mint -> label
-TOKEN_PROGRAMS = ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 SOURCES = {"well-known": "well-known", "user": "yours", "test-mint": "test mint (ghost test-mint)"}
 
 app = typer.Typer(help="Token labels: names that stand for mints (USDC), wherever a token is expected. A label "
                        "belongs to one cluster: well-known mints are built in for mainnet-beta and devnet, 'ghost "
                        "test-mint --symbol' labels its mint on its localnet, 'ghost tokens add' labels any mint.",
                   no_args_is_help=True, rich_markup_mode=None)
-
-
-def token_store() -> "TokenLabels":
-    from ghostpay.token_labels import TokenLabels
-
-    return TokenLabels()
-
-
-def cluster_labels(st: State) -> "ClusterLabels":
-    """The labels of `st`'s cluster, after moving the old global labels that belong to it."""
-    store = token_store()
-    genesis = st.genesis_hash()
-    legacy = read_config().get(LEGACY_TABLE)
-    if isinstance(legacy, dict) and legacy and not store.legacy_checked(genesis):
-        migrate_legacy(st, store, genesis, {str(m): str(label) for m, label in legacy.items()})
-    return store.cluster(genesis, st.rpc_url)
-
-
-def migrate_legacy(st: State, store: "TokenLabels", genesis: str, legacy: dict[str, str]) -> None:
-    """Move the old global labels whose mint is a mint on this cluster here (as test mints on a localnet:
-    `ghost test-mint` wrote them all), and drop them from config.toml; the others stay there for the cluster
-    where their mint is. A label this cluster already has stays as it is."""
-    from ghostpay.token_labels import NETWORKS, is_address
-
-    mints = [mint for mint in legacy if is_address(mint)]  # anything else names no mint anywhere
-    accounts = st.jsonrpc("getMultipleAccounts", mints, {"encoding": "jsonParsed"})["value"] if mints else []
-    moved = []
-    for mint, account in zip(mints, accounts):
-        label = legacy[mint]
-        if not is_mint_account(account):
-            continue
-        current = store.cluster(genesis).find(label)
-        try:
-            if current is None:
-                store.add(genesis, label, mint, test_mint=genesis not in NETWORKS, url=st.rpc_url)
-        except ValueError:  # not a valid label any more: it stays in the old table, unused
-            continue
-        if current is None or current.mint == mint:
-            moved.append(mint)
-    store.mark_legacy_checked(genesis, st.rpc_url)
-    if moved:
-        config = read_config()
-        left = {m: label for m, label in config.get(LEGACY_TABLE, {}).items() if m not in moved}
-        if left:
-            config[LEGACY_TABLE] = left
-        else:
-            config.pop(LEGACY_TABLE, None)
-        write_config(config)
-
-
-def is_mint_account(account: Any) -> bool:
-    """Whether a jsonParsed account is an SPL Token or Token-2022 mint."""
-    return isinstance(account, dict) and account.get("owner") in TOKEN_PROGRAMS and \
-        isinstance(account.get("data"), dict) and account["data"].get("parsed", {}).get("type") == "mint"
 
 
 def cluster_json(labels: "ClusterLabels") -> dict[str, Any]:
@@ -184,4 +128,4 @@ def remove(ctx: typer.Context, label: str = typer.Argument(..., help="The label 
          lambda out: out.print(f"removed the label {removed.label} ({removed.mint}) on {labels.name}"))
 
 
-__all__ = ["app", "cluster_labels", "check_label_free", "label_mint", "is_mint_account", "TOKEN_PROGRAMS"]
+__all__ = ["app", "check_label_free", "label_arg", "label_mint"]

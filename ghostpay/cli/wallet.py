@@ -13,7 +13,7 @@ import typer
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli import params
 from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table
-from ghostpay.cli.tokens import TOKEN_PROGRAMS  # both token programs: a wallet's accounts of either are its tokens
+from ghostpay.cli.labels import TOKEN_PROGRAMS  # both token programs: a wallet's accounts of either are its tokens
 
 
 def keygen(ctx: typer.Context,

@@ -206,10 +206,11 @@ def call(
     mint = params.token(st, token, "--token") if token else None
 
     async def work(gp):  # type: ignore[no-untyped-def]
-        from ghostpay.x402.guards import GuardedWallet
+        from ghostpay.spending import GuardedWallet
+        from ghostpay.x402 import x402_http
 
-        async with gp.x402_http(guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (),
-                                feedback=mode) as http:
+        async with x402_http(gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (),
+                             feedback=mode) as http:
             return await http.request(method.upper(), url, **request)
 
     response = st.run(work, status="Calling…")
@@ -305,7 +306,7 @@ def spending(
     from ghostpay.cli.guards import guard_settings, spending_guards
     from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table, whole
     from ghostpay.keypairs import load_keypair
-    from ghostpay.x402.guards import WINDOWS, GuardedWallet, spending_report
+    from ghostpay.spending import WINDOWS, GuardedWallet, spending_report
 
     path = st.keypair_path()
     if not path.exists():

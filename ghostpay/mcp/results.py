@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from ghostpay.client import AgentInfo, PaymentResult, Receipt, Reputation, WorkOrderInfo
 from ghostpay.tokens import MintInfo, from_atomic
 from ghostpay.x402.buyer import PaymentRecord, Quote
-from ghostpay.x402.guards import MintSpending
+from ghostpay.spending import MintSpending
 
 
 Labels = Mapping[str, str]  # mint -> its token label on the cluster (ClusterLabels.by_mint)

@@ -26,8 +26,9 @@ from ghostpay.exceptions import BlockhashExpired, InvalidArgument, TransactionEr
 from ghostpay.keypairs import KeypairSource
 from ghostpay.mcp import results as r
 from ghostpay.tokens import MintInfo, to_atomic
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
-from ghostpay.x402.guards import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
+from ghostpay.spending import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
 
 X402_CLIENTS = 8  # x402 clients kept open at once
 ErrorText = Callable[[BaseException], "str | None"]
@@ -198,7 +199,7 @@ class GhostPayTools:
         if key in self._x402:
             self._x402.move_to_end(key)
         else:
-            self._x402[key] = self.gp.x402_http(guards=self.guarded, max_price=cap, tokens=tokens, feedback=feedback)
+            self._x402[key] = x402_http(self.gp, guards=self.guarded, max_price=cap, tokens=tokens, feedback=feedback)
             if len(self._x402) > X402_CLIENTS:
                 await self._x402.popitem(last=False)[1].aclose()
         return self._x402[key]

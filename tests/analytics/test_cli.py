@@ -120,7 +120,7 @@ def test_analytics_of_a_missing_database_is_an_error_not_a_new_index(tmp_path: P
 
 
 def test_serve_with_a_token_refuses_requests_without_it(world: World, tmp_path: Path) -> None:
-    from ghostpay.analytics.remote import search_addresses
+    from ghostpay.indexer_client import search_addresses
 
     token_file = tmp_path / "api-token"
     token_file.write_text("s3cret-api\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ghostpay.cli.context import config_path
+from ghostpay.cli.config_file import config_path
 from tests.cli.conftest import ghost
 
 

@@ -29,7 +29,7 @@ def test_state_created_by_the_sdk_is_private(tmp_path: Path, umask_022: None) ->
     from ghostpay.indexer.models import connect
     from ghostpay.localnet.ledger import Ledger
     from ghostpay.x402.facilitator.store import SettledLog
-    from ghostpay.x402.guards import SpendLedger
+    from ghostpay.spending import SpendLedger
 
     home = tmp_path / "home"
     SpendLedger(home / "x402" / "spending.sqlite3")

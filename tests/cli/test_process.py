@@ -26,6 +26,15 @@ def test_help_does_not_import_the_solana_stack() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_python_dash_m_runs_ghost() -> None:
+    """`python -m ghostpay.cli` is `ghost` (the indexer's commands included: the indexer package has no
+    `__main__` of its own, since it must not import the CLI above it)."""
+    done = subprocess.run([sys.executable, "-m", "ghostpay.cli", "indexer", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "run" in done.stdout and "verify" in done.stdout
+
+
 def test_installed_script_text_json_and_errors(wallets, usdc) -> None:
     key, owner = wallets.new()
     helped = ghost_process("--help", output=None)

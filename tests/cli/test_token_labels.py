@@ -14,10 +14,10 @@ import pytest
 from solders.keypair import Keypair
 
 from ghostpay import token_labels
-from ghostpay.cli.context import read_config, write_config
+from ghostpay.cli.config_file import read_config, write_config
 from ghostpay.exceptions import UnknownTokenLabel
 from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS, TokenLabels
-from ghostpay.x402.guards import Limits, SpendingGuards
+from ghostpay.spending import Limits, SpendingGuards
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.cli.conftest import Run, ghost
 from tests.cli.conftest import ghost as run_ghost

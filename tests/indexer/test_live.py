@@ -216,8 +216,9 @@ def ghost(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 async def test_the_cli_service_stops_cleanly_on_sigterm_and_reports(chain: LocalnetProcess, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    service = subprocess.Popen([sys.executable, "-m", "ghostpay.indexer", "run", "--url", chain.http_url, "--db", url,
-                                "--log-level", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    service = subprocess.Popen([sys.executable, "-m", "ghostpay.cli", "indexer", "run", "--url", chain.http_url,
+                                "--db", url, "--log-level", "info"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         await generate(chain.http_url, SMALL)
         newest = await newest_signature(chain)

@@ -13,7 +13,7 @@ import pytest
 
 from ghostpay.exceptions import InvalidArgument
 from ghostpay.mcp.service import McpSettings
-from ghostpay.x402.guards import Limits, SpendingGuards
+from ghostpay.spending import Limits, SpendingGuards
 from tests.cli.conftest import ghost
 
 

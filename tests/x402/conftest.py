@@ -33,7 +33,7 @@ from x402.mechanisms.svm.signers import KeypairSigner
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import free_port_pair
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to

@@ -18,8 +18,9 @@ from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
 from ghostpay.exceptions import SellerNotAllowed
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.networks import DEVNET
 from tests.sdk.conftest import fund, mint_to
 from tests.cli.conftest import ghost
@@ -43,7 +44,7 @@ async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Sh
     keypair = buyer(net, agent.mint)
     async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
         before = (await gp.get_reputation(agent.address)).metrics
-        async with gp.x402_http(feedback="auto") as http:
+        async with x402_http(gp, feedback="auto") as http:
             quotes = await http.quote(shop.url + "/paid")
             response = await http.get(shop.url + "/paid")
         record = payment_record(response)
@@ -179,7 +180,7 @@ async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agen
 
     keypair = buyer(net, agent.mint)
     allowed = GuardedWallet(SpendingGuards(allowed_sellers={str(agent.address)}), ledger_path)
-    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=allowed) as gp, gp.x402_http() as http:
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=allowed) as gp, x402_http(gp) as http:
         assert payment_record(await http.get(shop.url + "/paid")).settled  # the real agent: allowed
         with ServerThread(app) as fake:
             with pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"):

@@ -11,8 +11,9 @@ import pytest
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.exceptions import BudgetExceeded, PaymentRequirementsInvalid, PaymentBelowPrice, SellerNotAllowed
 from ghostpay.tokens import Atomic
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards, SpendLedger
+from ghostpay.spending import GuardedWallet, SpendingGuards, SpendLedger
 from tests.sdk.conftest import fund, mint_to
 from tests.x402.conftest import PRICE_ATOMIC, ServerThread, guarded
 from tests.x402.official_stack import official_seller_app
@@ -23,7 +24,7 @@ async def test_fifty_concurrent_calls_against_a_budget_for_ten(net, official_fac
                                                                ledger_path) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, daily=Decimal("0.1"))) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, daily=Decimal("0.1"))) as http:
             results = await asyncio.gather(*(http.get(shop.url + "/paid") for _ in range(50)),
                                            return_exceptions=True)
     paid = [r for r in results if not isinstance(r, BaseException)]
@@ -39,14 +40,14 @@ async def test_budget_runs_out_mid_run_and_survives_a_restart(net, official_faci
                                                               ledger_path) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, total=Decimal("0.03"))) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, total=Decimal("0.03"))) as http:
             for _ in range(3):
                 assert (await http.get(shop.url + "/paid")).status_code == 200
             with pytest.raises(BudgetExceeded, match="total budget of 0.03 .*0.000000 left"):
                 await http.get(shop.url + "/paid")
         # a new client on the same ledger (a restart, another process) has nothing left either
         async with GhostPayClient(net.http_url, gp_buyer.keypair, guards=guarded(ledger_path, total=Decimal("0.03"))
-                                  ) as again, again.x402_http() as http:
+                                  ) as again, x402_http(again) as http:
             with pytest.raises(BudgetExceeded):
                 await http.get(shop.url + "/paid")
     assert len(tap.payments) == 3 and await gp_buyer.get_token_balance(seller.wallet, mint) == Decimal("0.03")
@@ -72,7 +73,7 @@ async def test_reservation_released_when_the_payment_cannot_be_built(net, offici
 
     wallet = guarded(ledger_path, total=Decimal("0.01"))
     with ServerThread(app) as shop:
-        async with gp_buyer.x402_http(guards=wallet) as http:
+        async with x402_http(gp_buyer, guards=wallet) as http:
             with pytest.raises(PaymentRequirementsInvalid, match="cannot be built"):
                 await http.get(shop.url + "/paid")
     [row] = list(wallet.ledger.entries(str(gp_buyer.wallet)))
@@ -83,7 +84,7 @@ async def test_blocked_seller_nothing_signed(net, official_facilitator, seller, 
                                              ledger_path) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, blocked_sellers={str(seller.wallet)})) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, blocked_sellers={str(seller.wallet)})) as http:
             with pytest.raises(SellerNotAllowed):
                 await http.get(shop.url + "/paid")
     assert tap.payments == [] and list(SpendLedger(ledger_path).entries(str(gp_buyer.wallet))) == []

@@ -17,8 +17,9 @@ from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, MEMO_P
 
 from ghostpay.exceptions import (NoPayableRequirement, PaymentRequirementsInvalid, PriceAboveMaximum)
 from ghostpay.sync_client import GhostPay
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record, rating_for
-from ghostpay.x402.guards import SpendLedger
+from ghostpay.spending import SpendLedger
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 from tests.x402.conftest import PRICE_ATOMIC, ServerThread, guarded, new_seller
 from tests.x402.official_stack import official_facilitator_app, official_seller_app, v1_requirement, v1_seller_app
@@ -49,7 +50,7 @@ async def test_official_seller_and_facilitator_pay_200_tokens_moved(net, officia
                                                                     mint, ledger_path) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, daily=Decimal("1"))) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, daily=Decimal("1"))) as http:
             free = await http.get(shop.url + "/free")
             response = await http.get(shop.url + "/paid")
     assert free.status_code == 200 and payment_record(free) is None
@@ -80,11 +81,11 @@ async def test_picks_the_accepted_mint_the_wallet_holds(net, official_facilitato
     app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC,
                               accepts=[(str(other), 5), (str(mint), PRICE_ATOMIC)])
     with ServerThread(app) as shop:
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             response = await http.get(shop.url + "/paid")
             assert response.status_code == 200 and payment_record(response).mint == str(mint)
             # asked to pay with the other mint only: nothing it holds is acceptable
-            async with gp_buyer.x402_http(tokens=[other]) as picky:
+            async with x402_http(gp_buyer, tokens=[other]) as picky:
                 with pytest.raises(NoPayableRequirement, match="holds 0"):
                     await picky.get(shop.url + "/paid")
     assert await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("0.99")
@@ -93,7 +94,7 @@ async def test_picks_the_accepted_mint_the_wallet_holds(net, official_facilitato
 async def test_max_price_refuses_before_signing(net, official_facilitator, seller, gp_buyer, mint) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http(max_price=Decimal("0.005")) as http:
+        async with x402_http(gp_buyer, max_price=Decimal("0.005")) as http:
             with pytest.raises(PriceAboveMaximum, match="0.010000 is over the per-call maximum 0.005"):
                 await http.get(shop.url + "/paid")
     assert tap.payments == [] and await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("1")
@@ -104,12 +105,12 @@ async def test_seller_raises_its_price_between_402_and_pay(net, official_facilit
     prices = iter([PRICE_ATOMIC, 20_000, 20_000, 20_000])  # 402 at 0.01; the paid retry is checked against 0.02
     app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), lambda: next(prices))
     with ServerThread(app) as shop:
-        async with gp_buyer.x402_http(max_price=Decimal("0.015")) as capped:
+        async with x402_http(gp_buyer, max_price=Decimal("0.015")) as capped:
             with pytest.raises(PriceAboveMaximum, match="0.020000"):
                 await capped.get(shop.url + "/paid")
         assert await gp_buyer.get_token_balance(seller.wallet, mint) == 0  # the 0.01 payment was refused, not settled
         prices = iter([PRICE_ATOMIC, 20_000, 20_000, 20_000])
-        async with gp_buyer.x402_http(max_price=Decimal("0.05")) as http:
+        async with x402_http(gp_buyer, max_price=Decimal("0.05")) as http:
             response = await http.get(shop.url + "/paid")  # re-quoted: pays the new price once
     assert response.status_code == 200 and payment_record(response).amount == Decimal("0.02")
     assert await gp_buyer.get_token_balance(seller.wallet, mint) == Decimal("0.02")
@@ -118,7 +119,7 @@ async def test_seller_raises_its_price_between_402_and_pay(net, official_facilit
 async def test_wrong_network_is_refused_naming_both(net, official_facilitator, seller, gp_buyer, mint) -> None:
     app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC, network=MAINNET)
     with ServerThread(app) as shop:
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             with pytest.raises(NoPayableRequirement, match=f"wants network {MAINNET}; this wallet is on solana:EtW"):
                 await http.get(shop.url + "/paid")
 
@@ -128,7 +129,7 @@ async def test_unreachable_facilitator_returns_the_failure_unsettled(net, seller
     with ServerThread(official_facilitator_app(fund(net), net.http_url)) as facilitator:
         app = official_seller_app(facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)  # reads /supported now
     with ServerThread(app) as shop:  # ... and the facilitator is gone when the paid retry comes
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, daily=Decimal("1"))) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, daily=Decimal("1"))) as http:
             response = await http.get(shop.url + "/paid")
     record = payment_record(response)
     # the official middleware answers a failed verification with a new 402 carrying the reason
@@ -152,7 +153,7 @@ async def test_v1_seller_x_payment_200(net, official_facilitator, seller, gp_buy
     tap = Tap(v1_seller_app(official_facilitator.url, requirement))
     with ServerThread(tap) as shop:
         requirement["resource"] = shop.url + url_path
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             response = await http.post(shop.url + url_path, json={"agentId": "memeputer", "message": "/ping"})
     assert response.status_code == 200 and response.json()["response"] == "pong"
     record = payment_record(response)
@@ -179,7 +180,7 @@ async def test_lenient_v1_pays_seeds_003_shape_with_the_default_usdc(net, offici
                                  "")
     with ServerThread(v1_seller_app(official_facilitator.url, requirement, body=seeds_003_body)) as shop:
         requirement["resource"] = shop.url + "/x402/interact"
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             quotes = await http.quote(shop.url + "/x402/interact", "POST")
             response = await http.post(shop.url + "/x402/interact", json={"message": "/ping"})
     assert [(q.mint, q.amount, q.assumed) for q in quotes] == \
@@ -203,7 +204,7 @@ async def test_lenient_v1_names_what_is_missing(net, official_facilitator, selle
 
     tap = Tap(v1_seller_app(official_facilitator.url, requirement, body=body))
     with ServerThread(tap) as shop:
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             with pytest.raises(PaymentRequirementsInvalid, match=f"misses {named}"):
                 await http.post(shop.url + "/x402/interact", json={})
     assert tap.payments == [] and await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("1")
@@ -222,7 +223,7 @@ async def test_seeds_003_as_is_cannot_be_paid_and_says_why(net, gp_buyer) -> Non
                              "x402Version": 1}, status_code=402)
 
     with ServerThread(app) as shop:
-        async with gp_buyer.x402_http() as http:
+        async with x402_http(gp_buyer) as http:
             with pytest.raises(PaymentRequirementsInvalid, match=r"misses extra.feePayer \(the facilitator"):
                 await http.post(shop.url + "/x402/interact", json={})
 
@@ -232,7 +233,7 @@ async def test_seller_500_after_settlement_keeps_the_record(net, official_facili
     requirement = v1_requirement(str(seller.wallet), str(mint), PRICE_ATOMIC, fee_payer_of(official_facilitator), "")
     with ServerThread(v1_seller_app(official_facilitator.url, requirement, status=500)) as shop:
         requirement["resource"] = shop.url + "/x402/interact"
-        async with gp_buyer.x402_http(guards=guarded(ledger_path, total=Decimal("1"))) as http:
+        async with x402_http(gp_buyer, guards=guarded(ledger_path, total=Decimal("1"))) as http:
             response = await http.post(shop.url + "/x402/interact", json={})
     record = payment_record(response)
     assert response.status_code == 500 and record.settled and record.signature and record.status == 500
@@ -245,7 +246,7 @@ async def test_seller_500_after_settlement_keeps_the_record(net, official_facili
 def test_sync_facade_pays(net, official_facilitator, seller, buyer_keypair, mint) -> None:
     with ServerThread(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)) as shop:
         with GhostPay(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp:
-            with gp.x402_http(max_price="0.01") as http:
+            with x402_http(gp, max_price="0.01") as http:
                 response = http.get(shop.url + "/paid")
                 assert http.payments == [payment_record(response)]
             assert gp.get_token_balance(seller.wallet, mint) == Decimal("0.01")

@@ -28,6 +28,7 @@ from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.networks import DEVNET
 from tests.localnet.conftest import LocalnetProcess
@@ -85,7 +86,7 @@ async def test_record_after_the_memo_verified_and_rated(net: Any, agent: Agent) 
     with ServerThread(app) as shop:
         async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
             before = await gp.get_reputation(agent.address)
-            async with gp.x402_http(feedback="auto") as http:
+            async with x402_http(gp, feedback="auto") as http:
                 response = await http.get(shop.url + "/paid")
             record = payment_record(response)
             assert response.status_code == 200 and record.settled and record.verified and record.feedback
@@ -110,7 +111,7 @@ async def test_auto_feedback_rates_a_500_after_settlement_as_failed(net: Any, ag
     keypair = buyer(net, agent.mint)
     with ServerThread(self_settling_seller(net, agent, fund(net), status=500)) as shop:
         async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
-            async with gp.x402_http(feedback="auto") as http:
+            async with x402_http(gp, feedback="auto") as http:
                 response = await http.get(shop.url + "/paid")
             record = payment_record(response)
             assert response.status_code == 500 and record.verified and record.feedback
@@ -149,14 +150,14 @@ async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_c
     moved once), and the refused attempt leaves the budget: a daily budget of exactly one price still pays."""
     from decimal import Decimal
 
-    from ghostpay.x402.guards import SpendingGuards
+    from ghostpay.spending import SpendingGuards
 
     keypair = buyer(net, agent.mint)
     app = record_refusing_seller(net, agent, fund(net))
     guards = SpendingGuards(daily=Decimal("0.01"))
     with ServerThread(app) as shop:
         async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=guards) as gp:
-            async with gp.x402_http() as http:
+            async with x402_http(gp) as http:
                 response = await http.get(shop.url + "/paid")
     record = payment_record(response)
     assert response.status_code == 200 and record.settled and not record.verified  # paid, not recorded

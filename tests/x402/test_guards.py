@@ -13,7 +13,7 @@ import pytest
 
 from ghostpay.exceptions import (BudgetExceeded, GhostPayError, MintNotAllowed, PaymentDeclined, PriceAboveMaximum,
                                  RateLimited, SellerNotAllowed, SpendingRefused)
-from ghostpay.x402.guards import RESERVATION_TTL, GuardedWallet, Limits, Spend, SpendingGuards, SpendLedger
+from ghostpay.spending import RESERVATION_TTL, GuardedWallet, Limits, Spend, SpendingGuards, SpendLedger
 
 USDC, BONK = "Usdc1111111111111111111111111111111111111111", "Bonk1111111111111111111111111111111111111111"
 

@@ -1,6 +1,6 @@
 """The x402 buyer: an httpx client that pays 402 answers with the official `x402` package's exact SVM scheme.
 
-    async with gp.x402_http(guards=SpendingGuards(daily=Decimal("5")), max_price=Decimal("0.05")) as http:
+    async with x402_http(gp, guards=SpendingGuards(daily=Decimal("5")), max_price=Decimal("0.05")) as http:
         r = await http.get("https://api.example/paid")
         paid = payment_record(r)        # signature, payer, amount (Decimal), mint, seller, settled, verified...
 

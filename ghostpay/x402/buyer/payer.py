@@ -22,7 +22,7 @@ from ghostpay.tokens import from_atomic
 from ghostpay.x402.buyer.models import RECORD_KEY, FeedbackMode, PaymentRecord, Quote, ms, rating_for
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
-from ghostpay.x402.guards import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
 from ghostpay.x402.record.types import RecordedPayment

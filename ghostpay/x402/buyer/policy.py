@@ -13,7 +13,7 @@ from ghostpay.exceptions import GhostPayError, NoPayableRequirement, SpendingRef
 from ghostpay.tokens import from_atomic, to_atomic
 from ghostpay.x402.buyer.models import Quote
 from ghostpay.x402.buyer.quotes import Required, decode_quotes
-from ghostpay.x402.guards import GuardedWallet, Reservation, SpendingGuards, Spend
+from ghostpay.spending import GuardedWallet, Reservation, SpendingGuards, Spend
 from ghostpay.x402.networks import X402Network, same_network
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from ghostpay.x402.buyer.transport import X402HttpClient
 
 
 class X402HttpSync:
-    """The blocking face of an X402HttpClient (from `GhostPay.x402_http`): its coroutines run on the
+    """The blocking face of an X402HttpClient (from `x402_http(GhostPay(...))`): its coroutines run on the
     facade's event loop through `run`."""
 
     def __init__(self, client: X402HttpClient, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
