@@ -48,9 +48,9 @@ from ghostpay.x402.facilitator_policy import AssetRule
 from ghostpay.x402.guards import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
 
-from bench.report import latency_table, report
+from bench.report import latency_table, report, size
 
-CALLS = int(os.environ.get("X402_BENCH_CALLS", "40"))
+CALLS = int(os.environ.get("X402_BENCH_CALLS", size(40, 2)))
 PRICE = Decimal("0.001")
 
 
