@@ -1,9 +1,14 @@
-"""Every ```python block of README.md and docs/*.md runs as written, in document order, as a user would run it:
+"""Every ```python block of README.md and docs/*.md runs as written, in document order (README.md, then docs/ by
+name), as a user would run it:
 after the README's set-up commands (its `<!-- readme-setup -->` shell block: a wallet, a provider wallet, test
 mints labelled USDC and EURC), against a localnet this test starts, each block a script in a subprocess with
 HOME a temporary folder and the environment the README names (GHOSTPAY_URL, GHOSTPAY_FACILITATOR_URL,
 GHOSTPAY_SELLER_URL). A block that builds an ASGI `app` is served by uvicorn (`uvicorn module:app`) for the
-blocks after it. Then the money each block moved is checked on chain."""
+blocks after it. Then the money each block moved is checked on chain.
+
+Of the ```sh blocks only the set-up runs: the others start or call servers that run until stopped (localnet,
+facilitator, proxy, indexer, MCP), need devnet or a funded fee payer, or are `make` targets (the demo and the suite
+included)."""
 
 from __future__ import annotations
 
