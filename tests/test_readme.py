@@ -35,6 +35,7 @@ from tests.x402.conftest import Process, facilitator_process, token_balance
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 SETUP = re.compile(r"<!-- readme-setup -->\s*```sh\n(.*?)```", re.S)
+FENCED = re.compile(r"^```.*?^```", re.S | re.M)
 BIN = Path(sys.executable).parent
 SELLER_ROUTE = "/translate"  # where the README's middleware block sells, and its buyer block pays
 # What each block prints when it did its job, by a line of its code: (code, what stdout must match)
@@ -178,3 +179,23 @@ def test_every_block_is_run() -> None:
     found = blocks()
     assert len(found) >= 5 and all(any(marker in b.code for marker, _ in EXPECTED) or b.serves_an_app
                                    for b in found), [b.name for b in found]
+
+
+def anchors(document: Path) -> set[str]:
+    """The anchors GitHub gives the headings of `document`."""
+    titles = re.findall(r"^#+ (.+)$", FENCED.sub("", document.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-") for title in titles}
+
+
+def test_links_between_the_documents_resolve() -> None:
+    """README.md and docs/ link each other by file and heading: every such link finds its file and heading."""
+    broken = []
+    for document in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", FENCED.sub("", document.read_text())):
+            path, _, anchor = target.partition("#")
+            if target.startswith(("http://", "https://")):
+                continue
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.exists() or (anchor and anchor not in anchors(linked)):
+                broken.append(f"{document.name}: {target}")
+    assert not broken, broken
