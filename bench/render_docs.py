@@ -26,14 +26,16 @@ Column = tuple[str, str]  # (header, key of the row)
 
 
 def number(value: Any) -> str:
-    """Thousands separated; small fractions (SOL per call) in plain decimals, never an exponent; None empty."""
+    """Thousands separated, at most two decimals from 1 up and nine below (lamport-sized SOL figures), never an
+    exponent; a whole float as an integer; None empty."""
     if value is None:
         return ""
-    if isinstance(value, float) and value != 0 and abs(value) < 0.001:
-        return f"{value:.9f}".rstrip("0")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    digits = 2 if abs(value) >= 1 else 9
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
