@@ -30,11 +30,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.cli import seed_index
-from bench.report import report
+from bench.report import report, size
 from ghostpay.localnet.process import LocalnetProcess
 
-PAYMENTS = 50_000
-REQUESTS = 40
+PAYMENTS = size(50_000, 500)
+REQUESTS = size(40, 2)
+FEED_EVENTS = size(20, 2)
 DAY = 86_400
 
 
@@ -58,14 +59,15 @@ def seed_payments(db: Path, mint: str, progress: Progress) -> list[str]:
     with Session(engine) as session:
         agents = [a.address for a in session.exec(select(Agent).limit(1000)).all()]
         for start in range(0, PAYMENTS, 5000):
+            end = min(start + 5000, PAYMENTS)
             session.add_all([Payment(agent=rng.choice(agents), reference=os.urandom(32).hex(), payer=agents[0],
                                      mint=mint, amount=rng.randrange(1_000, 1_000_000), signature=f"sig{i}",
                                      instruction_index=2, slot=i, timestamp=now - rng.randrange(7 * DAY),
                                      outcome=rng.choice(["recorded", "success", "success", "failed"]),
                                      response_time_ms=rng.choice([None, 300, 900]))
-                             for i in range(start, start + 5000)])
+                             for i in range(start, end)])
             session.commit()
-            progress.advance(task, 5000)
+            progress.advance(task, end - start)
     return agents
 
 
@@ -83,7 +85,7 @@ def timed(http: httpx.Client, path: str) -> Row:
 
 
 def feed_delay(base: str, db: Path) -> Row:
-    """Milliseconds from committing an event row to reading it from /api/events, 20 times."""
+    """Milliseconds from committing an event row to reading it from /api/events, FEED_EVENTS times."""
     from sqlmodel import Session
 
     from ghostpay.indexer.models import RawEvent, connect
@@ -93,7 +95,7 @@ def feed_delay(base: str, db: Path) -> Row:
     with httpx.Client(base_url=base, timeout=30) as http, \
             http.stream("GET", "/api/events?names=BenchEvent") as stream:
         lines = stream.iter_lines()
-        for n in range(20):
+        for n in range(FEED_EVENTS):
             time.sleep(random.random() * 0.5)
             with Session(engine) as session:
                 session.add(RawEvent(signature=f"bench{n}", slot=0, instruction_index=0, event_index=0,
@@ -111,7 +113,8 @@ def feed_delay(base: str, db: Path) -> Row:
 
 def measure(console: Console) -> list[Row]:
     from ghostpay.analytics.api import ApiSettings
-    from ghostpay.analytics.server import bind, serve
+    from ghostpay.analytics.server import serve
+    from ghostpay.sockets import listening_socket
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +125,7 @@ def measure(console: Console) -> list[Row]:
             with Progress(console=console, transient=True) as progress:
                 seed_index(db, mint, progress)
                 agents = seed_payments(db, mint, progress)
-            sock = bind("127.0.0.1", 0)
+            sock = listening_socket("127.0.0.1", 0)
             base = f"http://127.0.0.1:{sock.getsockname()[1]}"
             loop, stop, ready = asyncio.new_event_loop(), asyncio.Event(), threading.Event()
             settings = ApiSettings(f"sqlite:///{db}", rpc_url=net.http_url, webhooks=False)

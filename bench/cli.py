@@ -32,10 +32,10 @@ from rich.table import Table
 from bench.localnet import AGENTS, load_agents
 from ghostpay.localnet.process import LocalnetProcess
 
-from bench.report import report
+from bench.report import report, size
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
-RUNS = 5
+RUNS = size(5, 1)
 CAPABILITIES = ("translate", "summarize", "ocr", "vision", "code", "search", "chat", "audio")
 
 
@@ -74,8 +74,9 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
     now = int(time.time())
     with Session(engine) as session:
         for start in range(0, AGENTS, 1000):
+            end = min(start + 1000, AGENTS)
             agents, tokens, caps = [], [], []
-            for i in range(start, start + 1000):
+            for i in range(start, end):
                 address, owner = str(Pubkey.new_unique()), str(Pubkey.new_unique())
                 agents.append({"address": address, "owner": owner, "agent_id": f"agent-{i}", "name": f"Agent {i}",
                                "x402_enabled": i % 4 != 0, "registration": 1,
@@ -88,7 +89,7 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
             session.add_all([Agent(**a) for a in agents] + [AgentToken(**t) for t in tokens] +
                             [AgentCapability(**c) for c in caps])
             session.commit()
-            progress.advance(task, 1000)
+            progress.advance(task, end - start)
 
 
 def measure(console: Console) -> list[Row]:
@@ -100,7 +101,7 @@ def measure(console: Console) -> list[Row]:
         env.pop("GHOST_DB", None)
         try:
             for argv in (["--help"], ["agent", "search", "--help"]):
-                ms, _ = wall_ms(argv, env, runs=7)
+                ms, _ = wall_ms(argv, env, runs=size(7, 1))
                 rows.append(Row(f"ghost {' '.join(argv)}", round(ms, 1)))
                 console.log(f"{rows[-1].command}: {ms:.0f} ms")
             mint = net.rpc("surfnet_createMint", {"decimals": 6})["result"]["value"]
@@ -120,7 +121,7 @@ def measure(console: Console) -> list[Row]:
                 rows.append(Row(f"ghost --db index.db {label}  (10,000 indexed agents)", round(ms, 1), total))
                 console.log(f"{rows[-1].command}: {ms:.0f} ms")
             load_agents(net.http_url)
-            ms, out = wall_ms(["--output", "json", "agent", "search"], env, runs=3)
+            ms, out = wall_ms(["--output", "json", "agent", "search"], env, runs=size(3, 1))
             rows.append(Row("ghost --output json agent search  (chain: getProgramAccounts, 10,000 agents)",
                             round(ms, 1), json.loads(out)["total"]))
             console.log(f"{rows[-1].command}: {ms:.0f} ms")

@@ -29,7 +29,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from bench.report import report
+from bench.report import report, size
 from ghostpay import instructions as ix
 from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
@@ -48,7 +48,7 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 
-SAMPLES = int(os.environ.get("GHOSTPAY_CU_SAMPLES", "64"))
+SAMPLES = int(os.environ.get("GHOSTPAY_CU_SAMPLES", size(64, 2)))
 ENDPOINT = "https://agents.example.com/translate"
 
 

@@ -43,12 +43,13 @@ from ghostpay.indexer.models import IndexedTransaction, RawEvent, connect
 from ghostpay.indexer.service import DEFAULT_BATCH, Indexer, IndexerConfig
 from ghostpay.indexer.source import RpcSource
 from ghostpay.localnet.process import LocalnetProcess
+from bench.report import RESULTS_DIR, size
 from ghostpay.payments import build_x402_payment
 from tests.indexer.history import Chain, HistorySpec, generate
 from tests.indexer.postgres import PostgresCluster, postgres_binaries
 
-RESULTS = Path(__file__).parent / "results" / "indexer.json"
-MIN_TRANSACTIONS = 10_000
+RESULTS = RESULTS_DIR / "indexer.json"
+MIN_TRANSACTIONS = size(10_000, 1)
 GOALS = {"sqlite": 5_000, "postgresql": 3_000}  # events/s
 RATIO_GOAL = 0.6
 FORK = multiprocessing.get_context("fork")
@@ -198,8 +199,8 @@ async def _funded_payer(chain: Chain, mint: Pubkey) -> Keypair:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--payments", type=int, default=6_500, help="payments in the history (~1.6 tx each)")
-    parser.add_argument("--live", type=int, default=300, help="payments sent one by one for the lag")
+    parser.add_argument("--payments", type=int, default=size(6_500, 20), help="payments in the history (~1.6 tx each)")
+    parser.add_argument("--live", type=int, default=size(300, 3), help="payments sent one by one for the lag")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     console = Console()
@@ -229,7 +230,7 @@ def main() -> None:
                 results["live_sqlite"] = live_lag(net, f"sqlite:///{folder}/live.db", args.live)
         finally:
             net.stop()
-    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     table = Table(title="GhostPay indexer")
     table.add_column("metric")

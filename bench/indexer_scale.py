@@ -29,13 +29,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.indexer import in_child
-from bench.report import report
+from bench.report import report, size
 from ghostpay.indexer.service import Indexer, IndexerConfig
 from ghostpay.localnet.process import LocalnetProcess
 from tests.indexer.history import HistorySpec, generate
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
-MIN_EVENTS = 100_000
+MIN_EVENTS = size(100_000, 1)
 SEARCH_GOAL_MS = 300
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -67,7 +67,7 @@ async def backfill(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def wall_ms(argv: list[str], env: dict[str, str], runs: int = 5) -> float:
+def wall_ms(argv: list[str], env: dict[str, str], runs: int = size(5, 1)) -> float:
     times = []
     for attempt in range(runs + 1):
         started = time.perf_counter()
@@ -117,7 +117,7 @@ def measure(console: Console, payments: int) -> list[Row]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--payments", type=int, default=32_000, help="payments in the history (~3.2 events each)")
+    parser.add_argument("--payments", type=int, default=size(32_000, 20), help="payments in the history (~3.2 events each)")
     args = parser.parse_args()
     console = Console(stderr=True)
     rows = measure(console, args.payments)

@@ -46,12 +46,12 @@ from ghostpay.discovery import AGENT_SPACE
 from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
-from bench.report import report
+from bench.report import report, size
 
-TRANSFERS = 2000
+TRANSFERS = size(2000, 32)
 PAYERS = 20
 IN_FLIGHT = 16
-AGENTS = 10_000
+AGENTS = size(10_000, 200)
 AGENT_OWNERS = 100
 AGENT_DISCRIMINATOR = hashlib.sha256(b"account:Agent").digest()[:8]
 RATIO_GOAL = 0.3
@@ -184,10 +184,11 @@ def load_agents(url: str) -> list[Pubkey]:
     owners = [Pubkey.new_unique() for _ in range(AGENT_OWNERS)]
     with httpx.Client(base_url=url, timeout=60) as client:
         for start in range(0, AGENTS, 1000):
+            end = min(start + 1000, AGENTS)
             batch = [{"jsonrpc": "2.0", "id": i, "method": "surfnet_setAccount", "params": [
                 str(Pubkey.new_unique()),
                 {"data": [base64.b64encode(agent_bytes(owners[i % AGENT_OWNERS], i)).decode(), "base64"],
-                 "owner": str(PROGRAM_ID)}]} for i in range(start, start + 1000)]
+                 "owner": str(PROGRAM_ID)}]} for i in range(start, end)]
             replies = client.post("", json=batch).json()
             assert all("result" in r for r in replies), replies[0]
     return owners

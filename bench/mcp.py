@@ -29,7 +29,7 @@ from rich.console import Console
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from bench.report import latency_table, report
+from bench.report import latency_table, report, size
 from bench.x402_buyer import Served, percentile, sale_parties, seller_app
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
@@ -40,7 +40,8 @@ from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.policy import AssetRule
 from ghostpay.spending import GuardedWallet, SpendingGuards
 
-CALLS = int(os.environ.get("MCP_BENCH_CALLS", "20"))
+STDIO_STARTS = size(5, 1)  # each connect over stdio starts `ghost mcp`
+CALLS = int(os.environ.get("MCP_BENCH_CALLS", size(20, 2)))
 PRICE = Decimal("0.001")
 GHOST = str(Path(sys.executable).with_name("ghost"))
 
@@ -128,7 +129,7 @@ def main() -> None:
                 url = shop.url + "/paid"
                 console.print(f"{CALLS} calls per operation…")
                 params = StdioServerParameters(command=GHOST, args=args, env=env)
-                results = rows("MCP over stdio", asyncio.run(through_mcp(lambda: Client(params), agent, url, 5)))
+                results = rows("MCP over stdio", asyncio.run(through_mcp(lambda: Client(params), agent, url, STDIO_STARTS)))
                 proc, mcp_url = start_http(args, env)
                 try:
                     results += rows("MCP over HTTP", asyncio.run(through_mcp(lambda: Client(mcp_url), agent, url,
@@ -140,8 +141,8 @@ def main() -> None:
                                                                          folder / "sdk-ledger.sqlite3")))
         finally:
             net.stop()
-    table = latency_table(f"MCP tool calls, {CALLS} each (localnet; stdio connect: 5 server starts)", results,
-                          ("path", "operation"))
+    table = latency_table(f"MCP tool calls, {CALLS} each (localnet; stdio connect: {STDIO_STARTS} server starts)",
+                          results, ("path", "operation"))
     report(table, results, "mcp", console)
 
 

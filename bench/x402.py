@@ -68,15 +68,15 @@ from solders.transaction import VersionedTransaction
 from x402.mechanisms.svm.constants import DEFAULT_COMPUTE_UNIT_LIMIT
 
 from bench import x402_buyer
-from bench.report import report
+from bench.report import report, size
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
 from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
-CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", "200"))
+CALLS = int(os.environ.get("GHOSTPAY_BENCH_X402_CALLS", size(200, 2)))
 KEYLESS = os.environ.get("GHOSTPAY_BENCH_X402_KEYLESS") == "1"  # no seller key: results in x402_keyless.json
-ROUNDS = 5
+ROUNDS = size(5, 1)
 CONCURRENCY = (1, 8)
 PRICE = Decimal("0.01")
 SOL = 1_000_000_000

@@ -49,9 +49,9 @@ from ghostpay.x402.facilitator.policy import AssetRule
 from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
 
-from bench.report import latency_table, report
+from bench.report import latency_table, report, size
 
-CALLS = int(os.environ.get("X402_BENCH_CALLS", "40"))
+CALLS = int(os.environ.get("X402_BENCH_CALLS", size(40, 2)))
 PRICE = Decimal("0.001")
 
 

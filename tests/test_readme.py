@@ -1,9 +1,14 @@
-"""Every ```python block of README.md and docs/*.md runs as written, in document order, as a user would run it:
+"""Every ```python block of README.md and docs/*.md runs as written, in document order (README.md, then docs/ by
+name), as a user would run it:
 after the README's set-up commands (its `<!-- readme-setup -->` shell block: a wallet, a provider wallet, test
 mints labelled USDC and EURC), against a localnet this test starts, each block a script in a subprocess with
 HOME a temporary folder and the environment the README names (GHOSTPAY_URL, GHOSTPAY_FACILITATOR_URL,
 GHOSTPAY_SELLER_URL). A block that builds an ASGI `app` is served by uvicorn (`uvicorn module:app`) for the
-blocks after it. Then the money each block moved is checked on chain."""
+blocks after it. Then the money each block moved is checked on chain.
+
+Of the ```sh blocks only the set-up runs: the others start or call servers that run until stopped (localnet,
+facilitator, proxy, indexer, MCP), need devnet or a funded fee payer, or are `make` targets (the demo and the suite
+included)."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from tests.x402.conftest import Process, facilitator_process, token_balance
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 SETUP = re.compile(r"<!-- readme-setup -->\s*```sh\n(.*?)```", re.S)
+FENCED = re.compile(r"^```.*?^```", re.S | re.M)
 BIN = Path(sys.executable).parent
 SELLER_ROUTE = "/translate"  # where the README's middleware block sells, and its buyer block pays
 # What each block prints when it did its job, by a line of its code: (code, what stdout must match)
@@ -173,3 +179,23 @@ def test_every_block_is_run() -> None:
     found = blocks()
     assert len(found) >= 5 and all(any(marker in b.code for marker, _ in EXPECTED) or b.serves_an_app
                                    for b in found), [b.name for b in found]
+
+
+def anchors(document: Path) -> set[str]:
+    """The anchors GitHub gives the headings of `document`."""
+    titles = re.findall(r"^#+ (.+)$", FENCED.sub("", document.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-") for title in titles}
+
+
+def test_links_between_the_documents_resolve() -> None:
+    """README.md and docs/ link each other by file and heading: every such link finds its file and heading."""
+    broken = []
+    for document in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", FENCED.sub("", document.read_text())):
+            path, _, anchor = target.partition("#")
+            if target.startswith(("http://", "https://")):
+                continue
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.exists() or (anchor and anchor not in anchors(linked)):
+                broken.append(f"{document.name}: {target}")
+    assert not broken, broken

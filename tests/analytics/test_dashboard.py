@@ -2,7 +2,7 @@
 /usr/bin/chromedriver, against `ghost indexer run --serve` on a localnet history. The figures shown
 equal the API's; a payment made during the test appears in the live feed without a reload.
 
-GHOSTPAY_DASHBOARD_SCREENSHOT=docs/dashboard.png also writes the screenshot there (the README's)."""
+GHOSTPAY_DASHBOARD_SCREENSHOT=docs/dashboard.png also writes the screenshot there (docs/analytics.md's)."""
 
 from __future__ import annotations
 

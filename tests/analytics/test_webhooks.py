@@ -190,11 +190,11 @@ def test_signature_checks() -> None:
     assert not verify_signature("whsec_a", "t=x,v1=00", body)
 
 
-def test_the_readme_snippet_verifies_a_real_delivery(world: World, receiver: Receiver) -> None:
-    """The README's 10-line verification code, run as written against a POST the dispatcher made."""
-    snippet = re.search(r"<!-- webhook-verify -->\s*```python\n(.*?)```", (ROOT / "README.md").read_text(),
-                        re.S)
-    assert snippet, "README.md lost its webhook verification snippet"
+def test_the_documented_snippet_verifies_a_real_delivery(world: World, receiver: Receiver) -> None:
+    """docs/indexer.md's 10-line verification code, run as written against a POST the dispatcher made."""
+    snippet = re.search(r"<!-- webhook-verify -->\s*```python\n(.*?)```",
+                        (ROOT / "docs" / "indexer.md").read_text(), re.S)
+    assert snippet, "docs/indexer.md lost its webhook verification snippet"
     assert len(snippet.group(1).strip().splitlines()) <= 12
     endpoint = add(world, receiver.url, "--events", "WorkOrderAccepted", "--from-start")
     with RunningDispatcher(world.db_url, FAST):

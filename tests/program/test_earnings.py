@@ -247,7 +247,7 @@ class Slot:
 
 
 class Table:
-    """The earnings table by the documented rules (README, "The Agent account")."""
+    """The earnings table by the documented rules (docs/program.md, "The Agent account")."""
 
     def __init__(self) -> None:
         self.slots: list[Slot] = []  # occupied slots form a prefix

@@ -9,7 +9,7 @@ program's promises checked after every step (GHOSTPAY_TRUST_STEPS steps, default
   pair, and each holds what a model of the documented rules says: calls paid since it was opened, rated (at
   most once each, only by its payer, within the window of the pair's newest payment), expired;
 - the counters equal what the events say: the agent's call and payment totals, and every ReputationMetrics
-  counter replayed from the events by the documented rules (README "Reputation").
+  counter replayed from the events by the documented rules (docs/program.md, "Reputation").
 
 Hostile steps are the attacks of issue 14 (CPI relay, two records after one transfer, a record without a transfer,
 self-payment, a payment under a mint's price, the delivered-order robbery), of issue 24 (a dispute after the

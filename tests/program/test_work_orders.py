@@ -568,7 +568,7 @@ def test_the_arbiter_may_still_rule_after_the_ruling_period_until_someone_settle
 
 def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through(world: World) -> None:
     """The provider let the rejection's grace period (and the deadline) pass; disputing now would block the
-    refund the README promises. Refused by name, nothing moved; the client's refund then goes through."""
+    refund docs/program.md promises. Refused by name, nothing moved; the client's refund then goes through."""
     order = delivered(world)
     world.ok(build_reject_delivery(order, "wrong language"), world.client)
     world.warp(DAY + 1)  # past the deadline and the grace period (REVIEW < DAY)

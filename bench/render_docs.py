@@ -1,0 +1,143 @@
+"""The benchmarks' figures in the docs, rendered from bench/results/*.json so they cannot drift.
+
+    python -m bench.render_docs           # rewrite the tables in docs/performance.md (after running a benchmark)
+    python -m bench.render_docs --check   # exit 1 if a table is stale (tests/test_render_docs.py does this)
+
+A table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, NAME being a results file's stem; what is
+between the markers is replaced, the rest of the page is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+PAGES = (ROOT / "docs" / "performance.md",)
+MARKED = re.compile(r"(<!-- bench:(?P<name>\w+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
+
+Row = dict[str, Any]
+Column = tuple[str, str]  # (header, key of the row)
+
+
+def number(value: Any) -> str:
+    """Thousands separated, at most two decimals from 1 up and nine below (lamport-sized SOL figures), never an
+    exponent; a whole float as an integer; None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    digits = 2 if abs(value) >= 1 else 9
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return number(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def columns(*spec: Column) -> Callable[[list[Row]], str]:
+    """A table with one column per (header, key)."""
+    return lambda rows: markdown([h for h, _ in spec], [[row[key] for _, key in spec] for row in rows])
+
+
+def latency_pivot(row_key: str, column_key: str, low: str, high: str) -> Callable[[list[Row]], str]:
+    """Rows by `row_key`, a column per `column_key`: each cell `low` (`high`), e.g. p50 (p90)."""
+    def render(rows: list[Row]) -> str:
+        row_names = list(dict.fromkeys(r[row_key] for r in rows))
+        column_names = list(dict.fromkeys(r[column_key] for r in rows))
+        cells = {(r[row_key], r[column_key]): f"{number(r[low])} ({number(r[high])})" for r in rows}
+        return markdown([row_key, *column_names], [[name, *(cells.get((name, c), "") for c in column_names)]
+                                                  for name in row_names])
+    return render
+
+
+def compute_units(rows: list[Row]) -> str:
+    """Lowest and highest only where the samples differed."""
+    return markdown(["instruction", "case", "mean CU", "lowest", "highest", "samples"], [
+        [r["instruction"], r["case"], r["compute_units"], *((None, None) if r["lowest"] == r["highest"]
+                                                            else (r["lowest"], r["highest"])), r["samples"]]
+        for r in rows])
+
+
+def indexer(results: dict[str, Any]) -> str:
+    history = results["history"]
+    rows: list[list[Any]] = [["history", f"{number(history['transactions'])} transactions "
+                                         f"({history['failed']} failed), generated in {history['seconds']} s"]]
+    for key, label in (("backfill_sqlite", "SQLite"), ("backfill_postgresql", "PostgreSQL")):
+        if key in results:
+            b = results[key]
+            rows += [[f"back-fill into {label} (goal ≥ {number(b['goal_events_per_second'])} events/s)",
+                      f"{number(b['events_per_second'])} events/s ({number(b['events'])} events, "
+                      f"{number(b['transactions_per_second'])} tx/s, {b['seconds']} s)"],
+                     [f"raw floor into {label}: fetch + decode + executemany",
+                      f"{number(b['raw_floor']['events_per_second'])} events/s"],
+                     ["ratio to the floor (goal ≥ 0.6)", b["ratio_to_floor"]],
+                     [f"peak RSS of the {label} back-fill", f"{b['peak_rss_mib']} MiB"]]
+    live = results["live_sqlite"]
+    for key, label in (("confirmed_to_row_ms", "confirmation"), ("submitted_to_row_ms", "submission")):
+        rows.append([f"live lag, {label} → row, p50 / p99 (SQLite, {live['payments']} payments)",
+                     f"{live[key]['p50']} / {live[key]['p99']} ms"])
+    return markdown(["metric", "value"], rows)
+
+
+def x402(rows: list[Row]) -> str:
+    return columns(("scenario", "scenario"), ("concurrency", "concurrency"), ("calls", "calls"),
+                   ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("calls/s", "calls_per_s"),
+                   ("p50 ÷ official", "p50_vs_official"), ("CPU ms/call: servers", "server_cpu_ms"),
+                   ("localnet", "localnet_cpu_ms"), ("buyers", "client_cpu_ms"))(rows)
+
+
+METRIC_VALUE_UNIT = columns(("metric", "metric"), ("value", "value"), ("unit", "unit"))
+ECONOMICS = columns(("metric", "metric"), ("before: a receipt per call", "before"),
+                    ("after: a PayerStats per buyer and agent", "after"), ("unit", "unit"), ("how", "how"))
+RENDERERS: dict[str, Callable[[Any], str]] = {
+    "compute_units": compute_units,
+    "economics": ECONOMICS,
+    "economics_soak": ECONOMICS,
+    "x402": x402,
+    "x402_keyless": x402,
+    "x402_buyer": latency_pivot("transaction", "phase", "p50_ms", "p90_ms"),
+    "mcp": latency_pivot("path", "operation", "p50_ms", "p90_ms"),
+    "localnet": METRIC_VALUE_UNIT,
+    "cli": columns(("command", "command"), ("median ms", "median_ms"), ("results", "results")),
+    "indexer": indexer,
+    "indexer_scale": METRIC_VALUE_UNIT,
+    "api": columns(("request", "request"), ("median ms", "median_ms"), ("p95 ms", "p95_ms")),
+}
+
+
+def table(name: str, results_dir: Path = RESULTS_DIR) -> str:
+    return RENDERERS[name](json.loads((results_dir / f"{name}.json").read_text()))
+
+
+def render(text: str, results_dir: Path = RESULTS_DIR) -> str:
+    """`text` with every marked table rendered afresh from `results_dir`."""
+    return MARKED.sub(lambda m: m.group(1) + table(m.group("name"), results_dir) + m.group(4), text)
+
+
+def main(argv: Sequence[str] = sys.argv[1:]) -> int:
+    stale = [page for page in PAGES if render(page.read_text()) != page.read_text()]
+    if "--check" in argv:
+        for page in stale:
+            print(f"{page.relative_to(ROOT)} is stale: run python -m bench.render_docs", file=sys.stderr)
+        return 1 if stale else 0
+    for page in stale:
+        page.write_text(render(page.read_text()))
+        print(f"rendered {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
