@@ -53,8 +53,12 @@ def build_register_agent(
         "x402": x402,
     }
     remaining = mint_accounts([token.mint for token in x402.accepted_tokens]) if x402 else []
-    return register_agent(args, {"agent": agent, "reputation": reputation, "owner": owner}, program_id=program_id,
-                          remaining_accounts=remaining)
+    return register_agent(
+        args,
+        {"agent": agent, "reputation": reputation, "owner": owner},
+        program_id=program_id,
+        remaining_accounts=remaining,
+    )
 
 
 def build_close_agent(agent: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:

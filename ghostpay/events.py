@@ -1,16 +1,17 @@
 """Program events: decoded from a transaction's logs, or live over the websocket.
 
-    >>> decode_events(["Program log: nothing here"])
-    []
+>>> decode_events(["Program log: nothing here"])
+[]
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, AsyncIterator, Collection, Sequence
+from typing import Any
 
 from anchorpy import EventParser
 from anchorpy.coder.coder import Coder
@@ -49,24 +50,33 @@ def _parser(program_id: Pubkey) -> EventParser:
     return EventParser(program_id, Coder(artifacts.idl()))
 
 
-def decode_events(logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, signature: Signature | None = None,
-                  slot: int | None = None) -> list[ProgramEvent]:
+def decode_events(
+    logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, signature: Signature | None = None, slot: int | None = None
+) -> list[ProgramEvent]:
     """Every GhostPay event in a transaction's log messages, in order."""
     if not logs:
         return []
     found: list[ProgramEvent] = []
     try:
-        _parser(program_id).parse_logs(list(logs), lambda e: found.append(
-            ProgramEvent(e.name, e.data, signature, slot)))
+        _parser(program_id).parse_logs(
+            list(logs), lambda e: found.append(ProgramEvent(e.name, e.data, signature, slot))
+        )
     except Exception as exc:  # anchorpy raises bare exceptions on truncated or foreign logs
         log.debug("could not decode all events of %s: %s", signature, exc)
     return found
 
 
-async def live_events(ws_url: str, program_id: Pubkey = PROGRAM_ID, commitment: Commitment = Confirmed, *,
-                      names: Collection[str] | None = None, include_failed: bool = False,
-                      reconnect_delay: float = 0.25, max_reconnect_delay: float = 8.0,
-                      ready: asyncio.Event | None = None) -> AsyncIterator[ProgramEvent]:
+async def live_events(
+    ws_url: str,
+    program_id: Pubkey = PROGRAM_ID,
+    commitment: Commitment = Confirmed,
+    *,
+    names: Collection[str] | None = None,
+    include_failed: bool = False,
+    reconnect_delay: float = 0.25,
+    max_reconnect_delay: float = 8.0,
+    ready: asyncio.Event | None = None,
+) -> AsyncIterator[ProgramEvent]:
     """Events of the program as transactions land (`logsSubscribe` mentioning the program).
 
     Reconnects with exponential backoff when the websocket drops or cannot be reached; events
@@ -91,8 +101,9 @@ async def live_events(ws_url: str, program_id: Pubkey = PROGRAM_ID, commitment: 
                             value = message.result.value
                             if value.err is not None and not include_failed:
                                 continue
-                            for event in decode_events(value.logs, program_id, value.signature,
-                                                       message.result.context.slot):
+                            for event in decode_events(
+                                value.logs, program_id, value.signature, message.result.context.slot
+                            ):
                                 if names is None or event.name in names:
                                     yield event
         except asyncio.CancelledError:

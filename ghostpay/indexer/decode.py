@@ -16,9 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -39,7 +40,7 @@ class Skipped:
     unknown: int = 0  # ours, with a discriminator the IDL does not define
     foreign: int = 0  # emitted by another program
 
-    def add(self, other: "Skipped") -> None:
+    def add(self, other: Skipped) -> None:
         self.malformed += other.malformed
         self.unknown += other.unknown
         self.foreign += other.foreign
@@ -124,8 +125,9 @@ def _is_exit(line: str) -> bool:
     return len(parts) >= 3 and parts[0] == "Program" and (parts[2] == "success" or parts[2].startswith("failed"))
 
 
-def decode_logs(logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, *, signature: Any = None,
-                slot: int | None = None) -> DecodedLogs:
+def decode_logs(
+    logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, *, signature: Any = None, slot: int | None = None
+) -> DecodedLogs:
     """Every event our program emitted in these logs, positioned, plus the count of lines skipped."""
     ours = str(program_id)
     out = DecodedLogs()
@@ -151,7 +153,7 @@ def decode_logs(logs: Sequence[str], program_id: Pubkey = PROGRAM_ID, *, signatu
             # every line of ours takes an index, decodable or not, so positions never shift
             position = event_index
             event_index += 1
-            decoded = decode_event(line[len(DATA_PREFIX):].strip())
+            decoded = decode_event(line[len(DATA_PREFIX) :].strip())
             if decoded == "malformed":
                 out.skipped.malformed += 1
             elif decoded == "unknown":
