@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from ghostpay import accounts
-from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, IndexedEvent, Skipped, decode_logs
+from ghostpay.events import DecodedLogs, IndexedEvent, Skipped, decode_logs
 from ghostpay.indexer.models import (
     Agent,
     AgentCapability,
@@ -59,6 +59,7 @@ from ghostpay.indexer.models import (
     WorkOrder,
     WorkOrderTransition,
 )
+from ghostpay.indexer.source import ChainTransaction
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import HISTORY_DAYS, ReputationInputs, day_of, reputation_score, roll_payment_history, tier
 

@@ -23,12 +23,12 @@ from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from ghostpay.events import DecodedLogs, decode_logs
 from ghostpay.gc_tuning import gc_relaxed
-from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, SeenSlot, connect
 from ghostpay.indexer.process import Batch, BatchStats
-from ghostpay.indexer.source import LogStream, RpcSource, SignatureInfo
+from ghostpay.indexer.source import ChainTransaction, LogStream, RpcSource, SignatureInfo
 from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)

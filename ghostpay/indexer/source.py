@@ -20,7 +20,6 @@ import websockets
 from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent
-from ghostpay.indexer.decode import ChainTransaction
 from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,16 @@ RPC_BATCH = 50  # requests per JSON-RPC batch
 ACCOUNTS_PAGE = 100  # getMultipleAccounts' maximum
 FIRST_RETRY_DELAY = 0.25
 MAX_RETRY_DELAY = 30.0  # also caps a node's Retry-After
+
+
+@dataclass(frozen=True)
+class ChainTransaction:
+    """What the indexer needs of a transaction, from getTransaction or a logs notification."""
+
+    signature: str
+    slot: int
+    logs: Sequence[str]
+    failed: bool = False
 
 
 def retry_after(response: httpx.Response) -> float | None:
