@@ -45,7 +45,7 @@ def resolve(host: str, port: int) -> list[IpAddress]:
     except ValueError:
         pass
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 def private_address_refusal(url: str) -> str | None:

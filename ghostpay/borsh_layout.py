@@ -170,17 +170,18 @@ def _fixed_struct_array_reader(name: str, count: int) -> Reader | None:
     definition = _types()[name]["type"]
     if definition["kind"] != "struct":
         return None
-    specs = [_fixed(f["type"]) for f in definition["fields"]]
-    if any(spec is None for spec in specs):
+    maybe_fixed = [_fixed(f["type"]) for f in definition["fields"]]
+    specs = [spec for spec in maybe_fixed if spec is not None]
+    if len(specs) != len(maybe_fixed):
         return None
-    layout = struct.Struct("<" + "".join(spec[0] for spec in specs) * count)  # type: ignore[index]
+    layout = struct.Struct("<" + "".join(spec[0] for spec in specs) * count)
     width = len(specs)
     converted = [
         (element * width + i, spec[2])
-        for element in range(count)  # type: ignore[index]
+        for element in range(count)
         for i, spec in enumerate(specs)
         if spec[2] is not None
-    ]  # type: ignore[index]
+    ]
     starts = range(0, width * count, width)
     cls = getattr(importlib.import_module(f"ghostpay.types.{_snake(name)}"), name)
 

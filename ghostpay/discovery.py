@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import based58
 from solana.rpc.types import MemcmpOpts
@@ -128,7 +128,7 @@ class AgentQuery:
         filters.append(AGENT_SPACE)
         return filters[:MAX_FILTERS]
 
-    def matches_head(self, head: dict[str, object]) -> bool:
+    def matches_head(self, head: dict[str, Any]) -> bool:
         """The checks the fixed head answers (`head_layout("Agent").unpack`: pubkeys as bytes)."""
         if self.owner is not None and head["owner"] != bytes(self.owner):
             return False

@@ -183,13 +183,13 @@ def decode_logs(
             position = event_index
             event_index += 1
             decoded = decode_event(line[len(DATA_PREFIX) :].strip())
-            if decoded == "malformed":
-                out.skipped.malformed += 1
-            elif decoded == "unknown":
-                out.skipped.unknown += 1
-            else:
+            if isinstance(decoded, tuple):
                 name, data = decoded
                 out.events.append(IndexedEvent(ProgramEvent(name, data, signature, slot), instruction, position))
+            elif decoded == "malformed":
+                out.skipped.malformed += 1
+            else:
+                out.skipped.unknown += 1
     return out
 
 

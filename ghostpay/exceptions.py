@@ -373,8 +373,8 @@ def _register(code: int, name: str, message: str) -> type[ProgramError]:
 
 # Anchor's framework errors first, then the program's own (which win on a name clash).
 for _map in (_anchor_errors.ANCHOR_ERROR_MAP, _custom_errors.CUSTOM_ERROR_MAP):
-    for _code, _err in _map.items():  # type: ignore[attr-defined]
-        _register(_code, type(_err).name, type(_err).msg)  # type: ignore[attr-defined]
+    for _code, _err in _map.items():
+        _register(_code, type(_err).name, type(_err).msg)
 
 ANCHOR_LOG = re.compile(r"AnchorError .*Error Code: (\w+)\. Error Number: (\d+)\. Error Message: (.*?)\.?$")
 

@@ -251,7 +251,7 @@ class TokenLabels:
 
     @staticmethod
     def _entry(data: dict[str, Any], genesis_hash: str, url: str | None) -> dict[str, Any]:
-        entry = data["clusters"].setdefault(genesis_hash, {})
+        entry: dict[str, Any] = data["clusters"].setdefault(genesis_hash, {})
         entry.setdefault("labels", {})
         if url:
             entry["url"] = url

@@ -39,6 +39,8 @@ from ghostpay.instructions import (
     settle_by_default,
     submit_work_delivery,
 )
+from ghostpay.instructions.cancel_work_order import CancelWorkOrderAccounts
+from ghostpay.instructions.release_payment import ReleasePaymentAccounts
 from ghostpay.pda import associated_token_address, reputation_address, work_order_address
 from ghostpay.program_id import PROGRAM_ID
 
@@ -204,7 +206,8 @@ def build_open_dispute(order: WorkOrderRef, party: Pubkey, reason: str) -> Instr
 
 def _settlement_accounts(
     order: WorkOrderRef, client_token_account: Pubkey | None, provider_token_account: Pubkey | None
-) -> dict[str, Pubkey]:
+) -> ReleasePaymentAccounts:
+    """The accounts every settlement names (release_payment's; the others add their signer)."""
     return {
         "work_order": order.address,
         "vault": order.vault,
@@ -213,6 +216,18 @@ def _settlement_accounts(
         "provider_token_account": provider_token_account or order.token_account(order.provider_owner),
         "agent": order.agent,
         "reputation": order.reputation,
+        "mint": order.mint,
+    }
+
+
+def _refund_accounts(order: WorkOrderRef, client_token_account: Pubkey | None) -> CancelWorkOrderAccounts:
+    """The accounts of a refund to the client (cancel_work_order's; the others add their signer)."""
+    return {
+        "work_order": order.address,
+        "vault": order.vault,
+        "client": order.client,
+        "client_token_account": client_token_account or order.token_account(order.client),
+        "agent": order.agent,
         "mint": order.mint,
     }
 
@@ -256,24 +271,20 @@ def build_resolve_dispute(
 
 
 def build_cancel_work_order(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"], accounts["reputation"]
-    ix = cancel_work_order(accounts, program_id=order.program_id)
+    ix = cancel_work_order(_refund_accounts(order, client_token_account), program_id=order.program_id)
     return _with_token_program(ix, "cancel_work_order", order.token_program)
 
 
 def build_decline_work_order(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
     """`decline_work_order` by the provider agent's owner: a full refund to the client's token account."""
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"], accounts["reputation"]
+    accounts = _refund_accounts(order, client_token_account)
     ix = decline_work_order({**accounts, "provider": order.provider_owner}, program_id=order.program_id)
     return _with_token_program(ix, "decline_work_order", order.token_program)
 
 
 def build_claim_refund(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"]
-    ix = claim_refund(accounts, program_id=order.program_id)
+    accounts = _refund_accounts(order, client_token_account)
+    ix = claim_refund({**accounts, "reputation": order.reputation}, program_id=order.program_id)
     return _with_token_program(ix, "claim_refund", order.token_program)
 
 
@@ -282,7 +293,6 @@ def build_settle_by_default(
 ) -> Instruction:
     """`settle_by_default` by `party` (the client or the provider agent's owner): the remainder back to the
     client, once a dispute's ruling period has passed without a ruling, or whenever the client's refund is due."""
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"]
-    ix = settle_by_default({**accounts, "party": party}, program_id=order.program_id)
+    accounts = _refund_accounts(order, client_token_account)
+    ix = settle_by_default({**accounts, "reputation": order.reputation, "party": party}, program_id=order.program_id)
     return _with_token_program(ix, "settle_by_default", order.token_program)

@@ -368,7 +368,7 @@ MIGRATION_BATCH = 10_000  # rows per insert while rebuilding a table
 def _rebuilt(connection: Connection, model: type[SQLModel]) -> str:
     """Recreate `model`'s table from the current model (new keys and indexes), the old one kept aside under
     `<table>_v4` (created without constraints or indexes, so their names stay free); returns that name."""
-    table = model.__tablename__  # type: ignore[attr-defined]
+    table = model.__tablename__
     old = f"{table}_v4"
     connection.exec_driver_sql(f"CREATE TABLE {old} AS SELECT * FROM {table}")
     connection.exec_driver_sql(f"DROP TABLE {table}")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, distinct, func
+from sqlalchemy import ColumnElement, and_, distinct, func
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer.models import (
@@ -137,7 +137,7 @@ def search_agents(
 
 def agent_prices(session: Session, agent: str) -> dict[str, int]:
     """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
-    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
+    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(col(AgentToken.position))).all()
     return {r.mint: r.price for r in rows}
 
 
@@ -146,7 +146,7 @@ def agent_earnings(session: Session, agent: str) -> dict[str, tuple[int, int]]:
     earnings), atomic units, as its account's earnings table holds them."""
     rows = session.exec(
         select(AgentEarning)
-        .join(Agent, Agent.address == AgentEarning.agent)
+        .join(Agent, col(Agent.address) == AgentEarning.agent)
         .where(AgentEarning.agent == agent, AgentEarning.registration == Agent.registration)
         .order_by(AgentEarning.mint)
     ).all()
@@ -223,11 +223,11 @@ def payment_analytics(
 ) -> PaymentAnalytics:
     """x402 payments with `since <= timestamp < until`: counts by outcome, volume and average per call
     by token, the top earners (by volume within each token), success rate and active agents."""
-    window = []
+    window: list[ColumnElement[bool]] = []
     if since is not None:
-        window.append(Payment.timestamp >= since)
+        window.append(col(Payment.timestamp) >= since)
     if until is not None:
-        window.append(Payment.timestamp < until)
+        window.append(col(Payment.timestamp) < until)
     where = and_(True, *window)
     by_outcome = {
         o: int(n)
@@ -253,7 +253,7 @@ def payment_analytics(
         ).all()
     ]
     success, failed = by_outcome.get("success", 0), by_outcome.get("failed", 0)
-    active = session.exec(select(func.count(distinct(Payment.agent))).where(where)).one()
+    active = session.exec(select(func.count(distinct(col(Payment.agent)))).where(where)).one()
     return PaymentAnalytics(
         since,
         until,
@@ -363,7 +363,7 @@ def index_status(session: Session) -> IndexStatus:
     """The cursor, the schema version, row counts and skip counters."""
     cursor = session.get(Cursor, 1)
     rows = {
-        model.__tablename__: int(session.exec(select(func.count()).select_from(model)).one())  # type: ignore[attr-defined]
+        str(model.__tablename__): int(session.exec(select(func.count()).select_from(model)).one())
         for model in DATA_TABLES
     }
     skipped = {c.name: c.count for c in session.exec(select(SkipCounter)).all()}

@@ -19,13 +19,13 @@ from ghostpay.x402.buyer import PaymentRecord, Quote
 from ghostpay.x402.guards import MintSpending
 
 Labels = Mapping[str, str]  # mint -> its token label on the cluster (ClusterLabels.by_mint)
-LABEL = Field(None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")
+LABEL = Field(default=None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")
 
 
 class CallPrice(BaseModel):
     mint: str
     label: str | None = LABEL
-    price: str | None = Field(None, description="Whole tokens per call (None when the mint cannot be read).")
+    price: str | None = Field(default=None, description="Whole tokens per call (None when the mint cannot be read).")
     price_atomic: int
     decimals: int | None = None
 
@@ -143,7 +143,7 @@ class ReputationResult(BaseModel):
     successful_payments: int
     failed_payments: int
     rating_count: int
-    average_rating: float | None = Field(None, description="1-5, over the rated calls.")
+    average_rating: float | None = Field(default=None, description="1-5, over the rated calls.")
     total_disputes: int
 
 
@@ -172,10 +172,10 @@ class QuoteOption(BaseModel):
 
     mint: str
     label: str | None = LABEL
-    amount: str | None = Field(None, description="Whole tokens (None when the mint cannot be read).")
+    amount: str | None = Field(default=None, description="Whole tokens (None when the mint cannot be read).")
     amount_atomic: int
     pay_to: str
-    agent: str | None = Field(None, description="The seller's GhostPay agent, when it names one.")
+    agent: str | None = Field(default=None, description="The seller's GhostPay agent, when it names one.")
     network: str
     scheme: str
     x402_version: int
@@ -219,10 +219,10 @@ class PaymentMade(BaseModel):
     verified: bool = Field(
         description="Its transaction recorded it on chain: the call can be rated with submit_feedback."
     )
-    reference: str | None = Field(None, description="The payment's reference (hex), for submit_feedback.")
+    reference: str | None = Field(default=None, description="The payment's reference (hex), for submit_feedback.")
     latency_ms: int
     error: str | None = None
-    feedback: str | None = Field(None, description="The feedback transaction, when rated automatically.")
+    feedback: str | None = Field(default=None, description="The feedback transaction, when rated automatically.")
 
 
 def payment_made(record: PaymentRecord) -> PaymentMade:
@@ -247,7 +247,7 @@ class CallResult(BaseModel):
     status: int
     headers: dict[str, str]
     body: Any = Field(description="The answer: parsed JSON when it is JSON, else text.")
-    payment: PaymentMade | None = Field(None, description="None when the call cost nothing.")
+    payment: PaymentMade | None = Field(default=None, description="None when the call cost nothing.")
 
 
 class DirectPayment(BaseModel):
@@ -276,14 +276,16 @@ def direct_payment(agent: str, paid: PaymentResult, labels: Labels) -> DirectPay
 
 class ReceiptResult(BaseModel):
     found: bool
-    signature: str | None = Field(None, description="The payment's transaction (None for a legacy receipt).")
+    signature: str | None = Field(default=None, description="The payment's transaction (None for a legacy receipt).")
     payer: str | None = None
     mint: str | None = None
     label: str | None = LABEL
     amount: str | None = None
     paid_at: int | None = None
-    source: str | None = Field(None, description="index, chain (the agent's newest transactions) or legacy receipt.")
-    rated: bool | None = Field(None, description="Whether it was rated, when the source knows.")
+    source: str | None = Field(
+        default=None, description="index, chain (the agent's newest transactions) or legacy receipt."
+    )
+    rated: bool | None = Field(default=None, description="Whether it was rated, when the source knows.")
 
 
 def receipt_result(receipt: Receipt | None, labels: Labels) -> ReceiptResult:
@@ -304,7 +306,7 @@ def receipt_result(receipt: Receipt | None, labels: Labels) -> ReceiptResult:
 
 class SentTransaction(BaseModel):
     signature: str
-    address: str | None = Field(None, description="The account the transaction created or changed.")
+    address: str | None = Field(default=None, description="The account the transaction created or changed.")
 
 
 class FeedbackResult(SentTransaction):
@@ -381,7 +383,7 @@ class BalanceResult(BaseModel):
 
 class WindowSpending(BaseModel):
     spent: str
-    budget: str | None = Field(None, description="None: no budget for this window.")
+    budget: str | None = Field(default=None, description="None: no budget for this window.")
     remaining: str | None = None
 
 
@@ -389,7 +391,7 @@ class MintSpendingResult(BaseModel):
     mint: str
     label: str | None = LABEL
     decimals: int
-    per_call: str | None = Field(None, description="The most one call may cost.")
+    per_call: str | None = Field(default=None, description="The most one call may cost.")
     hour: WindowSpending
     day: WindowSpending
     total: WindowSpending

@@ -208,7 +208,7 @@ class GhostPayTools:
     ) -> r.CallResult:
         request = self._request(headers, body, json_body)
         cap = parse_amount(max_price, "max_price") if max_price else None
-        tokens = [await self._token(token)] if token else []
+        tokens = [await self.gp.resolve_mint(token)] if token else []
         try:
             response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
         except httpx.HTTPError as exc:
@@ -225,9 +225,7 @@ class GhostPayTools:
             payment=r.payment_made(record) if record else None,
         )
 
-    async def _x402_client(
-        self, cap: Decimal | None, tokens: list[Pubkey | None], feedback: FeedbackMode
-    ) -> X402HttpClient:
+    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey], feedback: FeedbackMode) -> X402HttpClient:
         key = (cap, tuple(tokens), feedback)
         if key in self._x402:
             self._x402.move_to_end(key)
