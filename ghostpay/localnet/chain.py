@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import based58
 from solders.account import Account
@@ -132,7 +132,7 @@ def error_json(err: Any) -> Any:
     return json.loads(result.to_json())["err"]
 
 
-def is_live(account: Account | None) -> bool:
+def is_live(account: Account | None) -> TypeGuard[Account]:
     return account is not None and account.lamports > 0
 
 
@@ -147,13 +147,13 @@ def token_amount(raw: int, decimals: int) -> dict[str, Any]:
     return {"amount": str(raw), "decimals": decimals, "uiAmount": ui, "uiAmountString": text}
 
 
-def is_token_account(account: Account | None) -> bool:
+def is_token_account(account: Account | None) -> TypeGuard[Account]:
     if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 165:
         return False
     return len(account.data) == 165 or account.data[165] == 2  # Token-2022: AccountType::Account
 
 
-def is_mint(account: Account | None) -> bool:
+def is_mint(account: Account | None) -> TypeGuard[Account]:
     if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 82:
         return False
     return account.data[45] == 1 and (len(account.data) == 82 or (len(account.data) > 165 and account.data[165] == 1))
@@ -418,7 +418,7 @@ class Chain:
                                 "programIdIndex": ix.instruction().program_id_index,
                                 "accounts": list(ix.instruction().accounts),
                                 "data": based58.b58encode(bytes(ix.instruction().data)).decode(),
-                                "stackHeight": ix.stack_height(),
+                                "stackHeight": ix.stack_height(),  # type: ignore[attr-defined]  # not in solders' stub
                             }
                             for ix in instructions
                         ],
@@ -428,7 +428,7 @@ class Chain:
 
     @staticmethod
     def _return_data(meta: TransactionMetadata) -> dict[str, Any] | None:
-        data = meta.return_data()
+        data = meta.return_data()  # type: ignore[attr-defined]  # solders' stub calls it transaction_return_data
         if data is None or (not data.data and data.program_id == Pubkey.default()):
             return None
         return {"programId": str(data.program_id), "data": [base64.b64encode(bytes(data.data)).decode(), "base64"]}
@@ -551,7 +551,7 @@ class Chain:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
-            if taken:  # the fee was taken for the simulation only
+            if taken and payer is not None:  # the fee was taken for the simulation only
                 self.svm.set_account(tx.message.account_keys[0], payer)
         if isinstance(result, FailedTransactionMetadata):
             return self._outcome(signature, result), {}

@@ -255,7 +255,7 @@ def encode_parsed_transaction(raw: bytes, meta: dict[str, Any]) -> tuple[dict[st
         keys.append({"pubkey": key, "signer": i < signers, "source": "transaction", "writable": writable})
     keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": True} for k in loaded["writable"]]
     keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": False} for k in loaded["readonly"]]
-    names = [k["pubkey"] for k in keys]
+    names = [str(k["pubkey"]) for k in keys]
 
     def parse(program_index: int, account_indexes: list[int], data: bytes, height: Any = None) -> dict[str, Any]:
         return parse_instruction(

@@ -43,6 +43,16 @@ MAX_SIGNATURES_FOR_ADDRESS = 1000
 Handler = Callable[[list[Any]], Any]
 
 
+def _data_size(size: int) -> Callable[[bytes], bool]:
+    """getProgramAccounts' `dataSize` filter."""
+    return lambda data: len(data) == size
+
+
+def _memcmp(offset: int, end: int, wanted: bytes) -> Callable[[bytes], bool]:
+    """getProgramAccounts' `memcmp` filter: `wanted` at data[offset:end]."""
+    return lambda data: data[offset:end] == wanted
+
+
 def param(params: list[Any], index: int, default: Any = None) -> Any:
     return params[index] if len(params) > index and params[index] is not None else default
 
@@ -207,7 +217,7 @@ class Rpc:
         for spec in filters:
             if isinstance(spec, dict) and isinstance(spec.get("dataSize"), int):
                 size = spec["dataSize"]
-                checks.append(lambda data, size=size: len(data) == size)
+                checks.append(_data_size(size))
             elif isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
                 memcmp = spec["memcmp"]
                 offset = memcmp.get("offset")
@@ -217,7 +227,7 @@ class Rpc:
                 if len(wanted) > 128:
                     raise invalid_params("encoded binary data should be less than 129 bytes")
                 end = offset + len(wanted)
-                checks.append(lambda data, o=offset, e=end, w=wanted: data[o:e] == w)
+                checks.append(_memcmp(offset, end, wanted))
             else:
                 raise invalid_params(f"unsupported filter: {json.dumps(spec)}")
         return checks

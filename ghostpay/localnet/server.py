@@ -16,6 +16,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from solders.pubkey import Pubkey
 from websockets.asyncio.server import serve
@@ -146,21 +147,18 @@ class HttpRpcProtocol(asyncio.Protocol):
         self.group_commit = group_commit
         self.buffer = bytearray()
         self.request: HttpRequest | None = None
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any data_received
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's connection: a full Transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         try:
-            while self.transport is not None and not self.transport.is_closing() and self._serve_one():
+            while not self.transport.is_closing() and self._serve_one():
                 pass
         except ValueError:  # a malformed request line, header or chunk size: drop the connection
-            self.transport.close()  # type: ignore[union-attr]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
+            self.transport.close()
 
     def _serve_one(self) -> bool:
         """Serve the first complete request in the buffer; False when it holds none."""
@@ -172,7 +170,7 @@ class HttpRpcProtocol(asyncio.Protocol):
                 return False
             self.request = self._head(bytes(self.buffer[:end]).decode("latin-1"), end + 4)
             if self.request is None:
-                self.transport.close()  # type: ignore[union-attr]
+                self.transport.close()
                 return False
         request = self.request
         try:
@@ -184,7 +182,7 @@ class HttpRpcProtocol(asyncio.Protocol):
         if body is None:
             if request.headers.get("expect", "").lower() == "100-continue" and not request.continued:
                 request.continued = True
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return False
         self.request = None
         if request.method == "OPTIONS":
@@ -265,7 +263,7 @@ class HttpRpcProtocol(asyncio.Protocol):
         ).encode()
         self.group_commit.answer(
             self.transport,
-            head + CORS + b"\r\n" + body,  # type: ignore[arg-type]
+            head + CORS + b"\r\n" + body,
             close=not keep_alive,
         )
 
