@@ -348,7 +348,8 @@ def _fixed_size(idl_type: Any) -> int | None:
         if definition["kind"] != "struct":
             return None
         sizes = [_fixed_size(f["type"]) for f in definition["fields"]]
-        return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+        known = [size for size in sizes if size is not None]
+        return sum(known) if len(known) == len(sizes) else None
     return None
 
 

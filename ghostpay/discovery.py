@@ -67,7 +67,7 @@ def price_in(agent: Agent, mint: Pubkey | None) -> int | None:
     return None
 
 
-SORTS: dict[str, tuple[Callable[[Agent], object], bool]] = {
+SORTS: dict[str, tuple[Callable[[Agent], int | str], bool]] = {
     "reputation": (lambda a: a.reputation_score, True),
     "price": (lambda a: price_in(a, None) or 0, False),
     "newest": (lambda a: a.created_at, True),
@@ -172,7 +172,7 @@ class AgentQuery:
             kept.sort(key=lambda p: price_in(p[1], token) or 0)
         elif self.sort is not None:
             key, descending = SORTS[self.sort]
-            kept.sort(key=lambda p: key(p[1]), reverse=descending)  # type: ignore[arg-type,return-value]
+            kept.sort(key=lambda p: key(p[1]), reverse=descending)
         return kept[: self.limit] if self.limit is not None else kept
 
 

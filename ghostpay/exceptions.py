@@ -238,7 +238,7 @@ class ProgramError(TransactionError):
     Catch a specific one by class (`except PaymentBelowPrice`), or this base for all.
     """
 
-    code: ClassVar[int] = -1
+    code: int = -1  # the class's; an error of a code unknown to this SDK sets its own
     name: ClassVar[str] = "ProgramError"
     message: ClassVar[str] = ""
     _by_code: ClassVar[dict[int, type[ProgramError]]] = {}
@@ -253,7 +253,7 @@ class ProgramError(TransactionError):
         code: int | None = None,
     ) -> None:
         if code is not None and type(self).code == -1:
-            self.code = code  # type: ignore[misc]
+            self.code = code
         super().__init__(f"{self.name} ({self.code}): {self.message}", err, logs, signature, instruction_index)
 
     @classmethod
@@ -345,9 +345,10 @@ def program_error_class(name_or_code: str | int) -> type[ProgramError]:
     >>> program_error_class("NameInvalid").code
     6001
     """
-    table = ProgramError._by_code if isinstance(name_or_code, int) else ProgramError._by_name
     try:
-        return table[name_or_code]  # type: ignore[index]
+        if isinstance(name_or_code, int):
+            return ProgramError._by_code[name_or_code]
+        return ProgramError._by_name[name_or_code]
     except KeyError:
         raise InvalidArgument(f"no GhostPay program error {name_or_code!r}") from None
 

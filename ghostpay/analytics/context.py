@@ -185,4 +185,5 @@ class ApiContext:
 
 def api_context(request: Request) -> ApiContext:
     """The FastAPI dependency every route takes."""
-    return request.app.state.context  # type: ignore[no-any-return]
+    context: ApiContext = request.app.state.context
+    return context

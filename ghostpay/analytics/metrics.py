@@ -137,7 +137,7 @@ def x402_metrics(session: Session, window: Window, agent: str | None = None, top
     """One pass over the period's payments (the timestamp index), grouped by agent, mint and outcome."""
     timed = col(Payment.response_time_ms) > 0
     statement = (
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel's select() is typed for up to 4 columns; this has 7
             Payment.agent,
             Payment.mint,
             Payment.outcome,

@@ -5,10 +5,10 @@ Counters that only a running indexer knows (reconnects, RPC errors) come from th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy import func
@@ -26,7 +26,7 @@ class IndexCollector(Collector):
     def __init__(self, engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool) -> None:
         self.engine, self.chain_slot, self.extra, self.webhooks = engine, chain_slot, extra, webhooks
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         with Session(self.engine) as session:
             state = index_status(session)
             by_name = session.exec(select(RawEvent.name, func.count()).group_by(RawEvent.name)).all()

@@ -344,7 +344,7 @@ async def list_work_orders(
         statement = select(WorkOrder)
         if party is not None:
             statement = statement.where(
-                or_(WorkOrder.client == party, WorkOrder.provider == party, WorkOrder.arbiter == party)
+                or_(col(WorkOrder.client) == party, col(WorkOrder.provider) == party, col(WorkOrder.arbiter) == party)
             )
         if agent is not None:
             statement = statement.where(WorkOrder.agent == agent)

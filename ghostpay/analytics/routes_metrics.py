@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -26,7 +27,7 @@ MAX_PERIOD = 366 * 86_400
 
 
 def newest_event_id(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.max(RawEvent.id), 0))).one())
+    return session.exec(select(func.max(RawEvent.id))).one() or 0
 
 
 @router.get("/api/metrics/x402", tags=["analytics"], summary="X402TransactionMetrics over the last `period` seconds")
@@ -123,7 +124,7 @@ async def events(
         position, idle = start, 0
         yield "retry: 1000\n\n"
         while not await request.is_disconnected():
-            batch = await ctx.db(lambda s, after=position: event_feed(s, after, names=wanted, agent=agent, limit=500))
+            batch = await ctx.db(partial(event_feed, after=position, names=wanted, agent=agent, limit=500))
             for e in batch:
                 position = e.id
                 yield (

@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -61,7 +62,7 @@ async def serve(
     watcher = asyncio.create_task(stopping.wait())
     watcher.add_done_callback(lambda _: stop())
     try:
-        tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve(sockets=[sock]))]
         if indexer is not None:
             tasks.append(asyncio.create_task(indexer.run()))
         while not server.started and not tasks[0].done():

@@ -34,7 +34,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from ghostpay.addresses import private_address_refusal
 from ghostpay.artifacts import idl_dict
 from ghostpay.exceptions import InvalidArgument
-from ghostpay.indexer.models import RawEvent, i64
+from ghostpay.indexer.models import RawEvent, i64, table_of
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_at
 
 def create_tables(engine: Engine) -> None:
     """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(engine, tables=[table_of(t) for t in TABLES])
 
 
 def ensure_tables(engine: Engine) -> None:
@@ -106,15 +106,13 @@ def _remove_deliveries(session: Session, condition: Any) -> int:
         select(func.count(), func.coalesce(func.sum(WebhookDelivery.attempts), 0)).where(condition)
     ).one()
     if count:
-        total = WebhookTotal.__table__  # type: ignore[attr-defined]
+        total = table_of(WebhookTotal)
         added = session.exec(
-            update(total)
-            .where(total.c.name == REMOVED_ATTEMPTS)  # type: ignore[call-overload]
-            .values(value=total.c.value + int(attempts))
+            update(total).where(total.c.name == REMOVED_ATTEMPTS).values(value=total.c.value + int(attempts))
         )
         if added.rowcount == 0:  # the first removal ever
             session.add(WebhookTotal(name=REMOVED_ATTEMPTS, value=int(attempts)))
-        session.exec(delete(WebhookDelivery).where(condition))  # type: ignore[call-overload]
+        session.exec(delete(WebhookDelivery).where(condition))
     return int(count)
 
 
@@ -209,7 +207,7 @@ def remove_endpoint(engine: Engine, endpoint_id: str) -> None:
     get_endpoint(engine, endpoint_id)
     with Session(engine) as session:
         _remove_deliveries(session, col(WebhookDelivery.endpoint_id) == endpoint_id)
-        session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))  # type: ignore
+        session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))
         session.commit()
 
 

@@ -95,7 +95,7 @@ class WriterLock:
             database = self.engine.url.database
             if not database or database == ":memory:":
                 return self  # a private in-memory database: nobody else can write it
-            self._file = open(Path(database).with_name(Path(database).name + ".lock"), "w")  # noqa: SIM115
+            self._file = open(Path(database).with_name(Path(database).name + ".lock"), "w")  # noqa: SIM115 - held while the lock is
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

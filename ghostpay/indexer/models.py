@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, Numeric, UniqueConstraint, event, inspect, text
+from sqlalchemy import BigInteger, Column, Integer, Numeric, Table, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, create_engine
@@ -316,8 +316,13 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's table (sqlmodel's type stubs do not declare `__table__`)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
 def _create_v1(connection: Connection) -> None:
-    SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in ALL_TABLES])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(m) for m in ALL_TABLES])
 
 
 # v2 columns: (table, column, SQL type and default). v1 creates tables from the current models, so a
@@ -350,7 +355,7 @@ def _earnings_per_mint_v3(connection: Connection) -> None:
     """The program keeps earnings per mint (summing atomic units of different mints meant nothing): the
     agents' two summed columns go, agent_earnings holds them per mint. Rows indexed from the earlier
     program have none: re-index them."""
-    SQLModel.metadata.create_all(connection, tables=[AgentEarning.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(AgentEarning)])
     columns = {c["name"] for c in inspect(connection).get_columns("agents")}
     for column in ("total_earnings", "x402_total_payments"):
         if column in columns:
@@ -359,7 +364,7 @@ def _earnings_per_mint_v3(connection: Connection) -> None:
 
 def _seen_slot_v4(connection: Connection) -> None:
     """Lag measured against the newest slot seen while caught up, not the last program transaction's."""
-    SQLModel.metadata.create_all(connection, tables=[SeenSlot.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(SeenSlot)])
 
 
 MIGRATION_BATCH = 10_000  # rows per insert while rebuilding a table
@@ -372,7 +377,7 @@ def _rebuilt(connection: Connection, model: type[SQLModel]) -> str:
     old = f"{table}_v4"
     connection.exec_driver_sql(f"CREATE TABLE {old} AS SELECT * FROM {table}")
     connection.exec_driver_sql(f"DROP TABLE {table}")
-    SQLModel.metadata.create_all(connection, tables=[model.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(model)])
     return old
 
 
@@ -398,15 +403,15 @@ def _payments_by_instruction_v5(connection: Connection) -> None:
     and feedback are keyed by the instruction that recorded or rated them. Payments are copied; feedback is
     rebuilt from the raw events (the old rows lack their instruction)."""
     old = _rebuilt(connection, Payment)
-    columns = ", ".join(c.name for c in Payment.__table__.columns)  # type: ignore[attr-defined]
+    columns = ", ".join(c.name for c in table_of(Payment).columns)
     connection.exec_driver_sql(f"INSERT INTO payments ({columns}) SELECT {columns} FROM {old}")
     connection.exec_driver_sql(f"DROP TABLE {old}")
     old = _rebuilt(connection, Feedback)
     connection.exec_driver_sql(f"DROP TABLE {old}")
-    raw = RawEvent.__table__  # type: ignore[attr-defined]
+    raw = table_of(RawEvent)
     found = connection.execute(raw.select().where(raw.c.name == "FeedbackSubmitted").order_by(raw.c.id))
     while rows := found.fetchmany(MIGRATION_BATCH):
-        connection.execute(Feedback.__table__.insert(), [_feedback_row(r) for r in rows])  # type: ignore[attr-defined]
+        connection.execute(table_of(Feedback).insert(), [_feedback_row(r) for r in rows])
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -469,9 +474,9 @@ def migrate(engine: Engine) -> int:
         with engine.begin() as connection:
             migration.apply(connection)
             connection.execute(
-                SchemaVersion.__table__.insert().values(  # type: ignore[attr-defined]
-                    version=migration.version, description=migration.description, applied_at=time.time()
-                )
+                table_of(SchemaVersion)
+                .insert()
+                .values(version=migration.version, description=migration.description, applied_at=time.time())
             )
         current = migration.version
     return current

@@ -58,6 +58,7 @@ from ghostpay.indexer.models import (
     SkipCounter,
     WorkOrder,
     WorkOrderTransition,
+    table_of,
 )
 from ghostpay.indexer.source import ChainTransaction
 from ghostpay.program_id import PROGRAM_ID
@@ -100,11 +101,6 @@ class Row:
         def __setattr__(self, name: str, value: Any) -> None: ...
 
 
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
 # Columns stored as JSON text and held decoded in memory (parsed at load, dumped at commit).
 JSON_COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {Reputation: ("history",)}
 
@@ -114,8 +110,8 @@ def _defaults(model: type[SQLModel]) -> dict[str, Any]:
 
 
 DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
-PRIMARY_KEYS = {model: tuple(c.name for c in _table(model).primary_key) for model in STATE_MODELS}
-COLUMNS = {model: tuple(c.name for c in _table(model).columns) for model in STATE_MODELS}
+PRIMARY_KEYS = {model: tuple(c.name for c in table_of(model).primary_key) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in STATE_MODELS}
 
 
 def loaded_row(model: type[SQLModel], values: Any) -> Row:
@@ -176,7 +172,7 @@ class BatchStats:
 
 
 def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
 @dataclass(frozen=True)
@@ -240,7 +236,7 @@ class Batch:
         """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
         column (each `IN` walks the primary-key index; SQLite scans the whole table for a row-value
         `IN`), so the answer can hold other combinations: `_load` keeps only the keys asked for."""
-        table, names = _table(model), PRIMARY_KEYS[model]
+        table, names = table_of(model), PRIMARY_KEYS[model]
         if len(names) == 1:
             return table.c[names[0]].in_(keys)
         return and_(*(table.c[n].in_(sorted({key[i] for key in keys})) for i, n in enumerate(names)))
@@ -266,7 +262,7 @@ class Batch:
             for k in chunk:
                 rows[k] = None
             for found in self.connection.execute(
-                select(_table(model)).where(self._key_filter(model, chunk))
+                select(table_of(model)).where(self._key_filter(model, chunk))
             ).mappings():
                 key = self._key_of(model, found)
                 if key in rows and rows[key] is None:
@@ -324,7 +320,7 @@ class Batch:
         """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
         done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
-        column = _table(IndexedTransaction).c.signature
+        column = table_of(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
             done.update(
@@ -799,7 +795,7 @@ class Batch:
         """Replace the stored (agent, item) rows of every agent in `lists`."""
         if not lists:
             return
-        table = _table(model)
+        table = table_of(model)
         agents = list(lists)
         for i in range(0, len(agents), IN_CHUNK):
             self._writes.append((delete(table).where(table.c.agent.in_(agents[i : i + IN_CHUNK])), None))
@@ -819,10 +815,10 @@ class Batch:
             self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                append = CopyRows(_table(model)) if self.dialect == "postgresql" else _table(model).insert()
+                append = CopyRows(table_of(model)) if self.dialect == "postgresql" else table_of(model).insert()
                 self._writes.append((append, rows))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
-            table, raw = _table(Payment), _table(RawEvent)
+            table, raw = table_of(Payment), table_of(RawEvent)
             newest = (
                 select(table.c.signature, table.c.instruction_index)
                 .join(
@@ -872,7 +868,7 @@ class Batch:
                 self.connection.execute(statement, parameters)
         if self.cursor is not None:
             slot, signature = self.cursor
-            table = _table(Cursor)
+            table = table_of(Cursor)
             stored = self.connection.execute(select(table.c.slot).where(table.c.id == 1)).scalar()
             if stored is None:
                 self.connection.execute(
@@ -899,14 +895,8 @@ class Batch:
         ]
         if counts:
             stmt = self._insert(SkipCounter)
-            self._writes.append(
-                (
-                    stmt.on_conflict_do_update(
-                        index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}
-                    ),
-                    counts,
-                )
-            )
+            added = table_of(SkipCounter).c["count"] + stmt.excluded["count"]
+            self._writes.append((stmt.on_conflict_do_update(index_elements=["name"], set_={"count": added}), counts))
 
     def rollback(self) -> None:
         self.transaction.rollback()
