@@ -19,10 +19,11 @@ codegen: setup
 program: setup
 	.venv/bin/python -m tools.build_program
 
-# Fail if anything generated or built is stale.
+# Fail if anything generated or built is stale, then on ruff's lint and format and on mypy (scopes in pyproject.toml).
 check: setup
 	.venv/bin/python -m tools.codegen --check
 	.venv/bin/python -m tools.build_program --check
+	.venv/bin/python -m tools.checks
 
 bench: setup
 	.venv/bin/python -m bench.compute_units
