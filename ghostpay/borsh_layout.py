@@ -1,9 +1,9 @@
 """Borsh decoders compiled from the IDL with `struct`: the hot-path twin of the generated construct layouts.
 
 Kept beside construct because it pays: construct interprets its layout tree for every value. On a loaded
-2-core machine an Agent account decodes here in ≈ 40 µs against construct's 420-650 µs (10-16×), an event
+2-core machine an Agent account decodes here in ≈ 40 µs against construct's 420-1,150 µs (10-28×), an event
 body in 3.8 µs against 18 µs (4.7×), and a transaction's logs with three events (ghostpay.events) in 31 µs
-against anchorpy's EventParser's 120-200 µs. The indexer decodes every event through it, and an agent search
+against anchorpy's EventParser's 120-360 µs. The indexer decodes every event through it, and an agent search
 from the chain decodes every Agent. Re-measure with `make bench-decoders` (bench/results/decoders.json);
 tests/test_borsh_layout.py proves both decode every event and the Agent alike.
 
