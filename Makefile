@@ -1,6 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
 .PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api \
-	bench-x402 bench-x402-buyer bench-mcp bench-economics
+	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders
 
 setup:
 	@scripts/setup.sh
@@ -19,10 +19,11 @@ codegen: setup
 program: setup
 	.venv/bin/python -m tools.build_program
 
-# Fail if anything generated or built is stale.
+# Fail if anything generated or built is stale, then on ruff's lint and format and on mypy (scopes in pyproject.toml).
 check: setup
 	.venv/bin/python -m tools.codegen --check
 	.venv/bin/python -m tools.build_program --check
+	.venv/bin/python -m tools.checks
 
 bench: setup
 	.venv/bin/python -m bench.compute_units
@@ -55,6 +56,10 @@ bench-x402: setup
 # The x402 buyer's overhead per paid call (quote, sign, verify + settle) → bench/results/x402_buyer.json.
 bench-x402-buyer: setup
 	.venv/bin/python -m bench.x402_buyer
+
+# µs per decoded Agent account, event and transaction's logs: ghostpay.borsh_layout beside construct → bench/results/decoders.json.
+bench-decoders: setup
+	.venv/bin/python -m bench.decoders
 
 # MCP tool calls over stdio and HTTP beside the SDK in-process → bench/results/mcp.json.
 bench-mcp: setup

@@ -5,7 +5,8 @@
 - `ghost --help` and `ghost agent search --help` (the Solana stack is not imported for help);
 - `ghost agent search` over 10,000 agents in an indexer database (SQLite; rows written with the
   indexer's own models, one 6-decimal mint on a throwaway localnet for the decimals), with filters and
-  the default page of 50, in text and JSON;
+  the default page of 50, in text and JSON; the JSON search once more through SQLAlchemy (a
+  `sqlite+pysqlite:///` URL reads the same file through `ghostpay.indexer.queries`, not `sqlite_read`);
 - the same search from the chain: 10,000 Agent accounts loaded with `surfnet_setAccount`, read with
   getProgramAccounts and decoded.
 
@@ -120,6 +121,11 @@ def measure(console: Console) -> list[Row]:
                 label = " ".join(a if a != mint else "MINT" for a in argv)
                 rows.append(Row(f"ghost --db index.db {label}  (10,000 indexed agents)", round(ms, 1), total))
                 console.log(f"{rows[-1].command}: {ms:.0f} ms")
+            # the last search again through SQLAlchemy (`queries`): what ghostpay.indexer.sqlite_read saves
+            ms, out = wall_ms(["--db", f"sqlite+pysqlite:///{db}", *searches[-1]], env)
+            rows.append(Row(f"ghost --db sqlite+pysqlite:///index.db {' '.join(searches[-1])}  (the same through "
+                            "SQLAlchemy)", round(ms, 1), json.loads(out)["total"]))
+            console.log(f"{rows[-1].command}: {ms:.0f} ms")
             load_agents(net.http_url)
             ms, out = wall_ms(["--output", "json", "agent", "search"], env, runs=size(3, 1))
             rows.append(Row("ghost --output json agent search  (chain: getProgramAccounts, 10,000 agents)",

@@ -38,7 +38,7 @@ from solders.pubkey import Pubkey
 from sqlmodel import Session, func, select
 
 from ghostpay.accounts import Agent
-from ghostpay.indexer.decode import decode_logs
+from ghostpay.events import decode_logs
 from ghostpay.indexer.models import IndexedTransaction, RawEvent, connect
 from ghostpay.indexer.service import DEFAULT_BATCH, Indexer, IndexerConfig
 from ghostpay.indexer.source import RpcSource

@@ -24,9 +24,14 @@ def _kind(address: IpAddress) -> str | None:
     """What makes `address` non-public, or None."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return _kind(address.ipv4_mapped)
-    for kind, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
-                       ("private", address.is_private), ("multicast", address.is_multicast),
-                       ("unspecified", address.is_unspecified), ("reserved", address.is_reserved)):
+    for kind, flag in (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("private", address.is_private),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("reserved", address.is_reserved),
+    ):
         if flag:
             return kind
     return None
@@ -40,7 +45,7 @@ def resolve(host: str, port: int) -> list[IpAddress]:
     except ValueError:
         pass
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 def private_address_refusal(url: str) -> str | None:

@@ -9,6 +9,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
 from ghostpay.instructions import close_agent, register_agent
+from ghostpay.instructions.register_agent import RegisterAgentArgs
 from ghostpay.pda import agent_address, reputation_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.types import X402Config
@@ -43,7 +44,7 @@ def build_register_agent(
     """
     agent, _ = agent_address(owner, profile.agent_id, program_id)
     reputation, _ = reputation_address(agent, program_id)
-    args = {
+    args: RegisterAgentArgs = {
         "agent_id": profile.agent_id,
         "agent_type": profile.agent_type,
         "name": profile.name,
@@ -53,8 +54,12 @@ def build_register_agent(
         "x402": x402,
     }
     remaining = mint_accounts([token.mint for token in x402.accepted_tokens]) if x402 else []
-    return register_agent(args, {"agent": agent, "reputation": reputation, "owner": owner}, program_id=program_id,
-                          remaining_accounts=remaining)
+    return register_agent(
+        args,
+        {"agent": agent, "reputation": reputation, "owner": owner},
+        program_id=program_id,
+        remaining_accounts=remaining,
+    )
 
 
 def build_close_agent(agent: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:

@@ -22,7 +22,8 @@ def program_bytes() -> bytes:
 @lru_cache(maxsize=1)
 def idl_dict() -> dict[str, Any]:
     """The Anchor IDL as plain JSON."""
-    return json.loads(IDL_JSON.read_text())
+    idl: dict[str, Any] = json.loads(IDL_JSON.read_text())
+    return idl
 
 
 def idl_constant(name: str) -> int:

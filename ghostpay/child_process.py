@@ -7,6 +7,7 @@ leaves the current folder out, while relative paths in the arguments still resol
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -19,8 +20,8 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 def python_module_command(module: str, *args: str) -> list[str]:
     """The argv that runs `python -m module args...` on this interpreter with the installed package.
 
-        >>> python_module_command("ghostpay.localnet", "--rpc-port", "8899")[1:]
-        ['-P', '-m', 'ghostpay.localnet', '--rpc-port', '8899']
+    >>> python_module_command("ghostpay.localnet", "--rpc-port", "8899")[1:]
+    ['-P', '-m', 'ghostpay.localnet', '--rpc-port', '8899']
     """
     return [sys.executable, "-P", "-m", module, *args]
 
@@ -28,10 +29,8 @@ def python_module_command(module: str, *args: str) -> list[str]:
 def _end_with_parent() -> None:
     """Runs in the child before exec: SIGTERM when the parent dies (Linux; elsewhere a child whose parent
     was killed with SIGKILL keeps running)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def start_attached_child(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:

@@ -1,9 +1,9 @@
 """Cluster monikers and RPC / websocket URLs.
 
-    >>> resolve("devnet").http_url
-    'https://api.devnet.solana.com'
-    >>> resolve("http://127.0.0.1:8899").ws_url
-    'ws://127.0.0.1:8900'
+>>> resolve("devnet").http_url
+'https://api.devnet.solana.com'
+>>> resolve("http://127.0.0.1:8899").ws_url
+'ws://127.0.0.1:8900'
 """
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ DEVNET = "https://api.devnet.solana.com"
 MAINNET = "https://api.mainnet-beta.solana.com"
 
 MONIKERS: dict[str, str] = {
-    "l": LOCALNET, "localhost": LOCALNET, "localnet": LOCALNET,
-    "d": DEVNET, "devnet": DEVNET,
-    "m": MAINNET, "mainnet-beta": MAINNET, "mainnet": MAINNET,
+    "l": LOCALNET,
+    "localhost": LOCALNET,
+    "localnet": LOCALNET,
+    "d": DEVNET,
+    "devnet": DEVNET,
+    "m": MAINNET,
+    "mainnet-beta": MAINNET,
+    "mainnet": MAINNET,
 }
 
 

@@ -20,8 +20,9 @@ and status.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal, Sequence, Union
+from typing import Any, Literal
 
 import based58
 from solana.rpc.types import MemcmpOpts
@@ -51,10 +52,13 @@ OWNER_OFFSET = HEAD["Agent"]["owner"]
 X402_ENABLED_OFFSET = HEAD["Agent"]["x402_enabled"]
 IS_ACTIVE_OFFSET = HEAD["Agent"]["is_active"]
 WORK_ORDER_STATUSES: tuple[str, ...] = tuple(
-    v["name"] for t in artifacts.idl_dict()["types"] if t["name"] == "WorkOrderStatus" for v in t["type"]["variants"])
+    v["name"] for t in artifacts.idl_dict()["types"] if t["name"] == "WorkOrderStatus" for v in t["type"]["variants"]
+)
 """Status names in variant order (the byte stored at HEAD["WorkOrder"]["status"])."""
 
 SortKey = Literal["reputation", "price", "newest", "oldest", "calls", "name"]
+
+
 def price_in(agent: Agent, mint: Pubkey | None) -> int | None:
     """The agent's price in `mint` (atomic units), its first token's when `mint` is None; None if not accepted."""
     for token in agent.x402_accepted_tokens:
@@ -63,7 +67,7 @@ def price_in(agent: Agent, mint: Pubkey | None) -> int | None:
     return None
 
 
-SORTS: dict[str, tuple[Callable[[Agent], object], bool]] = {
+SORTS: dict[str, tuple[Callable[[Agent], int | str], bool]] = {
     "reputation": (lambda a: a.reputation_score, True),
     "price": (lambda a: price_in(a, None) or 0, False),
     "newest": (lambda a: a.created_at, True),
@@ -105,15 +109,18 @@ class AgentQuery:
         if self.max_price is not None and self.token is None:
             raise InvalidArgument("max_price needs a token: each accepted mint has its own price")
 
-    def memcmp_filters(self) -> list[Union[int, MemcmpOpts]]:
+    def memcmp_filters(self) -> list[int | MemcmpOpts]:
         """The server-side filters: the discriminator, whatever the fixed head allows, and the data size,
         at most `MAX_FILTERS` (Solana's RPC limit); the exact check after covers anything dropped."""
-        filters: list[Union[int, MemcmpOpts]] = [MemcmpOpts(0, _b58(Agent.discriminator))]
+        filters: list[int | MemcmpOpts] = [MemcmpOpts(0, _b58(Agent.discriminator))]
         if self.owner is not None:
             filters.append(MemcmpOpts(OWNER_OFFSET, str(self.owner)))
         # Price and token filters only make sense for agents that take x402 payments.
-        x402 = True if (self.token is not None or self.max_price is not None) and self.x402_enabled is None \
+        x402 = (
+            True
+            if (self.token is not None or self.max_price is not None) and self.x402_enabled is None
             else self.x402_enabled
+        )
         if x402 is not None:
             filters.append(MemcmpOpts(X402_ENABLED_OFFSET, _b58(bytes([x402]))))
         if self.active is not None:
@@ -121,40 +128,41 @@ class AgentQuery:
         filters.append(AGENT_SPACE)
         return filters[:MAX_FILTERS]
 
-    def matches_head(self, head: dict[str, object]) -> bool:
+    def matches_head(self, head: dict[str, Any]) -> bool:
         """The checks the fixed head answers (`head_layout("Agent").unpack`: pubkeys as bytes)."""
         if self.owner is not None and head["owner"] != bytes(self.owner):
             return False
-        wants_x402 = self.x402_enabled if self.x402_enabled is not None else \
-            (True if self.token is not None or self.max_price is not None else None)
+        wants_x402 = (
+            self.x402_enabled
+            if self.x402_enabled is not None
+            else (True if self.token is not None or self.max_price is not None else None)
+        )
         if wants_x402 is not None and head["x402_enabled"] != wants_x402:
             return False
         if self.active is not None and head["is_active"] != self.active:
             return False
-        if self.min_reputation is not None and head["reputation_score"] < self.min_reputation:  # type: ignore[operator]
-            return False
-        return True
+        return self.min_reputation is None or head["reputation_score"] >= self.min_reputation
 
     def matches(self, agent: Agent) -> bool:
         """The exact check of every filter (including those memcmp already applied)."""
         if self.owner is not None and agent.owner != self.owner:
             return False
-        wants_x402 = self.x402_enabled if self.x402_enabled is not None else \
-            (True if self.token is not None or self.max_price is not None else None)
+        wants_x402 = (
+            self.x402_enabled
+            if self.x402_enabled is not None
+            else (True if self.token is not None or self.max_price is not None else None)
+        )
         if wants_x402 is not None and agent.x402_enabled != wants_x402:
             return False
         if self.active is not None and agent.is_active != self.active:
             return False
-        if self.capability is not None and \
-                self.capability.casefold() not in (c.casefold() for c in agent.capabilities):
+        if self.capability is not None and self.capability.casefold() not in (c.casefold() for c in agent.capabilities):
             return False
         if self.token is not None:
             price = price_in(agent, self.token)
             if price is None or (self.max_price is not None and price > self.max_price):
                 return False
-        if self.min_reputation is not None and agent.reputation_score < self.min_reputation:
-            return False
-        return True
+        return self.min_reputation is None or agent.reputation_score >= self.min_reputation
 
     def apply(self, agents: Iterable[tuple[Pubkey, Agent]]) -> list[tuple[Pubkey, Agent]]:
         """Exact filter, sort (ties by address, so results are stable) and limit."""
@@ -164,12 +172,11 @@ class AgentQuery:
             kept.sort(key=lambda p: price_in(p[1], token) or 0)
         elif self.sort is not None:
             key, descending = SORTS[self.sort]
-            kept.sort(key=lambda p: key(p[1]), reverse=descending)  # type: ignore[arg-type,return-value]
+            kept.sort(key=lambda p: key(p[1]), reverse=descending)
         return kept[: self.limit] if self.limit is not None else kept
 
 
-def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None = None
-                  ) -> list[tuple[Pubkey, Agent]]:
+def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None = None) -> list[tuple[Pubkey, Agent]]:
     """Decode the accounts that are Agents and whose head passes `query` (all Agents without one)."""
     head = head_layout("Agent")
     out = []
@@ -208,21 +215,29 @@ class WorkOrderQuery:
 
     def _wanted(self) -> list[tuple[int, bytes]]:
         head = HEAD["WorkOrder"]
-        keys = [(head[name], bytes(key)) for name, key in (("client", self.client), ("agent", self.agent),
-                                                            ("provider_owner", self.provider_owner),
-                                                            ("arbiter", self.arbiter), ("mint", self.mint))
-                if key is not None]
+        keys = [
+            (head[name], bytes(key))
+            for name, key in (
+                ("client", self.client),
+                ("agent", self.agent),
+                ("provider_owner", self.provider_owner),
+                ("arbiter", self.arbiter),
+                ("mint", self.mint),
+            )
+            if key is not None
+        ]
         if self.status is not None:
             keys.append((head["status"], bytes([WORK_ORDER_STATUSES.index(self.status)])))
         return keys
 
-    def memcmp_filters(self) -> list[Union[int, MemcmpOpts]]:
+    def memcmp_filters(self) -> list[int | MemcmpOpts]:
         """The discriminator and as many of the wanted fields as the RPC limit allows; `matches` checks all."""
-        filters: list[Union[int, MemcmpOpts]] = [MemcmpOpts(0, _b58(WorkOrder.discriminator))]
+        filters: list[int | MemcmpOpts] = [MemcmpOpts(0, _b58(WorkOrder.discriminator))]
         filters += [MemcmpOpts(offset, _b58(value)) for offset, value in self._wanted()]
         return filters[:MAX_FILTERS]
 
     def matches(self, data: bytes) -> bool:
         """The exact check of every wanted field on the raw account."""
-        return data[:DISCRIMINATOR_LEN] == WorkOrder.discriminator and \
-            all(data[offset:offset + len(value)] == value for offset, value in self._wanted())
+        return data[:DISCRIMINATOR_LEN] == WorkOrder.discriminator and all(
+            data[offset : offset + len(value)] == value for offset, value in self._wanted()
+        )

@@ -39,18 +39,37 @@ program's own class, without logs or signature: `except AgentIdInvalid` catches 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from ghostpay.errors import anchor as _anchor_errors
 from ghostpay.errors import custom as _custom_errors
 
 __all__ = [
-    "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError",
-    "UnknownTokenLabel", "TokenLabelTaken", "TransactionTimeout", "OutcomeUnknown", "BlockhashExpired",
-    "TransactionError", "TokenProgramError", "ProgramError",
+    "GhostPayError",
+    "InvalidArgument",
+    "AccountNotFound",
+    "TransportError",
+    "RpcError",
+    "UnknownTokenLabel",
+    "TokenLabelTaken",
+    "TransactionTimeout",
+    "OutcomeUnknown",
+    "BlockhashExpired",
+    "TransactionError",
+    "TokenProgramError",
+    "ProgramError",
     "program_error_class",
-    "SpendingRefused", "BudgetExceeded", "PriceAboveMaximum", "SellerNotAllowed", "MintNotAllowed", "RateLimited",
-    "PaymentDeclined", "X402Error", "PaymentRequirementsInvalid", "NoPayableRequirement",
+    "SpendingRefused",
+    "BudgetExceeded",
+    "PriceAboveMaximum",
+    "SellerNotAllowed",
+    "MintNotAllowed",
+    "RateLimited",
+    "PaymentDeclined",
+    "X402Error",
+    "PaymentRequirementsInvalid",
+    "NoPayableRequirement",
 ]
 
 
@@ -66,8 +85,9 @@ class UnknownTokenLabel(InvalidArgument):
     """A token label that names no mint on this cluster (`ghostpay.token_labels`): `label`, the `cluster`'s
     name, `elsewhere`, the clusters where it does name a mint, and `what` named it (e.g. the spending guards)."""
 
-    def __init__(self, message: str, *, label: str = "", cluster: str = "", elsewhere: Sequence[str] = (),
-                 what: str = "token") -> None:
+    def __init__(
+        self, message: str, *, label: str = "", cluster: str = "", elsewhere: Sequence[str] = (), what: str = "token"
+    ) -> None:
         super().__init__(message)
         self.label, self.cluster, self.elsewhere, self.what = label, cluster, list(elsewhere), what
 
@@ -83,11 +103,12 @@ class TokenLabelTaken(InvalidArgument):
 class AccountNotFound(GhostPayError):
     """The account does not exist (or is not a GhostPay account of the expected type)."""
 
-    def __init__(self, address: Any, what: str = "account", *, agent_id: str | None = None,
-                 owner: Any = None) -> None:
+    def __init__(self, address: Any, what: str = "account", *, agent_id: str | None = None, owner: Any = None) -> None:
         if agent_id is not None:  # the caller typed an agent_id: the address is derived, name what was typed
-            message = (f"no agent {agent_id!r} among the agents of {owner} (an agent_id names one of your own "
-                       "agents); to reach another wallet's agent, pass its address")
+            message = (
+                f"no agent {agent_id!r} among the agents of {owner} (an agent_id names one of your own "
+                "agents); to reach another wallet's agent, pass its address"
+            )
         else:
             message = f"{what} {address} not found"
         super().__init__(message)
@@ -126,8 +147,14 @@ class OutcomeUnknown(TransactionTimeout):
     (or `resume_transaction(...)`) learns whether `signature` landed, sends the same signed bytes
     (`transaction`) again while they can land (at most once), and says when they never can."""
 
-    def __init__(self, message: str, signature: Any = None, reference: bytes | None = None,
-                 last_valid_block_height: int | None = None, transaction: bytes | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        signature: Any = None,
+        reference: bytes | None = None,
+        last_valid_block_height: int | None = None,
+        transaction: bytes | None = None,
+    ) -> None:
         super().__init__(message, signature)
         self.reference = reference
         self.last_valid_block_height = last_valid_block_height
@@ -141,8 +168,14 @@ class BlockhashExpired(TransactionTimeout):
 class TransactionError(GhostPayError):
     """The transaction failed: `err` is the runtime's error, `logs` the program logs if known."""
 
-    def __init__(self, message: str, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
-                 instruction_index: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        err: Any = None,
+        logs: Sequence[str] = (),
+        signature: Any = None,
+        instruction_index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.err = err
         self.logs = list(logs)
@@ -157,17 +190,24 @@ class AlreadyProcessed(TransactionError):
 
 # spl-token's TokenError, in code order (Token-2022 shares the codes it has in common)
 TOKEN_ERRORS = (
-    ("NotRentExempt", "lamport balance below rent-exempt threshold"), ("InsufficientFunds", "insufficient funds"),
-    ("InvalidMint", "invalid mint"), ("MintMismatch", "account not associated with this mint"),
-    ("OwnerMismatch", "owner does not match"), ("FixedSupply", "fixed supply"),
+    ("NotRentExempt", "lamport balance below rent-exempt threshold"),
+    ("InsufficientFunds", "insufficient funds"),
+    ("InvalidMint", "invalid mint"),
+    ("MintMismatch", "account not associated with this mint"),
+    ("OwnerMismatch", "owner does not match"),
+    ("FixedSupply", "fixed supply"),
     ("AlreadyInUse", "account or token already in use"),
     ("InvalidNumberOfProvidedSigners", "invalid number of provided signers"),
     ("InvalidNumberOfRequiredSigners", "invalid number of required signers"),
-    ("UninitializedState", "state is uninitialized"), ("NativeNotSupported", "instruction does not support native tokens"),
+    ("UninitializedState", "state is uninitialized"),
+    ("NativeNotSupported", "instruction does not support native tokens"),
     ("NonNativeHasBalance", "non-native account can only be closed if its balance is zero"),
-    ("InvalidInstruction", "invalid instruction"), ("InvalidState", "state is invalid for requested operation"),
-    ("Overflow", "operation overflowed"), ("AuthorityTypeNotSupported", "account does not support specified authority type"),
-    ("MintCannotFreeze", "this token mint cannot freeze accounts"), ("AccountFrozen", "account is frozen"),
+    ("InvalidInstruction", "invalid instruction"),
+    ("InvalidState", "state is invalid for requested operation"),
+    ("Overflow", "operation overflowed"),
+    ("AuthorityTypeNotSupported", "account does not support specified authority type"),
+    ("MintCannotFreeze", "this token mint cannot freeze accounts"),
+    ("AccountFrozen", "account is frozen"),
     ("MintDecimalsMismatch", "the provided decimals value different from the mint decimals"),
     ("NonNativeNotSupported", "instruction does not support non-native tokens"),
 )
@@ -177,11 +217,18 @@ class TokenProgramError(TransactionError):
     """The token program (SPL Token or Token-2022) refused an instruction: `name` and `code` of its TokenError
     (e.g. `InsufficientFunds`, 1), `message` as the program words it."""
 
-    def __init__(self, code: int, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
-                 instruction_index: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        err: Any = None,
+        logs: Sequence[str] = (),
+        signature: Any = None,
+        instruction_index: int | None = None,
+    ) -> None:
         self.code = code
-        self.name, self.message = TOKEN_ERRORS[code] if 0 <= code < len(TOKEN_ERRORS) else \
-            (f"TokenError{code}", "token program error")
+        self.name, self.message = (
+            TOKEN_ERRORS[code] if 0 <= code < len(TOKEN_ERRORS) else (f"TokenError{code}", "token program error")
+        )
         super().__init__(f"{self.name} ({code}): {self.message}", err, logs, signature, instruction_index)
 
 
@@ -191,21 +238,33 @@ class ProgramError(TransactionError):
     Catch a specific one by class (`except PaymentBelowPrice`), or this base for all.
     """
 
-    code: ClassVar[int] = -1
+    code: int = -1  # the class's; an error of a code unknown to this SDK sets its own
     name: ClassVar[str] = "ProgramError"
     message: ClassVar[str] = ""
-    _by_code: ClassVar[dict[int, type["ProgramError"]]] = {}
-    _by_name: ClassVar[dict[str, type["ProgramError"]]] = {}
+    _by_code: ClassVar[dict[int, type[ProgramError]]] = {}
+    _by_name: ClassVar[dict[str, type[ProgramError]]] = {}
 
-    def __init__(self, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
-                 instruction_index: int | None = None, code: int | None = None) -> None:
+    def __init__(
+        self,
+        err: Any = None,
+        logs: Sequence[str] = (),
+        signature: Any = None,
+        instruction_index: int | None = None,
+        code: int | None = None,
+    ) -> None:
         if code is not None and type(self).code == -1:
-            self.code = code  # type: ignore[misc]
+            self.code = code
         super().__init__(f"{self.name} ({self.code}): {self.message}", err, logs, signature, instruction_index)
 
     @classmethod
-    def from_code(cls, code: int, err: Any = None, logs: Sequence[str] = (), signature: Any = None,
-                  instruction_index: int | None = None) -> "ProgramError":
+    def from_code(
+        cls,
+        code: int,
+        err: Any = None,
+        logs: Sequence[str] = (),
+        signature: Any = None,
+        instruction_index: int | None = None,
+    ) -> ProgramError:
         """The typed exception of `code` (a plain `ProgramError` for codes the IDL does not know)."""
         klass = cls._by_code.get(code)
         if klass is None:
@@ -220,8 +279,16 @@ class SpendingRefused(GhostPayError):
 class BudgetExceeded(SpendingRefused):
     """Paying `amount` would take the `window` budget (hour, day, total) of `mint` over `limit`."""
 
-    def __init__(self, message: str, *, mint: str = "", window: str = "", limit: Any = None,
-                 spent: Any = None, amount: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        mint: str = "",
+        window: str = "",
+        limit: Any = None,
+        spent: Any = None,
+        amount: Any = None,
+    ) -> None:
         super().__init__(message)
         self.mint, self.window, self.limit, self.spent, self.amount = mint, window, limit, spent, amount
 
@@ -278,16 +345,26 @@ def program_error_class(name_or_code: str | int) -> type[ProgramError]:
     >>> program_error_class("NameInvalid").code
     6001
     """
-    table = ProgramError._by_code if isinstance(name_or_code, int) else ProgramError._by_name
     try:
-        return table[name_or_code]  # type: ignore[index]
+        if isinstance(name_or_code, int):
+            return ProgramError._by_code[name_or_code]
+        return ProgramError._by_name[name_or_code]
     except KeyError:
         raise InvalidArgument(f"no GhostPay program error {name_or_code!r}") from None
 
 
 def _register(code: int, name: str, message: str) -> type[ProgramError]:
-    klass = type(name, (ProgramError,), {"code": code, "name": name, "message": message,
-                                         "__doc__": f"Program error {code}: {message}", "__module__": __name__})
+    klass = type(
+        name,
+        (ProgramError,),
+        {
+            "code": code,
+            "name": name,
+            "message": message,
+            "__doc__": f"Program error {code}: {message}",
+            "__module__": __name__,
+        },
+    )
     ProgramError._by_code[code] = klass
     ProgramError._by_name[name] = klass
     globals()[name] = klass
@@ -297,8 +374,8 @@ def _register(code: int, name: str, message: str) -> type[ProgramError]:
 
 # Anchor's framework errors first, then the program's own (which win on a name clash).
 for _map in (_anchor_errors.ANCHOR_ERROR_MAP, _custom_errors.CUSTOM_ERROR_MAP):
-    for _code, _err in _map.items():  # type: ignore[attr-defined]
-        _register(_code, type(_err).name, type(_err).msg)  # type: ignore[attr-defined]
+    for _code, _err in _map.items():
+        _register(_code, type(_err).name, type(_err).msg)
 
 ANCHOR_LOG = re.compile(r"AnchorError .*Error Code: (\w+)\. Error Number: (\d+)\. Error Message: (.*?)\.?$")
 

@@ -1,23 +1,23 @@
 """Loading keypairs: a file, bytes, a JSON array, a base58 secret, or the Solana CLI default.
 
-    >>> from solders.keypair import Keypair
-    >>> kp = Keypair()
-    >>> load_keypair(bytes(kp)) == kp and load_keypair(list(bytes(kp))) == kp
-    True
+>>> from solders.keypair import Keypair
+>>> kp = Keypair()
+>>> load_keypair(bytes(kp)) == kp and load_keypair(list(bytes(kp))) == kp
+True
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
 
 from solders.keypair import Keypair
 
 from ghostpay.exceptions import InvalidArgument
 
-KeypairSource = Union[Keypair, str, Path, bytes, bytearray, Sequence[int], None]
+KeypairSource = Keypair | str | Path | bytes | bytearray | Sequence[int] | None
 
 
 def solana_config_dir() -> Path:
@@ -76,8 +76,9 @@ def load_keypair(source: KeypairSource = None) -> Keypair:
         if source[:1] == b"[":
             return _from_text(source.decode(), "keypair bytes")
         return _from_secret(bytes(source), "keypair bytes")
-    if isinstance(source, str) and (source.lstrip().startswith("[") or
-                                    (len(source) in range(80, 90) and not os.path.exists(source))):
+    if isinstance(source, str) and (
+        source.lstrip().startswith("[") or (len(source) in range(80, 90) and not os.path.exists(source))
+    ):
         return _from_text(source, "keypair text")
     if isinstance(source, (str, Path)):
         path = Path(os.path.expanduser(str(source)))

@@ -33,9 +33,18 @@ from ghostpay.program_id import PROGRAM_ID
 __all__ = ["MEMO_PROGRAM_ID", "build_memo", "build_record_x402_payment", "build_x402_payment"]
 
 
-def build_record_x402_payment(agent: Pubkey, payer: Pubkey, amount: int, reference: bytes,
-                              source_token_account: Pubkey, mint: Pubkey, payee_token_account: Pubkey, *,
-                              rent_payer: Pubkey | None = None, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+def build_record_x402_payment(
+    agent: Pubkey,
+    payer: Pubkey,
+    amount: int,
+    reference: bytes,
+    source_token_account: Pubkey,
+    mint: Pubkey,
+    payee_token_account: Pubkey,
+    *,
+    rent_payer: Pubkey | None = None,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
     """`record_x402_payment`; valid only as a top-level instruction right after the TransferChecked that
     paid `amount` of `mint` from `source_token_account` into `payee_token_account` (the transfer's own
     accounts, in its order; or after one Memo that follows it). `rent_payer` (default: the payer) signs, and
@@ -45,9 +54,17 @@ def build_record_x402_payment(agent: Pubkey, payer: Pubkey, amount: int, referen
     reputation, _ = reputation_address(agent, program_id)
     return record_x402_payment(
         {"amount": amount, "reference": list(reference)},
-        {"agent": agent, "reputation": reputation, "payer_stats": stats, "payer": payer,
-         "rent_payer": rent_payer or payer, "payee_token_account": payee_token_account,
-         "source_token_account": source_token_account, "mint": mint, "instructions_sysvar": INSTRUCTIONS},
+        {
+            "agent": agent,
+            "reputation": reputation,
+            "payer_stats": stats,
+            "payer": payer,
+            "rent_payer": rent_payer or payer,
+            "payee_token_account": payee_token_account,
+            "source_token_account": source_token_account,
+            "mint": mint,
+            "instructions_sysvar": INSTRUCTIONS,
+        },
         program_id=program_id,
     )
 
@@ -95,19 +112,27 @@ def build_x402_payment(
     source = get_associated_token_address(payer, mint, token_program)
     destination = get_associated_token_address(payment_address, mint, token_program)
     if create_payee_account:
-        instructions.append(create_idempotent_associated_token_account(
-            fee_payer or payer, payment_address, mint, token_program))
-    instructions.append(transfer_checked(TransferCheckedParams(
-        program_id=token_program,
-        source=source,
-        mint=mint,
-        dest=destination,
-        owner=payer,
-        amount=amount,
-        decimals=decimals,
-    )))
+        instructions.append(
+            create_idempotent_associated_token_account(fee_payer or payer, payment_address, mint, token_program)
+        )
+    instructions.append(
+        transfer_checked(
+            TransferCheckedParams(
+                program_id=token_program,
+                source=source,
+                mint=mint,
+                dest=destination,
+                owner=payer,
+                amount=amount,
+                decimals=decimals,
+            )
+        )
+    )
     if memo is not None:
         instructions.append(build_memo(memo))
-    instructions.append(build_record_x402_payment(agent, payer, amount, reference, source, mint, destination,
-                                                  rent_payer=rent_payer, program_id=program_id))
+    instructions.append(
+        build_record_x402_payment(
+            agent, payer, amount, reference, source, mint, destination, rent_payer=rent_payer, program_id=program_id
+        )
+    )
     return instructions

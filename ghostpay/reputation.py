@@ -16,10 +16,11 @@ same vectors (tests/vectors/reputation.json) and with random metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from math import isqrt
-from typing import Any, Sequence
+from typing import Any
 
 HISTORY_DAYS = 7
 SECONDS_PER_DAY = 86_400
@@ -39,8 +40,9 @@ SLOW_RESPONSE_MS = 10_000
 HISTORY_COUNT_CAP = 0xFFFF  # daily counts are halved together until the largest fits 16 bits
 
 
-class Tier(str, Enum):
-    """Reputation tiers by score; UNRATED until the first recorded payment."""
+class Tier(StrEnum):
+    """Reputation tiers by score; UNRATED until the first recorded payment. `print(tier)` and f"{tier}" show
+    ELITE, not Tier.ELITE."""
 
     LEGENDARY = "LEGENDARY"
     ELITE = "ELITE"
@@ -49,11 +51,6 @@ class Tier(str, Enum):
     FAIR = "FAIR"
     POOR = "POOR"
     UNRATED = "UNRATED"
-
-    def __str__(self) -> str:  # print(tier) shows ELITE, not Tier.ELITE
-        return self.value
-
-    __format__ = str.__format__  # f"{tier}" too
 
 
 TIER_FLOORS: tuple[tuple[int, Tier], ...] = (
@@ -81,7 +78,7 @@ class ReputationInputs:
     payment_history_7d: Sequence[int] = (0,) * HISTORY_DAYS
 
     @classmethod
-    def from_account(cls, metrics: Any) -> "ReputationInputs":
+    def from_account(cls, metrics: Any) -> ReputationInputs:
         """From a decoded `ghostpay.accounts.ReputationMetrics` (or anything with those fields)."""
         return cls(**{name: getattr(metrics, name) for name in cls.__dataclass_fields__})
 
@@ -148,8 +145,12 @@ def reputation_score(m: ReputationInputs) -> ReputationScore:
     quality = _service_quality(m, payments)
     response = _response_time(m)
     volume = _volume_consistency(m.payment_history_7d)
-    score = (WEIGHT_PAYMENT_SUCCESS * success + WEIGHT_SERVICE_QUALITY * quality
-             + WEIGHT_RESPONSE_TIME * response + WEIGHT_VOLUME_CONSISTENCY * volume) // WEIGHT_TOTAL
+    score = (
+        WEIGHT_PAYMENT_SUCCESS * success
+        + WEIGHT_SERVICE_QUALITY * quality
+        + WEIGHT_RESPONSE_TIME * response
+        + WEIGHT_VOLUME_CONSISTENCY * volume
+    ) // WEIGHT_TOTAL
     return ReputationScore(success, quality, response, volume, score)
 
 

@@ -27,9 +27,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import based58
 
@@ -39,9 +40,11 @@ MAINNET_GENESIS = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"
 DEVNET_GENESIS = "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"
 NETWORKS = {MAINNET_GENESIS: "mainnet-beta", DEVNET_GENESIS: "devnet"}  # the public clusters, by genesis hash
 WELL_KNOWN: dict[str, dict[str, str]] = {
-    MAINNET_GENESIS: {"USDC": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
-                      "USDT": "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB",
-                      "PYUSD": "2b1kV6DkPAnxd5ixfnxCpjxmKwqjjaYmCZfHsFu24GXo"},
+    MAINNET_GENESIS: {
+        "USDC": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+        "USDT": "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB",
+        "PYUSD": "2b1kV6DkPAnxd5ixfnxCpjxmKwqjjaYmCZfHsFu24GXo",
+    },
     DEVNET_GENESIS: {"USDC": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"},
 }
 LABELS_FILE = "token-labels.json"
@@ -58,7 +61,7 @@ def is_address(text: str) -> bool:
     """Whether `text` is base58 of 32 bytes (a public key)."""
     try:
         return len(based58.b58decode(text.strip().encode())) == ADDRESS_BYTES
-    except Exception:  # noqa: BLE001 - based58 raises its own error for characters outside the alphabet
+    except Exception:  # based58 raises its own error for characters outside the alphabet
         return False
 
 
@@ -155,9 +158,13 @@ class ClusterLabels:
         else:
             here = ", ".join(entry.label for entry in self.labels) or "none yet"
             said = f"{what} {label} is not a token label on {self.name} (its labels: {here})"
-        return UnknownTokenLabel(f"{said}; give the mint's address, or label a mint here with "
-                                 f"'ghost tokens add {label} MINT'", label=label, cluster=self.name,
-                                 elsewhere=[where for where, _ in others], what=what)
+        return UnknownTokenLabel(
+            f"{said}; give the mint's address, or label a mint here with 'ghost tokens add {label} MINT'",
+            label=label,
+            cluster=self.name,
+            elsewhere=[where for where, _ in others],
+            what=what,
+        )
 
 
 class TokenLabels:
@@ -188,8 +195,10 @@ class TokenLabels:
 
     def _user(self, data: Mapping[str, Any], genesis_hash: str) -> list[TokenLabel]:
         labels = data["clusters"].get(genesis_hash, {}).get("labels", {})
-        return [TokenLabel(label, entry["mint"], TEST_MINT_SOURCE if entry.get("test_mint") else USER_SOURCE)
-                for label, entry in sorted(labels.items(), key=lambda kv: kv[0].casefold())]
+        return [
+            TokenLabel(label, entry["mint"], TEST_MINT_SOURCE if entry.get("test_mint") else USER_SOURCE)
+            for label, entry in sorted(labels.items(), key=lambda kv: kv[0].casefold())
+        ]
 
     def cluster(self, genesis_hash: str, url: str | None = None) -> ClusterLabels:
         """The labels of the cluster whose genesis hash is `genesis_hash` (`url` names it in messages; the
@@ -203,14 +212,19 @@ class TokenLabels:
             if other == genesis_hash:
                 continue
             name = cluster_name(other, data["clusters"].get(other, {}).get("url"))
-            entries = [(label, mint) for label, mint in WELL_KNOWN.get(other, {}).items()] + \
-                [(entry.label, entry.mint) for entry in self._user(data, other)]
+            entries = [(label, mint) for label, mint in WELL_KNOWN.get(other, {}).items()] + [
+                (entry.label, entry.mint) for entry in self._user(data, other)
+            ]
             for label, mint in entries:
                 if (name, mint) not in elsewhere.get(label.casefold(), []):
                     elsewhere.setdefault(label.casefold(), []).append((name, mint))
         stored_url = data["clusters"].get(genesis_hash, {}).get("url")
-        return ClusterLabels(genesis_hash, url or stored_url, tuple(labels),
-                             {label: tuple(places) for label, places in elsewhere.items()})
+        return ClusterLabels(
+            genesis_hash,
+            url or stored_url,
+            tuple(labels),
+            {label: tuple(places) for label, places in elsewhere.items()},
+        )
 
     def legacy_checked(self, genesis_hash: str) -> bool:
         """Whether the old global `[tokens]` config table was already sorted out for this cluster."""
@@ -237,14 +251,22 @@ class TokenLabels:
 
     @staticmethod
     def _entry(data: dict[str, Any], genesis_hash: str, url: str | None) -> dict[str, Any]:
-        entry = data["clusters"].setdefault(genesis_hash, {})
+        entry: dict[str, Any] = data["clusters"].setdefault(genesis_hash, {})
         entry.setdefault("labels", {})
         if url:
             entry["url"] = url
         return entry
 
-    def add(self, genesis_hash: str, label: str, mint: str, *, test_mint: bool = False, url: str | None = None,
-            replace: bool = False) -> TokenLabel:
+    def add(
+        self,
+        genesis_hash: str,
+        label: str,
+        mint: str,
+        *,
+        test_mint: bool = False,
+        url: str | None = None,
+        replace: bool = False,
+    ) -> TokenLabel:
         """Label `mint` on the cluster `genesis_hash`. One label per mint (the mint's previous label goes)
         and one mint per label: a label that names another mint is moved only with `replace`; a built-in
         well-known label is never moved. The mint is not checked here: `GhostPayClient.add_token_label`
@@ -257,17 +279,24 @@ class TokenLabels:
         current = self.cluster(genesis_hash, url).find(label)
         if current is not None and current.mint != mint:
             if current.source == WELL_KNOWN_SOURCE:
-                raise _invalid(f"{current.label} on {cluster_name(genesis_hash, url)} is the well-known mint "
-                               f"{current.mint} (built in); choose another label")
+                raise _invalid(
+                    f"{current.label} on {cluster_name(genesis_hash, url)} is the well-known mint "
+                    f"{current.mint} (built in); choose another label"
+                )
             if not replace:
                 from ghostpay.exceptions import TokenLabelTaken
 
-                raise TokenLabelTaken(f"the label {current.label} already names the mint {current.mint} on "
-                                      f"{cluster_name(genesis_hash, url)}", label=current.label, mint=current.mint)
+                raise TokenLabelTaken(
+                    f"the label {current.label} already names the mint {current.mint} on "
+                    f"{cluster_name(genesis_hash, url)}",
+                    label=current.label,
+                    mint=current.mint,
+                )
         with self._update() as data:
             labels = self._entry(data, genesis_hash, url)["labels"]
-            for name in [name for name, entry in labels.items()
-                         if name.casefold() == label.casefold() or entry["mint"] == mint]:
+            for name in [
+                name for name, entry in labels.items() if name.casefold() == label.casefold() or entry["mint"] == mint
+            ]:
                 del labels[name]
             labels[label] = {"mint": mint, "test_mint": test_mint}
         return TokenLabel(label, mint, TEST_MINT_SOURCE if test_mint else USER_SOURCE)
@@ -277,8 +306,9 @@ class TokenLabels:
         found = self.cluster(genesis_hash).find(label)
         if found is None or found.source == WELL_KNOWN_SOURCE:
             built_in = " (it names a well-known mint, built in)" if found is not None else ""
-            raise _invalid(f"no token label {label!r} of yours on {cluster_name(genesis_hash)}{built_in}; see "
-                           "'ghost tokens list'")
+            raise _invalid(
+                f"no token label {label!r} of yours on {cluster_name(genesis_hash)}{built_in}; see 'ghost tokens list'"
+            )
         with self._update() as data:
             data["clusters"].get(genesis_hash, {}).get("labels", {}).pop(found.label, None)
         return found
@@ -294,5 +324,16 @@ def test_mints(genesis_hash: str, path: Path | str | None = None) -> dict[str, s
     return TokenLabels(path).cluster(genesis_hash).test_mints()
 
 
-__all__ = ["MAINNET_GENESIS", "DEVNET_GENESIS", "NETWORKS", "WELL_KNOWN", "TokenLabel", "ClusterLabels", "TokenLabels",
-           "cluster_name", "is_address", "is_label", "test_mints"]
+__all__ = [
+    "MAINNET_GENESIS",
+    "DEVNET_GENESIS",
+    "NETWORKS",
+    "WELL_KNOWN",
+    "TokenLabel",
+    "ClusterLabels",
+    "TokenLabels",
+    "cluster_name",
+    "is_address",
+    "is_label",
+    "test_mints",
+]

@@ -1,9 +1,9 @@
 """Exact token amounts: `Decimal` whole-token amounts <-> atomic units with a mint's decimals.
 
-    >>> to_atomic(Decimal("1.5"), 6), to_atomic("0.000001", 6), to_atomic(Atomic(42), 6)
-    (1500000, 1, 42)
-    >>> from_atomic(1_500_000, 6)
-    Decimal('1.500000')
+>>> to_atomic(Decimal("1.5"), 6), to_atomic("0.000001", 6), to_atomic(Atomic(42), 6)
+(1500000, 1, 42)
+>>> from_atomic(1_500_000, 6)
+Decimal('1.500000')
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Union
 
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
@@ -31,7 +30,7 @@ class Atomic:
     value: int
 
 
-Amount = Union[Decimal, int, str, Atomic]
+Amount = Decimal | int | str | Atomic
 """Whole tokens as `Decimal`, `int` or a decimal string; or `Atomic(n)` for atomic units. Never float."""
 
 
@@ -60,8 +59,10 @@ def to_atomic(amount: Amount, decimals: int, token: str = "") -> int:
             raise InvalidArgument(f"not a finite amount: {amount!r}")
         scaled = value.scaleb(decimals)
         if scaled != scaled.to_integral_value():
-            raise InvalidArgument(f"{value:f}{f' {token}' if token else ''} has more than {decimals} decimals (the "
-                                  f"token's smallest unit is {Decimal(1).scaleb(-decimals):f})")
+            raise InvalidArgument(
+                f"{value:f}{f' {token}' if token else ''} has more than {decimals} decimals (the "
+                f"token's smallest unit is {Decimal(1).scaleb(-decimals):f})"
+            )
         atomic = int(scaled)
     if not isinstance(atomic, int) or not 0 <= atomic <= U64_MAX:
         raise InvalidArgument(f"amount {amount!r} is not a u64 number of atomic units")

@@ -39,6 +39,8 @@ from ghostpay.instructions import (
     settle_by_default,
     submit_work_delivery,
 )
+from ghostpay.instructions.cancel_work_order import CancelWorkOrderAccounts
+from ghostpay.instructions.release_payment import ReleasePaymentAccounts
 from ghostpay.pda import associated_token_address, reputation_address, work_order_address
 from ghostpay.program_id import PROGRAM_ID
 
@@ -73,18 +75,41 @@ class WorkOrderRef:
     program_id: Pubkey = field(default=PROGRAM_ID)
 
     @classmethod
-    def derive(cls, client: Pubkey, order_id: int, agent: Pubkey, provider_owner: Pubkey, arbiter: Pubkey,
-               mint: Pubkey, vault: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID,
-               program_id: Pubkey = PROGRAM_ID) -> WorkOrderRef:
+    def derive(
+        cls,
+        client: Pubkey,
+        order_id: int,
+        agent: Pubkey,
+        provider_owner: Pubkey,
+        arbiter: Pubkey,
+        mint: Pubkey,
+        vault: Pubkey,
+        token_program: Pubkey = TOKEN_PROGRAM_ID,
+        program_id: Pubkey = PROGRAM_ID,
+    ) -> WorkOrderRef:
         address, _ = work_order_address(client, order_id, program_id)
         return cls(address, client, agent, provider_owner, arbiter, mint, vault, token_program, program_id)
 
     @classmethod
-    def from_account(cls, address: Pubkey, order: WorkOrder, token_program: Pubkey = TOKEN_PROGRAM_ID,
-                     program_id: Pubkey = PROGRAM_ID) -> WorkOrderRef:
+    def from_account(
+        cls,
+        address: Pubkey,
+        order: WorkOrder,
+        token_program: Pubkey = TOKEN_PROGRAM_ID,
+        program_id: Pubkey = PROGRAM_ID,
+    ) -> WorkOrderRef:
         """From a decoded WorkOrder; `token_program` is the owner of its mint."""
-        return cls(address, order.client, order.agent, order.provider_owner, order.arbiter, order.mint, order.vault,
-                   token_program, program_id)
+        return cls(
+            address,
+            order.client,
+            order.agent,
+            order.provider_owner,
+            order.arbiter,
+            order.mint,
+            order.vault,
+            token_program,
+            program_id,
+        )
 
     @property
     def reputation(self) -> Pubkey:
@@ -107,19 +132,39 @@ def _with_token_program(ix: Instruction, instruction_name: str, token_program: P
     return Instruction(ix.program_id, ix.data, accounts)
 
 
-def build_create_work_order(client: Pubkey, agent: Pubkey, mint: Pubkey, order_id: int, terms: WorkOrderTerms,
-                            vault: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID,
-                            client_token_account: Pubkey | None = None, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+def build_create_work_order(
+    client: Pubkey,
+    agent: Pubkey,
+    mint: Pubkey,
+    order_id: int,
+    terms: WorkOrderTerms,
+    vault: Pubkey,
+    token_program: Pubkey = TOKEN_PROGRAM_ID,
+    client_token_account: Pubkey | None = None,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
     """`create_work_order`: moves `terms.amount` from the client's token account (default: its ATA) into a new
     vault at `vault`, the public key of a fresh keypair that must sign the transaction."""
     work_order, _ = work_order_address(client, order_id, program_id)
     ix = create_work_order(
-        {"order_id": order_id, "amount": terms.amount, "deadline": terms.deadline,
-         "review_period_seconds": terms.review_period_seconds, "arbiter": terms.arbiter, "title": terms.title,
-         "description": terms.description, "requirements": list(terms.requirements)},
-        {"work_order": work_order, "vault": vault, "client": client,
-         "client_token_account": client_token_account or associated_token_address(client, mint, token_program),
-         "agent": agent, "mint": mint},
+        {
+            "order_id": order_id,
+            "amount": terms.amount,
+            "deadline": terms.deadline,
+            "review_period_seconds": terms.review_period_seconds,
+            "arbiter": terms.arbiter,
+            "title": terms.title,
+            "description": terms.description,
+            "requirements": list(terms.requirements),
+        },
+        {
+            "work_order": work_order,
+            "vault": vault,
+            "client": client,
+            "client_token_account": client_token_account or associated_token_address(client, mint, token_program),
+            "agent": agent,
+            "mint": mint,
+        },
         program_id=program_id,
     )
     return _with_token_program(ix, "create_work_order", token_program)
@@ -127,89 +172,127 @@ def build_create_work_order(client: Pubkey, agent: Pubkey, mint: Pubkey, order_i
 
 def build_accept_work_order(order: WorkOrderRef, arbiter: Pubkey) -> Instruction:
     """`accept_work_order` naming the `arbiter` the provider agrees to (the program refuses any other)."""
-    return accept_work_order({"arbiter": arbiter}, {"work_order": order.address, "provider": order.provider_owner},
-                             program_id=order.program_id)
+    return accept_work_order(
+        {"arbiter": arbiter},
+        {"work_order": order.address, "provider": order.provider_owner},
+        program_id=order.program_id,
+    )
 
 
 def build_submit_work_delivery(order: WorkOrderRef, deliverable_uri: str, content_hash: bytes) -> Instruction:
     if len(content_hash) != CONTENT_HASH_LEN:
         raise ValueError(f"the content hash is {CONTENT_HASH_LEN} bytes, got {len(content_hash)}")
-    return submit_work_delivery({"deliverable_uri": deliverable_uri, "content_hash": list(content_hash)},
-                                {"work_order": order.address, "provider": order.provider_owner},
-                                program_id=order.program_id)
+    return submit_work_delivery(
+        {"deliverable_uri": deliverable_uri, "content_hash": list(content_hash)},
+        {"work_order": order.address, "provider": order.provider_owner},
+        program_id=order.program_id,
+    )
 
 
 def build_reject_delivery(order: WorkOrderRef, reason: str) -> Instruction:
-    return reject_delivery({"reason": reason}, {"work_order": order.address, "client": order.client},
-                           program_id=order.program_id)
+    return reject_delivery(
+        {"reason": reason}, {"work_order": order.address, "client": order.client}, program_id=order.program_id
+    )
 
 
 def build_open_dispute(order: WorkOrderRef, party: Pubkey, reason: str) -> Instruction:
     """`open_dispute` by `party`: the client or the provider agent's owner."""
-    return open_dispute({"reason": reason}, {"work_order": order.address, "party": party, "agent": order.agent,
-                                             "reputation": order.reputation}, program_id=order.program_id)
+    return open_dispute(
+        {"reason": reason},
+        {"work_order": order.address, "party": party, "agent": order.agent, "reputation": order.reputation},
+        program_id=order.program_id,
+    )
 
 
-def _settlement_accounts(order: WorkOrderRef, client_token_account: Pubkey | None,
-                         provider_token_account: Pubkey | None) -> dict[str, Pubkey]:
+def _settlement_accounts(
+    order: WorkOrderRef, client_token_account: Pubkey | None, provider_token_account: Pubkey | None
+) -> ReleasePaymentAccounts:
+    """The accounts every settlement names (release_payment's; the others add their signer)."""
     return {
-        "work_order": order.address, "vault": order.vault, "client": order.client,
+        "work_order": order.address,
+        "vault": order.vault,
+        "client": order.client,
         "client_token_account": client_token_account or order.token_account(order.client),
         "provider_token_account": provider_token_account or order.token_account(order.provider_owner),
-        "agent": order.agent, "reputation": order.reputation, "mint": order.mint,
+        "agent": order.agent,
+        "reputation": order.reputation,
+        "mint": order.mint,
     }
 
 
-def build_release_payment(order: WorkOrderRef, amount: int, *, client_token_account: Pubkey | None = None,
-                          provider_token_account: Pubkey | None = None) -> Instruction:
+def _refund_accounts(order: WorkOrderRef, client_token_account: Pubkey | None) -> CancelWorkOrderAccounts:
+    """The accounts of a refund to the client (cancel_work_order's; the others add their signer)."""
+    return {
+        "work_order": order.address,
+        "vault": order.vault,
+        "client": order.client,
+        "client_token_account": client_token_account or order.token_account(order.client),
+        "agent": order.agent,
+        "mint": order.mint,
+    }
+
+
+def build_release_payment(
+    order: WorkOrderRef,
+    amount: int,
+    *,
+    client_token_account: Pubkey | None = None,
+    provider_token_account: Pubkey | None = None,
+) -> Instruction:
     """`release_payment` of `amount` to the provider (default accounts: both parties' ATAs)."""
-    ix = release_payment({"amount": amount}, _settlement_accounts(order, client_token_account, provider_token_account),
-                         program_id=order.program_id)
+    ix = release_payment(
+        {"amount": amount},
+        _settlement_accounts(order, client_token_account, provider_token_account),
+        program_id=order.program_id,
+    )
     return _with_token_program(ix, "release_payment", order.token_program)
 
 
-def build_claim_payment(order: WorkOrderRef, *, client_token_account: Pubkey | None = None,
-                        provider_token_account: Pubkey | None = None) -> Instruction:
+def build_claim_payment(
+    order: WorkOrderRef, *, client_token_account: Pubkey | None = None, provider_token_account: Pubkey | None = None
+) -> Instruction:
     accounts = _settlement_accounts(order, client_token_account, provider_token_account)
     ix = claim_payment({**accounts, "provider": order.provider_owner}, program_id=order.program_id)
     return _with_token_program(ix, "claim_payment", order.token_program)
 
 
-def build_resolve_dispute(order: WorkOrderRef, client_share_bps: int, *, client_token_account: Pubkey | None = None,
-                          provider_token_account: Pubkey | None = None) -> Instruction:
+def build_resolve_dispute(
+    order: WorkOrderRef,
+    client_share_bps: int,
+    *,
+    client_token_account: Pubkey | None = None,
+    provider_token_account: Pubkey | None = None,
+) -> Instruction:
     accounts = _settlement_accounts(order, client_token_account, provider_token_account)
-    ix = resolve_dispute({"client_share_bps": client_share_bps}, {**accounts, "arbiter": order.arbiter},
-                         program_id=order.program_id)
+    ix = resolve_dispute(
+        {"client_share_bps": client_share_bps}, {**accounts, "arbiter": order.arbiter}, program_id=order.program_id
+    )
     return _with_token_program(ix, "resolve_dispute", order.token_program)
 
 
 def build_cancel_work_order(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"], accounts["reputation"]
-    ix = cancel_work_order(accounts, program_id=order.program_id)
+    ix = cancel_work_order(_refund_accounts(order, client_token_account), program_id=order.program_id)
     return _with_token_program(ix, "cancel_work_order", order.token_program)
 
 
 def build_decline_work_order(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
     """`decline_work_order` by the provider agent's owner: a full refund to the client's token account."""
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"], accounts["reputation"]
+    accounts = _refund_accounts(order, client_token_account)
     ix = decline_work_order({**accounts, "provider": order.provider_owner}, program_id=order.program_id)
     return _with_token_program(ix, "decline_work_order", order.token_program)
 
 
 def build_claim_refund(order: WorkOrderRef, *, client_token_account: Pubkey | None = None) -> Instruction:
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"]
-    ix = claim_refund(accounts, program_id=order.program_id)
+    accounts = _refund_accounts(order, client_token_account)
+    ix = claim_refund({**accounts, "reputation": order.reputation}, program_id=order.program_id)
     return _with_token_program(ix, "claim_refund", order.token_program)
 
 
-def build_settle_by_default(order: WorkOrderRef, party: Pubkey, *,
-                            client_token_account: Pubkey | None = None) -> Instruction:
+def build_settle_by_default(
+    order: WorkOrderRef, party: Pubkey, *, client_token_account: Pubkey | None = None
+) -> Instruction:
     """`settle_by_default` by `party` (the client or the provider agent's owner): the remainder back to the
     client, once a dispute's ruling period has passed without a ruling, or whenever the client's refund is due."""
-    accounts = _settlement_accounts(order, client_token_account, None)
-    del accounts["provider_token_account"]
-    ix = settle_by_default({**accounts, "party": party}, program_id=order.program_id)
+    accounts = _refund_accounts(order, client_token_account)
+    ix = settle_by_default({**accounts, "reputation": order.reputation, "party": party}, program_id=order.program_id)
     return _with_token_program(ix, "settle_by_default", order.token_program)

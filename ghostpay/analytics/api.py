@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
@@ -57,13 +58,15 @@ class BearerToken:
         if scope["type"] != "http" or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        response = JSONResponse({"error": "this API needs its token: send 'Authorization: Bearer TOKEN' "
-                                          "(or ?token=TOKEN)"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+        response = JSONResponse(
+            {"error": "this API needs its token: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN)"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
         await response(scope, receive, send)
 
 
-def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str, float]]] = None) -> FastAPI:
+def create_app(settings: ApiSettings, on_metrics: Callable[[], dict[str, float]] | None = None) -> FastAPI:
     """The API, /docs, /metrics, the live feed and the dashboard over `settings.db_url`.
 
     `on_metrics` adds counters of an indexer running in the same process (`ghost indexer run --serve`)."""
@@ -83,10 +86,14 @@ def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str
                 dispatcher.stop()
                 await task
 
-    app = FastAPI(title="GhostPay indexer API", version="1", lifespan=lifespan,
-                  description="Agents, x402 payments, work orders, reputation and analytics from the GhostPay "
-                              "indexer. Amounts are exact decimal strings of whole tokens (`*_atomic`: atomic "
-                              "units); lists page with `cursor` = the previous page's `next_cursor`.")
+    app = FastAPI(
+        title="GhostPay indexer API",
+        version="1",
+        lifespan=lifespan,
+        description="Agents, x402 payments, work orders, reputation and analytics from the GhostPay "
+        "indexer. Amounts are exact decimal strings of whole tokens (`*_atomic`: atomic "
+        "units); lists page with `cursor` = the previous page's `next_cursor`.",
+    )
     app.state.context = ApiContext(settings, engine, decimals, writer is not None, on_metrics)
     if settings.token is not None:
         app.add_middleware(BearerToken, token=settings.token)
@@ -116,4 +123,3 @@ def create_app(settings: ApiSettings, on_metrics: Optional[Callable[[], dict[str
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
-

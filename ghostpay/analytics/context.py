@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import Request
@@ -27,12 +28,12 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class ApiSettings:
     db_url: str
-    rpc_url: Optional[str] = None  # for mint decimals and the chain's slot (lag); None: atomic units only
+    rpc_url: str | None = None  # for mint decimals and the chain's slot (lag); None: atomic units only
     poll_interval: float = 0.5  # seconds between looks for new events (the live feed)
     webhooks: bool = True  # run the webhook dispatcher in this process
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    token: Optional[str] = None  # when set, every request but the dashboard's page needs it as a bearer token
-    token_labels: Optional[str] = None  # the label store (`ghostpay.token_labels`); None: the data folder's
+    token: str | None = None  # when set, every request but the dashboard's page needs it as a bearer token
+    token_labels: str | None = None  # the label store (`ghostpay.token_labels`); None: the data folder's
 
 
 class ApiError(Exception):
@@ -68,7 +69,7 @@ def check_address(value: str, what: str = "address") -> str:
     return value
 
 
-def cursor_values(kind: str, cursor: Optional[str], arity: int) -> Optional[list[Any]]:
+def cursor_values(kind: str, cursor: str | None, arity: int) -> list[Any] | None:
     """The sort key values a `next_cursor` names, or ApiError 400."""
     if cursor is None:
         return None
@@ -84,11 +85,11 @@ class ApiContext:
     engine: Engine
     decimals: MintDecimals
     webhooks: bool
-    on_metrics: Optional[Callable[[], dict[str, float]]] = None  # counters of an indexer in this process
+    on_metrics: Callable[[], dict[str, float]] | None = None  # counters of an indexer in this process
     slot_errors: int = 0
-    genesis: Optional[str] = None  # of the indexed chain: what its token labels belong to
+    genesis: str | None = None  # of the indexed chain: what its token labels belong to
 
-    async def labels(self) -> Optional[ClusterLabels]:
+    async def labels(self) -> ClusterLabels | None:
         """The token labels of the indexed chain (named by the genesis hash the index recorded, else the RPC's);
         None while neither can say."""
         if self.genesis is None:
@@ -102,15 +103,18 @@ class ApiContext:
         found = await self.labels()
         return found.by_mint if found is not None else {}
 
-    async def token(self, value: Optional[str], what: str = "token") -> Optional[str]:
+    async def token(self, value: str | None, what: str = "token") -> str | None:
         """A `token` filter as a mint address: an address as is, a label of the indexed chain resolved;
         ApiError 400 for text that is neither, 422 for a label the chain does not have."""
         if value is None or is_address(value):
             return value
         labels = await self.labels()
         if labels is None:
-            raise ApiError(422, f"{what} {value!r} is a token label, and the index does not know its chain yet: "
-                                "give the mint's address")
+            raise ApiError(
+                422,
+                f"{what} {value!r} is a token label, and the index does not know its chain yet: "
+                "give the mint's address",
+            )
         try:
             return labels.mint(value, what)
         except UnknownTokenLabel as exc:
@@ -118,13 +122,17 @@ class ApiContext:
         except InvalidArgument as exc:  # neither an address nor a label
             raise ApiError(400, str(exc)) from None
 
-    async def _rpc_genesis(self) -> Optional[str]:
+    async def _rpc_genesis(self) -> str | None:
         if not self.settings.rpc_url:
             return None
         try:
             async with httpx.AsyncClient(timeout=5) as http:
-                answer = (await http.post(self.settings.rpc_url, json={
-                    "jsonrpc": "2.0", "id": 1, "method": "getGenesisHash", "params": []})).json()
+                answer = (
+                    await http.post(
+                        self.settings.rpc_url,
+                        json={"jsonrpc": "2.0", "id": 1, "method": "getGenesisHash", "params": []},
+                    )
+                ).json()
             return str(answer["result"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
@@ -135,16 +143,18 @@ class ApiContext:
 
     async def db(self, work: Callable[[Session], T]) -> T:
         """`work(session)` in a worker thread (the database driver blocks)."""
+
         def run() -> T:
             with Session(self.engine) as session:
                 return work(session)
+
         return await run_in_threadpool(run)
 
     async def agent(self, address: str) -> tuple[Agent, list[str], dict[str, int]]:
         """An indexed agent with its capabilities and prices (mint -> atomic units); ApiError 400 / 404."""
         check_address(address, "agent")
 
-        def query(session: Session) -> Optional[tuple[Agent, list[str], dict[str, int]]]:
+        def query(session: Session) -> tuple[Agent, list[str], dict[str, int]] | None:
             agent = session.get(Agent, address)
             if agent is None:
                 return None
@@ -155,14 +165,18 @@ class ApiContext:
             raise ApiError(404, f"no indexed agent {address}")
         return found
 
-    async def chain_slot(self) -> Optional[int]:
+    async def chain_slot(self) -> int | None:
         """The chain's confirmed slot, or None (no RPC configured, or it did not answer)."""
         if not self.settings.rpc_url:
             return None
         try:
             async with httpx.AsyncClient(timeout=5) as http:
-                answer = (await http.post(self.settings.rpc_url, json={
-                    "jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [{"commitment": "confirmed"}]})).json()
+                answer = (
+                    await http.post(
+                        self.settings.rpc_url,
+                        json={"jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [{"commitment": "confirmed"}]},
+                    )
+                ).json()
             return int(answer["result"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             self.slot_errors += 1
@@ -171,4 +185,5 @@ class ApiContext:
 
 def api_context(request: Request) -> ApiContext:
     """The FastAPI dependency every route takes."""
-    return request.app.state.context  # type: ignore[no-any-return]
+    context: ApiContext = request.app.state.context
+    return context

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
@@ -29,7 +30,7 @@ from sqlmodel import Session, col, select
 from ghostpay.analytics.mints import whole_tokens
 from ghostpay.indexer.models import Agent, Payment, RawEvent
 
-Decimals = Mapping[str, Optional[int]]
+Decimals = Mapping[str, int | None]
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,13 @@ class Window:
         return self.end - self.start
 
 
-def window_for(session: Session, period: int, now: Optional[float] = None) -> Window:
+def window_for(session: Session, period: int, now: float | None = None) -> Window:
     newest = session.exec(select(func.max(RawEvent.timestamp))).one()
     end = max(int(time.time() if now is None else now), int(newest or 0))
     return Window(end - period, end)
 
 
-def _percent(part: int, whole: int) -> Optional[str]:
+def _percent(part: int, whole: int) -> str | None:
     """part / whole in percent with two exact places (rounded down), None when whole is 0."""
     if not whole:
         return None
@@ -65,55 +66,89 @@ class Totals:
 @dataclass(frozen=True)
 class X402Metrics:
     window: Window
-    agent: Optional[str]
+    agent: str | None
     by_outcome: dict[str, int]  # recorded (not rated yet), success, failed
     by_token: dict[str, Totals]  # mint ->
     top_earners: list[tuple[str, str, Totals]]  # (agent, mint, totals), by volume within a mint
     active_agents: int
-    average_response_ms: Optional[int]
+    average_response_ms: int | None
     names: dict[str, str]  # agent address -> name, for the top earners
 
     @property
     def mints(self) -> set[str]:
         return set(self.by_token)
 
-    def to_json(self, decimals: Decimals, labels: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    def to_json(self, decimals: Decimals, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The API's document; `labels` (mint -> token label) names the mints that have one."""
         labels = labels or {}
         successful, failed = self.by_outcome.get("success", 0), self.by_outcome.get("failed", 0)
-        by_token = [{"mint": mint, "label": labels.get(mint), "decimals": decimals.get(mint), "payments": t.payments,
-                     "total": whole_tokens(t.volume, decimals.get(mint)), "total_atomic": str(t.volume),
-                     "average": whole_tokens(t.volume // t.payments, decimals.get(mint)),
-                     "average_atomic": str(t.volume // t.payments)}
-                    for mint, t in sorted(self.by_token.items(), key=lambda kv: (-kv[1].volume, kv[0]))]
+        by_token = [
+            {
+                "mint": mint,
+                "label": labels.get(mint),
+                "decimals": decimals.get(mint),
+                "payments": t.payments,
+                "total": whole_tokens(t.volume, decimals.get(mint)),
+                "total_atomic": str(t.volume),
+                "average": whole_tokens(t.volume // t.payments, decimals.get(mint)),
+                "average_atomic": str(t.volume // t.payments),
+            }
+            for mint, t in sorted(self.by_token.items(), key=lambda kv: (-kv[1].volume, kv[0]))
+        ]
         return {
             "period": {"seconds": self.window.seconds, "start": self.window.start, "end": self.window.end},
             "agent": self.agent,
-            "payments": {"total": sum(self.by_outcome.values()), "successful": successful, "failed": failed,
-                         "pending": self.by_outcome.get("recorded", 0)},
-            "volume": {"total": {t["mint"]: t["total"] for t in by_token},
-                       "average": {t["mint"]: t["average"] for t in by_token},
-                       "by_token": by_token},
-            "agents": {"active": self.active_agents,
-                       "top_earners": [{"agent": agent, "name": self.names.get(agent, ""), "mint": mint,
-                                        "label": labels.get(mint),
-                                        "earnings": whole_tokens(t.volume, decimals.get(mint)),
-                                        "earnings_atomic": str(t.volume), "calls": t.payments}
-                                       for agent, mint, t in self.top_earners]},
-            "performance": {"success_rate": _percent(successful, successful + failed),
-                            "error_rate": _percent(failed, successful + failed),
-                            "rated": successful + failed,
-                            "average_response_ms": self.average_response_ms},
+            "payments": {
+                "total": sum(self.by_outcome.values()),
+                "successful": successful,
+                "failed": failed,
+                "pending": self.by_outcome.get("recorded", 0),
+            },
+            "volume": {
+                "total": {t["mint"]: t["total"] for t in by_token},
+                "average": {t["mint"]: t["average"] for t in by_token},
+                "by_token": by_token,
+            },
+            "agents": {
+                "active": self.active_agents,
+                "top_earners": [
+                    {
+                        "agent": agent,
+                        "name": self.names.get(agent, ""),
+                        "mint": mint,
+                        "label": labels.get(mint),
+                        "earnings": whole_tokens(t.volume, decimals.get(mint)),
+                        "earnings_atomic": str(t.volume),
+                        "calls": t.payments,
+                    }
+                    for agent, mint, t in self.top_earners
+                ],
+            },
+            "performance": {
+                "success_rate": _percent(successful, successful + failed),
+                "error_rate": _percent(failed, successful + failed),
+                "rated": successful + failed,
+                "average_response_ms": self.average_response_ms,
+            },
         }
 
 
-def x402_metrics(session: Session, window: Window, agent: Optional[str] = None, top: int = 10) -> X402Metrics:
+def x402_metrics(session: Session, window: Window, agent: str | None = None, top: int = 10) -> X402Metrics:
     """One pass over the period's payments (the timestamp index), grouped by agent, mint and outcome."""
     timed = col(Payment.response_time_ms) > 0
-    statement = (select(Payment.agent, Payment.mint, Payment.outcome, func.count(), func.sum(Payment.amount),
-                        func.sum(case((timed, Payment.response_time_ms))), func.count(case((timed, 1))))
-                 .where(Payment.timestamp >= window.start, Payment.timestamp <= window.end)
-                 .group_by(Payment.agent, Payment.mint, Payment.outcome))
+    statement = (
+        select(  # type: ignore[call-overload]  # sqlmodel's select() is typed for up to 4 columns; this has 7
+            Payment.agent,
+            Payment.mint,
+            Payment.outcome,
+            func.count(),
+            func.sum(Payment.amount),
+            func.sum(case((timed, Payment.response_time_ms))),
+            func.count(case((timed, 1))),
+        )
+        .where(Payment.timestamp >= window.start, Payment.timestamp <= window.end)
+        .group_by(Payment.agent, Payment.mint, Payment.outcome)
+    )
     if agent is not None:
         statement = statement.where(Payment.agent == agent)
     by_outcome: dict[str, int] = defaultdict(int)
@@ -127,24 +162,36 @@ def x402_metrics(session: Session, window: Window, agent: Optional[str] = None, 
         by_earner[(payee, mint)] = Totals(earned.payments + int(count), earned.volume + int(amount))
         response_ms, response_count = response_ms + int(ms or 0), response_count + int(timed_count)
     earners = sorted(by_earner.items(), key=lambda kv: (-kv[1].volume, kv[0][0], kv[0][1]))[:top]
-    names = {address: name for address, name in session.exec(
-        select(Agent.address, Agent.name).where(col(Agent.address).in_([a for (a, _), _ in earners]))).all()}
-    return X402Metrics(window, agent, dict(by_outcome), dict(by_token), [(a, m, t) for (a, m), t in earners],
-                       len({a for a, _ in by_earner}), round(response_ms / response_count) if response_count else None,
-                       names)
+    names = {
+        address: name
+        for address, name in session.exec(
+            select(Agent.address, Agent.name).where(col(Agent.address).in_([a for (a, _), _ in earners]))
+        ).all()
+    }
+    return X402Metrics(
+        window,
+        agent,
+        dict(by_outcome),
+        dict(by_token),
+        [(a, m, t) for (a, m), t in earners],
+        len({a for a, _ in by_earner}),
+        round(response_ms / response_count) if response_count else None,
+        names,
+    )
 
 
-def volume_series(session: Session, window: Window, buckets: int, agent: Optional[str] = None
-                  ) -> list[dict[str, Any]]:
+def volume_series(session: Session, window: Window, buckets: int, agent: str | None = None) -> list[dict[str, Any]]:
     """Payments and atomic volume per mint in `buckets` equal slices of the window, oldest first."""
     width = max(1, -(-(window.seconds + 1) // buckets))
     slot = ((col(Payment.timestamp) - window.start) // width).label("bucket")
-    statement = (select(slot, Payment.mint, func.count(), func.sum(Payment.amount))
-                 .where(Payment.timestamp >= window.start, Payment.timestamp <= window.end))
+    statement = select(slot, Payment.mint, func.count(), func.sum(Payment.amount)).where(
+        Payment.timestamp >= window.start, Payment.timestamp <= window.end
+    )
     if agent is not None:
         statement = statement.where(Payment.agent == agent)
-    series: list[dict[str, Any]] = [{"start": window.start + i * width, "payments": 0, "volume_atomic": {}}
-                                    for i in range(buckets)]
+    series: list[dict[str, Any]] = [
+        {"start": window.start + i * width, "payments": 0, "volume_atomic": {}} for i in range(buckets)
+    ]
     for index, mint, count, amount in session.exec(statement.group_by(slot, Payment.mint)).all():
         bucket = series[min(int(index), buckets - 1)]
         bucket["payments"] += int(count)

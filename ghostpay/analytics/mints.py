@@ -7,8 +7,8 @@ and cached for the life of the process (they never change).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Iterable, Optional
 
 import httpx
 
@@ -16,7 +16,7 @@ import httpx
 class MintDecimals:
     """Each mint's decimals from the RPC, cached; None when no RPC is configured or it cannot say."""
 
-    def __init__(self, rpc_url: Optional[str], timeout: float = 5.0, retry_after: float = 30.0) -> None:
+    def __init__(self, rpc_url: str | None, timeout: float = 5.0, retry_after: float = 30.0) -> None:
         self.rpc_url = rpc_url
         self.timeout = timeout
         self.retry_after = retry_after  # a failed look-up is not retried sooner (a down RPC must not slow every page)
@@ -24,11 +24,14 @@ class MintDecimals:
         self.failed_at: dict[str, float] = {}
         self.rpc_errors = 0  # failed look-ups, for /metrics
 
-    async def get(self, mints: Iterable[str]) -> dict[str, Optional[int]]:
+    async def get(self, mints: Iterable[str]) -> dict[str, int | None]:
         wanted = sorted(set(mints))
         now = time.monotonic()
-        missing = [m for m in wanted if m not in self.cache and now - self.failed_at.get(m, -self.retry_after)
-                   >= self.retry_after]
+        missing = [
+            m
+            for m in wanted
+            if m not in self.cache and now - self.failed_at.get(m, -self.retry_after) >= self.retry_after
+        ]
         if missing and self.rpc_url:
             async with httpx.AsyncClient(timeout=self.timeout) as http:
                 for mint in missing:
@@ -38,15 +41,18 @@ class MintDecimals:
     async def _fetch(self, http: httpx.AsyncClient, mint: str) -> None:
         assert self.rpc_url is not None
         try:
-            answer = (await http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getTokenSupply",
-                                                          "params": [mint]})).json()
+            answer = (
+                await http.post(
+                    self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getTokenSupply", "params": [mint]}
+                )
+            ).json()
             self.cache[mint] = int(answer["result"]["value"]["decimals"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):  # not a mint, or the node is down
             self.rpc_errors += 1
             self.failed_at[mint] = time.monotonic()
 
 
-def whole_tokens(atomic: int, decimals: Optional[int]) -> Optional[str]:
+def whole_tokens(atomic: int, decimals: int | None) -> str | None:
     """`atomic` units as an exact decimal string of whole tokens (None when the decimals are unknown)."""
     if decimals is None:
         return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from sqlalchemy import and_, or_
 
@@ -23,13 +24,13 @@ class SortKey:
     descending: Sequence[bool]
 
     def order_by(self) -> list[Any]:
-        return [c.desc() if d else c.asc() for c, d in zip(self.columns, self.descending)]
+        return [c.desc() if d else c.asc() for c, d in zip(self.columns, self.descending, strict=True)]
 
     def after(self, values: Sequence[Any]) -> Any:
         """WHERE clause: rows that come after a row with these key values."""
         clauses = []
-        for i, (column, desc) in enumerate(zip(self.columns, self.descending)):
-            equal = [c == v for c, v in zip(self.columns[:i], values[:i])]
+        for i, (column, desc) in enumerate(zip(self.columns, self.descending, strict=True)):
+            equal = [c == v for c, v in zip(self.columns[:i], values[:i], strict=True)]
             clauses.append(and_(*equal, column < values[i] if desc else column > values[i]))
         return or_(*clauses)
 
@@ -48,8 +49,9 @@ def decode(kind: str, cursor: str, arity: int) -> list[Any]:
     return raw[1:]
 
 
-def fetch_page(session: Any, statement: Any, key: SortKey, after: Optional[Sequence[Any]], limit: int
-               ) -> tuple[list[Any], bool]:
+def fetch_page(
+    session: Any, statement: Any, key: SortKey, after: Sequence[Any] | None, limit: int
+) -> tuple[list[Any], bool]:
     """Up to `limit` rows of `statement` after the cursor's row, and whether more follow."""
     if after is not None:
         statement = statement.where(key.after(after))

@@ -5,10 +5,10 @@ Counters that only a running indexer knows (reconnects, RPC errors) come from th
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy import func
@@ -23,44 +23,54 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class IndexCollector(Collector):
-    def __init__(self, engine: Engine, chain_slot: Optional[int], extra: Mapping[str, float],
-                 webhooks: bool) -> None:
+    def __init__(self, engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool) -> None:
         self.engine, self.chain_slot, self.extra, self.webhooks = engine, chain_slot, extra, webhooks
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         with Session(self.engine) as session:
             state = index_status(session)
             by_name = session.exec(select(RawEvent.name, func.count()).group_by(RawEvent.name)).all()
-            by_agent = session.exec(select(Payment.agent, Payment.mint, func.count(), func.sum(Payment.amount))
-                                    .group_by(Payment.agent, Payment.mint)).all()
-        events = CounterMetricFamily("ghostpay_indexer_events", "Program events indexed, by event name",
-                                     labels=["event"])
+            by_agent = session.exec(
+                select(Payment.agent, Payment.mint, func.count(), func.sum(Payment.amount)).group_by(
+                    Payment.agent, Payment.mint
+                )
+            ).all()
+        events = CounterMetricFamily(
+            "ghostpay_indexer_events", "Program events indexed, by event name", labels=["event"]
+        )
         for name, count in by_name:
             events.add_metric([name], int(count))
         yield events
-        skipped = CounterMetricFamily("ghostpay_indexer_skipped", "Input seen and not applied, by reason",
-                                      labels=["reason"])
+        skipped = CounterMetricFamily(
+            "ghostpay_indexer_skipped", "Input seen and not applied, by reason", labels=["reason"]
+        )
         for reason, count in state.skipped.items():
             skipped.add_metric([reason], count)
         yield skipped
         if state.cursor_slot is not None:
-            yield GaugeMetricFamily("ghostpay_indexer_cursor_slot", "Slot of the newest applied transaction",
-                                    value=state.cursor_slot)
+            yield GaugeMetricFamily(
+                "ghostpay_indexer_cursor_slot", "Slot of the newest applied transaction", value=state.cursor_slot
+            )
         if self.chain_slot is not None:
             yield GaugeMetricFamily("ghostpay_chain_slot", "The chain's confirmed slot", value=self.chain_slot)
             lag = state.lag(self.chain_slot)
             if lag is not None:
-                yield GaugeMetricFamily("ghostpay_indexer_lag_slots", "Chain slot minus the newest slot the index "
-                                        "is complete through (its cursor, or a later slot seen while caught up)",
-                                        value=lag)
-        yield CounterMetricFamily("ghostpay_rpc_errors", "Failed RPC requests made by this process",
-                                  value=self.extra.get("rpc_errors", 0))
+                yield GaugeMetricFamily(
+                    "ghostpay_indexer_lag_slots",
+                    "Chain slot minus the newest slot the index "
+                    "is complete through (its cursor, or a later slot seen while caught up)",
+                    value=lag,
+                )
+        yield CounterMetricFamily(
+            "ghostpay_rpc_errors", "Failed RPC requests made by this process", value=self.extra.get("rpc_errors", 0)
+        )
         for key, value in self.extra.items():
             if key != "rpc_errors":
                 yield CounterMetricFamily(f"ghostpay_indexer_{key}", f"Indexer in this process: {key}", value=value)
         payments = CounterMetricFamily("ghostpay_x402_payments", "Recorded x402 payments", labels=["agent", "mint"])
-        volume = CounterMetricFamily("ghostpay_x402_volume_atomic", "Recorded x402 volume in atomic units",
-                                     labels=["agent", "mint"])
+        volume = CounterMetricFamily(
+            "ghostpay_x402_volume_atomic", "Recorded x402 volume in atomic units", labels=["agent", "mint"]
+        )
         for agent, mint, count, amount in by_agent:
             payments.add_metric([agent, mint], int(count))
             volume.add_metric([agent, mint], int(amount))
@@ -68,16 +78,18 @@ class IndexCollector(Collector):
         yield volume
         if self.webhooks:
             counts = delivery_counts(self.engine)
-            deliveries = GaugeMetricFamily("ghostpay_webhook_deliveries", "Webhook deliveries by status",
-                                           labels=["status"])
+            deliveries = GaugeMetricFamily(
+                "ghostpay_webhook_deliveries", "Webhook deliveries by status", labels=["status"]
+            )
             for status in ("pending", "delivered", "failed"):
                 deliveries.add_metric([status], counts.get(status, 0))
             yield deliveries
-            yield CounterMetricFamily("ghostpay_webhook_attempts", "Webhook POSTs attempted",
-                                      value=counts.get("attempts", 0))
+            yield CounterMetricFamily(
+                "ghostpay_webhook_attempts", "Webhook POSTs attempted", value=counts.get("attempts", 0)
+            )
 
 
-def render(engine: Engine, chain_slot: Optional[int], extra: Mapping[str, float], webhooks: bool) -> bytes:
+def render(engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(IndexCollector(engine, chain_slot, extra, webhooks))
     return generate_latest(registry)

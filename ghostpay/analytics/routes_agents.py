@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, or_
@@ -15,60 +15,128 @@ from ghostpay.analytics.context import ApiContext, ApiError, api_context, check_
 from ghostpay.analytics.mints import to_atomic_units, whole_tokens
 from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, Payment, Reputation, WorkOrder
 from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_earnings, agent_filter, agent_prices
-from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
-                                 WEIGHT_VOLUME_CONSISTENCY)
+from ghostpay.reputation import (
+    WEIGHT_PAYMENT_SUCCESS,
+    WEIGHT_RESPONSE_TIME,
+    WEIGHT_SERVICE_QUALITY,
+    WEIGHT_VOLUME_CONSISTENCY,
+)
 
 router = APIRouter()
-WORK_ORDER_STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Completed", "Disputed", "Resolved",
-                       "Cancelled", "Refunded", "Declined")
+WORK_ORDER_STATUSES = (
+    "Created",
+    "Accepted",
+    "Submitted",
+    "Rejected",
+    "Completed",
+    "Disputed",
+    "Resolved",
+    "Cancelled",
+    "Refunded",
+    "Declined",
+)
 
 
-def agent_json(agent: Agent, capabilities: list[str], prices: dict[str, int], earnings: dict[str, tuple[int, int]],
-               decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
+def agent_json(
+    agent: Agent,
+    capabilities: list[str],
+    prices: dict[str, int],
+    earnings: dict[str, tuple[int, int]],
+    decimals: dict[str, int | None],
+    labels: dict[str, str],
+) -> dict[str, Any]:
     """`prices`: each accepted mint's price per call in its atomic units, the default mint first; `earnings`:
     mint -> (x402 payments, escrow earnings) in its atomic units, this registration (`queries.agent_earnings`);
     `labels`: mint -> token label on the indexed chain (`labels` names the agent's labelled mints)."""
     return {
-        "address": agent.address, "owner": agent.owner, "agent_id": agent.agent_id, "name": agent.name,
-        "agent_type": agent.agent_type, "description": agent.description, "metadata_uri": agent.metadata_uri,
-        "active": agent.is_active, "closed": agent.closed, "capabilities": capabilities,
-        "x402_enabled": agent.x402_enabled, "accepted_tokens": list(prices),
+        "address": agent.address,
+        "owner": agent.owner,
+        "agent_id": agent.agent_id,
+        "name": agent.name,
+        "agent_type": agent.agent_type,
+        "description": agent.description,
+        "metadata_uri": agent.metadata_uri,
+        "active": agent.is_active,
+        "closed": agent.closed,
+        "capabilities": capabilities,
+        "x402_enabled": agent.x402_enabled,
+        "accepted_tokens": list(prices),
         "labels": {m: labels[m] for m in dict.fromkeys([*prices, *earnings]) if m in labels},
         "prices": {m: whole_tokens(p, decimals.get(m)) for m, p in prices.items()},
         "prices_atomic": {m: str(p) for m, p in prices.items()},
-        "payment_address": agent.payment_address, "endpoint": agent.endpoint,
-        "reputation": {"score": agent.reputation_score, "tier": agent.tier,
-                       "percent": f"{agent.reputation_score // 100}.{agent.reputation_score % 100:02d}"},
-        "x402_total_calls": agent.x402_total_calls, "total_jobs_completed": agent.total_jobs_completed,
-        "earnings": [{"mint": m, "label": labels.get(m), "x402_payments": whole_tokens(x402, decimals.get(m)),
-                      "escrow_earnings": whole_tokens(escrow, decimals.get(m)),
-                      "total": whole_tokens(x402 + escrow, decimals.get(m)),
-                      "x402_payments_atomic": str(x402), "escrow_earnings_atomic": str(escrow)}
-                     for m, (x402, escrow) in earnings.items()],
-        "open_work_orders": agent.open_work_orders, "last_payment_at": agent.last_payment_at,
-        "created_at": agent.created_at, "updated_at": agent.updated_at, "registration": agent.registration,
+        "payment_address": agent.payment_address,
+        "endpoint": agent.endpoint,
+        "reputation": {
+            "score": agent.reputation_score,
+            "tier": agent.tier,
+            "percent": f"{agent.reputation_score // 100}.{agent.reputation_score % 100:02d}",
+        },
+        "x402_total_calls": agent.x402_total_calls,
+        "total_jobs_completed": agent.total_jobs_completed,
+        "earnings": [
+            {
+                "mint": m,
+                "label": labels.get(m),
+                "x402_payments": whole_tokens(x402, decimals.get(m)),
+                "escrow_earnings": whole_tokens(escrow, decimals.get(m)),
+                "total": whole_tokens(x402 + escrow, decimals.get(m)),
+                "x402_payments_atomic": str(x402),
+                "escrow_earnings_atomic": str(escrow),
+            }
+            for m, (x402, escrow) in earnings.items()
+        ],
+        "open_work_orders": agent.open_work_orders,
+        "last_payment_at": agent.last_payment_at,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+        "registration": agent.registration,
     }
 
 
-def payment_json(p: Payment, decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
-    return {"signature": p.signature, "slot": p.slot, "timestamp": p.timestamp, "agent": p.agent, "payer": p.payer,
-            "rent_payer": p.rent_payer, "mint": p.mint, "label": labels.get(p.mint),
-            "amount": whole_tokens(p.amount, decimals.get(p.mint)),
-            "amount_atomic": str(p.amount),
-            "reference": p.reference, "outcome": p.outcome, "rating": p.rating,
-            "response_time_ms": p.response_time_ms}
+def payment_json(p: Payment, decimals: dict[str, int | None], labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "signature": p.signature,
+        "slot": p.slot,
+        "timestamp": p.timestamp,
+        "agent": p.agent,
+        "payer": p.payer,
+        "rent_payer": p.rent_payer,
+        "mint": p.mint,
+        "label": labels.get(p.mint),
+        "amount": whole_tokens(p.amount, decimals.get(p.mint)),
+        "amount_atomic": str(p.amount),
+        "reference": p.reference,
+        "outcome": p.outcome,
+        "rating": p.rating,
+        "response_time_ms": p.response_time_ms,
+    }
 
 
-def work_order_json(w: WorkOrder, decimals: dict[str, Optional[int]], labels: dict[str, str]) -> dict[str, Any]:
+def work_order_json(w: WorkOrder, decimals: dict[str, int | None], labels: dict[str, str]) -> dict[str, Any]:
     d = decimals.get(w.mint)
-    return {"address": w.address, "order_id": str(w.order_id), "agent": w.agent, "client": w.client,
-            "provider": w.provider, "arbiter": w.arbiter, "mint": w.mint, "label": labels.get(w.mint),
-            "status": w.status,
-            "amount": whole_tokens(w.amount, d), "released": whole_tokens(w.released, d),
-            "refunded": whole_tokens(w.refunded, d), "amount_atomic": str(w.amount),
-            "released_atomic": str(w.released), "refunded_atomic": str(w.refunded), "deadline": w.deadline,
-            "review_period_seconds": w.review_period_seconds, "deliverable_uri": w.deliverable_uri,
-            "created_at": w.created_at, "updated_at": w.updated_at, "signature": w.signature}
+    return {
+        "address": w.address,
+        "order_id": str(w.order_id),
+        "agent": w.agent,
+        "client": w.client,
+        "provider": w.provider,
+        "arbiter": w.arbiter,
+        "mint": w.mint,
+        "label": labels.get(w.mint),
+        "status": w.status,
+        "amount": whole_tokens(w.amount, d),
+        "released": whole_tokens(w.released, d),
+        "refunded": whole_tokens(w.refunded, d),
+        "amount_atomic": str(w.amount),
+        "released_atomic": str(w.released),
+        "refunded_atomic": str(w.refunded),
+        "deadline": w.deadline,
+        "review_period_seconds": w.review_period_seconds,
+        "deliverable_uri": w.deliverable_uri,
+        "created_at": w.created_at,
+        "updated_at": w.updated_at,
+        "signature": w.signature,
+    }
 
 
 # agents ---------------------------------------------------------------------------------------------
@@ -76,42 +144,50 @@ def work_order_json(w: WorkOrder, decimals: dict[str, Optional[int]], labels: di
 UNPRICED = I64_MAX  # an agent without a price in the mint sorts after every priced one
 
 
-def price_in(token: Optional[str]) -> Any:
+def price_in(token: str | None) -> Any:
     """Each agent's price per call in `token` (else in its default mint), as a column to sort by."""
     priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
     price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
     return func.coalesce(price, UNPRICED)
 
 
-def agent_sort(sort: str, token: Optional[str]) -> pagination.SortKey:
-    first, descending = {"reputation": (col(Agent.reputation_score), True), "price": (price_in(token), False),
-                         "newest": (col(Agent.created_at), True), "calls": (col(Agent.x402_total_calls), True)}[sort]
+def agent_sort(sort: str, token: str | None) -> pagination.SortKey:
+    first, descending = {
+        "reputation": (col(Agent.reputation_score), True),
+        "price": (price_in(token), False),
+        "newest": (col(Agent.created_at), True),
+        "calls": (col(Agent.x402_total_calls), True),
+    }[sort]
     return pagination.SortKey([first, col(Agent.address)], [descending, False])
 
 
-def sort_values(sort: str, token: Optional[str], agent: Agent, prices: dict[str, int]) -> list[Any]:
+def sort_values(sort: str, token: str | None, agent: Agent, prices: dict[str, int]) -> list[Any]:
     """The sort key of a row, as `agent_sort` orders it (what the next page's cursor names)."""
     if sort == "price":
         price = prices.get(token, UNPRICED) if token is not None else next(iter(prices.values()), UNPRICED)
         return [price, agent.address]
-    return [{"reputation": agent.reputation_score, "newest": agent.created_at,
-             "calls": agent.x402_total_calls}[sort], agent.address]
+    return [
+        {"reputation": agent.reputation_score, "newest": agent.created_at, "calls": agent.x402_total_calls}[sort],
+        agent.address,
+    ]
 
 
 @router.get("/api/agents", tags=["agents"], summary="Search agents")
 async def list_agents(
     ctx: ApiContext = Depends(api_context),
-    capability: Optional[str] = Query(None, max_length=32, description="A capability, case-insensitive."),
-    x402_enabled: Optional[bool] = Query(None),
-    token: Optional[str] = Query(None, description="An accepted mint (base58), or its token label on the indexed "
-                                                   "chain (e.g. USDC)."),
-    max_price: Optional[str] = Query(None, description="Highest price per call in whole `token` units; "
-                                                       "needs `token` (prices are per token)."),
-    min_reputation: Optional[int] = Query(None, ge=0, le=10_000, description="Basis points, 0 to 10,000."),
-    tier: Optional[str] = Query(None),
+    capability: str | None = Query(None, max_length=32, description="A capability, case-insensitive."),
+    x402_enabled: bool | None = Query(None),
+    token: str | None = Query(
+        None, description="An accepted mint (base58), or its token label on the indexed chain (e.g. USDC)."
+    ),
+    max_price: str | None = Query(
+        None, description="Highest price per call in whole `token` units; needs `token` (prices are per token)."
+    ),
+    min_reputation: int | None = Query(None, ge=0, le=10_000, description="Basis points, 0 to 10,000."),
+    tier: str | None = Query(None),
     sort: Literal["reputation", "price", "newest", "calls"] = Query("reputation"),
     limit: int = Query(20, ge=1, le=100),
-    cursor: Optional[str] = Query(None, description="`next_cursor` of the previous page."),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> dict[str, Any]:
     token = await ctx.token(token)
     ceiling = None
@@ -132,43 +208,69 @@ async def list_agents(
     kind = f"agents:{sort}:{token}" if sort == "price" else f"agents:{sort}"  # a price cursor is for one token
     after = cursor_values(kind, cursor, 2)
 
-    def query(session: Session) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]],
-                                         bool, int]:
+    def query(
+        session: Session,
+    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int]:
         try:
-            statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token,
-                                     max_price=ceiling, min_reputation=min_reputation, tier=tier)
+            statement = agent_filter(
+                x402_enabled=x402_enabled,
+                capability=capability,
+                token=token,
+                max_price=ceiling,
+                min_reputation=min_reputation,
+                tier=tier,
+            )
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
         total = session.exec(select(func.count()).select_from(statement.subquery())).one()
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
-        return ([(a, agent_capabilities(session, a.address), agent_prices(session, a.address),
-                  agent_earnings(session, a.address)) for a in rows], more, int(total))
+        return (
+            [
+                (
+                    a,
+                    agent_capabilities(session, a.address),
+                    agent_prices(session, a.address),
+                    agent_earnings(session, a.address),
+                )
+                for a in rows
+            ],
+            more,
+            int(total),
+        )
 
     rows, more, total = await ctx.db(query)
     known = await ctx.decimals.get(m for _, _, prices, earnings in rows for m in [*prices, *earnings])
     labels = await ctx.label_map()
-    return {"items": [agent_json(a, c, p, e, known, labels) for a, c, p, e in rows], "total": total,
-            "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2]))
-            if more else None}
+    return {
+        "items": [agent_json(a, c, p, e, known, labels) for a, c, p, e in rows],
+        "total": total,
+        "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2])) if more else None,
+    }
 
 
 @router.get("/api/agents/{address}", tags=["agents"], summary="One agent")
 async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     agent, capabilities, prices = await ctx.agent(address)
     earnings = await ctx.db(lambda session: agent_earnings(session, address))
-    return agent_json(agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]),
-                      await ctx.label_map())
+    return agent_json(
+        agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]), await ctx.label_map()
+    )
 
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")
-async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), limit: int = Query(50, ge=1, le=500),
-                         cursor: Optional[str] = Query(None),
-                         reference: Optional[str] = Query(None, pattern="^[0-9a-f]{64}$",
-                                                          description="Only the payments with this reference "
-                                                                      "(64 hex digits)")) -> dict[str, Any]:
+async def agent_payments(
+    address: str,
+    ctx: ApiContext = Depends(api_context),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
+    reference: str | None = Query(
+        None, pattern="^[0-9a-f]{64}$", description="Only the payments with this reference (64 hex digits)"
+    ),
+) -> dict[str, Any]:
     await ctx.agent(address)
-    key = pagination.SortKey([col(Payment.slot), col(Payment.signature), col(Payment.instruction_index)],
-                             [True, True, True])
+    key = pagination.SortKey(
+        [col(Payment.slot), col(Payment.signature), col(Payment.instruction_index)], [True, True, True]
+    )
     after = cursor_values("payments", cursor, 3)
     query = select(Payment).where(Payment.agent == address)
     if reference is not None:
@@ -176,9 +278,12 @@ async def agent_payments(address: str, ctx: ApiContext = Depends(api_context), l
     rows, more = await ctx.db(lambda s: pagination.fetch_page(s, query, key, after, limit))
     known, labels = await ctx.decimals.get(p.mint for p in rows), await ctx.label_map()
     last = rows[-1] if rows else None
-    return {"items": [payment_json(p, known, labels) for p in rows],
-            "next_cursor": pagination.encode("payments", [last.slot, last.signature, last.instruction_index])
-            if more and last else None}
+    return {
+        "items": [payment_json(p, known, labels) for p in rows],
+        "next_cursor": pagination.encode("payments", [last.slot, last.signature, last.instruction_index])
+        if more and last
+        else None,
+    }
 
 
 @router.get("/api/reputation/{address}", tags=["agents"], summary="Score, tier and the four weighted components")
@@ -187,20 +292,32 @@ async def reputation(address: str, ctx: ApiContext = Depends(api_context)) -> di
     rep = await ctx.db(lambda s: s.get(Reputation, address))
     if rep is None:
         raise ApiError(404, f"no reputation indexed for {address}")
-    components = {"payment_success": (rep.payment_success, WEIGHT_PAYMENT_SUCCESS),
-                  "service_quality": (rep.service_quality, WEIGHT_SERVICE_QUALITY),
-                  "response_time": (rep.response_time, WEIGHT_RESPONSE_TIME),
-                  "volume_consistency": (rep.volume_consistency, WEIGHT_VOLUME_CONSISTENCY)}
-    return {"agent": address, "score": rep.score, "tier": agent.tier,
-            "percent": f"{rep.score // 100}.{rep.score % 100:02d}",
-            "components": {n: {"score": v, "weight_percent": w} for n, (v, w) in components.items()},
-            "payments": rep.successful_payments + rep.failed_payments,
-            "metrics": {"successful_payments": rep.successful_payments, "failed_payments": rep.failed_payments,
-                        "total_response_time_ms": rep.total_response_time_ms,
-                        "response_time_count": rep.response_time_count, "total_rating": rep.total_rating,
-                        "rating_count": rep.rating_count, "total_disputes": rep.total_disputes,
-                        "disputes_resolved": rep.disputes_resolved,
-                        "payment_history_7d": json.loads(rep.history)}}
+    components = {
+        "payment_success": (rep.payment_success, WEIGHT_PAYMENT_SUCCESS),
+        "service_quality": (rep.service_quality, WEIGHT_SERVICE_QUALITY),
+        "response_time": (rep.response_time, WEIGHT_RESPONSE_TIME),
+        "volume_consistency": (rep.volume_consistency, WEIGHT_VOLUME_CONSISTENCY),
+    }
+    return {
+        "agent": address,
+        "score": rep.score,
+        "tier": agent.tier,
+        "percent": f"{rep.score // 100}.{rep.score % 100:02d}",
+        "components": {n: {"score": v, "weight_percent": w} for n, (v, w) in components.items()},
+        "payments": rep.successful_payments + rep.failed_payments,
+        "metrics": {
+            "successful_payments": rep.successful_payments,
+            "failed_payments": rep.failed_payments,
+            "total_response_time_ms": rep.total_response_time_ms,
+            "response_time_count": rep.response_time_count,
+            "total_rating": rep.total_rating,
+            "rating_count": rep.rating_count,
+            "total_disputes": rep.total_disputes,
+            "disputes_resolved": rep.disputes_resolved,
+            "payment_history_7d": json.loads(rep.history),
+        },
+    }
+
 
 # work orders ------------------------------------------------------------------------------------
 
@@ -208,10 +325,11 @@ async def reputation(address: str, ctx: ApiContext = Depends(api_context)) -> di
 @router.get("/api/work-orders", tags=["work orders"], summary="Work orders, newest first")
 async def list_work_orders(
     ctx: ApiContext = Depends(api_context),
-    party: Optional[str] = Query(None, description="A wallet: client, provider (agent owner) or arbiter."),
-    agent: Optional[str] = Query(None),
-    status: Optional[str] = Query(None, description=", ".join(WORK_ORDER_STATUSES)),
-    limit: int = Query(50, ge=1, le=500), cursor: Optional[str] = Query(None),
+    party: str | None = Query(None, description="A wallet: client, provider (agent owner) or arbiter."),
+    agent: str | None = Query(None),
+    status: str | None = Query(None, description=", ".join(WORK_ORDER_STATUSES)),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
 ) -> dict[str, Any]:
     if party is not None:
         check_address(party, "party")
@@ -225,8 +343,9 @@ async def list_work_orders(
     def query(session: Session) -> tuple[list[WorkOrder], bool]:
         statement = select(WorkOrder)
         if party is not None:
-            statement = statement.where(or_(WorkOrder.client == party, WorkOrder.provider == party,
-                                            WorkOrder.arbiter == party))
+            statement = statement.where(
+                or_(col(WorkOrder.client) == party, col(WorkOrder.provider) == party, col(WorkOrder.arbiter) == party)
+            )
         if agent is not None:
             statement = statement.where(WorkOrder.agent == agent)
         if status is not None:
@@ -235,6 +354,7 @@ async def list_work_orders(
 
     rows, more = await ctx.db(query)
     known, labels = await ctx.decimals.get(w.mint for w in rows), await ctx.label_map()
-    return {"items": [work_order_json(w, known, labels) for w in rows],
-            "next_cursor": pagination.encode("work-orders", [rows[-1].created_at, rows[-1].address])
-            if more else None}
+    return {
+        "items": [work_order_json(w, known, labels) for w in rows],
+        "next_cursor": pagination.encode("work-orders", [rows[-1].created_at, rows[-1].address]) if more else None,
+    }

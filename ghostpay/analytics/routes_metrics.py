@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -25,13 +27,16 @@ MAX_PERIOD = 366 * 86_400
 
 
 def newest_event_id(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.max(RawEvent.id), 0))).one())
+    return session.exec(select(func.max(RawEvent.id))).one() or 0
 
 
 @router.get("/api/metrics/x402", tags=["analytics"], summary="X402TransactionMetrics over the last `period` seconds")
-async def metrics_x402(ctx: ApiContext = Depends(api_context),
-                       period: int = Query(3600, ge=60, le=MAX_PERIOD, description="Seconds, 60 to 366 days."),
-                       agent: Optional[str] = Query(None), top: int = Query(10, ge=1, le=100)) -> dict[str, Any]:
+async def metrics_x402(
+    ctx: ApiContext = Depends(api_context),
+    period: int = Query(3600, ge=60, le=MAX_PERIOD, description="Seconds, 60 to 366 days."),
+    agent: str | None = Query(None),
+    top: int = Query(10, ge=1, le=100),
+) -> dict[str, Any]:
     if agent is not None:
         await ctx.agent(agent)
     found = await ctx.db(lambda s: x402_metrics(s, window_for(s, period), agent, top))
@@ -39,10 +44,12 @@ async def metrics_x402(ctx: ApiContext = Depends(api_context),
 
 
 @router.get("/api/metrics/volume", tags=["analytics"], summary="Payments and volume per time bucket")
-async def metrics_volume(ctx: ApiContext = Depends(api_context),
-                         period: int = Query(86_400, ge=60, le=MAX_PERIOD),
-                         buckets: int = Query(24, ge=1, le=500),
-                         agent: Optional[str] = Query(None)) -> dict[str, Any]:
+async def metrics_volume(
+    ctx: ApiContext = Depends(api_context),
+    period: int = Query(86_400, ge=60, le=MAX_PERIOD),
+    buckets: int = Query(24, ge=1, le=500),
+    agent: str | None = Query(None),
+) -> dict[str, Any]:
     if agent is not None:
         check_address(agent, "agent")
     window, series = await ctx.db(lambda s: (w := window_for(s, period), volume_series(s, w, buckets, agent)))
@@ -50,18 +57,29 @@ async def metrics_volume(ctx: ApiContext = Depends(api_context),
     for bucket in series:
         bucket["volume"] = {m: whole_tokens(int(v), known.get(m)) for m, v in bucket["volume_atomic"].items()}
     labels = await ctx.label_map()
-    return {"period": {"seconds": window.seconds, "start": window.start, "end": window.end},
-            "bucket_seconds": series[1]["start"] - series[0]["start"] if len(series) > 1 else window.seconds,
-            "decimals": known, "labels": {m: labels[m] for m in known if m in labels}, "buckets": series}
+    return {
+        "period": {"seconds": window.seconds, "start": window.start, "end": window.end},
+        "bucket_seconds": series[1]["start"] - series[0]["start"] if len(series) > 1 else window.seconds,
+        "decimals": known,
+        "labels": {m: labels[m] for m in known if m in labels},
+        "buckets": series,
+    }
 
 
 @router.get("/api/status", tags=["indexer"], summary="The index's cursor and lag behind the chain")
 async def status(ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     state, newest = await ctx.db(lambda s: (index_status(s), newest_event_id(s)))
     slot = await ctx.chain_slot()
-    return {"cursor_slot": state.cursor_slot, "chain_slot": slot, "newest_event_id": newest,
-            "seen_slot": state.seen_slot, "lag_slots": state.lag(slot),
-            "schema_version": state.schema_version, "rows": state.rows, "skipped": state.skipped}
+    return {
+        "cursor_slot": state.cursor_slot,
+        "chain_slot": slot,
+        "newest_event_id": newest,
+        "seen_slot": state.seen_slot,
+        "lag_slots": state.lag(slot),
+        "schema_version": state.schema_version,
+        "rows": state.rows,
+        "skipped": state.skipped,
+    }
 
 
 @router.get("/metrics", tags=["indexer"], summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -73,12 +91,20 @@ async def metrics(ctx: ApiContext = Depends(api_context)) -> PlainTextResponse:
     return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
 
 
-@router.get("/api/events", tags=["events"], summary="Server-sent events: every indexed event, live",
-         response_class=StreamingResponse)
-async def events(request: Request, ctx: ApiContext = Depends(api_context),
-                 names: Optional[str] = Query(None, description="Comma-separated names."),
-                 agent: Optional[str] = Query(None), after: Optional[int] = Query(None, ge=0),
-                 last_event_id: Optional[str] = Header(None)) -> StreamingResponse:
+@router.get(
+    "/api/events",
+    tags=["events"],
+    summary="Server-sent events: every indexed event, live",
+    response_class=StreamingResponse,
+)
+async def events(
+    request: Request,
+    ctx: ApiContext = Depends(api_context),
+    names: str | None = Query(None, description="Comma-separated names."),
+    agent: str | None = Query(None),
+    after: int | None = Query(None, ge=0),
+    last_event_id: str | None = Header(None),
+) -> StreamingResponse:
     """`id:` is the event's feed position: a reconnecting EventSource sends it back as `Last-Event-ID`
     and the stream resumes after it. Without either, the stream starts at the newest event."""
     if agent is not None:
@@ -98,17 +124,30 @@ async def events(request: Request, ctx: ApiContext = Depends(api_context),
         position, idle = start, 0
         yield "retry: 1000\n\n"
         while not await request.is_disconnected():
-            batch = await ctx.db(lambda s: event_feed(s, position, names=wanted, agent=agent, limit=500))
+            batch = await ctx.db(partial(event_feed, after=position, names=wanted, agent=agent, limit=500))
             for e in batch:
                 position = e.id
-                yield (f"id: {e.id}\nevent: {e.name}\ndata: " + json.dumps(
-                    {"id": e.id, "name": e.name, "agent": e.agent, "signature": e.signature, "slot": e.slot,
-                     "timestamp": e.timestamp, "data": e.data}) + "\n\n")
+                yield (
+                    f"id: {e.id}\nevent: {e.name}\ndata: "
+                    + json.dumps(
+                        {
+                            "id": e.id,
+                            "name": e.name,
+                            "agent": e.agent,
+                            "signature": e.signature,
+                            "slot": e.slot,
+                            "timestamp": e.timestamp,
+                            "data": e.data,
+                        }
+                    )
+                    + "\n\n"
+                )
             if not batch:
                 idle += 1
                 if idle % 30 == 0:  # a comment now and then keeps proxies from closing an idle stream
                     yield ": keep-alive\n\n"
                 await asyncio.sleep(ctx.settings.poll_interval)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

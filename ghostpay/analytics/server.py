@@ -8,7 +8,8 @@ import contextlib
 import signal
 import socket
 import threading
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -30,8 +31,13 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Optional[IndexerConfig] = None,
-                on_ready: Optional[Callable[[str], None]] = None, stop_event: Optional[asyncio.Event] = None) -> None:
+async def serve(
+    settings: ApiSettings,
+    sock: socket.socket,
+    indexer_config: IndexerConfig | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
     """Serve the API on `sock` (and run an indexer with `indexer_config`) until SIGINT / SIGTERM (in the
     main thread), `stop_event` is set, or an error."""
     stopping = stop_event or asyncio.Event()
@@ -56,7 +62,7 @@ async def serve(settings: ApiSettings, sock: socket.socket, indexer_config: Opti
     watcher = asyncio.create_task(stopping.wait())
     watcher.add_done_callback(lambda _: stop())
     try:
-        tasks = [asyncio.create_task(server.serve(sockets=[sock]))]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve(sockets=[sock]))]
         if indexer is not None:
             tasks.append(asyncio.create_task(indexer.run()))
         while not server.started and not tasks[0].done():

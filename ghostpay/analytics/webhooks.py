@@ -14,6 +14,7 @@ Each POST carries `GhostPay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import hmac
@@ -21,8 +22,9 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import httpx
 from sqlalchemy import delete, func, inspect, update
@@ -30,9 +32,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from ghostpay.addresses import private_address_refusal
-from ghostpay.exceptions import InvalidArgument
 from ghostpay.artifacts import idl_dict
-from ghostpay.indexer.models import RawEvent, i64
+from ghostpay.exceptions import InvalidArgument
+from ghostpay.indexer.models import RawEvent, i64, table_of
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str
     secret: str
     events: str  # comma-separated name patterns (fnmatch: WorkOrder*)
-    agent: Optional[str] = None
+    agent: str | None = None
     created_at: float
     after_event_id: int = i64(0)  # raw_events.id of the last event queued for it
     allow_private: bool = False  # the operator let it reach loopback, private and link-local addresses
@@ -66,7 +68,7 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: float = Field(index=True)
     last_error: str = ""
     created_at: float
-    delivered_at: Optional[float] = None
+    delivered_at: float | None = None
 
 
 class WebhookTotal(SQLModel, table=True):
@@ -83,7 +85,7 @@ REMOVED_ATTEMPTS = "attempts_of_removed_deliveries"  # keeps ghostpay_webhook_at
 
 def create_tables(engine: Engine) -> None:
     """Create the webhook tables beside the indexer's (they are not part of the index's schema)."""
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(engine, tables=[table_of(t) for t in TABLES])
 
 
 def ensure_tables(engine: Engine) -> None:
@@ -93,25 +95,29 @@ def ensure_tables(engine: Engine) -> None:
     columns = {c["name"] for c in inspect(engine).get_columns(WebhookEndpoint.__tablename__)}
     if "allow_private" not in columns:  # made before private addresses were refused: keep them working
         with engine.begin() as connection:
-            connection.exec_driver_sql("ALTER TABLE webhook_endpoints ADD COLUMN allow_private BOOLEAN "
-                                       "NOT NULL DEFAULT TRUE")
+            connection.exec_driver_sql(
+                "ALTER TABLE webhook_endpoints ADD COLUMN allow_private BOOLEAN NOT NULL DEFAULT TRUE"
+            )
 
 
 def _remove_deliveries(session: Session, condition: Any) -> int:
     """Delete the deliveries matching `condition`, adding their attempts to the kept total; how many went."""
-    count, attempts = session.exec(select(func.count(), func.coalesce(func.sum(WebhookDelivery.attempts), 0))
-                                   .where(condition)).one()
+    count, attempts = session.exec(
+        select(func.count(), func.coalesce(func.sum(WebhookDelivery.attempts), 0)).where(condition)
+    ).one()
     if count:
-        total = WebhookTotal.__table__  # type: ignore[attr-defined]
-        added = session.exec(update(total).where(total.c.name == REMOVED_ATTEMPTS)  # type: ignore[call-overload]
-                             .values(value=total.c.value + int(attempts)))
+        total = table_of(WebhookTotal)
+        added = session.exec(
+            update(total).where(total.c.name == REMOVED_ATTEMPTS).values(value=total.c.value + int(attempts))
+        )
         if added.rowcount == 0:  # the first removal ever
             session.add(WebhookTotal(name=REMOVED_ATTEMPTS, value=int(attempts)))
-        session.exec(delete(WebhookDelivery).where(condition))  # type: ignore[call-overload]
+        session.exec(delete(WebhookDelivery).where(condition))
     return int(count)
 
 
 # signing --------------------------------------------------------------------------------------------
+
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The `GhostPay-Signature` header value of `body` sent at `timestamp`."""
@@ -119,8 +125,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300,
-                     now: Optional[float] = None) -> bool:
+def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300, now: float | None = None) -> bool:
     """True if `header` signs `body` with `secret` and its timestamp is within `tolerance` seconds."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
@@ -134,6 +139,7 @@ def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300
 
 # endpoints ------------------------------------------------------------------------------------------
 
+
 def parse_patterns(events: str) -> list[str]:
     """Comma-separated event names or patterns, each matching at least one of the program's events."""
     patterns = [p.strip() for p in events.split(",") if p.strip()]
@@ -146,8 +152,14 @@ def parse_patterns(events: str) -> list[str]:
     return patterns
 
 
-def add_endpoint(engine: Engine, url: str, events: str, agent: Optional[str] = None,
-                 from_start: bool = False, allow_private: bool = False) -> WebhookEndpoint:
+def add_endpoint(
+    engine: Engine,
+    url: str,
+    events: str,
+    agent: str | None = None,
+    from_start: bool = False,
+    allow_private: bool = False,
+) -> WebhookEndpoint:
     """Subscribe `url`; it gets events indexed from now on (or all of them with `from_start`). A URL reaching
     a loopback, private or link-local address is refused unless `allow_private`."""
     if not url.startswith(("http://", "https://")):
@@ -159,9 +171,16 @@ def add_endpoint(engine: Engine, url: str, events: str, agent: Optional[str] = N
     ensure_tables(engine)
     with Session(engine) as session:
         newest = 0 if from_start else session.exec(select(RawEvent.id).order_by(col(RawEvent.id).desc())).first()
-        endpoint = WebhookEndpoint(id="wh_" + secrets.token_hex(6), url=url, secret="whsec_" + secrets.token_hex(24),
-                                   events=",".join(patterns), agent=agent, created_at=time.time(),
-                                   after_event_id=int(newest or 0), allow_private=allow_private)
+        endpoint = WebhookEndpoint(
+            id="wh_" + secrets.token_hex(6),
+            url=url,
+            secret="whsec_" + secrets.token_hex(24),
+            events=",".join(patterns),
+            agent=agent,
+            created_at=time.time(),
+            after_event_id=int(newest or 0),
+            allow_private=allow_private,
+        )
         session.add(endpoint)
         session.commit()
         session.refresh(endpoint)
@@ -188,7 +207,7 @@ def remove_endpoint(engine: Engine, endpoint_id: str) -> None:
     get_endpoint(engine, endpoint_id)
     with Session(engine) as session:
         _remove_deliveries(session, col(WebhookDelivery.endpoint_id) == endpoint_id)
-        session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))  # type: ignore
+        session.exec(delete(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id))
         session.commit()
 
 
@@ -197,8 +216,9 @@ def prune_finished(engine: Engine, keep_seconds: float) -> int:
     counted); how many went. Pending ones are never pruned."""
     cutoff = time.time() - keep_seconds
     with Session(engine) as session:
-        pruned = _remove_deliveries(session, (col(WebhookDelivery.status) != "pending") &
-                                    (col(WebhookDelivery.created_at) < cutoff))
+        pruned = _remove_deliveries(
+            session, (col(WebhookDelivery.status) != "pending") & (col(WebhookDelivery.created_at) < cutoff)
+        )
         session.commit()
     return pruned
 
@@ -208,8 +228,11 @@ def delivery_counts(engine: Engine) -> dict[str, int]:
     or removed deliveries included), for /metrics and `list`."""
     create_tables(engine)  # deliveries only: no endpoint column to migrate on every scrape
     with Session(engine) as session:
-        rows = session.exec(select(WebhookDelivery.status, func.count(), func.sum(WebhookDelivery.attempts))
-                            .group_by(WebhookDelivery.status)).all()
+        rows = session.exec(
+            select(WebhookDelivery.status, func.count(), func.sum(WebhookDelivery.attempts)).group_by(
+                WebhookDelivery.status
+            )
+        ).all()
         removed = session.get(WebhookTotal, REMOVED_ATTEMPTS)
     counts = {status: int(n) for status, n, _ in rows}
     counts["attempts"] = sum(int(a or 0) for _, _, a in rows) + (removed.value if removed else 0)
@@ -217,6 +240,7 @@ def delivery_counts(engine: Engine) -> dict[str, int]:
 
 
 # delivering -----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DeliverySettings:
@@ -236,18 +260,31 @@ def delivery_id(endpoint_id: str, event: RawEvent) -> str:
 
 
 def event_body(delivery: str, event: RawEvent) -> str:
-    return json.dumps({"id": delivery, "type": event.name, "data": {
-        "signature": event.signature, "slot": event.slot, "timestamp": event.timestamp, "agent": event.agent,
-        "instruction_index": event.instruction_index, "event_index": event.event_index,
-        "event": json.loads(event.data)}}, separators=(",", ":"))
+    return json.dumps(
+        {
+            "id": delivery,
+            "type": event.name,
+            "data": {
+                "signature": event.signature,
+                "slot": event.slot,
+                "timestamp": event.timestamp,
+                "agent": event.agent,
+                "instruction_index": event.instruction_index,
+                "event_index": event.event_index,
+                "event": json.loads(event.data),
+            },
+        },
+        separators=(",", ":"),
+    )
 
 
 class PrivateAddressRefused(httpx.HTTPError):
     """The endpoint's host resolves to a non-public address now (it may have changed since it was added)."""
 
 
-async def post_signed(http: httpx.AsyncClient, endpoint: WebhookEndpoint, delivery: str, event: str,
-                      body: str, timeout: float) -> httpx.Response:
+async def post_signed(
+    http: httpx.AsyncClient, endpoint: WebhookEndpoint, delivery: str, event: str, body: str, timeout: float
+) -> httpx.Response:
     """POST one signed event; unless the endpoint allows private addresses, its host is resolved and checked
     first, so a name re-pointed at an internal address after `webhooks add` gets no request."""
     if not endpoint.allow_private:
@@ -255,8 +292,12 @@ async def post_signed(http: httpx.AsyncClient, endpoint: WebhookEndpoint, delive
         if refusal is not None:
             raise PrivateAddressRefused(refusal)
     raw = body.encode()
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), raw),
-               DELIVERY_HEADER: delivery, EVENT_HEADER: event}
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), raw),
+        DELIVERY_HEADER: delivery,
+        EVENT_HEADER: event,
+    }
     return await http.post(endpoint.url, content=raw, headers=headers, timeout=timeout)
 
 
@@ -264,8 +305,9 @@ async def send_test(engine: Engine, endpoint_id: str, timeout: float = 10.0) -> 
     """POST a signed `WebhookTest` event now (not queued); raises httpx errors."""
     endpoint = get_endpoint(engine, endpoint_id)
     delivery = "whd_test_" + secrets.token_hex(8)
-    body = json.dumps({"id": delivery, "type": TEST_EVENT, "data": {"endpoint": endpoint.id,
-                                                                    "sent_at": int(time.time())}})
+    body = json.dumps(
+        {"id": delivery, "type": TEST_EVENT, "data": {"endpoint": endpoint.id, "sent_at": int(time.time())}}
+    )
     async with httpx.AsyncClient() as http:
         return await post_signed(http, endpoint, delivery, TEST_EVENT, body, timeout)
 
@@ -294,9 +336,17 @@ class WebhookDispatcher:
                         ident = delivery_id(endpoint.id, event)
                         if session.get(WebhookDelivery, ident) is None:
                             now = time.time()
-                            session.add(WebhookDelivery(id=ident, endpoint_id=endpoint.id, event_id=event.id or 0,
-                                                        event=event.name, body=event_body(ident, event),
-                                                        next_attempt_at=now, created_at=now))
+                            session.add(
+                                WebhookDelivery(
+                                    id=ident,
+                                    endpoint_id=endpoint.id,
+                                    event_id=event.id or 0,
+                                    event=event.name,
+                                    body=event_body(ident, event),
+                                    next_attempt_at=now,
+                                    created_at=now,
+                                )
+                            )
                             queued += 1
                 if events:
                     endpoint.after_event_id = int(events[-1].id or 0)
@@ -306,15 +356,19 @@ class WebhookDispatcher:
 
     def _due(self) -> list[tuple[WebhookDelivery, WebhookEndpoint]]:
         with Session(self.engine) as session:
-            rows = session.exec(select(WebhookDelivery, WebhookEndpoint)
-                                .where(WebhookDelivery.endpoint_id == WebhookEndpoint.id,
-                                       WebhookDelivery.status == "pending",
-                                       col(WebhookDelivery.next_attempt_at) <= time.time())
-                                .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.event_id))
-                                .limit(self.settings.batch)).all()
+            rows = session.exec(
+                select(WebhookDelivery, WebhookEndpoint)
+                .where(
+                    WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+                    WebhookDelivery.status == "pending",
+                    col(WebhookDelivery.next_attempt_at) <= time.time(),
+                )
+                .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.event_id))
+                .limit(self.settings.batch)
+            ).all()
             return [(d, e) for d, e in rows]
 
-    def _record(self, delivery: WebhookDelivery, error: Optional[str]) -> None:
+    def _record(self, delivery: WebhookDelivery, error: str | None) -> None:
         with Session(self.engine) as session:
             row = session.get(WebhookDelivery, delivery.id)
             if row is None:  # the endpoint was removed meanwhile
@@ -328,8 +382,13 @@ class WebhookDispatcher:
                 delay = min(self.settings.first_retry * 2 ** (row.attempts - 1), self.settings.max_retry)
                 if now + delay - row.created_at > self.settings.give_up_after:
                     row.status = "failed"
-                    log.warning("webhook delivery %s to %s failed for good after %d attempts: %s", row.id,
-                                row.endpoint_id, row.attempts, error)
+                    log.warning(
+                        "webhook delivery %s to %s failed for good after %d attempts: %s",
+                        row.id,
+                        row.endpoint_id,
+                        row.attempts,
+                        error,
+                    )
                 else:
                     row.next_attempt_at = now + delay
             session.add(row)
@@ -337,8 +396,9 @@ class WebhookDispatcher:
 
     async def _deliver(self, http: httpx.AsyncClient, delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> None:
         try:
-            response = await post_signed(http, endpoint, delivery.id, delivery.event, delivery.body,
-                                         self.settings.timeout)
+            response = await post_signed(
+                http, endpoint, delivery.id, delivery.event, delivery.body, self.settings.timeout
+            )
             error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -360,12 +420,10 @@ class WebhookDispatcher:
                     await asyncio.to_thread(self.enqueue)
                     if await self.deliver_due(http) == self.settings.batch:
                         continue  # more are due: no pause
-                except Exception as exc:  # noqa: BLE001 - a database hiccup must not end deliveries
+                except Exception as exc:  # a database hiccup must not end deliveries
                     log.warning("webhooks: %s: %s", type(exc).__name__, exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)
-                except asyncio.TimeoutError:
-                    pass
 
     def stop(self) -> None:
         self.stopping.set()
@@ -375,9 +433,11 @@ def pending_for(engine: Engine, endpoint_ids: Sequence[str]) -> dict[str, dict[s
     """Per endpoint: deliveries by status."""
 
     with Session(engine) as session:
-        rows = session.exec(select(WebhookDelivery.endpoint_id, WebhookDelivery.status, func.count())
-                            .where(col(WebhookDelivery.endpoint_id).in_(list(endpoint_ids)))
-                            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.status)).all()
+        rows = session.exec(
+            select(WebhookDelivery.endpoint_id, WebhookDelivery.status, func.count())
+            .where(col(WebhookDelivery.endpoint_id).in_(list(endpoint_ids)))
+            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.status)
+        ).all()
     out: dict[str, dict[str, int]] = {e: {} for e in endpoint_ids}
     for endpoint, status, count in rows:
         out[endpoint][status] = int(count)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 from sqlalchemy import Column, MetaData, String, Table, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -50,10 +50,11 @@ def check_chain(engine: Engine, genesis_hash: str, rpc_url: str) -> None:
             raise ChainMismatch(
                 f"the database {describe(engine)} indexes another chain (genesis {stored}), not the one at "
                 f"{rpc_url} (genesis {genesis_hash}); point --db at another database, or start this one over "
-                "with 'ghost indexer run --reset'")
+                "with 'ghost indexer run --reset'"
+            )
 
 
-def indexed_chain(engine: Engine) -> Optional[str]:
+def indexed_chain(engine: Engine) -> str | None:
     """The genesis hash of the chain the database indexes, or None before the first run recorded it."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -83,17 +84,18 @@ class WriterLock:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._file: Optional[IO[str]] = None
-        self._connection: Optional[Connection] = None
+        self._file: IO[str] | None = None
+        self._connection: Connection | None = None
 
-    def acquire(self) -> "WriterLock":
-        busy = IndexerBusy(f"another indexer is writing {describe(self.engine)}; stop it first, or index into "
-                           "another --db")
+    def acquire(self) -> WriterLock:
+        busy = IndexerBusy(
+            f"another indexer is writing {describe(self.engine)}; stop it first, or index into another --db"
+        )
         if self.engine.dialect.name == "sqlite":
             database = self.engine.url.database
             if not database or database == ":memory:":
                 return self  # a private in-memory database: nobody else can write it
-            self._file = open(Path(database).with_name(Path(database).name + ".lock"), "w")  # noqa: SIM115
+            self._file = open(Path(database).with_name(Path(database).name + ".lock"), "w")  # noqa: SIM115 - held while the lock is
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -102,8 +104,9 @@ class WriterLock:
                 raise busy from None
         elif self.engine.dialect.name == "postgresql":
             self._connection = self.engine.connect()
-            got = self._connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                           {"key": _lock_key(self.engine)}).scalar()
+            got = self._connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": _lock_key(self.engine)}
+            ).scalar()
             self._connection.commit()
             if not got:
                 self._connection.close()
@@ -121,7 +124,7 @@ class WriterLock:
             self._connection.close()
             self._connection = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

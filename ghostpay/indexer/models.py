@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, Numeric, UniqueConstraint, event, inspect, text
+from sqlalchemy import BigInteger, Column, Integer, Numeric, Table, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, create_engine
@@ -35,12 +36,12 @@ class U64(TypeDecorator[int]):
             return dialect.type_descriptor(Numeric(20, 0, asdecimal=True))
         return dialect.type_descriptor(BigInteger())
 
-    def process_bind_param(self, value: Optional[int], dialect: Dialect) -> Optional[int]:
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
         if value is None or dialect.name == "postgresql":
             return value
         return min(int(value), I64_MAX)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Optional[int]:
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         return None if value is None else int(value)
 
 
@@ -49,7 +50,7 @@ def u64(**kwargs: Any) -> Any:
     return Field(default=0, sa_column=Column(U64(), nullable=False, **kwargs))
 
 
-def i64(default: Optional[int] = None, nullable: bool = False, **kwargs: Any) -> Any:
+def i64(default: int | None = None, nullable: bool = False, **kwargs: Any) -> Any:
     """A signed 64-bit column (timestamps, slots): SQLAlchemy's Integer is 32-bit on PostgreSQL."""
     return Field(default=default, sa_column=Column(BigInteger(), nullable=nullable, **kwargs))
 
@@ -96,14 +97,16 @@ class RawEvent(SQLModel, table=True):
 
     __tablename__ = "raw_events"
     __table_args__ = (UniqueConstraint("signature", "instruction_index", "event_index", name="uq_raw_event"),)
-    id: Optional[int] = Field(default=None, sa_column=Column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))  # SQLite: rowid
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    )  # SQLite: rowid
     signature: str
     slot: int = i64(index=True)
     instruction_index: int
     event_index: int
     name: str = Field(index=True)
-    agent: Optional[str] = Field(default=None, index=True)
+    agent: str | None = Field(default=None, index=True)
     timestamp: int = i64()
     data: str  # JSON of the event's fields
 
@@ -131,7 +134,7 @@ class Agent(SQLModel, table=True):
     closed: bool = False
     x402_enabled: bool = False
     registration: int = u64()  # 1 for a first registration, +1 each time the agent id is registered again
-    payment_address: Optional[str] = None
+    payment_address: str | None = None
     endpoint: str = ""
     reputation_score: int = Field(default=0, index=True)
     tier: str = Field(default="UNRATED", index=True)
@@ -141,7 +144,7 @@ class Agent(SQLModel, table=True):
     open_work_orders: int = 0
     created_at: int = i64(0)
     updated_at: int = i64(0)
-    closed_at: Optional[int] = i64(nullable=True)
+    closed_at: int | None = i64(nullable=True)
     slot: int = i64(0)
 
 
@@ -191,8 +194,8 @@ class Payment(SQLModel, table=True):
     slot: int = i64(index=True)
     timestamp: int = i64(index=True)
     outcome: str = Field(default="recorded", index=True)
-    rating: Optional[int] = None
-    response_time_ms: Optional[int] = None
+    rating: int | None = None
+    response_time_ms: int | None = None
 
 
 class Feedback(SQLModel, table=True):
@@ -232,7 +235,7 @@ class Reputation(SQLModel, table=True):
     response_time: int = 0
     volume_consistency: int = 0
     score: int = 0
-    chain_score: Optional[int] = None  # new_score of the last ReputationUpdated event
+    chain_score: int | None = None  # new_score of the last ReputationUpdated event
     updated_at: int = i64(0)
 
 
@@ -241,7 +244,7 @@ class WorkOrder(SQLModel, table=True):
     address: str = Field(primary_key=True)
     agent: str = Field(index=True)
     client: str = Field(index=True)
-    provider: Optional[str] = Field(default=None, index=True)  # the agent's owner
+    provider: str | None = Field(default=None, index=True)  # the agent's owner
     arbiter: str
     mint: str
     order_id: int = u64()
@@ -268,7 +271,7 @@ class WorkOrderTransition(SQLModel, table=True):
     event_index: int = Field(primary_key=True)
     work_order: str = Field(index=True)
     event: str
-    from_status: Optional[str] = None
+    from_status: str | None = None
     to_status: str
     amount: int = u64()
     slot: int = i64()
@@ -288,8 +291,19 @@ class DailyVolume(SQLModel, table=True):
 
 
 DATA_TABLES: tuple[type[SQLModel], ...] = (
-    Agent, AgentEarning, AgentCapability, AgentToken, Payment, Feedback, Reputation, WorkOrder, WorkOrderTransition,
-    DailyVolume, RawEvent, IndexedTransaction)
+    Agent,
+    AgentEarning,
+    AgentCapability,
+    AgentToken,
+    Payment,
+    Feedback,
+    Reputation,
+    WorkOrder,
+    WorkOrderTransition,
+    DailyVolume,
+    RawEvent,
+    IndexedTransaction,
+)
 """The tables that hold indexed data (row counts in `status`; equal after any replay)."""
 
 ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (Cursor, SeenSlot, SkipCounter, SchemaVersion)
@@ -302,15 +316,22 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's table (sqlmodel's type stubs do not declare `__table__`)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
 def _create_v1(connection: Connection) -> None:
-    SQLModel.metadata.create_all(connection, tables=[m.__table__ for m in ALL_TABLES])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(m) for m in ALL_TABLES])
 
 
 # v2 columns: (table, column, SQL type and default). v1 creates tables from the current models, so a
 # fresh database already has them and v2 adds only what an older one lacks.
-_V2_COLUMNS = (("agents", "registration", "BIGINT NOT NULL DEFAULT 0"),
-               ("agent_tokens", "price", "BIGINT NOT NULL DEFAULT 0"),
-               ("payments", "rent_payer", "VARCHAR NOT NULL DEFAULT ''"))
+_V2_COLUMNS = (
+    ("agents", "registration", "BIGINT NOT NULL DEFAULT 0"),
+    ("agent_tokens", "price", "BIGINT NOT NULL DEFAULT 0"),
+    ("payments", "rent_payer", "VARCHAR NOT NULL DEFAULT ''"),
+)
 
 
 def _per_mint_prices_v2(connection: Connection) -> None:
@@ -320,8 +341,10 @@ def _per_mint_prices_v2(connection: Connection) -> None:
     for table, column, sql_type in _V2_COLUMNS:
         if column not in {c["name"] for c in inspector.get_columns(table)}:
             connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
-    for name, table, column in (("ix_agent_tokens_price", "agent_tokens", "price"),
-                                ("ix_payments_rent_payer", "payments", "rent_payer")):
+    for name, table, column in (
+        ("ix_agent_tokens_price", "agent_tokens", "price"),
+        ("ix_payments_rent_payer", "payments", "rent_payer"),
+    ):
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
     if "price_per_call" in {c["name"] for c in inspector.get_columns("agents")}:
         connection.exec_driver_sql("DROP INDEX IF EXISTS ix_agents_price_per_call")
@@ -332,7 +355,7 @@ def _earnings_per_mint_v3(connection: Connection) -> None:
     """The program keeps earnings per mint (summing atomic units of different mints meant nothing): the
     agents' two summed columns go, agent_earnings holds them per mint. Rows indexed from the earlier
     program have none: re-index them."""
-    SQLModel.metadata.create_all(connection, tables=[AgentEarning.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(AgentEarning)])
     columns = {c["name"] for c in inspect(connection).get_columns("agents")}
     for column in ("total_earnings", "x402_total_payments"):
         if column in columns:
@@ -341,7 +364,7 @@ def _earnings_per_mint_v3(connection: Connection) -> None:
 
 def _seen_slot_v4(connection: Connection) -> None:
     """Lag measured against the newest slot seen while caught up, not the last program transaction's."""
-    SQLModel.metadata.create_all(connection, tables=[SeenSlot.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(SeenSlot)])
 
 
 MIGRATION_BATCH = 10_000  # rows per insert while rebuilding a table
@@ -350,21 +373,29 @@ MIGRATION_BATCH = 10_000  # rows per insert while rebuilding a table
 def _rebuilt(connection: Connection, model: type[SQLModel]) -> str:
     """Recreate `model`'s table from the current model (new keys and indexes), the old one kept aside under
     `<table>_v4` (created without constraints or indexes, so their names stay free); returns that name."""
-    table = model.__tablename__  # type: ignore[attr-defined]
+    table = model.__tablename__
     old = f"{table}_v4"
     connection.exec_driver_sql(f"CREATE TABLE {old} AS SELECT * FROM {table}")
     connection.exec_driver_sql(f"DROP TABLE {table}")
-    SQLModel.metadata.create_all(connection, tables=[model.__table__])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(connection, tables=[table_of(model)])
     return old
 
 
 def _feedback_row(raw: Any) -> dict[str, Any]:
     """A feedback row from a FeedbackSubmitted raw event (its JSON fields: pubkeys base58, bytes as lists)."""
     data = json.loads(raw.data)
-    return {"signature": raw.signature, "instruction_index": raw.instruction_index, "agent": data["agent"],
-            "reference": bytes(data["reference"]).hex(), "payer": data["payer"], "success": data["success"],
-            "rating": data["rating"], "response_time_ms": data["response_time_ms"], "slot": raw.slot,
-            "timestamp": data["timestamp"]}
+    return {
+        "signature": raw.signature,
+        "instruction_index": raw.instruction_index,
+        "agent": data["agent"],
+        "reference": bytes(data["reference"]).hex(),
+        "payer": data["payer"],
+        "success": data["success"],
+        "rating": data["rating"],
+        "response_time_ms": data["response_time_ms"],
+        "slot": raw.slot,
+        "timestamp": data["timestamp"],
+    }
 
 
 def _payments_by_instruction_v5(connection: Connection) -> None:
@@ -372,20 +403,19 @@ def _payments_by_instruction_v5(connection: Connection) -> None:
     and feedback are keyed by the instruction that recorded or rated them. Payments are copied; feedback is
     rebuilt from the raw events (the old rows lack their instruction)."""
     old = _rebuilt(connection, Payment)
-    columns = ", ".join(c.name for c in Payment.__table__.columns)  # type: ignore[attr-defined]
+    columns = ", ".join(c.name for c in table_of(Payment).columns)
     connection.exec_driver_sql(f"INSERT INTO payments ({columns}) SELECT {columns} FROM {old}")
     connection.exec_driver_sql(f"DROP TABLE {old}")
     old = _rebuilt(connection, Feedback)
     connection.exec_driver_sql(f"DROP TABLE {old}")
-    raw = RawEvent.__table__  # type: ignore[attr-defined]
+    raw = table_of(RawEvent)
     found = connection.execute(raw.select().where(raw.c.name == "FeedbackSubmitted").order_by(raw.c.id))
     while rows := found.fetchmany(MIGRATION_BATCH):
-        connection.execute(Feedback.__table__.insert(), [_feedback_row(r) for r in rows])  # type: ignore[attr-defined]
+        connection.execute(table_of(Feedback).insert(), [_feedback_row(r) for r in rows])
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor",
-              _create_v1),
+    Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor", _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
     Migration(3, "earnings per agent and mint", _earnings_per_mint_v3),
     Migration(4, "the newest slot seen while caught up", _seen_slot_v4),
@@ -398,7 +428,7 @@ def database_url(url: str) -> str:
     """SQLAlchemy URL of a `sqlite:///…` or `postgresql://…` URL (PostgreSQL through psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -443,7 +473,10 @@ def migrate(engine: Engine) -> int:
             continue
         with engine.begin() as connection:
             migration.apply(connection)
-            connection.execute(SchemaVersion.__table__.insert().values(  # type: ignore[attr-defined]
-                version=migration.version, description=migration.description, applied_at=time.time()))
+            connection.execute(
+                table_of(SchemaVersion)
+                .insert()
+                .values(version=migration.version, description=migration.description, applied_at=time.time())
+            )
         current = migration.version
     return current

@@ -31,9 +31,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,13 +42,27 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from ghostpay import accounts
-from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, IndexedEvent, Skipped, decode_logs
-from ghostpay.indexer.models import (Agent, AgentCapability, AgentEarning, AgentToken, Cursor, DailyVolume, Feedback,
-                                     IndexedTransaction, Payment, RawEvent, Reputation, SkipCounter, WorkOrder,
-                                     WorkOrderTransition)
+from ghostpay.events import DecodedLogs, IndexedEvent, Skipped, decode_logs
+from ghostpay.indexer.models import (
+    Agent,
+    AgentCapability,
+    AgentEarning,
+    AgentToken,
+    Cursor,
+    DailyVolume,
+    Feedback,
+    IndexedTransaction,
+    Payment,
+    RawEvent,
+    Reputation,
+    SkipCounter,
+    WorkOrder,
+    WorkOrderTransition,
+    table_of,
+)
+from ghostpay.indexer.source import ChainTransaction
 from ghostpay.program_id import PROGRAM_ID
-from ghostpay.reputation import (HISTORY_DAYS, ReputationInputs, day_of, reputation_score, roll_payment_history,
-                                 tier)
+from ghostpay.reputation import HISTORY_DAYS, ReputationInputs, day_of, reputation_score, roll_payment_history, tier
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +71,15 @@ IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL
 
 # Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
-    "WorkOrderCreated": "Created", "WorkOrderAccepted": "Accepted", "WorkDelivered": "Submitted",
-    "DeliveryRejected": "Rejected", "DisputeOpened": "Disputed", "DisputeResolved": "Resolved",
-    "WorkOrderCancelled": "Cancelled", "WorkOrderRefunded": "Refunded", "WorkOrderDeclined": "Declined",
+    "WorkOrderCreated": "Created",
+    "WorkOrderAccepted": "Accepted",
+    "WorkDelivered": "Submitted",
+    "DeliveryRejected": "Rejected",
+    "DisputeOpened": "Disputed",
+    "DisputeResolved": "Resolved",
+    "WorkOrderCancelled": "Cancelled",
+    "WorkOrderRefunded": "Refunded",
+    "WorkOrderDeclined": "Declined",
     "DisputeSettledByDefault": "Refunded",
 }
 STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, WorkOrder, DailyVolume)
@@ -73,9 +94,11 @@ class Row:
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
 
+    if TYPE_CHECKING:  # any column, read or written (declared for the type checker only: a typo still raises)
 
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
 
 # Columns stored as JSON text and held decoded in memory (parsed at load, dumped at commit).
@@ -87,8 +110,8 @@ def _defaults(model: type[SQLModel]) -> dict[str, Any]:
 
 
 DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
-PRIMARY_KEYS = {model: tuple(c.name for c in _table(model).primary_key) for model in STATE_MODELS}
-COLUMNS = {model: tuple(c.name for c in _table(model).columns) for model in STATE_MODELS}
+PRIMARY_KEYS = {model: tuple(c.name for c in table_of(model).primary_key) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in STATE_MODELS}
 
 
 def loaded_row(model: type[SQLModel], values: Any) -> Row:
@@ -112,9 +135,17 @@ _score = lru_cache(maxsize=1024)(reputation_score)
 def metrics_inputs(rep: Any) -> ReputationInputs:
     """The score's inputs from a reputation row (a stored one, or one in memory with `history` decoded)."""
     history = json.loads(rep.history) if isinstance(rep.history, str) else rep.history
-    return ReputationInputs(rep.successful_payments, rep.failed_payments, rep.total_response_time_ms,
-                            rep.response_time_count, rep.total_rating, rep.rating_count, rep.total_disputes,
-                            rep.disputes_resolved, tuple(history))
+    return ReputationInputs(
+        rep.successful_payments,
+        rep.failed_payments,
+        rep.total_response_time_ms,
+        rep.response_time_count,
+        rep.total_rating,
+        rep.rating_count,
+        rep.total_disputes,
+        rep.disputes_resolved,
+        tuple(history),
+    )
 
 
 def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], Any]]:
@@ -141,7 +172,7 @@ class BatchStats:
 
 
 def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
 @dataclass(frozen=True)
@@ -159,19 +190,20 @@ class CopyRows:
                 copy.write_row([row[c] for c in columns])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
     stmt = _insert_statement(dialect, model)
     keys = PRIMARY_KEYS[model]
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_={
-        name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys})
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in COLUMNS[model] if name not in keys}
+    )
 
 
 class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
-    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID, after: Optional["Batch"] = None) -> None:
+    def __init__(self, engine: Engine, program_id: Any = PROGRAM_ID, after: Batch | None = None) -> None:
         """`after`: the batch just before this one, when it may not be committed yet (a pipelined
         back-fill): the state rows it touched and its signatures are taken from it, not from the database."""
         self.connection = engine.connect()
@@ -179,16 +211,20 @@ class Batch:
         self.dialect = engine.dialect.name
         self.program_id = program_id
         self.stats = BatchStats()
-        self.cursor: Optional[tuple[int, str]] = None
+        self.cursor: tuple[int, str] | None = None
         self.needs_account: set[str] = set()  # agents whose account the service must fetch (fill_agents)
         self.applied_signatures: list[str] = []
-        self._rows: dict[type[SQLModel], dict[Any, Optional[Row]]] = {model: {} for model in STATE_MODELS}
+        self._rows: dict[type[SQLModel], dict[Any, Row | None]] = {model: {} for model in STATE_MODELS}
         self._seen: set[str] = set()
         self._carried = after._rows if after is not None else {}
         self._seen_before = set(after.applied_signatures) if after is not None else set()
         self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
-            IndexedTransaction: [], RawEvent: [], WorkOrderTransition: [], Feedback: []}
+            IndexedTransaction: [],
+            RawEvent: [],
+            WorkOrderTransition: [],
+            Feedback: [],
+        }
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
         self._by_reference: dict[tuple[str, str, str], list[Row]] = {}  # (agent, reference, payer): this batch's
@@ -200,7 +236,7 @@ class Batch:
         """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
         column (each `IN` walks the primary-key index; SQLite scans the whole table for a row-value
         `IN`), so the answer can hold other combinations: `_load` keeps only the keys asked for."""
-        table, names = _table(model), PRIMARY_KEYS[model]
+        table, names = table_of(model), PRIMARY_KEYS[model]
         if len(names) == 1:
             return table.c[names[0]].in_(keys)
         return and_(*(table.c[n].in_(sorted({key[i] for key in keys})) for i, n in enumerate(names)))
@@ -222,16 +258,17 @@ class Batch:
             else:
                 wanted.append(k)
         for i in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[i:i + IN_CHUNK]
+            chunk = wanted[i : i + IN_CHUNK]
             for k in chunk:
                 rows[k] = None
-            for found in self.connection.execute(select(_table(model)).where(self._key_filter(model, chunk))
-                                                 ).mappings():
+            for found in self.connection.execute(
+                select(table_of(model)).where(self._key_filter(model, chunk))
+            ).mappings():
                 key = self._key_of(model, found)
                 if key in rows and rows[key] is None:
                     rows[key] = loaded_row(model, found)
 
-    def _get(self, model: type[SQLModel], key: Any) -> Optional[Row]:
+    def _get(self, model: type[SQLModel], key: Any) -> Row | None:
         rows = self._rows[model]
         if key not in rows:
             self._load(model, [key])
@@ -254,8 +291,11 @@ class Batch:
         return row
 
     def _reputation(self, agent: str, timestamp: int) -> Row:
-        return self._get_or_add(Reputation, agent, lambda: new_row(
-            Reputation, agent=agent, history_day=day_of(timestamp), updated_at=timestamp))
+        return self._get_or_add(
+            Reputation,
+            agent,
+            lambda: new_row(Reputation, agent=agent, history_day=day_of(timestamp), updated_at=timestamp),
+        )
 
     # transactions -------------------------------------------------------------------------------------
 
@@ -263,8 +303,9 @@ class Batch:
         """Apply one transaction unless it was applied before; False if skipped (failed or a duplicate)."""
         return self.apply_all([tx]) == 1
 
-    def apply_all(self, transactions: Sequence[ChainTransaction],
-                  decoded: Optional[Mapping[str, DecodedLogs]] = None) -> int:
+    def apply_all(
+        self, transactions: Sequence[ChainTransaction], decoded: Mapping[str, DecodedLogs] | None = None
+    ) -> int:
         """Apply transactions in order, skipping those applied before; returns how many were applied.
         `decoded`: logs already decoded (by signature, with this batch's program id); the rest are decoded here."""
         decoded = self._prefetch(transactions, decoded or {})
@@ -273,16 +314,18 @@ class Batch:
             applied += self._apply(tx, decoded.get(tx.signature))
         return applied
 
-    def _prefetch(self, transactions: Sequence[ChainTransaction],
-                  known: Mapping[str, DecodedLogs]) -> dict[str, DecodedLogs]:
+    def _prefetch(
+        self, transactions: Sequence[ChainTransaction], known: Mapping[str, DecodedLogs]
+    ) -> dict[str, DecodedLogs]:
         """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
         done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
-        column = _table(IndexedTransaction).c.signature
+        column = table_of(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
-            done.update(self.connection.execute(select(column).where(column.in_(signatures[i:i + IN_CHUNK]))
-                                                ).scalars())
+            done.update(
+                self.connection.execute(select(column).where(column.in_(signatures[i : i + IN_CHUNK]))).scalars()
+            )
         decoded: dict[str, DecodedLogs] = {}
         wanted: dict[type[SQLModel], list[Any]] = {model: [] for model in STATE_MODELS}
         for tx in candidates:
@@ -299,7 +342,7 @@ class Batch:
             self._load(model, keys)
         return decoded
 
-    def _apply(self, tx: ChainTransaction, decoded: Optional[DecodedLogs]) -> int:
+    def _apply(self, tx: ChainTransaction, decoded: DecodedLogs | None) -> int:
         if tx.failed:  # ignored, but the cursor moves past it so the next back-fill does not list it again
             self.stats.failed += 1
             self._advance(tx)
@@ -315,17 +358,33 @@ class Batch:
         for agent in {str(i.data.agent) for i in decoded.events if i.name == "ReputationUpdated"}:
             rep = self._get(Reputation, agent)
             if rep is not None and rep.score != rep.chain_score:
-                log.warning("%s: recomputed score %d differs from the program's %s (%s)", agent, rep.score,
-                            rep.chain_score, tx.signature)
-        self._inserts[IndexedTransaction].append({"signature": tx.signature, "slot": tx.slot,
-                                                  "events": len(decoded.events), "skipped": decoded.skipped.total})
+                log.warning(
+                    "%s: recomputed score %d differs from the program's %s (%s)",
+                    agent,
+                    rep.score,
+                    rep.chain_score,
+                    tx.signature,
+                )
+        self._inserts[IndexedTransaction].append(
+            {
+                "signature": tx.signature,
+                "slot": tx.slot,
+                "events": len(decoded.events),
+                "skipped": decoded.skipped.total,
+            }
+        )
         self.stats.transactions += 1
         self.stats.events += len(decoded.events)
         self.stats.skipped.add(decoded.skipped)
         if decoded.skipped.total:
-            log.warning("%s: skipped %d event lines (malformed %d, unknown %d, foreign %d)", tx.signature,
-                        decoded.skipped.total, decoded.skipped.malformed, decoded.skipped.unknown,
-                        decoded.skipped.foreign)
+            log.warning(
+                "%s: skipped %d event lines (malformed %d, unknown %d, foreign %d)",
+                tx.signature,
+                decoded.skipped.total,
+                decoded.skipped.malformed,
+                decoded.skipped.unknown,
+                decoded.skipped.foreign,
+            )
         self._advance(tx)
         self.applied_signatures.append(tx.signature)
         return 1
@@ -337,10 +396,18 @@ class Batch:
     def _apply_event(self, tx: ChainTransaction, indexed: IndexedEvent) -> None:
         e = indexed.data
         agent = str(e.agent)
-        self._inserts[RawEvent].append({
-            "signature": tx.signature, "slot": tx.slot, "instruction_index": indexed.instruction_index,
-            "event_index": indexed.event_index, "name": indexed.name, "agent": agent, "timestamp": e.timestamp,
-            "data": indexed.to_json()})
+        self._inserts[RawEvent].append(
+            {
+                "signature": tx.signature,
+                "slot": tx.slot,
+                "instruction_index": indexed.instruction_index,
+                "event_index": indexed.event_index,
+                "name": indexed.name,
+                "agent": agent,
+                "timestamp": e.timestamp,
+                "data": indexed.to_json(),
+            }
+        )
         if indexed.name not in RAW_ONLY_EVENTS:
             getattr(self, "_on_" + indexed.name)(tx, indexed, e, agent)
 
@@ -350,9 +417,19 @@ class Batch:
         # A closed agent's address can be registered again: the new account starts from zero, its
         # reputation continues (the program keeps the ReputationMetrics and rescores, which its
         # ReputationUpdated event right after mirrors). Prices come with the account (fill_agents).
-        fresh = new_row(Agent, address=agent, owner=str(e.owner), agent_id=e.agent_id, name=e.name,
-                        agent_type=e.agent_type, x402_enabled=e.x402_enabled, registration=e.registration,
-                        created_at=e.timestamp, updated_at=e.timestamp, slot=tx.slot)
+        fresh = new_row(
+            Agent,
+            address=agent,
+            owner=str(e.owner),
+            agent_id=e.agent_id,
+            name=e.name,
+            agent_type=e.agent_type,
+            x402_enabled=e.x402_enabled,
+            registration=e.registration,
+            created_at=e.timestamp,
+            updated_at=e.timestamp,
+            slot=tx.slot,
+        )
         row = self._get(Agent, agent)
         if row is None:
             self._add(Agent, agent, fresh)
@@ -360,8 +437,9 @@ class Batch:
             row.__dict__.update(fresh.__dict__)
         rep = self._reputation(agent, e.timestamp)
         if e.registration <= 1:  # a first registration creates the metrics (a stale row from a reset chain goes)
-            rep.__dict__.update(new_row(Reputation, agent=agent, history_day=day_of(e.timestamp),
-                                        updated_at=e.timestamp).__dict__)
+            rep.__dict__.update(
+                new_row(Reputation, agent=agent, history_day=day_of(e.timestamp), updated_at=e.timestamp).__dict__
+            )
         else:
             self._roll(rep, e.timestamp)
         self.needs_account.add(agent)
@@ -403,14 +481,18 @@ class Batch:
     def _set_capabilities(self, agent: str, capabilities: Iterable[str]) -> None:
         self._capabilities[agent] = list(dict.fromkeys(capabilities))
 
-    def fill_agents(self, found: dict[str, Optional[accounts.Agent]]) -> None:
+    def fill_agents(self, found: dict[str, accounts.Agent | None]) -> None:
         """Copy the fields events do not carry from freshly fetched agent accounts (None: closed)."""
         for address, account in found.items():
             row = self._get(Agent, address)
             if row is None or account is None:
                 continue
-            row.owner, row.agent_id, row.name, row.agent_type = (str(account.owner), account.agent_id, account.name,
-                                                                 account.agent_type)
+            row.owner, row.agent_id, row.name, row.agent_type = (
+                str(account.owner),
+                account.agent_id,
+                account.name,
+                account.agent_type,
+            )
             row.description, row.metadata_uri = account.description, account.metadata_uri
             row.endpoint = account.x402_service_endpoint
             row.payment_address = str(account.x402_payment_address)
@@ -420,24 +502,29 @@ class Batch:
 
     # payments and reputation ----------------------------------------------------------------------------
 
-    def _roll(self, rep: Reputation, timestamp: int) -> list[int]:
+    def _roll(self, rep: Row, timestamp: int) -> list[int]:
         rep.history, rep.history_day = roll_payment_history(rep.history, rep.history_day, day_of(timestamp))
         rep.updated_at = timestamp
-        return rep.history  # type: ignore[no-any-return]
+        history: list[int] = rep.history
+        return history
 
-    def _count_successful(self, rep: Reputation, timestamp: int) -> None:
+    def _count_successful(self, rep: Row, timestamp: int) -> None:
         history = self._roll(rep, timestamp)
         history[rep.history_day % HISTORY_DAYS] += 1
         rep.successful_payments += 1
 
-    def _count_failed(self, rep: Reputation, timestamp: int) -> None:
+    def _count_failed(self, rep: Row, timestamp: int) -> None:
         self._roll(rep, timestamp)
         rep.failed_payments += 1
 
-    def _rescore(self, agent: str, rep: Reputation) -> None:
+    def _rescore(self, agent: str, rep: Row) -> None:
         score = _score(metrics_inputs(rep))
         rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
-        rep.response_time, rep.volume_consistency, rep.score = score.response_time, score.volume_consistency, score.score
+        rep.response_time, rep.volume_consistency, rep.score = (
+            score.response_time,
+            score.volume_consistency,
+            score.score,
+        )
         row = self._agent(agent)
         row.reputation_score = score.score
         row.tier = tier(score.score, rep.successful_payments + rep.failed_payments > 0).value
@@ -445,10 +532,19 @@ class Batch:
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
         mint = str(e.mint)
-        payment = new_row(Payment, agent=agent, reference=reference, payer=str(e.payer), rent_payer=str(e.rent_payer),
-                          mint=mint, amount=e.amount,
-                          signature=tx.signature, instruction_index=indexed.instruction_index, slot=tx.slot,
-                          timestamp=e.timestamp)
+        payment = new_row(
+            Payment,
+            agent=agent,
+            reference=reference,
+            payer=str(e.payer),
+            rent_payer=str(e.rent_payer),
+            mint=mint,
+            amount=e.amount,
+            signature=tx.signature,
+            instruction_index=indexed.instruction_index,
+            slot=tx.slot,
+            timestamp=e.timestamp,
+        )
         # Written without reading: its key, the recording instruction, is new (the transaction is).
         self._add(Payment, (tx.signature, indexed.instruction_index), payment)
         self._by_reference.setdefault((agent, reference, payment.payer), []).append(payment)
@@ -457,8 +553,9 @@ class Batch:
         self._earnings(agent, mint).x402_payments += e.amount
         row.last_payment_at = e.timestamp
         day = day_of(e.timestamp)
-        volume = self._get_or_add(DailyVolume, (day, agent, mint),
-                                  lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
+        volume = self._get_or_add(
+            DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint)
+        )
         volume.payments += 1
         volume.amount += e.amount
         rep = self._reputation(agent, e.timestamp)
@@ -467,13 +564,26 @@ class Batch:
 
     def _on_FeedbackSubmitted(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference, payer = bytes(e.reference).hex(), str(e.payer)
-        self._inserts[Feedback].append({
-            "signature": tx.signature, "instruction_index": indexed.instruction_index, "agent": agent,
-            "reference": reference, "payer": payer, "success": e.success, "rating": e.rating,
-            "response_time_ms": e.response_time_ms, "slot": tx.slot, "timestamp": e.timestamp})
+        self._inserts[Feedback].append(
+            {
+                "signature": tx.signature,
+                "instruction_index": indexed.instruction_index,
+                "agent": agent,
+                "reference": reference,
+                "payer": payer,
+                "success": e.success,
+                "rating": e.rating,
+                "response_time_ms": e.response_time_ms,
+                "slot": tx.slot,
+                "timestamp": e.timestamp,
+            }
+        )
         # No row is read: the payment's outcome is set in memory, or by an UPDATE at commit.
-        outcome = {"outcome": "success" if e.success else "failed", "rating": e.rating or None,
-                   "response_time_ms": e.response_time_ms or None}
+        outcome = {
+            "outcome": "success" if e.success else "failed",
+            "rating": e.rating or None,
+            "response_time_ms": e.response_time_ms or None,
+        }
         unrated = [p for p in self._by_reference.get((agent, reference, payer), ()) if p.outcome == "recorded"]
         if unrated:
             unrated[-1].__dict__.update(outcome)
@@ -500,17 +610,27 @@ class Batch:
 
     # work orders --------------------------------------------------------------------------------------
 
-    def _transition(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, amount: int = 0,
-                    status: Optional[str] = None) -> Optional[WorkOrder]:
+    def _transition(
+        self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, amount: int = 0, status: str | None = None
+    ) -> Row | None:
         """Record the order's state change (`status`, default the event's) and return the order."""
         address = str(e.work_order)
         order = self._get(WorkOrder, address)
         to_status = status or WORK_ORDER_STATUS.get(indexed.name) or (order.status if order else "Created")
-        self._inserts[WorkOrderTransition].append({
-            "signature": tx.signature, "instruction_index": indexed.instruction_index,
-            "event_index": indexed.event_index, "work_order": address, "event": indexed.name,
-            "from_status": order.status if order else None, "to_status": to_status, "amount": amount,
-            "slot": tx.slot, "timestamp": e.timestamp})
+        self._inserts[WorkOrderTransition].append(
+            {
+                "signature": tx.signature,
+                "instruction_index": indexed.instruction_index,
+                "event_index": indexed.event_index,
+                "work_order": address,
+                "event": indexed.name,
+                "from_status": order.status if order else None,
+                "to_status": to_status,
+                "amount": amount,
+                "slot": tx.slot,
+                "timestamp": e.timestamp,
+            }
+        )
         if order is not None:
             order.status, order.updated_at = to_status, e.timestamp
         return order
@@ -523,10 +643,23 @@ class Batch:
         provider = self._agent(agent).owner or None
         address = str(e.work_order)
         self._transition(tx, indexed, e, e.amount)
-        order = new_row(WorkOrder, address=address, agent=agent, client=str(e.client), provider=provider,
-                          arbiter=str(e.arbiter), mint=str(e.mint), order_id=e.order_id, amount=e.amount,
-                          deadline=e.deadline, review_period_seconds=e.review_period_seconds, status="Created",
-                          created_at=e.timestamp, updated_at=e.timestamp, signature=tx.signature)
+        order = new_row(
+            WorkOrder,
+            address=address,
+            agent=agent,
+            client=str(e.client),
+            provider=provider,
+            arbiter=str(e.arbiter),
+            mint=str(e.mint),
+            order_id=e.order_id,
+            amount=e.amount,
+            deadline=e.deadline,
+            review_period_seconds=e.review_period_seconds,
+            status="Created",
+            created_at=e.timestamp,
+            updated_at=e.timestamp,
+            signature=tx.signature,
+        )
         existing = self._get(WorkOrder, address)
         if existing is None:
             self._add(WorkOrder, address, order)
@@ -551,8 +684,11 @@ class Batch:
         """The agent's earnings in `mint` in its current registration: the program starts a new registration's
         earnings from zero, so a row of an earlier one is reset on its first payment in this one."""
         registration = self._agent(agent).registration
-        row = self._get_or_add(AgentEarning, (agent, mint), lambda: new_row(
-            AgentEarning, agent=agent, mint=mint, registration=registration))
+        row = self._get_or_add(
+            AgentEarning,
+            (agent, mint),
+            lambda: new_row(AgentEarning, agent=agent, mint=mint, registration=registration),
+        )
         if row.registration != registration:
             row.registration, row.x402_payments, row.escrow_earnings = registration, 0, 0
         return row
@@ -568,7 +704,9 @@ class Batch:
         if amount:
             self._earnings(agent, mint).escrow_earnings += amount
         day = day_of(timestamp)
-        volume = self._get_or_add(DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint))
+        volume = self._get_or_add(
+            DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint)
+        )
         volume.escrow_released += amount
 
     def _on_PaymentReleased(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
@@ -651,15 +789,16 @@ class Batch:
     def _insert(self, model: type[SQLModel]) -> Any:
         return _insert_statement(self.dialect, model)
 
-    def _replace_lists(self, model: type[SQLModel], lists: dict[str, list[Any]],
-                       row: Callable[[str, int, Any], dict[str, Any]]) -> None:
+    def _replace_lists(
+        self, model: type[SQLModel], lists: dict[str, list[Any]], row: Callable[[str, int, Any], dict[str, Any]]
+    ) -> None:
         """Replace the stored (agent, item) rows of every agent in `lists`."""
         if not lists:
             return
-        table = _table(model)
+        table = table_of(model)
         agents = list(lists)
         for i in range(0, len(agents), IN_CHUNK):
-            self._writes.append((delete(table).where(table.c.agent.in_(agents[i:i + IN_CHUNK])), None))
+            self._writes.append((delete(table).where(table.c.agent.in_(agents[i : i + IN_CHUNK])), None))
         rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
         if rows:
             self._writes.append((table.insert(), rows))
@@ -669,26 +808,39 @@ class Batch:
         self.prepare()
         self.write()
 
-    def prepare(self, found: Optional[dict[str, Optional[accounts.Agent]]] = None) -> None:
+    def prepare(self, found: dict[str, accounts.Agent | None] | None = None) -> None:
         """Fill the agents from `found` (see `fill_agents`), then turn everything applied into the statements
         `write` executes. After this the batch's rows in memory may change (the next batch carries them on)."""
         if found:
             self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                append = CopyRows(_table(model)) if self.dialect == "postgresql" else _table(model).insert()
+                append = CopyRows(table_of(model)) if self.dialect == "postgresql" else table_of(model).insert()
                 self._writes.append((append, rows))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
-            table, raw = _table(Payment), _table(RawEvent)
-            newest = select(table.c.signature, table.c.instruction_index).join(raw, and_(
-                raw.c.signature == table.c.signature, raw.c.instruction_index == table.c.instruction_index,
-                raw.c.name == "X402PaymentRecorded")).where(
-                table.c.agent == bindparam("key_agent"), table.c.reference == bindparam("key_reference"),
-                table.c.payer == bindparam("key_payer"), table.c.outcome == "recorded",
-            ).order_by(raw.c.id.desc()).limit(1)  # raw_events.id: the order events were applied in
-            self._writes.append((
-                table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest)),
-                self._outcomes))
+            table, raw = table_of(Payment), table_of(RawEvent)
+            newest = (
+                select(table.c.signature, table.c.instruction_index)
+                .join(
+                    raw,
+                    and_(
+                        raw.c.signature == table.c.signature,
+                        raw.c.instruction_index == table.c.instruction_index,
+                        raw.c.name == "X402PaymentRecorded",
+                    ),
+                )
+                .where(
+                    table.c.agent == bindparam("key_agent"),
+                    table.c.reference == bindparam("key_reference"),
+                    table.c.payer == bindparam("key_payer"),
+                    table.c.outcome == "recorded",
+                )
+                .order_by(raw.c.id.desc())
+                .limit(1)
+            )  # raw_events.id: the order events were applied in
+            self._writes.append(
+                (table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest)), self._outcomes)
+            )
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
@@ -697,11 +849,14 @@ class Batch:
                     values[name] = json.dumps(values[name])
             if rows:
                 self._writes.append((_upsert_statement(self.dialect, model), rows))
-        self._replace_lists(AgentToken, self._tokens,
-                            lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position,
-                                                            "price": token[1]})
-        self._replace_lists(AgentCapability, self._capabilities,
-                            lambda agent, _, capability: {"agent": agent, "capability": capability})
+        self._replace_lists(
+            AgentToken,
+            self._tokens,
+            lambda agent, position, token: {"agent": agent, "mint": token[0], "position": position, "price": token[1]},
+        )
+        self._replace_lists(
+            AgentCapability, self._capabilities, lambda agent, _, capability: {"agent": agent, "capability": capability}
+        )
         self._count_skips()
 
     def write(self) -> None:
@@ -713,27 +868,35 @@ class Batch:
                 self.connection.execute(statement, parameters)
         if self.cursor is not None:
             slot, signature = self.cursor
-            table = _table(Cursor)
+            table = table_of(Cursor)
             stored = self.connection.execute(select(table.c.slot).where(table.c.id == 1)).scalar()
             if stored is None:
-                self.connection.execute(table.insert(), {"id": 1, "slot": slot, "signature": signature,
-                                                         "updated_at": time.time()})
+                self.connection.execute(
+                    table.insert(), {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
+                )
             elif slot >= stored:
-                self.connection.execute(table.update().where(table.c.id == 1).values(
-                    slot=slot, signature=signature, updated_at=time.time()))
+                self.connection.execute(
+                    table.update().where(table.c.id == 1).values(slot=slot, signature=signature, updated_at=time.time())
+                )
         self.transaction.commit()
         self.connection.close()
 
     def _count_skips(self) -> None:
         s = self.stats
-        counts = [{"name": name, "count": value} for name, value in (
-            ("malformed", s.skipped.malformed), ("unknown", s.skipped.unknown), ("foreign", s.skipped.foreign),
-            ("failed_transactions", s.failed)) if value]
+        counts = [
+            {"name": name, "count": value}
+            for name, value in (
+                ("malformed", s.skipped.malformed),
+                ("unknown", s.skipped.unknown),
+                ("foreign", s.skipped.foreign),
+                ("failed_transactions", s.failed),
+            )
+            if value
+        ]
         if counts:
             stmt = self._insert(SkipCounter)
-            self._writes.append((stmt.on_conflict_do_update(
-                index_elements=["name"], set_={"count": _table(SkipCounter).c["count"] + stmt.excluded["count"]}),
-                counts))
+            added = table_of(SkipCounter).c["count"] + stmt.excluded["count"]
+            self._writes.append((stmt.on_conflict_do_update(index_elements=["name"], set_={"count": added}), counts))
 
     def rollback(self) -> None:
         self.transaction.rollback()

@@ -11,16 +11,30 @@ dataclasses; amounts are atomic units, times unix seconds.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
-from sqlalchemy import and_, distinct, func
+from sqlalchemy import ColumnElement, and_, distinct, func
 from sqlmodel import Session, col, select
 
-from ghostpay.indexer.models import (DATA_TABLES, Agent, AgentCapability, AgentEarning, AgentToken, Cursor, Payment,
-                                     RawEvent, SchemaVersion, SeenSlot, SkipCounter, WorkOrder)
+from ghostpay.indexer.models import (
+    DATA_TABLES,
+    Agent,
+    AgentCapability,
+    AgentEarning,
+    AgentToken,
+    Cursor,
+    Payment,
+    RawEvent,
+    SchemaVersion,
+    SeenSlot,
+    SkipCounter,
+    WorkOrder,
+)
 from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 from ghostpay.reputation import Tier
+
 
 def _page_bounds(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_PAGE:
@@ -41,9 +55,16 @@ def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, o
 AgentSort = Literal["score", "price"]
 
 
-def agent_filter(*, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
-                 token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
-                 tier: Optional[str] = None, active: Optional[bool] = True) -> Any:
+def agent_filter(
+    *,
+    x402_enabled: bool | None = None,
+    capability: str | None = None,
+    token: str | None = None,
+    max_price: int | None = None,
+    min_reputation: int | None = None,
+    tier: str | None = None,
+    active: bool | None = True,
+) -> Any:
     """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
     if max_price is not None and token is None:
@@ -55,8 +76,11 @@ def agent_filter(*, x402_enabled: Optional[bool] = None, capability: Optional[st
     if x402_enabled is not None:
         statement = statement.where(Agent.x402_enabled == x402_enabled)
     if capability is not None:
-        statement = statement.where(col(Agent.address).in_(
-            select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())))
+        statement = statement.where(
+            col(Agent.address).in_(
+                select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())
+            )
+        )
     if token is not None:
         tokens = select(AgentToken.agent).where(AgentToken.mint == token)
         if max_price is not None:
@@ -74,15 +98,32 @@ def agent_filter(*, x402_enabled: Optional[bool] = None, capability: Optional[st
     return statement
 
 
-def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capability: Optional[str] = None,
-                  token: Optional[str] = None, max_price: Optional[int] = None, min_reputation: Optional[int] = None,
-                  tier: Optional[str] = None, active: Optional[bool] = True, sort: AgentSort = "score",
-                  limit: int = 50, offset: int = 0) -> Page[Agent]:
+def search_agents(
+    session: Session,
+    *,
+    x402_enabled: bool | None = None,
+    capability: str | None = None,
+    token: str | None = None,
+    max_price: int | None = None,
+    min_reputation: int | None = None,
+    tier: str | None = None,
+    active: bool | None = True,
+    sort: AgentSort = "score",
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[Agent]:
     """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
     units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
     first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
-    statement = agent_filter(x402_enabled=x402_enabled, capability=capability, token=token, max_price=max_price,
-                             min_reputation=min_reputation, tier=tier, active=active)
+    statement = agent_filter(
+        x402_enabled=x402_enabled,
+        capability=capability,
+        token=token,
+        max_price=max_price,
+        min_reputation=min_reputation,
+        tier=tier,
+        active=active,
+    )
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "price":
@@ -96,15 +137,19 @@ def search_agents(session: Session, *, x402_enabled: Optional[bool] = None, capa
 
 def agent_prices(session: Session, agent: str) -> dict[str, int]:
     """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
-    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(AgentToken.position)).all()
+    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(col(AgentToken.position))).all()
     return {r.mint: r.price for r in rows}
 
 
 def agent_earnings(session: Session, agent: str) -> dict[str, tuple[int, int]]:
     """What the agent earned in each mint in its current registration: mint -> (x402 payments, escrow
     earnings), atomic units, as its account's earnings table holds them."""
-    rows = session.exec(select(AgentEarning).join(Agent, Agent.address == AgentEarning.agent).where(
-        AgentEarning.agent == agent, AgentEarning.registration == Agent.registration).order_by(AgentEarning.mint)).all()
+    rows = session.exec(
+        select(AgentEarning)
+        .join(Agent, col(Agent.address) == AgentEarning.agent)
+        .where(AgentEarning.agent == agent, AgentEarning.registration == Agent.registration)
+        .order_by(AgentEarning.mint)
+    ).all()
     return {r.mint: (r.x402_payments, r.escrow_earnings) for r in rows}
 
 
@@ -123,8 +168,16 @@ def agent_capabilities(session: Session, agent: str) -> list[str]:
 PaymentSort = Literal["date", "amount"]
 
 
-def payment_history(session: Session, agent: str, *, sort: PaymentSort = "date", descending: bool = True,
-                    limit: int = 50, offset: int = 0, reference: Optional[str] = None) -> Page[Payment]:
+def payment_history(
+    session: Session,
+    agent: str,
+    *,
+    sort: PaymentSort = "date",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    reference: str | None = None,
+) -> Page[Payment]:
     """An agent's x402 payments (only those of `reference`, 64 hex digits, if given: a reference is not unique
     on chain), newest (or largest) first by default; ties by signature."""
     keys = {"date": [Payment.slot, Payment.timestamp, Payment.instruction_index], "amount": [Payment.amount]}
@@ -155,46 +208,77 @@ class Earner:
 
 @dataclass(frozen=True)
 class PaymentAnalytics:
-    since: Optional[int]
-    until: Optional[int]
+    since: int | None
+    until: int | None
     payments: int
     by_outcome: dict[str, int]  # recorded (no feedback yet), success, failed
     by_token: list[TokenVolume]
     top_earners: list[Earner]
-    success_rate_bps: Optional[int]  # success / (success + failed); None before any feedback
+    success_rate_bps: int | None  # success / (success + failed); None before any feedback
     active_agents: int  # agents paid at least once in the period
 
 
-def payment_analytics(session: Session, since: Optional[int] = None, until: Optional[int] = None,
-                      top: int = 10) -> PaymentAnalytics:
+def payment_analytics(
+    session: Session, since: int | None = None, until: int | None = None, top: int = 10
+) -> PaymentAnalytics:
     """x402 payments with `since <= timestamp < until`: counts by outcome, volume and average per call
     by token, the top earners (by volume within each token), success rate and active agents."""
-    window = []
+    window: list[ColumnElement[bool]] = []
     if since is not None:
-        window.append(Payment.timestamp >= since)
+        window.append(col(Payment.timestamp) >= since)
     if until is not None:
-        window.append(Payment.timestamp < until)
+        window.append(col(Payment.timestamp) < until)
     where = and_(True, *window)
-    by_outcome = {o: int(n) for o, n in session.exec(
-        select(Payment.outcome, func.count()).where(where).group_by(Payment.outcome)).all()}
-    by_token = [TokenVolume(mint, int(n), int(v), int(v) // int(n)) for mint, n, v in session.exec(
-        select(Payment.mint, func.count(), func.sum(Payment.amount)).where(where)
-        .group_by(Payment.mint).order_by(func.sum(Payment.amount).desc(), Payment.mint)).all()]
-    earners = [Earner(agent, mint, int(n), int(v)) for agent, mint, n, v in session.exec(
-        select(Payment.agent, Payment.mint, func.count(), func.sum(Payment.amount)).where(where)
-        .group_by(Payment.agent, Payment.mint)
-        .order_by(func.sum(Payment.amount).desc(), Payment.agent).limit(top)).all()]
+    by_outcome = {
+        o: int(n)
+        for o, n in session.exec(select(Payment.outcome, func.count()).where(where).group_by(Payment.outcome)).all()
+    }
+    by_token = [
+        TokenVolume(mint, int(n), int(v), int(v) // int(n))
+        for mint, n, v in session.exec(
+            select(Payment.mint, func.count(), func.sum(Payment.amount))
+            .where(where)
+            .group_by(Payment.mint)
+            .order_by(func.sum(Payment.amount).desc(), Payment.mint)
+        ).all()
+    ]
+    earners = [
+        Earner(agent, mint, int(n), int(v))
+        for agent, mint, n, v in session.exec(
+            select(Payment.agent, Payment.mint, func.count(), func.sum(Payment.amount))
+            .where(where)
+            .group_by(Payment.agent, Payment.mint)
+            .order_by(func.sum(Payment.amount).desc(), Payment.agent)
+            .limit(top)
+        ).all()
+    ]
     success, failed = by_outcome.get("success", 0), by_outcome.get("failed", 0)
-    active = session.exec(select(func.count(distinct(Payment.agent))).where(where)).one()
-    return PaymentAnalytics(since, until, sum(by_outcome.values()), by_outcome, by_token, earners,
-                            success * 10_000 // (success + failed) if success + failed else None, int(active))
+    active = session.exec(select(func.count(distinct(col(Payment.agent)))).where(where)).one()
+    return PaymentAnalytics(
+        since,
+        until,
+        sum(by_outcome.values()),
+        by_outcome,
+        by_token,
+        earners,
+        success * 10_000 // (success + failed) if success + failed else None,
+        int(active),
+    )
 
 
 # work orders ----------------------------------------------------------------------------------------
 
-def work_orders(session: Session, *, client: Optional[str] = None, provider: Optional[str] = None,
-                agent: Optional[str] = None, status: Optional[str] = None, limit: int = 50,
-                offset: int = 0) -> Page[WorkOrder]:
+
+def work_orders(
+    session: Session,
+    *,
+    client: str | None = None,
+    provider: str | None = None,
+    agent: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[WorkOrder]:
     """Work orders by client wallet, provider (the agent's owner), agent or status; newest first."""
     statement = select(WorkOrder)
     if client is not None:
@@ -210,11 +294,12 @@ def work_orders(session: Session, *, client: Optional[str] = None, provider: Opt
 
 # event feed -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FeedEvent:
     id: int  # pass the last one seen as `after` to poll for newer events
     name: str
-    agent: Optional[str]
+    agent: str | None
     signature: str
     slot: int
     instruction_index: int
@@ -223,8 +308,9 @@ class FeedEvent:
     data: dict[str, Any]
 
 
-def event_feed(session: Session, after: int = 0, *, names: Optional[Sequence[str]] = None,
-               agent: Optional[str] = None, limit: int = 100) -> list[FeedEvent]:
+def event_feed(
+    session: Session, after: int = 0, *, names: Sequence[str] | None = None, agent: str | None = None, limit: int = 100
+) -> list[FeedEvent]:
     """Events applied after the feed cursor `after`, in the order they were applied."""
     _page_bounds(limit, 0)
     statement = select(RawEvent).where(col(RawEvent.id) > after)
@@ -233,29 +319,41 @@ def event_feed(session: Session, after: int = 0, *, names: Optional[Sequence[str
     if agent is not None:
         statement = statement.where(RawEvent.agent == agent)
     rows = session.exec(statement.order_by(col(RawEvent.id)).limit(limit)).all()
-    return [FeedEvent(int(r.id or 0), r.name, r.agent, r.signature, r.slot, r.instruction_index, r.event_index,
-                      r.timestamp, json.loads(r.data)) for r in rows]
-
+    return [
+        FeedEvent(
+            int(r.id or 0),
+            r.name,
+            r.agent,
+            r.signature,
+            r.slot,
+            r.instruction_index,
+            r.event_index,
+            r.timestamp,
+            json.loads(r.data),
+        )
+        for r in rows
+    ]
 
 
 # status ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class IndexStatus:
-    cursor_slot: Optional[int]
-    cursor_signature: Optional[str]
-    seen_slot: Optional[int]  # the newest slot the indexer saw with everything before it applied
+    cursor_slot: int | None
+    cursor_signature: str | None
+    seen_slot: int | None  # the newest slot the indexer saw with everything before it applied
     schema_version: int
     rows: dict[str, int]  # per table
     skipped: dict[str, int]  # malformed, unknown, foreign events; failed transactions
 
     @property
-    def complete_through(self) -> Optional[int]:
+    def complete_through(self) -> int | None:
         """The slot up to which the index is known complete: lag is measured from here."""
         known = [s for s in (self.cursor_slot, self.seen_slot) if s is not None]
         return max(known) if known else None
 
-    def lag(self, chain_slot: Optional[int]) -> Optional[int]:
+    def lag(self, chain_slot: int | None) -> int | None:
         """Slots the index is behind `chain_slot` (0 on a quiet chain it follows), None when unknown."""
         through = self.complete_through
         return None if chain_slot is None or through is None else max(chain_slot - through, 0)
@@ -264,10 +362,18 @@ class IndexStatus:
 def index_status(session: Session) -> IndexStatus:
     """The cursor, the schema version, row counts and skip counters."""
     cursor = session.get(Cursor, 1)
-    rows = {model.__tablename__: int(session.exec(select(func.count()).select_from(model)).one())  # type: ignore[attr-defined]
-            for model in DATA_TABLES}
+    rows = {
+        str(model.__tablename__): int(session.exec(select(func.count()).select_from(model)).one())
+        for model in DATA_TABLES
+    }
     skipped = {c.name: c.count for c in session.exec(select(SkipCounter)).all()}
     version = session.exec(select(func.max(SchemaVersion.version))).one() or 0
     seen = session.get(SeenSlot, 1)
-    return IndexStatus(cursor.slot if cursor else None, cursor.signature if cursor else None,
-                       seen.slot if seen else None, int(version), rows, skipped)
+    return IndexStatus(
+        cursor.slot if cursor else None,
+        cursor.signature if cursor else None,
+        seen.slot if seen else None,
+        int(version),
+        rows,
+        skipped,
+    )

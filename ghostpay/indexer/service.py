@@ -10,23 +10,25 @@ commit it with the cursor, and return.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from ghostpay.events import DecodedLogs, decode_logs
 from ghostpay.gc_tuning import gc_relaxed
-from ghostpay.indexer.decode import ChainTransaction, DecodedLogs, decode_logs
 from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, SeenSlot, connect
 from ghostpay.indexer.process import Batch, BatchStats
-from ghostpay.indexer.source import LogStream, RpcSource, SignatureInfo
+from ghostpay.indexer.source import ChainTransaction, LogStream, RpcSource, SignatureInfo
 from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,13 @@ def note_seen_slot(engine: Engine, slot: int) -> None:
 
 
 class Indexer:
-    def __init__(self, config: IndexerConfig, engine: Optional[Engine] = None,
-                 on_commit: Optional[CommitHook] = None, on_progress: Optional[ProgressHook] = None) -> None:
+    def __init__(
+        self,
+        config: IndexerConfig,
+        engine: Engine | None = None,
+        on_commit: CommitHook | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine or connect(config.db_url)
         self.rpc = RpcSource(config.http_url, config.program_id, config.commitment, retries=config.rpc_retries)
@@ -101,8 +108,9 @@ class Indexer:
         self.live = asyncio.Event()  # set while subscribed and caught up
         # Batches are applied on one database thread while the loop fetches the next; not for an
         # in-memory SQLite database, whose connections are per thread.
-        self._threaded = not (self.engine.dialect.name == "sqlite" and
-                              self.engine.url.database in (None, "", ":memory:"))
+        self._threaded = not (
+            self.engine.dialect.name == "sqlite" and self.engine.url.database in (None, "", ":memory:")
+        )
         self._threads: dict[str, ThreadPoolExecutor] = {}  # started on first use, stopped when `run` returns
 
     async def _on_thread(self, name: str, work: Callable[..., T], *args: Any) -> T:
@@ -121,20 +129,22 @@ class Indexer:
 
     # cursor -------------------------------------------------------------------------------------------
 
-    def cursor(self) -> Optional[Cursor]:
+    def cursor(self) -> Cursor | None:
         with Session(self.engine) as session:
             return session.get(Cursor, 1)
 
     # applying -----------------------------------------------------------------------------------------
 
-    async def apply(self, transactions: list[ChainTransaction],
-                    decoded: Optional[dict[str, DecodedLogs]] = None) -> BatchStats:
+    async def apply(
+        self, transactions: list[ChainTransaction], decoded: dict[str, DecodedLogs] | None = None
+    ) -> BatchStats:
         """Apply transactions (oldest first) in one database transaction, with the agent accounts they need;
         `decoded`: their logs decoded already."""
         return await self._write(await self._prepare(transactions, decoded))
 
-    async def _prepare(self, transactions: list[ChainTransaction], decoded: Optional[dict[str, DecodedLogs]],
-                       after: Optional[Batch] = None) -> Batch:
+    async def _prepare(
+        self, transactions: list[ChainTransaction], decoded: dict[str, DecodedLogs] | None, after: Batch | None = None
+    ) -> Batch:
         """A batch applied in memory and ready to write (`after`: the batch before it, maybe still writing)."""
         batch = await self._on_thread("apply", Batch, self.engine, self.config.program_id, after)
         try:
@@ -162,8 +172,11 @@ class Indexer:
         """The transactions of `infos` in order, and the logs of those that did not fail decoded;
         failed ones are not fetched, only counted."""
         fetched = await self.rpc.transactions([i.signature for i in infos if not i.failed])
-        decoded = {tx.signature: decode_logs(tx.logs, self.config.program_id, signature=tx.signature, slot=tx.slot)
-                   for tx in fetched if not tx.failed}
+        decoded = {
+            tx.signature: decode_logs(tx.logs, self.config.program_id, signature=tx.signature, slot=tx.slot)
+            for tx in fetched
+            if not tx.failed
+        }
         found = iter(fetched)
         return [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(found) for i in infos], decoded
 
@@ -172,10 +185,11 @@ class Indexer:
         cursor = self.cursor()
         infos = await self.rpc.signatures_after(cursor.signature if cursor else None)
         self.totals.backfills += 1
-        log.info("back-fill: %d transactions after %s", len(infos),
-                 f"slot {cursor.slot}" if cursor else "the beginning")
+        log.info(
+            "back-fill: %d transactions after %s", len(infos), f"slot {cursor.slot}" if cursor else "the beginning"
+        )
         size = self.config.batch_size
-        chunks = [infos[i:i + size] for i in range(0, len(infos), size)]
+        chunks = [infos[i : i + size] for i in range(0, len(infos), size)]
         if self.on_progress is not None:
             self.on_progress(0, len(infos))
         with gc_relaxed():  # each batch's rows live until its commit: young collections would rescan them
@@ -189,8 +203,8 @@ class Indexer:
         n + 1 takes the rows n touched from n itself (they may not be committed yet)."""
         applied = done = 0
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
-        writing: Optional[asyncio.Future[BatchStats]] = None
-        previous: Optional[Batch] = None
+        writing: asyncio.Future[BatchStats] | None = None
+        previous: Batch | None = None
         try:
             for index in range(len(chunks)):
                 assert pending is not None
@@ -206,8 +220,12 @@ class Indexer:
                 done += len(transactions)
                 if self.on_progress is not None:
                     self.on_progress(done, total)
-                log.debug("back-fill: applied %d transactions (%d events) up to slot %d", batch.stats.transactions,
-                          batch.stats.events, transactions[-1].slot)
+                log.debug(
+                    "back-fill: applied %d transactions (%d events) up to slot %d",
+                    batch.stats.transactions,
+                    batch.stats.events,
+                    transactions[-1].slot,
+                )
                 if self.stopping.is_set():
                     break
         except BaseException:
@@ -262,20 +280,22 @@ class Indexer:
                 self.live.clear()
                 reader.cancel()
 
-    async def _next(self, queue: "asyncio.Queue[ChainTransaction | BaseException]"
-                    ) -> "Optional[ChainTransaction | BaseException | _Idle]":
+    async def _next(
+        self, queue: asyncio.Queue[ChainTransaction | BaseException]
+    ) -> ChainTransaction | BaseException | _Idle | None:
         """The next queued item; IDLE after `seen_interval` seconds without one; None once stopping."""
         get = asyncio.ensure_future(queue.get())
         stop = asyncio.ensure_future(self.stopping.wait())
-        done, _ = await asyncio.wait({get, stop}, timeout=self.config.seen_interval,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {get, stop}, timeout=self.config.seen_interval, return_when=asyncio.FIRST_COMPLETED
+        )
         stop.cancel()
         if get in done:
             return get.result()
         get.cancel()
         return IDLE if not done else None
 
-    async def _note_seen_slot(self, queue: "asyncio.Queue[ChainTransaction | BaseException]") -> None:
+    async def _note_seen_slot(self, queue: asyncio.Queue[ChainTransaction | BaseException]) -> None:
         """Nothing arrived for a while: everything up to the chain's current slot is applied (unless a
         notification came in meanwhile, then the next round notes it)."""
         slot = await self.rpc.slot()
@@ -307,12 +327,15 @@ class Indexer:
                     raise
                 except Exception as exc:  # network drops, node errors: back off, then back-fill the gap
                     self.totals.reconnects += 1
-                    log.warning("connection to %s lost (%s: %s); retrying in %.2fs", self.config.http_url,
-                                type(exc).__name__, exc, delay)
-                    try:
+                    log.warning(
+                        "connection to %s lost (%s: %s); retrying in %.2fs",
+                        self.config.http_url,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), delay)
-                    except asyncio.TimeoutError:
-                        pass
                     delay = min(delay * 2, self.config.max_reconnect_delay)
                 else:
                     delay = self.config.reconnect_delay
@@ -329,7 +352,7 @@ class Indexer:
         self.stopping.set()
 
 
-async def serve(config: IndexerConfig, once: bool = False, on_progress: Optional[ProgressHook] = None) -> Totals:
+async def serve(config: IndexerConfig, once: bool = False, on_progress: ProgressHook | None = None) -> Totals:
     """Run an indexer with SIGTERM and SIGINT wired to a graceful stop."""
     indexer = Indexer(config, on_progress=on_progress)
     loop = asyncio.get_running_loop()
@@ -341,6 +364,12 @@ async def serve(config: IndexerConfig, once: bool = False, on_progress: Optional
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     s = totals.stats
-    log.info("stopped: %d transactions, %d events applied; %d duplicates, %d failed, %d event lines skipped",
-             s.transactions, s.events, s.duplicates, s.failed, s.skipped.total)
+    log.info(
+        "stopped: %d transactions, %d events applied; %d duplicates, %d failed, %d event lines skipped",
+        s.transactions,
+        s.events,
+        s.duplicates,
+        s.failed,
+        s.skipped.total,
+    )
     return totals

@@ -11,15 +11,15 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional, Sequence
+from typing import Any
 
 import httpx
 import websockets
 from solders.pubkey import Pubkey
 
 from ghostpay.accounts import Agent
-from ghostpay.indexer.decode import ChainTransaction
 from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,16 @@ RPC_BATCH = 50  # requests per JSON-RPC batch
 ACCOUNTS_PAGE = 100  # getMultipleAccounts' maximum
 FIRST_RETRY_DELAY = 0.25
 MAX_RETRY_DELAY = 30.0  # also caps a node's Retry-After
+
+
+@dataclass(frozen=True)
+class ChainTransaction:
+    """What the indexer needs of a transaction, from getTransaction or a logs notification."""
+
+    signature: str
+    slot: int
+    logs: Sequence[str]
+    failed: bool = False
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -53,9 +63,16 @@ class SignatureInfo:
 class RpcSource:
     """JSON-RPC reads of the program's history at one commitment."""
 
-    def __init__(self, http_url: str, program_id: Pubkey = PROGRAM_ID, commitment: str = "confirmed",
-                 timeout: float = 30.0, concurrency: int = 4, retries: int = 6,
-                 max_retry_delay: float = MAX_RETRY_DELAY) -> None:
+    def __init__(
+        self,
+        http_url: str,
+        program_id: Pubkey = PROGRAM_ID,
+        commitment: str = "confirmed",
+        timeout: float = 30.0,
+        concurrency: int = 4,
+        retries: int = 6,
+        max_retry_delay: float = MAX_RETRY_DELAY,
+    ) -> None:
         self.http_url = http_url
         self.program_id = program_id
         self.commitment = commitment
@@ -108,10 +125,10 @@ class RpcSource:
     async def genesis_hash(self) -> str:
         return str(await self.call("getGenesisHash"))
 
-    async def signatures_after(self, until: Optional[str]) -> list[SignatureInfo]:
+    async def signatures_after(self, until: str | None) -> list[SignatureInfo]:
         """Every signature mentioning the program after `until` (all when None), oldest first."""
         found: list[SignatureInfo] = []
-        before: Optional[str] = None
+        before: str | None = None
         while True:
             options: dict[str, Any] = {"limit": SIGNATURES_PAGE, "commitment": self.commitment}
             if before:
@@ -130,37 +147,37 @@ class RpcSource:
 
     async def transactions(self, signatures: Sequence[str]) -> list[ChainTransaction]:
         """The transactions, in the order given, fetched in concurrent batches."""
-        chunks = [signatures[i:i + RPC_BATCH] for i in range(0, len(signatures), RPC_BATCH)]
+        chunks = [signatures[i : i + RPC_BATCH] for i in range(0, len(signatures), RPC_BATCH)]
         limit = asyncio.Semaphore(self.concurrency)
 
         async def fetch(chunk: Sequence[str]) -> list[ChainTransaction]:
             async with limit:
-                options = {"encoding": "base64", "commitment": self.commitment,
-                           "maxSupportedTransactionVersion": 0}
+                options = {"encoding": "base64", "commitment": self.commitment, "maxSupportedTransactionVersion": 0}
                 results = await self.batch([("getTransaction", [s, options]) for s in chunk])
-            return [_chain_transaction(s, r) for s, r in zip(chunk, results)]
+            return [_chain_transaction(s, r) for s, r in zip(chunk, results, strict=True)]
 
         pages = await asyncio.gather(*(fetch(c) for c in chunks))
         return [tx for page in pages for tx in page]
 
-    async def accounts(self, addresses: Sequence[str]) -> dict[str, Optional[tuple[str, bytes]]]:
+    async def accounts(self, addresses: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
         """(owner, data) of each account, None where it does not exist."""
-        found: dict[str, Optional[tuple[str, bytes]]] = {}
+        found: dict[str, tuple[str, bytes] | None] = {}
         for i in range(0, len(addresses), ACCOUNTS_PAGE):
-            page = list(addresses[i:i + ACCOUNTS_PAGE])
-            value = (await self.call("getMultipleAccounts", page,
-                                     {"encoding": "base64", "commitment": self.commitment}))["value"]
-            for address, account in zip(page, value):
+            page = list(addresses[i : i + ACCOUNTS_PAGE])
+            value = (
+                await self.call("getMultipleAccounts", page, {"encoding": "base64", "commitment": self.commitment})
+            )["value"]
+            for address, account in zip(page, value, strict=True):
                 found[address] = None if account is None else (account["owner"], base64.b64decode(account["data"][0]))
         return found
 
-    async def agent_accounts(self, addresses: Sequence[str]) -> dict[str, Optional[Agent]]:
+    async def agent_accounts(self, addresses: Sequence[str]) -> dict[str, Agent | None]:
         """The decoded agent accounts (None where there is no agent account any more)."""
         found = await self.accounts(addresses)
         return {address: decode_agent_account(account, self.program_id) for address, account in found.items()}
 
 
-def decode_agent_account(account: Optional[tuple[str, bytes]], program_id: Pubkey) -> Optional[Agent]:
+def decode_agent_account(account: tuple[str, bytes] | None, program_id: Pubkey) -> Agent | None:
     """An Agent from (owner, data), or None if the account is not one of our agents."""
     if account is None or account[0] != str(program_id) or account[1][:8] != Agent.discriminator:
         return None
@@ -171,8 +188,9 @@ def _chain_transaction(signature: str, result: Any) -> ChainTransaction:
     if result is None:  # listed by getSignaturesForAddress but not served yet: try again later
         raise SourceError(f"getTransaction {signature}: not found")
     meta = result.get("meta") or {}
-    return ChainTransaction(signature, int(result["slot"]), list(meta.get("logMessages") or []),
-                            meta.get("err") is not None)
+    return ChainTransaction(
+        signature, int(result["slot"]), list(meta.get("logMessages") or []), meta.get("err") is not None
+    )
 
 
 class LogStream:
@@ -188,10 +206,18 @@ class LogStream:
         self._ws: Any = None
         self.unparsable = 0
 
-    async def __aenter__(self) -> "LogStream":
+    async def __aenter__(self) -> LogStream:
         self._ws = await websockets.connect(self.ws_url, max_size=None, ping_interval=10, ping_timeout=10)
-        await self._ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "logsSubscribe", "params": [
-            {"mentions": [str(self.program_id)]}, {"commitment": self.commitment}]}))
+        await self._ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "logsSubscribe",
+                    "params": [{"mentions": [str(self.program_id)]}, {"commitment": self.commitment}],
+                }
+            )
+        )
         while True:  # the subscription id comes before any notification
             reply = json.loads(await self._ws.recv())
             if reply.get("id") == 1:
@@ -212,13 +238,17 @@ class LogStream:
             raise ConnectionError(f"websocket {self.ws_url} closed: {exc}") from exc
         raise ConnectionError(f"websocket {self.ws_url} closed")
 
-    def parse(self, message: str | bytes) -> Optional[ChainTransaction]:
+    def parse(self, message: str | bytes) -> ChainTransaction | None:
         """The transaction of one logsNotification; None (and counted) for anything unparsable."""
         try:
             result = json.loads(message)["params"]["result"]
             value = result["value"]
-            return ChainTransaction(str(value["signature"]), int(result["context"]["slot"]),
-                                    [str(line) for line in value.get("logs") or []], value.get("err") is not None)
+            return ChainTransaction(
+                str(value["signature"]),
+                int(result["context"]["slot"]),
+                [str(line) for line in value.get("logs") or []],
+                value.get("err") is not None,
+            )
         except (ValueError, KeyError, TypeError) as exc:
             self.unparsable += 1
             log.warning("skipping an unparsable websocket message (%s): %.200s", exc, message)

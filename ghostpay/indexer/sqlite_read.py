@@ -1,7 +1,12 @@
 """The CLI's read path into a SQLite index: `search_agents` and `payment_history` in plain SQL over the
-standard library's sqlite3, with the same answers as `ghostpay.indexer.queries` (the tests compare
-them). Importing SQLAlchemy and sqlmodel costs ≈ 200 ms, most of a `ghost agent search` that should
-answer in 300 ms; PostgreSQL indexes go through `queries`.
+standard library's sqlite3, with the same answers as `ghostpay.indexer.queries` (tests/indexer/test_ingest.py
+compares them); PostgreSQL indexes go through `queries`.
+
+Kept beside `queries` because it pays: importing SQLAlchemy, sqlmodel and the models is most of a
+`ghost agent search`. Over 10,000 indexed agents on a loaded 2-core machine the JSON search took 1.67 s
+here against 2.43 s through `queries` on the same file (text search: 1.52 s against 2.85 s); the import
+alone is 45 ms against 770-880 ms. Re-measure with `make bench-cli`: its last indexed row runs the same
+search through SQLAlchemy (`--db sqlite+pysqlite:///index.db`).
 
     with open_readonly("/path/index.db") as index:
         page = search_agents(index, capability="translate", sort="price", limit=20)
@@ -10,8 +15,9 @@ answer in 300 ms; PostgreSQL indexes go through `queries`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 
@@ -28,10 +34,16 @@ class Record:
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
 
+    if TYPE_CHECKING:  # any column, read or written (declared for the type checker only: a typo still raises)
 
-def sqlite_path(url: str) -> Optional[str]:
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+
+def sqlite_path(url: str) -> str | None:
     """The file of a `sqlite:///…` URL; None for any other database."""
-    return url[len(SQLITE_PREFIX):] if url.startswith(SQLITE_PREFIX) else None
+    return url[len(SQLITE_PREFIX) :] if url.startswith(SQLITE_PREFIX) else None
 
 
 @contextmanager
@@ -52,22 +64,40 @@ def open_readonly(path: str) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def _paged(index: sqlite3.Connection, select: str, where: str, args: list[Any], order: str, order_args: list[Any],
-           limit: int, offset: int) -> Page[Record]:
+def _paged(
+    index: sqlite3.Connection,
+    select: str,
+    where: str,
+    args: list[Any],
+    order: str,
+    order_args: list[Any],
+    limit: int,
+    offset: int,
+) -> Page[Record]:
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be 1 to {MAX_PAGE}")
     if offset < 0:
         raise QueryError("offset must not be negative")
     total = index.execute(f"SELECT COUNT(*) FROM {select} WHERE {where}", args).fetchone()[0]
-    rows = index.execute(f"SELECT * FROM {select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                         [*args, *order_args, limit, offset]).fetchall()
+    rows = index.execute(
+        f"SELECT * FROM {select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", [*args, *order_args, limit, offset]
+    ).fetchall()
     return Page([Record(dict(row)) for row in rows], int(total), offset, limit)
 
 
-def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = None,
-                  capability: Optional[str] = None, token: Optional[str] = None, max_price: Optional[int] = None,
-                  min_reputation: Optional[int] = None, active: Optional[bool] = True,
-                  sort: Literal["score", "price"] = "score", limit: int = 50, offset: int = 0) -> Page[Record]:
+def search_agents(
+    index: sqlite3.Connection,
+    *,
+    x402_enabled: bool | None = None,
+    capability: str | None = None,
+    token: str | None = None,
+    max_price: int | None = None,
+    min_reputation: int | None = None,
+    active: bool | None = True,
+    sort: Literal["score", "price"] = "score",
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[Record]:
     """`queries.search_agents` (without the tier filter), each agent with `.capabilities`, `.prices`
     (mint → price of a call in atomic units, the default mint first) and `.earnings` (`queries.agent_earnings`)."""
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
@@ -102,31 +132,44 @@ def search_agents(index: sqlite3.Connection, *, x402_enabled: Optional[bool] = N
     order, order_args = orders[sort]
     page = _paged(index, "agents", " AND ".join(where), args, order, order_args, limit, offset)
     for agent in page.items:  # SQLite stores booleans as 0 / 1
-        agent.is_active, agent.closed, agent.x402_enabled = (bool(agent.is_active), bool(agent.closed),
-                                                              bool(agent.x402_enabled))
-    lists: dict[str, dict[str, Any]] = {a.address: {"capabilities": [], "prices": {}, "earnings": {}}
-                                        for a in page.items}
+        agent.is_active, agent.closed, agent.x402_enabled = (
+            bool(agent.is_active),
+            bool(agent.closed),
+            bool(agent.x402_enabled),
+        )
+    lists: dict[str, dict[str, Any]] = {
+        a.address: {"capabilities": [], "prices": {}, "earnings": {}} for a in page.items
+    }
     marks = ", ".join("?" * len(lists))
     for agent, capability_name in index.execute(
-            f"SELECT agent, capability FROM agent_capabilities WHERE agent IN ({marks}) ORDER BY capability",
-            list(lists)):
+        f"SELECT agent, capability FROM agent_capabilities WHERE agent IN ({marks}) ORDER BY capability", list(lists)
+    ):
         lists[agent]["capabilities"].append(capability_name)
     for agent, mint, token_price in index.execute(
-            f"SELECT agent, mint, price FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)):
+        f"SELECT agent, mint, price FROM agent_tokens WHERE agent IN ({marks}) ORDER BY position", list(lists)
+    ):
         lists[agent]["prices"][mint] = token_price
     for agent, mint, x402_payments, escrow_earnings in index.execute(
-            "SELECT e.agent, e.mint, e.x402_payments, e.escrow_earnings FROM agent_earnings e JOIN agents a "
-            f"ON a.address = e.agent AND a.registration = e.registration WHERE e.agent IN ({marks}) ORDER BY e.mint",
-            list(lists)):
+        "SELECT e.agent, e.mint, e.x402_payments, e.escrow_earnings FROM agent_earnings e JOIN agents a "
+        f"ON a.address = e.agent AND a.registration = e.registration WHERE e.agent IN ({marks}) ORDER BY e.mint",
+        list(lists),
+    ):
         lists[agent]["earnings"][mint] = (x402_payments, escrow_earnings)
     for agent in page.items:
         agent.__dict__.update(lists[agent.address])
     return page
 
 
-def payment_history(index: sqlite3.Connection, agent: str, *, sort: Literal["date", "amount"] = "date",
-                    descending: bool = True, limit: int = 50, offset: int = 0,
-                    reference: Optional[str] = None) -> Page[Record]:
+def payment_history(
+    index: sqlite3.Connection,
+    agent: str,
+    *,
+    sort: Literal["date", "amount"] = "date",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    reference: str | None = None,
+) -> Page[Record]:
     """`queries.payment_history`."""
     keys = {"date": ["slot", "timestamp", "instruction_index"], "amount": ["amount"]}
     if sort not in keys:

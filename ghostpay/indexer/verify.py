@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import based58
-from sqlalchemy.engine import Engine
 from solders.pubkey import Pubkey
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from ghostpay.accounts import Agent as AgentAccount
@@ -28,16 +28,36 @@ from ghostpay.reputation import reputation_score
 
 # indexed column → Agent account field, compared as they are
 AGENT_FIELDS = {
-    "owner": "owner", "agent_id": "agent_id", "name": "name", "agent_type": "agent_type",
-    "description": "description", "metadata_uri": "metadata_uri", "is_active": "is_active",
-    "x402_enabled": "x402_enabled", "registration": "registration",
-    "payment_address": "x402_payment_address", "endpoint": "x402_service_endpoint",
-    "reputation_score": "reputation_score", "total_jobs_completed": "total_jobs_completed",
-    "x402_total_calls": "x402_total_calls", "last_payment_at": "last_payment_at",
-    "open_work_orders": "open_work_orders", "created_at": "created_at", "updated_at": "updated_at",
+    "owner": "owner",
+    "agent_id": "agent_id",
+    "name": "name",
+    "agent_type": "agent_type",
+    "description": "description",
+    "metadata_uri": "metadata_uri",
+    "is_active": "is_active",
+    "x402_enabled": "x402_enabled",
+    "registration": "registration",
+    "payment_address": "x402_payment_address",
+    "endpoint": "x402_service_endpoint",
+    "reputation_score": "reputation_score",
+    "total_jobs_completed": "total_jobs_completed",
+    "x402_total_calls": "x402_total_calls",
+    "last_payment_at": "last_payment_at",
+    "open_work_orders": "open_work_orders",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
 }
-METRIC_FIELDS = ("successful_payments", "failed_payments", "total_response_time_ms", "response_time_count",
-                 "total_rating", "rating_count", "total_disputes", "disputes_resolved", "history_day")
+METRIC_FIELDS = (
+    "successful_payments",
+    "failed_payments",
+    "total_response_time_ms",
+    "response_time_count",
+    "total_rating",
+    "rating_count",
+    "total_disputes",
+    "disputes_resolved",
+    "history_day",
+)
 
 
 @dataclass(frozen=True)
@@ -72,14 +92,19 @@ def _plain(value: Any) -> Any:
 
 async def chain_agents(rpc: RpcSource) -> dict[str, AgentAccount]:
     """Every Agent account of the program (getProgramAccounts on the discriminator)."""
-    found = await rpc.call("getProgramAccounts", str(rpc.program_id), {
-        "encoding": "base64", "commitment": rpc.commitment,
-        "filters": [{"memcmp": {"offset": 0, "bytes": based58.b58encode(AgentAccount.discriminator).decode()}}]})
+    found = await rpc.call(
+        "getProgramAccounts",
+        str(rpc.program_id),
+        {
+            "encoding": "base64",
+            "commitment": rpc.commitment,
+            "filters": [{"memcmp": {"offset": 0, "bytes": based58.b58encode(AgentAccount.discriminator).decode()}}],
+        },
+    )
     out: dict[str, AgentAccount] = {}
     for keyed in found:
         account = keyed["account"]
-        decoded = decode_agent_account((account["owner"], base64.b64decode(account["data"][0])),
-                                       rpc.program_id)
+        decoded = decode_agent_account((account["owner"], base64.b64decode(account["data"][0])), rpc.program_id)
         if decoded is not None:
             out[keyed["pubkey"]] = decoded
     return out
@@ -112,14 +137,26 @@ async def verify(engine: Engine, rpc: RpcSource) -> VerifyReport:
         row = indexed[address]
         for column, name in AGENT_FIELDS.items():
             _compare(report, address, column, getattr(row, column), getattr(account, name))
-        _compare(report, address, "accepted_tokens", [[m, p] for m, p in prices[address].items()],
-                 [[t.mint, t.price] for t in account.x402_accepted_tokens])
+        _compare(
+            report,
+            address,
+            "accepted_tokens",
+            [[m, p] for m, p in prices[address].items()],
+            [[t.mint, t.price] for t in account.x402_accepted_tokens],
+        )
         _compare(report, address, "capabilities", capabilities[address], sorted(set(account.capabilities)))
         # a slot a refunded work order reserved holds zeros; the index has no row for it
-        _compare(report, address, "earnings",
-                 {m: v for m, v in earnings.get(address, {}).items() if any(v)},
-                 {m: [s.x402_payments, s.escrow_earnings] for m, s in earnings_by_mint(account).items()
-                  if s.x402_payments or s.escrow_earnings})
+        _compare(
+            report,
+            address,
+            "earnings",
+            {m: v for m, v in earnings.get(address, {}).items() if any(v)},
+            {
+                m: [s.x402_payments, s.escrow_earnings]
+                for m, s in earnings_by_mint(account).items()
+                if s.x402_payments or s.escrow_earnings
+            },
+        )
         raw = metric_accounts.get(metric_addresses[address])
         _compare_metrics(report, address, reputations.get(address), raw, account.reputation_score)
     return report
@@ -131,8 +168,9 @@ def _compare(report: VerifyReport, agent: str, name: str, indexed: Any, chain: A
         report.differences.append(Difference(agent, name, indexed, chain))
 
 
-def _compare_metrics(report: VerifyReport, agent: str, rep: Optional[Reputation],
-                     raw: Optional[tuple[str, bytes]], chain_score: int) -> None:
+def _compare_metrics(
+    report: VerifyReport, agent: str, rep: Reputation | None, raw: tuple[str, bytes] | None, chain_score: int
+) -> None:
     if raw is None or rep is None:
         report.differences.append(Difference(agent, "reputation", rep is not None, raw is not None))
         return
@@ -143,7 +181,15 @@ def _compare_metrics(report: VerifyReport, agent: str, rep: Optional[Reputation]
     # the score recomputed from our own counters must equal the one the program stored
     recomputed = reputation_score(metrics_inputs(rep))
     _compare(report, agent, "reputation.score", recomputed.score, chain_score)
-    _compare(report, agent, "reputation.components",
-             [rep.payment_success, rep.service_quality, rep.response_time, rep.volume_consistency],
-             [recomputed.payment_success, recomputed.service_quality, recomputed.response_time,
-              recomputed.volume_consistency])
+    _compare(
+        report,
+        agent,
+        "reputation.components",
+        [rep.payment_success, rep.service_quality, rep.response_time, rep.volume_consistency],
+        [
+            recomputed.payment_success,
+            recomputed.service_quality,
+            recomputed.response_time,
+            recomputed.volume_consistency,
+        ],
+    )

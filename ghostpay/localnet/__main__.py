@@ -10,8 +10,9 @@ from ghostpay.localnet.server import LocalnetConfig, LocalnetError, default_ledg
 
 
 def parse(argv: list[str] | None = None) -> tuple[LocalnetConfig, str]:
-    parser = argparse.ArgumentParser(prog="python -m ghostpay.localnet",
-                                     description="A local Solana validator on LiteSVM with GhostPay loaded.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ghostpay.localnet", description="A local Solana validator on LiteSVM with GhostPay loaded."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--rpc-port", type=int, default=8899)
     parser.add_argument("--ws-port", type=int, default=None, help="default: RPC port + 1")
@@ -22,8 +23,9 @@ def parse(argv: list[str] | None = None) -> tuple[LocalnetConfig, str]:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     ws_port = args.ws_port if args.ws_port is not None else args.rpc_port + 1
-    return LocalnetConfig(args.host, args.rpc_port, ws_port, args.ledger, args.reset, args.program_so,
-                          args.quiet), args.engine
+    return LocalnetConfig(
+        args.host, args.rpc_port, ws_port, args.ledger, args.reset, args.program_so, args.quiet
+    ), args.engine
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,11 @@ import struct
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import based58
 from solders.account import Account
@@ -47,14 +48,25 @@ FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
 COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 # Accounts LiteSVM creates itself: indexed for getProgramAccounts, never persisted.
 PRELOADED = [
-    programs.TOKEN_PROGRAM_ID, programs.TOKEN_2022_PROGRAM_ID, programs.MEMO_PROGRAM_ID,
-    programs.MEMO_V1_PROGRAM_ID, programs.ASSOCIATED_TOKEN_PROGRAM_ID,
-    *(Pubkey.from_string(s) for s in (
-        "SysvarC1ock11111111111111111111111111111111", "SysvarRent111111111111111111111111111111111",
-        "SysvarRecentB1ockHashes11111111111111111111", "SysvarEpochSchedu1e111111111111111111111111",
-        "SysvarS1otHashes111111111111111111111111111", "SysvarStakeHistory1111111111111111111111111",
-        "SysvarFees111111111111111111111111111111111", "SysvarEpochRewards1111111111111111111111111",
-        "SysvarLastRestartS1ot1111111111111111111111")),
+    programs.TOKEN_PROGRAM_ID,
+    programs.TOKEN_2022_PROGRAM_ID,
+    programs.MEMO_PROGRAM_ID,
+    programs.MEMO_V1_PROGRAM_ID,
+    programs.ASSOCIATED_TOKEN_PROGRAM_ID,
+    *(
+        Pubkey.from_string(s)
+        for s in (
+            "SysvarC1ock11111111111111111111111111111111",
+            "SysvarRent111111111111111111111111111111111",
+            "SysvarRecentB1ockHashes11111111111111111111",
+            "SysvarEpochSchedu1e111111111111111111111111",
+            "SysvarS1otHashes111111111111111111111111111",
+            "SysvarStakeHistory1111111111111111111111111",
+            "SysvarFees111111111111111111111111111111111",
+            "SysvarEpochRewards1111111111111111111111111",
+            "SysvarLastRestartS1ot1111111111111111111111",
+        )
+    ),
 ]
 
 
@@ -120,7 +132,7 @@ def error_json(err: Any) -> Any:
     return json.loads(result.to_json())["err"]
 
 
-def is_live(account: Account | None) -> bool:
+def is_live(account: Account | None) -> TypeGuard[Account]:
     return account is not None and account.lamports > 0
 
 
@@ -135,13 +147,13 @@ def token_amount(raw: int, decimals: int) -> dict[str, Any]:
     return {"amount": str(raw), "decimals": decimals, "uiAmount": ui, "uiAmountString": text}
 
 
-def is_token_account(account: Account | None) -> bool:
+def is_token_account(account: Account | None) -> TypeGuard[Account]:
     if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 165:
         return False
     return len(account.data) == 165 or account.data[165] == 2  # Token-2022: AccountType::Account
 
 
-def is_mint(account: Account | None) -> bool:
+def is_mint(account: Account | None) -> TypeGuard[Account]:
     if account is None or account.owner not in programs.TOKEN_PROGRAMS or len(account.data) < 82:
         return False
     return account.data[45] == 1 and (len(account.data) == 82 or (len(account.data) > 165 and account.data[165] == 1))
@@ -216,8 +228,13 @@ class Chain:
         state = ledger.get_state("chain")
         if state is None:
             faucet = Keypair()
-            state = {"genesis_hash": str(Hash(os.urandom(32))), "faucet": str(faucet), "slot": 0,
-                     "time_offset": 0, "blockhashes": [[str(self.svm.latest_blockhash()), 0]]}
+            state = {
+                "genesis_hash": str(Hash(os.urandom(32))),
+                "faucet": str(faucet),
+                "slot": 0,
+                "time_offset": 0,
+                "blockhashes": [[str(self.svm.latest_blockhash()), 0]],
+            }
         self.genesis_hash: str = state["genesis_hash"]
         self.faucet = Keypair.from_base58_string(state["faucet"])
         self.slot: int = state["slot"]
@@ -248,8 +265,14 @@ class Chain:
 
     def epoch_info(self) -> dict[str, int]:
         epoch, index = self.schedule.get_epoch_and_slot_index(self.slot)
-        return {"absoluteSlot": self.slot, "blockHeight": self.slot, "epoch": epoch, "slotIndex": index,
-                "slotsInEpoch": self.schedule.get_slots_in_epoch(epoch), "transactionCount": self.transaction_count}
+        return {
+            "absoluteSlot": self.slot,
+            "blockHeight": self.slot,
+            "epoch": epoch,
+            "slotIndex": index,
+            "slotsInEpoch": self.schedule.get_slots_in_epoch(epoch),
+            "transactionCount": self.transaction_count,
+        }
 
     def _set_clock(self) -> None:
         epoch, _ = self.schedule.get_epoch_and_slot_index(self.slot)
@@ -257,9 +280,16 @@ class Chain:
         self.svm.set_clock(Clock(self.slot, clock.epoch_start_timestamp, epoch, epoch + 1, self.now()))
 
     def _save_state(self) -> None:
-        self.ledger.set_state("chain", {
-            "genesis_hash": self.genesis_hash, "faucet": str(self.faucet), "slot": self.slot,
-            "time_offset": self.time_offset, "blockhashes": [[h, s] for h, s in self.blockhashes.items()]})
+        self.ledger.set_state(
+            "chain",
+            {
+                "genesis_hash": self.genesis_hash,
+                "faucet": str(self.faucet),
+                "slot": self.slot,
+                "time_offset": self.time_offset,
+                "blockhashes": [[h, s] for h, s in self.blockhashes.items()],
+            },
+        )
 
     def advance_slot(self, to_slot: int | None = None) -> None:
         """Close the current slot and open the next (or `to_slot`) with a fresh blockhash."""
@@ -318,8 +348,16 @@ class Chain:
             if not is_live(account):
                 deleted.append(bytes(key))
             elif not account.executable and account.owner != programs.SYSVAR_OWNER:
-                stored.append(StoredAccount(bytes(key), account.lamports, bytes(account.owner), account.executable,
-                                            account.rent_epoch, account.data))
+                stored.append(
+                    StoredAccount(
+                        bytes(key),
+                        account.lamports,
+                        bytes(account.owner),
+                        account.executable,
+                        account.rent_epoch,
+                        account.data,
+                    )
+                )
         self.ledger.put_accounts(stored)
         self.ledger.delete_accounts(deleted)
 
@@ -345,7 +383,7 @@ class Chain:
             for lookup in message.address_table_lookups:
                 table = self.svm.get_account(lookup.account_key)
                 data = table.data if table is not None else b""
-                addresses = [Pubkey(data[i:i + 32]) for i in range(56, len(data) - 31, 32)]
+                addresses = [Pubkey(data[i : i + 32]) for i in range(56, len(data) - 31, 32)]
                 writable += [addresses[i] for i in lookup.writable_indexes if i < len(addresses)]
                 readonly += [addresses[i] for i in lookup.readonly_indexes if i < len(addresses)]
         return list(message.account_keys), writable, readonly
@@ -356,11 +394,15 @@ class Chain:
             if is_token_account(account):
                 data = account.data
                 mint = Pubkey(data[0:32])
-                balances.append({
-                    "accountIndex": index, "mint": str(mint), "owner": str(Pubkey(data[32:64])),
-                    "programId": str(account.owner),
-                    "uiTokenAmount": token_amount(struct.unpack_from("<Q", data, 64)[0], self.mint_decimals(mint)),
-                })
+                balances.append(
+                    {
+                        "accountIndex": index,
+                        "mint": str(mint),
+                        "owner": str(Pubkey(data[32:64])),
+                        "programId": str(account.owner),
+                        "uiTokenAmount": token_amount(struct.unpack_from("<Q", data, 64)[0], self.mint_decimals(mint)),
+                    }
+                )
         return balances
 
     @staticmethod
@@ -368,17 +410,25 @@ class Chain:
         inner = []
         for index, instructions in enumerate(meta.inner_instructions()):
             if instructions:
-                inner.append({"index": index, "instructions": [{
-                    "programIdIndex": ix.instruction().program_id_index,
-                    "accounts": list(ix.instruction().accounts),
-                    "data": based58.b58encode(bytes(ix.instruction().data)).decode(),
-                    "stackHeight": ix.stack_height(),
-                } for ix in instructions]})
+                inner.append(
+                    {
+                        "index": index,
+                        "instructions": [
+                            {
+                                "programIdIndex": ix.instruction().program_id_index,
+                                "accounts": list(ix.instruction().accounts),
+                                "data": based58.b58encode(bytes(ix.instruction().data)).decode(),
+                                "stackHeight": ix.stack_height(),  # type: ignore[attr-defined]  # not in solders' stub
+                            }
+                            for ix in instructions
+                        ],
+                    }
+                )
         return inner
 
     @staticmethod
     def _return_data(meta: TransactionMetadata) -> dict[str, Any] | None:
-        data = meta.return_data()
+        data = meta.return_data()  # type: ignore[attr-defined]  # solders' stub calls it transaction_return_data
         if data is None or (not data.data and data.program_id == Pubkey.default()):
             return None
         return {"programId": str(data.program_id), "data": [base64.b64encode(bytes(data.data)).decode(), "base64"]}
@@ -388,8 +438,14 @@ class Chain:
             meta, err = result.meta(), error_json(result.err())
         else:
             meta, err = result, None
-        return Outcome(signature, err, list(meta.logs()), meta.compute_units_consumed(),
-                       self._return_data(meta), self._inner_instructions(meta))
+        return Outcome(
+            signature,
+            err,
+            list(meta.logs()),
+            meta.compute_units_consumed(),
+            self._return_data(meta),
+            self._inner_instructions(meta),
+        )
 
     def precheck(self, tx: VersionedTransaction) -> Any:
         """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None."""
@@ -399,8 +455,9 @@ class Chain:
             return "BlockhashNotFound"
         return None
 
-    def _take_priority_fee(self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
-                           ) -> tuple[Any, int]:
+    def _take_priority_fee(
+        self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
+    ) -> tuple[Any, int]:
         """Take the priority fee from the fee payer (`payer`, its account) before execution, as a validator
         takes the whole fee (LiteSVM takes only the 5,000 lamports per signature). Returns (the error a
         validator gives when the fee payer cannot pay the whole fee, or None; the lamports taken)."""
@@ -411,8 +468,10 @@ class Chain:
         if err is not None:  # a validator verifies signatures first
             return ("SignatureFailure" if check_signatures and not all(tx.verify_with_results()) else err), 0
         assert payer is not None
-        self.svm.set_account(tx.message.account_keys[0], Account(payer.lamports - priority, payer.data, payer.owner,
-                                                                 payer.executable, payer.rent_epoch))
+        self.svm.set_account(
+            tx.message.account_keys[0],
+            Account(payer.lamports - priority, payer.data, payer.owner, payer.executable, payer.rent_epoch),
+        )
         return None, priority
 
     def process(self, tx: VersionedTransaction, preflight: bool = True) -> Outcome:
@@ -435,23 +494,25 @@ class Chain:
         # LiteSVM took the signature fee too: a failed transaction lands and pays
         charged = lamports(after[0]) != lamports(before[0]) - taken
         if outcome.err is not None and (preflight or not charged):
-            for key, account in zip(keys, before):
+            for key, account in zip(keys, before, strict=True):
                 if account != self.svm.get_account(key):
                     self.svm.set_account(key, account or Account(0, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
             return outcome
         outcome.committed = True
-        changed = [(key, new) for key, old, new in zip(keys, before, after) if old != new]
+        changed = [(key, new) for key, old, new in zip(keys, before, after, strict=True) if old != new]
         self._record_accounts(changed)
         meta: dict[str, Any] = {
-            "err": outcome.err, "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
+            "err": outcome.err,
+            "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
             "fee": fee_for_message(message),
             "preBalances": [lamports(a) for a in before],
             "postBalances": [lamports(a) for a in after],
-            "innerInstructions": outcome.inner_instructions, "logMessages": outcome.logs,
+            "innerInstructions": outcome.inner_instructions,
+            "logMessages": outcome.logs,
             "preTokenBalances": self._token_balances(keys, before),
             "postTokenBalances": self._token_balances(keys, after),
-            "rewards": [], "loadedAddresses": {"writable": [str(k) for k in writable],
-                                               "readonly": [str(k) for k in readonly]},
+            "rewards": [],
+            "loadedAddresses": {"writable": [str(k) for k in writable], "readonly": [str(k) for k in readonly]},
             "computeUnitsConsumed": outcome.units,
         }
         if outcome.return_data is not None:
@@ -459,8 +520,9 @@ class Chain:
         raw_signature = bytes(tx.signatures[0])
         self.processed.add(raw_signature)
         self.transaction_count += 1
-        self.ledger.put_transaction(raw_signature, self.slot, self.now(), bytes(tx), meta,
-                                    [bytes(k) for k in dict.fromkeys(keys)])
+        self.ledger.put_transaction(
+            raw_signature, self.slot, self.now(), bytes(tx), meta, [bytes(k) for k in dict.fromkeys(keys)]
+        )
         if self.listeners:
             changed = [(key, new if is_live(new) else None) for key, new in changed]
             for listener in self.listeners:
@@ -468,8 +530,12 @@ class Chain:
                 listener.on_transaction(self.slot, signature, outcome.err, outcome.logs, keys)
         return outcome
 
-    def simulate(self, tx: VersionedTransaction, sig_verify: bool, replace_blockhash: bool,
-                 ) -> tuple[Outcome, dict[Pubkey, Account | None]]:
+    def simulate(
+        self,
+        tx: VersionedTransaction,
+        sig_verify: bool,
+        replace_blockhash: bool,
+    ) -> tuple[Outcome, dict[Pubkey, Account | None]]:
         """Run `tx` without committing it; returns the outcome and the post-state of its accounts."""
         signature = str(tx.signatures[0])
         if not replace_blockhash:
@@ -485,7 +551,7 @@ class Chain:
             result = self.svm.simulate_transaction(tx)
         finally:
             self.svm.with_sigverify(True)
-            if taken:  # the fee was taken for the simulation only
+            if taken and payer is not None:  # the fee was taken for the simulation only
                 self.svm.set_account(tx.message.account_keys[0], payer)
         if isinstance(result, FailedTransactionMetadata):
             return self._outcome(signature, result), {}
@@ -494,11 +560,14 @@ class Chain:
 
     def airdrop(self, to: Pubkey, lamports: int) -> Outcome:
         """A real transfer from the faucet, like the validator's faucet sends."""
+
         def build() -> VersionedTransaction:
             blockhash = Hash.from_string(self.blockhash)
             message = Message.new_with_blockhash(
                 [transfer(TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=to, lamports=lamports))],
-                self.faucet.pubkey(), blockhash)
+                self.faucet.pubkey(),
+                blockhash,
+            )
             return VersionedTransaction(message, [self.faucet])
 
         tx = build()

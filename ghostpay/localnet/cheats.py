@@ -50,8 +50,8 @@ def _data(value: Any) -> bytes:
         try:
             return bytes.fromhex(value.removeprefix("0x"))
         except ValueError:
-            raise invalid_params("`data` must be hex or [text, \"base64\"]") from None
-    raise invalid_params("`data` must be hex or [text, \"base64\"]")
+            raise invalid_params('`data` must be hex or [text, "base64"]') from None
+    raise invalid_params('`data` must be hex or [text, "base64"]')
 
 
 class Cheats:
@@ -60,12 +60,14 @@ class Cheats:
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
         self.chain = rpc.chain
-        rpc.methods.update({
-            "surfnet_setAccount": self.set_account,
-            "surfnet_setTokenAccount": self.set_token_account,
-            "surfnet_createMint": self.create_mint,
-            "surfnet_timeTravel": self.time_travel,
-        })
+        rpc.methods.update(
+            {
+                "surfnet_setAccount": self.set_account,
+                "surfnet_setTokenAccount": self.set_token_account,
+                "surfnet_createMint": self.create_mint,
+                "surfnet_timeTravel": self.time_travel,
+            }
+        )
 
     def set_account(self, params: list[Any]) -> Any:
         required(params, 2)
@@ -74,8 +76,11 @@ class Cheats:
             raise invalid_params("the account update must be an object")
         current = self.chain.account(key)
         data = _data(update["data"]) if "data" in update else (current.data if current else b"")
-        lamports = _u64(update["lamports"], "lamports") if "lamports" in update else \
-            (current.lamports if current else self.chain.svm.minimum_balance_for_rent_exemption(len(data)))
+        lamports = (
+            _u64(update["lamports"], "lamports")
+            if "lamports" in update
+            else (current.lamports if current else self.chain.svm.minimum_balance_for_rent_exemption(len(data)))
+        )
         owner = pubkey(update["owner"]) if "owner" in update else (current.owner if current else SYSTEM_PROGRAM_ID)
         executable = bool(update.get("executable", current.executable if current else False))
         rent_epoch = _u64(update.get("rentEpoch", current.rent_epoch if current else 0), "rentEpoch")
@@ -113,8 +118,10 @@ class Cheats:
             mint_data = bytearray(mint_account.data)
             supply = struct.unpack_from("<Q", mint_data, 36)[0] + amount - old_amount
             struct.pack_into("<Q", mint_data, 36, max(supply, 0))
-            self.chain.set_account(mint, Account(mint_account.lamports, bytes(mint_data), mint_account.owner,
-                                                 False, mint_account.rent_epoch))
+            self.chain.set_account(
+                mint,
+                Account(mint_account.lamports, bytes(mint_data), mint_account.owner, False, mint_account.rent_epoch),
+            )
         return self.rpc.with_context(None)
 
     def create_mint(self, params: list[Any]) -> Any:
@@ -130,8 +137,11 @@ class Cheats:
             raise invalid_params("`tokenProgram` must be SPL Token or Token-2022")
         authority = pubkey(spec["mintAuthority"]) if spec.get("mintAuthority") else None
         freeze = pubkey(spec["freezeAuthority"]) if spec.get("freezeAuthority") else None
-        data = _option_key(authority) + struct.pack("<QBB", _u64(spec.get("supply", 0), "supply"), decimals, 1) \
+        data = (
+            _option_key(authority)
+            + struct.pack("<QBB", _u64(spec.get("supply", 0), "supply"), decimals, 1)
             + _option_key(freeze)
+        )
         lamports = self.chain.svm.minimum_balance_for_rent_exemption(MINT_LEN)
         self.chain.set_account(address, Account(lamports, data, token_program, False, 0))
         return self.rpc.with_context(str(address))
@@ -146,6 +156,7 @@ class Cheats:
         if slot is not None and (_u64(slot, "absoluteSlot") <= self.chain.slot):
             raise invalid_params(f"the clock only moves forward: slot {slot} <= current slot {self.chain.slot}")
         timestamp = spec.get("absoluteTimestamp")
-        self.chain.move_clock(unix_timestamp=_u64(timestamp, "absoluteTimestamp") // 1000
-                              if timestamp is not None else None, slot=slot)
+        self.chain.move_clock(
+            unix_timestamp=_u64(timestamp, "absoluteTimestamp") // 1000 if timestamp is not None else None, slot=slot
+        )
         return self.chain.epoch_info()

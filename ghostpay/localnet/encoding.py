@@ -13,8 +13,8 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from ghostpay.localnet.chain import is_mint, is_token_account, token_amount
-from ghostpay.localnet.programs import TOKEN_2022_PROGRAM_ID
 from ghostpay.localnet.errors import RpcError, invalid_params
+from ghostpay.localnet.programs import TOKEN_2022_PROGRAM_ID
 
 ACCOUNT_ENCODINGS = ("base58", "base64", "base64+zstd", "jsonParsed", "binary")
 U64_MAX = 2**64 - 1
@@ -32,8 +32,9 @@ def encode_bytes(data: bytes, encoding: str) -> Any:
         return [base64.b64encode(zstandard.ZstdCompressor().compress(data)).decode(), "base64+zstd"]
     if encoding in ("base58", "binary"):
         if len(data) > MAX_BASE58_BYTES:
-            raise RpcError(-32600, "Encoded binary (base 58) data should be less than 128 bytes, "
-                                   "please use Base64 encoding.")
+            raise RpcError(
+                -32600, "Encoded binary (base 58) data should be less than 128 bytes, please use Base64 encoding."
+            )
         text = based58.b58encode(data).decode()
         return text if encoding == "binary" else [text, "base58"]
     raise invalid_params(f"unsupported encoding: {encoding}")
@@ -46,8 +47,10 @@ def _parsed_token(account: Account, decimals_of: Any) -> dict[str, Any] | None:
     if is_token_account(account):
         mint = Pubkey(data[0:32])
         info: dict[str, Any] = {
-            "isNative": struct.unpack_from("<I", data, 109)[0] == 1, "mint": str(mint),
-            "owner": str(Pubkey(data[32:64])), "state": TOKEN_STATES.get(data[108], "uninitialized"),
+            "isNative": struct.unpack_from("<I", data, 109)[0] == 1,
+            "mint": str(mint),
+            "owner": str(Pubkey(data[32:64])),
+            "state": TOKEN_STATES.get(data[108], "uninitialized"),
             "tokenAmount": token_amount(struct.unpack_from("<Q", data, 64)[0], decimals_of(mint)),
         }
         if struct.unpack_from("<I", data, 72)[0] == 1:
@@ -55,15 +58,20 @@ def _parsed_token(account: Account, decimals_of: Any) -> dict[str, Any] | None:
             info["delegatedAmount"] = token_amount(struct.unpack_from("<Q", data, 121)[0], decimals_of(mint))
         return {"program": program, "parsed": {"info": info, "type": "account"}, "space": len(data)}
     if is_mint(account):
-        info = {"decimals": data[44], "isInitialized": True, "supply": str(struct.unpack_from("<Q", data, 36)[0]),
-                "mintAuthority": str(Pubkey(data[4:36])) if data[0] == 1 else None,
-                "freezeAuthority": str(Pubkey(data[50:82])) if data[46] == 1 else None}
+        info = {
+            "decimals": data[44],
+            "isInitialized": True,
+            "supply": str(struct.unpack_from("<Q", data, 36)[0]),
+            "mintAuthority": str(Pubkey(data[4:36])) if data[0] == 1 else None,
+            "freezeAuthority": str(Pubkey(data[50:82])) if data[46] == 1 else None,
+        }
         return {"program": program, "parsed": {"info": info, "type": "mint"}, "space": len(data)}
     return None
 
 
-def encode_account(account: Account, encoding: str = "binary", data_slice: dict[str, int] | None = None,
-                   decimals_of: Any = None) -> dict[str, Any]:
+def encode_account(
+    account: Account, encoding: str = "binary", data_slice: dict[str, int] | None = None, decimals_of: Any = None
+) -> dict[str, Any]:
     """A `UiAccount`."""
     data = account.data
     if encoding == "jsonParsed":
@@ -71,29 +79,47 @@ def encode_account(account: Account, encoding: str = "binary", data_slice: dict[
         encoded: Any = parsed if parsed is not None else encode_bytes(data, "base64")
     else:
         if data_slice is not None:
-            data = data[data_slice["offset"]:data_slice["offset"] + data_slice["length"]]
+            data = data[data_slice["offset"] : data_slice["offset"] + data_slice["length"]]
         encoded = encode_bytes(data, encoding)
-    return {"lamports": account.lamports, "owner": str(account.owner), "data": encoded,
-            "executable": account.executable, "rentEpoch": min(account.rent_epoch, U64_MAX),
-            "space": len(account.data)}
+    return {
+        "lamports": account.lamports,
+        "owner": str(account.owner),
+        "data": encoded,
+        "executable": account.executable,
+        "rentEpoch": min(account.rent_epoch, U64_MAX),
+        "space": len(account.data),
+    }
 
 
 def encode_message(message: Message | MessageV0) -> dict[str, Any]:
     header = message.header
     encoded: dict[str, Any] = {
         "accountKeys": [str(k) for k in message.account_keys],
-        "header": {"numReadonlySignedAccounts": header.num_readonly_signed_accounts,
-                   "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
-                   "numRequiredSignatures": header.num_required_signatures},
-        "instructions": [{"accounts": list(ix.accounts), "data": based58.b58encode(bytes(ix.data)).decode(),
-                          "programIdIndex": ix.program_id_index, "stackHeight": None}
-                         for ix in message.instructions],
+        "header": {
+            "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+            "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+            "numRequiredSignatures": header.num_required_signatures,
+        },
+        "instructions": [
+            {
+                "accounts": list(ix.accounts),
+                "data": based58.b58encode(bytes(ix.data)).decode(),
+                "programIdIndex": ix.program_id_index,
+                "stackHeight": None,
+            }
+            for ix in message.instructions
+        ],
         "recentBlockhash": str(message.recent_blockhash),
     }
     if isinstance(message, MessageV0):
         encoded["addressTableLookups"] = [
-            {"accountKey": str(lookup.account_key), "writableIndexes": list(lookup.writable_indexes),
-             "readonlyIndexes": list(lookup.readonly_indexes)} for lookup in message.address_table_lookups]
+            {
+                "accountKey": str(lookup.account_key),
+                "writableIndexes": list(lookup.writable_indexes),
+                "readonlyIndexes": list(lookup.readonly_indexes),
+            }
+            for lookup in message.address_table_lookups
+        ]
     return encoded
 
 
@@ -104,8 +130,13 @@ def _u64(data: bytes, offset: int) -> int:
 def _parse_system(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]] | None:
     kind = struct.unpack_from("<I", data, 0)[0] if len(data) >= 4 else None
     if kind == 0 and len(data) >= 52 and len(accounts) >= 2:
-        return "createAccount", {"lamports": _u64(data, 4), "newAccount": accounts[1],
-                                 "owner": str(Pubkey(data[20:52])), "source": accounts[0], "space": _u64(data, 12)}
+        return "createAccount", {
+            "lamports": _u64(data, 4),
+            "newAccount": accounts[1],
+            "owner": str(Pubkey(data[20:52])),
+            "source": accounts[0],
+            "space": _u64(data, 12),
+        }
     if kind == 1 and len(data) >= 36 and accounts:
         return "assign", {"account": accounts[0], "owner": str(Pubkey(data[4:36]))}
     if kind == 2 and len(data) >= 12 and len(accounts) >= 2:
@@ -118,14 +149,27 @@ def _parse_system(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]
 def _parse_token(data: bytes, accounts: list[str]) -> tuple[str, dict[str, Any]] | None:
     kind = data[0] if data else None
     if kind == 3 and len(data) >= 9 and len(accounts) >= 3:
-        return "transfer", {"amount": str(_u64(data, 1)), "authority": accounts[2], "destination": accounts[1],
-                            "source": accounts[0]}
+        return "transfer", {
+            "amount": str(_u64(data, 1)),
+            "authority": accounts[2],
+            "destination": accounts[1],
+            "source": accounts[0],
+        }
     if kind == 12 and len(data) >= 10 and len(accounts) >= 4:
-        return "transferChecked", {"authority": accounts[3], "destination": accounts[2], "mint": accounts[1],
-                                   "source": accounts[0], "tokenAmount": token_amount(_u64(data, 1), data[9])}
+        return "transferChecked", {
+            "authority": accounts[3],
+            "destination": accounts[2],
+            "mint": accounts[1],
+            "source": accounts[0],
+            "tokenAmount": token_amount(_u64(data, 1), data[9]),
+        }
     if kind == 7 and len(data) >= 9 and len(accounts) >= 3:
-        return "mintTo", {"account": accounts[1], "amount": str(_u64(data, 1)), "mint": accounts[0],
-                          "mintAuthority": accounts[2]}
+        return "mintTo", {
+            "account": accounts[1],
+            "amount": str(_u64(data, 1)),
+            "mint": accounts[0],
+            "mintAuthority": accounts[2],
+        }
     if kind == 9 and len(accounts) >= 3:
         return "closeAccount", {"account": accounts[0], "destination": accounts[1], "owner": accounts[2]}
     if kind == 18 and len(data) >= 33 and len(accounts) >= 2:
@@ -137,15 +181,26 @@ def _parse_associated(data: bytes, accounts: list[str]) -> tuple[str, dict[str, 
     kind = {b"": "create", b"\x00": "create", b"\x01": "createIdempotent"}.get(data)
     if kind is None or len(accounts) < 6:
         return None
-    return kind, {"account": accounts[1], "mint": accounts[3], "source": accounts[0], "systemProgram": accounts[4],
-                  "tokenProgram": accounts[5], "wallet": accounts[2]}
+    return kind, {
+        "account": accounts[1],
+        "mint": accounts[3],
+        "source": accounts[0],
+        "systemProgram": accounts[4],
+        "tokenProgram": accounts[5],
+        "wallet": accounts[2],
+    }
 
 
 def parse_instruction(program: Pubkey, data: bytes, accounts: list[str], stack_height: Any = None) -> dict[str, Any]:
     """A `UiInstruction` as Agave's jsonParsed gives it: parsed for the System, SPL Token (both), Associated
     Token and Memo programs when it understands the instruction, else partially decoded."""
-    from ghostpay.localnet.programs import (ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID,
-                                            SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID)
+    from ghostpay.localnet.programs import (
+        ASSOCIATED_TOKEN_PROGRAM_ID,
+        MEMO_PROGRAM_ID,
+        MEMO_V1_PROGRAM_ID,
+        SYSTEM_PROGRAM_ID,
+        TOKEN_PROGRAM_ID,
+    )
 
     parsed: Any = None
     name = None
@@ -157,16 +212,28 @@ def parse_instruction(program: Pubkey, data: bytes, accounts: list[str], stack_h
         name, parsed = "spl-associated-token-account", _parse_associated(data, accounts)
     elif program in (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID):
         try:
-            return {"parsed": data.decode(), "program": "spl-memo", "programId": str(program),
-                    "stackHeight": stack_height}
+            return {
+                "parsed": data.decode(),
+                "program": "spl-memo",
+                "programId": str(program),
+                "stackHeight": stack_height,
+            }
         except UnicodeDecodeError:
             parsed = None
     if parsed is not None:
         kind, info = parsed
-        return {"parsed": {"info": info, "type": kind}, "program": name, "programId": str(program),
-                "stackHeight": stack_height}
-    return {"accounts": accounts, "data": based58.b58encode(data).decode(), "programId": str(program),
-            "stackHeight": stack_height}
+        return {
+            "parsed": {"info": info, "type": kind},
+            "program": name,
+            "programId": str(program),
+            "stackHeight": stack_height,
+        }
+    return {
+        "accounts": accounts,
+        "data": based58.b58encode(data).decode(),
+        "programId": str(program),
+        "stackHeight": stack_height,
+    }
 
 
 def encode_parsed_transaction(raw: bytes, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,16 +247,20 @@ def encode_parsed_transaction(raw: bytes, meta: dict[str, Any]) -> tuple[dict[st
     signers = header.num_required_signatures
     keys = []
     for i, key in enumerate(static):
-        writable = i < signers - header.num_readonly_signed_accounts if i < signers else \
-            i < len(static) - header.num_readonly_unsigned_accounts
+        writable = (
+            i < signers - header.num_readonly_signed_accounts
+            if i < signers
+            else i < len(static) - header.num_readonly_unsigned_accounts
+        )
         keys.append({"pubkey": key, "signer": i < signers, "source": "transaction", "writable": writable})
     keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": True} for k in loaded["writable"]]
     keys += [{"pubkey": k, "signer": False, "source": "lookupTable", "writable": False} for k in loaded["readonly"]]
-    names = [k["pubkey"] for k in keys]
+    names = [str(k["pubkey"]) for k in keys]
 
     def parse(program_index: int, account_indexes: list[int], data: bytes, height: Any = None) -> dict[str, Any]:
-        return parse_instruction(Pubkey.from_string(names[program_index]), data, [names[a] for a in account_indexes],
-                                 height)
+        return parse_instruction(
+            Pubkey.from_string(names[program_index]), data, [names[a] for a in account_indexes], height
+        )
 
     encoded_message: dict[str, Any] = {
         "accountKeys": keys,
@@ -200,9 +271,17 @@ def encode_parsed_transaction(raw: bytes, meta: dict[str, Any]) -> tuple[dict[st
         encoded_message["addressTableLookups"] = encode_message(message)["addressTableLookups"]
     parsed_meta = {k: v for k, v in meta.items() if k != "loadedAddresses"}
     parsed_meta["innerInstructions"] = [
-        {"index": group["index"], "instructions": [
-            parse(ix["programIdIndex"], ix["accounts"], based58.b58decode(ix["data"].encode()), ix.get("stackHeight"))
-            for ix in group["instructions"]]} for group in meta.get("innerInstructions") or []]
+        {
+            "index": group["index"],
+            "instructions": [
+                parse(
+                    ix["programIdIndex"], ix["accounts"], based58.b58decode(ix["data"].encode()), ix.get("stackHeight")
+                )
+                for ix in group["instructions"]
+            ],
+        }
+        for group in meta.get("innerInstructions") or []
+    ]
     return {"message": encoded_message, "signatures": [str(s) for s in tx.signatures]}, parsed_meta
 
 
@@ -225,7 +304,7 @@ def decode_wire(text: Any, encoding: str, what: str) -> bytes:
             return based58.b58decode(text.encode())
         if encoding == "base64":
             return base64.b64decode(text, validate=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the caller's bad input
+    except Exception as exc:  # any decoding failure is the caller's bad input
         raise invalid_params(f"invalid {encoding} encoding: {exc}") from None
     raise invalid_params(f"unknown variant `{encoding}`, expected `base58` or `base64`")
 
@@ -234,12 +313,13 @@ def decode_transaction(text: Any, encoding: str) -> VersionedTransaction:
     raw = decode_wire(text, encoding, "transaction")
     try:
         tx = VersionedTransaction.from_bytes(raw)
-    except Exception as exc:  # noqa: BLE001
-        raise invalid_params(f"failed to deserialize solana_transaction::versioned::VersionedTransaction: {exc}") \
-            from None
+    except Exception as exc:
+        raise invalid_params(
+            f"failed to deserialize solana_transaction::versioned::VersionedTransaction: {exc}"
+        ) from None
     try:
         tx.sanitize()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise invalid_params(f"invalid transaction: {exc}") from None
     return tx
 

@@ -12,14 +12,26 @@ ENGINES = ("litesvm", "solana-test-validator")
 TEST_VALIDATOR = "solana-test-validator"
 
 
-def validator_command(config: LocalnetConfig, program_so: str, program_id: str,
-                           binary: str = TEST_VALIDATOR) -> list[str]:
+def validator_command(
+    config: LocalnetConfig, program_so: str, program_id: str, binary: str = TEST_VALIDATOR
+) -> list[str]:
     """The solana-test-validator command line for `config` (its pub-sub is always RPC port + 1)."""
     if config.ws_port != config.rpc_port + 1:
-        raise LocalnetError(f"{TEST_VALIDATOR} serves pub-sub on the RPC port + 1 ({config.rpc_port + 1}), "
-                            f"not {config.ws_port}")
-    command = [binary, "--ledger", str(config.ledger_dir), "--rpc-port", str(config.rpc_port),
-               "--bind-address", config.host, "--bpf-program", program_id, program_so]
+        raise LocalnetError(
+            f"{TEST_VALIDATOR} serves pub-sub on the RPC port + 1 ({config.rpc_port + 1}), not {config.ws_port}"
+        )
+    command = [
+        binary,
+        "--ledger",
+        str(config.ledger_dir),
+        "--rpc-port",
+        str(config.rpc_port),
+        "--bind-address",
+        config.host,
+        "--bpf-program",
+        program_id,
+        program_so,
+    ]
     if config.reset:
         command.append("--reset")
     if config.quiet:

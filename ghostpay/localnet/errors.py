@@ -34,7 +34,9 @@ class RpcError(Exception):
 
 
 def invalid_params(detail: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, f"Invalid params: {detail}." if not detail.endswith(".") else f"Invalid params: {detail}")
+    return RpcError(
+        INVALID_PARAMS, f"Invalid params: {detail}" if detail.endswith(".") else f"Invalid params: {detail}."
+    )
 
 
 TRANSACTION_ERRORS = {

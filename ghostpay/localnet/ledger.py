@@ -14,9 +14,10 @@ import fcntl
 import json
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ghostpay.paths import private_dir, private_file
 
@@ -39,8 +40,10 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # A stored transaction's error as JSON text (NULL on success), read without decoding the whole meta.
-ERR_COLUMN = ("CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract("
-              "t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END")
+ERR_COLUMN = (
+    "CASE json_type(t.meta, '$.err') WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract("
+    "t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END"
+)
 
 RECENT_STATUSES = 20_000
 LEDGER_FILE = "ledger.sqlite3"
@@ -125,7 +128,8 @@ class Ledger:
         if accounts:
             self.db.executemany(
                 "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
-                [(a.pubkey, a.lamports, a.owner, int(a.executable), a.rent_epoch, a.data) for a in accounts])
+                [(a.pubkey, a.lamports, a.owner, int(a.executable), a.rent_epoch, a.data) for a in accounts],
+            )
 
     def delete_accounts(self, pubkeys: list[bytes]) -> None:
         if pubkeys:
@@ -137,8 +141,9 @@ class Ledger:
 
     # -- transactions ------------------------------------------------------------------------
 
-    def put_transaction(self, signature: bytes, slot: int, block_time: int, raw: bytes,
-                        meta: dict[str, Any], addresses: list[bytes]) -> None:
+    def put_transaction(
+        self, signature: bytes, slot: int, block_time: int, raw: bytes, meta: dict[str, Any], addresses: list[bytes]
+    ) -> None:
         cursor = self.db.execute(
             "INSERT INTO transactions (signature, slot, block_time, raw, meta) VALUES (?, ?, ?, ?, ?)",
             (signature, slot, block_time, raw, json.dumps(meta, separators=(",", ":"))),
@@ -149,15 +154,17 @@ class Ledger:
         self._recent[signature] = (slot, meta["err"])
         if len(self._recent) > RECENT_STATUSES:
             self._recent.popitem(last=False)
-        self.db.executemany("INSERT OR IGNORE INTO address_signatures VALUES (?, ?)",
-                            [(address, seq) for address in addresses])
+        self.db.executemany(
+            "INSERT OR IGNORE INTO address_signatures VALUES (?, ?)", [(address, seq) for address in addresses]
+        )
 
     def transaction(self, signature: bytes) -> StoredTransaction | None:
         seq = self._seq.get(signature)
         if seq is None:
             return None
         row = self.db.execute(
-            "SELECT seq, signature, slot, block_time, raw, meta FROM transactions WHERE seq = ?", (seq,)).fetchone()
+            "SELECT seq, signature, slot, block_time, raw, meta FROM transactions WHERE seq = ?", (seq,)
+        ).fetchone()
         return StoredTransaction(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
 
     def status(self, signature: bytes) -> tuple[int, Any] | None:
@@ -180,16 +187,21 @@ class Ledger:
         """The ledger order of a stored transaction."""
         return self._seq.get(signature)
 
-    def signatures_for_address(self, address: bytes, limit: int, before_seq: int | None,
-                               until_seq: int | None) -> list[SignatureRow]:
+    def signatures_for_address(
+        self, address: bytes, limit: int, before_seq: int | None, until_seq: int | None
+    ) -> list[SignatureRow]:
         """Newest first: the transactions that mention `address`, strictly between `until` and `before`.
         Only the columns the answer needs: the error is cut out of the stored meta by SQLite."""
         rows = self.db.execute(
             f"SELECT t.signature, t.slot, t.block_time, {ERR_COLUMN}, t.raw "
             "FROM address_signatures a JOIN transactions t ON t.seq = a.seq "
             "WHERE a.address = ? AND a.seq < ? AND a.seq > ? ORDER BY a.seq DESC LIMIT ?",
-            (address, before_seq if before_seq is not None else 2**62,
-             until_seq if until_seq is not None else -1, limit),
+            (
+                address,
+                before_seq if before_seq is not None else 2**62,
+                until_seq if until_seq is not None else -1,
+                limit,
+            ),
         )
         return [SignatureRow(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4]) for r in rows]
 

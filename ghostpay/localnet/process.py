@@ -1,8 +1,8 @@
 """A localnet in a subprocess on free ports: for `ghost demo`, the tests and the benchmark.
 
-    net = LocalnetProcess(Path("/tmp/ledger")).start()   # returns once getHealth is ok
-    net.rpc("getSlot")["result"]
-    net.stop()
+net = LocalnetProcess(Path("/tmp/ledger")).start()   # returns once getHealth is ok
+net.rpc("getSlot")["result"]
+net.stop()
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class LocalnetProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}"
 
-    def start(self) -> "LocalnetProcess":
+    def start(self) -> LocalnetProcess:
         """Starts the server and returns once `getHealth` answers ok. Free ports can be taken by another
         process between picking and binding them: then it starts again on new ones (a few times)."""
         for attempt in range(PORT_ATTEMPTS):
@@ -79,15 +79,27 @@ class LocalnetProcess:
                 self.rpc_port, self.ws_port = free_port_pair()
         raise AssertionError("unreachable")
 
-    def _start(self) -> "LocalnetProcess":
+    def _start(self) -> LocalnetProcess:
         started = time.perf_counter()
         env = dict(os.environ)
         if self.home is not None:
             env["GHOSTPAY_HOME"] = str(self.home)
         self.proc = start_attached_child(
-            python_module_command("ghostpay.localnet", "--ledger", str(self.ledger), "--rpc-port", str(self.rpc_port),
-                                  "--ws-port", str(self.ws_port), *self.extra),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            python_module_command(
+                "ghostpay.localnet",
+                "--ledger",
+                str(self.ledger),
+                "--rpc-port",
+                str(self.rpc_port),
+                "--ws-port",
+                str(self.ws_port),
+                *self.extra,
+            ),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -105,8 +117,9 @@ class LocalnetProcess:
 
     def rpc(self, method: str, *params: object, timeout: float = 10) -> dict:
         """One JSON-RPC call; the whole reply (`result` or `error`)."""
-        return httpx.post(self.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                          timeout=timeout).json()
+        return httpx.post(
+            self.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=timeout
+        ).json()
 
     def stop(self, sig: int = signal.SIGINT) -> str:
         """Stop with `sig`; returns the process's stdout."""

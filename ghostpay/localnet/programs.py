@@ -37,7 +37,7 @@ def _embedded_elves(blob: bytes) -> list[bytes]:
         if struct.unpack_from("<H", blob, start + 18)[0] == _EM_BPF:
             section_offset = struct.unpack_from("<Q", blob, start + 0x28)[0]
             entry_size, entries = struct.unpack_from("<HH", blob, start + 0x3A)
-            elves.append(blob[start:start + section_offset + entry_size * entries])
+            elves.append(blob[start : start + section_offset + entry_size * entries])
         start = blob.find(_ELF_MAGIC, start + 1)
     return elves
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from solders.account import Account
 from solders.pubkey import Pubkey
@@ -21,13 +22,25 @@ from websockets.exceptions import ConnectionClosed
 
 from ghostpay.localnet import encoding as enc
 from ghostpay.localnet.chain import Chain
-from ghostpay.localnet.errors import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, \
-    invalid_params
+from ghostpay.localnet.errors import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RpcError,
+    invalid_params,
+)
 from ghostpay.localnet.programs import SYSTEM_PROGRAM_ID
 from ghostpay.localnet.rpc import Rpc, account_encoding, config, param, pubkey, required, signature
 
-NOTIFICATION = {"account": "accountNotification", "logs": "logsNotification", "program": "programNotification",
-                "signature": "signatureNotification", "slot": "slotNotification", "root": "rootNotification"}
+NOTIFICATION = {
+    "account": "accountNotification",
+    "logs": "logsNotification",
+    "program": "programNotification",
+    "signature": "signatureNotification",
+    "slot": "slotNotification",
+    "root": "rootNotification",
+}
 EMPTY_ACCOUNT = Account(0, b"", SYSTEM_PROGRAM_ID, False, 0)
 
 
@@ -37,7 +50,7 @@ class Subscription:
 
     id: int
     kind: str  # a key of NOTIFICATION
-    client: "Client"
+    client: Client
     key: str | None = None  # account, program, signature, or the logs `mentions` address
     cfg: dict[str, Any] | None = None
     checks: list[Callable[[bytes], bool]] | None = None
@@ -99,17 +112,20 @@ class PubSub:
 
     def handle_one(self, client: Client, request: Any) -> dict[str, Any] | None:
         """The reply to one request; None when the reply was already queued (subscriptions)."""
-        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
-                not isinstance(request.get("method"), str):
+        if (
+            not isinstance(request, dict)
+            or request.get("jsonrpc") != "2.0"
+            or not isinstance(request.get("method"), str)
+        ):
             return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"}, "id": None}
         request_id, method, params = request.get("id"), request["method"], request.get("params") or []
         if not isinstance(params, list):
             return {"jsonrpc": "2.0", "error": invalid_params("expected a sequence").to_json(), "id": request_id}
         try:
-            if method.endswith("Unsubscribe") and method[:-len("Unsubscribe")] in NOTIFICATION:
+            if method.endswith("Unsubscribe") and method[: -len("Unsubscribe")] in NOTIFICATION:
                 return {"jsonrpc": "2.0", "result": self.unsubscribe(client, params), "id": request_id}
-            if method.endswith("Subscribe") and method[:-len("Subscribe")] in NOTIFICATION:
-                sub = self.subscribe(client, method[:-len("Subscribe")], params)
+            if method.endswith("Subscribe") and method[: -len("Subscribe")] in NOTIFICATION:
+                sub = self.subscribe(client, method[: -len("Subscribe")], params)
                 client.send({"jsonrpc": "2.0", "result": sub.id, "id": request_id})
                 self.after_subscribe(sub)
                 return None
@@ -117,8 +133,7 @@ class PubSub:
             return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
         if method in self.rpc.methods:  # Agave's pub-sub answers only subscriptions; be lenient
             return self.rpc.handle(request)
-        return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
-                "id": request_id}
+        return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"}, "id": request_id}
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -140,8 +155,11 @@ class PubSub:
             required(params, 1)
             selector = params[0]
             config(params, 1)
-            if isinstance(selector, dict) and isinstance(selector.get("mentions"), list) and \
-                    len(selector["mentions"]) == 1:
+            if (
+                isinstance(selector, dict)
+                and isinstance(selector.get("mentions"), list)
+                and len(selector["mentions"]) == 1
+            ):
                 sub.key = str(pubkey(selector["mentions"][0]))
             elif selector not in ("all", "allWithVotes"):
                 raise RpcError(INVALID_PARAMS, "Invalid Request: Only 1 address supported")
@@ -170,8 +188,9 @@ class PubSub:
 
     @staticmethod
     def notify(sub: Subscription, result: Any) -> None:
-        sub.client.send({"jsonrpc": "2.0", "method": NOTIFICATION[sub.kind],
-                         "params": {"result": result, "subscription": sub.id}})
+        sub.client.send(
+            {"jsonrpc": "2.0", "method": NOTIFICATION[sub.kind], "params": {"result": result, "subscription": sub.id}}
+        )
 
     # -- chain events (ChainListener) ----------------------------------------------------------------
 
@@ -197,10 +216,15 @@ class PubSub:
             for sub in list(self.subscriptions.values()):
                 if sub.kind == "account" and sub.key == address:
                     self.notify(sub, {"context": context, "value": self.encode(shown, sub)})
-                elif sub.kind == "program" and sub.key == owner and account is not None and \
-                        all(check(shown.data) for check in sub.checks or []):
-                    self.notify(sub, {"context": context,
-                                      "value": {"pubkey": address, "account": self.encode(shown, sub)}})
+                elif (
+                    sub.kind == "program"
+                    and sub.key == owner
+                    and account is not None
+                    and all(check(shown.data) for check in sub.checks or [])
+                ):
+                    self.notify(
+                        sub, {"context": context, "value": {"pubkey": address, "account": self.encode(shown, sub)}}
+                    )
 
     def encode(self, account: Account, sub: Subscription) -> dict[str, Any]:
         cfg = sub.cfg or {}

@@ -7,7 +7,8 @@ object; `Rpc.handle_body` takes a raw HTTP body (single or batch request).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from solders.hash import Hash
 from solders.message import Message, MessageV0
@@ -17,9 +18,19 @@ from solders.signature import Signature
 from ghostpay.localnet import encoding as enc
 from ghostpay.localnet.chain import Chain, fee_for_message, is_mint, is_token_account, token_amount
 from ghostpay.localnet.errors import (
-    BLOCK_NOT_AVAILABLE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
-    SEND_TRANSACTION_PREFLIGHT_FAILURE, TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
-    UNSUPPORTED_TRANSACTION_VERSION, RpcError, describe_transaction_error, invalid_params)
+    BLOCK_NOT_AVAILABLE,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SEND_TRANSACTION_PREFLIGHT_FAILURE,
+    TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
+    UNSUPPORTED_TRANSACTION_VERSION,
+    RpcError,
+    describe_transaction_error,
+    invalid_params,
+)
 from ghostpay.localnet.programs import TOKEN_PROGRAMS
 
 SOLANA_CORE_VERSION = "2.1.21"  # the Agave line solders 0.26's LiteSVM runs
@@ -30,6 +41,16 @@ MAX_SIGNATURE_STATUSES = 256
 MAX_SIGNATURES_FOR_ADDRESS = 1000
 
 Handler = Callable[[list[Any]], Any]
+
+
+def _data_size(size: int) -> Callable[[bytes], bool]:
+    """getProgramAccounts' `dataSize` filter."""
+    return lambda data: len(data) == size
+
+
+def _memcmp(offset: int, end: int, wanted: bytes) -> Callable[[bytes], bool]:
+    """getProgramAccounts' `memcmp` filter: `wanted` at data[offset:end]."""
+    return lambda data: data[offset:end] == wanted
 
 
 def param(params: list[Any], index: int, default: Any = None) -> Any:
@@ -73,8 +94,9 @@ def required(params: list[Any], count: int) -> None:
 def account_encoding(cfg: dict[str, Any], default: str = "binary") -> str:
     encoding = cfg.get("encoding") or default
     if encoding not in enc.ACCOUNT_ENCODINGS:
-        raise invalid_params(f"unknown variant `{encoding}`, expected one of `binary`, `base58`, `base64`, "
-                             "`jsonParsed`, `base64+zstd`")
+        raise invalid_params(
+            f"unknown variant `{encoding}`, expected one of `binary`, `base58`, `base64`, `jsonParsed`, `base64+zstd`"
+        )
     return encoding
 
 
@@ -82,8 +104,11 @@ def data_slice(cfg: dict[str, Any]) -> dict[str, int] | None:
     sliced = cfg.get("dataSlice")
     if sliced is None:
         return None
-    if not isinstance(sliced, dict) or not isinstance(sliced.get("offset"), int) or \
-            not isinstance(sliced.get("length"), int):
+    if (
+        not isinstance(sliced, dict)
+        or not isinstance(sliced.get("offset"), int)
+        or not isinstance(sliced.get("length"), int)
+    ):
         raise invalid_params("dataSlice needs integer `offset` and `length`")
     return sliced
 
@@ -94,7 +119,7 @@ class Rpc:
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.methods: dict[str, Handler] = {
-            name[len("rpc_"):]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
+            name[len("rpc_") :]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
 
     # -- framing -------------------------------------------------------------------------
@@ -107,23 +132,31 @@ class Rpc:
             return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
         if isinstance(request, list):
             if not request:
-                return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"},
-                        "id": None}
+                return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"}, "id": None}
             return [self.handle(item) for item in request]
         return self.handle(request)
 
     def handle(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
-                not isinstance(request.get("method"), str) or \
-                not isinstance(request.get("id", 0), (int, str, type(None))):
+        if (
+            not isinstance(request, dict)
+            or request.get("jsonrpc") != "2.0"
+            or not isinstance(request.get("method"), str)
+            or not isinstance(request.get("id", 0), (int, str, type(None)))
+        ):
             request_id = request.get("id") if isinstance(request, dict) else None
-            return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"},
-                    "id": request_id if isinstance(request_id, (int, str)) else None}
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": INVALID_REQUEST, "message": "Invalid request"},
+                "id": request_id if isinstance(request_id, (int, str)) else None,
+            }
         request_id = request.get("id")
         handler = self.methods.get(request["method"])
         if handler is None:
-            return {"jsonrpc": "2.0", "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
-                    "id": request_id}
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"},
+                "id": request_id,
+            }
         params = request.get("params") or []
         if not isinstance(params, list):
             error = invalid_params("invalid type: map, expected a sequence").to_json()
@@ -132,9 +165,12 @@ class Rpc:
             return {"jsonrpc": "2.0", "result": handler(params), "id": request_id}
         except RpcError as exc:
             return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
-        except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever one request does
-            return {"jsonrpc": "2.0", "error": {"code": INTERNAL_ERROR, "message": f"Internal error: {exc}"},
-                    "id": request_id}
+        except Exception as exc:  # the server keeps serving whatever one request does
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": INTERNAL_ERROR, "message": f"Internal error: {exc}"},
+                "id": request_id,
+            }
 
     def context(self) -> dict[str, Any]:
         return {"slot": self.chain.slot, "apiVersion": SOLANA_CORE_VERSION}
@@ -174,13 +210,14 @@ class Rpc:
     def _filters(cfg: dict[str, Any]) -> list[Callable[[bytes], bool]]:
         filters = cfg.get("filters") or []
         if not isinstance(filters, list) or len(filters) > 4:
-            raise invalid_params("Too many filters provided; max 4" if isinstance(filters, list)
-                                 else "filters must be an array")
+            raise invalid_params(
+                "Too many filters provided; max 4" if isinstance(filters, list) else "filters must be an array"
+            )
         checks: list[Callable[[bytes], bool]] = []
         for spec in filters:
             if isinstance(spec, dict) and isinstance(spec.get("dataSize"), int):
                 size = spec["dataSize"]
-                checks.append(lambda data, size=size: len(data) == size)
+                checks.append(_data_size(size))
             elif isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
                 memcmp = spec["memcmp"]
                 offset = memcmp.get("offset")
@@ -190,7 +227,7 @@ class Rpc:
                 if len(wanted) > 128:
                     raise invalid_params("encoded binary data should be less than 129 bytes")
                 end = offset + len(wanted)
-                checks.append(lambda data, o=offset, e=end, w=wanted: data[o:e] == w)
+                checks.append(_memcmp(offset, end, wanted))
             else:
                 raise invalid_params(f"unsupported filter: {json.dumps(spec)}")
         return checks
@@ -200,9 +237,11 @@ class Rpc:
         owner, cfg = pubkey(params[0]), config(params, 1)
         checks = self._filters(cfg)
         account_encoding(cfg)
-        value = [{"pubkey": str(key), "account": self.ui_account(account, cfg)}
-                 for key, account in self.chain.program_accounts(owner)
-                 if all(check(account.data) for check in checks)]
+        value = [
+            {"pubkey": str(key), "account": self.ui_account(account, cfg)}
+            for key, account in self.chain.program_accounts(owner)
+            if all(check(account.data) for check in checks)
+        ]
         return self.with_context(value) if cfg.get("withContext") else value
 
     def rpc_getMinimumBalanceForRentExemption(self, params: list[Any]) -> Any:
@@ -226,8 +265,11 @@ class Rpc:
         for program in token_programs:
             for key, account in self.chain.program_accounts(program):
                 data = account.data
-                if is_token_account(account) and data[32:64] == bytes(owner) and \
-                        (mint is None or data[0:32] == bytes(mint)):
+                if (
+                    is_token_account(account)
+                    and data[32:64] == bytes(owner)
+                    and (mint is None or data[0:32] == bytes(mint))
+                ):
                     value.append({"pubkey": str(key), "account": self.ui_account(account, cfg)})
         return self.with_context(value)
 
@@ -258,12 +300,22 @@ class Rpc:
         limit = cfg.get("limit") or MAX_SIGNATURES_FOR_ADDRESS
         if not isinstance(limit, int) or not 1 <= limit <= MAX_SIGNATURES_FOR_ADDRESS:
             raise invalid_params("Invalid limit; max 1000")
-        bounds = [self.chain.ledger.seq(bytes(signature(cfg[name]))) if cfg.get(name) is not None else None
-                  for name in ("before", "until")]
+        bounds = [
+            self.chain.ledger.seq(bytes(signature(cfg[name]))) if cfg.get(name) is not None else None
+            for name in ("before", "until")
+        ]
         rows = self.chain.ledger.signatures_for_address(bytes(address), limit, bounds[0], bounds[1])
-        return [{"signature": str(Signature(row.signature)), "slot": row.slot, "err": row.err,
-                 "memo": enc.transaction_memo(row.raw), "blockTime": row.block_time, "confirmationStatus": "finalized"}
-                for row in rows]
+        return [
+            {
+                "signature": str(Signature(row.signature)),
+                "slot": row.slot,
+                "err": row.err,
+                "memo": enc.transaction_memo(row.raw),
+                "blockTime": row.block_time,
+                "confirmationStatus": "finalized",
+            }
+            for row in rows
+        ]
 
     def rpc_getSignatureStatuses(self, params: list[Any]) -> Any:
         required(params, 1)
@@ -275,10 +327,17 @@ class Rpc:
         value = []
         for sig in params[0]:
             status = self.chain.status(signature(sig))
-            value.append(None if status is None else {
-                "slot": status[0], "confirmations": None, "err": status[1],
-                "status": {"Ok": None} if status[1] is None else {"Err": status[1]},
-                "confirmationStatus": "finalized"})
+            value.append(
+                None
+                if status is None
+                else {
+                    "slot": status[0],
+                    "confirmations": None,
+                    "err": status[1],
+                    "status": {"Ok": None} if status[1] is None else {"Err": status[1]},
+                    "confirmationStatus": "finalized",
+                }
+            )
         return self.with_context(value)
 
     def rpc_getTransaction(self, params: list[Any]) -> Any:
@@ -287,24 +346,32 @@ class Rpc:
         cfg = {"encoding": params[1]} if isinstance(param(params, 1), str) else config(params, 1)
         encoding = cfg.get("encoding") or "json"
         if encoding not in ("json", "jsonParsed", "base64", "base58"):  # never answer in another shape
-            raise invalid_params(f"unsupported encoding: {encoding!r}; this localnet serves getTransaction as "
-                                 "json, jsonParsed, base64 or base58")
+            raise invalid_params(
+                f"unsupported encoding: {encoding!r}; this localnet serves getTransaction as "
+                "json, jsonParsed, base64 or base58"
+            )
         stored = self.chain.ledger.transaction(bytes(sig))
         if stored is None:
             return None
         max_version = cfg.get("maxSupportedTransactionVersion")
         version: Any = "legacy" if stored.raw[1 + 64 * stored.raw[0]] < 0x80 else 0
         if version == 0 and max_version is None:
-            raise RpcError(UNSUPPORTED_TRANSACTION_VERSION,
-                           "Transaction version (0) is not supported by the requesting client. Please try the "
-                           "request again with the following configuration parameter: "
-                           "\"maxSupportedTransactionVersion\": 0")
+            raise RpcError(
+                UNSUPPORTED_TRANSACTION_VERSION,
+                "Transaction version (0) is not supported by the requesting client. Please try the "
+                "request again with the following configuration parameter: "
+                '"maxSupportedTransactionVersion": 0',
+            )
         if encoding == "jsonParsed":
             transaction, meta = enc.encode_parsed_transaction(stored.raw, stored.meta)
         else:
             transaction, meta = enc.encode_transaction(stored.raw, encoding), stored.meta
-        result: dict[str, Any] = {"slot": stored.slot, "transaction": transaction, "meta": meta,
-                                  "blockTime": stored.block_time}
+        result: dict[str, Any] = {
+            "slot": stored.slot,
+            "transaction": transaction,
+            "meta": meta,
+            "blockTime": stored.block_time,
+        }
         if max_version is not None:
             result["version"] = version
         return result
@@ -312,8 +379,9 @@ class Rpc:
     def rpc_getLatestBlockhash(self, params: list[Any]) -> Any:
         config(params, 0)
         chain = self.chain
-        return self.with_context({"blockhash": chain.blockhash,
-                                  "lastValidBlockHeight": chain.last_valid_block_height()})
+        return self.with_context(
+            {"blockhash": chain.blockhash, "lastValidBlockHeight": chain.last_valid_block_height()}
+        )
 
     def rpc_isBlockhashValid(self, params: list[Any]) -> Any:
         required(params, 1)
@@ -331,20 +399,27 @@ class Rpc:
         config(params, 1)
         raw = enc.decode_wire(params[0], "base64", "message")
         try:
-            message: Message | MessageV0 = MessageV0.from_bytes(raw[1:]) if raw[:1] == b"\x80" \
-                else Message.from_bytes(raw)
-        except Exception as exc:  # noqa: BLE001
+            message: Message | MessageV0 = (
+                MessageV0.from_bytes(raw[1:]) if raw[:1] == b"\x80" else Message.from_bytes(raw)
+            )
+        except Exception as exc:
             raise invalid_params(f"invalid message: {exc}") from None
         valid = self.chain.is_blockhash_valid(str(message.recent_blockhash))
         return self.with_context(fee_for_message(message) if valid else None)
 
     @staticmethod
-    def _simulation_value(outcome: Any, accounts: Any = None, inner: bool = False,
-                          replacement: Any = None) -> dict[str, Any]:
-        value = {"err": outcome.err, "logs": outcome.logs, "accounts": accounts, "unitsConsumed": outcome.units,
-                 "returnData": outcome.return_data,
-                 "innerInstructions": outcome.inner_instructions if inner else None,
-                 "replacementBlockhash": replacement}
+    def _simulation_value(
+        outcome: Any, accounts: Any = None, inner: bool = False, replacement: Any = None
+    ) -> dict[str, Any]:
+        value = {
+            "err": outcome.err,
+            "logs": outcome.logs,
+            "accounts": accounts,
+            "unitsConsumed": outcome.units,
+            "returnData": outcome.return_data,
+            "innerInstructions": outcome.inner_instructions if inner else None,
+            "replacementBlockhash": replacement,
+        }
         return value
 
     def rpc_sendTransaction(self, params: list[Any]) -> Any:
@@ -358,9 +433,11 @@ class Rpc:
         if preflight and outcome.err == "SignatureFailure":
             raise RpcError(TRANSACTION_SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
         if preflight and outcome.err is not None:
-            raise RpcError(SEND_TRANSACTION_PREFLIGHT_FAILURE,
-                           f"Transaction simulation failed: {describe_transaction_error(outcome.err)}",
-                           self._simulation_value(outcome))
+            raise RpcError(
+                SEND_TRANSACTION_PREFLIGHT_FAILURE,
+                f"Transaction simulation failed: {describe_transaction_error(outcome.err)}",
+                self._simulation_value(outcome),
+            )
         return outcome.signature
 
     def rpc_simulateTransaction(self, params: list[Any]) -> Any:
@@ -386,10 +463,14 @@ class Rpc:
             for key in addresses:
                 account = post[key] if key in post else self.chain.account(key)
                 accounts.append(None if account is None else self.ui_account(account, accounts_cfg))
-        replacement = {"blockhash": self.chain.blockhash,
-                       "lastValidBlockHeight": self.chain.last_valid_block_height()} if replace else None
-        return self.with_context(self._simulation_value(outcome, accounts, bool(cfg.get("innerInstructions")),
-                                                        replacement))
+        replacement = (
+            {"blockhash": self.chain.blockhash, "lastValidBlockHeight": self.chain.last_valid_block_height()}
+            if replace
+            else None
+        )
+        return self.with_context(
+            self._simulation_value(outcome, accounts, bool(cfg.get("innerInstructions")), replacement)
+        )
 
     def rpc_requestAirdrop(self, params: list[Any]) -> Any:
         required(params, 2)
@@ -418,9 +499,13 @@ class Rpc:
 
     def rpc_getEpochSchedule(self, params: list[Any]) -> Any:
         schedule = self.chain.schedule
-        return {"firstNormalEpoch": schedule.first_normal_epoch, "firstNormalSlot": schedule.first_normal_slot,
-                "leaderScheduleSlotOffset": schedule.leader_schedule_slot_offset,
-                "slotsPerEpoch": schedule.slots_per_epoch, "warmup": schedule.warmup}
+        return {
+            "firstNormalEpoch": schedule.first_normal_epoch,
+            "firstNormalSlot": schedule.first_normal_slot,
+            "leaderScheduleSlotOffset": schedule.leader_schedule_slot_offset,
+            "slotsPerEpoch": schedule.slots_per_epoch,
+            "warmup": schedule.warmup,
+        }
 
     def rpc_getTransactionCount(self, params: list[Any]) -> Any:
         config(params, 0)
@@ -457,8 +542,11 @@ class Rpc:
     def rpc_getRecentPrioritizationFees(self, params: list[Any]) -> Any:
         addresses = param(params, 0, [])
         if not isinstance(addresses, list) or len(addresses) > 128:
-            raise invalid_params("Too many inputs provided; max 128" if isinstance(addresses, list)
-                                 else "expected an array of public keys")
+            raise invalid_params(
+                "Too many inputs provided; max 128"
+                if isinstance(addresses, list)
+                else "expected an array of public keys"
+            )
         for address in addresses:
             pubkey(address)
         first = max(0, self.chain.slot - 149)

@@ -16,6 +16,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from solders.pubkey import Pubkey
 from websockets.asyncio.server import serve
@@ -29,8 +30,10 @@ from ghostpay.paths import data_dir
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_HEAD = 64 * 1024
-CORS = (b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: POST, GET, OPTIONS\r\n"
-        b"Access-Control-Allow-Headers: *\r\n")
+CORS = (
+    b"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: POST, GET, OPTIONS\r\n"
+    b"Access-Control-Allow-Headers: *\r\n"
+)
 
 
 def default_ledger() -> Path:
@@ -67,8 +70,9 @@ def reset_ledger(directory: Path) -> None:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock a running Ledger holds
         except BlockingIOError:
-            raise LocalnetError(f"the ledger {directory} is in use by a running localnet; stop it first "
-                                "('ghost localnet stop')") from None
+            raise LocalnetError(
+                f"the ledger {directory} is in use by a running localnet; stop it first ('ghost localnet stop')"
+            ) from None
         for suffix in ("", "-wal", "-shm"):  # under the lock: no localnet can open it meanwhile
             (directory / (LEDGER_FILE + suffix)).unlink(missing_ok=True)
 
@@ -143,21 +147,18 @@ class HttpRpcProtocol(asyncio.Protocol):
         self.group_commit = group_commit
         self.buffer = bytearray()
         self.request: HttpRequest | None = None
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any data_received
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's connection: a full Transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         try:
-            while self.transport is not None and not self.transport.is_closing() and self._serve_one():
+            while not self.transport.is_closing() and self._serve_one():
                 pass
         except ValueError:  # a malformed request line, header or chunk size: drop the connection
-            self.transport.close()  # type: ignore[union-attr]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
+            self.transport.close()
 
     def _serve_one(self) -> bool:
         """Serve the first complete request in the buffer; False when it holds none."""
@@ -169,7 +170,7 @@ class HttpRpcProtocol(asyncio.Protocol):
                 return False
             self.request = self._head(bytes(self.buffer[:end]).decode("latin-1"), end + 4)
             if self.request is None:
-                self.transport.close()  # type: ignore[union-attr]
+                self.transport.close()
                 return False
         request = self.request
         try:
@@ -181,7 +182,7 @@ class HttpRpcProtocol(asyncio.Protocol):
         if body is None:
             if request.headers.get("expect", "").lower() == "100-continue" and not request.continued:
                 request.continued = True
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return False
         self.request = None
         if request.method == "OPTIONS":
@@ -190,11 +191,13 @@ class HttpRpcProtocol(asyncio.Protocol):
             self._answer(200, b"ok", "text/plain", request.keep_alive)
         elif request.method == "POST":
             response = self.rpc.handle_body(body)
-            self._answer(200, json.dumps(response, separators=(",", ":")).encode(), "application/json",
-                         request.keep_alive)
+            self._answer(
+                200, json.dumps(response, separators=(",", ":")).encode(), "application/json", request.keep_alive
+            )
         else:
-            self._answer(405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain",
-                         request.keep_alive)
+            self._answer(
+                405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
+            )
         return request.keep_alive
 
     @staticmethod
@@ -232,7 +235,7 @@ class HttpRpcProtocol(asyncio.Protocol):
                     raise PayloadTooLarge
                 if len(buffer) < position + size + 2:
                     return None
-                chunks.append(bytes(buffer[position:position + size]))
+                chunks.append(bytes(buffer[position : position + size]))
                 position += size + 2
             while True:  # trailers, up to the empty line
                 line_end = buffer.find(b"\r\n", position)
@@ -248,16 +251,21 @@ class HttpRpcProtocol(asyncio.Protocol):
             raise PayloadTooLarge
         if len(buffer) < position + length:
             return None
-        body = bytes(buffer[position:position + length])
-        del buffer[:position + length]
+        body = bytes(buffer[position : position + length])
+        del buffer[: position + length]
         return body
 
     def _answer(self, status: int, body: bytes, content_type: str, keep_alive: bool) -> None:
         reason = {200: "OK", 204: "No Content", 405: "Method Not Allowed", 413: "Payload Too Large"}[status]
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n").encode()
-        self.group_commit.answer(self.transport, head + CORS + b"\r\n" + body,  # type: ignore[arg-type]
-                                 close=not keep_alive)
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
+        ).encode()
+        self.group_commit.answer(
+            self.transport,
+            head + CORS + b"\r\n" + body,
+            close=not keep_alive,
+        )
 
 
 class Localnet:
@@ -298,8 +306,9 @@ class Localnet:
         loop = asyncio.get_running_loop()
         try:
             group_commit = GroupCommit(self.ledger)
-            http = await loop.create_server(lambda: HttpRpcProtocol(self.rpc, group_commit), cfg.host, cfg.rpc_port,
-                                            reuse_address=True)
+            http = await loop.create_server(
+                lambda: HttpRpcProtocol(self.rpc, group_commit), cfg.host, cfg.rpc_port, reuse_address=True
+            )
         except OSError as exc:
             raise LocalnetError(f"cannot listen on {cfg.host}:{cfg.rpc_port} for RPC: {exc.strerror}") from None
         try:
@@ -311,12 +320,15 @@ class Localnet:
             loop.add_signal_handler(sig, self.stopping.set)
         ticker = asyncio.create_task(self._tick())
         if not cfg.quiet:
-            print("GhostPay localnet ready\n"
-                  f"  JSON-RPC:  http://{cfg.host}:{cfg.rpc_port}\n"
-                  f"  WebSocket: ws://{cfg.host}:{cfg.ws_port}\n"
-                  f"  ledger:    {cfg.ledger_dir}\n"
-                  f"  program:   {self.chain.program_id}\n"
-                  f"  slot:      {self.chain.slot}", flush=True)
+            print(
+                "GhostPay localnet ready\n"
+                f"  JSON-RPC:  http://{cfg.host}:{cfg.rpc_port}\n"
+                f"  WebSocket: ws://{cfg.host}:{cfg.ws_port}\n"
+                f"  ledger:    {cfg.ledger_dir}\n"
+                f"  program:   {self.chain.program_id}\n"
+                f"  slot:      {self.chain.slot}",
+                flush=True,
+            )
         await self.stopping.wait()
         ticker.cancel()
         http.close()
@@ -351,4 +363,3 @@ def run(config: LocalnetConfig) -> None:
         raise LocalnetError(f"{config.program_so}: {exc}") from None
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(localnet.run())
-

@@ -8,7 +8,8 @@ on the server's cluster (e.g. "USDC"), which a model can pass back wherever a to
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -17,22 +18,21 @@ from ghostpay.tokens import MintInfo, from_atomic
 from ghostpay.x402.buyer import PaymentRecord, Quote
 from ghostpay.spending import MintSpending
 
-
 Labels = Mapping[str, str]  # mint -> its token label on the cluster (ClusterLabels.by_mint)
-LABEL = Field(None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")
+LABEL = Field(default=None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")
 
 
 class CallPrice(BaseModel):
     mint: str
-    label: Optional[str] = LABEL
-    price: Optional[str] = Field(None, description="Whole tokens per call (None when the mint cannot be read).")
+    label: str | None = LABEL
+    price: str | None = Field(default=None, description="Whole tokens per call (None when the mint cannot be read).")
     price_atomic: int
-    decimals: Optional[int] = None
+    decimals: int | None = None
 
 
 class MintEarned(BaseModel):
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     x402_payments: str = Field(description="Whole tokens received through x402 payments this registration.")
     escrow_earnings: str = Field(description="Whole tokens released to the agent from escrow this registration.")
     x402_payments_atomic: int
@@ -73,31 +73,57 @@ def call_prices(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> 
     prices = []
     for mint, atomic in info.prices_atomic.items():
         known = mints.get(str(mint))
-        prices.append(CallPrice(mint=str(mint), label=labels.get(str(mint)), price_atomic=atomic,
-                                 price=str(from_atomic(atomic, known.decimals)) if known else None,
-                                 decimals=known.decimals if known else None))
+        prices.append(
+            CallPrice(
+                mint=str(mint),
+                label=labels.get(str(mint)),
+                price_atomic=atomic,
+                price=str(from_atomic(atomic, known.decimals)) if known else None,
+                decimals=known.decimals if known else None,
+            )
+        )
     return prices
 
 
 def agent_summary(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> AgentSummary:
-    return AgentSummary(address=str(info.address), agent_id=info.agent_id, name=info.name, owner=str(info.owner),
-                        capabilities=info.capabilities, is_active=info.is_active, x402_enabled=info.x402_enabled,
-                        endpoint=info.endpoint, prices=call_prices(info, mints, labels),
-                        reputation_score=info.reputation_score, total_calls=info.total_calls,
-                        earnings=[MintEarned(mint=str(e.mint), label=labels.get(str(e.mint)),
-                                             x402_payments=str(e.x402_payments),
-                                             escrow_earnings=str(e.escrow_earnings),
-                                             x402_payments_atomic=e.x402_payments_atomic,
-                                             escrow_earnings_atomic=e.escrow_earnings_atomic, decimals=e.decimals)
-                                  for e in info.earnings])
+    return AgentSummary(
+        address=str(info.address),
+        agent_id=info.agent_id,
+        name=info.name,
+        owner=str(info.owner),
+        capabilities=info.capabilities,
+        is_active=info.is_active,
+        x402_enabled=info.x402_enabled,
+        endpoint=info.endpoint,
+        prices=call_prices(info, mints, labels),
+        reputation_score=info.reputation_score,
+        total_calls=info.total_calls,
+        earnings=[
+            MintEarned(
+                mint=str(e.mint),
+                label=labels.get(str(e.mint)),
+                x402_payments=str(e.x402_payments),
+                escrow_earnings=str(e.escrow_earnings),
+                x402_payments_atomic=e.x402_payments_atomic,
+                escrow_earnings_atomic=e.escrow_earnings_atomic,
+                decimals=e.decimals,
+            )
+            for e in info.earnings
+        ],
+    )
 
 
 def agent_detail(info: AgentInfo, mints: dict[str, MintInfo], labels: Labels) -> AgentDetail:
-    return AgentDetail(**agent_summary(info, mints, labels).model_dump(), description=info.description,
-                       metadata_uri=info.metadata_uri, payment_address=str(info.payment_address),
-                       total_jobs_completed=info.total_jobs_completed,
-                       open_work_orders=info.open_work_orders, created_at=info.created_at,
-                       updated_at=info.updated_at)
+    return AgentDetail(
+        **agent_summary(info, mints, labels).model_dump(),
+        description=info.description,
+        metadata_uri=info.metadata_uri,
+        payment_address=str(info.payment_address),
+        total_jobs_completed=info.total_jobs_completed,
+        open_work_orders=info.open_work_orders,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
+    )
 
 
 class ReputationComponents(BaseModel):
@@ -117,34 +143,43 @@ class ReputationResult(BaseModel):
     successful_payments: int
     failed_payments: int
     rating_count: int
-    average_rating: Optional[float] = Field(None, description="1-5, over the rated calls.")
+    average_rating: float | None = Field(default=None, description="1-5, over the rated calls.")
     total_disputes: int
 
 
 def reputation_result(rep: Reputation) -> ReputationResult:
     m, c = rep.metrics, rep.components
     return ReputationResult(
-        agent=str(rep.agent), score=rep.score, tier=rep.tier.value,
-        components=ReputationComponents(payment_success=c.payment_success, service_quality=c.service_quality,
-                                        response_time=c.response_time, volume_consistency=c.volume_consistency),
-        successful_payments=m.successful_payments, failed_payments=m.failed_payments, rating_count=m.rating_count,
+        agent=str(rep.agent),
+        score=rep.score,
+        tier=rep.tier.value,
+        components=ReputationComponents(
+            payment_success=c.payment_success,
+            service_quality=c.service_quality,
+            response_time=c.response_time,
+            volume_consistency=c.volume_consistency,
+        ),
+        successful_payments=m.successful_payments,
+        failed_payments=m.failed_payments,
+        rating_count=m.rating_count,
         average_rating=round(m.total_rating / m.rating_count, 2) if m.rating_count else None,
-        total_disputes=m.total_disputes)
+        total_disputes=m.total_disputes,
+    )
 
 
 class QuoteOption(BaseModel):
     """One way to pay a URL: a 402 requirement, decoded."""
 
     mint: str
-    label: Optional[str] = LABEL
-    amount: Optional[str] = Field(None, description="Whole tokens (None when the mint cannot be read).")
+    label: str | None = LABEL
+    amount: str | None = Field(default=None, description="Whole tokens (None when the mint cannot be read).")
     amount_atomic: int
     pay_to: str
-    agent: Optional[str] = Field(None, description="The seller's GhostPay agent, when it names one.")
+    agent: str | None = Field(default=None, description="The seller's GhostPay agent, when it names one.")
     network: str
     scheme: str
     x402_version: int
-    fee_payer: Optional[str]
+    fee_payer: str | None
     max_timeout_seconds: int
 
 
@@ -155,10 +190,19 @@ class QuoteResult(BaseModel):
 
 
 def quote_option(q: Quote) -> QuoteOption:
-    return QuoteOption(mint=q.mint, label=q.label, amount=None if q.amount is None else str(q.amount),
-                       amount_atomic=q.amount_atomic,
-                       pay_to=q.pay_to, agent=q.agent, network=q.network, scheme=q.scheme,
-                       x402_version=q.x402_version, fee_payer=q.fee_payer, max_timeout_seconds=q.max_timeout_seconds)
+    return QuoteOption(
+        mint=q.mint,
+        label=q.label,
+        amount=None if q.amount is None else str(q.amount),
+        amount_atomic=q.amount_atomic,
+        pay_to=q.pay_to,
+        agent=q.agent,
+        network=q.network,
+        scheme=q.scheme,
+        x402_version=q.x402_version,
+        fee_payer=q.fee_payer,
+        max_timeout_seconds=q.max_timeout_seconds,
+    )
 
 
 class PaymentMade(BaseModel):
@@ -167,32 +211,43 @@ class PaymentMade(BaseModel):
     amount: str
     amount_atomic: int
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     seller: str
-    agent: Optional[str]
+    agent: str | None
     settled: bool
-    signature: Optional[str]
-    verified: bool = Field(description="Its transaction recorded it on chain: the call can be rated with "
-                                       "submit_feedback.")
-    reference: Optional[str] = Field(None, description="The payment's reference (hex), for submit_feedback.")
+    signature: str | None
+    verified: bool = Field(
+        description="Its transaction recorded it on chain: the call can be rated with submit_feedback."
+    )
+    reference: str | None = Field(default=None, description="The payment's reference (hex), for submit_feedback.")
     latency_ms: int
-    error: Optional[str] = None
-    feedback: Optional[str] = Field(None, description="The feedback transaction, when rated automatically.")
+    error: str | None = None
+    feedback: str | None = Field(default=None, description="The feedback transaction, when rated automatically.")
 
 
 def payment_made(record: PaymentRecord) -> PaymentMade:
-    return PaymentMade(amount=str(record.amount), amount_atomic=record.amount_atomic, mint=record.mint,
-                       label=record.label,
-                       seller=record.seller, agent=record.agent, settled=record.settled, signature=record.signature,
-                       verified=record.verified, reference=record.reference, latency_ms=record.latency_ms,
-                       error=record.error, feedback=record.feedback)
+    return PaymentMade(
+        amount=str(record.amount),
+        amount_atomic=record.amount_atomic,
+        mint=record.mint,
+        label=record.label,
+        seller=record.seller,
+        agent=record.agent,
+        settled=record.settled,
+        signature=record.signature,
+        verified=record.verified,
+        reference=record.reference,
+        latency_ms=record.latency_ms,
+        error=record.error,
+        feedback=record.feedback,
+    )
 
 
 class CallResult(BaseModel):
     status: int
     headers: dict[str, str]
     body: Any = Field(description="The answer: parsed JSON when it is JSON, else text.")
-    payment: Optional[PaymentMade] = Field(None, description="None when the call cost nothing.")
+    payment: PaymentMade | None = Field(default=None, description="None when the call cost nothing.")
 
 
 class DirectPayment(BaseModel):
@@ -201,42 +256,57 @@ class DirectPayment(BaseModel):
     amount: str
     amount_atomic: int
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     reference: str = Field(description="Hex; rate the call with submit_feedback(agent, reference).")
     payer_stats: str = Field(description="The payer's PayerStats for this agent: its paid and rated calls.")
 
 
 def direct_payment(agent: str, paid: PaymentResult, labels: Labels) -> DirectPayment:
-    return DirectPayment(signature=str(paid.signature), agent=agent, amount=str(paid.amount),
-                         amount_atomic=paid.amount_atomic, mint=str(paid.mint), label=labels.get(str(paid.mint)),
-                         reference=paid.reference.hex(), payer_stats=str(paid.payer_stats))
+    return DirectPayment(
+        signature=str(paid.signature),
+        agent=agent,
+        amount=str(paid.amount),
+        amount_atomic=paid.amount_atomic,
+        mint=str(paid.mint),
+        label=labels.get(str(paid.mint)),
+        reference=paid.reference.hex(),
+        payer_stats=str(paid.payer_stats),
+    )
 
 
 class ReceiptResult(BaseModel):
     found: bool
-    signature: Optional[str] = Field(None, description="The payment's transaction (None for a legacy receipt).")
-    payer: Optional[str] = None
-    mint: Optional[str] = None
-    label: Optional[str] = LABEL
-    amount: Optional[str] = None
-    paid_at: Optional[int] = None
-    source: Optional[str] = Field(None, description="index, chain (the agent's newest transactions) or legacy "
-                                                    "receipt.")
-    rated: Optional[bool] = Field(None, description="Whether it was rated, when the source knows.")
+    signature: str | None = Field(default=None, description="The payment's transaction (None for a legacy receipt).")
+    payer: str | None = None
+    mint: str | None = None
+    label: str | None = LABEL
+    amount: str | None = None
+    paid_at: int | None = None
+    source: str | None = Field(
+        default=None, description="index, chain (the agent's newest transactions) or legacy receipt."
+    )
+    rated: bool | None = Field(default=None, description="Whether it was rated, when the source knows.")
 
 
 def receipt_result(receipt: Receipt | None, labels: Labels) -> ReceiptResult:
     if receipt is None:
         return ReceiptResult(found=False)
-    return ReceiptResult(found=True, signature=str(receipt.signature) if receipt.signature else None,
-                         payer=str(receipt.payer), mint=str(receipt.mint), label=labels.get(str(receipt.mint)),
-                         amount=str(receipt.amount), paid_at=receipt.paid_at, source=receipt.source,
-                         rated=receipt.rated)
+    return ReceiptResult(
+        found=True,
+        signature=str(receipt.signature) if receipt.signature else None,
+        payer=str(receipt.payer),
+        mint=str(receipt.mint),
+        label=labels.get(str(receipt.mint)),
+        amount=str(receipt.amount),
+        paid_at=receipt.paid_at,
+        source=receipt.source,
+        rated=receipt.rated,
+    )
 
 
 class SentTransaction(BaseModel):
     signature: str
-    address: Optional[str] = Field(None, description="The account the transaction created or changed.")
+    address: str | None = Field(default=None, description="The account the transaction created or changed.")
 
 
 class FeedbackResult(SentTransaction):
@@ -251,7 +321,7 @@ class WorkOrderResult(BaseModel):
     agent: str
     arbiter: str
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     amount: str
     released: str
     remaining: str
@@ -264,13 +334,25 @@ class WorkOrderResult(BaseModel):
 
 
 def work_order_result(o: WorkOrderInfo, labels: Labels) -> WorkOrderResult:
-    return WorkOrderResult(address=str(o.address), order_id=o.order_id, status=o.status, client=str(o.client),
-                           agent=str(o.agent), arbiter=str(o.arbiter), mint=str(o.mint), label=labels.get(str(o.mint)),
-                           amount=str(o.amount),
-                           released=str(o.released), remaining=str(o.remaining), deadline=o.deadline,
-                           review_period_seconds=o.review_period_seconds, title=o.title,
-                           description=o.description, requirements=o.requirements,
-                           deliverable_uri=o.deliverable_uri)
+    return WorkOrderResult(
+        address=str(o.address),
+        order_id=o.order_id,
+        status=o.status,
+        client=str(o.client),
+        agent=str(o.agent),
+        arbiter=str(o.arbiter),
+        mint=str(o.mint),
+        label=labels.get(str(o.mint)),
+        amount=str(o.amount),
+        released=str(o.released),
+        remaining=str(o.remaining),
+        deadline=o.deadline,
+        review_period_seconds=o.review_period_seconds,
+        title=o.title,
+        description=o.description,
+        requirements=o.requirements,
+        deliverable_uri=o.deliverable_uri,
+    )
 
 
 class WorkOrderList(BaseModel):
@@ -282,13 +364,13 @@ class NewWorkOrderResult(BaseModel):
     order_id: int
     amount: str
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     signature: str
 
 
 class TokenBalance(BaseModel):
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     amount: str
     decimals: int
 
@@ -301,15 +383,15 @@ class BalanceResult(BaseModel):
 
 class WindowSpending(BaseModel):
     spent: str
-    budget: Optional[str] = Field(None, description="None: no budget for this window.")
-    remaining: Optional[str] = None
+    budget: str | None = Field(default=None, description="None: no budget for this window.")
+    remaining: str | None = None
 
 
 class MintSpendingResult(BaseModel):
     mint: str
-    label: Optional[str] = LABEL
+    label: str | None = LABEL
     decimals: int
-    per_call: Optional[str] = Field(None, description="The most one call may cost.")
+    per_call: str | None = Field(default=None, description="The most one call may cost.")
     hour: WindowSpending
     day: WindowSpending
     total: WindowSpending
@@ -318,12 +400,21 @@ class MintSpendingResult(BaseModel):
 def mint_spending(s: MintSpending, labels: Labels) -> MintSpendingResult:
     def window(name: str) -> WindowSpending:
         w = s.windows[name]
-        return WindowSpending(spent=str(w.spent), budget=None if w.budget is None else str(w.budget),
-                              remaining=None if w.remaining is None else str(w.remaining))
+        return WindowSpending(
+            spent=str(w.spent),
+            budget=None if w.budget is None else str(w.budget),
+            remaining=None if w.remaining is None else str(w.remaining),
+        )
 
-    return MintSpendingResult(mint=s.mint, label=labels.get(s.mint), decimals=s.decimals,
-                              per_call=None if s.per_call is None else str(s.per_call),
-                              hour=window("hour"), day=window("day"), total=window("total"))
+    return MintSpendingResult(
+        mint=s.mint,
+        label=labels.get(s.mint),
+        decimals=s.decimals,
+        per_call=None if s.per_call is None else str(s.per_call),
+        hour=window("hour"),
+        day=window("day"),
+        total=window("total"),
+    )
 
 
 class SpendingResult(BaseModel):

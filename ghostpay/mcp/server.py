@@ -11,10 +11,12 @@ Every payment (`call_paid_api`, `pay_agent`, `create_work_order`) passes the spe
 """
 
 # no `from __future__ import annotations`: the SDK reads the tools' annotations to build their schemas
+import functools
 import hmac
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Literal, Optional, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -26,23 +28,37 @@ from ghostpay.exceptions import GhostPayError
 from ghostpay.mcp import results as r
 from ghostpay.mcp.service import GhostPayTools, McpSettings
 
-T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 AMOUNT = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
-Agent = Annotated[str, Field(description="The agent's address (base58), or the agent_id of one of this "
-                                         "wallet's agents.", min_length=1, max_length=64)]
-Mint = Annotated[Optional[str], Field(description="A token: its label on this cluster (e.g. \"USDC\", as results "
-                                                  "show it) or its mint address (base58).")]
-Amount = Annotated[str, Field(description="Whole tokens, as a decimal string, e.g. \"0.05\".", pattern=AMOUNT)]
-OptionalAmount = Annotated[Optional[str], Field(description="Whole tokens, as a decimal string.",
-                                                pattern=AMOUNT)]
-Reference = Annotated[str, Field(description="The payment's reference: 64 hex digits (from the payment's result).",
-                                 pattern=r"^[0-9a-fA-F]{64}$")]
+Agent = Annotated[
+    str,
+    Field(
+        description="The agent's address (base58), or the agent_id of one of this wallet's agents.",
+        min_length=1,
+        max_length=64,
+    ),
+]
+Mint = Annotated[
+    str | None,
+    Field(
+        description='A token: its label on this cluster (e.g. "USDC", as results show it) or its mint address (base58).'
+    ),
+]
+Amount = Annotated[str, Field(description='Whole tokens, as a decimal string, e.g. "0.05".', pattern=AMOUNT)]
+OptionalAmount = Annotated[str | None, Field(description="Whole tokens, as a decimal string.", pattern=AMOUNT)]
+Reference = Annotated[
+    str,
+    Field(
+        description="The payment's reference: 64 hex digits (from the payment's result).", pattern=r"^[0-9a-fA-F]{64}$"
+    ),
+]
 WorkOrder = Annotated[str, Field(description="The work order's address (base58).", min_length=32, max_length=44)]
 Url = Annotated[str, Field(description="An http(s) URL.", pattern=r"^https?://")]
 Method = Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"], Field(description="The HTTP method.")]
-Headers = Annotated[Optional[dict[str, str]], Field(description="Request headers.")]
-Body = Annotated[Optional[str], Field(description="A raw request body.")]
+Headers = Annotated[dict[str, str] | None, Field(description="Request headers.")]
+Body = Annotated[str | None, Field(description="A raw request body.")]
 JsonBody = Annotated[Any, Field(description="A JSON request body (sets Content-Type: application/json).")]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=True)
@@ -72,176 +88,218 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
             yield {}
 
     # WARNING: the SDK configures the root logger, and at INFO every RPC request would be logged on stderr
-    server = MCPServer("ghostpay", title="GhostPay", version=__version__, instructions=INSTRUCTIONS,
-                       lifespan=lifespan, log_level="WARNING")
+    server = MCPServer(
+        "ghostpay",
+        title="GhostPay",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
 
-    async def run(work: Awaitable[T]) -> "T | CallToolResult":
-        """The tool's result, or its failure as a tool error with the CLI's one-line message."""
-        try:
-            return await work
-        except GhostPayError as exc:
-            described = settings.error_text(exc) if settings.error_text else None
-            return tool_error(described or str(exc))
+    def tool(annotations: ToolAnnotations) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+        """Register the decorated coroutine as a tool, as `MCPServer.tool()` does, typed like it (the function
+        is returned as it is). The SDK reads the name, docstring and signature (the JSON schemas) of the
+        function; what it calls turns a GhostPayError into a tool error with the CLI's one-line message."""
 
-    def add(fn: Callable[..., Any], annotations: ToolAnnotations) -> None:
-        server.add_tool(fn, annotations=annotations, structured_output=True)
+        def register(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+            @functools.wraps(fn)
+            async def answer(*args: P.args, **kwargs: P.kwargs) -> R | CallToolResult:
+                try:
+                    return await fn(*args, **kwargs)
+                except GhostPayError as exc:
+                    described = settings.error_text(exc) if settings.error_text else None
+                    return tool_error(described or str(exc))
+
+            server.add_tool(answer, annotations=annotations, structured_output=True)
+            return fn
+
+        return register
 
     # agents -------------------------------------------------------------------------------------------
 
+    @tool(READ)
     async def search_agents(
-        capability: Annotated[Optional[str], Field(description="A capability the agent lists, e.g. "
-                                                                      "\"translate\".")] = None,
-        x402_enabled: Annotated[Optional[bool], Field(description="Only agents that take x402 "
-                                                                         "payments.")] = None,
+        capability: Annotated[str | None, Field(description='A capability the agent lists, e.g. "translate".')] = None,
+        x402_enabled: Annotated[bool | None, Field(description="Only agents that take x402 payments.")] = None,
         token: Mint = None,
-        max_price: Annotated[Optional[str], Field(description="The most one call may cost, whole tokens "
-                                                                     "of `token` (needs token).",
-                                                  pattern=AMOUNT)] = None,
-        min_reputation: Annotated[Optional[int], Field(ge=0, le=10_000,
-                                                       description="The least score, basis points.")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="At most this many, best reputation "
-                                                                  "first.")] = 20,
+        max_price: Annotated[
+            str | None,
+            Field(description="The most one call may cost, whole tokens of `token` (needs token).", pattern=AMOUNT),
+        ] = None,
+        min_reputation: Annotated[
+            int | None, Field(ge=0, le=10_000, description="The least score, basis points.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many, best reputation first.")] = 20,
     ) -> r.AgentList:
         """Find active agents on chain by capability, payment token, price and reputation, best first."""
-        return await run(tools.search_agents(capability, x402_enabled, token, max_price, min_reputation,
-                                             limit))  # type: ignore[return-value]
+        return await tools.search_agents(capability, x402_enabled, token, max_price, min_reputation, limit)
 
+    @tool(READ)
     async def get_agent(agent: Agent) -> r.AgentDetail:
         """One agent: owner, endpoint, prices per accepted token, counters."""
-        return await run(tools.get_agent(agent))  # type: ignore[return-value]
+        return await tools.get_agent(agent)
 
+    @tool(READ)
     async def get_reputation(agent: Agent) -> r.ReputationResult:
         """An agent's reputation: the score, its tier and its four components (payment success, service
         quality, response time, volume consistency), all from verified payments only."""
-        return await run(tools.get_reputation(agent))  # type: ignore[return-value]
+        return await tools.get_reputation(agent)
 
     # x402 -----------------------------------------------------------------------------------------------
 
-    async def quote_url(url: Url, method: Method = "GET", headers: Headers = None, body: Body = None,
-                        json_body: JsonBody = None) -> r.QuoteResult:
+    @tool(READ)
+    async def quote_url(
+        url: Url, method: Method = "GET", headers: Headers = None, body: Body = None, json_body: JsonBody = None
+    ) -> r.QuoteResult:
         """What an x402 URL asks to be paid (its 402 answer, decoded), without paying."""
-        return await run(tools.quote_url(url, method, headers, body, json_body))  # type: ignore[return-value]
+        return await tools.quote_url(url, method, headers, body, json_body)
 
+    @tool(SPENDS)
     async def call_paid_api(
-        url: Url, method: Method = "GET", headers: Headers = None, body: Body = None, json_body: JsonBody = None,
-        max_price: Annotated[Optional[str], Field(pattern=AMOUNT, description="Pay at most this for this "
-                                                                                     "call (whole tokens).")] = None,
-        token: Annotated[Optional[str], Field(description="Pay with this token, a label (\"USDC\") or a mint "
-                                                                "address (default: the first the seller accepts "
-                                                                "that the wallet holds).")] = None,
-        feedback: Annotated[Literal["off", "auto"], Field(description="auto: rate a verified call on "
-                                                                              "chain from its status and "
-                                                                              "speed.")] = "off",
+        url: Url,
+        method: Method = "GET",
+        headers: Headers = None,
+        body: Body = None,
+        json_body: JsonBody = None,
+        max_price: Annotated[
+            str | None, Field(pattern=AMOUNT, description="Pay at most this for this call (whole tokens).")
+        ] = None,
+        token: Annotated[
+            str | None,
+            Field(
+                description='Pay with this token, a label ("USDC") or a mint '
+                "address (default: the first the seller accepts "
+                "that the wallet holds)."
+            ),
+        ] = None,
+        feedback: Annotated[
+            Literal["off", "auto"], Field(description="auto: rate a verified call on chain from its status and speed.")
+        ] = "off",
     ) -> r.CallResult:
         """Call an HTTP API, paying its x402 price (HTTP 402) from the wallet through the spending guards.
         Returns the answer and what was paid; a verified payment's reference rates it with submit_feedback."""
-        return await run(tools.call_paid_api(url, method, headers, body, json_body, max_price, token,
-                                             feedback))  # type: ignore[return-value]
+        return await tools.call_paid_api(url, method, headers, body, json_body, max_price, token, feedback)
 
     # payments and reputation --------------------------------------------------------------------------------
 
+    @tool(SPENDS)
     async def pay_agent(agent: Agent, token: Mint = None) -> r.DirectPayment:
         """Pay an agent its price for one call directly on chain (a verified payment, recorded in the same
         transaction), through the spending guards."""
-        return await run(tools.pay_agent(agent, token))  # type: ignore[return-value]
+        return await tools.pay_agent(agent, token)
 
+    @tool(READ)
     async def get_receipt(agent: Agent, reference: Reference) -> r.ReceiptResult:
         """A recorded payment to an agent, by its reference: its transaction (found in the index, or among the
         agent's newest transactions), or a legacy receipt account."""
-        return await run(tools.get_receipt(agent, reference))  # type: ignore[return-value]
+        return await tools.get_receipt(agent, reference)
 
+    @tool(WRITES)
     async def submit_feedback(
-        agent: Agent, reference: Reference,
+        agent: Agent,
+        reference: Reference,
         rating: Annotated[int, Field(ge=1, le=5, description="1 (bad) to 5 (excellent).")],
         success: Annotated[bool, Field(description="Whether the service did what was paid for.")] = True,
         response_time_ms: Annotated[int, Field(ge=0, le=3_600_000, description="How long the call took.")] = 0,
     ) -> r.FeedbackResult:
         """Rate a paid call (once per payment, by its payer); the agent's on-chain score is recomputed."""
-        return await run(tools.submit_feedback(agent, reference, rating, success,
-                                               response_time_ms))  # type: ignore[return-value]
+        return await tools.submit_feedback(agent, reference, rating, success, response_time_ms)
 
     # work orders ---------------------------------------------------------------------------------------------
 
+    @tool(SPENDS)
     async def create_work_order(
-        agent: Agent, amount: Amount,
+        agent: Agent,
+        amount: Amount,
         title: Annotated[str, Field(min_length=1, max_length=64, description="What the job is.")],
-        arbiter: Annotated[str, Field(description="Who settles a dispute (a base58 wallet, not the agent's "
-                                                  "owner nor this wallet).")],
+        arbiter: Annotated[
+            str, Field(description="Who settles a dispute (a base58 wallet, not the agent's owner nor this wallet).")
+        ],
         deadline_hours: Annotated[float, Field(gt=0, le=24 * 365, description="Hours to deliver.")] = 168,
         description: Annotated[str, Field(max_length=256)] = "",
-        requirements: Annotated[list[str], Field(max_length=8)] = [],  # noqa: B006
+        requirements: Annotated[tuple[str, ...], Field(max_length=8)] = (),
         token: Mint = None,
-        review_period_hours: Annotated[float, Field(gt=0, le=24 * 30, description="Hours to review a "
-                                                                                       "delivery.")] = 72,
+        review_period_hours: Annotated[float, Field(gt=0, le=24 * 30, description="Hours to review a delivery.")] = 72,
     ) -> r.NewWorkOrderResult:
         """Hire an agent through escrow: `amount` (whole tokens, default the agent's first token) is locked
         until released. It counts against the spending budget."""
-        return await run(tools.create_work_order(agent, amount, title, arbiter, deadline_hours, description,
-                                                 requirements, token,
-                                                 review_period_hours))  # type: ignore[return-value]
+        return await tools.create_work_order(
+            agent, amount, title, arbiter, deadline_hours, description, requirements, token, review_period_hours
+        )
 
+    @tool(READ)
     async def get_work_order(order: WorkOrder) -> r.WorkOrderResult:
         """One live work order: status, amounts locked and released, deadline, delivery."""
-        return await run(tools.get_work_order(order))  # type: ignore[return-value]
+        return await tools.get_work_order(order)
 
+    @tool(WRITES)
     async def release_payment(order: WorkOrder, amount: OptionalAmount = None) -> r.SentTransaction:
         """Release escrowed tokens to the provider (as the client): `amount` for a milestone, else all."""
-        return await run(tools.release_payment(order, amount))  # type: ignore[return-value]
+        return await tools.release_payment(order, amount)
 
-    async def open_dispute(order: WorkOrder,
-                           reason: Annotated[str, Field(min_length=1, max_length=256)]) -> r.SentTransaction:
+    @tool(WRITES)
+    async def open_dispute(
+        order: WorkOrder, reason: Annotated[str, Field(min_length=1, max_length=256)]
+    ) -> r.SentTransaction:
         """Open a dispute on a work order; its arbiter settles it."""
-        return await run(tools.open_dispute(order, reason))  # type: ignore[return-value]
+        return await tools.open_dispute(order, reason)
 
     # the wallet -----------------------------------------------------------------------------------------------
 
+    @tool(READ)
     async def get_balance() -> r.BalanceResult:
         """The wallet's SOL and token balances."""
-        return await run(tools.get_balance())  # type: ignore[return-value]
+        return await tools.get_balance()
 
+    @tool(READ)
     async def get_spending() -> r.SpendingResult:
         """The spending limits, and per token what was spent in the last hour, day and ever, and what is left."""
-        return await run(tools.get_spending())  # type: ignore[return-value]
-
-    for fn in (search_agents, get_agent, get_reputation, quote_url, get_receipt, get_work_order, get_balance,
-               get_spending):
-        add(fn, READ)
-    for fn in (call_paid_api, pay_agent, create_work_order):
-        add(fn, SPENDS)
-    for fn in (submit_feedback, release_payment, open_dispute):
-        add(fn, WRITES)
+        return await tools.get_spending()
 
     # resources and prompts ----------------------------------------------------------------------------------
 
-    @server.resource("ghostpay://wallet/agents", name="my-agents", mime_type="application/json",
-                     description="The agents this wallet owns.")
+    @server.resource(
+        "ghostpay://wallet/agents",
+        name="my-agents",
+        mime_type="application/json",
+        description="The agents this wallet owns.",
+    )
     async def my_agents() -> str:
         return (await tools.my_agents()).model_dump_json()
 
-    @server.resource("ghostpay://wallet/work-orders", name="open-work-orders", mime_type="application/json",
-                     description="The live work orders this wallet is the client or the provider of.")
+    @server.resource(
+        "ghostpay://wallet/work-orders",
+        name="open-work-orders",
+        mime_type="application/json",
+        description="The live work orders this wallet is the client or the provider of.",
+    )
     async def open_work_orders() -> str:
         return (await tools.open_work_orders()).model_dump_json()
 
     @server.prompt(name="hire_agent", description="Find and hire an agent for a task, within a budget.")
     def hire_agent(task: str, capability: str, budget: str) -> str:
-        return (f"Find an agent for this task and get it done, spending at most {budget} tokens.\nTask: {task}\n"
-                f"1. search_agents with capability={json.dumps(capability)} and x402_enabled=true; prefer a high "
-                "reputation (get_reputation shows why) and a price within the budget.\n"
-                "2. get_spending: make sure the budget left covers it.\n"
-                "3. For a single call: quote_url on its endpoint, then call_paid_api with max_price; rate the "
-                "result with submit_feedback (the payment's agent and reference).\n"
-                "4. For a larger job: create_work_order with a title, the amount and an arbiter; check it with "
-                "get_work_order and release_payment once the delivery is right, or open_dispute.\n"
-                "Report what you paid, to whom, and the transaction signatures.")
+        return (
+            f"Find an agent for this task and get it done, spending at most {budget} tokens.\nTask: {task}\n"
+            f"1. search_agents with capability={json.dumps(capability)} and x402_enabled=true; prefer a high "
+            "reputation (get_reputation shows why) and a price within the budget.\n"
+            "2. get_spending: make sure the budget left covers it.\n"
+            "3. For a single call: quote_url on its endpoint, then call_paid_api with max_price; rate the "
+            "result with submit_feedback (the payment's agent and reference).\n"
+            "4. For a larger job: create_work_order with a title, the amount and an arbiter; check it with "
+            "get_work_order and release_payment once the delivery is right, or open_dispute.\n"
+            "Report what you paid, to whom, and the transaction signatures."
+        )
 
     @server.prompt(name="pay_for_api", description="Call a paid (x402) API once, checking its price first.")
     def pay_for_api(url: str, max_price: str) -> str:
-        return (f"Call {url}, paying at most {max_price} tokens.\n"
-                "1. quote_url to see its price, token and seller; stop if it is over the limit.\n"
-                f"2. call_paid_api with max_price={json.dumps(max_price)}.\n"
-                "3. If the payment is verified, rate the call with submit_feedback (1-5) from how it went.\n"
-                "4. get_spending to report what is left of the budget.")
+        return (
+            f"Call {url}, paying at most {max_price} tokens.\n"
+            "1. quote_url to see its price, token and seller; stop if it is over the limit.\n"
+            f"2. call_paid_api with max_price={json.dumps(max_price)}.\n"
+            "3. If the payment is verified, rate the call with submit_feedback (1-5) from how it went.\n"
+            "4. get_spending to report what is left of the budget."
+        )
 
     return server
 
@@ -255,10 +313,16 @@ def http_app(server: MCPServer, host: str = "127.0.0.1", token: str | None = Non
     expected = f"Bearer {token}".encode()
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not hmac.compare_digest(dict(scope["headers"]).get(b"authorization", b""),
-                                                               expected):
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+        if scope["type"] == "http" and not hmac.compare_digest(
+            dict(scope["headers"]).get(b"authorization", b""), expected
+        ):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"a bearer token is required\n"})
             return
         await app(scope, receive, send)

@@ -8,14 +8,16 @@ by label too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import httpx
 from solana.rpc.commitment import Commitment
@@ -55,8 +57,10 @@ class McpSettings:
 
     def __post_init__(self) -> None:
         if not has_budget(self.guards):
-            raise InvalidArgument("the MCP server needs a spending budget (hourly, daily or total) for every mint "
-                                  "it may pay with; nothing may be spent without one")
+            raise InvalidArgument(
+                "the MCP server needs a spending budget (hourly, daily or total) for every mint "
+                "it may pay with; nothing may be spent without one"
+            )
 
 
 def pubkey(value: str, what: str) -> Pubkey:
@@ -97,10 +101,16 @@ class GhostPayTools:
         self._x402: OrderedDict[tuple[Any, ...], X402HttpClient] = OrderedDict()
 
     @asynccontextmanager
-    async def open(self) -> AsyncIterator["GhostPayTools"]:
+    async def open(self) -> AsyncIterator[GhostPayTools]:
         s = self.settings
-        async with GhostPayClient(s.cluster, s.keypair, commitment=Commitment(s.commitment), program_id=s.program_id,
-                                  ws_url=s.ws_url, guards=self.guarded) as gp:
+        async with GhostPayClient(
+            s.cluster,
+            s.keypair,
+            commitment=Commitment(s.commitment),
+            program_id=s.program_id,
+            ws_url=s.ws_url,
+            guards=self.guarded,
+        ) as gp:
             self._gp = gp
             try:
                 yield self
@@ -125,20 +135,30 @@ class GhostPayTools:
     async def _mints(self, agents: list[AgentInfo]) -> dict[str, MintInfo]:
         mints: dict[str, MintInfo] = {}
         for mint in {m for a in agents for m in a.prices}:
-            try:
+            with contextlib.suppress(Exception):  # an agent may list a mint that does not exist: no decimals shown
                 mints[str(mint)] = await self.gp.get_mint(mint)
-            except Exception:  # noqa: BLE001 - an agent may list a mint that does not exist: shown without decimals
-                pass
         return mints
 
     # agents ------------------------------------------------------------------------------------------
 
-    async def search_agents(self, capability: str | None, x402_enabled: bool | None, token: str | None,
-                            max_price: str | None, min_reputation: int | None, limit: int) -> r.AgentList:
+    async def search_agents(
+        self,
+        capability: str | None,
+        x402_enabled: bool | None,
+        token: str | None,
+        max_price: str | None,
+        min_reputation: int | None,
+        limit: int,
+    ) -> r.AgentList:
         found = await self.gp.search_agents(
-            capability=capability, x402_enabled=x402_enabled, token=await self._token(token),
-            max_price=parse_amount(max_price, "max_price") if max_price else None, min_reputation=min_reputation,
-            sort="reputation", limit=limit)
+            capability=capability,
+            x402_enabled=x402_enabled,
+            token=await self._token(token),
+            max_price=parse_amount(max_price, "max_price") if max_price else None,
+            min_reputation=min_reputation,
+            sort="reputation",
+            limit=limit,
+        )
         mints, labels = await self._mints(found), await self._labels()
         return r.AgentList(agents=[r.agent_summary(a, mints, labels) for a in found])
 
@@ -167,20 +187,29 @@ class GhostPayTools:
             request["content"] = body.encode()
         return request
 
-    async def quote_url(self, url: str, method: str, headers: dict[str, str] | None, body: str | None,
-                        json_body: Any) -> r.QuoteResult:
+    async def quote_url(
+        self, url: str, method: str, headers: dict[str, str] | None, body: str | None, json_body: Any
+    ) -> r.QuoteResult:
         try:
             status, quotes = await fetch_quotes(self.gp, method, url, **self._request(headers, body, json_body))
         except httpx.HTTPError as exc:
             raise InvalidArgument(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
         return r.QuoteResult(url=url, status=status, options=[r.quote_option(q) for q in quotes])
 
-    async def call_paid_api(self, url: str, method: str, headers: dict[str, str] | None, body: str | None,
-                            json_body: Any, max_price: str | None, token: str | None,
-                            feedback: FeedbackMode) -> r.CallResult:
+    async def call_paid_api(
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str] | None,
+        body: str | None,
+        json_body: Any,
+        max_price: str | None,
+        token: str | None,
+        feedback: FeedbackMode,
+    ) -> r.CallResult:
         request = self._request(headers, body, json_body)
         cap = parse_amount(max_price, "max_price") if max_price else None
-        tokens = [await self._token(token)] if token else []
+        tokens = [await self.gp.resolve_mint(token)] if token else []
         try:
             response = await (await self._x402_client(cap, tokens, feedback)).request(method, url, **request)
         except httpx.HTTPError as exc:
@@ -190,11 +219,14 @@ class GhostPayTools:
         except (json.JSONDecodeError, UnicodeDecodeError):
             shown = response.text
         record = payment_record(response)
-        return r.CallResult(status=response.status_code, headers=dict(response.headers), body=shown,
-                            payment=r.payment_made(record) if record else None)
+        return r.CallResult(
+            status=response.status_code,
+            headers=dict(response.headers),
+            body=shown,
+            payment=r.payment_made(record) if record else None,
+        )
 
-    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey | None], feedback: FeedbackMode
-                           ) -> X402HttpClient:
+    async def _x402_client(self, cap: Decimal | None, tokens: list[Pubkey], feedback: FeedbackMode) -> X402HttpClient:
         key = (cap, tuple(tokens), feedback)
         if key in self._x402:
             self._x402.move_to_end(key)
@@ -214,19 +246,30 @@ class GhostPayTools:
     async def get_receipt(self, agent: str, reference: str) -> r.ReceiptResult:
         return r.receipt_result(await self.gp.get_receipt(agent_ref(agent), reference.strip()), await self._labels())
 
-    async def submit_feedback(self, agent: str, reference: str, rating: int, success: bool,
-                              response_time_ms: int) -> r.FeedbackResult:
+    async def submit_feedback(
+        self, agent: str, reference: str, rating: int, success: bool, response_time_ms: int
+    ) -> r.FeedbackResult:
         ref = agent_ref(agent)
-        sent = await self.gp.submit_feedback(ref, reference.strip(), success=success, rating=rating,
-                                             response_time_ms=response_time_ms)
+        sent = await self.gp.submit_feedback(
+            ref, reference.strip(), success=success, rating=rating, response_time_ms=response_time_ms
+        )
         score = (await self.gp.get_agent(ref)).reputation_score
         return r.FeedbackResult(signature=str(sent.signature), address=str(sent.address), reputation_score=score)
 
     # work orders ----------------------------------------------------------------------------------------
 
-    async def create_work_order(self, agent: str, amount: str, title: str, arbiter: str, deadline_hours: float,
-                                description: str, requirements: list[str], token: str | None,
-                                review_period_hours: float) -> r.NewWorkOrderResult:
+    async def create_work_order(
+        self,
+        agent: str,
+        amount: str,
+        title: str,
+        arbiter: str,
+        deadline_hours: float,
+        description: str,
+        requirements: Sequence[str],
+        token: str | None,
+        review_period_hours: float,
+    ) -> r.NewWorkOrderResult:
         """Escrow spends the wallet's tokens as surely as a payment: it passes the same guards."""
         info = await self.gp.get_agent(agent_ref(agent))
         mint = await self._token(token) if token else (info.accepted_tokens[0] if info.accepted_tokens else None)
@@ -234,22 +277,40 @@ class GhostPayTools:
             raise InvalidArgument(f"agent {info.address} lists no accepted token: pass token")
         mint_info = await self.gp.get_mint(mint)
         value = parse_amount(amount, "amount")
-        spend = Spend(str(self.gp.wallet), str(mint), mint_info.decimals, to_atomic(value, mint_info.decimals),
-                      str(info.owner), str(info.address))
+        spend = Spend(
+            str(self.gp.wallet),
+            str(mint),
+            mint_info.decimals,
+            to_atomic(value, mint_info.decimals),
+            str(info.owner),
+            str(info.address),
+        )
         reservation = await (await self.gp.bind_guards(self.guarded)).authorize(spend)
         await reservation.sent()
         try:
             order = await self.gp.create_work_order(
-                info.address, value, deadline=timedelta(hours=deadline_hours), arbiter=pubkey(arbiter, "arbiter"),
-                title=title, description=description, requirements=requirements, mint=mint,
-                review_period=timedelta(hours=review_period_hours))
+                info.address,
+                value,
+                deadline=timedelta(hours=deadline_hours),
+                arbiter=pubkey(arbiter, "arbiter"),
+                title=title,
+                description=description,
+                requirements=requirements,
+                mint=mint,
+                review_period=timedelta(hours=review_period_hours),
+            )
         except (TransactionError, BlockhashExpired, InvalidArgument):  # nothing moved
             await reservation.release()
             raise
         await reservation.settled(str(order.signature))
-        return r.NewWorkOrderResult(address=str(order.address), order_id=order.order_id, amount=str(order.amount),
-                                    mint=str(order.mint), label=(await self._labels()).get(str(order.mint)),
-                                    signature=str(order.signature))
+        return r.NewWorkOrderResult(
+            address=str(order.address),
+            order_id=order.order_id,
+            amount=str(order.amount),
+            mint=str(order.mint),
+            label=(await self._labels()).get(str(order.mint)),
+            signature=str(order.signature),
+        )
 
     async def get_work_order(self, order: str) -> r.WorkOrderResult:
         return r.work_order_result(await self.gp.get_work_order(pubkey(order, "work order")), await self._labels())
@@ -279,30 +340,53 @@ class GhostPayTools:
         sol = await self.gp.get_sol_balance(wallet)
         tokens = await self.gp.get_token_balances(wallet)
         labels = await self._labels()
-        return r.BalanceResult(wallet=str(wallet), sol=str(sol),
-                               tokens=[r.TokenBalance(mint=str(m), label=labels.get(str(m)), amount=str(a),
-                                                      decimals=(await self.gp.get_mint(m)).decimals)
-                                       for m, a in tokens.items()])
+        return r.BalanceResult(
+            wallet=str(wallet),
+            sol=str(sol),
+            tokens=[
+                r.TokenBalance(
+                    mint=str(m), label=labels.get(str(m)), amount=str(a), decimals=(await self.gp.get_mint(m)).decimals
+                )
+                for m, a in tokens.items()
+            ],
+        )
 
     async def get_spending(self) -> r.SpendingResult:
         wallet = str(self.gp.wallet)
         await self.gp.bind_guards(self.guarded)  # budgets by label: those of this cluster's mints
         labels = await self._labels()
-        return r.SpendingResult(wallet=wallet, limits=guard_limits(self.settings.guards),
-                                mints=[r.mint_spending(m, labels) for m in spending_report(self.guarded, wallet)],
-                                calls_last_minute=self.guarded.ledger.calls_last_minute(wallet))
+        return r.SpendingResult(
+            wallet=wallet,
+            limits=guard_limits(self.settings.guards),
+            mints=[r.mint_spending(m, labels) for m in spending_report(self.guarded, wallet)],
+            calls_last_minute=self.guarded.ledger.calls_last_minute(wallet),
+        )
 
 
 def guard_limits(guards: SpendingGuards) -> dict[str, str]:
     """The guards as name -> value strings (only those set)."""
-    limits = {"per_call": guards.per_call, "hourly_budget": guards.hourly, "daily_budget": guards.daily,
-              "total_budget": guards.total, "calls_per_minute": guards.calls_per_minute,
-              "confirm_above": guards.confirm_above}
+    limits = {
+        "per_call": guards.per_call,
+        "hourly_budget": guards.hourly,
+        "daily_budget": guards.daily,
+        "total_budget": guards.total,
+        "calls_per_minute": guards.calls_per_minute,
+        "confirm_above": guards.confirm_above,
+    }
     shown = {k: str(v) for k, v in limits.items() if v is not None}
     for mint, lim in guards.mint_limits.items():
-        shown.update({f"{k}.{mint}": str(v) for k, v in (("per_call", lim.per_call), ("hourly_budget", lim.hourly),
-                                                         ("daily_budget", lim.daily), ("total_budget", lim.total))
-                      if v is not None})
+        shown.update(
+            {
+                f"{k}.{mint}": str(v)
+                for k, v in (
+                    ("per_call", lim.per_call),
+                    ("hourly_budget", lim.hourly),
+                    ("daily_budget", lim.daily),
+                    ("total_budget", lim.total),
+                )
+                if v is not None
+            }
+        )
     for name in ("allowed_mints", "allowed_sellers"):
         if getattr(guards, name) is not None:
             shown[name] = ",".join(sorted(getattr(guards, name)))

@@ -8,8 +8,8 @@ import json
 
 from solders.pubkey import Pubkey
 
-from ghostpay.indexer.decode import ChainTransaction, decode_logs, event_types
-from ghostpay.indexer.source import LogStream
+from ghostpay.events import decode_logs, event_types
+from ghostpay.indexer.source import ChainTransaction, LogStream
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.types import AgentStatusChanged, X402Disabled
 

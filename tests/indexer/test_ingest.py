@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from ghostpay.indexer import queries, sqlite_read
-from ghostpay.indexer.decode import ChainTransaction
+from ghostpay.indexer.source import ChainTransaction
 from ghostpay.indexer.models import (Agent, DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, Reputation,
                                      SkipCounter, WorkOrder, WorkOrderTransition)
 from ghostpay.indexer.process import Batch
