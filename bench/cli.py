@@ -31,9 +31,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.localnet import AGENTS, load_agents
-from ghostpay.localnet.process import LocalnetProcess
-
 from bench.report import report, size
+from ghostpay.localnet.process import LocalnetProcess
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
 RUNS = size(5, 1)
@@ -65,10 +64,10 @@ def wall_ms(argv: list[str], env: dict[str, str], runs: int = RUNS) -> tuple[flo
 
 def seed_index(db: Path, mint: str, progress: Progress) -> None:
     """AGENTS indexed agents: x402 on for 3 in 4, prices 0.001-0.999 of `mint`, two capabilities each."""
+    from solders.pubkey import Pubkey
     from sqlmodel import Session
 
     from ghostpay.indexer.models import Agent, AgentCapability, AgentToken, connect
-    from solders.pubkey import Pubkey
 
     engine = connect(f"sqlite:///{db}")
     task = progress.add_task("indexing 10,000 agents", total=AGENTS)

@@ -20,8 +20,8 @@ import random
 import statistics
 import string
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -35,7 +35,6 @@ from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address, new_order_id, new_reference, payer_stats_address, reputation_address
-from tests.program.svm import InProcessChain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,
@@ -47,6 +46,7 @@ from ghostpay.work_orders import (
     build_resolve_dispute,
     build_submit_work_delivery,
 )
+from tests.program.svm import InProcessChain
 
 SAMPLES = int(os.environ.get("GHOSTPAY_CU_SAMPLES", size(64, 2)))
 ENDPOINT = "https://agents.example.com/translate"

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -37,13 +37,13 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from sqlmodel import Session, func, select
 
+from bench.report import RESULTS_DIR, size
 from ghostpay.accounts import Agent
 from ghostpay.events import decode_logs
 from ghostpay.indexer.models import IndexedTransaction, RawEvent, connect
 from ghostpay.indexer.service import DEFAULT_BATCH, Indexer, IndexerConfig
 from ghostpay.indexer.source import RpcSource
 from ghostpay.localnet.process import LocalnetProcess
-from bench.report import RESULTS_DIR, size
 from ghostpay.payments import build_x402_payment
 from tests.indexer.history import Chain, HistorySpec, generate
 from tests.indexer.postgres import PostgresCluster, postgres_binaries
@@ -131,7 +131,7 @@ def compare(net: LocalnetProcess, kind: str, make_url: Any) -> dict[str, Any]:
 def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
     """Pays `count` calls one after another while an indexer follows in its own thread."""
     committed: dict[str, float] = {}
-    indexer: Optional[Indexer] = None
+    indexer: Indexer | None = None
     loop = asyncio.new_event_loop()
     ready = threading.Event()
 

@@ -40,13 +40,12 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 
+from bench.report import report, size
 from ghostpay.borsh_layout import head_layout
 from ghostpay.client import GhostPayClient
 from ghostpay.discovery import AGENT_SPACE
 from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
-
-from bench.report import report, size
 
 TRANSFERS = size(2000, 32)
 PAYERS = 20
@@ -91,7 +90,7 @@ class RawHttp:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, url: str) -> "RawHttp":
+    async def open(cls, url: str) -> RawHttp:
         host, port = url.removeprefix("http://").split(":")
         return cls(*await asyncio.open_connection(host, int(port)))
 

@@ -19,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from mcp import Client, StdioServerParameters
 from rich.console import Console
@@ -33,12 +34,12 @@ from bench.report import latency_table, report, size
 from bench.x402_buyer import Served, percentile, sale_parties, seller_app
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.policy import AssetRule
-from ghostpay.spending import GuardedWallet, SpendingGuards
 
 STDIO_STARTS = size(5, 1)  # each connect over stdio starts `ghost mcp`
 CALLS = int(os.environ.get("MCP_BENCH_CALLS", size(20, 2)))

@@ -39,17 +39,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from bench.report import latency_table, report, size
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.localnet.process import LocalnetProcess, free_port_pair
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.policy import AssetRule
-from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller
-
-from bench.report import latency_table, report, size
 
 CALLS = int(os.environ.get("X402_BENCH_CALLS", size(40, 2)))
 PRICE = Decimal("0.001")
@@ -74,7 +73,7 @@ class Served:
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Served":
+    def __enter__(self) -> Served:
         self.thread.start()
         while not self.server.started:
             if not self.thread.is_alive():

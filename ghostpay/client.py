@@ -30,11 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import AsyncIterator, Collection, Mapping, Sequence
 
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.types import TokenAccountOpts

@@ -42,8 +42,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ghostpay.errors import anchor as _anchor_errors
-from ghostpay.errors import custom as _custom_errors
+from ghostpay.errors import anchor as _anchor_errors, custom as _custom_errors
 
 __all__ = [
     "GhostPayError",

@@ -8,7 +8,7 @@ returns is current even when the index lags. `IndexerUnavailable` tells it to se
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 
@@ -22,10 +22,10 @@ class IndexerUnavailable(GhostPayError):
     """The indexer API could not answer (down, an error status, or a search it does not support)."""
 
 
-async def search_addresses(indexer_url: str, *, x402_enabled: Optional[bool], capability: Optional[str],
-                           token: Optional[str], max_price: Optional[Decimal], min_reputation: Optional[int],
-                           sort: Optional[str], limit: Optional[int], timeout: float = 5.0,
-                           api_token: Optional[str] = None) -> list[str]:
+async def search_addresses(indexer_url: str, *, x402_enabled: bool | None, capability: str | None,
+                           token: str | None, max_price: Decimal | None, min_reputation: int | None,
+                           sort: str | None, limit: int | None, timeout: float = 5.0,
+                           api_token: str | None = None) -> list[str]:
     """Addresses of active agents matching the filters, in the API's order, following cursors up to `limit`;
     `api_token`: the bearer token of an API started with `--token-file`."""
     if sort is not None and sort not in API_SORTS:

@@ -4,9 +4,10 @@ references, deadlines, and the x402 settings of an agent; with the converters th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping, Union
+from typing import Union
 
 from solders.pubkey import Pubkey
 

@@ -4,9 +4,10 @@ the atomic units beside them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -76,7 +77,7 @@ class TokenEarnings:
         return self.x402_payments + self.escrow_earnings
 
     @classmethod
-    def from_slot(cls, slot: MintEarnings, mint: MintInfo) -> "TokenEarnings":
+    def from_slot(cls, slot: MintEarnings, mint: MintInfo) -> TokenEarnings:
         return cls(slot.mint, mint.decimals, from_atomic(slot.x402_payments, mint.decimals),
                    from_atomic(slot.escrow_earnings, mint.decimals), slot.x402_payments, slot.escrow_earnings)
 
@@ -123,7 +124,7 @@ class AgentInfo:
         return next((e for e in self.earnings if e.mint == mint), None)
 
     @classmethod
-    def from_account(cls, address: Pubkey, a: Agent, mints: Mapping[Pubkey, MintInfo]) -> "AgentInfo":
+    def from_account(cls, address: Pubkey, a: Agent, mints: Mapping[Pubkey, MintInfo]) -> AgentInfo:
         """`mints` holds (at least) the agent's accepted mints and those it earned in (`agent_mints`):
         `GhostPayClient.decode_agent` reads them."""
         earnings = [TokenEarnings.from_slot(slot, mints[mint]) for mint, slot in earnings_by_mint(a).items()]
@@ -188,13 +189,13 @@ class Receipt:
     rated: bool | None = None
 
     @classmethod
-    def from_event(cls, event: ProgramEvent, decimals: int) -> "Receipt":
+    def from_event(cls, event: ProgramEvent, decimals: int) -> Receipt:
         """From an X402PaymentRecorded event found on the chain."""
         return cls(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
                    from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
 
     @classmethod
-    def from_index_row(cls, row: Mapping[str, Any], decimals: int) -> "Receipt":
+    def from_index_row(cls, row: Mapping[str, Any], decimals: int) -> Receipt:
         """From a payment of the indexer API (`GET /api/agents/{agent}/payments`)."""
         return cls(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
                    Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]),
@@ -203,7 +204,7 @@ class Receipt:
                    "index", row["slot"], rated=row["outcome"] != "recorded")
 
     @classmethod
-    def from_legacy_account(cls, address: Pubkey, r: X402Receipt, decimals: int) -> "Receipt":
+    def from_legacy_account(cls, address: Pubkey, r: X402Receipt, decimals: int) -> Receipt:
         """From an X402Receipt account (made by the program before PayerStats)."""
         return cls(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
                    r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
@@ -313,7 +314,7 @@ class WorkOrderInfo:
     account: WorkOrder = field(repr=False)
 
     @classmethod
-    def from_account(cls, address: Pubkey, o: WorkOrder, mint: MintInfo) -> "WorkOrderInfo":
+    def from_account(cls, address: Pubkey, o: WorkOrder, mint: MintInfo) -> WorkOrderInfo:
         d = mint.decimals
         return cls(address, o.order_id, type(o.status).__name__, o.client, o.agent, o.provider_owner, o.arbiter,
                    o.mint, o.vault, from_atomic(o.amount, d), from_atomic(o.released, d),

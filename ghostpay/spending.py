@@ -32,11 +32,11 @@ import asyncio
 import inspect
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable, Collection, Iterator, Mapping, Union
 
 from ghostpay.exceptions import (
     BudgetExceeded,
@@ -67,7 +67,7 @@ class Limits:
     daily: Decimal | None = None
     total: Decimal | None = None
 
-    def over(self, other: "Limits") -> "Limits":
+    def over(self, other: Limits) -> Limits:
         """These limits, each unset one taken from `other`."""
         return Limits(*(mine if mine is not None else theirs for mine, theirs in
                         zip((self.per_call, self.hourly, self.daily, self.total),
@@ -105,7 +105,7 @@ class Spend:
         return f"{self.amount} {self.label}" if self.label else str(self.amount)
 
 
-ConfirmCallback = Callable[[Spend], Union[bool, Awaitable[bool]]]
+ConfirmCallback = Callable[[Spend], bool | Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class SpendingGuards:
         """The token labels (not addresses) among the keys of `mint_limits` and `allowed_mints`."""
         return {key for key in [*self.mint_limits, *(self.allowed_mints or ())] if not is_address(key)}
 
-    def resolved(self, labels: ClusterLabels) -> "SpendingGuards":
+    def resolved(self, labels: ClusterLabels) -> SpendingGuards:
         """These guards with every token label replaced by the mint it names on `labels`' cluster
         (`UnknownTokenLabel` for a label that cluster does not have)."""
         if not self.named_tokens():
@@ -149,7 +149,7 @@ class SpendingGuards:
         default = Limits(self.per_call, self.hourly, self.daily, self.total)
         return self.mint_limits.get(mint, Limits()).over(default)
 
-    def with_max_price(self, max_price: Decimal | None) -> "SpendingGuards":
+    def with_max_price(self, max_price: Decimal | None) -> SpendingGuards:
         """These guards with the per-call maximum lowered to `max_price` (e.g. `--max-price`)."""
         if max_price is None or (self.per_call is not None and self.per_call <= max_price):
             return self

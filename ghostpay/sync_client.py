@@ -18,7 +18,8 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import Any, Callable, Coroutine, Iterator, TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 from ghostpay.client import GhostPayClient
 from ghostpay.events import ProgramEvent
@@ -74,7 +75,7 @@ class GhostPay:
         try:
             while True:
                 yield self.run(asyncio.wait_for(stream.__anext__(), timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         finally:
             self.run(stream.aclose())
@@ -92,7 +93,7 @@ class GhostPay:
         self._thread.join(timeout=5)
         self._loop.close()
 
-    def __enter__(self) -> "GhostPay":
+    def __enter__(self) -> GhostPay:
         return self
 
     def __exit__(self, *exc: object) -> None:

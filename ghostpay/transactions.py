@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Self, Sequence, TypeVar, Union
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Self, TypeVar
 
 import httpx
 from solana.exceptions import SolanaRpcException
@@ -57,7 +58,7 @@ from ghostpay.results import Simulation, TxResult
 T = TypeVar("T")
 _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 _TRANSPORT_FAILURES = (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError)
-SendHook = Callable[[Signature, Union[int, None], bytes], None]
+SendHook = Callable[[Signature, int | None, bytes], None]
 """Called with a transaction's signature, its last valid block height and its signed bytes before it is sent."""
 
 

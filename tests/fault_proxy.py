@@ -25,7 +25,8 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -75,7 +76,7 @@ class FaultProxy:
         """End the outage now."""
         self.outage_until = 0.0
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self._thread.start()
         self._ready.wait(5)
         return self

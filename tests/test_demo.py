@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 GHOST = str(Path(sys.executable).with_name("ghost"))  # the installed command, as a user runs it
 
 

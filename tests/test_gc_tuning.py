@@ -11,10 +11,9 @@ from ghostpay.gc_tuning import BULK_GEN0_THRESHOLD, gc_paused, gc_relaxed
 
 def test_paused_then_restored_even_after_an_error() -> None:
     assert gc.isenabled()
-    with pytest.raises(ValueError):
-        with gc_paused():
-            assert not gc.isenabled()
-            raise ValueError("decoding failed")
+    with pytest.raises(ValueError), gc_paused():
+        assert not gc.isenabled()
+        raise ValueError("decoding failed")
     assert gc.isenabled()
     gc.disable()
     try:
@@ -27,8 +26,7 @@ def test_paused_then_restored_even_after_an_error() -> None:
 
 def test_relaxed_threshold_then_restored_even_after_an_error() -> None:
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError):
-        with gc_relaxed():
-            assert gc.get_threshold() == (BULK_GEN0_THRESHOLD, *before[1:])
-            raise RuntimeError("back-fill interrupted")
+    with pytest.raises(RuntimeError), gc_relaxed():
+        assert gc.get_threshold() == (BULK_GEN0_THRESHOLD, *before[1:])
+        raise RuntimeError("back-fill interrupted")
     assert gc.get_threshold() == before

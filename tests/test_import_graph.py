@@ -21,9 +21,9 @@ subpackages (`ghostpay.cli`, every module in it) or one of its top-level modules
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -7,17 +7,26 @@ wallet's agents) and check first that your wallet owns it; read-only commands ta
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, State, state
+from ghostpay.cli.output import (
+    emit,
+    explorer_url,
+    format_amount,
+    key_value_table,
+    mint_symbol,
+    print_tx,
+    table,
+    tx_data,
+    whole,
+)
 from ghostpay.cli.prompts import checked, confirm_irreversible
-from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, table, \
-    tx_data, whole
 
 if TYPE_CHECKING:
     from solders.pubkey import Pubkey
@@ -37,10 +46,10 @@ SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
 # shared helpers ----------------------------------------------------------------------------------------
 
 def when(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp else "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp else "never"
 
 
-async def owned(gp: "GhostPayClient", ref: params.AgentArg) -> "AgentInfo":
+async def owned(gp: GhostPayClient, ref: params.AgentArg) -> AgentInfo:
     """The agent, if the wallet owns it (CliError naming the owner otherwise)."""
     info = await gp.get_agent(ref)
     if info.owner != gp.wallet:
@@ -52,7 +61,7 @@ async def owned(gp: "GhostPayClient", ref: params.AgentArg) -> "AgentInfo":
 Mints = dict[str, Any]  # mint address -> its MintInfo (or IndexedMint), None when unknown
 
 
-async def mints_of(gp: "GhostPayClient", info: "AgentInfo") -> Mints:
+async def mints_of(gp: GhostPayClient, info: AgentInfo) -> Mints:
     """The agent's accepted mints and the mints it earned in, with their decimals."""
     found = await gp.get_mints([*info.accepted_tokens, *(e.mint for e in info.earnings)])
     return {str(mint): mint_info for mint, mint_info in found.items()}
@@ -126,7 +135,7 @@ def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
     }
 
 
-def agent_rows(st: State, info: "AgentInfo", mints: Mints) -> list[tuple[str, str]]:
+def agent_rows(st: State, info: AgentInfo, mints: Mints) -> list[tuple[str, str]]:
     data = agent_json(st, info, mints)
     rows = [("address", data["address"]), ("explorer", data["explorer"]), ("owner", data["owner"]),
             ("agent_id", info.agent_id), ("name", info.name), ("type", str(info.agent_type))]
@@ -155,17 +164,17 @@ def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
                   for a, m in agents], title)
 
 
-async def with_mints(gp: "GhostPayClient", agents: list["AgentInfo"]) -> list[tuple["AgentInfo", Mints]]:
+async def with_mints(gp: GhostPayClient, agents: list[AgentInfo]) -> list[tuple[AgentInfo, Mints]]:
     return [(a, await mints_of(gp, a)) for a in agents]
 
 
-def tx_out(st: State, action: str, result: "TxResult", info_address: object, **extra: Any) -> None:
+def tx_out(st: State, action: str, result: TxResult, info_address: object, **extra: Any) -> None:
     data = tx_data(st, action, result.signature, result.compute_units, agent=str(info_address), **extra)
     print_tx(st, data, [("agent", str(info_address))] + [(k.replace("_", " "), str(v)) for k, v in extra.items()])
 
 
-def x402_settings(st: State, price: Optional[str], tokens: Optional[List[str]], endpoint: Optional[str],
-                  payment_address: Optional[str], required: bool) -> Any:
+def x402_settings(st: State, price: str | None, tokens: list[str] | None, endpoint: str | None,
+                  payment_address: str | None, required: bool) -> Any:
     """X402Settings from the options (None when none is given and they are optional)."""
     given = [price, tokens, endpoint, payment_address]
     if not required and all(v is None or v == [] for v in given):
@@ -181,7 +190,7 @@ def x402_settings(st: State, price: Optional[str], tokens: Optional[List[str]], 
                         params.pubkey(payment_address, "payment address") if payment_address else None)
 
 
-async def check_x402(st: State, gp: "GhostPayClient", settings: Any) -> None:
+async def check_x402(st: State, gp: GhostPayClient, settings: Any) -> None:
     """Before sending: each price within the program's range, said in tokens of its mint."""
     for mint_key, price in settings.prices.items():
         mint = await gp.get_mint(mint_key)
@@ -213,19 +222,19 @@ def address_of(st: State, ref: params.AgentArg) -> str:
 @app.command()
 def register(
     ctx: typer.Context,
-    agent_id: Optional[str] = typer.Argument(None, help="A short id, unique among your agents (1-32 bytes)."),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="Display name (1-64 bytes)."),
-    description: Optional[str] = typer.Option(None, "--description", "-d", help="Up to 512 bytes."),
+    agent_id: str | None = typer.Argument(None, help="A short id, unique among your agents (1-32 bytes)."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Display name (1-64 bytes)."),
+    description: str | None = typer.Option(None, "--description", "-d", help="Up to 512 bytes."),
     agent_type: int = typer.Option(0, "--type", min=0, max=255, help="Agent type (0-255)."),
     metadata_uri: str = typer.Option("", "--metadata-uri", help="A URI with more about the agent."),
-    capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
+    capability: list[str] | None = typer.Option(None, "--capability", "--capabilities", "-c",
                                                    help="Capabilities, repeated or comma-separated (at most 8)."),
-    price: Optional[str] = typer.Option(None, "--price",
+    price: str | None = typer.Option(None, "--price",
                                         help="x402 price per call in whole tokens, when --tokens names one token."),
-    tokens: Optional[List[str]] = typer.Option(None, "--tokens", "--token", "-t",
+    tokens: list[str] | None = typer.Option(None, "--tokens", "--token", "-t",
                                                help=TOKENS_HELP),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
-    payment_address: Optional[str] = typer.Option(None, "--payment-address",
+    endpoint: str | None = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
+    payment_address: str | None = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not prompt; fail if a required field is missing."),
 ) -> None:
@@ -271,7 +280,7 @@ def register(
                                  f" on {st.rpc_url}?", default=True):
         raise typer.Abort()
 
-    async def work(gp: "GhostPayClient") -> "TxResult":
+    async def work(gp: GhostPayClient) -> TxResult:
         if x402 is not None:
             await check_x402(st, gp, x402)
         return await gp.register_agent(agent_id, name, agent_type=agent_type, description=description,
@@ -286,10 +295,10 @@ def register(
 def configure_x402(
     ctx: typer.Context,
     agent: str = AGENT_OPTION,
-    tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
+    tokens: list[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
     endpoint: str = typer.Option(..., "--endpoint", help="x402 service endpoint, http(s)://…"),
-    price: Optional[str] = typer.Option(None, "--price", help="Price per call, when --tokens names one token."),
-    payment_address: Optional[str] = typer.Option(None, "--payment-address",
+    price: str | None = typer.Option(None, "--price", help="Price per call, when --tokens names one token."),
+    payment_address: str | None = typer.Option(None, "--payment-address",
                                                   help="Wallet that receives payments (default: you)."),
 ) -> None:
     """Enable x402 payments, or replace the tokens and their prices, endpoint and payment address at once.
@@ -300,7 +309,7 @@ def configure_x402(
     ref = params.agent_ref(agent)
     settings = x402_settings(st, price, tokens, endpoint, payment_address, required=True)
 
-    async def work(gp: "GhostPayClient") -> "TxResult":
+    async def work(gp: GhostPayClient) -> TxResult:
         info = await owned(gp, ref)
         await check_x402(st, gp, settings)
         return await gp.configure_x402(info.address, settings)
@@ -317,7 +326,7 @@ def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, extra: dict
     st = state(ctx)
     ref = params.agent_ref(agent)
 
-    async def work(gp: "GhostPayClient") -> "TxResult":
+    async def work(gp: GhostPayClient) -> TxResult:
         info = await owned(gp, ref)
         return await call(gp, info)
 
@@ -327,11 +336,11 @@ def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, extra: dict
 
 @app.command("set-price")
 def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
-              tokens: Optional[List[str]] = typer.Option(
+              tokens: list[str] | None = typer.Option(
                   None, "--tokens", "--token", "-t",
                   help="New prices of accepted tokens: USDC=0.02,EURC=0.02 (the others keep theirs); with "
                        "--price: the one token it prices."),
-              price: Optional[str] = typer.Option(None, "--price",
+              price: str | None = typer.Option(None, "--price",
                                                   help="Whole tokens per call, for one token (--token T, or "
                                                        "the agent's only token).")) -> None:
     """Change the x402 price per call in some of the accepted tokens.
@@ -345,7 +354,7 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
     single = params.amount(price, "--price") if price is not None and not tokens else None
     shown: dict[str, Any] = {}  # the prices set, for the output: known once the agent is read
 
-    async def call(gp: "GhostPayClient", info: "AgentInfo") -> "TxResult":
+    async def call(gp: GhostPayClient, info: AgentInfo) -> TxResult:
         chosen = prices
         if chosen is None:  # --price alone: the agent's only token
             if len(info.accepted_tokens) != 1:
@@ -363,8 +372,8 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
 
 @app.command("set-tokens")
 def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
-               tokens: List[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
-               price: Optional[str] = typer.Option(None, "--price", help="Price per call, for a single token.")
+               tokens: list[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
+               price: str | None = typer.Option(None, "--price", help="Price per call, for a single token.")
                ) -> None:
     """Replace the accepted tokens and their prices.
 
@@ -400,11 +409,11 @@ def disable_x402(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
 def update(
     ctx: typer.Context,
     agent: str = AGENT_OPTION,
-    name: Optional[str] = typer.Option(None, "--name", "-n"),
-    description: Optional[str] = typer.Option(None, "--description", "-d"),
-    agent_type: Optional[int] = typer.Option(None, "--type", min=0, max=255),
-    metadata_uri: Optional[str] = typer.Option(None, "--metadata-uri"),
-    capability: Optional[List[str]] = typer.Option(None, "--capability", "--capabilities", "-c",
+    name: str | None = typer.Option(None, "--name", "-n"),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    agent_type: int | None = typer.Option(None, "--type", min=0, max=255),
+    metadata_uri: str | None = typer.Option(None, "--metadata-uri"),
+    capability: list[str] | None = typer.Option(None, "--capability", "--capabilities", "-c",
                                                    help="Replaces the list: repeated or comma-separated."),
 ) -> None:
     """Change any of name, description, type, metadata URI and capabilities.
@@ -471,7 +480,7 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
     st = state(ctx)
     ref = params.agent_ref(agent)
 
-    async def work(gp: "GhostPayClient") -> tuple["AgentInfo", Mints]:
+    async def work(gp: GhostPayClient) -> tuple[AgentInfo, Mints]:
         info = await gp.get_agent(ref)
         return info, await mints_of(gp, info)
 
@@ -482,7 +491,7 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          owner: Optional[str] = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")) -> None:
+          owner: str | None = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")) -> None:
     """List the agents of an owner, active or not, oldest first.
 
     Example: ghost agent list --owner 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
@@ -490,7 +499,7 @@ def list_(ctx: typer.Context,
     st = state(ctx)
     owner_key = params.pubkey(owner, "owner") if owner else None
 
-    async def work(gp: "GhostPayClient") -> list[tuple["AgentInfo", Mints]]:
+    async def work(gp: GhostPayClient) -> list[tuple[AgentInfo, Mints]]:
         return await with_mints(gp, await gp.list_agents(owner_key or gp.wallet))
 
     agents = st.run(work, signer=owner_key is None)
@@ -501,16 +510,16 @@ def list_(ctx: typer.Context,
 @app.command()
 def search(
     ctx: typer.Context,
-    capability: Optional[str] = typer.Option(None, "--capability", "-c", help="Has this capability."),
-    x402_enabled: Optional[bool] = typer.Option(None, "--x402-enabled/--x402-disabled",
+    capability: str | None = typer.Option(None, "--capability", "-c", help="Has this capability."),
+    x402_enabled: bool | None = typer.Option(None, "--x402-enabled/--x402-disabled",
                                                 help="Takes x402 payments (or not)."),
-    token: Optional[str] = typer.Option(None, "--token", "-t", help="Accepts this mint (address or symbol)."),
-    max_price: Optional[str] = typer.Option(None, "--max-price",
+    token: str | None = typer.Option(None, "--token", "-t", help="Accepts this mint (address or symbol)."),
+    max_price: str | None = typer.Option(None, "--max-price",
                                             help="At most this price per call in --token (whole tokens): each "
                                                  "accepted token has its own price."),
-    min_reputation: Optional[str] = typer.Option(None, "--min-reputation",
+    min_reputation: str | None = typer.Option(None, "--min-reputation",
                                                  help="At least this score: basis points (0-10000) or NN%."),
-    sort: Optional[str] = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, "
+    sort: str | None = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, "
                                                             "else in each agent's default token)."),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
@@ -545,9 +554,9 @@ def search(
          lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")))
 
 
-async def search_chain(gp: "GhostPayClient", mint: "Pubkey | None", ceiling: Decimal | None, floor: int | None,
+async def search_chain(gp: GhostPayClient, mint: Pubkey | None, ceiling: Decimal | None, floor: int | None,
                        order: str | None, capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                       limit: int) -> tuple[list[tuple["AgentInfo", Mints]], int]:
+                       limit: int) -> tuple[list[tuple[AgentInfo, Mints]], int]:
     """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK.
     Returns the first `limit` agents and how many matched."""
     agents = await gp.search_agents(x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
@@ -567,8 +576,12 @@ def reputation(
 
     Example: ghost agent reputation translator --detailed
     """
-    from ghostpay.reputation import (WEIGHT_PAYMENT_SUCCESS, WEIGHT_RESPONSE_TIME, WEIGHT_SERVICE_QUALITY,
-                                     WEIGHT_VOLUME_CONSISTENCY)
+    from ghostpay.reputation import (
+        WEIGHT_PAYMENT_SUCCESS,
+        WEIGHT_RESPONSE_TIME,
+        WEIGHT_SERVICE_QUALITY,
+        WEIGHT_VOLUME_CONSISTENCY,
+    )
 
     st = state(ctx)
     ref = params.agent_ref(agent)
@@ -637,7 +650,7 @@ def payment_history(
         title=f"{len(rows)} payment(s) (from the {source})")))
 
 
-async def history_chain(st: State, gp: "GhostPayClient", ref: params.AgentArg, limit: int) -> list[dict[str, Any]]:
+async def history_chain(st: State, gp: GhostPayClient, ref: params.AgentArg, limit: int) -> list[dict[str, Any]]:
     from ghostpay.tokens import from_atomic
 
     events = await gp.get_payment_events(ref, limit=max(limit * 4, 50))
@@ -663,7 +676,7 @@ def payment_status(ctx: typer.Context,
     st = state(ctx)
     ref = params.agent_ref(agent)
 
-    async def work(gp: "GhostPayClient") -> tuple[Any, Mints, Any, list[tuple[Any, Decimal]]]:
+    async def work(gp: GhostPayClient) -> tuple[Any, Mints, Any, list[tuple[Any, Decimal]]]:
         info = await gp.get_agent(ref)
         metrics = await gp.get_metrics(info.address)
         mints = await mints_of(gp, info)

@@ -4,7 +4,8 @@ indexer's database (`--db`, else the default index); mint decimals come from the
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from datetime import UTC
+from typing import Any
 
 import typer
 
@@ -15,7 +16,7 @@ from ghostpay.cli.output import emit, key_value_table, mint_symbol, short, table
 
 def analytics(ctx: typer.Context,
               period: str = typer.Option("24h", "--period", "-p", help="How far back: 1h, 24h, 7d, 30d or seconds."),
-              agent: Optional[str] = typer.Option(None, "--agent", help="Only this agent's payments: an address, "
+              agent: str | None = typer.Option(None, "--agent", help="Only this agent's payments: an address, "
                                                                         "or the agent_id of one of yours."),
               top: int = typer.Option(10, "--top", min=1, max=100, help="How many top earners to show.")) -> None:
     """x402 payments over a period: counts, success rate, volume by token, top earners, active agents.
@@ -51,10 +52,10 @@ def analytics(ctx: typer.Context,
 
 
 def _render(out: Any, st: Any, m: dict[str, Any]) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def when(t: int) -> str:
-        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     p, perf = m["payments"], m["performance"]
     rate = lambda v: "-" if v is None else f"{v}%"  # noqa: E731

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ghostpay.cli.config_file import config_path, read_config, write_config
@@ -27,7 +25,7 @@ def path(ctx: typer.Context) -> None:
 
 
 @app.command()
-def get(ctx: typer.Context, key: Optional[str] = typer.Argument(None, help=KEY_HELP)) -> None:
+def get(ctx: typer.Context, key: str | None = typer.Argument(None, help=KEY_HELP)) -> None:
     """Show one setting, or every setting with where its value comes from.
 
     Example: ghost config get url

@@ -13,10 +13,11 @@ import contextlib
 import json
 import os
 import sys
-from decimal import Decimal
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -82,7 +83,7 @@ class Settings:
     sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def resolve(cls, given: dict[str, str | None], verbose: bool = False) -> "Settings":
+    def resolve(cls, given: dict[str, str | None], verbose: bool = False) -> Settings:
         """Command line / environment (click read both) over the config file over the defaults."""
         config = read_config()
         values: dict[str, Any] = {}
@@ -107,10 +108,10 @@ class State:
         self.settings = settings
         self._config: dict[str, Any] | None = None
         self.sent: list[str] = []  # signatures sent by this command, to name them if it is interrupted
-        self.journal: "Entry | None" = None  # the open journal entry of the payment being sent
+        self.journal: Entry | None = None  # the open journal entry of the payment being sent
         self._status: Any = None  # the running spinner (rich Status), paused while a question is asked
         self._genesis_hash: str | None = None
-        self._labels: "ClusterLabels | None" = None
+        self._labels: ClusterLabels | None = None
         self._labels_unknown = False
 
     @property
@@ -144,7 +145,7 @@ class State:
         return CliError(f"keypair file {path} not found; create it with '{create}', or pass -k/--keypair FILE "
                         f"or set GHOST_KEYPAIR{other}")
 
-    def wallet_address(self, other: str = "") -> "Pubkey":
+    def wallet_address(self, other: str = "") -> Pubkey:
         """The -k wallet's address (the keypair file's public key)."""
         from ghostpay.keypairs import load_keypair
 
@@ -156,7 +157,7 @@ class State:
         except ValueError as exc:
             raise CliError(str(exc)) from None
 
-    def client(self, *, signer: bool = True) -> "GhostPayClient":
+    def client(self, *, signer: bool = True) -> GhostPayClient:
         """The SDK client; `signer=False` opens it read-only when no keypair exists."""
         from ghostpay.client import GhostPayClient
 
@@ -183,7 +184,7 @@ class State:
         if self.journal is not None:
             self.journal.sent(signature, last_valid_block_height, transaction)
 
-    def run(self, work: Callable[["GhostPayClient"], Awaitable[T]], *, signer: bool = True,
+    def run(self, work: Callable[[GhostPayClient], Awaitable[T]], *, signer: bool = True,
             status: str | None = None) -> T:
         """Open the client, run `work(client)` on a fresh event loop, close it; errors become one line."""
         async def main() -> T:
@@ -260,7 +261,7 @@ class State:
             self._genesis_hash = str(self.jsonrpc("getGenesisHash"))
         return self._genesis_hash
 
-    def labels(self) -> "ClusterLabels":
+    def labels(self) -> ClusterLabels:
         """The token labels of this cluster (`ghostpay.token_labels`), the old global ones sorted out first."""
         if self._labels is None:
             from ghostpay.cli.labels import cluster_labels
@@ -268,7 +269,7 @@ class State:
             self._labels = cluster_labels(self)
         return self._labels
 
-    def labels_if_known(self) -> "ClusterLabels | None":
+    def labels_if_known(self) -> ClusterLabels | None:
         """The labels for showing mints by name, or None when the RPC cannot say which cluster it is (or the
         labels file cannot be read): names are a nicety there, not worth an error."""
         if self._labels is None and not self._labels_unknown:
@@ -385,7 +386,7 @@ def with_values(message: str) -> str:
 
     values = limits()
     message = re.sub(r"\bMIN and MAX_(\w+)", r"MIN_\1 and MAX_\1", message)
-    def value(match: "re.Match[str]") -> str:
+    def value(match: re.Match[str]) -> str:
         name = match.group(0)
         if name not in values:
             return name
@@ -421,7 +422,7 @@ def unreachable(url: str, detail: str) -> str:
 
 
 
-def spending_refusal(state: "State", exc: BaseException) -> str | None:
+def spending_refusal(state: State, exc: BaseException) -> str | None:
     """A budget or per-call maximum refusal in the user's terms: amounts in plain notation with the token's
     label, and the setting that would allow it; None for other errors."""
     from ghostpay.exceptions import BudgetExceeded, PriceAboveMaximum

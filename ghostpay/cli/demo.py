@@ -25,9 +25,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ghostpay.child_process import python_module_command, start_attached_child
 from ghostpay.localnet.process import LocalnetProcess, LocalnetStartError
@@ -145,7 +146,7 @@ def upstream_service() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def background_ghost(run: "Session", note: str, args: list[str], ready_url: str) -> Iterator[None]:
+def background_ghost(run: Session, note: str, args: list[str], ready_url: str) -> Iterator[None]:
     """`ghost …` as a background process until the block ends, once `ready_url` answers (any status)."""
     import httpx
 
@@ -177,7 +178,7 @@ def background_ghost(run: "Session", note: str, args: list[str], ready_url: str)
             process.wait()
 
 
-def buy_over_http(run: "Session", summarizer: str) -> None:
+def buy_over_http(run: Session, summarizer: str) -> None:
     """The summarizer's service sold through `ghost x402 proxy`, paid calls settled by `ghost facilitator`,
     bought with `ghost x402 call` within a daily budget; the record_x402_payment rides in the same transaction."""
     fee_port, proxy_port = free_port(), free_port()
@@ -216,8 +217,9 @@ def wallets(folder: Path, names: list[str]) -> dict[str, str]:
 
 def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
     """The scripted session; returns what it found out (addresses, reference, order)."""
-    from ghostpay.pda import agent_address, work_order_address
     from solders.pubkey import Pubkey
+
+    from ghostpay.pda import agent_address, work_order_address
 
     who = wallets(folder, ["translator", "summarizer", "buyer", "arbiter", "facilitator"])
     agents = {name: str(agent_address(Pubkey.from_string(who[name]), name)[0]) for name in ("translator",

@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.agent import when
 from ghostpay.cli.context import CliError, state
-from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_table, mint_symbol, print_tx, span, \
-    table, tx_data
+from ghostpay.cli.output import (
+    emit,
+    explorer_url,
+    format_amount,
+    key_value_table,
+    mint_symbol,
+    print_tx,
+    span,
+    table,
+    tx_data,
+)
 
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient, TxResult, WorkOrderInfo
@@ -36,7 +46,7 @@ ORDER_ARGUMENT = typer.Argument(..., help="The work order's address.")
 STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Disputed")  # the live ones
 
 
-def order_json(st: Any, o: "WorkOrderInfo") -> dict[str, Any]:
+def order_json(st: Any, o: WorkOrderInfo) -> dict[str, Any]:
     from ghostpay.cli.output import jsonable
 
     data = jsonable(o)
@@ -45,7 +55,7 @@ def order_json(st: Any, o: "WorkOrderInfo") -> dict[str, Any]:
     return data
 
 
-def order_rows(st: Any, o: "WorkOrderInfo") -> list[tuple[str, str]]:
+def order_rows(st: Any, o: WorkOrderInfo) -> list[tuple[str, str]]:
     symbol = mint_symbol(st, o.mint)
     rows = [("work order", str(o.address)), ("explorer", explorer_url("address", o.address, st.rpc_url)),
             ("title", o.title), ("status", o.status), ("amount", format_amount(o.amount, symbol)),
@@ -66,12 +76,12 @@ def order_rows(st: Any, o: "WorkOrderInfo") -> list[tuple[str, str]]:
 
 
 def order_tx(ctx: typer.Context, order: str, action: str,
-             call: Callable[["GhostPayClient", Any], Awaitable["TxResult"]], **extra: Any) -> None:
+             call: Callable[[GhostPayClient, Any], Awaitable[TxResult]], **extra: Any) -> None:
     """Run one work-order transaction and print it, with the order's state after (if it is still open)."""
     st = state(ctx)
     address = params.pubkey(order, "work order address")
 
-    async def work(gp: "GhostPayClient") -> tuple["TxResult", "WorkOrderInfo | None"]:
+    async def work(gp: GhostPayClient) -> tuple[TxResult, WorkOrderInfo | None]:
         from ghostpay.exceptions import AccountNotFound
 
         result = await call(gp, address)
@@ -88,7 +98,7 @@ def order_tx(ctx: typer.Context, order: str, action: str,
              [(k.replace("_", " "), str(v)) for k, v in extra.items()])
 
 
-async def landed(gp: "GhostPayClient", signatures: list[str]) -> bool:
+async def landed(gp: GhostPayClient, signatures: list[str]) -> bool:
     """Whether one of a journal entry's signatures landed and succeeded."""
     for signature in signatures:
         found = await gp.get_signature_status(signature)
@@ -109,10 +119,10 @@ def create(
     review_period: str = typer.Option("3d", "--review-period", help="How long the client has to review a "
                                                                     "delivery before the provider may claim."),
     description: str = typer.Option("", "--description", "-d", help="Up to 512 bytes."),
-    requirement: Optional[List[str]] = typer.Option(None, "--requirement", "-r", help="Repeat for each (at most "
+    requirement: list[str] | None = typer.Option(None, "--requirement", "-r", help="Repeat for each (at most "
                                                                                       "10)."),
-    token: Optional[str] = typer.Option(None, "--token", "-t", help="Mint (default: the agent's first token)."),
-    order_id: Optional[int] = typer.Option(None, "--order-id", min=0, max=2**64 - 1, help="u64 (default: random)."),
+    token: str | None = typer.Option(None, "--token", "-t", help="Mint (default: the agent's first token)."),
+    order_id: int | None = typer.Option(None, "--order-id", min=0, max=2**64 - 1, help="u64 (default: random)."),
 ) -> None:
     """Create a work order: the amount moves from your token account into a new escrow vault.
 
@@ -136,7 +146,7 @@ def create(
     review = params.duration(review_period, "--review-period", "REVIEW_PERIOD_SECONDS")
     mint = params.token(st, token, "--token") if token else None
 
-    async def work(gp: "GhostPayClient") -> Any:
+    async def work(gp: GhostPayClient) -> Any:
         from ghostpay.cli import journal
 
         provider = await gp.get_agent(ref)
@@ -151,7 +161,7 @@ def create(
         with journal.running("work_order", command):
             return await create_once(gp, command)
 
-    async def create_once(gp: "GhostPayClient", command: dict[str, Any]) -> Any:
+    async def create_once(gp: GhostPayClient, command: dict[str, Any]) -> Any:
         from ghostpay.cli import journal
         from ghostpay.exceptions import AccountNotFound, GhostPayError, OutcomeUnknown
         from ghostpay.pda import new_order_id
@@ -205,7 +215,7 @@ def create(
 
 @app.command()
 def accept(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-           arbiter: Optional[str] = typer.Option(None, "--arbiter",
+           arbiter: str | None = typer.Option(None, "--arbiter",
                                                  help="The arbiter you agree to; the program refuses the accept "
                                                       "if the order names another (default: the order's, as "
                                                       "`ghost escrow show` prints it).")) -> None:
@@ -232,8 +242,8 @@ def deliver(
     ctx: typer.Context,
     order: str = ORDER_ARGUMENT,
     uri: str = typer.Option(..., "--uri", help="Where the deliverable is (up to 200 bytes)."),
-    content_hash: Optional[str] = typer.Option(None, "--hash", help="SHA-256 of the deliverable (64 hex digits)."),
-    file: Optional[Path] = typer.Option(None, "--file", help="Hash this file instead of giving --hash.",
+    content_hash: str | None = typer.Option(None, "--hash", help="SHA-256 of the deliverable (64 hex digits)."),
+    file: Path | None = typer.Option(None, "--file", help="Hash this file instead of giving --hash.",
                                         exists=True, dir_okay=False),
 ) -> None:
     """Deliver the work, as the provider's owner: a URI and the content's hash; starts the review period.
@@ -261,7 +271,7 @@ def reject(ctx: typer.Context, order: str = ORDER_ARGUMENT,
 
 @app.command()
 def release(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-            amount: Optional[str] = typer.Option(None, "--amount", help="A milestone, in whole tokens "
+            amount: str | None = typer.Option(None, "--amount", help="A milestone, in whole tokens "
                                                                         "(default: everything left).")) -> None:
     """Pay the provider from escrow, as the client; releasing the rest completes the work order.
 
@@ -351,11 +361,11 @@ def show(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    client: Optional[str] = typer.Option(None, "--client", help="Created by this wallet."),
-    agent: Optional[str] = typer.Option(None, "--agent", "-a", help="For this provider agent."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="For agents of this owner."),
-    arbiter: Optional[str] = typer.Option(None, "--arbiter", help="Arbitrated by this wallet."),
-    status: Optional[str] = typer.Option(None, "--status", help=f"One of: {', '.join(STATUSES)}."),
+    client: str | None = typer.Option(None, "--client", help="Created by this wallet."),
+    agent: str | None = typer.Option(None, "--agent", "-a", help="For this provider agent."),
+    provider: str | None = typer.Option(None, "--provider", help="For agents of this owner."),
+    arbiter: str | None = typer.Option(None, "--arbiter", help="Arbitrated by this wallet."),
+    status: str | None = typer.Option(None, "--status", help=f"One of: {', '.join(STATUSES)}."),
     mine: bool = typer.Option(False, "--mine", help="Where your wallet is the client, provider or arbiter."),
 ) -> None:
     """Open work orders matching every filter, oldest first.
@@ -368,12 +378,12 @@ def list_(
     agent_ref = params.agent_ref(agent) if agent else None
     wanted = params.choice(status.capitalize(), STATUSES, "--status") if status else None
 
-    async def work(gp: "GhostPayClient") -> list["WorkOrderInfo"]:
+    async def work(gp: GhostPayClient) -> list[WorkOrderInfo]:
         if agent_ref is not None:
             await gp.get_agent(agent_ref)  # not an agent: an error, not "0 work orders"
         if not mine:
             return await gp.list_work_orders(agent=agent_ref, mint=None, status=wanted, **keys)
-        seen: dict[str, "WorkOrderInfo"] = {}
+        seen: dict[str, WorkOrderInfo] = {}
         for role in ("client", "provider", "arbiter"):
             for o in await gp.list_work_orders(agent=agent_ref, status=wanted, **{**keys, role: gp.wallet}):
                 seen[str(o.address)] = o

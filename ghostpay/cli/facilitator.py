@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -66,9 +66,9 @@ def start(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(DEFAULT_PORT, help="Port to listen on."),
-    network: Optional[str] = typer.Option(None, help="The x402 network it settles, a CAIP-2 id or v1 name "
+    network: str | None = typer.Option(None, help="The x402 network it settles, a CAIP-2 id or v1 name "
                                           "(default: the -u cluster's; a localnet goes by devnet's)."),
-    db: Optional[Path] = typer.Option(None, help="The settled-payment log, seller keys and quotas (default: "
+    db: Path | None = typer.Option(None, help="The settled-payment log, seller keys and quotas (default: "
                                       "<ghost path>/facilitator.db)."),
     rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
@@ -93,7 +93,7 @@ def start(
                                       "the payment is worth)."),
     sol_price: str = typer.Option(str(DEFAULT_SOL_USD), help="Dollars a SOL is taken to be worth for "
                                   "--max-fee-share (high errs on refusing)."),
-    asset: Optional[List[str]] = typer.Option(None, "--asset", help="MINT[=MIN_AMOUNT]: a mint it settles, and "
+    asset: list[str] | None = typer.Option(None, "--asset", help="MINT[=MIN_AMOUNT]: a mint it settles, and "
                                               "the least amount (atomic units, default 1); repeat it; 'any' "
                                               "allows every mint. Default: the network's USD stablecoins, and "
                                               "on a localnet the mints labelled by ghost test-mint."),
@@ -178,7 +178,7 @@ def log_refusals() -> None:
     logger.setLevel(logging.INFO)
 
 
-def open_keys(db: Optional[Path]) -> "KeyStore":
+def open_keys(db: Path | None) -> KeyStore:
     from ghostpay.x402.facilitator import default_db_path
     from ghostpay.x402.facilitator.keys import KeyStore
 
@@ -188,7 +188,7 @@ def open_keys(db: Optional[Path]) -> "KeyStore":
         raise CliError(f"cannot open the facilitator's database {db or default_db_path()}: {exc}") from None
 
 
-def key_rows(keys: "list[SellerKey]") -> list[dict[str, object]]:
+def key_rows(keys: list[SellerKey]) -> list[dict[str, object]]:
     return [{**k.terms(), "createdAt": k.created_at, "revoked": k.revoked_at is not None} for k in keys]
 
 
@@ -203,7 +203,7 @@ def keys_add(
     settles_per_minute: int = typer.Option(DEFAULT_SETTLES_PER_MINUTE, min=0, help="Settles in any minute, at most."),
     fee_lamports_per_day: int = typer.Option(DEFAULT_FEE_LAMPORTS_PER_DAY, min=0, help="Fee lamports paid for "
                                              "this seller in any 24 hours, at most."),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """Make a key for a seller and print it, once: only its SHA-256 is stored.
 
@@ -236,7 +236,7 @@ def keys_add(
 def keys_list(
     ctx: typer.Context,
     json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json facilitator keys list."),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """The seller keys (never the keys themselves): name, id, terms, revoked or not.
 
@@ -260,7 +260,7 @@ def keys_list(
 def keys_revoke(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The seller whose key stops working."),
-    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    db: Path | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """Revoke a seller's key: a running facilitator refuses it from the next request on.
 

@@ -77,7 +77,7 @@ def guard_settings(state: State) -> dict[str, str]:
 
 
 def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False
-                    ) -> "SpendingGuards":
+                    ) -> SpendingGuards:
     """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
     user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked.
     Token labels stay labels: the SDK resolves them on the cluster it pays on (`resolve_labels` does it now)."""
@@ -109,7 +109,7 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, confi
                           confirm=ask_on_terminal(state), **defaults)
 
 
-def resolve_labels(state: State, guards: "SpendingGuards") -> "SpendingGuards":
+def resolve_labels(state: State, guards: SpendingGuards) -> SpendingGuards:
     """`guards` with their token labels resolved on the current cluster; a label it does not have is an
     error naming the setting."""
     from ghostpay.exceptions import UnknownTokenLabel
@@ -120,7 +120,7 @@ def resolve_labels(state: State, guards: "SpendingGuards") -> "SpendingGuards":
         raise unknown_guard_label(state, exc) from None
 
 
-def unknown_guard_label(state: State, exc: "UnknownTokenLabel") -> CliError:
+def unknown_guard_label(state: State, exc: UnknownTokenLabel) -> CliError:
     """The one line for a spending guard naming a token label this cluster does not have: the settings that
     name it, where the label does exist, and the two ways out."""
     wanted = exc.label.casefold()
@@ -138,7 +138,7 @@ def ask_on_terminal(state: State) -> Any:
     """The confirm callback of the CLI: a y/N question on stderr; declined when stdin is no terminal."""
     from ghostpay.cli.output import format_amount, mint_symbol
 
-    def confirm(spend: "Spend") -> bool:
+    def confirm(spend: Spend) -> bool:
         if not sys.stdin.isatty():
             raise CliError(f"paying {format_amount(spend.amount, mint_symbol(state, spend.mint))} needs your "
                            "confirmation and there is no terminal to ask: pass --yes, or --max-price to pay "

@@ -6,10 +6,11 @@ follow -u, --db and --output)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from ghostpay.cli.context import CliError, State
 
@@ -71,7 +72,7 @@ class IndexedAgent:
     updated_at: int
     registration: int
     capabilities: list[str] = field(default_factory=list)
-    earnings: list["IndexedEarnings"] = field(default_factory=list)
+    earnings: list[IndexedEarnings] = field(default_factory=list)
 
     @property
     def accepted_tokens(self) -> list[str]:
@@ -209,7 +210,7 @@ class Decimals:
     def __init__(self, st: State) -> None:
         self.st, self.cache = st, {}  # type: ignore[var-annotated]
 
-    def __call__(self, mint: str | None) -> "IndexedMint | None":
+    def __call__(self, mint: str | None) -> IndexedMint | None:
         if mint is None:
             return None
         if mint not in self.cache:

@@ -10,14 +10,14 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 
-from ghostpay.cli import params
-from ghostpay.cli import serve as serve_cli
+from ghostpay.cli import params, serve as serve_cli
 from ghostpay.cli.indexing import fail, index_engine, indexer_config, setup_logging
 
 app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
@@ -45,8 +45,8 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 @app.command()
 def run(
     url: str = typer.Option(LOCALNET_URL, "--url", "-u", help=URL_HELP),
-    ws_url: Optional[str] = typer.Option(None, "--ws-url", help="Websocket URL (default: derived from --url)."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    ws_url: str | None = typer.Option(None, "--ws-url", help="Websocket URL (default: derived from --url)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     once: bool = typer.Option(False, "--once", help="Back-fill to the chain's tip and exit."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Transactions per database commit."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
@@ -55,7 +55,7 @@ def run(
     host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
     port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
                              help="With --serve: " + serve_cli.PORT_HELP),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help="With --serve: " + serve_cli.TOKEN_HELP),
+    token_file: Path | None = typer.Option(None, "--token-file", help="With --serve: " + serve_cli.TOKEN_HELP),
 ) -> None:
     """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
 
@@ -130,7 +130,7 @@ def backfill_progress() -> Iterator[Any]:
 @app.command()
 def status(
     url: str = typer.Option(LOCALNET_URL, "--url", "-u", help=URL_HELP),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The cursor's slot, the lag behind the chain, row counts and skipped input.
@@ -149,7 +149,7 @@ def status(
     with Session(index_engine(config.db_url, read_only=True)) as session:
         state = index_status(session)
 
-    async def chain_slot() -> Optional[int]:
+    async def chain_slot() -> int | None:
         rpc = RpcSource(config.http_url)
         try:
             return await rpc.slot()
@@ -177,7 +177,7 @@ def status(
 @app.command()
 def verify(
     url: str = typer.Option(LOCALNET_URL, "--url", "-u", help=URL_HELP),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Compare every indexed agent's counters and recomputed score with its on-chain accounts; exit 1 on any difference.

@@ -4,7 +4,7 @@ configuration from the options, its database opened or one clean error line, log
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -22,7 +22,7 @@ def default_db() -> str:
     return f"sqlite:///{data_dir() / 'indexer.db'}"
 
 
-def indexer_config(url: str, ws_url: Optional[str], db: Optional[str], batch_size: int = 200) -> Any:
+def indexer_config(url: str, ws_url: str | None, db: str | None, batch_size: int = 200) -> Any:
     from ghostpay.cli.indexed import db_url
     from ghostpay.cluster import resolve
     from ghostpay.exceptions import InvalidArgument

@@ -20,10 +20,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ghostpay.cli.errors import CliError
 from ghostpay.paths import data_dir, private_file

@@ -18,13 +18,13 @@ LEGACY_TABLE = "tokens"  # the old global labels in config.toml: mint -> label
 TOKEN_PROGRAMS = ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 
 
-def token_store() -> "TokenLabels":
+def token_store() -> TokenLabels:
     from ghostpay.token_labels import TokenLabels
 
     return TokenLabels()
 
 
-def cluster_labels(st: "State") -> "ClusterLabels":
+def cluster_labels(st: State) -> ClusterLabels:
     """The labels of `st`'s cluster, after moving the old global labels that belong to it."""
     store = token_store()
     genesis = st.genesis_hash()
@@ -34,7 +34,7 @@ def cluster_labels(st: "State") -> "ClusterLabels":
     return store.cluster(genesis, st.rpc_url)
 
 
-def migrate_legacy(st: "State", store: "TokenLabels", genesis: str, legacy: dict[str, str]) -> None:
+def migrate_legacy(st: State, store: TokenLabels, genesis: str, legacy: dict[str, str]) -> None:
     """Move the old global labels whose mint is a mint on this cluster here (as test mints on a localnet:
     `ghost test-mint` wrote them all), and drop them from config.toml; the others stay there for the cluster
     where their mint is. A label this cluster already has stays as it is."""

@@ -13,14 +13,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from ghostpay.child_process import python_module_command
 from ghostpay.cli.context import CliError, state
-from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.cli.output import emit, key_value_table
+from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.paths import data_dir
 
 app = typer.Typer(help="A local Solana validator (LiteSVM) with GhostPay loaded.", no_args_is_help=True,
@@ -118,12 +118,12 @@ def healthy(url: str) -> bool:
 def start(
     ctx: typer.Context,
     rpc_port: int = typer.Option(DEFAULT_RPC_PORT, min=1, max=65534, help="HTTP JSON-RPC port."),
-    ws_port: Optional[int] = typer.Option(None, min=1, max=65535,
+    ws_port: int | None = typer.Option(None, min=1, max=65535,
                                           help="Websocket pub-sub port (default: RPC port + 1)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: <data dir>/localnet/ledger)."),
+    ledger: Path | None = typer.Option(None, help="Ledger directory (default: <data dir>/localnet/ledger)."),
     reset: bool = typer.Option(False, "--reset", help="Start from an empty ledger."),
-    program_so: Optional[Path] = typer.Option(None, help="Load this GhostPay .so instead of the packaged one."),
+    program_so: Path | None = typer.Option(None, help="Load this GhostPay .so instead of the packaged one."),
     engine: str = typer.Option("litesvm", help=f"One of: {', '.join(ENGINES)}."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; stop with 'ghost localnet "
@@ -193,7 +193,7 @@ def write_state(record: dict[str, Any]) -> None:
 
 
 def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port: int, host: str,
-             ledger: Optional[Path], reset: bool, program_so: Optional[Path], engine: str) -> None:
+             ledger: Path | None, reset: bool, program_so: Path | None, engine: str) -> None:
     st = state(ctx)
     log = records_dir() / f"localnet-{rpc_port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,7 @@ RPC_PORT_OPTION = typer.Option(None, "--rpc-port", min=1, max=65535,
 
 
 @app.command()
-def status(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> None:
+def status(ctx: typer.Context, rpc_port: int | None = RPC_PORT_OPTION) -> None:
     """Is a localnet running? Its URLs, slot and version (exit status 1 if none answers).
 
     Example: ghost localnet status --rpc-port 8999
@@ -251,7 +251,7 @@ def status(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> Non
 
 
 @app.command()
-def stop(ctx: typer.Context, rpc_port: Optional[int] = RPC_PORT_OPTION) -> None:
+def stop(ctx: typer.Context, rpc_port: int | None = RPC_PORT_OPTION) -> None:
     """Stop a localnet started with 'ghost localnet start' (its ledger is kept).
 
     Example: ghost localnet stop --rpc-port 8999
@@ -295,7 +295,7 @@ def path(ctx: typer.Context) -> None:
 
 @app.command()
 def reset(ctx: typer.Context,
-          ledger: Optional[Path] = typer.Option(None, help="Ledger directory (default: the default ledger)."),
+          ledger: Path | None = typer.Option(None, help="Ledger directory (default: the default ledger)."),
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Delete a ledger; refused while a localnet runs on it. Asks first on a terminal; elsewhere --yes is
     required.

@@ -10,18 +10,31 @@ Solana stack: each command imports the SDK when it runs, so `ghost --help` is fa
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from ghostpay import __version__
-from ghostpay.cli import (agent, analytics, config, escrow, facilitator, localnet, mcp, misc, payment, tokens,
-                          wallet, webhooks, x402)
+from ghostpay.cli import (
+    agent,
+    analytics,
+    config,
+    escrow,
+    facilitator,
+    localnet,
+    mcp,
+    misc,
+    payment,
+    tokens,
+    wallet,
+    webhooks,
+    x402,
+)
 from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
 from ghostpay.cli.indexer import app as indexer_app
-
 
 GLOBAL_VALUE_OPTIONS = {"-u", "--url", "-k", "--keypair", "--commitment", "--program-id", "-o", "--output", "--db"}
 GLOBAL_FLAGS = {"-v", "--verbose"}
@@ -126,16 +139,16 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: Optional[str] = typer.Option(None, "--url", "-u", envvar=ENV["url"], help=HELP["url"] + " (default: l)",
+    url: str | None = typer.Option(None, "--url", "-u", envvar=ENV["url"], help=HELP["url"] + " (default: l)",
                                       show_default=False),
-    keypair: Optional[str] = typer.Option(None, "--keypair", "-k", envvar=ENV["keypair"], help=HELP["keypair"]),
-    commitment: Optional[str] = typer.Option(None, "--commitment", envvar=ENV["commitment"],
+    keypair: str | None = typer.Option(None, "--keypair", "-k", envvar=ENV["keypair"], help=HELP["keypair"]),
+    commitment: str | None = typer.Option(None, "--commitment", envvar=ENV["commitment"],
                                              help=HELP["commitment"] + " (default: confirmed)"),
-    program_id: Optional[str] = typer.Option(None, "--program-id", envvar=ENV["program_id"],
+    program_id: str | None = typer.Option(None, "--program-id", envvar=ENV["program_id"],
                                              help=HELP["program_id"]),
-    output: Optional[str] = typer.Option(None, "--output", "-o", envvar=ENV["output"],
+    output: str | None = typer.Option(None, "--output", "-o", envvar=ENV["output"],
                                          help=HELP["output"] + " (default: text)"),
-    db: Optional[str] = typer.Option(None, "--db", envvar=ENV["db"], help=HELP["db"]),
+    db: str | None = typer.Option(None, "--db", envvar=ENV["db"], help=HELP["db"]),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and program logs on errors."),
 ) -> None:
     """GhostPay: register, price, pay and hire AI agents on Solana.

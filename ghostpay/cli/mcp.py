@@ -7,7 +7,6 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -21,7 +20,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TOKEN_ENV = "GHOST_MCP_TOKEN"
 
 
-def _amount(value: Optional[str], flag: str) -> Optional[Decimal]:
+def _amount(value: str | None, flag: str) -> Decimal | None:
     return None if value is None else params.amount(value, flag, allow_zero=True)
 
 
@@ -31,24 +30,24 @@ def serve(
                                   "http (Streamable HTTP at http://HOST:PORT/mcp)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (http)."),
     port: int = typer.Option(8765, help="Port to listen on (http)."),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help="http: require 'Authorization: Bearer "
+    token_file: Path | None = typer.Option(None, "--token-file", help="http: require 'Authorization: Bearer "
                                               "TOKEN' on every request, TOKEN being this file's first line (or "
                                               "$GHOST_MCP_TOKEN; never on the command line, where `ps` shows it). "
                                               "Needed to listen beyond this machine."),
-    budget_hourly: Optional[str] = typer.Option(None, "--budget-hourly", help=f"Spend at most this per rolling "
+    budget_hourly: str | None = typer.Option(None, "--budget-hourly", help=f"Spend at most this per rolling "
                                                 f"hour ({BUDGET_HELP})."),
-    budget_daily: Optional[str] = typer.Option(None, "--budget-daily", help=f"Spend at most this per rolling day "
+    budget_daily: str | None = typer.Option(None, "--budget-daily", help=f"Spend at most this per rolling day "
                                                f"({BUDGET_HELP})."),
-    budget_total: Optional[str] = typer.Option(None, "--budget-total", help=f"Spend at most this in all "
+    budget_total: str | None = typer.Option(None, "--budget-total", help=f"Spend at most this in all "
                                                f"({BUDGET_HELP})."),
-    max_per_call: Optional[str] = typer.Option(None, "--max-per-call", help="The most one payment may cost."),
-    calls_per_minute: Optional[int] = typer.Option(None, "--calls-per-minute", min=1, help="Paid calls per "
+    max_per_call: str | None = typer.Option(None, "--max-per-call", help="The most one payment may cost."),
+    calls_per_minute: int | None = typer.Option(None, "--calls-per-minute", min=1, help="Paid calls per "
                                                    "minute, at most."),
-    allow_mint: Optional[List[str]] = typer.Option(None, "--allow-mint", help="Pay only with this mint (address "
+    allow_mint: list[str] | None = typer.Option(None, "--allow-mint", help="Pay only with this mint (address "
                                                    "or label; repeat it)."),
-    allow_seller: Optional[List[str]] = typer.Option(None, "--allow-seller", help="Pay only this wallet or agent "
+    allow_seller: list[str] | None = typer.Option(None, "--allow-seller", help="Pay only this wallet or agent "
                                                      "(repeat it)."),
-    block_seller: Optional[List[str]] = typer.Option(None, "--block-seller", help="Never pay this wallet or agent "
+    block_seller: list[str] | None = typer.Option(None, "--block-seller", help="Never pay this wallet or agent "
                                                      "(repeat it)."),
 ) -> None:
     """Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -34,7 +34,7 @@ def wait_confirmed(st: State, signature: str, timeout: float = 30.0) -> None:
 
 def airdrop(ctx: typer.Context,
             amount: str = typer.Argument("1", help="SOL to request."),
-            to: Optional[str] = typer.Option(None, "--to", help="Recipient (default: your wallet).")) -> None:
+            to: str | None = typer.Option(None, "--to", help="Recipient (default: your wallet).")) -> None:
     """Request SOL from the cluster's faucet (localnet, devnet).
 
     Example: ghost airdrop 2 --to 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
@@ -59,11 +59,11 @@ def airdrop(ctx: typer.Context,
 def test_mint(
     ctx: typer.Context,
     decimals: int = typer.Option(6, "--decimals", min=0, max=18, help="Decimals of a new mint."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="A token label for the mint on this localnet "
+    symbol: str | None = typer.Option(None, "--symbol", help="A token label for the mint on this localnet "
                                                                  "only, usable wherever a token is expected "
                                                                  "(default for a new mint: USDC)."),
-    mint: Optional[str] = typer.Option(None, "--mint", help="Fund this existing mint instead of creating one."),
-    fund: Optional[List[str]] = typer.Option(None, "--fund", "-f", help="Wallets to fund (repeatable, "
+    mint: str | None = typer.Option(None, "--mint", help="Fund this existing mint instead of creating one."),
+    fund: list[str] | None = typer.Option(None, "--fund", "-f", help="Wallets to fund (repeatable, "
                                                                         "comma-separated) (default: yours)."),
     amount: str = typer.Option("1000", "--amount", help="Tokens to add to each wallet's balance (whole tokens)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Move a --symbol label already given to another mint "
@@ -121,7 +121,7 @@ def test_mint(
         title=f"[green]✔[/green] test mint {'created' if created else 'funded'}")))
 
 
-def token_balance(st: State, owner: "Pubkey", mint: "Pubkey") -> int:
+def token_balance(st: State, owner: Pubkey, mint: Pubkey) -> int:
     """Atomic units `owner` holds of `mint` in its token accounts (0 without one)."""
     found = st.jsonrpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)}, {"encoding": "jsonParsed"})
     return sum(int(a["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]) for a in found["value"])

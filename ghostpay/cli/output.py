@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from rich import box
@@ -109,7 +110,7 @@ def short(key: object) -> str:
     return shortened(str(key))
 
 
-def mint_symbol(state: "State", mint: object) -> str:
+def mint_symbol(state: State, mint: object) -> str:
     """A mint's token label on the current cluster (`ghost tokens list`), else its short address; without
     labels (the RPC cannot say which cluster it is) the short address."""
     key = str(mint)
@@ -117,7 +118,7 @@ def mint_symbol(state: "State", mint: object) -> str:
     return (labels.label(key) if labels is not None else None) or short(key)
 
 
-def emit(state: "State", data: Any, render: Callable[[Console], None] | None = None) -> None:
+def emit(state: State, data: Any, render: Callable[[Console], None] | None = None) -> None:
     """Print `data` as one JSON document (JSON mode) or call `render` with the console (text mode)."""
     if state.json:
         print(json.dumps(jsonable(data), indent=2))
@@ -144,7 +145,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str |
     return out
 
 
-def tx_data(state: "State", action: str, signature: object, compute_units: int | None = None,
+def tx_data(state: State, action: str, signature: object, compute_units: int | None = None,
             **extra: Any) -> dict[str, Any]:
     """A confirmed transaction as JSON: what was done, signature, explorer link, CU, and more fields."""
     known = signature is not None  # None: an earlier run's transaction the node no longer reports
@@ -153,7 +154,7 @@ def tx_data(state: "State", action: str, signature: object, compute_units: int |
             "compute_units": compute_units, **extra}
 
 
-def print_tx(state: "State", data: dict[str, Any], rows: Sequence[tuple[str, object]] = ()) -> None:
+def print_tx(state: State, data: dict[str, Any], rows: Sequence[tuple[str, object]] = ()) -> None:
     """Emit a confirmed transaction: a panel in text mode, the dict in JSON mode."""
     def render(out: Console) -> None:
         lines = list(rows) + [(k, data[k]) for k in ("signature", "explorer") if data[k] is not None]
@@ -164,6 +165,6 @@ def print_tx(state: "State", data: dict[str, Any], rows: Sequence[tuple[str, obj
     emit(state, data, render)
 
 
-def done(state: "State", message: str, data: dict[str, Any]) -> None:
+def done(state: State, message: str, data: dict[str, Any]) -> None:
     """A one-line success message in text mode, `data` in JSON mode."""
     emit(state, data, lambda out: out.print(message))

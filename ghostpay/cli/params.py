@@ -4,9 +4,10 @@ when a value is actually parsed, never by `--help`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Union
 
 import typer
 
@@ -30,7 +31,7 @@ def limits() -> dict[str, int]:
                                                                                                   "u64", "i64")}
 
 
-def pubkey(value: str, what: str = "public key") -> "Pubkey":
+def pubkey(value: str, what: str = "public key") -> Pubkey:
     from solders.pubkey import Pubkey
 
     try:
@@ -63,7 +64,7 @@ def agent_ref(value: str) -> AgentArg:
     return value
 
 
-def token(state: "State", value: str, option: str = "token") -> "Pubkey":
+def token(state: State, value: str, option: str = "token") -> Pubkey:
     """A mint address, or a token label of the current cluster (`ghost tokens list`); a label the cluster
     does not have is a usage error saying where it does name a mint and how to label one here."""
     text = value.strip()
@@ -81,7 +82,7 @@ def token(state: "State", value: str, option: str = "token") -> "Pubkey":
     return pubkey(found.mint, "token mint")
 
 
-def token_prices(state: "State", values: Sequence[str], price: str | None = None) -> dict["Pubkey", Decimal]:
+def token_prices(state: State, values: Sequence[str], price: str | None = None) -> dict[Pubkey, Decimal]:
     """Accepted mints and their price per call, each in whole units of its own mint (its decimals are read
     from the chain when the transaction is built): `USDC=0.01,EURC=0.0095` (repeated and/or comma-separated),
     or one mint with `--price`. 1 to 10 distinct mints."""
@@ -206,7 +207,7 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 def duration(value: str, what: str, limit: str | None = None) -> int:
     """Seconds from `90`, `90s`, `30m`, `12h`, `7d` or `2w`; within MIN_<limit>..MAX_<limit> when given."""
     text = value.strip().lower()
-    unit = DURATION_UNITS.get(text[-1:], None) if text else None
+    unit = DURATION_UNITS.get(text[-1:]) if text else None
     number = text[:-1] if unit else text
     if not number.isdigit():
         raise typer.BadParameter(f"{what} is a duration like 3600, 30m, 12h or 7d, not {value!r}")
@@ -219,11 +220,10 @@ def duration(value: str, what: str, limit: str | None = None) -> int:
     return seconds
 
 
-def deadline(value: str) -> "int | datetime | timedelta":
+def deadline(value: str) -> int | datetime | timedelta:
     """A deadline: a duration from now (`7d`, returned as a timedelta), an ISO date-time with a time zone,
     or unix seconds."""
     from datetime import datetime, timedelta
-    from pathlib import Path
 
     text = value.strip()
     if text[-1:].lower() in DURATION_UNITS and text[:-1].isdigit():
@@ -252,7 +252,7 @@ def basis_points(value: str, option: str) -> int:
     return int(bps)
 
 
-def bearer_token(token_file: "Path | None", env: str) -> str | None:
+def bearer_token(token_file: Path | None, env: str) -> str | None:
     """A bearer token: the first line of `token_file`, else `$env`, else None. Never a command-line value:
     every user of the machine sees those in `ps`."""
     import os

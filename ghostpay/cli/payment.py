@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -26,8 +26,8 @@ REFERENCE_OPTION = typer.Option(..., "--reference", "-r", help="The payment refe
 
 
 @app.command()
-def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = AMOUNT_OPTION,
-             token: Optional[str] = TOKEN_OPTION) -> None:
+def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMOUNT_OPTION,
+             token: str | None = TOKEN_OPTION) -> None:
     """Simulate paying one call (TransferChecked + record_x402_payment): the amount and token it would pay,
     compute units, fee, and what would fail. Nothing is sent or spent; exit status 1 if it would fail.
 
@@ -62,9 +62,9 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str
 
 
 @app.command()
-def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = AMOUNT_OPTION,
-         token: Optional[str] = TOKEN_OPTION,
-         reference: Optional[str] = typer.Option(None, "--reference", "-r",
+def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMOUNT_OPTION,
+         token: str | None = TOKEN_OPTION,
+         reference: str | None = typer.Option(None, "--reference", "-r",
                                                  help="64 hex digits naming the payment (default: random); "
                                                       "'payment verify' and 'payment feedback' take it.")) -> None:
     """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction).
@@ -87,7 +87,7 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
     given = params.reference(reference) if reference else None
     notes: list[str] = []
 
-    async def work(gp: "GhostPayClient") -> Any:
+    async def work(gp: GhostPayClient) -> Any:
         address = gp.agent_address(ref)
         command = {"chain": await gp.genesis_hash(), "wallet": str(gp.wallet), "agent": str(address),
                    "amount": None if value is None else str(value), "token": None if mint is None else str(mint),
@@ -95,7 +95,7 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: Optional[str] = 
         with journal.running("payment", command):
             return await pay(gp, address, command)
 
-    async def pay(gp: "GhostPayClient", address: Any, command: dict[str, Any]) -> Any:
+    async def pay(gp: GhostPayClient, address: Any, command: dict[str, Any]) -> Any:
         from ghostpay.exceptions import GhostPayError, OutcomeUnknown
         from ghostpay.pda import new_reference
 
@@ -228,7 +228,7 @@ def feedback(
     ref = params.agent_ref(agent)
     raw = params.reference(reference)
 
-    async def work(gp: "GhostPayClient") -> Any:
+    async def work(gp: GhostPayClient) -> Any:
         paid = await gp.get_receipt(ref, raw)
         if paid is None:
             raise CliError(f"no payment with reference {raw.hex()} to {agent} among its newest transactions; "
@@ -249,7 +249,7 @@ def feedback(
 
 @app.command("close-stats")
 def close_stats(ctx: typer.Context, agent: str = AGENT_OPTION,
-                payer: Optional[str] = typer.Option(None, "--payer", help="Whose PayerStats (default: yours); "
+                payer: str | None = typer.Option(None, "--payer", help="Whose PayerStats (default: yours); "
                                                     "as its rent payer you may close it once it has been idle "
                                                     "for the feedback window.")) -> None:
     """Close a PayerStats (one payer's paid calls to one agent) and get its rent back.

@@ -19,7 +19,7 @@ def checked(parse: Any) -> Any:
     return proc
 
 
-def confirm_irreversible(st: "State", yes: bool, question: str, command: str) -> None:
+def confirm_irreversible(st: State, yes: bool, question: str, command: str) -> None:
     """Ask on a terminal; without one (a script, a pipe), require --yes rather than go ahead silently."""
     if yes:
         return

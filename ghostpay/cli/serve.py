@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -39,7 +39,7 @@ TOKEN_HELP = ("Require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on the AP
 
 
 def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: bool, json_output: bool,
-               sock: Any = None, token: Optional[str] = None) -> None:
+               sock: Any = None, token: str | None = None) -> None:
     """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM, on `sock`
     when the caller bound it already."""
     import httpx
@@ -74,7 +74,7 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
 def serve_command(
     url: str = typer.Option("http://127.0.0.1:8899", "--url", "-u",
                             help="RPC URL or moniker, for mint decimals and the lag (default: localnet)."),
-    db: Optional[str] = typer.Option(None, "--db", help="sqlite:///path.db or postgresql://… "
+    db: str | None = typer.Option(None, "--db", help="sqlite:///path.db or postgresql://… "
                                                         "(default: indexer.db in the ghost data folder)."),
     host: str = typer.Option(DEFAULT_HOST, "--host", help=HOST_HELP),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help=PORT_HELP),
@@ -82,7 +82,7 @@ def serve_command(
                                   help="Deliver webhooks from this process (`ghost webhooks add`)."),
     json_output: bool = typer.Option(False, "--json", help="Print the URLs as one JSON line when ready."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help=TOKEN_HELP),
+    token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP),
 ) -> None:
     """Serve the index over HTTP: dashboard at /, JSON API under /api, docs at /docs, Prometheus at /metrics.
 

@@ -4,7 +4,8 @@ line tests wait for)."""
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ghostpay.cli.errors import CliError
 

@@ -8,7 +8,7 @@ it made it on (`ghostpay.cli.labels` moves the labels config.toml once held to t
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,11 +28,11 @@ app = typer.Typer(help="Token labels: names that stand for mints (USDC), whereve
                   no_args_is_help=True, rich_markup_mode=None)
 
 
-def cluster_json(labels: "ClusterLabels") -> dict[str, Any]:
+def cluster_json(labels: ClusterLabels) -> dict[str, Any]:
     return {"name": labels.name, "genesis_hash": labels.genesis_hash, "url": labels.url}
 
 
-def check_label_free(st: State, labels: "ClusterLabels", label: str, mint: str, yes: bool) -> None:
+def check_label_free(st: State, labels: ClusterLabels, label: str, mint: str, yes: bool) -> None:
     """A label names one mint: moving it to another asks first (or needs --yes off a terminal); a well-known
     label is never moved."""
     taken = labels.find(label)

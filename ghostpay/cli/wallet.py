@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from ghostpay.cli.context import CliError, state
 from ghostpay.cli import params
-from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table
+from ghostpay.cli.context import CliError, state
 from ghostpay.cli.labels import TOKEN_PROGRAMS  # both token programs: a wallet's accounts of either are its tokens
+from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table
 
 
 def keygen(ctx: typer.Context,
-           outfile: Optional[Path] = typer.Option(None, "--outfile", help="Where to write it (default: the "
+           outfile: Path | None = typer.Option(None, "--outfile", help="Where to write it (default: the "
                                                   "Solana CLI default, ~/.config/solana/id.json)."),
            force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Create a keypair file in the Solana CLI's format (a JSON array of 64 bytes, readable by you only).
@@ -53,7 +53,7 @@ def address(ctx: typer.Context) -> None:
 
 
 def balance(ctx: typer.Context,
-            owner: Optional[str] = typer.Argument(None, help="The wallet to look at (default: the -k wallet).")
+            owner: str | None = typer.Argument(None, help="The wallet to look at (default: the -k wallet).")
             ) -> None:
     """SOL and every token account of a wallet (both token programs), tokens by label.
 

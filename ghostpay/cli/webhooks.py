@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -20,7 +20,7 @@ app = typer.Typer(help="Signed webhooks: POST indexed events (payments, work ord
                   no_args_is_help=True, add_completion=False)
 
 
-def _endpoint_json(e: Any, counts: Optional[dict[str, int]] = None) -> dict[str, Any]:
+def _endpoint_json(e: Any, counts: dict[str, int] | None = None) -> dict[str, Any]:
     return {"id": e.id, "url": e.url, "events": e.events.split(","), "agent": e.agent,
             "created_at": int(e.created_at), **({"deliveries": counts} if counts is not None else {})}
 
@@ -30,7 +30,7 @@ def add(ctx: typer.Context,
         url: str = typer.Argument(..., help="Where to POST (http:// or https://)."),
         events: str = typer.Option(..., "--events", "-e", help="Event names or patterns, comma-separated: "
                                                                  "X402PaymentRecorded,WorkOrder*"),
-        agent: Optional[str] = typer.Option(None, "--agent", help="Only events of this agent (address)."),
+        agent: str | None = typer.Option(None, "--agent", help="Only events of this agent (address)."),
         from_start: bool = typer.Option(False, "--from-start", help="Also deliver every event already indexed."),
         allow_private: bool = typer.Option(False, "--allow-private",
                                            help="Let the URL reach loopback, private and link-local addresses "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -25,10 +24,10 @@ def proxy(
     agent: str = typer.Option(..., "--agent", "-a", help="The agent whose on-chain price the calls cost "
                                                           "(address, or agent_id of your wallet's agent)."),
     upstream: str = typer.Option(..., "--upstream", help="The HTTP service to sell, e.g. http://127.0.0.1:9000."),
-    route: Optional[List[str]] = typer.Option(None, "--route", "-r", help="A priced route, 'METHOD /path' or "
+    route: list[str] | None = typer.Option(None, "--route", "-r", help="A priced route, 'METHOD /path' or "
                                               "'/path/*' (repeat it); default: every route."),
     facilitator: str = typer.Option(DEFAULT_FACILITATOR, "--facilitator", help="The x402 facilitator's URL."),
-    facilitator_key_file: Optional[Path] = typer.Option(None, "--facilitator-key-file", help="Your seller key "
+    facilitator_key_file: Path | None = typer.Option(None, "--facilitator-key-file", help="Your seller key "
                                                         "at the facilitator (ghost facilitator keys add): this "
                                                         "file's first line, or $GHOSTPAY_FACILITATOR_KEY; each "
                                                         "request to it is signed with it."),
@@ -38,9 +37,9 @@ def proxy(
                                                "address's missing token accounts (paid by -k) instead of "
                                                "refusing to start."),
     max_timeout: int = typer.Option(60, min=5, help="Seconds a buyer has to pay (maxTimeoutSeconds)."),
-    stats_route: Optional[str] = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
+    stats_route: str | None = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
                                               "at this path, e.g. /_x402/stats (not forwarded)."),
-    description: Optional[str] = typer.Option(None, "--description", help="What a paid call buys, in the 402 "
+    description: str | None = typer.Option(None, "--description", help="What a paid call buys, in the 402 "
                                               "(default: the agent's on-chain description, followed live)."),
     mime_type: str = typer.Option("application/json", "--mime-type", help="The media type of the paid answer, "
                                   "in the 402."),
@@ -128,7 +127,7 @@ DATA_OPTION = typer.Option(None, "--data", "-d", help="The request body; @FILE r
 JSON_OPTION = typer.Option(None, "--json", help="A JSON request body (sets Content-Type: application/json).")
 
 
-def _request(headers: Optional[List[str]], data: Optional[str], json_body: Optional[str]) -> dict:
+def _request(headers: list[str] | None, data: str | None, json_body: str | None) -> dict:
     """httpx request arguments from curl-like options."""
     if data is not None and json_body is not None:
         raise typer.BadParameter("give --data or --json, not both")
@@ -166,12 +165,12 @@ def call(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="The URL to call."),
     method: str = METHOD_OPTION,
-    header: Optional[List[str]] = HEADER_OPTION,
-    data: Optional[str] = DATA_OPTION,
-    json_body: Optional[str] = JSON_OPTION,
-    max_price: Optional[str] = typer.Option(None, "--max-price", help="Pay up to this (whole tokens) without "
+    header: list[str] | None = HEADER_OPTION,
+    data: str | None = DATA_OPTION,
+    json_body: str | None = JSON_OPTION,
+    max_price: str | None = typer.Option(None, "--max-price", help="Pay up to this (whole tokens) without "
                                             "asking; never more."),
-    token: Optional[str] = typer.Option(None, "--token", "-t", help="Pay with this mint (address or label); "
+    token: str | None = typer.Option(None, "--token", "-t", help="Pay with this mint (address or label); "
                                         "default: the first accepted mint the wallet holds."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Pay without asking, x402.confirm_above included (the "
                              "other spending guards still apply)."),
@@ -249,9 +248,9 @@ def quote(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="The URL to ask."),
     method: str = METHOD_OPTION,
-    header: Optional[List[str]] = HEADER_OPTION,
-    data: Optional[str] = DATA_OPTION,
-    json_body: Optional[str] = JSON_OPTION,
+    header: list[str] | None = HEADER_OPTION,
+    data: str | None = DATA_OPTION,
+    json_body: str | None = JSON_OPTION,
 ) -> None:
     """Show what a URL asks to be paid (its 402 requirements, decoded), without paying.
 

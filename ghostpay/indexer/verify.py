@@ -16,8 +16,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from ghostpay.accounts import Agent as AgentAccount
-from ghostpay.accounts import ReputationMetrics
+from ghostpay.accounts import Agent as AgentAccount, ReputationMetrics
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.indexer.models import Agent, AgentEarning, Reputation
 from ghostpay.indexer.process import metrics_inputs

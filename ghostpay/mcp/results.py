@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ghostpay.client import AgentInfo, PaymentResult, Receipt, Reputation, WorkOrderInfo
+from ghostpay.spending import MintSpending
 from ghostpay.tokens import MintInfo, from_atomic
 from ghostpay.x402.buyer import PaymentRecord, Quote
-from ghostpay.spending import MintSpending
 
 Labels = Mapping[str, str]  # mint -> its token label on the cluster (ClusterLabels.by_mint)
 LABEL = Field(default=None, description="The mint's token label on this cluster (e.g. USDC), when it has one.")

@@ -27,10 +27,10 @@ from ghostpay.client import AgentInfo, AgentRef, GhostPayClient
 from ghostpay.exceptions import BlockhashExpired, InvalidArgument, TransactionError
 from ghostpay.keypairs import KeypairSource
 from ghostpay.mcp import results as r
+from ghostpay.spending import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
 from ghostpay.tokens import MintInfo, to_atomic
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
-from ghostpay.spending import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
 
 X402_CLIENTS = 8  # x402 clients kept open at once
 ErrorText = Callable[[BaseException], "str | None"]

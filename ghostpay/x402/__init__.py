@@ -6,8 +6,9 @@ GhostPay wallet, async from a `GhostPayClient`, blocking from a `GhostPay`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Sequence, overload
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from solders.pubkey import Pubkey
@@ -19,20 +20,20 @@ if TYPE_CHECKING:
 
 
 @overload
-def x402_http(gp: "GhostPayClient", *, guards: "SpendingGuards | GuardedWallet | None" = None,
-              max_price: Decimal | str | int | None = None, tokens: "Sequence[Pubkey | str]" = (),
-              feedback: "FeedbackMode" = "off", **httpx_options: Any) -> "X402HttpClient": ...
+def x402_http(gp: GhostPayClient, *, guards: SpendingGuards | GuardedWallet | None = None,
+              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
+              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpClient: ...
 
 
 @overload
-def x402_http(gp: "GhostPay", *, guards: "SpendingGuards | GuardedWallet | None" = None,
-              max_price: Decimal | str | int | None = None, tokens: "Sequence[Pubkey | str]" = (),
-              feedback: "FeedbackMode" = "off", **httpx_options: Any) -> "X402HttpSync": ...
+def x402_http(gp: GhostPay, *, guards: SpendingGuards | GuardedWallet | None = None,
+              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
+              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpSync: ...
 
 
-def x402_http(gp: "GhostPayClient | GhostPay", *, guards: "SpendingGuards | GuardedWallet | None" = None,
-              max_price: Decimal | str | int | None = None, tokens: "Sequence[Pubkey | str]" = (),
-              feedback: "FeedbackMode" = "off", **httpx_options: Any) -> "X402HttpClient | X402HttpSync":
+def x402_http(gp: GhostPayClient | GhostPay, *, guards: SpendingGuards | GuardedWallet | None = None,
+              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
+              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpClient | X402HttpSync:
     """An `httpx.AsyncClient` that pays x402 (HTTP 402) answers from `gp`'s wallet (see `ghostpay.x402.buyer`):
 
         async with x402_http(gp, max_price=Decimal("0.05")) as http:

@@ -19,9 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ghostpay.cluster import DEVNET as DEVNET_RPC_URL
-from ghostpay.cluster import MAINNET as MAINNET_RPC_URL
-from ghostpay.cluster import resolve
+from ghostpay.cluster import DEVNET as DEVNET_RPC_URL, MAINNET as MAINNET_RPC_URL, resolve
 from ghostpay.exceptions import InvalidArgument
 
 DEVNET_CAIP2 = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"

@@ -10,9 +10,8 @@ client that disconnected before the upstream answered.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 import aiohttp
 from multidict import CIMultiDict
@@ -96,7 +95,7 @@ class UpstreamApp:
         try:
             response = await self._session().request(scope["method"], URL(url, encoded=True), headers=headers,
                                                      data=body() if has_body else None, allow_redirects=False)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             await _json(send, 502, {"error": "upstream_unavailable", "message": f"{self.upstream}: {exc!r}"[:300]})
             return
         try:

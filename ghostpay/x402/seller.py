@@ -36,8 +36,9 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -72,8 +73,14 @@ from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
 from ghostpay.x402.record.types import HINT_KEY
-from ghostpay.x402.seller_offer import (AgentWatch, Offer, PayeeAccountsMissing, PaywallError, payee_account,
-                                        payee_account_instructions)
+from ghostpay.x402.seller_offer import (
+    AgentWatch,
+    Offer,
+    PayeeAccountsMissing,
+    PaywallError,
+    payee_account,
+    payee_account_instructions,
+)
 from ghostpay.x402.wire import (
     REASON_HEADER_TOO_LARGE,
     REASON_V1_IN_V2_HEADER,

@@ -12,8 +12,8 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import websockets
 from solders.instruction import Instruction
@@ -21,10 +21,10 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import create_idempotent_associated_token_account, get_associated_token_address
 
 from ghostpay.accounts import Agent
-from ghostpay.types.token_price import TokenPrice
 from ghostpay.client import AgentInfo, GhostPayClient
 from ghostpay.exceptions import GhostPayError
 from ghostpay.tokens import MintInfo
+from ghostpay.types.token_price import TokenPrice
 
 log = logging.getLogger(__name__)
 RECONNECT_BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)

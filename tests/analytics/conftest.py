@@ -7,8 +7,8 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -39,7 +39,7 @@ class ServedApi:
         self.loop.run_until_complete(serve(self.settings, self.sock, on_ready=lambda _: self.ready.set(),
                                            stop_event=self.stop))
 
-    def __enter__(self) -> "ServedApi":
+    def __enter__(self) -> ServedApi:
         self.thread.start()
         assert self.ready.wait(30), "the API did not start"
         return self
@@ -116,7 +116,7 @@ class GhostServer:
         self.env = {**os.environ, "GHOSTPAY_HOME": str(world.home)}  # the world's token labels
         self.url = ""
 
-    def __enter__(self) -> "GhostServer":
+    def __enter__(self) -> GhostServer:
         import re
         import select
         import subprocess

@@ -17,9 +17,9 @@ from sqlalchemy.exc import InternalError, OperationalError
 
 from ghostpay.analytics.api import ApiSettings, read_only_engine
 from ghostpay.client import GhostPayClient
-from tests.analytics.conftest import ServedApi
 from ghostpay.indexer.service import Indexer, IndexerConfig
 from ghostpay.token_labels import LABELS_FILE
+from tests.analytics.conftest import ServedApi
 from tests.analytics.world import World
 from tests.indexer.postgres import PostgresCluster
 

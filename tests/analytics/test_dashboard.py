@@ -10,9 +10,10 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -10,9 +10,9 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlmodel import Session, select
@@ -39,7 +39,7 @@ class RunningDispatcher:
         self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(self.dispatcher.run()),
                                        daemon=True)
 
-    def __enter__(self) -> "RunningDispatcher":
+    def __enter__(self) -> RunningDispatcher:
         self.thread.start()
         return self
 

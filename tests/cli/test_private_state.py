@@ -28,8 +28,8 @@ def umask_022():
 def test_state_created_by_the_sdk_is_private(tmp_path: Path, umask_022: None) -> None:
     from ghostpay.indexer.models import connect
     from ghostpay.localnet.ledger import Ledger
-    from ghostpay.x402.facilitator.store import SettledLog
     from ghostpay.spending import SpendLedger
+    from ghostpay.x402.facilitator.store import SettledLog
 
     home = tmp_path / "home"
     SpendLedger(home / "x402" / "spending.sqlite3")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 
-
 from tests.cli.conftest import GHOST, ghost, ghost_process, register_in_a_pty
 from tests.localnet.conftest import free_port_pair
 

@@ -6,9 +6,9 @@ genesis) stands for "another cluster" without reaching mainnet."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from solders.keypair import Keypair
@@ -16,11 +16,10 @@ from solders.keypair import Keypair
 from ghostpay import token_labels
 from ghostpay.cli.config_file import read_config, write_config
 from ghostpay.exceptions import UnknownTokenLabel
-from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS, TokenLabels
 from ghostpay.spending import Limits, SpendingGuards
+from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS, TokenLabels
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
-from tests.cli.conftest import Run, ghost
-from tests.cli.conftest import ghost as run_ghost
+from tests.cli.conftest import Run, ghost, ghost as run_ghost
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund
 

@@ -4,8 +4,9 @@ and database URLs for SQLite and a throwaway PostgreSQL cluster."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text

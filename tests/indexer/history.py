@@ -16,8 +16,9 @@ import asyncio
 import base64
 import os
 import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from typing import Any
 
 import httpx
 from solders.hash import Hash
@@ -32,10 +33,21 @@ from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_r
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address, payer_stats_address, reputation_address
 from ghostpay.types import TokenPrice, X402Config
-from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_cancel_work_order,
-                                  build_claim_payment, build_claim_refund, build_create_work_order,
-                                  build_decline_work_order, build_open_dispute, build_reject_delivery, build_release_payment,
-                                  build_resolve_dispute, build_submit_work_delivery)
+from ghostpay.work_orders import (
+    WorkOrderRef,
+    WorkOrderTerms,
+    build_accept_work_order,
+    build_cancel_work_order,
+    build_claim_payment,
+    build_claim_refund,
+    build_create_work_order,
+    build_decline_work_order,
+    build_open_dispute,
+    build_reject_delivery,
+    build_release_payment,
+    build_resolve_dispute,
+    build_submit_work_delivery,
+)
 
 SOL = 1_000_000_000
 DAY = 86_400
@@ -64,7 +76,7 @@ class History:
     cents_mint: Pubkey  # 2 decimals, accepted by agent-2 only
     facilitator: Pubkey  # the rent payer of some payments' records
     agents: list[Pubkey] = field(default_factory=list)
-    reregistered: Optional[Pubkey] = None  # closed after the last day's feedback window, registered again, paid
+    reregistered: Pubkey | None = None  # closed after the last day's feedback window, registered again, paid
     fronted_rent: int = 0  # payments whose record names the facilitator as rent payer
     cents_payments: int = 0  # payments in the 2-decimal mint
     transactions: int = 0  # successful, sent by the script
@@ -79,7 +91,7 @@ class Chain:
         self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency + 2))
         self.url = http_url
         self.limit = asyncio.Semaphore(concurrency)
-        self._blockhash: Optional[Hash] = None
+        self._blockhash: Hash | None = None
         self._uses = 0
 
     async def rpc(self, method: str, *params: Any) -> Any:
@@ -136,7 +148,7 @@ class _Agent:
     agent_id: str
     address: Pubkey
     price: int
-    cents_price: Optional[int] = None  # its price in the 2-decimal mint, if it accepts it
+    cents_price: int | None = None  # its price in the 2-decimal mint, if it accepts it
     active: bool = True
     x402: bool = True
 
@@ -404,7 +416,7 @@ class _Script:
 
 
 async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
-                   between_days: Optional[Callable[[int], Awaitable[None]]] = None) -> History:
+                   between_days: Callable[[int], Awaitable[None]] | None = None) -> History:
     """Make the history; `between_days(day)` runs before each day's clock jump (tests hook in there)."""
     chain = Chain(http_url, spec.concurrency)
     try:

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import psycopg
 import pytest
@@ -19,14 +19,14 @@ PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 RUN_AS = "postgres"
 
 
-def _binary(name: str) -> Optional[str]:
+def _binary(name: str) -> str | None:
     for folder in PG_BIN_DIRS:
         if (folder / name).exists():
             return str(folder / name)
     return shutil.which(name)
 
 
-def postgres_binaries() -> Optional[str]:
+def postgres_binaries() -> str | None:
     """None if initdb and pg_ctl are there, else what is missing."""
     missing = [name for name in ("initdb", "pg_ctl") if _binary(name) is None]
     return ", ".join(missing) or None
@@ -54,7 +54,7 @@ class PostgresCluster:
             command = ["runuser", "-u", RUN_AS, "--", *command]
         subprocess.run(command, check=True, capture_output=True, text=True)
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS)
             self.folder.chmod(0o700)
@@ -82,7 +82,7 @@ class PostgresCluster:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator["PostgresCluster"]:
+def postgres() -> Iterator[PostgresCluster]:
     """One throwaway cluster for the session (the indexer and analytics tests import this fixture)."""
     missing = postgres_binaries()
     if missing:

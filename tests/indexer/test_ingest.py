@@ -5,18 +5,28 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from ghostpay.indexer import queries, sqlite_read
-from ghostpay.indexer.source import ChainTransaction
-from ghostpay.indexer.models import (Agent, DailyVolume, Feedback, IndexedTransaction, Payment, RawEvent, Reputation,
-                                     SkipCounter, WorkOrder, WorkOrderTransition)
+from ghostpay.indexer.models import (
+    Agent,
+    DailyVolume,
+    Feedback,
+    IndexedTransaction,
+    Payment,
+    RawEvent,
+    Reputation,
+    SkipCounter,
+    WorkOrder,
+    WorkOrderTransition,
+)
 from ghostpay.indexer.process import Batch
-from ghostpay.indexer.source import RpcSource
+from ghostpay.indexer.source import ChainTransaction, RpcSource
 from ghostpay.indexer.sqlite_read import IndexUnavailable, open_readonly, sqlite_path
 from tests.indexer.conftest import PostgresCluster, backfill, dump_tables, make_history, open_db, run_verify
 from tests.indexer.history import History, HistorySpec
@@ -306,6 +316,5 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
                 sqlite_read.search_agents(index, **bad)
             with pytest.raises(queries.QueryError):
                 queries.search_agents(session, **bad)
-    with pytest.raises(IndexUnavailable):
-        with open_readonly(path + ".missing"):
-            pass
+    with pytest.raises(IndexUnavailable), open_readonly(path + ".missing"):
+        pass

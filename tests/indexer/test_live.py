@@ -11,9 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 import websockets
 from sqlmodel import Session
@@ -35,12 +36,12 @@ class CuttableProxy:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.server: Optional[asyncio.base_events.Server] = None
+        self.server: asyncio.base_events.Server | None = None
         self.open: set[asyncio.StreamWriter] = set()
         self.cut_off = False
         self.accepted = 0
 
-    async def start(self) -> "CuttableProxy":
+    async def start(self) -> CuttableProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
 

@@ -19,8 +19,14 @@ from ghostpay.indexer.models import Agent, AgentEarning, RawEvent, Reputation, W
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import agent_address
 from ghostpay.types import TokenPrice, X402Config
-from ghostpay.work_orders import (WorkOrderRef, WorkOrderTerms, build_accept_work_order, build_create_work_order,
-                                  build_open_dispute, build_settle_by_default)
+from ghostpay.work_orders import (
+    WorkOrderRef,
+    WorkOrderTerms,
+    build_accept_work_order,
+    build_create_work_order,
+    build_open_dispute,
+    build_settle_by_default,
+)
 from tests.indexer.conftest import backfill, open_db, run_verify
 from tests.indexer.history import DAY, Chain
 from tests.localnet.conftest import LocalnetProcess

@@ -11,8 +11,13 @@ from solana.rpc.commitment import Confirmed
 from solana.rpc.websocket_api import connect
 from solders.keypair import Keypair
 from solders.rpc.config import RpcTransactionLogsFilter, RpcTransactionLogsFilterMentions
-from solders.rpc.responses import (AccountNotification, LogsNotification, ProgramNotification,
-                                   SignatureNotification, SlotNotification)
+from solders.rpc.responses import (
+    AccountNotification,
+    LogsNotification,
+    ProgramNotification,
+    SignatureNotification,
+    SlotNotification,
+)
 
 from ghostpay.program_id import PROGRAM_ID
 from tests.localnet.conftest import LocalnetProcess

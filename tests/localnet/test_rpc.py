@@ -7,8 +7,8 @@ import base64
 import time
 
 import httpx
-import zstandard
 import pytest
+import zstandard
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException

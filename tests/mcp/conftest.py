@@ -4,16 +4,16 @@ tests' Shop behind `ghost facilitator`) to pay, a buyer wallet with tokens for t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from mcp import StdioServerParameters
 from mcp_types import CallToolResult
 from solders.keypair import Keypair
 
-from tests.x402.conftest import GHOST, Agent, Shop, buyer, keypair_file, register_agent
-from tests.x402.conftest import facilitator, fee_payer, net  # noqa: F401 - the x402 tests' localnet and facilitator
+from tests.x402.conftest import GHOST, Agent, Shop, buyer, facilitator, fee_payer, keypair_file, net, register_agent  # noqa: F401 - the x402 tests' localnet and facilitator
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ released, a dispute opened) and an escrow over the budget refused with nothing l
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import httpx2

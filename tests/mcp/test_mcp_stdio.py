@@ -11,7 +11,6 @@ from mcp import Client
 
 import ghostpay
 from ghostpay.token_labels import LABELS_FILE, TokenLabels
-
 from tests.mcp.conftest import error_text, ok, stdio_server
 from tests.x402.conftest import PRICE_ATOMIC, Agent, Shop, token_balance
 

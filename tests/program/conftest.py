@@ -11,9 +11,9 @@ mint paid to the owner, or no x402), `escrow_world` (the client funded, paid to 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from solders.account import Account
 from solders.instruction import Instruction
@@ -27,8 +27,7 @@ from ghostpay.payments import build_x402_payment
 from ghostpay.pda import associated_token_address, payer_stats_address, reputation_address
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import WorkOrderRef, WorkOrderTerms, build_create_work_order
-from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, TxResult
-from tests.program.svm import InProcessChain as Chain
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, InProcessChain as Chain, TxResult
 from tools.build_program import build_so
 
 FEE = 5_000  # lamports per signature

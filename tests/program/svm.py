@@ -14,8 +14,9 @@ IDL / Anchor name.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from anchorpy import EventParser
 from anchorpy.coder.coder import Coder

@@ -10,11 +10,11 @@ failure) so the owner's and the agent's lamports and data must be exactly unchan
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
-from solders.instruction import AccountMeta, Instruction
 from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -22,23 +22,28 @@ from solders.transaction import Transaction
 
 from ghostpay.accounts import Agent
 from ghostpay.agent_instructions import AgentProfile, build_register_agent, mint_accounts
+from ghostpay.discovery import head_offsets
 from ghostpay.instructions import (
     close_agent,
     configure_x402,
-    register_agent,
     disable_x402,
+    register_agent,
     set_agent_active,
     set_x402_endpoint,
     set_x402_price,
     set_x402_tokens,
     update_agent,
 )
-from ghostpay.discovery import head_offsets
 from ghostpay.pda import agent_address, reputation_address
-from tests.program.svm import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
-from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 from tests.program.conftest import ENDPOINT, FEE, PROFILE, World, assert_refused, registry_world, snapshot
+from tests.program.svm import (
+    MINT_LEN,
+    TOKEN_2022_PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+    InProcessChain as Chain,
+    transfer_fee_config,
+)
 
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts
 AGENT_SPACE = 2808

@@ -14,14 +14,13 @@ from solana.rpc.async_api import AsyncClient
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.sysvar import INSTRUCTIONS
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from ghostpay import instructions as generated
 from ghostpay.pda import reputation_address
-from solders.sysvar import INSTRUCTIONS
-from tests.program.svm import TOKEN_2022_PROGRAM_ID
-from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, InProcessChain as Chain
 
 IDL_PATH = Path(__file__).resolve().parents[2] / "idl" / "ghostpay.json"
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")

@@ -25,11 +25,22 @@ from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import set_x402_tokens
 from ghostpay.payments import build_x402_payment
 from ghostpay.pda import payer_stats_address
-from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, TxResult
 from ghostpay.types import TokenPrice
 from ghostpay.work_orders import build_accept_work_order, build_decline_work_order, build_release_payment
-from tests.program.conftest import (AMOUNT, DECIMALS, ESCROW_FUNDS, PAYMENT_FUNDS, PRICE, STATS_SPACE, World,
-                                    escrow_world, payments_world, reference, snapshot)
+from tests.program.conftest import (
+    AMOUNT,
+    DECIMALS,
+    ESCROW_FUNDS,
+    PAYMENT_FUNDS,
+    PRICE,
+    STATS_SPACE,
+    World,
+    escrow_world,
+    payments_world,
+    reference,
+    snapshot,
+)
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, TxResult
 
 MAX_EARNING_MINTS = 16
 MAX_ACCEPTED_TOKENS = 10

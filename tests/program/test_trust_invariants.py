@@ -34,15 +34,18 @@ from solders.transaction import Transaction
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
 from ghostpay.accounts import Agent, PayerStats, ReputationMetrics
-from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_register_agent
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import close_payer_stats, submit_feedback
 from ghostpay.payments import build_memo, build_record_x402_payment
-from ghostpay.pda import (agent_address, associated_token_address, payer_stats_address, receipt_address,
-                          reputation_address)
+from ghostpay.pda import (
+    agent_address,
+    associated_token_address,
+    payer_stats_address,
+    receipt_address,
+    reputation_address,
+)
 from ghostpay.program_id import PROGRAM_ID
-from tests.program.svm import TOKEN_PROGRAM_ID, TxResult
-from tests.program.svm import InProcessChain as Chain
 from ghostpay.types import TokenPrice, X402Config
 from ghostpay.work_orders import (
     WorkOrderRef,
@@ -58,6 +61,7 @@ from ghostpay.work_orders import (
     build_submit_work_delivery,
 )
 from tests.program.conftest import cpi_relay_program
+from tests.program.svm import TOKEN_PROGRAM_ID, InProcessChain as Chain, TxResult
 
 STEPS = int(os.environ.get("GHOSTPAY_TRUST_STEPS", "400"))
 FUNDS = 10**12

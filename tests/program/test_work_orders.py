@@ -20,11 +20,7 @@ from ghostpay.agent_instructions import AgentProfile, build_register_agent
 from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import close_agent
 from ghostpay.pda import agent_address, associated_token_address
-from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from ghostpay.types import TokenPrice, X402Config
-from tests.program.conftest import (AMOUNT, DAY, DECIMALS, REVIEW, World, assert_refused, escrow_world, escrowed,
-                                    snapshot)
-from tests.program.conftest import ESCROW_FUNDS as FUNDS
 from ghostpay.work_orders import (
     WorkOrderRef,
     WorkOrderTerms,
@@ -41,6 +37,19 @@ from ghostpay.work_orders import (
     build_settle_by_default,
     build_submit_work_delivery,
 )
+from tests.program.conftest import (
+    AMOUNT,
+    DAY,
+    DECIMALS,
+    ESCROW_FUNDS as FUNDS,
+    REVIEW,
+    World,
+    assert_refused,
+    escrow_world,
+    escrowed,
+    snapshot,
+)
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 HASH = bytes(range(32))
 SEQUENCES = int(os.environ.get("GHOSTPAY_ESCROW_SEQUENCES", "2000"))

@@ -13,22 +13,20 @@ import os
 import struct
 
 import pytest
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from solders.system_program import TransferParams
-from solders.system_program import transfer as sol_transfer
+from solders.system_program import TransferParams, transfer as sol_transfer
 from solders.sysvar import INSTRUCTIONS
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from spl.token.instructions import TransferCheckedParams, transfer_checked
 
-
 from ghostpay.accounts import X402Receipt
-from ghostpay.earnings import earnings_by_mint
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
+from ghostpay.earnings import earnings_by_mint
 from ghostpay.instructions import (
     close_payer_stats,
     close_receipt,
@@ -39,13 +37,23 @@ from ghostpay.instructions import (
 )
 from ghostpay.payments import build_memo, build_record_x402_payment, build_x402_payment
 from ghostpay.pda import agent_address, associated_token_address, payer_stats_address, receipt_address
-from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.program_id import PROGRAM_ID
-from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
+from ghostpay.reputation import ReputationInputs, day_of, reputation_score
 from ghostpay.types import TokenPrice, X402Config
-from tests.program.conftest import (DECIMALS, FEE, PRICE, STATS_SPACE, World, assert_refused, cpi_relay_program,
-                                    payments_world, reference, snapshot)
-from tests.program.conftest import PAYMENT_FUNDS as FUNDS
+from tests.program.conftest import (
+    DECIMALS,
+    FEE,
+    PAYMENT_FUNDS as FUNDS,
+    PRICE,
+    STATS_SPACE,
+    World,
+    assert_refused,
+    cpi_relay_program,
+    payments_world,
+    reference,
+    snapshot,
+)
+from tests.program.svm import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, transfer_fee_config
 
 RECEIPT_SPACE = 194  # a legacy X402Receipt
 FEEDBACK_WINDOW_SECONDS = 30 * 86_400

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -96,7 +96,7 @@ class Escrow:
     agent: Pubkey
     mint: Pubkey
 
-    async def __aenter__(self) -> "Escrow":
+    async def __aenter__(self) -> Escrow:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from solders.instruction import Instruction
@@ -84,7 +85,7 @@ def extension_mint(net: LocalnetProcess, extension_type: int, length: int) -> Pu
     return mint
 
 
-def legacy_receipt(w: "World", *, agent: Pubkey | None = None, registration: int = 1) -> bytes:
+def legacy_receipt(w: World, *, agent: Pubkey | None = None, registration: int = 1) -> bytes:
     """An unrated legacy receipt of a payment by the client to `agent` (default: w.agent); its reference."""
     return plant_legacy_receipt(w.net, agent or w.agent, w.client.wallet, w.client.wallet, w.usdc,
                                 w.client.chain_time(), registration=registration)[1]

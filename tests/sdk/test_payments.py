@@ -10,9 +10,18 @@ import pytest
 from solders.keypair import Keypair
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import (GhostPayError, NameInvalid, NothingToRate, PaymentBelowPrice, PaymentMintNotAccepted,
-                                 ProgramError, RatingOutOfRange, ReceiptStillOpen, TransportError)
 from ghostpay.events import decode_events
+from ghostpay.exceptions import (
+    GhostPayError,
+    NameInvalid,
+    NothingToRate,
+    PaymentBelowPrice,
+    PaymentMintNotAccepted,
+    ProgramError,
+    RatingOutOfRange,
+    ReceiptStillOpen,
+    TransportError,
+)
 from ghostpay.reputation import ReputationInputs, reputation_score, tier
 from ghostpay.sync_client import GhostPay
 from ghostpay.tokens import Atomic

@@ -19,8 +19,7 @@ from tests.sdk.conftest import fund
 
 
 def test_the_package_exports_the_public_surface() -> None:
-    from ghostpay import (AgentInfo, GhostPayError, OutcomeUnknown, PaymentResult, ProgramError,  # noqa: F401
-                          X402Settings)
+    from ghostpay import AgentInfo, GhostPayError, OutcomeUnknown, PaymentResult, ProgramError, X402Settings  # noqa: F401
 
     assert ghostpay.GhostPayClient is GhostPayClient and ghostpay.GhostPay is GhostPay
     assert set(ghostpay.__all__) <= set(dir(ghostpay))

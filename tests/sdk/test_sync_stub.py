@@ -12,7 +12,6 @@ from ghostpay.sync_client import GhostPay
 from tools import sync_stub
 
 
-
 def stub_class() -> type:
     """The stub's `GhostPay`, executed (annotations kept as text, then resolved one by one by the caller)."""
     namespace: dict[str, typing.Any] = {}

@@ -13,8 +13,8 @@ from solders.keypair import Keypair
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.exceptions import BudgetExceeded, NotAMint, TokenLabelTaken, UnknownTokenLabel
-from ghostpay.token_labels import TokenLabels
 from ghostpay.spending import GuardedWallet, Limits, SpendingGuards
+from ghostpay.token_labels import TokenLabels
 from tests.sdk.conftest import create_mint, fund, mint_to
 
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ from ghostpay.localnet.process import free_port_pair
 from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.seller import SellerSettings, X402Paywall, X402Seller, paid_call
 from tests.localnet.conftest import LocalnetProcess
-from tests.sdk.conftest import cheat, create_mint, fund, mint_to
+from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.official_stack import official_facilitator_app
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
@@ -78,7 +79,7 @@ class Process:
         self._stderr: list[str] = []
         self._reader: threading.Thread | None = None
 
-    def start(self, timeout: float = 30) -> "Process":
+    def start(self, timeout: float = 30) -> Process:
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         self._stderr = []
@@ -154,7 +155,7 @@ class ServerThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -290,7 +291,7 @@ class Shop:
         app.add_middleware(X402Paywall, seller=self.seller)
         self.server = ServerThread(app)
 
-    def __enter__(self) -> "Shop":
+    def __enter__(self) -> Shop:
         self.server.__enter__()
         return self
 

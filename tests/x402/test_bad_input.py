@@ -5,12 +5,13 @@ facilitator: each a 400 with a named reason, never a 500, and nothing moves."""
 from __future__ import annotations
 
 import asyncio
-import doctest
 import base64
 import copy
+import doctest
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest

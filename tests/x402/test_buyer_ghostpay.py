@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pexpect
@@ -18,14 +19,24 @@ from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
 from ghostpay.exceptions import SellerNotAllowed
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
-from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.networks import DEVNET
-from tests.sdk.conftest import fund, mint_to
 from tests.cli.conftest import ghost
-from tests.x402.conftest import (GHOST, PRICE_ATOMIC, Agent, Process, ServerThread, Shop, buyer, keypair_file,
-                                 register_agent, token_balance)
+from tests.sdk.conftest import fund, mint_to
+from tests.x402.conftest import (
+    GHOST,
+    PRICE_ATOMIC,
+    Agent,
+    Process,
+    ServerThread,
+    Shop,
+    buyer,
+    keypair_file,
+    register_agent,
+    token_balance,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from ghostpay.client import GhostPayClient, X402Settings
-from ghostpay.exceptions import BudgetExceeded, PaymentRequirementsInvalid, PaymentBelowPrice, SellerNotAllowed
+from ghostpay.exceptions import BudgetExceeded, PaymentBelowPrice, PaymentRequirementsInvalid, SellerNotAllowed
+from ghostpay.spending import GuardedWallet, SpendingGuards, SpendLedger
 from ghostpay.tokens import Atomic
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
-from ghostpay.spending import GuardedWallet, SpendingGuards, SpendLedger
 from tests.sdk.conftest import fund, mint_to
 from tests.x402.conftest import PRICE_ATOMIC, ServerThread, guarded
 from tests.x402.official_stack import official_seller_app
@@ -57,7 +57,6 @@ async def test_reservation_released_when_the_payment_cannot_be_built(net, offici
                                                                      mint, ledger_path) -> None:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
-
     from x402.http.utils import encode_payment_required_header  # type: ignore[attr-defined]
     from x402.schemas import PaymentRequired, PaymentRequirements
 

@@ -15,11 +15,11 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from x402.mechanisms.svm.constants import COMPUTE_BUDGET_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS, USDC_DEVNET_ADDRESS
 
-from ghostpay.exceptions import (NoPayableRequirement, PaymentRequirementsInvalid, PriceAboveMaximum)
+from ghostpay.exceptions import NoPayableRequirement, PaymentRequirementsInvalid, PriceAboveMaximum
+from ghostpay.spending import SpendLedger
 from ghostpay.sync_client import GhostPay
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record, rating_for
-from ghostpay.spending import SpendLedger
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 from tests.x402.conftest import PRICE_ATOMIC, ServerThread, guarded, new_seller
 from tests.x402.official_stack import official_facilitator_app, official_seller_app, v1_requirement, v1_seller_app

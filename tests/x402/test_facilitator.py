@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.server import serve
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
+from websockets.sync.server import serve
 from x402.schemas import PaymentRequirements
 
 from ghostpay.x402.facilitator import FacilitatorSettings, GhostPayFacilitator

@@ -13,11 +13,12 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -30,9 +31,13 @@ from x402.mechanisms.svm.utils import transaction_message_hash
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.x402.facilitator import guards as facilitator_guards
-from ghostpay.x402.facilitator import store as facilitator_store
-from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings, GhostPayFacilitator
+from ghostpay.x402.facilitator import (
+    PAYER_STATS_SPACE,
+    FacilitatorSettings,
+    GhostPayFacilitator,
+    guards as facilitator_guards,
+    store as facilitator_store,
+)
 from ghostpay.x402.facilitator.policy import ANY_ASSET, AssetRule
 from ghostpay.x402.facilitator.store import FAILED, LANDED, PENDING, SETTLED, SettledLog
 from ghostpay.x402.networks import DEVNET

@@ -15,8 +15,9 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -37,15 +38,18 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from ghostpay.client import GhostPayClient
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.payments import build_record_x402_payment
-from ghostpay.x402.facilitator import keys as facilitator_keys
-from ghostpay.x402.facilitator import policy as facilitator_policy
-from ghostpay.x402.record import RECORD_COMPUTE_UNITS
-from ghostpay.x402.facilitator import PAYER_STATS_SPACE, FacilitatorSettings
+from ghostpay.x402.facilitator import (
+    PAYER_STATS_SPACE,
+    FacilitatorSettings,
+    keys as facilitator_keys,
+    policy as facilitator_policy,
+)
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.client import FacilitatorHmacAuth
 from ghostpay.x402.facilitator.defaults import DEFAULT_MAX_COMPUTE_UNITS
 from ghostpay.x402.facilitator.keys import official_create_headers, sign_request
 from ghostpay.x402.networks import STABLECOINS
+from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
 from tests.x402.conftest import (
     GHOST,

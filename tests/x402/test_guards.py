@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ghostpay.exceptions import (BudgetExceeded, GhostPayError, MintNotAllowed, PaymentDeclined, PriceAboveMaximum,
-                                 RateLimited, SellerNotAllowed, SpendingRefused)
+from ghostpay.exceptions import (
+    BudgetExceeded,
+    GhostPayError,
+    MintNotAllowed,
+    PaymentDeclined,
+    PriceAboveMaximum,
+    RateLimited,
+    SellerNotAllowed,
+    SpendingRefused,
+)
 from ghostpay.spending import RESERVATION_TTL, GuardedWallet, Limits, Spend, SpendingGuards, SpendLedger
 
 USDC, BONK = "Usdc1111111111111111111111111111111111111111", "Bonk1111111111111111111111111111111111111111"
@@ -145,7 +153,7 @@ def test_fifty_threads_against_a_budget_for_ten(tmp_path: Path) -> None:
     assert ledger.usage("Wallet1", USDC, 6).day == 100_000
 
 
-def _reserve_many(path: str, count: int, results: "multiprocessing.Queue[int]") -> None:
+def _reserve_many(path: str, count: int, results: multiprocessing.Queue[int]) -> None:
     ledger = SpendLedger(path)
     guards = SpendingGuards(total=Decimal("0.1"))
     won = 0
@@ -161,7 +169,7 @@ def _reserve_many(path: str, count: int, results: "multiprocessing.Queue[int]") 
 def test_processes_share_the_budget(tmp_path: Path) -> None:
     path = str(tmp_path / "l.sqlite3")
     SpendLedger(path)
-    results: "multiprocessing.Queue[int]" = multiprocessing.get_context("spawn").Queue()
+    results: multiprocessing.Queue[int] = multiprocessing.get_context("spawn").Queue()
     workers = [multiprocessing.get_context("spawn").Process(target=_reserve_many, args=(path, 15, results))
                for _ in range(3)]
     for worker in workers:

@@ -8,8 +8,9 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -134,9 +135,8 @@ def test_streamed_body_and_free_routes(net: Any, proxy: Process, agent: Agent) -
     payer = buyer(net, agent.mint)
 
     async def call() -> tuple[list[bytes], httpx.Headers]:
-        async with official_http(net, payer) as client:
-            async with client.stream("GET", f"{proxy.url}/stream") as answer:
-                return [chunk async for chunk in answer.aiter_bytes()], answer.headers
+        async with official_http(net, payer) as client, client.stream("GET", f"{proxy.url}/stream") as answer:
+            return [chunk async for chunk in answer.aiter_bytes()], answer.headers
 
     chunks, headers = asyncio.run(call())
     assert b"".join(chunks) == b"".join(f"chunk {i}\n".encode() for i in range(5))

@@ -9,7 +9,7 @@ import os
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +43,6 @@ from tests.x402.conftest import (
     token_balance,
 )
 from tests.x402.craft import facilitator_call, header, latest_blockhash, memo, payment
-
 
 # what GhostPay's buyer sets: the official client's 20,000 units cover the transfer, not a PayerStats' creation too
 RECORD_CU = DEFAULT_COMPUTE_UNIT_LIMIT + RECORD_COMPUTE_UNITS

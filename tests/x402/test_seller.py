@@ -6,8 +6,9 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest

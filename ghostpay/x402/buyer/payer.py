@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from solders.pubkey import Pubkey
@@ -18,11 +19,11 @@ from x402.mechanisms.svm.signers import KeypairSigner
 from x402.schemas import PaymentPayload, PaymentPayloadV1, SettleResponse
 
 from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
+from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.tokens import from_atomic
 from ghostpay.x402.buyer.models import RECORD_KEY, FeedbackMode, PaymentRecord, Quote, ms, rating_for
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
-from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
 from ghostpay.x402.record.types import RecordedPayment
@@ -36,7 +37,7 @@ REQUOTES = 1  # a seller may change its price once between the 402 and the paid 
 class X402Buyer:
     """Pays 402 answers for one wallet (a GhostPayClient's) under spending guards."""
 
-    def __init__(self, gp: "GhostPayClient", *, guards: SpendingGuards | GuardedWallet | None = None,
+    def __init__(self, gp: GhostPayClient, *, guards: SpendingGuards | GuardedWallet | None = None,
                  max_price: Decimal | None = None, tokens: Sequence[Pubkey | str] = (),
                  feedback: FeedbackMode = "off") -> None:
         if feedback not in ("off", "auto"):

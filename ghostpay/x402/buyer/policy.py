@@ -4,16 +4,17 @@ when the chain confirms it is the seller's."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from solders.pubkey import Pubkey
 
 from ghostpay.exceptions import GhostPayError, NoPayableRequirement, SpendingRefused, TokenNotAccepted
+from ghostpay.spending import GuardedWallet, Reservation, Spend, SpendingGuards
 from ghostpay.tokens import from_atomic, to_atomic
 from ghostpay.x402.buyer.models import Quote
 from ghostpay.x402.buyer.quotes import Required, decode_quotes
-from ghostpay.spending import GuardedWallet, Reservation, SpendingGuards, Spend
 from ghostpay.x402.networks import X402Network, same_network
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 class BuyerPolicy:
     """Chooses the requirement to pay for one wallet (a GhostPayClient's) and reserves it under its guards."""
 
-    def __init__(self, gp: "GhostPayClient", network: X402Network, *,
+    def __init__(self, gp: GhostPayClient, network: X402Network, *,
                  guards: SpendingGuards | GuardedWallet | None = None, max_price: Decimal | None = None,
                  tokens: Sequence[Pubkey | str] = ()) -> None:
         self.gp = gp

@@ -91,7 +91,7 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
     return PaymentRequiredV1(x402_version=1, error=body.get("error"), accepts=fixed), assumed
 
 
-async def decode_quotes(gp: "GhostPayClient", required: Required, url: str,
+async def decode_quotes(gp: GhostPayClient, required: Required, url: str,
                         assumed: dict[int, tuple[str, ...]] | None = None) -> list[Quote]:
     """Every requirement of a 402 decoded, with the mint's decimals where it can be read, and its label."""
     out = []
@@ -114,7 +114,7 @@ async def decode_quotes(gp: "GhostPayClient", required: Required, url: str,
     return out
 
 
-async def fetch_quotes(gp: "GhostPayClient", method: str, url: str, **request: Any) -> tuple[int, list[Quote]]:
+async def fetch_quotes(gp: GhostPayClient, method: str, url: str, **request: Any) -> tuple[int, list[Quote]]:
     """Call `url` without paying: its HTTP status and, for a 402, its requirements decoded."""
     async with httpx.AsyncClient(timeout=30) as plain:
         response = await plain.request(method, url, **request)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 
@@ -37,7 +38,7 @@ class X402HttpSync:
     def close(self) -> None:
         self._run(self.client.aclose())
 
-    def __enter__(self) -> "X402HttpSync":
+    def __enter__(self) -> X402HttpSync:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from anyio import to_thread
 from starlette.applications import Starlette
@@ -33,9 +34,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
+from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.service import GhostPayFacilitator
 from ghostpay.x402.facilitator.settings import FacilitatorSettings
-from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.settle import Settler
 from ghostpay.x402.wire import REASON_BODY_TOO_LARGE, REASON_UNSUPPORTED, MalformedInput, facilitator_request
 

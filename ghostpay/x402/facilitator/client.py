@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp

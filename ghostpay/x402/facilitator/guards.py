@@ -189,7 +189,7 @@ class Guards:
 
     def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
                  floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy,
-                 pairs: "PairAccounts") -> None:
+                 pairs: PairAccounts) -> None:
         self.fee_payers = fee_payers
         self.pairs = pairs
         self.log = log

@@ -39,9 +39,9 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from ghostpay.exceptions import GhostPayError
 from ghostpay.paths import private_file
@@ -271,7 +271,7 @@ class Credential:
     """An identified caller whose request body may still need its signature checked (`check`)."""
 
     key: SellerKey
-    _verify: "Authenticator | None" = None
+    _verify: Authenticator | None = None
     _signed: tuple[bytes, str, str, str] | None = None  # (signing key, signature, prefix, replay id)
 
     def check(self, body: bytes) -> Caller:

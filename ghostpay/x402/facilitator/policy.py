@@ -33,12 +33,13 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
@@ -232,7 +233,7 @@ class AssetAllowList:
 
     @classmethod
     def for_network(cls, network: str, rules: Sequence[AssetRule] = (), test_mints: LabelledMints | None = None
-                    ) -> "AssetAllowList":
+                    ) -> AssetAllowList:
         """`rules` when given; else the network's stablecoins and, on a localnet, `test_mints`."""
         stablecoins = STABLECOINS.get(network, {})
         if rules:

@@ -20,7 +20,6 @@ import threading
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-
 # JSON-RPC error code of a sendTransaction whose preflight simulation failed: nothing was forwarded.
 SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
 

@@ -39,7 +39,7 @@ class GuardedScheme:
     A payment with an accepted record instruction reaches the official scheme without it, and the
     signer swaps the whole transaction back in to sign, simulate and send it."""
 
-    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, signer: "SubscribingSigner",
+    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, signer: SubscribingSigner,
                  settler: Settler, networks: set[str]) -> None:
         self._inner = inner
         self._guards = guards

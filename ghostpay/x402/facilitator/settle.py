@@ -32,8 +32,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from solders.message import Message, MessageV0
 from solders.transaction import VersionedTransaction
@@ -146,7 +147,7 @@ class Settler:
     """Sends verified payments and reconciles what a crash or a lost confirmation left pending; shared by
     the v2 and v1 schemes. `cost(tx)` is what a transaction can take from the fee payer."""
 
-    def __init__(self, signer: "SubscribingSigner", settled: SettledLog, floor: "BalanceFloor",
+    def __init__(self, signer: SubscribingSigner, settled: SettledLog, floor: BalanceFloor,
                  cost: Callable[[VersionedTransaction], int]) -> None:
         self._signer = signer
         self._log = settled

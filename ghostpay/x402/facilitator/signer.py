@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import threading
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Iterator
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned

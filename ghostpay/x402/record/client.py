@@ -13,7 +13,8 @@ extension, which the package calls on every v2 payload it creates (`enrich_payme
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit
 from solders.instruction import AccountMeta, Instruction

@@ -7,7 +7,8 @@ changes the transaction the facilitator verifies, so it is a term of the require
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
