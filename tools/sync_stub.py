@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import collections.abc
 import importlib
 import inspect
 import re
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from ghostpay.client import GhostPayClient
 from ghostpay.sync_client import GhostPay
@@ -158,15 +160,26 @@ def _imports(annotations: str) -> list[str]:
         elif inspect.ismodule(value):
             modules.add(value.__name__)
         elif getattr(value, "__module__", None) in ("typing", "collections.abc") and hasattr(typing, name):
-            imports.setdefault("typing", set()).add(name)
+            # the abstract collections from where ruff's pyupgrade wants them (typing's are deprecated aliases)
+            imports.setdefault("collections.abc" if hasattr(collections.abc, name) else "typing", set()).add(name)
         else:
             imports.setdefault(_home(name, value, found_in), set()).add(name)
-    lines = [f"import {m}" for m in sorted(modules)]
+    sections: list[list[str]] = [[], [], []]  # standard library, third party, first party: ruff's isort order
+    for module in sorted(modules):
+        sections[_section(module)].append(f"import {module}")
     for module, members in sorted(imports.items()):
         line = f"from {module} import {', '.join(sorted(members))}"
-        lines.append(line if len(line) <= MAX_LINE else
-                     f"from {module} import (\n" + "".join(f"    {m},\n" for m in sorted(members)) + ")")
-    return lines + ([""] + typevars if typevars else [])
+        sections[_section(module)].append(
+            line if len(line) <= MAX_LINE else
+            f"from {module} import (\n" + "".join(f"    {m},\n" for m in sorted(members)) + ")")
+    lines = [line for section in sections if section for line in [*section, ""]]
+    return lines + (typevars + [""] if typevars else [])
+
+
+def _section(module: str) -> int:
+    """The import section `module` belongs to (0 standard library, 1 third party, 2 first party)."""
+    top = module.split(".")[0]
+    return 0 if top in sys.stdlib_module_names else 2 if top == "ghostpay" else 1
 
 
 def _annotations(functions: list[Callable[..., Any]]) -> str:
@@ -197,8 +210,8 @@ def render() -> str:
     header = [NOTICE.rstrip(), '"""Types of `ghostpay.sync_client`: see that module."""', ""]
     imports = _imports(_annotations(_functions()))
     doc = '    """Every coroutine method of `GhostPayClient`, blocking (see ghostpay/sync_client.py)."""'
-    tail = ["", "", '__all__ = ["GhostPay"]', ""]
-    return "\n".join(header + imports + ["", "", "class GhostPay:", doc, "", body] + tail)
+    tail = ["", '__all__ = ["GhostPay"]', ""]  # a stub's top-level definitions are one blank line apart
+    return "\n".join(header + imports + ["class GhostPay:", doc, "", body] + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
