@@ -60,12 +60,24 @@ def seed_payments(db: Path, mint: str, progress: Progress) -> list[str]:
         agents = [a.address for a in session.exec(select(Agent).limit(1000)).all()]
         for start in range(0, PAYMENTS, 5000):
             end = min(start + 5000, PAYMENTS)
-            session.add_all([Payment(agent=rng.choice(agents), reference=os.urandom(32).hex(), payer=agents[0],
-                                     mint=mint, amount=rng.randrange(1_000, 1_000_000), signature=f"sig{i}",
-                                     instruction_index=2, slot=i, timestamp=now - rng.randrange(7 * DAY),
-                                     outcome=rng.choice(["recorded", "success", "success", "failed"]),
-                                     response_time_ms=rng.choice([None, 300, 900]))
-                             for i in range(start, end)])
+            session.add_all(
+                [
+                    Payment(
+                        agent=rng.choice(agents),
+                        reference=os.urandom(32).hex(),
+                        payer=agents[0],
+                        mint=mint,
+                        amount=rng.randrange(1_000, 1_000_000),
+                        signature=f"sig{i}",
+                        instruction_index=2,
+                        slot=i,
+                        timestamp=now - rng.randrange(7 * DAY),
+                        outcome=rng.choice(["recorded", "success", "success", "failed"]),
+                        response_time_ms=rng.choice([None, 300, 900]),
+                    )
+                    for i in range(start, end)
+                ]
+            )
             session.commit()
             progress.advance(task, end - start)
     return agents
@@ -92,14 +104,22 @@ def feed_delay(base: str, db: Path) -> Row:
 
     engine = connect(f"sqlite:///{db}")
     delays = []
-    with httpx.Client(base_url=base, timeout=30) as http, \
-            http.stream("GET", "/api/events?names=BenchEvent") as stream:
+    with httpx.Client(base_url=base, timeout=30) as http, http.stream("GET", "/api/events?names=BenchEvent") as stream:
         lines = stream.iter_lines()
         for n in range(FEED_EVENTS):
             time.sleep(random.random() * 0.5)
             with Session(engine) as session:
-                session.add(RawEvent(signature=f"bench{n}", slot=0, instruction_index=0, event_index=0,
-                                     name="BenchEvent", timestamp=0, data="{}"))
+                session.add(
+                    RawEvent(
+                        signature=f"bench{n}",
+                        slot=0,
+                        instruction_index=0,
+                        event_index=0,
+                        name="BenchEvent",
+                        timestamp=0,
+                        data="{}",
+                    )
+                )
                 session.commit()
                 written = time.perf_counter()
             for line in lines:
@@ -107,8 +127,11 @@ def feed_delay(base: str, db: Path) -> Row:
                     delays.append((time.perf_counter() - written) * 1000)
                     break
     delays.sort()
-    return Row("live feed: event committed → received on /api/events", round(statistics.median(delays), 1),
-               round(delays[int(len(delays) * 0.95) - 1], 1))
+    return Row(
+        "live feed: event committed → received on /api/events",
+        round(statistics.median(delays), 1),
+        round(delays[int(len(delays) * 0.95) - 1], 1),
+    )
 
 
 def measure(console: Console) -> list[Row]:
@@ -129,19 +152,28 @@ def measure(console: Console) -> list[Row]:
             base = f"http://127.0.0.1:{sock.getsockname()[1]}"
             loop, stop, ready = asyncio.new_event_loop(), asyncio.Event(), threading.Event()
             settings = ApiSettings(f"sqlite:///{db}", rpc_url=net.http_url, webhooks=False)
-            thread = threading.Thread(target=lambda: loop.run_until_complete(
-                serve(settings, sock, on_ready=lambda _: ready.set(), stop_event=stop)), daemon=True)
+            thread = threading.Thread(
+                target=lambda: loop.run_until_complete(
+                    serve(settings, sock, on_ready=lambda _: ready.set(), stop_event=stop)
+                ),
+                daemon=True,
+            )
             thread.start()
             ready.wait(60)
             with httpx.Client(base_url=base, timeout=30) as http:
                 second = http.get("/api/agents?x402_enabled=true&limit=20").json()["next_cursor"]
-                for path in ["/api/agents?x402_enabled=true&limit=20",
-                             f"/api/agents?x402_enabled=true&capability=ocr&token={mint}&max_price=0.05"
-                             "&min_reputation=5000&sort=price&limit=20",
-                             f"/api/agents?x402_enabled=true&limit=20&cursor={second}",
-                             f"/api/agents/{agents[0]}", f"/api/agents/{agents[0]}/payments?limit=50",
-                             "/api/metrics/x402?period=3600", "/api/metrics/x402?period=604800",
-                             "/api/metrics/volume?period=604800&buckets=24", "/metrics"]:
+                for path in [
+                    "/api/agents?x402_enabled=true&limit=20",
+                    f"/api/agents?x402_enabled=true&capability=ocr&token={mint}&max_price=0.05"
+                    "&min_reputation=5000&sort=price&limit=20",
+                    f"/api/agents?x402_enabled=true&limit=20&cursor={second}",
+                    f"/api/agents/{agents[0]}",
+                    f"/api/agents/{agents[0]}/payments?limit=50",
+                    "/api/metrics/x402?period=3600",
+                    "/api/metrics/x402?period=604800",
+                    "/api/metrics/volume?period=604800&buckets=24",
+                    "/metrics",
+                ]:
                     rows.append(timed(http, path))
                     console.log(f"{rows[-1].request}: {rows[-1].median_ms} ms")
             rows.append(feed_delay(base, db))

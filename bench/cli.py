@@ -78,16 +78,30 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
             agents, tokens, caps = [], [], []
             for i in range(start, end):
                 address, owner = str(Pubkey.new_unique()), str(Pubkey.new_unique())
-                agents.append({"address": address, "owner": owner, "agent_id": f"agent-{i}", "name": f"Agent {i}",
-                               "x402_enabled": i % 4 != 0, "registration": 1,
-                               "payment_address": owner, "endpoint": f"https://a{i}.example/api",
-                               "reputation_score": (i * 37) % 10_001, "x402_total_calls": i % 100,
-                               "created_at": now - i, "updated_at": now - i})
+                agents.append(
+                    {
+                        "address": address,
+                        "owner": owner,
+                        "agent_id": f"agent-{i}",
+                        "name": f"Agent {i}",
+                        "x402_enabled": i % 4 != 0,
+                        "registration": 1,
+                        "payment_address": owner,
+                        "endpoint": f"https://a{i}.example/api",
+                        "reputation_score": (i * 37) % 10_001,
+                        "x402_total_calls": i % 100,
+                        "created_at": now - i,
+                        "updated_at": now - i,
+                    }
+                )
                 tokens.append({"agent": address, "mint": mint, "position": 0, "price": 1_000 * (1 + i % 999)})
-                caps += [{"agent": address, "capability": CAPABILITIES[i % 8]},
-                         {"agent": address, "capability": CAPABILITIES[(i + 3) % 8]}]
-            session.add_all([Agent(**a) for a in agents] + [AgentToken(**t) for t in tokens] +
-                            [AgentCapability(**c) for c in caps])
+                caps += [
+                    {"agent": address, "capability": CAPABILITIES[i % 8]},
+                    {"agent": address, "capability": CAPABILITIES[(i + 3) % 8]},
+                ]
+            session.add_all(
+                [Agent(**a) for a in agents] + [AgentToken(**t) for t in tokens] + [AgentCapability(**c) for c in caps]
+            )
             session.commit()
             progress.advance(task, end - start)
 
@@ -110,8 +124,21 @@ def measure(console: Console) -> list[Row]:
                 seed_index(db, mint, progress)
             searches = [
                 ["agent", "search", "--x402-enabled"],
-                ["agent", "search", "--x402-enabled", "--capability", "ocr", "--token", mint, "--max-price", "0.05",
-                 "--min-reputation", "50%", "--sort", "price"],
+                [
+                    "agent",
+                    "search",
+                    "--x402-enabled",
+                    "--capability",
+                    "ocr",
+                    "--token",
+                    mint,
+                    "--max-price",
+                    "0.05",
+                    "--min-reputation",
+                    "50%",
+                    "--sort",
+                    "price",
+                ],
                 ["--output", "json", "agent", "search", "--x402-enabled", "--sort", "reputation", "--limit", "100"],
             ]
             for argv in searches:
@@ -122,13 +149,23 @@ def measure(console: Console) -> list[Row]:
                 console.log(f"{rows[-1].command}: {ms:.0f} ms")
             # the last search again through SQLAlchemy (`queries`): what ghostpay.indexer.sqlite_read saves
             ms, out = wall_ms(["--db", f"sqlite+pysqlite:///{db}", *searches[-1]], env)
-            rows.append(Row(f"ghost --db sqlite+pysqlite:///index.db {' '.join(searches[-1])}  (the same through "
-                            "SQLAlchemy)", round(ms, 1), json.loads(out)["total"]))
+            rows.append(
+                Row(
+                    f"ghost --db sqlite+pysqlite:///index.db {' '.join(searches[-1])}  (the same through SQLAlchemy)",
+                    round(ms, 1),
+                    json.loads(out)["total"],
+                )
+            )
             console.log(f"{rows[-1].command}: {ms:.0f} ms")
             load_agents(net.http_url)
             ms, out = wall_ms(["--output", "json", "agent", "search"], env, runs=size(3, 1))
-            rows.append(Row("ghost --output json agent search  (chain: getProgramAccounts, 10,000 agents)",
-                            round(ms, 1), json.loads(out)["total"]))
+            rows.append(
+                Row(
+                    "ghost --output json agent search  (chain: getProgramAccounts, 10,000 agents)",
+                    round(ms, 1),
+                    json.loads(out)["total"],
+                )
+            )
             console.log(f"{rows[-1].command}: {ms:.0f} ms")
         finally:
             net.stop(signal.SIGTERM)

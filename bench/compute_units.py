@@ -95,8 +95,14 @@ class Bench:
         """A new agent of a new owner, with a random id; returns the owner, the agent and the CU."""
         owner, agent_id = self.keypair(), self.agent_id()
         config = None if token_count is None else X402Config(owner.pubkey(), self.prices(token_count), ENDPOINT)
-        profile = AgentProfile(agent_id, "Translator", 1, "Translates text between English and French",
-                               "https://agents.example.com/translator.json", ["translate", "summarize"])
+        profile = AgentProfile(
+            agent_id,
+            "Translator",
+            1,
+            "Translates text between English and French",
+            "https://agents.example.com/translator.json",
+            ["translate", "summarize"],
+        )
         cu = self.run("register_agent", [build_register_agent(owner.pubkey(), profile, config)], owner)
         return owner, agent_address(owner.pubkey(), agent_id)[0], cu
 
@@ -105,24 +111,34 @@ class Bench:
 
 
 def register_rows(b: Bench) -> Iterator[Row]:
-    for case, count in (("no x402", lambda: None), ("x402, 1 token", lambda: 1), ("x402, 10 tokens", lambda: 10),
-                        ("x402, 1-10 tokens", lambda: b.rng.randint(1, 10))):
+    for case, count in (
+        ("no x402", lambda: None),
+        ("x402, 1 token", lambda: 1),
+        ("x402, 10 tokens", lambda: 10),
+        ("x402, 1-10 tokens", lambda: b.rng.randint(1, 10)),
+    ):
         yield summarize("register_agent", case, b.samples(lambda: b.register(count())[2]))
 
 
 def update_rows(b: Bench) -> Iterator[Row]:
     """Each owner update on a fresh random agent with one accepted token (configure_x402 also at 10)."""
+
     def on_new_agent(build: Callable[[Pubkey, Pubkey, Keypair], Instruction]) -> Callable[[], int]:
         def one() -> int:
             owner, agent, _ = b.register(1)
             return b.run("update", [build(agent, owner.pubkey(), owner)], owner)
+
         return one
 
     def configure(count: int) -> Callable[[Pubkey, Pubkey, Keypair], Instruction]:
         def build(agent: Pubkey, owner: Pubkey, _: Keypair) -> Instruction:
             config = X402Config(owner, b.prices(count), "https://agents.example.com/v2")
-            return ix.configure_x402({"config": config}, {"agent": agent, "owner": owner},
-                                     remaining_accounts=mint_accounts([t.mint for t in config.accepted_tokens]))
+            return ix.configure_x402(
+                {"config": config},
+                {"agent": agent, "owner": owner},
+                remaining_accounts=mint_accounts([t.mint for t in config.accepted_tokens]),
+            )
+
         return build
 
     def accepted_mint(agent: Pubkey) -> Pubkey:
@@ -130,23 +146,50 @@ def update_rows(b: Bench) -> Iterator[Row]:
 
     def set_tokens(agent: Pubkey, owner: Pubkey, _: Keypair) -> Instruction:
         tokens = b.prices(1)
-        return ix.set_x402_tokens({"accepted_tokens": tokens}, {"agent": agent, "owner": owner},
-                                  remaining_accounts=mint_accounts([t.mint for t in tokens]))
+        return ix.set_x402_tokens(
+            {"accepted_tokens": tokens},
+            {"agent": agent, "owner": owner},
+            remaining_accounts=mint_accounts([t.mint for t in tokens]),
+        )
 
     updates: list[tuple[str, str, Callable[[Pubkey, Pubkey, Keypair], Instruction]]] = [
-        ("update_agent", "owner update", lambda a, o, _: ix.update_agent(
-            {"agent_type": None, "name": "Translator Pro", "description": None, "metadata_uri": None,
-             "capabilities": None}, {"agent": a, "owner": o})),
+        (
+            "update_agent",
+            "owner update",
+            lambda a, o, _: ix.update_agent(
+                {
+                    "agent_type": None,
+                    "name": "Translator Pro",
+                    "description": None,
+                    "metadata_uri": None,
+                    "capabilities": None,
+                },
+                {"agent": a, "owner": o},
+            ),
+        ),
         ("configure_x402", "owner update", configure(1)),
         ("configure_x402", "10 tokens", configure(10)),
-        ("set_x402_price", "owner update", lambda a, o, _: ix.set_x402_price(
-            {"prices": [TokenPrice(accepted_mint(a), 30_000)]}, {"agent": a, "owner": o})),
+        (
+            "set_x402_price",
+            "owner update",
+            lambda a, o, _: ix.set_x402_price(
+                {"prices": [TokenPrice(accepted_mint(a), 30_000)]}, {"agent": a, "owner": o}
+            ),
+        ),
         ("set_x402_tokens", "owner update", set_tokens),
-        ("set_x402_endpoint", "owner update", lambda a, o, _: ix.set_x402_endpoint(
-            {"service_endpoint": "https://agents.example.com/v2"}, {"agent": a, "owner": o})),
+        (
+            "set_x402_endpoint",
+            "owner update",
+            lambda a, o, _: ix.set_x402_endpoint(
+                {"service_endpoint": "https://agents.example.com/v2"}, {"agent": a, "owner": o}
+            ),
+        ),
         ("disable_x402", "owner update", lambda a, o, _: ix.disable_x402({"agent": a, "owner": o})),
-        ("set_agent_active", "owner update", lambda a, o, _: ix.set_agent_active({"is_active": False},
-                                                                                  {"agent": a, "owner": o})),
+        (
+            "set_agent_active",
+            "owner update",
+            lambda a, o, _: ix.set_agent_active({"is_active": False}, {"agent": a, "owner": o}),
+        ),
         ("close_agent", "owner update", lambda a, o, _: ix.close_agent({"agent": a, "owner": o})),
     ]
     for name, case, build in updates:
@@ -157,9 +200,10 @@ def payment_rows(b: Bench) -> Iterator[Row]:
     """record_x402_payment after a TransferChecked, to random agents from random payers: the pair's first
     payment (which creates its PayerStats), a later one, and a later one after a Memo (the official x402
     layout); then feedback, closing a PayerStats, and a refresh."""
+
     def program_cu(logs: list[str]) -> int:
         prefix = f"Program {b.chain.program_id} consumed "
-        [cu] = [int(line[len(prefix):].split()[0]) for line in logs if line.startswith(prefix)]
+        [cu] = [int(line[len(prefix) :].split()[0]) for line in logs if line.startswith(prefix)]
         return cu
 
     paid: list[tuple[Pubkey, Keypair]] = []
@@ -169,8 +213,17 @@ def payment_rows(b: Bench) -> Iterator[Row]:
         payee, payer = b.keypair().pubkey(), b.keypair()
         mint = b.chain.create_mint()
         config = X402Config(payee, [TokenPrice(mint, 10_000)], ENDPOINT)
-        b.run("configure_x402", [ix.configure_x402({"config": config}, {"agent": agent, "owner": owner.pubkey()},
-                                                   remaining_accounts=mint_accounts([mint]))], owner)
+        b.run(
+            "configure_x402",
+            [
+                ix.configure_x402(
+                    {"config": config},
+                    {"agent": agent, "owner": owner.pubkey()},
+                    remaining_accounts=mint_accounts([mint]),
+                )
+            ],
+            owner,
+        )
         b.chain.create_token_account(payer.pubkey(), mint, 10**12)
         b.chain.create_token_account(payee, mint)
         units = []
@@ -189,20 +242,44 @@ def payment_rows(b: Bench) -> Iterator[Row]:
         yield summarize("record_x402_payment", case, [units[column] for units in measured])
 
     def feedback(agent: Pubkey, payer: Keypair) -> int:
-        accounts = {"agent": agent, "reputation": reputation_address(agent)[0],
-                    "payer_stats": payer_stats_address(agent, payer.pubkey())[0], "payer": payer.pubkey()}
-        return b.run("submit_feedback", [ix.submit_feedback(
-            {"reference": list(new_reference()), "success": True, "response_time_ms": 245, "rating": 5}, accounts)],
-            payer)
+        accounts = {
+            "agent": agent,
+            "reputation": reputation_address(agent)[0],
+            "payer_stats": payer_stats_address(agent, payer.pubkey())[0],
+            "payer": payer.pubkey(),
+        }
+        return b.run(
+            "submit_feedback",
+            [
+                ix.submit_feedback(
+                    {"reference": list(new_reference()), "success": True, "response_time_ms": 245, "rating": 5},
+                    accounts,
+                )
+            ],
+            payer,
+        )
 
     def close_stats(agent: Pubkey, payer: Keypair) -> int:
-        return b.run("close_payer_stats", [ix.close_payer_stats(
-            {"payer_stats": payer_stats_address(agent, payer.pubkey())[0], "authority": payer.pubkey(),
-             "rent_payer": payer.pubkey()})], payer)
+        return b.run(
+            "close_payer_stats",
+            [
+                ix.close_payer_stats(
+                    {
+                        "payer_stats": payer_stats_address(agent, payer.pubkey())[0],
+                        "authority": payer.pubkey(),
+                        "rent_payer": payer.pubkey(),
+                    }
+                )
+            ],
+            payer,
+        )
 
     def refresh(agent: Pubkey) -> int:
-        return b.run("refresh_reputation", [ix.refresh_reputation(
-            {"agent": agent, "reputation": reputation_address(agent)[0]})], b.keypair())
+        return b.run(
+            "refresh_reputation",
+            [ix.refresh_reputation({"agent": agent, "reputation": reputation_address(agent)[0]})],
+            b.keypair(),
+        )
 
     yield summarize("submit_feedback", "rating and response time", [feedback(*pair) for pair in paid])
     yield summarize("close_payer_stats", "by its payer, 2 calls unrated", [close_stats(*pair) for pair in paid])
@@ -218,46 +295,91 @@ def work_order_rows(b: Bench) -> Iterator[Row]:
     b.chain.create_token_account(client.pubkey(), mint, 10**15)
     b.chain.create_token_account(owner.pubkey(), mint)
     deadline = b.chain.svm.get_clock().unix_timestamp + 7 * 86_400
-    terms = WorkOrderTerms(5_000_000, deadline, arbiter.pubkey(), "Translate the user guide", "EN to FR",
-                           ("keep the glossary", "two review rounds"))
+    terms = WorkOrderTerms(
+        5_000_000,
+        deadline,
+        arbiter.pubkey(),
+        "Translate the user guide",
+        "EN to FR",
+        ("keep the glossary", "two review rounds"),
+    )
     orders: list[WorkOrderRef] = []
 
     def create(pick_order_id: Callable[[], int]) -> Callable[[], int]:
         def one() -> int:
             vault, order_id = Keypair.from_seed(b.rng.randbytes(32)), pick_order_id()
-            cu = b.run("create_work_order", [build_create_work_order(client.pubkey(), agent, mint, order_id, terms,
-                                                                     vault.pubkey())], client, vault)
-            orders.append(WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(),
-                                              mint, vault.pubkey()))
+            cu = b.run(
+                "create_work_order",
+                [build_create_work_order(client.pubkey(), agent, mint, order_id, terms, vault.pubkey())],
+                client,
+                vault,
+            )
+            orders.append(
+                WorkOrderRef.derive(
+                    client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(), mint, vault.pubkey()
+                )
+            )
             return cu
+
         return one
 
     yield summarize("create_work_order", "SDK order ids", b.samples(create(lambda: new_order_id(client.pubkey()))))
-    yield summarize("create_work_order", "any order ids",
-                    b.samples(create(lambda: b.rng.getrandbits(64))))
+    yield summarize("create_work_order", "any order ids", b.samples(create(lambda: b.rng.getrandbits(64))))
 
     accepted = list(orders)
-    yield summarize("accept_work_order", "naming the arbiter", [
-        b.run("accept", [build_accept_work_order(o, o.arbiter)], owner) for o in accepted])
-    yield summarize("submit_work_delivery", "", [b.run("deliver", [build_submit_work_delivery(
-        o, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", bytes(32))], owner)
-        for o in accepted[:SAMPLES]])
-    yield summarize("release_payment", "partial", [
-        b.run("release", [build_release_payment(o, 2_000_000)], client) for o in accepted[:SAMPLES]])
-    yield summarize("release_payment", "final: closes vault and work order", [
-        b.run("release", [build_release_payment(o, 3_000_000)], client) for o in accepted[:SAMPLES]])
+    yield summarize(
+        "accept_work_order",
+        "naming the arbiter",
+        [b.run("accept", [build_accept_work_order(o, o.arbiter)], owner) for o in accepted],
+    )
+    yield summarize(
+        "submit_work_delivery",
+        "",
+        [
+            b.run(
+                "deliver",
+                [
+                    build_submit_work_delivery(
+                        o, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", bytes(32)
+                    )
+                ],
+                owner,
+            )
+            for o in accepted[:SAMPLES]
+        ],
+    )
+    yield summarize(
+        "release_payment",
+        "partial",
+        [b.run("release", [build_release_payment(o, 2_000_000)], client) for o in accepted[:SAMPLES]],
+    )
+    yield summarize(
+        "release_payment",
+        "final: closes vault and work order",
+        [b.run("release", [build_release_payment(o, 3_000_000)], client) for o in accepted[:SAMPLES]],
+    )
     disputed = accepted[SAMPLES:]
-    yield summarize("open_dispute", "", [
-        b.run("dispute", [build_open_dispute(o, client.pubkey(), "late")], client) for o in disputed])
-    yield summarize("resolve_dispute", "30% to the client, closes", [
-        b.run("resolve", [build_resolve_dispute(o, 3_000)], arbiter) for o in disputed])
+    yield summarize(
+        "open_dispute",
+        "",
+        [b.run("dispute", [build_open_dispute(o, client.pubkey(), "late")], client) for o in disputed],
+    )
+    yield summarize(
+        "resolve_dispute",
+        "30% to the client, closes",
+        [b.run("resolve", [build_resolve_dispute(o, 3_000)], arbiter) for o in disputed],
+    )
 
 
 def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
     bench = Bench()
     rows = []
-    for name, rows_of in (("register_agent", register_rows), ("owner updates", update_rows),
-                          ("payments", payment_rows), ("work orders", work_order_rows)):
+    for name, rows_of in (
+        ("register_agent", register_rows),
+        ("owner updates", update_rows),
+        ("payments", payment_rows),
+        ("work orders", work_order_rows),
+    ):
         progress(name)
         rows.extend(rows_of(bench))
     return rows

@@ -113,23 +113,61 @@ class Stack:
 
     async def _register(self) -> Pubkey:
         async with GhostPayClient(self.rpc, self.owner, ws_url=self.chain.node.ws_url) as gp:
-            return (await gp.register_agent("economics", "Economics", capabilities=["translate"], x402=X402Settings(
-                {self.mint: PRICE}, "http://127.0.0.1/translate"))).address
+            return (
+                await gp.register_agent(
+                    "economics",
+                    "Economics",
+                    capabilities=["translate"],
+                    x402=X402Settings({self.mint: PRICE}, "http://127.0.0.1/translate"),
+                )
+            ).address
 
     def start_servers(self) -> str:
         """Upstream, facilitator and proxy; returns the paid route's URL."""
         upstream_port = free_port_pair()[0]
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "bench.x402", "upstream", str(upstream_port)],
-                                           stderr=subprocess.PIPE, text=True))
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.x402", "upstream", str(upstream_port)], stderr=subprocess.PIPE, text=True
+            )
+        )
         upstream = f"http://127.0.0.1:{upstream_port}"
         self.facilitator, announced = ghost(
-            self.folder, "-u", self.rpc, "-k", keypair_file(self.folder, self.fee_payer), "facilitator", "start",
-            "--port", str(free_port_pair()[0]), "--db", str(self.facilitator_db), "--rate-limit", "1000000",
-            "--asset", str(self.mint))  # the bench's mint (a cheat-code mint, not a labelled test mint)
+            self.folder,
+            "-u",
+            self.rpc,
+            "-k",
+            keypair_file(self.folder, self.fee_payer),
+            "facilitator",
+            "start",
+            "--port",
+            str(free_port_pair()[0]),
+            "--db",
+            str(self.facilitator_db),
+            "--rate-limit",
+            "1000000",
+            "--asset",
+            str(self.mint),
+        )  # the bench's mint (a cheat-code mint, not a labelled test mint)
         self.procs.append(self.facilitator)
-        proxy, served = ghost(self.folder, "-u", self.rpc, "-k", keypair_file(self.folder, self.owner), "x402",
-                              "proxy", "--agent", str(self.agent), "--upstream", upstream, "--facilitator",
-                              announced["url"], "--route", "GET /translate", "--port", str(free_port_pair()[0]))
+        proxy, served = ghost(
+            self.folder,
+            "-u",
+            self.rpc,
+            "-k",
+            keypair_file(self.folder, self.owner),
+            "x402",
+            "proxy",
+            "--agent",
+            str(self.agent),
+            "--upstream",
+            upstream,
+            "--facilitator",
+            announced["url"],
+            "--route",
+            "GET /translate",
+            "--port",
+            str(free_port_pair()[0]),
+        )
         self.procs.append(proxy)
         wait_http(f"{upstream}/free", self.procs[0])
         return f"{served['url']}/translate"
@@ -158,21 +196,34 @@ class Stack:
         return int(self.chain.call("getTokenAccountBalance", str(account))["value"]["amount"])
 
     def balances(self) -> Balances:
-        return Balances(self.sol(self.fee_payer.pubkey()), sum(self.sol(b.pubkey()) for b in self.buyers),
-                        self.sol(self.owner.pubkey()), sum(self.tokens(b.pubkey()) for b in self.buyers),
-                        self.tokens(self.owner.pubkey()))
+        return Balances(
+            self.sol(self.fee_payer.pubkey()),
+            sum(self.sol(b.pubkey()) for b in self.buyers),
+            self.sol(self.owner.pubkey()),
+            sum(self.tokens(b.pubkey()) for b in self.buyers),
+            self.tokens(self.owner.pubkey()),
+        )
 
     def program_accounts(self, discriminator: bytes) -> list[dict[str, Any]]:
         """This agent's accounts of a kind (PayerStats or X402Receipt), lamports only."""
-        return self.chain.call("getProgramAccounts", str(PROGRAM_ID), {
-            "encoding": "base64", "dataSlice": {"offset": 0, "length": 0}, "filters": [
-                {"memcmp": {"offset": 0, "bytes": based58.b58encode(discriminator).decode()}},
-                {"memcmp": {"offset": AGENT_OFFSET, "bytes": str(self.agent)}}]})
+        return self.chain.call(
+            "getProgramAccounts",
+            str(PROGRAM_ID),
+            {
+                "encoding": "base64",
+                "dataSlice": {"offset": 0, "length": 0},
+                "filters": [
+                    {"memcmp": {"offset": 0, "bytes": based58.b58encode(discriminator).decode()}},
+                    {"memcmp": {"offset": AGENT_OFFSET, "bytes": str(self.agent)}},
+                ],
+            },
+        )
 
     def total_calls(self) -> int:
         async def read() -> int:
             async with GhostPayClient(self.rpc) as gp:
                 return (await gp.get_agent(self.agent)).total_calls
+
         return asyncio.run(read())
 
     def ledger_bytes(self) -> int:
@@ -282,48 +333,119 @@ def measure(calls: int, buyers: int, soak_seconds: float, progress: Callable[[st
     legacy = "legacy receipt rent (getMinimumBalanceForRentExemption(194)) + the measured fee"
     rows = [
         Row("recorded calls", None, made, "calls", f"{buyers} buyers at once, then {soaked.calls:,} in the soak"),
-        Row("fee payer: SOL spent per call", (fee + legacy_rent) / SOL, per_call(spent, made) / SOL, "SOL",
-            f"balance fall / calls (fees, and {created} PayerStats rents fronted once); before: {legacy}"),
-        Row("fee payer: SOL spent per call, steady state", (fee + legacy_rent) / SOL, fee / SOL, "SOL",
-            "the soak's balance fall / its calls (every pair's PayerStats exists)"),
-        Row("fee payer: SOL locked per call", legacy_rent / SOL, per_call(locked, made) / SOL, "SOL",
+        Row(
+            "fee payer: SOL spent per call",
+            (fee + legacy_rent) / SOL,
+            per_call(spent, made) / SOL,
+            "SOL",
+            f"balance fall / calls (fees, and {created} PayerStats rents fronted once); before: {legacy}",
+        ),
+        Row(
+            "fee payer: SOL spent per call, steady state",
+            (fee + legacy_rent) / SOL,
+            fee / SOL,
+            "SOL",
+            "the soak's balance fall / its calls (every pair's PayerStats exists)",
+        ),
+        Row(
+            "fee payer: SOL locked per call",
+            legacy_rent / SOL,
+            per_call(locked, made) / SOL,
+            "SOL",
             f"rent held by accounts the calls created ({created} PayerStats, {receipts} receipts) / calls; "
-            "before: a receipt's rent, back after feedback and a sweep or 30 days"),
-        Row("fee payer: SOL locked per call, steady state", legacy_rent / SOL, 0.0, "SOL",
-            "no account per call once a buyer's PayerStats exists"),
-        Row("buyers: SOL spent per call", 0.0, per_call(before.buyers_sol - after.buyers_sol, made) / SOL, "SOL",
-            "their balance fall / calls (the fee payer fronts the rent)"),
-        Row("seller: SOL spent per call", 0.0, per_call(before.seller_sol - after.seller_sol, made) / SOL, "SOL",
-            "its balance fall / calls"),
-        Row("seller: tokens earned per call", float(PRICE), per_call(after.seller_tokens - before.seller_tokens,
-                                                                     made) / 10**6, "tokens",
-            "the price, exactly, for every call recorded"),
-        Row("calls per 100 SOL of fee payer", HUNDRED_SOL / (fee + legacy_rent), HUNDRED_SOL / fee if fee else None,
-            "calls", "100 SOL / steady-state SOL spent per call"),
-        Row("new accounts per buyer and agent", made / buyers, created / buyers, "accounts",
-            "PayerStats created / buyers; before: a receipt per call"),
-        Row("localnet ledger growth per call", LEGACY_LEDGER_BYTES_PER_CALL, per_call(ledger_after - ledger_before,
-                                                                                     made), "bytes",
-            "the ledger database's logical size (page_count x page_size); before: issue 25's measurement"),
-        Row("facilitator RSS after warm-up", None, warm[0], "kB",
+            "before: a receipt's rent, back after feedback and a sweep or 30 days",
+        ),
+        Row(
+            "fee payer: SOL locked per call, steady state",
+            legacy_rent / SOL,
+            0.0,
+            "SOL",
+            "no account per call once a buyer's PayerStats exists",
+        ),
+        Row(
+            "buyers: SOL spent per call",
+            0.0,
+            per_call(before.buyers_sol - after.buyers_sol, made) / SOL,
+            "SOL",
+            "their balance fall / calls (the fee payer fronts the rent)",
+        ),
+        Row(
+            "seller: SOL spent per call",
+            0.0,
+            per_call(before.seller_sol - after.seller_sol, made) / SOL,
+            "SOL",
+            "its balance fall / calls",
+        ),
+        Row(
+            "seller: tokens earned per call",
+            float(PRICE),
+            per_call(after.seller_tokens - before.seller_tokens, made) / 10**6,
+            "tokens",
+            "the price, exactly, for every call recorded",
+        ),
+        Row(
+            "calls per 100 SOL of fee payer",
+            HUNDRED_SOL / (fee + legacy_rent),
+            HUNDRED_SOL / fee if fee else None,
+            "calls",
+            "100 SOL / steady-state SOL spent per call",
+        ),
+        Row(
+            "new accounts per buyer and agent",
+            made / buyers,
+            created / buyers,
+            "accounts",
+            "PayerStats created / buyers; before: a receipt per call",
+        ),
+        Row(
+            "localnet ledger growth per call",
+            LEGACY_LEDGER_BYTES_PER_CALL,
+            per_call(ledger_after - ledger_before, made),
+            "bytes",
+            "the ledger database's logical size (page_count x page_size); before: issue 25's measurement",
+        ),
+        Row(
+            "facilitator RSS after warm-up",
+            None,
+            warm[0],
+            "kB",
             f"{WARM_UP_SHARE * 100:.0f} % into the soak (sampled every second); before: grew by tens of MB per "
-            "sweep (issue 25)"),
+            "sweep (issue 25)",
+        ),
         Row("facilitator RSS at the soak's end", None, warm[-1], "kB", f"after {soaked.seconds:g} s"),
-        Row("facilitator RSS spread after warm-up", None, round((max(warm) - min(warm)) * 100 / min(warm), 1), "%",
-            "(highest - lowest) / lowest, from warm-up to the end"),
-        Row("facilitator database growth per call", None, per_call(soaked.db_bytes_after - soaked.db_bytes_before,
-                                                                   soaked.calls), "bytes",
-            "the settled-payment log's logical size (replay protection) during the soak / its calls"),
+        Row(
+            "facilitator RSS spread after warm-up",
+            None,
+            round((max(warm) - min(warm)) * 100 / min(warm), 1),
+            "%",
+            "(highest - lowest) / lowest, from warm-up to the end",
+        ),
+        Row(
+            "facilitator database growth per call",
+            None,
+            per_call(soaked.db_bytes_after - soaked.db_bytes_before, soaked.calls),
+            "bytes",
+            "the settled-payment log's logical size (replay protection) during the soak / its calls",
+        ),
     ]
     settled = [size for t, size in soaked.db_bytes if t >= LOG_RETENTION_SECONDS + RSS_SAMPLE_SECONDS * 10]
     if settled:  # the log keeps answered outcomes LOG_RETENTION_SECONDS: after that it should stay flat
         rows += [
-            Row("facilitator database once its retention has passed", None, settled[0], "bytes",
-                f"{LOG_RETENTION_SECONDS:g} s (the log's retention) + 10 s into the soak"),
+            Row(
+                "facilitator database once its retention has passed",
+                None,
+                settled[0],
+                "bytes",
+                f"{LOG_RETENTION_SECONDS:g} s (the log's retention) + 10 s into the soak",
+            ),
             Row("facilitator database at the soak's end", None, settled[-1], "bytes", f"after {soaked.seconds:g} s"),
-            Row("facilitator database spread after its retention", None,
-                round((max(settled) - min(settled)) * 100 / min(settled), 1), "%",
-                "(highest - lowest) / lowest, from then to the end"),
+            Row(
+                "facilitator database spread after its retention",
+                None,
+                round((max(settled) - min(settled)) * 100 / min(settled), 1),
+                "%",
+                "(highest - lowest) / lowest, from then to the end",
+            ),
         ]
     return rows
 
@@ -347,10 +469,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.economics", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1_000, help="recorded calls measured (default 1,000)")
     parser.add_argument("--buyers", type=int, default=16, help="buyers paying at once (default 16)")
-    parser.add_argument("--soak-seconds", type=float, default=30.0,
-                        help="then keep calling this long, sampling the facilitator's memory (default 30)")
-    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "economics.json",
-                        help="where the rows go (default bench/results/economics.json)")
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=30.0,
+        help="then keep calling this long, sampling the facilitator's memory (default 30)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS_DIR / "economics.json",
+        help="where the rows go (default bench/results/economics.json)",
+    )
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     with console.status("starting") as status:

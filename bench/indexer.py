@@ -68,9 +68,14 @@ async def backfill(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
     with Session(indexer.engine) as session:
         events = int(session.exec(select(func.count()).select_from(RawEvent)).one())
     stats = indexer.totals.stats
-    return {"transactions": stats.transactions, "failed_skipped": stats.failed, "events": events,
-            "seconds": round(seconds, 2), "events_per_second": round(events / seconds),
-            "transactions_per_second": round(stats.transactions / seconds)}
+    return {
+        "transactions": stats.transactions,
+        "failed_skipped": stats.failed,
+        "events": events,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(events / seconds),
+        "transactions_per_second": round(stats.transactions / seconds),
+    }
 
 
 async def raw_floor(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
@@ -84,13 +89,29 @@ async def raw_floor(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
         signatures = [i.signature for i in infos if not i.failed]
         for i in range(0, len(signatures), DEFAULT_BATCH):
             transactions, events_rows = [], []
-            for tx in await rpc.transactions(signatures[i:i + DEFAULT_BATCH]):
+            for tx in await rpc.transactions(signatures[i : i + DEFAULT_BATCH]):
                 decoded = decode_logs(tx.logs, signature=tx.signature, slot=tx.slot)
-                transactions.append({"signature": tx.signature, "slot": tx.slot, "events": len(decoded.events),
-                                     "skipped": decoded.skipped.total})
-                events_rows += [{"signature": tx.signature, "slot": tx.slot, "instruction_index": e.instruction_index,
-                                 "event_index": e.event_index, "name": e.name, "agent": str(e.data.agent),
-                                 "timestamp": e.data.timestamp, "data": e.to_json()} for e in decoded.events]
+                transactions.append(
+                    {
+                        "signature": tx.signature,
+                        "slot": tx.slot,
+                        "events": len(decoded.events),
+                        "skipped": decoded.skipped.total,
+                    }
+                )
+                events_rows += [
+                    {
+                        "signature": tx.signature,
+                        "slot": tx.slot,
+                        "instruction_index": e.instruction_index,
+                        "event_index": e.event_index,
+                        "name": e.name,
+                        "agent": str(e.data.agent),
+                        "timestamp": e.data.timestamp,
+                        "data": e.to_json(),
+                    }
+                    for e in decoded.events
+                ]
             with engine.begin() as connection:
                 connection.execute(IndexedTransaction.__table__.insert(), transactions)  # type: ignore[attr-defined]
                 if events_rows:
@@ -138,8 +159,10 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
     def follow() -> None:
         nonlocal indexer
         asyncio.set_event_loop(loop)
-        indexer = Indexer(IndexerConfig(net.http_url, net.ws_url, db_url),
-                          on_commit=lambda sigs, at: committed.update((s, at) for s in sigs))
+        indexer = Indexer(
+            IndexerConfig(net.http_url, net.ws_url, db_url),
+            on_commit=lambda sigs, at: committed.update((s, at) for s in sigs),
+        )
 
         async def main() -> None:
             assert indexer is not None
@@ -147,6 +170,7 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
             await indexer.live.wait()
             ready.set()
             await task
+
         loop.run_until_complete(main())
 
     thread = threading.Thread(target=follow, daemon=True)
@@ -155,8 +179,9 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
 
     async def pay() -> tuple[dict[str, float], dict[str, float]]:
         chain = Chain(net.http_url, 1)
-        history = await generate(net.http_url, HistorySpec(agents=2, payers=1, payments=0, days=1,
-                                                           work_orders=False, seed=99))
+        history = await generate(
+            net.http_url, HistorySpec(agents=2, payers=1, payments=0, days=1, work_orders=False, seed=99)
+        )
         submitted: dict[str, float] = {}
         confirmed: dict[str, float] = {}
         payer = await _funded_payer(chain, history.mint)
@@ -165,8 +190,16 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
         decoded = Agent.decode(base64.b64decode(account["data"][0]))  # its price moved during the script
         price = next(t.price for t in decoded.x402_accepted_tokens if t.mint == history.mint)
         for i in range(count):
-            ixs = build_x402_payment(payer.pubkey(), agent, decoded.x402_payment_address, history.mint, 6, price,
-                                     i.to_bytes(32, "little"), compute_unit_limit=60_000)
+            ixs = build_x402_payment(
+                payer.pubkey(),
+                agent,
+                decoded.x402_payment_address,
+                history.mint,
+                6,
+                price,
+                i.to_bytes(32, "little"),
+                compute_unit_limit=60_000,
+            )
             start = time.perf_counter()
             signature = await chain.send(ixs, [payer])
             confirmed[signature] = time.perf_counter()
@@ -184,10 +217,15 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
     thread.join(30)
     lags = [(committed[s] - confirmed[s]) * 1000 for s in confirmed if s in committed]
     from_submit = [(committed[s] - submitted[s]) * 1000 for s in confirmed if s in committed]
-    return {"payments": count, "indexed": len(lags),
-            "confirmed_to_row_ms": {"p50": round(percentile(lags, 50), 2), "p99": round(percentile(lags, 99), 2)},
-            "submitted_to_row_ms": {"p50": round(percentile(from_submit, 50), 2),
-                                    "p99": round(percentile(from_submit, 99), 2)}}
+    return {
+        "payments": count,
+        "indexed": len(lags),
+        "confirmed_to_row_ms": {"p50": round(percentile(lags, 50), 2), "p99": round(percentile(lags, 99), 2)},
+        "submitted_to_row_ms": {
+            "p50": round(percentile(from_submit, 50), 2),
+            "p99": round(percentile(from_submit, 99), 2),
+        },
+    }
 
 
 async def _funded_payer(chain: Chain, mint: Pubkey) -> Keypair:
@@ -210,10 +248,14 @@ def main() -> None:
         try:
             with console.status("generating the history"):
                 started = time.perf_counter()
-                history = asyncio.run(generate(net.http_url, HistorySpec(agents=20, payers=16,
-                                                                         payments=args.payments, days=4)))
-                results["history"] = {"transactions": history.transactions, "failed": history.failed,
-                                      "seconds": round(time.perf_counter() - started, 2)}
+                history = asyncio.run(
+                    generate(net.http_url, HistorySpec(agents=20, payers=16, payments=args.payments, days=4))
+                )
+                results["history"] = {
+                    "transactions": history.transactions,
+                    "failed": history.failed,
+                    "seconds": round(time.perf_counter() - started, 2),
+                }
             if history.transactions < MIN_TRANSACTIONS:
                 raise SystemExit(f"only {history.transactions} transactions: raise --payments")
             with console.status("back-fill into SQLite (indexer, then raw floor)"):
@@ -222,8 +264,7 @@ def main() -> None:
                 cluster = PostgresCluster().start()
                 try:
                     with console.status("back-fill into PostgreSQL (indexer, then raw floor)"):
-                        results["backfill_postgresql"] = compare(net, "postgresql",
-                                                                 lambda _: cluster.create_database())
+                        results["backfill_postgresql"] = compare(net, "postgresql", lambda _: cluster.create_database())
                 finally:
                     cluster.stop()
             with console.status("live lag"):
@@ -240,17 +281,25 @@ def main() -> None:
     for key, label in (("backfill_sqlite", "SQLite"), ("backfill_postgresql", "PostgreSQL")):
         if key in results:
             b = results[key]
-            table.add_row(f"back-fill into {label} (goal ≥ {b['goal_events_per_second']:,} events/s)",
-                          f"{b['events_per_second']:,} events/s ({b['events']:,} events, "
-                          f"{b['transactions_per_second']:,} tx/s, {b['seconds']} s, peak RSS {b['peak_rss_mib']} MiB)")
-            table.add_row(f"  raw floor into {label}: fetch + decode + executemany",
-                          f"{b['raw_floor']['events_per_second']:,} events/s")
+            table.add_row(
+                f"back-fill into {label} (goal ≥ {b['goal_events_per_second']:,} events/s)",
+                f"{b['events_per_second']:,} events/s ({b['events']:,} events, "
+                f"{b['transactions_per_second']:,} tx/s, {b['seconds']} s, peak RSS {b['peak_rss_mib']} MiB)",
+            )
+            table.add_row(
+                f"  raw floor into {label}: fetch + decode + executemany",
+                f"{b['raw_floor']['events_per_second']:,} events/s",
+            )
             table.add_row(f"  ratio to the floor (goal ≥ {RATIO_GOAL})", f"{b['ratio_to_floor']}")
     live = results["live_sqlite"]
-    table.add_row("live lag, confirmation → row (SQLite; goal p99 ≤ 250 ms)",
-                  f"p50 {live['confirmed_to_row_ms']['p50']} ms, p99 {live['confirmed_to_row_ms']['p99']} ms")
-    table.add_row("live lag, submit → row (SQLite)",
-                  f"p50 {live['submitted_to_row_ms']['p50']} ms, p99 {live['submitted_to_row_ms']['p99']} ms")
+    table.add_row(
+        "live lag, confirmation → row (SQLite; goal p99 ≤ 250 ms)",
+        f"p50 {live['confirmed_to_row_ms']['p50']} ms, p99 {live['confirmed_to_row_ms']['p99']} ms",
+    )
+    table.add_row(
+        "live lag, submit → row (SQLite)",
+        f"p50 {live['submitted_to_row_ms']['p50']} ms, p99 {live['submitted_to_row_ms']['p99']} ms",
+    )
     console.print(table)
     console.print(f"written to {RESULTS}")
 

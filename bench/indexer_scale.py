@@ -55,16 +55,22 @@ def rss_mib() -> float:
 async def backfill(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
     """A `--once` back-fill that samples its RSS after every commit."""
     samples: list[float] = []
-    indexer = Indexer(IndexerConfig(net.http_url, net.ws_url, db_url),
-                      on_commit=lambda _signatures, _at: samples.append(rss_mib()))
+    indexer = Indexer(
+        IndexerConfig(net.http_url, net.ws_url, db_url), on_commit=lambda _signatures, _at: samples.append(rss_mib())
+    )
     started = time.perf_counter()
     await indexer.run(once=True)
     seconds = time.perf_counter() - started
     stats = indexer.totals.stats
     quarters = [round(samples[min(len(samples) - 1, len(samples) * q // 4)], 1) for q in (1, 2, 3, 4)]
-    return {"events": stats.events, "transactions": stats.transactions, "seconds": round(seconds, 2),
-            "events_per_second": round(stats.events / seconds), "rss_quarters_mib": quarters,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "events": stats.events,
+        "transactions": stats.transactions,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(stats.events / seconds),
+        "rss_quarters_mib": quarters,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def wall_ms(argv: list[str], env: dict[str, str], runs: int = size(5, 1)) -> float:
@@ -86,8 +92,9 @@ def measure(console: Console, payments: int) -> list[Row]:
         try:
             with console.status(f"generating a history of {payments:,} payments"):
                 started = time.perf_counter()
-                history = asyncio.run(generate(net.http_url, HistorySpec(agents=20, payers=16, payments=payments,
-                                                                         days=4)))
+                history = asyncio.run(
+                    generate(net.http_url, HistorySpec(agents=20, payers=16, payments=payments, days=4))
+                )
                 console.log(f"history: {history.transactions:,} transactions in {time.perf_counter() - started:.0f} s")
             db = Path(folder) / "index.db"
             with console.status("back-fill into SQLite"):
@@ -98,15 +105,19 @@ def measure(console: Console, payments: int) -> list[Row]:
             env = {**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_URL": net.http_url, "HOME": folder}
             with console.status("ghost agent search over the index"):
                 search = wall_ms(["--db", str(db), "agent", "search", "--x402-enabled"], env)
-                search_json = wall_ms(["--db", str(db), "--output", "json", "agent", "search", "--sort", "price",
-                                       "--limit", "20"], env)
+                search_json = wall_ms(
+                    ["--db", str(db), "--output", "json", "agent", "search", "--sort", "price", "--limit", "20"], env
+                )
                 help_ms = wall_ms(["--help"], env)
         finally:
             net.stop()
     q = result["rss_quarters_mib"]
     return [
-        Row(f"back-fill into SQLite ({result['events']:,} events, {result['transactions']:,} transactions)",
-            result["events_per_second"], "events/s"),
+        Row(
+            f"back-fill into SQLite ({result['events']:,} events, {result['transactions']:,} transactions)",
+            result["events_per_second"],
+            "events/s",
+        ),
         Row("  indexer RSS after each quarter of the commits", q[0], f"MiB (then {q[1]}, {q[2]}, {q[3]})"),
         Row("  indexer peak RSS", result["peak_rss_mib"], "MiB"),
         Row(f"ghost --db index.db agent search --x402-enabled (goal ≤ {SEARCH_GOAL_MS} ms)", round(search), "ms"),
@@ -117,7 +128,9 @@ def measure(console: Console, payments: int) -> list[Row]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--payments", type=int, default=size(32_000, 20), help="payments in the history (~3.2 events each)")
+    parser.add_argument(
+        "--payments", type=int, default=size(32_000, 20), help="payments in the history (~3.2 events each)"
+    )
     args = parser.parse_args()
     console = Console(stderr=True)
     rows = measure(console, args.payments)

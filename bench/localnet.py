@@ -78,7 +78,9 @@ def transfers(payers: list[Keypair], blockhash: Hash) -> list[Transaction]:
         payer = payers[i % len(payers)]
         message = Message.new_with_blockhash(
             [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=receiver, lamports=1000 + i))],
-            payer.pubkey(), blockhash)
+            payer.pubkey(),
+            blockhash,
+        )
         txs.append(Transaction([payer], message, blockhash))
     return txs
 
@@ -96,8 +98,10 @@ class RawHttp:
 
     async def call(self, method: str, *params: object) -> object:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        self.writer.write(b"POST / HTTP/1.1\r\nHost: localnet\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.writer.write(
+            b"POST / HTTP/1.1\r\nHost: localnet\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         length = 0
         while (line := await self.reader.readline()) != b"\r\n":
             if line.lower().startswith(b"content-length:"):
@@ -126,7 +130,7 @@ async def send_and_confirm(encoded: list[str], send: list, confirm: object) -> f
     while pending:
         statuses: list[object] = []
         for i in range(0, len(pending), 256):
-            statuses += (await confirm("getSignatureStatuses", pending[i:i + 256]))["value"]  # type: ignore
+            statuses += (await confirm("getSignatureStatuses", pending[i : i + 256]))["value"]  # type: ignore
         pending = [sig for sig, status in zip(pending, statuses) if status is None]
     return time.perf_counter() - started
 
@@ -145,6 +149,7 @@ async def http_throughput(url: str, payers: list[Keypair]) -> tuple[float, float
             seconds = await send_and_confirm(encoded, [c.call for c in connections], call)
         else:
             async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=IN_FLIGHT)) as client:
+
                 async def httpx_call(method: str, *params: object) -> object:
                     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
                     return (await client.post("", json=body)).json()["result"]
@@ -184,10 +189,21 @@ def load_agents(url: str) -> list[Pubkey]:
     with httpx.Client(base_url=url, timeout=60) as client:
         for start in range(0, AGENTS, 1000):
             end = min(start + 1000, AGENTS)
-            batch = [{"jsonrpc": "2.0", "id": i, "method": "surfnet_setAccount", "params": [
-                str(Pubkey.new_unique()),
-                {"data": [base64.b64encode(agent_bytes(owners[i % AGENT_OWNERS], i)).decode(), "base64"],
-                 "owner": str(PROGRAM_ID)}]} for i in range(start, end)]
+            batch = [
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "surfnet_setAccount",
+                    "params": [
+                        str(Pubkey.new_unique()),
+                        {
+                            "data": [base64.b64encode(agent_bytes(owners[i % AGENT_OWNERS], i)).decode(), "base64"],
+                            "owner": str(PROGRAM_ID),
+                        },
+                    ],
+                }
+                for i in range(start, end)
+            ]
             replies = client.post("", json=batch).json()
             assert all("result" in r for r in replies), replies[0]
     return owners
@@ -258,11 +274,18 @@ def measure(console: Console) -> list[Row]:
         Row(f"  HTTP / in-process (goal ≥ {RATIO_GOAL})", round(http_tps / ceiling, 2), "ratio"),
         Row(f"getProgramAccounts, all {AGENTS:,} agents (base64)", round(gpa["all"][0], 1), "ms"),
         Row(f"  the same with dataSlice (the {head}-byte head)", round(gpa["all_head"][0], 1), "ms"),
-        Row(f"getProgramAccounts, memcmp owner + dataSize ({gpa['owner'][1]} of {AGENTS:,}; goal ≤ "
-            f"{FILTERED_GOAL_MS} ms)", round(gpa["owner"][0], 1), "ms"),
+        Row(
+            f"getProgramAccounts, memcmp owner + dataSize ({gpa['owner'][1]} of {AGENTS:,}; goal ≤ "
+            f"{FILTERED_GOAL_MS} ms)",
+            round(gpa["owner"][0], 1),
+            "ms",
+        ),
         Row("  the same with dataSlice (the head)", round(gpa["owner_head"][0], 1), "ms"),
-        Row(f"agent search from the chain, in-process ({AGENTS:,} agents decoded; goal ≤ {CHAIN_SEARCH_GOAL_MS} ms)",
-            round(search_ms), "ms"),
+        Row(
+            f"agent search from the chain, in-process ({AGENTS:,} agents decoded; goal ≤ {CHAIN_SEARCH_GOAL_MS} ms)",
+            round(search_ms),
+            "ms",
+        ),
     ]
 
 

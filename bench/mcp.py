@@ -83,8 +83,9 @@ async def through_mcp(client_for: Callable[[], Client], agent: str, url: str, co
     return measured
 
 
-async def in_process(buyer: Keypair, net: LocalnetProcess, agent: str, url: str, ledger: Path
-                     ) -> dict[str, list[float]]:
+async def in_process(
+    buyer: Keypair, net: LocalnetProcess, agent: str, url: str, ledger: Path
+) -> dict[str, list[float]]:
     measured: dict[str, list[float]] = {"get_agent": [], "paid call": []}
     guards = GuardedWallet(SpendingGuards(daily=Decimal(1000)), ledger)
     async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url, guards=guards) as gp, x402_http(gp) as http:
@@ -97,8 +98,12 @@ async def in_process(buyer: Keypair, net: LocalnetProcess, agent: str, url: str,
 
 
 def start_http(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([GHOST, "--output", "json", *args, "--transport", "http", "--port",
-                             str(free_port_pair()[0])], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [GHOST, "--output", "json", *args, "--transport", "http", "--port", str(free_port_pair()[0])],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if not line:
         raise RuntimeError("ghost mcp -t http did not start")
@@ -115,35 +120,56 @@ def main() -> None:
 
             async def register() -> Pubkey:
                 async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
-                    return (await gp.register_agent("benchmcp", "Bench", x402=X402Settings(
-                        {Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"))).address
+                    return (
+                        await gp.register_agent(
+                            "benchmcp",
+                            "Bench",
+                            x402=X402Settings({Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"),
+                        )
+                    ).address
 
             agent = str(asyncio.run(register()))
             key = folder / "buyer.json"
             key.write_text(json.dumps(list(bytes(buyer))))
             env = {**os.environ, "GHOSTPAY_HOME": str(folder / "mcp-home"), "GHOST_CONFIG": ""}
             args = ["-u", net.http_url, "-k", str(key), "mcp", "--budget-daily", "1000"]
-            settings = FacilitatorSettings(fee_payer, net.http_url, net.ws_url, db_path=folder / "facilitator.db",
-                                           rate_limit=10**6, sweep_interval_seconds=0, assets=(AssetRule(mint),))
-            with Served(create_facilitator_app(settings)) as facilitator, \
-                    Served(seller_app(Pubkey.from_string(agent), net, facilitator.url, owner)) as shop:
+            settings = FacilitatorSettings(
+                fee_payer,
+                net.http_url,
+                net.ws_url,
+                db_path=folder / "facilitator.db",
+                rate_limit=10**6,
+                sweep_interval_seconds=0,
+                assets=(AssetRule(mint),),
+            )
+            with (
+                Served(create_facilitator_app(settings)) as facilitator,
+                Served(seller_app(Pubkey.from_string(agent), net, facilitator.url, owner)) as shop,
+            ):
                 url = shop.url + "/paid"
                 console.print(f"{CALLS} calls per operation…")
                 params = StdioServerParameters(command=GHOST, args=args, env=env)
-                results = rows("MCP over stdio", asyncio.run(through_mcp(lambda: Client(params), agent, url, STDIO_STARTS)))
+                results = rows(
+                    "MCP over stdio", asyncio.run(through_mcp(lambda: Client(params), agent, url, STDIO_STARTS))
+                )
                 proc, mcp_url = start_http(args, env)
                 try:
-                    results += rows("MCP over HTTP", asyncio.run(through_mcp(lambda: Client(mcp_url), agent, url,
-                                                                             CALLS)))
+                    results += rows(
+                        "MCP over HTTP", asyncio.run(through_mcp(lambda: Client(mcp_url), agent, url, CALLS))
+                    )
                 finally:
                     proc.terminate()
                     proc.wait(timeout=15)
-                results += rows("SDK in-process", asyncio.run(in_process(buyer, net, agent, url,
-                                                                         folder / "sdk-ledger.sqlite3")))
+                results += rows(
+                    "SDK in-process", asyncio.run(in_process(buyer, net, agent, url, folder / "sdk-ledger.sqlite3"))
+                )
         finally:
             net.stop()
-    table = latency_table(f"MCP tool calls, {CALLS} each (localnet; stdio connect: {STDIO_STARTS} server starts)",
-                          results, ("path", "operation"))
+    table = latency_table(
+        f"MCP tool calls, {CALLS} each (localnet; stdio connect: {STDIO_STARTS} server starts)",
+        results,
+        ("path", "operation"),
+    )
     report(table, results, "mcp", console)
 
 

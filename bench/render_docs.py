@@ -54,54 +54,94 @@ def columns(*spec: Column) -> Callable[[list[Row]], str]:
 
 def latency_pivot(row_key: str, column_key: str, low: str, high: str) -> Callable[[list[Row]], str]:
     """Rows by `row_key`, a column per `column_key`: each cell `low` (`high`), e.g. p50 (p90)."""
+
     def render(rows: list[Row]) -> str:
         row_names = list(dict.fromkeys(r[row_key] for r in rows))
         column_names = list(dict.fromkeys(r[column_key] for r in rows))
         cells = {(r[row_key], r[column_key]): f"{number(r[low])} ({number(r[high])})" for r in rows}
-        return markdown([row_key, *column_names], [[name, *(cells.get((name, c), "") for c in column_names)]
-                                                  for name in row_names])
+        return markdown(
+            [row_key, *column_names], [[name, *(cells.get((name, c), "") for c in column_names)] for name in row_names]
+        )
+
     return render
 
 
 def compute_units(rows: list[Row]) -> str:
     """Lowest and highest only where the samples differed."""
-    return markdown(["instruction", "case", "mean CU", "lowest", "highest", "samples"], [
-        [r["instruction"], r["case"], r["compute_units"], *((None, None) if r["lowest"] == r["highest"]
-                                                            else (r["lowest"], r["highest"])), r["samples"]]
-        for r in rows])
+    return markdown(
+        ["instruction", "case", "mean CU", "lowest", "highest", "samples"],
+        [
+            [
+                r["instruction"],
+                r["case"],
+                r["compute_units"],
+                *((None, None) if r["lowest"] == r["highest"] else (r["lowest"], r["highest"])),
+                r["samples"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 def indexer(results: dict[str, Any]) -> str:
     history = results["history"]
-    rows: list[list[Any]] = [["history", f"{number(history['transactions'])} transactions "
-                                         f"({history['failed']} failed), generated in {history['seconds']} s"]]
+    rows: list[list[Any]] = [
+        [
+            "history",
+            f"{number(history['transactions'])} transactions "
+            f"({history['failed']} failed), generated in {history['seconds']} s",
+        ]
+    ]
     for key, label in (("backfill_sqlite", "SQLite"), ("backfill_postgresql", "PostgreSQL")):
         if key in results:
             b = results[key]
-            rows += [[f"back-fill into {label} (goal ≥ {number(b['goal_events_per_second'])} events/s)",
-                      f"{number(b['events_per_second'])} events/s ({number(b['events'])} events, "
-                      f"{number(b['transactions_per_second'])} tx/s, {b['seconds']} s)"],
-                     [f"raw floor into {label}: fetch + decode + executemany",
-                      f"{number(b['raw_floor']['events_per_second'])} events/s"],
-                     ["ratio to the floor (goal ≥ 0.6)", b["ratio_to_floor"]],
-                     [f"peak RSS of the {label} back-fill", f"{b['peak_rss_mib']} MiB"]]
+            rows += [
+                [
+                    f"back-fill into {label} (goal ≥ {number(b['goal_events_per_second'])} events/s)",
+                    f"{number(b['events_per_second'])} events/s ({number(b['events'])} events, "
+                    f"{number(b['transactions_per_second'])} tx/s, {b['seconds']} s)",
+                ],
+                [
+                    f"raw floor into {label}: fetch + decode + executemany",
+                    f"{number(b['raw_floor']['events_per_second'])} events/s",
+                ],
+                ["ratio to the floor (goal ≥ 0.6)", b["ratio_to_floor"]],
+                [f"peak RSS of the {label} back-fill", f"{b['peak_rss_mib']} MiB"],
+            ]
     live = results["live_sqlite"]
     for key, label in (("confirmed_to_row_ms", "confirmation"), ("submitted_to_row_ms", "submission")):
-        rows.append([f"live lag, {label} → row, p50 / p99 (SQLite, {live['payments']} payments)",
-                     f"{live[key]['p50']} / {live[key]['p99']} ms"])
+        rows.append(
+            [
+                f"live lag, {label} → row, p50 / p99 (SQLite, {live['payments']} payments)",
+                f"{live[key]['p50']} / {live[key]['p99']} ms",
+            ]
+        )
     return markdown(["metric", "value"], rows)
 
 
 def x402(rows: list[Row]) -> str:
-    return columns(("scenario", "scenario"), ("concurrency", "concurrency"), ("calls", "calls"),
-                   ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("calls/s", "calls_per_s"),
-                   ("p50 ÷ official", "p50_vs_official"), ("CPU ms/call: servers", "server_cpu_ms"),
-                   ("localnet", "localnet_cpu_ms"), ("buyers", "client_cpu_ms"))(rows)
+    return columns(
+        ("scenario", "scenario"),
+        ("concurrency", "concurrency"),
+        ("calls", "calls"),
+        ("p50 ms", "p50_ms"),
+        ("p99 ms", "p99_ms"),
+        ("calls/s", "calls_per_s"),
+        ("p50 ÷ official", "p50_vs_official"),
+        ("CPU ms/call: servers", "server_cpu_ms"),
+        ("localnet", "localnet_cpu_ms"),
+        ("buyers", "client_cpu_ms"),
+    )(rows)
 
 
 METRIC_VALUE_UNIT = columns(("metric", "metric"), ("value", "value"), ("unit", "unit"))
-ECONOMICS = columns(("metric", "metric"), ("before: a receipt per call", "before"),
-                    ("after: a PayerStats per buyer and agent", "after"), ("unit", "unit"), ("how", "how"))
+ECONOMICS = columns(
+    ("metric", "metric"),
+    ("before: a receipt per call", "before"),
+    ("after: a PayerStats per buyer and agent", "after"),
+    ("unit", "unit"),
+    ("how", "how"),
+)
 RENDERERS: dict[str, Callable[[Any], str]] = {
     "compute_units": compute_units,
     "economics": ECONOMICS,

@@ -99,6 +99,7 @@ class Row:
 
 # servers run as `python -m bench.x402 SERVE ...` ---------------------------------------------------------
 
+
 def serve_upstream(port: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
@@ -128,10 +129,16 @@ def serve_official(port: int, rpc_url: str, keypair_file: str, mint: str, pay_to
     from ghostpay.x402.networks import DEVNET
 
     facilitator = register_exact_svm_facilitator(
-        x402Facilitator(), FacilitatorKeypairSigner(load_keypair(keypair_file), rpc_url), [DEVNET.caip2])
+        x402Facilitator(), FacilitatorKeypairSigner(load_keypair(keypair_file), rpc_url), [DEVNET.caip2]
+    )
     server = register_exact_svm_server(x402ResourceServer(facilitator), [DEVNET.caip2])
-    routes = {"GET /translate": RouteConfig(accepts=PaymentOption(
-        scheme="exact", pay_to=pay_to, price=AssetAmount(amount=amount, asset=mint), network=DEVNET.caip2))}
+    routes = {
+        "GET /translate": RouteConfig(
+            accepts=PaymentOption(
+                scheme="exact", pay_to=pay_to, price=AssetAmount(amount=amount, asset=mint), network=DEVNET.caip2
+            )
+        )
+    }
     app = FastAPI()
     middleware = payment_middleware(routes, server)
 
@@ -148,6 +155,7 @@ def serve_official(port: int, rpc_url: str, keypair_file: str, mint: str, pay_to
 
 # the run ---------------------------------------------------------------------------------------------------
 
+
 class Chain:
     """The localnet and its cheat codes."""
 
@@ -155,8 +163,9 @@ class Chain:
         self.node = LocalnetProcess(folder / "ledger", home=folder / "home").start()
 
     def call(self, method: str, *params: Any) -> Any:
-        answer = httpx.post(self.node.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                      "params": list(params)}, timeout=30).json()
+        answer = httpx.post(
+            self.node.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=30
+        ).json()
         if "error" in answer:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
@@ -191,8 +200,13 @@ def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> Non
 
 def ghost(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """A `ghost` server in the background, once it printed its JSON announce line."""
-    proc = subprocess.Popen([GHOST, "--output", "json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "GHOSTPAY_HOME": str(folder), **(env or {})})
+    proc = subprocess.Popen(
+        [GHOST, "--output", "json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GHOSTPAY_HOME": str(folder), **(env or {})},
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         raise RuntimeError(f"ghost {' '.join(args[:6])}: {proc.stderr.read() if proc.stderr else ''}")
@@ -231,18 +245,34 @@ class RecordingBuyer:
         hints = accept.extra["ghostpay"]
         fee_payer = Pubkey.from_string(accept.extra["feePayer"])
         instructions = build_x402_payment(
-            self.keypair.pubkey(), Pubkey.from_string(hints["agent"]), Pubkey.from_string(accept.pay_to),
-            Pubkey.from_string(accept.asset), 6, int(accept.amount), os.urandom(32), fee_payer=fee_payer,
-            rent_payer=Pubkey.from_string(hints["rentPayer"]), memo=os.urandom(16).hex(),
-            compute_unit_limit=DEFAULT_COMPUTE_UNIT_LIMIT + RECORD_COMPUTE_UNITS, compute_unit_price=1)
-        blockhash = (await self.http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method":
-                                                              "getLatestBlockhash"})).json()
-        message = MessageV0.try_compile(fee_payer, instructions, [],
-                                        Hash.from_string(blockhash["result"]["value"]["blockhash"]))
-        tx = VersionedTransaction.populate(message, [Signature.default(), self.keypair.sign_message(
-            bytes([0x80]) + bytes(message))])
-        payload = PaymentPayload(x402_version=2, payload={"transaction": base64.b64encode(bytes(tx)).decode()},
-                                 accepted=accept, resource=ResourceInfo(url=url))
+            self.keypair.pubkey(),
+            Pubkey.from_string(hints["agent"]),
+            Pubkey.from_string(accept.pay_to),
+            Pubkey.from_string(accept.asset),
+            6,
+            int(accept.amount),
+            os.urandom(32),
+            fee_payer=fee_payer,
+            rent_payer=Pubkey.from_string(hints["rentPayer"]),
+            memo=os.urandom(16).hex(),
+            compute_unit_limit=DEFAULT_COMPUTE_UNIT_LIMIT + RECORD_COMPUTE_UNITS,
+            compute_unit_price=1,
+        )
+        blockhash = (
+            await self.http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getLatestBlockhash"})
+        ).json()
+        message = MessageV0.try_compile(
+            fee_payer, instructions, [], Hash.from_string(blockhash["result"]["value"]["blockhash"])
+        )
+        tx = VersionedTransaction.populate(
+            message, [Signature.default(), self.keypair.sign_message(bytes([0x80]) + bytes(message))]
+        )
+        payload = PaymentPayload(
+            x402_version=2,
+            payload={"transaction": base64.b64encode(bytes(tx)).decode()},
+            accepted=accept,
+            resource=ResourceInfo(url=url),
+        )
         return await self.http.get(url, headers={"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)})
 
     async def aclose(self) -> None:
@@ -271,12 +301,16 @@ class CpuMeter:
 
     def read(self) -> tuple[float | None, float | None, float]:
         servers = [cpu_seconds(pid) for pid in self.servers]
-        return (None if None in servers else sum(s for s in servers if s is not None), cpu_seconds(self.localnet),
-                time.process_time())
+        return (
+            None if None in servers else sum(s for s in servers if s is not None),
+            cpu_seconds(self.localnet),
+            time.process_time(),
+        )
 
 
-async def measure(url: str, make_client: Client, concurrency: int, calls: int, meter: CpuMeter
-                  ) -> tuple[list[float], float, list[float | None]]:
+async def measure(
+    url: str, make_client: Client, concurrency: int, calls: int, meter: CpuMeter
+) -> tuple[list[float], float, list[float | None]]:
     """Latencies (ms) of `calls` GETs of `url` by `concurrency` workers, each with its own client; wall
     seconds; CPU seconds of the servers, the localnet and the buyers in that time (warm-up excluded)."""
     clients = [make_client(i) for i in range(concurrency)]
@@ -310,13 +344,21 @@ async def measure(url: str, make_client: Client, concurrency: int, calls: int, m
 def row(scenario: str, concurrency: int, latencies: list[float], wall: float, cpu: list[float | None]) -> Row:
     ordered = sorted(latencies)
     per_call = [None if seconds is None else round(seconds * 1000 / len(ordered), 2) for seconds in cpu]
-    return Row(scenario, concurrency, len(ordered), round(statistics.median(ordered), 1),
-               round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1), round(len(ordered) / wall, 1),
-               None, *per_call)
+    return Row(
+        scenario,
+        concurrency,
+        len(ordered),
+        round(statistics.median(ordered), 1),
+        round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+        round(len(ordered) / wall, 1),
+        None,
+        *per_call,
+    )
 
 
-async def cold_call(folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str,
-                    env: dict[str, str]) -> float:
+async def cold_call(
+    folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str, env: dict[str, str]
+) -> float:
     """The first paid call through a freshly started proxy (the buyer's client warmed elsewhere)."""
     async with official_client(rpc_url, buyer) as client:
         await client.get(warm_on)
@@ -345,8 +387,14 @@ def main() -> None:
 
         async def register() -> Pubkey:
             async with GhostPayClient(rpc, owner, ws_url=chain.node.ws_url) as gp:
-                return (await gp.register_agent("bench", "Bench", capabilities=["translate"],
-                                                x402=X402Settings({mint: PRICE}, "http://127.0.0.1/translate"))).address
+                return (
+                    await gp.register_agent(
+                        "bench",
+                        "Bench",
+                        capabilities=["translate"],
+                        x402=X402Settings({mint: PRICE}, "http://127.0.0.1/translate"),
+                    )
+                ).address
 
         agent = asyncio.run(register())
         chain.tokens(owner.pubkey(), mint, 0)
@@ -354,28 +402,103 @@ def main() -> None:
         for b in buyers:
             chain.tokens(b.pubkey(), mint, 10**12)
         upstream_port, official_port = free_port_pair()[0], free_port_pair()[0]
-        procs.append(subprocess.Popen([sys.executable, "-m", "bench.x402", "upstream", str(upstream_port)],
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.x402", "upstream", str(upstream_port)], stderr=subprocess.PIPE, text=True
+            )
+        )
         upstream = f"http://127.0.0.1:{upstream_port}"
         official_fee_payer = keypair_file(folder, chain.funded(100))
-        procs.append(subprocess.Popen([sys.executable, "-m", "bench.x402", "official", str(official_port), rpc,
-                                       official_fee_payer, str(mint), str(owner.pubkey()), "10000"],
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.x402",
+                    "official",
+                    str(official_port),
+                    rpc,
+                    official_fee_payer,
+                    str(mint),
+                    str(owner.pubkey()),
+                    "10000",
+                ],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
         official = f"http://127.0.0.1:{official_port}"
         # A seller key: the facilitator then authenticates every verify and settle (the proxy signs each with an
         # HMAC) and runs the key's quotas and rent cap, as a facilitator serving other sellers must
         # (GHOSTPAY_BENCH_X402_KEYLESS=1: none, the facilitator serves its loopback clients as their operator).
-        key_env = {} if KEYLESS else {"GHOSTPAY_FACILITATOR_KEY": json.loads(subprocess.run(
-            [GHOST, "--output", "json", "facilitator", "keys", "add", "bench", "--front-rent",
-             "--max-rent-outstanding", "1000", "--settles-per-minute", "1000000", "--fee-lamports-per-day",
-             str(10**15), "--db", str(folder / "f.db")], capture_output=True, text=True, check=True,
-            env={**os.environ, "GHOSTPAY_HOME": str(folder)}).stdout)["key"]}
-        facilitator, fac = ghost(folder, "-u", rpc, "-k", keypair_file(folder, chain.funded(1000)), "facilitator",
-                                 "start", "--port", str(free_port_pair()[0]), "--db", str(folder / "f.db"),
-                                 "--rate-limit", "1000000", "--sweep-interval", "0", "--asset", str(mint))
+        key_env = (
+            {}
+            if KEYLESS
+            else {
+                "GHOSTPAY_FACILITATOR_KEY": json.loads(
+                    subprocess.run(
+                        [
+                            GHOST,
+                            "--output",
+                            "json",
+                            "facilitator",
+                            "keys",
+                            "add",
+                            "bench",
+                            "--front-rent",
+                            "--max-rent-outstanding",
+                            "1000",
+                            "--settles-per-minute",
+                            "1000000",
+                            "--fee-lamports-per-day",
+                            str(10**15),
+                            "--db",
+                            str(folder / "f.db"),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env={**os.environ, "GHOSTPAY_HOME": str(folder)},
+                    ).stdout
+                )["key"]
+            }
+        )
+        facilitator, fac = ghost(
+            folder,
+            "-u",
+            rpc,
+            "-k",
+            keypair_file(folder, chain.funded(1000)),
+            "facilitator",
+            "start",
+            "--port",
+            str(free_port_pair()[0]),
+            "--db",
+            str(folder / "f.db"),
+            "--rate-limit",
+            "1000000",
+            "--sweep-interval",
+            "0",
+            "--asset",
+            str(mint),
+        )
         procs.append(facilitator)
-        proxy_args = ["-u", rpc, "-k", keypair_file(folder, owner), "x402", "proxy", "--agent", str(agent),
-                      "--upstream", upstream, "--facilitator", fac["url"], "--route", "GET /translate"]
+        proxy_args = [
+            "-u",
+            rpc,
+            "-k",
+            keypair_file(folder, owner),
+            "x402",
+            "proxy",
+            "--agent",
+            str(agent),
+            "--upstream",
+            upstream,
+            "--facilitator",
+            fac["url"],
+            "--route",
+            "GET /translate",
+        ]
         proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]), env=key_env)
         procs.append(proxy)
         wait_http(f"{upstream}/free", procs[0])
@@ -384,37 +507,77 @@ def main() -> None:
         assert chain.node.proc is not None
         ghostpay_stack = [proxy.pid, facilitator.pid, procs[0].pid]
         scenarios: list[tuple[str, str, Client, CpuMeter]] = [
-            ("unpaid: upstream direct", f"{upstream}/translate", lambda i: httpx.AsyncClient(timeout=60),
-             CpuMeter([procs[0].pid], chain.node.proc.pid)),
-            ("unpaid: free route through the proxy", f"{prx['url']}/free", lambda i: httpx.AsyncClient(timeout=60),
-             CpuMeter([proxy.pid, procs[0].pid], chain.node.proc.pid)),
-            ("paid: official stack (middleware + facilitator logic)", f"{official}/translate",
-             lambda i: official_client(rpc, buyers[i]), CpuMeter([procs[1].pid], chain.node.proc.pid)),
-            ("paid: GhostPay proxy + facilitator, official client", f"{prx['url']}/translate",
-             lambda i: official_client(rpc, buyers[i]), CpuMeter(ghostpay_stack, chain.node.proc.pid)),
-            ("paid: GhostPay proxy + facilitator, recorded payment", f"{prx['url']}/translate",
-             lambda i: RecordingBuyer(rpc, buyers[i]), CpuMeter(ghostpay_stack, chain.node.proc.pid)),
+            (
+                "unpaid: upstream direct",
+                f"{upstream}/translate",
+                lambda i: httpx.AsyncClient(timeout=60),
+                CpuMeter([procs[0].pid], chain.node.proc.pid),
+            ),
+            (
+                "unpaid: free route through the proxy",
+                f"{prx['url']}/free",
+                lambda i: httpx.AsyncClient(timeout=60),
+                CpuMeter([proxy.pid, procs[0].pid], chain.node.proc.pid),
+            ),
+            (
+                "paid: official stack (middleware + facilitator logic)",
+                f"{official}/translate",
+                lambda i: official_client(rpc, buyers[i]),
+                CpuMeter([procs[1].pid], chain.node.proc.pid),
+            ),
+            (
+                "paid: GhostPay proxy + facilitator, official client",
+                f"{prx['url']}/translate",
+                lambda i: official_client(rpc, buyers[i]),
+                CpuMeter(ghostpay_stack, chain.node.proc.pid),
+            ),
+            (
+                "paid: GhostPay proxy + facilitator, recorded payment",
+                f"{prx['url']}/translate",
+                lambda i: RecordingBuyer(rpc, buyers[i]),
+                CpuMeter(ghostpay_stack, chain.node.proc.pid),
+            ),
         ]
         # Rounds interleave the scenarios, so a load spike from elsewhere on the machine hits them all alike.
         samples: dict[tuple[str, int], tuple[list[float], float, list[float | None]]] = {}
         for round_ in range(ROUNDS):
-            console.print(f"round {round_ + 1}/{ROUNDS}: {len(scenarios) * len(CONCURRENCY)} rows of "
-                          f"{CALLS // ROUNDS} calls…")
+            console.print(
+                f"round {round_ + 1}/{ROUNDS}: {len(scenarios) * len(CONCURRENCY)} rows of {CALLS // ROUNDS} calls…"
+            )
             for name, url, make, meter in scenarios:
                 for concurrency in CONCURRENCY:
                     latencies, wall, cpu = asyncio.run(measure(url, make, concurrency, CALLS // ROUNDS, meter))
                     sofar = samples.get((name, concurrency), ([], 0.0, [0.0, 0.0, 0.0]))
-                    samples[(name, concurrency)] = (sofar[0] + latencies, sofar[1] + wall, [
-                        None if a is None or b is None else a + b for a, b in zip(sofar[2], cpu)])
+                    samples[(name, concurrency)] = (
+                        sofar[0] + latencies,
+                        sofar[1] + wall,
+                        [None if a is None or b is None else a + b for a, b in zip(sofar[2], cpu)],
+                    )
         rows = [row(name, concurrency, *sample) for (name, concurrency), sample in samples.items()]
         official_p50 = {r.concurrency: r.p50_ms for r in rows if r.scenario.startswith("paid: official")}
         for r in rows:
             if r.scenario.startswith("paid:"):
                 r.p50_vs_official = round(r.p50_ms / official_p50[r.concurrency], 2)
-        cold = asyncio.run(cold_call(folder, rpc, [*proxy_args, "--port", str(free_port_pair()[0])], buyers[0],
-                                     f"{official}/translate", key_env))
-        rows.append(Row("paid: first call through a freshly started proxy (cold)", 1, 1, round(cold, 1),
-                        round(cold, 1), round(1000 / cold, 1)))
+        cold = asyncio.run(
+            cold_call(
+                folder,
+                rpc,
+                [*proxy_args, "--port", str(free_port_pair()[0])],
+                buyers[0],
+                f"{official}/translate",
+                key_env,
+            )
+        )
+        rows.append(
+            Row(
+                "paid: first call through a freshly started proxy (cold)",
+                1,
+                1,
+                round(cold, 1),
+                round(cold, 1),
+                round(1000 / cold, 1),
+            )
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -425,21 +588,40 @@ def main() -> None:
                 proc.kill()
         chain.node.stop()
 
-    table = Table(title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)",
-                  caption="both stacks simulate every payment twice (at verify, and at settle right before the "
-                          "send; GhostPay's is the send's preflight); GhostPay also logs each settle before its "
-                          "send (see the module docstring)")
-    for column in ("scenario", "concurrency", "p50 ms", "p99 ms", "calls/s", "p50 ÷ official",
-                   "CPU ms/call: servers", "localnet", "buyers"):
+    table = Table(
+        title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)",
+        caption="both stacks simulate every payment twice (at verify, and at settle right before the "
+        "send; GhostPay's is the send's preflight); GhostPay also logs each settle before its "
+        "send (see the module docstring)",
+    )
+    for column in (
+        "scenario",
+        "concurrency",
+        "p50 ms",
+        "p99 ms",
+        "calls/s",
+        "p50 ÷ official",
+        "CPU ms/call: servers",
+        "localnet",
+        "buyers",
+    ):
         table.add_column(column, justify="left" if column == "scenario" else "right")
 
     def cell(value: float | None, digits: int) -> str:
         return "" if value is None else f"{value:.{digits}f}"
 
     for r in rows:
-        table.add_row(r.scenario, str(r.concurrency), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.calls_per_s:.1f}",
-                      cell(r.p50_vs_official, 2), cell(r.server_cpu_ms, 2), cell(r.localnet_cpu_ms, 2),
-                      cell(r.client_cpu_ms, 2))
+        table.add_row(
+            r.scenario,
+            str(r.concurrency),
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.calls_per_s:.1f}",
+            cell(r.p50_vs_official, 2),
+            cell(r.server_cpu_ms, 2),
+            cell(r.localnet_cpu_ms, 2),
+            cell(r.client_cpu_ms, 2),
+        )
     report(table, rows, "x402_keyless" if KEYLESS else "x402", console, width=180)
     # The buyer's side of a paid call, phase by phase: quote, sign, verify + settle (bench/x402_buyer.py).
     x402_buyer.main()

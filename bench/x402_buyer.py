@@ -68,8 +68,9 @@ class Served:
 
     def __init__(self, app: Any) -> None:
         self.port = free_port_pair()[0]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    ws="none", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="none", lifespan="on")
+        )
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -98,9 +99,20 @@ def seller_app(agent: Any, net: LocalnetProcess, facilitator_url: str, owner: Ke
         return PlainTextResponse("42")
 
     app = Starlette(routes=[Route("/paid", paid), Route("/free", paid)])
-    app.add_middleware(X402Paywall, seller=X402Seller(SellerSettings(
-        agent, net.http_url, facilitator_url, routes=("GET /paid",), ws_url=net.ws_url, payee_accounts="create",
-        keypair=owner)))
+    app.add_middleware(
+        X402Paywall,
+        seller=X402Seller(
+            SellerSettings(
+                agent,
+                net.http_url,
+                facilitator_url,
+                routes=("GET /paid",),
+                ws_url=net.ws_url,
+                payee_accounts="create",
+                keypair=owner,
+            )
+        ),
+    )
     return app
 
 
@@ -125,15 +137,34 @@ async def run(net: LocalnetProcess, folder: Path, record: bool) -> list[Row]:
     async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
         from solders.pubkey import Pubkey
 
-        agent = (await gp.register_agent(f"bench{int(record)}", "Bench", x402=X402Settings(
-            {Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"))).address
-    settings = FacilitatorSettings(fee_payer, net.http_url, net.ws_url, db_path=folder / f"facilitator{record}.db",
-                                   rate_limit=10**6, record_extension=record, sweep_interval_seconds=0,
-                                   assets=(AssetRule(mint),))
-    phases: dict[str, list[float]] = {"quote": [], "sign": [], "verify + settle": [], "total": [],
-                                      "unpaid call (baseline)": []}
-    with Served(create_facilitator_app(settings)) as facilitator, \
-            Served(seller_app(agent, net, facilitator.url, owner)) as shop:
+        agent = (
+            await gp.register_agent(
+                f"bench{int(record)}",
+                "Bench",
+                x402=X402Settings({Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"),
+            )
+        ).address
+    settings = FacilitatorSettings(
+        fee_payer,
+        net.http_url,
+        net.ws_url,
+        db_path=folder / f"facilitator{record}.db",
+        rate_limit=10**6,
+        record_extension=record,
+        sweep_interval_seconds=0,
+        assets=(AssetRule(mint),),
+    )
+    phases: dict[str, list[float]] = {
+        "quote": [],
+        "sign": [],
+        "verify + settle": [],
+        "total": [],
+        "unpaid call (baseline)": [],
+    }
+    with (
+        Served(create_facilitator_app(settings)) as facilitator,
+        Served(seller_app(agent, net, facilitator.url, owner)) as shop,
+    ):
         guards = GuardedWallet(SpendingGuards(per_call=Decimal("0.01")), folder / f"ledger{record}.sqlite3")
         async with GhostPayClient(net.http_url, buyer, ws_url=net.ws_url) as gp, x402_http(gp, guards=guards) as http:
             await http.get(shop.url + "/paid")  # warm: connections, mint cache
@@ -162,8 +193,9 @@ def main() -> None:
             rows = [row for record in (False, True) for row in asyncio.run(run(net, folder, record))]
         finally:
             net.stop()
-    table = latency_table(f"x402 buyer overhead per paid call, {CALLS} calls each (localnet, real HTTP)", rows,
-                          ("transaction", "phase"))
+    table = latency_table(
+        f"x402 buyer overhead per paid call, {CALLS} calls each (localnet, real HTTP)", rows, ("transaction", "phase")
+    )
     report(table, rows, "x402_buyer", console)
 
 

@@ -15,12 +15,14 @@ seller, buyer = wallets(url, 2)
 usdc = demo_token(url, {buyer: 10})
 
 with GhostPay(url, seller) as gp:  # someone to find: an agent selling OCR at 0.02 a page
-    gp.register_agent("ocr", "OCR", capabilities=["ocr"],
-                      x402=X402Settings({usdc: Decimal("0.02")}, "https://ocr.example/api"))
+    gp.register_agent(
+        "ocr", "OCR", capabilities=["ocr"], x402=X402Settings({usdc: Decimal("0.02")}, "https://ocr.example/api")
+    )
 
 with GhostPay(url, buyer) as gp:
-    found = gp.search_agents(x402_enabled=True, capability="ocr", token=usdc, max_price=Decimal("0.05"),
-                             sort="reputation")
+    found = gp.search_agents(
+        x402_enabled=True, capability="ocr", token=usdc, max_price=Decimal("0.05"), sort="reputation"
+    )
     agent = found[0]
     print(f"found {agent.name} at {agent.address}")
 

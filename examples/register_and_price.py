@@ -16,10 +16,14 @@ usdc, eurc = demo_token(url, {}), demo_token(url, {}, decimals=2)
 
 with GhostPay(url, owner) as gp:
     registered = gp.register_agent(
-        "translator", "Translator", description="English <-> French, per call",
+        "translator",
+        "Translator",
+        description="English <-> French, per call",
         capabilities=["translate", "summarize"],
-        x402=X402Settings(prices={usdc: Decimal("0.05"), eurc: Decimal("10.00")},
-                          endpoint="https://translator.example/api"))
+        x402=X402Settings(
+            prices={usdc: Decimal("0.05"), eurc: Decimal("10.00")}, endpoint="https://translator.example/api"
+        ),
+    )
     pricing = gp.get_agent_pricing("translator")  # an agent_id of the wallet, or any agent's address
     for token in pricing.tokens:  # the first is the default a buyer pays in
         print(f"{token.price} of {token.mint} per call ({token.price_atomic} atomic units, {token.decimals} decimals)")

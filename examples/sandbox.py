@@ -34,8 +34,10 @@ def rpc_url() -> str:
     except SolanaRpcException:  # refused or timed out
         healthy = False
     if not healthy:
-        sys.exit(f"no Solana RPC answers at {url}: start a localnet with 'ghost localnet start --detach' "
-                 "(or pass an RPC URL)")
+        sys.exit(
+            f"no Solana RPC answers at {url}: start a localnet with 'ghost localnet start --detach' "
+            "(or pass an RPC URL)"
+        )
     return url
 
 
@@ -44,8 +46,9 @@ def wallets(url: str, count: int, sol: int = 2) -> list[Keypair]:
     rpc = Client(url, Confirmed)
     keypairs = [Keypair() for _ in range(count)]
     for keypair in keypairs:
-        rpc.confirm_transaction(rpc.request_airdrop(keypair.pubkey(), sol * LAMPORTS_PER_SOL).value, Confirmed,
-                                sleep_seconds=0.1)
+        rpc.confirm_transaction(
+            rpc.request_airdrop(keypair.pubkey(), sol * LAMPORTS_PER_SOL).value, Confirmed, sleep_seconds=0.1
+        )
     return keypairs
 
 
@@ -56,6 +59,7 @@ def demo_token(url: str, holders: dict[Keypair, int], decimals: int = 6) -> Pubk
     token = Token.create_mint(rpc, authority, authority.pubkey(), decimals, TOKEN_PROGRAM_ID)
     for holder, amount in holders.items():
         account = token.create_associated_token_account(holder.pubkey())
-        rpc.confirm_transaction(token.mint_to(account, authority, int(Decimal(amount).scaleb(decimals))).value,
-                                Confirmed, sleep_seconds=0.1)
+        rpc.confirm_transaction(
+            token.mint_to(account, authority, int(Decimal(amount).scaleb(decimals))).value, Confirmed, sleep_seconds=0.1
+        )
     return token.pubkey

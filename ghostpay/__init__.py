@@ -64,19 +64,43 @@ if TYPE_CHECKING:  # what a type checker sees of the names imported on first use
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "GhostPayClient": "ghostpay.client", "X402Settings": "ghostpay.client", "TxResult": "ghostpay.client",
-    "PaymentResult": "ghostpay.client", "PreparedPayment": "ghostpay.client", "Simulation": "ghostpay.client",
-    "AgentInfo": "ghostpay.client", "TokenEarnings": "ghostpay.client", "Pricing": "ghostpay.client", "Receipt": "ghostpay.client",
-    "Reputation": "ghostpay.client", "WorkOrderInfo": "ghostpay.client", "NewWorkOrder": "ghostpay.client",
+    "GhostPayClient": "ghostpay.client",
+    "X402Settings": "ghostpay.client",
+    "TxResult": "ghostpay.client",
+    "PaymentResult": "ghostpay.client",
+    "PreparedPayment": "ghostpay.client",
+    "Simulation": "ghostpay.client",
+    "AgentInfo": "ghostpay.client",
+    "TokenEarnings": "ghostpay.client",
+    "Pricing": "ghostpay.client",
+    "Receipt": "ghostpay.client",
+    "Reputation": "ghostpay.client",
+    "WorkOrderInfo": "ghostpay.client",
+    "NewWorkOrder": "ghostpay.client",
     "GhostPay": "ghostpay.sync_client",
     "Atomic": "ghostpay.tokens",
     "Tier": "ghostpay.reputation",
     "ProgramEvent": "ghostpay.events",
     "PROGRAM_ID": "ghostpay.program_id",
-    **{name: "ghostpay.exceptions" for name in (
-        "GhostPayError", "InvalidArgument", "AccountNotFound", "TransportError", "RpcError", "TransactionTimeout",
-        "OutcomeUnknown", "BlockhashExpired", "TransactionError", "AlreadyProcessed", "TokenProgramError", "ProgramError",
-        "UnknownTokenLabel", "TokenLabelTaken")},
+    **{
+        name: "ghostpay.exceptions"
+        for name in (
+            "GhostPayError",
+            "InvalidArgument",
+            "AccountNotFound",
+            "TransportError",
+            "RpcError",
+            "TransactionTimeout",
+            "OutcomeUnknown",
+            "BlockhashExpired",
+            "TransactionError",
+            "AlreadyProcessed",
+            "TokenProgramError",
+            "ProgramError",
+            "UnknownTokenLabel",
+            "TokenLabelTaken",
+        )
+    },
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -154,23 +154,43 @@ class GhostPayClient(TransactionClient):
     label store (default: the data folder's, shared with `ghost tokens`).
     """
 
-
-    def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
-                 commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
-                 ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
-                 confirm_timeout: float = 30.0, blockhash_retries: int = 2, on_send: SendHook | None = None,
-                 indexer_url: str | None = None, guards: SpendingGuards | GuardedWallet | None = None,
-                 indexer_token: str | None = None,
-                 token_labels: TokenLabels | Path | str | None = None) -> None:
-        super().__init__(cluster, keypair, commitment=commitment, program_id=program_id, ws_url=ws_url,
-                         priority_fee=priority_fee, timeout=timeout, confirm_timeout=confirm_timeout,
-                         blockhash_retries=blockhash_retries, on_send=on_send)
+    def __init__(
+        self,
+        cluster: str = "localnet",
+        keypair: KeypairSource = None,
+        *,
+        commitment: Commitment = Confirmed,
+        program_id: Pubkey | str | None = None,
+        ws_url: str | None = None,
+        priority_fee: int | None = None,
+        timeout: float = 10.0,
+        confirm_timeout: float = 30.0,
+        blockhash_retries: int = 2,
+        on_send: SendHook | None = None,
+        indexer_url: str | None = None,
+        guards: SpendingGuards | GuardedWallet | None = None,
+        indexer_token: str | None = None,
+        token_labels: TokenLabels | Path | str | None = None,
+    ) -> None:
+        super().__init__(
+            cluster,
+            keypair,
+            commitment=commitment,
+            program_id=program_id,
+            ws_url=ws_url,
+            priority_fee=priority_fee,
+            timeout=timeout,
+            confirm_timeout=confirm_timeout,
+            blockhash_retries=blockhash_retries,
+            on_send=on_send,
+        )
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
         self._mints: dict[Pubkey, MintInfo] = {}
         self.token_labels = token_labels if isinstance(token_labels, TokenLabels) else TokenLabels(token_labels)
-        self.guards: GuardedWallet | None = guards if isinstance(guards, GuardedWallet) or guards is None \
-            else GuardedWallet(guards)
+        self.guards: GuardedWallet | None = (
+            guards if isinstance(guards, GuardedWallet) or guards is None else GuardedWallet(guards)
+        )
 
     # tokens ----------------------------------------------------------------------------------------------
 
@@ -186,13 +206,20 @@ class GhostPayClient(TransactionClient):
             return key
         return Pubkey.from_string((await self.labels()).mint(key))
 
-    async def add_token_label(self, label: str, mint: MintLike, *, replace: bool = False,
-                              test_mint: bool = False) -> TokenLabel:
+    async def add_token_label(
+        self, label: str, mint: MintLike, *, replace: bool = False, test_mint: bool = False
+    ) -> TokenLabel:
         """Label a mint of this cluster (it must be a mint here: `NotAMint` otherwise); `replace` moves a label
         that names another mint (`TokenLabelTaken` without it)."""
         info = await self.get_mint(mint)
-        return self.token_labels.add(await self.genesis_hash(), label, str(info.address), test_mint=test_mint,
-                                     url=self.cluster.http_url, replace=replace)
+        return self.token_labels.add(
+            await self.genesis_hash(),
+            label,
+            str(info.address),
+            test_mint=test_mint,
+            url=self.cluster.http_url,
+            replace=replace,
+        )
 
     async def get_mint(self, mint: MintLike) -> MintInfo:
         """A mint's decimals and token program (cached: decimals never change); `NotAMint` if it is none."""
@@ -203,7 +230,7 @@ class GhostPayClient(TransactionClient):
         """Several mints' decimals and token programs: the uncached ones in one getMultipleAccounts per 100."""
         missing = list(dict.fromkeys(m for m in mints if m not in self._mints))
         for start in range(0, len(missing), 100):
-            chunk = missing[start:start + 100]
+            chunk = missing[start : start + 100]
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
             for mint, account in zip(chunk, resp.value):
                 if account is None:  # what the program says of a missing mint too
@@ -243,14 +270,18 @@ class GhostPayClient(TransactionClient):
         if isinstance(agent, Pubkey):
             return agent
         if not isinstance(agent, str):
-            raise InvalidArgument(f"an agent is a Pubkey, its base58 address or an agent_id, not {type(agent).__name__}")
+            raise InvalidArgument(
+                f"an agent is a Pubkey, its base58 address or an agent_id, not {type(agent).__name__}"
+            )
         try:
             return Pubkey.from_string(agent)
         except ValueError:
             pass
         if looks_like_address(agent):
-            raise InvalidArgument(f"{agent!r} is not a valid agent address (base58, 32 bytes), nor an agent_id "
-                                  f"(at most {MAX_SEED_LEN} bytes)")
+            raise InvalidArgument(
+                f"{agent!r} is not a valid agent address (base58, 32 bytes), nor an agent_id "
+                f"(at most {MAX_SEED_LEN} bytes)"
+            )
         return self._agent_id_address(agent, owner or self.wallet)
 
     def _agent_id_address(self, agent_id: str, owner: Pubkey) -> Pubkey:
@@ -272,9 +303,11 @@ class GhostPayClient(TransactionClient):
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
         if settings.payment_address is not None:
             await self._check_wallet(settings.payment_address, "payment address")
-        return X402Config(payment_address=settings.payment_address or owner,
-                          accepted_tokens=await self._token_prices(settings.prices),
-                          service_endpoint=settings.endpoint)
+        return X402Config(
+            payment_address=settings.payment_address or owner,
+            accepted_tokens=await self._token_prices(settings.prices),
+            service_endpoint=settings.endpoint,
+        )
 
     async def _check_wallet(self, address: Pubkey, what: str) -> None:
         """Refuse a mint or a token account where a wallet is meant (tokens go to a wallet's associated
@@ -283,14 +316,27 @@ class GhostPayClient(TransactionClient):
         if found is None or found[0] not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
             return
         data = found[1]
-        kind = "a token mint" if len(data) == MINT_LEN or len(data) > ACCOUNT_LEN and data[ACCOUNT_LEN] == 1 \
+        kind = (
+            "a token mint"
+            if len(data) == MINT_LEN or len(data) > ACCOUNT_LEN and data[ACCOUNT_LEN] == 1
             else "a token account"
-        raise InvalidArgument(f"the {what} {address} is {kind}, not a wallet: payments go to a wallet's associated "
-                              "token account, so give the wallet's address")
+        )
+        raise InvalidArgument(
+            f"the {what} {address} is {kind}, not a wallet: payments go to a wallet's associated "
+            "token account, so give the wallet's address"
+        )
 
-    async def register_agent(self, agent_id: str, name: str, *, agent_type: int = 0, description: str = "",
-                             metadata_uri: str = "", capabilities: Sequence[str] = (),
-                             x402: X402Settings | None = None) -> TxResult:
+    async def register_agent(
+        self,
+        agent_id: str,
+        name: str,
+        *,
+        agent_type: int = 0,
+        description: str = "",
+        metadata_uri: str = "",
+        capabilities: Sequence[str] = (),
+        x402: X402Settings | None = None,
+    ) -> TxResult:
         """Register an agent owned by the wallet, with its x402 pricing in the same transaction.
 
         `result.address` is the new agent's address.
@@ -298,64 +344,117 @@ class GhostPayClient(TransactionClient):
         owner = self.wallet
         address = self._agent_id_address(agent_id, owner)
         config = await self._x402_config(x402, owner) if x402 is not None else None
-        instruction = build_register_agent(owner, AgentProfile(agent_id, name, agent_type, description, metadata_uri,
-                                                               list(capabilities)), config, self.program_id)
+        instruction = build_register_agent(
+            owner,
+            AgentProfile(agent_id, name, agent_type, description, metadata_uri, list(capabilities)),
+            config,
+            self.program_id,
+        )
         return await self.send([instruction], address=address)
 
-    async def update_agent(self, agent: AgentRef, *, name: str | None = None, agent_type: int | None = None,
-                           description: str | None = None, metadata_uri: str | None = None,
-                           capabilities: Sequence[str] | None = None) -> TxResult:
+    async def update_agent(
+        self,
+        agent: AgentRef,
+        *,
+        name: str | None = None,
+        agent_type: int | None = None,
+        description: str | None = None,
+        metadata_uri: str | None = None,
+        capabilities: Sequence[str] | None = None,
+    ) -> TxResult:
         """Change any subset of the descriptive fields."""
         address = self.agent_address(agent)
-        args = {"agent_type": agent_type, "name": name, "description": description, "metadata_uri": metadata_uri,
-                "capabilities": list(capabilities) if capabilities is not None else None}
-        return await self.send([ix.update_agent(args, {"agent": address, "owner": self.wallet},  # type: ignore[arg-type]
-                                                self.program_id)], address=address)
+        args = {
+            "agent_type": agent_type,
+            "name": name,
+            "description": description,
+            "metadata_uri": metadata_uri,
+            "capabilities": list(capabilities) if capabilities is not None else None,
+        }
+        return await self.send(
+            [
+                ix.update_agent(
+                    args,
+                    {"agent": address, "owner": self.wallet},  # type: ignore[arg-type]
+                    self.program_id,
+                )
+            ],
+            address=address,
+        )
 
     async def configure_x402(self, agent: AgentRef, settings: X402Settings) -> TxResult:
         """Enable x402, or replace its payment address, price, tokens and endpoint."""
         address = self.agent_address(agent)
         config = await self._x402_config(settings, self.wallet)
         mints = [token.mint for token in config.accepted_tokens]
-        return await self.send([ix.configure_x402({"config": config}, {"agent": address, "owner": self.wallet},
-                                                  self.program_id, mint_accounts(mints))], address=address)
+        return await self.send(
+            [
+                ix.configure_x402(
+                    {"config": config}, {"agent": address, "owner": self.wallet}, self.program_id, mint_accounts(mints)
+                )
+            ],
+            address=address,
+        )
 
     async def set_price(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
         """Change the price per call in some accepted mints, in whole units of each (the others keep theirs).
 
-            await gp.set_price("translator", {"USDC": Decimal("0.02")})
+        await gp.set_price("translator", {"USDC": Decimal("0.02")})
         """
         address = self.agent_address(agent)
-        return await self.send([ix.set_x402_price({"prices": await self._token_prices(prices)},
-                                                  {"agent": address, "owner": self.wallet}, self.program_id)],
-                               address=address)
+        return await self.send(
+            [
+                ix.set_x402_price(
+                    {"prices": await self._token_prices(prices)},
+                    {"agent": address, "owner": self.wallet},
+                    self.program_id,
+                )
+            ],
+            address=address,
+        )
 
     async def set_tokens(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
         """Replace the accepted mints and their prices (whole units of each mint)."""
         address = self.agent_address(agent)
         tokens = await self._token_prices({mint_key(m): p for m, p in prices.items()})
-        return await self.send([ix.set_x402_tokens({"accepted_tokens": tokens},
-                                                   {"agent": address, "owner": self.wallet}, self.program_id,
-                                                   mint_accounts([t.mint for t in tokens]))], address=address)
+        return await self.send(
+            [
+                ix.set_x402_tokens(
+                    {"accepted_tokens": tokens},
+                    {"agent": address, "owner": self.wallet},
+                    self.program_id,
+                    mint_accounts([t.mint for t in tokens]),
+                )
+            ],
+            address=address,
+        )
 
     async def set_endpoint(self, agent: AgentRef, endpoint: str) -> TxResult:
         """Set the x402 service endpoint URL."""
         address = self.agent_address(agent)
-        return await self.send([ix.set_x402_endpoint({"service_endpoint": endpoint},
-                                                     {"agent": address, "owner": self.wallet}, self.program_id)],
-                               address=address)
+        return await self.send(
+            [
+                ix.set_x402_endpoint(
+                    {"service_endpoint": endpoint}, {"agent": address, "owner": self.wallet}, self.program_id
+                )
+            ],
+            address=address,
+        )
 
     async def disable_x402(self, agent: AgentRef) -> TxResult:
         """Stop accepting x402 payments (the pricing stays stored)."""
         address = self.agent_address(agent)
-        return await self.send([ix.disable_x402({"agent": address, "owner": self.wallet}, self.program_id)],
-                               address=address)
+        return await self.send(
+            [ix.disable_x402({"agent": address, "owner": self.wallet}, self.program_id)], address=address
+        )
 
     async def set_active(self, agent: AgentRef, active: bool) -> TxResult:
         """Mark the agent active or inactive (`activate` / `deactivate` say which)."""
         address = self.agent_address(agent)
-        return await self.send([ix.set_agent_active({"is_active": active}, {"agent": address, "owner": self.wallet},
-                                                    self.program_id)], address=address)
+        return await self.send(
+            [ix.set_agent_active({"is_active": active}, {"agent": address, "owner": self.wallet}, self.program_id)],
+            address=address,
+        )
 
     async def activate(self, agent: AgentRef) -> TxResult:
         """Mark the agent active."""
@@ -379,8 +478,9 @@ class GhostPayClient(TransactionClient):
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
             typed_id = isinstance(agent, str) and str(address) != agent
-            raise AccountNotFound(address, "agent", agent_id=agent if typed_id else None,
-                                  owner=self.wallet if typed_id else None)
+            raise AccountNotFound(
+                address, "agent", agent_id=agent if typed_id else None, owner=self.wallet if typed_id else None
+            )
         return await self.decode_agent(address, found[1])
 
     async def decode_agent(self, address: Pubkey, data: bytes) -> AgentInfo:
@@ -393,22 +493,33 @@ class GhostPayClient(TransactionClient):
             return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
-        resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
-                                                             filters=query.memcmp_filters()))
+        resp = await self._rpc(
+            self.rpc.get_program_accounts(self.program_id, self.commitment, "base64", filters=query.memcmp_filters())
+        )
         decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value], query)
         return await self._agent_infos(query.apply(decoded))
 
     async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:
         """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""
-        agents = await self._program_agents(AgentQuery(owner=optional_pubkey(owner, "owner") or self.wallet,
-                                                       active=None))
+        agents = await self._program_agents(
+            AgentQuery(owner=optional_pubkey(owner, "owner") or self.wallet, active=None)
+        )
         return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
 
-    async def search_agents(self, *, x402_enabled: bool | None = None, capability: str | None = None,
-                            token: MintLike | None = None, max_price: Amount | None = None,
-                            min_reputation: int | None = None, active: bool | None = True,
-                            owner: PubkeyLike | None = None, sort: SortKey | None = None,
-                            limit: int | None = None, indexer_url: str | None = None) -> list[AgentInfo]:
+    async def search_agents(
+        self,
+        *,
+        x402_enabled: bool | None = None,
+        capability: str | None = None,
+        token: MintLike | None = None,
+        max_price: Amount | None = None,
+        min_reputation: int | None = None,
+        active: bool | None = True,
+        owner: PubkeyLike | None = None,
+        sort: SortKey | None = None,
+        limit: int | None = None,
+        indexer_url: str | None = None,
+    ) -> list[AgentInfo]:
         """Agents matching every given filter, from the chain.
 
         memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
@@ -434,9 +545,16 @@ class GhostPayClient(TransactionClient):
         if url is not None and owner is None and active is True:
             try:
                 found = await search_addresses(
-                    url, x402_enabled=x402_enabled, capability=capability, token=str(token) if token else None,
+                    url,
+                    x402_enabled=x402_enabled,
+                    capability=capability,
+                    token=str(token) if token else None,
                     max_price=from_atomic(max_atomic, decimals) if max_atomic is not None else None,
-                    min_reputation=min_reputation, sort=sort, limit=limit, api_token=self.indexer_token)
+                    min_reputation=min_reputation,
+                    sort=sort,
+                    limit=limit,
+                    api_token=self.indexer_token,
+                )
             except IndexerUnavailable as exc:
                 log.warning("indexer API unavailable, searching the chain: %s", exc)
             else:
@@ -447,10 +565,13 @@ class GhostPayClient(TransactionClient):
         """The agent accounts at `addresses`, read from the chain, filtered and sorted by `query`."""
         raw: list[tuple[Pubkey, bytes]] = []
         for start in range(0, len(addresses), 100):  # getMultipleAccounts takes at most 100
-            chunk = addresses[start:start + 100]
+            chunk = addresses[start : start + 100]
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
-            raw += [(a, bytes(acc.data)) for a, acc in zip(chunk, resp.value)
-                    if acc is not None and acc.owner == self.program_id]
+            raw += [
+                (a, bytes(acc.data))
+                for a, acc in zip(chunk, resp.value)
+                if acc is not None and acc.owner == self.program_id
+            ]
         return await self._agent_infos(query.apply(decode_agents(raw)))
 
     async def get_agent_pricing(self, agent: AgentRef) -> Pricing:
@@ -466,10 +587,18 @@ class GhostPayClient(TransactionClient):
 
     # payments --------------------------------------------------------------------------------------------
 
-    async def _payment(self, agent: AgentRef, amount: Amount | None, mint: MintLike | None,
-                       reference: bytes | str | None, fee_payer: PubkeyLike, create_payee_account: bool | None,
-                       compute_unit_limit: int | None, priority_fee: int | None, rent_payer: Pubkey | None = None
-                       ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
+    async def _payment(
+        self,
+        agent: AgentRef,
+        amount: Amount | None,
+        mint: MintLike | None,
+        reference: bytes | str | None,
+        fee_payer: PubkeyLike,
+        create_payee_account: bool | None,
+        compute_unit_limit: int | None,
+        priority_fee: int | None,
+        rent_payer: Pubkey | None = None,
+    ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
         fee_payer = to_pubkey(fee_payer, "fee payer")
         info = await self.get_agent(agent)
         if not info.prices:
@@ -485,16 +614,34 @@ class GhostPayClient(TransactionClient):
             create_payee_account = await self._account_data(ata) is None
         fee = priority_fee if priority_fee is not None else self.priority_fee
         instructions = build_x402_payment(
-            self.wallet, info.address, info.payment_address, mint_info.address, mint_info.decimals, atomic, ref,
-            mint_info.token_program, fee_payer=fee_payer, rent_payer=rent_payer,
+            self.wallet,
+            info.address,
+            info.payment_address,
+            mint_info.address,
+            mint_info.decimals,
+            atomic,
+            ref,
+            mint_info.token_program,
+            fee_payer=fee_payer,
+            rent_payer=rent_payer,
             create_payee_account=create_payee_account,
-            compute_unit_limit=compute_unit_limit, compute_unit_price=fee or None, program_id=self.program_id)
+            compute_unit_limit=compute_unit_limit,
+            compute_unit_price=fee or None,
+            program_id=self.program_id,
+        )
         return instructions, ref, payer_stats_address(info.address, self.wallet, self.program_id)[0], mint_info, atomic
 
-    async def pay_agent(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
-                        reference: bytes | str | None = None, create_payee_account: bool | None = None,
-                        compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
-                        priority_fee: int | None = None) -> PaymentResult:
+    async def pay_agent(
+        self,
+        agent: AgentRef,
+        *,
+        amount: Amount | None = None,
+        mint: MintLike | None = None,
+        reference: bytes | str | None = None,
+        create_payee_account: bool | None = None,
+        compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
+        priority_fee: int | None = None,
+    ) -> PaymentResult:
         """Pay one call (default: the agent's price in its first accepted token; with `mint`, that mint's price)
         and record it on chain.
 
@@ -506,33 +653,51 @@ class GhostPayClient(TransactionClient):
         paying twice (a new `pay_agent` would be a second payment, whatever its reference).
         """
         instructions, ref, stats, mint_info, atomic = await self._payment(
-            agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee)
+            agent, amount, mint, reference, self.wallet, create_payee_account, compute_unit_limit, priority_fee
+        )
         reservation = await self._authorize_payment(agent, mint_info, atomic)
         try:
             result = await self._send_guarded(instructions, reservation)
         except OutcomeUnknown as exc:  # the reference is what a safe retry needs
             exc.reference = ref
             raise
-        return PaymentResult(result.signature, ref, stats, from_atomic(atomic, mint_info.decimals), atomic,
-                             mint_info.address, result.compute_units, result.slot, result.events)
+        return PaymentResult(
+            result.signature,
+            ref,
+            stats,
+            from_atomic(atomic, mint_info.decimals),
+            atomic,
+            mint_info.address,
+            result.compute_units,
+            result.slot,
+            result.events,
+        )
 
     async def resume_payment(self, unknown: OutcomeUnknown) -> PaymentResult | None:
         """The payment of an `OutcomeUnknown` from `pay_agent`, finished: its result if it landed (sending
         its same signed bytes again while its blockhash is valid: they land at most once), None once it
         never can (its blockhash expired without it landing): nothing was paid, and paying again (with
         `unknown.reference`) is safe."""
-        result = await self.resume_transaction([unknown.signature], unknown.transaction,
-                                               unknown.last_valid_block_height)
+        result = await self.resume_transaction(
+            [unknown.signature], unknown.transaction, unknown.last_valid_block_height
+        )
         return None if result is None else await self.payment_result(result)
 
     async def payment_result(self, result: TxResult) -> PaymentResult:
         """A PaymentResult from a landed payment transaction (its X402PaymentRecorded event)."""
         paid = result.event("X402PaymentRecorded")
         decimals = (await self.get_mint(paid.mint)).decimals
-        return PaymentResult(result.signature, bytes(paid.reference),
-                             payer_stats_address(paid.agent, paid.payer, self.program_id)[0],
-                             from_atomic(paid.amount, decimals), paid.amount, paid.mint, result.compute_units,
-                             result.slot, result.events)
+        return PaymentResult(
+            result.signature,
+            bytes(paid.reference),
+            payer_stats_address(paid.agent, paid.payer, self.program_id)[0],
+            from_atomic(paid.amount, decimals),
+            paid.amount,
+            paid.mint,
+            result.compute_units,
+            result.slot,
+            result.events,
+        )
 
     async def _authorize_payment(self, agent: AgentRef, mint_info: MintInfo, atomic: int) -> Reservation | None:
         """The spending guards' reservation for paying `agent` (None without guards)."""
@@ -540,8 +705,16 @@ class GhostPayClient(TransactionClient):
             return None
         info = await self.get_agent(agent)
         await self.bind_guards(self.guards)
-        return await self.guards.authorize(Spend(str(self.wallet), str(mint_info.address), mint_info.decimals, atomic,
-                                                 str(info.payment_address), str(info.address)))
+        return await self.guards.authorize(
+            Spend(
+                str(self.wallet),
+                str(mint_info.address),
+                mint_info.decimals,
+                atomic,
+                str(info.payment_address),
+                str(info.address),
+            )
+        )
 
     async def bind_guards(self, guarded: GuardedWallet) -> GuardedWallet:
         """`guarded` set to pay on this client's cluster: its token labels resolved here (`UnknownTokenLabel`
@@ -563,19 +736,34 @@ class GhostPayClient(TransactionClient):
         await reservation.settled(str(result.signature))
         return result
 
-    async def prepare_payment(self, agent: AgentRef, fee_payer: PubkeyLike, *, amount: Amount | None = None,
-                              mint: MintLike | None = None, reference: bytes | str | None = None,
-                              create_payee_account: bool | None = None,
-                              compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
-                              priority_fee: int | None = None, rent_payer: Pubkey | None = None
-                              ) -> PreparedPayment:
+    async def prepare_payment(
+        self,
+        agent: AgentRef,
+        fee_payer: PubkeyLike,
+        *,
+        amount: Amount | None = None,
+        mint: MintLike | None = None,
+        reference: bytes | str | None = None,
+        create_payee_account: bool | None = None,
+        compute_unit_limit: int | None = PAYMENT_COMPUTE_UNITS,
+        priority_fee: int | None = None,
+        rent_payer: Pubkey | None = None,
+    ) -> PreparedPayment:
         """The payment transaction signed by the wallet only, for a facilitator `fee_payer` to co-sign
         and send. The facilitator appears in no instruction except paying a missing payee account and,
         when it fronts the rent of the wallet's PayerStats (`rent_payer=fee_payer`; paid only by the pair's
         first payment), as the rent payer; otherwise the wallet pays that rent."""
         instructions, ref, stats, mint_info, atomic = await self._payment(
-            agent, amount, mint, reference, fee_payer, create_payee_account, compute_unit_limit, priority_fee,
-            rent_payer)
+            agent,
+            amount,
+            mint,
+            reference,
+            fee_payer,
+            create_payee_account,
+            compute_unit_limit,
+            priority_fee,
+            rent_payer,
+        )
         reservation = await self._authorize_payment(agent, mint_info, atomic)
         if reservation is not None:  # signed and handed over: it counts, whoever sends it
             await reservation.sent()
@@ -583,40 +771,54 @@ class GhostPayClient(TransactionClient):
         fee_payer = to_pubkey(fee_payer, "fee payer")
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)
-        return PreparedPayment(tx, ref, stats, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address,
-                               fee_payer, last_valid)
+        return PreparedPayment(
+            tx, ref, stats, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address, fee_payer, last_valid
+        )
 
-    async def simulate_payment(self, agent: AgentRef, *, amount: Amount | None = None, mint: MintLike | None = None,
-                               reference: bytes | str | None = None) -> Simulation:
+    async def simulate_payment(
+        self,
+        agent: AgentRef,
+        *,
+        amount: Amount | None = None,
+        mint: MintLike | None = None,
+        reference: bytes | str | None = None,
+    ) -> Simulation:
         """Simulate `pay_agent` (the same transaction, nothing spent): the amount and mint it would pay,
         compute units, fee, and the typed error it would raise, e.g. `PaymentBelowPrice` or the token
         program's `InsufficientFunds`."""
-        instructions, _, _, mint_info, atomic = await self._payment(agent, amount, mint, reference, self.wallet, None,
-                                                                    PAYMENT_COMPUTE_UNITS, None)
+        instructions, _, _, mint_info, atomic = await self._payment(
+            agent, amount, mint, reference, self.wallet, None, PAYMENT_COMPUTE_UNITS, None
+        )
         saved, self.priority_fee = self.priority_fee, None  # the budget instructions are already there
         try:
             simulated = await self.simulate(instructions)
         finally:
             self.priority_fee = saved
-        return replace(simulated, amount=from_atomic(atomic, mint_info.decimals), amount_atomic=atomic,
-                       mint=mint_info.address)
+        return replace(
+            simulated, amount=from_atomic(atomic, mint_info.decimals), amount_atomic=atomic, mint=mint_info.address
+        )
 
     async def get_payment_events(self, agent: AgentRef, *, limit: int = 100) -> list[ProgramEvent]:
         """`X402PaymentRecorded` events of the agent, newest first, among its last `limit` transactions
         (AccountNotFound if `agent` is no agent: an empty history would hide the mistake)."""
         address = (await self.get_agent(agent)).address
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
-        signatures = (await self._rpc(self.rpc.get_signatures_for_address(address, limit=limit,
-                                                                          commitment=commitment))).value
+        signatures = (
+            await self._rpc(self.rpc.get_signatures_for_address(address, limit=limit, commitment=commitment))
+        ).value
         events = []
         for entry in signatures:
             if entry.err is None:
-                events += [e for e in await self.get_transaction_events(entry.signature)
-                           if e.name == "X402PaymentRecorded" and e.agent == address]
+                events += [
+                    e
+                    for e in await self.get_transaction_events(entry.signature)
+                    if e.name == "X402PaymentRecorded" and e.agent == address
+                ]
         return events
 
-    async def get_receipt(self, agent: AgentRef, reference: bytes | str, *,
-                          search: int = RECEIPT_SEARCH_TRANSACTIONS) -> Receipt | None:
+    async def get_receipt(
+        self, agent: AgentRef, reference: bytes | str, *, search: int = RECEIPT_SEARCH_TRANSACTIONS
+    ) -> Receipt | None:
         """The recorded payment of `reference` to `agent` (the earliest found, if the reference was paid more
         than once), or None if none is found. No account is made per payment, so it is looked up: in the
         index when the client has an `indexer_url` (its answer is authoritative up to the index's lag), else
@@ -645,19 +847,31 @@ class GhostPayClient(TransactionClient):
         signatures: list[Signature] = []
         before = None
         while len(signatures) < search:
-            page = (await self._rpc(self.rpc.get_signatures_for_address(
-                agent, before=before, limit=min(SIGNATURES_PAGE, search - len(signatures)),
-                commitment=commitment))).value
+            page = (
+                await self._rpc(
+                    self.rpc.get_signatures_for_address(
+                        agent,
+                        before=before,
+                        limit=min(SIGNATURES_PAGE, search - len(signatures)),
+                        commitment=commitment,
+                    )
+                )
+            ).value
             signatures += [entry.signature for entry in page if entry.err is None]
             if len(page) < SIGNATURES_PAGE:
                 break
             before = page[-1].signature
         found: list[ProgramEvent] = []
         for start in range(0, len(signatures), FETCH_CONCURRENCY):
-            batch = await asyncio.gather(*(self.get_transaction_events(sig)
-                                           for sig in signatures[start:start + FETCH_CONCURRENCY]))
-            found += [e for events in batch for e in events if e.name == "X402PaymentRecorded"
-                      and e.agent == agent and bytes(e.reference) == reference]
+            batch = await asyncio.gather(
+                *(self.get_transaction_events(sig) for sig in signatures[start : start + FETCH_CONCURRENCY])
+            )
+            found += [
+                e
+                for events in batch
+                for e in events
+                if e.name == "X402PaymentRecorded" and e.agent == agent and bytes(e.reference) == reference
+            ]
         return found
 
     async def _legacy_receipt(self, agent: Pubkey, reference: bytes) -> Receipt | None:
@@ -689,8 +903,17 @@ class GhostPayClient(TransactionClient):
         if value is None or value.owner != self.program_id:
             return None
         p = PayerStats.decode(bytes(value.data))
-        return PayerStatsInfo(stats, p.agent, p.payer, p.rent_payer, p.paid_calls, p.rated_calls, p.expired_calls,
-                              p.last_paid_at, value.lamports)
+        return PayerStatsInfo(
+            stats,
+            p.agent,
+            p.payer,
+            p.rent_payer,
+            p.paid_calls,
+            p.rated_calls,
+            p.expired_calls,
+            p.last_paid_at,
+            value.lamports,
+        )
 
     async def close_payer_stats(self, agent: AgentRef, payer: PubkeyLike | None = None) -> TxResult:
         """Close `payer`'s (default: the wallet's) PayerStats for `agent`; its rent goes back to whoever paid it.
@@ -699,15 +922,24 @@ class GhostPayClient(TransactionClient):
         info = await self.get_payer_stats(agent, payer)
         if info is None:
             address = self.agent_address(agent)
-            raise AccountNotFound(payer_stats_address(address, optional_pubkey(payer, "payer") or self.wallet,
-                                                      self.program_id)[0], "PayerStats")
+            raise AccountNotFound(
+                payer_stats_address(address, optional_pubkey(payer, "payer") or self.wallet, self.program_id)[0],
+                "PayerStats",
+            )
         accounts = {"payer_stats": info.address, "authority": self.wallet, "rent_payer": info.rent_payer}
         return await self.send([ix.close_payer_stats(accounts, self.program_id)], address=info.address)
 
     # reputation ------------------------------------------------------------------------------------------
 
-    async def submit_feedback(self, agent: AgentRef, reference: bytes | str, *, success: bool = True,
-                              response_time_ms: int = 0, rating: int = 0) -> TxResult:
+    async def submit_feedback(
+        self,
+        agent: AgentRef,
+        reference: bytes | str,
+        *,
+        success: bool = True,
+        response_time_ms: int = 0,
+        rating: int = 0,
+    ) -> TxResult:
         """Rate the paid call of `reference`, as its payer: success, response time, rating 1-5 (0: none). The
         program allows one rating per call the wallet paid the agent, while its newest payment to the agent is
         within the feedback window (NothingToRate, FeedbackWindowClosed); the reference names the call rated.
@@ -715,23 +947,46 @@ class GhostPayClient(TransactionClient):
         address = self.agent_address(agent)
         ref = normalize_reference(reference)
         legacy = await self._legacy_receipt(address, ref)
-        rated = legacy.address if legacy is not None and legacy.payer == self.wallet else \
-            payer_stats_address(address, self.wallet, self.program_id)[0]
+        rated = (
+            legacy.address
+            if legacy is not None and legacy.payer == self.wallet
+            else payer_stats_address(address, self.wallet, self.program_id)[0]
+        )
         if rated != (legacy.address if legacy is not None else None) and await self._account_data(rated) is None:
             raise program_error_class("NothingToRate")()  # no PayerStats: never paid, or closed (ratings forfeited)
-        accounts = {"agent": address, "reputation": reputation_address(address, self.program_id)[0],
-                    "payer_stats": rated, "payer": self.wallet}
-        return await self.send([ix.submit_feedback({"reference": list(ref), "success": success,
-                                                    "response_time_ms": response_time_ms, "rating": rating},
-                                                   accounts, self.program_id)],  # type: ignore[arg-type]
-                               address=address)
+        accounts = {
+            "agent": address,
+            "reputation": reputation_address(address, self.program_id)[0],
+            "payer_stats": rated,
+            "payer": self.wallet,
+        }
+        return await self.send(
+            [
+                ix.submit_feedback(
+                    {
+                        "reference": list(ref),
+                        "success": success,
+                        "response_time_ms": response_time_ms,
+                        "rating": rating,
+                    },
+                    accounts,
+                    self.program_id,
+                )
+            ],  # type: ignore[arg-type]
+            address=address,
+        )
 
     async def refresh_reputation(self, agent: AgentRef) -> TxResult:
         """Recompute the on-chain score now (rolls the 7-day payment history)."""
         address = self.agent_address(agent)
-        return await self.send([ix.refresh_reputation(
-            {"agent": address, "reputation": reputation_address(address, self.program_id)[0]}, self.program_id)],
-            address=address)
+        return await self.send(
+            [
+                ix.refresh_reputation(
+                    {"agent": address, "reputation": reputation_address(address, self.program_id)[0]}, self.program_id
+                )
+            ],
+            address=address,
+        )
 
     async def get_metrics(self, agent: AgentRef) -> ReputationMetrics:
         """The agent's raw ReputationMetrics account (the inputs of its score)."""
@@ -747,8 +1002,9 @@ class GhostPayClient(TransactionClient):
         metrics = await self.get_metrics(info.address)
         components = self.recompute_reputation(metrics)
         has_payments = metrics.successful_payments + metrics.failed_payments > 0
-        return Reputation(info.address, info.reputation_score, components, tier(info.reputation_score, has_payments),
-                          metrics)
+        return Reputation(
+            info.address, info.reputation_score, components, tier(info.reputation_score, has_payments), metrics
+        )
 
     @staticmethod
     def recompute_reputation(metrics: ReputationMetrics | ReputationInputs) -> ReputationScore:
@@ -776,10 +1032,20 @@ class GhostPayClient(TransactionClient):
             raise InvalidArgument(f"a deadline is a unix time, datetime or timedelta, not {type(deadline).__name__}")
         return deadline
 
-    async def create_work_order(self, agent: AgentRef, amount: Amount, *, deadline: Deadline, arbiter: PubkeyLike,
-                                title: str, description: str = "", requirements: Sequence[str] = (),
-                                review_period: int | timedelta = timedelta(days=3), mint: MintLike | None = None,
-                                order_id: int | None = None) -> NewWorkOrder:
+    async def create_work_order(
+        self,
+        agent: AgentRef,
+        amount: Amount,
+        *,
+        deadline: Deadline,
+        arbiter: PubkeyLike,
+        title: str,
+        description: str = "",
+        requirements: Sequence[str] = (),
+        review_period: int | timedelta = timedelta(days=3),
+        mint: MintLike | None = None,
+        order_id: int | None = None,
+    ) -> NewWorkOrder:
         """Hire `agent` through escrow: `amount` (whole tokens of `mint`, default the agent's first accepted
         token) moves from the wallet's token account into a new vault until released.
 
@@ -799,15 +1065,31 @@ class GhostPayClient(TransactionClient):
         if isinstance(order_id, bool) or not isinstance(order_id, int) or not 0 <= order_id < 2**64:
             raise InvalidArgument("order_id is a u64")
         review = int(review_period.total_seconds()) if isinstance(review_period, timedelta) else review_period
-        terms = WorkOrderTerms(atomic, await self._deadline(deadline), arbiter, title, description, tuple(requirements),
-                               review)
+        terms = WorkOrderTerms(
+            atomic, await self._deadline(deadline), arbiter, title, description, tuple(requirements), review
+        )
         vault = Keypair()
         address = work_order_address(self.wallet, order_id, self.program_id)[0]
-        instruction = build_create_work_order(self.wallet, info.address, mint_info.address, order_id, terms,
-                                              vault.pubkey(), mint_info.token_program, program_id=self.program_id)
+        instruction = build_create_work_order(
+            self.wallet,
+            info.address,
+            mint_info.address,
+            order_id,
+            terms,
+            vault.pubkey(),
+            mint_info.token_program,
+            program_id=self.program_id,
+        )
         result = await self.send([instruction], [vault], address=address)
-        return NewWorkOrder(address, order_id, vault.pubkey(), from_atomic(atomic, mint_info.decimals), atomic,
-                            mint_info.address, result)
+        return NewWorkOrder(
+            address,
+            order_id,
+            vault.pubkey(),
+            from_atomic(atomic, mint_info.decimals),
+            atomic,
+            mint_info.address,
+            result,
+        )
 
     def work_order_address(self, order_id: int, client: Pubkey | None = None) -> Pubkey:
         """The address of `client`'s (default: the wallet's) work order `order_id`."""
@@ -815,27 +1097,45 @@ class GhostPayClient(TransactionClient):
 
     async def get_work_order(self, order: WorkOrderLike) -> WorkOrderInfo:
         """One live work order (AccountNotFound once it is closed, or if it never existed)."""
-        address = order.address if isinstance(order, WorkOrderInfo) else \
-            Pubkey.from_string(order) if isinstance(order, str) else order
+        address = (
+            order.address
+            if isinstance(order, WorkOrderInfo)
+            else Pubkey.from_string(order)
+            if isinstance(order, str)
+            else order
+        )
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id or found[1][:8] != WorkOrder.discriminator:
             raise AccountNotFound(address, "work order")
         decoded = WorkOrder.decode(found[1])
         return WorkOrderInfo.from_account(address, decoded, await self.get_mint(decoded.mint))
 
-    async def list_work_orders(self, *, client: PubkeyLike | None = None, agent: AgentRef | None = None,
-                               provider: PubkeyLike | None = None, arbiter: PubkeyLike | None = None,
-                               mint: MintLike | None = None, status: str | None = None) -> list[WorkOrderInfo]:
+    async def list_work_orders(
+        self,
+        *,
+        client: PubkeyLike | None = None,
+        agent: AgentRef | None = None,
+        provider: PubkeyLike | None = None,
+        arbiter: PubkeyLike | None = None,
+        mint: MintLike | None = None,
+        status: str | None = None,
+    ) -> list[WorkOrderInfo]:
         """Live work orders matching every given filter, oldest first: by `client`, provider `agent`,
         `provider` (the agent's owner), `arbiter`, `mint` or `status` (Created, Accepted, Submitted, Disputed).
 
             mine = await gp.list_work_orders(client=gp.wallet, status="Submitted")   # waiting for my review
         """
-        query = WorkOrderQuery(optional_pubkey(client, "client"), self.agent_address(agent) if agent is not None
-                               else None, optional_pubkey(provider, "provider"), optional_pubkey(arbiter, "arbiter"),
-                               None if mint is None else await self.resolve_mint(mint), status)
-        resp = await self._rpc(self.rpc.get_program_accounts(self.program_id, self.commitment, "base64",
-                                                             filters=query.memcmp_filters()))
+        query = WorkOrderQuery(
+            optional_pubkey(client, "client"),
+            self.agent_address(agent) if agent is not None else None,
+            optional_pubkey(provider, "provider"),
+            optional_pubkey(arbiter, "arbiter"),
+            None if mint is None else await self.resolve_mint(mint),
+            status,
+        )
+        resp = await self._rpc(
+            self.rpc.get_program_accounts(self.program_id, self.commitment, "base64", filters=query.memcmp_filters())
+        )
         orders = []
         for keyed in resp.value:
             data = bytes(keyed.account.data)
@@ -850,16 +1150,20 @@ class GhostPayClient(TransactionClient):
 
     async def _payee_accounts(self, order: WorkOrderRef, owners: Sequence[Pubkey]) -> list[Instruction]:
         """Idempotent creation of the payees' associated token accounts that do not exist yet (paid by the wallet)."""
-        return [create_idempotent_associated_token_account(self.wallet, owner, order.mint, order.token_program)
-                for owner in owners if await self._account_data(order.token_account(owner)) is None]
+        return [
+            create_idempotent_associated_token_account(self.wallet, owner, order.mint, order.token_program)
+            for owner in owners
+            if await self._account_data(order.token_account(owner)) is None
+        ]
 
     async def accept_work_order(self, order: WorkOrderLike, *, arbiter: Pubkey | str | None = None) -> TxResult:
         """Accept a Created work order, as the provider agent's owner, before its deadline. Accepting names
         the arbiter the provider agrees to: pass the one you checked (`arbiter=`); by default the order's
         current arbiter is read and named."""
         info, ref = await self._order_ref(order)
-        agreed = info.arbiter if arbiter is None else Pubkey.from_string(arbiter) if isinstance(arbiter, str) \
-            else arbiter
+        agreed = (
+            info.arbiter if arbiter is None else Pubkey.from_string(arbiter) if isinstance(arbiter, str) else arbiter
+        )
         accept = build_accept_work_order(replace(ref, provider_owner=self.wallet), agreed)
         return await self.send([accept], address=ref.address)
 
@@ -874,8 +1178,9 @@ class GhostPayClient(TransactionClient):
         if len(content_hash) != CONTENT_HASH_LEN:
             raise InvalidArgument(f"the content hash is {CONTENT_HASH_LEN} bytes, got {len(content_hash)}")
         _, ref = await self._order_ref(order)
-        deliver = build_submit_work_delivery(replace(ref, provider_owner=self.wallet), deliverable_uri,
-                                             bytes(content_hash))
+        deliver = build_submit_work_delivery(
+            replace(ref, provider_owner=self.wallet), deliverable_uri, bytes(content_hash)
+        )
         return await self.send([deliver], address=ref.address)
 
     async def reject_delivery(self, order: WorkOrderLike, reason: str) -> TxResult:
@@ -885,17 +1190,23 @@ class GhostPayClient(TransactionClient):
         reject = build_reject_delivery(replace(ref, client=self.wallet), reason)
         return await self.send([reject], address=ref.address)
 
-    async def release_payment(self, order: WorkOrderLike, amount: Amount | None = None, *,
-                              client_token_account: Pubkey | None = None,
-                              provider_token_account: Pubkey | None = None) -> TxResult:
+    async def release_payment(
+        self,
+        order: WorkOrderLike,
+        amount: Amount | None = None,
+        *,
+        client_token_account: Pubkey | None = None,
+        provider_token_account: Pubkey | None = None,
+    ) -> TxResult:
         """Pay the provider `amount` (whole tokens; default: all that remains), as the client. A partial
         release pays a milestone; the one that empties the escrow completes and closes the work order."""
         info, ref = await self._order_ref(order)
         ref = replace(ref, client=self.wallet)
         atomic = info.amount_atomic - info.released_atomic if amount is None else to_atomic(amount, info.decimals)
         setup = [] if provider_token_account else await self._payee_accounts(ref, [ref.provider_owner])
-        release = build_release_payment(ref, atomic, client_token_account=client_token_account,
-                                        provider_token_account=provider_token_account)
+        release = build_release_payment(
+            ref, atomic, client_token_account=client_token_account, provider_token_account=provider_token_account
+        )
         return await self.send(setup + [release], address=ref.address)
 
     async def claim_payment(self, order: WorkOrderLike, *, provider_token_account: Pubkey | None = None) -> TxResult:
@@ -913,24 +1224,38 @@ class GhostPayClient(TransactionClient):
         dispute = build_open_dispute(ref, self.wallet, reason)
         return await self.send([dispute], address=ref.address)
 
-    async def resolve_dispute(self, order: WorkOrderLike, client_share_bps: int, *,
-                              client_token_account: Pubkey | None = None,
-                              provider_token_account: Pubkey | None = None) -> TxResult:
+    async def resolve_dispute(
+        self,
+        order: WorkOrderLike,
+        client_share_bps: int,
+        *,
+        client_token_account: Pubkey | None = None,
+        provider_token_account: Pubkey | None = None,
+    ) -> TxResult:
         """Split the remainder of a Disputed work order, as its arbiter: `client_share_bps` / 10,000 of it
         (rounded down) to the client, the rest to the provider."""
-        if isinstance(client_share_bps, bool) or not isinstance(client_share_bps, int) or \
-                not 0 <= client_share_bps <= MAX_SHARE_ENCODABLE:  # cannot even be encoded
+        if (
+            isinstance(client_share_bps, bool)
+            or not isinstance(client_share_bps, int)
+            or not 0 <= client_share_bps <= MAX_SHARE_ENCODABLE
+        ):  # cannot even be encoded
             raise program_error_class("ShareOutOfRange")()
         _, ref = await self._order_ref(order)
         ref = replace(ref, arbiter=self.wallet)
-        owners = [o for o, given in ((ref.client, client_token_account), (ref.provider_owner, provider_token_account))
-                  if given is None]
-        resolve = build_resolve_dispute(ref, client_share_bps, client_token_account=client_token_account,
-                                        provider_token_account=provider_token_account)
+        owners = [
+            o
+            for o, given in ((ref.client, client_token_account), (ref.provider_owner, provider_token_account))
+            if given is None
+        ]
+        resolve = build_resolve_dispute(
+            ref,
+            client_share_bps,
+            client_token_account=client_token_account,
+            provider_token_account=provider_token_account,
+        )
         return await self.send(await self._payee_accounts(ref, owners) + [resolve], address=ref.address)
 
-    async def cancel_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
-                                ) -> TxResult:
+    async def cancel_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
         """Cancel a Created (not yet accepted) work order, as the client: full refund, the order closes."""
         _, ref = await self._order_ref(order)
         ref = replace(ref, client=self.wallet)
@@ -938,8 +1263,7 @@ class GhostPayClient(TransactionClient):
         cancel = build_cancel_work_order(ref, client_token_account=client_token_account)
         return await self.send(setup + [cancel], address=ref.address)
 
-    async def decline_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
-                                 ) -> TxResult:
+    async def decline_work_order(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
         """Turn down a Created work order, as the provider agent's owner: the client gets everything back
         and the order closes. (The client's token account is created first, paid by the wallet, if missing.)"""
         _, ref = await self._order_ref(order)
@@ -948,8 +1272,7 @@ class GhostPayClient(TransactionClient):
         decline = build_decline_work_order(ref, client_token_account=client_token_account)
         return await self.send(setup + [decline], address=ref.address)
 
-    async def settle_by_default(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None
-                                ) -> TxResult:
+    async def settle_by_default(self, order: WorkOrderLike, *, client_token_account: Pubkey | None = None) -> TxResult:
         """End a work order the other side leaves hanging, as its client or provider, by the default: the
         remainder back to the client. For a Disputed order once its ruling period (`WorkOrderInfo.ruling_due`)
         has passed without a ruling; otherwise whenever the client's refund is due (what `claim_refund`
@@ -980,17 +1303,36 @@ class GhostPayClient(TransactionClient):
         logs = list(tx.transaction.meta.log_messages or []) if tx.transaction.meta else []
         return decode_events(logs, self.program_id, sig, tx.slot)
 
-    def events(self, names: Collection[str] | None = None, *, ready: asyncio.Event | None = None
-               ) -> AsyncIterator[ProgramEvent]:
+    def events(
+        self, names: Collection[str] | None = None, *, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[ProgramEvent]:
         """Live events over the websocket, reconnecting when it drops.
 
-            async for event in gp.events({"X402PaymentRecorded"}):
-                print(event.agent, event.amount)
+        async for event in gp.events({"X402PaymentRecorded"}):
+            print(event.agent, event.amount)
         """
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
         return live_events(self.cluster.ws_url, self.program_id, commitment, names=names, ready=ready)
 
 
-__all__ = ["GhostPayClient", "X402Settings", "TxResult", "Simulation", "AgentInfo", "TokenEarnings", "Pricing",
-           "TokenPricing", "Receipt", "PayerStatsInfo", "PaymentResult", "PreparedPayment", "Reputation", "WorkOrderInfo",
-           "NewWorkOrder", "normalize_reference", "AgentRef", "looks_like_address", "Finalized"]
+__all__ = [
+    "GhostPayClient",
+    "X402Settings",
+    "TxResult",
+    "Simulation",
+    "AgentInfo",
+    "TokenEarnings",
+    "Pricing",
+    "TokenPricing",
+    "Receipt",
+    "PayerStatsInfo",
+    "PaymentResult",
+    "PreparedPayment",
+    "Reputation",
+    "WorkOrderInfo",
+    "NewWorkOrder",
+    "normalize_reference",
+    "AgentRef",
+    "looks_like_address",
+    "Finalized",
+]

@@ -22,18 +22,35 @@ class IndexerUnavailable(GhostPayError):
     """The indexer API could not answer (down, an error status, or a search it does not support)."""
 
 
-async def search_addresses(indexer_url: str, *, x402_enabled: bool | None, capability: str | None,
-                           token: str | None, max_price: Decimal | None, min_reputation: int | None,
-                           sort: str | None, limit: int | None, timeout: float = 5.0,
-                           api_token: str | None = None) -> list[str]:
+async def search_addresses(
+    indexer_url: str,
+    *,
+    x402_enabled: bool | None,
+    capability: str | None,
+    token: str | None,
+    max_price: Decimal | None,
+    min_reputation: int | None,
+    sort: str | None,
+    limit: int | None,
+    timeout: float = 5.0,
+    api_token: str | None = None,
+) -> list[str]:
     """Addresses of active agents matching the filters, in the API's order, following cursors up to `limit`;
     `api_token`: the bearer token of an API started with `--token-file`."""
     if sort is not None and sort not in API_SORTS:
         raise IndexerUnavailable(f"the indexer API does not sort by {sort}")
-    params: dict[str, Any] = {k: v for k, v in {
-        "x402_enabled": None if x402_enabled is None else str(x402_enabled).lower(), "capability": capability,
-        "token": token, "max_price": None if max_price is None else format(max_price, "f"),
-        "min_reputation": min_reputation, "sort": sort}.items() if v is not None}
+    params: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "x402_enabled": None if x402_enabled is None else str(x402_enabled).lower(),
+            "capability": capability,
+            "token": token,
+            "max_price": None if max_price is None else format(max_price, "f"),
+            "min_reputation": min_reputation,
+            "sort": sort,
+        }.items()
+        if v is not None
+    }
     addresses: list[str] = []
     base = indexer_url.rstrip("/")
     try:
@@ -42,10 +59,14 @@ async def search_addresses(indexer_url: str, *, x402_enabled: bool | None, capab
             cursor = None
             while limit is None or len(addresses) < limit:
                 page_size = PAGE if limit is None else min(PAGE, limit - len(addresses))
-                answer = await http.get(f"{base}/api/agents", params={**params, "limit": page_size,
-                                                                      **({"cursor": cursor} if cursor else {})})
+                answer = await http.get(
+                    f"{base}/api/agents",
+                    params={**params, "limit": page_size, **({"cursor": cursor} if cursor else {})},
+                )
                 if answer.status_code != 200:
-                    raise IndexerUnavailable(f"{base}/api/agents answered HTTP {answer.status_code}: {answer.text[:200]}")
+                    raise IndexerUnavailable(
+                        f"{base}/api/agents answered HTTP {answer.status_code}: {answer.text[:200]}"
+                    )
                 page = answer.json()
                 addresses += [item["address"] for item in page["items"]]
                 cursor = page.get("next_cursor")
@@ -56,8 +77,9 @@ async def search_addresses(indexer_url: str, *, x402_enabled: bool | None, capab
     return addresses
 
 
-async def payments_by_reference(indexer_url: str, agent: str, reference: str, timeout: float = 5.0
-                                ) -> list[dict[str, Any]]:
+async def payments_by_reference(
+    indexer_url: str, agent: str, reference: str, timeout: float = 5.0
+) -> list[dict[str, Any]]:
     """The indexed payments to `agent` with `reference` (64 hex digits), oldest first (a reference is not unique
     on chain: each payment with it is its own row), from `GET /api/agents/{agent}/payments?reference=`."""
     base = indexer_url.rstrip("/")

@@ -45,8 +45,9 @@ def mint_key(value: MintLike) -> Pubkey | str:
     """A mint as a Pubkey, or a token label (text shaped like one, resolved later on a cluster)."""
     if isinstance(value, str) and not is_address(value):
         if not is_label(value.strip()):
-            raise InvalidArgument(f"token {value!r} is neither a mint address (base58, 32 bytes) nor a token label "
-                                  "(like USDC)")
+            raise InvalidArgument(
+                f"token {value!r} is neither a mint address (base58, 32 bytes) nor a token label (like USDC)"
+            )
         return value.strip()
     return to_pubkey(value, "token mint")
 

@@ -78,8 +78,14 @@ class TokenEarnings:
 
     @classmethod
     def from_slot(cls, slot: MintEarnings, mint: MintInfo) -> TokenEarnings:
-        return cls(slot.mint, mint.decimals, from_atomic(slot.x402_payments, mint.decimals),
-                   from_atomic(slot.escrow_earnings, mint.decimals), slot.x402_payments, slot.escrow_earnings)
+        return cls(
+            slot.mint,
+            mint.decimals,
+            from_atomic(slot.x402_payments, mint.decimals),
+            from_atomic(slot.escrow_earnings, mint.decimals),
+            slot.x402_payments,
+            slot.escrow_earnings,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,11 +136,32 @@ class AgentInfo:
         earnings = [TokenEarnings.from_slot(slot, mints[mint]) for mint, slot in earnings_by_mint(a).items()]
         prices_atomic = {t.mint: t.price for t in a.x402_accepted_tokens}
         prices = {mint: from_atomic(atomic, mints[mint].decimals) for mint, atomic in prices_atomic.items()}
-        return cls(address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                   list(a.capabilities), a.is_active, a.x402_enabled, prices, prices_atomic, a.x402_payment_address,
-                   a.x402_service_endpoint, a.reputation_score, a.x402_total_calls,
-                   a.last_payment_at, a.created_at, a.updated_at, a.total_jobs_completed, earnings,
-                   a.open_work_orders, a.registration, a)
+        return cls(
+            address,
+            a.owner,
+            a.agent_id,
+            a.name,
+            a.agent_type,
+            a.description,
+            a.metadata_uri,
+            list(a.capabilities),
+            a.is_active,
+            a.x402_enabled,
+            prices,
+            prices_atomic,
+            a.x402_payment_address,
+            a.x402_service_endpoint,
+            a.reputation_score,
+            a.x402_total_calls,
+            a.last_payment_at,
+            a.created_at,
+            a.updated_at,
+            a.total_jobs_completed,
+            earnings,
+            a.open_work_orders,
+            a.registration,
+            a,
+        )
 
 
 @dataclass(frozen=True)
@@ -191,23 +218,55 @@ class Receipt:
     @classmethod
     def from_event(cls, event: ProgramEvent, decimals: int) -> Receipt:
         """From an X402PaymentRecorded event found on the chain."""
-        return cls(event.signature, event.agent, event.payer, event.rent_payer, event.mint, bytes(event.reference),
-                   from_atomic(event.amount, decimals), event.amount, event.timestamp, "chain", event.slot)
+        return cls(
+            event.signature,
+            event.agent,
+            event.payer,
+            event.rent_payer,
+            event.mint,
+            bytes(event.reference),
+            from_atomic(event.amount, decimals),
+            event.amount,
+            event.timestamp,
+            "chain",
+            event.slot,
+        )
 
     @classmethod
     def from_index_row(cls, row: Mapping[str, Any], decimals: int) -> Receipt:
         """From a payment of the indexer API (`GET /api/agents/{agent}/payments`)."""
-        return cls(Signature.from_string(row["signature"]), Pubkey.from_string(row["agent"]),
-                   Pubkey.from_string(row["payer"]), Pubkey.from_string(row["rent_payer"] or row["payer"]),
-                   Pubkey.from_string(row["mint"]), bytes.fromhex(row["reference"]),
-                   from_atomic(int(row["amount_atomic"]), decimals), int(row["amount_atomic"]), row["timestamp"],
-                   "index", row["slot"], rated=row["outcome"] != "recorded")
+        return cls(
+            Signature.from_string(row["signature"]),
+            Pubkey.from_string(row["agent"]),
+            Pubkey.from_string(row["payer"]),
+            Pubkey.from_string(row["rent_payer"] or row["payer"]),
+            Pubkey.from_string(row["mint"]),
+            bytes.fromhex(row["reference"]),
+            from_atomic(int(row["amount_atomic"]), decimals),
+            int(row["amount_atomic"]),
+            row["timestamp"],
+            "index",
+            row["slot"],
+            rated=row["outcome"] != "recorded",
+        )
 
     @classmethod
     def from_legacy_account(cls, address: Pubkey, r: X402Receipt, decimals: int) -> Receipt:
         """From an X402Receipt account (made by the program before PayerStats)."""
-        return cls(None, r.agent, r.payer, r.rent_payer, r.mint, bytes(r.reference), from_atomic(r.amount, decimals),
-                   r.amount, r.paid_at, "legacy receipt", address=address, rated=r.feedback_submitted)
+        return cls(
+            None,
+            r.agent,
+            r.payer,
+            r.rent_payer,
+            r.mint,
+            bytes(r.reference),
+            from_atomic(r.amount, decimals),
+            r.amount,
+            r.paid_at,
+            "legacy receipt",
+            address=address,
+            rated=r.feedback_submitted,
+        )
 
 
 @dataclass(frozen=True)
@@ -316,12 +375,37 @@ class WorkOrderInfo:
     @classmethod
     def from_account(cls, address: Pubkey, o: WorkOrder, mint: MintInfo) -> WorkOrderInfo:
         d = mint.decimals
-        return cls(address, o.order_id, type(o.status).__name__, o.client, o.agent, o.provider_owner, o.arbiter,
-                   o.mint, o.vault, from_atomic(o.amount, d), from_atomic(o.released, d),
-                   from_atomic(o.amount - o.released, d), o.amount, o.released, d, o.deadline,
-                   o.review_period_seconds, o.created_at, o.accepted_at, o.delivered_at, o.disputed_at,
-                   o.updated_at, o.title,
-                   o.description, list(o.requirements), o.deliverable_uri, bytes(o.content_hash), mint.token_program, o)
+        return cls(
+            address,
+            o.order_id,
+            type(o.status).__name__,
+            o.client,
+            o.agent,
+            o.provider_owner,
+            o.arbiter,
+            o.mint,
+            o.vault,
+            from_atomic(o.amount, d),
+            from_atomic(o.released, d),
+            from_atomic(o.amount - o.released, d),
+            o.amount,
+            o.released,
+            d,
+            o.deadline,
+            o.review_period_seconds,
+            o.created_at,
+            o.accepted_at,
+            o.delivered_at,
+            o.disputed_at,
+            o.updated_at,
+            o.title,
+            o.description,
+            list(o.requirements),
+            o.deliverable_uri,
+            bytes(o.content_hash),
+            mint.token_program,
+            o,
+        )
 
     @property
     def ruling_due(self) -> int | None:

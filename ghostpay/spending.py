@@ -69,9 +69,15 @@ class Limits:
 
     def over(self, other: Limits) -> Limits:
         """These limits, each unset one taken from `other`."""
-        return Limits(*(mine if mine is not None else theirs for mine, theirs in
-                        zip((self.per_call, self.hourly, self.daily, self.total),
-                            (other.per_call, other.hourly, other.daily, other.total))))
+        return Limits(
+            *(
+                mine if mine is not None else theirs
+                for mine, theirs in zip(
+                    (self.per_call, self.hourly, self.daily, self.total),
+                    (other.per_call, other.hourly, other.daily, other.total),
+                )
+            )
+        )
 
     def budget(self, window: str) -> Decimal | None:
         return {"hour": self.hourly, "day": self.daily, "total": self.total}[window]
@@ -153,8 +159,10 @@ class SpendingGuards:
         """These guards with the per-call maximum lowered to `max_price` (e.g. `--max-price`)."""
         if max_price is None or (self.per_call is not None and self.per_call <= max_price):
             return self
-        limits = {mint: replace(lim, per_call=min(lim.per_call, max_price) if lim.per_call is not None else None)
-                  for mint, lim in self.mint_limits.items()}
+        limits = {
+            mint: replace(lim, per_call=min(lim.per_call, max_price) if lim.per_call is not None else None)
+            for mint, lim in self.mint_limits.items()
+        }
         return replace(self, per_call=max_price, mint_limits=limits)
 
     def check(self, spend: Spend) -> None:
@@ -170,17 +178,22 @@ class SpendingGuards:
             raise SellerNotAllowed(f"seller {spend.seller} is not among the allowed sellers; nothing was paid")
         per_call = self.limits(spend.mint).per_call
         if per_call is not None and spend.amount_atomic > to_atomic(per_call, spend.decimals):
-            raise PriceAboveMaximum(f"the price {spend.amount} is over the per-call maximum {per_call} "
-                                    f"{spend.unit}; nothing was paid", mint=spend.mint, maximum=per_call,
-                                    amount=spend.amount)
+            raise PriceAboveMaximum(
+                f"the price {spend.amount} is over the per-call maximum {per_call} {spend.unit}; nothing was paid",
+                mint=spend.mint,
+                maximum=per_call,
+                amount=spend.amount,
+            )
 
     async def confirmed(self, spend: Spend) -> None:
         """Ask the confirm callback when the amount is over `confirm_above`; PaymentDeclined on no."""
         if self.confirm_above is None or spend.amount <= self.confirm_above:
             return
         if self.confirm is None:
-            raise PaymentDeclined(f"{spend.priced} is over the confirmation threshold {self.confirm_above} "
-                                  "and nothing can confirm it; nothing was paid")
+            raise PaymentDeclined(
+                f"{spend.priced} is over the confirmation threshold {self.confirm_above} "
+                "and nothing can confirm it; nothing was paid"
+            )
         answer = self.confirm(spend)
         if inspect.isawaitable(answer):
             answer = await answer
@@ -227,19 +240,24 @@ class SpendLedger:
     @staticmethod
     def _live(now: float) -> str:
         # a reservation never sent stops counting after RESERVATION_TTL
-        return (f"state IN {COUNTED!r} AND NOT (state = 'reserved' AND created_at < {now - RESERVATION_TTL!r})")
+        return f"state IN {COUNTED!r} AND NOT (state = 'reserved' AND created_at < {now - RESERVATION_TTL!r})"
 
     def _usage(self, db: sqlite3.Connection, wallet: str, mint: str, decimals: int, now: float) -> Usage:
         live = self._live(now)
-        sums = [db.execute(f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
-                           + ("" if span is None else " AND created_at > ?"),
-                           (wallet, mint) + (() if span is None else (now - span,))).fetchone()[0]
-                for span in WINDOWS.values()]
+        sums = [
+            db.execute(
+                f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
+                + ("" if span is None else " AND created_at > ?"),
+                (wallet, mint) + (() if span is None else (now - span,)),
+            ).fetchone()[0]
+            for span in WINDOWS.values()
+        ]
         return Usage(mint, decimals, *sums, self._calls(db, wallet, now))
 
     def _calls(self, db: sqlite3.Connection, wallet: str, now: float) -> int:
-        return db.execute(f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}",
-                          (wallet, now - 60)).fetchone()[0]
+        return db.execute(
+            f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}", (wallet, now - 60)
+        ).fetchone()[0]
 
     def calls_last_minute(self, wallet: str) -> int:
         """Payments of the wallet in the last minute, every mint."""
@@ -253,8 +271,12 @@ class SpendLedger:
     def mints(self, wallet: str) -> list[tuple[str, int]]:
         """The (mint, decimals) the wallet ever paid with, first used first."""
         with closing(self._connect()) as db:
-            return [(m, d) for m, d in db.execute(
-                "SELECT mint, MAX(decimals) FROM spends WHERE wallet = ? GROUP BY mint ORDER BY MIN(id)", (wallet,))]
+            return [
+                (m, d)
+                for m, d in db.execute(
+                    "SELECT mint, MAX(decimals) FROM spends WHERE wallet = ? GROUP BY mint ORDER BY MIN(id)", (wallet,)
+                )
+            ]
 
     def reserve(self, guards: SpendingGuards, spend: Spend, now: float | None = None) -> int:
         """Check the rate and budgets and record the reservation in one write transaction; its id."""
@@ -267,8 +289,18 @@ class SpendLedger:
                 cursor = db.execute(
                     "INSERT INTO spends (wallet, mint, decimals, amount, seller, agent, url, state, created_at, "
                     "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)",
-                    (spend.wallet, spend.mint, spend.decimals, spend.amount_atomic, spend.seller, spend.agent,
-                     spend.url, now, now))
+                    (
+                        spend.wallet,
+                        spend.mint,
+                        spend.decimals,
+                        spend.amount_atomic,
+                        spend.seller,
+                        spend.agent,
+                        spend.url,
+                        now,
+                        now,
+                    ),
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -278,8 +310,10 @@ class SpendLedger:
     @staticmethod
     def _check(guards: SpendingGuards, spend: Spend, usage: Usage) -> None:
         if guards.calls_per_minute is not None and usage.calls_last_minute >= guards.calls_per_minute:
-            raise RateLimited(f"{usage.calls_last_minute} paid calls in the last minute, the limit is "
-                              f"{guards.calls_per_minute}; nothing was paid")
+            raise RateLimited(
+                f"{usage.calls_last_minute} paid calls in the last minute, the limit is "
+                f"{guards.calls_per_minute}; nothing was paid"
+            )
         limits = guards.limits(spend.mint)
         for window in WINDOWS:
             budget = limits.budget(window)
@@ -292,13 +326,19 @@ class SpendLedger:
                 raise BudgetExceeded(
                     f"paying {spend.amount} would exceed the {BUDGET_NAMES[window]} "
                     f"budget of {budget} {spend.unit}: {left} left; nothing was paid",
-                    mint=spend.mint, window=window, limit=budget, spent=from_atomic(spent, spend.decimals),
-                    amount=spend.amount)
+                    mint=spend.mint,
+                    window=window,
+                    limit=budget,
+                    spent=from_atomic(spent, spend.decimals),
+                    amount=spend.amount,
+                )
 
     def _set(self, reservation: int, state: str, signature: str | None = None) -> None:
         with closing(self._connect()) as db:
-            db.execute("UPDATE spends SET state = ?, signature = COALESCE(?, signature), updated_at = ? WHERE id = ?",
-                       (state, signature, time.time(), reservation))
+            db.execute(
+                "UPDATE spends SET state = ?, signature = COALESCE(?, signature), updated_at = ? WHERE id = ?",
+                (state, signature, time.time(), reservation),
+            )
 
     def mark_sent(self, reservation: int) -> None:
         """The signed payment is about to leave the process: it counts from now on, whatever happens."""
@@ -407,4 +447,5 @@ def has_budget(guards: SpendingGuards) -> bool:
         return True
     return guards.allowed_mints is not None and all(
         any(b is not None for b in (guards.limits(m).hourly, guards.limits(m).daily, guards.limits(m).total))
-        for m in guards.allowed_mints)
+        for m in guards.allowed_mints
+    )

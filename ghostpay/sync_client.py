@@ -104,6 +104,7 @@ def _blocking(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)  # name, docstring and signature (through __wrapped__) of the async method
     def call(self: GhostPay, *args: Any, **kwargs: Any) -> Any:
         return self.run(getattr(self._client, name)(*args, **kwargs))
+
     return call
 
 

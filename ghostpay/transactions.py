@@ -72,14 +72,23 @@ class TransactionClient:
     """A wallet on a cluster that sends GhostPay transactions: the base of `GhostPayClient` (its arguments
     are documented there). Use as `async with ...:`; `close()` closes the HTTP connection pool."""
 
-    def __init__(self, cluster: str = "localnet", keypair: KeypairSource = None, *,
-                 commitment: Commitment = Confirmed, program_id: Pubkey | str | None = None,
-                 ws_url: str | None = None, priority_fee: int | None = None, timeout: float = 10.0,
-                 confirm_timeout: float = 30.0, blockhash_retries: int = 2, on_send: SendHook | None = None) -> None:
+    def __init__(
+        self,
+        cluster: str = "localnet",
+        keypair: KeypairSource = None,
+        *,
+        commitment: Commitment = Confirmed,
+        program_id: Pubkey | str | None = None,
+        ws_url: str | None = None,
+        priority_fee: int | None = None,
+        timeout: float = 10.0,
+        confirm_timeout: float = 30.0,
+        blockhash_retries: int = 2,
+        on_send: SendHook | None = None,
+    ) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.commitment = commitment
-        self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else \
-            (program_id or PROGRAM_ID)
+        self.program_id = Pubkey.from_string(program_id) if isinstance(program_id, str) else (program_id or PROGRAM_ID)
         if keypair is None and not default_keypair_path().exists():
             self._keypair: Keypair | None = None
         else:
@@ -132,8 +141,9 @@ class TransactionClient:
         cause = exc.__cause__ or exc
         return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
 
-    def _rpc_exception(self, exc: RPCException, message: Message | None = None,
-                       signature: Signature | None = None) -> GhostPayError:
+    def _rpc_exception(
+        self, exc: RPCException, message: Message | None = None, signature: Signature | None = None
+    ) -> GhostPayError:
         parsed = exc.args[0] if exc.args else None
         if isinstance(parsed, SendTransactionPreflightFailureMessage):
             data = parsed.data
@@ -142,8 +152,9 @@ class TransactionClient:
             return self._transaction_error(data.err, list(data.logs or []), signature, message)
         return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
 
-    def _transaction_error(self, err: Any, logs: Sequence[str], signature: Signature | None,
-                           message: Message | None) -> TransactionError:
+    def _transaction_error(
+        self, err: Any, logs: Sequence[str], signature: Signature | None, message: Message | None
+    ) -> TransactionError:
         index = err.index if isinstance(err, TransactionErrorInstructionError) else None
         for line in logs:  # Anchor's log line names the error even inside a CPI
             match = ANCHOR_LOG.search(line)
@@ -158,8 +169,14 @@ class TransactionClient:
             if program in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
                 return TokenProgramError(err.err.code, err, logs, signature, index)
         if "AlreadyProcessed" in str(err):
-            return AlreadyProcessed(f"transaction already processed: {signature or 'the same signed bytes'} landed "
-                                    "before; nothing more was done", err, logs, signature, index)
+            return AlreadyProcessed(
+                f"transaction already processed: {signature or 'the same signed bytes'} landed "
+                "before; nothing more was done",
+                err,
+                logs,
+                signature,
+                index,
+            )
         return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
@@ -178,9 +195,16 @@ class TransactionClient:
             out.append(set_compute_unit_price(fee))
         return out
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
-                   fee_payer: Keypair | None = None, compute_unit_limit: int | None = None,
-                   priority_fee: int | None = None, address: Pubkey | None = None) -> TxResult:
+    async def send(
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair] = (),
+        *,
+        fee_payer: Keypair | None = None,
+        compute_unit_limit: int | None = None,
+        priority_fee: int | None = None,
+        address: Pubkey | None = None,
+    ) -> TxResult:
         """Sign with the fee payer (default: the wallet) and `signers`, send, confirm; a new blockhash
         is fetched and the transaction re-signed when the old one expires (`blockhash_retries`)."""
         payer = fee_payer or self.keypair
@@ -190,15 +214,17 @@ class TransactionClient:
             blockhash, last_valid = await self.latest_blockhash()
             message = Message.new_with_blockhash(all_ixs, payer.pubkey(), blockhash)
             try:
-                return await self.send_transaction(Transaction(keypairs, message, blockhash), last_valid,
-                                                   address=address)
+                return await self.send_transaction(
+                    Transaction(keypairs, message, blockhash), last_valid, address=address
+                )
             except BlockhashExpired:
                 if attempt == self.blockhash_retries:
                     raise
         raise AssertionError("unreachable")
 
-    async def send_transaction(self, transaction: Transaction, last_valid_block_height: int | None = None, *,
-                               address: Pubkey | None = None) -> TxResult:
+    async def send_transaction(
+        self, transaction: Transaction, last_valid_block_height: int | None = None, *, address: Pubkey | None = None
+    ) -> TxResult:
         """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment).
 
         If the connection fails, hangs or answers HTTP errors after the transaction may have left, the
@@ -226,16 +252,18 @@ class TransactionClient:
                 raise
         return await self._result(signature, slot, transaction.message, address)
 
-    async def _resolve(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
-                       cause: TransportError) -> int:
+    async def _resolve(
+        self, signature: Signature, raw: bytes, last_valid_block_height: int | None, cause: TransportError
+    ) -> int:
         try:
             return await self._recover(signature, raw, last_valid_block_height, cause)
         except OutcomeUnknown as exc:  # what resume_transaction needs to finish it later
             exc.transaction = raw
             raise
 
-    async def _recover(self, signature: Signature, raw: bytes, last_valid_block_height: int | None,
-                       cause: TransportError) -> int:
+    async def _recover(
+        self, signature: Signature, raw: bytes, last_valid_block_height: int | None, cause: TransportError
+    ) -> int:
         """The slot of a transaction whose send or confirmation lost the connection: poll its status
         until the node answers, re-sending the same bytes while it is unknown and the blockhash valid."""
         deadline = time.monotonic() + self.confirm_timeout
@@ -254,15 +282,19 @@ class TransactionClient:
                 pass  # still unreachable: look again
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-        raise OutcomeUnknown(f"{signature}: sent, but the RPC did not say whether it landed ({cause})", signature,
-                             last_valid_block_height=last_valid_block_height)
+        raise OutcomeUnknown(
+            f"{signature}: sent, but the RPC did not say whether it landed ({cause})",
+            signature,
+            last_valid_block_height=last_valid_block_height,
+        )
 
     async def _resend(self, raw: bytes) -> None:
         """Send the same signed bytes again, with preflight: a refusal there means it never landed (raised, as
         the first send would have), "already processed" that it did (the status will show it)."""
         try:
-            await self._rpc(self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True,
-                                                                      preflight_commitment=self.commitment)))
+            await self._rpc(
+                self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True, preflight_commitment=self.commitment))
+            )
         except AlreadyProcessed:
             pass
 
@@ -277,8 +309,11 @@ class TransactionClient:
             if status is None:
                 await self._raise_if_expired(signature, last_valid_block_height)
             if time.monotonic() > deadline:
-                raise OutcomeUnknown(f"{signature}: not confirmed in {self.confirm_timeout}s", signature,
-                                     last_valid_block_height=last_valid_block_height)
+                raise OutcomeUnknown(
+                    f"{signature}: not confirmed in {self.confirm_timeout}s",
+                    signature,
+                    last_valid_block_height=last_valid_block_height,
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -303,8 +338,9 @@ class TransactionClient:
                 return await self._result(sig, await self._confirm(sig, None), None, None)
         return None
 
-    async def resume_transaction(self, signatures: Sequence[Signature | str], transaction: bytes | None,
-                                 last_valid_block_height: int | None) -> TxResult | None:
+    async def resume_transaction(
+        self, signatures: Sequence[Signature | str], transaction: bytes | None, last_valid_block_height: int | None
+    ) -> TxResult | None:
         """Finish what an earlier send left unknown (`OutcomeUnknown`, or a journal of `on_send`): the result
         of whichever of `signatures` landed; else, while the blockhash of the last one is valid, its signed
         bytes (`transaction`) sent again, which land at most once; else (without the bytes) its blockhash
@@ -355,19 +391,35 @@ class TransactionClient:
         logs = list(meta.log_messages or [])
         if meta.err is not None:
             raise self._transaction_error(meta.err, logs, signature, message)
-        return TxResult(signature, tx.slot, meta.compute_units_consumed, logs,
-                        decode_events(logs, self.program_id, signature, tx.slot), address)
+        return TxResult(
+            signature,
+            tx.slot,
+            meta.compute_units_consumed,
+            logs,
+            decode_events(logs, self.program_id, signature, tx.slot),
+            address,
+        )
 
-    async def simulate(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = (), *,
-                       fee_payer: Keypair | None = None, compute_unit_limit: int | None = None) -> Simulation:
+    async def simulate(
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair] = (),
+        *,
+        fee_payer: Keypair | None = None,
+        compute_unit_limit: int | None = None,
+    ) -> Simulation:
         """Simulate: compute units consumed, logs, and the typed error it would raise."""
         payer = fee_payer or self.keypair
         blockhash, _ = await self.latest_blockhash()
-        message = Message.new_with_blockhash(self._budget(compute_unit_limit, None) + list(instructions),
-                                             payer.pubkey(), blockhash)
+        message = Message.new_with_blockhash(
+            self._budget(compute_unit_limit, None) + list(instructions), payer.pubkey(), blockhash
+        )
         keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
-        value = (await self._rpc(self.rpc.simulate_transaction(Transaction(keypairs, message, blockhash),
-                                                               commitment=self.commitment))).value
+        value = (
+            await self._rpc(
+                self.rpc.simulate_transaction(Transaction(keypairs, message, blockhash), commitment=self.commitment)
+            )
+        ).value
         logs = list(value.logs or [])
         error = self._transaction_error(value.err, logs, None, message) if value.err is not None else None
         fee = (await self._rpc(self.rpc.get_fee_for_message(message, self.commitment))).value

@@ -174,11 +174,14 @@ def _without_preflight(body: bytes) -> bytes:
     return json.dumps(request).encode()
 
 
-async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None
-                 ) -> None:
-    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
-              503: "Service Unavailable"}.get(status, "Status")
+async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
+        status, "Status"
+    )
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-    writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                 f"{extra}Connection: keep-alive\r\n\r\n".encode() + body)
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"{extra}Connection: keep-alive\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()

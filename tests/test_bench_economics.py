@@ -18,9 +18,25 @@ SOL = 1_000_000_000
 
 def test_a_small_economics_run(tmp_path: Path) -> None:
     output = tmp_path / "economics.json"
-    run = subprocess.run([sys.executable, "-m", "bench.economics", "--calls", str(CALLS), "--buyers", str(BUYERS),
-                          "--soak-seconds", "2", "--output", str(output)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.economics",
+            "--calls",
+            str(CALLS),
+            "--buyers",
+            str(BUYERS),
+            "--soak-seconds",
+            "2",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     rows = {row["metric"]: row for row in json.loads(output.read_text())}
 

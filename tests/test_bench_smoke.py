@@ -21,16 +21,26 @@ RECIPE = re.compile(r"^(bench[\w-]*):.*\n\t\.venv/bin/python (-m bench\.\w+.*)$"
 # Covered by a test of its own, which runs it small and checks its figures.
 ELSEWHERE = {"bench-economics": "tests/test_bench_economics.py"}
 # What each target writes (bench-x402 ends with the buyer's benchmark too).
-RESULTS = {"bench": ["compute_units"], "bench-localnet": ["localnet"], "bench-cli": ["cli"],
-           "bench-indexer": ["indexer"], "bench-indexer-scale": ["indexer_scale"], "bench-api": ["api"],
-           "bench-x402": ["x402", "x402_buyer"], "bench-x402-buyer": ["x402_buyer"], "bench-mcp": ["mcp"]}
+RESULTS = {
+    "bench": ["compute_units"],
+    "bench-localnet": ["localnet"],
+    "bench-cli": ["cli"],
+    "bench-indexer": ["indexer"],
+    "bench-indexer-scale": ["indexer_scale"],
+    "bench-api": ["api"],
+    "bench-x402": ["x402", "x402_buyer"],
+    "bench-x402-buyer": ["x402_buyer"],
+    "bench-mcp": ["mcp"],
+}
 
 
 def targets() -> dict[str, list[str]]:
     """Each bench target of the Makefile and its command, the interpreter being this one."""
     makefile = (ROOT / "Makefile").read_text()
-    found = {name: [sys.executable, *shlex.split(command.replace("$(ARGS)", ""))]
-             for name, command in RECIPE.findall(makefile)}
+    found = {
+        name: [sys.executable, *shlex.split(command.replace("$(ARGS)", ""))]
+        for name, command in RECIPE.findall(makefile)
+    }
     declared = set(re.findall(r"^(bench[\w-]*):", makefile, re.M))
     assert declared == set(found), f"bench targets whose recipe is not `python -m bench.…`: {declared - set(found)}"
     return found
@@ -45,8 +55,13 @@ def test_every_target_is_smoke_run() -> None:
 @pytest.mark.parametrize("target", sorted(RESULTS))
 def test_benchmark_runs(target: str, tmp_path: Path) -> None:
     env = {**os.environ, "GHOSTPAY_BENCH_SMOKE": "1", "GHOSTPAY_BENCH_RESULTS": str(tmp_path)}
-    for name in ("GHOSTPAY_BENCH_X402_CALLS", "GHOSTPAY_BENCH_X402_KEYLESS", "X402_BENCH_CALLS", "MCP_BENCH_CALLS",
-                 "GHOSTPAY_CU_SAMPLES"):
+    for name in (
+        "GHOSTPAY_BENCH_X402_CALLS",
+        "GHOSTPAY_BENCH_X402_KEYLESS",
+        "X402_BENCH_CALLS",
+        "MCP_BENCH_CALLS",
+        "GHOSTPAY_CU_SAMPLES",
+    ):
         env.pop(name, None)  # sizes of a real run
     done = subprocess.run(targets()[target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"

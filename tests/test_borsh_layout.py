@@ -16,9 +16,18 @@ from ghostpay.borsh_layout import DecodeError, decode_account, decode_fields, he
 
 CASES = int(os.environ.get("GHOSTPAY_BORSH_CASES", "50"))
 IDL_TYPES = {t["name"]: t for t in artifacts.idl_dict()["types"]}
-RANGES = {"u8": (0, 2**8 - 1), "i8": (-2**7, 2**7 - 1), "u16": (0, 2**16 - 1), "i16": (-2**15, 2**15 - 1),
-          "u32": (0, 2**32 - 1), "i32": (-2**31, 2**31 - 1), "u64": (0, 2**64 - 1), "i64": (-2**63, 2**63 - 1),
-          "u128": (0, 2**128 - 1), "i128": (-2**127, 2**127 - 1)}
+RANGES = {
+    "u8": (0, 2**8 - 1),
+    "i8": (-(2**7), 2**7 - 1),
+    "u16": (0, 2**16 - 1),
+    "i16": (-(2**15), 2**15 - 1),
+    "u32": (0, 2**32 - 1),
+    "i32": (-(2**31), 2**31 - 1),
+    "u64": (0, 2**64 - 1),
+    "i64": (-(2**63), 2**63 - 1),
+    "u128": (0, 2**128 - 1),
+    "i128": (-(2**127), 2**127 - 1),
+}
 
 
 def value(idl_type: Any, rng: random.Random) -> Any:
@@ -59,7 +68,7 @@ def test_every_event_decodes_as_construct_does(name: str) -> None:
         with pytest.raises(DecodeError):
             decode_fields(name, body + b"\0", exact=True)
         with pytest.raises(DecodeError):
-            decode_fields(name, body[:rng.randrange(len(body))])
+            decode_fields(name, body[: rng.randrange(len(body))])
 
 
 def test_agent_accounts_decode_as_construct_does_and_the_head_matches_the_idl() -> None:

@@ -36,8 +36,16 @@ BUDGETS = {
     ("release_payment", "final: closes vault and work order"): 18_000,
 }
 UPDATE_BUDGET = 1_500
-OWNER_UPDATES = {"update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
-                 "disable_x402", "set_agent_active", "close_agent"}
+OWNER_UPDATES = {
+    "update_agent",
+    "configure_x402",
+    "set_x402_price",
+    "set_x402_tokens",
+    "set_x402_endpoint",
+    "disable_x402",
+    "set_agent_active",
+    "close_agent",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,5 +70,8 @@ def test_owner_updates_stay_within_budget(rows: list[Row]) -> None:
 def test_means_are_over_varied_inputs(rows: list[Row]) -> None:
     """Random agent ids, payers and order ids really vary the PDA searches (not the luckiest bump only)."""
     varied = {(r.instruction, r.case) for r in rows if r.highest > r.lowest}
-    assert {("register_agent", "x402, 1 token"), ("record_x402_payment", "first payment of a pair"),
-            ("create_work_order", "any order ids")} <= varied
+    assert {
+        ("register_agent", "x402, 1 token"),
+        ("record_x402_payment", "first payment of a pair"),
+        ("create_work_order", "any order ids"),
+    } <= varied

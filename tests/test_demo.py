@@ -49,7 +49,11 @@ def test_demo_runs_the_main_job_through_the_cli(tmp_path: Path) -> None:
     assert bought["status"] == 200 and bought["body"]["summary"].startswith("GhostPay lets AI agents")
     payment = bought["payment"]
     assert (payment["agent"], payment["amount"], payment["verified"], payment["settled"]) == (
-        summarizer, "0.020000", True, True)
+        summarizer,
+        "0.020000",
+        True,
+        True,
+    )
     assert payment["payer_stats"] and payment["feedback"]  # rated on chain (--feedback auto)
 
     history = next(s["output"] for s in result["steps"] if " agent payment-history " in s["command"])
@@ -104,5 +108,7 @@ def test_demo_honours_the_global_url_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}/cmdline").exists() and b"ghostpay.localnet" in
-                   Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children)
+    assert not any(
+        Path(f"/proc/{pid}/cmdline").exists() and b"ghostpay.localnet" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        for pid in children
+    )

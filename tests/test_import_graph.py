@@ -35,8 +35,17 @@ PACKAGE = "ghostpay"
 # cli and mcp: imports between siblings are allowed (cycles among them are not: the cycle check
 # still applies).
 LAYERS: list[tuple[str, set[str]]] = [
-    ("generated", {"ghostpay.accounts", "ghostpay.instructions", "ghostpay.types", "ghostpay.errors",
-                   "ghostpay.program_id", "ghostpay.program"}),
+    (
+        "generated",
+        {
+            "ghostpay.accounts",
+            "ghostpay.instructions",
+            "ghostpay.types",
+            "ghostpay.errors",
+            "ghostpay.program_id",
+            "ghostpay.program",
+        },
+    ),
     ("core", set()),  # everything else: client, pda, tokens, keypairs, exceptions, spending, indexer_api...
     ("services", {"ghostpay.x402", "ghostpay.indexer", "ghostpay.localnet"}),
     ("analytics", {"ghostpay.analytics"}),
@@ -74,8 +83,12 @@ def resolve(name: str) -> str | None:
 
 
 def is_type_checking(test: ast.expr) -> bool:
-    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING" or \
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    return (
+        isinstance(test, ast.Name)
+        and test.id == "TYPE_CHECKING"
+        or isinstance(test, ast.Attribute)
+        and test.attr == "TYPE_CHECKING"
+    )
 
 
 def import_nodes(tree: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
@@ -128,8 +141,10 @@ def all_imports() -> dict[str, dict[str, bool]]:
 
 def module_graph(type_checking: bool = False) -> dict[str, set[str]]:
     """module -> the modules it imports (those imported only for type checking too, if `type_checking`)."""
-    return {name: {t for t, type_only in found.items() if type_checking or not type_only}
-            for name, found in all_imports().items()}
+    return {
+        name: {t for t, type_only in found.items() if type_checking or not type_only}
+        for name, found in all_imports().items()
+    }
 
 
 def unit(module: str) -> str:
@@ -209,13 +224,16 @@ def describe(found: list[list[str]], graph: dict[str, set[str]]) -> str:
     lines = []
     for path in found:
         members = component_of(graph, path[0])
-        lines.append(" -> ".join(path) + (f"   (one of the cycles among: {', '.join(sorted(members))})"
-                                          if len(members) > len(path) - 1 else ""))
+        lines.append(
+            " -> ".join(path)
+            + (f"   (one of the cycles among: {', '.join(sorted(members))})" if len(members) > len(path) - 1 else "")
+        )
     return "\n".join(lines)
 
 
 def component_of(graph: dict[str, set[str]], node: str) -> set[str]:
     """The nodes that reach `node` and that `node` reaches."""
+
     def reach(start: str, edges: dict[str, set[str]]) -> set[str]:
         seen, todo = {start}, [start]
         while todo:
@@ -256,15 +274,21 @@ def test_no_package_cycles():
 
 
 def test_layers_only_import_downwards():
-    upward = sorted(f"{source} ({layer(source)}) -> {target} ({layer(target)})"
-                    for source, imports in module_graph(type_checking=True).items() for target in imports
-                    if LAYER_RANK[layer(target)] > LAYER_RANK[layer(source)])
+    upward = sorted(
+        f"{source} ({layer(source)}) -> {target} ({layer(target)})"
+        for source, imports in module_graph(type_checking=True).items()
+        for target in imports
+        if LAYER_RANK[layer(target)] > LAYER_RANK[layer(source)]
+    )
     assert not upward, "imports from a lower layer to a higher one:\n" + "\n".join(upward)
 
 
-@pytest.mark.parametrize("graph, expected", [
-    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c", "a"]]),
-    ({"a": {"b"}, "b": set()}, []),
-])
+@pytest.mark.parametrize(
+    "graph, expected",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c", "a"]]),
+        ({"a": {"b"}, "b": set()}, []),
+    ],
+)
 def test_cycles_are_reported_as_paths(graph, expected):
     assert cycles(graph) == expected

@@ -39,10 +39,12 @@ FENCED = re.compile(r"^```.*?^```", re.S | re.M)
 BIN = Path(sys.executable).parent
 SELLER_ROUTE = "/translate"  # where the README's middleware block sells, and its buyer block pays
 # What each block prints when it did its job, by a line of its code: (code, what stdout must match)
-EXPECTED = [("register_agent(", r"^translator tier: \w+"),
-            ("create_work_order(", r"^Submitted, 30.000000 USDC left; 1 order\(s\) waiting for review"),
-            ("x402_http(", r"^200 \{'text': 'hola', 'payer': '\w+'\} paid 0.01 USDC, verified on chain: True"),
-            ("def verify(", r"^$")]
+EXPECTED = [
+    ("register_agent(", r"^translator tier: \w+"),
+    ("create_work_order(", r"^Submitted, 30.000000 USDC left; 1 order\(s\) waiting for review"),
+    ("x402_http(", r"^200 \{'text': 'hola', 'payer': '\w+'\} paid 0.01 USDC, verified on chain: True"),
+    ("def verify(", r"^$"),
+]
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,20 @@ class Session:
 
 def user_environment(home: Path, net: LocalnetProcess, facilitator: str, seller: str) -> dict[str, str]:
     """The user's shell: HOME of their own (nothing of ours leaks in), the README's variables, `ghost` on PATH."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GHOST_", "GHOSTPAY_", "XDG_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return {**env, "HOME": str(home), "PATH": f"{BIN}:{env.get('PATH', '')}", "GHOST_URL": net.http_url,
-            "GHOSTPAY_URL": net.http_url, "GHOSTPAY_FACILITATOR_URL": facilitator, "GHOSTPAY_SELLER_URL": seller}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GHOST_", "GHOSTPAY_", "XDG_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    return {
+        **env,
+        "HOME": str(home),
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+        "GHOST_URL": net.http_url,
+        "GHOSTPAY_URL": net.http_url,
+        "GHOSTPAY_FACILITATOR_URL": facilitator,
+        "GHOSTPAY_SELLER_URL": seller,
+    }
 
 
 def run_setup(env: dict[str, str], cwd: Path) -> None:
@@ -99,8 +111,14 @@ def run_setup(env: dict[str, str], cwd: Path) -> None:
     found = SETUP.search((ROOT / "README.md").read_text())
     assert found, "README.md lost its <!-- readme-setup --> block"
     lines = [line for line in found.group(1).splitlines() if not line.startswith("ghost localnet start")]
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(lines)], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join(lines)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -132,8 +150,14 @@ def serve(session: Session, block: Block, path: Path) -> None:
     (the app's lifespan checks its agent and payee accounts) and answer a request without payment with 402."""
     url = session.env["GHOSTPAY_SELLER_URL"]
     port = url.split(":")[2].split("/")[0]
-    server = subprocess.Popen([str(BIN / "uvicorn"), f"{path.stem}:app", "--port", port], cwd=path.parent,
-                              env=session.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [str(BIN / "uvicorn"), f"{path.stem}:app", "--port", port],
+        cwd=path.parent,
+        env=session.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     session.servers.append(server)
     seen = []
     while server.stdout is not None and select.select([server.stdout], [], [], 60)[0]:
@@ -155,8 +179,9 @@ def test_block_runs_as_written(session: Session, block: Block, tmp_path: Path) -
     if block.serves_an_app:
         serve(session, block, path)
         return
-    done = subprocess.run([sys.executable, str(path)], cwd=session.home, env=session.env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(path)], cwd=session.home, env=session.env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{block.name} failed:\n{done.stderr}"
     for marker, output in EXPECTED:
         if marker in block.code:
@@ -177,8 +202,9 @@ def test_what_the_blocks_paid(session: Session) -> None:
 
 def test_every_block_is_run() -> None:
     found = blocks()
-    assert len(found) >= 5 and all(any(marker in b.code for marker, _ in EXPECTED) or b.serves_an_app
-                                   for b in found), [b.name for b in found]
+    assert len(found) >= 5 and all(any(marker in b.code for marker, _ in EXPECTED) or b.serves_an_app for b in found), [
+        b.name for b in found
+    ]
 
 
 def anchors(document: Path) -> set[str]:

@@ -13,8 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_ships_the_program(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = dist.glob("ghostpay-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "ghostpay/program/ghostpay.so" in names and "ghostpay/idl.json" in names

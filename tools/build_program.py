@@ -25,16 +25,20 @@ SO_PATH = ROOT / "ghostpay" / "program" / "ghostpay.so"
 CLANG = "clang-19"
 
 CFLAGS = (
-    "-target", "bpfel",
+    "-target",
+    "bpfel",
     "-mcpu=v2",  # v3+ emit JMP32/ALU32 and v4 sign-extending ops that SBPFv0 rejects
     "-O2",
     "-std=c17",
     "-ffreestanding",
     "-fno-builtin",
     "-fno-strict-aliasing",  # account data is read through typed views
-    "-Wall", "-Wextra", "-Werror",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
     "-Wno-unused-function",  # sdk/ headers define helpers that not every handler uses
-    "-mllvm", "-bpf-stack-size=4096",  # Solana's frame size; upstream defaults to 512
+    "-mllvm",
+    "-bpf-stack-size=4096",  # Solana's frame size; upstream defaults to 512
 )
 
 
@@ -83,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         if SO_PATH.exists() and SO_PATH.read_bytes() == so:
             print(f"build_program: {SO_PATH.relative_to(ROOT)} is fresh ({len(so)} bytes)")
             return 0
-        print(f"build_program: {SO_PATH.relative_to(ROOT)} is stale; run `python -m tools.build_program`", file=sys.stderr)
+        print(
+            f"build_program: {SO_PATH.relative_to(ROOT)} is stale; run `python -m tools.build_program`", file=sys.stderr
+        )
         return 1
     SO_PATH.parent.mkdir(parents=True, exist_ok=True)
     SO_PATH.write_bytes(so)

@@ -36,8 +36,18 @@ ANCHOR_ERRORS_USED = (
 
 # Fixed-size borsh encodings; anything else (string, vec, option) is variable.
 PRIMITIVE_SIZES = {
-    "bool": 1, "u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4,
-    "u64": 8, "i64": 8, "u128": 16, "i128": 16, "pubkey": 32,
+    "bool": 1,
+    "u8": 1,
+    "i8": 1,
+    "u16": 2,
+    "i16": 2,
+    "u32": 4,
+    "i32": 4,
+    "u64": 8,
+    "i64": 8,
+    "u128": 16,
+    "i128": 16,
+    "pubkey": 32,
 }
 
 ERROR_NAME_CAPACITY = 40  # bytes per name in the C error table, NUL included
@@ -129,22 +139,24 @@ def render_c_header(idl: dict[str, Any]) -> str:
     out.append("#define GP_PROGRAM_ID_BYTES {" + ", ".join(f"0x{b:02x}" for b in program_id) + "}")
     out.append("")
 
-    out.append("/* Instruction discriminators: sha256(\"global:<name>\")[:8] as a little-endian u64. */")
+    out.append('/* Instruction discriminators: sha256("global:<name>")[:8] as a little-endian u64. */')
     for ix in idl["instructions"]:
         out.append(f"#define GP_IX_{upper_snake(ix['name'])} {_u64_literal(ix['discriminator'])}")
     out.append("")
 
-    out.append("/* Account indexes of each instruction, in the IDL's order; <IX>_ACCOUNT_COUNT is how many it takes. */")
+    out.append(
+        "/* Account indexes of each instruction, in the IDL's order; <IX>_ACCOUNT_COUNT is how many it takes. */"
+    )
     for ix in idl["instructions"]:
         out.extend(_account_index_enum(ix))
     out.append("")
 
-    out.append("/* Account discriminators: sha256(\"account:<Name>\")[:8] as a little-endian u64. */")
+    out.append('/* Account discriminators: sha256("account:<Name>")[:8] as a little-endian u64. */')
     for account in idl.get("accounts", []):
         out.append(f"#define GP_ACCOUNT_{upper_snake(account['name'])} {_u64_literal(account['discriminator'])}")
     out.append("")
 
-    out.append("/* Event discriminators: sha256(\"event:<Name>\")[:8] as a little-endian u64. */")
+    out.append('/* Event discriminators: sha256("event:<Name>")[:8] as a little-endian u64. */')
     for event in idl.get("events", []):
         out.append(f"#define GP_EVENT_{upper_snake(event['name'])} {_u64_literal(event['discriminator'])}")
     out.append("")

@@ -69,8 +69,9 @@ def _returns(function: Callable[..., Any]) -> str:
     return _annotation(inspect.signature(function).return_annotation) or "None"
 
 
-def _function(name: str, function: Callable[..., Any], params: Callable[..., Any] | None = None,
-              decorator: str = "") -> str:
+def _function(
+    name: str, function: Callable[..., Any], params: Callable[..., Any] | None = None, decorator: str = ""
+) -> str:
     """One stub method: on one line when it fits, else one parameter a line."""
     params_of = params or function
     returns = "None" if name == "__init__" else _returns(function)
@@ -124,8 +125,9 @@ def _assigns(module: ModuleType, name: str) -> bool:
     except (OSError, TypeError):
         return False
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
-            if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             return True
     return False
@@ -134,8 +136,11 @@ def _assigns(module: ModuleType, name: str) -> bool:
 def _home(name: str, value: Any, found_in: str) -> str:
     """The module that defines `value`: a class's or function's own module, an alias's assigning module."""
     defined = getattr(value, "__module__", None)
-    if (inspect.isclass(value) or inspect.isfunction(value)) and defined and \
-            getattr(sys.modules.get(defined), name, None) is value:
+    if (
+        (inspect.isclass(value) or inspect.isfunction(value))
+        and defined
+        and getattr(sys.modules.get(defined), name, None) is value
+    ):
         return defined
     for module_name, module in sorted(sys.modules.items()):
         if getattr(module, name, None) is value and _assigns(module, name):
@@ -170,8 +175,10 @@ def _imports(annotations: str) -> list[str]:
     for module, members in sorted(imports.items()):
         line = f"from {module} import {', '.join(sorted(members))}"
         sections[_section(module)].append(
-            line if len(line) <= MAX_LINE else
-            f"from {module} import (\n" + "".join(f"    {m},\n" for m in sorted(members)) + ")")
+            line
+            if len(line) <= MAX_LINE
+            else f"from {module} import (\n" + "".join(f"    {m},\n" for m in sorted(members)) + ")"
+        )
     lines = [line for section in sections if section for line in [*section, ""]]
     return lines + (typevars + [""] if typevars else [])
 
@@ -221,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         fresh = STUB_PATH.exists() and STUB_PATH.read_text() == text
-        print("ghostpay/sync_client.pyi is fresh" if fresh else "stale: ghostpay/sync_client.pyi "
-              "(run python -m tools.sync_stub)")
+        print(
+            "ghostpay/sync_client.pyi is fresh"
+            if fresh
+            else "stale: ghostpay/sync_client.pyi (run python -m tools.sync_stub)"
+        )
         return 0 if fresh else 1
     STUB_PATH.write_text(text)
     print(f"wrote {STUB_PATH.relative_to(ROOT)}")

@@ -33,17 +33,22 @@ if TYPE_CHECKING:
 
     from ghostpay.client import AgentInfo, GhostPayClient, TxResult
 
-app = typer.Typer(help="Register, price, update and find agents; read their reputation and payments.",
-                  no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Register, price, update and find agents; read their reputation and payments.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 AGENT_OPTION = typer.Option(..., "--agent", "-a", help="The agent: its address, or the agent_id of one of yours.")
-TOKENS_HELP = ("Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
-               "symbols; the first is the default). With --price: one token.")
+TOKENS_HELP = (
+    "Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
+    "symbols; the first is the default). With --price: one token."
+)
 SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
 
 
 # shared helpers ----------------------------------------------------------------------------------------
+
 
 def when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp else "never"
@@ -53,8 +58,10 @@ async def owned(gp: GhostPayClient, ref: params.AgentArg) -> AgentInfo:
     """The agent, if the wallet owns it (CliError naming the owner otherwise)."""
     info = await gp.get_agent(ref)
     if info.owner != gp.wallet:
-        raise CliError(f"agent {info.address} belongs to {info.owner}, not to your wallet {gp.wallet}; "
-                       "pass -k/--keypair with its owner's keypair")
+        raise CliError(
+            f"agent {info.address} belongs to {info.owner}, not to your wallet {gp.wallet}; "
+            "pass -k/--keypair with its owner's keypair"
+        )
     return info
 
 
@@ -85,9 +92,15 @@ def prices_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     out = []
     for mint, atomic in info.prices_atomic.items():
         found = mints.get(str(mint))
-        out.append({"token": str(mint), "symbol": mint_symbol(st, mint), "price_atomic": atomic,
-                    "price": whole(atomic, found.decimals) if found else None,
-                    "decimals": found.decimals if found else None})
+        out.append(
+            {
+                "token": str(mint),
+                "symbol": mint_symbol(st, mint),
+                "price_atomic": atomic,
+                "price": whole(atomic, found.decimals) if found else None,
+                "decimals": found.decimals if found else None,
+            }
+        )
     return out
 
 
@@ -97,19 +110,28 @@ def earnings_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     for e in info.earnings:
         found = mints.get(str(e.mint))
         in_tokens = (lambda atomic: whole(atomic, found.decimals)) if found else (lambda atomic: None)
-        out.append({"token": str(e.mint), "symbol": mint_symbol(st, e.mint),
-                    "decimals": found.decimals if found else None,
-                    "x402_payments": in_tokens(e.x402_payments_atomic), "x402_payments_atomic": e.x402_payments_atomic,
-                    "escrow_earnings": in_tokens(e.escrow_earnings_atomic),
-                    "escrow_earnings_atomic": e.escrow_earnings_atomic,
-                    "total": in_tokens(e.x402_payments_atomic + e.escrow_earnings_atomic)})
+        out.append(
+            {
+                "token": str(e.mint),
+                "symbol": mint_symbol(st, e.mint),
+                "decimals": found.decimals if found else None,
+                "x402_payments": in_tokens(e.x402_payments_atomic),
+                "x402_payments_atomic": e.x402_payments_atomic,
+                "escrow_earnings": in_tokens(e.escrow_earnings_atomic),
+                "escrow_earnings_atomic": e.escrow_earnings_atomic,
+                "total": in_tokens(e.x402_payments_atomic + e.escrow_earnings_atomic),
+            }
+        )
     return out
 
 
 def earnings_text(st: State, info: Any, mints: Mints, *, x402_only: bool = False) -> str:
     """`1.50 USDC, 20.00 PYUSD`: the total earned in each mint (or its x402 payments only)."""
-    parts = [amount_text(st, e.x402_payments_atomic + (0 if x402_only else e.escrow_earnings_atomic), e.mint, mints)
-             for e in info.earnings if e.x402_payments_atomic or not x402_only]
+    parts = [
+        amount_text(st, e.x402_payments_atomic + (0 if x402_only else e.escrow_earnings_atomic), e.mint, mints)
+        for e in info.earnings
+        if e.x402_payments_atomic or not x402_only
+    ]
     return ", ".join(parts) or "—"
 
 
@@ -120,48 +142,88 @@ def agent_json(st: State, info: Any, mints: Mints) -> dict[str, Any]:
     prices = prices_json(st, info, mints)
     default = prices[0] if prices else {}
     return {
-        "address": str(info.address), "owner": str(info.owner), "agent_id": info.agent_id, "name": info.name,
-        "agent_type": info.agent_type, "description": info.description, "metadata_uri": info.metadata_uri,
-        "capabilities": info.capabilities, "is_active": info.is_active, "x402_enabled": info.x402_enabled,
-        "prices": prices, "price": default.get("price"), "price_atomic": default.get("price_atomic"),
-        "token": default.get("token"), "token_symbol": default.get("symbol"), "decimals": default.get("decimals"),
-        "accepted_tokens": [str(t) for t in info.accepted_tokens], "endpoint": info.endpoint,
-        "payment_address": str(info.payment_address), "reputation_score": info.reputation_score,
+        "address": str(info.address),
+        "owner": str(info.owner),
+        "agent_id": info.agent_id,
+        "name": info.name,
+        "agent_type": info.agent_type,
+        "description": info.description,
+        "metadata_uri": info.metadata_uri,
+        "capabilities": info.capabilities,
+        "is_active": info.is_active,
+        "x402_enabled": info.x402_enabled,
+        "prices": prices,
+        "price": default.get("price"),
+        "price_atomic": default.get("price_atomic"),
+        "token": default.get("token"),
+        "token_symbol": default.get("symbol"),
+        "decimals": default.get("decimals"),
+        "accepted_tokens": [str(t) for t in info.accepted_tokens],
+        "endpoint": info.endpoint,
+        "payment_address": str(info.payment_address),
+        "reputation_score": info.reputation_score,
         "reputation_tier": tier(info.reputation_score, info.total_calls > 0).value,
         "registration": info.registration,
         "earnings": earnings_json(st, info, mints),
-        "total_calls": info.total_calls, "last_payment_at": info.last_payment_at, "created_at": info.created_at,
-        "updated_at": info.updated_at, "explorer": explorer_url("address", info.address, st.rpc_url),
+        "total_calls": info.total_calls,
+        "last_payment_at": info.last_payment_at,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "explorer": explorer_url("address", info.address, st.rpc_url),
     }
 
 
 def agent_rows(st: State, info: AgentInfo, mints: Mints) -> list[tuple[str, str]]:
     data = agent_json(st, info, mints)
-    rows = [("address", data["address"]), ("explorer", data["explorer"]), ("owner", data["owner"]),
-            ("agent_id", info.agent_id), ("name", info.name), ("type", str(info.agent_type))]
+    rows = [
+        ("address", data["address"]),
+        ("explorer", data["explorer"]),
+        ("owner", data["owner"]),
+        ("agent_id", info.agent_id),
+        ("name", info.name),
+        ("type", str(info.agent_type)),
+    ]
     rows += [("description", info.description)] if info.description else []
     rows += [("metadata", info.metadata_uri)] if info.metadata_uri else []
-    rows += [("capabilities", ", ".join(info.capabilities) or "—"),
-             ("status", "[green]active[/green]" if info.is_active else "[yellow]inactive[/yellow]"),
-             ("x402", "[green]enabled[/green]" if info.x402_enabled else "disabled")]
+    rows += [
+        ("capabilities", ", ".join(info.capabilities) or "—"),
+        ("status", "[green]active[/green]" if info.is_active else "[yellow]inactive[/yellow]"),
+        ("x402", "[green]enabled[/green]" if info.x402_enabled else "disabled"),
+    ]
     if info.accepted_tokens:
-        rows += [("price per call", prices_text(st, info, mints)),
-                 ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.accepted_tokens)),
-                 ("endpoint", info.endpoint), ("payment address", str(info.payment_address))]
-    rows += [("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
-             ("paid calls", f"{info.total_calls:,}"),
-             ("earned", earnings_text(st, info, mints)),
-             ("registration", f"#{info.registration}"),
-             ("created", when(info.created_at))]
+        rows += [
+            ("price per call", prices_text(st, info, mints)),
+            ("accepted tokens", ", ".join(f"{mint_symbol(st, t)} ({t})" for t in info.accepted_tokens)),
+            ("endpoint", info.endpoint),
+            ("payment address", str(info.payment_address)),
+        ]
+    rows += [
+        ("reputation", f"{info.reputation_score / 100:.2f}% ({data['reputation_tier']})"),
+        ("paid calls", f"{info.total_calls:,}"),
+        ("earned", earnings_text(st, info, mints)),
+        ("registration", f"#{info.registration}"),
+        ("created", when(info.created_at)),
+    ]
     return rows
 
 
 def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
-    return table(["agent", "name", "x402 price per call", "reputation", "paid calls", "capabilities", "status"],
-                 [(str(a.address), f"{a.name}\n[dim]{a.agent_id}[/dim]",
-                   prices_text(st, a, m) if a.x402_enabled else "—", f"{a.reputation_score / 100:.2f}%",
-                   f"{a.total_calls:,}", ", ".join(a.capabilities), "active" if a.is_active else "inactive")
-                  for a, m in agents], title)
+    return table(
+        ["agent", "name", "x402 price per call", "reputation", "paid calls", "capabilities", "status"],
+        [
+            (
+                str(a.address),
+                f"{a.name}\n[dim]{a.agent_id}[/dim]",
+                prices_text(st, a, m) if a.x402_enabled else "—",
+                f"{a.reputation_score / 100:.2f}%",
+                f"{a.total_calls:,}",
+                ", ".join(a.capabilities),
+                "active" if a.is_active else "inactive",
+            )
+            for a, m in agents
+        ],
+        title,
+    )
 
 
 async def with_mints(gp: GhostPayClient, agents: list[AgentInfo]) -> list[tuple[AgentInfo, Mints]]:
@@ -173,21 +235,31 @@ def tx_out(st: State, action: str, result: TxResult, info_address: object, **ext
     print_tx(st, data, [("agent", str(info_address))] + [(k.replace("_", " "), str(v)) for k, v in extra.items()])
 
 
-def x402_settings(st: State, price: str | None, tokens: list[str] | None, endpoint: str | None,
-                  payment_address: str | None, required: bool) -> Any:
+def x402_settings(
+    st: State,
+    price: str | None,
+    tokens: list[str] | None,
+    endpoint: str | None,
+    payment_address: str | None,
+    required: bool,
+) -> Any:
     """X402Settings from the options (None when none is given and they are optional)."""
     given = [price, tokens, endpoint, payment_address]
     if not required and all(v is None or v == [] for v in given):
         return None
     missing = [name for name, value in (("--tokens", tokens), ("--endpoint", endpoint)) if not value]
     if missing:
-        raise typer.BadParameter(f"x402 pricing needs {', '.join(missing)} as well "
-                                 "(e.g. --tokens USDC=0.01 --endpoint https://…)")
+        raise typer.BadParameter(
+            f"x402 pricing needs {', '.join(missing)} as well (e.g. --tokens USDC=0.01 --endpoint https://…)"
+        )
     from ghostpay.client import X402Settings
 
     assert tokens is not None and endpoint is not None
-    return X402Settings(params.token_prices(st, tokens, price), params.endpoint(endpoint),
-                        params.pubkey(payment_address, "payment address") if payment_address else None)
+    return X402Settings(
+        params.token_prices(st, tokens, price),
+        params.endpoint(endpoint),
+        params.pubkey(payment_address, "payment address") if payment_address else None,
+    )
 
 
 async def check_x402(st: State, gp: GhostPayClient, settings: Any) -> None:
@@ -219,6 +291,7 @@ def address_of(st: State, ref: params.AgentArg) -> str:
 
 # register and change ---------------------------------------------------------------------------------
 
+
 @app.command()
 def register(
     ctx: typer.Context,
@@ -227,15 +300,17 @@ def register(
     description: str | None = typer.Option(None, "--description", "-d", help="Up to 512 bytes."),
     agent_type: int = typer.Option(0, "--type", min=0, max=255, help="Agent type (0-255)."),
     metadata_uri: str = typer.Option("", "--metadata-uri", help="A URI with more about the agent."),
-    capability: list[str] | None = typer.Option(None, "--capability", "--capabilities", "-c",
-                                                   help="Capabilities, repeated or comma-separated (at most 8)."),
-    price: str | None = typer.Option(None, "--price",
-                                        help="x402 price per call in whole tokens, when --tokens names one token."),
-    tokens: list[str] | None = typer.Option(None, "--tokens", "--token", "-t",
-                                               help=TOKENS_HELP),
+    capability: list[str] | None = typer.Option(
+        None, "--capability", "--capabilities", "-c", help="Capabilities, repeated or comma-separated (at most 8)."
+    ),
+    price: str | None = typer.Option(
+        None, "--price", help="x402 price per call in whole tokens, when --tokens names one token."
+    ),
+    tokens: list[str] | None = typer.Option(None, "--tokens", "--token", "-t", help=TOKENS_HELP),
     endpoint: str | None = typer.Option(None, "--endpoint", help="x402 service endpoint, http(s)://…"),
-    payment_address: str | None = typer.Option(None, "--payment-address",
-                                                  help="Wallet that receives payments (default: you)."),
+    payment_address: str | None = typer.Option(
+        None, "--payment-address", help="Wallet that receives payments (default: you)."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not prompt; fail if a required field is missing."),
 ) -> None:
     """Register an agent; with the x402 options it is registered and priced in one transaction.
@@ -250,24 +325,47 @@ def register(
     if agent_id is None:
         if not ask:
             raise typer.BadParameter("missing AGENT_ID (or run on a terminal without --yes to be prompted)")
-        agent_id = typer.prompt("Agent id (1-32 bytes, unique among your agents)",
-                                value_proc=checked(lambda v: params.check_len(v.strip(), "the agent_id",
-                                                                              "MAX_AGENT_ID_LEN", minimum=1)))
+        agent_id = typer.prompt(
+            "Agent id (1-32 bytes, unique among your agents)",
+            value_proc=checked(lambda v: params.check_len(v.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)),
+        )
     if name is None:
         if not ask:
             raise typer.BadParameter("missing --name (or run on a terminal without --yes to be prompted)")
-        name = typer.prompt("Name", default=agent_id,
-                            value_proc=checked(lambda v: params.check_len(v, "the name", "MAX_NAME_LEN", minimum=1)))
+        name = typer.prompt(
+            "Name",
+            default=agent_id,
+            value_proc=checked(lambda v: params.check_len(v, "the name", "MAX_NAME_LEN", minimum=1)),
+        )
     if ask and description is None:
-        description = typer.prompt("Description", default="", show_default=False, value_proc=checked(
-            lambda v: params.check_len(v, "the description", "MAX_DESCRIPTION_LEN")))
+        description = typer.prompt(
+            "Description",
+            default="",
+            show_default=False,
+            value_proc=checked(lambda v: params.check_len(v, "the description", "MAX_DESCRIPTION_LEN")),
+        )
     if ask and capability is None:
-        capability = [typer.prompt("Capabilities (comma-separated)", default="", show_default=False,
-                                   value_proc=checked(lambda v: params.capabilities([v]) and v))]
-    if ask and price is None and not tokens and endpoint is None and typer.confirm("Price calls with x402?",
-                                                                                    default=True):
-        tokens = [typer.prompt("Accepted tokens and their price per call (e.g. USDC=0.01,EURC=0.01)",
-                               value_proc=checked(lambda v: params.token_prices(st, [v], None) and v))]
+        capability = [
+            typer.prompt(
+                "Capabilities (comma-separated)",
+                default="",
+                show_default=False,
+                value_proc=checked(lambda v: params.capabilities([v]) and v),
+            )
+        ]
+    if (
+        ask
+        and price is None
+        and not tokens
+        and endpoint is None
+        and typer.confirm("Price calls with x402?", default=True)
+    ):
+        tokens = [
+            typer.prompt(
+                "Accepted tokens and their price per call (e.g. USDC=0.01,EURC=0.01)",
+                value_proc=checked(lambda v: params.token_prices(st, [v], None) and v),
+            )
+        ]
         endpoint = typer.prompt("Service endpoint (https://…)", value_proc=checked(params.endpoint))
     agent_id = params.check_len(agent_id.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     name = params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
@@ -275,20 +373,37 @@ def register(
     params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
     caps = params.capabilities(capability) or []
     x402 = x402_settings(st, price, tokens, endpoint, payment_address, required=False)
-    if ask and not typer.confirm(f"Register {agent_id!r} ({name})" +
-                                 (f" at {settings_text(st, x402.prices)} per call" if x402 else "") +
-                                 f" on {st.rpc_url}?", default=True):
+    if ask and not typer.confirm(
+        f"Register {agent_id!r} ({name})"
+        + (f" at {settings_text(st, x402.prices)} per call" if x402 else "")
+        + f" on {st.rpc_url}?",
+        default=True,
+    ):
         raise typer.Abort()
 
     async def work(gp: GhostPayClient) -> TxResult:
         if x402 is not None:
             await check_x402(st, gp, x402)
-        return await gp.register_agent(agent_id, name, agent_type=agent_type, description=description,
-                                       metadata_uri=metadata_uri, capabilities=caps, x402=x402)
+        return await gp.register_agent(
+            agent_id,
+            name,
+            agent_type=agent_type,
+            description=description,
+            metadata_uri=metadata_uri,
+            capabilities=caps,
+            x402=x402,
+        )
 
     result = st.run(work, status="Registering the agent…")
-    tx_out(st, "registered", result, result.address, agent_id=agent_id, x402=x402 is not None,
-           agent_explorer=explorer_url("address", result.address, st.rpc_url))
+    tx_out(
+        st,
+        "registered",
+        result,
+        result.address,
+        agent_id=agent_id,
+        x402=x402 is not None,
+        agent_explorer=explorer_url("address", result.address, st.rpc_url),
+    )
 
 
 @app.command("configure-x402")
@@ -298,8 +413,9 @@ def configure_x402(
     tokens: list[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
     endpoint: str = typer.Option(..., "--endpoint", help="x402 service endpoint, http(s)://…"),
     price: str | None = typer.Option(None, "--price", help="Price per call, when --tokens names one token."),
-    payment_address: str | None = typer.Option(None, "--payment-address",
-                                                  help="Wallet that receives payments (default: you)."),
+    payment_address: str | None = typer.Option(
+        None, "--payment-address", help="Wallet that receives payments (default: you)."
+    ),
 ) -> None:
     """Enable x402 payments, or replace the tokens and their prices, endpoint and payment address at once.
 
@@ -315,12 +431,20 @@ def configure_x402(
         return await gp.configure_x402(info.address, settings)
 
     result = st.run(work, status="Configuring x402…")
-    tx_out(st, "x402 configured", result, result.address, prices=settings_text(st, settings.prices),
-           tokens=",".join(str(t) for t in settings.prices), endpoint=settings.endpoint)
+    tx_out(
+        st,
+        "x402 configured",
+        result,
+        result.address,
+        prices=settings_text(st, settings.prices),
+        tokens=",".join(str(t) for t in settings.prices),
+        endpoint=settings.endpoint,
+    )
 
 
-def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, extra: dict[str, Any] | None = None,
-             **fields: Any) -> None:
+def owner_tx(
+    ctx: typer.Context, agent: str, action: str, call: Any, extra: dict[str, Any] | None = None, **fields: Any
+) -> None:
     """Check ownership, send `call(gp, info)`, print the transaction with `fields` (and `extra`, which
     `call` may fill in)."""
     st = state(ctx)
@@ -335,14 +459,21 @@ def owner_tx(ctx: typer.Context, agent: str, action: str, call: Any, extra: dict
 
 
 @app.command("set-price")
-def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
-              tokens: list[str] | None = typer.Option(
-                  None, "--tokens", "--token", "-t",
-                  help="New prices of accepted tokens: USDC=0.02,EURC=0.02 (the others keep theirs); with "
-                       "--price: the one token it prices."),
-              price: str | None = typer.Option(None, "--price",
-                                                  help="Whole tokens per call, for one token (--token T, or "
-                                                       "the agent's only token).")) -> None:
+def set_price(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    tokens: list[str] | None = typer.Option(
+        None,
+        "--tokens",
+        "--token",
+        "-t",
+        help="New prices of accepted tokens: USDC=0.02,EURC=0.02 (the others keep theirs); with "
+        "--price: the one token it prices.",
+    ),
+    price: str | None = typer.Option(
+        None, "--price", help="Whole tokens per call, for one token (--token T, or the agent's only token)."
+    ),
+) -> None:
     """Change the x402 price per call in some of the accepted tokens.
 
     Example: ghost agent set-price -a translator --tokens USDC=0.02   (or --price 0.02 for a one-token agent)
@@ -358,8 +489,11 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
         chosen = prices
         if chosen is None:  # --price alone: the agent's only token
             if len(info.accepted_tokens) != 1:
-                raise CliError(f"agent {info.address} accepts {len(info.accepted_tokens)} tokens; say which with "
-                               "--token T --price P, or --tokens T=P,...", 2)
+                raise CliError(
+                    f"agent {info.address} accepts {len(info.accepted_tokens)} tokens; say which with "
+                    "--token T --price P, or --tokens T=P,...",
+                    2,
+                )
             chosen = {info.accepted_tokens[0]: single}
         for mint_key, value in chosen.items():  # in range, said in tokens, before anything is sent
             mint = await gp.get_mint(mint_key)
@@ -371,23 +505,32 @@ def set_price(ctx: typer.Context, agent: str = AGENT_OPTION,
 
 
 @app.command("set-tokens")
-def set_tokens(ctx: typer.Context, agent: str = AGENT_OPTION,
-               tokens: list[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
-               price: str | None = typer.Option(None, "--price", help="Price per call, for a single token.")
-               ) -> None:
+def set_tokens(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    tokens: list[str] = typer.Option(..., "--tokens", "--token", "-t", help=TOKENS_HELP),
+    price: str | None = typer.Option(None, "--price", help="Price per call, for a single token."),
+) -> None:
     """Replace the accepted tokens and their prices.
 
     Example: ghost agent set-tokens -a translator --tokens USDC=0.01,EURC=0.0095
     """
     st = state(ctx)
     prices = params.token_prices(st, tokens, price)
-    owner_tx(ctx, agent, "tokens set", lambda gp, info: gp.set_tokens(info.address, prices),
-             prices=settings_text(st, prices), tokens=",".join(str(m) for m in prices))
+    owner_tx(
+        ctx,
+        agent,
+        "tokens set",
+        lambda gp, info: gp.set_tokens(info.address, prices),
+        prices=settings_text(st, prices),
+        tokens=",".join(str(m) for m in prices),
+    )
 
 
 @app.command("update-endpoint")
-def update_endpoint(ctx: typer.Context, agent: str = AGENT_OPTION,
-                    endpoint: str = typer.Option(..., "--endpoint", help="http(s)://…")) -> None:
+def update_endpoint(
+    ctx: typer.Context, agent: str = AGENT_OPTION, endpoint: str = typer.Option(..., "--endpoint", help="http(s)://…")
+) -> None:
     """Change the x402 service endpoint.
 
     Example: ghost agent update-endpoint --agent translator --endpoint https://t.example/v2
@@ -413,8 +556,9 @@ def update(
     description: str | None = typer.Option(None, "--description", "-d"),
     agent_type: int | None = typer.Option(None, "--type", min=0, max=255),
     metadata_uri: str | None = typer.Option(None, "--metadata-uri"),
-    capability: list[str] | None = typer.Option(None, "--capability", "--capabilities", "-c",
-                                                   help="Replaces the list: repeated or comma-separated."),
+    capability: list[str] | None = typer.Option(
+        None, "--capability", "--capabilities", "-c", help="Replaces the list: repeated or comma-separated."
+    ),
 ) -> None:
     """Change any of name, description, type, metadata URI and capabilities.
 
@@ -428,13 +572,34 @@ def update(
         params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
     caps = params.capabilities(capability)
     if all(v is None for v in (name, description, agent_type, metadata_uri, caps)):
-        raise typer.BadParameter("nothing to update: give --name, --description, --type, --metadata-uri or "
-                                 "--capability")
-    changed = {k: v for k, v in (("name", name), ("description", description), ("type", agent_type),
-                                 ("metadata_uri", metadata_uri), ("capabilities", caps)) if v is not None}
-    owner_tx(ctx, agent, "agent updated", lambda gp, info: gp.update_agent(
-        info.address, name=name, agent_type=agent_type, description=description, metadata_uri=metadata_uri,
-        capabilities=caps), **{k: (",".join(v) if isinstance(v, list) else v) for k, v in changed.items()})
+        raise typer.BadParameter(
+            "nothing to update: give --name, --description, --type, --metadata-uri or --capability"
+        )
+    changed = {
+        k: v
+        for k, v in (
+            ("name", name),
+            ("description", description),
+            ("type", agent_type),
+            ("metadata_uri", metadata_uri),
+            ("capabilities", caps),
+        )
+        if v is not None
+    }
+    owner_tx(
+        ctx,
+        agent,
+        "agent updated",
+        lambda gp, info: gp.update_agent(
+            info.address,
+            name=name,
+            agent_type=agent_type,
+            description=description,
+            metadata_uri=metadata_uri,
+            capabilities=caps,
+        ),
+        **{k: (",".join(v) if isinstance(v, list) else v) for k, v in changed.items()},
+    )
 
 
 @app.command()
@@ -456,8 +621,11 @@ def deactivate(ctx: typer.Context, agent: str = AGENT_OPTION) -> None:
 
 
 @app.command()
-def close(ctx: typer.Context, agent: str = AGENT_OPTION,
-          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+def close(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
     """Close the agent, refunding its rent. Refused with open work orders, and until 30 days after its last
     payment, while its buyers can still rate it: run 'ghost agent deactivate' first to stop new payments. Its
     reputation stays on chain: registering the same agent id again continues it. Asks first on a terminal;
@@ -470,6 +638,7 @@ def close(ctx: typer.Context, agent: str = AGENT_OPTION,
 
 
 # read ------------------------------------------------------------------------------------------------
+
 
 @app.command()
 def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
@@ -485,13 +654,17 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
         return info, await mints_of(gp, info)
 
     info, mints = st.run(work, signer=isinstance(ref, str))
-    emit(st, agent_json(st, info, mints), lambda out: out.print(key_value_table(agent_rows(st, info, mints),
-                                                                                title=f"Agent {info.name}")))
+    emit(
+        st,
+        agent_json(st, info, mints),
+        lambda out: out.print(key_value_table(agent_rows(st, info, mints), title=f"Agent {info.name}")),
+    )
 
 
 @app.command("list")
-def list_(ctx: typer.Context,
-          owner: str | None = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")) -> None:
+def list_(
+    ctx: typer.Context, owner: str | None = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")
+) -> None:
     """List the agents of an owner, active or not, oldest first.
 
     Example: ghost agent list --owner 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
@@ -503,24 +676,32 @@ def list_(ctx: typer.Context,
         return await with_mints(gp, await gp.list_agents(owner_key or gp.wallet))
 
     agents = st.run(work, signer=owner_key is None)
-    emit(st, {"agents": [agent_json(st, a, m) for a, m in agents]},
-         lambda out: out.print(agents_table(st, agents, f"{len(agents)} agent(s)")))
+    emit(
+        st,
+        {"agents": [agent_json(st, a, m) for a, m in agents]},
+        lambda out: out.print(agents_table(st, agents, f"{len(agents)} agent(s)")),
+    )
 
 
 @app.command()
 def search(
     ctx: typer.Context,
     capability: str | None = typer.Option(None, "--capability", "-c", help="Has this capability."),
-    x402_enabled: bool | None = typer.Option(None, "--x402-enabled/--x402-disabled",
-                                                help="Takes x402 payments (or not)."),
+    x402_enabled: bool | None = typer.Option(
+        None, "--x402-enabled/--x402-disabled", help="Takes x402 payments (or not)."
+    ),
     token: str | None = typer.Option(None, "--token", "-t", help="Accepts this mint (address or symbol)."),
-    max_price: str | None = typer.Option(None, "--max-price",
-                                            help="At most this price per call in --token (whole tokens): each "
-                                                 "accepted token has its own price."),
-    min_reputation: str | None = typer.Option(None, "--min-reputation",
-                                                 help="At least this score: basis points (0-10000) or NN%."),
-    sort: str | None = typer.Option(None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, "
-                                                            "else in each agent's default token)."),
+    max_price: str | None = typer.Option(
+        None,
+        "--max-price",
+        help="At most this price per call in --token (whole tokens): each accepted token has its own price.",
+    ),
+    min_reputation: str | None = typer.Option(
+        None, "--min-reputation", help="At least this score: basis points (0-10000) or NN%."
+    ),
+    sort: str | None = typer.Option(
+        None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, else in each agent's default token)."
+    ),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
 ) -> None:
@@ -530,15 +711,23 @@ def search(
     """
     st = state(ctx)
     if max_price is not None and token is None:
-        raise typer.BadParameter("--max-price needs --token: each accepted token has its own price "
-                                 "(e.g. --token USDC --max-price 0.05)")
+        raise typer.BadParameter(
+            "--max-price needs --token: each accepted token has its own price (e.g. --token USDC --max-price 0.05)"
+        )
     mint = params.token(st, token, "--token") if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True, token=token) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
     order = params.choice(sort, SORTS, "--sort") if sort else None
-    filters = {"capability": capability, "x402_enabled": x402_enabled, "token": str(mint) if mint else None,
-               "max_price": ceiling, "min_reputation": floor, "sort": order, "limit": limit,
-               "include_inactive": include_inactive}
+    filters = {
+        "capability": capability,
+        "x402_enabled": x402_enabled,
+        "token": str(mint) if mint else None,
+        "max_price": ceiling,
+        "min_reputation": floor,
+        "sort": order,
+        "limit": limit,
+        "include_inactive": include_inactive,
+    }
     query = (mint, ceiling, floor, order, capability, x402_enabled, include_inactive, limit)
     if st.settings.db:
         from ghostpay.cli.indexed import search_indexed
@@ -550,18 +739,35 @@ def search(
         source = "chain"
         found, total = st.run(lambda gp: search_chain(gp, *query), signer=False, status="Searching…")
     more = f", showing {len(found)}" if total > len(found) else ""
-    emit(st, {"source": source, "filters": filters, "total": total, "agents": [agent_json(st, a, m) for a, m in found]},
-         lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")))
+    emit(
+        st,
+        {"source": source, "filters": filters, "total": total, "agents": [agent_json(st, a, m) for a, m in found]},
+        lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")),
+    )
 
 
-async def search_chain(gp: GhostPayClient, mint: Pubkey | None, ceiling: Decimal | None, floor: int | None,
-                       order: str | None, capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                       limit: int) -> tuple[list[tuple[AgentInfo, Mints]], int]:
+async def search_chain(
+    gp: GhostPayClient,
+    mint: Pubkey | None,
+    ceiling: Decimal | None,
+    floor: int | None,
+    order: str | None,
+    capability: str | None,
+    x402_enabled: bool | None,
+    include_inactive: bool,
+    limit: int,
+) -> tuple[list[tuple[AgentInfo, Mints]], int]:
     """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK.
     Returns the first `limit` agents and how many matched."""
-    agents = await gp.search_agents(x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
-                                    capability=capability, token=mint, max_price=ceiling, min_reputation=floor,
-                                    active=None if include_inactive else True, sort=order)  # type: ignore[arg-type]
+    agents = await gp.search_agents(
+        x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
+        capability=capability,
+        token=mint,
+        max_price=ceiling,
+        min_reputation=floor,
+        active=None if include_inactive else True,
+        sort=order,
+    )  # type: ignore[arg-type]
     return await with_mints(gp, agents[:limit]), len(agents)
 
 
@@ -587,32 +793,54 @@ def reputation(
     ref = params.agent_ref(agent)
     rep = st.run(lambda gp: gp.get_reputation(ref), signer=isinstance(ref, str))
     c = rep.components
-    components = [("payment success", c.payment_success, WEIGHT_PAYMENT_SUCCESS),
-                  ("service quality", c.service_quality, WEIGHT_SERVICE_QUALITY),
-                  ("response time", c.response_time, WEIGHT_RESPONSE_TIME),
-                  ("volume consistency", c.volume_consistency, WEIGHT_VOLUME_CONSISTENCY)]
+    components = [
+        ("payment success", c.payment_success, WEIGHT_PAYMENT_SUCCESS),
+        ("service quality", c.service_quality, WEIGHT_SERVICE_QUALITY),
+        ("response time", c.response_time, WEIGHT_RESPONSE_TIME),
+        ("volume consistency", c.volume_consistency, WEIGHT_VOLUME_CONSISTENCY),
+    ]
     metrics = rep.metrics.to_json()
-    data: dict[str, Any] = {"agent": str(rep.agent), "score": rep.score, "tier": rep.tier.value,
-                            "percent": f"{rep.score / 100:.2f}",
-                            "components": {name.replace(" ", "_"): value for name, value, _ in components},
-                            "payments": metrics["successful_payments"] + metrics["failed_payments"],
-                            "explorer": explorer_url("address", rep.agent, st.rpc_url)}
+    data: dict[str, Any] = {
+        "agent": str(rep.agent),
+        "score": rep.score,
+        "tier": rep.tier.value,
+        "percent": f"{rep.score / 100:.2f}",
+        "components": {name.replace(" ", "_"): value for name, value, _ in components},
+        "payments": metrics["successful_payments"] + metrics["failed_payments"],
+        "explorer": explorer_url("address", rep.agent, st.rpc_url),
+    }
     if show_metrics:
         data["metrics"] = metrics
 
     def render(out: Any) -> None:
-        rows = [("agent", str(rep.agent)), ("score", f"{rep.score:,} bps ({rep.score / 100:.2f}%)"),
-                ("tier", rep.tier.value),
-                ("payments scored", f"{data['payments']:,} (paid x402 calls and settled work orders)")]
+        rows = [
+            ("agent", str(rep.agent)),
+            ("score", f"{rep.score:,} bps ({rep.score / 100:.2f}%)"),
+            ("tier", rep.tier.value),
+            ("payments scored", f"{data['payments']:,} (paid x402 calls and settled work orders)"),
+        ]
         out.print(key_value_table(rows, title="Reputation"))
         if detailed:
-            out.print(table(["component", "score", "weight", "contributes"],
-                            [(n, f"{v / 100:.2f}%", f"{w}%", f"{v * w / 10_000:.2f}") for n, v, w in components]
-                            + [("total", "", "100%", f"{rep.score / 100:.2f}")], title="Components (0-100)"))
+            out.print(
+                table(
+                    ["component", "score", "weight", "contributes"],
+                    [(n, f"{v / 100:.2f}%", f"{w}%", f"{v * w / 10_000:.2f}") for n, v, w in components]
+                    + [("total", "", "100%", f"{rep.score / 100:.2f}")],
+                    title="Components (0-100)",
+                )
+            )
         if show_metrics:
-            out.print(table(["metric", "value"], [(k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
-                                                    for k, v in metrics.items() if k != "agent"],
-                            title="On-chain metrics"))
+            out.print(
+                table(
+                    ["metric", "value"],
+                    [
+                        (k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+                        for k, v in metrics.items()
+                        if k != "agent"
+                    ],
+                    title="On-chain metrics",
+                )
+            )
 
     emit(st, data, render)
 
@@ -637,17 +865,37 @@ def payment_history(
         with st.spinner("Reading the index…"):
             source, rows = "indexer", payment_history_indexed(st, address_of(st, ref), limit, sort_by)
     else:
-        source, rows = "chain", st.run(lambda gp: history_chain(st, gp, ref, limit), signer=isinstance(ref, str),
-                                       status="Reading the agent's transactions…")
-    rows.sort(key=(lambda r: r["amount_atomic"]) if sort_by == "amount" else (lambda r: r["timestamp"]),
-              reverse=True)
+        source, rows = (
+            "chain",
+            st.run(
+                lambda gp: history_chain(st, gp, ref, limit),
+                signer=isinstance(ref, str),
+                status="Reading the agent's transactions…",
+            ),
+        )
+    rows.sort(key=(lambda r: r["amount_atomic"]) if sort_by == "amount" else (lambda r: r["timestamp"]), reverse=True)
     rows = rows[:limit]
-    emit(st, {"agent": agent, "source": source, "payments": rows}, lambda out: out.print(table(
-        ["date", "payer", "amount", "rent payer", "reference", "signature"],
-        [(when(r["timestamp"]), r["payer"], format_amount(Decimal(r["amount"]), r["token_symbol"]),
-          "the payer" if r["rent_payer"] == r["payer"] else r["rent_payer"], r["reference"][:16] + "…",
-          r["signature"]) for r in rows],
-        title=f"{len(rows)} payment(s) (from the {source})")))
+    emit(
+        st,
+        {"agent": agent, "source": source, "payments": rows},
+        lambda out: out.print(
+            table(
+                ["date", "payer", "amount", "rent payer", "reference", "signature"],
+                [
+                    (
+                        when(r["timestamp"]),
+                        r["payer"],
+                        format_amount(Decimal(r["amount"]), r["token_symbol"]),
+                        "the payer" if r["rent_payer"] == r["payer"] else r["rent_payer"],
+                        r["reference"][:16] + "…",
+                        r["signature"],
+                    )
+                    for r in rows
+                ],
+                title=f"{len(rows)} payment(s) (from the {source})",
+            )
+        ),
+    )
 
 
 async def history_chain(st: State, gp: GhostPayClient, ref: params.AgentArg, limit: int) -> list[dict[str, Any]]:
@@ -657,18 +905,28 @@ async def history_chain(st: State, gp: GhostPayClient, ref: params.AgentArg, lim
     rows = []
     for event in events:
         mint = await gp.get_mint(event.mint)
-        rows.append({"signature": str(event.signature), "slot": event.slot, "payer": str(event.payer),
-                     "rent_payer": str(event.rent_payer),
-                     "mint": str(event.mint), "token_symbol": mint_symbol(st, event.mint),
-                     "amount": format(from_atomic(event.amount, mint.decimals), "f"), "amount_atomic": event.amount,
-                     "reference": bytes(event.reference).hex(), "timestamp": event.timestamp,
-                     "call_number": event.total_calls})
+        rows.append(
+            {
+                "signature": str(event.signature),
+                "slot": event.slot,
+                "payer": str(event.payer),
+                "rent_payer": str(event.rent_payer),
+                "mint": str(event.mint),
+                "token_symbol": mint_symbol(st, event.mint),
+                "amount": format(from_atomic(event.amount, mint.decimals), "f"),
+                "amount_atomic": event.amount,
+                "reference": bytes(event.reference).hex(),
+                "timestamp": event.timestamp,
+                "call_number": event.total_calls,
+            }
+        )
     return rows
 
 
 @app.command("payment-status")
-def payment_status(ctx: typer.Context,
-                   agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
+def payment_status(
+    ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")
+) -> None:
     """x402 earnings and call counts, and the payment wallet's balance of each accepted token.
 
     Example: ghost agent payment-status translator
@@ -684,18 +942,31 @@ def payment_status(ctx: typer.Context,
         return info, mints, metrics, balances
 
     info, mints, metrics, balances = st.run(work, signer=isinstance(ref, str))
-    data = {"agent": str(info.address), "x402_enabled": info.x402_enabled, "total_calls": info.total_calls,
-            "earnings": earnings_json(st, info, mints),
-            "prices": prices_json(st, info, mints),
-            "successful_payments": metrics.successful_payments, "failed_payments": metrics.failed_payments,
-            "last_payment_at": info.last_payment_at, "payment_address": str(info.payment_address),
-            "balances": [{"token": str(m.address), "symbol": mint_symbol(st, m.address), "balance": b}
-                         for m, b in balances]}
-    rows = [("agent", str(info.address)), ("x402", "enabled" if info.x402_enabled else "disabled"),
-            ("price per call", prices_text(st, info, mints)), ("paid calls", f"{info.total_calls:,}"),
-            ("earned through x402", earnings_text(st, info, mints, x402_only=True)),
-            ("reported failed", f"{metrics.failed_payments:,}"), ("last payment", when(info.last_payment_at)),
-            ("payment address", str(info.payment_address))]
-    rows += [(f"balance {mint_symbol(st, m.address)}", format_amount(b, mint_symbol(st, m.address)))
-             for m, b in balances]
+    data = {
+        "agent": str(info.address),
+        "x402_enabled": info.x402_enabled,
+        "total_calls": info.total_calls,
+        "earnings": earnings_json(st, info, mints),
+        "prices": prices_json(st, info, mints),
+        "successful_payments": metrics.successful_payments,
+        "failed_payments": metrics.failed_payments,
+        "last_payment_at": info.last_payment_at,
+        "payment_address": str(info.payment_address),
+        "balances": [
+            {"token": str(m.address), "symbol": mint_symbol(st, m.address), "balance": b} for m, b in balances
+        ],
+    }
+    rows = [
+        ("agent", str(info.address)),
+        ("x402", "enabled" if info.x402_enabled else "disabled"),
+        ("price per call", prices_text(st, info, mints)),
+        ("paid calls", f"{info.total_calls:,}"),
+        ("earned through x402", earnings_text(st, info, mints, x402_only=True)),
+        ("reported failed", f"{metrics.failed_payments:,}"),
+        ("last payment", when(info.last_payment_at)),
+        ("payment address", str(info.payment_address)),
+    ]
+    rows += [
+        (f"balance {mint_symbol(st, m.address)}", format_amount(b, mint_symbol(st, m.address))) for m, b in balances
+    ]
     emit(st, data, lambda out: out.print(key_value_table(rows, title=f"x402 payments to {info.name}")))

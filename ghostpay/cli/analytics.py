@@ -14,11 +14,14 @@ from ghostpay.cli.context import CliError, state
 from ghostpay.cli.output import emit, key_value_table, mint_symbol, short, table
 
 
-def analytics(ctx: typer.Context,
-              period: str = typer.Option("24h", "--period", "-p", help="How far back: 1h, 24h, 7d, 30d or seconds."),
-              agent: str | None = typer.Option(None, "--agent", help="Only this agent's payments: an address, "
-                                                                        "or the agent_id of one of yours."),
-              top: int = typer.Option(10, "--top", min=1, max=100, help="How many top earners to show.")) -> None:
+def analytics(
+    ctx: typer.Context,
+    period: str = typer.Option("24h", "--period", "-p", help="How far back: 1h, 24h, 7d, 30d or seconds."),
+    agent: str | None = typer.Option(
+        None, "--agent", help="Only this agent's payments: an address, or the agent_id of one of yours."
+    ),
+    top: int = typer.Option(10, "--top", min=1, max=100, help="How many top earners to show."),
+) -> None:
     """x402 payments over a period: counts, success rate, volume by token, top earners, active agents.
 
     Example: ghost --db index.db analytics --period 7d
@@ -59,27 +62,61 @@ def _render(out: Any, st: Any, m: dict[str, Any]) -> None:
 
     p, perf = m["payments"], m["performance"]
     rate = lambda v: "-" if v is None else f"{v}%"  # noqa: E731
-    out.print(key_value_table([
-        ("period", f"{when(m['period']['start'])} → {when(m['period']['end'])}"),
-        ("agent", m["agent"] or "all"),
-        ("payments", f"{p['total']:,} ({p['successful']:,} successful, {p['failed']:,} failed, "
-                     f"{p['pending']:,} not rated yet)"),
-        ("success rate", f"{rate(perf['success_rate'])} of {perf['rated']:,} rated calls"),
-        ("error rate", rate(perf["error_rate"])),
-        ("active agents", str(m["agents"]["active"])),
-        ("avg response time", "-" if perf["average_response_ms"] is None else f"{perf['average_response_ms']} ms"),
-    ], title="x402 payments"))
+    out.print(
+        key_value_table(
+            [
+                ("period", f"{when(m['period']['start'])} → {when(m['period']['end'])}"),
+                ("agent", m["agent"] or "all"),
+                (
+                    "payments",
+                    f"{p['total']:,} ({p['successful']:,} successful, {p['failed']:,} failed, "
+                    f"{p['pending']:,} not rated yet)",
+                ),
+                ("success rate", f"{rate(perf['success_rate'])} of {perf['rated']:,} rated calls"),
+                ("error rate", rate(perf["error_rate"])),
+                ("active agents", str(m["agents"]["active"])),
+                (
+                    "avg response time",
+                    "-" if perf["average_response_ms"] is None else f"{perf['average_response_ms']} ms",
+                ),
+            ],
+            title="x402 payments",
+        )
+    )
     unit = lambda v, a: v if v is not None else f"{a} atomic"  # noqa: E731
     if m["volume"]["by_token"]:
-        out.print(table(["token", "mint", "payments", "volume", "average per call"],
-                        [(mint_symbol(st, t["mint"]), t["mint"], f"{t['payments']:,}",
-                          unit(t["total"], t["total_atomic"]), unit(t["average"], t["average_atomic"]))
-                         for t in m["volume"]["by_token"]], title="Volume by token"))
+        out.print(
+            table(
+                ["token", "mint", "payments", "volume", "average per call"],
+                [
+                    (
+                        mint_symbol(st, t["mint"]),
+                        t["mint"],
+                        f"{t['payments']:,}",
+                        unit(t["total"], t["total_atomic"]),
+                        unit(t["average"], t["average_atomic"]),
+                    )
+                    for t in m["volume"]["by_token"]
+                ],
+                title="Volume by token",
+            )
+        )
     if m["agents"]["top_earners"]:
-        out.print(table(["agent", "name", "calls", "earnings"],
-                        [(e["agent"], e["name"] or short(e["agent"]), f"{e['calls']:,}",
-                          f"{unit(e['earnings'], e['earnings_atomic'])} {mint_symbol(st, e['mint'])}")
-                         for e in m["agents"]["top_earners"]], title="Top earners"))
+        out.print(
+            table(
+                ["agent", "name", "calls", "earnings"],
+                [
+                    (
+                        e["agent"],
+                        e["name"] or short(e["agent"]),
+                        f"{e['calls']:,}",
+                        f"{unit(e['earnings'], e['earnings_atomic'])} {mint_symbol(st, e['mint'])}",
+                    )
+                    for e in m["agents"]["top_earners"]
+                ],
+                title="Top earners",
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

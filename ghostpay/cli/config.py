@@ -9,9 +9,12 @@ from ghostpay.cli.context import ENV, CliError, check_setting, state
 from ghostpay.cli.guards import TABLE as GUARDS, check_guard, guard_settings, is_guard_key
 from ghostpay.cli.output import emit, table
 
-app = typer.Typer(help="Read and write the ghost config file (settings under the command-line options and "
-                       "GHOST_* variables, and the x402.* spending guards).", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Read and write the ghost config file (settings under the command-line options and "
+    "GHOST_* variables, and the x402.* spending guards).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 KEY_HELP = f"One of: {', '.join(ENV)}, or an x402.* spending guard (e.g. x402.daily_budget, see 'ghost x402 spending')."
 
 
@@ -36,8 +39,7 @@ def get(ctx: typer.Context, key: str | None = typer.Argument(None, help=KEY_HELP
     if key is not None and is_guard_key(key):
         name, _ = check_guard(key, "0")
         found = guards.get(name)
-        emit(st, {key: found, "source": "default" if found is None else "config"},
-             lambda out: out.print(found or ""))
+        emit(st, {key: found, "source": "default" if found is None else "config"}, lambda out: out.print(found or ""))
         return
     if key is not None:
         if key not in ENV:
@@ -46,16 +48,22 @@ def get(ctx: typer.Context, key: str | None = typer.Argument(None, help=KEY_HELP
         emit(st, {key: value, "source": settings.sources[key]}, lambda out: out.print("" if value is None else value))
         return
     data = {k: {"value": getattr(settings, k), "source": settings.sources[k], "env": ENV[k]} for k in ENV}
-    emit(st, {"settings": data, GUARDS: guards, "path": str(config_path())}, lambda out: out.print(
-        table(["setting", "value", "from", "environment variable"],
-              [(k, "" if v["value"] is None else v["value"], v["source"], v["env"]) for k, v in data.items()]
-              + [(f"{GUARDS}.{k}", v, "config", "") for k, v in guards.items()],
-              title=f"ghost settings ({config_path()})")))
+    emit(
+        st,
+        {"settings": data, GUARDS: guards, "path": str(config_path())},
+        lambda out: out.print(
+            table(
+                ["setting", "value", "from", "environment variable"],
+                [(k, "" if v["value"] is None else v["value"], v["source"], v["env"]) for k, v in data.items()]
+                + [(f"{GUARDS}.{k}", v, "config", "") for k, v in guards.items()],
+                title=f"ghost settings ({config_path()})",
+            )
+        ),
+    )
 
 
 @app.command("set")
-def set_(ctx: typer.Context, key: str = typer.Argument(..., help=KEY_HELP),
-         value: str = typer.Argument(...)) -> None:
+def set_(ctx: typer.Context, key: str = typer.Argument(..., help=KEY_HELP), value: str = typer.Argument(...)) -> None:
     """Save a setting in the config file.
 
     Example: ghost config set url devnet, or ghost config set x402.daily_budget 5   (a spending guard: 5

@@ -35,10 +35,22 @@ T = TypeVar("T")
 
 CONFIRM_TIMEOUT_ENV = "GHOST_CONFIRM_TIMEOUT"
 DEFAULT_CONFIRM_TIMEOUT = 30.0
-ENV = {"url": "GHOST_URL", "keypair": "GHOST_KEYPAIR", "commitment": "GHOST_COMMITMENT",
-       "program_id": "GHOST_PROGRAM_ID", "output": "GHOST_OUTPUT", "db": "GHOST_DB"}
-DEFAULTS: dict[str, str | None] = {"url": "localnet", "keypair": None, "commitment": "confirmed",
-                                   "program_id": None, "output": "text", "db": None}
+ENV = {
+    "url": "GHOST_URL",
+    "keypair": "GHOST_KEYPAIR",
+    "commitment": "GHOST_COMMITMENT",
+    "program_id": "GHOST_PROGRAM_ID",
+    "output": "GHOST_OUTPUT",
+    "db": "GHOST_DB",
+}
+DEFAULTS: dict[str, str | None] = {
+    "url": "localnet",
+    "keypair": None,
+    "commitment": "confirmed",
+    "program_id": None,
+    "output": "text",
+    "db": None,
+}
 URL_MONIKERS = ("l", "localhost", "localnet", "d", "devnet", "m", "mainnet-beta", "mainnet")  # ghostpay.cluster's
 CHOICES = {"commitment": ("processed", "confirmed", "finalized"), "output": ("text", "json")}
 HELP = {
@@ -53,13 +65,17 @@ HELP = {
 
 # settings ------------------------------------------------------------------------------------------------
 
+
 def check_setting(key: str, value: str) -> str:
     if key not in ENV:
         raise CliError(f"unknown setting {key!r}; settings are: {', '.join(ENV)}", 2)
     if key in CHOICES and value not in CHOICES[key]:
         raise CliError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}", 2)
-    if key == "url" and value.strip().lower() not in URL_MONIKERS and \
-            not value.strip().startswith(("http://", "https://")):
+    if (
+        key == "url"
+        and value.strip().lower() not in URL_MONIKERS
+        and not value.strip().startswith(("http://", "https://"))
+    ):
         raise CliError(f"url must be an http(s):// URL or a moniker ({', '.join(URL_MONIKERS)}), not {value!r}", 2)
     if key == "program_id":
         from ghostpay.cli.params import looks_like_pubkey
@@ -70,6 +86,7 @@ def check_setting(key: str, value: str) -> str:
 
 
 # the state every command gets ----------------------------------------------------------------------------
+
 
 @dataclass
 class Settings:
@@ -142,8 +159,10 @@ class State:
     def missing_keypair(self, path: Path, other: str = "") -> CliError:
         """The one-line error for a keypair file that is not there, naming what to do instead."""
         create = "ghost keygen" if self.settings.keypair is None else f"ghost keygen --outfile {path}"
-        return CliError(f"keypair file {path} not found; create it with '{create}', or pass -k/--keypair FILE "
-                        f"or set GHOST_KEYPAIR{other}")
+        return CliError(
+            f"keypair file {path} not found; create it with '{create}', or pass -k/--keypair FILE "
+            f"or set GHOST_KEYPAIR{other}"
+        )
 
     def wallet_address(self, other: str = "") -> Pubkey:
         """The -k wallet's address (the keypair file's public key)."""
@@ -175,18 +194,26 @@ class State:
             from ghostpay.spending import GuardedWallet
 
             guards = GuardedWallet(spending_guards(self))
-        return GhostPayClient(self.settings.url, keypair, commitment=Commitment(self.settings.commitment),
-                              program_id=self.settings.program_id, guards=guards, on_send=self._on_send,
-                              confirm_timeout=confirm_timeout())
+        return GhostPayClient(
+            self.settings.url,
+            keypair,
+            commitment=Commitment(self.settings.commitment),
+            program_id=self.settings.program_id,
+            guards=guards,
+            on_send=self._on_send,
+            confirm_timeout=confirm_timeout(),
+        )
 
     def _on_send(self, signature: object, last_valid_block_height: int | None, transaction: bytes) -> None:
         self.sent.append(str(signature))
         if self.journal is not None:
             self.journal.sent(signature, last_valid_block_height, transaction)
 
-    def run(self, work: Callable[[GhostPayClient], Awaitable[T]], *, signer: bool = True,
-            status: str | None = None) -> T:
+    def run(
+        self, work: Callable[[GhostPayClient], Awaitable[T]], *, signer: bool = True, status: str | None = None
+    ) -> T:
         """Open the client, run `work(client)` on a fresh event loop, close it; errors become one line."""
+
         async def main() -> T:
             async with self.client(signer=signer) as gp:
                 with self.spinner(status):
@@ -199,8 +226,9 @@ class State:
         except KeyboardInterrupt:
             if not self.sent:
                 raise
-            raise CliError(f"interrupted after sending transaction {self.sent[-1]}{self._pending_hint()}",
-                           130) from None
+            raise CliError(
+                f"interrupted after sending transaction {self.sent[-1]}{self._pending_hint()}", 130
+            ) from None
         except Exception as exc:
             from ghostpay.exceptions import UnknownTokenLabel
             from ghostpay.spending import GUARD_TOKEN
@@ -218,8 +246,11 @@ class State:
             if refused is not None:
                 described = (refused, 1)
             if isinstance(exc, TokenNotAccepted):
-                described = (described[0].removesuffix("; nothing was paid")
-                             + "; pass one of those with --token, or leave --token out; nothing was paid", 1)
+                described = (
+                    described[0].removesuffix("; nothing was paid")
+                    + "; pass one of those with --token, or leave --token out; nothing was paid",
+                    1,
+                )
             if isinstance(exc, OutcomeUnknown):
                 described = (described[0] + self._pending_hint(), described[1])
             raise CliError(*described) from exc
@@ -228,11 +259,15 @@ class State:
         """How to learn the outcome of what was sent, and how to retry safely."""
         hint = f"; check it with 'ghost confirm {self.sent[-1]}'" if self.sent else ""
         if self.journal is not None and self.journal.reference:
-            hint += (f"; reference {self.journal.reference}: run the same command again to retry, it checks "
-                     "first and cannot pay twice")
+            hint += (
+                f"; reference {self.journal.reference}: run the same command again to retry, it checks "
+                "first and cannot pay twice"
+            )
         elif self.journal is not None and self.journal.order_id is not None:
-            hint += (f"; order id {self.journal.order_id}: run the same command again to retry, it checks "
-                     "first and cannot create the order twice")
+            hint += (
+                f"; order id {self.journal.order_id}: run the same command again to retry, it checks "
+                "first and cannot create the order twice"
+            )
         return hint
 
     def jsonrpc(self, method: str, *params: Any, hint: str = "") -> Any:
@@ -319,8 +354,9 @@ def confirm_timeout() -> float:
     try:
         return float(os.environ.get(CONFIRM_TIMEOUT_ENV) or DEFAULT_CONFIRM_TIMEOUT)
     except ValueError:
-        raise CliError(f"{CONFIRM_TIMEOUT_ENV} is a number of seconds, not {os.environ[CONFIRM_TIMEOUT_ENV]!r}",
-                       2) from None
+        raise CliError(
+            f"{CONFIRM_TIMEOUT_ENV} is a number of seconds, not {os.environ[CONFIRM_TIMEOUT_ENV]!r}", 2
+        ) from None
 
 
 def state(ctx: typer.Context) -> State:
@@ -332,6 +368,7 @@ def state(ctx: typer.Context) -> State:
 
 
 # errors -------------------------------------------------------------------------------------------------
+
 
 def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
     """One line saying what went wrong and what to do, and the exit status; None for a bug."""
@@ -355,12 +392,16 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
     if isinstance(exc, gx.AccountNotFound) and getattr(exc, "agent_id", None):
         return f"{exc}; list yours with 'ghost agent list'", 1
     if isinstance(exc, gx.AccountNotFound):
-        hint = {"agent": "; check the address, or list agents with 'ghost agent list --owner OWNER'",
-                "mint": "; check the token mint address (and the cluster, -u)"}.get(exc.what, "")
+        hint = {
+            "agent": "; check the address, or list agents with 'ghost agent list --owner OWNER'",
+            "mint": "; check the token mint address (and the cluster, -u)",
+        }.get(exc.what, "")
         return f"{exc}{hint}", 1
     if isinstance(exc, gx.OutcomeUnknown):
-        return (f"OutcomeUnknown: transaction {exc.signature} was sent but the RPC at {url} did not say whether "
-                f"it landed", 1)
+        return (
+            f"OutcomeUnknown: transaction {exc.signature} was sent but the RPC at {url} did not say whether it landed",
+            1,
+        )
     if isinstance(exc, gx.TransactionTimeout):
         return f"{exc}; it may still land: check it with 'ghost confirm {exc.signature}'", 1
     if isinstance(exc, gx.AlreadyProcessed):
@@ -370,8 +411,9 @@ def describe(exc: BaseException, url: str = "") -> tuple[str, int] | None:
         detail = str(getattr(exc.err, "err", exc.err))
         if exc.instruction_index is not None:
             failed = [line.split("Error: ", 1)[1] for line in exc.logs if "Program log: Error: " in line]
-            detail = f"instruction {exc.instruction_index} failed: " + (failed[-1] if failed else
-                                                                         detail.removeprefix(f"{inner}(").rstrip(")"))
+            detail = f"instruction {exc.instruction_index} failed: " + (
+                failed[-1] if failed else detail.removeprefix(f"{inner}(").rstrip(")")
+            )
         return f"the transaction failed: {detail}; run with --verbose for the program logs", 1
     if isinstance(exc, gx.GhostPayError):
         return str(exc), 1
@@ -386,12 +428,12 @@ def with_values(message: str) -> str:
 
     values = limits()
     message = re.sub(r"\bMIN and MAX_(\w+)", r"MIN_\1 and MAX_\1", message)
+
     def value(match: re.Match[str]) -> str:
         name = match.group(0)
         if name not in values:
             return name
-        unit = " s" if name.endswith("_SECONDS") else " atomic units" if name.endswith(("_AMOUNT", "_PER_CALL")) \
-            else ""
+        unit = " s" if name.endswith("_SECONDS") else " atomic units" if name.endswith(("_AMOUNT", "_PER_CALL")) else ""
         return f"{values[name]:,}{unit}"
 
     return re.sub(r"\b(MIN|MAX)_[A-Z_]+\b", value, message)
@@ -414,12 +456,14 @@ def unreachable(url: str, detail: str) -> str:
     except ValueError:
         local = False
     if local:
-        return f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' " \
-               "or pass -u/--url"
-    return (f"cannot reach the Solana RPC at {url} ({detail}); check the network connection and the URL "
-            "(-u/--url), or work on a local chain: 'ghost localnet start --detach', then -u localnet")
-
-
+        return (
+            f"cannot reach the Solana RPC at {url} ({detail}); start one with 'ghost localnet start --detach' "
+            "or pass -u/--url"
+        )
+    return (
+        f"cannot reach the Solana RPC at {url} ({detail}); check the network connection and the URL "
+        "(-u/--url), or work on a local chain: 'ghost localnet start --detach', then -u localnet"
+    )
 
 
 def spending_refusal(state: State, exc: BaseException) -> str | None:
@@ -438,11 +482,16 @@ def spending_refusal(state: State, exc: BaseException) -> str | None:
     if isinstance(exc, BudgetExceeded):
         key = f"x402.{BUDGET_NAMES[exc.window]}_budget.{label}"  # the config keys: x402.daily_budget, ...
         left = max(Decimal(str(exc.limit)) - Decimal(str(exc.spent)), Decimal(0))
-        return (f"paying {money(exc.amount)} would exceed the {BUDGET_NAMES[exc.window]} budget of "
-                f"{money(exc.limit)} ({money(left)} left); raise it with 'ghost config set {key} AMOUNT'"
-                + ("" if exc.window == "total" else " or wait for the window to pass") + "; nothing was paid")
-    return (f"the price {money(exc.amount)} is over the per-call maximum {money(exc.maximum)}; allow it with "
-            f"--max-price or 'ghost config set x402.max_price.{label} AMOUNT'; nothing was paid")
+        return (
+            f"paying {money(exc.amount)} would exceed the {BUDGET_NAMES[exc.window]} budget of "
+            f"{money(exc.limit)} ({money(left)} left); raise it with 'ghost config set {key} AMOUNT'"
+            + ("" if exc.window == "total" else " or wait for the window to pass")
+            + "; nothing was paid"
+        )
+    return (
+        f"the price {money(exc.amount)} is over the per-call maximum {money(exc.maximum)}; allow it with "
+        f"--max-price or 'ghost config set x402.max_price.{label} AMOUNT'; nothing was paid"
+    )
 
 
 def unreachable_service(exc: BaseException) -> str | None:
@@ -455,9 +504,12 @@ def unreachable_service(exc: BaseException) -> str | None:
         target = str(exc.request.url)
     except RuntimeError:  # raised without its request
         target = "the server"
-    what = {httpx.ConnectError: "nothing accepts connections there", httpx.ConnectTimeout: "the connection timed out",
-            httpx.ReadTimeout: "it did not answer in time",
-            httpx.RemoteProtocolError: "it closed the connection without an answer"}[type(exc)]
+    what = {
+        httpx.ConnectError: "nothing accepts connections there",
+        httpx.ConnectTimeout: "the connection timed out",
+        httpx.ReadTimeout: "it did not answer in time",
+        httpx.RemoteProtocolError: "it closed the connection without an answer",
+    }[type(exc)]
     return f"cannot reach {target}: {what} ({exc or type(exc).__name__}); check the URL and that the server runs"
 
 
@@ -472,8 +524,7 @@ def report(exc: BaseException, verbose: bool, url: str = "") -> int:
         if logs:
             print("program logs:\n  " + "\n  ".join(logs), file=sys.stderr)
     if described is None:
-        message, code = (f"internal error: {type(exc).__name__}: {exc}; "
-                         "run again with --verbose and report it"), 1
+        message, code = (f"internal error: {type(exc).__name__}: {exc}; run again with --verbose and report it"), 1
     else:
         message, code = described
     print(f"error: {one_line(message)}", file=sys.stderr)

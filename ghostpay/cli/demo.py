@@ -58,8 +58,19 @@ def temporary_localnet() -> Iterator[str]:
 def session_environment(folder: Path, url: str) -> Iterator[None]:
     """The demo's own settings: its RPC URL, a config file and data folder of its own (the user's config is
     never touched), commands run from `folder` so keypair paths stay short."""
-    saved_env = {k: os.environ.get(k) for k in ("GHOST_URL", "GHOST_CONFIG", "GHOSTPAY_HOME", "GHOST_KEYPAIR",
-                                                "GHOST_OUTPUT", "GHOST_DB", "GHOST_COMMITMENT", "GHOST_PROGRAM_ID")}
+    saved_env = {
+        k: os.environ.get(k)
+        for k in (
+            "GHOST_URL",
+            "GHOST_CONFIG",
+            "GHOSTPAY_HOME",
+            "GHOST_KEYPAIR",
+            "GHOST_OUTPUT",
+            "GHOST_DB",
+            "GHOST_COMMITMENT",
+            "GHOST_PROGRAM_ID",
+        )
+    }
     saved_cwd = os.getcwd()
     for key in saved_env:
         os.environ.pop(key, None)
@@ -93,8 +104,10 @@ class Session:
         out, err = io.StringIO(), io.StringIO()
         if not self.json:
             self.show(note, command)
-        with contextlib.redirect_stderr(err), \
-                (contextlib.redirect_stdout(out) if self.json else contextlib.nullcontext()):
+        with (
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(out) if self.json else contextlib.nullcontext(),
+        ):
             code = self.ghost(["--output", "json", *argv] if self.json else argv, standalone_mode=False)
         if code == 130:  # Ctrl-C inside the command: stop the whole session
             raise KeyboardInterrupt
@@ -154,8 +167,13 @@ def background_ghost(run: Session, note: str, args: list[str], ready_url: str) -
     if not run.json:
         run.show(note, command)
     run.steps.append({"note": note, "command": command, "output": None})
-    process = start_attached_child(python_module_command("ghostpay.cli.main", *args), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = start_attached_child(
+        python_module_command("ghostpay.cli.main", *args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -185,21 +203,56 @@ def buy_over_http(run: Session, summarizer: str) -> None:
     facilitator = f"http://127.0.0.1:{fee_port}"
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(upstream_service())
-        stack.enter_context(background_ghost(
-            run, "a facilitator pays the fees of x402 payments (and the one-time rent of a buyer's PayerStats)",
-            ["-k", "facilitator.json", "facilitator", "start", "--port", str(fee_port), "--db", "facilitator.db"],
-            f"{facilitator}/health"))
-        stack.enter_context(background_ghost(
-            run, "the summarizer sells its plain HTTP service at its on-chain price, through an x402 proxy",
-            ["-k", "summarizer.json", "x402", "proxy", "--agent", summarizer, "--upstream", upstream,
-             "--port", str(proxy_port), "--facilitator", facilitator, "--create-payee-accounts"],
-            f"http://127.0.0.1:{proxy_port}/"))
-        run("the buyer's spending guard: at most 1 USDC a day over x402", "config", "set",
-            "x402.daily_budget.USDC", "1")
-        run("buy one summary over HTTP: 402, pay (recorded in the same transaction), 200, rate it",
-            "x402", "call", f"http://127.0.0.1:{proxy_port}/summarize", "-X", "POST", "--json",
-            json.dumps({"text": "GhostPay lets AI agents pay each other per call on Solana."}), "--token", "USDC",
-            "--max-price", "0.05", "--feedback", "auto", keypair="buyer.json")
+        stack.enter_context(
+            background_ghost(
+                run,
+                "a facilitator pays the fees of x402 payments (and the one-time rent of a buyer's PayerStats)",
+                ["-k", "facilitator.json", "facilitator", "start", "--port", str(fee_port), "--db", "facilitator.db"],
+                f"{facilitator}/health",
+            )
+        )
+        stack.enter_context(
+            background_ghost(
+                run,
+                "the summarizer sells its plain HTTP service at its on-chain price, through an x402 proxy",
+                [
+                    "-k",
+                    "summarizer.json",
+                    "x402",
+                    "proxy",
+                    "--agent",
+                    summarizer,
+                    "--upstream",
+                    upstream,
+                    "--port",
+                    str(proxy_port),
+                    "--facilitator",
+                    facilitator,
+                    "--create-payee-accounts",
+                ],
+                f"http://127.0.0.1:{proxy_port}/",
+            )
+        )
+        run(
+            "the buyer's spending guard: at most 1 USDC a day over x402", "config", "set", "x402.daily_budget.USDC", "1"
+        )
+        run(
+            "buy one summary over HTTP: 402, pay (recorded in the same transaction), 200, rate it",
+            "x402",
+            "call",
+            f"http://127.0.0.1:{proxy_port}/summarize",
+            "-X",
+            "POST",
+            "--json",
+            json.dumps({"text": "GhostPay lets AI agents pay each other per call on Solana."}),
+            "--token",
+            "USDC",
+            "--max-price",
+            "0.05",
+            "--feedback",
+            "auto",
+            keypair="buyer.json",
+        )
         run("what the guard has left", "x402", "spending", keypair="buyer.json")
 
 
@@ -222,8 +275,7 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
     from ghostpay.pda import agent_address, work_order_address
 
     who = wallets(folder, ["translator", "summarizer", "buyer", "arbiter", "facilitator"])
-    agents = {name: str(agent_address(Pubkey.from_string(who[name]), name)[0]) for name in ("translator",
-                                                                                          "summarizer")}
+    agents = {name: str(agent_address(Pubkey.from_string(who[name]), name)[0]) for name in ("translator", "summarizer")}
     order = str(work_order_address(Pubkey.from_string(who["buyer"]), ORDER_ID)[0])
     references = [os.urandom(32).hex() for _ in range(3)]
     db = "index.db"  # commands run in `folder`
@@ -231,46 +283,181 @@ def run_session(url: str, folder: Path, run: Session) -> dict[str, Any]:
     for name in ("translator", "summarizer", "buyer", "arbiter", "facilitator"):
         run(f"fund the {name}'s wallet with SOL for fees", "airdrop", "2", keypair=f"{name}.json")
     for symbol in ("USDC", "EURC"):
-        run(f"a {symbol}-like test mint (6 decimals); the buyer gets 100", "test-mint", "--symbol", symbol, "--fund",
-            who["buyer"], "--amount", "100", keypair="buyer.json")
-    run("provider 1 registers with a price in each token it accepts, in one transaction", "agent", "register",
-        "translator", "--name", "Translator", "-d", "English <-> French, per call", "-c", "translate,summarize",
-        "--tokens", "USDC=0.01,EURC=0.01", "--endpoint", "https://translator.example/x402", "--yes",
-        keypair="translator.json")
-    run("provider 2 takes USDC only", "agent", "register", "summarizer", "--name", "Summarizer", "-c", "summarize",
-        "--tokens", "USDC=0.02", "--endpoint", "https://summarizer.example/x402", "--yes",
-        keypair="summarizer.json")
-    run("the buyer discovers agents that summarize for at most 0.05 USDC a call", "agent", "search",
-        "--x402-enabled", "--capability", "summarize", "--token", "USDC", "--max-price", "0.05", "--sort", "price")
-    run("dry run of one paid call: compute units, fee, nothing spent", "payment", "simulate", "--agent",
-        agents["translator"], keypair="buyer.json")
-    for agent, reference, token in ((agents["translator"], references[0], "USDC"),
-                                    (agents["translator"], references[1], "EURC"),
-                                    (agents["summarizer"], references[2], "USDC")):
-        run(f"pay one call in {token} at the agent's {token} price: TransferChecked + record_x402_payment",
-            "payment", "send", "--agent", agent, "--token", token, "--reference", reference, keypair="buyer.json")
-    run("the seller (or anyone) finds the payment by its reference (its transaction is the receipt)", "payment",
-        "verify", "--agent", agents["translator"], "--reference", references[0])
-    for agent, reference, rating, ms in ((agents["translator"], references[0], "5", "420"),
-                                         (agents["translator"], references[1], "4", "900"),
-                                         (agents["summarizer"], references[2], "3", "2500")):
-        run("rate the paid call (once, as its payer)", "payment", "feedback", "--agent", agent, "--reference",
-            reference, "--rating", rating, "--response-time", ms, keypair="buyer.json")
-    run("hire the translator through escrow: 5 USDC into a vault", "escrow", "create", "--agent",
-        agents["translator"], "--amount", "5", "--title", "Translate the user manual", "--arbiter", who["arbiter"],
-        "--deadline", "7d", "--review-period", "1d", "--order-id", str(ORDER_ID), keypair="buyer.json")
-    run("the provider accepts the job and agrees to its arbiter", "escrow", "accept", order, "--arbiter",
-        who["arbiter"], keypair="translator.json")
-    run("and delivers it (a URI and the content's SHA-256)", "escrow", "deliver", order, "--uri",
-        "https://translator.example/out/manual-fr.pdf", "--hash", "5e" * 32, keypair="translator.json")
-    run("the buyer releases the payment: the work order completes", "escrow", "release", order,
-        keypair="buyer.json")
+        run(
+            f"a {symbol}-like test mint (6 decimals); the buyer gets 100",
+            "test-mint",
+            "--symbol",
+            symbol,
+            "--fund",
+            who["buyer"],
+            "--amount",
+            "100",
+            keypair="buyer.json",
+        )
+    run(
+        "provider 1 registers with a price in each token it accepts, in one transaction",
+        "agent",
+        "register",
+        "translator",
+        "--name",
+        "Translator",
+        "-d",
+        "English <-> French, per call",
+        "-c",
+        "translate,summarize",
+        "--tokens",
+        "USDC=0.01,EURC=0.01",
+        "--endpoint",
+        "https://translator.example/x402",
+        "--yes",
+        keypair="translator.json",
+    )
+    run(
+        "provider 2 takes USDC only",
+        "agent",
+        "register",
+        "summarizer",
+        "--name",
+        "Summarizer",
+        "-c",
+        "summarize",
+        "--tokens",
+        "USDC=0.02",
+        "--endpoint",
+        "https://summarizer.example/x402",
+        "--yes",
+        keypair="summarizer.json",
+    )
+    run(
+        "the buyer discovers agents that summarize for at most 0.05 USDC a call",
+        "agent",
+        "search",
+        "--x402-enabled",
+        "--capability",
+        "summarize",
+        "--token",
+        "USDC",
+        "--max-price",
+        "0.05",
+        "--sort",
+        "price",
+    )
+    run(
+        "dry run of one paid call: compute units, fee, nothing spent",
+        "payment",
+        "simulate",
+        "--agent",
+        agents["translator"],
+        keypair="buyer.json",
+    )
+    for agent, reference, token in (
+        (agents["translator"], references[0], "USDC"),
+        (agents["translator"], references[1], "EURC"),
+        (agents["summarizer"], references[2], "USDC"),
+    ):
+        run(
+            f"pay one call in {token} at the agent's {token} price: TransferChecked + record_x402_payment",
+            "payment",
+            "send",
+            "--agent",
+            agent,
+            "--token",
+            token,
+            "--reference",
+            reference,
+            keypair="buyer.json",
+        )
+    run(
+        "the seller (or anyone) finds the payment by its reference (its transaction is the receipt)",
+        "payment",
+        "verify",
+        "--agent",
+        agents["translator"],
+        "--reference",
+        references[0],
+    )
+    for agent, reference, rating, ms in (
+        (agents["translator"], references[0], "5", "420"),
+        (agents["translator"], references[1], "4", "900"),
+        (agents["summarizer"], references[2], "3", "2500"),
+    ):
+        run(
+            "rate the paid call (once, as its payer)",
+            "payment",
+            "feedback",
+            "--agent",
+            agent,
+            "--reference",
+            reference,
+            "--rating",
+            rating,
+            "--response-time",
+            ms,
+            keypair="buyer.json",
+        )
+    run(
+        "hire the translator through escrow: 5 USDC into a vault",
+        "escrow",
+        "create",
+        "--agent",
+        agents["translator"],
+        "--amount",
+        "5",
+        "--title",
+        "Translate the user manual",
+        "--arbiter",
+        who["arbiter"],
+        "--deadline",
+        "7d",
+        "--review-period",
+        "1d",
+        "--order-id",
+        str(ORDER_ID),
+        keypair="buyer.json",
+    )
+    run(
+        "the provider accepts the job and agrees to its arbiter",
+        "escrow",
+        "accept",
+        order,
+        "--arbiter",
+        who["arbiter"],
+        keypair="translator.json",
+    )
+    run(
+        "and delivers it (a URI and the content's SHA-256)",
+        "escrow",
+        "deliver",
+        order,
+        "--uri",
+        "https://translator.example/out/manual-fr.pdf",
+        "--hash",
+        "5e" * 32,
+        keypair="translator.json",
+    )
+    run("the buyer releases the payment: the work order completes", "escrow", "release", order, keypair="buyer.json")
     buy_over_http(run, agents["summarizer"])
-    run("index the chain's GhostPay events into SQLite", "--db", db, "indexer", "run", "--once", "--log-level",
-        "warning")
+    run(
+        "index the chain's GhostPay events into SQLite",
+        "--db",
+        db,
+        "indexer",
+        "run",
+        "--once",
+        "--log-level",
+        "warning",
+    )
     run("payment history, from the indexer", "--db", db, "agent", "payment-history", agents["translator"])
-    run("the reputation table, from the indexer", "--db", db, "agent", "search", "--x402-enabled", "--sort",
-        "reputation")
+    run(
+        "the reputation table, from the indexer",
+        "--db",
+        db,
+        "agent",
+        "search",
+        "--x402-enabled",
+        "--sort",
+        "reputation",
+    )
     run("how the translator's score is made", "agent", "reputation", agents["translator"], "--detailed")
     return {"wallets": who, "agents": agents, "references": references, "work_order": order}
 
@@ -281,12 +468,18 @@ def check_reachable(url: str) -> None:
     try:
         httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise DemoError(f"cannot reach a Solana RPC at {url}: {exc}; drop -u/--url to use a throwaway localnet") \
-            from exc
+        raise DemoError(
+            f"cannot reach a Solana RPC at {url}: {exc}; drop -u/--url to use a throwaway localnet"
+        ) from exc
 
 
-def run_demo(ghost: Callable[..., Any], url: str | None, json_output: bool, show: Callable[[str, str], None],
-             then: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+def run_demo(
+    ghost: Callable[..., Any],
+    url: str | None,
+    json_output: bool,
+    show: Callable[[str, str], None],
+    then: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
     """The whole main job on `url`, or on a throwaway localnet started and stopped here, through `ghost`
     (the root command: `ctx.find_root().command`); `then(rpc_url, index_url)` runs before the localnet and
     the session folder go (the dashboard, until Ctrl-C)."""

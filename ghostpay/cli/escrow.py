@@ -38,9 +38,11 @@ from ghostpay.cli.output import (
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient, TxResult, WorkOrderInfo
 
-app = typer.Typer(help="Hire agents through token escrow: work orders from creation to payment.",
-                  no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Hire agents through token escrow: work orders from creation to payment.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 ORDER_ARGUMENT = typer.Argument(..., help="The work order's address.")
 STATUSES = ("Created", "Accepted", "Submitted", "Rejected", "Disputed")  # the live ones
@@ -50,19 +52,32 @@ def order_json(st: Any, o: WorkOrderInfo) -> dict[str, Any]:
     from ghostpay.cli.output import jsonable
 
     data = jsonable(o)
-    data.update(token_symbol=mint_symbol(st, o.mint), rejected_at=o.account.rejected_at, ruling_due=o.ruling_due,
-                explorer=explorer_url("address", o.address, st.rpc_url))
+    data.update(
+        token_symbol=mint_symbol(st, o.mint),
+        rejected_at=o.account.rejected_at,
+        ruling_due=o.ruling_due,
+        explorer=explorer_url("address", o.address, st.rpc_url),
+    )
     return data
 
 
 def order_rows(st: Any, o: WorkOrderInfo) -> list[tuple[str, str]]:
     symbol = mint_symbol(st, o.mint)
-    rows = [("work order", str(o.address)), ("explorer", explorer_url("address", o.address, st.rpc_url)),
-            ("title", o.title), ("status", o.status), ("amount", format_amount(o.amount, symbol)),
-            ("released", format_amount(o.released, symbol)), ("in escrow", format_amount(o.remaining, symbol)),
-            ("client", str(o.client)), ("agent", str(o.agent)), ("provider", str(o.provider_owner)),
-            ("arbiter", str(o.arbiter)), ("deadline", when(o.deadline)),
-            ("review period", span(o.review_period_seconds))]
+    rows = [
+        ("work order", str(o.address)),
+        ("explorer", explorer_url("address", o.address, st.rpc_url)),
+        ("title", o.title),
+        ("status", o.status),
+        ("amount", format_amount(o.amount, symbol)),
+        ("released", format_amount(o.released, symbol)),
+        ("in escrow", format_amount(o.remaining, symbol)),
+        ("client", str(o.client)),
+        ("agent", str(o.agent)),
+        ("provider", str(o.provider_owner)),
+        ("arbiter", str(o.arbiter)),
+        ("deadline", when(o.deadline)),
+        ("review period", span(o.review_period_seconds)),
+    ]
     rows += [("description", o.description)] if o.description else []
     rows += [("requirements", "; ".join(o.requirements))] if o.requirements else []
     if o.deliverable_uri:
@@ -75,8 +90,13 @@ def order_rows(st: Any, o: WorkOrderInfo) -> list[tuple[str, str]]:
     return rows
 
 
-def order_tx(ctx: typer.Context, order: str, action: str,
-             call: Callable[[GhostPayClient, Any], Awaitable[TxResult]], **extra: Any) -> None:
+def order_tx(
+    ctx: typer.Context,
+    order: str,
+    action: str,
+    call: Callable[[GhostPayClient, Any], Awaitable[TxResult]],
+    **extra: Any,
+) -> None:
     """Run one work-order transaction and print it, with the order's state after (if it is still open)."""
     st = state(ctx)
     address = params.pubkey(order, "work order address")
@@ -92,10 +112,12 @@ def order_tx(ctx: typer.Context, order: str, action: str,
 
     result, after = st.run(work, status=f"{action[:1].upper()}{action[1:]}…")
     status = after.status if after is not None else "closed"
-    data = tx_data(st, action, result.signature, result.compute_units, work_order=str(address), status=status,
-                   **extra)
-    print_tx(st, data, [("work order", str(address)), ("status", status)] +
-             [(k.replace("_", " "), str(v)) for k, v in extra.items()])
+    data = tx_data(st, action, result.signature, result.compute_units, work_order=str(address), status=status, **extra)
+    print_tx(
+        st,
+        data,
+        [("work order", str(address)), ("status", status)] + [(k.replace("_", " "), str(v)) for k, v in extra.items()],
+    )
 
 
 async def landed(gp: GhostPayClient, signatures: list[str]) -> bool:
@@ -114,13 +136,16 @@ def create(
     amount: str = typer.Option(..., "--amount", help="Whole tokens put in escrow."),
     title: str = typer.Option(..., "--title", help="What the job is (1-100 bytes)."),
     arbiter: str = typer.Option(..., "--arbiter", help="Who settles a dispute (neither party)."),
-    deadline: str = typer.Option("7d", "--deadline", help="Delivery deadline: a duration from now (7d, 12h), "
-                                                          "an ISO date-time with a zone, or unix seconds."),
-    review_period: str = typer.Option("3d", "--review-period", help="How long the client has to review a "
-                                                                    "delivery before the provider may claim."),
+    deadline: str = typer.Option(
+        "7d",
+        "--deadline",
+        help="Delivery deadline: a duration from now (7d, 12h), an ISO date-time with a zone, or unix seconds.",
+    ),
+    review_period: str = typer.Option(
+        "3d", "--review-period", help="How long the client has to review a delivery before the provider may claim."
+    ),
     description: str = typer.Option("", "--description", "-d", help="Up to 512 bytes."),
-    requirement: list[str] | None = typer.Option(None, "--requirement", "-r", help="Repeat for each (at most "
-                                                                                      "10)."),
+    requirement: list[str] | None = typer.Option(None, "--requirement", "-r", help="Repeat for each (at most 10)."),
     token: str | None = typer.Option(None, "--token", "-t", help="Mint (default: the agent's first token)."),
     order_id: int | None = typer.Option(None, "--order-id", min=0, max=2**64 - 1, help="u64 (default: random)."),
 ) -> None:
@@ -153,11 +178,19 @@ def create(
         if not provider.accepted_tokens and mint is None:
             raise CliError(f"agent {provider.address} lists no accepted token: pass --token MINT", 2)
         mint_info = await gp.get_mint(mint or provider.accepted_tokens[0])
-        params.in_token_range(value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount",
-                              mint_symbol(st, mint_info.address))
-        command = {"chain": await gp.genesis_hash(), "wallet": str(gp.wallet), "agent": str(gp.agent_address(ref)),
-                   "amount": str(value), "token": None if mint is None else str(mint), "title": title,
-                   "arbiter": str(arbiter_key), "order_id": order_id}
+        params.in_token_range(
+            value, mint_info.decimals, "WORK_ORDER_AMOUNT", "--amount", mint_symbol(st, mint_info.address)
+        )
+        command = {
+            "chain": await gp.genesis_hash(),
+            "wallet": str(gp.wallet),
+            "agent": str(gp.agent_address(ref)),
+            "amount": str(value),
+            "token": None if mint is None else str(mint),
+            "title": title,
+            "arbiter": str(arbiter_key),
+            "order_id": order_id,
+        }
         with journal.running("work_order", command):
             return await create_once(gp, command)
 
@@ -177,17 +210,28 @@ def create(
                 return existing
             if await landed(gp, entry.signatures):  # it was created, and closed since
                 entry.close()
-                raise CliError(f"an earlier run already created this work order (order id {entry.order_id}, "
-                               f"{gp.work_order_address(entry.order_id)}); see 'ghost escrow list --mine'")
+                raise CliError(
+                    f"an earlier run already created this work order (order id {entry.order_id}, "
+                    f"{gp.work_order_address(entry.order_id)}); see 'ghost escrow list --mine'"
+                )
             chosen = entry.order_id
         else:
             chosen = order_id if order_id is not None else new_order_id(gp.wallet, gp.program_id)
             entry = journal.open_entry("work_order", command, order_id=chosen)
         st.journal = entry
         try:
-            created = await gp.create_work_order(ref, value, deadline=when_due,  # type: ignore[arg-type]
-                                                 arbiter=arbiter_key, title=title, description=description, requirements=requirements,
-                                                 review_period=review, mint=mint, order_id=chosen)
+            created = await gp.create_work_order(
+                ref,
+                value,
+                deadline=when_due,  # type: ignore[arg-type]
+                arbiter=arbiter_key,
+                title=title,
+                description=description,
+                requirements=requirements,
+                review_period=review,
+                mint=mint,
+                order_id=chosen,
+            )
         except OutcomeUnknown:
             raise  # the entry stays open for the retry
         except GhostPayError:
@@ -199,33 +243,68 @@ def create(
     new = st.run(work, status="Creating the work order…")
     if not hasattr(new, "result"):  # a WorkOrderInfo: an earlier run created it
         if not st.json:
-            print(f"note: an earlier run already created this work order (order id {new.order_id}); "
-                  "not creating it again", file=sys.stderr)
-        emit(st, {**order_json(st, new), "action": "already created"},
-             lambda out: out.print(key_value_table(order_rows(st, new), title="[green]✔[/green] already created")))
+            print(
+                f"note: an earlier run already created this work order (order id {new.order_id}); "
+                "not creating it again",
+                file=sys.stderr,
+            )
+        emit(
+            st,
+            {**order_json(st, new), "action": "already created"},
+            lambda out: out.print(key_value_table(order_rows(st, new), title="[green]✔[/green] already created")),
+        )
         return
     symbol = mint_symbol(st, new.mint)
-    data = tx_data(st, "work order created", new.signature, new.result.compute_units, work_order=str(new.address),
-                   order_id=new.order_id, vault=str(new.vault), amount=new.amount, amount_atomic=new.amount_atomic,
-                   token=str(new.mint), token_symbol=symbol,
-                   work_order_explorer=explorer_url("address", new.address, st.rpc_url))
-    print_tx(st, data, [("work order", str(new.address)), ("amount", format_amount(new.amount, symbol)),
-                        ("vault", str(new.vault)), ("order id", str(new.order_id))])
+    data = tx_data(
+        st,
+        "work order created",
+        new.signature,
+        new.result.compute_units,
+        work_order=str(new.address),
+        order_id=new.order_id,
+        vault=str(new.vault),
+        amount=new.amount,
+        amount_atomic=new.amount_atomic,
+        token=str(new.mint),
+        token_symbol=symbol,
+        work_order_explorer=explorer_url("address", new.address, st.rpc_url),
+    )
+    print_tx(
+        st,
+        data,
+        [
+            ("work order", str(new.address)),
+            ("amount", format_amount(new.amount, symbol)),
+            ("vault", str(new.vault)),
+            ("order id", str(new.order_id)),
+        ],
+    )
 
 
 @app.command()
-def accept(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-           arbiter: str | None = typer.Option(None, "--arbiter",
-                                                 help="The arbiter you agree to; the program refuses the accept "
-                                                      "if the order names another (default: the order's, as "
-                                                      "`ghost escrow show` prints it).")) -> None:
+def accept(
+    ctx: typer.Context,
+    order: str = ORDER_ARGUMENT,
+    arbiter: str | None = typer.Option(
+        None,
+        "--arbiter",
+        help="The arbiter you agree to; the program refuses the accept "
+        "if the order names another (default: the order's, as "
+        "`ghost escrow show` prints it).",
+    ),
+) -> None:
     """Accept a work order, as the provider agent's owner, agreeing to its arbiter.
 
     Example: ghost escrow accept <ORDER> --arbiter <ARBITER>
     """
     agreed = params.pubkey(arbiter, "arbiter") if arbiter else None
-    order_tx(ctx, order, "work order accepted", lambda gp, o: gp.accept_work_order(o, arbiter=agreed),
-             **({"arbiter": str(agreed)} if agreed else {}))
+    order_tx(
+        ctx,
+        order,
+        "work order accepted",
+        lambda gp, o: gp.accept_work_order(o, arbiter=agreed),
+        **({"arbiter": str(agreed)} if agreed else {}),
+    )
 
 
 @app.command()
@@ -243,8 +322,9 @@ def deliver(
     order: str = ORDER_ARGUMENT,
     uri: str = typer.Option(..., "--uri", help="Where the deliverable is (up to 200 bytes)."),
     content_hash: str | None = typer.Option(None, "--hash", help="SHA-256 of the deliverable (64 hex digits)."),
-    file: Path | None = typer.Option(None, "--file", help="Hash this file instead of giving --hash.",
-                                        exists=True, dir_okay=False),
+    file: Path | None = typer.Option(
+        None, "--file", help="Hash this file instead of giving --hash.", exists=True, dir_okay=False
+    ),
 ) -> None:
     """Deliver the work, as the provider's owner: a URI and the content's hash; starts the review period.
 
@@ -254,13 +334,22 @@ def deliver(
     if (content_hash is None) == (file is None):
         raise typer.BadParameter("give exactly one of --hash HEX and --file PATH")
     digest = hashlib.sha256(file.read_bytes()).digest() if file is not None else params.reference(content_hash or "")
-    order_tx(ctx, order, "work delivered", lambda gp, o: gp.submit_delivery(o, uri, digest), uri=uri,
-             content_hash=digest.hex())
+    order_tx(
+        ctx,
+        order,
+        "work delivered",
+        lambda gp, o: gp.submit_delivery(o, uri, digest),
+        uri=uri,
+        content_hash=digest.hex(),
+    )
 
 
 @app.command()
-def reject(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-           reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes).")) -> None:
+def reject(
+    ctx: typer.Context,
+    order: str = ORDER_ARGUMENT,
+    reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes)."),
+) -> None:
     """Send a delivery back to the provider, as the client.
 
     Example: ghost escrow reject ORDER --reason "the French part is missing"
@@ -270,16 +359,25 @@ def reject(ctx: typer.Context, order: str = ORDER_ARGUMENT,
 
 
 @app.command()
-def release(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-            amount: str | None = typer.Option(None, "--amount", help="A milestone, in whole tokens "
-                                                                        "(default: everything left).")) -> None:
+def release(
+    ctx: typer.Context,
+    order: str = ORDER_ARGUMENT,
+    amount: str | None = typer.Option(
+        None, "--amount", help="A milestone, in whole tokens (default: everything left)."
+    ),
+) -> None:
     """Pay the provider from escrow, as the client; releasing the rest completes the work order.
 
     Example: ghost escrow release ORDER --amount 20   (a milestone; without --amount: the rest)
     """
     value = params.amount(amount) if amount is not None else None
-    order_tx(ctx, order, "payment released", lambda gp, o: gp.release_payment(o, value),
-             **({"amount": value} if value is not None else {}))
+    order_tx(
+        ctx,
+        order,
+        "payment released",
+        lambda gp, o: gp.release_payment(o, value),
+        **({"amount": value} if value is not None else {}),
+    )
 
 
 @app.command()
@@ -292,8 +390,11 @@ def claim(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
 
 
 @app.command()
-def dispute(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-            reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes).")) -> None:
+def dispute(
+    ctx: typer.Context,
+    order: str = ORDER_ARGUMENT,
+    reason: str = typer.Option(..., "--reason", help="Why (up to 200 bytes)."),
+) -> None:
     """Open a dispute, as the client or the provider; the arbiter settles it.
 
     Example: ghost escrow dispute ORDER --reason "delivered late and incomplete"
@@ -303,10 +404,13 @@ def dispute(ctx: typer.Context, order: str = ORDER_ARGUMENT,
 
 
 @app.command()
-def resolve(ctx: typer.Context, order: str = ORDER_ARGUMENT,
-            client_share: str = typer.Option(..., "--client-share", help="The client's part of what is left: "
-                                                                         "basis points or a percentage (30%).")
-            ) -> None:
+def resolve(
+    ctx: typer.Context,
+    order: str = ORDER_ARGUMENT,
+    client_share: str = typer.Option(
+        ..., "--client-share", help="The client's part of what is left: basis points or a percentage (30%)."
+    ),
+) -> None:
     """Settle a dispute, as the arbiter: split the rest between client and provider.
 
     Example: ghost escrow resolve ORDER --client-share 30%
@@ -354,8 +458,11 @@ def show(ctx: typer.Context, order: str = ORDER_ARGUMENT) -> None:
     st = state(ctx)
     address = params.pubkey(order, "work order address")
     info = st.run(lambda gp: gp.get_work_order(address), signer=False)
-    emit(st, order_json(st, info), lambda out: out.print(key_value_table(order_rows(st, info),
-                                                                         title=f"Work order {info.title!r}")))
+    emit(
+        st,
+        order_json(st, info),
+        lambda out: out.print(key_value_table(order_rows(st, info), title=f"Work order {info.title!r}")),
+    )
 
 
 @app.command("list")
@@ -373,8 +480,10 @@ def list_(
     Example: ghost escrow list --mine --status Submitted
     """
     st = state(ctx)
-    keys = {name: params.pubkey(value, name) if value else None
-            for name, value in (("client", client), ("provider", provider), ("arbiter", arbiter))}
+    keys = {
+        name: params.pubkey(value, name) if value else None
+        for name, value in (("client", client), ("provider", provider), ("arbiter", arbiter))
+    }
     agent_ref = params.agent_ref(agent) if agent else None
     wanted = params.choice(status.capitalize(), STATUSES, "--status") if status else None
 
@@ -390,8 +499,25 @@ def list_(
         return sorted(seen.values(), key=lambda o: (o.created_at, bytes(o.address)))
 
     orders = st.run(work, signer=mine or isinstance(agent_ref, str))
-    emit(st, {"work_orders": [order_json(st, o) for o in orders]}, lambda out: out.print(table(
-        ["work order", "title", "status", "amount", "in escrow", "agent", "deadline"],
-        [(str(o.address), o.title, o.status, format_amount(o.amount, mint_symbol(st, o.mint)),
-          format_amount(o.remaining, mint_symbol(st, o.mint)), str(o.agent), when(o.deadline)) for o in orders],
-        title=f"{len(orders)} open work order(s)")))
+    emit(
+        st,
+        {"work_orders": [order_json(st, o) for o in orders]},
+        lambda out: out.print(
+            table(
+                ["work order", "title", "status", "amount", "in escrow", "agent", "deadline"],
+                [
+                    (
+                        str(o.address),
+                        o.title,
+                        o.status,
+                        format_amount(o.amount, mint_symbol(st, o.mint)),
+                        format_amount(o.remaining, mint_symbol(st, o.mint)),
+                        str(o.agent),
+                        when(o.deadline),
+                    )
+                    for o in orders
+                ],
+                title=f"{len(orders)} open work order(s)",
+            )
+        ),
+    )

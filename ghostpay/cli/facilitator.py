@@ -30,15 +30,16 @@ from ghostpay.x402.facilitator.defaults import (
 if TYPE_CHECKING:
     from ghostpay.x402.facilitator.keys import KeyStore, SellerKey
 
-app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.",
-                  no_args_is_help=True)
-keys_app = typer.Typer(help="Seller keys: who may have payments settled, with which rent fronting and quotas.",
-                       no_args_is_help=True)
+app = typer.Typer(help="An x402 facilitator: verifies and settles payments, paying their fees.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Seller keys: who may have payments settled, with which rent fronting and quotas.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 DEFAULT_PORT = 8403
 DB_HELP = "The facilitator's database (default: <ghost path>/facilitator.db)."
-LOOPBACK_ONLY_NOTE = ("no seller key configured: serving loopback clients only (add one with ghost facilitator "
-                      "keys add NAME)")
+LOOPBACK_ONLY_NOTE = (
+    "no seller key configured: serving loopback clients only (add one with ghost facilitator keys add NAME)"
+)
 
 
 def parse_sol(value: str) -> int:
@@ -66,37 +67,71 @@ def start(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(DEFAULT_PORT, help="Port to listen on."),
-    network: str | None = typer.Option(None, help="The x402 network it settles, a CAIP-2 id or v1 name "
-                                          "(default: the -u cluster's; a localnet goes by devnet's)."),
-    db: Path | None = typer.Option(None, help="The settled-payment log, seller keys and quotas (default: "
-                                      "<ghost path>/facilitator.db)."),
+    network: str | None = typer.Option(
+        None,
+        help="The x402 network it settles, a CAIP-2 id or v1 name "
+        "(default: the -u cluster's; a localnet goes by devnet's).",
+    ),
+    db: Path | None = typer.Option(
+        None, help="The settled-payment log, seller keys and quotas (default: <ghost path>/facilitator.db)."
+    ),
     rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
-    min_balance: str = typer.Option("0.01", help="Refuse to pay fees that would take the fee payer under this "
-                                    "much SOL (each settle's fee and fronted rent counted before its send)."),
+    min_balance: str = typer.Option(
+        "0.01",
+        help="Refuse to pay fees that would take the fee payer under this "
+        "much SOL (each settle's fee and fronted rent counted before its send).",
+    ),
     confirm_timeout: float = typer.Option(30.0, min=1, help="Seconds to wait for a settled payment to confirm."),
-    record: bool = typer.Option(True, "--record/--no-record", help="Accept GhostPay's record_x402_payment right "
-                                "after the Memo (advertised in /supported)."),
-    front_rent: bool = typer.Option(True, "--front-rent/--no-front-rent", help="Let the fee payer pay the "
-                                    "rent of a buyer's PayerStats (the record's rent payer): once per buyer "
-                                    "and agent, with the pair's first payment; never per payment."),
-    sweep_interval: float = typer.Option(60.0, min=0, help="Seconds between passes closing the legacy receipts "
-                                         "(made before PayerStats) whose rent it fronted, once they may be "
-                                         "closed; the sweep ends when none is left (0: no sweep)."),
-    max_fee: int = typer.Option(DEFAULT_MAX_FEE_LAMPORTS, min=0, help="Refuse a payment whose fee (5,000 lamports "
-                                "a signature + CU limit × CU price / 10^6) is over this many lamports."),
-    max_compute_units: int = typer.Option(DEFAULT_MAX_COMPUTE_UNITS, min=0, help="Refuse a payment whose "
-                                          "compute-unit limit is over this (official client: 20,000; with "
-                                          "GhostPay's record instruction: 28,000)."),
-    max_fee_share: str = typer.Option(str(DEFAULT_MAX_FEE_SHARE), help="For a USD stablecoin, refuse a payment "
-                                      "whose fee is worth more than this share of it (1: the fee may cost what "
-                                      "the payment is worth)."),
-    sol_price: str = typer.Option(str(DEFAULT_SOL_USD), help="Dollars a SOL is taken to be worth for "
-                                  "--max-fee-share (high errs on refusing)."),
-    asset: list[str] | None = typer.Option(None, "--asset", help="MINT[=MIN_AMOUNT]: a mint it settles, and "
-                                              "the least amount (atomic units, default 1); repeat it; 'any' "
-                                              "allows every mint. Default: the network's USD stablecoins, and "
-                                              "on a localnet the mints labelled by ghost test-mint."),
+    record: bool = typer.Option(
+        True,
+        "--record/--no-record",
+        help="Accept GhostPay's record_x402_payment right after the Memo (advertised in /supported).",
+    ),
+    front_rent: bool = typer.Option(
+        True,
+        "--front-rent/--no-front-rent",
+        help="Let the fee payer pay the "
+        "rent of a buyer's PayerStats (the record's rent payer): once per buyer "
+        "and agent, with the pair's first payment; never per payment.",
+    ),
+    sweep_interval: float = typer.Option(
+        60.0,
+        min=0,
+        help="Seconds between passes closing the legacy receipts "
+        "(made before PayerStats) whose rent it fronted, once they may be "
+        "closed; the sweep ends when none is left (0: no sweep).",
+    ),
+    max_fee: int = typer.Option(
+        DEFAULT_MAX_FEE_LAMPORTS,
+        min=0,
+        help="Refuse a payment whose fee (5,000 lamports "
+        "a signature + CU limit × CU price / 10^6) is over this many lamports.",
+    ),
+    max_compute_units: int = typer.Option(
+        DEFAULT_MAX_COMPUTE_UNITS,
+        min=0,
+        help="Refuse a payment whose "
+        "compute-unit limit is over this (official client: 20,000; with "
+        "GhostPay's record instruction: 28,000).",
+    ),
+    max_fee_share: str = typer.Option(
+        str(DEFAULT_MAX_FEE_SHARE),
+        help="For a USD stablecoin, refuse a payment "
+        "whose fee is worth more than this share of it (1: the fee may cost what "
+        "the payment is worth).",
+    ),
+    sol_price: str = typer.Option(
+        str(DEFAULT_SOL_USD), help="Dollars a SOL is taken to be worth for --max-fee-share (high errs on refusing)."
+    ),
+    asset: list[str] | None = typer.Option(
+        None,
+        "--asset",
+        help="MINT[=MIN_AMOUNT]: a mint it settles, and "
+        "the least amount (atomic units, default 1); repeat it; 'any' "
+        "allows every mint. Default: the network's USD stablecoins, and "
+        "on a localnet the mints labelled by ghost test-mint.",
+    ),
 ) -> None:
     """Serve POST /verify, POST /settle, GET /supported, GET /policy and GET /health until Ctrl-C.
 
@@ -143,26 +178,49 @@ def start(
 
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
     settings = FacilitatorSettings(
-        load_keypair(path), st.rpc_url, ws_url_for(st.rpc_url), networks=(served.caip2,),
-        db_path=db or default_db_path(), rate_limit=rate_limit, rate_window_seconds=rate_window,
-        min_balance_lamports=floor, confirm_timeout_seconds=confirm_timeout, program_id=program_id,
-        record_extension=record, front_receipt_rent=front_rent, sweep_interval_seconds=sweep_interval,
-        fee_limits=FeeLimits(max_fee, max_compute_units, share, sol_usd), assets=rules,
-        test_mints=data_dir() / LABELS_FILE if is_loopback_url(st.rpc_url) else None)
+        load_keypair(path),
+        st.rpc_url,
+        ws_url_for(st.rpc_url),
+        networks=(served.caip2,),
+        db_path=db or default_db_path(),
+        rate_limit=rate_limit,
+        rate_window_seconds=rate_window,
+        min_balance_lamports=floor,
+        confirm_timeout_seconds=confirm_timeout,
+        program_id=program_id,
+        record_extension=record,
+        front_receipt_rent=front_rent,
+        sweep_interval_seconds=sweep_interval,
+        fee_limits=FeeLimits(max_fee, max_compute_units, share, sol_usd),
+        assets=rules,
+        test_mints=data_dir() / LABELS_FILE if is_loopback_url(st.rpc_url) else None,
+    )
     url = f"http://{host}:{port}"
     auth = "keys" if open_keys(settings.db_path).any_keys() else "loopback-only"
-    announce = {"url": url, "feePayer": str(settings.fee_payer), "network": served.caip2, "rpcUrl": st.rpc_url,
-                "db": str(settings.db_path), "record": record, "frontRent": front_rent, "auth": auth,
-                "maxFeeLamports": max_fee, "maxComputeUnits": max_compute_units,
-                "assets": [a.mint for a in rules] or "default"}
+    announce = {
+        "url": url,
+        "feePayer": str(settings.fee_payer),
+        "network": served.caip2,
+        "rpcUrl": st.rpc_url,
+        "db": str(settings.db_path),
+        "record": record,
+        "frontRent": front_rent,
+        "auth": auth,
+        "maxFeeLamports": max_fee,
+        "maxComputeUnits": max_compute_units,
+        "assets": [a.mint for a in rules] or "default",
+    }
     log_refusals()
 
     def say_listening() -> None:
         if st.json:
             print(json.dumps({"running": True, **announce}), flush=True)
             return
-        print(f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
-              f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it", flush=True)
+        print(
+            f"facilitator listening on {url} (fee payer {announce['feePayer']}, network "
+            f"{served.caip2} on {st.rpc_url}); Ctrl-C stops it",
+            flush=True,
+        )
         if auth == "loopback-only":
             print(LOOPBACK_ONLY_NOTE, flush=True)
 
@@ -196,13 +254,19 @@ def key_rows(keys: list[SellerKey]) -> list[dict[str, object]]:
 def keys_add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The seller's name (unique)."),
-    front_rent: bool = typer.Option(False, "--front-rent", help="Let the fee payer pay this seller's receipts' "
-                                    "rent (GhostPay's record instruction); off by default."),
-    max_rent_outstanding: str = typer.Option(str(Decimal(DEFAULT_MAX_RENT_OUTSTANDING).scaleb(-9)), help="SOL of fronted receipt rent not yet swept back, at "
-                                             "most (with --front-rent)."),
+    front_rent: bool = typer.Option(
+        False,
+        "--front-rent",
+        help="Let the fee payer pay this seller's receipts' rent (GhostPay's record instruction); off by default.",
+    ),
+    max_rent_outstanding: str = typer.Option(
+        str(Decimal(DEFAULT_MAX_RENT_OUTSTANDING).scaleb(-9)),
+        help="SOL of fronted receipt rent not yet swept back, at most (with --front-rent).",
+    ),
     settles_per_minute: int = typer.Option(DEFAULT_SETTLES_PER_MINUTE, min=0, help="Settles in any minute, at most."),
-    fee_lamports_per_day: int = typer.Option(DEFAULT_FEE_LAMPORTS_PER_DAY, min=0, help="Fee lamports paid for "
-                                             "this seller in any 24 hours, at most."),
+    fee_lamports_per_day: int = typer.Option(
+        DEFAULT_FEE_LAMPORTS_PER_DAY, min=0, help="Fee lamports paid for this seller in any 24 hours, at most."
+    ),
     db: Path | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """Make a key for a seller and print it, once: only its SHA-256 is stored.
@@ -217,19 +281,33 @@ def keys_add(
     from ghostpay.x402.facilitator.keys import KeyStoreError
 
     try:
-        seller, key = open_keys(db).add(name, front_rent=front_rent,
-                                        max_rent_outstanding=parse_sol(max_rent_outstanding),
-                                        settles_per_minute=settles_per_minute,
-                                        fee_lamports_per_day=fee_lamports_per_day)
+        seller, key = open_keys(db).add(
+            name,
+            front_rent=front_rent,
+            max_rent_outstanding=parse_sol(max_rent_outstanding),
+            settles_per_minute=settles_per_minute,
+            fee_lamports_per_day=fee_lamports_per_day,
+        )
     except KeyStoreError as exc:
         raise CliError(str(exc)) from None
     data = {"key": key, **key_rows([seller])[0]}
-    emit(st, data, lambda out: out.print(key_value_table(
-        [("key", key), ("name", seller.name), ("front rent", "yes" if seller.front_rent else "no"),
-         ("max rent outstanding", f"{seller.max_rent_outstanding:,} lamports"),
-         ("settles per minute", str(seller.settles_per_minute)),
-         ("fee per day", f"{seller.fee_lamports_per_day:,} lamports")],
-        title="[green]✔[/green] seller key added: store the key now, it is not shown again")))
+    emit(
+        st,
+        data,
+        lambda out: out.print(
+            key_value_table(
+                [
+                    ("key", key),
+                    ("name", seller.name),
+                    ("front rent", "yes" if seller.front_rent else "no"),
+                    ("max rent outstanding", f"{seller.max_rent_outstanding:,} lamports"),
+                    ("settles per minute", str(seller.settles_per_minute)),
+                    ("fee per day", f"{seller.fee_lamports_per_day:,} lamports"),
+                ],
+                title="[green]✔[/green] seller key added: store the key now, it is not shown again",
+            )
+        ),
+    )
 
 
 @keys_app.command("list")
@@ -249,11 +327,28 @@ def keys_list(
     if not keys and not st.json:
         print("no seller keys: the facilitator serves loopback clients only (ghost facilitator keys add NAME)")
         return
-    emit(st, key_rows(keys), lambda out: out.print(table(
-        ["name", "id", "front rent", "max rent outstanding", "settles/min", "fee lamports/day", "status"],
-        [[k.name, k.key_id, "yes" if k.front_rent else "no", f"{k.max_rent_outstanding:,}", k.settles_per_minute,
-          f"{k.fee_lamports_per_day:,}", "revoked" if k.revoked_at is not None else "active"] for k in keys],
-        title="seller keys")))
+    emit(
+        st,
+        key_rows(keys),
+        lambda out: out.print(
+            table(
+                ["name", "id", "front rent", "max rent outstanding", "settles/min", "fee lamports/day", "status"],
+                [
+                    [
+                        k.name,
+                        k.key_id,
+                        "yes" if k.front_rent else "no",
+                        f"{k.max_rent_outstanding:,}",
+                        k.settles_per_minute,
+                        f"{k.fee_lamports_per_day:,}",
+                        "revoked" if k.revoked_at is not None else "active",
+                    ]
+                    for k in keys
+                ],
+                title="seller keys",
+            )
+        ),
+    )
 
 
 @keys_app.command("revoke")
@@ -273,5 +368,8 @@ def keys_revoke(
         seller = open_keys(db).revoke(name)
     except KeyStoreError as exc:
         raise CliError(str(exc)) from None
-    emit(st, key_rows([seller])[0], lambda out: out.print(f"[green]✔[/green] key {seller.name!r} "
-                                                          f"({seller.key_id}) revoked"))
+    emit(
+        st,
+        key_rows([seller])[0],
+        lambda out: out.print(f"[green]✔[/green] key {seller.name!r} ({seller.key_id}) revoked"),
+    )

@@ -26,8 +26,12 @@ AMOUNTS = {"max_price": "per_call", "hourly_budget": "hourly", "daily_budget": "
 LISTS = ("allowed_mints", "allowed_sellers", "blocked_sellers")
 INTEGERS = ("calls_per_minute",)
 CONFIRM = "confirm_above"
-KEYS = {**{k: "whole tokens, e.g. 0.05" for k in AMOUNTS}, **{k: "comma-separated addresses" for k in LISTS},
-        "calls_per_minute": "paid calls per minute", CONFIRM: "ask before paying more than this (whole tokens)"}
+KEYS = {
+    **{k: "whole tokens, e.g. 0.05" for k in AMOUNTS},
+    **{k: "comma-separated addresses" for k in LISTS},
+    "calls_per_minute": "paid calls per minute",
+    CONFIRM: "ask before paying more than this (whole tokens)",
+}
 PER_MINT = tuple(AMOUNTS)  # the keys that take a .MINT suffix
 
 
@@ -37,11 +41,14 @@ def is_guard_key(key: str) -> bool:
 
 def check_guard(key: str, value: str) -> tuple[str, str]:
     """(the key inside the [x402] table, the value), or a usage error naming the valid keys."""
-    name = key[len(TABLE) + 1:]
+    name = key[len(TABLE) + 1 :]
     base, _, mint = name.partition(".")
     if base not in KEYS or (mint and base not in PER_MINT):
-        raise CliError(f"unknown setting {key!r}; x402 settings are: "
-                       + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS), 2)
+        raise CliError(
+            f"unknown setting {key!r}; x402 settings are: "
+            + ", ".join(f"x402.{k}" + ("[.MINT]" if k in PER_MINT else "") for k in KEYS),
+            2,
+        )
     tokens = [mint] if mint else [v.strip() for v in value.split(",") if v.strip()] if base == "allowed_mints" else []
     for token in tokens:
         _check_token(token, key)
@@ -56,8 +63,9 @@ def _check_token(token: str, key: str) -> None:
     from ghostpay.token_labels import is_address, is_label
 
     if not (is_address(token) or is_label(token)):
-        raise CliError(f"{key}: {token!r} is neither a mint address (base58, 32 bytes) nor a token label "
-                       "(like USDC)", 2)
+        raise CliError(
+            f"{key}: {token!r} is neither a mint address (base58, 32 bytes) nor a token label (like USDC)", 2
+        )
 
 
 def _decimal(value: str, key: str) -> Decimal:
@@ -76,8 +84,7 @@ def guard_settings(state: State) -> dict[str, str]:
     return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
 
 
-def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False
-                    ) -> SpendingGuards:
+def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False) -> SpendingGuards:
     """The config file's guards; `confirm_above` (when given) replaces `x402.confirm_above`, and above it the
     user is asked on the terminal. `confirmed` (`--yes`): the user agreed in advance, nobody is asked.
     Token labels stay labels: the SDK resolves them on the cluster it pays on (`resolve_labels` does it now)."""
@@ -105,8 +112,9 @@ def spending_guards(state: State, *, confirm_above: Decimal | None = None, confi
         defaults[CONFIRM] = confirm_above
     if confirmed:
         defaults.pop(CONFIRM, None)
-    return SpendingGuards(mint_limits={m: Limits(**v) for m, v in per_mint.items()},
-                          confirm=ask_on_terminal(state), **defaults)
+    return SpendingGuards(
+        mint_limits={m: Limits(**v) for m, v in per_mint.items()}, confirm=ask_on_terminal(state), **defaults
+    )
 
 
 def resolve_labels(state: State, guards: SpendingGuards) -> SpendingGuards:
@@ -124,14 +132,19 @@ def unknown_guard_label(state: State, exc: UnknownTokenLabel) -> CliError:
     """The one line for a spending guard naming a token label this cluster does not have: the settings that
     name it, where the label does exist, and the two ways out."""
     wanted = exc.label.casefold()
-    keys = [f"{TABLE}.{name}" for name, value in guard_settings(state).items()
-            if name.partition(".")[2].casefold() == wanted
-            or (name == "allowed_mints" and wanted in {v.strip().casefold() for v in value.split(",")})]
+    keys = [
+        f"{TABLE}.{name}"
+        for name, value in guard_settings(state).items()
+        if name.partition(".")[2].casefold() == wanted
+        or (name == "allowed_mints" and wanted in {v.strip().casefold() for v in value.split(",")})
+    ]
     named = ", ".join(keys) if keys else "a spending guard (--allow-mint)"
     where = f" (it names a mint on {', '.join(exc.elsewhere)})" if exc.elsewhere else ""
-    return CliError(f"{named} names the token {exc.label}, which is not a label on {exc.cluster}{where}: label "
-                    f"its mint here with 'ghost tokens add {exc.label} MINT', or remove the setting ('ghost config "
-                    f"unset {keys[0] if keys else 'KEY'}')")
+    return CliError(
+        f"{named} names the token {exc.label}, which is not a label on {exc.cluster}{where}: label "
+        f"its mint here with 'ghost tokens add {exc.label} MINT', or remove the setting ('ghost config "
+        f"unset {keys[0] if keys else 'KEY'}')"
+    )
 
 
 def ask_on_terminal(state: State) -> Any:
@@ -140,12 +153,19 @@ def ask_on_terminal(state: State) -> Any:
 
     def confirm(spend: Spend) -> bool:
         if not sys.stdin.isatty():
-            raise CliError(f"paying {format_amount(spend.amount, mint_symbol(state, spend.mint))} needs your "
-                           "confirmation and there is no terminal to ask: pass --yes, or --max-price to pay "
-                           "up to a price without asking")
+            raise CliError(
+                f"paying {format_amount(spend.amount, mint_symbol(state, spend.mint))} needs your "
+                "confirmation and there is no terminal to ask: pass --yes, or --max-price to pay "
+                "up to a price without asking"
+            )
         who = spend.seller + (f" (agent {spend.agent})" if spend.agent else "")
         with state.paused():  # the "Calling…" spinner would be drawn over the question
-            return typer.confirm(f"Pay {format_amount(spend.amount, mint_symbol(state, spend.mint))} to {who}"
-                                 + (f" for {spend.url}" if spend.url else "") + "?", default=False, err=True)
+            return typer.confirm(
+                f"Pay {format_amount(spend.amount, mint_symbol(state, spend.mint))} to {who}"
+                + (f" for {spend.url}" if spend.url else "")
+                + "?",
+                default=False,
+                err=True,
+            )
 
     return confirm

@@ -45,8 +45,14 @@ def indexer_defaults(st: State) -> dict[str, Any]:
     if st.settings.db:
         common["db"] = db_url(st.settings.db)
     json_mode = {"json_output": True} if st.json else {}
-    return {"indexer": {"run": dict(common), "status": {**common, **json_mode}, "verify": {**common, **json_mode},
-                        "serve": {**common, **json_mode}}}
+    return {
+        "indexer": {
+            "run": dict(common),
+            "status": {**common, **json_mode},
+            "verify": {**common, **json_mode},
+            "serve": {**common, **json_mode},
+        }
+    }
 
 
 @dataclass
@@ -106,8 +112,9 @@ def open_database(db: str, *, read_only: bool = False) -> Any:
     if read_only and url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path not in ("", ":memory:") and not os.path.exists(path):
-            raise CliError(f"no indexer database at {path}; build one with 'ghost indexer run --db {path}', or "
-                           "check --db")
+            raise CliError(
+                f"no indexer database at {path}; build one with 'ghost indexer run --db {path}', or check --db"
+            )
     try:
         return connect(url)
     except (SQLAlchemyError, RuntimeError, ModuleNotFoundError) as exc:
@@ -136,13 +143,31 @@ def _sqlite_index(st: State, path: str) -> Iterator[Any]:
         raise CliError(f"cannot open the indexer database {db_url(st.settings.db or '')}: {exc}; check --db") from None
 
 
-def _indexed_agent(a: Any, capabilities: list[str], prices: dict[str, int],
-                   earnings: dict[str, tuple[int, int]]) -> IndexedAgent:
-    return IndexedAgent(a.address, a.owner, a.agent_id, a.name, a.agent_type, a.description, a.metadata_uri,
-                        a.is_active, a.x402_enabled, prices, a.payment_address or a.owner, a.endpoint,
-                        a.reputation_score, a.x402_total_calls, a.last_payment_at,
-                        a.created_at, a.updated_at, a.registration, capabilities,
-                        [IndexedEarnings(mint, *amounts) for mint, amounts in earnings.items()])
+def _indexed_agent(
+    a: Any, capabilities: list[str], prices: dict[str, int], earnings: dict[str, tuple[int, int]]
+) -> IndexedAgent:
+    return IndexedAgent(
+        a.address,
+        a.owner,
+        a.agent_id,
+        a.name,
+        a.agent_type,
+        a.description,
+        a.metadata_uri,
+        a.is_active,
+        a.x402_enabled,
+        prices,
+        a.payment_address or a.owner,
+        a.endpoint,
+        a.reputation_score,
+        a.x402_total_calls,
+        a.last_payment_at,
+        a.created_at,
+        a.updated_at,
+        a.registration,
+        capabilities,
+        [IndexedEarnings(mint, *amounts) for mint, amounts in earnings.items()],
+    )
 
 
 def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
@@ -162,9 +187,15 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
         for session in _session(st):
             page = queries.search_agents(session, **filters)
-            return [_indexed_agent(a, queries.agent_capabilities(session, a.address),
-                                   queries.agent_prices(session, a.address),
-                                   queries.agent_earnings(session, a.address)) for a in page.items], page.total
+            return [
+                _indexed_agent(
+                    a,
+                    queries.agent_capabilities(session, a.address),
+                    queries.agent_prices(session, a.address),
+                    queries.agent_earnings(session, a.address),
+                )
+                for a in page.items
+            ], page.total
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
     return [], 0
@@ -192,13 +223,23 @@ def _payments(st: State, address: str, sort: str, limit: int, reference: str | N
         from ghostpay.indexer import sqlite_read
 
         with _sqlite_index(st, path) as index:
-            return sqlite_read.payment_history(index, address, sort=sort, limit=limit,  # type: ignore[arg-type]
-                                               reference=reference).items
+            return sqlite_read.payment_history(
+                index,
+                address,
+                sort=sort,
+                limit=limit,  # type: ignore[arg-type]
+                reference=reference,
+            ).items
     from ghostpay.indexer import queries
 
     for session in _session(st):
-        return queries.payment_history(session, address, sort=sort, limit=limit,  # type: ignore[arg-type]
-                                       reference=reference).items
+        return queries.payment_history(
+            session,
+            address,
+            sort=sort,
+            limit=limit,  # type: ignore[arg-type]
+            reference=reference,
+        ).items
     return []
 
 
@@ -221,9 +262,17 @@ class Decimals:
         return self.cache[mint]
 
 
-def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | None, order: str | None,
-                   capability: str | None, x402_enabled: bool | None, include_inactive: bool,
-                   limit: int) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
+def search_indexed(
+    st: State,
+    mint: Any,
+    ceiling: Decimal | None,
+    floor: int | None,
+    order: str | None,
+    capability: str | None,
+    x402_enabled: bool | None,
+    include_inactive: bool,
+    limit: int,
+) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
     """Agents from the database, with the same filters as the chain search; returns them and the total.
     A price ceiling is in whole units of `mint` (the caller requires one)."""
     decimals = Decimals(st)
@@ -235,35 +284,59 @@ def search_indexed(st: State, mint: Any, ceiling: Decimal | None, floor: int | N
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
     exact = order in (None, "reputation", "price")
-    agents, total = _search(st, x402_enabled=x402_enabled, capability=capability, token=token, max_price=max_atomic,
-                            min_reputation=floor, active=None if include_inactive else True,
-                            sort="price" if order == "price" else "score",
-                            limit=min(limit, DB_PAGE) if exact else DB_PAGE)
+    agents, total = _search(
+        st,
+        x402_enabled=x402_enabled,
+        capability=capability,
+        token=token,
+        max_price=max_atomic,
+        min_reputation=floor,
+        active=None if include_inactive else True,
+        sort="price" if order == "price" else "score",
+        limit=min(limit, DB_PAGE) if exact else DB_PAGE,
+    )
     out = [(a, {m: decimals(m) for m in a.prices_atomic}) for a in agents]
     if order in ("newest", "oldest", "calls", "name"):
-        keys = {"newest": (lambda a: a.created_at, True), "oldest": (lambda a: a.created_at, False),
-                "calls": (lambda a: a.total_calls, True), "name": (lambda a: a.name.casefold(), False)}
+        keys = {
+            "newest": (lambda a: a.created_at, True),
+            "oldest": (lambda a: a.created_at, False),
+            "calls": (lambda a: a.total_calls, True),
+            "name": (lambda a: a.name.casefold(), False),
+        }
         key, descending = keys[order]
         out.sort(key=lambda pair: key(pair[0]), reverse=descending)  # type: ignore[no-any-return]
     return out[:limit], total
 
 
-def payment_history_indexed(st: State, address: str, limit: int, sort_by: str,
-                            reference: str | None = None) -> list[dict[str, Any]]:
+def payment_history_indexed(
+    st: State, address: str, limit: int, sort_by: str, reference: str | None = None
+) -> list[dict[str, Any]]:
     """The agent's indexed payments (those of `reference` only, if given) as the CLI prints them."""
     from ghostpay.cli.output import mint_symbol, whole
 
     decimals = Decimals(st)
     if not _is_indexed_agent(st, address):  # not an agent: an error, not "0 payments"
-        raise CliError(f"{address} is not an agent in the index {st.settings.db}; check the address (or run the "
-                       "indexer)")
+        raise CliError(
+            f"{address} is not an agent in the index {st.settings.db}; check the address (or run the indexer)"
+        )
     rows = []
     for p in _payments(st, address, sort_by, min(limit, DB_PAGE), reference):
         mint = decimals(p.mint)
-        rows.append({"signature": p.signature, "slot": p.slot, "payer": p.payer, "rent_payer": p.rent_payer,
-                     "mint": p.mint,
-                     "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
-                     "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
-                     "amount_atomic": p.amount, "reference": p.reference, "timestamp": p.timestamp,
-                     "outcome": p.outcome, "rating": p.rating, "response_time_ms": p.response_time_ms})
+        rows.append(
+            {
+                "signature": p.signature,
+                "slot": p.slot,
+                "payer": p.payer,
+                "rent_payer": p.rent_payer,
+                "mint": p.mint,
+                "token_symbol": mint_symbol(st, p.mint) if mint else "atomic units",
+                "amount": format(whole(p.amount, mint.decimals), "f") if mint else str(p.amount),
+                "amount_atomic": p.amount,
+                "reference": p.reference,
+                "timestamp": p.timestamp,
+                "outcome": p.outcome,
+                "rating": p.rating,
+                "response_time_ms": p.response_time_ms,
+            }
+        )
     return rows

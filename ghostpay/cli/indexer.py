@@ -20,14 +20,18 @@ import typer
 from ghostpay.cli import params, serve as serve_cli
 from ghostpay.cli.indexing import fail, index_engine, indexer_config, setup_logging
 
-app = typer.Typer(help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
-                  no_args_is_help=True,
-                  rich_markup_mode=None, add_completion=False)
+app = typer.Typer(
+    help="Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+)
 
 LOCALNET_URL = "http://127.0.0.1:8899"
 URL_HELP = "RPC URL or moniker (localnet, devnet, mainnet-beta); the websocket URL is derived."
-DB_HELP = ("A SQLite path, sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data "
-           "folder).")
+DB_HELP = (
+    "A SQLite path, sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data folder)."
+)
 
 
 EXIT_WRONG_CHAIN = 78  # sysexits' EX_CONFIG: restarting cannot help (the systemd unit stops on it)
@@ -53,8 +57,9 @@ def run(
     reset: bool = typer.Option(False, "--reset", help="Empty the database first (e.g. to index another chain)."),
     with_server: bool = typer.Option(False, "--serve", help="Also serve the API and dashboard (as `indexer serve`)."),
     host: str = typer.Option(serve_cli.DEFAULT_HOST, "--host", help="With --serve: " + serve_cli.HOST_HELP),
-    port: int = typer.Option(serve_cli.DEFAULT_PORT, "--port", min=0, max=65535,
-                             help="With --serve: " + serve_cli.PORT_HELP),
+    port: int = typer.Option(
+        serve_cli.DEFAULT_PORT, "--port", min=0, max=65535, help="With --serve: " + serve_cli.PORT_HELP
+    ),
     token_file: Path | None = typer.Option(None, "--token-file", help="With --serve: " + serve_cli.TOKEN_HELP),
 ) -> None:
     """Back-fill every GhostPay event after the cursor, then follow logsSubscribe (until SIGTERM).
@@ -82,8 +87,9 @@ def run(
             fail(str(exc))
     try:
         if with_server:
-            serve_cli.run_server(config, host, port, True, True, False,
-                                 token=params.bearer_token(token_file, serve_cli.TOKEN_ENV))
+            serve_cli.run_server(
+                config, host, port, True, True, False, token=params.bearer_token(token_file, serve_cli.TOKEN_ENV)
+            )
             return
         with backfill_progress() as on_progress:
             asyncio.run(serve(config, once=once, on_progress=on_progress))
@@ -107,8 +113,15 @@ def backfill_progress() -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("back-fill"), BarColumn(), MofNCompleteColumn(), TextColumn("transactions"),
-                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    bar = Progress(
+        TextColumn("back-fill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("transactions"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     task: list[Any] = []
 
     def on_progress(done: int, total: int) -> None:

@@ -32,8 +32,7 @@ def indexer_config(url: str, ws_url: str | None, db: str | None, batch_size: int
         cluster = resolve(url, ws_url)
     except InvalidArgument as exc:
         fail(str(exc))
-    return IndexerConfig(cluster.http_url, cluster.ws_url, db_url(db) if db else default_db(),
-                         batch_size=batch_size)
+    return IndexerConfig(cluster.http_url, cluster.ws_url, db_url(db) if db else default_db(), batch_size=batch_size)
 
 
 def index_engine(db: str, *, read_only: bool = False) -> Any:

@@ -103,9 +103,11 @@ def running(kind: str, command: dict[str, Any]) -> Iterator[None]:
             holder = lock.read().strip()
             lock.close()
             what = "payment" if kind == "payment" else "work order"
-            raise CliError(f"the same {what} is being sent right now by another ghost command"
-                           f"{f' (pid {holder})' if holder else ''}; wait for it to finish (run this again "
-                           "afterwards to see its outcome: it cannot pay twice)") from None
+            raise CliError(
+                f"the same {what} is being sent right now by another ghost command"
+                f"{f' (pid {holder})' if holder else ''}; wait for it to finish (run this again "
+                "afterwards to see its outcome: it cannot pay twice)"
+            ) from None
         try:
             if os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
                 break

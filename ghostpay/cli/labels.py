@@ -68,5 +68,9 @@ def migrate_legacy(st: State, store: TokenLabels, genesis: str, legacy: dict[str
 
 def is_mint_account(account: Any) -> bool:
     """Whether a jsonParsed account is an SPL Token or Token-2022 mint."""
-    return isinstance(account, dict) and account.get("owner") in TOKEN_PROGRAMS and \
-        isinstance(account.get("data"), dict) and account["data"].get("parsed", {}).get("type") == "mint"
+    return (
+        isinstance(account, dict)
+        and account.get("owner") in TOKEN_PROGRAMS
+        and isinstance(account.get("data"), dict)
+        and account["data"].get("parsed", {}).get("type") == "mint"
+    )

@@ -23,8 +23,9 @@ from ghostpay.cli.output import emit, key_value_table
 from ghostpay.cli.prompts import confirm_irreversible
 from ghostpay.paths import data_dir
 
-app = typer.Typer(help="A local Solana validator (LiteSVM) with GhostPay loaded.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="A local Solana validator (LiteSVM) with GhostPay loaded.", no_args_is_help=True, rich_markup_mode=None
+)
 ENGINES = ("litesvm", "solana-test-validator")
 START_TIMEOUT_SECONDS = 30.0
 
@@ -95,8 +96,13 @@ def not_running_hint(url: str) -> str:
     port = urlsplit(url).port
     start = "ghost localnet start --detach" + (f" --rpc-port {port}" if port and port != DEFAULT_RPC_PORT else "")
     others = sorted(r["rpc_port"] for r in running() if r["rpc_port"] != port)
-    elsewhere = (f"; one runs on port {others[0]}: ghost localnet status --rpc-port {others[0]}" if len(others) == 1
-                 else f"; localnets run on ports {', '.join(map(str, others))}" if others else "")
+    elsewhere = (
+        f"; one runs on port {others[0]}: ghost localnet status --rpc-port {others[0]}"
+        if len(others) == 1
+        else f"; localnets run on ports {', '.join(map(str, others))}"
+        if others
+        else ""
+    )
     return f"no localnet answers at {url}; start one there with '{start}'{elsewhere}"
 
 
@@ -118,16 +124,16 @@ def healthy(url: str) -> bool:
 def start(
     ctx: typer.Context,
     rpc_port: int = typer.Option(DEFAULT_RPC_PORT, min=1, max=65534, help="HTTP JSON-RPC port."),
-    ws_port: int | None = typer.Option(None, min=1, max=65535,
-                                          help="Websocket pub-sub port (default: RPC port + 1)."),
+    ws_port: int | None = typer.Option(None, min=1, max=65535, help="Websocket pub-sub port (default: RPC port + 1)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     ledger: Path | None = typer.Option(None, help="Ledger directory (default: <data dir>/localnet/ledger)."),
     reset: bool = typer.Option(False, "--reset", help="Start from an empty ledger."),
     program_so: Path | None = typer.Option(None, help="Load this GhostPay .so instead of the packaged one."),
     engine: str = typer.Option("litesvm", help=f"One of: {', '.join(ENGINES)}."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; stop with 'ghost localnet "
-                                                              "stop'."),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Run in the background; stop with 'ghost localnet stop'."
+    ),
 ) -> None:
     """Serve Solana's JSON-RPC and pub-sub (until Ctrl-C, or in the background with --detach).
 
@@ -139,14 +145,22 @@ def start(
         raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     same = next((r for r in running() if r["rpc_port"] == rpc_port), None)
     if same is not None:
-        raise CliError(f"a localnet is already running on port {rpc_port} (pid {same['pid']}, {same['rpc_url']}); "
-                       f"stop it with 'ghost localnet stop --rpc-port {rpc_port}' or pick another --rpc-port")
+        raise CliError(
+            f"a localnet is already running on port {rpc_port} (pid {same['pid']}, {same['rpc_url']}); "
+            f"stop it with 'ghost localnet stop --rpc-port {rpc_port}' or pick another --rpc-port"
+        )
     ws = ws_port if ws_port is not None else rpc_port + 1
     for port, what in ((rpc_port, "--rpc-port"), (ws, "--ws-port")):
         if port_in_use(host, port):
             raise CliError(f"port {port} on {host} is already in use by another program; pick another {what}")
-    record = {"rpc_url": f"http://{host}:{rpc_port}", "ws_url": f"ws://{host}:{ws}", "rpc_port": rpc_port,
-              "ledger": str(ledger) if ledger else None, "engine": engine, "started_at": int(time.time())}
+    record = {
+        "rpc_url": f"http://{host}:{rpc_port}",
+        "ws_url": f"ws://{host}:{ws}",
+        "rpc_port": rpc_port,
+        "ledger": str(ledger) if ledger else None,
+        "engine": engine,
+        "started_at": int(time.time()),
+    }
     if detach:
         detached(ctx, record, rpc_port, ws, host, ledger, reset, program_so, engine)
         return
@@ -192,26 +206,38 @@ def write_state(record: dict[str, Any]) -> None:
     path.write_text(json.dumps(record))
 
 
-def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port: int, host: str,
-             ledger: Path | None, reset: bool, program_so: Path | None, engine: str) -> None:
+def detached(
+    ctx: typer.Context,
+    record: dict[str, Any],
+    rpc_port: int,
+    ws_port: int,
+    host: str,
+    ledger: Path | None,
+    reset: bool,
+    program_so: Path | None,
+    engine: str,
+) -> None:
     st = state(ctx)
     log = records_dir() / f"localnet-{rpc_port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = python_module_command("ghostpay.localnet", "--host", host, "--rpc-port", str(rpc_port),
-                                     "--ws-port", str(ws_port), "--engine", engine)
+    command = python_module_command(
+        "ghostpay.localnet", "--host", host, "--rpc-port", str(rpc_port), "--ws-port", str(ws_port), "--engine", engine
+    )
     command += ["--ledger", str(ledger)] if ledger else []
     command += ["--reset"] if reset else []
     command += ["--program-so", str(program_so)] if program_so else []
     with open(log, "ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     with st.spinner("Starting the localnet…"):
         while proc.poll() is not None or not healthy(record["rpc_url"]):
             if proc.poll() is not None:  # checked after every probe too: an answer from another server is no proof
                 lines = log.read_text(errors="replace").strip().splitlines()
-                raise CliError(f"the localnet exited: {lines[-1].removeprefix('error: ') if lines else 'no output'}"
-                               f" (log: {log})")
+                raise CliError(
+                    f"the localnet exited: {lines[-1].removeprefix('error: ') if lines else 'no output'} (log: {log})"
+                )
             if time.monotonic() > deadline:
                 proc.terminate()
                 raise CliError(f"the localnet did not become healthy in {START_TIMEOUT_SECONDS:.0f}s (log: {log})")
@@ -220,14 +246,32 @@ def detached(ctx: typer.Context, record: dict[str, Any], rpc_port: int, ws_port:
 
     record.update(pid=proc.pid, log=str(log), ledger=record["ledger"] or str(default_ledger()))
     write_state(record)
-    emit(st, {"running": True, **record}, lambda out: out.print(key_value_table(
-        [("JSON-RPC", record["rpc_url"]), ("WebSocket", record["ws_url"]), ("pid", str(proc.pid)),
-         ("ledger", record["ledger"]), ("log", str(log)), ("stop", f"ghost localnet stop --rpc-port {rpc_port}")],
-        title="[green]✔[/green] localnet running in the background")))
+    emit(
+        st,
+        {"running": True, **record},
+        lambda out: out.print(
+            key_value_table(
+                [
+                    ("JSON-RPC", record["rpc_url"]),
+                    ("WebSocket", record["ws_url"]),
+                    ("pid", str(proc.pid)),
+                    ("ledger", record["ledger"]),
+                    ("log", str(log)),
+                    ("stop", f"ghost localnet stop --rpc-port {rpc_port}"),
+                ],
+                title="[green]✔[/green] localnet running in the background",
+            )
+        ),
+    )
 
 
-RPC_PORT_OPTION = typer.Option(None, "--rpc-port", min=1, max=65535,
-                                help="Which localnet, by RPC port (default: the one -u points at, or the only one).")
+RPC_PORT_OPTION = typer.Option(
+    None,
+    "--rpc-port",
+    min=1,
+    max=65535,
+    help="Which localnet, by RPC port (default: the one -u points at, or the only one).",
+)
 
 
 @app.command()
@@ -243,11 +287,23 @@ def status(ctx: typer.Context, rpc_port: int | None = RPC_PORT_OPTION) -> None:
         emit(st, {"running": False, "rpc_url": url}, lambda out: out.print(not_running_hint(url)))
         raise typer.Exit(1)
     slot, version = rpc(url, "getSlot"), rpc(url, "getVersion") or {}
-    data = {"running": True, "rpc_url": url, "slot": slot, "version": version.get("solana-core"),
-            **({k: record[k] for k in ("pid", "ws_url", "ledger") if k in record} if record else {})}
-    emit(st, data, lambda out: out.print(key_value_table([(k.replace("_", " "), str(v)) for k, v in data.items()
-                                                          if k != "running"],
-                                                         title="[green]✔[/green] localnet running")))
+    data = {
+        "running": True,
+        "rpc_url": url,
+        "slot": slot,
+        "version": version.get("solana-core"),
+        **({k: record[k] for k in ("pid", "ws_url", "ledger") if k in record} if record else {}),
+    }
+    emit(
+        st,
+        data,
+        lambda out: out.print(
+            key_value_table(
+                [(k.replace("_", " "), str(v)) for k, v in data.items() if k != "running"],
+                title="[green]✔[/green] localnet running",
+            )
+        ),
+    )
 
 
 @app.command()
@@ -278,8 +334,11 @@ def stop(ctx: typer.Context, rpc_port: int | None = RPC_PORT_OPTION) -> None:
     else:
         os.kill(pid, signal.SIGKILL)
     state_file(record["rpc_port"]).unlink(missing_ok=True)
-    emit(st, {"stopped": True, "pid": pid, "rpc_url": record["rpc_url"]},
-         lambda out: out.print(f"stopped the localnet (pid {pid}) at {record['rpc_url']}; ledger kept"))
+    emit(
+        st,
+        {"stopped": True, "pid": pid, "rpc_url": record["rpc_url"]},
+        lambda out: out.print(f"stopped the localnet (pid {pid}) at {record['rpc_url']}; ledger kept"),
+    )
 
 
 @app.command()
@@ -294,9 +353,11 @@ def path(ctx: typer.Context) -> None:
 
 
 @app.command()
-def reset(ctx: typer.Context,
-          ledger: Path | None = typer.Option(None, help="Ledger directory (default: the default ledger)."),
-          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+def reset(
+    ctx: typer.Context,
+    ledger: Path | None = typer.Option(None, help="Ledger directory (default: the default ledger)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
     """Delete a ledger; refused while a localnet runs on it. Asks first on a terminal; elsewhere --yes is
     required.
 
@@ -305,8 +366,12 @@ def reset(ctx: typer.Context,
     from ghostpay.localnet.server import LocalnetError, default_ledger, reset_ledger
 
     directory = ledger if ledger is not None else default_ledger()
-    confirm_irreversible(state(ctx), yes, f"Delete the ledger {directory}? Its accounts and transactions are lost",
-                         "ghost localnet reset")
+    confirm_irreversible(
+        state(ctx),
+        yes,
+        f"Delete the ledger {directory}? Its accounts and transactions are lost",
+        "ghost localnet reset",
+    )
     try:
         reset_ledger(directory)
     except LocalnetError as exc:

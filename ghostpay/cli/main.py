@@ -67,7 +67,7 @@ def hoist_global_options(root: Any, argv: list[str]) -> list[str]:
             break
         if name in GLOBAL_VALUE_OPTIONS and name not in own:
             taken = 1 if "=" in token else 2
-            front += argv[i:i + taken]
+            front += argv[i : i + taken]
             i += taken
         elif token in GLOBAL_FLAGS and token not in own:
             front.append(token)
@@ -93,9 +93,15 @@ def name_arguments(command: Any) -> None:
 class GhostGroup(TyperGroup):
     """Runs the command in non-standalone mode and turns every failure into one line and an exit status."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
-             **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
         name_arguments(self)
         verbose = "--verbose" in argv or "-v" in argv
@@ -139,15 +145,17 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: str | None = typer.Option(None, "--url", "-u", envvar=ENV["url"], help=HELP["url"] + " (default: l)",
-                                      show_default=False),
+    url: str | None = typer.Option(
+        None, "--url", "-u", envvar=ENV["url"], help=HELP["url"] + " (default: l)", show_default=False
+    ),
     keypair: str | None = typer.Option(None, "--keypair", "-k", envvar=ENV["keypair"], help=HELP["keypair"]),
-    commitment: str | None = typer.Option(None, "--commitment", envvar=ENV["commitment"],
-                                             help=HELP["commitment"] + " (default: confirmed)"),
-    program_id: str | None = typer.Option(None, "--program-id", envvar=ENV["program_id"],
-                                             help=HELP["program_id"]),
-    output: str | None = typer.Option(None, "--output", "-o", envvar=ENV["output"],
-                                         help=HELP["output"] + " (default: text)"),
+    commitment: str | None = typer.Option(
+        None, "--commitment", envvar=ENV["commitment"], help=HELP["commitment"] + " (default: confirmed)"
+    ),
+    program_id: str | None = typer.Option(None, "--program-id", envvar=ENV["program_id"], help=HELP["program_id"]),
+    output: str | None = typer.Option(
+        None, "--output", "-o", envvar=ENV["output"], help=HELP["output"] + " (default: text)"
+    ),
     db: str | None = typer.Option(None, "--db", envvar=ENV["db"], help=HELP["db"]),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and program logs on errors."),
 ) -> None:
@@ -155,8 +163,14 @@ def root(
 
     Settings come from the options, then GHOST_* environment variables, then `ghost config set`.
     """
-    given = {"url": url, "keypair": keypair, "commitment": commitment, "program_id": program_id,
-             "output": output, "db": db}
+    given = {
+        "url": url,
+        "keypair": keypair,
+        "commitment": commitment,
+        "program_id": program_id,
+        "output": output,
+        "db": db,
+    }
     for key, value in given.items():
         if value is not None:
             check_setting(key, value)

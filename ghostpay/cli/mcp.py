@@ -26,29 +26,42 @@ def _amount(value: str | None, flag: str) -> Decimal | None:
 
 def serve(
     ctx: typer.Context,
-    transport: str = typer.Option("stdio", "--transport", "-t", help="stdio (the client starts the server) or "
-                                  "http (Streamable HTTP at http://HOST:PORT/mcp)."),
+    transport: str = typer.Option(
+        "stdio",
+        "--transport",
+        "-t",
+        help="stdio (the client starts the server) or http (Streamable HTTP at http://HOST:PORT/mcp).",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (http)."),
     port: int = typer.Option(8765, help="Port to listen on (http)."),
-    token_file: Path | None = typer.Option(None, "--token-file", help="http: require 'Authorization: Bearer "
-                                              "TOKEN' on every request, TOKEN being this file's first line (or "
-                                              "$GHOST_MCP_TOKEN; never on the command line, where `ps` shows it). "
-                                              "Needed to listen beyond this machine."),
-    budget_hourly: str | None = typer.Option(None, "--budget-hourly", help=f"Spend at most this per rolling "
-                                                f"hour ({BUDGET_HELP})."),
-    budget_daily: str | None = typer.Option(None, "--budget-daily", help=f"Spend at most this per rolling day "
-                                               f"({BUDGET_HELP})."),
-    budget_total: str | None = typer.Option(None, "--budget-total", help=f"Spend at most this in all "
-                                               f"({BUDGET_HELP})."),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="http: require 'Authorization: Bearer "
+        "TOKEN' on every request, TOKEN being this file's first line (or "
+        "$GHOST_MCP_TOKEN; never on the command line, where `ps` shows it). "
+        "Needed to listen beyond this machine.",
+    ),
+    budget_hourly: str | None = typer.Option(
+        None, "--budget-hourly", help=f"Spend at most this per rolling hour ({BUDGET_HELP})."
+    ),
+    budget_daily: str | None = typer.Option(
+        None, "--budget-daily", help=f"Spend at most this per rolling day ({BUDGET_HELP})."
+    ),
+    budget_total: str | None = typer.Option(None, "--budget-total", help=f"Spend at most this in all ({BUDGET_HELP})."),
     max_per_call: str | None = typer.Option(None, "--max-per-call", help="The most one payment may cost."),
-    calls_per_minute: int | None = typer.Option(None, "--calls-per-minute", min=1, help="Paid calls per "
-                                                   "minute, at most."),
-    allow_mint: list[str] | None = typer.Option(None, "--allow-mint", help="Pay only with this mint (address "
-                                                   "or label; repeat it)."),
-    allow_seller: list[str] | None = typer.Option(None, "--allow-seller", help="Pay only this wallet or agent "
-                                                     "(repeat it)."),
-    block_seller: list[str] | None = typer.Option(None, "--block-seller", help="Never pay this wallet or agent "
-                                                     "(repeat it)."),
+    calls_per_minute: int | None = typer.Option(
+        None, "--calls-per-minute", min=1, help="Paid calls per minute, at most."
+    ),
+    allow_mint: list[str] | None = typer.Option(
+        None, "--allow-mint", help="Pay only with this mint (address or label; repeat it)."
+    ),
+    allow_seller: list[str] | None = typer.Option(
+        None, "--allow-seller", help="Pay only this wallet or agent (repeat it)."
+    ),
+    block_seller: list[str] | None = typer.Option(
+        None, "--block-seller", help="Never pay this wallet or agent (repeat it)."
+    ),
 ) -> None:
     """Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.
 
@@ -63,29 +76,41 @@ def serve(
     mode = params.choice(transport, ("stdio", "http"), "--transport")
     token = params.bearer_token(token_file, TOKEN_ENV)
     if mode == "http" and token is None and host not in LOOPBACK:
-        raise CliError(f"listening on {host} lets anyone who reaches it spend the budget: set GHOST_MCP_TOKEN or "
-                       "pass --token-file FILE (clients send 'Authorization: Bearer TOKEN'), or listen on "
-                       "127.0.0.1", 2)
+        raise CliError(
+            f"listening on {host} lets anyone who reaches it spend the budget: set GHOST_MCP_TOKEN or "
+            "pass --token-file FILE (clients send 'Authorization: Bearer TOKEN'), or listen on "
+            "127.0.0.1",
+            2,
+        )
     st = state(ctx)
     from ghostpay.cli.guards import spending_guards
 
     # no terminal to confirm on (stdio carries the protocol): a payment over x402.confirm_above is declined
     guards = dataclasses.replace(spending_guards(st), confirm=None)
-    flags = {"hourly": _amount(budget_hourly, "--budget-hourly"), "daily": _amount(budget_daily, "--budget-daily"),
-             "total": _amount(budget_total, "--budget-total"), "per_call": _amount(max_per_call, "--max-per-call"),
-             "calls_per_minute": calls_per_minute,
-             "allowed_mints": frozenset(str(params.token(st, m, "--allow-mint")) for m in allow_mint)
-             if allow_mint else None,
-             "allowed_sellers": frozenset(s.strip() for s in allow_seller) if allow_seller else None}
+    flags = {
+        "hourly": _amount(budget_hourly, "--budget-hourly"),
+        "daily": _amount(budget_daily, "--budget-daily"),
+        "total": _amount(budget_total, "--budget-total"),
+        "per_call": _amount(max_per_call, "--max-per-call"),
+        "calls_per_minute": calls_per_minute,
+        "allowed_mints": frozenset(str(params.token(st, m, "--allow-mint")) for m in allow_mint)
+        if allow_mint
+        else None,
+        "allowed_sellers": frozenset(s.strip() for s in allow_seller) if allow_seller else None,
+    }
     guards = dataclasses.replace(guards, **{k: v for k, v in flags.items() if v is not None})
     if block_seller:
-        guards = dataclasses.replace(guards, blocked_sellers=frozenset(guards.blocked_sellers)
-                                     | {s.strip() for s in block_seller})
+        guards = dataclasses.replace(
+            guards, blocked_sellers=frozenset(guards.blocked_sellers) | {s.strip() for s in block_seller}
+        )
     from ghostpay.spending import has_budget
 
     if not has_budget(guards):
-        raise CliError("ghost mcp needs a spending budget: pass --budget-daily AMOUNT (or --budget-hourly, "
-                       "--budget-total), or set one with 'ghost config set x402.daily_budget 5'", 2)
+        raise CliError(
+            "ghost mcp needs a spending budget: pass --budget-daily AMOUNT (or --budget-hourly, "
+            "--budget-total), or set one with 'ghost config set x402.daily_budget 5'",
+            2,
+        )
     if guards.named_tokens():  # a token label this cluster does not have refuses the start, not each payment
         from ghostpay.cli.guards import resolve_labels
 
@@ -99,18 +124,36 @@ def serve(
     from ghostpay.mcp.service import McpSettings, guard_limits
 
     keypair = load_keypair(path)
-    settings = McpSettings(guards, st.settings.url, keypair, st.settings.commitment, st.settings.program_id,
-                           error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0])
+    settings = McpSettings(
+        guards,
+        st.settings.url,
+        keypair,
+        st.settings.commitment,
+        st.settings.program_id,
+        error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
+    )
     server = create_mcp_server(settings)
     limits = ", ".join(f"{k} {v}" for k, v in guard_limits(guards).items())
     if mode == "stdio":  # stdout carries the protocol: say hello on stderr
-        print(f"GhostPay MCP server on stdio for wallet {keypair.pubkey()} on {st.rpc_url} ({limits})",
-              file=sys.stderr, flush=True)
+        print(
+            f"GhostPay MCP server on stdio for wallet {keypair.pubkey()} on {st.rpc_url} ({limits})",
+            file=sys.stderr,
+            flush=True,
+        )
         server.run("stdio")
         return
-    _serve_http(http_app(server, host, token), st.json, host, port,
-                {"wallet": str(keypair.pubkey()), "rpcUrl": st.rpc_url, "limits": guard_limits(guards),
-                 "token": token is not None})
+    _serve_http(
+        http_app(server, host, token),
+        st.json,
+        host,
+        port,
+        {
+            "wallet": str(keypair.pubkey()),
+            "rpcUrl": st.rpc_url,
+            "limits": guard_limits(guards),
+            "token": token is not None,
+        },
+    )
 
 
 def _serve_http(app, as_json: bool, host: str, port: int, about: dict) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +165,9 @@ def _serve_http(app, as_json: bool, host: str, port: int, about: dict) -> None: 
         if as_json:
             print(json.dumps({"running": True, "url": url, **about}), flush=True)
         else:
-            print(f"GhostPay MCP server on {url} for wallet {about['wallet']} on {about['rpcUrl']}; Ctrl-C stops it",
-                  flush=True)
+            print(
+                f"GhostPay MCP server on {url} for wallet {about['wallet']} on {about['rpcUrl']}; Ctrl-C stops it",
+                flush=True,
+            )
 
     serve_app(app, host, port, say_listening, "the MCP server")

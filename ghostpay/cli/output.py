@@ -93,8 +93,8 @@ def format_amount(amount: Decimal, symbol: str = "") -> str:
 def span(seconds: int) -> str:
     """A duration as people say it: `3 days`, `1 day 12 h`, `45 min`, `90 s` (at most two units).
 
-        >>> [span(s) for s in (259_200, 129_600, 2_700, 90, 3_661)]
-        ['3 days', '1 day 12 h', '45 min', '1 min 30 s', '1 h 1 min']
+    >>> [span(s) for s in (259_200, 129_600, 2_700, 90, 3_661)]
+    ['3 days', '1 day 12 h', '45 min', '1 min 30 s', '1 h 1 min']
     """
     parts, rest = [], seconds
     for size, one, many in ((86_400, "day", "days"), (3_600, "h", "h"), (60, "min", "min"), (1, "s", "s")):
@@ -131,8 +131,14 @@ def key_value_table(rows: Iterable[tuple[str, object]], title: str | None = None
     table.add_column("field", style="bold cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
     for name, value in rows:
-        table.add_row(name, value if isinstance(value, str) else
-                      ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+        table.add_row(
+            name,
+            value
+            if isinstance(value, str)
+            else ", ".join(map(str, value))
+            if isinstance(value, (list, tuple))
+            else str(value),
+        )
     return table
 
 
@@ -145,17 +151,23 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str |
     return out
 
 
-def tx_data(state: State, action: str, signature: object, compute_units: int | None = None,
-            **extra: Any) -> dict[str, Any]:
+def tx_data(
+    state: State, action: str, signature: object, compute_units: int | None = None, **extra: Any
+) -> dict[str, Any]:
     """A confirmed transaction as JSON: what was done, signature, explorer link, CU, and more fields."""
     known = signature is not None  # None: an earlier run's transaction the node no longer reports
-    return {"action": action, "signature": str(signature) if known else None,
-            "explorer": explorer_url("tx", signature, state.rpc_url) if known else None,
-            "compute_units": compute_units, **extra}
+    return {
+        "action": action,
+        "signature": str(signature) if known else None,
+        "explorer": explorer_url("tx", signature, state.rpc_url) if known else None,
+        "compute_units": compute_units,
+        **extra,
+    }
 
 
 def print_tx(state: State, data: dict[str, Any], rows: Sequence[tuple[str, object]] = ()) -> None:
     """Emit a confirmed transaction: a panel in text mode, the dict in JSON mode."""
+
     def render(out: Console) -> None:
         lines = list(rows) + [(k, data[k]) for k in ("signature", "explorer") if data[k] is not None]
         if data.get("compute_units") is not None:

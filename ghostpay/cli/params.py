@@ -27,8 +27,11 @@ def limits() -> dict[str, int]:
     """The IDL's numeric constants (MAX_NAME_LEN, MAX_ACCEPTED_TOKENS, ...)."""
     from ghostpay.artifacts import idl_dict
 
-    return {c["name"]: int(c["value"]) for c in idl_dict().get("constants", []) if c["type"] in ("u8", "u16", "u32",
-                                                                                                  "u64", "i64")}
+    return {
+        c["name"]: int(c["value"])
+        for c in idl_dict().get("constants", [])
+        if c["type"] in ("u8", "u16", "u32", "u64", "i64")
+    }
 
 
 def pubkey(value: str, what: str = "public key") -> Pubkey:
@@ -58,8 +61,9 @@ def agent_ref(value: str) -> AgentArg:
         return pubkey(value, "agent address")
     maximum = limits()["MAX_AGENT_ID_LEN"]
     if len(value.encode()) > maximum and all(c.isascii() and c.isalnum() for c in value):
-        raise typer.BadParameter(f"{value!r} is not a valid agent address (base58, 32 bytes), nor an agent_id "
-                                 f"(at most {maximum} bytes)")
+        raise typer.BadParameter(
+            f"{value!r} is not a valid agent address (base58, 32 bytes), nor an agent_id (at most {maximum} bytes)"
+        )
     check_len(value, "agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     return value
 
@@ -73,8 +77,9 @@ def token(state: State, value: str, option: str = "token") -> Pubkey:
     from ghostpay.token_labels import is_label
 
     if not is_label(text):
-        raise typer.BadParameter(f"{option} {value!r} is neither a mint address (base58, 32 bytes) nor a token "
-                                 "label (like USDC)")
+        raise typer.BadParameter(
+            f"{option} {value!r} is neither a mint address (base58, 32 bytes) nor a token label (like USDC)"
+        )
     labels = state.labels()
     found = labels.find(text)
     if found is None:
@@ -94,14 +99,17 @@ def token_prices(state: State, values: Sequence[str], price: str | None = None) 
         raise typer.BadParameter(f"at most {maximum} accepted tokens, got {len(items)}")
     if price is not None:
         if len(items) != 1 or "=" in items[0]:
-            raise typer.BadParameter("--price prices a single token; give each token its own price instead: "
-                                     "--tokens USDC=0.01,EURC=0.01")
+            raise typer.BadParameter(
+                "--price prices a single token; give each token its own price instead: --tokens USDC=0.01,EURC=0.01"
+            )
         prices = {token(state, items[0], "--tokens"): amount(price, "--price", token=items[0])}
     else:
         unpriced = [item for item in items if "=" not in item]
         if unpriced:
-            raise typer.BadParameter(f"no price for {', '.join(unpriced)}: write --tokens {unpriced[0]}=0.01 "
-                                     "(whole tokens), or --price P with a single token")
+            raise typer.BadParameter(
+                f"no price for {', '.join(unpriced)}: write --tokens {unpriced[0]}=0.01 "
+                "(whole tokens), or --price P with a single token"
+            )
         prices = {}
         for item in items:
             label, _, value = item.partition("=")
@@ -120,11 +128,14 @@ def amount(value: str, what: str = "amount", *, allow_zero: bool = False, token:
     text = value.strip()
     if text.startswith("$"):
         if token is None:
-            raise typer.BadParameter(f"{what} in dollars ({value}) needs the token it is paid in: a USD stablecoin, "
-                                     "e.g. --token USDC")
+            raise typer.BadParameter(
+                f"{what} in dollars ({value}) needs the token it is paid in: a USD stablecoin, e.g. --token USDC"
+            )
         if token.strip().upper() not in USD_STABLECOINS:
-            raise typer.BadParameter(f"{what} in dollars ({value}) is for USD stablecoins ({', '.join(USD_STABLECOINS)})"
-                                     f", not {token.strip()}: give it in whole {token.strip()} tokens")
+            raise typer.BadParameter(
+                f"{what} in dollars ({value}) is for USD stablecoins ({', '.join(USD_STABLECOINS)})"
+                f", not {token.strip()}: give it in whole {token.strip()} tokens"
+            )
         text = text[1:]
     try:
         parsed = Decimal(text.replace("_", ""))
@@ -148,8 +159,11 @@ def in_token_range(value: Decimal, decimals: int, limit: str, option: str, symbo
     if atomic != atomic.to_integral_value():
         return  # more decimals than the mint has: the SDK says exactly that
     if not low <= atomic <= high:
-        raise CliError(f"{option} must be between {format_amount(Decimal(low).scaleb(-decimals), symbol)} and "
-                       f"{format_amount(Decimal(high).scaleb(-decimals), symbol)}, not {value}", 2)
+        raise CliError(
+            f"{option} must be between {format_amount(Decimal(low).scaleb(-decimals), symbol)} and "
+            f"{format_amount(Decimal(high).scaleb(-decimals), symbol)}, not {value}",
+            2,
+        )
 
 
 def check_len(value: str, what: str, limit: str, minimum: int = 0) -> str:
@@ -215,8 +229,10 @@ def duration(value: str, what: str, limit: str | None = None) -> int:
     if limit is not None:
         low, high = limits()[f"MIN_{limit}"], limits()[f"MAX_{limit}"]
         if not low <= seconds <= high:
-            raise typer.BadParameter(f"{what} must be between {low:,} s ({low // 60} minute) and {high:,} s "
-                                     f"({high // 86_400} days), not {value}")
+            raise typer.BadParameter(
+                f"{what} must be between {low:,} s ({low // 60} minute) and {high:,} s "
+                f"({high // 86_400} days), not {value}"
+            )
     return seconds
 
 
@@ -233,8 +249,10 @@ def deadline(value: str) -> int | datetime | timedelta:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"--deadline is a duration from now (7d), an ISO date-time with a zone "
-                                 f"(2026-12-01T12:00Z) or unix seconds, not {value!r}") from None
+        raise typer.BadParameter(
+            f"--deadline is a duration from now (7d), an ISO date-time with a zone "
+            f"(2026-12-01T12:00Z) or unix seconds, not {value!r}"
+        ) from None
     if moment.tzinfo is None:
         raise typer.BadParameter("--deadline needs a time zone, e.g. 2026-12-01T12:00:00+00:00")
     return moment

@@ -16,18 +16,21 @@ from ghostpay.cli.output import emit, explorer_url, format_amount, key_value_tab
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
-app = typer.Typer(help="Pay agents per call (x402), verify payments, give feedback.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Pay agents per call (x402), verify payments, give feedback.", no_args_is_help=True, rich_markup_mode=None
+)
 
 AMOUNT_OPTION = typer.Option(None, "--amount", help="Whole tokens (default: the agent's price in that token).")
-TOKEN_OPTION = typer.Option(None, "--token", "-t",
-                            help="Mint or symbol to pay in, one the agent accepts (default: its first token).")
+TOKEN_OPTION = typer.Option(
+    None, "--token", "-t", help="Mint or symbol to pay in, one the agent accepts (default: its first token)."
+)
 REFERENCE_OPTION = typer.Option(..., "--reference", "-r", help="The payment reference (64 hex digits).")
 
 
 @app.command()
-def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMOUNT_OPTION,
-             token: str | None = TOKEN_OPTION) -> None:
+def simulate(
+    ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMOUNT_OPTION, token: str | None = TOKEN_OPTION
+) -> None:
     """Simulate paying one call (TransferChecked + record_x402_payment): the amount and token it would pay,
     compute units, fee, and what would fail. Nothing is sent or spent; exit status 1 if it would fail.
 
@@ -43,30 +46,55 @@ def simulate(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None =
     if error is not None:
         name, code = getattr(error, "name", None), getattr(error, "code", None)
         described = describe(error, st.rpc_url)
-        failure = {"name": name if isinstance(name, str) else type(error).__name__, "code": code
-                   if isinstance(code, int) else None,
-                   "message": described[0] if described else str(error)}
+        failure = {
+            "name": name if isinstance(name, str) else type(error).__name__,
+            "code": code if isinstance(code, int) else None,
+            "message": described[0] if described else str(error),
+        }
     symbol = mint_symbol(st, sim.mint)
-    data = {"agent": agent, "would_succeed": error is None, "amount": sim.amount, "amount_atomic": sim.amount_atomic,
-            "token": str(sim.mint), "token_symbol": symbol, "compute_units": sim.compute_units,
-            "fee_lamports": sim.fee, "error": failure, "logs": sim.logs}
-    rows = [("agent", agent), ("amount", format_amount(sim.amount, symbol) if sim.amount is not None else "?"),
-            ("token", str(sim.mint)),
-            ("result", "[green]would succeed[/green]" if error is None
-             else f"[red]would fail[/red]: {failure['message'] if failure else ''}"),
-            ("compute units", f"{sim.compute_units:,}" if sim.compute_units is not None else "?"),
-            ("fee", f"{sim.fee:,} lamports ({sim.fee / 1e9:.9f} SOL)" if sim.fee is not None else "?")]
+    data = {
+        "agent": agent,
+        "would_succeed": error is None,
+        "amount": sim.amount,
+        "amount_atomic": sim.amount_atomic,
+        "token": str(sim.mint),
+        "token_symbol": symbol,
+        "compute_units": sim.compute_units,
+        "fee_lamports": sim.fee,
+        "error": failure,
+        "logs": sim.logs,
+    }
+    rows = [
+        ("agent", agent),
+        ("amount", format_amount(sim.amount, symbol) if sim.amount is not None else "?"),
+        ("token", str(sim.mint)),
+        (
+            "result",
+            "[green]would succeed[/green]"
+            if error is None
+            else f"[red]would fail[/red]: {failure['message'] if failure else ''}",
+        ),
+        ("compute units", f"{sim.compute_units:,}" if sim.compute_units is not None else "?"),
+        ("fee", f"{sim.fee:,} lamports ({sim.fee / 1e9:.9f} SOL)" if sim.fee is not None else "?"),
+    ]
     emit(st, data, lambda out: out.print(key_value_table(rows, title="Payment simulation (nothing sent)")))
     if error is not None:
         raise typer.Exit(1)
 
 
 @app.command()
-def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMOUNT_OPTION,
-         token: str | None = TOKEN_OPTION,
-         reference: str | None = typer.Option(None, "--reference", "-r",
-                                                 help="64 hex digits naming the payment (default: random); "
-                                                      "'payment verify' and 'payment feedback' take it.")) -> None:
+def send(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    amount: str | None = AMOUNT_OPTION,
+    token: str | None = TOKEN_OPTION,
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="64 hex digits naming the payment (default: random); 'payment verify' and 'payment feedback' take it.",
+    ),
+) -> None:
     """Pay one call and record it on chain (TransferChecked + record_x402_payment in one transaction).
 
     The pair's first payment opens your PayerStats for the agent (about 0.0018 SOL of rent, yours back
@@ -89,9 +117,14 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMO
 
     async def work(gp: GhostPayClient) -> Any:
         address = gp.agent_address(ref)
-        command = {"chain": await gp.genesis_hash(), "wallet": str(gp.wallet), "agent": str(address),
-                   "amount": None if value is None else str(value), "token": None if mint is None else str(mint),
-                   **({"reference": given.hex()} if given else {})}
+        command = {
+            "chain": await gp.genesis_hash(),
+            "wallet": str(gp.wallet),
+            "agent": str(address),
+            "amount": None if value is None else str(value),
+            "token": None if mint is None else str(mint),
+            **({"reference": given.hex()} if given else {}),
+        }
         with journal.running("payment", command):
             return await pay(gp, address, command)
 
@@ -108,14 +141,17 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMO
                 entry.close()
                 notes.append(f"already paid by an earlier run (reference {raw.hex()}); not paying again")
                 return await gp.payment_result(earlier), True
-            resumed = await gp.resume_transaction(entry.signatures, entry.signed_transaction(),
-                                                  entry.last_valid_block_height)
+            resumed = await gp.resume_transaction(
+                entry.signatures, entry.signed_transaction(), entry.last_valid_block_height
+            )
             if resumed is not None:
                 entry.close()
                 notes.append(f"the earlier run's transaction (reference {raw.hex()}) was sent again and landed")
                 return await gp.payment_result(resumed), False
-            notes.append(f"the earlier run's transaction never landed (its blockhash expired): paying now, with its "
-                         f"reference {raw.hex()}")
+            notes.append(
+                f"the earlier run's transaction never landed (its blockhash expired): paying now, with its "
+                f"reference {raw.hex()}"
+            )
         else:
             raw = given or new_reference()
             entry = journal.open_entry("payment", command, reference=raw.hex())
@@ -132,21 +168,43 @@ def send(ctx: typer.Context, agent: str = AGENT_OPTION, amount: str | None = AMO
 
     paid, already = st.run(work, status="Paying…")
     symbol = mint_symbol(st, paid.mint)
-    data = tx_data(st, "already paid" if already else "paid", paid.signature, None if already else paid.compute_units,
-                   agent=agent, amount=paid.amount, amount_atomic=paid.amount_atomic, token=str(paid.mint),
-                   token_symbol=symbol, reference=paid.reference.hex(), payer_stats=str(paid.payer_stats),
-                   notes=notes)
+    data = tx_data(
+        st,
+        "already paid" if already else "paid",
+        paid.signature,
+        None if already else paid.compute_units,
+        agent=agent,
+        amount=paid.amount,
+        amount_atomic=paid.amount_atomic,
+        token=str(paid.mint),
+        token_symbol=symbol,
+        reference=paid.reference.hex(),
+        payer_stats=str(paid.payer_stats),
+        notes=notes,
+    )
     for note in notes if not st.json else []:
         print(f"note: {note}", file=sys.stderr)
-    print_tx(st, data, [("agent", agent), ("amount", format_amount(paid.amount, symbol)),
-                        ("reference", paid.reference.hex())])
+    print_tx(
+        st,
+        data,
+        [("agent", agent), ("amount", format_amount(paid.amount, symbol)), ("reference", paid.reference.hex())],
+    )
 
 
 @app.command()
-def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFERENCE_OPTION,
-           search: int = typer.Option(200, "--search", min=1, max=10_000,
-                                      help="Without --db: how many of the agent's newest transactions are searched "
-                                           "(a payment older than those is not found).")) -> None:
+def verify(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    reference: str = REFERENCE_OPTION,
+    search: int = typer.Option(
+        200,
+        "--search",
+        min=1,
+        max=10_000,
+        help="Without --db: how many of the agent's newest transactions are searched "
+        "(a payment older than those is not found).",
+    ),
+) -> None:
     """Was this reference paid to the agent? Exit status 0 if paid, 1 if not.
 
     No account is made per payment: the payment's transaction and its event are the receipt. With --db
@@ -167,43 +225,77 @@ def verify(ctx: typer.Context, agent: str = AGENT_OPTION, reference: str = REFER
             rows = payment_history_indexed(st, address, 1, "date", reference=raw.hex())
         found = _indexed_payment(address, rows[0]) if rows else None
     else:
-        receipt = st.run(lambda gp: gp.get_receipt(ref, raw, search=search), signer=isinstance(ref, str),
-                         status="Searching the agent's transactions…")
+        receipt = st.run(
+            lambda gp: gp.get_receipt(ref, raw, search=search),
+            signer=isinstance(ref, str),
+            status="Searching the agent's transactions…",
+        )
         found = None if receipt is None else _receipt_payment(st, receipt)
     if found is None:
-        emit(st, {"agent": agent, "reference": raw.hex(), "paid": False},
-             lambda out: out.print(f"[red]✘[/red] no payment with reference {raw.hex()} to {agent}"))
+        emit(
+            st,
+            {"agent": agent, "reference": raw.hex(), "paid": False},
+            lambda out: out.print(f"[red]✘[/red] no payment with reference {raw.hex()} to {agent}"),
+        )
         raise typer.Exit(1)
     from ghostpay.cli.agent import when
 
-    data = {"reference": raw.hex(), "paid": True, **found,
-            "explorer": explorer_url("tx", found["signature"], st.rpc_url) if found["signature"]
-            else explorer_url("address", found["receipt"], st.rpc_url)}
+    data = {
+        "reference": raw.hex(),
+        "paid": True,
+        **found,
+        "explorer": explorer_url("tx", found["signature"], st.rpc_url)
+        if found["signature"]
+        else explorer_url("address", found["receipt"], st.rpc_url),
+    }
     rated = {True: "given", False: "not yet", None: "unknown (see 'ghost payment feedback')"}[found["rated"]]
-    rows = [("agent", found["agent"]), ("payer", found["payer"]),
-            ("amount", format_amount(Decimal(found["amount"]), found["token_symbol"])),
-            ("paid at", when(found["paid_at"])), ("found in", found["source"]),
-            ("transaction" if found["signature"] else "legacy receipt", found["signature"] or found["receipt"]),
-            ("explorer", data["explorer"]), ("feedback", rated)]
+    rows = [
+        ("agent", found["agent"]),
+        ("payer", found["payer"]),
+        ("amount", format_amount(Decimal(found["amount"]), found["token_symbol"])),
+        ("paid at", when(found["paid_at"])),
+        ("found in", found["source"]),
+        ("transaction" if found["signature"] else "legacy receipt", found["signature"] or found["receipt"]),
+        ("explorer", data["explorer"]),
+        ("feedback", rated),
+    ]
     emit(st, data, lambda out: out.print(key_value_table(rows, title="[green]✔[/green] paid")))
 
 
 def _indexed_payment(agent: str, row: dict[str, Any]) -> dict[str, Any]:
     """A payment row of the index as `verify` shows it."""
-    return {"agent": agent, "payer": row["payer"], "token": row["mint"],
-            "token_symbol": row["token_symbol"], "amount": row["amount"], "amount_atomic": row["amount_atomic"],
-            "paid_at": row["timestamp"], "signature": row["signature"], "slot": row["slot"], "source": "indexer",
-            "receipt": None, "rated": row["outcome"] != "recorded"}
+    return {
+        "agent": agent,
+        "payer": row["payer"],
+        "token": row["mint"],
+        "token_symbol": row["token_symbol"],
+        "amount": row["amount"],
+        "amount_atomic": row["amount_atomic"],
+        "paid_at": row["timestamp"],
+        "signature": row["signature"],
+        "slot": row["slot"],
+        "source": "indexer",
+        "receipt": None,
+        "rated": row["outcome"] != "recorded",
+    }
 
 
 def _receipt_payment(st: Any, receipt: Any) -> dict[str, Any]:
     """A Receipt found by the SDK (on the chain, or a legacy receipt account) as `verify` shows it."""
-    return {"agent": str(receipt.agent), "payer": str(receipt.payer), "token": str(receipt.mint),
-            "token_symbol": mint_symbol(st, receipt.mint), "amount": str(receipt.amount),
-            "amount_atomic": receipt.amount_atomic, "paid_at": receipt.paid_at,
-            "signature": str(receipt.signature) if receipt.signature else None, "slot": receipt.slot,
-            "source": receipt.source, "receipt": str(receipt.address) if receipt.address else None,
-            "rated": receipt.rated}
+    return {
+        "agent": str(receipt.agent),
+        "payer": str(receipt.payer),
+        "token": str(receipt.mint),
+        "token_symbol": mint_symbol(st, receipt.mint),
+        "amount": str(receipt.amount),
+        "amount_atomic": receipt.amount_atomic,
+        "paid_at": receipt.paid_at,
+        "signature": str(receipt.signature) if receipt.signature else None,
+        "slot": receipt.slot,
+        "source": receipt.source,
+        "receipt": str(receipt.address) if receipt.address else None,
+        "rated": receipt.rated,
+    }
 
 
 @app.command()
@@ -212,8 +304,14 @@ def feedback(
     agent: str = AGENT_OPTION,
     reference: str = REFERENCE_OPTION,
     rating: int = typer.Option(0, "--rating", min=0, max=5, help="1-5 stars (0: no rating)."),
-    response_time_ms: int = typer.Option(0, "--response-time", "--response-time-ms", min=0, max=3_600_000,
-                                         help="How long the call took, in ms (0: not measured)."),
+    response_time_ms: int = typer.Option(
+        0,
+        "--response-time",
+        "--response-time-ms",
+        min=0,
+        max=3_600_000,
+        help="How long the call took, in ms (0: not measured).",
+    ),
     failed: bool = typer.Option(False, "--failed", help="The paid call failed."),
 ) -> None:
     """Rate a paid call as its payer: success, response time, stars. Updates the agent's score.
@@ -231,27 +329,54 @@ def feedback(
     async def work(gp: GhostPayClient) -> Any:
         paid = await gp.get_receipt(ref, raw)
         if paid is None:
-            raise CliError(f"no payment with reference {raw.hex()} to {agent} among its newest transactions; "
-                           "check with 'ghost payment verify'")
+            raise CliError(
+                f"no payment with reference {raw.hex()} to {agent} among its newest transactions; "
+                "check with 'ghost payment verify'"
+            )
         if paid.payer != gp.wallet:
             raise CliError(f"the payment with reference {raw.hex()} was made by {paid.payer}: only its payer rates it")
-        result = await gp.submit_feedback(ref, raw, success=not failed, response_time_ms=response_time_ms,
-                                          rating=rating)
+        result = await gp.submit_feedback(
+            ref, raw, success=not failed, response_time_ms=response_time_ms, rating=rating
+        )
         return result, await gp.get_agent(ref)
 
     result, info = st.run(work, status="Submitting feedback…")
-    data = tx_data(st, "feedback submitted", result.signature, result.compute_units, agent=str(info.address),
-                   reference=raw.hex(), success=not failed, rating=rating, response_time_ms=response_time_ms,
-                   reputation_score=info.reputation_score)
-    print_tx(st, data, [("agent", str(info.address)), ("rating", "★" * rating or "none"),
-                        ("success", str(not failed)), ("new score", f"{info.reputation_score / 100:.2f}%")])
+    data = tx_data(
+        st,
+        "feedback submitted",
+        result.signature,
+        result.compute_units,
+        agent=str(info.address),
+        reference=raw.hex(),
+        success=not failed,
+        rating=rating,
+        response_time_ms=response_time_ms,
+        reputation_score=info.reputation_score,
+    )
+    print_tx(
+        st,
+        data,
+        [
+            ("agent", str(info.address)),
+            ("rating", "★" * rating or "none"),
+            ("success", str(not failed)),
+            ("new score", f"{info.reputation_score / 100:.2f}%"),
+        ],
+    )
 
 
 @app.command("close-stats")
-def close_stats(ctx: typer.Context, agent: str = AGENT_OPTION,
-                payer: str | None = typer.Option(None, "--payer", help="Whose PayerStats (default: yours); "
-                                                    "as its rent payer you may close it once it has been idle "
-                                                    "for the feedback window.")) -> None:
+def close_stats(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    payer: str | None = typer.Option(
+        None,
+        "--payer",
+        help="Whose PayerStats (default: yours); "
+        "as its rent payer you may close it once it has been idle "
+        "for the feedback window.",
+    ),
+) -> None:
     """Close a PayerStats (one payer's paid calls to one agent) and get its rent back.
 
     Its payer may close it any time: the calls still open for rating can no longer be rated. The next
@@ -263,5 +388,8 @@ def close_stats(ctx: typer.Context, agent: str = AGENT_OPTION,
     ref = params.agent_ref(agent)
     who = params.pubkey(payer, "--payer") if payer else None
     result = st.run(lambda gp: gp.close_payer_stats(ref, who), status="Closing…")
-    print_tx(st, tx_data(st, "closed", result.signature, result.compute_units, agent=agent,
-                         payer_stats=str(result.address)), [("agent", agent), ("payer stats", str(result.address))])
+    print_tx(
+        st,
+        tx_data(st, "closed", result.signature, result.compute_units, agent=agent, payer_stats=str(result.address)),
+        [("agent", agent), ("payer stats", str(result.address))],
+    )

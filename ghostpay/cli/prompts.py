@@ -13,9 +13,11 @@ if TYPE_CHECKING:
 
 def checked(parse: Any) -> Any:
     """A prompt's value_proc: the answer if `parse` accepts it, else the reason and the question again."""
+
     def proc(value: str) -> Any:
         parse(value)  # typer.BadParameter (a click UsageError) makes click print it and ask again
         return value
+
     return proc
 
 

@@ -34,12 +34,22 @@ def bind_or_fail(host: str, port: int) -> Any:
 
 
 TOKEN_ENV = "GHOST_API_TOKEN"
-TOKEN_HELP = ("Require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on the API, feed and metrics, TOKEN being this "
-              "file's first line (or $GHOST_API_TOKEN); the dashboard is then opened as /?token=TOKEN.")
+TOKEN_HELP = (
+    "Require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on the API, feed and metrics, TOKEN being this "
+    "file's first line (or $GHOST_API_TOKEN); the dashboard is then opened as /?token=TOKEN."
+)
 
 
-def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: bool, json_output: bool,
-               sock: Any = None, token: str | None = None) -> None:
+def run_server(
+    config: Any,
+    host: str,
+    port: int,
+    with_indexer: bool,
+    webhooks: bool,
+    json_output: bool,
+    sock: Any = None,
+    token: str | None = None,
+) -> None:
     """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM, on `sock`
     when the caller bound it already."""
     import httpx
@@ -54,11 +64,13 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
 
     def ready(url: str) -> None:
         if json_output:
-            print(json.dumps({"url": url, "dashboard": url, "docs": url + "docs", "metrics": url + "metrics"}),
-                  flush=True)
+            print(
+                json.dumps({"url": url, "dashboard": url, "docs": url + "docs", "metrics": url + "metrics"}), flush=True
+            )
         else:
-            typer.echo(f"GhostPay dashboard: {url}  (API docs: {url}docs, Prometheus: {url}metrics); "
-                       "Ctrl-C stops", err=True)
+            typer.echo(
+                f"GhostPay dashboard: {url}  (API docs: {url}docs, Prometheus: {url}metrics); Ctrl-C stops", err=True
+            )
 
     settings = ApiSettings(config.db_url, rpc_url=config.http_url, webhooks=webhooks, token=token)
     try:
@@ -72,14 +84,20 @@ def run_server(config: Any, host: str, port: int, with_indexer: bool, webhooks: 
 
 
 def serve_command(
-    url: str = typer.Option("http://127.0.0.1:8899", "--url", "-u",
-                            help="RPC URL or moniker, for mint decimals and the lag (default: localnet)."),
-    db: str | None = typer.Option(None, "--db", help="sqlite:///path.db or postgresql://… "
-                                                        "(default: indexer.db in the ghost data folder)."),
+    url: str = typer.Option(
+        "http://127.0.0.1:8899",
+        "--url",
+        "-u",
+        help="RPC URL or moniker, for mint decimals and the lag (default: localnet).",
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="sqlite:///path.db or postgresql://… (default: indexer.db in the ghost data folder)."
+    ),
     host: str = typer.Option(DEFAULT_HOST, "--host", help=HOST_HELP),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help=PORT_HELP),
-    webhooks: bool = typer.Option(True, "--webhooks/--no-webhooks",
-                                  help="Deliver webhooks from this process (`ghost webhooks add`)."),
+    webhooks: bool = typer.Option(
+        True, "--webhooks/--no-webhooks", help="Deliver webhooks from this process (`ghost webhooks add`)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the URLs as one JSON line when ready."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
     token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP),

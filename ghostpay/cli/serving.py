@@ -21,15 +21,25 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         return bind(host, port)
     except OSError as exc:
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port") from None
+        raise CliError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port with --port"
+        ) from None
 
 
 def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what: str) -> None:
     """Run `app` on host:port; `announce()` runs once the socket listens; CliError when it cannot listen."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-                            ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     original_startup = server.startup
 

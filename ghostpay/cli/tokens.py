@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 
 SOURCES = {"well-known": "well-known", "user": "yours", "test-mint": "test mint (ghost test-mint)"}
 
-app = typer.Typer(help="Token labels: names that stand for mints (USDC), wherever a token is expected. A label "
-                       "belongs to one cluster: well-known mints are built in for mainnet-beta and devnet, 'ghost "
-                       "test-mint --symbol' labels its mint on its localnet, 'ghost tokens add' labels any mint.",
-                  no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    help="Token labels: names that stand for mints (USDC), wherever a token is expected. A label "
+    "belongs to one cluster: well-known mints are built in for mainnet-beta and devnet, 'ghost "
+    "test-mint --symbol' labels its mint on its localnet, 'ghost tokens add' labels any mint.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def cluster_json(labels: ClusterLabels) -> dict[str, Any]:
@@ -39,13 +42,17 @@ def check_label_free(st: State, labels: ClusterLabels, label: str, mint: str, ye
     if taken is None or taken.mint == mint:
         return
     if taken.source == "well-known":
-        raise CliError(f"{taken.label} on {labels.name} is the well-known mint {taken.mint} (built in); "
-                       "choose another label", 2)
+        raise CliError(
+            f"{taken.label} on {labels.name} is the well-known mint {taken.mint} (built in); choose another label", 2
+        )
     if yes:
         return
     if st.json or not sys.stdin.isatty():
-        raise CliError(f"the label {taken.label} already names the mint {taken.mint} on {labels.name}; pass --yes "
-                       "to move it to this mint, or choose another label", 2)
+        raise CliError(
+            f"the label {taken.label} already names the mint {taken.mint} on {labels.name}; pass --yes "
+            "to move it to this mint, or choose another label",
+            2,
+        )
     if not typer.confirm(f"The label {taken.label} already names {taken.mint}; move it to {mint}?", default=False):
         raise typer.Abort()
 
@@ -65,11 +72,14 @@ def label_arg(value: str) -> str:
 
 
 @app.command("add")
-def add(ctx: typer.Context,
-        label: str = typer.Argument(..., help="The name, e.g. USDC (1 to 16 letters, digits, '-', '_')."),
-        mint: str = typer.Argument(..., help="The mint's address on this cluster (-u)."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Move the label if it names another mint here, "
-                                                            "without asking.")) -> None:
+def add(
+    ctx: typer.Context,
+    label: str = typer.Argument(..., help="The name, e.g. USDC (1 to 16 letters, digits, '-', '_')."),
+    mint: str = typer.Argument(..., help="The mint's address on this cluster (-u)."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Move the label if it names another mint here, without asking."
+    ),
+) -> None:
     """Label a mint of this cluster (-u), so --token LABEL stands for it here (and only here).
 
     Example: ghost -u devnet tokens add EURC HzwqbKZw8HxMN6bF2yFZNrht3c2iXXzpKcFu7uBEDKtr
@@ -84,14 +94,18 @@ def add(ctx: typer.Context,
     check_label_free(st, labels, name, address, yes)
     label_mint(st, name, address, test_mint=False)
     labels = st.labels()
-    emit(st, {"label": name, "mint": address, "cluster": cluster_json(labels)},
-         lambda out: out.print(f"{name} = {address} on {labels.name}"))
+    emit(
+        st,
+        {"label": name, "mint": address, "cluster": cluster_json(labels)},
+        lambda out: out.print(f"{name} = {address} on {labels.name}"),
+    )
 
 
 @app.command("list")
-def list_labels(ctx: typer.Context,
-                json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json tokens list.")
-                ) -> None:
+def list_labels(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json tokens list."),
+) -> None:
     """The token labels of this cluster (-u): well-known mints, yours, and test mints.
 
     Example: ghost -u devnet tokens list --json
@@ -105,14 +119,21 @@ def list_labels(ctx: typer.Context,
 
         print(json.dumps(data, indent=2))
         return
-    emit(st, data, lambda out: out.print(table(["label", "mint", "from"],
-                                               [(r["label"], r["mint"], SOURCES[r["source"]]) for r in rows],
-                                               title=f"{len(rows)} token label(s) on {labels.name}")))
+    emit(
+        st,
+        data,
+        lambda out: out.print(
+            table(
+                ["label", "mint", "from"],
+                [(r["label"], r["mint"], SOURCES[r["source"]]) for r in rows],
+                title=f"{len(rows)} token label(s) on {labels.name}",
+            )
+        ),
+    )
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, label: str = typer.Argument(..., help="The label to forget on this cluster.")
-           ) -> None:
+def remove(ctx: typer.Context, label: str = typer.Argument(..., help="The label to forget on this cluster.")) -> None:
     """Forget a label of this cluster (-u); the mint itself is untouched.
 
     Example: ghost tokens remove USDC
@@ -124,8 +145,11 @@ def remove(ctx: typer.Context, label: str = typer.Argument(..., help="The label 
     except ValueError as exc:
         raise CliError(str(exc)) from None
     st.forget_labels()
-    emit(st, {"removed": removed.label, "mints": [removed.mint], "cluster": cluster_json(labels)},
-         lambda out: out.print(f"removed the label {removed.label} ({removed.mint}) on {labels.name}"))
+    emit(
+        st,
+        {"removed": removed.label, "mints": [removed.mint], "cluster": cluster_json(labels)},
+        lambda out: out.print(f"removed the label {removed.label} ({removed.mint}) on {labels.name}"),
+    )
 
 
 __all__ = ["app", "check_label_free", "label_arg", "label_mint"]

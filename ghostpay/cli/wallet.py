@@ -16,10 +16,13 @@ from ghostpay.cli.labels import TOKEN_PROGRAMS  # both token programs: a wallet'
 from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table
 
 
-def keygen(ctx: typer.Context,
-           outfile: Path | None = typer.Option(None, "--outfile", help="Where to write it (default: the "
-                                                  "Solana CLI default, ~/.config/solana/id.json)."),
-           force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+def keygen(
+    ctx: typer.Context,
+    outfile: Path | None = typer.Option(
+        None, "--outfile", help="Where to write it (default: the Solana CLI default, ~/.config/solana/id.json)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
     """Create a keypair file in the Solana CLI's format (a JSON array of 64 bytes, readable by you only).
 
     Example: ghost keygen --outfile ~/wallets/buyer.json
@@ -38,8 +41,11 @@ def keygen(ctx: typer.Context,
     with os.fdopen(descriptor, "w") as out:
         out.write(json.dumps(list(bytes(keypair))))
     os.chmod(path, 0o600)  # an existing file keeps its mode through O_TRUNC
-    emit(st, {"pubkey": str(keypair.pubkey()), "path": str(path)},
-         lambda out: out.print(f"Wrote a new keypair to {path}\npubkey: {keypair.pubkey()}"))
+    emit(
+        st,
+        {"pubkey": str(keypair.pubkey()), "path": str(path)},
+        lambda out: out.print(f"Wrote a new keypair to {path}\npubkey: {keypair.pubkey()}"),
+    )
 
 
 def address(ctx: typer.Context) -> None:
@@ -52,9 +58,9 @@ def address(ctx: typer.Context) -> None:
     emit(st, {"address": str(wallet)}, lambda out: out.print(str(wallet)))
 
 
-def balance(ctx: typer.Context,
-            owner: str | None = typer.Argument(None, help="The wallet to look at (default: the -k wallet).")
-            ) -> None:
+def balance(
+    ctx: typer.Context, owner: str | None = typer.Argument(None, help="The wallet to look at (default: the -k wallet).")
+) -> None:
     """SOL and every token account of a wallet (both token programs), tokens by label.
 
     Example: ghost balance   (or: ghost balance 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU)
@@ -66,15 +72,23 @@ def balance(ctx: typer.Context,
     lamports = st.jsonrpc("getBalance", str(wallet))["value"]
     tokens = []
     for program in TOKEN_PROGRAMS:
-        found = st.jsonrpc("getTokenAccountsByOwner", str(wallet), {"programId": program},
-                           {"encoding": "jsonParsed"})["value"]
+        found = st.jsonrpc("getTokenAccountsByOwner", str(wallet), {"programId": program}, {"encoding": "jsonParsed"})[
+            "value"
+        ]
         for keyed in found:
             info = keyed["account"]["data"]["parsed"]["info"]
             amount = info["tokenAmount"]
-            tokens.append({"token": mint_symbol(st, info["mint"]), "mint": info["mint"], "account": keyed["pubkey"],
-                           "amount": Decimal(amount["amount"]).scaleb(-amount["decimals"]),
-                           "amount_atomic": int(amount["amount"]), "decimals": amount["decimals"],
-                           "state": info.get("state", "initialized")})
+            tokens.append(
+                {
+                    "token": mint_symbol(st, info["mint"]),
+                    "mint": info["mint"],
+                    "account": keyed["pubkey"],
+                    "amount": Decimal(amount["amount"]).scaleb(-amount["decimals"]),
+                    "amount_atomic": int(amount["amount"]),
+                    "decimals": amount["decimals"],
+                    "state": info.get("state", "initialized"),
+                }
+            )
     tokens.sort(key=lambda t: (t["token"], t["account"]))
     sol = Decimal(lamports).scaleb(-9)
     data = {"address": str(wallet), "sol": sol, "lamports": lamports, "tokens": tokens}
@@ -82,10 +96,21 @@ def balance(ctx: typer.Context,
     def render(out: Any) -> None:
         out.print(key_value_table([("address", str(wallet)), ("SOL", format_amount(sol, "SOL"))]))
         if tokens:
-            out.print(table(["token", "amount", "mint", "account"],
-                            [(t["token"], format_amount(t["amount"]) + ("" if t["state"] == "initialized" else
-                                                                        f" ({t['state']})"), t["mint"], t["account"])
-                             for t in tokens], title=f"{len(tokens)} token account(s)"))
+            out.print(
+                table(
+                    ["token", "amount", "mint", "account"],
+                    [
+                        (
+                            t["token"],
+                            format_amount(t["amount"]) + ("" if t["state"] == "initialized" else f" ({t['state']})"),
+                            t["mint"],
+                            t["account"],
+                        )
+                        for t in tokens
+                    ],
+                    title=f"{len(tokens)} token account(s)",
+                )
+            )
         else:
             out.print("no token accounts")
 

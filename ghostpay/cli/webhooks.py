@@ -16,27 +16,41 @@ from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli.output import done, emit, key_value_table, table
 
-app = typer.Typer(help="Signed webhooks: POST indexed events (payments, work orders…) to your URL.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Signed webhooks: POST indexed events (payments, work orders…) to your URL.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _endpoint_json(e: Any, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    return {"id": e.id, "url": e.url, "events": e.events.split(","), "agent": e.agent,
-            "created_at": int(e.created_at), **({"deliveries": counts} if counts is not None else {})}
+    return {
+        "id": e.id,
+        "url": e.url,
+        "events": e.events.split(","),
+        "agent": e.agent,
+        "created_at": int(e.created_at),
+        **({"deliveries": counts} if counts is not None else {}),
+    }
 
 
 @app.command()
-def add(ctx: typer.Context,
-        url: str = typer.Argument(..., help="Where to POST (http:// or https://)."),
-        events: str = typer.Option(..., "--events", "-e", help="Event names or patterns, comma-separated: "
-                                                                 "X402PaymentRecorded,WorkOrder*"),
-        agent: str | None = typer.Option(None, "--agent", help="Only events of this agent (address)."),
-        from_start: bool = typer.Option(False, "--from-start", help="Also deliver every event already indexed."),
-        allow_private: bool = typer.Option(False, "--allow-private",
-                                           help="Let the URL reach loopback, private and link-local addresses "
-                                                "(refused by default: the indexer would send requests inside "
-                                                "your network)."),
-        ) -> None:
+def add(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="Where to POST (http:// or https://)."),
+    events: str = typer.Option(
+        ..., "--events", "-e", help="Event names or patterns, comma-separated: X402PaymentRecorded,WorkOrder*"
+    ),
+    agent: str | None = typer.Option(None, "--agent", help="Only events of this agent (address)."),
+    from_start: bool = typer.Option(False, "--from-start", help="Also deliver every event already indexed."),
+    allow_private: bool = typer.Option(
+        False,
+        "--allow-private",
+        help="Let the URL reach loopback, private and link-local addresses "
+        "(refused by default: the indexer would send requests inside "
+        "your network).",
+    ),
+) -> None:
     """Subscribe URL to events; prints the signing secret (shown once: store it with your receiver).
 
     URLs whose host is or resolves to a loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) or
@@ -57,10 +71,23 @@ def add(ctx: typer.Context,
     except InvalidArgument as exc:
         raise CliError(str(exc), 2) from None
     data = {**_endpoint_json(endpoint), "secret": endpoint.secret}
-    emit(st, data, lambda out: out.print(key_value_table(
-        [("id", endpoint.id), ("url", endpoint.url), ("events", endpoint.events), ("agent", agent or "any"),
-         ("secret", endpoint.secret)], title="[green]✔[/green] webhook added (delivered by `ghost indexer serve`; "
-                                             "verify the GhostPay-Signature header with the secret)")))
+    emit(
+        st,
+        data,
+        lambda out: out.print(
+            key_value_table(
+                [
+                    ("id", endpoint.id),
+                    ("url", endpoint.url),
+                    ("events", endpoint.events),
+                    ("agent", agent or "any"),
+                    ("secret", endpoint.secret),
+                ],
+                title="[green]✔[/green] webhook added (delivered by `ghost indexer serve`; "
+                "verify the GhostPay-Signature header with the secret)",
+            )
+        ),
+    )
 
 
 @app.command("list")
@@ -77,11 +104,29 @@ def list_(ctx: typer.Context) -> None:
     endpoints = webhooks.list_endpoints(engine)
     counts = webhooks.pending_for(engine, [e.id for e in endpoints])
     data = [_endpoint_json(e, counts[e.id]) for e in endpoints]
-    emit(st, data, lambda out: out.print(table(
-        ["id", "url", "events", "agent", "pending", "delivered", "failed"],
-        [(d["id"], d["url"], ",".join(d["events"]), d["agent"] or "any", d["deliveries"].get("pending", 0),
-          d["deliveries"].get("delivered", 0), d["deliveries"].get("failed", 0)) for d in data])
-        if data else "no webhooks; add one with 'ghost webhooks add URL --events X402PaymentRecorded'"))
+    emit(
+        st,
+        data,
+        lambda out: out.print(
+            table(
+                ["id", "url", "events", "agent", "pending", "delivered", "failed"],
+                [
+                    (
+                        d["id"],
+                        d["url"],
+                        ",".join(d["events"]),
+                        d["agent"] or "any",
+                        d["deliveries"].get("pending", 0),
+                        d["deliveries"].get("delivered", 0),
+                        d["deliveries"].get("failed", 0),
+                    )
+                    for d in data
+                ],
+            )
+            if data
+            else "no webhooks; add one with 'ghost webhooks add URL --events X402PaymentRecorded'"
+        ),
+    )
 
 
 @app.command()
@@ -99,8 +144,11 @@ def remove(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webh
 
 
 @app.command()
-def test(ctx: typer.Context, webhook: str = typer.Argument(..., help="The webhook's id (wh_…)."),
-         timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the answer.")) -> None:
+def test(
+    ctx: typer.Context,
+    webhook: str = typer.Argument(..., help="The webhook's id (wh_…)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the answer."),
+) -> None:
     """POST a signed WebhookTest event now and show the answer (exit 1 unless it is 2xx).
 
     Example: ghost --db index.db webhooks test wh_3f2a9c0d1e7b

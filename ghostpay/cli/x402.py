@@ -12,8 +12,7 @@ from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 
-app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.",
-                  no_args_is_help=True)
+app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.", no_args_is_help=True)
 DEFAULT_FACILITATOR = "http://127.0.0.1:8403"
 FACILITATOR_KEY_ENV = "GHOSTPAY_FACILITATOR_KEY"
 
@@ -21,28 +20,45 @@ FACILITATOR_KEY_ENV = "GHOSTPAY_FACILITATOR_KEY"
 @app.command()
 def proxy(
     ctx: typer.Context,
-    agent: str = typer.Option(..., "--agent", "-a", help="The agent whose on-chain price the calls cost "
-                                                          "(address, or agent_id of your wallet's agent)."),
+    agent: str = typer.Option(
+        ...,
+        "--agent",
+        "-a",
+        help="The agent whose on-chain price the calls cost (address, or agent_id of your wallet's agent).",
+    ),
     upstream: str = typer.Option(..., "--upstream", help="The HTTP service to sell, e.g. http://127.0.0.1:9000."),
-    route: list[str] | None = typer.Option(None, "--route", "-r", help="A priced route, 'METHOD /path' or "
-                                              "'/path/*' (repeat it); default: every route."),
+    route: list[str] | None = typer.Option(
+        None, "--route", "-r", help="A priced route, 'METHOD /path' or '/path/*' (repeat it); default: every route."
+    ),
     facilitator: str = typer.Option(DEFAULT_FACILITATOR, "--facilitator", help="The x402 facilitator's URL."),
-    facilitator_key_file: Path | None = typer.Option(None, "--facilitator-key-file", help="Your seller key "
-                                                        "at the facilitator (ghost facilitator keys add): this "
-                                                        "file's first line, or $GHOSTPAY_FACILITATOR_KEY; each "
-                                                        "request to it is signed with it."),
+    facilitator_key_file: Path | None = typer.Option(
+        None,
+        "--facilitator-key-file",
+        help="Your seller key "
+        "at the facilitator (ghost facilitator keys add): this "
+        "file's first line, or $GHOSTPAY_FACILITATOR_KEY; each "
+        "request to it is signed with it.",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8402, help="Port to listen on."),
-    create_payee_accounts: bool = typer.Option(False, "--create-payee-accounts", help="Create the payment "
-                                               "address's missing token accounts (paid by -k) instead of "
-                                               "refusing to start."),
+    create_payee_accounts: bool = typer.Option(
+        False,
+        "--create-payee-accounts",
+        help="Create the payment address's missing token accounts (paid by -k) instead of refusing to start.",
+    ),
     max_timeout: int = typer.Option(60, min=5, help="Seconds a buyer has to pay (maxTimeoutSeconds)."),
-    stats_route: str | None = typer.Option(None, help="Serve the paid calls' statuses and latencies as JSON "
-                                              "at this path, e.g. /_x402/stats (not forwarded)."),
-    description: str | None = typer.Option(None, "--description", help="What a paid call buys, in the 402 "
-                                              "(default: the agent's on-chain description, followed live)."),
-    mime_type: str = typer.Option("application/json", "--mime-type", help="The media type of the paid answer, "
-                                  "in the 402."),
+    stats_route: str | None = typer.Option(
+        None,
+        help="Serve the paid calls' statuses and latencies as JSON at this path, e.g. /_x402/stats (not forwarded).",
+    ),
+    description: str | None = typer.Option(
+        None,
+        "--description",
+        help="What a paid call buys, in the 402 (default: the agent's on-chain description, followed live).",
+    ),
+    mime_type: str = typer.Option(
+        "application/json", "--mime-type", help="The media type of the paid answer, in the 402."
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -66,20 +82,39 @@ def proxy(
     path = st.keypair_path()
     keypair = load_keypair(path) if path.exists() else None
     if isinstance(ref, str) and keypair is None:  # SellerSettings derives an agent_id's address from its owner
-        raise CliError(f"agent {ref!r} is an agent_id: it needs your keypair ({path} not found); "
-                       "pass the agent's address instead")
+        raise CliError(
+            f"agent {ref!r} is an agent_id: it needs your keypair ({path} not found); pass the agent's address instead"
+        )
     if create_payee_accounts and keypair is None:
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
     from ghostpay.x402.seller import SellerSettings
 
-    seller = SellerSettings(ref, st.rpc_url, facilitator, tuple(route or ("*",)), ws_url_for(st.rpc_url),
-                            max_timeout_seconds=max_timeout,
-                            payee_accounts="create" if create_payee_accounts else "check", keypair=keypair,
-                            stats_route=stats_route, description=description or "", mime_type=mime_type,
-                            facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV))
+    seller = SellerSettings(
+        ref,
+        st.rpc_url,
+        facilitator,
+        tuple(route or ("*",)),
+        ws_url_for(st.rpc_url),
+        max_timeout_seconds=max_timeout,
+        payee_accounts="create" if create_payee_accounts else "check",
+        keypair=keypair,
+        stats_route=stats_route,
+        description=description or "",
+        mime_type=mime_type,
+        facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
+    )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
-    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
-                                           ws="none", timeout_keep_alive=KEEP_ALIVE_SECONDS))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app_,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            ws="none",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
+    )
     url = f"http://{host}:{port}"
 
     sock = listening_socket(host, port)
@@ -91,16 +126,27 @@ def proxy(
             from ghostpay.cli.output import mint_symbol
 
             tokens = ", ".join(f"{mint_symbol(st, m)} ({m})" for m in exc.mints)
-            raise CliError(f"the payment address {exc.payment_address} has no token account for {tokens}, so "
-                           "buyers' payments would fail; pass --create-payee-accounts to create it (paid by -k), "
-                           "or create it yourself") from None
+            raise CliError(
+                f"the payment address {exc.payment_address} has no token account for {tokens}, so "
+                "buyers' payments would fail; pass --create-payee-accounts to create it (paid by -k), "
+                "or create it yourself"
+            ) from None
         except PaywallError as exc:
             raise CliError(str(exc)) from None
         offer = app_.seller.watch.offer
-        prices = [{"mint": str(p.mint.address), "amount": p.amount, "decimals": p.mint.decimals}
-                  for p in (offer.prices if offer else ())]
-        announce = {"url": url, "agent": str(seller.agent), "upstream": upstream, "routes": list(seller.routes),
-                    "network": app_.seller.network.caip2, "facilitator": facilitator, "prices": prices}
+        prices = [
+            {"mint": str(p.mint.address), "amount": p.amount, "decimals": p.mint.decimals}
+            for p in (offer.prices if offer else ())
+        ]
+        announce = {
+            "url": url,
+            "agent": str(seller.agent),
+            "upstream": upstream,
+            "routes": list(seller.routes),
+            "network": app_.seller.network.caip2,
+            "facilitator": facilitator,
+            "prices": prices,
+        }
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
@@ -109,9 +155,12 @@ def proxy(
                 print(json.dumps({"running": True, **announce}), flush=True)
             else:
                 unavailable = offer.unavailable if offer else None
-                print(f"x402 proxy on {url} → {upstream} for agent {seller.agent} ({', '.join(seller.routes)})"
-                      + (f"; note: {unavailable}, calls answer 503 until that changes" if unavailable else "")
-                      + "; Ctrl-C stops it", flush=True)
+                print(
+                    f"x402 proxy on {url} → {upstream} for agent {seller.agent} ({', '.join(seller.routes)})"
+                    + (f"; note: {unavailable}, calls answer 503 until that changes" if unavailable else "")
+                    + "; Ctrl-C stops it",
+                    flush=True,
+                )
         await serving
 
     # The event loop uvicorn would pick for itself (uvloop when installed), as `ghost facilitator start` gets.
@@ -168,16 +217,29 @@ def call(
     header: list[str] | None = HEADER_OPTION,
     data: str | None = DATA_OPTION,
     json_body: str | None = JSON_OPTION,
-    max_price: str | None = typer.Option(None, "--max-price", help="Pay up to this (whole tokens) without "
-                                            "asking; never more."),
-    token: str | None = typer.Option(None, "--token", "-t", help="Pay with this mint (address or label); "
-                                        "default: the first accepted mint the wallet holds."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Pay without asking, x402.confirm_above included (the "
-                             "other spending guards still apply)."),
-    feedback: str = typer.Option("off", "--feedback", help="auto: rate a verified paid call on chain from its "
-                                 "status and response time; off: do not."),
-    include: bool = typer.Option(False, "--include", "-i", help="Print the response's status line and headers "
-                                 "before its body, as curl -i."),
+    max_price: str | None = typer.Option(
+        None, "--max-price", help="Pay up to this (whole tokens) without asking; never more."
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        "-t",
+        help="Pay with this mint (address or label); default: the first accepted mint the wallet holds.",
+    ),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="Pay without asking, x402.confirm_above included (the other spending guards still apply).",
+    ),
+    feedback: str = typer.Option(
+        "off",
+        "--feedback",
+        help="auto: rate a verified paid call on chain from its status and response time; off: do not.",
+    ),
+    include: bool = typer.Option(
+        False, "--include", "-i", help="Print the response's status line and headers before its body, as curl -i."
+    ),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
 
@@ -208,8 +270,9 @@ def call(
         from ghostpay.spending import GuardedWallet
         from ghostpay.x402 import x402_http
 
-        async with x402_http(gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (),
-                             feedback=mode) as http:
+        async with x402_http(
+            gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (), feedback=mode
+        ) as http:
             return await http.request(method.upper(), url, **request)
 
     response = st.run(work, status="Calling…")
@@ -219,16 +282,23 @@ def call(
         shown_body = response.json() if st.json else body
     except ValueError:
         shown_body = body
-    data_out = {"status": response.status_code, "url": url, "headers": dict(response.headers), "body": shown_body,
-                "payment": record.to_json() if record else None}
+    data_out = {
+        "status": response.status_code,
+        "url": url,
+        "headers": dict(response.headers),
+        "body": shown_body,
+        "payment": record.to_json() if record else None,
+    }
 
     def render(out) -> None:  # type: ignore[no-untyped-def]
         if record is not None:
             paid = format_amount(record.amount, mint_symbol(st, record.mint))
             state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
-            typer.echo(f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
-                       f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),
-                       err=True)
+            typer.echo(
+                f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
+                f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),
+                err=True,
+            )
         if include:
             typer.echo(f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip())
             for name, value in response.headers.multi_items():
@@ -262,13 +332,26 @@ def quote(
     from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol
     from ghostpay.x402.buyer import fetch_quotes
 
-    status, quotes = st.run(lambda gp: fetch_quotes(gp, method.upper(), url, **request), signer=False,
-                            status="Asking…")
-    rows = [{"x402_version": q.x402_version, "scheme": q.scheme, "network": q.network, "mint": q.mint,
-             "symbol": mint_symbol(st, q.mint), "amount": q.amount, "amount_atomic": q.amount_atomic,
-             "decimals": q.decimals, "pay_to": q.pay_to, "agent": q.agent, "fee_payer": q.fee_payer,
-             "resource": q.resource, "max_timeout_seconds": q.max_timeout_seconds, "assumed": list(q.assumed)}
-            for q in quotes]
+    status, quotes = st.run(lambda gp: fetch_quotes(gp, method.upper(), url, **request), signer=False, status="Asking…")
+    rows = [
+        {
+            "x402_version": q.x402_version,
+            "scheme": q.scheme,
+            "network": q.network,
+            "mint": q.mint,
+            "symbol": mint_symbol(st, q.mint),
+            "amount": q.amount,
+            "amount_atomic": q.amount_atomic,
+            "decimals": q.decimals,
+            "pay_to": q.pay_to,
+            "agent": q.agent,
+            "fee_payer": q.fee_payer,
+            "resource": q.resource,
+            "max_timeout_seconds": q.max_timeout_seconds,
+            "assumed": list(q.assumed),
+        }
+        for q in quotes
+    ]
 
     def render(out) -> None:  # type: ignore[no-untyped-def]
         if status != 402:
@@ -276,15 +359,26 @@ def quote(
             return
         out.print(f"{url} asks for one of:")
         for n, (r, q) in enumerate(zip(rows, quotes), 1):
-            price = format_amount(r["amount"], r["symbol"]) if r["amount"] is not None \
+            price = (
+                format_amount(r["amount"], r["symbol"])
+                if r["amount"] is not None
                 else f"{r['amount_atomic']} atomic units (the mint cannot be read)"
-            out.print(key_value_table(
-                [("price", price), ("mint", r["mint"]), ("pay to", r["pay_to"])]
-                + ([("agent", r["agent"])] if r["agent"] else [])
-                + [("network", r["network"]), ("x402", f"v{r['x402_version']} {r['scheme']}"),
-                   ("fee payer", q.fee_payer or "(none: cannot be paid)"), ("resource", q.resource),
-                   ("pay within", f"{q.max_timeout_seconds} s")]
-                + ([("assumed", ", ".join(q.assumed))] if q.assumed else []), title=f"option {n}"))
+            )
+            out.print(
+                key_value_table(
+                    [("price", price), ("mint", r["mint"]), ("pay to", r["pay_to"])]
+                    + ([("agent", r["agent"])] if r["agent"] else [])
+                    + [
+                        ("network", r["network"]),
+                        ("x402", f"v{r['x402_version']} {r['scheme']}"),
+                        ("fee payer", q.fee_payer or "(none: cannot be paid)"),
+                        ("resource", q.resource),
+                        ("pay within", f"{q.max_timeout_seconds} s"),
+                    ]
+                    + ([("assumed", ", ".join(q.assumed))] if q.assumed else []),
+                    title=f"option {n}",
+                )
+            )
 
     emit(st, {"url": url, "status": status, "requirements": rows}, render)
 
@@ -319,36 +413,87 @@ def spending(
         resolve_labels(st, guards)
         guarded.on_cluster(st.labels())
     ledger = guarded.ledger
-    mints = [{"mint": m.mint, "symbol": mint_symbol(st, m.mint), "decimals": m.decimals, "per_call": m.per_call,
-              **{window: {"spent": w.spent, "budget": w.budget, "remaining": w.remaining}
-                 for window, w in m.windows.items()}}
-             for m in spending_report(guarded, wallet)]
+    mints = [
+        {
+            "mint": m.mint,
+            "symbol": mint_symbol(st, m.mint),
+            "decimals": m.decimals,
+            "per_call": m.per_call,
+            **{
+                window: {"spent": w.spent, "budget": w.budget, "remaining": w.remaining}
+                for window, w in m.windows.items()
+            },
+        }
+        for m in spending_report(guarded, wallet)
+    ]
     calls = ledger.calls_last_minute(wallet)
-    latest = [{"id": r["id"], "mint": r["mint"], "amount": whole(r["amount"], r["decimals"]), "seller": r["seller"],
-               "state": r["state"], "signature": r["signature"], "url": r["url"], "at": r["created_at"]}
-              for r in ledger.entries(wallet, recent)]
-    data = {"wallet": wallet, "ledger": str(ledger.path), "guards": guard_settings(st), "mints": mints,
-            "calls_last_minute": calls, "calls_per_minute": guards.calls_per_minute, "recent": latest}
+    latest = [
+        {
+            "id": r["id"],
+            "mint": r["mint"],
+            "amount": whole(r["amount"], r["decimals"]),
+            "seller": r["seller"],
+            "state": r["state"],
+            "signature": r["signature"],
+            "url": r["url"],
+            "at": r["created_at"],
+        }
+        for r in ledger.entries(wallet, recent)
+    ]
+    data = {
+        "wallet": wallet,
+        "ledger": str(ledger.path),
+        "guards": guard_settings(st),
+        "mints": mints,
+        "calls_last_minute": calls,
+        "calls_per_minute": guards.calls_per_minute,
+        "recent": latest,
+    }
 
     def render(out) -> None:  # type: ignore[no-untyped-def]
         settings = guard_settings(st)
-        out.print(key_value_table([(f"x402.{k}", v) for k, v in settings.items()] or
-                                  [("guards", "none set: 'ghost config set x402.daily_budget 5' sets one")],
-                                  title=f"Spending guards of {wallet}"))
+        out.print(
+            key_value_table(
+                [(f"x402.{k}", v) for k, v in settings.items()]
+                or [("guards", "none set: 'ghost config set x402.daily_budget 5' sets one")],
+                title=f"Spending guards of {wallet}",
+            )
+        )
 
         def cell(value, symbol):  # type: ignore[no-untyped-def]
             return "—" if value is None else format_amount(value, symbol)
 
-        out.print(table(["mint", "hour: spent / budget", "day: spent / budget", "total: spent / budget",
-                         "day: left"],
-                        [(m["symbol"], *(f"{cell(m[w]['spent'], '')} / {cell(m[w]['budget'], '')}" for w in WINDOWS),
-                          cell(m["day"]["remaining"], m["symbol"])) for m in mints],
-                        title="Spent (rolling hour and day)"))
+        out.print(
+            table(
+                ["mint", "hour: spent / budget", "day: spent / budget", "total: spent / budget", "day: left"],
+                [
+                    (
+                        m["symbol"],
+                        *(f"{cell(m[w]['spent'], '')} / {cell(m[w]['budget'], '')}" for w in WINDOWS),
+                        cell(m["day"]["remaining"], m["symbol"]),
+                    )
+                    for m in mints
+                ],
+                title="Spent (rolling hour and day)",
+            )
+        )
         limit = guards.calls_per_minute
         out.print(f"paid calls in the last minute: {calls}" + (f" of {limit}" if limit else ""))
         if latest:
-            out.print(table(["amount", "seller", "state", "signature"],
-                            [(format_amount(e["amount"], mint_symbol(st, e["mint"])), e["seller"], e["state"],
-                              e["signature"] or "") for e in latest], title="Latest payments"))
+            out.print(
+                table(
+                    ["amount", "seller", "state", "signature"],
+                    [
+                        (
+                            format_amount(e["amount"], mint_symbol(st, e["mint"])),
+                            e["seller"],
+                            e["state"],
+                            e["signature"] or "",
+                        )
+                        for e in latest
+                    ],
+                    title="Latest payments",
+                )
+            )
 
     emit(st, data, render)

@@ -20,20 +20,38 @@ if TYPE_CHECKING:
 
 
 @overload
-def x402_http(gp: GhostPayClient, *, guards: SpendingGuards | GuardedWallet | None = None,
-              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
-              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpClient: ...
+def x402_http(
+    gp: GhostPayClient,
+    *,
+    guards: SpendingGuards | GuardedWallet | None = None,
+    max_price: Decimal | str | int | None = None,
+    tokens: Sequence[Pubkey | str] = (),
+    feedback: FeedbackMode = "off",
+    **httpx_options: Any,
+) -> X402HttpClient: ...
 
 
 @overload
-def x402_http(gp: GhostPay, *, guards: SpendingGuards | GuardedWallet | None = None,
-              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
-              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpSync: ...
+def x402_http(
+    gp: GhostPay,
+    *,
+    guards: SpendingGuards | GuardedWallet | None = None,
+    max_price: Decimal | str | int | None = None,
+    tokens: Sequence[Pubkey | str] = (),
+    feedback: FeedbackMode = "off",
+    **httpx_options: Any,
+) -> X402HttpSync: ...
 
 
-def x402_http(gp: GhostPayClient | GhostPay, *, guards: SpendingGuards | GuardedWallet | None = None,
-              max_price: Decimal | str | int | None = None, tokens: Sequence[Pubkey | str] = (),
-              feedback: FeedbackMode = "off", **httpx_options: Any) -> X402HttpClient | X402HttpSync:
+def x402_http(
+    gp: GhostPayClient | GhostPay,
+    *,
+    guards: SpendingGuards | GuardedWallet | None = None,
+    max_price: Decimal | str | int | None = None,
+    tokens: Sequence[Pubkey | str] = (),
+    feedback: FeedbackMode = "off",
+    **httpx_options: Any,
+) -> X402HttpClient | X402HttpSync:
     """An `httpx.AsyncClient` that pays x402 (HTTP 402) answers from `gp`'s wallet (see `ghostpay.x402.buyer`):
 
         async with x402_http(gp, max_price=Decimal("0.05")) as http:
@@ -47,9 +65,13 @@ def x402_http(gp: GhostPayClient | GhostPay, *, guards: SpendingGuards | Guarded
     from ghostpay.x402.buyer import X402Buyer, X402HttpClient, X402HttpSync
 
     client = gp.client if isinstance(gp, GhostPay) else gp
-    buyer = X402Buyer(client, guards=guards if guards is not None else client.guards,
-                      max_price=None if max_price is None else Decimal(str(max_price)),
-                      tokens=tokens, feedback=feedback)
+    buyer = X402Buyer(
+        client,
+        guards=guards if guards is not None else client.guards,
+        max_price=None if max_price is None else Decimal(str(max_price)),
+        tokens=tokens,
+        feedback=feedback,
+    )
     http = X402HttpClient(buyer, **httpx_options)
     return X402HttpSync(http, gp.run) if isinstance(gp, GhostPay) else http
 

@@ -29,8 +29,10 @@ MAINNET_CAIP2 = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
 # settles by default, and whose payments' value it knows.
 STABLECOINS: dict[str, dict[str, str]] = {
     DEVNET_CAIP2: {"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": "USDC"},
-    MAINNET_CAIP2: {"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": "USDC",
-                    "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB": "USDT"},
+    MAINNET_CAIP2: {
+        "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": "USDC",
+        "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB": "USDT",
+    },
 }
 
 
@@ -75,10 +77,10 @@ def network_by_id(network_id: str) -> X402Network:
 def is_loopback_url(url: str) -> bool:
     """Whether an RPC URL is on this machine (a localnet: its mints are test mints).
 
-        >>> is_loopback_url("http://127.0.0.1:8899"), is_loopback_url("http://localhost:8899")
-        (True, True)
-        >>> is_loopback_url("https://api.devnet.solana.com")
-        False
+    >>> is_loopback_url("http://127.0.0.1:8899"), is_loopback_url("http://localhost:8899")
+    (True, True)
+    >>> is_loopback_url("https://api.devnet.solana.com")
+    False
     """
     host = urlsplit(url).hostname or ""
     if host == "localhost":

@@ -20,8 +20,17 @@ from yarl import URL
 
 from ghostpay.x402.seller import PaidCall, SellerSettings, X402Paywall, _json
 
-HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-              b"transfer-encoding", b"upgrade", b"host"}
+HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"host",
+}
 PAYMENT_HEADERS = {b"payment-signature", b"x-payment"}
 # The proxy's server writes its own Date and Server on every answer (402s included): the upstream's would be
 # the second of each.
@@ -42,9 +51,12 @@ def paid_headers(call: PaidCall | None) -> list[tuple[bytes, bytes]]:
     """What the upstream may want to know about the payment behind a request."""
     if call is None:
         return []
-    return [(b"x-ghostpay-payer", str(call.payer).encode()), (b"x-ghostpay-amount", str(call.amount).encode()),
-            (b"x-ghostpay-mint", str(call.mint).encode()),
-            (b"x-ghostpay-verified", b"true" if call.verified_on_chain else b"false")]
+    return [
+        (b"x-ghostpay-payer", str(call.payer).encode()),
+        (b"x-ghostpay-amount", str(call.amount).encode()),
+        (b"x-ghostpay-mint", str(call.mint).encode()),
+        (b"x-ghostpay-verified", b"true" if call.verified_on_chain else b"false"),
+    ]
 
 
 class UpstreamApp:
@@ -65,8 +77,11 @@ class UpstreamApp:
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS),
-                timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent"))
+                timeout=self.timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent"),
+            )
         return self.session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,23 +100,42 @@ class UpstreamApp:
                 if not message.get("more_body", False):
                     return
 
-        raw = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in PAYMENT_HEADERS
-               and not k.startswith(b"x-ghostpay-")] + paid_headers(scope.get("state", {}).get("x402"))
+        raw = [
+            (k, v)
+            for k, v in scope["headers"]
+            if k not in HOP_BY_HOP and k not in PAYMENT_HEADERS and not k.startswith(b"x-ghostpay-")
+        ] + paid_headers(scope.get("state", {}).get("x402"))
         headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
         query = scope.get("query_string", b"")
-        url = self.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0] + \
-            (f"?{query.decode('latin-1')}" if query else "")
+        url = (
+            self.upstream
+            + scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
+            + (f"?{query.decode('latin-1')}" if query else "")
+        )
         try:
-            response = await self._session().request(scope["method"], URL(url, encoded=True), headers=headers,
-                                                     data=body() if has_body else None, allow_redirects=False)
+            response = await self._session().request(
+                scope["method"],
+                URL(url, encoded=True),
+                headers=headers,
+                data=body() if has_body else None,
+                allow_redirects=False,
+            )
         except (TimeoutError, aiohttp.ClientError) as exc:
             await _json(send, 502, {"error": "upstream_unavailable", "message": f"{self.upstream}: {exc!r}"[:300]})
             return
         try:
-            await send({"type": "http.response.start", "status": response.status,
-                        "headers": [(k.lower(), v) for k, v in response.raw_headers
-                                    if k.lower() not in HOP_BY_HOP and k.lower() not in SERVER_HEADERS]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [
+                        (k.lower(), v)
+                        for k, v in response.raw_headers
+                        if k.lower() not in HOP_BY_HOP and k.lower() not in SERVER_HEADERS
+                    ],
+                }
+            )
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

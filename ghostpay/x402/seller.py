@@ -148,8 +148,7 @@ class SellerSettings:
         if looks_like_address(text) or not text:
             raise PaywallError(f"agent {self.agent!r} is not a valid agent address (base58, 32 bytes)")
         if owner is None:
-            raise PaywallError(f"agent {text!r} is an agent_id: pass its owner's keypair= too, or the agent's "
-                               "address")
+            raise PaywallError(f"agent {text!r} is an agent_id: pass its owner's keypair= too, or the agent's address")
         return agent_address(owner.pubkey(), text, self.program_id)[0]
 
 
@@ -191,11 +190,11 @@ def paid_call(request: Any) -> PaidCall:
 def route_matcher(patterns: Sequence[str]) -> Callable[[str, str], str | None]:
     """(method, path) -> the pattern that prices it, or None.
 
-        >>> match = route_matcher(["POST /translate", "GET /weather/*", "/free-for-all"])
-        >>> match("POST", "/translate"), match("GET", "/translate"), match("GET", "/weather/paris")
-        ('POST /translate', None, 'GET /weather/*')
-        >>> match("DELETE", "/free-for-all")
-        '/free-for-all'
+    >>> match = route_matcher(["POST /translate", "GET /weather/*", "/free-for-all"])
+    >>> match("POST", "/translate"), match("GET", "/translate"), match("GET", "/weather/paris")
+    ('POST /translate', None, 'GET /weather/*')
+    >>> match("DELETE", "/free-for-all")
+    '/free-for-all'
     """
     compiled = []
     for pattern in patterns:
@@ -221,8 +220,7 @@ def _transfer_mint(payload: PaymentPayload | PaymentPayloadV1) -> str | None:
         return None
 
 
-def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey, agent: Pubkey
-                   ) -> tuple[str, bool]:
+def _payment_facts(payload: PaymentPayload | PaymentPayloadV1, program_id: Pubkey, agent: Pubkey) -> tuple[str, bool]:
     """(payer, whether the GhostPay program's instruction records the payment for this agent)."""
     try:
         tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
@@ -245,10 +243,12 @@ class X402Seller:
             facilitator = AiohttpFacilitatorClient(facilitator, key=settings.facilitator_key)
         self._facilitator = facilitator
         self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
-        self.gp = GhostPayClient(settings.rpc_url, settings.keypair, ws_url=settings.ws_url,
-                                 program_id=settings.program_id)
-        self.watch = AgentWatch(self.gp, settings.agent, settings.ws_url or ws_url_for(settings.rpc_url),
-                                self._offer_changed)
+        self.gp = GhostPayClient(
+            settings.rpc_url, settings.keypair, ws_url=settings.ws_url, program_id=settings.program_id
+        )
+        self.watch = AgentWatch(
+            self.gp, settings.agent, settings.ws_url or ws_url_for(settings.rpc_url), self._offer_changed
+        )
         self.fee_payer: str | None = None
         self.hints: dict[str, Any] = {}  # extra.ghostpay: what a GhostPay buyer needs to add the record
         self.calls: deque[PaidCallRecord] = deque(maxlen=10_000)
@@ -273,8 +273,7 @@ class X402Seller:
             raise PaywallError(f"the facilitator does not settle exact payments on {self.network.caip2}")
         self.fee_payer = kind.extra["feePayer"]
         extensions = set(await asyncio.to_thread(lambda: self._facilitator.get_supported().extensions or []))
-        self.hints = declare_record_extension(self.settings.agent, self.settings.program_id, self.fee_payer,
-                                              extensions)
+        self.hints = declare_record_extension(self.settings.agent, self.settings.program_id, self.fee_payer, extensions)
         offer = await self.watch.start()
         await self.ensure_payee_accounts(offer)
         self._started = True
@@ -297,8 +296,9 @@ class X402Seller:
         if existing.issuperset(accounts):
             return
         if self.settings.payee_accounts != "create" or self.settings.keypair is None:
-            raise PayeeAccountsMissing(offer.payment_address, [p.mint.address for p in offer.prices
-                                                               if payee_account(offer, p) not in existing])
+            raise PayeeAccountsMissing(
+                offer.payment_address, [p.mint.address for p in offer.prices if payee_account(offer, p) not in existing]
+            )
         await self.gp.send(payee_account_instructions(offer, self.settings.keypair.pubkey(), existing))
 
     async def _ensure_payee_accounts_quietly(self, offer: Offer) -> None:
@@ -321,10 +321,18 @@ class X402Seller:
         offer = self.watch.offer
         if not self._requirements and offer is not None and not offer.unavailable:
             extra = {"feePayer": self.fee_payer, HINT_KEY: self.hints}
-            self._requirements = [PaymentRequirements(
-                scheme="exact", network=self.network.caip2, asset=str(p.mint.address), amount=str(p.amount),
-                pay_to=str(offer.payment_address), max_timeout_seconds=self.settings.max_timeout_seconds,
-                extra=extra) for p in offer.prices]
+            self._requirements = [
+                PaymentRequirements(
+                    scheme="exact",
+                    network=self.network.caip2,
+                    asset=str(p.mint.address),
+                    amount=str(p.amount),
+                    pay_to=str(offer.payment_address),
+                    max_timeout_seconds=self.settings.max_timeout_seconds,
+                    extra=extra,
+                )
+                for p in offer.prices
+            ]
         return self._requirements
 
     @property
@@ -334,10 +342,21 @@ class X402Seller:
         return self.settings.description or (offer.description if offer is not None else "")
 
     def requirements_v1(self, resource: str) -> list[PaymentRequirementsV1]:
-        return [PaymentRequirementsV1(
-            scheme=r.scheme, network=self.network.v1_name, max_amount_required=r.amount, resource=resource,
-            description=self.description, mime_type=self.settings.mime_type, pay_to=r.pay_to,
-            max_timeout_seconds=r.max_timeout_seconds, asset=r.asset, extra=r.extra) for r in self.requirements()]
+        return [
+            PaymentRequirementsV1(
+                scheme=r.scheme,
+                network=self.network.v1_name,
+                max_amount_required=r.amount,
+                resource=resource,
+                description=self.description,
+                mime_type=self.settings.mime_type,
+                pay_to=r.pay_to,
+                max_timeout_seconds=r.max_timeout_seconds,
+                asset=r.asset,
+                extra=r.extra,
+            )
+            for r in self.requirements()
+        ]
 
     def record(self, call: PaidCallRecord) -> None:
         self.calls.append(call)
@@ -346,8 +365,11 @@ class X402Seller:
 
     def stats_document(self, last: int = 100) -> dict[str, Any]:
         """The stats and the last paid calls, as JSON for monitoring."""
-        return {"agent": str(self.settings.agent), "stats": self.stats(),
-                "calls": [asdict(c) for c in list(self.calls)[-last:]]}
+        return {
+            "agent": str(self.settings.agent),
+            "stats": self.stats(),
+            "calls": [asdict(c) for c in list(self.calls)[-last:]],
+        }
 
     def stats(self) -> dict[str, Any]:
         """Counts by status and latency percentiles of the recorded paid calls (for dashboards)."""
@@ -360,9 +382,14 @@ class X402Seller:
         by_status: dict[str, int] = {}
         for c in calls:
             by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
-        return {"calls": len(calls), "settled": sum(c.settled for c in calls),
-                "abandoned": sum(c.abandoned for c in calls), "byStatus": by_status,
-                "p50Ms": pct(0.5), "p99Ms": pct(0.99)}
+        return {
+            "calls": len(calls),
+            "settled": sum(c.settled for c in calls),
+            "abandoned": sum(c.abandoned for c in calls),
+            "byStatus": by_status,
+            "p50Ms": pct(0.5),
+            "p99Ms": pct(0.99),
+        }
 
 
 class X402Paywall:
@@ -416,8 +443,11 @@ class X402Paywall:
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-           (b"cache-control", b"no-store")]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": data})
@@ -480,17 +510,24 @@ class PaidRequest:
         query = self.scope.get("query_string", b"").decode("latin-1")
         return f"{self.scope.get('scheme', 'http')}://{host}{self.scope['path']}" + (f"?{query}" if query else "")
 
-    async def payment_required(self, error: str, message: str | None = None, status: int = 402,
-                               reason: str | None = None) -> None:
+    async def payment_required(
+        self, error: str, message: str | None = None, status: int = 402, reason: str | None = None
+    ) -> None:
         """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
         malformed payment header the `reason`)."""
         resource = self.resource_url()
-        required = PaymentRequired(error=error, resource=ResourceInfo(url=resource, description=self.seller.description,
-                                                                      mime_type=self.seller.settings.mime_type),
-                                   accepts=self.seller.requirements())
-        body = {"x402Version": 1, "error": error,
-                "accepts": [r.model_dump(by_alias=True, exclude_none=True)
-                            for r in self.seller.requirements_v1(resource)]}
+        required = PaymentRequired(
+            error=error,
+            resource=ResourceInfo(
+                url=resource, description=self.seller.description, mime_type=self.seller.settings.mime_type
+            ),
+            accepts=self.seller.requirements(),
+        )
+        body = {
+            "x402Version": 1,
+            "error": error,
+            "accepts": [r.model_dump(by_alias=True, exclude_none=True) for r in self.seller.requirements_v1(resource)],
+        }
         if message:
             body["message"] = message
         if reason:
@@ -501,8 +538,15 @@ class PaidRequest:
         offer = self.seller.watch.offer
         if offer is None or offer.unavailable:
             reason = offer.unavailable if offer else "the agent is not loaded"
-            await _json(self.send, 503, {"error": "agent_unavailable", "agent": str(self.seller.settings.agent),
-                                         "message": f"{reason}; it takes no payments now"})
+            await _json(
+                self.send,
+                503,
+                {
+                    "error": "agent_unavailable",
+                    "agent": str(self.seller.settings.agent),
+                    "message": f"{reason}; it takes no payments now",
+                },
+            )
             return
         v2_header = _header(self.scope, PAYMENT_SIGNATURE_HEADER)
         header = v2_header or _header(self.scope, X_PAYMENT_HEADER)
@@ -512,20 +556,26 @@ class PaidRequest:
         try:
             payload = payment_header(header, MAX_PAYMENT_HEADER_BYTES)
         except MalformedInput as exc:  # the official server answers an undecodable header with a 402 too
-            message = str(exc) if exc.reason == REASON_HEADER_TOO_LARGE else \
-                f"the payment header is not base64 JSON of an x402 payment: {exc}"
+            message = (
+                str(exc)
+                if exc.reason == REASON_HEADER_TOO_LARGE
+                else f"the payment header is not base64 JSON of an x402 payment: {exc}"
+            )
             await self.payment_required("invalid_payment", message, reason=exc.reason)
             return
         if isinstance(payload, PaymentPayload) != (v2_header is not None):  # each version has its header
             v2 = isinstance(payload, PaymentPayload)
-            await self.payment_required("invalid_payment", f"a v{2 if v2 else 1} payment goes in the "
-                                                           f"{'PAYMENT-SIGNATURE' if v2 else 'X-PAYMENT'} header",
-                                        reason=REASON_V2_IN_V1_HEADER if v2 else REASON_V1_IN_V2_HEADER)
+            await self.payment_required(
+                "invalid_payment",
+                f"a v{2 if v2 else 1} payment goes in the {'PAYMENT-SIGNATURE' if v2 else 'X-PAYMENT'} header",
+                reason=REASON_V2_IN_V1_HEADER if v2 else REASON_V1_IN_V2_HEADER,
+            )
             return
         requirements = self.matching(payload)
         if requirements is None:
-            await self.payment_required("payment_mismatch", "the payment is not for this route's current price, "
-                                                            "token, payee or network")
+            await self.payment_required(
+                "payment_mismatch", "the payment is not for this route's current price, token, payee or network"
+            )
             return
         try:
             verified = await self.seller.server.verify_payment(payload, requirements)
@@ -544,8 +594,13 @@ class PaidRequest:
         if isinstance(payload, PaymentPayload):
             for r in self.seller.requirements():
                 a = payload.accepted
-                if (a.scheme, a.network, a.asset, a.amount, a.pay_to) == (r.scheme, r.network, r.asset, r.amount,
-                                                                           r.pay_to):
+                if (a.scheme, a.network, a.asset, a.amount, a.pay_to) == (
+                    r.scheme,
+                    r.network,
+                    r.asset,
+                    r.amount,
+                    r.pay_to,
+                ):
                     return r
             return None
         mint = _transfer_mint(payload)
@@ -558,13 +613,23 @@ class PaidRequest:
         payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
-            Pubkey.from_string(payer), amount, Pubkey.from_string(requirements.asset), str(requirements.network),
-            payload.x402_version, recorded)
+            Pubkey.from_string(payer),
+            amount,
+            Pubkey.from_string(requirements.asset),
+            str(requirements.network),
+            payload.x402_version,
+            recorded,
+        )
         response_header = PAYMENT_RESPONSE_HEADER if payload.x402_version == 2 else X_PAYMENT_RESPONSE_HEADER
         handler_started = time.perf_counter()
         timing: dict[str, float] = {}
-        outcome: dict[str, Any] = {"status": 500, "settled": False, "transaction": "", "error": None,
-                                   "abandoned": False}
+        outcome: dict[str, Any] = {
+            "status": 500,
+            "settled": False,
+            "transaction": "",
+            "error": None,
+            "abandoned": False,
+        }
         swallow = False
         client = ClientWatch(self.receive)
 
@@ -584,8 +649,9 @@ class PaidRequest:
                 settle_started = time.perf_counter()
                 settled = await self.settle(payload, requirements)
                 timing["settle"] = time.perf_counter() - settle_started
-                outcome.update(settled=settled.success, transaction=settled.transaction or "",
-                               error=settled.error_reason)
+                outcome.update(
+                    settled=settled.success, transaction=settled.transaction or "", error=settled.error_reason
+                )
                 header = (response_header.lower().encode(), encode_payment_response_header(settled).encode())
                 if not settled.success:
                     swallow = True
@@ -602,15 +668,31 @@ class PaidRequest:
         finally:
             now = time.perf_counter()
             responded = timing.get("handler", now) + timing.get("settle", 0.0)  # the response starts after the settle
-            self.seller.record(PaidCallRecord(
-                self.route, outcome["status"], (timing.get("handler", now) - handler_started) * 1000,
-                timing.get("settle", 0.0) * 1000, (responded - self.started) * 1000, payer, amount,
-                requirements.asset, outcome["settled"], outcome["transaction"], outcome["error"],
-                outcome["abandoned"]))
+            self.seller.record(
+                PaidCallRecord(
+                    self.route,
+                    outcome["status"],
+                    (timing.get("handler", now) - handler_started) * 1000,
+                    timing.get("settle", 0.0) * 1000,
+                    (responded - self.started) * 1000,
+                    payer,
+                    amount,
+                    requirements.asset,
+                    outcome["settled"],
+                    outcome["transaction"],
+                    outcome["error"],
+                    outcome["abandoned"],
+                )
+            )
 
     async def settle(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> SettleResponse:
         try:
             return await self.seller.server.settle_payment(payload, requirements)
         except Exception as exc:  # noqa: BLE001 - the facilitator went away between verify and settle
-            return SettleResponse(success=False, error_reason="facilitator_unavailable",
-                                  error_message=str(exc)[:300], transaction="", network=str(requirements.network))
+            return SettleResponse(
+                success=False,
+                error_reason="facilitator_unavailable",
+                error_message=str(exc)[:300],
+                transaction="",
+                network=str(requirements.network),
+            )

@@ -38,9 +38,11 @@ class PayeeAccountsMissing(PaywallError):
     """The payment address has no token account for some accepted mints (buyers' payments would fail)."""
 
     def __init__(self, payment_address: Pubkey, mints: list[Pubkey]) -> None:
-        super().__init__(f"payment address {payment_address} has no token account for "
-                         f"{', '.join(map(str, mints))}; create it, or let the paywall create it "
-                         "(payee_accounts='create' with a keypair)")
+        super().__init__(
+            f"payment address {payment_address} has no token account for "
+            f"{', '.join(map(str, mints))}; create it, or let the paywall create it "
+            "(payee_accounts='create' with a keypair)"
+        )
         self.payment_address = payment_address
         self.mints = mints
 
@@ -85,8 +87,14 @@ def token_prices(info: AgentInfo) -> list[tuple[Pubkey, int]]:
 
 async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
     prices = tuple([MintPrice(await gp.get_mint(mint), amount) for mint, amount in token_prices(info)])
-    return Offer(info.address, info.is_active, info.x402_enabled, info.payment_address, prices,
-                 description=info.description or info.name)
+    return Offer(
+        info.address,
+        info.is_active,
+        info.x402_enabled,
+        info.payment_address,
+        prices,
+        description=info.description or info.name,
+    )
 
 
 def closed_offer(agent: Pubkey) -> Offer:
@@ -115,15 +123,17 @@ def offer_fingerprint(data: bytes) -> bytes:
     a millisecond or more per payment."""
     if len(data) < _TOKENS + 4 or data[:8] != Agent.discriminator:
         return b""
-    count = int.from_bytes(data[_TOKENS:_TOKENS + 4], "little")
-    return data[_FLAGS] + data[_PAYMENT_ADDRESS] + data[_TOKENS:_TOKENS + 4 + count * _TOKEN_PRICE_LEN]
+    count = int.from_bytes(data[_TOKENS : _TOKENS + 4], "little")
+    return data[_FLAGS] + data[_PAYMENT_ADDRESS] + data[_TOKENS : _TOKENS + 4 + count * _TOKEN_PRICE_LEN]
 
 
 def payee_account_instructions(offer: Offer, payer: Pubkey, existing: set[Pubkey]) -> list[Instruction]:
     """Idempotent creations of the payment address's token accounts that are not in `existing`."""
-    return [create_idempotent_associated_token_account(payer, offer.payment_address, p.mint.address,
-                                                       p.mint.token_program)
-            for p in offer.prices if payee_account(offer, p) not in existing]
+    return [
+        create_idempotent_associated_token_account(payer, offer.payment_address, p.mint.address, p.mint.token_program)
+        for p in offer.prices
+        if payee_account(offer, p) not in existing
+    ]
 
 
 def payee_account(offer: Offer, price: MintPrice) -> Pubkey:
@@ -133,8 +143,9 @@ def payee_account(offer: Offer, price: MintPrice) -> Pubkey:
 class AgentWatch:
     """The agent's current `Offer`, following its account; `on_change` runs after each new offer."""
 
-    def __init__(self, gp: GhostPayClient, agent: Pubkey, ws_url: str,
-                 on_change: Callable[[Offer], None] | None = None) -> None:
+    def __init__(
+        self, gp: GhostPayClient, agent: Pubkey, ws_url: str, on_change: Callable[[Offer], None] | None = None
+    ) -> None:
         self.gp = gp
         self.agent = agent
         self.ws_url = ws_url
@@ -183,8 +194,16 @@ class AgentWatch:
         while True:
             try:
                 async with websockets.connect(self.ws_url, max_size=2**22, open_timeout=10) as ws:
-                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "accountSubscribe", "params": [
-                        str(self.agent), {"encoding": "base64", "commitment": "confirmed"}]}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": 1,
+                                "method": "accountSubscribe",
+                                "params": [str(self.agent), {"encoding": "base64", "commitment": "confirmed"}],
+                            }
+                        )
+                    )
                     json.loads(await ws.recv())
                     if attempt:  # changes made while disconnected arrive by no notification: read again
                         found = await self.gp._account_data(self.agent)

@@ -101,8 +101,9 @@ def _first_line(exc: Exception) -> str:
 def check_amount(field: str, value: Any) -> int:
     """`value` as an amount of atomic units: a string of ASCII digits within u64."""
     if not isinstance(value, str) or not _AMOUNT.fullmatch(value) or int(value) > U64_MAX:
-        raise MalformedInput(REASON_INVALID_AMOUNT, f"{field} must be a non-negative integer string below 2^64, "
-                                                    f"not {str(value)[:40]!r}")
+        raise MalformedInput(
+            REASON_INVALID_AMOUNT, f"{field} must be a non-negative integer string below 2^64, not {str(value)[:40]!r}"
+        )
     return int(value)
 
 
@@ -119,8 +120,10 @@ def check_address(field: str, value: Any) -> None:
 
 def check_requirements(requirements: PaymentRequirements | PaymentRequirementsV1, where: str) -> None:
     """The fields of a requirement the exact-SVM scheme reads as numbers or keys."""
-    check_amount(f"{where}.{'amount' if isinstance(requirements, PaymentRequirements) else 'maxAmountRequired'}",
-                 requirements.get_amount())
+    check_amount(
+        f"{where}.{'amount' if isinstance(requirements, PaymentRequirements) else 'maxAmountRequired'}",
+        requirements.get_amount(),
+    )
     check_address(f"{where}.asset", requirements.asset)
     check_address(f"{where}.payTo", requirements.pay_to)
     extra = requirements.extra or {}
@@ -159,30 +162,41 @@ def payment_payload(data: Any) -> PaymentPayload | PaymentPayloadV1:
     if not isinstance(data, dict):
         raise MalformedInput(REASON_INVALID_PAYLOAD, "the payment payload must be a JSON object")
     version = _version(data.get("x402Version"))
-    payload = _validated(PaymentPayload if version == 2 else PaymentPayloadV1, data, REASON_INVALID_PAYLOAD,
-                         "paymentPayload")
+    payload = _validated(
+        PaymentPayload if version == 2 else PaymentPayloadV1, data, REASON_INVALID_PAYLOAD, "paymentPayload"
+    )
     _check_base64("paymentPayload.payload.transaction", payload.payload.get("transaction"))
     if isinstance(payload, PaymentPayload):
         check_requirements(payload.accepted, "paymentPayload.accepted")
     return payload
 
 
-def facilitator_request(body: bytes) -> tuple[PaymentPayload | PaymentPayloadV1,
-                                              PaymentRequirements | PaymentRequirementsV1]:
+def facilitator_request(
+    body: bytes,
+) -> tuple[PaymentPayload | PaymentPayloadV1, PaymentRequirements | PaymentRequirementsV1]:
     """The (payload, requirements) of a /verify or /settle body."""
     data = load_json(body)
-    if not isinstance(data, dict) or not isinstance(data.get("paymentPayload"), dict) or \
-            not isinstance(data.get("paymentRequirements"), dict):
-        raise MalformedInput(REASON_INVALID_REQUEST, "the body must be a JSON object with the objects "
-                                                     "paymentPayload and paymentRequirements")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("paymentPayload"), dict)
+        or not isinstance(data.get("paymentRequirements"), dict)
+    ):
+        raise MalformedInput(
+            REASON_INVALID_REQUEST,
+            "the body must be a JSON object with the objects paymentPayload and paymentRequirements",
+        )
     payload_data = data["paymentPayload"]
     if "x402Version" not in payload_data and "x402Version" in data:  # the version may be given once, outside
         payload_data = {**payload_data, "x402Version": data["x402Version"]}
     payload = payment_payload(payload_data)
     if _version(data.get("x402Version", payload.x402_version)) != payload.x402_version:
         raise MalformedInput(REASON_INVALID_VERSION, "x402Version differs from paymentPayload.x402Version")
-    requirements = _validated(PaymentRequirements if payload.x402_version == 2 else PaymentRequirementsV1,
-                              data["paymentRequirements"], REASON_INVALID_REQUIREMENTS, "paymentRequirements")
+    requirements = _validated(
+        PaymentRequirements if payload.x402_version == 2 else PaymentRequirementsV1,
+        data["paymentRequirements"],
+        REASON_INVALID_REQUIREMENTS,
+        "paymentRequirements",
+    )
     check_requirements(requirements, "paymentRequirements")
     return payload, requirements
 

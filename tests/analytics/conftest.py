@@ -36,8 +36,9 @@ class ServedApi:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(serve(self.settings, self.sock, on_ready=lambda _: self.ready.set(),
-                                           stop_event=self.stop))
+        self.loop.run_until_complete(
+            serve(self.settings, self.sock, on_ready=lambda _: self.ready.set(), stop_event=self.stop)
+        )
 
     def __enter__(self) -> ServedApi:
         self.thread.start()
@@ -89,8 +90,15 @@ def fresh_world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture(scope="session")
 def api(world: World) -> Iterator[ServedApi]:
-    with ServedApi(ApiSettings(world.db_url, rpc_url=world.net.http_url, webhooks=False, poll_interval=0.05,
-                               token_labels=str(world.home / LABELS_FILE))) as s:
+    with ServedApi(
+        ApiSettings(
+            world.db_url,
+            rpc_url=world.net.http_url,
+            webhooks=False,
+            poll_interval=0.05,
+            token_labels=str(world.home / LABELS_FILE),
+        )
+    ) as s:
         yield s
 
 
@@ -121,8 +129,9 @@ class GhostServer:
         import select
         import subprocess
 
-        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        env=self.env)
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env
+        )
         assert self.process.stderr is not None
         deadline, seen = time.monotonic() + 60, []
         while not self.url and time.monotonic() < deadline:

@@ -32,8 +32,7 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         answer = self.behaviour(len(self.requests))
-        self.requests.append(Received({k.lower(): v for k, v in request.headers.items()}, await request.body(),
-                                      answer))
+        self.requests.append(Received({k.lower(): v for k, v in request.headers.items()}, await request.body(), answer))
         if answer == "hang":
             await asyncio.sleep(self.hang_seconds)
         return Response(status_code=200 if answer == "ok" else 500)

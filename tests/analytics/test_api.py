@@ -36,8 +36,12 @@ def expected_metrics(world: World) -> dict[str, object]:
     timed = [p.response_time_ms for p in world.payments if p.response_time_ms]
     rated = outcomes["success"] + outcomes["failed"]
     return {
-        "payments": {"total": len(world.payments), "successful": outcomes["success"], "failed": outcomes["failed"],
-                     "pending": outcomes["recorded"]},
+        "payments": {
+            "total": len(world.payments),
+            "successful": outcomes["success"],
+            "failed": outcomes["failed"],
+            "pending": outcomes["recorded"],
+        },
         "volume_total": {m: format(Decimal(v).scaleb(-decimals[m]), "f") for m, v in volume.items()},
         "active": len({p.agent for p in world.payments}),
         "success_rate": f"{outcomes['success'] * 10_000 // rated / 100:.2f}",
@@ -77,17 +81,21 @@ def test_agent_search_filters_and_prices_per_token(world: World, api: ServedApi)
     coder = api.get(f"/api/agents/{world.agents['coder']}").json()
     assert coder["prices"] == {str(world.usdc): "0.050000", str(world.bonk): "0.050000000"}  # each in its mint
     assert coder["capabilities"] == ["code"] and coder["x402_enabled"] is True
-    paid = {m: sum(p.atomic for p in world.payments if p.agent == world.agents["coder"] and p.mint == m)
-            for m in (world.usdc, world.bonk)}
+    paid = {
+        m: sum(p.atomic for p in world.payments if p.agent == world.agents["coder"] and p.mint == m)
+        for m in (world.usdc, world.bonk)
+    }
     assert {e["mint"]: (e["x402_payments_atomic"], e["escrow_earnings_atomic"]) for e in coder["earnings"]} == {
-        str(m): (str(atomic), "0") for m, atomic in paid.items()}  # per mint: never a sum of atomic units
+        str(m): (str(atomic), "0") for m, atomic in paid.items()
+    }  # per mint: never a sum of atomic units
     assert next(e for e in coder["earnings"] if e["mint"] == str(world.bonk))["x402_payments"] == "0.120000000"
     cheap = api.get(f"/api/agents?token={world.usdc}&max_price=0.015").json()
     assert [a["agent_id"] for a in cheap["items"]] == ["translator"]
     assert api.get(f"/api/agents?token={world.usdc}&max_price=0.02").json()["total"] == 2
     assert api.get(f"/api/agents?token={world.bonk}").json()["total"] == 1
     assert [a["agent_id"] for a in api.get(f"/api/agents?token={world.bonk}&max_price=0.05").json()["items"]] == [
-        "coder"]
+        "coder"
+    ]
     assert api.get(f"/api/agents?token={world.bonk}&max_price=0.049999999").json()["items"] == []
     calls = api.get("/api/agents?sort=calls").json()["items"]
     assert [a["x402_total_calls"] for a in calls] == sorted((a["x402_total_calls"] for a in calls), reverse=True)
@@ -104,8 +112,9 @@ def test_cursor_pages_cover_everything_once(world: World, api: ServedApi) -> Non
                 break
         whole = [a["address"] for a in api.get(f"/api/agents?sort={sort}&limit=100").json()["items"]]
         assert seen == whole and len(set(seen)) == len(seen), sort
-        assert set(seen) == ({str(world.agents["coder"])} if "token" in sort else
-                             {str(a) for a in world.agents.values()}), sort
+        assert set(seen) == (
+            {str(world.agents["coder"])} if "token" in sort else {str(a) for a in world.agents.values()}
+        ), sort
     by_price = [a["agent_id"] for a in api.get("/api/agents?sort=price").json()["items"]]
     assert by_price == ["translator", "summarizer", "coder"]  # each in its default mint
     translator = world.agents["translator"]
@@ -128,41 +137,46 @@ def test_reputation_equals_the_chain(world: World, api: ServedApi) -> None:
     assert got["score"] == on_chain.score and got["tier"] == on_chain.tier.value  # type: ignore[attr-defined]
     c = on_chain.components  # type: ignore[attr-defined]
     assert {k: v["score"] for k, v in got["components"].items()} == {
-        "payment_success": c.payment_success, "service_quality": c.service_quality,
-        "response_time": c.response_time, "volume_consistency": c.volume_consistency}
+        "payment_success": c.payment_success,
+        "service_quality": c.service_quality,
+        "response_time": c.response_time,
+        "volume_consistency": c.volume_consistency,
+    }
     assert got["metrics"]["failed_payments"] == 1
 
 
 def test_work_orders_by_party_and_status(world: World, api: ServedApi) -> None:
     assert world.client is not None
     mine = api.get(f"/api/work-orders?party={world.client.pubkey()}").json()["items"]
-    assert [(w["address"], w["status"], w["amount"]) for w in mine] == [(str(world.work_order), "Accepted",
-                                                                          "5.000000")]
+    assert [(w["address"], w["status"], w["amount"]) for w in mine] == [(str(world.work_order), "Accepted", "5.000000")]
     provider = world.owners["translator"].pubkey()
     assert len(api.get(f"/api/work-orders?party={provider}&status=accepted").json()["items"]) == 1
     assert api.get(f"/api/work-orders?party={provider}&status=Completed").json()["items"] == []
 
 
-@pytest.mark.parametrize("path, status, message", [
-    ("/api/agents/not-base58!", 400, "agent is not a base58 public key"),
-    ("/api/agents/11111111111111111111111111111111", 404, "no indexed agent"),
-    ("/api/agents/11111111111111111111111111111111/payments", 404, "no indexed agent"),
-    ("/api/reputation/xyz", 400, "not a base58 public key"),
-    ("/api/agents?limit=0", 422, "limit: Input should be greater than or equal to 1"),
-    ("/api/agents?limit=101", 422, "limit: Input should be less than or equal to 100"),
-    ("/api/agents?min_reputation=10001", 422, "min_reputation"),
-    ("/api/agents?sort=cheapest", 422, "sort: Input should be"),
-    ("/api/agents?max_price=1", 422, "max_price needs token"),
-    ("/api/agents?token=So11111111111111111111111111111111111111112&max_price=abc", 422, "not a decimal"),
-    ("/api/agents?token=not%20a%20mint!", 400, "token 'not a mint!' is neither a mint address"),
-    ("/api/agents?token=USDT", 422, "token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at"),
-    ("/api/agents?token=EURC", 422, "token EURC is not a token label on the cluster at"),
-    ("/api/agents?cursor=Zm9v", 400, "cursor is not one this API returned"),
-    ("/api/agents?x402_enabled=maybe", 422, "x402_enabled"),
-    ("/api/metrics/x402?period=10", 422, "period: Input should be greater than or equal to 60"),
-    ("/api/work-orders?status=Lost", 422, "status must be one of"),
-    ("/api/work-orders?party=0OIl", 400, "party is not a base58 public key"),
-])
+@pytest.mark.parametrize(
+    "path, status, message",
+    [
+        ("/api/agents/not-base58!", 400, "agent is not a base58 public key"),
+        ("/api/agents/11111111111111111111111111111111", 404, "no indexed agent"),
+        ("/api/agents/11111111111111111111111111111111/payments", 404, "no indexed agent"),
+        ("/api/reputation/xyz", 400, "not a base58 public key"),
+        ("/api/agents?limit=0", 422, "limit: Input should be greater than or equal to 1"),
+        ("/api/agents?limit=101", 422, "limit: Input should be less than or equal to 100"),
+        ("/api/agents?min_reputation=10001", 422, "min_reputation"),
+        ("/api/agents?sort=cheapest", 422, "sort: Input should be"),
+        ("/api/agents?max_price=1", 422, "max_price needs token"),
+        ("/api/agents?token=So11111111111111111111111111111111111111112&max_price=abc", 422, "not a decimal"),
+        ("/api/agents?token=not%20a%20mint!", 400, "token 'not a mint!' is neither a mint address"),
+        ("/api/agents?token=USDT", 422, "token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at"),
+        ("/api/agents?token=EURC", 422, "token EURC is not a token label on the cluster at"),
+        ("/api/agents?cursor=Zm9v", 400, "cursor is not one this API returned"),
+        ("/api/agents?x402_enabled=maybe", 422, "x402_enabled"),
+        ("/api/metrics/x402?period=10", 422, "period: Input should be greater than or equal to 60"),
+        ("/api/work-orders?status=Lost", 422, "status must be one of"),
+        ("/api/work-orders?party=0OIl", 400, "party is not a base58 public key"),
+    ],
+)
 def test_bad_input_gets_one_clear_message(api: ServedApi, path: str, status: int, message: str) -> None:
     response = api.get(path)
     assert response.status_code == status
@@ -191,15 +205,22 @@ def test_prometheus_metrics(world: World, api: ServedApi) -> None:
     response = api.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    payments = {(s.labels["agent"], s.labels["mint"]): s.value for s in families["ghostpay_x402_payments"].samples
-                if s.name.endswith("_total")}
+    payments = {
+        (s.labels["agent"], s.labels["mint"]): s.value
+        for s in families["ghostpay_x402_payments"].samples
+        if s.name.endswith("_total")
+    }
     want = Counter((str(p.agent), str(p.mint)) for p in world.payments)
     assert payments == {k: float(v) for k, v in want.items()}
-    volume = {(s.labels["agent"], s.labels["mint"]): s.value
-              for s in families["ghostpay_x402_volume_atomic"].samples if s.name.endswith("_total")}
+    volume = {
+        (s.labels["agent"], s.labels["mint"]): s.value
+        for s in families["ghostpay_x402_volume_atomic"].samples
+        if s.name.endswith("_total")
+    }
     assert volume[(str(world.agents["coder"]), str(world.bonk))] == 120_000_000
-    events = {s.labels["event"]: s.value for s in families["ghostpay_indexer_events"].samples
-              if s.name.endswith("_total")}
+    events = {
+        s.labels["event"]: s.value for s in families["ghostpay_indexer_events"].samples if s.name.endswith("_total")
+    }
     assert events["X402PaymentRecorded"] == len(world.payments) and events["WorkOrderCreated"] == 1
     lag = families["ghostpay_indexer_lag_slots"].samples[0].value
     assert lag >= 0
@@ -209,8 +230,15 @@ def test_prometheus_metrics(world: World, api: ServedApi) -> None:
 def test_openapi_docs(api: ServedApi) -> None:
     assert "swagger" in api.get("/docs").text.lower()
     paths = api.get("/openapi.json").json()["paths"]
-    assert {"/api/agents", "/api/agents/{address}", "/api/agents/{address}/payments", "/api/work-orders",
-            "/api/reputation/{address}", "/api/metrics/x402", "/api/events"} <= set(paths)
+    assert {
+        "/api/agents",
+        "/api/agents/{address}",
+        "/api/agents/{address}/payments",
+        "/api/work-orders",
+        "/api/reputation/{address}",
+        "/api/metrics/x402",
+        "/api/events",
+    } <= set(paths)
 
 
 def test_dashboard_files_are_served_from_the_package(api: ServedApi) -> None:
@@ -224,8 +252,7 @@ def test_dashboard_files_are_served_from_the_package(api: ServedApi) -> None:
 def test_event_stream_resumes_after_last_event_id(world: World, api: ServedApi) -> None:
     status = api.get("/api/status").json()
     newest = status["newest_event_id"]
-    with httpx.stream("GET", api.url + "/api/events", headers={"Last-Event-ID": str(newest - 3)},
-                      timeout=10) as stream:
+    with httpx.stream("GET", api.url + "/api/events", headers={"Last-Event-ID": str(newest - 3)}, timeout=10) as stream:
         ids = []
         for line in stream.iter_lines():
             if line.startswith("id: "):
@@ -245,16 +272,22 @@ def test_event_stream_resumes_after_last_event_id(world: World, api: ServedApi) 
 def test_postgresql_serves_the_same(world: World, api: ServedApi, postgres: PostgresCluster) -> None:
     url = postgres.create_database()
     asyncio.run(Indexer(IndexerConfig(world.net.http_url, world.net.ws_url, url)).run(once=True))
-    paths = ["/api/agents?sort=price", f"/api/agents/{world.agents['coder']}/payments",
-             f"/api/reputation/{world.agents['translator']}", f"/api/work-orders?party={world.client.pubkey()}",
-             f"/api/agents?token={world.usdc}&max_price=0.02&capability=translate"]  # type: ignore[union-attr]
-    with ServedApi(ApiSettings(url, rpc_url=world.net.http_url, webhooks=True,
-                               token_labels=str(world.home / LABELS_FILE))) as pg:
+    paths = [
+        "/api/agents?sort=price",
+        f"/api/agents/{world.agents['coder']}/payments",
+        f"/api/reputation/{world.agents['translator']}",
+        f"/api/work-orders?party={world.client.pubkey()}",
+        f"/api/agents?token={world.usdc}&max_price=0.02&capability=translate",
+    ]  # type: ignore[union-attr]
+    with ServedApi(
+        ApiSettings(url, rpc_url=world.net.http_url, webhooks=True, token_labels=str(world.home / LABELS_FILE))
+    ) as pg:
         for path in paths:
             assert pg.get(path).json() == api.get(path).json(), path
         metrics = [s.get(f"/api/metrics/x402?period={WEEK}").json() for s in (pg, api)]
         assert [{k: v for k, v in m.items() if k != "period"} for m in metrics] == [
-            {k: v for k, v in metrics[1].items() if k != "period"}] * 2
+            {k: v for k, v in metrics[1].items() if k != "period"}
+        ] * 2
         assert "ghostpay_webhook_deliveries" in pg.get("/metrics").text
     engine = read_only_engine(url)
     with engine.connect() as connection, pytest.raises(InternalError, match="read-only transaction"):

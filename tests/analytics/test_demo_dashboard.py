@@ -16,9 +16,13 @@ GHOST = str(Path(sys.executable).with_name("ghost"))
 
 
 def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
-    process = subprocess.Popen([GHOST, "demo", "--dashboard", "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin",
-                                                                       "HOME": str(tmp_path)})
+    process = subprocess.Popen(
+        [GHOST, "demo", "--dashboard", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     try:
         assert process.stderr is not None
         url, deadline, seen = "", time.monotonic() + 240, []
@@ -32,7 +36,9 @@ def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
         # three paid with payment send, one over HTTP with ghost x402 call; all rated as successful
         assert metrics["payments"]["total"] == 4 and metrics["payments"]["successful"] == 4
         assert [a["name"] for a in httpx.get(url + "api/agents?sort=reputation").json()["items"]] == [
-            "Translator", "Summarizer"]
+            "Translator",
+            "Summarizer",
+        ]
         assert "GhostPay dashboard" in httpx.get(url).text
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C, to this process only
@@ -48,9 +54,11 @@ def test_a_busy_dashboard_port_is_refused_before_the_session() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = subprocess.run([GHOST, "demo", "--dashboard", "--port", str(port)], capture_output=True, text=True,
-                             timeout=60)
+        run = subprocess.run(
+            [GHOST, "demo", "--dashboard", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
     assert run.returncode == 1
-    assert run.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another "
-                                  "port with --port")
+    assert run.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another port with --port"
+    )
     assert "agent register" not in run.stdout  # no session ran first

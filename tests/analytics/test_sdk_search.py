@@ -23,13 +23,22 @@ def search(world: World, **filters: Any) -> list[str]:
     async def run() -> list[str]:
         async with GhostPayClient(world.net.http_url) as gp:
             return [str(a.address) for a in await gp.search_agents(**filters)]
+
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("filters", [
-    {}, {"capability": "translate"}, {"sort": "price"}, {"sort": "reputation", "limit": 2},
-    {"x402_enabled": True, "sort": "calls"}, {"min_reputation": 1}, {"sort": "newest", "limit": 1},
-])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"capability": "translate"},
+        {"sort": "price"},
+        {"sort": "reputation", "limit": 2},
+        {"x402_enabled": True, "sort": "calls"},
+        {"min_reputation": 1},
+        {"sort": "newest", "limit": 1},
+    ],
+)
 def test_indexed_search_equals_the_chain(world: World, api: ServedApi, filters: dict[str, Any]) -> None:
     assert search(world, indexer_url=api.url, **filters) == search(world, **filters)
 
@@ -43,8 +52,12 @@ def test_indexed_search_with_token_and_price(world: World, api: ServedApi) -> No
 def test_the_index_answers_and_the_api_down_falls_back(fresh_world: World, caplog: pytest.LogCaptureFixture) -> None:
     async def register_unindexed() -> str:
         async with GhostPayClient(fresh_world.net.http_url, funded(fresh_world.net.http_url)) as gp:
-            reg = await gp.register_agent("newcomer", "Newcomer", capabilities=["translate"],
-                                          x402=X402Settings({fresh_world.usdc: Decimal("0.01")}, "https://n.example"))
+            reg = await gp.register_agent(
+                "newcomer",
+                "Newcomer",
+                capabilities=["translate"],
+                x402=X402Settings({fresh_world.usdc: Decimal("0.01")}, "https://n.example"),
+            )
             return str(reg.address)
 
     newcomer = asyncio.run(register_unindexed())  # on chain, not yet in the index
@@ -63,18 +76,24 @@ def receipt(world: World, agent: Any, reference: bytes, indexer_url: str | None)
     async def run() -> Any:
         async with GhostPayClient(world.net.http_url, indexer_url=indexer_url) as gp:
             return await gp.get_receipt(agent, reference)
+
     return asyncio.run(run())
 
 
 @pytest.mark.parametrize("outcome", ["recorded", "success", "failed"])
-def test_a_payment_is_found_by_its_reference_in_the_index_as_on_the_chain(world: World, api: ServedApi,
-                                                                          outcome: str) -> None:
+def test_a_payment_is_found_by_its_reference_in_the_index_as_on_the_chain(
+    world: World, api: ServedApi, outcome: str
+) -> None:
     paid = next(p for p in world.payments if p.outcome == outcome)
     indexed, searched = (receipt(world, paid.agent, paid.reference, url) for url in (api.url, None))
     assert (indexed.source, searched.source) == ("index", "chain")
     assert str(indexed.signature) == str(searched.signature) == paid.signature
     assert (indexed.payer, indexed.mint, indexed.amount_atomic, indexed.paid_at) == (
-        searched.payer, searched.mint, searched.amount_atomic, searched.paid_at)
+        searched.payer,
+        searched.mint,
+        searched.amount_atomic,
+        searched.paid_at,
+    )
     assert indexed.rated is (outcome != "recorded") and searched.rated is None  # the chain's search cannot tell
     assert receipt(world, paid.agent, bytes(32), api.url) is None
     rows = api.get(f"/api/agents/{paid.agent}/payments", params={"reference": paid.reference.hex()}).json()["items"]

@@ -36,8 +36,7 @@ class RunningDispatcher:
         self.engine = connect(db_url)
         self.dispatcher = WebhookDispatcher(self.engine, settings)
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(self.dispatcher.run()),
-                                       daemon=True)
+        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(self.dispatcher.run()), daemon=True)
 
     def __enter__(self) -> RunningDispatcher:
         self.thread.start()
@@ -61,8 +60,9 @@ def db_path(world: World) -> str:
 
 def add(world: World, url: str, *options: str) -> dict[str, object]:
     """Subscribe a receiver on loopback (allowed explicitly: private addresses are refused by default)."""
-    return ghost("-u", world.net.http_url, "--db", db_path(world), "webhooks", "add", url, "--allow-private",
-                 *options).data
+    return ghost(
+        "-u", world.net.http_url, "--db", db_path(world), "webhooks", "add", url, "--allow-private", *options
+    ).data
 
 
 def deliveries(world: World, endpoint: str) -> list[WebhookDelivery]:
@@ -97,8 +97,9 @@ def test_every_event_delivered_through_failures_timeouts_and_a_restart(world: Wo
     assert stopped_at < len(receiver.requests)  # the second dispatcher did deliver
     attempts = {d.id: d.attempts for d in queued}
     assert all(attempts[i] >= 2 for i in retried)
-    payments = [json.loads(r.body)["data"] for r in receiver.delivered()
-                if json.loads(r.body)["type"] == "X402PaymentRecorded"]
+    payments = [
+        json.loads(r.body)["data"] for r in receiver.delivered() if json.loads(r.body)["type"] == "X402PaymentRecorded"
+    ]
     assert {p["signature"] for p in payments} == {p.signature for p in world.payments}
     assert {p["event"]["amount"] for p in payments} == {p.atomic for p in world.payments}
 
@@ -109,8 +110,10 @@ def test_a_receiver_that_never_recovers_is_given_up_on(world: World, receiver: R
     # give_up_after leaves room for several retries even when a loaded machine delays the first attempt
     settings = DeliverySettings(timeout=0.3, first_retry=0.05, max_retry=0.1, give_up_after=1.5, poll_interval=0.05)
     with RunningDispatcher(world.db_url, settings):
-        wait_for(lambda: [d.status for d in deliveries(world, str(endpoint["id"]))] == ["failed"],
-                 what="the delivery to be given up")
+        wait_for(
+            lambda: [d.status for d in deliveries(world, str(endpoint["id"]))] == ["failed"],
+            what="the delivery to be given up",
+        )
     (row,) = deliveries(world, str(endpoint["id"]))
     assert row.attempts >= 2 and row.last_error == "HTTP 500"  # retried, then given up
     listed = {w["id"]: w for w in ghost("--db", db_path(world), "webhooks", "list").data}
@@ -119,8 +122,13 @@ def test_a_receiver_that_never_recovers_is_given_up_on(world: World, receiver: R
 
 def test_new_events_only_and_the_agent_filter(fresh_world: World) -> None:
     coder = fresh_world.agents["coder"]
-    endpoint = webhooks.add_endpoint(connect(fresh_world.db_url), "http://127.0.0.1:9/never", "X402PaymentRecorded",
-                                     agent=str(coder), allow_private=True)
+    endpoint = webhooks.add_endpoint(
+        connect(fresh_world.db_url),
+        "http://127.0.0.1:9/never",
+        "X402PaymentRecorded",
+        agent=str(coder),
+        allow_private=True,
+    )
     dispatcher = WebhookDispatcher(connect(fresh_world.db_url), FAST)
     assert dispatcher.enqueue() == 0  # what was indexed before it was added is not sent
 
@@ -148,9 +156,12 @@ def _raw_event(world: World, event_id: int) -> RawEvent:
 def test_cli_add_list_test_remove(world: World, receiver: Receiver) -> None:
     endpoint = add(world, receiver.url, "--events", "Dispute*", "--agent", str(world.agents["translator"]))
     listed = ghost("--db", db_path(world), "webhooks", "list").data
-    assert {"id": endpoint["id"], "url": receiver.url, "events": ["Dispute*"],
-            "agent": str(world.agents["translator"])}.items() <= next(
-        w for w in listed if w["id"] == endpoint["id"]).items()
+    assert {
+        "id": endpoint["id"],
+        "url": receiver.url,
+        "events": ["Dispute*"],
+        "agent": str(world.agents["translator"]),
+    }.items() <= next(w for w in listed if w["id"] == endpoint["id"]).items()
     sent = ghost("--db", db_path(world), "webhooks", "test", endpoint["id"]).data
     assert sent["status"] == 200
     (request,) = receiver.requests
@@ -164,18 +175,26 @@ def test_cli_add_list_test_remove(world: World, receiver: Receiver) -> None:
     assert "no webhook" in ghost("--db", db_path(world), "webhooks", "remove", endpoint["id"]).one_line_error(1)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["http://127.0.0.1:9/x", "--allow-private", "--events", "NoSuchEvent"], "no GhostPay event matches 'NoSuchEvent'"),
-    (["ftp://example.com", "--events", "X402PaymentRecorded"], "must start with http:// or https://"),
-    (["http://127.0.0.1:9/x", "--allow-private", "--events", " , "], "--events needs at least one event name"),
-    (["http://127.0.0.1:9/x", "--events", "X402*", "--agent", "nope"], "not a valid --agent"),
-    (["http://169.254.169.254/latest/meta-data", "--events", "X402*"],
-     "reaches 169.254.169.254, a link-local address; pass --allow-private"),
-    (["http://10.1.2.3/hooks", "--events", "X402*"], "reaches 10.1.2.3, a private address; pass --allow-private"),
-    (["http://[::1]:8080/hooks", "--events", "X402*"], "reaches ::1, a loopback address; pass --allow-private"),
-    (["http://localhost:8080/hooks", "--events", "X402*"], "a loopback address; pass --allow-private"),
-    (["http://[::ffff:192.168.1.1]/", "--events", "X402*"], "a private address; pass --allow-private"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["http://127.0.0.1:9/x", "--allow-private", "--events", "NoSuchEvent"],
+            "no GhostPay event matches 'NoSuchEvent'",
+        ),
+        (["ftp://example.com", "--events", "X402PaymentRecorded"], "must start with http:// or https://"),
+        (["http://127.0.0.1:9/x", "--allow-private", "--events", " , "], "--events needs at least one event name"),
+        (["http://127.0.0.1:9/x", "--events", "X402*", "--agent", "nope"], "not a valid --agent"),
+        (
+            ["http://169.254.169.254/latest/meta-data", "--events", "X402*"],
+            "reaches 169.254.169.254, a link-local address; pass --allow-private",
+        ),
+        (["http://10.1.2.3/hooks", "--events", "X402*"], "reaches 10.1.2.3, a private address; pass --allow-private"),
+        (["http://[::1]:8080/hooks", "--events", "X402*"], "reaches ::1, a loopback address; pass --allow-private"),
+        (["http://localhost:8080/hooks", "--events", "X402*"], "a loopback address; pass --allow-private"),
+        (["http://[::ffff:192.168.1.1]/", "--events", "X402*"], "a private address; pass --allow-private"),
+    ],
+)
 def test_cli_refuses_bad_subscriptions(world: World, args: list[str], message: str) -> None:
     assert message in ghost("--db", db_path(world), "webhooks", "add", *args).one_line_error(2)
 
@@ -192,8 +211,9 @@ def test_signature_checks() -> None:
 
 def test_the_documented_snippet_verifies_a_real_delivery(world: World, receiver: Receiver) -> None:
     """docs/indexer.md's 10-line verification code, run as written against a POST the dispatcher made."""
-    snippet = re.search(r"<!-- webhook-verify -->\s*```python\n(.*?)```",
-                        (ROOT / "docs" / "indexer.md").read_text(), re.S)
+    snippet = re.search(
+        r"<!-- webhook-verify -->\s*```python\n(.*?)```", (ROOT / "docs" / "indexer.md").read_text(), re.S
+    )
     assert snippet, "docs/indexer.md lost its webhook verification snippet"
     assert len(snippet.group(1).strip().splitlines()) <= 12
     endpoint = add(world, receiver.url, "--events", "WorkOrderAccepted", "--from-start")
@@ -212,9 +232,14 @@ def test_finished_deliveries_are_pruned_and_their_attempts_still_counted(world: 
     delivered = str(add(world, receiver.url, "--events", "X402PaymentRecorded", "--from-start")["id"])
     dead = str(add(world, "http://127.0.0.1:9/never", "--events", "X402PaymentRecorded", "--from-start")["id"])
     with RunningDispatcher(world.db_url, FAST):
-        wait_for(lambda: deliveries(world, delivered) and all(d.status == "delivered"
-                                                              for d in deliveries(world, delivered))
-                 and all(d.attempts >= 1 for d in deliveries(world, dead)), what="deliveries and failed attempts")
+        wait_for(
+            lambda: (
+                deliveries(world, delivered)
+                and all(d.status == "delivered" for d in deliveries(world, delivered))
+                and all(d.attempts >= 1 for d in deliveries(world, dead))
+            ),
+            what="deliveries and failed attempts",
+        )
     engine = connect(world.db_url)
     before = webhooks.delivery_counts(engine)
     still_pending = {d.id for d in deliveries(world, dead)}
@@ -267,10 +292,13 @@ def test_endpoints_of_an_older_index_keep_their_private_urls(tmp_path) -> None:
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE webhook_endpoints (id VARCHAR PRIMARY KEY, url VARCHAR NOT NULL, "
-                                   "secret VARCHAR NOT NULL, events VARCHAR NOT NULL, agent VARCHAR, "
-                                   "created_at FLOAT NOT NULL, after_event_id BIGINT NOT NULL)")
-        connection.exec_driver_sql("INSERT INTO webhook_endpoints VALUES ('wh_old', 'http://127.0.0.1:9/x', 's', "
-                                   "'X402*', NULL, 0, 0)")
+        connection.exec_driver_sql(
+            "CREATE TABLE webhook_endpoints (id VARCHAR PRIMARY KEY, url VARCHAR NOT NULL, "
+            "secret VARCHAR NOT NULL, events VARCHAR NOT NULL, agent VARCHAR, "
+            "created_at FLOAT NOT NULL, after_event_id BIGINT NOT NULL)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO webhook_endpoints VALUES ('wh_old', 'http://127.0.0.1:9/x', 's', 'X402*', NULL, 0, 0)"
+        )
     webhooks.ensure_tables(engine)
     assert webhooks.get_endpoint(engine, "wh_old").allow_private is True

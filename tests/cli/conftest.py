@@ -93,24 +93,33 @@ def wallets(net: LocalnetProcess, tmp_path_factory: pytest.TempPathFactory) -> W
 def usdc(net: LocalnetProcess, home: Path) -> Pubkey:
     """A 6-decimal mint labelled USDC on the session localnet (as `ghost test-mint --symbol USDC` labels it)."""
     mint = create_mint(net, 6)
-    TokenLabels(home / LABELS_FILE).add(net.rpc("getGenesisHash")["result"], "USDC", str(mint), test_mint=True,
-                                        replace=True)
+    TokenLabels(home / LABELS_FILE).add(
+        net.rpc("getGenesisHash")["result"], "USDC", str(mint), test_mint=True, replace=True
+    )
     return mint
 
 
-def ghost(*args: object, keypair: Path | None = None, output: str | None = "json", input: str | None = None,
-          env: dict[str, str] | None = None) -> Run:
+def ghost(
+    *args: object,
+    keypair: Path | None = None,
+    output: str | None = "json",
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
     """`ghost [-k keypair] [--output json] args…` in-process, as Typer's test runner runs it."""
     argv = (["-k", str(keypair)] if keypair else []) + (["--output", output] if output else []) + [str(a) for a in args]
     result = CliRunner().invoke(app, argv, input=input, env=env, catch_exceptions=False)
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
-def ghost_process(*args: object, keypair: Path | None = None, output: str | None = "json",
-                  timeout: float = 60) -> Run:
+def ghost_process(*args: object, keypair: Path | None = None, output: str | None = "json", timeout: float = 60) -> Run:
     """The installed `ghost` script in a subprocess."""
-    argv = [GHOST] + (["-k", str(keypair)] if keypair else []) + (["--output", output] if output else []) \
+    argv = (
+        [GHOST]
+        + (["-k", str(keypair)] if keypair else [])
+        + (["--output", output] if output else [])
         + [str(a) for a in args]
+    )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -119,8 +128,14 @@ def register_in_a_pty(keypair: Path, dialogue: list[tuple[str, str | None]]) -> 
     """`ghost agent register` in a pseudo-terminal: expect each prompt, answer it (None: only expect it)."""
     import pexpect
 
-    child = pexpect.spawn(GHOST, ["-k", str(keypair), "agent", "register"], env={**os.environ, "COLUMNS": "200"},
-                          encoding="utf-8", timeout=30, dimensions=(40, 200))
+    child = pexpect.spawn(
+        GHOST,
+        ["-k", str(keypair), "agent", "register"],
+        env={**os.environ, "COLUMNS": "200"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
+    )
     try:
         for prompt, answer in dialogue:
             child.expect(prompt)

@@ -10,8 +10,10 @@ from tests.cli.conftest import ghost
 
 def test_config_set_get_unset_and_precedence(tmp_path, monkeypatch, net) -> None:
     monkeypatch.setenv("GHOST_CONFIG", str(tmp_path / "ghost.toml"))
-    assert ghost("config", "path").data == {"path": str(tmp_path / "ghost.toml")} and config_path() == \
-        tmp_path / "ghost.toml"
+    assert (
+        ghost("config", "path").data == {"path": str(tmp_path / "ghost.toml")}
+        and config_path() == tmp_path / "ghost.toml"
+    )
     assert ghost("config", "get", "commitment").data == {"commitment": "confirmed", "source": "default"}
     ghost("config", "set", "commitment", "finalized").data
     ghost("config", "set", "output", "json", output=None)
@@ -46,12 +48,15 @@ def test_airdrop_and_test_mint_fund_wallets(wallets, net) -> None:
     assert dropped["recipient"] == str(owner.pubkey()) and dropped["balance_sol"] == "2.500000000"
     other = wallets.new(sol=0)[1].pubkey()
     assert "✔ airdrop" in ghost("airdrop", "1", "--to", str(other), output=None).stdout
-    minted = ghost("test-mint", "--symbol", "TUSD", "--fund", f"{owner.pubkey()},{other}", "--amount", "12.5",
-                   keypair=key).data
-    assert (minted["decimals"], minted["amount_atomic"], minted["funded"]) == (6, 12_500_000,
-                                                                              [str(owner.pubkey()), str(other)])
+    minted = ghost(
+        "test-mint", "--symbol", "TUSD", "--fund", f"{owner.pubkey()},{other}", "--amount", "12.5", keypair=key
+    ).data
+    assert (minted["decimals"], minted["amount_atomic"], minted["funded"]) == (
+        6,
+        12_500_000,
+        [str(owner.pubkey()), str(other)],
+    )
     supply = net.rpc("getTokenAccountsByOwner", str(other), {"mint": minted["mint"]}, {"encoding": "jsonParsed"})
-    assert supply["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["uiAmountString"] \
-        == "12.5"
+    assert supply["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["uiAmountString"] == "12.5"
     # the label works wherever a token is expected
     assert ghost("agent", "search", "--token", "TUSD").data["filters"]["token"] == minted["mint"]

@@ -16,8 +16,9 @@ X402 = ["--price", "0.01", "--endpoint", "https://e.example"]
 def owned(wallets, usdc) -> tuple[Path, str]:
     """A keypair file and the address of an agent it owns."""
     key, _ = wallets.new()
-    address = ghost("agent", "register", "mine", "--name", "Mine", "--tokens", str(usdc), *X402, "--yes",
-                    keypair=key).data["agent"]
+    address = ghost(
+        "agent", "register", "mine", "--name", "Mine", "--tokens", str(usdc), *X402, "--yes", keypair=key
+    ).data["agent"]
     return key, address
 
 
@@ -26,19 +27,38 @@ def test_malformed_public_key(owned, output) -> None:
     key, _ = owned
     line = ghost("agent", "list", "--owner", "not-a-key", keypair=key, output=output).one_line_error(2)
     assert "'not-a-key' is not a valid owner" in line
-    line = ghost("payment", "send", "--agent", "7TEwzMaWGGR4yJg2F4eG186xu1uGAsS6mb178CB9dp0", keypair=key,
-                 output=output).one_line_error(2)  # 0 is not base58: an agent_id too long to be one
+    line = ghost(
+        "payment", "send", "--agent", "7TEwzMaWGGR4yJg2F4eG186xu1uGAsS6mb178CB9dp0", keypair=key, output=output
+    ).one_line_error(2)  # 0 is not base58: an agent_id too long to be one
     assert "agent_id" in line or "public key" in line
 
 
-@pytest.mark.parametrize("price, message", [("-1", "--price must be positive, not -1"),
-                                            ("abc", "--price must be a decimal number of tokens"),
-                                            ("0", "--price must be positive")])
+@pytest.mark.parametrize(
+    "price, message",
+    [
+        ("-1", "--price must be positive, not -1"),
+        ("abc", "--price must be a decimal number of tokens"),
+        ("0", "--price must be positive"),
+    ],
+)
 def test_negative_or_non_numeric_price(owned, usdc, price, message) -> None:
     key, address = owned
     assert message in ghost("agent", "set-price", "-a", address, "--price", price, keypair=key).one_line_error(2)
-    assert message in ghost("agent", "register", "x", "--name", "X", "--tokens", str(usdc), "--price", price,
-                            "--endpoint", "https://e.example", "--yes", keypair=key).one_line_error(2)
+    assert message in ghost(
+        "agent",
+        "register",
+        "x",
+        "--name",
+        "X",
+        "--tokens",
+        str(usdc),
+        "--price",
+        price,
+        "--endpoint",
+        "https://e.example",
+        "--yes",
+        keypair=key,
+    ).one_line_error(2)
 
 
 def test_eleven_tokens(owned, usdc) -> None:
@@ -54,15 +74,18 @@ def test_over_long_name(owned) -> None:
     key, address = owned
     line = ghost("agent", "register", "long", "--name", "n" * 65, "--yes", keypair=key).one_line_error(2)
     assert "the name is at most 64 bytes, got 65" in line
-    assert "at most 64 bytes" in ghost("agent", "update", "-a", address, "--name", "é" * 33,
-                                       keypair=key).one_line_error(2)
+    assert "at most 64 bytes" in ghost(
+        "agent", "update", "-a", address, "--name", "é" * 33, keypair=key
+    ).one_line_error(2)
 
 
 def test_missing_keypair_file(tmp_path) -> None:
     missing = tmp_path / "nope.json"
     line = ghost("agent", "register", "a", "--name", "A", "--yes", keypair=missing).one_line_error(1)
-    assert line == (f"error: keypair file {missing} not found; create it with 'ghost keygen --outfile {missing}', "
-                    "or pass -k/--keypair FILE or set GHOST_KEYPAIR")
+    assert line == (
+        f"error: keypair file {missing} not found; create it with 'ghost keygen --outfile {missing}', "
+        "or pass -k/--keypair FILE or set GHOST_KEYPAIR"
+    )
     # no -k and no ~/.config/solana/id.json: the default path is named
     assert "id.json not found; create it with 'ghost keygen', or" in ghost("agent", "list").one_line_error(1)
 
@@ -99,9 +122,11 @@ def test_another_wallets_agent_id_is_named_as_typed(owned, wallets) -> None:
     other_key, other = wallets.new()
     for command in (["payment", "send", "-a", "mine"], ["agent", "show", "mine"]):
         line = ghost(*command, keypair=other_key).one_line_error(1)
-        assert line == (f"error: no agent 'mine' among the agents of {other.pubkey()} (an agent_id names one of your "
-                        "own agents); to reach another wallet's agent, pass its address; list yours with "
-                        "'ghost agent list'"), command
+        assert line == (
+            f"error: no agent 'mine' among the agents of {other.pubkey()} (an agent_id names one of your "
+            "own agents); to reach another wallet's agent, pass its address; list yours with "
+            "'ghost agent list'"
+        ), command
         assert address not in line
 
 
@@ -115,14 +140,16 @@ def test_program_errors_by_name_and_number(owned, wallets, usdc, net) -> None:
     line = ghost("payment", "send", "-a", address, keypair=buyer).one_line_error(1)  # no USDC account
     assert line.startswith("error: the transaction failed: instruction 2 failed: ")
     mint_to(net, who.pubkey(), usdc, 1_000_000)
-    assert "PaymentBelowPrice (error 6024)" in ghost("payment", "send", "-a", address, "--amount", "0.001",
-                                                     keypair=buyer).one_line_error(1)
+    assert "PaymentBelowPrice (error 6024)" in ghost(
+        "payment", "send", "-a", address, "--amount", "0.001", keypair=buyer
+    ).one_line_error(1)
 
 
 def test_closing_a_paid_agent_says_when_it_can_close(wallets, usdc, net) -> None:
     key, _ = wallets.new()
-    address = ghost("agent", "register", "paid", "--name", "Paid", "--tokens", str(usdc), *X402, "--yes",
-                    keypair=key).data["agent"]
+    address = ghost(
+        "agent", "register", "paid", "--name", "Paid", "--tokens", str(usdc), *X402, "--yes", keypair=key
+    ).data["agent"]
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1_000_000)
     assert ghost("payment", "send", "-a", address, keypair=buyer).data
@@ -152,8 +179,9 @@ def test_a_remote_cluster_that_does_not_answer_is_not_told_to_start_a_localnet()
 
     remote = unreachable("https://api.devnet.solana.com", "ConnectError: Name or service not known")
     assert "check the network connection and the URL (-u/--url)" in remote
-    assert unreachable("http://127.0.0.2:8899", "x").endswith("start one with 'ghost localnet start --detach' or "
-                                                              "pass -u/--url")  # any loopback address is local
+    assert unreachable("http://127.0.0.2:8899", "x").endswith(
+        "start one with 'ghost localnet start --detach' or pass -u/--url"
+    )  # any loopback address is local
 
 
 def test_a_seller_that_does_not_answer_is_named_not_an_internal_error(owned) -> None:
@@ -167,13 +195,25 @@ def test_a_seller_that_does_not_answer_is_named_not_an_internal_error(owned) -> 
 def test_localnet_status_on_another_port_says_how_to_start_one_there() -> None:
     run = ghost("localnet", "status", "--rpc-port", "9", output=None)
     assert run.code == 1
-    assert run.stdout.strip().startswith("no localnet answers at http://127.0.0.1:9; start one there with "
-                                         "'ghost localnet start --detach --rpc-port 9'")
+    assert run.stdout.strip().startswith(
+        "no localnet answers at http://127.0.0.1:9; start one there with 'ghost localnet start --detach --rpc-port 9'"
+    )
 
 
 def test_too_many_decimals_in_plain_notation(owned, usdc) -> None:
     key, _ = owned
-    line = ghost("agent", "register", "tiny", "--name", "Tiny", "--tokens", f"{usdc}=0.0000001",
-                 "--endpoint", "https://e.example", "--yes", keypair=key).one_line_error(1)
+    line = ghost(
+        "agent",
+        "register",
+        "tiny",
+        "--name",
+        "Tiny",
+        "--tokens",
+        f"{usdc}=0.0000001",
+        "--endpoint",
+        "https://e.example",
+        "--yes",
+        keypair=key,
+    ).one_line_error(1)
     assert "0.0000001 USDC has more than 6 decimals (the token's smallest unit is 0.000001)" in line  # plain, by label
     assert "E-" not in line

@@ -13,21 +13,54 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     client_key, client = wallets.new()
     arbiter_key, arbiter = wallets.new()
     mint_to(net, client.pubkey(), usdc, 100_000_000)
-    agent = ghost("agent", "register", "worker", "--name", "Worker", "--price", "0.01", "--tokens", "USDC",
-                  "--endpoint", "https://w.example", "--yes", keypair=provider_key).data["agent"]
+    agent = ghost(
+        "agent",
+        "register",
+        "worker",
+        "--name",
+        "Worker",
+        "--price",
+        "0.01",
+        "--tokens",
+        "USDC",
+        "--endpoint",
+        "https://w.example",
+        "--yes",
+        keypair=provider_key,
+    ).data["agent"]
 
     def create(title: str, amount: str = "10", deadline: str = "7d", review: str = "60s") -> str:
-        made = ghost("escrow", "create", "-a", agent, "--amount", amount, "--title", title, "--arbiter",
-                     str(arbiter.pubkey()), "--deadline", deadline, "--review-period", review, "-r", "in French",
-                     keypair=client_key).data
+        made = ghost(
+            "escrow",
+            "create",
+            "-a",
+            agent,
+            "--amount",
+            amount,
+            "--title",
+            title,
+            "--arbiter",
+            str(arbiter.pubkey()),
+            "--deadline",
+            deadline,
+            "--review-period",
+            review,
+            "-r",
+            "in French",
+            keypair=client_key,
+        ).data
         assert made["amount"] == f"{amount}.000000" and made["token_symbol"] == "USDC"
         return made["work_order"]
 
     # happy path with a milestone: create, accept, deliver, reject, deliver again, release part, release rest
     order = create("Translate the manual")
     shown = ghost("escrow", "show", order).data
-    assert (shown["status"], shown["title"], shown["requirements"], shown["remaining"]) == \
-        ("Created", "Translate the manual", ["in French"], "10.000000")
+    assert (shown["status"], shown["title"], shown["requirements"], shown["remaining"]) == (
+        "Created",
+        "Translate the manual",
+        ["in French"],
+        "10.000000",
+    )
     # the provider names the arbiter it agrees to: another one is refused, and nothing changes
     stranger = str(client.pubkey())
     refused = ghost("escrow", "accept", order, "--arbiter", stranger, keypair=provider_key).one_line_error(1)
@@ -36,17 +69,21 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     assert accepted["status"] == "Accepted" and accepted["arbiter"] == str(arbiter.pubkey())
     deliverable = tmp_path / "manual.txt"
     deliverable.write_text("bonjour")
-    delivered = ghost("escrow", "deliver", order, "--uri", "https://w.example/out/1", "--file", str(deliverable),
-                      keypair=provider_key).data
+    delivered = ghost(
+        "escrow", "deliver", order, "--uri", "https://w.example/out/1", "--file", str(deliverable), keypair=provider_key
+    ).data
     assert delivered["status"] == "Submitted" and len(delivered["content_hash"]) == 64
-    assert ghost("escrow", "reject", order, "--reason", "missing chapter 2", keypair=client_key).data["status"] \
+    assert (
+        ghost("escrow", "reject", order, "--reason", "missing chapter 2", keypair=client_key).data["status"]
         == "Rejected"
+    )
     rejected = ghost("escrow", "show", order)
     text = ghost("escrow", "show", order, output=None).stdout
     assert rejected.data["rejected_at"] > 0 and "grace period ends" in text
     assert "1 min " in text and "60 s" not in text and rejected.data["review_period_seconds"] == 60  # as people say it
-    ghost("escrow", "deliver", order, "--uri", "https://w.example/out/2", "--hash", "ab" * 32,
-          keypair=provider_key).data
+    ghost(
+        "escrow", "deliver", order, "--uri", "https://w.example/out/2", "--hash", "ab" * 32, keypair=provider_key
+    ).data
     assert ghost("escrow", "release", order, "--amount", "4", keypair=client_key).data["status"] == "Submitted"
     assert ghost("escrow", "show", order).data["released"] == "4.000000"
     listed = ghost("escrow", "list", "--mine", keypair=client_key).data["work_orders"]
@@ -92,8 +129,9 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
     # claim after the review period; refund after a missed deadline
     claimable = create("Claimable", review="60s")
     ghost("escrow", "accept", claimable, keypair=provider_key).data
-    ghost("escrow", "deliver", claimable, "--uri", "https://w.example/c", "--hash", "cd" * 32,
-          keypair=provider_key).data
+    ghost(
+        "escrow", "deliver", claimable, "--uri", "https://w.example/c", "--hash", "cd" * 32, keypair=provider_key
+    ).data
     assert "ReviewPeriodActive" in ghost("escrow", "claim", claimable, keypair=provider_key).one_line_error(1)
     late = create("Late", deadline="2m")
     ghost("escrow", "accept", late, keypair=provider_key).data
@@ -112,18 +150,33 @@ def test_every_escrow_path(wallets, usdc, net, tmp_path) -> None:
 
 
 def token_balance(net, owner, mint) -> int:
-    account = net.rpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)},
-                      {"encoding": "jsonParsed"})["result"]["value"][0]["account"]["data"]["parsed"]["info"]
+    account = net.rpc("getTokenAccountsByOwner", str(owner), {"mint": str(mint)}, {"encoding": "jsonParsed"})["result"][
+        "value"
+    ][0]["account"]["data"]["parsed"]["info"]
     return int(account["tokenAmount"]["amount"])
 
 
 def test_escrow_usage_errors(wallets, usdc) -> None:
     key, _ = wallets.new()
     assert "not a valid work order address" in ghost("escrow", "accept", "nope", keypair=key).one_line_error(2)
-    assert "--deadline is a duration" in ghost("escrow", "create", "-a", str(usdc), "--amount", "1", "--title", "t",
-                                               "--arbiter", str(usdc), "--deadline", "soon",
-                                               keypair=key).one_line_error(2)
-    assert "exactly one of --hash" in ghost("escrow", "deliver", str(usdc), "--uri", "https://x",
-                                            keypair=key).one_line_error(2)
-    assert "0 to 10,000" in ghost("escrow", "resolve", str(usdc), "--client-share", "101%",
-                                  keypair=key).one_line_error(2)
+    assert "--deadline is a duration" in ghost(
+        "escrow",
+        "create",
+        "-a",
+        str(usdc),
+        "--amount",
+        "1",
+        "--title",
+        "t",
+        "--arbiter",
+        str(usdc),
+        "--deadline",
+        "soon",
+        keypair=key,
+    ).one_line_error(2)
+    assert "exactly one of --hash" in ghost(
+        "escrow", "deliver", str(usdc), "--uri", "https://x", keypair=key
+    ).one_line_error(2)
+    assert "0 to 10,000" in ghost("escrow", "resolve", str(usdc), "--client-share", "101%", keypair=key).one_line_error(
+        2
+    )

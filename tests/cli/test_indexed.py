@@ -9,13 +9,43 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     seller, _ = wallets.new()
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 5_000_000)
-    cheap = ghost("agent", "register", "idx-cheap", "--name", "Idx Cheap", "-c", "index-test", "--price", "0.01",
-                  "--tokens", "USDC", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
+    cheap = ghost(
+        "agent",
+        "register",
+        "idx-cheap",
+        "--name",
+        "Idx Cheap",
+        "-c",
+        "index-test",
+        "--price",
+        "0.01",
+        "--tokens",
+        "USDC",
+        "--endpoint",
+        "https://i.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
     eurc = ghost("test-mint", "--symbol", "EURC", "--amount", "0", "--yes", keypair=seller).data["mint"]
-    dear = ghost("agent", "register", "idx-dear", "--name", "Idx Dear", "-c", "index-test", "--tokens",
-                 "USDC=1,EURC=0.005", "--endpoint", "https://i.example", "--yes", keypair=seller).data["agent"]
-    refs = [ghost("payment", "send", "-a", cheap, "--amount", amount, keypair=buyer).data["reference"]
-            for amount in ("0.01", "0.3")]
+    dear = ghost(
+        "agent",
+        "register",
+        "idx-dear",
+        "--name",
+        "Idx Dear",
+        "-c",
+        "index-test",
+        "--tokens",
+        "USDC=1,EURC=0.005",
+        "--endpoint",
+        "https://i.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
+    refs = [
+        ghost("payment", "send", "-a", cheap, "--amount", amount, keypair=buyer).data["reference"]
+        for amount in ("0.01", "0.3")
+    ]
     ghost("payment", "feedback", "-a", cheap, "-r", refs[0], "--rating", "5", keypair=buyer).data
 
     db = tmp_path / "index.db"
@@ -39,13 +69,19 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
 
     history = ghost("agent", "payment-history", cheap, "--sort-by", "amount").data
     assert history["source"] == "indexer"
-    assert [(p["reference"], p["amount"]) for p in history["payments"]] == [(refs[1], "0.300000"),
-                                                                             (refs[0], "0.010000")]
+    assert [(p["reference"], p["amount"]) for p in history["payments"]] == [
+        (refs[1], "0.300000"),
+        (refs[0], "0.010000"),
+    ]
     assert history["payments"][1]["rating"] == 5
     assert {p["rent_payer"] for p in history["payments"]} == {str(who.pubkey())}  # the records' rent payer
     verified = ghost("payment", "verify", "-a", cheap, "-r", refs[0]).data  # the index answers, by reference
     assert (verified["paid"], verified["source"], verified["rated"], verified["payer"]) == (
-        True, "indexer", True, str(who.pubkey()))
+        True,
+        "indexer",
+        True,
+        str(who.pubkey()),
+    )
     assert ghost("payment", "verify", "-a", cheap, "-r", refs[1]).data["rated"] is False
     assert ghost("payment", "verify", "-a", cheap, "-r", "44" * 32).code == 1
     text = ghost("agent", "payment-history", cheap, output=None).stdout
@@ -62,8 +98,11 @@ def test_db_forms_and_a_missing_or_corrupt_database(net, tmp_path) -> None:
         assert ghost("--db", form, "indexer", "status").data["schema_version"] >= 1
 
     missing = tmp_path / "missing.db"
-    for argv in (("indexer", "status", "--db", str(missing)), ("--db", str(missing), "agent", "search"),
-                 ("indexer", "verify", "--db", str(missing))):
+    for argv in (
+        ("indexer", "status", "--db", str(missing)),
+        ("--db", str(missing), "agent", "search"),
+        ("indexer", "verify", "--db", str(missing)),
+    ):
         run = ghost(*argv, output=None)
         assert run.code == 1 and f"no indexer database at {missing}" in run.stderr, run.stderr
     assert not missing.exists()  # a read never creates an empty index

@@ -17,8 +17,8 @@ def runner(tmp_path):
     env.pop("GHOST_URL", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([GHOST, "--output", "json", *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        return subprocess.run([GHOST, "--output", "json", *args], capture_output=True, text=True, env=env, timeout=60)
+
     return run
 
 
@@ -66,8 +66,9 @@ def test_detach_on_a_busy_port_fails_clearly(tmp_path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        busy = one_line(run("localnet", "start", "--detach", "--rpc-port", str(port), "--ledger",
-                            str(tmp_path / "l")), 1)
+        busy = one_line(
+            run("localnet", "start", "--detach", "--rpc-port", str(port), "--ledger", str(tmp_path / "l")), 1
+        )
     assert f"port {port} on 127.0.0.1 is already in use" in busy and "--rpc-port" in busy
     assert not list((tmp_path / "home" / "localnet").glob("run-*.json"))
     assert "65534" in one_line(run("localnet", "start", "--rpc-port", "99999"), 2)

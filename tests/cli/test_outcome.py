@@ -27,8 +27,21 @@ def balance(net, owner, mint) -> int:
 def seller_agent(wallets, agent_id: str) -> tuple[str, object, object]:
     """A new agent priced 0.01 USDC: its address, its owner's wallet and keypair file."""
     seller, who = wallets.new()
-    agent = ghost("agent", "register", agent_id, "--name", agent_id, "--price", "0.01", "--tokens", "USDC",
-                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+    agent = ghost(
+        "agent",
+        "register",
+        agent_id,
+        "--name",
+        agent_id,
+        "--price",
+        "0.01",
+        "--tokens",
+        "USDC",
+        "--endpoint",
+        "https://t.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
     return agent, who.pubkey(), seller
 
 
@@ -50,8 +63,7 @@ def test_a_retry_after_an_unknown_outcome_never_pays_twice(net, wallets, usdc, h
         # The retry goes straight to the node, not through the failed endpoint: the same chain (genesis hash),
         # so the same journal entry (keyed by the RPC URL it paid twice).
         second = ghost("-u", net.http_url, "payment", "send", "--agent", agent, keypair=buyer, env=QUICK)
-        assert second.data["reference"] == reference and second.data["action"] == ("already paid" if landed
-                                                                                   else "paid")
+        assert second.data["reference"] == reference and second.data["action"] == ("already paid" if landed else "paid")
         proxy.heal()
         assert balance(net, payee, usdc) == 10_000  # paid once, either way
         assert not list((home / "journal").glob("payment-*.json"))
@@ -67,8 +79,13 @@ def test_interrupted_while_confirming_names_the_signature_and_the_retry_is_safe(
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("delay", delay=8)
         env = {**os.environ, "GHOST_URL": proxy.url}
-        child = subprocess.Popen([GHOST, "-k", str(buyer), "payment", "send", "--agent", agent], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [GHOST, "-k", str(buyer), "payment", "send", "--agent", agent],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while proxy.sent == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -96,8 +113,18 @@ def test_escrow_create_retried_after_an_unknown_outcome_creates_one_order(net, w
     client, who = wallets.new()
     _, arbiter = wallets.new()
     mint_to(net, who.pubkey(), usdc, 10_000_000)
-    create = ("escrow", "create", "--agent", agent, "--amount", "4", "--title", "Job", "--arbiter",
-              str(arbiter.pubkey()))
+    create = (
+        "escrow",
+        "create",
+        "--agent",
+        agent,
+        "--amount",
+        "4",
+        "--title",
+        "Job",
+        "--arbiter",
+        str(arbiter.pubkey()),
+    )
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("500", outage=60)
         line = ghost("-u", proxy.url, *create, keypair=client, env=QUICK).one_line_error(1)
@@ -114,8 +141,19 @@ def test_every_sending_command_names_its_signature_when_the_outcome_is_unknown(n
     client, who = wallets.new()
     _, arbiter = wallets.new()
     mint_to(net, who.pubkey(), usdc, 10_000_000)
-    order = ghost("escrow", "create", "--agent", agent, "--amount", "2", "--title", "Job", "--arbiter",
-                  str(arbiter.pubkey()), keypair=client).data["work_order"]
+    order = ghost(
+        "escrow",
+        "create",
+        "--agent",
+        agent,
+        "--amount",
+        "2",
+        "--title",
+        "Job",
+        "--arbiter",
+        str(arbiter.pubkey()),
+        keypair=client,
+    ).data["work_order"]
     with FaultProxy(net.http_url) as proxy:
         proxy.arm("drop", outage=60)
         line = ghost("-u", proxy.url, "escrow", "accept", order, keypair=provider, env=QUICK).one_line_error(1)
@@ -142,9 +180,11 @@ def test_an_identical_command_while_one_runs_is_refused_and_pays_nothing(net, wa
         runs = [subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120) for _ in range(2)]
     for run in runs:
         assert run.returncode == 1 and run.stdout == ""
-        assert run.stderr.strip() == (f"error: the same payment is being sent right now by another ghost command "
-                                      f"(pid {os.getpid()}); wait for it to finish (run this again afterwards to see "
-                                      "its outcome: it cannot pay twice)")
+        assert run.stderr.strip() == (
+            f"error: the same payment is being sent right now by another ghost command "
+            f"(pid {os.getpid()}); wait for it to finish (run this again afterwards to see "
+            "its outcome: it cannot pay twice)"
+        )
     assert balance(net, payee, usdc) == 0
     after = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert after.returncode == 0 and json.loads(after.stdout)["action"] == "paid", after.stderr

@@ -16,15 +16,26 @@ SIG = "5s67TKSC2YHfjFWiUBvRtGsZxsjvDqczNbW53i4AyRGNySJVzBsVS9Uij1Xj2KaGj6J2HRbNq
 
 def test_explorer_links() -> None:
     assert explorer_url("tx", SIG, "https://api.mainnet-beta.solana.com") == f"https://explorer.solana.com/tx/{SIG}"
-    assert explorer_url("address", "Abc", "https://api.devnet.solana.com") == \
-        "https://explorer.solana.com/address/Abc?cluster=devnet"
-    assert explorer_url("tx", SIG, "http://127.0.0.1:8899") == \
-        f"https://explorer.solana.com/tx/{SIG}?cluster=custom&customUrl=http%3A%2F%2F127.0.0.1%3A8899"
+    assert (
+        explorer_url("address", "Abc", "https://api.devnet.solana.com")
+        == "https://explorer.solana.com/address/Abc?cluster=devnet"
+    )
+    assert (
+        explorer_url("tx", SIG, "http://127.0.0.1:8899")
+        == f"https://explorer.solana.com/tx/{SIG}?cluster=custom&customUrl=http%3A%2F%2F127.0.0.1%3A8899"
+    )
 
 
-@pytest.mark.parametrize("amount, text", [(Decimal("0.010000"), "0.01 USDC"), (Decimal("1234.500000"), "1,234.50 USDC"),
-                                          (Decimal("0.000001"), "0.000001 USDC"), (Decimal("5"), "5 USDC"),
-                                          (Decimal("2.000000"), "2.00 USDC")])
+@pytest.mark.parametrize(
+    "amount, text",
+    [
+        (Decimal("0.010000"), "0.01 USDC"),
+        (Decimal("1234.500000"), "1,234.50 USDC"),
+        (Decimal("0.000001"), "0.000001 USDC"),
+        (Decimal("5"), "5 USDC"),
+        (Decimal("2.000000"), "2.00 USDC"),
+    ],
+)
 def test_amounts_are_exact(amount, text) -> None:
     assert format_amount(amount, "USDC") == text
 
@@ -33,8 +44,12 @@ def test_json_values() -> None:
     from solders.pubkey import Pubkey
 
     key = Pubkey.default()
-    assert jsonable({"k": key, "d": Decimal("0.010000"), "b": b"\x01\x02", "l": (1, key)}) == \
-        {"k": str(key), "d": "0.010000", "b": "0102", "l": [1, str(key)]}
+    assert jsonable({"k": key, "d": Decimal("0.010000"), "b": b"\x01\x02", "l": (1, key)}) == {
+        "k": str(key),
+        "d": "0.010000",
+        "b": "0102",
+        "l": [1, str(key)],
+    }
 
 
 def test_value_parsing() -> None:

@@ -11,8 +11,21 @@ def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
     seller, _ = wallets.new()
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1_000_000)
-    agent = ghost("agent", "register", "texter", "--name", "Texter", "--price", "0.01", "--tokens", "USDC",
-                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+    agent = ghost(
+        "agent",
+        "register",
+        "texter",
+        "--name",
+        "Texter",
+        "--price",
+        "0.01",
+        "--tokens",
+        "USDC",
+        "--endpoint",
+        "https://t.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
 
     simulated = ghost("payment", "simulate", "--agent", agent, keypair=buyer, output=None)
     assert simulated.code == 0 and "would succeed" in simulated.stdout and "5,000 lamports" in simulated.stdout
@@ -30,19 +43,24 @@ def test_payment_commands_in_text_mode(wallets, usdc, net) -> None:
     verified = ghost("payment", "verify", "--agent", agent, "--reference", "11" * 32, output=None)
     assert verified.code == 0 and "✔ paid" in verified.stdout and "chain" in verified.stdout
     found = ghost("payment", "verify", "--agent", agent, "--reference", "11" * 32).data
-    assert (found["paid"], found["payer"], found["source"], found["amount_atomic"]) == (True, str(who.pubkey()),
-                                                                                        "chain", 10_000)
+    assert (found["paid"], found["payer"], found["source"], found["amount_atomic"]) == (
+        True,
+        str(who.pubkey()),
+        "chain",
+        10_000,
+    )
     assert found["signature"] and found["rated"] is None
     missing = ghost("payment", "verify", "--agent", agent, "--reference", "22" * 32)
-    assert missing.code == 1 and json.loads(missing.stdout) == {"agent": agent, "reference": "22" * 32,
-                                                                "paid": False}
-    rated = ghost("payment", "feedback", "--agent", agent, "--reference", "11" * 32, "--rating", "4",
-                  keypair=buyer, output=None)
+    assert missing.code == 1 and json.loads(missing.stdout) == {"agent": agent, "reference": "22" * 32, "paid": False}
+    rated = ghost(
+        "payment", "feedback", "--agent", agent, "--reference", "11" * 32, "--rating", "4", keypair=buyer, output=None
+    )
     assert rated.code == 0 and "★★★★" in rated.stdout and "new score" in rated.stdout
     again = ghost("payment", "feedback", "--agent", agent, "--reference", "11" * 32, "--rating", "3", keypair=buyer)
     assert "NothingToRate" in again.one_line_error(1)  # one call paid, one rated
-    assert "no payment with reference" in ghost("payment", "feedback", "--agent", agent, "--reference", "33" * 32,
-                                                keypair=buyer).one_line_error(1)
+    assert "no payment with reference" in ghost(
+        "payment", "feedback", "--agent", agent, "--reference", "33" * 32, keypair=buyer
+    ).one_line_error(1)
     assert "64 hex digits" in ghost("payment", "verify", "--agent", agent, "--reference", "xyz").one_line_error(2)
 
 
@@ -50,16 +68,30 @@ def test_close_stats_returns_the_rent_and_ends_the_ratings(wallets, usdc, net) -
     seller, _ = wallets.new()
     buyer, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1_000_000)
-    agent = ghost("agent", "register", "closer", "--name", "Closer", "--price", "0.01", "--tokens", "USDC",
-                  "--endpoint", "https://t.example", "--yes", keypair=seller).data["agent"]
+    agent = ghost(
+        "agent",
+        "register",
+        "closer",
+        "--name",
+        "Closer",
+        "--price",
+        "0.01",
+        "--tokens",
+        "USDC",
+        "--endpoint",
+        "https://t.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
     paid = ghost("payment", "send", "--agent", agent, keypair=buyer).data
     sol = int(net.rpc("getBalance", str(who.pubkey()))["result"]["value"])
     stats = net.rpc("getAccountInfo", paid["payer_stats"], {"encoding": "base64"})["result"]["value"]
     closed = ghost("payment", "close-stats", "--agent", agent, keypair=buyer).data
     assert closed["action"] == "closed" and closed["payer_stats"] == paid["payer_stats"]
     assert int(net.rpc("getBalance", str(who.pubkey()))["result"]["value"]) == sol + stats["lamports"] - 5_000
-    rated = ghost("payment", "feedback", "--agent", agent, "--reference", paid["reference"], "--rating", "5",
-                  keypair=buyer)
+    rated = ghost(
+        "payment", "feedback", "--agent", agent, "--reference", paid["reference"], "--rating", "5", keypair=buyer
+    )
     line = rated.one_line_error(1)  # the call it had not rated is forfeited, said by name
     assert "NothingToRate" in line and "AccountOwnedByWrongProgram" not in line
     assert "not found" in ghost("payment", "close-stats", "--agent", agent, keypair=buyer).one_line_error(1)

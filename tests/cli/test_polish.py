@@ -55,23 +55,42 @@ def test_irreversible_commands_need_yes_off_a_terminal(wallets, usdc, tmp_path) 
 
 def test_prompts_check_each_answer_and_ask_again(wallets, usdc) -> None:
     key, _ = wallets.new()
-    register_in_a_pty(key, [("Agent id", "x" * 40), ("at most 32 bytes", None), ("Agent id", "asked-again"),
-                            ("Name", ""), ("Description", ""), ("Capabilities", "a, " + "c" * 40),
-                            ("at most 32 bytes", None), ("Capabilities", "ok"), (r"Price calls with x402\?", "y"),
-                            ("Accepted tokens and their price", "USDC=-3"), ("must be positive", None),
-                            ("Accepted tokens and their price", "not-a-mint=0.01"), ("is not a token label", None),
-                            ("Accepted tokens and their price", "USDC=0.01"), ("Service endpoint", "ftp://x"),
-                            ("http:// or https://", None), ("Service endpoint", "https://asked.example"),
-                            ("Register 'asked-again'", "y")])
+    register_in_a_pty(
+        key,
+        [
+            ("Agent id", "x" * 40),
+            ("at most 32 bytes", None),
+            ("Agent id", "asked-again"),
+            ("Name", ""),
+            ("Description", ""),
+            ("Capabilities", "a, " + "c" * 40),
+            ("at most 32 bytes", None),
+            ("Capabilities", "ok"),
+            (r"Price calls with x402\?", "y"),
+            ("Accepted tokens and their price", "USDC=-3"),
+            ("must be positive", None),
+            ("Accepted tokens and their price", "not-a-mint=0.01"),
+            ("is not a token label", None),
+            ("Accepted tokens and their price", "USDC=0.01"),
+            ("Service endpoint", "ftp://x"),
+            ("http:// or https://", None),
+            ("Service endpoint", "https://asked.example"),
+            ("Register 'asked-again'", "y"),
+        ],
+    )
     shown = ghost("agent", "show", "asked-again", keypair=key).data
     assert (shown["capabilities"], shown["endpoint"]) == (["ok"], "https://asked.example")
 
 
 def test_messages_give_values_and_usage_errors_exit_2(wallets, usdc, net) -> None:
-    assert with_values("The amount must be between MIN_WORK_ORDER_AMOUNT and MAX_WORK_ORDER_AMOUNT") == \
-        "The amount must be between 1,000 atomic units and 1,000,000,000,000 atomic units"
-    assert with_values("The review period must be between MIN and MAX_REVIEW_PERIOD_SECONDS") == \
-        "The review period must be between 60 s and 2,592,000 s"
+    assert (
+        with_values("The amount must be between MIN_WORK_ORDER_AMOUNT and MAX_WORK_ORDER_AMOUNT")
+        == "The amount must be between 1,000 atomic units and 1,000,000,000,000 atomic units"
+    )
+    assert (
+        with_values("The review period must be between MIN and MAX_REVIEW_PERIOD_SECONDS")
+        == "The review period must be between 60 s and 2,592,000 s"
+    )
     key, who = wallets.new()
     agent = register(key, "ranges")
     mint_to(net, who.pubkey(), usdc, 10_000_000)
@@ -109,6 +128,7 @@ def test_help_teaches(tmp_path) -> None:
             walk(sub, path + [name])
         if not hasattr(command, "commands"):
             commands.append(path)
+
     walk(root, [])
     assert len(commands) > 45
     for path in commands:
@@ -185,11 +205,13 @@ def test_token_labels_and_test_mint_adds(wallets, usdc, net) -> None:
 def test_payment_address_must_be_a_wallet(wallets, usdc, net) -> None:
     key, who = wallets.new()
     mint_to(net, who.pubkey(), usdc, 1)
-    token_account = net.rpc("getTokenAccountsByOwner", str(who.pubkey()), {"mint": str(usdc)},
-                            {"encoding": "base64"})["result"]["value"][0]["pubkey"]
+    token_account = net.rpc("getTokenAccountsByOwner", str(who.pubkey()), {"mint": str(usdc)}, {"encoding": "base64"})[
+        "result"
+    ]["value"][0]["pubkey"]
     for address, kind in ((str(usdc), "a token mint"), (token_account, "a token account")):
-        line = ghost("agent", "register", "paid-to", "--name", "P", *X402, "--payment-address", address, "--yes",
-                     keypair=key).one_line_error(1)
+        line = ghost(
+            "agent", "register", "paid-to", "--name", "P", *X402, "--payment-address", address, "--yes", keypair=key
+        ).one_line_error(1)
         assert f"the payment address {address} is {kind}, not a wallet" in line
 
 
@@ -198,10 +220,12 @@ def test_a_long_backfill_draws_a_progress_bar_on_a_terminal() -> None:
 
     import pexpect
 
-    script = ("import time\nfrom ghostpay.cli.indexer import backfill_progress\n"
-              "with backfill_progress() as hook:\n"
-              "    for done in (0, 400, 800, 1200):\n        hook(done, 1200)\n        time.sleep(0.3)\n"
-              "print('finished')\n")
+    script = (
+        "import time\nfrom ghostpay.cli.indexer import backfill_progress\n"
+        "with backfill_progress() as hook:\n"
+        "    for done in (0, 400, 800, 1200):\n        hook(done, 1200)\n        time.sleep(0.3)\n"
+        "print('finished')\n"
+    )
     child = pexpect.spawn(sys.executable, ["-c", script], encoding="utf-8", timeout=30, dimensions=(24, 120))
     child.expect("back-fill")
     child.expect(r" 400/1200\S* transactions")  # (colours between the count and the word)
@@ -224,13 +248,34 @@ def test_counts_say_what_they_count(wallets, usdc) -> None:
 
 def test_dollar_amounts_for_usd_stablecoins(wallets, usdc, net) -> None:
     key, _ = wallets.new()
-    agent = ghost("agent", "register", "dollars", "--name", "Dollars", "--tokens", "USDC=$0.01",
-                  "--endpoint", "https://d.example", "--yes", keypair=key).data
+    agent = ghost(
+        "agent",
+        "register",
+        "dollars",
+        "--name",
+        "Dollars",
+        "--tokens",
+        "USDC=$0.01",
+        "--endpoint",
+        "https://d.example",
+        "--yes",
+        keypair=key,
+    ).data
     [price] = ghost("agent", "show", agent["agent"]).data["prices"]
     assert (price["token"], price["price_atomic"]) == (str(usdc), 10_000)  # $0.01 = 0.01 USDC
     ghost("test-mint", "--symbol", "EURD", "--decimals", "2", keypair=key).data
-    refused = ghost("agent", "configure-x402", "--agent", "dollars", "--tokens", "EURD=$1", "--endpoint",
-                    "https://d.example", keypair=key).one_line_error(2)
+    refused = ghost(
+        "agent",
+        "configure-x402",
+        "--agent",
+        "dollars",
+        "--tokens",
+        "EURD=$1",
+        "--endpoint",
+        "https://d.example",
+        keypair=key,
+    ).one_line_error(2)
     assert "is for USD stablecoins (USDC, USDT, PYUSD), not EURD: give it in whole EURD tokens" in refused
-    assert "needs the token it is paid in" in ghost("payment", "send", "-a", agent["agent"], "--amount", "$0.01",
-                                                    keypair=key).one_line_error(2)
+    assert "needs the token it is paid in" in ghost(
+        "payment", "send", "-a", agent["agent"], "--amount", "$0.01", keypair=key
+    ).one_line_error(2)

@@ -77,8 +77,11 @@ def dump_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as connection:
         for model in DATA_TABLES:
             table = model.__tablename__  # type: ignore[attr-defined]
-            columns = [c["name"] for c in inspect(connection).get_columns(table)
-                       if c["name"] not in VOLATILE_COLUMNS.get(table, set())]
+            columns = [
+                c["name"]
+                for c in inspect(connection).get_columns(table)
+                if c["name"] not in VOLATILE_COLUMNS.get(table, set())
+            ]
             rows = connection.execute(text(f"SELECT {', '.join(columns)} FROM {table}")).all()
             out[table] = sorted((tuple(r) for r in rows), key=repr)
     return out

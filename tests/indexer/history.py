@@ -95,8 +95,9 @@ class Chain:
         self._uses = 0
 
     async def rpc(self, method: str, *params: Any) -> Any:
-        answer = (await self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                         "params": list(params)})).json()
+        answer = (
+            await self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        ).json()
         if "error" in answer:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
@@ -109,13 +110,15 @@ class Chain:
         self._uses += 1
         return self._blockhash
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair], *,
-                   expect_failure: bool = False) -> str:
+    async def send(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair], *, expect_failure: bool = False
+    ) -> str:
         """Send and return the signature; raises if it fails (or, with expect_failure, if it succeeds)."""
         async with self.limit:
             blockhash = await self.blockhash()
-            tx = Transaction(list(signers), Message.new_with_blockhash(list(instructions), signers[0].pubkey(),
-                                                                     blockhash), blockhash)
+            tx = Transaction(
+                list(signers), Message.new_with_blockhash(list(instructions), signers[0].pubkey(), blockhash), blockhash
+            )
             wire = base64.b64encode(bytes(tx)).decode()
             options = {"encoding": "base64", "skipPreflight": expect_failure, "preflightCommitment": "confirmed"}
             signature = await self.rpc("sendTransaction", wire, options)
@@ -206,11 +209,17 @@ class _Script:
             self.agents.append(agent)
             self.history.agents.append(address)
         late = self.agents[1]
-        await self.send([ix.configure_x402({"config": X402Config(late.owner.pubkey(), late.prices(self.history),
-                                                                 "https://late.example")},
-                                           {"agent": late.address, "owner": late.owner.pubkey()},
-                                           remaining_accounts=mint_accounts([mint]))],
-                        [late.owner], "X402Configured")
+        await self.send(
+            [
+                ix.configure_x402(
+                    {"config": X402Config(late.owner.pubkey(), late.prices(self.history), "https://late.example")},
+                    {"agent": late.address, "owner": late.owner.pubkey()},
+                    remaining_accounts=mint_accounts([mint]),
+                )
+            ],
+            [late.owner],
+            "X402Configured",
+        )
         late.x402 = True
 
     async def register(self, agent: _Agent, capabilities: list[str], *events: str) -> None:
@@ -218,8 +227,9 @@ class _Script:
         prices = agent.prices(self.history)
         config = X402Config(agent.owner.pubkey(), prices, f"https://agent-{i}.example/api") if agent.x402 else None
         profile = AgentProfile(agent.agent_id, f"Agent {i}", i % 4, f"agent number {i}", "", capabilities)
-        await self.send([build_register_agent(agent.owner.pubkey(), profile, config)], [agent.owner],
-                        "AgentRegistered", *events)
+        await self.send(
+            [build_register_agent(agent.owner.pubkey(), profile, config)], [agent.owner], "AgentRegistered", *events
+        )
 
     # payments ----------------------------------------------------------------------------------------
 
@@ -239,41 +249,86 @@ class _Script:
             reference = self.rng.randbytes(32)
             feedback = self.rng.random() < 0.6
             fronted = self.rng.random() < 0.25
-            jobs.append(lambda a=agent, p=payer, m=amount, r=reference, f=feedback, c=in_cents, fr=fronted:
-                        self.pay(a, p, m, r, f, cents=c, fronted=fr))
+            jobs.append(
+                lambda a=agent, p=payer, m=amount, r=reference, f=feedback, c=in_cents, fr=fronted: self.pay(
+                    a, p, m, r, f, cents=c, fronted=fr
+                )
+            )
         await self.gather(jobs)
 
-    async def pay(self, agent: _Agent, payer: Keypair, amount: int, reference: bytes, feedback: bool, *,
-                  cents: bool = False, fronted: bool = False) -> None:
+    async def pay(
+        self,
+        agent: _Agent,
+        payer: Keypair,
+        amount: int,
+        reference: bytes,
+        feedback: bool,
+        *,
+        cents: bool = False,
+        fronted: bool = False,
+    ) -> None:
         """One payment, in the 2-decimal mint if `cents`, the facilitator its record's rent payer if `fronted` (it
         pays the rent of the pair's PayerStats if this payment opens it, whichever of concurrent ones does)."""
         mint, decimals = (self.history.cents_mint, 2) if cents else (self.history.mint, 6)
         rent_payer = self.facilitator if fronted else payer
-        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), mint, decimals, amount,
-                                 reference, rent_payer=rent_payer.pubkey(), compute_unit_limit=60_000)
+        ixs = build_x402_payment(
+            payer.pubkey(),
+            agent.address,
+            agent.owner.pubkey(),
+            mint,
+            decimals,
+            amount,
+            reference,
+            rent_payer=rent_payer.pubkey(),
+            compute_unit_limit=60_000,
+        )
         pair = (payer.pubkey(), agent.address)
         opens = pair not in self.pairs
         self.pairs.add(pair)
-        await self.send(ixs, [payer, self.facilitator] if fronted else [payer],
-                        *(["PayerStatsOpened"] if opens else []), "X402PaymentRecorded", "ReputationUpdated")
+        await self.send(
+            ixs,
+            [payer, self.facilitator] if fronted else [payer],
+            *(["PayerStatsOpened"] if opens else []),
+            "X402PaymentRecorded",
+            "ReputationUpdated",
+        )
         self.history.fronted_rent += fronted
         self.history.cents_payments += cents
         if not feedback:
             return
-        accounts = {"agent": agent.address, "reputation": reputation_address(agent.address)[0],
-                    "payer_stats": payer_stats_address(agent.address, payer.pubkey())[0], "payer": payer.pubkey()}
-        args = {"reference": list(reference), "success": self.rng.random() < 0.85,
-                "response_time_ms": self.rng.choice([0, 300, 900, 2_500, 7_000]),
-                "rating": self.rng.choice([0, 2, 3, 4, 5, 5])}
-        await self.send([ix.submit_feedback(args, accounts)], [payer],  # type: ignore[arg-type]
-                        "FeedbackSubmitted", "ReputationUpdated")
+        accounts = {
+            "agent": agent.address,
+            "reputation": reputation_address(agent.address)[0],
+            "payer_stats": payer_stats_address(agent.address, payer.pubkey())[0],
+            "payer": payer.pubkey(),
+        }
+        args = {
+            "reference": list(reference),
+            "success": self.rng.random() < 0.85,
+            "response_time_ms": self.rng.choice([0, 300, 900, 2_500, 7_000]),
+            "rating": self.rng.choice([0, 2, 3, 4, 5, 5]),
+        }
+        await self.send(
+            [ix.submit_feedback(args, accounts)],
+            [payer],  # type: ignore[arg-type]
+            "FeedbackSubmitted",
+            "ReputationUpdated",
+        )
 
     async def failed_payment(self) -> None:
         """A payment below the price, sent without preflight so it lands as a failed transaction."""
         agent = self.payable()[0]
         payer = self.payers[0]
-        ixs = build_x402_payment(payer.pubkey(), agent.address, agent.owner.pubkey(), self.history.mint, 6,
-                                 agent.price - 1, os.urandom(32), compute_unit_limit=60_000)
+        ixs = build_x402_payment(
+            payer.pubkey(),
+            agent.address,
+            agent.owner.pubkey(),
+            self.history.mint,
+            6,
+            agent.price - 1,
+            os.urandom(32),
+            compute_unit_limit=60_000,
+        )
         await self.chain.send(ixs, [payer], expect_failure=True)
         self.history.failed += 1
 
@@ -282,14 +337,29 @@ class _Script:
     async def owner_updates(self, day: int) -> None:
         a = self.agents[day % len(self.agents)]
         owned = {"agent": a.address, "owner": a.owner.pubkey()}
-        await self.send([ix.update_agent({"agent_type": None, "name": f"Agent {a.agent_id} v{day}",
-                                          "description": f"updated on day {day}", "metadata_uri": None,
-                                          "capabilities": [CAPABILITIES[day % len(CAPABILITIES)]]}, owned)],
-                        [a.owner], "AgentUpdated")
+        await self.send(
+            [
+                ix.update_agent(
+                    {
+                        "agent_type": None,
+                        "name": f"Agent {a.agent_id} v{day}",
+                        "description": f"updated on day {day}",
+                        "metadata_uri": None,
+                        "capabilities": [CAPABILITIES[day % len(CAPABILITIES)]],
+                    },
+                    owned,
+                )
+            ],
+            [a.owner],
+            "AgentUpdated",
+        )
         if a.x402:
             a.price += 1_000
-            await self.send([ix.set_x402_price({"prices": [TokenPrice(self.history.mint, a.price)]}, owned)],
-                            [a.owner], "X402Configured")
+            await self.send(
+                [ix.set_x402_price({"prices": [TokenPrice(self.history.mint, a.price)]}, owned)],
+                [a.owner],
+                "X402Configured",
+            )
         b = self.agents[(day + 1) % len(self.agents)]
         owned_b = {"agent": b.address, "owner": b.owner.pubkey()}
         await self.send([ix.set_agent_active({"is_active": False}, owned_b)], [b.owner], "AgentStatusChanged")
@@ -297,22 +367,40 @@ class _Script:
 
     async def refresh_all(self) -> None:
         for a in self.agents:
-            await self.send([ix.refresh_reputation({"agent": a.address,
-                                                    "reputation": reputation_address(a.address)[0]})],
-                            [self.payers[0]], "ReputationUpdated")
+            await self.send(
+                [ix.refresh_reputation({"agent": a.address, "reputation": reputation_address(a.address)[0]})],
+                [self.payers[0]],
+                "ReputationUpdated",
+            )
 
     # work orders -------------------------------------------------------------------------------------
 
-    async def create_order(self, agent: _Agent, client: Keypair, deadline: int, review: int = 3 * DAY,
-                           amount: int = 50_000) -> WorkOrderRef:
+    async def create_order(
+        self, agent: _Agent, client: Keypair, deadline: int, review: int = 3 * DAY, amount: int = 50_000
+    ) -> WorkOrderRef:
         self.order_ids += 1
         vault = Keypair()
-        terms = WorkOrderTerms(amount, deadline, self.arbiter.pubkey(), f"job {self.order_ids}",
-                               review_period_seconds=review)
-        await self.send([build_create_work_order(client.pubkey(), agent.address, self.history.mint, self.order_ids,
-                                                 terms, vault.pubkey())], [client, vault], "WorkOrderCreated")
-        return WorkOrderRef.derive(client.pubkey(), self.order_ids, agent.address, agent.owner.pubkey(),
-                                   self.arbiter.pubkey(), self.history.mint, vault.pubkey())
+        terms = WorkOrderTerms(
+            amount, deadline, self.arbiter.pubkey(), f"job {self.order_ids}", review_period_seconds=review
+        )
+        await self.send(
+            [
+                build_create_work_order(
+                    client.pubkey(), agent.address, self.history.mint, self.order_ids, terms, vault.pubkey()
+                )
+            ],
+            [client, vault],
+            "WorkOrderCreated",
+        )
+        return WorkOrderRef.derive(
+            client.pubkey(),
+            self.order_ids,
+            agent.address,
+            agent.owner.pubkey(),
+            self.arbiter.pubkey(),
+            self.history.mint,
+            vault.pubkey(),
+        )
 
     async def work_orders(self, now: int) -> list[Callable[[], Awaitable[None]]]:
         """Start every path; returns what finishes them after a day has passed."""
@@ -335,6 +423,7 @@ class _Script:
         async def finish_partial(o2: WorkOrderRef = o2) -> None:
             await self.send([deliver(o2)], [owner], "WorkDelivered")
             await self.send([build_release_payment(o2, 30_000)], [client], "PaymentReleased", "ReputationUpdated")
+
         later.append(finish_partial)
 
         o3 = await self.create_order(a, client, now + 30 * DAY)  # rejected once, then accepted
@@ -346,16 +435,17 @@ class _Script:
             # a new URI: the first delivery's transaction again, under the same blockhash, would be a duplicate
             await self.send([build_submit_work_delivery(o3, "ipfs://result-v2", bytes(32))], [owner], "WorkDelivered")
             await self.send([build_release_payment(o3, 50_000)], [client], "PaymentReleased", "ReputationUpdated")
+
         later.append(finish_rejected)
 
         for share, party in ((5_000, client), (10_000, owner), (0, client)):  # the three kinds of ruling
             od = await self.create_order(a, client, now + 30 * DAY)
             await self.send([build_accept_work_order(od, self.arbiter.pubkey())], [owner], *accepted)
             await self.send([deliver(od)], [owner], "WorkDelivered")
-            await self.send([build_open_dispute(od, party.pubkey(), "disagree")], [party], "DisputeOpened",
-                            "ReputationUpdated")
-            await self.send([build_resolve_dispute(od, share)], [self.arbiter], "DisputeResolved",
-                            "ReputationUpdated")
+            await self.send(
+                [build_open_dispute(od, party.pubkey(), "disagree")], [party], "DisputeOpened", "ReputationUpdated"
+            )
+            await self.send([build_resolve_dispute(od, share)], [self.arbiter], "DisputeResolved", "ReputationUpdated")
 
         oc = await self.create_order(a, client, now + 30 * DAY)
         await self.send([build_cancel_work_order(oc)], [client], "WorkOrderCancelled")
@@ -379,6 +469,7 @@ class _Script:
             await self.send([build_claim_refund(never_accepted)], [client], "WorkOrderRefunded")
             await self.send([build_claim_refund(rejected_late)], [client], "WorkOrderRefunded", "ReputationUpdated")
             await self.send([build_claim_payment(claimable)], [owner], "PaymentReleased", "ReputationUpdated")
+
         later.append(refunds_and_claim)
         return later
 
@@ -399,9 +490,15 @@ class _Script:
             return
         payer, agent = opened[0]
         stats = payer_stats_address(agent.address, payer.pubkey())[0]
-        await self.send([ix.close_payer_stats({"payer_stats": stats, "authority": payer.pubkey(),
-                                               "rent_payer": (await self.rent_payer(stats))})], [payer],
-                        "PayerStatsClosed")
+        await self.send(
+            [
+                ix.close_payer_stats(
+                    {"payer_stats": stats, "authority": payer.pubkey(), "rent_payer": (await self.rent_payer(stats))}
+                )
+            ],
+            [payer],
+            "PayerStatsClosed",
+        )
         self.pairs.discard((payer.pubkey(), agent.address))
 
     async def rent_payer(self, stats: Pubkey) -> Pubkey:
@@ -415,8 +512,9 @@ class _Script:
         a.active = False
 
 
-async def generate(http_url: str, spec: HistorySpec = HistorySpec(),
-                   between_days: Callable[[int], Awaitable[None]] | None = None) -> History:
+async def generate(
+    http_url: str, spec: HistorySpec = HistorySpec(), between_days: Callable[[int], Awaitable[None]] | None = None
+) -> History:
     """Make the history; `between_days(day)` runs before each day's clock jump (tests hook in there)."""
     chain = Chain(http_url, spec.concurrency)
     try:

@@ -58,11 +58,29 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS)
             self.folder.chmod(0o700)
-        self._run(_binary("initdb") or "initdb", "-D", str(self.data), "-U", self.user, "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
-        self._run(_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w",
-                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
-                  "start")
+        self._run(
+            _binary("initdb") or "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        self._run(
+            _binary("pg_ctl") or "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         return self
 
     def url(self, database: str = "postgres") -> str:

@@ -63,8 +63,9 @@ def run_once(net: LocalnetProcess, url: str, rng: random.Random | None) -> bool:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_sigkill_at_random_points_then_restart_equals_a_clean_run(request: pytest.FixtureRequest, kind: str,
-                                                                   chain: LocalnetProcess, tmp_path) -> None:
+def test_sigkill_at_random_points_then_restart_equals_a_clean_run(
+    request: pytest.FixtureRequest, kind: str, chain: LocalnetProcess, tmp_path
+) -> None:
     make_history(chain, HistorySpec(payments=PAYMENTS, seed=11))
     if kind == "sqlite":
         crashed, clean = (f"sqlite:///{tmp_path / name}" for name in ("crashed.db", "clean.db"))

@@ -70,8 +70,10 @@ def test_429_and_5xx_are_retried_after_retry_after(chain, tmp_path: Path, caplog
     with FaultProxy(chain.http_url) as proxy, caplog.at_level(logging.WARNING, "ghostpay.indexer.source"):
         proxy.throttle(every=3, status=429, retry_after=0.3)
         progress: list[tuple[int, int]] = []
-        indexer = Indexer(IndexerConfig(proxy.url, chain.ws_url, url, batch_size=5),
-                          on_progress=lambda done, total: progress.append((done, total)))
+        indexer = Indexer(
+            IndexerConfig(proxy.url, chain.ws_url, url, batch_size=5),
+            on_progress=lambda done, total: progress.append((done, total)),
+        )
         totals = asyncio.run(indexer.run(once=True))
         assert proxy.refused > 0 and totals.stats.transactions == history.transactions
     # the progress hook (the CLI draws its bar with it) counts up to the whole back-fill in batch steps
@@ -114,7 +116,8 @@ def test_the_cli_refuses_a_second_indexer_in_one_line(chain, tmp_path: Path) -> 
         second = subprocess.run(run + ["--once"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and second.stdout == ""
         assert second.stderr.strip().splitlines() == [
-            f"error: another indexer is writing sqlite:///{db}; stop it first, or index into another --db"]
+            f"error: another indexer is writing sqlite:///{db}; stop it first, or index into another --db"
+        ]
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)

@@ -44,8 +44,9 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Localne
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def indexed(request: pytest.FixtureRequest, scripted: tuple[LocalnetProcess, History],
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalnetProcess, History, str]:
+def indexed(
+    request: pytest.FixtureRequest, scripted: tuple[LocalnetProcess, History], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[LocalnetProcess, History, str]:
     net, history = scripted
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'index.db'}"
@@ -64,14 +65,17 @@ def test_every_event_of_the_history_is_indexed(indexed: tuple[LocalnetProcess, H
         assert by_name == history.event_counts
         assert session.exec(select(func.count()).select_from(IndexedTransaction)).one() == history.transactions
         assert session.get(SkipCounter, "failed_transactions").count == history.failed  # type: ignore[union-attr]
-        assert session.exec(select(func.count()).select_from(Payment)).one() == history.event_counts[
-            "X402PaymentRecorded"]
-        assert session.exec(select(func.count()).select_from(Feedback)).one() == history.event_counts[
-            "FeedbackSubmitted"]
+        assert (
+            session.exec(select(func.count()).select_from(Payment)).one() == history.event_counts["X402PaymentRecorded"]
+        )
+        assert (
+            session.exec(select(func.count()).select_from(Feedback)).one() == history.event_counts["FeedbackSubmitted"]
+        )
         statuses = dict(session.exec(select(WorkOrder.status, func.count()).group_by(WorkOrder.status)).all())
         assert statuses == {"Completed": 4, "Resolved": 3, "Cancelled": 1, "Refunded": 3, "Declined": 1}
-        rejected = session.exec(select(WorkOrderTransition).where(WorkOrderTransition.event == "DeliveryRejected")
-                                ).all()
+        rejected = session.exec(
+            select(WorkOrderTransition).where(WorkOrderTransition.event == "DeliveryRejected")
+        ).all()
         assert {(r.from_status, r.to_status) for r in rejected} == {("Submitted", "Rejected")} and len(rejected) == 2
         declined = session.exec(select(WorkOrder).where(WorkOrder.status == "Declined")).one()
         assert declined.refunded == declined.amount and declined.released == 0
@@ -98,7 +102,7 @@ def test_reregistration_continues_the_reputation(indexed: tuple[LocalnetProcess,
         events = queries.event_feed(s, agent=address, limit=1000)
         registered = [i for i, e in enumerate(events) if e.name == "AgentRegistered"]
         assert len(registered) == 2 and events[registered[1] + 1].name == "ReputationUpdated"
-        paid_before = sum(e.name == "X402PaymentRecorded" for e in events[:registered[1]])
+        paid_before = sum(e.name == "X402PaymentRecorded" for e in events[: registered[1]])
         assert paid_before > 0
         # every payment of either registration is in the metrics; the account counts only the new ones
         assert rep.successful_payments + rep.failed_payments == paid_before + agent.x402_total_calls
@@ -142,8 +146,10 @@ def test_replaying_every_transaction_changes_nothing(indexed: tuple[LocalnetProc
 
 
 def test_batches_written_after_the_next_one_is_applied_equal_a_sequential_run(
-        request: pytest.FixtureRequest, indexed: tuple[LocalnetProcess, History, str],
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    request: pytest.FixtureRequest,
+    indexed: tuple[LocalnetProcess, History, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """The pipelined back-fill's order: batch n + 1 is applied in memory (its rows loaded) after batch
     n - 1 is written but before batch n is, taking n's rows from n. The same tables as the sequential
     run, and `verify` finds nothing."""
@@ -167,7 +173,7 @@ def test_batches_written_after_the_next_one_is_applied_equal_a_sequential_run(
     unwritten: Batch | None = None
     for i in range(0, len(transactions), 7):  # small batches: consecutive ones share agents and reputations
         batch = Batch(engine, after=unwritten)
-        batch.apply_all(transactions[i:i + 7])
+        batch.apply_all(transactions[i : i + 7])
         batch.prepare(asyncio.run(_agent_accounts(net, batch)))
         if unwritten is not None:
             unwritten.write()
@@ -196,16 +202,16 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         scores = [a.reputation_score for a in everyone.items]
         assert scores == sorted(scores, reverse=True)
         translators = queries.search_agents(s, capability="TRANSLATE", token=mint, max_price=10**9, sort="price")
-        assert translators.items and all("translate" in queries.agent_capabilities(s, a.address)
-                                         for a in translators.items)
+        assert translators.items and all(
+            "translate" in queries.agent_capabilities(s, a.address) for a in translators.items
+        )
         prices = [queries.agent_prices(s, a.address)[mint] for a in translators.items]
         assert prices == sorted(prices)
         cheapest = min(queries.agent_prices(s, a.address)[mint] for a in everyone.items if a.x402_enabled)
         under = queries.search_agents(s, token=mint, max_price=cheapest).items
         assert under and {queries.agent_prices(s, a.address)[mint] for a in under} == {cheapest}
         cents = str(history.cents_mint)  # agent-2 asks 0.02 (2 atomic units) of it, 30,000+ of the 6-decimal mint
-        assert [a.address for a in queries.search_agents(s, token=cents, max_price=2).items] == [
-            str(history.agents[2])]
+        assert [a.address for a in queries.search_agents(s, token=cents, max_price=2).items] == [str(history.agents[2])]
         assert queries.search_agents(s, token=cents, max_price=1).items == []
         with pytest.raises(queries.QueryError, match="needs a token"):
             queries.search_agents(s, max_price=cheapest)
@@ -247,8 +253,11 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
 
 
 def test_a_backfill_interrupted_mid_batch_resumes_without_gaps_or_duplicates(
-        request: pytest.FixtureRequest, indexed: tuple[LocalnetProcess, History, str],
-        monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    request: pytest.FixtureRequest,
+    indexed: tuple[LocalnetProcess, History, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """An error half-way through the second batch (its rows read, part of its transactions applied in
     memory) rolls that batch back; the next run resumes from the first batch's cursor and ends with
     exactly the tables of the uninterrupted run."""
@@ -287,8 +296,13 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
         pytest.skip("the plain-sqlite3 read path is for SQLite indexes")
     mint = str(history.mint)
     searches: list[dict[str, Any]] = [
-        {}, {"sort": "price"}, {"capability": "TRANSLATE", "token": mint, "max_price": 10**9, "sort": "price"},
-        {"x402_enabled": True}, {"active": None, "min_reputation": 1}, {"token": mint}, {"limit": 2, "offset": 3},
+        {},
+        {"sort": "price"},
+        {"capability": "TRANSLATE", "token": mint, "max_price": 10**9, "sort": "price"},
+        {"x402_enabled": True},
+        {"active": None, "min_reputation": 1},
+        {"token": mint},
+        {"limit": 2, "offset": 3},
         {"token": mint, "sort": "price"},
     ]
     with Session(open_db(url)) as session, open_readonly(path) as index:
@@ -296,19 +310,21 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
             assert got.total == expected.total > 0, filters
-            assert [{k: v for k, v in vars(a).items() if k not in ("capabilities", "prices", "earnings")}
-                    for a in got.items] \
-                == [a.model_dump() for a in expected.items]
+            assert [
+                {k: v for k, v in vars(a).items() if k not in ("capabilities", "prices", "earnings")} for a in got.items
+            ] == [a.model_dump() for a in expected.items]
             for a in got.items:
                 assert a.capabilities == queries.agent_capabilities(session, a.address)
                 assert a.prices == queries.agent_prices(session, a.address)
                 assert a.earnings == queries.agent_earnings(session, a.address)
         busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
         for sort, descending in (("date", True), ("amount", False)):
-            expected_payments = queries.payment_history(session, busiest.address, sort=sort, descending=descending,
-                                                        limit=30, offset=2)
-            got_payments = sqlite_read.payment_history(index, busiest.address, sort=sort, descending=descending,
-                                                       limit=30, offset=2)
+            expected_payments = queries.payment_history(
+                session, busiest.address, sort=sort, descending=descending, limit=30, offset=2
+            )
+            got_payments = sqlite_read.payment_history(
+                index, busiest.address, sort=sort, descending=descending, limit=30, offset=2
+            )
             assert got_payments.total == expected_payments.total > 0
             assert [vars(p) for p in got_payments.items] == [p.model_dump() for p in expected_payments.items]
         for bad in ({"limit": 0}, {"max_price": 1}):  # a price without its token is refused by both

@@ -26,7 +26,9 @@ from tests.indexer.conftest import backfill_async, config, dump_tables, open_db,
 from tests.indexer.history import HistorySpec, generate
 from tests.localnet.conftest import ROOT, LocalnetProcess
 
-WAIT = float(os.environ.get("WAIT", "60"))  # generous: an upper bound on waiting for catch-up, never a measured expectation
+WAIT = float(
+    os.environ.get("WAIT", "60")
+)  # generous: an upper bound on waiting for catch-up, never a measured expectation
 SMALL = HistorySpec(payments=30, days=2, work_orders=False)
 
 
@@ -92,12 +94,14 @@ async def newest_signature(net: LocalnetProcess) -> str:
 
 async def caught_up(indexer: Indexer, net: LocalnetProcess) -> None:
     """Wait until the indexer's cursor is the chain's newest transaction of the program."""
+
     async def poll() -> None:
         while True:
             cursor = indexer.cursor()
             if cursor is not None and cursor.signature == await newest_signature(net):
                 return
             await asyncio.sleep(0.05)
+
     await asyncio.wait_for(poll(), WAIT)
 
 
@@ -135,8 +139,12 @@ async def test_a_cut_websocket_is_back_filled_while_transactions_flow(chain: Loc
                     proxy.cut()
                 else:
                     proxy.restore()
-            await generate(chain.http_url, HistorySpec(payments=30, days=2, work_orders=False, seed=3),
-                           between_days=cut_then_restore)
+
+            await generate(
+                chain.http_url,
+                HistorySpec(payments=30, days=2, work_orders=False, seed=3),
+                between_days=cut_then_restore,
+            )
             await caught_up(indexer, chain)
             assert indexer.totals.reconnects >= 1 and indexer.totals.backfills > live_before
             assert proxy.accepted >= 2
@@ -166,11 +174,23 @@ async def test_bad_input_is_counted_and_skipped_without_stopping(chain: Localnet
     """A websocket that sends junk, a notification whose `Program data:` lines are malformed, unknown
     or another program's, and then drops: the service counts, skips, reconnects and keeps indexing."""
     ours = str(PROGRAM_ID)
-    bad_logs = [f"Program {ours} invoke [1]", "Program data: %%%", "Program data: " + base64.b64encode(
-        b"\x01" * 8 + b"?").decode(), "Program Other111111111111111111111111111111111 invoke [2]",
-        "Program data: AAAA", "Program Other111111111111111111111111111111111 success", f"Program {ours} success"]
-    notification = {"jsonrpc": "2.0", "method": "logsNotification", "params": {"subscription": 7, "result": {
-        "context": {"slot": 0}, "value": {"signature": "1" * 64, "err": None, "logs": bad_logs}}}}
+    bad_logs = [
+        f"Program {ours} invoke [1]",
+        "Program data: %%%",
+        "Program data: " + base64.b64encode(b"\x01" * 8 + b"?").decode(),
+        "Program Other111111111111111111111111111111111 invoke [2]",
+        "Program data: AAAA",
+        "Program Other111111111111111111111111111111111 success",
+        f"Program {ours} success",
+    ]
+    notification = {
+        "jsonrpc": "2.0",
+        "method": "logsNotification",
+        "params": {
+            "subscription": 7,
+            "result": {"context": {"slot": 0}, "value": {"signature": "1" * 64, "err": None, "logs": bad_logs}},
+        },
+    }
     connections = 0
     history_sent = asyncio.Event()
 
@@ -194,9 +214,11 @@ async def test_bad_input_is_counted_and_skipped_without_stopping(chain: Localnet
         async with running(indexer) as task:
             await generate(chain.http_url, SMALL)  # reaches the indexer only through back-fills
             history_sent.set()
+
             async def two_connections() -> None:
                 while connections < 2 or not indexer.live.is_set():
                     await asyncio.sleep(0.02)
+
             await asyncio.wait_for(two_connections(), WAIT)
             await asyncio.wait_for(indexer.live.wait(), WAIT)
             await caught_up(indexer, chain)
@@ -208,8 +230,9 @@ async def test_bad_input_is_counted_and_skipped_without_stopping(chain: Localnet
 
 
 def ghost(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(ROOT / ".venv/bin/ghost"), "indexer", *args], capture_output=True, text=True,
-                          timeout=WAIT)
+    done = subprocess.run(
+        [str(ROOT / ".venv/bin/ghost"), "indexer", *args], capture_output=True, text=True, timeout=WAIT
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -217,9 +240,24 @@ def ghost(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 async def test_the_cli_service_stops_cleanly_on_sigterm_and_reports(chain: LocalnetProcess, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    service = subprocess.Popen([sys.executable, "-m", "ghostpay.cli", "indexer", "run", "--url", chain.http_url,
-                                "--db", url, "--log-level", "info"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ghostpay.cli",
+            "indexer",
+            "run",
+            "--url",
+            chain.http_url,
+            "--db",
+            url,
+            "--log-level",
+            "info",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         await generate(chain.http_url, SMALL)
         newest = await newest_signature(chain)
@@ -231,6 +269,7 @@ async def test_the_cli_service_stops_cleanly_on_sigterm_and_reports(chain: Local
                 if cursor is not None and cursor.signature == newest:
                     return
                 await asyncio.sleep(0.05)
+
         await asyncio.wait_for(cursor_at_newest(), WAIT)
     finally:
         service.send_signal(signal.SIGTERM)

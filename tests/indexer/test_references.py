@@ -28,10 +28,16 @@ async def pay_and_rate(net: LocalnetProcess) -> dict[str, Any]:
     owner, a, b = fund(net), fund(net), fund(net)
     for payer in (a, b):
         mint_to(net, payer.pubkey(), mint, 1_000_000)
-    async with GhostPayClient(net.http_url, owner) as seller, GhostPayClient(net.http_url, a) as gp_a, \
-            GhostPayClient(net.http_url, b) as gp_b:
-        agent = (await seller.register_agent("reused", "Reused", x402=X402Settings(
-            {mint: Decimal("0.01")}, "https://reused.example"))).address
+    async with (
+        GhostPayClient(net.http_url, owner) as seller,
+        GhostPayClient(net.http_url, a) as gp_a,
+        GhostPayClient(net.http_url, b) as gp_b,
+    ):
+        agent = (
+            await seller.register_agent(
+                "reused", "Reused", x402=X402Settings({mint: Decimal("0.01")}, "https://reused.example")
+            )
+        ).address
         first = await gp_a.pay_agent(agent, reference=REFERENCE)
         second = await gp_a.pay_agent(agent, reference=REFERENCE)  # the same reference: a second, real payment
         own = await gp_b.pay_agent(agent)
@@ -39,8 +45,14 @@ async def pay_and_rate(net: LocalnetProcess) -> dict[str, Any]:
         await gp_a.submit_feedback(agent, REFERENCE, success=True, rating=5, response_time_ms=300)
         await gp_a.submit_feedback(agent, REFERENCE, success=False, rating=2)
         await gp_a.close_payer_stats(agent)
-    return {"agent": str(agent), "first": str(first.signature), "second": str(second.signature),
-            "own": str(own.signature), "a": str(a.pubkey()), "b": str(b.pubkey())}
+    return {
+        "agent": str(agent),
+        "first": str(first.signature),
+        "second": str(second.signature),
+        "own": str(own.signature),
+        "a": str(a.pubkey()),
+        "b": str(b.pubkey()),
+    }
 
 
 def outcomes(url: str, agent: str) -> dict[str, tuple[str, int | None]]:
@@ -48,8 +60,9 @@ def outcomes(url: str, agent: str) -> dict[str, tuple[str, int | None]]:
         return {p.signature: (p.outcome, p.rating) for p in s.exec(select(Payment).where(Payment.agent == agent))}
 
 
-def test_a_reused_reference_is_two_payments_and_each_rating_finds_its_own(chain: LocalnetProcess, db_url: str,
-                                                                          tmp_path: Any) -> None:
+def test_a_reused_reference_is_two_payments_and_each_rating_finds_its_own(
+    chain: LocalnetProcess, db_url: str, tmp_path: Any
+) -> None:
     paid = asyncio.run(pay_and_rate(chain))
     backfill(chain, db_url)
     assert outcomes(db_url, paid["agent"]) == {
@@ -60,7 +73,10 @@ def test_a_reused_reference_is_two_payments_and_each_rating_finds_its_own(chain:
     with Session(open_db(db_url)) as s:
         feedback = s.exec(select(Feedback).order_by(Feedback.slot)).all()
         assert [(f.payer, f.reference, f.rating) for f in feedback] == [
-            (paid["b"], REFERENCE.hex(), 1), (paid["a"], REFERENCE.hex(), 5), (paid["a"], REFERENCE.hex(), 2)]
+            (paid["b"], REFERENCE.hex(), 1),
+            (paid["a"], REFERENCE.hex(), 5),
+            (paid["a"], REFERENCE.hex(), 2),
+        ]
         names = [e.name for e in s.exec(select(RawEvent).where(RawEvent.agent == paid["agent"]).order_by(RawEvent.id))]
         assert names.count("PayerStatsOpened") == 2 and names.count("PayerStatsClosed") == 1
         rep = s.get(Reputation, paid["agent"])

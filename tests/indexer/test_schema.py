@@ -31,13 +31,20 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         assert schema_version(c) == 1
     assert migrate(engine) == SCHEMA_VERSION == 5
     with engine.begin() as c:
-        columns = {t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")}
+        columns = {
+            t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
+        }
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
         assert "price" in columns["agent_tokens"] and "rent_payer" in columns["payments"]
         assert c.exec_driver_sql("SELECT price FROM agent_tokens").scalar_one() == 0
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
         assert {col["name"] for col in inspect(c).get_columns("agent_earnings")} == {
-            "agent", "mint", "registration", "x402_payments", "escrow_earnings"}
+            "agent",
+            "mint",
+            "registration",
+            "x402_payments",
+            "escrow_earnings",
+        }
         assert "seen_slot" in inspect(c).get_table_names()
     assert migrate(engine) == SCHEMA_VERSION  # nothing left to apply
 
@@ -57,35 +64,60 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
     afterwards a second payment with the same reference has a row of its own."""
     engine = connect(f"sqlite:///{tmp_path / 'index.db'}")
     reference = "ab" * 32
-    feedback_event = json.dumps({"agent": "A", "payer": "P", "reference": list(bytes.fromhex(reference)),
-                                 "success": False, "response_time_ms": 900, "rating": 2, "timestamp": 1_700_000_100})
+    feedback_event = json.dumps(
+        {
+            "agent": "A",
+            "payer": "P",
+            "reference": list(bytes.fromhex(reference)),
+            "success": False,
+            "response_time_ms": 900,
+            "rating": 2,
+            "timestamp": 1_700_000_100,
+        }
+    )
     with engine.begin() as c:
         c.exec_driver_sql("DROP TABLE payments")
         c.exec_driver_sql("DROP TABLE feedback")
         c.exec_driver_sql(V4_PAYMENTS)
         c.exec_driver_sql(V4_FEEDBACK)
-        for name, table, column in (("ix_payments_payer", "payments", "payer"),
-                                    ("ix_payments_signature", "payments", "signature"),
-                                    ("ix_feedback_payer", "feedback", "payer")):
+        for name, table, column in (
+            ("ix_payments_payer", "payments", "payer"),
+            ("ix_payments_signature", "payments", "signature"),
+            ("ix_feedback_payer", "feedback", "payer"),
+        ):
             c.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({column})")
-        c.exec_driver_sql("INSERT INTO payments VALUES ('A', ?, 'P', 'P', 'M', 10000, 'sig1', 2, 10, 1700000000, "
-                          "'failed', 2, 900)", (reference,))
+        c.exec_driver_sql(
+            "INSERT INTO payments VALUES ('A', ?, 'P', 'P', 'M', 10000, 'sig1', 2, 10, 1700000000, 'failed', 2, 900)",
+            (reference,),
+        )
         c.exec_driver_sql("INSERT INTO feedback VALUES ('A', ?, 'P', 0, 2, 900, 'sig2', 11, 1700000100)", (reference,))
-        c.exec_driver_sql("INSERT INTO raw_events (signature, slot, instruction_index, event_index, name, agent, "
-                          "timestamp, data) VALUES ('sig2', 11, 3, 0, 'FeedbackSubmitted', 'A', 1700000100, ?)",
-                          (feedback_event,))
+        c.exec_driver_sql(
+            "INSERT INTO raw_events (signature, slot, instruction_index, event_index, name, agent, "
+            "timestamp, data) VALUES ('sig2', 11, 3, 0, 'FeedbackSubmitted', 'A', 1700000100, ?)",
+            (feedback_event,),
+        )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
     assert migrate(engine) == SCHEMA_VERSION == 5
     with engine.begin() as c:
-        assert [tuple(r) for r in c.exec_driver_sql(
-            "SELECT signature, instruction_index, agent, reference, outcome, rating FROM payments")] == [
-            ("sig1", 2, "A", reference, "failed", 2)]
-        assert [tuple(r) for r in c.exec_driver_sql(
-            "SELECT signature, instruction_index, agent, reference, payer, success, rating, response_time_ms, slot, "
-            "timestamp FROM feedback")] == [("sig2", 3, "A", reference, "P", 0, 2, 900, 11, 1_700_000_100)]
+        assert [
+            tuple(r)
+            for r in c.exec_driver_sql(
+                "SELECT signature, instruction_index, agent, reference, outcome, rating FROM payments"
+            )
+        ] == [("sig1", 2, "A", reference, "failed", 2)]
+        assert [
+            tuple(r)
+            for r in c.exec_driver_sql(
+                "SELECT signature, instruction_index, agent, reference, payer, success, rating, response_time_ms, slot, "
+                "timestamp FROM feedback"
+            )
+        ] == [("sig2", 3, "A", reference, "P", 0, 2, 900, 11, 1_700_000_100)]
         assert {i["name"] for i in inspect(c).get_indexes("payments")} >= {"ix_payments_reference", "ix_payments_agent"}
         assert not {"payments_v4", "feedback_v4"} & set(inspect(c).get_table_names())
-        c.exec_driver_sql("INSERT INTO payments (signature, instruction_index, agent, reference, payer, rent_payer, "
-                          "mint, amount, slot, timestamp, outcome) VALUES ('sig3', 2, 'A', ?, 'P', 'P', 'M', 10000, "
-                          "12, 1700000200, 'recorded')", (reference,))
+        c.exec_driver_sql(
+            "INSERT INTO payments (signature, instruction_index, agent, reference, payer, rent_payer, "
+            "mint, amount, slot, timestamp, outcome) VALUES ('sig3', 2, 'A', ?, 'P', 'P', 'M', 10000, "
+            "12, 1700000200, 'recorded')",
+            (reference,),
+        )
         assert c.exec_driver_sql("SELECT COUNT(*) FROM payments WHERE reference = ?", (reference,)).scalar_one() == 2

@@ -53,26 +53,39 @@ async def settle_and_retire(url: str) -> tuple[Pubkey, list[Pubkey]]:
             pool.append(mint)
         agent = agent_address(owner.pubkey(), "retiring")[0]
         config = X402Config(owner.pubkey(), [TokenPrice(m, PRICE) for m in pool[:4]], "https://agent.example/x")
-        await chain.send([build_register_agent(owner.pubkey(), AgentProfile("retiring", "Retiring"), config)],
-                         [owner])
+        await chain.send([build_register_agent(owner.pubkey(), AgentProfile("retiring", "Retiring"), config)], [owner])
         for start in range(0, EARNING_MINTS + 4, 4):
-            group = pool[start:start + 4]
+            group = pool[start : start + 4]
             if start:
-                await chain.send([ix.set_x402_tokens({"accepted_tokens": [TokenPrice(m, PRICE) for m in group]},
-                                                     {"agent": agent, "owner": owner.pubkey()},
-                                                     remaining_accounts=mint_accounts(group))], [owner])
+                await chain.send(
+                    [
+                        ix.set_x402_tokens(
+                            {"accepted_tokens": [TokenPrice(m, PRICE) for m in group]},
+                            {"agent": agent, "owner": owner.pubkey()},
+                            remaining_accounts=mint_accounts(group),
+                        )
+                    ],
+                    [owner],
+                )
             for mint in group:
-                await chain.send(build_x402_payment(payer.pubkey(), agent, owner.pubkey(), mint, 6, PRICE,
-                                                    bytes(Keypair().pubkey())), [payer])
+                await chain.send(
+                    build_x402_payment(
+                        payer.pubkey(), agent, owner.pubkey(), mint, 6, PRICE, bytes(Keypair().pubkey())
+                    ),
+                    [payer],
+                )
 
         now, orders = await chain.now(), []
         for order_id, deadline in ((1, now + 30 * DAY), (2, now + 3_600)):
             vault = Keypair()
             terms = WorkOrderTerms(AMOUNT, deadline, arbiter.pubkey(), f"job {order_id}")
-            await chain.send([build_create_work_order(client.pubkey(), agent, pool[-1], order_id, terms,
-                                                      vault.pubkey())], [client, vault])
-            order = WorkOrderRef.derive(client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(), pool[-1],
-                                        vault.pubkey())
+            await chain.send(
+                [build_create_work_order(client.pubkey(), agent, pool[-1], order_id, terms, vault.pubkey())],
+                [client, vault],
+            )
+            order = WorkOrderRef.derive(
+                client.pubkey(), order_id, agent, owner.pubkey(), arbiter.pubkey(), pool[-1], vault.pubkey()
+            )
             await chain.send([build_accept_work_order(order, arbiter.pubkey())], [owner])
             orders.append(order)
         await chain.send([build_open_dispute(orders[0], client.pubkey(), "late")], [client])
@@ -85,17 +98,22 @@ async def settle_and_retire(url: str) -> tuple[Pubkey, list[Pubkey]]:
 
 
 def test_retired_slots_and_default_settlements_are_indexed_as_the_chain_keeps_them(
-        chain: LocalnetProcess, db_url: str) -> None:
+    chain: LocalnetProcess, db_url: str
+) -> None:
     agent, pool = asyncio.run(settle_and_retire(chain.http_url))
     backfill(chain, db_url)
     report = run_verify(chain, db_url)
     assert report.differences == [] and report.agents == 1
     address = str(agent)
     with Session(open_db(db_url)) as s:
-        retired = [json.loads(e.data) for e in s.exec(select(RawEvent).where(RawEvent.name == "MintEarningsRetired")).all()]
+        retired = [
+            json.loads(e.data) for e in s.exec(select(RawEvent).where(RawEvent.name == "MintEarningsRetired")).all()
+        ]
         assert sorted((e["mint"], e["x402_payments"]) for e in retired) == sorted((str(m), PRICE) for m in pool[:4])
-        earnings = {e.mint: (e.x402_payments, e.escrow_earnings) for e in s.exec(
-            select(AgentEarning).where(AgentEarning.agent == address)).all()}
+        earnings = {
+            e.mint: (e.x402_payments, e.escrow_earnings)
+            for e in s.exec(select(AgentEarning).where(AgentEarning.agent == address)).all()
+        }
         assert all(earnings[str(m)] == (0, 0) for m in pool[:4])  # the chain's table starts them over
         assert all(earnings[str(m)] == (PRICE, 0) for m in pool[4:])
         statuses = sorted(o.status for o in s.exec(select(WorkOrder)).all())

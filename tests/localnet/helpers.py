@@ -20,12 +20,14 @@ def signed(instructions: list[Instruction], signers: list[Keypair], blockhash: H
 
 
 def transfer_tx(sender: Keypair, to: Pubkey, lamports: int, blockhash: Hash) -> Transaction:
-    return signed([transfer(TransferParams(from_pubkey=sender.pubkey(), to_pubkey=to, lamports=lamports))],
-                  [sender], blockhash)
+    return signed(
+        [transfer(TransferParams(from_pubkey=sender.pubkey(), to_pubkey=to, lamports=lamports))], [sender], blockhash
+    )
 
 
 def register_tx(owner: Keypair, agent_id: str, blockhash: Hash) -> tuple[Transaction, Pubkey]:
     """register_agent for `owner` (no x402); returns the transaction and the agent's address."""
-    ix = build_register_agent(owner.pubkey(), AgentProfile(agent_id, f"Agent {agent_id}", agent_type=1,
-                                                           capabilities=["translate"]))
+    ix = build_register_agent(
+        owner.pubkey(), AgentProfile(agent_id, f"Agent {agent_id}", agent_type=1, capabilities=["translate"])
+    )
     return signed([ix], [owner], blockhash), agent_address(owner.pubkey(), agent_id)[0]

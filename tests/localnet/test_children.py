@@ -29,7 +29,9 @@ def test_a_clone_named_ghostpay_in_the_current_folder_is_not_imported(tmp_path: 
 
 def test_an_attached_localnet_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = Path(__file__).with_name("spawn_and_wait.py")
-    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ledger")], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "ledger")], stdout=subprocess.PIPE, text=True
+    )
     child_pid = int(parent.stdout.readline())
     parent.send_signal(signal.SIGKILL)
     parent.wait()

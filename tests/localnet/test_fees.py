@@ -39,8 +39,9 @@ async def funded(client: AsyncClient, lamports: int) -> Keypair:
 
 def priced(instructions: list[Instruction], payer: Keypair, blockhash: Hash) -> Transaction:
     """`instructions` behind SetComputeUnitLimit 1,400,000 and SetComputeUnitPrice 5,000,000 µlamports."""
-    return signed([set_compute_unit_limit(CU_LIMIT), set_compute_unit_price(CU_PRICE), *instructions], [payer],
-                  blockhash)
+    return signed(
+        [set_compute_unit_limit(CU_LIMIT), set_compute_unit_price(CU_PRICE), *instructions], [payer], blockhash
+    )
 
 
 def pay(payer: Keypair, to: Pubkey, lamports: int) -> Instruction:
@@ -48,8 +49,9 @@ def pay(payer: Keypair, to: Pubkey, lamports: int) -> Instruction:
 
 
 def raw_send(localnet: LocalnetProcess, tx: Transaction, skip_preflight: bool = False) -> dict[str, Any]:
-    return localnet.rpc("sendTransaction", base64.b64encode(bytes(tx)).decode(),
-                        {"encoding": "base64", "skipPreflight": skip_preflight})
+    return localnet.rpc(
+        "sendTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64", "skipPreflight": skip_preflight}
+    )
 
 
 def fee_for(localnet: LocalnetProcess, tx: Transaction) -> int:
@@ -67,8 +69,11 @@ async def test_priority_fee_is_debited_as_meta_fee_says(localnet: LocalnetProces
         tx = priced([pay(payer, receiver, SOL)], payer, (await client.get_latest_blockhash()).value.blockhash)
         assert fee_for(localnet, tx) == FEE == 7_005_000
 
-        simulated = localnet.rpc("simulateTransaction", base64.b64encode(bytes(tx)).decode(), {
-            "encoding": "base64", "sigVerify": True, "accounts": {"addresses": [str(payer.pubkey())]}})
+        simulated = localnet.rpc(
+            "simulateTransaction",
+            base64.b64encode(bytes(tx)).decode(),
+            {"encoding": "base64", "sigVerify": True, "accounts": {"addresses": [str(payer.pubkey())]}},
+        )
         value = simulated["result"]["value"]
         assert value["err"] is None and value["accounts"][0]["lamports"] == 9 * SOL - FEE
         assert (await client.get_balance(payer.pubkey())).value == 10 * SOL  # a simulation pays nothing
@@ -106,15 +111,20 @@ async def test_a_fee_payer_short_of_the_whole_fee_is_refused_before_execution(lo
         receiver = Keypair().pubkey()
         blockhash = (await client.get_latest_blockhash()).value.blockhash
         for payer, err, message in (
-                (short, "InsufficientFundsForFee", "Insufficient funds for fee"),
-                (rent_left, {"InsufficientFundsForRent": {"account_index": 0}},
-                 "Transaction results in an account (0) with insufficient funds for rent")):
+            (short, "InsufficientFundsForFee", "Insufficient funds for fee"),
+            (
+                rent_left,
+                {"InsufficientFundsForRent": {"account_index": 0}},
+                "Transaction results in an account (0) with insufficient funds for rent",
+            ),
+        ):
             tx = priced([pay(payer, receiver, 0)], payer, blockhash)
             balance = (await client.get_balance(payer.pubkey())).value
             refused = raw_send(localnet, tx)["error"]
             assert refused["data"]["err"] == err and refused["message"] == f"Transaction simulation failed: {message}"
-            simulated = localnet.rpc("simulateTransaction", base64.b64encode(bytes(tx)).decode(),
-                                     {"encoding": "base64"})["result"]["value"]
+            simulated = localnet.rpc(
+                "simulateTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}
+            )["result"]["value"]
             assert simulated["err"] == err
             sig = raw_send(localnet, tx, skip_preflight=True)["result"]  # accepted, then dropped: never lands
             assert localnet.rpc("getSignatureStatuses", [sig])["result"]["value"] == [None]
@@ -129,6 +139,13 @@ def test_a_tampered_signature_is_a_signature_failure_first(localnet: LocalnetPro
     blockhash = Hash.from_string(localnet.rpc("getLatestBlockhash")["result"]["value"]["blockhash"])
     tampered = bytearray(bytes(priced([pay(payer, Keypair().pubkey(), 1)], payer, blockhash)))
     tampered[5] ^= 0xFF
-    answer = httpx.post(localnet.http_url, json={"jsonrpc": "2.0", "id": 1, "method": "sendTransaction", "params": [
-        base64.b64encode(bytes(tampered)).decode(), {"encoding": "base64"}]}).json()
+    answer = httpx.post(
+        localnet.http_url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "sendTransaction",
+            "params": [base64.b64encode(bytes(tampered)).decode(), {"encoding": "base64"}],
+        },
+    ).json()
     assert answer["error"]["code"] == -32003

@@ -17,8 +17,9 @@ def call_body(method: str, request_id: int = 1) -> bytes:
 
 
 def post(body: bytes, *headers: str) -> bytes:
-    head = "".join(f"{h}\r\n" for h in ("POST / HTTP/1.1", "Host: localnet", "Content-Type: application/json",
-                                         *headers))
+    head = "".join(
+        f"{h}\r\n" for h in ("POST / HTTP/1.1", "Host: localnet", "Content-Type: application/json", *headers)
+    )
     return head.encode() + b"\r\n" + body
 
 
@@ -36,8 +37,8 @@ def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str
         chunk = sock.recv(65536)
         assert chunk, "connection closed inside a response"
         buffer += chunk
-    body = bytes(buffer[end + 4:end + 4 + length])
-    del buffer[:end + 4 + length]
+    body = bytes(buffer[end + 4 : end + 4 + length])
+    del buffer[: end + 4 + length]
     return int(lines[0].split()[1]), headers, body
 
 
@@ -47,8 +48,12 @@ def closed(sock: socket.socket, buffer: bytearray) -> bool:
 
 def test_pipelined_requests_are_answered_in_order(localnet: LocalnetProcess) -> None:
     with connect(localnet) as sock:
-        sock.sendall(b"".join(post(call_body(method, i), f"Content-Length: {len(call_body(method, i))}")
-                              for i, method in enumerate(["getHealth", "getSlot", "nope", "getHealth"])))
+        sock.sendall(
+            b"".join(
+                post(call_body(method, i), f"Content-Length: {len(call_body(method, i))}")
+                for i, method in enumerate(["getHealth", "getSlot", "nope", "getHealth"])
+            )
+        )
         buffer = bytearray()
         replies = [json.loads(read_response(sock, buffer)[2]) for _ in range(4)]
     assert [r["id"] for r in replies] == [0, 1, 2, 3]
@@ -62,7 +67,7 @@ def test_chunked_body_split_across_writes(localnet: LocalnetProcess) -> None:
     with connect(localnet) as sock:
         raw = post(chunked, "Transfer-Encoding: chunked")
         for i in range(0, len(raw), 7):  # the server must wait for the rest, not answer a partial body
-            sock.sendall(raw[i:i + 7])
+            sock.sendall(raw[i : i + 7])
         buffer = bytearray()
         status, _, reply = read_response(sock, buffer)
         assert status == 200 and json.loads(reply)["result"] == "ok"

@@ -88,8 +88,13 @@ async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: P
         senders = [await funded(client) for _ in range(8)]
         blockhash = (await client.get_latest_blockhash()).value.blockhash
     # every transfer has its own amount, so the receiver's balance says which ones landed
-    wires = [[base64.b64encode(bytes(transfer_tx(s, receiver, 10_000 + 100 * i + n, blockhash))).decode()
-              for n in range(200)] for i, s in enumerate(senders)]
+    wires = [
+        [
+            base64.b64encode(bytes(transfer_tx(s, receiver, 10_000 + 100 * i + n, blockhash))).decode()
+            for n in range(200)
+        ]
+        for i, s in enumerate(senders)
+    ]
     answered: set[str] = set()
     killed = asyncio.Event()
 
@@ -98,8 +103,17 @@ async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: P
             if killed.is_set():
                 return
             try:
-                reply = (await http.post(net.http_url, json={"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
-                                                             "params": [wire, {"encoding": "base64"}]})).json()
+                reply = (
+                    await http.post(
+                        net.http_url,
+                        json={
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "sendTransaction",
+                            "params": [wire, {"encoding": "base64"}],
+                        },
+                    )
+                ).json()
             except httpx.HTTPError:
                 return  # the kill cut this request
             answered.add(reply["result"])
@@ -116,12 +130,16 @@ async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: P
     net = LocalnetProcess(ledger).start()
     try:
         signatures = list(sent)
-        statuses = [status for i in range(0, len(signatures), 256)  # the RPC's limit per call
-                    for status in net.rpc("getSignatureStatuses", signatures[i:i + 256])["result"]["value"]]
+        statuses = [
+            status
+            for i in range(0, len(signatures), 256)  # the RPC's limit per call
+            for status in net.rpc("getSignatureStatuses", signatures[i : i + 256])["result"]["value"]
+        ]
         landed = {sig for sig, status in zip(signatures, statuses) if status is not None}
         assert answered <= landed  # nothing answered was lost ...
-        amounts = {sig: Transaction.from_bytes(base64.b64decode(sent[sig])).message.instructions[0].data
-                   for sig in landed}
+        amounts = {
+            sig: Transaction.from_bytes(base64.b64decode(sent[sig])).message.instructions[0].data for sig in landed
+        }
         expected = sum(int.from_bytes(data[4:12], "little") for data in amounts.values())
         assert net.rpc("getBalance", str(receiver))["result"]["value"] == expected  # ... and state matches
         for sig in list(answered)[:20]:
@@ -131,8 +149,9 @@ async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: P
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ghostpay.localnet", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=20)
+    return subprocess.run(
+        [sys.executable, "-m", "ghostpay.localnet", *args], cwd=ROOT, capture_output=True, text=True, timeout=20
+    )
 
 
 def test_user_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -149,9 +168,11 @@ def test_user_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
     bad.write_bytes((ROOT / "ghostpay" / "program" / "ghostpay.so").read_bytes()[:64] + bytes(4000))
     result = run_module("--ledger", str(tmp_path / "b"), "--rpc-port", str(rpc_port), "--program-so", str(bad))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: {bad}: the runtime rejects the program: "
-                                                  "called `Result::unwrap()` on an `Err` value: "
-                                                  "Instruction(InvalidAccountData)"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}: the runtime rejects the program: "
+        "called `Result::unwrap()` on an `Err` value: "
+        "Instruction(InvalidAccountData)"
+    ]
     net = LocalnetProcess(tmp_path / "shared").start()
     try:
         result = run_module("--ledger", str(tmp_path / "shared"), "--rpc-port", str(rpc_port))
@@ -192,29 +213,67 @@ def test_ghost_cli_has_the_localnet_commands() -> None:
 def test_solana_test_validator_command(tmp_path: Path) -> None:
     config = LocalnetConfig(rpc_port=9000, ws_port=9001, ledger=tmp_path, reset=True, quiet=True)
     assert validator_command(config, "/p/ghostpay.so", str(PROGRAM_ID)) == [
-        "solana-test-validator", "--ledger", str(tmp_path), "--rpc-port", "9000", "--bind-address", "127.0.0.1",
-        "--bpf-program", str(PROGRAM_ID), "/p/ghostpay.so", "--reset", "--quiet"]
+        "solana-test-validator",
+        "--ledger",
+        str(tmp_path),
+        "--rpc-port",
+        "9000",
+        "--bind-address",
+        "127.0.0.1",
+        "--bpf-program",
+        str(PROGRAM_ID),
+        "/p/ghostpay.so",
+        "--reset",
+        "--quiet",
+    ]
     with pytest.raises(LocalnetError, match="RPC port \\+ 1"):
         validator_command(LocalnetConfig(rpc_port=9000, ws_port=9100), "x.so", str(PROGRAM_ID))
 
 
-@pytest.mark.skipif(shutil.which("solana-test-validator") is None,
-                    reason="solana-test-validator is not installed")
+@pytest.mark.skipif(shutil.which("solana-test-validator") is None, reason="solana-test-validator is not installed")
 def test_solana_test_validator_engine_runs(tmp_path: Path) -> None:
     rpc_port, ws_port = free_port_pair()
-    proc = subprocess.Popen([sys.executable, "-m", "ghostpay.localnet", "--engine", "solana-test-validator",
-                             "--ledger", str(tmp_path), "--rpc-port", str(rpc_port), "--quiet"], cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ghostpay.localnet",
+            "--engine",
+            "solana-test-validator",
+            "--ledger",
+            str(tmp_path),
+            "--rpc-port",
+            str(rpc_port),
+            "--quiet",
+        ],
+        cwd=ROOT,
+    )
     try:
         for _ in range(600):
             try:
-                if httpx.post(f"http://127.0.0.1:{rpc_port}", json={"jsonrpc": "2.0", "id": 1,
-                              "method": "getHealth"}, timeout=0.5).json().get("result") == "ok":
+                if (
+                    httpx.post(
+                        f"http://127.0.0.1:{rpc_port}",
+                        json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+                        timeout=0.5,
+                    )
+                    .json()
+                    .get("result")
+                    == "ok"
+                ):
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        info = httpx.post(f"http://127.0.0.1:{rpc_port}", json={"jsonrpc": "2.0", "id": 1, "method": "getAccountInfo",
-                          "params": [str(PROGRAM_ID), {"encoding": "base64"}]}).json()
+        info = httpx.post(
+            f"http://127.0.0.1:{rpc_port}",
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "getAccountInfo",
+                "params": [str(PROGRAM_ID), {"encoding": "base64"}],
+            },
+        ).json()
         assert info["result"]["value"]["executable"] is True
     finally:
         proc.send_signal(signal.SIGINT)

@@ -29,8 +29,21 @@ async def test_web3js_against_the_localnet(localnet: LocalnetProcess) -> None:
         tx, agent = register_tx(owner, "from-node", blockhash)
         await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed, sleep_seconds=0.05)
 
-    result = subprocess.run(["node", "localnet.mjs", localnet.http_url, localnet.ws_url, str(PROGRAM_ID),
-                             str(owner.pubkey()), str(AGENT_SPACE)], cwd=JS, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "node",
+            "localnet.mjs",
+            localnet.http_url,
+            localnet.ws_url,
+            str(PROGRAM_ID),
+            str(owner.pubkey()),
+            str(AGENT_SPACE),
+        ],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["balance"] == 2_000_000_000 and summary["receiverBalance"] == 1_000_000

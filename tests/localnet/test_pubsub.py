@@ -27,11 +27,13 @@ from tests.localnet.test_rpc import SOL, funded
 
 async def next_of(ws: object, kind: type, timeout: float = 5.0) -> object:
     """The next notification of `kind` (skipping others)."""
+
     async def wait() -> object:
         while True:
             for message in await ws.recv():  # type: ignore[attr-defined]
                 if isinstance(message, kind):
                     return message
+
     return await asyncio.wait_for(wait(), timeout)
 
 
@@ -76,9 +78,9 @@ async def test_signature_account_program_and_slot_subscriptions(localnet: Localn
         assert await next_of_result(ws) is True
 
         await ws.account_subscribe(receiver.pubkey(), commitment=Confirmed, encoding="base64")
-        account_sub = (await next_of_result(ws))
+        account_sub = await next_of_result(ws)
         await ws.program_subscribe(PROGRAM_ID, encoding="base64")
-        program_sub = (await next_of_result(ws))
+        program_sub = await next_of_result(ws)
 
         blockhash = (await client.get_latest_blockhash()).value.blockhash
         tx = transfer_tx(payer, receiver.pubkey(), 5 * SOL // 10, blockhash)
@@ -120,14 +122,23 @@ async def next_of_result(ws: object) -> int:
     """The result of the next subscribe / unsubscribe reply."""
     while True:
         for message in await asyncio.wait_for(ws.recv(), 5):  # type: ignore[attr-defined]
-            if hasattr(message, "result") and isinstance(message.result, (int, bool)) and \
-                    not hasattr(message, "subscription"):
+            if (
+                hasattr(message, "result")
+                and isinstance(message.result, (int, bool))
+                and not hasattr(message, "subscription")
+            ):
                 return message.result
 
 
 async def test_fifty_subscribers_all_receive_every_log(localnet: LocalnetProcess) -> None:
-    subscribe = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "logsSubscribe",
-                            "params": [{"mentions": [str(PROGRAM_ID)]}, {"commitment": "confirmed"}]})
+    subscribe = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "logsSubscribe",
+            "params": [{"mentions": [str(PROGRAM_ID)]}, {"commitment": "confirmed"}],
+        }
+    )
     clients = [await websockets.connect(localnet.ws_url) for _ in range(50)]
     try:
         for ws in clients:
@@ -137,8 +148,10 @@ async def test_fifty_subscribers_all_receive_every_log(localnet: LocalnetProcess
         async with AsyncClient(localnet.http_url) as client:
             owner = await funded(client)
             blockhash = (await client.get_latest_blockhash()).value.blockhash
-            sigs = [str((await client.send_transaction(register_tx(owner, f"crowd{i}", blockhash)[0])).value)
-                    for i in range(5)]
+            sigs = [
+                str((await client.send_transaction(register_tx(owner, f"crowd{i}", blockhash)[0])).value)
+                for i in range(5)
+            ]
 
         async def collect(ws: websockets.ClientConnection) -> list[str]:
             got = []

@@ -36,7 +36,7 @@ async def funded(client: AsyncClient, sol: int = 10) -> Keypair:
 
 async def test_cluster_methods(localnet: LocalnetProcess) -> None:
     async with AsyncClient(localnet.http_url) as client:
-        assert (await client.is_connected())
+        assert await client.is_connected()
         version = (await client.get_version()).value
         assert version.solana_core
         slot = (await client.get_slot()).value
@@ -75,8 +75,10 @@ async def test_transfer_is_confirmed_and_recorded(localnet: LocalnetProcess) -> 
         assert meta.fee == 5000 and meta.err is None
         assert meta.pre_balances[0] - meta.post_balances[0] == 12_345 + 5000
         assert meta.post_balances[1] == 12_345
-        assert meta.log_messages == ["Program 11111111111111111111111111111111 invoke [1]",
-                                     "Program 11111111111111111111111111111111 success"]
+        assert meta.log_messages == [
+            "Program 11111111111111111111111111111111 invoke [1]",
+            "Program 11111111111111111111111111111111 success",
+        ]
         assert meta.compute_units_consumed == 150
         assert got.block_time and got.slot <= (await client.get_slot()).value
         raw = (await client.get_transaction(sig, encoding="base64")).value
@@ -111,8 +113,10 @@ async def test_signatures_for_address_give_memos_as_agave_formats_them(localnet:
     async with AsyncClient(localnet.http_url) as client:
         sender, receiver = await funded(client), Keypair().pubkey()
         blockhash = (await client.get_latest_blockhash()).value.blockhash
-        memo = [Instruction(MEMO_PROGRAM_ID, text.encode(), [AccountMeta(sender.pubkey(), True, False)])
-                for text in ("x402 nonce 9f2c", "é")]
+        memo = [
+            Instruction(MEMO_PROGRAM_ID, text.encode(), [AccountMeta(sender.pubkey(), True, False)])
+            for text in ("x402 nonce 9f2c", "é")
+        ]
         pay = transfer(TransferParams(from_pubkey=sender.pubkey(), to_pubkey=receiver, lamports=1_000_000))
         with_memos = (await client.send_transaction(signed([pay, *memo], [sender], blockhash))).value
         plain = (await client.send_transaction(transfer_tx(sender, receiver, 1_000_001, blockhash))).value
@@ -139,14 +143,31 @@ async def test_register_agent_and_program_accounts(localnet: LocalnetProcess) ->
         several = (await client.get_multiple_accounts([addresses[1], Keypair().pubkey()])).value
         assert Agent.decode(several[0].data).agent_id == "beta" and several[1] is None
 
-        mine = (await client.get_program_accounts(
-            PROGRAM_ID, encoding="base64", filters=[AGENT_SPACE, MemcmpOpts(offset=8, bytes=str(owner.pubkey()))])).value
+        mine = (
+            await client.get_program_accounts(
+                PROGRAM_ID, encoding="base64", filters=[AGENT_SPACE, MemcmpOpts(offset=8, bytes=str(owner.pubkey()))]
+            )
+        ).value
         assert sorted(str(a.pubkey) for a in mine) == sorted(str(a) for a in addresses)
         assert (await client.get_program_accounts(PROGRAM_ID, filters=[AGENT_SPACE + 1])).value == []
-        sliced = localnet.rpc("getProgramAccounts", str(PROGRAM_ID), {
-            "encoding": "base64", "dataSlice": {"offset": 8, "length": 32}, "withContext": True,
-            "filters": [{"memcmp": {"offset": 8, "bytes": base64.b64encode(bytes(owner.pubkey())).decode(),
-                                    "encoding": "base64"}}]})["result"]
+        sliced = localnet.rpc(
+            "getProgramAccounts",
+            str(PROGRAM_ID),
+            {
+                "encoding": "base64",
+                "dataSlice": {"offset": 8, "length": 32},
+                "withContext": True,
+                "filters": [
+                    {
+                        "memcmp": {
+                            "offset": 8,
+                            "bytes": base64.b64encode(bytes(owner.pubkey())).decode(),
+                            "encoding": "base64",
+                        }
+                    }
+                ],
+            },
+        )["result"]
         assert sliced["context"]["slot"] > 0 and len(sliced["value"]) == 2
         assert base64.b64decode(sliced["value"][0]["account"]["data"][0]) == bytes(owner.pubkey())
         # base64+zstd, as the Solana CLI asks for accounts: one zstd frame of the same bytes
@@ -154,8 +175,11 @@ async def test_register_agent_and_program_accounts(localnet: LocalnetProcess) ->
         text, encoding = packed["data"]
         assert encoding == "base64+zstd" and len(base64.b64decode(text)) < AGENT_SPACE
         assert zstandard.ZstdDecompressor().decompress(base64.b64decode(text)) == bytes(info.data)
-        head = localnet.rpc("getMultipleAccounts", [str(addresses[1])], {
-            "encoding": "base64+zstd", "dataSlice": {"offset": 8, "length": 32}})["result"]["value"][0]
+        head = localnet.rpc(
+            "getMultipleAccounts",
+            [str(addresses[1])],
+            {"encoding": "base64+zstd", "dataSlice": {"offset": 8, "length": 32}},
+        )["result"]["value"][0]
         assert zstandard.ZstdDecompressor().decompress(base64.b64decode(head["data"][0])) == bytes(owner.pubkey())
 
         got = (await client.get_transaction(sig, max_supported_transaction_version=0)).value
@@ -170,12 +194,21 @@ async def test_bad_transaction_has_the_validator_error_shape(localnet: LocalnetP
         payer = await funded(client)
         blockhash = (await client.get_latest_blockhash()).value.blockhash
         bad = signed([Instruction(PROGRAM_ID, bytes(8), [])], [payer], blockhash)  # unknown discriminator
-        raw = httpx.post(localnet.http_url, json={"jsonrpc": "2.0", "id": 7, "method": "sendTransaction", "params": [
-            base64.b64encode(bytes(bad)).decode(), {"encoding": "base64"}]}).json()
+        raw = httpx.post(
+            localnet.http_url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "sendTransaction",
+                "params": [base64.b64encode(bytes(bad)).decode(), {"encoding": "base64"}],
+            },
+        ).json()
         error = raw["error"]
         assert error["code"] == -32002
-        assert error["message"] == "Transaction simulation failed: Error processing Instruction 0: " \
-                                   "custom program error: 0x65"
+        assert (
+            error["message"] == "Transaction simulation failed: Error processing Instruction 0: "
+            "custom program error: 0x65"
+        )
         assert error["data"]["err"] == {"InstructionError": [0, {"Custom": 101}]}
         assert any("InstructionFallbackNotFound" in line for line in error["data"]["logs"])
         assert set(error["data"]) >= {"accounts", "err", "logs", "unitsConsumed", "returnData"}
@@ -194,15 +227,17 @@ async def test_bad_transaction_has_the_validator_error_shape(localnet: LocalnetP
         assert (await client.get_balance(payer.pubkey())).value == 10 * SOL - 5000  # landed: fee paid
 
         stale = transfer_tx(payer, Keypair().pubkey(), 1, Hash.new_unique())
-        error = localnet.rpc("sendTransaction", base64.b64encode(bytes(stale)).decode(),
-                             {"encoding": "base64"})["error"]
+        error = localnet.rpc("sendTransaction", base64.b64encode(bytes(stale)).decode(), {"encoding": "base64"})[
+            "error"
+        ]
         assert (error["code"], error["message"]) == (-32002, "Transaction simulation failed: Blockhash not found")
         assert error["data"]["err"] == "BlockhashNotFound"
 
         tampered = bytearray(bytes(transfer_tx(payer, Keypair().pubkey(), 1, blockhash)))
         tampered[5] ^= 0xFF  # corrupt the signature
-        error = localnet.rpc("sendTransaction", base64.b64encode(bytes(tampered)).decode(),
-                             {"encoding": "base64"})["error"]
+        error = localnet.rpc("sendTransaction", base64.b64encode(bytes(tampered)).decode(), {"encoding": "base64"})[
+            "error"
+        ]
         assert (error["code"], error["message"]) == (-32003, "Transaction signature verification failure")
 
 
@@ -215,13 +250,20 @@ async def test_simulate_transaction(localnet: LocalnetProcess) -> None:
         assert sim.err is None and sim.units_consumed == 150
         assert (await client.get_balance(receiver)).value == 0  # nothing committed
         encoded = base64.b64encode(bytes(tx)).decode()
-        result = localnet.rpc("simulateTransaction", encoded, {
-            "encoding": "base64", "replaceRecentBlockhash": True,
-            "accounts": {"addresses": [str(receiver)], "encoding": "base64"}})["result"]["value"]
+        result = localnet.rpc(
+            "simulateTransaction",
+            encoded,
+            {
+                "encoding": "base64",
+                "replaceRecentBlockhash": True,
+                "accounts": {"addresses": [str(receiver)], "encoding": "base64"},
+            },
+        )["result"]["value"]
         assert result["accounts"][0]["lamports"] == 777
         assert result["replacementBlockhash"]["blockhash"]
-        error = localnet.rpc("simulateTransaction", encoded,
-                             {"encoding": "base64", "sigVerify": True, "replaceRecentBlockhash": True})["error"]
+        error = localnet.rpc(
+            "simulateTransaction", encoded, {"encoding": "base64", "sigVerify": True, "replaceRecentBlockhash": True}
+        )["error"]
         assert error["code"] == -32602
 
 
@@ -231,15 +273,18 @@ def test_malformed_requests_get_json_rpc_errors(localnet: LocalnetProcess) -> No
     assert httpx.post(url, json={"id": 1, "method": "getSlot"}).json()["error"]["code"] == -32600
     assert httpx.post(url, json=[]).json()["error"]["code"] == -32600
     assert httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getNothing"}).json()["error"] == {
-        "code": -32601, "message": "Method not found"}
+        "code": -32601,
+        "message": "Method not found",
+    }
     bad_key = localnet.rpc("getBalance", "not-a-key")["error"]
     assert bad_key["code"] == -32602
     assert localnet.rpc("getBalance")["error"]["code"] == -32602
     assert localnet.rpc("sendTransaction", "!!!", {"encoding": "base64"})["error"]["code"] == -32602
     assert localnet.rpc("sendTransaction", "AAAA", {"encoding": "base64"})["error"]["code"] == -32602
     assert localnet.rpc("getAccountInfo", str(PROGRAM_ID), {"commitment": "soon"})["error"]["code"] == -32602
-    batch = httpx.post(url, json=[{"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
-                                  {"jsonrpc": "2.0", "id": 2, "method": "nope"}]).json()
+    batch = httpx.post(
+        url, json=[{"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, {"jsonrpc": "2.0", "id": 2, "method": "nope"}]
+    ).json()
     assert batch[0]["result"] == "ok" and batch[1]["error"]["code"] == -32601
     assert httpx.get(url + "/health").text == "ok"
     assert localnet.rpc("getHealth")["result"] == "ok"  # still serving
@@ -257,8 +302,11 @@ async def test_cheat_codes_tokens_accounts_and_clock(localnet: LocalnetProcess) 
         assert len(accounts) == 1
         balance = (await client.get_token_account_balance(accounts[0].pubkey)).value
         assert balance.amount == "2500000"
-        parsed = (await client.get_token_accounts_by_owner_json_parsed(
-            owner, TokenAccountOpts(program_id=Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")))).value
+        parsed = (
+            await client.get_token_accounts_by_owner_json_parsed(
+                owner, TokenAccountOpts(program_id=Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"))
+            )
+        ).value
         assert parsed[0].account.data.parsed["info"]["tokenAmount"]["uiAmount"] == 2.5
 
         key = Keypair().pubkey()
@@ -267,8 +315,9 @@ async def test_cheat_codes_tokens_accounts_and_clock(localnet: LocalnetProcess) 
         assert (info.lamports, info.data, info.owner) == (42, b"\x01\x02\xff", PROGRAM_ID)
 
         slot = (await client.get_slot()).value
-        moved = localnet.rpc("surfnet_timeTravel", {"absoluteTimestamp": 2_000_000_000_000,
-                                                    "absoluteSlot": slot + 1000})["result"]
+        moved = localnet.rpc(
+            "surfnet_timeTravel", {"absoluteTimestamp": 2_000_000_000_000, "absoluteSlot": slot + 1000}
+        )["result"]
         assert moved["absoluteSlot"] >= slot + 1000
         assert (await client.get_block_time((await client.get_slot()).value)).value >= 2_000_000_000
         assert localnet.rpc("surfnet_timeTravel", {"absoluteSlot": 1})["error"]["code"] == -32602

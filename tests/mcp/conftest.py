@@ -42,8 +42,11 @@ def home(tmp_path: Path) -> Path:
 
 def stdio_server(rpc_url: str, key: Path, home: Path, *guards: str) -> StdioServerParameters:
     """`ghost -u RPC_URL -k KEY mcp GUARDS…` for the SDK's client to start, with a data folder of its own."""
-    return StdioServerParameters(command=GHOST, args=["-u", rpc_url, "-k", str(key), "mcp", *guards],
-                                 env={**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_CONFIG": ""})
+    return StdioServerParameters(
+        command=GHOST,
+        args=["-u", rpc_url, "-k", str(key), "mcp", *guards],
+        env={**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_CONFIG": ""},
+    )
 
 
 def ok(result: CallToolResult) -> dict[str, Any]:

@@ -24,8 +24,22 @@ from tests.x402.conftest import Agent, Process, token_balance
 @pytest.fixture
 def server(net: Any, wallet: Any, home: Path) -> Iterator[Process]:
     _, key = wallet
-    proc = Process("-u", net.http_url, "-k", str(key), "mcp", "--transport", "http", "--port",
-                   str(free_port_pair()[0]), "--budget-daily", "0.5", "--max-per-call", "0.3", home=home).start()
+    proc = Process(
+        "-u",
+        net.http_url,
+        "-k",
+        str(key),
+        "mcp",
+        "--transport",
+        "http",
+        "--port",
+        str(free_port_pair()[0]),
+        "--budget-daily",
+        "0.5",
+        "--max-per-call",
+        "0.3",
+        home=home,
+    ).start()
     yield proc
     proc.stop()
 
@@ -46,9 +60,18 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
         assert balance["tokens"] == [{"mint": str(agent.mint), "label": None, "amount": "0.990000", "decimals": 6}]
 
         arbiter = str(fund(net, sol=1).pubkey())
-        order = ok(await client.call_tool("create_work_order", {"agent": address, "amount": "0.2",
-                                                                "title": "Translate the manual",
-                                                                "arbiter": arbiter, "deadline_hours": 48}))
+        order = ok(
+            await client.call_tool(
+                "create_work_order",
+                {
+                    "agent": address,
+                    "amount": "0.2",
+                    "title": "Translate the manual",
+                    "arbiter": arbiter,
+                    "deadline_hours": 48,
+                },
+            )
+        )
         created = ok(await client.call_tool("get_work_order", {"order": order["address"]}))
         assert created["status"] == "Created" and created["amount"] == "0.200000" and created["arbiter"] == arbiter
         async with agent.client() as provider:
@@ -63,8 +86,11 @@ async def test_pay_hire_and_budget_over_http(net: Any, agent: Agent, wallet: Any
 
         # 0.01 + 0.2 spent today: escrowing 0.3 more would pass the day's 0.5
         before = token_balance(net, keypair.pubkey(), agent.mint)
-        refused = error_text(await client.call_tool("create_work_order", {"agent": address, "amount": "0.3",
-                                                                          "title": "More", "arbiter": arbiter}))
+        refused = error_text(
+            await client.call_tool(
+                "create_work_order", {"agent": address, "amount": "0.3", "title": "More", "arbiter": arbiter}
+            )
+        )
         assert refused.startswith("paying 0.300000 would exceed the daily budget of 0.5")
         assert token_balance(net, keypair.pubkey(), agent.mint) == before  # nothing locked
         [listed] = (await client.read_resource("ghostpay://wallet/work-orders")).contents
@@ -78,8 +104,22 @@ async def test_bearer_token(net: Any, wallet: Any, home: Path) -> None:
     _, key = wallet
     token_file = home.parent / "mcp-token"
     token_file.write_text("s3cret\n")
-    proc = Process("-u", net.http_url, "-k", str(key), "mcp", "-t", "http", "--port", str(free_port_pair()[0]),
-                   "--budget-daily", "1", "--token-file", str(token_file), home=home).start()
+    proc = Process(
+        "-u",
+        net.http_url,
+        "-k",
+        str(key),
+        "mcp",
+        "-t",
+        "http",
+        "--port",
+        str(free_port_pair()[0]),
+        "--budget-daily",
+        "1",
+        "--token-file",
+        str(token_file),
+        home=home,
+    ).start()
     try:
         assert proc.announce["token"] is True
         assert "s3cret" not in Path(f"/proc/{proc.proc.pid}/cmdline").read_text()  # what `ps` shows

@@ -14,9 +14,22 @@ from ghostpay.token_labels import LABELS_FILE, TokenLabels
 from tests.mcp.conftest import error_text, ok, stdio_server
 from tests.x402.conftest import PRICE_ATOMIC, Agent, Shop, token_balance
 
-TOOLS = {"search_agents", "get_agent", "get_reputation", "quote_url", "call_paid_api", "pay_agent", "get_receipt",
-         "submit_feedback", "create_work_order", "get_work_order", "release_payment", "open_dispute", "get_balance",
-         "get_spending"}
+TOOLS = {
+    "search_agents",
+    "get_agent",
+    "get_reputation",
+    "quote_url",
+    "call_paid_api",
+    "pay_agent",
+    "get_receipt",
+    "submit_feedback",
+    "create_work_order",
+    "get_work_order",
+    "release_payment",
+    "open_dispute",
+    "get_balance",
+    "get_spending",
+}
 
 
 async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop, wallet: Any, home: Path) -> None:
@@ -34,23 +47,31 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
         assert feedback_schema["properties"]["rating"]["maximum"] == 5
         assert set(feedback_schema["required"]) == {"agent", "reference", "rating"}
 
-        found = ok(await client.call_tool("search_agents", {"capability": "test", "x402_enabled": True,
-                                                            "token": "USDC", "max_price": "0.01"}))
+        found = ok(
+            await client.call_tool(
+                "search_agents", {"capability": "test", "x402_enabled": True, "token": "USDC", "max_price": "0.01"}
+            )
+        )
         mine = next(a for a in found["agents"] if a["address"] == str(agent.address))
-        assert mine["prices"] == [{"mint": str(agent.mint), "label": "USDC", "price": "0.010000",
-                                   "price_atomic": PRICE_ATOMIC, "decimals": 6}]
+        assert mine["prices"] == [
+            {"mint": str(agent.mint), "label": "USDC", "price": "0.010000", "price_atomic": PRICE_ATOMIC, "decimals": 6}
+        ]
         cheaper = ok(await client.call_tool("search_agents", {"token": "usdc", "max_price": "0.005"}))
         assert str(agent.address) not in {a["address"] for a in cheaper["agents"]}
         by_address = ok(await client.call_tool("search_agents", {"token": str(agent.mint), "max_price": "0.01"}))
         assert str(agent.address) in {a["address"] for a in by_address["agents"]}
         elsewhere = error_text(await client.call_tool("search_agents", {"token": "USDT"}))
-        assert elsewhere.startswith("token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at "
-                                    f"{net.http_url}") and "'ghost tokens add USDT MINT'" in elsewhere
+        assert (
+            elsewhere.startswith(
+                f"token USDT names a mint on mainnet-beta (Es9v…wNYB), not on the cluster at {net.http_url}"
+            )
+            and "'ghost tokens add USDT MINT'" in elsewhere
+        )
 
         quote = ok(await client.call_tool("quote_url", {"url": paid_url}))
-        assert quote["status"] == 402 and [(o["amount"], o["agent"], o["mint"], o["label"])
-                                           for o in quote["options"]] == \
-            [("0.010000", str(agent.address), str(agent.mint), "USDC")]
+        assert quote["status"] == 402 and [
+            (o["amount"], o["agent"], o["mint"], o["label"]) for o in quote["options"]
+        ] == [("0.010000", str(agent.address), str(agent.mint), "USDC")]
         assert ok(await client.call_tool("get_spending", {}))["mints"] == []
 
         called = ok(await client.call_tool("call_paid_api", {"url": paid_url, "token": "USDC"}))
@@ -61,17 +82,26 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
 
         before = ok(await client.call_tool("get_reputation", {"agent": str(agent.address)}))
-        rated = ok(await client.call_tool("submit_feedback", {"agent": str(agent.address),
-                                                              "reference": payment["reference"], "rating": 5,
-                                                              "response_time_ms": payment["latency_ms"]}))
+        rated = ok(
+            await client.call_tool(
+                "submit_feedback",
+                {
+                    "agent": str(agent.address),
+                    "reference": payment["reference"],
+                    "rating": 5,
+                    "response_time_ms": payment["latency_ms"],
+                },
+            )
+        )
         after = ok(await client.call_tool("get_reputation", {"agent": str(agent.address)}))
         assert after["rating_count"] == before["rating_count"] + 1 and rated["reputation_score"] == after["score"]
-        assert set(after["components"]) == {"payment_success", "service_quality", "response_time",
-                                            "volume_consistency"}
+        assert set(after["components"]) == {"payment_success", "service_quality", "response_time", "volume_consistency"}
         # a second rating with one call paid: the program's error, in the CLI's words
-        again = error_text(await client.call_tool("submit_feedback", {"agent": str(agent.address),
-                                                                      "reference": payment["reference"],
-                                                                      "rating": 1}))
+        again = error_text(
+            await client.call_tool(
+                "submit_feedback", {"agent": str(agent.address), "reference": payment["reference"], "rating": 1}
+            )
+        )
         assert again.startswith("the program refused it: NothingToRate")
 
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]
@@ -81,8 +111,10 @@ async def test_find_quote_pay_rate_and_budget(net: Any, agent: Agent, shop: Shop
         ok(await client.call_tool("call_paid_api", {"url": paid_url}))
         handled = len(shop.handled)
         refused = error_text(await client.call_tool("call_paid_api", {"url": paid_url}))
-        assert refused.startswith("paying 0.010000 would exceed the daily budget of 0.02 USDC") and \
-            "nothing was paid" in refused
+        assert (
+            refused.startswith("paying 0.010000 would exceed the daily budget of 0.02 USDC")
+            and "nothing was paid" in refused
+        )
         assert len(shop.handled) == handled  # the seller saw no paid call
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - 2 * PRICE_ATOMIC
         [spent] = ok(await client.call_tool("get_spending", {}))["mints"]
@@ -93,24 +125,34 @@ async def test_bad_arguments_are_schema_errors(net: Any, agent: Agent, wallet: A
     keypair, key = wallet
     async with Client(stdio_server(net.http_url, key, home, "--budget-total", "1")) as client:
         cases = {
-            ("submit_feedback", json.dumps({"agent": str(agent.address), "reference": "00" * 32,
-                                            "rating": 9})): "rating",
-            ("submit_feedback", json.dumps({"agent": str(agent.address), "reference": "not hex",
-                                            "rating": 5})): "reference",
+            (
+                "submit_feedback",
+                json.dumps({"agent": str(agent.address), "reference": "00" * 32, "rating": 9}),
+            ): "rating",
+            (
+                "submit_feedback",
+                json.dumps({"agent": str(agent.address), "reference": "not hex", "rating": 5}),
+            ): "reference",
             ("get_agent", json.dumps({})): "agent",
             ("search_agents", json.dumps({"limit": "many"})): "limit",
             ("call_paid_api", json.dumps({"url": "ftp://example.com"})): "url",
             ("call_paid_api", json.dumps({"url": "http://127.0.0.1:1/", "method": "BREW"})): "method",
-            ("create_work_order", json.dumps({"agent": str(agent.address), "amount": "-3", "title": "x",
-                                              "arbiter": str(agent.owner.pubkey())})): "amount",
+            (
+                "create_work_order",
+                json.dumps(
+                    {"agent": str(agent.address), "amount": "-3", "title": "x", "arbiter": str(agent.owner.pubkey())}
+                ),
+            ): "amount",
         }
         for (tool, arguments), field in cases.items():
             text = error_text(await client.call_tool(tool, json.loads(arguments)))
             assert "validation error" in text and field in text, (tool, text)
         # well-formed but wrong: the SDK's own one-line errors
         missing = error_text(await client.call_tool("get_agent", {"agent": str(keypair.pubkey())}))
-        assert missing == f"agent {keypair.pubkey()} not found; check the address, or list agents with " \
-            "'ghost agent list --owner OWNER'"  # the CLI's own line
+        assert (
+            missing == f"agent {keypair.pubkey()} not found; check the address, or list agents with "
+            "'ghost agent list --owner OWNER'"
+        )  # the CLI's own line
         assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
 
 
@@ -125,8 +167,9 @@ async def test_resources_and_prompts(net: Any, agent: Agent, home: Path, tmp_pat
         agents = json.loads(contents.text)["agents"]  # type: ignore[union-attr]
         assert [a["address"] for a in agents] == [str(agent.address)]
         assert {p.name for p in (await client.list_prompts()).prompts} == {"hire_agent", "pay_for_api"}
-        prompt = await client.get_prompt("hire_agent", {"task": "translate a page", "capability": "translate",
-                                                        "budget": "0.5"})
+        prompt = await client.get_prompt(
+            "hire_agent", {"task": "translate a page", "capability": "translate", "budget": "0.5"}
+        )
         text = prompt.messages[0].content.text  # type: ignore[union-attr]
         assert "search_agents" in text and "0.5" in text and "translate a page" in text
 
@@ -145,7 +188,8 @@ async def test_over_confirm_above_is_declined(net: Any, agent: Agent, shop: Shop
     (home / "config.toml").write_text('[x402]\nconfirm_above = "0.005"\n')
     async with Client(stdio_server(net.http_url, key, home, "--budget-daily", "1")) as client:
         declined = error_text(await client.call_tool("call_paid_api", {"url": shop.url + "/paid"}))
-        assert declined == "0.010000 is over the confirmation threshold 0.005 and nothing can confirm it; " \
-            "nothing was paid"
+        assert (
+            declined == "0.010000 is over the confirmation threshold 0.005 and nothing can confirm it; nothing was paid"
+        )
         assert ok(await client.call_tool("get_spending", {}))["limits"]["confirm_above"] == "0.005"
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000

@@ -35,8 +35,14 @@ DECIMALS = 6
 PRICE = 10_000  # the agent's price in each accepted mint
 STATS_SPACE = 137  # a PayerStats
 ENDPOINT = "https://agent.example.com/translate"
-PROFILE = AgentProfile("translator", "Translator", agent_type=1, description="EN<->FR translation",
-                       metadata_uri="https://example.com/agent.json", capabilities=["translate", "summarize"])
+PROFILE = AgentProfile(
+    "translator",
+    "Translator",
+    agent_type=1,
+    description="EN<->FR translation",
+    metadata_uri="https://example.com/agent.json",
+    capabilities=["translate", "summarize"],
+)
 ESCROW_FUNDS = 10**12  # the escrow client's tokens in each mint
 PAYMENT_FUNDS = 1_000_000  # the x402 payer's tokens in each mint
 AMOUNT = 5_000_000  # a work order's escrowed amount
@@ -101,11 +107,25 @@ class World:
 
     # ---- x402 payments
 
-    def payment(self, reference: bytes, amount: int = PRICE, mint: Pubkey | None = None,
-                token_program: Pubkey = TOKEN_PROGRAM_ID) -> list[Instruction]:
-        return build_x402_payment(self.payer.pubkey(), self.agent, self.payee.pubkey(), mint or self.usdc, DECIMALS,
-                                  amount, reference, token_program, fee_payer=self.facilitator.pubkey(),
-                                  compute_unit_limit=100_000)
+    def payment(
+        self,
+        reference: bytes,
+        amount: int = PRICE,
+        mint: Pubkey | None = None,
+        token_program: Pubkey = TOKEN_PROGRAM_ID,
+    ) -> list[Instruction]:
+        return build_x402_payment(
+            self.payer.pubkey(),
+            self.agent,
+            self.payee.pubkey(),
+            mint or self.usdc,
+            DECIMALS,
+            amount,
+            reference,
+            token_program,
+            fee_payer=self.facilitator.pubkey(),
+            compute_unit_limit=100_000,
+        )
 
     def pay(self, reference: bytes, **kwargs) -> TxResult:
         result = self.send(self.payment(reference, **kwargs), self.payer)
@@ -119,28 +139,62 @@ class World:
         account = self.chain.account(self.stats_address(payer))
         return PayerStats.decode(bytes(account.data)) if account and account.data else None
 
-    def feedback(self, reference: bytes, success: bool = True, response_time_ms: int = 250, rating: int = 5,
-                 signer: Keypair | None = None, rated: Pubkey | None = None) -> Instruction:
+    def feedback(
+        self,
+        reference: bytes,
+        success: bool = True,
+        response_time_ms: int = 250,
+        rating: int = 5,
+        signer: Keypair | None = None,
+        rated: Pubkey | None = None,
+    ) -> Instruction:
         """The payer's (`signer`'s) rating of the call paid with `reference`, through its PayerStats (or `rated`)."""
         signer = signer or self.payer
-        return submit_feedback({"reference": list(reference), "success": success,
-                                "response_time_ms": response_time_ms, "rating": rating},
-                               {"agent": self.agent, "reputation": self.reputation,
-                                "payer_stats": rated or self.stats_address(signer), "payer": signer.pubkey()})
+        return submit_feedback(
+            {"reference": list(reference), "success": success, "response_time_ms": response_time_ms, "rating": rating},
+            {
+                "agent": self.agent,
+                "reputation": self.reputation,
+                "payer_stats": rated or self.stats_address(signer),
+                "payer": signer.pubkey(),
+            },
+        )
 
     # ---- work orders
 
-    def create(self, amount: int = AMOUNT, mint: Pubkey | None = None, token_program: Pubkey = TOKEN_PROGRAM_ID,
-               deadline_in: int = DAY, **kwargs) -> tuple[WorkOrderRef, TxResult]:
+    def create(
+        self,
+        amount: int = AMOUNT,
+        mint: Pubkey | None = None,
+        token_program: Pubkey = TOKEN_PROGRAM_ID,
+        deadline_in: int = DAY,
+        **kwargs,
+    ) -> tuple[WorkOrderRef, TxResult]:
         mint = mint or self.usdc
-        terms = WorkOrderTerms(amount, self.now + deadline_in, self.arbiter.pubkey(), "Translate 10 pages",
-                               "EN to DE", ("glossary", "two rounds"), REVIEW)
+        terms = WorkOrderTerms(
+            amount,
+            self.now + deadline_in,
+            self.arbiter.pubkey(),
+            "Translate 10 pages",
+            "EN to DE",
+            ("glossary", "two rounds"),
+            REVIEW,
+        )
         vault = Keypair()
         order_id, self.next_id = self.next_id, self.next_id + 1
-        ix = build_create_work_order(self.client.pubkey(), self.agent, mint, order_id, terms, vault.pubkey(),
-                                     token_program, **kwargs)
-        order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
-                                    self.arbiter.pubkey(), mint, vault.pubkey(), token_program)
+        ix = build_create_work_order(
+            self.client.pubkey(), self.agent, mint, order_id, terms, vault.pubkey(), token_program, **kwargs
+        )
+        order = WorkOrderRef.derive(
+            self.client.pubkey(),
+            order_id,
+            self.agent,
+            self.owner.pubkey(),
+            self.arbiter.pubkey(),
+            mint,
+            vault.pubkey(),
+            token_program,
+        )
         return order, self.send([ix], self.client, vault)
 
     def open(self, **kwargs) -> WorkOrderRef:
@@ -153,8 +207,13 @@ class World:
         return WorkOrder.decode(bytes(account.data)) if account and account.data else None
 
 
-def make_world(accepted: Sequence[str], payee_is_owner: bool = True, profile: AgentProfile = AgentProfile(
-        "translator", "Translator"), holders: Mapping[str, int] = {}, sol: int = 10) -> World:
+def make_world(
+    accepted: Sequence[str],
+    payee_is_owner: bool = True,
+    profile: AgentProfile = AgentProfile("translator", "Translator"),
+    holders: Mapping[str, int] = {},
+    sol: int = 10,
+) -> World:
     """Every party funded with `sol`; three mints; the agent registered with x402 in the `accepted` mints (none:
     no x402) at PRICE; each of `holders` (party name -> tokens) holding a token account in each mint."""
     chain = Chain()
@@ -182,8 +241,9 @@ def registry_world(x402: bool = True) -> World:
 def escrow_world() -> World:
     """x402 in USDC and PYUSD paid to the owner; the client, the owner, the arbiter and the stranger hold token
     accounts, the client ESCROW_FUNDS in each mint."""
-    return make_world(("usdc", "pyusd"), holders={"client": ESCROW_FUNDS, "owner": 0, "stranger": 0, "arbiter": 0},
-                      sol=100)
+    return make_world(
+        ("usdc", "pyusd"), holders={"client": ESCROW_FUNDS, "owner": 0, "stranger": 0, "arbiter": 0}, sol=100
+    )
 
 
 def payments_world() -> World:
@@ -205,9 +265,15 @@ def snapshot(world: World, watch: Iterable[Pubkey] = ()) -> dict[Pubkey, tuple |
     """Everything a program instruction could change, byte for byte: the agent, its metrics, the payer's
     PayerStats, every party's lamports and token accounts, and `watch`."""
     keys = [world.agent, world.reputation, world.stats_address(), *(p.pubkey() for p in world.parties)]
-    keys += [associated_token_address(p.pubkey(), mint, program) for p in world.parties
-             for mint, program in ((world.usdc, TOKEN_PROGRAM_ID), (world.pyusd, TOKEN_2022_PROGRAM_ID),
-                                   (world.other, TOKEN_PROGRAM_ID))]
+    keys += [
+        associated_token_address(p.pubkey(), mint, program)
+        for p in world.parties
+        for mint, program in (
+            (world.usdc, TOKEN_PROGRAM_ID),
+            (world.pyusd, TOKEN_2022_PROGRAM_ID),
+            (world.other, TOKEN_PROGRAM_ID),
+        )
+    ]
 
     def state(account: Account | None) -> tuple | None:
         return None if account is None else (account.lamports, bytes(account.data), account.owner)
@@ -215,8 +281,9 @@ def snapshot(world: World, watch: Iterable[Pubkey] = ()) -> dict[Pubkey, tuple |
     return {key: state(world.chain.account(key)) for key in [*keys, *watch]}
 
 
-def assert_refused(world: World, instructions: list[Instruction], signers: list[Keypair], error: str,
-                   watch: Iterable[Pubkey] = ()) -> TxResult:
+def assert_refused(
+    world: World, instructions: list[Instruction], signers: list[Keypair], error: str, watch: Iterable[Pubkey] = ()
+) -> TxResult:
     """Send with the facilitator paying; expect `error` by name, no event, and no change but the facilitator's
     fees."""
     watch = list(watch)

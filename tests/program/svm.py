@@ -36,8 +36,16 @@ from ghostpay.exceptions import InvalidArgument, program_error_class
 from ghostpay.pda import associated_token_address
 from ghostpay.program_id import PROGRAM_ID
 
-__all__ = ["LAMPORTS_PER_SOL", "MINT_LEN", "TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "InProcessChain", "TxResult",
-           "error_name", "transfer_fee_config"]
+__all__ = [
+    "LAMPORTS_PER_SOL",
+    "MINT_LEN",
+    "TOKEN_2022_PROGRAM_ID",
+    "TOKEN_PROGRAM_ID",
+    "InProcessChain",
+    "TxResult",
+    "error_name",
+    "transfer_fee_config",
+]
 
 TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
 TOKEN_ACCOUNT_STATE_INITIALIZED = 1
@@ -103,8 +111,9 @@ class InProcessChain:
     def set_unix_timestamp(self, unix_timestamp: int) -> None:
         """Move the clock sysvar's block time (slots and epochs stay)."""
         clock = self.svm.get_clock()
-        self.svm.set_clock(Clock(clock.slot, clock.epoch_start_timestamp, clock.epoch,
-                                 clock.leader_schedule_epoch, unix_timestamp))
+        self.svm.set_clock(
+            Clock(clock.slot, clock.epoch_start_timestamp, clock.epoch, clock.leader_schedule_epoch, unix_timestamp)
+        )
 
     def funded_keypair(self, sol: int = 10) -> Keypair:
         keypair = Keypair()
@@ -158,9 +167,14 @@ class InProcessChain:
         self.set_account(mint, bytes(data), owner=TOKEN_2022_PROGRAM_ID)
         return mint
 
-    def create_token_account(self, owner: Pubkey, mint: Pubkey, amount: int = 0,
-                             token_program: Pubkey = TOKEN_PROGRAM_ID,
-                             extensions: Sequence[tuple[int, bytes]] = ()) -> Pubkey:
+    def create_token_account(
+        self,
+        owner: Pubkey,
+        mint: Pubkey,
+        amount: int = 0,
+        token_program: Pubkey = TOKEN_PROGRAM_ID,
+        extensions: Sequence[tuple[int, bytes]] = (),
+    ) -> Pubkey:
         """`owner`'s associated token account for `mint`, holding `amount`, written straight into the ledger.
         Any `token_program` (a test may load a fake one) is accepted; Token-2022 account `extensions`
         ((ExtensionType, value) TLV entries) follow the account-type byte."""
@@ -168,7 +182,7 @@ class InProcessChain:
         data = bytearray(ACCOUNT_LEN)
         data[0:32] = bytes(mint)
         data[32:64] = bytes(owner)
-        data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8] = amount.to_bytes(8, "little")
+        data[TOKEN_ACCOUNT_AMOUNT_OFFSET : TOKEN_ACCOUNT_AMOUNT_OFFSET + 8] = amount.to_bytes(8, "little")
         data[TOKEN_ACCOUNT_STATE_OFFSET] = TOKEN_ACCOUNT_STATE_INITIALIZED
         if extensions:
             data += bytes([TOKEN_2022_ACCOUNT_TYPE_ACCOUNT]) + _tlv(extensions)
@@ -180,7 +194,9 @@ class InProcessChain:
         account = self.account(token_account)
         if account is None or len(account.data) < TOKEN_ACCOUNT_AMOUNT_OFFSET + 8:
             return 0
-        return int.from_bytes(bytes(account.data[TOKEN_ACCOUNT_AMOUNT_OFFSET:TOKEN_ACCOUNT_AMOUNT_OFFSET + 8]), "little")
+        return int.from_bytes(
+            bytes(account.data[TOKEN_ACCOUNT_AMOUNT_OFFSET : TOKEN_ACCOUNT_AMOUNT_OFFSET + 8]), "little"
+        )
 
     def set_account(self, key: Pubkey, data: bytes, owner: Pubkey, lamports: int | None = None) -> None:
         lamports = self.svm.minimum_balance_for_rent_exemption(len(data)) if lamports is None else lamports

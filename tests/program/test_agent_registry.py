@@ -52,6 +52,7 @@ OPEN_WORK_ORDERS_OFFSET = head_offsets("Agent")["open_work_orders"]
 UPDATED_AT_OFFSET = head_offsets("Agent")["updated_at"]
 SYSTEM_PROGRAM_ID = Pubkey.default()
 
+
 def priced(mints: list[Pubkey], price: int = 10_000) -> list[TokenPrice]:
     """Each mint at the same atomic price."""
     return [TokenPrice(mint, price) for mint in mints]
@@ -75,16 +76,25 @@ def price_of(agent: Agent) -> int:
     return agent.x402_accepted_tokens[0].price
 
 
-OWNER_ONLY = ["update_agent", "configure_x402", "set_x402_price", "set_x402_tokens", "set_x402_endpoint",
-              "disable_x402", "set_agent_active", "close_agent"]
+OWNER_ONLY = [
+    "update_agent",
+    "configure_x402",
+    "set_x402_price",
+    "set_x402_tokens",
+    "set_x402_endpoint",
+    "disable_x402",
+    "set_agent_active",
+    "close_agent",
+]
 WITH_ARGS = [name for name in OWNER_ONLY if name not in ("disable_x402", "close_agent")]
 
 
 # ---- world ------------------------------------------------------------------------------
 
 
-def register(chain: Chain, payer: Keypair, owner: Keypair, profile: AgentProfile = PROFILE,
-             x402: X402Config | None = None) -> Pubkey:
+def register(
+    chain: Chain, payer: Keypair, owner: Keypair, profile: AgentProfile = PROFILE, x402: X402Config | None = None
+) -> Pubkey:
     result = chain.send([build_register_agent(owner.pubkey(), profile, x402)], [payer, owner])
     assert result.ok, result.logs
     return agent_address(owner.pubkey(), profile.agent_id)[0]
@@ -111,11 +121,15 @@ def valid_ix(name: str, agent: Pubkey, owner: Pubkey, mint: Pubkey) -> Instructi
     """A request that succeeds on the `world` agent, so a failure is down to the one thing a test changes."""
     accts = accounts(agent, owner)
     if name == "update_agent":
-        return update_agent(dict(agent_type=2, name="Renamed", description=None, metadata_uri=None,
-                                 capabilities=None), accts)
+        return update_agent(
+            dict(agent_type=2, name="Renamed", description=None, metadata_uri=None, capabilities=None), accts
+        )
     if name == "configure_x402":
-        return configure_x402({"config": x402_config(owner, 20_000, [mint], "https://new.example.com")}, accts,
-                              remaining_accounts=mint_accounts([mint]))
+        return configure_x402(
+            {"config": x402_config(owner, 20_000, [mint], "https://new.example.com")},
+            accts,
+            remaining_accounts=mint_accounts([mint]),
+        )
     if name == "set_x402_price":
         return set_x402_price({"prices": priced([mint], 20_000)}, accts)
     if name == "set_x402_tokens":
@@ -197,13 +211,16 @@ BAD_TOKENS: dict[str, tuple[TokenCase, str]] = {
     "duplicate later": (lambda c: (lambda a, b: ([a, b, a], [a, b, a]))(*_two_mints(c)), "DuplicateToken"),
     "default pubkey": (lambda c: _same([SYSTEM_PROGRAM_ID]), "DefaultTokenNotAllowed"),
     "funded wallet": (lambda c: _same([c.funded_keypair().pubkey()]), "NotAMint"),
-    "82 bytes of a random program": (lambda c: _same([_raw_account(c, _mint_data(), Pubkey.new_unique())]),
-                                     "NotAMint"),
-    "uninitialized mint": (lambda c: _same([_raw_account(c, _mint_data(initialized=False), TOKEN_PROGRAM_ID)]),
-                           "NotAMint"),
+    "82 bytes of a random program": (lambda c: _same([_raw_account(c, _mint_data(), Pubkey.new_unique())]), "NotAMint"),
+    "uninitialized mint": (
+        lambda c: _same([_raw_account(c, _mint_data(initialized=False), TOKEN_PROGRAM_ID)]),
+        "NotAMint",
+    ),
     "SPL token account": (lambda c: _same([_raw_account(c, _mint_data(165), TOKEN_PROGRAM_ID)]), "NotAMint"),
     "Token-2022 token account": (
-        lambda c: _same([_raw_account(c, _mint_data(200, account_type=2), TOKEN_2022_PROGRAM_ID)]), "NotAMint"),
+        lambda c: _same([_raw_account(c, _mint_data(200, account_type=2), TOKEN_2022_PROGRAM_ID)]),
+        "NotAMint",
+    ),
     "second token not a mint": (lambda c: _same([c.create_mint(), c.funded_keypair().pubkey()]), "NotAMint"),
     "other mint passed": (lambda c: (lambda a, b: ([a], [b]))(*_two_mints(c)), "MintAccountMismatch"),
     "mint account missing": (lambda c: ([c.create_mint()], []), "MintAccountMismatch"),
@@ -212,41 +229,60 @@ BAD_TOKENS: dict[str, tuple[TokenCase, str]] = {
     "extra mint account": (lambda c: (lambda a, b: ([a], [a, b]))(*_two_mints(c)), "MintAccountMismatch"),
     # Token-2022 extensions an x402 receipt cannot account for (the escrow's policy): the payee would
     # receive less than the receipt says, or the payment could be taken back or never arrive.
-    "transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(5_000))])]),
-                     "MintHasTransferFee"),
-    "100% transfer fee": (lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(10_000))])]),
-                          "MintHasTransferFee"),
+    "transfer fee": (
+        lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(5_000))])]),
+        "MintHasTransferFee",
+    ),
+    "100% transfer fee": (
+        lambda c: _same([c.create_token_2022_mint([(1, transfer_fee_config(10_000))])]),
+        "MintHasTransferFee",
+    ),
     "transfer hook": (lambda c: _same([c.create_token_2022_mint([(14, bytes(64))])]), "MintHasTransferHook"),
-    "permanent delegate": (lambda c: _same([c.create_token_2022_mint([(12, bytes(32))])]),
-                           "MintExtensionNotSupported"),
+    "permanent delegate": (lambda c: _same([c.create_token_2022_mint([(12, bytes(32))])]), "MintExtensionNotSupported"),
     "non-transferable": (lambda c: _same([c.create_token_2022_mint([(9, b"")])]), "MintExtensionNotSupported"),
-    "default-frozen accounts": (lambda c: _same([c.create_token_2022_mint([(6, bytes([2]))])]),
-                                "MintExtensionNotSupported"),
-    "pausable (an unknown extension)": (lambda c: _same([c.create_token_2022_mint([(26, bytes(33))])]),
-                                        "MintExtensionNotSupported"),
-    "extension running past the account": (lambda c: _same([_truncated_extension_mint(c)]),
-                                           "MintExtensionNotSupported"),
-    "fee mint after a good one": (lambda c: _same([c.create_mint(),
-                                                   c.create_token_2022_mint([(1, transfer_fee_config(1))])]),
-                                  "MintHasTransferFee"),
+    "default-frozen accounts": (
+        lambda c: _same([c.create_token_2022_mint([(6, bytes([2]))])]),
+        "MintExtensionNotSupported",
+    ),
+    "pausable (an unknown extension)": (
+        lambda c: _same([c.create_token_2022_mint([(26, bytes(33))])]),
+        "MintExtensionNotSupported",
+    ),
+    "extension running past the account": (
+        lambda c: _same([_truncated_extension_mint(c)]),
+        "MintExtensionNotSupported",
+    ),
+    "fee mint after a good one": (
+        lambda c: _same([c.create_mint(), c.create_token_2022_mint([(1, transfer_fee_config(1))])]),
+        "MintHasTransferFee",
+    ),
     # Accounts whose bytes look like a mint's to a careless check.
     "Token-2022 multisig shaped like a mint": (
-        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_2022_PROGRAM_ID)]), "NotAMint"),
+        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_2022_PROGRAM_ID)]),
+        "NotAMint",
+    ),
     "SPL multisig shaped like a mint": (
-        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_PROGRAM_ID)]), "NotAMint"),
+        lambda c: _same([_raw_account(c, _mint_data(355, account_type=1), TOKEN_PROGRAM_ID)]),
+        "NotAMint",
+    ),
     "Token-2022 token account with the mint flag byte": (
-        lambda c: _same([_raw_account(c, _mint_data(165, account_type=None), TOKEN_2022_PROGRAM_ID)]), "NotAMint"),
+        lambda c: _same([_raw_account(c, _mint_data(165, account_type=None), TOKEN_2022_PROGRAM_ID)]),
+        "NotAMint",
+    ),
 }
 
 GOOD_TOKENS: dict[str, TokenCase] = {
     "SPL Token mint": lambda c: _same([c.create_mint()]),
     "Token-2022 mint": lambda c: _same([c.create_mint(token_program=TOKEN_2022_PROGRAM_ID)]),
     "Token-2022 mint with extensions": lambda c: _same(
-        [_raw_account(c, _mint_data(234, account_type=1), TOKEN_2022_PROGRAM_ID)]),
-    "Token-2022 mint with neutral extensions": lambda c: _same([c.create_token_2022_mint(
-        [(3, bytes(32)), (6, bytes([1])), (18, bytes(64))])]),  # close authority, default Initialized, metadata ptr
+        [_raw_account(c, _mint_data(234, account_type=1), TOKEN_2022_PROGRAM_ID)]
+    ),
+    "Token-2022 mint with neutral extensions": lambda c: _same(
+        [c.create_token_2022_mint([(3, bytes(32)), (6, bytes([1])), (18, bytes(64))])]
+    ),  # close authority, default Initialized, metadata ptr
     "10 mints of both programs": lambda c: _same(
-        [c.create_mint(token_program=(TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)[i % 2]) for i in range(10)]),
+        [c.create_mint(token_program=(TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)[i % 2]) for i in range(10)]
+    ),
 }
 
 BAD_ENDPOINTS = {
@@ -264,8 +300,13 @@ BAD_ENDPOINTS = {
     "upper-case scheme": ("HTTPS://x", "InvalidEndpoint"),
     "one slash": ("https:/x", "InvalidEndpoint"),
 }
-GOOD_ENDPOINTS = ["https://" + "a" * 248, "http://x", "http://127.0.0.1:8080/call?x=1", "https://x",
-                  "https://ex%C3%A4mple.com/~a!$&'()*+,;=:@"]
+GOOD_ENDPOINTS = [
+    "https://" + "a" * 248,
+    "http://x",
+    "http://127.0.0.1:8080/call?x=1",
+    "https://x",
+    "https://ex%C3%A4mple.com/~a!$&'()*+,;=:@",
+]
 
 BAD_PRICES = [0, 1_000_000_000_001, 2**64 - 1]
 GOOD_PRICES = [1, 1_000_000_000_000]
@@ -281,8 +322,9 @@ BAD_PROFILE = {
     "capability 33 bytes": ({"capabilities": ["ok", "c" * 33]}, "CapabilityInvalid"),
     "empty capability": ({"capabilities": [""]}, "CapabilityInvalid"),
 }
-MAX_PROFILE = dict(name="é" * 32, description="d" * 512, metadata_uri="u" * 200,
-                   capabilities=[f"{i}".ljust(32, "c") for i in range(8)])
+MAX_PROFILE = dict(
+    name="é" * 32, description="d" * 512, metadata_uri="u" * 200, capabilities=[f"{i}".ljust(32, "c") for i in range(8)]
+)
 
 
 # ---- every owner-only instruction: the happy control and the account checks -------------------
@@ -297,8 +339,9 @@ def test_valid_request_succeeds(world: World, name: str) -> None:
 @pytest.mark.parametrize("name", OWNER_ONLY)
 def test_owner_not_signing_is_account_not_signer(world: World, name: str) -> None:
     ix = world_ix(world, name)
-    metas = [AccountMeta(m.pubkey, False, m.is_writable) if m.pubkey == world.owner.pubkey() else m
-             for m in ix.accounts]
+    metas = [
+        AccountMeta(m.pubkey, False, m.is_writable) if m.pubkey == world.owner.pubkey() else m for m in ix.accounts
+    ]
     result = assert_refused(world, [with_metas(ix, metas)], [], "AccountNotSigner")
     assert any("AnchorError caused by account: owner. Error Code: AccountNotSigner" in line for line in result.logs)
 
@@ -328,8 +371,9 @@ def test_forged_agent_owned_by_another_program(world: World, name: str, foreign_
     world.chain.set_account(forged, bytes(world.chain.account(world.agent).data), owner=owner)
     ix = valid_ix(name, forged, world.owner.pubkey(), world.usdc)
     result = assert_refused(world, [ix], [world.owner], "AccountOwnedByWrongProgram", watch=[forged])
-    assert any("AnchorError caused by account: agent. Error Code: AccountOwnedByWrongProgram" in line
-               for line in result.logs)
+    assert any(
+        "AnchorError caused by account: agent. Error Code: AccountOwnedByWrongProgram" in line for line in result.logs
+    )
 
 
 @pytest.mark.parametrize("name", OWNER_ONLY)
@@ -381,28 +425,40 @@ def test_missing_accounts_is_account_not_enough_keys(world: World, name: str) ->
 def test_truncated_arguments_are_instruction_did_not_deserialize(world: World, name: str, keep: str) -> None:
     ix = world_ix(world, name)
     data = ix.data[:-1] if keep == "all but the last byte" else ix.data[:8]
-    assert_refused(world, [Instruction(ix.program_id, data, ix.accounts)], [world.owner],
-                   "InstructionDidNotDeserialize")
+    assert_refused(
+        world, [Instruction(ix.program_id, data, ix.accounts)], [world.owner], "InstructionDidNotDeserialize"
+    )
 
 
 @pytest.mark.parametrize("name", OWNER_ONLY)
 def test_trailing_bytes_are_instruction_did_not_deserialize(world: World, name: str) -> None:
     """As register_agent: arguments must be consumed exactly."""
     ix = world_ix(world, name)
-    assert_refused(world, [Instruction(ix.program_id, ix.data + b"\x00", ix.accounts)], [world.owner],
-                   "InstructionDidNotDeserialize")
+    assert_refused(
+        world,
+        [Instruction(ix.program_id, ix.data + b"\x00", ix.accounts)],
+        [world.owner],
+        "InstructionDidNotDeserialize",
+    )
 
 
-@pytest.mark.parametrize("name, data", [
-    ("set_agent_active", b"\x02"),  # a bool is 0 or 1
-    ("update_agent", b"\x02" + b"\x00" * 4),  # an Option tag is 0 or 1
-    ("update_agent", b"\x00\x01" + struct.pack("<I", 1000) + b"x"),  # string longer than the data
-    ("set_x402_tokens", struct.pack("<I", 2) + bytes(32)),  # vec shorter than its length
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("set_agent_active", b"\x02"),  # a bool is 0 or 1
+        ("update_agent", b"\x02" + b"\x00" * 4),  # an Option tag is 0 or 1
+        ("update_agent", b"\x00\x01" + struct.pack("<I", 1000) + b"x"),  # string longer than the data
+        ("set_x402_tokens", struct.pack("<I", 2) + bytes(32)),  # vec shorter than its length
+    ],
+)
 def test_malformed_arguments_are_instruction_did_not_deserialize(world: World, name: str, data: bytes) -> None:
     ix = world_ix(world, name)
-    assert_refused(world, [Instruction(ix.program_id, ix.data[:8] + data, ix.accounts)], [world.owner],
-                   "InstructionDidNotDeserialize")
+    assert_refused(
+        world,
+        [Instruction(ix.program_id, ix.data[:8] + data, ix.accounts)],
+        [world.owner],
+        "InstructionDidNotDeserialize",
+    )
 
 
 # ---- update_agent ----------------------------------------------------------------------------
@@ -411,31 +467,66 @@ def test_malformed_arguments_are_instruction_did_not_deserialize(world: World, n
 def test_update_agent_sets_every_field_and_emits_agent_updated(world: World) -> None:
     before = world.agent_state()
     now = world.warp(100)
-    ix = update_agent(dict(agent_type=7, name="Traductrice", description="FR<->EN", metadata_uri="ipfs://meta",
-                           capabilities=["translate", "proofread", "ocr"]), accounts(world.agent, world.owner.pubkey()))
+    ix = update_agent(
+        dict(
+            agent_type=7,
+            name="Traductrice",
+            description="FR<->EN",
+            metadata_uri="ipfs://meta",
+            capabilities=["translate", "proofread", "ocr"],
+        ),
+        accounts(world.agent, world.owner.pubkey()),
+    )
 
     result = ok(world, [ix])
 
     agent = world.agent_state()
     assert (agent.agent_type, agent.name, agent.description, agent.metadata_uri, agent.capabilities) == (
-        7, "Traductrice", "FR<->EN", "ipfs://meta", ["translate", "proofread", "ocr"])
+        7,
+        "Traductrice",
+        "FR<->EN",
+        "ipfs://meta",
+        ["translate", "proofread", "ocr"],
+    )
     assert agent.updated_at == now and agent.created_at == before.created_at < now
     # nothing else moved
     assert (agent.agent_id, agent.owner, agent.bump, agent.is_active, agent.x402_enabled) == (
-        before.agent_id, before.owner, before.bump, before.is_active, before.x402_enabled)
-    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint,
-            agent.x402_payment_address) == (price_of(before), mints_of(before),
-                                            before.x402_service_endpoint, before.x402_payment_address)
+        before.agent_id,
+        before.owner,
+        before.bump,
+        before.is_active,
+        before.x402_enabled,
+    )
+    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint, agent.x402_payment_address) == (
+        price_of(before),
+        mints_of(before),
+        before.x402_service_endpoint,
+        before.x402_payment_address,
+    )
     assert world.chain.account(world.agent).lamports == world.chain.svm.minimum_balance_for_rent_exemption(AGENT_SPACE)
     event = result.event("AgentUpdated")
     assert (event.agent, event.owner, event.agent_type, event.name, event.timestamp) == (
-        world.agent, world.owner.pubkey(), 7, "Traductrice", now)
+        world.agent,
+        world.owner.pubkey(),
+        7,
+        "Traductrice",
+        now,
+    )
 
 
-@pytest.mark.parametrize("field, value", [
-    ("agent_type", 9), ("name", "Only the name"), ("description", ""), ("description", "longer " * 50),
-    ("metadata_uri", ""), ("metadata_uri", "ar://x"), ("capabilities", []), ("capabilities", ["a", "b", "c"]),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("agent_type", 9),
+        ("name", "Only the name"),
+        ("description", ""),
+        ("description", "longer " * 50),
+        ("metadata_uri", ""),
+        ("metadata_uri", "ar://x"),
+        ("capabilities", []),
+        ("capabilities", ["a", "b", "c"]),
+    ],
+)
 def test_update_agent_none_keeps_the_other_fields(world: World, field: str, value) -> None:
     before = world.agent_state()
     args = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
@@ -458,7 +549,7 @@ def test_update_agent_with_nothing_only_touches_updated_at(world: World) -> None
     result = ok(world, [update_agent(args, accounts(world.agent, world.owner.pubkey()))])
     after_data = bytes(world.chain.account(world.agent).data)
     assert after_data[:UPDATED_AT_OFFSET] == before_data[:UPDATED_AT_OFFSET]
-    assert after_data[UPDATED_AT_OFFSET + 8:] == before_data[UPDATED_AT_OFFSET + 8:]
+    assert after_data[UPDATED_AT_OFFSET + 8 :] == before_data[UPDATED_AT_OFFSET + 8 :]
     assert world.agent_state().updated_at == now
     event = result.event("AgentUpdated")
     assert (event.name, event.agent_type, event.timestamp) == ("Translator", 1, now)
@@ -467,18 +558,49 @@ def test_update_agent_with_nothing_only_touches_updated_at(world: World) -> None
 def test_update_agent_to_maximum_sizes_and_back(world: World) -> None:
     accts = accounts(world.agent, world.owner.pubkey())
     # two transactions: all maxima at once would not fit in a packet
-    ok(world, [update_agent(dict(agent_type=255, name=MAX_PROFILE["name"], description=MAX_PROFILE["description"],
-                                 metadata_uri=None, capabilities=None), accts)])
-    ok(world, [update_agent(dict(agent_type=None, name=None, description=None,
-                                 metadata_uri=MAX_PROFILE["metadata_uri"],
-                                 capabilities=MAX_PROFILE["capabilities"]), accts)])
+    ok(
+        world,
+        [
+            update_agent(
+                dict(
+                    agent_type=255,
+                    name=MAX_PROFILE["name"],
+                    description=MAX_PROFILE["description"],
+                    metadata_uri=None,
+                    capabilities=None,
+                ),
+                accts,
+            )
+        ],
+    )
+    ok(
+        world,
+        [
+            update_agent(
+                dict(
+                    agent_type=None,
+                    name=None,
+                    description=None,
+                    metadata_uri=MAX_PROFILE["metadata_uri"],
+                    capabilities=MAX_PROFILE["capabilities"],
+                ),
+                accts,
+            )
+        ],
+    )
     agent = world.agent_state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == (
-        MAX_PROFILE["name"], MAX_PROFILE["description"], MAX_PROFILE["metadata_uri"], MAX_PROFILE["capabilities"])
+        MAX_PROFILE["name"],
+        MAX_PROFILE["description"],
+        MAX_PROFILE["metadata_uri"],
+        MAX_PROFILE["capabilities"],
+    )
     assert agent.agent_type == 255 and agent.x402_service_endpoint == ENDPOINT and agent.agent_id == "translator"
 
-    ok(world, [update_agent(dict(agent_type=None, name="x", description="", metadata_uri="", capabilities=["y"]),
-                            accts)])
+    ok(
+        world,
+        [update_agent(dict(agent_type=None, name="x", description="", metadata_uri="", capabilities=["y"]), accts)],
+    )
     agent = world.agent_state()
     assert (agent.name, agent.description, agent.metadata_uri, agent.capabilities) == ("x", "", "", ["y"])
     assert agent.x402_service_endpoint == ENDPOINT and mints_of(agent) == [world.usdc]
@@ -492,9 +614,14 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
     rng = random.Random(402)
     accts = accounts(world.agent, world.owner.pubkey())
     mints = [world.usdc] + [world.chain.create_mint() for _ in range(3)]
-    expected = dict(name=PROFILE.name, description=PROFILE.description, metadata_uri=PROFILE.metadata_uri,
-                    capabilities=PROFILE.capabilities, x402_accepted_tokens=priced([world.usdc]),
-                    x402_service_endpoint=ENDPOINT)
+    expected = dict(
+        name=PROFILE.name,
+        description=PROFILE.description,
+        metadata_uri=PROFILE.metadata_uri,
+        capabilities=PROFILE.capabilities,
+        x402_accepted_tokens=priced([world.usdc]),
+        x402_service_endpoint=ENDPOINT,
+    )
 
     def text(limit: int, minimum: int = 0) -> str:
         return "".join(rng.choice("ab\u00e9") for _ in range(rng.randint(minimum, limit // 2)))
@@ -502,14 +629,22 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
     for step in range(40):
         kind = rng.choice(["profile", "tokens", "endpoint", "configure"])
         if kind == "profile":
-            changes = {field: rng.choice([None, value]) for field, value in (
-                ("name", text(64, 1)), ("description", text(200)), ("metadata_uri", text(100)),
-                ("capabilities", [text(32, 1) for _ in range(rng.randint(0, 8))]))}
+            changes = {
+                field: rng.choice([None, value])
+                for field, value in (
+                    ("name", text(64, 1)),
+                    ("description", text(200)),
+                    ("metadata_uri", text(100)),
+                    ("capabilities", [text(32, 1) for _ in range(rng.randint(0, 8))]),
+                )
+            }
             instruction = update_agent(dict(agent_type=None, **changes), accts)
             expected.update({k: v for k, v in changes.items() if v is not None})
         elif kind == "tokens":
             tokens = rng.sample(mints, rng.randint(1, len(mints)))
-            instruction = set_x402_tokens({"accepted_tokens": priced(tokens)}, accts, remaining_accounts=mint_accounts(tokens))
+            instruction = set_x402_tokens(
+                {"accepted_tokens": priced(tokens)}, accts, remaining_accounts=mint_accounts(tokens)
+            )
             expected["x402_accepted_tokens"] = priced(tokens)
         elif kind == "endpoint":
             endpoint = "https://" + "e" * rng.randint(1, 120)
@@ -518,8 +653,11 @@ def test_random_updates_keep_the_account_exactly_serialized(world: World) -> Non
         else:
             tokens = rng.sample(mints, rng.randint(1, len(mints)))
             endpoint = "http://" + "c" * rng.randint(1, 120)
-            instruction = configure_x402({"config": x402_config(world.owner.pubkey(), 5_000, tokens, endpoint)}, accts,
-                                         remaining_accounts=mint_accounts(tokens))
+            instruction = configure_x402(
+                {"config": x402_config(world.owner.pubkey(), 5_000, tokens, endpoint)},
+                accts,
+                remaining_accounts=mint_accounts(tokens),
+            )
             expected.update(x402_accepted_tokens=priced(tokens, 5_000), x402_service_endpoint=endpoint)
         ok(world, [instruction])
 
@@ -537,24 +675,38 @@ def test_agent_at_full_capacity_can_be_updated(world: World) -> None:
     mints = [chain.create_mint() for _ in range(10)]
     endpoint = "https://" + "e" * 248
     profile = AgentProfile("i" * 32, MAX_PROFILE["name"], agent_type=3)
-    agent = register(chain, world.facilitator, world.owner, profile, x402_config(world.owner.pubkey(), 1_000, mints[:1],
-                                                                           endpoint))
+    agent = register(
+        chain, world.facilitator, world.owner, profile, x402_config(world.owner.pubkey(), 1_000, mints[:1], endpoint)
+    )
     accts = accounts(agent, world.owner.pubkey())
     none = dict(agent_type=None, name=None, description=None, metadata_uri=None, capabilities=None)
     ok(world, [set_x402_tokens({"accepted_tokens": priced(mints)}, accts, remaining_accounts=mint_accounts(mints))])
-    ok(world, [update_agent({**none, "description": MAX_PROFILE["description"],
-                             "metadata_uri": MAX_PROFILE["metadata_uri"]}, accts)])
+    ok(
+        world,
+        [
+            update_agent(
+                {**none, "description": MAX_PROFILE["description"], "metadata_uri": MAX_PROFILE["metadata_uri"]}, accts
+            )
+        ],
+    )
     ok(world, [update_agent({**none, "capabilities": MAX_PROFILE["capabilities"]}, accts)])
     full = Agent.decode(chain.account(agent).data)
-    encodable = {**full.__dict__, "x402_accepted_tokens": [t.to_encodable() for t in full.x402_accepted_tokens],
-                 "earnings": [slot.to_encodable() for slot in full.earnings]}
+    encodable = {
+        **full.__dict__,
+        "x402_accepted_tokens": [t.to_encodable() for t in full.x402_accepted_tokens],
+        "earnings": [slot.to_encodable() for slot in full.earnings],
+    }
     assert len(Agent.discriminator) + len(Agent.layout.build(encodable)) == AGENT_SPACE  # really full
 
     ok(world, [update_agent({**none, "name": "ñ" * 32, "description": "D" * 512}, accts)])
     ok(world, [update_agent({**none, "metadata_uri": "U" * 200, "capabilities": ["Z" * 32] * 8}, accts)])
     state = Agent.decode(chain.account(agent).data)
     assert (state.name, state.description, state.metadata_uri, state.capabilities) == (
-        "ñ" * 32, "D" * 512, "U" * 200, ["Z" * 32] * 8)
+        "ñ" * 32,
+        "D" * 512,
+        "U" * 200,
+        ["Z" * 32] * 8,
+    )
     assert (mints_of(state), state.agent_id, state.x402_service_endpoint) == (mints, "i" * 32, endpoint)
 
 
@@ -566,8 +718,10 @@ def test_update_agent_rejects_invalid_fields(world: World, case: str) -> None:
 
 
 def test_update_agent_rejects_invalid_utf8_name(world: World) -> None:
-    ix = update_agent(dict(agent_type=None, name="ab", description=None, metadata_uri=None, capabilities=None),
-                      accounts(world.agent, world.owner.pubkey()))
+    ix = update_agent(
+        dict(agent_type=None, name="ab", description=None, metadata_uri=None, capabilities=None),
+        accounts(world.agent, world.owner.pubkey()),
+    )
     data = ix.data.replace(b"ab", b"\xff\xfe")
     assert_refused(world, [Instruction(ix.program_id, data, ix.accounts)], [world.owner], "NameInvalid")
 
@@ -575,13 +729,21 @@ def test_update_agent_rejects_invalid_utf8_name(world: World) -> None:
 # ---- configure_x402 --------------------------------------------------------------------------
 
 
-def configure_ix(world: World, price: int = 20_000, tokens: list[Pubkey] | None = None,
-                 passed: list[Pubkey] | None = None, endpoint: str = "https://new.example.com",
-                 payment: Pubkey | None = None) -> Instruction:
+def configure_ix(
+    world: World,
+    price: int = 20_000,
+    tokens: list[Pubkey] | None = None,
+    passed: list[Pubkey] | None = None,
+    endpoint: str = "https://new.example.com",
+    payment: Pubkey | None = None,
+) -> Instruction:
     tokens = [world.usdc] if tokens is None else tokens
     config = x402_config(world.owner.pubkey() if payment is None else payment, price, tokens, endpoint)
-    return configure_x402({"config": config}, accounts(world.agent, world.owner.pubkey()),
-                          remaining_accounts=mint_accounts(tokens if passed is None else passed))
+    return configure_x402(
+        {"config": config},
+        accounts(world.agent, world.owner.pubkey()),
+        remaining_accounts=mint_accounts(tokens if passed is None else passed),
+    )
 
 
 def test_configure_x402_enables_and_sets_everything(plain_world: World) -> None:
@@ -595,22 +757,33 @@ def test_configure_x402_enables_and_sets_everything(plain_world: World) -> None:
 
     agent = world.agent_state()
     assert agent.x402_enabled and agent.is_active
-    assert (price_of(agent), agent.x402_payment_address, mints_of(agent),
-            agent.x402_service_endpoint) == (123_456, payee, mints, "https://pay.example.com/x")
+    assert (price_of(agent), agent.x402_payment_address, mints_of(agent), agent.x402_service_endpoint) == (
+        123_456,
+        payee,
+        mints,
+        "https://pay.example.com/x",
+    )
     assert agent.updated_at == now
-    assert (agent.name, agent.description, agent.capabilities) == (PROFILE.name, PROFILE.description,
-                                                                    PROFILE.capabilities)
+    assert (agent.name, agent.description, agent.capabilities) == (
+        PROFILE.name,
+        PROFILE.description,
+        PROFILE.capabilities,
+    )
     event = result.event("X402Configured")
-    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint, event.timestamp) == (
-        world.agent, payee, pairs(priced(mints, 123_456)), "https://pay.example.com/x", now)
+    assert (
+        event.agent,
+        event.payment_address,
+        pairs(event.accepted_tokens),
+        event.service_endpoint,
+        event.timestamp,
+    ) == (world.agent, payee, pairs(priced(mints, 123_456)), "https://pay.example.com/x", now)
 
 
 def test_configure_x402_replaces_an_existing_configuration(world: World) -> None:
     other = world.chain.create_mint()
     result = ok(world, [configure_ix(world, 50_000, [other], endpoint="http://b.example")])
     agent = world.agent_state()
-    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint) == (
-        50_000, [other], "http://b.example")
+    assert (price_of(agent), mints_of(agent), agent.x402_service_endpoint) == (50_000, [other], "http://b.example")
     assert pairs(result.event("X402Configured").accepted_tokens) == pairs(priced([other], 50_000))
 
 
@@ -672,13 +845,20 @@ def test_configure_x402_refused_on_plain_agent_leaves_it_disabled(plain_world: W
 
 def test_set_x402_price_emits_the_new_prices(world: World) -> None:
     now = world.warp(100)
-    result = ok(world, [set_x402_price({"prices": priced([world.usdc], 55_555)}, accounts(world.agent, world.owner.pubkey()))])
+    result = ok(
+        world, [set_x402_price({"prices": priced([world.usdc], 55_555)}, accounts(world.agent, world.owner.pubkey()))]
+    )
     agent = world.agent_state()
     assert price_of(agent) == 55_555 and agent.updated_at == now
     assert mints_of(agent) == [world.usdc] and agent.x402_service_endpoint == ENDPOINT
     event = result.event("X402Configured")
-    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint, event.timestamp) == (
-        world.agent, world.owner.pubkey(), pairs(priced([world.usdc], 55_555)), ENDPOINT, now)
+    assert (
+        event.agent,
+        event.payment_address,
+        pairs(event.accepted_tokens),
+        event.service_endpoint,
+        event.timestamp,
+    ) == (world.agent, world.owner.pubkey(), pairs(priced([world.usdc], 55_555)), ENDPOINT, now)
 
 
 @pytest.mark.parametrize("price", GOOD_PRICES)
@@ -698,7 +878,10 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
     cents = world.chain.create_mint(decimals=2)
     accts = accounts(world.agent, world.owner.pubkey())
     tokens = [TokenPrice(world.usdc, 20_000), TokenPrice(cents, 2_000)]  # 0.02 USDC, 20.00 of the other
-    ok(world, [set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts([world.usdc, cents]))])
+    ok(
+        world,
+        [set_x402_tokens({"accepted_tokens": tokens}, accts, remaining_accounts=mint_accounts([world.usdc, cents]))],
+    )
     assert pairs(world.agent_state().x402_accepted_tokens) == [(world.usdc, 20_000), (cents, 2_000)]
 
     result = ok(world, [set_x402_price({"prices": [TokenPrice(cents, 1_500)]}, accts)])
@@ -706,14 +889,20 @@ def test_each_mint_keeps_its_own_price(world: World) -> None:
     assert pairs(result.event("X402Configured").accepted_tokens) == [(world.usdc, 20_000), (cents, 1_500)]
 
 
-@pytest.mark.parametrize(("prices", "error"), [
-    ("not accepted", "PaymentMintNotAccepted"),
-    ("empty", "NoAcceptedTokens"),
-    ("second price out of range", "PriceOutOfRange"),
-])
+@pytest.mark.parametrize(
+    ("prices", "error"),
+    [
+        ("not accepted", "PaymentMintNotAccepted"),
+        ("empty", "NoAcceptedTokens"),
+        ("second price out of range", "PriceOutOfRange"),
+    ],
+)
 def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
-    entries = {"not accepted": [TokenPrice(world.chain.create_mint(), 5_000)], "empty": [],
-               "second price out of range": [TokenPrice(world.usdc, 5_000), TokenPrice(world.usdc, 0)]}[prices]
+    entries = {
+        "not accepted": [TokenPrice(world.chain.create_mint(), 5_000)],
+        "empty": [],
+        "second price out of range": [TokenPrice(world.usdc, 5_000), TokenPrice(world.usdc, 0)],
+    }[prices]
     ix = set_x402_price({"prices": entries}, accounts(world.agent, world.owner.pubkey()))
     assert_refused(world, [ix], [world.owner], error)
 
@@ -721,23 +910,34 @@ def test_set_x402_price_refusals(world: World, prices: str, error: str) -> None:
 @pytest.mark.parametrize("price", BAD_PRICES)
 def test_a_bad_price_for_any_token_refuses_the_configuration(plain_world: World, price: int) -> None:
     mints = [plain_world.usdc, plain_world.chain.create_mint()]
-    config = X402Config(plain_world.owner.pubkey(), [TokenPrice(mints[0], 10_000), TokenPrice(mints[1], price)],
-                        ENDPOINT)
-    ix = configure_x402({"config": config}, accounts(plain_world.agent, plain_world.owner.pubkey()),
-                        remaining_accounts=mint_accounts(mints))
+    config = X402Config(
+        plain_world.owner.pubkey(), [TokenPrice(mints[0], 10_000), TokenPrice(mints[1], price)], ENDPOINT
+    )
+    ix = configure_x402(
+        {"config": config},
+        accounts(plain_world.agent, plain_world.owner.pubkey()),
+        remaining_accounts=mint_accounts(mints),
+    )
     assert_refused(plain_world, [ix], [plain_world.owner], "PriceOutOfRange")
 
 
 def test_set_x402_tokens_replaces_the_list(world: World) -> None:
     mints = [world.chain.create_mint(token_program=TOKEN_2022_PROGRAM_ID), world.chain.create_mint()]
     now = world.warp(100)
-    ix = set_x402_tokens({"accepted_tokens": priced(mints)}, accounts(world.agent, world.owner.pubkey()),
-                         remaining_accounts=mint_accounts(mints))
+    ix = set_x402_tokens(
+        {"accepted_tokens": priced(mints)},
+        accounts(world.agent, world.owner.pubkey()),
+        remaining_accounts=mint_accounts(mints),
+    )
     result = ok(world, [ix])
     agent = world.agent_state()
     assert mints_of(agent) == mints and agent.updated_at == now
     assert (price_of(agent), agent.x402_service_endpoint, agent.name, agent.capabilities) == (
-        10_000, ENDPOINT, PROFILE.name, PROFILE.capabilities)
+        10_000,
+        ENDPOINT,
+        PROFILE.name,
+        PROFILE.capabilities,
+    )
     event = result.event("X402Configured")
     assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced(mints)), ENDPOINT)
 
@@ -746,16 +946,22 @@ def test_set_x402_tokens_replaces_the_list(world: World) -> None:
 def test_set_x402_tokens_rejects_bad_tokens(world: World, case: str) -> None:
     build, error = BAD_TOKENS[case]
     tokens, passed = build(world.chain)
-    ix = set_x402_tokens({"accepted_tokens": priced(tokens)}, accounts(world.agent, world.owner.pubkey()),
-                         remaining_accounts=mint_accounts(passed))
+    ix = set_x402_tokens(
+        {"accepted_tokens": priced(tokens)},
+        accounts(world.agent, world.owner.pubkey()),
+        remaining_accounts=mint_accounts(passed),
+    )
     assert_refused(world, [ix], [world.owner], error)
 
 
 @pytest.mark.parametrize("case", GOOD_TOKENS)
 def test_set_x402_tokens_accepts_mints(world: World, case: str) -> None:
     tokens, passed = GOOD_TOKENS[case](world.chain)
-    ix = set_x402_tokens({"accepted_tokens": priced(tokens)}, accounts(world.agent, world.owner.pubkey()),
-                         remaining_accounts=mint_accounts(passed))
+    ix = set_x402_tokens(
+        {"accepted_tokens": priced(tokens)},
+        accounts(world.agent, world.owner.pubkey()),
+        remaining_accounts=mint_accounts(passed),
+    )
     ok(world, [ix])
     assert mints_of(world.agent_state()) == tokens
 
@@ -766,11 +972,19 @@ def test_set_x402_endpoint_changes_only_the_endpoint(world: World) -> None:
     result = ok(world, [ix])
     agent = world.agent_state()
     assert agent.x402_service_endpoint == "http://new.example/v2" and agent.updated_at == now
-    assert (price_of(agent), mints_of(agent), agent.name, agent.description,
-            agent.metadata_uri, agent.capabilities) == (10_000, [world.usdc], PROFILE.name, PROFILE.description,
-                                                        PROFILE.metadata_uri, PROFILE.capabilities)
+    assert (
+        price_of(agent),
+        mints_of(agent),
+        agent.name,
+        agent.description,
+        agent.metadata_uri,
+        agent.capabilities,
+    ) == (10_000, [world.usdc], PROFILE.name, PROFILE.description, PROFILE.metadata_uri, PROFILE.capabilities)
     event = result.event("X402Configured")
-    assert (pairs(event.accepted_tokens), event.service_endpoint) == (pairs(priced([world.usdc])), "http://new.example/v2")
+    assert (pairs(event.accepted_tokens), event.service_endpoint) == (
+        pairs(priced([world.usdc])),
+        "http://new.example/v2",
+    )
 
 
 @pytest.mark.parametrize("case", BAD_ENDPOINTS)
@@ -846,7 +1060,11 @@ def test_close_agent_refunds_the_owner(world: World, extra_lamports: int) -> Non
     assert chain.balance(world.facilitator.pubkey()) == payer_before - 2 * FEE
     event = result.event("AgentClosed")
     assert (event.agent, event.owner, event.refunded_lamports, event.timestamp) == (
-        world.agent, world.owner.pubkey(), held, now)
+        world.agent,
+        world.owner.pubkey(),
+        held,
+        now,
+    )
 
 
 def test_close_agent_empties_the_account_like_anchor(world: World) -> None:
@@ -896,7 +1114,7 @@ def test_close_and_reuse_in_one_transaction_is_refused(world: World) -> None:
 def test_close_agent_with_open_work_orders_is_refused(world: World, open_orders: int) -> None:
     chain = world.chain
     data = bytearray(chain.account(world.agent).data)
-    data[OPEN_WORK_ORDERS_OFFSET:OPEN_WORK_ORDERS_OFFSET + 4] = struct.pack("<I", open_orders)
+    data[OPEN_WORK_ORDERS_OFFSET : OPEN_WORK_ORDERS_OFFSET + 4] = struct.pack("<I", open_orders)
     chain.set_account(world.agent, bytes(data), owner=chain.program_id)
     assert world.agent_state().open_work_orders == open_orders
 
@@ -908,8 +1126,9 @@ def test_close_agent_with_open_work_orders_is_refused(world: World, open_orders:
 # ---- register_agent: x402 and profile validation ---------------------------------------------------
 
 
-def register_ix(owner: Pubkey, x402: X402Config | None = None, passed: list[Pubkey] | None = None,
-                **profile) -> Instruction:
+def register_ix(
+    owner: Pubkey, x402: X402Config | None = None, passed: list[Pubkey] | None = None, **profile
+) -> Instruction:
     ix = build_register_agent(owner, AgentProfile(**{**PROFILE.__dict__, **profile}), x402)
     if passed is None:
         return ix
@@ -969,8 +1188,9 @@ def test_register_agent_rejects_agent_id(world: World, newcomer: Keypair, agent_
     """A seed longer than 32 bytes has no PDA, so the agent account here is any key:
     the ID is checked before the address."""
     valid = register_ix(newcomer.pubkey())
-    args = dict(agent_id=agent_id, agent_type=1, name="Translator", description="", metadata_uri="",
-                capabilities=[], x402=None)
+    args = dict(
+        agent_id=agent_id, agent_type=1, name="Translator", description="", metadata_uri="", capabilities=[], x402=None
+    )
     agent = agent_address(newcomer.pubkey(), agent_id)[0] if agent_id == "" else Keypair().pubkey()
     ix = register_agent(args, {"agent": agent, "reputation": valid.accounts[1].pubkey, "owner": newcomer.pubkey()})
     assert ix.accounts[1:] == valid.accounts[1:]

@@ -90,13 +90,34 @@ def x402(payment: Pubkey, price: int, tokens: list[Pubkey], endpoint: str) -> di
 
 
 def test_idl_describes_every_instruction(program: Program) -> None:
-    assert list(program.instruction) == ["register_agent", "update_agent", "configure_x402", "set_x402_price",
-                                         "set_x402_tokens", "set_x402_endpoint", "disable_x402", "set_agent_active",
-                                         "close_agent", "record_x402_payment", "submit_feedback", "close_receipt",
-                                         "close_payer_stats", "refresh_reputation", "create_work_order", "accept_work_order",
-                                         "submit_work_delivery", "reject_delivery", "release_payment", "claim_payment",
-                                         "open_dispute", "resolve_dispute", "cancel_work_order", "decline_work_order",
-                                         "claim_refund", "settle_by_default"]
+    assert list(program.instruction) == [
+        "register_agent",
+        "update_agent",
+        "configure_x402",
+        "set_x402_price",
+        "set_x402_tokens",
+        "set_x402_endpoint",
+        "disable_x402",
+        "set_agent_active",
+        "close_agent",
+        "record_x402_payment",
+        "submit_feedback",
+        "close_receipt",
+        "close_payer_stats",
+        "refresh_reputation",
+        "create_work_order",
+        "accept_work_order",
+        "submit_work_delivery",
+        "reject_delivery",
+        "release_payment",
+        "claim_payment",
+        "open_dispute",
+        "resolve_dispute",
+        "cancel_work_order",
+        "decline_work_order",
+        "claim_refund",
+        "settle_by_default",
+    ]
     assert program.program_id == Chain().program_id
 
 
@@ -111,15 +132,40 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     t0 = chain.svm.get_clock().unix_timestamp
 
     # register_agent, without x402 (system_program comes from the IDL's fixed address)
-    result = client.send(client.ix("register_agent", "dyn", 4, "Dynamic", "made by anchorpy", "https://m.example",
-                                   ["a", "b"], None, accounts={**register_accts, "system_program": SYSTEM_PROGRAM_ID}),
-                         owner)
+    result = client.send(
+        client.ix(
+            "register_agent",
+            "dyn",
+            4,
+            "Dynamic",
+            "made by anchorpy",
+            "https://m.example",
+            ["a", "b"],
+            None,
+            accounts={**register_accts, "system_program": SYSTEM_PROGRAM_ID},
+        ),
+        owner,
+    )
     event = only_event(client, result, "AgentRegistered")
-    assert (event.agent, event.owner, event.agent_id, event.name, event.agent_type, event.x402_enabled,
-            event.registration, event.timestamp) == (agent, owner.pubkey(), "dyn", "Dynamic", 4, False, 1, t0)
+    assert (
+        event.agent,
+        event.owner,
+        event.agent_id,
+        event.name,
+        event.agent_type,
+        event.x402_enabled,
+        event.registration,
+        event.timestamp,
+    ) == (agent, owner.pubkey(), "dyn", "Dynamic", 4, False, 1, t0)
     state = client.agent(agent)
     assert (state.owner, state.agent_id, state.name, state.description, state.metadata_uri, state.capabilities) == (
-        owner.pubkey(), "dyn", "Dynamic", "made by anchorpy", "https://m.example", ["a", "b"])
+        owner.pubkey(),
+        "dyn",
+        "Dynamic",
+        "made by anchorpy",
+        "https://m.example",
+        ["a", "b"],
+    )
     assert state.is_active and not state.x402_enabled and state.created_at == state.updated_at == t0
     assert state.open_work_orders == 0 and state.reputation_score == 0
 
@@ -128,10 +174,20 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     result = client.send(client.ix("update_agent", 5, None, "new description", None, ["c"], accounts=accts), owner)
     event = only_event(client, result, "AgentUpdated")
     assert (event.agent, event.owner, event.agent_type, event.name, event.timestamp) == (
-        agent, owner.pubkey(), 5, "Dynamic", t1)
+        agent,
+        owner.pubkey(),
+        5,
+        "Dynamic",
+        t1,
+    )
     state = client.agent(agent)
     assert (state.agent_type, state.name, state.description, state.metadata_uri, state.capabilities) == (
-        5, "Dynamic", "new description", "https://m.example", ["c"])
+        5,
+        "Dynamic",
+        "new description",
+        "https://m.example",
+        ["c"],
+    )
     assert state.updated_at == t1 and state.created_at == t0
 
     # configure_x402 (struct argument, mints as remaining accounts)
@@ -139,13 +195,19 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     config = x402(owner.pubkey(), 2_000, [mint_a, mint_b], "https://dyn.example/call")
     result = client.send(client.ix("configure_x402", config, accounts=accts, mints=[mint_a, mint_b]), owner)
     event = only_event(client, result, "X402Configured")
-    assert (event.agent, event.payment_address, pairs(event.accepted_tokens), event.service_endpoint,
-            event.timestamp) == (agent, owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)],
-                                 "https://dyn.example/call", t2)
+    assert (
+        event.agent,
+        event.payment_address,
+        pairs(event.accepted_tokens),
+        event.service_endpoint,
+        event.timestamp,
+    ) == (agent, owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)], "https://dyn.example/call", t2)
     state = client.agent(agent)
-    assert state.x402_enabled and (state.x402_payment_address, pairs(state.x402_accepted_tokens),
-                                   state.x402_service_endpoint) == (
-        owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)], "https://dyn.example/call")
+    assert state.x402_enabled and (
+        state.x402_payment_address,
+        pairs(state.x402_accepted_tokens),
+        state.x402_service_endpoint,
+    ) == (owner.pubkey(), [(mint_a, 2_000), (mint_b, 2_000)], "https://dyn.example/call")
 
     # set_x402_price: one mint repriced
     result = client.send(client.ix("set_x402_price", prices([mint_b], 3_000), accounts=accts), owner)
@@ -163,7 +225,10 @@ def test_agent_lifecycle_with_the_dynamic_client(program: Program) -> None:
     result = client.send(client.ix("set_x402_endpoint", "http://other.example", accounts=accts), owner)
     event = only_event(client, result, "X402Configured")
     assert (event.service_endpoint, pairs(event.accepted_tokens), event.payment_address) == (
-        "http://other.example", [(mint_b, 3_000)], owner.pubkey())
+        "http://other.example",
+        [(mint_b, 3_000)],
+        owner.pubkey(),
+    )
     assert client.agent(agent).x402_service_endpoint == "http://other.example"
 
     # disable_x402
@@ -201,15 +266,31 @@ def test_register_with_x402_struct(program: Program) -> None:
     mint = client.chain.create_mint()
     agent = client.agent_address(owner.pubkey(), "paid")
     config = x402(owner.pubkey(), 1_000_000_000_000, [mint], "https://paid.example")
-    ix = client.ix("register_agent", "paid", 0, "Paid", "", "", [], config,
-                   accounts={"agent": agent, "owner": owner.pubkey(), "system_program": SYSTEM_PROGRAM_ID,
-                             "reputation": reputation_address(agent)[0]},
-                   mints=[mint])
+    ix = client.ix(
+        "register_agent",
+        "paid",
+        0,
+        "Paid",
+        "",
+        "",
+        [],
+        config,
+        accounts={
+            "agent": agent,
+            "owner": owner.pubkey(),
+            "system_program": SYSTEM_PROGRAM_ID,
+            "reputation": reputation_address(agent)[0],
+        },
+        mints=[mint],
+    )
     event = only_event(client, client.send(ix, owner), "AgentRegistered")
     assert event.x402_enabled and event.registration == 1
     state = client.agent(agent)
     assert (pairs(state.x402_accepted_tokens), state.x402_service_endpoint, state.x402_payment_address) == (
-        [(mint, 1_000_000_000_000)], "https://paid.example", owner.pubkey())
+        [(mint, 1_000_000_000_000)],
+        "https://paid.example",
+        owner.pubkey(),
+    )
 
 
 def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> None:
@@ -220,51 +301,126 @@ def test_dynamic_instructions_match_the_generated_bindings(program: Program) -> 
     config = X402Config(owner, [TokenPrice(mint, 5_000)], "https://x.example")
     config_dict = x402(owner, 5_000, [mint], "https://x.example")
     mints = [AccountMeta(mint, is_signer=False, is_writable=False)]
-    payment_accts = {**accts, "payer_stats": Pubkey.new_unique(), "receipt": Pubkey.new_unique(), "payer": owner,
-                     "rent_payer": Pubkey.new_unique(),
-                     "payee_token_account": Pubkey.new_unique(), "source_token_account": Pubkey.new_unique(),
-                     "mint": mint, "instructions_sysvar": INSTRUCTIONS,
-                     "system_program": SYSTEM_PROGRAM_ID, "authority": owner}
+    payment_accts = {
+        **accts,
+        "payer_stats": Pubkey.new_unique(),
+        "receipt": Pubkey.new_unique(),
+        "payer": owner,
+        "rent_payer": Pubkey.new_unique(),
+        "payee_token_account": Pubkey.new_unique(),
+        "source_token_account": Pubkey.new_unique(),
+        "mint": mint,
+        "instructions_sysvar": INSTRUCTIONS,
+        "system_program": SYSTEM_PROGRAM_ID,
+        "authority": owner,
+    }
     pairs = [
-        (client.ix("register_agent", "id", 1, "N", "d", "u", ["c"], config_dict,
-                   accounts={**accts, "system_program": SYSTEM_PROGRAM_ID}, mints=[mint]),
-         generated.register_agent(dict(agent_id="id", agent_type=1, name="N", description="d", metadata_uri="u",
-                                       capabilities=["c"], x402=config), accts, remaining_accounts=mints)),
-        (client.ix("update_agent", None, "N", None, "u", [], accounts=accts),
-         generated.update_agent(dict(agent_type=None, name="N", description=None, metadata_uri="u",
-                                     capabilities=[]), accts)),
-        (client.ix("configure_x402", config_dict, accounts=accts, mints=[mint]),
-         generated.configure_x402({"config": config}, accts, remaining_accounts=mints)),
-        (client.ix("set_x402_price", prices([mint], 7_777), accounts=accts),
-         generated.set_x402_price({"prices": [TokenPrice(mint, 7_777)]}, accts)),
-        (client.ix("set_x402_tokens", prices([mint], 7_777), accounts=accts, mints=[mint]),
-         generated.set_x402_tokens({"accepted_tokens": [TokenPrice(mint, 7_777)]}, accts, remaining_accounts=mints)),
-        (client.ix("set_x402_endpoint", "https://e", accounts=accts),
-         generated.set_x402_endpoint({"service_endpoint": "https://e"}, accts)),
+        (
+            client.ix(
+                "register_agent",
+                "id",
+                1,
+                "N",
+                "d",
+                "u",
+                ["c"],
+                config_dict,
+                accounts={**accts, "system_program": SYSTEM_PROGRAM_ID},
+                mints=[mint],
+            ),
+            generated.register_agent(
+                dict(
+                    agent_id="id",
+                    agent_type=1,
+                    name="N",
+                    description="d",
+                    metadata_uri="u",
+                    capabilities=["c"],
+                    x402=config,
+                ),
+                accts,
+                remaining_accounts=mints,
+            ),
+        ),
+        (
+            client.ix("update_agent", None, "N", None, "u", [], accounts=accts),
+            generated.update_agent(
+                dict(agent_type=None, name="N", description=None, metadata_uri="u", capabilities=[]), accts
+            ),
+        ),
+        (
+            client.ix("configure_x402", config_dict, accounts=accts, mints=[mint]),
+            generated.configure_x402({"config": config}, accts, remaining_accounts=mints),
+        ),
+        (
+            client.ix("set_x402_price", prices([mint], 7_777), accounts=accts),
+            generated.set_x402_price({"prices": [TokenPrice(mint, 7_777)]}, accts),
+        ),
+        (
+            client.ix("set_x402_tokens", prices([mint], 7_777), accounts=accts, mints=[mint]),
+            generated.set_x402_tokens({"accepted_tokens": [TokenPrice(mint, 7_777)]}, accts, remaining_accounts=mints),
+        ),
+        (
+            client.ix("set_x402_endpoint", "https://e", accounts=accts),
+            generated.set_x402_endpoint({"service_endpoint": "https://e"}, accts),
+        ),
         (client.ix("disable_x402", accounts=accts), generated.disable_x402(accts)),
         (client.ix("set_agent_active", True, accounts=accts), generated.set_agent_active({"is_active": True}, accts)),
         (client.ix("close_agent", accounts=accts), generated.close_agent(accts)),
-        (client.ix("record_x402_payment", 10_000, list(range(32)), accounts=payment_accts),
-         generated.record_x402_payment({"amount": 10_000, "reference": list(range(32))}, payment_accts)),
-        (client.ix("submit_feedback", list(range(32)), True, 250, 5, accounts=payment_accts),
-         generated.submit_feedback({"reference": list(range(32)), "success": True, "response_time_ms": 250,
-                                    "rating": 5}, payment_accts)),
+        (
+            client.ix("record_x402_payment", 10_000, list(range(32)), accounts=payment_accts),
+            generated.record_x402_payment({"amount": 10_000, "reference": list(range(32))}, payment_accts),
+        ),
+        (
+            client.ix("submit_feedback", list(range(32)), True, 250, 5, accounts=payment_accts),
+            generated.submit_feedback(
+                {"reference": list(range(32)), "success": True, "response_time_ms": 250, "rating": 5}, payment_accts
+            ),
+        ),
         (client.ix("close_receipt", accounts=payment_accts), generated.close_receipt(payment_accts)),
         (client.ix("close_payer_stats", accounts=payment_accts), generated.close_payer_stats(payment_accts)),
         (client.ix("refresh_reputation", accounts=accts), generated.refresh_reputation(accts)),
     ]
-    wo = {name: Pubkey.new_unique() for name in ("work_order", "vault", "client", "client_token_account",
-                                                "provider_token_account", "provider", "arbiter", "party")}
-    wo |= {"agent": agent, "reputation": accts["reputation"], "mint": mint, "token_program": TOKEN_PROGRAM_ID,
-           "system_program": SYSTEM_PROGRAM_ID}
-    terms = dict(order_id=7, amount=5_000_000, deadline=1_900_000_000, review_period_seconds=3_600,
-                 arbiter=wo["arbiter"], title="T", description="D", requirements=["r1", "r2"])
+    wo = {
+        name: Pubkey.new_unique()
+        for name in (
+            "work_order",
+            "vault",
+            "client",
+            "client_token_account",
+            "provider_token_account",
+            "provider",
+            "arbiter",
+            "party",
+        )
+    }
+    wo |= {
+        "agent": agent,
+        "reputation": accts["reputation"],
+        "mint": mint,
+        "token_program": TOKEN_PROGRAM_ID,
+        "system_program": SYSTEM_PROGRAM_ID,
+    }
+    terms = dict(
+        order_id=7,
+        amount=5_000_000,
+        deadline=1_900_000_000,
+        review_period_seconds=3_600,
+        arbiter=wo["arbiter"],
+        title="T",
+        description="D",
+        requirements=["r1", "r2"],
+    )
     pairs += [
         (client.ix("create_work_order", *terms.values(), accounts=wo), generated.create_work_order(terms, wo)),
-        (client.ix("accept_work_order", wo["arbiter"], accounts=wo),
-         generated.accept_work_order({"arbiter": wo["arbiter"]}, wo)),
-        (client.ix("submit_work_delivery", "ipfs://x", list(range(32)), accounts=wo),
-         generated.submit_work_delivery({"deliverable_uri": "ipfs://x", "content_hash": list(range(32))}, wo)),
+        (
+            client.ix("accept_work_order", wo["arbiter"], accounts=wo),
+            generated.accept_work_order({"arbiter": wo["arbiter"]}, wo),
+        ),
+        (
+            client.ix("submit_work_delivery", "ipfs://x", list(range(32)), accounts=wo),
+            generated.submit_work_delivery({"deliverable_uri": "ipfs://x", "content_hash": list(range(32))}, wo),
+        ),
         (client.ix("reject_delivery", "no", accounts=wo), generated.reject_delivery({"reason": "no"}, wo)),
         (client.ix("release_payment", 5, accounts=wo), generated.release_payment({"amount": 5}, wo)),
         (client.ix("claim_payment", accounts=wo), generated.claim_payment(wo)),
@@ -288,14 +444,30 @@ def test_program_errors_are_named_in_the_idl(program: Program) -> None:
     chain = client.chain
     owner, intruder = chain.funded_keypair(), chain.funded_keypair()
     agent = client.agent_address(owner.pubkey(), "mine")
-    assert client.send(client.ix("register_agent", "mine", 0, "Mine", "", "", [], None,
-                                 accounts={"agent": agent, "owner": owner.pubkey(),
-                                           "reputation": reputation_address(agent)[0],
-                                           "system_program": SYSTEM_PROGRAM_ID}), owner).ok
+    assert client.send(
+        client.ix(
+            "register_agent",
+            "mine",
+            0,
+            "Mine",
+            "",
+            "",
+            [],
+            None,
+            accounts={
+                "agent": agent,
+                "owner": owner.pubkey(),
+                "reputation": reputation_address(agent)[0],
+                "system_program": SYSTEM_PROGRAM_ID,
+            },
+        ),
+        owner,
+    ).ok
     before = chain.account(agent)
 
-    result = client.send(client.ix("set_agent_active", False, accounts={"agent": agent, "owner": intruder.pubkey()}),
-                         intruder)
+    result = client.send(
+        client.ix("set_agent_active", False, accounts={"agent": agent, "owner": intruder.pubkey()}), intruder
+    )
 
     assert result.error == "Unauthorized" and not client.events(result.logs)
     codes = {e.name: e.code for e in program.idl.errors}

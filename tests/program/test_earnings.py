@@ -51,8 +51,11 @@ REFERENCES = itertools.count(1)
 
 def set_tokens(world: World, mints: list[Pubkey]) -> TxResult:
     """The owner's configuration: exactly `mints` accepted, each at PRICE."""
-    ix = set_x402_tokens({"accepted_tokens": [TokenPrice(m, PRICE) for m in mints]},
-                         {"agent": world.agent, "owner": world.owner.pubkey()}, remaining_accounts=mint_accounts(mints))
+    ix = set_x402_tokens(
+        {"accepted_tokens": [TokenPrice(m, PRICE) for m in mints]},
+        {"agent": world.agent, "owner": world.owner.pubkey()},
+        remaining_accounts=mint_accounts(mints),
+    )
     return world.send([ix], world.owner)
 
 
@@ -63,8 +66,11 @@ def accept(world: World, mints: list[Pubkey]) -> TxResult:
 
 
 def retired(result: TxResult) -> list[tuple[Pubkey, int, int]]:
-    return [(e.data.mint, e.data.x402_payments, e.data.escrow_earnings) for e in result.events
-            if e.name == "MintEarningsRetired"]
+    return [
+        (e.data.mint, e.data.x402_payments, e.data.escrow_earnings)
+        for e in result.events
+        if e.name == "MintEarningsRetired"
+    ]
 
 
 def payable_mint(world: World, *payers: Keypair) -> Pubkey:
@@ -79,9 +85,21 @@ def payable_mint(world: World, *payers: Keypair) -> Pubkey:
 
 def pay(world: World, payer: Keypair, mint: Pubkey) -> TxResult:
     """An x402 payment of PRICE by `payer` to the agent (whose payment address is its owner)."""
-    return world.send(build_x402_payment(payer.pubkey(), world.agent, world.owner.pubkey(), mint, DECIMALS,
-                                         PRICE, reference(next(REFERENCES)), TOKEN_PROGRAM_ID,
-                                         fee_payer=world.facilitator.pubkey(), compute_unit_limit=100_000), payer)
+    return world.send(
+        build_x402_payment(
+            payer.pubkey(),
+            world.agent,
+            world.owner.pubkey(),
+            mint,
+            DECIMALS,
+            PRICE,
+            reference(next(REFERENCES)),
+            TOKEN_PROGRAM_ID,
+            fee_payer=world.facilitator.pubkey(),
+            compute_unit_limit=100_000,
+        ),
+        payer,
+    )
 
 
 def table(world: World) -> list[tuple[Pubkey, int, int, int]]:
@@ -122,7 +140,9 @@ def hire_and_pay_honestly(world: World, honest: Keypair, order_mint: Pubkey, pay
     # the facilitator pays every fee; the order's rents came back to the client; the rent of the client's
     # PayerStats stays, if this was its first payment to the agent
     assert world.chain.balances([p.pubkey() for p in parties]) == {
-        **sol, honest.pubkey(): sol[honest.pubkey()] - (stats_rent(world) if first_payment else 0)}
+        **sol,
+        honest.pubkey(): sol[honest.pubkey()] - (stats_rent(world) if first_payment else 0),
+    }
 
 
 # ---- per mint ------------------------------------------------------------------------------------------
@@ -133,14 +153,26 @@ def test_payments_in_mints_of_different_decimals_are_kept_apart() -> None:
     cents = world.chain.create_mint(2)
     world.chain.create_token_account(world.payer.pubkey(), cents, PAYMENT_FUNDS)
     world.chain.create_token_account(world.payee.pubkey(), cents, 0)
-    ix = set_x402_tokens({"accepted_tokens": [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 150)]},
-                         {"agent": world.agent, "owner": world.owner.pubkey()},
-                         remaining_accounts=mint_accounts([world.usdc, cents]))
+    ix = set_x402_tokens(
+        {"accepted_tokens": [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 150)]},
+        {"agent": world.agent, "owner": world.owner.pubkey()},
+        remaining_accounts=mint_accounts([world.usdc, cents]),
+    )
     assert world.send([ix], world.owner).ok
     for n, (mint, decimals, amount) in enumerate([(cents, 2, 150), (world.usdc, 6, PRICE), (cents, 2, 151)]):
-        assert world.send(build_x402_payment(world.payer.pubkey(), world.agent, world.payee.pubkey(), mint, decimals,
-                                             amount, reference(n), fee_payer=world.facilitator.pubkey()),
-                          world.payer).ok
+        assert world.send(
+            build_x402_payment(
+                world.payer.pubkey(),
+                world.agent,
+                world.payee.pubkey(),
+                mint,
+                decimals,
+                amount,
+                reference(n),
+                fee_payer=world.facilitator.pubkey(),
+            ),
+            world.payer,
+        ).ok
 
     earned = earnings_by_mint(world.agent_state())
     assert list(earned) == [cents, world.usdc]  # slots in the order the mints were first paid in
@@ -171,8 +203,8 @@ def test_a_stranger_paying_in_every_mint_the_agent_ever_accepted_cannot_block_ho
     honest = world.chain.funded_keypair(100)
     pool = [payable_mint(world, honest) for _ in range(MAX_EARNING_MINTS + 4)]
     for start in range(0, MAX_EARNING_MINTS, 4):
-        accept(world, pool[start:start + 4])
-        for mint in pool[start:start + 4]:
+        accept(world, pool[start : start + 4])
+        for mint in pool[start : start + 4]:
             assert pay(world, world.stranger, mint).ok
     assert table(world) == [(m, PRICE, 0, 0) for m in pool[:MAX_EARNING_MINTS]]  # full
 
@@ -182,13 +214,18 @@ def test_a_stranger_paying_in_every_mint_the_agent_ever_accepted_cannot_block_ho
         assert pay(world, world.stranger, mint).ok
     hire_and_pay_honestly(world, honest, order_mint=newest[2], payment_mint=newest[3])
 
-    assert table(world) == [(newest[0], PRICE, 0, 0), (newest[1], PRICE, 0, 0), (newest[2], 0, AMOUNT, 0),
-                            (newest[3], PRICE, 0, 0)] + [(m, PRICE, 0, 0) for m in pool[4:MAX_EARNING_MINTS]]
+    assert table(world) == [
+        (newest[0], PRICE, 0, 0),
+        (newest[1], PRICE, 0, 0),
+        (newest[2], 0, AMOUNT, 0),
+        (newest[3], PRICE, 0, 0),
+    ] + [(m, PRICE, 0, 0) for m in pool[4:MAX_EARNING_MINTS]]
     assert world.balance(world.owner.pubkey(), pool[0]) == PRICE  # retiring a slot moves no tokens
 
 
-def test_a_stranger_keeping_an_order_open_while_re_creating_declined_ones_cannot_block_honest_payments_or_orders(
-) -> None:
+def test_a_stranger_keeping_an_order_open_while_re_creating_declined_ones_cannot_block_honest_payments_or_orders() -> (
+    None
+):
     """A client keeps one accepted order open (its slot must stay: the order will still pay out) and, each time
     the agent accepts a new mint, opens an order in it that the provider declines, leaving a slot that earned
     nothing. Once 16 mints hold slots, the owner accepts a 17th: an empty-handed slot is reused, an honest

@@ -16,15 +16,28 @@ from tests.program.svm import InProcessChain as Chain
 AGENT_SPACE = 2808
 
 
-def register_ix(owner: Pubkey, agent_id: str = "translator", x402: X402Config | None = None,
-                mints: list[Pubkey] | None = None, **overrides) -> Instruction:
+def register_ix(
+    owner: Pubkey,
+    agent_id: str = "translator",
+    x402: X402Config | None = None,
+    mints: list[Pubkey] | None = None,
+    **overrides,
+) -> Instruction:
     agent, _ = agent_address(owner, agent_id)
-    args = dict(agent_id=agent_id, agent_type=1, name="Translator", description="EN<->FR translation",
-                metadata_uri="https://example.com/agent.json", capabilities=["translate", "summarize"], x402=x402)
+    args = dict(
+        agent_id=agent_id,
+        agent_type=1,
+        name="Translator",
+        description="EN<->FR translation",
+        metadata_uri="https://example.com/agent.json",
+        capabilities=["translate", "summarize"],
+        x402=x402,
+    )
     args.update(overrides)
     remaining = [AccountMeta(m, is_signer=False, is_writable=False) for m in (mints or [])]
-    return register_agent(args, {"agent": agent, "reputation": reputation_address(agent)[0], "owner": owner},
-                          remaining_accounts=remaining)
+    return register_agent(
+        args, {"agent": agent, "reputation": reputation_address(agent)[0], "owner": owner}, remaining_accounts=remaining
+    )
 
 
 @pytest.fixture
@@ -35,8 +48,11 @@ def chain() -> Chain:
 def test_register_agent_creates_the_account_and_emits_the_event(chain: Chain) -> None:
     owner = chain.funded_keypair()
     mint = chain.create_mint()
-    x402 = X402Config(payment_address=owner.pubkey(), accepted_tokens=[TokenPrice(mint, 10_000)],
-                      service_endpoint="https://agent.example.com/translate")
+    x402 = X402Config(
+        payment_address=owner.pubkey(),
+        accepted_tokens=[TokenPrice(mint, 10_000)],
+        service_endpoint="https://agent.example.com/translate",
+    )
 
     result = chain.send([register_ix(owner.pubkey(), x402=x402, mints=[mint])], [owner])
 
@@ -55,7 +71,12 @@ def test_register_agent_creates_the_account_and_emits_the_event(chain: Chain) ->
 
     event = result.event("AgentRegistered")
     assert (event.agent, event.owner, event.agent_id, event.x402_enabled, event.registration) == (
-        address, owner.pubkey(), "translator", True, 1)
+        address,
+        owner.pubkey(),
+        "translator",
+        True,
+        1,
+    )
 
 
 def test_register_agent_without_x402(chain: Chain) -> None:

@@ -43,8 +43,9 @@ def inputs(vector: dict) -> ReputationInputs:
 
 def expected(vector: dict) -> ReputationScore:
     e = vector["expected"]
-    return ReputationScore(e["payment_success"], e["service_quality"], e["response_time"], e["volume_consistency"],
-                           e["score"])
+    return ReputationScore(
+        e["payment_success"], e["service_quality"], e["response_time"], e["volume_consistency"], e["score"]
+    )
 
 
 # ---- Python ------------------------------------------------------------------------------------------
@@ -102,9 +103,16 @@ class ScoreOracle:
         assert len(batch) <= len(self.agents)
         instructions = []
         for metrics, (agent, reputation, bump) in zip(batch, self.agents):
-            fields = {**metrics.__dict__, "payment_history_7d": list(metrics.payment_history_7d), "agent": agent,
-                      "history_day": self.today, "created_at": 0, "updated_at": 0, "registration": 1,
-                      "bump": bump}
+            fields = {
+                **metrics.__dict__,
+                "payment_history_7d": list(metrics.payment_history_7d),
+                "agent": agent,
+                "history_day": self.today,
+                "created_at": 0,
+                "updated_at": 0,
+                "registration": 1,
+                "bump": bump,
+            }
             data = ReputationMetrics.discriminator + ReputationMetrics.layout.build(fields)
             self.chain.set_account(reputation, data, owner=self.chain.program_id)
             instructions.append(refresh_reputation({"agent": agent, "reputation": reputation}))
@@ -114,8 +122,13 @@ class ScoreOracle:
         assert len(events) == len(batch)
         out = []
         for event, (agent, _, _) in zip(events, self.agents):
-            components = ReputationScore(event.payment_success, event.service_quality, event.response_time,
-                                         event.volume_consistency, event.new_score)
+            components = ReputationScore(
+                event.payment_success,
+                event.service_quality,
+                event.response_time,
+                event.volume_consistency,
+                event.new_score,
+            )
             out.append((components, Agent.decode(self.chain.account(agent).data).reputation_score))
         return out
 
@@ -128,7 +141,7 @@ def oracle() -> ScoreOracle:
 def test_program_score_matches_the_vectors(oracle: ScoreOracle) -> None:
     vectors = VECTORS["vectors"]
     for start in range(0, len(vectors), AGENTS_PER_TRANSACTION):
-        chunk = vectors[start:start + AGENTS_PER_TRANSACTION]
+        chunk = vectors[start : start + AGENTS_PER_TRANSACTION]
         for vector, (components, stored) in zip(chunk, oracle.scores([inputs(v) for v in chunk])):
             assert components == expected(vector), vector["name"]
             assert stored == expected(vector).score, vector["name"]
@@ -153,7 +166,8 @@ def random_metrics(rng: random.Random) -> ReputationInputs:
     return ReputationInputs(
         successful_payments=random_counter(rng),
         failed_payments=random_counter(rng),
-        total_response_time_ms=min(responses * rng.randint(0, 12_000), U64_MAX) if rng.random() < 0.8
+        total_response_time_ms=min(responses * rng.randint(0, 12_000), U64_MAX)
+        if rng.random() < 0.8
         else random_counter(rng),
         response_time_count=responses,
         total_rating=min(ratings * rng.randint(1, 5), U64_MAX) if rng.random() < 0.8 else random_counter(rng),

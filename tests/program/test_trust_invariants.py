@@ -120,8 +120,9 @@ class Trust:
 
     # ---- plumbing ------------------------------------------------------------------------------------
 
-    def send(self, instructions: list[Instruction], *signers: Keypair, honest: bool, what: str,
-             error: str | None = None) -> bool:
+    def send(
+        self, instructions: list[Instruction], *signers: Keypair, honest: bool, what: str, error: str | None = None
+    ) -> bool:
         """Send; an honest step must succeed, a hostile one fail (with `error` when given)."""
         return self.landed(self.chain.send(instructions, [*signers]), honest, what, error)
 
@@ -146,24 +147,49 @@ class Trust:
         return associated_token_address(owner, self.mints[mint])
 
     def transfer(self, payer: Keypair, mint: str, amount: int, destination: Pubkey | None = None) -> Instruction:
-        return transfer_checked(TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID, source=self.ata(payer.pubkey(), mint), mint=self.mints[mint],
-            dest=destination or self.ata(self.payee.pubkey(), mint), owner=payer.pubkey(), amount=amount,
-            decimals=DECIMALS[mint]))
+        return transfer_checked(
+            TransferCheckedParams(
+                program_id=TOKEN_PROGRAM_ID,
+                source=self.ata(payer.pubkey(), mint),
+                mint=self.mints[mint],
+                dest=destination or self.ata(self.payee.pubkey(), mint),
+                owner=payer.pubkey(),
+                amount=amount,
+                decimals=DECIMALS[mint],
+            )
+        )
 
     def record(self, payer: Keypair, mint: str, amount: int, ref: bytes) -> Instruction:
-        return build_record_x402_payment(self.agent, payer.pubkey(), amount, ref, self.ata(payer.pubkey(), mint),
-                                         self.mints[mint], self.ata(self.payee.pubkey(), mint))
+        return build_record_x402_payment(
+            self.agent,
+            payer.pubkey(),
+            amount,
+            ref,
+            self.ata(payer.pubkey(), mint),
+            self.mints[mint],
+            self.ata(self.payee.pubkey(), mint),
+        )
 
     def stats_address(self, payer: Keypair) -> Pubkey:
         return payer_stats_address(self.agent, payer.pubkey())[0]
 
-    def feedback(self, ref: bytes, payer: Keypair, success: bool, rating: int, stats: Pubkey | None = None
-                 ) -> Instruction:
-        return submit_feedback({"reference": list(ref), "success": success,
-                                "response_time_ms": self.rng.choice([0, 300, 4_000]), "rating": rating},
-                               {"agent": self.agent, "reputation": reputation_address(self.agent)[0],
-                                "payer_stats": stats or self.stats_address(payer), "payer": payer.pubkey()})
+    def feedback(
+        self, ref: bytes, payer: Keypair, success: bool, rating: int, stats: Pubkey | None = None
+    ) -> Instruction:
+        return submit_feedback(
+            {
+                "reference": list(ref),
+                "success": success,
+                "response_time_ms": self.rng.choice([0, 300, 4_000]),
+                "rating": rating,
+            },
+            {
+                "agent": self.agent,
+                "reputation": reputation_address(self.agent)[0],
+                "payer_stats": stats or self.stats_address(payer),
+                "payer": payer.pubkey(),
+            },
+        )
 
     # ---- honest steps ----------------------------------------------------------------------------------
 
@@ -171,8 +197,12 @@ class Trust:
         payer, mint, ref = self.rng.choice(self.buyers), self.rng.choice(list(self.mints)), self.reference()
         amount = PRICES[mint] + self.rng.choice([0, 0, 1, 999])
         memo = [build_memo(os.urandom(8).hex())] if self.rng.random() < 0.5 else []
-        if self.send([self.transfer(payer, mint, amount), *memo, self.record(payer, mint, amount, ref)], payer,
-                     honest=True, what="pay"):
+        if self.send(
+            [self.transfer(payer, mint, amount), *memo, self.record(payer, mint, amount, ref)],
+            payer,
+            honest=True,
+            what="pay",
+        ):
             self.pair(payer).paid_at(self.now(), ref)
             self.references.append(ref)
 
@@ -185,8 +215,13 @@ class Trust:
         pair = self.pair(payer)
         ref = pair.unrated.pop(self.rng.randrange(len(pair.unrated)))
         within = pair.window_open(self.now())
-        if self.send([self.feedback(ref, payer, self.rng.random() < 0.8, self.rng.randint(0, 5))], payer,
-                     honest=within, what="feedback", error=None if within else "FeedbackWindowClosed"):
+        if self.send(
+            [self.feedback(ref, payer, self.rng.random() < 0.8, self.rng.randint(0, 5))],
+            payer,
+            honest=within,
+            what="feedback",
+            error=None if within else "FeedbackWindowClosed",
+        ):
             pair.rated += 1
         else:
             pair.unrated.append(ref)
@@ -197,8 +232,20 @@ class Trust:
         if not opened:
             return self.pay()
         payer = self.rng.choice(opened)
-        self.send([close_payer_stats({"payer_stats": self.stats_address(payer), "authority": payer.pubkey(),
-                                      "rent_payer": payer.pubkey()})], payer, honest=True, what="close stats")
+        self.send(
+            [
+                close_payer_stats(
+                    {
+                        "payer_stats": self.stats_address(payer),
+                        "authority": payer.pubkey(),
+                        "rent_payer": payer.pubkey(),
+                    }
+                )
+            ],
+            payer,
+            honest=True,
+            what="close stats",
+        )
         self.pairs[payer.pubkey()] = Pair()
 
     def delivered_order(self, amount: int, deadline_in: int) -> WorkOrderRef:
@@ -207,13 +254,30 @@ class Trust:
         self.next_order += 1
         now = self.chain.svm.get_clock().unix_timestamp
         terms = WorkOrderTerms(amount, now + deadline_in, self.arbiter.pubkey(), "Job", "", (), REVIEW)
-        self.send([build_create_work_order(self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms,
-                                           vault.pubkey())], self.client, vault, honest=True, what="create")
-        order = WorkOrderRef.derive(self.client.pubkey(), order_id, self.agent, self.owner.pubkey(),
-                                    self.arbiter.pubkey(), self.mints["usdc"], vault.pubkey())
+        self.send(
+            [
+                build_create_work_order(
+                    self.client.pubkey(), self.agent, self.mints["usdc"], order_id, terms, vault.pubkey()
+                )
+            ],
+            self.client,
+            vault,
+            honest=True,
+            what="create",
+        )
+        order = WorkOrderRef.derive(
+            self.client.pubkey(),
+            order_id,
+            self.agent,
+            self.owner.pubkey(),
+            self.arbiter.pubkey(),
+            self.mints["usdc"],
+            vault.pubkey(),
+        )
         self.send([build_accept_work_order(order, order.arbiter)], self.owner, honest=True, what="accept")
-        self.send([build_submit_work_delivery(order, "ipfs://work", bytes(32))], self.owner, honest=True,
-                  what="deliver")
+        self.send(
+            [build_submit_work_delivery(order, "ipfs://work", bytes(32))], self.owner, honest=True, what="deliver"
+        )
         return order
 
     def work_order(self) -> None:
@@ -226,8 +290,12 @@ class Trust:
             self.send([build_release_payment(order, amount)], self.client, honest=True, what="release")
         elif end == "dispute":
             self.send([build_open_dispute(order, self.client.pubkey(), "no")], self.client, honest=True, what="dispute")
-            self.send([build_resolve_dispute(order, self.rng.choice([0, 5_000, 10_000]))], self.arbiter, honest=True,
-                      what="resolve")
+            self.send(
+                [build_resolve_dispute(order, self.rng.choice([0, 5_000, 10_000]))],
+                self.arbiter,
+                honest=True,
+                what="resolve",
+            )
         elif end == "unruled":
             self.send([build_open_dispute(order, self.owner.pubkey(), "no")], self.owner, honest=True, what="dispute")
             self.warp(RULING)
@@ -244,32 +312,72 @@ class Trust:
 
     def attack(self) -> None:
         payer, ref = self.rng.choice(self.buyers), self.reference()
-        kind = self.rng.choice(["relay", "two records", "no transfer", "self", "below price", "wrong price mint",
-                                "stranger feedback", "feedback beyond paid", "forged stats", "replay", "robbery",
-                                "two memos", "late dispute"])
+        kind = self.rng.choice(
+            [
+                "relay",
+                "two records",
+                "no transfer",
+                "self",
+                "below price",
+                "wrong price mint",
+                "stranger feedback",
+                "feedback beyond paid",
+                "forged stats",
+                "replay",
+                "robbery",
+                "two memos",
+                "late dispute",
+            ]
+        )
         if kind == "relay":
             refs = [ref, self.reference()]
-            metas = [AccountMeta(PROGRAM_ID, False, False)] + list(self.record(payer, "usdc", PRICES["usdc"], ref).accounts)
+            metas = [AccountMeta(PROGRAM_ID, False, False)] + list(
+                self.record(payer, "usdc", PRICES["usdc"], ref).accounts
+            )
             relay = Instruction(self.relay, struct.pack("<Q", PRICES["usdc"]) + b"".join(refs), metas)
             self.send([self.transfer(payer, "usdc", PRICES["usdc"]), relay], payer, honest=False, what=kind)
         elif kind == "two records":
-            self.send([self.transfer(payer, "usdc", PRICES["usdc"]), self.record(payer, "usdc", PRICES["usdc"], ref),
-                       self.record(payer, "usdc", PRICES["usdc"], self.reference())], payer, honest=False, what=kind)
+            self.send(
+                [
+                    self.transfer(payer, "usdc", PRICES["usdc"]),
+                    self.record(payer, "usdc", PRICES["usdc"], ref),
+                    self.record(payer, "usdc", PRICES["usdc"], self.reference()),
+                ],
+                payer,
+                honest=False,
+                what=kind,
+            )
         elif kind == "no transfer":
             self.send([self.record(payer, "usdc", PRICES["usdc"], ref)], payer, honest=False, what=kind)
         elif kind == "self":
-            self.send([self.transfer(self.owner, "usdc", PRICES["usdc"]),
-                       self.record(self.owner, "usdc", PRICES["usdc"], ref)], self.owner, honest=False, what=kind)
+            self.send(
+                [
+                    self.transfer(self.owner, "usdc", PRICES["usdc"]),
+                    self.record(self.owner, "usdc", PRICES["usdc"], ref),
+                ],
+                self.owner,
+                honest=False,
+                what=kind,
+            )
         elif kind == "below price":
-            self.send([self.transfer(payer, "cents", 1), self.record(payer, "cents", 1, ref)], payer, honest=False,
-                      what=kind)
+            self.send(
+                [self.transfer(payer, "cents", 1), self.record(payer, "cents", 1, ref)], payer, honest=False, what=kind
+            )
         elif kind == "wrong price mint":  # the cents price paid in usdc
-            self.send([self.transfer(payer, "usdc", PRICES["cents"]), self.record(payer, "usdc", PRICES["cents"], ref)],
-                      payer, honest=False, what=kind)
+            self.send(
+                [self.transfer(payer, "usdc", PRICES["cents"]), self.record(payer, "usdc", PRICES["cents"], ref)],
+                payer,
+                honest=False,
+                what=kind,
+            )
         elif kind == "stranger feedback":  # signed by another buyer, with this buyer's PayerStats
             stranger = next(b for b in self.buyers if b != payer)
-            self.send([self.feedback(ref, stranger, False, 1, stats=self.stats_address(payer))], stranger,
-                      honest=False, what=kind)
+            self.send(
+                [self.feedback(ref, stranger, False, 1, stats=self.stats_address(payer))],
+                stranger,
+                honest=False,
+                what=kind,
+            )
         elif kind == "feedback beyond paid":  # more ratings than open calls, or none paid since closing
             pair = self.pair(payer)
             extra = [self.feedback(self.reference(), payer, False, 1) for _ in range(pair.open + 1)]
@@ -280,12 +388,19 @@ class Trust:
                 data = bytearray(self.chain.account(self.stats_address(payer)).data)
                 data[104:112] = (PayerStats.decode(bytes(data)).paid_calls + 50).to_bytes(8, "little")
                 self.chain.set_account(forged, bytes(data), owner=Pubkey.new_unique())
-                self.send([self.feedback(ref, payer, False, 1, stats=forged)], payer, honest=False, what=kind,
-                          error="AccountOwnedByWrongProgram")
+                self.send(
+                    [self.feedback(ref, payer, False, 1, stats=forged)],
+                    payer,
+                    honest=False,
+                    what=kind,
+                    error="AccountOwnedByWrongProgram",
+                )
         elif kind == "replay":  # an honest payment's signed transaction, sent twice: it lands once
             message = Message.new_with_blockhash(
                 [self.transfer(payer, "usdc", PRICES["usdc"]), self.record(payer, "usdc", PRICES["usdc"], ref)],
-                payer.pubkey(), self.chain.svm.latest_blockhash())
+                payer.pubkey(),
+                self.chain.svm.latest_blockhash(),
+            )
             signed = Transaction([payer], message, self.chain.svm.latest_blockhash())
             self.landed(self.chain.execute(signed), honest=True, what="replayed payment, first")
             self.pair(payer).paid_at(self.now(), ref)
@@ -295,8 +410,12 @@ class Trust:
         elif kind == "robbery":  # delivered 100 s before the deadline; 200 s later, reject and refund at once
             order = self.delivered_order(5_000_000, 100)
             self.warp(200)
-            self.send([build_reject_delivery(order, "mine now"), build_claim_refund(order)], self.client,
-                      honest=False, what=kind)
+            self.send(
+                [build_reject_delivery(order, "mine now"), build_claim_refund(order)],
+                self.client,
+                honest=False,
+                what=kind,
+            )
             self.send([build_release_payment(order, 5_000_000)], self.client, honest=True, what="release")
         elif kind == "late dispute":  # the grace period after a rejection passed: the refund is the client's
             order = self.delivered_order(5_000_000, DAY)
@@ -306,8 +425,17 @@ class Trust:
             self.send([build_claim_refund(order)], self.client, honest=True, what="refund")
         elif kind == "two memos":
             memo = build_memo("x")
-            self.send([self.transfer(payer, "usdc", PRICES["usdc"]), memo, memo,
-                       self.record(payer, "usdc", PRICES["usdc"], ref)], payer, honest=False, what=kind)
+            self.send(
+                [
+                    self.transfer(payer, "usdc", PRICES["usdc"]),
+                    memo,
+                    memo,
+                    self.record(payer, "usdc", PRICES["usdc"], ref),
+                ],
+                payer,
+                honest=False,
+                what=kind,
+            )
 
 
 def make_trust(seed: int) -> Trust:
@@ -323,8 +451,18 @@ def make_trust(seed: int) -> Trust:
             chain.create_token_account(who.pubkey(), mint, 0 if who in (payee,) else FUNDS)
     relay = Pubkey.new_unique()
     chain.svm.add_program(relay, cpi_relay_program())
-    return Trust(chain, owner, payee, buyers, client, arbiter, agent_address(owner.pubkey(), "worker")[0], mints,
-                 relay, random.Random(seed))
+    return Trust(
+        chain,
+        owner,
+        payee,
+        buyers,
+        client,
+        arbiter,
+        agent_address(owner.pubkey(), "worker")[0],
+        mints,
+        relay,
+        random.Random(seed),
+    )
 
 
 def token_total(t: Trust, mint: str) -> int:
@@ -374,7 +512,11 @@ def check_pairs(t: Trust, recorded: list) -> None:
         if pair.exists:
             stats = PayerStats.decode(bytes(account.data))
             assert (stats.paid_calls, stats.rated_calls, stats.expired_calls, stats.last_paid_at) == (
-                pair.paid, pair.rated, pair.expired, pair.last_paid_at)
+                pair.paid,
+                pair.rated,
+                pair.expired,
+                pair.last_paid_at,
+            )
             assert stats.rated_calls + stats.expired_calls <= stats.paid_calls
     assert not any(t.chain.account(receipt_address(t.agent, bytes(r.reference))[0]) for r in recorded[-20:])
     ratings = Counter(str(e.data.payer) for e in t.events if e.name == "FeedbackSubmitted")
@@ -399,9 +541,14 @@ def check(t: Trust, totals: dict[str, int]) -> None:
         assert (earned[mint].x402_payments if mint in earned else 0) == paid
     metrics = ReputationMetrics.decode(bytes(t.chain.account(reputation_address(t.agent)[0]).data))
     m = expected_metrics(t.events)
-    assert (metrics.successful_payments, metrics.failed_payments, metrics.total_rating, metrics.rating_count,
-            metrics.total_disputes, metrics.disputes_resolved) == (
-        m["successful"], m["failed"], m["rating_total"], m["ratings"], m["disputes"], m["resolved"])
+    assert (
+        metrics.successful_payments,
+        metrics.failed_payments,
+        metrics.total_rating,
+        metrics.rating_count,
+        metrics.total_disputes,
+        metrics.disputes_resolved,
+    ) == (m["successful"], m["failed"], m["rating_total"], m["ratings"], m["disputes"], m["resolved"])
 
 
 def test_random_honest_and_hostile_steps_keep_every_promise() -> None:
@@ -411,7 +558,8 @@ def test_random_honest_and_hostile_steps_keep_every_promise() -> None:
     for _ in range(STEPS):
         step = t.rng.choices(["pay", "rate", "close stats", "work order", "attack"], weights=[4, 2, 0.2, 1, 3])[0]
         kinds[step] += 1
-        {"pay": t.pay, "rate": t.rate, "close stats": t.close_stats, "work order": t.work_order,
-         "attack": t.attack}[step]()
+        {"pay": t.pay, "rate": t.rate, "close stats": t.close_stats, "work order": t.work_order, "attack": t.attack}[
+            step
+        ]()
         check(t, totals)
     assert min(kinds.values()) > 0 and sum(1 for e in t.events if e.name == "X402PaymentRecorded") > 0

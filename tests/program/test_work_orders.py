@@ -93,17 +93,43 @@ def test_create_moves_the_amount_into_a_vault_the_work_order_controls(world: Wor
     assert bytes(vault.data[32:64]) == bytes(order.address)  # the vault's authority is the work-order PDA
     assert world.chain.token_balance(order.vault) == AMOUNT
     state = world.state(order)
-    assert (state.client, state.agent, state.provider_owner, state.arbiter, state.mint, state.vault, state.amount,
-            state.released, state.title, state.requirements, state.deliverable_uri) == (
-        world.client.pubkey(), world.agent, world.owner.pubkey(), world.arbiter.pubkey(), world.usdc, order.vault,
-        AMOUNT, 0, "Translate 10 pages", ["glossary", "two rounds"], "")
+    assert (
+        state.client,
+        state.agent,
+        state.provider_owner,
+        state.arbiter,
+        state.mint,
+        state.vault,
+        state.amount,
+        state.released,
+        state.title,
+        state.requirements,
+        state.deliverable_uri,
+    ) == (
+        world.client.pubkey(),
+        world.agent,
+        world.owner.pubkey(),
+        world.arbiter.pubkey(),
+        world.usdc,
+        order.vault,
+        AMOUNT,
+        0,
+        "Translate 10 pages",
+        ["glossary", "two rounds"],
+        "",
+    )
     assert status(world, order) == CREATED
     assert world.agent_state().open_work_orders == 1
     rent = sum(world.chain.balance(k) for k in (order.address, order.vault))
     assert world.chain.balance(world.client.pubkey()) == client_sol - rent  # the client pays both rents
     event = result.event("WorkOrderCreated")
     assert (event.work_order, event.agent, event.client, event.amount, event.order_id) == (
-        order.address, world.agent, world.client.pubkey(), AMOUNT, 1)
+        order.address,
+        world.agent,
+        world.client.pubkey(),
+        AMOUNT,
+        1,
+    )
 
 
 def test_milestones_then_completion_pay_the_provider_and_close_everything(world: World) -> None:
@@ -112,10 +138,15 @@ def test_milestones_then_completion_pay_the_provider_and_close_everything(world:
     rent = sum(world.chain.balance(k) for k in (order.address, order.vault))
     accepted_event = world.ok(build_accept_work_order(order, order.arbiter), world.owner).event("WorkOrderAccepted")
     assert (accepted_event.work_order, accepted_event.agent, accepted_event.provider) == (
-        order.address, world.agent, world.owner.pubkey())
+        order.address,
+        world.agent,
+        world.owner.pubkey(),
+    )
     delivered = world.ok(build_submit_work_delivery(order, "ipfs://bafy-report", HASH), world.owner)
     assert (delivered.event("WorkDelivered").deliverable_uri, bytes(delivered.event("WorkDelivered").content_hash)) == (
-        "ipfs://bafy-report", HASH)
+        "ipfs://bafy-report",
+        HASH,
+    )
     state = world.state(order)
     assert (state.deliverable_uri, bytes(state.content_hash)) == ("ipfs://bafy-report", HASH)
     first = world.ok(build_release_payment(order, 2_000_000), world.client)
@@ -126,7 +157,11 @@ def test_milestones_then_completion_pay_the_provider_and_close_everything(world:
     last = world.ok(build_release_payment(order, AMOUNT - 2_000_000), world.client)
     released = last.event("PaymentReleased")
     assert (released.amount, released.released, released.remaining, released.completed) == (
-        AMOUNT - 2_000_000, AMOUNT, 0, True)
+        AMOUNT - 2_000_000,
+        AMOUNT,
+        0,
+        True,
+    )
     assert world.balance(world.owner.pubkey()) == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS - AMOUNT
     assert_closed(world, order)
@@ -187,7 +222,10 @@ def test_the_arbiter_splits_a_dispute(world: World, client_share_bps: int) -> No
     assert (metrics.successful_payments, metrics.failed_payments) == (0 if failed else 1, 1 if failed else 0)
     agent = world.agent_state()
     assert (agent.total_jobs_completed, escrow_earned(world), agent.open_work_orders) == (
-        int(for_provider), AMOUNT - client_amount, 0)
+        int(for_provider),
+        AMOUNT - client_amount,
+        0,
+    )
 
 
 def test_cancel_before_acceptance_refunds_everything(world: World) -> None:
@@ -205,8 +243,13 @@ def test_refund_after_the_deadline_counts_a_failed_payment_once_accepted(world: 
     world.ok(build_accept_work_order(order, order.arbiter), world.owner)
     assert_refused(world, [build_claim_refund(order)], [world.client], "DeadlineNotReached", escrowed(order))
     world.warp(DAY + 1)
-    assert_refused(world, [build_submit_work_delivery(order, "ipfs://late", HASH)], [world.owner], "DeadlinePassed",
-                   escrowed(order))
+    assert_refused(
+        world,
+        [build_submit_work_delivery(order, "ipfs://late", HASH)],
+        [world.owner],
+        "DeadlinePassed",
+        escrowed(order),
+    )
     result = world.ok(build_claim_refund(order), world.client)
     assert result.event("WorkOrderRefunded").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS
@@ -244,21 +287,32 @@ def token_2022_mint(world: World, extension_type: int, extension_len: int) -> Pu
     return world.chain.create_token_2022_mint([(extension_type, bytes(extension_len))], DECIMALS)
 
 
-@pytest.mark.parametrize(("extension_type", "extension_len", "error"), [
-    (1, 108, "MintHasTransferFee"),
-    (14, 64, "MintHasTransferHook"),
-    (12, 32, "MintExtensionNotSupported"),  # a permanent delegate could empty the vault
-    (9, 0, "MintExtensionNotSupported"),  # non-transferable
-])
+@pytest.mark.parametrize(
+    ("extension_type", "extension_len", "error"),
+    [
+        (1, 108, "MintHasTransferFee"),
+        (14, 64, "MintHasTransferHook"),
+        (12, 32, "MintExtensionNotSupported"),  # a permanent delegate could empty the vault
+        (9, 0, "MintExtensionNotSupported"),  # non-transferable
+    ],
+)
 def test_mints_with_extensions_the_escrow_cannot_account_for_are_refused(
-        world: World, extension_type: int, extension_len: int, error: str) -> None:
+    world: World, extension_type: int, extension_len: int, error: str
+) -> None:
     """An agent cannot accept such a mint (configure_x402 applies the same policy), so the escrow's own
     check is tried on an agent whose stored token list was written before that rule: its usdc entry is
     overwritten with the bad mint's key in the ledger."""
     mint = token_2022_mint(world, extension_type, extension_len)
-    refused = world.send([build_register_agent(world.owner.pubkey(), AgentProfile("fees", "Fees"),
-                                                X402Config(world.owner.pubkey(), [TokenPrice(mint, 10_000)],
-                                                           "https://a.example"))], world.owner)
+    refused = world.send(
+        [
+            build_register_agent(
+                world.owner.pubkey(),
+                AgentProfile("fees", "Fees"),
+                X402Config(world.owner.pubkey(), [TokenPrice(mint, 10_000)], "https://a.example"),
+            )
+        ],
+        world.owner,
+    )
     assert refused.error == error, refused.logs
     data = bytes(world.chain.account(world.agent).data)
     assert data.count(bytes(world.usdc)) == 1
@@ -272,8 +326,14 @@ def test_mints_with_extensions_the_escrow_cannot_account_for_are_refused(
 
 def test_a_neutral_extension_is_accepted(world: World) -> None:
     mint = token_2022_mint(world, 3, 32)  # MintCloseAuthority (no authority set)
-    world.ok(build_register_agent(world.owner.pubkey(), AgentProfile("close", "Close"),
-                                  X402Config(world.owner.pubkey(), [TokenPrice(mint, 10_000)], "https://a.example")), world.owner)
+    world.ok(
+        build_register_agent(
+            world.owner.pubkey(),
+            AgentProfile("close", "Close"),
+            X402Config(world.owner.pubkey(), [TokenPrice(mint, 10_000)], "https://a.example"),
+        ),
+        world.owner,
+    )
     world.agent = agent_address(world.owner.pubkey(), "close")[0]
     world.chain.create_token_account(world.client.pubkey(), mint, FUNDS, TOKEN_2022_PROGRAM_ID)
     world.chain.create_token_account(world.owner.pubkey(), mint, 0, TOKEN_2022_PROGRAM_ID)
@@ -301,10 +361,16 @@ def test_release_by_the_provider_is_refused(world: World) -> None:
 def test_release_above_the_remainder_is_refused(world: World) -> None:
     order = accepted(world)
     world.ok(build_release_payment(order, 1_000_000), world.client)
-    assert_refused(world, [build_release_payment(order, AMOUNT - 1_000_000 + 1)], [world.client],
-                   "ReleaseExceedsRemainder", escrowed(order))
-    assert_refused(world, [build_release_payment(order, 2**64 - 1)], [world.client], "ReleaseExceedsRemainder",
-                   escrowed(order))
+    assert_refused(
+        world,
+        [build_release_payment(order, AMOUNT - 1_000_000 + 1)],
+        [world.client],
+        "ReleaseExceedsRemainder",
+        escrowed(order),
+    )
+    assert_refused(
+        world, [build_release_payment(order, 2**64 - 1)], [world.client], "ReleaseExceedsRemainder", escrowed(order)
+    )
     assert_refused(world, [build_release_payment(order, 0)], [world.client], "ZeroAmount", escrowed(order))
 
 
@@ -333,10 +399,20 @@ def test_claim_before_the_review_period_is_refused(world: World) -> None:
 def test_acceptance_by_a_stranger_is_refused(world: World) -> None:
     order = world.open()
     forged = WorkOrderRef(**{**order.__dict__, "provider_owner": world.stranger.pubkey()})
-    assert_refused(world, [build_accept_work_order(forged, order.arbiter)], [world.stranger], "NotWorkOrderProvider",
-                   escrowed(order))
-    assert_refused(world, [build_open_dispute(order, world.stranger.pubkey(), "x")], [world.stranger],
-                   "NotWorkOrderParty", escrowed(order))
+    assert_refused(
+        world,
+        [build_accept_work_order(forged, order.arbiter)],
+        [world.stranger],
+        "NotWorkOrderProvider",
+        escrowed(order),
+    )
+    assert_refused(
+        world,
+        [build_open_dispute(order, world.stranger.pubkey(), "x")],
+        [world.stranger],
+        "NotWorkOrderParty",
+        escrowed(order),
+    )
 
 
 def test_a_vault_swapped_for_another_token_account_is_refused(world: World) -> None:
@@ -352,13 +428,28 @@ def test_a_vault_swapped_for_another_token_account_is_refused(world: World) -> N
 def test_payouts_to_a_token_account_of_someone_else_are_refused(world: World) -> None:
     order = accepted(world)
     stranger_ata = associated_token_address(world.stranger.pubkey(), world.usdc)
-    assert_refused(world, [build_release_payment(order, AMOUNT, provider_token_account=stranger_ata)], [world.client],
-                   "TokenAccountOwnerMismatch", escrowed(order))
-    assert_refused(world, [build_release_payment(order, AMOUNT, provider_token_account=order.vault)], [world.client],
-                   "TokenAccountOwnerMismatch", escrowed(order))
+    assert_refused(
+        world,
+        [build_release_payment(order, AMOUNT, provider_token_account=stranger_ata)],
+        [world.client],
+        "TokenAccountOwnerMismatch",
+        escrowed(order),
+    )
+    assert_refused(
+        world,
+        [build_release_payment(order, AMOUNT, provider_token_account=order.vault)],
+        [world.client],
+        "TokenAccountOwnerMismatch",
+        escrowed(order),
+    )
     created = world.open()
-    assert_refused(world, [build_cancel_work_order(created, client_token_account=stranger_ata)], [world.client],
-                   "TokenAccountOwnerMismatch", escrowed(created))
+    assert_refused(
+        world,
+        [build_cancel_work_order(created, client_token_account=stranger_ata)],
+        [world.client],
+        "TokenAccountOwnerMismatch",
+        escrowed(created),
+    )
 
 
 def test_a_mint_the_provider_does_not_accept_is_refused(world: World) -> None:
@@ -372,14 +463,17 @@ def test_a_mint_the_provider_does_not_accept_is_refused(world: World) -> None:
 def test_another_agent_or_mint_or_token_program_is_refused(world: World) -> None:
     order = accepted(world)
     wrong_agent = WorkOrderRef(**{**order.__dict__, "agent": world.stranger.pubkey()})
-    assert_refused(world, [build_release_payment(wrong_agent, AMOUNT)], [world.client], "WorkOrderAgentMismatch",
-                   escrowed(order))
+    assert_refused(
+        world, [build_release_payment(wrong_agent, AMOUNT)], [world.client], "WorkOrderAgentMismatch", escrowed(order)
+    )
     wrong_mint = WorkOrderRef(**{**order.__dict__, "mint": world.pyusd, "token_program": TOKEN_2022_PROGRAM_ID})
-    assert_refused(world, [build_release_payment(wrong_mint, AMOUNT)], [world.client], "WorkOrderMintMismatch",
-                   escrowed(order))
+    assert_refused(
+        world, [build_release_payment(wrong_mint, AMOUNT)], [world.client], "WorkOrderMintMismatch", escrowed(order)
+    )
     wrong_program = WorkOrderRef(**{**order.__dict__, "token_program": TOKEN_2022_PROGRAM_ID})
-    assert_refused(world, [build_release_payment(wrong_program, AMOUNT)], [world.client], "TokenProgramMismatch",
-                   escrowed(order))
+    assert_refused(
+        world, [build_release_payment(wrong_program, AMOUNT)], [world.client], "TokenProgramMismatch", escrowed(order)
+    )
 
 
 def test_a_forged_work_order_account_is_refused(world: World) -> None:
@@ -389,26 +483,31 @@ def test_a_forged_work_order_account_is_refused(world: World) -> None:
     data = bytes(world.chain.account(order.address).data)
     world.chain.set_account(forged_address, data, owner=TOKEN_PROGRAM_ID)
     forged = WorkOrderRef(**{**order.__dict__, "address": forged_address})
-    assert_refused(world, [build_release_payment(forged, AMOUNT)], [world.client], "AccountOwnedByWrongProgram",
-                   escrowed(order))
+    assert_refused(
+        world, [build_release_payment(forged, AMOUNT)], [world.client], "AccountOwnedByWrongProgram", escrowed(order)
+    )
 
 
 def test_replayed_and_late_steps_are_refused(world: World) -> None:
     order = world.open()
     world.ok(build_accept_work_order(order, order.arbiter), world.owner)
-    assert_refused(world, [build_accept_work_order(order, order.arbiter)], [world.owner], "InvalidWorkOrderStatus",
-                   escrowed(order))
+    assert_refused(
+        world, [build_accept_work_order(order, order.arbiter)], [world.owner], "InvalidWorkOrderStatus", escrowed(order)
+    )
     assert_refused(world, [build_cancel_work_order(order)], [world.client], "InvalidWorkOrderStatus", escrowed(order))
     world.ok(build_release_payment(order, AMOUNT), world.client)
     # the order is closed: replaying the final release finds no work order
     assert_refused(world, [build_release_payment(order, AMOUNT)], [world.client], "AccountOwnedByWrongProgram")
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    ({"amount": 999}, "WorkOrderAmountOutOfRange"),
-    ({"amount": 10**12 + 1}, "WorkOrderAmountOutOfRange"),
-    ({"deadline_in": 0}, "DeadlineInPast"),
-])
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"amount": 999}, "WorkOrderAmountOutOfRange"),
+        ({"amount": 10**12 + 1}, "WorkOrderAmountOutOfRange"),
+        ({"deadline_in": 0}, "DeadlineInPast"),
+    ],
+)
 def test_bad_terms_are_refused(world: World, change: dict, error: str) -> None:
     order, result = world.create(**change)
     assert result.error == error
@@ -418,11 +517,22 @@ def test_bad_terms_are_refused(world: World, change: dict, error: str) -> None:
 
 def test_bad_text_and_parties_are_refused(world: World) -> None:
     def create(**terms_change) -> str:
-        base = dict(amount=AMOUNT, deadline=world.now + DAY, arbiter=world.arbiter.pubkey(), title="T",
-                    review_period_seconds=REVIEW)
+        base = dict(
+            amount=AMOUNT,
+            deadline=world.now + DAY,
+            arbiter=world.arbiter.pubkey(),
+            title="T",
+            review_period_seconds=REVIEW,
+        )
         vault = Keypair()
-        ix = build_create_work_order(world.client.pubkey(), world.agent, world.usdc, 99,
-                                     WorkOrderTerms(**{**base, **terms_change}), vault.pubkey())
+        ix = build_create_work_order(
+            world.client.pubkey(),
+            world.agent,
+            world.usdc,
+            99,
+            WorkOrderTerms(**{**base, **terms_change}),
+            vault.pubkey(),
+        )
         return world.send([ix], world.client, vault).error
 
     assert create(title="") == "TitleInvalid"
@@ -500,8 +610,13 @@ def test_a_provider_who_ignores_a_rejection_loses_the_escrow_after_the_grace_per
     order = delivered(world)
     world.ok(build_reject_delivery(order, "wrong language"), world.client)
     world.warp(DAY + 1)
-    assert_refused(world, [build_submit_work_delivery(order, "ipfs://late", HASH)], [world.owner], "DeadlinePassed",
-                   escrowed(order))
+    assert_refused(
+        world,
+        [build_submit_work_delivery(order, "ipfs://late", HASH)],
+        [world.owner],
+        "DeadlinePassed",
+        escrowed(order),
+    )
     result = world.ok(build_claim_refund(order), world.client)
     assert result.event("WorkOrderRefunded").refunded == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS and world.metrics().failed_payments == 1
@@ -526,7 +641,8 @@ def assert_agent_closes(world: World) -> None:
 
 @pytest.mark.parametrize("settled_by", ["client", "provider"])
 def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ruling_period(
-        world: World, settled_by: str) -> None:
+    world: World, settled_by: str
+) -> None:
     """The arbiter stays silent. Until the ruling period ends nobody can force the default (RulingPeriodActive,
     nothing moved); then either party settles: the remainder back to the client, counted as a ruling wholly
     for the client, the vault and work order closed, and the agent free to close."""
@@ -537,13 +653,24 @@ def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ru
     disputed_at = world.state(order).disputed_at
     assert disputed_at == world.now
     for party in (world.client, world.owner):
-        assert_refused(world, [build_settle_by_default(order, party.pubkey())], [party], "RulingPeriodActive",
-                       escrowed(order))
+        assert_refused(
+            world, [build_settle_by_default(order, party.pubkey())], [party], "RulingPeriodActive", escrowed(order)
+        )
     world.warp(RULING - 1)
-    assert_refused(world, [build_settle_by_default(order, world.owner.pubkey())], [world.owner], "RulingPeriodActive",
-                   escrowed(order))
-    assert_refused(world, [build_settle_by_default(order, world.stranger.pubkey())], [world.stranger],
-                   "NotWorkOrderParty", escrowed(order))
+    assert_refused(
+        world,
+        [build_settle_by_default(order, world.owner.pubkey())],
+        [world.owner],
+        "RulingPeriodActive",
+        escrowed(order),
+    )
+    assert_refused(
+        world,
+        [build_settle_by_default(order, world.stranger.pubkey())],
+        [world.stranger],
+        "NotWorkOrderParty",
+        escrowed(order),
+    )
     world.warp(1)
 
     party = world.client if settled_by == "client" else world.owner
@@ -557,8 +684,12 @@ def test_a_dispute_the_arbiter_never_rules_on_is_settled_by_default_after_the_ru
     assert_closed(world, order)
     assert world.chain.balance(world.client.pubkey()) == client_sol + rent  # the facilitator pays every fee
     metrics, agent = world.metrics(), world.agent_state()
-    assert (metrics.total_disputes, metrics.disputes_resolved, metrics.successful_payments,
-            metrics.failed_payments) == (1, 1, 0, 1)  # as a ruling of client_share_bps = 10,000
+    assert (
+        metrics.total_disputes,
+        metrics.disputes_resolved,
+        metrics.successful_payments,
+        metrics.failed_payments,
+    ) == (1, 1, 0, 1)  # as a ruling of client_share_bps = 10,000
     assert (agent.open_work_orders, agent.total_jobs_completed, escrow_earned(world)) == (0, 0, 1_000_000)
     assert earnings_by_mint(agent)[world.usdc].open_work_orders == 0
     assert_agent_closes(world)
@@ -571,8 +702,9 @@ def test_the_arbiter_may_still_rule_after_the_ruling_period_until_someone_settle
     world.ok(build_resolve_dispute(order, 0), world.arbiter)
     assert world.balance(world.owner.pubkey()) == AMOUNT and world.balance(world.client.pubkey()) == FUNDS - AMOUNT
     assert_closed(world, order)
-    assert_refused(world, [build_settle_by_default(order, world.client.pubkey())], [world.client],
-                   "AccountOwnedByWrongProgram")
+    assert_refused(
+        world, [build_settle_by_default(order, world.client.pubkey())], [world.client], "AccountOwnedByWrongProgram"
+    )
 
 
 def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through(world: World) -> None:
@@ -582,8 +714,9 @@ def test_a_dispute_after_the_grace_period_is_refused_and_the_refund_goes_through
     world.ok(build_reject_delivery(order, "wrong language"), world.client)
     world.warp(DAY + 1)  # past the deadline and the grace period (REVIEW < DAY)
     for party in (world.owner, world.client):
-        assert_refused(world, [build_open_dispute(order, party.pubkey(), "too late")], [party], "GracePeriodOver",
-                       escrowed(order))
+        assert_refused(
+            world, [build_open_dispute(order, party.pubkey(), "too late")], [party], "GracePeriodOver", escrowed(order)
+        )
     assert world.metrics().total_disputes == 0
     client_sol = world.chain.balance(world.client.pubkey())
     rent = order_rent(world, order)
@@ -610,15 +743,25 @@ def test_every_dispute_window_closes_when_a_party_may_settle_alone(world: World)
     a dispute then would only block the party the rules favour."""
     never_delivered = accepted(world)
     world.warp(DAY + 1)
-    assert_refused(world, [build_open_dispute(never_delivered, world.owner.pubkey(), "stall")], [world.owner],
-                   "DeadlinePassed", escrowed(never_delivered))
+    assert_refused(
+        world,
+        [build_open_dispute(never_delivered, world.owner.pubkey(), "stall")],
+        [world.owner],
+        "DeadlinePassed",
+        escrowed(never_delivered),
+    )
     world.ok(build_claim_refund(never_delivered), world.client)
     assert world.balance(world.client.pubkey()) == FUNDS
 
     late_objection = delivered(world)
     world.warp(REVIEW)
-    assert_refused(world, [build_open_dispute(late_objection, world.client.pubkey(), "stall")], [world.client],
-                   "ReviewPeriodOver", escrowed(late_objection))
+    assert_refused(
+        world,
+        [build_open_dispute(late_objection, world.client.pubkey(), "stall")],
+        [world.client],
+        "ReviewPeriodOver",
+        escrowed(late_objection),
+    )
     world.ok(build_claim_payment(late_objection), world.owner)
     assert world.balance(world.owner.pubkey()) == AMOUNT
     assert world.balance(world.client.pubkey()) == FUNDS - AMOUNT
@@ -629,8 +772,13 @@ def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> 
     """An accepted order never delivered: after the deadline the refund is the client's, and a client who
     never claims it cannot keep the provider (and its close_agent) waiting."""
     order = accepted(world)
-    assert_refused(world, [build_settle_by_default(order, world.owner.pubkey())], [world.owner], "DeadlineNotReached",
-                   escrowed(order))
+    assert_refused(
+        world,
+        [build_settle_by_default(order, world.owner.pubkey())],
+        [world.owner],
+        "DeadlineNotReached",
+        escrowed(order),
+    )
     world.warp(DAY + 1)
     client_sol = world.chain.balance(world.client.pubkey())
     rent = order_rent(world, order)
@@ -647,8 +795,9 @@ def test_the_provider_settles_a_refund_the_client_never_claims(world: World) -> 
 def test_the_provider_must_name_the_arbiter_it_accepts(world: World) -> None:
     order = world.open()
     for wrong in (world.stranger.pubkey(), world.client.pubkey(), Pubkey.default()):
-        assert_refused(world, [build_accept_work_order(order, wrong)], [world.owner], "ArbiterNotAgreed",
-                       escrowed(order))
+        assert_refused(
+            world, [build_accept_work_order(order, wrong)], [world.owner], "ArbiterNotAgreed", escrowed(order)
+        )
     world.ok(build_accept_work_order(order, world.arbiter.pubkey()), world.owner)
 
 
@@ -684,13 +833,19 @@ def test_the_provider_declines_an_order_it_never_accepted(world: World) -> None:
     assert world.agent_state().open_work_orders == 0 and world.metrics().failed_payments == 0
     # once accepted it is a commitment: only the usual paths end it
     accepted_order = accepted(world)
-    assert_refused(world, [build_decline_work_order(accepted_order)], [world.owner], "InvalidWorkOrderStatus",
-                   escrowed(accepted_order))
+    assert_refused(
+        world,
+        [build_decline_work_order(accepted_order)],
+        [world.owner],
+        "InvalidWorkOrderStatus",
+        escrowed(accepted_order),
+    )
 
 
 def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
     """Same history twice: once released by the client, once disputed by the client and ruled wholly for the
     provider. Metrics, score and counters must be identical: the dispute must not lower the score."""
+
     def run(disputed: bool) -> tuple:
         world = escrow_world()
         world.chain.set_unix_timestamp(1_800_000_000)
@@ -702,8 +857,15 @@ def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
         else:
             world.ok(build_release_payment(order, AMOUNT), world.client)
         m, agent = world.metrics(), world.agent_state()
-        counters = (m.successful_payments, m.failed_payments, m.total_disputes, m.disputes_resolved,
-                    list(m.payment_history_7d), agent.total_jobs_completed, escrow_earned(world))
+        counters = (
+            m.successful_payments,
+            m.failed_payments,
+            m.total_disputes,
+            m.disputes_resolved,
+            list(m.payment_history_7d),
+            agent.total_jobs_completed,
+            escrow_earned(world),
+        )
         return counters, agent.reputation_score, score_before
 
     released, disputed = run(False), run(True)
@@ -713,12 +875,33 @@ def test_a_ruling_for_the_provider_counts_as_if_the_client_had_paid() -> None:
 
 # ---- the property test -------------------------------------------------------------------------------
 
-ACTIONS = ("accept", "deliver", "reject", "release", "claim", "dispute", "resolve", "cancel", "decline", "refund",
-           "settle")
+ACTIONS = (
+    "accept",
+    "deliver",
+    "reject",
+    "release",
+    "claim",
+    "dispute",
+    "resolve",
+    "cancel",
+    "decline",
+    "refund",
+    "settle",
+)
 # Most steps are signed by the party the action is for, so sequences get deep; the rest by anyone.
-RIGHTFUL_ROLE = {"accept": "provider", "deliver": "provider", "reject": "client", "release": "client",
-                 "claim": "provider", "dispute": "client", "resolve": "arbiter", "cancel": "client",
-                 "decline": "provider", "refund": "client", "settle": "provider"}
+RIGHTFUL_ROLE = {
+    "accept": "provider",
+    "deliver": "provider",
+    "reject": "client",
+    "release": "client",
+    "claim": "provider",
+    "dispute": "client",
+    "resolve": "arbiter",
+    "cancel": "client",
+    "decline": "provider",
+    "refund": "client",
+    "settle": "provider",
+}
 
 
 @dataclass
@@ -737,17 +920,23 @@ class Model:
         remaining = self.amount - self.released
         in_progress = self.status in (ACCEPTED, SUBMITTED, REJECTED)
         grace = now < self.rejected_at + REVIEW  # after a rejection: deliver again or dispute, no refund yet
-        refund_due = now > self.deadline and (self.status in (CREATED, ACCEPTED) or
-                                              (self.status == REJECTED and not grace))
+        refund_due = now > self.deadline and (
+            self.status in (CREATED, ACCEPTED) or (self.status == REJECTED and not grace)
+        )
         # a dispute only while neither party can settle alone (no refund due, no claim open)
-        disputable = ((self.status == ACCEPTED and now <= self.deadline) or
-                      (self.status == SUBMITTED and now < self.delivered_at + REVIEW) or
-                      (self.status == REJECTED and (now <= self.deadline or grace)))
+        disputable = (
+            (self.status == ACCEPTED and now <= self.deadline)
+            or (self.status == SUBMITTED and now < self.delivered_at + REVIEW)
+            or (self.status == REJECTED and (now <= self.deadline or grace))
+        )
         unruled = self.status == DISPUTED and now >= self.disputed_at + RULING
         return {
             "accept": role == "provider" and self.status == CREATED and now <= self.deadline,
-            "deliver": role == "provider" and ((self.status == ACCEPTED and now <= self.deadline) or
-                                               (self.status == REJECTED and (now <= self.deadline or grace))),
+            "deliver": role == "provider"
+            and (
+                (self.status == ACCEPTED and now <= self.deadline)
+                or (self.status == REJECTED and (now <= self.deadline or grace))
+            ),
             "reject": role == "client" and self.status == SUBMITTED and now < self.delivered_at + REVIEW,
             "release": role == "client" and in_progress and 0 < value <= remaining,
             "claim": role == "provider" and self.status == SUBMITTED and now >= self.delivered_at + REVIEW,
@@ -771,8 +960,15 @@ class Model:
         elif action == "dispute":
             self.status, self.disputed_at = DISPUTED, now
         else:
-            self.status = {"accept": ACCEPTED, "claim": "Completed", "resolve": "Resolved", "cancel": "Cancelled",
-                           "decline": "Declined", "refund": "Refunded", "settle": "Refunded"}[action]
+            self.status = {
+                "accept": ACCEPTED,
+                "claim": "Completed",
+                "resolve": "Resolved",
+                "cancel": "Cancelled",
+                "decline": "Declined",
+                "refund": "Refunded",
+                "settle": "Refunded",
+            }[action]
 
 
 def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Keypair, value: int) -> Instruction:
@@ -784,23 +980,34 @@ def step_instruction(world: World, order: WorkOrderRef, action: str, signer: Key
         "accept": lambda: build_accept_work_order(as_provider, order.arbiter),
         "deliver": lambda: build_submit_work_delivery(as_provider, f"ipfs://d{value}", HASH),
         "reject": lambda: build_reject_delivery(as_client, "again"),
-        "release": lambda: build_release_payment(as_client, value, client_token_account=order.token_account(
-            order.client), provider_token_account=order.token_account(order.provider_owner)),
-        "claim": lambda: build_claim_payment(as_provider, client_token_account=order.token_account(order.client),
-                                             provider_token_account=order.token_account(order.provider_owner)),
+        "release": lambda: build_release_payment(
+            as_client,
+            value,
+            client_token_account=order.token_account(order.client),
+            provider_token_account=order.token_account(order.provider_owner),
+        ),
+        "claim": lambda: build_claim_payment(
+            as_provider,
+            client_token_account=order.token_account(order.client),
+            provider_token_account=order.token_account(order.provider_owner),
+        ),
         "dispute": lambda: build_open_dispute(order, key, "no"),
         "resolve": lambda: build_resolve_dispute(WorkOrderRef(**{**order.__dict__, "arbiter": key}), value),
         "cancel": lambda: build_cancel_work_order(as_client, client_token_account=order.token_account(order.client)),
-        "decline": lambda: build_decline_work_order(as_provider,
-                                                    client_token_account=order.token_account(order.client)),
+        "decline": lambda: build_decline_work_order(
+            as_provider, client_token_account=order.token_account(order.client)
+        ),
         "refund": lambda: build_claim_refund(as_client, client_token_account=order.token_account(order.client)),
         "settle": lambda: build_settle_by_default(order, key, client_token_account=order.token_account(order.client)),
     }[action]()
 
 
 def token_total(world: World, order: WorkOrderRef) -> tuple[int, int, int]:
-    return (world.balance(world.client.pubkey()), world.balance(world.owner.pubkey()),
-            world.chain.token_balance(order.vault))
+    return (
+        world.balance(world.client.pubkey()),
+        world.balance(world.owner.pubkey()),
+        world.chain.token_balance(order.vault),
+    )
 
 
 def test_random_sequences_keep_the_escrow_invariants() -> None:
@@ -828,8 +1035,10 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
             action = rng.choice(live if live and rng.random() < 0.5 else ACTIONS)
             role = RIGHTFUL_ROLE[action] if rng.random() < 0.6 else rng.choice(list(roles))
             remaining = model.amount - model.released
-            value = {"release": rng.choice([0, 1, remaining // 2, remaining, remaining + 1]),
-                     "resolve": rng.choice([0, 1, 5_000, 10_000, 10_001])}.get(action, 0)
+            value = {
+                "release": rng.choice([0, 1, remaining // 2, remaining, remaining + 1]),
+                "resolve": rng.choice([0, 1, 5_000, 10_000, 10_001]),
+            }.get(action, 0)
             now = world.now
             expected = model.allows(action, role, now, value)
             before = snapshot(world, escrowed(order))
@@ -848,9 +1057,26 @@ def test_random_sequences_keep_the_escrow_invariants() -> None:
                 assert status(world, order) == model.status
         assert world.agent_state().open_work_orders == 0
     if SEQUENCES >= 500:  # the random walk reached every listed transition
-        assert seen == {(CREATED, "accept"), (CREATED, "cancel"), (CREATED, "decline"), (CREATED, "refund"),
-                        (ACCEPTED, "deliver"), (ACCEPTED, "release"), (ACCEPTED, "dispute"), (ACCEPTED, "refund"),
-                        (SUBMITTED, "reject"), (SUBMITTED, "release"), (SUBMITTED, "claim"), (SUBMITTED, "dispute"),
-                        (REJECTED, "deliver"), (REJECTED, "release"), (REJECTED, "dispute"), (REJECTED, "refund"),
-                        (DISPUTED, "resolve"), (CREATED, "settle"), (ACCEPTED, "settle"), (REJECTED, "settle"),
-                        (DISPUTED, "settle")}
+        assert seen == {
+            (CREATED, "accept"),
+            (CREATED, "cancel"),
+            (CREATED, "decline"),
+            (CREATED, "refund"),
+            (ACCEPTED, "deliver"),
+            (ACCEPTED, "release"),
+            (ACCEPTED, "dispute"),
+            (ACCEPTED, "refund"),
+            (SUBMITTED, "reject"),
+            (SUBMITTED, "release"),
+            (SUBMITTED, "claim"),
+            (SUBMITTED, "dispute"),
+            (REJECTED, "deliver"),
+            (REJECTED, "release"),
+            (REJECTED, "dispute"),
+            (REJECTED, "refund"),
+            (DISPUTED, "resolve"),
+            (CREATED, "settle"),
+            (ACCEPTED, "settle"),
+            (REJECTED, "settle"),
+            (DISPUTED, "settle"),
+        }

@@ -68,24 +68,52 @@ def ata(owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubk
     return associated_token_address(owner, mint, program)
 
 
-def transfer(world: World, amount: int = PRICE, mint: Pubkey | None = None, source_owner: Keypair | None = None,
-             destination: Pubkey | None = None, program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
+def transfer(
+    world: World,
+    amount: int = PRICE,
+    mint: Pubkey | None = None,
+    source_owner: Keypair | None = None,
+    destination: Pubkey | None = None,
+    program: Pubkey = TOKEN_PROGRAM_ID,
+) -> Instruction:
     mint = mint or world.usdc
     source_owner = source_owner or world.payer
-    return transfer_checked(TransferCheckedParams(
-        program_id=program, source=ata(source_owner.pubkey(), mint, program), mint=mint,
-        dest=destination or ata(world.payee.pubkey(), mint, program), owner=source_owner.pubkey(),
-        amount=amount, decimals=DECIMALS))
+    return transfer_checked(
+        TransferCheckedParams(
+            program_id=program,
+            source=ata(source_owner.pubkey(), mint, program),
+            mint=mint,
+            dest=destination or ata(world.payee.pubkey(), mint, program),
+            owner=source_owner.pubkey(),
+            amount=amount,
+            decimals=DECIMALS,
+        )
+    )
 
 
-def record(world: World, ref: bytes, amount: int = PRICE, payer: Keypair | None = None, mint: Pubkey | None = None,
-           payee_token_account: Pubkey | None = None, rent_payer: Keypair | None = None,
-           source: Pubkey | None = None) -> Instruction:
+def record(
+    world: World,
+    ref: bytes,
+    amount: int = PRICE,
+    payer: Keypair | None = None,
+    mint: Pubkey | None = None,
+    payee_token_account: Pubkey | None = None,
+    rent_payer: Keypair | None = None,
+    source: Pubkey | None = None,
+) -> Instruction:
     """The record of a transfer from `source` (default: the payer's token account) into the payee's."""
     payer, mint = payer or world.payer, mint or world.usdc
     destination = payee_token_account or ata(world.payee.pubkey(), mint)
-    return build_record_x402_payment(world.agent, payer.pubkey(), amount, ref, source or ata(payer.pubkey(), mint),
-                                     mint, destination, rent_payer=rent_payer.pubkey() if rent_payer else None)
+    return build_record_x402_payment(
+        world.agent,
+        payer.pubkey(),
+        amount,
+        ref,
+        source or ata(payer.pubkey(), mint),
+        mint,
+        destination,
+        rent_payer=rent_payer.pubkey() if rent_payer else None,
+    )
 
 
 # ---- the payment ------------------------------------------------------------------------------------
@@ -105,8 +133,15 @@ def test_payment_moves_tokens_records_it_and_opens_the_payer_stats(world: World)
     assert chain.token_balance(ata(world.payer.pubkey(), world.usdc)) == FUNDS - PRICE
     assert chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
     stats = world.stats()
-    assert (stats.agent, stats.payer, stats.rent_payer, stats.paid_calls, stats.rated_calls, stats.expired_calls,
-            stats.last_paid_at) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), 1, 0, 0, now)
+    assert (
+        stats.agent,
+        stats.payer,
+        stats.rent_payer,
+        stats.paid_calls,
+        stats.rated_calls,
+        stats.expired_calls,
+        stats.last_paid_at,
+    ) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), 1, 0, 0, now)
     rent = chain.svm.minimum_balance_for_rent_exemption(STATS_SPACE)
     assert chain.account(world.stats_address()).lamports == rent
     assert chain.balance(world.payer.pubkey()) == payer_sol - rent  # the pair's first payment: its PayerStats
@@ -114,7 +149,12 @@ def test_payment_moves_tokens_records_it_and_opens_the_payer_stats(world: World)
     assert chain.account(receipt_address(world.agent, reference(1))[0]) is None  # no account per payment
     opened = result.event("PayerStatsOpened")
     assert (opened.agent, opened.payer, opened.rent_payer, opened.rent_lamports, opened.timestamp) == (
-        world.agent, world.payer.pubkey(), world.payer.pubkey(), rent, now)
+        world.agent,
+        world.payer.pubkey(),
+        world.payer.pubkey(),
+        rent,
+        now,
+    )
 
     agent = world.agent_state()
     assert (agent.x402_total_calls, agent.last_payment_at) == (1, now)
@@ -125,9 +165,16 @@ def test_payment_moves_tokens_records_it_and_opens_the_payer_stats(world: World)
     assert metrics.successful_payments == 1 and metrics.failed_payments == 0
     assert metrics.payment_history_7d[day_of(now) % 7] == 1 and sum(metrics.payment_history_7d) == 1
     event = result.event("X402PaymentRecorded")
-    assert (event.agent, event.payer, event.rent_payer, event.mint, event.amount, bytes(event.reference),
-            event.total_calls, event.timestamp) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), world.usdc,
-                                                    PRICE, reference(1), 1, now)
+    assert (
+        event.agent,
+        event.payer,
+        event.rent_payer,
+        event.mint,
+        event.amount,
+        bytes(event.reference),
+        event.total_calls,
+        event.timestamp,
+    ) == (world.agent, world.payer.pubkey(), world.payer.pubkey(), world.usdc, PRICE, reference(1), 1, now)
     # one payment, no feedback yet: the documented score of a new agent (see the vectors)
     updated = result.event("ReputationUpdated")
     assert (updated.old_score, updated.new_score) == (0, 6_800) and agent.reputation_score == 6_800
@@ -158,11 +205,27 @@ def test_token_2022_payment_and_overpayment_are_recorded(world: World) -> None:
 def test_payee_account_created_in_the_same_transaction(world: World) -> None:
     fresh_payee = Keypair()
     config = X402Config(fresh_payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/translate")
-    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
-                                      remaining_accounts=mint_accounts([world.usdc]))], world.owner).ok
-    instructions = build_x402_payment(world.payer.pubkey(), world.agent, fresh_payee.pubkey(), world.usdc, DECIMALS,
-                                      PRICE, reference(9), fee_payer=world.facilitator.pubkey(),
-                                      create_payee_account=True)
+    assert world.send(
+        [
+            configure_x402(
+                {"config": config},
+                {"agent": world.agent, "owner": world.owner.pubkey()},
+                remaining_accounts=mint_accounts([world.usdc]),
+            )
+        ],
+        world.owner,
+    ).ok
+    instructions = build_x402_payment(
+        world.payer.pubkey(),
+        world.agent,
+        fresh_payee.pubkey(),
+        world.usdc,
+        DECIMALS,
+        PRICE,
+        reference(9),
+        fee_payer=world.facilitator.pubkey(),
+        create_payee_account=True,
+    )
     assert world.send(instructions, world.payer).ok
     assert world.chain.token_balance(ata(fresh_payee.pubkey(), world.usdc)) == PRICE
 
@@ -175,8 +238,9 @@ def test_record_without_a_transfer_is_payment_transfer_missing(world: World) -> 
 
 
 def test_record_after_a_non_token_instruction_is_payment_transfer_missing(world: World) -> None:
-    pay_sol = sol_transfer(TransferParams(from_pubkey=world.payer.pubkey(), to_pubkey=world.payee.pubkey(),
-                                          lamports=PRICE))
+    pay_sol = sol_transfer(
+        TransferParams(from_pubkey=world.payer.pubkey(), to_pubkey=world.payee.pubkey(), lamports=PRICE)
+    )
     assert_refused(world, [pay_sol, record(world, reference(1))], [world.payer], "PaymentTransferMissing")
 
 
@@ -184,8 +248,13 @@ def test_transfer_to_the_wrong_account_is_payee_token_account_mismatch(world: Wo
     attacker = world.chain.funded_keypair()
     own = world.chain.create_token_account(attacker.pubkey(), world.usdc)
     for passed in (own, ata(world.payee.pubkey(), world.usdc)):  # naming the transfer's account, or the payee's
-        assert_refused(world, [transfer(world, destination=own), record(world, reference(1), payee_token_account=passed)],
-                       [world.payer], "PayeeTokenAccountMismatch", watch=[own])
+        assert_refused(
+            world,
+            [transfer(world, destination=own), record(world, reference(1), payee_token_account=passed)],
+            [world.payer],
+            "PayeeTokenAccountMismatch",
+            watch=[own],
+        )
 
 
 def test_a_forged_payee_token_account_is_payee_token_account_mismatch(world: World) -> None:
@@ -194,20 +263,28 @@ def test_a_forged_payee_token_account_is_payee_token_account_mismatch(world: Wor
     attacker = world.chain.funded_keypair()
     own = world.chain.create_token_account(attacker.pubkey(), world.usdc)
     forged = Keypair().pubkey()
-    world.chain.set_account(forged, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data),
-                            owner=Pubkey.new_unique())
-    assert_refused(world, [transfer(world, destination=own), record(world, reference(1), payee_token_account=forged)],
-                   [world.payer], "PayeeTokenAccountMismatch", watch=[own, forged])
+    world.chain.set_account(
+        forged, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data), owner=Pubkey.new_unique()
+    )
+    assert_refused(
+        world,
+        [transfer(world, destination=own), record(world, reference(1), payee_token_account=forged)],
+        [world.payer],
+        "PayeeTokenAccountMismatch",
+        watch=[own, forged],
+    )
 
 
 def test_payment_into_another_token_account_of_the_payee_counts(world: World) -> None:
     """Not the associated account, but one the payment address owns in the paid mint: the payee has the
     money, which is what the program checks (the stored owner and mint, cheaper than an ATA derivation)."""
     side = Keypair().pubkey()
-    world.chain.set_account(side, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data),
-                            owner=TOKEN_PROGRAM_ID)
-    result = world.send([transfer(world, destination=side), record(world, reference(1), payee_token_account=side)],
-                        world.payer)
+    world.chain.set_account(
+        side, bytes(world.chain.account(ata(world.payee.pubkey(), world.usdc)).data), owner=TOKEN_PROGRAM_ID
+    )
+    result = world.send(
+        [transfer(world, destination=side), record(world, reference(1), payee_token_account=side)], world.payer
+    )
     assert result.ok, result.logs
     assert world.chain.token_balance(side) == PRICE and world.agent_state().x402_total_calls == 1
 
@@ -221,26 +298,40 @@ def test_transfer_in_the_wrong_mint_for_the_destination_fails_in_the_token_progr
 
 
 def test_unaccepted_mint_is_payment_mint_not_accepted(world: World) -> None:
-    assert_refused(world, [transfer(world, mint=world.other), record(world, reference(1), mint=world.other)],
-                   [world.payer], "PaymentMintNotAccepted")
+    assert_refused(
+        world,
+        [transfer(world, mint=world.other), record(world, reference(1), mint=world.other)],
+        [world.payer],
+        "PaymentMintNotAccepted",
+    )
 
 
 def test_less_than_the_price_is_payment_below_price(world: World) -> None:
-    assert_refused(world, [transfer(world, amount=PRICE - 1), record(world, reference(1), amount=PRICE - 1)],
-                   [world.payer], "PaymentBelowPrice")
+    assert_refused(
+        world,
+        [transfer(world, amount=PRICE - 1), record(world, reference(1), amount=PRICE - 1)],
+        [world.payer],
+        "PaymentBelowPrice",
+    )
 
 
 def test_recorded_amount_must_equal_the_transfer(world: World) -> None:
-    assert_refused(world, [transfer(world), record(world, reference(1), amount=PRICE * 2)], [world.payer],
-                   "PaymentAmountMismatch")
+    assert_refused(
+        world, [transfer(world), record(world, reference(1), amount=PRICE * 2)], [world.payer], "PaymentAmountMismatch"
+    )
 
 
 def test_transfer_signed_by_someone_else_is_payment_authority_mismatch(world: World) -> None:
     """The tokens come from a friend's account: the payer did not pay, so may not record (nor rate)."""
     friend = world.chain.funded_keypair()
     world.chain.create_token_account(friend.pubkey(), world.usdc, FUNDS)
-    assert_refused(world, [transfer(world, source_owner=friend), record(world, reference(1))], [friend, world.payer],
-                   "PaymentAuthorityMismatch", watch=[ata(friend.pubkey(), world.usdc)])
+    assert_refused(
+        world,
+        [transfer(world, source_owner=friend), record(world, reference(1))],
+        [friend, world.payer],
+        "PaymentAuthorityMismatch",
+        watch=[ata(friend.pubkey(), world.usdc)],
+    )
 
 
 def test_transfer_through_a_fake_token_program_is_payment_transfer_missing(world: World) -> None:
@@ -255,16 +346,21 @@ def test_transfer_through_a_fake_token_program_is_payment_transfer_missing(world
     # the clone moves its own "tokens" ...
     assert chain.send([fake_transfer], [world.facilitator, world.payer]).ok
     # ... but the program only trusts SPL Token and Token-2022
-    assert_refused(world, [transfer(world, mint=fake_mint, program=fake), record(world, reference(1))],
-                   [world.payer], "PaymentTransferMissing")
+    assert_refused(
+        world,
+        [transfer(world, mint=fake_mint, program=fake), record(world, reference(1))],
+        [world.payer],
+        "PaymentTransferMissing",
+    )
 
 
 def test_a_replayed_payment_lands_once(world: World) -> None:
     """The same signed transaction sent again is refused by the runtime (one signature lands once): nothing
     moves, nothing is counted twice. This, not an account per reference, is what makes a payment count once."""
     chain = world.chain
-    message = Message.new_with_blockhash(world.payment(reference(1)), world.facilitator.pubkey(),
-                                         chain.svm.latest_blockhash())
+    message = Message.new_with_blockhash(
+        world.payment(reference(1)), world.facilitator.pubkey(), chain.svm.latest_blockhash()
+    )
     signed = Transaction([world.facilitator, world.payer], message, chain.svm.latest_blockhash())
     assert not isinstance(chain.svm.send_transaction(signed), FailedTransactionMetadata)
     before, facilitator_sol = snapshot(world), chain.balance(world.facilitator.pubkey())
@@ -293,13 +389,18 @@ def test_the_same_reference_with_a_new_transfer_is_a_second_payment(world: World
 
 
 def test_two_records_after_one_transfer_is_payment_transfer_missing(world: World) -> None:
-    assert_refused(world, [transfer(world), record(world, reference(1)), record(world, reference(2))],
-                   [world.payer], "PaymentTransferMissing")
+    assert_refused(
+        world,
+        [transfer(world), record(world, reference(1)), record(world, reference(2))],
+        [world.payer],
+        "PaymentTransferMissing",
+    )
 
 
 def test_two_payments_in_one_transaction_both_count(world: World) -> None:
-    result = world.send([transfer(world), record(world, reference(1)), transfer(world), record(world, reference(2))],
-                        world.payer)
+    result = world.send(
+        [transfer(world), record(world, reference(1)), transfer(world), record(world, reference(2))], world.payer
+    )
     assert result.ok, result.logs
     assert world.agent_state().x402_total_calls == 2
 
@@ -307,13 +408,20 @@ def test_two_payments_in_one_transaction_both_count(world: World) -> None:
 def test_payer_not_signing_is_account_not_signer(world: World) -> None:
     """The transfer is signed through another instruction's signature; record still needs the payer's."""
     ix = record(world, reference(1))
-    unsigned = Instruction(ix.program_id, bytes(ix.data),
-                           [AccountMeta(m.pubkey, False, m.is_writable) if m.pubkey == world.payer.pubkey() else m
-                            for m in ix.accounts])
+    unsigned = Instruction(
+        ix.program_id,
+        bytes(ix.data),
+        [AccountMeta(m.pubkey, False, m.is_writable) if m.pubkey == world.payer.pubkey() else m for m in ix.accounts],
+    )
     friend = world.chain.funded_keypair()
     world.chain.create_token_account(friend.pubkey(), world.usdc, FUNDS)
-    assert_refused(world, [transfer(world, source_owner=friend), unsigned], [friend], "AccountNotSigner",
-                   watch=[ata(friend.pubkey(), world.usdc)])
+    assert_refused(
+        world,
+        [transfer(world, source_owner=friend), unsigned],
+        [friend],
+        "AccountNotSigner",
+        watch=[ata(friend.pubkey(), world.usdc)],
+    )
 
 
 def test_fake_instructions_sysvar_is_constraint_address(world: World) -> None:
@@ -321,8 +429,9 @@ def test_fake_instructions_sysvar_is_constraint_address(world: World) -> None:
     world.chain.set_account(fake, bytes(64), owner=Pubkey.default())
     ix = record(world, reference(1))
     metas = [AccountMeta(fake, False, False) if m.pubkey == INSTRUCTIONS else m for m in ix.accounts]
-    assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
-                   "ConstraintAddress")
+    assert_refused(
+        world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer], "ConstraintAddress"
+    )
 
 
 def with_stats(ix: Instruction, stats: Pubkey) -> Instruction:
@@ -335,8 +444,13 @@ def test_payer_stats_at_another_address_is_constraint_seeds(world: World) -> Non
     """A first payment naming an address that is not ["payer_stats", agent, payer]: another agent's, or a
     keypair's."""
     for wrong in (payer_stats_address(Pubkey.new_unique(), world.payer.pubkey())[0], Keypair().pubkey()):
-        assert_refused(world, [transfer(world), with_stats(record(world, reference(1)), wrong)], [world.payer],
-                       "ConstraintSeeds", watch=[wrong])
+        assert_refused(
+            world,
+            [transfer(world), with_stats(record(world, reference(1)), wrong)],
+            [world.payer],
+            "ConstraintSeeds",
+            watch=[wrong],
+        )
 
 
 def test_another_payers_stats_is_payer_stats_mismatch(world: World) -> None:
@@ -345,8 +459,13 @@ def test_another_payers_stats_is_payer_stats_mismatch(world: World) -> None:
     world.chain.create_token_account(friend.pubkey(), world.usdc, FUNDS)
     assert world.send([transfer(world, source_owner=friend), record(world, reference(1), payer=friend)], friend).ok
     theirs = world.stats_address(friend)
-    assert_refused(world, [transfer(world), with_stats(record(world, reference(2)), theirs)], [world.payer],
-                   "PayerStatsMismatch", watch=[theirs])
+    assert_refused(
+        world,
+        [transfer(world), with_stats(record(world, reference(2)), theirs)],
+        [world.payer],
+        "PayerStatsMismatch",
+        watch=[theirs],
+    )
 
 
 def test_payer_stats_forged_by_another_program_is_not_created_over(world: World) -> None:
@@ -364,8 +483,13 @@ def test_another_agents_reputation_is_constraint_seeds(world: World) -> None:
     world.chain.set_account(other.reputation, data, owner=world.chain.program_id)
     ix = record(world, reference(1))
     metas = [AccountMeta(other.reputation, False, True) if i == 1 else m for i, m in enumerate(ix.accounts)]
-    assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
-                   "ConstraintSeeds", watch=[other.reputation])
+    assert_refused(
+        world,
+        [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)],
+        [world.payer],
+        "ConstraintSeeds",
+        watch=[other.reputation],
+    )
 
 
 def test_disabled_or_inactive_agent_takes_no_payments(world: World) -> None:
@@ -391,17 +515,34 @@ def test_feedback_updates_metrics_and_score(world: World) -> None:
     result = world.send([world.feedback(reference(1), success=True, response_time_ms=245, rating=4)], world.payer)
     assert result.ok, result.logs
     metrics = world.metrics()
-    assert (metrics.successful_payments, metrics.failed_payments, metrics.total_response_time_ms,
-            metrics.response_time_count, metrics.total_rating, metrics.rating_count) == (1, 0, 245, 1, 4, 1)
+    assert (
+        metrics.successful_payments,
+        metrics.failed_payments,
+        metrics.total_response_time_ms,
+        metrics.response_time_count,
+        metrics.total_rating,
+        metrics.rating_count,
+    ) == (1, 0, 245, 1, 4, 1)
     assert (world.stats().paid_calls, world.stats().rated_calls) == (1, 1)
     expected = reputation_score(ReputationInputs.from_account(metrics))
     event = result.event("ReputationUpdated")
-    assert (event.old_score, event.new_score, event.payment_success, event.service_quality, event.response_time,
-            event.volume_consistency) == (6_800, expected.score, 10_000, 8_000, 10_000, 0)
+    assert (
+        event.old_score,
+        event.new_score,
+        event.payment_success,
+        event.service_quality,
+        event.response_time,
+        event.volume_consistency,
+    ) == (6_800, expected.score, 10_000, 8_000, 10_000, 0)
     assert world.agent_state().reputation_score == expected.score
     submitted = result.event("FeedbackSubmitted")
-    assert (submitted.payer, bytes(submitted.reference), submitted.success, submitted.response_time_ms,
-            submitted.rating) == (world.payer.pubkey(), reference(1), True, 245, 4)
+    assert (
+        submitted.payer,
+        bytes(submitted.reference),
+        submitted.success,
+        submitted.response_time_ms,
+        submitted.rating,
+    ) == (world.payer.pubkey(), reference(1), True, 245, 4)
 
 
 def test_failed_call_moves_the_payment_to_failed(world: World) -> None:
@@ -409,8 +550,12 @@ def test_failed_call_moves_the_payment_to_failed(world: World) -> None:
     world.pay(reference(2))
     assert world.send([world.feedback(reference(1), success=False, response_time_ms=0, rating=0)], world.payer).ok
     metrics = world.metrics()
-    assert (metrics.successful_payments, metrics.failed_payments, metrics.response_time_count,
-            metrics.rating_count) == (1, 1, 0, 0)
+    assert (
+        metrics.successful_payments,
+        metrics.failed_payments,
+        metrics.response_time_count,
+        metrics.rating_count,
+    ) == (1, 1, 0, 0)
     assert world.agent_state().reputation_score == reputation_score(ReputationInputs.from_account(metrics)).score
 
 
@@ -435,10 +580,20 @@ def test_feedback_by_a_non_payer_is_payer_stats_mismatch(world: World) -> None:
     """A stranger signing with the payer's PayerStats (its own has nothing to rate, or does not exist)."""
     world.pay(reference(1))
     stranger = world.chain.funded_keypair()
-    assert_refused(world, [world.feedback(reference(1), signer=stranger, rated=world.stats_address())], [stranger],
-                   "PayerStatsMismatch", watch=[stranger.pubkey()])
-    assert_refused(world, [world.feedback(reference(1), signer=stranger)], [stranger], "AccountOwnedByWrongProgram",
-                   watch=[stranger.pubkey(), world.stats_address(stranger)])
+    assert_refused(
+        world,
+        [world.feedback(reference(1), signer=stranger, rated=world.stats_address())],
+        [stranger],
+        "PayerStatsMismatch",
+        watch=[stranger.pubkey()],
+    )
+    assert_refused(
+        world,
+        [world.feedback(reference(1), signer=stranger)],
+        [stranger],
+        "AccountOwnedByWrongProgram",
+        watch=[stranger.pubkey(), world.stats_address(stranger)],
+    )
     assert world.stats().rated_calls == 0
 
 
@@ -446,14 +601,28 @@ def test_feedback_with_another_agents_payer_stats_is_payer_stats_mismatch(world:
     """The payer paid agent B, then rates agent A with B's PayerStats (its own for A does not exist)."""
     other_agent = agent_address(world.owner.pubkey(), "summarizer")[0]
     config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/summarize")
-    assert world.send([build_register_agent(world.owner.pubkey(), AgentProfile("summarizer", "Summarizer"), config)],
-                      world.owner).ok
-    assert world.send([transfer(world), build_record_x402_payment(
-        other_agent, world.payer.pubkey(), PRICE, reference(1), ata(world.payer.pubkey(), world.usdc), world.usdc,
-        ata(world.payee.pubkey(), world.usdc))], world.payer).ok
+    assert world.send(
+        [build_register_agent(world.owner.pubkey(), AgentProfile("summarizer", "Summarizer"), config)], world.owner
+    ).ok
+    assert world.send(
+        [
+            transfer(world),
+            build_record_x402_payment(
+                other_agent,
+                world.payer.pubkey(),
+                PRICE,
+                reference(1),
+                ata(world.payer.pubkey(), world.usdc),
+                world.usdc,
+                ata(world.payee.pubkey(), world.usdc),
+            ),
+        ],
+        world.payer,
+    ).ok
     theirs = payer_stats_address(other_agent, world.payer.pubkey())[0]
-    assert_refused(world, [world.feedback(reference(1), rated=theirs)], [world.payer], "PayerStatsMismatch",
-                   watch=[theirs])
+    assert_refused(
+        world, [world.feedback(reference(1), rated=theirs)], [world.payer], "PayerStatsMismatch", watch=[theirs]
+    )
 
 
 @pytest.mark.parametrize("forgery", ["another program's", "a program account of another kind"])
@@ -502,17 +671,27 @@ def test_rating_above_five_is_rating_out_of_range(world: World, rating: int) -> 
 @pytest.mark.parametrize("response_time_ms", [3_600_001, 2**32 - 1])
 def test_response_time_overflow_is_response_time_out_of_range(world: World, response_time_ms: int) -> None:
     world.pay(reference(1))
-    assert_refused(world, [world.feedback(reference(1), response_time_ms=response_time_ms)], [world.payer],
-                   "ResponseTimeOutOfRange")
+    assert_refused(
+        world,
+        [world.feedback(reference(1), response_time_ms=response_time_ms)],
+        [world.payer],
+        "ResponseTimeOutOfRange",
+    )
 
 
 # ---- close_payer_stats ------------------------------------------------------------------------------
 
 
-def close_stats(world: World, signer: Keypair | None = None, rent_payer: Pubkey | None = None,
-                payer: Keypair | None = None) -> Instruction:
-    return close_payer_stats({"payer_stats": world.stats_address(payer), "authority": (signer or world.payer).pubkey(),
-                              "rent_payer": rent_payer or world.payer.pubkey()})
+def close_stats(
+    world: World, signer: Keypair | None = None, rent_payer: Pubkey | None = None, payer: Keypair | None = None
+) -> Instruction:
+    return close_payer_stats(
+        {
+            "payer_stats": world.stats_address(payer),
+            "authority": (signer or world.payer).pubkey(),
+            "rent_payer": rent_payer or world.payer.pubkey(),
+        }
+    )
 
 
 def test_a_payer_closing_its_stats_gets_the_rent_back_and_forfeits_its_ratings(world: World) -> None:
@@ -527,7 +706,12 @@ def test_a_payer_closing_its_stats_gets_the_rent_back_and_forfeits_its_ratings(w
     assert chain.balance(world.payer.pubkey()) == before + rent and world.stats() is None
     closed = result.event("PayerStatsClosed")
     assert (closed.payer, closed.rent_payer, closed.refunded_lamports, closed.paid_calls, closed.forfeited_calls) == (
-        world.payer.pubkey(), world.payer.pubkey(), rent, 2, 1)
+        world.payer.pubkey(),
+        world.payer.pubkey(),
+        rent,
+        2,
+        1,
+    )
     # the payer closed it, then tries to rate the call it left open
     assert_refused(world, [world.feedback(reference(2))], [world.payer], "AccountOwnedByWrongProgram")
     assert world.metrics().rating_count == 1
@@ -541,21 +725,33 @@ def test_closing_someone_elses_stats_is_not_receipt_payer(world: World) -> None:
     world.pay(reference(1))
     stranger = world.chain.funded_keypair()
     for rent_payer in (world.payer.pubkey(), stranger.pubkey()):
-        assert_refused(world, [close_stats(world, signer=stranger, rent_payer=rent_payer)], [stranger],
-                       "NotReceiptPayer", watch=[stranger.pubkey()])
+        assert_refused(
+            world,
+            [close_stats(world, signer=stranger, rent_payer=rent_payer)],
+            [stranger],
+            "NotReceiptPayer",
+            watch=[stranger.pubkey()],
+        )
 
 
 # ---- legacy receipts --------------------------------------------------------------------------------
 
 
-def legacy_receipt(world: World, ref: bytes, rent_payer: Pubkey | None = None, paid_at: int | None = None,
-                   registration: int = 1) -> Pubkey:
+def legacy_receipt(
+    world: World, ref: bytes, rent_payer: Pubkey | None = None, paid_at: int | None = None, registration: int = 1
+) -> Pubkey:
     """An X402Receipt as the program made them before PayerStats, written into the ledger (with its rent)."""
     address, bump = receipt_address(world.agent, ref)
     paid_at = world.chain.svm.get_clock().unix_timestamp if paid_at is None else paid_at
-    data = (bytes(X402Receipt.discriminator) + bytes(world.agent) + bytes(world.payer.pubkey())
-            + bytes(rent_payer or world.payer.pubkey()) + bytes(world.usdc) + ref
-            + struct.pack("<QqQBB", PRICE, paid_at, registration, 0, bump))
+    data = (
+        bytes(X402Receipt.discriminator)
+        + bytes(world.agent)
+        + bytes(world.payer.pubkey())
+        + bytes(rent_payer or world.payer.pubkey())
+        + bytes(world.usdc)
+        + ref
+        + struct.pack("<QqQBB", PRICE, paid_at, registration, 0, bump)
+    )
     assert len(data) == RECEIPT_SPACE
     world.chain.set_account(address, data, owner=world.chain.program_id)
     return address
@@ -568,32 +764,45 @@ def receipt(world: World, ref: bytes) -> X402Receipt | None:
 
 def close(world: World, ref: bytes, signer: Keypair | None = None, rent_payer: Pubkey | None = None) -> Instruction:
     signer = signer or world.payer
-    return close_receipt({"receipt": receipt_address(world.agent, ref)[0], "authority": signer.pubkey(),
-                          "rent_payer": rent_payer or world.payer.pubkey()})
+    return close_receipt(
+        {
+            "receipt": receipt_address(world.agent, ref)[0],
+            "authority": signer.pubkey(),
+            "rent_payer": rent_payer or world.payer.pubkey(),
+        }
+    )
 
 
 def test_a_legacy_receipt_is_rated_once_by_its_own_rules(world: World) -> None:
     world.pay(reference(7))  # counted in the metrics, as the legacy payment was
     address = legacy_receipt(world, reference(1))
-    assert_refused(world, [world.feedback(reference(2), rated=address)], [world.payer], "ReceiptReferenceMismatch",
-                   watch=[address])
+    assert_refused(
+        world, [world.feedback(reference(2), rated=address)], [world.payer], "ReceiptReferenceMismatch", watch=[address]
+    )
     result = world.send([world.feedback(reference(1), success=False, rating=2, rated=address)], world.payer)
     assert result.ok, result.logs
     assert receipt(world, reference(1)).feedback_submitted and world.stats().rated_calls == 0
     assert bytes(result.event("FeedbackSubmitted").reference) == reference(1)
-    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackAlreadySubmitted",
-                   watch=[address])
+    assert_refused(
+        world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackAlreadySubmitted", watch=[address]
+    )
     stranger = world.chain.funded_keypair()
-    assert_refused(world, [world.feedback(reference(1), signer=stranger, rated=address)], [stranger],
-                   "NotReceiptPayer", watch=[address])
+    assert_refused(
+        world,
+        [world.feedback(reference(1), signer=stranger, rated=address)],
+        [stranger],
+        "NotReceiptPayer",
+        watch=[address],
+    )
 
 
 def test_a_legacy_receipt_past_its_window_is_feedback_window_closed(world: World) -> None:
     world.pay(reference(7))
     now = world.chain.svm.get_clock().unix_timestamp
     address = legacy_receipt(world, reference(1), paid_at=now - FEEDBACK_WINDOW_SECONDS)
-    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackWindowClosed",
-                   watch=[address])
+    assert_refused(
+        world, [world.feedback(reference(1), rated=address)], [world.payer], "FeedbackWindowClosed", watch=[address]
+    )
 
 
 def test_a_legacy_receipt_of_another_agent_is_receipt_agent_mismatch(world: World) -> None:
@@ -602,8 +811,9 @@ def test_a_legacy_receipt_of_another_agent_is_receipt_agent_mismatch(world: Worl
     data = bytearray(world.chain.account(address).data)
     data[8:40] = bytes(other.agent)
     world.chain.set_account(address, bytes(data), owner=world.chain.program_id)
-    assert_refused(world, [world.feedback(reference(1), rated=address)], [world.payer], "ReceiptAgentMismatch",
-                   watch=[address])
+    assert_refused(
+        world, [world.feedback(reference(1), rated=address)], [world.payer], "ReceiptAgentMismatch", watch=[address]
+    )
 
 
 def test_close_receipt_after_feedback_refunds_the_payer(world: World) -> None:
@@ -629,15 +839,25 @@ def test_close_receipt_by_someone_else_is_not_receipt_payer(world: World) -> Non
     world.chain.set_unix_timestamp(receipt(world, reference(1)).paid_at + FEEDBACK_WINDOW_SECONDS)
     stranger = world.chain.funded_keypair()
     for rent_payer in (world.payer.pubkey(), stranger.pubkey()):
-        assert_refused(world, [close(world, reference(1), signer=stranger, rent_payer=rent_payer)], [stranger],
-                       "NotReceiptPayer", watch=[address, stranger.pubkey()])
+        assert_refused(
+            world,
+            [close(world, reference(1), signer=stranger, rent_payer=rent_payer)],
+            [stranger],
+            "NotReceiptPayer",
+            watch=[address, stranger.pubkey()],
+        )
 
 
 def test_a_fronted_legacy_receipt_closes_to_its_rent_payer(world: World) -> None:
     chain = world.chain
     address = legacy_receipt(world, reference(1), rent_payer=world.facilitator.pubkey())
-    assert_refused(world, [close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())],
-                   [], "ReceiptStillOpen", watch=[address])
+    assert_refused(
+        world,
+        [close(world, reference(1), signer=world.facilitator, rent_payer=world.facilitator.pubkey())],
+        [],
+        "ReceiptStillOpen",
+        watch=[address],
+    )
     world.chain.set_unix_timestamp(receipt(world, reference(1)).paid_at + FEEDBACK_WINDOW_SECONDS)
     assert_refused(world, [close(world, reference(1))], [world.payer], "NotReceiptRentPayer", watch=[address])
     rent, before = chain.account(address).lamports, chain.balance(world.facilitator.pubkey())
@@ -696,8 +916,16 @@ def test_a_thousand_recorded_calls_create_one_account_per_pair(world: World) -> 
     payments = []
     for n in range(1_000):
         payer = payers[n % len(payers)]
-        instructions = build_x402_payment(payer.pubkey(), world.agent, world.payee.pubkey(), world.usdc, DECIMALS,
-                                          PRICE, reference(n), fee_payer=world.facilitator.pubkey())
+        instructions = build_x402_payment(
+            payer.pubkey(),
+            world.agent,
+            world.payee.pubkey(),
+            world.usdc,
+            DECIMALS,
+            PRICE,
+            reference(n),
+            fee_payer=world.facilitator.pubkey(),
+        )
         named.update(meta.pubkey for ix in instructions for meta in ix.accounts)
         payments.append((instructions, payer))
 
@@ -746,24 +974,40 @@ def test_record_through_cpi_is_payment_not_top_level(world: World, count: int) -
 def test_the_official_x402_layout_with_one_memo_is_recorded(world: World) -> None:
     """[SetComputeUnitLimit, SetComputeUnitPrice, TransferChecked, Memo, record]: the x402 "exact" transaction
     with GhostPay's record after the Memo."""
-    layout = [set_compute_unit_limit(60_000), set_compute_unit_price(1), transfer(world), build_memo("0f" * 16),
-              record(world, reference(1))]
+    layout = [
+        set_compute_unit_limit(60_000),
+        set_compute_unit_price(1),
+        transfer(world),
+        build_memo("0f" * 16),
+        record(world, reference(1)),
+    ]
     result = world.send(layout, world.payer)
     assert result.ok, result.logs
     assert result.event("X402PaymentRecorded").amount == PRICE
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == PRICE
 
 
-@pytest.mark.parametrize("layout", ["two memos", "memo without transfer", "memo before the transfer",
-                                    "record between transfer and memo, then another"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "two memos",
+        "memo without transfer",
+        "memo before the transfer",
+        "record between transfer and memo, then another",
+    ],
+)
 def test_other_layouts_are_payment_transfer_missing(world: World, layout: str) -> None:
     memo = build_memo("nonce")
     instructions = {
         "two memos": [transfer(world), memo, memo, record(world, reference(1))],
         "memo without transfer": [memo, record(world, reference(1))],
         "memo before the transfer": [memo, transfer(world), memo, memo, record(world, reference(1))],
-        "record between transfer and memo, then another": [transfer(world), record(world, reference(1)), memo,
-                                                           record(world, reference(2))],
+        "record between transfer and memo, then another": [
+            transfer(world),
+            record(world, reference(1)),
+            memo,
+            record(world, reference(2)),
+        ],
     }[layout]
     assert_refused(world, instructions, [world.payer], "PaymentTransferMissing")
 
@@ -776,8 +1020,13 @@ def test_paying_your_own_agent_is_self_payment(world: World, who: str) -> None:
     """A wallet paying itself (or its own agent) costs nothing and would lift the score for free."""
     self_payer = world.owner if who == "owner" else world.payee
     world.chain.create_token_account(self_payer.pubkey(), world.usdc, FUNDS)
-    assert_refused(world, [transfer(world, source_owner=self_payer), record(world, reference(1), payer=self_payer)],
-                   [self_payer], "SelfPayment", watch=[world.stats_address(self_payer)])
+    assert_refused(
+        world,
+        [transfer(world, source_owner=self_payer), record(world, reference(1), payer=self_payer)],
+        [self_payer],
+        "SelfPayment",
+        watch=[world.stats_address(self_payer)],
+    )
 
 
 def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World) -> None:
@@ -789,9 +1038,17 @@ def test_a_transfer_from_the_destination_to_itself_is_self_payment(world: World)
     data[76:108] = bytes(world.payer.pubkey())
     data[121:129] = PRICE.to_bytes(8, "little")  # delegated_amount
     world.chain.set_account(payee_ata, bytes(data), owner=TOKEN_PROGRAM_ID)
-    circular = transfer_checked(TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=payee_ata, mint=world.usdc, dest=payee_ata, owner=world.payer.pubkey(),
-        amount=PRICE, decimals=DECIMALS))
+    circular = transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=payee_ata,
+            mint=world.usdc,
+            dest=payee_ata,
+            owner=world.payer.pubkey(),
+            amount=PRICE,
+            decimals=DECIMALS,
+        )
+    )
     assert_refused(world, [circular, record(world, reference(1), source=payee_ata)], [world.payer], "SelfPayment")
 
 
@@ -804,15 +1061,34 @@ def test_each_mint_is_checked_against_its_own_price(world: World) -> None:
     cents = world.chain.create_mint(2)
     for owner in (world.payer.pubkey(), world.payee.pubkey()):
         world.chain.create_token_account(owner, cents, FUNDS if owner == world.payer.pubkey() else 0)
-    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 2)],
-                        "https://agent.example.com/translate")
-    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
-                                      remaining_accounts=mint_accounts([world.usdc, cents]))], world.owner).ok
+    config = X402Config(
+        world.payee.pubkey(),
+        [TokenPrice(world.usdc, PRICE), TokenPrice(cents, 2)],
+        "https://agent.example.com/translate",
+    )
+    assert world.send(
+        [
+            configure_x402(
+                {"config": config},
+                {"agent": world.agent, "owner": world.owner.pubkey()},
+                remaining_accounts=mint_accounts([world.usdc, cents]),
+            )
+        ],
+        world.owner,
+    ).ok
 
     def pay_cents(ref: bytes, amount: int) -> list[Instruction]:
-        cents_transfer = transfer_checked(TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID, source=ata(world.payer.pubkey(), cents), mint=cents,
-            dest=ata(world.payee.pubkey(), cents), owner=world.payer.pubkey(), amount=amount, decimals=2))
+        cents_transfer = transfer_checked(
+            TransferCheckedParams(
+                program_id=TOKEN_PROGRAM_ID,
+                source=ata(world.payer.pubkey(), cents),
+                mint=cents,
+                dest=ata(world.payee.pubkey(), cents),
+                owner=world.payer.pubkey(),
+                amount=amount,
+                decimals=2,
+            )
+        )
         return [cents_transfer, record(world, ref, amount, mint=cents)]
 
     assert_refused(world, pay_cents(reference(1), 1), [world.payer], "PaymentBelowPrice")
@@ -821,8 +1097,9 @@ def test_each_mint_is_checked_against_its_own_price(world: World) -> None:
     assert world.chain.token_balance(ata(world.payee.pubkey(), cents)) == 2
     assert result.event("X402PaymentRecorded").mint == cents
     # usdc's price is still 10,000 of its own units
-    assert_refused(world, [transfer(world, amount=2), record(world, reference(3), amount=2)], [world.payer],
-                   "PaymentBelowPrice")
+    assert_refused(
+        world, [transfer(world, amount=2), record(world, reference(3), amount=2)], [world.payer], "PaymentBelowPrice"
+    )
 
 
 # ---- rent payer -------------------------------------------------------------------------------------
@@ -836,8 +1113,7 @@ def test_a_facilitator_fronts_the_pair_rent_once_and_gets_it_back_when_the_pair_
     payer_sol = chain.balance(world.payer.pubkey())
     facilitator_sol = chain.balance(world.facilitator.pubkey())
     for n in range(100):
-        result = world.send([transfer(world), record(world, reference(n), rent_payer=world.facilitator)],
-                            world.payer)
+        result = world.send([transfer(world), record(world, reference(n), rent_payer=world.facilitator)], world.payer)
         assert result.ok, result.logs
         assert result.event("X402PaymentRecorded").rent_payer == world.facilitator.pubkey()
     rent = chain.svm.minimum_balance_for_rent_exemption(STATS_SPACE)
@@ -861,8 +1137,13 @@ def test_the_rent_payer_must_sign(world: World) -> None:
     ix = record(world, reference(1), rent_payer=world.facilitator)
     stranger = Keypair().pubkey()
     metas = [AccountMeta(stranger, False, True) if i == 4 else m for i, m in enumerate(ix.accounts)]
-    assert_refused(world, [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)], [world.payer],
-                   "AccountNotSigner", watch=[stranger])
+    assert_refused(
+        world,
+        [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)],
+        [world.payer],
+        "AccountNotSigner",
+        watch=[stranger],
+    )
 
 
 # ---- a reputation outlives its registration ---------------------------------------------------------
@@ -879,14 +1160,18 @@ def test_closing_and_registering_again_keeps_the_reputation_and_voids_old_calls(
     closed = world.send([build_close_agent(world.agent, world.owner.pubkey())], world.owner)
     assert closed.ok, closed.logs
     config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/v2")
-    again = world.send([build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)],
-                       world.owner)
+    again = world.send(
+        [build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)], world.owner
+    )
     assert again.ok, again.logs
 
     agent, metrics = world.agent_state(), world.metrics()
     assert (agent.registration, metrics.registration, again.event("AgentRegistered").registration) == (2, 2, 2)
     assert (metrics.successful_payments, metrics.failed_payments, metrics.total_rating) == (
-        metrics_before.successful_payments, metrics_before.failed_payments, metrics_before.total_rating)
+        metrics_before.successful_payments,
+        metrics_before.failed_payments,
+        metrics_before.total_rating,
+    )
     assert agent.reputation_score == score_before == again.event("ReputationUpdated").new_score
 
     # call 2 paid the first registration, whose window is over: it cannot rate this one, before or after the
@@ -921,13 +1206,15 @@ def test_closing_waits_until_no_paid_call_can_be_rated(world: World) -> None:
     assert_refused(world, [close_agent], [world.owner], "FeedbackWindowOpen", watch=[world.owner.pubkey()])
 
     for n in range(5, 15):  # timeouts: failed, 30 s, one star
-        result = world.send([world.feedback(reference(n), success=False, response_time_ms=30_000, rating=1)],
-                            world.payer)
+        result = world.send(
+            [world.feedback(reference(n), success=False, response_time_ms=30_000, rating=1)], world.payer
+        )
         assert result.ok, result.logs
     metrics = world.metrics()
     assert (metrics.successful_payments, metrics.failed_payments, metrics.rating_count) == (5, 10, 15)
-    assert world.agent_state().reputation_score == reputation_score(ReputationInputs.from_account(metrics)).score \
-        == 2_733
+    assert (
+        world.agent_state().reputation_score == reputation_score(ReputationInputs.from_account(metrics)).score == 2_733
+    )
 
     last_paid = world.agent_state().last_payment_at
     chain.set_unix_timestamp(last_paid + FEEDBACK_WINDOW_SECONDS - 1)
@@ -938,8 +1225,9 @@ def test_closing_waits_until_no_paid_call_can_be_rated(world: World) -> None:
     assert closed.ok, closed.logs
     assert chain.balance(world.owner.pubkey()) == owner_sol + rent  # the facilitator paid the fees
     config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE)], "https://agent.example.com/v2")
-    again = world.send([build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)],
-                       world.owner)
+    again = world.send(
+        [build_register_agent(world.owner.pubkey(), AgentProfile("translator", "Translator"), config)], world.owner
+    )
     assert again.ok, again.logs
     assert world.agent_state().reputation_score == again.event("ReputationUpdated").new_score == 2_733
 
@@ -950,36 +1238,54 @@ def test_closing_waits_until_no_paid_call_can_be_rated(world: World) -> None:
 CLOSE_AUTHORITY, PERMANENT_DELEGATE, TRANSFER_FEE_CONFIG, TRANSFER_FEE_AMOUNT = 3, 12, 1, 2
 
 
-@pytest.mark.parametrize("recreated, error", [
-    ("permanent delegate", "MintExtensionNotSupported"),  # the issuer could take the payment back
-    ("100% transfer fee", "MintHasTransferFee"),  # the payee would receive 0
-])
-def test_a_mint_closed_and_re_created_with_a_claw_back_is_refused_when_paid(world: World, recreated: str,
-                                                                            error: str) -> None:
+@pytest.mark.parametrize(
+    "recreated, error",
+    [
+        ("permanent delegate", "MintExtensionNotSupported"),  # the issuer could take the payment back
+        ("100% transfer fee", "MintHasTransferFee"),  # the payee would receive 0
+    ],
+)
+def test_a_mint_closed_and_re_created_with_a_claw_back_is_refused_when_paid(
+    world: World, recreated: str, error: str
+) -> None:
     """An accepted Token-2022 mint with a close authority (neutral when configured) is closed at supply 0 and
     re-created at the same address with a permanent delegate or a 100 % transfer fee. The transfer itself
     succeeds in Token-2022; the record reads the mint and fails, so the whole transaction is undone."""
     chain, issuer = world.chain, world.chain.funded_keypair()
     mint = chain.create_token_2022_mint([(CLOSE_AUTHORITY, bytes(issuer.pubkey()))])
-    config = X402Config(world.payee.pubkey(), [TokenPrice(world.usdc, PRICE), TokenPrice(mint, PRICE)],
-                        "https://agent.example.com/translate")
-    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
-                                      remaining_accounts=mint_accounts([world.usdc, mint]))], world.owner).ok
+    config = X402Config(
+        world.payee.pubkey(),
+        [TokenPrice(world.usdc, PRICE), TokenPrice(mint, PRICE)],
+        "https://agent.example.com/translate",
+    )
+    assert world.send(
+        [
+            configure_x402(
+                {"config": config},
+                {"agent": world.agent, "owner": world.owner.pubkey()},
+                remaining_accounts=mint_accounts([world.usdc, mint]),
+            )
+        ],
+        world.owner,
+    ).ok
 
-    extension = {"permanent delegate": (PERMANENT_DELEGATE, bytes(issuer.pubkey())),
-                 "100% transfer fee": (TRANSFER_FEE_CONFIG, transfer_fee_config(10_000))}[recreated]
-    chain.set_account(mint, bytes(chain.account(chain.create_token_2022_mint([extension])).data),
-                      owner=TOKEN_2022_PROGRAM_ID)
+    extension = {
+        "permanent delegate": (PERMANENT_DELEGATE, bytes(issuer.pubkey())),
+        "100% transfer fee": (TRANSFER_FEE_CONFIG, transfer_fee_config(10_000)),
+    }[recreated]
+    chain.set_account(
+        mint, bytes(chain.account(chain.create_token_2022_mint([extension])).data), owner=TOKEN_2022_PROGRAM_ID
+    )
     # accounts of a fee mint carry the withheld amount (Token-2022 refuses a fee transfer into one without)
     account_extensions = [(TRANSFER_FEE_AMOUNT, bytes(8))] if recreated == "100% transfer fee" else []
     payer_account, payee_account = (
         chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID, account_extensions)
-        for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)))
+        for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0))
+    )
     payment = world.payment(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
 
     # the program's error, not Token-2022's: the transfer before the record ran, and is undone with it
-    assert_refused(world, payment, [world.payer], error,
-                   watch=[payer_account, payee_account, mint, issuer.pubkey()])
+    assert_refused(world, payment, [world.payer], error, watch=[payer_account, payee_account, mint, issuer.pubkey()])
     assert (chain.token_balance(payer_account), chain.token_balance(payee_account)) == (FUNDS, 0)
     assert world.agent_state().x402_total_calls == 0 and world.stats() is None
 
@@ -988,8 +1294,16 @@ def test_a_mint_with_a_close_authority_is_paid_while_it_stays_neutral(world: Wor
     """The same mint before it is re-created: its close authority alone changes nothing for the payee."""
     mint = world.chain.create_token_2022_mint([(CLOSE_AUTHORITY, bytes(world.chain.funded_keypair().pubkey()))])
     config = X402Config(world.payee.pubkey(), [TokenPrice(mint, PRICE)], "https://agent.example.com/translate")
-    assert world.send([configure_x402({"config": config}, {"agent": world.agent, "owner": world.owner.pubkey()},
-                                      remaining_accounts=mint_accounts([mint]))], world.owner).ok
+    assert world.send(
+        [
+            configure_x402(
+                {"config": config},
+                {"agent": world.agent, "owner": world.owner.pubkey()},
+                remaining_accounts=mint_accounts([mint]),
+            )
+        ],
+        world.owner,
+    ).ok
     for owner, amount in ((world.payer.pubkey(), FUNDS), (world.payee.pubkey(), 0)):
         world.chain.create_token_account(owner, mint, amount, TOKEN_2022_PROGRAM_ID)
     result = world.pay(reference(1), mint=mint, token_program=TOKEN_2022_PROGRAM_ID)
@@ -1015,9 +1329,17 @@ def delegated_account(world: World, holder: Pubkey, amount: int = FUNDS) -> Pubk
 
 
 def delegated_transfer(world: World, source: Pubkey) -> Instruction:
-    return transfer_checked(TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=source, mint=world.usdc, dest=ata(world.payee.pubkey(), world.usdc),
-        owner=world.payer.pubkey(), amount=PRICE, decimals=DECIMALS))
+    return transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=source,
+            mint=world.usdc,
+            dest=ata(world.payee.pubkey(), world.usdc),
+            owner=world.payer.pubkey(),
+            amount=PRICE,
+            decimals=DECIMALS,
+        )
+    )
 
 
 @pytest.mark.parametrize("holder", ["payment address", "owner"])
@@ -1026,8 +1348,13 @@ def test_paying_from_the_agents_own_tokens_through_a_delegate_is_self_payment(wo
     (the payer): the signer is a stranger, but the tokens are the agent's own."""
     own = delegated_account(world, (world.payee if holder == "payment address" else world.owner).pubkey())
     for n in range(1, 6):
-        assert_refused(world, [delegated_transfer(world, own), record(world, reference(n), source=own)],
-                       [world.payer], "SelfPayment", watch=[own])
+        assert_refused(
+            world,
+            [delegated_transfer(world, own), record(world, reference(n), source=own)],
+            [world.payer],
+            "SelfPayment",
+            watch=[own],
+        )
     assert world.chain.token_balance(own) == FUNDS
     assert world.chain.token_balance(ata(world.payee.pubkey(), world.usdc)) == 0
     assert world.agent_state().x402_total_calls == 0
@@ -1057,5 +1384,4 @@ def test_naming_another_source_or_mint_than_the_transfers_is_refused(world: Worl
         metas = [AccountMeta(world.pyusd, False, False) if m.pubkey == world.usdc else m for m in ix.accounts]
         instructions = [transfer(world), Instruction(ix.program_id, bytes(ix.data), metas)]
         error, watch = "PaymentMintAccountMismatch", []
-    assert_refused(world, instructions, [world.payer], error,
-                   watch=watch)
+    assert_refused(world, instructions, [world.payer], error, watch=watch)

@@ -32,23 +32,44 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalnetProcess]:
 
 
 def cheat(net: LocalnetProcess, method: str, *params: object) -> object:
-    answer = httpx.post(net.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                        timeout=10).json()
+    answer = httpx.post(
+        net.http_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10
+    ).json()
     assert "error" not in answer, answer
     return answer["result"]
 
 
-def plant_legacy_receipt(net: LocalnetProcess, agent: Pubkey, payer: Pubkey, rent_payer: Pubkey, mint: Pubkey,
-                         paid_at: int, *, registration: int = 1, rated: bool = False, amount: int = 10_000
-                         ) -> tuple[Pubkey, bytes]:
+def plant_legacy_receipt(
+    net: LocalnetProcess,
+    agent: Pubkey,
+    payer: Pubkey,
+    rent_payer: Pubkey,
+    mint: Pubkey,
+    paid_at: int,
+    *,
+    registration: int = 1,
+    rated: bool = False,
+    amount: int = 10_000,
+) -> tuple[Pubkey, bytes]:
     """An X402Receipt of a random reference as the program made them before PayerStats (it makes none now),
     planted at its address with its rent; returns the address and the reference."""
     reference = os.urandom(32)
     address, bump = receipt_address(agent, reference)
-    data = (bytes(X402Receipt.discriminator) + bytes(agent) + bytes(payer) + bytes(rent_payer) + bytes(mint)
-            + reference + struct.pack("<QqQBB", amount, paid_at, registration, int(rated), bump))
-    cheat(net, "surfnet_setAccount", str(address), {"data": data.hex(), "owner": str(PROGRAM_ID),
-                                                    "lamports": RECEIPT_RENT})
+    data = (
+        bytes(X402Receipt.discriminator)
+        + bytes(agent)
+        + bytes(payer)
+        + bytes(rent_payer)
+        + bytes(mint)
+        + reference
+        + struct.pack("<QqQBB", amount, paid_at, registration, int(rated), bump)
+    )
+    cheat(
+        net,
+        "surfnet_setAccount",
+        str(address),
+        {"data": data.hex(), "owner": str(PROGRAM_ID), "lamports": RECEIPT_RENT},
+    )
     return address, reference
 
 
@@ -77,12 +98,10 @@ def usdc(net: LocalnetProcess) -> Pubkey:
     return create_mint(net, 6)
 
 
-
 def time_travel(net: LocalnetProcess, seconds: int) -> None:
     """Move the localnet's clock `seconds` forward (deadlines and review periods are checked against it)."""
     now = cheat(net, "getBlockTime", cheat(net, "getSlot"))
     cheat(net, "surfnet_timeTravel", {"absoluteTimestamp": (now + seconds) * 1000})  # type: ignore[operator]
-
 
 
 @dataclass
@@ -106,7 +125,8 @@ class Escrow:
 
 async def escrow(net: LocalnetProcess, mint: Pubkey, agent_id: str = "worker") -> Escrow:
     provider, client, arbiter = (GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url) for _ in range(3))
-    registered = await provider.register_agent(agent_id, agent_id.title(), capabilities=["work"],
-                                               x402=X402Settings({mint: PRICE}, "https://work.example"))
+    registered = await provider.register_agent(
+        agent_id, agent_id.title(), capabilities=["work"], x402=X402Settings({mint: PRICE}, "https://work.example")
+    )
     mint_to(net, client.wallet, mint, 100_000_000)
     return Escrow(provider, client, arbiter, registered.address, mint)

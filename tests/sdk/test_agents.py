@@ -19,8 +19,13 @@ from tests.sdk.conftest import create_mint, fund
 async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPayClient, net, usdc) -> None:
     other = create_mint(net, 9)
     result = await client.register_agent(
-        "translator", "Translator", agent_type=2, description="EN<->FR", capabilities=["translate", "summarize"],
-        x402=X402Settings({usdc: Decimal("0.015")}, "https://t.example/api"))
+        "translator",
+        "Translator",
+        agent_type=2,
+        description="EN<->FR",
+        capabilities=["translate", "summarize"],
+        x402=X402Settings({usdc: Decimal("0.015")}, "https://t.example/api"),
+    )
     assert result.address == agent_address(client.wallet, "translator")[0]
     assert result.compute_units and result.compute_units > 0
     registered = result.event("AgentRegistered")
@@ -45,7 +50,9 @@ async def test_register_with_x402_in_one_transaction_and_manage(client: GhostPay
 
     pricing = await client.get_agent_pricing("translator")
     assert [(t.mint, t.price, t.price_atomic, t.decimals) for t in pricing.tokens] == [
-        (usdc, Decimal("0.02"), 20_000, 6), (other, Decimal("0.0005"), 500_000, 9)]
+        (usdc, Decimal("0.02"), 20_000, 6),
+        (other, Decimal("0.0005"), 500_000, 9),
+    ]
     assert isinstance(pricing.price_in(other).price, Decimal)
     with pytest.raises(InvalidArgument):
         pricing.price_in(Keypair().pubkey())
@@ -78,13 +85,25 @@ async def test_price_with_too_many_decimals_is_refused_before_sending(client: Gh
 async def test_list_and_search(net, usdc) -> None:
     eurc = create_mint(net, 2)
     async with GhostPayClient(net.http_url, fund(net)) as a, GhostPayClient(net.http_url, fund(net)) as b:
-        await a.register_agent("cheap", "Cheap", capabilities=["search-test", "ocr"],
-                               x402=X402Settings({usdc: Decimal("0.001")}, "https://c.example"))
-        await a.register_agent("dear", "Dear", capabilities=["search-test"],  # eurc has 2 decimals
-                               x402=X402Settings({usdc: Decimal("5"), eurc: Decimal("10.00")}, "https://d.example"))
+        await a.register_agent(
+            "cheap",
+            "Cheap",
+            capabilities=["search-test", "ocr"],
+            x402=X402Settings({usdc: Decimal("0.001")}, "https://c.example"),
+        )
+        await a.register_agent(
+            "dear",
+            "Dear",
+            capabilities=["search-test"],  # eurc has 2 decimals
+            x402=X402Settings({usdc: Decimal("5"), eurc: Decimal("10.00")}, "https://d.example"),
+        )
         await a.register_agent("free", "Free", capabilities=["search-test"])
-        await b.register_agent("sleepy", "Sleepy", capabilities=["search-test", "ocr"],
-                               x402=X402Settings({usdc: Decimal("0.002")}, "https://s.example"))
+        await b.register_agent(
+            "sleepy",
+            "Sleepy",
+            capabilities=["search-test", "ocr"],
+            x402=X402Settings({usdc: Decimal("0.002")}, "https://s.example"),
+        )
         await b.deactivate("sleepy")
 
         assert [i.agent_id for i in await a.list_agents()] == ["cheap", "dear", "free"]
@@ -105,10 +124,13 @@ async def test_list_and_search(net, usdc) -> None:
         assert await ids(token=eurc, max_price=Decimal("9.99")) == set()
         assert {i.agent_id for i in await a.search_agents(capability="OCR", active=None)} == {"cheap", "sleepy"}
         assert await ids(min_reputation=1) == set()  # no payments yet: every score is 0
-        assert [i.agent_id for i in await a.search_agents(capability="search-test", x402_enabled=True,
-                                                          sort="price")] == ["cheap", "dear"]
-        assert [i.agent_id for i in await a.search_agents(capability="search-test", sort="name", limit=2)] \
-            == ["Cheap".lower(), "dear"]
+        assert [
+            i.agent_id for i in await a.search_agents(capability="search-test", x402_enabled=True, sort="price")
+        ] == ["cheap", "dear"]
+        assert [i.agent_id for i in await a.search_agents(capability="search-test", sort="name", limit=2)] == [
+            "Cheap".lower(),
+            "dear",
+        ]
         with pytest.raises(InvalidArgument):
             await a.search_agents(max_price=Decimal(1))  # each mint has its own price: name one
         with pytest.raises(InvalidArgument):

@@ -75,20 +75,41 @@ EXTENSIONS = {"MintHasTransferFee": (1, 108), "MintHasTransferHook": (14, 64), "
 
 def extension_mint(net: LocalnetProcess, extension_type: int, length: int) -> Pubkey:
     """A Token-2022 mint carrying one extension (zeroed), as the program reads it."""
-    mint = Pubkey.from_string(cheat(net, "surfnet_createMint", {"decimals": 6, "tokenProgram":  # type: ignore[index]
-                                                                str(TOKEN_2022_PROGRAM_ID)})["value"])
+    mint = Pubkey.from_string(
+        cheat(
+            net,
+            "surfnet_createMint",
+            {
+                "decimals": 6,
+                "tokenProgram":  # type: ignore[index]
+                str(TOKEN_2022_PROGRAM_ID),
+            },
+        )["value"]
+    )
     account = cheat(net, "getAccountInfo", str(mint), {"encoding": "base64"})["value"]  # type: ignore[index]
     base = base64.b64decode(account["data"][0])
-    data = base.ljust(TOKEN_2022_MINT_TYPE_OFFSET, b"\0") + b"\x01" + extension_type.to_bytes(2, "little") \
-        + length.to_bytes(2, "little") + bytes(length)
+    data = (
+        base.ljust(TOKEN_2022_MINT_TYPE_OFFSET, b"\0")
+        + b"\x01"
+        + extension_type.to_bytes(2, "little")
+        + length.to_bytes(2, "little")
+        + bytes(length)
+    )
     cheat(net, "surfnet_setAccount", str(mint), {"data": data.hex(), "lamports": 10_000_000})
     return mint
 
 
 def legacy_receipt(w: World, *, agent: Pubkey | None = None, registration: int = 1) -> bytes:
     """An unrated legacy receipt of a payment by the client to `agent` (default: w.agent); its reference."""
-    return plant_legacy_receipt(w.net, agent or w.agent, w.client.wallet, w.client.wallet, w.usdc,
-                                w.client.chain_time(), registration=registration)[1]
+    return plant_legacy_receipt(
+        w.net,
+        agent or w.agent,
+        w.client.wallet,
+        w.client.wallet,
+        w.usdc,
+        w.client.chain_time(),
+        registration=registration,
+    )[1]
 
 
 @dataclass
@@ -139,8 +160,9 @@ def w(net: LocalnetProcess, usdc: Pubkey) -> Iterator[World]:
     for wallet in (client.wallet, stranger.wallet, provider.wallet):
         mint_to(net, wallet, usdc, 1_000_000_000)
     reference = client.pay_agent(agent).reference
-    yield World(net, provider, client, arbiter, stranger, usdc, create_mint(net, 2), agent, plain, sleepy, ext_mints,
-                reference)
+    yield World(
+        net, provider, client, arbiter, stranger, usdc, create_mint(net, 2), agent, plain, sleepy, ext_mints, reference
+    )
     for gp in clients:
         gp.close()
 
@@ -225,11 +247,12 @@ REACHABLE: list[tuple[str, Case]] = [
     ("PriceOutOfRange", lambda w: w.provider.set_price(w.agent, {w.usdc: Atomic(0)})),
     ("NoAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {})),  # client-side
     ("NoAcceptedTokens", lambda w: w.provider.configure_x402(w.agent, X402Settings({}, ENDPOINT))),  # client-side
-    ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {create_mint(w.net): PRICE
-                                                                          for _ in range(11)})),
+    ("TooManyAcceptedTokens", lambda w: w.provider.set_tokens(w.agent, {create_mint(w.net): PRICE for _ in range(11)})),
     ("NotAMint", lambda w: w.provider.set_tokens(w.agent, {w.usdc: PRICE, w.stranger.wallet: PRICE})),  # client-side
-    ("InvalidPaymentAddress", lambda w: w.provider.configure_x402(w.agent, X402Settings(
-        {w.usdc: PRICE}, ENDPOINT, Pubkey.default()))),
+    (
+        "InvalidPaymentAddress",
+        lambda w: w.provider.configure_x402(w.agent, X402Settings({w.usdc: PRICE}, ENDPOINT, Pubkey.default())),
+    ),
     ("EndpointTooLong", lambda w: w.provider.set_endpoint(w.agent, "https://" + "e" * 250)),
     ("InvalidEndpoint", lambda w: w.provider.set_endpoint(w.agent, "ftp://files.example")),
     ("Unauthorized", lambda w: w.stranger.update_agent(w.agent, name="Mine now")),
@@ -238,8 +261,12 @@ REACHABLE: list[tuple[str, Case]] = [
     ("X402NotEnabled", lambda w: w.provider.set_price(w.plain_agent, {w.usdc: PRICE})),
     ("AgentHasOpenWorkOrders", lambda w: (w.order(), w.provider.close_agent(w.agent))),
     ("AgentInactive", lambda w: w.client.pay_agent(w.sleepy_agent)),
-    ("PaymentMintNotAccepted", lambda w: w.client.create_work_order(
-        w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros")),
+    (
+        "PaymentMintNotAccepted",
+        lambda w: w.client.create_work_order(
+            w.agent, 100, mint=w.eurc, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="euros"
+        ),
+    ),
     ("PaymentBelowPrice", lambda w: w.client.pay_agent(w.agent, amount=Atomic(9_999))),
     ("SelfPayment", lambda w: w.provider.pay_agent(w.agent)),  # the owner paying its own agent
     ("ReceiptFromEarlierRegistration", _rate_a_legacy_receipt_of_an_earlier_registration),
@@ -250,8 +277,12 @@ REACHABLE: list[tuple[str, Case]] = [
     ("RatingOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, rating=6)),
     ("ResponseTimeOutOfRange", lambda w: w.client.submit_feedback(w.agent, w.reference, response_time_ms=3_600_001)),
     ("ReceiptStillOpen", lambda w: w.client.close_receipt(w.agent, legacy_receipt(w))),
-    ("WorkOrderAmountOutOfRange", lambda w: w.client.create_work_order(
-        w.agent, Atomic(999), deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="tiny")),
+    (
+        "WorkOrderAmountOutOfRange",
+        lambda w: w.client.create_work_order(
+            w.agent, Atomic(999), deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="tiny"
+        ),
+    ),
     ("DeadlineInPast", lambda w: w.order(deadline=w.client.chain_time() - 1)),
     ("ReviewPeriodOutOfRange", lambda w: w.order(review_period=59)),
     ("TitleInvalid", lambda w: w.order(title="")),
@@ -259,10 +290,23 @@ REACHABLE: list[tuple[str, Case]] = [
     ("TooManyRequirements", lambda w: w.order(requirements=[f"r{i}" for i in range(11)])),
     ("RequirementInvalid", lambda w: w.order(requirements=[""])),
     ("InvalidArbiter", lambda w: w.order(arbiter=w.client.wallet)),
-    ("CannotHireOwnAgent", lambda w: w.provider.create_work_order(
-        w.agent, 1, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="self")),
-    *[(name, (lambda name: lambda w: w.provider.set_tokens(
-        w.agent, {w.usdc: PRICE, w.ext_mints[name]: Decimal("0.01")}))(name)) for name in EXTENSIONS],
+    (
+        "CannotHireOwnAgent",
+        lambda w: w.provider.create_work_order(
+            w.agent, 1, deadline=timedelta(hours=1), arbiter=w.arbiter.wallet, title="self"
+        ),
+    ),
+    *[
+        (
+            name,
+            (
+                lambda name: (
+                    lambda w: w.provider.set_tokens(w.agent, {w.usdc: PRICE, w.ext_mints[name]: Decimal("0.01")})
+                )
+            )(name),
+        )
+        for name in EXTENSIONS
+    ],
     ("DeadlineTooFar", lambda w: w.order(deadline=timedelta(days=366))),
     ("ArbiterNotAgreed", lambda w: w.provider.accept_work_order(w.order(), arbiter=w.stranger.wallet)),
     ("GracePeriodActive", _refund_within_the_grace_period),
@@ -279,8 +323,12 @@ REACHABLE: list[tuple[str, Case]] = [
     ("ReviewPeriodActive", lambda w: w.provider.claim_payment(w.order("Submitted"))),
     ("ReleaseExceedsRemainder", lambda w: w.client.release_payment(w.order("Accepted"), Decimal("1.000001"))),
     ("ZeroAmount", lambda w: w.client.release_payment(w.order("Accepted"), 0)),
-    ("TokenAccountOwnerMismatch", lambda w: w.client.release_payment(
-        w.order("Accepted"), provider_token_account=associated_token_address(w.client.wallet, w.usdc))),
+    (
+        "TokenAccountOwnerMismatch",
+        lambda w: w.client.release_payment(
+            w.order("Accepted"), provider_token_account=associated_token_address(w.client.wallet, w.usdc)
+        ),
+    ),
     ("DeliverableUriInvalid", lambda w: w.provider.submit_delivery(w.order("Accepted"), "", bytes(32))),
     ("ReasonTooLong", lambda w: w.client.open_dispute(w.order("Accepted"), "r" * 201)),
     ("ShareOutOfRange", lambda w: w.arbiter.resolve_dispute(w.order("Disputed"), 10_001)),
@@ -290,8 +338,13 @@ REACHABLE: list[tuple[str, Case]] = [
 
 
 def _set_tokens(w: World, prices: list[TokenPrice], mints: list[Pubkey]) -> tuple[list[Instruction], list[Keypair]]:
-    return [ix.set_x402_tokens({"accepted_tokens": prices}, {"agent": w.agent, "owner": w.provider.wallet},
-                               remaining_accounts=mint_accounts(mints))], [w.provider.keypair]
+    return [
+        ix.set_x402_tokens(
+            {"accepted_tokens": prices},
+            {"agent": w.agent, "owner": w.provider.wallet},
+            remaining_accounts=mint_accounts(mints),
+        )
+    ], [w.provider.keypair]
 
 
 def _payment(w: World, payer: Pubkey, amount: int = 10_000) -> list[Instruction]:
@@ -302,25 +355,45 @@ def _record_instead(payment: list[Instruction], record: Instruction) -> list[Ins
     return payment[:-1] + [record]
 
 
-def _record(w: World, amount: int = 10_000, reference: bytes | None = None, *, source_owner: Pubkey | None = None,
-            mint: Pubkey | None = None, payee: Pubkey | None = None) -> Instruction:
+def _record(
+    w: World,
+    amount: int = 10_000,
+    reference: bytes | None = None,
+    *,
+    source_owner: Pubkey | None = None,
+    mint: Pubkey | None = None,
+    payee: Pubkey | None = None,
+) -> Instruction:
     """The client's record of a payment from `source_owner`'s (default: the client's) usdc account in `mint`
     (default: usdc) to `payee`'s (default: the provider's)."""
     usdc = w.usdc
     return build_record_x402_payment(
-        w.agent, w.client.wallet, amount, reference or os.urandom(32),
-        associated_token_address(source_owner or w.client.wallet, usdc), mint or usdc,
-        associated_token_address(payee or w.provider.wallet, usdc))
+        w.agent,
+        w.client.wallet,
+        amount,
+        reference or os.urandom(32),
+        associated_token_address(source_owner or w.client.wallet, usdc),
+        mint or usdc,
+        associated_token_address(payee or w.provider.wallet, usdc),
+    )
 
 
-def _rate_legacy(w: World, reference: bytes, *, agent: Pubkey | None = None, named: bytes | None = None
-                 ) -> tuple[list[Instruction], list[Keypair]]:
+def _rate_legacy(
+    w: World, reference: bytes, *, agent: Pubkey | None = None, named: bytes | None = None
+) -> tuple[list[Instruction], list[Keypair]]:
     """The client's rating through the legacy receipt of `reference`, for `agent`, naming `named`."""
     agent = agent or w.agent
-    return [ix.submit_feedback(
-        {"reference": list(named or reference), "success": True, "response_time_ms": 0, "rating": 5},
-        {"agent": agent, "reputation": reputation_address(agent)[0],
-         "payer_stats": receipt_address(w.agent, reference)[0], "payer": w.client.wallet})], []
+    return [
+        ix.submit_feedback(
+            {"reference": list(named or reference), "success": True, "response_time_ms": 0, "rating": 5},
+            {
+                "agent": agent,
+                "reputation": reputation_address(agent)[0],
+                "payer_stats": receipt_address(w.agent, reference)[0],
+                "payer": w.client.wallet,
+            },
+        )
+    ], []
 
 
 def _forged_release(w: World, **keys: Any) -> tuple[list[Instruction], list[Keypair]]:
@@ -335,26 +408,60 @@ RAW: list[tuple[str, Callable[[World], tuple[list[Instruction], list[Keypair]]]]
     ("NotAMint", lambda w: _set_tokens(w, [TokenPrice(w.stranger.wallet, 10_000)], [w.stranger.wallet])),
     ("MintAccountMismatch", lambda w: _set_tokens(w, [TokenPrice(w.usdc, 10_000)], [w.eurc])),
     ("PaymentTransferMissing", lambda w: ([_record(w)], [])),
-    ("PaymentAuthorityMismatch", lambda w: (_record_instead(_payment(w, w.stranger.wallet),
-                                                            _record(w, source_owner=w.stranger.wallet)),
-                                            [w.stranger.keypair])),
+    (
+        "PaymentAuthorityMismatch",
+        lambda w: (
+            _record_instead(_payment(w, w.stranger.wallet), _record(w, source_owner=w.stranger.wallet)),
+            [w.stranger.keypair],
+        ),
+    ),
     ("PaymentAmountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, 20_000)), [])),
-    ("PayeeTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(
-        w, payee=w.client.wallet)), [])),
-    ("SourceTokenAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet),
-                                                              _record(w, source_owner=w.stranger.wallet)), [])),
-    ("PaymentMintAccountMismatch", lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, mint=w.eurc)),
-                                              [])),
-    ("NotReceiptRentPayer", lambda w: ([ix.close_payer_stats(
-        {"payer_stats": payer_stats_address(w.agent, w.client.wallet)[0], "authority": w.client.wallet,
-         "rent_payer": w.stranger.wallet})], [])),
+    (
+        "PayeeTokenAccountMismatch",
+        lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, payee=w.client.wallet)), []),
+    ),
+    (
+        "SourceTokenAccountMismatch",
+        lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, source_owner=w.stranger.wallet)), []),
+    ),
+    (
+        "PaymentMintAccountMismatch",
+        lambda w: (_record_instead(_payment(w, w.client.wallet), _record(w, mint=w.eurc)), []),
+    ),
+    (
+        "NotReceiptRentPayer",
+        lambda w: (
+            [
+                ix.close_payer_stats(
+                    {
+                        "payer_stats": payer_stats_address(w.agent, w.client.wallet)[0],
+                        "authority": w.client.wallet,
+                        "rent_payer": w.stranger.wallet,
+                    }
+                )
+            ],
+            [],
+        ),
+    ),
     ("ReceiptAgentMismatch", lambda w: _rate_legacy(w, legacy_receipt(w), agent=w.sleepy_agent)),
     ("ReceiptReferenceMismatch", lambda w: _rate_legacy(w, legacy_receipt(w), named=os.urandom(32))),
-    ("PayerStatsMismatch", lambda w: ([ix.submit_feedback(
-        {"reference": list(w.reference), "success": False, "response_time_ms": 0, "rating": 1},
-        {"agent": w.agent, "reputation": reputation_address(w.agent)[0],
-         "payer_stats": payer_stats_address(w.agent, w.client.wallet)[0], "payer": w.stranger.wallet})],
-        [w.stranger.keypair])),
+    (
+        "PayerStatsMismatch",
+        lambda w: (
+            [
+                ix.submit_feedback(
+                    {"reference": list(w.reference), "success": False, "response_time_ms": 0, "rating": 1},
+                    {
+                        "agent": w.agent,
+                        "reputation": reputation_address(w.agent)[0],
+                        "payer_stats": payer_stats_address(w.agent, w.client.wallet)[0],
+                        "payer": w.stranger.wallet,
+                    },
+                )
+            ],
+            [w.stranger.keypair],
+        ),
+    ),
     ("VaultMismatch", lambda w: _forged_release(w, vault=associated_token_address(w.client.wallet, w.usdc))),
     ("WorkOrderAgentMismatch", lambda w: _forged_release(w, agent=w.sleepy_agent)),
     ("WorkOrderMintMismatch", lambda w: _forged_release(w, mint=w.eurc)),
@@ -379,8 +486,9 @@ def test_reachable_through_the_sdk(w: World, name: str, case: Case) -> None:
 
 
 @pytest.mark.parametrize("name, build", RAW, ids=[f"{program_error_class(n).code}-{n}" for n, _ in RAW])
-def test_raw_instruction(w: World, name: str, build: Callable[[World], tuple[list[Instruction], list[Keypair]]]
-                         ) -> None:
+def test_raw_instruction(
+    w: World, name: str, build: Callable[[World], tuple[list[Instruction], list[Keypair]]]
+) -> None:
     instructions, signers = build(w)
     with pytest.raises(program_error_class(name)) as raised:
         w.client.send(instructions, signers)

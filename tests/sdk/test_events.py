@@ -10,8 +10,17 @@ from ghostpay.client import GhostPayClient, TxResult
 from ghostpay.events import EVENT_NAMES, ProgramEvent
 from tests.sdk.conftest import escrow, fund, time_travel
 
-WORK_ORDER_EVENTS = {"WorkOrderCreated", "WorkOrderAccepted", "WorkDelivered", "DeliveryRejected", "PaymentReleased",
-                     "DisputeOpened", "DisputeResolved", "WorkOrderCancelled", "WorkOrderRefunded"}
+WORK_ORDER_EVENTS = {
+    "WorkOrderCreated",
+    "WorkOrderAccepted",
+    "WorkDelivered",
+    "DeliveryRejected",
+    "PaymentReleased",
+    "DisputeOpened",
+    "DisputeResolved",
+    "WorkOrderCancelled",
+    "WorkOrderRefunded",
+}
 
 
 async def test_every_work_order_event_decoded_and_live(net, usdc) -> None:
@@ -31,14 +40,20 @@ async def test_every_work_order_event_decoded_and_live(net, usdc) -> None:
         results: list[TxResult] = []
         terms = {"deadline": timedelta(hours=1), "arbiter": e.arbiter.wallet, "title": "events"}
         done = await e.client.create_work_order(e.agent, 2, **terms)
-        results += [done.result, await e.provider.accept_work_order(done.address),
-                    await e.provider.submit_delivery(done.address, "https://files.example/e", bytes(32)),
-                    await e.client.reject_delivery(done.address, "again"),
-                    await e.client.release_payment(done.address)]
+        results += [
+            done.result,
+            await e.provider.accept_work_order(done.address),
+            await e.provider.submit_delivery(done.address, "https://files.example/e", bytes(32)),
+            await e.client.reject_delivery(done.address, "again"),
+            await e.client.release_payment(done.address),
+        ]
         disputed = await e.client.create_work_order(e.agent, 2, **terms)
-        results += [disputed.result, await e.provider.accept_work_order(disputed.address),
-                    await e.provider.open_dispute(disputed.address, "unpaid overtime"),
-                    await e.arbiter.resolve_dispute(disputed.address, 5_000)]
+        results += [
+            disputed.result,
+            await e.provider.accept_work_order(disputed.address),
+            await e.provider.open_dispute(disputed.address, "unpaid overtime"),
+            await e.arbiter.resolve_dispute(disputed.address, 5_000),
+        ]
         cancelled = await e.client.create_work_order(e.agent, 2, **terms)
         results += [cancelled.result, await e.client.cancel_work_order(cancelled.address)]
         late = await e.client.create_work_order(e.agent, 2, **{**terms, "deadline": timedelta(seconds=20)})
@@ -47,8 +62,12 @@ async def test_every_work_order_event_decoded_and_live(net, usdc) -> None:
 
         from_results = [event.name for r in results for event in r.events if event.name in WORK_ORDER_EVENTS]
         assert set(from_results) == WORK_ORDER_EVENTS  # settlements also emit ReputationUpdated
-        fetched = [event.name for r in results for event in await e.client.get_transaction_events(r.signature)
-                   if event.name in WORK_ORDER_EVENTS]
+        fetched = [
+            event.name
+            for r in results
+            for event in await e.client.get_transaction_events(r.signature)
+            if event.name in WORK_ORDER_EVENTS
+        ]
         assert fetched == from_results
 
         ours = {done.address, disputed.address, cancelled.address, late.address}

@@ -22,8 +22,13 @@ EXPECTED = {
 
 
 def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -48,9 +53,11 @@ def test_same_script_on_a_second_endpoint(second_net: LocalnetProcess) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_without_a_localnet_says_how_to_start_one(name: str) -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), "http://127.0.0.1:9"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "no Solana RPC answers at http://127.0.0.1:9: start a localnet with 'ghost localnet start --detach' "
-        "(or pass an RPC URL)"]
+        "(or pass an RPC URL)"
+    ]

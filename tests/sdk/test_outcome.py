@@ -26,8 +26,9 @@ def status(net, signature: Signature) -> object:
 async def seller_and_agent(net, usdc, agent_id: str):
     seller = GhostPayClient(net.http_url, fund(net))
     async with seller:
-        registered = await seller.register_agent(agent_id, agent_id, x402=X402Settings({usdc: PRICE},
-                                                                                        "https://x.example"))
+        registered = await seller.register_agent(
+            agent_id, agent_id, x402=X402Settings({usdc: PRICE}, "https://x.example")
+        )
     return seller.wallet, registered.address
 
 
@@ -82,8 +83,13 @@ async def test_a_payment_whose_blockhash_expired_unsent_resumes_as_none_and_pays
         prepared.transaction.partial_sign([buyer], prepared.transaction.message.recent_blockhash)
         slot = cheat(net, "getSlot")
         cheat(net, "surfnet_timeTravel", {"absoluteSlot": slot + 200})  # its blockhash expires unsent
-        unknown = OutcomeUnknown("never sent", prepared.transaction.signatures[0], prepared.reference,
-                                 prepared.last_valid_block_height, bytes(prepared.transaction))
+        unknown = OutcomeUnknown(
+            "never sent",
+            prepared.transaction.signatures[0],
+            prepared.reference,
+            prepared.last_valid_block_height,
+            bytes(prepared.transaction),
+        )
         assert await gp.resume_payment(unknown) is None
         assert await gp.get_token_balance(payee, usdc) == 0
         again = await gp.pay_agent(agent, reference=unknown.reference)
@@ -97,8 +103,9 @@ async def test_escrow_create_survives_a_500_after_the_send(net, usdc) -> None:
     with FaultProxy(net.http_url) as proxy:
         async with GhostPayClient(proxy.url, client, **TIMEOUTS) as gp:
             proxy.arm("500", outage=0.5)
-            order = await gp.create_work_order(agent, Decimal("2"), deadline=timedelta(days=1),
-                                               arbiter=arbiter.pubkey(), title="Job")
+            order = await gp.create_work_order(
+                agent, Decimal("2"), deadline=timedelta(days=1), arbiter=arbiter.pubkey(), title="Job"
+            )
             assert proxy.faults_fired == 1 and proxy.sent >= 1
             assert (await gp.get_work_order(order.address)).amount == Decimal("2")
             assert await gp.get_token_balance(client.pubkey(), usdc) == Decimal("3")

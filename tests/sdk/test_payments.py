@@ -31,8 +31,9 @@ from tests.sdk.conftest import PRICE, create_mint, fund, mint_to
 async def seller_and_buyer(net, usdc, agent_id: str) -> tuple[GhostPayClient, GhostPayClient]:
     seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
-    await seller.register_agent(agent_id, agent_id.title(), capabilities=["pay"],
-                                x402=X402Settings({usdc: PRICE}, "https://pay.example"))
+    await seller.register_agent(
+        agent_id, agent_id.title(), capabilities=["pay"], x402=X402Settings({usdc: PRICE}, "https://pay.example")
+    )
     mint_to(net, buyer.wallet, usdc, 1_000_000)
     return seller, buyer
 
@@ -54,7 +55,12 @@ async def test_pay_find_by_reference_feedback_and_reputation(net, usdc) -> None:
         # no account per payment: the seller finds it among the agent's transactions, by its reference
         receipt = await seller.get_receipt(agent, reference.hex())
         assert receipt is not None and receipt.signature == paid.signature and receipt.source == "chain"
-        assert (receipt.payer, receipt.amount, receipt.reference, receipt.mint) == (buyer.wallet, PRICE, reference, usdc)
+        assert (receipt.payer, receipt.amount, receipt.reference, receipt.mint) == (
+            buyer.wallet,
+            PRICE,
+            reference,
+            usdc,
+        )
         stats = await buyer.get_payer_stats(agent)
         assert stats is not None and stats.address == paid.payer_stats
         assert (stats.paid_calls, stats.rated_calls, stats.open_calls(stats.last_paid_at)) == (1, 0, 1)
@@ -82,15 +88,20 @@ async def test_pay_find_by_reference_feedback_and_reputation(net, usdc) -> None:
         info = await seller.get_agent(agent)
         assert info.reputation_score == rep.score
         assert [(e.mint, e.x402_payments, e.escrow_earnings) for e in info.earnings] == [
-            (usdc, 2 * PRICE + Decimal("0.02"), Decimal(0))]  # whole tokens of the mint they were paid in
+            (usdc, 2 * PRICE + Decimal("0.02"), Decimal(0))
+        ]  # whole tokens of the mint they were paid in
 
 
 async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) -> None:
     seller, buyer = await seller_and_buyer(net, usdc, "facilitated")
     facilitator, other = fund(net), fund(net)
     mint_to(net, other.pubkey(), usdc, 1_000_000)
-    async with seller, buyer, GhostPayClient(net.http_url, facilitator) as fac, \
-            GhostPayClient(net.http_url, other) as fronted_buyer:
+    async with (
+        seller,
+        buyer,
+        GhostPayClient(net.http_url, facilitator) as fac,
+        GhostPayClient(net.http_url, other) as fronted_buyer,
+    ):
         agent = seller.agent_address("facilitated")
         lamports_before = (await buyer.rpc.get_balance(buyer.wallet)).value
         prepared = await buyer.prepare_payment(agent, facilitator.pubkey())
@@ -107,21 +118,25 @@ async def test_partially_signed_payment_completed_by_a_facilitator(net, usdc) ->
         assert (await buyer.rpc.get_balance(buyer.wallet)).value == lamports_before - stats.rent_lamports
 
         # a facilitator fronting that rent: a buyer holding only tokens spends no SOL at all, ever
-        sol_before, fee_payer_before = (await buyer.rpc.get_balance(other.pubkey())).value, \
-            (await fac.rpc.get_balance(facilitator.pubkey())).value
+        sol_before, fee_payer_before = (
+            (await buyer.rpc.get_balance(other.pubkey())).value,
+            (await fac.rpc.get_balance(facilitator.pubkey())).value,
+        )
         references = []
         for _ in range(3):
             fronted = await fronted_buyer.prepare_payment(agent, facilitator.pubkey(), rent_payer=facilitator.pubkey())
             fronted.transaction.partial_sign([facilitator], fronted.transaction.message.recent_blockhash)
-            event = (await fac.send_transaction(fronted.transaction, fronted.last_valid_block_height)) \
-                .event("X402PaymentRecorded")
+            event = (await fac.send_transaction(fronted.transaction, fronted.last_valid_block_height)).event(
+                "X402PaymentRecorded"
+            )
             assert (event.payer, event.rent_payer) == (other.pubkey(), facilitator.pubkey())
             references.append(fronted.reference)
         stats = await fronted_buyer.get_payer_stats(agent)
         assert (stats.rent_payer, stats.paid_calls) == (facilitator.pubkey(), 3)
         assert (await buyer.rpc.get_balance(other.pubkey())).value == sol_before
-        assert (await fac.rpc.get_balance(facilitator.pubkey())).value == \
-            fee_payer_before - 3 * 2 * 5_000 - stats.rent_lamports  # three fees, one rent
+        assert (
+            await fac.rpc.get_balance(facilitator.pubkey())
+        ).value == fee_payer_before - 3 * 2 * 5_000 - stats.rent_lamports  # three fees, one rent
         await fronted_buyer.submit_feedback(agent, references[0], rating=4)
         with pytest.raises(ReceiptStillOpen):  # not the facilitator's to close while its payer may still rate
             await fac.close_payer_stats(agent, other.pubkey())
@@ -139,8 +154,11 @@ async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:
     seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     async with seller, buyer:
-        await seller.register_agent("two-mints", "Two mints", x402=X402Settings(
-            {usdc: Decimal("0.02"), cents: Decimal("0.02")}, "https://two.example"))
+        await seller.register_agent(
+            "two-mints",
+            "Two mints",
+            x402=X402Settings({usdc: Decimal("0.02"), cents: Decimal("0.02")}, "https://two.example"),
+        )
         agent = seller.agent_address("two-mints")
         mint_to(net, buyer.wallet, cents, 100_000)  # 1,000.00
         mint_to(net, buyer.wallet, usdc, 1_000_000)
@@ -159,7 +177,9 @@ async def test_each_mint_is_paid_its_own_price(net, usdc) -> None:
         # earnings per mint, in whole tokens of each: 2 + 20,000 atomic units would be no amount at all
         info = await buyer.get_agent(agent)
         assert [(e.mint, e.decimals, e.x402_payments, e.x402_payments_atomic) for e in info.earnings] == [
-            (cents, 2, Decimal("0.02"), 2), (usdc, 6, Decimal("0.02"), 20_000)]
+            (cents, 2, Decimal("0.02"), 2),
+            (usdc, 6, Decimal("0.02"), 20_000),
+        ]
 
 
 async def test_program_errors_transport_errors_and_simulation(net, client: GhostPayClient) -> None:
@@ -169,6 +189,7 @@ async def test_program_errors_transport_errors_and_simulation(net, client: Ghost
     assert err.value.name == "NameInvalid" and err.value.message == "Name must be 1 to 64 bytes"
 
     from ghostpay.agent_instructions import AgentProfile, build_register_agent
+
     sim = await client.simulate([build_register_agent(client.wallet, AgentProfile("sim", "Sim"))])
     assert sim.error is None and sim.compute_units and sim.compute_units > 1_000
     bad = await client.simulate([build_register_agent(client.wallet, AgentProfile("sim", ""))])
@@ -214,6 +235,7 @@ async def test_expired_blockhash_is_retried_with_a_fresh_one(client: GhostPayCli
     from unittest import mock
 
     from ghostpay.exceptions import BlockhashExpired
+
     real = client.send_transaction
     blockhashes = []
 

@@ -33,8 +33,9 @@ def test_the_package_exports_the_public_surface() -> None:
 
 
 def test_the_sync_facade_shows_every_method() -> None:
-    coroutines = {n for n, m in inspect.getmembers(GhostPayClient, inspect.iscoroutinefunction)
-                  if not n.startswith("_")}
+    coroutines = {
+        n for n, m in inspect.getmembers(GhostPayClient, inspect.iscoroutinefunction) if not n.startswith("_")
+    }
     for name in coroutines:
         method = getattr(GhostPay, name)
         assert method.__doc__, name

@@ -15,8 +15,10 @@ from tools import sync_stub
 def stub_class() -> type:
     """The stub's `GhostPay`, executed (annotations kept as text, then resolved one by one by the caller)."""
     namespace: dict[str, typing.Any] = {}
-    exec(compile("from __future__ import annotations\n" + sync_stub.STUB_PATH.read_text(), "sync_client.pyi", "exec"),
-         namespace)
+    exec(
+        compile("from __future__ import annotations\n" + sync_stub.STUB_PATH.read_text(), "sync_client.pyi", "exec"),
+        namespace,
+    )
     return namespace["GhostPay"]
 
 
@@ -26,8 +28,9 @@ def test_the_stub_is_fresh() -> None:
 
 def test_the_stub_types_every_blocking_method_as_the_client_does() -> None:
     typed = stub_class()
-    coroutines = {n for n, _ in inspect.getmembers(GhostPayClient, inspect.iscoroutinefunction)
-                  if not n.startswith("_")}
+    coroutines = {
+        n for n, _ in inspect.getmembers(GhostPayClient, inspect.iscoroutinefunction) if not n.startswith("_")
+    }
     assert coroutines <= set(vars(typed))
     for name in coroutines - set(vars(GhostPay)):  # the client's coroutines, blocking: same parameters
         stub_params = list(inspect.signature(vars(typed)[name]).parameters)
@@ -51,7 +54,8 @@ def test_the_package_types_its_lazy_names() -> None:
     import ghostpay
 
     tree = ast.parse(Path(ghostpay.__file__).read_text())
-    block = next(node for node in tree.body
-                 if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    )
     typed = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
     assert typed == ghostpay._EXPORTS

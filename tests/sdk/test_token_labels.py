@@ -33,8 +33,12 @@ async def test_labels_wherever_a_mint_is(net, tmp_path: Path) -> None:
             await seller.add_token_label("WALLET", seller.wallet)
         assert (await seller.labels()).test_mints() == {"USDC": str(usdc)}
 
-        reg = await seller.register_agent("labelled", "Labelled", capabilities=["label"], x402=X402Settings(
-            {"USDC": Decimal("0.01"), "eurc": Decimal("0.02")}, "https://labelled.example"))
+        reg = await seller.register_agent(
+            "labelled",
+            "Labelled",
+            capabilities=["label"],
+            x402=X402Settings({"USDC": Decimal("0.01"), "eurc": Decimal("0.02")}, "https://labelled.example"),
+        )
         info = await seller.get_agent(reg.address)
         assert info.prices == {usdc: Decimal("0.01"), eurc: Decimal("0.02")}
         assert (await seller.get_mint("EURC")).decimals == 2
@@ -56,16 +60,21 @@ async def test_labels_wherever_a_mint_is(net, tmp_path: Path) -> None:
         await seller.set_price(reg.address, {"USDC": Decimal("0.03")})
         assert (await seller.get_agent(reg.address)).prices[usdc] == Decimal("0.03")
         arbiter = Keypair().pubkey()
-        order = await buyer.create_work_order(reg.address, Decimal("0.5"), deadline=timedelta(days=1),
-                                              arbiter=arbiter, title="by label", mint="USDC")
+        order = await buyer.create_work_order(
+            reg.address, Decimal("0.5"), deadline=timedelta(days=1), arbiter=arbiter, title="by label", mint="USDC"
+        )
         assert order.mint == usdc
         assert [o.address for o in await buyer.list_work_orders(client=buyer.wallet, mint="USDC")] == [order.address]
         assert await buyer.list_work_orders(client=buyer.wallet, mint="EURC") == []
 
-        for refused in (buyer.pay_agent(reg.address, mint="USDT"), buyer.search_agents(token="PYUSD"),
-                        seller.register_agent("never", "Never", x402=X402Settings({"USDT": 1}, "https://n.example"))):
-            with pytest.raises(UnknownTokenLabel, match=r"names a mint on mainnet-beta .*, not on the cluster at") \
-                    as unknown:
+        for refused in (
+            buyer.pay_agent(reg.address, mint="USDT"),
+            buyer.search_agents(token="PYUSD"),
+            seller.register_agent("never", "Never", x402=X402Settings({"USDT": 1}, "https://n.example")),
+        ):
+            with pytest.raises(
+                UnknownTokenLabel, match=r"names a mint on mainnet-beta .*, not on the cluster at"
+            ) as unknown:
                 await refused
             assert unknown.value.elsewhere == ["mainnet-beta"]
         assert await buyer.get_token_balance(buyer.wallet, usdc) == Decimal("0.5")  # only the escrow moved
@@ -76,11 +85,17 @@ async def test_labels_wherever_a_mint_is(net, tmp_path: Path) -> None:
 async def test_guards_naming_a_label_this_cluster_lacks_refuse_every_payment(net, usdc, tmp_path: Path) -> None:
     seller = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url)
     guards = SpendingGuards(daily=Decimal(1), mint_limits={"GOLD": Limits(daily=Decimal("0.01"))})
-    buyer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url, token_labels=tmp_path / "labels.json",
-                           guards=GuardedWallet(guards, tmp_path / "ledger"))
+    buyer = GhostPayClient(
+        net.http_url,
+        fund(net),
+        ws_url=net.ws_url,
+        token_labels=tmp_path / "labels.json",
+        guards=GuardedWallet(guards, tmp_path / "ledger"),
+    )
     async with seller, buyer:
-        reg = await seller.register_agent("no-gold", "NoGold", x402=X402Settings({usdc: Decimal("0.01")},
-                                                                                  "https://g.example"))
+        reg = await seller.register_agent(
+            "no-gold", "NoGold", x402=X402Settings({usdc: Decimal("0.01")}, "https://g.example")
+        )
         mint_to(net, buyer.wallet, usdc, 1_000_000)
         with pytest.raises(UnknownTokenLabel, match="the spending guards' token GOLD is not a token label on"):
             await buyer.pay_agent(reg.address)

@@ -80,8 +80,7 @@ class Process:
         self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 30) -> Process:
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._stderr = []
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -119,14 +118,27 @@ class Process:
         return self.announce["url"]
 
 
-def facilitator_process(net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str,
-                        assets: tuple[str, ...] = ("any",)) -> Process:
+def facilitator_process(
+    net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str, assets: tuple[str, ...] = ("any",)
+) -> Process:
     """`ghost facilitator start` on the localnet; it settles any mint unless `assets` says otherwise (the
     tests make their mints with the cheat code, not `ghost test-mint`; `()`: the default allow-list)."""
     port = free_port_pair()[0]
-    return Process("-u", net.http_url, "-k", str(keypair_file(folder, fee_payer)), "facilitator", "start",
-                   "--port", str(port), "--db", str(folder / "facilitator.db"),
-                   *(arg for mint in assets for arg in ("--asset", mint)), *extra, home=folder)
+    return Process(
+        "-u",
+        net.http_url,
+        "-k",
+        str(keypair_file(folder, fee_payer)),
+        "facilitator",
+        "start",
+        "--port",
+        str(port),
+        "--db",
+        str(folder / "facilitator.db"),
+        *(arg for mint in assets for arg in ("--asset", mint)),
+        *extra,
+        home=folder,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -135,8 +147,9 @@ def fee_payer(net: LocalnetProcess) -> Keypair:
 
 
 @pytest.fixture(scope="session")
-def facilitator(net: LocalnetProcess, fee_payer: Keypair, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[Process]:
+def facilitator(
+    net: LocalnetProcess, fee_payer: Keypair, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Process]:
     proc = facilitator_process(net, tmp_path_factory.mktemp("facilitator"), fee_payer).start()
     yield proc
     proc.stop()
@@ -147,8 +160,9 @@ class ServerThread:
 
     def __init__(self, app: Any) -> None:
         self.port = free_port_pair()[0]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    ws="none", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="none", lifespan="on")
+        )
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
 
     @property
@@ -189,15 +203,22 @@ class Agent:
         return asyncio.run(call())
 
 
-def register_agent(net: LocalnetProcess, agent_id: str, mint: Pubkey | None = None, *,
-                   payee_account: bool = True) -> Agent:
+def register_agent(
+    net: LocalnetProcess, agent_id: str, mint: Pubkey | None = None, *, payee_account: bool = True
+) -> Agent:
     owner = fund(net)
     mint = mint or create_mint(net)
 
     async def register() -> Pubkey:
         async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
-            return (await gp.register_agent(agent_id, agent_id.title(), capabilities=["test"], x402=X402Settings(
-                {mint: PRICE}, f"http://127.0.0.1/{agent_id}"))).address
+            return (
+                await gp.register_agent(
+                    agent_id,
+                    agent_id.title(),
+                    capabilities=["test"],
+                    x402=X402Settings({mint: PRICE}, f"http://127.0.0.1/{agent_id}"),
+                )
+            ).address
 
     address = asyncio.run(register())
     if payee_account:
@@ -234,8 +255,10 @@ class Upstream:
         async def echo(request: Request) -> JSONResponse:
             body = await request.body()
             self.calls.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
-            return JSONResponse({"echo": body.decode(), "payer": request.headers.get("x-ghostpay-payer")},
-                                status_code=int(request.query_params.get("status", 200)))
+            return JSONResponse(
+                {"echo": body.decode(), "payer": request.headers.get("x-ghostpay-payer")},
+                status_code=int(request.query_params.get("status", 200)),
+            )
 
         async def stream(request: Request) -> StreamingResponse:
             self.calls.append({"path": request.url.path, "headers": dict(request.headers), "body": b""})
@@ -258,11 +281,15 @@ class Upstream:
             answer.set_cookie("session", "first-buyer")
             return answer
 
-        self.app = Starlette(routes=[Route("/translate", echo, methods=["POST", "GET"]),
-                                     Route("/free", echo, methods=["GET"]),
-                                     Route("/cookie", cookie, methods=["GET"]),
-                                     Route("/stream", stream, methods=["GET"]),
-                                     Route("/slow", slow, methods=["GET"])])
+        self.app = Starlette(
+            routes=[
+                Route("/translate", echo, methods=["POST", "GET"]),
+                Route("/free", echo, methods=["GET"]),
+                Route("/cookie", cookie, methods=["GET"]),
+                Route("/stream", stream, methods=["GET"]),
+                Route("/slow", slow, methods=["GET"]),
+            ]
+        )
 
 
 class Shop:
@@ -274,8 +301,14 @@ class Shop:
         async def paid(request: Request) -> JSONResponse:
             call = paid_call(request)
             self.handled.append(call)
-            return JSONResponse({"payer": str(call.payer), "amount": call.amount, "mint": str(call.mint),
-                                 "verified": call.verified_on_chain})
+            return JSONResponse(
+                {
+                    "payer": str(call.payer),
+                    "amount": call.amount,
+                    "mint": str(call.mint),
+                    "verified": call.verified_on_chain,
+                }
+            )
 
         async def free(request: Request) -> PlainTextResponse:
             return PlainTextResponse("free")
@@ -285,9 +318,16 @@ class Shop:
             return PlainTextResponse("broken", status_code=500)
 
         app = Starlette(routes=[Route("/paid", paid), Route("/free", free), Route("/fails", fails)])
-        self.seller = X402Seller(SellerSettings(agent.address, agent.net.http_url, facilitator,
-                                                routes=("GET /paid", "GET /fails"), ws_url=agent.net.ws_url,
-                                                **settings))
+        self.seller = X402Seller(
+            SellerSettings(
+                agent.address,
+                agent.net.http_url,
+                facilitator,
+                routes=("GET /paid", "GET /fails"),
+                ws_url=agent.net.ws_url,
+                **settings,
+            )
+        )
         app.add_middleware(X402Paywall, seller=self.seller)
         self.server = ServerThread(app)
 
@@ -312,6 +352,7 @@ def pay(net: Any, keypair: Any, url: str) -> httpx.Response:
 
 
 # the buyer's tests: an official facilitator served over HTTP, a seller wallet, a funded buyer ------------
+
 
 @pytest.fixture(scope="session")
 def official_facilitator(net: LocalnetProcess) -> Iterator[ServerThread]:

@@ -35,22 +35,40 @@ def memo(data: bytes | None = None, accounts: Sequence[Any] = ()) -> Instruction
 
 
 def token_transfer(owner: Pubkey, mint: Pubkey, to: Pubkey, amount: int, decimals: int = 6) -> Instruction:
-    return transfer_checked(TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=get_associated_token_address(owner, mint), mint=mint,
-        dest=get_associated_token_address(to, mint), owner=owner, amount=amount, decimals=decimals))
+    return transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=get_associated_token_address(owner, mint),
+            mint=mint,
+            dest=get_associated_token_address(to, mint),
+            owner=owner,
+            amount=amount,
+            decimals=decimals,
+        )
+    )
 
 
-def payment(requirements: PaymentRequirements, buyer: Keypair, blockhash: Hash, *,
-            transfer: Instruction | None = None, after: Sequence[Instruction] | None = None,
-            signers: Sequence[Keypair] = (), compute_unit_limit: int = 20_000, compute_unit_price: int = 1
-            ) -> PaymentPayload:
+def payment(
+    requirements: PaymentRequirements,
+    buyer: Keypair,
+    blockhash: Hash,
+    *,
+    transfer: Instruction | None = None,
+    after: Sequence[Instruction] | None = None,
+    signers: Sequence[Keypair] = (),
+    compute_unit_limit: int = 20_000,
+    compute_unit_price: int = 1,
+) -> PaymentPayload:
     """[limit, price, TransferChecked (buyer → payTo, the required amount), Memo] unless `transfer` or `after`
     (what follows the transfer) say otherwise; signed by the buyer and `signers`, fee payer slot left empty."""
     fee_payer = Pubkey.from_string(requirements.extra["feePayer"])
     mint, pay_to = Pubkey.from_string(requirements.asset), Pubkey.from_string(requirements.pay_to)
-    instructions = [set_compute_unit_limit(compute_unit_limit), set_compute_unit_price(compute_unit_price),
-                    transfer or token_transfer(buyer.pubkey(), mint, pay_to, int(requirements.amount)),
-                    *(after if after is not None else [memo()])]
+    instructions = [
+        set_compute_unit_limit(compute_unit_limit),
+        set_compute_unit_price(compute_unit_price),
+        transfer or token_transfer(buyer.pubkey(), mint, pay_to, int(requirements.amount)),
+        *(after if after is not None else [memo()]),
+    ]
     message = MessageV0.try_compile(fee_payer, instructions, [], blockhash)
     keys = list(message.account_keys)
     signatures = [Signature.default()] * message.header.num_required_signatures
@@ -59,29 +77,49 @@ def payment(requirements: PaymentRequirements, buyer: Keypair, blockhash: Hash, 
             continue
         signatures[keys.index(keypair.pubkey())] = keypair.sign_message(bytes([0x80]) + bytes(message))
     tx = VersionedTransaction.populate(message, signatures)
-    return PaymentPayload(x402_version=2, payload={"transaction": base64.b64encode(bytes(tx)).decode()},
-                          accepted=requirements)
+    return PaymentPayload(
+        x402_version=2, payload={"transaction": base64.b64encode(bytes(tx)).decode()}, accepted=requirements
+    )
 
 
 def header(payload: PaymentPayload) -> dict[str, str]:
     return {"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
 
 
-def facilitator_call(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
-                     headers: dict[str, str] | None = None) -> dict[str, Any]:
+def facilitator_call(
+    url: str,
+    method: str,
+    payload: PaymentPayload,
+    requirements: PaymentRequirements,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """POST /verify or /settle as the official HTTP facilitator client does."""
     answer = facilitator_post(url, method, payload, requirements, headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
-def facilitator_post(url: str, method: str, payload: PaymentPayload, requirements: PaymentRequirements,
-                     headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{url}/{method}", content=request_body(payload, requirements), timeout=60,
-                      headers={"Content-Type": "application/json", **(headers or {})})
+def facilitator_post(
+    url: str,
+    method: str,
+    payload: PaymentPayload,
+    requirements: PaymentRequirements,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return httpx.post(
+        f"{url}/{method}",
+        content=request_body(payload, requirements),
+        timeout=60,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def request_body(payload: PaymentPayload, requirements: PaymentRequirements) -> bytes:
     """The JSON body of a verify or settle request, as bytes (what an HMAC signs)."""
-    return json.dumps({"x402Version": 2, "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
-                       "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}).encode()
+    return json.dumps(
+        {
+            "x402Version": 2,
+            "paymentPayload": payload.model_dump(by_alias=True, exclude_none=True),
+            "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True),
+        }
+    ).encode()

@@ -71,8 +71,11 @@ def requirements(shop: Shop) -> Any:
 def signed_header(net: Any, keypair: Any, shop: Shop) -> dict[str, str]:
     """The header the official client sends, built by the official client."""
     required = decode_payment_required_header(httpx.get(f"{shop.url}/paid").headers["payment-required"])
-    return {"PAYMENT-SIGNATURE": encode_payment_signature_header(
-        asyncio.run(official_client(net, keypair).create_payment_payload(required)))}
+    return {
+        "PAYMENT-SIGNATURE": encode_payment_signature_header(
+            asyncio.run(official_client(net, keypair).create_payment_payload(required))
+        )
+    }
 
 
 def refused(answer: httpx.Response, status: int, error: str) -> dict[str, Any]:
@@ -89,21 +92,27 @@ def b64(raw: bytes | str) -> str:
 DEEP_ARRAYS = "[" * 2_500 + "]" * 2_500
 
 
-@pytest.mark.parametrize("value, message, reason", [
-    ("%%% not base64 %%%", "not base64 JSON of an x402 payment", "payment_header_not_base64"),
-    (b64("not json"), "not base64 JSON of an x402 payment", "invalid_json"),
-    (b64('{"x402Version": 2, "payload": {}}'), "not base64 JSON of an x402 payment", "invalid_payment_payload"),
-    ("A" * 9000, "payment header over 8192 bytes", "payment_header_too_large"),
-    (b64(DEEP_ARRAYS), "nested more than 64 levels deep", "json_too_deep"),  # a 500 before
-    (b64('{"x402Version": 2, "payload": {"transaction": ' + DEEP_ARRAYS + "}}"), "nested more than 64 levels",
-     "json_too_deep"),
-    (b64("[]"), "must be a JSON object", "invalid_payment_payload"),  # a 500 before (AttributeError)
-    (b64('"x402Version"'), "must be a JSON object", "invalid_payment_payload"),
-    (b64('{"x402Version": 3}'), "x402Version must be 1 or 2", "invalid_x402_version"),
-    (b64('{"x402Version": true}'), "x402Version must be 1 or 2", "invalid_x402_version"),
-    (b64('{"x402Version": 2, "payload": {"transaction": NaN}}'), "NaN is not JSON", "invalid_json"),
-    (b64(b"\xff\xfe{}"), "not UTF-8", "invalid_json"),
-])
+@pytest.mark.parametrize(
+    "value, message, reason",
+    [
+        ("%%% not base64 %%%", "not base64 JSON of an x402 payment", "payment_header_not_base64"),
+        (b64("not json"), "not base64 JSON of an x402 payment", "invalid_json"),
+        (b64('{"x402Version": 2, "payload": {}}'), "not base64 JSON of an x402 payment", "invalid_payment_payload"),
+        ("A" * 9000, "payment header over 8192 bytes", "payment_header_too_large"),
+        (b64(DEEP_ARRAYS), "nested more than 64 levels deep", "json_too_deep"),  # a 500 before
+        (
+            b64('{"x402Version": 2, "payload": {"transaction": ' + DEEP_ARRAYS + "}}"),
+            "nested more than 64 levels",
+            "json_too_deep",
+        ),
+        (b64("[]"), "must be a JSON object", "invalid_payment_payload"),  # a 500 before (AttributeError)
+        (b64('"x402Version"'), "must be a JSON object", "invalid_payment_payload"),
+        (b64('{"x402Version": 3}'), "x402Version must be 1 or 2", "invalid_x402_version"),
+        (b64('{"x402Version": true}'), "x402Version must be 1 or 2", "invalid_x402_version"),
+        (b64('{"x402Version": 2, "payload": {"transaction": NaN}}'), "NaN is not JSON", "invalid_json"),
+        (b64(b"\xff\xfe{}"), "not UTF-8", "invalid_json"),
+    ],
+)
 def test_garbage_or_oversized_headers(shop: Shop, value: str, message: str, reason: str) -> None:
     handled = len(shop.handled)
     for name in ("PAYMENT-SIGNATURE", "X-PAYMENT"):
@@ -124,8 +133,11 @@ def test_v1_payment_in_the_v2_header(net: Any, shop: Shop, agent: Agent) -> None
     """The mirror image: a v1 payload (a valid, signed one) in PAYMENT-SIGNATURE is refused by name."""
     payer = buyer(net, agent.mint)
     required = PaymentRequiredV1.model_validate(httpx.get(f"{shop.url}/paid").json())
-    v1 = b64(asyncio.run(official_client(net, payer).create_payment_payload(required))
-             .model_dump_json(by_alias=True, exclude_none=True))
+    v1 = b64(
+        asyncio.run(official_client(net, payer).create_payment_payload(required)).model_dump_json(
+            by_alias=True, exclude_none=True
+        )
+    )
     handled, payee = len(shop.handled), token_balance(net, agent.owner.pubkey(), agent.mint)
     body = refused(httpx.get(f"{shop.url}/paid", headers={"PAYMENT-SIGNATURE": v1}), 402, "invalid_payment")
     assert "X-PAYMENT" in body["message"] and body["reason"] == "v1_payment_in_v2_header"
@@ -137,8 +149,11 @@ def test_v1_payment_in_the_v2_header(net: Any, shop: Shop, agent: Agent) -> None
 def test_payment_for_another_price_or_route(net: Any, shop: Shop, agent: Agent, own_facilitator: Process) -> None:
     payer = buyer(net, agent.mint)
     cheap = requirements(shop).model_copy(update={"amount": str(PRICE_ATOMIC - 1)})
-    body = refused(httpx.get(f"{shop.url}/paid", headers=header(payment(cheap, payer, latest_blockhash(net)))),
-                   402, "payment_mismatch")
+    body = refused(
+        httpx.get(f"{shop.url}/paid", headers=header(payment(cheap, payer, latest_blockhash(net)))),
+        402,
+        "payment_mismatch",
+    )
     assert "this route's current price" in body["message"]
     other = register_agent(net, "elsewhere", agent.mint)  # same mint, another payee: another route's price
     with Shop(other, own_facilitator.url) as elsewhere:
@@ -158,14 +173,16 @@ def test_expired_blockhash(net: Any, shop: Shop, agent: Agent) -> None:
 
 def test_payer_without_funds(net: Any, shop: Shop, agent: Agent) -> None:
     broke = buyer(net, agent.mint, atomic=PRICE_ATOMIC - 1)
-    refused(httpx.get(f"{shop.url}/paid", headers=signed_header(net, broke, shop)), 402,
-            "transaction_simulation_failed")
+    refused(
+        httpx.get(f"{shop.url}/paid", headers=signed_header(net, broke, shop)), 402, "transaction_simulation_failed"
+    )
     assert token_balance(net, broke.pubkey(), agent.mint) == PRICE_ATOMIC - 1
     assert all(c.payer != broke.pubkey() for c in shop.handled)
 
 
-def test_replay_after_a_facilitator_restart_is_refused(net: Any, shop: Shop, agent: Agent,
-                                                       own_facilitator: Process) -> None:
+def test_replay_after_a_facilitator_restart_is_refused(
+    net: Any, shop: Shop, agent: Agent, own_facilitator: Process
+) -> None:
     payer = buyer(net, agent.mint)
     paid = signed_header(net, payer, shop)
     first = httpx.get(f"{shop.url}/paid", headers=paid, timeout=30)
@@ -185,8 +202,9 @@ def test_unreachable_facilitator_answers_502(net: Any, agent: Agent, folder: Pat
     with Shop(agent, proc.url) as shop:
         proc.stop()
         payer = buyer(net, agent.mint)
-        body = refused(httpx.get(f"{shop.url}/paid", headers=signed_header(net, payer, shop)), 502,
-                       "facilitator_unavailable")
+        body = refused(
+            httpx.get(f"{shop.url}/paid", headers=signed_header(net, payer, shop)), 502, "facilitator_unavailable"
+        )
         assert body["message"]
         assert shop.handled == []
         assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
@@ -199,6 +217,7 @@ Mutation = Callable[[dict[str, Any]], Any]
 
 def _set(path: str, value: Any) -> Mutation:
     """A mutation putting `value` at `path` ("paymentRequirements.amount") of a valid request."""
+
     def mutate(request: dict[str, Any]) -> dict[str, Any]:
         *parents, last = path.split(".")
         node = request
@@ -206,6 +225,7 @@ def _set(path: str, value: Any) -> Mutation:
             node = node[key]
         node[last] = value
         return request
+
     return mutate
 
 
@@ -255,9 +275,13 @@ HOSTILE_BODIES: dict[str, tuple[Mutation, str]] = {
     "amount of 30 digits": (_set("paymentRequirements.amount", "1" + "0" * 30), "invalid_amount"),
     "amount negative": (_set("paymentRequirements.amount", "-1"), "invalid_amount"),
     "amount with exponent": (_set("paymentRequirements.amount", "1e4"), "invalid_amount"),
-    "timeout infinite": (_raw('{"x402Version": 2, "paymentPayload": {"x402Version": 2, "payload": {}, '
-                              '"accepted": {"maxTimeoutSeconds": Infinity}}, "paymentRequirements": {}}'),
-                         "invalid_json"),
+    "timeout infinite": (
+        _raw(
+            '{"x402Version": 2, "paymentPayload": {"x402Version": 2, "payload": {}, '
+            '"accepted": {"maxTimeoutSeconds": Infinity}}, "paymentRequirements": {}}'
+        ),
+        "invalid_json",
+    ),
     "timeout a fraction": (_set("paymentRequirements.maxTimeoutSeconds", 60.5), "invalid_payment_requirements"),
     "version of 5,000 digits": (_raw('{"x402Version": ' + "9" * 5_000 + "}"), "invalid_json"),
     # unicode
@@ -274,12 +298,21 @@ HOSTILE_BODIES: dict[str, tuple[Mutation, str]] = {
 def facilitator_request(net: Any, agent: Agent, own_facilitator: Process) -> tuple[Keypair, dict[str, Any]]:
     """A buyer and a valid /verify body of its payment, which the mutations break."""
     payer = buyer(net, agent.mint)
-    wanted = PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
-                                 pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
-                                 extra={"feePayer": own_facilitator.announce["feePayer"]})
+    wanted = PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(agent.mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(agent.owner.pubkey()),
+        max_timeout_seconds=60,
+        extra={"feePayer": own_facilitator.announce["feePayer"]},
+    )
     paid = payment(wanted, payer, latest_blockhash(net))
-    return payer, {"x402Version": 2, "paymentPayload": paid.model_dump(by_alias=True, exclude_none=True),
-                   "paymentRequirements": wanted.model_dump(by_alias=True, exclude_none=True)}
+    return payer, {
+        "x402Version": 2,
+        "paymentPayload": paid.model_dump(by_alias=True, exclude_none=True),
+        "paymentRequirements": wanted.model_dump(by_alias=True, exclude_none=True),
+    }
 
 
 def test_the_valid_request_verifies(own_facilitator: Process, facilitator_request: Any) -> None:
@@ -289,17 +322,22 @@ def test_the_valid_request_verifies(own_facilitator: Process, facilitator_reques
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_BODIES))
-def test_hostile_facilitator_bodies_are_400_by_name(net: Any, agent: Agent, own_facilitator: Process,
-                                                    facilitator_request: Any, case: str) -> None:
+def test_hostile_facilitator_bodies_are_400_by_name(
+    net: Any, agent: Agent, own_facilitator: Process, facilitator_request: Any, case: str
+) -> None:
     payer, valid = facilitator_request
     mutate, reason = HOSTILE_BODIES[case]
     body = mutate(copy.deepcopy(valid))
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     fee_payer = Pubkey.from_string(own_facilitator.announce["feePayer"])
-    sol_before, settled_before = sol_balance(net, fee_payer), httpx.get(f"{own_facilitator.url}/health").json()["settled"]
+    sol_before, settled_before = (
+        sol_balance(net, fee_payer),
+        httpx.get(f"{own_facilitator.url}/health").json()["settled"],
+    )
     for method in ("verify", "settle"):
-        answer = httpx.post(f"{own_facilitator.url}/{method}", content=content,
-                            headers={"content-type": "application/json"}, timeout=30)
+        answer = httpx.post(
+            f"{own_facilitator.url}/{method}", content=content, headers={"content-type": "application/json"}, timeout=30
+        )
         assert answer.status_code == 400, answer.text
         assert answer.json()["reason"] == reason and answer.json()["error"].startswith("not a verify/settle request")
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000

@@ -62,8 +62,7 @@ async def test_ghostpay_buyer_seller_and_facilitator(net, agent: Agent, shop: Sh
         receipt = await gp.get_receipt(agent.address, record.reference)
         stats = await gp.get_payer_stats(agent.address)
         after = await gp.get_reputation(agent.address)
-    assert [(q.agent, q.amount_atomic, q.mint) for q in quotes] == [(str(agent.address), PRICE_ATOMIC,
-                                                                     str(agent.mint))]
+    assert [(q.agent, q.amount_atomic, q.mint) for q in quotes] == [(str(agent.address), PRICE_ATOMIC, str(agent.mint))]
     assert response.status_code == 200 and response.json()["payer"] == str(keypair.pubkey())
     assert record.settled and record.agent == str(agent.address) and record.seller == str(agent.owner.pubkey())
     assert record.verified and receipt is not None and receipt.payer == keypair.pubkey() and record.feedback
@@ -83,10 +82,14 @@ def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[st
     keypair = buyer(net, agent.mint)
     key = keypair_file(tmp_path, keypair)
     quoted = ghost("x402", "quote", shop.url + "/paid", env=env).data
-    assert quoted["status"] == 402 and [(r["amount"], r["agent"], r["pay_to"]) for r in quoted["requirements"]] == \
-        [("0.010000", str(agent.address), str(agent.owner.pubkey()))]
-    assert ghost("x402", "quote", shop.url + "/free", env=env).data == {"url": shop.url + "/free", "status": 200,
-                                                                        "requirements": []}
+    assert quoted["status"] == 402 and [(r["amount"], r["agent"], r["pay_to"]) for r in quoted["requirements"]] == [
+        ("0.010000", str(agent.address), str(agent.owner.pubkey()))
+    ]
+    assert ghost("x402", "quote", shop.url + "/free", env=env).data == {
+        "url": shop.url + "/free",
+        "status": 200,
+        "requirements": [],
+    }
     text = ghost("x402", "quote", shop.url + "/paid", env=env, output=None).stdout
     assert "asks for one of" in text and str(agent.address) in text
 
@@ -97,18 +100,22 @@ def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[st
     paid = ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.01", env=env).data
     assert paid["status"] == 200 and paid["body"]["payer"] == str(keypair.pubkey())
     assert paid["payment"]["amount"] == "0.010000" and paid["payment"]["settled"] and paid["payment"]["signature"]
-    assert "over the per-call maximum 0.005" in ghost("-k", key, "x402", "call", shop.url + "/paid", "--max-price",
-                                                      "0.005", env=env).one_line_error(1)
+    assert "over the per-call maximum 0.005" in ghost(
+        "-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.005", env=env
+    ).one_line_error(1)
     assert "allow it with --max-price or 'ghost config set x402.max_price." in ghost(
-        "-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.005", env=env).one_line_error(1)
+        "-k", key, "x402", "call", shop.url + "/paid", "--max-price", "0.005", env=env
+    ).one_line_error(1)
     run = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env, output=None)
     assert run.code == 0 and json.loads(run.stdout)["payer"] == str(keypair.pubkey())
     assert "paid 0.01" in run.stderr and "settled" in run.stderr
     over = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)
     short = f"{str(agent.mint)[:4]}…{str(agent.mint)[-4:]}"  # an unlabelled mint; its config key is its address
-    assert over == (f"error: paying 0.01 {short} would exceed the daily budget of 0.02 {short} (0.00 {short} left); "
-                    f"raise it with 'ghost config set x402.daily_budget.{agent.mint} AMOUNT' or wait for the window "
-                    "to pass; nothing was paid")
+    assert over == (
+        f"error: paying 0.01 {short} would exceed the daily budget of 0.02 {short} (0.00 {short} left); "
+        f"raise it with 'ghost config set x402.daily_budget.{agent.mint} AMOUNT' or wait for the window "
+        "to pass; nothing was paid"
+    )
     assert token_balance(net, keypair.pubkey(), agent.mint) == 980_000
 
     spent = ghost("-k", key, "x402", "spending", env=env).data
@@ -119,24 +126,29 @@ def test_cli_quote_call_and_spending(net, agent: Agent, shop: Shop, env: dict[st
     assert "Spending guards of" in ghost("-k", key, "x402", "spending", env=env, output=None).stdout
 
 
-def test_cli_call_http_failure_exit_status_and_usage_errors(net, agent: Agent, shop: Shop, env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+def test_cli_call_http_failure_exit_status_and_usage_errors(
+    net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path
+) -> None:
     key = keypair_file(tmp_path, buyer(net, agent.mint))
     failed = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env)
     # the seller's handler failed: not charged (the GhostPay seller settles only below 400), exit 1
     body = json.loads(failed.stdout)
     assert failed.code == 1 and body["status"] == 500 and body["payment"]["settled"] is False
     text = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", env=env, output=None)
-    assert text.code == 1 and text.stdout == "broken\n" and text.stderr.splitlines()[-1] == \
-        f"error: HTTP 500 from {shop.url}/fails"
+    assert (
+        text.code == 1
+        and text.stdout == "broken\n"
+        and text.stderr.splitlines()[-1] == f"error: HTTP 500 from {shop.url}/fails"
+    )
     included = ghost("-k", key, "x402", "call", shop.url + "/fails", "--yes", "-i", env=env, output=None).stdout
     head, _, rest = included.partition("\n\n")
     assert head.splitlines()[0] == "HTTP/1.1 500 Internal Server Error" and rest == "broken\n"  # as curl -i
     assert any(line.lower().startswith("content-type: ") for line in head.splitlines()[1:])
     assert "x402 settings are" in ghost("config", "set", "x402.weekly", "1", env=env).one_line_error(2)
     assert "must be a decimal" in ghost("config", "set", "x402.daily_budget", "lots", env=env).one_line_error(2)
-    assert "--data or --json" in ghost("x402", "call", shop.url + "/paid", "-d", "a", "--json", "{}",
-                                       env=env).one_line_error(2)
+    assert "--data or --json" in ghost(
+        "x402", "call", shop.url + "/paid", "-d", "a", "--json", "{}", env=env
+    ).one_line_error(2)
     assert "not an http(s) URL" in ghost("x402", "quote", "ftp://x", env=env).one_line_error(2)
     ghost("config", "set", "x402.blocked_sellers", str(agent.owner.pubkey()), env=env).data
     assert ghost("config", "get", "x402.blocked_sellers", env=env).data["source"] == "config"
@@ -148,11 +160,22 @@ def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[st
     key = keypair_file(tmp_path, keypair)
 
     def call(answer: str) -> tuple[int, str]:
-        child = pexpect.spawn(GHOST, ["-k", str(key), "x402", "call", shop.url + "/paid"], encoding="utf-8",
-                              env={**os.environ, **env, "COLUMNS": "200"}, timeout=60, dimensions=(40, 200))
+        child = pexpect.spawn(
+            GHOST,
+            ["-k", str(key), "x402", "call", shop.url + "/paid"],
+            encoding="utf-8",
+            env={**os.environ, **env, "COLUMNS": "200"},
+            timeout=60,
+            dimensions=(40, 200),
+        )
         try:
-            child.expect(r"Pay 0\.01 \S+ to " + str(agent.owner.pubkey()) + r" \(agent " + str(agent.address) +
-                         r"\) for http://\S+/paid\? \[y/N\]")
+            child.expect(
+                r"Pay 0\.01 \S+ to "
+                + str(agent.owner.pubkey())
+                + r" \(agent "
+                + str(agent.address)
+                + r"\) for http://\S+/paid\? \[y/N\]"
+            )
             # the "Calling…" spinner stays stopped while the question waits (it was redrawn over it)
             assert child.expect(["Calling", pexpect.TIMEOUT], timeout=1) == 1
             child.sendline(answer)
@@ -169,16 +192,22 @@ def test_cli_call_asks_on_a_terminal(net, agent: Agent, shop: Shop, env: dict[st
     assert token_balance(net, keypair.pubkey(), agent.mint) == 990_000
 
 
-async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agent, shop: Shop, ledger_path: Path
-                                                                ) -> None:
+async def test_allowed_by_agent_only_when_the_chain_confirms_it(
+    net, agent: Agent, shop: Shop, ledger_path: Path
+) -> None:
     """A seller naming an allowed agent it is not (its payTo is another wallet) is refused, nothing signed."""
     impostor = fund(net, sol=1).pubkey()
     mint_to(net, impostor, agent.mint, 0)
     fee_payer = httpx.get(shop.url + "/paid").json()  # the real 402 (v1 body): the facilitator's fee payer
-    offer = PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
-                                pay_to=str(impostor), max_timeout_seconds=60,
-                                extra={"feePayer": fee_payer["accepts"][0]["extra"]["feePayer"],
-                                       "ghostpay": {"agent": str(agent.address)}})
+    offer = PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(agent.mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(impostor),
+        max_timeout_seconds=60,
+        extra={"feePayer": fee_payer["accepts"][0]["extra"]["feePayer"], "ghostpay": {"agent": str(agent.address)}},
+    )
     app = FastAPI()
     paid_retries: list[str] = []
 
@@ -186,8 +215,11 @@ async def test_allowed_by_agent_only_when_the_chain_confirms_it(net, agent: Agen
     async def paid(request: Request) -> JSONResponse:
         if request.headers.get("payment-signature"):
             paid_retries.append(request.headers["payment-signature"])
-        return JSONResponse({}, status_code=402, headers={
-            "PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[offer]))})
+        return JSONResponse(
+            {},
+            status_code=402,
+            headers={"PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[offer]))},
+        )
 
     keypair = buyer(net, agent.mint)
     allowed = GuardedWallet(SpendingGuards(allowed_sellers={str(agent.address)}), ledger_path)
@@ -233,10 +265,13 @@ def test_cli_call_names_tokens_by_label(net, agent: Agent, shop: Shop, env: dict
     ghost("tokens", "add", "USDC", str(agent.mint), env=env).data
     eurc = ghost("-k", key, "test-mint", "--symbol", "EURC", "--amount", "5", env=env).data["mint"]
     line = ghost("-k", key, "x402", "call", shop.url + "/paid", "--token", "EURC", "--yes", env=env).one_line_error(1)
-    assert line == (f"error: the seller does not take EURC ({eurc}); it asks for USDC ({agent.mint}); pass one of "
-                    "those with --token, or leave --token out; nothing was paid")
-    assert "--token USDT names a mint on mainnet-beta" in ghost("-k", key, "x402", "call", shop.url + "/paid",
-                                                                "--token", "USDT", "--yes", env=env).one_line_error(2)
+    assert line == (
+        f"error: the seller does not take EURC ({eurc}); it asks for USDC ({agent.mint}); pass one of "
+        "those with --token, or leave --token out; nothing was paid"
+    )
+    assert "--token USDT names a mint on mainnet-beta" in ghost(
+        "-k", key, "x402", "call", shop.url + "/paid", "--token", "USDT", "--yes", env=env
+    ).one_line_error(2)
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
     quoted = ghost("x402", "quote", shop.url + "/paid", env=env).data
     assert [r["symbol"] for r in quoted["requirements"]] == ["USDC"]
@@ -245,8 +280,9 @@ def test_cli_call_names_tokens_by_label(net, agent: Agent, shop: Shop, env: dict
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
 
 
-def test_a_seller_calling_its_own_url_is_told_so_and_pays_nothing(net, agent: Agent, shop: Shop,
-                                                                    env: dict[str, str], tmp_path: Path) -> None:
+def test_a_seller_calling_its_own_url_is_told_so_and_pays_nothing(
+    net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path
+) -> None:
     key = keypair_file(tmp_path, agent.owner)  # the agent's owner: its wallet is the payTo
     before = token_balance(net, agent.owner.pubkey(), agent.mint)
     line = ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).one_line_error(1)

@@ -20,13 +20,13 @@ from tests.x402.official_stack import official_seller_app
 from tests.x402.test_buyer_interop import Tap
 
 
-async def test_fifty_concurrent_calls_against_a_budget_for_ten(net, official_facilitator, seller, gp_buyer, mint,
-                                                               ledger_path) -> None:
+async def test_fifty_concurrent_calls_against_a_budget_for_ten(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
         async with x402_http(gp_buyer, guards=guarded(ledger_path, daily=Decimal("0.1"))) as http:
-            results = await asyncio.gather(*(http.get(shop.url + "/paid") for _ in range(50)),
-                                           return_exceptions=True)
+            results = await asyncio.gather(*(http.get(shop.url + "/paid") for _ in range(50)), return_exceptions=True)
     paid = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(paid) == 10 and all(r.status_code == 200 and payment_record(r).settled for r in paid)
@@ -36,8 +36,9 @@ async def test_fifty_concurrent_calls_against_a_budget_for_ten(net, official_fac
     assert await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("0.9")
 
 
-async def test_budget_runs_out_mid_run_and_survives_a_restart(net, official_facilitator, seller, gp_buyer, mint,
-                                                              ledger_path) -> None:
+async def test_budget_runs_out_mid_run_and_survives_a_restart(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
         async with x402_http(gp_buyer, guards=guarded(ledger_path, total=Decimal("0.03"))) as http:
@@ -46,23 +47,32 @@ async def test_budget_runs_out_mid_run_and_survives_a_restart(net, official_faci
             with pytest.raises(BudgetExceeded, match="total budget of 0.03 .*0.000000 left"):
                 await http.get(shop.url + "/paid")
         # a new client on the same ledger (a restart, another process) has nothing left either
-        async with GhostPayClient(net.http_url, gp_buyer.keypair, guards=guarded(ledger_path, total=Decimal("0.03"))
-                                  ) as again, x402_http(again) as http:
+        async with (
+            GhostPayClient(net.http_url, gp_buyer.keypair, guards=guarded(ledger_path, total=Decimal("0.03"))) as again,
+            x402_http(again) as http,
+        ):
             with pytest.raises(BudgetExceeded):
                 await http.get(shop.url + "/paid")
     assert len(tap.payments) == 3 and await gp_buyer.get_token_balance(seller.wallet, mint) == Decimal("0.03")
 
 
-async def test_reservation_released_when_the_payment_cannot_be_built(net, official_facilitator, seller, gp_buyer,
-                                                                     mint, ledger_path) -> None:
+async def test_reservation_released_when_the_payment_cannot_be_built(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
     from x402.http.utils import encode_payment_required_header  # type: ignore[attr-defined]
     from x402.schemas import PaymentRequired, PaymentRequirements
 
-    broken = PaymentRequirements(scheme="exact", network="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", asset=str(mint),
-                                 amount=str(PRICE_ATOMIC), pay_to=str(seller.wallet), max_timeout_seconds=60,
-                                 extra={"feePayer": "not-a-key"})
+    broken = PaymentRequirements(
+        scheme="exact",
+        network="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+        asset=str(mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(seller.wallet),
+        max_timeout_seconds=60,
+        extra={"feePayer": "not-a-key"},
+    )
     app = FastAPI()
 
     @app.get("/paid")
@@ -79,8 +89,7 @@ async def test_reservation_released_when_the_payment_cannot_be_built(net, offici
     assert row["state"] == "released" and wallet.ledger.usage(str(gp_buyer.wallet), str(mint), 6).total == 0
 
 
-async def test_blocked_seller_nothing_signed(net, official_facilitator, seller, gp_buyer, mint,
-                                             ledger_path) -> None:
+async def test_blocked_seller_nothing_signed(net, official_facilitator, seller, gp_buyer, mint, ledger_path) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
         async with x402_http(gp_buyer, guards=guarded(ledger_path, blocked_sellers={str(seller.wallet)})) as http:
@@ -94,8 +103,11 @@ async def test_pay_agent_passes_the_guards(net, mint, ledger_path) -> None:
     wallet = GuardedWallet(SpendingGuards(daily=Decimal("0.02"), per_call=Decimal("0.05")), ledger_path)
     payer = GhostPayClient(net.http_url, fund(net), ws_url=net.ws_url, guards=wallet)
     async with owner, payer:
-        agent = (await owner.register_agent("guarded", "Guarded", x402=X402Settings({mint: Decimal("0.01")},
-                                                                                       "https://g.example"))).address
+        agent = (
+            await owner.register_agent(
+                "guarded", "Guarded", x402=X402Settings({mint: Decimal("0.01")}, "https://g.example")
+            )
+        ).address
         mint_to(net, payer.wallet, mint, 1_000_000)
         with pytest.raises(PaymentBelowPrice):  # failed on chain: its reservation is released
             await payer.pay_agent(agent, amount=Atomic(1))
@@ -105,8 +117,9 @@ async def test_pay_agent_passes_the_guards(net, mint, ledger_path) -> None:
             await payer.pay_agent(agent)
         with pytest.raises(BudgetExceeded):  # prepare_payment pays too
             await payer.prepare_payment(agent, owner.wallet)
-        blocked = GhostPayClient(net.http_url, payer.keypair, guards=GuardedWallet(
-            SpendingGuards(blocked_sellers={str(agent)}), ledger_path))
+        blocked = GhostPayClient(
+            net.http_url, payer.keypair, guards=GuardedWallet(SpendingGuards(blocked_sellers={str(agent)}), ledger_path)
+        )
         async with blocked:
             with pytest.raises(SellerNotAllowed):
                 await blocked.pay_agent(agent)

@@ -46,8 +46,9 @@ def transaction_of(payment: dict) -> VersionedTransaction:
     return VersionedTransaction.from_bytes(base64.b64decode(payment["payload"]["transaction"]))
 
 
-async def test_official_seller_and_facilitator_pay_200_tokens_moved(net, official_facilitator, seller, gp_buyer,
-                                                                    mint, ledger_path) -> None:
+async def test_official_seller_and_facilitator_pay_200_tokens_moved(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     tap = Tap(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC))
     with ServerThread(tap) as shop:
         async with x402_http(gp_buyer, guards=guarded(ledger_path, daily=Decimal("1"))) as http:
@@ -57,8 +58,12 @@ async def test_official_seller_and_facilitator_pay_200_tokens_moved(net, officia
     assert response.status_code == 200 and response.json() == {"answer": 42}
     record = payment_record(response)
     assert record is not None and http.payments == [record]
-    assert (record.amount, record.amount_atomic, record.mint, record.seller) == \
-        (Decimal("0.010000"), PRICE_ATOMIC, str(mint), str(seller.wallet))
+    assert (record.amount, record.amount_atomic, record.mint, record.seller) == (
+        Decimal("0.010000"),
+        PRICE_ATOMIC,
+        str(mint),
+        str(seller.wallet),
+    )
     assert record.payer == str(gp_buyer.wallet) and record.settled and record.signature and record.x402_version == 2
     assert not record.verified and record.status == 200 and record.latency_ms > 0
     assert await gp_buyer.get_token_balance(seller.wallet, mint) == Decimal("0.01")
@@ -73,13 +78,19 @@ async def test_official_seller_and_facilitator_pay_200_tokens_moved(net, officia
     assert (row["state"], row["signature"], row["amount"]) == ("settled", record.signature, PRICE_ATOMIC)
 
 
-async def test_picks_the_accepted_mint_the_wallet_holds(net, official_facilitator, gp_buyer, buyer_keypair,
-                                                        mint) -> None:
+async def test_picks_the_accepted_mint_the_wallet_holds(
+    net, official_facilitator, gp_buyer, buyer_keypair, mint
+) -> None:
     other = create_mint(net, 9)  # listed first, but the buyer holds none of it
     seller = new_seller(net, mint)
     mint_to(net, seller.wallet, other, 0)
-    app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC,
-                              accepts=[(str(other), 5), (str(mint), PRICE_ATOMIC)])
+    app = official_seller_app(
+        official_facilitator.url,
+        str(seller.wallet),
+        str(mint),
+        PRICE_ATOMIC,
+        accepts=[(str(other), 5), (str(mint), PRICE_ATOMIC)],
+    )
     with ServerThread(app) as shop:
         async with x402_http(gp_buyer) as http:
             response = await http.get(shop.url + "/paid")
@@ -100,8 +111,9 @@ async def test_max_price_refuses_before_signing(net, official_facilitator, selle
     assert tap.payments == [] and await gp_buyer.get_token_balance(gp_buyer.wallet, mint) == Decimal("1")
 
 
-async def test_seller_raises_its_price_between_402_and_pay(net, official_facilitator, seller, gp_buyer, mint,
-                                                           ledger_path) -> None:
+async def test_seller_raises_its_price_between_402_and_pay(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     prices = iter([PRICE_ATOMIC, 20_000, 20_000, 20_000])  # 402 at 0.01; the paid retry is checked against 0.02
     app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), lambda: next(prices))
     with ServerThread(app) as shop:
@@ -124,8 +136,7 @@ async def test_wrong_network_is_refused_naming_both(net, official_facilitator, s
                 await http.get(shop.url + "/paid")
 
 
-async def test_unreachable_facilitator_returns_the_failure_unsettled(net, seller, gp_buyer, mint,
-                                                                     ledger_path) -> None:
+async def test_unreachable_facilitator_returns_the_failure_unsettled(net, seller, gp_buyer, mint, ledger_path) -> None:
     with ServerThread(official_facilitator_app(fund(net), net.http_url)) as facilitator:
         app = official_seller_app(facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)  # reads /supported now
     with ServerThread(app) as shop:  # ... and the facilitator is gone when the paid retry comes
@@ -164,9 +175,13 @@ async def test_v1_seller_x_payment_200(net, official_facilitator, seller, gp_buy
 
 def seeds_003_body(requirement: dict) -> dict:
     """memeputer's 402 (seeds/003): integer maxAmountRequired, no resource, asset or maxTimeoutSeconds."""
-    shown = {"payTo": requirement["payTo"], "maxAmountRequired": int(requirement["maxAmountRequired"]),
-             "scheme": "exact", "network": requirement["network"],
-             "extra": {"agentId": "memeputer", "agentName": "Memeputer", **requirement["extra"]}}
+    shown = {
+        "payTo": requirement["payTo"],
+        "maxAmountRequired": int(requirement["maxAmountRequired"]),
+        "scheme": "exact",
+        "network": requirement["network"],
+        "extra": {"agentId": "memeputer", "agentName": "Memeputer", **requirement["extra"]},
+    }
     return {"accepts": [shown], "x402Version": 1}
 
 
@@ -176,24 +191,28 @@ async def test_lenient_v1_pays_seeds_003_shape_with_the_default_usdc(net, offici
         cheat(net, "surfnet_createMint", {"decimals": 6, "address": USDC_DEVNET_ADDRESS})
     mint_to(net, gp_buyer.wallet, usdc, 50_000)
     seller = new_seller(net, usdc)
-    requirement = v1_requirement(str(seller.wallet), USDC_DEVNET_ADDRESS, PRICE_ATOMIC, fee_payer_of(official_facilitator),
-                                 "")
+    requirement = v1_requirement(
+        str(seller.wallet), USDC_DEVNET_ADDRESS, PRICE_ATOMIC, fee_payer_of(official_facilitator), ""
+    )
     with ServerThread(v1_seller_app(official_facilitator.url, requirement, body=seeds_003_body)) as shop:
         requirement["resource"] = shop.url + "/x402/interact"
         async with x402_http(gp_buyer) as http:
             quotes = await http.quote(shop.url + "/x402/interact", "POST")
             response = await http.post(shop.url + "/x402/interact", json={"message": "/ping"})
-    assert [(q.mint, q.amount, q.assumed) for q in quotes] == \
-        [(USDC_DEVNET_ADDRESS, Decimal("0.010000"), ("resource", "maxTimeoutSeconds", "asset"))]
+    assert [(q.mint, q.amount, q.assumed) for q in quotes] == [
+        (USDC_DEVNET_ADDRESS, Decimal("0.010000"), ("resource", "maxTimeoutSeconds", "asset"))
+    ]
     record = payment_record(response)
-    assert response.status_code == 200 and record.settled and record.assumed == ("resource", "maxTimeoutSeconds", "asset")
+    assert (
+        response.status_code == 200 and record.settled and record.assumed == ("resource", "maxTimeoutSeconds", "asset")
+    )
     assert await gp_buyer.get_token_balance(seller.wallet, usdc) == Decimal("0.01")
 
 
-@pytest.mark.parametrize("drop, named", [("feePayer", "extra.feePayer"), ("payTo", "payTo"),
-                                         ("maxAmountRequired", "maxAmountRequired")])
-async def test_lenient_v1_names_what_is_missing(net, official_facilitator, seller, gp_buyer, mint, drop,
-                                                named) -> None:
+@pytest.mark.parametrize(
+    "drop, named", [("feePayer", "extra.feePayer"), ("payTo", "payTo"), ("maxAmountRequired", "maxAmountRequired")]
+)
+async def test_lenient_v1_names_what_is_missing(net, official_facilitator, seller, gp_buyer, mint, drop, named) -> None:
     requirement = v1_requirement(str(seller.wallet), str(mint), PRICE_ATOMIC, fee_payer_of(official_facilitator), "")
 
     def body(req: dict) -> dict:
@@ -218,9 +237,21 @@ async def test_seeds_003_as_is_cannot_be_paid_and_says_why(net, gp_buyer) -> Non
 
     @app.post("/x402/interact")
     async def interact() -> JSONResponse:
-        return JSONResponse({"accepts": [{"payTo": str(gp_buyer.wallet), "maxAmountRequired": 10000, "scheme": "exact",
-                                          "network": "solana", "extra": {"agentId": "memeputer"}}],
-                             "x402Version": 1}, status_code=402)
+        return JSONResponse(
+            {
+                "accepts": [
+                    {
+                        "payTo": str(gp_buyer.wallet),
+                        "maxAmountRequired": 10000,
+                        "scheme": "exact",
+                        "network": "solana",
+                        "extra": {"agentId": "memeputer"},
+                    }
+                ],
+                "x402Version": 1,
+            },
+            status_code=402,
+        )
 
     with ServerThread(app) as shop:
         async with x402_http(gp_buyer) as http:
@@ -228,8 +259,9 @@ async def test_seeds_003_as_is_cannot_be_paid_and_says_why(net, gp_buyer) -> Non
                 await http.post(shop.url + "/x402/interact", json={})
 
 
-async def test_seller_500_after_settlement_keeps_the_record(net, official_facilitator, seller, gp_buyer, mint,
-                                                            ledger_path) -> None:
+async def test_seller_500_after_settlement_keeps_the_record(
+    net, official_facilitator, seller, gp_buyer, mint, ledger_path
+) -> None:
     requirement = v1_requirement(str(seller.wallet), str(mint), PRICE_ATOMIC, fee_payer_of(official_facilitator), "")
     with ServerThread(v1_seller_app(official_facilitator.url, requirement, status=500)) as shop:
         requirement["resource"] = shop.url + "/x402/interact"
@@ -244,7 +276,9 @@ async def test_seller_500_after_settlement_keeps_the_record(net, official_facili
 
 
 def test_sync_facade_pays(net, official_facilitator, seller, buyer_keypair, mint) -> None:
-    with ServerThread(official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)) as shop:
+    with ServerThread(
+        official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)
+    ) as shop:
         with GhostPay(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp:
             with x402_http(gp, max_price="0.01") as http:
                 response = http.get(shop.url + "/paid")

@@ -41,10 +41,17 @@ COUNTER = itertools.count()
 def recording_requirement(agent: Agent, fee_payer: Keypair) -> PaymentRequirements:
     """The agent's price, asking a GhostPay buyer for the record after the Memo."""
     return PaymentRequirements(
-        scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(PRICE_ATOMIC),
-        pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
-        extra={"feePayer": str(fee_payer.pubkey()),
-               "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True}})
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(agent.mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(agent.owner.pubkey()),
+        max_timeout_seconds=60,
+        extra={
+            "feePayer": str(fee_payer.pubkey()),
+            "ghostpay": {"agent": str(agent.address), "programId": str(PROGRAM_ID), "recordAfterMemo": True},
+        },
+    )
 
 
 def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair, *, status: int = 200) -> FastAPI:
@@ -56,20 +63,32 @@ def self_settling_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypair,
     async def paid(request: Request) -> Response:
         header = request.headers.get("payment-signature")
         if not header:
-            return JSONResponse({}, status_code=402, headers={
-                "PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[requirement]))})
-        tx = VersionedTransaction.from_bytes(base64.b64decode(json.loads(base64.b64decode(header))["payload"][
-            "transaction"]))
+            return JSONResponse(
+                {},
+                status_code=402,
+                headers={"PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[requirement]))},
+            )
+        tx = VersionedTransaction.from_bytes(
+            base64.b64decode(json.loads(base64.b64decode(header))["payload"]["transaction"])
+        )
         app.state.transactions.append(tx)
-        signed = VersionedTransaction.populate(tx.message, [fee_payer.sign_message(bytes([0x80]) + bytes(tx.message)),
-                                                            *tx.signatures[1:]])
+        signed = VersionedTransaction.populate(
+            tx.message, [fee_payer.sign_message(bytes([0x80]) + bytes(tx.message)), *tx.signatures[1:]]
+        )
         async with GhostPayClient(net.http_url, fee_payer, ws_url=net.ws_url) as gp:
             signature = (await gp.rpc.send_raw_transaction(bytes(signed))).value
             await gp._confirm(signature, None)
-        settled = {"success": True, "transaction": str(signature), "network": DEVNET.caip2,
-                   "payer": str(tx.message.account_keys[1])}
-        return JSONResponse({"answer": 42}, status_code=status, headers={
-            "PAYMENT-RESPONSE": base64.b64encode(json.dumps(settled).encode()).decode()})
+        settled = {
+            "success": True,
+            "transaction": str(signature),
+            "network": DEVNET.caip2,
+            "payer": str(tx.message.account_keys[1]),
+        }
+        return JSONResponse(
+            {"answer": 42},
+            status_code=status,
+            headers={"PAYMENT-RESPONSE": base64.b64encode(json.dumps(settled).encode()).decode()},
+        )
 
     return app
 
@@ -102,9 +121,11 @@ async def test_record_after_the_memo_verified_and_rated(net: Any, agent: Agent) 
     # the official layout with the record after the Memo
     message = app.state.transactions[0].message
     programs = [str(message.account_keys[ix.program_id_index]) for ix in message.instructions]
-    assert programs == [COMPUTE_BUDGET_PROGRAM_ADDRESS] * 2 + [TOKEN_PROGRAM_ADDRESS, MEMO_PROGRAM_ADDRESS,
-                                                               str(PROGRAM_ID)]
-
+    assert programs == [COMPUTE_BUDGET_PROGRAM_ADDRESS] * 2 + [
+        TOKEN_PROGRAM_ADDRESS,
+        MEMO_PROGRAM_ADDRESS,
+        str(PROGRAM_ID),
+    ]
 
 
 async def test_auto_feedback_rates_a_500_after_settlement_as_failed(net: Any, agent: Agent) -> None:
@@ -133,19 +154,28 @@ def record_refusing_seller(net: LocalnetProcess, agent: Agent, fee_payer: Keypai
     async def paid(request: Request) -> Response:
         header = request.headers.get("payment-signature")
         if header:
-            tx = VersionedTransaction.from_bytes(base64.b64decode(json.loads(base64.b64decode(header))["payload"][
-                "transaction"]))
+            tx = VersionedTransaction.from_bytes(
+                base64.b64decode(json.loads(base64.b64decode(header))["payload"]["transaction"])
+            )
             if len(tx.message.instructions) > 4:
                 refusing.state.transactions.append(tx)
-                return JSONResponse({}, status_code=402, headers={"PAYMENT-REQUIRED": encode_payment_required_header(
-                    PaymentRequired(error=ERR_UNKNOWN_FIFTH_INSTRUCTION, accepts=[requirement]))})
+                return JSONResponse(
+                    {},
+                    status_code=402,
+                    headers={
+                        "PAYMENT-REQUIRED": encode_payment_required_header(
+                            PaymentRequired(error=ERR_UNKNOWN_FIFTH_INSTRUCTION, accepts=[requirement])
+                        )
+                    },
+                )
         return await plain(request)
 
     return refusing
 
 
-async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_counts_one(net: Any,
-                                                                                      agent: Agent) -> None:
+async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_counts_one(
+    net: Any, agent: Agent
+) -> None:
     """The facilitator refuses the record instruction: the buyer pays once more without it (served, tokens
     moved once), and the refused attempt leaves the budget: a daily budget of exactly one price still pays."""
     from decimal import Decimal

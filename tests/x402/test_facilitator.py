@@ -46,8 +46,15 @@ def mint(net: Any) -> Pubkey:
 
 
 def requirements_for(fee_payer: str, mint: Pubkey, pay_to: Pubkey, amount: int = PRICE_ATOMIC) -> PaymentRequirements:
-    return PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(mint), amount=str(amount),
-                               pay_to=str(pay_to), max_timeout_seconds=60, extra={"feePayer": fee_payer})
+    return PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(mint),
+        amount=str(amount),
+        pay_to=str(pay_to),
+        max_timeout_seconds=60,
+        extra={"feePayer": fee_payer},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +75,7 @@ def test_supported_and_health(facilitator: Process, fee_payer: Keypair) -> None:
     assert health["balanceLamports"] >= health["minBalanceLamports"] > 0
 
 
-def test_a_plain_payment_verifies_and_settles_once(net: Any, facilitator: Process, mint: Pubkey,
-                                                   payee: Pubkey) -> None:
+def test_a_plain_payment_verifies_and_settles_once(net: Any, facilitator: Process, mint: Pubkey, payee: Pubkey) -> None:
     requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
     payer = buyer(net, mint)
     paid = payment(requirements, payer, latest_blockhash(net))
@@ -87,26 +93,35 @@ def attacks(fee_payer: Pubkey, payer: Keypair, mint: Pubkey, payee: Pubkey) -> d
     """Payments that would make the fee payer's signature spend its own SOL or tokens."""
     thief = Pubkey.new_unique()
     return {
-        "sol transfer from the fee payer after the memo": {"after": [
-            memo(), transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]},
-        "sol transfer from the fee payer instead of the memo": {"after": [
-            transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]},
+        "sol transfer from the fee payer after the memo": {
+            "after": [memo(), transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]
+        },
+        "sol transfer from the fee payer instead of the memo": {
+            "after": [transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=thief, lamports=10**9))]
+        },
         "the fee payer's tokens as the payment": {"transfer": token_transfer(fee_payer, mint, payee, PRICE_ATOMIC)},
         "the fee payer as an account of the memo": {"after": [memo(accounts=[AccountMeta(fee_payer, True, True)])]},
     }
 
 
-@pytest.mark.parametrize("attack", ["sol transfer from the fee payer after the memo",
-                                    "sol transfer from the fee payer instead of the memo",
-                                    "the fee payer's tokens as the payment",
-                                    "the fee payer as an account of the memo"])
-def test_the_fee_payer_signs_nothing_but_the_fee(net: Any, facilitator: Process, fee_payer: Keypair, mint: Pubkey,
-                                                 payee: Pubkey, attack: str) -> None:
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "sol transfer from the fee payer after the memo",
+        "sol transfer from the fee payer instead of the memo",
+        "the fee payer's tokens as the payment",
+        "the fee payer as an account of the memo",
+    ],
+)
+def test_the_fee_payer_signs_nothing_but_the_fee(
+    net: Any, facilitator: Process, fee_payer: Keypair, mint: Pubkey, payee: Pubkey, attack: str
+) -> None:
     mint_to(net, fee_payer.pubkey(), mint, 5_000_000)
     requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
     payer = buyer(net, mint)
-    crafted = payment(requirements, payer, latest_blockhash(net),
-                      **attacks(fee_payer.pubkey(), payer, mint, payee)[attack])
+    crafted = payment(
+        requirements, payer, latest_blockhash(net), **attacks(fee_payer.pubkey(), payer, mint, payee)[attack]
+    )
     sol_before = sol_balance(net, fee_payer.pubkey())
     tokens_before = token_balance(net, fee_payer.pubkey(), mint)
     verified = facilitator_call(facilitator.url, "verify", crafted, requirements)
@@ -130,10 +145,16 @@ def test_unsupported_network_answers_400(net: Any, facilitator: Process, mint: P
     requirements = requirements_for(facilitator.announce["feePayer"], mint, payee)
     paid = payment(requirements, buyer(net, mint), latest_blockhash(net))
     mainnet = requirements.model_copy(update={"network": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"})
-    answer = httpx.post(f"{facilitator.url}/verify", json={
-        "x402Version": 2,
-        "paymentPayload": paid.model_copy(update={"accepted": mainnet}).model_dump(by_alias=True, exclude_none=True),
-        "paymentRequirements": mainnet.model_dump(by_alias=True, exclude_none=True)})
+    answer = httpx.post(
+        f"{facilitator.url}/verify",
+        json={
+            "x402Version": 2,
+            "paymentPayload": paid.model_copy(update={"accepted": mainnet}).model_dump(
+                by_alias=True, exclude_none=True
+            ),
+            "paymentRequirements": mainnet.model_dump(by_alias=True, exclude_none=True),
+        },
+    )
     assert answer.status_code == 400 and "unsupported scheme or network" in answer.json()["error"]
 
 
@@ -148,12 +169,15 @@ def test_rate_limit_per_payer(net: Any, strict_facilitator: Process, mint: Pubke
     requirements = requirements_for(strict_facilitator.announce["feePayer"], mint, payee)
     greedy, other = buyer(net, mint), buyer(net, mint)
     blockhash = latest_blockhash(net)
-    results = [facilitator_call(strict_facilitator.url, "verify", payment(requirements, greedy, blockhash),
-                                requirements) for _ in range(3)]
+    results = [
+        facilitator_call(strict_facilitator.url, "verify", payment(requirements, greedy, blockhash), requirements)
+        for _ in range(3)
+    ]
     assert [r["isValid"] for r in results] == [True, True, False]
     assert results[2]["invalidReason"] == "ghostpay_rate_limited"
-    assert facilitator_call(strict_facilitator.url, "verify", payment(requirements, other, blockhash),
-                            requirements)["isValid"]
+    assert facilitator_call(strict_facilitator.url, "verify", payment(requirements, other, blockhash), requirements)[
+        "isValid"
+    ]
 
 
 def test_balance_floor(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey) -> None:
@@ -178,21 +202,43 @@ def test_start_errors_are_one_line(net: Any, tmp_path: Path, facilitator: Proces
 
     from tests.x402.conftest import GHOST
 
-    missing = subprocess.run([GHOST, "-u", net.http_url, "-k", str(tmp_path / "none.json"), "facilitator", "start"],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [GHOST, "-u", net.http_url, "-k", str(tmp_path / "none.json"), "facilitator", "start"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 1 and missing.stderr.startswith("error: keypair file")
     assert len(missing.stderr.strip().splitlines()) == 1
-    bad = subprocess.run([GHOST, "facilitator", "start", "--min-balance", "lots"], capture_output=True, text=True,
-                         timeout=30)
+    bad = subprocess.run(
+        [GHOST, "facilitator", "start", "--min-balance", "lots"], capture_output=True, text=True, timeout=30
+    )
     assert bad.returncode == 2 and "not an amount of SOL" in bad.stderr
-    unknown = subprocess.run([GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True,
-                             text=True, timeout=30)
+    unknown = subprocess.run(
+        [GHOST, "facilitator", "start", "--network", "solana:localnet"], capture_output=True, text=True, timeout=30
+    )
     assert unknown.returncode == 2 and "unknown x402 network 'solana:localnet'" in unknown.stderr
     port = facilitator.url.rsplit(":", 1)[1]
-    taken = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, fee_payer)), "facilitator",
-                            "start", "--port", port], capture_output=True, text=True, timeout=30)
+    taken = subprocess.run(
+        [
+            GHOST,
+            "-u",
+            net.http_url,
+            "-k",
+            str(keypair_file(tmp_path, fee_payer)),
+            "facilitator",
+            "start",
+            "--port",
+            port,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (taken.returncode, taken.stderr) == (
-        1, f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another port with --port\n")
+        1,
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another port with --port\n",
+    )
 
 
 FEE = 2 * 5_000  # a payment's two signatures; at compute-unit price 0 no priority fee
@@ -207,8 +253,9 @@ def quiet_facilitator(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one after the other", "at once"])
-def test_two_payments_for_one_price_both_verify_and_only_one_is_sent(net: Any, quiet_facilitator: Process,
-                                                                     mint: Pubkey, payee: Pubkey, together: bool) -> None:
+def test_two_payments_for_one_price_both_verify_and_only_one_is_sent(
+    net: Any, quiet_facilitator: Process, mint: Pubkey, payee: Pubkey, together: bool
+) -> None:
     """A buyer holding one price signs two payments; both verify. Settling both sends exactly one: the
     settle simulates against the current state right before its send (two settles of one buyer one after
     the other), so the second is refused before any send and the fee payer pays one fee."""
@@ -229,7 +276,9 @@ def test_two_payments_for_one_price_both_verify_and_only_one_is_sent(net: Any, q
     refused = [a for a in answers if not a["success"]]
     assert len(landed) == 1 and len(refused) == 1
     assert (refused[0]["errorReason"], refused[0]["transaction"]) == ("transaction_simulation_failed", "")
-    assert refused[0]["errorMessage"] == "Simulation failed: {'InstructionError': [2, {'Custom': 1}]}"  # InsufficientFunds
+    assert (
+        refused[0]["errorMessage"] == "Simulation failed: {'InstructionError': [2, {'Custom': 1}]}"
+    )  # InsufficientFunds
     assert net.rpc("getSignatureStatuses", [landed[0]["transaction"]])["result"]["value"][0]["err"] is None
     assert sol_balance(net, fee_payer) == sol_before - FEE
     assert (token_balance(net, payer.pubkey(), mint), sol_balance(net, payer.pubkey())) == (0, buyer_sol)
@@ -238,14 +287,20 @@ def test_two_payments_for_one_price_both_verify_and_only_one_is_sent(net: Any, q
     assert (health["settled"], health["pendingSettles"]) == (settled_before + 1, 0)
 
 
-def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Path, mint: Pubkey,
-                                                         payee: Pubkey) -> None:
+def test_confirmation_of_a_landed_or_unknown_transaction(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey) -> None:
     """Reconciling a settle left pending subscribes after the fact: a landed transaction confirms at once,
     an unknown one times out (and the settle stays pending)."""
     keypair = fund(net, sol=10)
-    facilitator = GhostPayFacilitator(FacilitatorSettings(keypair, net.http_url, net.ws_url,
-                                                          db_path=tmp_path / "f.db", confirm_timeout_seconds=1,
-                                                          assets=(AssetRule(str(mint)),)))
+    facilitator = GhostPayFacilitator(
+        FacilitatorSettings(
+            keypair,
+            net.http_url,
+            net.ws_url,
+            db_path=tmp_path / "f.db",
+            confirm_timeout_seconds=1,
+            assets=(AssetRule(str(mint)),),
+        )
+    )
     try:
         requirements = requirements_for(str(keypair.pubkey()), mint, payee)
         settled = facilitator.settle(payment(requirements, buyer(net, mint), latest_blockhash(net)), requirements)
@@ -281,8 +336,15 @@ def test_a_settle_waiting_for_confirmation_holds_no_other_request(net: Any, tmp_
     keypair = fund(net, sol=10)
     payee = fund(net).pubkey()
     mint_to(net, payee, mint, 0)
-    settings = FacilitatorSettings(keypair, net.http_url, silent.url, db_path=tmp_path / "f.db",
-                                   confirm_timeout_seconds=4, sweep_interval_seconds=0, assets=(AssetRule(str(mint)),))
+    settings = FacilitatorSettings(
+        keypair,
+        net.http_url,
+        silent.url,
+        db_path=tmp_path / "f.db",
+        confirm_timeout_seconds=4,
+        sweep_interval_seconds=0,
+        assets=(AssetRule(str(mint)),),
+    )
     requirements = requirements_for(str(keypair.pubkey()), mint, payee)
     first, second = (payment(requirements, buyer(net, mint), latest_blockhash(net)) for _ in range(2))
     try:

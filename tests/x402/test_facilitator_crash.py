@@ -74,15 +74,30 @@ def payee(net: Any, mint: Pubkey) -> Pubkey:
 
 
 def requirements_for(fee_payer: Pubkey, mint: Pubkey, pay_to: Pubkey) -> PaymentRequirements:
-    return PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(mint), amount=str(PRICE_ATOMIC),
-                               pay_to=str(pay_to), max_timeout_seconds=60, extra={"feePayer": str(fee_payer)})
+    return PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(pay_to),
+        max_timeout_seconds=60,
+        extra={"feePayer": str(fee_payer)},
+    )
 
 
 def in_process(net: Any, keypair: Keypair, db: Path, rpc_url: str | None = None) -> GhostPayFacilitator:
     """The facilitator in this process; it settles any mint (the tests make theirs with the cheat code)."""
-    return GhostPayFacilitator(FacilitatorSettings(keypair, rpc_url or net.http_url, net.ws_url, db_path=db,
-                                                   confirm_timeout_seconds=5, sweep_interval_seconds=0,
-                                                   assets=(AssetRule(ANY_ASSET),)))
+    return GhostPayFacilitator(
+        FacilitatorSettings(
+            keypair,
+            rpc_url or net.http_url,
+            net.ws_url,
+            db_path=db,
+            confirm_timeout_seconds=5,
+            sweep_interval_seconds=0,
+            assets=(AssetRule(ANY_ASSET),),
+        )
+    )
 
 
 def transaction(paid: PaymentPayload) -> VersionedTransaction:
@@ -96,14 +111,16 @@ def key_of(paid: PaymentPayload) -> str:
 def signed_by(fee_payer: Keypair, paid: PaymentPayload) -> VersionedTransaction:
     """The payment with the fee payer's signature: what the facilitator sends (ed25519 signs deterministically)."""
     tx = transaction(paid)
-    return VersionedTransaction.populate(tx.message, [fee_payer.sign_message(to_bytes_versioned(tx.message)),
-                                                      *tx.signatures[1:]])
+    return VersionedTransaction.populate(
+        tx.message, [fee_payer.sign_message(to_bytes_versioned(tx.message)), *tx.signatures[1:]]
+    )
 
 
 def send_raw(net: Any, tx: VersionedTransaction) -> str:
     """Send as a facilitator does (no preflight): a failing transaction lands, and its fee is paid."""
-    return net.rpc("sendTransaction", base64.b64encode(bytes(tx)).decode(),
-                   {"encoding": "base64", "skipPreflight": True})["result"]
+    return net.rpc(
+        "sendTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64", "skipPreflight": True}
+    )["result"]
 
 
 def status(net: Any, signature: str) -> dict[str, Any] | None:
@@ -121,8 +138,13 @@ def claim(db: Path, paid: PaymentPayload, fee_payer: Keypair) -> str:
     tx = signed_by(fee_payer, paid)
     log = SettledLog(db)
     try:
-        assert log.claim(transaction_message_hash(tx), payer=str(tx.message.account_keys[1]), network=DEVNET.caip2,
-                         signature=str(tx.signatures[0]), blockhash=str(tx.message.recent_blockhash))
+        assert log.claim(
+            transaction_message_hash(tx),
+            payer=str(tx.message.account_keys[1]),
+            network=DEVNET.caip2,
+            signature=str(tx.signatures[0]),
+            blockhash=str(tx.message.recent_blockhash),
+        )
     finally:
         log.close()
     return str(tx.signatures[0])
@@ -140,8 +162,9 @@ def behind_a_fault_proxy(net: Any, db: Path) -> Iterator[tuple[FaultProxy, Ghost
             facilitator.close()
 
 
-def a_payment(net: Any, fee_payer: Keypair, mint: Pubkey, payee: Pubkey
-              ) -> tuple[PaymentRequirements, Keypair, PaymentPayload]:
+def a_payment(
+    net: Any, fee_payer: Keypair, mint: Pubkey, payee: Pubkey
+) -> tuple[PaymentRequirements, Keypair, PaymentPayload]:
     """Requirements, a buyer holding TOKENS, and its payment of the price (no priority fee)."""
     requirements = requirements_for(fee_payer.pubkey(), mint, payee)
     payer = buyer(net, mint)
@@ -153,28 +176,37 @@ def test_doctests() -> None:
     assert doctest.testmod(facilitator_guards).failed == 0
 
 
-def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(net: Any, tmp_path: Path, mint: Pubkey,
-                                                                           payee: Pubkey) -> None:
+def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey
+) -> None:
     """The buyer's tokens leave after the settle's simulation passed (another transaction lands between the
     RPC node's preflight and the leader's execution): the payment's transaction lands and fails. The settle answers `transaction_failed` with the
     on-chain error, the log says failed (not pending), and a retry gets the same answer."""
     with behind_a_fault_proxy(net, tmp_path / "f.db") as (proxy, facilitator, fee_payer):
         requirements, payer, paid = a_payment(net, fee_payer, mint, payee)
-        sol_before, buyer_sol, payee_before = (sol_balance(net, fee_payer.pubkey()),
-                                               sol_balance(net, payer.pubkey()), token_balance(net, payee, mint))
+        sol_before, buyer_sol, payee_before = (
+            sol_balance(net, fee_payer.pubkey()),
+            sol_balance(net, payer.pubkey()),
+            token_balance(net, payee, mint),
+        )
         assert facilitator.verify(paid, requirements).is_valid
         proxy.before_send(lambda: mint_to(net, payer.pubkey(), mint, 0))
         settled = facilitator.settle(paid, requirements)
         assert (settled.success, settled.error_reason) == (False, "transaction_failed")
-        assert settled.error_message == 'the transaction landed and failed on chain: ' \
-                                        '{"InstructionError": [2, {"Custom": 1}]}'  # the token program's InsufficientFunds
+        assert (
+            settled.error_message == "the transaction landed and failed on chain: "
+            '{"InstructionError": [2, {"Custom": 1}]}'
+        )  # the token program's InsufficientFunds
         assert settled.transaction == str(signed_by(fee_payer, paid).signatures[0])
         assert status(net, settled.transaction)["err"] == {"InstructionError": [2, {"Custom": 1}]}
         row = facilitator.log.get(key_of(paid))
         assert row is not None and (row.status, row.signature) == (FAILED, settled.transaction)
         again = facilitator.settle(paid, requirements)
-        assert (again.error_reason, again.error_message, again.transaction) == \
-            (settled.error_reason, settled.error_message, settled.transaction)
+        assert (again.error_reason, again.error_message, again.transaction) == (
+            settled.error_reason,
+            settled.error_message,
+            settled.transaction,
+        )
         verified = facilitator.verify(paid, requirements)
         assert (verified.is_valid, verified.invalid_reason) == (False, "transaction_failed")
         assert facilitator.health()["pendingSettles"] == 0 and facilitator.log.count() == 0
@@ -186,7 +218,8 @@ def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(net: 
 
 @pytest.mark.parametrize("fault", ["drop", "drop-before"])
 def test_a_send_without_an_answer_is_pending_and_a_retry_answers_the_landed_signature(
-        net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey, fault: str) -> None:
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey, fault: str
+) -> None:
     """The RPC node takes the transaction and the answer is lost (`drop`), or the transaction never
     reaches it (`drop-before`): the settle answers `settlement_pending` with the signature it logged
     before the send. The retry answers success with that signature: the landed one, or the same
@@ -197,8 +230,7 @@ def test_a_send_without_an_answer_is_pending_and_a_retry_answers_the_landed_sign
         sol_before, payee_before = sol_balance(net, fee_payer.pubkey()), token_balance(net, payee, mint)
         proxy.arm(fault, outage=30)  # the node stays unreachable: the resend on a new connection fails too
         settled = facilitator.settle(paid, requirements)
-        assert (settled.success, settled.error_reason, settled.transaction) == \
-            (False, "settlement_pending", signature)
+        assert (settled.success, settled.error_reason, settled.transaction) == (False, "settlement_pending", signature)
         row = facilitator.log.get(key_of(paid))
         assert row is not None and (row.status, row.signature) == (PENDING, signature)
         assert (status(net, signature) is not None) == (fault == "drop")
@@ -213,8 +245,9 @@ def test_a_send_without_an_answer_is_pending_and_a_retry_answers_the_landed_sign
         assert token_balance(net, payer.pubkey(), mint) == TOKENS - PRICE_ATOMIC
 
 
-def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: Any, tmp_path: Path, mint: Pubkey,
-                                                                          payee: Pubkey) -> None:
+def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey
+) -> None:
     """Four settles a crash left pending, each with its signature: landed and succeeded, landed and failed,
     never sent (blockhash valid), never sent (blockhash expired). Starting the facilitator marks them
     landed, failed, (still) pending and released; retrying each payment then answers success with the
@@ -227,8 +260,10 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
     expired = payment(requirements, buyers["expired"], latest_blockhash(net), compute_unit_price=0)
     expire_blockhashes(net)
     blockhash = latest_blockhash(net)
-    paid = {name: payment(requirements, buyers[name], blockhash, compute_unit_price=0)
-            for name in ("landed", "failed", "unsent")} | {"expired": expired}
+    paid = {
+        name: payment(requirements, buyers[name], blockhash, compute_unit_price=0)
+        for name in ("landed", "failed", "unsent")
+    } | {"expired": expired}
     sol_before, payee_before = sol_balance(net, fee_payer.pubkey()), token_balance(net, payee, mint)
     signatures = {name: claim(db, paid[name], fee_payer) for name in paid}
     for name in ("landed", "failed"):  # sent before the crash
@@ -237,37 +272,53 @@ def test_rows_a_crash_left_pending_are_reconciled_at_start_and_by_a_retry(net: A
     facilitator = in_process(net, fee_payer, db)
     try:
         rows = {name: facilitator.log.get(key_of(paid[name])) for name in paid}
-        assert {name: row.status if row else None for name, row in rows.items()} == \
-            {"landed": LANDED, "failed": FAILED, "unsent": PENDING, "expired": None}
+        assert {name: row.status if row else None for name, row in rows.items()} == {
+            "landed": LANDED,
+            "failed": FAILED,
+            "unsent": PENDING,
+            "expired": None,
+        }
         assert rows["failed"].error == '{"InstructionError": [2, {"Custom": 1}]}'  # type: ignore[union-attr]
         assert facilitator.health()["pendingSettles"] == 1
 
         # Landed for this seller, not for another (its checks run, without a simulation):
         elsewhere = requirements.model_copy(update={"pay_to": str(fund(net).pubkey())})
-        for answer in (facilitator.verify(paid["landed"], elsewhere).invalid_reason,
-                       facilitator.settle(paid["landed"], elsewhere).error_reason):
+        for answer in (
+            facilitator.verify(paid["landed"], elsewhere).invalid_reason,
+            facilitator.settle(paid["landed"], elsewhere).error_reason,
+        ):
             assert answer == "invalid_exact_svm_payload_recipient_mismatch"
         assert facilitator.verify(paid["landed"], requirements).is_valid  # paid on chain: the seller may serve
         answers = {name: facilitator.settle(paid[name], requirements) for name in paid}
         assert (answers["landed"].success, answers["landed"].transaction) == (True, signatures["landed"])
-        assert (answers["failed"].success, answers["failed"].error_reason, answers["failed"].transaction) == \
-            (False, "transaction_failed", signatures["failed"])
+        assert (answers["failed"].success, answers["failed"].error_reason, answers["failed"].transaction) == (
+            False,
+            "transaction_failed",
+            signatures["failed"],
+        )
         assert (answers["unsent"].success, answers["unsent"].transaction) == (True, signatures["unsent"])
-        assert (answers["expired"].success, answers["expired"].error_reason, answers["expired"].transaction) == \
-            (False, "transaction_simulation_failed", "")
+        assert (answers["expired"].success, answers["expired"].error_reason, answers["expired"].transaction) == (
+            False,
+            "transaction_simulation_failed",
+            "",
+        )
         assert status(net, signatures["expired"]) is None
         assert facilitator.settle(paid["landed"], requirements).error_reason == "duplicate_settlement"
 
-        again = facilitator.settle(payment(requirements, buyers["expired"], latest_blockhash(net), compute_unit_price=0),
-                               requirements)
+        again = facilitator.settle(
+            payment(requirements, buyers["expired"], latest_blockhash(net), compute_unit_price=0), requirements
+        )
         assert again.success
         assert facilitator.health()["pendingSettles"] == 0 and facilitator.log.count() == 3
         # Fees: the three that landed and succeeded, and the one that failed (sent before the crash).
         assert sol_balance(net, fee_payer.pubkey()) == sol_before - 4 * FEE
         assert token_balance(net, payee, mint) == payee_before + 3 * PRICE_ATOMIC
         assert {name: token_balance(net, b.pubkey(), mint) for name, b in buyers.items()} == {
-            "landed": TOKENS - PRICE_ATOMIC, "failed": PRICE_ATOMIC - 1, "unsent": TOKENS - PRICE_ATOMIC,
-            "expired": TOKENS - PRICE_ATOMIC}
+            "landed": TOKENS - PRICE_ATOMIC,
+            "failed": PRICE_ATOMIC - 1,
+            "unsent": TOKENS - PRICE_ATOMIC,
+            "expired": TOKENS - PRICE_ATOMIC,
+        }
     finally:
         facilitator.close()
 
@@ -276,8 +327,9 @@ SCHEMA_1 = """CREATE TABLE settled (message_hash TEXT PRIMARY KEY, payer TEXT NO
     signature TEXT, pending INTEGER NOT NULL DEFAULT 0, claimed_at REAL NOT NULL, settled_at REAL)"""
 
 
-def test_a_schema_1_log_is_migrated_and_its_rows_without_signature_no_longer_block(net: Any, tmp_path: Path,
-                                                                                   mint: Pubkey, payee: Pubkey) -> None:
+def test_a_schema_1_log_is_migrated_and_its_rows_without_signature_no_longer_block(
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey
+) -> None:
     """The previous facilitator claimed a row without a signature and wrote the signature after the send:
     a crash in between left rows that answered `duplicate_settlement` to every retry, the buyer charged
     without service. Migrated, such a row finds its signature again when the payment is retried (the fee
@@ -292,11 +344,15 @@ def test_a_schema_1_log_is_migrated_and_its_rows_without_signature_no_longer_blo
         send_raw(net, signed_by(fee_payer, paid[name]))
     with sqlite3.connect(db) as old:
         old.execute(SCHEMA_1)
-        old.execute("INSERT INTO settled VALUES (?, ?, ?, ?, 0, ?, ?)", (key_of(paid["settled"]), "P", DEVNET.caip2,
-                                                                           signatures["settled"], time.time(), time.time()))
+        old.execute(
+            "INSERT INTO settled VALUES (?, ?, ?, ?, 0, ?, ?)",
+            (key_of(paid["settled"]), "P", DEVNET.caip2, signatures["settled"], time.time(), time.time()),
+        )
         for name in ("charged", "unsent"):
-            old.execute("INSERT INTO settled VALUES (?, ?, ?, NULL, 0, ?, NULL)", (key_of(paid[name]), "P",
-                                                                                  DEVNET.caip2, time.time()))
+            old.execute(
+                "INSERT INTO settled VALUES (?, ?, ?, NULL, 0, ?, NULL)",
+                (key_of(paid[name]), "P", DEVNET.caip2, time.time()),
+            )
     payee_before = token_balance(net, payee, mint)
 
     facilitator = in_process(net, fee_payer, db)
@@ -321,20 +377,38 @@ RECORD_CU = 28_000  # what GhostPay's buyer asks for a recorded payment (the fac
 def recorded(net: Any, agent: Agent, payer: Keypair, fee_payer: Pubkey) -> PaymentPayload:
     """A GhostPay buyer's payment whose receipt rent the fee payer fronts."""
     requirements = requirements_for(fee_payer, agent.mint, agent.owner.pubkey())
-    record = build_record_x402_payment(agent.address, payer.pubkey(), PRICE_ATOMIC, os.urandom(32),
-                                       get_associated_token_address(payer.pubkey(), agent.mint), agent.mint,
-                                       get_associated_token_address(agent.owner.pubkey(), agent.mint),
-                                       rent_payer=fee_payer)
-    return payment(requirements, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU,
-                   compute_unit_price=0)
+    record = build_record_x402_payment(
+        agent.address,
+        payer.pubkey(),
+        PRICE_ATOMIC,
+        os.urandom(32),
+        get_associated_token_address(payer.pubkey(), agent.mint),
+        agent.mint,
+        get_associated_token_address(agent.owner.pubkey(), agent.mint),
+        rent_payer=fee_payer,
+    )
+    return payment(
+        requirements,
+        payer,
+        latest_blockhash(net),
+        after=[memo(), record],
+        compute_unit_limit=RECORD_CU,
+        compute_unit_price=0,
+    )
 
 
 def post(url: str, method: str, paid: PaymentPayload, requirements: PaymentRequirements) -> dict[str, Any] | None:
     """POST /verify or /settle; None when no answer came (the facilitator was killed)."""
     try:
-        answer = httpx.post(f"{url}/{method}", json={
-            "x402Version": 2, "paymentPayload": paid.model_dump(by_alias=True, exclude_none=True),
-            "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True)}, timeout=60)
+        answer = httpx.post(
+            f"{url}/{method}",
+            json={
+                "x402Version": 2,
+                "paymentPayload": paid.model_dump(by_alias=True, exclude_none=True),
+                "paymentRequirements": requirements.model_dump(by_alias=True, exclude_none=True),
+            },
+            timeout=60,
+        )
     except httpx.HTTPError:
         return None
     assert answer.status_code == 200, answer.text
@@ -367,8 +441,10 @@ def test_the_floor_holds_under_concurrent_settles(net: Any, tmp_path: Path) -> N
         assert {(a["errorReason"], a["transaction"]) for a in refused} == {("ghostpay_facilitator_balance_low", "")}
         assert sol_balance(net, fee_payer.pubkey()) == floor + FEE >= floor
         assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before + 3 * PRICE_ATOMIC
-        assert sorted(token_balance(net, p.pubkey(), agent.mint) for p in payers) == \
-            [TOKENS - PRICE_ATOMIC] * 3 + [TOKENS] * 7
+        assert (
+            sorted(token_balance(net, p.pubkey(), agent.mint) for p in payers)
+            == [TOKENS - PRICE_ATOMIC] * 3 + [TOKENS] * 7
+        )
         health = httpx.get(f"{proc.url}/health").json()
         assert (health["settled"], health["pendingSettles"], health["status"]) == (3, 0, "ok")
     finally:
@@ -411,8 +487,9 @@ def rows_without_signature(db: Path) -> int:
         return log.execute("SELECT COUNT(*) FROM settled WHERE signature IS NULL").fetchone()[0]
 
 
-def test_sigkill_at_random_points_then_every_retry_is_answered_right(net: Any, tmp_path: Path, mint: Pubkey,
-                                                                     payee: Pubkey) -> None:
+def test_sigkill_at_random_points_then_every_retry_is_answered_right(
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey
+) -> None:
     """`ghost facilitator start` SIGKILLed while it settles batches of payments, restarted each time; then
     every blockhash expires and every payment is retried as a seller would (verify, then settle). No row
     is ever without a signature; each payment whose tokens moved was answered success with its landed
@@ -460,16 +537,21 @@ def test_sigkill_at_random_points_then_every_retry_is_answered_right(net: Any, t
         for p in payments:
             verified = post(proc.url, "verify", p.payload, requirements)
             assert verified is not None
-            retries[p.signature] = post(proc.url, "settle", p.payload, requirements) if verified["isValid"] \
+            retries[p.signature] = (
+                post(proc.url, "settle", p.payload, requirements)
+                if verified["isValid"]
                 else {"success": False, "errorReason": verified["invalidReason"], "transaction": ""}
+            )
             retry = retries[p.signature]
             answered_before = p.answer is not None and p.answer["success"]
             if answered_before:
                 assert p.signature in landed and p.answer["transaction"] == p.signature  # type: ignore[index]
                 # A duplicate; or, killed between handing the answer over and recording that, the same success
                 # again (the facilitator errs towards the buyer: the seller may serve twice, nobody pays twice).
-                assert retry.get("errorReason") == "duplicate_settlement" or \
-                    (retry["success"], retry["transaction"]) == (True, p.signature)
+                assert retry.get("errorReason") == "duplicate_settlement" or (
+                    retry["success"],
+                    retry["transaction"],
+                ) == (True, p.signature)
                 answered_twice += retry["success"]
             elif p.signature in landed:  # tokens moved, never answered: the retry answers the landed signature
                 assert (retry["success"], retry["transaction"]) == (True, p.signature)
@@ -482,10 +564,12 @@ def test_sigkill_at_random_points_then_every_retry_is_answered_right(net: Any, t
                 repaid += 1
         moved = len(landed) + repaid
         answered = sum(1 for p in payments if p.answer and p.answer["success"])
-        print(f"{len(payments)} payments, {KILLS} kills: {answered} answered success before a kill, "
-              f"{len(landed) - answered} landed unanswered, {repaid} never landed (paid again); rows left pending: "
-              f"{len(left_pending & landed)} landed, {len(left_pending - landed)} not sent; "
-              f"{answered_twice} answered success twice")
+        print(
+            f"{len(payments)} payments, {KILLS} kills: {answered} answered success before a kill, "
+            f"{len(landed) - answered} landed unanswered, {repaid} never landed (paid again); rows left pending: "
+            f"{len(left_pending & landed)} landed, {len(left_pending - landed)} not sent; "
+            f"{answered_twice} answered success twice"
+        )
         assert sol_balance(net, fee_payer.pubkey()) == sol_before - moved * FEE
         assert token_balance(net, payee, mint) == payee_before + moved * PRICE_ATOMIC
         assert all(token_balance(net, p.payer.pubkey(), mint) == TOKENS - PRICE_ATOMIC for p in payments)

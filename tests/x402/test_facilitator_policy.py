@@ -77,11 +77,16 @@ USDC_DEV = next(iter(STABLECOINS["solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"]))
 
 # helpers -----------------------------------------------------------------------------------------------
 
+
 def add_key(folder: Path, name: str, *options: str) -> str:
     """`ghost facilitator keys add NAME ...` on the facilitator's database; the key it prints once."""
-    done = subprocess.run([GHOST, "-o", "json", "facilitator", "keys", "add", name, *options, "--db",
-                           str(folder / "facilitator.db")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "GHOSTPAY_HOME": str(folder)})
+    done = subprocess.run(
+        [GHOST, "-o", "json", "facilitator", "keys", "add", name, *options, "--db", str(folder / "facilitator.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GHOSTPAY_HOME": str(folder)},
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["key"]
 
@@ -101,17 +106,26 @@ def signed(key: str | None, endpoint: str, body: bytes) -> dict[str, str]:
     return sign_request(key, endpoint, body) if key else {}
 
 
-def call(proc: Process, method: str, paid: PaymentPayload, requirements: PaymentRequirements,
-         key: str | None = None) -> dict[str, Any]:
+def call(
+    proc: Process, method: str, paid: PaymentPayload, requirements: PaymentRequirements, key: str | None = None
+) -> dict[str, Any]:
     """POST /verify or /settle, HMAC-signed with `key` as GhostPay's clients sign."""
-    answer = facilitator_post(proc.url, method, paid, requirements,
-                              signed(key, method, request_body(paid, requirements)))
+    answer = facilitator_post(
+        proc.url, method, paid, requirements, signed(key, method, request_body(paid, requirements))
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
-def assert_refused(net: Any, proc: Process, paid: PaymentPayload, requirements: PaymentRequirements, reason: str,
-                   parties: tuple[Pubkey, ...], key: str | None = None) -> None:
+def assert_refused(
+    net: Any,
+    proc: Process,
+    paid: PaymentPayload,
+    requirements: PaymentRequirements,
+    reason: str,
+    parties: tuple[Pubkey, ...],
+    key: str | None = None,
+) -> None:
     """Verify and settle both refuse `paid` with `reason`; nothing moved; /health counts both refusals and
     the facilitator logged them."""
     mint = Pubkey.from_string(requirements.asset)
@@ -135,16 +149,24 @@ def assert_401(answer: httpx.Response, reason: str) -> None:
     assert answer.json()["error"] == reason and "GhostPay-HMAC-SHA256" in answer.headers["www-authenticate"]
 
 
-def recorded(net: Any, agent: Agent, payer: Keypair, requirements: PaymentRequirements, rent_payer: Pubkey
-             ) -> tuple[PaymentPayload, bytes]:
+def recorded(
+    net: Any, agent: Agent, payer: Keypair, requirements: PaymentRequirements, rent_payer: Pubkey
+) -> tuple[PaymentPayload, bytes]:
     """A GhostPay buyer's payment: the exact layout plus record_x402_payment, its rent paid by `rent_payer`."""
     reference = os.urandom(32)
-    record = build_record_x402_payment(agent.address, payer.pubkey(), int(requirements.amount), reference,
-                                       get_associated_token_address(payer.pubkey(), agent.mint), agent.mint,
-                                       get_associated_token_address(agent.owner.pubkey(), agent.mint),
-                                       rent_payer=rent_payer)
-    return payment(requirements, payer, latest_blockhash(net), after=[memo(), record],
-                   compute_unit_limit=RECORD_CU), reference
+    record = build_record_x402_payment(
+        agent.address,
+        payer.pubkey(),
+        int(requirements.amount),
+        reference,
+        get_associated_token_address(payer.pubkey(), agent.mint),
+        agent.mint,
+        get_associated_token_address(agent.owner.pubkey(), agent.mint),
+        rent_payer=rent_payer,
+    )
+    return payment(
+        requirements, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU
+    ), reference
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +199,18 @@ def default_facilitator(net: Any, tmp_path_factory: pytest.TempPathFactory) -> I
 
 # 1. fee cap --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("limit, price, reason", [
-    (1_400_000, 5_000_000, "ghostpay_compute_units_too_high"),  # the issue's 7,010,000 lamports a payment
-    (20_000, 5_000_000, "ghostpay_fee_too_high"),  # the official client's limit, the official cap's price: 110,000
-    (RECORD_CU, 1_800_000, "ghostpay_fee_too_high"),  # a recorded payment's limit: 60,400 lamports
-])
-def test_a_generously_priced_payment_is_refused(net: Any, open_facilitator: Process, mint: Pubkey, payee: Pubkey,
-                                                limit: int, price: int, reason: str) -> None:
+
+@pytest.mark.parametrize(
+    "limit, price, reason",
+    [
+        (1_400_000, 5_000_000, "ghostpay_compute_units_too_high"),  # the issue's 7,010,000 lamports a payment
+        (20_000, 5_000_000, "ghostpay_fee_too_high"),  # the official client's limit, the official cap's price: 110,000
+        (RECORD_CU, 1_800_000, "ghostpay_fee_too_high"),  # a recorded payment's limit: 60,400 lamports
+    ],
+)
+def test_a_generously_priced_payment_is_refused(
+    net: Any, open_facilitator: Process, mint: Pubkey, payee: Pubkey, limit: int, price: int, reason: str
+) -> None:
     requirements = requirements_for(open_facilitator.announce["feePayer"], mint, payee)
     payer = buyer(net, mint)
     paid = payment(requirements, payer, latest_blockhash(net), compute_unit_limit=limit, compute_unit_price=price)
@@ -191,8 +218,9 @@ def test_a_generously_priced_payment_is_refused(net: Any, open_facilitator: Proc
     assert token_balance(net, payer.pubkey(), mint) == 1_000_000
 
 
-def test_the_layouts_of_every_client_pass_the_default_caps(net: Any, open_facilitator: Process, mint: Pubkey,
-                                                           payee: Pubkey) -> None:
+def test_the_layouts_of_every_client_pass_the_default_caps(
+    net: Any, open_facilitator: Process, mint: Pubkey, payee: Pubkey
+) -> None:
     """The official client's 20,000 CU at 1 µlamport (10,001 lamports) and GhostPay's recorded payment's
     28,000 CU verify; the defaults are what those layouts need."""
     assert DEFAULT_MAX_COMPUTE_UNITS == RECORD_CU
@@ -210,23 +238,33 @@ def test_the_fee_share_of_a_usd_stablecoin_payment(net: Any, default_facilitator
     mint_to(net, payee, usdc, 0)
     payer = buyer(net, usdc)
     tiny = requirements_for(default_facilitator.announce["feePayer"], usdc, payee, amount=1)
-    assert_refused(net, default_facilitator, payment(tiny, payer, latest_blockhash(net)), tiny,
-                   "ghostpay_fee_share_too_high", (payer.pubkey(), payee))
+    assert_refused(
+        net,
+        default_facilitator,
+        payment(tiny, payer, latest_blockhash(net)),
+        tiny,
+        "ghostpay_fee_share_too_high",
+        (payer.pubkey(), payee),
+    )
     cent = requirements_for(default_facilitator.announce["feePayer"], usdc, payee, amount=10_000)
     assert call(default_facilitator, "verify", payment(cent, payer, latest_blockhash(net)), cent)["isValid"]
 
 
 # 2. whose payments -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("assets, reason", [((), "ghostpay_asset_not_allowed"),
-                                            (("any",), "ghostpay_amount_below_minimum")])
-def test_a_wallet_without_sol_settling_zero_of_its_own_mint_to_itself(net: Any, tmp_path: Path,
-                                                                      assets: tuple[str, ...], reason: str) -> None:
+
+@pytest.mark.parametrize(
+    "assets, reason", [((), "ghostpay_asset_not_allowed"), (("any",), "ghostpay_amount_below_minimum")]
+)
+def test_a_wallet_without_sol_settling_zero_of_its_own_mint_to_itself(
+    net: Any, tmp_path: Path, assets: tuple[str, ...], reason: str
+) -> None:
     proc = facilitator_process(net, tmp_path, fund(net, sol=100), assets=assets).start()
     try:
         broke = Keypair()  # no SOL at all
-        own = Pubkey.from_string(cheat(net, "surfnet_createMint", {"decimals": 6,
-                                                                    "mintAuthority": str(broke.pubkey())})["value"])
+        own = Pubkey.from_string(
+            cheat(net, "surfnet_createMint", {"decimals": 6, "mintAuthority": str(broke.pubkey())})["value"]
+        )
         mint_to(net, broke.pubkey(), own, 0)
         requirements = requirements_for(proc.announce["feePayer"], own, broke.pubkey(), amount=0)
         paid = payment(requirements, broke, latest_blockhash(net))
@@ -242,9 +280,26 @@ def test_the_default_allow_list_takes_the_test_mints_of_its_config(net: Any, tmp
     proc = facilitator_process(net, tmp_path, fund(net, sol=100), assets=()).start()
     try:
         payer = fund(net)
-        made = subprocess.run([GHOST, "-o", "json", "-u", net.http_url, "-k", str(keypair_file(tmp_path, payer)),
-                               "test-mint", "--symbol", "USDC", "--amount", "1"], capture_output=True, text=True,
-                              timeout=60, env={**os.environ, "GHOSTPAY_HOME": str(tmp_path)})
+        made = subprocess.run(
+            [
+                GHOST,
+                "-o",
+                "json",
+                "-u",
+                net.http_url,
+                "-k",
+                str(keypair_file(tmp_path, payer)),
+                "test-mint",
+                "--symbol",
+                "USDC",
+                "--amount",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "GHOSTPAY_HOME": str(tmp_path)},
+        )
         assert made.returncode == 0, made.stderr
         test_mint = Pubkey.from_string(json.loads(made.stdout)["mint"])
         payee = fund(net).pubkey()
@@ -259,8 +314,14 @@ def test_the_default_allow_list_takes_the_test_mints_of_its_config(net: Any, tmp
         mint_to(net, payee, other, 0)
         stranger = requirements_for(proc.announce["feePayer"], other, payee)
         payer2 = buyer(net, other)
-        assert_refused(net, proc, payment(stranger, payer2, latest_blockhash(net)), stranger,
-                       "ghostpay_asset_not_allowed", (payer2.pubkey(), payee))
+        assert_refused(
+            net,
+            proc,
+            payment(stranger, payer2, latest_blockhash(net)),
+            stranger,
+            "ghostpay_asset_not_allowed",
+            (payer2.pubkey(), payee),
+        )
     finally:
         proc.stop()
 
@@ -270,16 +331,23 @@ def rent_agent(net: Any) -> Agent:
     return register_agent(net, "policy-rent")
 
 
-def test_fronted_rent_for_a_worthless_mint_is_refused(net: Any, default_facilitator: Process, rent_agent: Agent
-                                                      ) -> None:
+def test_fronted_rent_for_a_worthless_mint_is_refused(
+    net: Any, default_facilitator: Process, rent_agent: Agent
+) -> None:
     """The issue's 1-unit payment of a worthless mint with a record instruction whose rent the fee payer
     would front (2,241,120 lamports): the mint is on no allow-list."""
     fee_payer = Pubkey.from_string(default_facilitator.announce["feePayer"])
     payer = buyer(net, rent_agent.mint)
     requirements = requirements_for(str(fee_payer), rent_agent.mint, rent_agent.owner.pubkey(), amount=1)
     paid, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
-    assert_refused(net, default_facilitator, paid, requirements, "ghostpay_asset_not_allowed",
-                   (payer.pubkey(), rent_agent.owner.pubkey()))
+    assert_refused(
+        net,
+        default_facilitator,
+        paid,
+        requirements,
+        "ghostpay_asset_not_allowed",
+        (payer.pubkey(), rent_agent.owner.pubkey()),
+    )
 
 
 def test_rent_fronting_by_key_and_its_cap(net: Any, tmp_path: Path, rent_agent: Agent) -> None:
@@ -300,12 +368,14 @@ def test_rent_fronting_by_key_and_its_cap(net: Any, tmp_path: Path, rent_agent: 
 
         payer = buyer(net, rent_agent.mint)
         paid, _ = recorded(net, rent_agent, payer, requirements, rent_payer=fee_payer)
-        assert_refused(net, proc, paid, requirements, "ghostpay_receipt_rent_not_fronted", (payer.pubkey(), payee),
-                       key=plain)
+        assert_refused(
+            net, proc, paid, requirements, "ghostpay_receipt_rent_not_fronted", (payer.pubkey(), payee), key=plain
+        )
 
         def outstanding() -> int:
             return httpx.get(f"{proc.url}/policy", headers=signed(fronting, "policy", b"")).json()["seller"][
-                "rentOutstandingLamports"]
+                "rentOutstandingLamports"
+            ]
 
         rent = int(net.rpc("getMinimumBalanceForRentExemption", PAYER_STATS_SPACE)["result"])
         sol = sol_balance(net, fee_payer)
@@ -320,8 +390,9 @@ def test_rent_fronting_by_key_and_its_cap(net: Any, tmp_path: Path, rent_agent: 
 
         newcomer = buyer(net, rent_agent.mint)  # a second pair would pass the cap: refused, nothing moved
         second, _ = recorded(net, rent_agent, newcomer, requirements, rent_payer=fee_payer)
-        assert_refused(net, proc, second, requirements, "ghostpay_rent_outstanding_cap",
-                       (newcomer.pubkey(), payee), key=fronting)
+        assert_refused(
+            net, proc, second, requirements, "ghostpay_rent_outstanding_cap", (newcomer.pubkey(), payee), key=fronting
+        )
 
         async def close() -> None:  # the first buyer closes its PayerStats: the rent goes back to the fee payer
             async with GhostPayClient(net.http_url, payer, ws_url=net.ws_url) as gp:
@@ -359,20 +430,28 @@ class CountingListener:
         return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
 
-def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(tmp_path: Path,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rpc = CountingListener()
-    settings = FacilitatorSettings(Keypair(), rpc.url, rpc.url.replace("http", "ws"), db_path=tmp_path / "f.db",
-                                   sweep_interval_seconds=0)
+    settings = FacilitatorSettings(
+        Keypair(), rpc.url, rpc.url.replace("http", "ws"), db_path=tmp_path / "f.db", sweep_interval_seconds=0
+    )
     body = {"x402Version": 2, "paymentPayload": {}, "paymentRequirements": {}}
     remote_app = create_facilitator_app(settings)
     with TestClient(remote_app, client=("203.0.113.7", 40000)) as remote:
-        for answer in (remote.post("/verify", json=body), remote.post("/settle", json=body),
-                       remote.get("/supported"), remote.get("/policy"), remote.get("/health")):
+        for answer in (
+            remote.post("/verify", json=body),
+            remote.post("/settle", json=body),
+            remote.get("/supported"),
+            remote.get("/policy"),
+            remote.get("/health"),
+        ):
             assert answer.status_code == 403 and answer.json()["error"] == "ghostpay_loopback_only", answer.text
         assert remote_app.state.facilitator.refusals.snapshot() == {"ghostpay_loopback_only": 5}
-    assert sum("ghostpay_loopback_only" in r.getMessage() and "203.0.113.7" in r.getMessage()
-               for r in caplog.records) == 5
+    assert (
+        sum("ghostpay_loopback_only" in r.getMessage() and "203.0.113.7" in r.getMessage() for r in caplog.records) == 5
+    )
     with TestClient(create_facilitator_app(settings), client=("127.0.0.1", 40000)) as local:
         relayed = local.post("/settle", json=body, headers={"X-Forwarded-For": "203.0.113.7"})
         assert relayed.status_code == 403 and relayed.json()["error"] == "ghostpay_loopback_only"
@@ -384,9 +463,25 @@ def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(tmp_path: 
 def test_start_says_it_serves_loopback_only(net: Any, tmp_path: Path, default_facilitator: Process) -> None:
     assert default_facilitator.announce["auth"] == "loopback-only"
     assert httpx.get(f"{default_facilitator.url}/health").json()["auth"] == "loopback-only"
-    text = subprocess.Popen([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, fund(net))), "facilitator",
-                             "start", "--port", "0", "--db", str(tmp_path / "f.db")], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "GHOSTPAY_HOME": str(tmp_path)})
+    text = subprocess.Popen(
+        [
+            GHOST,
+            "-u",
+            net.http_url,
+            "-k",
+            str(keypair_file(tmp_path, fund(net))),
+            "facilitator",
+            "start",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "f.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "GHOSTPAY_HOME": str(tmp_path)},
+    )
     try:
         assert text.stdout is not None
         assert text.stdout.readline().startswith("facilitator listening on")
@@ -407,8 +502,9 @@ def keyed(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     proc.stop()
 
 
-def test_bad_expired_replayed_or_forged_credentials_answer_401(net: Any, keyed: tuple[Process, str, Path],
-                                                               mint: Pubkey, payee: Pubkey) -> None:
+def test_bad_expired_replayed_or_forged_credentials_answer_401(
+    net: Any, keyed: tuple[Process, str, Path], mint: Pubkey, payee: Pubkey
+) -> None:
     proc, key, folder = keyed
     fee_payer = Pubkey.from_string(proc.announce["feePayer"])
     requirements = requirements_for(str(fee_payer), mint, payee)
@@ -420,8 +516,12 @@ def test_bad_expired_replayed_or_forged_credentials_answer_401(net: Any, keyed: 
     refusals = httpx.get(f"{proc.url}/health").json()["refusals"]
 
     def settle(headers: dict[str, str], content: bytes = body, endpoint: str = "settle") -> httpx.Response:
-        return httpx.post(f"{proc.url}/{endpoint}", content=content, headers={"Content-Type": "application/json",
-                                                                             **headers}, timeout=60)
+        return httpx.post(
+            f"{proc.url}/{endpoint}",
+            content=content,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=60,
+        )
 
     assert_401(settle({}), "ghostpay_auth_required")
     assert_401(settle({"Authorization": f"Bearer {key[:-4]}AAAA"}), "ghostpay_auth_unknown_key")
@@ -438,9 +538,14 @@ def test_bad_expired_replayed_or_forged_credentials_answer_401(net: Any, keyed: 
     assert_401(settle(verify_headers), "ghostpay_auth_bad_signature")  # a verify's signature does not settle
     assert balances(net, mint, fee_payer, payer.pubkey(), payee) == before
     counted = httpx.get(f"{proc.url}/health").json()["refusals"]
-    for reason, times in (("ghostpay_auth_required", 1), ("ghostpay_auth_unknown_key", 2),
-                          ("ghostpay_auth_bad_signature", 3), ("ghostpay_auth_expired", 2),
-                          ("ghostpay_auth_replayed", 1), ("ghostpay_auth_malformed", 1)):
+    for reason, times in (
+        ("ghostpay_auth_required", 1),
+        ("ghostpay_auth_unknown_key", 2),
+        ("ghostpay_auth_bad_signature", 3),
+        ("ghostpay_auth_expired", 2),
+        ("ghostpay_auth_replayed", 1),
+        ("ghostpay_auth_malformed", 1),
+    ):
         assert counted.get(reason, 0) - refusals.get(reason, 0) == times, reason
     wait_for(lambda: "ghostpay_auth_replayed" in proc.log, "the facilitator did not log the replay")
 
@@ -455,8 +560,12 @@ def test_a_revoked_key_is_refused_at_once(net: Any, tmp_path: Path, mint: Pubkey
         requirements = requirements_for(proc.announce["feePayer"], mint, payee)
         paid = payment(requirements, buyer(net, mint), latest_blockhash(net))
         assert call(proc, "verify", paid, requirements, key)["isValid"]
-        revoked = subprocess.run([GHOST, "facilitator", "keys", "revoke", "short-lived", "--db",
-                                  str(tmp_path / "facilitator.db")], capture_output=True, text=True, timeout=60)
+        revoked = subprocess.run(
+            [GHOST, "facilitator", "keys", "revoke", "short-lived", "--db", str(tmp_path / "facilitator.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert revoked.returncode == 0, revoked.stderr
         body = request_body(paid, requirements)
         for headers in (sign_request(key, "settle", body), {"Authorization": f"Bearer {key}"}):
@@ -465,14 +574,16 @@ def test_a_revoked_key_is_refused_at_once(net: Any, tmp_path: Path, mint: Pubkey
         proc.stop()
 
 
-def test_an_official_seller_uses_a_bearer_key_through_create_headers(net: Any, keyed: tuple[Process, str, Path],
-                                                                    rent_agent: Agent) -> None:
+def test_an_official_seller_uses_a_bearer_key_through_create_headers(
+    net: Any, keyed: tuple[Process, str, Path], rent_agent: Agent
+) -> None:
     """The package's middleware, unchanged, with `create_headers` giving the key as a bearer: paid; without
     it, the facilitator refuses its verify and nothing moves."""
     proc, key, _ = keyed
     owner = str(rent_agent.owner.pubkey())
-    with_key = official_seller_app(proc.url, owner, str(rent_agent.mint), PRICE_ATOMIC,
-                                   create_headers=lambda: official_create_headers(key))
+    with_key = official_seller_app(
+        proc.url, owner, str(rent_agent.mint), PRICE_ATOMIC, create_headers=lambda: official_create_headers(key)
+    )
     without = official_seller_app(proc.url, owner, str(rent_agent.mint), PRICE_ATOMIC)
     with ServerThread(with_key) as paid_seller, ServerThread(without) as keyless_seller:
         payer = buyer(net, rent_agent.mint)
@@ -485,8 +596,9 @@ def test_an_official_seller_uses_a_bearer_key_through_create_headers(net: Any, k
     wait_for(lambda: "ghostpay_auth_required" in proc.log, "the facilitator did not log the keyless verify")
 
 
-def test_ghostpay_middleware_proxy_and_sdk_sign_with_the_key(net: Any, keyed: tuple[Process, str, Path],
-                                                             rent_agent: Agent, tmp_path: Path) -> None:
+def test_ghostpay_middleware_proxy_and_sdk_sign_with_the_key(
+    net: Any, keyed: tuple[Process, str, Path], rent_agent: Agent, tmp_path: Path
+) -> None:
     proc, key, _ = keyed
     with Shop(rent_agent, proc.url, facilitator_key=key) as shop:
         payer = buyer(net, rent_agent.mint)
@@ -499,9 +611,23 @@ def test_ghostpay_middleware_proxy_and_sdk_sign_with_the_key(net: Any, keyed: tu
         assert token_balance(net, other.pubkey(), rent_agent.mint) == 1_000_000
 
     with ServerThread(Upstream().app) as upstream:
-        proxy = Process("-u", net.http_url, "x402", "proxy", "--agent", str(rent_agent.address), "--upstream",
-                        upstream.url, "--facilitator", proc.url, "--route", "GET /free", "--port",
-                        str(free_port_pair()[0]), home=tmp_path)
+        proxy = Process(
+            "-u",
+            net.http_url,
+            "x402",
+            "proxy",
+            "--agent",
+            str(rent_agent.address),
+            "--upstream",
+            upstream.url,
+            "--facilitator",
+            proc.url,
+            "--route",
+            "GET /free",
+            "--port",
+            str(free_port_pair()[0]),
+            home=tmp_path,
+        )
         proxy.env["GHOSTPAY_FACILITATOR_KEY"] = key
         proxy.start()
         try:
@@ -521,12 +647,16 @@ def test_ghostpay_middleware_proxy_and_sdk_sign_with_the_key(net: Any, keyed: tu
     assert asyncio.run(sdk_verify()).is_valid
 
 
-@pytest.mark.parametrize("terms, reason", [
-    (("--settles-per-minute", "1"), "ghostpay_settle_quota_exceeded"),
-    (("--fee-lamports-per-day", "15000"), "ghostpay_fee_quota_exceeded"),  # one official payment: 10,001
-])
-def test_quota_exhaustion(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey, terms: tuple[str, ...],
-                          reason: str) -> None:
+@pytest.mark.parametrize(
+    "terms, reason",
+    [
+        (("--settles-per-minute", "1"), "ghostpay_settle_quota_exceeded"),
+        (("--fee-lamports-per-day", "15000"), "ghostpay_fee_quota_exceeded"),  # one official payment: 10,001
+    ],
+)
+def test_quota_exhaustion(
+    net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey, terms: tuple[str, ...], reason: str
+) -> None:
     key = add_key(tmp_path, "metered", *terms)
     proc = facilitator_process(net, tmp_path, fund(net, sol=100)).start()
     try:
@@ -534,8 +664,15 @@ def test_quota_exhaustion(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey,
         first = payment(requirements, buyer(net, mint), latest_blockhash(net))
         assert call(proc, "settle", first, requirements, key)["success"]
         payer = buyer(net, mint)
-        assert_refused(net, proc, payment(requirements, payer, latest_blockhash(net)), requirements, reason,
-                       (payer.pubkey(), payee), key=key)
+        assert_refused(
+            net,
+            proc,
+            payment(requirements, payer, latest_blockhash(net)),
+            requirements,
+            reason,
+            (payer.pubkey(), payee),
+            key=key,
+        )
         seller = httpx.get(f"{proc.url}/policy", headers=signed(key, "policy", b"")).json()["seller"]
         assert seller["name"] == "metered" and seller["settlesLastMinute"] == 1
         assert seller["feeLamportsLast24h"] == 10_001  # what was admitted: refusals give theirs back
@@ -543,8 +680,9 @@ def test_quota_exhaustion(net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey,
         proc.stop()
 
 
-def test_quotas_fail_closed_when_their_store_is_unavailable(net: Any, keyed: tuple[Process, str, Path],
-                                                            mint: Pubkey, payee: Pubkey) -> None:
+def test_quotas_fail_closed_when_their_store_is_unavailable(
+    net: Any, keyed: tuple[Process, str, Path], mint: Pubkey, payee: Pubkey
+) -> None:
     """Another process holds the database's write lock: no settle can be counted, so none is made."""
     proc, key, folder = keyed
     requirements = requirements_for(proc.announce["feePayer"], mint, payee)
@@ -572,20 +710,30 @@ def test_policy_and_supported_list_what_will_be_refused(keyed: tuple[Process, st
     assert policy["auth"]["mode"] == "keys" and policy["caller"] == "anonymous" and "seller" not in policy
     assert policy["fees"]["maxFeeLamports"] == 50_000 and policy["fees"]["maxComputeUnits"] == RECORD_CU
     assert policy["assets"] == [{"mint": "any", "minAmount": 1, "source": "--asset", "usdStablecoin": False}]
-    for reason in ("ghostpay_fee_too_high", "ghostpay_compute_units_too_high", "ghostpay_fee_share_too_high",
-                   "ghostpay_asset_not_allowed", "ghostpay_amount_below_minimum", "ghostpay_receipt_rent_not_fronted",
-                   "ghostpay_rent_outstanding_cap", "ghostpay_settle_quota_exceeded", "ghostpay_fee_quota_exceeded",
-                   "ghostpay_quota_store_unavailable", "ghostpay_auth_replayed", "ghostpay_loopback_only"):
+    for reason in (
+        "ghostpay_fee_too_high",
+        "ghostpay_compute_units_too_high",
+        "ghostpay_fee_share_too_high",
+        "ghostpay_asset_not_allowed",
+        "ghostpay_amount_below_minimum",
+        "ghostpay_receipt_rent_not_fronted",
+        "ghostpay_rent_outstanding_cap",
+        "ghostpay_settle_quota_exceeded",
+        "ghostpay_fee_quota_exceeded",
+        "ghostpay_quota_store_unavailable",
+        "ghostpay_auth_replayed",
+        "ghostpay_loopback_only",
+    ):
         assert reason in policy["refusals"]
     mine = httpx.get(f"{proc.url}/policy", headers={"Authorization": f"Bearer {key}"}).json()
     assert mine["seller"]["name"] == "alice" and mine["seller"]["frontRent"] is False
     extensions = httpx.get(f"{proc.url}/supported").json()["extensions"]
-    assert {"ghostpay-policy", "ghostpay-max-fee-lamports:50000", "ghostpay-max-compute-units:28000"} <= \
-        set(extensions)
+    assert {"ghostpay-policy", "ghostpay-max-fee-lamports:50000", "ghostpay-max-compute-units:28000"} <= set(extensions)
     assert "ghostpay-front-receipt-rent" not in extensions  # no key, no fronting
     assert httpx.get(f"{proc.url}/health").json()["auth"] == "keys"
-    assert_401(httpx.get(f"{proc.url}/policy", headers={"Authorization": "Bearer gpk_nope_nope"}),
-               "ghostpay_auth_unknown_key")
+    assert_401(
+        httpx.get(f"{proc.url}/policy", headers={"Authorization": "Bearer gpk_nope_nope"}), "ghostpay_auth_unknown_key"
+    )
 
 
 def test_the_fee_is_what_a_validator_charges() -> None:

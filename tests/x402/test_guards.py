@@ -26,8 +26,9 @@ from ghostpay.spending import RESERVATION_TTL, GuardedWallet, Limits, Spend, Spe
 USDC, BONK = "Usdc1111111111111111111111111111111111111111", "Bonk1111111111111111111111111111111111111111"
 
 
-def spend(amount: int = 10_000, mint: str = USDC, seller: str = "Seller1", agent: str | None = None,
-          decimals: int = 6) -> Spend:
+def spend(
+    amount: int = 10_000, mint: str = USDC, seller: str = "Seller1", agent: str | None = None, decimals: int = 6
+) -> Spend:
     return Spend("Wallet1", mint, decimals, amount, seller, agent, "http://shop/paid")
 
 
@@ -37,8 +38,12 @@ def test_refusals_are_typed_spending_refused() -> None:
 
 
 def test_static_checks_mints_sellers_per_call() -> None:
-    guards = SpendingGuards(per_call=Decimal("0.05"), allowed_mints={USDC}, blocked_sellers={"Bad"},
-                            mint_limits={BONK: Limits(per_call=Decimal("1000"))})
+    guards = SpendingGuards(
+        per_call=Decimal("0.05"),
+        allowed_mints={USDC},
+        blocked_sellers={"Bad"},
+        mint_limits={BONK: Limits(per_call=Decimal("1000"))},
+    )
     guards.check(spend(50_000))
     with pytest.raises(PriceAboveMaximum, match="0.050001 is over the per-call maximum 0.05"):
         guards.check(spend(50_001))
@@ -98,8 +103,11 @@ def test_budgets_per_window_and_per_mint(tmp_path: Path) -> None:
         paid(ledger, guards, spend(), now)
     with pytest.raises(BudgetExceeded, match="hourly budget of 0.03 .*: 0.000000 left") as refused:
         ledger.reserve(guards, spend(), now)
-    assert (refused.value.window, refused.value.spent, refused.value.amount) == ("hour", Decimal("0.03"),
-                                                                                  Decimal("0.01"))
+    assert (refused.value.window, refused.value.spent, refused.value.amount) == (
+        "hour",
+        Decimal("0.03"),
+        Decimal("0.01"),
+    )
     paid(ledger, guards, spend(mint=BONK), now)  # other mints have budgets of their own
     paid(ledger, guards, spend(20_000), now + 3601)  # an hour later the hourly window rolled
     with pytest.raises(BudgetExceeded, match="daily budget of 0.05"):
@@ -170,8 +178,9 @@ def test_processes_share_the_budget(tmp_path: Path) -> None:
     path = str(tmp_path / "l.sqlite3")
     SpendLedger(path)
     results: multiprocessing.Queue[int] = multiprocessing.get_context("spawn").Queue()
-    workers = [multiprocessing.get_context("spawn").Process(target=_reserve_many, args=(path, 15, results))
-               for _ in range(3)]
+    workers = [
+        multiprocessing.get_context("spawn").Process(target=_reserve_many, args=(path, 15, results)) for _ in range(3)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -184,8 +193,15 @@ def test_processes_share_the_budget(tmp_path: Path) -> None:
 
 async def test_guarded_wallet_runs_checks_in_order(tmp_path: Path) -> None:
     calls: list[str] = []
-    wallet = GuardedWallet(SpendingGuards(per_call=Decimal("0.02"), daily=Decimal("0.02"), confirm_above=Decimal(0),
-                                          confirm=lambda s: calls.append("confirm") or True), tmp_path / "l.sqlite3")
+    wallet = GuardedWallet(
+        SpendingGuards(
+            per_call=Decimal("0.02"),
+            daily=Decimal("0.02"),
+            confirm_above=Decimal(0),
+            confirm=lambda s: calls.append("confirm") or True,
+        ),
+        tmp_path / "l.sqlite3",
+    )
     with pytest.raises(PriceAboveMaximum):  # refused before the user is asked
         await wallet.authorize(spend(30_000))
     assert calls == []

@@ -51,20 +51,50 @@ def agent(net: Any) -> Agent:
     return register_agent(net, "proxied")
 
 
-def proxy_process(net: Any, agent: Agent, upstream_url: str, facilitator_url: str, folder: Path, *extra: str
-                  ) -> Process:
-    return Process("-u", net.http_url, "-k", str(keypair_file(folder, agent.owner)), "x402", "proxy",
-                   "--agent", str(agent.address), "--upstream", upstream_url, "--facilitator", facilitator_url,
-                   "--port", str(free_port_pair()[0]), *extra, home=folder)
+def proxy_process(
+    net: Any, agent: Agent, upstream_url: str, facilitator_url: str, folder: Path, *extra: str
+) -> Process:
+    return Process(
+        "-u",
+        net.http_url,
+        "-k",
+        str(keypair_file(folder, agent.owner)),
+        "x402",
+        "proxy",
+        "--agent",
+        str(agent.address),
+        "--upstream",
+        upstream_url,
+        "--facilitator",
+        facilitator_url,
+        "--port",
+        str(free_port_pair()[0]),
+        *extra,
+        home=folder,
+    )
 
 
 @pytest.fixture(scope="module")
-def proxy(net: Any, agent: Agent, upstream: Any, facilitator: Process,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path_factory.mktemp("proxy"),
-                         "--route", "POST /translate", "--route", "GET /translate", "--route", "GET /stream",
-                         "--route", "GET /slow",
-                         "--stats-route", "/_x402/stats").start()
+def proxy(
+    net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Process]:
+    proc = proxy_process(
+        net,
+        agent,
+        upstream[1].url,
+        facilitator.url,
+        tmp_path_factory.mktemp("proxy"),
+        "--route",
+        "POST /translate",
+        "--route",
+        "GET /translate",
+        "--route",
+        "GET /stream",
+        "--route",
+        "GET /slow",
+        "--stats-route",
+        "/_x402/stats",
+    ).start()
     yield proc
     proc.stop()
 
@@ -74,20 +104,32 @@ def test_announce(proxy: Process, agent: Agent, upstream: Any) -> None:
     assert proxy.announce["prices"] == [{"mint": str(agent.mint), "amount": PRICE_ATOMIC, "decimals": 6}]
 
 
-def test_the_402_says_what_is_sold(net: Any, proxy: Process, agent: Agent, upstream: Any,
-                                   tmp_path: Path, facilitator: Process) -> None:
+def test_the_402_says_what_is_sold(
+    net: Any, proxy: Process, agent: Agent, upstream: Any, tmp_path: Path, facilitator: Process
+) -> None:
     """The resource's description (default: the agent's on-chain one) and media type, as the official
     middleware sends them (they went out empty); --description and --mime-type set them."""
     required = decode_payment_required_header(httpx.get(f"{proxy.url}/translate").headers["payment-required"])
     assert (required.resource.description, required.resource.mime_type) == ("Proxied", "application/json")
     v1 = httpx.get(f"{proxy.url}/translate").json()["accepts"][0]
     assert (v1["description"], v1["mimeType"]) == ("Proxied", "application/json")
-    told = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path, "--description",
-                         "Spanish translations, per request", "--mime-type", "text/plain").start()
+    told = proxy_process(
+        net,
+        agent,
+        upstream[1].url,
+        facilitator.url,
+        tmp_path,
+        "--description",
+        "Spanish translations, per request",
+        "--mime-type",
+        "text/plain",
+    ).start()
     try:
         required = decode_payment_required_header(httpx.get(f"{told.url}/any").headers["payment-required"])
         assert (required.resource.description, required.resource.mime_type) == (
-            "Spanish translations, per request", "text/plain")
+            "Spanish translations, per request",
+            "text/plain",
+        )
     finally:
         told.stop()
 
@@ -101,8 +143,7 @@ def test_official_client_pays_through_the_proxy(net: Any, proxy: Process, agent:
 
     async def call() -> httpx.Response:
         async with official_http(net, payer) as client:
-            return await client.post(f"{proxy.url}/translate?lang=es", content=b"hello",
-                                     headers={"X-Custom": "kept"})
+            return await client.post(f"{proxy.url}/translate?lang=es", content=b"hello", headers={"X-Custom": "kept"})
 
     answer = asyncio.run(call())
     assert answer.status_code == 200, answer.text
@@ -160,8 +201,9 @@ def test_the_proxy_adds_nothing_of_its_own(proxy: Process, upstream: Any) -> Non
     assert "cookie" not in seen and "accept-encoding" not in seen and "user-agent" not in seen
 
 
-def test_unreachable_upstream_is_502_and_not_charged(net: Any, agent: Agent, facilitator: Process,
-                                                     tmp_path: Path) -> None:
+def test_unreachable_upstream_is_502_and_not_charged(
+    net: Any, agent: Agent, facilitator: Process, tmp_path: Path
+) -> None:
     proc = proxy_process(net, agent, f"http://127.0.0.1:{free_port_pair()[0]}", facilitator.url, tmp_path).start()
     try:
         payer = buyer(net, agent.mint)
@@ -179,17 +221,41 @@ def test_unreachable_upstream_is_502_and_not_charged(net: Any, agent: Agent, fac
 
 def test_start_errors(net: Any, agent: Agent, facilitator: Process, tmp_path: Path) -> None:
     bare = register_agent(net, "nopayee", payee_account=False)
-    run = subprocess.run([GHOST, "-u", net.http_url, "-k", str(keypair_file(tmp_path, bare.owner)), "x402", "proxy",
-                          "--agent", str(bare.address), "--upstream", "http://127.0.0.1:9",
-                          "--facilitator", facilitator.url, "--port", str(free_port_pair()[0])],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [
+            GHOST,
+            "-u",
+            net.http_url,
+            "-k",
+            str(keypair_file(tmp_path, bare.owner)),
+            "x402",
+            "proxy",
+            "--agent",
+            str(bare.address),
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--facilitator",
+            facilitator.url,
+            "--port",
+            str(free_port_pair()[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1, run.stderr
     short = f"{str(bare.mint)[:4]}…{str(bare.mint)[-4:]}"  # an unlabelled mint: its short form, then its address
-    assert run.stderr == (f"error: the payment address {bare.owner.pubkey()} has no token account for {short} "
-                          f"({bare.mint}), so buyers' payments would fail; pass --create-payee-accounts to create it "
-                          "(paid by -k), or create it yourself\n")  # the CLI's flag, not the SDK's parameter
-    usage = subprocess.run([GHOST, "x402", "proxy", "--agent", "x" * 40, "--upstream", "http://u"],
-                           capture_output=True, text=True, timeout=60)
+    assert run.stderr == (
+        f"error: the payment address {bare.owner.pubkey()} has no token account for {short} "
+        f"({bare.mint}), so buyers' payments would fail; pass --create-payee-accounts to create it "
+        "(paid by -k), or create it yourself\n"
+    )  # the CLI's flag, not the SDK's parameter
+    usage = subprocess.run(
+        [GHOST, "x402", "proxy", "--agent", "x" * 40, "--upstream", "http://u"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert usage.returncode == 2 and "agent_id" in usage.stderr
 
 
@@ -205,8 +271,12 @@ def test_stats_route(net: Any, proxy: Process, agent: Agent, upstream: Any) -> N
     stats = httpx.get(f"{proxy.url}/_x402/stats").json()
     assert stats["agent"] == str(agent.address) and stats["stats"]["byStatus"]["404"] >= 1
     last = stats["calls"][-1]
-    assert (last["route"], last["status"], last["settled"], last["payer"]) == ("GET /translate", 404, False,
-                                                                               str(payer.pubkey()))
+    assert (last["route"], last["status"], last["settled"], last["payer"]) == (
+        "GET /translate",
+        404,
+        False,
+        str(payer.pubkey()),
+    )
     assert last["total_ms"] > 0 and stats["stats"]["p50Ms"] > 0
     assert all(c["path"] != "/_x402/stats" for c in upstream[0].calls)
 
@@ -233,27 +303,32 @@ def settled_rows(facilitator: Process, payer: Keypair) -> int:
         return db.execute("SELECT COUNT(*) FROM settled WHERE payer = ?", (str(payer.pubkey()),)).fetchone()[0]
 
 
-def test_a_buyer_gone_before_the_answer_is_not_charged(net: Any, proxy: Process, agent: Agent, upstream: Any,
-                                                       facilitator: Process, fee_payer: Keypair) -> None:
+def test_a_buyer_gone_before_the_answer_is_not_charged(
+    net: Any, proxy: Process, agent: Agent, upstream: Any, facilitator: Process, fee_payer: Keypair
+) -> None:
     """The buyer sends a paid request and hangs up while the upstream works: the proxy does not settle."""
     service, _ = upstream
     payer = buyer(net, agent.mint)
     required = decode_payment_required_header(httpx.get(f"{proxy.url}/slow").headers["payment-required"])
     paid = encode_payment_signature_header(asyncio.run(official_client(net, payer).create_payment_payload(required)))
-    payee_before, fee_payer_sol = token_balance(net, agent.owner.pubkey(), agent.mint), sol_balance(net, fee_payer.pubkey())
+    payee_before, fee_payer_sol = (
+        token_balance(net, agent.owner.pubkey(), agent.mint),
+        sol_balance(net, fee_payer.pubkey()),
+    )
     settled_before = httpx.get(f"{facilitator.url}/health").json()["settled"]
     service.reached.clear()
     service.release.clear()
     port = int(proxy.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as client:
         client_port = client.getsockname()[1]
-        client.sendall(f"GET /slow HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nPAYMENT-SIGNATURE: {paid}\r\n\r\n"
-                       .encode())
+        client.sendall(f"GET /slow HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nPAYMENT-SIGNATURE: {paid}\r\n\r\n".encode())
         assert service.reached.wait(30)  # verified, and the upstream is working on it
     wait_for(lambda: not server_side_open(port, client_port), "the proxy to see the buyer hang up")
     service.release.set()
-    wait_for(lambda: any(c["payer"] == str(payer.pubkey())
-                         for c in httpx.get(f"{proxy.url}/_x402/stats").json()["calls"]), "the call to be recorded")
+    wait_for(
+        lambda: any(c["payer"] == str(payer.pubkey()) for c in httpx.get(f"{proxy.url}/_x402/stats").json()["calls"]),
+        "the call to be recorded",
+    )
 
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before
@@ -262,8 +337,14 @@ def test_a_buyer_gone_before_the_answer_is_not_charged(net: Any, proxy: Process,
     assert httpx.get(f"{facilitator.url}/health").json()["settled"] == settled_before
     stats = httpx.get(f"{proxy.url}/_x402/stats").json()
     call = next(c for c in stats["calls"] if c["payer"] == str(payer.pubkey()))
-    assert (call["route"], call["status"], call["settled"], call["abandoned"], call["error"], call["transaction"]) \
-        == ("GET /slow", 499, False, True, "client_disconnected", "")
+    assert (call["route"], call["status"], call["settled"], call["abandoned"], call["error"], call["transaction"]) == (
+        "GET /slow",
+        499,
+        False,
+        True,
+        "client_disconnected",
+        "",
+    )
     assert stats["stats"]["abandoned"] >= 1 and stats["stats"]["byStatus"]["499"] >= 1
 
     async def pay_again() -> httpx.Response:  # the same payment, by a buyer who waits: served and charged once

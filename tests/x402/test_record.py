@@ -57,31 +57,59 @@ def agent(net: Any) -> Agent:
 
 
 def requirements_for(agent: Agent, fee_payer: str, amount: int = PRICE_ATOMIC) -> PaymentRequirements:
-    return PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(agent.mint), amount=str(amount),
-                               pay_to=str(agent.owner.pubkey()), max_timeout_seconds=60,
-                               extra={"feePayer": fee_payer})
+    return PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(agent.mint),
+        amount=str(amount),
+        pay_to=str(agent.owner.pubkey()),
+        max_timeout_seconds=60,
+        extra={"feePayer": fee_payer},
+    )
 
 
-def record_for(agent: Agent, payer: Pubkey, amount: int, reference: bytes, *, signer: Pubkey | None = None,
-               recorded_agent: Pubkey | None = None, rent_payer: Pubkey | None = None,
-               source: Pubkey | None = None, mint: Pubkey | None = None) -> Instruction:
+def record_for(
+    agent: Agent,
+    payer: Pubkey,
+    amount: int,
+    reference: bytes,
+    *,
+    signer: Pubkey | None = None,
+    recorded_agent: Pubkey | None = None,
+    rent_payer: Pubkey | None = None,
+    source: Pubkey | None = None,
+    mint: Pubkey | None = None,
+) -> Instruction:
     """The record of `payer`'s transfer of `amount` from its token account to the agent owner's (signed by
     `signer`, default the payer; naming `recorded_agent`, default the agent; `source` and `mint` default to
     the transfer's)."""
-    return build_record_x402_payment(recorded_agent or agent.address, signer or payer, amount, reference,
-                                     source or get_associated_token_address(payer, agent.mint), mint or agent.mint,
-                                     get_associated_token_address(agent.owner.pubkey(), agent.mint),
-                                     rent_payer=rent_payer)
+    return build_record_x402_payment(
+        recorded_agent or agent.address,
+        signer or payer,
+        amount,
+        reference,
+        source or get_associated_token_address(payer, agent.mint),
+        mint or agent.mint,
+        get_associated_token_address(agent.owner.pubkey(), agent.mint),
+        rent_payer=rent_payer,
+    )
 
 
-def recorded_payment(net: Any, agent: Agent, payer: Keypair, fee_payer: str, *, rent_payer: Pubkey | None = None,
-                     amount: int = PRICE_ATOMIC, claimed: int | None = None, order: str = "memo-record"
-                     ) -> tuple[Any, bytes]:
+def recorded_payment(
+    net: Any,
+    agent: Agent,
+    payer: Keypair,
+    fee_payer: str,
+    *,
+    rent_payer: Pubkey | None = None,
+    amount: int = PRICE_ATOMIC,
+    claimed: int | None = None,
+    order: str = "memo-record",
+) -> tuple[Any, bytes]:
     """[limit, price, TransferChecked, Memo, record_x402_payment] signed by the payer (or another `order`)."""
     reference = os.urandom(32)
     requirements = requirements_for(agent, fee_payer, amount)
-    record = record_for(agent, payer.pubkey(), amount if claimed is None else claimed, reference,
-                        rent_payer=rent_payer)
+    record = record_for(agent, payer.pubkey(), amount if claimed is None else claimed, reference, rent_payer=rent_payer)
     after = [memo(), record] if order == "memo-record" else [record, memo()]
     return payment(requirements, payer, latest_blockhash(net), after=after, compute_unit_limit=RECORD_CU), reference
 
@@ -99,8 +127,9 @@ def test_supported_advertises_the_extension(facilitator: Process) -> None:
     assert supported["extensions"][:2] == ["ghostpay-record-x402-payment", "ghostpay-front-receipt-rent"]
 
 
-def test_record_after_the_memo_settles_and_counts(net: Any, agent: Agent, facilitator: Process,
-                                                  fee_payer: Keypair) -> None:
+def test_record_after_the_memo_settles_and_counts(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair
+) -> None:
     """The facilitator fronts the buyer's PayerStats rent with its first payment, then pays the fee alone:
     no account, no rent, per payment."""
     payer = buyer(net, agent.mint)
@@ -140,15 +169,19 @@ def test_the_same_transaction_is_refused_by_the_official_facilitator(net: Any, a
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("record before the memo", "invalid_exact_svm_payload_unknown_fourth_instruction"),
-    ("claimed amount differs from the transfer", "ghostpay_record_instruction_invalid"),
-    ("fee payer as the record's payer", "ghostpay_record_instruction_invalid"),
-    ("record names another source account", "ghostpay_record_instruction_invalid"),
-    ("record names another mint", "ghostpay_record_instruction_invalid"),
-])
-def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair,
-                                           case: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("record before the memo", "invalid_exact_svm_payload_unknown_fourth_instruction"),
+        ("claimed amount differs from the transfer", "ghostpay_record_instruction_invalid"),
+        ("fee payer as the record's payer", "ghostpay_record_instruction_invalid"),
+        ("record names another source account", "ghostpay_record_instruction_invalid"),
+        ("record names another mint", "ghostpay_record_instruction_invalid"),
+    ],
+)
+def test_anything_else_extra_stays_refused(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair, case: str, reason: str
+) -> None:
     payer = buyer(net, agent.mint)
     fee = str(fee_payer.pubkey())
     if case == "record before the memo":
@@ -157,12 +190,24 @@ def test_anything_else_extra_stays_refused(net: Any, agent: Agent, facilitator: 
         paid, reference = recorded_payment(net, agent, payer, fee, claimed=PRICE_ATOMIC + 1)
     else:
         reference = os.urandom(32)
-        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, **{
-            "fee payer as the record's payer": {"signer": fee_payer.pubkey()},
-            "record names another source account": {"source": Keypair().pubkey()},
-            "record names another mint": {"mint": Keypair().pubkey()}}[case])
-        paid = payment(requirements_for(agent, fee), payer, latest_blockhash(net), after=[memo(), record],
-                       compute_unit_limit=RECORD_CU)
+        record = record_for(
+            agent,
+            payer.pubkey(),
+            PRICE_ATOMIC,
+            reference,
+            **{
+                "fee payer as the record's payer": {"signer": fee_payer.pubkey()},
+                "record names another source account": {"source": Keypair().pubkey()},
+                "record names another mint": {"mint": Keypair().pubkey()},
+            }[case],
+        )
+        paid = payment(
+            requirements_for(agent, fee),
+            payer,
+            latest_blockhash(net),
+            after=[memo(), record],
+            compute_unit_limit=RECORD_CU,
+        )
     requirements = requirements_for(agent, fee)
     sol = sol_balance(net, fee_payer.pubkey())
     assert facilitator_call(facilitator.url, "verify", paid, requirements)["invalidReason"] == reason
@@ -213,6 +258,7 @@ class CountingRpc:
             if name == "get_program_accounts":
                 self.listed_bytes += [len(bytes(keyed.account.data)) for keyed in answer.value]
             return answer
+
         return call
 
 
@@ -227,8 +273,9 @@ def test_the_legacy_sweep_lists_once_closes_what_is_due_and_ends(net: Any, agent
     rated, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint, now, rated=True)
     # a minute past its window: at exactly the edge, the clock a transaction executes with may lag the newest
     # block's time the sweep reads under load
-    old, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint,
-                                  now - FEEDBACK_WINDOW - 60)
+    old, _ = plant_legacy_receipt(
+        net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint, now - FEEDBACK_WINDOW - 60
+    )
     open_, _ = plant_legacy_receipt(net, agent.address, payer.pubkey(), fee_payer.pubkey(), agent.mint, now)
     counting = CountingRpc(Client(net.http_url))
     sweep = ReceiptSweep(counting, fee_payer, PROGRAM_ID, FEEDBACK_WINDOW)  # type: ignore[arg-type]
@@ -247,8 +294,9 @@ def test_the_legacy_sweep_lists_once_closes_what_is_due_and_ends(net: Any, agent
 
 def test_the_facilitator_sweeps_a_legacy_fronted_receipt(net: Any, agent: Agent, tmp_path: Path) -> None:
     fee_payer = fund(net, sol=100)
-    address, _ = plant_legacy_receipt(net, agent.address, Keypair().pubkey(), fee_payer.pubkey(), agent.mint,
-                                      chain_now(net), rated=True)
+    address, _ = plant_legacy_receipt(
+        net, agent.address, Keypair().pubkey(), fee_payer.pubkey(), agent.mint, chain_now(net), rated=True
+    )
     proc = facilitator_process(net, tmp_path, fee_payer, "--sweep-interval", "0.2").start()
     try:
         deadline = time.monotonic() + 10
@@ -261,14 +309,20 @@ def test_the_facilitator_sweeps_a_legacy_fronted_receipt(net: Any, agent: Agent,
         proc.stop()
 
 
-def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent, facilitator: Process,
-                                                          fee_payer: Keypair) -> None:
+def test_seller_tells_the_handler_the_payment_is_recorded(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair
+) -> None:
     with Shop(agent, facilitator.url) as shop:
         payer = buyer(net, agent.mint)
         accept = shop.seller.requirements()[0]
         reference = os.urandom(32)
-        record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference,
-                            rent_payer=Pubkey.from_string(accept.extra["ghostpay"]["rentPayer"]))
+        record = record_for(
+            agent,
+            payer.pubkey(),
+            PRICE_ATOMIC,
+            reference,
+            rent_payer=Pubkey.from_string(accept.extra["ghostpay"]["rentPayer"]),
+        )
         paid = payment(accept, payer, latest_blockhash(net), after=[memo(), record], compute_unit_limit=RECORD_CU)
         offers, notified = shop.seller.watch.updates, shop.seller.watch.notifications
         answer = httpx.get(f"{shop.url}/paid", headers=header(paid), timeout=30)
@@ -283,19 +337,28 @@ def test_seller_tells_the_handler_the_payment_is_recorded(net: Any, agent: Agent
         assert shop.seller.watch.updates == offers
 
 
-def test_a_record_for_another_agent_of_the_same_owner_is_refused(net: Any, agent: Agent, facilitator: Process,
-                                                                fee_payer: Keypair) -> None:
+def test_a_record_for_another_agent_of_the_same_owner_is_refused(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair
+) -> None:
     """Agents of one owner share the payee account: a payment for this agent's route must not build the
     other's reputation, so a record naming another agent than the requirements' is refused."""
+
     async def register_sibling() -> Pubkey:
         async with agent.client() as gp:
-            return (await gp.register_agent("sibling", "Sibling", capabilities=["test"], x402=X402Settings(
-                {agent.mint: Decimal("0.01")}, "http://127.0.0.1/sibling"))).address
+            return (
+                await gp.register_agent(
+                    "sibling",
+                    "Sibling",
+                    capabilities=["test"],
+                    x402=X402Settings({agent.mint: Decimal("0.01")}, "http://127.0.0.1/sibling"),
+                )
+            ).address
 
     sibling = asyncio.run(register_sibling())
     fee = str(fee_payer.pubkey())
-    requirements = requirements_for(agent, fee).model_copy(update={"extra": {
-        "feePayer": fee, "ghostpay": {"agent": str(agent.address)}}})
+    requirements = requirements_for(agent, fee).model_copy(
+        update={"extra": {"feePayer": fee, "ghostpay": {"agent": str(agent.address)}}}
+    )
     payer = buyer(net, agent.mint)
     reference = os.urandom(32)
     record = record_for(agent, payer.pubkey(), PRICE_ATOMIC, reference, recorded_agent=sibling)

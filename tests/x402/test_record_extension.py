@@ -61,13 +61,17 @@ def recorded(net: Any, agent: Agent, reference: bytes) -> Any:
 
 
 def settled_transaction(net: Any, signature: str) -> VersionedTransaction:
-    answer = net.rpc("getTransaction", signature, {"encoding": "base64", "maxSupportedTransactionVersion": 0,
-                                                   "commitment": "confirmed"})
+    answer = net.rpc(
+        "getTransaction",
+        signature,
+        {"encoding": "base64", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"},
+    )
     return VersionedTransaction.from_bytes(base64.b64decode(answer["result"]["transaction"][0]))
 
 
-def test_an_official_client_with_the_extension_pays_a_recorded_payment(net: Any, agent: Agent, facilitator: Process,
-                                                                        fee_payer: Keypair) -> None:
+def test_an_official_client_with_the_extension_pays_a_recorded_payment(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair
+) -> None:
     payer = buyer(net, agent.mint)
     extension = RecordClientExtension(payer)
     stats = payer_stats_address(agent.address, payer.pubkey())[0]
@@ -110,11 +114,16 @@ def test_without_the_extension_the_same_client_pays_unrecorded(net: Any, agent: 
 
 def test_a_requirement_that_does_not_ask_for_the_record_passes_unchanged() -> None:
     """An official seller's requirement (no `extra.ghostpay`): the extension leaves the payload as it is."""
-    requirement = PaymentRequirements(scheme="exact", network=DEVNET.caip2, asset=str(Keypair().pubkey()),
-                                      amount="1", pay_to=str(Keypair().pubkey()), max_timeout_seconds=60,
-                                      extra={"feePayer": str(Keypair().pubkey())})
+    requirement = PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(Keypair().pubkey()),
+        amount="1",
+        pay_to=str(Keypair().pubkey()),
+        max_timeout_seconds=60,
+        extra={"feePayer": str(Keypair().pubkey())},
+    )
     payload = PaymentPayload(x402_version=2, payload={"transaction": "AAAA"}, accepted=requirement)
     extension = RecordClientExtension(Keypair())
-    assert extension.enrich_payment_payload(payload, PaymentRequired(x402_version=2, accepts=[requirement])) \
-        is payload
+    assert extension.enrich_payment_payload(payload, PaymentRequired(x402_version=2, accepts=[requirement])) is payload
     assert extension.last is None

@@ -58,10 +58,19 @@ def test_unpaid_request_gets_both_wire_formats(shop: Shop, agent: Agent, facilit
     assert required.x402_version == 2
     [accept] = required.accepts
     assert (accept.scheme, accept.network, accept.asset, accept.amount, accept.pay_to) == (
-        "exact", DEVNET.caip2, str(agent.mint), str(PRICE_ATOMIC), str(agent.owner.pubkey()))
+        "exact",
+        DEVNET.caip2,
+        str(agent.mint),
+        str(PRICE_ATOMIC),
+        str(agent.owner.pubkey()),
+    )
     assert accept.extra["feePayer"] == facilitator.announce["feePayer"]
-    assert accept.extra["ghostpay"] == {"agent": str(agent.address), "programId": str(shop.seller.settings.program_id),
-                                        "recordAfterMemo": True, "rentPayer": facilitator.announce["feePayer"]}
+    assert accept.extra["ghostpay"] == {
+        "agent": str(agent.address),
+        "programId": str(shop.seller.settings.program_id),
+        "recordAfterMemo": True,
+        "rentPayer": facilitator.announce["feePayer"],
+    }
     legacy = PaymentRequiredV1.model_validate(answer.json())
     assert legacy.accepts[0].network == "solana-devnet" and legacy.accepts[0].max_amount_required == str(PRICE_ATOMIC)
     assert legacy.accepts[0].resource == f"{shop.url}/paid"
@@ -73,8 +82,12 @@ def test_official_client_pays_and_the_handler_sees_who_paid(shop: Shop, agent: A
     before = token_balance(net, agent.owner.pubkey(), agent.mint)
     answer = pay(net, payer, f"{shop.url}/paid")
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"payer": str(payer.pubkey()), "amount": PRICE_ATOMIC, "mint": str(agent.mint),
-                             "verified": False}
+    assert answer.json() == {
+        "payer": str(payer.pubkey()),
+        "amount": PRICE_ATOMIC,
+        "mint": str(agent.mint),
+        "verified": False,
+    }
     settled = decode_payment_response_header(answer.headers["payment-response"])
     assert settled.success and settled.payer == str(payer.pubkey()) and settled.network == DEVNET.caip2
     status = net.rpc("getSignatureStatuses", [settled.transaction])["result"]["value"][0]
@@ -82,8 +95,12 @@ def test_official_client_pays_and_the_handler_sees_who_paid(shop: Shop, agent: A
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == before + PRICE_ATOMIC
     assert token_balance(net, payer.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
     record = shop.seller.calls[-1]
-    assert (record.route, record.status, record.settled, record.transaction) == ("GET /paid", 200, True,
-                                                                                 settled.transaction)
+    assert (record.route, record.status, record.settled, record.transaction) == (
+        "GET /paid",
+        200,
+        True,
+        settled.transaction,
+    )
     assert record.settle_ms > 0 and record.total_ms >= record.handler_ms + record.settle_ms  # verify, handler, settle
     assert shop.seller.stats()["byStatus"]["200"] >= 1
 
@@ -159,15 +176,15 @@ def test_missing_payee_token_account_refuses_to_start_or_is_created(net: Any, fa
     agent = register_agent(net, "unready", payee_account=False)
 
     async def start(**settings: Any) -> None:
-        seller = X402Seller(SellerSettings(agent.address, net.http_url, facilitator.url, ws_url=net.ws_url,
-                                           **settings))
+        seller = X402Seller(SellerSettings(agent.address, net.http_url, facilitator.url, ws_url=net.ws_url, **settings))
         try:
             await seller.start()
         finally:
             await seller.stop()
 
-    with pytest.raises(PaywallError, match=f"payment address {agent.owner.pubkey()} has no token account for "
-                                           f"{agent.mint}"):
+    with pytest.raises(
+        PaywallError, match=f"payment address {agent.owner.pubkey()} has no token account for {agent.mint}"
+    ):
         asyncio.run(start())
     asyncio.run(start(payee_accounts="create", keypair=agent.owner))
     payee = get_associated_token_address(agent.owner.pubkey(), agent.mint)
@@ -201,16 +218,19 @@ def test_paid_call_json_is_decodable(shop: Shop) -> None:
 def test_official_facilitator_logic_in_process_behind_fastapi(net: Any) -> None:
     """The same paid call with the package's own facilitator logic in-process instead of ours, in a FastAPI app."""
     agent = register_agent(net, "officially")
-    official = register_exact_svm_facilitator(x402Facilitator(), FacilitatorKeypairSigner(fund(net), net.http_url),
-                                              [DEVNET.caip2])
+    official = register_exact_svm_facilitator(
+        x402Facilitator(), FacilitatorKeypairSigner(fund(net), net.http_url), [DEVNET.caip2]
+    )
     app = FastAPI()
 
     @app.get("/weather")
     async def weather(request: Request) -> dict[str, str]:
         return {"payer": str(paid_call(request).payer)}
 
-    app.add_middleware(X402Paywall, settings=SellerSettings(agent.address, net.http_url, official,
-                                                            routes=("GET /weather",), ws_url=net.ws_url))
+    app.add_middleware(
+        X402Paywall,
+        settings=SellerSettings(agent.address, net.http_url, official, routes=("GET /weather",), ws_url=net.ws_url),
+    )
     payer = buyer(net, agent.mint)
     with ServerThread(app) as server:
         answer = pay(net, payer, f"{server.url}/weather")
@@ -267,9 +287,17 @@ def test_settings_take_what_a_user_types(agent: Agent, facilitator: Process, net
     async def paid(request: Request) -> dict[str, str]:
         return {"payer": str(paid_call(request).payer)}
 
-    app.add_middleware(X402Paywall, settings=SellerSettings(agent="seller", keypair=owner_file, rpc_url=net.http_url,
-                                                            facilitator=facilitator.url, routes=["GET /paid"],
-                                                            ws_url=net.ws_url))
+    app.add_middleware(
+        X402Paywall,
+        settings=SellerSettings(
+            agent="seller",
+            keypair=owner_file,
+            rpc_url=net.http_url,
+            facilitator=facilitator.url,
+            routes=["GET /paid"],
+            ws_url=net.ws_url,
+        ),
+    )
     payer = buyer(net, agent.mint)
     before = token_balance(net, agent.owner.pubkey(), agent.mint)
     with ServerThread(app) as server:

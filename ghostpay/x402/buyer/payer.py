@@ -37,9 +37,15 @@ REQUOTES = 1  # a seller may change its price once between the 402 and the paid 
 class X402Buyer:
     """Pays 402 answers for one wallet (a GhostPayClient's) under spending guards."""
 
-    def __init__(self, gp: GhostPayClient, *, guards: SpendingGuards | GuardedWallet | None = None,
-                 max_price: Decimal | None = None, tokens: Sequence[Pubkey | str] = (),
-                 feedback: FeedbackMode = "off") -> None:
+    def __init__(
+        self,
+        gp: GhostPayClient,
+        *,
+        guards: SpendingGuards | GuardedWallet | None = None,
+        max_price: Decimal | None = None,
+        tokens: Sequence[Pubkey | str] = (),
+        feedback: FeedbackMode = "off",
+    ) -> None:
         if feedback not in ("off", "auto"):
             raise InvalidArgument(f"feedback is 'off' or 'auto', not {feedback!r}")
         self.gp = gp
@@ -57,8 +63,9 @@ class X402Buyer:
 
     # paying ------------------------------------------------------------------------------------------
 
-    async def sign(self, required: Required, index: int, quote: Quote, *, record: bool = True
-                   ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
+    async def sign(
+        self, required: Required, index: int, quote: Quote, *, record: bool = True
+    ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
         """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
         with GhostPay's record added when the requirement asks for it (and `record`)."""
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
@@ -67,16 +74,20 @@ class X402Buyer:
             hint = record_hint(quote.extra, self.gp.program_id) if record else None
             if hint is None:
                 return payload, None
-            recorded = add_ghostpay_record(payload.payload["transaction"], self.gp.keypair, hint.agent,
-                                           self.gp.program_id, hint.rent_payer)
+            recorded = add_ghostpay_record(
+                payload.payload["transaction"], self.gp.keypair, hint.agent, self.gp.program_id, hint.rent_payer
+            )
         except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
-            raise PaymentRequirementsInvalid(f"the payment cannot be built from the seller's requirement: "
-                                             f"{type(exc).__name__}: {exc}") from exc
-        return payload.model_copy(update={"payload": {**payload.payload, "transaction": recorded.transaction}}), \
-            recorded
+            raise PaymentRequirementsInvalid(
+                f"the payment cannot be built from the seller's requirement: {type(exc).__name__}: {exc}"
+            ) from exc
+        return payload.model_copy(
+            update={"payload": {**payload.payload, "transaction": recorded.transaction}}
+        ), recorded
 
-    async def handle(self, request: httpx.Request, response: httpx.Response, send: Any,
-                     asked_at: float) -> httpx.Response:
+    async def handle(
+        self, request: httpx.Request, response: httpx.Response, send: Any, asked_at: float
+    ) -> httpx.Response:
         """Pay a 402 `response` to `request` (sent at `asked_at`, perf_counter); `send(request)` sends
         through the inner transport."""
         url = str(request.url)
@@ -96,8 +107,9 @@ class X402Buyer:
                 raise
             headers = dict(request.headers)
             headers.update(HTTP_CODEC.encode_payment_signature_header(payload))
-            retry = httpx.Request(request.method, request.url, headers=headers, content=request.content,
-                                  extensions=request.extensions)
+            retry = httpx.Request(
+                request.method, request.url, headers=headers, content=request.content, extensions=request.extensions
+            )
             if reservation is not None:
                 await reservation.sent()
             started = time.perf_counter()
@@ -134,8 +146,13 @@ class X402Buyer:
             break
         if self.feedback == "auto" and record.verified and record.agent and record.reference:
             success, rating = rating_for(response.status_code, latency_ms)
-            result = await self.gp.submit_feedback(Pubkey.from_string(record.agent), record.reference,
-                                                   success=success, response_time_ms=latency_ms, rating=rating)
+            result = await self.gp.submit_feedback(
+                Pubkey.from_string(record.agent),
+                record.reference,
+                success=success,
+                response_time_ms=latency_ms,
+                rating=rating,
+            )
             record.feedback = str(result.signature)
         response.extensions[RECORD_KEY] = record
         return response
@@ -160,10 +177,20 @@ class X402Buyer:
         settled = bool(settle and settle.success)
         assert quote.decimals is not None
         return PaymentRecord(
-            url=url, network=quote.network, x402_version=quote.x402_version, mint=quote.mint,
-            amount=from_atomic(quote.amount_atomic, quote.decimals), amount_atomic=quote.amount_atomic,
-            seller=quote.pay_to, payer=(settle.payer if settle and settle.payer else str(self.wallet)),
-            agent=quote.agent, status=response.status_code, latency_ms=latency_ms, settled=settled,
+            url=url,
+            network=quote.network,
+            x402_version=quote.x402_version,
+            mint=quote.mint,
+            amount=from_atomic(quote.amount_atomic, quote.decimals),
+            amount_atomic=quote.amount_atomic,
+            seller=quote.pay_to,
+            payer=(settle.payer if settle and settle.payer else str(self.wallet)),
+            agent=quote.agent,
+            status=response.status_code,
+            latency_ms=latency_ms,
+            settled=settled,
             signature=settle.transaction if settled and settle else None,
             error=None if settled or settle is None else (settle.error_reason or "settlement failed"),
-            assumed=quote.assumed, label=quote.label)
+            assumed=quote.assumed,
+            label=quote.label,
+        )

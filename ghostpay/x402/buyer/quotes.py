@@ -40,8 +40,9 @@ def read_payment_required(response: httpx.Response, url: str) -> tuple[Required,
             raise PaymentRequirementsInvalid(f"the seller's PAYMENT-REQUIRED header cannot be read: {exc}") from None
         if isinstance(body, dict) and body.get("x402Version", 1) == 1 and "accepts" in body:
             return lenient_v1(body, url)
-        raise PaymentRequirementsInvalid("the seller answered 402 without x402 requirements "
-                                         "(no PAYMENT-REQUIRED header, no v1 body with accepts)") from None
+        raise PaymentRequirementsInvalid(
+            "the seller answered 402 without x402 requirements (no PAYMENT-REQUIRED header, no v1 body with accepts)"
+        ) from None
 
 
 def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[int, tuple[str, ...]]]:
@@ -91,8 +92,9 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
     return PaymentRequiredV1(x402_version=1, error=body.get("error"), accepts=fixed), assumed
 
 
-async def decode_quotes(gp: GhostPayClient, required: Required, url: str,
-                        assumed: dict[int, tuple[str, ...]] | None = None) -> list[Quote]:
+async def decode_quotes(
+    gp: GhostPayClient, required: Required, url: str, assumed: dict[int, tuple[str, ...]] | None = None
+) -> list[Quote]:
     """Every requirement of a 402 decoded, with the mint's decimals where it can be read, and its label."""
     out = []
     try:
@@ -105,12 +107,27 @@ async def decode_quotes(gp: GhostPayClient, required: Required, url: str,
             decimals = (await gp.get_mint(Pubkey.from_string(req.asset))).decimals
         except (GhostPayError, ValueError):
             pass
-        resource = getattr(req, "resource", None) or (required.resource.url if getattr(
-            required, "resource", None) else url)
+        resource = getattr(req, "resource", None) or (
+            required.resource.url if getattr(required, "resource", None) else url
+        )
         extra = dict(req.extra or {})
-        out.append(Quote(required.x402_version, req.scheme, str(req.network), req.asset, int(req.get_amount()),
-                         req.pay_to, extra.get("feePayer"), resource, req.max_timeout_seconds, extra, decimals,
-                         (assumed or {}).get(i, ()), labels.get(req.asset)))
+        out.append(
+            Quote(
+                required.x402_version,
+                req.scheme,
+                str(req.network),
+                req.asset,
+                int(req.get_amount()),
+                req.pay_to,
+                extra.get("feePayer"),
+                resource,
+                req.max_timeout_seconds,
+                extra,
+                decimals,
+                (assumed or {}).get(i, ()),
+                labels.get(req.asset),
+            )
+        )
     return out
 
 

@@ -21,17 +21,29 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "FacilitatorSettings": "settings", "default_db_path": "settings",
-    "GhostPayFacilitator": "service", "PAYER_STATS_SPACE": "service",
+    "FacilitatorSettings": "settings",
+    "default_db_path": "settings",
+    "GhostPayFacilitator": "service",
+    "PAYER_STATS_SPACE": "service",
     "GuardedScheme": "scheme",
-    "Guards": "guards", "GUARD_REFUSALS": "guards", "BalanceFloor": "guards", "SlidingWindowLimiter": "guards",
+    "Guards": "guards",
+    "GUARD_REFUSALS": "guards",
+    "BalanceFloor": "guards",
+    "SlidingWindowLimiter": "guards",
     "SubscribingSigner": "signer",
-    "Settler": "settle", "SettledLog": "store",
-    "AssetRule": "policy", "FeeLimits": "policy", "ANY_ASSET": "policy", "parse_asset": "policy",
-    "KeyStore": "keys", "KeyStoreError": "keys", "SellerKey": "keys",
+    "Settler": "settle",
+    "SettledLog": "store",
+    "AssetRule": "policy",
+    "FeeLimits": "policy",
+    "ANY_ASSET": "policy",
+    "parse_asset": "policy",
+    "KeyStore": "keys",
+    "KeyStoreError": "keys",
+    "SellerKey": "keys",
     "ReceiptSweep": "sweep",
     "create_facilitator_app": "app",
-    "AiohttpFacilitatorClient": "client", "FacilitatorHmacAuth": "client",
+    "AiohttpFacilitatorClient": "client",
+    "FacilitatorHmacAuth": "client",
 }
 
 __all__ = sorted(_EXPORTS)

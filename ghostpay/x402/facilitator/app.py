@@ -90,7 +90,7 @@ class SettledAnswer(JSONResponse):
 
 
 def _refused(exc: AuthRefused) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer, GhostPay-HMAC-SHA256'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer, GhostPay-HMAC-SHA256"} if exc.status == 401 else None
     return JSONResponse({"error": exc.reason, "message": exc.message}, status_code=exc.status, headers=headers)
 
 
@@ -117,8 +117,11 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["facilitator"] = GhostPayFacilitator(settings)
         app.state.facilitator = state["facilitator"]
-        sweeping = asyncio.create_task(sweep_forever(state["facilitator"])) \
-            if settings.front_receipt_rent and settings.sweep_interval_seconds > 0 else None
+        sweeping = (
+            asyncio.create_task(sweep_forever(state["facilitator"]))
+            if settings.front_receipt_rent and settings.sweep_interval_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
@@ -138,8 +141,13 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
     def refuse(request: Request, exc: AuthRefused) -> JSONResponse:
         state["facilitator"].refusals.count(exc.reason)
-        log.warning("refused %s %s from %s: %s", request.method, request.url.path,
-                    request.client.host if request.client else "?", exc)
+        log.warning(
+            "refused %s %s from %s: %s",
+            request.method,
+            request.url.path,
+            request.client.host if request.client else "?",
+            exc,
+        )
         return _refused(exc)
 
     async def run(request: Request, method: str) -> Any:
@@ -155,8 +163,9 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
         if isinstance(parsed, JSONResponse):
             return parsed
         try:
-            return await asyncio.get_running_loop().run_in_executor(workers, getattr(state["facilitator"], method),
-                                                                      *parsed, caller)
+            return await asyncio.get_running_loop().run_in_executor(
+                workers, getattr(state["facilitator"], method), *parsed, caller
+            )
         except SchemeNotFoundError as exc:
             return _error(400, f"unsupported scheme or network: {exc}", REASON_UNSUPPORTED)
 
@@ -174,6 +183,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
     def read_only(answer: Callable[[GhostPayFacilitator, Caller], Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
         """A GET route: anyone when keys are configured (tailored to a key when one is given)."""
+
         async def endpoint(request: Request) -> JSONResponse:
             try:
                 caller = caller_of(admit(request, public=True), await request.body())
@@ -183,10 +193,13 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
         return endpoint
 
-    return Starlette(routes=[
-        Route("/verify", verify, methods=["POST"]),
-        Route("/settle", settle, methods=["POST"]),
-        Route("/supported", read_only(lambda f, caller: _dump(f.supported(caller))), methods=["GET"]),
-        Route("/policy", read_only(lambda f, caller: f.policy_document(caller)), methods=["GET"]),
-        Route("/health", read_only(lambda f, caller: f.health()), methods=["GET"]),
-    ], lifespan=lifespan)
+    return Starlette(
+        routes=[
+            Route("/verify", verify, methods=["POST"]),
+            Route("/settle", settle, methods=["POST"]),
+            Route("/supported", read_only(lambda f, caller: _dump(f.supported(caller))), methods=["GET"]),
+            Route("/policy", read_only(lambda f, caller: f.policy_document(caller)), methods=["GET"]),
+            Route("/health", read_only(lambda f, caller: f.health()), methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

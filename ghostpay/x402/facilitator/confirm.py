@@ -44,8 +44,9 @@ def chain_status(rpc: JsonRpc, signature: str, blockhash: str | None) -> ChainSt
     """Where the transaction with this fee-payer signature stands. The blockhash is read first: expired
     then (at confirmed commitment, where it was valid when the transaction was simulated), and the
     signature still unknown after, means it never landed and never will."""
-    expired = blockhash is not None and not rpc.call("isBlockhashValid", [blockhash, {"commitment": "confirmed"}]
-                                                     )["value"]
+    expired = (
+        blockhash is not None and not rpc.call("isBlockhashValid", [blockhash, {"commitment": "confirmed"}])["value"]
+    )
     status = rpc.call("getSignatureStatuses", [[signature], {"searchTransactionHistory": True}])["value"][0]
     if status is not None and status.get("confirmationStatus") in CONFIRMED_STATUSES:
         return ChainStatus(SUCCEEDED) if status.get("err") is None else ChainStatus(FAILED_ON_CHAIN, status["err"])
@@ -72,8 +73,16 @@ class SignatureWatcher:
             request = next(self._ids)
             self._requests[request] = future
             try:
-                ws.send(json.dumps({"jsonrpc": "2.0", "id": request, "method": "signatureSubscribe",
-                                    "params": [signature, {"commitment": self._commitment}]}))
+                ws.send(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": request,
+                            "method": "signatureSubscribe",
+                            "params": [signature, {"commitment": self._commitment}],
+                        }
+                    )
+                )
             except ConnectionClosed as exc:
                 self._requests.pop(request, None)
                 self._ws = None
@@ -100,8 +109,16 @@ class SignatureWatcher:
         if ws is None:
             return
         try:
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": "signatureUnsubscribe",
-                                "params": [subscription]}))
+            ws.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": next(self._ids),
+                        "method": "signatureUnsubscribe",
+                        "params": [subscription],
+                    }
+                )
+            )
         except ConnectionClosed:
             pass  # the subscription went with the connection
 
@@ -114,8 +131,9 @@ class SignatureWatcher:
     def _connection(self) -> ClientConnection:
         if self._ws is None:
             self._ws = connect(self._ws_url, open_timeout=10, max_size=2**20)
-            threading.Thread(target=self._read, args=(self._ws,), name="ghostpay-signature-watcher",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._read, args=(self._ws,), name="ghostpay-signature-watcher", daemon=True
+            ).start()
         return self._ws
 
     def _read(self, ws: ClientConnection) -> None:

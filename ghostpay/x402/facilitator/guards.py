@@ -47,9 +47,9 @@ GUARD_REFUSALS = {
 class SlidingWindowLimiter:
     """At most `limit` events per key in any `window` seconds.
 
-        >>> limiter = SlidingWindowLimiter(2, 60.0)
-        >>> [limiter.allow("payer") for _ in range(3)], limiter.allow("other")
-        ([True, True, False], True)
+    >>> limiter = SlidingWindowLimiter(2, 60.0)
+    >>> [limiter.allow("payer") for _ in range(3)], limiter.allow("other")
+    ([True, True, False], True)
     """
 
     def __init__(self, limit: int, window: float) -> None:
@@ -187,9 +187,17 @@ class PairAccounts:
 class Guards:
     """The checks shared by the v1 and v2 schemes, and the settled-payment log."""
 
-    def __init__(self, fee_payers: set[str], log: SettledLog, rate_limit: int, rate_window: float,
-                 floor: BalanceFloor, extension: RecordExtension | None, policy: PaymentPolicy,
-                 pairs: PairAccounts) -> None:
+    def __init__(
+        self,
+        fee_payers: set[str],
+        log: SettledLog,
+        rate_limit: int,
+        rate_window: float,
+        floor: BalanceFloor,
+        extension: RecordExtension | None,
+        policy: PaymentPolicy,
+        pairs: PairAccounts,
+    ) -> None:
         self.fee_payers = fee_payers
         self.pairs = pairs
         self.log = log
@@ -209,8 +217,15 @@ class Guards:
         fronted = fronted_account(tx, self.fee_payers)
         return fronted if fronted is not None and not self.pairs.exists(fronted) else None
 
-    def refusal(self, tx: VersionedTransaction, payer: str, limiter: SlidingWindowLimiter,
-                requirements: Any, *, settle: bool = False) -> tuple[str, str] | None:
+    def refusal(
+        self,
+        tx: VersionedTransaction,
+        payer: str,
+        limiter: SlidingWindowLimiter,
+        requirements: Any,
+        *,
+        settle: bool = False,
+    ) -> tuple[str, str] | None:
         """(reason, message) when a guard refuses the payment, else None. A settle's last guard reserves
         the seller's quota (`PaymentPolicy.seller_refusal`)."""
         ticket = current(OPERATOR)

@@ -123,9 +123,14 @@ class SellerKey:
     revoked_at: float | None = None
 
     def terms(self) -> dict[str, object]:
-        return {"name": self.name, "keyId": self.key_id, "frontRent": self.front_rent,
-                "maxRentOutstandingLamports": self.max_rent_outstanding,
-                "settlesPerMinute": self.settles_per_minute, "feeLamportsPerDay": self.fee_lamports_per_day}
+        return {
+            "name": self.name,
+            "keyId": self.key_id,
+            "frontRent": self.front_rent,
+            "maxRentOutstandingLamports": self.max_rent_outstanding,
+            "settlesPerMinute": self.settles_per_minute,
+            "feeLamportsPerDay": self.fee_lamports_per_day,
+        }
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ def key_id_of(key: str) -> str | None:
     """The id inside a key (`gpk_<id>_<secret>`), or None when it is not shaped like one."""
     if not key.startswith(KEY_PREFIX):
         return None
-    key_id, sep, secret = key[len(KEY_PREFIX):].partition("_")
+    key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
     return key_id if sep and key_id and secret else None
 
 
@@ -174,8 +179,7 @@ def sign_request(key: str, endpoint: str, body: bytes, now: float | None = None)
         raise KeyStoreError("not a facilitator key (gpk_<id>_<secret>)")
     timestamp, nonce = str(int(time.time() if now is None else now)), secrets.token_hex(12)
     signature = hmac.new(key_digest(key), signed_message(timestamp, nonce, endpoint, body), hashlib.sha256)
-    return {"Authorization": f"{HMAC_SCHEME} key={key_id}, ts={timestamp}, nonce={nonce}, "
-                             f"sig={signature.hexdigest()}"}
+    return {"Authorization": f"{HMAC_SCHEME} key={key_id}, ts={timestamp}, nonce={nonce}, sig={signature.hexdigest()}"}
 
 
 def bearer_headers(key: str) -> dict[str, str]:
@@ -195,8 +199,9 @@ class KeyStore:
     def __init__(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             private_file(path)
-        self._db = sqlite3.connect(str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # A nonce is written on every signed request: WAL + NORMAL commits without an fsync each (a killed
         # process loses nothing; a power cut may forget the newest nonces, whose 300 s window then reopens).
@@ -213,21 +218,38 @@ class KeyStore:
     def lock(self) -> threading.Lock:
         return self._lock
 
-    def add(self, name: str, *, front_rent: bool = False, max_rent_outstanding: int = DEFAULT_MAX_RENT_OUTSTANDING,
-            settles_per_minute: int = DEFAULT_SETTLES_PER_MINUTE,
-            fee_lamports_per_day: int = DEFAULT_FEE_LAMPORTS_PER_DAY) -> tuple[SellerKey, str]:
+    def add(
+        self,
+        name: str,
+        *,
+        front_rent: bool = False,
+        max_rent_outstanding: int = DEFAULT_MAX_RENT_OUTSTANDING,
+        settles_per_minute: int = DEFAULT_SETTLES_PER_MINUTE,
+        fee_lamports_per_day: int = DEFAULT_FEE_LAMPORTS_PER_DAY,
+    ) -> tuple[SellerKey, str]:
         """A new key for seller `name`: (what is stored, the key, to show once)."""
         if not name or not name.isprintable():
             raise KeyStoreError("a key's name is printable text")
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        seller = SellerKey(key_id, name, front_rent, max_rent_outstanding, settles_per_minute, fee_lamports_per_day,
-                           time.time())
+        seller = SellerKey(
+            key_id, name, front_rent, max_rent_outstanding, settles_per_minute, fee_lamports_per_day, time.time()
+        )
         try:
             with self._lock:
-                self._db.execute("INSERT INTO seller_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", (
-                    key_id, name, key_digest(key).hex(), int(front_rent), max_rent_outstanding, settles_per_minute,
-                    fee_lamports_per_day, seller.created_at))
+                self._db.execute(
+                    "INSERT INTO seller_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        key_id,
+                        name,
+                        key_digest(key).hex(),
+                        int(front_rent),
+                        max_rent_outstanding,
+                        settles_per_minute,
+                        fee_lamports_per_day,
+                        seller.created_at,
+                    ),
+                )
         except sqlite3.IntegrityError:
             raise KeyStoreError(f"an active key is named {name!r}; revoke it first or choose another name") from None
         return seller, key
@@ -235,8 +257,10 @@ class KeyStore:
     def revoke(self, name: str) -> SellerKey:
         """Revoke the active key named `name`; the row stays, for the record."""
         with self._lock:
-            row = self._db.execute("UPDATE seller_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL "
-                                   "RETURNING *", (time.time(), name)).fetchall()  # all: the statement ends, it commits
+            row = self._db.execute(
+                "UPDATE seller_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *",
+                (time.time(), name),
+            ).fetchall()  # all: the statement ends, it commits
         if not row:
             raise KeyStoreError(f"no active key named {name!r}")
         return _seller(row[0])
@@ -301,8 +325,9 @@ class Authenticator:
         if scheme == HMAC_SCHEME:
             return self._hmac(endpoint, value)
         if header:
-            raise AuthRefused(ERR_AUTH_MALFORMED, f"Authorization is 'Bearer <key>' or '{HMAC_SCHEME} key=…, ts=…, "
-                                                  "nonce=…, sig=…'")
+            raise AuthRefused(
+                ERR_AUTH_MALFORMED, f"Authorization is 'Bearer <key>' or '{HMAC_SCHEME} key=…, ts=…, nonce=…, sig=…'"
+            )
         raise AuthRefused(ERR_AUTH_REQUIRED, "this facilitator serves sellers with a key (Authorization header)")
 
     def _known(self, key_id: str | None) -> tuple[SellerKey, bytes]:
@@ -332,8 +357,10 @@ class Authenticator:
         if set(fields) != {"key", "ts", "nonce", "sig"} or not fields["ts"].isdigit():
             raise AuthRefused(ERR_AUTH_MALFORMED, f"{HMAC_SCHEME} takes key=, ts= (unix seconds), nonce= and sig=")
         if abs(time.time() - int(fields["ts"])) > self.max_age:
-            raise AuthRefused(ERR_AUTH_EXPIRED, f"the signature's timestamp is more than {self.max_age:g} s "
-                                                "from the facilitator's clock")
+            raise AuthRefused(
+                ERR_AUTH_EXPIRED,
+                f"the signature's timestamp is more than {self.max_age:g} s from the facilitator's clock",
+            )
         seller, digest = self._known(fields["key"])
         prefix = f"{fields['ts']}.{fields['nonce']}.{endpoint}."
         return Credential(seller, self, (digest, fields["sig"], prefix, f"{fields['key']}:{fields['nonce']}"))
@@ -379,13 +406,15 @@ class AccessGate:
     def mode(self) -> str:
         return "keys" if self.keyed() else "loopback-only"
 
-    def admit(self, client: str | None, endpoint: str, headers: Mapping[str, str], *, public: bool
-              ) -> Caller | Credential:
+    def admit(
+        self, client: str | None, endpoint: str, headers: Mapping[str, str], *, public: bool
+    ) -> Caller | Credential:
         """The caller, or a credential whose body is still to check; AuthRefused (401/403/503) otherwise."""
         if not self.keyed():
             if not is_loopback(client) or any(headers.get(h) for h in FORWARDING_HEADERS):
-                raise AuthRefused(ERR_LOOPBACK_ONLY, "no seller key is configured: this facilitator serves "
-                                                     "loopback clients only", 403)
+                raise AuthRefused(
+                    ERR_LOOPBACK_ONLY, "no seller key is configured: this facilitator serves loopback clients only", 403
+                )
             return OPERATOR
         if public and not headers.get("authorization"):
             return ANONYMOUS

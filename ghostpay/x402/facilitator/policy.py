@@ -80,9 +80,14 @@ MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
 MAX_COMPUTE_UNIT_LIMIT = 1_400_000
 DEFAULT_INSTRUCTION_COMPUTE_UNITS = 200_000  # per instruction when no SetComputeUnitLimit says otherwise
 SET_COMPUTE_UNIT_LIMIT, SET_COMPUTE_UNIT_PRICE = 2, 3  # ComputeBudget instruction tags
-PRECOMPILES = {Pubkey.from_string(a) for a in ("Ed25519SigVerify111111111111111111111111111",
-                                               "KeccakSecp256k11111111111111111111111111111",
-                                               "Secp256r1SigVerify1111111111111111111111111")}
+PRECOMPILES = {
+    Pubkey.from_string(a)
+    for a in (
+        "Ed25519SigVerify111111111111111111111111111",
+        "KeccakSecp256k11111111111111111111111111111",
+        "Secp256r1SigVerify1111111111111111111111111",
+    )
+}
 COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 TOKEN_PROGRAMS = {Pubkey.from_string(TOKEN_PROGRAM_ADDRESS), Pubkey.from_string(TOKEN_2022_PROGRAM_ADDRESS)}
 TRANSFER_CHECKED = 12
@@ -152,13 +157,18 @@ def transfer_of(tx: VersionedTransaction) -> Transfer | None:
         return None
     ix = message.instructions[TRANSFER_INDEX]
     data, accounts = bytes(ix.data), bytes(ix.accounts)
-    if message.account_keys[ix.program_id_index] not in TOKEN_PROGRAMS or len(data) != TRANSFER_DATA_LEN or \
-            data[0] != TRANSFER_CHECKED or len(accounts) <= TRANSFER_MINT:
+    if (
+        message.account_keys[ix.program_id_index] not in TOKEN_PROGRAMS
+        or len(data) != TRANSFER_DATA_LEN
+        or data[0] != TRANSFER_CHECKED
+        or len(accounts) <= TRANSFER_MINT
+    ):
         return None
     return Transfer(str(message.account_keys[accounts[TRANSFER_MINT]]), int.from_bytes(data[1:9], "little"), data[9])
 
 
 # assets ------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AssetRule:
@@ -173,10 +183,10 @@ class AssetRule:
 def parse_asset(text: str) -> AssetRule:
     """`MINT[=MIN_AMOUNT]` (atomic units) or `any[=MIN_AMOUNT]`.
 
-        >>> parse_asset("4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU=10000").min_amount
-        10000
-        >>> parse_asset("any").mint
-        'any'
+    >>> parse_asset("4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU=10000").min_amount
+    10000
+    >>> parse_asset("any").mint
+    'any'
     """
     mint, sep, minimum = text.strip().partition("=")
     if mint != ANY_ASSET:
@@ -225,21 +235,24 @@ class LabelledMints:
 class AssetAllowList:
     """The mints the facilitator settles, each with its minimum amount; the USD stablecoins' value is known."""
 
-    def __init__(self, rules: Sequence[AssetRule], stablecoins: Iterable[str] = (),
-                 test_mints: LabelledMints | None = None) -> None:
+    def __init__(
+        self, rules: Sequence[AssetRule], stablecoins: Iterable[str] = (), test_mints: LabelledMints | None = None
+    ) -> None:
         self.rules = {r.mint: r for r in rules}
         self.stablecoins = frozenset(stablecoins)
         self.test_mints = test_mints
 
     @classmethod
-    def for_network(cls, network: str, rules: Sequence[AssetRule] = (), test_mints: LabelledMints | None = None
-                    ) -> AssetAllowList:
+    def for_network(
+        cls, network: str, rules: Sequence[AssetRule] = (), test_mints: LabelledMints | None = None
+    ) -> AssetAllowList:
         """`rules` when given; else the network's stablecoins and, on a localnet, `test_mints`."""
         stablecoins = STABLECOINS.get(network, {})
         if rules:
             return cls(rules, stablecoins)
-        return cls([AssetRule(m, source=f"stablecoin {label}") for m, label in stablecoins.items()], stablecoins,
-                   test_mints)
+        return cls(
+            [AssetRule(m, source=f"stablecoin {label}") for m, label in stablecoins.items()], stablecoins, test_mints
+        )
 
     def rule(self, mint: str) -> AssetRule | None:
         found = self.rules.get(mint) or self.rules.get(ANY_ASSET)
@@ -250,13 +263,19 @@ class AssetAllowList:
     def describe(self) -> list[dict[str, Any]]:
         rules = list(self.rules.values())
         if self.test_mints is not None:
-            rules += [AssetRule(m, source=f"test mint {label}") for m, label in self.test_mints.mints().items()
-                      if m not in self.rules]
-        return [{"mint": r.mint, "minAmount": r.min_amount, "source": r.source, "usdStablecoin": r.mint in
-                 self.stablecoins} for r in rules]
+            rules += [
+                AssetRule(m, source=f"test mint {label}")
+                for m, label in self.test_mints.mints().items()
+                if m not in self.rules
+            ]
+        return [
+            {"mint": r.mint, "minAmount": r.min_amount, "source": r.source, "usdStablecoin": r.mint in self.stablecoins}
+            for r in rules
+        ]
 
 
 # fees --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FeeLimits:
@@ -269,17 +288,26 @@ class FeeLimits:
 
     def refusal(self, fee: FeeEstimate, transfer: Transfer, usd_valued: bool) -> tuple[str, str] | None:
         if fee.compute_unit_limit > self.max_compute_units:
-            return ERR_COMPUTE_UNITS_TOO_HIGH, f"a compute-unit limit of {fee.compute_unit_limit:,} is over the " \
-                                               f"{self.max_compute_units:,} a payment needs here"
+            return (
+                ERR_COMPUTE_UNITS_TOO_HIGH,
+                f"a compute-unit limit of {fee.compute_unit_limit:,} is over the "
+                f"{self.max_compute_units:,} a payment needs here",
+            )
         if fee.lamports > self.max_fee_lamports:
-            return ERR_FEE_TOO_HIGH, f"the transaction's fee, {fee.lamports:,} lamports, is over this " \
-                                     f"facilitator's {self.max_fee_lamports:,}"
+            return (
+                ERR_FEE_TOO_HIGH,
+                f"the transaction's fee, {fee.lamports:,} lamports, is over this "
+                f"facilitator's {self.max_fee_lamports:,}",
+            )
         if usd_valued:
             fee_usd = Decimal(fee.lamports) / LAMPORTS_PER_SOL * self.sol_usd
             value_usd = Decimal(transfer.amount).scaleb(-transfer.decimals)
             if fee_usd > self.max_fee_share * value_usd:
-                return ERR_FEE_SHARE_TOO_HIGH, f"the fee (${fee_usd:.6f} at ${self.sol_usd}/SOL) is over " \
-                                               f"{self.max_fee_share} × the payment's ${value_usd}"
+                return (
+                    ERR_FEE_SHARE_TOO_HIGH,
+                    f"the fee (${fee_usd:.6f} at ${self.sol_usd}/SOL) is over "
+                    f"{self.max_fee_share} × the payment's ${value_usd}",
+                )
         return None
 
 
@@ -308,16 +336,20 @@ class Usage:
     rent_outstanding: int
 
     def document(self) -> dict[str, int]:
-        return {"settlesLastMinute": self.settles_last_minute, "feeLamportsLast24h": self.fee_lamports_last_day,
-                "rentOutstandingLamports": self.rent_outstanding}
+        return {
+            "settlesLastMinute": self.settles_last_minute,
+            "feeLamportsLast24h": self.fee_lamports_last_day,
+            "rentOutstandingLamports": self.rent_outstanding,
+        }
 
 
 class QuotaStore:
     """Each seller's admitted settles (fee, fronted rent, receipt) in the facilitator's database."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
+        )
         # Every settle of a keyed seller writes here: WAL + NORMAL commits without an fsync each (the rollback
         # journal's several per commit cost milliseconds a payment); a killed process loses nothing.
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -338,18 +370,24 @@ class QuotaStore:
         # Three index range reads (each touches only the rows it counts), not a scan of the seller's history:
         # this runs on every verify and settle of a keyed seller.
         try:
-            minute = self._db.execute("SELECT COUNT(*) FROM seller_spend WHERE key_id = ? AND at > ?",
-                                      (key_id, now - RATE_WINDOW_SECONDS)).fetchone()[0]
-            day = self._db.execute("SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = ? "
-                                   "AND at > ?", (key_id, now - QUOTA_DAY_SECONDS)).fetchone()[0]
-            rent = self._db.execute("SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = ? "
-                                    "AND rent_lamports > 0", (key_id,)).fetchone()[0]
+            minute = self._db.execute(
+                "SELECT COUNT(*) FROM seller_spend WHERE key_id = ? AND at > ?", (key_id, now - RATE_WINDOW_SECONDS)
+            ).fetchone()[0]
+            day = self._db.execute(
+                "SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = ? AND at > ?",
+                (key_id, now - QUOTA_DAY_SECONDS),
+            ).fetchone()[0]
+            rent = self._db.execute(
+                "SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = ? AND rent_lamports > 0",
+                (key_id,),
+            ).fetchone()[0]
         except sqlite3.Error as exc:
             raise QuotaStoreUnavailable(str(exc)) from None
         return Usage(minute, day, rent)
 
-    def admit(self, seller: SellerKey, fee: int, rent: int, receipt: str | None, *, reserve: bool
-              ) -> tuple[str, str] | int | None:
+    def admit(
+        self, seller: SellerKey, fee: int, rent: int, receipt: str | None, *, reserve: bool
+    ) -> tuple[str, str] | int | None:
         """A refusal (reason, message) when this settle would exceed the seller's terms; else, with
         `reserve`, the id of the spend now counted (None without). QuotaStoreUnavailable when the store fails."""
         now = time.time()
@@ -363,10 +401,13 @@ class QuotaStore:
                         return refused
                     spend = self._db.execute(
                         "INSERT INTO seller_spend (key_id, at, fee_lamports, rent_lamports, receipt) "
-                        "VALUES (?, ?, ?, ?, ?)", (seller.key_id, now, fee, rent, receipt)).lastrowid
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (seller.key_id, now, fee, rent, receipt),
+                    ).lastrowid
                     if now - self._pruned_at > PRUNE_INTERVAL_SECONDS:  # rows no quota or cap reads any more
-                        self._db.execute("DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0",
-                                         (now - QUOTA_DAY_SECONDS,))
+                        self._db.execute(
+                            "DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0", (now - QUOTA_DAY_SECONDS,)
+                        )
                         self._pruned_at = now
                     self._db.execute("COMMIT")
                     return spend
@@ -397,8 +438,11 @@ class QuotaStore:
         """(spend, account) of every account whose rent is outstanding for this seller."""
         with self._lock:
             try:
-                return self._db.execute("SELECT id, receipt FROM seller_spend WHERE key_id = ? AND rent_lamports > 0 "
-                                        "AND receipt IS NOT NULL", (key_id,)).fetchall()
+                return self._db.execute(
+                    "SELECT id, receipt FROM seller_spend WHERE key_id = ? AND rent_lamports > 0 "
+                    "AND receipt IS NOT NULL",
+                    (key_id,),
+                ).fetchall()
             except sqlite3.Error as exc:
                 raise QuotaStoreUnavailable(str(exc)) from None
 
@@ -406,8 +450,9 @@ class QuotaStore:
         """(spend, receipt) of rent still outstanding STALE_RESERVATION_SECONDS after the settle."""
         cutoff = (time.time() if now is None else now) - STALE_RESERVATION_SECONDS
         with self._lock:
-            return self._db.execute("SELECT id, receipt FROM seller_spend WHERE rent_lamports > 0 AND confirmed = 0 "
-                                    "AND at < ?", (cutoff,)).fetchall()
+            return self._db.execute(
+                "SELECT id, receipt FROM seller_spend WHERE rent_lamports > 0 AND confirmed = 0 AND at < ?", (cutoff,)
+            ).fetchall()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
@@ -420,19 +465,28 @@ class QuotaStore:
 
 def _over_terms(seller: SellerKey, usage: Usage, fee: int, rent: int) -> tuple[str, str] | None:
     if usage.settles_last_minute >= seller.settles_per_minute:
-        return ERR_SETTLE_QUOTA, f"seller {seller.name!r} settled {usage.settles_last_minute} payments in the last " \
-                                 f"minute, its quota"
+        return (
+            ERR_SETTLE_QUOTA,
+            f"seller {seller.name!r} settled {usage.settles_last_minute} payments in the last minute, its quota",
+        )
     if usage.fee_lamports_last_day + fee > seller.fee_lamports_per_day:
-        return ERR_FEE_QUOTA, f"seller {seller.name!r}'s fees in the last 24 h ({usage.fee_lamports_last_day:,} " \
-                              f"lamports) and this one's ({fee:,}) exceed its quota of {seller.fee_lamports_per_day:,}"
+        return (
+            ERR_FEE_QUOTA,
+            f"seller {seller.name!r}'s fees in the last 24 h ({usage.fee_lamports_last_day:,} "
+            f"lamports) and this one's ({fee:,}) exceed its quota of {seller.fee_lamports_per_day:,}",
+        )
     if rent and usage.rent_outstanding + rent > seller.max_rent_outstanding:
-        return ERR_RENT_CAP, f"seller {seller.name!r} has {usage.rent_outstanding:,} lamports of fronted rent " \
-                             f"outstanding; this PayerStats' {rent:,} would pass its cap of " \
-                             f"{seller.max_rent_outstanding:,}"
+        return (
+            ERR_RENT_CAP,
+            f"seller {seller.name!r} has {usage.rent_outstanding:,} lamports of fronted rent "
+            f"outstanding; this PayerStats' {rent:,} would pass its cap of "
+            f"{seller.max_rent_outstanding:,}",
+        )
     return None
 
 
 # who is asking, for the guards deep inside the official scheme -----------------------------------------
+
 
 @dataclass
 class Ticket:
@@ -495,15 +549,20 @@ class PaymentPolicy:
             return ERR_ASSET_NOT_ALLOWED, "no TransferChecked where an exact payment has it: nothing to settle"
         rule = self.assets.rule(transfer.mint)
         if rule is None:
-            return ERR_ASSET_NOT_ALLOWED, f"this facilitator does not settle payments in {transfer.mint} " \
-                                          "(GET /policy lists the assets it does)"
+            return (
+                ERR_ASSET_NOT_ALLOWED,
+                f"this facilitator does not settle payments in {transfer.mint} (GET /policy lists the assets it does)",
+            )
         if transfer.amount < rule.min_amount:
-            return ERR_AMOUNT_BELOW_MINIMUM, f"{transfer.amount} atomic units of {transfer.mint} is under its " \
-                                             f"minimum of {rule.min_amount}"
+            return (
+                ERR_AMOUNT_BELOW_MINIMUM,
+                f"{transfer.amount} atomic units of {transfer.mint} is under its minimum of {rule.min_amount}",
+            )
         return self.limits.refusal(fee_of(tx), transfer, transfer.mint in self.assets.stablecoins)
 
-    def seller_refusal(self, tx: VersionedTransaction, receipt: str | None, ticket: Ticket, *, settle: bool
-                       ) -> tuple[str, str] | None:
+    def seller_refusal(
+        self, tx: VersionedTransaction, receipt: str | None, ticket: Ticket, *, settle: bool
+    ) -> tuple[str, str] | None:
         """The seller's quotas and rent cap; a settle admitted reserves its spend on `ticket`."""
         seller = ticket.caller.seller
         if seller is None:  # the operator: loopback without keys, or in-process
@@ -527,8 +586,7 @@ class PaymentPolicy:
         if self.exists is None:
             return False
         rows = self.quotas.outstanding(seller.key_id)
-        closed = [spend for (spend, _), alive in zip(rows, self.exists([account for _, account in rows]))
-                  if not alive]
+        closed = [spend for (spend, _), alive in zip(rows, self.exists([account for _, account in rows])) if not alive]
         for spend in closed:
             self.quotas.release_rent(spend)
         return bool(closed)
@@ -561,9 +619,14 @@ class PaymentPolicy:
         """GET /policy: what this facilitator refuses, and the caller's own terms and usage."""
         limits = self.limits
         document: dict[str, Any] = {
-            "fees": {"lamportsPerSignature": LAMPORTS_PER_SIGNATURE, "maxFeeLamports": limits.max_fee_lamports,
-                     "maxComputeUnits": limits.max_compute_units, "maxFeeShare": str(limits.max_fee_share),
-                     "solUsd": str(limits.sol_usd), "feeShareApplies": "USD stablecoins (value = amount / 10^decimals)"},
+            "fees": {
+                "lamportsPerSignature": LAMPORTS_PER_SIGNATURE,
+                "maxFeeLamports": limits.max_fee_lamports,
+                "maxComputeUnits": limits.max_compute_units,
+                "maxFeeShare": str(limits.max_fee_share),
+                "solUsd": str(limits.sol_usd),
+                "feeShareApplies": "USD stablecoins (value = amount / 10^decimals)",
+            },
             "assets": self.assets.describe(),
         }
         if caller.seller is not None:
@@ -576,8 +639,11 @@ class PaymentPolicy:
 
     def summary(self) -> list[str]:
         """The policy in /supported's extensions (the whole of it: GET /policy)."""
-        return ["ghostpay-policy", f"ghostpay-max-fee-lamports:{self.limits.max_fee_lamports}",
-                f"ghostpay-max-compute-units:{self.limits.max_compute_units}"]
+        return [
+            "ghostpay-policy",
+            f"ghostpay-max-fee-lamports:{self.limits.max_fee_lamports}",
+            f"ghostpay-max-compute-units:{self.limits.max_compute_units}",
+        ]
 
 
 POLICY_REFUSALS = {
@@ -587,7 +653,7 @@ POLICY_REFUSALS = {
     ERR_ASSET_NOT_ALLOWED: "the payment's mint is not in assets",
     ERR_AMOUNT_BELOW_MINIMUM: "the amount is under the asset's minAmount",
     ERR_RENT_CAP: "the rent the fee payer fronted for the seller's buyers (their PayerStats, once per pair) "
-                  "would pass the seller's cap",
+    "would pass the seller's cap",
     ERR_SETTLE_QUOTA: "the seller's settles in the last minute reached its quota",
     ERR_FEE_QUOTA: "the seller's fees in the last 24 hours would pass its quota",
     ERR_QUOTA_STORE_UNAVAILABLE: "the quota store cannot be read or written (fails closed)",

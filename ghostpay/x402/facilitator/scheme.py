@@ -39,8 +39,14 @@ class GuardedScheme:
     A payment with an accepted record instruction reaches the official scheme without it, and the
     signer swaps the whole transaction back in to sign, simulate and send it."""
 
-    def __init__(self, inner: ExactSvmScheme | ExactSvmSchemeV1, guards: Guards, signer: SubscribingSigner,
-                 settler: Settler, networks: set[str]) -> None:
+    def __init__(
+        self,
+        inner: ExactSvmScheme | ExactSvmSchemeV1,
+        guards: Guards,
+        signer: SubscribingSigner,
+        settler: Settler,
+        networks: set[str],
+    ) -> None:
         self._inner = inner
         self._guards = guards
         self._signer = signer
@@ -62,19 +68,22 @@ class GuardedScheme:
             if network not in self._networks:
                 raise SchemeNotFoundError(self.scheme, network)
 
-    def _official(self, method: str, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction
-                  ) -> Any:
+    def _official(self, method: str, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction) -> Any:
         """The official scheme's verify (or settle), on the transaction without an accepted record instruction."""
         if not self._guards.records(tx):
             return getattr(self._inner, method)(payload, requirements, context)
         whole = payload.payload["transaction"]
         stripped = base64.b64encode(bytes(without_record(tx))).decode()
         with self._signer.substituting(stripped, whole):
-            return getattr(self._inner, method)(payload.model_copy(update={"payload": {
-                **payload.payload, "transaction": stripped}}), requirements, context)
+            return getattr(self._inner, method)(
+                payload.model_copy(update={"payload": {**payload.payload, "transaction": stripped}}),
+                requirements,
+                context,
+            )
 
-    def _checked_landed(self, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction
-                        ) -> VerifyResponse:
+    def _checked_landed(
+        self, payload: Any, requirements: Any, context: Any, tx: VersionedTransaction
+    ) -> VerifyResponse:
         """The official checks of a payment that landed against these requirements (a landed payment to
         one seller must not pass for another's), without a simulation."""
         with self._signer.landed():
@@ -90,8 +99,12 @@ class GuardedScheme:
         if previous is not None and previous.status == LANDED:  # paid on chain, if it pays these requirements
             return self._checked_landed(payload, requirements, context, tx)
         if previous is not None and previous.status == FAILED:
-            return VerifyResponse(is_valid=False, invalid_reason=ERR_TRANSACTION_FAILED, payer=payer,
-                                  invalid_message=f"the transaction landed and failed on chain: {previous.error}")
+            return VerifyResponse(
+                is_valid=False,
+                invalid_reason=ERR_TRANSACTION_FAILED,
+                payer=payer,
+                invalid_message=f"the transaction landed and failed on chain: {previous.error}",
+            )
         refused = self._guards.refusal(tx, payer, self._guards.verify_limiter, requirements)
         if refused is not None:
             return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1], payer=payer)
@@ -110,17 +123,27 @@ class GuardedScheme:
             if previous is not None and previous.status == LANDED:
                 checked = self._checked_landed(payload, requirements, context, tx)
                 if not checked.is_valid:
-                    return SettleResponse(success=False, error_reason=checked.invalid_reason,
-                                          error_message=checked.invalid_message, payer=payer, transaction="",
-                                          network=network)
+                    return SettleResponse(
+                        success=False,
+                        error_reason=checked.invalid_reason,
+                        error_message=checked.invalid_message,
+                        payer=payer,
+                        transaction="",
+                        network=network,
+                    )
             if previous is not None and previous.status != PENDING:
                 return self._settler.answer_known(previous, payer, network)
             if previous is None:
-                refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements,
-                                                 settle=True)
+                refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements, settle=True)
                 if refused is not None:
-                    return SettleResponse(success=False, error_reason=refused[0], error_message=refused[1],
-                                          payer=payer, transaction="", network=network)
+                    return SettleResponse(
+                        success=False,
+                        error_reason=refused[0],
+                        error_message=refused[1],
+                        payer=payer,
+                        transaction="",
+                        network=network,
+                    )
             # Every check right before the send, and a simulation against the current state: a first send's
             # preflight (atomic with it), or for a resend (it may have landed meanwhile) a simulation first.
             if previous is None:
@@ -129,8 +152,20 @@ class GuardedScheme:
             else:
                 verified = self._official("verify", payload, requirements, context, tx)
             if not verified.is_valid:
-                return SettleResponse(success=False, error_reason=verified.invalid_reason,
-                                      error_message=verified.invalid_message, payer=verified.payer or payer,
-                                      transaction="", network=network)
-            return self._settler.send(key, tx, payload.payload["transaction"], str(requirements.extra["feePayer"]),
-                                      payer, network, resend=previous is not None)
+                return SettleResponse(
+                    success=False,
+                    error_reason=verified.invalid_reason,
+                    error_message=verified.invalid_message,
+                    payer=verified.payer or payer,
+                    transaction="",
+                    network=network,
+                )
+            return self._settler.send(
+                key,
+                tx,
+                payload.payload["transaction"],
+                str(requirements.extra["feePayer"]),
+                payer,
+                network,
+                resend=previous is not None,
+            )

@@ -75,30 +75,48 @@ class GhostPayFacilitator:
     def __init__(self, settings: FacilitatorSettings) -> None:
         self.settings = settings
         self.rpc = Client(settings.rpc_url)
-        self.signer = SubscribingSigner(settings.keypair, settings.rpc_url, settings.ws_url,
-                                        settings.confirm_timeout_seconds)
+        self.signer = SubscribingSigner(
+            settings.keypair, settings.rpc_url, settings.ws_url, settings.confirm_timeout_seconds
+        )
         self.log = SettledLog(settings.db_path)
         self.keys = KeyStore(settings.db_path)
         self.gate = AccessGate(self.keys)
-        test_mints = LabelledMints(settings.test_mints, str(self.rpc.get_genesis_hash().value)) \
-            if settings.test_mints is not None else None
+        test_mints = (
+            LabelledMints(settings.test_mints, str(self.rpc.get_genesis_hash().value))
+            if settings.test_mints is not None
+            else None
+        )
         self._receipt_rent: int | None = None
         self.policy = PaymentPolicy(
-            settings.fee_limits, AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
-            QuotaStore(settings.db_path), self.receipt_rent, self._existing)
-        extension = RecordExtension(settings.program_id, settings.front_receipt_rent) \
-            if settings.record_extension else None
-        self.guards = Guards({str(settings.fee_payer)}, self.log, settings.rate_limit, settings.rate_window_seconds,
-                             BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports), extension,
-                             self.policy, PairAccounts(self.rpc))
+            settings.fee_limits,
+            AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
+            QuotaStore(settings.db_path),
+            self.receipt_rent,
+            self._existing,
+        )
+        extension = (
+            RecordExtension(settings.program_id, settings.front_receipt_rent) if settings.record_extension else None
+        )
+        self.guards = Guards(
+            {str(settings.fee_payer)},
+            self.log,
+            settings.rate_limit,
+            settings.rate_window_seconds,
+            BalanceFloor(self.rpc, settings.fee_payer, settings.min_balance_lamports),
+            extension,
+            self.policy,
+            PairAccounts(self.rpc),
+        )
         self.settler = Settler(self.signer, self.log, self.guards.floor, self.cost)
         cache = SettlementCache()  # shared by v1 and v2, as the package's register helper does
         self.x402 = x402FacilitatorSync()
         v2, v1 = set(settings.networks), {network_by_id(n).v1_name for n in settings.networks}
-        self.x402.register(sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, self.signer,
-                                                     self.settler, v2))
-        self.x402.register_v1(sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards,
-                                                        self.signer, self.settler, v1))
+        self.x402.register(
+            sorted(v2), GuardedScheme(ExactSvmScheme(self.signer, cache), self.guards, self.signer, self.settler, v2)
+        )
+        self.x402.register_v1(
+            sorted(v1), GuardedScheme(ExactSvmSchemeV1(self.signer, cache), self.guards, self.signer, self.settler, v1)
+        )
         if extension is not None:
             self.x402.register_extension(RECORD_EXTENSION)
             if extension.front_rent:
@@ -151,8 +169,7 @@ class GhostPayFacilitator:
             self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
         return result
 
-    def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None
-                 ) -> None:
+    def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None) -> None:
         self.refusals.count(reason or "unknown")
         log.info("%s refused for %s (payer %s): %s: %s", method, caller.name, payer or "?", reason, message)
 
@@ -169,8 +186,10 @@ class GhostPayFacilitator:
             "auth": {"mode": self.gate.mode(), "schemes": ["Bearer", "GhostPay-HMAC-SHA256"]},
             "caller": caller.name,
             **self.policy.document(caller),
-            "rentFronting": {"enabled": settings.record_extension and settings.front_receipt_rent,
-                             "forCaller": caller.may_front_rent and settings.front_receipt_rent},
+            "rentFronting": {
+                "enabled": settings.record_extension and settings.front_receipt_rent,
+                "forCaller": caller.may_front_rent and settings.front_receipt_rent,
+            },
             "rateLimit": {"perPayer": settings.rate_limit, "windowSeconds": settings.rate_window_seconds},
             "minBalanceLamports": settings.min_balance_lamports,
             "refusals": {**AUTH_REFUSALS, **GUARD_REFUSALS, **POLICY_REFUSALS},
@@ -178,13 +197,20 @@ class GhostPayFacilitator:
 
     def health(self) -> dict[str, Any]:
         balance = self.guards.floor.balance()
-        return {"status": "ok" if balance >= self.guards.floor.floor else "balance_low",
-                "feePayer": str(self.settings.fee_payer), "balanceLamports": balance,
-                "minBalanceLamports": self.guards.floor.floor, "networks": list(self.settings.networks),
-                "auth": self.gate.mode(), "settled": self.log.count(), "pendingSettles": len(self.log.pending()),
-                "refusals": self.refusals.snapshot(),
-                "extensions": self.supported().extensions,
-                "receiptsClosed": self.sweep.closed, "rentReclaimedLamports": self.sweep.reclaimed_lamports}
+        return {
+            "status": "ok" if balance >= self.guards.floor.floor else "balance_low",
+            "feePayer": str(self.settings.fee_payer),
+            "balanceLamports": balance,
+            "minBalanceLamports": self.guards.floor.floor,
+            "networks": list(self.settings.networks),
+            "auth": self.gate.mode(),
+            "settled": self.log.count(),
+            "pendingSettles": len(self.log.pending()),
+            "refusals": self.refusals.snapshot(),
+            "extensions": self.supported().extensions,
+            "receiptsClosed": self.sweep.closed,
+            "rentReclaimedLamports": self.sweep.reclaimed_lamports,
+        }
 
     def sweep_once(self) -> None:
         """Close the receipts whose rent may come back; the sellers' outstanding rent follows."""
@@ -194,7 +220,7 @@ class GhostPayFacilitator:
     def _existing(self, addresses: list[str]) -> list[bool]:
         found: list[bool] = []
         for start in range(0, len(addresses), MAX_ACCOUNTS_PER_CALL):
-            batch = [Pubkey.from_string(a) for a in addresses[start:start + MAX_ACCOUNTS_PER_CALL]]
+            batch = [Pubkey.from_string(a) for a in addresses[start : start + MAX_ACCOUNTS_PER_CALL]]
             found += [info is not None for info in self.rpc.get_multiple_accounts(batch, Confirmed).value]
         return found
 

@@ -68,6 +68,8 @@ DEFAULT_UNITS_PER_INSTRUCTION = 200_000  # the runtime's compute budget without 
 MAX_COMPUTE_UNITS = 1_400_000  # ...capped at the transaction's maximum
 MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
 SET_COMPUTE_UNIT_LIMIT, SET_COMPUTE_UNIT_PRICE = 2, 3
+
+
 def fee_lamports(message: Message | MessageV0) -> int:
     """The most the transaction's fee can be: 5,000 lamports a signature plus its priority fee (its
     compute-unit limit times its price)."""
@@ -132,23 +134,41 @@ class KeyedLocks:
                         self._locks[name] = (lock, users - 1)
 
 
-def answer(success: bool, payer: str, network: str, transaction: str = "", reason: str | None = None,
-           message: str | None = None) -> SettleResponse:
-    return SettleResponse(success=success, error_reason=reason, error_message=message, payer=payer,
-                          transaction=transaction, network=network)
+def answer(
+    success: bool,
+    payer: str,
+    network: str,
+    transaction: str = "",
+    reason: str | None = None,
+    message: str | None = None,
+) -> SettleResponse:
+    return SettleResponse(
+        success=success,
+        error_reason=reason,
+        error_message=message,
+        payer=payer,
+        transaction=transaction,
+        network=network,
+    )
 
 
 def failed_on_chain(signature: str, error: str | None, payer: str, network: str) -> SettleResponse:
-    return answer(False, payer, network, signature, ERR_TRANSACTION_FAILED,
-                  f"the transaction landed and failed on chain: {error}")
+    return answer(
+        False, payer, network, signature, ERR_TRANSACTION_FAILED, f"the transaction landed and failed on chain: {error}"
+    )
 
 
 class Settler:
     """Sends verified payments and reconciles what a crash or a lost confirmation left pending; shared by
     the v2 and v1 schemes. `cost(tx)` is what a transaction can take from the fee payer."""
 
-    def __init__(self, signer: SubscribingSigner, settled: SettledLog, floor: BalanceFloor,
-                 cost: Callable[[VersionedTransaction], int]) -> None:
+    def __init__(
+        self,
+        signer: SubscribingSigner,
+        settled: SettledLog,
+        floor: BalanceFloor,
+        cost: Callable[[VersionedTransaction], int],
+    ) -> None:
         self._signer = signer
         self._log = settled
         self._floor = floor
@@ -202,7 +222,9 @@ class Settler:
             return failed_on_chain(row.signature or "", row.error, payer, network)
         if row.status == LANDED and row.signature is not None and self._answering_success(row.signature):
             return answer(True, payer, network, row.signature)
-        return answer(False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled")
+        return answer(
+            False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled"
+        )
 
     def _answering_success(self, signature: str) -> bool:
         with self._answering_lock:
@@ -222,22 +244,37 @@ class Settler:
         with self._answering_lock:
             self._answering.discard(signature)
 
-    def send(self, key: str, tx: VersionedTransaction, tx_base64: str, fee_payer: str, payer: str, network: str,
-             resend: bool = False) -> SettleResponse:
+    def send(
+        self,
+        key: str,
+        tx: VersionedTransaction,
+        tx_base64: str,
+        fee_payer: str,
+        payer: str,
+        network: str,
+        resend: bool = False,
+    ) -> SettleResponse:
         """Sign, reserve, claim (pending, with the signature) and send a payment just simulated, then
         confirm it. `resend`: the log already has it pending (never seen landed, blockhash still valid)."""
         signed = self._signer.sign_transaction(tx_base64, fee_payer, network)
         signature = str(VersionedTransaction.from_bytes(base64.b64decode(signed)).signatures[0])
         cost = self._cost(tx)
         if not self._floor.reserve(cost):
-            return answer(False, payer, network, reason=ERR_BALANCE_LOW,
-                          message="the facilitator's SOL balance would go under its floor; it pays no fees now")
+            return answer(
+                False,
+                payer,
+                network,
+                reason=ERR_BALANCE_LOW,
+                message="the facilitator's SOL balance would go under its floor; it pays no fees now",
+            )
         spent = 0
         try:
-            if not resend and not self._log.claim(key, payer=payer, network=network, signature=signature,
-                                                  blockhash=str(tx.message.recent_blockhash)):
-                return answer(False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT,
-                              message="this payment was already settled")
+            if not resend and not self._log.claim(
+                key, payer=payer, network=network, signature=signature, blockhash=str(tx.message.recent_blockhash)
+            ):
+                return answer(
+                    False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled"
+                )
             spent = cost  # from here on it may be spent; an unknown outcome counts until the next balance read
             try:
                 try:
@@ -247,8 +284,13 @@ class Settler:
                         raise
                     spent = 0  # the node simulated it on the current state and sent nothing
                     self._log.release(key)
-                    return answer(False, payer, network, reason=ERR_SIMULATION_FAILED,
-                                  message=f"Simulation failed: {refused.simulation_error or refused}")
+                    return answer(
+                        False,
+                        payer,
+                        network,
+                        reason=ERR_SIMULATION_FAILED,
+                        message=f"Simulation failed: {refused.simulation_error or refused}",
+                    )
                 self._signer.confirm_transaction(signature, network, look_up=resend)
             except FailedOnChain as failed:
                 spent = fee_lamports(tx.message)

@@ -82,8 +82,9 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         if getattr(self._checking, "unsimulated", False):
             return
         # What the package's signer asks: a signature-verified simulation at confirmed commitment.
-        simulated = self.rpc.call("simulateTransaction", [tx_base64, {
-            "encoding": "base64", "sigVerify": True, "commitment": "confirmed"}])
+        simulated = self.rpc.call(
+            "simulateTransaction", [tx_base64, {"encoding": "base64", "sigVerify": True, "commitment": "confirmed"}]
+        )
         if simulated["value"]["err"]:
             raise RuntimeError(f"Simulation failed: {simulated['value']['err']}")
 
@@ -93,8 +94,10 @@ class SubscribingSigner(FacilitatorKeypairSigner):
         tx = VersionedTransaction.from_bytes(base64.b64decode(tx_base64))
         watch = self._watcher.watch(str(tx.signatures[0]))  # before the send: no notification can be missed
         try:
-            signature = self.rpc.call("sendTransaction", [tx_base64, {
-                "encoding": "base64", "skipPreflight": not preflight, "preflightCommitment": "confirmed"}])
+            signature = self.rpc.call(
+                "sendTransaction",
+                [tx_base64, {"encoding": "base64", "skipPreflight": not preflight, "preflightCommitment": "confirmed"}],
+            )
         except BaseException:
             self._watcher.forget(watch)
             raise
@@ -102,8 +105,9 @@ class SubscribingSigner(FacilitatorKeypairSigner):
             self._watches[signature] = watch
         return signature
 
-    def confirm_transaction(self, signature: str, network: str, timeout_seconds: int = 30, *,
-                            look_up: bool = False) -> None:
+    def confirm_transaction(
+        self, signature: str, network: str, timeout_seconds: int = 30, *, look_up: bool = False
+    ) -> None:
         """Wait for the confirmation of a transaction sent by `send_transaction` (else subscribe now);
         `look_up`: it may have landed before its subscription (a reconciled or resent one), so its status
         is read too. FailedOnChain when it landed and failed; RuntimeError when no confirmation came."""

@@ -137,20 +137,28 @@ class SettledLog:
     def claim(self, message_hash: str, *, payer: str, network: str, signature: str, blockhash: str) -> bool:
         """Take the message hash for this settle, pending, with the transaction's signature (before it is
         sent); False if any settle (past or running) has it."""
-        return self._write(
-            "INSERT OR IGNORE INTO settled (message_hash, payer, network, signature, blockhash, status, claimed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (message_hash, payer, network, signature, blockhash, PENDING, time.time())) == 1
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO settled (message_hash, payer, network, signature, blockhash, status, claimed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (message_hash, payer, network, signature, blockhash, PENDING, time.time()),
+            )
+            == 1
+        )
 
     def add_signature(self, message_hash: str, signature: str, blockhash: str) -> None:
         """A schema 1 row without a signature: the retried payment's signature, found again by signing it."""
-        self._write("UPDATE settled SET signature = ?, blockhash = ? WHERE message_hash = ? AND signature IS NULL",
-                    (signature, blockhash, message_hash))
+        self._write(
+            "UPDATE settled SET signature = ?, blockhash = ? WHERE message_hash = ? AND signature IS NULL",
+            (signature, blockhash, message_hash),
+        )
 
     def mark_landed(self, message_hash: str) -> None:
         """Succeeded on chain; until its success answer is delivered, a crash leaves it owed."""
-        self._write("UPDATE settled SET status = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
-                    (LANDED, time.time(), message_hash, PENDING))
+        self._write(
+            "UPDATE settled SET status = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
+            (LANDED, time.time(), message_hash, PENDING),
+        )
 
     def mark_settled(self, signature: str) -> None:
         """The success answer naming this landed transaction was delivered: a replay is a duplicate now."""
@@ -158,8 +166,10 @@ class SettledLog:
 
     def mark_failed(self, message_hash: str, error: str) -> None:
         """Landed and failed on chain: nothing moved but the fee."""
-        self._write("UPDATE settled SET status = ?, error = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
-                    (FAILED, error, time.time(), message_hash, PENDING))
+        self._write(
+            "UPDATE settled SET status = ?, error = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
+            (FAILED, error, time.time(), message_hash, PENDING),
+        )
 
     def release(self, message_hash: str) -> None:
         """Nothing was sent, or its blockhash expired without it landing: the same payment may be settled later."""
@@ -173,15 +183,17 @@ class SettledLog:
     def pending(self) -> list[SettledPayment]:
         """The pending rows that name their transaction (schema 1's rows without one wait for a retry)."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM settled WHERE status = ? AND signature IS NOT NULL ORDER BY "
-                                    "claimed_at", (PENDING,)).fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM settled WHERE status = ? AND signature IS NOT NULL ORDER BY claimed_at", (PENDING,)
+            ).fetchall()
         return [SettledPayment(*row) for row in rows]
 
     def count(self) -> int:
         """Payments settled on chain (answered or not yet), pruned ones included."""
         with self._lock:
-            live = self._db.execute("SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED)
-                                    ).fetchone()[0]
+            live = self._db.execute(
+                "SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED)
+            ).fetchone()[0]
             pruned = self._db.execute("SELECT value FROM log_totals WHERE name = ?", (PRUNED_SETTLED,)).fetchone()
         return live + (pruned[0] if pruned else 0)
 
@@ -197,13 +209,18 @@ class SettledLog:
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                settled = db.execute("SELECT COUNT(*) FROM settled WHERE status = ? AND settled_at < ?",
-                                     (SETTLED, before)).fetchone()[0]
-                gone = db.execute("DELETE FROM settled WHERE status IN (?, ?) AND settled_at < ?",
-                                  (SETTLED, FAILED, before)).rowcount
+                settled = db.execute(
+                    "SELECT COUNT(*) FROM settled WHERE status = ? AND settled_at < ?", (SETTLED, before)
+                ).fetchone()[0]
+                gone = db.execute(
+                    "DELETE FROM settled WHERE status IN (?, ?) AND settled_at < ?", (SETTLED, FAILED, before)
+                ).rowcount
                 if settled:
-                    db.execute("INSERT INTO log_totals (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                               "SET value = value + excluded.value", (PRUNED_SETTLED, settled))
+                    db.execute(
+                        "INSERT INTO log_totals (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                        "SET value = value + excluded.value",
+                        (PRUNED_SETTLED, settled),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -68,16 +68,22 @@ class ReceiptSweep:
     def list_fronted(self) -> None:
         """Read the fronted receipts once: their address, lamports and when each may close."""
         found = self.rpc.get_program_accounts(
-            self.program_id, Confirmed, "base64",
+            self.program_id,
+            Confirmed,
+            "base64",
             data_slice=DataSliceOpts(RECEIPT_PAID_AT_OFFSET, RECEIPT_FEEDBACK_OFFSET + 1 - RECEIPT_PAID_AT_OFFSET),
-            filters=[MemcmpOpts(0, based58.b58encode(X402Receipt.discriminator).decode()),
-                     MemcmpOpts(RECEIPT_RENT_PAYER_OFFSET, str(self.fee_payer.pubkey()))]).value
+            filters=[
+                MemcmpOpts(0, based58.b58encode(X402Receipt.discriminator).decode()),
+                MemcmpOpts(RECEIPT_RENT_PAYER_OFFSET, str(self.fee_payer.pubkey())),
+            ],
+        ).value
         for keyed in found:
             data = bytes(keyed.account.data)
             paid_at = struct.unpack_from("<q", data, 0)[0]
             rated = data[RECEIPT_FEEDBACK_OFFSET - RECEIPT_PAID_AT_OFFSET]
-            self.pending.append(SweptReceipt(0 if rated else paid_at + self.feedback_window, keyed.pubkey,
-                                             keyed.account.lamports))
+            self.pending.append(
+                SweptReceipt(0 if rated else paid_at + self.feedback_window, keyed.pubkey, keyed.account.lamports)
+            )
         heapq.heapify(self.pending)
         self.listed = True
 
@@ -91,10 +97,13 @@ class ReceiptSweep:
             due.append(heapq.heappop(self.pending))
         live = []
         for start in range(0, len(due), 100):  # getMultipleAccounts takes at most 100
-            chunk = due[start:start + 100]
-            accounts = self.rpc.get_multiple_accounts([r.address for r in chunk], Confirmed, "base64",
-                                                      DataSliceOpts(0, 0)).value
-            live += [r for r, account in zip(chunk, accounts) if account is not None and account.owner == self.program_id]
+            chunk = due[start : start + 100]
+            accounts = self.rpc.get_multiple_accounts(
+                [r.address for r in chunk], Confirmed, "base64", DataSliceOpts(0, 0)
+            ).value
+            live += [
+                r for r, account in zip(chunk, accounts) if account is not None and account.owner == self.program_id
+            ]
         return live
 
     def chain_time(self) -> int:
@@ -109,9 +118,11 @@ class ReceiptSweep:
         ready = self.closable()
         payer = self.fee_payer.pubkey()
         for start in range(0, len(ready), self.BATCH):
-            batch = ready[start:start + self.BATCH]
-            ixs = [close_receipt({"receipt": r.address, "authority": payer, "rent_payer": payer}, self.program_id)
-                   for r in batch]
+            batch = ready[start : start + self.BATCH]
+            ixs = [
+                close_receipt({"receipt": r.address, "authority": payer, "rent_payer": payer}, self.program_id)
+                for r in batch
+            ]
             blockhash = Hash.from_string(str(self.rpc.get_latest_blockhash(Confirmed).value.blockhash))
             tx = Transaction([self.fee_payer], Message.new_with_blockhash(ixs, payer, blockhash), blockhash)
             signature = self.rpc.send_transaction(tx).value

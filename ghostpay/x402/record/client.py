@@ -46,8 +46,15 @@ from ghostpay.x402.record.types import (
 
 # A facilitator's refusals of the record instruction itself (an unchanged official one refuses a fifth
 # instruction; ours when it may not front the rent): the buyer then pays once more without it.
-RECORD_REFUSED = frozenset({ERR_INVALID_INSTRUCTION_COUNT, ERR_UNKNOWN_FIFTH_INSTRUCTION,
-                            ERR_UNKNOWN_SIXTH_INSTRUCTION, ERR_RECORD_INVALID, ERR_RENT_NOT_FRONTED})
+RECORD_REFUSED = frozenset(
+    {
+        ERR_INVALID_INSTRUCTION_COUNT,
+        ERR_UNKNOWN_FIFTH_INSTRUCTION,
+        ERR_UNKNOWN_SIXTH_INSTRUCTION,
+        ERR_RECORD_INVALID,
+        ERR_RENT_NOT_FRONTED,
+    }
+)
 COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ADDRESS)
 SET_COMPUTE_UNIT_LIMIT = 2  # ComputeBudget instruction tag
 TRANSFER_CHECKED = 12  # Token instruction tag
@@ -58,19 +65,25 @@ def record_hint(extra: Mapping[str, Any], program_id: Pubkey) -> RecordHint | No
     {agent, programId, recordAfterMemo: true, rentPayer?}`; the seller sets `recordAfterMemo` when its
     facilitator advertises the GhostPay extension (it accepts `record_x402_payment` after the Memo)."""
     hint = extra.get(HINT_KEY)
-    if not isinstance(hint, dict) or hint.get("recordAfterMemo") is not True \
-            or hint.get("programId") != str(program_id):
+    if (
+        not isinstance(hint, dict)
+        or hint.get("recordAfterMemo") is not True
+        or hint.get("programId") != str(program_id)
+    ):
         return None
     try:
         rent_payer = hint.get("rentPayer")
-        return RecordHint(Pubkey.from_string(str(hint.get("agent"))),
-                          Pubkey.from_string(rent_payer) if isinstance(rent_payer, str) else None)
+        return RecordHint(
+            Pubkey.from_string(str(hint.get("agent"))),
+            Pubkey.from_string(rent_payer) if isinstance(rent_payer, str) else None,
+        )
     except ValueError:
         return None
 
 
-def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, program_id: Pubkey,
-                        rent_payer: Pubkey | None = None) -> RecordedPayment:
+def add_ghostpay_record(
+    transaction_b64: str, buyer: Keypair, agent: Pubkey, program_id: Pubkey, rent_payer: Pubkey | None = None
+) -> RecordedPayment:
     """The official exact payment with `record_x402_payment` appended after its Memo: [compute limit,
     compute price, TransferChecked, Memo, record]. Same blockhash, fee payer and instructions but the
     compute limit, raised by what the record needs. The rent of the buyer's PayerStats, if this is the pair's
@@ -86,33 +99,59 @@ def add_ghostpay_record(transaction_b64: str, buyer: Keypair, agent: Pubkey, pro
             return i < signers - header.num_readonly_signed_accounts
         return i < len(keys) - header.num_readonly_unsigned_accounts
 
-    instructions = [Instruction(keys[ix.program_id_index], bytes(ix.data),
-                                [AccountMeta(keys[a], a < signers, writable(a)) for a in ix.accounts])
-                    for ix in message.instructions]
-    if instructions and instructions[0].program_id == COMPUTE_BUDGET and \
-            instructions[0].data[:1] == bytes([SET_COMPUTE_UNIT_LIMIT]):
+    instructions = [
+        Instruction(
+            keys[ix.program_id_index],
+            bytes(ix.data),
+            [AccountMeta(keys[a], a < signers, writable(a)) for a in ix.accounts],
+        )
+        for ix in message.instructions
+    ]
+    if (
+        instructions
+        and instructions[0].program_id == COMPUTE_BUDGET
+        and instructions[0].data[:1] == bytes([SET_COMPUTE_UNIT_LIMIT])
+    ):
         limit = int.from_bytes(instructions[0].data[1:5], "little") + RECORD_COMPUTE_UNITS
         instructions[0] = set_compute_unit_limit(limit)
     transfer = next(ix for ix in instructions if ix.data[:1] == bytes([TRANSFER_CHECKED]))
     amount = int.from_bytes(transfer.data[1:9], "little")
     source, mint, destination = (meta.pubkey for meta in transfer.accounts[:3])
     reference = new_reference()
-    instructions.append(build_record_x402_payment(agent, buyer.pubkey(), amount, reference, source, mint, destination,
-                                                  rent_payer=rent_payer, program_id=program_id))
+    instructions.append(
+        build_record_x402_payment(
+            agent,
+            buyer.pubkey(),
+            amount,
+            reference,
+            source,
+            mint,
+            destination,
+            rent_payer=rent_payer,
+            program_id=program_id,
+        )
+    )
     recorded = MessageV0.try_compile(keys[0], instructions, [], message.recent_blockhash)
     signatures = [Signature.default()] * recorded.header.num_required_signatures
     signatures[list(recorded.account_keys).index(buyer.pubkey())] = buyer.sign_message(
-        bytes([0x80]) + bytes(recorded))  # a v0 message is signed with its version prefix
+        bytes([0x80]) + bytes(recorded)
+    )  # a v0 message is signed with its version prefix
     signed = VersionedTransaction.populate(recorded, signatures)
-    return RecordedPayment(base64.b64encode(bytes(signed)).decode(), reference,
-                           payer_stats_address(agent, buyer.pubkey(), program_id)[0])
+    return RecordedPayment(
+        base64.b64encode(bytes(signed)).decode(), reference, payer_stats_address(agent, buyer.pubkey(), program_id)[0]
+    )
 
 
 def recorded_in(events: Iterable[Any], hint: RecordHint, payer: Pubkey, recorded: RecordedPayment) -> bool:
     """Whether a settled transaction's program events record this payer's payment of this reference to the
     hinted agent (GhostPay's X402PaymentRecorded)."""
-    return any(e.name == "X402PaymentRecorded" and e.agent == hint.agent and e.payer == payer
-               and bytes(e.reference) == recorded.reference for e in events)
+    return any(
+        e.name == "X402PaymentRecorded"
+        and e.agent == hint.agent
+        and e.payer == payer
+        and bytes(e.reference) == recorded.reference
+        for e in events
+    )
 
 
 class RecordClientExtension:
@@ -130,12 +169,14 @@ class RecordClientExtension:
         self.program_id = program_id
         self.last: RecordedPayment | None = None
 
-    def enrich_payment_payload(self, payment_payload: PaymentPayload,
-                               payment_required: PaymentRequired) -> PaymentPayload:
+    def enrich_payment_payload(
+        self, payment_payload: PaymentPayload, payment_required: PaymentRequired
+    ) -> PaymentPayload:
         hint = record_hint(payment_payload.accepted.extra or {}, self.program_id)
         transaction = payment_payload.payload.get("transaction")
         if hint is None or not isinstance(transaction, str):
             return payment_payload
         self.last = add_ghostpay_record(transaction, self.keypair, hint.agent, self.program_id, hint.rent_payer)
-        return payment_payload.model_copy(update={"payload": {**payment_payload.payload,
-                                                              "transaction": self.last.transaction}})
+        return payment_payload.model_copy(
+            update={"payload": {**payment_payload.payload, "transaction": self.last.transaction}}
+        )

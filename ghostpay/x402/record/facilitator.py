@@ -40,25 +40,39 @@ from ghostpay.x402.record.types import (
 RECORD_REFUSALS = {
     ERR_RECORD_INVALID: "an instruction after the Memo that is not an acceptable record_x402_payment",
     ERR_RENT_NOT_FRONTED: "the record names the fee payer as rent payer, for a seller whose key does not "
-                          "allow rent fronting (or with --no-front-rent)",
+    "allow rent fronting (or with --no-front-rent)",
 }
 
-_probe = build_record_x402_payment(Pubkey.default(), Pubkey.default(), 0, bytes(32), Pubkey.default(),
-                                   Pubkey.default(), Pubkey.default())
+_probe = build_record_x402_payment(
+    Pubkey.default(), Pubkey.default(), 0, bytes(32), Pubkey.default(), Pubkey.default(), Pubkey.default()
+)
 RECORD_DISCRIMINATOR = bytes(_probe.data[:8])
 RECORD_DATA_LEN = len(_probe.data)  # discriminator, u64 amount, 32-byte reference
-_ACCOUNTS = [a["name"] for a in next(i for i in idl_dict()["instructions"]
-                                     if i["name"] == "record_x402_payment")["accounts"]]
+_ACCOUNTS = [
+    a["name"] for a in next(i for i in idl_dict()["instructions"] if i["name"] == "record_x402_payment")["accounts"]
+]
 RECORD_ACCOUNTS = len(_ACCOUNTS)
 AGENT, PAYER_STATS, PAYER, RENT_PAYER, PAYEE_TOKEN_ACCOUNT, SOURCE_TOKEN_ACCOUNT, MINT, SYSVAR, SYSTEM = (
-    _ACCOUNTS.index(name) for name in ("agent", "payer_stats", "payer", "rent_payer", "payee_token_account",
-                                       "source_token_account", "mint", "instructions_sysvar", "system_program"))
+    _ACCOUNTS.index(name)
+    for name in (
+        "agent",
+        "payer_stats",
+        "payer",
+        "rent_payer",
+        "payee_token_account",
+        "source_token_account",
+        "mint",
+        "instructions_sysvar",
+        "system_program",
+    )
+)
 # TransferChecked's accounts: source, mint, destination, authority
 TRANSFER_SOURCE, TRANSFER_MINT, TRANSFER_DESTINATION, TRANSFER_AUTHORITY = 0, 1, 2, 3
 
 
-def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], program_id: Pubkey,
-                              front_rent: bool, agent: str | None = None) -> str | None:
+def accept_record_instruction(
+    tx: VersionedTransaction, fee_payers: set[str], program_id: Pubkey, front_rent: bool, agent: str | None = None
+) -> str | None:
     """Why the last instruction of `tx` is not an acceptable `record_x402_payment`, or None.
 
     Acceptable: the fifth and last instruction, right after the Memo; the GhostPay program's record
@@ -77,18 +91,25 @@ def accept_record_instruction(tx: VersionedTransaction, fee_payers: set[str], pr
         return ERR_RECORD_INVALID
     record, transfer = ixs[RECORD_INDEX], ixs[TRANSFER_INDEX]
     accounts, data = bytes(record.accounts), bytes(record.data)
-    if keys[record.program_id_index] != program_id or len(data) != RECORD_DATA_LEN or \
-            data[:8] != RECORD_DISCRIMINATOR or len(accounts) != RECORD_ACCOUNTS:
+    if (
+        keys[record.program_id_index] != program_id
+        or len(data) != RECORD_DATA_LEN
+        or data[:8] != RECORD_DISCRIMINATOR
+        or len(accounts) != RECORD_ACCOUNTS
+    ):
         return ERR_RECORD_INVALID
     if keys[accounts[SYSVAR]] != INSTRUCTIONS or keys[accounts[SYSTEM]] != SYSTEM_PROGRAM_ID:
         return ERR_RECORD_INVALID
     transfer_accounts, transfer_data = bytes(transfer.accounts), bytes(transfer.data)
     if len(transfer_accounts) <= TRANSFER_AUTHORITY or len(transfer_data) < 9:
         return ERR_RECORD_INVALID
-    if accounts[PAYER] != transfer_accounts[TRANSFER_AUTHORITY] or \
-            accounts[PAYEE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_DESTINATION] or \
-            accounts[SOURCE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_SOURCE] or \
-            accounts[MINT] != transfer_accounts[TRANSFER_MINT] or data[8:16] != transfer_data[1:9]:
+    if (
+        accounts[PAYER] != transfer_accounts[TRANSFER_AUTHORITY]
+        or accounts[PAYEE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_DESTINATION]
+        or accounts[SOURCE_TOKEN_ACCOUNT] != transfer_accounts[TRANSFER_SOURCE]
+        or accounts[MINT] != transfer_accounts[TRANSFER_MINT]
+        or data[8:16] != transfer_data[1:9]
+    ):
         return ERR_RECORD_INVALID
     if agent is not None and str(keys[accounts[AGENT]]) != agent:
         return ERR_RECORD_INVALID
@@ -110,8 +131,9 @@ def has_record_instruction(tx: VersionedTransaction, program_id: Pubkey) -> bool
 def without_record(tx: VersionedTransaction) -> VersionedTransaction:
     """The same transaction without its last instruction: what the official checks see."""
     m = tx.message  # a v0 message: accept_record_instruction refuses others
-    stripped = MessageV0(m.header, list(m.account_keys), m.recent_blockhash, list(m.instructions)[:-1],
-                         list(m.address_table_lookups))
+    stripped = MessageV0(
+        m.header, list(m.account_keys), m.recent_blockhash, list(m.instructions)[:-1], list(m.address_table_lookups)
+    )
     return VersionedTransaction.populate(stripped, list(tx.signatures))
 
 
@@ -121,8 +143,10 @@ def fronted_account(tx: VersionedTransaction, fee_payers: set[str]) -> str | Non
     its rent payer; else None."""
     message = tx.message
     accounts = bytes(message.instructions[-1].accounts)
-    if len(accounts) <= max(PAYER_STATS, RENT_PAYER) or \
-            str(message.account_keys[accounts[RENT_PAYER]]) not in fee_payers:
+    if (
+        len(accounts) <= max(PAYER_STATS, RENT_PAYER)
+        or str(message.account_keys[accounts[RENT_PAYER]]) not in fee_payers
+    ):
         return None
     return str(message.account_keys[accounts[PAYER_STATS]])
 
@@ -139,17 +163,22 @@ class RecordExtension:
         """Whether `tx` ends with this program's record instruction (acceptable or not)."""
         return has_record_instruction(tx, self.program_id)
 
-    def refusal(self, tx: VersionedTransaction, fee_payers: set[str], requirements: Any,
-                may_front_rent: bool) -> tuple[str, str] | None:
+    def refusal(
+        self, tx: VersionedTransaction, fee_payers: set[str], requirements: Any, may_front_rent: bool
+    ) -> tuple[str, str] | None:
         """(reason, message) when the record instruction ending `tx` is not acceptable for `requirements`
         (their `extra.ghostpay.agent`), from a caller that may (or may not) have the rent fronted."""
         hints = (requirements.extra or {}).get(HINT_KEY)
         agent = hints.get("agent") if isinstance(hints, dict) else None
         front_rent = self.front_rent and may_front_rent
-        reason = accept_record_instruction(tx, fee_payers, self.program_id, front_rent,
-                                           agent if isinstance(agent, str) else None)
+        reason = accept_record_instruction(
+            tx, fee_payers, self.program_id, front_rent, agent if isinstance(agent, str) else None
+        )
         if reason is None:
             return None
-        return reason, "record_x402_payment is accepted only as the last instruction, right after the " \
-                       "Memo, recording the transfer before it" + \
-                       ("" if front_rent else ", with the payer paying the PayerStats rent")
+        return (
+            reason,
+            "record_x402_payment is accepted only as the last instruction, right after the "
+            "Memo, recording the transfer before it"
+            + ("" if front_rent else ", with the payer paying the PayerStats rent"),
+        )
