@@ -117,7 +117,7 @@ def register_rows(b: Bench) -> Iterator[Row]:
         ("x402, 10 tokens", lambda: 10),
         ("x402, 1-10 tokens", lambda: b.rng.randint(1, 10)),
     ):
-        yield summarize("register_agent", case, b.samples(lambda: b.register(count())[2]))
+        yield summarize("register_agent", case, b.samples(lambda count=count: b.register(count())[2]))
 
 
 def update_rows(b: Bench) -> Iterator[Row]:

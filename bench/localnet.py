@@ -131,7 +131,7 @@ async def send_and_confirm(encoded: list[str], send: list, confirm: object) -> f
         statuses: list[object] = []
         for i in range(0, len(pending), 256):
             statuses += (await confirm("getSignatureStatuses", pending[i : i + 256]))["value"]  # type: ignore
-        pending = [sig for sig, status in zip(pending, statuses) if status is None]
+        pending = [sig for sig, status in zip(pending, statuses, strict=True) if status is None]
     return time.perf_counter() - started
 
 

@@ -12,8 +12,8 @@ Every server is its own process, on one throwaway localnet, in the same run:
 Rows: unpaid calls to the upstream and to a free route through the proxy; paid calls through the
 official stack and through the proxy with the official client unchanged; paid calls through the
 proxy with `record_x402_payment` after the Memo (a GhostPay buyer's transaction: a verified,
-reputation-bearing payment, the buyer's one-time PayerStats rent fronted by the facilitator); each at concurrency 1 and 8
-(one buyer per worker). A paid call is the whole exchange a buyer sees: the 402, building and
+reputation-bearing payment, the buyer's one-time PayerStats rent fronted by the facilitator); each at
+concurrency 1 and 8 (one buyer per worker). A paid call is the whole exchange a buyer sees: the 402, building and
 signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
 confirmation. The cold row is the first paid call through a freshly started proxy.
 
@@ -23,9 +23,9 @@ The checks each side runs on a paid call (every one on, in both stacks):
 - GhostPay: every request to the facilitator signed by the proxy with its seller key (HMAC over the body,
   checked with its age and nonce); verify = the fee-payer guard, the fee and compute-unit caps, the asset
   allow-list and minimum, the key's quotas (and rent cap on the recorded rows), the settled-payment log,
-  the per-payer rate limit, the SOL floor, the exact scheme's checks (and the record instruction's, on the recorded rows) + a
-  simulation; settle = the log, the guards, the checks again, the floor's reservation, the log row with
-  the signature written before the send, the send with its preflight (the node's simulation against the
+  the per-payer rate limit, the SOL floor, the exact scheme's checks (and the record instruction's, on the
+  recorded rows) + a simulation; settle = the log, the guards, the checks again, the floor's reservation,
+  the log row with the signature written before the send, the send with its preflight (the node's simulation against the
   current state, atomic with the send: no simulation is reused), confirmation by `signatureSubscribe`,
   the row marked landed, then settled once the answer is handed over.
 
@@ -334,7 +334,7 @@ async def measure(
         started = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in clients))
         wall = time.perf_counter() - started
-        spent = [None if b is None or a is None else a - b for b, a in zip(before, meter.read())]
+        spent = [None if b is None or a is None else a - b for b, a in zip(before, meter.read(), strict=True)]
         return latencies, wall, spent
     finally:
         for client in clients:
@@ -551,7 +551,7 @@ def main() -> None:
                     samples[(name, concurrency)] = (
                         sofar[0] + latencies,
                         sofar[1] + wall,
-                        [None if a is None or b is None else a + b for a, b in zip(sofar[2], cpu)],
+                        [None if a is None or b is None else a + b for a, b in zip(sofar[2], cpu, strict=True)],
                     )
         rows = [row(name, concurrency, *sample) for (name, concurrency), sample in samples.items()]
         official_p50 = {r.concurrency: r.p50_ms for r in rows if r.scenario.startswith("paid: official")}

@@ -232,7 +232,7 @@ class GhostPayClient(TransactionClient):
         for start in range(0, len(missing), 100):
             chunk = missing[start : start + 100]
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
-            for mint, account in zip(chunk, resp.value):
+            for mint, account in zip(chunk, resp.value, strict=True):
                 if account is None:  # what the program says of a missing mint too
                     raise program_error_class("NotAMint")()
                 self._mints[mint] = parse_mint(mint, account.owner, bytes(account.data))
@@ -569,7 +569,7 @@ class GhostPayClient(TransactionClient):
             resp = await self._rpc(self.rpc.get_multiple_accounts(chunk, self.commitment, "base64"))
             raw += [
                 (a, bytes(acc.data))
-                for a, acc in zip(chunk, resp.value)
+                for a, acc in zip(chunk, resp.value, strict=True)
                 if acc is not None and acc.owner == self.program_id
             ]
         return await self._agent_infos(query.apply(decode_agents(raw)))

@@ -242,7 +242,7 @@ async def live_events(
                                     yield event
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # websockets' ConnectionClosed, OSError, handshake and parse errors
+        except Exception as exc:  # noqa: BLE001 - websockets' ConnectionClosed, OSError, handshake and parse errors
             log.info("event stream to %s dropped (%s); reconnecting in %.2fs", ws_url, exc, delay)
             if ready is not None:
                 ready.clear()

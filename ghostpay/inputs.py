@@ -7,7 +7,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Union
 
 from solders.pubkey import Pubkey
 
@@ -17,11 +16,11 @@ from ghostpay.token_labels import is_address, is_label
 from ghostpay.tokens import Amount
 
 MAX_SEED_LEN = 32  # a PDA seed longer than this cannot be derived at all
-AgentRef = Union[Pubkey, str]
+AgentRef = Pubkey | str
 """An agent's address (a Pubkey or base58), or the agent_id of one of the client wallet's agents."""
-PubkeyLike = Union[Pubkey, str]
+PubkeyLike = Pubkey | str
 """A public key, or its base58 text."""
-MintLike = Union[Pubkey, str]
+MintLike = Pubkey | str
 """A mint: a Pubkey, its base58 text, or a token label of the client's cluster ("USDC")."""
 
 
@@ -57,7 +56,7 @@ def looks_like_address(text: str) -> bool:
     return len(text.encode()) > MAX_SEED_LEN and all(c.isascii() and c.isalnum() for c in text)
 
 
-Deadline = Union[int, datetime, timedelta]
+Deadline = int | datetime | timedelta
 """A unix timestamp, an aware datetime, or a timedelta from the cluster's clock now."""
 
 

@@ -59,7 +59,7 @@ def _from_text(text: str, origin: str) -> Keypair:
             raise InvalidArgument(f"{origin}: not a JSON array of bytes") from None
     try:
         return Keypair.from_base58_string(text)
-    except Exception:  # solders raises a bare ValueError/PanicException for bad base58
+    except Exception:  # noqa: BLE001 - solders raises a bare ValueError/PanicException for bad base58
         raise InvalidArgument(f"{origin}: neither a JSON byte array nor a base58 secret key") from None
 
 

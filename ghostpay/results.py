@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -414,7 +414,7 @@ class WorkOrderInfo:
         return self.disputed_at + DISPUTE_RULING_SECONDS if self.status == "Disputed" else None
 
 
-WorkOrderLike = Union[Pubkey, str, WorkOrderInfo]
+WorkOrderLike = Pubkey | str | WorkOrderInfo
 """A work order's address (Pubkey or base58), or a WorkOrderInfo already read."""
 
 

@@ -75,6 +75,7 @@ class Limits:
                 for mine, theirs in zip(
                     (self.per_call, self.hourly, self.daily, self.total),
                     (other.per_call, other.hourly, other.daily, other.total),
+                    strict=True,
                 )
             )
         )

@@ -61,7 +61,7 @@ def is_address(text: str) -> bool:
     """Whether `text` is base58 of 32 bytes (a public key)."""
     try:
         return len(based58.b58decode(text.strip().encode())) == ADDRESS_BYTES
-    except Exception:  # based58 raises its own error for characters outside the alphabet
+    except Exception:  # noqa: BLE001 - based58 raises its own error for characters outside the alphabet
         return False
 
 

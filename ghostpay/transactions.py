@@ -14,6 +14,7 @@ instruction of this program), token program errors as `TokenProgramError`, RPC f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar
@@ -291,12 +292,10 @@ class TransactionClient:
     async def _resend(self, raw: bytes) -> None:
         """Send the same signed bytes again, with preflight: a refusal there means it never landed (raised, as
         the first send would have), "already processed" that it did (the status will show it)."""
-        try:
+        with contextlib.suppress(AlreadyProcessed):
             await self._rpc(
                 self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True, preflight_commitment=self.commitment))
             )
-        except AlreadyProcessed:
-            pass
 
     async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
         deadline = time.monotonic() + self.confirm_timeout

@@ -6,9 +6,9 @@ The budgets are the issues' targets: register_agent (which also creates the Repu
 every owner update <= 1,500 with one accepted token, record_x402_payment <= 4,000 once the pair's PayerStats
 exists (no account created on the hot path; the transfer before it not counted; the mint and source checks of
 issue 24 included) and <= 9,000 for the pair's first payment, which creates it, create_work_order <= 20,000.
-configure_x402 at the 10-token limit misses the 1,500 goal: logging its event alone costs about 720 CU (sol_log_data charges a CU per byte and the event carries
-ten 40-byte token prices), and the runtime's input of twelve accounts and ten mint checks about 1,300
-more, so its budget is the measured cost with a small margin.
+configure_x402 at the 10-token limit misses the 1,500 goal: logging its event alone costs about 720 CU
+(sol_log_data charges a CU per byte and the event carries ten 40-byte token prices), and the runtime's input
+of twelve accounts and ten mint checks about 1,300 more, so its budget is the measured cost with a small margin.
 """
 
 from __future__ import annotations

@@ -488,7 +488,7 @@ def _write_elf(out: list, entry_addr: int, phdrs: list) -> bytes:
     )
     image += b"".join(phdrs)
     headers = [bytes(SHDR_SIZE)]
-    for sec, name_offset in zip(out, name_offsets):
+    for sec, name_offset in zip(out, name_offsets, strict=True):
         image += bytes(sec.offset - len(image)) + sec.data
         addr = sec.offset if sec.flags & SHF_ALLOC else 0
         headers.append(

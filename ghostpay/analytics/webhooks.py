@@ -420,7 +420,7 @@ class WebhookDispatcher:
                     await asyncio.to_thread(self.enqueue)
                     if await self.deliver_due(http) == self.settings.batch:
                         continue  # more are due: no pause
-                except Exception as exc:  # a database hiccup must not end deliveries
+                except Exception as exc:  # noqa: BLE001 - a database hiccup must not end deliveries
                     log.warning("webhooks: %s: %s", type(exc).__name__, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)

@@ -104,22 +104,27 @@ def prices_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     return out
 
 
+def _in_tokens(decimals: int | None, atomic: int) -> Decimal | None:
+    """An atomic amount in whole tokens; None for a mint whose decimals are unknown."""
+    return None if decimals is None else whole(atomic, decimals)
+
+
 def earnings_json(st: State, info: Any, mints: Mints) -> list[dict[str, Any]]:
     """What the agent earned in each mint this registration: x402 payments and escrow, exact."""
     out = []
     for e in info.earnings:
         found = mints.get(str(e.mint))
-        in_tokens = (lambda atomic: whole(atomic, found.decimals)) if found else (lambda atomic: None)
+        decimals = found.decimals if found else None
         out.append(
             {
                 "token": str(e.mint),
                 "symbol": mint_symbol(st, e.mint),
-                "decimals": found.decimals if found else None,
-                "x402_payments": in_tokens(e.x402_payments_atomic),
+                "decimals": decimals,
+                "x402_payments": _in_tokens(decimals, e.x402_payments_atomic),
                 "x402_payments_atomic": e.x402_payments_atomic,
-                "escrow_earnings": in_tokens(e.escrow_earnings_atomic),
+                "escrow_earnings": _in_tokens(decimals, e.escrow_earnings_atomic),
                 "escrow_earnings_atomic": e.escrow_earnings_atomic,
-                "total": in_tokens(e.x402_payments_atomic + e.escrow_earnings_atomic),
+                "total": _in_tokens(decimals, e.x402_payments_atomic + e.escrow_earnings_atomic),
             }
         )
     return out

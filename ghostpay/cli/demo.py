@@ -122,7 +122,7 @@ class Session:
 class SummaryService(http.server.BaseHTTPRequestHandler):
     """The service the summarizer sells: any POST answers a one-line JSON summary."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         length = int(self.headers.get("Content-Length") or 0)
         try:
             text = str(json.loads(self.rfile.read(length) or b"{}").get("text", ""))

@@ -43,7 +43,7 @@ def migrate_legacy(st: State, store: TokenLabels, genesis: str, legacy: dict[str
     mints = [mint for mint in legacy if is_address(mint)]  # anything else names no mint anywhere
     accounts = st.jsonrpc("getMultipleAccounts", mints, {"encoding": "jsonParsed"})["value"] if mints else []
     moved = []
-    for mint, account in zip(mints, accounts):
+    for mint, account in zip(mints, accounts, strict=True):
         label = legacy[mint]
         if not is_mint_account(account):
             continue

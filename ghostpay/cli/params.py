@@ -39,7 +39,7 @@ def pubkey(value: str, what: str = "public key") -> Pubkey:
 
     try:
         key = Pubkey.from_string(value.strip())
-    except Exception:  # solders raises ValueError for bad base58 or length
+    except Exception:  # noqa: BLE001 - solders raises ValueError for bad base58 or length
         raise typer.BadParameter(f"{value!r} is not a valid {what} (base58, 32 bytes)") from None
     return key
 
@@ -49,7 +49,7 @@ def looks_like_pubkey(value: str) -> bool:
 
     try:
         return len(based58.b58decode(value.encode())) == 32
-    except Exception:  # not base58
+    except Exception:  # noqa: BLE001 - not base58
         return False
 
 

@@ -195,7 +195,7 @@ def _request(headers: list[str] | None, data: str | None, json_body: str | None)
     elif data is not None:
         if data.startswith("@"):
             try:
-                request["content"] = open(data[1:], "rb").read()
+                request["content"] = Path(data[1:]).read_bytes()
             except OSError as exc:
                 raise CliError(f"cannot read {data[1:]}: {exc.strerror}") from None
         else:
@@ -358,7 +358,7 @@ def quote(
             out.print(f"{url} answered HTTP {status}: it asks for no payment")
             return
         out.print(f"{url} asks for one of:")
-        for n, (r, q) in enumerate(zip(rows, quotes), 1):
+        for n, (r, q) in enumerate(zip(rows, quotes, strict=True), 1):
             price = (
                 format_amount(r["amount"], r["symbol"])
                 if r["amount"] is not None

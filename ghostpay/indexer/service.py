@@ -253,7 +253,7 @@ class Indexer:
                 try:
                     async for tx in stream:
                         queue.put_nowait(tx)
-                except BaseException as exc:  # the drop itself is the message
+                except BaseException as exc:  # noqa: BLE001 - the drop itself is the message
                     queue.put_nowait(exc)
 
             reader = asyncio.create_task(read())
@@ -325,7 +325,7 @@ class Indexer:
                     await self._follow()
                 except (asyncio.CancelledError, GuardError):
                     raise
-                except Exception as exc:  # network drops, node errors: back off, then back-fill the gap
+                except Exception as exc:  # noqa: BLE001 - network drops, node errors: back off, then back-fill the gap
                     self.totals.reconnects += 1
                     log.warning(
                         "connection to %s lost (%s: %s); retrying in %.2fs",

@@ -304,7 +304,7 @@ def decode_wire(text: Any, encoding: str, what: str) -> bytes:
             return based58.b58decode(text.encode())
         if encoding == "base64":
             return base64.b64decode(text, validate=True)
-    except Exception as exc:  # any decoding failure is the caller's bad input
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the caller's bad input
         raise invalid_params(f"invalid {encoding} encoding: {exc}") from None
     raise invalid_params(f"unknown variant `{encoding}`, expected `base58` or `base64`")
 
@@ -313,13 +313,13 @@ def decode_transaction(text: Any, encoding: str) -> VersionedTransaction:
     raw = decode_wire(text, encoding, "transaction")
     try:
         tx = VersionedTransaction.from_bytes(raw)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - solders raises its own errors for bad bytes: the caller's bad input
         raise invalid_params(
             f"failed to deserialize solana_transaction::versioned::VersionedTransaction: {exc}"
         ) from None
     try:
         tx.sanitize()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - solders raises its own errors for bad bytes: the caller's bad input
         raise invalid_params(f"invalid transaction: {exc}") from None
     return tx
 

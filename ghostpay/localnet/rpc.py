@@ -165,7 +165,7 @@ class Rpc:
             return {"jsonrpc": "2.0", "result": handler(params), "id": request_id}
         except RpcError as exc:
             return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
-        except Exception as exc:  # the server keeps serving whatever one request does
+        except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever one request does
             return {
                 "jsonrpc": "2.0",
                 "error": {"code": INTERNAL_ERROR, "message": f"Internal error: {exc}"},
@@ -402,7 +402,7 @@ class Rpc:
             message: Message | MessageV0 = (
                 MessageV0.from_bytes(raw[1:]) if raw[:1] == b"\x80" else Message.from_bytes(raw)
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - solders raises its own errors for bad bytes: the caller's bad input
             raise invalid_params(f"invalid message: {exc}") from None
         valid = self.chain.is_blockhash_valid(str(message.recent_blockhash))
         return self.with_context(fee_for_message(message) if valid else None)

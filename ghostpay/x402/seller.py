@@ -19,8 +19,8 @@ agent's account, `payTo` its payment address and `extra.feePayer` from the facil
 `/supported`, plus `extra.ghostpay`: the agent, the program id, whether the facilitator accepts
 `record_x402_payment` after the Memo and, when it fronts the buyer's PayerStats rent, the rent payer (so a
 GhostPay buyer can add the record instruction). The 402 carries the v2 `PAYMENT-REQUIRED` header
-and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries `PAYMENT-RESPONSE`
-or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
+and the v1 body; a payment comes as `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1) and the answer carries
+`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`. The handler runs only after the facilitator verified the payment; the
 payment settles when the handler's response starts with a status below 400 (an error is not
 charged) and the client is still there (a client that disconnected is not charged: the call is
 recorded as abandoned), and the body streams after. A malformed payment header answers 402 with a
@@ -266,7 +266,7 @@ class X402Seller:
             return
         try:
             await asyncio.to_thread(self.server.initialize)
-        except Exception as exc:  # noqa: BLE001 - an unreachable or misconfigured facilitator
+        except Exception as exc:  # an unreachable or misconfigured facilitator
             raise PaywallError(f"facilitator {self.settings.facilitator}: {exc}") from exc
         kind = self.server.get_supported_kind(2, self.network.caip2, "exact")
         if kind is None or not (kind.extra or {}).get("feePayer"):
@@ -292,7 +292,7 @@ class X402Seller:
             return
         accounts = [payee_account(offer, p) for p in offer.prices]
         infos = (await self.gp._rpc(self.gp.rpc.get_multiple_accounts(accounts))).value
-        existing = {a for a, info in zip(accounts, infos) if info is not None}
+        existing = {a for a, info in zip(accounts, infos, strict=True) if info is not None}
         if existing.issuperset(accounts):
             return
         if self.settings.payee_accounts != "create" or self.settings.keypair is None:

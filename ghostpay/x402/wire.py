@@ -143,7 +143,7 @@ def _check_base64(field: str, value: Any) -> None:
 
 
 def _version(value: Any) -> int:
-    if type(value) is not int or value not in (1, 2):  # noqa: E721 - True == 1, 2.0 == 2: neither is a version
+    if type(value) is not int or value not in (1, 2):  # True == 1, 2.0 == 2: neither is a version
         raise MalformedInput(REASON_INVALID_VERSION, f"x402Version must be 1 or 2, not {str(value)[:20]!r}")
     return value
 

@@ -67,7 +67,10 @@ def run_verify(net: LocalnetProcess, db_url: str) -> VerifyReport:
     return asyncio.run(verify_async(net, db_url))
 
 
-def make_history(net: LocalnetProcess, spec: HistorySpec = HistorySpec()) -> History:
+DEFAULT_HISTORY = HistorySpec()
+
+
+def make_history(net: LocalnetProcess, spec: HistorySpec = DEFAULT_HISTORY) -> History:
     return asyncio.run(generate(net.http_url, spec))
 
 

@@ -307,6 +307,6 @@ async def test_lag_on_a_quiet_chain_stays_near_zero(chain: LocalnetProcess, tmp_
             with Session(open_db(url)) as session:
                 state = index_status(session)
             lags.append((chain_slot - state.cursor_slot, state.lag(chain_slot)))
-    cursor_lags, lags_seen = zip(*lags)
+    cursor_lags, lags_seen = zip(*lags, strict=True)
     assert cursor_lags[-1] > cursor_lags[0] + 5  # what the cursor alone gave: growing with the clock
     assert max(lags_seen) <= 5  # one seen_interval plus a slot or two, never the idle time

@@ -108,8 +108,8 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
         assert [
             tuple(r)
             for r in c.exec_driver_sql(
-                "SELECT signature, instruction_index, agent, reference, payer, success, rating, response_time_ms, slot, "
-                "timestamp FROM feedback"
+                "SELECT signature, instruction_index, agent, reference, payer, success, rating, response_time_ms, "
+                "slot, timestamp FROM feedback"
             )
         ] == [("sig2", 3, "A", reference, "P", 0, 2, 900, 11, 1_700_000_100)]
         assert {i["name"] for i in inspect(c).get_indexes("payments")} >= {"ix_payments_reference", "ix_payments_agent"}

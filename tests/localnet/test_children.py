@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,10 +39,8 @@ def test_an_attached_localnet_ends_when_its_parent_is_killed(tmp_path: Path) -> 
     deadline = time.monotonic() + 10
     while Path(f"/proc/{child_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(child_pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
     status = Path(f"/proc/{child_pid}/stat")
     assert not status.exists() or status.read_text().split()[2] == "Z"
 

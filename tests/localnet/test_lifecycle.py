@@ -135,7 +135,7 @@ async def test_sigkill_during_a_burst_loses_no_confirmed_transaction(tmp_path: P
             for i in range(0, len(signatures), 256)  # the RPC's limit per call
             for status in net.rpc("getSignatureStatuses", signatures[i : i + 256])["result"]["value"]
         ]
-        landed = {sig for sig, status in zip(signatures, statuses) if status is not None}
+        landed = {sig for sig, status in zip(signatures, statuses, strict=True) if status is not None}
         assert answered <= landed  # nothing answered was lost ...
         amounts = {
             sig: Transaction.from_bytes(base64.b64decode(sent[sig])).message.instructions[0].data for sig in landed

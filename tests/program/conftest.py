@@ -207,10 +207,13 @@ class World:
         return WorkOrder.decode(bytes(account.data)) if account and account.data else None
 
 
+TRANSLATOR = AgentProfile("translator", "Translator")
+
+
 def make_world(
     accepted: Sequence[str],
     payee_is_owner: bool = True,
-    profile: AgentProfile = AgentProfile("translator", "Translator"),
+    profile: AgentProfile = TRANSLATOR,
     holders: Mapping[str, int] = {},
     sol: int = 10,
 ) -> World:

@@ -102,7 +102,7 @@ class ScoreOracle:
         """The program's (components, score written to the agent) for each metrics set."""
         assert len(batch) <= len(self.agents)
         instructions = []
-        for metrics, (agent, reputation, bump) in zip(batch, self.agents):
+        for metrics, (agent, reputation, bump) in zip(batch, self.agents, strict=False):  # the first len(batch) agents
             fields = {
                 **metrics.__dict__,
                 "payment_history_7d": list(metrics.payment_history_7d),
@@ -121,7 +121,7 @@ class ScoreOracle:
         events = [e.data for e in result.events if e.name == "ReputationUpdated"]
         assert len(events) == len(batch)
         out = []
-        for event, (agent, _, _) in zip(events, self.agents):
+        for event, (agent, _, _) in zip(events, self.agents, strict=False):  # an event a metrics set: the first agents
             components = ReputationScore(
                 event.payment_success,
                 event.service_quality,
@@ -142,7 +142,7 @@ def test_program_score_matches_the_vectors(oracle: ScoreOracle) -> None:
     vectors = VECTORS["vectors"]
     for start in range(0, len(vectors), AGENTS_PER_TRANSACTION):
         chunk = vectors[start : start + AGENTS_PER_TRANSACTION]
-        for vector, (components, stored) in zip(chunk, oracle.scores([inputs(v) for v in chunk])):
+        for vector, (components, stored) in zip(chunk, oracle.scores([inputs(v) for v in chunk]), strict=True):
             assert components == expected(vector), vector["name"]
             assert stored == expected(vector).score, vector["name"]
 
@@ -183,7 +183,7 @@ def test_program_and_python_agree_on_random_metrics(oracle: ScoreOracle) -> None
     checked = 0
     while checked < RANDOM_SAMPLES:
         batch = [random_metrics(rng) for _ in range(min(AGENTS_PER_TRANSACTION, RANDOM_SAMPLES - checked))]
-        for metrics, (components, stored) in zip(batch, oracle.scores(batch)):
+        for metrics, (components, stored) in zip(batch, oracle.scores(batch), strict=True):
             assert components == reputation_score(metrics), metrics
             assert stored == components.score
         checked += len(batch)

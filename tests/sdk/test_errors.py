@@ -300,8 +300,8 @@ REACHABLE: list[tuple[str, Case]] = [
         (
             name,
             (
-                lambda name: (
-                    lambda w: w.provider.set_tokens(w.agent, {w.usdc: PRICE, w.ext_mints[name]: Decimal("0.01")})
+                lambda extension: (
+                    lambda w: w.provider.set_tokens(w.agent, {w.usdc: PRICE, w.ext_mints[extension]: Decimal("0.01")})
                 )
             )(name),
         )

@@ -248,6 +248,8 @@ async def test_expired_blockhash_is_retried_with_a_fresh_one(client: GhostPayCli
     with mock.patch.object(client, "send_transaction", side_effect=flaky):
         result = await client.register_agent("retried", "Retried")
     assert len(blockhashes) == 2 and result.event("AgentRegistered").agent_id == "retried"
-    with mock.patch.object(client, "send_transaction", side_effect=BlockhashExpired("always")):
-        with pytest.raises(BlockhashExpired):
-            await client.register_agent("never", "Never")
+    with (
+        mock.patch.object(client, "send_transaction", side_effect=BlockhashExpired("always")),
+        pytest.raises(BlockhashExpired),
+    ):
+        await client.register_agent("never", "Never")

@@ -26,7 +26,7 @@ def test_the_package_exports_the_public_surface() -> None:
     for name in ghostpay.__all__:
         assert getattr(ghostpay, name) is not None
     with pytest.raises(AttributeError):
-        ghostpay.NoSuchThing  # noqa: B018
+        ghostpay.NoSuchThing
     probe = "import sys, ghostpay; print(sorted(m for m in ('solana', 'solders', 'anchorpy') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]"  # nothing heavy until a name is used

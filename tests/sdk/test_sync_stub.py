@@ -40,7 +40,7 @@ def test_the_stub_types_every_blocking_method_as_the_client_does() -> None:
 
 def test_every_name_in_the_stub_resolves() -> None:
     typed = stub_class()
-    for name, member in vars(typed).items():
+    for member in vars(typed).values():
         function = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
         if inspect.isfunction(function):
             typing.get_type_hints(function, globalns=function.__globals__ | {"GhostPay": typed})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from solders.keypair import Keypair
@@ -58,7 +59,7 @@ def test_exact_amounts() -> None:
 
 
 def test_program_errors_are_typed_from_the_idl() -> None:
-    idl = json.loads(open("idl/ghostpay.json").read())
+    idl = json.loads(Path("idl/ghostpay.json").read_text())
     for entry in idl["errors"]:
         err = ProgramError.from_code(entry["code"])
         assert type(err) is program_error_class(entry["name"]) is getattr(exceptions, entry["name"])

@@ -225,9 +225,11 @@ async def test_allowed_by_agent_only_when_the_chain_confirms_it(
     allowed = GuardedWallet(SpendingGuards(allowed_sellers={str(agent.address)}), ledger_path)
     async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=allowed) as gp, x402_http(gp) as http:
         assert payment_record(await http.get(shop.url + "/paid")).settled  # the real agent: allowed
-        with ServerThread(app) as fake:
-            with pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"):
-                await http.get(fake.url + "/paid")
+        with (
+            ServerThread(app) as fake,
+            pytest.raises(SellerNotAllowed, match=f"seller {impostor} is not among the allowed"),
+        ):
+            await http.get(fake.url + "/paid")
     assert paid_retries == [] and token_balance(net, impostor, agent.mint) == 0
 
 

@@ -276,12 +276,14 @@ async def test_seller_500_after_settlement_keeps_the_record(
 
 
 def test_sync_facade_pays(net, official_facilitator, seller, buyer_keypair, mint) -> None:
-    with ServerThread(
-        official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)
-    ) as shop:
-        with GhostPay(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp:
-            with x402_http(gp, max_price="0.01") as http:
-                response = http.get(shop.url + "/paid")
-                assert http.payments == [payment_record(response)]
-            assert gp.get_token_balance(seller.wallet, mint) == Decimal("0.01")
+    with (
+        ServerThread(
+            official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)
+        ) as shop,
+        GhostPay(net.http_url, buyer_keypair, ws_url=net.ws_url) as gp,
+    ):
+        with x402_http(gp, max_price="0.01") as http:
+            response = http.get(shop.url + "/paid")
+            assert http.payments == [payment_record(response)]
+        assert gp.get_token_balance(seller.wallet, mint) == Decimal("0.01")
     assert response.json() == {"answer": 42}

@@ -186,9 +186,11 @@ async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_c
     app = record_refusing_seller(net, agent, fund(net))
     guards = SpendingGuards(daily=Decimal("0.01"))
     with ServerThread(app) as shop:
-        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=guards) as gp:
-            async with x402_http(gp) as http:
-                response = await http.get(shop.url + "/paid")
+        async with (
+            GhostPayClient(net.http_url, keypair, ws_url=net.ws_url, guards=guards) as gp,
+            x402_http(gp) as http,
+        ):
+            response = await http.get(shop.url + "/paid")
     record = payment_record(response)
     assert response.status_code == 200 and record.settled and not record.verified  # paid, not recorded
     assert [len(tx.message.instructions) for tx in app.state.transactions] == [5, 4]  # record, then plain

@@ -355,7 +355,7 @@ def test_a_settle_waiting_for_confirmation_holds_no_other_request(net: Any, tmp_
             assert httpx.get(f"{server.url}/supported", timeout=10).status_code == 200
             assert facilitator_call(server.url, "verify", second, requirements)["isValid"]
             other = pool.submit(facilitator_call, server.url, "settle", second, requirements)
-            while not token_balance(net, payee, mint) == 2 * PRICE_ATOMIC:  # ...and so did the second
+            while token_balance(net, payee, mint) != 2 * PRICE_ATOMIC:  # ...and so did the second
                 assert not other.done(), other.result()
             assert not waiting.done()  # ...while the first still waits for its confirmation
             for settled in (waiting.result(), other.result()):  # unconfirmed: pending, reconcilable by a retry

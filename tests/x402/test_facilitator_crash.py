@@ -180,8 +180,9 @@ def test_a_transaction_that_lands_and_fails_is_answered_failed_not_pending(
     net: Any, tmp_path: Path, mint: Pubkey, payee: Pubkey
 ) -> None:
     """The buyer's tokens leave after the settle's simulation passed (another transaction lands between the
-    RPC node's preflight and the leader's execution): the payment's transaction lands and fails. The settle answers `transaction_failed` with the
-    on-chain error, the log says failed (not pending), and a retry gets the same answer."""
+    RPC node's preflight and the leader's execution): the payment's transaction lands and fails. The settle
+    answers `transaction_failed` with the on-chain error, the log says failed (not pending), and a retry gets
+    the same answer."""
     with behind_a_fault_proxy(net, tmp_path / "f.db") as (proxy, facilitator, fee_payer):
         requirements, payer, paid = a_payment(net, fee_payer, mint, payee)
         sol_before, buyer_sol, payee_before = (

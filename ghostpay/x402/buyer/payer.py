@@ -4,6 +4,7 @@ seller asks for it, then reads the seller's answer into a `PaymentRecord`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -77,7 +78,7 @@ class X402Buyer:
             recorded = add_ghostpay_record(
                 payload.payload["transaction"], self.gp.keypair, hint.agent, self.gp.program_id, hint.rent_payer
             )
-        except Exception as exc:  # noqa: BLE001 - the package raises ValueError, RPC and parse errors
+        except Exception as exc:  # the package raises ValueError, RPC and parse errors
             raise PaymentRequirementsInvalid(
                 f"the payment cannot be built from the seller's requirement: {type(exc).__name__}: {exc}"
             ) from exc
@@ -170,10 +171,8 @@ class X402Buyer:
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
         settle: SettleResponse | None = None
-        try:
+        with contextlib.suppress(Exception):  # no or unreadable PAYMENT-RESPONSE: not settled as far as we know
             settle = HTTP_CODEC.get_payment_settle_response(response.headers.get)
-        except Exception:  # noqa: BLE001 - no or unreadable PAYMENT-RESPONSE: not settled as far as we know
-            pass
         settled = bool(settle and settle.success)
         assert quote.decimals is not None
         return PaymentRecord(

@@ -3,8 +3,9 @@ sellers that miss fields the spec requires), decoded into `Quote`s with the mint
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from solders.pubkey import Pubkey
@@ -20,7 +21,7 @@ from ghostpay.x402.buyer.models import Quote
 if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
-Required = Union[PaymentRequired, PaymentRequiredV1]
+Required = PaymentRequired | PaymentRequiredV1
 LEGACY_TIMEOUT_SECONDS = 60  # for a v1 requirement that names no maxTimeoutSeconds
 
 HTTP_CODEC = x402HTTPClientSync(x402ClientSync())  # header codecs only: no scheme registered
@@ -103,10 +104,8 @@ async def decode_quotes(
         labels = {}
     for i, req in enumerate(required.accepts):
         decimals = None
-        try:
+        with contextlib.suppress(GhostPayError, ValueError):
             decimals = (await gp.get_mint(Pubkey.from_string(req.asset))).decimals
-        except (GhostPayError, ValueError):
-            pass
         resource = getattr(req, "resource", None) or (
             required.resource.url if getattr(required, "resource", None) else url
         )

@@ -8,6 +8,7 @@ connection set-up per payment.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -108,7 +109,7 @@ class SignatureWatcher:
     def _unsubscribe(self, ws: ClientConnection | None, subscription: int) -> None:
         if ws is None:
             return
-        try:
+        with contextlib.suppress(ConnectionClosed):  # the subscription went with the connection
             ws.send(
                 json.dumps(
                     {
@@ -119,8 +120,6 @@ class SignatureWatcher:
                     }
                 )
             )
-        except ConnectionClosed:
-            pass  # the subscription went with the connection
 
     @property
     def pending(self) -> int:

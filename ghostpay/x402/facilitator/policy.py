@@ -586,7 +586,11 @@ class PaymentPolicy:
         if self.exists is None:
             return False
         rows = self.quotas.outstanding(seller.key_id)
-        closed = [spend for (spend, _), alive in zip(rows, self.exists([account for _, account in rows])) if not alive]
+        closed = [
+            spend
+            for (spend, _), alive in zip(rows, self.exists([account for _, account in rows]), strict=True)
+            if not alive
+        ]
         for spend in closed:
             self.quotas.release_rent(spend)
         return bool(closed)
@@ -611,7 +615,7 @@ class PaymentPolicy:
         self.quotas.reclaimed(swept)
         stale = self.quotas.stale()
         if stale:
-            for (spend, _), landed in zip(stale, exists([receipt for _, receipt in stale])):
+            for (spend, _), landed in zip(stale, exists([receipt for _, receipt in stale]), strict=True):
                 if not landed:
                     self.quotas.release_rent(spend)
 

@@ -139,8 +139,8 @@ class SettledLog:
         sent); False if any settle (past or running) has it."""
         return (
             self._write(
-                "INSERT OR IGNORE INTO settled (message_hash, payer, network, signature, blockhash, status, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO settled "
+                "(message_hash, payer, network, signature, blockhash, status, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (message_hash, payer, network, signature, blockhash, PENDING, time.time()),
             )
             == 1

@@ -102,7 +102,9 @@ class ReceiptSweep:
                 [r.address for r in chunk], Confirmed, "base64", DataSliceOpts(0, 0)
             ).value
             live += [
-                r for r, account in zip(chunk, accounts) if account is not None and account.owner == self.program_id
+                r
+                for r, account in zip(chunk, accounts, strict=True)
+                if account is not None and account.owner == self.program_id
             ]
         return live
 
