@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -69,6 +69,7 @@ from ghostpay.inputs import (
     AgentRef,
     Deadline,
     MintLike,
+    Prices,
     PubkeyLike,
     X402Settings,
     looks_like_address,
@@ -289,7 +290,7 @@ class GhostPayClient(TransactionClient):
             raise program_error_class("AgentIdInvalid")()
         return agent_address(owner, agent_id, self.program_id)[0]
 
-    async def _token_prices(self, prices: Mapping[MintLike, Amount]) -> list[TokenPrice]:
+    async def _token_prices(self, prices: Prices) -> list[TokenPrice]:
         """Whole-token prices to atomic ones, each with its own mint's decimals (labels resolved)."""
         if not prices:
             raise program_error_class("NoAcceptedTokens")()
@@ -301,10 +302,11 @@ class GhostPayClient(TransactionClient):
         return tokens
 
     async def _x402_config(self, settings: X402Settings, owner: Pubkey) -> X402Config:
-        if settings.payment_address is not None:
-            await self._check_wallet(settings.payment_address, "payment address")
+        payment_address = optional_pubkey(settings.payment_address, "payment address")  # a Pubkey already
+        if payment_address is not None:
+            await self._check_wallet(payment_address, "payment address")
         return X402Config(
-            payment_address=settings.payment_address or owner,
+            payment_address=payment_address or owner,
             accepted_tokens=await self._token_prices(settings.prices),
             service_endpoint=settings.endpoint,
         )
@@ -364,7 +366,7 @@ class GhostPayClient(TransactionClient):
     ) -> TxResult:
         """Change any subset of the descriptive fields."""
         address = self.agent_address(agent)
-        args = {
+        args: ix.UpdateAgentArgs = {
             "agent_type": agent_type,
             "name": name,
             "description": description,
@@ -375,7 +377,7 @@ class GhostPayClient(TransactionClient):
             [
                 ix.update_agent(
                     args,
-                    {"agent": address, "owner": self.wallet},  # type: ignore[arg-type]
+                    {"agent": address, "owner": self.wallet},
                     self.program_id,
                 )
             ],
@@ -396,7 +398,7 @@ class GhostPayClient(TransactionClient):
             address=address,
         )
 
-    async def set_price(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
+    async def set_price(self, agent: AgentRef, prices: Prices) -> TxResult:
         """Change the price per call in some accepted mints, in whole units of each (the others keep theirs).
 
         await gp.set_price("translator", {"USDC": Decimal("0.02")})
@@ -413,7 +415,7 @@ class GhostPayClient(TransactionClient):
             address=address,
         )
 
-    async def set_tokens(self, agent: AgentRef, prices: Mapping[MintLike, Amount]) -> TxResult:
+    async def set_tokens(self, agent: AgentRef, prices: Prices) -> TxResult:
         """Replace the accepted mints and their prices (whole units of each mint)."""
         address = self.agent_address(agent)
         tokens = await self._token_prices({mint_key(m): p for m, p in prices.items()})
@@ -477,9 +479,11 @@ class GhostPayClient(TransactionClient):
         address = self.agent_address(agent)
         found = await self._account_data(address)
         if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
-            typed_id = isinstance(agent, str) and str(address) != agent
+            typed_id = (
+                agent if isinstance(agent, str) and str(address) != agent else None
+            )  # an agent_id, not an address
             raise AccountNotFound(
-                address, "agent", agent_id=agent if typed_id else None, owner=self.wallet if typed_id else None
+                address, "agent", agent_id=typed_id, owner=self.wallet if typed_id is not None else None
             )
         return await self.decode_agent(address, found[1])
 
@@ -891,7 +895,11 @@ class GhostPayClient(TransactionClient):
         found = await self._legacy_receipt(address, ref)
         if found is None or found.address is None:
             raise AccountNotFound(receipt_address(address, ref, self.program_id)[0], "receipt")
-        accounts = {"receipt": found.address, "authority": self.wallet, "rent_payer": found.rent_payer}
+        accounts: ix.CloseReceiptAccounts = {
+            "receipt": found.address,
+            "authority": self.wallet,
+            "rent_payer": found.rent_payer,
+        }
         return await self.send([ix.close_receipt(accounts, self.program_id)], address=found.address)
 
     async def get_payer_stats(self, agent: AgentRef, payer: PubkeyLike | None = None) -> PayerStatsInfo | None:
@@ -926,7 +934,11 @@ class GhostPayClient(TransactionClient):
                 payer_stats_address(address, optional_pubkey(payer, "payer") or self.wallet, self.program_id)[0],
                 "PayerStats",
             )
-        accounts = {"payer_stats": info.address, "authority": self.wallet, "rent_payer": info.rent_payer}
+        accounts: ix.ClosePayerStatsAccounts = {
+            "payer_stats": info.address,
+            "authority": self.wallet,
+            "rent_payer": info.rent_payer,
+        }
         return await self.send([ix.close_payer_stats(accounts, self.program_id)], address=info.address)
 
     # reputation ------------------------------------------------------------------------------------------
@@ -947,14 +959,15 @@ class GhostPayClient(TransactionClient):
         address = self.agent_address(agent)
         ref = normalize_reference(reference)
         legacy = await self._legacy_receipt(address, ref)
+        legacy_address = legacy.address if legacy is not None else None  # _legacy_receipt always sets it
         rated = (
-            legacy.address
-            if legacy is not None and legacy.payer == self.wallet
+            legacy_address
+            if legacy is not None and legacy_address is not None and legacy.payer == self.wallet
             else payer_stats_address(address, self.wallet, self.program_id)[0]
         )
-        if rated != (legacy.address if legacy is not None else None) and await self._account_data(rated) is None:
+        if rated != legacy_address and await self._account_data(rated) is None:
             raise program_error_class("NothingToRate")()  # no PayerStats: never paid, or closed (ratings forfeited)
-        accounts = {
+        accounts: ix.SubmitFeedbackAccounts = {
             "agent": address,
             "reputation": reputation_address(address, self.program_id)[0],
             "payer_stats": rated,
@@ -972,7 +985,7 @@ class GhostPayClient(TransactionClient):
                     accounts,
                     self.program_id,
                 )
-            ],  # type: ignore[arg-type]
+            ],
             address=address,
         )
 
@@ -1019,7 +1032,8 @@ class GhostPayClient(TransactionClient):
         found = await self._account_data(CLOCK)
         if found is None:
             raise AccountNotFound(CLOCK, "clock sysvar")
-        return struct.unpack_from("<q", found[1], CLOCK_UNIX_TIMESTAMP_OFFSET)[0]
+        unix_timestamp: int = struct.unpack_from("<q", found[1], CLOCK_UNIX_TIMESTAMP_OFFSET)[0]
+        return unix_timestamp
 
     async def _deadline(self, deadline: Deadline) -> int:
         if isinstance(deadline, timedelta):

@@ -22,6 +22,9 @@ PubkeyLike = Pubkey | str
 """A public key, or its base58 text."""
 MintLike = Pubkey | str
 """A mint: a Pubkey, its base58 text, or a token label of the client's cluster ("USDC")."""
+Prices = Mapping[Pubkey, Amount] | Mapping[str, Amount] | Mapping[MintLike, Amount]
+"""A price per call in each mint (MintLike keys): a Mapping's key type is invariant, so a `dict[str, Decimal]`
+or `dict[Pubkey, Decimal]` is spelled out beside the mixed one."""
 
 
 def to_pubkey(value: PubkeyLike, what: str = "public key") -> Pubkey:
@@ -84,7 +87,7 @@ class X402Settings:
         X402Settings({"USDC": Decimal("0.01"), "EURC": Decimal("0.0095")}, "https://t.example/api")
     """
 
-    prices: Mapping[MintLike, Amount]
+    prices: Prices
     endpoint: str
     payment_address: PubkeyLike | None = None
 

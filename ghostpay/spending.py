@@ -245,20 +245,21 @@ class SpendLedger:
 
     def _usage(self, db: sqlite3.Connection, wallet: str, mint: str, decimals: int, now: float) -> Usage:
         live = self._live(now)
-        sums = [
+        hour, day, total = (
             db.execute(
                 f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
                 + ("" if span is None else " AND created_at > ?"),
                 (wallet, mint) + (() if span is None else (now - span,)),
             ).fetchone()[0]
             for span in WINDOWS.values()
-        ]
-        return Usage(mint, decimals, *sums, self._calls(db, wallet, now))
+        )
+        return Usage(mint, decimals, hour, day, total, self._calls(db, wallet, now))
 
     def _calls(self, db: sqlite3.Connection, wallet: str, now: float) -> int:
-        return db.execute(
+        calls: int = db.execute(
             f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}", (wallet, now - 60)
         ).fetchone()[0]
+        return calls
 
     def calls_last_minute(self, wallet: str) -> int:
         """Payments of the wallet in the last minute, every mint."""
@@ -436,7 +437,7 @@ def spending_report(guarded: GuardedWallet, wallet: str) -> list[MintSpending]:
         for window in WINDOWS:
             budget = limits.budget(window)
             spent = from_atomic(usage.spent(window), decimals)
-            windows[window] = WindowSpending(spent, budget, None if budget is None else max(budget - spent, 0))
+            windows[window] = WindowSpending(spent, budget, None if budget is None else max(budget - spent, Decimal(0)))
         report.append(MintSpending(mint, decimals, limits.per_call, windows))
     return report
 

@@ -29,7 +29,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import Message
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.signature import Signature
@@ -143,7 +143,7 @@ class TransactionClient:
         return TransportError(f"{self.cluster.http_url}: {type(cause).__name__}: {cause}")
 
     def _rpc_exception(
-        self, exc: RPCException, message: Message | None = None, signature: Signature | None = None
+        self, exc: RPCException, message: Message | MessageV0 | None = None, signature: Signature | None = None
     ) -> GhostPayError:
         parsed = exc.args[0] if exc.args else None
         if isinstance(parsed, SendTransactionPreflightFailureMessage):
@@ -154,7 +154,7 @@ class TransactionClient:
         return RpcError(getattr(parsed, "message", str(parsed)), getattr(parsed, "code", None), parsed)
 
     def _transaction_error(
-        self, err: Any, logs: Sequence[str], signature: Signature | None, message: Message | None
+        self, err: Any, logs: Sequence[str], signature: Signature | None, message: Message | MessageV0 | None
     ) -> TransactionError:
         index = err.index if isinstance(err, TransactionErrorInstructionError) else None
         for line in logs:  # Anchor's log line names the error even inside a CPI
@@ -224,7 +224,11 @@ class TransactionClient:
         raise AssertionError("unreachable")
 
     async def send_transaction(
-        self, transaction: Transaction, last_valid_block_height: int | None = None, *, address: Pubkey | None = None
+        self,
+        transaction: Transaction | VersionedTransaction,
+        last_valid_block_height: int | None = None,
+        *,
+        address: Pubkey | None = None,
     ) -> TxResult:
         """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment).
 
@@ -353,7 +357,7 @@ class TransactionClient:
         if transaction is not None:
             tx = VersionedTransaction.from_bytes(transaction)
             try:
-                return await self.send_transaction(tx, last_valid_block_height)  # type: ignore[arg-type]
+                return await self.send_transaction(tx, last_valid_block_height)
             except (BlockhashExpired, AlreadyProcessed):  # expired before it was sent again, or it landed meanwhile
                 pass
         else:
@@ -373,7 +377,9 @@ class TransactionClient:
         sig = Signature.from_string(signature) if isinstance(signature, str) else signature
         return (await self._rpc(self.rpc.get_signature_statuses([sig], search_transaction_history=True))).value[0]
 
-    async def _result(self, signature: Signature, slot: int, message: Message, address: Pubkey | None) -> TxResult:
+    async def _result(
+        self, signature: Signature, slot: int, message: Message | MessageV0 | None, address: Pubkey | None
+    ) -> TxResult:
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
         tx = None
         for _ in range(20):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from solders.pubkey import Pubkey
 
     from ghostpay.client import AgentInfo, GhostPayClient, TxResult
+    from ghostpay.discovery import SortKey
 
 app = typer.Typer(
     help="Register, price, update and find agents; read their reputation and payments.",
@@ -44,7 +45,7 @@ TOKENS_HELP = (
     "Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
     "symbols; the first is the default). With --price: one token."
 )
-SORTS = ("reputation", "price", "newest", "oldest", "calls", "name")
+SORTS: tuple[SortKey, ...] = ("reputation", "price", "newest", "oldest", "calls", "name")
 
 
 # shared helpers ----------------------------------------------------------------------------------------
@@ -499,6 +500,7 @@ def set_price(
                     "--token T --price P, or --tokens T=P,...",
                     2,
                 )
+            assert single is not None  # --price without --tokens
             chosen = {info.accepted_tokens[0]: single}
         for mint_key, value in chosen.items():  # in range, said in tokens, before anything is sent
             mint = await gp.get_mint(mint_key)
@@ -591,6 +593,7 @@ def update(
         )
         if v is not None
     }
+    shown: dict[str, Any] = {k: (",".join(v) if isinstance(v, list) else v) for k, v in changed.items()}
     owner_tx(
         ctx,
         agent,
@@ -603,7 +606,7 @@ def update(
             metadata_uri=metadata_uri,
             capabilities=caps,
         ),
-        **{k: (",".join(v) if isinstance(v, list) else v) for k, v in changed.items()},
+        **shown,
     )
 
 
@@ -734,6 +737,7 @@ def search(
         "include_inactive": include_inactive,
     }
     query = (mint, ceiling, floor, order, capability, x402_enabled, include_inactive, limit)
+    found: list[tuple[Any, Mints]]  # IndexedAgent or AgentInfo rows: agent_json and agents_table read both
     if st.settings.db:
         from ghostpay.cli.indexed import search_indexed
 
@@ -756,7 +760,7 @@ async def search_chain(
     mint: Pubkey | None,
     ceiling: Decimal | None,
     floor: int | None,
-    order: str | None,
+    order: SortKey | None,
     capability: str | None,
     x402_enabled: bool | None,
     include_inactive: bool,
@@ -772,7 +776,7 @@ async def search_chain(
         min_reputation=floor,
         active=None if include_inactive else True,
         sort=order,
-    )  # type: ignore[arg-type]
+    )
     return await with_mints(gp, agents[:limit]), len(agents)
 
 

@@ -178,7 +178,8 @@ def background_ghost(run: Session, note: str, args: list[str], ready_url: str) -
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                reason = (process.stderr.read().strip().splitlines() or [f"exit status {process.returncode}"])[-1]
+                stderr = process.stderr.read() if process.stderr else ""
+                reason = (stderr.strip().splitlines() or [f"exit status {process.returncode}"])[-1]
                 raise DemoError(f"'{command}' stopped: {reason.removeprefix('error: ')}")
             with contextlib.suppress(httpx.HTTPError):
                 httpx.get(ready_url, timeout=1)

@@ -223,7 +223,7 @@ def create(
             created = await gp.create_work_order(
                 ref,
                 value,
-                deadline=when_due,  # type: ignore[arg-type]
+                deadline=when_due,
                 arbiter=arbiter_key,
                 title=title,
                 description=description,

@@ -186,7 +186,7 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
         from ghostpay.indexer import queries
 
         for session in _session(st):
-            page = queries.search_agents(session, **filters)
+            found = queries.search_agents(session, **filters)
             return [
                 _indexed_agent(
                     a,
@@ -194,8 +194,8 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
                     queries.agent_prices(session, a.address),
                     queries.agent_earnings(session, a.address),
                 )
-                for a in page.items
-            ], page.total
+                for a in found.items
+            ], found.total
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
     return [], 0
@@ -215,8 +215,11 @@ def _is_indexed_agent(st: State, address: str) -> bool:
     return False
 
 
-def _payments(st: State, address: str, sort: str, limit: int, reference: str | None) -> list[Any]:
+def _payments(st: State, address: str, sort_by: str, limit: int, reference: str | None) -> list[Any]:
+    from ghostpay.indexer.queries import PaymentSort
     from ghostpay.indexer.sqlite_read import sqlite_path
+
+    sort: PaymentSort = "amount" if sort_by == "amount" else "date"  # --sort-by is checked: one of the two
 
     path = sqlite_path(db_url(st.settings.db or ""))
     if path is not None:
@@ -227,7 +230,7 @@ def _payments(st: State, address: str, sort: str, limit: int, reference: str | N
                 index,
                 address,
                 sort=sort,
-                limit=limit,  # type: ignore[arg-type]
+                limit=limit,
                 reference=reference,
             ).items
     from ghostpay.indexer import queries
@@ -237,7 +240,7 @@ def _payments(st: State, address: str, sort: str, limit: int, reference: str | N
             session,
             address,
             sort=sort,
-            limit=limit,  # type: ignore[arg-type]
+            limit=limit,
             reference=reference,
         ).items
     return []
@@ -249,7 +252,8 @@ class Decimals:
     Over `State.jsonrpc` (urllib) rather than httpx: importing httpx is ≈ 50 ms of an indexed search's 300 ms."""
 
     def __init__(self, st: State) -> None:
-        self.st, self.cache = st, {}  # type: ignore[var-annotated]
+        self.st = st
+        self.cache: dict[str, IndexedMint | None] = {}
 
     def __call__(self, mint: str | None) -> IndexedMint | None:
         if mint is None:
@@ -304,7 +308,7 @@ def search_indexed(
             "name": (lambda a: a.name.casefold(), False),
         }
         key, descending = keys[order]
-        out.sort(key=lambda pair: key(pair[0]), reverse=descending)  # type: ignore[no-any-return]
+        out.sort(key=lambda pair: key(pair[0]), reverse=descending)
     return out[:limit], total
 
 

@@ -4,12 +4,12 @@ configuration from the options, its database opened or one clean error line, log
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 
-def fail(message: str, status: int = 1) -> None:
+def fail(message: str, status: int = 1) -> NoReturn:
     from ghostpay.cli.context import one_line
 
     typer.echo(f"error: {one_line(message)}", err=True)

@@ -70,7 +70,7 @@ def pick(st: Any, rpc_port: int | None) -> dict[str, Any] | None:
         return next((r for r in records if r["rpc_port"] == rpc_port), None)
     by_url = [r for r in records if r["rpc_port"] == port_of(st.rpc_url)]
     if by_url or len(records) <= 1:
-        return (by_url or records or [None])[0]
+        return (by_url or records)[0] if by_url or records else None
     ports = ", ".join(str(r["rpc_port"]) for r in records)
     raise CliError(f"{len(records)} localnets are running (RPC ports {ports}); pick one with --rpc-port", 2)
 
@@ -287,7 +287,7 @@ def status(ctx: typer.Context, rpc_port: int | None = RPC_PORT_OPTION) -> None:
         emit(st, {"running": False, "rpc_url": url}, lambda out: out.print(not_running_hint(url)))
         raise typer.Exit(1)
     slot, version = rpc(url, "getSlot"), rpc(url, "getVersion") or {}
-    data = {
+    data: dict[str, Any] = {
         "running": True,
         "rpc_url": url,
         "slot": slot,

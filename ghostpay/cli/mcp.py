@@ -7,6 +7,7 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -87,7 +88,7 @@ def serve(
 
     # no terminal to confirm on (stdio carries the protocol): a payment over x402.confirm_above is declined
     guards = dataclasses.replace(spending_guards(st), confirm=None)
-    flags = {
+    flags: dict[str, Any] = {
         "hourly": _amount(budget_hourly, "--budget-hourly"),
         "daily": _amount(budget_daily, "--budget-daily"),
         "total": _amount(budget_total, "--budget-total"),
@@ -156,7 +157,7 @@ def serve(
     )
 
 
-def _serve_http(app, as_json: bool, host: str, port: int, about: dict) -> None:  # type: ignore[no-untyped-def]
+def _serve_http(app: Any, as_json: bool, host: str, port: int, about: dict[str, Any]) -> None:
     from ghostpay.cli.serving import serve_app
 
     url = f"http://{host}:{port}/mcp"

@@ -8,7 +8,7 @@ import enum
 import json
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from rich import box
@@ -38,7 +38,7 @@ class _LazyConsole:
         return getattr(make_console(), name)
 
 
-console: Console = _LazyConsole()  # type: ignore[assignment]
+console = cast(Console, _LazyConsole())  # it forwards every attribute to a Console made when first used
 
 
 def explorer_url(kind: str, value: object, rpc_url: str) -> str:

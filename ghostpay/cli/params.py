@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeVar, Union
 
 import typer
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ghostpay.cli.context import State
 
 AgentArg = Union["Pubkey", str]
+Choice = TypeVar("Choice", bound=str)
 
 
 @lru_cache(maxsize=1)
@@ -209,10 +210,12 @@ def min_reputation(value: str | None) -> int | None:
     return None if value is None else basis_points(value, "--min-reputation")
 
 
-def choice(value: str, choices: Sequence[str], option: str) -> str:
-    if value not in choices:
-        raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, not {value!r}")
-    return value
+def choice(value: str, choices: Sequence[Choice], option: str) -> Choice:
+    """`value`, typed as the one of `choices` it equals (a Literal's, say)."""
+    for known in choices:
+        if known == value:
+            return known
+    raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, not {value!r}")
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

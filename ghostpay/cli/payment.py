@@ -249,7 +249,7 @@ def verify(
         else explorer_url("address", found["receipt"], st.rpc_url),
     }
     rated = {True: "given", False: "not yet", None: "unknown (see 'ghost payment feedback')"}[found["rated"]]
-    rows = [
+    fields: list[tuple[str, object]] = [
         ("agent", found["agent"]),
         ("payer", found["payer"]),
         ("amount", format_amount(Decimal(found["amount"]), found["token_symbol"])),
@@ -259,7 +259,7 @@ def verify(
         ("explorer", data["explorer"]),
         ("feedback", rated),
     ]
-    emit(st, data, lambda out: out.print(key_value_table(rows, title="[green]✔[/green] paid")))
+    emit(st, data, lambda out: out.print(key_value_table(fields, title="[green]✔[/green] paid")))
 
 
 def _indexed_payment(agent: str, row: dict[str, Any]) -> dict[str, Any]:

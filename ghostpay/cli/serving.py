@@ -40,15 +40,14 @@ def serve_app(app: Any, host: str, port: int, announce: Callable[[], None], what
         ws="none",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    server = uvicorn.Server(config)
-    original_startup = server.startup
 
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets)  # type: ignore[arg-type]
-        if server.started:
-            announce()
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                announce()
 
-    server.startup = startup  # type: ignore[method-assign]
+    server = AnnouncingServer(config)
     server.run(sockets=[listening_socket(host, port)])
     if not server.started:
         raise CliError(f"{what} could not listen on {host}:{port} (is the port in use?)")

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ghostpay.cli import params
 from ghostpay.cli.context import CliError, state
 from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
+
+if TYPE_CHECKING:
+    import httpx
+    from rich.console import Console
+
+    from ghostpay.client import GhostPayClient
+    from ghostpay.x402.buyer.models import FeedbackMode
 
 app = typer.Typer(help="HTTP calls paid with x402: sell an API behind a paywall, pay for calls.", no_args_is_help=True)
 DEFAULT_FACILITATOR = "http://127.0.0.1:8403"
@@ -254,8 +263,8 @@ def call(
     url = _url(url)
     request = _request(header, data, json_body)
     cap = params.amount(max_price, "--max-price", allow_zero=True) if max_price is not None else None
-    mode = params.choice(feedback, ("off", "auto"), "--feedback")
-    from decimal import Decimal
+    modes: tuple[FeedbackMode, ...] = ("off", "auto")
+    mode = params.choice(feedback, modes, "--feedback")
 
     from ghostpay.cli.guards import spending_guards
     from ghostpay.cli.output import emit, format_amount, mint_symbol
@@ -266,7 +275,7 @@ def call(
     guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
     mint = params.token(st, token, "--token") if token else None
 
-    async def work(gp):  # type: ignore[no-untyped-def]
+    async def work(gp: GhostPayClient) -> httpx.Response:
         from ghostpay.spending import GuardedWallet
         from ghostpay.x402 import x402_http
 
@@ -290,7 +299,7 @@ def call(
         "payment": record.to_json() if record else None,
     }
 
-    def render(out) -> None:  # type: ignore[no-untyped-def]
+    def render(out: Console) -> None:
         if record is not None:
             paid = format_amount(record.amount, mint_symbol(st, record.mint))
             state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
@@ -333,7 +342,7 @@ def quote(
     from ghostpay.x402.buyer import fetch_quotes
 
     status, quotes = st.run(lambda gp: fetch_quotes(gp, method.upper(), url, **request), signer=False, status="Asking…")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "x402_version": q.x402_version,
             "scheme": q.scheme,
@@ -353,7 +362,7 @@ def quote(
         for q in quotes
     ]
 
-    def render(out) -> None:  # type: ignore[no-untyped-def]
+    def render(out: Console) -> None:
         if status != 402:
             out.print(f"{url} answered HTTP {status}: it asks for no payment")
             return
@@ -413,7 +422,7 @@ def spending(
         resolve_labels(st, guards)
         guarded.on_cluster(st.labels())
     ledger = guarded.ledger
-    mints = [
+    mints: list[dict[str, Any]] = [
         {
             "mint": m.mint,
             "symbol": mint_symbol(st, m.mint),
@@ -450,7 +459,7 @@ def spending(
         "recent": latest,
     }
 
-    def render(out) -> None:  # type: ignore[no-untyped-def]
+    def render(out: Console) -> None:
         settings = guard_settings(st)
         out.print(
             key_value_table(
@@ -460,7 +469,7 @@ def spending(
             )
         )
 
-        def cell(value, symbol):  # type: ignore[no-untyped-def]
+        def cell(value: Decimal | None, symbol: str) -> str:
             return "—" if value is None else format_amount(value, symbol)
 
         out.print(

@@ -137,6 +137,18 @@ class SellerSettings:
         object.__setattr__(self, "rpc_url", resolve(self.rpc_url, self.ws_url).http_url)
         object.__setattr__(self, "agent", self._agent_address(keypair))
 
+    @property
+    def agent_pubkey(self) -> Pubkey:
+        """`agent` as __post_init__ resolved it: the agent's address."""
+        assert isinstance(self.agent, Pubkey)
+        return self.agent
+
+    @property
+    def owner(self) -> Keypair | None:
+        """`keypair` as __post_init__ loaded it."""
+        assert self.keypair is None or isinstance(self.keypair, Keypair)
+        return self.keypair
+
     def _agent_address(self, owner: Keypair | None) -> Pubkey:
         if isinstance(self.agent, Pubkey):
             return self.agent
@@ -247,7 +259,7 @@ class X402Seller:
             settings.rpc_url, settings.keypair, ws_url=settings.ws_url, program_id=settings.program_id
         )
         self.watch = AgentWatch(
-            self.gp, settings.agent, settings.ws_url or ws_url_for(settings.rpc_url), self._offer_changed
+            self.gp, settings.agent_pubkey, settings.ws_url or ws_url_for(settings.rpc_url), self._offer_changed
         )
         self.fee_payer: str | None = None
         self.hints: dict[str, Any] = {}  # extra.ghostpay: what a GhostPay buyer needs to add the record
@@ -269,11 +281,14 @@ class X402Seller:
         except Exception as exc:  # an unreachable or misconfigured facilitator
             raise PaywallError(f"facilitator {self.settings.facilitator}: {exc}") from exc
         kind = self.server.get_supported_kind(2, self.network.caip2, "exact")
-        if kind is None or not (kind.extra or {}).get("feePayer"):
+        fee_payer = (kind.extra or {}).get("feePayer") if kind is not None else None
+        if not fee_payer:
             raise PaywallError(f"the facilitator does not settle exact payments on {self.network.caip2}")
-        self.fee_payer = kind.extra["feePayer"]
+        self.fee_payer = fee_payer
         extensions = set(await asyncio.to_thread(lambda: self._facilitator.get_supported().extensions or []))
-        self.hints = declare_record_extension(self.settings.agent, self.settings.program_id, self.fee_payer, extensions)
+        self.hints = declare_record_extension(
+            self.settings.agent_pubkey, self.settings.program_id, fee_payer, extensions
+        )
         offer = await self.watch.start()
         await self.ensure_payee_accounts(offer)
         self._started = True
@@ -295,11 +310,12 @@ class X402Seller:
         existing = {a for a, info in zip(accounts, infos, strict=True) if info is not None}
         if existing.issuperset(accounts):
             return
-        if self.settings.payee_accounts != "create" or self.settings.keypair is None:
+        owner = self.settings.owner
+        if self.settings.payee_accounts != "create" or owner is None:
             raise PayeeAccountsMissing(
                 offer.payment_address, [p.mint.address for p in offer.prices if payee_account(offer, p) not in existing]
             )
-        await self.gp.send(payee_account_instructions(offer, self.settings.keypair.pubkey(), existing))
+        await self.gp.send(payee_account_instructions(offer, owner.pubkey(), existing))
 
     async def _ensure_payee_accounts_quietly(self, offer: Offer) -> None:
         try:
@@ -400,10 +416,12 @@ class X402Paywall:
     """
 
     def __init__(self, app: ASGIApp, settings: SellerSettings | None = None, seller: X402Seller | None = None) -> None:
-        if (settings is None) == (seller is None):
+        if seller is None and settings is not None:
+            seller = X402Seller(settings)
+        elif seller is None or settings is not None:  # neither, or both
             raise PaywallError("pass settings= or seller=")
         self.app = app
-        self.seller = seller or X402Seller(settings)  # type: ignore[arg-type]
+        self.seller = seller
         self._start_lock = asyncio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -604,13 +622,13 @@ class PaidRequest:
                     return r
             return None
         mint = _transfer_mint(payload)
-        for r in self.seller.requirements_v1(self.resource_url()):
-            if payload.scheme == r.scheme and payload.network == r.network and r.asset == mint:
-                return r
+        for r1 in self.seller.requirements_v1(self.resource_url()):
+            if payload.scheme == r1.scheme and payload.network == r1.network and r1.asset == mint:
+                return r1
         return None
 
     async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
-        payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent)
+        payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent_pubkey)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
             Pubkey.from_string(payer),

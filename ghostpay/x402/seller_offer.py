@@ -165,7 +165,9 @@ class AgentWatch:
         await self._apply(found[1])
         self._task = asyncio.create_task(self._follow(), name=f"ghostpay-agent-watch-{self.agent}")
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
-        return self.offer  # type: ignore[return-value]
+        offer = self.offer
+        assert offer is not None  # _apply set it
+        return offer
 
     async def stop(self) -> None:
         if self._task is not None:

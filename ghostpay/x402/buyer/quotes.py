@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -12,7 +13,7 @@ from solders.pubkey import Pubkey
 from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
 from x402.mechanisms.svm.default_assets import get_default_asset
-from x402.schemas import PaymentRequired
+from x402.schemas import PaymentRequired, PaymentRequirements
 from x402.schemas.v1 import PaymentRequiredV1, PaymentRequirementsV1
 
 from ghostpay.exceptions import GhostPayError, PaymentRequirementsInvalid
@@ -56,12 +57,14 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
         raise PaymentRequirementsInvalid("the seller's v1 402 body has no accepts list")
     fixed: list[PaymentRequirementsV1] = []
     assumed: dict[int, tuple[str, ...]] = {}
-    problems = []
+    problems: list[str] = []
     for given in accepts:
         if not isinstance(given, dict):
             problems.append("an accepts entry is not an object")
             continue
-        req, filled, missing = dict(given), [], []
+        req: dict[str, Any] = dict(given)
+        filled: list[str] = []
+        missing: list[str] = []
         amount = req.get("maxAmountRequired")
         if isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0:
             req["maxAmountRequired"] = str(amount)
@@ -70,13 +73,15 @@ def lenient_v1(body: dict[str, Any], url: str) -> tuple[PaymentRequiredV1, dict[
         for name in ("scheme", "network", "payTo"):
             if not isinstance(req.get(name), str) or not req[name]:
                 missing.append(name)
-        extra = req.get("extra") if isinstance(req.get("extra"), dict) else {}
+        extra: dict[str, Any] = req["extra"] if isinstance(req.get("extra"), dict) else {}
         if not extra.get("feePayer"):
             missing.append("extra.feePayer (the facilitator paying the fees)")
         if not req.get("resource"):
-            req["resource"], _ = url, filled.append("resource")
+            req["resource"] = url
+            filled.append("resource")
         if not isinstance(req.get("maxTimeoutSeconds"), int):
-            req["maxTimeoutSeconds"], _ = LEGACY_TIMEOUT_SECONDS, filled.append("maxTimeoutSeconds")
+            req["maxTimeoutSeconds"] = LEGACY_TIMEOUT_SECONDS
+            filled.append("maxTimeoutSeconds")
         if not req.get("asset") and isinstance(req.get("network"), str):
             try:
                 req["asset"] = get_default_asset(req["network"])["asset"]
@@ -102,13 +107,13 @@ async def decode_quotes(
         labels = (await gp.labels()).by_mint
     except GhostPayError:  # the node cannot say which cluster it is: no labels
         labels = {}
-    for i, req in enumerate(required.accepts):
+    accepts: Sequence[PaymentRequirements | PaymentRequirementsV1] = required.accepts
+    page = required.resource if isinstance(required, PaymentRequired) else None  # v2 names it once, v1 per entry
+    for i, req in enumerate(accepts):
         decimals = None
         with contextlib.suppress(GhostPayError, ValueError):
             decimals = (await gp.get_mint(Pubkey.from_string(req.asset))).decimals
-        resource = getattr(req, "resource", None) or (
-            required.resource.url if getattr(required, "resource", None) else url
-        )
+        resource = getattr(req, "resource", None) or (page.url if page else url)
         extra = dict(req.extra or {})
         out.append(
             Quote(

@@ -40,7 +40,7 @@ class X402HttpClient(httpx.AsyncClient):
         self.buyer = buyer
         self.payments: list[PaymentRecord] = []
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         response = await super().send(request, **kwargs)
         record = payment_record(response)
         if record is not None:

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ghostpay.exceptions import GhostPayError
 from ghostpay.paths import private_file
@@ -286,7 +287,7 @@ class KeyStore:
             self._db.close()
 
 
-def _seller(row: tuple) -> SellerKey:  # type: ignore[type-arg]
+def _seller(row: tuple[Any, ...]) -> SellerKey:
     return SellerKey(row[0], row[1], bool(row[3]), row[4], row[5], row[6], row[7], row[8])
 
 

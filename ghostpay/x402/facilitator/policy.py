@@ -634,6 +634,7 @@ class PaymentPolicy:
             "assets": self.assets.describe(),
         }
         if caller.seller is not None:
+            usage: dict[str, Any]
             try:
                 usage = self.quotas.usage(caller.seller.key_id).document()
             except QuotaStoreUnavailable as exc:

@@ -92,7 +92,7 @@ class ReceiptSweep:
         if not self.listed:
             self.list_fronted()
         now = self.chain_time()
-        due = []
+        due: list[SweptReceipt] = []
         while self.pending and self.pending[0].closable_at <= now and len(due) < self.PER_PASS:
             due.append(heapq.heappop(self.pending))
         live = []

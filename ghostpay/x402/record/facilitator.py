@@ -130,7 +130,8 @@ def has_record_instruction(tx: VersionedTransaction, program_id: Pubkey) -> bool
 
 def without_record(tx: VersionedTransaction) -> VersionedTransaction:
     """The same transaction without its last instruction: what the official checks see."""
-    m = tx.message  # a v0 message: accept_record_instruction refuses others
+    m = tx.message
+    assert isinstance(m, MessageV0)  # accept_record_instruction refuses others
     stripped = MessageV0(
         m.header, list(m.account_keys), m.recent_blockhash, list(m.instructions)[:-1], list(m.address_table_lookups)
     )
