@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -75,7 +76,9 @@ def seed_index(db: Path, mint: str, progress: Progress) -> None:
     with Session(engine) as session:
         for start in range(0, AGENTS, 1000):
             end = min(start + 1000, AGENTS)
-            agents, tokens, caps = [], [], []
+            agents: list[dict[str, Any]] = []
+            tokens: list[dict[str, Any]] = []
+            caps: list[dict[str, Any]] = []
             for i in range(start, end):
                 address, owner = str(Pubkey.new_unique()), str(Pubkey.new_unique())
                 agents.append(

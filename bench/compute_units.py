@@ -109,15 +109,28 @@ class Bench:
     def samples(self, measure_one: Callable[[], int]) -> list[int]:
         return [measure_one() for _ in range(SAMPLES)]
 
+    def data(self, key: Pubkey) -> bytes:
+        """An account's data (it must exist)."""
+        account = self.chain.account(key)
+        if account is None:
+            raise LookupError(f"no account {key}")
+        return bytes(account.data)
+
+
+def registering(b: Bench, count: Callable[[], int | None]) -> Callable[[], int]:
+    """One register_agent's compute units, with `count()` accepted tokens (None: without x402)."""
+    return lambda: b.register(count())[2]
+
 
 def register_rows(b: Bench) -> Iterator[Row]:
-    for case, count in (
+    cases: list[tuple[str, Callable[[], int | None]]] = [
         ("no x402", lambda: None),
         ("x402, 1 token", lambda: 1),
         ("x402, 10 tokens", lambda: 10),
         ("x402, 1-10 tokens", lambda: b.rng.randint(1, 10)),
-    ):
-        yield summarize("register_agent", case, b.samples(lambda count=count: b.register(count())[2]))
+    ]
+    for case, count in cases:
+        yield summarize("register_agent", case, b.samples(registering(b, count)))
 
 
 def update_rows(b: Bench) -> Iterator[Row]:
@@ -142,7 +155,7 @@ def update_rows(b: Bench) -> Iterator[Row]:
         return build
 
     def accepted_mint(agent: Pubkey) -> Pubkey:
-        return Agent.decode(bytes(b.chain.account(agent).data)).x402_accepted_tokens[0].mint
+        return Agent.decode(b.data(agent)).x402_accepted_tokens[0].mint
 
     def set_tokens(agent: Pubkey, owner: Pubkey, _: Keypair) -> Instruction:
         tokens = b.prices(1)
@@ -242,7 +255,7 @@ def payment_rows(b: Bench) -> Iterator[Row]:
         yield summarize("record_x402_payment", case, [units[column] for units in measured])
 
     def feedback(agent: Pubkey, payer: Keypair) -> int:
-        accounts = {
+        accounts: ix.SubmitFeedbackAccounts = {
             "agent": agent,
             "reputation": reputation_address(agent)[0],
             "payer_stats": payer_stats_address(agent, payer.pubkey())[0],
@@ -290,7 +303,7 @@ def work_order_rows(b: Bench) -> Iterator[Row]:
     """create_work_order (vault + TransferChecked) with SDK-picked and arbitrary order ids, then each step
     of a work order that completes, and a dispute resolved with a split."""
     owner, agent, _ = b.register(1)
-    mint = Agent.decode(bytes(b.chain.account(agent).data)).x402_accepted_tokens[0].mint
+    mint = Agent.decode(b.data(agent)).x402_accepted_tokens[0].mint
     client, arbiter = b.keypair(1_000), b.keypair()
     b.chain.create_token_account(client.pubkey(), mint, 10**15)
     b.chain.create_token_account(owner.pubkey(), mint)
@@ -373,7 +386,7 @@ def work_order_rows(b: Bench) -> Iterator[Row]:
 
 def measure(progress: Callable[[str], None] = lambda _: None) -> list[Row]:
     bench = Bench()
-    rows = []
+    rows: list[Row] = []
     for name, rows_of in (
         ("register_agent", register_rows),
         ("owner updates", update_rows),

@@ -113,14 +113,14 @@ class Stack:
 
     async def _register(self) -> Pubkey:
         async with GhostPayClient(self.rpc, self.owner, ws_url=self.chain.node.ws_url) as gp:
-            return (
-                await gp.register_agent(
-                    "economics",
-                    "Economics",
-                    capabilities=["translate"],
-                    x402=X402Settings({self.mint: PRICE}, "http://127.0.0.1/translate"),
-                )
-            ).address
+            registered = await gp.register_agent(
+                "economics",
+                "Economics",
+                capabilities=["translate"],
+                x402=X402Settings({self.mint: PRICE}, "http://127.0.0.1/translate"),
+            )
+            assert registered.address is not None  # the agent it created
+            return registered.address
 
     def start_servers(self) -> str:
         """Upstream, facilitator and proxy; returns the paid route's URL."""

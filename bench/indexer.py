@@ -136,7 +136,7 @@ def in_child(work: Any, *args: Any) -> dict[str, Any]:
     process.start()
     result = receiver.recv()
     process.join()
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def compare(net: LocalnetProcess, kind: str, make_url: Any) -> dict[str, Any]:

@@ -120,13 +120,13 @@ def main() -> None:
 
             async def register() -> Pubkey:
                 async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
-                    return (
-                        await gp.register_agent(
-                            "benchmcp",
-                            "Bench",
-                            x402=X402Settings({Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"),
-                        )
-                    ).address
+                    registered = await gp.register_agent(
+                        "benchmcp",
+                        "Bench",
+                        x402=X402Settings({Pubkey.from_string(mint): PRICE}, "http://127.0.0.1/paid"),
+                    )
+                    assert registered.address is not None  # the agent it created
+                    return registered.address
 
             agent = str(asyncio.run(register()))
             key = folder / "buyer.json"

@@ -189,7 +189,7 @@ def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(f"{proc.args!r} exited: {proc.stderr.read() if proc.stderr else ''}")  # args: a list
         try:
             httpx.get(url, timeout=1)
             return
@@ -236,11 +236,12 @@ class RecordingBuyer:
 
     async def get(self, url: str) -> httpx.Response:
         from x402.http.utils import decode_payment_required_header, encode_payment_signature_header
-        from x402.schemas import PaymentPayload, ResourceInfo
+        from x402.schemas import PaymentPayload, PaymentRequired, ResourceInfo
 
         from ghostpay.payments import build_x402_payment
 
         required = decode_payment_required_header((await self.http.get(url)).headers["payment-required"])
+        assert isinstance(required, PaymentRequired)  # the proxy's header is v2
         accept = required.accepts[0]
         hints = accept.extra["ghostpay"]
         fee_payer = Pubkey.from_string(accept.extra["feePayer"])
@@ -387,14 +388,14 @@ def main() -> None:
 
         async def register() -> Pubkey:
             async with GhostPayClient(rpc, owner, ws_url=chain.node.ws_url) as gp:
-                return (
-                    await gp.register_agent(
-                        "bench",
-                        "Bench",
-                        capabilities=["translate"],
-                        x402=X402Settings({mint: PRICE}, "http://127.0.0.1/translate"),
-                    )
-                ).address
+                registered = await gp.register_agent(
+                    "bench",
+                    "Bench",
+                    capabilities=["translate"],
+                    x402=X402Settings({mint: PRICE}, "http://127.0.0.1/translate"),
+                )
+                assert registered.address is not None  # the agent it created
+                return registered.address
 
         agent = asyncio.run(register())
         chain.tokens(owner.pubkey(), mint, 0)

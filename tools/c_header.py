@@ -83,7 +83,8 @@ def fixed_size(ty: Any, types: dict[str, Any]) -> int | None:
             simple = all("fields" not in v for v in definition["variants"])
             return 1 if simple else None
         sizes = [fixed_size(f["type"], types) for f in definition["fields"]]
-        return None if None in sizes else sum(sizes)
+        known = [size for size in sizes if size is not None]
+        return sum(known) if len(known) == len(sizes) else None
     return None
 
 

@@ -36,6 +36,7 @@ HOMES = ("ghostpay.inputs", "ghostpay.results", "ghostpay.transactions", "ghostp
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 MAX_LINE = 120
 DUNDERS = ("__init__", "__enter__", "__exit__", "__getattr__")
+STARS = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}  # by inspect.Parameter.kind.name
 QUOTED = re.compile(r"[\"']([A-Za-z_][A-Za-z0-9_.]*)[\"']")
 
 
@@ -54,7 +55,7 @@ def _parameters(function: Callable[..., Any]) -> str:
         if param.kind is param.KEYWORD_ONLY and not star_done:
             out.append("*")
             star_done = True
-        prefix = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+        prefix = STARS.get(param.kind.name, "")
         star_done = star_done or param.kind is param.VAR_POSITIONAL
         text = prefix + param.name
         if param.annotation is not param.empty:
@@ -88,25 +89,31 @@ def _members() -> dict[str, str]:
     out: dict[str, str] = {}
     own = vars(GhostPay)
     for name, member in own.items():
+        wrapped = getattr(member, "__wrapped__", None)  # a blocking method made from a coroutine
         if isinstance(member, property):
-            out[name] = _function(name, member.fget, decorator="@property")
+            out[name] = _function(name, _getter(member), decorator="@property")
         elif inspect.isfunction(member) and (not name.startswith("_") or name in DUNDERS):
             if name == "__init__":  # it takes what the client takes
                 out[name] = _function(name, member, GhostPayClient.__init__)
-            elif getattr(member, "__wrapped__", None) is not None:  # a blocking method made from a coroutine
-                out[name] = _function(name, member.__wrapped__)
+            elif wrapped is not None:
+                out[name] = _function(name, wrapped)
             else:
                 out[name] = _function(name, member)
     for name, member in vars_of(GhostPayClient).items():  # the client's own, through __getattr__
         if name.startswith("_") or name in own:
             continue
         if isinstance(member, property):
-            out[name] = _function(name, member.fget, decorator="@property")
+            out[name] = _function(name, _getter(member), decorator="@property")
         elif isinstance(member, staticmethod):
             out[name] = _function(name, member.__func__, decorator="@staticmethod")
         elif inspect.isfunction(member):
             out[name] = _function(name, member)
     return out
+
+
+def _getter(prop: property) -> Callable[..., Any]:
+    assert prop.fget is not None  # every property of the client and of GhostPay has a getter
+    return prop.fget
 
 
 def vars_of(cls: type) -> dict[str, Any]:
