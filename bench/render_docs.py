@@ -155,6 +155,12 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
     "indexer": indexer,
     "indexer_scale": METRIC_VALUE_UNIT,
     "api": columns(("request", "request"), ("median ms", "median_ms"), ("p95 ms", "p95_ms")),
+    "decoders": columns(
+        ("value decoded", "value"),
+        ("construct µs", "construct_us"),
+        ("ghostpay.borsh_layout µs", "struct_us"),
+        ("speed-up ×", "speedup"),
+    ),
 }
 
 

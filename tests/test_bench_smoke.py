@@ -31,6 +31,7 @@ RESULTS = {
     "bench-x402": ["x402", "x402_buyer"],
     "bench-x402-buyer": ["x402_buyer"],
     "bench-mcp": ["mcp"],
+    "bench-decoders": ["decoders"],
 }
 
 

@@ -14,7 +14,7 @@ table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmod
 back-fill can apply the next batch while this one is written: that batch is made with
 `after=` this one and takes the rows this one touched from it rather than from the database.
 
-Reputation counters follow the program's rules (program/src/record_x402_payment.c, feedback.c,
+Reputation counters follow the program's rules (program/src/record_x402_payment.c, submit_feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
 its clock is mirrored here at the event's timestamp, and the score is recomputed with
 `ghostpay.reputation.reputation_score`, the program's own integer function.
@@ -736,7 +736,7 @@ class Batch:
             order.refunded += e.client_amount
         self._escrow_earned(agent, order.mint if order else "", e.provider_amount, e.timestamp)
         rep = self._reputation(agent, e.timestamp)
-        # program/src/work_order_settle.c resolve_dispute: a ruling wholly for the provider erases the
+        # program/src/resolve_dispute.c: a ruling wholly for the provider erases the
         # dispute and completes the job, as a release would; any other counts a resolved dispute.
         if e.client_share_bps == 0:
             rep.total_disputes = max(rep.total_disputes - 1, 0)
@@ -752,7 +752,7 @@ class Batch:
         self._close_order(agent)
 
     def _on_DisputeSettledByDefault(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
-        # program/src/work_order_settle.c settle_dispute_by_default: counted as a ruling wholly for the client
+        # program/src/settle_by_default.c settle_dispute_by_default: counted as a ruling wholly for the client
         order = self._transition(tx, indexed, e, e.refunded)
         if order is not None:
             order.refunded += e.refunded
