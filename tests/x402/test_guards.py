@@ -21,7 +21,15 @@ from ghostpay.exceptions import (
     SellerNotAllowed,
     SpendingRefused,
 )
-from ghostpay.spending import RESERVATION_TTL, GuardedWallet, Limits, Spend, SpendingGuards, SpendLedger
+from ghostpay.spending import (
+    RESERVATION_TTL,
+    GuardedWallet,
+    Limits,
+    Spend,
+    SpendingGuards,
+    SpendLedger,
+    spending_report,
+)
 
 USDC, BONK = "Usdc1111111111111111111111111111111111111111", "Bonk1111111111111111111111111111111111111111"
 
@@ -212,3 +220,14 @@ async def test_guarded_wallet_runs_checks_in_order(tmp_path: Path) -> None:
     with pytest.raises(PriceAboveMaximum, match="maximum 0.005"):
         await wallet.authorize(spend(10_000), max_price=Decimal("0.005"))
     await asyncio.sleep(0)
+
+
+def test_a_budget_lowered_below_the_spent_leaves_a_decimal_zero(tmp_path: Path) -> None:
+    """Spent 0.05 under a 1 USDC daily budget, then the budget lowered to 0.01: nothing is left, as a Decimal
+    (the JSON's exact string and the text table's amount; an int 0 there broke `ghost x402 spending`)."""
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    ledger.reserve(SpendingGuards(daily=Decimal("1")), spend(50_000))
+    report = spending_report(GuardedWallet(SpendingGuards(daily=Decimal("0.01")), ledger), "Wallet1")
+    day = report[0].windows["day"]
+    assert (day.spent, day.budget, day.remaining) == (Decimal("0.05"), Decimal("0.01"), Decimal(0))
+    assert isinstance(day.remaining, Decimal)
