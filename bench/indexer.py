@@ -40,7 +40,7 @@ from sqlmodel import Session, func, select
 from bench.report import RESULTS_DIR, size
 from ghostpay.accounts import Agent
 from ghostpay.events import decode_logs
-from ghostpay.indexer.models import IndexedTransaction, RawEvent, connect
+from ghostpay.indexer.models import IndexedTransaction, RawEvent, connect, table_of
 from ghostpay.indexer.service import DEFAULT_BATCH, Indexer, IndexerConfig
 from ghostpay.indexer.source import RpcSource
 from ghostpay.localnet.process import LocalnetProcess
@@ -113,9 +113,9 @@ async def raw_floor(net: LocalnetProcess, db_url: str) -> dict[str, Any]:
                     for e in decoded.events
                 ]
             with engine.begin() as connection:
-                connection.execute(IndexedTransaction.__table__.insert(), transactions)  # type: ignore[attr-defined]
+                connection.execute(table_of(IndexedTransaction).insert(), transactions)
                 if events_rows:
-                    connection.execute(RawEvent.__table__.insert(), events_rows)  # type: ignore[attr-defined]
+                    connection.execute(table_of(RawEvent).insert(), events_rows)
             events += len(events_rows)
     finally:
         await rpc.close()

@@ -26,8 +26,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -96,7 +98,7 @@ class RawHttp:
         host, port = url.removeprefix("http://").split(":")
         return cls(*await asyncio.open_connection(host, int(port)))
 
-    async def call(self, method: str, *params: object) -> object:
+    async def call(self, method: str, *params: object) -> Any:  # the JSON result
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
         self.writer.write(
             b"POST / HTTP/1.1\r\nHost: localnet\r\nContent-Type: application/json\r\n"
@@ -115,14 +117,17 @@ class RawHttp:
         self.writer.close()
 
 
-async def send_and_confirm(encoded: list[str], send: list, confirm: object) -> float:
+Call = Callable[..., Awaitable[Any]]  # (method, *params) -> the JSON-RPC result
+
+
+async def send_and_confirm(encoded: list[str], send: list[Call], confirm: Call) -> float:
     """Seconds to send `encoded` through the `send` callables (one per connection) and see all confirmed."""
     queue = list(reversed(encoded))
     signatures: list[str] = []
 
-    async def sender(call: object) -> None:
+    async def sender(call: Call) -> None:
         while queue:
-            signatures.append(await call("sendTransaction", queue.pop(), {"encoding": "base64"}))  # type: ignore
+            signatures.append(await call("sendTransaction", queue.pop(), {"encoding": "base64"}))
 
     started = time.perf_counter()
     await asyncio.gather(*(sender(call) for call in send))
@@ -130,7 +135,7 @@ async def send_and_confirm(encoded: list[str], send: list, confirm: object) -> f
     while pending:
         statuses: list[object] = []
         for i in range(0, len(pending), 256):
-            statuses += (await confirm("getSignatureStatuses", pending[i : i + 256]))["value"]  # type: ignore
+            statuses += (await confirm("getSignatureStatuses", pending[i : i + 256]))["value"]
         pending = [sig for sig, status in zip(pending, statuses, strict=True) if status is None]
     return time.perf_counter() - started
 
@@ -143,7 +148,7 @@ async def http_throughput(url: str, payers: list[Keypair]) -> tuple[float, float
         await call("requestAirdrop", str(payer.pubkey()), 1000 * 10**9)
     rates = []
     for lean in (True, False):
-        blockhash = Hash.from_string((await call("getLatestBlockhash"))["value"]["blockhash"])  # type: ignore
+        blockhash = Hash.from_string((await call("getLatestBlockhash"))["value"]["blockhash"])
         encoded = [base64.b64encode(bytes(tx)).decode() for tx in transfers(payers, blockhash)]
         if lean:
             seconds = await send_and_confirm(encoded, [c.call for c in connections], call)

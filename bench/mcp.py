@@ -93,7 +93,8 @@ async def in_process(
         for _ in range(CALLS):
             await timed(measured["get_agent"], lambda: gp.get_agent(Pubkey.from_string(agent)))
             response = await timed(measured["paid call"], lambda: http.get(url))
-            assert payment_record(response).verified  # type: ignore[union-attr]
+            record = payment_record(response)
+            assert record is not None and record.verified
     return measured
 
 
@@ -104,7 +105,7 @@ def start_http(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[s
         stdout=subprocess.PIPE,
         text=True,
     )
-    line = proc.stdout.readline()  # type: ignore[union-attr]
+    line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         raise RuntimeError("ghost mcp -t http did not start")
     return proc, json.loads(line)["url"]
