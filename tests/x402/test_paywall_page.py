@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from x402.http.utils import decode_payment_required_header
+from x402.http.x402_http_server_base import x402HTTPServerBase
 
+from ghostpay.x402.paywall_page import is_browser
 from tests.x402.conftest import Agent, Process, ServerThread, Shop, Upstream, register_agent
 from tests.x402.test_proxy import proxy_process
 
@@ -82,6 +84,35 @@ def raw_get(url: str, target: str, headers: dict[str, str]) -> tuple[int, str]:
         data = b"".join(iter(lambda: conn.recv(65536), b""))
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body.decode()
+
+
+class Headers:
+    """The two request headers the official server's browser check reads (its HTTPAdapter's getters)."""
+
+    def __init__(self, accept: str, user_agent: str) -> None:
+        self.accept, self.user_agent = accept, user_agent
+
+    def get_accept_header(self) -> str:
+        return self.accept
+
+    def get_user_agent(self) -> str:
+        return self.user_agent
+
+
+@pytest.mark.parametrize(
+    ("accept", "user_agent"),
+    [
+        (BROWSER["Accept"], BROWSER["User-Agent"]),
+        ("text/html", "Mozilla/5.0 HeadlessChrome/131"),
+        ("text/html", "curl/8.5.0"),
+        ("application/json", BROWSER["User-Agent"]),
+        ("*/*", BROWSER["User-Agent"]),
+        ("", ""),
+    ],
+)
+def test_a_browser_is_what_the_official_server_calls_one(accept: str, user_agent: str) -> None:
+    official = x402HTTPServerBase._is_web_browser(None, Headers(accept, user_agent))  # type: ignore[arg-type]
+    assert is_browser(accept, user_agent) == official
 
 
 def test_a_browser_gets_the_packages_paywall_page(proxy: Process, agent: Agent, upstream: Any) -> None:
