@@ -20,8 +20,10 @@ import httpx
 import pytest
 from x402.http.utils import decode_payment_required_header
 from x402.http.x402_http_server_base import x402HTTPServerBase
+from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
-from ghostpay.x402.paywall_page import is_browser
+from ghostpay.x402.networks import DEVNET
+from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from tests.x402.conftest import Agent, Process, ServerThread, Shop, Upstream, register_agent
 from tests.x402.test_proxy import proxy_process
 
@@ -158,6 +160,29 @@ def test_request_input_is_not_reflected_unescaped(proxy: Process) -> None:
     assert status == 402 and "window.x402" in page
     assert SCRIPT not in page and "alert(1)" in page  # there, but as \u003cscript\u003e in the JSON
     assert page_config(page)["currentUrl"] == f"{proxy.url}/page/{SCRIPT}?q={SCRIPT}"  # escaped, not altered
+
+
+def test_a_title_or_an_on_chain_name_with_markup_is_escaped() -> None:
+    """The seller's title and the agent's name (anyone's on-chain text) reach the page as text only."""
+    required = PaymentRequired(
+        error="payment required",
+        resource=ResourceInfo(url="http://127.0.0.1/x", description=f"buys {SCRIPT}"),
+        accepts=[
+            PaymentRequirements(
+                scheme="exact",
+                network=DEVNET.caip2,
+                asset="4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+                amount="10000",
+                pay_to="11111111111111111111111111111111",
+                max_timeout_seconds=60,
+            )
+        ],
+    )
+    page = PaywallPage(f"Title {SCRIPT}").render(required, f"Agent {SCRIPT}")
+    assert SCRIPT not in page
+    assert "<title>Title &lt;script&gt;alert(1)&lt;/script&gt; by Agent &lt;script&gt;" in page
+    shown = page_config(page)["paymentRequired"]["resource"]["description"]
+    assert shown == f"Title {SCRIPT} by Agent {SCRIPT}: buys {SCRIPT}"
 
 
 def test_the_middleware_serves_the_page_too(agent: Agent, facilitator: Process) -> None:
