@@ -21,7 +21,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
 fi
 
-# Debian's chromium and its driver for the dashboard's browser test (tests/analytics); no downloaded browsers.
+# Debian's chromium and its driver for the browser tests (the dashboard, the x402 paywall page); no downloaded browsers.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     apt_install chromium chromium-driver
 fi

@@ -68,12 +68,19 @@ def proxy(
     mime_type: str = typer.Option(
         "application/json", "--mime-type", help="The media type of the paid answer, in the 402."
     ),
+    paywall_title: str = typer.Option(
+        "",
+        "--paywall-title",
+        help="The title of the paywall page a browser gets instead of the JSON 402 (the official x402 "
+        "Solana paywall; default: the agent's on-chain name, which the page always shows).",
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
     Calls to a priced route answer 402 until paid; paid ones go to the upstream, whose answer streams
     back with PAYMENT-RESPONSE. A price change on chain applies to the next 402. The upstream sees the
-    payer in X-GhostPay-Payer (also -Amount, -Mint, -Verified).
+    payer in X-GhostPay-Payer (also -Amount, -Mint, -Verified). A browser (Accept: text/html) gets the
+    official x402 Solana paywall page instead of the JSON 402, with the agent's name and price.
 
     Example:  ghost x402 proxy --agent translator --upstream http://127.0.0.1:9000 --route 'POST /translate'
     """
@@ -111,6 +118,7 @@ def proxy(
         description=description or "",
         mime_type=mime_type,
         facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
+        paywall_title=paywall_title,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(

@@ -71,6 +71,7 @@ from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
 from ghostpay.x402.networks import X402Network, network_for_cluster
+from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
 from ghostpay.x402.record.types import HINT_KEY
 from ghostpay.x402.seller_offer import (
@@ -130,6 +131,7 @@ class SellerSettings:
     program_id: Pubkey = PROGRAM_ID
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
     facilitator_key: str | None = field(default=None, repr=False)
+    paywall_title: str = ""  # the browser paywall page's title (default: the agent's on-chain name)
 
     def __post_init__(self) -> None:
         keypair = None if self.keypair is None else load_keypair(self.keypair)
@@ -250,6 +252,7 @@ class X402Seller:
         self.settings = settings
         self.network = settings.network or network_for_cluster(settings.rpc_url, settings.ws_url)
         self.match = route_matcher(settings.routes)
+        self.page = PaywallPage(settings.paywall_title)
         facilitator = settings.facilitator
         if isinstance(facilitator, str):
             facilitator = AiohttpFacilitatorClient(facilitator, key=settings.facilitator_key)
@@ -460,9 +463,12 @@ class X402Paywall:
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-    data = json.dumps(body, separators=(",", ":")).encode()
+    await _send(send, status, b"application/json", json.dumps(body, separators=(",", ":")).encode(), headers)
+
+
+async def _send(send: Send, status: int, content_type: bytes, data: bytes, headers: dict[str, str] | None) -> None:
     raw = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"content-length", str(len(data)).encode()),
         (b"cache-control", b"no-store"),
     ]
@@ -528,29 +534,41 @@ class PaidRequest:
         query = self.scope.get("query_string", b"").decode("latin-1")
         return f"{self.scope.get('scheme', 'http')}://{host}{self.scope['path']}" + (f"?{query}" if query else "")
 
+    def required(self, error: str) -> PaymentRequired:
+        """The v2 402 of this route: the current requirements for this resource."""
+        return PaymentRequired(
+            error=error,
+            resource=ResourceInfo(
+                url=self.resource_url(), description=self.seller.description, mime_type=self.seller.settings.mime_type
+            ),
+            accepts=self.seller.requirements(),
+        )
+
     async def payment_required(
         self, error: str, message: str | None = None, status: int = 402, reason: str | None = None
     ) -> None:
         """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
         malformed payment header the `reason`)."""
-        resource = self.resource_url()
-        required = PaymentRequired(
-            error=error,
-            resource=ResourceInfo(
-                url=resource, description=self.seller.description, mime_type=self.seller.settings.mime_type
-            ),
-            accepts=self.seller.requirements(),
-        )
+        required = self.required(error)
         body = {
             "x402Version": 1,
             "error": error,
-            "accepts": [r.model_dump(by_alias=True, exclude_none=True) for r in self.seller.requirements_v1(resource)],
+            "accepts": [
+                r.model_dump(by_alias=True, exclude_none=True) for r in self.seller.requirements_v1(self.resource_url())
+            ],
         }
         if message:
             body["message"] = message
         if reason:
             body["reason"] = reason
         await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)})
+
+    async def paywall_page(self, agent_name: str) -> None:
+        """A browser's 402: the package's paywall page for the same requirements, the v2 header as well."""
+        required = self.required("payment required")
+        page = self.seller.page.render(required, agent_name).encode()
+        headers = {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)}
+        await _send(self.send, 402, b"text/html; charset=utf-8", page, headers)
 
     async def run(self) -> None:
         offer = self.seller.watch.offer
@@ -569,7 +587,10 @@ class PaidRequest:
         v2_header = _header(self.scope, PAYMENT_SIGNATURE_HEADER)
         header = v2_header or _header(self.scope, X_PAYMENT_HEADER)
         if header is None:
-            await self.payment_required("payment required")
+            if is_browser(_header(self.scope, "accept"), _header(self.scope, "user-agent")):
+                await self.paywall_page(offer.name)
+            else:
+                await self.payment_required("payment required")
             return
         try:
             payload = payment_header(header, MAX_PAYMENT_HEADER_BYTES)

@@ -66,6 +66,7 @@ class Offer:
     prices: tuple[MintPrice, ...]
     closed: bool = False
     description: str = ""  # the agent's on-chain description: what a 402 says it sells unless the seller says
+    name: str = ""  # the agent's on-chain name: the browser paywall shows it
 
     @property
     def unavailable(self) -> str | None:
@@ -94,6 +95,7 @@ async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
         info.payment_address,
         prices,
         description=info.description or info.name,
+        name=info.name,
     )
 
 
