@@ -33,6 +33,7 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from x402 import x402FacilitatorSync
+from x402.extensions.bazaar import BAZAAR
 from x402.mechanisms.svm.exact.facilitator import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.facilitator import ExactSvmSchemeV1
 from x402.mechanisms.svm.settlement_cache import SettlementCache
@@ -121,6 +122,8 @@ class GhostPayFacilitator:
             self.x402.register_extension(RECORD_EXTENSION)
             if extension.front_rent:
                 self.x402.register_extension(FRONT_RENT_EXTENSION)
+        if settings.discovery_refresh_seconds > 0:  # served by the app from `ghostpay.x402.bazaar`
+            self.x402.register_extension(BAZAAR)
         window = next(int(c["value"]) for c in idl_dict()["constants"] if c["name"] == "FEEDBACK_WINDOW_SECONDS")
         self.sweep = ReceiptSweep(self.rpc, settings.keypair, settings.program_id, window)
         try:
