@@ -22,7 +22,9 @@ from x402.extensions.bazaar import (
     BazaarExtendedClient,
     DiscoveryResource,
     ListDiscoveryResourcesParams,
+    OutputConfig,
     SearchDiscoveryResourcesParams,
+    declare_discovery_extension,
     with_bazaar,
 )
 from x402.http import FacilitatorConfig
@@ -32,7 +34,7 @@ from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund, mint_to
-from tests.x402.conftest import Process, buyer, facilitator_process
+from tests.x402.conftest import PRICE_ATOMIC, Process, Shop, buyer, facilitator_process, pay, register_agent
 
 REFRESH_SECONDS = "0.2"
 FOLLOW_DEADLINE_SECONDS = 60  # how long a change may take to show (a bound for a hung test, not a timing claim)
@@ -277,3 +279,34 @@ def test_without_discovery_the_routes_are_absent(net: LocalnetProcess, tmp_path:
         assert "bazaar" not in httpx.get(f"{proc.url}/supported").json()["extensions"]
     finally:
         proc.stop()
+
+
+def test_a_seller_declares_discovery_info_and_the_facilitator_catalogues_it_when_paid(
+    net: LocalnetProcess, bazaar: BazaarExtendedClient, bazaar_facilitator: Process
+) -> None:
+    agent = register_agent(net, f"bz{secrets.token_hex(4)}-declared")
+    declared = declare_discovery_extension(
+        input={"text": "hola"},
+        input_schema={"properties": {"text": {"type": "string"}}, "required": ["text"]},
+        output=OutputConfig(example={"translation": "hello"}),
+    )
+
+    def catalogued(url: str) -> DiscoveryResource | None:
+        listed = bazaar.extensions.bazaar.list_resources(ListDiscoveryResourcesParams(extensions="bazaar", limit=100))
+        return next((r for r in listed.items if r.resource == url), None)
+
+    with Shop(agent, bazaar_facilitator.url, discovery=declared) as shop:
+        url = f"{shop.url}/paid"
+        unpaid = httpx.get(url)
+        assert unpaid.status_code == 402
+        assert catalogued(url) is None  # declared in the 402, catalogued only once a payment settles
+        assert pay(net, buyer(net, agent.mint), url).status_code == 200
+    item = catalogued(url)
+    assert item is not None and item.type == "http" and item.x402_version == 2
+    info = (item.extensions or {})["bazaar"]["info"]
+    assert info["input"]["method"] == "GET" and info["input"]["queryParams"] == {"text": "hola"}
+    assert info["output"]["example"] == {"translation": "hello"}
+    [accepted] = item.accepts or []
+    assert (accepted["amount"], accepted["asset"]) == (str(PRICE_ATOMIC), str(agent.mint))
+    evidence = (item.extensions or {})["ghostpay"]  # the agent it paid is on chain: its evidence rides along
+    assert evidence["agent"] == str(agent.address)

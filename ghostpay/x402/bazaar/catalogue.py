@@ -70,7 +70,7 @@ class Listing:
         return self.resource.to_dict()
 
 
-def _iso(unix_seconds: int) -> str | None:
+def iso(unix_seconds: int) -> str | None:
     return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if unix_seconds > 0 else None
 
 
@@ -165,7 +165,7 @@ class ChainCatalogue:
             },
             "verifiedPaidCalls": agent.x402_total_calls,
             "payers": payers,
-            "lastPaidAt": _iso(agent.last_payment_at),
+            "lastPaidAt": iso(agent.last_payment_at),
             "capabilities": list(agent.capabilities),
         }
         resource = DiscoveryResource(
@@ -173,7 +173,7 @@ class ChainCatalogue:
             type=RESOURCE_TYPE,
             x402_version=2,
             accepts=accepts,
-            last_updated=_iso(agent.updated_at) or "",
+            last_updated=iso(agent.updated_at) or "",
             description=agent.description or agent.name,
             service_name=agent.name if _printable(agent.name, MAX_SERVICE_NAME_CHARS) else None,
             tags=_tags(agent.capabilities),

@@ -36,7 +36,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
-from ghostpay.x402.bazaar.catalogue import ChainCatalogue
+from ghostpay.x402.bazaar.catalogue import ChainCatalogue, Listing
+from ghostpay.x402.bazaar.declared import DeclaredResources
 from ghostpay.x402.bazaar.query import list_query, list_resources, search_query, search_resources
 from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.service import GhostPayFacilitator
@@ -102,6 +103,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
     catalogues: list[ChainCatalogue] = []  # one when discovery is on
+    declared = DeclaredResources()  # what sellers declared, from the payments settled here
 
     async def sweep_forever(facilitator: GhostPayFacilitator) -> None:
         """Legacy receipts it fronted are closed until none is left (none are made any more); rent reserved by
@@ -148,6 +150,7 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             )
             await refresh_catalogue(catalogue)  # served from the start, not after the first interval
             catalogues.append(catalogue)
+            facilitator.on_settled.append(declared.settled)
             tasks.append(asyncio.create_task(follow_chain(catalogue)))
         try:
             yield
@@ -224,6 +227,10 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
         return endpoint
 
+    def listings(catalogue: ChainCatalogue) -> list[Listing]:
+        """The agents on chain, then the resources sellers declared (with their agent's evidence)."""
+        return [*catalogue.listings, *declared.listings(catalogue.listings)]
+
     def discovery(answer: Callable[[ChainCatalogue, Mapping[str, str]], Any]) -> Callable[[Request], Awaitable[Any]]:
         """A Bazaar route: public as /supported is; a query that means nothing answers 400 with its reason."""
 
@@ -241,8 +248,8 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
     discovery_routes = (
         [
-            Route("/discovery/resources", discovery(lambda c, q: list_resources(c.listings, list_query(q)))),
-            Route("/discovery/search", discovery(lambda c, q: search_resources(c.listings, search_query(q)))),
+            Route("/discovery/resources", discovery(lambda c, q: list_resources(listings(c), list_query(q)))),
+            Route("/discovery/search", discovery(lambda c, q: search_resources(listings(c), search_query(q)))),
         ]
         if settings.discovery_refresh_seconds > 0
         else []

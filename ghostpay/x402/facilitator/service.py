@@ -26,6 +26,7 @@ Everything here is synchronous: the HTTP app runs verify/settle in worker thread
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from solana.rpc.api import Client
@@ -131,6 +132,7 @@ class GhostPayFacilitator:
         except Exception as exc:  # noqa: BLE001 - the node is away: the rows wait for the next round
             log.warning("reconciling pending settles at start failed: %s", exc)
         self.reconciling = Reconciling(self.settler)
+        self.on_settled: list[Callable[[Any, Any], Any]] = []  # (payload, requirements) of each settled payment
 
     def cost(self, tx: VersionedTransaction) -> int:
         """What settling `tx` can take from the fee payer: its fee, and the pair's PayerStats rent when this
@@ -170,6 +172,9 @@ class GhostPayFacilitator:
         self.policy.settled(ticket, result)
         if not result.success:
             self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
+            return result
+        for hook in self.on_settled:
+            hook(payload, requirements)
         return result
 
     def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None) -> None:
