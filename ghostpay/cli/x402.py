@@ -26,6 +26,23 @@ DEFAULT_FACILITATOR = "http://127.0.0.1:8403"
 FACILITATOR_KEY_ENV = "GHOSTPAY_FACILITATOR_KEY"
 
 
+def declared_discovery(routes: list[str], *files: Path | None) -> dict[str, Any] | None:
+    """The Bazaar declaration of --input-schema, --input-example, --output-schema, --output-example (None: none)."""
+    if not any(files):
+        return None
+    from ghostpay.exceptions import InvalidArgument
+    from ghostpay.x402.bazaar.declare import declaration, read_json
+
+    names = ("input schema", "input example", "output schema", "output example")
+    try:
+        loaded = [None if f is None else read_json(f, name) for f, name in zip(files, names, strict=True)]
+        return declaration(
+            routes, input_schema=loaded[0], input_example=loaded[1], output_schema=loaded[2], output_example=loaded[3]
+        )
+    except InvalidArgument as exc:
+        raise CliError(str(exc)) from None
+
+
 @app.command()
 def proxy(
     ctx: typer.Context,
@@ -68,6 +85,21 @@ def proxy(
     mime_type: str = typer.Option(
         "application/json", "--mime-type", help="The media type of the paid answer, in the 402."
     ),
+    input_schema: Path | None = typer.Option(
+        None,
+        "--input-schema",
+        help="A JSON Schema file of the routes' input (query parameters, or the JSON body of POST/PUT/PATCH "
+        "routes): declared in the 402 as the x402 Bazaar extension, catalogued by facilitators when paid.",
+    ),
+    input_example: Path | None = typer.Option(
+        None, "--input-example", help="A JSON file: an example input (query parameters or body), declared likewise."
+    ),
+    output_schema: Path | None = typer.Option(
+        None, "--output-schema", help="A JSON Schema file of the paid answer (with --output-example)."
+    ),
+    output_example: Path | None = typer.Option(
+        None, "--output-example", help="A JSON file: an example paid answer, declared likewise."
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -98,6 +130,7 @@ def proxy(
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
     from ghostpay.x402.seller import SellerSettings
 
+    discovery = declared_discovery(route or [], input_schema, input_example, output_schema, output_example)
     seller = SellerSettings(
         ref,
         st.rpc_url,
@@ -111,6 +144,7 @@ def proxy(
         description=description or "",
         mime_type=mime_type,
         facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
+        discovery=discovery,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(

@@ -6,7 +6,9 @@ query parameters refused with a named reason (or clamped)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,12 +31,27 @@ from x402.extensions.bazaar import (
 )
 from x402.http import FacilitatorConfig
 from x402.http.facilitator_client import HTTPFacilitatorClientSync
+from x402.http.utils import decode_payment_required_header
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund, mint_to
-from tests.x402.conftest import PRICE_ATOMIC, Process, Shop, buyer, facilitator_process, pay, register_agent
+from tests.x402.conftest import (
+    GHOST,
+    PRICE_ATOMIC,
+    Process,
+    ServerThread,
+    Shop,
+    Upstream,
+    buyer,
+    facilitator_process,
+    keypair_file,
+    official_http,
+    pay,
+    register_agent,
+)
+from tests.x402.test_proxy import proxy_process
 
 REFRESH_SECONDS = "0.2"
 FOLLOW_DEADLINE_SECONDS = 60  # how long a change may take to show (a bound for a hung test, not a timing claim)
@@ -310,3 +327,84 @@ def test_a_seller_declares_discovery_info_and_the_facilitator_catalogues_it_when
     assert (accepted["amount"], accepted["asset"]) == (str(PRICE_ATOMIC), str(agent.mint))
     evidence = (item.extensions or {})["ghostpay"]  # the agent it paid is on chain: its evidence rides along
     assert evidence["agent"] == str(agent.address)
+
+
+def test_the_proxy_declares_its_routes_from_json_schema_files(
+    net: LocalnetProcess, bazaar: BazaarExtendedClient, bazaar_facilitator: Process, tmp_path: Path
+) -> None:
+    agent = register_agent(net, f"bz{secrets.token_hex(4)}-proxied")
+    files = {
+        "input-schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+        "input-example": {"text": "hola"},
+        "output-schema": {"type": "object", "properties": {"echo": {"type": "string"}}},
+        "output-example": {"echo": "hola"},
+    }
+    options = []
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+        options += [f"--{name}", str(tmp_path / f"{name}.json")]
+    upstream = Upstream()
+    with ServerThread(upstream.app) as served:
+        proc = proxy_process(
+            net, agent, served.url, bazaar_facilitator.url, tmp_path, "--route", "POST /translate", *options
+        ).start()
+        try:
+            url = f"{proc.url}/translate"
+            required = decode_payment_required_header(httpx.post(url, json={}).headers["payment-required"])
+            declared = (required.extensions or {})["bazaar"]
+            assert declared["info"]["input"] == {
+                "type": "http",
+                "method": "POST",
+                "bodyType": "json",
+                "body": files["input-example"],
+            }
+            assert declared["schema"]["properties"]["input"]["properties"]["body"] == files["input-schema"]
+
+            async def paid_post() -> int:
+                async with official_http(net, buyer(net, agent.mint)) as client:
+                    return (await client.post(url, json={"text": "hola"})).status_code
+
+            assert asyncio.run(paid_post()) == 200
+        finally:
+            proc.stop()
+    listed = bazaar.extensions.bazaar.list_resources(ListDiscoveryResourcesParams(extensions="bazaar", limit=100))
+    [item] = [r for r in listed.items if r.resource == url]
+    assert (item.extensions or {})["bazaar"]["info"]["output"]["example"] == files["output-example"]
+    assert (item.extensions or {})["ghostpay"]["agent"] == str(agent.address)
+
+
+@pytest.mark.parametrize(
+    ("routes", "files", "message"),
+    [
+        (["POST /a"], {"input-example": "not json"}, "is not JSON"),
+        (["POST /a", "GET /b"], {"input-example": "{}"}, "one kind of input"),
+        (["GET /a"], {"output-schema": "{}"}, "output example"),
+        (["GET /a"], {"input-example": "[1]"}, "JSON object of query parameters"),
+    ],
+)
+def test_the_proxy_refuses_a_declaration_that_cannot_work(
+    tmp_path: Path, routes: list[str], files: dict[str, str], message: str
+) -> None:
+    options = [arg for r in routes for arg in ("--route", r)]
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        options += [f"--{name}", str(tmp_path / name)]
+    keypair = keypair_file(tmp_path, Keypair())
+    done = subprocess.run(
+        [
+            GHOST,
+            "-k",
+            str(keypair),
+            "x402",
+            "proxy",
+            "--agent",
+            str(Pubkey.default()),
+            "--upstream",
+            "http://127.0.0.1:9",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
