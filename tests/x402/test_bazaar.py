@@ -20,6 +20,7 @@ import httpx
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from starlette.testclient import TestClient
 from x402.extensions.bazaar import (
     BazaarExtendedClient,
     DiscoveryResource,
@@ -34,6 +35,9 @@ from x402.http.facilitator_client import HTTPFacilitatorClientSync
 from x402.http.utils import decode_payment_required_header
 
 from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.x402.facilitator import FacilitatorSettings
+from ghostpay.x402.facilitator.app import create_facilitator_app
+from ghostpay.x402.facilitator.keys import KeyStore
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.localnet.conftest import LocalnetProcess
 from tests.sdk.conftest import create_mint, fund, mint_to
@@ -408,3 +412,18 @@ def test_the_proxy_refuses_a_declaration_that_cannot_work(
         timeout=60,
     )
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_bazaar_follows_the_facilitators_access_policy(net: LocalnetProcess, tmp_path: Path) -> None:
+    settings = FacilitatorSettings(
+        Keypair(), net.http_url, net.ws_url, db_path=tmp_path / "f.db", sweep_interval_seconds=0
+    )
+    paths = ("/discovery/resources", "/discovery/search?query=translate")
+    with TestClient(create_facilitator_app(settings), client=("203.0.113.7", 40000)) as remote:
+        for path in paths:  # no seller key: loopback clients only, as for every route
+            answer = remote.get(path)
+            assert answer.status_code == 403 and answer.json()["error"] == "ghostpay_loopback_only"
+    KeyStore(settings.db_path).add("alice")
+    with TestClient(create_facilitator_app(settings), client=("203.0.113.7", 40000)) as remote:
+        for path in paths:  # with keys: public, as /supported is
+            assert remote.get(path).status_code == 200

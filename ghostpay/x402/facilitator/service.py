@@ -174,7 +174,10 @@ class GhostPayFacilitator:
             self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
             return result
         for hook in self.on_settled:
-            hook(payload, requirements)
+            try:
+                hook(payload, requirements)
+            except Exception:  # the payment landed: its answer must reach the seller whatever a hook does
+                log.exception("an on_settled hook failed")
         return result
 
     def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None) -> None:
