@@ -35,6 +35,8 @@ from x402.http.facilitator_client import HTTPFacilitatorClientSync
 from x402.http.utils import decode_payment_required_header
 
 from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.x402 import x402_http
+from ghostpay.x402.buyer.models import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.keys import KeyStore
@@ -321,7 +323,23 @@ def test_a_seller_declares_discovery_info_and_the_facilitator_catalogues_it_when
         unpaid = httpx.get(url)
         assert unpaid.status_code == 402
         assert catalogued(url) is None  # declared in the 402, catalogued only once a payment settles
-        assert pay(net, buyer(net, agent.mint), url).status_code == 200
+        assert pay(net, buyer(net, agent.mint), url).status_code == 200  # the official client
+        eventually(lambda: catalogued(url) is not None, "the declared route catalogued")
+
+        async def ghostpay_buyer() -> None:  # GhostPay's buyer copies the declaration too, and records the payment
+            async with (
+                GhostPayClient(net.http_url, buyer(net, agent.mint), ws_url=net.ws_url) as gp,
+                x402_http(gp) as http,
+            ):
+                assert payment_record(await http.get(url)).settled
+
+        asyncio.run(ghostpay_buyer())
+        eventually(
+            lambda: (
+                ((catalogued(url) or DiscoveryResource("", "")).extensions or {})["ghostpay"]["verifiedPaidCalls"] == 1
+            ),
+            "the recorded payment in the declared route's evidence",
+        )
     item = catalogued(url)
     assert item is not None and item.type == "http" and item.x402_version == 2
     info = (item.extensions or {})["bazaar"]["info"]
