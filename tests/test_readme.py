@@ -44,6 +44,11 @@ EXPECTED = [
     ("create_work_order(", r"^Submitted, 30.000000 USDC left; 1 order\(s\) waiting for review"),
     ("x402_http(", r"^200 \{'text': 'hola', 'payer': '\w+'\} paid 0.01 USDC, verified on chain: True"),
     ("def verify(", r"^$"),
+    (
+        "with_bazaar(",
+        r"^Translator at https://t\.example/api: 10000 atomic units of \w+, 2 atomic units of \w+\n"
+        r"  [A-Z]+, [1-9]\d* verified paid calls$",
+    ),
 ]
 
 
@@ -129,7 +134,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     facilitator: Process | None = None
     servers: list[subprocess.Popen[str]] = []
     try:
-        facilitator = facilitator_process(net, folder, fund(net, sol=10)).start()
+        # the Bazaar reads the chain every half second: docs/x402.md's discovery block finds the README's agent
+        facilitator = facilitator_process(net, folder, fund(net, sol=10), "--discovery-refresh", "0.5").start()
         home = folder / "user"  # the user's HOME (the localnet keeps its state in "home" beside its ledger)
         home.mkdir()
         seller_port = free_port_pair()[0]

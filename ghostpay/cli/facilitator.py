@@ -132,8 +132,16 @@ def start(
         "allows every mint. Default: the network's USD stablecoins, and "
         "on a localnet the mints labelled by ghost test-mint.",
     ),
+    discovery_refresh: float = typer.Option(
+        5.0,
+        min=0,
+        help="Seconds between reads of the on-chain registry for the Bazaar (GET /discovery/resources and "
+        "/discovery/search): a newly registered or deactivated agent shows within this time "
+        "(0: no Bazaar, e.g. on an RPC without getProgramAccounts).",
+    ),
 ) -> None:
-    """Serve POST /verify, POST /settle, GET /supported, GET /policy and GET /health until Ctrl-C.
+    """Serve POST /verify, POST /settle, GET /supported, GET /policy, GET /health and the Bazaar (GET
+    /discovery/resources, GET /discovery/search: the x402 agents on chain) until Ctrl-C.
 
     The fee payer is the -k keypair and the cluster is -u. A localnet goes by devnet's network id
     (solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1) so unchanged x402 clients can pay on it. Besides the
@@ -194,6 +202,7 @@ def start(
         fee_limits=FeeLimits(max_fee, max_compute_units, share, sol_usd),
         assets=rules,
         test_mints=data_dir() / LABELS_FILE if is_loopback_url(st.rpc_url) else None,
+        discovery_refresh_seconds=discovery_refresh,
     )
     url = f"http://{host}:{port}"
     auth = "keys" if open_keys(settings.db_path).any_keys() else "loopback-only"
@@ -209,6 +218,7 @@ def start(
         "maxFeeLamports": max_fee,
         "maxComputeUnits": max_compute_units,
         "assets": [a.mint for a in rules] or "default",
+        "discoveryRefreshSeconds": discovery_refresh,
     }
     log_refusals()
 

@@ -26,6 +26,23 @@ DEFAULT_FACILITATOR = "http://127.0.0.1:8403"
 FACILITATOR_KEY_ENV = "GHOSTPAY_FACILITATOR_KEY"
 
 
+def declared_discovery(routes: list[str], *files: Path | None) -> dict[str, Any] | None:
+    """The Bazaar declaration of --input-schema, --input-example, --output-schema, --output-example (None: none)."""
+    if not any(files):
+        return None
+    from ghostpay.exceptions import InvalidArgument
+    from ghostpay.x402.bazaar.declare import declaration, read_json
+
+    names = ("input schema", "input example", "output schema", "output example")
+    try:
+        loaded = [None if f is None else read_json(f, name) for f, name in zip(files, names, strict=True)]
+        return declaration(
+            routes, input_schema=loaded[0], input_example=loaded[1], output_schema=loaded[2], output_example=loaded[3]
+        )
+    except InvalidArgument as exc:
+        raise CliError(str(exc)) from None
+
+
 @app.command()
 def proxy(
     ctx: typer.Context,
@@ -74,6 +91,21 @@ def proxy(
         help="The title of the paywall page a browser gets instead of the JSON 402 (the official x402 "
         "Solana paywall; default: the agent's on-chain name, which the page always shows).",
     ),
+    input_schema: Path | None = typer.Option(
+        None,
+        "--input-schema",
+        help="A JSON Schema file of the routes' input (query parameters, or the JSON body of POST/PUT/PATCH "
+        "routes): declared in the 402 as the x402 Bazaar extension, catalogued by facilitators when paid.",
+    ),
+    input_example: Path | None = typer.Option(
+        None, "--input-example", help="A JSON file: an example input (query parameters or body), declared likewise."
+    ),
+    output_schema: Path | None = typer.Option(
+        None, "--output-schema", help="A JSON Schema file of the paid answer (with --output-example)."
+    ),
+    output_example: Path | None = typer.Option(
+        None, "--output-example", help="A JSON file: an example paid answer, declared likewise."
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -105,6 +137,7 @@ def proxy(
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
     from ghostpay.x402.seller import SellerSettings
 
+    discovery = declared_discovery(route or [], input_schema, input_example, output_schema, output_example)
     seller = SellerSettings(
         ref,
         st.rpc_url,
@@ -119,6 +152,7 @@ def proxy(
         mime_type=mime_type,
         facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
         paywall_title=paywall_title,
+        discovery=discovery,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(

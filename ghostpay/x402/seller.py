@@ -36,14 +36,16 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from x402 import x402ResourceServer
+from x402.extensions.bazaar import BAZAAR, bazaar_resource_server_extension
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
@@ -132,6 +134,9 @@ class SellerSettings:
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
     facilitator_key: str | None = field(default=None, repr=False)
     paywall_title: str = ""  # the browser paywall page's title (default: the agent's on-chain name)
+    discovery: Mapping[str, Any] | None = (
+        None  # the bazaar extension its 402s declare: `declare_discovery_extension(...)`
+    )
 
     def __post_init__(self) -> None:
         keypair = None if self.keypair is None else load_keypair(self.keypair)
@@ -360,6 +365,18 @@ class X402Seller:
         offer = self.watch.offer
         return self.settings.description or (offer.description if offer is not None else "")
 
+    def extensions(self, method: str) -> dict[str, Any] | None:
+        """The 402's extensions: the declared discovery info (`SellerSettings.discovery`) with the request's method,
+        as the package's `bazaar_resource_server_extension` adds it, for facilitators to catalogue."""
+        declared = self.settings.discovery
+        if not declared or BAZAAR.key not in declared:
+            return None
+        context = SimpleNamespace(method=method)
+        return {
+            **declared,
+            BAZAAR.key: bazaar_resource_server_extension.enrich_declaration(declared[BAZAAR.key], context),
+        }
+
     def requirements_v1(self, resource: str) -> list[PaymentRequirementsV1]:
         return [
             PaymentRequirementsV1(
@@ -542,6 +559,7 @@ class PaidRequest:
                 url=self.resource_url(), description=self.seller.description, mime_type=self.seller.settings.mime_type
             ),
             accepts=self.seller.requirements(),
+            extensions=self.seller.extensions(self.scope["method"]),
         )
 
     async def payment_required(

@@ -434,8 +434,14 @@ def test_without_keys_a_non_loopback_client_is_refused_before_any_rpc(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     rpc = CountingListener()
+    # no sweep and no Bazaar: both read the chain on their own schedule, whoever calls
     settings = FacilitatorSettings(
-        Keypair(), rpc.url, rpc.url.replace("http", "ws"), db_path=tmp_path / "f.db", sweep_interval_seconds=0
+        Keypair(),
+        rpc.url,
+        rpc.url.replace("http", "ws"),
+        db_path=tmp_path / "f.db",
+        sweep_interval_seconds=0,
+        discovery_refresh_seconds=0,
     )
     body = {"x402Version": 2, "paymentPayload": {}, "paymentRequirements": {}}
     remote_app = create_facilitator_app(settings)

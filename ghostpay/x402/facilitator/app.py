@@ -6,7 +6,9 @@
     GET  /supported  {kinds, extensions, signers}
     GET  /policy     what it refuses and why; with a key, that seller's terms and usage
     GET  /health     fee payer, SOL balance and its floor, auth mode, payments settled and pending, refusals,
-                     legacy receipts swept
+                     legacy receipts swept, the discovery catalogue's size and age
+    GET  /discovery/resources, /discovery/search   the Bazaar: GhostPay's x402 agents read from the chain
+                     (`ghostpay.x402.bazaar`), refreshed every `discovery_refresh_seconds`
 
 Who may call (`keys.AccessGate`): with no seller key configured, loopback clients only
 (anyone else 403 `ghostpay_loopback_only`); with keys, /verify and /settle need one (401 with a named
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +36,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
+from ghostpay.x402.bazaar.catalogue import ChainCatalogue, Listing
+from ghostpay.x402.bazaar.declared import DeclaredResources
+from ghostpay.x402.bazaar.query import list_query, list_resources, search_query, search_resources
 from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.service import GhostPayFacilitator
 from ghostpay.x402.facilitator.settings import FacilitatorSettings
@@ -97,6 +102,8 @@ def _refused(exc: AuthRefused) -> JSONResponse:
 def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     """The facilitator app; it owns one `GhostPayFacilitator` (opened at start-up, closed at shutdown)."""
     state: dict[str, GhostPayFacilitator] = {}
+    catalogues: list[ChainCatalogue] = []  # one when discovery is on
+    declared = DeclaredResources()  # what sellers declared, from the payments settled here
 
     async def sweep_forever(facilitator: GhostPayFacilitator) -> None:
         """Legacy receipts it fronted are closed until none is left (none are made any more); rent reserved by
@@ -113,21 +120,45 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
     # call. A settle still runs to its end when its request goes away (it is logged either way).
     workers = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="ghostpay-facilitator")
 
+    async def refresh_catalogue(catalogue: ChainCatalogue) -> None:
+        try:
+            await to_thread.run_sync(catalogue.refresh)
+        except Exception as exc:  # noqa: BLE001 - the node is away: the catalogue read last stays served
+            log.warning("discovery catalogue refresh failed: %s", exc)
+
+    async def follow_chain(catalogue: ChainCatalogue) -> None:
+        """The catalogue follows the registry by polling: one read of the agents and one of the PayerStats'
+        agent fields per interval, whatever the number of requests (they never wait for the chain)."""
+        while True:
+            await asyncio.sleep(settings.discovery_refresh_seconds)
+            await refresh_catalogue(catalogue)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state["facilitator"] = GhostPayFacilitator(settings)
-        app.state.facilitator = state["facilitator"]
-        sweeping = (
-            asyncio.create_task(sweep_forever(state["facilitator"]))
-            if settings.front_receipt_rent and settings.sweep_interval_seconds > 0
-            else None
-        )
+        facilitator = state["facilitator"] = GhostPayFacilitator(settings)
+        app.state.facilitator = facilitator
+        tasks = []
+        if settings.front_receipt_rent and settings.sweep_interval_seconds > 0:
+            tasks.append(asyncio.create_task(sweep_forever(facilitator)))
+        if settings.discovery_refresh_seconds > 0:
+            catalogue = ChainCatalogue(
+                facilitator.rpc,
+                settings.program_id,
+                settings.networks[0],
+                str(settings.fee_payer),
+                facilitator.x402.get_extensions(),
+            )
+            await refresh_catalogue(catalogue)  # served from the start, not after the first interval
+            catalogues.append(catalogue)
+            facilitator.on_settled.append(declared.settled)
+            tasks.append(asyncio.create_task(follow_chain(catalogue)))
         try:
             yield
         finally:
-            if sweeping is not None:
-                sweeping.cancel()
-                await asyncio.gather(sweeping, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            catalogues.clear()
             workers.shutdown(wait=True)
             state.pop("facilitator").close()
 
@@ -181,6 +212,9 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
             return JSONResponse(_dump(result))
         return SettledAnswer(_dump(result), state["facilitator"].settler, result.transaction)
 
+    def health(facilitator: GhostPayFacilitator) -> dict[str, Any]:
+        return {**facilitator.health(), **({"discovery": catalogues[0].status()} if catalogues else {})}
+
     def read_only(answer: Callable[[GhostPayFacilitator, Caller], Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
         """A GET route: anyone when keys are configured (tailored to a key when one is given)."""
 
@@ -193,13 +227,41 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
         return endpoint
 
+    def listings(catalogue: ChainCatalogue) -> list[Listing]:
+        """The agents on chain, then the resources sellers declared (with their agent's evidence)."""
+        return [*catalogue.listings, *declared.listings(catalogue.listings)]
+
+    def discovery(answer: Callable[[ChainCatalogue, Mapping[str, str]], Any]) -> Callable[[Request], Awaitable[Any]]:
+        """A Bazaar route: public as /supported is; a query that means nothing answers 400 with its reason."""
+
+        async def endpoint(request: Request) -> JSONResponse:
+            try:
+                caller_of(admit(request, public=True), await request.body())
+            except AuthRefused as exc:
+                return refuse(request, exc)
+            try:
+                return JSONResponse(await to_thread.run_sync(answer, catalogues[0], request.query_params))
+            except MalformedInput as exc:
+                return _error(400, str(exc), exc.reason)
+
+        return endpoint
+
+    discovery_routes = (
+        [
+            Route("/discovery/resources", discovery(lambda c, q: list_resources(listings(c), list_query(q)))),
+            Route("/discovery/search", discovery(lambda c, q: search_resources(listings(c), search_query(q)))),
+        ]
+        if settings.discovery_refresh_seconds > 0
+        else []
+    )
     return Starlette(
         routes=[
             Route("/verify", verify, methods=["POST"]),
             Route("/settle", settle, methods=["POST"]),
             Route("/supported", read_only(lambda f, caller: _dump(f.supported(caller))), methods=["GET"]),
             Route("/policy", read_only(lambda f, caller: f.policy_document(caller)), methods=["GET"]),
-            Route("/health", read_only(lambda f, caller: f.health()), methods=["GET"]),
+            Route("/health", read_only(lambda f, caller: health(f)), methods=["GET"]),
+            *discovery_routes,
         ],
         lifespan=lifespan,
     )

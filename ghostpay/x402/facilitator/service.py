@@ -26,6 +26,7 @@ Everything here is synchronous: the HTTP app runs verify/settle in worker thread
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from solana.rpc.api import Client
@@ -33,6 +34,7 @@ from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from x402 import x402FacilitatorSync
+from x402.extensions.bazaar import BAZAAR
 from x402.mechanisms.svm.exact.facilitator import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.facilitator import ExactSvmSchemeV1
 from x402.mechanisms.svm.settlement_cache import SettlementCache
@@ -121,6 +123,8 @@ class GhostPayFacilitator:
             self.x402.register_extension(RECORD_EXTENSION)
             if extension.front_rent:
                 self.x402.register_extension(FRONT_RENT_EXTENSION)
+        if settings.discovery_refresh_seconds > 0:  # served by the app from `ghostpay.x402.bazaar`
+            self.x402.register_extension(BAZAAR)
         window = next(int(c["value"]) for c in idl_dict()["constants"] if c["name"] == "FEEDBACK_WINDOW_SECONDS")
         self.sweep = ReceiptSweep(self.rpc, settings.keypair, settings.program_id, window)
         try:
@@ -128,6 +132,7 @@ class GhostPayFacilitator:
         except Exception as exc:  # noqa: BLE001 - the node is away: the rows wait for the next round
             log.warning("reconciling pending settles at start failed: %s", exc)
         self.reconciling = Reconciling(self.settler)
+        self.on_settled: list[Callable[[Any, Any], Any]] = []  # (payload, requirements) of each settled payment
 
     def cost(self, tx: VersionedTransaction) -> int:
         """What settling `tx` can take from the fee payer: its fee, and the pair's PayerStats rent when this
@@ -167,6 +172,12 @@ class GhostPayFacilitator:
         self.policy.settled(ticket, result)
         if not result.success:
             self._refused("settle", caller, result.error_reason, result.error_message, result.payer)
+            return result
+        for hook in self.on_settled:
+            try:
+                hook(payload, requirements)
+            except Exception:  # the payment landed: its answer must reach the seller whatever a hook does
+                log.exception("an on_settled hook failed")
         return result
 
     def _refused(self, method: str, caller: Caller, reason: str | None, message: str | None, payer: str | None) -> None:

@@ -40,6 +40,7 @@ class FacilitatorSettings:
     fee_limits: FeeLimits = field(default_factory=FeeLimits)
     assets: tuple[AssetRule, ...] = ()  # the mints it settles (none given: the network's stablecoins...)
     test_mints: Path | None = None  # ...and the test mints labelled on this cluster in this label store (a localnet's)
+    discovery_refresh_seconds: float = 5.0  # the Bazaar catalogue is read from the chain this often (0: no Bazaar)
 
     @property
     def fee_payer(self) -> Pubkey:
