@@ -68,6 +68,17 @@ def proxy(
     mime_type: str = typer.Option(
         "application/json", "--mime-type", help="The media type of the paid answer, in the 402."
     ),
+    idempotency: bool = typer.Option(
+        True,
+        "--idempotency/--no-idempotency",
+        help="Declare payment identifiers in the 402s and answer a paid call retried with the same identifier "
+        "from a cache, without charging it again.",
+    ),
+    idempotency_db: Path | None = typer.Option(
+        None,
+        "--idempotency-db",
+        help="The cache of paid answers (SQLite); default: x402-idempotency/<agent>.sqlite3 in 'ghost path'.",
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -96,6 +107,7 @@ def proxy(
         )
     if create_payee_accounts and keypair is None:
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
+    from ghostpay.x402.idempotency import IdempotencySettings
     from ghostpay.x402.seller import SellerSettings
 
     seller = SellerSettings(
@@ -111,6 +123,7 @@ def proxy(
         description=description or "",
         mime_type=mime_type,
         facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
+        idempotency=IdempotencySettings(idempotency_db) if idempotency else None,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(
@@ -249,6 +262,13 @@ def call(
     include: bool = typer.Option(
         False, "--include", "-i", help="Print the response's status line and headers before its body, as curl -i."
     ),
+    idempotency_key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="The payment identifier sent to a seller that declares it (16-128 of A-Z a-z 0-9 _ -): run the call "
+        "again with the same key and the seller answers it from its cache instead of charging it again; "
+        "default: a new one per invocation.",
+    ),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
 
@@ -274,13 +294,25 @@ def call(
     confirm_above = None if yes or cap is not None else Decimal(0)
     guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
     mint = params.token(st, token, "--token") if token else None
+    from x402.extensions.payment_identifier import generate_payment_id, is_valid_payment_id
+
+    if idempotency_key is not None and not is_valid_payment_id(idempotency_key):
+        raise typer.BadParameter(
+            "16 to 128 characters among letters, digits, '-' and '_'", param_hint="--idempotency-key"
+        )
+    key = idempotency_key or generate_payment_id()
 
     async def work(gp: GhostPayClient) -> httpx.Response:
         from ghostpay.spending import GuardedWallet
         from ghostpay.x402 import x402_http
 
         async with x402_http(
-            gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (), feedback=mode
+            gp,
+            guards=GuardedWallet(guards),
+            max_price=cap,
+            tokens=[mint] if mint else (),
+            feedback=mode,
+            idempotency_key=key,
         ) as http:
             return await http.request(method.upper(), url, **request)
 
@@ -303,6 +335,10 @@ def call(
         if record is not None:
             paid = format_amount(record.amount, mint_symbol(st, record.mint))
             state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
+            if record.replayed:
+                state_text = (
+                    f"answered again from the seller's cache (key {record.idempotency_key}), paid by {record.signature}"
+                )
             typer.echo(
                 f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
                 f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),

@@ -70,6 +70,7 @@ from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
+from ghostpay.x402.idempotency import REPLAYED, Idempotency, IdempotencySettings, IdempotentCall, Refusal, begin
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
 from ghostpay.x402.record.types import HINT_KEY
@@ -130,6 +131,8 @@ class SellerSettings:
     program_id: Pubkey = PROGRAM_ID
     stats_route: str | None = None  # e.g. "/_x402/stats": GET there answers `X402Seller.stats_document()`
     facilitator_key: str | None = field(default=None, repr=False)
+    # payment identifiers (idempotent paid calls): declared in the 402s, answers kept (`ghostpay.x402.idempotency`)
+    idempotency: IdempotencySettings | None = None
 
     def __post_init__(self) -> None:
         keypair = None if self.keypair is None else load_keypair(self.keypair)
@@ -268,6 +271,9 @@ class X402Seller:
         self._requirements: list[PaymentRequirements] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
+        self.idempotency = (
+            None if settings.idempotency is None else Idempotency(settings.idempotency, settings.agent_pubkey)
+        )
 
     # lifecycle -----------------------------------------------------------------------------------------
 
@@ -540,6 +546,7 @@ class PaidRequest:
                 url=resource, description=self.seller.description, mime_type=self.seller.settings.mime_type
             ),
             accepts=self.seller.requirements(),
+            extensions=None if self.seller.idempotency is None else self.seller.idempotency.declaration(),
         )
         body = {
             "x402Version": 1,
@@ -589,6 +596,23 @@ class PaidRequest:
                 reason=REASON_V2_IN_V1_HEADER if v2 else REASON_V1_IN_V2_HEADER,
             )
             return
+        call = None
+        if self.seller.idempotency is not None and isinstance(payload, PaymentPayload):
+            begun = await begin(self.seller.idempotency, payload, self.scope, self.receive, self.send)
+            if begun is REPLAYED:
+                return
+            if isinstance(begun, Refusal):
+                await self.payment_required(begun.reason, begun.message, reason=begun.reason)
+                return
+            call = begun if isinstance(begun, IdempotentCall) else None
+        try:
+            await self.pay(payload, call)
+        finally:
+            if call is not None:
+                call.finish()
+
+    async def pay(self, payload: PaymentPayload | PaymentPayloadV1, call: IdempotentCall | None) -> None:
+        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier)."""
         requirements = self.matching(payload)
         if requirements is None:
             await self.payment_required(
@@ -604,7 +628,7 @@ class PaidRequest:
         if not result.is_valid:
             await self.payment_required(result.invalid_reason or "invalid_payment", result.invalid_message)
             return
-        await self.serve(payload, requirements)
+        await self.serve(payload, requirements, call)
 
     def matching(self, payload: PaymentPayload | PaymentPayloadV1) -> Any:
         """The requirement this payment pays (v2: the `accepted` one; v1: by network and the transfer's
@@ -627,7 +651,9 @@ class PaidRequest:
                 return r1
         return None
 
-    async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
+    async def serve(
+        self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any, call: IdempotentCall | None = None
+    ) -> None:
         payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent_pubkey)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
@@ -649,7 +675,7 @@ class PaidRequest:
             "abandoned": False,
         }
         swallow = False
-        client = ClientWatch(self.receive)
+        client = ClientWatch(self.receive if call is None else call.receive)
 
         async def paid_send(message: Message) -> None:
             nonlocal swallow
@@ -676,9 +702,14 @@ class PaidRequest:
                     outcome["status"] = 402
                     await self.payment_required(settled.error_reason or "settlement_failed", settled.error_message)
                     return
-                await self.send({**message, "headers": [*message.get("headers", []), header]})
+                start = {**message, "headers": [*message.get("headers", []), header]}
+                if call is not None:
+                    call.settled(start, settled.transaction or "", str(settled.network))
+                await self.send(start)
                 return
             if not swallow:
+                if call is not None and outcome["settled"] and message["type"] == "http.response.body":
+                    call.body(message)
                 await self.send(message)
 
         try:
