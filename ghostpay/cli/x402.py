@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ghostpay.cli import params
-from ghostpay.cli.context import CliError, state
+from ghostpay.cli.context import CliError, state, unreachable_service
 from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 
 if TYPE_CHECKING:
@@ -225,6 +225,19 @@ def _request(headers: list[str] | None, data: str | None, json_body: str | None)
     return request
 
 
+CALL_JOURNAL = "x402_call"  # `ghost x402 call`'s journal entries: the payment identifier of a call in flight
+
+
+def _body_hash(request: dict) -> str:
+    """The request body's sha256 (a --json body as httpx sends it), naming the call in the journal."""
+    import hashlib
+
+    body = request.get("content", b"")
+    if "json" in request:
+        body = json.dumps(request["json"]).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
 def _url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
@@ -300,12 +313,31 @@ def call(
         raise typer.BadParameter(
             "16 to 128 characters among letters, digits, '-' and '_'", param_hint="--idempotency-key"
         )
-    key = idempotency_key or generate_payment_id()
 
     async def work(gp: GhostPayClient) -> httpx.Response:
+        from ghostpay.cli import journal
+
+        command = {
+            "chain": await gp.genesis_hash(),
+            "wallet": str(gp.wallet),
+            "method": method.upper(),
+            "url": url,
+            "body": _body_hash(request),
+        }
+        with journal.running(CALL_JOURNAL, command):
+            return await call_once(gp, command)
+
+    async def call_once(gp: GhostPayClient, command: dict[str, Any]) -> httpx.Response:
+        import httpx
+
+        from ghostpay.cli import journal
         from ghostpay.spending import GuardedWallet
         from ghostpay.x402 import x402_http
 
+        entry = journal.pending(CALL_JOURNAL, command)
+        key = idempotency_key or (entry.idempotency_key if entry else None) or generate_payment_id()
+        if entry is None or entry.idempotency_key != key:
+            entry = journal.open_entry(CALL_JOURNAL, command, idempotency_key=key)
         async with x402_http(
             gp,
             guards=GuardedWallet(guards),
@@ -314,7 +346,19 @@ def call(
             feedback=mode,
             idempotency_key=key,
         ) as http:
-            return await http.request(method.upper(), url, **request)
+            try:
+                response = await http.request(method.upper(), url, **request)
+            except httpx.TransportError as exc:  # a payment may have been sent and settled: the entry stays
+                raise CliError(
+                    f"{unreachable_service(exc) or exc!r}; if a payment was sent its outcome is unknown: run the "
+                    f"same command again, it sends the same payment identifier ({key}) and a seller that declares "
+                    "payment identifiers answers from its cache instead of charging again"
+                ) from None
+            except BaseException:
+                entry.close()  # refused before paying, or failed with a known outcome
+                raise
+        entry.close()
+        return response
 
     response = st.run(work, status="Calling…")
     record = payment_record(response)

@@ -33,6 +33,7 @@ from ghostpay.client import GhostPayClient
 from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
+from ghostpay.x402.buyer.payer import RESENDS
 from ghostpay.x402.idempotency import (
     REASON_IDENTIFIER_CONFLICT,
     REPLAY_HEADER,
@@ -41,6 +42,7 @@ from ghostpay.x402.idempotency import (
     AnswerCache,
     IdempotencySettings,
 )
+from tests.cli.conftest import ghost
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
@@ -48,6 +50,7 @@ from tests.x402.conftest import (
     ServerThread,
     Upstream,
     buyer,
+    keypair_file,
     official_client,
     register_agent,
     sol_balance,
@@ -59,13 +62,13 @@ FUNDED = 1_000_000  # what `buyer` gives each payer
 
 
 class DroppingProxy:
-    """TCP between buyer and seller. Armed, it closes the connection that carries a paid request
-    (PAYMENT-SIGNATURE) as soon as the seller's answer starts — the seller starts it after its settle — so
-    the buyer reads nothing of it."""
+    """TCP between buyer and seller. Armed (`armed` times), it closes the connection that carries a paid
+    request (PAYMENT-SIGNATURE) as soon as the seller's answer starts — the seller starts it after its
+    settle — so the buyer reads nothing of it."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.armed = False
+        self.armed = 0
         self.dropped = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -98,7 +101,7 @@ class DroppingProxy:
         async def to_buyer() -> None:
             while data := await up_reader.read(65536):
                 if paid and self.armed:
-                    self.armed = False
+                    self.armed -= 1
                     self.dropped += 1
                     writer.transport.abort()
                     up_writer.transport.abort()
@@ -186,7 +189,7 @@ def test_a_dropped_answer_is_answered_again_and_paid_once(
     payer = buyer(net, agent.mint)
     ledger = tmp_path / "spending.sqlite3"
     payee_before = token_balance(net, agent.owner.pubkey(), agent.mint)
-    dropping.armed = True
+    dropping.armed, dropping.dropped = 1, 0
 
     answer = gp_call(net, payer, ledger, f"{dropping.url}/translate", b"hello")
 
@@ -335,3 +338,38 @@ def test_the_cache_is_bounded() -> None:
     assert cache.get("victim", "victim-call-00001", now=1030) is None
     assert cache.get("payer-5", "call-000000000001", now=1030) is not None
     assert cache.get("payer-5", "call-000000000001", now=1026 + 101) is None  # expired
+
+
+def test_ghost_x402_call_reruns_with_its_journalled_identifier(
+    net: Any, agent: Agent, upstream: Any, facilitator: Process, dropping: DroppingProxy, tmp_path: Path
+) -> None:
+    """Every send of the paid request loses its answer: the command fails naming its identifier and keeps it
+    in its journal; the same command again sends it, and the proxy answers from its cache: paid once."""
+    payer = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, payer)
+    env = {"GHOSTPAY_HOME": str(tmp_path / "home"), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
+    ghost("config", "set", "x402.daily_budget", "1", env=env)
+    url = f"{dropping.url}/translate"
+    call = ("-k", key, "x402", "call", url, "-X", "POST", "--data", "journalled", "--max-price", "0.05")
+    dropping.armed, dropping.dropped = RESENDS + 1, 0
+
+    failed = ghost(*call, env=env).one_line_error(1)
+
+    assert dropping.dropped == RESENDS + 1
+    assert "it closed the connection without an answer" in failed and "run the same command again" in failed
+    [journalled] = (tmp_path / "home" / "journal").glob("x402_call-*.json")
+    entry = json.loads(journalled.read_text())
+    identifier = entry["idempotency_key"]
+    assert identifier in failed
+    assert token_balance(net, payer.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC  # it was paid, once
+
+    again = ghost(*call, env=env).data
+    assert again["status"] == 200 and again["body"] == {"echo": "journalled", "payer": str(payer.pubkey())}
+    assert again["payment"]["replayed"] and again["payment"]["idempotency_key"] == identifier
+    assert token_balance(net, payer.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
+    assert settled_rows(facilitator, payer) == 1
+    assert upstream_calls(upstream, payer) == [b"journalled"]
+    assert not list((tmp_path / "home" / "journal").glob("x402_call-*.json"))  # the outcome is known
+    spent = ghost("-k", key, "x402", "spending", env=env).data
+    assert [e["state"] for e in spent["recent"]] == ["released", "sent"]  # the rerun's payment was not taken
+    assert spent["mints"][0]["day"]["spent"] == "0.010000"
