@@ -10,6 +10,10 @@ The chain is named by its genesis hash, not the RPC URL: a retry through another
 cluster (the natural move after an RPC failure) is still a retry. While a command runs it holds its
 entry's lock, so an identical command started meanwhile is refused instead of paying again or
 mistaking the running one for an earlier run.
+
+`ghost x402 call` journals the payment identifier of its call the same way (same chain, wallet, method, URL
+and body): a run whose connection failed leaves it open, and the same command again sends that identifier,
+so a seller that declares payment identifiers answers from its cache instead of charging again.
 """
 
 from __future__ import annotations

@@ -52,6 +52,8 @@ from ghostpay.paths import data_dir, private_file
 REASON_INVALID_IDENTIFIER = "invalid_payment_identifier"
 REASON_IDENTIFIER_CONFLICT = "payment_identifier_conflict"  # the same identifier on another request
 REASON_BODY_NOT_KEPT = "payment_identifier_answer_not_kept"  # the paid answer was over max_body_bytes
+TRANSFER_INDEX = 2  # an exact payment's TransferChecked, after the two compute-budget instructions
+TRANSFER_DESTINATION = 2  # TransferChecked's accounts: source, mint, destination, authority
 REPLAY_HEADER = "x-payment-identifier-replay"  # on an answer from the cache: the settlement it replays
 STATUS_NOT_KEPT = 410  # the paid answer exists no more: its settlement is named instead
 PAYMENT_RESPONSE_HEADERS = {PAYMENT_RESPONSE_HEADER.lower().encode(), X_PAYMENT_RESPONSE_HEADER.lower().encode()}
@@ -66,11 +68,13 @@ CREATE TABLE IF NOT EXISTS answers (
     body        BLOB,               -- NULL: over max_body_bytes, or not complete (the answer names the settlement)
     body_bytes  INTEGER NOT NULL,
     transaction_ TEXT NOT NULL,     -- the settlement's signature
+    payee       TEXT NOT NULL,      -- the token account the payment paid: a hit's transaction pays it too
     network     TEXT NOT NULL,
     created_at  REAL NOT NULL,
     PRIMARY KEY (payer, identifier)
 );
 CREATE INDEX IF NOT EXISTS answers_age ON answers (created_at);
+CREATE INDEX IF NOT EXISTS answers_payer ON answers (payer, created_at);
 """
 
 
@@ -86,6 +90,7 @@ class IdempotencySettings:
     # a SQLite file (":memory:": a cache that dies with the process); None: `default_cache_path(agent)`
     path: Path | str | None = None
     max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024  # bodies and headers of all entries; the oldest go first
     max_entries_per_payer: int = 100
     max_age_seconds: float = 24 * 3600.0
     max_body_bytes: int = 64 * 1024  # a longer answer is not kept: a retry gets one naming its settlement
@@ -103,6 +108,7 @@ class Answer:
     transaction: str
     network: str
     body_bytes: int = 0
+    payee: str = ""  # the token account the payment paid
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -111,15 +117,18 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def signed_payer(payload: PaymentPayload) -> str | None:
-    """The payer of an exact SVM payment when its transaction carries the payer's valid signature, else None."""
+def signed_payer(payload: PaymentPayload) -> tuple[str, str] | None:
+    """(payer, token account paid) of an exact SVM payment whose transaction carries its payer's valid
+    signature, else None."""
     try:
         tx = decode_transaction_from_payload(ExactSvmPayload.from_dict(payload.payload))
         payer = get_token_payer_from_transaction(tx)
-        keys = list(tx.message.account_keys)[: tx.message.header.num_required_signatures]
-        slot = keys.index(Pubkey.from_string(payer))
-        message = to_bytes_versioned(tx.message)
-        return payer if tx.signatures[slot].verify(keys[slot], message) else None
+        keys = list(tx.message.account_keys)
+        transfer = tx.message.instructions[TRANSFER_INDEX]
+        payee = str(keys[transfer.accounts[TRANSFER_DESTINATION]])
+        slot = keys[: tx.message.header.num_required_signatures].index(Pubkey.from_string(payer))
+        signed = tx.signatures[slot].verify(keys[slot], to_bytes_versioned(tx.message))
+        return (payer, payee) if signed else None
     except Exception:  # noqa: BLE001 - not an exact SVM payment, or no signature of its payer
         return None
 
@@ -155,14 +164,14 @@ class AnswerCache:
         oldest = (time.time() if now is None else now) - self.settings.max_age_seconds
         with self._lock:
             row = self._db.execute(
-                "SELECT fingerprint, status, headers, body, transaction_, network, body_bytes FROM answers "
+                "SELECT fingerprint, status, headers, body, transaction_, network, body_bytes, payee FROM answers "
                 "WHERE payer = ? AND identifier = ? AND created_at >= ?",
                 (payer, identifier, oldest),
             ).fetchone()
         if row is None:
             return None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(row[2])]
-        return row[0], Answer(row[1], headers, row[3], row[4], row[5], row[6])
+        return row[0], Answer(row[1], headers, row[3], row[4], row[5], row[6], row[7])
 
     def put(self, payer: str, identifier: str, fp: str, answer: Answer, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -172,7 +181,7 @@ class AnswerCache:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         payer,
                         identifier,
@@ -182,6 +191,7 @@ class AnswerCache:
                         body,
                         answer.body_bytes,
                         answer.transaction,
+                        answer.payee,
                         answer.network,
                         now,
                     ),
@@ -203,6 +213,11 @@ class AnswerCache:
             "DELETE FROM answers WHERE rowid NOT IN "
             "(SELECT rowid FROM answers ORDER BY created_at DESC, rowid DESC LIMIT ?)",
             (self.settings.max_entries,),
+        )
+        db.execute(
+            "DELETE FROM answers WHERE rowid IN (SELECT rowid FROM (SELECT rowid, SUM(COALESCE(LENGTH(body), 0) + "
+            "LENGTH(headers)) OVER (ORDER BY created_at DESC, rowid DESC) AS kept FROM answers) WHERE kept > ?)",
+            (self.settings.max_bytes,),
         )
 
     def count(self, payer: str | None = None) -> int:
@@ -260,8 +275,10 @@ class IdempotentCall:
     """One paid request carrying an identifier, not answered from the cache: its body (read whole, and
     replayed to the app by `receive`), and its answer as it goes out, kept once it settled."""
 
-    def __init__(self, idem: Idempotency, key: tuple[str, str], fp: str, body: bytes, receive: Receive) -> None:
-        self.idem, self.key, self.fp = idem, key, fp
+    def __init__(
+        self, idem: Idempotency, key: tuple[str, str], fp: str, payee: str, body: bytes, receive: Receive
+    ) -> None:
+        self.idem, self.key, self.fp, self.payee = idem, key, fp, payee
         self._body: bytes | None = body
         self._receive = receive
         self.status = 0
@@ -297,7 +314,7 @@ class IdempotentCall:
                 body = (
                     b"".join(self.chunks) if self.complete and self.size <= self.idem.settings.max_body_bytes else None
                 )
-                answer = Answer(self.status, self.headers, body, self.transaction, self.network, self.size)
+                answer = Answer(self.status, self.headers, body, self.transaction, self.network, self.size, self.payee)
                 self.idem.cache.put(*self.key, self.fp, answer)
         finally:
             self.idem.release(self.key)
@@ -340,9 +357,10 @@ async def begin(
     identifier, invalid = identifier_of(payload)
     if invalid is not None:
         return Refusal(REASON_INVALID_IDENTIFIER, invalid)
-    payer = signed_payer(payload) if identifier else None
-    if identifier is None or payer is None:
+    signed = signed_payer(payload) if identifier else None
+    if identifier is None or signed is None:
         return None
+    payer, payee = signed
     body = await read_body(receive, idem.settings.max_request_bytes)
     if body is None:
         return Refusal(
@@ -353,8 +371,9 @@ async def begin(
     key = (payer, identifier)
     await idem.claim(key)
     kept = await asyncio.to_thread(idem.cache.get, *key)
-    if kept is None:
-        return IdempotentCall(idem, key, fp, body, receive)
+    # a transaction the payer signed for another payee gets nothing from the cache: its verify refuses it
+    if kept is None or kept[1].payee != payee:
+        return IdempotentCall(idem, key, fp, payee, body, receive)
     idem.release(key)
     kept_fp, answer = kept
     if kept_fp != fp:

@@ -254,13 +254,19 @@ def test_one_identifier_is_one_request(
     assert ledger_day(ledger, payer, agent) == PRICE_ATOMIC
 
 
-async def official_paid(net: Any, payer: Keypair, url: str, identifier: str, body: bytes = b"") -> str:
-    """A PAYMENT-SIGNATURE header by the official client, with the package's own identifier helper."""
+async def official_paid(
+    net: Any, payer: Keypair, url: str, identifier: str, body: bytes = b"", pay_to: str | None = None
+) -> str:
+    """A PAYMENT-SIGNATURE header by the official client, with the package's own identifier helper
+    (`pay_to`: its transaction pays that wallet instead, though it claims the seller's requirement)."""
     async with httpx.AsyncClient() as http:
         required = decode_payment_required_header((await http.post(url, content=body)).headers["payment-required"])
     extensions = append_payment_identifier_to_extensions(dict(required.extensions or {}), identifier)
+    asked = required.accepts[0]
+    if pay_to is not None:
+        required = required.model_copy(update={"accepts": [asked.model_copy(update={"pay_to": pay_to})]})
     payload = await official_client(net, payer).create_payment_payload(required, None, extensions)
-    return encode_payment_signature_header(payload)
+    return encode_payment_signature_header(payload.model_copy(update={"accepted": asked}))
 
 
 def post(url: str, header: str, body: bytes = b"") -> httpx.Response:
@@ -300,7 +306,14 @@ def test_the_official_client_and_an_attacker(
     assert refused.status_code == 402 and b"secret" not in refused.content
     assert REPLAY_HEADER not in refused.headers
 
+    # a transaction the victim signed for another seller (seen there), sent here with the victim's identifier
+    elsewhere = asyncio.run(official_paid(net, victim, url, identifier, b"secret", pay_to=str(attacker.pubkey())))
+    refused = post(url, elsewhere, b"secret")
+    assert refused.status_code == 402 and b"secret" not in refused.content
+    assert REPLAY_HEADER not in refused.headers
+
     assert token_balance(net, victim.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
+    assert token_balance(net, attacker.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == payee_before + 2 * PRICE_ATOMIC
     assert settled_rows(facilitator, victim) == 1 and settled_rows(facilitator, attacker) == 1
     assert upstream_calls(upstream, victim) == [b"secret"] and upstream_calls(upstream, attacker) == [b"secret"]
@@ -338,6 +351,12 @@ def test_the_cache_is_bounded() -> None:
     assert cache.get("victim", "victim-call-00001", now=1030) is None
     assert cache.get("payer-5", "call-000000000001", now=1030) is not None
     assert cache.get("payer-5", "call-000000000001", now=1026 + 101) is None  # expired
+
+    small = AnswerCache(IdempotencySettings(":memory:", max_bytes=3 * 1024))
+    big = Answer(200, [], b"x" * 1024, "sig", "solana:x", 1024)
+    for n in range(5):
+        small.put(f"payer-{n}", "call-000000000001", "fp", big, now=2000 + n)
+    assert small.count() == 2  # 2 KiB of bodies and their headers under 3 KiB; a third would not fit
 
 
 def test_ghost_x402_call_reruns_with_its_journalled_identifier(
