@@ -280,7 +280,7 @@ def call(
         "--idempotency-key",
         help="The payment identifier sent to a seller that declares it (16-128 of A-Z a-z 0-9 _ -): run the call "
         "again with the same key and the seller answers it from its cache instead of charging it again; "
-        "default: a new one per invocation.",
+        "default: a new one per invocation, journalled: after a failed connection the same command reuses it.",
     ),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
