@@ -238,6 +238,16 @@ def _body_hash(request: dict) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def _paid_request(exc: Exception) -> bool:
+    """Whether a payment for the failed request left the process (the buyer marks the request)."""
+    from ghostpay.x402.buyer import PAYMENT_SENT
+
+    try:
+        return bool(exc.request.extensions.get(PAYMENT_SENT))  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # raised without its request
+        return False
+
+
 def _url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
@@ -348,11 +358,15 @@ def call(
         ) as http:
             try:
                 response = await http.request(method.upper(), url, **request)
-            except httpx.TransportError as exc:  # a payment may have been sent and settled: the entry stays
+            except httpx.TransportError as exc:
+                if not _paid_request(exc):
+                    entry.close()
+                    raise
+                # the payment was sent and may have settled: the entry stays for the rerun
                 raise CliError(
-                    f"{unreachable_service(exc) or exc!r}; if a payment was sent its outcome is unknown: run the "
-                    f"same command again, it sends the same payment identifier ({key}) and a seller that declares "
-                    "payment identifiers answers from its cache instead of charging again"
+                    f"{unreachable_service(exc) or repr(exc)}; a payment was sent and its outcome is unknown: run "
+                    f"the same command again, it sends the same payment identifier ({key}) and a seller that "
+                    "declares payment identifiers answers from its cache instead of charging again"
                 ) from None
             except BaseException:
                 entry.close()  # refused before paying, or failed with a known outcome

@@ -392,3 +392,8 @@ def test_ghost_x402_call_reruns_with_its_journalled_identifier(
     spent = ghost("-k", key, "x402", "spending", env=env).data
     assert [e["state"] for e in spent["recent"]] == ["released", "sent"]  # the rerun's payment was not taken
     assert spent["mints"][0]["day"]["spent"] == "0.010000"
+
+    # a connection that fails before any payment is sent leaves nothing to resume
+    nobody = ghost("-k", key, "x402", "call", "http://127.0.0.1:9/translate", "--max-price", "0.05", env=env)
+    assert "run the same command again" not in nobody.one_line_error(1)
+    assert not list((tmp_path / "home" / "journal").glob("x402_call-*.json"))

@@ -23,6 +23,7 @@ pay, under the guards), `payer` (X402Buyer: sign, pay, read the answer), `transp
 
 from ghostpay.x402.buyer.models import (
     IDEMPOTENCY_KEY,
+    PAYMENT_SENT,
     RECORD_KEY,
     FeedbackMode,
     PaymentRecord,
@@ -45,6 +46,7 @@ from ghostpay.x402.buyer.transport import X402HttpClient, X402Transport
 
 __all__ = [
     "IDEMPOTENCY_KEY",
+    "PAYMENT_SENT",
     "LEGACY_TIMEOUT_SECONDS",
     "RECORD_KEY",
     "REQUOTES",

@@ -16,6 +16,8 @@ FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
 # a request's payment identifier (httpx request extensions), overriding the client's `idempotency_key`
 IDEMPOTENCY_KEY = "ghostpay.x402.idempotency_key"
+# set in a request's extensions once a payment for it left the process (its outcome is then the seller's to say)
+PAYMENT_SENT = "ghostpay.x402.payment_sent"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,16 @@ from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, Sett
 from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
 from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.tokens import from_atomic
-from ghostpay.x402.buyer.models import IDEMPOTENCY_KEY, RECORD_KEY, FeedbackMode, PaymentRecord, Quote, ms, rating_for
+from ghostpay.x402.buyer.models import (
+    IDEMPOTENCY_KEY,
+    PAYMENT_SENT,
+    RECORD_KEY,
+    FeedbackMode,
+    PaymentRecord,
+    Quote,
+    ms,
+    rating_for,
+)
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
 from ghostpay.x402.idempotency import REPLAY_HEADER
@@ -134,6 +143,7 @@ class X402Buyer:
             )
             if reservation is not None:
                 await reservation.sent()
+            request.extensions[PAYMENT_SENT] = True
             started = time.perf_counter()
             with_identifier = declares_identifier(required)
             response, resent = await self._send_paid(send, retry, with_identifier)
