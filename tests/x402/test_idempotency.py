@@ -18,16 +18,24 @@ import pytest
 from solders.keypair import Keypair
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
     append_payment_identifier_to_extensions,
     declare_payment_identifier_extension,
+    extract_payment_identifier,
 )
 from x402.http.utils import (
     decode_payment_required_header,
     decode_payment_response_header,
+    encode_payment_required_header,
+    encode_payment_response_header,
     encode_payment_signature_header,
 )
+from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
 from ghostpay.client import GhostPayClient
 from ghostpay.spending import GuardedWallet, SpendingGuards
@@ -42,6 +50,7 @@ from ghostpay.x402.idempotency import (
     AnswerCache,
     IdempotencySettings,
 )
+from ghostpay.x402.networks import DEVNET
 from tests.cli.conftest import ghost
 from tests.x402.conftest import (
     PRICE_ATOMIC,
@@ -397,3 +406,50 @@ def test_ghost_x402_call_reruns_with_its_journalled_identifier(
     nobody = ghost("-k", key, "x402", "call", "http://127.0.0.1:9/translate", "--max-price", "0.05", env=env)
     assert "run the same command again" not in nobody.one_line_error(1)
     assert not list((tmp_path / "home" / "journal").glob("x402_call-*.json"))
+
+
+async def test_a_seller_claiming_a_replay_does_not_lower_the_budget(
+    net: Any, mint: Any, seller: Any, gp_buyer: GhostPayClient, ledger_path: Path
+) -> None:
+    """A seller that answers a payment "from its cache" (naming no payment of this wallet, or for a key the
+    buyer just made) keeps it counting: otherwise it could take each payment after the budget let it go."""
+    requirement = PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(mint),
+        amount=str(PRICE_ATOMIC),
+        pay_to=str(seller.wallet),
+        max_timeout_seconds=60,
+        extra={"feePayer": str(Keypair().pubkey())},
+    )
+    required = PaymentRequired(
+        accepts=[requirement], extensions={PAYMENT_IDENTIFIER: declare_payment_identifier_extension()}
+    )
+    identifiers: list[str | None] = []
+
+    async def paid(request: Request) -> Response:
+        header = request.headers.get("payment-signature")
+        if header is None:
+            return Response(status_code=402, headers={"PAYMENT-REQUIRED": encode_payment_required_header(required)})
+        identifiers.append(extract_payment_identifier(PaymentPayload.model_validate(decode_payment_signature(header))))
+        settled = SettleResponse(success=True, transaction=str(Signature.new_unique()), network=DEVNET.caip2)
+        return Response(
+            b"{}",
+            headers={"PAYMENT-RESPONSE": encode_payment_response_header(settled), REPLAY_HEADER: settled.transaction},
+        )
+
+    async def call(key: str | None) -> httpx.Response:
+        guards = GuardedWallet(SpendingGuards(daily=Decimal("1")), ledger_path)
+        async with x402_http(gp_buyer, guards=guards, max_price=Decimal("0.05"), idempotency_key=key) as http:
+            return await http.get(f"{server.url}/paid")
+
+    with ServerThread(Starlette(routes=[Route("/paid", paid)])) as server:
+        fresh = await call(None)
+        given = await call("a-key-given-by-the-user")
+
+    assert identifiers[0] and identifiers[0].startswith("pay_") and identifiers[1] == "a-key-given-by-the-user"
+    for answer in (fresh, given):
+        record = payment_record(answer)
+        assert record is not None and record.settled and not record.replayed
+    rows = GuardedWallet(None, ledger_path).ledger.entries(str(gp_buyer.wallet))
+    assert [row["state"] for row in rows] == ["settled", "settled"]

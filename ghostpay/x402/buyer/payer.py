@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from x402 import x402ClientSync
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
@@ -124,7 +126,8 @@ class X402Buyer:
         required, assumed = read_payment_required(response, url)
         paid: set[tuple[str, str, int, str]] = set()
         with_record = True
-        identifier = request.extensions.get(IDEMPOTENCY_KEY) or self.idempotency_key or generate_payment_id()
+        given = request.extensions.get(IDEMPOTENCY_KEY) or self.idempotency_key  # may have paid in an earlier run
+        identifier = given or generate_payment_id()
         check_idempotency_key(identifier)
         while True:
             index, quote = await self.policy.choose(required, url, assumed)
@@ -150,14 +153,18 @@ class X402Buyer:
             latency_ms = ms(time.perf_counter() - started)
             record = self._record(quote, url, response, latency_ms)
             record.idempotency_key = identifier if with_identifier else None
-            record.replayed = bool(with_identifier and response.headers.get(REPLAY_HEADER))
+            claimed = bool(with_identifier and record.settled and response.headers.get(REPLAY_HEADER))
+            earlier = claimed and not resent and given is not None and await self._paid_earlier(quote, record.signature)
+            record.replayed = claimed and (resent or earlier)
             record.quote_ms, record.sign_ms = ms(quoted_at - asked_at), ms(started - quoted_at)
             if recorded is not None:
                 record.reference, record.payer_stats = recorded.reference.hex(), str(recorded.payer_stats)
                 record.verified = record.settled and await self._recorded(quote, recorded, record.signature)
-            if reservation is not None and record.replayed and not resent:
-                # Answered from the seller's cache at the first send: an earlier payment (another run's) paid
-                # this call, this transaction was not settled. (Resent, it is this payment that was settled.)
+            if reservation is not None and earlier:
+                # Answered from the seller's cache at the first send, naming an earlier payment (another run's,
+                # with the key given) that the chain shows this wallet made: this transaction was not settled.
+                # (Resent, it is this payment that was settled. A replay claimed for a new key, or naming no
+                # payment of this wallet, is not believed: the payment keeps counting.)
                 await reservation.release()
             elif reservation is not None and record.settled:
                 await reservation.settled(record.signature)
@@ -207,6 +214,26 @@ class X402Buyer:
                 if not with_identifier or attempt == RESENDS:
                     raise
         raise AssertionError("unreachable")
+
+    async def _paid_earlier(self, quote: Quote, signature: str | None) -> bool:
+        """Whether `signature` is a transaction that landed and moved at least the quote's amount of its mint out
+        of this wallet (what a seller answering from its cache says an earlier payment did)."""
+        try:
+            answer = await self.gp.rpc.get_transaction(Signature.from_string(signature or ""), "json", Confirmed, 0)
+        except Exception:  # noqa: BLE001 - not a signature, or the RPC failed: not shown, not believed
+            return False
+        meta = answer.value.transaction.meta if answer.value is not None else None
+        if meta is None or meta.err is not None:
+            return False
+
+        def held(balances: Any) -> int:
+            return sum(
+                int(b.ui_token_amount.amount)
+                for b in balances or ()
+                if str(b.owner) == str(self.wallet) and str(b.mint) == quote.mint
+            )
+
+        return held(meta.pre_token_balances) - held(meta.post_token_balances) >= quote.amount_atomic
 
     async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
         """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
