@@ -9,10 +9,11 @@ verified or settled again. The same identifier on another request (method, path 
 refused by name, before anything is verified.
 
 The payer of a payload is the authority of its transfer, and a cache hit requires the payload's
-transaction to carry that payer's valid signature: an identifier alone (which is no secret) opens nothing,
-and another payer who sends it gets, and pays for, its own call. Only settled calls are kept, so every
-entry cost its payer a payment; each payer keeps at most `max_entries_per_payer` (its oldest go first),
-the whole cache `max_entries`, and entries expire after `max_age_seconds`.
+transaction to carry that payer's valid signature and to pay the token account the kept payment paid: an
+identifier alone (which is no secret) opens nothing, and another payer who sends it gets, and pays for, its
+own call. Only settled calls are kept, so every entry cost its payer a payment; each payer keeps at most
+`max_entries_per_payer` (its oldest go first), the whole cache `max_entries` and `max_bytes`, and entries
+expire after `max_age_seconds`.
 
     >>> cache = AnswerCache(IdempotencySettings(":memory:", max_entries_per_payer=2))
     >>> for n in range(3):
@@ -240,20 +241,23 @@ class Idempotency:
         """`PaymentRequired.extensions` entries: the package's payment-identifier declaration (optional id)."""
         return {PAYMENT_IDENTIFIER: declare_payment_identifier_extension(required=False)}
 
-    async def claim(self, key: tuple[str, str]) -> None:
-        """Wait for a call with this key still running (a retry that arrived early), then run as it."""
+    async def claim(self, key: tuple[str, str]) -> asyncio.Event:
+        """Wait for a call with this key still running (a retry that arrived early), then run as it; the
+        event to `release` once done."""
         deadline = time.monotonic() + self.settings.wait_seconds
         while (running := self._running.get(key)) is not None:
             try:
                 await asyncio.wait_for(running.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 break  # the first call hangs: this one is served on its own (the cache still says if it paid)
-        self._running[key] = asyncio.Event()
+        mine = self._running[key] = asyncio.Event()
+        return mine
 
-    def release(self, key: tuple[str, str]) -> None:
-        done = self._running.pop(key, None)
-        if done is not None:
-            done.set()
+    def release(self, key: tuple[str, str], mine: asyncio.Event) -> None:
+        """Wake the calls waiting for this one (the key stays claimed by a later call that stopped waiting)."""
+        if self._running.get(key) is mine:
+            del self._running[key]
+        mine.set()
 
     def not_kept_body(self, answer: Answer) -> bytes:
         """What a retry gets for an answer not kept: the settlement that paid for it."""
@@ -276,9 +280,16 @@ class IdempotentCall:
     replayed to the app by `receive`), and its answer as it goes out, kept once it settled."""
 
     def __init__(
-        self, idem: Idempotency, key: tuple[str, str], fp: str, payee: str, body: bytes, receive: Receive
+        self,
+        idem: Idempotency,
+        key: tuple[str, str],
+        claimed: asyncio.Event,
+        fp: str,
+        payee: str,
+        body: bytes,
+        receive: Receive,
     ) -> None:
-        self.idem, self.key, self.fp, self.payee = idem, key, fp, payee
+        self.idem, self.key, self.claimed, self.fp, self.payee = idem, key, claimed, fp, payee
         self._body: bytes | None = body
         self._receive = receive
         self.status = 0
@@ -317,7 +328,7 @@ class IdempotentCall:
                 answer = Answer(self.status, self.headers, body, self.transaction, self.network, self.size, self.payee)
                 self.idem.cache.put(*self.key, self.fp, answer)
         finally:
-            self.idem.release(self.key)
+            self.idem.release(self.key, self.claimed)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -369,12 +380,12 @@ async def begin(
         )
     fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
     key = (payer, identifier)
-    await idem.claim(key)
+    claimed = await idem.claim(key)
     kept = await asyncio.to_thread(idem.cache.get, *key)
     # a transaction the payer signed for another payee gets nothing from the cache: its verify refuses it
     if kept is None or kept[1].payee != payee:
-        return IdempotentCall(idem, key, fp, payee, body, receive)
-    idem.release(key)
+        return IdempotentCall(idem, key, claimed, fp, payee, body, receive)
+    idem.release(key, claimed)
     kept_fp, answer = kept
     if kept_fp != fp:
         return Refusal(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -142,7 +143,17 @@ def proxy(
     """`ghost x402 proxy` with its defaults: payment identifiers on, the cache in its `ghost path`."""
     folder = tmp_path_factory.mktemp("idempotent-proxy")
     proc = proxy_process(
-        net, agent, upstream[1].url, facilitator.url, folder, "--route", "POST /translate", "--route", "GET /translate"
+        net,
+        agent,
+        upstream[1].url,
+        facilitator.url,
+        folder,
+        "--route",
+        "POST /translate",
+        "--route",
+        "GET /translate",
+        "--route",
+        "GET /slow",
     ).start()
     yield proc
     proc.stop()
@@ -453,3 +464,53 @@ async def test_a_seller_claiming_a_replay_does_not_lower_the_budget(
         assert record is not None and record.settled and not record.replayed
     rows = GuardedWallet(None, ledger_path).ledger.entries(str(gp_buyer.wallet))
     assert [row["state"] for row in rows] == ["settled", "settled"]
+
+
+def test_a_retry_while_the_call_runs_waits_for_its_answer(
+    net: Any, proxy: Process, agent: Agent, upstream: Any, facilitator: Process
+) -> None:
+    """The same payment sent again while the upstream still works on the first: it waits, then gets the
+    first call's answer from the cache; the upstream runs once, one settlement."""
+    service, _ = upstream
+    payer = buyer(net, agent.mint)
+    url = f"{proxy.url}/slow"
+
+    async def paid_header() -> str:
+        async with httpx.AsyncClient() as http:
+            required = decode_payment_required_header((await http.get(url)).headers["payment-required"])
+        extensions = append_payment_identifier_to_extensions(dict(required.extensions or {}), "slow-call-00000001")
+        return encode_payment_signature_header(
+            await official_client(net, payer).create_payment_payload(required, None, extensions)
+        )
+
+    header = asyncio.run(paid_header())
+    service.reached.clear()
+    service.release.clear()
+    answers: dict[str, httpx.Response] = {}
+
+    def get(name: str) -> None:
+        answers[name] = httpx.get(url, headers={"PAYMENT-SIGNATURE": header}, timeout=60)
+
+    first = threading.Thread(target=get, args=("first",))
+    first.start()
+    assert service.reached.wait(30)  # verified, the upstream works on it
+    port = int(proxy.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as second:  # on the wire before the release
+        second.sendall(
+            b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            + f"PAYMENT-SIGNATURE: {header}\r\n\r\n".encode()
+        )
+        service.release.set()
+        first.join(60)
+        raw = b"".join(iter(lambda: second.recv(65536), b""))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+
+    assert answers["first"].status_code == 200 and lines[0].split()[1] == "200"
+    assert json.loads(body) == answers["first"].json() == {"slow": True}
+    settled = decode_payment_response_header(answers["first"].headers["payment-response"]).transaction
+    assert headers[REPLAY_HEADER] == settled
+    assert token_balance(net, payer.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
+    assert settled_rows(facilitator, payer) == 1
+    assert sum(c["headers"].get("x-ghostpay-payer") == str(payer.pubkey()) for c in service.calls) == 1
