@@ -10,6 +10,10 @@ The chain is named by its genesis hash, not the RPC URL: a retry through another
 cluster (the natural move after an RPC failure) is still a retry. While a command runs it holds its
 entry's lock, so an identical command started meanwhile is refused instead of paying again or
 mistaking the running one for an earlier run.
+
+`ghost x402 call` journals the payment identifier of its call the same way (same chain, wallet, method, URL
+and body): a run whose connection failed leaves it open, and the same command again sends that identifier,
+so a seller that declares payment identifiers answers from its cache instead of charging again.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def journal_dir() -> Path:
 class Entry:
     """One payment or work order whose outcome is not known yet."""
 
-    kind: str  # "payment" or "work_order"
+    kind: str  # "payment", "work_order" or "x402_call"
     key: str
     command: dict[str, Any]  # what identifies the command: cluster, wallet, agent, amount, token
     reference: str | None = None  # payments: 64 hex digits
@@ -47,6 +51,7 @@ class Entry:
     last_valid_block_height: int | None = None
     transaction: str | None = None  # base64 of the last transaction's signed bytes
     created_at: float = field(default_factory=time.time)
+    idempotency_key: str | None = None  # x402 calls: the payment identifier a rerun sends again
 
     @property
     def path(self) -> Path:
@@ -102,7 +107,7 @@ def running(kind: str, command: dict[str, Any]) -> Iterator[None]:
         except BlockingIOError:
             holder = lock.read().strip()
             lock.close()
-            what = "payment" if kind == "payment" else "work order"
+            what = {"payment": "payment", "x402_call": "paid call"}.get(kind, "work order")
             raise CliError(
                 f"the same {what} is being sent right now by another ghost command"
                 f"{f' (pid {holder})' if holder else ''}; wait for it to finish (run this again "

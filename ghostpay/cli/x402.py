@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ghostpay.cli import params
-from ghostpay.cli.context import CliError, state
+from ghostpay.cli.context import CliError, state, unreachable_service
 from ghostpay.cli.serving import KEEP_ALIVE_SECONDS, listening_socket
 
 if TYPE_CHECKING:
@@ -106,6 +106,17 @@ def proxy(
     output_example: Path | None = typer.Option(
         None, "--output-example", help="A JSON file: an example paid answer, declared likewise."
     ),
+    idempotency: bool = typer.Option(
+        True,
+        "--idempotency/--no-idempotency",
+        help="Declare payment identifiers in the 402s and answer a paid call retried with the same identifier "
+        "from a cache, without charging it again.",
+    ),
+    idempotency_db: Path | None = typer.Option(
+        None,
+        "--idempotency-db",
+        help="The cache of paid answers (SQLite); default: x402-idempotency/<agent>.sqlite3 in 'ghost path'.",
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -135,6 +146,7 @@ def proxy(
         )
     if create_payee_accounts and keypair is None:
         raise CliError(f"--create-payee-accounts pays with your keypair, and {path} is not found")
+    from ghostpay.x402.idempotency import IdempotencySettings
     from ghostpay.x402.seller import SellerSettings
 
     discovery = declared_discovery(route or [], input_schema, input_example, output_schema, output_example)
@@ -153,6 +165,7 @@ def proxy(
         facilitator_key=params.bearer_token(facilitator_key_file, FACILITATOR_KEY_ENV),
         paywall_title=paywall_title,
         discovery=discovery,
+        idempotency=IdempotencySettings(idempotency_db) if idempotency else None,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(
@@ -254,6 +267,29 @@ def _request(headers: list[str] | None, data: str | None, json_body: str | None)
     return request
 
 
+CALL_JOURNAL = "x402_call"  # `ghost x402 call`'s journal entries: the payment identifier of a call in flight
+
+
+def _body_hash(request: dict) -> str:
+    """The request body's sha256 (a --json body as httpx sends it), naming the call in the journal."""
+    import hashlib
+
+    body = request.get("content", b"")
+    if "json" in request:
+        body = json.dumps(request["json"]).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+def _paid_request(exc: Exception) -> bool:
+    """Whether a payment for the failed request left the process (the buyer marks the request)."""
+    from ghostpay.x402.buyer import PAYMENT_SENT
+
+    try:
+        return bool(exc.request.extensions.get(PAYMENT_SENT))  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # raised without its request
+        return False
+
+
 def _url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
@@ -291,6 +327,13 @@ def call(
     include: bool = typer.Option(
         False, "--include", "-i", help="Print the response's status line and headers before its body, as curl -i."
     ),
+    idempotency_key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="The payment identifier sent to a seller that declares it (16-128 of A-Z a-z 0-9 _ -): run the call "
+        "again with the same key and the seller answers it from its cache instead of charging it again; "
+        "default: a new one per invocation, journalled: after a failed connection the same command reuses it.",
+    ),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
 
@@ -316,15 +359,62 @@ def call(
     confirm_above = None if yes or cap is not None else Decimal(0)
     guards = spending_guards(st, confirm_above=confirm_above, confirmed=yes)
     mint = params.token(st, token, "--token") if token else None
+    from x402.extensions.payment_identifier import generate_payment_id, is_valid_payment_id
+
+    if idempotency_key is not None and not is_valid_payment_id(idempotency_key):
+        raise typer.BadParameter(
+            "16 to 128 characters among letters, digits, '-' and '_'", param_hint="--idempotency-key"
+        )
 
     async def work(gp: GhostPayClient) -> httpx.Response:
+        from ghostpay.cli import journal
+
+        command = {
+            "chain": await gp.genesis_hash(),
+            "wallet": str(gp.wallet),
+            "method": method.upper(),
+            "url": url,
+            "body": _body_hash(request),
+        }
+        with journal.running(CALL_JOURNAL, command):
+            return await call_once(gp, command)
+
+    async def call_once(gp: GhostPayClient, command: dict[str, Any]) -> httpx.Response:
+        import httpx
+
+        from ghostpay.cli import journal
         from ghostpay.spending import GuardedWallet
         from ghostpay.x402 import x402_http
 
+        entry = journal.pending(CALL_JOURNAL, command)
+        key = idempotency_key or (entry.idempotency_key if entry else None) or generate_payment_id()
+        if entry is None or entry.idempotency_key != key:
+            entry = journal.open_entry(CALL_JOURNAL, command, idempotency_key=key)
         async with x402_http(
-            gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else (), feedback=mode
+            gp,
+            guards=GuardedWallet(guards),
+            max_price=cap,
+            tokens=[mint] if mint else (),
+            feedback=mode,
+            idempotency_key=key,
         ) as http:
-            return await http.request(method.upper(), url, **request)
+            try:
+                response = await http.request(method.upper(), url, **request)
+            except httpx.TransportError as exc:
+                if not _paid_request(exc):
+                    entry.close()
+                    raise
+                # the payment was sent and may have settled: the entry stays for the rerun
+                raise CliError(
+                    f"{unreachable_service(exc) or repr(exc)}; a payment was sent and its outcome is unknown: run "
+                    f"the same command again, it sends the same payment identifier ({key}) and a seller that "
+                    "declares payment identifiers answers from its cache instead of charging again"
+                ) from None
+            except BaseException:
+                entry.close()  # refused before paying, or failed with a known outcome
+                raise
+        entry.close()
+        return response
 
     response = st.run(work, status="Calling…")
     record = payment_record(response)
@@ -345,6 +435,10 @@ def call(
         if record is not None:
             paid = format_amount(record.amount, mint_symbol(st, record.mint))
             state_text = f"settled {record.signature}" if record.settled else f"not settled ({record.error})"
+            if record.replayed:
+                state_text = (
+                    f"answered again from the seller's cache (key {record.idempotency_key}), paid by {record.signature}"
+                )
             typer.echo(
                 f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
                 f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),

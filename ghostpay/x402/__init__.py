@@ -27,6 +27,7 @@ def x402_http(
     max_price: Decimal | str | int | None = None,
     tokens: Sequence[Pubkey | str] = (),
     feedback: FeedbackMode = "off",
+    idempotency_key: str | None = None,
     **httpx_options: Any,
 ) -> X402HttpClient: ...
 
@@ -39,6 +40,7 @@ def x402_http(
     max_price: Decimal | str | int | None = None,
     tokens: Sequence[Pubkey | str] = (),
     feedback: FeedbackMode = "off",
+    idempotency_key: str | None = None,
     **httpx_options: Any,
 ) -> X402HttpSync: ...
 
@@ -50,6 +52,7 @@ def x402_http(
     max_price: Decimal | str | int | None = None,
     tokens: Sequence[Pubkey | str] = (),
     feedback: FeedbackMode = "off",
+    idempotency_key: str | None = None,
     **httpx_options: Any,
 ) -> X402HttpClient | X402HttpSync:
     """An `httpx.AsyncClient` that pays x402 (HTTP 402) answers from `gp`'s wallet (see `ghostpay.x402.buyer`):
@@ -60,6 +63,9 @@ def x402_http(
     From a blocking `GhostPay`, its blocking face: `with x402_http(gp, ...) as http: http.get(url)`.
     `guards` default to the client's; `max_price` caps one call (whole tokens of the mint paid);
     `tokens` are the mints to pay with, preferred in that order; `feedback="auto"` rates verified calls.
+    `idempotency_key`: the payment identifier sent to sellers that declare the extension (one client, one
+    logical call; per request: `extensions={IDEMPOTENCY_KEY: key}`); default: a new one per paid request, kept
+    while the buyer sends that payment again after a failed connection.
     """
     from ghostpay.sync_client import GhostPay
     from ghostpay.x402.buyer import X402Buyer, X402HttpClient, X402HttpSync
@@ -71,6 +77,7 @@ def x402_http(
         max_price=None if max_price is None else Decimal(str(max_price)),
         tokens=tokens,
         feedback=feedback,
+        idempotency_key=idempotency_key,
     )
     http = X402HttpClient(buyer, **httpx_options)
     return X402HttpSync(http, gp.run) if isinstance(gp, GhostPay) else http

@@ -72,6 +72,7 @@ from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
+from ghostpay.x402.idempotency import REPLAYED, Idempotency, IdempotencySettings, IdempotentCall, Refusal, begin
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
@@ -137,6 +138,8 @@ class SellerSettings:
     discovery: Mapping[str, Any] | None = (
         None  # the bazaar extension its 402s declare: `declare_discovery_extension(...)`
     )
+    # payment identifiers (idempotent paid calls): declared in the 402s, answers kept (`ghostpay.x402.idempotency`)
+    idempotency: IdempotencySettings | None = None
 
     def __post_init__(self) -> None:
         keypair = None if self.keypair is None else load_keypair(self.keypair)
@@ -276,6 +279,9 @@ class X402Seller:
         self._requirements: list[PaymentRequirements] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
+        self.idempotency = (
+            None if settings.idempotency is None else Idempotency(settings.idempotency, settings.agent_pubkey)
+        )
 
     # lifecycle -----------------------------------------------------------------------------------------
 
@@ -366,16 +372,16 @@ class X402Seller:
         return self.settings.description or (offer.description if offer is not None else "")
 
     def extensions(self, method: str) -> dict[str, Any] | None:
-        """The 402's extensions: the declared discovery info (`SellerSettings.discovery`) with the request's method,
-        as the package's `bazaar_resource_server_extension` adds it, for facilitators to catalogue."""
+        """The 402's extensions: the payment identifier's declaration when answers are kept, and the declared
+        discovery info (`SellerSettings.discovery`) with the request's method, as the package's
+        `bazaar_resource_server_extension` adds it, for facilitators to catalogue."""
+        extensions: dict[str, Any] = {} if self.idempotency is None else dict(self.idempotency.declaration())
         declared = self.settings.discovery
-        if not declared or BAZAAR.key not in declared:
-            return None
-        context = SimpleNamespace(method=method)
-        return {
-            **declared,
-            BAZAAR.key: bazaar_resource_server_extension.enrich_declaration(declared[BAZAAR.key], context),
-        }
+        if declared and BAZAAR.key in declared:
+            context = SimpleNamespace(method=method)
+            extensions.update(declared)
+            extensions[BAZAAR.key] = bazaar_resource_server_extension.enrich_declaration(declared[BAZAAR.key], context)
+        return extensions or None
 
     def requirements_v1(self, resource: str) -> list[PaymentRequirementsV1]:
         return [
@@ -628,6 +634,23 @@ class PaidRequest:
                 reason=REASON_V2_IN_V1_HEADER if v2 else REASON_V1_IN_V2_HEADER,
             )
             return
+        call = None
+        if self.seller.idempotency is not None and isinstance(payload, PaymentPayload):
+            begun = await begin(self.seller.idempotency, payload, self.scope, self.receive, self.send)
+            if begun is REPLAYED:
+                return
+            if isinstance(begun, Refusal):
+                await self.payment_required(begun.reason, begun.message, reason=begun.reason)
+                return
+            call = begun if isinstance(begun, IdempotentCall) else None
+        try:
+            await self.pay(payload, call)
+        finally:
+            if call is not None:
+                call.finish()
+
+    async def pay(self, payload: PaymentPayload | PaymentPayloadV1, call: IdempotentCall | None) -> None:
+        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier)."""
         requirements = self.matching(payload)
         if requirements is None:
             await self.payment_required(
@@ -643,7 +666,7 @@ class PaidRequest:
         if not result.is_valid:
             await self.payment_required(result.invalid_reason or "invalid_payment", result.invalid_message)
             return
-        await self.serve(payload, requirements)
+        await self.serve(payload, requirements, call)
 
     def matching(self, payload: PaymentPayload | PaymentPayloadV1) -> Any:
         """The requirement this payment pays (v2: the `accepted` one; v1: by network and the transfer's
@@ -666,7 +689,9 @@ class PaidRequest:
                 return r1
         return None
 
-    async def serve(self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any) -> None:
+    async def serve(
+        self, payload: PaymentPayload | PaymentPayloadV1, requirements: Any, call: IdempotentCall | None = None
+    ) -> None:
         payer, recorded = _payment_facts(payload, self.seller.settings.program_id, self.seller.settings.agent_pubkey)
         amount = int(requirements.get_amount())
         self.scope.setdefault("state", {})["x402"] = PaidCall(
@@ -688,7 +713,7 @@ class PaidRequest:
             "abandoned": False,
         }
         swallow = False
-        client = ClientWatch(self.receive)
+        client = ClientWatch(self.receive if call is None else call.receive)
 
         async def paid_send(message: Message) -> None:
             nonlocal swallow
@@ -715,9 +740,14 @@ class PaidRequest:
                     outcome["status"] = 402
                     await self.payment_required(settled.error_reason or "settlement_failed", settled.error_message)
                     return
-                await self.send({**message, "headers": [*message.get("headers", []), header]})
+                start = {**message, "headers": [*message.get("headers", []), header]}
+                if call is not None:
+                    call.settled(start, settled.transaction or "", str(settled.network))
+                await self.send(start)
                 return
             if not swallow:
+                if call is not None and outcome["settled"] and message["type"] == "http.response.body":
+                    call.body(message)
                 await self.send(message)
 
         try:

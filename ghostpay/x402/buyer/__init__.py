@@ -21,7 +21,16 @@ pay, under the guards), `payer` (X402Buyer: sign, pay, read the answer), `transp
 `sync` (its blocking face). GhostPay's record itself is the extension `ghostpay.x402.record`.
 """
 
-from ghostpay.x402.buyer.models import RECORD_KEY, FeedbackMode, PaymentRecord, Quote, payment_record, rating_for
+from ghostpay.x402.buyer.models import (
+    IDEMPOTENCY_KEY,
+    PAYMENT_SENT,
+    RECORD_KEY,
+    FeedbackMode,
+    PaymentRecord,
+    Quote,
+    payment_record,
+    rating_for,
+)
 from ghostpay.x402.buyer.payer import REQUOTES, X402Buyer
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import (
@@ -36,6 +45,8 @@ from ghostpay.x402.buyer.sync import X402HttpSync
 from ghostpay.x402.buyer.transport import X402HttpClient, X402Transport
 
 __all__ = [
+    "IDEMPOTENCY_KEY",
+    "PAYMENT_SENT",
     "LEGACY_TIMEOUT_SECONDS",
     "RECORD_KEY",
     "REQUOTES",

@@ -14,6 +14,10 @@ from ghostpay.x402.record.types import HINT_KEY
 
 FeedbackMode = Literal["off", "auto"]
 RECORD_KEY = "ghostpay.x402.payment"  # where a response carries its PaymentRecord (httpx extensions)
+# a request's payment identifier (httpx request extensions), overriding the client's `idempotency_key`
+IDEMPOTENCY_KEY = "ghostpay.x402.idempotency_key"
+# set in a request's extensions once a payment for it left the process (its outcome is then the seller's to say)
+PAYMENT_SENT = "ghostpay.x402.payment_sent"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class PaymentRecord:
     quote_ms: int = 0  # first request sent -> requirement chosen (the 402 round trip, mint and balance reads)
     sign_ms: int = 0  # guards, then the transaction built and signed
     label: str | None = None  # the mint's token label on the wallet's cluster
+    idempotency_key: str | None = None  # the payment identifier sent (the seller declared the extension)
+    replayed: bool = False  # the seller answered from its cache: an earlier payment (`signature`) paid this call
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -11,20 +11,39 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from x402 import x402ClientSync
+from x402.extensions.payment_identifier import (
+    PAYMENT_IDENTIFIER,
+    append_payment_identifier_to_extensions,
+    generate_payment_id,
+    is_payment_identifier_extension,
+    is_valid_payment_id,
+)
 from x402.mechanisms.svm.constants import V1_NETWORKS
 from x402.mechanisms.svm.exact.client import ExactSvmScheme
 from x402.mechanisms.svm.exact.v1.client import ExactSvmSchemeV1
 from x402.mechanisms.svm.signers import KeypairSigner
-from x402.schemas import PaymentPayload, PaymentPayloadV1, SettleResponse
+from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, SettleResponse
 
 from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
 from ghostpay.spending import GuardedWallet, SpendingGuards
 from ghostpay.tokens import from_atomic
-from ghostpay.x402.buyer.models import RECORD_KEY, FeedbackMode, PaymentRecord, Quote, ms, rating_for
+from ghostpay.x402.buyer.models import (
+    IDEMPOTENCY_KEY,
+    PAYMENT_SENT,
+    RECORD_KEY,
+    FeedbackMode,
+    PaymentRecord,
+    Quote,
+    ms,
+    rating_for,
+)
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
+from ghostpay.x402.idempotency import REPLAY_HEADER
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
 from ghostpay.x402.record.types import RecordedPayment
@@ -33,6 +52,9 @@ if TYPE_CHECKING:
     from ghostpay.client import GhostPayClient
 
 REQUOTES = 1  # a seller may change its price once between the 402 and the paid retry
+# With a payment identifier, a paid retry whose connection failed is sent again, the very same payment: the
+# seller answers it from its cache if it settled it, and it can land on chain only once anyway.
+RESENDS = 2
 
 
 class X402Buyer:
@@ -46,9 +68,12 @@ class X402Buyer:
         max_price: Decimal | None = None,
         tokens: Sequence[Pubkey | str] = (),
         feedback: FeedbackMode = "off",
+        idempotency_key: str | None = None,
     ) -> None:
         if feedback not in ("off", "auto"):
             raise InvalidArgument(f"feedback is 'off' or 'auto', not {feedback!r}")
+        check_idempotency_key(idempotency_key)
+        self.idempotency_key = idempotency_key
         self.gp = gp
         self.wallet = gp.wallet
         self.network: X402Network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)
@@ -65,13 +90,18 @@ class X402Buyer:
     # paying ------------------------------------------------------------------------------------------
 
     async def sign(
-        self, required: Required, index: int, quote: Quote, *, record: bool = True
+        self, required: Required, index: int, quote: Quote, *, record: bool = True, identifier: str | None = None
     ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
         """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
-        with GhostPay's record added when the requirement asks for it (and `record`)."""
+        with GhostPay's record added when the requirement asks for it (and `record`), and `identifier` as its
+        payment identifier when the seller declares the extension."""
         only = required.model_copy(update={"accepts": [required.accepts[index]]})
+        extensions = None
+        if identifier is not None and declares_identifier(required):
+            assert isinstance(required, PaymentRequired) and required.extensions is not None
+            extensions = append_payment_identifier_to_extensions(dict(required.extensions), identifier)
         try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
-            payload = await asyncio.to_thread(self._official.create_payment_payload, only)
+            payload = await asyncio.to_thread(self._official.create_payment_payload, only, None, extensions)
             hint = record_hint(quote.extra, self.gp.program_id) if record else None
             if hint is None:
                 return payload, None
@@ -96,12 +126,15 @@ class X402Buyer:
         required, assumed = read_payment_required(response, url)
         paid: set[tuple[str, str, int, str]] = set()
         with_record = True
+        given = request.extensions.get(IDEMPOTENCY_KEY) or self.idempotency_key  # may have paid in an earlier run
+        identifier = given or generate_payment_id()
+        check_idempotency_key(identifier)
         while True:
             index, quote = await self.policy.choose(required, url, assumed)
             quoted_at = time.perf_counter()
             reservation = await self.policy.authorize(await self.policy.spend(quote, url))
             try:
-                payload, recorded = await self.sign(required, index, quote, record=with_record)
+                payload, recorded = await self.sign(required, index, quote, record=with_record, identifier=identifier)
             except BaseException:
                 if reservation is not None:
                     await reservation.release()
@@ -113,16 +146,27 @@ class X402Buyer:
             )
             if reservation is not None:
                 await reservation.sent()
+            request.extensions[PAYMENT_SENT] = True
             started = time.perf_counter()
-            response = await send(retry)
-            await response.aread()
+            with_identifier = declares_identifier(required)
+            response, resent = await self._send_paid(send, retry, with_identifier)
             latency_ms = ms(time.perf_counter() - started)
             record = self._record(quote, url, response, latency_ms)
+            record.idempotency_key = identifier if with_identifier else None
+            claimed = bool(with_identifier and record.settled and response.headers.get(REPLAY_HEADER))
+            earlier = claimed and not resent and given is not None and await self._paid_earlier(quote, record.signature)
+            record.replayed = claimed and (resent or earlier)
             record.quote_ms, record.sign_ms = ms(quoted_at - asked_at), ms(started - quoted_at)
             if recorded is not None:
                 record.reference, record.payer_stats = recorded.reference.hex(), str(recorded.payer_stats)
                 record.verified = record.settled and await self._recorded(quote, recorded, record.signature)
-            if reservation is not None and record.settled:
+            if reservation is not None and earlier:
+                # Answered from the seller's cache at the first send, naming an earlier payment (another run's,
+                # with the key given) that the chain shows this wallet made: this transaction was not settled.
+                # (Resent, it is this payment that was settled. A replay claimed for a new key, or naming no
+                # payment of this wallet, is not believed: the payment keeps counting.)
+                await reservation.release()
+            elif reservation is not None and record.settled:
                 await reservation.settled(record.signature)
             elif reservation is not None and response.status_code == 402 and not record.signature:
                 # Refused before any transaction was sent: nothing was spent. (A seller that answers 402 and
@@ -158,6 +202,39 @@ class X402Buyer:
         response.extensions[RECORD_KEY] = record
         return response
 
+    async def _send_paid(self, send: Any, retry: httpx.Request, with_identifier: bool) -> tuple[httpx.Response, bool]:
+        """Send the paid retry and read its answer; (answer, whether it was sent again). With an identifier, a
+        connection that fails (maybe after the seller settled) sends the same payment again, RESENDS times."""
+        for attempt in range(RESENDS + 1):
+            try:
+                response = await send(retry)
+                await response.aread()
+                return response, attempt > 0
+            except httpx.TransportError:
+                if not with_identifier or attempt == RESENDS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _paid_earlier(self, quote: Quote, signature: str | None) -> bool:
+        """Whether `signature` is a transaction that landed and moved at least the quote's amount of its mint out
+        of this wallet (what a seller answering from its cache says an earlier payment did)."""
+        try:
+            answer = await self.gp.rpc.get_transaction(Signature.from_string(signature or ""), "json", Confirmed, 0)
+        except Exception:  # noqa: BLE001 - not a signature, or the RPC failed: not shown, not believed
+            return False
+        meta = answer.value.transaction.meta if answer.value is not None else None
+        if meta is None or meta.err is not None:
+            return False
+
+        def held(balances: Any) -> int:
+            return sum(
+                int(b.ui_token_amount.amount)
+                for b in balances or ()
+                if str(b.owner) == str(self.wallet) and str(b.mint) == quote.mint
+            )
+
+        return held(meta.pre_token_balances) - held(meta.post_token_balances) >= quote.amount_atomic
+
     async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
         """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
         hint = record_hint(quote.extra, self.gp.program_id)
@@ -192,4 +269,19 @@ class X402Buyer:
             error=None if settled or settle is None else (settle.error_reason or "settlement failed"),
             assumed=quote.assumed,
             label=quote.label,
+        )
+
+
+def declares_identifier(required: Required) -> bool:
+    """Whether a 402 declares the package's payment-identifier extension (v2 only)."""
+    extensions = getattr(required, "extensions", None) or {}
+    return is_payment_identifier_extension(extensions.get(PAYMENT_IDENTIFIER))
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """An InvalidArgument for a key the extension does not allow (16-128 of A-Z a-z 0-9 _ -)."""
+    if key is not None and not is_valid_payment_id(key):
+        raise InvalidArgument(
+            f"idempotency key {key!r}: 16 to 128 characters among letters, digits, '-' and '_' "
+            "(x402 payment-identifier)"
         )
