@@ -368,19 +368,14 @@ class QuotaStore:
 
     def _usage(self, key_id: str, now: float) -> Usage:
         # Three index range reads (each touches only the rows it counts), not a scan of the seller's history:
-        # this runs on every verify and settle of a keyed seller.
+        # this runs on every verify and settle of a keyed seller. One statement: one round trip through sqlite3.
         try:
-            minute = self._db.execute(
-                "SELECT COUNT(*) FROM seller_spend WHERE key_id = ? AND at > ?", (key_id, now - RATE_WINDOW_SECONDS)
-            ).fetchone()[0]
-            day = self._db.execute(
-                "SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = ? AND at > ?",
-                (key_id, now - QUOTA_DAY_SECONDS),
-            ).fetchone()[0]
-            rent = self._db.execute(
-                "SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = ? AND rent_lamports > 0",
-                (key_id,),
-            ).fetchone()[0]
+            minute, day, rent = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM seller_spend WHERE key_id = :key AND at > :minute), "
+                "(SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = :key AND at > :day), "
+                "(SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = :key AND rent_lamports > 0)",
+                {"key": key_id, "minute": now - RATE_WINDOW_SECONDS, "day": now - QUOTA_DAY_SECONDS},
+            ).fetchone()
         except sqlite3.Error as exc:
             raise QuotaStoreUnavailable(str(exc)) from None
         return Usage(minute, day, rent)
