@@ -489,6 +489,7 @@ class Ticket:
 
     caller: Caller
     spend: int | None = None
+    rent: int = 0  # lamports of rent the reserved spend fronts
 
 
 _ticket: ContextVar[Ticket | None] = ContextVar("ghostpay_facilitator_ticket", default=None)
@@ -571,7 +572,7 @@ class PaymentPolicy:
             return ERR_QUOTA_STORE_UNAVAILABLE, f"the quota store is unavailable ({exc}); refusing until it is back"
         if isinstance(admitted, tuple):
             return admitted
-        ticket.spend = admitted
+        ticket.spend, ticket.rent = admitted, rent
         return None
 
     def _closed_since(self, seller: SellerKey) -> bool:
@@ -592,12 +593,15 @@ class PaymentPolicy:
 
     def settled(self, ticket: Ticket, result: SettleResponse) -> None:
         """Give back what a settle reserved and did not spend: everything when nothing was sent, the
-        rent when the transaction failed (no receipt was made)."""
+        rent when the transaction failed (no receipt was made). A spend without rent has nothing to confirm
+        or give back once sent (one write fewer on a settle's path)."""
         if ticket.spend is None:
             return
         try:
             if not result.transaction:
                 self.quotas.release(ticket.spend)
+            elif not ticket.rent:
+                return
             elif result.success:
                 self.quotas.confirm(ticket.spend)
             elif result.error_reason != ERR_SETTLEMENT_PENDING:
