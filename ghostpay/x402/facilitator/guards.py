@@ -150,7 +150,8 @@ def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | N
     message = tx.message
     if isinstance(message, MessageV0) and message.address_table_lookups:
         return ERR_LOOKUP_TABLES
-    ours = {i for i, key in enumerate(message.account_keys) if str(key) in fee_payers}
+    keys = {Pubkey.from_string(f) for f in fee_payers}  # compared as keys: base58 of each account costs more
+    ours = {i for i, key in enumerate(message.account_keys) if key in keys}
     for instruction in message.instructions:
         if instruction.program_id_index in ours or ours.intersection(bytes(instruction.accounts)):
             return ERR_FEE_PAYER_IN_INSTRUCTION
