@@ -22,12 +22,11 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     TransferCheckedParams,
     create_idempotent_associated_token_account,
-    get_associated_token_address,
     transfer_checked,
 )
 
 from ghostpay.instructions import record_x402_payment
-from ghostpay.pda import payer_stats_address, reputation_address
+from ghostpay.pda import associated_token_address, payer_stats_address, reputation_address
 from ghostpay.program_id import PROGRAM_ID
 
 __all__ = ["MEMO_PROGRAM_ID", "build_memo", "build_record_x402_payment", "build_x402_payment"]
@@ -109,8 +108,8 @@ def build_x402_payment(
         instructions.append(set_compute_unit_limit(compute_unit_limit))
     if compute_unit_price is not None:
         instructions.append(set_compute_unit_price(compute_unit_price))
-    source = get_associated_token_address(payer, mint, token_program)
-    destination = get_associated_token_address(payment_address, mint, token_program)
+    source = associated_token_address(payer, mint, token_program)
+    destination = associated_token_address(payment_address, mint, token_program)
     if create_payee_account:
         instructions.append(
             create_idempotent_associated_token_account(fee_payer or payer, payment_address, mint, token_program)

@@ -7,6 +7,7 @@ declares them any more."""
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
@@ -15,6 +16,9 @@ from ghostpay.program_id import PROGRAM_ID
 from ghostpay.seeds import RECEIPT_SEED, agent_seeds, payer_stats_seeds, reputation_seeds, work_order_seeds
 
 REFERENCE_LEN = 32
+# Addresses a paid call derives again each time (an agent's reputation, a buyer's PayerStats and token
+# accounts): remembered, as a derivation costs about 20 µs (up to 255 hashes and curve checks).
+DERIVED_ADDRESSES_KEPT = 4096
 
 
 def agent_address(owner: Pubkey, agent_id: str, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
@@ -28,11 +32,13 @@ def agent_address(owner: Pubkey, agent_id: str, program_id: Pubkey = PROGRAM_ID)
     return Pubkey.find_program_address(agent_seeds(owner, agent_id), program_id)
 
 
+@lru_cache(maxsize=DERIVED_ADDRESSES_KEPT)
 def reputation_address(agent: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The agent's ReputationMetrics PDA `["reputation", agent]` and its bump."""
     return Pubkey.find_program_address(reputation_seeds(agent), program_id)
 
 
+@lru_cache(maxsize=DERIVED_ADDRESSES_KEPT)
 def payer_stats_address(agent: Pubkey, payer: Pubkey, program_id: Pubkey = PROGRAM_ID) -> tuple[Pubkey, int]:
     """The PayerStats PDA `["payer_stats", agent, payer]`: one payer's paid calls to one agent."""
     return Pubkey.find_program_address(payer_stats_seeds(agent, payer), program_id)
@@ -72,6 +78,7 @@ def work_order_address(client: Pubkey, order_id: int, program_id: Pubkey = PROGR
     return Pubkey.find_program_address(work_order_seeds(client, order_id), program_id)
 
 
+@lru_cache(maxsize=DERIVED_ADDRESSES_KEPT)
 def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
     """The associated token account of `owner` for `mint`, under any token program (spl's helper
     accepts only SPL Token and Token-2022; tests also load clones)."""

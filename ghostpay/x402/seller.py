@@ -101,6 +101,7 @@ ERR_CLIENT_GONE = "client_disconnected"
 # Event-loop turns a server's receive gets to hand over a message it already holds (uvicorn's takes none;
 # a wrapping middleware's may take one or two); a receive still waiting after them has nothing to say.
 READY_RECEIVE_TURNS = 2
+PAYMENT_REQUIRED_KEPT = 256  # 402 answers remembered (per resource URL and error)
 
 __all__ = ["SellerSettings", "X402Paywall", "X402Seller", "PaidCall", "PaidCallRecord", "paid_call", "PaywallError"]
 
@@ -277,6 +278,8 @@ class X402Seller:
         self.calls: deque[PaidCallRecord] = deque(maxlen=10_000)
         self.on_paid_call: list[Callable[[PaidCallRecord], Any]] = []
         self._requirements: list[PaymentRequirements] = []
+        # (resource, error, description) -> (the requirements it was made of, header, v1 accepts)
+        self._payment_required: dict[tuple[str, str, str, str], tuple[list[PaymentRequirements], str, Any]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
         self.idempotency = (
@@ -399,6 +402,32 @@ class X402Seller:
             )
             for r in self.requirements()
         ]
+
+    def required(
+        self, resource: str, error: str, method: str, requirements: list[PaymentRequirements]
+    ) -> PaymentRequired:
+        """The v2 402 of `resource` asked with `method`: the requirements, and the extensions it declares."""
+        return PaymentRequired(
+            error=error,
+            resource=ResourceInfo(url=resource, description=self.description, mime_type=self.settings.mime_type),
+            accepts=requirements,
+            extensions=self.extensions(method),
+        )
+
+    def payment_required(self, resource: str, error: str, method: str) -> tuple[str, list[dict[str, Any]]]:
+        """A 402's PAYMENT-REQUIRED header (v2) and its body's `accepts` (v1) for `resource`, remembered while
+        the requirements and the description stay the same (a buyer's first request gets the same bytes)."""
+        requirements = self.requirements()
+        key = (resource, error, self.description, method)
+        known = self._payment_required.get(key)
+        if known is not None and known[0] is requirements:  # the list is rebuilt whenever the offer changes
+            return known[1], known[2]
+        header = encode_payment_required_header(self.required(resource, error, method, requirements))
+        accepts = [r.model_dump(by_alias=True, exclude_none=True) for r in self.requirements_v1(resource)]
+        if len(self._payment_required) >= PAYMENT_REQUIRED_KEPT:  # resources carry their query: bounded
+            self._payment_required.clear()
+        self._payment_required[key] = (requirements, header, accepts)
+        return header, accepts
 
     def record(self, call: PaidCallRecord) -> None:
         self.calls.append(call)
@@ -559,33 +588,20 @@ class PaidRequest:
 
     def required(self, error: str) -> PaymentRequired:
         """The v2 402 of this route: the current requirements for this resource."""
-        return PaymentRequired(
-            error=error,
-            resource=ResourceInfo(
-                url=self.resource_url(), description=self.seller.description, mime_type=self.seller.settings.mime_type
-            ),
-            accepts=self.seller.requirements(),
-            extensions=self.seller.extensions(self.scope["method"]),
-        )
+        return self.seller.required(self.resource_url(), error, self.scope["method"], self.seller.requirements())
 
     async def payment_required(
         self, error: str, message: str | None = None, status: int = 402, reason: str | None = None
     ) -> None:
         """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
         malformed payment header the `reason`)."""
-        required = self.required(error)
-        body = {
-            "x402Version": 1,
-            "error": error,
-            "accepts": [
-                r.model_dump(by_alias=True, exclude_none=True) for r in self.seller.requirements_v1(self.resource_url())
-            ],
-        }
+        header, accepts = self.seller.payment_required(self.resource_url(), error, self.scope["method"])
+        body = {"x402Version": 1, "error": error, "accepts": accepts}
         if message:
             body["message"] = message
         if reason:
             body["reason"] = reason
-        await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)})
+        await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: header})
 
     async def paywall_page(self, agent_name: str) -> None:
         """A browser's 402: the package's paywall page for the same requirements, the v2 header as well."""

@@ -47,7 +47,16 @@ from ghostpay.x402.facilitator import (
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.client import FacilitatorHmacAuth
 from ghostpay.x402.facilitator.defaults import DEFAULT_MAX_COMPUTE_UNITS
-from ghostpay.x402.facilitator.keys import official_create_headers, sign_request
+from ghostpay.x402.facilitator.keys import (
+    ERR_AUTH_REVOKED,
+    ERR_AUTH_UNKNOWN_KEY,
+    AccessGate,
+    AuthRefused,
+    Credential,
+    KeyStore,
+    official_create_headers,
+    sign_request,
+)
 from ghostpay.x402.networks import STABLECOINS
 from ghostpay.x402.record import RECORD_COMPUTE_UNITS
 from tests.sdk.conftest import cheat, create_mint, fund, mint_to
@@ -578,6 +587,38 @@ def test_a_revoked_key_is_refused_at_once(net: Any, tmp_path: Path, mint: Pubkey
             assert_401(facilitator_post(proc.url, "settle", paid, requirements, headers), "ghostpay_auth_key_revoked")
     finally:
         proc.stop()
+
+
+def test_keys_kept_in_memory_follow_every_change_another_process_commits(tmp_path: Path) -> None:
+    """The facilitator's key table is read once and kept; a key added, revoked or deleted through another
+    connection (the CLI's) counts from the next request, and a store that cannot be read fails closed."""
+    db = tmp_path / "facilitator.db"
+    serving, cli = KeyStore(db), KeyStore(db)
+    gate = AccessGate(serving)
+
+    def identify(key: str) -> str:
+        try:
+            admitted = gate.admit("10.0.0.1", "settle", {"authorization": f"Bearer {key}"}, public=False)
+        except AuthRefused as refused:
+            return refused.reason
+        assert isinstance(admitted, Credential)
+        return admitted.key.name
+
+    assert gate.mode() == "loopback-only"
+    _, alice = cli.add("alice")
+    assert gate.mode() == "keys" and identify(alice) == "alice"
+    _, bob = cli.add("bob")
+    assert identify(bob) == "bob"
+    cli.revoke("alice")
+    assert identify(alice) == ERR_AUTH_REVOKED and identify(bob) == "bob"
+    with sqlite3.connect(db) as other:  # by hand, as no command does: the key is gone at once
+        other.execute("DELETE FROM seller_keys WHERE name = 'bob'")
+    assert identify(bob) == ERR_AUTH_UNKNOWN_KEY
+    _, carol = serving.add("carol")  # this connection's own write counts too
+    assert identify(carol) == "carol"
+    serving.close()
+    assert identify(carol) == "ghostpay_auth_store_unavailable"
+    cli.close()
 
 
 def test_an_official_seller_uses_a_bearer_key_through_create_headers(

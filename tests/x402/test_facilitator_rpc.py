@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,3 +132,74 @@ def test_a_failed_send_or_a_timeout_leaves_no_subscription_open(net: LocalnetPro
         assert signer._watcher.pending == 0 and watch.cancelled()
     finally:
         signer.close()
+
+
+class CannedNode:
+    """A node answering each request with the next of `answers` (raw bytes as written, and whether it then
+    closes the connection), on connections it keeps open otherwise."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            connection, _ = self.listener.accept()
+            self.connections += 1
+            with connection, connection.makefile("rb") as requests:
+                while self.answers:
+                    length = 0
+                    while (line := requests.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    if not line:
+                        break
+                    requests.read(length)
+                    raw, close = self.answers.pop(0)
+                    connection.sendall(raw)
+                    if close:
+                        break
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def answer(body: bytes, *headers: str, status: str = "200 OK", version: str = "HTTP/1.1") -> bytes:
+    return "\r\n".join([f"{version} {status}", *headers, "", ""]).encode() + body
+
+
+def test_plain_http_answers_are_read_as_http_client_reads_them() -> None:
+    """Chunked (with an extension and a trailer), length-less (ending with the connection), `Connection:
+    close`, HTTP/1.0 and error answers; a malformed one is an RpcError, never a wrong result."""
+    result = json.dumps({"jsonrpc": "2.0", "id": 1, "result": 7}).encode()
+    half = len(result) // 2
+    chunked = f"{half:x};ext=1\r\n".encode() + result[:half] + f"\r\n{len(result) - half:x}\r\n".encode()
+    length = f"Content-Length: {len(result)}"
+    node = CannedNode(
+        [
+            (answer(chunked + result[half:] + b"\r\n0\r\nX-Trailer: 1\r\n\r\n", "Transfer-Encoding: chunked"), False),
+            (answer(result, length, "Connection: keep-alive, Upgrade"), False),
+            (answer(result, length, "Connection: close"), True),
+            (answer(result, length, version="HTTP/1.0"), True),
+            (answer(result), True),  # no length: the body ends with the connection
+            (answer(b"busy", "Content-Length: 4", status="429 Too Many Requests"), False),
+            # on a kept-alive connection, then on the new one a malformed answer is retried on, once
+            (answer(b"", "Content-Length: 0", status="2x0 What"), True),
+            (answer(b"", "Content-Length: 0", status="2x0 What"), True),
+        ]
+    )
+    rpc = JsonRpc(node.url)
+    try:
+        assert [rpc.call("getSlot", []) for _ in range(5)] == [7] * 5
+        assert node.connections == 3  # the first three on one connection: closed after `Connection: close`
+        with pytest.raises(RpcError, match="^getSlot: HTTP 429: busy$"):
+            rpc.call("getSlot", [])
+        with pytest.raises(RpcError, match="^getSlot: BadStatusLine"):
+            rpc.call("getSlot", [])
+        assert node.connections == 5 and not node.answers
+    finally:
+        rpc.close()
+        node.close()

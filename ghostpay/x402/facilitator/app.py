@@ -164,7 +164,9 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
     def admit(request: Request, *, public: bool) -> Caller | Credential:
         client = request.client.host if request.client else None
-        return state["facilitator"].gate.admit(client, endpoint_of(request.url.path), request.headers, public=public)
+        return state["facilitator"].gate.admit(
+            client, endpoint_of(request.scope["path"]), request.headers, public=public
+        )
 
     def caller_of(admitted: Caller | Credential, body: bytes) -> Caller:
         """The caller, once an HMAC's signature matches the body."""

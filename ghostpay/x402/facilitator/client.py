@@ -90,6 +90,12 @@ class AiohttpFacilitatorClient(HTTPFacilitatorClient):
         self._key = key
         super().__init__(FacilitatorConfig(url=url.rstrip("/"), timeout=timeout, http_client=self.poster))
 
+    @staticmethod
+    def _to_json_safe(obj: Any) -> Any:
+        """The package copies each request's payload and requirements through JSON text (`loads(dumps(...))`,
+        whose `default` never sees an int); the poster encodes the body once, to the same JSON."""
+        return obj
+
     def _get_supported_headers(self) -> dict[str, str]:
         headers = super()._get_supported_headers()
         return headers if self._key is None else {**headers, **sign_request(self._key, "supported", b"")}

@@ -21,11 +21,10 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from x402.mechanisms.svm.constants import ERR_DUPLICATE_SETTLEMENT
-from x402.mechanisms.svm.utils import transaction_message_hash
 
 from ghostpay.x402.facilitator.keys import OPERATOR
 from ghostpay.x402.facilitator.policy import PaymentPolicy, current
-from ghostpay.x402.facilitator.store import SETTLED, SettledLog
+from ghostpay.x402.facilitator.store import SETTLED, SettledLog, SettledPayment
 from ghostpay.x402.record.facilitator import RECORD_REFUSALS, RecordExtension, fronted_account, without_record
 
 # Refusal reasons of the guards (the official ones keep their names).
@@ -151,7 +150,8 @@ def fee_payer_refusal(tx: VersionedTransaction, fee_payers: set[str]) -> str | N
     message = tx.message
     if isinstance(message, MessageV0) and message.address_table_lookups:
         return ERR_LOOKUP_TABLES
-    ours = {i for i, key in enumerate(message.account_keys) if str(key) in fee_payers}
+    keys = {Pubkey.from_string(f) for f in fee_payers}  # compared as keys: base58 of each account costs more
+    ours = {i for i, key in enumerate(message.account_keys) if key in keys}
     for instruction in message.instructions:
         if instruction.program_id_index in ours or ours.intersection(bytes(instruction.accounts)):
             return ERR_FEE_PAYER_IN_INSTRUCTION
@@ -223,11 +223,13 @@ class Guards:
         payer: str,
         limiter: SlidingWindowLimiter,
         requirements: Any,
+        previous: SettledPayment | None,
         *,
         settle: bool = False,
     ) -> tuple[str, str] | None:
-        """(reason, message) when a guard refuses the payment, else None. A settle's last guard reserves
-        the seller's quota (`PaymentPolicy.seller_refusal`)."""
+        """(reason, message) when a guard refuses the payment, else None; `previous` is the log's row for it,
+        as the scheme just read it. A settle's last guard reserves the seller's quota
+        (`PaymentPolicy.seller_refusal`)."""
         ticket = current(OPERATOR)
         checked, receipt = tx, None
         if self.records(tx):
@@ -242,7 +244,6 @@ class Guards:
         refused = self.policy.payment_refusal(tx)
         if refused is not None:
             return refused
-        previous = self.log.get(transaction_message_hash(tx))
         if previous is not None and previous.status == SETTLED:  # others are reconciled by the scheme first
             return ERR_DUPLICATE_SETTLEMENT, "this payment was already settled"
         if not limiter.allow(payer):

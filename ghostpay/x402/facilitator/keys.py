@@ -94,7 +94,18 @@ CREATE TABLE IF NOT EXISTS seller_keys (
     revoked_at           REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS seller_keys_active_name ON seller_keys (name) WHERE revoked_at IS NULL;
-"""
+-- Bumped by every change to seller_keys, from any process: a facilitator keeps the table in memory and reads
+-- only this row per request, reloading the table when it moved (a key added or revoked counts at once).
+CREATE TABLE IF NOT EXISTS seller_keys_version (id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS seller_keys_inserted AFTER INSERT ON seller_keys
+BEGIN {BUMP} END;
+CREATE TRIGGER IF NOT EXISTS seller_keys_updated AFTER UPDATE ON seller_keys
+BEGIN {BUMP} END;
+CREATE TRIGGER IF NOT EXISTS seller_keys_deleted AFTER DELETE ON seller_keys
+BEGIN {BUMP} END;
+""".replace(
+    "{BUMP}", "INSERT INTO seller_keys_version VALUES (0, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1;"
+)
 _HMAC_FIELDS = re.compile(r"\s*(key|ts|nonce|sig)=([A-Za-z0-9_-]+)\s*")
 
 
@@ -209,6 +220,8 @@ class KeyStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._version: int | None = None  # seller_keys_version when `_keys` was read
+        self._keys: dict[str, tuple[SellerKey, bytes]] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -273,14 +286,24 @@ class KeyStore:
 
     def lookup(self, key_id: str) -> tuple[SellerKey, bytes] | None:
         """The seller and the key's SHA-256 for an id, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM seller_keys WHERE key_id = ?", (key_id,)).fetchone()
-        return None if row is None else (_seller(row), bytes.fromhex(row[2]))
+        return self._current().get(key_id)
 
     def any_keys(self) -> bool:
         """Whether a key was ever added (revoking the last one does not open the facilitator to loopback)."""
+        return bool(self._current())
+
+    def _current(self) -> dict[str, tuple[SellerKey, bytes]]:
+        """Every key by id, as committed now: one read of the table's version, the table itself only when
+        it changed (sqlite3.Error when the store cannot be read)."""
         with self._lock:
-            return bool(self._db.execute("SELECT EXISTS(SELECT 1 FROM seller_keys)").fetchone()[0])
+            version = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM seller_keys_version").fetchone()[0]
+            if version != self._version:
+                self._keys = {
+                    row[0]: (_seller(row), bytes.fromhex(row[2]))
+                    for row in self._db.execute("SELECT * FROM seller_keys")
+                }
+                self._version = version
+            return self._keys
 
     def close(self) -> None:
         with self._lock:
@@ -396,13 +419,17 @@ class AccessGate:
     def __init__(self, store: KeyStore) -> None:
         self.store = store
         self.authenticator = Authenticator(store)
+        self._keyed = False
 
     def keyed(self) -> bool:
-        """Whether keys are in use (a store that cannot be read counts as keyed: lookups then fail closed)."""
-        try:
-            return self.store.any_keys()
-        except sqlite3.Error:
-            return True
+        """Whether keys are in use (a store that cannot be read counts as keyed: lookups then fail closed).
+        Keys are revoked, never deleted: once keyed, always, without asking the store again."""
+        if not self._keyed:
+            try:
+                self._keyed = self.store.any_keys()
+            except sqlite3.Error:
+                return True
+        return self._keyed
 
     def mode(self) -> str:
         return "keys" if self.keyed() else "loopback-only"

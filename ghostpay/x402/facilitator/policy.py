@@ -368,19 +368,14 @@ class QuotaStore:
 
     def _usage(self, key_id: str, now: float) -> Usage:
         # Three index range reads (each touches only the rows it counts), not a scan of the seller's history:
-        # this runs on every verify and settle of a keyed seller.
+        # this runs on every verify and settle of a keyed seller. One statement: one round trip through sqlite3.
         try:
-            minute = self._db.execute(
-                "SELECT COUNT(*) FROM seller_spend WHERE key_id = ? AND at > ?", (key_id, now - RATE_WINDOW_SECONDS)
-            ).fetchone()[0]
-            day = self._db.execute(
-                "SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = ? AND at > ?",
-                (key_id, now - QUOTA_DAY_SECONDS),
-            ).fetchone()[0]
-            rent = self._db.execute(
-                "SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = ? AND rent_lamports > 0",
-                (key_id,),
-            ).fetchone()[0]
+            minute, day, rent = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM seller_spend WHERE key_id = :key AND at > :minute), "
+                "(SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = :key AND at > :day), "
+                "(SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = :key AND rent_lamports > 0)",
+                {"key": key_id, "minute": now - RATE_WINDOW_SECONDS, "day": now - QUOTA_DAY_SECONDS},
+            ).fetchone()
         except sqlite3.Error as exc:
             raise QuotaStoreUnavailable(str(exc)) from None
         return Usage(minute, day, rent)
@@ -494,6 +489,7 @@ class Ticket:
 
     caller: Caller
     spend: int | None = None
+    rent: int = 0  # lamports of rent the reserved spend fronts
 
 
 _ticket: ContextVar[Ticket | None] = ContextVar("ghostpay_facilitator_ticket", default=None)
@@ -576,7 +572,7 @@ class PaymentPolicy:
             return ERR_QUOTA_STORE_UNAVAILABLE, f"the quota store is unavailable ({exc}); refusing until it is back"
         if isinstance(admitted, tuple):
             return admitted
-        ticket.spend = admitted
+        ticket.spend, ticket.rent = admitted, rent
         return None
 
     def _closed_since(self, seller: SellerKey) -> bool:
@@ -597,12 +593,15 @@ class PaymentPolicy:
 
     def settled(self, ticket: Ticket, result: SettleResponse) -> None:
         """Give back what a settle reserved and did not spend: everything when nothing was sent, the
-        rent when the transaction failed (no receipt was made)."""
+        rent when the transaction failed (no receipt was made). A spend without rent has nothing to confirm
+        or give back once sent (one write fewer on a settle's path)."""
         if ticket.spend is None:
             return
         try:
             if not result.transaction:
                 self.quotas.release(ticket.spend)
+            elif not ticket.rent:
+                return
             elif result.success:
                 self.quotas.confirm(ticket.spend)
             elif result.error_reason != ERR_SETTLEMENT_PENDING:

@@ -105,7 +105,7 @@ class GuardedScheme:
                 payer=payer,
                 invalid_message=f"the transaction landed and failed on chain: {previous.error}",
             )
-        refused = self._guards.refusal(tx, payer, self._guards.verify_limiter, requirements)
+        refused = self._guards.refusal(tx, payer, self._guards.verify_limiter, requirements, previous)
         if refused is not None:
             return VerifyResponse(is_valid=False, invalid_reason=refused[0], invalid_message=refused[1], payer=payer)
         return self._official("verify", payload, requirements, context, tx)
@@ -134,7 +134,9 @@ class GuardedScheme:
             if previous is not None and previous.status != PENDING:
                 return self._settler.answer_known(previous, payer, network)
             if previous is None:
-                refused = self._guards.refusal(tx, payer, self._guards.settle_limiter, requirements, settle=True)
+                refused = self._guards.refusal(
+                    tx, payer, self._guards.settle_limiter, requirements, previous, settle=True
+                )
                 if refused is not None:
                     return SettleResponse(
                         success=False,

@@ -113,8 +113,9 @@ def accept_record_instruction(
         return ERR_RECORD_INVALID
     if agent is not None and str(keys[accounts[AGENT]]) != agent:
         return ERR_RECORD_INVALID
+    payer_keys = {Pubkey.from_string(f) for f in fee_payers}
     for position, index in enumerate(accounts):
-        if str(keys[index]) in fee_payers:
+        if keys[index] in payer_keys:
             if position != RENT_PAYER:
                 return ERR_RECORD_INVALID
             if not front_rent:
