@@ -45,7 +45,11 @@ def test_demo_runs_the_main_job_through_the_cli(tmp_path: Path) -> None:
 
     # bought over real HTTP: the proxy's 402, paid through the facilitator, recorded in the same transaction
     assert sum(s["command"].endswith(" &") for s in result["steps"]) == 2  # facilitator and proxy in the background
-    bought = next(s["output"] for s in result["steps"] if " x402 call " in s["command"])
+    discovered = next(s["output"] for s in result["steps"] if " x402 discover " in s["command"])
+    listed = {i["extensions"]["ghostpay"]["agent"]: i for i in discovered["items"]}  # the Bazaar, from the chain
+    assert set(listed) == {translator, summarizer}  # both summarize
+    assert listed[summarizer]["accepts"][0]["amount"] == "20000"  # 0.02 USDC, its on-chain price
+    bought, retried = [s["output"] for s in result["steps"] if " x402 call " in s["command"]]
     assert bought["status"] == 200 and bought["body"]["summary"].startswith("GhostPay lets AI agents")
     payment = bought["payment"]
     assert (payment["agent"], payment["amount"], payment["verified"], payment["settled"]) == (
@@ -55,6 +59,9 @@ def test_demo_runs_the_main_job_through_the_cli(tmp_path: Path) -> None:
         True,
     )
     assert payment["payer_stats"] and payment["feedback"]  # rated on chain (--feedback auto)
+    # the retry with the same idempotency key: the same answer and the same payment, nothing paid again
+    assert retried["body"] == bought["body"] and retried["payment"]["replayed"] is True
+    assert retried["payment"]["signature"] == payment["signature"]
 
     history = next(s["output"] for s in result["steps"] if " agent payment-history " in s["command"])
     assert history["source"] == "indexer"

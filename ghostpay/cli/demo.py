@@ -197,6 +197,9 @@ def background_ghost(run: Session, note: str, args: list[str], ready_url: str) -
             process.wait()
 
 
+SUMMARY_CALL_KEY = "demo_summary_call_1"  # a payment identifier: the call's retry is answered, not paid again
+
+
 def buy_over_http(run: Session, summarizer: str) -> None:
     """The summarizer's service sold through `ghost x402 proxy`, paid calls settled by `ghost facilitator`,
     bought with `ghost x402 call` within a daily budget; the record_x402_payment rides in the same transaction."""
@@ -238,7 +241,14 @@ def buy_over_http(run: Session, summarizer: str) -> None:
             "the buyer's spending guard: at most 1 USDC a day over x402", "config", "set", "x402.daily_budget.USDC", "1"
         )
         run(
-            "buy one summary over HTTP: 402, pay (recorded in the same transaction), 200, rate it",
+            "the buyer finds the summarizer in the facilitator's x402 Bazaar: x402 agents on chain, with evidence",
+            "x402",
+            "discover",
+            "capability:summarize",
+            "--facilitator",
+            facilitator,
+        )
+        summary_call = [
             "x402",
             "call",
             f"http://127.0.0.1:{proxy_port}/summarize",
@@ -250,8 +260,19 @@ def buy_over_http(run: Session, summarizer: str) -> None:
             "USDC",
             "--max-price",
             "0.05",
+            "--idempotency-key",
+            SUMMARY_CALL_KEY,
+        ]
+        run(
+            "buy one summary over HTTP: 402, pay (recorded in the same transaction), 200, rate it",
+            *summary_call,
             "--feedback",
             "auto",
+            keypair="buyer.json",
+        )
+        run(
+            "the same call retried with its idempotency key: the seller answers from its cache, nothing is paid",
+            *summary_call,
             keypair="buyer.json",
         )
         run("what the guard has left", "x402", "spending", keypair="buyer.json")

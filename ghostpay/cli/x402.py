@@ -529,6 +529,77 @@ def quote(
 
 
 @app.command()
+def discover(
+    ctx: typer.Context,
+    query: str = typer.Argument(
+        "",
+        help="Search words, and GhostPay's terms: capability:NAME, max_price:MINT=ATOMIC, min_reputation:N, "
+        "sort:reputation|price. Empty: list every resource.",
+    ),
+    facilitator: str = typer.Option(
+        DEFAULT_FACILITATOR, "--facilitator", help="The facilitator whose x402 Bazaar to ask."
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=100, help="At most this many resources."),
+) -> None:
+    """Find paid services in a facilitator's x402 Bazaar: every x402 agent on chain with its prices and the
+    evidence to rank it by (reputation, verified paid calls, payers), asked with the official Bazaar client.
+
+    Example:  ghost x402 discover 'capability:summarize sort:reputation' --facilitator http://127.0.0.1:8403
+    """
+    st = state(ctx)
+    import httpx
+    from solders.pubkey import Pubkey
+    from x402.extensions.bazaar import ListDiscoveryResourcesParams, SearchDiscoveryResourcesParams, with_bazaar
+    from x402.http import FacilitatorConfig
+    from x402.http.facilitator_client import HTTPFacilitatorClientSync
+
+    from ghostpay.cli.output import emit, format_amount, mint_symbol, table
+    from ghostpay.tokens import from_atomic
+    from ghostpay.x402.bazaar.catalogue import EVIDENCE_KEY
+
+    # with_bazaar is annotated for the async client, but its calls are blocking: the sync client is the one that works
+    client = HTTPFacilitatorClientSync(FacilitatorConfig(url=_url(facilitator).rstrip("/")))
+    bazaar = with_bazaar(client)  # type: ignore[arg-type]
+    try:
+        if query:
+            search = SearchDiscoveryResourcesParams(query=query, limit=limit)
+            items = bazaar.extensions.bazaar.search(search).resources
+        else:
+            items = bazaar.extensions.bazaar.list_resources(ListDiscoveryResourcesParams(limit=limit)).items
+    except (ValueError, httpx.HTTPError) as exc:
+        raise CliError(f"the Bazaar of {facilitator} did not answer: {str(exc)[:300]}") from None
+    mints = {Pubkey.from_string(a["asset"]) for item in items for a in item.accepts or []}
+    decimals = {str(m): info.decimals for m, info in st.run(lambda gp: gp.get_mints(mints), signer=False).items()}
+    found = [item.to_dict() for item in items]
+
+    def price(accept: dict[str, Any]) -> str:
+        amount = from_atomic(int(accept["amount"]), decimals[accept["asset"]])
+        return format_amount(amount, mint_symbol(st, accept["asset"]))
+
+    def render(out: Console) -> None:
+        if not found:
+            out.print(f"nothing in the Bazaar of {facilitator} matches")
+            return
+        rows = []
+        for item in found:
+            evidence = (item.get("extensions") or {}).get(EVIDENCE_KEY) or {}
+            reputation = evidence.get("reputation") or {}
+            rows.append(
+                (
+                    evidence.get("agentId", ""),
+                    item["resource"],
+                    ", ".join(price(a) for a in item["accepts"]),
+                    f"{reputation.get('score', '')} {reputation.get('tier', '')}".strip(),
+                    evidence.get("verifiedPaidCalls", ""),
+                    evidence.get("payers", ""),
+                )
+            )
+        out.print(table(["agent", "resource", "price a call", "reputation", "paid calls", "payers"], rows))
+
+    emit(st, {"facilitator": facilitator, "query": query, "items": found}, render)
+
+
+@app.command()
 def spending(
     ctx: typer.Context,
     recent: int = typer.Option(10, "--recent", min=0, help="How many of the latest payments to list."),

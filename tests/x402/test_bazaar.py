@@ -445,3 +445,47 @@ def test_the_bazaar_follows_the_facilitators_access_policy(net: LocalnetProcess,
     with TestClient(create_facilitator_app(settings), client=("203.0.113.7", 40000)) as remote:
         for path in paths:  # with keys: public, as /supported is
             assert remote.get(path).status_code == 200
+
+
+def test_ghost_x402_discover_prints_prices_and_evidence(
+    net: LocalnetProcess, bazaar: BazaarExtendedClient, bazaar_facilitator: Process, market: dict[str, Any]
+) -> None:
+    """`ghost x402 discover` asks the Bazaar with the package's client: each agent, its price in whole tokens and
+    its evidence; `--output json` gives the package's items as they came."""
+    translator = str(market["translator"])
+    eventually(lambda: paid_calls(bazaar, market["translator"]) == 2, "the translator's payments in the catalogue")
+    args = [
+        GHOST,
+        "-u",
+        net.http_url,
+        "x402",
+        "discover",
+        f"capability:{market['tag']} asset:{market['usdc']} sort:price",
+    ]
+    shown = subprocess.run([*args, "--facilitator", bazaar_facilitator.url], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert f"{market['tag']}-translator" in text and f"{market['tag']}-summarizer" in text
+    assert "0.05" in text and "0.01" in text and "50000" not in text  # whole tokens, not atomic units
+    done = subprocess.run(
+        [GHOST, "--output", "json", *args[1:], "--facilitator", bazaar_facilitator.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    items = json.loads(done.stdout)["items"]
+    assert [i["extensions"]["ghostpay"]["agent"] for i in items] == [str(market["summarizer"]), translator]
+    assert items[1]["extensions"]["ghostpay"]["verifiedPaidCalls"] == 2
+
+
+def test_ghost_x402_discover_without_a_bazaar_is_one_clean_error(net: LocalnetProcess) -> None:
+    done = subprocess.run(
+        [GHOST, "-u", net.http_url, "x402", "discover", "--facilitator", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: the Bazaar of http://127.0.0.1:9 did not answer")
+    assert len(done.stderr.strip().splitlines()) == 1
