@@ -16,9 +16,11 @@ GHOST = str(Path(sys.executable).with_name("ghost"))
 
 
 def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
+    # stdout to a file, not a pipe nobody reads until the end: the session prints more than a pipe holds
+    stdout = (tmp_path / "stdout.txt").open("w+")
     process = subprocess.Popen(
         [GHOST, "demo", "--dashboard", "--port", "0"],
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
@@ -43,8 +45,9 @@ def test_demo_ends_serving_its_dashboard(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C, to this process only
         assert process.wait(60) == 0
-    assert process.stdout is not None
-    assert "main job done; stopped the throwaway localnet" in process.stdout.read()
+    stdout.seek(0)
+    assert "main job done; stopped the throwaway localnet" in stdout.read()
+    stdout.close()
 
 
 def test_a_busy_dashboard_port_is_refused_before_the_session() -> None:
