@@ -10,7 +10,7 @@ and its web endpoint (the on-chain x402 service endpoint); the proxy serves the 
 
     >>> registry = agent_registry("4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZAMdL4VZHirAn", "11111111111111111111111111111111")
     >>> registry
-    'solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZAMdL4VZHirAn:11111111111111111111111111111111'
+    'solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZ:11111111111111111111111111111111'
     >>> doc = registration_file(
     ...     address="Ghost1111111111111111111111111111111111111", name="Translator", description="",
     ...     endpoint="https://translator.example/x402", active=True, x402_enabled=True, registry=registry)

@@ -417,6 +417,7 @@ def register(
         agent_id=agent_id,
         x402=x402 is not None,
         agent_explorer=explorer_url("address", result.address, st.rpc_url),
+        **({"metadata_uri": metadata_uri} if registration_file else {}),
     )
 
 
