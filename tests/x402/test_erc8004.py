@@ -19,7 +19,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from ghostpay.client import GhostPayClient
@@ -32,6 +32,7 @@ from tests.sdk.conftest import create_mint, fund, mint_to
 from tests.x402.conftest import GHOST, Process, ServerThread, Upstream, keypair_file
 
 A2A_X402_EXTENSION = "https://github.com/google-agentic-commerce/a2a-x402/blob/main/spec/v0.2"
+METADATA_SERVICE = "http://169.254.169.254/latest/meta-data/agent.json"  # a cloud's, link-local
 
 
 def ghost(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -223,10 +224,15 @@ def foreign() -> Iterator[tuple[str, list[str]]]:
             }
         )
 
+    async def moved(request: Request) -> RedirectResponse:
+        asked.append(request.url.path)
+        return RedirectResponse(METADATA_SERVICE, status_code=302)
+
     app = Starlette(
         routes=[
             Route("/.well-known/agent-registration.json", registration),
             Route("/cards/weather.json", card),
+            Route("/moved", moved),
         ]
     )
     with ServerThread(app) as server:
@@ -277,7 +283,10 @@ def test_search_url_refuses_private_addresses(foreign: tuple[str, list[str]], tm
     assert refused.stderr.count("\n") == 1 and "a loopback address" in refused.stderr
     assert len(asked) == before
     with pytest.raises(ForeignAgentError, match="169.254.169.254, a link-local address"):
-        asyncio.run(read_foreign_agent("http://169.254.169.254/latest/meta-data/agent.json"))
+        asyncio.run(read_foreign_agent(METADATA_SERVICE))
+    redirected = search(tmp_path, f"{url}/moved", "--allow-private")  # a redirect could lead anywhere: not followed
+    assert redirected.returncode == 1 and f"{url}/moved: HTTP 302" in redirected.stderr
+    assert asked[before:] == ["/moved"]
 
 
 def test_the_file_follows_the_account(seller: Seller, proxy: tuple[Process, Upstream]) -> None:
