@@ -49,6 +49,10 @@ EXPECTED = [
         r"^Translator at https://t\.example/api: 10000 atomic units of \w+, 2 atomic units of \w+\n"
         r"  [A-Z]+, [1-9]\d* verified paid calls$",
     ),
+    (
+        "chain_registry(",
+        r"^Service\(name='A2A', endpoint='https://t\.example/\.well-known/agent-card\.json', version='1\.0'\)$",
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ from ghostpay.exceptions import InvalidArgument, UnknownTokenLabel
 from ghostpay.indexer.guard import indexed_chain
 from ghostpay.indexer.models import Agent, database_url
 from ghostpay.indexer.queries import agent_capabilities, agent_prices
+from ghostpay.program_id import PROGRAM_ID
 from ghostpay.token_labels import ClusterLabels, TokenLabels, is_address
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class ApiSettings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     token: str | None = None  # when set, every request but the dashboard's page needs it as a bearer token
     token_labels: str | None = None  # the label store (`ghostpay.token_labels`); None: the data folder's
+    program_id: str = str(PROGRAM_ID)  # the indexed program: the ERC-8004 registry its agents are in
 
 
 class ApiError(Exception):
@@ -92,11 +94,16 @@ class ApiContext:
     async def labels(self) -> ClusterLabels | None:
         """The token labels of the indexed chain (named by the genesis hash the index recorded, else the RPC's);
         None while neither can say."""
+        genesis = await self.genesis_hash()
+        if genesis is None:
+            return None
+        return TokenLabels(self.settings.token_labels).cluster(genesis, self.settings.rpc_url)
+
+    async def genesis_hash(self) -> str | None:
+        """The indexed chain's genesis hash (the one the index recorded, else the RPC's); None while neither can say."""
         if self.genesis is None:
             self.genesis = await run_in_threadpool(indexed_chain, self.engine) or await self._rpc_genesis()
-        if self.genesis is None:
-            return None
-        return TokenLabels(self.settings.token_labels).cluster(self.genesis, self.settings.rpc_url)
+        return self.genesis
 
     async def label_map(self) -> dict[str, str]:
         """mint -> token label, for showing mints by name."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ghostpay.cli import params
+from ghostpay.cli import agent_erc8004, params
 from ghostpay.cli.context import CliError, State, state
 from ghostpay.cli.output import (
     emit,
@@ -306,6 +306,12 @@ def register(
     description: str | None = typer.Option(None, "--description", "-d", help="Up to 512 bytes."),
     agent_type: int = typer.Option(0, "--type", min=0, max=255, help="Agent type (0-255)."),
     metadata_uri: str = typer.Option("", "--metadata-uri", help="A URI with more about the agent."),
+    registration_file: bool = typer.Option(
+        False,
+        "--registration-file",
+        help="Set the metadata URI to the ERC-8004 registration file 'ghost x402 proxy' serves at the "
+        "--endpoint's origin (/.well-known/agent-registration.json).",
+    ),
     capability: list[str] | None = typer.Option(
         None, "--capability", "--capabilities", "-c", help="Capabilities, repeated or comma-separated (at most 8)."
     ),
@@ -376,9 +382,11 @@ def register(
     agent_id = params.check_len(agent_id.strip(), "the agent_id", "MAX_AGENT_ID_LEN", minimum=1)
     name = params.check_len(name, "the name", "MAX_NAME_LEN", minimum=1)
     description = params.check_len(description or "", "the description", "MAX_DESCRIPTION_LEN")
-    params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
     caps = params.capabilities(capability) or []
     x402 = x402_settings(st, price, tokens, endpoint, payment_address, required=False)
+    if registration_file:
+        metadata_uri = agent_erc8004.metadata_uri_for(metadata_uri, x402.endpoint if x402 else None)
+    params.check_len(metadata_uri, "the metadata URI", "MAX_METADATA_URI_LEN")
     if ask and not typer.confirm(
         f"Register {agent_id!r} ({name})"
         + (f" at {settings_text(st, x402.prices)} per call" if x402 else "")
@@ -409,6 +417,7 @@ def register(
         agent_id=agent_id,
         x402=x402 is not None,
         agent_explorer=explorer_url("address", result.address, st.rpc_url),
+        **({"metadata_uri": metadata_uri} if registration_file else {}),
     )
 
 
@@ -712,12 +721,28 @@ def search(
     ),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        help="Read the agent at this URL instead (another ecosystem's): its ERC-8004 registration file and A2A "
+        "Agent Card (/.well-known/agent-registration.json, /.well-known/agent-card.json, or a document's URL).",
+    ),
+    allow_private: bool = typer.Option(
+        False,
+        "--allow-private",
+        help="With --url: let it and the URLs its documents name reach loopback, private and link-local "
+        "addresses (refused by default).",
+    ),
 ) -> None:
-    """Find agents: from the indexer database when one is configured (--db), else from the chain.
+    """Find agents: from the indexer database when one is configured (--db), else from the chain; or read
+    one agent's documents at --url and show what it offers and accepts.
 
     Example: ghost agent search -c translate --token USDC --max-price 0.05 --sort price
     """
     st = state(ctx)
+    if url is not None:
+        agent_erc8004.search_url(st, url, allow_private)
+        return
     if max_price is not None and token is None:
         raise typer.BadParameter(
             "--max-price needs --token: each accepted token has its own price (e.g. --token USDC --max-price 0.05)"
@@ -778,6 +803,9 @@ async def search_chain(
         sort=order,
     )
     return await with_mints(gp, agents[:limit]), len(agents)
+
+
+app.command("registration-file")(agent_erc8004.registration_file)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
+from ghostpay.x402.agent_registration import RegistrationRoute
 from ghostpay.x402.seller import PaidCall, SellerSettings, X402Paywall, _json
 
 HOP_BY_HOP = {
@@ -154,6 +155,8 @@ class UpstreamApp:
                 return
 
 
-def create_proxy_app(settings: ProxySettings) -> X402Paywall:
-    """The proxy: the paywall of `settings.seller` in front of the upstream."""
-    return X402Paywall(UpstreamApp(settings.upstream, settings.timeout_seconds), settings=settings.seller)
+def create_proxy_app(settings: ProxySettings) -> RegistrationRoute:
+    """The proxy: the paywall of `settings.seller` in front of the upstream, and the agent's ERC-8004
+    registration file at /.well-known/agent-registration.json (never priced, never forwarded)."""
+    paywall = X402Paywall(UpstreamApp(settings.upstream, settings.timeout_seconds), settings=settings.seller)
+    return RegistrationRoute(paywall, paywall.seller)
