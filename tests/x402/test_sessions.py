@@ -40,18 +40,23 @@ from ghostpay.x402.sessions import (
     Sessions,
     SessionSettings,
 )
+from tests.cli.conftest import ghost
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
     Process,
+    ServerThread,
     Shop,
+    Upstream,
     buyer,
     guarded,
+    keypair_file,
     official_client,
     register_agent,
     sol_balance,
     token_balance,
 )
+from tests.x402.test_proxy import proxy_process, settled_rows
 
 PERIOD = 3600.0
 FUNDED = 1_000_000  # what `buyer` gives each payer
@@ -277,3 +282,56 @@ def test_session_settings_take_a_period(agent: Agent) -> None:
     assert SellerSettings(agent.address, agent.net.http_url, session=90).session == SessionSettings(90)
     with pytest.raises(ValueError):
         SessionSettings(0)
+
+
+def test_ghost_x402_call_is_served_on_a_session_of_ghost_x402_proxy(
+    net: Any, agent: Agent, facilitator: Process, tmp_path: Path
+) -> None:
+    """`ghost x402 proxy --session 1h`, and `ghost x402 call` twice: paid once, then served on a session (its
+    output says so), the budget and balances untouched; the upstream learns the call rode on that payment."""
+    service = Upstream()
+    with ServerThread(service.app) as upstream:
+        proc = proxy_process(
+            net, agent, upstream.url, facilitator.url, tmp_path, "--route", "POST /translate", "--session", "1h"
+        ).start()
+        try:
+            payer = buyer(net, agent.mint)
+            key = keypair_file(tmp_path, payer)
+            env = {"GHOSTPAY_HOME": str(tmp_path / "home"), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
+            ghost("config", "set", "x402.daily_budget", "1", env=env)
+            call = (
+                "-k",
+                key,
+                "x402",
+                "call",
+                f"{proc.url}/translate",
+                "-X",
+                "POST",
+                "--data",
+                "hi",
+                "--max-price",
+                "1",
+            )
+            first = ghost(*call, env=env).data
+            assert first["payment"]["settled"] and first["session"] is None
+            text = ghost(*call, output=None, env=env)
+            second = ghost(*call, env=env).data
+        finally:
+            proc.stop()
+    assert text.code == 0 and "served on a session: nothing paid" in text.stderr and "1 h" in text.stderr
+    assert first["payment"]["signature"] in text.stderr
+    assert second["status"] == 200 and second["payment"] is None
+    assert second["session"] == {
+        "url": f"{proc.url}/translate",
+        "payer": str(payer.pubkey()),
+        "period_seconds": 3600.0,
+        "paid_by": first["payment"]["signature"],
+    }
+    assert token_balance(net, payer.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
+    assert settled_rows(facilitator, payer) == 1
+    spent = ghost("-k", key, "x402", "spending", env=env).data
+    assert spent["mints"][0]["day"]["spent"] == "0.010000"
+    session_calls = [c["headers"] for c in service.calls if "x-ghostpay-session" in c["headers"]]
+    assert len(session_calls) == 2 and all(h["x-ghostpay-amount"] == "0" for h in session_calls)
+    assert all(h["x-ghostpay-session"] == first["payment"]["signature"] for h in session_calls)
+    assert all("sign-in-with-x" not in h for h in session_calls)
