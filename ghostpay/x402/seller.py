@@ -122,6 +122,8 @@ class SellerSettings:
     `payee_accounts`: "create" makes the payment address's missing token accounts at start-up,
     paid by `keypair` (a Keypair, a keypair file's path, or its JSON); "check" refuses to start when one
     is missing. A value that cannot work is refused here (`PaywallError`), not on every request.
+    `session`: a period (timedelta or seconds, or `SessionSettings`) during which a payer signs in with the
+    x402 sign-in-with-x extension instead of paying again for a route it paid (`ghostpay.x402.sessions`).
     """
 
     agent: Pubkey | str
@@ -295,7 +297,7 @@ class X402Seller:
         session = settings.session
         assert session is None or isinstance(session, SessionSettings)
         self.sessions = (
-            None if session is None else Sessions(session, settings.agent_pubkey, self.network.caip2, self.gp.rpc)
+            None if session is None else Sessions(session, settings.agent_pubkey, self.network.caip2, self.gp)
         )
 
     # lifecycle -----------------------------------------------------------------------------------------

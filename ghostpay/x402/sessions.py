@@ -14,7 +14,8 @@ when every check passes:
   challenges outlive a restart, and no 402 writes anything);
 - the package's `verify_siwx_signature` accepts its ed25519 signature by `address`;
 - `address` paid for this path within the period, measured from its last settled payment in the log (and,
-  with `confirm_on_chain`, that payment's transaction landed: the GhostPay record's receipt);
+  with `confirm_on_chain`, a payment that carried GhostPay's record must also show its receipt on chain: the
+  settled transaction's X402PaymentRecorded event for this agent and payer, within the period by its time);
 - the nonce was never used (recorded in the database: a replay is refused, after a restart too).
 
 A refusal answers a fresh 402 (a new challenge and the requirements) whose error and `reason` name it.
@@ -42,11 +43,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from starlette.types import Message, Scope, Send
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
@@ -60,8 +60,12 @@ from x402.extensions.sign_in_with_x import (
     verify_siwx_signature,
 )
 
+from ghostpay.exceptions import GhostPayError
 from ghostpay.paths import data_dir, private_file
 from ghostpay.x402.idempotency import Refusal
+
+if TYPE_CHECKING:
+    from ghostpay.client import GhostPayClient
 
 SESSION_HEADER = "x-ghostpay-session"  # on an answer served on a session: the settlement that paid for it
 HINT_KEY = "ghostpay"  # beside the package's info/supportedChains/schema: {"sessionSeconds": the period}
@@ -109,7 +113,7 @@ class SessionSettings:
     path: Path | str | None = None  # SQLite (":memory:": dies with the process); None: default_session_path
     origin: str | None = None  # scheme://host[:port] buyers call; None: the address the server listens on
     challenge_seconds: int = 300  # a challenge's lifetime: its expirationTime, and the max age of its issuedAt
-    confirm_on_chain: bool = False  # a recorded payment must also be found landed on chain
+    confirm_on_chain: bool = False  # a recorded payment opens a session only once its receipt is on chain
     statement: str = "Sign in with the key that paid for this route: calls within the paid period are free."
 
     def __post_init__(self) -> None:
@@ -219,12 +223,13 @@ class Sessions:
         settings: SessionSettings,
         agent: Pubkey | str,
         network: str,
-        rpc: Any = None,
+        gp: GhostPayClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.agent = str(agent)
         self.network = network
-        self.rpc = rpc  # a solana AsyncClient, for confirm_on_chain
+        self.gp = gp  # reads the payments' receipts, with confirm_on_chain
         self.clock = clock  # the paid period's clock (the package checks the challenge's times on the wall clock)
         self.store = SessionStore(default_session_path(agent) if settings.path is None else settings.path)
 
@@ -308,16 +313,27 @@ class Sessions:
             return Refusal(REASON_NOT_PAID, f"{payer} has not paid for this route: pay once, then sign in")
         if self.clock() - payment.paid_at >= period:
             return Refusal(REASON_EXPIRED, f"{payer}'s last payment for this route is older than {period:g} s")
-        if self.settings.confirm_on_chain and payment.recorded and not await self._landed(payment.transaction):
-            return Refusal(REASON_NOT_CONFIRMED, f"the payment {payment.transaction} is not found on chain")
+        if self.settings.confirm_on_chain and payment.recorded:
+            paid_at = await self._receipt_time(payer, payment.transaction)
+            if paid_at is None:
+                return Refusal(REASON_NOT_CONFIRMED, f"no receipt of {payer}'s payment {payment.transaction} on chain")
+            if self.clock() - paid_at >= period:
+                return Refusal(REASON_EXPIRED, f"{payer}'s payment on chain is older than {period:g} s")
         return None
 
-    async def _landed(self, transaction: str) -> bool:
+    async def _receipt_time(self, payer: str, transaction: str) -> float | None:
+        """When the chain says `transaction` recorded `payer`'s payment to this agent (its X402PaymentRecorded
+        event's timestamp), or None."""
+        if self.gp is None:
+            return None
         try:
-            statuses = (await self.rpc.get_signature_statuses([Signature.from_string(transaction)], True)).value
-        except Exception:  # noqa: BLE001 - not a signature, or the RPC failed: not confirmed
-            return False
-        return bool(statuses and statuses[0] is not None and statuses[0].err is None)
+            events = await self.gp.get_transaction_events(transaction)
+        except (GhostPayError, ValueError):  # not on chain (yet), or not a signature
+            return None
+        for event in events:
+            if event.name == "X402PaymentRecorded" and str(event.agent) == self.agent and str(event.payer) == payer:
+                return float(event.timestamp)
+        return None
 
     def paid(self, payer: str, path: str, transaction: str, amount: int, mint: str, recorded: bool) -> None:
         """A settled payment of `payer` for `path`: its session starts now."""

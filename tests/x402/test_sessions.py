@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from solders.keypair import Keypair
+from solders.signature import Signature
 from spl.token.instructions import get_associated_token_address
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
@@ -33,6 +34,7 @@ from ghostpay.x402.networks import DEVNET
 from ghostpay.x402.sessions import (
     HINT_KEY,
     REASON_EXPIRED,
+    REASON_NOT_CONFIRMED,
     REASON_NOT_PAID,
     REASON_OTHER_ROUTE,
     REASON_REPLAYED,
@@ -270,6 +272,36 @@ async def test_the_official_client_with_the_packages_siwx_extension_signs_in(
     assert second.status_code == 200 and "payment-response" not in second.headers
     assert second.headers[SESSION_HEADER] and second.json()["payer"] == str(keypair.pubkey())
     assert token_balance(net, keypair.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
+
+
+def test_confirm_on_chain_wants_the_payments_receipt(
+    net: Any, agent: Agent, facilitator: Process, tmp_path: Path
+) -> None:
+    """With confirm_on_chain a recorded payment opens a session once the chain shows its X402PaymentRecorded
+    for this agent and payer; a log entry whose transaction shows none (a log written by mistake, or forged)
+    opens nothing."""
+    settings = SessionSettings(PERIOD, tmp_path / "sessions.sqlite3", confirm_on_chain=True)
+    with Shop(agent, facilitator.url, session=settings) as confirming:
+        url = f"{confirming.url}/paid"
+        payer = paid_once(net, agent, url)
+        sessions = confirming.seller.sessions
+        assert sessions is not None
+        logged = sessions.store.payment(str(payer.pubkey()), "/paid")
+        assert logged is not None and logged.recorded
+        assert httpx.get(url, headers={SIGN_IN_WITH_X: sign(payer, challenge(url)[0], url)}).status_code == 200
+        # the log names a transaction the chain does not have
+        other = buyer(net, agent.mint)
+        unknown = str(Signature.new_unique())
+        sessions.store.record_payment(
+            str(other.pubkey()), "/paid", unknown, PRICE_ATOMIC, str(agent.mint), True, time.time()
+        )
+        refused(httpx.get(url, headers={SIGN_IN_WITH_X: sign(other, challenge(url)[0], url)}), REASON_NOT_CONFIRMED)
+        # the payer's own receipt does not open a session for another payer's key either
+        sessions.store.record_payment(
+            str(other.pubkey()), "/paid", logged.transaction, PRICE_ATOMIC, str(agent.mint), True, time.time()
+        )
+        refused(httpx.get(url, headers={SIGN_IN_WITH_X: sign(other, challenge(url)[0], url)}), REASON_NOT_CONFIRMED)
+    assert token_balance(net, other.pubkey(), agent.mint) == FUNDED
 
 
 def test_session_settings_take_a_period(agent: Agent) -> None:
