@@ -243,17 +243,17 @@ class Sessions:
         message = "\n".join((random_part, domain, uri, issued_at, expiration, self.network)).encode()
         return hmac.new(self.store.secret, message, hashlib.sha256).hexdigest()[: NONCE_MAC_BYTES * 2]
 
-    def challenge(self, scope: Scope) -> dict[str, Any]:
+    def challenge(self, scope: Scope, now: float | None = None) -> dict[str, Any]:
         """`PaymentRequired.extensions` entries: the package's SIWX declaration for this route, its challenge
         filled in (as the package's server extension fills it, with a nonce this seller can recognise), and the
-        period in `ghostpay.sessionSeconds`."""
+        period in `ghostpay.sessionSeconds`. `now`: when it is issued (unix time; default: now)."""
         origin = self.origin(scope)
         options = DeclareSIWxOptions(
             statement=self.settings.statement, network=self.network, expirationSeconds=self.settings.challenge_seconds
         )
         declaration = dict(declare_siwx_extension(options)[SIGN_IN_WITH_X])
         declaration.pop("_options", None)  # the package's server-side options, not for the wire
-        now = time.time()
+        now = time.time() if now is None else now
         uri = origin + scope["path"]
         issued_at, expiration = _iso(now), _iso(now + self.settings.challenge_seconds)
         random_part = secrets.token_hex(NONCE_RANDOM_BYTES)

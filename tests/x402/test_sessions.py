@@ -245,6 +245,26 @@ def test_a_replayed_challenge_is_refused_also_after_a_restart(
         restarted.close()
 
 
+def test_a_stale_a_future_or_a_malformed_challenge_is_refused(net: Any, agent: Agent, shop: Shop) -> None:
+    """Challenges this seller issued (its nonces), but too long ago or for later: the package's issuedAt
+    checks refuse them; a header that is not base64 JSON of a SIWX payload is refused by name too."""
+    url = f"{shop.url}/paid"
+    keypair = paid_once(net, agent, url)
+    sessions = shop.seller.sessions
+    assert sessions is not None
+    host, port = shop.url.removeprefix("http://").split(":")
+    scope = {"path": "/paid", "scheme": "http", "server": (host, int(port))}
+    chain = {"chainId": DEVNET.caip2, "type": "ed25519"}
+    for issued, reason in (
+        (-2 * sessions.settings.challenge_seconds, "invalid_siwx_issued_at_too_old"),
+        (600, "invalid_siwx_issued_at_in_future"),
+    ):
+        info = {**sessions.challenge(scope, now=time.time() + issued)[SIGN_IN_WITH_X]["info"], **chain}
+        refused(httpx.get(url, headers={SIGN_IN_WITH_X: sign(keypair, info, url)}), reason)
+    refused(httpx.get(url, headers={SIGN_IN_WITH_X: "not a header"}), "invalid_siwx_header")
+    assert httpx.get(url, headers={SIGN_IN_WITH_X: sign(keypair, challenge(url)[0], url)}).status_code == 200
+
+
 def test_a_challenge_for_another_origin_or_route_is_refused(net: Any, agent: Agent, shop: Shop) -> None:
     url = f"{shop.url}/paid"
     keypair = paid_once(net, agent, url)
