@@ -712,13 +712,13 @@ class PaidRequest:
             return
         payment = granted.payment
         self.scope.setdefault("state", {})["x402"] = PaidCall(
-            Pubkey.from_string(granted.payer),
-            0,
-            Pubkey.from_string(payment.mint),
-            self.seller.network.caip2,
-            2,
-            payment.recorded,
-            payment.transaction,
+            payer=Pubkey.from_string(granted.payer),
+            amount=0,
+            mint=Pubkey.from_string(payment.mint),
+            network=self.seller.network.caip2,
+            x402_version=2,  # sign-in-with-x is a v2 extension
+            verified_on_chain=payment.recorded,
+            session=payment.transaction,
         )
         await self.app(self.scope, self.receive, with_session_header(self.send, granted))
 

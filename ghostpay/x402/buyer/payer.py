@@ -173,13 +173,13 @@ class X402Buyer:
                 await reservation.release()
             elif reservation is not None and record.settled:
                 await reservation.settled(record.signature)
-            if record.settled:
-                self.sessions.paid(url)
             elif reservation is not None and response.status_code == 402 and not record.signature:
                 # Refused before any transaction was sent: nothing was spent. (A seller that answers 402 and
                 # still submits the signed transaction before its blockhash expires could take it: the budget
                 # would then run one payment over; it takes nothing more than that payment.)
                 await reservation.release()
+            if record.settled:
+                self.sessions.paid(url)  # its route is open to this wallet for the seller's session period
             if response.status_code == 402 and not record.settled:
                 try:
                     required, assumed = read_payment_required(response, url)
