@@ -354,6 +354,16 @@ class SpendLedger:
         it no longer counts."""
         self._set(reservation, "released")
 
+    def settled_urls(self, wallet: str, since: float) -> list[str]:
+        """The URLs of the wallet's payments settled since `since` (unix time)."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT DISTINCT url FROM spends WHERE wallet = ? AND state = 'settled' AND updated_at > ? "
+                "AND url IS NOT NULL",
+                (wallet, since),
+            )
+            return [row[0] for row in rows]
+
     def entries(self, wallet: str, limit: int = 20) -> Iterator[sqlite3.Row]:
         """The wallet's latest ledger rows, newest first."""
         with closing(self._connect()) as db:

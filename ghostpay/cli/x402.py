@@ -117,6 +117,25 @@ def proxy(
         "--idempotency-db",
         help="The cache of paid answers (SQLite); default: x402-idempotency/<agent>.sqlite3 in 'ghost path'.",
     ),
+    session: str | None = typer.Option(
+        None,
+        "--session",
+        help="Sessions (Sign-In-With-Solana, the x402 sign-in-with-x extension): a buyer who paid for a route "
+        "comes back for this long after its payment (3600, 30m, 1h, 7d) without paying, by signing the 402's "
+        "challenge with the key that paid. Default: no sessions.",
+    ),
+    session_origin: str | None = typer.Option(
+        None,
+        "--session-origin",
+        help="The origin buyers call (https://api.example) that session challenges are bound to, when the "
+        "proxy is reached through another address; default: the address it listens on.",
+    ),
+    session_db: Path | None = typer.Option(
+        None,
+        "--session-db",
+        help="Payments and used challenges of sessions (SQLite); default: x402-sessions/<agent>.sqlite3 in "
+        "'ghost path'.",
+    ),
 ) -> None:
     """Put the agent's on-chain x402 price in front of any HTTP service.
 
@@ -125,9 +144,13 @@ def proxy(
     payer in X-GhostPay-Payer (also -Amount, -Mint, -Verified). A browser (Accept: text/html) gets the
     official x402 Solana paywall page instead of the JSON 402, with the agent's name and price.
 
+    With --session 1h a buyer who paid for a route signs in instead of paying again for an hour after its
+    payment ('ghost x402 call' and x402_http do it by themselves).
+
     Example:  ghost x402 proxy --agent translator --upstream http://127.0.0.1:9000 --route 'POST /translate'
     """
     ref = params.agent_ref(agent)
+    sessions = _session_settings(session, session_origin, session_db)
     if not upstream.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{upstream!r} is not an http(s) URL", param_hint="--upstream")
     st = state(ctx)
@@ -166,6 +189,7 @@ def proxy(
         paywall_title=paywall_title,
         discovery=discovery,
         idempotency=IdempotencySettings(idempotency_db) if idempotency else None,
+        session=sessions,
     )
     app_ = create_proxy_app(ProxySettings(upstream, seller))
     server = uvicorn.Server(
@@ -230,6 +254,23 @@ def proxy(
     # The event loop uvicorn would pick for itself (uvloop when installed), as `ghost facilitator start` gets.
     with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
         runner.run(main())
+
+
+def _session_settings(period: str | None, origin: str | None, db: Path | None) -> Any:
+    """SessionSettings from --session, --session-origin and --session-db (None without --session)."""
+    if period is None:
+        if origin is not None or db is not None:
+            raise typer.BadParameter("needs --session", param_hint="--session-origin/--session-db")
+        return None
+    from ghostpay.x402.sessions import SessionSettings
+
+    seconds = params.duration(period, "--session")
+    if seconds <= 0:
+        raise typer.BadParameter("a session lasts at least a second", param_hint="--session")
+    try:
+        return SessionSettings(seconds, db, origin)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--session-origin") from None
 
 
 # buying -------------------------------------------------------------------------------------------------
@@ -352,8 +393,8 @@ def call(
     mode = params.choice(feedback, modes, "--feedback")
 
     from ghostpay.cli.guards import spending_guards
-    from ghostpay.cli.output import emit, format_amount, mint_symbol
-    from ghostpay.x402.buyer import payment_record
+    from ghostpay.cli.output import emit, format_amount, mint_symbol, span
+    from ghostpay.x402.buyer import payment_record, session_call
 
     # within --max-price (or with --yes) nobody is asked; otherwise every payment is confirmed
     confirm_above = None if yes or cap is not None else Decimal(0)
@@ -418,6 +459,7 @@ def call(
 
     response = st.run(work, status="Calling…")
     record = payment_record(response)
+    on_session = session_call(response)
     body = response.text
     try:
         shown_body = response.json() if st.json else body
@@ -429,6 +471,7 @@ def call(
         "headers": dict(response.headers),
         "body": shown_body,
         "payment": record.to_json() if record else None,
+        "session": on_session.to_json() if on_session else None,
     }
 
     def render(out: Console) -> None:
@@ -442,6 +485,13 @@ def call(
             typer.echo(
                 f"paid {paid} to {record.seller}: {state_text}; HTTP {record.status} in "
                 f"{record.latency_ms} ms" + (", recorded on chain" if record.verified else ""),
+                err=True,
+            )
+        if on_session is not None:
+            typer.echo(
+                f"served on a session: nothing paid (signed in as {on_session.payer}, who paid for this route "
+                f"within the seller's {span(round(on_session.period_seconds))}"
+                + (f", by {on_session.paid_by})" if on_session.paid_by else ")"),
                 err=True,
             )
         if include:

@@ -3,7 +3,8 @@
 Requests to a priced route reach the upstream only once the facilitator verified their payment
 (`X402Paywall` in front of `UpstreamApp`); other routes pass through free. Bodies stream both ways,
 headers pass (hop-by-hop ones excepted; the payment headers stay with the proxy), the upstream's
-status is kept, and the upstream learns who paid from `X-GhostPay-*` headers. An upstream answer
+status is kept, and the upstream learns who paid from `X-GhostPay-*` headers (a call served on a session:
+`X-GhostPay-Amount: 0` and `X-GhostPay-Session`, the settlement that opened it). An upstream answer
 of 400 or more is not charged; an unreachable upstream answers 502 and is not charged either, nor is a
 client that disconnected before the upstream answered.
 """
@@ -32,7 +33,7 @@ HOP_BY_HOP = {
     b"upgrade",
     b"host",
 }
-PAYMENT_HEADERS = {b"payment-signature", b"x-payment"}
+PAYMENT_HEADERS = {b"payment-signature", b"x-payment", b"sign-in-with-x"}
 # The proxy's server writes its own Date and Server on every answer (402s included): the upstream's would be
 # the second of each.
 SERVER_HEADERS = {b"date", b"server"}
@@ -57,7 +58,7 @@ def paid_headers(call: PaidCall | None) -> list[tuple[bytes, bytes]]:
         (b"x-ghostpay-amount", str(call.amount).encode()),
         (b"x-ghostpay-mint", str(call.mint).encode()),
         (b"x-ghostpay-verified", b"true" if call.verified_on_chain else b"false"),
-    ]
+    ] + ([(b"x-ghostpay-session", call.session.encode())] if call.session else [])
 
 
 class UpstreamApp:

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,6 +47,7 @@ from solders.pubkey import Pubkey
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from x402 import x402ResourceServer
 from x402.extensions.bazaar import BAZAAR, bazaar_resource_server_extension
+from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
@@ -85,6 +87,7 @@ from ghostpay.x402.seller_offer import (
     payee_account,
     payee_account_instructions,
 )
+from ghostpay.x402.sessions import Granted, Sessions, SessionSettings, session_settings, with_session_header
 from ghostpay.x402.wire import (
     REASON_HEADER_TOO_LARGE,
     REASON_V1_IN_V2_HEADER,
@@ -119,6 +122,8 @@ class SellerSettings:
     `payee_accounts`: "create" makes the payment address's missing token accounts at start-up,
     paid by `keypair` (a Keypair, a keypair file's path, or its JSON); "check" refuses to start when one
     is missing. A value that cannot work is refused here (`PaywallError`), not on every request.
+    `session`: a period (timedelta or seconds, or `SessionSettings`) during which a payer signs in with the
+    x402 sign-in-with-x extension instead of paying again for a route it paid (`ghostpay.x402.sessions`).
     """
 
     agent: Pubkey | str
@@ -141,12 +146,15 @@ class SellerSettings:
     )
     # payment identifiers (idempotent paid calls): declared in the 402s, answers kept (`ghostpay.x402.idempotency`)
     idempotency: IdempotencySettings | None = None
+    # Sign-In-With-Solana sessions: a payer comes back for this long without paying (`ghostpay.x402.sessions`)
+    session: SessionSettings | timedelta | float | None = None
 
     def __post_init__(self) -> None:
         keypair = None if self.keypair is None else load_keypair(self.keypair)
         object.__setattr__(self, "keypair", keypair)
         object.__setattr__(self, "rpc_url", resolve(self.rpc_url, self.ws_url).http_url)
         object.__setattr__(self, "agent", self._agent_address(keypair))
+        object.__setattr__(self, "session", session_settings(self.session))
 
     @property
     def agent_pubkey(self) -> Pubkey:
@@ -185,6 +193,7 @@ class PaidCall:
     network: str
     x402_version: int
     verified_on_chain: bool  # the payment records itself on chain (GhostPay's record instruction)
+    session: str | None = None  # served on a SIWX session (amount 0): the settlement of the payment that opened it
 
 
 @dataclass(frozen=True)
@@ -284,6 +293,11 @@ class X402Seller:
         self._started = False
         self.idempotency = (
             None if settings.idempotency is None else Idempotency(settings.idempotency, settings.agent_pubkey)
+        )
+        session = settings.session
+        assert session is None or isinstance(session, SessionSettings)
+        self.sessions = (
+            None if session is None else Sessions(session, settings.agent_pubkey, self.network.caip2, self.gp)
         )
 
     # lifecycle -----------------------------------------------------------------------------------------
@@ -404,26 +418,38 @@ class X402Seller:
         ]
 
     def required(
-        self, resource: str, error: str, method: str, requirements: list[PaymentRequirements]
+        self,
+        resource: str,
+        error: str,
+        method: str,
+        requirements: list[PaymentRequirements],
+        challenge: dict[str, Any] | None = None,
     ) -> PaymentRequired:
-        """The v2 402 of `resource` asked with `method`: the requirements, and the extensions it declares."""
+        """The v2 402 of `resource` asked with `method`: the requirements, and the extensions it declares (with
+        `challenge`: the SIWX session challenge of this 402, `Sessions.challenge`)."""
+        extensions = {**(self.extensions(method) or {}), **(challenge or {})}
         return PaymentRequired(
             error=error,
             resource=ResourceInfo(url=resource, description=self.description, mime_type=self.settings.mime_type),
             accepts=requirements,
-            extensions=self.extensions(method),
+            extensions=extensions or None,
         )
 
-    def payment_required(self, resource: str, error: str, method: str) -> tuple[str, list[dict[str, Any]]]:
+    def payment_required(
+        self, resource: str, error: str, method: str, challenge: dict[str, Any] | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
         """A 402's PAYMENT-REQUIRED header (v2) and its body's `accepts` (v1) for `resource`, remembered while
-        the requirements and the description stay the same (a buyer's first request gets the same bytes)."""
+        the requirements and the description stay the same (a buyer's first request gets the same bytes; not
+        with a session `challenge`, which is new in every 402)."""
         requirements = self.requirements()
         key = (resource, error, self.description, method)
         known = self._payment_required.get(key)
-        if known is not None and known[0] is requirements:  # the list is rebuilt whenever the offer changes
+        if challenge is None and known is not None and known[0] is requirements:  # rebuilt when the offer changes
             return known[1], known[2]
-        header = encode_payment_required_header(self.required(resource, error, method, requirements))
+        header = encode_payment_required_header(self.required(resource, error, method, requirements, challenge))
         accepts = [r.model_dump(by_alias=True, exclude_none=True) for r in self.requirements_v1(resource)]
+        if challenge is not None:
+            return header, accepts
         if len(self._payment_required) >= PAYMENT_REQUIRED_KEPT:  # resources carry their query: bounded
             self._payment_required.clear()
         self._payment_required[key] = (requirements, header, accepts)
@@ -586,16 +612,23 @@ class PaidRequest:
         query = self.scope.get("query_string", b"").decode("latin-1")
         return f"{self.scope.get('scheme', 'http')}://{host}{self.scope['path']}" + (f"?{query}" if query else "")
 
+    def challenge(self) -> dict[str, Any] | None:
+        """This 402's SIWX session challenge, when the seller offers sessions."""
+        return None if self.seller.sessions is None else self.seller.sessions.challenge(self.scope)
+
     def required(self, error: str) -> PaymentRequired:
         """The v2 402 of this route: the current requirements for this resource."""
-        return self.seller.required(self.resource_url(), error, self.scope["method"], self.seller.requirements())
+        method, requirements = self.scope["method"], self.seller.requirements()
+        return self.seller.required(self.resource_url(), error, method, requirements, self.challenge())
 
     async def payment_required(
         self, error: str, message: str | None = None, status: int = 402, reason: str | None = None
     ) -> None:
         """402 with both wire formats: the v2 header and the v1 body (which also names the error, and for a
         malformed payment header the `reason`)."""
-        header, accepts = self.seller.payment_required(self.resource_url(), error, self.scope["method"])
+        header, accepts = self.seller.payment_required(
+            self.resource_url(), error, self.scope["method"], self.challenge()
+        )
         body = {"x402Version": 1, "error": error, "accepts": accepts}
         if message:
             body["message"] = message
@@ -626,6 +659,10 @@ class PaidRequest:
             return
         v2_header = _header(self.scope, PAYMENT_SIGNATURE_HEADER)
         header = v2_header or _header(self.scope, X_PAYMENT_HEADER)
+        sign_in = None if self.seller.sessions is None else _header(self.scope, SIGN_IN_WITH_X)
+        if header is None and sign_in is not None:
+            await self.on_session(sign_in)
+            return
         if header is None:
             if is_browser(_header(self.scope, "accept"), _header(self.scope, "user-agent")):
                 await self.paywall_page(offer.name)
@@ -664,6 +701,26 @@ class PaidRequest:
         finally:
             if call is not None:
                 call.finish()
+
+    async def on_session(self, sign_in: str) -> None:
+        """A request signed in with SIWX: served without a payment on the signer's session, or a fresh 402
+        naming why not."""
+        assert self.seller.sessions is not None
+        granted = await self.seller.sessions.sign_in(sign_in, self.scope)
+        if not isinstance(granted, Granted):
+            await self.payment_required(granted.reason, granted.message, reason=granted.reason)
+            return
+        payment = granted.payment
+        self.scope.setdefault("state", {})["x402"] = PaidCall(
+            payer=Pubkey.from_string(granted.payer),
+            amount=0,
+            mint=Pubkey.from_string(payment.mint),
+            network=self.seller.network.caip2,
+            x402_version=2,  # sign-in-with-x is a v2 extension
+            verified_on_chain=payment.recorded,
+            session=payment.transaction,
+        )
+        await self.app(self.scope, self.receive, with_session_header(self.send, granted))
 
     async def pay(self, payload: PaymentPayload | PaymentPayloadV1, call: IdempotentCall | None) -> None:
         """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier)."""
@@ -759,6 +816,10 @@ class PaidRequest:
                 start = {**message, "headers": [*message.get("headers", []), header]}
                 if call is not None:
                     call.settled(start, settled.transaction or "", str(settled.network))
+                if self.seller.sessions is not None:
+                    self.seller.sessions.paid(
+                        payer, self.scope["path"], settled.transaction or "", amount, requirements.asset, recorded
+                    )
                 await self.send(start)
                 return
             if not swallow:

@@ -18,7 +18,9 @@ wallet's payment): `rating_for` derives the rating from the status and the respo
 
 Modules: `models` (Quote, PaymentRecord, rating), `quotes` (reading a 402), `policy` (which requirement to
 pay, under the guards), `payer` (X402Buyer: sign, pay, read the answer), `transport` (the httpx client),
-`sync` (its blocking face). GhostPay's record itself is the extension `ghostpay.x402.record`.
+`sync` (its blocking face), `session` (signing in instead of paying a seller that offers sessions: a
+response served so carries a `SessionCall`, `session_call(r)`, and no PaymentRecord). GhostPay's record
+itself is the extension `ghostpay.x402.record`.
 """
 
 from ghostpay.x402.buyer.models import (
@@ -41,6 +43,7 @@ from ghostpay.x402.buyer.quotes import (
     lenient_v1,
     read_payment_required,
 )
+from ghostpay.x402.buyer.session import SESSION_KEY, SessionCall, session_call
 from ghostpay.x402.buyer.sync import X402HttpSync
 from ghostpay.x402.buyer.transport import X402HttpClient, X402Transport
 
@@ -49,12 +52,14 @@ __all__ = [
     "PAYMENT_SENT",
     "LEGACY_TIMEOUT_SECONDS",
     "RECORD_KEY",
+    "SESSION_KEY",
     "REQUOTES",
     "BuyerPolicy",
     "FeedbackMode",
     "PaymentRecord",
     "Quote",
     "Required",
+    "SessionCall",
     "X402Buyer",
     "X402HttpClient",
     "X402HttpSync",
@@ -65,4 +70,5 @@ __all__ = [
     "payment_record",
     "rating_for",
     "read_payment_required",
+    "session_call",
 ]

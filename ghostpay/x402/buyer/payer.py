@@ -43,6 +43,7 @@ from ghostpay.x402.buyer.models import (
 )
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
+from ghostpay.x402.buyer.session import BuyerSessions
 from ghostpay.x402.idempotency import REPLAY_HEADER
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
@@ -79,6 +80,7 @@ class X402Buyer:
         self.network: X402Network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)
         self.policy = BuyerPolicy(gp, self.network, guards=guards, max_price=max_price, tokens=tokens)
         self.feedback = feedback
+        self.sessions = BuyerSessions(gp, self.network, self.policy.guarded)
         # the package's own client builds and signs the transaction; our guards replace its spend controls
         signer = KeypairSigner(gp.keypair)
         self._official = x402ClientSync().set_spend_controls(False)
@@ -124,6 +126,9 @@ class X402Buyer:
         url = str(request.url)
         await response.aread()
         required, assumed = read_payment_required(response, url)
+        on_session = await self.sessions.sign_in(request, required, send)
+        if on_session is not None:  # the wallet paid for this route within the seller's session period
+            return on_session
         paid: set[tuple[str, str, int, str]] = set()
         with_record = True
         given = request.extensions.get(IDEMPOTENCY_KEY) or self.idempotency_key  # may have paid in an earlier run
@@ -173,6 +178,8 @@ class X402Buyer:
                 # still submits the signed transaction before its blockhash expires could take it: the budget
                 # would then run one payment over; it takes nothing more than that payment.)
                 await reservation.release()
+            if record.settled:
+                self.sessions.paid(url)  # its route is open to this wallet for the seller's session period
             if response.status_code == 402 and not record.settled:
                 try:
                     required, assumed = read_payment_required(response, url)
