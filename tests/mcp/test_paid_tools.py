@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp_types import CallToolResult
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult, TextContent
+from x402.mcp.client_async import x402MCPClient
 from x402.mcp.utils import convert_mcp_result, extract_payment_required_from_result
 from x402.schemas import PaymentRequired
 
@@ -27,10 +29,21 @@ from ghostpay.client import GhostPayClient
 from ghostpay.exceptions import SpendingRefused
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.spending import spending_report
-from ghostpay.x402.mcp import X402McpClient
+from ghostpay.x402.mcp import PaidTools, X402McpClient
+from ghostpay.x402.mcp.client import _Session
+from ghostpay.x402.record import RecordClientExtension
+from ghostpay.x402.seller import SellerSettings
 from tests.localnet.conftest import ROOT
 from tests.mcp.conftest import error_text, ok, stdio_server
-from tests.x402.conftest import PRICE_ATOMIC, Agent, buyer, guarded, register_agent, token_balance
+from tests.x402.conftest import (
+    PRICE_ATOMIC,
+    Agent,
+    buyer,
+    guarded,
+    official_client,
+    register_agent,
+    token_balance,
+)
 
 EXAMPLE = str(ROOT / "examples" / "paid_mcp_tool.py")
 BUDGET = "0.015"  # one call at the agent's price (0.01), not two
@@ -193,3 +206,60 @@ async def test_ghost_mcp_calls_a_paid_tool(
         assert balances(net, agent, payer) == (before[0] - PRICE_ATOMIC, before[1] + PRICE_ATOMIC)
         unknown = error_text(await client.call_tool("call_paid_tool", {"server": "rm -rf /", "tool": "forecast"}))
         assert unknown == "MCP server 'rm -rf /' is neither an http(s) URL nor a stdio server; known: forecasts"
+
+
+async def test_the_official_client_pays_a_paid_tool(net: Any, agent: Agent, stdio_example: Any) -> None:
+    """The package's paying MCP client with the official x402 client (plus GhostPay's record extension, as any
+    official client can register it) pays the example's tool: settled, and recorded on chain."""
+    keypair = buyer(net, agent.mint)
+    official = official_client(net, keypair)
+    record = RecordClientExtension(keypair)
+    official.register_extension(record)
+    before = balances(net, agent, keypair.pubkey())
+    async with Client(stdio_example) as client:
+        called = await x402MCPClient(_Session(client), official, auto_payment=True).call_tool(
+            "forecast", {"city": "Lisbon"}
+        )
+    settled = called.payment_response
+    assert called.payment_made and not called.is_error and settled is not None and settled.success
+    assert settled.payer == str(keypair.pubkey()) and record.last is not None
+    async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+        receipt = await gp.get_receipt(agent.address, record.last.reference)
+    assert receipt is not None and str(receipt.signature) == settled.transaction
+    assert balances(net, agent, keypair.pubkey()) == (before[0] - PRICE_ATOMIC, before[1] + PRICE_ATOMIC)
+
+
+@pytest.fixture
+def faulty(net: Any, agent: Agent, facilitator: Any) -> MCPServer:
+    """An in-process server with two paid tools that fail: one raises, one answers an error."""
+    paid = PaidTools(SellerSettings(agent.address, net.http_url, facilitator.url, ws_url=net.ws_url))
+    server = MCPServer("faulty", lifespan=paid.lifespan)
+
+    @paid.tool(server)
+    async def broken(city: str) -> str:
+        raise RuntimeError("the forecast service is down")
+
+    @paid.tool(server)
+    def declines(city: str) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text=f"no forecast for {city}")], is_error=True)
+
+    return server
+
+
+@pytest.mark.parametrize(
+    ("tool", "answer"), [("broken", "Error executing tool broken"), ("declines", "no forecast for Lisbon")]
+)
+async def test_a_failed_tool_is_not_charged(
+    net: Any, agent: Agent, faulty: MCPServer, tool: str, answer: str, tmp_path: Path
+) -> None:
+    """The payment is verified, the tool fails: nothing is settled, the reservation is released, no balance moves."""
+    keypair = buyer(net, agent.mint)
+    before = balances(net, agent, keypair.pubkey())
+    wallet = guarded(tmp_path / "spending.sqlite3", daily=Decimal(BUDGET))
+    async with Client(faulty) as client, GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+        called = await X402McpClient(gp, client, guards=wallet).call_tool(tool, {"city": "Lisbon"})
+    assert called.is_error and answer in called.content[0].text
+    assert called.payment is not None and not called.payment.settled and called.payment.signature is None
+    assert not called.payment.verified and called.payment.error == "not settled"
+    assert balances(net, agent, keypair.pubkey()) == before
+    assert spending_report(wallet, str(keypair.pubkey()))[0].windows["day"].spent == 0

@@ -93,8 +93,9 @@ class PaidTools:
         annotations: ToolAnnotations | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated function (sync or async) as a paid tool of `server`: its name, docstring and
-        parameters make the tool as `server.tool()` would; it returns text, or anything JSON-able (a dict
-        becomes the structured content). The function is returned as it is."""
+        parameters make the tool as `server.tool()` would; it returns text, anything JSON-able (a dict becomes the
+        structured content) or a `CallToolResult`. A call that raises or answers an error is not settled. The
+        function is returned as it is."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             tool_name = name or fn.__name__
@@ -106,10 +107,8 @@ class PaidTools:
     def _paid(self, fn: Callable[..., Any], tool_name: str) -> Callable[..., Any]:
         async def handler(args: dict[str, Any], context: MCPToolContext) -> MCPToolResult:
             token = _PAID_CALL.set(self._paid_call(context.meta))
-            try:
-                value = fn(**args)
-                if inspect.isawaitable(value):
-                    value = await value
+            try:  # a blocking function runs in a thread (it sees the paid call too: the context is copied)
+                value = await fn(**args) if inspect.iscoroutinefunction(fn) else await asyncio.to_thread(fn, **args)
             finally:
                 _PAID_CALL.reset(token)
             return tool_result(value)
@@ -165,10 +164,17 @@ class PaidTools:
 
 
 def tool_result(value: Any) -> MCPToolResult:
-    """A tool function's return as the package's result: text as it is, anything else as JSON (an object is
-    also the structured content)."""
+    """A tool function's return as the package's result: the package's or the mcp SDK's result as it is, text as it
+    is, anything else as JSON (an object is also the structured content)."""
     if isinstance(value, MCPToolResult):
         return value
+    if isinstance(value, CallToolResult):  # the mcp SDK's own result (an error one is not charged)
+        return MCPToolResult(
+            content=[c.model_dump(by_alias=True, exclude_none=True) for c in value.content],
+            is_error=value.is_error,
+            meta=dict(value.meta or {}),
+            structured_content=value.structured_content,
+        )
     if isinstance(value, str):
         return MCPToolResult(content=[{"type": "text", "text": value}])
     data = to_jsonable_python(value)
