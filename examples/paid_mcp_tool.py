@@ -1,11 +1,12 @@
 """An MCP server with one paid tool: `forecast` costs an agent's on-chain price per call, paid over x402 (the
 payment rides in the call's `_meta`), settled by a facilitator and recorded on chain for the agent's reputation.
 
-    python examples/paid_mcp_tool.py AGENT [--url RPC_URL] [--facilitator URL] [--port PORT]
+    python examples/paid_mcp_tool.py AGENT [--owner KEYPAIR] [--url RPC_URL] [--facilitator URL] [--port PORT]
 
-AGENT is the agent's address (`ghost agent register ... --price ...`); its payment address needs a token account
-for each mint it accepts. Over stdio (an MCP client starts it); with --port, Streamable HTTP at
-http://127.0.0.1:PORT/mcp. A client without a payment gets the x402 payment-required tool error.
+AGENT is the agent's address, or its agent_id with its owner's keypair (--owner); its payment address needs a
+token account for each mint it accepts (with --owner, the owner creates a missing one). Over stdio (an MCP client
+starts it); with --port, Streamable HTTP at http://127.0.0.1:PORT/mcp. A client without a payment gets the x402
+payment-required tool error.
 """
 
 import argparse
@@ -16,13 +17,17 @@ from ghostpay.x402.mcp import PaidTools, paid_tool_call
 from ghostpay.x402.seller import SellerSettings
 
 parser = argparse.ArgumentParser(description="An MCP server with one paid tool.")
-parser.add_argument("agent", help="the agent whose on-chain price a call costs (its address)")
+parser.add_argument("agent", help="the agent whose on-chain price a call costs: its address, or its agent_id")
+parser.add_argument("--owner", help="the agent's owner's keypair file (with an agent_id)")
 parser.add_argument("--url", default="localnet", help="the Solana RPC URL or moniker (default: localnet)")
 parser.add_argument("--facilitator", default="http://127.0.0.1:8403", help="the facilitator's URL")
 parser.add_argument("--port", type=int, help="serve Streamable HTTP on this port (default: stdio)")
 args = parser.parse_args()
 
-paid = PaidTools(SellerSettings(args.agent, args.url, args.facilitator))
+payee_accounts = "create" if args.owner else "check"
+paid = PaidTools(
+    SellerSettings(args.agent, args.url, args.facilitator, keypair=args.owner, payee_accounts=payee_accounts)
+)
 server = MCPServer("forecasts", lifespan=paid.lifespan, log_level="WARNING")
 
 

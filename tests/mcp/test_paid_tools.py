@@ -40,6 +40,7 @@ from tests.x402.conftest import (
     Agent,
     buyer,
     guarded,
+    keypair_file,
     official_client,
     register_agent,
     token_balance,
@@ -173,11 +174,15 @@ async def test_paid_tool_over_http(net: Any, agent: Agent, http_example: str, tm
 async def test_ghost_mcp_calls_a_paid_tool(
     net: Any, agent: Agent, facilitator: Any, http_example: str, wallet: Any, home: Path
 ) -> None:
-    """`ghost mcp`'s call_paid_tool: a stdio server named with --tool-server, paid within the budget; then the
+    """`ghost mcp`'s call_paid_tool: a stdio server named with --tool-server (the example given the agent's id and
+    owner), paid within the budget; then the
     same tool over Streamable HTTP, over the budget: a tool error, nothing paid."""
     keypair, key = wallet
     payer = keypair.pubkey()
-    command = " ".join(shlex.quote(a) for a in [sys.executable, *example_args(net, agent, facilitator)])
+    # as README shows it: the agent by its agent_id and its owner's keypair
+    owner = keypair_file(home.parent, agent.owner)
+    by_id = [EXAMPLE, "mcp-tools", "--owner", str(owner), "--url", net.http_url, "--facilitator", facilitator.url]
+    command = shlex.join([sys.executable, *by_id])
     before = balances(net, agent, payer)
     ghost_mcp = stdio_server(net.http_url, key, home, "--budget-daily", BUDGET, "--tool-server", f"forecasts={command}")
     async with Client(ghost_mcp) as client:
