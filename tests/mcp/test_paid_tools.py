@@ -175,8 +175,8 @@ async def test_ghost_mcp_calls_a_paid_tool(
     net: Any, agent: Agent, facilitator: Any, http_example: str, wallet: Any, home: Path
 ) -> None:
     """`ghost mcp`'s call_paid_tool: a stdio server named with --tool-server (the example given the agent's id and
-    owner), paid within the budget; then the
-    same tool over Streamable HTTP, over the budget: a tool error, nothing paid."""
+    owner), paid within the budget; then the same tool over Streamable HTTP, over the budget: a tool error,
+    nothing paid."""
     keypair, key = wallet
     payer = keypair.pubkey()
     # as README shows it: the agent by its agent_id and its owner's keypair

@@ -30,9 +30,8 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequiredV1, Set
 
 from ghostpay.exceptions import PaymentRequirementsInvalid
 from ghostpay.spending import GuardedWallet, Reservation, SpendingGuards
-from ghostpay.tokens import from_atomic
 from ghostpay.x402.buyer import PaymentRecord, Quote, X402Buyer
-from ghostpay.x402.buyer.models import ms
+from ghostpay.x402.buyer.models import ms, settled_record
 from ghostpay.x402.record.types import RecordedPayment
 
 if TYPE_CHECKING:
@@ -106,37 +105,23 @@ class _GuardedPayer:
         return payload
 
     async def finish(self, settle: SettleResponse | None, is_error: bool) -> PaymentRecord:
-        """The reservation settled with the transaction, or released when the seller settled nothing; the record
-        verified on chain when the transaction carries it."""
+        """The payment as the seller's settlement says it went: its reservation settled, or released when no
+        transaction was sent; the record verified on chain when the transaction carries it."""
         quote = self.quote
-        assert quote is not None and quote.decimals is not None
-        settled = bool(settle and settle.success and settle.transaction)
-        signature = settle.transaction if settle is not None and settled else None
-        if self.reservation is not None:
-            if settled:
-                await self.reservation.settled(signature)
-            else:  # verify failed, the tool failed or the settle failed: the seller sends nothing then
-                await self.reservation.release()
-        record = PaymentRecord(
-            url=self.url,
-            network=quote.network,
-            x402_version=quote.x402_version,
-            mint=quote.mint,
-            amount=from_atomic(quote.amount_atomic, quote.decimals),
-            amount_atomic=quote.amount_atomic,
-            seller=quote.pay_to,
-            payer=settle.payer if settle is not None and settle.payer else str(self.buyer.wallet),
-            agent=quote.agent,
-            status=FAILED_STATUS if is_error and not settled else PAID_STATUS,
-            latency_ms=ms(time.perf_counter() - self.sent_at),
-            settled=settled,
-            signature=signature,
-            error=None if settled else ((settle.error_reason if settle else None) or "not settled"),
-            label=quote.label,
-        )
+        assert quote is not None
+        status = FAILED_STATUS if is_error and not (settle and settle.success) else PAID_STATUS
+        wallet = str(self.buyer.wallet)
+        latency_ms = ms(time.perf_counter() - self.sent_at)
+        record = settled_record(quote, self.url, settle, wallet, status, latency_ms, unanswered="not settled")
+        if self.reservation is not None and record.settled:
+            await self.reservation.settled(record.signature)
+        elif self.reservation is not None and (settle is None or not settle.transaction):
+            # not verified, the tool failed, or the settle failed naming no transaction: nothing was sent (one that
+            # names a transaction may still land: the payment stays counted)
+            await self.reservation.release()
         if self.recorded is not None:
             record.reference, record.payer_stats = self.recorded.reference.hex(), str(self.recorded.payer_stats)
-            record.verified = settled and await self.buyer._recorded(quote, self.recorded, signature)
+            record.verified = record.settled and await self.buyer._recorded(quote, self.recorded, record.signature)
         return record
 
 
