@@ -6,6 +6,7 @@ recorded on chain, the budget charged) and over the budget (refused before anyth
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
@@ -268,3 +269,70 @@ async def test_a_failed_tool_is_not_charged(
     assert not called.payment.verified and called.payment.error == "not settled"
     assert balances(net, agent, keypair.pubkey()) == before
     assert spending_report(wallet, str(keypair.pubkey()))[0].windows["day"].spent == 0
+
+
+async def eventually(check: Any, what: str) -> Any:
+    """Poll `check()` (async) until it answers something true (the seller follows the agent's account)."""
+    deadline = time.monotonic() + 10
+    while not (answer := await check()):
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+    return answer
+
+
+@pytest.fixture
+def closing(net: Any) -> Agent:
+    return register_agent(net, "mcp-closing")
+
+
+async def test_the_price_follows_the_chain_and_an_inactive_agent_sells_nothing(
+    net: Any, facilitator: Any, closing: Agent, tmp_path: Path
+) -> None:
+    """A free tool beside the paid one costs nothing; a new on-chain price is the next call's price; a deactivated
+    agent's tool answers a tool error and nothing is paid."""
+    agent = closing
+    paid = PaidTools(SellerSettings(agent.address, net.http_url, facilitator.url, ws_url=net.ws_url))
+    server = MCPServer("closing", lifespan=paid.lifespan)
+
+    @paid.tool(server)
+    def echo(text: str) -> str:
+        return text
+
+    @server.tool()
+    def free(text: str) -> str:
+        return text
+
+    keypair = buyer(net, agent.mint)
+    wallet = guarded(tmp_path / "spending.sqlite3", daily=Decimal("1"))
+    async with (
+        Client(server) as client,
+        GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp,
+        agent.client() as owner,
+    ):
+        tools = X402McpClient(gp, client, guards=wallet)
+        gratis = await tools.call_tool("free", {"text": "hi"})
+        assert gratis.payment is None and not gratis.is_error and gratis.content[0].text == "hi"
+        assert balances(net, agent, keypair.pubkey()) == (1_000_000, 0)
+
+        await owner.set_price(agent.address, {agent.mint: Decimal("0.025")})
+
+        async def priced() -> bool:
+            unpaid = await client.call_tool("echo", {"text": "hi"})
+            return unpaid.structured_content["accepts"][0]["amount"] == "25000"
+
+        await eventually(priced, "the new price did not reach the tool's payment-required answer")
+        called = await tools.call_tool("echo", {"text": "hi"})
+        assert called.content[0].text == "hi" and called.payment is not None and called.payment.amount_atomic == 25_000
+        assert balances(net, agent, keypair.pubkey()) == (1_000_000 - 25_000, 25_000)
+
+        await owner.deactivate(agent.address)
+
+        async def refused() -> str | None:
+            answer = await client.call_tool("echo", {"text": "hi"})
+            return answer.content[0].text if answer.is_error and not answer.structured_content else None
+
+        text = await eventually(refused, "the deactivated agent still sells")
+        assert text == f"agent {agent.address} takes no payments now: the agent is inactive"
+        after = await tools.call_tool("echo", {"text": "hi"})
+        assert after.is_error and after.payment is None
+        assert balances(net, agent, keypair.pubkey()) == (1_000_000 - 25_000, 25_000)
