@@ -44,6 +44,7 @@ EXPECTED = [
     ("create_work_order(", r"^Submitted, 30.000000 USDC left; 1 order\(s\) waiting for review"),
     ("x402_http(", r"^200 \{'text': 'hola', 'payer': '\w+'\} paid 0.01 USDC, verified on chain: True"),
     ("def verify(", r"^$"),
+    ("X402McpClient(", r"^hola paid 0.01 USDC, verified on chain: True$"),
     (
         "with_bazaar(",
         r"^Translator at https://t\.example/api: 10000 atomic units of \w+, 2 atomic units of \w+\n"
@@ -200,14 +201,14 @@ def test_block_runs_as_written(session: Session, block: Block, tmp_path: Path) -
 
 def test_what_the_blocks_paid(session: Session) -> None:
     """After every block ran: the provider holds what the quick start (0.02 EURC), the work order's milestone
-    (20 USDC) and the paid HTTP call (0.01 USDC) brought it, and the buyer's wallet paid exactly that plus the
-    30 USDC still in escrow."""
+    (20 USDC), the paid HTTP call (0.01 USDC) and the paid MCP tool call (0.01 USDC) brought it, and the buyer's
+    wallet paid exactly that plus the 30 USDC still in escrow."""
     provider, you = session.wallet("provider.json").pubkey(), session.wallet("id.json").pubkey()
     usdc, eurc = session.mint("USDC"), session.mint("EURC")
     assert token_balance(session.net, provider, eurc) == 2  # 0.02 of a 2-decimal token
-    assert token_balance(session.net, provider, usdc) == 20_010_000
+    assert token_balance(session.net, provider, usdc) == 20_020_000
     assert token_balance(session.net, you, eurc) == 100_000 - 2
-    assert token_balance(session.net, you, usdc) == 1_000_000_000 - 20_010_000 - 30_000_000
+    assert token_balance(session.net, you, usdc) == 1_000_000_000 - 20_020_000 - 30_000_000
 
 
 def test_every_block_is_run() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -63,11 +64,17 @@ def serve(
     block_seller: list[str] | None = typer.Option(
         None, "--block-seller", help="Never pay this wallet or agent (repeat it)."
     ),
+    tool_server: list[str] | None = typer.Option(
+        None,
+        "--tool-server",
+        help="NAME=COMMAND: an MCP server over stdio that call_paid_tool may start by NAME (repeat it), e.g. "
+        "weather='python examples/paid_mcp_tool.py AGENT'. A URL needs none.",
+    ),
 ) -> None:
     """Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.
 
-    Tools: search_agents, get_agent, get_reputation, quote_url, call_paid_api, pay_agent, get_receipt,
-    submit_feedback, create_work_order, get_work_order, release_payment, open_dispute, get_balance,
+    Tools: search_agents, get_agent, get_reputation, quote_url, call_paid_api, call_paid_tool, pay_agent,
+    get_receipt, submit_feedback, create_work_order, get_work_order, release_payment, open_dispute, get_balance,
     get_spending. Every payment passes the spending guards: the flags here over the config file's
     x402.* settings ('ghost x402 spending'). A budget is mandatory: the server refuses to start
     without one. Budgets are shared with every ghost command of the wallet (the spend ledger).
@@ -132,6 +139,7 @@ def serve(
         st.settings.commitment,
         st.settings.program_id,
         error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
+        tool_servers=_tool_servers(tool_server or []),
     )
     server = create_mcp_server(settings)
     limits = ", ".join(f"{k} {v}" for k, v in guard_limits(guards).items())
@@ -155,6 +163,21 @@ def serve(
             "token": token is not None,
         },
     )
+
+
+def _tool_servers(given: list[str]) -> dict[str, list[str]]:
+    """--tool-server NAME=COMMAND values: name -> the command split as a shell would."""
+    servers = {}
+    for value in given:
+        name, _, command = value.partition("=")
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise CliError(f"--tool-server {value!r}: {exc}", 2) from None
+        if not name.strip() or not argv:
+            raise CliError(f"--tool-server takes NAME=COMMAND, not {value!r}", 2)
+        servers[name.strip()] = argv
+    return servers
 
 
 def _serve_http(app: Any, as_json: bool, host: str, port: int, about: dict[str, Any]) -> None:

@@ -250,6 +250,13 @@ class CallResult(BaseModel):
     payment: PaymentMade | None = Field(default=None, description="None when the call cost nothing.")
 
 
+class ToolCallResult(BaseModel):
+    content: list[dict[str, Any]] = Field(description="The tool's answer: MCP content blocks.")
+    structured_content: Any = Field(default=None, description="The tool's structured answer, when it gives one.")
+    is_error: bool = Field(description="The tool answered an error (a refused or failed payment is not charged).")
+    payment: PaymentMade | None = Field(default=None, description="None when the call cost nothing.")
+
+
 class DirectPayment(BaseModel):
     signature: str
     agent: str

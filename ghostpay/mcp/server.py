@@ -67,9 +67,10 @@ WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 
 INSTRUCTIONS = """GhostPay pays AI agents on Solana from one wallet, within the spending limits its human set.
 Find agents with search_agents, check them with get_reputation, see what a URL costs with quote_url, pay
-for a call with call_paid_api (x402), rate a verified call with submit_feedback. Larger jobs: create_work_order
-(tokens locked in escrow), release_payment once delivered, open_dispute if not. get_spending shows what is
-left of the budget; a payment over a limit is refused and nothing is paid. Amounts are decimal strings.
+for a call with call_paid_api (x402), for a tool of another MCP server with call_paid_tool, rate a verified
+call with submit_feedback. Larger jobs: create_work_order (tokens locked in escrow), release_payment once
+delivered, open_dispute if not. get_spending shows what is left of the budget; a payment over a limit is
+refused and nothing is paid. Amounts are decimal strings.
 A token is named by its label on this cluster ("USDC", as results show it) or by its mint address."""
 
 
@@ -180,6 +181,27 @@ def create_mcp_server(settings: McpSettings) -> MCPServer:
         """Call an HTTP API, paying its x402 price (HTTP 402) from the wallet through the spending guards.
         Returns the answer and what was paid; a verified payment's reference rates it with submit_feedback."""
         return await tools.call_paid_api(url, method, headers, body, json_body, max_price, token, feedback)
+
+    @tool(SPENDS)
+    async def call_paid_tool(
+        server: Annotated[
+            str,
+            Field(
+                min_length=1,
+                description="The MCP server: its Streamable HTTP URL (http(s)://.../mcp), or the name of a stdio "
+                "server this server was started with.",
+            ),
+        ],
+        tool: Annotated[str, Field(min_length=1, description="The tool to call.")],
+        arguments: Annotated[dict[str, Any] | None, Field(description="The tool's arguments.")] = None,
+        max_price: Annotated[
+            str | None, Field(pattern=AMOUNT, description="Pay at most this for this call (whole tokens).")
+        ] = None,
+        token: Mint = None,
+    ) -> r.ToolCallResult:
+        """Call a tool of another MCP server, paying its x402 price (carried in the call's _meta) from the wallet
+        through the spending guards. Returns the tool's answer and what was paid."""
+        return await tools.call_paid_tool(server, tool, arguments, max_price, token)
 
     # payments and reputation --------------------------------------------------------------------------------
 

@@ -11,26 +11,29 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import httpx
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from solana.rpc.commitment import Commitment
 from solders.pubkey import Pubkey
 
 from ghostpay.client import AgentInfo, AgentRef, GhostPayClient
-from ghostpay.exceptions import BlockhashExpired, InvalidArgument, TransactionError
+from ghostpay.exceptions import BlockhashExpired, GhostPayError, InvalidArgument, TransactionError
 from ghostpay.keypairs import KeypairSource
 from ghostpay.mcp import results as r
 from ghostpay.spending import GuardedWallet, Spend, SpendingGuards, has_budget, spending_report
 from ghostpay.tokens import MintInfo, to_atomic
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
+from ghostpay.x402.mcp import PaidToolResult, X402McpClient
 
 X402_CLIENTS = 8  # x402 clients kept open at once
 ErrorText = Callable[[BaseException], "str | None"]
@@ -44,6 +47,8 @@ class McpSettings:
     `ledger`: the spend ledger (default: the data folder's, shared with every ghost command);
     `error_text`: turns an exception into the one-line message a tool error shows (the CLI passes its
     own, so the messages match); None for the exception's own text.
+    `tool_servers`: MCP servers over stdio that call_paid_tool may start, by name -> command and arguments (a model
+    names one; it never gives a command to run).
     """
 
     guards: SpendingGuards
@@ -54,6 +59,7 @@ class McpSettings:
     ws_url: str | None = None
     ledger: Path | str | None = None
     error_text: ErrorText | None = None
+    tool_servers: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not has_budget(self.guards):
@@ -236,6 +242,48 @@ class GhostPayTools:
                 await self._x402.popitem(last=False)[1].aclose()
         return self._x402[key]
 
+    async def call_paid_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        max_price: str | None,
+        token: str | None,
+    ) -> r.ToolCallResult:
+        target = self._tool_server(server)
+        cap = parse_amount(max_price, "max_price") if max_price else None
+        tokens = [await self.gp.resolve_mint(token)] if token else []
+        called: PaidToolResult | None = None
+        refused: GhostPayError | None = None
+        try:
+            async with Client(target) as session:
+                paying = X402McpClient(self.gp, session, guards=self.guarded, max_price=cap, tokens=tokens)
+                try:
+                    called = await paying.call_tool(tool, arguments)
+                except GhostPayError as exc:  # raised here: out of the session's task group it would be wrapped
+                    refused = exc
+        except (OSError, MCPError, httpx.HTTPError, ExceptionGroup) as exc:
+            raise InvalidArgument(f"cannot call tool {tool!r} of MCP server {server}: {_cause(exc)}") from None
+        if refused is not None:
+            raise refused
+        assert called is not None
+        return r.ToolCallResult(
+            content=[c.model_dump(by_alias=True, exclude_none=True) for c in called.content],
+            structured_content=called.structured_content,
+            is_error=called.is_error,
+            payment=r.payment_made(called.payment) if called.payment else None,
+        )
+
+    def _tool_server(self, server: str) -> str | StdioServerParameters:
+        """A Streamable HTTP URL as it is; a name: the stdio server it was configured with."""
+        if server.startswith(("http://", "https://")):
+            return server
+        command = self.settings.tool_servers.get(server)
+        if not command:
+            known = ", ".join(sorted(self.settings.tool_servers)) or "none (ghost mcp --tool-server NAME=COMMAND)"
+            raise InvalidArgument(f"MCP server {server!r} is neither an http(s) URL nor a stdio server; known: {known}")
+        return StdioServerParameters(command=command[0], args=list(command[1:]))
+
     # payments and reputation ------------------------------------------------------------------------------
 
     async def pay_agent(self, agent: str, token: str | None) -> r.DirectPayment:
@@ -361,6 +409,13 @@ class GhostPayTools:
             mints=[r.mint_spending(m, labels) for m in spending_report(self.guarded, wallet)],
             calls_last_minute=self.guarded.ledger.calls_last_minute(wallet),
         )
+
+
+def _cause(exc: BaseException) -> str:
+    """The first error inside an exception group (the mcp SDK's transports raise them), as `Type: message`."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def guard_limits(guards: SpendingGuards) -> dict[str, str]:

@@ -20,6 +20,7 @@ TOOLS = {
     "get_reputation",
     "quote_url",
     "call_paid_api",
+    "call_paid_tool",
     "pay_agent",
     "get_receipt",
     "submit_feedback",

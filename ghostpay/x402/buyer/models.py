@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
+from x402.schemas import SettleResponse
 
 from ghostpay.tokens import from_atomic
 from ghostpay.x402.record.types import HINT_KEY
@@ -92,6 +93,39 @@ class PaymentRecord:
         data["amount"] = str(self.amount)
         data["assumed"] = list(self.assumed)
         return data
+
+
+def settled_record(
+    quote: Quote,
+    url: str,
+    settle: SettleResponse | None,
+    wallet: str,
+    status: int,
+    latency_ms: int,
+    unanswered: str | None = None,
+) -> PaymentRecord:
+    """The PaymentRecord of paying `quote` for `url` as the seller's settlement response says it went (`unanswered`:
+    the error when the seller sent none)."""
+    settled = bool(settle and settle.success)
+    assert quote.decimals is not None
+    return PaymentRecord(
+        url=url,
+        network=quote.network,
+        x402_version=quote.x402_version,
+        mint=quote.mint,
+        amount=from_atomic(quote.amount_atomic, quote.decimals),
+        amount_atomic=quote.amount_atomic,
+        seller=quote.pay_to,
+        payer=(settle.payer if settle and settle.payer else wallet),
+        agent=quote.agent,
+        status=status,
+        latency_ms=latency_ms,
+        settled=settled,
+        signature=settle.transaction if settled and settle else None,
+        error=None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed"),
+        assumed=quote.assumed,
+        label=quote.label,
+    )
 
 
 def payment_record(response: httpx.Response) -> PaymentRecord | None:

@@ -30,7 +30,6 @@ from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, Sett
 
 from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
 from ghostpay.spending import GuardedWallet, SpendingGuards
-from ghostpay.tokens import from_atomic
 from ghostpay.x402.buyer.models import (
     IDEMPOTENCY_KEY,
     PAYMENT_SENT,
@@ -40,6 +39,7 @@ from ghostpay.x402.buyer.models import (
     Quote,
     ms,
     rating_for,
+    settled_record,
 )
 from ghostpay.x402.buyer.policy import BuyerPolicy
 from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_required
@@ -257,26 +257,7 @@ class X402Buyer:
         settle: SettleResponse | None = None
         with contextlib.suppress(Exception):  # no or unreadable PAYMENT-RESPONSE: not settled as far as we know
             settle = HTTP_CODEC.get_payment_settle_response(response.headers.get)
-        settled = bool(settle and settle.success)
-        assert quote.decimals is not None
-        return PaymentRecord(
-            url=url,
-            network=quote.network,
-            x402_version=quote.x402_version,
-            mint=quote.mint,
-            amount=from_atomic(quote.amount_atomic, quote.decimals),
-            amount_atomic=quote.amount_atomic,
-            seller=quote.pay_to,
-            payer=(settle.payer if settle and settle.payer else str(self.wallet)),
-            agent=quote.agent,
-            status=response.status_code,
-            latency_ms=latency_ms,
-            settled=settled,
-            signature=settle.transaction if settled and settle else None,
-            error=None if settled or settle is None else (settle.error_reason or "settlement failed"),
-            assumed=quote.assumed,
-            label=quote.label,
-        )
+        return settled_record(quote, url, settle, str(self.wallet), response.status_code, latency_ms)
 
 
 def declares_identifier(required: Required) -> bool:
