@@ -92,11 +92,16 @@ class ApiContext:
     async def labels(self) -> ClusterLabels | None:
         """The token labels of the indexed chain (named by the genesis hash the index recorded, else the RPC's);
         None while neither can say."""
+        genesis = await self.chain_genesis()
+        if genesis is None:
+            return None
+        return TokenLabels(self.settings.token_labels).cluster(genesis, self.settings.rpc_url)
+
+    async def chain_genesis(self) -> str | None:
+        """The genesis hash of the indexed chain: the one the index recorded, else the RPC's (None: neither)."""
         if self.genesis is None:
             self.genesis = await run_in_threadpool(indexed_chain, self.engine) or await self._rpc_genesis()
-        if self.genesis is None:
-            return None
-        return TokenLabels(self.settings.token_labels).cluster(self.genesis, self.settings.rpc_url)
+        return self.genesis
 
     async def label_map(self) -> dict[str, str]:
         """mint -> token label, for showing mints by name."""

@@ -555,7 +555,7 @@ def discover(
 
     from ghostpay.cli.output import emit, format_amount, mint_symbol, table
     from ghostpay.tokens import from_atomic
-    from ghostpay.x402.bazaar.catalogue import EVIDENCE_KEY
+    from ghostpay.x402.bazaar.listing import EVIDENCE_KEY
 
     # with_bazaar is annotated for the async client, but its calls are blocking: the sync client is the one that works
     client = HTTPFacilitatorClientSync(FacilitatorConfig(url=_url(facilitator).rstrip("/")))

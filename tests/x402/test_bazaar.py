@@ -9,8 +9,6 @@ import asyncio
 import json
 import secrets
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,13 +26,10 @@ from x402.extensions.bazaar import (
     OutputConfig,
     SearchDiscoveryResourcesParams,
     declare_discovery_extension,
-    with_bazaar,
 )
-from x402.http import FacilitatorConfig
-from x402.http.facilitator_client import HTTPFacilitatorClientSync
 from x402.http.utils import decode_payment_required_header
 
-from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.client import GhostPayClient
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer.models import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
@@ -42,7 +37,7 @@ from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.keys import KeyStore
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.localnet.conftest import LocalnetProcess
-from tests.sdk.conftest import create_mint, fund, mint_to
+from tests.sdk.conftest import create_mint, fund
 from tests.x402.conftest import (
     GHOST,
     PRICE_ATOMIC,
@@ -51,66 +46,17 @@ from tests.x402.conftest import (
     Shop,
     Upstream,
     buyer,
+    by_agent,
+    eventually,
     facilitator_process,
     keypair_file,
     official_http,
     pay,
+    register,
     register_agent,
+    sdk,
 )
 from tests.x402.test_proxy import proxy_process
-
-REFRESH_SECONDS = "0.2"
-FOLLOW_DEADLINE_SECONDS = 60  # how long a change may take to show (a bound for a hung test, not a timing claim)
-
-
-@pytest.fixture(scope="module")
-def bazaar_facilitator(net: LocalnetProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = facilitator_process(
-        net, tmp_path_factory.mktemp("bazaar"), fund(net, sol=10), "--discovery-refresh", REFRESH_SECONDS
-    ).start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def bazaar(bazaar_facilitator: Process) -> Iterator[BazaarExtendedClient]:
-    client = with_bazaar(HTTPFacilitatorClientSync(FacilitatorConfig(url=bazaar_facilitator.url)))  # type: ignore[arg-type]
-    yield client
-    client.close()
-
-
-def register(
-    net: LocalnetProcess, agent_id: str, prices: dict[Pubkey, Decimal], capabilities: list[str], description: str = ""
-) -> tuple[Pubkey, Keypair]:
-    owner = fund(net)
-
-    async def go() -> Pubkey:
-        async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
-            reg = await gp.register_agent(
-                agent_id,
-                agent_id.title(),
-                description=description,
-                capabilities=capabilities,
-                x402=X402Settings(prices, f"https://{agent_id}.example/api"),
-            )
-            return reg.address
-
-    address = asyncio.run(go())
-    for mint in prices:
-        mint_to(net, owner.pubkey(), mint, 0)  # the payee's token account
-    return address, owner
-
-
-def sdk(net: LocalnetProcess, keypair: Keypair, method: str, *args: Any, **kwargs: Any) -> Any:
-    async def go() -> Any:
-        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
-            return await getattr(gp, method)(*args, **kwargs)
-
-    return asyncio.run(go())
-
-
-def by_agent(resources: list[DiscoveryResource]) -> dict[str, DiscoveryResource]:
-    return {r.extensions["ghostpay"]["agent"]: r for r in resources if r.extensions}
 
 
 def paid_calls(bazaar: BazaarExtendedClient, agent: Pubkey) -> int | None:
@@ -118,29 +64,6 @@ def paid_calls(bazaar: BazaarExtendedClient, agent: Pubkey) -> int | None:
     items = by_agent(bazaar.extensions.bazaar.list_resources(ListDiscoveryResourcesParams(limit=100)).items)
     listed = items.get(str(agent))
     return None if listed is None else (listed.extensions or {})["ghostpay"]["verifiedPaidCalls"]
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + FOLLOW_DEADLINE_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen"
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def market(net: LocalnetProcess) -> dict[str, Any]:
-    """Two agents sharing a capability unique to this run: a translator in two mints (paid twice, by two
-    buyers) and a cheaper summarizer in one, never paid."""
-    tag = f"bz{secrets.token_hex(4)}"
-    usdc, eurc = create_mint(net, 6), create_mint(net, 2)
-    translator, _ = register(
-        net, f"{tag}-translator", {usdc: Decimal("0.05"), eurc: Decimal("0.04")}, [tag, "translate"], "Fast Spanish"
-    )
-    summarizer, _ = register(net, f"{tag}-summarizer", {usdc: Decimal("0.01")}, [tag, "summarize"])
-    for _ in range(2):
-        payer = buyer(net, usdc)
-        sdk(net, payer, "pay_agent", translator, mint=usdc)
-    return {"tag": tag, "usdc": usdc, "eurc": eurc, "translator": translator, "summarizer": summarizer}
 
 
 def test_the_package_client_lists_ghostpay_agents_with_prices_and_evidence(

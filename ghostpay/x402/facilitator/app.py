@@ -36,8 +36,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
-from ghostpay.x402.bazaar.catalogue import ChainCatalogue, Listing
+from ghostpay.x402.bazaar.catalogue import ChainCatalogue
 from ghostpay.x402.bazaar.declared import DeclaredResources
+from ghostpay.x402.bazaar.listing import Listing
 from ghostpay.x402.bazaar.query import list_query, list_resources, search_query, search_resources
 from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.service import GhostPayFacilitator
