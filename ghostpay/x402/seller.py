@@ -603,10 +603,10 @@ class PaidRequest:
             body["reason"] = reason
         await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: header})
 
-    async def paywall_page(self, agent_name: str) -> None:
+    async def paywall_page(self, offer: Offer) -> None:
         """A browser's 402: the package's paywall page for the same requirements, the v2 header as well."""
         required = self.required("payment required")
-        page = self.seller.page.render(required, agent_name).encode()
+        page = self.seller.page.render(required, offer.name, offer.prices).encode()
         headers = {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)}
         await _send(self.send, 402, b"text/html; charset=utf-8", page, headers)
 
@@ -628,7 +628,7 @@ class PaidRequest:
         header = v2_header or _header(self.scope, X_PAYMENT_HEADER)
         if header is None:
             if is_browser(_header(self.scope, "accept"), _header(self.scope, "user-agent")):
-                await self.paywall_page(offer.name)
+                await self.paywall_page(offer)
             else:
                 await self.payment_required("payment required")
             return
