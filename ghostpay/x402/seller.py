@@ -72,7 +72,16 @@ from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
-from ghostpay.x402.idempotency import REPLAYED, Idempotency, IdempotencySettings, IdempotentCall, Refusal, begin
+from ghostpay.x402.idempotency import (
+    REPLAY_HEADER,
+    REPLAYED,
+    RERUN,
+    Idempotency,
+    IdempotencySettings,
+    IdempotentCall,
+    Refusal,
+    begin,
+)
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
@@ -666,7 +675,11 @@ class PaidRequest:
                 call.finish()
 
     async def pay(self, payload: PaymentPayload | PaymentPayloadV1, call: IdempotentCall | None) -> None:
-        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier)."""
+        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier;
+        one whose payment settled before, its answer never kept, runs again unverified and unsettled)."""
+        if call is not None and call.rerun is not None and isinstance(payload, PaymentPayload):
+            await self.serve(payload, payload.accepted, call)
+            return
         requirements = self.matching(payload)
         if requirements is None:
             await self.payment_required(
@@ -745,10 +758,13 @@ class PaidRequest:
                     outcome.update(status=CLIENT_CLOSED_REQUEST, error=ERR_CLIENT_GONE, abandoned=True)
                     return
                 settle_started = time.perf_counter()
-                settled = await self.settle(payload, requirements)
+                rerun = call.rerun if call is not None else None  # paid before: not settled again
+                settled = rerun.settlement() if rerun is not None else await self.settle(payload, requirements)
                 timing["settle"] = time.perf_counter() - settle_started
                 outcome.update(
-                    settled=settled.success, transaction=settled.transaction or "", error=settled.error_reason
+                    settled=settled.success and rerun is None,
+                    transaction=settled.transaction or "",
+                    error=settled.error_reason if rerun is None else RERUN,
                 )
                 header = (response_header.lower().encode(), encode_payment_response_header(settled).encode())
                 if not settled.success:
@@ -759,10 +775,12 @@ class PaidRequest:
                 start = {**message, "headers": [*message.get("headers", []), header]}
                 if call is not None:
                     call.settled(start, settled.transaction or "", str(settled.network))
+                if rerun is not None:  # the buyer learns its payment was not taken again: the settlement it re-runs
+                    start["headers"] = [*start["headers"], (REPLAY_HEADER.encode(), rerun.transaction.encode())]
                 await self.send(start)
                 return
             if not swallow:
-                if call is not None and outcome["settled"] and message["type"] == "http.response.body":
+                if call is not None and call.transaction and message["type"] == "http.response.body":
                     call.body(message)
                 await self.send(message)
 
