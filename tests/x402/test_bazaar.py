@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from solana.exceptions import SolanaRpcException
+from solana.rpc.api import Client
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from starlette.testclient import TestClient
@@ -30,7 +32,9 @@ from x402.extensions.bazaar import (
 from x402.http.utils import decode_payment_required_header
 
 from ghostpay.client import GhostPayClient
+from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402 import x402_http
+from ghostpay.x402.bazaar.catalogue import FULL_READ_SECONDS, ChainCatalogue
 from ghostpay.x402.buyer.models import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
@@ -412,3 +416,56 @@ def test_ghost_x402_discover_without_a_bazaar_is_one_clean_error(net: LocalnetPr
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: the Bazaar of http://127.0.0.1:9 did not answer")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+class CountingClient(Client):
+    """The RPC client the facilitator uses, counting the catalogue's heavy reads (`getProgramAccounts`);
+    `history=False`: a node without transaction history (`getSignaturesForAddress` fails)."""
+
+    def __init__(self, url: str, history: bool = True) -> None:
+        super().__init__(url)
+        self.reads = 0
+        self.history = history
+
+    def get_program_accounts(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().get_program_accounts(*args, **kwargs)
+
+    def get_signatures_for_address(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.history:
+            raise SolanaRpcException("transaction history is not available from this node")
+        return super().get_signatures_for_address(*args, **kwargs)
+
+
+def test_a_quiet_registry_is_not_read_again(tmp_path: Path) -> None:
+    """On a localnet of its own: the catalogue's look finds the program's newest transaction unchanged and
+    reads nothing more; a registration, then a deactivation, are read at the next look; a read older than
+    FULL_READ_SECONDS is done again; a node without history is read at every look, as before."""
+    chain = LocalnetProcess(tmp_path / "ledger").start()
+    try:
+        rpc = CountingClient(chain.http_url)
+        catalogue = ChainCatalogue(rpc, PROGRAM_ID, DEVNET_CAIP2, str(Keypair().pubkey()), ())
+        assert catalogue.follow() and rpc.reads == 2  # the agents, the PayerStats' agents
+        mint = create_mint(chain, 6)  # a transaction, not the program's
+        assert [catalogue.follow() for _ in range(3)] == [False, False, False] and rpc.reads == 2
+        address, owner = register(chain, "quiet-newcomer", {mint: Decimal("0.02")}, ["quiet"])
+        assert catalogue.follow() and rpc.reads == 4
+        assert [x.agent for x in catalogue.listings] == [str(address)]
+        assert not catalogue.follow() and rpc.reads == 4
+        sdk(chain, owner, "deactivate", address)
+        assert catalogue.follow() and catalogue.listings == () and rpc.reads == 6
+        assert catalogue.refreshed_at is not None
+        catalogue.refreshed_at -= FULL_READ_SECONDS
+        assert catalogue.follow() and rpc.reads == 8
+        assert catalogue.status() | {"refreshedAt": None} == {
+            "resources": 0,
+            "refreshedAt": None,
+            "refreshes": 4,
+            "looks": 8,
+        }
+
+        blind = CountingClient(chain.http_url, history=False)
+        without_history = ChainCatalogue(blind, PROGRAM_ID, DEVNET_CAIP2, str(Keypair().pubkey()), ())
+        assert [without_history.follow() for _ in range(2)] == [True, True] and blind.reads == 4
+    finally:
+        chain.stop()

@@ -3,9 +3,14 @@
 `ChainCatalogue.refresh` reads the registry with two `getProgramAccounts` calls: the Agent accounts (memcmp on
 the x402_enabled and is_active bytes of their fixed head, `ghostpay.discovery.AgentQuery`) and the PayerStats
 accounts, sliced to the 32 bytes naming their agent (one per payer and agent: the agent's distinct payers). It
-swaps in the new snapshot whole, so a request reads one consistent catalogue without any RPC call of its own;
-the facilitator refreshes it every `discovery_refresh_seconds` (a newly registered agent appears, a
-deactivated one disappears, within that time).
+swaps in the new snapshot whole, so a request reads one consistent catalogue without any RPC call of its own.
+
+The facilitator calls `follow` every `discovery_refresh_seconds` (a newly registered agent appears, a
+deactivated one disappears, within that time). Only the program changes its accounts, so a look at its
+newest transaction (`getSignaturesForAddress` with limit 1: one signature, cheap for any RPC) says whether
+anything the catalogue shows may have changed: the two heavy reads run only when it did, or when the last
+one is `FULL_READ_SECONDS` old (a confirmed slot rolled back), or when the RPC cannot say (it keeps no
+history: every look reads, as before). On a quiet registry that is one small call per interval.
 
 Each agent becomes the package's `DiscoveryResource` (`x402.extensions.bazaar`): its service endpoint, one
 `accepts` entry per accepted mint at its on-chain price (the requirement a GhostPay seller answers, paid
@@ -40,6 +45,7 @@ from ghostpay.x402.record.types import HINT_KEY
 log = logging.getLogger(__name__)
 
 PAYER_STATS_AGENT = DataSliceOpts(head_offsets("PayerStats")["agent"], 32)
+FULL_READ_SECONDS = 300.0  # the registry is read whole at least this often, even with no program transaction seen
 LISTED = AgentQuery(x402_enabled=True, active=True)
 
 
@@ -83,7 +89,30 @@ class ChainCatalogue:
         self.listings: tuple[Listing, ...] = ()
         self.refreshed_at: float | None = None  # time.time() of the last successful refresh
         self.refreshes = 0
+        self.looks = 0  # `follow` calls that asked the chain, reads or not
+        self.seen: str | None = None  # the program's newest transaction when the registry was last read
         self._refreshing = threading.Lock()
+
+    def follow(self) -> bool:
+        """Read the registry again if the program ran a transaction since the last read (or that read is
+        `FULL_READ_SECONDS` old, or the RPC cannot say); whether it read. RPC errors of the read propagate."""
+        newest = self._newest_transaction()
+        self.looks += 1
+        fresh = self.refreshed_at is not None and time.time() - self.refreshed_at < FULL_READ_SECONDS
+        if newest is not None and newest == self.seen and fresh:
+            return False
+        self.refresh()
+        self.seen = newest  # taken before the read: a transaction landing during it makes the next look read again
+        return True
+
+    def _newest_transaction(self) -> str | None:
+        """The signature of the program's newest confirmed transaction ("": none yet; None: the RPC cannot say)."""
+        try:
+            resp = self.rpc.get_signatures_for_address(self.program_id, limit=1, commitment=Confirmed)
+        except Exception as exc:  # noqa: BLE001 - an RPC without transaction history: read every time instead
+            log.debug("no newest transaction of %s: %s", self.program_id, exc)
+            return None
+        return str(resp.value[0].signature) if resp.value else ""
 
     def refresh(self) -> None:
         """Read the registry and swap in the new catalogue (RPC errors propagate; the old one stays)."""
@@ -120,5 +149,10 @@ class ChainCatalogue:
         }
 
     def status(self) -> dict[str, Any]:
-        """For /health: how many resources, and when the chain was last read."""
-        return {"resources": len(self.listings), "refreshedAt": self.refreshed_at, "refreshes": self.refreshes}
+        """For /health: how many resources, when the registry was last read, reads and looks at the chain."""
+        return {
+            "resources": len(self.listings),
+            "refreshedAt": self.refreshed_at,
+            "refreshes": self.refreshes,
+            "looks": self.looks,
+        }
