@@ -181,3 +181,20 @@ def test_meaningless_queries_are_refused_by_name(
 def test_the_api_docs_name_the_bazaar_routes(index_server: Process) -> None:
     paths = httpx.get(f"{index_server.url}openapi.json").json()["paths"]
     assert {"/discovery/resources", "/discovery/search"} <= set(paths)
+
+
+def test_ghost_x402_discover_asks_the_index(
+    net: LocalnetProcess, index_bazaar: BazaarExtendedClient, index_server: Process, market: dict[str, Any]
+) -> None:
+    """`ghost x402 discover --facilitator` pointed at `ghost indexer serve`: the same command, the index's items."""
+    tag = market["tag"]
+    eventually(lambda: len(searched(index_bazaar, f"capability:{tag}")) == 2, "both agents indexed")
+    shown = subprocess.run(
+        [GHOST, "-u", net.http_url, "x402", "discover", f"capability:{tag}", "--facilitator", index_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"{tag}-translator" in shown.stdout and f"{tag}-summarizer" in shown.stdout
+    assert "0.05" in shown.stdout and "50000" not in shown.stdout  # whole tokens, not atomic units
