@@ -537,7 +537,9 @@ def discover(
         "sort:reputation|price. Empty: list every resource.",
     ),
     facilitator: str = typer.Option(
-        DEFAULT_FACILITATOR, "--facilitator", help="The facilitator whose x402 Bazaar to ask."
+        DEFAULT_FACILITATOR,
+        "--facilitator",
+        help="The facilitator whose x402 Bazaar to ask (or a `ghost indexer serve` URL: its index's Bazaar).",
     ),
     limit: int = typer.Option(20, "--limit", min=1, max=100, help="At most this many resources."),
 ) -> None:
