@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ghostpay.analytics import routes_agents, routes_erc8004, routes_metrics
+from ghostpay.analytics import routes_agents, routes_bazaar, routes_erc8004, routes_metrics
 from ghostpay.analytics.context import ApiContext, ApiError, ApiSettings, read_only_engine
 from ghostpay.analytics.mints import MintDecimals
 from ghostpay.analytics.webhooks import WebhookDispatcher
@@ -115,6 +115,7 @@ def create_app(settings: ApiSettings, on_metrics: Callable[[], dict[str, float]]
     app.include_router(routes_agents.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_erc8004.router)
+    app.include_router(routes_bazaar.router)
 
     # dashboard --------------------------------------------------------------------------------------
 

@@ -135,9 +135,10 @@ def start(
     discovery_refresh: float = typer.Option(
         5.0,
         min=0,
-        help="Seconds between reads of the on-chain registry for the Bazaar (GET /discovery/resources and "
-        "/discovery/search): a newly registered or deactivated agent shows within this time "
-        "(0: no Bazaar, e.g. on an RPC without getProgramAccounts).",
+        help="Seconds between looks at the chain for the Bazaar (GET /discovery/resources and "
+        "/discovery/search): a newly registered or deactivated agent shows within this time. A look is one "
+        "getSignaturesForAddress of the program; the registry is read (getProgramAccounts) only when the "
+        "program ran a transaction since (0: no Bazaar, e.g. on an RPC without getProgramAccounts).",
     ),
 ) -> None:
     """Serve POST /verify, POST /settle, GET /supported, GET /policy, GET /health and the Bazaar (GET

@@ -587,7 +587,9 @@ def discover(
         "sort:reputation|price. Empty: list every resource.",
     ),
     facilitator: str = typer.Option(
-        DEFAULT_FACILITATOR, "--facilitator", help="The facilitator whose x402 Bazaar to ask."
+        DEFAULT_FACILITATOR,
+        "--facilitator",
+        help="The facilitator whose x402 Bazaar to ask (or a `ghost indexer serve` URL: its index's Bazaar).",
     ),
     limit: int = typer.Option(20, "--limit", min=1, max=100, help="At most this many resources."),
 ) -> None:
@@ -605,7 +607,7 @@ def discover(
 
     from ghostpay.cli.output import emit, format_amount, mint_symbol, table
     from ghostpay.tokens import from_atomic
-    from ghostpay.x402.bazaar.catalogue import EVIDENCE_KEY
+    from ghostpay.x402.bazaar.listing import EVIDENCE_KEY
 
     # with_bazaar is annotated for the async client, but its calls are blocking: the sync client is the one that works
     client = HTTPFacilitatorClientSync(FacilitatorConfig(url=_url(facilitator).rstrip("/")))

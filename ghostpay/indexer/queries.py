@@ -135,6 +135,46 @@ def search_agents(
     return _paged(session, statement, order, limit, offset)
 
 
+@dataclass(frozen=True)
+class ListedAgent:
+    """An x402 agent a buyer can find: its row, capabilities, prices (mint -> atomic units, the default mint
+    first) and distinct payers of its recorded payments."""
+
+    agent: Agent
+    capabilities: list[str]
+    prices: dict[str, int]
+    payers: int
+
+
+def x402_agents(session: Session) -> list[ListedAgent]:
+    """Every open, active, x402-enabled agent, in four queries whatever their number (the Bazaar's catalogue)."""
+    agents = list(session.exec(agent_filter(x402_enabled=True).order_by(Agent.address)).all())
+    listed = select(Agent.address).where(col(Agent.closed).is_(False), Agent.is_active, Agent.x402_enabled)
+    capabilities: dict[str, list[str]] = {}
+    for agent, capability in session.exec(
+        select(AgentCapability.agent, AgentCapability.capability)
+        .where(col(AgentCapability.agent).in_(listed))
+        .order_by(AgentCapability.agent, AgentCapability.capability)
+    ).all():
+        capabilities.setdefault(agent, []).append(capability)
+    prices: dict[str, dict[str, int]] = {}
+    for token in session.exec(
+        select(AgentToken).where(col(AgentToken.agent).in_(listed)).order_by(AgentToken.agent, col(AgentToken.position))
+    ).all():
+        prices.setdefault(token.agent, {})[token.mint] = token.price
+    payers = dict(
+        session.exec(
+            select(Payment.agent, func.count(distinct(col(Payment.payer))))
+            .where(col(Payment.agent).in_(listed))
+            .group_by(Payment.agent)
+        ).all()
+    )
+    return [
+        ListedAgent(a, capabilities.get(a.address, []), prices.get(a.address, {}), int(payers.get(a.address, 0)))
+        for a in agents
+    ]
+
+
 def agent_prices(session: Session, agent: str) -> dict[str, int]:
     """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
     rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(col(AgentToken.position))).all()

@@ -8,6 +8,11 @@ headers and body, or, for a body over `max_body_bytes`, an answer naming the set
 verified or settled again. The same identifier on another request (method, path and query, body hash) is
 refused by name, before anything is verified.
 
+The settlement is kept the moment it succeeds, before the answer goes out: if the seller stops (a crash,
+an error in the middle of the answer) before the whole answer is kept, a retry of the same request by the
+same payer finds the settled entry, runs the handler again (the upstream call is made again) and is
+answered, without being verified or charged again (`RERUN`); that answer is then kept like any other.
+
 The payer of a payload is the authority of its transfer, and a cache hit requires the payload's
 transaction to carry that payer's valid signature and to pay the token account the kept payment paid: an
 identifier alone (which is no secret) opens nothing, and another payer who sends it gets, and pays for, its
@@ -44,9 +49,10 @@ from x402.extensions.payment_identifier import (
     extract_and_validate_payment_identifier,
 )
 from x402.http.constants import PAYMENT_RESPONSE_HEADER, X_PAYMENT_RESPONSE_HEADER
+from x402.http.utils import decode_payment_response_header
 from x402.mechanisms.svm.types import ExactSvmPayload
 from x402.mechanisms.svm.utils import decode_transaction_from_payload, get_token_payer_from_transaction
-from x402.schemas import PaymentPayload
+from x402.schemas import PaymentPayload, SettleResponse
 
 from ghostpay.paths import data_dir, private_file
 
@@ -58,6 +64,7 @@ TRANSFER_DESTINATION = 2  # TransferChecked's accounts: source, mint, destinatio
 REPLAY_HEADER = "x-payment-identifier-replay"  # on an answer from the cache: the settlement it replays
 STATUS_NOT_KEPT = 410  # the paid answer exists no more: its settlement is named instead
 PAYMENT_RESPONSE_HEADERS = {PAYMENT_RESPONSE_HEADER.lower().encode(), X_PAYMENT_RESPONSE_HEADER.lower().encode()}
+RERUN = "payment_identifier_rerun"  # a paid-call record's error: the handler ran again for a payment settled before
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -66,12 +73,13 @@ CREATE TABLE IF NOT EXISTS answers (
     fingerprint TEXT NOT NULL,      -- sha256 of method, path and query, sha256(body)
     status      INTEGER NOT NULL,
     headers     TEXT NOT NULL,      -- JSON [[name, value], ...], latin-1 text, PAYMENT-RESPONSE included
-    body        BLOB,               -- NULL: over max_body_bytes, or not complete (the answer names the settlement)
+    body        BLOB,               -- NULL: over max_body_bytes (the answer names the settlement), or not answered
     body_bytes  INTEGER NOT NULL,
     transaction_ TEXT NOT NULL,     -- the settlement's signature
     payee       TEXT NOT NULL,      -- the token account the payment paid: a hit's transaction pays it too
     network     TEXT NOT NULL,
     created_at  REAL NOT NULL,
+    answered    INTEGER NOT NULL DEFAULT 1,  -- 0: settled, its answer not kept yet (a retry runs the call again)
     PRIMARY KEY (payer, identifier)
 );
 CREATE INDEX IF NOT EXISTS answers_age ON answers (created_at);
@@ -110,6 +118,14 @@ class Answer:
     network: str
     body_bytes: int = 0
     payee: str = ""  # the token account the payment paid
+    answered: bool = True  # False: the payment settled, the answer was not kept (the seller stopped before)
+
+    def settlement(self) -> SettleResponse:
+        """The settle response this answer's PAYMENT-RESPONSE header carried (what a re-run sends again)."""
+        for name, value in self.headers:
+            if name.lower() in PAYMENT_RESPONSE_HEADERS:
+                return decode_payment_response_header(value.decode("latin-1"))
+        return SettleResponse(success=True, transaction=self.transaction, network=self.network)
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -156,6 +172,9 @@ class AnswerCache:
         if not memory:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+        if "answered" not in columns:  # a cache written before settlements were kept ahead of their answers
+            self._db.execute("ALTER TABLE answers ADD COLUMN answered INTEGER NOT NULL DEFAULT 1")
 
     def close(self) -> None:
         self._db.close()
@@ -165,14 +184,14 @@ class AnswerCache:
         oldest = (time.time() if now is None else now) - self.settings.max_age_seconds
         with self._lock:
             row = self._db.execute(
-                "SELECT fingerprint, status, headers, body, transaction_, network, body_bytes, payee FROM answers "
-                "WHERE payer = ? AND identifier = ? AND created_at >= ?",
+                "SELECT fingerprint, status, headers, body, transaction_, network, body_bytes, payee, answered "
+                "FROM answers WHERE payer = ? AND identifier = ? AND created_at >= ?",
                 (payer, identifier, oldest),
             ).fetchone()
         if row is None:
             return None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(row[2])]
-        return row[0], Answer(row[1], headers, row[3], row[4], row[5], row[6], row[7])
+        return row[0], Answer(row[1], headers, row[3], row[4], row[5], row[6], row[7], bool(row[8]))
 
     def put(self, payer: str, identifier: str, fp: str, answer: Answer, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -181,8 +200,9 @@ class AnswerCache:
         with self._lock, closing(self._db.cursor()) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                # `answered` is the last column, in a table made with it or one it was added to
                 db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         payer,
                         identifier,
@@ -195,6 +215,7 @@ class AnswerCache:
                         answer.payee,
                         answer.network,
                         now,
+                        int(answer.answered),
                     ),
                 )
                 self._prune(db, payer, now)
@@ -277,7 +298,9 @@ class Idempotency:
 
 class IdempotentCall:
     """One paid request carrying an identifier, not answered from the cache: its body (read whole, and
-    replayed to the app by `receive`), and its answer as it goes out, kept once it settled."""
+    replayed to the app by `receive`), and its answer as it goes out: the settlement kept as soon as it
+    succeeds, the answer once it was sent whole. `rerun`: the kept settlement of this request, whose answer
+    was never kept (the call runs again, not verified, not settled)."""
 
     def __init__(
         self,
@@ -288,8 +311,10 @@ class IdempotentCall:
         payee: str,
         body: bytes,
         receive: Receive,
+        rerun: Answer | None = None,
     ) -> None:
         self.idem, self.key, self.claimed, self.fp, self.payee = idem, key, claimed, fp, payee
+        self.rerun = rerun
         self._body: bytes | None = body
         self._receive = receive
         self.status = 0
@@ -307,9 +332,13 @@ class IdempotentCall:
         return await self._receive()
 
     def settled(self, start: Message, transaction: str, network: str) -> None:
-        """The payment settled and this answer starts (its PAYMENT-RESPONSE among the headers)."""
+        """The payment settled (or had, for a re-run) and this answer starts (its PAYMENT-RESPONSE among the
+        headers): the settlement is kept before the answer goes out."""
         self.status, self.headers = start["status"], list(start.get("headers", []))
         self.transaction, self.network = transaction, network
+        if self.rerun is None:
+            pending = Answer(self.status, self.headers, None, transaction, network, 0, self.payee, answered=False)
+            self.idem.cache.put(*self.key, self.fp, pending)
 
     def body(self, message: Message) -> None:
         chunk = message.get("body", b"")
@@ -319,12 +348,11 @@ class IdempotentCall:
         self.complete = not message.get("more_body", False)
 
     def finish(self) -> None:
-        """Keep the answer if the call settled (its body if complete and small enough); free the key."""
+        """Keep the answer once it was sent whole (its body if small enough); free the key. An answer cut short
+        leaves the settlement kept alone: a retry runs the call again."""
         try:
-            if self.transaction:
-                body = (
-                    b"".join(self.chunks) if self.complete and self.size <= self.idem.settings.max_body_bytes else None
-                )
+            if self.transaction and self.complete:
+                body = b"".join(self.chunks) if self.size <= self.idem.settings.max_body_bytes else None
                 answer = Answer(self.status, self.headers, body, self.transaction, self.network, self.size, self.payee)
                 self.idem.cache.put(*self.key, self.fp, answer)
         finally:
@@ -385,14 +413,17 @@ async def begin(
     # a transaction the payer signed for another payee gets nothing from the cache: its verify refuses it
     if kept is None or kept[1].payee != payee:
         return IdempotentCall(idem, key, claimed, fp, payee, body, receive)
-    idem.release(key, claimed)
     kept_fp, answer = kept
     if kept_fp != fp:
+        idem.release(key, claimed)
         return Refusal(
             REASON_IDENTIFIER_CONFLICT,
             f"payment identifier {identifier} was used by this payer for another request (method, path, query or "
             "body differ); use a new identifier for a new call",
         )
+    if not answer.answered:  # paid, never answered whole: run it again, the key stays claimed
+        return IdempotentCall(idem, key, claimed, fp, payee, body, receive, rerun=answer)
+    idem.release(key, claimed)
     await replay(idem, answer, send)
     return REPLAYED
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ghostpay.cluster import DEVNET as DEVNET_RPC_URL, MAINNET as MAINNET_RPC_URL, resolve
 from ghostpay.exceptions import InvalidArgument
+from ghostpay.token_labels import MAINNET_GENESIS
 
 DEVNET_CAIP2 = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"
 MAINNET_CAIP2 = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
@@ -63,6 +64,16 @@ def network_for_cluster(url_or_moniker: str, ws_url: str | None = None) -> X402N
     cluster = resolve(url_or_moniker, ws_url)
     base = MAINNET if cluster.http_url == MAINNET_RPC_URL else DEVNET
     return X402Network(base.caip2, base.v1_name, cluster.http_url, cluster.ws_url)
+
+
+def network_for_genesis(genesis_hash: str | None) -> X402Network:
+    """The x402 network of a chain named by its genesis hash: mainnet's ids for mainnet, devnet's for
+    anything else (as `network_for_cluster`: a localnet goes by devnet's ids).
+
+    >>> network_for_genesis(MAINNET_GENESIS).caip2 == MAINNET_CAIP2, network_for_genesis(None) is DEVNET
+    (True, True)
+    """
+    return MAINNET if genesis_hash == MAINNET_GENESIS else DEVNET
 
 
 def network_by_id(network_id: str) -> X402Network:

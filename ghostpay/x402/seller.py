@@ -74,7 +74,16 @@ from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
-from ghostpay.x402.idempotency import REPLAYED, Idempotency, IdempotencySettings, IdempotentCall, Refusal, begin
+from ghostpay.x402.idempotency import (
+    REPLAY_HEADER,
+    REPLAYED,
+    RERUN,
+    Idempotency,
+    IdempotencySettings,
+    IdempotentCall,
+    Refusal,
+    begin,
+)
 from ghostpay.x402.networks import X402Network, network_for_cluster
 from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from ghostpay.x402.record.server import declare_record_extension, records_payment_for
@@ -636,10 +645,10 @@ class PaidRequest:
             body["reason"] = reason
         await _json(self.send, status, body, {PAYMENT_REQUIRED_HEADER: header})
 
-    async def paywall_page(self, agent_name: str) -> None:
+    async def paywall_page(self, offer: Offer) -> None:
         """A browser's 402: the package's paywall page for the same requirements, the v2 header as well."""
         required = self.required("payment required")
-        page = self.seller.page.render(required, agent_name).encode()
+        page = self.seller.page.render(required, offer.name, offer.prices).encode()
         headers = {PAYMENT_REQUIRED_HEADER: encode_payment_required_header(required)}
         await _send(self.send, 402, b"text/html; charset=utf-8", page, headers)
 
@@ -665,7 +674,7 @@ class PaidRequest:
             return
         if header is None:
             if is_browser(_header(self.scope, "accept"), _header(self.scope, "user-agent")):
-                await self.paywall_page(offer.name)
+                await self.paywall_page(offer)
             else:
                 await self.payment_required("payment required")
             return
@@ -723,7 +732,11 @@ class PaidRequest:
         await self.app(self.scope, self.receive, with_session_header(self.send, granted))
 
     async def pay(self, payload: PaymentPayload | PaymentPayloadV1, call: IdempotentCall | None) -> None:
-        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier)."""
+        """Verify the payment, run the handler, settle (`call`: keep the answer of a call with an identifier;
+        one whose payment settled before, its answer never kept, runs again unverified and unsettled)."""
+        if call is not None and call.rerun is not None and isinstance(payload, PaymentPayload):
+            await self.serve(payload, payload.accepted, call)
+            return
         requirements = self.matching(payload)
         if requirements is None:
             await self.payment_required(
@@ -802,10 +815,13 @@ class PaidRequest:
                     outcome.update(status=CLIENT_CLOSED_REQUEST, error=ERR_CLIENT_GONE, abandoned=True)
                     return
                 settle_started = time.perf_counter()
-                settled = await self.settle(payload, requirements)
+                rerun = call.rerun if call is not None else None  # paid before: not settled again
+                settled = rerun.settlement() if rerun is not None else await self.settle(payload, requirements)
                 timing["settle"] = time.perf_counter() - settle_started
                 outcome.update(
-                    settled=settled.success, transaction=settled.transaction or "", error=settled.error_reason
+                    settled=settled.success and rerun is None,
+                    transaction=settled.transaction or "",
+                    error=settled.error_reason if rerun is None else RERUN,
                 )
                 header = (response_header.lower().encode(), encode_payment_response_header(settled).encode())
                 if not settled.success:
@@ -820,10 +836,12 @@ class PaidRequest:
                     self.seller.sessions.paid(
                         payer, self.scope["path"], settled.transaction or "", amount, requirements.asset, recorded
                     )
+                if rerun is not None:  # the buyer learns its payment was not taken again: the settlement it re-runs
+                    start["headers"] = [*start["headers"], (REPLAY_HEADER.encode(), rerun.transaction.encode())]
                 await self.send(start)
                 return
             if not swallow:
-                if call is not None and outcome["settled"] and message["type"] == "http.response.body":
+                if call is not None and call.transaction and message["type"] == "http.response.body":
                     call.body(message)
                 await self.send(message)
 

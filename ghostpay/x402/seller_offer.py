@@ -49,10 +49,11 @@ class PayeeAccountsMissing(PaywallError):
 
 @dataclass(frozen=True)
 class MintPrice:
-    """One accepted mint and the price of a call in its atomic units."""
+    """One accepted mint, the price of a call in its atomic units, and its token label on the agent's cluster."""
 
     mint: MintInfo
     amount: int
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ def token_prices(info: AgentInfo) -> list[tuple[Pubkey, int]]:
 
 
 async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
-    prices = tuple([MintPrice(await gp.get_mint(mint), amount) for mint, amount in token_prices(info)])
+    labels = await gp.labels()
+    prices = tuple(
+        [MintPrice(await gp.get_mint(mint), amount, labels.label(mint)) for mint, amount in token_prices(info)]
+    )
     return Offer(
         info.address,
         info.is_active,

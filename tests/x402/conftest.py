@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import select
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 from x402 import x402Client
+from x402.extensions.bazaar import BazaarExtendedClient, DiscoveryResource, with_bazaar
+from x402.http import FacilitatorConfig
 from x402.http.clients import x402HttpxClient
+from x402.http.facilitator_client import HTTPFacilitatorClientSync
 from x402.mechanisms.svm.exact.register import register_exact_svm_client
 from x402.mechanisms.svm.signers import KeypairSigner
 
@@ -404,3 +408,82 @@ def ledger_path(tmp_path: Path) -> Path:
 
 def guarded(path: Path, **limits: Any) -> GuardedWallet:
     return GuardedWallet(SpendingGuards(**limits), path)
+
+
+# the Bazaar (tests/x402/test_bazaar*.py) ---------------------------------------------------------
+
+REFRESH_SECONDS = "0.2"
+FOLLOW_DEADLINE_SECONDS = 60  # how long a change may take to show (a bound for a hung test, not a timing claim)
+
+
+@pytest.fixture(scope="module")
+def bazaar_facilitator(net: LocalnetProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    proc = facilitator_process(
+        net, tmp_path_factory.mktemp("bazaar"), fund(net, sol=10), "--discovery-refresh", REFRESH_SECONDS
+    ).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def bazaar(bazaar_facilitator: Process) -> Iterator[BazaarExtendedClient]:
+    client = with_bazaar(HTTPFacilitatorClientSync(FacilitatorConfig(url=bazaar_facilitator.url)))  # type: ignore[arg-type]
+    yield client
+    client.close()
+
+
+def register(
+    net: LocalnetProcess, agent_id: str, prices: dict[Pubkey, Decimal], capabilities: list[str], description: str = ""
+) -> tuple[Pubkey, Keypair]:
+    owner = fund(net)
+
+    async def go() -> Pubkey:
+        async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
+            reg = await gp.register_agent(
+                agent_id,
+                agent_id.title(),
+                description=description,
+                capabilities=capabilities,
+                x402=X402Settings(prices, f"https://{agent_id}.example/api"),
+            )
+            return reg.address
+
+    address = asyncio.run(go())
+    for mint in prices:
+        mint_to(net, owner.pubkey(), mint, 0)  # the payee's token account
+    return address, owner
+
+
+def sdk(net: LocalnetProcess, keypair: Keypair, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def go() -> Any:
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
+            return await getattr(gp, method)(*args, **kwargs)
+
+    return asyncio.run(go())
+
+
+def by_agent(resources: list[DiscoveryResource]) -> dict[str, DiscoveryResource]:
+    return {r.extensions["ghostpay"]["agent"]: r for r in resources if r.extensions}
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + FOLLOW_DEADLINE_SECONDS
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def market(net: LocalnetProcess) -> dict[str, Any]:
+    """Two agents sharing a capability unique to this run: a translator in two mints (paid twice, by two
+    buyers) and a cheaper summarizer in one, never paid."""
+    tag = f"bz{secrets.token_hex(4)}"
+    usdc, eurc = create_mint(net, 6), create_mint(net, 2)
+    translator, _ = register(
+        net, f"{tag}-translator", {usdc: Decimal("0.05"), eurc: Decimal("0.04")}, [tag, "translate"], "Fast Spanish"
+    )
+    summarizer, _ = register(net, f"{tag}-summarizer", {usdc: Decimal("0.01")}, [tag, "summarize"])
+    for _ in range(2):
+        payer = buyer(net, usdc)
+        sdk(net, payer, "pay_agent", translator, mint=usdc)
+    return {"tag": tag, "usdc": usdc, "eurc": eurc, "translator": translator, "summarizer": summarizer}

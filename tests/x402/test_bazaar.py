@@ -9,8 +9,6 @@ import asyncio
 import json
 import secrets
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from solana.exceptions import SolanaRpcException
+from solana.rpc.api import Client
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from starlette.testclient import TestClient
@@ -28,21 +28,20 @@ from x402.extensions.bazaar import (
     OutputConfig,
     SearchDiscoveryResourcesParams,
     declare_discovery_extension,
-    with_bazaar,
 )
-from x402.http import FacilitatorConfig
-from x402.http.facilitator_client import HTTPFacilitatorClientSync
 from x402.http.utils import decode_payment_required_header
 
-from ghostpay.client import GhostPayClient, X402Settings
+from ghostpay.client import GhostPayClient
+from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402 import x402_http
+from ghostpay.x402.bazaar.catalogue import FULL_READ_SECONDS, ChainCatalogue
 from ghostpay.x402.buyer.models import payment_record
 from ghostpay.x402.facilitator import FacilitatorSettings
 from ghostpay.x402.facilitator.app import create_facilitator_app
 from ghostpay.x402.facilitator.keys import KeyStore
 from ghostpay.x402.networks import DEVNET_CAIP2, MAINNET_CAIP2
 from tests.localnet.conftest import LocalnetProcess
-from tests.sdk.conftest import create_mint, fund, mint_to
+from tests.sdk.conftest import create_mint, fund
 from tests.x402.conftest import (
     GHOST,
     PRICE_ATOMIC,
@@ -51,66 +50,17 @@ from tests.x402.conftest import (
     Shop,
     Upstream,
     buyer,
+    by_agent,
+    eventually,
     facilitator_process,
     keypair_file,
     official_http,
     pay,
+    register,
     register_agent,
+    sdk,
 )
 from tests.x402.test_proxy import proxy_process
-
-REFRESH_SECONDS = "0.2"
-FOLLOW_DEADLINE_SECONDS = 60  # how long a change may take to show (a bound for a hung test, not a timing claim)
-
-
-@pytest.fixture(scope="module")
-def bazaar_facilitator(net: LocalnetProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = facilitator_process(
-        net, tmp_path_factory.mktemp("bazaar"), fund(net, sol=10), "--discovery-refresh", REFRESH_SECONDS
-    ).start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def bazaar(bazaar_facilitator: Process) -> Iterator[BazaarExtendedClient]:
-    client = with_bazaar(HTTPFacilitatorClientSync(FacilitatorConfig(url=bazaar_facilitator.url)))  # type: ignore[arg-type]
-    yield client
-    client.close()
-
-
-def register(
-    net: LocalnetProcess, agent_id: str, prices: dict[Pubkey, Decimal], capabilities: list[str], description: str = ""
-) -> tuple[Pubkey, Keypair]:
-    owner = fund(net)
-
-    async def go() -> Pubkey:
-        async with GhostPayClient(net.http_url, owner, ws_url=net.ws_url) as gp:
-            reg = await gp.register_agent(
-                agent_id,
-                agent_id.title(),
-                description=description,
-                capabilities=capabilities,
-                x402=X402Settings(prices, f"https://{agent_id}.example/api"),
-            )
-            return reg.address
-
-    address = asyncio.run(go())
-    for mint in prices:
-        mint_to(net, owner.pubkey(), mint, 0)  # the payee's token account
-    return address, owner
-
-
-def sdk(net: LocalnetProcess, keypair: Keypair, method: str, *args: Any, **kwargs: Any) -> Any:
-    async def go() -> Any:
-        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp:
-            return await getattr(gp, method)(*args, **kwargs)
-
-    return asyncio.run(go())
-
-
-def by_agent(resources: list[DiscoveryResource]) -> dict[str, DiscoveryResource]:
-    return {r.extensions["ghostpay"]["agent"]: r for r in resources if r.extensions}
 
 
 def paid_calls(bazaar: BazaarExtendedClient, agent: Pubkey) -> int | None:
@@ -118,29 +68,6 @@ def paid_calls(bazaar: BazaarExtendedClient, agent: Pubkey) -> int | None:
     items = by_agent(bazaar.extensions.bazaar.list_resources(ListDiscoveryResourcesParams(limit=100)).items)
     listed = items.get(str(agent))
     return None if listed is None else (listed.extensions or {})["ghostpay"]["verifiedPaidCalls"]
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + FOLLOW_DEADLINE_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen"
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def market(net: LocalnetProcess) -> dict[str, Any]:
-    """Two agents sharing a capability unique to this run: a translator in two mints (paid twice, by two
-    buyers) and a cheaper summarizer in one, never paid."""
-    tag = f"bz{secrets.token_hex(4)}"
-    usdc, eurc = create_mint(net, 6), create_mint(net, 2)
-    translator, _ = register(
-        net, f"{tag}-translator", {usdc: Decimal("0.05"), eurc: Decimal("0.04")}, [tag, "translate"], "Fast Spanish"
-    )
-    summarizer, _ = register(net, f"{tag}-summarizer", {usdc: Decimal("0.01")}, [tag, "summarize"])
-    for _ in range(2):
-        payer = buyer(net, usdc)
-        sdk(net, payer, "pay_agent", translator, mint=usdc)
-    return {"tag": tag, "usdc": usdc, "eurc": eurc, "translator": translator, "summarizer": summarizer}
 
 
 def test_the_package_client_lists_ghostpay_agents_with_prices_and_evidence(
@@ -489,3 +416,56 @@ def test_ghost_x402_discover_without_a_bazaar_is_one_clean_error(net: LocalnetPr
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: the Bazaar of http://127.0.0.1:9 did not answer")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+class CountingClient(Client):
+    """The RPC client the facilitator uses, counting the catalogue's heavy reads (`getProgramAccounts`);
+    `history=False`: a node without transaction history (`getSignaturesForAddress` fails)."""
+
+    def __init__(self, url: str, history: bool = True) -> None:
+        super().__init__(url)
+        self.reads = 0
+        self.history = history
+
+    def get_program_accounts(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().get_program_accounts(*args, **kwargs)
+
+    def get_signatures_for_address(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.history:
+            raise SolanaRpcException("transaction history is not available from this node")
+        return super().get_signatures_for_address(*args, **kwargs)
+
+
+def test_a_quiet_registry_is_not_read_again(tmp_path: Path) -> None:
+    """On a localnet of its own: the catalogue's look finds the program's newest transaction unchanged and
+    reads nothing more; a registration, then a deactivation, are read at the next look; a read older than
+    FULL_READ_SECONDS is done again; a node without history is read at every look, as before."""
+    chain = LocalnetProcess(tmp_path / "ledger").start()
+    try:
+        rpc = CountingClient(chain.http_url)
+        catalogue = ChainCatalogue(rpc, PROGRAM_ID, DEVNET_CAIP2, str(Keypair().pubkey()), ())
+        assert catalogue.follow() and rpc.reads == 2  # the agents, the PayerStats' agents
+        mint = create_mint(chain, 6)  # a transaction, not the program's
+        assert [catalogue.follow() for _ in range(3)] == [False, False, False] and rpc.reads == 2
+        address, owner = register(chain, "quiet-newcomer", {mint: Decimal("0.02")}, ["quiet"])
+        assert catalogue.follow() and rpc.reads == 4
+        assert [x.agent for x in catalogue.listings] == [str(address)]
+        assert not catalogue.follow() and rpc.reads == 4
+        sdk(chain, owner, "deactivate", address)
+        assert catalogue.follow() and catalogue.listings == () and rpc.reads == 6
+        assert catalogue.refreshed_at is not None
+        catalogue.refreshed_at -= FULL_READ_SECONDS
+        assert catalogue.follow() and rpc.reads == 8
+        assert catalogue.status() | {"refreshedAt": None} == {
+            "resources": 0,
+            "refreshedAt": None,
+            "refreshes": 4,
+            "looks": 8,
+        }
+
+        blind = CountingClient(chain.http_url, history=False)
+        without_history = ChainCatalogue(blind, PROGRAM_ID, DEVNET_CAIP2, str(Keypair().pubkey()), ())
+        assert [without_history.follow() for _ in range(2)] == [True, True] and blind.reads == 4
+    finally:
+        chain.stop()

@@ -8,8 +8,11 @@ import asyncio
 import base64
 import json
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
@@ -514,3 +517,157 @@ def test_a_retry_while_the_call_runs_waits_for_its_answer(
     assert token_balance(net, payer.pubkey(), agent.mint) == FUNDED - PRICE_ATOMIC
     assert settled_rows(facilitator, payer) == 1
     assert sum(c["headers"].get("x-ghostpay-payer") == str(payer.pubkey()) for c in service.calls) == 1
+
+
+class FaultyUpstream:
+    """POST /work answers `{"done": <body>}`, streamed. Its next answer can be cut after its first chunk (the
+    seller settled on its headers by then): `fault = "raise"` fails it at once, `"hang"` holds it until
+    `release` (the test kills the seller meanwhile); the answers after it are whole."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+        self.fault: str | None = None
+        self.reached, self.release = threading.Event(), threading.Event()
+
+        async def work(request: Request) -> StreamingResponse:
+            body = await request.body()
+            self.calls.append(body)
+            fault, self.fault = self.fault, None
+
+            async def chunks() -> Any:
+                yield b'{"done": '
+                if fault == "hang":
+                    self.reached.set()
+                    await asyncio.to_thread(self.release.wait, 60)
+                if fault is not None:
+                    raise RuntimeError("the upstream fails in the middle of its answer")
+                yield json.dumps(body.decode()).encode() + b"}"
+
+            return StreamingResponse(chunks(), media_type="application/json")
+
+        self.app = Starlette(routes=[Route("/work", work, methods=["POST"])])
+
+
+def work_proxy(net: Any, agent: Agent, upstream: ServerThread, facilitator: Process, home: Path) -> Process:
+    """`ghost x402 proxy` selling POST /work, its answer cache in `home`'s data folder."""
+    return proxy_process(net, agent, upstream.url, facilitator.url, home, "--route", "POST /work")
+
+
+def balances(net: Any, agent: Agent, payer: Keypair, fee_payer: Keypair) -> tuple[int, int, int, int]:
+    """Tokens of the payer and the payee, SOL of the payer and the facilitator's fee payer."""
+    return (
+        token_balance(net, payer.pubkey(), agent.mint),
+        token_balance(net, agent.owner.pubkey(), agent.mint),
+        sol_balance(net, payer.pubkey()),
+        sol_balance(net, fee_payer.pubkey()),
+    )
+
+
+def test_a_seller_killed_after_the_settle_serves_the_retry_without_charging_again(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair, tmp_path: Path
+) -> None:
+    """The proxy settles, starts the answer and is SIGKILLed before it kept the answer. A new proxy on the same
+    cache gets the very same payment again: it finds the settlement kept ahead of the answer, runs the upstream
+    again and answers, naming that settlement; nothing is verified or settled again."""
+    upstream = FaultyUpstream()
+    payer = buyer(net, agent.mint)
+    home = tmp_path / "seller"
+    home.mkdir()
+    before = balances(net, agent, payer, fee_payer)
+    with ServerThread(upstream.app) as served:
+        first_proxy = work_proxy(net, agent, served, facilitator, home).start()
+        url = f"{first_proxy.url}/work"
+        header = asyncio.run(official_paid(net, payer, url, "crash-call-000001", b"hola"))
+        upstream.fault = "hang"
+        cut: list[BaseException] = []
+
+        def first_call() -> None:
+            try:
+                post(url, header, b"hola")
+            except httpx.TransportError as exc:
+                cut.append(exc)
+
+        caller = threading.Thread(target=first_call)
+        caller.start()
+        assert upstream.reached.wait(30)  # the answer started: the proxy settled before passing it on
+        paid = balances(net, agent, payer, fee_payer)
+        assert paid[:2] == (before[0] - PRICE_ATOMIC, before[1] + PRICE_ATOMIC)
+        assert first_proxy.proc is not None
+        first_proxy.proc.kill()
+        first_proxy.stop()
+        caller.join(30)
+        upstream.release.set()
+        assert len(cut) == 1  # the buyer got no whole answer
+        [cache_file] = (home / "x402-idempotency").glob("*.sqlite3")
+        kept = AnswerCache(IdempotencySettings(cache_file)).get(str(payer.pubkey()), "crash-call-000001")
+        assert kept is not None and not kept[1].answered and kept[1].body is None  # the settlement, no answer
+
+        second_proxy = work_proxy(net, agent, served, facilitator, home).start()
+        try:
+            retry = post(f"{second_proxy.url}/work", header, b"hola")
+            again = post(f"{second_proxy.url}/work", header, b"hola")
+        finally:
+            second_proxy.stop()
+
+    settled = kept[1].transaction
+    assert retry.status_code == 200 and retry.json() == {"done": "hola"}
+    assert retry.headers[REPLAY_HEADER] == settled
+    assert decode_payment_response_header(retry.headers["payment-response"]).transaction == settled
+    assert again.status_code == 200 and again.json() == {"done": "hola"} and again.headers[REPLAY_HEADER] == settled
+    assert upstream.calls == [b"hola", b"hola"]  # run again once, then answered from the cache
+    assert balances(net, agent, payer, fee_payer) == paid  # not charged again, no fee spent
+    assert settled_rows(facilitator, payer) == 1
+
+
+def test_an_answer_cut_after_the_settle_is_resent_and_paid_once(
+    net: Any, agent: Agent, facilitator: Process, fee_payer: Keypair, tmp_path: Path
+) -> None:
+    """The upstream fails in the middle of the answer, after the settle: GhostPay's buyer sends the same payment
+    again (same identifier), the proxy runs the upstream again and answers; one payment on chain, the budget
+    charged once."""
+    upstream = FaultyUpstream()
+    payer = buyer(net, agent.mint)
+    ledger = tmp_path / "spending.sqlite3"
+    before = balances(net, agent, payer, fee_payer)
+    with ServerThread(upstream.app) as served:
+        proc = work_proxy(net, agent, served, facilitator, tmp_path).start()
+        try:
+            upstream.fault = "raise"
+            answer = gp_call(net, payer, ledger, f"{proc.url}/work", b"adios", "cut-answer-000001")
+        finally:
+            proc.stop()
+
+    record = payment_record(answer)
+    assert answer.status_code == 200 and answer.json() == {"done": "adios"}
+    assert record is not None and record.settled and record.replayed and record.signature
+    assert answer.headers[REPLAY_HEADER] == record.signature
+    assert upstream.calls == [b"adios", b"adios"]
+    after = balances(net, agent, payer, fee_payer)
+    assert after[:3] == (before[0] - PRICE_ATOMIC, before[1] + PRICE_ATOMIC, before[2])  # the payer paid no fee
+    assert settled_rows(facilitator, payer) == 1
+    assert ledger_rows(ledger, payer) == [("settled", PRICE_ATOMIC)]
+    assert ledger_day(ledger, payer, agent) == PRICE_ATOMIC
+
+
+FIRST_SCHEMA = """CREATE TABLE answers (payer TEXT NOT NULL, identifier TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB, body_bytes INTEGER NOT NULL, transaction_ TEXT NOT NULL,
+    payee TEXT NOT NULL, network TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (payer, identifier))"""
+
+
+def test_a_cache_from_before_keeps_its_answers(tmp_path: Path) -> None:
+    """A cache file written before settlements were kept ahead of their answers (no `answered` column) opens;
+    its entries are answers, and new entries go in beside them."""
+    path = tmp_path / "first.sqlite3"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(FIRST_SCHEMA)
+        db.execute(
+            "INSERT INTO answers VALUES ('P', 'old-call-0000001', 'fp', 200, '[]', x'6f6b', 2, 'sig', 'payee', 'n', ?)",
+            (time.time(),),
+        )
+    cache = AnswerCache(IdempotencySettings(path))
+    kept = cache.get("P", "old-call-0000001")
+    assert kept is not None and kept[1].answered and kept[1].body == b"ok"
+    cache.put("P", "new-call-0000001", "fp", Answer(200, [], None, "sig2", "n", 0, "payee", answered=False))
+    pending = cache.get("P", "new-call-0000001")
+    assert pending is not None and not pending[1].answered
+    cache.close()

@@ -12,32 +12,51 @@ import re
 import shutil
 import socket
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from solders.pubkey import Pubkey
 from x402.http.utils import decode_payment_required_header
 from x402.http.x402_http_server_base import x402HTTPServerBase
 from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 
+from ghostpay.token_labels import LABELS_FILE, TokenLabels, short
+from ghostpay.tokens import MintInfo
 from ghostpay.x402.networks import DEVNET
 from ghostpay.x402.paywall_page import PaywallPage, is_browser
-from tests.x402.conftest import Agent, Process, ServerThread, Shop, Upstream, register_agent
+from ghostpay.x402.seller_offer import MintPrice
+from tests.sdk.conftest import create_mint
+from tests.x402.conftest import Agent, Process, ServerThread, Shop, Upstream, register
 from tests.x402.test_proxy import proxy_process
 
 TITLE = "Spanish translations"
 HEADING = f"{TITLE} by Translator"  # the title, and the agent's on-chain name (register_agent: agent_id.title())
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
-SHOWN_PRICE = "$0.01"  # conftest's PRICE: 10,000 atomic units of a 6-decimal mint
+SHOWN_PRICE = "0.01 USDC"  # 10,000 atomic units of a 6-decimal mint labelled USDC: the token the page pays
+OTHER_PRICE = "0.04 EURC"  # 4 atomic units of a 2-decimal mint labelled EURC: also accepted
 SCRIPT = "<script>alert(1)</script>"
 PAGE_CONFIG = re.compile(r"window\.x402 = (\{.*?\});\n", re.S)  # the package's script tag that feeds the page
 
 
 @pytest.fixture(scope="module")
 def agent(net: Any) -> Agent:
-    return register_agent(net, "translator")
+    """The translator, priced in a 6-decimal mint (its default) and a 2-decimal one."""
+    usdc, eurc = create_mint(net, 6), create_mint(net, 2)
+    address, owner = register(net, "translator", {usdc: Decimal("0.01"), eurc: Decimal("0.04")}, ["test"])
+    return Agent(address, owner, usdc, net)
+
+
+def label_mints(net: Any, home: Path, agent: Agent) -> None:
+    """USDC and EURC in the proxy's token labels (`ghost token label`'s store), for the agent's two mints."""
+    genesis = net.rpc("getGenesisHash")["result"]
+    labels = TokenLabels(home / LABELS_FILE)
+    prices = agent.run("get_agent").prices_atomic
+    for label, mint in zip(("USDC", "EURC"), prices, strict=True):
+        labels.add(genesis, label, str(mint))
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +70,14 @@ def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
 def proxy(
     net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Process]:
+    home = tmp_path_factory.mktemp("paywall")
+    label_mints(net, home, agent)
     proc = proxy_process(
         net,
         agent,
         upstream[1].url,
         facilitator.url,
-        tmp_path_factory.mktemp("paywall"),
+        home,
         "--route",
         "GET /translate",
         "--route",
@@ -124,14 +145,15 @@ def test_a_browser_gets_the_packages_paywall_page(proxy: Process, agent: Agent, 
     assert answer.status_code == 402 and answer.headers["content-type"].startswith("text/html")
     assert f"<title>{HEADING} - Payment Required</title>" in answer.text
     config = page_config(answer.text)
-    assert config["amount"] == 0.01 and config["appName"] == HEADING
+    assert config["amount"] == "0.01" and config["appName"] == HEADING
+    assert config["ghostpay"] == {"label": "USDC", "others": OTHER_PRICE}
     assert config["currentUrl"] == f"{proxy.url}/translate" and config["testnet"] is True
     assert config["paymentRequired"]["resource"]["description"] == HEADING
     # the page pays the same requirements the header (and a JSON client) gets
     required = decode_payment_required_header(answer.headers["payment-required"])
     accepts = [r.model_dump(by_alias=True, exclude_none=True) for r in required.accepts]
     assert config["paymentRequired"]["accepts"] == accepts
-    assert accepts[0]["asset"] == str(agent.mint) and accepts[0]["amount"] == "10000"
+    assert [(a["asset"] == str(agent.mint), a["amount"]) for a in accepts] == [(True, "10000"), (False, "4")]
     assert len(service.calls) == calls  # the upstream is never reached unpaid
 
 
@@ -185,6 +207,50 @@ def test_a_title_or_an_on_chain_name_with_markup_is_escaped() -> None:
     assert shown == f"Title {SCRIPT} by Agent {SCRIPT}: buys {SCRIPT}"
 
 
+def requirement(mint: Pubkey, amount: int) -> PaymentRequirements:
+    return PaymentRequirements(
+        scheme="exact",
+        network=DEVNET.caip2,
+        asset=str(mint),
+        amount=str(amount),
+        pay_to="11111111111111111111111111111111",
+        max_timeout_seconds=60,
+    )
+
+
+def test_each_mint_is_priced_in_its_own_decimals_and_label() -> None:
+    """A 2-decimal EURC first (the token the page pays), then a 6-decimal USDC and an unlabelled 9-decimal mint:
+    each in its own whole tokens and label (the package would show 4 / 10^6 = $0.000004 USDC, and only EURC)."""
+    eurc, usdc, other = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
+    prices = [
+        MintPrice(MintInfo(eurc, 2, Pubkey.default()), 4, "EURC"),
+        MintPrice(MintInfo(usdc, 6, Pubkey.default()), 10_000, "USDC"),
+        MintPrice(MintInfo(other, 9, Pubkey.default()), 1_500_000_000, None),
+    ]
+    required = PaymentRequired(
+        error="payment required",
+        resource=ResourceInfo(url="http://127.0.0.1/x"),
+        accepts=[requirement(p.mint.address, p.amount) for p in prices],
+    )
+    config = page_config(PaywallPage().render(required, "Translator", prices))
+    assert config["amount"] == "0.04"
+    assert config["ghostpay"] == {"label": "EURC", "others": f"0.01 USDC, 1.5 {short(str(other))}"}
+    assert config["paymentRequired"]["accepts"] == [
+        r.model_dump(by_alias=True, exclude_none=True) for r in required.accepts
+    ]  # the page pays the 402's own requirements, unchanged
+
+
+def test_a_template_the_patches_do_not_fit_gets_the_packages_own_page() -> None:
+    """Every patch fits the installed package's template; one it does not fit (a newer package) is served as
+    the package renders it, not half-patched."""
+    assert PaywallPage().template is not None
+    drifted = PaywallPage(template="<html><head></head><body></body></html>")
+    assert drifted.template is None
+    required = PaymentRequired(error="payment required", accepts=[requirement(Pubkey.new_unique(), 10_000)])
+    config = page_config(drifted.render(required, "Translator"))
+    assert config["amount"] == 0.01 and "ghostpay" not in config
+
+
 def test_the_middleware_serves_the_page_too(agent: Agent, facilitator: Process) -> None:
     """SellerSettings(paywall_title=...) in an app of one's own; the JSON 402 is unchanged beside it."""
     with Shop(agent, facilitator.url, paywall_title="Translations") as shop:
@@ -210,10 +276,11 @@ def test_chromium_renders_the_price_and_the_agents_name(proxy: Process, browser:
     assert browser.title == f"{HEADING} - Payment Required"
     assert browser.find_element("css selector", "h1.title").text == "Payment Required"
     line = browser.find_element("css selector", header).text
-    assert line.startswith(f"{HEADING}. To access this content, please pay {SHOWN_PRICE} ")
+    assert line.startswith(f"{HEADING}. To access this content, please pay {SHOWN_PRICE} on ")
     rows = {
         row.find_element("css selector", ".payment-label").text: row.find_element("css selector", ".payment-value").text
         for row in browser.find_elements("css selector", ".payment-row")
     }
-    assert rows["Amount:"] == f"{SHOWN_PRICE} USDC"
-    assert rows["Network:"] in line
+    assert rows["Amount:"] == SHOWN_PRICE and rows["Also accepted:"] == OTHER_PRICE
+    assert line.endswith(f" on {rows['Network:']}.")
+    assert "$" not in line and "USDC" not in rows["Also accepted:"]

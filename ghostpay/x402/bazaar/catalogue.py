@@ -3,9 +3,14 @@
 `ChainCatalogue.refresh` reads the registry with two `getProgramAccounts` calls: the Agent accounts (memcmp on
 the x402_enabled and is_active bytes of their fixed head, `ghostpay.discovery.AgentQuery`) and the PayerStats
 accounts, sliced to the 32 bytes naming their agent (one per payer and agent: the agent's distinct payers). It
-swaps in the new snapshot whole, so a request reads one consistent catalogue without any RPC call of its own;
-the facilitator refreshes it every `discovery_refresh_seconds` (a newly registered agent appears, a
-deactivated one disappears, within that time).
+swaps in the new snapshot whole, so a request reads one consistent catalogue without any RPC call of its own.
+
+The facilitator calls `follow` every `discovery_refresh_seconds` (a newly registered agent appears, a
+deactivated one disappears, within that time). Only the program changes its accounts, so a look at its
+newest transaction (`getSignaturesForAddress` with limit 1: one signature, cheap for any RPC) says whether
+anything the catalogue shows may have changed: the two heavy reads run only when it did, or when the last
+one is `FULL_READ_SECONDS` old (a confirmed slot rolled back), or when the RPC cannot say (it keeps no
+history: every look reads, as before). On a quiet registry that is one small call per interval.
 
 Each agent becomes the package's `DiscoveryResource` (`x402.extensions.bazaar`): its service endpoint, one
 `accepts` entry per accepted mint at its on-chain price (the requirement a GhostPay seller answers, paid
@@ -21,8 +26,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import based58
@@ -30,62 +33,40 @@ from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
 from solana.rpc.types import DataSliceOpts, MemcmpOpts
 from solders.pubkey import Pubkey
-from x402.extensions.bazaar import DiscoveryResource
-from x402.schemas import PaymentRequirements
 
 from ghostpay.accounts import Agent, PayerStats
 from ghostpay.discovery import AgentQuery, decode_agents, head_offsets
 from ghostpay.reputation import tier
+from ghostpay.x402.bazaar.listing import AgentEntry, Listing, listing
 from ghostpay.x402.facilitator.service import PAYER_STATS_SPACE
 from ghostpay.x402.record.server import declare_record_extension
 from ghostpay.x402.record.types import HINT_KEY
 
 log = logging.getLogger(__name__)
 
-EVIDENCE_KEY = "ghostpay"  # the item's `extensions` key holding GhostPay's evidence
-RESOURCE_TYPE = "http"
-SCHEME = "exact"
-MAX_TIMEOUT_SECONDS = 60  # what the seller middleware and `ghost x402 proxy` ask by default
 PAYER_STATS_AGENT = DataSliceOpts(head_offsets("PayerStats")["agent"], 32)
-# The Bazaar spec's service metadata: a name and tags are printable ASCII, at most 32 characters, 5 tags.
-MAX_SERVICE_NAME_CHARS = 32
-MAX_TAG_CHARS = 32
-MAX_TAGS = 5
+FULL_READ_SECONDS = 300.0  # the registry is read whole at least this often, even with no program transaction seen
 LISTED = AgentQuery(x402_enabled=True, active=True)
 
 
-@dataclass(frozen=True)
-class Listing:
-    """One agent in the catalogue: its resource as served, and what the filters read."""
-
-    agent: str
-    resource: DiscoveryResource
-    pay_to: str
-    prices: dict[str, int]  # mint -> price of a call in its atomic units
-    reputation: int
-    capabilities: frozenset[str]  # casefolded
-    text: str  # casefolded name, agent_id, description, endpoint and capabilities: what free text matches
-
-    def document(self) -> dict[str, Any]:
-        return self.resource.to_dict()
-
-
-def iso(unix_seconds: int) -> str | None:
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if unix_seconds > 0 else None
-
-
-def _printable(text: str, limit: int) -> bool:
-    return 0 < len(text) <= limit and text.isascii() and text.isprintable()
-
-
-def _tags(capabilities: list[str]) -> list[str] | None:
-    """The capabilities the spec lets through as tags (the full list is in the evidence)."""
-    tags = [c for c in capabilities if _printable(c, MAX_TAG_CHARS)][:MAX_TAGS]
-    return tags or None
-
-
-def _is_endpoint(url: str) -> bool:
-    return url.startswith(("https://", "http://"))
+def _entry(address: Pubkey, agent: Agent, payers: int) -> AgentEntry:
+    return AgentEntry(
+        address=str(address),
+        agent_id=agent.agent_id,
+        name=agent.name,
+        description=agent.description,
+        owner=str(agent.owner),
+        endpoint=agent.x402_service_endpoint,
+        pay_to=str(agent.x402_payment_address),
+        prices={str(t.mint): t.price for t in agent.x402_accepted_tokens},
+        capabilities=tuple(agent.capabilities),
+        reputation=agent.reputation_score,
+        tier=tier(agent.reputation_score, agent.x402_total_calls > 0).value,
+        paid_calls=agent.x402_total_calls,
+        payers=payers,
+        last_paid_at=agent.last_payment_at,
+        updated_at=agent.updated_at,
+    )
 
 
 class ChainCatalogue:
@@ -108,7 +89,30 @@ class ChainCatalogue:
         self.listings: tuple[Listing, ...] = ()
         self.refreshed_at: float | None = None  # time.time() of the last successful refresh
         self.refreshes = 0
+        self.looks = 0  # `follow` calls that asked the chain, reads or not
+        self.seen: str | None = None  # the program's newest transaction when the registry was last read
         self._refreshing = threading.Lock()
+
+    def follow(self) -> bool:
+        """Read the registry again if the program ran a transaction since the last read (or that read is
+        `FULL_READ_SECONDS` old, or the RPC cannot say); whether it read. RPC errors of the read propagate."""
+        newest = self._newest_transaction()
+        self.looks += 1
+        fresh = self.refreshed_at is not None and time.time() - self.refreshed_at < FULL_READ_SECONDS
+        if newest is not None and newest == self.seen and fresh:
+            return False
+        self.refresh()
+        self.seen = newest  # taken before the read: a transaction landing during it makes the next look read again
+        return True
+
+    def _newest_transaction(self) -> str | None:
+        """The signature of the program's newest confirmed transaction ("": none yet; None: the RPC cannot say)."""
+        try:
+            resp = self.rpc.get_signatures_for_address(self.program_id, limit=1, commitment=Confirmed)
+        except Exception as exc:  # noqa: BLE001 - an RPC without transaction history: read every time instead
+            log.debug("no newest transaction of %s: %s", self.program_id, exc)
+            return None
+        return str(resp.value[0].signature) if resp.value else ""
 
     def refresh(self) -> None:
         """Read the registry and swap in the new catalogue (RPC errors propagate; the old one stays)."""
@@ -116,10 +120,11 @@ class ChainCatalogue:
             resp = self.rpc.get_program_accounts(self.program_id, Confirmed, "base64", filters=LISTED.memcmp_filters())
             agents = LISTED.apply(decode_agents([(k.pubkey, bytes(k.account.data)) for k in resp.value], LISTED))
             payers = self._payer_counts()
+            entries = [_entry(address, agent, payers[str(address)]) for address, agent in agents]
             self.listings = tuple(
-                self._listing(address, agent, payers[str(address)])
-                for address, agent in agents
-                if _is_endpoint(agent.x402_service_endpoint) and agent.x402_accepted_tokens
+                listing(e, str(self.program_id), self.network, self._extra(Pubkey.from_string(e.address)))
+                for e in entries
+                if e.listable()
             )
             self.refreshed_at = time.time()
             self.refreshes += 1
@@ -136,60 +141,18 @@ class ChainCatalogue:
         )
         return Counter(str(Pubkey.from_bytes(bytes(k.account.data))) for k in resp.value)
 
-    def _listing(self, address: Pubkey, agent: Agent, payers: int) -> Listing:
-        pay_to = str(agent.x402_payment_address)
-        extra = {
+    def _extra(self, address: Pubkey) -> dict[str, Any]:
+        """The requirement's `extra` a GhostPay seller answers, paid through this facilitator."""
+        return {
             "feePayer": self.fee_payer,
             HINT_KEY: declare_record_extension(address, self.program_id, self.fee_payer, self.facilitator_extensions),
         }
-        accepts = [
-            PaymentRequirements(
-                scheme=SCHEME,
-                network=self.network,
-                asset=str(token.mint),
-                amount=str(token.price),
-                pay_to=pay_to,
-                max_timeout_seconds=MAX_TIMEOUT_SECONDS,
-                extra=extra,
-            ).model_dump(by_alias=True, exclude_none=True)
-            for token in agent.x402_accepted_tokens
-        ]
-        evidence = {
-            "agent": str(address),
-            "agentId": agent.agent_id,
-            "owner": str(agent.owner),
-            "programId": str(self.program_id),
-            "reputation": {
-                "score": agent.reputation_score,
-                "tier": tier(agent.reputation_score, agent.x402_total_calls > 0).value,
-            },
-            "verifiedPaidCalls": agent.x402_total_calls,
-            "payers": payers,
-            "lastPaidAt": iso(agent.last_payment_at),
-            "capabilities": list(agent.capabilities),
-        }
-        resource = DiscoveryResource(
-            resource=agent.x402_service_endpoint,
-            type=RESOURCE_TYPE,
-            x402_version=2,
-            accepts=accepts,
-            last_updated=iso(agent.updated_at) or "",
-            description=agent.description or agent.name,
-            service_name=agent.name if _printable(agent.name, MAX_SERVICE_NAME_CHARS) else None,
-            tags=_tags(agent.capabilities),
-            extensions={EVIDENCE_KEY: evidence},
-        )
-        words = [agent.name, agent.agent_id, agent.description, agent.x402_service_endpoint, *agent.capabilities]
-        return Listing(
-            str(address),
-            resource,
-            pay_to,
-            {str(t.mint): t.price for t in agent.x402_accepted_tokens},
-            agent.reputation_score,
-            frozenset(c.casefold() for c in agent.capabilities),
-            "\n".join(words).casefold(),
-        )
 
     def status(self) -> dict[str, Any]:
-        """For /health: how many resources, and when the chain was last read."""
-        return {"resources": len(self.listings), "refreshedAt": self.refreshed_at, "refreshes": self.refreshes}
+        """For /health: how many resources, when the registry was last read, reads and looks at the chain."""
+        return {
+            "resources": len(self.listings),
+            "refreshedAt": self.refreshed_at,
+            "refreshes": self.refreshes,
+            "looks": self.looks,
+        }

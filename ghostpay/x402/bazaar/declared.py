@@ -20,7 +20,7 @@ from typing import Any
 
 from x402.extensions.bazaar import BAZAAR, DiscoveredResource, DiscoveryResource, extract_discovery_info
 
-from ghostpay.x402.bazaar.catalogue import EVIDENCE_KEY, RESOURCE_TYPE, Listing, iso
+from ghostpay.x402.bazaar.listing import EVIDENCE_KEY, RESOURCE_TYPE, Listing, iso
 from ghostpay.x402.record.types import HINT_KEY
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from typing import Any
 from x402.extensions.bazaar import Pagination, SearchPagination
 
 from ghostpay.exceptions import InvalidArgument
-from ghostpay.x402.bazaar.catalogue import Listing
+from ghostpay.x402.bazaar.listing import Listing
 from ghostpay.x402.networks import network_by_id
 from ghostpay.x402.wire import MalformedInput, check_address, check_amount
 

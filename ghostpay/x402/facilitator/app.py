@@ -8,7 +8,8 @@
     GET  /health     fee payer, SOL balance and its floor, auth mode, payments settled and pending, refusals,
                      legacy receipts swept, the discovery catalogue's size and age
     GET  /discovery/resources, /discovery/search   the Bazaar: GhostPay's x402 agents read from the chain
-                     (`ghostpay.x402.bazaar`), refreshed every `discovery_refresh_seconds`
+                     (`ghostpay.x402.bazaar`), followed every `discovery_refresh_seconds` (read again when the
+                     program ran a transaction)
 
 Who may call (`keys.AccessGate`): with no seller key configured, loopback clients only
 (anyone else 403 `ghostpay_loopback_only`); with keys, /verify and /settle need one (401 with a named
@@ -36,8 +37,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from x402.schemas import SchemeNotFoundError
 
-from ghostpay.x402.bazaar.catalogue import ChainCatalogue, Listing
+from ghostpay.x402.bazaar.catalogue import ChainCatalogue
 from ghostpay.x402.bazaar.declared import DeclaredResources
+from ghostpay.x402.bazaar.listing import Listing
 from ghostpay.x402.bazaar.query import list_query, list_resources, search_query, search_resources
 from ghostpay.x402.facilitator.keys import AuthRefused, Caller, Credential, endpoint_of
 from ghostpay.x402.facilitator.service import GhostPayFacilitator
@@ -122,13 +124,14 @@ def create_facilitator_app(settings: FacilitatorSettings) -> Starlette:
 
     async def refresh_catalogue(catalogue: ChainCatalogue) -> None:
         try:
-            await to_thread.run_sync(catalogue.refresh)
+            await to_thread.run_sync(catalogue.follow)
         except Exception as exc:  # noqa: BLE001 - the node is away: the catalogue read last stays served
             log.warning("discovery catalogue refresh failed: %s", exc)
 
     async def follow_chain(catalogue: ChainCatalogue) -> None:
-        """The catalogue follows the registry by polling: one read of the agents and one of the PayerStats'
-        agent fields per interval, whatever the number of requests (they never wait for the chain)."""
+        """The catalogue follows the registry by polling: one look at the program's newest transaction per
+        interval, and the registry read again when it changed, whatever the number of requests (they never
+        wait for the chain)."""
         while True:
             await asyncio.sleep(settings.discovery_refresh_seconds)
             await refresh_catalogue(catalogue)

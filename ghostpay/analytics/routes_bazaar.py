@@ -1,0 +1,99 @@
+"""The x402 Bazaar over the index: `GET /discovery/resources` and `GET /discovery/search`, as the package's
+`with_bazaar(HTTPFacilitatorClientSync(...))` client calls them, the same queries and answers as
+`ghost facilitator start` serves (`ghostpay.x402.bazaar.query`), with the catalogue read from the index rather
+than from `getProgramAccounts`: every open, active x402 agent with an endpoint and an accepted mint, its prices,
+reputation, verified paid calls, distinct payers and last payment. Each request reads the index, so an agent
+shows (or goes) as soon as the indexer applied its registration (or deactivation).
+
+The index does not know which facilitator a seller settles through: the listed requirements carry no
+`extra.feePayer` (a buyer pays what the seller's own 402 asks) and a record hint without facilitator support.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from solders.pubkey import Pubkey
+
+from ghostpay.analytics.context import ApiContext, api_context
+from ghostpay.indexer.queries import ListedAgent, x402_agents
+from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.bazaar.listing import AgentEntry, Listing, listing
+from ghostpay.x402.bazaar.query import list_query, list_resources, search_query, search_resources
+from ghostpay.x402.networks import network_for_genesis
+from ghostpay.x402.record.server import declare_record_extension
+from ghostpay.x402.record.types import HINT_KEY
+from ghostpay.x402.wire import MalformedInput
+
+router = APIRouter()
+Q = TypeVar("Q")
+NO_FACILITATOR_EXTENSIONS: tuple[str, ...] = ()
+
+
+def _entry(row: ListedAgent) -> AgentEntry:
+    agent = row.agent
+    return AgentEntry(
+        address=agent.address,
+        agent_id=agent.agent_id,
+        name=agent.name,
+        description=agent.description,
+        owner=agent.owner,
+        endpoint=agent.endpoint,
+        pay_to=agent.payment_address or "",
+        prices=row.prices,
+        capabilities=tuple(row.capabilities),
+        reputation=agent.reputation_score,
+        tier=agent.tier,
+        paid_calls=agent.x402_total_calls,
+        payers=row.payers,
+        last_paid_at=agent.last_payment_at,
+        updated_at=agent.updated_at,
+    )
+
+
+def _listing(entry: AgentEntry, network: str) -> Listing:
+    hint = declare_record_extension(Pubkey.from_string(entry.address), PROGRAM_ID, "", NO_FACILITATOR_EXTENSIONS)
+    return listing(entry, str(PROGRAM_ID), network, {HINT_KEY: hint})
+
+
+async def listings(ctx: ApiContext) -> list[Listing]:
+    """The indexed x402 agents as Bazaar items, on the x402 network of the indexed chain."""
+    network = network_for_genesis(await ctx.genesis_hash()).caip2
+    entries = [_entry(row) for row in await ctx.db(x402_agents)]
+    return [_listing(e, network) for e in entries if e.listable()]
+
+
+async def _answer(
+    ctx: ApiContext,
+    params: Mapping[str, str],
+    parse: Callable[[Mapping[str, str]], Q],
+    answer: Callable[[list[Listing], Q], dict[str, Any]],
+) -> JSONResponse:
+    """The query's answer; one that means nothing answers 400 `{"error", "reason"}` (as the facilitator's)
+    before the index is read."""
+    try:
+        query = parse(params)
+    except MalformedInput as exc:
+        return JSONResponse({"error": str(exc), "reason": exc.reason}, status_code=400)
+    return JSONResponse(answer(await listings(ctx), query))
+
+
+@router.get(
+    "/discovery/resources",
+    tags=["bazaar"],
+    summary="x402 Bazaar: the indexed x402 agents (type, payTo, scheme, network, extensions, limit, offset)",
+)
+async def discovery_resources(request: Request, ctx: ApiContext = Depends(api_context)) -> JSONResponse:
+    return await _answer(ctx, request.query_params, list_query, list_resources)
+
+
+@router.get(
+    "/discovery/search",
+    tags=["bazaar"],
+    summary="x402 Bazaar search: query text with capability:, max_price:MINT=AMOUNT, asset:, min_reputation:, sort:",
+)
+async def discovery_search(request: Request, ctx: ApiContext = Depends(api_context)) -> JSONResponse:
+    return await _answer(ctx, request.query_params, search_query, search_resources)
