@@ -26,7 +26,7 @@ import httpx
 from a2a.client import ClientConfig, ClientFactory
 from a2a.client.card_resolver import A2ACardResolver
 from a2a.client.client import ClientCallContext
-from a2a.client.service_parameters import ServiceParameters, with_a2a_extensions
+from a2a.client.service_parameters import ServiceParametersFactory, with_a2a_extensions
 from a2a.types.a2a_pb2 import AgentCard, Message, Part, Role, SendMessageRequest, Task, TaskState
 from google.protobuf.json_format import MessageToDict, ParseDict
 from x402.schemas import PaymentRequired, SettleResponse
@@ -155,7 +155,7 @@ class A2ABuyer:
         )
         self.http = httpx.AsyncClient(timeout=timeout)  # a payment answer waits for the facilitator's settlement
         self.context = ClientCallContext(
-            service_parameters=ServiceParameters.create([with_a2a_extensions([EXTENSION_URI])])
+            service_parameters=ServiceParametersFactory.create([with_a2a_extensions([EXTENSION_URI])])
         )
 
     async def __aenter__(self) -> A2ABuyer:

@@ -11,7 +11,7 @@ serializer, which adds the 0.3 fields older clients read) writes the JSON.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentExtension, AgentInterface, AgentSkill
@@ -22,7 +22,12 @@ from google.protobuf.struct_pb2 import Struct
 
 from ghostpay.tokens import from_atomic
 from ghostpay.x402.a2a.protocol import EXTENSION_URI, PROTOCOL_VERSIONS
-from ghostpay.x402.seller_offer import Offer
+from ghostpay.x402.networks import network_for_cluster
+from ghostpay.x402.seller_offer import Offer, offer_of
+
+if TYPE_CHECKING:
+    from ghostpay.client import GhostPayClient
+    from ghostpay.results import AgentInfo
 
 CARD_PATH = "/.well-known/agent-card.json"
 INPUT_MODES = ("application/json", "text/plain")  # a data part is sent as JSON, text parts as text
@@ -116,3 +121,9 @@ def build_card(
 def card_json(card: AgentCard) -> dict[str, Any]:
     """The card as served at /.well-known/agent-card.json (A2A 1.0 fields, and 0.3's for older clients)."""
     return agent_card_to_dict(card)
+
+
+async def chain_card(gp: GhostPayClient, info: AgentInfo, urls: Sequence[str]) -> AgentCard:
+    """The card of an agent as the chain has it now, served at `urls` (`ghost agent card`)."""
+    network = network_for_cluster(gp.cluster.http_url, gp.cluster.ws_url)
+    return build_card(await offer_of(gp, info), urls, network.caip2, str(gp.program_id))
