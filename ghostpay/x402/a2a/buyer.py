@@ -185,7 +185,7 @@ class A2ABuyer:
     async def send(self, client: Any, message: Message) -> Task:
         async for event in client.send_message(SendMessageRequest(message=message), context=self.context):
             if event.HasField("task"):
-                return event.task  # type: ignore[no-any-return]
+                return event.task
         raise X402Error("the agent answered with a message, not a task")
 
     async def pay(self, client: Any, task: Task, required: Required, url: str) -> A2ACall:

@@ -17,6 +17,7 @@ from a2a.types.a2a_pb2 import GetTaskRequest, SendMessageRequest, SendMessageRes
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, VERSION_HEADER
 from a2a.utils.errors import (
     JSON_RPC_ERROR_CODE_MAP,
+    A2AError,
     ExtensionSupportRequiredError,
     InvalidParamsError,
     InvalidRequestError,
@@ -79,9 +80,9 @@ def activated(headers: dict[str, str]) -> bool:
 class RpcFault(Exception):
     """A JSON-RPC error answer: the A2A error's code (from the SDK's table) and a message."""
 
-    def __init__(self, error: type[Exception], message: str) -> None:
+    def __init__(self, error: type[A2AError], message: str) -> None:
         super().__init__(message)
-        self.code = JSON_RPC_ERROR_CODE_MAP.get(error, -32603)  # type: ignore[call-overload]
+        self.code = JSON_RPC_ERROR_CODE_MAP.get(error, -32603)
 
 
 def not_activated() -> RpcFault:
