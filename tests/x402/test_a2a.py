@@ -34,6 +34,7 @@ from ghostpay.x402.a2a.protocol import EXTENSION_URI
 from ghostpay.x402.a2a.seller import MAX_ATTEMPTS
 from ghostpay.x402.buyer import X402Buyer
 from ghostpay.x402.buyer.quotes import decode_quotes
+from tests.cli.conftest import ghost
 from tests.sdk.conftest import create_mint, fund
 from tests.x402.conftest import (
     GHOST,
@@ -44,6 +45,7 @@ from tests.x402.conftest import (
     Upstream,
     buyer,
     guarded,
+    keypair_file,
     register_agent,
     sol_balance,
     token_balance,
@@ -370,3 +372,25 @@ async def test_the_a2a_buyer_reports_a_refused_payment(
     assert failed.value.code == "http_405" and failed.value.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
     [row] = list(wallet.ledger.entries(str(keypair.pubkey())))
     assert row["state"] == "released" and token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+
+
+def test_cli_call_a2a(net: Any, proxy: Process, agent: Agent, tmp_path: Path) -> None:
+    """`ghost x402 call --a2a`: asks before paying (refused without a terminal), pays within --max-price, prints
+    the artifact and the verified payment; a message needs --json or --data."""
+    keypair = buyer(net, agent.mint)
+    key = keypair_file(tmp_path, keypair)
+    env = {"GHOSTPAY_HOME": str(tmp_path / "home"), "GHOST_URL": net.http_url, "GHOST_CONFIG": ""}
+    url = f"{proxy.url}/translate"
+    refused = ghost("-k", key, "x402", "call", "--a2a", url, "--json", '{"text": "cli"}', env=env)
+    assert "needs your confirmation" in refused.one_line_error(1)
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000
+    paid = ghost("-k", key, "x402", "call", "--a2a", url, "--json", '{"text": "cli"}', "--max-price", "0.01", env=env)
+    assert paid.code == 0, paid.stderr
+    assert paid.data["payment"]["settled"] and paid.data["payment"]["verified"]
+    assert json.loads(paid.data["answer"]["echo"]) == {"text": "cli"}
+    assert paid.data["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    text = ghost("-k", key, "x402", "call", "--a2a", url, "--data", "hola", "--yes", env=env, output=None)
+    assert text.code == 0 and json.loads(text.stdout)["echo"] == "hola", text.stderr
+    assert "recorded on chain" in text.stderr
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - 2 * PRICE_ATOMIC
+    assert ghost("-k", key, "x402", "call", "--a2a", url, "--yes", env=env).code == 2
