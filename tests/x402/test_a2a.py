@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,15 +26,20 @@ from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.json_format import MessageToDict
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from x402.schemas import PaymentRequired
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.exceptions import PriceAboveMaximum
 from ghostpay.x402.a2a.buyer import A2ABuyer, A2APaymentFailed
 from ghostpay.x402.a2a.protocol import EXTENSION_URI
-from ghostpay.x402.a2a.seller import MAX_ATTEMPTS
+from ghostpay.x402.a2a.seller import MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_TASKS, A2AMerchant
 from ghostpay.x402.buyer import X402Buyer
 from ghostpay.x402.buyer.quotes import decode_quotes
+from ghostpay.x402.seller import SellerSettings, X402Paywall, paid_call
 from tests.cli.conftest import ghost
 from tests.sdk.conftest import create_mint, fund
 from tests.x402.conftest import (
@@ -192,7 +198,8 @@ def test_the_card_of_an_agent_with_ten_tokens(net: Any, tmp_path: Path) -> None:
 
 
 def test_a_price_change_reaches_the_card(net: Any, upstream: Any, facilitator: Process, tmp_path: Path) -> None:
-    """The card follows the account as the 402 does: the new price is served without a restart (polled)."""
+    """The card follows the account as the 402 does: a new price, description or capabilities are served without
+    a restart (polled)."""
     agent = register_agent(net, "a2a-repriced")
     proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path, "--route", "POST /x").start()
     try:
@@ -203,6 +210,12 @@ def test_a_price_change_reaches_the_card(net: Any, upstream: Any, facilitator: P
         while x402_params(validated(httpx.get(url).json()))["accepts"][0]["amount"] != "25000":
             assert time.monotonic() < deadline, "the new price never reached the card"
             time.sleep(0.05)
+        # the descriptive fields too (the offer used to follow only the flags, payee and prices)
+        agent.run("update_agent", description="Spanish, fast", capabilities=["translate", "detect"])
+        while [s["id"] for s in httpx.get(url).json()["skills"]] != ["translate", "detect"]:
+            assert time.monotonic() < deadline + 30, "the new capabilities never reached the card"
+            time.sleep(0.05)
+        assert validated(httpx.get(url).json()).description == "Spanish, fast"
     finally:
         proc.stop()
 
@@ -394,3 +407,52 @@ def test_cli_call_a2a(net: Any, proxy: Process, agent: Agent, tmp_path: Path) ->
     assert "recorded on chain" in text.stderr
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - 2 * PRICE_ATOMIC
     assert ghost("-k", key, "x402", "call", "--a2a", url, "--yes", env=env).code == 2
+
+
+# the seller middleware --------------------------------------------------------------------------------------
+
+
+async def test_the_middleware_serves_the_card_and_takes_a2a_calls(net: Any, agent: Agent, facilitator: Process) -> None:
+    """`X402Paywall` in an app: the same card at /.well-known/agent-card.json, and a paid A2A 1.0 call reaches
+    the handler with its `paid_call` (verified on chain); the free route stays free."""
+    handled: list[Any] = []
+
+    async def summarize(request: Request) -> JSONResponse:
+        call = paid_call(request)
+        handled.append(call)
+        return JSONResponse({"summary": (await request.json())["text"][:5], "verified": call.verified_on_chain})
+
+    app = Starlette(routes=[Route("/summarize", summarize, methods=["POST"])])
+    app.add_middleware(
+        X402Paywall,
+        settings=SellerSettings(
+            agent.address, net.http_url, facilitator.url, routes=("POST /summarize",), ws_url=net.ws_url
+        ),
+    )
+    keypair = buyer(net, agent.mint)
+    with ServerThread(app) as served:
+        card = validated(httpx.get(f"{served.url}/.well-known/agent-card.json").json())
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, A2ABuyer(gp) as a2a:
+            paid = await a2a.call(served.url, {"text": "a long text"})
+    assert [i.url for i in card.supported_interfaces] == [f"{served.url}/summarize"] * 2
+    assert paid.answer == {"summary": "a lon", "verified": True} and paid.payment and paid.payment.verified
+    assert [(c.payer, c.amount) for c in handled] == [(keypair.pubkey(), PRICE_ATOMIC)]
+
+
+def test_the_task_state_is_bounded(proxy: Process) -> None:
+    """At most MAX_TASKS tasks are kept (the oldest forgotten first), and a request over MAX_BODY_BYTES is refused
+    before anything is kept."""
+    offer = SimpleNamespace(unavailable=None)
+    seller = SimpleNamespace(
+        settings=SimpleNamespace(routes=("POST /x",)),
+        watch=SimpleNamespace(offer=offer),
+        requirements=list,
+        required=lambda *args: PaymentRequired(accepts=[]),
+    )
+    merchant = A2AMerchant(seller, pay=None)  # type: ignore[arg-type]
+    scope = {"path": "/x", "headers": [(b"host", b"seller")]}
+    opened = [merchant.open_task(user_message("x"), scope, "POST /x").id for _ in range(MAX_TASKS + 3)]
+    assert len(merchant.tasks) == MAX_TASKS and list(merchant.tasks) == opened[3:]
+    big = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {"text": "x" * MAX_BODY_BYTES}}}
+    answer = httpx.post(f"{proxy.url}/translate", json=big, headers={"A2A-Extensions": EXTENSION_URI}).json()
+    assert answer["error"]["code"] == -32600 and str(MAX_BODY_BYTES) in answer["error"]["message"]
