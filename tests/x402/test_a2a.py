@@ -165,6 +165,8 @@ def test_the_proxy_serves_the_card_of_its_agent(proxy: Process, agent: Agent) ->
     assert [(s.id, list(s.tags)[:1]) for s in card.skills] == [("test", ["test"])]
     params = x402_params(card)
     assert params["accepts"] == [{"asset": str(agent.mint), "amount": str(PRICE_ATOMIC), "decimals": 6}]
+    served = httpx.get(f"{proxy.url}/.well-known/agent-card.json").json()
+    assert type(served["capabilities"]["extensions"][0]["params"]["x402Version"]) is int  # 2, not Struct's 2.0
     assert (params["payTo"], params["agent"]) == (str(agent.owner.pubkey()), str(agent.address))
 
 
@@ -297,7 +299,9 @@ async def test_a_bad_payload_gets_the_named_error_and_moves_nothing(
     url = f"{proxy.url}/translate"
     opened = rpc(url, "message/send", legacy_message())["result"]
     assert (opened["kind"], opened["status"]["state"]) == ("task", "input-required")
-    required = PaymentRequired.model_validate(opened["status"]["message"]["metadata"]["x402.payment.required"])
+    required_json = opened["status"]["message"]["metadata"]["x402.payment.required"]
+    assert type(required_json["x402Version"]) is int and type(required_json["accepts"][0]["maxTimeoutSeconds"]) is int
+    required = PaymentRequired.model_validate(required_json)
     calls = len(service.calls)
     before = [
         token_balance(net, keypair.pubkey(), agent.mint),

@@ -21,7 +21,7 @@ from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.struct_pb2 import Struct
 
 from ghostpay.tokens import from_atomic
-from ghostpay.x402.a2a.protocol import EXTENSION_URI, PROTOCOL_VERSIONS
+from ghostpay.x402.a2a.protocol import EXTENSION_URI, PROTOCOL_VERSIONS, integral
 from ghostpay.x402.networks import network_for_cluster
 from ghostpay.x402.seller_offer import Offer, offer_of
 
@@ -120,7 +120,7 @@ def build_card(
 
 def card_json(card: AgentCard) -> dict[str, Any]:
     """The card as served at /.well-known/agent-card.json (A2A 1.0 fields, and 0.3's for older clients)."""
-    return agent_card_to_dict(card)
+    return integral(agent_card_to_dict(card))
 
 
 async def chain_card(gp: GhostPayClient, info: AgentInfo, urls: Sequence[str]) -> AgentCard:

@@ -133,16 +133,28 @@ def read_call(body: Any) -> Call:
         raise RpcFault(InvalidParamsError, f"{method}: {str(exc)[:300]}") from None
 
 
+def integral(value: Any) -> Any:
+    """`value` with the whole numbers a protobuf Struct holds as doubles (`"x402Version": 2.0`) written as
+    integers, as JavaScript writes them: x402 readers expect integers there."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral(v) for v in value]
+    return value
+
+
 def result(call: Call, task: Task) -> dict[str, Any]:
     """The JSON-RPC answer carrying `task`, in the call's protocol version."""
     if call.version == PROTOCOL_VERSION_1_0:
         payload = SendMessageResponse(task=task) if call.send is not None else task
-        return {"jsonrpc": "2.0", "id": call.id, "result": MessageToDict(payload)}
+        return {"jsonrpc": "2.0", "id": call.id, "result": integral(MessageToDict(payload))}
     if call.send is not None:
         answer = conversions.to_compat_send_message_response(SendMessageResponse(task=task), call.id)
-        return answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return integral(answer.model_dump(mode="json", by_alias=True, exclude_none=True))
     legacy = conversions.to_compat_task(task).model_dump(mode="json", by_alias=True, exclude_none=True)
-    return {"jsonrpc": "2.0", "id": call.id, "result": legacy}
+    return {"jsonrpc": "2.0", "id": call.id, "result": integral(legacy)}
 
 
 def fault(rpc_id: str | int | None, error: RpcFault) -> dict[str, Any]:
