@@ -49,6 +49,7 @@ EXPECTED = [
         r"^Translator at https://t\.example/api: 10000 atomic units of \w+, 2 atomic units of \w+\n"
         r"  [A-Z]+, [1-9]\d* verified paid calls$",
     ),
+    ("A2ACardResolver(", r"^Translator http://127\.0\.0\.1:\d+/translate \d+ of \w+(, \d+ of \w+)* required: True$"),
 ]
 
 
