@@ -21,7 +21,7 @@ from a2a.client.card_resolver import parse_agent_card
 from a2a.client.client import ClientCallContext
 from a2a.client.service_parameters import ServiceParametersFactory, with_a2a_extensions
 from a2a.compat.v0_3 import types as types_v03
-from a2a.types.a2a_pb2 import AgentCard, Message, Part, Role, SendMessageRequest, Task, TaskState
+from a2a.types.a2a_pb2 import AgentCard, GetTaskRequest, Message, Part, Role, SendMessageRequest, Task, TaskState
 from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.json_format import MessageToDict
 from solders.keypair import Keypair
@@ -258,6 +258,9 @@ async def test_the_sdk_client_pays_through_the_proxy(net: Any, proxy: Process, a
         events = await gp.get_transaction_events(receipt["transaction"])
     recorded = [e for e in events if e.name == "X402PaymentRecorded"]
     assert len(recorded) == 1 and recorded[0].agent == agent.address and recorded[0].payer == keypair.pubkey()
+    kept = await client.get_task(GetTaskRequest(id=task.id), context=ACTIVATED)
+    assert kept.status.state == TaskState.TASK_STATE_COMPLETED and not kept.artifacts  # the answer is not kept
+    assert meta(kept)["x402.payment.receipts"] == meta(done)["x402.payment.receipts"]
     answer = MessageToDict(done.artifacts[0].parts[0].data)
     assert json.loads(answer["echo"]) == {"text": "hola"} and answer["payer"] == str(keypair.pubkey())
     assert len(service.calls) == calls + 1 and service.calls[-1]["path"] == "/translate"

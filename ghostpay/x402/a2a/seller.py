@@ -12,7 +12,8 @@ error in `x402.payment.error` (the spec's code where it has one) and the refusal
 nothing was moved. A task completes only through a settled payment.
 
 Tasks live in memory, bounded: at most MAX_TASKS (the oldest go first), each holding the first message's
-content (at most MAX_BODY_BYTES) until it is paid, and at most MAX_ATTEMPTS receipts.
+content (at most MAX_BODY_BYTES) until it is paid, and at most MAX_ATTEMPTS receipts; the answer is sent
+once, with the payment's result, and not kept.
 """
 
 from __future__ import annotations
@@ -263,7 +264,10 @@ class A2AMerchant:
             await self.settle(entry, MessageToDict(message.metadata).get(PAYLOAD_KEY), scope, receive, route)
         finally:
             entry.paying = False
-        return entry.task
+        answered = Task()
+        answered.CopyFrom(entry.task)
+        del entry.task.artifacts[:]  # the answer goes to the payer once; the task keeps its status and receipts
+        return answered
 
     def open_task(self, message: Message, scope: Scope, route: str) -> Task:
         offer = self.seller.watch.offer
