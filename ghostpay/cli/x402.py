@@ -124,6 +124,8 @@ def proxy(
     back with PAYMENT-RESPONSE. A price change on chain applies to the next 402. The upstream sees the
     payer in X-GhostPay-Payer (also -Amount, -Mint, -Verified). A browser (Accept: text/html) gets the
     official x402 Solana paywall page instead of the JSON 402, with the agent's name and price.
+    GET /.well-known/agent-card.json is the agent's A2A Agent Card, and priced POST routes take A2A
+    JSON-RPC calls paid with the a2a-x402 extension (docs/a2a.md).
 
     Example:  ghost x402 proxy --agent translator --upstream http://127.0.0.1:9000 --route 'POST /translate'
     """
