@@ -21,7 +21,7 @@ from a2a.client.card_resolver import parse_agent_card
 from a2a.client.client import ClientCallContext
 from a2a.client.service_parameters import ServiceParametersFactory, with_a2a_extensions
 from a2a.compat.v0_3 import types as types_v03
-from a2a.types.a2a_pb2 import AgentCard, GetTaskRequest, Message, Part, Role, SendMessageRequest, Task, TaskState
+from a2a.types.a2a_pb2 import AgentCard, GetTaskRequest, Message, SendMessageRequest, Task, TaskState
 from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.json_format import MessageToDict
 from solders.keypair import Keypair
@@ -34,7 +34,7 @@ from x402.schemas import PaymentRequired
 
 from ghostpay.client import GhostPayClient, X402Settings
 from ghostpay.exceptions import PriceAboveMaximum
-from ghostpay.x402.a2a.buyer import A2ABuyer, A2APaymentFailed
+from ghostpay.x402.a2a.buyer import A2ABuyer, A2APaymentFailed, user_message as a2a_message
 from ghostpay.x402.a2a.protocol import EXTENSION_URI
 from ghostpay.x402.a2a.seller import MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_TASKS, A2AMerchant
 from ghostpay.x402.buyer import X402Buyer
@@ -110,15 +110,7 @@ def x402_params(card: AgentCard) -> dict[str, Any]:
 
 
 def user_message(content: dict[str, Any] | str, task: Task | None = None, **metadata: Any) -> Message:
-    message = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER)
-    if task is not None:
-        message.task_id, message.context_id = task.id, task.context_id
-    part = Part()
-    if isinstance(content, str):
-        part.text = content
-    else:
-        part.data.struct_value.update(content)
-    message.parts.append(part)
+    message = a2a_message(content, task)
     message.metadata.update(metadata)
     return message
 
