@@ -497,7 +497,8 @@ class X402Paywall:
         if scope["path"] == self.seller.settings.stats_route and scope["method"] == "GET":
             await _json(send, 200, self.seller.stats_document())
             return
-        card = scope["path"] == CARD_PATH and scope["method"] == "GET"
+        # the agent's card, unless no priced route takes A2A calls (then the app's own card, if any)
+        card = scope["path"] == CARD_PATH and scope["method"] == "GET" and bool(self.a2a.paths)
         route = self.seller.match(scope["method"], scope["path"])
         if route is None and not card:
             await self.app(scope, receive, send)

@@ -193,7 +193,7 @@ def test_the_card_of_an_agent_with_ten_tokens(net: Any, tmp_path: Path) -> None:
 
 def test_a_price_change_reaches_the_card(net: Any, upstream: Any, facilitator: Process, tmp_path: Path) -> None:
     """The card follows the account as the 402 does: a new price, description or capabilities are served without
-    a restart (polled)."""
+    a restart (polled); a closed account's card is no longer served."""
     agent = register_agent(net, "a2a-repriced")
     proc = proxy_process(net, agent, upstream[1].url, facilitator.url, tmp_path, "--route", "POST /x").start()
     try:
@@ -210,6 +210,11 @@ def test_a_price_change_reaches_the_card(net: Any, upstream: Any, facilitator: P
             assert time.monotonic() < deadline + 30, "the new capabilities never reached the card"
             time.sleep(0.05)
         assert validated(httpx.get(url).json()).description == "Spanish, fast"
+        agent.run("close_agent")  # no account, no card (nothing to describe), and no stale one
+        while (closed := httpx.get(url)).status_code != 503:
+            assert time.monotonic() < deadline + 60, "the closed agent's card is still served"
+            time.sleep(0.05)
+        assert closed.json()["error"] == "agent_card_unavailable"
     finally:
         proc.stop()
 
@@ -436,6 +441,19 @@ async def test_the_middleware_serves_the_card_and_takes_a2a_calls(net: Any, agen
     assert [i.url for i in card.supported_interfaces] == [f"{served.url}/summarize"] * 2
     assert paid.answer == {"summary": "a lon", "verified": True} and paid.payment and paid.payment.verified
     assert [(c.payer, c.amount) for c in handled] == [(keypair.pubkey(), PRICE_ATOMIC)]
+
+
+def test_an_app_without_a2a_routes_keeps_its_own_card(net: Any, agent: Agent, facilitator: Process) -> None:
+    """Priced routes that take no POST have no A2A interface: the app's own /.well-known/agent-card.json passes."""
+
+    async def own_card(request: Request) -> JSONResponse:
+        return JSONResponse({"name": "the app's own"})
+
+    app = Starlette(routes=[Route("/.well-known/agent-card.json", own_card)])
+    settings = SellerSettings(agent.address, net.http_url, facilitator.url, routes=("GET /x",), ws_url=net.ws_url)
+    app.add_middleware(X402Paywall, settings=settings)
+    with ServerThread(app) as served:
+        assert httpx.get(f"{served.url}/.well-known/agent-card.json").json() == {"name": "the app's own"}
 
 
 def test_the_task_state_is_bounded(proxy: Process) -> None:

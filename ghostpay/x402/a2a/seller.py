@@ -190,10 +190,10 @@ class A2AMerchant:
     # the card ------------------------------------------------------------------------------------------
 
     def card(self, base_url: str) -> dict[str, Any] | None:
-        """The Agent Card of the agent now (rebuilt whenever the watched offer changes), or None when it
-        cannot be served (the agent is not loaded, or no priced route takes A2A calls)."""
+        """The Agent Card of the agent now (rebuilt whenever the watched offer changes), or None while the agent
+        is not loaded; ValueError when the account cannot make a valid card."""
         offer = self.seller.watch.offer
-        if offer is None or not self.paths:
+        if offer is None:
             return None
         known = self._cards.get(base_url)
         if known is not None and known[0] is offer:
@@ -404,8 +404,11 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
 
 
 async def serve_card(merchant: A2AMerchant, scope: Scope, send: Send) -> None:
-    card = merchant.card(base_url(scope))
+    try:
+        card, why = merchant.card(base_url(scope)), "the agent is not loaded"
+    except ValueError as exc:  # e.g. a closed account: no name, no description
+        card, why = None, str(exc)
     if card is None:
-        await send_json(send, 404, {"error": "no_agent_card", "message": "no priced route takes A2A calls (POST)"})
+        await send_json(send, 503, {"error": "agent_card_unavailable", "message": why})
         return
     await send_json(send, 200, card, {"cache-control": "no-cache"})
