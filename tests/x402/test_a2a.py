@@ -126,13 +126,12 @@ def meta(task: Task) -> dict[str, Any]:
 
 
 async def signed_payload(gp: GhostPayClient, required: PaymentRequired, url: str, amount: int | None = None) -> Any:
-    """GhostPay's buyer signing the task's requirement (the record added); `amount`: sign a transfer of that
-    instead, still naming the offered requirement as the one accepted."""
+    """GhostPay's buyer signing the task's requirement (the record added): (payload, its RecordedPayment);
+    `amount`: only the payload of a transfer of that instead, still naming the offered requirement as accepted."""
     payer = X402Buyer(gp)
     (quote,) = await decode_quotes(gp, required, url)
     if amount is None:
-        payload, _ = await payer.sign(required, 0, quote)
-        return payload
+        return await payer.sign(required, 0, quote)
     lowered = required.model_copy(update={"accepts": [required.accepts[0].model_copy(update={"amount": str(amount)})]})
     payload, _ = await payer.sign(lowered, 0, quote)
     return payload.model_copy(update={"accepted": required.accepts[0]})
@@ -239,7 +238,7 @@ async def test_the_sdk_client_pays_through_the_proxy(net: Any, proxy: Process, a
             (str(agent.mint), str(PRICE_ATOMIC), str(agent.owner.pubkey()))
         ]
         assert len(service.calls) == calls  # nothing served before the payment
-        payload = await signed_payload(gp, required, f"{proxy.url}/translate")
+        payload, recorded = await signed_payload(gp, required, f"{proxy.url}/translate")
         done = await send(
             client,
             user_message(
@@ -252,9 +251,9 @@ async def test_the_sdk_client_pays_through_the_proxy(net: Any, proxy: Process, a
         assert meta(done)["x402.payment.status"] == "payment-completed"
         (receipt,) = meta(done)["x402.payment.receipts"]
         assert receipt["success"] and receipt["payer"] == str(keypair.pubkey())
-        events = await gp.get_transaction_events(receipt["transaction"])
-    recorded = [e for e in events if e.name == "X402PaymentRecorded"]
-    assert len(recorded) == 1 and recorded[0].agent == agent.address and recorded[0].payer == keypair.pubkey()
+        on_chain = await gp.get_receipt(agent.address, recorded.reference)  # GhostPay's record of this payment
+    assert on_chain is not None and str(on_chain.signature) == receipt["transaction"]
+    assert on_chain.payer == keypair.pubkey() and on_chain.amount_atomic == PRICE_ATOMIC
     kept = await client.get_task(GetTaskRequest(id=task.id), context=ACTIVATED)
     assert kept.status.state == TaskState.TASK_STATE_COMPLETED and not kept.artifacts  # the answer is not kept
     assert meta(kept)["x402.payment.receipts"] == meta(done)["x402.payment.receipts"]
