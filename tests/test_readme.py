@@ -54,6 +54,7 @@ EXPECTED = [
         "chain_registry(",
         r"^Service\(name='A2A', endpoint='https://t\.example/\.well-known/agent-card\.json', version='1\.0'\)$",
     ),
+    ("A2ACardResolver(", r"^Translator http://127\.0\.0\.1:\d+/translate \d+ of \w+(, \d+ of \w+)* required: True$"),
 ]
 
 

@@ -678,6 +678,41 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
     )
 
 
+@app.command()
+def card(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="Address, or the agent_id of yours."),
+    url: str | None = typer.Option(
+        None, "--url", help="The agent's A2A JSON-RPC endpoint (default: its on-chain x402 endpoint)."
+    ),
+) -> None:
+    """Print the agent's A2A Agent Card (JSON), made from its on-chain account.
+
+    The card `ghost x402 proxy` serves at /.well-known/agent-card.json: name, description, version,
+    capabilities as skills, the endpoint as a JSON-RPC interface, the a2a-x402 extension with its prices.
+
+    Example: ghost agent card translator --url https://translator.example/translate
+    """
+    st = state(ctx)
+    ref = params.agent_ref(agent)
+
+    async def work(gp: GhostPayClient) -> dict[str, Any]:
+        from ghostpay.x402.a2a.card import card_json, chain_card
+
+        info = await gp.get_agent(ref)
+        endpoint = url or info.endpoint
+        if not endpoint:
+            raise CliError(f"agent {info.address} has no x402 endpoint on chain: pass --url")
+        try:
+            return card_json(await chain_card(gp, info, [endpoint]))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+    import json
+
+    typer.echo(json.dumps(st.run(work, signer=isinstance(ref, str)), indent=2))
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context, owner: str | None = typer.Option(None, "--owner", help="Whose agents (default: your wallet's).")

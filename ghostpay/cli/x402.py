@@ -143,6 +143,8 @@ def proxy(
     back with PAYMENT-RESPONSE. A price change on chain applies to the next 402. The upstream sees the
     payer in X-GhostPay-Payer (also -Amount, -Mint, -Verified). A browser (Accept: text/html) gets the
     official x402 Solana paywall page instead of the JSON 402, with the agent's name and price.
+    GET /.well-known/agent-card.json is the agent's A2A Agent Card, and priced POST routes take A2A
+    JSON-RPC calls paid with the a2a-x402 extension (docs/a2a.md).
 
     With --session 1h a buyer who paid for a route signs in instead of paying again for an hour after its
     payment ('ghost x402 call' and x402_http do it by themselves).
@@ -375,6 +377,12 @@ def call(
         "again with the same key and the seller answers it from its cache instead of charging it again; "
         "default: a new one per invocation, journalled: after a failed connection the same command reuses it.",
     ),
+    a2a: bool = typer.Option(
+        False,
+        "--a2a",
+        help="URL is an A2A agent (its card at /.well-known/agent-card.json): send --json as a data part or --data "
+        "as text in an A2A message and pay its a2a-x402 price; the answer is the task's artifact.",
+    ),
 ) -> None:
     """Call a URL like curl, paying its x402 price (HTTP 402) from your wallet.
 
@@ -406,6 +414,9 @@ def call(
         raise typer.BadParameter(
             "16 to 128 characters among letters, digits, '-' and '_'", param_hint="--idempotency-key"
         )
+    if a2a:
+        _call_a2a(st, url, request, guards, cap, mint)
+        return
 
     async def work(gp: GhostPayClient) -> httpx.Response:
         from ghostpay.cli import journal
@@ -506,6 +517,42 @@ def call(
         if not st.json:
             typer.echo(f"error: HTTP {response.status_code} from {url}", err=True)
         raise typer.Exit(1)
+
+
+def _call_a2a(st: Any, url: str, request: dict, guards: Any, cap: Decimal | None, mint: Any) -> None:
+    """`ghost x402 call --a2a`: one paid A2A message (a2a-x402), its answer printed like an HTTP body's."""
+    from ghostpay.cli.output import emit, format_amount, mint_symbol
+    from ghostpay.spending import GuardedWallet
+    from ghostpay.x402.a2a.buyer import A2ABuyer, A2ACall
+
+    if "json" in request:
+        content: str | dict[str, Any] = request["json"]
+        if not isinstance(content, dict):
+            raise typer.BadParameter("an A2A data part is a JSON object", param_hint="--json")
+    elif "content" in request:
+        content = request["content"].decode("utf-8", "replace")
+    else:
+        raise typer.BadParameter("an A2A message needs --json (a data part) or --data (text)", param_hint="--a2a")
+
+    async def work(gp: GhostPayClient) -> A2ACall:
+        async with A2ABuyer(gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else ()) as buyer:
+            return await buyer.call(url, content)
+
+    paid = st.run(work, status="Calling…")
+
+    def render(out: Console) -> None:
+        record = paid.payment
+        if record is not None:
+            paid_text = format_amount(record.amount, mint_symbol(st, record.mint))
+            typer.echo(
+                f"paid {paid_text} to {record.seller}: settled {record.signature}; task {paid.task.id} completed"
+                + (", recorded on chain" if record.verified else ""),
+                err=True,
+            )
+        answer = paid.answer
+        typer.echo(answer if isinstance(answer, str) else json.dumps(answer))
+
+    emit(st, paid.to_json(), render)
 
 
 @app.command()

@@ -73,6 +73,8 @@ from ghostpay.cluster import resolve, ws_url_for
 from ghostpay.keypairs import KeypairSource, load_keypair
 from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
+from ghostpay.x402.a2a.card import CARD_PATH
+from ghostpay.x402.a2a.seller import A2AMerchant, is_a2a_call, serve_card
 from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
 from ghostpay.x402.idempotency import (
     REPLAY_HEADER,
@@ -513,6 +515,12 @@ class X402Paywall:
         self.app = app
         self.seller = seller
         self._start_lock = asyncio.Lock()
+        self.a2a = A2AMerchant(seller, self._pay)  # the Agent Card, and a2a-x402 calls to the priced routes
+
+    async def _pay(
+        self, scope: Scope, receive: Receive, send: Send, route: str, payload: PaymentPayload | PaymentPayloadV1
+    ) -> None:
+        await PaidRequest(self, scope, receive, send, route).pay(payload, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -524,8 +532,10 @@ class X402Paywall:
         if scope["path"] == self.seller.settings.stats_route and scope["method"] == "GET":
             await _json(send, 200, self.seller.stats_document())
             return
+        # the agent's card, unless no priced route takes A2A calls (then the app's own card, if any)
+        card = scope["path"] == CARD_PATH and scope["method"] == "GET" and bool(self.a2a.paths)
         route = self.seller.match(scope["method"], scope["path"])
-        if route is None:
+        if route is None and not card:
             await self.app(scope, receive, send)
             return
         if not self.seller._started:
@@ -535,7 +545,13 @@ class X402Paywall:
                 except PaywallError as exc:
                     await _json(send, 503, {"error": "paywall_unavailable", "message": str(exc)})
                     return
-        await PaidRequest(self, scope, receive, send, route).run()
+        if card:
+            await serve_card(self.a2a, scope, send)
+        elif route is not None and is_a2a_call(scope):
+            await self.a2a.handle(scope, receive, send, route)
+        else:
+            assert route is not None
+            await PaidRequest(self, scope, receive, send, route).run()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def wrapped_receive() -> Message:

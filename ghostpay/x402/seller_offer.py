@@ -24,7 +24,6 @@ from ghostpay.accounts import Agent
 from ghostpay.client import AgentInfo, GhostPayClient
 from ghostpay.exceptions import GhostPayError
 from ghostpay.tokens import MintInfo
-from ghostpay.types.token_price import TokenPrice
 
 log = logging.getLogger(__name__)
 RECONNECT_BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -68,6 +67,8 @@ class Offer:
     closed: bool = False
     description: str = ""  # the agent's on-chain description: what a 402 says it sells unless the seller says
     name: str = ""  # the agent's on-chain name: the browser paywall shows it
+    capabilities: tuple[str, ...] = ()  # the agent's on-chain capabilities: its A2A card's skills
+    version: str = ""  # "<registration>.<updated_at>": its A2A card's version
 
     @property
     def unavailable(self) -> str | None:
@@ -100,6 +101,8 @@ async def offer_of(gp: GhostPayClient, info: AgentInfo) -> Offer:
         prices,
         description=info.description or info.name,
         name=info.name,
+        capabilities=tuple(info.capabilities),
+        version=f"{info.registration}.{info.updated_at}",
     )
 
 
@@ -120,17 +123,15 @@ def _field_offset(name: str) -> int:
 _FLAGS = slice(_field_offset("x402_enabled"), _field_offset("agent_type"))
 _PAYMENT_ADDRESS = slice(_field_offset("x402_payment_address"), _field_offset("x402_payment_address") + 32)
 _TOKENS = _field_offset("x402_accepted_tokens")
-_TOKEN_PRICE_LEN = TokenPrice.layout.sizeof()
 
 
 def offer_fingerprint(data: bytes) -> bytes:
-    """The bytes of an Agent account an `Offer` depends on (flags, payment address, token prices): every
-    payment rewrites the account's counters, and decoding all of it each time would cost the paywall
-    a millisecond or more per payment."""
+    """The bytes of an Agent account an `Offer` depends on (flags, payment address, and the variable tail: token
+    prices, name, description, capabilities...): every payment rewrites the account's counters, and decoding
+    all of it each time would cost the paywall a millisecond or more per payment."""
     if len(data) < _TOKENS + 4 or data[:8] != Agent.discriminator:
         return b""
-    count = int.from_bytes(data[_TOKENS : _TOKENS + 4], "little")
-    return data[_FLAGS] + data[_PAYMENT_ADDRESS] + data[_TOKENS : _TOKENS + 4 + count * _TOKEN_PRICE_LEN]
+    return data[_FLAGS] + data[_PAYMENT_ADDRESS] + data[_TOKENS:]
 
 
 def payee_account_instructions(offer: Offer, payer: Pubkey, existing: set[Pubkey]) -> list[Instruction]:
