@@ -150,7 +150,9 @@ class GhostPayClient(TransactionClient):
     `ghostpay.x402.x402_http` alike, with their spend ledger (default: the data folder's); `on_send`:
     called with each signature, its last valid block height and the signed bytes just before the
     transaction is sent (e.g. to journal it, so that an interrupted process can still say what it sent,
-    and a later one resume it: see `resume_transaction`); `indexer_url` (and `indexer_token`): a
+    and a later one resume it: see `resume_transaction`); `details`: read each landed transaction back
+    (getTransaction) for its logs, compute units and events (False: results carry the signature and slot,
+    one RPC call less per transaction; `transaction_details(result)` reads them later); `indexer_url` (and `indexer_token`): a
     `ghost indexer serve` API that `search_agents` and `get_receipt` ask first; `token_labels`: the
     label store (default: the data folder's, shared with `ghost tokens`).
     """
@@ -168,6 +170,7 @@ class GhostPayClient(TransactionClient):
         confirm_timeout: float = 30.0,
         blockhash_retries: int = 2,
         on_send: SendHook | None = None,
+        details: bool = True,
         indexer_url: str | None = None,
         guards: SpendingGuards | GuardedWallet | None = None,
         indexer_token: str | None = None,
@@ -184,6 +187,7 @@ class GhostPayClient(TransactionClient):
             confirm_timeout=confirm_timeout,
             blockhash_retries=blockhash_retries,
             on_send=on_send,
+            details=details,
         )
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
