@@ -152,9 +152,9 @@ class GhostPayClient(TransactionClient):
     transaction is sent (e.g. to journal it, so that an interrupted process can still say what it sent,
     and a later one resume it: see `resume_transaction`); `details`: read each landed transaction back
     (getTransaction) for its logs, compute units and events (False: results carry the signature and slot,
-    one RPC call less per transaction; `transaction_details(result)` reads them later); `indexer_url` (and `indexer_token`): a
-    `ghost indexer serve` API that `search_agents` and `get_receipt` ask first; `token_labels`: the
-    label store (default: the data folder's, shared with `ghost tokens`).
+    one RPC call less per transaction; `transaction_details(result)` reads them later); `indexer_url` (and
+    `indexer_token`): a `ghost indexer serve` API that `search_agents` and `get_receipt` ask first;
+    `token_labels`: the label store (default: the data folder's, shared with `ghost tokens`).
     """
 
     def __init__(
