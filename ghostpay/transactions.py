@@ -533,6 +533,13 @@ class TransactionClient:
         value = (await self._rpc(self.rpc.get_account_info(address, self.commitment, "base64"))).value
         return None if value is None else (value.owner, bytes(value.data))
 
+    async def _accounts_data(self, addresses: list[Pubkey]) -> list[tuple[Pubkey, bytes] | None]:
+        """Several accounts' (owner, data), in one call (at most 100)."""
+        if len(addresses) == 1:
+            return [await self._account_data(addresses[0])]
+        values = (await self._rpc(self.rpc.get_multiple_accounts(addresses, self.commitment, "base64"))).value
+        return [None if value is None else (value.owner, bytes(value.data)) for value in values]
+
     async def _send_raw_ixs(self, instructions: list[Instruction]) -> TxResult:
         # the budget instructions are already in `instructions`: no second set
         saved, self.priority_fee = self.priority_fee, None

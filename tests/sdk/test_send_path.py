@@ -4,15 +4,17 @@ without it), and the transaction is read back only for its details. RPC calls ar
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from decimal import Decimal
 
 import pytest
+from solders.keypair import Keypair
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 
 from ghostpay import transactions
-from ghostpay.client import GhostPayClient
+from ghostpay.client import GhostPayClient, X402Settings
 from tests.fault_proxy import FaultProxy
 from tests.sdk.conftest import PRICE, SOL, cheat, fund, mint_to
 from tests.sdk.test_outcome import seller_and_agent, status
@@ -96,7 +98,31 @@ async def test_the_same_transfer_twice_is_two_transactions_once_the_slot_moves(n
     move = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=receiver.pubkey(), lamports=1_000))
     async with GhostPayClient(net.http_url, payer, ws_url=net.ws_url, details=False) as gp:
         first = await gp.send([move])
-        cheat(net, "surfnet_timeTravel", {"absoluteSlot": cheat(net, "getSlot") + 1})
+        while cheat(net, "getSlot") <= first.slot:  # the next slot: a new blockhash (one every ~400 ms)
+            await asyncio.sleep(0.05)
         second = await gp.send([move])
         assert first.signature != second.signature
         assert await gp.get_sol_balance(receiver.pubkey()) == Decimal(SOL + 2_000) / SOL
+
+
+async def test_a_repeat_payment_reads_the_agent_and_the_payee_account_in_one_call(net, usdc) -> None:
+    """The payee's token account of the last payment to an agent is read with the agent (getMultipleAccounts); when
+    the agent's payment address changed meanwhile, the new one's account is read, created and paid."""
+    seller, buyer, new_payee = fund(net), fund(net), Keypair().pubkey()
+    async with GhostPayClient(net.http_url, seller, ws_url=net.ws_url) as owner:
+        agent = (
+            await owner.register_agent("sendpath-reads", "Reads", x402=X402Settings({usdc: PRICE}, "https://x.example"))
+        ).address
+    mint_to(net, buyer.pubkey(), usdc, 1_000_000)
+    with FaultProxy(net.http_url) as proxy:
+        async with GhostPayClient(proxy.url, buyer, ws_url=net.ws_url, details=False) as gp:
+            await gp.pay_agent(agent)
+            proxy.methods.clear()
+            await gp.pay_agent(agent)
+            reads = Counter(m for m in proxy.methods if m.startswith("get") and "Account" in m)
+            assert reads == Counter({"getMultipleAccounts": 1})
+            async with GhostPayClient(net.http_url, seller, ws_url=net.ws_url) as owner:
+                await owner.configure_x402(agent, X402Settings({usdc: PRICE}, "https://x.example", new_payee))
+            await gp.pay_agent(agent)
+            assert await gp.get_token_balance(new_payee, usdc) == PRICE  # its account was created
+            assert await gp.get_token_balance(buyer.pubkey(), usdc) == Decimal(1) - 3 * PRICE
