@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-indexer bench-indexer-scale bench-cli bench-api \
+.PHONY: setup demo test codegen program check bench bench-localnet bench-sdk bench-indexer bench-indexer-scale bench-cli bench-api \
 	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders
 
 setup:
@@ -28,9 +28,14 @@ check: setup
 bench: setup
 	.venv/bin/python -m bench.compute_units
 
-# Localnet start-up, HTTP vs in-process throughput, getProgramAccounts over 10,000 agents.
+# Localnet start-up, HTTP vs in-process throughput, getProgramAccounts over 10,000 agents, RSS and start-up
+# as the ledger grows to 100,000 transactions (LOCALNET_BENCH_GROWTH=1000000 for a million).
 bench-localnet: setup
 	.venv/bin/python -m bench.localnet
+
+# The SDK's payments/s and p50 with 1 and 16 tasks beside a lean solana-py client → bench/results/sdk.json.
+bench-sdk: setup
+	.venv/bin/python -m bench.sdk
 
 # ghost --help and ghost agent search over 10,000 indexed agents, wall time as a user sees it.
 bench-cli: setup

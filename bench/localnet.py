@@ -10,7 +10,11 @@
   all of them, with a `dataSlice` of the fixed head, and one owner's 100 with a `memcmp` + `dataSize`
   filter, with and without `dataSlice` (median of 5; goal ≤ 100 ms filtered);
 - agent search from the chain in-process (`GhostPayClient.search_agents`: getProgramAccounts with
-  memcmp, struct-decoded heads, matches decoded in full) over the same 10,000 agents (goal ≤ 700 ms).
+  memcmp, struct-decoded heads, matches decoded in full) over the same 10,000 agents (goal ≤ 700 ms);
+- memory as the ledger grows: the localnet's RSS after GROWTH / 10 and GROWTH transfers (each sent and
+  confirmed; the clock moved on SLOTS_PER_BATCH slots per BATCH of them, ~250 transactions a slot-second
+  so that the run stands for a longer life), then its start-up time and RSS on that ledger (goal: flat,
+  within ±10 %). LOCALNET_BENCH_GROWTH sets GROWTH (default 100,000; the issue's second point: 1,000,000).
 
 The HTTP rate's ratio to the in-process rate is printed with its goal (≥ 0.3).
 """
@@ -21,6 +25,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import signal
 import statistics
 import sys
@@ -56,6 +61,10 @@ AGENTS = size(10_000, 200)
 AGENT_OWNERS = 100
 AGENT_DISCRIMINATOR = hashlib.sha256(b"account:Agent").digest()[:8]
 RATIO_GOAL = 0.3
+GROWTH = int(os.environ.get("LOCALNET_BENCH_GROWTH", size(100_000, 64)))
+BATCH = 1000
+SLOTS_PER_BATCH = 10
+FLAT_GOAL = 0.10  # memory and start-up within ±10 % as the ledger grows
 FILTERED_GOAL_MS = 100
 CHAIN_SEARCH_GOAL_MS = 700
 
@@ -72,11 +81,11 @@ def start_localnet(ledger: Path) -> LocalnetProcess:
     return LocalnetProcess(ledger, "--quiet", home=ledger.parent / "home").start()
 
 
-def transfers(payers: list[Keypair], blockhash: Hash) -> list[Transaction]:
-    """TRANSFERS distinct system transfers, round-robin over `payers`."""
+def transfers(payers: list[Keypair], blockhash: Hash, count: int = TRANSFERS, first: int = 0) -> list[Transaction]:
+    """`count` distinct system transfers (amounts from 1000 + `first` lamports), round-robin over `payers`."""
     receiver = Pubkey.new_unique()
     txs = []
-    for i in range(TRANSFERS):
+    for i in range(first, first + count):
         payer = payers[i % len(payers)]
         message = Message.new_with_blockhash(
             [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=receiver, lamports=1000 + i))],
@@ -178,6 +187,55 @@ def in_process_throughput(payers: list[Keypair]) -> float:
     return TRANSFERS / (time.perf_counter() - started)
 
 
+def rss_mib(pid: int) -> float:
+    """The resident set of process `pid` (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def grow_ledger(url: str, payers: list[Keypair], count: int, first: int) -> None:
+    """`count` more transfers, each sent and confirmed, in batches of BATCH, the clock moved SLOTS_PER_BATCH
+    slots on after each (a new blockhash for the next)."""
+    connections = [await RawHttp.open(url) for _ in range(IN_FLIGHT)]
+    call = connections[0].call
+    for start in range(first, first + count, BATCH):
+        blockhash = Hash.from_string((await call("getLatestBlockhash"))["value"]["blockhash"])
+        batch = transfers(payers, blockhash, min(BATCH, first + count - start), start)
+        encoded = [base64.b64encode(bytes(tx)).decode() for tx in batch]
+        await send_and_confirm(encoded, [c.call for c in connections], call)
+        await call("surfnet_timeTravel", {"absoluteSlot": await call("getSlot") + SLOTS_PER_BATCH})
+    for connection in connections:
+        connection.close()
+
+
+def ledger_growth(folder: Path, console: Console) -> dict[str, float]:
+    """RSS after GROWTH / 10 and GROWTH transfers, then start-up seconds and RSS on that ledger."""
+    payers = [Keypair() for _ in range(PAYERS)]
+    net = start_localnet(folder / "growth")
+    assert net.proc is not None
+    for payer in payers:
+        net.rpc("surfnet_setAccount", str(payer.pubkey()), {"lamports": 1000 * 10**9})
+    tenth = max(GROWTH // 10, 1)
+    try:
+        asyncio.run(grow_ledger(net.http_url, payers, tenth, 0))
+        early = rss_mib(net.proc.pid)
+        asyncio.run(grow_ledger(net.http_url, payers, GROWTH - tenth, tenth))
+        late = rss_mib(net.proc.pid)
+        assert net.rpc("getTransactionCount")["result"] == GROWTH
+    finally:
+        net.stop(signal.SIGTERM)
+    console.log(f"RSS after {tenth:,} transactions: {early:.1f} MiB, after {GROWTH:,}: {late:.1f} MiB")
+    net = start_localnet(folder / "growth")
+    assert net.proc is not None
+    try:
+        restarted = rss_mib(net.proc.pid)
+    finally:
+        net.stop(signal.SIGTERM)
+    return {"early": early, "late": late, "startup": net.startup_seconds, "restarted": restarted}
+
+
 def agent_bytes(owner: Pubkey, index: int) -> bytes:
     """An Agent account as the program lays it out (fixed fields first, at HEAD["Agent"]'s offsets; x402 off,
     token list empty, agent_id and name set, the other strings empty; `index` as its registration number)."""
@@ -256,6 +314,7 @@ def measure(console: Console) -> list[Row]:
             startups.append(net.startup_seconds)
             net.stop(signal.SIGTERM)
         console.log(f"start-up to healthy: {startups}")
+        growth = ledger_growth(Path(tmp), console)
         payers = [Keypair() for _ in range(PAYERS)]
         net = start_localnet(Path(tmp) / "ledger")
         url = net.http_url
@@ -286,6 +345,18 @@ def measure(console: Console) -> list[Row]:
             "ms",
         ),
         Row("  the same with dataSlice (the head)", round(gpa["owner_head"][0], 1), "ms"),
+        Row(f"localnet RSS after {max(GROWTH // 10, 1):,} transactions", round(growth["early"], 1), "MiB"),
+        Row(
+            f"  after {GROWTH:,} (goal: within ±{FLAT_GOAL:.0%} of the above)",
+            round(growth["late"], 1),
+            "MiB",
+        ),
+        Row(f"  after a restart on that ledger of {GROWTH:,}", round(growth["restarted"], 1), "MiB"),
+        Row(
+            f"start-up to healthy on a ledger of {GROWTH:,} transactions (goal: ±{FLAT_GOAL:.0%} of a fresh one)",
+            round(growth["startup"] * 1000),
+            "ms",
+        ),
         Row(
             f"agent search from the chain, in-process ({AGENTS:,} agents decoded; goal ≤ {CHAIN_SEARCH_GOAL_MS} ms)",
             round(search_ms),

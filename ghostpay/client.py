@@ -150,9 +150,11 @@ class GhostPayClient(TransactionClient):
     `ghostpay.x402.x402_http` alike, with their spend ledger (default: the data folder's); `on_send`:
     called with each signature, its last valid block height and the signed bytes just before the
     transaction is sent (e.g. to journal it, so that an interrupted process can still say what it sent,
-    and a later one resume it: see `resume_transaction`); `indexer_url` (and `indexer_token`): a
-    `ghost indexer serve` API that `search_agents` and `get_receipt` ask first; `token_labels`: the
-    label store (default: the data folder's, shared with `ghost tokens`).
+    and a later one resume it: see `resume_transaction`); `details`: read each landed transaction back
+    (getTransaction) for its logs, compute units and events (False: results carry the signature and slot,
+    one RPC call less per transaction; `transaction_details(result)` reads them later); `indexer_url` (and
+    `indexer_token`): a `ghost indexer serve` API that `search_agents` and `get_receipt` ask first;
+    `token_labels`: the label store (default: the data folder's, shared with `ghost tokens`).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class GhostPayClient(TransactionClient):
         confirm_timeout: float = 30.0,
         blockhash_retries: int = 2,
         on_send: SendHook | None = None,
+        details: bool = True,
         indexer_url: str | None = None,
         guards: SpendingGuards | GuardedWallet | None = None,
         indexer_token: str | None = None,
@@ -184,10 +187,13 @@ class GhostPayClient(TransactionClient):
             confirm_timeout=confirm_timeout,
             blockhash_retries=blockhash_retries,
             on_send=on_send,
+            details=details,
         )
         self.indexer_url = indexer_url  # a `ghost indexer serve` API for search_agents; None: the chain
         self.indexer_token = indexer_token  # its bearer token, when it was started with --token-file
         self._mints: dict[Pubkey, MintInfo] = {}
+        # (agent, the mint asked for) -> the payee's token account its last payment went to
+        self._last_payee_account: dict[tuple[Pubkey, MintLike | None], Pubkey] = {}
         self.token_labels = token_labels if isinstance(token_labels, TokenLabels) else TokenLabels(token_labels)
         self.guards: GuardedWallet | None = (
             guards if isinstance(guards, GuardedWallet) or guards is None else GuardedWallet(guards)
@@ -477,7 +483,10 @@ class GhostPayClient(TransactionClient):
     async def get_agent(self, agent: AgentRef) -> AgentInfo:
         """One agent (AccountNotFound if there is none)."""
         address = self.agent_address(agent)
-        found = await self._account_data(address)
+        return await self._agent_from(agent, address, await self._account_data(address))
+
+    async def _agent_from(self, agent: AgentRef, address: Pubkey, found: tuple[Pubkey, bytes] | None) -> AgentInfo:
+        """The agent at `address` from its account (owner, data) as read (AccountNotFound if it is none)."""
         if found is None or found[0] != self.program_id or found[1][:8] != Agent.discriminator:
             typed_id = (
                 agent if isinstance(agent, str) and str(address) != agent else None
@@ -604,18 +613,25 @@ class GhostPayClient(TransactionClient):
         rent_payer: Pubkey | None = None,
     ) -> tuple[list[Instruction], bytes, Pubkey, MintInfo, int]:
         fee_payer = to_pubkey(fee_payer, "fee payer")
-        info = await self.get_agent(agent)
+        address = self.agent_address(agent)
+        # the payee's token account of the last payment to this agent, read with the agent in one call
+        guess = self._last_payee_account.get((address, mint)) if create_payee_account is None else None
+        found = await self._accounts_data([address] if guess is None else [address, guess])
+        info = await self._agent_from(agent, address, found[0])
         if not info.prices:
             raise InvalidArgument(f"agent {info.address} takes no x402 payments")
-        mint = info.accepted_tokens[0] if mint is None else await self.resolve_mint(mint)
-        if mint not in info.prices:
+        chosen = info.accepted_tokens[0] if mint is None else await self.resolve_mint(mint)
+        if chosen not in info.prices:
             raise program_error_class("PaymentMintNotAccepted")()
-        mint_info = await self.get_mint(mint)
-        atomic = info.prices_atomic[mint] if amount is None else to_atomic(amount, mint_info.decimals)
+        mint_info = await self.get_mint(chosen)
+        atomic = info.prices_atomic[chosen] if amount is None else to_atomic(amount, mint_info.decimals)
         ref = new_reference() if reference is None else normalize_reference(reference)
         if create_payee_account is None:
             ata = get_associated_token_address(info.payment_address, mint_info.address, mint_info.token_program)
-            create_payee_account = await self._account_data(ata) is None
+            if ata != guess:  # the agent's payment address changed, or a first payment: read it now
+                found = [found[0], await self._account_data(ata)]
+            self._last_payee_account[(address, mint)] = ata
+            create_payee_account = found[1] is None
         fee = priority_fee if priority_fee is not None else self.priority_fee
         instructions = build_x402_payment(
             self.wallet,

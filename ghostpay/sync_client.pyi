@@ -63,6 +63,7 @@ class GhostPay:
         confirm_timeout: float = ...,
         blockhash_retries: int = ...,
         on_send: SendHook | None = ...,
+        details: bool = ...,
         indexer_url: str | None = ...,
         guards: SpendingGuards | GuardedWallet | None = ...,
         indexer_token: str | None = ...,
@@ -231,6 +232,7 @@ class GhostPay:
         compute_unit_limit: int | None = ...,
         priority_fee: int | None = ...,
         address: Pubkey | None = ...,
+        details: bool | None = ...,
     ) -> TxResult: ...
     def send_transaction(
         self,
@@ -238,6 +240,7 @@ class GhostPay:
         last_valid_block_height: int | None = ...,
         *,
         address: Pubkey | None = ...,
+        details: bool | None = ...,
     ) -> TxResult: ...
     def set_active(self, agent: AgentRef, active: bool) -> TxResult: ...
     def set_endpoint(self, agent: AgentRef, endpoint: str) -> TxResult: ...
@@ -270,6 +273,7 @@ class GhostPay:
         response_time_ms: int = ...,
         rating: int = ...,
     ) -> TxResult: ...
+    def transaction_details(self, result: TxResult) -> TxResult: ...
     def update_agent(
         self,
         agent: AgentRef,

@@ -1,10 +1,17 @@
 """The transaction plumbing under `GhostPayClient`: RPC calls with the SDK's exceptions, and sending.
 
-`send` signs, sends and confirms (a new blockhash when the old one expires); `send_transaction` sends
+`send` signs with a cached blockhash (read again after `BLOCKHASH_MAX_AGE` seconds, and when the node refuses it
+as expired: a new blockhash, the transaction signed again), sends and confirms; `send_transaction` sends
 signed bytes and, when the connection fails or hangs after they may have left, recovers the outcome
 from the signature's status, re-sending the same bytes meanwhile (one signature lands at most once);
 `resume_transaction` finishes what an earlier send left unknown. `on_send` is the journal hook: it
 sees each signature, its last valid block height and the signed bytes just before they leave.
+
+A transaction is confirmed by `signatureSubscribe` on one websocket per client (watched before it is sent, so
+no notification is missed; its status is still read every `WATCH_POLL_SECONDS` in case one is), or by polling
+`getSignatureStatuses` while the websocket is unavailable. The landed transaction is read back
+(`getTransaction`) for its logs, compute units and events only when they are wanted (`details`), or when it
+failed (its logs name the error).
 
 Program errors come back typed by their IDL name (Anchor's log line, else the custom code of an
 instruction of this program), token program errors as `TokenProgramError`, RPC failures as
@@ -14,6 +21,7 @@ instruction of this program), token program errors as `TokenProgramError`, RPC f
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +44,7 @@ from solders.signature import Signature
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from websockets.exceptions import WebSocketException
 
 from ghostpay.cluster import Cluster, resolve
 from ghostpay.events import decode_events
@@ -55,10 +64,17 @@ from ghostpay.exceptions import (
 from ghostpay.keypairs import KeypairSource, default_keypair_path, load_keypair
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.results import Simulation, TxResult
+from ghostpay.signature_watcher import Notification, SignatureWatcher
 
 T = TypeVar("T")
 _COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 _TRANSPORT_FAILURES = (SolanaRpcException, httpx.HTTPError, OSError, asyncio.TimeoutError)
+# A blockhash stays valid for 150 slots (~60 s): one read serves every transaction for this long, leaving
+# ~100 slots for the last one to land; the node's refusal of an expired one fetches a new one anyway.
+BLOCKHASH_MAX_AGE = 20.0
+WATCH_POLL_SECONDS = 1.0  # a watched transaction's status is still read this often (a lost notification)
+WEBSOCKET_RETRY_SECONDS = 30.0  # after the websocket fails, poll for this long before trying it again
+_WEBSOCKET_FAILURES = (OSError, TimeoutError, WebSocketException, RuntimeError)
 SendHook = Callable[[Signature, int | None, bytes], None]
 """Called with a transaction's signature, its last valid block height and its signed bytes before it is sent."""
 
@@ -86,6 +102,7 @@ class TransactionClient:
         confirm_timeout: float = 30.0,
         blockhash_retries: int = 2,
         on_send: SendHook | None = None,
+        details: bool = True,
     ) -> None:
         self.cluster: Cluster = resolve(cluster, ws_url)
         self.commitment = commitment
@@ -98,8 +115,13 @@ class TransactionClient:
         self.confirm_timeout = confirm_timeout
         self.blockhash_retries = blockhash_retries
         self.on_send = on_send
+        self.details = details
         self.rpc = AsyncClient(self.cluster.http_url, commitment=commitment, timeout=timeout)
         self._genesis_hash: str | None = None
+        self._blockhash: tuple[Hash, int, float] | None = None  # the cached one, its last valid height, when read
+        self._signed_with_cached: set[Signature] = set()  # signatures sent with the cached blockhash
+        self._watcher = SignatureWatcher(self.cluster.ws_url, str(commitment), open_timeout=timeout)
+        self._websocket_retry_at = 0.0  # monotonic time before which the websocket is not tried again
 
     async def __aenter__(self) -> Self:
         return self
@@ -108,7 +130,8 @@ class TransactionClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool and the websocket."""
+        self._watcher.close()
         await self.rpc.close()
 
     @property
@@ -181,9 +204,36 @@ class TransactionClient:
         return TransactionError(f"transaction failed: {err}", err, logs, signature, index)
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
-        """The latest blockhash and its last valid block height."""
+        """The latest blockhash and its last valid block height (read from the node; `send` signs with it until
+        it is `BLOCKHASH_MAX_AGE` seconds old)."""
         value = (await self._rpc(self.rpc.get_latest_blockhash(self.commitment))).value
+        if self._blockhash is None or self._blockhash[0] != value.blockhash:
+            self._signed_with_cached.clear()
+        self._blockhash = (value.blockhash, value.last_valid_block_height, time.monotonic())
         return value.blockhash, value.last_valid_block_height
+
+    async def _recent_blockhash(self) -> tuple[Hash, int]:
+        """The cached blockhash while it is younger than BLOCKHASH_MAX_AGE, else the node's latest."""
+        cached = self._blockhash
+        if cached is not None and time.monotonic() - cached[2] < BLOCKHASH_MAX_AGE:
+            return cached[0], cached[1]
+        return await self.latest_blockhash()
+
+    async def _sign(
+        self, instructions: list[Instruction], payer: Keypair, keypairs: list[Keypair]
+    ) -> tuple[Transaction, int]:
+        """The transaction signed with the cached blockhash; with the node's latest instead when the same
+        transaction was already sent with the cached one (the same bytes again would only be refused as
+        already processed: two identical calls stay two transactions once the slot moves on, as without a
+        cache)."""
+        blockhash, last_valid = await self._recent_blockhash()
+        tx = Transaction(keypairs, Message.new_with_blockhash(instructions, payer.pubkey(), blockhash), blockhash)
+        if tx.signatures[0] in self._signed_with_cached:
+            blockhash, last_valid = await self.latest_blockhash()
+            tx = Transaction(keypairs, Message.new_with_blockhash(instructions, payer.pubkey(), blockhash), blockhash)
+        if self._blockhash is not None and blockhash == self._blockhash[0]:
+            self._signed_with_cached.add(tx.signatures[0])
+        return tx, last_valid
 
     # sending: sign, send, confirm, recover ----------------------------------------------------------------
 
@@ -205,20 +255,21 @@ class TransactionClient:
         compute_unit_limit: int | None = None,
         priority_fee: int | None = None,
         address: Pubkey | None = None,
+        details: bool | None = None,
     ) -> TxResult:
         """Sign with the fee payer (default: the wallet) and `signers`, send, confirm; a new blockhash
-        is fetched and the transaction re-signed when the old one expires (`blockhash_retries`)."""
+        is fetched and the transaction re-signed when the node says the old one expired, which it says only
+        once that transaction can no longer land (`blockhash_retries`). `details` (default: the client's):
+        read the landed transaction back for its logs, compute units and events."""
         payer = fee_payer or self.keypair
         all_ixs = self._budget(compute_unit_limit, priority_fee) + list(instructions)
         keypairs = [payer] + [k for k in signers if k.pubkey() != payer.pubkey()]
         for attempt in range(self.blockhash_retries + 1):
-            blockhash, last_valid = await self.latest_blockhash()
-            message = Message.new_with_blockhash(all_ixs, payer.pubkey(), blockhash)
+            transaction, last_valid = await self._sign(all_ixs, payer, keypairs)
             try:
-                return await self.send_transaction(
-                    Transaction(keypairs, message, blockhash), last_valid, address=address
-                )
+                return await self.send_transaction(transaction, last_valid, address=address, details=details)
             except BlockhashExpired:
+                self._blockhash = None  # the next attempt signs with the node's latest
                 if attempt == self.blockhash_retries:
                     raise
         raise AssertionError("unreachable")
@@ -229,33 +280,61 @@ class TransactionClient:
         last_valid_block_height: int | None = None,
         *,
         address: Pubkey | None = None,
+        details: bool | None = None,
     ) -> TxResult:
         """Send a fully signed transaction and wait for it (e.g. a facilitator completing a PreparedPayment).
 
         If the connection fails, hangs or answers HTTP errors after the transaction may have left, the
         outcome is recovered from the signature's status (the same signed bytes are re-sent meanwhile:
         one signature lands at most once); `OutcomeUnknown` if the node stays silent for `confirm_timeout`.
+        `details` (default: the client's): read the landed transaction back for its logs, compute units and
+        events (a failed one always is: its logs name the error).
         """
         signature = transaction.signatures[0]
         raw = bytes(transaction)
         if self.on_send is not None:
             self.on_send(signature, last_valid_block_height, raw)
+        watch = await self._watch(signature)  # before the send: no notification can be missed
         opts = TxOpts(skip_confirmation=True, preflight_commitment=self.commitment)
+        fetch = self.details if details is None else details
         try:
-            await self.rpc.send_raw_transaction(raw, opts)
-        except RPCException as exc:
-            raise self._rpc_exception(exc, transaction.message, signature) from None
-        except _TRANSPORT_FAILURES as exc:
-            slot = await self._resolve(signature, raw, last_valid_block_height, self._transport_error(exc))
-        else:
             try:
-                slot = await self._confirm(signature, last_valid_block_height)
-            except TransportError as exc:
-                slot = await self._resolve(signature, raw, last_valid_block_height, exc)
-            except OutcomeUnknown as exc:
-                exc.transaction = raw
-                raise
+                await self.rpc.send_raw_transaction(raw, opts)
+            except RPCException as exc:
+                raise self._rpc_exception(exc, transaction.message, signature) from None
+            except _TRANSPORT_FAILURES as exc:
+                slot, fetch = (
+                    await self._resolve(signature, raw, last_valid_block_height, self._transport_error(exc)),
+                    True,
+                )
+            else:
+                try:
+                    slot, failed = await self._confirm(signature, last_valid_block_height, watch)
+                    fetch = fetch or failed
+                except TransportError as exc:
+                    slot, fetch = await self._resolve(signature, raw, last_valid_block_height, exc), True
+                except OutcomeUnknown as exc:
+                    exc.transaction = raw
+                    raise
+        finally:
+            if watch is not None and not watch.done():
+                self._watcher.forget(watch)
+        if not fetch:
+            return TxResult(signature, slot, None, address=address)
         return await self._result(signature, slot, transaction.message, address)
+
+    async def _watch(self, signature: Signature) -> concurrent.futures.Future[Notification] | None:
+        """A subscription to the signature's confirmation on the client's websocket, or None while the
+        websocket is unavailable (the confirmation is then polled)."""
+        if time.monotonic() < self._websocket_retry_at:
+            return None
+        try:
+            if not self._watcher.connected:
+                await asyncio.to_thread(self._watcher.connect)
+            return self._watcher.watch(str(signature))
+        except _WEBSOCKET_FAILURES:
+            self._websocket_retry_at = time.monotonic() + WEBSOCKET_RETRY_SECONDS
+            return None
 
     async def _resolve(
         self, signature: Signature, raw: bytes, last_valid_block_height: int | None, cause: TransportError
@@ -301,14 +380,28 @@ class TransactionClient:
                 self.rpc.send_raw_transaction(raw, TxOpts(skip_confirmation=True, preflight_commitment=self.commitment))
             )
 
-    async def _confirm(self, signature: Signature, last_valid_block_height: int | None) -> int:
+    async def _confirm(
+        self,
+        signature: Signature,
+        last_valid_block_height: int | None,
+        watch: concurrent.futures.Future[Notification] | None = None,
+    ) -> tuple[int, bool]:
+        """(slot, whether it failed) of a sent transaction once it reaches the client's commitment: told by
+        `watch` (its subscription), its status read every WATCH_POLL_SECONDS meanwhile, or polled without one."""
         deadline = time.monotonic() + self.confirm_timeout
         wanted = _COMMITMENT_RANK.get(str(self.commitment), 1)
+        notified = None if watch is None else asyncio.wrap_future(watch)
         delay = 0.02
         while True:
+            if notified is not None:
+                await asyncio.wait({notified}, timeout=max(0.0, min(WATCH_POLL_SECONDS, deadline - time.monotonic())))
+                if notified.done():
+                    if notified.exception() is None:  # else the websocket dropped: poll
+                        return notified.result().slot, notified.result().err is not None
+                    notified = None
             status = (await self._rpc(self.rpc.get_signature_statuses([signature]))).value[0]
             if status is not None and (status.err is not None or _status_rank(status) >= wanted):
-                return status.slot
+                return status.slot, status.err is not None
             if status is None:
                 await self._raise_if_expired(signature, last_valid_block_height)
             if time.monotonic() > deadline:
@@ -317,8 +410,9 @@ class TransactionClient:
                     signature,
                     last_valid_block_height=last_valid_block_height,
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            if notified is None:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     async def _raise_if_expired(self, signature: Signature, last_valid_block_height: int | None) -> None:
         """BlockhashExpired if the blockhash is past and the transaction did not land. The status is read
@@ -338,7 +432,7 @@ class TransactionClient:
         for signature in signatures:
             sig = Signature.from_string(signature) if isinstance(signature, str) else signature
             if await self.get_signature_status(sig) is not None:
-                return await self._result(sig, await self._confirm(sig, None), None, None)
+                return await self._result(sig, (await self._confirm(sig, None))[0], None, None)
         return None
 
     async def resume_transaction(
@@ -357,7 +451,7 @@ class TransactionClient:
         if transaction is not None:
             tx = VersionedTransaction.from_bytes(transaction)
             try:
-                return await self.send_transaction(tx, last_valid_block_height)
+                return await self.send_transaction(tx, last_valid_block_height, details=True)
             except (BlockhashExpired, AlreadyProcessed):  # expired before it was sent again, or it landed meanwhile
                 pass
         else:
@@ -376,6 +470,11 @@ class TransactionClient:
         None if the node has not seen it."""
         sig = Signature.from_string(signature) if isinstance(signature, str) else signature
         return (await self._rpc(self.rpc.get_signature_statuses([sig], search_transaction_history=True))).value[0]
+
+    async def transaction_details(self, result: TxResult) -> TxResult:
+        """`result` with its logs, compute units and events, read from the node (for one sent with
+        `details=False`)."""
+        return await self._result(result.signature, result.slot, None, result.address)
 
     async def _result(
         self, signature: Signature, slot: int, message: Message | MessageV0 | None, address: Pubkey | None
@@ -415,7 +514,7 @@ class TransactionClient:
     ) -> Simulation:
         """Simulate: compute units consumed, logs, and the typed error it would raise."""
         payer = fee_payer or self.keypair
-        blockhash, _ = await self.latest_blockhash()
+        blockhash, _ = await self._recent_blockhash()
         message = Message.new_with_blockhash(
             self._budget(compute_unit_limit, None) + list(instructions), payer.pubkey(), blockhash
         )
@@ -433,6 +532,13 @@ class TransactionClient:
     async def _account_data(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
         value = (await self._rpc(self.rpc.get_account_info(address, self.commitment, "base64"))).value
         return None if value is None else (value.owner, bytes(value.data))
+
+    async def _accounts_data(self, addresses: list[Pubkey]) -> list[tuple[Pubkey, bytes] | None]:
+        """Several accounts' (owner, data), in one call (at most 100)."""
+        if len(addresses) == 1:
+            return [await self._account_data(addresses[0])]
+        values = (await self._rpc(self.rpc.get_multiple_accounts(addresses, self.commitment, "base64"))).value
+        return [None if value is None else (value.owner, bytes(value.data)) for value in values]
 
     async def _send_raw_ixs(self, instructions: list[Instruction]) -> TxResult:
         # the budget instructions are already in `instructions`: no second set

@@ -42,6 +42,7 @@ class FaultProxy:
         self.outage_until = 0.0
         self.sent = 0  # sendTransaction requests that reached the node
         self.requests = 0
+        self.methods: list[str] = []  # the JSON-RPC method of each request forwarded or refused, in order
         self.refused = 0  # requests answered with an injected HTTP error
         self.throttle_every = 0
         self.throttle_status = 429
@@ -123,6 +124,7 @@ class FaultProxy:
         if time.monotonic() < self.outage_until:
             return False  # the node is unreachable: drop the connection
         self.requests += 1
+        self.methods += _methods(body)
         failing = self.failing is not None and self.failing[0] <= self.requests <= self.failing[1]
         if failing or self.throttle_every and self.requests % self.throttle_every == 0:
             self.refused += 1
@@ -157,6 +159,14 @@ class FaultProxy:
         self.fault = None
         self.faults_fired += 1
         self.outage_until = time.monotonic() + self.outage
+
+
+def _methods(body: bytes) -> list[str]:
+    try:
+        request: Any = json.loads(body)
+    except ValueError:
+        return []
+    return [r.get("method", "") for r in (request if isinstance(request, list) else [request]) if isinstance(r, dict)]
 
 
 def _is_send(body: bytes) -> bool:

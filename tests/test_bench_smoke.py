@@ -24,6 +24,7 @@ ELSEWHERE = {"bench-economics": "tests/test_bench_economics.py"}
 RESULTS = {
     "bench": ["compute_units"],
     "bench-localnet": ["localnet"],
+    "bench-sdk": ["sdk"],
     "bench-cli": ["cli"],
     "bench-indexer": ["indexer"],
     "bench-indexer-scale": ["indexer_scale"],
@@ -62,6 +63,8 @@ def test_benchmark_runs(target: str, tmp_path: Path) -> None:
         "X402_BENCH_CALLS",
         "MCP_BENCH_CALLS",
         "GHOSTPAY_CU_SAMPLES",
+        "SDK_BENCH_PAYMENTS",
+        "LOCALNET_BENCH_GROWTH",
     ):
         env.pop(name, None)  # sizes of a real run
     done = subprocess.run(targets()[target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -3,9 +3,11 @@
 LiteSVM executes transactions; this wrapper gives it a validator's life: slots
 and blockhashes that advance (`advance_slot`, driven every ~400 ms by the
 server), blockhashes that stay valid for 150 slots, duplicate-signature
-rejection, a faucet for `requestAirdrop`, an account index (LiteSVM cannot list
-accounts) for `getProgramAccounts`, transaction status metas in the RPC's shape,
-and the ledger that makes all of it survive a restart.
+rejection from a status cache of the last 150 slots (as a validator's: an
+older duplicate's blockhash has expired; older statuses are read from the
+ledger on disk), a faucet for `requestAirdrop`, an account index (LiteSVM
+cannot list accounts) for `getProgramAccounts`, transaction status metas in
+the RPC's shape, and the ledger that makes all of it survive a restart.
 """
 
 from __future__ import annotations
@@ -210,8 +212,7 @@ class Chain:
         self.schedule = self.svm.get_epoch_schedule()
         self.owner_of: dict[Pubkey, Pubkey] = {}
         self.by_owner: dict[Pubkey, set[Pubkey]] = {}
-        self.processed: set[bytes] = set(ledger.signatures())
-        self.transaction_count = len(self.processed)
+        self.transaction_count = ledger.transaction_count()
 
         for stored in ledger.accounts():
             key = Pubkey(stored.pubkey)
@@ -240,6 +241,10 @@ class Chain:
         self.slot: int = state["slot"]
         self.time_offset: int = state["time_offset"]
         self.blockhashes: OrderedDict[str, int] = OrderedDict((h, s) for h, s in state["blockhashes"])
+        # signature -> (slot, err) of the transactions of the last MAX_PROCESSING_AGE slots, oldest first
+        self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict(
+            (signature, (slot, err)) for signature, slot, err in ledger.statuses_since(self._oldest_recent_slot())
+        )
         if not is_live(self.svm.get_account(self.faucet.pubkey())):
             self.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
         self._set_clock()
@@ -291,6 +296,16 @@ class Chain:
             },
         )
 
+    def _oldest_recent_slot(self) -> int:
+        """The oldest slot whose transactions could be sent again with a valid blockhash (a blockhash is never
+        newer than the slot its transaction lands in)."""
+        return self.slot - MAX_PROCESSING_AGE
+
+    def _forget_old_statuses(self) -> None:
+        oldest = self._oldest_recent_slot()
+        while self.recent and next(iter(self.recent.values()))[0] < oldest:
+            self.recent.popitem(last=False)
+
     def advance_slot(self, to_slot: int | None = None) -> None:
         """Close the current slot and open the next (or `to_slot`) with a fresh blockhash."""
         parent = self.slot
@@ -300,6 +315,7 @@ class Chain:
         self.blockhashes[str(self.svm.latest_blockhash())] = self.slot
         while len(self.blockhashes) > MAX_PROCESSING_AGE + 1:
             self.blockhashes.popitem(last=False)
+        self._forget_old_statuses()
         self._set_clock()
         self._save_state()
         for listener in self.listeners:
@@ -448,12 +464,15 @@ class Chain:
         )
 
     def precheck(self, tx: VersionedTransaction) -> Any:
-        """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None."""
-        if bytes(tx.signatures[0]) in self.processed:
+        """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None. A duplicate
+        with a valid blockhash is in the recent statuses; one with a durable nonce (no blockhash expiry) is
+        looked up in the ledger."""
+        signature = bytes(tx.signatures[0])
+        if signature in self.recent:
             return "AlreadyProcessed"
-        if not tx.uses_durable_nonce() and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
-            return "BlockhashNotFound"
-        return None
+        if not tx.uses_durable_nonce():
+            return None if self.is_blockhash_valid(str(tx.message.recent_blockhash)) else "BlockhashNotFound"
+        return "AlreadyProcessed" if self.ledger.status(signature) is not None else None
 
     def _take_priority_fee(
         self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
@@ -518,7 +537,7 @@ class Chain:
         if outcome.return_data is not None:
             meta["returnData"] = outcome.return_data
         raw_signature = bytes(tx.signatures[0])
-        self.processed.add(raw_signature)
+        self.recent[raw_signature] = (self.slot, outcome.err)
         self.transaction_count += 1
         self.ledger.put_transaction(
             raw_signature, self.slot, self.now(), bytes(tx), meta, [bytes(k) for k in dict.fromkeys(keys)]
@@ -571,11 +590,16 @@ class Chain:
             return VersionedTransaction(message, [self.faucet])
 
         tx = build()
-        if bytes(tx.signatures[0]) in self.processed:  # the same airdrop twice in one slot
+        if bytes(tx.signatures[0]) in self.recent:  # the same airdrop twice in one slot
             self.advance_slot()
             tx = build()
         return self.process(tx, preflight=True)
 
-    def status(self, signature: Signature) -> tuple[int, Any] | None:
-        """(slot, err) of a processed transaction."""
-        return self.ledger.status(bytes(signature))
+    def status(self, signature: Signature, search_history: bool = True) -> tuple[int, Any] | None:
+        """(slot, err) of a processed transaction: a recent one's from memory, an older one's from the ledger
+        with `search_history` (as the RPC's searchTransactionHistory), else None."""
+        raw = bytes(signature)
+        recent = self.recent.get(raw)
+        if recent is not None or not search_history:
+            return recent
+        return self.ledger.status(raw)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,10 @@ from typing import Any
 from ghostpay.paths import private_dir, private_file
 
 # A transaction costs as few page writes as it can: accounts are keyed by pubkey without a rowid,
-# a transaction's seq is its rowid (never deleted, so max + 1 orders them without AUTOINCREMENT's
-# extra table) and signature → seq is held in memory (loaded at start) instead of a random-order
-# index. Ledgers created before keep their tables and work the same.
+# a transaction's seq is its rowid (never deleted, so max + 1 orders them and max is their count,
+# without AUTOINCREMENT's extra table), and signatures are indexed by their first 8 bytes only (a
+# quarter of the full signature's index: more of it stays cached; the full signature is compared on
+# the row). Nothing per transaction is held in memory: the chain keeps the recent statuses.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     pubkey BLOB PRIMARY KEY, lamports INTEGER NOT NULL, owner BLOB NOT NULL,
@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS address_signatures (
 CREATE TABLE IF NOT EXISTS blocks (
     slot INTEGER PRIMARY KEY, blockhash TEXT NOT NULL, block_time INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transactions_signature ON transactions (substr(signature, 1, 8));
 """
+BY_SIGNATURE = "substr(t.signature, 1, 8) = substr(?1, 1, 8) AND t.signature = ?1"
 
 # A stored transaction's error as JSON text (NULL on success), read without decoding the whole meta.
 ERR_COLUMN = (
@@ -45,7 +47,6 @@ ERR_COLUMN = (
     "t.meta, '$.err')) ELSE json_extract(t.meta, '$.err') END"
 )
 
-RECENT_STATUSES = 20_000
 LEDGER_FILE = "ledger.sqlite3"
 LOCK_FILE = "ledger.lock"
 
@@ -109,9 +110,6 @@ class Ledger:
         self.db.execute("PRAGMA wal_autocheckpoint=10000")
         self.db.executescript(SCHEMA)
         self.db.commit()
-        self._seq: dict[bytes, int] = dict(self.db.execute("SELECT signature, seq FROM transactions"))
-        # (slot, err) of the newest transactions: clients confirm what they just sent (getSignatureStatuses).
-        self._recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -150,42 +148,41 @@ class Ledger:
         )
         seq = cursor.lastrowid
         assert seq is not None
-        self._seq[signature] = seq
-        self._recent[signature] = (slot, meta["err"])
-        if len(self._recent) > RECENT_STATUSES:
-            self._recent.popitem(last=False)
         self.db.executemany(
             "INSERT OR IGNORE INTO address_signatures VALUES (?, ?)", [(address, seq) for address in addresses]
         )
 
     def transaction(self, signature: bytes) -> StoredTransaction | None:
-        seq = self._seq.get(signature)
-        if seq is None:
-            return None
         row = self.db.execute(
-            "SELECT seq, signature, slot, block_time, raw, meta FROM transactions WHERE seq = ?", (seq,)
+            f"SELECT seq, signature, slot, block_time, raw, meta FROM transactions t WHERE {BY_SIGNATURE}",
+            (signature,),
         ).fetchone()
         return StoredTransaction(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
 
     def status(self, signature: bytes) -> tuple[int, Any] | None:
-        """(slot, err) of a stored transaction: a recent one's from memory, an older one's from two columns,
-        the error cut out of the meta by SQLite (getSignatureStatuses asks this for every transaction a
-        client confirms)."""
-        recent = self._recent.get(signature)
-        if recent is not None:
-            return recent
-        seq = self._seq.get(signature)
-        if seq is None:
-            return None
-        row = self.db.execute(f"SELECT slot, {ERR_COLUMN} FROM transactions t WHERE seq = ?", (seq,)).fetchone()
+        """(slot, err) of a stored transaction, from two columns: the error cut out of the meta by SQLite."""
+        row = self.db.execute(
+            f"SELECT slot, {ERR_COLUMN} FROM transactions t WHERE {BY_SIGNATURE}", (signature,)
+        ).fetchone()
         return (row[0], None if row[1] is None else json.loads(row[1])) if row else None
 
-    def signatures(self) -> Iterator[bytes]:
-        return iter(self._seq)
+    def statuses_since(self, slot: int) -> list[tuple[bytes, int, Any]]:
+        """(signature, slot, err) of the transactions of `slot` and after, oldest first: read from the newest
+        back (seq follows the slot), so only those rows are visited."""
+        rows = self.db.execute(
+            f"SELECT t.signature, t.slot, {ERR_COLUMN} FROM transactions t WHERE t.seq > coalesce(("
+            "SELECT seq FROM transactions WHERE slot < ? ORDER BY seq DESC LIMIT 1), 0) ORDER BY t.seq",
+            (slot,),
+        )
+        return [(r[0], r[1], None if r[2] is None else json.loads(r[2])) for r in rows]
+
+    def transaction_count(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM transactions").fetchone()[0])
 
     def seq(self, signature: bytes) -> int | None:
         """The ledger order of a stored transaction."""
-        return self._seq.get(signature)
+        row = self.db.execute(f"SELECT seq FROM transactions t WHERE {BY_SIGNATURE}", (signature,)).fetchone()
+        return int(row[0]) if row else None
 
     def signatures_for_address(
         self, address: bytes, limit: int, before_seq: int | None, until_seq: int | None

@@ -170,9 +170,9 @@ class PubSub:
     def after_subscribe(self, sub: Subscription) -> None:
         """A signature that is already processed notifies at once (and the subscription ends)."""
         if sub.kind == "signature":
-            status = self.chain.ledger.transaction(bytes(signature(sub.key)))
+            status = self.chain.status(signature(sub.key))
             if status is not None:
-                self.notify(sub, {"context": {"slot": status.slot}, "value": {"err": status.meta["err"]}})
+                self.notify(sub, {"context": {"slot": status[0]}, "value": {"err": status[1]}})
                 self.drop(sub)
 
     def unsubscribe(self, client: Client, params: list[Any]) -> bool:

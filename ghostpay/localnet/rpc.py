@@ -323,10 +323,10 @@ class Rpc:
             raise invalid_params("invalid type: expected an array of signatures")
         if len(params[0]) > MAX_SIGNATURE_STATUSES:
             raise invalid_params(f"Too many inputs provided; max {MAX_SIGNATURE_STATUSES}")
-        config(params, 1)
+        history = bool(config(params, 1).get("searchTransactionHistory"))
         value = []
         for sig in params[0]:
-            status = self.chain.status(signature(sig))
+            status = self.chain.status(signature(sig), history)
             value.append(
                 None
                 if status is None

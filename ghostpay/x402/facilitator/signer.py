@@ -14,7 +14,8 @@ from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
 from x402.mechanisms.svm.signers import FacilitatorKeypairSigner
 
-from ghostpay.x402.facilitator.confirm import FAILED_ON_CHAIN, SUCCEEDED, FailedOnChain, SignatureWatcher, chain_status
+from ghostpay.signature_watcher import SignatureWatcher
+from ghostpay.x402.facilitator.confirm import FAILED_ON_CHAIN, SUCCEEDED, FailedOnChain, chain_status
 from ghostpay.x402.facilitator.rpc import JsonRpc
 
 
@@ -131,7 +132,7 @@ class SubscribingSigner(FacilitatorKeypairSigner):
                     raise FailedOnChain(status.error)
                 return
         try:
-            err = watch.result(timeout=self._confirm_timeout)
+            err = watch.result(timeout=self._confirm_timeout).err
         except FutureTimeout:
             self._watcher.forget(watch)
             raise RuntimeError("Transaction confirmation timeout") from None
