@@ -1,0 +1,190 @@
+"""The trust score: EigenTrust (Kamvar et al. 2003) / personalised PageRank over the payment graph, both ways.
+
+Nodes are wallets and agents. A payment in a trusted mint links its payer and the agent it paid, weighted by the
+value paid (whole tokens), and an agent is linked to its owner with the weight of all it was paid. The links count
+both ways (the payer vouches for the agent it pays; the agent, for the customer who paid it: SybilRank's undirected
+graph, Cao et al. 2012), each node's links are normalised, and the trust vector is the fixed point of
+
+    t ← (1 − a)·Cᵀt + a·p
+
+where p, the random jump, lands on the pre-trusted seeds (`trust_seeds`), or, with none configured, uniformly on
+every wallet that paid in a trusted mint. An agent's trust is its share of the total. Trust enters a group of nodes
+only through the jumps that land in it and through its links with the rest, each carrying the fraction of its
+outside end's trust that the link's value is of all that end's links: a cluster that only pays itself keeps just
+the jumps that land on it (with seeds outside it: none), and a farm that buys one call from a busy honest agent
+gets back that call's share of the agent's trust, a small fraction of it.
+
+What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent looks like as many
+new honest customers (the jumps land on every payer), so its trust grows with its number of wallets, at the price
+of their fees and of the money it moves; no reputation function that treats every wallet alike can avoid that
+(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). With seeds, a farm gets trust only through links
+with wallets the seeds reach. `bench/trust.py` measures both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, select, text
+from sqlalchemy.engine import Connection, Engine
+
+from ghostpay.indexer.evidence import trusted_mints
+from ghostpay.indexer.guard import indexed_chain
+from ghostpay.indexer.models import Agent, AgentTrust, PaymentEdge, TrustSeed, table_of
+from ghostpay.trusted_mints import STABLECOIN_DECIMALS, TrustedMint
+
+log = logging.getLogger(__name__)
+
+JUMP = 0.15  # a: the probability of a random jump to the seeds (PageRank's 1 - damping)
+TOLERANCE = 1e-10  # L1 change between iterations at which the power iteration stops
+MAX_ITERATIONS = 200
+SCORE_SCALE = 10_000  # an agent's score: basis points of the most trusted agent's trust
+WRITE_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The payment graph as arrays: node names, and edges src → dst with their weights (not normalised)."""
+
+    nodes: list[str]
+    src: np.ndarray
+    dst: np.ndarray
+    weight: np.ndarray
+    agents: np.ndarray  # node indices of the agents
+    payers: np.ndarray  # node indices of the wallets that paid in a trusted mint
+
+
+def build_graph(
+    edges: Iterable[tuple[str, str, str, int]],
+    owners: dict[str, str],
+    trusted: dict[str, TrustedMint],
+) -> Graph:
+    """`edges`: (payer, agent, mint, atomic amount) of every payment kind; those in untrusted mints are dropped.
+    `owners`: agent -> owner wallet. Every link is stored both ways."""
+    index: dict[str, int] = {}
+
+    def node(name: str) -> int:
+        found = index.get(name)
+        if found is None:
+            found = index[name] = len(index)
+        return found
+
+    scale = {m: 10.0 ** -(t.decimals if t.decimals is not None else STABLECOIN_DECIMALS) for m, t in trusted.items()}
+    pairs: dict[tuple[int, int], float] = {}
+    payers: set[int] = set()
+    paid: set[str] = set()
+    for payer, agent, mint, amount in edges:
+        factor = scale.get(mint)
+        if factor is None or amount <= 0:
+            continue
+        p, a = node(payer), node(agent)
+        payers.add(p)
+        paid.add(agent)
+        pairs[(p, a)] = pairs.get((p, a), 0.0) + amount * factor
+    earned: dict[int, float] = {}
+    for (_, a), value in pairs.items():
+        earned[a] = earned.get(a, 0.0) + value
+    for agent in paid:
+        owner = owners.get(agent)
+        if owner:
+            pairs[(index[agent], node(owner))] = earned[index[agent]]
+    for (a, b), value in list(pairs.items()):  # both ways
+        pairs[(b, a)] = value
+    keys = list(pairs)
+    return Graph(
+        list(index),
+        np.fromiter((k[0] for k in keys), dtype=np.int64, count=len(keys)),
+        np.fromiter((k[1] for k in keys), dtype=np.int64, count=len(keys)),
+        np.fromiter(pairs.values(), dtype=np.float64, count=len(keys)),
+        np.array(sorted(index[a] for a in paid), dtype=np.int64),
+        np.array(sorted(payers), dtype=np.int64),
+    )
+
+
+def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> np.ndarray:
+    """The trust of every node (sums to 1): the power iteration of t ← (1 − a)·Cᵀt + a·p, C row-normalised, the
+    trust of nodes without out-edges jumping by p. `seeds`: node names p is uniform on (none: every payer)."""
+    n = len(graph.nodes)
+    if n == 0:
+        return np.zeros(0)
+    p = np.zeros(n)
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    seeded = [where[s] for s in seeds if s in where]
+    p[seeded or graph.payers] = 1.0
+    p /= p.sum()
+    out = np.bincount(graph.src, weights=graph.weight, minlength=n)
+    share = graph.weight / out[graph.src]  # C's entries, row-normalised
+    dangling = out == 0
+    t = p.copy()
+    for _ in range(MAX_ITERATIONS):
+        flowed = np.bincount(graph.dst, weights=share * t[graph.src], minlength=n)
+        new = (1 - jump) * flowed + ((1 - jump) * t[dangling].sum() + jump) * p
+        change = np.abs(new - t).sum()
+        t = new
+        if change < TOLERANCE:
+            break
+    return t
+
+
+def agent_scores(graph: Graph, trust: np.ndarray) -> dict[str, tuple[float, int]]:
+    """agent -> (its share of the trust, basis points of the most trusted agent's)."""
+    if not len(graph.agents):
+        return {}
+    values = trust[graph.agents]
+    top = float(values.max()) or 1.0
+    return {
+        graph.nodes[i]: (float(v), round(SCORE_SCALE * float(v) / top))
+        for i, v in zip(graph.agents, values, strict=True)
+    }
+
+
+# the index ---------------------------------------------------------------------------------------------------------
+
+
+def _settings(connection: Connection, labels_path: str | None, genesis: str | None) -> dict[str, TrustedMint]:
+    def run(sql: str, params: dict[str, object]) -> Sequence[Sequence[object]]:
+        return connection.execute(text(sql), params).all()
+
+    return trusted_mints(run, labels_path, genesis)
+
+
+def undecided_mints(engine: Engine, labels_path: str | None = None) -> list[str]:
+    """The trusted mints whose decimals the settings do not give (the indexer asks the RPC)."""
+    genesis = indexed_chain(engine)
+    with engine.connect() as connection:
+        return [m for m, t in _settings(connection, labels_path, genesis).items() if t.decimals is None]
+
+
+def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str, int] | None = None) -> int:
+    """Rebuild `agent_trust` from the index's payment graph, its trusted mints and seeds, in one transaction;
+    returns the number of agents scored. `decimals`: of trusted mints the settings do not give (from the RPC)."""
+    started = time.perf_counter()
+    genesis = indexed_chain(engine)
+    with engine.begin() as connection:
+        trusted = _settings(connection, labels_path, genesis)
+        for mint, places in (decimals or {}).items():
+            if mint in trusted and trusted[mint].decimals is None:
+                trusted[mint] = TrustedMint(mint, trusted[mint].label, places)
+        edge = table_of(PaymentEdge)
+        rows = connection.execute(
+            select(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.amount).where(edge.c.mint.in_(list(trusted)))
+        ).all()
+        agent = table_of(Agent)
+        owners = {a: o for a, o in connection.execute(select(agent.c.address, agent.c.owner)).all() if o}
+        seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
+        graph = build_graph(((p, a, m, int(v)) for p, a, m, v in rows), owners, trusted)
+        scores = agent_scores(graph, eigentrust(graph, seeds))
+        now = time.time()
+        table = table_of(AgentTrust)
+        connection.execute(delete(table))
+        items = [{"agent": a, "trust": t, "score": s, "computed_at": now} for a, (t, s) in scores.items()]
+        for i in range(0, len(items), WRITE_CHUNK):
+            connection.execute(table.insert(), items[i : i + WRITE_CHUNK])
+    log.info(
+        "trust: %d agents scored over %d payment edges in %.2fs", len(scores), len(rows), time.perf_counter() - started
+    )
+    return len(scores)
