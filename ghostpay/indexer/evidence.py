@@ -78,11 +78,8 @@ def _marks(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
 
 
 def indexed_genesis(run: Run) -> str | None:
-    """The genesis hash the index recorded (None before the indexer's first run)."""
-    try:
-        rows = run("SELECT genesis_hash FROM indexed_chain", {})
-    except Exception:  # noqa: BLE001 - no such table yet (sqlite3's and SQLAlchemy's errors differ)
-        return None
+    """The genesis hash the index recorded (None before the indexer's first run; schema v6 creates the table)."""
+    rows = run("SELECT genesis_hash FROM indexed_chain", {})
     return str(rows[0][0]) if rows else None
 
 

@@ -472,6 +472,9 @@ def _payment_graph_v6(connection: Connection) -> None:
     payments and the work orders' releases already indexed."""
     tables = [table_of(m) for m in (PaymentEdge, AgentTrust, TrustedMintSetting, TrustSeed)]
     SQLModel.metadata.create_all(connection, tables=tables)
+    # `ghostpay.indexer.guard` records the chain here at the first run; created now so that readers of the
+    # trusted mints (which depend on the chain) can always select from it
+    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS indexed_chain (genesis_hash VARCHAR NOT NULL PRIMARY KEY)")
     connection.exec_driver_sql("DELETE FROM payment_edges")  # rebuilt whole from what the index holds
     connection.exec_driver_sql(
         "INSERT INTO payment_edges (payer, agent, mint, kind, calls, amount, first_at, last_at) "

@@ -1,24 +1,28 @@
-"""The trust score: EigenTrust (Kamvar et al. 2003) / personalised PageRank over the payment graph, both ways.
+"""The trust score: EigenTrust (Kamvar et al. 2003) / personalised PageRank over the payment graph.
 
-Nodes are wallets and agents. A payment in a trusted mint links its payer and the agent it paid, weighted by the
-value paid (whole tokens), and an agent is linked to its owner with the weight of all it was paid. The links count
-both ways (the payer vouches for the agent it pays; the agent, for the customer who paid it: SybilRank's undirected
-graph, Cao et al. 2012), each node's links are normalised, and the trust vector is the fixed point of
+Nodes are wallets and agents. A payer's payments to agents in trusted mints are its local trust in them, weighted by
+the value paid (whole tokens); an agent passes all of its trust to its owner, who passes it on through what it pays
+in turn. Each node's out-links are normalised, and the trust vector is the fixed point of
 
     t ← (1 − a)·Cᵀt + a·p
 
-where p, the random jump, lands on the pre-trusted seeds (`trust_seeds`), or, with none configured, uniformly on
-every wallet that paid in a trusted mint. An agent's trust is its share of the total. Trust enters a group of nodes
-only through the jumps that land in it and through its links with the rest, each carrying the fraction of its
-outside end's trust that the link's value is of all that end's links: a cluster that only pays itself keeps just
-the jumps that land on it (with seeds outside it: none), and a farm that buys one call from a busy honest agent
-gets back that call's share of the agent's trust, a small fraction of it.
+where p, the random jump, lands uniformly on every wallet that paid in a trusted mint; the trust of a node that pays
+nobody jumps by p too. An agent's trust is its share of the total. Trust flows only from payer to payee: being paid
+by trusted wallets raises an agent, paying does not, so buying calls from honest agents raises them, not the farm;
+a farm paid in a mint of its own gets nothing (no link), and a cluster that only pays itself keeps just the jumps
+that land on its own wallets.
 
-What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent looks like as many
-new honest customers (the jumps land on every payer), so its trust grows with its number of wallets, at the price
-of their fees and of the money it moves; no reputation function that treats every wallet alike can avoid that
-(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). With seeds, a farm gets trust only through links
-with wallets the seeds reach. `bench/trust.py` measures both.
+With pre-trusted seeds (`trust_seeds`: wallets the operator knows), a first pass jumps to the seeds only; the
+wallets that count are then the seeds and the customers of every agent that pass reached (they paid, in trusted
+money, an agent the seeds' trust reaches), and the trust is the second pass, its jumps uniform on them. A farm's
+wallets count only once each has bought from such an agent: its price is one real call, fees and rent per wallet.
+
+What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent in a trusted mint
+looks like as many new honest customers (the jumps land on every payer), so its trust grows with its number of
+wallets, at the price of their fees and rent; no reputation function that treats every wallet alike can avoid that
+(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). With seeds a farm must buy one real call per wallet
+from the market the seeds reach, and an honest agent none of whose customers ever bought there gets no trust either.
+`bench/trust.py` measures both.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def build_graph(
     trusted: dict[str, TrustedMint],
 ) -> Graph:
     """`edges`: (payer, agent, mint, atomic amount) of every payment kind; those in untrusted mints are dropped.
-    `owners`: agent -> owner wallet. Every link is stored both ways."""
+    `owners`: agent -> owner wallet (the agent's trust goes to its owner)."""
     index: dict[str, int] = {}
 
     def node(name: str) -> int:
@@ -85,15 +89,10 @@ def build_graph(
         payers.add(p)
         paid.add(agent)
         pairs[(p, a)] = pairs.get((p, a), 0.0) + amount * factor
-    earned: dict[int, float] = {}
-    for (_, a), value in pairs.items():
-        earned[a] = earned.get(a, 0.0) + value
     for agent in paid:
         owner = owners.get(agent)
         if owner:
-            pairs[(index[agent], node(owner))] = earned[index[agent]]
-    for (a, b), value in list(pairs.items()):  # both ways
-        pairs[(b, a)] = value
+            pairs[(index[agent], node(owner))] = 1.0  # its only link: all of its trust
     keys = list(pairs)
     return Graph(
         list(index),
@@ -105,19 +104,11 @@ def build_graph(
     )
 
 
-def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> np.ndarray:
-    """The trust of every node (sums to 1): the power iteration of t ← (1 − a)·Cᵀt + a·p, C row-normalised, the
-    trust of nodes without out-edges jumping by p. `seeds`: node names p is uniform on (none: every payer)."""
+def power_iteration(graph: Graph, p: np.ndarray, jump: float = JUMP) -> np.ndarray:
+    """The fixed point of t ← (1 − a)·Cᵀt + a·p (C row-normalised; the trust of nodes without out-links jumps by p)."""
     n = len(graph.nodes)
-    if n == 0:
-        return np.zeros(0)
-    p = np.zeros(n)
-    where = {name: i for i, name in enumerate(graph.nodes)}
-    seeded = [where[s] for s in seeds if s in where]
-    p[seeded or graph.payers] = 1.0
-    p /= p.sum()
     out = np.bincount(graph.src, weights=graph.weight, minlength=n)
-    share = graph.weight / out[graph.src]  # C's entries, row-normalised
+    share = graph.weight / out[graph.src]  # C's entries
     dangling = out == 0
     t = p.copy()
     for _ in range(MAX_ITERATIONS):
@@ -128,6 +119,32 @@ def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> n
         if change < TOLERANCE:
             break
     return t
+
+
+def uniform_on(n: int, nodes: np.ndarray) -> np.ndarray:
+    p = np.zeros(n)
+    p[nodes] = 1.0
+    return p / p.sum() if p.any() else p
+
+
+def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> np.ndarray:
+    """The trust of every node (sums to 1, or 0 everywhere without a jump target).
+
+    Without seeds the jumps land uniformly on every payer. With seeds, a first pass jumps to the seeds only; then
+    the jumps land uniformly on the seeds and on every wallet that paid an agent the first pass reached (a
+    customer of an agent the seeds' trust reaches), and the second pass is the trust."""
+    n = len(graph.nodes)
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    seeded = np.array(sorted({where[s] for s in seeds if s in where}), dtype=np.int64)
+    if not len(seeds):
+        return power_iteration(graph, uniform_on(n, graph.payers), jump) if n else np.zeros(0)
+    if not len(seeded):
+        return np.zeros(n)
+    first = power_iteration(graph, uniform_on(n, seeded), jump)
+    is_agent = np.zeros(n, dtype=bool)
+    is_agent[graph.agents] = True
+    customers = graph.src[is_agent[graph.dst] & (first[graph.dst] > 0)]
+    return power_iteration(graph, uniform_on(n, np.union1d(seeded, customers)), jump)
 
 
 def agent_scores(graph: Graph, trust: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -161,7 +178,7 @@ def undecided_mints(engine: Engine, labels_path: str | None = None) -> list[str]
 
 def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str, int] | None = None) -> int:
     """Rebuild `agent_trust` from the index's payment graph, its trusted mints and seeds, in one transaction;
-    returns the number of agents scored. `decimals`: of trusted mints the settings do not give (from the RPC)."""
+    returns the number of agents with some trust. `decimals`: of trusted mints the settings lack (from the RPC)."""
     started = time.perf_counter()
     genesis = indexed_chain(engine)
     with engine.begin() as connection:
@@ -174,17 +191,19 @@ def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str
             select(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.amount).where(edge.c.mint.in_(list(trusted)))
         ).all()
         agent = table_of(Agent)
-        owners = {a: o for a, o in connection.execute(select(agent.c.address, agent.c.owner)).all() if o}
+        everyone = connection.execute(select(agent.c.address, agent.c.owner)).all()
+        owners = {a: o for a, o in everyone if o}
         seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
         graph = build_graph(((p, a, m, int(v)) for p, a, m, v in rows), owners, trusted)
         scores = agent_scores(graph, eigentrust(graph, seeds))
         now = time.time()
         table = table_of(AgentTrust)
         connection.execute(delete(table))
-        items = [{"agent": a, "trust": t, "score": s, "computed_at": now} for a, (t, s) in scores.items()]
+        unpaid = {a: (0.0, 0) for a, _ in everyone}  # indexed agents without a trusted payment: no trust
+        items = [{"agent": a, "trust": t, "score": s, "computed_at": now} for a, (t, s) in (unpaid | scores).items()]
         for i in range(0, len(items), WRITE_CHUNK):
             connection.execute(table.insert(), items[i : i + WRITE_CHUNK])
     log.info(
         "trust: %d agents scored over %d payment edges in %.2fs", len(scores), len(rows), time.perf_counter() - started
     )
-    return len(scores)
+    return sum(1 for t, _ in scores.values() if t > 0)
