@@ -744,14 +744,22 @@ def tables(results: Results) -> list[Table]:
             f"{c.farm_over_median_honest:.3f}",
             f"{c.usdc:.4f}",
         )
-    s = results.scale
+    sized = results.scale
     scale = Table(title="Recomputing the trust score")
     for column in ("agents", "payers", "payments", "edges", "build graph s", "iterate s", "recompute from SQLite s"):
         scale.add_column(column)
     scale.add_row(
         *(
             f"{v:,}" if isinstance(v, int) else str(v)
-            for v in (s.agents, s.payers, s.payments, s.edges, s.build_graph_s, s.iterate_s, s.recompute_from_sqlite_s)
+            for v in (
+                sized.agents,
+                sized.payers,
+                sized.payments,
+                sized.edges,
+                sized.build_graph_s,
+                sized.iterate_s,
+                sized.recompute_from_sqlite_s,
+            )
         )
     )
     return [shapes, prices, captured, scale]

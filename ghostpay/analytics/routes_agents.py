@@ -171,7 +171,15 @@ def evidence_json(e: ev.Evidence, decimals: dict[str, int | None], labels: dict[
             "trusted": {
                 "calls": k.trusted_calls,
                 "payers": k.trusted_payers,
-                "volume": {labels.get(m, m): whole_tokens(v, decimals.get(m)) for m, v in k.trusted_volume.items()},
+                "volume": [
+                    {
+                        "mint": m,
+                        "label": labels.get(m),
+                        "volume": whole_tokens(v, decimals.get(m)),
+                        "volume_atomic": str(v),
+                    }
+                    for m, v in k.trusted_volume.items()
+                ],
             },
         }
 
@@ -279,7 +287,7 @@ async def list_agents(
 
     def query(
         session: Session,
-    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int]:
+    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int, Any]:
         try:
             statement = agent_filter(
                 x402_enabled=x402_enabled,

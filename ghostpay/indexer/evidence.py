@@ -12,6 +12,7 @@ owner under another key: that is what the trusted mints (money that costs to mov
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,7 +171,8 @@ def min_payers_clause(min_payers: int, trusted: Iterable[str], column: str = "ad
 
 def min_volume_clause(minimums: dict[str, int], column: str = "address") -> tuple[str, dict[str, Any]]:
     """A WHERE clause: at least `minimums[mint]` atomic units paid (x402 and escrow) in each of its mints."""
-    parts, args = [], {}
+    parts: list[str] = []
+    args: dict[str, Any] = {}
     for i, (mint, atomic) in enumerate(sorted(minimums.items())):
         parts.append(
             f"(SELECT COALESCE(SUM(e.amount), 0) FROM payment_edges e WHERE e.agent = {column} AND e.mint = :vm{i}) "
@@ -178,6 +180,17 @@ def min_volume_clause(minimums: dict[str, int], column: str = "address") -> tupl
         )
         args |= {f"vm{i}": mint, f"va{i}": atomic}
     return " AND ".join(parts) or "1 = 1", args
+
+
+def to_qmark(clause: str, named: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`clause` with `?` for its `:name` parameters and their values in order (for a statement bound by position)."""
+    values: list[Any] = []
+
+    def one(found: re.Match[str]) -> str:
+        values.append(named[found.group(1)])
+        return "?"
+
+    return re.sub(r":(\w+)", one, clause), values
 
 
 TRUST_ORDER = "COALESCE((SELECT t.trust FROM agent_trust t WHERE t.agent = {column}), 0)"

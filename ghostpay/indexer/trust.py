@@ -33,12 +33,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from ghostpay.indexer.evidence import trusted_mints
 from ghostpay.indexer.guard import indexed_chain
-from ghostpay.indexer.models import Agent, AgentTrust, PaymentEdge, TrustSeed, table_of
+from ghostpay.indexer.models import Agent, AgentTrust, PaymentEdge, TrustedMintSetting, TrustSeed, table_of
 from ghostpay.trusted_mints import STABLECOIN_DECIMALS, TrustedMint
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,12 @@ def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str
                 trusted[mint] = TrustedMint(mint, trusted[mint].label, places)
         edge = table_of(PaymentEdge)
         rows = connection.execute(
-            select(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.amount).where(edge.c.mint.in_(list(trusted)))
+            select(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.amount)
+            .where(edge.c.mint.in_(list(trusted)))
+            .order_by(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.kind)  # the same sums in any database
         ).all()
         agent = table_of(Agent)
-        everyone = connection.execute(select(agent.c.address, agent.c.owner)).all()
+        everyone = connection.execute(select(agent.c.address, agent.c.owner).order_by(agent.c.address)).all()
         owners = {a: o for a, o in everyone if o}
         seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
         graph = build_graph(((p, a, m, int(v)) for p, a, m, v in rows), owners, trusted)
@@ -207,3 +209,55 @@ def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str
         "trust: %d agents scored over %d payment edges in %.2fs", len(scores), len(rows), time.perf_counter() - started
     )
     return sum(1 for t, _ in scores.values() if t > 0)
+
+
+# settings ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """What the trust score counts: the trusted mints (the chain's defaults with the index's additions and
+    removals), the mints removed, the seeds, and when the scores were last computed (None: never)."""
+
+    trusted: dict[str, TrustedMint]
+    removed: list[str]
+    seeds: list[str]
+    computed_at: float | None
+    agents_with_trust: int
+
+
+def read_settings(engine: Engine, labels_path: str | None = None) -> TrustSettings:
+    genesis = indexed_chain(engine)
+    with engine.connect() as connection:
+        trusted = _settings(connection, labels_path, genesis)
+        settings = table_of(TrustedMintSetting)
+        removed = list(connection.execute(select(settings.c.mint).where(settings.c.trusted.is_(False))).scalars())
+        seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
+        scores = table_of(AgentTrust)
+        computed = connection.execute(select(func.max(scores.c.computed_at))).scalar()
+        with_trust = connection.execute(select(func.count()).where(scores.c.trust > 0)).scalar() or 0
+    return TrustSettings(trusted, removed, seeds, computed, int(with_trust))
+
+
+def set_mint(engine: Engine, mint: str, trusted: bool, label: str | None = None, decimals: int | None = None) -> None:
+    """Add a mint to the trusted ones (`trusted`), or remove it (a default one too), in the index's settings."""
+    table = table_of(TrustedMintSetting)
+    with engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.mint == mint))
+        connection.execute(table.insert().values(mint=mint, trusted=trusted, label=label, decimals=decimals))
+
+
+def forget_mint(engine: Engine, mint: str) -> bool:
+    """Drop the index's setting for `mint` (it is trusted again exactly when it is a default); False if none."""
+    table = table_of(TrustedMintSetting)
+    with engine.begin() as connection:
+        return bool(connection.execute(delete(table).where(table.c.mint == mint)).rowcount)
+
+
+def set_seed(engine: Engine, address: str, seeded: bool) -> None:
+    """Make `address` (a wallet) a pre-trusted seed, or no longer one."""
+    table = table_of(TrustSeed)
+    with engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.address == address))
+        if seeded:
+            connection.execute(table.insert().values(address=address))
