@@ -23,6 +23,7 @@ from ghostpay.reputation import (
     WEIGHT_SERVICE_QUALITY,
     WEIGHT_VOLUME_CONSISTENCY,
 )
+from ghostpay.token_labels import short
 
 router = APIRouter()
 WORK_ORDER_STATUSES = (
@@ -186,11 +187,11 @@ def evidence_json(e: ev.Evidence, decimals: dict[str, int | None], labels: dict[
     return {
         "x402": kind(e.x402),
         "escrow": kind(e.escrow),
-        "trusted_payers": e.trusted_payers,
-        "first_at": e.first_at,
-        "last_at": e.last_at,
-        "days": e.days,
+        **e.span(),
         "trust": {"score": e.trust_score, "share": e.trust} if e.trust_score is not None else None,
+        "text": ev.describe(
+            e, lambda m, v: f"{whole_tokens(v, decimals.get(m)) or f'{v} atomic units'} {labels.get(m) or short(m)}"
+        ),
     }
 
 
@@ -288,6 +289,7 @@ async def list_agents(
     def query(
         session: Session,
     ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int, Any]:
+        trusted = trusted_in(session, ctx.settings.token_labels)
         try:
             statement = agent_filter(
                 x402_enabled=x402_enabled,
@@ -296,16 +298,12 @@ async def list_agents(
                 max_price=ceiling,
                 min_reputation=min_reputation,
                 tier=tier,
+                min_payers=min_payers,
+                min_volume=volumes,
+                trusted=list(trusted),
             )
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
-        trusted = trusted_in(session, ctx.settings.token_labels)
-        if min_payers is not None:
-            clause, args = ev.min_payers_clause(min_payers, trusted, "agents.address")
-            statement = statement.where(text(clause).bindparams(**args))
-        if volumes:
-            clause, args = ev.min_volume_clause(volumes, "agents.address")
-            statement = statement.where(text(clause).bindparams(**args))
         total = session.exec(select(func.count()).select_from(statement.subquery())).one()
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
         found = ev.evidence(session_run(session), [a.address for a in rows], trusted)

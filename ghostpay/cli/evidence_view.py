@@ -41,25 +41,10 @@ def _volume(st: State, mint: str, atomic: int, decimals: Any) -> str:
 
 
 def evidence_text(st: State, e: Any, decimals: Any) -> str:
-    """`412 paid calls from 97 payers, 41.20 USDC, 30 days` in trusted mints; escrow releases and what was paid in
-    other mints after it."""
-    if e is None:
-        return "—"
-    x402, escrow = e.x402, e.escrow
-    volumes = ", ".join(_volume(st, m, v, decimals) for m, v in x402.trusted_volume.items())
-    parts = [
-        f"{x402.trusted_calls:,} paid call{'s' * (x402.trusted_calls != 1)} from {x402.trusted_payers:,} "
-        f"payer{'s' * (x402.trusted_payers != 1)}" + (f", {volumes}" if volumes else "")
-    ]
-    if escrow.trusted_calls:
-        released = ", ".join(_volume(st, m, v, decimals) for m, v in escrow.trusted_volume.items())
-        parts.append(f"{escrow.trusted_calls:,} escrow release(s) from {escrow.trusted_payers:,} client(s), {released}")
-    if e.days:
-        parts.append(f"{e.days} day{'s' * (e.days != 1)}")
-    untrusted = x402.calls + escrow.calls - x402.trusted_calls - escrow.trusted_calls
-    if untrusted:
-        parts.append(f"(+{untrusted:,} in untrusted mints)")
-    return ", ".join(parts)
+    """`412 paid calls from 97 payers, 41.20 USDC, 30 days` (`ghostpay.indexer.evidence.describe`)."""
+    from ghostpay.indexer.evidence import describe
+
+    return "—" if e is None else describe(e, lambda mint, atomic: _volume(st, mint, atomic, decimals))
 
 
 def trust_text(e: Any) -> str:
@@ -95,10 +80,7 @@ def evidence_json(st: State, e: Any, decimals: Any) -> dict[str, Any] | None:
     return {
         "x402": kind(e.x402),
         "escrow": kind(e.escrow),
-        "trusted_payers": e.trusted_payers,
-        "first_at": e.first_at,
-        "last_at": e.last_at,
-        "days": e.days,
+        **e.span(),
         "trust_score": e.trust_score,
         "trust_share": e.trust,
         "text": evidence_text(st, e, decimals),

@@ -63,6 +63,12 @@ def serve(
     block_seller: list[str] | None = typer.Option(
         None, "--block-seller", help="Never pay this wallet or agent (repeat it)."
     ),
+    indexer_url: str | None = typer.Option(
+        None,
+        "--indexer-url",
+        help="A 'ghost indexer serve' API: search_agents and get_agent add each agent's evidence in trusted "
+        "mints and trust score.",
+    ),
 ) -> None:
     """Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.
 
@@ -132,6 +138,7 @@ def serve(
         st.settings.commitment,
         st.settings.program_id,
         error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
+        indexer_url=indexer_url,
     )
     server = create_mcp_server(settings)
     limits = ", ".join(f"{k} {v}" for k, v in guard_limits(guards).items())

@@ -68,6 +68,15 @@ class Evidence:
         """Days from the first trusted payment to the last (at least 1 once there is one)."""
         return 0 if not self.first_at else max(1, -(-(self.last_at - self.first_at) // SECONDS_PER_DAY))
 
+    def span(self) -> dict[str, int]:
+        """The figures every rendering shows as they are: trusted payers and the time span."""
+        return {
+            "trusted_payers": self.trusted_payers,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "days": self.days,
+        }
+
 
 def _marks(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """`:p0, :p1, …` and their parameters (a list for `IN`, bound one by one)."""
@@ -154,6 +163,25 @@ def evidence(run: Run, agents: Sequence[str], trusted: Iterable[str]) -> dict[st
             score[1] if score else None,
         )
     return result
+
+
+def describe(e: Evidence, amount: Callable[[str, int], str]) -> str:
+    """`412 paid calls from 97 payers, 41.20 USDC, 30 days` (trusted mints), then escrow releases and what was paid
+    in other mints; `amount(mint, atomic)` writes an amount."""
+    x402, escrow = e.x402, e.escrow
+    volumes = ", ".join(amount(m, v) for m, v in x402.trusted_volume.items())
+    calls, payers = x402.trusted_calls, x402.trusted_payers
+    parts = [f"{calls:,} paid call{'s' * (calls != 1)} from {payers:,} payer{'s' * (payers != 1)}"]
+    parts += [volumes] if volumes else []
+    if escrow.trusted_calls:
+        released = ", ".join(amount(m, v) for m, v in escrow.trusted_volume.items())
+        parts.append(f"{escrow.trusted_calls:,} escrow release(s) from {escrow.trusted_payers:,} client(s), {released}")
+    if e.days:
+        parts.append(f"{e.days} day{'s' * (e.days != 1)}")
+    untrusted = x402.calls + escrow.calls - x402.trusted_calls - escrow.trusted_calls
+    if untrusted:
+        parts.append(f"(+{untrusted:,} in untrusted mints)")
+    return ", ".join(parts)
 
 
 # search filters ----------------------------------------------------------------------------------------------------

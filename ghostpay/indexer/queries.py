@@ -66,6 +66,9 @@ def agent_filter(
     min_reputation: int | None = None,
     tier: str | None = None,
     active: bool | None = True,
+    min_payers: int | None = None,
+    min_volume: dict[str, int] | None = None,
+    trusted: Sequence[str] = (),
 ) -> Any:
     """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
@@ -97,6 +100,12 @@ def agent_filter(
             statement = statement.where(Agent.tier == Tier(tier.upper()).value)
         except ValueError:
             raise QueryError(f"tier must be one of {', '.join(t.value for t in Tier)}") from None
+    if min_payers is not None:
+        clause, args = ev.min_payers_clause(min_payers, trusted, "agents.address")
+        statement = statement.where(text(clause).bindparams(**args))
+    if min_volume:
+        clause, args = ev.min_volume_clause(min_volume, "agents.address")
+        statement = statement.where(text(clause).bindparams(**args))
     return statement
 
 
@@ -130,13 +139,10 @@ def search_agents(
         min_reputation=min_reputation,
         tier=tier,
         active=active,
+        min_payers=min_payers,
+        min_volume=min_volume,
+        trusted=trusted,
     )
-    if min_payers is not None:
-        clause, args = ev.min_payers_clause(min_payers, trusted, "agents.address")
-        statement = statement.where(text(clause).bindparams(**args))
-    if min_volume:
-        clause, args = ev.min_volume_clause(min_volume, "agents.address")
-        statement = statement.where(text(clause).bindparams(**args))
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
     elif sort == "trust":

@@ -345,6 +345,36 @@ def test_evidence_and_trust_beside_the_score(world: World, api: ServedApi) -> No
     assert api.get("/api/agents?min_volume=USDC").status_code == 422
 
 
+def test_the_mcp_tools_relay_the_evidence(world: World, api: ServedApi, tmp_path) -> None:
+    """`ghost mcp --indexer-url`: search_agents and get_agent carry each agent's evidence line and trust score as
+    the API gives them; with the indexer down, the chain's figures alone."""
+    from ghostpay.mcp.service import GhostPayTools, McpSettings
+    from ghostpay.spending import SpendingGuards
+
+    async def look(indexer_url: str) -> tuple[object, object]:
+        settings = McpSettings(
+            SpendingGuards(daily=Decimal("1")),
+            world.net.http_url,
+            world.payers[0],
+            ws_url=world.net.ws_url,
+            ledger=tmp_path / "ledger.db",
+            indexer_url=indexer_url,
+        )
+        async with GhostPayTools(settings).open() as tools:
+            return await tools.search_agents("translate", None, None, None, None, 10), await tools.get_agent(
+                str(world.agents["coder"])
+            )
+
+    found, coder = asyncio.run(look(api.url))
+    expected = {a: api.get(f"/api/agents/{a}").json()["evidence"] for a in map(str, world.agents.values())}
+    assert {a.agent_id for a in found.agents} == {"translator", "summarizer"}  # type: ignore[attr-defined]
+    for agent in [*found.agents, coder]:  # type: ignore[attr-defined]
+        assert agent.evidence == expected[agent.address]["text"] and "paid call" in agent.evidence
+        assert agent.trust_score == expected[agent.address]["trust"]["score"] > 0
+    found, coder = asyncio.run(look("http://127.0.0.1:9"))
+    assert [(a.evidence, a.trust_score) for a in [*found.agents, coder]] == [(None, None)] * 3  # type: ignore[attr-defined]
+
+
 def test_tokens_by_label(world: World, api: ServedApi) -> None:
     """The token filter takes the indexed chain's labels (USDC, any case) as well as addresses, and every
     document names labelled mints (the index's genesis hash says whose labels they are)."""
