@@ -541,17 +541,14 @@ def captured_curve(eco: Economy, setting: str, seeds: Sequence[str]) -> list[Cap
     ring = [(f"r{i}", farm_agent, eco.usdc, FARM_PRICE * FARM_CALLS) for i in range(FARM_WALLETS)]
     honest = eco.paid_honest_agents()
     out = []
+    sellers = rng.choices(honest, k=max(EDGE_COUNTS))  # each count's links are the first of these: nested
+    buyers = rng.sample(eco.honest_buyers, min(max(EDGE_COUNTS), len(eco.honest_buyers)))
     for direction in ("bought", "sold"):
         for m in EDGE_COUNTS:
             if direction == "bought":
-                links = [
-                    (f"r{i % FARM_WALLETS}", a, eco.usdc, eco.prices[a]) for i, a in enumerate(rng.choices(honest, k=m))
-                ]
+                links = [(f"r{i % FARM_WALLETS}", a, eco.usdc, eco.prices[a]) for i, a in enumerate(sellers[:m])]
             else:
-                links = [
-                    (b, farm_agent, eco.usdc, FARM_PRICE)
-                    for b in rng.sample(eco.honest_buyers, min(m, len(eco.honest_buyers)))
-                ]
+                links = [(b, farm_agent, eco.usdc, FARM_PRICE) for b in buyers[:m]]
             scores = trust_of(eco, ring + links, owners, seeds)
             median = float(np.median([scores.get(a, 0.0) for a in honest]))
             share = scores.get(farm_agent, 0.0)

@@ -300,6 +300,7 @@ class Indexer:
                     transactions = [i for i in items if isinstance(i, ChainTransaction)]
                     if transactions:
                         await self.apply(transactions)
+                        await self.refresh_trust()  # at most once per trust_interval on a busy chain
                     dropped = next((i for i in items if isinstance(i, BaseException)), None)
                     if dropped is not None:
                         raise ConnectionError(str(dropped)) from dropped
