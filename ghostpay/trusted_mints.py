@@ -6,6 +6,7 @@ stablecoins of the network (`token_labels.WELL_KNOWN`: USDC, USDT and PYUSD on m
 and on any other cluster (a localnet) the test mints labelled there (`ghost test-mint --symbol`); the index's
 own settings add or remove mints (`ghost indexer trust --add/--remove`).
 
+    >>> from ghostpay.token_labels import MAINNET_GENESIS
     >>> sorted(m.label for m in default_trusted_mints(MAINNET_GENESIS, "/nonexistent/labels.json"))
     ['PYUSD', 'USDC', 'USDT']
 
