@@ -1,6 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
 .PHONY: setup demo test codegen program check bench bench-localnet bench-sdk bench-indexer bench-indexer-scale bench-cli bench-api \
-	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders
+	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders bench-trust
 
 setup:
 	@scripts/setup.sh
@@ -61,6 +61,11 @@ bench-x402: setup
 # The x402 buyer's overhead per paid call (quote, sign, verify + settle) → bench/results/x402_buyer.json.
 bench-x402-buyer: setup
 	.venv/bin/python -m bench.x402_buyer
+
+# Sybil farms against the trust score: an economy of 1,000 buyers and 200 sellers with three farm shapes, ranks, AUC,
+# precision@k, the price of the top 10 %, the recomputation at 100,000 agents and 1,000,000 payments → bench/results/trust.json.
+bench-trust: setup
+	.venv/bin/python -m bench.trust
 
 # µs per decoded Agent account, event and transaction's logs: ghostpay.borsh_layout beside construct → bench/results/decoders.json.
 bench-decoders: setup

@@ -134,6 +134,40 @@ def x402(rows: list[Row]) -> str:
     )(rows)
 
 
+def trust(rows: list[Row]) -> str:
+    """bench/trust.py's sections: where the farms rank, the price of the top 10 %, the recomputation's time."""
+    of = {section: [r["data"] for r in rows if r["section"] == section] for section in ("shape", "price", "scale")}
+    shapes = columns(
+        ("seeds", "setting"),
+        ("farm", "shape"),
+        ("best farm rank, on-chain", "best_rank_onchain"),
+        ("best farm rank, trust", "best_rank_trust"),
+        ("of agents", "agents_ranked"),
+        ("AUC, trust", "auc_trust"),
+        ("precision@k, trust", "precision_trust"),
+        ("honest with ≥ 5 payers not above", "strong_not_above"),
+    )(of["shape"])
+    prices = columns(
+        ("seeds", "setting"),
+        ("score", "score"),
+        ("cheapest way to the top 10 %", "strategy"),
+        ("wallets", "wallets"),
+        ("USDC lost", "usdc_lost"),
+        ("SOL", "sol"),
+        ("USD", "usd"),
+        ("× on-chain", "times_onchain"),
+    )(of["price"])
+    scale = columns(
+        ("agents", "agents"),
+        ("payments", "payments"),
+        ("edges", "edges"),
+        ("build graph s", "build_graph_s"),
+        ("iterate s", "iterate_s"),
+        ("recompute from SQLite s", "recompute_from_sqlite_s"),
+    )(of["scale"])
+    return "\n".join((shapes, prices, scale))
+
+
 METRIC_VALUE_UNIT = columns(("metric", "metric"), ("value", "value"), ("unit", "unit"))
 ECONOMICS = columns(
     ("metric", "metric"),
@@ -164,6 +198,7 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
     "indexer": indexer,
     "indexer_scale": METRIC_VALUE_UNIT,
     "api": columns(("request", "request"), ("median ms", "median_ms"), ("p95 ms", "p95_ms")),
+    "trust": trust,
     "decoders": columns(
         ("value decoded", "value"),
         ("construct µs", "construct_us"),

@@ -77,6 +77,29 @@ async def search_addresses(
     return addresses
 
 
+async def agents_evidence(
+    indexer_url: str, agents: list[str], timeout: float = 5.0, api_token: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each indexed agent's `evidence` (paid calls, payers and volume in trusted mints, the trust score; its `text`
+    reads "412 paid calls from 97 payers, 41.20 USDC, 30 days") from `GET /api/agents/{agent}`; agents the index
+    does not have are left out."""
+    base = indexer_url.rstrip("/")
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        async with httpx.AsyncClient(timeout=timeout, headers=headers) as http:
+            for agent in agents:
+                answer = await http.get(f"{base}/api/agents/{agent}")
+                if answer.status_code == 404:
+                    continue
+                if answer.status_code != 200:
+                    raise IndexerUnavailable(f"{base}/api/agents/{agent} answered HTTP {answer.status_code}")
+                found[agent] = answer.json()["evidence"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise IndexerUnavailable(f"{base}: {type(exc).__name__}: {exc}") from exc
+    return found
+
+
 async def payments_by_reference(
     indexer_url: str, agent: str, reference: str, timeout: float = 5.0
 ) -> list[dict[str, Any]]:

@@ -7,13 +7,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, text
 from sqlmodel import Session, col, select
 
 from ghostpay.analytics import pagination
 from ghostpay.analytics.context import ApiContext, ApiError, api_context, check_address, cursor_values
 from ghostpay.analytics.mints import to_atomic_units, whole_tokens
-from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, Payment, Reputation, WorkOrder
+from ghostpay.indexer import evidence as ev
+from ghostpay.indexer.guard import indexed_chain
+from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, AgentTrust, Payment, Reputation, WorkOrder
 from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_earnings, agent_filter, agent_prices
 from ghostpay.reputation import (
     WEIGHT_PAYMENT_SUCCESS,
@@ -21,6 +23,7 @@ from ghostpay.reputation import (
     WEIGHT_SERVICE_QUALITY,
     WEIGHT_VOLUME_CONSISTENCY,
 )
+from ghostpay.token_labels import short
 
 router = APIRouter()
 WORK_ORDER_STATUSES = (
@@ -139,6 +142,63 @@ def work_order_json(w: WorkOrder, decimals: dict[str, int | None], labels: dict[
     }
 
 
+def session_run(session: Session) -> ev.Run:
+    """`evidence`'s executor on a session."""
+    return lambda sql, params: session.connection().execute(text(sql), params).all()
+
+
+def trusted_in(session: Session, labels_path: str | None) -> dict[str, Any]:
+    """The index's trusted mints (mint -> TrustedMint)."""
+    return ev.trusted_mints(session_run(session), labels_path, indexed_chain(session.get_bind()))  # type: ignore[arg-type]
+
+
+def evidence_json(e: ev.Evidence, decimals: dict[str, int | None], labels: dict[str, str]) -> dict[str, Any]:
+    """An agent's evidence: paid calls, volume and distinct payers per mint, x402 and escrow, and over the
+    trusted mints; its trust score."""
+
+    def kind(k: ev.KindEvidence) -> dict[str, Any]:
+        return {
+            "by_mint": [
+                {
+                    "mint": m.mint,
+                    "label": labels.get(m.mint),
+                    "calls": m.calls,
+                    "payers": m.payers,
+                    "volume": whole_tokens(m.volume, decimals.get(m.mint)),
+                    "volume_atomic": str(m.volume),
+                }
+                for m in k.by_mint
+            ],
+            "trusted": {
+                "calls": k.trusted_calls,
+                "payers": k.trusted_payers,
+                "volume": [
+                    {
+                        "mint": m,
+                        "label": labels.get(m),
+                        "volume": whole_tokens(v, decimals.get(m)),
+                        "volume_atomic": str(v),
+                    }
+                    for m, v in k.trusted_volume.items()
+                ],
+            },
+        }
+
+    return {
+        "x402": kind(e.x402),
+        "escrow": kind(e.escrow),
+        **e.span(),
+        "trust": {"score": e.trust_score, "share": e.trust} if e.trust_score is not None else None,
+        "text": ev.describe(
+            e, lambda m, v: f"{whole_tokens(v, decimals.get(m)) or f'{v} atomic units'} {labels.get(m) or short(m)}"
+        ),
+    }
+
+
+def evidence_mints(found: dict[str, ev.Evidence]) -> set[str]:
+    return {m.mint for e in found.values() for k in (e.x402, e.escrow) for m in k.by_mint}
+
+
 # agents ---------------------------------------------------------------------------------------------
 
 UNPRICED = I64_MAX  # an agent without a price in the mint sorts after every priced one
@@ -151,18 +211,29 @@ def price_in(token: str | None) -> Any:
     return func.coalesce(price, UNPRICED)
 
 
+def trust_of() -> Any:
+    """Each agent's trust share (0 without one), as a column to sort by."""
+    trust = select(AgentTrust.trust).where(AgentTrust.agent == Agent.address).scalar_subquery()
+    return func.coalesce(trust, 0.0)
+
+
 def agent_sort(sort: str, token: str | None) -> pagination.SortKey:
     first, descending = {
         "reputation": (col(Agent.reputation_score), True),
         "price": (price_in(token), False),
         "newest": (col(Agent.created_at), True),
         "calls": (col(Agent.x402_total_calls), True),
+        "trust": (trust_of(), True),
     }[sort]
     return pagination.SortKey([first, col(Agent.address)], [descending, False])
 
 
-def sort_values(sort: str, token: str | None, agent: Agent, prices: dict[str, int]) -> list[Any]:
+def sort_values(
+    sort: str, token: str | None, agent: Agent, prices: dict[str, int], found: ev.Evidence | None = None
+) -> list[Any]:
     """The sort key of a row, as `agent_sort` orders it (what the next page's cursor names)."""
+    if sort == "trust":
+        return [found.trust if found is not None and found.trust is not None else 0.0, agent.address]
     if sort == "price":
         price = prices.get(token, UNPRICED) if token is not None else next(iter(prices.values()), UNPRICED)
         return [price, agent.address]
@@ -185,11 +256,18 @@ async def list_agents(
     ),
     min_reputation: int | None = Query(None, ge=0, le=10_000, description="Basis points, 0 to 10,000."),
     tier: str | None = Query(None),
-    sort: Literal["reputation", "price", "newest", "calls"] = Query("reputation"),
+    min_payers: int | None = Query(
+        None, ge=0, description="At least this many distinct payers in trusted mints (x402 and escrow)."
+    ),
+    min_volume: list[str] | None = Query(
+        None, description="At least this much paid in a token (x402 and escrow), whole tokens: USDC=10; repeatable."
+    ),
+    sort: Literal["reputation", "price", "newest", "calls", "trust"] = Query("reputation"),
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> dict[str, Any]:
     token = await ctx.token(token)
+    volumes = await min_volumes(ctx, min_volume or [])
     ceiling = None
     if max_price is not None:
         if token is None:
@@ -210,7 +288,8 @@ async def list_agents(
 
     def query(
         session: Session,
-    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int]:
+    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int, Any]:
+        trusted = trusted_in(session, ctx.settings.token_labels)
         try:
             statement = agent_filter(
                 x402_enabled=x402_enabled,
@@ -219,11 +298,15 @@ async def list_agents(
                 max_price=ceiling,
                 min_reputation=min_reputation,
                 tier=tier,
+                min_payers=min_payers,
+                min_volume=volumes,
+                trusted=list(trusted),
             )
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
         total = session.exec(select(func.count()).select_from(statement.subquery())).one()
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
+        found = ev.evidence(session_run(session), [a.address for a in rows], trusted)
         return (
             [
                 (
@@ -236,25 +319,62 @@ async def list_agents(
             ],
             more,
             int(total),
+            found,
         )
 
-    rows, more, total = await ctx.db(query)
-    known = await ctx.decimals.get(m for _, _, prices, earnings in rows for m in [*prices, *earnings])
+    rows, more, total, found = await ctx.db(query)
+    known = await ctx.decimals.get(
+        [*(m for _, _, prices, earnings in rows for m in [*prices, *earnings]), *evidence_mints(found)]
+    )
     labels = await ctx.label_map()
+    last = rows[-1][0] if rows else None
     return {
-        "items": [agent_json(a, c, p, e, known, labels) for a, c, p, e in rows],
+        "items": [
+            {**agent_json(a, c, p, e, known, labels), "evidence": evidence_json(found[a.address], known, labels)}
+            for a, c, p, e in rows
+        ],
         "total": total,
-        "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2])) if more else None,
+        "next_cursor": pagination.encode(kind, sort_values(sort, token, last, rows[-1][2], found.get(last.address)))
+        if more and last is not None
+        else None,
     }
+
+
+async def min_volumes(ctx: ApiContext, given: list[str]) -> dict[str, int]:
+    """`USDC=10` filters as mint -> atomic units (422 for a malformed one, or a mint whose decimals are unknown)."""
+    out = {}
+    for item in given:
+        token, sep, amount = item.partition("=")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not sep or not value.is_finite() or value < 0:
+            raise ApiError(422, f"min_volume is TOKEN=AMOUNT in whole tokens, like USDC=10, not {item!r}")
+        mint = await ctx.token(token.strip(), "min_volume's token")
+        assert mint is not None
+        places = (await ctx.decimals.get([mint]))[mint]
+        if places is None:
+            raise ApiError(422, f"cannot read the decimals of {mint} (not a mint, or no RPC configured)")
+        out[mint] = to_atomic_units(value, places)
+    return out
 
 
 @router.get("/api/agents/{address}", tags=["agents"], summary="One agent")
 async def get_agent(address: str, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     agent, capabilities, prices = await ctx.agent(address)
-    earnings = await ctx.db(lambda session: agent_earnings(session, address))
-    return agent_json(
-        agent, capabilities, prices, earnings, await ctx.decimals.get([*prices, *earnings]), await ctx.label_map()
-    )
+
+    def query(session: Session) -> tuple[dict[str, tuple[int, int]], ev.Evidence]:
+        trusted = trusted_in(session, ctx.settings.token_labels)
+        return agent_earnings(session, address), ev.evidence(session_run(session), [address], trusted)[address]
+
+    earnings, found = await ctx.db(query)
+    known = await ctx.decimals.get([*prices, *earnings, *evidence_mints({address: found})])
+    labels = await ctx.label_map()
+    return {
+        **agent_json(agent, capabilities, prices, earnings, known, labels),
+        "evidence": evidence_json(found, known, labels),
+    }
 
 
 @router.get("/api/agents/{address}/payments", tags=["payments"], summary="An agent's x402 payments, newest first")

@@ -45,7 +45,8 @@ TOKENS_HELP = (
     "Accepted tokens with their price per call in whole units of each: USDC=0.01,EURC=0.01 (mints or "
     "symbols; the first is the default). With --price: one token."
 )
-SORTS: tuple[SortKey, ...] = ("reputation", "price", "newest", "oldest", "calls", "name")
+SORTS: tuple[str, ...] = ("reputation", "price", "newest", "oldest", "calls", "name", "trust")
+INDEX_ONLY = "trust"  # a sort only the index can answer (the trust score is computed there)
 
 
 # shared helpers ----------------------------------------------------------------------------------------
@@ -213,9 +214,14 @@ def agent_rows(st: State, info: AgentInfo, mints: Mints) -> list[tuple[str, str]
     return rows
 
 
-def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
+def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str, decimals: Any = None) -> Any:
+    """`decimals` (mint -> its decimals, from the index's read path): with it, the evidence and trust columns."""
+    from ghostpay.cli.evidence_view import evidence_text, trust_text
+
+    shown = decimals is not None and any(getattr(a, "evidence", None) is not None for a, _ in agents)
+    columns = ["agent", "name", "x402 price per call", "reputation", "paid calls", "capabilities", "status"]
     return table(
-        ["agent", "name", "x402 price per call", "reputation", "paid calls", "capabilities", "status"],
+        columns + (["evidence in trusted mints", "trust"] if shown else []),
         [
             (
                 str(a.address),
@@ -225,6 +231,7 @@ def agents_table(st: State, agents: list[tuple[Any, Mints]], title: str) -> Any:
                 f"{a.total_calls:,}",
                 ", ".join(a.capabilities),
                 "active" if a.is_active else "inactive",
+                *((evidence_text(st, a.evidence, decimals), trust_text(a.evidence)) if shown else ()),
             )
             for a, m in agents
         ],
@@ -659,7 +666,8 @@ def close(
 
 @app.command()
 def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or the agent_id of yours.")) -> None:
-    """Show one agent with its x402 pricing and reputation.
+    """Show one agent with its x402 pricing and reputation; with --db, the index's evidence in trusted mints (paid
+    calls, payers, volume, days, escrow releases) and trust score beside it.
 
     Example: ghost agent show translator
     """
@@ -671,11 +679,16 @@ def show(ctx: typer.Context, agent: str = typer.Argument(..., help="Address, or 
         return info, await mints_of(gp, info)
 
     info, mints = st.run(work, signer=isinstance(ref, str))
-    emit(
-        st,
-        agent_json(st, info, mints),
-        lambda out: out.print(key_value_table(agent_rows(st, info, mints), title=f"Agent {info.name}")),
-    )
+    data, rows = agent_json(st, info, mints), agent_rows(st, info, mints)
+    if st.settings.db:  # the evidence the index holds, beside the on-chain score
+        from ghostpay.cli.evidence_view import evidence_json, evidence_text, trust_text
+        from ghostpay.cli.indexed import Decimals, agent_evidence
+
+        found, decimals = agent_evidence(st, str(info.address)), Decimals(st)
+        data["evidence"] = evidence_json(st, found, decimals)
+        at = next(i for i, (name, _) in enumerate(rows) if name == "reputation") + 1
+        rows[at:at] = [("evidence (trusted)", evidence_text(st, found, decimals)), ("trust", trust_text(found))]
+    emit(st, data, lambda out: out.print(key_value_table(rows, title=f"Agent {info.name}")))
 
 
 @app.command()
@@ -752,9 +765,20 @@ def search(
         None, "--min-reputation", help="At least this score: basis points (0-10000) or NN%."
     ),
     sort: str | None = typer.Option(
-        None, "--sort", help=f"One of: {', '.join(SORTS)} (price: in --token, else in each agent's default token)."
+        None,
+        "--sort",
+        help=f"One of: {', '.join(SORTS)} (price: in --token, else in each agent's default token; trust: the "
+        "index's trust score over the payment graph, needs --db).",
     ),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Inactive agents too."),
+    min_payers: int | None = typer.Option(
+        None, "--min-payers", min=0, help="At least this many distinct payers in trusted mints (needs --db)."
+    ),
+    min_volume: list[str] | None = typer.Option(
+        None,
+        "--min-volume",
+        help="At least this much paid in a token, x402 and escrow: USDC=10 (whole tokens; repeatable; needs --db).",
+    ),
     limit: int = typer.Option(50, "--limit", "-l", min=1, help="At most this many."),
     url: str | None = typer.Option(
         None,
@@ -770,14 +794,20 @@ def search(
     ),
 ) -> None:
     """Find agents: from the indexer database when one is configured (--db), else from the chain; or read
-    one agent's documents at --url and show what it offers and accepts.
+    one agent's documents at --url and show what it offers and accepts. With --db each agent shows its evidence
+    in trusted mints (paid calls, payers, volume, days) and its trust score.
 
-    Example: ghost agent search -c translate --token USDC --max-price 0.05 --sort price
+    Example: ghost agent search -c translate --token USDC --max-price 0.05 --sort price; ghost --db index.db agent
+    search --min-payers 5 --min-volume USDC=10 --sort trust
     """
     st = state(ctx)
     if url is not None:
         agent_erc8004.search_url(st, url, allow_private)
         return
+    if not st.settings.db and (min_payers is not None or min_volume or sort == INDEX_ONLY):
+        raise typer.BadParameter(
+            "--min-payers, --min-volume and --sort trust read the indexer's database: give --db (ghost indexer run)"
+        )
     if max_price is not None and token is None:
         raise typer.BadParameter(
             "--max-price needs --token: each accepted token has its own price (e.g. --token USDC --max-price 0.05)"
@@ -785,7 +815,7 @@ def search(
     mint = params.token(st, token, "--token") if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True, token=token) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
-    order = params.choice(sort, SORTS, "--sort") if sort else None
+    order: Any = params.choice(sort, SORTS, "--sort") if sort else None
     filters = {
         "capability": capability,
         "x402_enabled": x402_enabled,
@@ -795,23 +825,35 @@ def search(
         "sort": order,
         "limit": limit,
         "include_inactive": include_inactive,
+        "min_payers": min_payers,
+        "min_volume": min_volume,
     }
     query = (mint, ceiling, floor, order, capability, x402_enabled, include_inactive, limit)
     found: list[tuple[Any, Mints]]  # IndexedAgent or AgentInfo rows: agent_json and agents_table read both
+    decimals = None
     if st.settings.db:
-        from ghostpay.cli.indexed import search_indexed
+        from ghostpay.cli.evidence_view import evidence_json, min_volumes
+        from ghostpay.cli.indexed import Decimals, search_indexed
 
-        source = "indexer"
+        source, decimals = "indexer", Decimals(st)
+        volumes = min_volumes(st, min_volume, decimals)
         with st.spinner("Searching the index…"):
-            found, total = search_indexed(st, *query)
+            found, total = search_indexed(st, *query, min_payers, volumes, decimals)
     else:
         source = "chain"
         found, total = st.run(lambda gp: search_chain(gp, *query), signer=False, status="Searching…")
     more = f", showing {len(found)}" if total > len(found) else ""
+    rows = [
+        {
+            **agent_json(st, a, m),
+            **({"evidence": evidence_json(st, getattr(a, "evidence", None), decimals)} if decimals else {}),
+        }
+        for a, m in found
+    ]
     emit(
         st,
-        {"source": source, "filters": filters, "total": total, "agents": [agent_json(st, a, m) for a, m in found]},
-        lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")),
+        {"source": source, "filters": filters, "total": total, "agents": rows},
+        lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})", decimals)),
     )
 
 
@@ -820,7 +862,7 @@ async def search_chain(
     mint: Pubkey | None,
     ceiling: Decimal | None,
     floor: int | None,
-    order: SortKey | None,
+    order: SortKey | None,  # never "trust": the index's only
     capability: str | None,
     x402_enabled: bool | None,
     include_inactive: bool,

@@ -51,6 +51,7 @@ def indexer_defaults(st: State) -> dict[str, Any]:
             "status": {**common, **json_mode},
             "verify": {**common, **json_mode},
             "serve": {**common, **json_mode},
+            "trust": {**common, **json_mode},
         }
     }
 
@@ -79,6 +80,7 @@ class IndexedAgent:
     registration: int
     capabilities: list[str] = field(default_factory=list)
     earnings: list[IndexedEarnings] = field(default_factory=list)
+    evidence: Any = None  # ghostpay.indexer.evidence.Evidence (None: an index without the payment graph)
 
     @property
     def accepted_tokens(self) -> list[str]:
@@ -144,7 +146,11 @@ def _sqlite_index(st: State, path: str) -> Iterator[Any]:
 
 
 def _indexed_agent(
-    a: Any, capabilities: list[str], prices: dict[str, int], earnings: dict[str, tuple[int, int]]
+    a: Any,
+    capabilities: list[str],
+    prices: dict[str, int],
+    earnings: dict[str, tuple[int, int]],
+    evidence: Any = None,
 ) -> IndexedAgent:
     return IndexedAgent(
         a.address,
@@ -167,6 +173,7 @@ def _indexed_agent(
         a.registration,
         capabilities,
         [IndexedEarnings(mint, *amounts) for mint, amounts in earnings.items()],
+        evidence,
     )
 
 
@@ -182,23 +189,52 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
             with _sqlite_index(st, path) as index:
                 page = sqlite_read.search_agents(index, **filters)
-            return [_indexed_agent(a, a.capabilities, a.prices, a.earnings) for a in page.items], page.total
-        from ghostpay.indexer import queries
+            return [_indexed_agent(a, a.capabilities, a.prices, a.earnings, a.evidence) for a in page.items], page.total
+        from ghostpay.indexer import evidence as ev, queries
 
         for session in _session(st):
-            found = queries.search_agents(session, **filters)
+            run = session_run(session)
+            trusted = ev.trusted_mints(run)
+            found = queries.search_agents(session, trusted=list(trusted), **filters)
+            proofs = ev.evidence(run, [a.address for a in found.items], trusted)
             return [
                 _indexed_agent(
                     a,
                     queries.agent_capabilities(session, a.address),
                     queries.agent_prices(session, a.address),
                     queries.agent_earnings(session, a.address),
+                    proofs[a.address],
                 )
                 for a in found.items
             ], found.total
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
     return [], 0
+
+
+def session_run(session: Any) -> Any:
+    """`ghostpay.indexer.evidence`'s executor on a SQLAlchemy session."""
+    from sqlalchemy import text
+
+    return lambda sql, params: [tuple(r) for r in session.connection().execute(text(sql), params)]
+
+
+def agent_evidence(st: State, address: str) -> Any:
+    """The evidence of one agent in the index given by --db (None if the index has no payment graph yet)."""
+    from ghostpay.indexer import evidence as ev
+    from ghostpay.indexer.sqlite_read import has_evidence, readonly_run, sqlite_path
+
+    path = sqlite_path(db_url(st.settings.db or ""))
+    if path is not None:
+        with _sqlite_index(st, path) as index:
+            if not has_evidence(index):
+                return None
+            run = readonly_run(index)
+            return ev.evidence(run, [address], ev.trusted_mints(run))[address]
+    for session in _session(st):
+        run = session_run(session)
+        return ev.evidence(run, [address], ev.trusted_mints(run))[address]
+    return None
 
 
 def _is_indexed_agent(st: State, address: str) -> bool:
@@ -276,10 +312,14 @@ def search_indexed(
     x402_enabled: bool | None,
     include_inactive: bool,
     limit: int,
+    min_payers: int | None = None,
+    min_volume: dict[str, int] | None = None,
+    decimals: Decimals | None = None,
 ) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
-    """Agents from the database, with the same filters as the chain search; returns them and the total.
+    """Agents from the database, with the same filters as the chain search and the evidence's (`min_payers`
+    distinct payers in trusted mints, `min_volume` mint -> atomic units); returns them and the total.
     A price ceiling is in whole units of `mint` (the caller requires one)."""
-    decimals = Decimals(st)
+    decimals = decimals or Decimals(st)
     token = str(mint) if mint is not None else None
     max_atomic = None
     if ceiling is not None and token is not None:
@@ -287,7 +327,7 @@ def search_indexed(
         if found is None:
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
-    exact = order in (None, "reputation", "price")
+    exact = order in (None, "reputation", "price", "trust")
     agents, total = _search(
         st,
         x402_enabled=x402_enabled,
@@ -296,7 +336,9 @@ def search_indexed(
         max_price=max_atomic,
         min_reputation=floor,
         active=None if include_inactive else True,
-        sort="price" if order == "price" else "score",
+        min_payers=min_payers,
+        min_volume=min_volume,
+        sort=order if order in ("price", "trust") else "score",
         limit=min(limit, DB_PAGE) if exact else DB_PAGE,
     )
     out = [(a, {m: decimals(m) for m in a.prices_atomic}) for a in agents]

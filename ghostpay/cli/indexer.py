@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from ghostpay.cli import params, serve as serve_cli
+from ghostpay.cli import params, serve as serve_cli, trust as trust_cli
 from ghostpay.cli.indexing import fail, index_engine, indexer_config, setup_logging
 
 app = typer.Typer(
@@ -33,6 +33,8 @@ DB_HELP = (
     "A SQLite path, sqlite:///path.db or postgresql://user@host/db (default: indexer.db in the ghost data folder)."
 )
 
+
+app.command("trust")(trust_cli.trust)
 
 EXIT_WRONG_CHAIN = 78  # sysexits' EX_CONFIG: restarting cannot help (the systemd unit stops on it)
 

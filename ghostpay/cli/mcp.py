@@ -70,6 +70,12 @@ def serve(
         help="NAME=COMMAND: an MCP server over stdio that call_paid_tool may start by NAME (repeat it), e.g. "
         "weather='python examples/paid_mcp_tool.py AGENT'. A URL needs none.",
     ),
+    indexer_url: str | None = typer.Option(
+        None,
+        "--indexer-url",
+        help="A 'ghost indexer serve' API: search_agents and get_agent add each agent's evidence in trusted "
+        "mints and trust score.",
+    ),
 ) -> None:
     """Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.
 
@@ -140,6 +146,7 @@ def serve(
         st.settings.program_id,
         error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
         tool_servers=_tool_servers(tool_server or []),
+        indexer_url=indexer_url,
     )
     server = create_mcp_server(settings)
     limits = ", ".join(f"{k} {v}" for k, v in guard_limits(guards).items())

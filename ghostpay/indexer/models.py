@@ -290,6 +290,50 @@ class DailyVolume(SQLModel, table=True):
     escrow_released: int = u64()
 
 
+class PaymentEdge(SQLModel, table=True):
+    """The payment graph: what one payer paid one agent in one mint, by kind (`x402`: recorded payments, the payer
+    being the buyer; `escrow`: work-order releases and rulings for the provider, the payer being the order's
+    client). The evidence and the trust score are read from here."""
+
+    __tablename__ = "payment_edges"
+    payer: str = Field(primary_key=True, index=True)
+    agent: str = Field(primary_key=True, index=True)
+    mint: str = Field(primary_key=True, index=True)
+    kind: str = Field(primary_key=True)
+    calls: int = u64()  # payments recorded, or releases
+    amount: int = u64()  # atomic units of `mint`
+    first_at: int = i64(0)
+    last_at: int = i64(0)
+
+
+class AgentTrust(SQLModel, table=True):
+    """The trust score of each agent with a trusted payment (`ghostpay.indexer.trust`): its share of the trust
+    flowing over the payment graph, and that share as basis points of the most trusted agent's."""
+
+    __tablename__ = "agent_trust"
+    agent: str = Field(primary_key=True)
+    trust: float = 0.0
+    score: int = Field(default=0, index=True)
+    computed_at: float = 0.0
+
+
+class TrustedMintSetting(SQLModel, table=True):
+    """A mint the index's operator added to (`trusted`) or removed from the default trusted mints."""
+
+    __tablename__ = "trusted_mint_settings"
+    mint: str = Field(primary_key=True)
+    trusted: bool
+    label: str | None = None
+    decimals: int | None = None
+
+
+class TrustSeed(SQLModel, table=True):
+    """A pre-trusted wallet or agent: the trust score's random jumps land on the seeds (none: on every payer)."""
+
+    __tablename__ = "trust_seeds"
+    address: str = Field(primary_key=True)
+
+
 DATA_TABLES: tuple[type[SQLModel], ...] = (
     Agent,
     AgentEarning,
@@ -301,12 +345,21 @@ DATA_TABLES: tuple[type[SQLModel], ...] = (
     WorkOrder,
     WorkOrderTransition,
     DailyVolume,
+    PaymentEdge,
     RawEvent,
     IndexedTransaction,
 )
 """The tables that hold indexed data (row counts in `status`; equal after any replay)."""
 
-ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (Cursor, SeenSlot, SkipCounter, SchemaVersion)
+ALL_TABLES: tuple[type[SQLModel], ...] = DATA_TABLES + (
+    Cursor,
+    SeenSlot,
+    SkipCounter,
+    SchemaVersion,
+    AgentTrust,
+    TrustedMintSetting,
+    TrustSeed,
+)
 
 
 @dataclass(frozen=True)
@@ -414,12 +467,36 @@ def _payments_by_instruction_v5(connection: Connection) -> None:
         connection.execute(table_of(Feedback).insert(), [_feedback_row(r) for r in rows])
 
 
+def _payment_graph_v6(connection: Connection) -> None:
+    """Issue 30: the payment graph (evidence, trust score) and the trust settings, the graph filled from the
+    payments and the work orders' releases already indexed."""
+    tables = [table_of(m) for m in (PaymentEdge, AgentTrust, TrustedMintSetting, TrustSeed)]
+    SQLModel.metadata.create_all(connection, tables=tables)
+    # `ghostpay.indexer.guard` records the chain here at the first run; created now so that readers of the
+    # trusted mints (which depend on the chain) can always select from it
+    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS indexed_chain (genesis_hash VARCHAR NOT NULL PRIMARY KEY)")
+    connection.exec_driver_sql("DELETE FROM payment_edges")  # rebuilt whole from what the index holds
+    connection.exec_driver_sql(
+        "INSERT INTO payment_edges (payer, agent, mint, kind, calls, amount, first_at, last_at) "
+        "SELECT payer, agent, mint, 'x402', COUNT(*), SUM(amount), MIN(timestamp), MAX(timestamp) FROM payments "
+        "GROUP BY payer, agent, mint"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO payment_edges (payer, agent, mint, kind, calls, amount, first_at, last_at) "
+        "SELECT o.client, o.agent, o.mint, 'escrow', COUNT(*), SUM(h.amount), MIN(h.timestamp), MAX(h.timestamp) "
+        "FROM work_order_history h JOIN work_orders o ON o.address = h.work_order "
+        "WHERE h.event IN ('PaymentReleased', 'DisputeResolved') AND h.amount > 0 "
+        "GROUP BY o.client, o.agent, o.mint"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor", _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
     Migration(3, "earnings per agent and mint", _earnings_per_mint_v3),
     Migration(4, "the newest slot seen while caught up", _seen_slot_v4),
     Migration(5, "payments and feedback keyed by their instruction, not the reference", _payments_by_instruction_v5),
+    Migration(6, "the payment graph, agents' trust scores, trusted mints and trust seeds", _payment_graph_v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

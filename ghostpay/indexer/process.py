@@ -53,6 +53,7 @@ from ghostpay.indexer.models import (
     Feedback,
     IndexedTransaction,
     Payment,
+    PaymentEdge,
     RawEvent,
     Reputation,
     SkipCounter,
@@ -82,8 +83,17 @@ WORK_ORDER_STATUS = {
     "WorkOrderDeclined": "Declined",
     "DisputeSettledByDefault": "Refunded",
 }
-STATE_MODELS: tuple[type[SQLModel], ...] = (Agent, AgentEarning, Reputation, Payment, WorkOrder, DailyVolume)
+STATE_MODELS: tuple[type[SQLModel], ...] = (
+    Agent,
+    AgentEarning,
+    Reputation,
+    Payment,
+    WorkOrder,
+    DailyVolume,
+    PaymentEdge,
+)
 """Tables of current state: loaded in bulk, changed in memory, upserted at commit."""
+X402_EDGE, ESCROW_EDGE = "x402", "escrow"  # payment_edges.kind
 RAW_ONLY_EVENTS = frozenset({"PayerStatsOpened", "PayerStatsClosed"})
 """Events no table but raw_events (the feed, webhooks) needs: a PayerStats' rent and its closing."""
 
@@ -156,6 +166,8 @@ def _row_keys(name: str, e: Any, agent: str) -> Iterable[tuple[type[SQLModel], A
     if name in ("X402PaymentRecorded", "PaymentReleased"):
         yield DailyVolume, (day_of(e.timestamp), agent, str(e.mint))
         yield AgentEarning, (agent, str(e.mint))
+    if name == "X402PaymentRecorded":
+        yield PaymentEdge, (str(e.payer), agent, str(e.mint), X402_EDGE)
     if name == "MintEarningsRetired":
         yield AgentEarning, (agent, str(e.mint))
     if hasattr(e, "work_order"):
@@ -558,6 +570,7 @@ class Batch:
         )
         volume.payments += 1
         volume.amount += e.amount
+        self._edge(payment.payer, agent, mint, X402_EDGE, e.amount, e.timestamp)
         rep = self._reputation(agent, e.timestamp)
         self._count_successful(rep, e.timestamp)
         self._rescore(agent, rep)
@@ -700,9 +713,23 @@ class Batch:
         row = self._earnings(agent, str(e.mint))
         row.x402_payments, row.escrow_earnings = 0, 0
 
-    def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int) -> None:
+    def _edge(self, payer: str, agent: str, mint: str, kind: str, amount: int, timestamp: int) -> None:
+        """One more payment from `payer` to `agent` in the payment graph (`payment_edges`)."""
+        key = (payer, agent, mint, kind)
+        edge = self._get_or_add(
+            PaymentEdge,
+            key,
+            lambda: new_row(PaymentEdge, payer=payer, agent=agent, mint=mint, kind=kind, first_at=timestamp),
+        )
+        edge.calls += 1
+        edge.amount += amount
+        edge.first_at, edge.last_at = min(edge.first_at, timestamp), max(edge.last_at, timestamp)
+
+    def _escrow_earned(self, agent: str, mint: str, amount: int, timestamp: int, client: str | None) -> None:
         if amount:
             self._earnings(agent, mint).escrow_earnings += amount
+            if client is not None:
+                self._edge(client, agent, mint, ESCROW_EDGE, amount, timestamp)
         day = day_of(timestamp)
         volume = self._get_or_add(
             DailyVolume, (day, agent, mint), lambda: new_row(DailyVolume, day=day, agent=agent, mint=mint)
@@ -714,7 +741,7 @@ class Batch:
         order = self._transition(tx, indexed, e, e.amount, "Completed" if e.completed else None)
         if order is not None:
             order.released = e.released
-        self._escrow_earned(agent, str(e.mint), e.amount, e.timestamp)
+        self._escrow_earned(agent, str(e.mint), e.amount, e.timestamp, order.client if order else None)
         if e.completed:
             self._agent(agent).total_jobs_completed += 1
             rep = self._reputation(agent, e.timestamp)
@@ -734,7 +761,9 @@ class Batch:
         if order is not None:
             order.released += e.provider_amount
             order.refunded += e.client_amount
-        self._escrow_earned(agent, order.mint if order else "", e.provider_amount, e.timestamp)
+        self._escrow_earned(
+            agent, order.mint if order else "", e.provider_amount, e.timestamp, order.client if order else None
+        )
         rep = self._reputation(agent, e.timestamp)
         # program/src/resolve_dispute.c: a ruling wholly for the provider erases the
         # dispute and completes the job, as a release would; any other counts a resolved dispute.

@@ -15,15 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, distinct, func
+from sqlalchemy import ColumnElement, and_, distinct, func, text
 from sqlmodel import Session, col, select
 
+from ghostpay.indexer import evidence as ev
 from ghostpay.indexer.models import (
     DATA_TABLES,
     Agent,
     AgentCapability,
     AgentEarning,
     AgentToken,
+    AgentTrust,
     Cursor,
     Payment,
     RawEvent,
@@ -52,7 +54,7 @@ def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, o
 
 # agents ---------------------------------------------------------------------------------------------
 
-AgentSort = Literal["score", "price"]
+AgentSort = Literal["score", "price", "trust"]
 
 
 def agent_filter(
@@ -64,6 +66,9 @@ def agent_filter(
     min_reputation: int | None = None,
     tier: str | None = None,
     active: bool | None = True,
+    min_payers: int | None = None,
+    min_volume: dict[str, int] | None = None,
+    trusted: Sequence[str] = (),
 ) -> Any:
     """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
@@ -95,6 +100,12 @@ def agent_filter(
             statement = statement.where(Agent.tier == Tier(tier.upper()).value)
         except ValueError:
             raise QueryError(f"tier must be one of {', '.join(t.value for t in Tier)}") from None
+    if min_payers is not None:
+        clause, args = ev.min_payers_clause(min_payers, trusted, "agents.address")
+        statement = statement.where(text(clause).bindparams(**args))
+    if min_volume:
+        clause, args = ev.min_volume_clause(min_volume, "agents.address")
+        statement = statement.where(text(clause).bindparams(**args))
     return statement
 
 
@@ -108,13 +119,18 @@ def search_agents(
     min_reputation: int | None = None,
     tier: str | None = None,
     active: bool | None = True,
+    min_payers: int | None = None,
+    min_volume: dict[str, int] | None = None,
+    trusted: Sequence[str] = (),
     sort: AgentSort = "score",
     limit: int = 50,
     offset: int = 0,
 ) -> Page[Agent]:
     """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
-    units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
-    first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
+    units of `token`) needs `token`; price or token filters imply x402_enabled. `min_payers`: distinct payers in
+    the `trusted` mints; `min_volume`: mint -> atomic units paid in it at least (x402 and escrow). `sort`: score
+    (highest first), price (lowest first: the price in `token`, else in each agent's first token) or trust (the
+    trust score, highest first); ties by address."""
     statement = agent_filter(
         x402_enabled=x402_enabled,
         capability=capability,
@@ -123,15 +139,21 @@ def search_agents(
         min_reputation=min_reputation,
         tier=tier,
         active=active,
+        min_payers=min_payers,
+        min_volume=min_volume,
+        trusted=trusted,
     )
     if sort == "score":
         order = [col(Agent.reputation_score).desc(), Agent.address]
+    elif sort == "trust":
+        trust = select(AgentTrust.trust).where(AgentTrust.agent == Agent.address).scalar_subquery()
+        order = [func.coalesce(trust, 0.0).desc(), Agent.address]
     elif sort == "price":
         priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
         price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
         order = [price.asc(), Agent.address]
     else:
-        raise QueryError("sort must be score or price")
+        raise QueryError("sort must be score, price or trust")
     return _paged(session, statement, order, limit, offset)
 
 

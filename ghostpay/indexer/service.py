@@ -49,6 +49,8 @@ class IndexerConfig:
     max_reconnect_delay: float = 8.0
     rpc_retries: int = 6  # HTTP 429 / 5xx answers retried per request before the error ends the attempt
     seen_interval: float = 2.0  # while caught up and idle, note the chain's slot this often (lag on a quiet chain)
+    trust_interval: float = 60.0  # while following, recompute the trust score at most this often (after new events)
+    token_labels: str | None = None  # the label store whose test mints a localnet trusts (None: the data folder's)
 
 
 @dataclass
@@ -112,6 +114,9 @@ class Indexer:
             self.engine.dialect.name == "sqlite" and self.engine.url.database in (None, "", ":memory:")
         )
         self._threads: dict[str, ThreadPoolExecutor] = {}  # started on first use, stopped when `run` returns
+        self._trust_stale = True  # events were applied since the trust score was last computed
+        self._trust_at = 0.0  # time.monotonic() of that computation
+        self._decimals: dict[str, int] = {}  # of trusted mints, from the RPC
 
     async def _on_thread(self, name: str, work: Callable[..., T], *args: Any) -> T:
         """`work(*args)` on the database thread `name` ("apply" or "write"). Cancelled, it still waits for
@@ -164,6 +169,8 @@ class Indexer:
             batch.rollback()
             raise
         self.totals.add(batch.stats)
+        if batch.stats.events:
+            self._trust_stale = True
         if self.on_commit is not None and batch.applied_signatures:
             self.on_commit(batch.applied_signatures, time.perf_counter())
         return batch.stats
@@ -242,6 +249,24 @@ class Indexer:
         log.info("back-fill: %d transactions applied", applied)
         return applied
 
+    # trust ----------------------------------------------------------------------------------------------
+
+    async def refresh_trust(self, force: bool = False) -> None:
+        """Recompute the trust score (`ghostpay.indexer.trust`) if events arrived since the last time and
+        `trust_interval` has passed (or `force`: after a back-fill)."""
+        due = time.monotonic() - self._trust_at >= self.config.trust_interval
+        if not self._trust_stale or not (force or due):
+            return
+        from ghostpay.indexer import trust
+
+        missing = await self._on_thread("write", trust.undecided_mints, self.engine, self.config.token_labels)
+        for mint in missing:
+            if mint not in self._decimals:
+                with contextlib.suppress(Exception):  # not a mint: it weighs as a stablecoin would
+                    self._decimals[mint] = int((await self.rpc.call("getTokenSupply", mint))["value"]["decimals"])
+        await self._on_thread("write", trust.recompute, self.engine, self.config.token_labels, self._decimals)
+        self._trust_stale, self._trust_at = False, time.monotonic()
+
     # live ---------------------------------------------------------------------------------------------
 
     async def _follow(self) -> None:
@@ -259,6 +284,7 @@ class Indexer:
             reader = asyncio.create_task(read())
             try:
                 await self.backfill()
+                await self.refresh_trust(force=True)
                 self.live.set()
                 while not self.stopping.is_set():
                     first = await self._next(queue)
@@ -266,6 +292,7 @@ class Indexer:
                         return
                     if first is IDLE:
                         await self._note_seen_slot(queue)
+                        await self.refresh_trust()
                         continue
                     items = [first]
                     while not queue.empty():  # everything already queued goes in one commit
@@ -273,6 +300,7 @@ class Indexer:
                     transactions = [i for i in items if isinstance(i, ChainTransaction)]
                     if transactions:
                         await self.apply(transactions)
+                        await self.refresh_trust()  # at most once per trust_interval on a busy chain
                     dropped = next((i for i in items if isinstance(i, BaseException)), None)
                     if dropped is not None:
                         raise ConnectionError(str(dropped)) from dropped
@@ -318,6 +346,7 @@ class Indexer:
             if once:  # errors end the run: a one-shot back-fill reports them rather than retrying
                 await self.check_chain()
                 await self.backfill()
+                await self.refresh_trust(force=True)
                 return self.totals
             while not self.stopping.is_set():
                 try:

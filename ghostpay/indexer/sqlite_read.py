@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
+from ghostpay.indexer import evidence as ev
 from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
 
 SQLITE_PREFIX = "sqlite:///"
@@ -94,12 +95,15 @@ def search_agents(
     max_price: int | None = None,
     min_reputation: int | None = None,
     active: bool | None = True,
-    sort: Literal["score", "price"] = "score",
+    min_payers: int | None = None,
+    min_volume: dict[str, int] | None = None,
+    sort: Literal["score", "price", "trust"] = "score",
     limit: int = 50,
     offset: int = 0,
 ) -> Page[Record]:
     """`queries.search_agents` (without the tier filter), each agent with `.capabilities`, `.prices`
-    (mint → price of a call in atomic units, the default mint first) and `.earnings` (`queries.agent_earnings`)."""
+    (mint → price of a call in atomic units, the default mint first), `.earnings` (`queries.agent_earnings`) and
+    `.evidence` (`evidence.Evidence`; None in an index older than schema v6)."""
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
     if max_price is not None and token is None:
         raise QueryError("max_price needs a token: each accepted mint has its own price")
@@ -123,12 +127,28 @@ def search_agents(
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
         where.append("reputation_score >= ?")
         args.append(min_reputation)
+    run = readonly_run(index)
+    graph = has_evidence(index)
+    trusted = ev.trusted_mints(run) if graph else {}
+    if min_payers is not None or min_volume:
+        if not graph:
+            raise QueryError("this index predates the payment graph (schema v6): run `ghost indexer run` once")
+        clauses = [ev.min_payers_clause(min_payers, trusted)] if min_payers is not None else []
+        clauses += [ev.min_volume_clause(min_volume)] if min_volume else []
+        for clause, named in clauses:
+            sql, values = ev.to_qmark(clause, named)
+            where.append(sql)
+            args += values
     # the price in `token`, else in each agent's first (default) token
     priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
     price = f"(SELECT price FROM agent_tokens t WHERE t.agent = address AND {priced})"
-    orders = {"score": ("reputation_score DESC, address", []), "price": (f"{price} ASC, address", priced_args)}
-    if sort not in orders:
-        raise QueryError("sort must be score or price")
+    orders = {
+        "score": ("reputation_score DESC, address", []),
+        "price": (f"{price} ASC, address", priced_args),
+        "trust": (ev.TRUST_ORDER.format(column="address") + " DESC, address", []),
+    }
+    if sort not in orders or (sort == "trust" and not graph):
+        raise QueryError("sort must be score or price" + (" or trust" if graph else ""))
     order, order_args = orders[sort]
     page = _paged(index, "agents", " AND ".join(where), args, order, order_args, limit, offset)
     for agent in page.items:  # SQLite stores booleans as 0 / 1
@@ -155,9 +175,20 @@ def search_agents(
         list(lists),
     ):
         lists[agent]["earnings"][mint] = (x402_payments, escrow_earnings)
+    found = ev.evidence(run, list(lists), trusted) if graph and lists else {}
     for agent in page.items:
-        agent.__dict__.update(lists[agent.address])
+        agent.__dict__.update(lists[agent.address], evidence=found.get(agent.address))
     return page
+
+
+def readonly_run(index: sqlite3.Connection) -> ev.Run:
+    """`evidence`'s executor on a sqlite3 connection (named parameters, rows as tuples)."""
+    return lambda sql, params: [tuple(row) for row in index.execute(sql, params).fetchall()]
+
+
+def has_evidence(index: sqlite3.Connection) -> bool:
+    """Whether the index has the payment graph (schema v6)."""
+    return bool(index.execute("SELECT 1 FROM sqlite_master WHERE name = 'payment_edges'").fetchone())
 
 
 def payment_history(

@@ -53,6 +53,16 @@ class AgentSummary(BaseModel):
     reputation_score: int = Field(description="Basis points, 0-10,000.")
     total_calls: int = Field(description="Paid x402 calls recorded on chain.")
     earnings: list[MintEarned] = Field(description="What the agent earned, per mint.")
+    evidence: str | None = Field(
+        default=None,
+        description="With an indexer: paid calls, distinct payers and volume in trusted mints (money that costs to "
+        "move), escrow releases and days, e.g. '412 paid calls from 97 payers, 41.20 USDC, 30 days'.",
+    )
+    trust_score: int | None = Field(
+        default=None,
+        description="With an indexer: trust over the payment graph (who paid, and who paid them), basis points "
+        "of the most trusted agent's; unlike reputation_score, a farm of self-paying wallets cannot cheaply raise it.",
+    )
 
 
 class AgentDetail(AgentSummary):

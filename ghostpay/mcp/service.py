@@ -60,6 +60,7 @@ class McpSettings:
     ledger: Path | str | None = None
     error_text: ErrorText | None = None
     tool_servers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    indexer_url: str | None = None  # `ghost indexer serve`: the agents' evidence and trust score, when reachable
 
     def __post_init__(self) -> None:
         if not has_budget(self.guards):
@@ -166,11 +167,29 @@ class GhostPayTools:
             limit=limit,
         )
         mints, labels = await self._mints(found), await self._labels()
-        return r.AgentList(agents=[r.agent_summary(a, mints, labels) for a in found])
+        return r.AgentList(agents=await self._with_evidence([r.agent_summary(a, mints, labels) for a in found]))
 
     async def get_agent(self, agent: str) -> r.AgentDetail:
         info = await self.gp.get_agent(agent_ref(agent))
-        return r.agent_detail(info, await self._mints([info]), await self._labels())
+        [detail] = await self._with_evidence([r.agent_detail(info, await self._mints([info]), await self._labels())])
+        return detail
+
+    async def _with_evidence(self, agents: list[Any]) -> list[Any]:
+        """The agents with the indexer's evidence and trust score, when one is configured and answers."""
+        if not self.settings.indexer_url or not agents:
+            return agents
+        from ghostpay.indexer_client import IndexerUnavailable, agents_evidence
+
+        try:
+            found = await agents_evidence(self.settings.indexer_url, [a.address for a in agents])
+        except IndexerUnavailable:  # the chain's figures stand alone
+            return agents
+        for agent in agents:
+            evidence = found.get(agent.address)
+            if evidence is not None:
+                agent.evidence = evidence["text"]
+                agent.trust_score = (evidence.get("trust") or {}).get("score")
+        return agents
 
     async def my_agents(self) -> r.AgentList:
         mine = await self.gp.list_agents()

@@ -271,9 +271,11 @@ def test_event_stream_resumes_after_last_event_id(world: World, api: ServedApi) 
 
 def test_postgresql_serves_the_same(world: World, api: ServedApi, postgres: PostgresCluster) -> None:
     url = postgres.create_database()
-    asyncio.run(Indexer(IndexerConfig(world.net.http_url, world.net.ws_url, url)).run(once=True))
+    labels = str(world.home / LABELS_FILE)
+    asyncio.run(Indexer(IndexerConfig(world.net.http_url, world.net.ws_url, url, token_labels=labels)).run(once=True))
     paths = [
         "/api/agents?sort=price",
+        "/api/agents?sort=trust&min_payers=1",
         f"/api/agents/{world.agents['coder']}/payments",
         f"/api/reputation/{world.agents['translator']}",
         f"/api/work-orders?party={world.client.pubkey()}",
@@ -311,6 +313,66 @@ def test_without_an_rpc_amounts_are_atomic_and_pages_stay_fast(world: World) -> 
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert asyncio.run(decimals.get([str(world.usdc)])) == {str(world.usdc): None}
     assert decimals.rpc_errors == 1  # the second call did not ask again
+
+
+def test_evidence_and_trust_beside_the_score(world: World, api: ServedApi) -> None:
+    """Each agent carries its evidence: paid calls, payers and volume per mint, and over the trusted mints (the
+    localnet's test USDC, not the unlabelled 9-decimal mint); the trust score is there, 100.00 for the most
+    trusted agent; `min_payers` counts distinct payers in trusted mints, `min_volume` is per token in whole
+    tokens, and `sort=trust` orders by the trust score."""
+    usdc, bonk = str(world.usdc), str(world.bonk)
+    coder = api.get(f"/api/agents/{world.agents['coder']}").json()["evidence"]
+    assert [(m["mint"], m["calls"], m["payers"], m["volume"]) for m in coder["x402"]["by_mint"]] == [
+        (bonk, 2, 1, "0.120000000"),
+        (usdc, 1, 1, "0.050000"),
+    ]
+    usdc_volume = {"mint": usdc, "label": "USDC", "volume": "0.050000", "volume_atomic": "50000"}
+    assert coder["x402"]["trusted"] == {"calls": 1, "payers": 1, "volume": [usdc_volume]}
+    translator = api.get(f"/api/agents/{world.agents['translator']}").json()["evidence"]
+    assert translator["x402"]["trusted"]["calls"] == 3 and translator["x402"]["trusted"]["payers"] == 2
+    assert [v["volume"] for v in translator["x402"]["trusted"]["volume"]] == ["0.032000"]
+    assert translator["escrow"]["by_mint"] == [] and translator["trusted_payers"] == 2  # accepted, not released
+    assert translator["days"] >= 1 and translator["first_at"] <= translator["last_at"]
+    items = api.get("/api/agents?sort=trust").json()["items"]
+    scores = [i["evidence"]["trust"]["score"] for i in items]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 10_000 and all(s > 0 for s in scores)
+    by_payers = {i["agent_id"] for i in api.get("/api/agents?min_payers=2").json()["items"]}
+    assert by_payers == {"translator", "summarizer"}
+    by_volume = {i["agent_id"] for i in api.get("/api/agents?min_volume=USDC=0.035").json()["items"]}
+    assert by_volume == {"summarizer", "coder"}
+    both = api.get("/api/agents", params={"min_volume": ["USDC=0.035", f"{bonk}=0.1"]}).json()["items"]
+    assert [i["agent_id"] for i in both] == ["coder"]
+    assert api.get("/api/agents?min_volume=USDC").status_code == 422
+
+
+def test_the_mcp_tools_relay_the_evidence(world: World, api: ServedApi, tmp_path) -> None:
+    """`ghost mcp --indexer-url`: search_agents and get_agent carry each agent's evidence line and trust score as
+    the API gives them; with the indexer down, the chain's figures alone."""
+    from ghostpay.mcp.service import GhostPayTools, McpSettings
+    from ghostpay.spending import SpendingGuards
+
+    async def look(indexer_url: str) -> tuple[object, object]:
+        settings = McpSettings(
+            SpendingGuards(daily=Decimal("1")),
+            world.net.http_url,
+            world.payers[0],
+            ws_url=world.net.ws_url,
+            ledger=tmp_path / "ledger.db",
+            indexer_url=indexer_url,
+        )
+        async with GhostPayTools(settings).open() as tools:
+            return await tools.search_agents("translate", None, None, None, None, 10), await tools.get_agent(
+                str(world.agents["coder"])
+            )
+
+    found, coder = asyncio.run(look(api.url))
+    expected = {a: api.get(f"/api/agents/{a}").json()["evidence"] for a in map(str, world.agents.values())}
+    assert {a.agent_id for a in found.agents} == {"translator", "summarizer"}  # type: ignore[attr-defined]
+    for agent in [*found.agents, coder]:  # type: ignore[attr-defined]
+        assert agent.evidence == expected[agent.address]["text"] and "paid call" in agent.evidence
+        assert agent.trust_score == expected[agent.address]["trust"]["score"] > 0
+    found, coder = asyncio.run(look("http://127.0.0.1:9"))
+    assert [(a.evidence, a.trust_score) for a in [*found.agents, coder]] == [(None, None)] * 3  # type: ignore[attr-defined]
 
 
 def test_tokens_by_label(world: World, api: ServedApi) -> None:

@@ -85,6 +85,14 @@ def token(entry: dict[str, Any]) -> str:
     return entry["label"] or entry["mint"][:4] + "…" + entry["mint"][-4:]
 
 
+def evidence_text(e: dict[str, Any]) -> str:
+    """The dashboard's evidence cell: x402 calls, distinct payers and volume in trusted mints, and days."""
+    t = e["x402"]["trusted"]
+    volume = ", ".join(f"{v['volume']} {v['label'] or v['mint'][:4] + '…' + v['mint'][-4:]}" for v in t["volume"])
+    days = f" · {e['days']} d" if e["days"] else ""
+    return f"{t['calls']} calls · {e['trusted_payers']} payers" + (f" · {volume}" if volume else "") + days
+
+
 def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World, browser: Any, tmp_path: Path) -> None:
     with GhostServer(fresh_world, "indexer", "run", "--serve", "--log-level", "warning") as server:
         browser.get(server.url)
@@ -96,7 +104,14 @@ def test_dashboard_shows_the_apis_figures_and_a_live_payment(fresh_world: World,
         assert api["payments"]["total"] == len(fresh_world.payments)
         agents = httpx.get(f"{server.url}api/agents?sort=reputation&limit=10&x402_enabled=true").json()["items"]
         assert rows(browser, "reputation") == [
-            [a["name"], a["reputation"]["tier"], f"{a['reputation']['percent']}%", str(a["x402_total_calls"])]
+            [
+                a["name"],
+                a["reputation"]["tier"],
+                f"{a['reputation']['percent']}%",
+                str(a["x402_total_calls"]),
+                evidence_text(a["evidence"]),
+                f"{a['evidence']['trust']['score'] / 100:.2f}",
+            ]
             for a in agents
         ]
         volume = httpx.get(f"{server.url}api/metrics/volume?period={WEEK}&buckets=24").json()

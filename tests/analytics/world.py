@@ -103,7 +103,10 @@ class World:
         return record
 
     async def index(self) -> None:
-        await Indexer(IndexerConfig(self.net.http_url, self.net.ws_url, self.db_url)).run(once=True)
+        labels = str(self.home / LABELS_FILE)  # its test USDC is trusted on this localnet, for the trust score
+        await Indexer(IndexerConfig(self.net.http_url, self.net.ws_url, self.db_url, token_labels=labels)).run(
+            once=True
+        )
 
 
 async def build(net: LocalnetProcess, db_url: str, home: Path) -> World:

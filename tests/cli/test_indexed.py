@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from solders.pubkey import Pubkey
+
 from tests.cli.conftest import ghost, mint_to
 
 
@@ -112,3 +114,65 @@ def test_db_forms_and_a_missing_or_corrupt_database(net, tmp_path) -> None:
     for argv in (("indexer", "status", "--db", str(corrupt)), ("--db", str(corrupt), "agent", "search")):
         run = ghost(*argv, output=None)
         assert run.code == 1 and "file is not a database" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_evidence_trust_and_their_filters_from_the_index(wallets, usdc, net, tmp_path) -> None:
+    """`agent show` and `agent search` with --db show each agent's evidence in trusted mints beside its score; a
+    test mint is trusted on a localnet until `indexer trust --remove`; `--min-payers`, `--min-volume` and
+    `--sort trust` filter and sort on it, and need --db."""
+    seller, _ = wallets.new()
+    buyers = [wallets.new() for _ in range(2)]
+    for _, who in buyers:
+        mint_to(net, who.pubkey(), usdc, 5_000_000)
+    other = ghost("test-mint", "--symbol", "EVI", "--decimals", "2", "--amount", "0", "--yes", keypair=seller)
+    evi = other.data["mint"]
+    mint_to(net, buyers[0][1].pubkey(), Pubkey.from_string(evi), 1_000)
+    agent = ghost(
+        "agent",
+        "register",
+        "evidence",
+        "--name",
+        "Evidence",
+        "-c",
+        "evidence-test",
+        "--tokens",
+        "USDC=0.01,EVI=0.5",
+        "--endpoint",
+        "https://e.example",
+        "--yes",
+        keypair=seller,
+    ).data["agent"]
+    for keypair, token in (
+        (buyers[0][0], "USDC"),
+        (buyers[0][0], "USDC"),
+        (buyers[1][0], "USDC"),
+        (buyers[0][0], "EVI"),
+    ):
+        ghost("payment", "send", "-a", agent, "--token", token, keypair=keypair).data
+    db = str(tmp_path / "index.db")
+    assert ghost("--db", db, "indexer", "run", "--once", output=None).code == 0
+
+    shown = ghost("--db", db, "agent", "show", agent).data["evidence"]
+    assert shown["x402"]["trusted"]["calls"] == 4 and shown["trusted_payers"] == 2  # EVI: a test mint, trusted
+    assert {(m["symbol"], m["calls"], m["payers"]) for m in shown["x402"]["by_mint"]} == {("USDC", 3, 2), ("EVI", 1, 1)}
+    assert shown["trust_score"] is not None
+
+    trust = ghost("--db", db, "indexer", "trust", "--remove", "EVI", "--recompute").data
+    assert evi in trust["removed"] and str(usdc) in [m["mint"] for m in trust["trusted_mints"]]
+    shown = ghost("--db", db, "agent", "show", agent).data["evidence"]
+    assert (shown["x402"]["trusted"]["calls"], shown["x402"]["trusted"]["payers"]) == (3, 2)
+    assert (
+        shown["text"].startswith("3 paid calls from 2 payers, 0.03 USDC") and "(+1 in untrusted mints)" in shown["text"]
+    )
+    text = ghost("--db", db, "agent", "show", agent, output=None).stdout
+    assert "evidence (trusted)" in text and "3 paid calls from 2 payers" in text
+
+    def found(*options: str) -> list[str]:
+        data = ghost("--db", db, "agent", "search", "-c", "evidence-test", *options).data
+        return [a["address"] for a in data["agents"]]
+
+    assert found("--min-payers", "2") == [agent] and found("--min-payers", "3") == []
+    assert found("--min-volume", "USDC=0.03") == [agent] and found("--min-volume", "USDC=0.031") == []
+    assert found("--sort", "trust", "--min-volume", "EVI=0.5") == [agent]
+    refused = ghost("agent", "search", "--sort", "trust")
+    assert refused.code == 2 and "give --db" in refused.stderr

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ghostpay.indexer import queries, sqlite_read
+from ghostpay.cli.indexed import session_run
+from ghostpay.indexer import evidence, queries, sqlite_read
 from ghostpay.indexer.models import (
     Agent,
     DailyVolume,
@@ -310,13 +311,27 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
             assert got.total == expected.total > 0, filters
-            assert [
-                {k: v for k, v in vars(a).items() if k not in ("capabilities", "prices", "earnings")} for a in got.items
-            ] == [a.model_dump() for a in expected.items]
+            listed = ("capabilities", "prices", "earnings", "evidence")
+            assert [{k: v for k, v in vars(a).items() if k not in listed} for a in got.items] == [
+                a.model_dump() for a in expected.items
+            ]
+            run = session_run(session)
+            proofs = evidence.evidence(run, [a.address for a in got.items], evidence.trusted_mints(run))
             for a in got.items:
                 assert a.capabilities == queries.agent_capabilities(session, a.address)
                 assert a.prices == queries.agent_prices(session, a.address)
                 assert a.earnings == queries.agent_earnings(session, a.address)
+                paid = queries.payment_history(session, a.address, limit=1).total  # every registration's
+                assert a.evidence == proofs[a.address] and a.evidence.x402.calls == paid
+        trusted = list(evidence.trusted_mints(session_run(session)))
+        for filters in ({"sort": "trust"}, {"min_volume": {mint: 1}}, {"min_payers": 1}, {"min_payers": 0}):
+            expected = queries.search_agents(session, trusted=trusted, **filters)
+            got = sqlite_read.search_agents(index, **filters)
+            assert (got.total, [a.address for a in got.items]) == (
+                expected.total,
+                [a.address for a in expected.items],
+            ), filters
+        assert queries.search_agents(session, min_volume={mint: 1}).total > 0
         busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
         for sort, descending in (("date", True), ("amount", False)):
             expected_payments = queries.payment_history(

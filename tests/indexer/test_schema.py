@@ -29,7 +29,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 5
+    assert migrate(engine) == SCHEMA_VERSION == 6
     with engine.begin() as c:
         columns = {
             t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
@@ -97,7 +97,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (feedback_event,),
         )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
-    assert migrate(engine) == SCHEMA_VERSION == 5
+    assert migrate(engine) == SCHEMA_VERSION == 6
     with engine.begin() as c:
         assert [
             tuple(r)
@@ -105,6 +105,10 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
                 "SELECT signature, instruction_index, agent, reference, outcome, rating FROM payments"
             )
         ] == [("sig1", 2, "A", reference, "failed", 2)]
+        # v6: the payment graph built from the payments already indexed
+        assert [
+            tuple(r) for r in c.exec_driver_sql("SELECT payer, agent, mint, kind, calls, amount FROM payment_edges")
+        ] == [("P", "A", "M", "x402", 1, 10000)]
         assert [
             tuple(r)
             for r in c.exec_driver_sql(

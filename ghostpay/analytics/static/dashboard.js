@@ -118,11 +118,19 @@ function renderChart(v) {
   $("#chart").replaceChildren(svg);
 }
 
+// What trusted money says (paid calls, distinct payers, volume, days: x402 in trusted mints) and the trust score.
+function evidenceText(e) {
+  const t = e.x402.trusted;
+  const volume = t.volume.map((v) => `${v.volume ?? v.volume_atomic + " atomic"} ${v.label || short(v.mint)}`).join(", ");
+  return `${t.calls} calls · ${e.trusted_payers} payers${volume ? " · " + volume : ""}${e.days ? ` · ${e.days} d` : ""}`;
+}
+
 function renderReputation(page) {
   fillRows($("#reputation tbody"), page.items.map((a) => {
     state.names[a.address] = a.name;
+    const trust = a.evidence.trust ? (a.evidence.trust.score / 100).toFixed(2) : "–";
     return [agentCell(a.address, a.name), cell(a.reputation.tier), cell(`${a.reputation.percent}%`, "num"),
-      cell(a.x402_total_calls, "num")];
+      cell(a.x402_total_calls, "num"), cell(evidenceText(a.evidence)), cell(trust, "num")];
   }));
 }
 

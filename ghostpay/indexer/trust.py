@@ -1,0 +1,263 @@
+"""The trust score: EigenTrust (Kamvar et al. 2003) / personalised PageRank over the payment graph.
+
+Nodes are wallets and agents. A payer's payments to agents in trusted mints are its local trust in them, weighted by
+the value paid (whole tokens); an agent passes all of its trust to its owner, who passes it on through what it pays
+in turn. Each node's out-links are normalised, and the trust vector is the fixed point of
+
+    t ← (1 − a)·Cᵀt + a·p
+
+where p, the random jump, lands uniformly on every wallet that paid in a trusted mint; the trust of a node that pays
+nobody jumps by p too. An agent's trust is its share of the total. Trust flows only from payer to payee: being paid
+by trusted wallets raises an agent, paying does not, so buying calls from honest agents raises them, not the farm;
+a farm paid in a mint of its own gets nothing (no link), and a cluster that only pays itself keeps just the jumps
+that land on its own wallets.
+
+With pre-trusted seeds (`trust_seeds`: wallets the operator knows), a first pass jumps to the seeds only; the
+wallets that count are then the seeds and the customers of every agent that pass reached (they paid, in trusted
+money, an agent the seeds' trust reaches), and the trust is the second pass, its jumps uniform on them. A farm's
+wallets count only once each has bought from such an agent: its price is one real call, fees and rent per wallet.
+
+What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent in a trusted mint
+looks like as many new honest customers (the jumps land on every payer), so its trust grows with its number of
+wallets, at the price of their fees and rent; no reputation function that treats every wallet alike can avoid that
+(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). With seeds a farm must buy one real call per wallet
+from the market the seeds reach, and an honest agent none of whose customers ever bought there gets no trust either.
+`bench/trust.py` measures both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.engine import Connection, Engine
+
+from ghostpay.indexer.evidence import trusted_mints
+from ghostpay.indexer.guard import indexed_chain
+from ghostpay.indexer.models import Agent, AgentTrust, PaymentEdge, TrustedMintSetting, TrustSeed, table_of
+from ghostpay.trusted_mints import STABLECOIN_DECIMALS, TrustedMint
+
+log = logging.getLogger(__name__)
+
+JUMP = 0.15  # a: the probability of a random jump to the seeds (PageRank's 1 - damping)
+TOLERANCE = 1e-10  # L1 change between iterations at which the power iteration stops
+MAX_ITERATIONS = 200
+SCORE_SCALE = 10_000  # an agent's score: basis points of the most trusted agent's trust
+WRITE_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The payment graph as arrays: node names, and edges src → dst with their weights (not normalised)."""
+
+    nodes: list[str]
+    src: np.ndarray
+    dst: np.ndarray
+    weight: np.ndarray
+    agents: np.ndarray  # node indices of the agents
+    payers: np.ndarray  # node indices of the wallets that paid in a trusted mint
+
+
+def build_graph(
+    edges: Iterable[tuple[str, str, str, int]],
+    owners: dict[str, str],
+    trusted: dict[str, TrustedMint],
+) -> Graph:
+    """`edges`: (payer, agent, mint, atomic amount) of every payment kind; those in untrusted mints are dropped.
+    `owners`: agent -> owner wallet (the agent's trust goes to its owner)."""
+    index: dict[str, int] = {}
+
+    def node(name: str) -> int:
+        found = index.get(name)
+        if found is None:
+            found = index[name] = len(index)
+        return found
+
+    scale = {m: 10.0 ** -(t.decimals if t.decimals is not None else STABLECOIN_DECIMALS) for m, t in trusted.items()}
+    pairs: dict[tuple[int, int], float] = {}
+    payers: set[int] = set()
+    paid: set[str] = set()
+    for payer, agent, mint, amount in edges:
+        factor = scale.get(mint)
+        if factor is None or amount <= 0:
+            continue
+        p, a = node(payer), node(agent)
+        payers.add(p)
+        paid.add(agent)
+        pairs[(p, a)] = pairs.get((p, a), 0.0) + amount * factor
+    for agent in paid:
+        owner = owners.get(agent)
+        if owner:
+            pairs[(index[agent], node(owner))] = 1.0  # its only link: all of its trust
+    keys = list(pairs)
+    return Graph(
+        list(index),
+        np.fromiter((k[0] for k in keys), dtype=np.int64, count=len(keys)),
+        np.fromiter((k[1] for k in keys), dtype=np.int64, count=len(keys)),
+        np.fromiter(pairs.values(), dtype=np.float64, count=len(keys)),
+        np.array(sorted(index[a] for a in paid), dtype=np.int64),
+        np.array(sorted(payers), dtype=np.int64),
+    )
+
+
+def power_iteration(graph: Graph, p: np.ndarray, jump: float = JUMP) -> np.ndarray:
+    """The fixed point of t ← (1 − a)·Cᵀt + a·p (C row-normalised; the trust of nodes without out-links jumps by p)."""
+    n = len(graph.nodes)
+    out = np.bincount(graph.src, weights=graph.weight, minlength=n)
+    share = graph.weight / out[graph.src]  # C's entries
+    dangling = out == 0
+    t = p.copy()
+    for _ in range(MAX_ITERATIONS):
+        flowed = np.bincount(graph.dst, weights=share * t[graph.src], minlength=n)
+        new = (1 - jump) * flowed + ((1 - jump) * t[dangling].sum() + jump) * p
+        change = np.abs(new - t).sum()
+        t = new
+        if change < TOLERANCE:
+            break
+    return t
+
+
+def uniform_on(n: int, nodes: np.ndarray) -> np.ndarray:
+    p = np.zeros(n)
+    p[nodes] = 1.0
+    return p / p.sum() if p.any() else p
+
+
+def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> np.ndarray:
+    """The trust of every node (sums to 1, or 0 everywhere without a jump target).
+
+    Without seeds the jumps land uniformly on every payer. With seeds, a first pass jumps to the seeds only; then
+    the jumps land uniformly on the seeds and on every wallet that paid an agent the first pass reached (a
+    customer of an agent the seeds' trust reaches), and the second pass is the trust."""
+    n = len(graph.nodes)
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    seeded = np.array(sorted({where[s] for s in seeds if s in where}), dtype=np.int64)
+    if not len(seeds):
+        return power_iteration(graph, uniform_on(n, graph.payers), jump) if n else np.zeros(0)
+    if not len(seeded):
+        return np.zeros(n)
+    first = power_iteration(graph, uniform_on(n, seeded), jump)
+    is_agent = np.zeros(n, dtype=bool)
+    is_agent[graph.agents] = True
+    customers = graph.src[is_agent[graph.dst] & (first[graph.dst] > 0)]
+    return power_iteration(graph, uniform_on(n, np.union1d(seeded, customers)), jump)
+
+
+def agent_scores(graph: Graph, trust: np.ndarray) -> dict[str, tuple[float, int]]:
+    """agent -> (its share of the trust, basis points of the most trusted agent's)."""
+    if not len(graph.agents):
+        return {}
+    values = trust[graph.agents]
+    top = float(values.max()) or 1.0
+    return {
+        graph.nodes[i]: (float(v), round(SCORE_SCALE * float(v) / top))
+        for i, v in zip(graph.agents, values, strict=True)
+    }
+
+
+# the index ---------------------------------------------------------------------------------------------------------
+
+
+def _settings(connection: Connection, labels_path: str | None, genesis: str | None) -> dict[str, TrustedMint]:
+    def run(sql: str, params: dict[str, object]) -> Sequence[Sequence[object]]:
+        return connection.execute(text(sql), params).all()
+
+    return trusted_mints(run, labels_path, genesis)
+
+
+def undecided_mints(engine: Engine, labels_path: str | None = None) -> list[str]:
+    """The trusted mints whose decimals the settings do not give (the indexer asks the RPC)."""
+    genesis = indexed_chain(engine)
+    with engine.connect() as connection:
+        return [m for m, t in _settings(connection, labels_path, genesis).items() if t.decimals is None]
+
+
+def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str, int] | None = None) -> int:
+    """Rebuild `agent_trust` from the index's payment graph, its trusted mints and seeds, in one transaction;
+    returns the number of agents with some trust. `decimals`: of trusted mints the settings lack (from the RPC)."""
+    started = time.perf_counter()
+    genesis = indexed_chain(engine)
+    with engine.begin() as connection:
+        trusted = _settings(connection, labels_path, genesis)
+        for mint, places in (decimals or {}).items():
+            if mint in trusted and trusted[mint].decimals is None:
+                trusted[mint] = TrustedMint(mint, trusted[mint].label, places)
+        edge = table_of(PaymentEdge)
+        rows = connection.execute(
+            select(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.amount)
+            .where(edge.c.mint.in_(list(trusted)))
+            .order_by(edge.c.payer, edge.c.agent, edge.c.mint, edge.c.kind)  # the same sums in any database
+        ).all()
+        agent = table_of(Agent)
+        everyone = connection.execute(select(agent.c.address, agent.c.owner).order_by(agent.c.address)).all()
+        owners = {a: o for a, o in everyone if o}
+        seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
+        graph = build_graph(((p, a, m, int(v)) for p, a, m, v in rows), owners, trusted)
+        scores = agent_scores(graph, eigentrust(graph, seeds))
+        now = time.time()
+        table = table_of(AgentTrust)
+        connection.execute(delete(table))
+        unpaid = {a: (0.0, 0) for a, _ in everyone}  # indexed agents without a trusted payment: no trust
+        items = [{"agent": a, "trust": t, "score": s, "computed_at": now} for a, (t, s) in (unpaid | scores).items()]
+        for i in range(0, len(items), WRITE_CHUNK):
+            connection.execute(table.insert(), items[i : i + WRITE_CHUNK])
+    log.info(
+        "trust: %d agents scored over %d payment edges in %.2fs", len(scores), len(rows), time.perf_counter() - started
+    )
+    return sum(1 for t, _ in scores.values() if t > 0)
+
+
+# settings ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """What the trust score counts: the trusted mints (the chain's defaults with the index's additions and
+    removals), the mints removed, the seeds, and when the scores were last computed (None: never)."""
+
+    trusted: dict[str, TrustedMint]
+    removed: list[str]
+    seeds: list[str]
+    computed_at: float | None
+    agents_with_trust: int
+
+
+def read_settings(engine: Engine, labels_path: str | None = None) -> TrustSettings:
+    genesis = indexed_chain(engine)
+    with engine.connect() as connection:
+        trusted = _settings(connection, labels_path, genesis)
+        settings = table_of(TrustedMintSetting)
+        removed = list(connection.execute(select(settings.c.mint).where(settings.c.trusted.is_(False))).scalars())
+        seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
+        scores = table_of(AgentTrust)
+        computed = connection.execute(select(func.max(scores.c.computed_at))).scalar()
+        with_trust = connection.execute(select(func.count()).where(scores.c.trust > 0)).scalar() or 0
+    return TrustSettings(trusted, removed, seeds, computed, int(with_trust))
+
+
+def set_mint(engine: Engine, mint: str, trusted: bool, label: str | None = None, decimals: int | None = None) -> None:
+    """Add a mint to the trusted ones (`trusted`), or remove it (a default one too), in the index's settings."""
+    table = table_of(TrustedMintSetting)
+    with engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.mint == mint))
+        connection.execute(table.insert().values(mint=mint, trusted=trusted, label=label, decimals=decimals))
+
+
+def forget_mint(engine: Engine, mint: str) -> bool:
+    """Drop the index's setting for `mint` (it is trusted again exactly when it is a default); False if none."""
+    table = table_of(TrustedMintSetting)
+    with engine.begin() as connection:
+        return bool(connection.execute(delete(table).where(table.c.mint == mint)).rowcount)
+
+
+def set_seed(engine: Engine, address: str, seeded: bool) -> None:
+    """Make `address` (a wallet) a pre-trusted seed, or no longer one."""
+    table = table_of(TrustSeed)
+    with engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.address == address))
+        if seeded:
+            connection.execute(table.insert().values(address=address))

@@ -1,0 +1,231 @@
+"""Issue 30: trusted mints, the evidence the index keeps per agent (SQLite and PostgreSQL), and the trust score's
+ranking of sybil farms, on a small economy from `bench.trust` applied through the indexer's own write path."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+
+from bench import trust as bench
+from ghostpay.indexer import evidence as ev, trust
+from ghostpay.indexer.models import PaymentEdge, connect, table_of
+from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS
+from ghostpay.trusted_mints import TrustedMint, default_trusted_mints, effective_trusted_mints
+
+MAINNET_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+MAINNET_USDT = "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
+MAINNET_PYUSD = "2b1kV6DkPAnxd5ixfnxCpjxmKwqjjaYmCZfHsFu24GXo"
+DEVNET_USDC = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"
+
+
+def test_trusted_mints_per_network(tmp_path: Path) -> None:
+    """Mainnet trusts USDC, USDT and PYUSD at their real addresses, devnet its USDC, a localnet the test mints
+    labelled on it (and nothing else), an unknown chain nothing; the index's settings add and remove."""
+    labels = tmp_path / "labels.json"
+    assert {(m.label, m.mint, m.decimals) for m in default_trusted_mints(MAINNET_GENESIS, labels)} == {
+        ("USDC", MAINNET_USDC, 6),
+        ("USDT", MAINNET_USDT, 6),
+        ("PYUSD", MAINNET_PYUSD, 6),
+    }
+    assert [(m.label, m.mint) for m in default_trusted_mints(DEVNET_GENESIS, labels)] == [("USDC", DEVNET_USDC)]
+    localnet, test_usdc, user_mint = "Loca1net1111111111111111111111111111111111111", bench.key(), bench.key()
+    labels.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "clusters": {
+                    localnet: {
+                        "labels": {
+                            "USDC": {"mint": test_usdc, "test_mint": True},
+                            "MINE": {"mint": user_mint, "test_mint": False},
+                        }
+                    }
+                },
+            }
+        )
+    )
+    assert [(m.label, m.mint) for m in default_trusted_mints(localnet, labels)] == [("USDC", test_usdc)]
+    assert default_trusted_mints(None, labels) == []
+    extra = bench.key()
+    effective = effective_trusted_mints(
+        default_trusted_mints(MAINNET_GENESIS, labels), [TrustedMint(extra, "EXTRA", 9)], [MAINNET_USDT]
+    )
+    assert set(effective) == {MAINNET_USDC, MAINNET_PYUSD, extra} and effective[extra].decimals == 9
+
+
+# evidence ----------------------------------------------------------------------------------------------------------
+
+
+def expected_edges(eco: bench.Economy) -> dict[tuple[str, str, str, str], tuple[int, int]]:
+    """(payer, agent, mint, kind) -> (calls, amount), from the economy's payments."""
+    out: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for p in eco.payments:
+        row = out[(p.payer, p.agent, p.mint, "escrow" if p.escrow else "x402")]
+        row[0] += 1
+        row[1] += p.amount
+    return {k: (calls, amount) for k, (calls, amount) in out.items()}
+
+
+def stored_edges(engine: Engine) -> dict[tuple[str, str, str, str], tuple[int, int]]:
+    edges = table_of(PaymentEdge)
+    with engine.connect() as c:
+        rows = c.execute(
+            select(edges.c.payer, edges.c.agent, edges.c.mint, edges.c.kind, edges.c.calls, edges.c.amount)
+        )
+        return {(p, a, m, k): (int(n), int(v)) for p, a, m, k, n, v in rows}
+
+
+def test_evidence_is_indexed_once_per_payment_and_read_per_mint(db_url: str) -> None:
+    """Every payment and escrow release lands in the payment graph exactly once (applying the whole history a
+    second time changes nothing); an agent's evidence counts its paid calls, volume and distinct payers per mint,
+    over the trusted mints only, and its escrow releases apart; the trust score is stored per agent."""
+    eco = bench.build_economy(buyers=60, sellers=12)
+    engine = connect(db_url)
+    bench.index_economy(engine, eco)
+    bench.index_economy(engine, eco)  # a replay: every transaction is already applied
+    assert stored_edges(engine) == expected_edges(eco)
+    bench.configure(engine, eco, seeds=[])
+    assert trust.recompute(engine) > 0
+
+    busiest = max(eco.paid_honest_agents(), key=lambda a: sum(p.agent == a for p in eco.payments))
+    farm = eco.farms["junk"][0]
+    with engine.connect() as c:
+
+        def run(sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+            return [tuple(r) for r in c.execute(text(sql), params)]
+
+        trusted = ev.trusted_mints(run)
+        assert set(trusted) == {eco.usdc}
+        found = ev.evidence(run, [busiest, farm], trusted)
+    paid = [p for p in eco.payments if p.agent == busiest and not p.escrow]
+    released = [p for p in eco.payments if p.agent == busiest and p.escrow]
+    e = found[busiest]
+    assert e.x402.by_mint == [
+        ev.MintEvidence(eco.usdc, len(paid), sum(p.amount for p in paid), len({p.payer for p in paid}))
+    ]
+    assert (e.x402.trusted_calls, e.x402.trusted_payers) == (len(paid), len({p.payer for p in paid}))
+    assert e.x402.trusted_volume == {eco.usdc: sum(p.amount for p in paid)}
+    assert e.escrow.trusted_calls == len(released)
+    assert e.escrow.trusted_volume == ({eco.usdc: sum(p.amount for p in released)} if released else {})
+    assert e.trusted_payers == len({p.payer for p in paid + released})
+    assert e.first_at == min(p.timestamp for p in paid + released) and 1 <= e.days <= bench.DAYS
+    assert e.trust is not None and e.trust > 0
+    junk = found[farm]  # paid in a mint of its own: evidence per mint, none of it trusted, no trust
+    assert junk.x402.by_mint[0].mint == eco.junk and junk.x402.calls == bench.FARM_WALLETS * bench.FARM_CALLS
+    assert (junk.trusted_payers, junk.x402.trusted_calls, junk.trust) == (0, 0, 0.0)
+
+
+def test_search_filters_on_trusted_payers_and_volume(tmp_path: Path) -> None:
+    """`min_payers` counts distinct payers in trusted mints only (the junk farm's 20 wallets do not count);
+    `min_volume` is per mint, in atomic units."""
+    eco = bench.build_economy(buyers=60, sellers=12)
+    engine = connect(f"sqlite:///{tmp_path / 'index.db'}")
+    bench.index_economy(engine, eco)
+    bench.configure(engine, eco, seeds=[])
+    with engine.connect() as c:
+
+        def run(sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+            return [tuple(r) for r in c.execute(text(sql), params)]
+
+        trusted = ev.trusted_mints(run)
+        clause, args = ev.min_payers_clause(bench.FARM_WALLETS, trusted, "agents.address")
+        many = {a for (a,) in run(f"SELECT address FROM agents WHERE {clause}", args)}
+        clause, args = ev.min_volume_clause({eco.junk: 1}, "agents.address")
+        in_junk = {a for (a,) in run(f"SELECT address FROM agents WHERE {clause}", args)}
+    payers: dict[str, set[str]] = defaultdict(set)
+    for p in eco.payments:
+        if p.mint == eco.usdc:
+            payers[p.agent].add(p.payer)
+    assert many == {a for a, s in payers.items() if len(s) >= bench.FARM_WALLETS}
+    assert set(eco.farms["junk"]).isdisjoint(many) and set(eco.farms["ring"]) <= many
+    assert in_junk == set(eco.farms["junk"])
+
+
+# ranking -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ranked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]]:
+    """A small economy (300 buyers, 50 sellers, the three farms) indexed once, scored under both settings."""
+    eco = bench.build_economy(buyers=300, sellers=50)
+    engine = connect(f"sqlite:///{tmp_path_factory.mktemp('trust') / 'index.db'}")
+    bench.index_economy(engine, eco)
+    shares = {}
+    onchain: dict[str, int] = {}
+    for setting in bench.SETTINGS:
+        onchain, shares[setting] = bench.evaluate(engine, eco, setting)
+    return eco, shares, onchain
+
+
+def test_the_on_chain_score_ranks_every_farm_at_the_top(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """The raw evidence the trust score corrects: self-rated farms, even in a junk mint, outrank the honest."""
+    eco, _, onchain = ranked
+    best_honest = max(onchain[a] for a in eco.paid_honest_agents())
+    for farm in eco.farms.values():
+        assert all(onchain[a] >= best_honest for a in farm)
+
+
+def test_a_junk_mint_farm_ranks_last_without_seeds(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """No seeds (the default): the junk-mint farm has no trust at all, below every honest agent with a trusted
+    payment (precision 1 on the k lowest, AUC 1); the rings keep only the jumps that land on their own wallets:
+    no farm agent holds more than its wallets' share of the jumps."""
+    eco, shares, _ = ranked
+    uniform = shares["uniform"]
+    figures = {f.shape: f for f in bench.shape_figures(eco, "uniform", {}, uniform)}
+    assert figures["junk"].precision_trust == 1.0 and figures["junk"].auc_trust == 1.0
+    assert figures["junk"].strong_not_above == 0
+    payers = len({p.payer for p in eco.payments if p.mint == eco.usdc})
+    for shape in ("ring", "connected"):
+        wallets = len(eco.farm_wallets[shape]) + (shape == "connected")  # the connected farm's owner paid too
+        jumps = wallets / payers
+        assert sum(uniform.get(a, 0.0) for a in eco.farms[shape]) <= jumps
+
+
+def test_with_seeds_every_farm_ranks_below_every_honest_agent_with_5_payers(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """Seeds (5 % of the honest buyers): every farm agent, ring, junk or connected (its one real call goes out
+    to an honest agent), has no trust; every honest agent a seed paid ranks above all of them, and so does every
+    honest agent with 5 or more distinct honest payers."""
+    eco, shares, _ = ranked
+    seeded = shares["seeded"]
+    for farm in eco.farms.values():
+        assert all(seeded.get(a, 0.0) == 0.0 for a in farm)
+    seeds = set(bench.seeds_of(eco))
+    reached = {p.agent for p in eco.payments if p.payer in seeds}
+    assert reached and all(seeded[a] > 0 for a in reached)
+    strong = [a for a, n in eco.honest_payers().items() if n >= bench.MIN_HONEST_PAYERS and a in eco.honest_agents]
+    assert strong and all(seeded.get(a, 0.0) > 0 for a in strong)
+
+
+def test_buying_from_honest_agents_buys_no_trust(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """Trust flows from payer to payee only: without seeds a ring whose wallets buy ever more calls from honest
+    agents never gains (it loses a little to them); with seeds each call bought makes one more of its wallets
+    count (a customer of the market the seeds reach), so its trust grows with the calls, never above those
+    wallets' share of the jumps; honest buyers paying it raise it in both: the curves `bench.trust` reports."""
+    eco, _, _ = ranked
+    uniform = bench.captured_curve(eco, "uniform", [])
+    bought = [c.farm_trust_share for c in uniform if c.direction == "bought"]
+    assert all(later <= bought[0] * (1 + 1e-9) for later in bought), bought
+    seeded = bench.captured_curve(eco, "seeded", bench.seeds_of(eco))
+    bought = [c for c in seeded if c.direction == "bought"]
+    assert bought[0].farm_trust_share == 0.0 and bought[-1].farm_trust_share > 0
+    payers = len({p.payer for p in eco.payments if p.mint == eco.usdc})
+    for c in bought:  # at most its wallets that bought, out of every wallet that counts
+        assert c.farm_trust_share <= min(c.honest_edges, bench.FARM_WALLETS) / (payers / 10)
+    for curve in (uniform, seeded):
+        sold = [c.farm_trust_share for c in curve if c.direction == "sold"]
+        assert sold[-1] > sold[0]
