@@ -81,13 +81,15 @@ def http_example(net: Any, agent: Agent, facilitator: Any) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            httpx.get(url, timeout=1)
-            break
+            # ours only if it is still running and knows /mcp: another test's server may have taken the port
+            if httpx.get(url, timeout=1).status_code != 404 and proc.poll() is None:
+                break
         except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the example did not start: {proc.communicate()[1]}") from None
-            time.sleep(0.1)
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the example did not start: {proc.communicate()[1]}")
+        time.sleep(0.1)
     yield url
     proc.terminate()
     proc.wait(timeout=15)
