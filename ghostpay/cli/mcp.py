@@ -91,7 +91,7 @@ def serve(
             2,
         )
     st = state(ctx)
-    from ghostpay.cli.guards import spending_guards
+    from ghostpay.cli.guards import ledger_location, spending_guards
 
     # no terminal to confirm on (stdio carries the protocol): a payment over x402.confirm_above is declined
     guards = dataclasses.replace(spending_guards(st), confirm=None)
@@ -138,6 +138,7 @@ def serve(
         keypair,
         st.settings.commitment,
         st.settings.program_id,
+        ledger=ledger_location(st),
         error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
         tool_servers=_tool_servers(tool_server or []),
     )
