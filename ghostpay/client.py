@@ -750,10 +750,11 @@ class GhostPayClient(TransactionClient):
         still land. Found by the wallet's own signature among the wallet's transactions since it was sent (the
         transaction id is a facilitator's signature, which the buyer may never have learnt)."""
         commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
-        blockhash = Hash.from_string(sent.proof.blockhash)
-        # asked first: a payment not found after its blockhash expired can never land
-        valid = (await self._rpc(self.rpc.is_blockhash_valid(blockhash, commitment))).value
         wallet, before = Pubkey.from_string(sent.wallet), None
+        # asked first: a payment not found after its blockhash expired can never land. A message's fee is
+        # null once its blockhash expired (solana-py has no isBlockhashValid).
+        probe = Message.new_with_blockhash([], wallet, Hash.from_string(sent.proof.blockhash))
+        valid = (await self._rpc(self.rpc.get_fee_for_message(probe, commitment))).value is not None
         while True:
             page = (
                 await self._rpc(

@@ -106,10 +106,13 @@ async def test_buyers_killed_between_reserve_and_settle_are_reconciled(
     keypair = buyer(net, mint, HELD)
     wallet = str(keypair.pubkey())
     daily = Decimal(3 * PRICE_ATOMIC) / 10**6  # a budget of three calls
-    app = official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)
-    landed, lost = Hold(app, settle=True), Hold(app, settle=False)
+
+    def app() -> Any:  # one per server: the middleware's state belongs to one event loop
+        return official_seller_app(official_facilitator.url, str(seller.wallet), str(mint), PRICE_ATOMIC)
+
+    landed, lost = Hold(app(), settle=True), Hold(app(), settle=False)
     path = keypair_file(tmp_path, keypair)
-    with ServerThread(landed) as landed_shop, ServerThread(lost) as lost_shop, ServerThread(app) as shop:
+    with ServerThread(landed) as landed_shop, ServerThread(lost) as lost_shop, ServerThread(app()) as shop:
         killed = [
             fleet_buyer(net.http_url, path, ledger, held.url + "/paid", 1, daily) for held in (landed_shop, lost_shop)
         ]
