@@ -77,7 +77,8 @@ def serve(
     get_receipt, submit_feedback, create_work_order, get_work_order, release_payment, open_dispute, get_balance,
     get_spending. Every payment passes the spending guards: the flags here over the config file's
     x402.* settings ('ghost x402 spending'). A budget is mandatory: the server refuses to start
-    without one. Budgets are shared with every ghost command of the wallet (the spend ledger).
+    without one. Budgets are shared with every ghost command of the wallet (the spend ledger), on every host
+    with the same x402.ledger (or GHOST_X402_LEDGER) postgresql:// URL.
 
     Example:  ghost -u localnet -k agent.json mcp --budget-daily 5 --max-per-call 0.1
     """
