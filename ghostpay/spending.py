@@ -482,9 +482,12 @@ class GuardedWallet:
         self._reconciled[wallet] = time.time()
         stale = await asyncio.to_thread(self.ledger.expire, wallet)
         resolved: list[tuple[int, str]] = []
-        for sent in stale if self.lookup is not None else ():
+        lookup = self.lookup
+        if lookup is None:  # nothing can look them up: they keep counting
+            return resolved
+        for sent in stale:
             try:
-                outcome = await self.lookup(sent)
+                outcome = await lookup(sent)
             except Exception as exc:  # noqa: BLE001 - the RPC failed: it keeps counting, looked up next time
                 log.warning("looking up sent payment %s failed: %s", sent.proof.wallet_signature, exc)
                 continue
