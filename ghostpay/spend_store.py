@@ -14,7 +14,7 @@ import os
 import queue
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -56,8 +56,8 @@ class Session(Protocol):
 class LedgerStore(Protocol):
     location: str  # for messages: the file, or the URL without its password
 
-    def session(self, lock_wallet: str | None = None) -> Any:
-        """A context manager giving a Session; with `lock_wallet`, one write transaction holding the wallet's
+    def session(self, lock_wallet: str | None = None) -> AbstractContextManager[Session]:
+        """A Session; with `lock_wallet`, one write transaction holding the wallet's
         reservation lock until it ends (committed, or rolled back on an exception)."""
         ...
 
