@@ -38,6 +38,7 @@ from pathlib import Path
 
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.types import TokenAccountOpts
+from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message
@@ -106,7 +107,7 @@ from ghostpay.results import (
     WorkOrderInfo,
     WorkOrderLike,
 )
-from ghostpay.spending import GuardedWallet, Reservation, Spend, SpendingGuards
+from ghostpay.spending import GuardedWallet, Outcome, Reservation, SentSpend, Spend, SpendingGuards, sent_proof
 from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels
 from ghostpay.tokens import TOKEN_PROGRAMS, Amount, MintInfo, from_atomic, parse_mint, to_atomic
 from ghostpay.transactions import SendHook, TransactionClient
@@ -138,6 +139,7 @@ PAYMENT_COMPUTE_UNITS = 60_000  # record_x402_payment ~9k CU, TransferChecked ~6
 RECEIPT_SEARCH_TRANSACTIONS = 200  # get_receipt without an index: the agent's newest transactions searched
 SIGNATURES_PAGE = 1_000  # getSignaturesForAddress answers at most this many per call
 FETCH_CONCURRENCY = 16  # getTransaction calls in flight while searching
+CLOCK_SKEW_SECONDS = 60.0  # a sent payment is searched among transactions this long before the ledger says
 
 
 class GhostPayClient(TransactionClient):
@@ -739,15 +741,44 @@ class GhostPayClient(TransactionClient):
     async def bind_guards(self, guarded: GuardedWallet) -> GuardedWallet:
         """`guarded` set to pay on this client's cluster: its token labels resolved here (`UnknownTokenLabel`
         for a label this cluster does not have) and refusals naming mints by label."""
-        guarded.on_cluster(await self.labels())
+        guarded.on_cluster(await self.labels(), self.sent_payment_outcome)
         return guarded
+
+    async def sent_payment_outcome(self, sent: SentSpend) -> Outcome:
+        """What became of a payment its wallet signed and a dead process left sent: ("settled", transaction) if
+        it landed, ("released", …) if it failed or its blockhash expired without it landing, None while it may
+        still land. Found by the wallet's own signature among the wallet's transactions since it was sent (the
+        transaction id is a facilitator's signature, which the buyer may never have learnt)."""
+        commitment = Confirmed if str(self.commitment) == str(Processed) else self.commitment
+        wallet, before = Pubkey.from_string(sent.wallet), None
+        # asked first: a payment not found after its blockhash expired can never land. A message's fee is
+        # null once its blockhash expired (solana-py has no isBlockhashValid).
+        probe = Message.new_with_blockhash([], wallet, Hash.from_string(sent.proof.blockhash))
+        valid = (await self._rpc(self.rpc.get_fee_for_message(probe, commitment))).value is not None
+        while True:
+            page = (
+                await self._rpc(
+                    self.rpc.get_signatures_for_address(
+                        wallet, before=before, limit=SIGNATURES_PAGE, commitment=commitment
+                    )
+                )
+            ).value
+            for entry in page:
+                if entry.block_time is not None and entry.block_time < sent.sent_at - CLOCK_SKEW_SECONDS:
+                    return None if valid else ("released", None)
+                tx = (await self._rpc(self.rpc.get_transaction(entry.signature, "json", commitment, 0))).value
+                if tx is not None and sent.proof.wallet_signature in map(str, tx.transaction.transaction.signatures):
+                    return ("settled" if entry.err is None else "released", str(entry.signature))
+            if len(page) < SIGNATURES_PAGE:
+                return None if valid else ("released", None)
+            before = page[-1].signature
 
     async def _send_guarded(self, instructions: list[Instruction], reservation: Reservation | None) -> TxResult:
         """Send a payment, keeping its reservation: settled when it lands, released when it provably moved
         nothing (it failed, or its blockhash expired), still counted when its outcome is unknown."""
         if reservation is None:
             return await self._send_raw_ixs(instructions)
-        await reservation.sent()
+        await reservation.sent()  # signed in _send_raw_ixs with a fresh blockhash: no proof before it
         try:
             result = await self._send_raw_ixs(instructions)
         except (TransactionError, BlockhashExpired):
@@ -785,12 +816,12 @@ class GhostPayClient(TransactionClient):
             rent_payer,
         )
         reservation = await self._authorize_payment(agent, mint_info, atomic)
-        if reservation is not None:  # signed and handed over: it counts, whoever sends it
-            await reservation.sent()
         blockhash, last_valid = await self.latest_blockhash()
         fee_payer = to_pubkey(fee_payer, "fee payer")
         tx = Transaction.new_unsigned(Message.new_with_blockhash(instructions, fee_payer, blockhash))
         tx.partial_sign([self.keypair], blockhash)
+        if reservation is not None:  # signed and handed over: it counts, whoever sends it
+            await reservation.sent(sent_proof(tx, self.wallet))
         return PreparedPayment(
             tx, ref, stats, from_atomic(atomic, mint_info.decimals), atomic, mint_info.address, fee_payer, last_valid
         )

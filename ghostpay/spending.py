@@ -15,28 +15,31 @@ maximum, the confirm callback above `confirm_above`, then — atomically, in the
 calls-per-minute rate and the hour / day / total budgets. A refusal raises a `SpendingRefused`
 subclass before anything is signed.
 
-The ledger is SQLite in the data folder (`ghost path`). A payment is *reserved* in the same
-write transaction (`BEGIN IMMEDIATE`) that checks the budgets, so 50 concurrent calls against a
-budget for 10 reserve exactly 10, in one process or several. A reservation becomes *sent* just
+The ledger is SQLite in the data folder (`ghost path`), or PostgreSQL (`postgresql://…`, shared by every
+host naming it: `ghostpay.spend_store`). A payment is *reserved* in the same write transaction (holding the
+wallet's lock) that checks the budgets, so 50 concurrent calls against a budget for 10 reserve exactly 10,
+in one process or several. A reservation becomes *sent* just
 before the signed payment leaves the process, and *settled* when the seller's answer carries the
 settlement; it is *released* (no longer counted) only when the payment provably moved nothing: it
 failed before it was sent, or (`pay_agent`, which sends itself) its transaction failed.
 A sent payment whose outcome is unknown keeps counting: the guards never assume money came back.
 A reservation never marked sent (the process died before sending) stops counting after
-`RESERVATION_TTL` seconds.
+`RESERVATION_TTL` seconds. One sent with a proof (the wallet's signature in the transaction and its
+blockhash) and left past that TTL by a dead process is reconciled by the next payment of the wallet: settled
+if the chain has it, released once its blockhash expired without it landing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import sqlite3
+import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
-from contextlib import closing
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from ghostpay.exceptions import (
     BudgetExceeded,
@@ -46,16 +49,18 @@ from ghostpay.exceptions import (
     RateLimited,
     SellerNotAllowed,
 )
-from ghostpay.paths import data_dir, private_file
+from ghostpay.spend_store import Session, open_store
 from ghostpay.token_labels import ClusterLabels, is_address
 from ghostpay.tokens import from_atomic, to_atomic
 
-LEDGER_FILE = "x402-spending.sqlite3"
-RESERVATION_TTL = 300.0  # seconds a reservation counts without being sent
+RESERVATION_TTL = 300.0  # seconds before a reservation never settled or released is reconciled
+RECONCILE_INTERVAL = 10.0  # seconds between a GuardedWallet's looks for reservations left by dead processes
 WINDOWS = {"hour": 3600.0, "day": 86400.0, "total": None}
 BUDGET_NAMES = {"hour": "hourly", "day": "daily", "total": "total"}
 COUNTED = ("reserved", "sent", "settled")
 GUARD_TOKEN = "the spending guards' token"  # what names a label in UnknownTokenLabel raised by `resolved`
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -217,97 +222,109 @@ class Usage:
         return {"hour": self.hour, "day": self.day, "total": self.total}[window]
 
 
+@dataclass(frozen=True)
+class SentProof:
+    """What finds a sent payment on chain without its transaction id (a facilitator's fee-payer signature comes
+    first, and the buyer never learns it when it dies): the wallet's own signature in the transaction, and the
+    blockhash after whose expiry it can no longer land."""
+
+    wallet_signature: str
+    blockhash: str
+
+
+@dataclass(frozen=True)
+class SentSpend:
+    """A sent payment whose outcome the ledger does not know (its process died before settling it)."""
+
+    id: int
+    wallet: str
+    proof: SentProof
+    sent_at: float
+
+
+# What a sent payment became on chain: ("settled" | "released", its transaction id or None), or None while it
+# may still land.
+Outcome = tuple[str, str | None] | None
+PaymentLookup = Callable[[SentSpend], Awaitable[Outcome]]
+
+
 class SpendLedger:
-    """The spend ledger: one SQLite file shared by every process of the user (WAL, immediate writes)."""
+    """The spend ledger, on a SQLite file (default: the data folder's) or a PostgreSQL database
+    (`postgresql://…`): every process (and host) naming the same one shares the budgets. `location` None:
+    `$GHOST_X402_LEDGER`, else the data folder's file. `reservation_ttl`: seconds after which a reservation
+    never settled or released is reconciled (`GuardedWallet.reconcile`)."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else data_dir() / LEDGER_FILE
-        private_file(self.path)
-        with closing(self._connect()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript("""
-                CREATE TABLE IF NOT EXISTS spends (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    wallet TEXT NOT NULL, mint TEXT NOT NULL, decimals INTEGER NOT NULL,
-                    amount INTEGER NOT NULL, seller TEXT NOT NULL, agent TEXT, url TEXT,
-                    state TEXT NOT NULL, signature TEXT,
-                    created_at REAL NOT NULL, updated_at REAL NOT NULL);
-                CREATE INDEX IF NOT EXISTS spends_wallet_time ON spends (wallet, created_at);
-            """)
+    def __init__(self, location: Path | str | None = None, reservation_ttl: float = RESERVATION_TTL) -> None:
+        self.store = open_store(location)
+        self.location = self.store.location
+        self.reservation_ttl = reservation_ttl
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _live(self, now: float) -> str:
+        # a reservation never sent stops counting after the TTL
+        return f"state IN {COUNTED!r} AND NOT (state = 'reserved' AND created_at < {now - self.reservation_ttl!r})"
 
-    @staticmethod
-    def _live(now: float) -> str:
-        # a reservation never sent stops counting after RESERVATION_TTL
-        return f"state IN {COUNTED!r} AND NOT (state = 'reserved' AND created_at < {now - RESERVATION_TTL!r})"
-
-    def _usage(self, db: sqlite3.Connection, wallet: str, mint: str, decimals: int, now: float) -> Usage:
+    def _usage(self, db: Session, wallet: str, mint: str, decimals: int, now: float) -> Usage:
         live = self._live(now)
         hour, day, total = (
-            db.execute(
-                f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
-                + ("" if span is None else " AND created_at > ?"),
-                (wallet, mint) + (() if span is None else (now - span,)),
-            ).fetchone()[0]
+            int(
+                db.rows(
+                    f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
+                    + ("" if span is None else " AND created_at > ?"),
+                    (wallet, mint) + (() if span is None else (now - span,)),
+                )[0][0]
+            )
             for span in WINDOWS.values()
         )
         return Usage(mint, decimals, hour, day, total, self._calls(db, wallet, now))
 
-    def _calls(self, db: sqlite3.Connection, wallet: str, now: float) -> int:
-        calls: int = db.execute(
-            f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}", (wallet, now - 60)
-        ).fetchone()[0]
-        return calls
+    def _calls(self, db: Session, wallet: str, now: float) -> int:
+        return int(
+            db.rows(
+                f"SELECT COUNT(*) FROM spends WHERE wallet = ? AND created_at > ? AND {self._live(now)}",
+                (wallet, now - 60),
+            )[0][0]
+        )
 
     def calls_last_minute(self, wallet: str) -> int:
         """Payments of the wallet in the last minute, every mint."""
-        with closing(self._connect()) as db:
+        with self.store.session() as db:
             return self._calls(db, wallet, time.time())
 
     def usage(self, wallet: str, mint: str, decimals: int, now: float | None = None) -> Usage:
-        with closing(self._connect()) as db:
+        with self.store.session() as db:
             return self._usage(db, wallet, mint, decimals, time.time() if now is None else now)
 
     def mints(self, wallet: str) -> list[tuple[str, int]]:
         """The (mint, decimals) the wallet ever paid with, first used first."""
-        with closing(self._connect()) as db:
-            return [
-                (m, d)
-                for m, d in db.execute(
-                    "SELECT mint, MAX(decimals) FROM spends WHERE wallet = ? GROUP BY mint ORDER BY MIN(id)", (wallet,)
-                )
-            ]
+        with self.store.session() as db:
+            rows = db.rows(
+                "SELECT mint, MAX(decimals) FROM spends WHERE wallet = ? GROUP BY mint ORDER BY MIN(id)", (wallet,)
+            )
+            return [(m, int(d)) for m, d in rows]
 
     def reserve(self, guards: SpendingGuards, spend: Spend, now: float | None = None) -> int:
-        """Check the rate and budgets and record the reservation in one write transaction; its id."""
+        """Check the rate and budgets and record the reservation in one write transaction holding the wallet's
+        lock (every process, every host of the ledger): check-then-insert is atomic. Its id."""
         now = time.time() if now is None else now
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes: check-then-insert is atomic
-            try:
-                usage = self._usage(db, spend.wallet, spend.mint, spend.decimals, now)
-                self._check(guards, spend, usage)
-                cursor = db.execute(
-                    "INSERT INTO spends (wallet, mint, decimals, amount, seller, agent, url, state, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)",
-                    (
-                        spend.wallet,
-                        spend.mint,
-                        spend.decimals,
-                        spend.amount_atomic,
-                        spend.seller,
-                        spend.agent,
-                        spend.url,
-                        now,
-                        now,
-                    ),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return int(cursor.lastrowid or 0)
+        with self.store.session(lock_wallet=spend.wallet) as db:
+            usage = self._usage(db, spend.wallet, spend.mint, spend.decimals, now)
+            self._check(guards, spend, usage)
+            [(reservation,)] = db.rows(
+                "INSERT INTO spends (wallet, mint, decimals, amount, seller, agent, url, state, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
+                (
+                    spend.wallet,
+                    spend.mint,
+                    spend.decimals,
+                    spend.amount_atomic,
+                    spend.seller,
+                    spend.agent,
+                    spend.url,
+                    now,
+                    now,
+                ),
+            )
+            return int(reservation)
 
     @staticmethod
     def _check(guards: SpendingGuards, spend: Spend, usage: Usage) -> None:
@@ -335,16 +352,27 @@ class SpendLedger:
                     amount=spend.amount,
                 )
 
-    def _set(self, reservation: int, state: str, signature: str | None = None) -> None:
-        with closing(self._connect()) as db:
-            db.execute(
-                "UPDATE spends SET state = ?, signature = COALESCE(?, signature), updated_at = ? WHERE id = ?",
-                (state, signature, time.time(), reservation),
+    def _set(self, reservation: int, state: str, signature: str | None = None, only_from: str | None = None) -> None:
+        with self.store.session() as db:
+            db.run(
+                "UPDATE spends SET state = ?, signature = COALESCE(?, signature), updated_at = ? WHERE id = ?"
+                + ("" if only_from is None else " AND state = ?"),
+                (state, signature, time.time(), reservation) + (() if only_from is None else (only_from,)),
             )
 
-    def mark_sent(self, reservation: int) -> None:
-        """The signed payment is about to leave the process: it counts from now on, whatever happens."""
-        self._set(reservation, "sent")
+    def mark_sent(self, reservation: int, proof: SentProof | None = None) -> None:
+        """The signed payment is about to leave the process: it counts from now on, whatever happens. `proof`
+        lets a later process find it on chain if this one dies before settling it."""
+        with self.store.session() as db:
+            db.run(
+                "UPDATE spends SET state = 'sent', proof = ?, blockhash = ?, updated_at = ? WHERE id = ?",
+                (
+                    proof.wallet_signature if proof else None,
+                    proof.blockhash if proof else None,
+                    time.time(),
+                    reservation,
+                ),
+            )
 
     def mark_settled(self, reservation: int, signature: str | None) -> None:
         self._set(reservation, "settled", signature)
@@ -354,21 +382,54 @@ class SpendLedger:
         it no longer counts."""
         self._set(reservation, "released")
 
+    def expire(self, wallet: str, now: float | None = None) -> list[SentSpend]:
+        """The wallet's reservations left past the TTL (their process died): those never sent are marked
+        `expired` (nothing left the process); those sent with a proof are returned, to be looked up on chain
+        and `resolve`d. A sent one without a proof keeps counting: the guards never assume money came back."""
+        now = time.time() if now is None else now
+        stale = now - self.reservation_ttl
+        with self.store.session() as db:
+            db.run(
+                "UPDATE spends SET state = 'expired', updated_at = ? WHERE wallet = ? AND state = 'reserved' "
+                "AND created_at < ?",
+                (now, wallet, stale),
+            )
+            rows = db.rows(
+                "SELECT id, proof, blockhash, updated_at FROM spends WHERE wallet = ? AND state = 'sent' "
+                "AND updated_at < ? AND proof IS NOT NULL ORDER BY id",
+                (wallet, stale),
+            )
+        return [SentSpend(int(i), wallet, SentProof(p, b), float(at)) for i, p, b, at in rows]
+
+    def resolve(self, reservation: int, outcome: str, signature: str | None) -> None:
+        """A sent payment's outcome found on chain: `settled` (it landed) or `released` (it never can)."""
+        self._set(reservation, outcome, signature, only_from="sent")
+
     def settled_urls(self, wallet: str, since: float) -> list[str]:
         """The URLs of the wallet's payments settled since `since` (unix time)."""
-        with closing(self._connect()) as db:
-            rows = db.execute(
+        with self.store.session() as db:
+            rows = db.rows(
                 "SELECT DISTINCT url FROM spends WHERE wallet = ? AND state = 'settled' AND updated_at > ? "
                 "AND url IS NOT NULL",
                 (wallet, since),
             )
             return [row[0] for row in rows]
 
-    def entries(self, wallet: str, limit: int = 20) -> Iterator[sqlite3.Row]:
+    def entries(self, wallet: str, limit: int = 20) -> list[dict[str, Any]]:
         """The wallet's latest ledger rows, newest first."""
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            yield from db.execute("SELECT * FROM spends WHERE wallet = ? ORDER BY id DESC LIMIT ?", (wallet, limit))
+        with self.store.session() as db:
+            return [
+                {**row, "amount": int(row["amount"])}
+                for row in db.dicts("SELECT * FROM spends WHERE wallet = ? ORDER BY id DESC LIMIT ?", (wallet, limit))
+            ]
+
+    def counts(self, wallet: str) -> dict[str, int]:
+        """How many of the wallet's rows are in each state."""
+        with self.store.session() as db:
+            return {
+                state: int(n)
+                for state, n in db.rows("SELECT state, COUNT(*) FROM spends WHERE wallet = ? GROUP BY state", (wallet,))
+            }
 
 
 class Reservation:
@@ -377,8 +438,10 @@ class Reservation:
     def __init__(self, ledger: SpendLedger, reservation_id: int, spend: Spend) -> None:
         self.ledger, self.id, self.spend = ledger, reservation_id, spend
 
-    async def sent(self) -> None:
-        await asyncio.to_thread(self.ledger.mark_sent, self.id)
+    async def sent(self, proof: SentProof | None = None) -> None:
+        """Mark it sent; `proof` (`sent_proof(transaction, wallet)`) lets a later process find it on chain
+        if this one dies before settling it."""
+        await asyncio.to_thread(self.ledger.mark_sent, self.id, proof)
 
     async def settled(self, signature: str | None) -> None:
         await asyncio.to_thread(self.ledger.mark_settled, self.id, signature)
@@ -391,20 +454,47 @@ class GuardedWallet:
     """A wallet's guards with its ledger: `await authorize(spend)` passes every check or raises.
 
     `guards` are the guards in force: those given, with their token labels resolved once `on_cluster` is
-    called (a `GhostPayClient` does it before its first payment)."""
+    called (a `GhostPayClient` does it before its first payment, and gives `lookup`, which finds on chain what
+    became of payments a dead process left sent). `ledger`: a SpendLedger, a SQLite file or a
+    `postgresql://…` URL (default: `$GHOST_X402_LEDGER`, else the data folder's file)."""
 
     def __init__(self, guards: SpendingGuards | None = None, ledger: SpendLedger | Path | str | None = None) -> None:
         self.configured = guards or SpendingGuards()
         self.guards = self.configured
         self.labels: ClusterLabels | None = None
         self.ledger = ledger if isinstance(ledger, SpendLedger) else SpendLedger(ledger)
+        self.lookup: PaymentLookup | None = None
+        self._reconciled: dict[str, float] = {}  # wallet -> when its stale reservations were last looked at
 
-    def on_cluster(self, labels: ClusterLabels) -> None:
+    def on_cluster(self, labels: ClusterLabels, lookup: PaymentLookup | None = None) -> None:
         """Pay on `labels`' cluster: resolve the guards' token labels there (`UnknownTokenLabel` for one it
-        does not have) and name mints by their labels in refusals."""
+        does not have) and name mints by their labels in refusals. `lookup`: what became of a sent payment."""
         if self.labels is None or self.labels.genesis_hash != labels.genesis_hash:
             self.guards = self.configured.resolved(labels)
         self.labels = labels
+        self.lookup = lookup or self.lookup
+
+    async def reconcile(self, wallet: str) -> list[tuple[int, str]]:
+        """Reconcile the wallet's reservations left past the ledger's TTL by a process that died: never sent →
+        expired; sent → settled if its payment landed, released if it failed or its blockhash expired without
+        it landing (still counted while it may land, or when nothing can look it up). The (id, outcome) of
+        the sent ones resolved."""
+        self._reconciled[wallet] = time.time()
+        stale = await asyncio.to_thread(self.ledger.expire, wallet)
+        resolved: list[tuple[int, str]] = []
+        lookup = self.lookup
+        if lookup is None:  # nothing can look them up: they keep counting
+            return resolved
+        for sent in stale:
+            try:
+                outcome = await lookup(sent)
+            except Exception as exc:  # noqa: BLE001 - the RPC failed: it keeps counting, looked up next time
+                log.warning("looking up sent payment %s failed: %s", sent.proof.wallet_signature, exc)
+                continue
+            if outcome is not None:
+                await asyncio.to_thread(self.ledger.resolve, sent.id, *outcome)
+                resolved.append((sent.id, outcome[0]))
+        return resolved
 
     async def authorize(self, spend: Spend, max_price: Decimal | None = None) -> Reservation:
         """Every guard, in order; the reservation to mark sent/settled, or release if the payment fails
@@ -414,8 +504,30 @@ class GuardedWallet:
         guards = self.guards.with_max_price(max_price)
         guards.check(spend)
         await guards.confirmed(spend)
+        if time.time() - self._reconciled.get(spend.wallet, 0.0) >= RECONCILE_INTERVAL:
+            await self.reconcile(spend.wallet)
         reservation_id = await asyncio.to_thread(self.ledger.reserve, guards, spend)
         return Reservation(self.ledger, reservation_id, spend)
+
+
+def sent_proof(transaction: Any, wallet: Any) -> SentProof | None:
+    """The SentProof of a signed transaction (a solders Transaction, its bytes or base64): `wallet`'s signature
+    in it and its blockhash; None when `wallet` has not signed it."""
+    from base64 import b64decode
+
+    from solders.pubkey import Pubkey
+    from solders.transaction import VersionedTransaction
+
+    if isinstance(transaction, str):
+        transaction = b64decode(transaction)
+    if isinstance(transaction, bytes):
+        transaction = VersionedTransaction.from_bytes(transaction)  # legacy or v0
+    message = transaction.message
+    signers = list(message.account_keys[: message.header.num_required_signatures])
+    key = Pubkey.from_string(str(wallet))
+    if key not in signers:
+        return None
+    return SentProof(str(transaction.signatures[signers.index(key)]), str(message.recent_blockhash))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ghostpay.results import (
     WorkOrderInfo,
     WorkOrderLike,
 )
-from ghostpay.spending import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, Outcome, SentSpend, SpendingGuards
 from ghostpay.token_labels import ClusterLabels, TokenLabel, TokenLabels
 from ghostpay.tokens import Amount, MintInfo
 from ghostpay.transactions import SendHook
@@ -242,6 +242,7 @@ class GhostPay:
         address: Pubkey | None = ...,
         details: bool | None = ...,
     ) -> TxResult: ...
+    def sent_payment_outcome(self, sent: SentSpend) -> Outcome: ...
     def set_active(self, agent: AgentRef, active: bool) -> TxResult: ...
     def set_endpoint(self, agent: AgentRef, endpoint: str) -> TxResult: ...
     def set_price(self, agent: AgentRef, prices: Prices) -> TxResult: ...

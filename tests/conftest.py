@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.indexer.postgres import postgres  # noqa: F401 - one throwaway PostgreSQL for the session
+
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 

@@ -190,10 +190,9 @@ class State:
 
         guards = None
         if signer:  # every payment a command makes passes the config file's x402.* spending guards
-            from ghostpay.cli.guards import spending_guards
-            from ghostpay.spending import GuardedWallet
+            from ghostpay.cli.guards import guarded_wallet, spending_guards
 
-            guards = GuardedWallet(spending_guards(self))
+            guards = guarded_wallet(self, spending_guards(self))
         return GhostPayClient(
             self.settings.url,
             keypair,

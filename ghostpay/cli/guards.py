@@ -8,6 +8,7 @@ USDC of that cluster, and on a cluster without the label every payment is refuse
 
 from __future__ import annotations
 
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -19,18 +20,20 @@ from ghostpay.cli.errors import CliError
 if TYPE_CHECKING:
     from ghostpay.cli.context import State
     from ghostpay.exceptions import UnknownTokenLabel
-    from ghostpay.spending import Spend, SpendingGuards
+    from ghostpay.spending import GuardedWallet, Spend, SpendingGuards
 
 TABLE = "x402"
 AMOUNTS = {"max_price": "per_call", "hourly_budget": "hourly", "daily_budget": "daily", "total_budget": "total"}
 LISTS = ("allowed_mints", "allowed_sellers", "blocked_sellers")
 INTEGERS = ("calls_per_minute",)
 CONFIRM = "confirm_above"
+LEDGER = "ledger"
 KEYS = {
     **{k: "whole tokens, e.g. 0.05" for k in AMOUNTS},
     **{k: "comma-separated addresses" for k in LISTS},
     "calls_per_minute": "paid calls per minute",
     CONFIRM: "ask before paying more than this (whole tokens)",
+    LEDGER: "the spend ledger: a SQLite file or postgresql://… URL shared by every host (GHOST_X402_LEDGER)",
 }
 PER_MINT = tuple(AMOUNTS)  # the keys that take a .MINT suffix
 
@@ -82,6 +85,21 @@ def guard_settings(state: State) -> dict[str, str]:
     """The [x402] table of the config file, as strings."""
     table = state.config.get(TABLE, {})
     return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+def ledger_location(state: State) -> str | None:
+    """The spend ledger the budgets are counted in: `$GHOST_X402_LEDGER`, else `x402.ledger`, else None (the
+    data folder's SQLite file)."""
+    from ghostpay.spend_store import LEDGER_ENV
+
+    return os.environ.get(LEDGER_ENV) or guard_settings(state).get(LEDGER) or None
+
+
+def guarded_wallet(state: State, guards: SpendingGuards) -> GuardedWallet:
+    """`guards` over the configured spend ledger (`ledger_location`)."""
+    from ghostpay.spending import GuardedWallet
+
+    return GuardedWallet(guards, ledger_location(state))
 
 
 def spending_guards(state: State, *, confirm_above: Decimal | None = None, confirmed: bool = False) -> SpendingGuards:

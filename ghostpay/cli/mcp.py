@@ -83,7 +83,8 @@ def serve(
     get_receipt, submit_feedback, create_work_order, get_work_order, release_payment, open_dispute, get_balance,
     get_spending. Every payment passes the spending guards: the flags here over the config file's
     x402.* settings ('ghost x402 spending'). A budget is mandatory: the server refuses to start
-    without one. Budgets are shared with every ghost command of the wallet (the spend ledger).
+    without one. Budgets are shared with every ghost command of the wallet (the spend ledger), on every host
+    with the same x402.ledger (or GHOST_X402_LEDGER) postgresql:// URL.
 
     Example:  ghost -u localnet -k agent.json mcp --budget-daily 5 --max-per-call 0.1
     """
@@ -97,7 +98,7 @@ def serve(
             2,
         )
     st = state(ctx)
-    from ghostpay.cli.guards import spending_guards
+    from ghostpay.cli.guards import ledger_location, spending_guards
 
     # no terminal to confirm on (stdio carries the protocol): a payment over x402.confirm_above is declined
     guards = dataclasses.replace(spending_guards(st), confirm=None)
@@ -144,6 +145,7 @@ def serve(
         keypair,
         st.settings.commitment,
         st.settings.program_id,
+        ledger=ledger_location(st),
         error_text=lambda exc: (describe(exc, st.rpc_url) or (None,))[0],
         tool_servers=_tool_servers(tool_server or []),
         indexer_url=indexer_url,

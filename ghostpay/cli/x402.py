@@ -435,7 +435,7 @@ def call(
         import httpx
 
         from ghostpay.cli import journal
-        from ghostpay.spending import GuardedWallet
+        from ghostpay.cli.guards import guarded_wallet
         from ghostpay.x402 import x402_http
 
         entry = journal.pending(CALL_JOURNAL, command)
@@ -444,7 +444,7 @@ def call(
             entry = journal.open_entry(CALL_JOURNAL, command, idempotency_key=key)
         async with x402_http(
             gp,
-            guards=GuardedWallet(guards),
+            guards=guarded_wallet(st, guards),
             max_price=cap,
             tokens=[mint] if mint else (),
             feedback=mode,
@@ -521,8 +521,8 @@ def call(
 
 def _call_a2a(st: Any, url: str, request: dict, guards: Any, cap: Decimal | None, mint: Any) -> None:
     """`ghost x402 call --a2a`: one paid A2A message (a2a-x402), its answer printed like an HTTP body's."""
+    from ghostpay.cli.guards import guarded_wallet
     from ghostpay.cli.output import emit, format_amount, mint_symbol
-    from ghostpay.spending import GuardedWallet
     from ghostpay.x402.a2a.buyer import A2ABuyer, A2ACall
 
     if "json" in request:
@@ -535,7 +535,9 @@ def _call_a2a(st: Any, url: str, request: dict, guards: Any, cap: Decimal | None
         raise typer.BadParameter("an A2A message needs --json (a data part) or --data (text)", param_hint="--a2a")
 
     async def work(gp: GhostPayClient) -> A2ACall:
-        async with A2ABuyer(gp, guards=GuardedWallet(guards), max_price=cap, tokens=[mint] if mint else ()) as buyer:
+        async with A2ABuyer(
+            gp, guards=guarded_wallet(st, guards), max_price=cap, tokens=[mint] if mint else ()
+        ) as buyer:
             return await buyer.call(url, content)
 
     paid = st.run(work, status="Calling…")
@@ -706,22 +708,22 @@ def spending(
     """Show the spending guards (the config file's x402.* settings), what your wallet spent and what is left.
 
     Budgets count every payment sent from this wallet by any ghost command or SDK client with guards,
-    in every process, from the spend ledger in the data folder ('ghost path').
+    in every process, from the spend ledger: the data folder's ('ghost path'), or x402.ledger (GHOST_X402_LEDGER).
 
     Example:  ghost config set x402.daily_budget 5 && ghost x402 spending
     """
     st = state(ctx)
-    from ghostpay.cli.guards import guard_settings, spending_guards
+    from ghostpay.cli.guards import guard_settings, guarded_wallet, spending_guards
     from ghostpay.cli.output import emit, format_amount, key_value_table, mint_symbol, table, whole
     from ghostpay.keypairs import load_keypair
-    from ghostpay.spending import WINDOWS, GuardedWallet, spending_report
+    from ghostpay.spending import WINDOWS, spending_report
 
     path = st.keypair_path()
     if not path.exists():
         raise CliError(f"keypair file {path} not found; pass -k/--keypair FILE")
     wallet = str(load_keypair(path).pubkey())
     guards = spending_guards(st)
-    guarded = GuardedWallet(guards)
+    guarded = guarded_wallet(st, guards)
     if guards.named_tokens():  # budgets by label: those of this cluster's mints
         from ghostpay.cli.guards import resolve_labels
 
@@ -757,7 +759,7 @@ def spending(
     ]
     data = {
         "wallet": wallet,
-        "ledger": str(ledger.path),
+        "ledger": ledger.location,
         "guards": guard_settings(st),
         "mints": mints,
         "calls_last_minute": calls,

@@ -19,7 +19,7 @@ from x402.schemas import PaymentRequired, PaymentRequirements
 
 from ghostpay.client import GhostPayClient
 from ghostpay.exceptions import SellerNotAllowed
-from ghostpay.spending import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SpendingGuards, SpendLedger
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import payment_record
 from ghostpay.x402.networks import DEVNET
@@ -291,3 +291,27 @@ def test_a_seller_calling_its_own_url_is_told_so_and_pays_nothing(
     assert "you are the seller: its payTo " + str(agent.owner.pubkey()) + " is this wallet" in line
     assert "SelfPayment" in line and "Custom" not in line
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == before
+
+
+def test_cli_ledger_on_postgresql_from_the_config_or_the_environment(
+    net, agent: Agent, shop: Shop, env: dict[str, str], tmp_path: Path, postgres
+) -> None:
+    keypair = buyer(net, agent.mint)
+    key, wallet = keypair_file(tmp_path, keypair), str(keypair.pubkey())
+    configured, from_env = postgres.create_database(), postgres.create_database()
+    ghost("config", "set", "x402.ledger", configured, env=env).data
+    ghost("config", "set", "x402.daily_budget", "0.01", env=env).data
+    assert ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env).data["status"] == 200
+    assert "daily budget of 0.01" in ghost(
+        "-k", key, "x402", "call", shop.url + "/paid", "--yes", env=env
+    ).one_line_error(1)
+    spent = ghost("-k", key, "x402", "spending", env=env).data
+    assert spent["ledger"] == configured and spent["mints"][0]["day"]["spent"] == "0.010000"
+    assert SpendLedger(configured).counts(wallet) == {"settled": 1}
+    # GHOST_X402_LEDGER wins over the config file: another ledger, its own budget
+    moved = {**env, "GHOST_X402_LEDGER": from_env}
+    assert ghost("-k", key, "x402", "call", shop.url + "/paid", "--yes", env=moved).data["status"] == 200
+    assert ghost("-k", key, "x402", "spending", env=moved).data["ledger"] == from_env
+    assert SpendLedger(from_env).counts(wallet) == {"settled": 1}
+    assert SpendLedger(configured).counts(wallet) == {"settled": 1}
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 980_000

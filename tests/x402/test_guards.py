@@ -4,12 +4,21 @@ threads and processes, reservations released or kept as the guards promise."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import multiprocessing
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction
 
 from ghostpay.exceptions import (
     BudgetExceeded,
@@ -25,9 +34,13 @@ from ghostpay.spending import (
     RESERVATION_TTL,
     GuardedWallet,
     Limits,
+    Outcome,
+    SentProof,
+    SentSpend,
     Spend,
     SpendingGuards,
     SpendLedger,
+    sent_proof,
     spending_report,
 )
 
@@ -153,8 +166,16 @@ def test_rate_limit_counts_calls_of_the_last_minute(tmp_path: Path) -> None:
     ledger.reserve(guards, spend(), 161.0)
 
 
-def test_fifty_threads_against_a_budget_for_ten(tmp_path: Path) -> None:
-    ledger = SpendLedger(tmp_path / "l.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh ledger of each store: a SQLite file, a database on the suite's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "l.sqlite3")
+    return str(request.getfixturevalue("postgres").create_database())
+
+
+def test_fifty_threads_against_a_budget_for_ten(ledger_location: str) -> None:
+    ledger = SpendLedger(ledger_location)
     guards = SpendingGuards(daily=Decimal("0.1"))
 
     def attempt(_: int) -> bool:
@@ -182,8 +203,8 @@ def _reserve_many(path: str, count: int, results: multiprocessing.Queue[int]) ->
     results.put(won)
 
 
-def test_processes_share_the_budget(tmp_path: Path) -> None:
-    path = str(tmp_path / "l.sqlite3")
+def test_processes_share_the_budget(ledger_location: str) -> None:
+    path = ledger_location
     SpendLedger(path)
     results: multiprocessing.Queue[int] = multiprocessing.get_context("spawn").Queue()
     workers = [
@@ -231,3 +252,81 @@ def test_a_budget_lowered_below_the_spent_leaves_a_decimal_zero(tmp_path: Path) 
     day = report[0].windows["day"]
     assert (day.spent, day.budget, day.remaining) == (Decimal("0.05"), Decimal("0.01"), Decimal(0))
     assert isinstance(day.remaining, Decimal)
+
+
+def test_reservations_left_by_a_dead_process_are_reconciled(ledger_location: str) -> None:
+    ledger = SpendLedger(ledger_location, reservation_ttl=60)
+    guards = SpendingGuards(total=Decimal("0.04"))
+    never_sent, with_proof, without_proof, settled = (ledger.reserve(guards, spend(), 1000.0) for _ in range(4))
+    ledger.mark_sent(with_proof, SentProof("WalletSignature", "Blockhash"))
+    ledger.mark_sent(without_proof)
+    ledger.mark_settled(settled, "Tx")
+    assert ledger.expire("Wallet1", 1059.0) == []  # not stale yet
+    [stale] = ledger.expire("Wallet1", time.time() + 61)
+    assert (stale.id, stale.proof) == (with_proof, SentProof("WalletSignature", "Blockhash"))
+    ledger.resolve(with_proof, "released", None)  # its blockhash expired without it landing
+    ledger.resolve(settled, "released", None)  # only a sent one is resolved
+    states = {row["id"]: row["state"] for row in ledger.entries("Wallet1")}
+    assert states == {never_sent: "expired", with_proof: "released", without_proof: "sent", settled: "settled"}
+    # 0.02 counted (the one without a proof keeps counting): two more fit, a third does not
+    ledger.reserve(guards, spend())
+    ledger.reserve(guards, spend())
+    with pytest.raises(BudgetExceeded, match="0.000000 left"):
+        ledger.reserve(guards, spend())
+
+
+async def test_guarded_wallet_reconciles_by_its_lookup(ledger_location: str) -> None:
+    outcomes = {"landed": ("settled", "Tx1"), "lost": ("released", None), "pending": None}
+    guarded = GuardedWallet(SpendingGuards(total=Decimal("0.03")), SpendLedger(ledger_location, reservation_ttl=0.1))
+    for signature in outcomes:
+        reservation = await guarded.authorize(spend())
+        await reservation.sent(SentProof(signature, "Blockhash"))
+    await asyncio.sleep(0.2)  # past the TTL: the process that sent them is taken for dead
+
+    async def lookup(sent: SentSpend) -> Outcome:
+        return outcomes[sent.proof.wallet_signature]
+
+    with pytest.raises(BudgetExceeded):  # no lookup (no client bound): all three keep counting
+        await guarded.authorize(spend())
+    guarded.lookup = lookup
+    assert [outcome for _, outcome in await guarded.reconcile("Wallet1")] == ["settled", "released"]
+    await (await guarded.authorize(spend())).sent()  # the lost one's amount is back, once
+    with pytest.raises(BudgetExceeded):
+        await guarded.authorize(spend())
+    assert guarded.ledger.counts("Wallet1") == {"settled": 1, "released": 1, "sent": 2}
+
+
+def test_an_older_sqlite_ledger_gains_the_proof_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "CREATE TABLE spends (id INTEGER PRIMARY KEY AUTOINCREMENT, wallet TEXT NOT NULL, mint TEXT NOT NULL, "
+            "decimals INTEGER NOT NULL, amount INTEGER NOT NULL, seller TEXT NOT NULL, agent TEXT, url TEXT, "
+            "state TEXT NOT NULL, signature TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO spends (wallet, mint, decimals, amount, seller, state, created_at, updated_at) "
+            "VALUES ('Wallet1', ?, 6, 10000, 'Seller1', 'settled', 1.0, 1.0)",
+            (USDC,),
+        )
+    ledger = SpendLedger(path)
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(SpendingGuards(total=Decimal("0.01")), spend())
+    second = ledger.reserve(SpendingGuards(total=Decimal("0.02")), spend())
+    ledger.mark_sent(second, SentProof("WalletSignature", "Blockhash"))
+    assert [row["proof"] for row in ledger.entries("Wallet1")] == ["WalletSignature", None]
+
+
+def test_sent_proof_is_the_wallets_signature_in_a_partially_signed_transaction() -> None:
+    wallet, fee_payer, blockhash = Keypair(), Keypair(), Hash.new_unique()
+    message = Message.new_with_blockhash(
+        [transfer(TransferParams(from_pubkey=wallet.pubkey(), to_pubkey=fee_payer.pubkey(), lamports=1))],
+        fee_payer.pubkey(),
+        blockhash,
+    )
+    tx = Transaction.new_unsigned(message)
+    tx.partial_sign([wallet], blockhash)  # the fee payer (a facilitator) signs later: the id is not known
+    proof = SentProof(str(tx.signatures[1]), str(blockhash))
+    assert sent_proof(tx, wallet.pubkey()) == proof
+    assert sent_proof(base64.b64encode(bytes(tx)).decode(), str(wallet.pubkey())) == proof
+    assert sent_proof(tx, Keypair().pubkey()) is None

@@ -203,7 +203,7 @@ class A2ABuyer:
         dumped: JsonValue = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
         submit.metadata.update({STATUS_KEY: PAYMENT_SUBMITTED, PAYLOAD_KEY: dumped})
         if reservation is not None:
-            await reservation.sent()
+            await reservation.sent(self.payer.proof(payload))
         started = time.perf_counter()
         final = await self.send(client, submit)
         record = self.record(quote, url, final, ms(time.perf_counter() - started))

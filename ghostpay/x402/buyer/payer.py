@@ -29,7 +29,7 @@ from x402.mechanisms.svm.signers import KeypairSigner
 from x402.schemas import PaymentPayload, PaymentPayloadV1, PaymentRequired, SettleResponse
 
 from ghostpay.exceptions import GhostPayError, InvalidArgument, PaymentRequirementsInvalid
-from ghostpay.spending import GuardedWallet, SpendingGuards
+from ghostpay.spending import GuardedWallet, SentProof, SpendingGuards, sent_proof
 from ghostpay.x402.buyer.models import (
     IDEMPOTENCY_KEY,
     PAYMENT_SENT,
@@ -91,6 +91,10 @@ class X402Buyer:
 
     # paying ------------------------------------------------------------------------------------------
 
+    def proof(self, payload: Any) -> SentProof | None:
+        """What finds the signed payment of `payload` on chain if this process dies before it settles."""
+        return sent_proof(payload.payload["transaction"], self.gp.wallet)
+
     async def sign(
         self, required: Required, index: int, quote: Quote, *, record: bool = True, identifier: str | None = None
     ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
@@ -150,7 +154,7 @@ class X402Buyer:
                 request.method, request.url, headers=headers, content=request.content, extensions=request.extensions
             )
             if reservation is not None:
-                await reservation.sent()
+                await reservation.sent(self.proof(payload))
             request.extensions[PAYMENT_SENT] = True
             started = time.perf_counter()
             with_identifier = declares_identifier(required)

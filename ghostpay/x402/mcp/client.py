@@ -100,7 +100,7 @@ class _GuardedPayer:
             raise
         assert isinstance(payload, PaymentPayload)  # a v2 402 is paid with a v2 payload
         if self.reservation is not None:
-            await self.reservation.sent()
+            await self.reservation.sent(self.buyer.proof(payload))
         self.quote, self.sent_at = quote, time.perf_counter()
         return payload
 
