@@ -424,6 +424,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
+# The PostgreSQL channel the indexer NOTIFYs in the commit of every batch that added events: API replicas LISTEN on
+# it to push their live feed instead of polling (the payload is empty: a listener reads on from its own cursor).
+EVENTS_CHANNEL = "ghostpay_events"
+
+
 def database_url(url: str) -> str:
     """SQLAlchemy URL of a `sqlite:///…` or `postgresql://…` URL (PostgreSQL through psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):
