@@ -77,7 +77,7 @@ def create_app(settings: ApiSettings, on_metrics: Callable[[], dict[str, float]]
     decimals = MintDecimals(settings.rpc_url)
     dispatcher = WebhookDispatcher(writer, settings.delivery) if writer is not None else None
 
-    feed = live_feed(settings.db_url, settings.poll_interval)
+    feed = live_feed(settings.db_url, settings.poll_interval, settings.poll_feed)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -31,7 +31,8 @@ T = TypeVar("T")
 class ApiSettings:
     db_url: str
     rpc_url: str | None = None  # for mint decimals and the chain's slot (lag); None: atomic units only
-    poll_interval: float = 0.5  # seconds between looks for new events (the live feed on SQLite; PostgreSQL NOTIFYs)
+    poll_interval: float = 0.5  # seconds between looks for new events (the live feed on SQLite, or with `poll_feed`)
+    poll_feed: bool = False  # poll on PostgreSQL too, rather than LISTEN (a transaction-mode pooler drops LISTEN)
     webhooks: bool = True  # run the webhook dispatcher in this process
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     token: str | None = None  # when set, every request but the dashboard's page needs it as a bearer token

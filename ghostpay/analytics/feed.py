@@ -107,8 +107,8 @@ class NotifyFeed(LiveFeed):
                 await connection.execute("SELECT 1")  # a dead connection says so only when used
 
 
-def live_feed(db_url: str, poll_interval: float) -> LiveFeed:
-    """The feed for `db_url`: NOTIFY-driven on PostgreSQL, polling on SQLite."""
-    if database_url(db_url).startswith("postgresql"):
+def live_feed(db_url: str, poll_interval: float, poll: bool = False) -> LiveFeed:
+    """The feed for `db_url`: NOTIFY-driven on PostgreSQL (unless `poll`), polling on SQLite."""
+    if database_url(db_url).startswith("postgresql") and not poll:
         return NotifyFeed(db_url, poll_interval)
     return LiveFeed(poll_interval)

@@ -429,6 +429,12 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 EVENTS_CHANNEL = "ghostpay_events"
 
 
+def notify_new_events(connection: Connection) -> None:
+    """NOTIFY the API replicas, in `connection`'s open PostgreSQL transaction: delivered when (and only if) it
+    commits, so a listener never reads ahead of it."""
+    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": EVENTS_CHANNEL})
+
+
 def database_url(url: str) -> str:
     """SQLAlchemy URL of a `sqlite:///…` or `postgresql://…` URL (PostgreSQL through psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):

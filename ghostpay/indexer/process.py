@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, bindparam, delete, select, text, tuple_
+from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -44,7 +44,6 @@ from sqlmodel import SQLModel
 from ghostpay import accounts
 from ghostpay.events import DecodedLogs, IndexedEvent, Skipped, decode_logs
 from ghostpay.indexer.models import (
-    EVENTS_CHANNEL,
     Agent,
     AgentCapability,
     AgentEarning,
@@ -59,6 +58,7 @@ from ghostpay.indexer.models import (
     SkipCounter,
     WorkOrder,
     WorkOrderTransition,
+    notify_new_events,
     table_of,
 )
 from ghostpay.indexer.source import ChainTransaction
@@ -880,8 +880,7 @@ class Batch:
                     table.update().where(table.c.id == 1).values(slot=slot, signature=signature, updated_at=time.time())
                 )
         if self.dialect == "postgresql" and self._inserts[RawEvent]:
-            # delivered when (and only if) this transaction commits, so a listener never reads ahead of it
-            self.connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": EVENTS_CHANNEL})
+            notify_new_events(self.connection)
         self.transaction.commit()
         self.connection.close()
 
