@@ -33,6 +33,7 @@ RESULTS = {
     "bench-x402-buyer": ["x402_buyer"],
     "bench-mcp": ["mcp"],
     "bench-decoders": ["decoders"],
+    "bench-scale-out": ["scale_out"],
 }
 
 
