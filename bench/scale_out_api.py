@@ -161,7 +161,8 @@ def run(smoke: bool) -> dict[str, Any]:
         "rows": rows,
         "notes": f"events committed 0-{POLL_SECONDS} s apart at random, one per transaction; delay = commit → the "
         "line read by each subscriber (all processes on this machine); reads: the replicas' live-feed reads of "
-        "the database",
+        "the database. NOTIFY reads once per open stream per commit and never while idle; polling reads once per "
+        f"stream every {POLL_SECONDS} s, events or not.",
     }
 
 

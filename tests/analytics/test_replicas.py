@@ -263,3 +263,30 @@ def test_three_dispatchers_send_each_delivery_once_per_attempt(cluster: Cluster,
     assert {d.attempts for d in rows} == {2}
     assert Counter(r.answered for r in receiver.requests) == {"fail": len(rows), "ok": len(rows)}
     engine.dispose()
+
+
+def test_a_replica_follows_the_chain_the_index_records(cluster: Cluster, postgres: PostgresCluster) -> None:
+    """The index was started over on another chain while a replica ran: the replica names the new chain's tokens
+    (labels are per chain), as a replica started afterwards does, not the chain it saw first."""
+    from sqlalchemy import delete, insert
+
+    from ghostpay.analytics.api import ApiSettings
+    from ghostpay.indexer.guard import CHAIN
+    from ghostpay.token_labels import LABELS_FILE
+    from tests.analytics.conftest import ServedApi
+
+    world = cluster.world
+    url = postgres.create_database()
+    engine = connect(url)
+    with engine.begin() as connection:
+        CHAIN.create(connection)
+        connection.execute(insert(CHAIN).values(genesis_hash=str(world.net.rpc("getGenesisHash")["result"])))
+    settings = ApiSettings(url, webhooks=False, token_labels=str(world.home / LABELS_FILE))
+    with ServedApi(settings) as replica:
+        assert replica.get("/api/agents?token=USDC").status_code == 200  # the world's chain labels USDC
+        with engine.begin() as connection:  # `ghost indexer run --reset` against another chain
+            connection.execute(delete(CHAIN))
+            connection.execute(insert(CHAIN).values(genesis_hash="11111111111111111111111111111111"))
+        answer = replica.get("/api/agents?token=USDC")
+        assert answer.status_code == 422 and "USDC" in answer.json()["error"]
+    engine.dispose()
