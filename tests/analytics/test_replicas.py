@@ -179,11 +179,13 @@ def test_an_event_reaches_every_replica_by_notify_without_polling(
     )
 
 
-def kill_listeners(postgres: PostgresCluster, database: str) -> int:
+def listeners(postgres: PostgresCluster, database: str, terminate: bool = False) -> int:
+    """How many LISTEN connections of the replicas the server has on `database` (terminated with `terminate`)."""
+    what = "pg_terminate_backend(pid)" if terminate else "pid"
     with psycopg.connect(postgres.url(), autocommit=True) as connection:
         return len(
             connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
+                f"SELECT {what} FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
                 (LISTEN_APPLICATION, database),
             ).fetchall()
         )
@@ -196,11 +198,13 @@ def test_a_killed_listen_connection_loses_nothing(
     is indexed: the NOTIFY reaches no one. Resumed, each opens its LISTEN connection again and its stream
     reads the payment from its position."""
     world = cluster.world
+    database = world.db_url.rsplit("/", 1)[1]
+    wait_for(lambda: listeners(postgres, database) == REPLICAS, what="every replica to LISTEN")
     reconnects = [cluster.metric(r, "ghostpay_live_feed_reconnects_total") for r in cluster.replicas]
     for replica in cluster.replicas:
         os.kill(replica.process.pid, signal.SIGSTOP)
     try:
-        assert kill_listeners(postgres, world.db_url.rsplit("/", 1)[1]) == REPLICAS
+        assert listeners(postgres, database, terminate=True) == REPLICAS
         paid = asyncio.run(world.pay(world.payers[0], "coder", world.usdc, Decimal("0.05")))
         written = wait_for(lambda: event_ids(world, paid.signature), what="the writer to index the payment")
     finally:
