@@ -1,6 +1,6 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
 .PHONY: setup demo test codegen program check bench bench-localnet bench-sdk bench-indexer bench-indexer-scale bench-cli bench-api \
-	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders bench-trust
+	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders bench-trust bench-scale-out
 
 setup:
 	@scripts/setup.sh
@@ -79,3 +79,8 @@ bench-mcp: setup
 # memory over a soak → bench/results/economics.json (issue 25's figures: ARGS="--calls 10000 --soak-seconds 600").
 bench-economics: setup
 	.venv/bin/python -m bench.economics $(ARGS)
+
+# Replicas on one PostgreSQL (issue 32), one table per section of bench/scale_out.py: the live feed's delay with 3 API
+# replicas, NOTIFY beside polling → bench/results/scale_out.json.
+bench-scale-out: setup
+	.venv/bin/python -m bench.scale_out

@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-PAGES = (ROOT / "docs" / "performance.md",)
+PAGES = (ROOT / "docs" / "performance.md", ROOT / "docs" / "scale.md")
 MARKED = re.compile(r"(<!-- bench:(?P<name>\w+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
 
 Row = dict[str, Any]
@@ -168,6 +168,16 @@ def trust(rows: list[Row]) -> str:
     return "\n".join((shapes, prices, scale))
 
 
+def scale_out(results: dict[str, Any]) -> str:
+    """bench/scale_out.py: each section's title, its table (a column per row key) and its notes."""
+    parts = []
+    for section in results["sections"]:
+        rows = section["rows"]
+        table = markdown(list(rows[0]), [list(r.values()) for r in rows]) if rows else ""
+        parts.append(f"**{section['title']}** ({results['cores']} cores)\n\n{table}\n{section['notes']}\n")
+    return "\n".join(parts)
+
+
 METRIC_VALUE_UNIT = columns(("metric", "metric"), ("value", "value"), ("unit", "unit"))
 ECONOMICS = columns(
     ("metric", "metric"),
@@ -196,6 +206,7 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
     ),
     "cli": columns(("command", "command"), ("median ms", "median_ms"), ("results", "results")),
     "indexer": indexer,
+    "scale_out": scale_out,
     "indexer_scale": METRIC_VALUE_UNIT,
     "api": columns(("request", "request"), ("median ms", "median_ms"), ("p95 ms", "p95_ms")),
     "trust": trust,

@@ -33,7 +33,9 @@ def test_the_unit_runs_a_command_the_cli_accepts(path: Path, tmp_path: Path) -> 
     service = unit(path)["Service"]
     assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure"
     assert service["ExecStart"].startswith("/opt/ghostpay/.venv/bin/ghost ")
-    argv = shlex.split(service["ExecStart"].replace("${CREDENTIALS_DIRECTORY}", str(tmp_path)))[1:]
+    # a template unit's instance name (%i) is the port it serves on
+    exec_start = service["ExecStart"].replace("${CREDENTIALS_DIRECTORY}", str(tmp_path)).replace("%i", "8081")
+    argv = shlex.split(exec_start)[1:]
     for name in ("api-token", "facilitator-key"):
         (tmp_path / name).write_text("s3cret\n")
     # --help after the options: click parses (and refuses) every option before it shows the help.

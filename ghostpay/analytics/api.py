@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ghostpay.analytics import routes_agents, routes_bazaar, routes_erc8004, routes_metrics
 from ghostpay.analytics.context import ApiContext, ApiError, ApiSettings, read_only_engine
+from ghostpay.analytics.feed import live_feed
 from ghostpay.analytics.mints import MintDecimals
 from ghostpay.analytics.webhooks import WebhookDispatcher
 from ghostpay.indexer.models import connect
@@ -76,12 +77,18 @@ def create_app(settings: ApiSettings, on_metrics: Callable[[], dict[str, float]]
     decimals = MintDecimals(settings.rpc_url)
     dispatcher = WebhookDispatcher(writer, settings.delivery) if writer is not None else None
 
+    feed = live_feed(settings.db_url, settings.poll_interval, settings.poll_feed)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(dispatcher.run()) if dispatcher is not None else None
+        listener = asyncio.create_task(feed.run())
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             if dispatcher is not None and task is not None:
                 dispatcher.stop()
                 await task
@@ -94,7 +101,7 @@ def create_app(settings: ApiSettings, on_metrics: Callable[[], dict[str, float]]
         "indexer. Amounts are exact decimal strings of whole tokens (`*_atomic`: atomic "
         "units); lists page with `cursor` = the previous page's `next_cursor`.",
     )
-    app.state.context = ApiContext(settings, engine, decimals, writer is not None, on_metrics)
+    app.state.context = ApiContext(settings, engine, decimals, writer is not None, feed, on_metrics)
     if settings.token is not None:
         app.add_middleware(BearerToken, token=settings.token)
 

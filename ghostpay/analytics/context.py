@@ -14,6 +14,7 @@ from sqlmodel import Session, create_engine
 from starlette.concurrency import run_in_threadpool
 
 from ghostpay.analytics import pagination
+from ghostpay.analytics.feed import LiveFeed
 from ghostpay.analytics.mints import MintDecimals
 from ghostpay.analytics.webhooks import DeliverySettings
 from ghostpay.exceptions import InvalidArgument, UnknownTokenLabel
@@ -30,7 +31,8 @@ T = TypeVar("T")
 class ApiSettings:
     db_url: str
     rpc_url: str | None = None  # for mint decimals and the chain's slot (lag); None: atomic units only
-    poll_interval: float = 0.5  # seconds between looks for new events (the live feed)
+    poll_interval: float = 0.5  # seconds between looks for new events (the live feed on SQLite, or with `poll_feed`)
+    poll_feed: bool = False  # poll on PostgreSQL too, rather than LISTEN (a transaction-mode pooler drops LISTEN)
     webhooks: bool = True  # run the webhook dispatcher in this process
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     token: str | None = None  # when set, every request but the dashboard's page needs it as a bearer token
@@ -87,9 +89,10 @@ class ApiContext:
     engine: Engine
     decimals: MintDecimals
     webhooks: bool
+    feed: LiveFeed
     on_metrics: Callable[[], dict[str, float]] | None = None  # counters of an indexer in this process
     slot_errors: int = 0
-    genesis: str | None = None  # of the indexed chain: what its token labels belong to
+    rpc_genesis: str | None = None  # the RPC's, asked once: used only while the index has recorded none
 
     async def labels(self) -> ClusterLabels | None:
         """The token labels of the indexed chain (named by the genesis hash the index recorded, else the RPC's);
@@ -101,9 +104,14 @@ class ApiContext:
 
     async def genesis_hash(self) -> str | None:
         """The indexed chain's genesis hash (the one the index recorded, else the RPC's); None while neither can say."""
-        if self.genesis is None:
-            self.genesis = await run_in_threadpool(indexed_chain, self.engine) or await self._rpc_genesis()
-        return self.genesis
+        # The index's is read every time (not kept): replicas started before and after a `--reset` onto
+        # another chain must not answer for two chains.
+        indexed = await run_in_threadpool(indexed_chain, self.engine)
+        if indexed is not None:
+            return indexed
+        if self.rpc_genesis is None:
+            self.rpc_genesis = await self._rpc_genesis()
+        return self.rpc_genesis
 
     async def label_map(self) -> dict[str, str]:
         """mint -> token label, for showing mints by name."""

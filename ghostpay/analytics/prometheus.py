@@ -20,11 +20,23 @@ from ghostpay.indexer.models import Payment, RawEvent
 from ghostpay.indexer.queries import index_status
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+FEED_HELP = {  # the live feed of this process (`ghostpay.analytics.feed.FeedCounters`)
+    "reads": "Database reads made by this process's live feed streams",
+    "wakeups": "NOTIFYs from the indexer heard by this process's live feed (PostgreSQL)",
+    "reconnects": "LISTEN connections this process opened again after a drop (PostgreSQL)",
+}
 
 
 class IndexCollector(Collector):
-    def __init__(self, engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool) -> None:
-        self.engine, self.chain_slot, self.extra, self.webhooks = engine, chain_slot, extra, webhooks
+    def __init__(
+        self,
+        engine: Engine,
+        chain_slot: int | None,
+        extra: Mapping[str, float],
+        webhooks: bool,
+        feed: Mapping[str, float],
+    ) -> None:
+        self.engine, self.chain_slot, self.extra, self.webhooks, self.feed = engine, chain_slot, extra, webhooks, feed
 
     def collect(self) -> Iterator[Metric]:
         with Session(self.engine) as session:
@@ -67,6 +79,8 @@ class IndexCollector(Collector):
         for key, value in self.extra.items():
             if key != "rpc_errors":
                 yield CounterMetricFamily(f"ghostpay_indexer_{key}", f"Indexer in this process: {key}", value=value)
+        for key, value in self.feed.items():
+            yield CounterMetricFamily(f"ghostpay_live_feed_{key}", FEED_HELP[key], value=value)
         payments = CounterMetricFamily("ghostpay_x402_payments", "Recorded x402 payments", labels=["agent", "mint"])
         volume = CounterMetricFamily(
             "ghostpay_x402_volume_atomic", "Recorded x402 volume in atomic units", labels=["agent", "mint"]
@@ -89,7 +103,9 @@ class IndexCollector(Collector):
             )
 
 
-def render(engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool) -> bytes:
+def render(
+    engine: Engine, chain_slot: int | None, extra: Mapping[str, float], webhooks: bool, feed: Mapping[str, float]
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(IndexCollector(engine, chain_slot, extra, webhooks))
+    registry.register(IndexCollector(engine, chain_slot, extra, webhooks, feed))
     return generate_latest(registry)

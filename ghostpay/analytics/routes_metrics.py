@@ -3,9 +3,10 @@ live event feed (server-sent events)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,8 @@ from ghostpay.indexer.queries import event_feed, index_status
 
 router = APIRouter()
 MAX_PERIOD = 366 * 86_400
+FEED_PAGE = 500  # events per read of the live feed
+KEEP_ALIVE_SECONDS = 15.0  # an idle stream gets a comment this often
 
 
 def newest_event_id(session: Session) -> int:
@@ -87,7 +90,8 @@ async def metrics(ctx: ApiContext = Depends(api_context)) -> PlainTextResponse:
     slot = await ctx.chain_slot()
     extra = dict(ctx.on_metrics()) if ctx.on_metrics is not None else {}
     extra["rpc_errors"] = extra.get("rpc_errors", 0) + ctx.rpc_errors
-    body = await run_in_threadpool(prometheus.render, ctx.engine, slot, extra, ctx.webhooks)
+    feed = asdict(ctx.feed.counters)
+    body = await run_in_threadpool(prometheus.render, ctx.engine, slot, extra, ctx.webhooks, feed)
     return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
 
 
@@ -121,10 +125,12 @@ async def events(
         start = await ctx.db(newest_event_id)
 
     async def stream() -> AsyncIterator[str]:
-        position, idle = start, 0
+        position, quiet_since = start, time.monotonic()
         yield "retry: 1000\n\n"
         while not await request.is_disconnected():
-            batch = await ctx.db(partial(event_feed, after=position, names=wanted, agent=agent, limit=500))
+            seen = ctx.feed.generation  # taken before the read: a wake-up during it is not missed
+            ctx.feed.counters.reads += 1
+            batch = await ctx.db(partial(event_feed, after=position, names=wanted, agent=agent, limit=FEED_PAGE))
             for e in batch:
                 position = e.id
                 yield (
@@ -142,11 +148,17 @@ async def events(
                     )
                     + "\n\n"
                 )
-            if not batch:
-                idle += 1
-                if idle % 30 == 0:  # a comment now and then keeps proxies from closing an idle stream
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(ctx.settings.poll_interval)
+            if batch:
+                quiet_since = time.monotonic()
+                if len(batch) == FEED_PAGE:
+                    continue  # more are there: read on without waiting
+            # wait for the indexer's next commit (NOTIFY) or the next poll; read again only when woken
+            while not await ctx.feed.wait(seen, KEEP_ALIVE_SECONDS - (time.monotonic() - quiet_since)):
+                if await request.is_disconnected():
+                    return
+                if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                    yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
+                    quiet_since = time.monotonic()
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

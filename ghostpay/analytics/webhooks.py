@@ -254,6 +254,12 @@ class DeliverySettings:
     prune_interval: float = 3600.0
 
 
+# An attempt is over (answered or failed) within this many times the receiver's timeout; a claimed delivery stays
+# its dispatcher's that long plus the margin, then another may try it (its dispatcher died mid-attempt).
+ATTEMPT_DEADLINE_FACTOR = 2
+CLAIM_MARGIN = 30.0
+
+
 def delivery_id(endpoint_id: str, event: RawEvent) -> str:
     key = f"{endpoint_id}:{event.signature}:{event.instruction_index}:{event.event_index}"
     return "whd_" + hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -313,7 +319,8 @@ async def send_test(engine: Engine, endpoint_id: str, timeout: float = 10.0) -> 
 
 
 class WebhookDispatcher:
-    """Queues matching events and delivers them; `run` until `stop()`. One per database."""
+    """Queues matching events and delivers them; `run` until `stop()`. Any number may run on one database (one
+    per API replica): each claims the deliveries it sends (`_claim`), so each attempt is made by one of them."""
 
     def __init__(self, engine: Engine, settings: DeliverySettings = DeliverySettings()) -> None:
         self.engine = engine
@@ -325,7 +332,8 @@ class WebhookDispatcher:
         """Queue the events indexed since each endpoint's cursor that it subscribed to; returns how many."""
         queued = 0
         with Session(self.engine) as session:
-            for endpoint in session.exec(select(WebhookEndpoint)).all():
+            # an endpoint another dispatcher is queueing for right now is its (PostgreSQL; SQLite has one writer)
+            for endpoint in session.exec(select(WebhookEndpoint).with_for_update(skip_locked=True)).all():
                 patterns = endpoint.events.split(",")
                 statement = select(RawEvent).where(col(RawEvent.id) > endpoint.after_event_id)
                 if endpoint.agent is not None:
@@ -354,19 +362,31 @@ class WebhookDispatcher:
             session.commit()  # the deliveries and the cursors together: nothing queued twice or lost
         return queued
 
-    def _due(self) -> list[tuple[WebhookDelivery, WebhookEndpoint]]:
-        with Session(self.engine) as session:
+    def _claim(self) -> list[tuple[WebhookDelivery, WebhookEndpoint]]:
+        """Take up to `batch` due deliveries: in the claiming transaction each is put off until after this
+        attempt's deadline, so no other dispatcher sends it meanwhile. PostgreSQL: `FOR UPDATE SKIP LOCKED`,
+        dispatchers claim disjoint rows without waiting on each other; SQLite: one writer at a time, and a row
+        claimed by another since it was read no longer matches the conditional update."""
+        now = time.time()
+        deliveries = table_of(WebhookDelivery)
+        due = (deliveries.c.status == "pending") & (deliveries.c.next_attempt_at <= now)
+        with Session(self.engine, expire_on_commit=False) as session:
             rows = session.exec(
                 select(WebhookDelivery, WebhookEndpoint)
-                .where(
-                    WebhookDelivery.endpoint_id == WebhookEndpoint.id,
-                    WebhookDelivery.status == "pending",
-                    col(WebhookDelivery.next_attempt_at) <= time.time(),
-                )
+                .where(WebhookDelivery.endpoint_id == WebhookEndpoint.id, due)
                 .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.event_id))
                 .limit(self.settings.batch)
+                .with_for_update(skip_locked=True, of=WebhookDelivery)
             ).all()
-            return [(d, e) for d, e in rows]
+            lease = update(deliveries).values(next_attempt_at=now + self.attempt_deadline + CLAIM_MARGIN)
+            claimed = [(d, e) for d, e in rows if session.exec(lease.where(deliveries.c.id == d.id, due)).rowcount == 1]
+            session.commit()
+        return claimed
+
+    @property
+    def attempt_deadline(self) -> float:
+        """Seconds one attempt may take in all (the address check, connecting, sending, the answer)."""
+        return ATTEMPT_DEADLINE_FACTOR * self.settings.timeout
 
     def _record(self, delivery: WebhookDelivery, error: str | None) -> None:
         with Session(self.engine) as session:
@@ -396,16 +416,19 @@ class WebhookDispatcher:
 
     async def _deliver(self, http: httpx.AsyncClient, delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> None:
         try:
-            response = await post_signed(
-                http, endpoint, delivery.id, delivery.event, delivery.body, self.settings.timeout
+            response = await asyncio.wait_for(
+                post_signed(http, endpoint, delivery.id, delivery.event, delivery.body, self.settings.timeout),
+                self.attempt_deadline,
             )
             error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        except TimeoutError:  # a receiver answering byte by byte: each read in time, the whole too late
+            error = f"no answer within {self.attempt_deadline:g} s"
         await asyncio.to_thread(self._record, delivery, error)
 
     async def deliver_due(self, http: httpx.AsyncClient) -> int:
-        due = await asyncio.to_thread(self._due)
+        due = await asyncio.to_thread(self._claim)
         await asyncio.gather(*(self._deliver(http, d, e) for d, e in due))
         return len(due)
 

@@ -49,6 +49,7 @@ def run_server(
     json_output: bool,
     sock: Any = None,
     token: str | None = None,
+    poll_feed: bool = False,
 ) -> None:
     """Serve `config.db_url` (following the chain too when `with_indexer`) until SIGINT / SIGTERM, on `sock`
     when the caller bound it already."""
@@ -72,7 +73,7 @@ def run_server(
                 f"GhostPay dashboard: {url}  (API docs: {url}docs, Prometheus: {url}metrics); Ctrl-C stops", err=True
             )
 
-    settings = ApiSettings(config.db_url, rpc_url=config.http_url, webhooks=webhooks, token=token)
+    settings = ApiSettings(config.db_url, rpc_url=config.http_url, webhooks=webhooks, token=token, poll_feed=poll_feed)
     try:
         asyncio.run(serve(settings, sock, config if with_indexer else None, ready))
     except GuardError as exc:  # another chain's database, or another indexer writing it
@@ -101,6 +102,13 @@ def serve_command(
     json_output: bool = typer.Option(False, "--json", help="Print the URLs as one JSON line when ready."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
     token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP),
+    poll_feed: bool = typer.Option(
+        False,
+        "--poll-feed",
+        help="PostgreSQL: look for new events every 0.5 s for the live feed rather than LISTEN for the indexer's "
+        "NOTIFY (needed behind a pooler in transaction mode, e.g. PgBouncer, which does not pass LISTEN). "
+        "SQLite always polls.",
+    ),
 ) -> None:
     """Serve the index over HTTP: dashboard at /, JSON API under /api, docs at /docs, Prometheus at /metrics.
 
@@ -113,4 +121,5 @@ def serve_command(
     setup_logging(log_level)
     config = indexer_config(url, None, db)
     index_engine(config.db_url)
-    run_server(config, host, port, False, webhooks, json_output, token=params.bearer_token(token_file, TOKEN_ENV))
+    token = params.bearer_token(token_file, TOKEN_ENV)
+    run_server(config, host, port, False, webhooks, json_output, token=token, poll_feed=poll_feed)

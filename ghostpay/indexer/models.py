@@ -501,6 +501,17 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
+# The PostgreSQL channel the indexer NOTIFYs in the commit of every batch that added events: API replicas LISTEN on
+# it to push their live feed instead of polling (the payload is empty: a listener reads on from its own cursor).
+EVENTS_CHANNEL = "ghostpay_events"
+
+
+def notify_new_events(connection: Connection) -> None:
+    """NOTIFY the API replicas, in `connection`'s open PostgreSQL transaction: delivered when (and only if) it
+    commits, so a listener never reads ahead of it."""
+    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": EVENTS_CHANNEL})
+
+
 def database_url(url: str) -> str:
     """SQLAlchemy URL of a `sqlite:///…` or `postgresql://…` URL (PostgreSQL through psycopg 3)."""
     for prefix in ("postgresql://", "postgres://"):

@@ -59,6 +59,7 @@ from ghostpay.indexer.models import (
     SkipCounter,
     WorkOrder,
     WorkOrderTransition,
+    notify_new_events,
     table_of,
 )
 from ghostpay.indexer.source import ChainTransaction
@@ -907,6 +908,8 @@ class Batch:
                 self.connection.execute(
                     table.update().where(table.c.id == 1).values(slot=slot, signature=signature, updated_at=time.time())
                 )
+        if self.dialect == "postgresql" and self._inserts[RawEvent]:
+            notify_new_events(self.connection)
         self.transaction.commit()
         self.connection.close()
 
