@@ -18,6 +18,7 @@ Every driver error is a `DatabaseError`.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -95,7 +96,7 @@ class Database:
         """Who this connection is, as a claim names its holder."""
         if self.dialect == POSTGRESQL:
             return f"pg:{self.rows('SELECT pg_backend_pid()')[0][0]}"
-        return f"pid:{os.getpid()}"
+        return f"pid:{os.getpid()}:{secrets.token_hex(4)}"  # one process may open the log again after closing it
 
     def session(self) -> str:
         return self._session
@@ -105,12 +106,15 @@ class Database:
         replica's connection closes with it); a SQLite file is one host's, so its holders are local processes."""
         if session == self._session:
             return True
-        kind, _, number = session.partition(":")
+        kind, _, rest = session.partition(":")
+        number = rest.split(":")[0]
         if not number.isdigit():
             return False
         if kind == "pg" and self.dialect == POSTGRESQL:
             return bool(self.rows("SELECT 1 FROM pg_stat_activity WHERE pid = ?", (int(number),)))
         if kind == "pid" and self.dialect == SQLITE:
+            if int(number) == os.getpid():  # this process's log is this one: another of its sessions was closed
+                return False
             try:
                 os.kill(int(number), 0)
             except ProcessLookupError:
