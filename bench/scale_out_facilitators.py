@@ -37,16 +37,19 @@ CONCURRENCY = 32
 ATTEMPTS = 20
 
 
-def _postgres_pids() -> list[int]:
-    """Every PostgreSQL server process on the machine (the throwaway cluster's: nothing else runs one here)."""
-    pids = []
+def _postgres_pids(cluster: PostgresCluster) -> list[int]:
+    """The cluster's server processes: its postmaster and the backends it forked (other clusters on the machine,
+    such as other test runs', are not counted)."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
+            if parent == postmaster:
+                pids.append(int(entry.name))
     return pids
 
 
@@ -78,7 +81,7 @@ def _measure(net: LocalnetProcess, cluster: PostgresCluster, folder: Path, repli
         kinds = {
             "facilitators": [p.proc.pid for p in fleet.facilitators if p.proc is not None],
             "proxies": [p.proc.pid for p in fleet.proxies if p.proc is not None],
-            "postgres": _postgres_pids(),
+            "postgres": _postgres_pids(cluster),
             "localnet": [net.proc.pid] if net.proc is not None else [],
         }
         before = {kind: _cpu(pids) for kind, pids in kinds.items()}
@@ -113,7 +116,8 @@ def run(smoke: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ghostpay-scale-fac-") as tmp:
         folder = Path(tmp)
         cluster = PostgresCluster().start()
-        net = LocalnetProcess(folder / "ledger").start()
+        net = LocalnetProcess(folder / "ledger")
+        net.start()
         try:
             for replicas in REPLICAS if not smoke else (1, 2):
                 rows.append(_measure(net, cluster, folder, replicas, calls))

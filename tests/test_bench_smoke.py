@@ -71,3 +71,22 @@ def test_benchmark_runs(target: str, tmp_path: Path) -> None:
     assert done.returncode == 0, f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     for name in RESULTS[target]:
         assert json.loads((tmp_path / f"{name}.json").read_text()), name
+
+
+# Sections of bench/scale_out.py (issue 32) that also run on their own: `python -m bench.<module>`.
+SCALE_OUT_SECTIONS = ["scale_out_facilitators"]
+
+
+@pytest.mark.parametrize("module", SCALE_OUT_SECTIONS)
+def test_scale_out_section_runs(module: str, tmp_path: Path) -> None:
+    from tests.indexer.postgres import postgres_binaries
+
+    if postgres_binaries():
+        pytest.skip("PostgreSQL is not installed; scripts/setup.sh installs it")
+    env = {**os.environ, "GHOSTPAY_BENCH_SMOKE": "1", "GHOSTPAY_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"{module} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    section = json.loads((tmp_path / f"{module}.json").read_text())
+    assert section["title"] and section["rows"] and all(row["served"] == row["calls"] for row in section["rows"])

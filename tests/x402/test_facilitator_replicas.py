@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,16 @@ import pytest
 from solders.keypair import Keypair
 from x402.mechanisms.svm.utils import transaction_message_hash
 
+from ghostpay.x402.facilitator.keys import (
+    ERR_AUTH_REPLAYED,
+    ERR_AUTH_REVOKED,
+    Authenticator,
+    AuthRefused,
+    KeyStore,
+    bearer_headers,
+    sign_request,
+)
+from ghostpay.x402.facilitator.policy import ERR_SETTLE_QUOTA, QuotaStore
 from ghostpay.x402.facilitator.store import LANDED, PENDING, SettledLog
 from ghostpay.x402.networks import DEVNET
 from tests.indexer.postgres import PostgresCluster, postgres  # noqa: F401 - the session fixture
@@ -30,6 +42,13 @@ CALLS = int(os.environ.get("GHOSTPAY_REPLICA_CALLS", "600"))
 BUYERS = int(os.environ.get("GHOSTPAY_REPLICA_BUYERS", "16"))
 CONCURRENCY = int(os.environ.get("GHOSTPAY_REPLICA_CONCURRENCY", "32"))
 ATTEMPTS = 60  # sends of one payment (0.2 s apart, and each a request) before its buyer gives up
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -58,17 +77,46 @@ def test_one_claim_across_processes_and_a_dead_holder_is_taken_over(net: Any, db
         row = second.get(key)
         assert row is not None and (row.status, row.holder) == (PENDING, first.session)
         assert not second.take(row) and second.pending() == []  # its holder runs: not reconciled by others either
-        first.close()  # the replica dies: PostgreSQL ends its session
+        first.close()  # the replica dies: PostgreSQL ends its session (its server process exits a moment later)
+        wait_until(lambda: second.free(row))
         assert [second.take(row), third.take(row)] == [True, False]
         assert (second.get(key).holder, third.pending()) == (second.session, [])  # type: ignore[union-attr]
         second.mark_landed(key)
         landed_row = third.get(key)
         assert landed_row is not None and landed_row.status == LANDED and not third.take(landed_row)
         second.close()  # died before its success answer was delivered: the next replica answers it
+        wait_until(lambda: third.free(landed_row))
         assert third.take(landed_row)
     finally:
         for log in (second, third):
             log.close()
+
+
+def test_keys_nonces_and_quotas_are_shared_by_replicas(db_url: str) -> None:
+    """Two key stores on one PostgreSQL (two replicas): a key added by one is known to the other at once, and its
+    revocation too; an HMAC signature used at one replica is refused at the other (ghostpay_auth_replayed); a
+    seller's settles-per-minute quota counts the settles admitted by both (ghostpay_settle_quota_exceeded)."""
+    first, second = KeyStore(db_url), KeyStore(db_url)
+    try:
+        seller, key = first.add("alice", settles_per_minute=3)
+        assert Authenticator(second).identify("settle", bearer_headers(key)).key.name == "alice"
+        signed = sign_request(key, "settle", b"{}")
+        assert Authenticator(first).identify("settle", signed).check(b"{}").name == "alice"
+        with pytest.raises(AuthRefused) as replayed:
+            Authenticator(second).identify("settle", signed).check(b"{}")
+        assert replayed.value.reason == ERR_AUTH_REPLAYED
+        quotas = [QuotaStore(first.database), QuotaStore(second.database)]
+        admitted = [quotas[i % 2].admit(seller, 10_000, 0, None, reserve=True) for i in range(4)]
+        assert all(isinstance(a, int) for a in admitted[:3]) and admitted[3] is not None
+        assert isinstance(admitted[3], tuple) and admitted[3][0] == ERR_SETTLE_QUOTA
+        assert quotas[1].usage(seller.key_id).settles_last_minute == 3
+        first.revoke("alice")
+        with pytest.raises(AuthRefused) as revoked:
+            Authenticator(second).identify("settle", bearer_headers(key))
+        assert revoked.value.reason == ERR_AUTH_REVOKED
+    finally:
+        first.close()
+        second.close()
 
 
 def test_replicas_under_sigkill_settle_each_payment_once(
