@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,34 @@ def test_one_claim_across_processes_and_a_dead_holder_is_taken_over(net: Any, db
     finally:
         for log in (second, third):
             log.close()
+
+
+def test_a_buyers_accounts_are_held_by_one_replicas_settle_at_a_time(db_url: str) -> None:
+    """Two replicas settling payments of one buyer: the second waits for the first's outcome (its simulation then
+    sees the first's transfer, as within one process), and a replica that died holding them holds them no more."""
+    first, second = SettledLog(db_url), SettledLog(db_url)
+    order: list[str] = []
+    try:
+        with first.spending(["source", "authority"]):
+            waiting = threading.Thread(target=lambda: hold(second, ["authority", "other"], order))
+            waiting.start()
+            time.sleep(0.3)
+            order.append("first done")
+        waiting.join(timeout=30)
+        assert order == ["first done", "second held"]
+        holder = SettledLog(db_url)
+        ExitStack().enter_context(holder.spending(["source"]))  # held, never let go: the replica dies
+        holder.close()
+        hold(second, ["source"], order)
+        assert order[-1] == "second held"
+    finally:
+        first.close()
+        second.close()
+
+
+def hold(log: SettledLog, accounts: list[str], order: list[str]) -> None:
+    with log.spending(accounts):
+        order.append("second held")
 
 
 def test_keys_nonces_and_quotas_are_shared_by_replicas(db_url: str) -> None:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from solders.message import Message, MessageV0
 from solders.transaction import VersionedTransaction
@@ -179,9 +179,13 @@ class Settler:
         self._cost = cost
         self._locks = KeyedLocks()
 
-    def holding(self, key: str, tx: VersionedTransaction) -> Any:
-        """The locks a settle of `tx` holds from its simulation to its outcome: its own, and its buyer's."""
-        return self._locks.holding([key, *spent_accounts(tx)])
+    @contextmanager
+    def holding(self, key: str, tx: VersionedTransaction) -> Iterator[None]:
+        """The locks a settle of `tx` holds from its simulation to its outcome: its own, and its buyer's (against
+        this process's settles, then against the other replicas')."""
+        accounts = spent_accounts(tx)
+        with self._locks.holding([key, *accounts]), self._log.spending(accounts):
+            yield
 
     def reconcile(self, row: SettledPayment) -> None:
         """Look the pending row's transaction up on chain and record what became of it."""

@@ -40,6 +40,8 @@ SIGKILLed replica's session ends with it, so another replica (or the restarted o
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,15 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS log_totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS settled_done ON settled (settled_at) WHERE status IN ('settled', 'failed')",
 )
+# Replicas (PostgreSQL): the buyer accounts a settle spends from, held from its simulation to its outcome, so two
+# payments of one buyer reaching two replicas are simulated and sent one after the other, as within one process.
+SPEND_LOCKS = (
+    """CREATE TABLE IF NOT EXISTS spend_locks (
+    account  TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    taken_at DOUBLE PRECISION NOT NULL
+)""",
+)
 # Schema 1's rows: sent and confirmed -> settled; sent, unconfirmed -> pending; no signature (a crash
 # between the claim and the send's answer) -> pending, its signature found again when the payment is retried.
 MIGRATE_FROM_1 = """
@@ -82,6 +93,8 @@ FROM settled_v1
 COLUMNS = "message_hash, payer, network, signature, blockhash, status, error, claimed_at, settled_at, holder"
 PRUNED_SETTLED = "pruned_settled"
 PRUNE_WAIT_SECONDS = 0.05  # a prune waits this long for the write lock, then leaves it for the next round
+SPEND_LOCK_POLL_SECONDS = 0.005  # between two tries for accounts another replica's settle holds
+SPEND_LOCK_WAIT_SECONDS = 120.0  # a settle holds its buyer's accounts at most its confirmation's timeout
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ class SettledLog:
         if self._db.dialect == SQLITE:
             self._migrate_sqlite()
         else:
-            self._db.schema(SCHEMA)
+            self._db.schema(SCHEMA + SPEND_LOCKS)
 
     def _migrate_sqlite(self) -> None:
         """Create the table, or bring an older one to this schema in one transaction (a crash leaves either)."""
@@ -173,6 +186,49 @@ class SettledLog:
     def let_go_signature(self, signature: str) -> None:
         """The success answer naming this landed transaction was lost: a retry anywhere answers it again."""
         self._db.run("UPDATE settled SET holder = NULL WHERE signature = ? AND holder = ?", (signature, self.session))
+
+    @contextmanager
+    def spending(self, accounts: Sequence[str]) -> Iterator[None]:
+        """Hold the buyer accounts a settle spends from against the other replicas' settles (PostgreSQL; SQLite is
+        one host's, where the process's own locks serialize them). All or none is taken at once, so two settles
+        wanting overlapping accounts never deadlock; a dead replica's are taken back from it."""
+        if self._db.dialect == SQLITE or not accounts:
+            yield
+            return
+        wanted = sorted(set(accounts))
+        deadline = time.monotonic() + SPEND_LOCK_WAIT_SECONDS
+        while not self._take_accounts(wanted):
+            if time.monotonic() > deadline:
+                raise DatabaseError(f"the accounts {', '.join(wanted)} stayed held by another settle")
+            time.sleep(SPEND_LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            marks = ", ".join("?" for _ in wanted)
+            self._db.run(f"DELETE FROM spend_locks WHERE holder = ? AND account IN ({marks})", (self.session, *wanted))
+
+    def _take_accounts(self, accounts: list[str]) -> bool:
+        now = time.time()
+        with self._db.transaction():
+            rows = ", ".join("(?, ?, ?)" for _ in accounts)
+            taken = self._db.run(
+                f"INSERT INTO spend_locks (account, holder, taken_at) VALUES {rows} ON CONFLICT (account) DO NOTHING",
+                tuple(value for account in accounts for value in (account, self.session, now)),
+            )
+            if taken == len(accounts):
+                return True
+            marks = ", ".join("?" for _ in accounts)
+            held = self._db.rows(
+                f"SELECT account, holder FROM spend_locks WHERE account IN ({marks}) AND holder <> ?",
+                (*accounts, self.session),
+            )
+            self._db.run(
+                f"DELETE FROM spend_locks WHERE holder = ? AND account IN ({marks})", (self.session, *accounts)
+            )
+        for account, holder in held:  # a replica that died holding them: its session ended, its holds go
+            if not self._db.alive(holder):
+                self._db.run("DELETE FROM spend_locks WHERE account = ? AND holder = ?", (account, holder))
+        return False
 
     def add_signature(self, message_hash: str, signature: str, blockhash: str) -> None:
         """A schema 1 row without a signature: the retried payment's signature, found again by signing it."""
