@@ -34,6 +34,7 @@ from tests.x402.replicas import Fleet, pay_all
 REPLICAS = (1, 2, 3)
 PROXIES = 2
 CONCURRENCY = 32
+BUYERS = 16
 ATTEMPTS = 20
 
 
@@ -60,8 +61,9 @@ def _cpu(pids: list[int]) -> float:
 def _measure(net: LocalnetProcess, cluster: PostgresCluster, folder: Path, replicas: int, calls: int) -> dict[str, Any]:
     fee_payer = fund(net, sol=100)
     agent = register_agent(net, f"scaled-{replicas}")
-    buyers_n = 16
-    buyers = [buyer(net, agent.mint, (calls // buyers_n + 2) * PRICE_ATOMIC) for _ in range(buyers_n)]
+    warm_up = min(calls, CONCURRENCY)
+    per_buyer = -(-warm_up // BUYERS) - (-calls // BUYERS)  # pay_all deals the calls out to the buyers in turn
+    buyers = [buyer(net, agent.mint, per_buyer * PRICE_ATOMIC) for _ in range(BUYERS)]
     service = Upstream()
     with (
         ServerThread(service.app) as upstream,
@@ -77,7 +79,7 @@ def _measure(net: LocalnetProcess, cluster: PostgresCluster, folder: Path, repli
         ) as fleet,
     ):
         proxies = [p.url for p in fleet.proxies]
-        asyncio.run(pay_all(net, proxies, fee_payer, buyers, min(calls, 32), CONCURRENCY, ATTEMPTS))  # warm-up
+        asyncio.run(pay_all(net, proxies, fee_payer, buyers, warm_up, CONCURRENCY, ATTEMPTS))
         kinds = {
             "facilitators": [p.proc.pid for p in fleet.facilitators if p.proc is not None],
             "proxies": [p.proc.pid for p in fleet.proxies if p.proc is not None],
@@ -128,8 +130,8 @@ def run(smoke: bool) -> dict[str, Any]:
         "title": f"x402 paid calls/s with N facilitator replicas on one PostgreSQL ({cores} cores, {PROXIES} proxies)",
         "rows": rows,
         "notes": (
-            f"{calls} paid calls per row, concurrency {CONCURRENCY}, 16 buyers (official x402 client), all processes "
-            f"on one {cores}-core machine: the localnet, PostgreSQL, the proxies, the facilitators and the buyers "
+            f"{calls} paid calls per row, concurrency {CONCURRENCY}, {BUYERS} buyers (official x402 client), all "
+            f"processes on one {cores}-core machine: the localnet, PostgreSQL, the proxies, the facilitators and the buyers "
             "share the cores, so a replica added here takes CPU from the others; cpuSeconds says which kind "
             "spent the most (busiest). Replicas scale a facilitator out across hosts; on one host they buy "
             "failover, not throughput, once the cores are busy."
