@@ -131,7 +131,7 @@ def run(smoke: bool) -> dict[str, Any]:
         "rows": rows,
         "notes": (
             f"{calls} paid calls per row, concurrency {CONCURRENCY}, {BUYERS} buyers (official x402 client), all "
-            f"processes on one {cores}-core machine: the localnet, PostgreSQL, the proxies, the facilitators, the buyers "
+            f"processes on one {cores}-core machine (localnet, PostgreSQL, proxies, facilitators, buyers) "
             "share the cores, so a replica added here takes CPU from the others; cpuSeconds says which kind "
             "spent the most (busiest). Replicas scale a facilitator out across hosts; on one host they buy "
             "failover, not throughput, once the cores are busy."
