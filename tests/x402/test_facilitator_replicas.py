@@ -177,11 +177,13 @@ def test_replicas_under_sigkill_settle_each_payment_once(
             pay_all(net, [p.url for p in fleet.proxies], fee_payer, buyers, CALLS, CONCURRENCY, ATTEMPTS)
         )
         fleet.calm()
+        taken_over = sum(f.log.count("took over the") for f in fleet.facilitators)  # by the replicas running now
     on_chain = landed(net, [p.signature for p in paid])
     served = {p.signature for p in paid if p.served}
     not_served = Counter(p.last[:60] for p in paid if not p.served)
     print(
-        f"{len(paid)} paid calls, {fleet.kills} facilitator SIGKILLs: {len(on_chain)} landed, {len(served)} served, "
+        f"{len(paid)} paid calls, {fleet.kills} facilitator SIGKILLs, {taken_over}+ settles taken over: "
+        f"{len(on_chain)} landed, {len(served)} served, "
         f"{sum(p.attempts > 1 for p in paid)} sent more than once (max {max(p.attempts for p in paid)}); "
         f"not served: {dict(not_served)}"
     )

@@ -227,6 +227,7 @@ class Settler:
         if row.status == FAILED:
             return failed_on_chain(row.signature or "", row.error, payer, network)
         if row.status == LANDED and row.signature is not None and self._log.take(row):
+            self._took(row)
             return answer(True, payer, network, row.signature)
         return answer(
             False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled"
@@ -235,6 +236,7 @@ class Settler:
     def take(self, row: SettledPayment, payer: str, network: str) -> SettleResponse | None:
         """Hold a pending row to send it again; the answer when a live settle (here or in a replica) has it."""
         if self._log.take(row):
+            self._took(row)
             return None
         return answer(
             False,
@@ -244,6 +246,13 @@ class Settler:
             ERR_SETTLEMENT_PENDING,
             "another settle of this payment is under way (perhaps in another facilitator replica); retry shortly",
         )
+
+    @staticmethod
+    def _took(row: SettledPayment) -> None:
+        if row.holder is not None:  # for the operator: a replica died (or restarted) mid-settle
+            logger.info(
+                "took over the %s settle of %s from %s, whose session ended", row.status, row.signature, row.holder
+            )
 
     def let_go(self, key: str) -> None:
         """The resend of a held pending row is over: left pending, any settle may look it up again."""
