@@ -319,7 +319,7 @@ class Settler:
                 self._log.mark_failed(key, json.dumps(failed.err))
                 return failed_on_chain(signature, json.dumps(failed.err), payer, network)
             except Exception as exc:  # noqa: BLE001 - not seen confirmed: pending, reconciled by signature later
-                self._log.let_go(key)
+                self._log.let_go(key, (PENDING, LANDED))  # no success answered here (a reconcile may have seen it)
                 return answer(False, payer, network, signature, ERR_SETTLEMENT_PENDING, str(exc))
             self._log.mark_landed(key)  # still held: this settle answers its success
             return answer(True, payer, network, signature)

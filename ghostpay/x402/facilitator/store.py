@@ -175,12 +175,13 @@ class SettledLog:
             == 1
         )
 
-    def let_go(self, message_hash: str) -> None:
-        """This session no longer works on the row, left pending: any settle may look it up (a landed row stays
-        held until its success answer is delivered or lost)."""
+    def let_go(self, message_hash: str, statuses: tuple[str, ...] = (PENDING,)) -> None:
+        """This session no longer works on the row, if it has one of `statuses`: any settle may look it up (a
+        landed row stays held, by default, until its success answer is delivered or lost)."""
+        marks = ", ".join("?" for _ in statuses)
         self._db.run(
-            "UPDATE settled SET holder = NULL WHERE message_hash = ? AND holder = ? AND status = ?",
-            (message_hash, self.session, PENDING),
+            f"UPDATE settled SET holder = NULL WHERE message_hash = ? AND holder = ? AND status IN ({marks})",
+            (message_hash, self.session, *statuses),
         )
 
     def let_go_signature(self, signature: str) -> None:
