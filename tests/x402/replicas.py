@@ -23,57 +23,33 @@ from x402.http.utils import decode_payment_required_header, encode_payment_signa
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.x402.facilitator.settle import fee_lamports
 from tests.localnet.conftest import LocalnetProcess
-from tests.x402.conftest import Agent, Process, keypair_file, official_client
+from tests.x402.conftest import Agent, Process, facilitator_process, official_client
+from tests.x402.test_proxy import proxy_process
 
 PAID_ROUTE = "/translate"
 RETRY_PAUSE_SECONDS = 0.2
 STATUS_BATCH = 256  # signatures per getSignatureStatuses
 
 
+def made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def facilitator_replica(net: LocalnetProcess, folder: Path, fee_payer: Keypair, db_url: str, port: int) -> Process:
     """`ghost facilitator start` on `db_url`, on a port of its own that a restart keeps (the proxies list it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return Process(
-        "-u",
-        net.http_url,
-        "-k",
-        str(keypair_file(folder, fee_payer)),
-        "facilitator",
-        "start",
-        "--port",
-        str(port),
-        "--db",
-        db_url,
-        "--asset",
-        "any",
+    return facilitator_process(
+        net,
+        made(folder),
+        fee_payer,
         "--rate-limit",
         "1000000",  # per payer and process: the buyers here pay hundreds of times a minute
         "--sweep-interval",
         "0",
         "--discovery-refresh",
         "0",
-        home=folder,
-    )
-
-
-def proxy(net: LocalnetProcess, folder: Path, agent: Agent, upstream: str, facilitators: list[str]) -> Process:
-    folder.mkdir(parents=True, exist_ok=True)
-    return Process(
-        "-u",
-        net.http_url,
-        "-k",
-        str(keypair_file(folder, agent.owner)),
-        "x402",
-        "proxy",
-        "--agent",
-        str(agent.address),
-        "--upstream",
-        upstream,
-        "--facilitator",
-        ",".join(facilitators),
-        "--port",
-        str(free_port_pair()[0]),
-        home=folder,
+        port=port,
+        db=db_url,
     )
 
 
@@ -97,7 +73,10 @@ class Fleet:
             for i in range(facilitators)
         ]
         self.urls = [f"http://127.0.0.1:{f.args[f.args.index('--port') + 1]}" for f in self.facilitators]
-        self.proxies = [proxy(net, folder / f"proxy-{i}", agent, upstream, self.urls) for i in range(proxies)]
+        self.proxies = [
+            proxy_process(net, agent, upstream, ",".join(self.urls), made(folder / f"proxy-{i}"))
+            for i in range(proxies)
+        ]
         self.kills = 0
         self._stop = threading.Event()
         self._chaos: threading.Thread | None = None
