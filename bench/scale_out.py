@@ -23,6 +23,7 @@ from bench.report import RESULTS_DIR, SMOKE
 
 SECTIONS = [  # one line per section (the lead merges them by union)
     "bench.scale_out_api",  # SSE delivery delay with 3 API replicas: NOTIFY vs polling
+    "bench.scale_out_facilitators",  # paid calls/s with 1, 2 and 3 facilitator replicas
     "bench.scale_out_ledger",  # the shared spend ledger's reservations/s, 1 vs 4 processes
 ]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -36,7 +35,10 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 DEFAULT_PORT = 8403
-DB_HELP = "The facilitator's database (default: <ghost path>/facilitator.db)."
+DB_HELP = (
+    "The facilitator's database: a SQLite file (default: <ghost path>/facilitator.db) or postgresql://… "
+    "(shared by facilitator replicas)."
+)
 LOOPBACK_ONLY_NOTE = (
     "no seller key configured: serving loopback clients only (add one with ghost facilitator keys add NAME)"
 )
@@ -72,8 +74,11 @@ def start(
         help="The x402 network it settles, a CAIP-2 id or v1 name "
         "(default: the -u cluster's; a localnet goes by devnet's).",
     ),
-    db: Path | None = typer.Option(
-        None, help="The settled-payment log, seller keys and quotas (default: <ghost path>/facilitator.db)."
+    db: str | None = typer.Option(
+        None,
+        help="The settled-payment log, seller keys and quotas: a SQLite file (default: <ghost path>/facilitator.db) "
+        "or postgresql://user@host/db, which several facilitators (replicas, same fee payer or one each) share: "
+        "each payment is then settled once, and a replica that dies has its settles finished by another.",
     ),
     rate_limit: int = typer.Option(120, min=1, help="Verify (and, apart, settle) requests per payer per window."),
     rate_window: float = typer.Option(60.0, min=0.001, help="The rate-limit window in seconds."),
@@ -184,6 +189,7 @@ def start(
     from ghostpay.token_labels import LABELS_FILE
     from ghostpay.x402.facilitator import FacilitatorSettings, default_db_path
     from ghostpay.x402.facilitator.app import create_facilitator_app
+    from ghostpay.x402.facilitator.database import describe
 
     program_id = Pubkey.from_string(st.settings.program_id) if st.settings.program_id else PROGRAM_ID
     settings = FacilitatorSettings(
@@ -191,7 +197,7 @@ def start(
         st.rpc_url,
         ws_url_for(st.rpc_url),
         networks=(served.caip2,),
-        db_path=db or default_db_path(),
+        db_path=db_target(db) or default_db_path(),
         rate_limit=rate_limit,
         rate_window_seconds=rate_window,
         min_balance_lamports=floor,
@@ -206,13 +212,15 @@ def start(
         discovery_refresh_seconds=discovery_refresh,
     )
     url = f"http://{host}:{port}"
-    auth = "keys" if open_keys(settings.db_path).any_keys() else "loopback-only"
+    keys = open_keys(db)
+    auth = "keys" if keys.any_keys() else "loopback-only"
+    keys.close()
     announce = {
         "url": url,
         "feePayer": str(settings.fee_payer),
         "network": served.caip2,
         "rpcUrl": st.rpc_url,
-        "db": str(settings.db_path),
+        "db": describe(settings.db_path),
         "record": record,
         "frontRent": front_rent,
         "auth": auth,
@@ -247,14 +255,22 @@ def log_refusals() -> None:
     logger.setLevel(logging.INFO)
 
 
-def open_keys(db: Path | None) -> KeyStore:
+def db_target(db: str | None) -> Path | str | None:
+    """`--db` as the stores take it: a PostgreSQL URL as is, anything else a SQLite file's path."""
+    from ghostpay.x402.facilitator.database import is_postgres
+
+    return None if db is None else db if is_postgres(db) else Path(db)
+
+
+def open_keys(db: str | None) -> KeyStore:
     from ghostpay.x402.facilitator import default_db_path
+    from ghostpay.x402.facilitator.database import DatabaseError
     from ghostpay.x402.facilitator.keys import KeyStore
 
     try:
-        return KeyStore(db or default_db_path())
-    except sqlite3.Error as exc:
-        raise CliError(f"cannot open the facilitator's database {db or default_db_path()}: {exc}") from None
+        return KeyStore(db_target(db) or default_db_path())
+    except DatabaseError as exc:
+        raise CliError(f"the facilitator's database: {exc}") from None
 
 
 def key_rows(keys: list[SellerKey]) -> list[dict[str, object]]:
@@ -278,7 +294,7 @@ def keys_add(
     fee_lamports_per_day: int = typer.Option(
         DEFAULT_FEE_LAMPORTS_PER_DAY, min=0, help="Fee lamports paid for this seller in any 24 hours, at most."
     ),
-    db: Path | None = typer.Option(None, help=DB_HELP),
+    db: str | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """Make a key for a seller and print it, once: only its SHA-256 is stored.
 
@@ -325,7 +341,7 @@ def keys_add(
 def keys_list(
     ctx: typer.Context,
     json_output: bool = typer.Option(False, "--json", help="Same as ghost --output json facilitator keys list."),
-    db: Path | None = typer.Option(None, help=DB_HELP),
+    db: str | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """The seller keys (never the keys themselves): name, id, terms, revoked or not.
 
@@ -366,7 +382,7 @@ def keys_list(
 def keys_revoke(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The seller whose key stops working."),
-    db: Path | None = typer.Option(None, help=DB_HELP),
+    db: str | None = typer.Option(None, help=DB_HELP),
 ) -> None:
     """Revoke a seller's key: a running facilitator refuses it from the next request on.
 

@@ -56,7 +56,12 @@ def proxy(
     route: list[str] | None = typer.Option(
         None, "--route", "-r", help="A priced route, 'METHOD /path' or '/path/*' (repeat it); default: every route."
     ),
-    facilitator: str = typer.Option(DEFAULT_FACILITATOR, "--facilitator", help="The x402 facilitator's URL."),
+    facilitator: str = typer.Option(
+        DEFAULT_FACILITATOR,
+        "--facilitator",
+        help="The x402 facilitator's URL; several comma-separated (replicas on one PostgreSQL): each call goes "
+        "to the next in turn, and to another when one does not answer.",
+    ),
     facilitator_key_file: Path | None = typer.Option(
         None,
         "--facilitator-key-file",

@@ -75,7 +75,7 @@ from ghostpay.pda import agent_address
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.x402.a2a.card import CARD_PATH
 from ghostpay.x402.a2a.seller import A2AMerchant, is_a2a_call, serve_card
-from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient
+from ghostpay.x402.facilitator.client import AiohttpFacilitatorClient, FailoverFacilitatorClient, facilitator_client
 from ghostpay.x402.idempotency import (
     REPLAY_HEADER,
     REPLAYED,
@@ -126,7 +126,8 @@ class SellerSettings:
 
     `agent`: the agent's address (a Pubkey or base58), or its agent_id with its owner's `keypair`.
     `rpc_url`: an RPC URL or a moniker (`localnet`, `devnet`, `mainnet-beta`).
-    `facilitator`: a facilitator URL, or an in-process facilitator object (`x402Facilitator`).
+    `facilitator`: a facilitator URL (several, comma-separated: replicas sharing one PostgreSQL, each call to
+    the next in turn, failing over to another when one does not answer), or an in-process facilitator object.
     `facilitator_key`: this seller's key at that facilitator (`ghost facilitator keys add`): every request
     to it is signed with the key (HMAC over timestamp and body; the key itself is never sent).
     `routes`: "METHOD /path" patterns (`*` matches within the path; a bare path means any method).
@@ -284,7 +285,7 @@ class X402Seller:
         self.page = PaywallPage(settings.paywall_title)
         facilitator = settings.facilitator
         if isinstance(facilitator, str):
-            facilitator = AiohttpFacilitatorClient(facilitator, key=settings.facilitator_key)
+            facilitator = facilitator_client(facilitator, key=settings.facilitator_key)
         self._facilitator = facilitator
         self.server = register_exact_svm_server(x402ResourceServer(facilitator), [self.network.caip2])
         self.gp = GhostPayClient(
@@ -338,7 +339,7 @@ class X402Seller:
     async def stop(self) -> None:
         await self.watch.stop()
         await self.gp.close()
-        if isinstance(self._facilitator, AiohttpFacilitatorClient):
+        if isinstance(self._facilitator, (AiohttpFacilitatorClient, FailoverFacilitatorClient)):
             await self._facilitator.aclose()
         self._started = False
 

@@ -123,11 +123,18 @@ class Process:
 
 
 def facilitator_process(
-    net: LocalnetProcess, folder: Path, fee_payer: Keypair, *extra: str, assets: tuple[str, ...] = ("any",)
+    net: LocalnetProcess,
+    folder: Path,
+    fee_payer: Keypair,
+    *extra: str,
+    assets: tuple[str, ...] = ("any",),
+    port: int | None = None,
+    db: str | None = None,
 ) -> Process:
     """`ghost facilitator start` on the localnet; it settles any mint unless `assets` says otherwise (the
-    tests make their mints with the cheat code, not `ghost test-mint`; `()`: the default allow-list)."""
-    port = free_port_pair()[0]
+    tests make their mints with the cheat code, not `ghost test-mint`; `()`: the default allow-list). Its
+    database: `db` (a PostgreSQL URL), else facilitator.db in `folder`; its port: `port`, else a free one."""
+    port = port or free_port_pair()[0]
     return Process(
         "-u",
         net.http_url,
@@ -138,7 +145,7 @@ def facilitator_process(
         "--port",
         str(port),
         "--db",
-        str(folder / "facilitator.db"),
+        db or str(folder / "facilitator.db"),
         *(arg for mint in assets for arg in ("--asset", mint)),
         *extra,
         home=folder,

@@ -54,6 +54,7 @@ from ghostpay.x402.facilitator.keys import (
     AuthRefused,
     Credential,
     KeyStore,
+    bearer_headers,
     official_create_headers,
     sign_request,
 )
@@ -730,7 +731,8 @@ def test_quota_exhaustion(
 def test_quotas_fail_closed_when_their_store_is_unavailable(
     net: Any, keyed: tuple[Process, str, Path], mint: Pubkey, payee: Pubkey
 ) -> None:
-    """Another process holds the database's write lock: no settle can be counted, so none is made."""
+    """Another process holds the database's write lock: no settle can be counted, so none is made (a bearer key is
+    read from the store; an HMAC-signed request, whose nonce cannot be recorded, is refused before that)."""
     proc, key, folder = keyed
     requirements = requirements_for(proc.announce["feePayer"], mint, payee)
     payer = buyer(net, mint)
@@ -740,7 +742,12 @@ def test_quotas_fail_closed_when_their_store_is_unavailable(
     try:
         before = balances(net, mint, Pubkey.from_string(proc.announce["feePayer"]), payer.pubkey(), payee)
         refusals = httpx.get(f"{proc.url}/health").json()["refusals"].get("ghostpay_quota_store_unavailable", 0)
-        settled = call(proc, "settle", paid, requirements, key)
+        signed_settle = facilitator_post(
+            proc.url, "settle", paid, requirements, signed(key, "settle", request_body(paid, requirements))
+        )
+        assert (signed_settle.status_code, signed_settle.json()["error"]) == (503, "ghostpay_auth_store_unavailable")
+        answer = facilitator_post(proc.url, "settle", paid, requirements, bearer_headers(key))
+        settled = answer.json()
         assert settled["errorReason"] == "ghostpay_quota_store_unavailable" and settled["transaction"] == ""
         assert balances(net, mint, Pubkey.from_string(proc.announce["feePayer"]), payer.pubkey(), payee) == before
         assert httpx.get(f"{proc.url}/health").json()["refusals"]["ghostpay_quota_store_unavailable"] == refusals + 1

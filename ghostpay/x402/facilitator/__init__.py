@@ -4,11 +4,13 @@ needs, served over HTTP.
 - `settings`: `FacilitatorSettings`, what `ghost facilitator start` configures;
 - `service`: `GhostPayFacilitator`, the official `x402Facilitator` with GhostPay's schemes registered;
 - `scheme`: the official exact scheme (v2, v1) behind `guards` (fee payer, replay, rate, balance floor);
-- `settle`, `store`, `confirm`, `signer`, `rpc`: the crash-safe settle, its SQLite log, confirmation by
+- `settle`, `store`, `confirm`, `signer`, `rpc`: the crash-safe settle, its log, confirmation by
   `signatureSubscribe`, the fee payer's signer and a lean JSON-RPC client;
+- `database`: where the log, keys and quotas live: a SQLite file, or a PostgreSQL that replicas share;
 - `policy`, `keys`, `defaults`: the operator's policy, seller keys and their quotas, and their defaults;
 - `sweep`: the bounded sweep of legacy receipts whose rent the fee payer fronted;
-- `app`: the HTTP API (Starlette); `client`: how a seller calls it (aiohttp, HMAC or bearer keys).
+- `app`: the HTTP API (Starlette); `client`: how a seller calls it (aiohttp, HMAC or bearer keys; several
+  replicas in turn, with failover).
 
 GhostPay's record extension (`record_x402_payment` after the Memo) is `ghostpay.x402.record`.
 Names are imported on first use: `defaults` and `keys` stay importable without the Solana stack

@@ -93,7 +93,7 @@ class SettledAnswer(JSONResponse):
         except BaseException:
             self._settler.unanswered(self._signature)
             raise
-        self._settler.acknowledge(self._signature)  # one SQLite update (WAL, no fsync): brief enough for the loop
+        self._settler.acknowledge(self._signature)  # one database update: brief enough for the loop
 
 
 def _refused(exc: AuthRefused) -> JSONResponse:

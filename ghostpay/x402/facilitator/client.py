@@ -10,6 +10,9 @@ With a seller key (`ghost facilitator keys add`), every request is signed with i
 (`Authorization: GhostPay-HMAC-SHA256 ...` over the exact body sent: the key never crosses the wire);
 `FacilitatorHmacAuth` does the same for an httpx client given to the package's own client.
 
+Several replicas of a facilitator (`ghost facilitator start --db postgresql://…`): `facilitator_client("URL1,URL2")`
+sends each call to the next one in turn, and to another when one does not answer (`FailoverFacilitatorClient`).
+
     facilitator = AiohttpFacilitatorClient("http://127.0.0.1:8403", key=os.environ["GHOSTPAY_FACILITATOR_KEY"])
     await server.verify_payment(payload, requirements)   # x402ResourceServer(facilitator)
     await facilitator.aclose()
@@ -18,10 +21,11 @@ With a seller key (`ghost facilitator keys add`), every request is signed with i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,6 +33,7 @@ import httpx
 from multidict import CIMultiDictProxy
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.http.facilitator_client_base import DEFAULT_TIMEOUT
+from x402.schemas import SettleResponse, SupportedResponse, VerifyResponse
 
 from ghostpay.x402.facilitator.keys import endpoint_of, sign_request
 
@@ -116,3 +121,58 @@ class FacilitatorHmacAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers.update(sign_request(self._key, endpoint_of(request.url.path), request.content))
         yield request
+
+
+class FailoverFacilitatorClient:
+    """Several facilitator replicas (one database, `ghost facilitator start --db postgresql://…`) as one: each
+    verify or settle goes to the next replica in turn, and to the one after it when a replica does not answer
+    (down, killed mid-request, or an error instead of an answer). A settle sent again to another replica is
+    safe: the replicas' shared log settles a payment once, and finishes what a dead replica left pending."""
+
+    def __init__(self, urls: Sequence[str], timeout: float = DEFAULT_TIMEOUT, key: str | None = None) -> None:
+        if not urls:
+            raise ValueError("no facilitator URL")
+        self.replicas = [AiohttpFacilitatorClient(url, timeout, key) for url in urls]
+        self._turn = itertools.count()
+
+    def _order(self) -> list[AiohttpFacilitatorClient]:
+        start = next(self._turn) % len(self.replicas)
+        return self.replicas[start:] + self.replicas[:start]
+
+    async def _first_answer(self, method: str, payload: Any, requirements: Any) -> Any:
+        failed: Exception | None = None
+        for replica in self._order():
+            try:
+                return await getattr(replica, method)(payload, requirements)
+            except Exception as exc:  # noqa: BLE001 - this replica did not answer: the next one may
+                failed = exc
+        assert failed is not None
+        raise failed
+
+    async def verify(self, payload: Any, requirements: Any) -> VerifyResponse:
+        return cast(VerifyResponse, await self._first_answer("verify", payload, requirements))
+
+    async def settle(self, payload: Any, requirements: Any) -> SettleResponse:
+        return cast(SettleResponse, await self._first_answer("settle", payload, requirements))
+
+    def get_supported(self) -> SupportedResponse:
+        failed: Exception | None = None
+        for replica in self._order():
+            try:
+                return replica.get_supported()
+            except Exception as exc:  # noqa: BLE001 - this replica did not answer: the next one may
+                failed = exc
+        assert failed is not None
+        raise failed
+
+    async def aclose(self) -> None:
+        for replica in self.replicas:
+            await replica.aclose()
+
+
+def facilitator_client(urls: str, key: str | None = None) -> AiohttpFacilitatorClient | FailoverFacilitatorClient:
+    """A client for `urls`: one facilitator URL, or several comma-separated (replicas, in turn with failover)."""
+    listed = [url.strip() for url in urls.split(",") if url.strip()]
+    return (
+        AiohttpFacilitatorClient(listed[0], key=key) if len(listed) == 1 else FailoverFacilitatorClient(listed, key=key)
+    )

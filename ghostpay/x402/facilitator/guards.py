@@ -2,7 +2,7 @@
 
 - a fee-payer guard: the facilitator's key may appear in no instruction and the message may use no
   address lookup table, so its signature can only ever pay the fee of a verified payment;
-- replay protection that survives restarts (`SettledLog`, SQLite);
+- replay protection that survives restarts (`SettledLog`: SQLite, or PostgreSQL shared by replicas);
 - a per-payer rate limit (a sliding window);
 - a SOL balance floor under which it refuses to pay fees, each spend counted as it is committed;
 - the operator's policy (`policy`), and GhostPay's record extension (`ghostpay.x402.record.facilitator`).

@@ -1,7 +1,8 @@
 """Seller keys of the facilitator: who may have payments settled, and on what terms.
 
 `ghost facilitator keys add NAME` makes a key `gpk_<id>_<secret>`, prints it once and stores only
-its SHA-256, with the seller's terms (rent fronting, quotas), in the facilitator's SQLite database.
+its SHA-256, with the seller's terms (rent fronting, quotas), in the facilitator's database (SQLite, or the
+PostgreSQL its replicas share).
 A request authenticates in one of two ways:
 
     Authorization: Bearer gpk_<id>_<secret>
@@ -10,7 +11,8 @@ A request authenticates in one of two ways:
 The HMAC is HMAC-SHA256 over `<ts>.<nonce>.<endpoint>.` + the request body (`endpoint`: the last
 path segment, `verify`, `settle`, `supported` or `policy`, so a facilitator behind a path prefix
 checks the same bytes), keyed with SHA-256(key): the key itself never crosses the wire. A signature
-is accepted once, within `MAX_AGE_SECONDS` of its timestamp.
+is accepted once, within `MAX_AGE_SECONDS` of its timestamp, by whichever replica sees it first (the nonces
+used are kept in the database).
 
     >>> store = KeyStore(":memory:")
     >>> seller, key = store.add("alice")
@@ -35,17 +37,15 @@ import hmac
 import ipaddress
 import re
 import secrets
-import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ghostpay.exceptions import GhostPayError
-from ghostpay.paths import private_file
+from ghostpay.x402.facilitator.database import POSTGRESQL, SQLITE, Database, DatabaseError
 from ghostpay.x402.facilitator.defaults import (
     DEFAULT_FEE_LAMPORTS_PER_DAY,
     DEFAULT_MAX_RENT_OUTSTANDING,
@@ -81,31 +81,43 @@ AUTH_REFUSALS = {
 }
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")  # a local proxy relaying someone else
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS seller_keys (
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS seller_keys (
     key_id               TEXT PRIMARY KEY,
     name                 TEXT NOT NULL,     -- one active key per name
     key_sha256           TEXT NOT NULL,     -- SHA-256 of the whole key; also the HMAC signing key
     front_rent           INTEGER NOT NULL,  -- the fee payer may pay this seller's receipts' rent
-    max_rent_outstanding INTEGER NOT NULL,  -- lamports of fronted rent not yet swept back
-    settles_per_minute   INTEGER NOT NULL,
-    fee_lamports_per_day INTEGER NOT NULL,  -- in any 24 hours
-    created_at           REAL NOT NULL,
-    revoked_at           REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS seller_keys_active_name ON seller_keys (name) WHERE revoked_at IS NULL;
--- Bumped by every change to seller_keys, from any process: a facilitator keeps the table in memory and reads
--- only this row per request, reloading the table when it moved (a key added or revoked counts at once).
-CREATE TABLE IF NOT EXISTS seller_keys_version (id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS seller_keys_inserted AFTER INSERT ON seller_keys
-BEGIN {BUMP} END;
-CREATE TRIGGER IF NOT EXISTS seller_keys_updated AFTER UPDATE ON seller_keys
-BEGIN {BUMP} END;
-CREATE TRIGGER IF NOT EXISTS seller_keys_deleted AFTER DELETE ON seller_keys
-BEGIN {BUMP} END;
-""".replace(
-    "{BUMP}", "INSERT INTO seller_keys_version VALUES (0, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1;"
+    max_rent_outstanding BIGINT NOT NULL,   -- lamports of fronted rent not yet swept back
+    settles_per_minute   BIGINT NOT NULL,
+    fee_lamports_per_day BIGINT NOT NULL,   -- in any 24 hours
+    created_at           DOUBLE PRECISION NOT NULL,
+    revoked_at           DOUBLE PRECISION
+)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS seller_keys_active_name ON seller_keys (name) WHERE revoked_at IS NULL",
+    # Bumped by every change to seller_keys, from any process: a facilitator keeps the table in memory and reads
+    # only this row per request, reloading the table when it moved (a key added or revoked counts at once).
+    "CREATE TABLE IF NOT EXISTS seller_keys_version (id INTEGER PRIMARY KEY CHECK (id = 0), version BIGINT NOT NULL)",
+    # HMAC signatures used (key id and nonce) within twice MAX_AGE_SECONDS: each is accepted once, by any replica.
+    "CREATE TABLE IF NOT EXISTS auth_nonces (replay_id TEXT PRIMARY KEY, used_at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS auth_nonces_used_at ON auth_nonces (used_at)",
 )
+BUMP = (
+    "INSERT INTO seller_keys_version VALUES (0, 1) ON CONFLICT (id) DO UPDATE "
+    "SET version = seller_keys_version.version + 1"
+)
+VERSION_TRIGGERS = {
+    SQLITE: tuple(
+        f"CREATE TRIGGER IF NOT EXISTS seller_keys_{done} AFTER {event} ON seller_keys BEGIN {BUMP}; END"
+        for event, done in (("INSERT", "inserted"), ("UPDATE", "updated"), ("DELETE", "deleted"))
+    ),
+    POSTGRESQL: (
+        "CREATE OR REPLACE FUNCTION ghostpay_seller_keys_changed() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN {BUMP}; RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER seller_keys_changed AFTER INSERT OR UPDATE OR DELETE ON seller_keys "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ghostpay_seller_keys_changed()",
+    ),
+}
+NONCE_PRUNE_EVERY = 256  # signed requests between two deletes of the nonces too old to matter
 _HMAC_FIELDS = re.compile(r"\s*(key|ts|nonce|sig)=([A-Za-z0-9_-]+)\s*")
 
 
@@ -206,31 +218,20 @@ def official_create_headers(key: str) -> dict[str, dict[str, str]]:
 
 
 class KeyStore:
-    """The `seller_keys` table of the facilitator's database; safe to share between threads."""
+    """The `seller_keys` table of the facilitator's database; safe to share between threads and processes."""
 
-    def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            private_file(path)
-        self._db = sqlite3.connect(
-            str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # A nonce is written on every signed request: WAL + NORMAL commits without an fsync each (a killed
-        # process loses nothing; a power cut may forget the newest nonces, whose 300 s window then reopens).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, target: str | Path) -> None:
+        self._db = Database(target, timeout=STORE_TIMEOUT_SECONDS)
+        self._db.schema(SCHEMA + VERSION_TRIGGERS[self._db.dialect])
         self._lock = threading.Lock()
         self._version: int | None = None  # seller_keys_version when `_keys` was read
         self._keys: dict[str, tuple[SellerKey, bytes]] = {}
+        self._nonces = 0
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The store's connection, shared with the quota store (one lock: `lock`)."""
+    def database(self) -> Database:
+        """The store's connection, shared with the quota store."""
         return self._db
-
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
 
     def add(
         self,
@@ -249,40 +250,36 @@ class KeyStore:
         seller = SellerKey(
             key_id, name, front_rent, max_rent_outstanding, settles_per_minute, fee_lamports_per_day, time.time()
         )
-        try:
-            with self._lock:
-                self._db.execute(
-                    "INSERT INTO seller_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        key_id,
-                        name,
-                        key_digest(key).hex(),
-                        int(front_rent),
-                        max_rent_outstanding,
-                        settles_per_minute,
-                        fee_lamports_per_day,
-                        seller.created_at,
-                    ),
-                )
-        except sqlite3.IntegrityError:
-            raise KeyStoreError(f"an active key is named {name!r}; revoke it first or choose another name") from None
+        added = self._db.run(
+            "INSERT INTO seller_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+            (
+                key_id,
+                name,
+                key_digest(key).hex(),
+                int(front_rent),
+                max_rent_outstanding,
+                settles_per_minute,
+                fee_lamports_per_day,
+                seller.created_at,
+            ),
+        )
+        if not added:
+            raise KeyStoreError(f"an active key is named {name!r}; revoke it first or choose another name")
         return seller, key
 
     def revoke(self, name: str) -> SellerKey:
         """Revoke the active key named `name`; the row stays, for the record."""
-        with self._lock:
-            row = self._db.execute(
-                "UPDATE seller_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *",
-                (time.time(), name),
-            ).fetchall()  # all: the statement ends, it commits
-        if not row:
+        rows = self._db.rows(
+            "UPDATE seller_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *",
+            (time.time(), name),
+        )
+        if not rows:
             raise KeyStoreError(f"no active key named {name!r}")
-        return _seller(row[0])
+        return _seller(rows[0])
 
     def entries(self) -> list[SellerKey]:
         """Every key ever added, revoked ones too, oldest first."""
-        with self._lock:
-            return [_seller(row) for row in self._db.execute("SELECT * FROM seller_keys ORDER BY created_at")]
+        return [_seller(row) for row in self._db.rows("SELECT * FROM seller_keys ORDER BY created_at")]
 
     def lookup(self, key_id: str) -> tuple[SellerKey, bytes] | None:
         """The seller and the key's SHA-256 for an id, or None."""
@@ -292,22 +289,35 @@ class KeyStore:
         """Whether a key was ever added (revoking the last one does not open the facilitator to loopback)."""
         return bool(self._current())
 
+    def first_use(self, replay_id: str, now: float, max_age: float) -> bool:
+        """Record an HMAC signature's use; False when it was used already (here or in a replica)."""
+        with self._lock:
+            self._nonces += 1
+            prune = self._nonces % NONCE_PRUNE_EVERY == 0
+        if prune:
+            self._db.run("DELETE FROM auth_nonces WHERE used_at < ?", (now - 2 * max_age,))
+        return (
+            self._db.run(
+                "INSERT INTO auth_nonces (replay_id, used_at) VALUES (?, ?) ON CONFLICT (replay_id) DO NOTHING",
+                (replay_id, now),
+            )
+            == 1
+        )
+
     def _current(self) -> dict[str, tuple[SellerKey, bytes]]:
         """Every key by id, as committed now: one read of the table's version, the table itself only when
-        it changed (sqlite3.Error when the store cannot be read)."""
+        it changed (DatabaseError when the store cannot be read)."""
         with self._lock:
-            version = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM seller_keys_version").fetchone()[0]
+            version = self._db.rows("SELECT COALESCE(MAX(version), 0) FROM seller_keys_version")[0][0]
             if version != self._version:
                 self._keys = {
-                    row[0]: (_seller(row), bytes.fromhex(row[2]))
-                    for row in self._db.execute("SELECT * FROM seller_keys")
+                    row[0]: (_seller(row), bytes.fromhex(row[2])) for row in self._db.rows("SELECT * FROM seller_keys")
                 }
                 self._version = version
             return self._keys
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def _seller(row: tuple[Any, ...]) -> SellerKey:
@@ -330,15 +340,12 @@ class Credential:
 
 
 class Authenticator:
-    """Checks a request's Authorization header against the key store; remembers HMAC signatures for
-    twice `MAX_AGE_SECONDS` so none is accepted twice."""
+    """Checks a request's Authorization header against the key store; the store remembers HMAC signatures
+    for twice `MAX_AGE_SECONDS` so none is accepted twice."""
 
     def __init__(self, store: KeyStore, max_age: float = MAX_AGE_SECONDS) -> None:
         self.store = store
         self.max_age = max_age
-        self._seen: set[str] = set()
-        self._seen_order: deque[tuple[float, str]] = deque()
-        self._lock = threading.Lock()
 
     def identify(self, endpoint: str, headers: Mapping[str, str]) -> Credential:
         """Who is calling (AuthRefused when nobody valid is); an HMAC's body is checked by `Credential.check`."""
@@ -357,7 +364,7 @@ class Authenticator:
     def _known(self, key_id: str | None) -> tuple[SellerKey, bytes]:
         try:
             found = self.store.lookup(key_id) if key_id else None
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise AuthRefused(ERR_AUTH_STORE_UNAVAILABLE, f"the key store cannot be read: {exc}", 503) from None
         if found is None:
             raise AuthRefused(ERR_AUTH_UNKNOWN_KEY, "no such key")
@@ -394,14 +401,12 @@ class Authenticator:
         expected = hmac.new(digest, prefix.encode() + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise AuthRefused(ERR_AUTH_BAD_SIGNATURE, "the signature does not match the request")
-        now = time.monotonic()
-        with self._lock:
-            while self._seen_order and self._seen_order[0][0] < now - 2 * self.max_age:
-                self._seen.discard(self._seen_order.popleft()[1])
-            if replay_id in self._seen:
-                raise AuthRefused(ERR_AUTH_REPLAYED, "this signature was already used")
-            self._seen.add(replay_id)
-            self._seen_order.append((now, replay_id))
+        try:
+            first = self.store.first_use(replay_id, time.time(), self.max_age)
+        except DatabaseError as exc:
+            raise AuthRefused(ERR_AUTH_STORE_UNAVAILABLE, f"the key store cannot be written: {exc}", 503) from None
+        if not first:
+            raise AuthRefused(ERR_AUTH_REPLAYED, "this signature was already used")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -427,7 +432,7 @@ class AccessGate:
         if not self._keyed:
             try:
                 self._keyed = self.store.any_keys()
-            except sqlite3.Error:
+            except DatabaseError:
                 return True
         return self._keyed
 

@@ -29,7 +29,6 @@ the receipt, or when the settle failed.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -53,13 +52,14 @@ from x402.schemas import SettleResponse
 
 from ghostpay.exceptions import GhostPayError, InvalidArgument
 from ghostpay.token_labels import test_mints
+from ghostpay.x402.facilitator.database import Database, DatabaseError
 from ghostpay.x402.facilitator.defaults import (
     DEFAULT_MAX_COMPUTE_UNITS,
     DEFAULT_MAX_FEE_LAMPORTS,
     DEFAULT_MAX_FEE_SHARE,
     DEFAULT_SOL_USD,
 )
-from ghostpay.x402.facilitator.keys import STORE_TIMEOUT_SECONDS, Caller, SellerKey
+from ghostpay.x402.facilitator.keys import Caller, SellerKey
 from ghostpay.x402.networks import STABLECOINS
 
 log = logging.getLogger(__name__)
@@ -313,20 +313,20 @@ class FeeLimits:
 
 # per-seller quotas and rent ----------------------------------------------------------------------------
 
-QUOTA_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seller_spend (
-    id            INTEGER PRIMARY KEY,
+QUOTA_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS seller_spend (
+    id            {AUTO_ID},
     key_id        TEXT NOT NULL,
-    at            REAL NOT NULL,
-    fee_lamports  INTEGER NOT NULL,
-    rent_lamports INTEGER NOT NULL,  -- rent fronted and not yet back (0 once swept, closed or never paid)
+    at            DOUBLE PRECISION NOT NULL,
+    fee_lamports  BIGINT NOT NULL,
+    rent_lamports BIGINT NOT NULL,   -- rent fronted and not yet back (0 once swept, closed or never paid)
     receipt       TEXT,              -- the account fronted: a pair's PayerStats (a legacy receipt before)
     confirmed     INTEGER NOT NULL DEFAULT 0  -- its settle succeeded: the account exists, no need to look
-);
-CREATE INDEX IF NOT EXISTS seller_spend_by_key ON seller_spend (key_id, at);
-CREATE INDEX IF NOT EXISTS seller_spend_by_receipt ON seller_spend (receipt);
-CREATE INDEX IF NOT EXISTS seller_spend_rent ON seller_spend (key_id) WHERE rent_lamports > 0;
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS seller_spend_by_key ON seller_spend (key_id, at)",
+    "CREATE INDEX IF NOT EXISTS seller_spend_by_receipt ON seller_spend (receipt)",
+    "CREATE INDEX IF NOT EXISTS seller_spend_rent ON seller_spend (key_id) WHERE rent_lamports > 0",
+)
 
 
 @dataclass(frozen=True)
@@ -344,41 +344,31 @@ class Usage:
 
 
 class QuotaStore:
-    """Each seller's admitted settles (fee, fronted rent, receipt) in the facilitator's database."""
+    """Each seller's admitted settles (fee, fronted rent, receipt) in the facilitator's database (the key store's
+    connection): a seller's quota holds across the replicas sharing a PostgreSQL."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(
-            str(path), timeout=STORE_TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
-        )
-        # Every settle of a keyed seller writes here: WAL + NORMAL commits without an fsync each (the rollback
-        # journal's several per commit cost milliseconds a payment); a killed process loses nothing.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(QUOTA_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(seller_spend)")}
-        if "confirmed" not in columns:  # a store made before: its reservations are looked up once more
-            self._db.execute("ALTER TABLE seller_spend ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0")
-        self._lock = threading.Lock()
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.schema(QUOTA_SCHEMA)
+        if "confirmed" not in db.columns(
+            "seller_spend"
+        ):  # a store made before: its reservations are looked up once more
+            db.run("ALTER TABLE seller_spend ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0")
         self._pruned_at = 0.0
 
     def usage(self, key_id: str, now: float | None = None) -> Usage:
-        now = time.time() if now is None else now
-        with self._lock:
-            return self._usage(key_id, now)
+        return self._usage(key_id, time.time() if now is None else now)
 
     def _usage(self, key_id: str, now: float) -> Usage:
         # Three index range reads (each touches only the rows it counts), not a scan of the seller's history:
-        # this runs on every verify and settle of a keyed seller. One statement: one round trip through sqlite3.
-        try:
-            minute, day, rent = self._db.execute(
-                "SELECT (SELECT COUNT(*) FROM seller_spend WHERE key_id = :key AND at > :minute), "
-                "(SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = :key AND at > :day), "
-                "(SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = :key AND rent_lamports > 0)",
-                {"key": key_id, "minute": now - RATE_WINDOW_SECONDS, "day": now - QUOTA_DAY_SECONDS},
-            ).fetchone()
-        except sqlite3.Error as exc:
-            raise QuotaStoreUnavailable(str(exc)) from None
-        return Usage(minute, day, rent)
+        # this runs on every verify and settle of a keyed seller. One statement: one round trip.
+        minute, day, rent = self._read(
+            "SELECT (SELECT COUNT(*) FROM seller_spend WHERE key_id = ? AND at > ?), "
+            "(SELECT COALESCE(SUM(fee_lamports), 0) FROM seller_spend WHERE key_id = ? AND at > ?), "
+            "(SELECT COALESCE(SUM(rent_lamports), 0) FROM seller_spend WHERE key_id = ? AND rent_lamports > 0)",
+            (key_id, now - RATE_WINDOW_SECONDS, key_id, now - QUOTA_DAY_SECONDS, key_id),
+        )[0]
+        return Usage(int(minute), int(day), int(rent))
 
     def admit(
         self, seller: SellerKey, fee: int, rent: int, receipt: str | None, *, reserve: bool
@@ -386,76 +376,70 @@ class QuotaStore:
         """A refusal (reason, message) when this settle would exceed the seller's terms; else, with
         `reserve`, the id of the spend now counted (None without). QuotaStoreUnavailable when the store fails."""
         now = time.time()
-        with self._lock:
-            try:
-                if reserve:
-                    self._db.execute("BEGIN IMMEDIATE")  # the check and the insert as one, across processes too
-                try:
-                    refused = _over_terms(seller, self._usage(seller.key_id, now), fee, rent)
-                    if refused is not None or not reserve:
-                        return refused
-                    spend = self._db.execute(
-                        "INSERT INTO seller_spend (key_id, at, fee_lamports, rent_lamports, receipt) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (seller.key_id, now, fee, rent, receipt),
-                    ).lastrowid
-                    if now - self._pruned_at > PRUNE_INTERVAL_SECONDS:  # rows no quota or cap reads any more
-                        self._db.execute(
-                            "DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0", (now - QUOTA_DAY_SECONDS,)
-                        )
-                        self._pruned_at = now
-                    self._db.execute("COMMIT")
-                    return spend
-                finally:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                raise QuotaStoreUnavailable(str(exc)) from None
+        if not reserve:
+            return _over_terms(seller, self._usage(seller.key_id, now), fee, rent)
+        try:
+            # The check and the insert as one, across processes too (a lock per seller on PostgreSQL).
+            with self._db.transaction(f"seller_spend:{seller.key_id}"):
+                refused = _over_terms(seller, self._usage(seller.key_id, now), fee, rent)
+                if refused is not None:
+                    return refused
+                spend = self._db.rows(
+                    "INSERT INTO seller_spend (key_id, at, fee_lamports, rent_lamports, receipt) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (seller.key_id, now, fee, rent, receipt),
+                )[0][0]
+                if now - self._pruned_at > PRUNE_INTERVAL_SECONDS:  # rows no quota or cap reads any more
+                    self._db.run(
+                        "DELETE FROM seller_spend WHERE at < ? AND rent_lamports = 0", (now - QUOTA_DAY_SECONDS,)
+                    )
+                    self._pruned_at = now
+                return int(spend)
+        except DatabaseError as exc:
+            raise QuotaStoreUnavailable(str(exc)) from None
 
     def release(self, spend: int) -> None:
         """Nothing was sent: neither the fee nor the rent was spent."""
-        self._write("DELETE FROM seller_spend WHERE id = ?", (spend,))
+        self._db.run("DELETE FROM seller_spend WHERE id = ?", (spend,))
 
     def confirm(self, spend: int) -> None:
         """The settle succeeded: the fronted account was made (or already existed); no need to look it up."""
-        self._write("UPDATE seller_spend SET confirmed = 1 WHERE id = ?", (spend,))
+        self._db.run("UPDATE seller_spend SET confirmed = 1 WHERE id = ?", (spend,))
 
     def release_rent(self, spend: int) -> None:
         """The transaction failed or never landed: no receipt, no rent paid."""
-        self._write("UPDATE seller_spend SET rent_lamports = 0 WHERE id = ?", (spend,))
+        self._db.run("UPDATE seller_spend SET rent_lamports = 0 WHERE id = ?", (spend,))
 
     def reclaimed(self, receipts: Sequence[str]) -> None:
         """The sweep closed these receipts: their rent is back with the fee payer."""
         for receipt in receipts:
-            self._write("UPDATE seller_spend SET rent_lamports = 0 WHERE receipt = ?", (receipt,))
+            self._db.run("UPDATE seller_spend SET rent_lamports = 0 WHERE receipt = ?", (receipt,))
 
     def outstanding(self, key_id: str) -> list[tuple[int, str]]:
         """(spend, account) of every account whose rent is outstanding for this seller."""
-        with self._lock:
-            try:
-                return self._db.execute(
-                    "SELECT id, receipt FROM seller_spend WHERE key_id = ? AND rent_lamports > 0 "
-                    "AND receipt IS NOT NULL",
-                    (key_id,),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise QuotaStoreUnavailable(str(exc)) from None
+        return [
+            (int(spend), account)
+            for spend, account in self._read(
+                "SELECT id, receipt FROM seller_spend WHERE key_id = ? AND rent_lamports > 0 AND receipt IS NOT NULL",
+                (key_id,),
+            )
+        ]
 
     def stale(self, now: float | None = None) -> list[tuple[int, str]]:
         """(spend, receipt) of rent still outstanding STALE_RESERVATION_SECONDS after the settle."""
         cutoff = (time.time() if now is None else now) - STALE_RESERVATION_SECONDS
-        with self._lock:
-            return self._db.execute(
+        return [
+            (int(spend), receipt)
+            for spend, receipt in self._db.rows(
                 "SELECT id, receipt FROM seller_spend WHERE rent_lamports > 0 AND confirmed = 0 AND at < ?", (cutoff,)
-            ).fetchall()
+            )
+        ]
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._db.execute(sql, args)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.rows(sql, args)
+        except DatabaseError as exc:
+            raise QuotaStoreUnavailable(str(exc)) from None
 
 
 def _over_terms(seller: SellerKey, usage: Usage, fee: int, rent: int) -> tuple[str, str] | None:
@@ -606,7 +590,7 @@ class PaymentPolicy:
                 self.quotas.confirm(ticket.spend)
             elif result.error_reason != ERR_SETTLEMENT_PENDING:
                 self.quotas.release_rent(ticket.spend)
-        except sqlite3.Error as exc:  # counted as spent: the quota errs on refusing
+        except DatabaseError as exc:  # counted as spent: the quota errs on refusing
             log.warning("could not give back seller %s's unspent quota: %s", ticket.caller.name, exc)
 
     def reconcile_rent(self, swept: Sequence[str], exists: Callable[[list[str]], list[bool]]) -> None:

@@ -146,28 +146,44 @@ class GuardedScheme:
                         transaction="",
                         network=network,
                     )
-            # Every check right before the send, and a simulation against the current state: a first send's
-            # preflight (atomic with it), or for a resend (it may have landed meanwhile) a simulation first.
             if previous is None:
-                with self._signer.simulated_by_send():
-                    verified = self._official("verify", payload, requirements, context, tx)
-            else:
+                return self._send(payload, requirements, context, tx, key, payer, network, resend=False)
+            held = self._settler.take(previous, payer, network)  # a live settle (perhaps a replica's) has it
+            if held is not None:
+                return held
+            try:
+                return self._send(payload, requirements, context, tx, key, payer, network, resend=True)
+            finally:
+                self._settler.let_go(key)
+
+    def _send(
+        self,
+        payload: Any,
+        requirements: Any,
+        context: Any,
+        tx: VersionedTransaction,
+        key: str,
+        payer: str,
+        network: str,
+        *,
+        resend: bool,
+    ) -> SettleResponse:
+        """Every check right before the send, and a simulation against the current state: a first send's
+        preflight (atomic with it), or for a resend (it may have landed meanwhile) a simulation first."""
+        if resend:
+            verified = self._official("verify", payload, requirements, context, tx)
+        else:
+            with self._signer.simulated_by_send():
                 verified = self._official("verify", payload, requirements, context, tx)
-            if not verified.is_valid:
-                return SettleResponse(
-                    success=False,
-                    error_reason=verified.invalid_reason,
-                    error_message=verified.invalid_message,
-                    payer=verified.payer or payer,
-                    transaction="",
-                    network=network,
-                )
-            return self._settler.send(
-                key,
-                tx,
-                payload.payload["transaction"],
-                str(requirements.extra["feePayer"]),
-                payer,
-                network,
-                resend=previous is not None,
+        if not verified.is_valid:
+            return SettleResponse(
+                success=False,
+                error_reason=verified.invalid_reason,
+                error_message=verified.invalid_message,
+                payer=verified.payer or payer,
+                transaction="",
+                network=network,
             )
+        return self._settler.send(
+            key, tx, payload.payload["transaction"], str(requirements.extra["feePayer"]), payer, network, resend=resend
+        )

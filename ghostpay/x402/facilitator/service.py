@@ -6,7 +6,7 @@ package adds:
 
 - a fee-payer guard (`guards`): the facilitator's key may appear in no instruction and the message may
   use no address lookup table, so its signature can only ever pay the fee of a verified payment;
-- replay protection that survives restarts (`SettledLog`, SQLite, `store`);
+- replay protection that survives restarts (`SettledLog`, `store`: SQLite, or a PostgreSQL its replicas share);
 - a crash-safe settle (`settle`): simulated against the current state right before the
   send, its signature logged as pending before the send, pending rows reconciled by signature;
 - a per-payer rate limit (a sliding window);
@@ -92,7 +92,7 @@ class GhostPayFacilitator:
         self.policy = PaymentPolicy(
             settings.fee_limits,
             AssetAllowList.for_network(settings.networks[0], settings.assets, test_mints),
-            QuotaStore(settings.db_path),
+            QuotaStore(self.keys.database),
             self.receipt_rent,
             self._existing,
         )
@@ -240,4 +240,3 @@ class GhostPayFacilitator:
         self.signer.close()
         self.log.close()
         self.keys.close()
-        self.policy.quotas.close()

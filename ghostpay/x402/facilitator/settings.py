@@ -28,7 +28,8 @@ class FacilitatorSettings:
     rpc_url: str
     ws_url: str
     networks: tuple[str, ...] = (DEVNET_CAIP2,)  # CAIP-2 ids served (v2); v1 names are served too
-    db_path: Path = field(default_factory=default_db_path)
+    # A SQLite file, or postgresql://… shared by replicas (`ghostpay.x402.facilitator.database`)
+    db_path: Path | str = field(default_factory=default_db_path)
     rate_limit: int = 120  # verify or settle requests per payer per window, each counted apart
     rate_window_seconds: float = 60.0
     min_balance_lamports: int = LAMPORTS_PER_SOL // 100  # refuse to pay fees under 0.01 SOL

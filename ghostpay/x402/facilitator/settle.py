@@ -17,6 +17,10 @@ A success counts as answered once the answer was handed over (`acknowledge`): un
 retry of the payment is a duplicate, and after a crash (the answer lost with the process) a retry is
 answered success with the landed signature.
 
+Replicas on one PostgreSQL: the log's row is held (`SettledLog.take`) by the settle working on it; a retry
+reaching another replica while its holder runs is answered `settlement_pending` (retry later), and once the
+holder's process died, the row is taken over and finished here.
+
 A row left pending (a crash, a lost confirmation) is looked up by signature when the facilitator starts,
 every `RECONCILE_INTERVAL_SECONDS`, and when the same payment comes again: landed and succeeded →
 `landed` (the next settle of the payment answers success with that signature, so the seller serves);
@@ -34,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from solders.message import Message, MessageV0
 from solders.transaction import VersionedTransaction
@@ -174,12 +178,14 @@ class Settler:
         self._floor = floor
         self._cost = cost
         self._locks = KeyedLocks()
-        self._answering: set[str] = set()  # signatures whose success answer is on its way
-        self._answering_lock = threading.Lock()
 
-    def holding(self, key: str, tx: VersionedTransaction) -> Any:
-        """The locks a settle of `tx` holds from its simulation to its outcome: its own, and its buyer's."""
-        return self._locks.holding([key, *spent_accounts(tx)])
+    @contextmanager
+    def holding(self, key: str, tx: VersionedTransaction) -> Iterator[None]:
+        """The locks a settle of `tx` holds from its simulation to its outcome: its own, and its buyer's (against
+        this process's settles, then against the other replicas')."""
+        accounts = spent_accounts(tx)
+        with self._locks.holding([key, *accounts]), self._log.spending(accounts):
+            yield
 
     def reconcile(self, row: SettledPayment) -> None:
         """Look the pending row's transaction up on chain and record what became of it."""
@@ -217,32 +223,48 @@ class Settler:
     def answer_known(self, row: SettledPayment, payer: str, network: str) -> SettleResponse:
         """The answer for a payment the log holds with a known outcome: a landed one answers success with
         its signature (its service is still owed) unless that answer is on its way already, a failed one
-        its on-chain error, a settled one is a duplicate."""
+        its on-chain error, a settled one is a duplicate. The success is answered by whoever takes the row."""
         if row.status == FAILED:
             return failed_on_chain(row.signature or "", row.error, payer, network)
-        if row.status == LANDED and row.signature is not None and self._answering_success(row.signature):
+        if row.status == LANDED and row.signature is not None and self._log.take(row):
+            self._took(row)
             return answer(True, payer, network, row.signature)
         return answer(
             False, payer, network, reason=ERR_DUPLICATE_SETTLEMENT, message="this payment was already settled"
         )
 
-    def _answering_success(self, signature: str) -> bool:
-        with self._answering_lock:
-            if signature in self._answering:
-                return False
-            self._answering.add(signature)
-            return True
+    def take(self, row: SettledPayment, payer: str, network: str) -> SettleResponse | None:
+        """Hold a pending row to send it again; the answer when a live settle (here or in a replica) has it."""
+        if self._log.take(row):
+            self._took(row)
+            return None
+        return answer(
+            False,
+            payer,
+            network,
+            row.signature or "",
+            ERR_SETTLEMENT_PENDING,
+            "another settle of this payment is under way (perhaps in another facilitator replica); retry shortly",
+        )
+
+    @staticmethod
+    def _took(row: SettledPayment) -> None:
+        if row.holder is not None:  # for the operator: a replica died (or restarted) mid-settle
+            logger.info(
+                "took over the %s settle of %s from %s, whose session ended", row.status, row.signature, row.holder
+            )
+
+    def let_go(self, key: str) -> None:
+        """The resend of a held pending row is over: left pending, any settle may look it up again."""
+        self._log.let_go(key)
 
     def acknowledge(self, signature: str) -> None:
         """The success answer naming `signature` was handed over: a retry of the payment is a duplicate now."""
         self._log.mark_settled(signature)
-        with self._answering_lock:
-            self._answering.discard(signature)
 
     def unanswered(self, signature: str) -> None:
         """The success answer naming `signature` was lost: a retry of the payment is answered success again."""
-        with self._answering_lock:
-            self._answering.discard(signature)
+        self._log.let_go_signature(signature)
 
     def send(
         self,
@@ -297,9 +319,9 @@ class Settler:
                 self._log.mark_failed(key, json.dumps(failed.err))
                 return failed_on_chain(signature, json.dumps(failed.err), payer, network)
             except Exception as exc:  # noqa: BLE001 - not seen confirmed: pending, reconciled by signature later
+                self._log.let_go(key, (PENDING, LANDED))  # no success answered here (a reconcile may have seen it)
                 return answer(False, payer, network, signature, ERR_SETTLEMENT_PENDING, str(exc))
-            self._log.mark_landed(key)
-            self._answering_success(signature)  # sent by this settle, under its lock: nobody else answers it
+            self._log.mark_landed(key)  # still held: this settle answers its success
             return answer(True, payer, network, signature)
         finally:
             self._floor.account(cost, spent)

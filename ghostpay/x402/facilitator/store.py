@@ -1,4 +1,5 @@
-"""The facilitator's settled-payment log in SQLite: replay protection and crash recovery that survive restarts.
+"""The facilitator's settled-payment log (SQLite, or PostgreSQL shared by replicas): replay protection and crash
+recovery that survive restarts.
 
 The official scheme remembers a transaction's message hash for 120 s in memory only. A payment
 header replayed after a restart would then be "settled" again: Solana drops the duplicate
@@ -18,6 +19,11 @@ chain. A row's status:
 A pending transaction whose blockhash expired without landing never will: its row is released
 (deleted) and the buyer may pay again.
 
+A row's `holder` is the database session (`Database.session`) working on it: the settle that claimed it until
+it returns, a settle answering its success until that answer is delivered. Facilitator replicas on one
+PostgreSQL leave a held row alone while its holder runs, and take it over (`take`) once the holder is gone: a
+SIGKILLed replica's session ends with it, so another replica (or the restarted one) finishes its payments.
+
     >>> log = SettledLog(":memory:")
     >>> log.claim("h1", payer="P", network="solana:x", signature="S", blockhash="B")
     True
@@ -33,32 +39,49 @@ A pending transaction whose blockhash expired without landing never will: its ro
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ghostpay.paths import private_file
+from ghostpay.x402.facilitator.database import SQLITE, Database, DatabaseError
 
 PENDING, LANDED, SETTLED, FAILED = "pending", "landed", "settled", "failed"
-SCHEMA_VERSION = 2  # 1 (no user_version): a `pending` flag and a signature written after the send
+# 1 (no user_version): a `pending` flag and a signature written after the send; 2: no holder
+SCHEMA_VERSION = 3
 
-SCHEMA = """
+CREATE_SETTLED = """
 CREATE TABLE IF NOT EXISTS settled (
     message_hash TEXT PRIMARY KEY,
     payer        TEXT NOT NULL,
     network      TEXT NOT NULL,
-    signature    TEXT,           -- the fee payer's, stored before the send (NULL only in rows from schema 1)
-    blockhash    TEXT,           -- the transaction's: once it expired, a signature not landed never will
-    status       TEXT NOT NULL,  -- pending | landed | settled | failed
-    error        TEXT,           -- the on-chain error of a failed transaction
-    claimed_at   REAL NOT NULL,
-    settled_at   REAL
-);
-CREATE INDEX IF NOT EXISTS settled_signature ON settled (signature);
-CREATE INDEX IF NOT EXISTS settled_pending ON settled (claimed_at) WHERE status = 'pending';
-"""
+    signature    TEXT,              -- the fee payer's, stored before the send (NULL only in rows from schema 1)
+    blockhash    TEXT,              -- the transaction's: once it expired, a signature not landed never will
+    status       TEXT NOT NULL,     -- pending | landed | settled | failed
+    error        TEXT,              -- the on-chain error of a failed transaction
+    claimed_at   DOUBLE PRECISION NOT NULL,
+    settled_at   DOUBLE PRECISION,
+    holder       TEXT               -- the database session working on it (NULL: nobody)
+)"""
+SCHEMA = (
+    CREATE_SETTLED,
+    "CREATE INDEX IF NOT EXISTS settled_signature ON settled (signature)",
+    "CREATE INDEX IF NOT EXISTS settled_pending ON settled (claimed_at) WHERE status = 'pending'",
+    # Outcomes older than the log's retention are pruned (the log stays flat under any load); what /health
+    # counts of them lives on in one row.
+    "CREATE TABLE IF NOT EXISTS log_totals (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS settled_done ON settled (settled_at) WHERE status IN ('settled', 'failed')",
+)
+# Replicas (PostgreSQL): the buyer accounts a settle spends from, held from its simulation to its outcome, so two
+# payments of one buyer reaching two replicas are simulated and sent one after the other, as within one process.
+SPEND_LOCKS = (
+    """CREATE TABLE IF NOT EXISTS spend_locks (
+    account  TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    taken_at DOUBLE PRECISION NOT NULL
+)""",
+)
 # Schema 1's rows: sent and confirmed -> settled; sent, unconfirmed -> pending; no signature (a crash
 # between the claim and the send's answer) -> pending, its signature found again when the payment is retried.
 MIGRATE_FROM_1 = """
@@ -67,16 +90,11 @@ SELECT message_hash, payer, network, signature,
        CASE WHEN signature IS NOT NULL AND pending = 0 THEN 'settled' ELSE 'pending' END, claimed_at, settled_at
 FROM settled_v1
 """
-
-
-# Outcomes older than the log's retention are pruned (the log stays flat under any load); what /health counts
-# of them lives on in one row.
-TOTALS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS log_totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS settled_done ON settled (settled_at) WHERE status IN ('settled', 'failed');
-"""
+COLUMNS = "message_hash, payer, network, signature, blockhash, status, error, claimed_at, settled_at, holder"
 PRUNED_SETTLED = "pruned_settled"
 PRUNE_WAIT_SECONDS = 0.05  # a prune waits this long for the write lock, then leaves it for the next round
+SPEND_LOCK_POLL_SECONDS = 0.005  # between two tries for accounts another replica's settle holds
+SPEND_LOCK_WAIT_SECONDS = 120.0  # a settle holds its buyer's accounts at most its confirmation's timeout
 
 
 @dataclass(frozen=True)
@@ -90,147 +108,205 @@ class SettledPayment:
     error: str | None
     claimed_at: float
     settled_at: float | None
+    holder: str | None = None
 
 
 class SettledLog:
-    """Claims and records settled payments by message hash; safe to share between threads."""
+    """Claims and records settled payments by message hash; safe to share between threads, and (on
+    PostgreSQL) between facilitator processes on any host."""
 
-    def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            private_file(path)  # the log says who paid whom: 0600 in a 0700 folder
-        self._path = str(path)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed claim survives a process crash
-        self._migrate()
-        self._db.executescript(TOTALS_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, target: str | Path) -> None:
+        self._db = Database(target)
+        if self._db.dialect == SQLITE:
+            self._migrate_sqlite()
+        else:
+            self._db.schema(SCHEMA + SPEND_LOCKS)
 
-    def _migrate(self) -> None:
-        """Create the table, or bring a schema 1 table to schema 2 in one transaction (a crash leaves either)."""
+    def _migrate_sqlite(self) -> None:
+        """Create the table, or bring an older one to this schema in one transaction (a crash leaves either)."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others then see version 2
-        try:
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                columns = {row[1] for row in db.execute("PRAGMA table_info(settled)")}
-                if columns:  # schema 1
-                    db.execute("ALTER TABLE settled RENAME TO settled_v1")
+        with db.transaction():  # one process migrates; the others then see this version
+            version = db.rows("PRAGMA user_version")[0][0]
+            if version < SCHEMA_VERSION:
+                columns = db.columns("settled")
+                if "pending" in columns:  # schema 1
+                    db.run("ALTER TABLE settled RENAME TO settled_v1")
                     self._create()
-                    db.execute(MIGRATE_FROM_1)
-                    db.execute("DROP TABLE settled_v1")
-                else:
-                    self._create()
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+                    db.run(MIGRATE_FROM_1)
+                    db.run("DROP TABLE settled_v1")
+                elif columns and "holder" not in columns:  # schema 2
+                    db.run("ALTER TABLE settled ADD COLUMN holder TEXT")
+                self._create()
+                db.run(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _create(self) -> None:
-        for statement in SCHEMA.split(";"):
-            self._db.execute(statement)
+        for statement in SCHEMA:
+            self._db.run(statement)
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> int:
-        with self._lock:
-            return self._db.execute(sql, params).rowcount
+    @property
+    def session(self) -> str:
+        """Who this log's claims name as their holder."""
+        return self._db.session()
 
     def claim(self, message_hash: str, *, payer: str, network: str, signature: str, blockhash: str) -> bool:
-        """Take the message hash for this settle, pending, with the transaction's signature (before it is
-        sent); False if any settle (past or running) has it."""
+        """Take the message hash for this settle, pending and held by this session, with the transaction's
+        signature (before it is sent); False if any settle (past or running, here or in a replica) has it."""
         return (
-            self._write(
-                "INSERT OR IGNORE INTO settled "
-                "(message_hash, payer, network, signature, blockhash, status, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (message_hash, payer, network, signature, blockhash, PENDING, time.time()),
+            self._db.run(
+                "INSERT INTO settled (message_hash, payer, network, signature, blockhash, status, claimed_at, holder) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_hash) DO NOTHING",
+                (message_hash, payer, network, signature, blockhash, PENDING, time.time(), self.session),
             )
             == 1
         )
 
+    def free(self, row: SettledPayment) -> bool:
+        """Whether nobody works on the row: no holder, or one whose session ended (this one's never has)."""
+        return row.holder is None or (row.holder != self.session and not self._db.alive(row.holder))
+
+    def take(self, row: SettledPayment) -> bool:
+        """Hold a free row (a pending one to resend, a landed one to answer) as it was read; False when it is
+        not free, or another session took it first."""
+        return self.free(row) and (
+            self._db.run(
+                "UPDATE settled SET holder = ? WHERE message_hash = ? AND status = ? AND COALESCE(holder, '') = ?",
+                (self.session, row.message_hash, row.status, row.holder or ""),
+            )
+            == 1
+        )
+
+    def let_go(self, message_hash: str, statuses: tuple[str, ...] = (PENDING,)) -> None:
+        """This session no longer works on the row, if it has one of `statuses`: any settle may look it up (a
+        landed row stays held, by default, until its success answer is delivered or lost)."""
+        marks = ", ".join("?" for _ in statuses)
+        self._db.run(
+            f"UPDATE settled SET holder = NULL WHERE message_hash = ? AND holder = ? AND status IN ({marks})",
+            (message_hash, self.session, *statuses),
+        )
+
+    def let_go_signature(self, signature: str) -> None:
+        """The success answer naming this landed transaction was lost: a retry anywhere answers it again."""
+        self._db.run("UPDATE settled SET holder = NULL WHERE signature = ? AND holder = ?", (signature, self.session))
+
+    @contextmanager
+    def spending(self, accounts: Sequence[str]) -> Iterator[None]:
+        """Hold the buyer accounts a settle spends from against the other replicas' settles (PostgreSQL; SQLite is
+        one host's, where the process's own locks serialize them). All or none is taken at once, so two settles
+        wanting overlapping accounts never deadlock; a dead replica's are taken back from it."""
+        if self._db.dialect == SQLITE or not accounts:
+            yield
+            return
+        wanted = sorted(set(accounts))
+        deadline = time.monotonic() + SPEND_LOCK_WAIT_SECONDS
+        while not self._take_accounts(wanted):
+            if time.monotonic() > deadline:
+                raise DatabaseError(f"the accounts {', '.join(wanted)} stayed held by another settle")
+            time.sleep(SPEND_LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            marks = ", ".join("?" for _ in wanted)
+            self._db.run(f"DELETE FROM spend_locks WHERE holder = ? AND account IN ({marks})", (self.session, *wanted))
+
+    def _take_accounts(self, accounts: list[str]) -> bool:
+        now = time.time()
+        with self._db.transaction():
+            rows = ", ".join("(?, ?, ?)" for _ in accounts)
+            taken = self._db.run(
+                f"INSERT INTO spend_locks (account, holder, taken_at) VALUES {rows} ON CONFLICT (account) DO NOTHING",
+                tuple(value for account in accounts for value in (account, self.session, now)),
+            )
+            if taken == len(accounts):
+                return True
+            marks = ", ".join("?" for _ in accounts)
+            held = self._db.rows(
+                f"SELECT account, holder FROM spend_locks WHERE account IN ({marks}) AND holder <> ?",
+                (*accounts, self.session),
+            )
+            self._db.run(
+                f"DELETE FROM spend_locks WHERE holder = ? AND account IN ({marks})", (self.session, *accounts)
+            )
+        for account, holder in held:  # a replica that died holding them: its session ended, its holds go
+            if not self._db.alive(holder):
+                self._db.run("DELETE FROM spend_locks WHERE account = ? AND holder = ?", (account, holder))
+        return False
+
     def add_signature(self, message_hash: str, signature: str, blockhash: str) -> None:
         """A schema 1 row without a signature: the retried payment's signature, found again by signing it."""
-        self._write(
+        self._db.run(
             "UPDATE settled SET signature = ?, blockhash = ? WHERE message_hash = ? AND signature IS NULL",
             (signature, blockhash, message_hash),
         )
 
     def mark_landed(self, message_hash: str) -> None:
         """Succeeded on chain; until its success answer is delivered, a crash leaves it owed."""
-        self._write(
+        self._db.run(
             "UPDATE settled SET status = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
             (LANDED, time.time(), message_hash, PENDING),
         )
 
     def mark_settled(self, signature: str) -> None:
         """The success answer naming this landed transaction was delivered: a replay is a duplicate now."""
-        self._write("UPDATE settled SET status = ? WHERE signature = ? AND status = ?", (SETTLED, signature, LANDED))
+        self._db.run(
+            "UPDATE settled SET status = ?, holder = NULL WHERE signature = ? AND status = ?",
+            (SETTLED, signature, LANDED),
+        )
 
     def mark_failed(self, message_hash: str, error: str) -> None:
         """Landed and failed on chain: nothing moved but the fee."""
-        self._write(
-            "UPDATE settled SET status = ?, error = ?, settled_at = ? WHERE message_hash = ? AND status = ?",
+        self._db.run(
+            "UPDATE settled SET status = ?, error = ?, settled_at = ?, holder = NULL "
+            "WHERE message_hash = ? AND status = ?",
             (FAILED, error, time.time(), message_hash, PENDING),
         )
 
     def release(self, message_hash: str) -> None:
         """Nothing was sent, or its blockhash expired without it landing: the same payment may be settled later."""
-        self._write("DELETE FROM settled WHERE message_hash = ? AND status = ?", (message_hash, PENDING))
+        self._db.run("DELETE FROM settled WHERE message_hash = ? AND status = ?", (message_hash, PENDING))
 
     def get(self, message_hash: str) -> SettledPayment | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM settled WHERE message_hash = ?", (message_hash,)).fetchone()
-        return None if row is None else SettledPayment(*row)
+        rows = self._db.rows(f"SELECT {COLUMNS} FROM settled WHERE message_hash = ?", (message_hash,))
+        return SettledPayment(*rows[0]) if rows else None
 
     def pending(self) -> list[SettledPayment]:
-        """The pending rows that name their transaction (schema 1's rows without one wait for a retry)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM settled WHERE status = ? AND signature IS NOT NULL ORDER BY claimed_at", (PENDING,)
-            ).fetchall()
-        return [SettledPayment(*row) for row in rows]
+        """The pending rows that name their transaction and that nobody works on (schema 1's rows without a
+        signature wait for a retry; a replica's own settles under way, or a live replica's, are theirs)."""
+        rows = self._db.rows(
+            f"SELECT {COLUMNS} FROM settled WHERE status = ? AND signature IS NOT NULL ORDER BY claimed_at", (PENDING,)
+        )
+        return [row for row in (SettledPayment(*r) for r in rows) if self.free(row)]
 
     def count(self) -> int:
         """Payments settled on chain (answered or not yet), pruned ones included."""
-        with self._lock:
-            live = self._db.execute(
-                "SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED)
-            ).fetchone()[0]
-            pruned = self._db.execute("SELECT value FROM log_totals WHERE name = ?", (PRUNED_SETTLED,)).fetchone()
-        return live + (pruned[0] if pruned else 0)
+        live = self._db.rows("SELECT COUNT(*) FROM settled WHERE status IN (?, ?)", (SETTLED, LANDED))[0][0]
+        pruned = self._db.rows("SELECT value FROM log_totals WHERE name = ?", (PRUNED_SETTLED,))
+        return int(live) + (int(pruned[0][0]) if pruned else 0)
 
     def prune(self, before: float) -> int:
         """Forget the answered outcomes (settled, failed) decided before `before` (unix time); returns how many.
         Safe once their blockhashes have expired: a replay of a forgotten payment can no longer land, its
-        simulation fails before any send. Pending and landed-but-unanswered rows always stay. On a connection
-        of its own that does not wait: while another process writes, this round is skipped (0), and settles
-        never queue behind it."""
-        if self._path == ":memory:":
+        simulation fails before any send. Pending and landed-but-unanswered rows always stay. It does not
+        wait: while another process holds the write lock, this round is skipped (0), and settles never queue
+        behind it for long."""
+        if self._db.target == ":memory:":
             return 0
-        db = sqlite3.connect(self._path, isolation_level=None, timeout=PRUNE_WAIT_SECONDS)
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                settled = db.execute(
+            with self._db.transaction(PRUNED_SETTLED, wait=PRUNE_WAIT_SECONDS):
+                settled = self._db.rows(
                     "SELECT COUNT(*) FROM settled WHERE status = ? AND settled_at < ?", (SETTLED, before)
-                ).fetchone()[0]
-                gone = db.execute(
+                )[0][0]
+                gone = self._db.run(
                     "DELETE FROM settled WHERE status IN (?, ?) AND settled_at < ?", (SETTLED, FAILED, before)
-                ).rowcount
+                )
                 if settled:
-                    db.execute(
+                    self._db.run(
                         "INSERT INTO log_totals (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                        "SET value = value + excluded.value",
+                        "SET value = log_totals.value + excluded.value",
                         (PRUNED_SETTLED, settled),
                     )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError:  # busy: the next round prunes
+        except DatabaseError:  # busy: the next round prunes
             return 0
-        finally:
-            db.close()
         return gone
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
