@@ -3,8 +3,8 @@
 `ghost facilitator start` serves (`ghostpay.x402.bazaar.query`), with the catalogue read from the index rather
 than from `getProgramAccounts`: every open, active x402 agent with an endpoint and an accepted mint, its prices,
 reputation, verified paid calls, distinct payers and last payment, and what only the index knows: the agent's
-trust score (`trust`, once computed) and its evidence in trusted mints (`trustedEvidence`). Each request reads the index, so an agent
-shows (or goes) as soon as the indexer applied its registration (or deactivation).
+trust score (`trust`, once computed) and its evidence in trusted mints (`trustedEvidence`). Each request reads the
+index, so an agent shows (or goes) as soon as the indexer applied its registration (or deactivation).
 
 The index does not know which facilitator a seller settles through: the listed requirements carry no
 `extra.feePayer` (a buyer pays what the seller's own 402 asks) and a record hint without facilitator support.
