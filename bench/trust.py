@@ -76,6 +76,8 @@ SHAPES = ("ring", "junk", "connected")
 SETTINGS = ("uniform", "seeded", "seeded-eigentrust")
 INDEXED_SETTINGS = ("uniform", "seeded")  # what `trust.recompute` computes; the others in memory
 EDGE_COUNTS = (0, 1, 2, 4, 8, 16, 32, 64)
+VALUE_SEED_AGENTS = 3  # distinct agents a wallet must have paid to be a seed by value
+VALUE_SEED_WALLETS = 50  # the most farm wallets the value-seeded price tries
 
 # What a farm pays, from bench/results/economics.json (fees) and the rent of the accounts it needs.
 LAMPORTS_PER_SOL = 1_000_000_000
@@ -499,6 +501,49 @@ def wallets_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: fl
     )
 
 
+def value_seeds(edges: Sequence[tuple[str, str, str, int]], usdc: str) -> list[str]:
+    """Seeds no one configures: the `SEED_SHARE` of the paying wallets that spent the most USDC, among those that
+    paid at least `VALUE_SEED_AGENTS` distinct agents."""
+    spent: dict[str, int] = {}
+    agents: dict[str, set[str]] = {}
+    for payer, agent, mint, amount in edges:
+        if mint == usdc:
+            spent[payer] = spent.get(payer, 0) + amount
+            agents.setdefault(payer, set()).add(agent)
+    wide = sorted((p for p in spent if len(agents[p]) >= VALUE_SEED_AGENTS), key=lambda p: (-spent[p], p))
+    return wide[: max(1, int(len(spent) * SEED_SHARE))]
+
+
+def value_seeded_price(eco: Economy, base_usd: float, limit: int) -> Price:
+    """SybilRank from `value_seeds`: the fewest farm wallets that, each paying `VALUE_SEED_AGENTS` farm agents
+    (round-tripped USDC, just above the seeds' cut), become seeds and lift a farm agent into the top 10 %."""
+    farm_agents = [f"farm-agent-{i}" for i in range(VALUE_SEED_AGENTS)]
+    owners = {**eco.owners, **dict.fromkeys(farm_agents, "farm-owner")}
+    trusted = {eco.usdc: TrustedMint(eco.usdc, "USDC", USDC_DECIMALS)}
+    honest = economy_edges(eco)
+    spent: dict[str, int] = {}
+    for payer, _, mint, amount in honest:
+        spent[payer] = spent.get(payer, 0) + amount * (mint == eco.usdc)
+    each = min(spent[s] for s in value_seeds(honest, eco.usdc)) // VALUE_SEED_AGENTS + 1
+
+    def reaches(k: int) -> bool:
+        edges = [*honest, *((f"w{i}", a, eco.usdc, each) for i in range(k) for a in farm_agents)]
+        graph = trust.build_graph(edges, owners, trusted)
+        scores = {
+            a: t
+            for a, (t, _) in trust.agent_scores(graph, trust.sybilrank(graph, value_seeds(edges, eco.usdc))).items()
+        }
+        return any(reached(scores, a, eco) for a in farm_agents)
+
+    strategy = f"wallets each paying {VALUE_SEED_AGENTS} farm agents just above the seeds' cut"
+    low = next((k for k in range(1, limit + 1) if reaches(k)), None)
+    if low is None:
+        return Price("value-seeded", "trust", f"{strategy} (not reached with {limit})", None, None, None, None, None)
+    sol = low * (TOKEN_ACCOUNT_RENT_SOL + VALUE_SEED_AGENTS * (PAYER_STATS_RENT_SOL + FEE_PER_CALL_SOL))
+    usd = sol * SOL_USD
+    return Price("value-seeded", "trust", strategy, low, 0.0, round(sol, 6), round(usd, 4), round(usd / base_usd, 1))
+
+
 def buying_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: float, limit_usdc: float) -> Price:
     """The farm's wallet buys calls from the ten most popular honest agents (USDC lost to them) and pays the farm's
     agent: the least spent that reaches the top."""
@@ -580,6 +625,7 @@ class ScaleFigures:
     edges: int
     build_graph_s: float
     iterate_s: float
+    sybilrank_s: float  # from 5 % of the payers as seeds
     recompute_from_sqlite_s: float | None
 
 
@@ -603,6 +649,8 @@ def scale_run(agents: int, payments: int, with_db: bool) -> ScaleFigures:
     built = time.perf_counter()
     trust.eigentrust(graph)
     iterated = time.perf_counter()
+    trust.sybilrank(graph, [f"p{p}" for p in range(0, payers, round(1 / SEED_SHARE))])
+    ranked = time.perf_counter()
     from_db = None
     if with_db:
         with tempfile.TemporaryDirectory() as folder:
@@ -634,7 +682,14 @@ def scale_run(agents: int, payments: int, with_db: bool) -> ScaleFigures:
             trust.recompute(engine)
             from_db = round(time.perf_counter() - began, 2)
     return ScaleFigures(
-        agents, payers, payments, len(edges), round(built - started, 2), round(iterated - built, 2), from_db
+        agents,
+        payers,
+        payments,
+        len(edges),
+        round(built - started, 2),
+        round(iterated - built, 2),
+        round(ranked - iterated, 2),
+        from_db,
     )
 
 
@@ -698,6 +753,7 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
         prices.append(wallets_price(eco, setting, seeds, base.usd, limit=size(100_000, 2_000)))
         prices.append(buying_price(eco, setting, seeds, base.usd, limit_usdc=1_000_000.0))
         captured += captured_curve(eco, setting, seeds)
+    prices.append(value_seeded_price(eco, base.usd, limit=VALUE_SEED_WALLETS))
     earned = top_earnings_usd(eco)
     prices = [replace(p, times_top_earnings=None if p.usd is None else round(p.usd / earned, 1)) for p in prices]
     honest_payers = eco.honest_payers()
@@ -778,7 +834,16 @@ def tables(results: Results) -> list[Table]:
         )
     sized = results.scale
     scale = Table(title="Recomputing the trust score")
-    for column in ("agents", "payers", "payments", "edges", "build graph s", "iterate s", "recompute from SQLite s"):
+    for column in (
+        "agents",
+        "payers",
+        "payments",
+        "edges",
+        "build graph s",
+        "iterate s",
+        "SybilRank s",
+        "recompute from SQLite s",
+    ):
         scale.add_column(column)
     scale.add_row(
         *(
@@ -790,6 +855,7 @@ def tables(results: Results) -> list[Table]:
                 sized.edges,
                 sized.build_graph_s,
                 sized.iterate_s,
+                sized.sybilrank_s,
                 sized.recompute_from_sqlite_s,
             )
         )

@@ -222,23 +222,43 @@ def test_with_seeds_every_farm_ranks_below_every_honest_agent_with_5_payers(
 def test_buying_from_honest_agents_buys_no_trust(
     ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
 ) -> None:
-    """Trust flows from payer to payee only: without seeds a ring whose wallets buy ever more calls from honest
-    agents never gains (it loses a little to them); with seeds each call bought makes one more of its wallets
-    count (a customer of the market the seeds reach), so its trust grows with the calls, never above those
-    wallets' share of the jumps; honest buyers paying it raise it in both: the curves `bench.trust` reports."""
+    """Without seeds (EigenTrust) a ring whose wallets buy ever more calls from honest agents never gains (it loses
+    a little to them). With seeds, SybilRank (the index's): the ring starts at 0 and the calls it buys let in a
+    trust that stays below the median honest agent's; seeded EigenTrust (the comparison) instead counts each
+    wallet that bought one call as a customer of the market, up to that wallet's share of the jumps. Honest buyers
+    paying the ring raise it in every setting: that is selling. The curves `bench.trust` reports."""
     eco, _, _ = ranked
     uniform = bench.captured_curve(eco, "uniform", [])
     bought = [c.farm_trust_share for c in uniform if c.direction == "bought"]
     assert all(later <= bought[0] * (1 + 1e-9) for later in bought), bought
-    seeded = bench.captured_curve(eco, "seeded", bench.seeds_of(eco))
-    bought = [c for c in seeded if c.direction == "bought"]
-    assert bought[0].farm_trust_share == 0.0 and bought[-1].farm_trust_share > 0
+    seeds = bench.seeds_of(eco)
+    sybilrank = bench.captured_curve(eco, "seeded", seeds)
+    bought_sr = [c for c in sybilrank if c.direction == "bought"]
+    assert bought_sr[0].farm_trust_share == 0.0 and bought_sr[-1].farm_trust_share > 0
+    assert all(c.farm_over_median_honest < 1 for c in bought_sr), bought_sr
+    eigentrust = bench.captured_curve(eco, "seeded-eigentrust", seeds)
+    bought_et = [c for c in eigentrust if c.direction == "bought"]
+    assert bought_et[0].farm_trust_share == 0.0 and bought_et[-1].farm_trust_share > 0
     payers = len({p.payer for p in eco.payments if p.mint == eco.usdc})
-    for c in bought:  # at most its wallets that bought, out of every wallet that counts
+    for c in bought_et:  # at most its wallets that bought, out of every wallet that counts
         assert c.farm_trust_share <= min(c.honest_edges, bench.FARM_WALLETS) / (payers / 10)
-    for curve in (uniform, seeded):
+    for curve in (uniform, sybilrank, eigentrust):
         sold = [c.farm_trust_share for c in curve if c.direction == "sold"]
         assert sold[-1] > sold[0]
+
+
+def test_with_seeds_no_farm_buys_its_way_into_the_top_10_percent(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """SybilRank from the seeds: neither 2,000 wallets each paying the farm and buying a call from the market's
+    most trusted agent, nor one wallet buying 1,000,000 USDC of calls from the ten most popular, lift the farm's
+    agent into the top 10 %; seeded EigenTrust (what SybilRank replaced) is reached by fewer than 100 wallets."""
+    eco, _, _ = ranked
+    seeds = bench.seeds_of(eco)
+    assert bench.wallets_price(eco, "seeded", seeds, 1.0, limit=2_000).wallets is None
+    assert bench.buying_price(eco, "seeded", seeds, 1.0, limit_usdc=1_000_000.0).wallets is None
+    reached = bench.wallets_price(eco, "seeded-eigentrust", seeds, 1.0, limit=2_000).wallets
+    assert reached is not None and reached < 100
 
 
 # the Bazaar --------------------------------------------------------------------------------------------------------
