@@ -725,6 +725,17 @@ def evaluate(engine: Engine, eco: Economy, setting: str) -> tuple[dict[str, int]
     return onchain, shares
 
 
+def rank_agreement(eco: Economy, shares: dict[str, float]) -> float:
+    """Spearman's rank correlation, over the honest agents with a payment, of trust and distinct honest payers: how
+    far a setting's order is popularity's (1: the same)."""
+    honest, payers = eco.paid_honest_agents(), eco.honest_payers()
+    ranks = [
+        np.argsort(np.argsort(values))
+        for values in ([shares.get(a, 0.0) for a in honest], [payers.get(a, 0) for a in honest])
+    ]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
 def top_earnings_usd(eco: Economy) -> float:
     """What the honest agent at the top 10 % cut (of those with a payment) earned in USDC over the economy's days."""
     earned: dict[str, int] = {}
@@ -742,9 +753,11 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
     indexed_s = time.perf_counter() - started
     shapes, prices, captured = [], [], []
     onchain: dict[str, int] = {}
+    agreement = {}
     for setting in SETTINGS:
         onchain, shares = evaluate(engine, eco, setting)
         shapes += shape_figures(eco, setting, onchain, shares)
+        agreement[setting] = round(rank_agreement(eco, shares), 3)
     base = onchain_price(eco, onchain)
     prices.append(base)
     assert base.usd is not None
@@ -771,6 +784,7 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
         "indexed_seconds": round(indexed_s, 1),
         "seeds": len(seeds_of(eco)),
         "top_10_percent_earnings_usdc": round(top_earnings_usd(eco), 4),
+        "rank_correlation_with_honest_payers": agreement,
         "sol_usd": SOL_USD,
         "how": "synthesized decoded events through the indexer's Batch (not the program in LiteSVM)",
     }
