@@ -725,15 +725,21 @@ def evaluate(engine: Engine, eco: Economy, setting: str) -> tuple[dict[str, int]
     return onchain, shares
 
 
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Each value's rank, ties sharing their mean rank."""
+    array = np.asarray(values, dtype=np.float64)
+    order = np.empty(len(array))
+    order[array.argsort(kind="stable")] = np.arange(len(array))
+    _, group, counts = np.unique(array, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=order) / counts)[group]
+
+
 def rank_agreement(eco: Economy, shares: dict[str, float]) -> float:
     """Spearman's rank correlation, over the honest agents with a payment, of trust and distinct honest payers: how
     far a setting's order is popularity's (1: the same)."""
     honest, payers = eco.paid_honest_agents(), eco.honest_payers()
-    ranks = [
-        np.argsort(np.argsort(values))
-        for values in ([shares.get(a, 0.0) for a in honest], [payers.get(a, 0) for a in honest])
-    ]
-    return float(np.corrcoef(*ranks)[0, 1])
+    trust_ranks = average_ranks([shares.get(a, 0.0) for a in honest])
+    return float(np.corrcoef(trust_ranks, average_ranks([payers.get(a, 0) for a in honest]))[0, 1])
 
 
 def top_earnings_usd(eco: Economy) -> float:
