@@ -156,7 +156,7 @@ def test_search_filters_on_trusted_payers_and_volume(tmp_path: Path) -> None:
 def ranked(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]]:
-    """A small economy (300 buyers, 50 sellers, the three farms) indexed once, scored under both settings."""
+    """A small economy (300 buyers, 50 sellers, the three farms) indexed once, scored in every setting."""
     eco = bench.build_economy(buyers=300, sellers=50)
     engine = connect(f"sqlite:///{tmp_path_factory.mktemp('trust') / 'index.db'}")
     bench.index_economy(engine, eco)
