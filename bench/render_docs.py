@@ -156,6 +156,7 @@ def trust(rows: list[Row]) -> str:
         ("SOL", "sol"),
         ("USD", "usd"),
         ("× on-chain", "times_onchain"),
+        ("× a top-10 % agent's earnings", "times_top_earnings"),
     )(of["price"])
     scale = columns(
         ("agents", "agents"),
@@ -163,6 +164,7 @@ def trust(rows: list[Row]) -> str:
         ("edges", "edges"),
         ("build graph s", "build_graph_s"),
         ("iterate s", "iterate_s"),
+        ("SybilRank s", "sybilrank_s"),
         ("recompute from SQLite s", "recompute_from_sqlite_s"),
     )(of["scale"])
     return "\n".join((shapes, prices, scale))

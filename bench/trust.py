@@ -19,8 +19,10 @@ score is `ghostpay.indexer.trust.recompute` over that index.
   `ring` pays its agents in USDC (round-tripped: fees only), 10 calls a wallet and agent;
   `junk` does the same in a mint of its own; `connected` is a ring whose owner also buys one real call from the
   most popular honest agent.
-- Two trust settings: `uniform` (no seeds: the jumps land on every payer) and `seeded` (1 % of the honest buyers,
-  drawn at random, as the pre-trusted seeds).
+- Three trust settings: `uniform` (EigenTrust without seeds: the jumps land on every payer; the index's default),
+  `seeded` (SybilRank from 5 % of the honest buyers, drawn at random, as the pre-trusted seeds: the index's score
+  with seeds) and `seeded-eigentrust` (EigenTrust from the same seeds: the index's score with seeds before SybilRank,
+  for comparison, computed in memory).
 
 Reported: each farm's best agent's rank by the on-chain score and by trust; AUC (the chance an honest agent ranks
 above a farm's) and precision@k (the share of farm agents among the k lowest, k = the farm's agents) per shape
@@ -38,7 +40,7 @@ import random
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +73,11 @@ SEED_SHARE = 0.05
 TOP_SHARE = 0.10
 MIN_HONEST_PAYERS = 5
 SHAPES = ("ring", "junk", "connected")
-SETTINGS = ("uniform", "seeded")
+SETTINGS = ("uniform", "seeded", "seeded-eigentrust")
+INDEXED_SETTINGS = ("uniform", "seeded")  # what `trust.recompute` computes; the others in memory
 EDGE_COUNTS = (0, 1, 2, 4, 8, 16, 32, 64)
+VALUE_SEED_AGENTS = 3  # distinct agents a wallet must have paid to be a seed by value
+VALUE_SEED_WALLETS = 50  # the most farm wallets the value-seeded price tries
 
 # What a farm pays, from bench/results/economics.json (fees) and the rent of the accounts it needs.
 LAMPORTS_PER_SOL = 1_000_000_000
@@ -407,11 +412,18 @@ def economy_edges(eco: Economy) -> list[tuple[str, str, str, int]]:
 
 
 def trust_of(
-    eco: Economy, extra: Sequence[tuple[str, str, str, int]], owners: dict[str, str], seeds: Sequence[str]
+    eco: Economy,
+    extra: Sequence[tuple[str, str, str, int]],
+    owners: dict[str, str],
+    seeds: Sequence[str],
+    setting: str = "uniform",
 ) -> dict[str, float]:
+    """Agent -> trust over the economy's payments and `extra` ones, as the index computes it for `seeds`, or by
+    seeded EigenTrust in the setting `seeded-eigentrust`."""
     trusted = {eco.usdc: TrustedMint(eco.usdc, "USDC", USDC_DECIMALS)}
     graph = trust.build_graph([*economy_edges(eco), *extra], owners, trusted)
-    return {a: t for a, (t, _) in trust.agent_scores(graph, trust.eigentrust(graph, seeds)).items()}
+    vector = trust.eigentrust(graph, seeds) if setting == "seeded-eigentrust" else trust.trust_vector(graph, seeds)
+    return {a: t for a, (t, _) in trust.agent_scores(graph, vector).items()}
 
 
 def reached(scores: dict[str, float], agent: str, eco: Economy) -> bool:
@@ -436,6 +448,7 @@ class Price:
     sol: float | None
     usd: float | None  # SOL at SOL_USD plus USDC lost
     times_onchain: float | None
+    times_top_earnings: float | None = None  # the USD against what a top-10 % honest agent earned in the economy
 
 
 def onchain_price(eco: Economy, onchain: dict[str, int]) -> Price:
@@ -463,14 +476,14 @@ def wallets_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: fl
     from the most trusted honest agent (what makes a wallet count): the fewest that reach the top."""
     farm_agent, owner = "farm-agent", "farm-owner"
     owners = {**eco.owners, farm_agent: owner}
-    plain = trust_of(eco, [], owners, seeds)
+    plain = trust_of(eco, [], owners, seeds, setting)
     market = max(eco.paid_honest_agents(), key=lambda a: plain.get(a, 0.0))
     bought = eco.prices[market] if seeds else 0
 
     def reaches(k: int) -> bool:
         extra = [(f"w{i}", farm_agent, eco.usdc, FARM_PRICE) for i in range(k)]
         extra += [(f"w{i}", market, eco.usdc, bought) for i in range(k)] if bought else []
-        return reached(trust_of(eco, extra, owners, seeds), farm_agent, eco)
+        return reached(trust_of(eco, extra, owners, seeds, setting), farm_agent, eco)
 
     strategy = "wallets paying the farm" + (", each buying one call" if bought else "")
     if not reaches(limit):
@@ -488,6 +501,49 @@ def wallets_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: fl
     )
 
 
+def value_seeds(edges: Sequence[tuple[str, str, str, int]], usdc: str) -> list[str]:
+    """Seeds no one configures: the `SEED_SHARE` of the paying wallets that spent the most USDC, among those that
+    paid at least `VALUE_SEED_AGENTS` distinct agents."""
+    spent: dict[str, int] = {}
+    agents: dict[str, set[str]] = {}
+    for payer, agent, mint, amount in edges:
+        if mint == usdc:
+            spent[payer] = spent.get(payer, 0) + amount
+            agents.setdefault(payer, set()).add(agent)
+    wide = sorted((p for p in spent if len(agents[p]) >= VALUE_SEED_AGENTS), key=lambda p: (-spent[p], p))
+    return wide[: max(1, int(len(spent) * SEED_SHARE))]
+
+
+def value_seeded_price(eco: Economy, base_usd: float, limit: int) -> Price:
+    """SybilRank from `value_seeds`: the fewest farm wallets that, each paying `VALUE_SEED_AGENTS` farm agents
+    (round-tripped USDC, just above the seeds' cut), become seeds and lift a farm agent into the top 10 %."""
+    farm_agents = [f"farm-agent-{i}" for i in range(VALUE_SEED_AGENTS)]
+    owners = {**eco.owners, **dict.fromkeys(farm_agents, "farm-owner")}
+    trusted = {eco.usdc: TrustedMint(eco.usdc, "USDC", USDC_DECIMALS)}
+    honest = economy_edges(eco)
+    spent: dict[str, int] = {}
+    for payer, _, mint, amount in honest:
+        spent[payer] = spent.get(payer, 0) + amount * (mint == eco.usdc)
+    each = min(spent[s] for s in value_seeds(honest, eco.usdc)) // VALUE_SEED_AGENTS + 1
+
+    def reaches(k: int) -> bool:
+        edges = [*honest, *((f"w{i}", a, eco.usdc, each) for i in range(k) for a in farm_agents)]
+        graph = trust.build_graph(edges, owners, trusted)
+        scores = {
+            a: t
+            for a, (t, _) in trust.agent_scores(graph, trust.sybilrank(graph, value_seeds(edges, eco.usdc))).items()
+        }
+        return any(reached(scores, a, eco) for a in farm_agents)
+
+    strategy = f"wallets each paying {VALUE_SEED_AGENTS} farm agents just above the seeds' cut"
+    low = next((k for k in range(1, limit + 1) if reaches(k)), None)
+    if low is None:
+        return Price("value-seeded", "trust", f"{strategy} (not reached with {limit})", None, None, None, None, None)
+    sol = low * (TOKEN_ACCOUNT_RENT_SOL + VALUE_SEED_AGENTS * (PAYER_STATS_RENT_SOL + FEE_PER_CALL_SOL))
+    usd = sol * SOL_USD
+    return Price("value-seeded", "trust", strategy, low, 0.0, round(sol, 6), round(usd, 4), round(usd / base_usd, 1))
+
+
 def buying_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: float, limit_usdc: float) -> Price:
     """The farm's wallet buys calls from the ten most popular honest agents (USDC lost to them) and pays the farm's
     agent: the least spent that reaches the top."""
@@ -498,7 +554,7 @@ def buying_price(eco: Economy, setting: str, seeds: Sequence[str], base_usd: flo
     def reaches(usdc: float) -> bool:
         each = int(usdc * ATOMIC / len(targets))
         extra = [(wallet, farm_agent, eco.usdc, FARM_PRICE), *((wallet, t, eco.usdc, each) for t in targets)]
-        scores = trust_of(eco, extra, owners, seeds)
+        scores = trust_of(eco, extra, owners, seeds, setting)
         return reached(scores, farm_agent, eco)
 
     if not reaches(limit_usdc):
@@ -549,7 +605,7 @@ def captured_curve(eco: Economy, setting: str, seeds: Sequence[str]) -> list[Cap
                 links = [(f"r{i % FARM_WALLETS}", a, eco.usdc, eco.prices[a]) for i, a in enumerate(sellers[:m])]
             else:
                 links = [(b, farm_agent, eco.usdc, FARM_PRICE) for b in buyers[:m]]
-            scores = trust_of(eco, ring + links, owners, seeds)
+            scores = trust_of(eco, ring + links, owners, seeds, setting)
             median = float(np.median([scores.get(a, 0.0) for a in honest]))
             share = scores.get(farm_agent, 0.0)
             usdc = sum(v for *_, v in links) / ATOMIC
@@ -569,6 +625,7 @@ class ScaleFigures:
     edges: int
     build_graph_s: float
     iterate_s: float
+    sybilrank_s: float  # from 5 % of the payers as seeds
     recompute_from_sqlite_s: float | None
 
 
@@ -592,6 +649,8 @@ def scale_run(agents: int, payments: int, with_db: bool) -> ScaleFigures:
     built = time.perf_counter()
     trust.eigentrust(graph)
     iterated = time.perf_counter()
+    trust.sybilrank(graph, [f"p{p}" for p in range(0, payers, round(1 / SEED_SHARE))])
+    ranked = time.perf_counter()
     from_db = None
     if with_db:
         with tempfile.TemporaryDirectory() as folder:
@@ -623,7 +682,14 @@ def scale_run(agents: int, payments: int, with_db: bool) -> ScaleFigures:
             trust.recompute(engine)
             from_db = round(time.perf_counter() - began, 2)
     return ScaleFigures(
-        agents, payers, payments, len(edges), round(built - started, 2), round(iterated - built, 2), from_db
+        agents,
+        payers,
+        payments,
+        len(edges),
+        round(built - started, 2),
+        round(iterated - built, 2),
+        round(ranked - iterated, 2),
+        from_db,
     )
 
 
@@ -644,11 +710,45 @@ def seeds_of(eco: Economy) -> list[str]:
     return rng.sample(eco.honest_buyers, max(1, int(len(eco.honest_buyers) * SEED_SHARE)))
 
 
+def seeds_for(eco: Economy, setting: str) -> list[str]:
+    return [] if setting == "uniform" else seeds_of(eco)
+
+
 def evaluate(engine: Engine, eco: Economy, setting: str) -> tuple[dict[str, int], dict[str, float]]:
-    """Configure the setting, recompute the index's trust score, and read both scores back."""
-    configure(engine, eco, seeds_of(eco) if setting == "seeded" else [])
+    """Configure the setting, recompute the index's trust score (or, for a setting the index does not compute,
+    the setting's in memory), and read both scores back."""
+    configure(engine, eco, seeds_for(eco, setting))
     trust.recompute(engine)
-    return stored_scores(engine)
+    onchain, shares = stored_scores(engine)
+    if setting not in INDEXED_SETTINGS:
+        shares = trust_of(eco, [], eco.owners, seeds_for(eco, setting), setting)
+    return onchain, shares
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Each value's rank, ties sharing their mean rank."""
+    array = np.asarray(values, dtype=np.float64)
+    order = np.empty(len(array))
+    order[array.argsort(kind="stable")] = np.arange(len(array))
+    _, group, counts = np.unique(array, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=order) / counts)[group]
+
+
+def rank_agreement(eco: Economy, shares: dict[str, float]) -> float:
+    """Spearman's rank correlation, over the honest agents with a payment, of trust and distinct honest payers: how
+    far a setting's order is popularity's (1: the same)."""
+    honest, payers = eco.paid_honest_agents(), eco.honest_payers()
+    trust_ranks = average_ranks([shares.get(a, 0.0) for a in honest])
+    return float(np.corrcoef(trust_ranks, average_ranks([payers.get(a, 0) for a in honest]))[0, 1])
+
+
+def top_earnings_usd(eco: Economy) -> float:
+    """What the honest agent at the top 10 % cut (of those with a payment) earned in USDC over the economy's days."""
+    earned: dict[str, int] = {}
+    for p in eco.payments:
+        if p.agent in eco.prices and p.mint == eco.usdc:
+            earned[p.agent] = earned.get(p.agent, 0) + p.amount
+    return top_threshold({a: float(v) for a, v in earned.items()}, eco.paid_honest_agents()) / ATOMIC
 
 
 def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folder: Path) -> Results:
@@ -659,17 +759,22 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
     indexed_s = time.perf_counter() - started
     shapes, prices, captured = [], [], []
     onchain: dict[str, int] = {}
+    agreement = {}
     for setting in SETTINGS:
         onchain, shares = evaluate(engine, eco, setting)
         shapes += shape_figures(eco, setting, onchain, shares)
+        agreement[setting] = round(rank_agreement(eco, shares), 3)
     base = onchain_price(eco, onchain)
     prices.append(base)
     assert base.usd is not None
     for setting in SETTINGS:
-        seeds = seeds_of(eco) if setting == "seeded" else []
+        seeds = seeds_for(eco, setting)
         prices.append(wallets_price(eco, setting, seeds, base.usd, limit=size(100_000, 2_000)))
         prices.append(buying_price(eco, setting, seeds, base.usd, limit_usdc=1_000_000.0))
         captured += captured_curve(eco, setting, seeds)
+    prices.append(value_seeded_price(eco, base.usd, limit=VALUE_SEED_WALLETS))
+    earned = top_earnings_usd(eco)
+    prices = [replace(p, times_top_earnings=None if p.usd is None else round(p.usd / earned, 1)) for p in prices]
     honest_payers = eco.honest_payers()
     description = {
         "honest_buyers": buyers,
@@ -684,6 +789,8 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
         "transactions_indexed": transactions,
         "indexed_seconds": round(indexed_s, 1),
         "seeds": len(seeds_of(eco)),
+        "top_10_percent_earnings_usdc": round(top_earnings_usd(eco), 4),
+        "rank_correlation_with_honest_payers": agreement,
         "sol_usd": SOL_USD,
         "how": "synthesized decoded events through the indexer's Batch (not the program in LiteSVM)",
     }
@@ -720,14 +827,18 @@ def tables(results: Results) -> list[Table]:
             f"{s.strong_not_above} of {s.strong_honest}",
         )
     prices = Table(title=f"The price of the top 10 % (SOL at ${SOL_USD:.0f})")
-    for column in ("setting", "score", "cheapest way", "wallets", "USDC lost", "SOL", "USD", "× on-chain"):
+    columns = ("setting", "score", "cheapest way", "wallets", "USDC lost", "SOL", "USD", "× on-chain", "× top earnings")
+    for column in columns:
         prices.add_column(column)
     for p in results.prices:
         prices.add_row(
             p.setting,
             p.score,
             p.strategy,
-            *("—" if v is None else f"{v:,}" for v in (p.wallets, p.usdc_lost, p.sol, p.usd, p.times_onchain)),
+            *(
+                "—" if v is None else f"{v:,}"
+                for v in (p.wallets, p.usdc_lost, p.sol, p.usd, p.times_onchain, p.times_top_earnings)
+            ),
         )
     captured = Table(title="Trust a ring captures against its one-call links with honest agents")
     for column in ("setting", "links", "count", "farm trust share", "× median honest", "USDC"):
@@ -743,7 +854,16 @@ def tables(results: Results) -> list[Table]:
         )
     sized = results.scale
     scale = Table(title="Recomputing the trust score")
-    for column in ("agents", "payers", "payments", "edges", "build graph s", "iterate s", "recompute from SQLite s"):
+    for column in (
+        "agents",
+        "payers",
+        "payments",
+        "edges",
+        "build graph s",
+        "iterate s",
+        "SybilRank s",
+        "recompute from SQLite s",
+    ):
         scale.add_column(column)
     scale.add_row(
         *(
@@ -755,6 +875,7 @@ def tables(results: Results) -> list[Table]:
                 sized.edges,
                 sized.build_graph_s,
                 sized.iterate_s,
+                sized.sybilrank_s,
                 sized.recompute_from_sqlite_s,
             )
         )

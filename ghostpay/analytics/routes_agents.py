@@ -189,10 +189,15 @@ def evidence_json(e: ev.Evidence, decimals: dict[str, int | None], labels: dict[
         "escrow": kind(e.escrow),
         **e.span(),
         "trust": {"score": e.trust_score, "share": e.trust} if e.trust_score is not None else None,
-        "text": ev.describe(
-            e, lambda m, v: f"{whole_tokens(v, decimals.get(m)) or f'{v} atomic units'} {labels.get(m) or short(m)}"
-        ),
+        "text": evidence_text(e, decimals, labels),
     }
+
+
+def evidence_text(e: ev.Evidence, decimals: dict[str, int | None], labels: dict[str, str]) -> str:
+    """`412 paid calls from 97 payers, 41.20 USDC, 30 days`, amounts in whole tokens where the decimals are known."""
+    return ev.describe(
+        e, lambda m, v: f"{whole_tokens(v, decimals.get(m)) or f'{v} atomic units'} {labels.get(m) or short(m)}"
+    )
 
 
 def evidence_mints(found: dict[str, ev.Evidence]) -> set[str]:

@@ -57,7 +57,8 @@ def trust(
 ) -> None:
     """Show or change what the trust score counts: the trusted mints (default: USDC, USDT and PYUSD on
     mainnet-beta, USDC on devnet, the test mints labelled on a localnet) and the pre-trusted seeds (default:
-    none, and every payer in a trusted mint counts alike). A change applies at the next recomputation.
+    none, and every payer in a trusted mint counts alike: EigenTrust; with seeds the score is SybilRank, trust
+    spread from them). A change applies at the next recomputation.
 
     Example: ghost indexer trust --db index.db --add EURC --seed 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU
     --recompute

@@ -12,22 +12,26 @@ by trusted wallets raises an agent, paying does not, so buying calls from honest
 a farm paid in a mint of its own gets nothing (no link), and a cluster that only pays itself keeps just the jumps
 that land on its own wallets.
 
-With pre-trusted seeds (`trust_seeds`: wallets the operator knows), a first pass jumps to the seeds only; the
-wallets that count are then the seeds and the customers of every agent that pass reached (they paid, in trusted
-money, an agent the seeds' trust reaches), and the trust is the second pass, its jumps uniform on them. A farm's
-wallets count only once each has bought from such an agent: its price is one real call, fees and rent per wallet.
+With pre-trusted seeds (`trust_seeds`: wallets the operator knows) the score is SybilRank (Cao et al. 2012)
+instead: the same payments as an undirected graph (payer — agent weighted by value, agent — owner), the seeds'
+trust spread by a short lazy random walk (2·⌈log₂ n⌉ half-speed steps: stopped long before it mixes, so trust
+that crossed few cheap edges into a farm stays small however large the farm), and each node ranked by its trust
+over its weighted degree. Trust reaches a farm only over edges to the market the seeds reach, in proportion to
+their value: a farm buying calls gets what its purchases weigh against the seller's other customers, spread over
+every payment inside the farm. An honest agent in no component with a seed (its customers paid nobody else) gets
+none either. (`eigentrust` also takes seeds: its first pass jumps to them, the second to them and the customers
+of what it reached; `bench/trust.py` compares both.)
 
 What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent in a trusted mint
 looks like as many new honest customers (the jumps land on every payer), so its trust grows with its number of
 wallets, at the price of their fees and rent; no reputation function that treats every wallet alike can avoid that
-(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). With seeds a farm must buy one real call per wallet
-from the market the seeds reach, and an honest agent none of whose customers ever bought there gets no trust either.
-`bench/trust.py` measures both.
+(Cheng and Friedman, "Sybilproof reputation mechanisms", 2005). `bench/trust.py` measures both settings.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 JUMP = 0.15  # a: the probability of a random jump to the seeds (PageRank's 1 - damping)
 TOLERANCE = 1e-10  # L1 change between iterations at which the power iteration stops
 MAX_ITERATIONS = 200
+STAY = 0.5  # SybilRank's walk stays put half of each step: payers pay agents, so a plain walk would oscillate
+STEPS_PER_LOG2_N = 2  # the lazy walk moves half as fast: 2·⌈log₂ n⌉ of its steps are SybilRank's ⌈log₂ n⌉
 SCORE_SCALE = 10_000  # an agent's score: basis points of the most trusted agent's trust
 WRITE_CHUNK = 10_000
 
@@ -147,8 +153,33 @@ def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> n
     return power_iteration(graph, uniform_on(n, np.union1d(seeded, customers)), jump)
 
 
+def sybilrank(graph: Graph, seeds: Sequence[str], steps: int | None = None) -> np.ndarray:
+    """Each node's SybilRank: the seeds' trust after `steps` (default 2·⌈log₂ n⌉) steps of a lazy walk over the
+    undirected weighted graph, divided by the node's weighted degree (0 where no seed's trust arrived)."""
+    n = len(graph.nodes)
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    seeded = sorted({where[s] for s in seeds if s in where})
+    if not seeded:
+        return np.zeros(n)
+    ends = np.concatenate([graph.src, graph.dst]), np.concatenate([graph.dst, graph.src])
+    weight = np.concatenate([graph.weight, graph.weight])
+    degree = np.bincount(ends[0], weights=weight, minlength=n)
+    share = weight / degree[ends[0]]
+    t = np.zeros(n)
+    t[seeded] = 1.0 / len(seeded)
+    for _ in range(steps if steps is not None else STEPS_PER_LOG2_N * math.ceil(math.log2(n))):
+        t = STAY * t + (1 - STAY) * np.bincount(ends[1], weights=share * t[ends[0]], minlength=n)
+    return np.divide(t, degree, out=np.zeros(n), where=degree > 0)
+
+
+def trust_vector(graph: Graph, seeds: Sequence[str]) -> np.ndarray:
+    """The index's trust: EigenTrust with uniform jumps without seeds, SybilRank from the seeds with them."""
+    return sybilrank(graph, seeds) if seeds else eigentrust(graph)
+
+
 def agent_scores(graph: Graph, trust: np.ndarray) -> dict[str, tuple[float, int]]:
-    """agent -> (its share of the trust, basis points of the most trusted agent's)."""
+    """agent -> (its trust: a share of the total, or SybilRank's trust per unit of degree; basis points of the most
+    trusted agent's)."""
     if not len(graph.agents):
         return {}
     values = trust[graph.agents]
@@ -197,7 +228,7 @@ def recompute(engine: Engine, labels_path: str | None = None, decimals: dict[str
         owners = {a: o for a, o in everyone if o}
         seeds = list(connection.execute(select(table_of(TrustSeed).c.address)).scalars())
         graph = build_graph(((p, a, m, int(v)) for p, a, m, v in rows), owners, trusted)
-        scores = agent_scores(graph, eigentrust(graph, seeds))
+        scores = agent_scores(graph, trust_vector(graph, seeds))
         now = time.time()
         table = table_of(AgentTrust)
         connection.execute(delete(table))

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from bench import trust as bench
+from ghostpay.analytics.api import ApiSettings
 from ghostpay.indexer import evidence as ev, trust
 from ghostpay.indexer.models import PaymentEdge, connect, table_of
 from ghostpay.token_labels import DEVNET_GENESIS, MAINNET_GENESIS
 from ghostpay.trusted_mints import TrustedMint, default_trusted_mints, effective_trusted_mints
+from tests.analytics.conftest import ServedApi
 
 MAINNET_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 MAINNET_USDT = "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
@@ -153,7 +156,7 @@ def test_search_filters_on_trusted_payers_and_volume(tmp_path: Path) -> None:
 def ranked(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]]:
-    """A small economy (300 buyers, 50 sellers, the three farms) indexed once, scored under both settings."""
+    """A small economy (300 buyers, 50 sellers, the three farms) indexed once, scored in every setting."""
     eco = bench.build_economy(buyers=300, sellers=50)
     engine = connect(f"sqlite:///{tmp_path_factory.mktemp('trust') / 'index.db'}")
     bench.index_economy(engine, eco)
@@ -195,37 +198,106 @@ def test_a_junk_mint_farm_ranks_last_without_seeds(
 def test_with_seeds_every_farm_ranks_below_every_honest_agent_with_5_payers(
     ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
 ) -> None:
-    """Seeds (5 % of the honest buyers): every farm agent, ring, junk or connected (its one real call goes out
-    to an honest agent), has no trust; every honest agent a seed paid ranks above all of them, and so does every
-    honest agent with 5 or more distinct honest payers."""
+    """Seeds (5 % of the honest buyers), SybilRank in the index: the ring and the junk farm, with no trusted edge to
+    the honest economy, have no trust; the connected farm only what its owner's one call lets through; every honest
+    agent a seed paid, and every honest agent with 5 or more distinct honest payers, ranks above every farm agent.
+    Seeded EigenTrust (the score before SybilRank, still in `bench.trust`'s comparison) leaves every farm at 0."""
     eco, shares, _ = ranked
     seeded = shares["seeded"]
-    for farm in eco.farms.values():
-        assert all(seeded.get(a, 0.0) == 0.0 for a in farm)
+    for shape in ("ring", "junk"):
+        assert all(seeded.get(a, 0.0) == 0.0 for a in eco.farms[shape])
+    best_farm = max(seeded.get(a, 0.0) for farm in eco.farms.values() for a in farm)
     seeds = set(bench.seeds_of(eco))
     reached = {p.agent for p in eco.payments if p.payer in seeds}
-    assert reached and all(seeded[a] > 0 for a in reached)
+    assert reached and all(seeded[a] > best_farm for a in reached)
     strong = [a for a, n in eco.honest_payers().items() if n >= bench.MIN_HONEST_PAYERS and a in eco.honest_agents]
-    assert strong and all(seeded.get(a, 0.0) > 0 for a in strong)
+    assert strong and all(seeded.get(a, 0.0) > best_farm for a in strong)
+    figures = bench.shape_figures(eco, "seeded", {}, seeded)
+    assert all(f.strong_not_above == 0 for f in figures)
+    eigentrust = shares["seeded-eigentrust"]
+    assert all(eigentrust.get(a, 0.0) == 0.0 for farm in eco.farms.values() for a in farm)
+    assert all(eigentrust[a] > 0 for a in strong)
 
 
 def test_buying_from_honest_agents_buys_no_trust(
     ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
 ) -> None:
-    """Trust flows from payer to payee only: without seeds a ring whose wallets buy ever more calls from honest
-    agents never gains (it loses a little to them); with seeds each call bought makes one more of its wallets
-    count (a customer of the market the seeds reach), so its trust grows with the calls, never above those
-    wallets' share of the jumps; honest buyers paying it raise it in both: the curves `bench.trust` reports."""
+    """Without seeds (EigenTrust) a ring whose wallets buy ever more calls from honest agents never gains (it loses
+    a little to them). With seeds, SybilRank (the index's): the ring starts at 0 and the calls it buys let in a
+    trust that stays below the median honest agent's; seeded EigenTrust (the comparison) instead counts each
+    wallet that bought one call as a customer of the market, up to that wallet's share of the jumps. Honest buyers
+    paying the ring raise it in every setting: that is selling. The curves `bench.trust` reports."""
     eco, _, _ = ranked
     uniform = bench.captured_curve(eco, "uniform", [])
     bought = [c.farm_trust_share for c in uniform if c.direction == "bought"]
     assert all(later <= bought[0] * (1 + 1e-9) for later in bought), bought
-    seeded = bench.captured_curve(eco, "seeded", bench.seeds_of(eco))
-    bought = [c for c in seeded if c.direction == "bought"]
-    assert bought[0].farm_trust_share == 0.0 and bought[-1].farm_trust_share > 0
+    seeds = bench.seeds_of(eco)
+    sybilrank = bench.captured_curve(eco, "seeded", seeds)
+    bought_sr = [c for c in sybilrank if c.direction == "bought"]
+    assert bought_sr[0].farm_trust_share == 0.0 and bought_sr[-1].farm_trust_share > 0
+    assert all(c.farm_over_median_honest < 1 for c in bought_sr), bought_sr
+    eigentrust = bench.captured_curve(eco, "seeded-eigentrust", seeds)
+    bought_et = [c for c in eigentrust if c.direction == "bought"]
+    assert bought_et[0].farm_trust_share == 0.0 and bought_et[-1].farm_trust_share > 0
     payers = len({p.payer for p in eco.payments if p.mint == eco.usdc})
-    for c in bought:  # at most its wallets that bought, out of every wallet that counts
+    for c in bought_et:  # at most its wallets that bought, out of every wallet that counts
         assert c.farm_trust_share <= min(c.honest_edges, bench.FARM_WALLETS) / (payers / 10)
-    for curve in (uniform, seeded):
+    for curve in (uniform, sybilrank, eigentrust):
         sold = [c.farm_trust_share for c in curve if c.direction == "sold"]
         assert sold[-1] > sold[0]
+
+
+def test_with_seeds_no_farm_buys_its_way_into_the_top_10_percent(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """SybilRank from the seeds: neither 2,000 wallets each paying the farm and buying a call from the market's
+    most trusted agent, nor one wallet buying 1,000,000 USDC of calls from the ten most popular, lift the farm's
+    agent into the top 10 %; seeded EigenTrust (what SybilRank replaced) is reached by fewer than 100 wallets."""
+    eco, _, _ = ranked
+    seeds = bench.seeds_of(eco)
+    assert bench.wallets_price(eco, "seeded", seeds, 1.0, limit=2_000).wallets is None
+    assert bench.buying_price(eco, "seeded", seeds, 1.0, limit_usdc=1_000_000.0).wallets is None
+    reached = bench.wallets_price(eco, "seeded-eigentrust", seeds, 1.0, limit=2_000).wallets
+    assert reached is not None and reached < 100
+
+
+# the Bazaar --------------------------------------------------------------------------------------------------------
+
+
+def test_bazaar_items_carry_the_trust_score_and_trusted_evidence(tmp_path: Path) -> None:
+    """The indexer API's Bazaar items hold, in `extensions.ghostpay`, the agent's evidence in trusted mints (paid
+    calls, distinct payers, volume per trusted mint) and, once computed, its trust score: an honest agent's as the
+    index has it, the junk-mint farm's none of its 200 calls and a trust of 0."""
+    eco = bench.build_economy(buyers=60, sellers=12)
+    db_url = f"sqlite:///{tmp_path / 'index.db'}"
+    engine = connect(db_url)
+    bench.index_economy(engine, eco)
+    bench.configure(engine, eco, seeds=[])
+    busiest = max(eco.paid_honest_agents(), key=lambda a: sum(p.agent == a for p in eco.payments))
+    farm = eco.farms["junk"][0]
+
+    def items(api: ServedApi) -> dict[str, dict[str, Any]]:
+        answer = api.get("/discovery/resources", params={"limit": 100})
+        assert answer.status_code == 200, answer.text
+        found = [item["extensions"]["ghostpay"] for item in answer.json()["items"]]
+        return {e["agent"]: e for e in found}
+
+    with ServedApi(ApiSettings(db_url, webhooks=False)) as api:
+        before = items(api)
+        assert "trust" not in before[busiest]  # not computed yet: no score, the evidence already
+        trust.recompute(engine)
+        after = items(api)
+    paid = [p for p in eco.payments if p.agent == busiest and not p.escrow]
+    released = [p for p in eco.payments if p.agent == busiest and p.escrow]
+    shown = after[busiest]["trustedEvidence"]
+    assert before[busiest]["trustedEvidence"] == shown
+    assert (shown["paidCalls"], shown["escrowReleases"]) == (len(paid), len(released))
+    assert shown["payers"] == len({p.payer for p in paid + released})
+    assert shown["volume"] == {eco.usdc: str(sum(p.amount for p in paid))}
+    assert shown["text"].startswith(f"{len(paid)} paid calls from ")
+    _, shares = bench.stored_scores(engine)
+    assert after[busiest]["trust"]["share"] == pytest.approx(shares[busiest]) and shares[busiest] > 0
+    junk = after[farm]
+    assert junk["verifiedPaidCalls"] == bench.FARM_WALLETS * bench.FARM_CALLS  # on chain: every call counted
+    assert (junk["trustedEvidence"]["paidCalls"], junk["trustedEvidence"]["payers"]) == (0, 0)
+    assert junk["trustedEvidence"]["volume"] == {} and junk["trust"] == {"score": 0, "share": 0.0}

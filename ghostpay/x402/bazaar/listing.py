@@ -82,9 +82,12 @@ class AgentEntry:
         return _is_endpoint(self.endpoint) and bool(self.pay_to) and bool(self.prices)
 
 
-def listing(entry: AgentEntry, program_id: str, network: str, extra: dict[str, Any]) -> Listing:
+def listing(
+    entry: AgentEntry, program_id: str, network: str, extra: dict[str, Any], more: dict[str, Any] | None = None
+) -> Listing:
     """The agent as the package's `DiscoveryResource`: one `accepts` entry per mint at its price (with `extra`),
-    GhostPay's evidence in `extensions.ghostpay`."""
+    GhostPay's evidence in `extensions.ghostpay` (with `more`: what only the index knows, its trust score and
+    evidence in trusted mints)."""
     accepts = [
         PaymentRequirements(
             scheme=SCHEME,
@@ -107,6 +110,7 @@ def listing(entry: AgentEntry, program_id: str, network: str, extra: dict[str, A
         "payers": entry.payers,
         "lastPaidAt": iso(entry.last_paid_at),
         "capabilities": list(entry.capabilities),
+        **(more or {}),
     }
     resource = DiscoveryResource(
         resource=entry.endpoint,
