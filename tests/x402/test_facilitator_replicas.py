@@ -1,7 +1,7 @@
 """Facilitator replicas on one PostgreSQL (`ghost facilitator start --db postgresql://…`): a payment is claimed
 once across processes, and what a SIGKILLed replica left pending is finished by another, or by itself restarted.
 
-The size of the fleet test: GHOSTPAY_REPLICA_CALLS (default 600; the issue's 2,000 with GHOSTPAY_REPLICA_CALLS=2000),
+The size of the fleet test: GHOSTPAY_REPLICA_CALLS (default 2,000, the issue's size; fewer for a quick run),
 GHOSTPAY_REPLICA_BUYERS (16) and GHOSTPAY_REPLICA_CONCURRENCY (32)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tests.x402.craft import latest_blockhash, payment
 from tests.x402.replicas import Fleet, landed, pay_all
 from tests.x402.test_facilitator_crash import requirements_for, signed_by
 
-CALLS = int(os.environ.get("GHOSTPAY_REPLICA_CALLS", "600"))
+CALLS = int(os.environ.get("GHOSTPAY_REPLICA_CALLS", "2000"))
 BUYERS = int(os.environ.get("GHOSTPAY_REPLICA_BUYERS", "16"))
 CONCURRENCY = int(os.environ.get("GHOSTPAY_REPLICA_CONCURRENCY", "32"))
 ATTEMPTS = 60  # sends of one payment (0.2 s apart, and each a request) before its buyer gives up
