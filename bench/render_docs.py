@@ -123,6 +123,7 @@ def indexer(results: dict[str, Any]) -> str:
 
 
 def x402(rows: list[Row]) -> str:
+    """The simulations column is empty in results written before it existed."""
     return columns(
         ("scenario", "scenario"),
         ("concurrency", "concurrency"),
@@ -134,7 +135,8 @@ def x402(rows: list[Row]) -> str:
         ("CPU ms/call: servers", "server_cpu_ms"),
         ("localnet", "localnet_cpu_ms"),
         ("buyers", "client_cpu_ms"),
-    )(rows)
+        ("simulations per paid call", "simulations"),
+    )([{"simulations": None, **row} for row in rows])
 
 
 METRIC_VALUE_UNIT = columns(("metric", "metric"), ("value", "value"), ("unit", "unit"))
