@@ -398,8 +398,9 @@ def row(scenario: str, concurrency: int, latencies: list[float], wall: float, cp
         round(statistics.median(ordered), 1),
         round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
         round(len(ordered) / wall, 1),
-        None,
-        *per_call,
+        server_cpu_ms=per_call[0],
+        localnet_cpu_ms=per_call[1],
+        client_cpu_ms=per_call[2],
     )
 
 
