@@ -28,8 +28,8 @@ check: setup
 bench: setup
 	.venv/bin/python -m bench.compute_units
 
-# Localnet start-up, HTTP vs in-process throughput, getProgramAccounts over 10,000 agents, RSS and start-up
-# as the ledger grows to 100,000 transactions (LOCALNET_BENCH_GROWTH=1000000 for a million).
+# Localnet start-up, send-and-confirm over HTTP (1, 4, 16 in flight) ÷ in-process, getProgramAccounts over
+# 10,000 agents, RSS and start-up as the ledger grows to 100,000 transactions (LOCALNET_BENCH_GROWTH=1000000 for a million).
 bench-localnet: setup
 	.venv/bin/python -m bench.localnet
 
@@ -53,7 +53,8 @@ bench-indexer-scale: setup
 bench-api: setup
 	.venv/bin/python -m bench.api
 
-# Paid x402 calls through ghost x402 proxy + ghost facilitator next to the official stack → bench/results/x402.json,
+# Paid x402 calls through ghost x402 proxy + ghost facilitator (official, bench-only and product buyers; cold from
+# process start) next to the official stack → bench/results/x402.json,
 # then the buyer's overhead per call (as bench-x402-buyer) → bench/results/x402_buyer.json.
 bench-x402: setup
 	.venv/bin/python -m bench.x402

@@ -15,7 +15,11 @@ proxy with `record_x402_payment` after the Memo (a GhostPay buyer's transaction:
 reputation-bearing payment, the buyer's one-time PayerStats rent fronted by the facilitator); each at
 concurrency 1 and 8 (one buyer per worker). A paid call is the whole exchange a buyer sees: the 402, building and
 signing the payment (with a `getLatestBlockhash`), the paid retry, verify, the upstream, settle and
-confirmation. The cold row is the first paid call through a freshly started proxy.
+confirmation. Beside the bench-only recording buyer, the product's buyer (`ghostpay.x402.x402_http` on a
+`GhostPayClient`, spending guards and their ledger on) pays the same proxy. The cold rows time what a user
+waits from typing the command: `ghost x402 proxy` started (the facilitator running) until the first paid call
+through it is answered, and `ghost facilitator start` then `ghost x402 proxy` (each started once the one before
+announced it listens) until that call is answered: process start, imports and start-up included (median of 3).
 
 The checks each side runs on a paid call (every one on, in both stacks):
 - official stack: verify = the exact scheme's checks + a simulation; settle = the checks again + a
@@ -26,7 +30,8 @@ The checks each side runs on a paid call (every one on, in both stacks):
   the per-payer rate limit, the SOL floor, the exact scheme's checks (and the record instruction's, on the
   recorded rows) + a simulation; settle = the log, the guards, the checks again, the floor's reservation,
   the log row with the signature written before the send, the send with its preflight (the node's simulation against the
-  current state, atomic with the send: no simulation is reused), confirmation by `signatureSubscribe`,
+  current state, atomic with the send: verify's simulation is not reused; only a resend of a payment left pending
+  is simulated first, with `simulateTransaction`, then sent without preflight), confirmation by `signatureSubscribe`,
   the row marked landed, then settled once the answer is handed over.
 
 GHOSTPAY_BENCH_X402_KEYLESS=1 runs GhostPay's side without a seller key (the facilitator serving its loopback
@@ -80,6 +85,15 @@ KEYLESS = os.environ.get("GHOSTPAY_BENCH_X402_KEYLESS") == "1"  # no seller key:
 ROUNDS = size(5, 1)
 CONCURRENCY = (1, 8)
 PRICE = Decimal("0.01")
+COLD_RUNS = size(3, 1)
+COLD_PROXY = "paid, cold: `ghost x402 proxy` started → first paid call answered (facilitator running)"
+COLD_BOTH = "paid, cold: `ghost facilitator start`, then `ghost x402 proxy` → first paid call answered"
+# What each stack simulates per paid call (read from the package and ghostpay/x402/facilitator/scheme.py, settle.py).
+OFFICIAL_SIMULATIONS = "2: verify's, settle's (simulateTransaction each), then sent without preflight"
+SIMULATIONS = (
+    "2, none reused: verify's simulateTransaction; settle re-runs the checks and sends with preflight on "
+    "(the node's simulation on the current state, atomic with the send)"
+)
 SOL = 1_000_000_000
 
 
@@ -95,6 +109,7 @@ class Row:
     server_cpu_ms: float | None = None  # per call, the servers of the scenario's stack together
     localnet_cpu_ms: float | None = None
     client_cpu_ms: float | None = None
+    simulations: str | None = None  # per paid call, and whether settle reuses verify's
 
 
 # servers run as `python -m bench.x402 SERVE ...` ---------------------------------------------------------
@@ -280,6 +295,37 @@ class RecordingBuyer:
         await self.http.aclose()
 
 
+class ProductBuyer:
+    """The product's buyer as a user runs it: `ghostpay.x402.x402_http` on a `GhostPayClient`, its spending guards
+    on (a per-call cap, a daily budget) with their ledger (a SQLite file per buyer), paying with
+    `record_x402_payment` when the 402 offers GhostPay's extension, as the proxy's does."""
+
+    def __init__(self, rpc_url: str, ws_url: str, keypair: Keypair, ledger: Path) -> None:
+        from ghostpay.spending import GuardedWallet, SpendingGuards
+
+        self.gp = GhostPayClient(rpc_url, keypair, ws_url=ws_url)
+        self.guards = GuardedWallet(SpendingGuards(per_call=PRICE * 2, daily=PRICE * 10**6), ledger)
+        self.http: Any = None
+
+    async def get(self, url: str) -> httpx.Response:
+        from ghostpay.x402 import x402_http
+        from ghostpay.x402.buyer import payment_record
+
+        if self.http is None:
+            await self.gp.__aenter__()
+            self.http = await x402_http(self.gp, guards=self.guards).__aenter__()
+        answer: httpx.Response = await self.http.get(url)
+        paid = payment_record(answer)
+        if answer.status_code == 200 and (paid is None or not paid.settled):
+            raise RuntimeError(f"{url}: served without a settled payment: {paid}")
+        return answer
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.__aexit__(None, None, None)
+            await self.gp.__aexit__(None, None, None)
+
+
 Client = Callable[[int], Any]  # worker index -> an object with async get(url) and aclose()
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -352,28 +398,70 @@ def row(scenario: str, concurrency: int, latencies: list[float], wall: float, cp
         round(statistics.median(ordered), 1),
         round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
         round(len(ordered) / wall, 1),
-        None,
-        *per_call,
+        server_cpu_ms=per_call[0],
+        localnet_cpu_ms=per_call[1],
+        client_cpu_ms=per_call[2],
     )
 
 
 async def cold_call(
-    folder: Path, rpc_url: str, args: list[str], buyer: Keypair, warm_on: str, env: dict[str, str]
+    folder: Path, rpc_url: str, starts: list[tuple[list[str], dict[str, str]]], buyer: Keypair, warm_on: str
 ) -> float:
-    """The first paid call through a freshly started proxy (the buyer's client warmed elsewhere)."""
+    """Milliseconds from starting `ghost` servers as a user does (each `ghost ARGS` in turn, the next once the
+    one before announced it listens; a "{facilitator}" argument is the URL of the facilitator started before)
+    to the first paid call's answer through the last (the proxy); the buyer's client warmed on another server."""
     async with official_client(rpc_url, buyer) as client:
         await client.get(warm_on)
-        proc, announce = ghost(folder, *args, env=env)
+        procs: list[subprocess.Popen[str]] = []
         try:
             started = time.perf_counter()
+            announce: dict[str, Any] = {}
+            for args, env in starts:
+                proc, announce = ghost(
+                    folder, *(a.replace("{facilitator}", announce.get("url", "")) for a in args), env=env
+                )
+                procs.append(proc)
             answer = await client.get(f"{announce['url']}/translate")
             elapsed = (time.perf_counter() - started) * 1000
             if answer.status_code != 200:
                 raise RuntimeError(answer.text)
             return elapsed
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=15)
+
+
+def seller_key(folder: Path, db: Path) -> dict[str, str]:
+    """The environment of a proxy holding a new seller key of the facilitator database `db` (quotas that a
+    benchmark does not reach, rent fronted)."""
+    if KEYLESS:
+        return {}
+    added = subprocess.run(
+        [
+            GHOST,
+            "--output",
+            "json",
+            "facilitator",
+            "keys",
+            "add",
+            "bench",
+            "--front-rent",
+            "--max-rent-outstanding",
+            "1000",
+            "--settles-per-minute",
+            "1000000",
+            "--fee-lamports-per-day",
+            str(10**15),
+            "--db",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GHOSTPAY_HOME": str(folder)},
+    )
+    return {"GHOSTPAY_FACILITATOR_KEY": json.loads(added.stdout)["key"]}
 
 
 def main() -> None:
@@ -432,57 +520,16 @@ def main() -> None:
         # A seller key: the facilitator then authenticates every verify and settle (the proxy signs each with an
         # HMAC) and runs the key's quotas and rent cap, as a facilitator serving other sellers must
         # (GHOSTPAY_BENCH_X402_KEYLESS=1: none, the facilitator serves its loopback clients as their operator).
-        key_env = (
-            {}
-            if KEYLESS
-            else {
-                "GHOSTPAY_FACILITATOR_KEY": json.loads(
-                    subprocess.run(
-                        [
-                            GHOST,
-                            "--output",
-                            "json",
-                            "facilitator",
-                            "keys",
-                            "add",
-                            "bench",
-                            "--front-rent",
-                            "--max-rent-outstanding",
-                            "1000",
-                            "--settles-per-minute",
-                            "1000000",
-                            "--fee-lamports-per-day",
-                            str(10**15),
-                            "--db",
-                            str(folder / "f.db"),
-                        ],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        env={**os.environ, "GHOSTPAY_HOME": str(folder)},
-                    ).stdout
-                )["key"]
-            }
-        )
-        facilitator, fac = ghost(
-            folder,
-            "-u",
-            rpc,
-            "-k",
-            keypair_file(folder, chain.funded(1000)),
-            "facilitator",
-            "start",
-            "--port",
-            str(free_port_pair()[0]),
-            "--db",
-            str(folder / "f.db"),
-            "--rate-limit",
-            "1000000",
-            "--sweep-interval",
-            "0",
-            "--asset",
-            str(mint),
-        )
+        key_env = seller_key(folder, folder / "f.db")
+        fee_payer_file = keypair_file(folder, chain.funded(1000))
+
+        def facilitator_args(db: Path) -> list[str]:
+            return [
+                *("-u", rpc, "-k", fee_payer_file, "facilitator", "start", "--port", str(free_port_pair()[0])),
+                *("--db", str(db), "--rate-limit", "1000000", "--sweep-interval", "0", "--asset", str(mint)),
+            ]
+
+        facilitator, fac = ghost(folder, *facilitator_args(folder / "f.db"))
         procs.append(facilitator)
         proxy_args = [
             "-u",
@@ -496,11 +543,16 @@ def main() -> None:
             "--upstream",
             upstream,
             "--facilitator",
-            fac["url"],
+            "{facilitator}",
             "--route",
             "GET /translate",
         ]
-        proxy, prx = ghost(folder, *proxy_args, "--port", str(free_port_pair()[0]), env=key_env)
+
+        def proxy_on(facilitator_url: str) -> list[str]:
+            port = str(free_port_pair()[0])
+            return [*(a.replace("{facilitator}", facilitator_url) for a in proxy_args), "--port", port]
+
+        proxy, prx = ghost(folder, *proxy_on(fac["url"]), env=key_env)
         procs.append(proxy)
         wait_http(f"{upstream}/free", procs[0])
         wait_http(f"{official}/translate", procs[1])
@@ -533,9 +585,15 @@ def main() -> None:
                 CpuMeter(ghostpay_stack, chain.node.proc.pid),
             ),
             (
-                "paid: GhostPay proxy + facilitator, recorded payment",
+                "paid: GhostPay proxy + facilitator, recorded payment (bench-only buyer)",
                 f"{prx['url']}/translate",
                 lambda i: RecordingBuyer(rpc, buyers[i]),
+                CpuMeter(ghostpay_stack, chain.node.proc.pid),
+            ),
+            (
+                "paid: GhostPay proxy + facilitator, product buyer (x402_http, guards + ledger on, recorded)",
+                f"{prx['url']}/translate",
+                lambda i: ProductBuyer(rpc, chain.node.ws_url, buyers[i], folder / f"buyer-ledger-{i}.sqlite3"),
                 CpuMeter(ghostpay_stack, chain.node.proc.pid),
             ),
         ]
@@ -559,26 +617,25 @@ def main() -> None:
         for r in rows:
             if r.scenario.startswith("paid:"):
                 r.p50_vs_official = round(r.p50_ms / official_p50[r.concurrency], 2)
-        cold = asyncio.run(
-            cold_call(
-                folder,
-                rpc,
-                [*proxy_args, "--port", str(free_port_pair()[0])],
-                buyers[0],
-                f"{official}/translate",
-                key_env,
+                r.simulations = OFFICIAL_SIMULATIONS if r.scenario.startswith("paid: official") else SIMULATIONS
+        colds: dict[str, list[float]] = {COLD_PROXY: [], COLD_BOTH: []}
+        for run in range(COLD_RUNS):
+            db = folder / f"cold-{run}.db"
+            both = [(facilitator_args(db), {}), (proxy_on("{facilitator}"), seller_key(folder, db))]
+            for name, starts in ((COLD_PROXY, [(proxy_on(fac["url"]), key_env)]), (COLD_BOTH, both)):
+                colds[name].append(asyncio.run(cold_call(folder, rpc, starts, buyers[0], f"{official}/translate")))
+        for name, times in colds.items():
+            rows.append(
+                Row(
+                    name,
+                    1,
+                    len(times),
+                    round(statistics.median(times), 1),
+                    round(max(times), 1),
+                    round(1000 / statistics.median(times), 2),
+                    simulations=SIMULATIONS,
+                )
             )
-        )
-        rows.append(
-            Row(
-                "paid: first call through a freshly started proxy (cold)",
-                1,
-                1,
-                round(cold, 1),
-                round(cold, 1),
-                round(1000 / cold, 1),
-            )
-        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -591,9 +648,8 @@ def main() -> None:
 
     table = Table(
         title=f"x402 paid calls on a localnet ({CALLS} calls a row, one buyer per worker)",
-        caption="both stacks simulate every payment twice (at verify, and at settle right before the "
-        "send; GhostPay's is the send's preflight); GhostPay also logs each settle before its "
-        "send (see the module docstring)",
+        caption=f"simulations per paid call: official stack {OFFICIAL_SIMULATIONS}; GhostPay {SIMULATIONS}. "
+        "GhostPay also logs each settle before its send (see the module docstring)",
     )
     for column in (
         "scenario",

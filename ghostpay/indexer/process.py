@@ -203,6 +203,41 @@ class CopyRows:
                 copy.write_row([row[c] for c in columns])
 
 
+def _unindexed(column: Any) -> Any:
+    """`column || ''`: the same text, through no index of the column (SQLite's planner, without statistics,
+    would take an index of a column that nearly every row shares)."""
+    return column.op("||")("")
+
+
+@cache
+def rating_update() -> Any:
+    """The UPDATE of a stored payment that a rating names: the newest applied unrated one of its agent, reference
+    and payer (raw_events.id: the order events were applied in). Found through the reference's index, the only
+    one that narrows it to a payment or two: through the event name's or the outcome's, each rating read every
+    recorded payment, a back-fill's time growing with the square of its payments."""
+    table, raw = table_of(Payment), table_of(RawEvent)
+    newest = (
+        select(table.c.signature, table.c.instruction_index)
+        .join(
+            raw,
+            and_(
+                raw.c.signature == table.c.signature,
+                raw.c.instruction_index == table.c.instruction_index,
+                _unindexed(raw.c.name) == "X402PaymentRecorded",
+            ),
+        )
+        .where(
+            table.c.reference == bindparam("key_reference"),
+            _unindexed(table.c.agent) == bindparam("key_agent"),
+            _unindexed(table.c.payer) == bindparam("key_payer"),
+            _unindexed(table.c.outcome) == "recorded",
+        )
+        .order_by(raw.c.id.desc())
+        .limit(1)
+    )
+    return table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest))
+
+
 @cache
 def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
@@ -848,29 +883,7 @@ class Batch:
                 append = CopyRows(table_of(model)) if self.dialect == "postgresql" else table_of(model).insert()
                 self._writes.append((append, rows))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
-            table, raw = table_of(Payment), table_of(RawEvent)
-            newest = (
-                select(table.c.signature, table.c.instruction_index)
-                .join(
-                    raw,
-                    and_(
-                        raw.c.signature == table.c.signature,
-                        raw.c.instruction_index == table.c.instruction_index,
-                        raw.c.name == "X402PaymentRecorded",
-                    ),
-                )
-                .where(
-                    table.c.agent == bindparam("key_agent"),
-                    table.c.reference == bindparam("key_reference"),
-                    table.c.payer == bindparam("key_payer"),
-                    table.c.outcome == "recorded",
-                )
-                .order_by(raw.c.id.desc())
-                .limit(1)
-            )  # raw_events.id: the order events were applied in
-            self._writes.append(
-                (table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest)), self._outcomes)
-            )
+            self._writes.append((rating_update(), self._outcomes))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]

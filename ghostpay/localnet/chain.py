@@ -200,6 +200,13 @@ def fee_payer_error(account: Account | None, fee: int, rent_exempt: Callable[[in
     return None
 
 
+def runtime() -> LiteSVM:
+    """LiteSVM as the localnet runs it (default features, signatures verified). Blockhash age is checked by the
+    chain (150 slots), duplicates too: LiteSVM's own checks are stricter. bench/localnet.py times its ceiling on
+    this same runtime."""
+    return LiteSVM().with_blockhash_check(False).with_transaction_history(0)
+
+
 class Chain:
     """LiteSVM with GhostPay and the SPL programs, a slot clock, an account index and a ledger."""
 
@@ -207,8 +214,7 @@ class Chain:
         self.ledger = ledger
         self.program_id = program_id
         self.listeners: list[ChainListener] = []
-        # Blockhash age is checked here (150 slots), duplicates too: LiteSVM's own checks are stricter.
-        self.svm = LiteSVM().with_blockhash_check(False).with_transaction_history(0)
+        self.svm = runtime()
         self.schedule = self.svm.get_epoch_schedule()
         self.owner_of: dict[Pubkey, Pubkey] = {}
         self.by_owner: dict[Pubkey, set[Pubkey]] = {}
