@@ -826,9 +826,9 @@ async def search_chain(
     include_inactive: bool,
     limit: int,
 ) -> tuple[list[tuple[AgentInfo, Mints]], int]:
-    """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK.
-    Returns the first `limit` agents and how many matched."""
-    agents = await gp.search_agents(
+    """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK on lean listings (only the
+    first `limit` are decoded in full). Returns them and how many matched."""
+    agents, total = await gp.search_agents_counted(
         x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
         capability=capability,
         token=mint,
@@ -836,8 +836,9 @@ async def search_chain(
         min_reputation=floor,
         active=None if include_inactive else True,
         sort=order,
+        limit=limit,
     )
-    return await with_mints(gp, agents[:limit]), len(agents)
+    return await with_mints(gp, agents), total
 
 
 app.command("registration-file")(agent_erc8004.registration_file)
