@@ -108,7 +108,7 @@ STRINGS_BEFORE_CAPABILITIES = 3  # description, metadata_uri, x402_service_endpo
 
 
 def _skip_string(data: bytes, offset: int) -> int:
-    end = offset + 4 + _U32.unpack_from(data, offset)[0]
+    end: int = offset + 4 + _U32.unpack_from(data, offset)[0]
     if end > len(data):
         raise DecodeError("string runs past the end")
     return end
@@ -145,7 +145,18 @@ def read_listing(data: bytes) -> AgentListing:
             capabilities.append(capability)
     except (struct.error, UnicodeDecodeError) as exc:
         raise DecodeError(f"Agent: {exc}") from None
-    return AgentListing(*head, tokens, name, tuple(capabilities))
+    owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at = head
+    return AgentListing(
+        owner,
+        x402_enabled,
+        is_active,
+        reputation_score,
+        x402_total_calls,
+        created_at,
+        tokens,
+        name,
+        tuple(capabilities),
+    )
 
 
 def listed_price(listing: AgentListing, mint: bytes | None) -> int | None:

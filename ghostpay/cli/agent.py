@@ -803,15 +803,22 @@ def search(
 
         source = "indexer"
         with st.spinner("Searching the index…"):
-            found, total = search_indexed(st, *query)
+            found, total, capped = search_indexed(st, *query)
     else:
-        source = "chain"
+        source, capped = "chain", False
         found, total = st.run(lambda gp: search_chain(gp, *query), signer=False, status="Searching…")
     more = f", showing {len(found)}" if total > len(found) else ""
+    counted = f"{total:,}+" if capped else str(total)  # an index counts up to paging.TOTAL_CAP
     emit(
         st,
-        {"source": source, "filters": filters, "total": total, "agents": [agent_json(st, a, m) for a, m in found]},
-        lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})")),
+        {
+            "source": source,
+            "filters": filters,
+            "total": total,
+            "total_capped": capped,
+            "agents": [agent_json(st, a, m) for a, m in found],
+        },
+        lambda out: out.print(agents_table(st, found, f"{counted} agent(s) found (from the {source}{more})")),
     )
 
 

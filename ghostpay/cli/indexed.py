@@ -170,8 +170,9 @@ def _indexed_agent(
     )
 
 
-def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
-    """One page of agents: plain sqlite3 for a SQLite index (no SQLAlchemy import), else `queries`."""
+def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int, bool]:
+    """One page of agents, how many match (counted up to `paging.TOTAL_CAP`) and whether there are more than
+    that: plain sqlite3 for a SQLite index (no SQLAlchemy import), else `queries`."""
     from ghostpay.indexer.paging import QueryError
     from ghostpay.indexer.sqlite_read import sqlite_path
 
@@ -182,23 +183,28 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
             with _sqlite_index(st, path) as index:
                 page = sqlite_read.search_agents(index, **filters)
-            return [_indexed_agent(a, a.capabilities, a.prices, a.earnings) for a in page.items], page.total
+            agents = [_indexed_agent(a, a.capabilities, a.prices, a.earnings) for a in page.items]
+            return agents, page.total, page.total_capped
         from ghostpay.indexer import queries
 
         for session in _session(st):
             found = queries.search_agents(session, **filters)
-            return [
-                _indexed_agent(
-                    a,
-                    queries.agent_capabilities(session, a.address),
-                    queries.agent_prices(session, a.address),
-                    queries.agent_earnings(session, a.address),
-                )
-                for a in found.items
-            ], found.total
+            return (
+                [
+                    _indexed_agent(
+                        a,
+                        queries.agent_capabilities(session, a.address),
+                        queries.agent_prices(session, a.address),
+                        queries.agent_earnings(session, a.address),
+                    )
+                    for a in found.items
+                ],
+                found.total,
+                found.total_capped,
+            )
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
-    return [], 0
+    return [], 0, False
 
 
 def _is_indexed_agent(st: State, address: str) -> bool:
@@ -276,8 +282,9 @@ def search_indexed(
     x402_enabled: bool | None,
     include_inactive: bool,
     limit: int,
-) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
-    """Agents from the database, with the same filters as the chain search; returns them and the total.
+) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int, bool]:
+    """Agents from the database, with the same filters as the chain search; returns them, the total and
+    whether it is capped (more than `paging.TOTAL_CAP` match).
     A price ceiling is in whole units of `mint` (the caller requires one)."""
     decimals = Decimals(st)
     token = str(mint) if mint is not None else None
@@ -288,7 +295,7 @@ def search_indexed(
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
     exact = order in (None, "reputation", "price")
-    agents, total = _search(
+    agents, total, capped = _search(
         st,
         x402_enabled=x402_enabled,
         capability=capability,
@@ -309,7 +316,7 @@ def search_indexed(
         }
         key, descending = keys[order]
         out.sort(key=lambda pair: key(pair[0]), reverse=descending)
-    return out[:limit], total
+    return out[:limit], total, capped
 
 
 def payment_history_indexed(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, distinct, func
+from sqlalchemy import ColumnElement, and_, distinct, func, or_
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer.models import (
@@ -32,22 +32,21 @@ from ghostpay.indexer.models import (
     SkipCounter,
     WorkOrder,
 )
-from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
+from ghostpay.indexer.paging import TOTAL_CAP, Page, QueryError, capped_total, check_page
 from ghostpay.reputation import Tier
 
 
-def _page_bounds(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_PAGE:
-        raise QueryError(f"limit must be 1 to {MAX_PAGE}")
-    if offset < 0:
-        raise QueryError("offset must not be negative")
+def _count(session: Session, statement: Any) -> tuple[int, bool]:
+    """How many rows `statement` selects, counted up to TOTAL_CAP (see `paging.TOTAL_CAP`)."""
+    found = session.exec(select(func.count()).select_from(statement.limit(TOTAL_CAP + 1).subquery())).one()
+    return capped_total(int(found))
 
 
 def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, offset: int) -> Page[Any]:
-    _page_bounds(limit, offset)
-    total = session.exec(select(func.count()).select_from(statement.subquery())).one()
+    check_page(limit, offset)
+    total, capped = _count(session, statement)
     items = list(session.exec(statement.order_by(*order).offset(offset).limit(limit)).all())
-    return Page(items, int(total), offset, limit)
+    return Page(items, total, offset, limit, capped)
 
 
 # agents ---------------------------------------------------------------------------------------------
@@ -110,11 +109,14 @@ def search_agents(
     active: bool | None = True,
     sort: AgentSort = "score",
     limit: int = 50,
-    offset: int = 0,
+    after: Sequence[Any] | None = None,
 ) -> Page[Agent]:
     """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
     units of `token`) needs `token`; price or token filters imply x402_enabled. `sort`: score (highest
-    first) or price (lowest first: the price in `token`, else in each agent's first token); ties by address."""
+    first) or price (lowest first: the price in `token`, else in each agent's first token; agents without
+    one are not listed); ties by address. Keyset pages: `after` is the previous page's `next_after`, so rows
+    inserted meanwhile neither repeat nor shift a page."""
+    check_page(limit, 0, after)
     statement = agent_filter(
         x402_enabled=x402_enabled,
         capability=capability,
@@ -124,15 +126,24 @@ def search_agents(
         tier=tier,
         active=active,
     )
-    if sort == "score":
-        order = [col(Agent.reputation_score).desc(), Agent.address]
-    elif sort == "price":
-        priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
-        price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
-        order = [price.asc(), Agent.address]
+    if sort == "score":  # walks ix_agents_score (migration 6) and stops at the page's end
+        key, descending = col(Agent.reputation_score), True
+    elif sort == "price":  # the price joined from agent_tokens (ix_agent_tokens_mint_price / _position_price)
+        priced = col(AgentToken.mint) == token if token is not None else col(AgentToken.position) == 0
+        statement = statement.join(AgentToken, and_(col(AgentToken.agent) == col(Agent.address), priced))
+        key, descending = col(AgentToken.price), False
     else:
         raise QueryError("sort must be score or price")
-    return _paged(session, statement, order, limit, offset)
+    total, capped = _count(session, statement)
+    address = col(Agent.address)
+    if after is not None:
+        beyond = key < after[0] if descending else key > after[0]
+        statement = statement.where(or_(beyond, and_(key == after[0], address > after[1])))
+    order = [key.desc() if descending else key.asc(), address]
+    rows = list(session.execute(statement.add_columns(key).order_by(*order).limit(limit + 1)).all())
+    items = [agent for agent, _ in rows[:limit]]
+    next_after = (rows[limit - 1][1], items[-1].address) if len(rows) > limit else None
+    return Page(items, total, 0, limit, capped, next_after)
 
 
 @dataclass(frozen=True)
@@ -352,7 +363,7 @@ def event_feed(
     session: Session, after: int = 0, *, names: Sequence[str] | None = None, agent: str | None = None, limit: int = 100
 ) -> list[FeedEvent]:
     """Events applied after the feed cursor `after`, in the order they were applied."""
-    _page_bounds(limit, 0)
+    check_page(limit)
     statement = select(RawEvent).where(col(RawEvent.id) > after)
     if names:
         statement = statement.where(col(RawEvent.name).in_(list(names)))
