@@ -149,8 +149,9 @@ def search_agents(
         f"SELECT agents.*, {key} AS sort_key FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
         [*args, limit + 1],
     ).fetchall()
-    keys = [(row["sort_key"], row["address"]) for row in rows]
-    items = [Record({k: row[k] for k in row.keys() if k != "sort_key"}) for row in rows[:limit]]
+    found = [dict(row) for row in rows]
+    keys = [(values.pop("sort_key"), values["address"]) for values in found]
+    items = [Record(values) for values in found[:limit]]
     next_after = keys[limit - 1] if len(rows) > limit else None
     page = Page(items, total, 0, limit, total_capped, next_after)
     for agent in page.items:  # SQLite stores booleans as 0 / 1
