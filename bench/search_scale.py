@@ -71,7 +71,7 @@ class Row:
 def realistic_agent(rng: random.Random, index: int, mints: list[Pubkey]) -> Agent:
     """One agent as a marketplace holds them: most on x402 with several tokens, text fields filled."""
     name = f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {index}"
-    tokens = [TokenPrice(mint, rng.randint(1_000, 2_000_000)) for mint in rng.sample(mints, rng.randint(1, MINTS))]
+    tokens = [TokenPrice(mint, rng.randint(1_000, 2_000_000)) for mint in rng.sample(mints, rng.randint(1, len(mints)))]
     owner = Pubkey(rng.randbytes(32))
     return Agent(
         owner=owner,
@@ -141,9 +141,10 @@ def build_chain(url: str, agents: list[tuple[Pubkey, bytes]]) -> None:
         )
 
 
-def build_index(db: str, agents: list[tuple[Pubkey, Agent]]) -> None:
-    """The agents into the index through the indexer's write path (`Batch`: upserts, token and capability lists)."""
-    engine = models.connect(f"sqlite:///{db}")
+def build_index(url: str, agents: list[tuple[Pubkey, Agent]]) -> None:
+    """The agents into the index at `url` through the indexer's write path (`Batch`: upserts, token and
+    capability lists)."""
+    engine = models.connect(url)
     for start in range(0, len(agents), INDEX_BATCH):
         chunk = agents[start : start + INDEX_BATCH]
         batch = Batch(engine)
@@ -213,7 +214,7 @@ def measure_size(console: Console, count: int, runs: int) -> list[Row]:
             console.log(f"{count:,} agents on the chain in {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
             db = str(Path(folder) / "index.db")
-            build_index(db, agents)
+            build_index(f"sqlite:///{db}", agents)
             console.log(f"{count:,} agents in the index in {time.perf_counter() - started:.1f} s")
             del agents
             env = {**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_URL": net.http_url, "HOME": folder}

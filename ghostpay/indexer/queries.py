@@ -126,16 +126,17 @@ def search_agents(
         tier=tier,
         active=active,
     )
+    address = col(Agent.address)
     if sort == "score":  # walks ix_agents_score (migration 6) and stops at the page's end
         key, descending = col(Agent.reputation_score), True
     elif sort == "price":  # the price joined from agent_tokens (ix_agent_tokens_mint_price / _position_price)
         priced = col(AgentToken.mint) == token if token is not None else col(AgentToken.position) == 0
         statement = statement.join(AgentToken, and_(col(AgentToken.agent) == col(Agent.address), priced))
         key, descending = col(AgentToken.price), False
+        address = col(AgentToken.agent)  # the agent's address, in the index's own order
     else:
         raise QueryError("sort must be score or price")
     total, capped = _count(session, statement)
-    address = col(Agent.address)
     if after is not None:
         beyond = key < after[0] if descending else key > after[0]
         statement = statement.where(or_(beyond, and_(key == after[0], address > after[1])))

@@ -136,8 +136,8 @@ def search_agents(
     elif sort == "price":  # the price in `token`, else in each agent's first (default) token: ix_agent_tokens_*
         priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
         source = f"agents JOIN agent_tokens t ON t.agent = address AND {priced}"
-        key, order = "t.price", "t.price, address"
-        keyset = "(t.price > ? OR (t.price = ? AND address > ?))"
+        key, order = "t.price", "t.price, t.agent"  # t.agent is the address: the index's own order
+        keyset = "(t.price > ? OR (t.price = ? AND t.agent > ?))"
         args = [*priced_args, *args]
     else:
         raise QueryError("sort must be score or price")
