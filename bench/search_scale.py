@@ -23,7 +23,9 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +49,7 @@ from ghostpay.program_id import PROGRAM_ID
 from ghostpay.types.token_price import TokenPrice
 
 GHOST = str(Path(sys.executable).with_name("ghost"))
+TIME = shutil.which("time", path="/usr/bin:/bin") or "/usr/bin/time"  # GNU time: the peak RSS of its child
 SIZES = (1_000, 10_000, 100_000)
 SMOKE_SIZES = (40,)
 MINTS = 10
@@ -159,22 +162,19 @@ def build_index(url: str, agents: list[tuple[Pubkey, Agent]]) -> None:
 
 
 def run_ghost(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median wall ms of `ghost argv` (after a warm-up) and the largest peak RSS (MiB) of its runs: `wait4`'s
-    ru_maxrss of a child started with posix_spawn (a forked child would count this process's pages too)."""
+    """Median wall ms of `ghost argv` (after a warm-up) and the largest peak RSS (MiB) of its runs, as GNU time
+    reports it: a child this process spawned itself would count this process's pages in its ru_maxrss."""
     times, peaks = [], []
     for attempt in range(runs + 1):
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            actions = [(os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+        with tempfile.NamedTemporaryFile("r") as rss:
             started = time.perf_counter()
-            pid = os.posix_spawn(GHOST, [GHOST, *argv], env, file_actions=actions)
-            _, status, usage = os.wait4(pid, 0)
+            done = subprocess.run([TIME, "-f", "%M", "-o", rss.name, GHOST, *argv], env=env, capture_output=True)
             elapsed = (time.perf_counter() - started) * 1000
-            if os.waitstatus_to_exitcode(status) != 0:
-                err.seek(0)
-                raise RuntimeError(f"ghost {' '.join(argv)}: {err.read().decode().strip()}")
+            if done.returncode != 0:
+                raise RuntimeError(f"ghost {' '.join(argv)}: {done.stderr.decode().strip()}")
+            peaks.append(int(rss.read().split()[-1]) / 1024)
         if attempt:
             times.append(elapsed)
-        peaks.append(usage.ru_maxrss / 1024)
     return statistics.median(times), max(peaks)
 
 

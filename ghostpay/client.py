@@ -57,6 +57,8 @@ from ghostpay.borsh_layout import decode_account
 from ghostpay.discovery import (
     ACCOUNTS_ENCODING,
     AgentQuery,
+    JsonArrayStream,
+    Ranking,
     SortKey,
     WorkOrderQuery,
     decode_agents,
@@ -518,18 +520,17 @@ class GhostPayClient(TransactionClient):
             return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
     async def _program_agents(self, query: AgentQuery) -> tuple[list[AgentInfo], int]:
-        """The agents `query` keeps (its first `limit` in its order) and how many matched. Every account
-        is read as a lean listing (`AgentQuery.top`); only the kept ones are decoded in full."""
-        value = await self._rpc(self._program_accounts_json(filters_json(query.memcmp_filters())))
-        kept, total = query.top(encoded_accounts(value))
-        del value  # the answer's text: the largest thing a search holds
+        """The agents `query` keeps (its first `limit` in its order) and how many matched. The answer is read
+        as it arrives, each account as a lean listing (`Ranking`); only the kept ones are decoded in full."""
+        ranking = Ranking(query)
+        await self._rpc(self._stream_program_accounts(filters_json(query.memcmp_filters()), ranking))
         with gc_paused():
-            agents = [(Pubkey(address), decode_account("Agent", data)) for address, data in kept]
-        return await self._agent_infos(agents), total
+            agents = [(Pubkey(address), decode_account("Agent", data)) for address, data in ranking.kept()]
+        return await self._agent_infos(agents), ranking.matched
 
-    async def _program_accounts_json(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """getProgramAccounts of the program in `ACCOUNTS_ENCODING`, as plain JSON: no solders object per
-        account (100k of them were most of a chain search's memory)."""
+    async def _stream_program_accounts(self, filters: list[dict[str, Any]], ranking: Ranking) -> None:
+        """getProgramAccounts of the program in `ACCOUNTS_ENCODING`, each account offered to `ranking` as its
+        JSON arrives: neither the answer's text nor a solders object per account is ever held whole."""
         provider = self.rpc._provider
         body = {
             "jsonrpc": "2.0",
@@ -540,14 +541,17 @@ class GhostPayClient(TransactionClient):
                 {"encoding": ACCOUNTS_ENCODING, "commitment": str(self.commitment), "filters": filters},
             ],
         }
-        response = await provider.session.post(provider.endpoint_uri, json=body)
-        response.raise_for_status()
-        answer = json.loads(response.content)
-        if "error" in answer:
-            error = answer["error"]
+        items = JsonArrayStream("result")
+        async with provider.session.stream("POST", provider.endpoint_uri, json=body) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_text():
+                for address, data in encoded_accounts(items.feed(chunk)):
+                    ranking.offer(address, data)
+        items.close()
+        if not items.done:
+            answer = json.loads(items.text) if items.text else {}
+            error = answer.get("error") or {"message": "the getProgramAccounts answer ended before its last account"}
             raise RpcError(str(error.get("message", error)), error.get("code"), error.get("data"))
-        value: list[dict[str, Any]] = answer["result"]
-        return value
 
     async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:
         """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""

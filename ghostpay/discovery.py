@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import heapq
+import json
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -194,8 +196,53 @@ def filters_json(filters: Sequence[int | MemcmpOpts]) -> list[dict[str, Any]]:
     ]
 
 
+class JsonArrayStream:
+    """The items of the array at `"<key>":[` in a JSON answer that arrives in text chunks, each item parsed
+    as soon as it is complete: a getProgramAccounts answer is never held whole (at 100k agents it is ~90 MB of
+    text, and several times that as Python objects). `text` keeps an answer without the array (an error)."""
+
+    def __init__(self, key: str) -> None:
+        self._start = re.compile(rf'"{re.escape(key)}"\s*:\s*\[')
+        self._decoder = json.JSONDecoder()
+        self._buffer = ""
+        self._in_array = False
+        self.done = False
+        self.text = ""
+
+    def feed(self, chunk: str) -> list[Any]:
+        buffer = self._buffer + chunk
+        items: list[Any] = []
+        position = 0
+        if not self._in_array:
+            found = self._start.search(buffer)
+            if found is None:
+                self._buffer = buffer
+                return items
+            self._in_array, position = True, found.end()
+        while not self.done:
+            while position < len(buffer) and buffer[position] in ", \t\r\n":
+                position += 1
+            if position == len(buffer):
+                break
+            if buffer[position] == "]":
+                self.done = True
+                break
+            try:
+                item, position = self._decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:  # the item is not complete yet
+                break
+            items.append(item)
+        self._buffer = buffer[position:]
+        return items
+
+    def close(self) -> None:
+        """At the end of the answer: keep its text if no array was found (an error to read)."""
+        if not self._in_array:
+            self.text = self._buffer
+
+
 def encoded_accounts(value: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
-    """(address, data) bytes of getProgramAccounts' JSON answer in `ACCOUNTS_ENCODING`, one at a time (an
+    """(address, data) bytes of getProgramAccounts' JSON items in `ACCOUNTS_ENCODING`, one at a time (an
     account's data exists only while the caller looks at it)."""
     import zstandard  # only a chain search needs it
 
@@ -306,29 +353,12 @@ class AgentQuery:
         return lambda listing, address: (key(listing), address)
 
     def top(self, accounts: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], int]:
-        """The first `limit` (all without one) matching accounts in the query's order, and how many matched.
-
-        `accounts` are (address, data) as bytes; each is read as a lean `AgentListing`, so only the kept
-        ones stay in memory: a heap of `limit`, whatever the number of agents."""
-        key = self.sort_key()
-        matched = 0
-
-        def candidates() -> Iterable[tuple[tuple[Any, ...], bytes, bytes]]:
-            nonlocal matched
-            for address, data in accounts:
-                try:
-                    listing = read_listing(data)
-                except DecodeError:  # a corrupt account is not an agent
-                    continue
-                if self.matches(listing):
-                    matched += 1
-                    yield key(listing, address), address, data
-
-        if self.limit is None:
-            kept = sorted(candidates(), key=lambda c: c[0])
-        else:
-            kept = heapq.nsmallest(self.limit, candidates(), key=lambda c: c[0])
-        return [(address, data) for _, address, data in kept], matched
+        """The first `limit` (all without one) matching accounts in the query's order, and how many matched;
+        `accounts` are (address, data) as bytes (see `Ranking`)."""
+        ranking = Ranking(self)
+        for address, data in accounts:
+            ranking.offer(address, data)
+        return ranking.kept(), ranking.matched
 
     def apply(self, agents: Iterable[tuple[Pubkey, Agent]]) -> list[tuple[Pubkey, Agent]]:
         """Exact filter, sort (ties by address, so results are stable) and limit."""
@@ -343,6 +373,36 @@ class AgentQuery:
             key=lambda k: k[0],
         )
         return [(address, agent) for _, address, agent in kept[: self.limit]]
+
+
+class Ranking:
+    """The accounts a query keeps, offered one at a time: each is read as a lean `AgentListing` and only the
+    best `limit` stay in memory (pruned in batches), whatever the number of agents."""
+
+    PRUNE_SLACK = 1024  # candidates held beyond `limit` before pruning back to it
+
+    def __init__(self, query: AgentQuery) -> None:
+        self.query = query
+        self.key = query.sort_key()
+        self.matched = 0
+        self._held: list[tuple[tuple[Any, ...], bytes, bytes]] = []
+
+    def offer(self, address: bytes, data: bytes) -> None:
+        try:
+            listing = read_listing(data)
+        except DecodeError:  # a corrupt account is not an agent
+            return
+        if not self.query.matches(listing):
+            return
+        self.matched += 1
+        self._held.append((self.key(listing, address), address, data))
+        limit = self.query.limit
+        if limit is not None and len(self._held) > limit + self.PRUNE_SLACK:
+            self._held = heapq.nsmallest(limit, self._held, key=lambda c: c[0])
+
+    def kept(self) -> list[tuple[bytes, bytes]]:
+        best = sorted(self._held, key=lambda c: c[0])[: self.query.limit]
+        return [(address, data) for _, address, data in best]
 
 
 def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None = None) -> list[tuple[Pubkey, Agent]]:

@@ -4,6 +4,7 @@ Property tests over generated Agent accounts, bounded by count (GHOSTPAY_PROPERT
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import replace
@@ -15,7 +16,7 @@ from solders.pubkey import Pubkey
 from bench.search_scale import account_data, realistic_agent
 from ghostpay.accounts import Agent
 from ghostpay.borsh_layout import DecodeError, decode_account
-from ghostpay.discovery import AgentListing, AgentQuery, read_listing
+from ghostpay.discovery import AgentListing, AgentQuery, JsonArrayStream, read_listing
 from ghostpay.types.token_price import TokenPrice
 
 COUNT = int(os.environ.get("GHOSTPAY_PROPERTY_COUNT", "300"))
@@ -94,3 +95,22 @@ def test_the_lean_search_keeps_what_the_full_search_keeps(query: AgentQuery) -> 
     assert [Pubkey(a) for a, _ in kept] == [a for a, _ in expected]
     assert total == len(replace(query, limit=None).apply(decoded))
     assert total > 0
+
+
+def test_the_answer_is_parsed_as_it_arrives_whatever_the_chunks() -> None:
+    """`JsonArrayStream` yields each account as soon as its JSON is complete, in any chunking; an answer
+    without the array (an error) is kept to be read."""
+    items = [{"pubkey": str(Keypair().pubkey()), "account": {"data": ["a]b,c{", "base64"], "n": i}} for i in range(40)]
+    answer = json.dumps({"jsonrpc": "2.0", "result": items, "id": 1}, separators=(",", ":"))
+    rng = random.Random(34)
+    for _ in range(30):
+        stream, got, position = JsonArrayStream("result"), [], 0
+        while position < len(answer):
+            step = rng.randint(1, 200)
+            got += stream.feed(answer[position : position + step])
+            position += step
+        assert got == items and stream.done
+    error = JsonArrayStream("result")
+    assert error.feed('{"jsonrpc":"2.0","error":{"code":-32602,"message":"bad"},"id":1}') == []
+    error.close()
+    assert not error.done and json.loads(error.text)["error"]["message"] == "bad"
