@@ -14,7 +14,14 @@ from ghostpay.analytics import pagination
 from ghostpay.analytics.context import ApiContext, ApiError, api_context, check_address, cursor_values
 from ghostpay.analytics.mints import to_atomic_units, whole_tokens
 from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, Payment, Reputation, WorkOrder
-from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_earnings, agent_filter, agent_prices
+from ghostpay.indexer.queries import (
+    QueryError,
+    agent_capabilities,
+    agent_earnings,
+    agent_filter,
+    agent_prices,
+    count_capped,
+)
 from ghostpay.reputation import (
     WEIGHT_PAYMENT_SUCCESS,
     WEIGHT_RESPONSE_TIME,
@@ -210,7 +217,7 @@ async def list_agents(
 
     def query(
         session: Session,
-    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int]:
+    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, tuple[int, bool]]:
         try:
             statement = agent_filter(
                 x402_enabled=x402_enabled,
@@ -222,7 +229,7 @@ async def list_agents(
             )
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
-        total = session.exec(select(func.count()).select_from(statement.subquery())).one()
+        total = count_capped(session, statement)  # counted up to TOTAL_CAP: a full count walks every match
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
         return (
             [
@@ -235,7 +242,7 @@ async def list_agents(
                 for a in rows
             ],
             more,
-            int(total),
+            total,
         )
 
     rows, more, total = await ctx.db(query)
@@ -243,7 +250,8 @@ async def list_agents(
     labels = await ctx.label_map()
     return {
         "items": [agent_json(a, c, p, e, known, labels) for a, c, p, e in rows],
-        "total": total,
+        "total": total[0],
+        "total_capped": total[1],
         "next_cursor": pagination.encode(kind, sort_values(sort, token, rows[-1][0], rows[-1][2])) if more else None,
     }
 

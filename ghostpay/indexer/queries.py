@@ -36,7 +36,7 @@ from ghostpay.indexer.paging import TOTAL_CAP, Page, QueryError, capped_total, c
 from ghostpay.reputation import Tier
 
 
-def _count(session: Session, statement: Any) -> tuple[int, bool]:
+def count_capped(session: Session, statement: Any) -> tuple[int, bool]:
     """How many rows `statement` selects, counted up to TOTAL_CAP (see `paging.TOTAL_CAP`)."""
     found = session.exec(select(func.count()).select_from(statement.limit(TOTAL_CAP + 1).subquery())).one()
     return capped_total(int(found))
@@ -44,7 +44,7 @@ def _count(session: Session, statement: Any) -> tuple[int, bool]:
 
 def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, offset: int) -> Page[Any]:
     check_page(limit, offset)
-    total, capped = _count(session, statement)
+    total, capped = count_capped(session, statement)
     items = list(session.exec(statement.order_by(*order).offset(offset).limit(limit)).all())
     return Page(items, total, offset, limit, capped)
 
@@ -136,7 +136,7 @@ def search_agents(
         address = col(AgentToken.agent)  # the agent's address, in the index's own order
     else:
         raise QueryError("sort must be score or price")
-    total, capped = _count(session, statement)
+    total, capped = count_capped(session, statement)
     if after is not None:
         beyond = key < after[0] if descending else key > after[0]
         statement = statement.where(or_(beyond, and_(key == after[0], address > after[1])))
