@@ -218,7 +218,10 @@ def measure_size(console: Console, count: int, runs: int) -> list[Row]:
             console.log(f"{count:,} agents in the index in {time.perf_counter() - started:.1f} s")
             del agents
             env = {**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_URL": net.http_url, "HOME": folder}
-            rows = []
+            start_ms, start_mib = run_ghost(["--help"], env, runs)
+            rows = [
+                Row(count, "ghost --help (process start and imports, for scale)", "-", round(start_ms), start_mib, "")
+            ]
             for label, template in SEARCHES.items():
                 argv = [a.replace("{mint}", str(mints[0])) for a in template]
                 chain_ms, chain_mib = run_ghost(["--output", "json", *argv], env, runs)
