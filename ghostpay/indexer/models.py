@@ -418,6 +418,7 @@ SEARCH_INDEXES = {
     "ix_agents_score": "agents (reputation_score DESC, address)",
     "ix_agent_tokens_mint_price": "agent_tokens (mint, price, agent)",
     "ix_agent_tokens_position_price": "agent_tokens (position, price, agent)",
+    "ix_agent_capabilities_lower": "agent_capabilities (lower(capability), agent)",  # the filter is case-blind
 }
 """The orders `queries.search_agents` pages in, so a page walks an index and stops at its end instead of
 sorting every match (100k agents)."""
