@@ -8,13 +8,15 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from ghostpay.indexer.models import SCHEMA_VERSION, connect, migrate, schema_version
+from ghostpay.indexer.models import SCHEMA_VERSION, SEARCH_INDEXES, connect, migrate, schema_version
 
 
 def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'index.db'}"
     engine = connect(url)
     with engine.begin() as c:  # turn the fresh database back into v1's shape
+        for name in SEARCH_INDEXES:  # v6's
+            c.exec_driver_sql(f"DROP INDEX {name}")
         c.exec_driver_sql("ALTER TABLE agents DROP COLUMN registration")
         c.exec_driver_sql("DROP INDEX ix_agent_tokens_price")
         c.exec_driver_sql("ALTER TABLE agent_tokens DROP COLUMN price")
@@ -29,12 +31,16 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 5
+    assert migrate(engine) == SCHEMA_VERSION == 6
     with engine.begin() as c:
         columns = {
             t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
         }
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
+        indexes = {
+            i["name"] for t in ("agents", "agent_tokens", "agent_capabilities") for i in inspect(c).get_indexes(t)
+        }
+        assert set(SEARCH_INDEXES) <= indexes  # v6: the orders agent search pages in
         assert "price" in columns["agent_tokens"] and "rent_payer" in columns["payments"]
         assert c.exec_driver_sql("SELECT price FROM agent_tokens").scalar_one() == 0
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
@@ -97,7 +103,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (feedback_event,),
         )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
-    assert migrate(engine) == SCHEMA_VERSION == 5
+    assert migrate(engine) == SCHEMA_VERSION == 6
     with engine.begin() as c:
         assert [
             tuple(r)
