@@ -1,6 +1,6 @@
 """Indexed agent search pages by keyset: pages are stable, nothing repeats or goes missing across pages when
-sort keys tie, a cursor from an earlier page still works after inserts, totals are counted up to a cap, and
-the score order walks an index. Over SQLite (both read paths: `queries` and the CLI's `sqlite_read`) and
+sort keys tie (the score, the price, and the trust score, with and without the evidence filters), a cursor from
+an earlier page still works after inserts, totals are counted up to a cap, and the score order walks an index. Over SQLite (both read paths: `queries` and the CLI's `sqlite_read`) and
 PostgreSQL; the agents go in through the indexer's own write path (bench.search_scale.build_index)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from sqlalchemy import text
 from sqlmodel import Session
 
 from bench.search_scale import build_index, realistic_agent
@@ -28,7 +29,27 @@ SEARCHES: list[dict[str, Any]] = [
     {"sort": "price"},
     {"sort": "price", "token": str(MINTS[0])},
     {"sort": "score", "capability": "translate", "x402_enabled": True},
+    {"sort": "trust"},
+    {"sort": "trust", "min_payers": 0, "capability": "translate"},  # the evidence filter's clause with the order
 ]
+TRUST_SHARES = (0.0, 0.1, 1 / 3)  # shares as trust.recompute writes them: any float, not only round ones
+
+
+def tied_trust(url: str) -> None:
+    """Three trust shares over the agents, as `trust.recompute` writes them, and every fifth agent without a row
+    (indexed since the last computation: it ranks as 0, tied with the zero rows)."""
+    rng = random.Random(3)
+    with open_db(url).begin() as c:
+        agents = [r[0] for r in c.exec_driver_sql("SELECT address FROM agents ORDER BY address")]
+        c.exec_driver_sql("DELETE FROM agent_trust")
+        rows = []
+        for i, agent in enumerate(agents):
+            share = rng.choice(TRUST_SHARES)
+            if i % 5:
+                rows.append({"agent": agent, "trust": share, "score": round(share * 30_000)})
+        c.execute(
+            text("INSERT INTO agent_trust (agent, trust, score, computed_at) VALUES (:agent, :trust, :score, 0)"), rows
+        )
 
 
 def tied_agents(count: int, seed: int) -> list[tuple[Pubkey, Agent]]:
@@ -71,6 +92,7 @@ def walk(search: Search, limit: int, after: Any = None, **filters: Any) -> list[
 @pytest.fixture
 def index(db_url: str) -> str:
     build_index(db_url, tied_agents(90, seed=1))
+    tied_trust(db_url)
     return db_url
 
 
@@ -85,6 +107,17 @@ def test_pages_with_tied_keys_neither_repeat_nor_miss_an_agent(index: str) -> No
             pages = [search(limit=7, after=cursor, **filters) for _ in range(2)]
             assert [[a.address for a in p.items] for p in pages] == [whole[7:14]] * 2  # a page is stable
             assert pages[0].next_after == pages[1].next_after
+
+
+def test_the_trust_order_is_the_share_then_the_address(index: str) -> None:
+    """Highest trust share first, agents without a trust row as 0, ties by address; on both read paths."""
+    with open_db(index).begin() as c:
+        shares = dict(c.exec_driver_sql("SELECT agent, trust FROM agent_trust").all())
+        agents = [r[0] for r in c.exec_driver_sql("SELECT address FROM agents WHERE is_active AND NOT closed")]
+    assert len(set(shares.values())) == len(TRUST_SHARES) and len(agents) > len(shares)  # ties, and missing rows
+    expected = sorted(agents, key=lambda a: (-shares.get(a, 0.0), a))
+    for search in readers(index):
+        assert walk(search, 7, sort="trust") == expected
 
 
 def test_a_cursor_from_an_earlier_page_still_works_after_inserts(index: str) -> None:
