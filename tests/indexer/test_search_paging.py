@@ -1,7 +1,8 @@
 """Indexed agent search pages by keyset: pages are stable, nothing repeats or goes missing across pages when
 sort keys tie (the score, the price, and the trust score, with and without the evidence filters), a cursor from
-an earlier page still works after inserts, totals are counted up to a cap, and the score order walks an index. Over SQLite (both read paths: `queries` and the CLI's `sqlite_read`) and
-PostgreSQL; the agents go in through the indexer's own write path (bench.search_scale.build_index)."""
+an earlier page still works after inserts, totals are counted up to a cap, and the score order walks an index.
+Over SQLite (both read paths: `queries` and the CLI's `sqlite_read`) and PostgreSQL; the agents go in through
+the indexer's own write path (bench.search_scale.build_index)."""
 
 from __future__ import annotations
 
