@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; both set up first.
-.PHONY: setup demo test codegen program check bench bench-localnet bench-sdk bench-indexer bench-indexer-scale bench-cli bench-api \
+.PHONY: setup demo test codegen program check bench bench-localnet bench-sdk bench-indexer bench-indexer-scale bench-search-scale bench-cli bench-api \
 	bench-x402 bench-x402-buyer bench-mcp bench-economics bench-decoders bench-trust bench-scale-out
 
 setup:
@@ -48,6 +48,11 @@ bench-indexer: setup
 # 100,000 events back-filled (RSS along the way), then ghost agent search over them → bench/results/indexer_scale.json.
 bench-indexer-scale: setup
 	.venv/bin/python -m bench.indexer_scale
+
+# ghost agent search over 1k / 10k / 100k realistic agents, from the chain and from the index: wall time and peak RSS of
+# the process, start included → bench/results/search_scale.json.
+bench-search-scale: setup
+	.venv/bin/python -m bench.search_scale
 
 # ghost indexer serve: API response times over 10,000 agents and 50,000 payments, live feed delay → bench/results/api.json.
 bench-api: setup

@@ -28,6 +28,7 @@ hook), and here the methods themselves. Paying x402 over HTTP is `ghostpay.x402.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import struct
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -35,6 +36,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.types import TokenAccountOpts
@@ -52,7 +54,18 @@ from spl.token.instructions import create_idempotent_associated_token_account, g
 from ghostpay import instructions as ix
 from ghostpay.accounts import Agent, PayerStats, ReputationMetrics, WorkOrder, X402Receipt
 from ghostpay.agent_instructions import AgentProfile, build_close_agent, build_register_agent, mint_accounts
-from ghostpay.discovery import AgentQuery, SortKey, WorkOrderQuery, decode_agents
+from ghostpay.borsh_layout import decode_account
+from ghostpay.discovery import (
+    ACCOUNTS_ENCODING,
+    AgentQuery,
+    JsonArrayStream,
+    Ranking,
+    SortKey,
+    WorkOrderQuery,
+    decode_agents,
+    encoded_accounts,
+    filters_json,
+)
 from ghostpay.earnings import agent_mints
 from ghostpay.events import ProgramEvent, decode_events, live_events
 from ghostpay.exceptions import (
@@ -60,6 +73,7 @@ from ghostpay.exceptions import (
     BlockhashExpired,
     InvalidArgument,
     OutcomeUnknown,
+    RpcError,
     TransactionError,
     program_error_class,
 )
@@ -507,16 +521,43 @@ class GhostPayClient(TransactionClient):
         with gc_paused():
             return [AgentInfo.from_account(address, agent, mints) for address, agent in agents]
 
-    async def _program_agents(self, query: AgentQuery) -> list[AgentInfo]:
-        resp = await self._rpc(
-            self.rpc.get_program_accounts(self.program_id, self.commitment, "base64", filters=query.memcmp_filters())
-        )
-        decoded = decode_agents([(keyed.pubkey, bytes(keyed.account.data)) for keyed in resp.value], query)
-        return await self._agent_infos(query.apply(decoded))
+    async def _program_agents(self, query: AgentQuery) -> tuple[list[AgentInfo], int]:
+        """The agents `query` keeps (its first `limit` in its order) and how many matched. The answer is read
+        as it arrives, each account as a lean listing (`Ranking`); only the kept ones are decoded in full."""
+        ranking = Ranking(query)
+        await self._rpc(self._stream_program_accounts(filters_json(query.memcmp_filters()), ranking))
+        with gc_paused():
+            agents = [(Pubkey(address), decode_account("Agent", data)) for address, data in ranking.kept()]
+        return await self._agent_infos(agents), ranking.matched
+
+    async def _stream_program_accounts(self, filters: list[dict[str, Any]], ranking: Ranking) -> None:
+        """getProgramAccounts of the program in `ACCOUNTS_ENCODING`, each account offered to `ranking` as its
+        JSON arrives: neither the answer's text nor a solders object per account is ever held whole."""
+        provider = self.rpc._provider
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "getProgramAccounts",
+            "params": [
+                str(self.program_id),
+                {"encoding": ACCOUNTS_ENCODING, "commitment": str(self.commitment), "filters": filters},
+            ],
+        }
+        items = JsonArrayStream("result")
+        async with provider.session.stream("POST", provider.endpoint_uri, json=body) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_text():
+                for address, data in encoded_accounts(items.feed(chunk)):
+                    ranking.offer(address, data)
+        items.close()
+        if not items.done:
+            answer = json.loads(items.text) if items.text else {}
+            error = answer.get("error") or {"message": "the getProgramAccounts answer ended before its last account"}
+            raise RpcError(str(error.get("message", error)), error.get("code"), error.get("data"))
 
     async def list_agents(self, owner: PubkeyLike | None = None) -> list[AgentInfo]:
         """Every agent of `owner` (default: the wallet), active or not, oldest first (then by agent_id)."""
-        agents = await self._program_agents(
+        agents, _ = await self._program_agents(
             AgentQuery(owner=optional_pubkey(owner, "owner") or self.wallet, active=None)
         )
         return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
@@ -546,6 +587,35 @@ class GhostPayClient(TransactionClient):
         (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
         address's base58 text, the chain search by its bytes.)
         """
+        found, _ = await self.search_agents_counted(
+            x402_enabled=x402_enabled,
+            capability=capability,
+            token=token,
+            max_price=max_price,
+            min_reputation=min_reputation,
+            active=active,
+            owner=owner,
+            sort=sort,
+            limit=limit,
+            indexer_url=indexer_url,
+        )
+        return found
+
+    async def search_agents_counted(
+        self,
+        *,
+        x402_enabled: bool | None = None,
+        capability: str | None = None,
+        token: MintLike | None = None,
+        max_price: Amount | None = None,
+        min_reputation: int | None = None,
+        active: bool | None = True,
+        owner: PubkeyLike | None = None,
+        sort: SortKey | None = None,
+        limit: int | None = None,
+        indexer_url: str | None = None,
+    ) -> tuple[list[AgentInfo], int]:
+        """`search_agents`'s agents and how many matched in all (`limit` cuts the list, not the count)."""
         token = None if token is None else await self.resolve_mint(token)
         owner = optional_pubkey(owner, "owner")
         max_atomic = None
@@ -573,7 +643,8 @@ class GhostPayClient(TransactionClient):
             except IndexerUnavailable as exc:
                 log.warning("indexer API unavailable, searching the chain: %s", exc)
             else:
-                return await self._agents_at([Pubkey.from_string(a) for a in found], query)
+                agents = await self._agents_at([Pubkey.from_string(a) for a in found], query)
+                return agents, len(agents)
         return await self._program_agents(query)
 
     async def _agents_at(self, addresses: list[Pubkey], query: AgentQuery) -> list[AgentInfo]:

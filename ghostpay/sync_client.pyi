@@ -223,6 +223,20 @@ class GhostPay:
         limit: int | None = ...,
         indexer_url: str | None = ...,
     ) -> list[AgentInfo]: ...
+    def search_agents_counted(
+        self,
+        *,
+        x402_enabled: bool | None = ...,
+        capability: str | None = ...,
+        token: MintLike | None = ...,
+        max_price: Amount | None = ...,
+        min_reputation: int | None = ...,
+        active: bool | None = ...,
+        owner: PubkeyLike | None = ...,
+        sort: SortKey | None = ...,
+        limit: int | None = ...,
+        indexer_url: str | None = ...,
+    ) -> tuple[list[AgentInfo], int]: ...
     def send(
         self,
         instructions: Sequence[Instruction],

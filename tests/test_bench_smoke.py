@@ -28,6 +28,7 @@ RESULTS = {
     "bench-cli": ["cli"],
     "bench-indexer": ["indexer"],
     "bench-indexer-scale": ["indexer_scale"],
+    "bench-search-scale": ["search_scale"],
     "bench-api": ["api"],
     "bench-x402": ["x402", "x402_buyer"],
     "bench-x402-buyer": ["x402_buyer"],

@@ -16,7 +16,14 @@ from ghostpay.analytics.mints import to_atomic_units, whole_tokens
 from ghostpay.indexer import evidence as ev
 from ghostpay.indexer.guard import indexed_chain
 from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, AgentTrust, Payment, Reputation, WorkOrder
-from ghostpay.indexer.queries import QueryError, agent_capabilities, agent_earnings, agent_filter, agent_prices
+from ghostpay.indexer.queries import (
+    QueryError,
+    agent_capabilities,
+    agent_earnings,
+    agent_filter,
+    agent_prices,
+    count_capped,
+)
 from ghostpay.reputation import (
     WEIGHT_PAYMENT_SUCCESS,
     WEIGHT_RESPONSE_TIME,
@@ -293,7 +300,7 @@ async def list_agents(
 
     def query(
         session: Session,
-    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, int, Any]:
+    ) -> tuple[list[tuple[Agent, list[str], dict[str, int], dict[str, tuple[int, int]]]], bool, tuple[int, bool], Any]:
         trusted = trusted_in(session, ctx.settings.token_labels)
         try:
             statement = agent_filter(
@@ -309,7 +316,7 @@ async def list_agents(
             )
         except QueryError as exc:
             raise ApiError(422, str(exc)) from None
-        total = session.exec(select(func.count()).select_from(statement.subquery())).one()
+        total = count_capped(session, statement)  # counted up to TOTAL_CAP: a full count walks every match
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
         found = ev.evidence(session_run(session), [a.address for a in rows], trusted)
         return (
@@ -323,7 +330,7 @@ async def list_agents(
                 for a in rows
             ],
             more,
-            int(total),
+            total,
             found,
         )
 
@@ -338,7 +345,8 @@ async def list_agents(
             {**agent_json(a, c, p, e, known, labels), "evidence": evidence_json(found[a.address], known, labels)}
             for a, c, p, e in rows
         ],
-        "total": total,
+        "total": total[0],
+        "total_capped": total[1],
         "next_cursor": pagination.encode(kind, sort_values(sort, token, last, rows[-1][2], found.get(last.address)))
         if more and last is not None
         else None,

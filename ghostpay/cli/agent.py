@@ -838,11 +838,12 @@ def search(
         source, decimals = "indexer", Decimals(st)
         volumes = min_volumes(st, min_volume, decimals)
         with st.spinner("Searching the index…"):
-            found, total = search_indexed(st, *query, min_payers, volumes, decimals)
+            found, total, capped = search_indexed(st, *query, min_payers, volumes, decimals)
     else:
-        source = "chain"
+        source, capped = "chain", False
         found, total = st.run(lambda gp: search_chain(gp, *query), signer=False, status="Searching…")
     more = f", showing {len(found)}" if total > len(found) else ""
+    counted = f"{total:,}+" if capped else str(total)  # an index counts up to paging.TOTAL_CAP
     rows = [
         {
             **agent_json(st, a, m),
@@ -852,8 +853,8 @@ def search(
     ]
     emit(
         st,
-        {"source": source, "filters": filters, "total": total, "agents": rows},
-        lambda out: out.print(agents_table(st, found, f"{total} agent(s) found (from the {source}{more})", decimals)),
+        {"source": source, "filters": filters, "total": total, "total_capped": capped, "agents": rows},
+        lambda out: out.print(agents_table(st, found, f"{counted} agent(s) found (from the {source}{more})", decimals)),
     )
 
 
@@ -868,9 +869,9 @@ async def search_chain(
     include_inactive: bool,
     limit: int,
 ) -> tuple[list[tuple[AgentInfo, Mints]], int]:
-    """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK.
-    Returns the first `limit` agents and how many matched."""
-    agents = await gp.search_agents(
+    """getProgramAccounts with memcmp filters, the rest checked exactly by the SDK on lean listings (only the
+    first `limit` are decoded in full). Returns them and how many matched."""
+    agents, total = await gp.search_agents_counted(
         x402_enabled=True if mint is not None and x402_enabled is None else x402_enabled,
         capability=capability,
         token=mint,
@@ -878,8 +879,9 @@ async def search_chain(
         min_reputation=floor,
         active=None if include_inactive else True,
         sort=order,
+        limit=limit,
     )
-    return await with_mints(gp, agents[:limit]), len(agents)
+    return await with_mints(gp, agents), total
 
 
 app.command("registration-file")(agent_erc8004.registration_file)

@@ -177,8 +177,9 @@ def _indexed_agent(
     )
 
 
-def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
-    """One page of agents: plain sqlite3 for a SQLite index (no SQLAlchemy import), else `queries`."""
+def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int, bool]:
+    """One page of agents, how many match (counted up to `paging.TOTAL_CAP`) and whether there are more than
+    that: plain sqlite3 for a SQLite index (no SQLAlchemy import), else `queries`."""
     from ghostpay.indexer.paging import QueryError
     from ghostpay.indexer.sqlite_read import sqlite_path
 
@@ -189,7 +190,8 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
 
             with _sqlite_index(st, path) as index:
                 page = sqlite_read.search_agents(index, **filters)
-            return [_indexed_agent(a, a.capabilities, a.prices, a.earnings, a.evidence) for a in page.items], page.total
+            agents = [_indexed_agent(a, a.capabilities, a.prices, a.earnings, a.evidence) for a in page.items]
+            return agents, page.total, page.total_capped
         from ghostpay.indexer import evidence as ev, queries
 
         for session in _session(st):
@@ -197,19 +199,23 @@ def _search(st: State, **filters: Any) -> tuple[list[IndexedAgent], int]:
             trusted = ev.trusted_mints(run)
             found = queries.search_agents(session, trusted=list(trusted), **filters)
             proofs = ev.evidence(run, [a.address for a in found.items], trusted)
-            return [
-                _indexed_agent(
-                    a,
-                    queries.agent_capabilities(session, a.address),
-                    queries.agent_prices(session, a.address),
-                    queries.agent_earnings(session, a.address),
-                    proofs[a.address],
-                )
-                for a in found.items
-            ], found.total
+            return (
+                [
+                    _indexed_agent(
+                        a,
+                        queries.agent_capabilities(session, a.address),
+                        queries.agent_prices(session, a.address),
+                        queries.agent_earnings(session, a.address),
+                        proofs[a.address],
+                    )
+                    for a in found.items
+                ],
+                found.total,
+                found.total_capped,
+            )
     except QueryError as exc:
         raise CliError(str(exc), 2) from None
-    return [], 0
+    return [], 0, False
 
 
 def session_run(session: Any) -> Any:
@@ -315,9 +321,10 @@ def search_indexed(
     min_payers: int | None = None,
     min_volume: dict[str, int] | None = None,
     decimals: Decimals | None = None,
-) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int]:
+) -> tuple[list[tuple[IndexedAgent, dict[str, Any]]], int, bool]:
     """Agents from the database, with the same filters as the chain search and the evidence's (`min_payers`
-    distinct payers in trusted mints, `min_volume` mint -> atomic units); returns them and the total.
+    distinct payers in trusted mints, `min_volume` mint -> atomic units); returns them, the total and whether
+    it is capped (more than `paging.TOTAL_CAP` match).
     A price ceiling is in whole units of `mint` (the caller requires one)."""
     decimals = decimals or Decimals(st)
     token = str(mint) if mint is not None else None
@@ -328,7 +335,7 @@ def search_indexed(
             raise CliError(f"cannot read the decimals of {token} from {st.rpc_url}; --max-price needs them")
         max_atomic = int(ceiling.scaleb(found.decimals))  # prices are whole atomic units: floor is exact
     exact = order in (None, "reputation", "price", "trust")
-    agents, total = _search(
+    agents, total, capped = _search(
         st,
         x402_enabled=x402_enabled,
         capability=capability,
@@ -351,7 +358,7 @@ def search_indexed(
         }
         key, descending = keys[order]
         out.sort(key=lambda pair: key(pair[0]), reverse=descending)
-    return out[:limit], total
+    return out[:limit], total, capped
 
 
 def payment_history_indexed(

@@ -219,7 +219,3 @@ def to_qmark(clause: str, named: dict[str, Any]) -> tuple[str, list[Any]]:
         return "?"
 
     return re.sub(r":(\w+)", one, clause), values
-
-
-TRUST_ORDER = "COALESCE((SELECT t.trust FROM agent_trust t WHERE t.agent = {column}), 0)"
-"""The trust score of the agent in `column` (0 without one), to sort by."""

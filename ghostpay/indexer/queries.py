@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, distinct, func, text
+from sqlalchemy import ColumnElement, and_, distinct, func, or_, text
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer import evidence as ev
@@ -34,22 +34,21 @@ from ghostpay.indexer.models import (
     SkipCounter,
     WorkOrder,
 )
-from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
+from ghostpay.indexer.paging import TOTAL_CAP, Page, QueryError, capped_total, check_page
 from ghostpay.reputation import Tier
 
 
-def _page_bounds(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_PAGE:
-        raise QueryError(f"limit must be 1 to {MAX_PAGE}")
-    if offset < 0:
-        raise QueryError("offset must not be negative")
+def count_capped(session: Session, statement: Any) -> tuple[int, bool]:
+    """How many rows `statement` selects, counted up to TOTAL_CAP (see `paging.TOTAL_CAP`)."""
+    found = session.exec(select(func.count()).select_from(statement.limit(TOTAL_CAP + 1).subquery())).one()
+    return capped_total(int(found))
 
 
 def _paged(session: Session, statement: Any, order: Sequence[Any], limit: int, offset: int) -> Page[Any]:
-    _page_bounds(limit, offset)
-    total = session.exec(select(func.count()).select_from(statement.subquery())).one()
+    check_page(limit, offset)
+    total, capped = count_capped(session, statement)
     items = list(session.exec(statement.order_by(*order).offset(offset).limit(limit)).all())
-    return Page(items, int(total), offset, limit)
+    return Page(items, total, offset, limit, capped)
 
 
 # agents ---------------------------------------------------------------------------------------------
@@ -124,13 +123,15 @@ def search_agents(
     trusted: Sequence[str] = (),
     sort: AgentSort = "score",
     limit: int = 50,
-    offset: int = 0,
+    after: Sequence[Any] | None = None,
 ) -> Page[Agent]:
     """Open agents matching every filter. Each accepted mint has its own price, so `max_price` (atomic
     units of `token`) needs `token`; price or token filters imply x402_enabled. `min_payers`: distinct payers in
     the `trusted` mints; `min_volume`: mint -> atomic units paid in it at least (x402 and escrow). `sort`: score
-    (highest first), price (lowest first: the price in `token`, else in each agent's first token) or trust (the
-    trust score, highest first); ties by address."""
+    (highest first), price (lowest first: the price in `token`, else in each agent's first token; agents without
+    one are not listed) or trust (the trust score, highest first; 0 without one); ties by address. Keyset pages:
+    `after` is the previous page's `next_after`, so rows inserted meanwhile neither repeat nor shift a page."""
+    check_page(limit, 0, after)
     statement = agent_filter(
         x402_enabled=x402_enabled,
         capability=capability,
@@ -143,18 +144,29 @@ def search_agents(
         min_volume=min_volume,
         trusted=trusted,
     )
-    if sort == "score":
-        order = [col(Agent.reputation_score).desc(), Agent.address]
-    elif sort == "trust":
-        trust = select(AgentTrust.trust).where(AgentTrust.agent == Agent.address).scalar_subquery()
-        order = [func.coalesce(trust, 0.0).desc(), Agent.address]
-    elif sort == "price":
-        priced = AgentToken.mint == token if token is not None else AgentToken.position == 0
-        price = select(AgentToken.price).where(AgentToken.agent == Agent.address, priced).scalar_subquery()
-        order = [price.asc(), Agent.address]
+    address = col(Agent.address)
+    key: Any
+    if sort == "score":  # walks ix_agents_score (migration 7) and stops at the page's end
+        key, descending = col(Agent.reputation_score), True
+    elif sort == "price":  # the price joined from agent_tokens (ix_agent_tokens_mint_price / _position_price)
+        priced = col(AgentToken.mint) == token if token is not None else col(AgentToken.position) == 0
+        statement = statement.join(AgentToken, and_(col(AgentToken.agent) == col(Agent.address), priced))
+        key, descending = col(AgentToken.price), False
+        address = col(AgentToken.agent)  # the agent's address, in the index's own order
+    elif sort == "trust":  # agents indexed since the last trust computation have no row yet: 0
+        statement = statement.outerjoin(AgentTrust, col(AgentTrust.agent) == col(Agent.address))
+        key, descending = func.coalesce(col(AgentTrust.trust), 0.0), True
     else:
         raise QueryError("sort must be score, price or trust")
-    return _paged(session, statement, order, limit, offset)
+    total, capped = count_capped(session, statement)
+    if after is not None:
+        beyond = key < after[0] if descending else key > after[0]
+        statement = statement.where(or_(beyond, and_(key == after[0], address > after[1])))
+    order = [key.desc() if descending else key.asc(), address]
+    rows = list(session.execute(statement.add_columns(key).order_by(*order).limit(limit + 1)).all())
+    items = [agent for agent, _ in rows[:limit]]
+    next_after = (rows[limit - 1][1], items[-1].address) if len(rows) > limit else None
+    return Page(items, total, 0, limit, capped, next_after)
 
 
 @dataclass(frozen=True)
@@ -374,7 +386,7 @@ def event_feed(
     session: Session, after: int = 0, *, names: Sequence[str] | None = None, agent: str | None = None, limit: int = 100
 ) -> list[FeedEvent]:
     """Events applied after the feed cursor `after`, in the order they were applied."""
-    _page_bounds(limit, 0)
+    check_page(limit)
     statement = select(RawEvent).where(col(RawEvent.id) > after)
     if names:
         statement = statement.where(col(RawEvent.name).in_(list(names)))

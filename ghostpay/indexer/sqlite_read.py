@@ -15,12 +15,12 @@ search through SQLAlchemy (`--db sqlite+pysqlite:///index.db`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from ghostpay.indexer import evidence as ev
-from ghostpay.indexer.paging import MAX_PAGE, Page, QueryError
+from ghostpay.indexer.paging import TOTAL_CAP, Page, QueryError, capped_total, check_page
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -65,6 +65,14 @@ def open_readonly(path: str) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
+def _count(index: sqlite3.Connection, source: str, where: str, args: list[Any]) -> tuple[int, bool]:
+    """How many rows match, counted up to TOTAL_CAP (see `paging.TOTAL_CAP`)."""
+    found = index.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?)", [*args, TOTAL_CAP + 1]
+    )
+    return capped_total(int(found.fetchone()[0]))
+
+
 def _paged(
     index: sqlite3.Connection,
     select: str,
@@ -75,15 +83,12 @@ def _paged(
     limit: int,
     offset: int,
 ) -> Page[Record]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise QueryError(f"limit must be 1 to {MAX_PAGE}")
-    if offset < 0:
-        raise QueryError("offset must not be negative")
-    total = index.execute(f"SELECT COUNT(*) FROM {select} WHERE {where}", args).fetchone()[0]
+    check_page(limit, offset)
+    total, capped = _count(index, select, where, args)
     rows = index.execute(
         f"SELECT * FROM {select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", [*args, *order_args, limit, offset]
     ).fetchall()
-    return Page([Record(dict(row)) for row in rows], int(total), offset, limit)
+    return Page([Record(dict(row)) for row in rows], total, offset, limit, capped)
 
 
 def search_agents(
@@ -99,11 +104,13 @@ def search_agents(
     min_volume: dict[str, int] | None = None,
     sort: Literal["score", "price", "trust"] = "score",
     limit: int = 50,
-    offset: int = 0,
+    after: Sequence[Any] | None = None,
 ) -> Page[Record]:
     """`queries.search_agents` (without the tier filter), each agent with `.capabilities`, `.prices`
     (mint → price of a call in atomic units, the default mint first), `.earnings` (`queries.agent_earnings`) and
-    `.evidence` (`evidence.Evidence`; None in an index older than schema v6)."""
+    `.evidence` (`evidence.Evidence`; None in an index older than schema v6). Keyset pages: `after` is the
+    previous page's `next_after`."""
+    check_page(limit, 0, after)
     where, args = ["closed = 0"], []  # type: tuple[list[str], list[Any]]
     if max_price is not None and token is None:
         raise QueryError("max_price needs a token: each accepted mint has its own price")
@@ -139,18 +146,35 @@ def search_agents(
             sql, values = ev.to_qmark(clause, named)
             where.append(sql)
             args += values
-    # the price in `token`, else in each agent's first (default) token
-    priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
-    price = f"(SELECT price FROM agent_tokens t WHERE t.agent = address AND {priced})"
-    orders = {
-        "score": ("reputation_score DESC, address", []),
-        "price": (f"{price} ASC, address", priced_args),
-        "trust": (ev.TRUST_ORDER.format(column="address") + " DESC, address", []),
-    }
-    if sort not in orders or (sort == "trust" and not graph):
+    if sort == "score":  # walks ix_agents_score (migration 7) and stops at the page's end
+        source, key, order = "agents", "reputation_score", "reputation_score DESC, address"
+        keyset = "(reputation_score < ? OR (reputation_score = ? AND address > ?))"
+    elif sort == "price":  # the price in `token`, else in each agent's first (default) token: ix_agent_tokens_*
+        priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
+        source = f"agents JOIN agent_tokens t ON t.agent = address AND {priced}"
+        key, order = "t.price", "t.price, t.agent"  # t.agent is the address: the index's own order
+        keyset = "(t.price > ? OR (t.price = ? AND t.agent > ?))"
+        args = [*priced_args, *args]
+    elif sort == "trust" and graph:  # agents indexed since the last trust computation have no row yet: 0
+        source = "agents LEFT JOIN agent_trust tr ON tr.agent = address"
+        key = "COALESCE(tr.trust, 0.0)"
+        order = f"{key} DESC, address"
+        keyset = f"({key} < ? OR ({key} = ? AND address > ?))"
+    else:
         raise QueryError("sort must be score or price" + (" or trust" if graph else ""))
-    order, order_args = orders[sort]
-    page = _paged(index, "agents", " AND ".join(where), args, order, order_args, limit, offset)
+    total, total_capped = _count(index, source, " AND ".join(where), args)
+    if after is not None:
+        where.append(keyset)
+        args += [after[0], after[0], after[1]]
+    rows = index.execute(
+        f"SELECT agents.*, {key} AS sort_key FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+        [*args, limit + 1],
+    ).fetchall()
+    found = [dict(row) for row in rows]
+    keys = [(values.pop("sort_key"), values["address"]) for values in found]
+    items = [Record(values) for values in found[:limit]]
+    next_after = keys[limit - 1] if len(rows) > limit else None
+    page = Page(items, total, 0, limit, total_capped, next_after)
     for agent in page.items:  # SQLite stores booleans as 0 / 1
         agent.is_active, agent.closed, agent.x402_enabled = (
             bool(agent.is_active),
@@ -175,9 +199,9 @@ def search_agents(
         list(lists),
     ):
         lists[agent]["earnings"][mint] = (x402_payments, escrow_earnings)
-    found = ev.evidence(run, list(lists), trusted) if graph and lists else {}
+    evidence_of = ev.evidence(run, list(lists), trusted) if graph and lists else {}
     for agent in page.items:
-        agent.__dict__.update(lists[agent.address], evidence=found.get(agent.address))
+        agent.__dict__.update(lists[agent.address], evidence=evidence_of.get(agent.address))
     return page
 
 

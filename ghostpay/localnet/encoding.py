@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from functools import cache
 from typing import Any
 
 import based58
@@ -22,14 +23,21 @@ MAX_BASE58_BYTES = 128
 TOKEN_STATES = {0: "uninitialized", 1: "initialized", 2: "frozen"}
 
 
+@cache
+def _zstd() -> Any:
+    """One compressor for every account (making one per account was most of a 100k-account answer's time);
+    imported only when asked for: the import would add ~4 ms to every localnet start."""
+    import zstandard
+
+    return zstandard.ZstdCompressor()
+
+
 def encode_bytes(data: bytes, encoding: str) -> Any:
     """Account data as `[text, encoding]` (or a bare base58 string for the legacy `binary`)."""
     if encoding == "base64":
         return [base64.b64encode(data).decode(), "base64"]
     if encoding == "base64+zstd":  # one zstd frame, as the validator sends (the Solana CLI asks for it)
-        import zstandard  # only when asked for: its import would add ~4 ms to every localnet start
-
-        return [base64.b64encode(zstandard.ZstdCompressor().compress(data)).decode(), "base64+zstd"]
+        return [base64.b64encode(_zstd().compress(data)).decode(), "base64+zstd"]
     if encoding in ("base58", "binary"):
         if len(data) > MAX_BASE58_BYTES:
             raise RpcError(

@@ -102,10 +102,12 @@ def test_agent_search_filters_and_prices_per_token(world: World, api: ServedApi)
 
 
 def test_cursor_pages_cover_everything_once(world: World, api: ServedApi) -> None:
-    for sort in ("reputation", "price", f"price&token={world.bonk}", "newest", "calls"):
+    for sort in ("reputation", "price", f"price&token={world.bonk}", "newest", "calls", "trust"):
         seen, cursor = [], None
         while True:
             page = api.get(f"/api/agents?sort={sort}&limit=1" + (f"&cursor={cursor}" if cursor else "")).json()
+            assert page["total_capped"] is False and page["total"] == (1 if "token" in sort else 3), sort
+            assert all(a["evidence"]["text"] for a in page["items"]), sort  # each row keeps its evidence
             seen += [a["address"] for a in page["items"]]
             cursor = page["next_cursor"]
             if cursor is None:

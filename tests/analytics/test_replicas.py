@@ -283,7 +283,7 @@ def test_a_replica_follows_the_chain_the_index_records(cluster: Cluster, postgre
     url = postgres.create_database()
     engine = connect(url)
     with engine.begin() as connection:
-        CHAIN.create(connection)
+        CHAIN.create(connection, checkfirst=True)  # schema v6 creates it too
         connection.execute(insert(CHAIN).values(genesis_hash=str(world.net.rpc("getGenesisHash")["result"])))
     settings = ApiSettings(url, webhooks=False, token_labels=str(world.home / LABELS_FILE))
     with ServedApi(settings) as replica:

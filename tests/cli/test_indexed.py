@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from solders.pubkey import Pubkey
 
+from ghostpay.indexer import paging, sqlite_read
 from tests.cli.conftest import ghost, mint_to
 
 
@@ -58,6 +59,7 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
 
     found = ghost("--db", str(db), "agent", "search", "-c", "index-test", "--sort", "price").data
     assert found["source"] == "indexer" and [a["address"] for a in found["agents"]] == [cheap, dear]
+    assert (found["total"], found["total_capped"]) == (2, False)
     assert found["agents"][0]["price"] == "0.010000" and found["agents"][0]["capabilities"] == ["index-test"]
     capped = ghost("--db", str(db), "agent", "search", "-c", "index-test", "--token", "USDC", "--max-price", "0.5")
     assert [a["address"] for a in capped.data["agents"]] == [cheap]
@@ -68,6 +70,14 @@ def test_search_and_history_from_the_index(wallets, usdc, net, tmp_path, monkeyp
     assert ghost("agent", "search", "-c", "index-test", "--token", eurc, "--max-price", "0.004").data["agents"] == []
     text = ghost("agent", "search", "-c", "index-test", "--x402-enabled", output=None).stdout
     assert "2 agent(s) found (from the indexer)" in text and "1.00 USDC, 0.005 EURC" in text
+    with monkeypatch.context() as patched:  # an index counts its matches up to paging.TOTAL_CAP (10,000)
+        for module in (paging, sqlite_read):
+            patched.setattr(module, "TOTAL_CAP", 1)
+        over = ghost("agent", "search", "-c", "index-test").data
+        assert (over["total"], over["total_capped"], len(over["agents"])) == (1, True, 2)
+        assert (
+            "1+ agent(s) found (from the indexer)" in ghost("agent", "search", "-c", "index-test", output=None).stdout
+        )
 
     history = ghost("agent", "payment-history", cheap, "--sort-by", "amount").data
     assert history["source"] == "indexer"
@@ -174,5 +184,10 @@ def test_evidence_trust_and_their_filters_from_the_index(wallets, usdc, net, tmp
     assert found("--min-payers", "2") == [agent] and found("--min-payers", "3") == []
     assert found("--min-volume", "USDC=0.03") == [agent] and found("--min-volume", "USDC=0.031") == []
     assert found("--sort", "trust", "--min-volume", "EVI=0.5") == [agent]
+    ranked = ghost("--db", db, "agent", "search", "-c", "evidence-test", "--sort", "trust", "--limit", "1").data
+    assert (ranked["total"], ranked["total_capped"]) == (1, False)
+    assert ranked["agents"][0]["evidence"]["text"] == shown["text"]  # the keyset page keeps each row's evidence
+    text = ghost("--db", db, "agent", "search", "-c", "evidence-test", "--sort", "trust", output=None).stdout
+    assert "1 agent(s) found (from the indexer)" in text and "evidence in trusted mints" in text
     refused = ghost("agent", "search", "--sort", "trust")
     assert refused.code == 2 and "give --db" in refused.stderr

@@ -219,7 +219,8 @@ def test_queries(indexed: tuple[LocalnetProcess, History, str]) -> None:
         top = everyone.items[0]
         assert queries.search_agents(s, min_reputation=top.reputation_score).items[0].address == top.address
         assert all(a.tier == top.tier for a in queries.search_agents(s, tier=top.tier.lower()).items)
-        first, second = (queries.search_agents(s, limit=2, offset=o) for o in (0, 2))
+        first = queries.search_agents(s, limit=2)
+        second = queries.search_agents(s, limit=2, after=first.next_after)
         assert [a.address for a in first.items + second.items] == [a.address for a in everyone.items[:4]]
         with pytest.raises(queries.QueryError):
             queries.search_agents(s, tier="BRONZE")
@@ -303,7 +304,8 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
         {"x402_enabled": True},
         {"active": None, "min_reputation": 1},
         {"token": mint},
-        {"limit": 2, "offset": 3},
+        {"limit": 2},
+        {"limit": 2, "sort": "price"},
         {"token": mint, "sort": "price"},
     ]
     with Session(open_db(url)) as session, open_readonly(path) as index:
@@ -311,6 +313,12 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
             expected = queries.search_agents(session, **filters)
             got = sqlite_read.search_agents(index, **filters)
             assert got.total == expected.total > 0, filters
+            assert got.next_after == expected.next_after, filters
+            if got.next_after is not None:  # the next keyset page too
+                after = {**filters, "after": got.next_after}
+                assert [a.address for a in sqlite_read.search_agents(index, **after).items] == [
+                    a.address for a in queries.search_agents(session, **after).items
+                ], filters
             listed = ("capabilities", "prices", "earnings", "evidence")
             assert [{k: v for k, v in vars(a).items() if k not in listed} for a in got.items] == [
                 a.model_dump() for a in expected.items
@@ -324,13 +332,26 @@ def test_the_cli_read_path_answers_as_the_queries_do(indexed: tuple[LocalnetProc
                 paid = queries.payment_history(session, a.address, limit=1).total  # every registration's
                 assert a.evidence == proofs[a.address] and a.evidence.x402.calls == paid
         trusted = list(evidence.trusted_mints(session_run(session)))
-        for filters in ({"sort": "trust"}, {"min_volume": {mint: 1}}, {"min_payers": 1}, {"min_payers": 0}):
+        for filters in (
+            {"sort": "trust"},
+            {"sort": "trust", "limit": 2},
+            {"sort": "trust", "limit": 1, "min_payers": 1},
+            {"min_volume": {mint: 1}},
+            {"min_payers": 1},
+            {"min_payers": 0, "limit": 2},
+        ):
             expected = queries.search_agents(session, trusted=trusted, **filters)
             got = sqlite_read.search_agents(index, **filters)
-            assert (got.total, [a.address for a in got.items]) == (
+            assert (got.total, got.next_after, [a.address for a in got.items]) == (
                 expected.total,
+                expected.next_after,
                 [a.address for a in expected.items],
             ), filters
+            if got.next_after is not None:  # the next keyset page too
+                after = {**filters, "after": got.next_after}
+                assert [a.address for a in sqlite_read.search_agents(index, **after).items] == [
+                    a.address for a in queries.search_agents(session, trusted=trusted, **after).items
+                ], filters
         assert queries.search_agents(session, min_volume={mint: 1}).total > 0
         busiest = max(queries.search_agents(session, limit=100).items, key=lambda a: a.x402_total_calls)
         for sort, descending in (("date", True), ("amount", False)):

@@ -1,5 +1,6 @@
 """Schema migrations: a database at v1 (one price per agent, no registration or rent payer) moves to the newest
-version; a v4 database's payments and feedback, keyed by their reference, are keyed by their instruction in v5."""
+version; a v4 database's payments and feedback, keyed by their reference, are keyed by their instruction in v5,
+and gain the payment graph (v6) and the search indexes (v7)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from ghostpay.indexer.models import SCHEMA_VERSION, connect, migrate, schema_version
+from ghostpay.indexer.models import SCHEMA_VERSION, SEARCH_INDEXES, connect, migrate, schema_version
 
 
 def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'index.db'}"
     engine = connect(url)
     with engine.begin() as c:  # turn the fresh database back into v1's shape
+        for name in SEARCH_INDEXES:  # v7's
+            c.exec_driver_sql(f"DROP INDEX {name}")
         c.exec_driver_sql("ALTER TABLE agents DROP COLUMN registration")
         c.exec_driver_sql("DROP INDEX ix_agent_tokens_price")
         c.exec_driver_sql("ALTER TABLE agent_tokens DROP COLUMN price")
@@ -29,12 +32,14 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 6
+    assert migrate(engine) == SCHEMA_VERSION == 7
     with engine.begin() as c:
         columns = {
             t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
         }
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
+        indexes = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert set(SEARCH_INDEXES) <= indexes  # v7: the orders agent search pages in
         assert "price" in columns["agent_tokens"] and "rent_payer" in columns["payments"]
         assert c.exec_driver_sql("SELECT price FROM agent_tokens").scalar_one() == 0
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
@@ -97,7 +102,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (feedback_event,),
         )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
-    assert migrate(engine) == SCHEMA_VERSION == 6
+    assert migrate(engine) == SCHEMA_VERSION == 7
     with engine.begin() as c:
         assert [
             tuple(r)
@@ -117,6 +122,8 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             )
         ] == [("sig2", 3, "A", reference, "P", 0, 2, 900, 11, 1_700_000_100)]
         assert {i["name"] for i in inspect(c).get_indexes("payments")} >= {"ix_payments_reference", "ix_payments_agent"}
+        indexes = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert set(SEARCH_INDEXES) <= indexes  # v7, after the payment graph
         assert not {"payments_v4", "feedback_v4"} & set(inspect(c).get_table_names())
         c.exec_driver_sql(
             "INSERT INTO payments (signature, instruction_index, agent, reference, payer, rent_payer, "

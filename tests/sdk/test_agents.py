@@ -6,7 +6,6 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
 
 from ghostpay.client import GhostPayClient, X402Settings
@@ -137,12 +136,12 @@ async def test_list_and_search(net, usdc) -> None:
             await a.search_agents(max_price=Atomic(1))
 
         # memcmp does the head-of-account filters on the node
-        with mock.patch.object(a.rpc, "get_program_accounts", wraps=a.rpc.get_program_accounts) as gpa:
+        with mock.patch.object(a, "_stream_program_accounts", wraps=a._stream_program_accounts) as gpa:
             await a.search_agents(x402_enabled=True, owner=b.wallet, capability="ocr")
-        filters = gpa.call_args.kwargs["filters"]
-        memcmps = {f.offset: f.bytes for f in filters if isinstance(f, MemcmpOpts)}
+        filters = gpa.call_args.args[0]
+        memcmps = {f["memcmp"]["offset"]: f["memcmp"]["bytes"] for f in filters if "memcmp" in f}
         assert len(filters) == 4 and memcmps[8] == str(b.wallet) and memcmps[40] == "2" and memcmps[41] == "2"
-        assert 0 in memcmps and gpa.call_args.args[2] == "base64"
+        assert 0 in memcmps
 
 
 async def test_read_only_client_reads(net, client: GhostPayClient) -> None:
