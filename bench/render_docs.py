@@ -216,6 +216,14 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
     "scale_out": scale_out,
     "indexer_scale": METRIC_VALUE_UNIT,
     "api": columns(("request", "request"), ("median ms", "median_ms"), ("p95 ms", "p95_ms")),
+    "search_scale": columns(
+        ("agents", "agents"),
+        ("search", "search"),
+        ("source", "source"),
+        ("ms", "wall_ms"),
+        ("peak MiB", "peak_rss_mib"),
+        ("goal", "goal"),
+    ),
     "trust": trust,
     "decoders": columns(
         ("value decoded", "value"),
