@@ -995,7 +995,7 @@ def tables(results: Results) -> list[Table]:
             *(str(v) for v in (f.wallets, f.calls_per_wallet, f.rank, f.agents_ranked, f.honest_below)),
             str(f.strong_not_above),
         )
-    p = results.prior
+    chosen = results.prior
     prior = Table(title="SybilRank's prior: each node's share of an even spread, added before the degree division")
     for column in (
         "prior",
@@ -1007,14 +1007,14 @@ def tables(results: Results) -> list[Table]:
         prior.add_column(column)
     window = (
         "none"
-        if p.lowest_prior_farms_below is None
-        else (f"{p.lowest_prior_farms_below:g} to {p.highest_prior_farms_below:g}")
+        if chosen.lowest_prior_farms_below is None
+        else (f"{chosen.lowest_prior_farms_below:g} to {chosen.highest_prior_farms_below:g}")
     )
     prior.add_row(
-        f"{p.prior:g}",
-        f"{p.epsilon:.2e} ({p.nodes:,} nodes)",
-        f"{p.honest_reached_under_epsilon} of {p.honest_reached}",
-        f"{p.one_edge_median_over_epsilon:g}, {p.one_edge_p10_over_epsilon:g}",
+        f"{chosen.prior:g}",
+        f"{chosen.epsilon:.2e} ({chosen.nodes:,} nodes)",
+        f"{chosen.honest_reached_under_epsilon} of {chosen.honest_reached}",
+        f"{chosen.one_edge_median_over_epsilon:g}, {chosen.one_edge_p10_over_epsilon:g}",
         window,
     )
     sized = results.scale

@@ -12,19 +12,20 @@ by trusted wallets raises an agent, paying does not, so buying calls from honest
 a farm paid in a mint of its own gets nothing (no link), and a cluster that only pays itself keeps just the jumps
 that land on its own wallets.
 
-With pre-trusted seeds (`trust_seeds`: wallets the operator knows) the score is SybilRank (Cao et al. 2012)
-instead: the same payments as an undirected graph (payer — agent weighted by value, agent — owner), the seeds'
-trust spread by a short lazy random walk (each payment edge weighing its value plus `EDGE_FLOOR`, a cheap
-call's worth, so that a payer counts however little it paid) (2·⌈log₂ n⌉ half-speed steps: stopped long before it mixes, so trust
-that crossed few cheap edges into a farm stays small however large the farm), and each node ranked by its trust
-over its weighted degree. Trust reaches a farm only over edges to the market the seeds reach, in proportion to
-their value: a farm buying calls gets what its purchases weigh against the seller's other customers, spread over
-every payment inside the farm. An honest agent in no component with a seed (its customers paid nobody else) gets
-none either: it is, in the graph, a star of wallets like a farm. So every node also holds a prior, `PRIOR` of an
-even spread (PRIOR / n), added before the division by degree: among the nodes the seeds do not reach (or barely),
-the one with MORE payment unexplained by the seeds ranks LOWER, and a farm ties with an isolated honest agent only
-by keeping its evidence as small as that agent's (and then it ranks no higher). (`eigentrust` also takes seeds: its
-first pass jumps to them, the second to them and the customers of what it reached; `bench/trust.py` compares both.)
+With pre-trusted seeds (`trust_seeds`: wallets the operator knows) the score is SybilRank (Cao et al. 2012) instead:
+the same payments as an undirected graph (payer — agent weighted by value, agent — owner), the seeds' trust spread
+by a short lazy random walk (2·⌈log₂ n⌉ half-speed steps: stopped long before it mixes, so trust that crossed few
+cheap edges into a farm stays small however large the farm), and each node ranked by its trust over its weighted
+degree, each payment edge weighing its value plus `EDGE_FLOOR` (a cheap call's worth, so that a payer counts however
+little it paid). Trust reaches a farm only over edges to the market the seeds reach, in proportion to their value: a
+farm buying calls gets what its purchases weigh against the seller's other customers, spread over every payment
+inside the farm. An honest agent in no component with a seed (its customers paid nobody else) gets none either: it
+is, in the graph, a star of wallets like a farm. So every node also holds a prior, `PRIOR` of an even spread
+(PRIOR/n), added before the division by degree: among the nodes the seeds do not reach (or barely), the one with
+MORE payment unexplained by the seeds ranks LOWER, and a farm ties with an isolated honest agent only by keeping its
+evidence (payers and volume) as small as that agent's, and then it ranks no higher. (`eigentrust` also takes seeds:
+its first pass jumps to them, the second to them and the customers of what it reached; `bench/trust.py` compares
+both.)
 
 What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent in a trusted mint
 looks like as many new honest customers (the jumps land on every payer), so its trust grows with its number of
