@@ -150,6 +150,7 @@ def trust(rows: list[Row]) -> str:
         ("of agents", "agents_ranked"),
         ("AUC, trust", "auc_trust"),
         ("precision@k, trust", "precision_trust"),
+        ("tied at the cut", "tied_at_cut_trust"),
         ("honest with ≥ 5 payers not above", "strong_not_above"),
     )(of["shape"])
     prices = columns(

@@ -72,7 +72,12 @@ FARM_PRICE = 1 * ATOMIC  # the ring's price: it only moves its own money around
 SEED_SHARE = 0.05
 TOP_SHARE = 0.10
 MIN_HONEST_PAYERS = 5
-SHAPES = ("ring", "junk", "connected")
+# A star: fresh wallets paying one agent a few calls each at an honest-looking price (the honest prices' median),
+# in USDC: in the payment graph, an honest seller whose customers pay no one else.
+STAR_AGENTS, STAR_CALLS, STAR_PRICE = 1, 3, ATOMIC // 100
+STAR_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # wallets of the stars `star_figures` places
+TINY_PRICE = 1  # atomic units: a star keeping its evidence as small as it can
+SHAPES = ("ring", "junk", "connected", "star")
 SETTINGS = ("uniform", "seeded", "seeded-eigentrust")
 INDEXED_SETTINGS = ("uniform", "seeded")  # what `trust.recompute` computes; the others in memory
 EDGE_COUNTS = (0, 1, 2, 4, 8, 16, 32, 64)
@@ -183,17 +188,20 @@ def build_economy(buyers: int, sellers: int, seed: int = 30) -> Economy:
 
 def add_farm(eco: Economy, shape: str, rng: random.Random, wallets: int = FARM_WALLETS) -> None:
     owner = key()
-    agents = [key() for _ in range(FARM_AGENTS)]
+    count, calls, price = (
+        (STAR_AGENTS, STAR_CALLS, STAR_PRICE) if shape == "star" else (FARM_AGENTS, FARM_CALLS, FARM_PRICE)
+    )
+    agents = [key() for _ in range(count)]
     for agent in agents:
-        eco.owners[agent], eco.prices[agent] = owner, FARM_PRICE
+        eco.owners[agent], eco.prices[agent] = owner, price
     mint = eco.junk if shape == "junk" else eco.usdc
     eco.farms[shape] = agents
     eco.farm_wallets[shape] = [key() for _ in range(wallets)]
     for wallet in eco.farm_wallets[shape]:
         for agent in agents:
-            for _ in range(FARM_CALLS):
+            for _ in range(calls):
                 stamp = START + rng.randrange(DAYS * SECONDS_PER_DAY)
-                eco.payments.append(Payment(wallet, agent, mint, FARM_PRICE, stamp, 5))
+                eco.payments.append(Payment(wallet, agent, mint, price, stamp, 5))
     if shape == "connected":
         target = eco.honest_agents[0]  # the most popular
         eco.payments.append(Payment(owner, target, eco.usdc, eco.prices[target], START + DAYS * SECONDS_PER_DAY // 2))
@@ -347,8 +355,9 @@ def auc(honest: Sequence[float], farm: Sequence[float]) -> float:
 
 
 def precision_at_k(scores: dict[str, float], farm: Sequence[str]) -> float:
-    """The share of farm agents among the k lowest scored (k = the farm's agents), ties at the cut broken at random
-    (their expected share: a tie with honest agents is only partly a detection)."""
+    """The share of farm agents among the k lowest scored (k = the farm's agents). Agents tied with the k-th lowest
+    score share the slots left at the cut at random: the farm is credited their expected share (a tie with honest
+    agents is only partly a detection); `tied_at_cut` says how many there were."""
     k = len(farm)
     farm_set = set(farm)
     cut = sorted(scores.values())[k - 1]
@@ -357,6 +366,12 @@ def precision_at_k(scores: dict[str, float], farm: Sequence[str]) -> float:
     slots = k - len(below)
     found = sum(a in farm_set for a in below) + slots * sum(a in farm_set for a in tied) / len(tied)
     return round(found / k, 4)
+
+
+def tied_at_cut(scores: dict[str, float], k: int) -> int:
+    """How many agents score exactly the k-th lowest score (1: no tie at the cut)."""
+    cut = sorted(scores.values())[k - 1]
+    return sum(s == cut for s in scores.values())
 
 
 def rank_of(scores: dict[str, float], agent: str) -> int:
@@ -375,6 +390,7 @@ class ShapeFigures:
     auc_trust: float
     precision_onchain: float
     precision_trust: float
+    tied_at_cut_trust: int  # agents scoring exactly the k-th lowest trust (1: precision needed no tie-break)
     strong_honest: int  # honest agents with >= 5 distinct honest payers
     strong_not_above: int  # of them, those not ranked strictly above every agent of the farm (0: the goal holds)
 
@@ -400,6 +416,7 @@ def shape_figures(eco: Economy, setting: str, onchain: dict[str, int], shares: d
                 round(auc([by_trust[a] for a in honest], [by_trust[a] for a in farm]), 4),
                 precision_at_k(by_chain, farm),
                 precision_at_k(by_trust, farm),
+                tied_at_cut(by_trust, len(farm)),
                 len(strong),
                 sum(by_trust[a] <= best_farm for a in strong),
             )
@@ -411,6 +428,12 @@ def economy_edges(eco: Economy) -> list[tuple[str, str, str, int]]:
     return [(p.payer, p.agent, p.mint, p.amount) for p in eco.payments]
 
 
+def economy_graph(eco: Economy, extra: Sequence[tuple[str, str, str, int]], owners: dict[str, str]) -> trust.Graph:
+    """The payment graph of the economy's payments and `extra` ones, USDC trusted."""
+    trusted = {eco.usdc: TrustedMint(eco.usdc, "USDC", USDC_DECIMALS)}
+    return trust.build_graph([*economy_edges(eco), *extra], owners, trusted)
+
+
 def trust_of(
     eco: Economy,
     extra: Sequence[tuple[str, str, str, int]],
@@ -420,8 +443,7 @@ def trust_of(
 ) -> dict[str, float]:
     """Agent -> trust over the economy's payments and `extra` ones, as the index computes it for `seeds`, or by
     seeded EigenTrust in the setting `seeded-eigentrust`."""
-    trusted = {eco.usdc: TrustedMint(eco.usdc, "USDC", USDC_DECIMALS)}
-    graph = trust.build_graph([*economy_edges(eco), *extra], owners, trusted)
+    graph = economy_graph(eco, extra, owners)
     vector = trust.eigentrust(graph, seeds) if setting == "seeded-eigentrust" else trust.trust_vector(graph, seeds)
     return {a: t for a, (t, _) in trust.agent_scores(graph, vector).items()}
 
@@ -614,6 +636,103 @@ def captured_curve(eco: Economy, setting: str, seeds: Sequence[str]) -> list[Cap
     return out
 
 
+# the star and the prior --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StarFigures:
+    price_usdc: float
+    wallets: int
+    calls_per_wallet: int
+    rank: int  # among the honest agents with a payment and the star's agent (1 = the highest trust)
+    agents_ranked: int
+    honest_below: int  # honest agents with a payment ranked strictly below the star
+    strong_not_above: int  # honest agents with >= 5 distinct honest payers not ranked strictly above it
+
+
+def star_figures(eco: Economy, seeds: Sequence[str]) -> list[StarFigures]:
+    """SybilRank from the seeds: a star of `n` fresh wallets paying one agent `STAR_CALLS` calls each at the honest
+    prices' median, and one paying `TINY_PRICE` once each (the least evidence a star can have), for each size."""
+    honest = eco.paid_honest_agents()
+    strong = [a for a, n in eco.honest_payers().items() if n >= MIN_HONEST_PAYERS and a in eco.honest_agents]
+    star, owners = "star-agent", {**eco.owners, "star-agent": "star-owner"}
+    out = []
+    for price, calls in ((STAR_PRICE, STAR_CALLS), (TINY_PRICE, 1)):
+        for n in STAR_SIZES:
+            extra = [(f"s{i}", star, eco.usdc, price * calls) for i in range(n)]
+            scores = trust_of(eco, extra, owners, seeds, "seeded")
+            mine = scores[star]
+            by_trust = {a: scores.get(a, 0.0) for a in [*honest, star]}
+            out.append(
+                StarFigures(
+                    price / ATOMIC,
+                    n,
+                    calls,
+                    rank_of(by_trust, star),
+                    len(by_trust),
+                    sum(scores.get(a, 0.0) < mine for a in honest),
+                    sum(scores.get(a, 0.0) <= mine for a in strong),
+                )
+            )
+    return out
+
+
+PRIOR_GRID = tuple(10.0**e for e in np.arange(-4.0, 0.01, 0.25))  # priors tried, as shares of an even spread
+ONE_EDGE_SAMPLE = 40  # agents the seeds do not reach, each given one call from a customer they reach
+
+
+@dataclass
+class PriorFigures:
+    prior: float  # trust.PRIOR: each node's prior, a share of an even spread of the seeds' trust
+    nodes: int
+    epsilon: float  # prior / nodes, added to every node's walked trust
+    honest_reached: int  # honest agents with a payment the seeds' walk reaches
+    honest_reached_under_epsilon: int  # of them, those whose walked trust is below epsilon
+    one_edge_median_over_epsilon: float  # the walked trust one call from a reached customer brings, over epsilon
+    one_edge_p10_over_epsilon: float
+    lowest_prior_farms_below: float | None  # the lowest prior on PRIOR_GRID putting ring, junk and connected
+    highest_prior_farms_below: float | None  # below every honest agent with >= 5 honest payers, and the highest
+
+
+def prior_figures(eco: Economy, seeds: Sequence[str]) -> PriorFigures:
+    """How `trust.PRIOR` sits between what the seeds bring and what leaks into a farm (see `trust.sybilrank`)."""
+    graph = economy_graph(eco, [], eco.owners)
+    walked, degree = trust.seed_walk(graph, seeds)
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    n = len(graph.nodes)
+    epsilon = trust.PRIOR / n
+    honest = [where[a] for a in eco.paid_honest_agents() if a in where]
+    reached = [i for i in honest if walked[i] > 0]
+    strong = [where[a] for a, k in eco.honest_payers().items() if k >= MIN_HONEST_PAYERS and a in eco.honest_agents]
+    farms = [where[a] for s in ("ring", "junk", "connected") for a in eco.farms[s] if a in where]
+
+    def farms_below(prior: float) -> bool:
+        value = (walked + prior / n) / degree
+        return not farms or value[strong].min() > value[farms].max()
+
+    holding = [p for p in PRIOR_GRID if farms_below(p)]
+    rng = random.Random(3)
+    customers = [where[b] for b in eco.honest_buyers if b in where and walked[where[b]] > 0 and b not in set(seeds)]
+    unreached = [a for a in eco.paid_honest_agents() if a in where and walked[where[a]] == 0][:ONE_EDGE_SAMPLE]
+    gained = []
+    for agent in unreached:
+        call = (graph.nodes[rng.choice(customers)], agent, eco.usdc, eco.prices[agent])
+        extended = economy_graph(eco, [call], eco.owners)
+        gained.append(trust.seed_walk(extended, seeds)[0][extended.nodes.index(agent)])
+    one_edge = np.array(gained) / epsilon if gained else np.zeros(1)
+    return PriorFigures(
+        trust.PRIOR,
+        n,
+        epsilon,
+        len(reached),
+        int(sum(walked[i] < epsilon for i in reached)),
+        round(float(np.median(one_edge)), 2),
+        round(float(np.quantile(one_edge, 0.1)), 2),
+        round(holding[0], 5) if holding else None,
+        round(holding[-1], 5) if holding else None,
+    )
+
+
 # scale -------------------------------------------------------------------------------------------------------------
 
 
@@ -702,6 +821,8 @@ class Results:
     shapes: list[ShapeFigures]
     prices: list[Price]
     captured: list[Captured]
+    stars: list[StarFigures]
+    prior: PriorFigures
     scale: ScaleFigures
 
 
@@ -783,6 +904,15 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
         "farms": {
             s: {"agents": FARM_AGENTS, "wallets": FARM_WALLETS, "calls_per_wallet_and_agent": FARM_CALLS}
             for s in SHAPES
+            if s != "star"
+        }
+        | {
+            "star": {
+                "agents": STAR_AGENTS,
+                "wallets": FARM_WALLETS,
+                "calls_per_wallet_and_agent": STAR_CALLS,
+                "price_usdc": STAR_PRICE / ATOMIC,
+            }
         },
         "payments": sum(1 for p in eco.payments if not p.escrow),
         "escrow_releases": sum(1 for p in eco.payments if p.escrow),
@@ -794,8 +924,10 @@ def run(buyers: int, sellers: int, scale_agents: int, scale_payments: int, folde
         "sol_usd": SOL_USD,
         "how": "synthesized decoded events through the indexer's Batch (not the program in LiteSVM)",
     }
+    stars = star_figures(eco, seeds_of(eco))
+    prior = prior_figures(eco, seeds_of(eco))
     scale = scale_run(scale_agents, scale_payments, with_db=True)
-    return Results(description, shapes, prices, captured, scale)
+    return Results(description, shapes, prices, captured, stars, prior, scale)
 
 
 def tables(results: Results) -> list[Table]:
@@ -810,6 +942,7 @@ def tables(results: Results) -> list[Table]:
         "AUC trust",
         "P@k chain",
         "P@k trust",
+        "tied at cut",
         "honest≥5 not above",
     ):
         shapes.add_column(column)
@@ -824,6 +957,7 @@ def tables(results: Results) -> list[Table]:
             f"{s.auc_trust:.3f}",
             f"{s.precision_onchain:.2f}",
             f"{s.precision_trust:.2f}",
+            str(s.tied_at_cut_trust),
             f"{s.strong_not_above} of {s.strong_honest}",
         )
     prices = Table(title=f"The price of the top 10 % (SOL at ${SOL_USD:.0f})")
@@ -852,6 +986,37 @@ def tables(results: Results) -> list[Table]:
             f"{c.farm_over_median_honest:.3f}",
             f"{c.usdc:.4f}",
         )
+    stars = Table(title="Where a star (fresh wallets paying one agent) ranks with seeds, by its size")
+    for column in ("price USDC", "wallets", "calls each", "rank", "N", "honest below it", "honest≥5 not above"):
+        stars.add_column(column)
+    for f in results.stars:
+        stars.add_row(
+            f"{f.price_usdc:g}",
+            *(str(v) for v in (f.wallets, f.calls_per_wallet, f.rank, f.agents_ranked, f.honest_below)),
+            str(f.strong_not_above),
+        )
+    chosen = results.prior
+    prior = Table(title="SybilRank's prior: each node's share of an even spread, added before the degree division")
+    for column in (
+        "prior",
+        "ε = prior / nodes",
+        "honest reached with walked trust < ε",
+        "one reached customer's call / ε (median, 10th pct)",
+        "priors putting the 3 farms below every honest≥5",
+    ):
+        prior.add_column(column)
+    window = (
+        "none"
+        if chosen.lowest_prior_farms_below is None
+        else (f"{chosen.lowest_prior_farms_below:g} to {chosen.highest_prior_farms_below:g}")
+    )
+    prior.add_row(
+        f"{chosen.prior:g}",
+        f"{chosen.epsilon:.2e} ({chosen.nodes:,} nodes)",
+        f"{chosen.honest_reached_under_epsilon} of {chosen.honest_reached}",
+        f"{chosen.one_edge_median_over_epsilon:g}, {chosen.one_edge_p10_over_epsilon:g}",
+        window,
+    )
     sized = results.scale
     scale = Table(title="Recomputing the trust score")
     for column in (
@@ -880,7 +1045,7 @@ def tables(results: Results) -> list[Table]:
             )
         )
     )
-    return [shapes, prices, captured, scale]
+    return [shapes, prices, captured, stars, prior, scale]
 
 
 @dataclass
@@ -908,6 +1073,8 @@ def main() -> None:
         *(Row("shape", asdict(s)) for s in results.shapes),
         *(Row("price", asdict(p)) for p in results.prices),
         *(Row("captured", asdict(c)) for c in results.captured),
+        *(Row("star", asdict(f)) for f in results.stars),
+        Row("prior", asdict(results.prior)),
         Row("scale", asdict(results.scale)),
     ]
     report(tables(results)[-1], rows, "trust", console, width=160)

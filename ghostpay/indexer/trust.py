@@ -12,15 +12,20 @@ by trusted wallets raises an agent, paying does not, so buying calls from honest
 a farm paid in a mint of its own gets nothing (no link), and a cluster that only pays itself keeps just the jumps
 that land on its own wallets.
 
-With pre-trusted seeds (`trust_seeds`: wallets the operator knows) the score is SybilRank (Cao et al. 2012)
-instead: the same payments as an undirected graph (payer — agent weighted by value, agent — owner), the seeds'
-trust spread by a short lazy random walk (2·⌈log₂ n⌉ half-speed steps: stopped long before it mixes, so trust
-that crossed few cheap edges into a farm stays small however large the farm), and each node ranked by its trust
-over its weighted degree. Trust reaches a farm only over edges to the market the seeds reach, in proportion to
-their value: a farm buying calls gets what its purchases weigh against the seller's other customers, spread over
-every payment inside the farm. An honest agent in no component with a seed (its customers paid nobody else) gets
-none either. (`eigentrust` also takes seeds: its first pass jumps to them, the second to them and the customers
-of what it reached; `bench/trust.py` compares both.)
+With pre-trusted seeds (`trust_seeds`: wallets the operator knows) the score is SybilRank (Cao et al. 2012) instead:
+the same payments as an undirected graph (payer — agent weighted by value, agent — owner), the seeds' trust spread
+by a short lazy random walk (2·⌈log₂ n⌉ half-speed steps: stopped long before it mixes, so trust that crossed few
+cheap edges into a farm stays small however large the farm), and each node ranked by its trust over its weighted
+degree, each payment edge weighing its value plus `EDGE_FLOOR` (a cheap call's worth, so that a payer counts however
+little it paid). Trust reaches a farm only over edges to the market the seeds reach, in proportion to their value: a
+farm buying calls gets what its purchases weigh against the seller's other customers, spread over every payment
+inside the farm. An honest agent in no component with a seed (its customers paid nobody else) gets none either: it
+is, in the graph, a star of wallets like a farm. So every node also holds a prior, `PRIOR` of an even spread
+(PRIOR/n), added before the division by degree: among the nodes the seeds do not reach (or barely), the one with
+MORE payment unexplained by the seeds ranks LOWER, and a farm ties with an isolated honest agent only by keeping its
+evidence (payers and volume) as small as that agent's, and then it ranks no higher. (`eigentrust` also takes seeds:
+its first pass jumps to them, the second to them and the customers of what it reached; `bench/trust.py` compares
+both.)
 
 What this cannot tell apart: without seeds, a farm of new wallets that each pay the farm's agent in a trusted mint
 looks like as many new honest customers (the jumps land on every payer), so its trust grows with its number of
@@ -52,6 +57,8 @@ TOLERANCE = 1e-10  # L1 change between iterations at which the power iteration s
 MAX_ITERATIONS = 200
 STAY = 0.5  # SybilRank's walk stays put half of each step: payers pay agents, so a plain walk would oscillate
 STEPS_PER_LOG2_N = 2  # the lazy walk moves half as fast: 2·⌈log₂ n⌉ of its steps are SybilRank's ⌈log₂ n⌉
+PRIOR = 0.01  # SybilRank: each node's prior trust, a share of an even spread (1/n); see `sybilrank`
+EDGE_FLOOR = 0.01  # SybilRank: whole tokens added to each payment edge's weight, so that every payer counts
 SCORE_SCALE = 10_000  # an agent's score: basis points of the most trusted agent's trust
 WRITE_CHUNK = 10_000
 
@@ -153,23 +160,44 @@ def eigentrust(graph: Graph, seeds: Sequence[str] = (), jump: float = JUMP) -> n
     return power_iteration(graph, uniform_on(n, np.union1d(seeded, customers)), jump)
 
 
-def sybilrank(graph: Graph, seeds: Sequence[str], steps: int | None = None) -> np.ndarray:
-    """Each node's SybilRank: the seeds' trust after `steps` (default 2·⌈log₂ n⌉) steps of a lazy walk over the
-    undirected weighted graph, divided by the node's weighted degree (0 where no seed's trust arrived)."""
+def seed_walk(graph: Graph, seeds: Sequence[str], steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The seeds' trust after `steps` (default 2·⌈log₂ n⌉) steps of a lazy walk over the undirected weighted graph
+    (0 where none arrived; all 0 without a seed in the graph), and each node's weighted degree. A payment edge
+    weighs its value plus `EDGE_FLOOR` (an agent's edge to its owner stays 1)."""
     n = len(graph.nodes)
     where = {name: i for i, name in enumerate(graph.nodes)}
     seeded = sorted({where[s] for s in seeds if s in where})
-    if not seeded:
-        return np.zeros(n)
     ends = np.concatenate([graph.src, graph.dst]), np.concatenate([graph.dst, graph.src])
-    weight = np.concatenate([graph.weight, graph.weight])
+    is_agent = np.zeros(n, dtype=bool)
+    is_agent[graph.agents] = True
+    paid = graph.weight + np.where(is_agent[graph.src], 0.0, EDGE_FLOOR)
+    weight = np.concatenate([paid, paid])
     degree = np.bincount(ends[0], weights=weight, minlength=n)
-    share = weight / degree[ends[0]]
     t = np.zeros(n)
+    if not seeded:
+        return t, degree
+    share = weight / degree[ends[0]]
     t[seeded] = 1.0 / len(seeded)
     for _ in range(steps if steps is not None else STEPS_PER_LOG2_N * math.ceil(math.log2(n))):
         t = STAY * t + (1 - STAY) * np.bincount(ends[1], weights=share * t[ends[0]], minlength=n)
-    return np.divide(t, degree, out=np.zeros(n), where=degree > 0)
+    return t, degree
+
+
+def sybilrank(graph: Graph, seeds: Sequence[str], steps: int | None = None, prior: float = PRIOR) -> np.ndarray:
+    """Each node's SybilRank: (the seeds' walked trust + the prior, `prior`/n) over its weighted degree (all 0
+    without a seed in the graph).
+
+    Without the prior, every node the seeds do not reach scores 0 whatever its degree, and an isolated honest
+    agent ties with every farm. With it, such a node scores prior/n over its degree: the more payment the seeds do
+    not explain (value, and `EDGE_FLOOR` per payer), the lower. It is small against what the seeds bring (at 1/100
+    of an even spread, one call from a customer the seeds reach brings a median 26 to 40 times it in
+    `bench/trust.py`'s economies) and large against what crosses one cheap edge into a farm and is spread over the
+    farm's own payments (a farm whose owner bought one call ranks below every isolated honest agent with 5 payers
+    there from 0.006 to 0.01 of an even spread)."""
+    t, degree = seed_walk(graph, seeds, steps)
+    if not t.any():
+        return t
+    return np.divide(t + prior / len(graph.nodes), degree, out=np.zeros(len(t)), where=degree > 0)
 
 
 def trust_vector(graph: Graph, seeds: Sequence[str]) -> np.ndarray:

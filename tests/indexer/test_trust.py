@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -198,32 +199,88 @@ def test_a_junk_mint_farm_ranks_last_without_seeds(
 def test_with_seeds_every_farm_ranks_below_every_honest_agent_with_5_payers(
     ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
 ) -> None:
-    """Seeds (5 % of the honest buyers), SybilRank in the index: the ring and the junk farm, with no trusted edge to
-    the honest economy, have no trust; the connected farm only what its owner's one call lets through; every honest
-    agent a seed paid, and every honest agent with 5 or more distinct honest payers, ranks above every farm agent.
-    Seeded EigenTrust (the score before SybilRank, still in `bench.trust`'s comparison) leaves every farm at 0."""
+    """Seeds (5 % of the honest buyers), SybilRank in the index: the junk farm has no trusted payment and no trust;
+    the ring, which the seeds do not reach, only the prior over its 200 USDC of unexplained payment, below every
+    honest agent with a payment (the isolated ones included: they were tied with it at 0 before the prior); the
+    connected farm only what its owner's one call lets through. Every farm agent ranks strictly below every honest
+    agent a seed paid and every honest agent with 5 or more distinct honest payers, and the k lowest are the
+    farm's (precision@k 1, no honest agent tied at the cut). Seeded EigenTrust (the score before SybilRank, still
+    in `bench.trust`'s comparison) leaves every farm at 0."""
     eco, shares, _ = ranked
     seeded = shares["seeded"]
-    for shape in ("ring", "junk"):
-        assert all(seeded.get(a, 0.0) == 0.0 for a in eco.farms[shape])
+    assert all(seeded.get(a, 0.0) == 0.0 for a in eco.farms["junk"])
+    honest = eco.paid_honest_agents()
+    lowest_honest = min(seeded[a] for a in honest)
+    for shape in ("ring", "connected"):
+        assert all(0.0 < seeded[a] < lowest_honest for a in eco.farms[shape])
     best_farm = max(seeded.get(a, 0.0) for farm in eco.farms.values() for a in farm)
     seeds = set(bench.seeds_of(eco))
     reached = {p.agent for p in eco.payments if p.payer in seeds}
     assert reached and all(seeded[a] > best_farm for a in reached)
     strong = [a for a, n in eco.honest_payers().items() if n >= bench.MIN_HONEST_PAYERS and a in eco.honest_agents]
     assert strong and all(seeded.get(a, 0.0) > best_farm for a in strong)
-    figures = bench.shape_figures(eco, "seeded", {}, seeded)
-    assert all(f.strong_not_above == 0 for f in figures)
+    figures = {f.shape: f for f in bench.shape_figures(eco, "seeded", {}, seeded)}
+    assert all(f.strong_not_above == 0 for f in figures.values())
+    for shape in ("ring", "junk", "connected"):
+        assert figures[shape].precision_trust >= 0.9 and figures[shape].auc_trust == 1.0
+        assert figures[shape].tied_at_cut_trust == len(eco.farms[shape])  # the farm's own agents, alike
     eigentrust = shares["seeded-eigentrust"]
     assert all(eigentrust.get(a, 0.0) == 0.0 for farm in eco.farms.values() for a in farm)
     assert all(eigentrust[a] > 0 for a in strong)
+
+
+def test_agents_the_seeds_do_not_reach_rank_lower_the_more_unexplained_payment(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """An honest agent the seeds' walk does not reach holds only the prior (PRIOR / n), divided by its degree (what
+    it was paid, plus `EDGE_FLOOR` per payer, plus its owner edge): among them, the one with more payment ranks
+    strictly lower, and each ranks above the ring, whose 20 wallets paid it 200 USDC. Before the prior they all
+    scored 0, tied with the farms."""
+    eco, shares, _ = ranked
+    seeded = shares["seeded"]
+    graph = bench.economy_graph(eco, [], eco.owners)
+    walked, degree = trust.seed_walk(graph, bench.seeds_of(eco))
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    alone = sorted(
+        (degree[where[a]], seeded[a]) for a in eco.paid_honest_agents() if walked[where[a]] == 0
+    )  # by degree, ascending
+    assert len(alone) >= 3
+    for d, value in alone:
+        assert value == pytest.approx(trust.PRIOR / len(graph.nodes) / d, rel=1e-9)
+    assert all(later[1] < earlier[1] for earlier, later in pairwise(alone) if later[0] > earlier[0])
+    assert min(value for _, value in alone) > max(seeded[a] for a in eco.farms["ring"])
+
+
+def test_a_star_with_more_payers_ranks_below_an_isolated_honest_agent_with_fewer(
+    ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
+) -> None:
+    """A star of fresh wallets paying one agent (in the graph, an honest seller whose customers pay no one else) with
+    more payers than an isolated honest agent, each buying as many calls at its price as that agent's payers did on
+    average, ranks below it. What the prior cannot do: a star keeping its evidence smaller than that agent's (fewer
+    payers, one atomic unit each) ranks above it, as an honest agent with that little evidence would."""
+    eco, _, _ = ranked
+    seeds = bench.seeds_of(eco)
+    graph = bench.economy_graph(eco, [], eco.owners)
+    walked = trust.seed_walk(graph, seeds)[0]
+    where = {name: i for i, name in enumerate(graph.nodes)}
+    payers = eco.honest_payers()
+    alone = [a for a in eco.paid_honest_agents() if walked[where[a]] == 0 and payers.get(a, 0) >= 2]
+    agent = max(alone, key=lambda a: (payers[a], a))
+    calls = sum(p.agent == agent and not p.escrow for p in eco.payments)
+    each = -(-calls // payers[agent])  # calls per payer, rounded up
+    star, owners = "star-agent", {**eco.owners, "star-agent": "star-owner"}
+    bigger = [(f"s{i}", star, eco.usdc, eco.prices[agent] * each) for i in range(payers[agent] + 1)]
+    scores = bench.trust_of(eco, bigger, owners, seeds, "seeded")
+    assert scores[star] < scores[agent]
+    smaller = [(f"s{i}", star, eco.usdc, bench.TINY_PRICE) for i in range(payers[agent] - 1)]
+    assert bench.trust_of(eco, smaller, owners, seeds, "seeded")[star] > scores[agent]
 
 
 def test_buying_from_honest_agents_buys_no_trust(
     ranked: tuple[bench.Economy, dict[str, dict[str, float]], dict[str, int]],
 ) -> None:
     """Without seeds (EigenTrust) a ring whose wallets buy ever more calls from honest agents never gains (it loses
-    a little to them). With seeds, SybilRank (the index's): the ring starts at 0 and the calls it buys let in a
+    a little to them). With seeds, SybilRank (the index's): the ring starts at the prior and the calls it buys let in a
     trust that stays below the median honest agent's; seeded EigenTrust (the comparison) instead counts each
     wallet that bought one call as a customer of the market, up to that wallet's share of the jumps. Honest buyers
     paying the ring raise it in every setting: that is selling. The curves `bench.trust` reports."""
@@ -234,7 +291,7 @@ def test_buying_from_honest_agents_buys_no_trust(
     seeds = bench.seeds_of(eco)
     sybilrank = bench.captured_curve(eco, "seeded", seeds)
     bought_sr = [c for c in sybilrank if c.direction == "bought"]
-    assert bought_sr[0].farm_trust_share == 0.0 and bought_sr[-1].farm_trust_share > 0
+    assert bought_sr[-1].farm_trust_share > bought_sr[0].farm_trust_share > 0  # from the prior alone
     assert all(c.farm_over_median_honest < 1 for c in bought_sr), bought_sr
     eigentrust = bench.captured_curve(eco, "seeded-eigentrust", seeds)
     bought_et = [c for c in eigentrust if c.direction == "bought"]
