@@ -107,6 +107,22 @@ def settled_record(
     """The PaymentRecord of paying `quote` for `url` as the seller's settlement response says it went (`unanswered`:
     the error when the seller sent none)."""
     settled = bool(settle and settle.success)
+    error = None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed")
+    return quote_record(quote, url, settle, wallet, status, latency_ms, settled, error)
+
+
+def quote_record(
+    quote: Quote,
+    url: str,
+    settle: SettleResponse | None,
+    wallet: str,
+    status: int,
+    latency_ms: int,
+    settled: bool,
+    error: str | None,
+) -> PaymentRecord:
+    """The PaymentRecord of paying `quote` for `url`, `settled` or not as the caller judged `settle` (the payer it
+    names, else `wallet`; its transaction when settled)."""
     assert quote.decimals is not None
     return PaymentRecord(
         url=url,
@@ -122,7 +138,7 @@ def settled_record(
         latency_ms=latency_ms,
         settled=settled,
         signature=settle.transaction if settled and settle else None,
-        error=None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed"),
+        error=error,
         assumed=quote.assumed,
         label=quote.label,
     )
