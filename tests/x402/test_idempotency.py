@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -61,17 +60,19 @@ from tests.x402.conftest import (
     Agent,
     Process,
     ServerThread,
-    Upstream,
     buyer,
     keypair_file,
     official_client,
-    register_agent,
+    proxy_process,
     sol_balance,
     token_balance,
 )
-from tests.x402.test_proxy import proxy_process, settled_rows
+from tests.x402.test_proxy import settled_rows
 
 FUNDED = 1_000_000  # what `buyer` gives each payer
+AGENT_ID = "idempotent"
+# `ghost x402 proxy` with its defaults: payment identifiers on, the cache in its `ghost path`
+PROXY_ARGS = ("--route", "POST /translate", "--route", "GET /translate", "--route", "GET /slow")
 
 
 class DroppingProxy:
@@ -125,41 +126,6 @@ class DroppingProxy:
         await asyncio.gather(to_seller(), to_buyer(), return_exceptions=True)
         writer.close()
         up_writer.close()
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
-    service = Upstream()
-    with ServerThread(service.app) as server:
-        yield service, server
-
-
-@pytest.fixture(scope="module")
-def agent(net: Any) -> Agent:
-    return register_agent(net, "idempotent")
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
-    """`ghost x402 proxy` with its defaults: payment identifiers on, the cache in its `ghost path`."""
-    folder = tmp_path_factory.mktemp("idempotent-proxy")
-    proc = proxy_process(
-        net,
-        agent,
-        upstream[1].url,
-        facilitator.url,
-        folder,
-        "--route",
-        "POST /translate",
-        "--route",
-        "GET /translate",
-        "--route",
-        "GET /slow",
-    ).start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")
