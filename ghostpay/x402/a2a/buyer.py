@@ -44,7 +44,7 @@ from ghostpay.x402.a2a.protocol import (
     REQUIRED_KEY,
     STATUS_KEY,
 )
-from ghostpay.x402.buyer.models import PaymentRecord, Quote, ms, quote_record
+from ghostpay.x402.buyer.models import PaymentRecord, Quote, ms, settled_record
 from ghostpay.x402.buyer.payer import X402Buyer
 from ghostpay.x402.buyer.quotes import Required
 
@@ -240,4 +240,5 @@ class A2ABuyer:
         )
         error = None if settled else (settle.error_reason if settle is not None else meta.get(ERROR_KEY))
         wallet = str(self.payer.wallet)
-        return quote_record(quote, url, settle, wallet, 200 if settled else 402, latency_ms, settled, error)
+        status = 200 if settled else 402
+        return settled_record(quote, url, settle, wallet, status, latency_ms, judged=(settled, error))

@@ -103,26 +103,17 @@ def settled_record(
     status: int,
     latency_ms: int,
     unanswered: str | None = None,
+    *,
+    judged: tuple[bool, str | None] | None = None,
 ) -> PaymentRecord:
     """The PaymentRecord of paying `quote` for `url` as the seller's settlement response says it went (`unanswered`:
-    the error when the seller sent none)."""
-    settled = bool(settle and settle.success)
-    error = None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed")
-    return quote_record(quote, url, settle, wallet, status, latency_ms, settled, error)
-
-
-def quote_record(
-    quote: Quote,
-    url: str,
-    settle: SettleResponse | None,
-    wallet: str,
-    status: int,
-    latency_ms: int,
-    settled: bool,
-    error: str | None,
-) -> PaymentRecord:
-    """The PaymentRecord of paying `quote` for `url`, `settled` or not as the caller judged `settle` (the payer it
-    names, else `wallet`; its transaction when settled)."""
+    the error when the seller sent none). `judged`: (settled, error) as the caller's protocol reads `settle`
+    instead (a2a also asks the task's state)."""
+    if judged is None:
+        settled = bool(settle and settle.success)
+        error = None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed")
+    else:
+        settled, error = judged
     assert quote.decimals is not None
     return PaymentRecord(
         url=url,
