@@ -251,6 +251,9 @@ class Idempotency:
         self.cache = AnswerCache(settings, agent)
         self._running: dict[tuple[str, str], asyncio.Event] = {}
 
+    def close(self) -> None:
+        self.cache.close()
+
     @staticmethod
     def declaration() -> dict[str, Any]:
         """`PaymentRequired.extensions` entries: the package's payment-identifier declaration (optional id)."""

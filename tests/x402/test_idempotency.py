@@ -54,6 +54,9 @@ from ghostpay.x402.idempotency import (
     IdempotencySettings,
 )
 from ghostpay.x402.networks import DEVNET
+from ghostpay.x402.proxy import ProxySettings, create_proxy_app
+from ghostpay.x402.seller import SellerSettings
+from ghostpay.x402.sessions import SessionSettings
 from tests.cli.conftest import ghost
 from tests.x402.conftest import (
     PRICE_ATOMIC,
@@ -637,3 +640,44 @@ def test_a_cache_from_before_keeps_its_answers(tmp_path: Path) -> None:
     pending = cache.get("P", "new-call-0000001")
     assert pending is not None and not pending[1].answered
     cache.close()
+
+
+def test_the_proxy_app_closes_its_stores_when_it_stops(
+    net: Any, agent: Agent, facilitator: Process, tmp_path: Path
+) -> None:
+    """The answer cache and the session store `ghost x402 proxy` opens are closed by its app's lifespan shutdown
+    (no connection left on their files)."""
+    settings = SellerSettings(
+        agent.address,
+        net.http_url,
+        facilitator.url,
+        ws_url=net.ws_url,
+        idempotency=IdempotencySettings(tmp_path / "answers.sqlite3"),
+        session=SessionSettings(3600, tmp_path / "sessions.sqlite3"),
+    )
+    app = create_proxy_app(ProxySettings("http://127.0.0.1:9", settings))
+    seller = app.seller
+
+    def databases() -> list[sqlite3.Connection]:
+        assert seller.idempotency is not None and seller.sessions is not None
+        return [seller.idempotency.cache._db, seller.sessions.store._db]
+
+    async def lifespan() -> list[str]:
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for kind in ("lifespan.startup", "lifespan.shutdown"):
+            messages.put_nowait({"type": kind})
+        sent: list[str] = []
+
+        async def send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                for db in databases():
+                    db.execute("SELECT 1")  # open while the app runs
+            sent.append(message["type"])
+
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, messages.get, send)
+        return sent
+
+    assert asyncio.run(lifespan()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    for db in databases():
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            db.execute("SELECT 1")
