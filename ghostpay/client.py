@@ -28,15 +28,16 @@ hook), and here the methods themselves. Paying x402 over HTTP is `ghostpay.x402.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import struct
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.types import TokenAccountOpts
@@ -154,6 +155,28 @@ RECEIPT_SEARCH_TRANSACTIONS = 200  # get_receipt without an index: the agent's n
 SIGNATURES_PAGE = 1_000  # getSignaturesForAddress answers at most this many per call
 FETCH_CONCURRENCY = 16  # getTransaction calls in flight while searching
 CLOCK_SKEW_SECONDS = 60.0  # a sent payment is searched among transactions this long before the ledger says
+
+
+Self_ = TypeVar("Self_")
+Filters = ParamSpec("Filters")
+
+
+def _uncounted(
+    counted: Callable[Concatenate[Self_, Filters], Awaitable[tuple[list[AgentInfo], int]]], name: str
+) -> Callable[Concatenate[Self_, Filters], Coroutine[Any, Any, list[AgentInfo]]]:
+    """The method `name`: `counted`'s agents without the count, under `counted`'s parameters and docstring (one
+    signature for both; the blocking client and its stub read it through `__signature__`)."""
+
+    async def agents(self: Self_, /, *args: Filters.args, **kwargs: Filters.kwargs) -> list[AgentInfo]:
+        found, _ = await counted(self, *args, **kwargs)
+        return found
+
+    agents.__name__, agents.__doc__ = name, counted.__doc__
+    agents.__qualname__ = counted.__qualname__.rsplit(".", 1)[0] + "." + name
+    agents.__signature__ = inspect.signature(counted).replace(  # type: ignore[attr-defined]
+        return_annotation="list[AgentInfo]"
+    )
+    return agents
 
 
 class GhostPayClient(TransactionClient):
@@ -562,45 +585,6 @@ class GhostPayClient(TransactionClient):
         )
         return sorted(agents, key=lambda a: (a.created_at, a.agent_id))
 
-    async def search_agents(
-        self,
-        *,
-        x402_enabled: bool | None = None,
-        capability: str | None = None,
-        token: MintLike | None = None,
-        max_price: Amount | None = None,
-        min_reputation: int | None = None,
-        active: bool | None = True,
-        owner: PubkeyLike | None = None,
-        sort: SortKey | None = None,
-        limit: int | None = None,
-        indexer_url: str | None = None,
-    ) -> list[AgentInfo]:
-        """Agents matching every given filter, from the chain.
-
-        memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
-        `max_price` (the price in `token`, whole units or `Atomic(n)`) and `min_reputation` (basis points)
-        are checked exactly after. `sort`: reputation, price (in `token`, else in each agent's first
-        token's atomic units), newest, oldest, calls, name.
-        With `indexer_url` (or the client's), the indexer API finds the agents and their accounts are
-        read from the chain and checked the same way; if the API cannot answer, the chain is searched.
-        (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
-        address's base58 text, the chain search by its bytes.)
-        """
-        found, _ = await self.search_agents_counted(
-            x402_enabled=x402_enabled,
-            capability=capability,
-            token=token,
-            max_price=max_price,
-            min_reputation=min_reputation,
-            active=active,
-            owner=owner,
-            sort=sort,
-            limit=limit,
-            indexer_url=indexer_url,
-        )
-        return found
-
     async def search_agents_counted(
         self,
         *,
@@ -615,7 +599,18 @@ class GhostPayClient(TransactionClient):
         limit: int | None = None,
         indexer_url: str | None = None,
     ) -> tuple[list[AgentInfo], int]:
-        """`search_agents`'s agents and how many matched in all (`limit` cuts the list, not the count)."""
+        """Agents matching every given filter, from the chain (`search_agents_counted`: with how many matched in
+        all, which `limit` does not cut).
+
+        memcmp does the owner, x402_enabled and is_active filters on the node; capability, token,
+        `max_price` (the price in `token`, whole units or `Atomic(n)`) and `min_reputation` (basis points)
+        are checked exactly after. `sort`: reputation, price (in `token`, else in each agent's first
+        token's atomic units), newest, oldest, calls, name.
+        With `indexer_url` (or the client's), the indexer API finds the agents and their accounts are
+        read from the chain and checked the same way; if the API cannot answer, the chain is searched.
+        (With `limit`, agents tied on the sort key may be cut differently: the index breaks ties by the
+        address's base58 text, the chain search by its bytes.)
+        """
         token = None if token is None else await self.resolve_mint(token)
         owner = optional_pubkey(owner, "owner")
         max_atomic = None
@@ -646,6 +641,8 @@ class GhostPayClient(TransactionClient):
                 agents = await self._agents_at([Pubkey.from_string(a) for a in found], query)
                 return agents, len(agents)
         return await self._program_agents(query)
+
+    search_agents = _uncounted(search_agents_counted, "search_agents")
 
     async def _agents_at(self, addresses: list[Pubkey], query: AgentQuery) -> list[AgentInfo]:
         """The agent accounts at `addresses`, read from the chain, filtered and sorted by `query`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 DATA_DIR_ENV = "GHOSTPAY_HOME"
@@ -37,3 +38,14 @@ def private_file(path: Path | str) -> Path:
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     return path
+
+
+def private_sqlite(path: Path | str, schema: str) -> sqlite3.Connection:
+    """A SQLite database at `path` (`:memory:`: in memory) with `schema` run, in autocommit, shared by the
+    process's threads (the caller locks), its file private and in WAL mode."""
+    memory = str(path) == ":memory:"
+    db = sqlite3.connect(":memory:" if memory else private_file(path), check_same_thread=False, isolation_level=None)
+    if not memory:
+        db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(schema)
+    return db

@@ -25,6 +25,9 @@ from ghostpay.program_id import PROGRAM_ID
 from ghostpay.token_labels import ClusterLabels, TokenLabels, is_address
 
 T = TypeVar("T")
+RPC_TIMEOUT_SECONDS = 5
+# no answer, or one without a result of the expected kind
+RPC_FAILURES = (httpx.HTTPError, ValueError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ def cursor_values(kind: str, cursor: str | None, arity: int) -> list[Any] | None
         return pagination.decode(kind, cursor, arity)
     except pagination.CursorError as exc:
         raise ApiError(400, str(exc)) from None
+
+
+async def rpc_result(rpc_url: str, method: str, params: list[Any]) -> Any:
+    """The `result` of one JSON-RPC call (an RPC_FAILURES exception when there is none)."""
+    async with httpx.AsyncClient(timeout=RPC_TIMEOUT_SECONDS) as http:
+        answer = (await http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).json()
+    return answer["result"]
 
 
 @dataclass
@@ -141,15 +151,8 @@ class ApiContext:
         if not self.settings.rpc_url:
             return None
         try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                answer = (
-                    await http.post(
-                        self.settings.rpc_url,
-                        json={"jsonrpc": "2.0", "id": 1, "method": "getGenesisHash", "params": []},
-                    )
-                ).json()
-            return str(answer["result"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return str(await rpc_result(self.settings.rpc_url, "getGenesisHash", []))
+        except RPC_FAILURES:
             return None
 
     @property
@@ -185,15 +188,8 @@ class ApiContext:
         if not self.settings.rpc_url:
             return None
         try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                answer = (
-                    await http.post(
-                        self.settings.rpc_url,
-                        json={"jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [{"commitment": "confirmed"}]},
-                    )
-                ).json()
-            return int(answer["result"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return int(await rpc_result(self.settings.rpc_url, "getSlot", [{"commitment": "confirmed"}]))
+        except RPC_FAILURES:
             self.slot_errors += 1
             return None
 

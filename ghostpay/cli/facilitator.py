@@ -44,16 +44,6 @@ LOOPBACK_ONLY_NOTE = (
 )
 
 
-def parse_sol(value: str) -> int:
-    try:
-        sol = Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"not an amount of SOL: {value!r}") from None
-    if not sol.is_finite() or sol < 0:
-        raise typer.BadParameter(f"not an amount of SOL: {value!r}")
-    return int(sol * 1_000_000_000)
-
-
 def parse_decimal(value: str, what: str) -> Decimal:
     try:
         number = Decimal(value)
@@ -62,6 +52,11 @@ def parse_decimal(value: str, what: str) -> Decimal:
     if not number.is_finite() or number < 0:
         raise typer.BadParameter(f"not {what}: {value!r}")
     return number
+
+
+def parse_sol(value: str) -> int:
+    """Lamports of an amount of SOL."""
+    return int(parse_decimal(value, "an amount of SOL") * 1_000_000_000)
 
 
 @app.command()

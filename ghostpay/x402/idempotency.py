@@ -54,7 +54,7 @@ from x402.mechanisms.svm.types import ExactSvmPayload
 from x402.mechanisms.svm.utils import decode_transaction_from_payload, get_token_payer_from_transaction
 from x402.schemas import PaymentPayload, SettleResponse
 
-from ghostpay.paths import data_dir, private_file
+from ghostpay.paths import data_dir, private_sqlite
 
 REASON_INVALID_IDENTIFIER = "invalid_payment_identifier"
 REASON_IDENTIFIER_CONFLICT = "payment_identifier_conflict"  # the same identifier on another request
@@ -164,14 +164,8 @@ class AnswerCache:
     def __init__(self, settings: IdempotencySettings, agent: Pubkey | str = "") -> None:
         self.settings = settings
         path = default_cache_path(agent) if settings.path is None else settings.path
-        memory = str(path) == ":memory:"
-        self._db = sqlite3.connect(
-            ":memory:" if memory else private_file(path), check_same_thread=False, isolation_level=None
-        )
+        self._db = private_sqlite(path, SCHEMA)
         self._lock = threading.Lock()
-        if not memory:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
         if "answered" not in columns:  # a cache written before settlements were kept ahead of their answers
             self._db.execute("ALTER TABLE answers ADD COLUMN answered INTEGER NOT NULL DEFAULT 1")
@@ -256,6 +250,9 @@ class Idempotency:
         self.settings = settings
         self.cache = AnswerCache(settings, agent)
         self._running: dict[tuple[str, str], asyncio.Event] = {}
+
+    def close(self) -> None:
+        self.cache.close()
 
     @staticmethod
     def declaration() -> dict[str, Any]:

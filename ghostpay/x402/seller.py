@@ -339,6 +339,9 @@ class X402Seller:
     async def stop(self) -> None:
         await self.watch.stop()
         await self.gp.close()
+        for store in (self.idempotency, self.sessions):  # their SQLite connections (a stopped seller stays stopped)
+            if store is not None:
+                store.close()
         if isinstance(self._facilitator, (AiohttpFacilitatorClient, FailoverFacilitatorClient)):
             await self._facilitator.aclose()
         self._started = False

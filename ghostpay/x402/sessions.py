@@ -61,7 +61,7 @@ from x402.extensions.sign_in_with_x import (
 )
 
 from ghostpay.exceptions import GhostPayError
-from ghostpay.paths import data_dir, private_file
+from ghostpay.paths import data_dir, private_sqlite
 from ghostpay.x402.idempotency import Refusal
 
 if TYPE_CHECKING:
@@ -154,14 +154,8 @@ class SessionStore:
     """The session database: the nonce secret, each payer's last payment per path, the nonces used."""
 
     def __init__(self, path: Path | str) -> None:
-        memory = str(path) == ":memory:"
-        self._db = sqlite3.connect(
-            ":memory:" if memory else private_file(path), check_same_thread=False, isolation_level=None
-        )
+        self._db = private_sqlite(path, SCHEMA)
         self._lock = threading.Lock()
-        if not memory:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO secret VALUES (1, ?)", (secrets.token_bytes(32),))
         self.secret: bytes = self._db.execute("SELECT value FROM secret").fetchone()[0]
 

@@ -303,6 +303,59 @@ class Upstream:
         )
 
 
+def proxy_process(
+    net: Any, agent: Agent, upstream_url: str, facilitator_url: str, folder: Path, *extra: str
+) -> Process:
+    return Process(
+        "-u",
+        net.http_url,
+        "-k",
+        str(keypair_file(folder, agent.owner)),
+        "x402",
+        "proxy",
+        "--agent",
+        str(agent.address),
+        "--upstream",
+        upstream_url,
+        "--facilitator",
+        facilitator_url,
+        "--port",
+        str(free_port_pair()[0]),
+        *extra,
+        home=folder,
+    )
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
+    service = Upstream()
+    with ServerThread(service.app) as server:
+        yield service, server
+
+
+@pytest.fixture(scope="module")
+def agent(net: LocalnetProcess, request: pytest.FixtureRequest) -> Agent:
+    """The module's agent, registered as its AGENT_ID."""
+    return register_agent(net, request.module.AGENT_ID)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    net: LocalnetProcess,
+    agent: Agent,
+    upstream: tuple[Upstream, ServerThread],
+    facilitator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Process]:
+    """`ghost x402 proxy` selling `upstream` at `agent`'s price, with the module's PROXY_ARGS (its routes...)."""
+    proc = proxy_process(
+        net, agent, upstream[1].url, facilitator.url, tmp_path_factory.mktemp("proxy"), *request.module.PROXY_ARGS
+    ).start()
+    yield proc
+    proc.stop()
+
+
 class Shop:
     """A seller app: GET /paid is priced, GET /free is not, GET /fails answers 500 (and is priced)."""
 

@@ -23,8 +23,7 @@ from x402.http.utils import decode_payment_required_header, encode_payment_signa
 from ghostpay.localnet.process import free_port_pair
 from ghostpay.x402.facilitator.settle import fee_lamports
 from tests.localnet.conftest import LocalnetProcess
-from tests.x402.conftest import Agent, Process, facilitator_process, official_client
-from tests.x402.test_proxy import proxy_process
+from tests.x402.conftest import Agent, Process, facilitator_process, official_client, proxy_process
 
 PAID_ROUTE = "/translate"
 RETRY_PAUSE_SECONDS = 0.2

@@ -8,7 +8,6 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -48,50 +47,27 @@ from tests.x402.conftest import (
     Agent,
     Process,
     ServerThread,
-    Upstream,
     buyer,
     guarded,
     keypair_file,
+    proxy_process,
     register_agent,
     sol_balance,
     token_balance,
 )
-from tests.x402.test_proxy import proxy_process
 
 ACTIVATED = ClientCallContext(
     service_parameters=ServiceParametersFactory.create([with_a2a_extensions([EXTENSION_URI])])
 )
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
-    service = Upstream()
-    with ServerThread(service.app) as server:
-        yield service, server
-
-
-@pytest.fixture(scope="module")
-def agent(net: Any) -> Agent:
-    return register_agent(net, "a2a-translator")
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
-    proc = proxy_process(
-        net,
-        agent,
-        upstream[1].url,
-        facilitator.url,
-        tmp_path_factory.mktemp("a2a-proxy"),
-        "--route",
-        "POST /translate",
-        "--route",
-        "POST /free",  # the upstream answers it 405 (GET only): a paid call it fails
-    ).start()
-    yield proc
-    proc.stop()
+AGENT_ID = "a2a-translator"
+PROXY_ARGS = (
+    "--route",
+    "POST /translate",
+    "--route",
+    "POST /free",  # the upstream answers it 405 (GET only): a paid call it fails
+)
 
 
 def validated(card_json: dict[str, Any]) -> AgentCard:

@@ -56,11 +56,11 @@ from tests.x402.conftest import (
     keypair_file,
     official_http,
     pay,
+    proxy_process,
     register,
     register_agent,
     sdk,
 )
-from tests.x402.test_proxy import proxy_process
 
 
 def paid_calls(bazaar: BazaarExtendedClient, agent: Pubkey) -> int | None:

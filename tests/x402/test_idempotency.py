@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -55,23 +54,28 @@ from ghostpay.x402.idempotency import (
     IdempotencySettings,
 )
 from ghostpay.x402.networks import DEVNET
+from ghostpay.x402.proxy import ProxySettings, create_proxy_app
+from ghostpay.x402.seller import SellerSettings
+from ghostpay.x402.sessions import SessionSettings
 from tests.cli.conftest import ghost
 from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
     Process,
     ServerThread,
-    Upstream,
     buyer,
     keypair_file,
     official_client,
-    register_agent,
+    proxy_process,
     sol_balance,
     token_balance,
 )
-from tests.x402.test_proxy import proxy_process, settled_rows
+from tests.x402.test_proxy import settled_rows
 
 FUNDED = 1_000_000  # what `buyer` gives each payer
+AGENT_ID = "idempotent"
+# `ghost x402 proxy` with its defaults: payment identifiers on, the cache in its `ghost path`
+PROXY_ARGS = ("--route", "POST /translate", "--route", "GET /translate", "--route", "GET /slow")
 
 
 class DroppingProxy:
@@ -125,41 +129,6 @@ class DroppingProxy:
         await asyncio.gather(to_seller(), to_buyer(), return_exceptions=True)
         writer.close()
         up_writer.close()
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
-    service = Upstream()
-    with ServerThread(service.app) as server:
-        yield service, server
-
-
-@pytest.fixture(scope="module")
-def agent(net: Any) -> Agent:
-    return register_agent(net, "idempotent")
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
-    """`ghost x402 proxy` with its defaults: payment identifiers on, the cache in its `ghost path`."""
-    folder = tmp_path_factory.mktemp("idempotent-proxy")
-    proc = proxy_process(
-        net,
-        agent,
-        upstream[1].url,
-        facilitator.url,
-        folder,
-        "--route",
-        "POST /translate",
-        "--route",
-        "GET /translate",
-        "--route",
-        "GET /slow",
-    ).start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -671,3 +640,44 @@ def test_a_cache_from_before_keeps_its_answers(tmp_path: Path) -> None:
     pending = cache.get("P", "new-call-0000001")
     assert pending is not None and not pending[1].answered
     cache.close()
+
+
+def test_the_proxy_app_closes_its_stores_when_it_stops(
+    net: Any, agent: Agent, facilitator: Process, tmp_path: Path
+) -> None:
+    """The answer cache and the session store `ghost x402 proxy` opens are closed by its app's lifespan shutdown
+    (no connection left on their files)."""
+    settings = SellerSettings(
+        agent.address,
+        net.http_url,
+        facilitator.url,
+        ws_url=net.ws_url,
+        idempotency=IdempotencySettings(tmp_path / "answers.sqlite3"),
+        session=SessionSettings(3600, tmp_path / "sessions.sqlite3"),
+    )
+    app = create_proxy_app(ProxySettings("http://127.0.0.1:9", settings))
+    seller = app.seller
+
+    def databases() -> list[sqlite3.Connection]:
+        assert seller.idempotency is not None and seller.sessions is not None
+        return [seller.idempotency.cache._db, seller.sessions.store._db]
+
+    async def lifespan() -> list[str]:
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for kind in ("lifespan.startup", "lifespan.shutdown"):
+            messages.put_nowait({"type": kind})
+        sent: list[str] = []
+
+        async def send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                for db in databases():
+                    db.execute("SELECT 1")  # open while the app runs
+            sent.append(message["type"])
+
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, messages.get, send)
+        return sent
+
+    assert asyncio.run(lifespan()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    for db in databases():
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            db.execute("SELECT 1")

@@ -30,8 +30,7 @@ from ghostpay.x402.networks import DEVNET
 from ghostpay.x402.paywall_page import PaywallPage, is_browser
 from ghostpay.x402.seller_offer import MintPrice
 from tests.sdk.conftest import create_mint
-from tests.x402.conftest import Agent, Process, ServerThread, Shop, Upstream, register
-from tests.x402.test_proxy import proxy_process
+from tests.x402.conftest import Agent, Process, Shop, proxy_process, register
 
 TITLE = "Spanish translations"
 HEADING = f"{TITLE} by Translator"  # the title, and the agent's on-chain name (register_agent: agent_id.title())
@@ -57,13 +56,6 @@ def label_mints(net: Any, home: Path, agent: Agent) -> None:
     prices = agent.run("get_agent").prices_atomic
     for label, mint in zip(("USDC", "EURC"), prices, strict=True):
         labels.add(genesis, label, str(mint))
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
-    service = Upstream()
-    with ServerThread(service.app) as server:
-        yield service, server
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,10 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from solders.keypair import Keypair
 from x402.http.utils import (
     decode_payment_required_header,
@@ -27,76 +25,29 @@ from tests.x402.conftest import (
     PRICE_ATOMIC,
     Agent,
     Process,
-    ServerThread,
-    Upstream,
     buyer,
     keypair_file,
     official_client,
     official_http,
+    proxy_process,
     register_agent,
     sol_balance,
     token_balance,
 )
 
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Upstream, ServerThread]]:
-    service = Upstream()
-    with ServerThread(service.app) as server:
-        yield service, server
-
-
-@pytest.fixture(scope="module")
-def agent(net: Any) -> Agent:
-    return register_agent(net, "proxied")
-
-
-def proxy_process(
-    net: Any, agent: Agent, upstream_url: str, facilitator_url: str, folder: Path, *extra: str
-) -> Process:
-    return Process(
-        "-u",
-        net.http_url,
-        "-k",
-        str(keypair_file(folder, agent.owner)),
-        "x402",
-        "proxy",
-        "--agent",
-        str(agent.address),
-        "--upstream",
-        upstream_url,
-        "--facilitator",
-        facilitator_url,
-        "--port",
-        str(free_port_pair()[0]),
-        *extra,
-        home=folder,
-    )
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    net: Any, agent: Agent, upstream: Any, facilitator: Process, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
-    proc = proxy_process(
-        net,
-        agent,
-        upstream[1].url,
-        facilitator.url,
-        tmp_path_factory.mktemp("proxy"),
-        "--route",
-        "POST /translate",
-        "--route",
-        "GET /translate",
-        "--route",
-        "GET /stream",
-        "--route",
-        "GET /slow",
-        "--stats-route",
-        "/_x402/stats",
-    ).start()
-    yield proc
-    proc.stop()
+AGENT_ID = "proxied"
+PROXY_ARGS = (
+    "--route",
+    "POST /translate",
+    "--route",
+    "GET /translate",
+    "--route",
+    "GET /stream",
+    "--route",
+    "GET /slow",
+    "--stats-route",
+    "/_x402/stats",
+)
 
 
 def test_announce(proxy: Process, agent: Agent, upstream: Any) -> None:

@@ -54,11 +54,12 @@ from tests.x402.conftest import (
     guarded,
     keypair_file,
     official_client,
+    proxy_process,
     register_agent,
     sol_balance,
     token_balance,
 )
-from tests.x402.test_proxy import proxy_process, settled_rows
+from tests.x402.test_proxy import settled_rows
 
 PERIOD = 3600.0
 FUNDED = 1_000_000  # what `buyer` gives each payer

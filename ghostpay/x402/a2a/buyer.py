@@ -33,7 +33,6 @@ from x402.schemas import PaymentRequired, SettleResponse
 from x402.schemas.v1 import PaymentRequiredV1
 
 from ghostpay.exceptions import PaymentRequirementsInvalid, X402Error
-from ghostpay.tokens import from_atomic
 from ghostpay.x402.a2a.protocol import (
     ERROR_KEY,
     EXTENSION_URI,
@@ -45,7 +44,7 @@ from ghostpay.x402.a2a.protocol import (
     REQUIRED_KEY,
     STATUS_KEY,
 )
-from ghostpay.x402.buyer.models import PaymentRecord, Quote, ms
+from ghostpay.x402.buyer.models import PaymentRecord, Quote, ms, settled_record
 from ghostpay.x402.buyer.payer import X402Buyer
 from ghostpay.x402.buyer.quotes import Required
 
@@ -228,6 +227,8 @@ class A2ABuyer:
             await reservation.release()
 
     def record(self, quote: Quote, url: str, task: Task, latency_ms: int) -> PaymentRecord:
+        """Settled only when the task completed with payment-completed and a successful receipt; the error is
+        the receipt's, else the task's x402.payment.error."""
         meta = metadata(task.status.message)
         receipts = meta.get(RECEIPTS_KEY) or []
         settle = SettleResponse.model_validate(receipts[-1]) if receipts else None
@@ -237,21 +238,7 @@ class A2ABuyer:
             and settle is not None
             and settle.success
         )
-        assert quote.decimals is not None
-        return PaymentRecord(
-            url=url,
-            network=quote.network,
-            x402_version=quote.x402_version,
-            mint=quote.mint,
-            amount=from_atomic(quote.amount_atomic, quote.decimals),
-            amount_atomic=quote.amount_atomic,
-            seller=quote.pay_to,
-            payer=settle.payer if settle is not None and settle.payer else str(self.payer.wallet),
-            agent=quote.agent,
-            status=200 if settled else 402,
-            latency_ms=latency_ms,
-            settled=settled,
-            signature=settle.transaction if settled and settle is not None else None,
-            error=None if settled else (settle.error_reason if settle is not None else meta.get(ERROR_KEY)),
-            label=quote.label,
-        )
+        error = None if settled else (settle.error_reason if settle is not None else meta.get(ERROR_KEY))
+        wallet = str(self.payer.wallet)
+        status = 200 if settled else 402
+        return settled_record(quote, url, settle, wallet, status, latency_ms, judged=(settled, error))

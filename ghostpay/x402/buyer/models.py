@@ -103,10 +103,17 @@ def settled_record(
     status: int,
     latency_ms: int,
     unanswered: str | None = None,
+    *,
+    judged: tuple[bool, str | None] | None = None,
 ) -> PaymentRecord:
     """The PaymentRecord of paying `quote` for `url` as the seller's settlement response says it went (`unanswered`:
-    the error when the seller sent none)."""
-    settled = bool(settle and settle.success)
+    the error when the seller sent none). `judged`: (settled, error) as the caller's protocol reads `settle`
+    instead (a2a also asks the task's state)."""
+    if judged is None:
+        settled = bool(settle and settle.success)
+        error = None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed")
+    else:
+        settled, error = judged
     assert quote.decimals is not None
     return PaymentRecord(
         url=url,
@@ -122,7 +129,7 @@ def settled_record(
         latency_ms=latency_ms,
         settled=settled,
         signature=settle.transaction if settled and settle else None,
-        error=None if settled else unanswered if settle is None else (settle.error_reason or "settlement failed"),
+        error=error,
         assumed=quote.assumed,
         label=quote.label,
     )
