@@ -38,6 +38,8 @@ from ghostpay.x402.a2a.protocol import (
     EXTENSION_URI,
     PAYLOAD_KEY,
     PAYMENT_COMPLETED,
+    PAYMENT_FAILED,
+    PAYMENT_REJECTED,
     PAYMENT_REQUIRED,
     PAYMENT_SUBMITTED,
     RECEIPTS_KEY,
@@ -84,6 +86,12 @@ class A2ACall:
 
 def metadata(message: Message) -> dict[str, Any]:
     return MessageToDict(message.metadata) if message.HasField("metadata") else {}
+
+
+def last_receipt(meta: dict[str, Any]) -> SettleResponse | None:
+    """The merchant's latest settlement receipt in a task's payment metadata, or None."""
+    receipts = meta.get(RECEIPTS_KEY) or []
+    return SettleResponse.model_validate(receipts[-1]) if receipts else None
 
 
 def payment_required(task: Task) -> Required | None:
@@ -210,7 +218,7 @@ class A2ABuyer:
         if recorded is not None:
             record.reference, record.payer_stats = recorded.reference.hex(), str(recorded.payer_stats)
             record.verified = record.settled and await self.payer._recorded(quote, recorded, record.signature)
-        await self.account(reservation, record)
+        await self.account(reservation, final)
         if not record.settled:
             meta = metadata(final.status.message)
             code = str(meta.get(ERROR_KEY) or record.error or "payment_failed")
@@ -218,20 +226,25 @@ class A2ABuyer:
         return A2ACall(final, answer_of(final), record)
 
     @staticmethod
-    async def account(reservation: Reservation | None, record: PaymentRecord) -> None:
+    async def account(reservation: Reservation | None, task: Task) -> None:
+        """Count what the merchant's receipt says moved, whatever became of the task: a successful receipt settles
+        the reservation (a failed task does not give the money back); a refusal without one (payment-rejected,
+        payment-failed) releases it; an answer that says neither leaves it sent, for the ledger's reconcile to
+        look up on chain."""
         if reservation is None:
             return
-        if record.settled and record.signature:
-            await reservation.settled(record.signature)
-        elif not record.signature:  # refused before anything was sent to the chain
+        meta = metadata(task.status.message)
+        settle = last_receipt(meta)
+        if settle is not None and settle.success and settle.transaction:
+            await reservation.settled(settle.transaction)
+        elif meta.get(STATUS_KEY) in (PAYMENT_REJECTED, PAYMENT_FAILED):
             await reservation.release()
 
     def record(self, quote: Quote, url: str, task: Task, latency_ms: int) -> PaymentRecord:
         """Settled only when the task completed with payment-completed and a successful receipt; the error is
         the receipt's, else the task's x402.payment.error."""
         meta = metadata(task.status.message)
-        receipts = meta.get(RECEIPTS_KEY) or []
-        settle = SettleResponse.model_validate(receipts[-1]) if receipts else None
+        settle = last_receipt(meta)
         settled = bool(
             meta.get(STATUS_KEY) == PAYMENT_COMPLETED
             and task.status.state == TaskState.TASK_STATE_COMPLETED
