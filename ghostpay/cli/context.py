@@ -8,7 +8,6 @@ Precedence for every setting: the command-line option, then its environment vari
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -212,6 +211,7 @@ class State:
         self, work: Callable[[GhostPayClient], Awaitable[T]], *, signer: bool = True, status: str | None = None
     ) -> T:
         """Open the client, run `work(client)` on a fresh event loop, close it; errors become one line."""
+        import asyncio  # here, not at the top: commands that make no RPC client (an indexed search) skip it
 
         async def main() -> T:
             async with self.client(signer=signer) as gp:
