@@ -160,9 +160,9 @@ def search_agents(
         source, key, order = "agents", "reputation_score", "reputation_score DESC, address"
         keyset = "(reputation_score < ? OR (reputation_score = ? AND address > ?))"
     elif sort == "price":  # the price in `token`, else in each agent's first (default) token: ix_agent_tokens_*
-        priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
+        priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])  # type: tuple[str, list[Any]]
         if priced_by_token and max_price is not None:  # a range of ix_agent_tokens_mint_price, walked in order
-            priced, priced_args = f"{priced} AND t.price <= ?", [token, max_price]
+            priced, priced_args = f"{priced} AND t.price <= ?", [*priced_args, max_price]
         source = f"agent_tokens t JOIN agents ON address = t.agent AND {priced}"
         key, order = "t.price", "t.price, t.agent"  # t.agent is the address: the index's own order
         keyset = "(t.price > ? OR (t.price = ? AND t.agent > ?))"
