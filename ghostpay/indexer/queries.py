@@ -138,7 +138,7 @@ def search_agents(
     `after` is the previous page's `next_after`, so rows inserted meanwhile neither repeat nor shift a page."""
     check_page(limit, 0, after)
     priced_in_token = sort == "price" and token is not None  # the join on the token's price filters it already
-    filters = {
+    filters: dict[str, Any] = {
         "x402_enabled": x402_enabled,
         "capability": capability,
         "token": token,
