@@ -6,7 +6,7 @@ status 1 for user errors (the chain said no, a file is missing, the RPC is unrea
 usage errors (a malformed option value); `--verbose` adds the traceback. Nothing here imports the
 Solana stack: each command imports the SDK when it runs, so `ghost --help` is fast. The sub-commands
 (`COMMANDS`) are imported and built when one is run, only that one: `ghost --help` lists them from their
-first help paragraph (tests/cli/test_start.py holds it equal to theirs), `ghost --db index.db agent search`
+first help paragraph (tests/test_cli_start.py holds it equal to theirs), `ghost --db index.db agent search`
 builds the `agent` group alone.
 """
 
