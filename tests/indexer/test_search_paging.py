@@ -173,6 +173,7 @@ def test_a_page_walks_its_sort_index_and_stops(tmp_path: Any) -> None:
     + token <= price search's page went from 130 ms to under 1 ms (docs/performance.md)."""
     path = tmp_path / "index.db"
     build_index(f"sqlite:///{path}", tied_agents(5, seed=2))
+    counts = {}
     with open_readonly(str(path)) as index:
         for name, filters in PLANNED.items():
             statements: list[str] = []
@@ -186,3 +187,7 @@ def test_a_page_walks_its_sort_index_and_stops(tmp_path: Any) -> None:
             assert (index_name or ORDER_INDEX[filters["sort"]]) in first, (name, plan)
             assert "TEMP B-TREE" not in plan and "LIST SUBQUERY" not in plan, (name, plan)
             assert "SCAN agents" not in plan.replace("SCAN agents USING INDEX ix_agents_score", ""), (name, plan)
+            count = next(s for s in statements if "COUNT(*)" in s)
+            counts[name] = " | ".join(row["detail"] for row in index.execute(f"EXPLAIN QUERY PLAN {count}"))
+    for name in ("score", "price in a token, capability, <= price"):  # the count reads no agent's row (v8)
+        assert "agents USING COVERING INDEX ix_agents_filters" in counts[name], (name, counts[name])
