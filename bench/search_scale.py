@@ -1,6 +1,6 @@
 """Search at scale: `ghost agent search` over 1k, 10k and 100k realistic agents, from the chain and from the index.
 
-    python -m bench.search_scale [--sizes 1000,10000,100000]   → bench/results/search_scale.json
+    python -m bench.search_scale [--sizes 1000,10000,100000] [--index-only]   → bench/results/search_scale.json
 
 Its own benchmark rather than a row of `bench.indexer_scale`: that one measures a back-fill of an event history
 (20 agents, 100k events); this one measures the agent count a search walks. The agents are realistic: x402 on
@@ -198,7 +198,7 @@ SEARCHES = {
 INDEXED_SORT = {"reputation": "score"}
 
 
-def measure_size(console: Console, count: int, runs: int) -> list[Row]:
+def measure_size(console: Console, count: int, runs: int, chain: bool = True) -> list[Row]:
     rng = random.Random(count)
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder) / "home"
@@ -210,8 +210,9 @@ def measure_size(console: Console, count: int, runs: int) -> list[Row]:
             ]
             started = time.perf_counter()
             agents = [(Keypair().pubkey(), realistic_agent(rng, i, mints)) for i in range(count)]
-            build_chain(net.http_url, [(a, account_data(agent)) for a, agent in agents])
-            console.log(f"{count:,} agents on the chain in {time.perf_counter() - started:.1f} s")
+            if chain:
+                build_chain(net.http_url, [(a, account_data(agent)) for a, agent in agents])
+                console.log(f"{count:,} agents on the chain in {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
             db = str(Path(folder) / "index.db")
             build_index(f"sqlite:///{db}", agents)
@@ -224,8 +225,11 @@ def measure_size(console: Console, count: int, runs: int) -> list[Row]:
             ]
             for label, template in SEARCHES.items():
                 argv = [a.replace("{mint}", str(mints[0])) for a in template]
-                chain_ms, chain_mib = run_ghost(["--output", "json", *argv], env, runs)
-                rows.append(Row(count, label, "chain", round(chain_ms), round(chain_mib, 1), "≤ 3,000 ms, ≤ 300 MiB"))
+                if chain:
+                    chain_ms, chain_mib = run_ghost(["--output", "json", *argv], env, runs)
+                    rows.append(
+                        Row(count, label, "chain", round(chain_ms), round(chain_mib, 1), "≤ 3,000 ms, ≤ 300 MiB")
+                    )
                 indexed_ms, indexed_mib = run_ghost(["--db", db, "--output", "json", *argv], env, runs)
                 rows.append(Row(count, label, "index", round(indexed_ms), round(indexed_mib, 1), "≤ 300 ms"))
                 console.log(rows[-2], rows[-1])
@@ -239,10 +243,11 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="agent counts, comma-separated")
     parser.add_argument("--runs", type=int, default=size(3, 1), help="timed runs per search (after a warm-up)")
     parser.add_argument("--note", default="", help="said in the table's title (e.g. 'under load')")
+    parser.add_argument("--index-only", action="store_true", help="the indexed search only: no chain to build")
     args = parser.parse_args()
     sizes = SMOKE_SIZES if os.environ.get("GHOSTPAY_BENCH_SMOKE") == "1" else [int(s) for s in args.sizes.split(",")]
     console = Console(stderr=True)
-    rows = [row for count in sizes for row in measure_size(console, count, args.runs)]
+    rows = [row for count in sizes for row in measure_size(console, count, args.runs, not args.index_only)]
     title = "ghost agent search at scale (wall ms and peak RSS of the process, start included)"
     table = Table(title=f"{title}{f' — {args.note}' if args.note else ''}")
     for column in ("agents", "search", "source", "wall ms", "peak RSS MiB", "goal at 100k"):

@@ -29,8 +29,6 @@ from ghostpay.cli.output import (
 from ghostpay.cli.prompts import checked, confirm_irreversible
 
 if TYPE_CHECKING:
-    from solders.pubkey import Pubkey
-
     from ghostpay.client import AgentInfo, GhostPayClient, TxResult
     from ghostpay.discovery import SortKey
 
@@ -812,14 +810,14 @@ def search(
         raise typer.BadParameter(
             "--max-price needs --token: each accepted token has its own price (e.g. --token USDC --max-price 0.05)"
         )
-    mint = params.token(st, token, "--token") if token else None
+    mint = params.token_address(st, token, "--token") if token else None
     ceiling = params.amount(max_price, "--max-price", allow_zero=True, token=token) if max_price is not None else None
     floor = params.min_reputation(min_reputation)
     order: Any = params.choice(sort, SORTS, "--sort") if sort else None
     filters = {
         "capability": capability,
         "x402_enabled": x402_enabled,
-        "token": str(mint) if mint else None,
+        "token": mint,
         "max_price": ceiling,
         "min_reputation": floor,
         "sort": order,
@@ -860,7 +858,7 @@ def search(
 
 async def search_chain(
     gp: GhostPayClient,
-    mint: Pubkey | None,
+    mint: str | None,
     ceiling: Decimal | None,
     floor: int | None,
     order: SortKey | None,  # never "trust": the index's only

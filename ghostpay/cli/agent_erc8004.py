@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +49,8 @@ def registration_file(
 
 def search_url(st: State, url: str, allow_private: bool) -> None:
     """`ghost agent search --url URL`: the foreign agent's registration file and Agent Card, summarized."""
+    import asyncio
+
     from ghostpay.foreign_agents import ForeignAgentError, read_foreign_agent
 
     try:

@@ -117,7 +117,3 @@ def _render(out: Any, st: Any, m: dict[str, Any]) -> None:
                 title="Top earners",
             )
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("analytics")(analytics)

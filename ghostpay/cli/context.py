@@ -8,7 +8,6 @@ Precedence for every setting: the command-line option, then its environment vari
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -212,6 +211,7 @@ class State:
         self, work: Callable[[GhostPayClient], Awaitable[T]], *, signer: bool = True, status: str | None = None
     ) -> T:
         """Open the client, run `work(client)` on a fresh event loop, close it; errors become one line."""
+        import asyncio  # here, not at the top: commands that make no RPC client (an indexed search) skip it
 
         async def main() -> T:
             async with self.client(signer=signer) as gp:
@@ -272,22 +272,35 @@ class State:
     def jsonrpc(self, method: str, *params: Any, hint: str = "") -> Any:
         """One plain JSON-RPC call (cheat codes, airdrops, the genesis hash); errors become one line. Over
         urllib, so commands that need no SDK import no HTTP library."""
+        reply = self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        if "error" in reply:
+            raise CliError(f"{method} failed: {reply['error'].get('message')}{hint}")
+        return reply["result"]
+
+    def jsonrpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several plain JSON-RPC calls in one request (one round trip): each call's result in order, None for
+        one that failed (or all, from a node that does not take batches)."""
+        replies = self._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)])
+        found = (
+            {r.get("id"): r.get("result") for r in replies if isinstance(r, dict)} if isinstance(replies, list) else {}
+        )
+        return [found.get(i) for i in range(len(calls))]
+
+    def _post(self, payload: Any) -> Any:
         import urllib.error
         import urllib.request
 
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        request = urllib.request.Request(self.rpc_url, body, {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.rpc_url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                reply = json.load(response)
+                return json.load(response)
         except urllib.error.HTTPError as exc:
             raise CliError(unreachable(self.rpc_url, f"HTTP {exc.code} {exc.reason}")) from exc
         except (OSError, ValueError) as exc:  # refused, timed out, or no JSON
             detail = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             raise CliError(unreachable(self.rpc_url, detail)) from exc
-        if "error" in reply:
-            raise CliError(f"{method} failed: {reply['error'].get('message')}{hint}")
-        return reply["result"]
 
     def genesis_hash(self) -> str:
         """The cluster's genesis hash: what names it, whichever endpoint serves it (read once)."""

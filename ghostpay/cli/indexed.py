@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -297,6 +297,20 @@ class Decimals:
         self.st = st
         self.cache: dict[str, IndexedMint | None] = {}
 
+    def prefetch(self, mints: list[str]) -> None:
+        """Read the decimals of the mints not known yet in one JSON-RPC batch: a page of agents accepting ten
+        mints is one round trip to the RPC, not ten. A mint the batch does not answer is asked alone later."""
+        missing = [mint for mint in dict.fromkeys(mints) if mint not in self.cache]
+        if len(missing) < 2:
+            return
+        try:
+            answers = self.st.jsonrpc_batch([("getTokenSupply", [mint]) for mint in missing])
+        except CliError:
+            return
+        for mint, answer in zip(missing, answers, strict=True):
+            with suppress(KeyError, TypeError, ValueError):
+                self.cache[mint] = IndexedMint(mint, int(answer["value"]["decimals"]))
+
     def __call__(self, mint: str | None) -> IndexedMint | None:
         if mint is None:
             return None
@@ -348,6 +362,7 @@ def search_indexed(
         sort=order if order in ("price", "trust") else "score",
         limit=min(limit, DB_PAGE) if exact else DB_PAGE,
     )
+    decimals.prefetch([m for a in agents for m in a.prices_atomic])
     out = [(a, {m: decimals(m) for m in a.prices_atomic}) for a in agents]
     if order in ("newest", "oldest", "calls", "name"):
         keys = {

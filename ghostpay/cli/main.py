@@ -4,40 +4,131 @@ The root command reads the global options (`-u`, `-k`, `--commitment`, `--progra
 `--db`, `--verbose`) into a `State` for every sub-command. Errors end as one line on stderr: exit
 status 1 for user errors (the chain said no, a file is missing, the RPC is unreachable), 2 for
 usage errors (a malformed option value); `--verbose` adds the traceback. Nothing here imports the
-Solana stack: each command imports the SDK when it runs, so `ghost --help` is fast.
+Solana stack: each command imports the SDK when it runs, so `ghost --help` is fast. The sub-commands
+(`COMMANDS`) are imported and built when one is run, only that one: `ghost --help` lists them from their
+first help paragraph (tests/test_cli_start.py holds it equal to theirs), `ghost --db index.db agent search`
+builds the `agent` group alone.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 import typer
-from typer._click import exceptions as click_exceptions
-from typer.core import TyperGroup
+from typer._click import Command, Context, exceptions as click_exceptions
+from typer.core import TyperCommand, TyperGroup
 
 from ghostpay import __version__
-from ghostpay.cli import (
-    agent,
-    analytics,
-    config,
-    escrow,
-    facilitator,
-    localnet,
-    mcp,
-    misc,
-    payment,
-    tokens,
-    wallet,
-    webhooks,
-    x402,
-)
 from ghostpay.cli.context import ENV, HELP, CliError, Settings, State, check_setting, report
-from ghostpay.cli.indexer import app as indexer_app
 
 GLOBAL_VALUE_OPTIONS = {"-u", "--url", "-k", "--keypair", "--commitment", "--program-id", "-o", "--output", "--db"}
 GLOBAL_FLAGS = {"-v", "--verbose"}
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A sub-command imported when it runs: `target` is "module:attribute", a Typer sub-app or a command
+    function; `help` its first help paragraph, what `ghost --help` lists."""
+
+    target: str
+    help: str
+
+
+COMMANDS: dict[str, Lazy] = {  # in the order `ghost --help` lists them, after version and path
+    "mcp": Lazy(
+        "ghostpay.cli.mcp:serve",
+        "Serve GhostPay to an LLM agent over MCP: find, pay, rate and hire agents with the -k wallet on -u.",
+    ),
+    "keygen": Lazy(
+        "ghostpay.cli.wallet:keygen",
+        "Create a keypair file in the Solana CLI's format (a JSON array of 64 bytes, readable by you only).",
+    ),
+    "address": Lazy("ghostpay.cli.wallet:address", "Print the -k wallet's address (its public key)."),
+    "balance": Lazy(
+        "ghostpay.cli.wallet:balance",
+        "SOL and every token account of a wallet (both token programs), tokens by label.",
+    ),
+    "airdrop": Lazy("ghostpay.cli.misc:airdrop", "Request SOL from the cluster's faucet (localnet, devnet)."),
+    "confirm": Lazy(
+        "ghostpay.cli.misc:confirm",
+        "Did a transaction land? Its status, slot and error, like 'solana confirm' (exit 1 if it failed or "
+        "the node does not know it).",
+    ),
+    "test-mint": Lazy(
+        "ghostpay.cli.misc:test_mint",
+        "Create a USDC-like test mint on a localnet and add to wallets' balances (cheat codes: no "
+        "signatures). Its --symbol labels it on this localnet only: on another cluster the label means that "
+        "cluster's mint (USDC on mainnet-beta is real USDC), or nothing.",
+    ),
+    "demo": Lazy(
+        "ghostpay.cli.misc:demo",
+        "The main job, as a scripted session of ghost commands on a throwaway localnet.",
+    ),
+    "analytics": Lazy(
+        "ghostpay.cli.analytics:analytics",
+        "x402 payments over a period: counts, success rate, volume by token, top earners, active agents.",
+    ),
+    "agent": Lazy(
+        "ghostpay.cli.agent:app",
+        "Register, price, update and find agents; read their reputation and payments.",
+    ),
+    "payment": Lazy("ghostpay.cli.payment:app", "Pay agents per call (x402), verify payments, give feedback."),
+    "escrow": Lazy(
+        "ghostpay.cli.escrow:app",
+        "Hire agents through token escrow: work orders from creation to payment.",
+    ),
+    "config": Lazy(
+        "ghostpay.cli.config:app",
+        "Read and write the ghost config file (settings under the command-line options and GHOST_* variables,"
+        " and the x402.* spending guards).",
+    ),
+    "localnet": Lazy("ghostpay.cli.localnet:app", "A local Solana validator (LiteSVM) with GhostPay loaded."),
+    "indexer": Lazy(
+        "ghostpay.cli.indexer:app",
+        "Index GhostPay events into SQLite or PostgreSQL; status; verify against the chain.",
+    ),
+    "webhooks": Lazy(
+        "ghostpay.cli.webhooks:app",
+        "Signed webhooks: POST indexed events (payments, work orders…) to your URL.",
+    ),
+    "facilitator": Lazy(
+        "ghostpay.cli.facilitator:app",
+        "An x402 facilitator: verifies and settles payments, paying their fees.",
+    ),
+    "x402": Lazy("ghostpay.cli.x402:app", "HTTP calls paid with x402: sell an API behind a paywall, pay for calls."),
+    "tokens": Lazy(
+        "ghostpay.cli.tokens:app",
+        "Token labels: names that stand for mints (USDC), wherever a token is expected. A label belongs to "
+        "one cluster: well-known mints are built in for mainnet-beta and devnet, 'ghost test-mint --symbol' "
+        "labels its mint on its localnet, 'ghost tokens add' labels any mint.",
+    ),
+}
+
+
+def subcommand(group: Any, name: str) -> Any:
+    """`group`'s sub-command `name` (imported and built if it is lazy), None if there is none."""
+    get = getattr(group, "get_command", None)
+    return get(None, name) if get is not None else None
+
+
+def load(name: str) -> Command:
+    """The click command of `COMMANDS[name]`, built under the root's settings (plain help, no completion
+    options) as `add_typer` and `command` on the root would build it."""
+    module, attribute = COMMANDS[name].target.split(":")
+    found = getattr(import_module(module), attribute)
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    if isinstance(found, typer.Typer):
+        holder.add_typer(found, name=name)
+        command = typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+    else:
+        holder.command(name)(found)
+        command = typer.main.get_command(holder)  # one command and no callback: the command itself
+    name_arguments(command)
+    return command
 
 
 def hoist_global_options(root: Any, argv: list[str]) -> list[str]:
@@ -50,8 +141,8 @@ def hoist_global_options(root: Any, argv: list[str]) -> list[str]:
             index += 2
         elif token.startswith("-"):
             index += 1
-        elif token in getattr(group, "commands", {}):
-            group = group.commands[token]
+        elif (sub := subcommand(group, token)) is not None:
+            group = sub
             index += 1
             if not hasattr(group, "commands"):
                 break
@@ -91,7 +182,27 @@ def name_arguments(command: Any) -> None:
 
 
 class GhostGroup(TyperGroup):
-    """Runs the command in non-standalone mode and turns every failure into one line and an exit status."""
+    """Runs the command in non-standalone mode and turns every failure into one line and an exit status;
+    imports a sub-command of `COMMANDS` only when it runs."""
+
+    listing = False  # formatting `ghost --help`: a lazy command is listed by its help, not imported
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*(name for name in super().list_commands(ctx) if name not in COMMANDS), *COMMANDS]
+
+    def get_command(self, ctx: Context | None, cmd_name: str) -> Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            if self.listing:
+                return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
+            self.commands[cmd_name] = load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Context, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.listing = False
 
     def main(
         self,
@@ -204,23 +315,6 @@ def path(ctx: typer.Context) -> None:
 
     emit(state(ctx), {"path": str(data_dir())}, lambda out: out.print(str(data_dir())))
 
-
-app.add_typer(agent.app, name="agent")
-app.add_typer(payment.app, name="payment")
-app.add_typer(escrow.app, name="escrow")
-app.add_typer(config.app, name="config")
-app.add_typer(localnet.app, name="localnet")
-app.add_typer(indexer_app, name="indexer")
-app.add_typer(webhooks.app, name="webhooks")
-app.add_typer(facilitator.app, name="facilitator")
-app.add_typer(x402.app, name="x402")
-app.command("mcp")(mcp.serve)
-app.add_typer(tokens.app, name="tokens")
-app.command()(wallet.keygen)
-app.command()(wallet.address)
-app.command()(wallet.balance)
-misc.register(app)
-analytics.register(app)
 
 __all__ = ["app", "CliError"]
 

@@ -309,10 +309,3 @@ def confirm(
     )
     if found.err is not None:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(airdrop)
-    app.command()(confirm)
-    app.command("test-mint")(test_mint)
-    app.command()(demo)

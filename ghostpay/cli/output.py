@@ -11,11 +11,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported where text is rendered: a JSON answer never loads it
+    from rich.console import Console
+    from rich.table import Table
 
-if TYPE_CHECKING:
     from ghostpay.cli.context import State
 
 EXPLORER = "https://explorer.solana.com"
@@ -28,6 +27,8 @@ PIPE_WIDTH = 200  # piped or captured output: wide enough that keys, signatures 
 def make_console() -> Console:
     import sys
 
+    from rich.console import Console
+
     return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=False)
 
 
@@ -38,7 +39,7 @@ class _LazyConsole:
         return getattr(make_console(), name)
 
 
-console = cast(Console, _LazyConsole())  # it forwards every attribute to a Console made when first used
+console = cast("Console", _LazyConsole())  # it forwards every attribute to a Console made when first used
 
 
 def explorer_url(kind: str, value: object, rpc_url: str) -> str:
@@ -127,6 +128,9 @@ def emit(state: State, data: Any, render: Callable[[Console], None] | None = Non
 
 
 def key_value_table(rows: Iterable[tuple[str, object]], title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=title, show_header=False, box=box.SIMPLE, title_justify="left", pad_edge=False)
     table.add_column("field", style="bold cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
@@ -143,6 +147,9 @@ def key_value_table(rows: Iterable[tuple[str, object]], title: str | None = None
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+
     out = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for column in columns:
         out.add_column(column, overflow="fold")

@@ -70,11 +70,17 @@ def agent_ref(value: str) -> AgentArg:
 
 
 def token(state: State, value: str, option: str = "token") -> Pubkey:
-    """A mint address, or a token label of the current cluster (`ghost tokens list`); a label the cluster
-    does not have is a usage error saying where it does name a mint and how to label one here."""
+    """A mint address, or a token label of the current cluster (see `token_address`)."""
+    return pubkey(token_address(state, value, option), "token mint")
+
+
+def token_address(state: State, value: str, option: str = "token") -> str:
+    """A mint address, or a token label of the current cluster (`ghost tokens list`), as base58 text (checked
+    without importing solders: an indexed search needs no Pubkey); a label the cluster does not have is a usage
+    error saying where it does name a mint and how to label one here."""
     text = value.strip()
     if looks_like_pubkey(text):
-        return pubkey(text, "token mint")
+        return text
     from ghostpay.token_labels import is_label
 
     if not is_label(text):
@@ -85,7 +91,7 @@ def token(state: State, value: str, option: str = "token") -> Pubkey:
     found = labels.find(text)
     if found is None:
         raise typer.BadParameter(str(labels.unknown(text, option)))
-    return pubkey(found.mint, "token mint")
+    return str(found.mint)
 
 
 def token_prices(state: State, values: Sequence[str], price: str | None = None) -> dict[Pubkey, Decimal]:

@@ -500,9 +500,22 @@ SEARCH_INDEXES = {
 sorting every match (100k agents)."""
 
 
-def _search_indexes_v7(connection: Connection) -> None:
-    for name, columns in SEARCH_INDEXES.items():
+FILTER_INDEXES = {"ix_agents_filters": "agents (address, closed, is_active, x402_enabled, reputation_score)"}
+"""What a search checks of each agent it counts, covered: counting up to `paging.TOTAL_CAP` matches reads this
+index instead of each agent's row (at 100k agents a third less for a capability + token <= price count)."""
+
+
+def _create_indexes(connection: Connection, indexes: dict[str, str]) -> None:
+    for name, columns in indexes.items():
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
+
+
+def _search_indexes_v7(connection: Connection) -> None:
+    _create_indexes(connection, SEARCH_INDEXES)
+
+
+def _filter_index_v8(connection: Connection) -> None:
+    _create_indexes(connection, FILTER_INDEXES)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -513,6 +526,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "payments and feedback keyed by their instruction, not the reference", _payments_by_instruction_v5),
     Migration(6, "the payment graph, agents' trust scores, trusted mints and trust seeds", _payment_graph_v6),
     Migration(7, "indexes in the orders agent search pages in", _search_indexes_v7),
+    Migration(8, "an index covering what agent search checks of each agent", _filter_index_v8),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, distinct, func, or_, text
+from sqlalchemy import ColumnElement, and_, distinct, exists, func, or_, text
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer import evidence as ev
@@ -68,8 +68,13 @@ def agent_filter(
     min_payers: int | None = None,
     min_volume: dict[str, int] | None = None,
     trusted: Sequence[str] = (),
+    correlated: bool = False,
+    priced_in_token: bool = False,
 ) -> Any:
-    """The SELECT of open agents matching every filter (unordered); see `search_agents`."""
+    """The SELECT of open agents matching every filter (unordered); see `search_agents`. `correlated`: the
+    capability and token filters as EXISTS, checked per agent (a page walking its sort index), rather than IN
+    (a count, which reads each list once); `priced_in_token`: the token filter is left to a join on its price
+    (`search_agents`' price order)."""
     statement = select(Agent).where(col(Agent.closed).is_(False))
     if max_price is not None and token is None:
         raise QueryError("max_price needs a token: each accepted mint has its own price")
@@ -79,17 +84,17 @@ def agent_filter(
         x402_enabled = True
     if x402_enabled is not None:
         statement = statement.where(Agent.x402_enabled == x402_enabled)
+    members = []  # (table's agent column, conditions) an agent must have a row for
     if capability is not None:
-        statement = statement.where(
-            col(Agent.address).in_(
-                select(AgentCapability.agent).where(func.lower(AgentCapability.capability) == capability.casefold())
-            )
-        )
-    if token is not None:
-        tokens = select(AgentToken.agent).where(AgentToken.mint == token)
-        if max_price is not None:
-            tokens = tokens.where(AgentToken.price <= max_price)
-        statement = statement.where(col(Agent.address).in_(tokens))
+        members.append((col(AgentCapability.agent), [func.lower(AgentCapability.capability) == capability.casefold()]))
+    if token is not None and not priced_in_token:
+        priced = [col(AgentToken.price) <= max_price] if max_price is not None else []
+        members.append((col(AgentToken.agent), [col(AgentToken.mint) == token, *priced]))
+    for agent, conditions in members:
+        if correlated:
+            statement = statement.where(exists().where(agent == col(Agent.address), *conditions))
+        else:
+            statement = statement.where(col(Agent.address).in_(select(agent).where(*conditions)))
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
@@ -132,25 +137,32 @@ def search_agents(
     one are not listed) or trust (the trust score, highest first; 0 without one); ties by address. Keyset pages:
     `after` is the previous page's `next_after`, so rows inserted meanwhile neither repeat nor shift a page."""
     check_page(limit, 0, after)
-    statement = agent_filter(
-        x402_enabled=x402_enabled,
-        capability=capability,
-        token=token,
-        max_price=max_price,
-        min_reputation=min_reputation,
-        tier=tier,
-        active=active,
-        min_payers=min_payers,
-        min_volume=min_volume,
-        trusted=trusted,
-    )
+    priced_in_token = sort == "price" and token is not None  # the join on the token's price filters it already
+    filters: dict[str, Any] = {
+        "x402_enabled": x402_enabled,
+        "capability": capability,
+        "token": token,
+        "max_price": max_price,
+        "min_reputation": min_reputation,
+        "tier": tier,
+        "active": active,
+        "min_payers": min_payers,
+        "min_volume": min_volume,
+        "trusted": trusted,
+        "priced_in_token": priced_in_token,
+    }
+    counted, statement = (agent_filter(**filters, correlated=correlated) for correlated in (False, True))
     address = col(Agent.address)
     key: Any
     if sort == "score":  # walks ix_agents_score (migration 7) and stops at the page's end
         key, descending = col(Agent.reputation_score), True
     elif sort == "price":  # the price joined from agent_tokens (ix_agent_tokens_mint_price / _position_price)
-        priced = col(AgentToken.mint) == token if token is not None else col(AgentToken.position) == 0
-        statement = statement.join(AgentToken, and_(col(AgentToken.agent) == col(Agent.address), priced))
+        priced = [col(AgentToken.mint) == token] if token is not None else [col(AgentToken.position) == 0]
+        if priced_in_token and max_price is not None:  # a range of ix_agent_tokens_mint_price, walked in order
+            priced.append(col(AgentToken.price) <= max_price)
+        counted, statement = (
+            s.join(AgentToken, and_(col(AgentToken.agent) == col(Agent.address), *priced)) for s in (counted, statement)
+        )
         key, descending = col(AgentToken.price), False
         address = col(AgentToken.agent)  # the agent's address, in the index's own order
     elif sort == "trust":  # agents indexed since the last trust computation have no row yet: 0
@@ -158,7 +170,7 @@ def search_agents(
         key, descending = func.coalesce(col(AgentTrust.trust), 0.0), True
     else:
         raise QueryError("sort must be score, price or trust")
-    total, capped = count_capped(session, statement)
+    total, capped = count_capped(session, counted)
     if after is not None:
         beyond = key < after[0] if descending else key > after[0]
         statement = statement.where(or_(beyond, and_(key == after[0], address > after[1])))

@@ -91,6 +91,16 @@ def _paged(
     return Page([Record(dict(row)) for row in rows], total, offset, limit, capped)
 
 
+def _member(table: str, *, correlated: bool) -> str:
+    """The agent has a row in `table` (`"agent_tokens WHERE mint = ?"`). The page checks each agent it walks in
+    its sort index (EXISTS: one lookup per row, stopping at the page's end); the count, which walks every match
+    up to TOTAL_CAP in no order, reads the list once (IN: a sequential index range, then in-memory lookups), which
+    measured 1.5-2x faster than EXISTS for it at 100k agents."""
+    if correlated:
+        return f"EXISTS (SELECT 1 FROM {table} AND agent = agents.address)"
+    return f"agents.address IN (SELECT agent FROM {table})"
+
+
 def search_agents(
     index: sqlite3.Connection,
     *,
@@ -122,13 +132,13 @@ def search_agents(
     if x402_enabled is not None:
         where.append("x402_enabled = ?")
         args.append(x402_enabled)
+    members: list[tuple[str, list[Any]]] = []  # (table, condition) an agent must have a row for: see `_member`
     if capability is not None:
-        where.append("address IN (SELECT agent FROM agent_capabilities WHERE lower(capability) = ?)")
-        args.append(capability.casefold())
-    if token is not None:
+        members.append(("agent_capabilities WHERE lower(capability) = ?", [capability.casefold()]))
+    priced_by_token = sort == "price" and token is not None  # the join on the token's price filters it already
+    if token is not None and not priced_by_token:
         capped = " AND price <= ?" if max_price is not None else ""
-        where.append(f"address IN (SELECT agent FROM agent_tokens WHERE mint = ?{capped})")
-        args += [token] if max_price is None else [token, max_price]
+        members.append((f"agent_tokens WHERE mint = ?{capped}", [token] if max_price is None else [token, max_price]))
     if min_reputation is not None:
         if not 0 <= min_reputation <= 10_000:
             raise QueryError("min_reputation is in basis points, 0 to 10,000")
@@ -150,8 +160,10 @@ def search_agents(
         source, key, order = "agents", "reputation_score", "reputation_score DESC, address"
         keyset = "(reputation_score < ? OR (reputation_score = ? AND address > ?))"
     elif sort == "price":  # the price in `token`, else in each agent's first (default) token: ix_agent_tokens_*
-        priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])
-        source = f"agents JOIN agent_tokens t ON t.agent = address AND {priced}"
+        priced, priced_args = ("t.mint = ?", [token]) if token is not None else ("t.position = 0", [])  # type: tuple[str, list[Any]]
+        if priced_by_token and max_price is not None:  # a range of ix_agent_tokens_mint_price, walked in order
+            priced, priced_args = f"{priced} AND t.price <= ?", [*priced_args, max_price]
+        source = f"agent_tokens t JOIN agents ON address = t.agent AND {priced}"
         key, order = "t.price", "t.price, t.agent"  # t.agent is the address: the index's own order
         keyset = "(t.price > ? OR (t.price = ? AND t.agent > ?))"
         args = [*priced_args, *args]
@@ -162,7 +174,11 @@ def search_agents(
         keyset = f"({key} < ? OR ({key} = ? AND address > ?))"
     else:
         raise QueryError("sort must be score or price" + (" or trust" if graph else ""))
-    total, total_capped = _count(index, source, " AND ".join(where), args)
+    listed = [_member(table, correlated=False) for table, _ in members]
+    member_args = [value for _, values in members for value in values]
+    total, total_capped = _count(index, source, " AND ".join(where + listed), args + member_args)
+    where += [_member(table, correlated=True) for table, _ in members]
+    args += member_args
     if after is not None:
         where.append(keyset)
         args += [after[0], after[0], after[1]]

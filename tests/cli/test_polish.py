@@ -123,9 +123,9 @@ def test_help_teaches(tmp_path) -> None:
     root = typer.main.get_command(app)
     commands = []
 
-    def walk(command, path) -> None:
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, path + [name])
+    def walk(command, path) -> None:  # through get_command: the root imports its sub-commands when asked
+        for name in command.list_commands(None) if hasattr(command, "commands") else []:
+            walk(command.get_command(None, name), path + [name])
         if not hasattr(command, "commands"):
             commands.append(path)
 
@@ -138,7 +138,7 @@ def test_help_teaches(tmp_path) -> None:
         assert "<bool>" not in run.stdout and "{" not in run.stdout.splitlines()[0], path
         command = root
         for name in path:
-            command = command.commands[name]
+            command = command.get_command(None, name)
         for param in command.params:  # every option name shown whole, however narrow the terminal
             assert all(opt in run.stdout for opt in param.opts if opt.startswith("--")), (path, param.opts)
     register_help = ghost("agent", "register", "--help", output=None, env={"COLUMNS": "60"}).stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from ghostpay.indexer.models import SCHEMA_VERSION, SEARCH_INDEXES, connect, migrate, schema_version
+from ghostpay.indexer.models import FILTER_INDEXES, SCHEMA_VERSION, SEARCH_INDEXES, connect, migrate, schema_version
 
 
 def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 7
+    assert migrate(engine) == SCHEMA_VERSION == 8
     with engine.begin() as c:
         columns = {
             t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
@@ -40,6 +40,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         assert "registration" in columns["agents"] and "price_per_call" not in columns["agents"]
         indexes = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert set(SEARCH_INDEXES) <= indexes  # v7: the orders agent search pages in
+        assert set(FILTER_INDEXES) <= indexes  # v8: what it checks of each agent, covered
         assert "price" in columns["agent_tokens"] and "rent_payer" in columns["payments"]
         assert c.exec_driver_sql("SELECT price FROM agent_tokens").scalar_one() == 0
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
@@ -102,7 +103,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (feedback_event,),
         )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
-    assert migrate(engine) == SCHEMA_VERSION == 7
+    assert migrate(engine) == SCHEMA_VERSION == 8
     with engine.begin() as c:
         assert [
             tuple(r)
