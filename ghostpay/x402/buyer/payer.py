@@ -46,7 +46,7 @@ from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_requir
 from ghostpay.x402.buyer.session import BuyerSessions
 from ghostpay.x402.idempotency import REPLAY_HEADER
 from ghostpay.x402.networks import X402Network, network_for_cluster
-from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
+from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, names_recorded, record_hint
 from ghostpay.x402.record.types import RecordedPayment
 
 if TYPE_CHECKING:
@@ -278,15 +278,17 @@ class X402Buyer:
         return held(meta.pre_token_balances) - held(meta.post_token_balances) >= quote.amount_atomic
 
     async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
-        """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
-        hint = record_hint(quote.extra, self.gp.program_id)
-        if hint is None or signature is None:
+        """Whether the settled transaction recorded this wallet's payment of this reference to the agent: the
+        signature names the transaction the wallet signed with the record in it, and the node has it confirmed
+        without an error (every instruction ran, the record's X402PaymentRecorded with them)."""
+        if record_hint(quote.extra, self.gp.program_id) is None or signature is None:
+            return False
+        if not names_recorded(signature, recorded):
             return False
         try:
-            events = await self.gp.get_transaction_events(signature)
+            return await self.gp.landed(signature)
         except GhostPayError:
             return False
-        return recorded_in(events, hint, self.wallet, recorded)
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
         settle: SettleResponse | None = None
