@@ -7,9 +7,11 @@ agent's on-chain price through GhostPay's facilitator (`create_facilitator_app`)
 uvicorn; the buyer is `ghostpay.x402.x402_http` with spending guards (a ledger in a temporary
 folder). Each call's PaymentRecord times its phases:
 
-- quote: the first request sent until the requirement is chosen (the 402 round trip, the mint's
-  decimals and the wallet's balance read over RPC);
-- sign: the guards (a SQLite write) and the transaction built by the official client and signed;
+- quote: the first request sent until the requirement is chosen (the 402 round trip and the wallet's
+  balance read over RPC; the mint's decimals are read once);
+- sign: the guards (the reservation, a SQLite commit that waits for its fsync, with the latest blockhash read
+  meanwhile), the transaction built by the official client and signed, and marked sent (a second fsynced
+  commit, before it leaves the process);
 - verify + settle: the paid retry until its whole answer is read (the seller has the facilitator
   verify, settle and confirm the transaction on the localnet);
 - total: what the caller waits for a paid call, beside an unpaid call to a free route of the same app.

@@ -6,6 +6,13 @@ Both run the ledger's same SQL (written with `?` placeholders). They differ only
 check-then-insert is made atomic: SQLite takes the file's one write lock (`BEGIN IMMEDIATE`); PostgreSQL locks
 the wallet's row of `spend_wallets` (`SELECT … FOR UPDATE`), so the reservations of one wallet queue behind
 each other on every host while other wallets reserve in parallel.
+
+Each keeps its connections open between uses (SQLite: one per process, shared by its threads under a lock). A
+write is durable when it commits (SQLite `synchronous=FULL`: the WAL is fsynced; PostgreSQL
+`synchronous_commit` on) unless its session says `durable=False`: then a power cut may undo it, and only it and
+the other non-durable writes committed after the last durable one (SQLite's WAL and PostgreSQL's log lose a
+suffix, never a write in the middle). The ledger asks that only of writes whose loss is safe (a payment then
+keeps counting until it is reconciled), never of a reservation or of a payment marked sent.
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from __future__ import annotations
 import os
 import queue
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -56,9 +64,10 @@ class Session(Protocol):
 class LedgerStore(Protocol):
     location: str  # for messages: the file, or the URL without its password
 
-    def session(self, lock_wallet: str | None = None) -> AbstractContextManager[Session]:
+    def session(self, lock_wallet: str | None = None, durable: bool = True) -> AbstractContextManager[Session]:
         """A Session; with `lock_wallet`, one write transaction holding the wallet's
-        reservation lock until it ends (committed, or rolled back on an exception)."""
+        reservation lock until it ends (committed, or rolled back on an exception). `durable=False`: its writes
+        may be lost to a power cut (with the non-durable ones after them), for the fsync they save."""
         ...
 
 
@@ -92,13 +101,19 @@ class _SqliteSession:
 
 
 class SqliteStore:
-    """One SQLite file (WAL) shared by the processes of one machine; writes take the file's lock."""
+    """One SQLite file (WAL) shared by the processes of one machine; writes take the file's lock. A process keeps
+    one connection to it, its threads taking turns."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.location = str(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0  # the process that opened _db: a forked child opens its own (SQLite forbids sharing one)
+        self._synchronous = ""
         private_file(path)
-        with closing(self._connect()) as db:
+        with self._lock:
+            db = self._connection()
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", amount="INTEGER", real="REAL"))
             have = {row[1] for row in db.execute("PRAGMA table_info(spends)")}
@@ -106,12 +121,24 @@ class SqliteStore:
                 if column not in have:
                     db.execute(f"ALTER TABLE spends ADD COLUMN {column} {kind}")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._pid, self._synchronous = os.getpid(), ""
+        return self._db
+
+    def _sync(self, db: sqlite3.Connection, durable: bool) -> None:
+        """FULL: a commit returns once the WAL is on disk; NORMAL: at the next FULL commit or checkpoint."""
+        level = "FULL" if durable else "NORMAL"
+        if level != self._synchronous:
+            db.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
 
     @contextmanager
-    def session(self, lock_wallet: str | None = None) -> Iterator[Session]:
-        with closing(self._connect()) as db:
+    def session(self, lock_wallet: str | None = None, durable: bool = True) -> Iterator[Session]:
+        with self._lock:
+            db = self._connection()
+            self._sync(db, durable)
             if lock_wallet is None:
                 yield _SqliteSession(db)
                 return
@@ -189,14 +216,19 @@ class PostgresStore:
             db.close()
 
     @contextmanager
-    def session(self, lock_wallet: str | None = None) -> Iterator[Session]:
+    def session(self, lock_wallet: str | None = None, durable: bool = True) -> Iterator[Session]:
         db = self._take()
         try:
-            if lock_wallet is None:
+            if lock_wallet is None and durable:
                 yield _PostgresSession(db)
                 return
             with db.transaction():  # committed at the end, rolled back on an exception
                 session = _PostgresSession(db)
+                if not durable:
+                    session.run("SET LOCAL synchronous_commit TO OFF")
+                if lock_wallet is None:
+                    yield session
+                    return
                 session.run("INSERT INTO spend_wallets (wallet) VALUES (?) ON CONFLICT DO NOTHING", (lock_wallet,))
                 # held until commit: every reservation of this wallet, on any host, waits here for the one before
                 session.run("SELECT wallet FROM spend_wallets WHERE wallet = ? FOR UPDATE", (lock_wallet,))

@@ -264,18 +264,29 @@ class SpendLedger:
         return f"state IN {COUNTED!r} AND NOT (state = 'reserved' AND created_at < {now - self.reservation_ttl!r})"
 
     def _usage(self, db: Session, wallet: str, mint: str, decimals: int, now: float) -> Usage:
-        live = self._live(now)
-        hour, day, total = (
-            int(
-                db.rows(
-                    f"SELECT COALESCE(SUM(amount), 0) FROM spends WHERE wallet = ? AND mint = ? AND {live}"
-                    + ("" if span is None else " AND created_at > ?"),
-                    (wallet, mint) + (() if span is None else (now - span,)),
-                )[0][0]
-            )
-            for span in WINDOWS.values()
+        spent = self._spent(db, wallet, mint, now, tuple(WINDOWS))
+        return Usage(mint, decimals, spent["hour"], spent["day"], spent["total"], self._calls(db, wallet, now))
+
+    def _spent(self, db: Session, wallet: str, mint: str, now: float, windows: tuple[str, ...]) -> dict[str, int]:
+        """What counts of the wallet's spending of `mint` in each of `windows`, in one query that reads only the
+        rows of the widest (the wallet's rows since then, by the (wallet, created_at) index; every one for
+        "total")."""
+        if not windows:
+            return {}
+        spans = [WINDOWS[window] for window in windows]
+        sums = ", ".join(
+            "COALESCE(SUM(amount), 0)" if span is None else "COALESCE(SUM(CASE WHEN created_at > ? THEN amount END), 0)"
+            for span in spans
         )
-        return Usage(mint, decimals, hour, day, total, self._calls(db, wallet, now))
+        params: list[Any] = [now - span for span in spans if span is not None]
+        oldest = None if None in spans else max(s for s in spans if s is not None)
+        sql = f"SELECT {sums} FROM spends WHERE wallet = ? AND mint = ? AND {self._live(now)}"
+        params += [wallet, mint]
+        if oldest is not None:
+            sql += " AND created_at > ?"
+            params.append(now - oldest)
+        [row] = db.rows(sql, params)
+        return {window: int(value) for window, value in zip(windows, row, strict=True)}
 
     def _calls(self, db: Session, wallet: str, now: float) -> int:
         return int(
@@ -306,9 +317,12 @@ class SpendLedger:
         """Check the rate and budgets and record the reservation in one write transaction holding the wallet's
         lock (every process, every host of the ledger): check-then-insert is atomic. Its id."""
         now = time.time() if now is None else now
-        with self.store.session(lock_wallet=spend.wallet) as db:
-            usage = self._usage(db, spend.wallet, spend.mint, spend.decimals, now)
-            self._check(guards, spend, usage)
+        limits = guards.limits(spend.mint)
+        budgeted = tuple(window for window in WINDOWS if limits.budget(window) is not None)
+        with self.store.session(lock_wallet=spend.wallet) as db:  # durable: committed to disk before it returns
+            spent = self._spent(db, spend.wallet, spend.mint, now, budgeted)
+            calls = None if guards.calls_per_minute is None else self._calls(db, spend.wallet, now)
+            self._check(guards, spend, spent, calls)
             [(reservation,)] = db.rows(
                 "INSERT INTO spends (wallet, mint, decimals, amount, seller, agent, url, state, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?) RETURNING id",
@@ -327,33 +341,33 @@ class SpendLedger:
             return int(reservation)
 
     @staticmethod
-    def _check(guards: SpendingGuards, spend: Spend, usage: Usage) -> None:
-        if guards.calls_per_minute is not None and usage.calls_last_minute >= guards.calls_per_minute:
+    def _check(guards: SpendingGuards, spend: Spend, spent: Mapping[str, int], calls: int | None) -> None:
+        """Refuse `spend` over the rate (`calls` in the last minute) or a budget (`spent`: per window with one)."""
+        if guards.calls_per_minute is not None and calls is not None and calls >= guards.calls_per_minute:
             raise RateLimited(
-                f"{usage.calls_last_minute} paid calls in the last minute, the limit is "
-                f"{guards.calls_per_minute}; nothing was paid"
+                f"{calls} paid calls in the last minute, the limit is {guards.calls_per_minute}; nothing was paid"
             )
         limits = guards.limits(spend.mint)
-        for window in WINDOWS:
+        for window, so_far in spent.items():
             budget = limits.budget(window)
-            if budget is None:
-                continue
+            assert budget is not None  # only the windows with a budget are summed
             limit = to_atomic(budget, spend.decimals)
-            spent = usage.spent(window)
-            if spent + spend.amount_atomic > limit:
-                left = from_atomic(max(limit - spent, 0), spend.decimals)
+            if so_far + spend.amount_atomic > limit:
+                left = from_atomic(max(limit - so_far, 0), spend.decimals)
                 raise BudgetExceeded(
                     f"paying {spend.amount} would exceed the {BUDGET_NAMES[window]} "
                     f"budget of {budget} {spend.unit}: {left} left; nothing was paid",
                     mint=spend.mint,
                     window=window,
                     limit=budget,
-                    spent=from_atomic(spent, spend.decimals),
+                    spent=from_atomic(so_far, spend.decimals),
                     amount=spend.amount,
                 )
 
     def _set(self, reservation: int, state: str, signature: str | None = None, only_from: str | None = None) -> None:
-        with self.store.session() as db:
+        # Not durable (no fsync): no state set here counts more than the one it replaces, so a power cut that
+        # undoes it can only leave a payment counting (reserved, sent) until it is reconciled, never uncount one.
+        with self.store.session(durable=False) as db:
             db.run(
                 "UPDATE spends SET state = ?, signature = COALESCE(?, signature), updated_at = ? WHERE id = ?"
                 + ("" if only_from is None else " AND state = ?"),
@@ -362,7 +376,8 @@ class SpendLedger:
 
     def mark_sent(self, reservation: int, proof: SentProof | None = None) -> None:
         """The signed payment is about to leave the process: it counts from now on, whatever happens. `proof`
-        lets a later process find it on chain if this one dies before settling it."""
+        lets a later process find it on chain if this one dies before settling it. Durable before it returns:
+        a reservation left `reserved` stops counting after the TTL."""
         with self.store.session() as db:
             db.run(
                 "UPDATE spends SET state = 'sent', proof = ?, blockhash = ?, updated_at = ? WHERE id = ?",
@@ -388,7 +403,7 @@ class SpendLedger:
         and `resolve`d. A sent one without a proof keeps counting: the guards never assume money came back."""
         now = time.time() if now is None else now
         stale = now - self.reservation_ttl
-        with self.store.session() as db:
+        with self.store.session(durable=False) as db:  # undone by a power cut: expired again at the next look
             db.run(
                 "UPDATE spends SET state = 'expired', updated_at = ? WHERE wallet = ? AND state = 'reserved' "
                 "AND created_at < ?",

@@ -175,6 +175,10 @@ class TokenLabels:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else data_dir() / LABELS_FILE
         self._cache: tuple[tuple[int, int], dict[str, Any]] | None = None
+        self._version: tuple[int, int] | None = None  # the file as last read (None: there was none)
+        # (genesis hash, url) -> its ClusterLabels, built from the file at _clusters_version (a paid call asks twice)
+        self._clusters: dict[tuple[str, str | None], ClusterLabels] = {}
+        self._clusters_version: tuple[int, int] | None = None
 
     # reading ------------------------------------------------------------------------------------------
 
@@ -182,8 +186,9 @@ class TokenLabels:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
+            self._version = None
             return {"version": FORMAT_VERSION, "clusters": {}}
-        key = (stat.st_mtime_ns, stat.st_size)
+        key = self._version = (stat.st_mtime_ns, stat.st_size)
         if self._cache is None or self._cache[0] != key:
             try:
                 data = json.loads(self.path.read_text() or "{}")
@@ -204,6 +209,14 @@ class TokenLabels:
         """The labels of the cluster whose genesis hash is `genesis_hash` (`url` names it in messages; the
         last URL a label was added through is used without it)."""
         data = self._read()
+        if self._clusters_version != self._version:
+            self._clusters, self._clusters_version = {}, self._version
+        built = self._clusters.get((genesis_hash, url))
+        if built is None:
+            built = self._clusters[(genesis_hash, url)] = self._build(data, genesis_hash, url)
+        return built
+
+    def _build(self, data: Mapping[str, Any], genesis_hash: str, url: str | None) -> ClusterLabels:
         known = [TokenLabel(label, mint, WELL_KNOWN_SOURCE) for label, mint in WELL_KNOWN.get(genesis_hash, {}).items()]
         taken = {entry.label.casefold() for entry in known}
         labels = known + [entry for entry in self._user(data, genesis_hash) if entry.label.casefold() not in taken]

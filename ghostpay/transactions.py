@@ -471,6 +471,13 @@ class TransactionClient:
         sig = Signature.from_string(signature) if isinstance(signature, str) else signature
         return (await self._rpc(self.rpc.get_signature_statuses([sig], search_transaction_history=True))).value[0]
 
+    async def landed(self, signature: Signature | str) -> bool:
+        """Whether the node has the transaction at the client's commitment (confirmed at least) without an error:
+        its status, not the transaction."""
+        status = await self.get_signature_status(signature)
+        wanted = max(_COMMITMENT_RANK.get(str(self.commitment), 1), _COMMITMENT_RANK["confirmed"])
+        return status is not None and status.err is None and _status_rank(status) >= wanted
+
     async def transaction_details(self, result: TxResult) -> TxResult:
         """`result` with its logs, compute units and events, read from the node (for one sent with
         `details=False`)."""

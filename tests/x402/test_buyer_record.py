@@ -196,3 +196,44 @@ async def test_a_refused_record_falls_back_to_the_plain_payment_and_the_budget_c
     assert [len(tx.message.instructions) for tx in app.state.transactions] == [5, 4]  # record, then plain
     assert token_balance(net, agent.owner.pubkey(), agent.mint) == PRICE_ATOMIC  # paid once
     assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC
+
+
+def claiming_seller(agent: Agent, fee_payer: Keypair, claimed: str) -> FastAPI:
+    """A seller that sends nothing and answers every payment as settled by `claimed`, another transaction."""
+    requirement = recording_requirement(agent, fee_payer)
+    app = FastAPI()
+
+    @app.get("/paid")
+    async def paid(request: Request) -> Response:
+        if not request.headers.get("payment-signature"):
+            return JSONResponse(
+                {},
+                status_code=402,
+                headers={"PAYMENT-REQUIRED": encode_payment_required_header(PaymentRequired(accepts=[requirement]))},
+            )
+        settled = {"success": True, "transaction": claimed, "network": DEVNET.caip2}
+        return JSONResponse(
+            {"answer": 42}, headers={"PAYMENT-RESPONSE": base64.b64encode(json.dumps(settled).encode()).decode()}
+        )
+
+    return app
+
+
+async def test_a_settlement_naming_another_transaction_is_not_verified(net: Any, agent: Agent) -> None:
+    """A seller claims a payment settled by the transaction of the wallet's earlier recorded payment (landed, with a
+    record of this agent), or by a signature that names nothing: the record is not verified, and the claimed
+    payment moved nothing."""
+    keypair, fee_payer = buyer(net, agent.mint), fund(net)
+    with ServerThread(self_settling_seller(net, agent, fee_payer)) as shop:
+        async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, x402_http(gp) as http:
+            earlier = payment_record(await http.get(shop.url + "/paid"))
+    assert earlier.settled and earlier.verified
+    for claimed in (earlier.signature, str(Keypair().sign_message(b"nothing"))):
+        with ServerThread(claiming_seller(agent, fee_payer, claimed)) as liar:
+            async with GhostPayClient(net.http_url, keypair, ws_url=net.ws_url) as gp, x402_http(gp) as http:
+                response = await http.get(liar.url + "/paid")
+        record = payment_record(response)
+        assert response.status_code == 200 and record.settled and record.signature == claimed
+        assert not record.verified
+    assert token_balance(net, agent.owner.pubkey(), agent.mint) == PRICE_ATOMIC  # the earlier payment only
+    assert token_balance(net, keypair.pubkey(), agent.mint) == 1_000_000 - PRICE_ATOMIC

@@ -330,3 +330,96 @@ def test_sent_proof_is_the_wallets_signature_in_a_partially_signed_transaction()
     assert sent_proof(tx, wallet.pubkey()) == proof
     assert sent_proof(base64.b64encode(bytes(tx)).decode(), str(wallet.pubkey())) == proof
     assert sent_proof(tx, Keypair().pubkey()) is None
+
+
+def test_a_process_keeps_one_sqlite_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[object] = []
+    connect = sqlite3.connect
+
+    def counted(*args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(args[0])
+        return connect(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", counted)
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    guards = SpendingGuards(hourly=Decimal("1"), daily=Decimal("1"), total=Decimal("1"), calls_per_minute=100)
+    for _ in range(5):
+        reservation = ledger.reserve(guards, spend())
+        ledger.mark_sent(reservation, SentProof("sig", "hash"))
+        ledger.mark_settled(reservation, "tx")
+    ledger.release(ledger.reserve(guards, spend()))
+    ledger.expire("Wallet1")
+    assert ledger.usage("Wallet1", USDC, 6).total == 50_000
+    assert opened == [tmp_path / "l.sqlite3"]  # opened once, for the schema, then reused by every operation
+
+
+def _durability_of_writes(ledger: SpendLedger) -> list[tuple[str, str]]:
+    """(synchronous level in force, the write) for each write the ledger committed, from the connection's trace."""
+    statements: list[str] = []
+    ledger.store._connection().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    guards = SpendingGuards(daily=Decimal("1"))
+    reservation = ledger.reserve(guards, spend())
+    ledger.mark_sent(reservation, SentProof("sig", "hash"))
+    ledger.mark_settled(reservation, "tx")
+    ledger.release(ledger.reserve(guards, spend()))
+    level, writes = "FULL", []  # the default the store starts from
+    for sql in statements:
+        if sql.startswith("PRAGMA synchronous="):
+            level = sql.split("=", 1)[1]
+        elif sql == "COMMIT" or sql.startswith("UPDATE"):
+            state = "reserve" if sql == "COMMIT" else sql.split("state = ", 1)[1].split(",", 1)[0].strip("'")
+            writes.append((level, state))
+    return writes
+
+
+def test_reservations_and_sent_marks_are_fsynced_settles_and_releases_not(tmp_path: Path) -> None:
+    """A power cut may undo only writes whose loss keeps a payment counting: the reservation (before signing) and
+    the sent mark (before the payment leaves) commit with synchronous=FULL; a settle or release without the fsync
+    (lost, the payment stays reserved or sent: counted until reconciled)."""
+    assert _durability_of_writes(SpendLedger(tmp_path / "l.sqlite3")) == [
+        ("FULL", "reserve"),
+        ("FULL", "sent"),
+        ("NORMAL", "settled"),
+        ("FULL", "reserve"),
+        ("NORMAL", "released"),
+    ]
+
+
+def test_a_reservation_reads_only_the_rows_of_its_budgeted_windows(tmp_path: Path) -> None:
+    """With no total budget, a reservation's sums read the wallet's rows of its widest window by the
+    (wallet, created_at) index, not the wallet's whole history; what is older does not count."""
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    now = 10_000_000.0
+    for day in range(30):  # a month of history, then a day of budget left
+        ledger.mark_settled(ledger.reserve(SpendingGuards(), spend(), now - 86_400 * (day + 1) - 1), "tx")
+    queries: list[str] = []
+    db = ledger.store._connection()  # type: ignore[attr-defined]
+    db.set_trace_callback(queries.append)
+    guards = SpendingGuards(hourly=Decimal("0.01"), daily=Decimal("0.02"))
+    ledger.mark_settled(ledger.reserve(guards, spend(), now), "tx")
+    ledger.mark_settled(ledger.reserve(guards, spend(), now + 3601), "tx")
+    with pytest.raises(BudgetExceeded, match="daily budget of 0.02 .*: 0.000000 left"):
+        ledger.reserve(guards, spend(), now + 7202)  # the hour rolled, the day did not
+    db.set_trace_callback(None)
+    [sums, *_] = [q for q in queries if q.startswith("SELECT") and "SUM" in q]
+    plan = " ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sums))
+    assert "USING INDEX spends_wallet_time (wallet=? AND created_at>?)" in plan, plan
+    assert "SCAN" not in plan, plan
+
+
+def _reserve_on_inherited(ledger: SpendLedger, results: multiprocessing.Queue[int]) -> None:
+    results.put(ledger.reserve(SpendingGuards(total=Decimal("0.02")), spend()))
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    """SQLite forbids using a connection across fork: a child given its parent's ledger opens its own, and the
+    budget stays shared."""
+    ledger = SpendLedger(tmp_path / "l.sqlite3")
+    ledger.reserve(SpendingGuards(total=Decimal("0.02")), spend())
+    results: multiprocessing.Queue[int] = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_reserve_on_inherited, args=(ledger, results))
+    child.start()
+    child.join(60)
+    assert (child.exitcode, results.get(timeout=5)) == (0, 2)
+    with pytest.raises(BudgetExceeded, match="total budget of 0.02 .*: 0.000000 left"):
+        ledger.reserve(SpendingGuards(total=Decimal("0.02")), spend())

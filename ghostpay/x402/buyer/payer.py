@@ -46,7 +46,7 @@ from ghostpay.x402.buyer.quotes import HTTP_CODEC, Required, read_payment_requir
 from ghostpay.x402.buyer.session import BuyerSessions
 from ghostpay.x402.idempotency import REPLAY_HEADER
 from ghostpay.x402.networks import X402Network, network_for_cluster
-from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, record_hint, recorded_in
+from ghostpay.x402.record.client import RECORD_REFUSED, add_ghostpay_record, names_recorded, record_hint
 from ghostpay.x402.record.types import RecordedPayment
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ REQUOTES = 1  # a seller may change its price once between the 402 and the paid 
 # With a payment identifier, a paid retry whose connection failed is sent again, the very same payment: the
 # seller answers it from its cache if it settled it, and it can land on chain only once anyway.
 RESENDS = 2
+BLOCKHASH_HINT = "recentBlockhash"  # a requirement's extra the package's exact client signs with, instead of reading
 
 
 class X402Buyer:
@@ -95,19 +96,42 @@ class X402Buyer:
         """What finds the signed payment of `payload` on chain if this process dies before it settles."""
         return sent_proof(payload.payload["transaction"], self.gp.wallet)
 
+    async def _blockhash(self) -> str | None:
+        """The node's latest blockhash, for `sign`; None when it cannot be read (the package's client reads it)."""
+        try:
+            return str((await self.gp.latest_blockhash())[0])
+        except GhostPayError:
+            return None
+
     async def sign(
-        self, required: Required, index: int, quote: Quote, *, record: bool = True, identifier: str | None = None
+        self,
+        required: Required,
+        index: int,
+        quote: Quote,
+        *,
+        record: bool = True,
+        identifier: str | None = None,
+        blockhash: str | None = None,
     ) -> tuple[PaymentPayload | PaymentPayloadV1, RecordedPayment | None]:
         """The official payment payload for `required.accepts[index]` (the package's exact SVM client),
         with GhostPay's record added when the requirement asks for it (and `record`), and `identifier` as its
-        payment identifier when the seller declares the extension."""
-        only = required.model_copy(update={"accepts": [required.accepts[index]]})
+        payment identifier when the seller declares the extension. `blockhash`: the latest, read beforehand (v2:
+        the package's client then reads none; it is not sent as part of the requirement accepted)."""
+        accepted = required.accepts[index]
+        given = dict(accepted.extra or {})
+        if blockhash is not None and isinstance(required, PaymentRequired) and not given.get(BLOCKHASH_HINT):
+            signed_for = accepted.model_copy(update={"extra": {**given, BLOCKHASH_HINT: blockhash}})
+        else:
+            signed_for = accepted
+        only = required.model_copy(update={"accepts": [signed_for]})
         extensions = None
         if identifier is not None and declares_identifier(required):
             assert isinstance(required, PaymentRequired) and required.extensions is not None
             extensions = append_payment_identifier_to_extensions(dict(required.extensions), identifier)
         try:  # the package's SVM client reads the chain with a blocking RPC client: off the event loop
             payload = await asyncio.to_thread(self._official.create_payment_payload, only, None, extensions)
+            if isinstance(payload, PaymentPayload):
+                payload = payload.model_copy(update={"accepted": accepted})  # the seller's terms, as it sent them
             hint = record_hint(quote.extra, self.gp.program_id) if record else None
             if hint is None:
                 return payload, None
@@ -141,9 +165,16 @@ class X402Buyer:
         while True:
             index, quote = await self.policy.choose(required, url, assumed)
             quoted_at = time.perf_counter()
-            reservation = await self.policy.authorize(await self.policy.spend(quote, url))
+            blockhash = asyncio.ensure_future(self._blockhash())  # read while the reservation is written to disk
             try:
-                payload, recorded = await self.sign(required, index, quote, record=with_record, identifier=identifier)
+                reservation = await self.policy.authorize(await self.policy.spend(quote, url))
+            except BaseException:
+                blockhash.cancel()
+                raise
+            try:
+                payload, recorded = await self.sign(
+                    required, index, quote, record=with_record, identifier=identifier, blockhash=await blockhash
+                )
             except BaseException:
                 if reservation is not None:
                     await reservation.release()
@@ -247,15 +278,17 @@ class X402Buyer:
         return held(meta.pre_token_balances) - held(meta.post_token_balances) >= quote.amount_atomic
 
     async def _recorded(self, quote: Quote, recorded: RecordedPayment, signature: str | None) -> bool:
-        """Whether the settled transaction recorded this wallet's payment of this reference to the agent."""
-        hint = record_hint(quote.extra, self.gp.program_id)
-        if hint is None or signature is None:
+        """Whether the settled transaction recorded this wallet's payment of this reference to the agent: the
+        signature names the transaction the wallet signed with the record in it, and the node has it confirmed
+        without an error (every instruction ran, the record's X402PaymentRecorded with them)."""
+        if record_hint(quote.extra, self.gp.program_id) is None or signature is None:
+            return False
+        if not names_recorded(signature, recorded):
             return False
         try:
-            events = await self.gp.get_transaction_events(signature)
+            return await self.gp.landed(signature)
         except GhostPayError:
             return False
-        return recorded_in(events, hint, self.wallet, recorded)
 
     def _record(self, quote: Quote, url: str, response: httpx.Response, latency_ms: int) -> PaymentRecord:
         settle: SettleResponse | None = None

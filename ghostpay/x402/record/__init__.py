@@ -10,8 +10,8 @@ from ghostpay.x402.record.client import (
     RECORD_REFUSED,
     RecordClientExtension,
     add_ghostpay_record,
+    names_recorded,
     record_hint,
-    recorded_in,
 )
 from ghostpay.x402.record.facilitator import (
     RECORD_REFUSALS,
@@ -56,7 +56,7 @@ __all__ = [
     "fronted_account",
     "has_record_instruction",
     "record_hint",
-    "recorded_in",
+    "names_recorded",
     "records_payment_for",
     "without_record",
 ]

@@ -13,13 +13,13 @@ extension, which the package calls on every v2 payload it creates (`enrich_payme
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -142,16 +142,15 @@ def add_ghostpay_record(
     )
 
 
-def recorded_in(events: Iterable[Any], hint: RecordHint, payer: Pubkey, recorded: RecordedPayment) -> bool:
-    """Whether a settled transaction's program events record this payer's payment of this reference to the
-    hinted agent (GhostPay's X402PaymentRecorded)."""
-    return any(
-        e.name == "X402PaymentRecorded"
-        and e.agent == hint.agent
-        and e.payer == payer
-        and bytes(e.reference) == recorded.reference
-        for e in events
-    )
+def names_recorded(signature: str, recorded: RecordedPayment) -> bool:
+    """Whether `signature` is the fee payer's over the very message the buyer signed with the record in it: the id
+    of that transaction (which carries this reference to the hinted agent), not of another."""
+    try:
+        claimed = Signature.from_string(signature)
+    except ValueError:
+        return False
+    message = VersionedTransaction.from_bytes(base64.b64decode(recorded.transaction)).message
+    return claimed.verify(message.account_keys[0], to_bytes_versioned(message))
 
 
 class RecordClientExtension:
