@@ -132,7 +132,10 @@ def read_head(data: bytes) -> AgentListing:
         raise DecodeError("not an Agent account")
     if len(data) < _TAIL:
         raise DecodeError("Agent: the fixed head runs past the end")
-    return AgentListing(*_HEAD.unpack_from(data, DISCRIMINATOR_LEN), (), "", ())
+    owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at = _HEAD.unpack_from(
+        data, DISCRIMINATOR_LEN
+    )
+    return AgentListing(owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at, (), "", ())
 
 
 def read_listing(data: bytes) -> AgentListing:
@@ -440,7 +443,7 @@ class Ranking:
             self._held = heapq.nsmallest(limit + self.SPARES, self._held, key=lambda c: c[0])
 
     def kept(self) -> list[tuple[bytes, bytes]]:
-        best = []
+        best: list[tuple[bytes, bytes]] = []
         for _, address, data in sorted(self._held, key=lambda c: c[0]):
             if self.query.limit is not None and len(best) == self.query.limit:
                 break
