@@ -138,6 +138,20 @@ def read_head(data: bytes) -> AgentListing:
     return AgentListing(owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at, (), "", ())
 
 
+def read_tokens(data: bytes) -> tuple[tuple[bytes, int], ...]:
+    """An Agent account's accepted tokens (mint, price), which follow its fixed head; DecodeError where
+    `read_listing` refuses them. (A search with a token filter reads them first: most agents fail it before
+    their strings are read.)"""
+    try:
+        (count,) = _U32.unpack_from(data, _TAIL)
+    except struct.error as exc:
+        raise DecodeError(f"Agent: {exc}") from None
+    end = _TAIL + 4 + count * _TOKEN.size
+    if end > len(data):
+        raise DecodeError("accepted tokens run past the end")
+    return tuple(_TOKEN.iter_unpack(data[_TAIL + 4 : end]))
+
+
 def read_listing(data: bytes) -> AgentListing:
     """An Agent account's listing fields (`AgentListing`), bounds-checked; DecodeError if the bytes are no
     Agent. The strings a listing does not show are skipped over, not decoded. (Inlined: it runs once per
@@ -364,11 +378,19 @@ class AgentQuery:
             wanted = self.capability.casefold()
             if all(c.casefold() != wanted for c in listing.capabilities):
                 return False
-        if self.token is not None:
-            price = listed_price(listing, bytes(self.token))
-            if price is None or (self.max_price is not None and price > self.max_price):
-                return False
+        if not self.accepts(listing.tokens):
+            return False
         return self.min_reputation is None or listing.reputation_score >= self.min_reputation
+
+    def accepts(self, tokens: tuple[tuple[bytes, int], ...]) -> bool:
+        """The token and price filters on an agent's accepted tokens (mint bytes, price)."""
+        if self.token is None:
+            return True
+        mint = bytes(self.token)
+        for token_mint, price in tokens:
+            if token_mint == mint:
+                return self.max_price is None or price <= self.max_price
+        return False
 
     def reads_head_only(self) -> bool:
         """Whether every filter and the sort read only the fixed head (`read_head`): no capability, token,
@@ -431,6 +453,8 @@ class Ranking:
 
     def offer(self, address: bytes, data: bytes) -> None:
         try:
+            if self.query.token is not None and not self.query.accepts(read_tokens(data)):
+                return
             listing = self._read(data)
         except DecodeError:  # a corrupt account is not an agent
             return

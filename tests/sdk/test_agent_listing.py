@@ -16,7 +16,7 @@ from solders.pubkey import Pubkey
 from bench.search_scale import account_data, realistic_agent
 from ghostpay.accounts import Agent
 from ghostpay.borsh_layout import DecodeError, decode_account
-from ghostpay.discovery import HEAD, AgentListing, AgentQuery, JsonArrayStream, read_listing
+from ghostpay.discovery import HEAD, AgentListing, AgentQuery, JsonArrayStream, read_listing, read_tokens
 from ghostpay.types.token_price import TokenPrice
 
 COUNT = int(os.environ.get("GHOSTPAY_PROPERTY_COUNT", "300"))
@@ -66,6 +66,11 @@ def test_a_truncated_or_foreign_account_is_refused_by_both_decoders_alike() -> N
                 read_listing(cut)
         else:
             assert read_listing(cut) == full
+        try:  # a token filter reads the tokens first: what they refuse, the full listing refuses too
+            read_tokens(cut)
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                read_listing(cut)
     with pytest.raises(DecodeError, match="not an Agent"):
         read_listing(bytes(8) + data[8:])
 
