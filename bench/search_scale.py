@@ -13,8 +13,9 @@ endpoints, spread reputations and call counts. They are built fast, not by trans
   upserts and token/capability lists, as `fill_agents` copies an account).
 
 Each search runs as a user runs it: the installed `ghost` script in a fresh process (start and imports
-included), median wall time of 3 after a warm-up, and the child's peak RSS (`wait4`). Goals at 100k: chain
-≤ 3 s and ≤ 300 MiB, indexed ≤ 300 ms.
+included), median wall time of 3 after a warm-up, and the child's peak RSS (`wait4`); the first chain search's
+warm-up is a row of its own (the localnet encodes each account the first time it answers it, then keeps the
+encoding until the account is written). Goals at 100k: chain ≤ 3 s and ≤ 300 MiB, indexed ≤ 300 ms.
 """
 
 from __future__ import annotations
@@ -161,9 +162,10 @@ def build_index(url: str, agents: list[tuple[Pubkey, Agent]]) -> None:
     engine.dispose()
 
 
-def run_ghost(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median wall ms of `ghost argv` (after a warm-up) and the largest peak RSS (MiB) of its runs, as GNU time
-    reports it: a child this process spawned itself would count this process's pages in its ru_maxrss."""
+def run_ghost(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float]:
+    """Median wall ms of `ghost argv` (after a warm-up), the largest peak RSS (MiB) of its runs, as GNU time
+    reports it (a child this process spawned itself would count this process's pages in its ru_maxrss), and
+    the warm-up's wall ms."""
     times, peaks = [], []
     for attempt in range(runs + 1):
         with tempfile.NamedTemporaryFile("r") as rss:
@@ -175,7 +177,9 @@ def run_ghost(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, f
             peaks.append(int(rss.read().split()[-1]) / 1024)
         if attempt:
             times.append(elapsed)
-    return statistics.median(times), max(peaks)
+        else:
+            first = elapsed
+    return statistics.median(times), max(peaks), first
 
 
 SEARCHES = {
@@ -219,18 +223,29 @@ def measure_size(console: Console, count: int, runs: int, chain: bool = True) ->
             console.log(f"{count:,} agents in the index in {time.perf_counter() - started:.1f} s")
             del agents
             env = {**os.environ, "GHOSTPAY_HOME": str(home), "GHOST_URL": net.http_url, "HOME": folder}
-            start_ms, start_mib = run_ghost(["--help"], env, runs)
+            start_ms, start_mib, _ = run_ghost(["--help"], env, runs)
             rows = [
                 Row(count, "ghost --help (process start and imports, for scale)", "-", round(start_ms), start_mib, "")
             ]
             for label, template in SEARCHES.items():
                 argv = [a.replace("{mint}", str(mints[0])) for a in template]
                 if chain:
-                    chain_ms, chain_mib = run_ghost(["--output", "json", *argv], env, runs)
+                    chain_ms, chain_mib, first_ms = run_ghost(["--output", "json", *argv], env, runs)
+                    if not rows[1:]:  # the localnet encodes each account the first time it answers it (then keeps it)
+                        rows.append(
+                            Row(
+                                count,
+                                f"{label}: the first after the localnet starts",
+                                "chain",
+                                round(first_ms),
+                                round(chain_mib, 1),
+                                "",
+                            )
+                        )
                     rows.append(
                         Row(count, label, "chain", round(chain_ms), round(chain_mib, 1), "≤ 3,000 ms, ≤ 300 MiB")
                     )
-                indexed_ms, indexed_mib = run_ghost(["--db", db, "--output", "json", *argv], env, runs)
+                indexed_ms, indexed_mib, _ = run_ghost(["--db", db, "--output", "json", *argv], env, runs)
                 rows.append(Row(count, label, "index", round(indexed_ms), round(indexed_mib, 1), "≤ 300 ms"))
                 console.log(rows[-2], rows[-1])
         finally:

@@ -20,7 +20,7 @@ and status.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import heapq
 import json
 import re
@@ -118,6 +118,38 @@ _U32 = struct.Struct("<I")
 _TOKEN = struct.Struct("<32sQ")  # TokenPrice: mint, price
 STRINGS_BEFORE_NAME = 1  # agent_id
 STRINGS_BEFORE_CAPABILITIES = 3  # description, metadata_uri, x402_service_endpoint
+
+
+def read_head(data: bytes) -> AgentListing:
+    """An Agent account's listing with only its fixed head read (tokens, name and capabilities empty): all a
+    query that `reads_head_only` looks at. DecodeError if the bytes are no Agent head; the rest is not checked.
+
+    >>> read_head(bytes(DISCRIMINATOR_LEN) + bytes(2800))
+    Traceback (most recent call last):
+    ghostpay.borsh_layout.DecodeError: not an Agent account
+    """
+    if data[:DISCRIMINATOR_LEN] != Agent.discriminator:
+        raise DecodeError("not an Agent account")
+    if len(data) < _TAIL:
+        raise DecodeError("Agent: the fixed head runs past the end")
+    owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at = _HEAD.unpack_from(
+        data, DISCRIMINATOR_LEN
+    )
+    return AgentListing(owner, x402_enabled, is_active, reputation_score, x402_total_calls, created_at, (), "", ())
+
+
+def read_tokens(data: bytes) -> tuple[tuple[bytes, int], ...]:
+    """An Agent account's accepted tokens (mint, price), which follow its fixed head; DecodeError where
+    `read_listing` refuses them. (A search with a token filter reads them first: most agents fail it before
+    their strings are read.)"""
+    try:
+        (count,) = _U32.unpack_from(data, _TAIL)
+    except struct.error as exc:
+        raise DecodeError(f"Agent: {exc}") from None
+    end = _TAIL + 4 + count * _TOKEN.size
+    if end > len(data):
+        raise DecodeError("accepted tokens run past the end")
+    return tuple(_TOKEN.iter_unpack(data[_TAIL + 4 : end]))
 
 
 def read_listing(data: bytes) -> AgentListing:
@@ -256,11 +288,13 @@ def encoded_accounts(value: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, b
     account's data exists only while the caller looks at it)."""
     import zstandard  # only a chain search needs it
 
-    decompressor = zstandard.ZstdDecompressor()
+    decompressor = zstandard.ZstdDecompressor()  # one for every account
+    decompress, content_size = decompressor.decompress, zstandard.frame_content_size
     for keyed in value:
         text, encoding = keyed["account"]["data"]
-        raw = base64.b64decode(text)
-        data = decompressor.decompressobj().decompress(raw) if encoding == ACCOUNTS_ENCODING else raw
+        data = binascii.a2b_base64(text)
+        if encoding == ACCOUNTS_ENCODING:  # a frame may leave its size out (a streaming encoder's does)
+            data = decompress(data) if content_size(data) >= 0 else decompressor.decompressobj().decompress(data)
         yield based58.b58decode(keyed["pubkey"].encode()), data
 
 
@@ -344,11 +378,24 @@ class AgentQuery:
             wanted = self.capability.casefold()
             if all(c.casefold() != wanted for c in listing.capabilities):
                 return False
-        if self.token is not None:
-            price = listed_price(listing, bytes(self.token))
-            if price is None or (self.max_price is not None and price > self.max_price):
-                return False
+        if not self.accepts(listing.tokens):
+            return False
         return self.min_reputation is None or listing.reputation_score >= self.min_reputation
+
+    def accepts(self, tokens: tuple[tuple[bytes, int], ...]) -> bool:
+        """The token and price filters on an agent's accepted tokens (mint bytes, price)."""
+        if self.token is None:
+            return True
+        mint = bytes(self.token)
+        for token_mint, price in tokens:
+            if token_mint == mint:
+                return self.max_price is None or price <= self.max_price
+        return False
+
+    def reads_head_only(self) -> bool:
+        """Whether every filter and the sort read only the fixed head (`read_head`): no capability, token,
+        price or name."""
+        return self.capability is None and self.token is None and self.sort not in ("price", "name")
 
     def sort_key(self) -> Callable[[AgentListing, bytes], tuple[Any, ...]]:
         """The order of results as one ascending key of (listing, address bytes): the sort, then the address."""
@@ -386,20 +433,29 @@ class AgentQuery:
 
 
 class Ranking:
-    """The accounts a query keeps, offered one at a time: each is read as a lean `AgentListing` and only the
-    best `limit` stay in memory (pruned in batches), whatever the number of agents."""
+    """The accounts a query keeps, offered one at a time: each is read as a lean `AgentListing` (its head only
+    when that is all the query reads) and only the best `limit` stay in memory (pruned in batches, with
+    `SPARES` more), whatever the number of agents.
+
+    Read by its head, an account's tail is checked only if it is among the best, when `kept` reads it in full
+    (`read_listing`): one that does not decode is not listed, and a spare takes its place; `matched` counts it
+    (knowing would cost reading every account in full, for accounts the program never writes)."""
 
     PRUNE_SLACK = 1024  # candidates held beyond `limit` before pruning back to it
+    SPARES = 16  # candidates kept past `limit` at a prune, for those `kept` finds corrupt
 
     def __init__(self, query: AgentQuery) -> None:
         self.query = query
         self.key = query.sort_key()
         self.matched = 0
+        self._read = read_head if query.reads_head_only() else read_listing
         self._held: list[tuple[tuple[Any, ...], bytes, bytes]] = []
 
     def offer(self, address: bytes, data: bytes) -> None:
         try:
-            listing = read_listing(data)
+            if self.query.token is not None and not self.query.accepts(read_tokens(data)):
+                return
+            listing = self._read(data)
         except DecodeError:  # a corrupt account is not an agent
             return
         if not self.query.matches(listing):
@@ -407,12 +463,21 @@ class Ranking:
         self.matched += 1
         self._held.append((self.key(listing, address), address, data))
         limit = self.query.limit
-        if limit is not None and len(self._held) > limit + self.PRUNE_SLACK:
-            self._held = heapq.nsmallest(limit, self._held, key=lambda c: c[0])
+        if limit is not None and len(self._held) > limit + self.SPARES + self.PRUNE_SLACK:
+            self._held = heapq.nsmallest(limit + self.SPARES, self._held, key=lambda c: c[0])
 
     def kept(self) -> list[tuple[bytes, bytes]]:
-        best = sorted(self._held, key=lambda c: c[0])[: self.query.limit]
-        return [(address, data) for _, address, data in best]
+        best: list[tuple[bytes, bytes]] = []
+        for _, address, data in sorted(self._held, key=lambda c: c[0]):
+            if self.query.limit is not None and len(best) == self.query.limit:
+                break
+            if self._read is read_head:
+                try:
+                    read_listing(data)
+                except DecodeError:
+                    continue
+            best.append((address, data))
+        return best
 
 
 def decode_agents(raw: Sequence[tuple[Pubkey, bytes]], query: AgentQuery | None = None) -> list[tuple[Pubkey, Agent]]:

@@ -218,6 +218,8 @@ class Chain:
         self.schedule = self.svm.get_epoch_schedule()
         self.owner_of: dict[Pubkey, Pubkey] = {}
         self.by_owner: dict[Pubkey, set[Pubkey]] = {}
+        # what the RPC derives from an account (its JSON for getProgramAccounts), kept until the account is written
+        self.encoded: dict[Pubkey, Any] = {}
         self.transaction_count = ledger.transaction_count()
 
         for stored in ledger.accounts():
@@ -345,6 +347,10 @@ class Chain:
         account = self.svm.get_account(key)
         return account if is_live(account) else None
 
+    def program_account_keys(self, owner: Pubkey) -> set[Pubkey]:
+        """The keys of the live accounts `owner` owns (their accounts: `program_accounts`)."""
+        return self.by_owner.get(owner, set())
+
     def program_accounts(self, owner: Pubkey) -> list[tuple[Pubkey, Account]]:
         found = []
         for key in self.by_owner.get(owner, ()):
@@ -353,7 +359,14 @@ class Chain:
                 found.append((key, account))
         return found
 
+    @staticmethod
+    def is_recorded(account: Account) -> bool:
+        """Every write of this account goes through `_record_accounts` (so `encoded` may keep what is derived
+        from it): not a program or a sysvar, which LiteSVM itself rewrites (the clock each slot)."""
+        return not account.executable and account.owner != programs.SYSVAR_OWNER
+
     def _index(self, key: Pubkey, account: Account | None) -> None:
+        self.encoded.pop(key, None)
         old = self.owner_of.pop(key, None)
         if old is not None:
             self.by_owner[old].discard(key)
@@ -369,7 +382,7 @@ class Chain:
             self._index(key, account)
             if not is_live(account):
                 deleted.append(bytes(key))
-            elif not account.executable and account.owner != programs.SYSVAR_OWNER:
+            elif self.is_recorded(account):
                 stored.append(
                     StoredAccount(
                         bytes(key),

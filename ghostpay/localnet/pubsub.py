@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,17 @@ from ghostpay.localnet.errors import (
     invalid_params,
 )
 from ghostpay.localnet.programs import SYSTEM_PROGRAM_ID
-from ghostpay.localnet.rpc import Rpc, account_encoding, config, param, pubkey, required, signature
+from ghostpay.localnet.rpc import (
+    AccountFilter,
+    Rpc,
+    account_encoding,
+    config,
+    encode_response,
+    param,
+    pubkey,
+    required,
+    signature,
+)
 
 NOTIFICATION = {
     "account": "accountNotification",
@@ -53,7 +62,7 @@ class Subscription:
     client: Client
     key: str | None = None  # account, program, signature, or the logs `mentions` address
     cfg: dict[str, Any] | None = None
-    checks: list[Callable[[bytes], bool]] | None = None
+    check: AccountFilter | None = None  # a program subscription's filters
 
 
 class Client:
@@ -61,16 +70,16 @@ class Client:
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         self.subscriptions: set[int] = set()
 
     def send(self, message: dict[str, Any]) -> None:
-        self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
+        self.queue.put_nowait(b"".join(encode_response(message)))
 
     async def write(self) -> None:
         try:
             while True:
-                await self.connection.send(await self.queue.get())
+                await self.connection.send(await self.queue.get(), text=True)  # JSON: UTF-8 already
         except ConnectionClosed:
             pass  # the reader side sees the close and cleans up
 
@@ -147,7 +156,7 @@ class PubSub:
             required(params, 1)
             sub.key, sub.cfg = str(pubkey(params[0])), config(params, 1)
             account_encoding(sub.cfg)
-            sub.checks = Rpc._filters(sub.cfg)
+            sub.check = Rpc._filters(sub.cfg)
         elif kind == "signature":
             required(params, 1)
             sub.key, sub.cfg = str(signature(params[0])), config(params, 1)
@@ -220,7 +229,7 @@ class PubSub:
                     sub.kind == "program"
                     and sub.key == owner
                     and account is not None
-                    and all(check(shown.data) for check in sub.checks or [])
+                    and (sub.check is None or sub.check(shown.data, len(shown.data)))
                 ):
                     self.notify(
                         sub, {"context": context, "value": {"pubkey": address, "account": self.encode(shown, sub)}}

@@ -1,13 +1,16 @@
 """The HTTP JSON-RPC methods: Solana's names, parameters, JSON shapes and error codes.
 
 `Rpc.handle` takes one decoded JSON-RPC request object and returns the response
-object; `Rpc.handle_body` takes a raw HTTP body (single or batch request).
+object; `Rpc.handle_body` takes a raw HTTP body (single or batch request);
+`encode_response` writes a response as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from solders.hash import Hash
@@ -43,14 +46,58 @@ MAX_SIGNATURES_FOR_ADDRESS = 1000
 Handler = Callable[[list[Any]], Any]
 
 
-def _data_size(size: int) -> Callable[[bytes], bool]:
-    """getProgramAccounts' `dataSize` filter."""
-    return lambda data: len(data) == size
+class AccountFilter:
+    """getProgramAccounts' filters as one check of an account's data and size: every `dataSize` holds, and each
+    `memcmp`'s bytes are at its offset (all the slices taken in one `itemgetter` call: the check runs once per
+    account of the program). `reach` is where the last compared byte ends."""
+
+    def __init__(self, sizes: list[int], memcmps: list[tuple[int, bytes]]) -> None:
+        self.sizes = frozenset(sizes)
+        self.reach = max((offset + len(wanted) for offset, wanted in memcmps), default=0)
+        self._slices = (
+            itemgetter(*(slice(offset, offset + len(wanted)) for offset, wanted in memcmps)) if memcmps else None
+        )
+        wanted = tuple(wanted for _, wanted in memcmps)
+        self._wanted = wanted[0] if len(wanted) == 1 else wanted  # itemgetter of one slice gives it, not a tuple
+
+    def __call__(self, data: bytes, size: int) -> bool:
+        if self.sizes and (len(self.sizes) > 1 or size not in self.sizes):
+            return False
+        return self._slices is None or self._slices(data) == self._wanted
 
 
-def _memcmp(offset: int, end: int, wanted: bytes) -> Callable[[bytes], bool]:
-    """getProgramAccounts' `memcmp` filter: `wanted` at data[offset:end]."""
-    return lambda data: data[offset:end] == wanted
+class RawJson:
+    """A value already written as JSON (the kept items of getProgramAccounts), put into an answer as it is by
+    `encode_response`."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+_RAW_MARK = f"raw-json-{secrets.token_hex(16)}"  # unguessable: no string in a request can stand for it
+
+
+def encode_response(response: Any) -> list[bytes]:
+    """A response as compact JSON, in pieces to write one after another: each `RawJson` value is a piece of
+    its own, not copied into the rest."""
+    raws: list[bytes] = []
+
+    def mark(value: Any) -> str:
+        if not isinstance(value, RawJson):
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        raws.append(value.text)
+        return _RAW_MARK
+
+    text = json.dumps(response, separators=(",", ":"), default=mark).encode()
+    if not raws:
+        return [text]
+    parts = text.split(f'"{_RAW_MARK}"'.encode())
+    pieces = [parts[0]]
+    for raw, part in zip(raws, parts[1:], strict=True):
+        pieces += [raw, part]
+    return pieces
 
 
 def param(params: list[Any], index: int, default: Any = None) -> Any:
@@ -207,17 +254,17 @@ class Rpc:
         return self.with_context(account.lamports if account else 0)
 
     @staticmethod
-    def _filters(cfg: dict[str, Any]) -> list[Callable[[bytes], bool]]:
+    def _filters(cfg: dict[str, Any]) -> AccountFilter:
         filters = cfg.get("filters") or []
         if not isinstance(filters, list) or len(filters) > 4:
             raise invalid_params(
                 "Too many filters provided; max 4" if isinstance(filters, list) else "filters must be an array"
             )
-        checks: list[Callable[[bytes], bool]] = []
+        sizes: list[int] = []
+        memcmps: list[tuple[int, bytes]] = []
         for spec in filters:
             if isinstance(spec, dict) and isinstance(spec.get("dataSize"), int):
-                size = spec["dataSize"]
-                checks.append(_data_size(size))
+                sizes.append(spec["dataSize"])
             elif isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
                 memcmp = spec["memcmp"]
                 offset = memcmp.get("offset")
@@ -226,23 +273,46 @@ class Rpc:
                 wanted = enc.decode_wire(memcmp.get("bytes"), memcmp.get("encoding") or "base58", "memcmp bytes")
                 if len(wanted) > 128:
                     raise invalid_params("encoded binary data should be less than 129 bytes")
-                end = offset + len(wanted)
-                checks.append(_memcmp(offset, end, wanted))
+                memcmps.append((offset, wanted))
             else:
                 raise invalid_params(f"unsupported filter: {json.dumps(spec)}")
-        return checks
+        return AccountFilter(sizes, memcmps)
 
     def rpc_getProgramAccounts(self, params: list[Any]) -> Any:
         required(params, 1)
         owner, cfg = pubkey(params[0]), config(params, 1)
-        checks = self._filters(cfg)
-        account_encoding(cfg)
-        value = [
-            {"pubkey": str(key), "account": self.ui_account(account, cfg)}
-            for key, account in self.chain.program_accounts(owner)
-            if all(check(account.data) for check in checks)
-        ]
+        check = self._filters(cfg)
+        if account_encoding(cfg) == enc.KEPT_ENCODING and data_slice(cfg) is None:
+            value: Any = self._kept_program_accounts(owner, check)
+        else:
+            value = [
+                {"pubkey": str(key), "account": self.ui_account(account, cfg)}
+                for key, account in self.chain.program_accounts(owner)
+                if check(account.data, len(account.data))
+            ]
         return self.with_context(value) if cfg.get("withContext") else value
+
+    def _kept_program_accounts(self, owner: Pubkey, check: AccountFilter) -> RawJson:
+        """getProgramAccounts' items in `KEPT_ENCODING` from the chain's `encoded` (written there the first time
+        an account is answered, dropped when it is written), filtered on their kept prefix when the filters end
+        within it: no account is read from LiteSVM, compressed or encoded again."""
+        chain, kept = self.chain, self.chain.encoded
+        on_prefix = check.reach <= enc.FILTER_PREFIX
+        found = []
+        for key in chain.program_account_keys(owner):
+            item = kept.get(key)
+            if item is None or not on_prefix:
+                account = chain.account(key)
+                if account is None or not check(account.data, len(account.data)):
+                    continue
+                if item is None:
+                    item = enc.keyed_account_json(key, account, enc.KEPT_ENCODING)
+                    if chain.is_recorded(account):
+                        kept[key] = item
+            elif not check(item.prefix, item.size):
+                continue
+            found.append(item.json)
+        return RawJson(b"[" + b",".join(found) + b"]")
 
     def rpc_getMinimumBalanceForRentExemption(self, params: list[Any]) -> Any:
         size = param(params, 0, 0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import signal
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
 from ghostpay.localnet.ledger import LEDGER_FILE, LOCK_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
-from ghostpay.localnet.rpc import Rpc
+from ghostpay.localnet.rpc import Rpc, encode_response
 from ghostpay.paths import data_dir
 
 MAX_BODY = 64 * 1024 * 1024
@@ -89,10 +88,10 @@ class GroupCommit:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._held: list[tuple[asyncio.Transport, bytes, bool]] = []
+        self._held: list[tuple[asyncio.Transport, list[bytes], bool]] = []
 
-    def answer(self, transport: asyncio.Transport, response: bytes, close: bool) -> None:
-        """Send `response` (then close if `close`) once everything written so far is committed."""
+    def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
+        """Send `response` (its pieces, then close if `close`) once everything written so far is committed."""
         if not self._held and not self.ledger.dirty:
             self._send(transport, response, close)
             return
@@ -112,9 +111,9 @@ class GroupCommit:
             self._send(transport, response, close)
 
     @staticmethod
-    def _send(transport: asyncio.Transport, response: bytes, close: bool) -> None:
+    def _send(transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
         if not transport.is_closing():
-            transport.write(response)
+            transport.writelines(response)
             if close:
                 transport.close()
 
@@ -191,9 +190,7 @@ class HttpRpcProtocol(asyncio.Protocol):
             self._answer(200, b"ok", "text/plain", request.keep_alive)
         elif request.method == "POST":
             response = self.rpc.handle_body(body)
-            self._answer(
-                200, json.dumps(response, separators=(",", ":")).encode(), "application/json", request.keep_alive
-            )
+            self._answer(200, encode_response(response), "application/json", request.keep_alive)
         else:
             self._answer(
                 405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
@@ -255,17 +252,16 @@ class HttpRpcProtocol(asyncio.Protocol):
         del buffer[: position + length]
         return body
 
-    def _answer(self, status: int, body: bytes, content_type: str, keep_alive: bool) -> None:
+    def _answer(self, status: int, body: bytes | list[bytes], content_type: str, keep_alive: bool) -> None:
+        """Answer with `body` (or its pieces: written one after another, never joined)."""
+        pieces = [body] if isinstance(body, bytes) else body
         reason = {200: "OK", 204: "No Content", 405: "Method Not Allowed", 413: "Payload Too Large"}[status]
         head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {sum(map(len, pieces))}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
         ).encode()
-        self.group_commit.answer(
-            self.transport,
-            head + CORS + b"\r\n" + body,
-            close=not keep_alive,
-        )
+        self.group_commit.answer(self.transport, [head + CORS + b"\r\n", *pieces], close=not keep_alive)
 
 
 class Localnet:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import time
 
+import based58
 import httpx
 import pytest
 import zstandard
@@ -18,8 +19,11 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from ghostpay import instructions as ix
 from ghostpay.accounts import Agent
-from ghostpay.discovery import AGENT_SPACE
+from ghostpay.agent_instructions import build_close_agent
+from ghostpay.discovery import AGENT_SPACE, IS_ACTIVE_OFFSET, OWNER_OFFSET
+from ghostpay.localnet.encoding import FILTER_PREFIX
 from ghostpay.program_id import PROGRAM_ID
 from tests.localnet.conftest import LocalnetProcess
 from tests.localnet.helpers import register_tx, signed, transfer_tx
@@ -321,3 +325,88 @@ async def test_cheat_codes_tokens_accounts_and_clock(localnet: LocalnetProcess) 
         assert moved["absoluteSlot"] >= slot + 1000
         assert (await client.get_block_time((await client.get_slot()).value)).value >= 2_000_000_000
         assert localnet.rpc("surfnet_timeTravel", {"absoluteSlot": 1})["error"]["code"] == -32602
+
+
+def zstd_program_accounts(localnet: LocalnetProcess, *filters: dict, batch: bool = False) -> dict[str, dict]:
+    """getProgramAccounts of the program in base64+zstd (the items the localnet keeps), by address, each
+    account's data decompressed; with `batch`, asked inside a JSON-RPC batch with context."""
+    cfg = {"encoding": "base64+zstd", "filters": list(filters)}
+    if batch:
+        calls = [
+            {"jsonrpc": "2.0", "id": 1, "method": "getSlot"},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "getProgramAccounts",
+                "params": [str(PROGRAM_ID), cfg | {"withContext": True}],
+            },
+        ]
+        slot, answer = httpx.post(localnet.http_url, json=calls, timeout=10).json()
+        assert slot["result"] <= answer["result"]["context"]["slot"]
+        items = answer["result"]["value"]
+    else:
+        items = localnet.rpc("getProgramAccounts", str(PROGRAM_ID), cfg)["result"]
+    found = {}
+    for item in items:
+        text, encoding = item["account"]["data"]
+        assert encoding == "base64+zstd"
+        found[item["pubkey"]] = item["account"] | {
+            "data": zstandard.ZstdDecompressor().decompress(base64.b64decode(text))
+        }
+    return found
+
+
+async def test_kept_program_accounts_follow_every_write(localnet: LocalnetProcess) -> None:
+    """The localnet keeps each account's base64+zstd item between searches: a search after a transaction or a
+    cheat code writes an agent sees the new bytes, after a close no longer sees it; its items are the accounts
+    as getAccountInfo and the base64 encoding (never kept) give them, memcmp past the kept prefix included."""
+    async with AsyncClient(localnet.http_url) as client:
+        owner = await funded(client)
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        tx, address = register_tx(owner, "kept", blockhash)
+        await client.confirm_transaction((await client.send_transaction(tx)).value, Confirmed, sleep_seconds=0.05)
+        mine = {"memcmp": {"offset": OWNER_OFFSET, "bytes": str(owner.pubkey())}}
+        active = {"memcmp": {"offset": IS_ACTIVE_OFFSET, "bytes": based58.b58encode(b"\1").decode()}}
+
+        def search(*filters: dict) -> dict[str, dict]:
+            kept = zstd_program_accounts(localnet, mine, *filters)
+            again = zstd_program_accounts(localnet, mine, *filters, batch=True)  # served from what is kept
+            plain = localnet.rpc(
+                "getProgramAccounts", str(PROGRAM_ID), {"encoding": "base64", "filters": [mine, *filters]}
+            )["result"]
+            assert (
+                kept
+                == again
+                == {
+                    item["pubkey"]: item["account"] | {"data": base64.b64decode(item["account"]["data"][0])}
+                    for item in plain
+                }
+            )
+            return kept
+
+        first = search(active, {"dataSize": AGENT_SPACE})
+        info = localnet.rpc("getAccountInfo", str(address), {"encoding": "base64+zstd"})["result"]["value"]
+        assert first[str(address)] | {"data": None} == info | {"data": None}
+        data = first[str(address)]["data"]
+        assert Agent.decode(data).is_active and Agent.decode(data).name == "Agent kept"
+
+        # a transaction writes the agent: the next search sees it inactive
+        deactivate = ix.set_agent_active({"is_active": False}, {"agent": address, "owner": owner.pubkey()})
+        sig = (await client.send_transaction(signed([deactivate], [owner], blockhash))).value
+        await client.confirm_transaction(sig, Confirmed, sleep_seconds=0.05)
+        assert search(active) == {}
+        assert not Agent.decode(search()[str(address)]["data"]).is_active
+
+        # a cheat code writes it: the next search sees the new bytes, past the kept prefix too
+        renamed = data.replace(b"Agent kept", b"Agent KEPT")
+        localnet.rpc("surfnet_setAccount", str(address), {"data": [base64.b64encode(renamed).decode(), "base64"]})
+        tail = renamed.index(b"Agent KEPT")
+        named = {"memcmp": {"offset": tail, "bytes": based58.b58encode(b"Agent KEPT").decode()}}
+        assert tail > FILTER_PREFIX and search(named)[str(address)]["data"] == renamed
+        assert search(active)[str(address)]["data"] == renamed
+
+        # closed by a transaction: gone from the next search
+        close = build_close_agent(address, owner.pubkey())
+        sig = (await client.send_transaction(signed([close], [owner], blockhash))).value
+        await client.confirm_transaction(sig, Confirmed, sleep_seconds=0.05)
+        assert search() == {}

@@ -16,7 +16,7 @@ from solders.pubkey import Pubkey
 from bench.search_scale import account_data, realistic_agent
 from ghostpay.accounts import Agent
 from ghostpay.borsh_layout import DecodeError, decode_account
-from ghostpay.discovery import AgentListing, AgentQuery, JsonArrayStream, read_listing
+from ghostpay.discovery import HEAD, AgentListing, AgentQuery, JsonArrayStream, read_listing, read_tokens
 from ghostpay.types.token_price import TokenPrice
 
 COUNT = int(os.environ.get("GHOSTPAY_PROPERTY_COUNT", "300"))
@@ -66,6 +66,11 @@ def test_a_truncated_or_foreign_account_is_refused_by_both_decoders_alike() -> N
                 read_listing(cut)
         else:
             assert read_listing(cut) == full
+        try:  # a token filter reads the tokens first: what they refuse, the full listing refuses too
+            read_tokens(cut)
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                read_listing(cut)
     with pytest.raises(DecodeError, match="not an Agent"):
         read_listing(bytes(8) + data[8:])
 
@@ -114,3 +119,19 @@ def test_the_answer_is_parsed_as_it_arrives_whatever_the_chunks() -> None:
     assert error.feed('{"jsonrpc":"2.0","error":{"code":-32602,"message":"bad"},"id":1}') == []
     error.close()
     assert not error.done and json.loads(error.text)["error"]["message"] == "bad"
+
+
+def test_a_head_only_search_leaves_out_an_account_corrupt_past_its_head() -> None:
+    """Sorted by reputation, accounts are read by their head; the best one, whose tail does not decode, is left
+    out when the kept ones are read in full, and the next best takes its place."""
+    rng = random.Random(35)
+    agents = [replace(realistic_agent(rng, i, MINTS), reputation_score=100 + i, is_active=True) for i in range(40)]
+    accounts = [(bytes(Keypair().pubkey()), account_data(agent)) for agent in agents]
+    best, tokens = accounts[-1][1], HEAD["Agent"]["x402_accepted_tokens"]
+    corrupt = best[:tokens] + (10_000).to_bytes(4, "little") + best[tokens + 4 :]  # 10,000 tokens: past the end
+    with pytest.raises(DecodeError):
+        read_listing(corrupt)
+    query = AgentQuery(sort="reputation", limit=3)
+    assert query.reads_head_only()
+    kept, _ = query.top([*accounts[:-1], (accounts[-1][0], corrupt)])
+    assert [address for address, _ in kept] == [address for address, _ in accounts[-2:-5:-1]]
