@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 
 FULL_CLIENT_SHARE_BPS = 10_000
 IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL's parameter limits
+CARRIED_ROWS = 20_000
+"""State rows a back-fill keeps in memory from batch to batch (beyond it, a batch carries only the previous one's)."""
 
 # Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
@@ -88,7 +91,6 @@ STATE_MODELS: tuple[type[SQLModel], ...] = (
     Agent,
     AgentEarning,
     Reputation,
-    Payment,
     WorkOrder,
     DailyVolume,
     PaymentEdge,
@@ -120,9 +122,9 @@ def _defaults(model: type[SQLModel]) -> dict[str, Any]:
     return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
 
 
-DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
+DEFAULTS = {model: _defaults(model) for model in (*STATE_MODELS, Payment)}
 PRIMARY_KEYS = {model: tuple(c.name for c in table_of(model).primary_key) for model in STATE_MODELS}
-COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in (*STATE_MODELS, Payment)}
 
 
 def loaded_row(model: type[SQLModel], values: Any) -> Row:
@@ -188,6 +190,63 @@ def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
+class DriverStatement:
+    """A statement compiled once per dialect and key set, its rows handed to the driver's `executemany` as they
+    are: SQLAlchemy's per-row parameter processing cost more than SQLite's own work on those rows."""
+
+    def __init__(self, statement: Any, dialect: Any, keys: tuple[str, ...]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = str(compiled)
+        self.constants = {k: v for k, v in compiled.params.items() if k not in keys}  # the statement's own values
+        self.positional = compiled.positiontup is not None
+        names = tuple(compiled.positiontup or compiled.binds)
+        self.order = names
+        self.processors = [
+            (names.index(name) if self.positional else name, processor)
+            for name, bind in compiled.binds.items()
+            if name in keys and (processor := bind.type.bind_processor(dialect)) is not None
+        ]
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self.constants:
+            rows = [{**self.constants, **row} for row in rows]
+        if not self.positional:
+            rows = [dict(row) for row in rows] if self.processors else rows
+            for row in rows:
+                for name, process in self.processors:
+                    row[name] = process(row[name])
+            return rows
+        get = operator.itemgetter(*self.order)
+        values = [get(row) for row in rows] if len(self.order) > 1 else [(row[self.order[0]],) for row in rows]
+        if not self.processors:
+            return values
+        processed = []
+        for value in values:
+            items = list(value)
+            for index, process in self.processors:
+                items[index] = process(items[index])
+            processed.append(items)
+        return processed
+
+    def run(self, connection: Any, rows: list[dict[str, Any]]) -> None:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(self.sql, self.parameters(rows))
+        finally:
+            cursor.close()
+
+
+_DRIVER_STATEMENTS: dict[tuple[Any, ...], DriverStatement] = {}
+
+
+def driver_statement(name: str, statement: Callable[[], Any], dialect: Any, keys: tuple[str, ...]) -> DriverStatement:
+    """`statement()` compiled for `dialect` with these parameter keys, once per process (`name` names the statement)."""
+    key = (name, dialect.name, dialect.driver, keys)
+    if key not in _DRIVER_STATEMENTS:
+        _DRIVER_STATEMENTS[key] = DriverStatement(statement(), dialect, keys)
+    return _DRIVER_STATEMENTS[key]
+
+
 @dataclass(frozen=True)
 class CopyRows:
     """Append-only rows for PostgreSQL's COPY: one stream per table instead of an INSERT per row (the
@@ -235,7 +294,8 @@ def rating_update() -> Any:
         .order_by(raw.c.id.desc())
         .limit(1)
     )
-    return table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest))
+    # `=` a scalar subquery: SQLite evaluates `IN (subquery)` into a temporary table per row, several times slower
+    return table.update().where(tuple_(table.c.signature, table.c.instruction_index) == newest.scalar_subquery())
 
 
 @cache
@@ -263,8 +323,10 @@ class Batch:
         self.needs_account: set[str] = set()  # agents whose account the service must fetch (fill_agents)
         self.applied_signatures: list[str] = []
         self._rows: dict[type[SQLModel], dict[Any, Row | None]] = {model: {} for model in STATE_MODELS}
+        self._payments: list[Row] = []  # recorded in this batch (new keys: written without reading)
+        self._unscored: dict[str, Row] = {}  # agent → its reputation, changed since it was last scored
         self._seen: set[str] = set()
-        self._carried = after._rows if after is not None else {}
+        self._carried = after._carry_on() if after is not None else {}
         self._seen_before = set(after.applied_signatures) if after is not None else set()
         self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
@@ -279,6 +341,17 @@ class Batch:
         self._outcomes: list[dict[str, Any]] = []  # ratings of payments not in memory: UPDATE at commit, in order
 
     # rows ---------------------------------------------------------------------------------------------
+
+    def _carry_on(self) -> dict[type[SQLModel], dict[Any, Row | None]]:
+        """The rows the next batch takes from this one rather than from the database: every state row the
+        back-fill has held so far (this batch's over the older ones), or only this batch's beyond CARRIED_ROWS.
+        The older ones are committed already, as this batch's will be before the next one's write."""
+        carried = self._carried
+        if sum(map(len, carried.values())) + sum(map(len, self._rows.values())) > CARRIED_ROWS:
+            carried = {}
+        for model, rows in self._rows.items():
+            carried.setdefault(model, {}).update(rows)
+        return carried
 
     def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
         """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
@@ -360,6 +433,7 @@ class Batch:
         applied = 0
         for tx in transactions:
             applied += self._apply(tx, decoded.get(tx.signature))
+        self._score_all()  # before the service fetches the accounts of the agents this created
         return applied
 
     def _prefetch(
@@ -404,6 +478,7 @@ class Batch:
         # Checked per transaction: claim_refund logs ReputationUpdated before the event that changes
         # the counters, so mid-instruction the two may differ.
         for agent in {str(i.data.agent) for i in decoded.events if i.name == "ReputationUpdated"}:
+            self._score_now(agent)
             rep = self._get(Reputation, agent)
             if rep is not None and rep.score != rep.chain_score:
                 log.warning(
@@ -566,6 +641,18 @@ class Batch:
         rep.failed_payments += 1
 
     def _rescore(self, agent: str, rep: Row) -> None:
+        """The reputation changed: its score is computed once, when read (a payment changes it twice: its
+        record, then the program's ReputationUpdated)."""
+        self._unscored[agent] = rep
+
+    def _score_all(self) -> None:
+        for agent in list(self._unscored):
+            self._score_now(agent)
+
+    def _score_now(self, agent: str) -> None:
+        rep = self._unscored.pop(agent, None)
+        if rep is None:
+            return
         score = _score(metrics_inputs(rep))
         rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
         rep.response_time, rep.volume_consistency, rep.score = (
@@ -594,7 +681,7 @@ class Batch:
             timestamp=e.timestamp,
         )
         # Written without reading: its key, the recording instruction, is new (the transaction is).
-        self._add(Payment, (tx.signature, indexed.instruction_index), payment)
+        self._payments.append(payment)
         self._by_reference.setdefault((agent, reference, payment.payer), []).append(payment)
         row = self._agent(agent)
         row.x402_total_calls += 1
@@ -880,10 +967,12 @@ class Batch:
             self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                append = CopyRows(table_of(model)) if self.dialect == "postgresql" else table_of(model).insert()
-                self._writes.append((append, rows))
+                self._writes.append((self._appender(model, rows[0]), rows))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
-            self._writes.append((rating_update(), self._outcomes))
+            self._writes.append((self._driver("rating", rating_update, self._outcomes[0]), self._outcomes))
+        if self._payments:  # after the ratings of stored payments, which must not find these
+            payments = [{c: row.__dict__[c] for c in COLUMNS[Payment]} for row in self._payments]
+            self._writes.append((self._appender(Payment, payments[0]), payments))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
@@ -891,7 +980,10 @@ class Batch:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
             if rows:
-                self._writes.append((_upsert_statement(self.dialect, model), rows))
+                upsert = self._driver(
+                    f"upsert {model.__name__}", lambda m=model: _upsert_statement(self.dialect, m), rows[0]
+                )
+                self._writes.append((upsert, rows))
         self._replace_lists(
             AgentToken,
             self._tokens,
@@ -902,10 +994,19 @@ class Batch:
         )
         self._count_skips()
 
+    def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
+        return driver_statement(name, statement, self.connection.dialect, tuple(row))
+
+    def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
+        """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
+        if self.dialect == "postgresql":
+            return CopyRows(table_of(model))
+        return self._driver(f"insert {model.__name__}", table_of(model).insert, row)
+
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            if isinstance(statement, CopyRows):
+            if isinstance(statement, CopyRows | DriverStatement):
                 statement.run(self.connection, parameters)
             else:
                 self.connection.execute(statement, parameters)
