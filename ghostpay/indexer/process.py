@@ -34,7 +34,7 @@ import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
@@ -122,9 +122,11 @@ def _defaults(model: type[SQLModel]) -> dict[str, Any]:
     return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
 
 
-DEFAULTS = {model: _defaults(model) for model in (*STATE_MODELS, Payment)}
+ROW_MODELS: tuple[type[SQLModel], ...] = (*STATE_MODELS, Payment)
+"""Tables whose rows the handlers hold in memory (payments: append-only, changed by ratings until written)."""
+DEFAULTS = {model: _defaults(model) for model in ROW_MODELS}
 PRIMARY_KEYS = {model: tuple(c.name for c in table_of(model).primary_key) for model in STATE_MODELS}
-COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in (*STATE_MODELS, Payment)}
+COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in ROW_MODELS}
 
 
 def loaded_row(model: type[SQLModel], values: Any) -> Row:
@@ -198,35 +200,25 @@ class DriverStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         self.sql = str(compiled)
         self.constants = {k: v for k, v in compiled.params.items() if k not in keys}  # the statement's own values
-        self.positional = compiled.positiontup is not None
-        names = tuple(compiled.positiontup or compiled.binds)
-        self.order = names
-        self.processors = [
-            (names.index(name) if self.positional else name, processor)
+        self.order = tuple(compiled.positiontup) if compiled.positiontup is not None else None  # None: by name
+        self.processors: dict[str, Callable[[Any], Any]] = {
+            name: processor
             for name, bind in compiled.binds.items()
             if name in keys and (processor := bind.type.bind_processor(dialect)) is not None
-        ]
+        }  # the columns' own conversions (a u64 capped on SQLite)
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
-        if self.constants:
+        if self.constants or self.processors:
             rows = [{**self.constants, **row} for row in rows]
-        if not self.positional:
-            rows = [dict(row) for row in rows] if self.processors else rows
             for row in rows:
-                for name, process in self.processors:
+                for name, process in self.processors.items():
                     row[name] = process(row[name])
+        if self.order is None:
             return rows
+        if len(self.order) == 1:
+            return [(row[self.order[0]],) for row in rows]
         get = operator.itemgetter(*self.order)
-        values = [get(row) for row in rows] if len(self.order) > 1 else [(row[self.order[0]],) for row in rows]
-        if not self.processors:
-            return values
-        processed = []
-        for value in values:
-            items = list(value)
-            for index, process in self.processors:
-                items[index] = process(items[index])
-            processed.append(items)
-        return processed
+        return [get(row) for row in rows]
 
     def run(self, connection: Any, rows: list[dict[str, Any]]) -> None:
         cursor = connection.connection.driver_connection.cursor()
@@ -981,7 +973,7 @@ class Batch:
                     values[name] = json.dumps(values[name])
             if rows:
                 upsert = self._driver(
-                    f"upsert {model.__name__}", lambda m=model: _upsert_statement(self.dialect, m), rows[0]
+                    f"upsert {model.__name__}", partial(_upsert_statement, self.dialect, model), rows[0]
                 )
                 self._writes.append((upsert, rows))
         self._replace_lists(
