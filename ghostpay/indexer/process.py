@@ -9,10 +9,11 @@ exactly-once effect.
 The write path is built for back-fill speed: `apply_all` checks a batch's signatures and loads
 every state row its events touch in one query per table, the handlers then change plain
 in-memory rows, and `commit` writes the append-only tables with `executemany` (`COPY` on PostgreSQL) and each state
-table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
-`commit` is `prepare` (the rows become statements) then `write` (executed and committed), so a
-back-fill can apply the next batch while this one is written: that batch is made with
-`after=` this one and takes the rows this one touched from it rather than from the database.
+table with one `INSERT … ON CONFLICT DO UPDATE`, compiled once by SQLAlchemy Core from the sqlmodel tables and
+executed by the driver. `commit` is `prepare` (the rows become statements) then `write` (executed and committed),
+so a back-fill can apply the next batch while this one is written: that batch is made with `after=` this one and
+takes the state rows the back-fill holds (this one's, and up to CARRIED_ROWS of earlier ones) from memory rather
+than from the database.
 
 Reputation counters follow the program's rules (program/src/record_x402_payment.c, submit_feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
