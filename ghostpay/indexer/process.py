@@ -435,12 +435,9 @@ class Batch:
         """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
         done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
-        column = table_of(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
-            done.update(
-                self.connection.execute(select(column).where(column.in_(signatures[i : i + IN_CHUNK]))).scalars()
-            )
+            done.update(self._applied_before(signatures[i : i + IN_CHUNK]))
         decoded: dict[str, DecodedLogs] = {}
         wanted: dict[type[SQLModel], list[Any]] = {model: [] for model in STATE_MODELS}
         for tx in candidates:
@@ -456,6 +453,14 @@ class Batch:
         for model, keys in wanted.items():
             self._load(model, keys)
         return decoded
+
+    def _applied_before(self, signatures: Sequence[str]) -> list[str]:
+        """Those of `signatures` in `transactions`: one driver-level query (a batch's SQLAlchemy `IN` rebuilt its
+        parameters per call)."""
+        mark = "?" if self.connection.dialect.paramstyle == "qmark" else "%s"
+        table = table_of(IndexedTransaction).name
+        sql = f"SELECT signature FROM {table} WHERE signature IN ({', '.join([mark] * len(signatures))})"
+        return [row[0] for row in self.connection.exec_driver_sql(sql, tuple(signatures))]
 
     def _apply(self, tx: ChainTransaction, decoded: DecodedLogs | None) -> int:
         if tx.failed:  # ignored, but the cursor moves past it so the next back-fill does not list it again
