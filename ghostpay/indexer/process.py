@@ -292,6 +292,15 @@ def rating_update() -> Any:
 
 
 @cache
+def rated_update() -> Any:
+    """The UPDATE of a stored payment's outcome by its key (the recording instruction)."""
+    table = table_of(Payment)
+    return table.update().where(
+        table.c.signature == bindparam("key_signature"), table.c.instruction_index == bindparam("key_index")
+    )
+
+
+@cache
 def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     """A state table's upsert, built once per dialect (building `excluded` makes a column proxy per column)."""
     stmt = _insert_statement(dialect, model)
@@ -331,6 +340,8 @@ class Batch:
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
         self._by_reference: dict[tuple[str, str, str], list[Row]] = {}  # (agent, reference, payer): this batch's
+        self._earlier_payments = after._payments_on() if after is not None else {}  # the back-fill's, by the same key
+        self._rated: list[dict[str, Any]] = []  # ratings of earlier batches' payments held here: UPDATE by key
         self._outcomes: list[dict[str, Any]] = []  # ratings of payments not in memory: UPDATE at commit, in order
 
     # rows ---------------------------------------------------------------------------------------------
@@ -345,6 +356,16 @@ class Batch:
         for model, rows in self._rows.items():
             carried.setdefault(model, {}).update(rows)
         return carried
+
+    def _payments_on(self) -> dict[tuple[str, str, str], list[Row]]:
+        """The payments the next batch's ratings look for in memory before the database: every one the back-fill
+        applied so far (in order), or only this batch's beyond CARRIED_ROWS."""
+        earlier = self._earlier_payments
+        if sum(map(len, earlier.values())) + len(self._payments) > CARRIED_ROWS:
+            earlier = {}
+        for key, payments in self._by_reference.items():
+            earlier.setdefault(key, []).extend(payments)
+        return earlier
 
     def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
         """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
@@ -718,9 +739,16 @@ class Batch:
             "rating": e.rating or None,
             "response_time_ms": e.response_time_ms or None,
         }
-        unrated = [p for p in self._by_reference.get((agent, reference, payer), ()) if p.outcome == "recorded"]
+        key = (agent, reference, payer)
+        unrated = [p for p in self._by_reference.get(key, ()) if p.outcome == "recorded"]
+        earlier = [p for p in self._earlier_payments.get(key, ()) if p.outcome == "recorded"]
         if unrated:
             unrated[-1].__dict__.update(outcome)
+        elif earlier:  # newer than any the database holds and the back-fill does not: written by its key
+            earlier[-1].__dict__.update(outcome)
+            self._rated.append(
+                {"key_signature": earlier[-1].signature, "key_index": earlier[-1].instruction_index, **outcome}
+            )
         else:
             self._outcomes.append({"key_agent": agent, "key_reference": reference, "key_payer": payer, **outcome})
         rep = self._reputation(agent, e.timestamp)
@@ -966,6 +994,8 @@ class Batch:
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
                 self._writes.append((self._appender(model, rows[0]), rows))
+        if self._rated:  # before the searches below, which must find these rated
+            self._writes.append((self._driver("rated", rated_update, self._rated[0]), self._rated))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
             self._writes.append((self._driver("rating", rating_update, self._outcomes[0]), self._outcomes))
         if self._payments:  # after the ratings of stored payments, which must not find these
