@@ -22,9 +22,9 @@ its clock is mirrored here at the event's timestamp, and the score is recomputed
 
 A payment is keyed by the instruction that recorded it (a reference is not unique on chain). A rating
 names a reference: it sets the outcome of the newest unrated payment of that payer with that reference
-applied before it (in this batch, else in the database: the same one however the batches are cut); a
-reference that names none of the payer's payments moves the reputation (the program counted it) and sets
-no outcome.
+applied before it (in this batch, else among the back-fill's earlier ones held in memory, else in the
+database: the same one however the batches are cut); a reference that names none of the payer's payments
+moves the reputation (the program counted it) and sets no outcome.
 """
 
 from __future__ import annotations
