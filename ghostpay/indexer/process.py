@@ -9,10 +9,11 @@ exactly-once effect.
 The write path is built for back-fill speed: `apply_all` checks a batch's signatures and loads
 every state row its events touch in one query per table, the handlers then change plain
 in-memory rows, and `commit` writes the append-only tables with `executemany` (`COPY` on PostgreSQL) and each state
-table with one `INSERT … ON CONFLICT DO UPDATE` (SQLAlchemy Core on the sqlmodel tables).
-`commit` is `prepare` (the rows become statements) then `write` (executed and committed), so a
-back-fill can apply the next batch while this one is written: that batch is made with
-`after=` this one and takes the rows this one touched from it rather than from the database.
+table with one `INSERT … ON CONFLICT DO UPDATE`, compiled once by SQLAlchemy Core from the sqlmodel tables and
+executed by the driver. `commit` is `prepare` (the rows become statements) then `write` (executed and committed),
+so a back-fill can apply the next batch while this one is written: that batch is made with `after=` this one and
+takes the state rows the back-fill holds (this one's, and up to CARRIED_ROWS of earlier ones) from memory rather
+than from the database.
 
 Reputation counters follow the program's rules (program/src/record_x402_payment.c, submit_feedback.c,
 work_order.h): every change that the program makes after rolling the 7-day window to the day of
@@ -21,19 +22,20 @@ its clock is mirrored here at the event's timestamp, and the score is recomputed
 
 A payment is keyed by the instruction that recorded it (a reference is not unique on chain). A rating
 names a reference: it sets the outcome of the newest unrated payment of that payer with that reference
-applied before it (in this batch, else in the database: the same one however the batches are cut); a
-reference that names none of the payer's payments moves the reputation (the program counted it) and sets
-no outcome.
+applied before it (in this batch, else among the back-fill's earlier ones held in memory, else in the
+database: the same one however the batches are cut); a reference that names none of the payer's payments
+moves the reputation (the program counted it) and sets no outcome.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
@@ -70,6 +72,8 @@ log = logging.getLogger(__name__)
 
 FULL_CLIENT_SHARE_BPS = 10_000
 IN_CHUNK = 500  # keys per `IN (…)` lookup: well under SQLite's and PostgreSQL's parameter limits
+CARRIED_ROWS = 20_000
+"""State rows a back-fill keeps in memory from batch to batch (beyond it, a batch carries only the previous one's)."""
 
 # Event → the work-order status it leaves the order in.
 WORK_ORDER_STATUS = {
@@ -88,7 +92,6 @@ STATE_MODELS: tuple[type[SQLModel], ...] = (
     Agent,
     AgentEarning,
     Reputation,
-    Payment,
     WorkOrder,
     DailyVolume,
     PaymentEdge,
@@ -120,9 +123,11 @@ def _defaults(model: type[SQLModel]) -> dict[str, Any]:
     return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
 
 
-DEFAULTS = {model: _defaults(model) for model in STATE_MODELS}
+ROW_MODELS: tuple[type[SQLModel], ...] = (*STATE_MODELS, Payment)
+"""Tables whose rows the handlers hold in memory (payments: append-only, changed by ratings until written)."""
+DEFAULTS = {model: _defaults(model) for model in ROW_MODELS}
 PRIMARY_KEYS = {model: tuple(c.name for c in table_of(model).primary_key) for model in STATE_MODELS}
-COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in STATE_MODELS}
+COLUMNS = {model: tuple(c.name for c in table_of(model).columns) for model in ROW_MODELS}
 
 
 def loaded_row(model: type[SQLModel], values: Any) -> Row:
@@ -188,6 +193,53 @@ def _insert_statement(dialect: str, model: type[SQLModel]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
 
 
+class DriverStatement:
+    """A statement compiled once per dialect and key set, its rows handed to the driver's `executemany` as they
+    are: SQLAlchemy's per-row parameter processing cost more than SQLite's own work on those rows."""
+
+    def __init__(self, statement: Any, dialect: Any, keys: tuple[str, ...]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = str(compiled)
+        self.constants = {k: v for k, v in compiled.params.items() if k not in keys}  # the statement's own values
+        self.order = tuple(compiled.positiontup) if compiled.positiontup is not None else None  # None: by name
+        self.processors: dict[str, Callable[[Any], Any]] = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if name in keys and (processor := bind.type.bind_processor(dialect)) is not None
+        }  # the columns' own conversions (a u64 capped on SQLite)
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self.constants or self.processors:
+            rows = [{**self.constants, **row} for row in rows]
+            for row in rows:
+                for name, process in self.processors.items():
+                    row[name] = process(row[name])
+        if self.order is None:
+            return rows
+        if len(self.order) == 1:
+            return [(row[self.order[0]],) for row in rows]
+        get = operator.itemgetter(*self.order)
+        return [get(row) for row in rows]
+
+    def run(self, connection: Any, rows: list[dict[str, Any]]) -> None:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(self.sql, self.parameters(rows))
+        finally:
+            cursor.close()
+
+
+_DRIVER_STATEMENTS: dict[tuple[Any, ...], DriverStatement] = {}
+
+
+def driver_statement(name: str, statement: Callable[[], Any], dialect: Any, keys: tuple[str, ...]) -> DriverStatement:
+    """`statement()` compiled for `dialect` with these parameter keys, once per process (`name` names the statement)."""
+    key = (name, dialect.name, dialect.driver, keys)
+    if key not in _DRIVER_STATEMENTS:
+        _DRIVER_STATEMENTS[key] = DriverStatement(statement(), dialect, keys)
+    return _DRIVER_STATEMENTS[key]
+
+
 @dataclass(frozen=True)
 class CopyRows:
     """Append-only rows for PostgreSQL's COPY: one stream per table instead of an INSERT per row (the
@@ -235,7 +287,17 @@ def rating_update() -> Any:
         .order_by(raw.c.id.desc())
         .limit(1)
     )
-    return table.update().where(tuple_(table.c.signature, table.c.instruction_index).in_(newest))
+    # `=` a scalar subquery: SQLite evaluates `IN (subquery)` into a temporary table per row, several times slower
+    return table.update().where(tuple_(table.c.signature, table.c.instruction_index) == newest.scalar_subquery())
+
+
+@cache
+def rated_update() -> Any:
+    """The UPDATE of a stored payment's outcome by its key (the recording instruction)."""
+    table = table_of(Payment)
+    return table.update().where(
+        table.c.signature == bindparam("key_signature"), table.c.instruction_index == bindparam("key_index")
+    )
 
 
 @cache
@@ -263,8 +325,10 @@ class Batch:
         self.needs_account: set[str] = set()  # agents whose account the service must fetch (fill_agents)
         self.applied_signatures: list[str] = []
         self._rows: dict[type[SQLModel], dict[Any, Row | None]] = {model: {} for model in STATE_MODELS}
+        self._payments: list[Row] = []  # recorded in this batch (new keys: written without reading)
+        self._unscored: dict[str, Row] = {}  # agent → its reputation, changed since it was last scored
         self._seen: set[str] = set()
-        self._carried = after._rows if after is not None else {}
+        self._carried = after._carry_on() if after is not None else {}
         self._seen_before = set(after.applied_signatures) if after is not None else set()
         self._writes: list[tuple[Any, Any]] = []  # (statement, parameters) that `write` executes, from `prepare`
         self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {
@@ -276,9 +340,32 @@ class Batch:
         self._tokens: dict[str, list[tuple[str, int]]] = {}  # agent → (mint, price)s, replacing the stored ones
         self._capabilities: dict[str, list[str]] = {}
         self._by_reference: dict[tuple[str, str, str], list[Row]] = {}  # (agent, reference, payer): this batch's
+        self._earlier_payments = after._payments_on() if after is not None else {}  # the back-fill's, by the same key
+        self._rated: list[dict[str, Any]] = []  # ratings of earlier batches' payments held here: UPDATE by key
         self._outcomes: list[dict[str, Any]] = []  # ratings of payments not in memory: UPDATE at commit, in order
 
     # rows ---------------------------------------------------------------------------------------------
+
+    def _carry_on(self) -> dict[type[SQLModel], dict[Any, Row | None]]:
+        """The rows the next batch takes from this one rather than from the database: every state row the
+        back-fill has held so far (this batch's over the older ones), or only this batch's beyond CARRIED_ROWS.
+        The older ones are committed already, as this batch's will be before the next one's write."""
+        carried = self._carried
+        if sum(map(len, carried.values())) + sum(map(len, self._rows.values())) > CARRIED_ROWS:
+            carried = {}
+        for model, rows in self._rows.items():
+            carried.setdefault(model, {}).update(rows)
+        return carried
+
+    def _payments_on(self) -> dict[tuple[str, str, str], list[Row]]:
+        """The payments the next batch's ratings look for in memory before the database: every one the back-fill
+        applied so far (in order), or only this batch's beyond CARRIED_ROWS."""
+        earlier = self._earlier_payments
+        if sum(map(len, earlier.values())) + len(self._payments) > CARRIED_ROWS:
+            earlier = {}
+        for key, payments in self._by_reference.items():
+            earlier.setdefault(key, []).extend(payments)
+        return earlier
 
     def _key_filter(self, model: type[SQLModel], keys: Sequence[Any]) -> Any:
         """Rows whose primary key is among `keys`, or a few more. A composite key is matched column by
@@ -360,6 +447,7 @@ class Batch:
         applied = 0
         for tx in transactions:
             applied += self._apply(tx, decoded.get(tx.signature))
+        self._score_all()  # before the service fetches the accounts of the agents this created
         return applied
 
     def _prefetch(
@@ -368,12 +456,9 @@ class Batch:
         """Decode the new transactions (unless `known`) and load what they touch: one query per table."""
         candidates = [tx for tx in transactions if not tx.failed and tx.signature not in self._seen]
         done = {tx.signature for tx in candidates if tx.signature in self._seen_before}
-        column = table_of(IndexedTransaction).c.signature
         signatures = [tx.signature for tx in candidates]
         for i in range(0, len(signatures), IN_CHUNK):
-            done.update(
-                self.connection.execute(select(column).where(column.in_(signatures[i : i + IN_CHUNK]))).scalars()
-            )
+            done.update(self._applied_before(signatures[i : i + IN_CHUNK]))
         decoded: dict[str, DecodedLogs] = {}
         wanted: dict[type[SQLModel], list[Any]] = {model: [] for model in STATE_MODELS}
         for tx in candidates:
@@ -390,6 +475,14 @@ class Batch:
             self._load(model, keys)
         return decoded
 
+    def _applied_before(self, signatures: Sequence[str]) -> list[str]:
+        """Those of `signatures` in `transactions`: one driver-level query (a batch's SQLAlchemy `IN` rebuilt its
+        parameters per call)."""
+        mark = "?" if self.connection.dialect.paramstyle == "qmark" else "%s"
+        table = table_of(IndexedTransaction).name
+        sql = f"SELECT signature FROM {table} WHERE signature IN ({', '.join([mark] * len(signatures))})"
+        return [row[0] for row in self.connection.exec_driver_sql(sql, tuple(signatures))]
+
     def _apply(self, tx: ChainTransaction, decoded: DecodedLogs | None) -> int:
         if tx.failed:  # ignored, but the cursor moves past it so the next back-fill does not list it again
             self.stats.failed += 1
@@ -404,6 +497,7 @@ class Batch:
         # Checked per transaction: claim_refund logs ReputationUpdated before the event that changes
         # the counters, so mid-instruction the two may differ.
         for agent in {str(i.data.agent) for i in decoded.events if i.name == "ReputationUpdated"}:
+            self._score_now(agent)
             rep = self._get(Reputation, agent)
             if rep is not None and rep.score != rep.chain_score:
                 log.warning(
@@ -566,6 +660,18 @@ class Batch:
         rep.failed_payments += 1
 
     def _rescore(self, agent: str, rep: Row) -> None:
+        """The reputation changed: its score is computed once, when read (a payment changes it twice: its
+        record, then the program's ReputationUpdated)."""
+        self._unscored[agent] = rep
+
+    def _score_all(self) -> None:
+        for agent in list(self._unscored):
+            self._score_now(agent)
+
+    def _score_now(self, agent: str) -> None:
+        rep = self._unscored.pop(agent, None)
+        if rep is None:
+            return
         score = _score(metrics_inputs(rep))
         rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
         rep.response_time, rep.volume_consistency, rep.score = (
@@ -594,7 +700,7 @@ class Batch:
             timestamp=e.timestamp,
         )
         # Written without reading: its key, the recording instruction, is new (the transaction is).
-        self._add(Payment, (tx.signature, indexed.instruction_index), payment)
+        self._payments.append(payment)
         self._by_reference.setdefault((agent, reference, payment.payer), []).append(payment)
         row = self._agent(agent)
         row.x402_total_calls += 1
@@ -633,9 +739,16 @@ class Batch:
             "rating": e.rating or None,
             "response_time_ms": e.response_time_ms or None,
         }
-        unrated = [p for p in self._by_reference.get((agent, reference, payer), ()) if p.outcome == "recorded"]
+        key = (agent, reference, payer)
+        unrated = [p for p in self._by_reference.get(key, ()) if p.outcome == "recorded"]
+        earlier = [p for p in self._earlier_payments.get(key, ()) if p.outcome == "recorded"]
         if unrated:
             unrated[-1].__dict__.update(outcome)
+        elif earlier:  # newer than any the database holds and the back-fill does not: written by its key
+            earlier[-1].__dict__.update(outcome)
+            self._rated.append(
+                {"key_signature": earlier[-1].signature, "key_index": earlier[-1].instruction_index, **outcome}
+            )
         else:
             self._outcomes.append({"key_agent": agent, "key_reference": reference, "key_payer": payer, **outcome})
         rep = self._reputation(agent, e.timestamp)
@@ -880,10 +993,14 @@ class Batch:
             self.fill_agents(found)
         for model, rows in self._inserts.items():  # append-only: the duplicate check ran before
             if rows:
-                append = CopyRows(table_of(model)) if self.dialect == "postgresql" else table_of(model).insert()
-                self._writes.append((append, rows))
+                self._writes.append((self._appender(model, rows[0]), rows))
+        if self._rated:  # before the searches below, which must find these rated
+            self._writes.append((self._driver("rated", rated_update, self._rated[0]), self._rated))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
-            self._writes.append((rating_update(), self._outcomes))
+            self._writes.append((self._driver("rating", rating_update, self._outcomes[0]), self._outcomes))
+        if self._payments:  # after the ratings of stored payments, which must not find these
+            payments = [{c: row.__dict__[c] for c in COLUMNS[Payment]} for row in self._payments]
+            self._writes.append((self._appender(Payment, payments[0]), payments))
         for model in STATE_MODELS:
             columns, encoded = COLUMNS[model], JSON_COLUMNS.get(model, ())
             rows = [{c: row.__dict__[c] for c in columns} for row in self._rows[model].values() if row is not None]
@@ -891,7 +1008,10 @@ class Batch:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
             if rows:
-                self._writes.append((_upsert_statement(self.dialect, model), rows))
+                upsert = self._driver(
+                    f"upsert {model.__name__}", partial(_upsert_statement, self.dialect, model), rows[0]
+                )
+                self._writes.append((upsert, rows))
         self._replace_lists(
             AgentToken,
             self._tokens,
@@ -902,10 +1022,19 @@ class Batch:
         )
         self._count_skips()
 
+    def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
+        return driver_statement(name, statement, self.connection.dialect, tuple(row))
+
+    def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
+        """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
+        if self.dialect == "postgresql":
+            return CopyRows(table_of(model))
+        return self._driver(f"insert {model.__name__}", table_of(model).insert, row)
+
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            if isinstance(statement, CopyRows):
+            if isinstance(statement, CopyRows | DriverStatement):
                 statement.run(self.connection, parameters)
             else:
                 self.connection.execute(statement, parameters)

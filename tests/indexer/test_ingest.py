@@ -5,7 +5,10 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from ghostpay.cli.indexed import session_run
-from ghostpay.indexer import evidence, queries, sqlite_read
+from ghostpay.events import decode_logs
+from ghostpay.indexer import evidence, process, queries, sqlite_read
 from ghostpay.indexer.models import (
     Agent,
     DailyVolume,
@@ -183,6 +187,80 @@ def test_batches_written_after_the_next_one_is_applied_equal_a_sequential_run(
     unwritten.write()
     assert dump_tables(engine) == dump_tables(open_db(clean))
     assert run_verify(net, url).differences == []
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(
+    scripted: tuple[LocalnetProcess, History], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[ChainTransaction], dict[str, Any], dict[str, list[tuple[Any, ...]]]]:
+    """The history's transactions, its agents' accounts, and the tables of applying one transaction per batch,
+    each read from and committed to the database before the next (no batching, nothing carried)."""
+    net, _ = scripted
+    transactions, accounts = asyncio.run(_transactions_and_accounts(net))
+    engine = open_db(f"sqlite:///{tmp_path_factory.mktemp('one-at-a-time') / 'index.db'}")
+    for tx in transactions:
+        batch = Batch(engine)
+        batch.apply_all([tx])
+        batch.prepare({a: accounts[a] for a in batch.needs_account})
+        batch.write()
+    return transactions, accounts, dump_tables(engine)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batches_of_any_size_carrying_rows_equal_one_transaction_at_a_time(
+    seed: int,
+    one_at_a_time: tuple[list[ChainTransaction], dict[str, Any], dict[str, list[tuple[Any, ...]]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The back-fill's batching, at random: batches of 1 to 80 transactions, each applied before the one
+    before it is written (taking the state rows the back-fill holds, not the database's, as `Indexer` does),
+    the carried rows bounded at random (so some batches drop them and read the database again). Whatever the
+    cuts, the tables equal applying one transaction at a time; with the bound above the history's state rows,
+    each state row is read from the database at most once (none twice: the rows carried, not re-read)."""
+    transactions, accounts, expected = one_at_a_time
+    rng = random.Random(seed)
+    unbounded = process.CARRIED_ROWS  # far above this history's state rows
+    carried = rng.choice([3, 40, 400, unbounded])
+    monkeypatch.setattr(process, "CARRIED_ROWS", carried)
+    reads: Counter[tuple[str, Any]] = Counter()
+    load = process.loaded_row
+
+    def counted(model: Any, values: Any) -> process.Row:
+        if not isinstance(values, dict):  # a row read from the database (new rows come as dicts)
+            reads[model.__name__, tuple(values[k] for k in process.PRIMARY_KEYS[model])] += 1
+        return load(model, values)
+
+    monkeypatch.setattr(process, "loaded_row", counted)
+    engine = open_db(f"sqlite:///{tmp_path / 'index.db'}")
+    unwritten: Batch | None = None
+    start = 0
+    while start < len(transactions):
+        size = rng.randint(1, 80)
+        batch = Batch(engine, after=unwritten)
+        batch.apply_all(transactions[start : start + size])
+        batch.prepare({a: accounts[a] for a in batch.needs_account})
+        if unwritten is not None:
+            unwritten.write()
+        unwritten, start = batch, start + size
+    assert unwritten is not None
+    unwritten.write()
+    assert dump_tables(engine) == expected
+    if carried == unbounded:
+        assert max(reads.values(), default=0) <= 1, reads.most_common(3)
+
+
+async def _transactions_and_accounts(net: LocalnetProcess) -> tuple[list[ChainTransaction], dict[str, Any]]:
+    """Every transaction of the program (failed ones as the service lists them) and every agent's account."""
+    rpc = RpcSource(net.http_url)
+    try:
+        infos = await rpc.signatures_after(None)
+        fetched = iter(await rpc.transactions([i.signature for i in infos if not i.failed]))
+        transactions = [ChainTransaction(i.signature, i.slot, (), True) if i.failed else next(fetched) for i in infos]
+        agents = sorted({str(e.data.agent) for tx in transactions for e in decode_logs(tx.logs).events})
+        return transactions, await rpc.agent_accounts(agents)
+    finally:
+        await rpc.close()
 
 
 async def _agent_accounts(net: LocalnetProcess, batch: Batch) -> dict[str, Any]:
