@@ -354,12 +354,16 @@ class Chain:
         return found
 
     def _index(self, key: Pubkey, account: Account | None) -> None:
-        old = self.owner_of.pop(key, None)
+        owner = account.owner if is_live(account) else None
+        old = self.owner_of.get(key)
+        if old == owner:  # most writes (a balance) keep the owner
+            return
         if old is not None:
+            del self.owner_of[key]
             self.by_owner[old].discard(key)
-        if is_live(account):
-            self.owner_of[key] = account.owner
-            self.by_owner.setdefault(account.owner, set()).add(key)
+        if owner is not None:
+            self.owner_of[key] = owner
+            self.by_owner.setdefault(owner, set()).add(key)
 
     def _record_accounts(self, accounts: list[tuple[Pubkey, Account | None]]) -> None:
         """Index `accounts` and write them to the ledger in one statement per kind (programs and sysvars
@@ -529,7 +533,7 @@ class Chain:
         meta: dict[str, Any] = {
             "err": outcome.err,
             "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
-            "fee": fee_for_message(message),
+            "fee": LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + taken,  # taken: the priority fee
             "preBalances": [lamports(a) for a in before],
             "postBalances": [lamports(a) for a in after],
             "innerInstructions": outcome.inner_instructions,
