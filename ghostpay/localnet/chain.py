@@ -5,7 +5,8 @@ and blockhashes that advance (`advance_slot`, driven every ~400 ms by the
 server), blockhashes that stay valid for 150 slots, duplicate-signature
 rejection from a status cache of the last 150 slots (as a validator's: an
 older duplicate's blockhash has expired; older statuses are read from the
-ledger on disk), a faucet for `requestAirdrop`, an account index (LiteSVM
+ledger on disk; after a restart, the slots before it are recent on disk only,
+so start-up reads nothing per transaction), a faucet for `requestAirdrop`, an account index (LiteSVM
 cannot list accounts) for `getProgramAccounts`, transaction status metas in
 the RPC's shape, and the ledger that makes all of it survive a restart.
 """
@@ -247,10 +248,11 @@ class Chain:
         self.slot: int = state["slot"]
         self.time_offset: int = state["time_offset"]
         self.blockhashes: OrderedDict[str, int] = OrderedDict((h, s) for h, s in state["blockhashes"])
-        # signature -> (slot, err) of the transactions of the last MAX_PROCESSING_AGE slots, oldest first
-        self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict(
-            (signature, (slot, err)) for signature, slot, err in ledger.statuses_since(self._oldest_recent_slot())
-        )
+        # signature -> (slot, err) of the transactions of the last MAX_PROCESSING_AGE slots since this start,
+        # oldest first; those of the slots before it are looked up in the ledger while they are recent, so a
+        # start-up reads no status, however busy the slots before it were.
+        self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
+        self.started_slot = self.slot
         if not is_live(self.svm.get_account(self.faucet.pubkey())):
             self.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
         self._set_clock()
@@ -477,12 +479,12 @@ class Chain:
         """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None. A duplicate
         with a valid blockhash is in the recent statuses; one with a durable nonce (no blockhash expiry) is
         looked up in the ledger."""
-        signature = bytes(tx.signatures[0])
-        if signature in self.recent:
+        signature = tx.signatures[0]
+        if self.status(signature, search_history=False) is not None:
             return "AlreadyProcessed"
         if not tx.uses_durable_nonce():
             return None if self.is_blockhash_valid(str(tx.message.recent_blockhash)) else "BlockhashNotFound"
-        return "AlreadyProcessed" if self.ledger.status(signature) is not None else None
+        return "AlreadyProcessed" if self.ledger.status(bytes(signature)) is not None else None
 
     def _take_priority_fee(
         self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
@@ -600,16 +602,23 @@ class Chain:
             return VersionedTransaction(message, [self.faucet])
 
         tx = build()
-        if bytes(tx.signatures[0]) in self.recent:  # the same airdrop twice in one slot
+        if self.status(tx.signatures[0], search_history=False) is not None:  # the same airdrop twice in one slot
             self.advance_slot()
             tx = build()
         return self.process(tx, preflight=True)
 
     def status(self, signature: Signature, search_history: bool = True) -> tuple[int, Any] | None:
-        """(slot, err) of a processed transaction: a recent one's from memory, an older one's from the ledger
-        with `search_history` (as the RPC's searchTransactionHistory), else None."""
+        """(slot, err) of a processed transaction: a recent one's from memory (or from the ledger if it landed
+        before this start), an older one's from the ledger with `search_history` (as the RPC's
+        searchTransactionHistory), else None."""
         raw = bytes(signature)
         recent = self.recent.get(raw)
-        if recent is not None or not search_history:
+        if recent is not None:
             return recent
-        return self.ledger.status(raw)
+        oldest = self._oldest_recent_slot()
+        if search_history:
+            return self.ledger.status(raw)
+        if self.started_slot < oldest:  # every slot before this start is old: nothing recent is on disk only
+            return None
+        stored = self.ledger.status(raw)
+        return stored if stored is not None and stored[0] >= oldest else None

@@ -168,16 +168,6 @@ class Ledger:
         ).fetchone()
         return (row[0], None if row[1] is None else json.loads(row[1])) if row else None
 
-    def statuses_since(self, slot: int) -> list[tuple[bytes, int, Any]]:
-        """(signature, slot, err) of the transactions of `slot` and after, oldest first: read from the newest
-        back (seq follows the slot), so only those rows are visited."""
-        rows = self.db.execute(
-            f"SELECT t.signature, t.slot, {ERR_COLUMN} FROM transactions t WHERE t.seq > coalesce(("
-            "SELECT seq FROM transactions WHERE slot < ? ORDER BY seq DESC LIMIT 1), 0) ORDER BY t.seq",
-            (slot,),
-        )
-        return [(r[0], r[1], None if r[2] is None else json.loads(r[2])) for r in rows]
-
     def transaction_count(self) -> int:
         return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM transactions").fetchone()[0])
 
