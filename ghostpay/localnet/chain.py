@@ -252,7 +252,7 @@ class Chain:
         # oldest first; those of the slots before it are looked up in the ledger while they are recent, so a
         # start-up reads no status, however busy the slots before it were.
         self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
-        self.started_slot = self.slot
+        self.started_slot = self.slot if self.transaction_count else None  # None: nothing landed before this start
         if not is_live(self.svm.get_account(self.faucet.pubkey())):
             self.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
         self._set_clock()
@@ -479,12 +479,18 @@ class Chain:
         """The error a validator gives before executing `tx` (duplicate, expired blockhash), or None. A duplicate
         with a valid blockhash is in the recent statuses; one with a durable nonce (no blockhash expiry) is
         looked up in the ledger."""
-        signature = tx.signatures[0]
-        if self.status(signature, search_history=False) is not None:
+        signature = bytes(tx.signatures[0])
+        blockhash = str(tx.message.recent_blockhash)
+        blockhash_slot = self.blockhashes.get(blockhash)
+        # a blockhash newer than this start cannot be on a transaction that landed before it: no disk read
+        maybe_before_start = self.started_slot is not None and (
+            blockhash_slot is None or blockhash_slot <= self.started_slot
+        )
+        if signature in self.recent or (maybe_before_start and self._recent_on_disk(signature) is not None):
             return "AlreadyProcessed"
         if not tx.uses_durable_nonce():
-            return None if self.is_blockhash_valid(str(tx.message.recent_blockhash)) else "BlockhashNotFound"
-        return "AlreadyProcessed" if self.ledger.status(bytes(signature)) is not None else None
+            return None if self.is_blockhash_valid(blockhash) else "BlockhashNotFound"
+        return "AlreadyProcessed" if self.ledger.status(signature) is not None else None
 
     def _take_priority_fee(
         self, tx: VersionedTransaction, payer: Account | None, check_signatures: bool
@@ -615,10 +621,12 @@ class Chain:
         recent = self.recent.get(raw)
         if recent is not None:
             return recent
+        return self.ledger.status(raw) if search_history else self._recent_on_disk(raw)
+
+    def _recent_on_disk(self, signature: bytes) -> tuple[int, Any] | None:
+        """(slot, err) of a transaction that landed before this start in a slot that is still recent, or None."""
         oldest = self._oldest_recent_slot()
-        if search_history:
-            return self.ledger.status(raw)
-        if self.started_slot < oldest:  # every slot before this start is old: nothing recent is on disk only
+        if self.started_slot is None or self.started_slot < oldest:  # nothing before this start is recent
             return None
-        stored = self.ledger.status(raw)
+        stored = self.ledger.status(signature)
         return stored if stored is not None and stored[0] >= oldest else None
