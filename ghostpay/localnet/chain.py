@@ -6,9 +6,10 @@ server), blockhashes that stay valid for 150 slots, duplicate-signature
 rejection from a status cache of the last 150 slots (as a validator's: an
 older duplicate's blockhash has expired; older statuses are read from the
 ledger on disk; after a restart, the slots before it are recent on disk only,
-so start-up reads nothing per transaction), a faucet for `requestAirdrop`, an account index (LiteSVM
-cannot list accounts) for `getProgramAccounts`, transaction status metas in
-the RPC's shape, and the ledger that makes all of it survive a restart.
+so start-up reads nothing per transaction), a faucet for `requestAirdrop`, an
+account index (LiteSVM cannot list accounts) for `getProgramAccounts`,
+transaction status metas in the RPC's shape, and the ledger that makes all of
+it survive a restart.
 """
 
 from __future__ import annotations
