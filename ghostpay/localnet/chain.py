@@ -5,9 +5,11 @@ and blockhashes that advance (`advance_slot`, driven every ~400 ms by the
 server), blockhashes that stay valid for 150 slots, duplicate-signature
 rejection from a status cache of the last 150 slots (as a validator's: an
 older duplicate's blockhash has expired; older statuses are read from the
-ledger on disk), a faucet for `requestAirdrop`, an account index (LiteSVM
-cannot list accounts) for `getProgramAccounts`, transaction status metas in
-the RPC's shape, and the ledger that makes all of it survive a restart.
+ledger on disk; after a restart, the slots before it are recent on disk only,
+so start-up reads nothing per transaction), a faucet for `requestAirdrop`, an
+account index (LiteSVM cannot list accounts) for `getProgramAccounts`,
+transaction status metas in the RPC's shape, and the ledger that makes all of
+it survive a restart.
 """
 
 from __future__ import annotations
@@ -249,10 +251,11 @@ class Chain:
         self.slot: int = state["slot"]
         self.time_offset: int = state["time_offset"]
         self.blockhashes: OrderedDict[str, int] = OrderedDict((h, s) for h, s in state["blockhashes"])
-        # signature -> (slot, err) of the transactions of the last MAX_PROCESSING_AGE slots, oldest first
-        self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict(
-            (signature, (slot, err)) for signature, slot, err in ledger.statuses_since(self._oldest_recent_slot())
-        )
+        # signature -> (slot, err) of the transactions of the last MAX_PROCESSING_AGE slots since this start,
+        # oldest first; those of the slots before it are looked up in the ledger while they are recent, so a
+        # start-up reads no status, however busy the slots before it were.
+        self.recent: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
+        self.started_slot = self.slot if self.transaction_count else None  # None: nothing landed before this start
         if not is_live(self.svm.get_account(self.faucet.pubkey())):
             self.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", programs.SYSTEM_PROGRAM_ID, False, 0))
         self._set_clock()
@@ -366,13 +369,17 @@ class Chain:
         return not account.executable and account.owner != programs.SYSVAR_OWNER
 
     def _index(self, key: Pubkey, account: Account | None) -> None:
-        self.encoded.pop(key, None)
-        old = self.owner_of.pop(key, None)
+        self.encoded.pop(key, None)  # every write, whatever it changed: the kept item is stale
+        owner = account.owner if is_live(account) else None
+        old = self.owner_of.get(key)
+        if old == owner:  # most writes (a balance) keep the owner
+            return
         if old is not None:
+            del self.owner_of[key]
             self.by_owner[old].discard(key)
-        if is_live(account):
-            self.owner_of[key] = account.owner
-            self.by_owner.setdefault(account.owner, set()).add(key)
+        if owner is not None:
+            self.owner_of[key] = owner
+            self.by_owner.setdefault(owner, set()).add(key)
 
     def _record_accounts(self, accounts: list[tuple[Pubkey, Account | None]]) -> None:
         """Index `accounts` and write them to the ledger in one statement per kind (programs and sysvars
@@ -487,10 +494,16 @@ class Chain:
         with a valid blockhash is in the recent statuses; one with a durable nonce (no blockhash expiry) is
         looked up in the ledger."""
         signature = bytes(tx.signatures[0])
-        if signature in self.recent:
+        blockhash = str(tx.message.recent_blockhash)
+        blockhash_slot = self.blockhashes.get(blockhash)
+        # a blockhash newer than this start cannot be on a transaction that landed before it: no disk read
+        maybe_before_start = self.started_slot is not None and (
+            blockhash_slot is None or blockhash_slot <= self.started_slot
+        )
+        if signature in self.recent or (maybe_before_start and self._recent_on_disk(signature) is not None):
             return "AlreadyProcessed"
         if not tx.uses_durable_nonce():
-            return None if self.is_blockhash_valid(str(tx.message.recent_blockhash)) else "BlockhashNotFound"
+            return None if self.is_blockhash_valid(blockhash) else "BlockhashNotFound"
         return "AlreadyProcessed" if self.ledger.status(signature) is not None else None
 
     def _take_priority_fee(
@@ -542,7 +555,7 @@ class Chain:
         meta: dict[str, Any] = {
             "err": outcome.err,
             "status": {"Ok": None} if outcome.err is None else {"Err": outcome.err},
-            "fee": fee_for_message(message),
+            "fee": LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + taken,  # taken: the priority fee
             "preBalances": [lamports(a) for a in before],
             "postBalances": [lamports(a) for a in after],
             "innerInstructions": outcome.inner_instructions,
@@ -609,16 +622,25 @@ class Chain:
             return VersionedTransaction(message, [self.faucet])
 
         tx = build()
-        if bytes(tx.signatures[0]) in self.recent:  # the same airdrop twice in one slot
+        if self.status(tx.signatures[0], search_history=False) is not None:  # the same airdrop twice in one slot
             self.advance_slot()
             tx = build()
         return self.process(tx, preflight=True)
 
     def status(self, signature: Signature, search_history: bool = True) -> tuple[int, Any] | None:
-        """(slot, err) of a processed transaction: a recent one's from memory, an older one's from the ledger
-        with `search_history` (as the RPC's searchTransactionHistory), else None."""
+        """(slot, err) of a processed transaction: a recent one's from memory (or from the ledger if it landed
+        before this start), an older one's from the ledger with `search_history` (as the RPC's
+        searchTransactionHistory), else None."""
         raw = bytes(signature)
         recent = self.recent.get(raw)
-        if recent is not None or not search_history:
+        if recent is not None:
             return recent
-        return self.ledger.status(raw)
+        return self.ledger.status(raw) if search_history else self._recent_on_disk(raw)
+
+    def _recent_on_disk(self, signature: bytes) -> tuple[int, Any] | None:
+        """(slot, err) of a transaction that landed before this start in a slot that is still recent, or None."""
+        oldest = self._oldest_recent_slot()
+        if self.started_slot is None or self.started_slot < oldest:  # nothing before this start is recent
+            return None
+        stored = self.ledger.status(signature)
+        return stored if stored is not None and stored[0] >= oldest else None

@@ -16,8 +16,9 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ghostpay.localnet.jsonwire import compact
 from ghostpay.paths import private_dir, private_file
 
 # A transaction costs as few page writes as it can: accounts are keyed by pubkey without a rowid,
@@ -55,9 +56,9 @@ class LedgerBusy(Exception):
     """Another localnet has this ledger open."""
 
 
-@dataclass(frozen=True)
-class StoredAccount:
-    """An account row: the fields of `solders.account.Account`, in raw bytes."""
+class StoredAccount(NamedTuple):
+    """An account row: the fields of `solders.account.Account`, in raw bytes, in the table's column order (a tuple:
+    written as it is, without a copy per account)."""
 
     pubkey: bytes
     lamports: int
@@ -103,6 +104,10 @@ class Ledger:
             raise LedgerBusy(f"the ledger {directory} is in use by another localnet") from None
         self.path = private_file(directory / LEDGER_FILE)
         self.db = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
+        # Only this process opens the ledger (the flock above): with the file locks held for the connection's
+        # life and the WAL index in its heap (no -shm), a commit makes no lock or shared-memory system calls.
+        # Set before WAL mode, as SQLite requires for the heap index.
+        self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill; WAL fsyncs at checkpoints
         # Checkpoint every ~40 MB of WAL rather than 4 MB: fewer fsyncs, and a page changed by many
@@ -124,10 +129,7 @@ class Ledger:
 
     def put_accounts(self, accounts: list[StoredAccount]) -> None:
         if accounts:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
-                [(a.pubkey, a.lamports, a.owner, int(a.executable), a.rent_epoch, a.data) for a in accounts],
-            )
+            self.db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)", accounts)
 
     def delete_accounts(self, pubkeys: list[bytes]) -> None:
         if pubkeys:
@@ -144,7 +146,7 @@ class Ledger:
     ) -> None:
         cursor = self.db.execute(
             "INSERT INTO transactions (signature, slot, block_time, raw, meta) VALUES (?, ?, ?, ?, ?)",
-            (signature, slot, block_time, raw, json.dumps(meta, separators=(",", ":"))),
+            (signature, slot, block_time, raw, compact(meta).decode()),
         )
         seq = cursor.lastrowid
         assert seq is not None
@@ -165,16 +167,6 @@ class Ledger:
             f"SELECT slot, {ERR_COLUMN} FROM transactions t WHERE {BY_SIGNATURE}", (signature,)
         ).fetchone()
         return (row[0], None if row[1] is None else json.loads(row[1])) if row else None
-
-    def statuses_since(self, slot: int) -> list[tuple[bytes, int, Any]]:
-        """(signature, slot, err) of the transactions of `slot` and after, oldest first: read from the newest
-        back (seq follows the slot), so only those rows are visited."""
-        rows = self.db.execute(
-            f"SELECT t.signature, t.slot, {ERR_COLUMN} FROM transactions t WHERE t.seq > coalesce(("
-            "SELECT seq FROM transactions WHERE slot < ? ORDER BY seq DESC LIMIT 1), 0) ORDER BY t.seq",
-            (slot,),
-        )
-        return [(r[0], r[1], None if r[2] is None else json.loads(r[2])) for r in rows]
 
     def transaction_count(self) -> int:
         return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM transactions").fetchone()[0])

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from solders.hash import Hash
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
@@ -90,7 +91,11 @@ def encode_response(response: Any) -> list[bytes]:
         raws.append(value.text)
         return _RAW_MARK
 
-    text = json.dumps(response, separators=(",", ":"), default=mark).encode()
+    try:
+        text = orjson.dumps(response, default=mark)
+    except TypeError:  # orjson's refusal (see `jsonwire.compact`): the standard library's, from the start
+        raws.clear()
+        text = json.dumps(response, separators=(",", ":"), default=mark).encode()
     if not raws:
         return [text]
     parts = text.split(f'"{_RAW_MARK}"'.encode())
@@ -174,7 +179,10 @@ class Rpc:
     def handle_body(self, body: bytes) -> Any:
         """The response (object or list) for an HTTP body; None when nothing is to be sent."""
         try:
-            request = json.loads(body)
+            # A body that opens with "{" or "[" and no NUL after it is UTF-8: decoded here, it skips json's
+            # encoding detection (half of a small request's parse); any other goes through it as before.
+            utf8 = body[:1] in (b"{", b"[") and body[1:2] != b"\x00"
+            request = json.loads(body.decode() if utf8 else body)
         except (ValueError, UnicodeDecodeError):
             return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
         if isinstance(request, list):

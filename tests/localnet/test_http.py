@@ -114,3 +114,24 @@ def test_malformed_framing_drops_only_that_connection(localnet: LocalnetProcess)
         sock.sendall(post(b"zz\r\n", "Transfer-Encoding: chunked"))  # not a hex chunk size
         assert closed(sock, bytearray())
     assert localnet.rpc("getHealth")["result"] == "ok"
+
+
+def test_fast_json_paths_answer_every_body_as_before(localnet: LocalnetProcess) -> None:
+    """The request fast path (UTF-8 decoded directly) and orjson's answers keep every case the standard library
+    handled: a UTF-16 body and a BOM body still parse; an id past 64 bits (which orjson refuses) is echoed;
+    non-ASCII text comes back as the same value; headers in odd case and spacing are read."""
+    big_id = 2**70
+    utf16 = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "getHealth"}).encode("utf-16")  # with its BOM
+    bom = b"\xef\xbb\xbf" + call_body("getHealth", 8)
+    unknown = json.dumps({"jsonrpc": "2.0", "id": "é-☃", "method": "nö"}, ensure_ascii=False).encode()
+    with connect(localnet) as sock:
+        buffer = bytearray()
+        for body in (call_body("getHealth", big_id), utf16, bom, unknown):
+            sock.sendall(post(body, f"cOnTeNt-LeNgTh :  {len(body)} "))
+        answers = [json.loads(read_response(sock, buffer)[2]) for _ in range(4)]
+    assert answers[:3] == [
+        {"jsonrpc": "2.0", "result": "ok", "id": big_id},
+        {"jsonrpc": "2.0", "result": "ok", "id": 7},
+        {"jsonrpc": "2.0", "result": "ok", "id": 8},
+    ]
+    assert answers[3] == {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "é-☃"}
