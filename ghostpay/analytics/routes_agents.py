@@ -18,11 +18,12 @@ from ghostpay.indexer.guard import indexed_chain
 from ghostpay.indexer.models import I64_MAX, Agent, AgentToken, AgentTrust, Payment, Reputation, WorkOrder
 from ghostpay.indexer.queries import (
     QueryError,
-    agent_capabilities,
     agent_earnings,
     agent_filter,
-    agent_prices,
+    capabilities_of,
     count_capped,
+    earnings_of,
+    prices_of,
 )
 from ghostpay.reputation import (
     WEIGHT_PAYMENT_SUCCESS,
@@ -318,17 +319,15 @@ async def list_agents(
             raise ApiError(422, str(exc)) from None
         total = count_capped(session, statement)  # counted up to TOTAL_CAP: a full count walks every match
         rows, more = pagination.fetch_page(session, statement, key, after, limit)
-        found = ev.evidence(session_run(session), [a.address for a in rows], trusted)
+        addresses = [a.address for a in rows]
+        found = ev.evidence(session_run(session), addresses, trusted)
+        capabilities, prices, earnings = (
+            capabilities_of(session, addresses),
+            prices_of(session, addresses),
+            earnings_of(session, addresses),
+        )
         return (
-            [
-                (
-                    a,
-                    agent_capabilities(session, a.address),
-                    agent_prices(session, a.address),
-                    agent_earnings(session, a.address),
-                )
-                for a in rows
-            ],
+            [(a, capabilities[a.address], prices[a.address], earnings[a.address]) for a in rows],
             more,
             total,
             found,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, distinct, exists, func, or_, text
+from sqlalchemy import ColumnElement, and_, distinct, exists, func, literal_column, or_, text
 from sqlmodel import Session, col, select
 
 from ghostpay.indexer import evidence as ev
@@ -39,8 +39,11 @@ from ghostpay.reputation import Tier
 
 
 def count_capped(session: Session, statement: Any) -> tuple[int, bool]:
-    """How many rows `statement` selects, counted up to TOTAL_CAP (see `paging.TOTAL_CAP`)."""
-    found = session.exec(select(func.count()).select_from(statement.limit(TOTAL_CAP + 1).subquery())).one()
+    """How many rows `statement` (a plain SELECT: no DISTINCT or GROUP BY) selects, counted up to TOTAL_CAP (see
+    `paging.TOTAL_CAP`). The rows are counted as `SELECT 1`: no row's columns are read for it (a third of a
+    page's time over 10,000 agents)."""
+    rows = statement.with_only_columns(literal_column("1"), maintain_column_froms=True).limit(TOTAL_CAP + 1)
+    found = session.exec(select(func.count()).select_from(rows.subquery())).one()
     return capped_total(int(found))
 
 
@@ -221,22 +224,49 @@ def x402_agents(session: Session) -> list[ListedAgent]:
     ]
 
 
-def agent_prices(session: Session, agent: str) -> dict[str, int]:
-    """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
-    rows = session.exec(select(AgentToken).where(AgentToken.agent == agent).order_by(col(AgentToken.position))).all()
-    return {r.mint: r.price for r in rows}
+def prices_of(session: Session, agents: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Each agent's accepted mints and the price of a call in each (atomic units), the default mint first; one
+    query for all of them (a page of agents is one round trip, not one per agent)."""
+    found: dict[str, dict[str, int]] = {a: {} for a in agents}
+    rows = session.exec(
+        select(AgentToken).where(col(AgentToken.agent).in_(found)).order_by(col(AgentToken.position))
+    ).all()
+    for r in rows:
+        found[r.agent][r.mint] = r.price
+    return found
 
 
-def agent_earnings(session: Session, agent: str) -> dict[str, tuple[int, int]]:
-    """What the agent earned in each mint in its current registration: mint -> (x402 payments, escrow
-    earnings), atomic units, as its account's earnings table holds them."""
+def earnings_of(session: Session, agents: Sequence[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """What each agent earned in each mint in its current registration: mint -> (x402 payments, escrow
+    earnings), atomic units, as its account's earnings table holds them; one query for all of them."""
+    found: dict[str, dict[str, tuple[int, int]]] = {a: {} for a in agents}
     rows = session.exec(
         select(AgentEarning)
         .join(Agent, col(Agent.address) == AgentEarning.agent)
-        .where(AgentEarning.agent == agent, AgentEarning.registration == Agent.registration)
+        .where(col(AgentEarning.agent).in_(found), AgentEarning.registration == Agent.registration)
         .order_by(AgentEarning.mint)
     ).all()
-    return {r.mint: (r.x402_payments, r.escrow_earnings) for r in rows}
+    for r in rows:
+        found[r.agent][r.mint] = (r.x402_payments, r.escrow_earnings)
+    return found
+
+
+def capabilities_of(session: Session, agents: Sequence[str]) -> dict[str, list[str]]:
+    """Each agent's capabilities, sorted; one query for all of them."""
+    found: dict[str, list[str]] = {a: [] for a in agents}
+    for r in session.exec(select(AgentCapability).where(col(AgentCapability.agent).in_(found))).all():
+        found[r.agent].append(r.capability)
+    return {a: sorted(caps) for a, caps in found.items()}  # code-point order on every database
+
+
+def agent_prices(session: Session, agent: str) -> dict[str, int]:
+    """An agent's accepted mints and the price of a call in each (atomic units), the default mint first."""
+    return prices_of(session, [agent])[agent]
+
+
+def agent_earnings(session: Session, agent: str) -> dict[str, tuple[int, int]]:
+    """What the agent earned in each mint in its current registration (see `earnings_of`)."""
+    return earnings_of(session, [agent])[agent]
 
 
 def agent_tokens(session: Session, agent: str) -> list[str]:
@@ -245,8 +275,7 @@ def agent_tokens(session: Session, agent: str) -> list[str]:
 
 
 def agent_capabilities(session: Session, agent: str) -> list[str]:
-    rows = session.exec(select(AgentCapability).where(AgentCapability.agent == agent)).all()
-    return sorted(r.capability for r in rows)
+    return capabilities_of(session, [agent])[agent]
 
 
 # payments -------------------------------------------------------------------------------------------

@@ -394,3 +394,28 @@ def test_tokens_by_label(world: World, api: ServedApi) -> None:
     assert {t["mint"]: t["label"] for t in metrics["volume"]["by_token"]} == {usdc: "USDC", bonk: None}
     assert {(e["mint"], e["label"]) for e in metrics["agents"]["top_earners"]} >= {(usdc, "USDC"), (bonk, None)}
     assert api.get(f"/api/metrics/volume?period={WEEK}").json()["labels"] == {usdc: "USDC"}
+
+
+def test_a_page_of_agents_costs_the_same_statements_whatever_its_size(world: World, api: ServedApi) -> None:
+    """Capabilities, prices, earnings and evidence are read for the whole page at once, not once per agent."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def statements_of(limit: int) -> tuple[int, int]:
+        statements.clear()
+        page = api.get(f"/api/agents?limit={limit}").json()["items"]
+        return len(page), len(statements)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        statements_of(1)  # warm: the decimals and labels caches
+        one, few = statements_of(1), statements_of(len(world.agents))
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert one[0] == 1 and few[0] > 2
+    assert few[1] == one[1]
