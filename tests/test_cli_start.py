@@ -113,3 +113,12 @@ def test_the_listing_shows_each_sub_command_by_its_own_help() -> None:
         assert command.name == name
         assert " ".join((command.help or "").split("\n\n")[0].split()) == lazy.help, name
         assert root.get_command(None, name) is not None  # type: ignore[attr-defined]
+
+
+def test_the_mcp_server_does_not_load_the_sellers_stack() -> None:
+    """`ghost mcp` buys: its server and service import the paid-tools client, not the x402 seller or A2A's server
+    (`ghostpay.x402.mcp` names each side lazily)."""
+    probe = "import json, sys, ghostpay.mcp.server, ghostpay.mcp.service; print(json.dumps(sorted(sys.modules)))"
+    modules = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True).stdout))
+    assert "ghostpay.x402.mcp.client" in modules
+    assert not modules & {"ghostpay.x402.mcp.server", "ghostpay.x402.seller", "ghostpay.x402.a2a", "a2a.server"}

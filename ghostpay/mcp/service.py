@@ -33,7 +33,7 @@ from ghostpay.spending import GuardedWallet, Spend, SpendingGuards, has_budget, 
 from ghostpay.tokens import MintInfo, to_atomic
 from ghostpay.x402 import x402_http
 from ghostpay.x402.buyer import FeedbackMode, X402HttpClient, fetch_quotes, payment_record
-from ghostpay.x402.mcp import PaidToolResult, X402McpClient
+from ghostpay.x402.mcp.client import PaidToolResult, X402McpClient
 
 X402_CLIENTS = 8  # x402 clients kept open at once
 ErrorText = Callable[[BaseException], "str | None"]
