@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from functools import cache
 from typing import Any, NamedTuple
@@ -16,6 +15,7 @@ from solders.transaction import VersionedTransaction
 
 from ghostpay.localnet.chain import is_mint, is_token_account, token_amount
 from ghostpay.localnet.errors import RpcError, invalid_params
+from ghostpay.localnet.jsonwire import compact
 from ghostpay.localnet.programs import TOKEN_2022_PROGRAM_ID
 
 ACCOUNT_ENCODINGS = ("base58", "base64", "base64+zstd", "jsonParsed", "binary")
@@ -117,7 +117,7 @@ def keyed_account_json(key: Pubkey, account: Account, encoding: str) -> KeyedAcc
     """The item of `account` at `key` in getProgramAccounts' answer (no dataSlice)."""
     item = {"pubkey": str(key), "account": encode_account(account, encoding)}
     data = account.data
-    return KeyedAccountJson(data[:FILTER_PREFIX], len(data), json.dumps(item, separators=(",", ":")).encode())
+    return KeyedAccountJson(data[:FILTER_PREFIX], len(data), compact(item))
 
 
 def encode_message(message: Message | MessageV0) -> dict[str, Any]:
