@@ -1,6 +1,7 @@
 """The localnet's speed: start-up, send-and-confirm throughput, getProgramAccounts latency.
 
     python -m bench.localnet            # print the table, write bench/results/localnet.json
+    LOCALNET_BENCH_SEND_ONLY=1 LOCALNET_BENCH_IN_FLIGHT=1 python -m bench.localnet   # send and confirm only
 
 - start-up: `python -m ghostpay.localnet` on a fresh ledger until `getHealth` answers ok (median of 3, each
   followed by a start on the grown ledger below);
@@ -69,7 +70,11 @@ from ghostpay.localnet.process import LocalnetProcess
 from ghostpay.program_id import PROGRAM_ID
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
-CONCURRENCY = (1, 4, 16)  # transactions in flight, one connection each
+# transactions in flight, one connection each; LOCALNET_BENCH_IN_FLIGHT=1 (comma-separated) measures fewer levels
+CONCURRENCY = tuple(int(level) for level in os.environ.get("LOCALNET_BENCH_IN_FLIGHT", "1,4,16").split(","))
+# LOCALNET_BENCH_SEND_ONLY=1: only send and confirm over HTTP and its ceiling (no growth, getProgramAccounts or
+# search), written to bench/results/localnet_send.json: a before/after comparison in minutes
+SEND_ONLY = os.environ.get("LOCALNET_BENCH_SEND_ONLY") == "1"
 ROUNDS = size(3, 1)  # each level, then the ceiling, once per round
 PER_ROUND = size(800, 8)  # transfers per level and round
 POLL_SECONDS = 0.005  # between getSignatureStatuses of a transaction not yet confirmed
@@ -386,25 +391,9 @@ async def chain_search_ms(url: str) -> tuple[float, int]:
     return statistics.median(times), found
 
 
-def measure(console: Console) -> list[Row]:
-    with tempfile.TemporaryDirectory() as tmp:
-        growth = ledger_growth(Path(tmp), console)
-        startups = growth["fresh"]
-        payers = [Keypair() for _ in range(PAYERS)]
-        net = start_localnet(Path(tmp) / "ledger")
-        url = net.http_url
-        try:
-            rates = uvloop.run(throughput(url, payers))  # the client's loop as lean as the server's
-            console.log(f"transfers/s: {rates}")
-            owners = load_agents(url)
-            gpa = program_accounts_latency(url, owners[0])
-            search_ms, search_found = asyncio.run(chain_search_ms(url))
-        finally:
-            net.stop(signal.SIGTERM)
-    assert (gpa["all"][1], gpa["owner"][1], search_found) == (AGENTS, AGENTS // AGENT_OWNERS, AGENTS), gpa
-    head = head_layout("Agent").size
+def throughput_rows(rates: Throughput) -> list[Row]:
+    """The ceiling's rows, then each level's rate and its ratio to the ceiling."""
     return [
-        Row(f"start-up to healthy (median of {STARTS})", round(statistics.median(startups) * 1000), "ms"),
         Row(
             f"in-process LiteSVM, the localnet's runtime: sign + send_transaction, result checked "
             f"({ROUNDS * PER_ROUND * len(CONCURRENCY):,} transfers; the ceiling)",
@@ -425,6 +414,41 @@ def measure(console: Console) -> list[Row]:
                 Row(f"  ÷ in-process, sign + send (goal ≥ {RATIO_GOAL})", round(rate / rates.in_process, 2), "ratio"),
             )
         ),
+    ]
+
+
+def measure_send(console: Console) -> list[Row]:
+    """Only send and confirm over HTTP, with its ceiling (LOCALNET_BENCH_SEND_ONLY=1)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        net = start_localnet(Path(tmp) / "ledger")
+        try:
+            rates = uvloop.run(throughput(net.http_url, [Keypair() for _ in range(PAYERS)]))
+        finally:
+            net.stop(signal.SIGTERM)
+    console.log(f"transfers/s: {rates}")
+    return throughput_rows(rates)
+
+
+def measure(console: Console) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        growth = ledger_growth(Path(tmp), console)
+        startups = growth["fresh"]
+        payers = [Keypair() for _ in range(PAYERS)]
+        net = start_localnet(Path(tmp) / "ledger")
+        url = net.http_url
+        try:
+            rates = uvloop.run(throughput(url, payers))  # the client's loop as lean as the server's
+            console.log(f"transfers/s: {rates}")
+            owners = load_agents(url)
+            gpa = program_accounts_latency(url, owners[0])
+            search_ms, search_found = asyncio.run(chain_search_ms(url))
+        finally:
+            net.stop(signal.SIGTERM)
+    assert (gpa["all"][1], gpa["owner"][1], search_found) == (AGENTS, AGENTS // AGENT_OWNERS, AGENTS), gpa
+    head = head_layout("Agent").size
+    return [
+        Row(f"start-up to healthy (median of {STARTS})", round(statistics.median(startups) * 1000), "ms"),
+        *throughput_rows(rates),
         Row(f"getProgramAccounts, all {AGENTS:,} agents (base64)", round(gpa["all"][0], 1), "ms"),
         Row(f"  the same with dataSlice (the {head}-byte head)", round(gpa["all_head"][0], 1), "ms"),
         Row(
@@ -463,14 +487,14 @@ def measure(console: Console) -> list[Row]:
 
 def main() -> int:
     console = Console(stderr=True)
-    rows = measure(console)
+    rows = measure_send(console) if SEND_ONLY else measure(console)
     table = Table(title="GhostPay localnet (LiteSVM behind JSON-RPC)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("unit")
     for row in rows:
         table.add_row(row.metric, f"{row.value:,}", row.unit)
-    report(table, rows, "localnet", console)
+    report(table, rows, "localnet_send" if SEND_ONLY else "localnet", console)
     return 0
 
 

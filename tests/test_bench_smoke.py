@@ -74,3 +74,22 @@ def test_benchmark_runs(target: str, tmp_path: Path) -> None:
     assert done.returncode == 0, f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     for name in RESULTS[target]:
         assert json.loads((tmp_path / f"{name}.json").read_text()), name
+
+
+def test_localnet_send_only_mode_runs(tmp_path: Path) -> None:
+    """LOCALNET_BENCH_SEND_ONLY=1 (the quick before/after of send and confirm) writes its own results file, with the
+    ceiling and each asked level's rate and ratio, and leaves the full run's file alone."""
+    env = {
+        **os.environ,
+        "GHOSTPAY_BENCH_SMOKE": "1",
+        "GHOSTPAY_BENCH_RESULTS": str(tmp_path),
+        "LOCALNET_BENCH_SEND_ONLY": "1",
+        "LOCALNET_BENCH_IN_FLIGHT": "1",
+    }
+    command = targets()["bench-localnet"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-5000:]
+    rows = json.loads((tmp_path / "localnet_send.json").read_text())
+    assert [row["unit"] for row in rows] == ["tx/s", "tx/s", "tx/s", "ratio"]
+    assert "1 in flight" in rows[2]["metric"]
+    assert not (tmp_path / "localnet.json").exists()

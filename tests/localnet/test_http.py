@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+from ghostpay.localnet.server import HttpRpcProtocol
 from tests.localnet.conftest import LocalnetProcess
 
 
@@ -135,3 +136,24 @@ def test_fast_json_paths_answer_every_body_as_before(localnet: LocalnetProcess) 
         {"jsonrpc": "2.0", "result": "ok", "id": 8},
     ]
     assert answers[3] == {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "é-☃"}
+
+
+def test_header_lines_are_read_with_their_blanks_dropped() -> None:
+    """The one-pass header parse (greedy runs, no per-character look-ahead): names and values lose the blanks
+    around them, keep the ones inside, an empty name or value stays empty, a line without a colon is no header,
+    and a value may hold colons."""
+    head = (
+        "POST / HTTP/1.1\r\n  cOnTeNt-LeNgTh :  12 \r\nX:\r\n:empty\r\nA b: b c \t\r\nB:\t\r\nweird\r\n"
+        "C : v:w \r\nTransfer-Encoding:chunked"
+    )
+    request = HttpRpcProtocol._head(head, len(head) + 4)
+    assert request is not None
+    assert request.headers == {
+        "content-length": "12",
+        "x": "",
+        "": "empty",
+        "a b": "b c",
+        "b": "",
+        "c": "v:w",
+        "transfer-encoding": "chunked",
+    }
