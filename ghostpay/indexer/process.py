@@ -255,6 +255,58 @@ class CopyRows:
                 copy.write_row([row[c] for c in columns])
 
 
+@dataclass(frozen=True)
+class StagedMerge:
+    """PostgreSQL: a batch's rows COPYed into a temporary table (`staged`, of `columns` of `table`), then merged
+    into `table` by one statement (`merge`, reading `staged`). Each row of an `executemany` cost the server
+    100–230 µs against 25–50 µs for a row of COPY; the merge is one statement however many rows."""
+
+    table: Table
+    staged: str
+    columns: tuple[str, ...]
+    merge: str
+
+    def run(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
+        names = ", ".join(self.columns)
+        with connection.connection.driver_connection.cursor() as cursor:
+            # once per connection (the pool keeps it), emptied by every commit, never seen by another session
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {self.staged} ON COMMIT DELETE ROWS "
+                f"AS SELECT {names} FROM {self.table.name} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {self.staged} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(self.merge)
+
+
+@cache
+def staged_upsert(model: type[SQLModel]) -> StagedMerge:
+    """A state table's upsert on PostgreSQL as a `StagedMerge` (rows: tuples in COLUMNS[model]'s order)."""
+    table, keys, columns = table_of(model), PRIMARY_KEYS[model], COLUMNS[model]
+    staged, names = f"staged_{table.name}", ", ".join(columns)
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns if name not in keys)
+    merge = (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staged} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+    return StagedMerge(table, staged, columns, merge)
+
+
+@cache
+def staged_rated(outcome: tuple[str, ...]) -> StagedMerge:
+    """`rated_update` on PostgreSQL as a `StagedMerge`: the payments' keys, then the `outcome` columns they take
+    (a payment is rated at most once per batch: its outcome is set in memory when rated)."""
+    table, keys = table_of(Payment), ("signature", "instruction_index")
+    staged = "staged_rated_payments"
+    updates = ", ".join(f"{name} = s.{name}" for name in outcome)
+    merge = (
+        f"UPDATE {table.name} p SET {updates} FROM {staged} s "
+        f"WHERE {' AND '.join(f'p.{key} = s.{key}' for key in keys)}"
+    )
+    return StagedMerge(table, staged, (*keys, *outcome), merge)
+
+
 def _unindexed(column: Any) -> Any:
     """`column || ''`: the same text, through no index of the column (SQLite's planner, without statistics,
     would take an index of a column that nearly every row shares)."""
@@ -995,7 +1047,7 @@ class Batch:
             if rows:
                 self._writes.append((self._appender(model, rows[0]), rows))
         if self._rated:  # before the searches below, which must find these rated
-            self._writes.append((self._driver("rated", rated_update, self._rated[0]), self._rated))
+            self._writes.append(self._rated_write())
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
             self._writes.append((self._driver("rating", rating_update, self._outcomes[0]), self._outcomes))
         if self._payments:  # after the ratings of stored payments, which must not find these
@@ -1007,7 +1059,9 @@ class Batch:
             for values in rows:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
-            if rows:
+            if rows and self.dialect == "postgresql":
+                self._writes.append((staged_upsert(model), [tuple(values.values()) for values in rows]))
+            elif rows:
                 upsert = self._driver(
                     f"upsert {model.__name__}", partial(_upsert_statement, self.dialect, model), rows[0]
                 )
@@ -1025,6 +1079,14 @@ class Batch:
     def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
         return driver_statement(name, statement, self.connection.dialect, tuple(row))
 
+    def _rated_write(self) -> tuple[StagedMerge | DriverStatement, list[Any]]:
+        """The UPDATEs of earlier batches' payments rated in this one, by key."""
+        if self.dialect != "postgresql":
+            return self._driver("rated", rated_update, self._rated[0]), self._rated
+        outcome = tuple(name for name in self._rated[0] if name not in ("key_signature", "key_index"))
+        rows = [(r["key_signature"], r["key_index"], *(r[name] for name in outcome)) for r in self._rated]
+        return staged_rated(outcome), rows
+
     def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
         """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
         if self.dialect == "postgresql":
@@ -1034,7 +1096,7 @@ class Batch:
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            if isinstance(statement, CopyRows | DriverStatement):
+            if isinstance(statement, CopyRows | DriverStatement | StagedMerge):
                 statement.run(self.connection, parameters)
             else:
                 self.connection.execute(statement, parameters)
