@@ -256,55 +256,51 @@ class CopyRows:
 
 
 @dataclass(frozen=True)
-class StagedMerge:
-    """PostgreSQL: a batch's rows COPYed into a temporary table (`staged`, of `columns` of `table`), then merged
-    into `table` by one statement (`merge`, reading `staged`). Each row of an `executemany` cost the server
-    100–230 µs against 25–50 µs for a row of COPY; the merge is one statement however many rows."""
+class ColumnsMerge:
+    """PostgreSQL: one statement for a batch's rows of a table, each column passed as one array (`unnest`):
+    each row of an `executemany` cost the server 100–230 µs (a statement per row) and the write thread a round
+    trip, against one statement per table and batch. `sql` takes each column's array by the column's name."""
 
-    table: Table
-    staged: str
     columns: tuple[str, ...]
-    merge: str
+    sql: str
 
     def run(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
-        names = ", ".join(self.columns)
         with connection.connection.driver_connection.cursor() as cursor:
-            # once per connection (the pool keeps it), emptied by every commit, never seen by another session
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {self.staged} ON COMMIT DELETE ROWS "
-                f"AS SELECT {names} FROM {self.table.name} WITH NO DATA"
-            )
-            with cursor.copy(f"COPY {self.staged} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(self.merge)
+            cursor.execute(self.sql, dict(zip(self.columns, map(list, zip(*rows, strict=True)), strict=True)))
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> str:
+    """`unnest(%(column)s::type[], …)`: the rows of `columns` of `table`, one array parameter per column."""
+    dialect = postgresql.dialect()
+    return "unnest({})".format(", ".join(f"%({name})s::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns))
 
 
 @cache
-def staged_upsert(model: type[SQLModel]) -> StagedMerge:
-    """A state table's upsert on PostgreSQL as a `StagedMerge` (rows: tuples in COLUMNS[model]'s order)."""
+def columns_upsert(model: type[SQLModel]) -> ColumnsMerge:
+    """A state table's upsert on PostgreSQL (rows: tuples in COLUMNS[model]'s order)."""
     table, keys, columns = table_of(model), PRIMARY_KEYS[model], COLUMNS[model]
-    staged, names = f"staged_{table.name}", ", ".join(columns)
+    names = ", ".join(columns)
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns if name not in keys)
-    merge = (
-        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staged} "
+    sql = (
+        f"INSERT INTO {table.name} ({names}) SELECT * FROM {_unnest(table, columns)} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
-    return StagedMerge(table, staged, columns, merge)
+    return ColumnsMerge(columns, sql)
 
 
 @cache
-def staged_rated(outcome: tuple[str, ...]) -> StagedMerge:
-    """`rated_update` on PostgreSQL as a `StagedMerge`: the payments' keys, then the `outcome` columns they take
-    (a payment is rated at most once per batch: its outcome is set in memory when rated)."""
+def columns_rated(outcome: tuple[str, ...]) -> ColumnsMerge:
+    """`rated_update` on PostgreSQL (rows: the payment's signature, instruction index, then the `outcome` columns);
+    a payment is rated at most once per batch (its outcome is set in memory when rated). The `ANY` makes the
+    planner read the payments by their key rather than hash every one of them."""
     table, keys = table_of(Payment), ("signature", "instruction_index")
-    staged = "staged_rated_payments"
+    columns = (*keys, *outcome)
     updates = ", ".join(f"{name} = s.{name}" for name in outcome)
-    merge = (
-        f"UPDATE {table.name} p SET {updates} FROM {staged} s "
-        f"WHERE {' AND '.join(f'p.{key} = s.{key}' for key in keys)}"
+    sql = (
+        f"UPDATE {table.name} p SET {updates} FROM {_unnest(table, columns)} AS s({', '.join(columns)}) "
+        f"WHERE p.signature = ANY(%(signature)s) AND {' AND '.join(f'p.{key} = s.{key}' for key in keys)}"
     )
-    return StagedMerge(table, staged, (*keys, *outcome), merge)
+    return ColumnsMerge(columns, sql)
 
 
 def _unindexed(column: Any) -> Any:
@@ -1060,7 +1056,7 @@ class Batch:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
             if rows and self.dialect == "postgresql":
-                self._writes.append((staged_upsert(model), [tuple(values.values()) for values in rows]))
+                self._writes.append((columns_upsert(model), [tuple(values.values()) for values in rows]))
             elif rows:
                 upsert = self._driver(
                     f"upsert {model.__name__}", partial(_upsert_statement, self.dialect, model), rows[0]
@@ -1079,13 +1075,13 @@ class Batch:
     def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
         return driver_statement(name, statement, self.connection.dialect, tuple(row))
 
-    def _rated_write(self) -> tuple[StagedMerge | DriverStatement, list[Any]]:
+    def _rated_write(self) -> tuple[ColumnsMerge | DriverStatement, list[Any]]:
         """The UPDATEs of earlier batches' payments rated in this one, by key."""
         if self.dialect != "postgresql":
             return self._driver("rated", rated_update, self._rated[0]), self._rated
         outcome = tuple(name for name in self._rated[0] if name not in ("key_signature", "key_index"))
         rows = [(r["key_signature"], r["key_index"], *(r[name] for name in outcome)) for r in self._rated]
-        return staged_rated(outcome), rows
+        return columns_rated(outcome), rows
 
     def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
         """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
@@ -1096,7 +1092,7 @@ class Batch:
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            if isinstance(statement, CopyRows | DriverStatement | StagedMerge):
+            if isinstance(statement, CopyRows | DriverStatement | ColumnsMerge):
                 statement.run(self.connection, parameters)
             else:
                 self.connection.execute(statement, parameters)
