@@ -255,54 +255,6 @@ class CopyRows:
                 copy.write_row([row[c] for c in columns])
 
 
-@dataclass(frozen=True)
-class ColumnsMerge:
-    """PostgreSQL: one statement for a batch's rows of a table, each column passed as one array (`unnest`):
-    each row of an `executemany` cost the server 100–230 µs (a statement per row) and the write thread a round
-    trip, against one statement per table and batch. `sql` takes each column's array by the column's name."""
-
-    columns: tuple[str, ...]
-    sql: str
-
-    def run(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
-        with connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(self.sql, dict(zip(self.columns, map(list, zip(*rows, strict=True)), strict=True)))
-
-
-def _unnest(table: Table, columns: Sequence[str]) -> str:
-    """`unnest(%(column)s::type[], …)`: the rows of `columns` of `table`, one array parameter per column."""
-    dialect = postgresql.dialect()
-    return "unnest({})".format(", ".join(f"%({name})s::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns))
-
-
-@cache
-def columns_upsert(model: type[SQLModel]) -> ColumnsMerge:
-    """A state table's upsert on PostgreSQL (rows: tuples in COLUMNS[model]'s order)."""
-    table, keys, columns = table_of(model), PRIMARY_KEYS[model], COLUMNS[model]
-    names = ", ".join(columns)
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns if name not in keys)
-    sql = (
-        f"INSERT INTO {table.name} ({names}) SELECT * FROM {_unnest(table, columns)} "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-    )
-    return ColumnsMerge(columns, sql)
-
-
-@cache
-def columns_rated(outcome: tuple[str, ...]) -> ColumnsMerge:
-    """`rated_update` on PostgreSQL (rows: the payment's signature, instruction index, then the `outcome` columns);
-    a payment is rated at most once per batch (its outcome is set in memory when rated). The `ANY` makes the
-    planner read the payments by their key rather than hash every one of them."""
-    table, keys = table_of(Payment), ("signature", "instruction_index")
-    columns = (*keys, *outcome)
-    updates = ", ".join(f"{name} = s.{name}" for name in outcome)
-    sql = (
-        f"UPDATE {table.name} p SET {updates} FROM {_unnest(table, columns)} AS s({', '.join(columns)}) "
-        f"WHERE p.signature = ANY(%(signature)s) AND {' AND '.join(f'p.{key} = s.{key}' for key in keys)}"
-    )
-    return ColumnsMerge(columns, sql)
-
-
 def _unindexed(column: Any) -> Any:
     """`column || ''`: the same text, through no index of the column (SQLite's planner, without statistics,
     would take an index of a column that nearly every row shares)."""
@@ -1043,7 +995,7 @@ class Batch:
             if rows:
                 self._writes.append((self._appender(model, rows[0]), rows))
         if self._rated:  # before the searches below, which must find these rated
-            self._writes.append(self._rated_write())
+            self._writes.append((self._driver("rated", rated_update, self._rated[0]), self._rated))
         if self._outcomes:  # ratings of stored payments: each the newest applied unrated one it names
             self._writes.append((self._driver("rating", rating_update, self._outcomes[0]), self._outcomes))
         if self._payments:  # after the ratings of stored payments, which must not find these
@@ -1055,9 +1007,7 @@ class Batch:
             for values in rows:
                 for name in encoded:
                     values[name] = json.dumps(values[name])
-            if rows and self.dialect == "postgresql":
-                self._writes.append((columns_upsert(model), [tuple(values.values()) for values in rows]))
-            elif rows:
+            if rows:
                 upsert = self._driver(
                     f"upsert {model.__name__}", partial(_upsert_statement, self.dialect, model), rows[0]
                 )
@@ -1075,14 +1025,6 @@ class Batch:
     def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
         return driver_statement(name, statement, self.connection.dialect, tuple(row))
 
-    def _rated_write(self) -> tuple[ColumnsMerge | DriverStatement, list[Any]]:
-        """The UPDATEs of earlier batches' payments rated in this one, by key."""
-        if self.dialect != "postgresql":
-            return self._driver("rated", rated_update, self._rated[0]), self._rated
-        outcome = tuple(name for name in self._rated[0] if name not in ("key_signature", "key_index"))
-        rows = [(r["key_signature"], r["key_index"], *(r[name] for name in outcome)) for r in self._rated]
-        return columns_rated(outcome), rows
-
     def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
         """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
         if self.dialect == "postgresql":
@@ -1092,7 +1034,7 @@ class Batch:
     def write(self) -> None:
         """Execute what `prepare` built, move the cursor and commit: one database transaction."""
         for statement, parameters in self._writes:
-            if isinstance(statement, CopyRows | DriverStatement | ColumnsMerge):
+            if isinstance(statement, CopyRows | DriverStatement):
                 statement.run(self.connection, parameters)
             else:
                 self.connection.execute(statement, parameters)
