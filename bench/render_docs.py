@@ -83,6 +83,12 @@ def compute_units(rows: list[Row]) -> str:
     )
 
 
+def _pairs(backfill: dict[str, Any], key: str) -> str:
+    """`, median of n pairs (a, b, …)` when the run alternated back-fill and floor several times."""
+    ratios = backfill.get(key, [])
+    return f", median of {len(ratios)} pairs ({', '.join(map(str, ratios))})" if len(ratios) > 1 else ""
+
+
 def indexer(results: dict[str, Any]) -> str:
     history = results["history"]
     rows: list[list[Any]] = [
@@ -108,7 +114,15 @@ def indexer(results: dict[str, Any]) -> str:
                     f"raw floor into {label}: pipelined fetch + decode + {write}, a transaction per batch",
                     f"{number(b['raw_floor']['events_per_second'])} events/s",
                 ],
-                ["back-fill ÷ raw floor (goal ≥ 0.6)", b["ratio_to_floor"]],
+                [
+                    "back-fill ÷ raw floor (goal ≥ 0.6)" + _pairs(b, "ratios_to_floor"),
+                    b["ratio_to_floor"],
+                ],
+                *(
+                    [["  CPU: floor's CPU s ÷ back-fill's" + _pairs(b, "cpu_ratios_to_floor"), b["cpu_ratio_to_floor"]]]
+                    if "cpu_ratio_to_floor" in b
+                    else []
+                ),
                 [f"peak RSS of the {label} back-fill", f"{b['peak_rss_mib']} MiB"],
             ]
     live = results["live_sqlite"]
