@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -236,13 +235,31 @@ class Stack:
         return int(self.chain.call("getMinimumBalanceForRentExemption", space))
 
 
+WAL_HEADER, WAL_FRAME_HEADER = 32, 24  # sqlite.org/fileformat.html: the WAL file
+
+
 def database_bytes(path: Path) -> int:
-    """A SQLite database's logical size, what a reader sees (WAL frames included, the WAL file's slack not)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(db.execute("PRAGMA page_size").fetchone()[0])
-    finally:
-        db.close()
+    """A SQLite database's logical size, what a reader sees (WAL frames included, the WAL file's slack not), read
+    from its files: the localnet holds its ledger in exclusive locking mode, so no connection can ask it. The
+    size is the page count of the last commit frame of the WAL's current generation (frames carrying the
+    header's salts), else the main file's (the WAL checkpointed or empty)."""
+    with path.open("rb") as main:
+        header = main.read(100)
+    page_size = int.from_bytes(header[16:18], "big") or 65_536  # 1 stands for 65,536
+    page_count = int.from_bytes(header[28:32], "big")
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        data = wal.read_bytes()
+        if len(data) >= WAL_HEADER:
+            salts = data[16:24]
+            frame = WAL_FRAME_HEADER + page_size
+            for at in range(WAL_HEADER, len(data) - frame + 1, frame):
+                if data[at + 8 : at + 16] != salts:
+                    break  # a frame of an earlier generation: the current one ended
+                committed = int.from_bytes(data[at + 4 : at + 8], "big")  # the pages after a commit, else 0
+                if committed:
+                    page_count = committed
+    return page_count * page_size
 
 
 def resident_kb(pid: int) -> int:
