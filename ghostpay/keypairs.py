@@ -35,14 +35,18 @@ def default_keypair_path() -> Path:
     return solana_config_dir() / "id.json"
 
 
+SEED_LENGTH, KEYPAIR_LENGTH = 32, 64
+SECRET_LENGTHS = (SEED_LENGTH, KEYPAIR_LENGTH)  # raw bytes; a JSON array of them is far longer
+
+
 def _from_secret(secret: bytes | Sequence[int], origin: str) -> Keypair:
     try:
         data = bytes(secret)
     except (TypeError, ValueError):
         raise InvalidArgument(f"{origin}: not a list of bytes") from None
-    if len(data) == 32:
+    if len(data) == SEED_LENGTH:
         return Keypair.from_seed(data)
-    if len(data) != 64:
+    if len(data) != KEYPAIR_LENGTH:
         raise InvalidArgument(f"{origin}: a keypair is 64 bytes (or a 32-byte seed), got {len(data)}")
     try:
         return Keypair.from_bytes(data)
@@ -73,7 +77,7 @@ def load_keypair(source: KeypairSource = None) -> Keypair:
     if source is None:
         source = default_keypair_path()
     if isinstance(source, (bytes, bytearray)):
-        if source[:1] == b"[":
+        if source[:1] == b"[" and len(source) not in SECRET_LENGTHS:  # a raw secret may start with "[" (0x5B)
             return _from_text(source.decode(), "keypair bytes")
         return _from_secret(bytes(source), "keypair bytes")
     if isinstance(source, str) and (

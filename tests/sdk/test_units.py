@@ -33,6 +33,8 @@ def test_keypair_sources(tmp_path, monkeypatch) -> None:
     assert load_keypair(path) == load_keypair(str(path)) == kp
     assert load_keypair(bytes(kp)) == load_keypair(json.dumps(list(bytes(kp)))) == kp
     assert load_keypair(str(kp)) == kp  # base58 secret
+    bracketed = Keypair.from_seed(b"[" + bytes(31))  # raw bytes that start like a JSON array (1 keypair in 256)
+    assert load_keypair(bytes(bracketed)) == load_keypair(bytes(bracketed)[:32]) == bracketed
     monkeypatch.setenv("HOME", str(tmp_path))
     cli = tmp_path / ".config" / "solana"
     (cli / "cli").mkdir(parents=True)
