@@ -89,33 +89,40 @@ class GroupCommit:
     scheduled with `call_soon`, which runs after every request that was read in the same pass. So N concurrent
     sendTransactions cost one SQLite commit instead of N, and no answer or notification that could show a
     transaction (its status, its effects, even another request's) leaves before that transaction is committed.
-    A sendTransaction's answer says only "processed" (its signature): when nothing is held it leaves at once,
-    and the ledger's inserts and commit follow in the same pass, while the client reads it and asks for the
-    status. Held answers and notifications leave in the order they were made, so each connection's stay in order.
+    A sendTransaction's answer says only "processed" (its signature): when nothing is held for its connection it
+    leaves at once, and the ledger's inserts and commit follow in the same pass, while the client reads it and
+    asks for the status. Held answers and messages leave in the order they were made, and nothing overtakes one
+    held for its connection, so each connection's stay in order.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         # what leaves after the next commit, in order, with the connection to drop if that commit fails
         self._held: list[tuple[asyncio.BaseTransport, Callable[[], object]]] = []
+        self._holding: set[asyncio.BaseTransport] = set()  # the connections of `_held`
         self._scheduled = False
 
     def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool, processed_only: bool) -> None:
         """Send `response` (its pieces, then close if `close`) once everything written so far is committed, or
-        at once if it says only "processed" (`processed_only`) and nothing is held before it."""
-        if not self._held and (processed_only or not self.ledger.dirty):
+        at once if it says only "processed" (`processed_only`) and nothing is held for its connection."""
+        if transport not in self._holding and (processed_only or not self.ledger.dirty):
             self._send(transport, response, close)
         else:
-            self._held.append((transport, partial(self._send, transport, response, close)))
+            self._hold(transport, partial(self._send, transport, response, close))
         self._schedule()
 
     def after_commit(self, transport: asyncio.BaseTransport, deliver: Callable[[], object]) -> None:
-        """Run `deliver` (a websocket message's) once everything written so far is committed."""
-        if not self._held and not self.ledger.dirty:
+        """Run `deliver` (a websocket message's, for the connection of `transport`) once everything written so
+        far is committed."""
+        if transport not in self._holding and not self.ledger.dirty:
             deliver()
             return
-        self._held.append((transport, deliver))
+        self._hold(transport, deliver)
         self._schedule()
+
+    def _hold(self, transport: asyncio.BaseTransport, deliver: Callable[[], object]) -> None:
+        self._held.append((transport, deliver))
+        self._holding.add(transport)
 
     def _schedule(self) -> None:
         if not self._scheduled and (self._held or self.ledger.dirty):
@@ -125,6 +132,7 @@ class GroupCommit:
     def _commit(self) -> None:
         self._scheduled = False
         held, self._held = self._held, []
+        self._holding.clear()
         try:
             self.ledger.commit()
         except Exception:  # not durable: nobody hears "confirmed"; the connections drop instead
