@@ -16,8 +16,9 @@ run to run on the 2-core machine. The CPU ratio (floor's CPU seconds ÷ back-fil
 both are bound by their process's CPU under one GIL.
 
 The history is tests/indexer/history.py's script (registrations, payments with feedback, owner
-updates, work orders, days passing). Lag: the localnet answers sendTransaction only once the
-transaction is committed, so "confirmed" is the moment that answer arrives; "row" is the moment
+updates, work orders, days passing). Lag: each payment is sent, then its status asked for once;
+the localnet answers a status only once the transaction is committed (its sendTransaction answer,
+"processed", may come before), so "confirmed" is the moment that status arrives; "row" is the moment
 the indexer's commit holding the transaction returns. A transaction's notification can beat
 its HTTP answer, so lags can be negative; submit-to-row is reported too.
 """
@@ -277,6 +278,9 @@ def live_lag(net: LocalnetProcess, db_url: str, count: int) -> dict[str, Any]:
             )
             start = time.perf_counter()
             signature = await chain.send(ixs, [payer])
+            status = (await chain.rpc("getSignatureStatuses", [signature]))["value"][0]
+            if status is None or status["err"] is not None:
+                raise RuntimeError(f"payment {signature} not confirmed: {status}")
             confirmed[signature] = time.perf_counter()
             submitted[signature] = start
             await asyncio.sleep(0.01)  # a steady flow, not a burst

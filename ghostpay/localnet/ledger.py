@@ -3,9 +3,16 @@
 It holds every account the chain has touched, every processed transaction with
 its slot, block time, raw bytes and status meta, an address -> signature index
 for `getSignaturesForAddress`, the slots produced and the chain state (slot,
-recent blockhashes, genesis hash, clock offset). The chain writes into an open
-SQLite transaction and the server commits before it answers, so a transaction
-the client saw confirmed is on disk even if the process is killed next.
+recent blockhashes, genesis hash, clock offset).
+
+Writes are queued in order and run at the next read or commit (`flush`), so the
+server can answer a `sendTransaction` ("processed") before it pays for the
+inserts and the commit, and do both while the client reads that answer. Every
+other answer and every notification leaves only after the commit (the server's
+`GroupCommit`): a transaction that any answer reports confirmed, or whose
+effects any answer shows, is on disk even if the process is killed next; one
+whose send was answered but not yet committed may be lost, as a validator may
+drop a processed transaction.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -115,33 +124,55 @@ class Ledger:
         self.db.execute("PRAGMA wal_autocheckpoint=10000")
         self.db.executescript(SCHEMA)
         self.db.commit()
+        self._queued: deque[Callable[[], object]] = deque()  # writes not yet run, in order
+
+    def _write(self, run: Callable[..., object], *args: Any) -> None:
+        """Queue `run(*args)`: a statement of `self.db`, or `_insert_transaction`."""
+        self._queued.append(partial(run, *args))
+
+    def flush(self) -> None:
+        """Run the queued writes (into the open SQLite transaction); every read does first. One that fails is
+        dropped with its error; the later ones stay queued."""
+        queued = self._queued
+        while queued:
+            queued.popleft()()
 
     # -- state -------------------------------------------------------------------------------
 
     def get_state(self, key: str) -> Any:
+        self.flush()
         row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def set_state(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self._write(
+            self.db.execute, "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
 
     # -- accounts ----------------------------------------------------------------------------
 
     def put_accounts(self, accounts: list[StoredAccount]) -> None:
         if accounts:
-            self.db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)", accounts)
+            self._write(self.db.executemany, "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)", accounts)
 
     def delete_accounts(self, pubkeys: list[bytes]) -> None:
         if pubkeys:
-            self.db.executemany("DELETE FROM accounts WHERE pubkey = ?", [(pubkey,) for pubkey in pubkeys])
+            self._write(self.db.executemany, "DELETE FROM accounts WHERE pubkey = ?", [(pubkey,) for pubkey in pubkeys])
 
     def accounts(self) -> Iterator[StoredAccount]:
+        self.flush()
         for row in self.db.execute("SELECT pubkey, lamports, owner, executable, rent_epoch, data FROM accounts"):
             yield StoredAccount(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
 
     # -- transactions ------------------------------------------------------------------------
 
     def put_transaction(
+        self, signature: bytes, slot: int, block_time: int, raw: bytes, meta: dict[str, Any], addresses: list[bytes]
+    ) -> None:
+        """Queue the transaction's rows: `meta` is written as JSON when they run (nothing changes it meanwhile)."""
+        self._write(self._insert_transaction, signature, slot, block_time, raw, meta, addresses)
+
+    def _insert_transaction(
         self, signature: bytes, slot: int, block_time: int, raw: bytes, meta: dict[str, Any], addresses: list[bytes]
     ) -> None:
         cursor = self.db.execute(
@@ -155,6 +186,7 @@ class Ledger:
         )
 
     def transaction(self, signature: bytes) -> StoredTransaction | None:
+        self.flush()
         row = self.db.execute(
             f"SELECT seq, signature, slot, block_time, raw, meta FROM transactions t WHERE {BY_SIGNATURE}",
             (signature,),
@@ -163,16 +195,19 @@ class Ledger:
 
     def status(self, signature: bytes) -> tuple[int, Any] | None:
         """(slot, err) of a stored transaction, from two columns: the error cut out of the meta by SQLite."""
+        self.flush()
         row = self.db.execute(
             f"SELECT slot, {ERR_COLUMN} FROM transactions t WHERE {BY_SIGNATURE}", (signature,)
         ).fetchone()
         return (row[0], None if row[1] is None else json.loads(row[1])) if row else None
 
     def transaction_count(self) -> int:
+        self.flush()
         return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM transactions").fetchone()[0])
 
     def seq(self, signature: bytes) -> int | None:
         """The ledger order of a stored transaction."""
+        self.flush()
         row = self.db.execute(f"SELECT seq FROM transactions t WHERE {BY_SIGNATURE}", (signature,)).fetchone()
         return int(row[0]) if row else None
 
@@ -181,6 +216,7 @@ class Ledger:
     ) -> list[SignatureRow]:
         """Newest first: the transactions that mention `address`, strictly between `until` and `before`.
         Only the columns the answer needs: the error is cut out of the stored meta by SQLite."""
+        self.flush()
         rows = self.db.execute(
             f"SELECT t.signature, t.slot, t.block_time, {ERR_COLUMN}, t.raw "
             "FROM address_signatures a JOIN transactions t ON t.seq = a.seq "
@@ -197,21 +233,23 @@ class Ledger:
     # -- blocks ------------------------------------------------------------------------------
 
     def put_block(self, slot: int, blockhash: str, block_time: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (slot, blockhash, block_time))
+        self._write(self.db.execute, "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (slot, blockhash, block_time))
 
     def block_time(self, slot: int) -> int | None:
+        self.flush()
         row = self.db.execute("SELECT block_time FROM blocks WHERE slot = ?", (slot,)).fetchone()
         return int(row[0]) if row else None
 
     @property
     def dirty(self) -> bool:
         """Written to since the last commit."""
-        return self.db.in_transaction
+        return bool(self._queued) or self.db.in_transaction
 
     def commit(self) -> None:
+        self.flush()
         self.db.commit()
 
     def close(self) -> None:
-        self.db.commit()
+        self.commit()
         self.db.close()
         self.lock.close()

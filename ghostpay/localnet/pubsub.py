@@ -3,7 +3,10 @@
 Each connection gets an outgoing queue drained by one writer task, so a slow
 client never blocks the chain and every client sees notifications in order.
 Commitment is accepted and checked; every commitment level is final here, so
-notifications go out as soon as a transaction is processed.
+notifications go out as soon as a transaction is committed to the ledger: every
+message is queued only after the commit of what was written before it (the
+server's group commit), so a notification never reports a transaction that a
+SIGKILL could still lose.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from solders.account import Account
@@ -65,16 +70,23 @@ class Subscription:
     check: AccountFilter | None = None  # a program subscription's filters
 
 
+# Runs a delivery (its second argument) once everything written so far is committed; the transport is
+# dropped instead if that commit fails.
+AfterCommit = Callable[[asyncio.BaseTransport, Callable[[], object]], None]
+
+
 class Client:
     """A websocket connection and its outgoing queue."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, after_commit: AfterCommit) -> None:
         self.connection = connection
+        self.after_commit = after_commit
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         self.subscriptions: set[int] = set()
 
     def send(self, message: dict[str, Any]) -> None:
-        self.queue.put_nowait(b"".join(encode_response(message)))
+        """Queue `message` once what it may show is committed."""
+        self.after_commit(self.connection.transport, partial(self.queue.put_nowait, b"".join(encode_response(message))))
 
     async def write(self) -> None:
         try:
@@ -87,8 +99,9 @@ class Client:
 class PubSub:
     """Subscriptions over a `Chain`; registers itself as the chain's listener."""
 
-    def __init__(self, rpc: Rpc) -> None:
+    def __init__(self, rpc: Rpc, after_commit: AfterCommit) -> None:
         self.rpc = rpc
+        self.after_commit = after_commit
         self.chain: Chain = rpc.chain
         self.ids = itertools.count(1)
         self.subscriptions: dict[int, Subscription] = {}
@@ -98,7 +111,7 @@ class PubSub:
 
     async def serve(self, connection: ServerConnection) -> None:
         """The websockets handler for one connection."""
-        client = Client(connection)
+        client = Client(connection, self.after_commit)
         writer = asyncio.create_task(client.write())
         try:
             async for message in connection:

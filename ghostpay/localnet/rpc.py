@@ -1,7 +1,8 @@
 """The HTTP JSON-RPC methods: Solana's names, parameters, JSON shapes and error codes.
 
 `Rpc.handle` takes one decoded JSON-RPC request object and returns the response
-object; `Rpc.handle_body` takes a raw HTTP body (single or batch request);
+object; `Rpc.handle_body` takes a raw HTTP body (single or batch request) and
+says whether its answer reports only "processed" (see `PROCESSED_ONLY`);
 `encode_response` writes a response as JSON.
 """
 
@@ -45,6 +46,9 @@ MAX_SIGNATURE_STATUSES = 256
 MAX_SIGNATURES_FOR_ADDRESS = 1000
 
 Handler = Callable[[list[Any]], Any]
+# Methods whose answer says no more than a validator's "processed" (a signature, or why the transaction was
+# refused): the server may send it before the transaction is committed. Every other answer shows only what is.
+PROCESSED_ONLY = ("sendTransaction",)  # a tuple: `in` compares any JSON value, hashable or not
 
 
 class AccountFilter:
@@ -103,6 +107,11 @@ def encode_response(response: Any) -> list[bytes]:
     for raw, part in zip(raws, parts[1:], strict=True):
         pieces += [raw, part]
     return pieces
+
+
+def processed_only(request: Any) -> bool:
+    """Whether `request` (a decoded request object) calls a method of PROCESSED_ONLY."""
+    return isinstance(request, dict) and request.get("method") in PROCESSED_ONLY
 
 
 def param(params: list[Any], index: int, default: Any = None) -> Any:
@@ -176,20 +185,22 @@ class Rpc:
 
     # -- framing -------------------------------------------------------------------------
 
-    def handle_body(self, body: bytes) -> Any:
-        """The response (object or list) for an HTTP body; None when nothing is to be sent."""
+    def handle_body(self, body: bytes) -> tuple[Any, bool]:
+        """The response (object or list) for an HTTP body, and whether every request in it was a method of
+        `PROCESSED_ONLY`."""
         try:
             # A body that opens with "{" or "[" and no NUL after it is UTF-8: decoded here, it skips json's
             # encoding detection (half of a small request's parse); any other goes through it as before.
             utf8 = body[:1] in (b"{", b"[") and body[1:2] != b"\x00"
             request = json.loads(body.decode() if utf8 else body)
         except (ValueError, UnicodeDecodeError):
-            return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}
+            return {"jsonrpc": "2.0", "error": {"code": PARSE_ERROR, "message": "Parse error"}, "id": None}, False
         if isinstance(request, list):
             if not request:
-                return {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid request"}, "id": None}
-            return [self.handle(item) for item in request]
-        return self.handle(request)
+                error = {"code": INVALID_REQUEST, "message": "Invalid request"}
+                return {"jsonrpc": "2.0", "error": error, "id": None}, False
+            return [self.handle(item) for item in request], all(map(processed_only, request))
+        return self.handle(request), processed_only(request)
 
     def handle(self, request: Any) -> dict[str, Any]:
         if (

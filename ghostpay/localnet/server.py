@@ -14,7 +14,9 @@ import fcntl
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -83,36 +85,62 @@ def reset_ledger(directory: Path) -> None:
 class GroupCommit:
     """One ledger commit per event-loop pass, shared by every request answered in that pass.
 
-    A request's writes happen synchronously while it is handled; its answer is then held until a
-    commit scheduled with `call_soon`, which runs after every request that was read in the same
-    pass. So N concurrent sendTransactions cost one SQLite commit instead of N, and no answer (even
-    a read that could reveal another request's uncommitted transaction) leaves before the data it
-    may show is committed. Held answers leave in arrival order, so each connection's stay in order.
+    A request's writes are queued in the ledger while it is handled; its answer is then held until a commit
+    scheduled with `call_soon`, which runs after every request that was read in the same pass. So N concurrent
+    sendTransactions cost one SQLite commit instead of N, and no answer or notification that could show a
+    transaction (its status, its effects, even another request's) leaves before that transaction is committed.
+    A sendTransaction's answer says only "processed" (its signature): when nothing is held for its connection it
+    leaves at once, and the ledger's inserts and commit follow in the same pass, while the client reads it and
+    asks for the status. Held answers and messages leave in the order they were made, and nothing overtakes one
+    held for its connection, so each connection's stay in order.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._held: list[tuple[asyncio.Transport, list[bytes], bool]] = []
+        # what leaves after the next commit, in order, with the connection to drop if that commit fails
+        self._held: list[tuple[asyncio.BaseTransport, Callable[[], object]]] = []
+        self._holding: set[asyncio.BaseTransport] = set()  # the connections of `_held`
+        self._scheduled = False
 
-    def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
-        """Send `response` (its pieces, then close if `close`) once everything written so far is committed."""
-        if not self._held and not self.ledger.dirty:
+    def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool, processed_only: bool) -> None:
+        """Send `response` (its pieces, then close if `close`) once everything written so far is committed, or
+        at once if it says only "processed" (`processed_only`) and nothing is held for its connection."""
+        if transport not in self._holding and (processed_only or not self.ledger.dirty):
             self._send(transport, response, close)
+        else:
+            self._hold(transport, partial(self._send, transport, response, close))
+        self._schedule()
+
+    def after_commit(self, transport: asyncio.BaseTransport, deliver: Callable[[], object]) -> None:
+        """Run `deliver` (a websocket message's, for the connection of `transport`) once everything written so
+        far is committed."""
+        if transport not in self._holding and not self.ledger.dirty:
+            deliver()
             return
-        if not self._held:
+        self._hold(transport, deliver)
+        self._schedule()
+
+    def _hold(self, transport: asyncio.BaseTransport, deliver: Callable[[], object]) -> None:
+        self._held.append((transport, deliver))
+        self._holding.add(transport)
+
+    def _schedule(self) -> None:
+        if not self._scheduled and (self._held or self.ledger.dirty):
+            self._scheduled = True
             asyncio.get_running_loop().call_soon(self._commit)
-        self._held.append((transport, response, close))
 
     def _commit(self) -> None:
+        self._scheduled = False
         held, self._held = self._held, []
+        self._holding.clear()
         try:
             self.ledger.commit()
         except Exception:  # not durable: nobody hears "confirmed"; the connections drop instead
-            for transport, _, _ in held:
-                transport.abort()
+            for transport, _ in held:
+                transport.abort()  # type: ignore[attr-defined]  # every connection's transport is a full Transport
             raise
-        for transport, response, close in held:
-            self._send(transport, response, close)
+        for _, deliver in held:
+            deliver()
 
     @staticmethod
     def _send(transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
@@ -193,8 +221,8 @@ class HttpRpcProtocol(asyncio.Protocol):
         elif request.method == "GET" and request.path.split("?")[0] == "/health":
             self._answer(200, b"ok", "text/plain", request.keep_alive)
         elif request.method == "POST":
-            response = self.rpc.handle_body(body)
-            self._answer(200, encode_response(response), "application/json", request.keep_alive)
+            response, processed_only = self.rpc.handle_body(body)
+            self._answer(200, encode_response(response), "application/json", request.keep_alive, processed_only)
         else:
             self._answer(
                 405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
@@ -252,8 +280,15 @@ class HttpRpcProtocol(asyncio.Protocol):
         del buffer[: position + length]
         return body
 
-    def _answer(self, status: int, body: bytes | list[bytes], content_type: str, keep_alive: bool) -> None:
-        """Answer with `body` (or its pieces: written one after another, never joined)."""
+    def _answer(
+        self,
+        status: int,
+        body: bytes | list[bytes],
+        content_type: str,
+        keep_alive: bool,
+        processed_only: bool = False,
+    ) -> None:
+        """Answer with `body` (or its pieces: written one after another, never joined); see `GroupCommit.answer`."""
         pieces = [body] if isinstance(body, bytes) else body
         reason = {200: "OK", 204: "No Content", 405: "Method Not Allowed", 413: "Payload Too Large"}[status]
         head = (
@@ -261,7 +296,7 @@ class HttpRpcProtocol(asyncio.Protocol):
             f"Content-Length: {sum(map(len, pieces))}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
         ).encode()
-        self.group_commit.answer(self.transport, [head + CORS + b"\r\n", *pieces], close=not keep_alive)
+        self.group_commit.answer(self.transport, [head + CORS + b"\r\n", *pieces], not keep_alive, processed_only)
 
 
 class Localnet:
@@ -285,7 +320,8 @@ class Localnet:
             raise
         self.rpc = Rpc(self.chain)
         Cheats(self.rpc)
-        self.pubsub = PubSub(self.rpc)
+        self.group_commit = GroupCommit(self.ledger)
+        self.pubsub = PubSub(self.rpc, self.group_commit.after_commit)
         self.stopping = asyncio.Event()
 
     async def _tick(self) -> None:
@@ -301,9 +337,8 @@ class Localnet:
         cfg = self.config
         loop = asyncio.get_running_loop()
         try:
-            group_commit = GroupCommit(self.ledger)
             http = await loop.create_server(
-                lambda: HttpRpcProtocol(self.rpc, group_commit), cfg.host, cfg.rpc_port, reuse_address=True
+                lambda: HttpRpcProtocol(self.rpc, self.group_commit), cfg.host, cfg.rpc_port, reuse_address=True
             )
         except OSError as exc:
             raise LocalnetError(f"cannot listen on {cfg.host}:{cfg.rpc_port} for RPC: {exc.strerror}") from None
