@@ -14,6 +14,8 @@ import fcntl
 import re
 import signal
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -25,7 +27,7 @@ from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
 from ghostpay.localnet.ledger import LEDGER_FILE, LOCK_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
-from ghostpay.localnet.rpc import Rpc, encode_response
+from ghostpay.localnet.rpc import ItemStream, Piece, Rpc, encode_pieces
 from ghostpay.paths import data_dir
 
 MAX_BODY = 64 * 1024 * 1024
@@ -88,14 +90,17 @@ class GroupCommit:
     pass. So N concurrent sendTransactions cost one SQLite commit instead of N, and no answer (even
     a read that could reveal another request's uncommitted transaction) leaves before the data it
     may show is committed. Held answers leave in arrival order, so each connection's stay in order.
+    A `ChunkedAnswer` is held the same way: its first chunk leaves after the commit, and what it sends
+    later shows the chain as it was when its call was handled (`ItemStream`).
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._held: list[tuple[asyncio.Transport, list[bytes], bool]] = []
+        self._held: list[tuple[asyncio.Transport, Answer, bool]] = []
 
-    def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
-        """Send `response` (its pieces, then close if `close`) once everything written so far is committed."""
+    def answer(self, transport: asyncio.Transport, response: Answer, close: bool) -> None:
+        """Send `response` (its pieces, then close if `close`; or a chunked answer, which closes the connection
+        itself) once everything written so far is committed."""
         if not self._held and not self.ledger.dirty:
             self._send(transport, response, close)
             return
@@ -115,11 +120,89 @@ class GroupCommit:
             self._send(transport, response, close)
 
     @staticmethod
-    def _send(transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
-        if not transport.is_closing():
+    def _send(transport: asyncio.Transport, response: Answer, close: bool) -> None:
+        if isinstance(response, ChunkedAnswer):
+            response.start()
+        elif not transport.is_closing():
             transport.writelines(response)
             if close:
                 transport.close()
+
+
+class ChunkedAnswer:
+    """An answer sent in HTTP/1.1 chunks as its streamed pieces (`ItemStream`) are produced: one chunk per pass
+    of the event loop, and none while the transport's buffer is past its high-water mark (`pause_writing`), so
+    the client parses while the localnet encodes, other connections are served between chunks, and the server
+    holds little more than the chunk being written. `done` runs after the last chunk (or when the connection
+    goes away first)."""
+
+    def __init__(
+        self, transport: asyncio.Transport, head: bytes, pieces: list[Piece], paused: bool, done: Callable[[], None]
+    ) -> None:
+        self.transport = transport
+        self.pieces = deque(pieces)
+        self.done = done
+        self.paused = paused  # the transport's buffer is past its high-water mark
+        self._head: bytes | None = head
+        self._scheduled = False
+        self._finished = False
+
+    def start(self) -> None:
+        self._step()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._schedule()
+
+    def abandon(self) -> None:
+        """The connection went away: nothing more is produced."""
+        for piece in self.pieces:
+            if isinstance(piece, ItemStream):
+                piece.close()
+        self.pieces.clear()
+        self._finish()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._finished:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._step)
+
+    def _step(self) -> None:
+        self._scheduled = False
+        while not self.paused and not self._finished:
+            if self.transport.is_closing():
+                self.abandon()
+                return
+            if self._head is not None:
+                self.transport.write(self._head)
+                self._head = None
+            elif not self.pieces:
+                self.transport.write(b"0\r\n\r\n")
+                self._finish()
+            elif isinstance(piece := self.pieces[0], bytes):
+                self.pieces.popleft()
+                self._write_chunk(piece)
+            elif (chunk := piece.next_chunk()) is None:
+                self.pieces.popleft()
+            else:
+                self._write_chunk(chunk)
+                self._schedule()  # the next slice in the next pass: the socket drains, other requests are served
+                return
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:  # an empty chunk would end the body
+            self.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self.done()
+
+
+Answer = list[bytes] | ChunkedAnswer
 
 
 class PayloadTooLarge(Exception):
@@ -135,6 +218,7 @@ class HttpRequest:
     headers: dict[str, str]  # names and values lower-cased (every value read is compared as such)
     keep_alive: bool
     body_start: int  # offset of the body in the connection's buffer
+    chunked_answer: bool  # the client reads chunked answers (HTTP/1.1)
     continued: bool = False  # "100 Continue" sent
 
 
@@ -143,6 +227,8 @@ class HttpRpcProtocol(asyncio.Protocol):
 
     A protocol rather than streams: requests are parsed and handled straight from `data_received`,
     with no task or stream reader per request (the answers wait only for the group commit).
+    An answer with an `ItemStream` (getProgramAccounts in the kept encoding) is sent chunked while it is
+    produced (`ChunkedAnswer`); the connection's next request is read after its last chunk.
     """
 
     def __init__(self, rpc: Rpc, group_commit: GroupCommit) -> None:
@@ -151,14 +237,30 @@ class HttpRpcProtocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.request: HttpRequest | None = None
         self.transport: asyncio.Transport  # set by connection_made, before any data_received
+        self.streaming: ChunkedAnswer | None = None
+        self.writing_paused = False  # the transport's buffer is past its high-water mark
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream server's connection: a full Transport
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.streaming is not None:
+            self.streaming.abandon()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.streaming is not None:
+            self.streaming.pause()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.streaming is not None:
+            self.streaming.resume()
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         try:
-            while not self.transport.is_closing() and self._serve_one():
+            while self.streaming is None and not self.transport.is_closing() and self._serve_one():
                 pass
         except ValueError:  # a malformed request line, header or chunk size: drop the connection
             self.transport.close()
@@ -193,8 +295,13 @@ class HttpRpcProtocol(asyncio.Protocol):
         elif request.method == "GET" and request.path.split("?")[0] == "/health":
             self._answer(200, b"ok", "text/plain", request.keep_alive)
         elif request.method == "POST":
-            response = self.rpc.handle_body(body)
-            self._answer(200, encode_response(response), "application/json", request.keep_alive)
+            pieces = encode_pieces(self.rpc.handle_body(body))
+            if request.chunked_answer and any(isinstance(piece, ItemStream) for piece in pieces):
+                self._stream(pieces, request.keep_alive)
+                return False  # the next request waits for this answer's last chunk
+            self._answer(
+                200, [p if isinstance(p, bytes) else p.text() for p in pieces], "application/json", request.keep_alive
+            )
         else:
             self._answer(
                 405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
@@ -210,7 +317,7 @@ class HttpRpcProtocol(asyncio.Protocol):
         path, _, version = rest.strip().partition(" ")
         headers = dict(HEADER_LINE.findall(text.lower()))  # one regex pass: a Python loop per line cost ~3x
         keep_alive = headers.get("connection", "") != "close" and version != "HTTP/1.0"
-        return HttpRequest(method, path, headers, keep_alive, body_start)
+        return HttpRequest(method, path, headers, keep_alive, body_start, chunked_answer=version == "HTTP/1.1")
 
     def _body(self, request: HttpRequest) -> bytes | None:
         """The request's whole body, consumed from the buffer with its head; None while incomplete;
@@ -255,13 +362,37 @@ class HttpRpcProtocol(asyncio.Protocol):
     def _answer(self, status: int, body: bytes | list[bytes], content_type: str, keep_alive: bool) -> None:
         """Answer with `body` (or its pieces: written one after another, never joined)."""
         pieces = [body] if isinstance(body, bytes) else body
+        head = self._head_of(status, content_type, f"Content-Length: {sum(map(len, pieces))}", keep_alive)
+        self.group_commit.answer(self.transport, [head, *pieces], close=not keep_alive)
+
+    def _stream(self, pieces: list[Piece], keep_alive: bool) -> None:
+        """A 200 JSON answer in chunks, produced as it is sent (`ChunkedAnswer`); reading waits for its end."""
+        head = self._head_of(200, "application/json", "Transfer-Encoding: chunked", keep_alive)
+        self.streaming = ChunkedAnswer(
+            self.transport, head, pieces, self.writing_paused, lambda: self._streamed(keep_alive)
+        )
+        self.transport.pause_reading()
+        self.group_commit.answer(self.transport, self.streaming, close=not keep_alive)
+
+    def _streamed(self, keep_alive: bool) -> None:
+        """After a chunked answer's last chunk: on to the connection's next request."""
+        self.streaming = None
+        if self.transport.is_closing():
+            return
+        if not keep_alive:
+            self.transport.close()
+            return
+        self.transport.resume_reading()
+        self.data_received(b"")
+
+    @staticmethod
+    def _head_of(status: int, content_type: str, framing: str, keep_alive: bool) -> bytes:
         reason = {200: "OK", 204: "No Content", 405: "Method Not Allowed", 413: "Payload Too Large"}[status]
         head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {sum(map(len, pieces))}\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n{framing}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
         ).encode()
-        self.group_commit.answer(self.transport, [head + CORS + b"\r\n", *pieces], close=not keep_alive)
+        return head + CORS + b"\r\n"
 
 
 class Localnet:
