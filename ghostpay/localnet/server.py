@@ -3,7 +3,8 @@
 Everything (LiteSVM, the ledger, subscriptions) lives on the loop's thread, so
 requests are handled one at a time, in order, without locks. The HTTP side is a
 small HTTP/1.1 server (keep-alive, pipelining, Content-Length or chunked bodies,
-CORS, `GET /health`); the websocket side is `websockets`' server. The loop is
+CORS, `GET /health`; getProgramAccounts in the kept encoding answered in chunks as
+it is encoded); the websocket side is `websockets`' server. The loop is
 uvloop's: the same asyncio API with less overhead per request.
 """
 
