@@ -86,10 +86,14 @@ class ItemStream:
         self._settled: deque[list[bytes]] | None = None
         self._open = open_streams
         self._opening: bytes | None = b"["  # before the next item: "[", then ","; None once the array is closed
+        self._error: Exception | None = None  # what settling it raised: raised again to the sender
         open_streams.add(self)
 
     def next_chunk(self) -> bytes | None:
-        """The next part of the array's text (never empty), None after its end."""
+        """The next part of the array's text (never empty), None after its end. Raises what encoding it raised
+        (the answer cannot be finished: its sender drops the connection rather than end the array short)."""
+        if self._error is not None:
+            raise self._error
         if self._opening is None:
             return None
         while (items := self._next_slice()) is not None:
@@ -107,9 +111,13 @@ class ItemStream:
         return self._settled.popleft() if self._settled else None
 
     def settle(self) -> None:
-        """Encode what is left now (the chain is about to change)."""
+        """Encode what is left now (the chain is about to change). A failure is this answer's, not the settling
+        call's: it is kept for `next_chunk`."""
         if self._settled is None:
-            self._settled = deque(self._slices)
+            try:
+                self._settled = deque(self._slices)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the call that settles it is not at fault
+                self._settled, self._error = deque(), exc
             self._open.discard(self)
 
     def close(self) -> None:

@@ -186,12 +186,24 @@ class ChunkedAnswer:
             elif isinstance(piece := self.pieces[0], bytes):
                 self.pieces.popleft()
                 self._write_chunk(piece)
-            elif (chunk := piece.next_chunk()) is None:
+            elif (chunk := self._next_chunk(piece)) is None:
                 self.pieces.popleft()
             else:
                 self._write_chunk(chunk)
                 self._schedule()  # the next slice in the next pass: the socket drains, other requests are served
                 return
+
+    def _next_chunk(self, stream: ItemStream) -> bytes | None:
+        """The stream's next chunk; if encoding it fails, the connection is dropped (the client sees that, never
+        a short answer that parses) and the error reported as the loop reports its callbacks' (raising would
+        stop the group commit's other answers)."""
+        try:
+            return stream.next_chunk()
+        except Exception as exc:  # noqa: BLE001 - reported below, whatever it is
+            self.transport.abort()
+            message = "a streamed getProgramAccounts answer failed"
+            asyncio.get_running_loop().call_exception_handler({"message": message, "exception": exc})
+            return None
 
     def _write_chunk(self, data: bytes) -> None:
         if data:  # an empty chunk would end the body

@@ -447,3 +447,36 @@ async def test_a_streamed_answer_leaves_after_the_commit(served: Served, monkeyp
         answer = await read_async(sock, bytearray())
     assert events == ["commit", "first chunk"]
     assert items_of(json.loads(answer.body)["result"])[str(key)] == b"uncommitted"
+
+
+async def test_an_answer_that_fails_midway_drops_its_connection(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding fails while another connection's call settles a streamed answer: that call is answered as
+    usual, and the streamed answer's client sees its connection dropped, never a short array that parses."""
+    owner = Pubkey.new_unique()
+    put_accounts(served.chain, owner, 20 * KEPT_SLICE, 1500)
+    stalled = await stalled_search(served, owner)
+    encode = enc.keyed_account_json
+
+    def failing(*args: Any) -> enc.KeyedAccountJson:
+        if len(served.chain.encoded) >= 10 * KEPT_SLICE:
+            raise MemoryError("encoding failed")
+        return encode(*args)
+
+    monkeypatch.setattr(enc, "keyed_account_json", failing)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        other = await open_client(served.port)
+        with other:
+            await send_request(other, {"jsonrpc": "2.0", "id": 5, "method": "getHealth"})
+            assert json.loads((await read_async(other, bytearray())).body)["result"] == "ok"
+        with stalled.sock:
+            while data := await loop.sock_recv(stalled.sock, 1 << 16):
+                stalled.buffer.extend(data)
+    finally:
+        loop.set_exception_handler(None)
+    assert not stalled.buffer.endswith(b"\r\n0\r\n\r\n"), "the answer's end was never sent"
+    assert [type(context.get("exception")) for context in reported] == [MemoryError]
