@@ -48,6 +48,37 @@ MAX_SIGNATURES_FOR_ADDRESS = 1000
 # small enough that the client starts parsing at once and other connections wait little, large enough that the
 # event loop's pass per slice costs nothing next to it.
 KEPT_SLICE = 128
+# Calls that write nothing (no account, status or clock): answered while an answer streams without settling it
+# (`ItemStream`), so a client polling a status or a balance does not wait for the rest of a search's encoding.
+# Any other call settles the streams first.
+READS = frozenset(
+    {
+        "getAccountInfo",
+        "getBalance",
+        "getBlockHeight",
+        "getBlockTime",
+        "getEpochInfo",
+        "getEpochSchedule",
+        "getFeeForMessage",
+        "getGenesisHash",
+        "getHealth",
+        "getIdentity",
+        "getLatestBlockhash",
+        "getMinimumBalanceForRentExemption",
+        "getMultipleAccounts",
+        "getProgramAccounts",
+        "getSignatureStatuses",
+        "getSignaturesForAddress",
+        "getSlot",
+        "getTokenAccountBalance",
+        "getTokenAccountsByOwner",
+        "getTokenSupply",
+        "getTransaction",
+        "getTransactionCount",
+        "getVersion",
+        "isBlockhashValid",
+    }
+)
 
 Handler = Callable[[list[Any]], Any]
 
@@ -77,7 +108,8 @@ class ItemStream:
     as the server sends the answer: the client parses the first items while the localnet encodes the next.
 
     It shows the chain as it was when its call was handled: `Rpc.handle` settles every open stream (encodes what
-    is left of it at once) before any other call, so no write lands in an answer already under way. Its slices
+    is left of it at once) before any call that may write (any but `READS`), so no write lands in an answer
+    already under way. Its slices
     hold the items themselves (a kept item is the very bytes `Chain.encoded` keeps), never a joined copy of the
     answer."""
 
@@ -256,8 +288,8 @@ class Rpc:
         return self.handle(request)
 
     def handle(self, request: Any) -> dict[str, Any]:
-        if self.open_streams:  # this call may change what they show: they show the chain as it was
-            for stream in list(self.open_streams):
+        if self.open_streams and not (isinstance(request, dict) and request.get("method") in READS):
+            for stream in list(self.open_streams):  # this call may change what they show: they show it as it was
                 stream.settle()
         if (
             not isinstance(request, dict)

@@ -403,9 +403,9 @@ async def test_a_client_that_does_not_read_holds_back_the_encoding(served: Serve
 
 
 async def test_a_streamed_answer_shows_the_chain_as_it_was_when_asked(served: Served) -> None:
-    """A write on another connection while an answer is under way (its client not reading) is answered at once;
-    the rest of the streamed answer still shows the account as it was when its call was handled (the write
-    settles it first), and the next search sees the write."""
+    """A read on another connection while an answer is under way (its client not reading) is answered and
+    leaves it streaming; a write is answered at once too, and the rest of the streamed answer still shows the
+    account as it was when its call was handled (the write settles it first); the next search sees the write."""
     owner = Pubkey.new_unique()
     keys = put_accounts(served.chain, owner, 20 * KEPT_SLICE, 1500)
     stalled = await stalled_search(served, owner)
@@ -413,6 +413,15 @@ async def test_a_streamed_answer_shows_the_chain_as_it_was_when_asked(served: Se
         late = next(key for key in reversed(keys) if key not in served.chain.encoded)  # not encoded yet
         before = served.chain.account(late)
         assert before is not None and served.rpc.open_streams
+        encoded = len(served.chain.encoded)
+        reader = await open_client(served.port)
+        with reader:  # reads are answered without settling it
+            await send_request(
+                reader,
+                {"jsonrpc": "2.0", "id": 8, "method": "getAccountInfo", "params": [str(late), {"encoding": "base64"}]},
+            )
+            assert json.loads((await read_async(reader, bytearray())).body)["result"]["value"]["space"] == 1500
+        assert served.rpc.open_streams and len(served.chain.encoded) == encoded
         new_data = b"written while the answer was under way".ljust(1500, b"\0")
         update = {"data": [base64.b64encode(new_data).decode(), "base64"], "owner": str(owner)}
         writer = await open_client(served.port)
@@ -471,8 +480,11 @@ async def test_an_answer_that_fails_midway_drops_its_connection(
     try:
         other = await open_client(served.port)
         with other:
-            await send_request(other, {"jsonrpc": "2.0", "id": 5, "method": "getHealth"})
-            assert json.loads((await read_async(other, bytearray())).body)["result"] == "ok"
+            update = {"lamports": 5, "owner": str(Pubkey.new_unique())}  # a write: it settles the stream
+            write = {"jsonrpc": "2.0", "id": 5, "method": "surfnet_setAccount", "params": [str(owner), update]}
+            await send_request(other, write)
+            assert "error" not in json.loads((await read_async(other, bytearray())).body)
+            assert not served.rpc.open_streams
         with stalled.sock:
             while data := await loop.sock_recv(stalled.sock, 1 << 16):
                 stalled.buffer.extend(data)
