@@ -266,6 +266,21 @@ def test_next_request_is_answered_after_the_last_chunk(localnet: LocalnetProcess
     assert replies[1]["result"] == "ok"
 
 
+def test_connection_close_closes_after_the_last_chunk(localnet: LocalnetProcess) -> None:
+    """An HTTP/1.1 client that asks to close gets the whole chunked answer, then the server closes."""
+    owner = Keypair().pubkey()
+    datas = write_accounts(localnet.http_url, owner, 4)
+    data = json.dumps(gpa(owner, [])).encode()
+    head = f"POST / HTTP/1.1\r\nHost: l\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", localnet.rpc_port), timeout=30) as sock:
+        sock.sendall(head.encode() + data)
+        buffer = bytearray()
+        answer = read_answer(sock, buffer)
+        assert not buffer and sock.recv(1) == b""
+    assert answer.chunks > 0 and answer.headers["connection"] == "close"
+    assert items_of(json.loads(answer.body)["result"]) == datas
+
+
 # -- in-process: what the server holds and when it sends ------------------------------------------------------------
 
 
