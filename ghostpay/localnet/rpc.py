@@ -109,9 +109,8 @@ class ItemStream:
 
     It shows the chain as it was when its call was handled: `Rpc.handle` settles every open stream (encodes what
     is left of it at once) before any call that may write (any but `READS`), so no write lands in an answer
-    already under way. Its slices
-    hold the items themselves (a kept item is the very bytes `Chain.encoded` keeps), never a joined copy of the
-    answer."""
+    already under way. Its slices hold the items themselves (a kept item is the very bytes `Chain.encoded`
+    keeps), never a joined copy of the answer."""
 
     def __init__(self, slices: Iterator[list[bytes]], open_streams: set[ItemStream]) -> None:
         self._slices = slices
