@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -36,7 +37,7 @@ from ghostpay.localnet.errors import (
     describe_transaction_error,
     invalid_params,
 )
-from ghostpay.localnet.programs import TOKEN_PROGRAMS
+from ghostpay.localnet.programs import SYSVAR_OWNER, TOKEN_PROGRAMS
 
 SOLANA_CORE_VERSION = "2.1.21"  # the Agave line solders 0.26's LiteSVM runs
 FEATURE_SET = 1_416_569_292
@@ -44,6 +45,41 @@ COMMITMENTS = ("processed", "confirmed", "finalized", "recent", "single", "singl
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_SIGNATURE_STATUSES = 256
 MAX_SIGNATURES_FOR_ADDRESS = 1000
+# Accounts a getProgramAccounts answer encodes between two writes of it to the socket (~1 ms of encoding, ~128 KB):
+# small enough that the client starts parsing at once and other connections wait little, large enough that the
+# event loop's pass per slice costs nothing next to it.
+KEPT_SLICE = 128
+# Calls that write nothing (no account, status or clock): answered while an answer streams without settling it
+# (`ItemStream`), so a client polling a status or a balance does not wait for the rest of a search's encoding.
+# Any other call settles the streams first.
+READS = frozenset(
+    {
+        "getAccountInfo",
+        "getBalance",
+        "getBlockHeight",
+        "getBlockTime",
+        "getEpochInfo",
+        "getEpochSchedule",
+        "getFeeForMessage",
+        "getGenesisHash",
+        "getHealth",
+        "getIdentity",
+        "getLatestBlockhash",
+        "getMinimumBalanceForRentExemption",
+        "getMultipleAccounts",
+        "getProgramAccounts",
+        "getSignatureStatuses",
+        "getSignaturesForAddress",
+        "getSlot",
+        "getTokenAccountBalance",
+        "getTokenAccountsByOwner",
+        "getTokenSupply",
+        "getTransaction",
+        "getTransactionCount",
+        "getVersion",
+        "isBlockhashValid",
+    }
+)
 
 Handler = Callable[[list[Any]], Any]
 # Methods whose answer says no more than a validator's "processed" (a signature, or why the transaction was
@@ -71,28 +107,81 @@ class AccountFilter:
         return self._slices is None or self._slices(data) == self._wanted
 
 
-class RawJson:
-    """A value already written as JSON (the kept items of getProgramAccounts), put into an answer as it is by
-    `encode_response`."""
+class ItemStream:
+    """A JSON array of items already written as JSON (getProgramAccounts' kept items), produced a slice at a time
+    as the server sends the answer: the client parses the first items while the localnet encodes the next.
 
-    __slots__ = ("text",)
+    It shows the chain as it was when its call was handled: `Rpc.handle` settles every open stream (encodes what
+    is left of it at once) before any call that may write (any but `READS`), so no write lands in an answer
+    already under way. Its slices hold the items themselves (a kept item is the very bytes `Chain.encoded`
+    keeps), never a joined copy of the answer."""
 
-    def __init__(self, text: bytes) -> None:
-        self.text = text
+    def __init__(self, slices: Iterator[list[bytes]], open_streams: set[ItemStream]) -> None:
+        self._slices = slices
+        self._settled: deque[list[bytes]] | None = None
+        self._open = open_streams
+        self._opening: bytes | None = b"["  # before the next item: "[", then ","; None once the array is closed
+        self._error: Exception | None = None  # what settling it raised: raised again to the sender
+        open_streams.add(self)
+
+    def next_chunk(self) -> bytes | None:
+        """The next part of the array's text (never empty), None after its end. Raises what encoding it raised
+        (the answer cannot be finished: its sender drops the connection rather than end the array short)."""
+        if self._error is not None:
+            raise self._error
+        if self._opening is None:
+            return None
+        while (items := self._next_slice()) is not None:
+            if items:
+                chunk = self._opening + b",".join(items)
+                self._opening = b","
+                return chunk
+        closing = b"]" if self._opening == b"," else b"[]"
+        self._end()
+        return closing
+
+    def _next_slice(self) -> list[bytes] | None:
+        if self._settled is None:
+            return next(self._slices, None)
+        return self._settled.popleft() if self._settled else None
+
+    def settle(self) -> None:
+        """Encode what is left now (the chain is about to change). A failure is this answer's, not the settling
+        call's: it is kept for `next_chunk`."""
+        if self._settled is None:
+            try:
+                self._settled = deque(self._slices)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the call that settles it is not at fault
+                self._settled, self._error = deque(), exc
+            self._open.discard(self)
+
+    def close(self) -> None:
+        """The answer will not be sent (its connection went away): nothing more to encode."""
+        self._slices, self._settled = iter(()), deque()
+        self._end()
+
+    def _end(self) -> None:
+        self._opening = None
+        self._open.discard(self)
+
+    def text(self) -> bytes:
+        """The whole array at once (an answer written in one piece)."""
+        return b"".join(iter(self.next_chunk, None))
 
 
+Piece = bytes | ItemStream
 _RAW_MARK = f"raw-json-{secrets.token_hex(16)}"  # unguessable: no string in a request can stand for it
 
 
-def encode_response(response: Any) -> list[bytes]:
-    """A response as compact JSON, in pieces to write one after another: each `RawJson` value is a piece of
-    its own, not copied into the rest."""
-    raws: list[bytes] = []
+def encode_pieces(response: Any) -> list[Piece]:
+    """A response as compact JSON, in pieces to write one after another: each `ItemStream` value is a piece of
+    its own, its text produced as it is sent."""
+    raws: list[Piece] = []
 
     def mark(value: Any) -> str:
-        if not isinstance(value, RawJson):
+        if not isinstance(value, ItemStream):
             raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-        raws.append(value.text)
+        raws.append(value)
         return _RAW_MARK
 
     try:
@@ -103,7 +192,7 @@ def encode_response(response: Any) -> list[bytes]:
     if not raws:
         return [text]
     parts = text.split(f'"{_RAW_MARK}"'.encode())
-    pieces = [parts[0]]
+    pieces: list[Piece] = [parts[0]]
     for raw, part in zip(raws, parts[1:], strict=True):
         pieces += [raw, part]
     return pieces
@@ -112,6 +201,11 @@ def encode_response(response: Any) -> list[bytes]:
 def processed_only(request: Any) -> bool:
     """Whether `request` (a decoded request object) calls a method of PROCESSED_ONLY."""
     return isinstance(request, dict) and request.get("method") in PROCESSED_ONLY
+
+
+def encode_response(response: Any) -> list[bytes]:
+    """`encode_pieces` with every stream written whole: for an answer sent in one piece."""
+    return [piece if isinstance(piece, bytes) else piece.text() for piece in encode_pieces(response)]
 
 
 def param(params: list[Any], index: int, default: Any = None) -> Any:
@@ -182,6 +276,7 @@ class Rpc:
         self.methods: dict[str, Handler] = {
             name[len("rpc_") :]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
+        self.open_streams: set[ItemStream] = set()  # answers under way that still read the chain
 
     # -- framing -------------------------------------------------------------------------
 
@@ -203,6 +298,9 @@ class Rpc:
         return self.handle(request), processed_only(request)
 
     def handle(self, request: Any) -> dict[str, Any]:
+        if self.open_streams and not (isinstance(request, dict) and request.get("method") in READS):
+            for stream in list(self.open_streams):  # this call may change what they show: they show it as it was
+                stream.settle()
         if (
             not isinstance(request, dict)
             or request.get("jsonrpc") != "2.0"
@@ -311,27 +409,42 @@ class Rpc:
             ]
         return self.with_context(value) if cfg.get("withContext") else value
 
-    def _kept_program_accounts(self, owner: Pubkey, check: AccountFilter) -> RawJson:
-        """getProgramAccounts' items in `KEPT_ENCODING` from the chain's `encoded` (written there the first time
-        an account is answered, dropped when it is written), filtered on their kept prefix when the filters end
+    def _kept_program_accounts(self, owner: Pubkey, check: AccountFilter) -> ItemStream:
+        """getProgramAccounts' items in `KEPT_ENCODING`, produced `KEPT_SLICE` accounts at a time as the answer
+        is sent (`ItemStream`); the program's keys are taken now. Sysvars' are produced at once: the slot clock
+        rewrites them, and it is no call that would settle the stream."""
+        keys = list(self.chain.program_account_keys(owner))
+        owner_text = str(owner).encode()
+        slices = (
+            self._kept_items(keys[start : start + KEPT_SLICE], owner_text, check)
+            for start in range(0, len(keys), KEPT_SLICE)
+        )
+        stream = ItemStream(slices, self.open_streams)
+        if owner == SYSVAR_OWNER:
+            stream.settle()
+        return stream
+
+    def _kept_items(self, keys: list[Pubkey], owner_text: bytes, check: AccountFilter) -> list[bytes]:
+        """The items of `keys` that pass `check`, from the chain's `encoded` (written there the first time an
+        account is answered, dropped when it is written), filtered on their kept prefix when the filters end
         within it: no account is read from LiteSVM, compressed or encoded again."""
         chain, kept = self.chain, self.chain.encoded
         on_prefix = check.reach <= enc.FILTER_PREFIX
         found = []
-        for key in chain.program_account_keys(owner):
+        for key in keys:
             item = kept.get(key)
             if item is None or not on_prefix:
                 account = chain.account(key)
                 if account is None or not check(account.data, len(account.data)):
                     continue
                 if item is None:
-                    item = enc.keyed_account_json(key, account, enc.KEPT_ENCODING)
+                    item = enc.keyed_account_json(key, account, owner_text)
                     if chain.is_recorded(account):
                         kept[key] = item
             elif not check(item.prefix, item.size):
                 continue
             found.append(item.json)
-        return RawJson(b"[" + b",".join(found) + b"]")
+        return found
 
     def rpc_getMinimumBalanceForRentExemption(self, params: list[Any]) -> Any:
         size = param(params, 0, 0)

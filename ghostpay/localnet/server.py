@@ -3,7 +3,8 @@
 Everything (LiteSVM, the ledger, subscriptions) lives on the loop's thread, so
 requests are handled one at a time, in order, without locks. The HTTP side is a
 small HTTP/1.1 server (keep-alive, pipelining, Content-Length or chunked bodies,
-CORS, `GET /health`); the websocket side is `websockets`' server. The loop is
+CORS, `GET /health`; getProgramAccounts in the kept encoding answered in chunks as
+it is encoded); the websocket side is `websockets`' server. The loop is
 uvloop's: the same asyncio API with less overhead per request.
 """
 
@@ -14,6 +15,7 @@ import fcntl
 import re
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +29,7 @@ from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
 from ghostpay.localnet.ledger import LEDGER_FILE, LOCK_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
-from ghostpay.localnet.rpc import Rpc, encode_response
+from ghostpay.localnet.rpc import ItemStream, Piece, Rpc, encode_pieces
 from ghostpay.paths import data_dir
 
 MAX_BODY = 64 * 1024 * 1024
@@ -93,6 +95,8 @@ class GroupCommit:
     leaves at once, and the ledger's inserts and commit follow in the same pass, while the client reads it and
     asks for the status. Held answers and messages leave in the order they were made, and nothing overtakes one
     held for its connection, so each connection's stay in order.
+    A `ChunkedAnswer` is held the same way: its first chunk leaves after the commit, and what it sends
+    later shows the chain as it was when its call was handled (`ItemStream`).
     """
 
     def __init__(self, ledger: Ledger) -> None:
@@ -102,9 +106,10 @@ class GroupCommit:
         self._holding: set[asyncio.BaseTransport] = set()  # the connections of `_held`
         self._scheduled = False
 
-    def answer(self, transport: asyncio.Transport, response: list[bytes], close: bool, processed_only: bool) -> None:
-        """Send `response` (its pieces, then close if `close`) once everything written so far is committed, or
-        at once if it says only "processed" (`processed_only`) and nothing is held for its connection."""
+    def answer(self, transport: asyncio.Transport, response: Answer, close: bool, processed_only: bool) -> None:
+        """Send `response` (its pieces, then close if `close`; or a chunked answer, which closes the connection
+        itself) once everything written so far is committed, or at once if it says only "processed"
+        (`processed_only`) and nothing is held for its connection."""
         if transport not in self._holding and (processed_only or not self.ledger.dirty):
             self._send(transport, response, close)
         else:
@@ -143,11 +148,101 @@ class GroupCommit:
             deliver()
 
     @staticmethod
-    def _send(transport: asyncio.Transport, response: list[bytes], close: bool) -> None:
-        if not transport.is_closing():
+    def _send(transport: asyncio.Transport, response: Answer, close: bool) -> None:
+        if isinstance(response, ChunkedAnswer):
+            response.start()
+        elif not transport.is_closing():
             transport.writelines(response)
             if close:
                 transport.close()
+
+
+class ChunkedAnswer:
+    """An answer sent in HTTP/1.1 chunks as its streamed pieces (`ItemStream`) are produced: one chunk per pass
+    of the event loop, and none while the transport's buffer is past its high-water mark (`pause_writing`), so
+    the client parses while the localnet encodes, other connections are served between chunks, and the server
+    holds little more than the chunk being written. `done` runs after the last chunk (or when the connection
+    goes away first)."""
+
+    def __init__(
+        self, transport: asyncio.Transport, head: bytes, pieces: list[Piece], paused: bool, done: Callable[[], None]
+    ) -> None:
+        self.transport = transport
+        self.pieces = deque(pieces)
+        self.done = done
+        self.paused = paused  # the transport's buffer is past its high-water mark
+        self._head: bytes | None = head
+        self._scheduled = False
+        self._finished = False
+
+    def start(self) -> None:
+        self._step()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._schedule()
+
+    def abandon(self) -> None:
+        """The connection went away: nothing more is produced."""
+        for piece in self.pieces:
+            if isinstance(piece, ItemStream):
+                piece.close()
+        self.pieces.clear()
+        self._finish()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._finished:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._step)
+
+    def _step(self) -> None:
+        self._scheduled = False
+        while not self.paused and not self._finished:
+            if self.transport.is_closing():
+                self.abandon()
+                return
+            if self._head is not None:
+                self.transport.write(self._head)
+                self._head = None
+            elif not self.pieces:
+                self.transport.write(b"0\r\n\r\n")
+                self._finish()
+            elif isinstance(piece := self.pieces[0], bytes):
+                self.pieces.popleft()
+                self._write_chunk(piece)
+            elif (chunk := self._next_chunk(piece)) is None:
+                self.pieces.popleft()
+            else:
+                self._write_chunk(chunk)
+                self._schedule()  # the next slice in the next pass: the socket drains, other requests are served
+                return
+
+    def _next_chunk(self, stream: ItemStream) -> bytes | None:
+        """The stream's next chunk; if encoding it fails, the connection is dropped (the client sees that, never
+        a short answer that parses) and the error reported as the loop reports its callbacks' (raising would
+        stop the group commit's other answers)."""
+        try:
+            return stream.next_chunk()
+        except Exception as exc:  # noqa: BLE001 - reported below, whatever it is
+            self.transport.abort()
+            message = "a streamed getProgramAccounts answer failed"
+            asyncio.get_running_loop().call_exception_handler({"message": message, "exception": exc})
+            return None
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:  # an empty chunk would end the body
+            self.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self.done()
+
+
+Answer = list[bytes] | ChunkedAnswer
 
 
 class PayloadTooLarge(Exception):
@@ -163,6 +258,7 @@ class HttpRequest:
     headers: dict[str, str]  # names and values lower-cased (every value read is compared as such)
     keep_alive: bool
     body_start: int  # offset of the body in the connection's buffer
+    chunked_answer: bool  # the client reads chunked answers (HTTP/1.1)
     continued: bool = False  # "100 Continue" sent
 
 
@@ -171,6 +267,8 @@ class HttpRpcProtocol(asyncio.Protocol):
 
     A protocol rather than streams: requests are parsed and handled straight from `data_received`,
     with no task or stream reader per request (the answers wait only for the group commit).
+    An answer with an `ItemStream` (getProgramAccounts in the kept encoding) is sent chunked while it is
+    produced (`ChunkedAnswer`); the connection's next request is read after its last chunk.
     """
 
     def __init__(self, rpc: Rpc, group_commit: GroupCommit) -> None:
@@ -179,14 +277,30 @@ class HttpRpcProtocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.request: HttpRequest | None = None
         self.transport: asyncio.Transport  # set by connection_made, before any data_received
+        self.streaming: ChunkedAnswer | None = None
+        self.writing_paused = False  # the transport's buffer is past its high-water mark
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream server's connection: a full Transport
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.streaming is not None:
+            self.streaming.abandon()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.streaming is not None:
+            self.streaming.pause()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.streaming is not None:
+            self.streaming.resume()
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         try:
-            while not self.transport.is_closing() and self._serve_one():
+            while self.streaming is None and not self.transport.is_closing() and self._serve_one():
                 pass
         except ValueError:  # a malformed request line, header or chunk size: drop the connection
             self.transport.close()
@@ -222,7 +336,12 @@ class HttpRpcProtocol(asyncio.Protocol):
             self._answer(200, b"ok", "text/plain", request.keep_alive)
         elif request.method == "POST":
             response, processed_only = self.rpc.handle_body(body)
-            self._answer(200, encode_response(response), "application/json", request.keep_alive, processed_only)
+            pieces = encode_pieces(response)
+            if request.chunked_answer and any(isinstance(piece, ItemStream) for piece in pieces):
+                self._stream(pieces, request.keep_alive)
+                return False  # the next request waits for this answer's last chunk
+            whole = [p if isinstance(p, bytes) else p.text() for p in pieces]
+            self._answer(200, whole, "application/json", request.keep_alive, processed_only)
         else:
             self._answer(
                 405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
@@ -238,7 +357,7 @@ class HttpRpcProtocol(asyncio.Protocol):
         path, _, version = rest.strip().partition(" ")
         headers = dict(HEADER_LINE.findall(text.lower()))  # one regex pass: a Python loop per line cost ~3x
         keep_alive = headers.get("connection", "") != "close" and version != "HTTP/1.0"
-        return HttpRequest(method, path, headers, keep_alive, body_start)
+        return HttpRequest(method, path, headers, keep_alive, body_start, chunked_answer=version == "HTTP/1.1")
 
     def _body(self, request: HttpRequest) -> bytes | None:
         """The request's whole body, consumed from the buffer with its head; None while incomplete;
@@ -290,13 +409,37 @@ class HttpRpcProtocol(asyncio.Protocol):
     ) -> None:
         """Answer with `body` (or its pieces: written one after another, never joined); see `GroupCommit.answer`."""
         pieces = [body] if isinstance(body, bytes) else body
+        head = self._head_of(status, content_type, f"Content-Length: {sum(map(len, pieces))}", keep_alive)
+        self.group_commit.answer(self.transport, [head, *pieces], not keep_alive, processed_only)
+
+    def _stream(self, pieces: list[Piece], keep_alive: bool) -> None:
+        """A 200 JSON answer in chunks, produced as it is sent (`ChunkedAnswer`); reading waits for its end."""
+        head = self._head_of(200, "application/json", "Transfer-Encoding: chunked", keep_alive)
+        self.streaming = ChunkedAnswer(
+            self.transport, head, pieces, self.writing_paused, lambda: self._streamed(keep_alive)
+        )
+        self.transport.pause_reading()
+        self.group_commit.answer(self.transport, self.streaming, not keep_alive, processed_only=False)
+
+    def _streamed(self, keep_alive: bool) -> None:
+        """After a chunked answer's last chunk: on to the connection's next request."""
+        self.streaming = None
+        if self.transport.is_closing():
+            return
+        if not keep_alive:
+            self.transport.close()
+            return
+        self.transport.resume_reading()
+        self.data_received(b"")
+
+    @staticmethod
+    def _head_of(status: int, content_type: str, framing: str, keep_alive: bool) -> bytes:
         reason = {200: "OK", 204: "No Content", 405: "Method Not Allowed", 413: "Payload Too Large"}[status]
         head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {sum(map(len, pieces))}\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n{framing}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
         ).encode()
-        self.group_commit.answer(self.transport, [head + CORS + b"\r\n", *pieces], not keep_alive, processed_only)
+        return head + CORS + b"\r\n"
 
 
 class Localnet:
