@@ -235,7 +235,7 @@ def measure_size(console: Console, count: int, runs: int, chain: bool = True) ->
                         rows.append(
                             Row(
                                 count,
-                                f"{label}: the first after the localnet starts",
+                                f"{label}: the first since the localnet started (every account encoded)",
                                 "chain",
                                 round(first_ms),
                                 round(chain_mib, 1),
