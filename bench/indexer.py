@@ -192,8 +192,10 @@ def in_child(work: Any, *args: Any) -> dict[str, Any]:
             sender.send(traceback.format_exc())
             raise
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        helpers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the PostgreSQL back-fill's writer process
         result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
-        result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
+        cpu = usage.ru_utime + usage.ru_stime + helpers.ru_utime + helpers.ru_stime
+        result["cpu_seconds"] = round(cpu, 2)
         sender.send(result)
 
     process = FORK.Process(target=child)
