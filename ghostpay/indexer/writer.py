@@ -6,8 +6,9 @@ the GIL back after every wait from the two busy threads, and was the pipeline's 
 process holds its own connection and executes each batch's `Plan` (steps of plain values, made by
 `Batch.plan`) in one database transaction, the cursor with it, and answers once it has committed: the
 batches commit one at a time, in order, as before. Nothing else changes: the same statements, the same rows,
-one transaction per batch. If the indexer dies, the pipe closes and the writer rolls back what it had not
-committed and exits.
+one transaction per batch. The writer dies with the indexer (a batch it had not committed rolls back); the
+indexer's signals are not its own: a SIGTERM or Ctrl-C stops the indexer, which finishes its batch and then
+closes the pipe, and the writer exits.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def _serve(conninfo: str, requests: Connection, parent_end: Connection, indexer:
     if os.getppid() != indexer:  # it died before the line above
         return
     parent_end.close()  # so the indexer's exit closes the pipe
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the indexer, which then closes the pipe
+    signal.set_wakeup_fd(-1)  # the indexer's event loop's, inherited
+    for stop in (signal.SIGINT, signal.SIGTERM):  # sent to the indexer's whole group: the indexer stops, not this
+        signal.signal(stop, signal.SIG_IGN)
     with psycopg.connect(conninfo) as connection:
         while True:
             try:
@@ -99,7 +102,8 @@ class WriterProcess:
         child_end.close()
 
     def write(self, plan: Plan) -> None:
-        """Committed when this returns; `WriteFailed` (nothing of the plan committed) otherwise."""
+        """Committed when this returns. `WriteFailed`: the plan was rolled back (its error), or the writer is gone
+        (it may have committed: the cursor in the database says)."""
         try:
             self._pipe.send(plan)
             error = self._pipe.recv()
