@@ -105,3 +105,21 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_writer_process_outlives_the_indexers_stop_signals(postgres: PostgresCluster) -> None:
+    """SIGTERM and Ctrl-C reach the indexer's whole process group: the indexer stops after its batch, so the
+    writer must not die under that batch; it ends when the indexer closes the pipe."""
+    url = postgres.create_database()
+    open_db(url)
+    insert = f"INSERT INTO {TRANSACTIONS} (signature, slot, events, skipped) VALUES (%s, 1, 0, 0)"
+    writer = WriterProcess(url)
+    writer.write(Plan([(EXECUTE, insert, [("before",)])]))  # running: its handlers are set
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        os.kill(writer.process.pid, stop)
+    writer.write(Plan([(EXECUTE, insert, [("after",)])]))
+    writer.close()
+    assert writer.process.exitcode == 0
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(f"SELECT signature FROM {TRANSACTIONS} ORDER BY signature").fetchall()
+    assert rows == [("after",), ("before",)]
