@@ -536,10 +536,13 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 EVENTS_CHANNEL = "ghostpay_events"
 
 
+NOTIFY_SQL = "SELECT pg_notify(%s, '')"
+
+
 def notify_new_events(connection: Connection) -> None:
     """NOTIFY the API replicas, in `connection`'s open PostgreSQL transaction: delivered when (and only if) it
     commits, so a listener never reads ahead of it."""
-    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": EVENTS_CHANNEL})
+    connection.exec_driver_sql(NOTIFY_SQL, (EVENTS_CHANNEL,))
 
 
 def database_url(url: str) -> str:

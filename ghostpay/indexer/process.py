@@ -46,6 +46,8 @@ from sqlmodel import SQLModel
 from ghostpay import accounts
 from ghostpay.events import DecodedLogs, IndexedEvent, Skipped, decode_logs
 from ghostpay.indexer.models import (
+    EVENTS_CHANNEL,
+    NOTIFY_SQL,
     Agent,
     AgentCapability,
     AgentEarning,
@@ -65,6 +67,7 @@ from ghostpay.indexer.models import (
     table_of,
 )
 from ghostpay.indexer.source import ChainTransaction
+from ghostpay.indexer.writer import COPY, EXECUTE, Plan, WriterProcess
 from ghostpay.program_id import PROGRAM_ID
 from ghostpay.reputation import HISTORY_DAYS, ReputationInputs, day_of, reputation_score, roll_payment_history, tier
 
@@ -230,11 +233,14 @@ class DriverStatement:
 
 
 _DRIVER_STATEMENTS: dict[tuple[Any, ...], DriverStatement] = {}
+POSITIONAL_POSTGRESQL = postgresql.psycopg.dialect(paramstyle="format")
+"""psycopg's dialect with `%s` placeholders: a DriverStatement's rows go to the driver (or the writer process) as
+tuples, not as dicts that psycopg maps to positions row by row."""
 
 
 def driver_statement(name: str, statement: Callable[[], Any], dialect: Any, keys: tuple[str, ...]) -> DriverStatement:
     """`statement()` compiled for `dialect` with these parameter keys, once per process (`name` names the statement)."""
-    key = (name, dialect.name, dialect.driver, keys)
+    key = (name, dialect.name, dialect.driver, dialect.paramstyle, keys)
     if key not in _DRIVER_STATEMENTS:
         _DRIVER_STATEMENTS[key] = DriverStatement(statement(), dialect, keys)
     return _DRIVER_STATEMENTS[key]
@@ -247,12 +253,19 @@ class CopyRows:
 
     table: Table
 
+    def sql(self, columns: Sequence[str]) -> str:
+        return f"COPY {self.table.name} ({', '.join(columns)}) FROM STDIN"
+
     def run(self, connection: Any, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
-        sql = f"COPY {self.table.name} ({', '.join(columns)}) FROM STDIN"
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql(columns)) as copy:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
+
+    def step(self, rows: list[dict[str, Any]]) -> tuple[str, str, list[Any]]:
+        """The writer process's step (`ghostpay.indexer.writer`): the same COPY, its rows as lists."""
+        columns = list(rows[0])
+        return COPY, self.sql(columns), [[row[c] for c in columns] for row in rows]
 
 
 def _unindexed(column: Any) -> Any:
@@ -297,6 +310,18 @@ def rated_update() -> Any:
     table = table_of(Payment)
     return table.update().where(
         table.c.signature == bindparam("key_signature"), table.c.instruction_index == bindparam("key_index")
+    )
+
+
+@cache
+def cursor_upsert() -> Any:
+    """The cursor moved to a batch's last transaction, never back (the writer process's form of `write`'s)."""
+    table = table_of(Cursor)
+    stmt = postgresql.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={name: stmt.excluded[name] for name in ("slot", "signature", "updated_at")},
+        where=table.c.slot <= stmt.excluded.slot,
     )
 
 
@@ -1023,7 +1048,8 @@ class Batch:
         self._count_skips()
 
     def _driver(self, name: str, statement: Callable[[], Any], row: dict[str, Any]) -> DriverStatement:
-        return driver_statement(name, statement, self.connection.dialect, tuple(row))
+        dialect = POSITIONAL_POSTGRESQL if self.dialect == "postgresql" else self.connection.dialect
+        return driver_statement(name, statement, dialect, tuple(row))
 
     def _appender(self, model: type[SQLModel], row: dict[str, Any]) -> CopyRows | DriverStatement:
         """COPY on PostgreSQL, else a driver-level executemany of the table's INSERT."""
@@ -1055,6 +1081,37 @@ class Batch:
         self.transaction.commit()
         self.connection.close()
 
+    def write_to(self, writer: WriterProcess) -> None:
+        """`write` through the writer process (PostgreSQL): the same statements and rows, the cursor with them,
+        one database transaction, committed when this returns. The batch's own connection (its reads) ends."""
+        plan = self.plan()
+        self.rollback()  # it read, it wrote nothing
+        writer.write(plan)
+
+    def plan(self) -> Plan:
+        """What `write` executes, as SQL and plain values, in the same order."""
+        dialect = self.connection.dialect
+        steps = []
+        for statement, parameters in self._writes:
+            if isinstance(statement, CopyRows):
+                steps.append(statement.step(parameters))
+            elif isinstance(statement, DriverStatement):
+                steps.append((EXECUTE, statement.sql, statement.parameters(parameters)))
+            elif parameters is None:  # a DELETE of the agents' lists: its values its own
+                compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+                steps.append((EXECUTE, str(compiled), [compiled.params]))
+            else:
+                driver = DriverStatement(statement, dialect, tuple(parameters[0]))
+                steps.append((EXECUTE, driver.sql, driver.parameters(parameters)))
+        if self.cursor is not None:
+            slot, signature = self.cursor
+            row = {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
+            cursor = self._driver("cursor", cursor_upsert, row)
+            steps.append((EXECUTE, cursor.sql, cursor.parameters([row])))
+        if self._inserts[RawEvent]:
+            steps.append((EXECUTE, NOTIFY_SQL, [(EVENTS_CHANNEL,)]))
+        return Plan(steps)
+
     def _count_skips(self) -> None:
         s = self.stats
         counts = [
@@ -1073,5 +1130,6 @@ class Batch:
             self._writes.append((stmt.on_conflict_do_update(index_elements=["name"], set_={"count": added}), counts))
 
     def rollback(self) -> None:
-        self.transaction.rollback()
-        self.connection.close()
+        if not self.connection.closed:
+            self.transaction.rollback()
+            self.connection.close()

@@ -29,6 +29,7 @@ from ghostpay.indexer.guard import GuardError, WriterLock, check_chain
 from ghostpay.indexer.models import Cursor, SeenSlot, connect
 from ghostpay.indexer.process import Batch, BatchStats
 from ghostpay.indexer.source import ChainTransaction, LogStream, RpcSource, SignatureInfo
+from ghostpay.indexer.writer import WriterProcess
 from ghostpay.program_id import PROGRAM_ID
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,13 @@ class Indexer:
             raise
         return batch
 
-    async def _write(self, batch: Batch) -> BatchStats:
-        """Write and commit a prepared batch."""
+    async def _write(self, batch: Batch, writer: WriterProcess | None = None) -> BatchStats:
+        """Write and commit a prepared batch (through `writer`, if given)."""
         try:
-            await self._on_thread("write", batch.write)
+            if writer is not None:
+                await self._on_thread("write", batch.write_to, writer)
+            else:
+                await self._on_thread("write", batch.write)
         except BaseException:
             batch.rollback()
             raise
@@ -207,8 +211,10 @@ class Indexer:
 
         A pipeline: batch n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and n
         written on the write thread, all at once. Writes stay in order, one at a time, each with its cursor;
-        n + 1 takes the rows n touched from n itself (they may not be committed yet)."""
+        n + 1 takes the rows n touched from n itself (they may not be committed yet). On PostgreSQL the writes
+        go through a process of their own (`ghostpay.indexer.writer`), off this process's GIL."""
         applied = done = 0
+        writer = self._writer() if chunks else None
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
         writing: asyncio.Future[BatchStats] | None = None
         previous: Batch | None = None
@@ -220,7 +226,7 @@ class Indexer:
                 batch = await self._prepare(transactions, decoded, previous if self._threaded else None)
                 if writing is not None:
                     applied += (await writing).transactions
-                writing, previous = asyncio.ensure_future(self._write(batch)), batch
+                writing, previous = asyncio.ensure_future(self._write(batch, writer)), batch
                 if not self._threaded:  # one connection for all: no overlap
                     applied += (await writing).transactions
                     writing = None
@@ -235,19 +241,27 @@ class Indexer:
                 )
                 if self.stopping.is_set():
                     break
+            if writing is not None:  # the last batch, committed before the writer process ends
+                applied += (await writing).transactions
         except BaseException:
-            if writing is not None:  # the batch in flight commits (or fails) before the error goes up
+            if writing is not None and not writing.done():  # the batch in flight commits (or fails) first
                 await asyncio.wait({writing})
-                if not writing.cancelled():
-                    writing.exception()  # retrieved: the first error is the one raised
+            if writing is not None and not writing.cancelled():
+                writing.exception()  # retrieved: the first error is the one raised
             raise
         finally:
             if pending is not None:
                 pending.cancel()
-        if writing is not None:
-            applied += (await writing).transactions
+            if writer is not None:
+                writer.close()
         log.info("back-fill: %d transactions applied", applied)
         return applied
+
+    def _writer(self) -> WriterProcess | None:
+        """A writer process for a pipelined back-fill into PostgreSQL (None: written on the write thread)."""
+        if not self._threaded or self.engine.dialect.name != "postgresql":
+            return None
+        return WriterProcess(self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
     # trust ----------------------------------------------------------------------------------------------
 
