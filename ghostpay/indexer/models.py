@@ -188,12 +188,12 @@ class Payment(SQLModel, table=True):
     agent: str = Field(index=True)
     reference: str = Field(index=True)  # hex
     payer: str = Field(index=True)
-    rent_payer: str = Field(default="", index=True)  # the record's rent payer (it paid a PayerStats' rent, or nothing)
+    rent_payer: str = ""  # the record's rent payer (it paid a PayerStats' rent, or nothing); shown, never searched
     mint: str = Field(index=True)
     amount: int = u64(index=True)
     slot: int = i64(index=True)
     timestamp: int = i64(index=True)
-    outcome: str = Field(default="recorded", index=True)
+    outcome: str = "recorded"  # three values: an index would only cost (see UNREAD_PAYMENT_INDEXES)
     rating: int | None = None
     response_time_ms: int | None = None
 
@@ -518,6 +518,16 @@ def _filter_index_v8(connection: Connection) -> None:
     _create_indexes(connection, FILTER_INDEXES)
 
 
+UNREAD_PAYMENT_INDEXES = ("ix_payments_rent_payer", "ix_payments_outcome")
+"""Indexes no query reads (nothing searches payments by rent payer; an outcome has three values, and the rating's
+lookup goes by reference), each written by every payment and the outcome's again by every rating."""
+
+
+def _unread_payment_indexes_v9(connection: Connection) -> None:
+    for name in UNREAD_PAYMENT_INDEXES:
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "agents, payments, feedback, reputation, work orders, daily volumes, raw events, cursor", _create_v1),
     Migration(2, "a price per accepted mint, registration number, receipt rent payer", _per_mint_prices_v2),
@@ -527,6 +537,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "the payment graph, agents' trust scores, trusted mints and trust seeds", _payment_graph_v6),
     Migration(7, "indexes in the orders agent search pages in", _search_indexes_v7),
     Migration(8, "an index covering what agent search checks of each agent", _filter_index_v8),
+    Migration(9, "no payment index that no query reads", _unread_payment_indexes_v9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

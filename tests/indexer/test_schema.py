@@ -7,9 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
-from ghostpay.indexer.models import FILTER_INDEXES, SCHEMA_VERSION, SEARCH_INDEXES, connect, migrate, schema_version
+from ghostpay.indexer.models import (
+    FILTER_INDEXES,
+    SCHEMA_VERSION,
+    SEARCH_INDEXES,
+    UNREAD_PAYMENT_INDEXES,
+    connect,
+    migrate,
+    schema_version,
+)
 
 
 def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
@@ -21,7 +29,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.exec_driver_sql("ALTER TABLE agents DROP COLUMN registration")
         c.exec_driver_sql("DROP INDEX ix_agent_tokens_price")
         c.exec_driver_sql("ALTER TABLE agent_tokens DROP COLUMN price")
-        c.exec_driver_sql("DROP INDEX ix_payments_rent_payer")
+        c.exec_driver_sql("DROP INDEX IF EXISTS ix_payments_rent_payer")  # v2 adds it, v9 drops it
         c.exec_driver_sql("ALTER TABLE payments DROP COLUMN rent_payer")
         c.exec_driver_sql("ALTER TABLE agents ADD COLUMN price_per_call BIGINT NOT NULL DEFAULT 0")
         c.exec_driver_sql("CREATE INDEX ix_agents_price_per_call ON agents (price_per_call)")
@@ -32,7 +40,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         c.execute(text("DELETE FROM schema_version WHERE version > 1"))
     with engine.begin() as c:
         assert schema_version(c) == 1
-    assert migrate(engine) == SCHEMA_VERSION == 8
+    assert migrate(engine) == SCHEMA_VERSION == 9
     with engine.begin() as c:
         columns = {
             t: {col["name"] for col in inspect(c).get_columns(t)} for t in ("agents", "agent_tokens", "payments")
@@ -41,6 +49,7 @@ def test_v1_database_gains_per_mint_prices_and_earnings(tmp_path: Path) -> None:
         indexes = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert set(SEARCH_INDEXES) <= indexes  # v7: the orders agent search pages in
         assert set(FILTER_INDEXES) <= indexes  # v8: what it checks of each agent, covered
+        assert not set(UNREAD_PAYMENT_INDEXES) & indexes  # v9: v2's rent payer index gone again
         assert "price" in columns["agent_tokens"] and "rent_payer" in columns["payments"]
         assert c.exec_driver_sql("SELECT price FROM agent_tokens").scalar_one() == 0
         assert not {"total_earnings", "x402_total_payments"} & columns["agents"]
@@ -103,7 +112,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (feedback_event,),
         )
         c.execute(text("DELETE FROM schema_version WHERE version > 4"))
-    assert migrate(engine) == SCHEMA_VERSION == 8
+    assert migrate(engine) == SCHEMA_VERSION == 9
     with engine.begin() as c:
         assert [
             tuple(r)
@@ -125,6 +134,7 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
         assert {i["name"] for i in inspect(c).get_indexes("payments")} >= {"ix_payments_reference", "ix_payments_agent"}
         indexes = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert set(SEARCH_INDEXES) <= indexes  # v7, after the payment graph
+        assert not set(UNREAD_PAYMENT_INDEXES) & indexes  # v9
         assert not {"payments_v4", "feedback_v4"} & set(inspect(c).get_table_names())
         c.exec_driver_sql(
             "INSERT INTO payments (signature, instruction_index, agent, reference, payer, rent_payer, "
@@ -133,3 +143,22 @@ def test_v4_payments_and_feedback_are_keyed_by_their_instruction(tmp_path: Path)
             (reference,),
         )
         assert c.exec_driver_sql("SELECT COUNT(*) FROM payments WHERE reference = ?", (reference,)).scalar_one() == 2
+
+
+def test_payments_keep_only_the_indexes_a_query_reads(tmp_path: Path) -> None:
+    """A fresh index and one at v8 end with the same payment indexes, neither of the two nobody reads."""
+    fresh = connect(f"sqlite:///{tmp_path / 'fresh.db'}")
+    old = connect(f"sqlite:///{tmp_path / 'old.db'}")
+    with old.begin() as c:  # back to v8: the two indexes it had
+        c.exec_driver_sql("CREATE INDEX ix_payments_rent_payer ON payments (rent_payer)")
+        c.exec_driver_sql("CREATE INDEX ix_payments_outcome ON payments (outcome)")
+        c.execute(text("DELETE FROM schema_version WHERE version > 8"))
+    assert migrate(old) == SCHEMA_VERSION == 9
+
+    def payment_indexes(engine: Engine) -> set[str]:
+        with engine.begin() as c:
+            return {i["name"] for i in inspect(c).get_indexes("payments")}
+
+    assert payment_indexes(old) == payment_indexes(fresh)
+    assert not set(UNREAD_PAYMENT_INDEXES) & payment_indexes(fresh)
+    assert {"ix_payments_reference", "ix_payments_agent", "ix_payments_timestamp"} <= payment_indexes(fresh)
