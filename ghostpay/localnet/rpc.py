@@ -203,9 +203,14 @@ def processed_only(request: Any) -> bool:
     return isinstance(request, dict) and request.get("method") in PROCESSED_ONLY
 
 
+def written_whole(pieces: list[Piece]) -> list[bytes]:
+    """`pieces` with every stream written whole: for an answer sent in one piece."""
+    return [piece if isinstance(piece, bytes) else piece.text() for piece in pieces]
+
+
 def encode_response(response: Any) -> list[bytes]:
-    """`encode_pieces` with every stream written whole: for an answer sent in one piece."""
-    return [piece if isinstance(piece, bytes) else piece.text() for piece in encode_pieces(response)]
+    """`encode_pieces`, written whole."""
+    return written_whole(encode_pieces(response))
 
 
 def param(params: list[Any], index: int, default: Any = None) -> Any:

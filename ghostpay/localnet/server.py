@@ -29,7 +29,7 @@ from ghostpay.localnet.chain import SLOT_SECONDS, Chain
 from ghostpay.localnet.cheats import Cheats
 from ghostpay.localnet.ledger import LEDGER_FILE, LOCK_FILE, Ledger, LedgerBusy
 from ghostpay.localnet.pubsub import PubSub
-from ghostpay.localnet.rpc import ItemStream, Piece, Rpc, encode_pieces
+from ghostpay.localnet.rpc import ItemStream, Piece, Rpc, encode_pieces, written_whole
 from ghostpay.paths import data_dir
 
 MAX_BODY = 64 * 1024 * 1024
@@ -340,8 +340,7 @@ class HttpRpcProtocol(asyncio.Protocol):
             if request.chunked_answer and any(isinstance(piece, ItemStream) for piece in pieces):
                 self._stream(pieces, request.keep_alive)
                 return False  # the next request waits for this answer's last chunk
-            whole = [p if isinstance(p, bytes) else p.text() for p in pieces]
-            self._answer(200, whole, "application/json", request.keep_alive, processed_only)
+            self._answer(200, written_whole(pieces), "application/json", request.keep_alive, processed_only)
         else:
             self._answer(
                 405, b"Used HTTP Method is not allowed. POST or OPTIONS is required", "text/plain", request.keep_alive
