@@ -335,6 +335,13 @@ def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
     )
 
 
+def _skip_counter_add(dialect: str) -> Any:
+    """Add a batch's skipped counts to the stored ones."""
+    stmt = _insert_statement(dialect, SkipCounter)
+    added = table_of(SkipCounter).c["count"] + stmt.excluded["count"]
+    return stmt.on_conflict_do_update(index_elements=["name"], set_={"count": added})
+
+
 class Batch:
     """One database transaction's worth of chain transactions, applied in the order given."""
 
@@ -989,9 +996,6 @@ class Batch:
 
     # commit ---------------------------------------------------------------------------------------------
 
-    def _insert(self, model: type[SQLModel]) -> Any:
-        return _insert_statement(self.dialect, model)
-
     def _replace_lists(
         self, model: type[SQLModel], lists: dict[str, list[Any]], row: Callable[[str, int, Any], dict[str, Any]]
     ) -> None:
@@ -1004,7 +1008,7 @@ class Batch:
             self._writes.append((delete(table).where(table.c.agent.in_(agents[i : i + IN_CHUNK])), None))
         rows = [row(agent, position, item) for agent, items in lists.items() for position, item in enumerate(items)]
         if rows:
-            self._writes.append((table.insert(), rows))
+            self._writes.append((self._driver(f"insert {model.__name__}", table.insert, rows[0]), rows))
 
     def commit(self) -> None:
         """Write everything applied and the cursor in one database transaction."""
@@ -1097,12 +1101,9 @@ class Batch:
                 steps.append(statement.step(parameters))
             elif isinstance(statement, DriverStatement):
                 steps.append((EXECUTE, statement.sql, statement.parameters(parameters)))
-            elif parameters is None:  # a DELETE of the agents' lists: its values its own
+            else:  # a DELETE of the agents' lists: its values its own
                 compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
                 steps.append((EXECUTE, str(compiled), [compiled.params]))
-            else:
-                driver = DriverStatement(statement, dialect, tuple(parameters[0]))
-                steps.append((EXECUTE, driver.sql, driver.parameters(parameters)))
         if self.cursor is not None:
             slot, signature = self.cursor
             row = {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
@@ -1125,9 +1126,8 @@ class Batch:
             if value
         ]
         if counts:
-            stmt = self._insert(SkipCounter)
-            added = table_of(SkipCounter).c["count"] + stmt.excluded["count"]
-            self._writes.append((stmt.on_conflict_do_update(index_elements=["name"], set_={"count": added}), counts))
+            add = self._driver("add skips", partial(_skip_counter_add, self.dialect), counts[0])
+            self._writes.append((add, counts))
 
     def rollback(self) -> None:
         if not self.connection.closed:
