@@ -177,7 +177,7 @@ def name_arguments(command: Any) -> None:
         if param.param_type_name == "argument" and not getattr(param, "named", False):
             param.metavar = param.metavar or param.name.upper()
             shown = param.metavar if param.required else f"[{param.metavar}]"
-            param._usage_display_name = lambda shown=shown: shown  # typer's own wraps it in {}
+            param.get_usage_pieces = lambda ctx, shown=shown: [shown]  # typer's own wraps it in {}
             param.named = True
 
 
