@@ -5,6 +5,8 @@ answer from the tables."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -212,6 +214,7 @@ def test_batches_of_any_size_carrying_rows_equal_one_transaction_at_a_time(
     one_at_a_time: tuple[list[ChainTransaction], dict[str, Any], dict[str, list[tuple[Any, ...]]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The back-fill's batching, at random: batches of 1 to 80 transactions, each applied before the one
     before it is written (taking the state rows the back-fill holds, not the database's, as `Indexer` does),
@@ -219,6 +222,7 @@ def test_batches_of_any_size_carrying_rows_equal_one_transaction_at_a_time(
     cuts, the tables equal applying one transaction at a time; with the bound above the history's state rows,
     each state row is read from the database at most once (none twice: the rows carried, not re-read)."""
     transactions, accounts, expected = one_at_a_time
+    caplog.set_level(logging.WARNING, "ghostpay.indexer.process")
     rng = random.Random(seed)
     unbounded = process.CARRIED_ROWS  # far above this history's state rows
     carried = rng.choice([3, 40, 400, unbounded])
@@ -248,6 +252,40 @@ def test_batches_of_any_size_carrying_rows_equal_one_transaction_at_a_time(
     assert dump_tables(engine) == expected
     if carried == unbounded:
         assert max(reads.values(), default=0) <= 1, reads.most_common(3)
+    assert "differs from the program's" not in caplog.text  # wherever a batch ends, the scores agree
+
+
+def test_a_score_the_program_disagrees_with_is_logged_once_per_batch_with_its_transaction(
+    one_at_a_time: tuple[list[ChainTransaction], dict[str, Any], dict[str, list[tuple[Any, ...]]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Our score is compared with the program's once per batch and agent, after the last transaction of the batch
+    whose ReputationUpdated set it: with a scoring that is one point off, each batch warns once for every agent
+    it rescored, naming that transaction."""
+    transactions, accounts, _ = one_at_a_time
+    score = process.reputation_score
+    monkeypatch.setattr(process, "reputation_score", lambda m: dataclasses.replace(score(m), score=score(m).score + 1))
+    engine = open_db(f"sqlite:///{tmp_path / 'index.db'}")
+    expected: list[tuple[str, str]] = []
+    size = 25
+    with caplog.at_level(logging.WARNING, "ghostpay.indexer.process"):
+        for start in range(0, len(transactions), size):
+            last: dict[str, str] = {}  # agent → the batch's last transaction with its ReputationUpdated
+            for tx in transactions[start : start + size]:
+                for event in [] if tx.failed else decode_logs(tx.logs).events:
+                    if event.name == "ReputationUpdated":
+                        last[str(event.data.agent)] = tx.signature
+            expected += sorted(last.items())
+            batch = Batch(engine)
+            batch.apply_all(transactions[start : start + size])
+            batch.prepare({a: accounts[a] for a in batch.needs_account})
+            batch.write()
+    warned = [r.args for r in caplog.records if "differs from the program's" in r.getMessage()]
+    assert len(expected) > len(transactions) // size  # several agents a batch
+    assert sorted((agent, signature) for agent, _, _, signature in warned) == sorted(expected)
+    assert all(ours == theirs + 1 for _, ours, theirs, _ in warned)
 
 
 async def _transactions_and_accounts(net: LocalnetProcess) -> tuple[list[ChainTransaction], dict[str, Any]]:
