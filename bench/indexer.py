@@ -2,7 +2,7 @@
 transactions (SQLite, and PostgreSQL when its binaries are installed), beside the raw floor of
 the same run, and the live lag from confirmation to row on a localnet.
 
-    python -m bench.indexer [--payments 6500] [--rounds 5] [--live 300]   → bench/results/indexer.json
+    python -m bench.indexer [--payments 6500] [--rounds 9] [--live 300]   → bench/results/indexer.json
 
 The raw floor is what any indexer must do, done with the best primitives: fetch the same
 transactions with the same RPC source, the next batch fetched while this one is decoded and
@@ -333,7 +333,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--payments", type=int, default=size(6_500, 20), help="payments in the history (~1.6 tx each)")
     parser.add_argument(
-        "--rounds", type=int, default=size(5, 1), help="back-fill and floor pairs per database (the median reported)"
+        "--rounds", type=int, default=size(9, 1), help="back-fill and floor pairs per database (the median reported)"
     )
     parser.add_argument("--live", type=int, default=size(300, 3), help="payments sent one by one for the lag")
     args = parser.parse_args()

@@ -109,25 +109,26 @@ class Indexer:
         self.totals = Totals()
         self.stopping = asyncio.Event()
         self.live = asyncio.Event()  # set while subscribed and caught up
-        # PostgreSQL: batches are applied on a database thread while the loop fetches the next, and written by a
-        # process of their own. SQLite: applied and written on the loop. This process's GIL runs that work either
-        # way, and database threads only contended for it (bench.indexer: 0.56 of the raw floor's rate with them,
-        # 0.68 without); an in-memory database's connections are per thread besides.
+        # Batches are applied on the loop; PostgreSQL's are written on a database thread (by a process of their
+        # own, `_writer`), SQLite's on the loop too. This process's GIL runs that work wherever it is, and threads
+        # only contended for it (bench.indexer: a SQLite back-fill at 0.60 of the raw floor's rate with an apply
+        # and a write thread, 0.69 without; PostgreSQL 0.66 -> 0.70 without the apply thread). An in-memory
+        # SQLite database's connections are per thread besides.
         self._threaded = self.engine.dialect.name != "sqlite"
-        self._threads: dict[str, ThreadPoolExecutor] = {}  # started on first use, stopped when `run` returns
+        self._write_thread: ThreadPoolExecutor | None = None  # started on first use, stopped when `run` returns
         self._trust_stale = True  # events were applied since the trust score was last computed
         self._trust_at = 0.0  # time.monotonic() of that computation
         self._decimals: dict[str, int] = {}  # of trusted mints, from the RPC
 
-    async def _on_thread(self, name: str, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` on the database thread `name` ("apply" or "write"); on SQLite, here on the loop (see
-        `__init__`). Cancelled, it still waits for the work to finish, so the caller never rolls back a connection
-        that the thread is using."""
+    async def _on_write_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on the database write thread; on SQLite, here on the loop (see `__init__`). Cancelled,
+        it still waits for the work to finish, so the caller never rolls back a connection that the thread is
+        using."""
         if not self._threaded:
             return work(*args)
-        if name not in self._threads:
-            self._threads[name] = ThreadPoolExecutor(1, thread_name_prefix=f"indexer-{name}")
-        future = asyncio.get_running_loop().run_in_executor(self._threads[name], work, *args)
+        if self._write_thread is None:
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="indexer-write")
+        future = asyncio.get_running_loop().run_in_executor(self._write_thread, work, *args)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -153,11 +154,11 @@ class Indexer:
         self, transactions: list[ChainTransaction], decoded: dict[str, DecodedLogs] | None, after: Batch | None = None
     ) -> Batch:
         """A batch applied in memory and ready to write (`after`: the batch before it, maybe still writing)."""
-        batch = await self._on_thread("apply", Batch, self.engine, self.config.program_id, after)
+        batch = Batch(self.engine, self.config.program_id, after)
         try:
-            await self._on_thread("apply", batch.apply_all, transactions, decoded)
+            batch.apply_all(transactions, decoded)
             found = await self.rpc.agent_accounts(sorted(batch.needs_account)) if batch.needs_account else {}
-            await self._on_thread("apply", batch.prepare, found)
+            batch.prepare(found)
         except BaseException:
             batch.rollback()
             raise
@@ -167,9 +168,9 @@ class Indexer:
         """Write and commit a prepared batch (through `writer`, if given)."""
         try:
             if writer is not None:
-                await self._on_thread("write", batch.write_to, writer)
+                await self._on_write_thread(batch.write_to, writer)
             else:
-                await self._on_thread("write", batch.write)
+                await self._on_write_thread(batch.write)
         except BaseException:
             batch.rollback()
             raise
@@ -210,11 +211,11 @@ class Indexer:
     async def _run_pipeline(self, chunks: list[list[SignatureInfo]], total: int) -> int:
         """Apply `chunks` of signatures in order; returns how many transactions were new.
 
-        A pipeline: batch n + 1 is fetched (the RPC node answers on its own core) while n is applied and written.
-        On PostgreSQL, n + 2 is fetched and decoded on the loop, n + 1 applied on the apply thread and n written
-        by a process of its own (`ghostpay.indexer.writer`, off this process's GIL), all at once; on SQLite the
-        loop applies and writes n itself (see `__init__`). Writes stay in order, one at a time, each with its
-        cursor; n + 1 takes the rows n touched from n itself (they may not be committed yet)."""
+        A pipeline: batch n + 1 is fetched (the RPC node answers on its own core) while the loop applies n. On
+        PostgreSQL n is written by a process of its own (`ghostpay.indexer.writer`, off this process's GIL) while
+        the loop goes on with n + 1; on SQLite the loop writes n itself (see `__init__`). Writes stay in order,
+        one at a time, each with its cursor; n + 1 takes the rows n touched from n itself (they may not be
+        committed yet)."""
         applied = done = 0
         writer = self._writer() if chunks else None
         pending = asyncio.ensure_future(self._fetch(chunks[0])) if chunks else None
@@ -276,12 +277,12 @@ class Indexer:
             return
         from ghostpay.indexer import trust
 
-        missing = await self._on_thread("write", trust.undecided_mints, self.engine, self.config.token_labels)
+        missing = await self._on_write_thread(trust.undecided_mints, self.engine, self.config.token_labels)
         for mint in missing:
             if mint not in self._decimals:
                 with contextlib.suppress(Exception):  # not a mint: it weighs as a stablecoin would
                     self._decimals[mint] = int((await self.rpc.call("getTokenSupply", mint))["value"]["decimals"])
-        await self._on_thread("write", trust.recompute, self.engine, self.config.token_labels, self._decimals)
+        await self._on_write_thread(trust.recompute, self.engine, self.config.token_labels, self._decimals)
         self._trust_stale, self._trust_at = False, time.monotonic()
 
     # live ---------------------------------------------------------------------------------------------
@@ -345,7 +346,7 @@ class Indexer:
         notification came in meanwhile, then the next round notes it)."""
         slot = await self.rpc.slot()
         if queue.empty():
-            await self._on_thread("write", note_seen_slot, self.engine, slot)
+            await self._on_write_thread(note_seen_slot, self.engine, slot)
 
     async def check_chain(self) -> None:
         """Refuse a database built from another chain (`ChainMismatch`); once per run."""
@@ -389,9 +390,9 @@ class Indexer:
         finally:
             lock.release()
             await self.rpc.close()
-            for thread in self._threads.values():
-                thread.shutdown()
-            self._threads.clear()
+            if self._write_thread is not None:
+                self._write_thread.shutdown()
+                self._write_thread = None
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it with the cursor, and return from `run`."""
