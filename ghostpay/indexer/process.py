@@ -309,10 +309,10 @@ def rated_update() -> Any:
 
 
 @cache
-def cursor_upsert() -> Any:
-    """The cursor moved to a batch's last transaction, never back (the writer process's form of `write`'s)."""
+def cursor_upsert(dialect: str) -> Any:
+    """The cursor moved to a batch's last transaction, never back."""
     table = table_of(Cursor)
-    stmt = postgresql.insert(table)
+    stmt = _insert_statement(dialect, Cursor)
     return stmt.on_conflict_do_update(
         index_elements=["id"],
         set_={name: stmt.excluded[name] for name in ("slot", "signature", "updated_at")},
@@ -686,14 +686,25 @@ class Batch:
         rep.failed_payments += 1
 
     def _rescore(self, agent: str, rep: Row) -> None:
-        """The reputation changed: its score is computed once, when read (a payment changes it twice: its
-        record, then the program's ReputationUpdated)."""
+        """The reputation changed: its score is computed once, at the batch's end (`_score_all`), however many
+        events changed it (a payment changes it twice: its record, then the program's ReputationUpdated)."""
         self._unscored[agent] = rep
         self._rescored.add(agent)
 
     def _score_all(self) -> None:
-        for agent in list(self._unscored):
-            self._score_now(agent)
+        """Score every reputation changed since the batch began (or since `_score_all` last ran)."""
+        for agent, rep in self._unscored.items():
+            score = reputation_score(metrics_inputs(rep))
+            rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
+            rep.response_time, rep.volume_consistency, rep.score = (
+                score.response_time,
+                score.volume_consistency,
+                score.score,
+            )
+            row = self._agent(agent)
+            row.reputation_score = score.score
+            row.tier = tier(score.score, rep.successful_payments + rep.failed_payments > 0).value
+        self._unscored.clear()
 
     def _check_scores(self) -> None:
         """Warn of each agent whose recomputed score differs from the one its last ReputationUpdated logged."""
@@ -708,21 +719,6 @@ class Batch:
                     signature,
                 )
         self._score_checks.clear()
-
-    def _score_now(self, agent: str) -> None:
-        rep = self._unscored.pop(agent, None)
-        if rep is None:
-            return
-        score = reputation_score(metrics_inputs(rep))
-        rep.payment_success, rep.service_quality = score.payment_success, score.service_quality
-        rep.response_time, rep.volume_consistency, rep.score = (
-            score.response_time,
-            score.volume_consistency,
-            score.score,
-        )
-        row = self._agent(agent)
-        row.reputation_score = score.score
-        row.tier = tier(score.score, rep.successful_payments + rep.failed_payments > 0).value
 
     def _on_X402PaymentRecorded(self, tx: ChainTransaction, indexed: IndexedEvent, e: Any, agent: str) -> None:
         reference = bytes(e.reference).hex()
@@ -1078,17 +1074,8 @@ class Batch:
             else:
                 self.connection.execute(statement, parameters)
         if self.cursor is not None:
-            slot, signature = self.cursor
-            table = table_of(Cursor)
-            stored = self.connection.execute(select(table.c.slot).where(table.c.id == 1)).scalar()
-            if stored is None:
-                self.connection.execute(
-                    table.insert(), {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
-                )
-            elif slot >= stored:
-                self.connection.execute(
-                    table.update().where(table.c.id == 1).values(slot=slot, signature=signature, updated_at=time.time())
-                )
+            cursor, row = self._cursor_move()
+            cursor.run(self.connection, [row])
         if self.dialect == "postgresql" and self._inserts[RawEvent]:
             notify_new_events(self.connection)
         self.transaction.commit()
@@ -1114,13 +1101,18 @@ class Batch:
                 compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
                 steps.append((EXECUTE, str(compiled), [compiled.params]))
         if self.cursor is not None:
-            slot, signature = self.cursor
-            row = {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
-            cursor = self._driver("cursor", cursor_upsert, row)
+            cursor, row = self._cursor_move()
             steps.append((EXECUTE, cursor.sql, cursor.parameters([row])))
         if self._inserts[RawEvent]:
             steps.append((EXECUTE, NOTIFY_SQL, [(EVENTS_CHANNEL,)]))
         return Plan(steps)
+
+    def _cursor_move(self) -> tuple[DriverStatement, dict[str, Any]]:
+        """The cursor's upsert and its row: this batch's last transaction (the cursor never moves back)."""
+        assert self.cursor is not None
+        slot, signature = self.cursor
+        row = {"id": 1, "slot": slot, "signature": signature, "updated_at": time.time()}
+        return self._driver("cursor", partial(cursor_upsert, self.dialect), row), row
 
     def _count_skips(self) -> None:
         s = self.stats

@@ -1,8 +1,8 @@
 """A PostgreSQL back-fill's writes in a process of their own.
 
-A pipelined back-fill fetches and decodes batch n + 2 and applies n + 1 while n is written, all in one
-process: the write, mostly waiting on the server (a COPY or a statement's round trip at a time), had to take
-the GIL back after every wait from the two busy threads, and was the pipeline's slowest stage. Here a forked
+A back-fill fetches and applies the next batches while one is written: in one process, the write, mostly
+waiting on the server (a COPY or a statement's round trip at a time), had to take the GIL back after every wait
+from the busy loop and apply thread, and was the pipeline's slowest stage. Here a forked
 process holds its own connection and executes each batch's `Plan` (steps of plain values, made by
 `Batch.plan`) in one database transaction, the cursor with it, and answers once it has committed: the
 batches commit one at a time, in order, as before. Nothing else changes: the same statements, the same rows,
